@@ -1,0 +1,115 @@
+/**
+ * The L7 filter API (types only): what the HTTP data path hands a filter and what a filter may
+ * answer. Component filters (WIT), proxy-wasm filters and any future kind implement `HttpFilter`;
+ * the data path never sees wasm. Filters return decisions; they never throw across this boundary
+ * (a trap becomes a `failed` outcome that the filter's fail policy turns into 503 or a skip).
+ */
+import type { FailPolicy, FilterRef } from "./snapshot.ts";
+
+/** Lower-case header names, ordered, multi-valued. */
+export interface HeaderMap {
+  get(name: string): string | undefined;
+  getAll(name: string): string[];
+  set(name: string, value: string): void;
+  add(name: string, value: string): void;
+  remove(name: string): void;
+  has(name: string): boolean;
+  entries(): [string, string][];
+  readonly size: number;
+}
+
+/** What the host knows about the connection, by Istio/Envoy attribute names. */
+export interface PeerInfo {
+  /** Verified peer SPIFFE id (spiffe://...), undefined for plaintext. */
+  readonly sourcePrincipal: string | undefined;
+  readonly sourceNamespace: string | undefined;
+  readonly sourceAddress: string;
+  readonly sourcePort: number;
+  readonly destinationAddress: string;
+  readonly destinationPort: number;
+  /** Service FQDN when the request targets a service. */
+  readonly destinationService: string | undefined;
+  readonly destinationWorkload: string | undefined;
+  readonly destinationNamespace: string | undefined;
+  readonly destinationPrincipal: string | undefined;
+  /** mTLS-verified connection (HBONE). */
+  readonly mtls: boolean;
+}
+
+export type Direction = "inbound" | "outbound";
+
+export interface HttpRequestContext {
+  readonly direction: Direction;
+  readonly method: string;
+  /** :path, including the query. */
+  readonly path: string;
+  readonly authority: string;
+  readonly scheme: string;
+  readonly protocol: "HTTP/1.1" | "HTTP/2";
+  readonly requestHeaders: HeaderMap;
+  readonly peer: PeerInfo;
+  readonly requestId: string;
+  /** Per-request state shared by the filters of one chain across phases. */
+  readonly filterState: Map<string, unknown>;
+  /** Buffered request body, only for filters that opted into bodies. */
+  requestBody: Uint8Array | undefined;
+}
+
+export interface HttpResponseContext {
+  status: number;
+  readonly responseHeaders: HeaderMap;
+  responseBody: Uint8Array | undefined;
+}
+
+/** Choose the upstream for this request: a service and optionally a subset of its endpoints. */
+export interface RouteChoice {
+  readonly service: string;
+  readonly subset: string | undefined;
+}
+
+export interface LocalResponse {
+  readonly status: number;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly body: string | Uint8Array;
+  /** Envoy-style response details, e.g. "rbac_access_denied_matched_policy[none]". */
+  readonly details: string;
+  /** Set for gRPC requests: the local reply becomes HTTP 200 with this grpc-status. */
+  readonly grpcStatus?: number;
+}
+
+export type FilterDecision =
+  | { readonly action: "continue"; readonly route?: RouteChoice }
+  | { readonly action: "respond"; readonly response: LocalResponse }
+  | { readonly action: "delay"; readonly delayMs: number; readonly then: FilterDecision };
+
+export type FilterFailureKind =
+  | "trap"
+  | "timeout"
+  | "memory"
+  | "bad_output"
+  | "unavailable";
+
+export type FilterOutcome =
+  | FilterDecision
+  | { readonly action: "failed"; readonly kind: FilterFailureKind; readonly message: string };
+
+/** One configured generation of a filter. Cheap per-request calls; config parsed once. */
+export interface HttpFilter {
+  readonly name: string;
+  readonly failPolicy: FailPolicy;
+  /** Does the filter want the buffered request body before onRequestHeaders continues? */
+  readonly wantsRequestBody: boolean;
+  readonly wantsResponseBody: boolean;
+  onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome>;
+  onResponse(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+  ): FilterOutcome | Promise<FilterOutcome>;
+  /** Called once per request after the response completed or the stream was reset. */
+  onDone(ctx: HttpRequestContext): void;
+}
+
+/** Turns a configured FilterRef into a live filter; implemented by src/filters, wired by app. */
+export interface FilterResolver {
+  resolve(ref: FilterRef): HttpFilter;
+}

@@ -1,0 +1,13 @@
+/**
+ * weft's data path: listeners, connection lifecycle, L4 copy, HBONE, pools, drain, the
+ * filter-chain runner and the filter API (types only), errors, log, metrics.
+ * May import: nothing else in src/ (no tls, filters, xds, protobuf or wasm types).
+ */
+export * from "./errors.ts";
+export * from "./log.ts";
+export * from "./metrics.ts";
+export * from "./runtime.ts";
+export type * from "./snapshot.ts";
+export { spiffeId } from "./snapshot.ts";
+export type * from "./filter_api.ts";
+export type * from "./transport.ts";

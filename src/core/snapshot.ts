@@ -1,0 +1,172 @@
+/**
+ * The immutable configuration the data path reads. The control path (bootstrap YAML in src/app,
+ * xDS in src/xds) validates raw input and builds a Snapshot; the data path swaps whole snapshots
+ * and never mutates one (ztunnel's model: control writes, data reads).
+ */
+
+/** "ip:port" with IPv6 in brackets. */
+export type SocketAddr = string;
+
+export interface NodeInfo {
+  readonly name: string;
+  /** The HBONE port (15008). The HBONE server binds <workload ip>:<hbonePort> for each local
+   * workload and presents that workload's identity (ztunnel's in-pod mode: no SNI is sent, so
+   * the listening address decides the certificate). */
+  readonly hbonePort: number;
+  readonly trustDomain: string;
+  readonly network: string;
+}
+
+/** PeerAuthentication vocabulary for the plaintext inbound port 15006. */
+export type MtlsMode = "STRICT" | "PERMISSIVE";
+
+export interface Workload {
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** spiffe://<td>/ns/<ns>/sa/<sa> */
+  readonly identity: string;
+  /** The workload's IP (any loopback address on a laptop). */
+  readonly address: string;
+  /** Ports the workload listens on; empty = any. */
+  readonly ports: readonly number[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly mtlsMode: MtlsMode;
+}
+
+export type AppProtocol = "TCP" | "HTTP" | "HTTP2" | "GRPC";
+
+export interface ServicePort {
+  readonly port: number;
+  readonly targetPort: number;
+  readonly protocol: AppProtocol;
+  readonly name: string;
+}
+
+export interface Endpoint {
+  readonly workload: string;
+  readonly namespace: string;
+  /** Workload IP. */
+  readonly address: string;
+  /** Where to dial HBONE for this endpoint (default <address>:15008, as ztunnel dials the pod
+   * IP); undefined = not in the mesh (plaintext, direct). */
+  readonly hboneAddress: SocketAddr | undefined;
+  /** Name of the node hosting it (informational, shown in config_dump and the pool key). */
+  readonly node: string | undefined;
+  /** Expected server identity (spiffe://...) when reached over HBONE. */
+  readonly identity: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly weight: number;
+}
+
+export interface Subset {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A filter as configured: the filter host resolves `type` through its registry. */
+export interface FilterRef {
+  readonly name: string;
+  /** e.g. "weft.component" (WIT component), "weft.proxy_wasm", or a first-party plugin name. */
+  readonly type: string;
+  /** file:// or https:// URL of the .wasm, or a path. */
+  readonly url: string | undefined;
+  readonly sha256: string | undefined;
+  /** Passed to the filter's configure step as JSON. */
+  readonly config: unknown;
+  readonly failPolicy: FailPolicy;
+  /** Istio WasmPlugin phase/priority; the chain is ordered by them. */
+  readonly phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED";
+  readonly priority: number;
+}
+
+export type FailPolicy = "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
+
+export interface Service {
+  readonly name: string;
+  readonly namespace: string;
+  /** FQDN, e.g. echo.default.svc.cluster.local */
+  readonly hostname: string;
+  /** Virtual addresses weft captures outbound traffic on (e.g. 127.10.0.1). */
+  readonly vips: readonly string[];
+  readonly ports: readonly ServicePort[];
+  readonly endpoints: readonly Endpoint[];
+  readonly subsets: readonly Subset[];
+  /** L7 chains; both empty = pure L4. */
+  readonly outboundFilters: readonly FilterRef[];
+  readonly inboundFilters: readonly FilterRef[];
+}
+
+export type StringMatch = string; // Istio form: exact, "abc*", "*abc", "*"
+
+export interface PolicySource {
+  readonly principals?: readonly StringMatch[];
+  readonly notPrincipals?: readonly StringMatch[];
+  readonly namespaces?: readonly StringMatch[];
+  readonly notNamespaces?: readonly StringMatch[];
+  readonly ipBlocks?: readonly string[];
+  readonly notIpBlocks?: readonly string[];
+}
+
+export interface PolicyOperation {
+  readonly ports?: readonly string[];
+  readonly notPorts?: readonly string[];
+  readonly hosts?: readonly StringMatch[];
+  readonly notHosts?: readonly StringMatch[];
+  readonly methods?: readonly StringMatch[];
+  readonly notMethods?: readonly StringMatch[];
+  readonly paths?: readonly StringMatch[];
+  readonly notPaths?: readonly StringMatch[];
+}
+
+export interface PolicyCondition {
+  readonly key: string;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
+}
+
+export interface PolicyRule {
+  readonly from?: readonly { readonly source: PolicySource }[];
+  readonly to?: readonly { readonly operation: PolicyOperation }[];
+  readonly when?: readonly PolicyCondition[];
+}
+
+export interface AuthorizationPolicy {
+  readonly name: string;
+  readonly namespace: string;
+  /** matchLabels; undefined = every workload in the namespace (root namespace = mesh-wide). */
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly action: "ALLOW" | "DENY" | "AUDIT";
+  readonly dryRun: boolean;
+  /** undefined/empty = matches nothing (spec: {}). */
+  readonly rules: readonly PolicyRule[];
+}
+
+export interface Timeouts {
+  readonly connectMs: number;
+  readonly idleMs: number;
+  readonly drainMs: number;
+}
+
+export interface Limits {
+  readonly maxConnections: number;
+  readonly poolMaxStreamsPerConnection: number;
+  readonly poolIdleMs: number;
+}
+
+export interface Snapshot {
+  readonly version: string;
+  readonly node: NodeInfo;
+  readonly rootNamespace: string;
+  readonly workloads: readonly Workload[];
+  readonly services: readonly Service[];
+  readonly policies: readonly AuthorizationPolicy[];
+  /** Istio's outboundTrafficPolicy: where unknown destinations go. */
+  readonly outboundTrafficPolicy: "ALLOW_ANY" | "REGISTRY_ONLY";
+  readonly timeouts: Timeouts;
+  readonly limits: Limits;
+}
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}

@@ -1,0 +1,46 @@
+/**
+ * What the data path needs from identity (implemented in src/tls, injected by src/app): TLS
+ * material per local identity and verdicts on peer certificates. Core stays free of x509 code.
+ */
+
+/** PEM material for node:tls / node:http2 secure contexts. */
+export interface TlsMaterial {
+  /** Leaf first, then intermediates. */
+  readonly certChainPem: string;
+  readonly keyPem: string;
+  /** The trust bundle (mesh roots). */
+  readonly rootsPem: string;
+  readonly serial: string;
+  readonly notAfter: Date;
+}
+
+export type PeerVerdict =
+  | { readonly ok: true; readonly identity: string }
+  | { readonly ok: false; readonly reason: TlsRejectReason; readonly message: string };
+
+/** Stable reasons, used as the `reason` label of weft_tls_rejections_total. */
+export type TlsRejectReason =
+  | "no_client_cert"
+  | "untrusted_chain"
+  | "expired"
+  | "not_yet_valid"
+  | "bad_san"
+  | "trust_domain_mismatch"
+  | "identity_mismatch"
+  | "handshake_failed";
+
+export interface IdentityProvider {
+  readonly trustDomain: string;
+  /** Current material for a local identity (spiffe://...); issues it on first use. */
+  material(identity: string): Promise<TlsMaterial>;
+  /** Server side: the client leaf (DER) already passed chain validation; check SAN shape and
+   * trust domain. */
+  verifyClient(leafDer: Uint8Array): PeerVerdict;
+  /** Client side: the server leaf (DER) already passed chain validation; check SAN shape and
+   * that its identity is one of `expected`. */
+  verifyServer(leafDer: Uint8Array, expected: readonly string[]): PeerVerdict;
+  /** Map a handshake error (node:tls error/alert) to a reject reason. */
+  classifyTlsError(err: unknown): TlsRejectReason;
+  /** Notified after an identity's certificate rotated, so servers refresh secure contexts. */
+  onRotate(fn: (identity: string, material: TlsMaterial) => void): () => void;
+}
