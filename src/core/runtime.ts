@@ -45,3 +45,46 @@ export function rssBytes(): number {
 export function nowMs(): number {
   return performance.now();
 }
+
+export interface HttpServerHandle {
+  readonly hostname: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serve a fetch handler (hono's app.fetch) on one address; resolves once bound. */
+export function serveHttp(
+  hostname: string,
+  port: number,
+  fetch: (req: Request) => Response | Promise<Response>,
+): Promise<HttpServerHandle> {
+  if (g.Deno) {
+    return new Promise((resolve, reject) => {
+      try {
+        const ac = new AbortController();
+        const server = g.Deno.serve({
+          hostname,
+          port,
+          signal: ac.signal,
+          onListen: (a: { hostname: string; port: number }) =>
+            resolve({
+              hostname: a.hostname,
+              port: a.port,
+              close: async () => {
+                ac.abort();
+                await server.finished;
+              },
+            }),
+        }, fetch);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  }
+  const server = g.Bun.serve({ hostname, port, fetch });
+  return Promise.resolve({
+    hostname,
+    port: server.port,
+    close: () => Promise.resolve(server.stop(true)),
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * A tiny path-tracking checker for raw config: every problem is collected with its path
+ * (`services[0].ports[1].port: must be 1-65535`) instead of stopping at the first.
+ */
+export class Problems {
+  readonly list: string[] = [];
+  add(path: string, msg: string): void {
+    this.list.push(`${path}: ${msg}`);
+  }
+  get ok(): boolean {
+    return this.list.length === 0;
+  }
+}
+
+export type Raw = Record<string, unknown>;
+
+export function isObj(v: unknown): v is Raw {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export class Checker {
+  constructor(readonly problems: Problems) {}
+
+  obj(path: string, v: unknown, known: readonly string[]): Raw {
+    if (v === undefined || v === null) return {};
+    if (!isObj(v)) {
+      this.problems.add(path, "must be a mapping");
+      return {};
+    }
+    for (const k of Object.keys(v)) {
+      if (!known.includes(k)) {
+        this.problems.add(join(path, k), `unknown field (known: ${known.join(", ")})`);
+      }
+    }
+    return v;
+  }
+
+  list(path: string, v: unknown): unknown[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) {
+      this.problems.add(path, "must be a list");
+      return [];
+    }
+    return v;
+  }
+
+  str(path: string, v: unknown, def?: string, re?: RegExp, what?: string): string {
+    if (v === undefined || v === null) {
+      if (def === undefined) this.problems.add(path, "is required");
+      return def ?? "";
+    }
+    if (typeof v !== "string") {
+      this.problems.add(path, "must be a string");
+      return def ?? "";
+    }
+    if (re && !re.test(v)) this.problems.add(path, `must be ${what ?? re.source}, got "${v}"`);
+    return v;
+  }
+
+  optStr(path: string, v: unknown): string | undefined {
+    return v === undefined || v === null ? undefined : this.str(path, v);
+  }
+
+  int(path: string, v: unknown, def: number | undefined, min: number, max: number): number {
+    if (v === undefined || v === null) {
+      if (def === undefined) this.problems.add(path, "is required");
+      return def ?? min;
+    }
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      this.problems.add(path, `must be an integer ${min}-${max}, got ${JSON.stringify(v)}`);
+      return def ?? min;
+    }
+    return v;
+  }
+
+  num(path: string, v: unknown, def: number, min: number, max: number): number {
+    if (v === undefined || v === null) return def;
+    if (typeof v !== "number" || !(v >= min && v <= max)) {
+      this.problems.add(path, `must be a number ${min}-${max}, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  bool(path: string, v: unknown, def: boolean): boolean {
+    if (v === undefined || v === null) return def;
+    if (typeof v !== "boolean") {
+      this.problems.add(path, "must be true or false");
+      return def;
+    }
+    return v;
+  }
+
+  oneOf<T extends string>(path: string, v: unknown, allowed: readonly T[], def: T): T {
+    if (v === undefined || v === null) return def;
+    if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+      this.problems.add(path, `must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return v as T;
+  }
+
+  /** Istio/Go duration ("10s", "1.5m", "250ms", "1h30m") → milliseconds. */
+  duration(path: string, v: unknown, defMs: number): number {
+    if (v === undefined || v === null) return defMs;
+    if (typeof v === "number" && v >= 0) return v * 1000;
+    const ms = typeof v === "string" ? parseDurationMs(v) : undefined;
+    if (ms === undefined) {
+      this.problems.add(path, `must be a duration such as "10s", "250ms" or "5m", got ${JSON.stringify(v)}`);
+      return defMs;
+    }
+    return ms;
+  }
+
+  labels(path: string, v: unknown): Record<string, string> {
+    const o = this.obj(path, v, Object.keys(isObj(v) ? v : {}));
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(o)) out[k] = this.str(join(path, k), val);
+    return out;
+  }
+
+  strList(path: string, v: unknown): string[] {
+    return this.list(path, v).map((x, i) => this.str(`${path}[${i}]`, x));
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDurationMs(text: string): number | undefined {
+  if (text === "0") return 0;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let end = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * UNITS[m[2]!]!;
+    end = re.lastIndex;
+  }
+  return end === text.length && end > 0 ? total : undefined;
+}
+
+export function join(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  return path ? `${path}.${key}` : key;
+}
+
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}

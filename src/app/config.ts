@@ -1,0 +1,169 @@
+/**
+ * Bootstrap config: weft.yaml → validated, frozen, fully defaulted WeftConfig, with every problem
+ * reported by path. Parsing uses the `yaml` npm package (JSR's @std/yaml is not reachable here).
+ */
+import { parse as parseYaml } from "yaml";
+import { spiffeId } from "../core/mod.ts";
+import type { Workload } from "../core/mod.ts";
+import { isValidCidr, parseIp, splitHostPort } from "../core/ip.ts";
+import { Checker, deepFreeze, isObj, Problems } from "./check.ts";
+import type { WeftConfig } from "./config_types.ts";
+import { checkPolicy } from "./config_policy.ts";
+import { checkService } from "./config_service.ts";
+
+export type ValidationResult =
+  | { ok: true; config: WeftConfig }
+  | { ok: false; problems: readonly string[] };
+
+const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const TOP = [
+  "node",
+  "ca",
+  "certificates",
+  "listeners",
+  "outboundTrafficPolicy",
+  "timeouts",
+  "limits",
+  "workloads",
+  "services",
+  "authorizationPolicies",
+  "xds",
+];
+
+export function parseConfigText(text: string): ValidationResult {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
+  }
+  return validateConfig(raw ?? {});
+}
+
+export function validateConfig(raw: unknown): ValidationResult {
+  const problems = new Problems();
+  const c = new Checker(problems);
+  if (!isObj(raw)) return { ok: false, problems: ["(root): must be a mapping"] };
+  const r = c.obj("", raw, TOP);
+
+  const n = c.obj("node", r.node, ["name", "trustDomain", "network", "hbonePort", "rootNamespace"]);
+  const node = {
+    name: c.str("node.name", n.name, "weft-node", NAME, "a DNS-1123 name"),
+    trustDomain: c.str("node.trustDomain", n.trustDomain, "cluster.local", /^[a-z0-9.-]+$/, "a trust domain (lowercase letters, digits, dots, dashes)"),
+    network: c.str("node.network", n.network, ""),
+    hbonePort: c.int("node.hbonePort", n.hbonePort, 15008, 1, 65535),
+    rootNamespace: c.str("node.rootNamespace", n.rootNamespace, "istio-system", NAME, "a namespace name"),
+  };
+
+  const ca = checkCa(c, r.ca);
+  const certs = c.obj("certificates", r.certificates, ["ttl", "rotateAtFraction"]);
+  const ttlMs = c.duration("certificates.ttl", certs.ttl, 24 * 3_600_000);
+  if (ttlMs < 2000) problems.add("certificates.ttl", "must be at least 2s");
+  const certificates = {
+    ttlMs,
+    rotateAtFraction: c.num("certificates.rotateAtFraction", certs.rotateAtFraction, 0.5, 0.1, 0.9),
+  };
+
+  const l = c.obj("listeners", r.listeners, ["admin", "metrics", "readiness", "socks5", "inboundPlaintextPort"]);
+  const listeners = {
+    admin: addr(c, "listeners.admin", l.admin, "127.0.0.1:15000"),
+    metrics: addr(c, "listeners.metrics", l.metrics, "127.0.0.1:15020"),
+    readiness: addr(c, "listeners.readiness", l.readiness, "127.0.0.1:15021"),
+    socks5: l.socks5 === "" || l.socks5 === false ? "" : addr(c, "listeners.socks5", l.socks5, "127.0.0.1:15080"),
+    inboundPlaintextPort: c.int("listeners.inboundPlaintextPort", l.inboundPlaintextPort, 15006, 0, 65535),
+  };
+
+  const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
+  const t = c.obj("timeouts", r.timeouts, ["connect", "idle", "drain"]);
+  const lim = c.obj("limits", r.limits, ["maxConnections", "poolMaxStreamsPerConnection", "poolIdleTimeout"]);
+  const workloads = c.list("workloads", r.workloads).map((w, i) => checkWorkload(c, `workloads[${i}]`, w, node.trustDomain));
+  dupes(problems, "workloads", workloads.map((w) => `${w.namespace}/${w.name}`), "name");
+  dupes(problems, "workloads", workloads.map((w) => w.address), "address");
+  const services = c.list("services", r.services).map((s, i) => checkService(c, `services[${i}]`, s, node.trustDomain));
+  dupes(problems, "services", services.map((s) => `${s.namespace}/${s.name}`), "name");
+  const vipPorts = services.flatMap((s) => s.vips.flatMap((v) => s.ports.map((p) => `${v}:${p.port}`)));
+  dupes(problems, "services", vipPorts, "vip:port");
+  const policies = c.list("authorizationPolicies", r.authorizationPolicies).map((p, i) => checkPolicy(c, `authorizationPolicies[${i}]`, p));
+  dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
+  const x = c.obj("xds", r.xds, ["address"]);
+  const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
+
+  const config: WeftConfig = {
+    node,
+    ca,
+    certificates,
+    listeners,
+    outboundTrafficPolicy: c.oneOf("outboundTrafficPolicy.mode", otp.mode, ["ALLOW_ANY", "REGISTRY_ONLY"], "ALLOW_ANY"),
+    timeouts: {
+      connectMs: c.duration("timeouts.connect", t.connect, 10_000),
+      idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
+      drainMs: c.duration("timeouts.drain", t.drain, 5_000),
+    },
+    limits: {
+      maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),
+      poolMaxStreamsPerConnection: c.int("limits.poolMaxStreamsPerConnection", lim.poolMaxStreamsPerConnection, 100, 1, 10_000),
+      poolIdleMs: c.duration("limits.poolIdleTimeout", lim.poolIdleTimeout, 300_000),
+    },
+    workloads,
+    services,
+    authorizationPolicies: policies,
+    xds: { address: xdsAddress },
+  };
+  if (!problems.ok) return { ok: false, problems: problems.list };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+function checkCa(c: Checker, v: unknown): WeftConfig["ca"] {
+  const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile"]);
+  const mode = c.oneOf("ca.mode", o.mode, ["auto", "files"], "auto");
+  const ca = {
+    mode,
+    stateDir: c.str("ca.stateDir", o.stateDir, ".weft/ca"),
+    certFile: c.optStr("ca.certFile", o.certFile),
+    keyFile: c.optStr("ca.keyFile", o.keyFile),
+  };
+  if (mode === "files") {
+    if (!ca.certFile) c.problems.add("ca.certFile", "is required when ca.mode is files");
+    if (!ca.keyFile) c.problems.add("ca.keyFile", "is required when ca.mode is files");
+  }
+  return ca;
+}
+
+function checkWorkload(c: Checker, path: string, v: unknown, td: string): Workload {
+  const o = c.obj(path, v, ["name", "namespace", "serviceAccount", "address", "ports", "labels", "mtlsMode"]);
+  const namespace = c.str(`${path}.namespace`, o.namespace, "default", NAME, "a namespace name");
+  const serviceAccount = c.str(`${path}.serviceAccount`, o.serviceAccount, "default", NAME, "a service account name");
+  const address = c.str(`${path}.address`, o.address);
+  if (address && !parseIp(address)) c.problems.add(`${path}.address`, `must be an IP address, got "${address}"`);
+  return {
+    name: c.str(`${path}.name`, o.name, undefined, NAME, "a DNS-1123 name"),
+    namespace,
+    serviceAccount,
+    identity: spiffeId(td, namespace, serviceAccount),
+    address,
+    ports: c.list(`${path}.ports`, o.ports).map((p, i) => c.int(`${path}.ports[${i}]`, p, undefined, 1, 65535)),
+    labels: c.labels(`${path}.labels`, o.labels),
+    mtlsMode: c.oneOf(`${path}.mtlsMode`, o.mtlsMode, ["STRICT", "PERMISSIVE"], "PERMISSIVE"),
+  };
+}
+
+export function addr(c: Checker, path: string, v: unknown, def: string): string {
+  const s = c.str(path, v, def);
+  const hp = splitHostPort(s);
+  if (s && (!hp || !parseIp(hp.host))) {
+    c.problems.add(path, `must be "ip:port" (IPv6 as [addr]:port), got "${s}"`);
+  }
+  return s;
+}
+
+function dupes(p: Problems, path: string, keys: string[], what: string): void {
+  const seen = new Map<string, number>();
+  keys.forEach((k, i) => {
+    if (!k) return;
+    const j = seen.get(k);
+    if (j !== undefined) p.add(`${path}[${i}]`, `duplicate ${what} "${k}" (also at ${path}[${j}])`);
+    else seen.set(k, i);
+  });
+}
+
+export { isValidCidr };

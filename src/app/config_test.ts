@@ -1,0 +1,101 @@
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { parseConfigText, validateConfig } from "./config.ts";
+import { DEFAULT_CONFIG_YAML } from "./default_config.ts";
+import { snapshotFromConfig } from "./snapshot_builder.ts";
+
+Deno.test("config: the embedded default validates and builds a snapshot", () => {
+  const r = parseConfigText(DEFAULT_CONFIG_YAML);
+  assert(r.ok, JSON.stringify(!r.ok && r.problems));
+  const s = snapshotFromConfig(r.config);
+  assertEquals(s.node.hbonePort, 15008);
+  assertEquals(s.services[0]!.endpoints[0]!.hboneAddress, "127.0.1.1:15008");
+  assertEquals(s.services[0]!.endpoints[0]!.identity, "spiffe://cluster.local/ns/default/sa/local-app");
+  assertEquals(s.workloads[0]!.identity, "spiffe://cluster.local/ns/default/sa/local-app");
+  assert(Object.isFrozen(r.config.workloads[0]));
+});
+
+Deno.test("config: defaults fill every field", () => {
+  const r = validateConfig({});
+  assert(r.ok);
+  assertEquals(r.config.timeouts, { connectMs: 10_000, idleMs: 3_600_000, drainMs: 5_000 });
+  assertEquals(r.config.limits.poolMaxStreamsPerConnection, 100);
+  assertEquals(r.config.listeners.admin, "127.0.0.1:15000");
+  assertEquals(r.config.outboundTrafficPolicy, "ALLOW_ANY");
+});
+
+Deno.test("config: every problem is reported with its path", () => {
+  const r = parseConfigText(`
+node: { name: "Bad Name", hbonePort: 70000 }
+timeouts: { connect: tenseconds }
+workloads:
+  - name: a
+    address: not-an-ip
+  - name: a
+    address: 127.0.1.2
+    mtlsMode: MAYBE
+services:
+  - name: echo
+    ports: [{ port: 0 }]
+    endpoints: [{ address: 127.0.1.3, hboneAddress: "nope" }]
+authorizationPolicies:
+  - name: p
+    action: PERMIT
+    rules:
+      - from: [{ source: { ipBlocks: ["10.0.0.0/99"] } }]
+        when: [{ key: "request.bogus", values: ["x"] }]
+bogus: 1
+`);
+  assert(!r.ok);
+  const want = [
+    "bogus: unknown field",
+    "node.name: must be a DNS-1123 name",
+    "node.hbonePort: must be an integer 1-65535",
+    "timeouts.connect: must be a duration",
+    "workloads[0].address: must be an IP address",
+    "workloads[1].mtlsMode: must be one of STRICT, PERMISSIVE",
+    "workloads[1]: duplicate name",
+    "services[0].ports[0].port: must be an integer 1-65535",
+    "services[0].endpoints[0].hboneAddress: must be \"ip:port\"",
+    "authorizationPolicies[0].action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
+    "authorizationPolicies[0].rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
+    "authorizationPolicies[0].rules[0].when[0].key: unknown condition key",
+  ];
+  for (const w of want) assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
+});
+
+Deno.test("config: YAML syntax errors are reported, not thrown", () => {
+  const r = parseConfigText("node: [unclosed");
+  assert(!r.ok);
+  assert(r.problems[0]!.startsWith("(yaml):"));
+});
+
+Deno.test("config: Kubernetes-shaped AuthorizationPolicy with dry-run annotation", () => {
+  const r = validateConfig({
+    authorizationPolicies: [{
+      metadata: { name: "deny-other", namespace: "default", annotations: { "istio.io/dry-run": "true" } },
+      spec: { action: "DENY", rules: [{ from: [{ source: { namespaces: ["other"] } }] }] },
+    }],
+  });
+  assert(r.ok, JSON.stringify(!r.ok && r.problems));
+  const p = r.config.authorizationPolicies[0]!;
+  assertEquals([p.name, p.action, p.dryRun], ["deny-other", "DENY", true]);
+});
+
+Deno.test("config: VirtualService routes and faults are checked", () => {
+  const r = validateConfig({
+    services: [{
+      name: "echo",
+      ports: [{ port: 80, protocol: "HTTP" }],
+      subsets: [{ name: "v1", labels: { version: "v1" } }],
+      http: [{
+        match: [{ uri: { prefix: "/", exact: "/x" } }],
+        route: [{ destination: { subset: "v3" }, weight: 10 }],
+        fault: { abort: { percentage: { value: 200 } } },
+      }],
+    }],
+  });
+  assert(!r.ok);
+  for (const w of ["services[0].http[0].match[0].uri: set exactly one", "services[0].http[0].route[0].destination.subset: subset \"v3\"", "services[0].http[0].fault.abort: set exactly one", "services[0].http[0].fault.abort.percentage.value: must be a number 0-100"]) {
+    assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
+  }
+});

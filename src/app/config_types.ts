@@ -1,0 +1,90 @@
+/** The bootstrap configuration (weft.yaml) after validation: frozen and fully defaulted. */
+import type { AuthorizationPolicy, Limits, Subset, Timeouts, Workload } from "../core/mod.ts";
+
+export interface CaConfig {
+  readonly mode: "auto" | "files";
+  /** auto: where the dev CA is generated and kept. */
+  readonly stateDir: string;
+  /** files: PEM root certificate and key. */
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+}
+
+export interface ListenersConfig {
+  readonly admin: string;
+  readonly metrics: string;
+  readonly readiness: string;
+  /** "" = disabled. */
+  readonly socks5: string;
+  /** 0 = disabled. */
+  readonly inboundPlaintextPort: number;
+}
+
+export interface EndpointConfig {
+  readonly workload: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly address: string;
+  readonly port: number | undefined;
+  readonly tunnel: "HBONE" | "NONE";
+  readonly hboneAddress: string | undefined;
+  readonly node: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly weight: number;
+}
+
+export interface ServicePortConfig {
+  readonly port: number;
+  readonly targetPort: number;
+  readonly protocol: "TCP" | "HTTP" | "HTTP2" | "GRPC";
+  readonly name: string;
+}
+
+/** Istio WasmPlugin vocabulary, per service and direction. */
+export interface PluginConfig {
+  readonly name: string;
+  readonly url: string;
+  readonly sha256: string | undefined;
+  readonly type: "component" | "proxy-wasm";
+  readonly direction: "inbound" | "outbound";
+  readonly phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED";
+  readonly priority: number;
+  readonly failStrategy: "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
+  readonly pluginConfig: unknown;
+}
+
+export interface ServiceConfig {
+  readonly name: string;
+  readonly namespace: string;
+  readonly hostname: string;
+  readonly vips: readonly string[];
+  readonly ports: readonly ServicePortConfig[];
+  readonly endpoints: readonly EndpointConfig[];
+  /** DestinationRule subsets. */
+  readonly subsets: readonly Subset[];
+  /** VirtualService `http` routes (validated shape; compiled into the traffic-split and fault
+   * plugins' configs). */
+  readonly http: readonly unknown[];
+  readonly plugins: readonly PluginConfig[];
+}
+
+export interface WeftConfig {
+  readonly node: {
+    readonly name: string;
+    readonly trustDomain: string;
+    readonly network: string;
+    readonly hbonePort: number;
+    readonly rootNamespace: string;
+  };
+  readonly ca: CaConfig;
+  readonly certificates: { readonly ttlMs: number; readonly rotateAtFraction: number };
+  readonly listeners: ListenersConfig;
+  readonly outboundTrafficPolicy: "ALLOW_ANY" | "REGISTRY_ONLY";
+  readonly timeouts: Timeouts;
+  readonly limits: Limits;
+  readonly workloads: readonly Workload[];
+  readonly services: readonly ServiceConfig[];
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** xDS control plane address; when set, workloads/services/policies come from it. */
+  readonly xds: { readonly address: string | undefined };
+}

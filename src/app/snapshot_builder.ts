@@ -1,0 +1,78 @@
+/** WeftConfig → the immutable core Snapshot the data path reads. */
+import { spiffeId } from "../core/mod.ts";
+import type { Endpoint, FilterRef, Service, Snapshot } from "../core/mod.ts";
+import { joinHostPort } from "../core/ip.ts";
+import type { PluginConfig, ServiceConfig, WeftConfig } from "./config_types.ts";
+
+let counter = 0;
+
+export function snapshotFromConfig(
+  cfg: WeftConfig,
+  l7: (svc: ServiceConfig, cfg: WeftConfig) => { inbound: FilterRef[]; outbound: FilterRef[] } =
+    pluginFilters,
+): Snapshot {
+  const td = cfg.node.trustDomain;
+  const services: Service[] = cfg.services.map((s) => {
+    const endpoints: Endpoint[] = s.endpoints.map((e) => ({
+      workload: e.workload,
+      namespace: e.namespace,
+      address: e.address,
+      hboneAddress: e.tunnel === "HBONE"
+        ? e.hboneAddress ?? joinHostPort(e.address, cfg.node.hbonePort)
+        : undefined,
+      node: e.node,
+      identity: e.tunnel === "HBONE" ? spiffeId(td, e.namespace, e.serviceAccount) : undefined,
+      labels: e.labels,
+      weight: e.weight,
+    }));
+    const chains = l7(s, cfg);
+    return {
+      name: s.name,
+      namespace: s.namespace,
+      hostname: s.hostname,
+      vips: s.vips,
+      ports: s.ports,
+      endpoints,
+      subsets: s.subsets,
+      outboundFilters: chains.outbound,
+      inboundFilters: chains.inbound,
+    };
+  });
+  return Object.freeze({
+    version: `bootstrap-${++counter}`,
+    node: {
+      name: cfg.node.name,
+      hbonePort: cfg.node.hbonePort,
+      trustDomain: td,
+      network: cfg.node.network,
+    },
+    rootNamespace: cfg.node.rootNamespace,
+    workloads: cfg.workloads,
+    services,
+    policies: cfg.authorizationPolicies,
+    outboundTrafficPolicy: cfg.outboundTrafficPolicy,
+    timeouts: cfg.timeouts,
+    limits: cfg.limits,
+  });
+}
+
+export function pluginRef(p: PluginConfig): FilterRef {
+  return {
+    name: p.name,
+    type: p.type === "proxy-wasm" ? "weft.proxy_wasm" : "weft.component",
+    url: p.url,
+    sha256: p.sha256,
+    config: p.pluginConfig,
+    failPolicy: p.failStrategy,
+    phase: p.phase,
+    priority: p.priority,
+  };
+}
+
+/** User plugins only (first-party plugin chains are added by the L7 wiring). */
+export function pluginFilters(svc: ServiceConfig): { inbound: FilterRef[]; outbound: FilterRef[] } {
+  return {
+    inbound: svc.plugins.filter((p) => p.direction === "inbound").map(pluginRef),
+    outbound: svc.plugins.filter((p) => p.direction === "outbound").map(pluginRef),
+  };
+}

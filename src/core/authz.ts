@@ -1,0 +1,176 @@
+/**
+ * Istio AuthorizationPolicy evaluated at L4, as ztunnel does (l7-semantics.md A8, A20–A24): dry-run
+ * policies only logged, any DENY match denies, no ALLOW policy allows, an ALLOW match allows, else
+ * deny. At L4 the HTTP-only fields (hosts, methods, paths, request headers) cannot be evaluated: an
+ * ALLOW rule using them never matches (narrower), a DENY rule treats them as matching (wider).
+ */
+import type {
+  AuthorizationPolicy,
+  PolicyCondition,
+  PolicyOperation,
+  PolicyRule,
+  PolicySource,
+  Snapshot,
+  Workload,
+} from "./snapshot.ts";
+import { ipInCidr } from "./ip.ts";
+
+export interface L4Attributes {
+  /** Verified peer identity (spiffe://...), undefined for plaintext. */
+  sourcePrincipal: string | undefined;
+  sourceIp: string;
+  destinationIp: string;
+  destinationPort: number;
+}
+
+export interface AuthzDecision {
+  allowed: boolean;
+  /** Policy id that decided (`ns[..]-policy[..]-rule[..]`), or undefined (default allow/deny). */
+  policy: string | undefined;
+  /** Dry-run verdicts, for logs: "allow:<id>" / "deny:<id>". */
+  dryRun: readonly string[];
+}
+
+/** Istio string match: exact, `abc*` prefix, `*abc` suffix, `*` presence. */
+export function stringMatch(pattern: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (pattern === "*") return value.length > 0;
+  if (pattern.endsWith("*")) return value.startsWith(pattern.slice(0, -1));
+  if (pattern.startsWith("*")) return value.endsWith(pattern.slice(1));
+  return pattern === value;
+}
+
+function anyMatch(patterns: readonly string[], value: string | undefined): boolean {
+  for (const p of patterns) if (stringMatch(p, value)) return true;
+  return false;
+}
+
+/** Outcome of a field at L4: matched, not matched, or not evaluable (HTTP-only). */
+type Tri = "yes" | "no" | "n/a";
+
+interface Peer {
+  principal: string | undefined;
+  namespace: string | undefined;
+  attrs: L4Attributes;
+}
+
+function stripSpiffe(id: string | undefined): string | undefined {
+  return id?.startsWith("spiffe://") ? id.slice("spiffe://".length) : id;
+}
+
+function namespaceOf(principal: string | undefined): string | undefined {
+  const m = principal && /\/ns\/([^/]+)\/sa\//.exec(principal);
+  return m ? m[1] : undefined;
+}
+
+function field(
+  pos: readonly string[] | undefined,
+  neg: readonly string[] | undefined,
+  test: (patterns: readonly string[]) => boolean,
+): boolean {
+  if (pos && pos.length > 0 && !test(pos)) return false;
+  if (neg && neg.length > 0 && test(neg)) return false;
+  return true;
+}
+
+function sourceMatches(s: PolicySource, peer: Peer): boolean {
+  return field(s.principals, s.notPrincipals, (p) => anyMatch(p, peer.principal)) &&
+    field(s.namespaces, s.notNamespaces, (p) => anyMatch(p, peer.namespace)) &&
+    field(s.ipBlocks, s.notIpBlocks, (p) => p.some((c) => ipInCidr(peer.attrs.sourceIp, c)));
+}
+
+function operationMatches(o: PolicyOperation, peer: Peer): Tri {
+  const port = String(peer.attrs.destinationPort);
+  if (!field(o.ports, o.notPorts, (p) => p.includes(port))) return "no";
+  const httpOnly = [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths]
+    .some((f) => f !== undefined && f.length > 0);
+  return httpOnly ? "n/a" : "yes";
+}
+
+function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
+  let value: string | undefined;
+  switch (c.key) {
+    case "source.principal":
+      value = peer.principal;
+      break;
+    case "source.namespace":
+      value = peer.namespace;
+      break;
+    case "source.ip":
+      return field(c.values, c.notValues, (p) => p.some((x) => ipInCidr(peer.attrs.sourceIp, x)))
+        ? "yes"
+        : "no";
+    case "destination.ip":
+      return field(c.values, c.notValues, (p) =>
+          p.some((x) => ipInCidr(peer.attrs.destinationIp, x)))
+        ? "yes"
+        : "no";
+    case "destination.port":
+      value = String(peer.attrs.destinationPort);
+      break;
+    default:
+      return "n/a"; // request.headers[..], request.auth.* and the like need L7
+  }
+  return field(c.values, c.notValues, (p) => anyMatch(p, value)) ? "yes" : "no";
+}
+
+/** Does the rule match at L4? `wide` = DENY semantics for fields L4 cannot evaluate. */
+function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
+  if (rule.from && rule.from.length > 0 && !rule.from.some((f) => sourceMatches(f.source, peer))) {
+    return false;
+  }
+  const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
+  if (rule.to && rule.to.length > 0 && !rule.to.some((t) => tri(operationMatches(t.operation, peer)))) {
+    return false;
+  }
+  for (const c of rule.when ?? []) if (!tri(conditionMatches(c, peer))) return false;
+  return true;
+}
+
+/** First matching rule's policy id, or undefined. */
+function matchPolicy(p: AuthorizationPolicy, peer: Peer): string | undefined {
+  const wide = p.action !== "ALLOW";
+  for (let i = 0; i < p.rules.length; i++) {
+    if (ruleMatches(p.rules[i]!, peer, wide)) return `ns[${p.namespace}]-policy[${p.name}]-rule[${i}]`;
+  }
+  return undefined;
+}
+
+/** Policies that apply to a workload: its namespace's and the root namespace's, by selector. */
+export function policiesFor(snapshot: Snapshot, workload: Workload): AuthorizationPolicy[] {
+  return snapshot.policies.filter((p) =>
+    (p.namespace === workload.namespace || p.namespace === snapshot.rootNamespace) &&
+    (p.selector === undefined ||
+      Object.entries(p.selector).every(([k, v]) => workload.labels[k] === v))
+  );
+}
+
+export function authorizeL4(
+  snapshot: Snapshot,
+  workload: Workload,
+  attrs: L4Attributes,
+): AuthzDecision {
+  const principal = stripSpiffe(attrs.sourcePrincipal);
+  const peer: Peer = { principal, namespace: namespaceOf(principal), attrs };
+  const policies = policiesFor(snapshot, workload);
+  const dryRun: string[] = [];
+  for (const p of policies) {
+    if (!p.dryRun || p.action === "AUDIT") continue;
+    const id = matchPolicy(p, peer);
+    if (p.action === "DENY") dryRun.push(id ? `deny:${id}` : "deny:none");
+    else dryRun.push(id ? `allow:${id}` : "allow:none");
+  }
+  const live = policies.filter((p) => !p.dryRun);
+  for (const p of live) {
+    if (p.action !== "DENY") continue;
+    const id = matchPolicy(p, peer);
+    if (id) return { allowed: false, policy: id, dryRun };
+  }
+  const allows = live.filter((p) => p.action === "ALLOW");
+  if (allows.length === 0) return { allowed: true, policy: undefined, dryRun };
+  for (const p of allows) {
+    const id = matchPolicy(p, peer);
+    if (id) return { allowed: true, policy: id, dryRun };
+  }
+  return { allowed: false, policy: undefined, dryRun };
+}

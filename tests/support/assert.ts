@@ -1,0 +1,20 @@
+/** Assertions for Deno.test: node:assert/strict (JSR's @std/assert is not reachable here). */
+import nodeAssert from "node:assert/strict";
+
+export function assert(cond: unknown, msg?: string): asserts cond {
+  nodeAssert.ok(cond, msg);
+}
+export function assertEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
+  nodeAssert.deepStrictEqual(actual, expected, msg);
+}
+export function assertMatch(actual: string, re: RegExp, msg?: string): void {
+  nodeAssert.match(actual, re, msg);
+}
+export async function assertRejects(fn: () => Promise<unknown>, re?: RegExp): Promise<void> {
+  if (re) await nodeAssert.rejects(fn, re);
+  else await nodeAssert.rejects(fn);
+}
+export function assertThrows(fn: () => unknown, re?: RegExp): void {
+  if (re) nodeAssert.throws(fn, re);
+  else nodeAssert.throws(fn);
+}
