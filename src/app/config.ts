@@ -5,7 +5,7 @@
 import { parse as parseYaml } from "yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
-import { isValidCidr, parseIp, splitHostPort } from "../core/ip.ts";
+import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
 import { Checker, deepFreeze, isObj, Problems } from "./check.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicy } from "./config_policy.ts";

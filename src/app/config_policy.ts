@@ -1,6 +1,6 @@
 /** AuthorizationPolicy (Istio security/v1beta1 shape) → validated core policy. */
 import type { AuthorizationPolicy, PolicyCondition, PolicyRule } from "../core/mod.ts";
-import { isValidCidr } from "../core/ip.ts";
+import { isValidCidr } from "../core/mod.ts";
 import { Checker, isObj } from "./check.ts";
 
 const SOURCE = ["principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"];

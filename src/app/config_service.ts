@@ -1,6 +1,6 @@
 /** Services: VIPs, ports, endpoints, DestinationRule subsets, VirtualService http routes, plugins. */
 import { spiffeId } from "../core/mod.ts";
-import { parseIp, splitHostPort } from "../core/ip.ts";
+import { parseIp, splitHostPort } from "../core/mod.ts";
 import { Checker, isObj } from "./check.ts";
 import type { EndpointConfig, PluginConfig, ServiceConfig, ServicePortConfig } from "./config_types.ts";
 

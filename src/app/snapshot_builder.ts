@@ -1,7 +1,7 @@
 /** WeftConfig → the immutable core Snapshot the data path reads. */
 import { spiffeId } from "../core/mod.ts";
 import type { Endpoint, FilterRef, Service, Snapshot } from "../core/mod.ts";
-import { joinHostPort } from "../core/ip.ts";
+import { joinHostPort } from "../core/mod.ts";
 import type { PluginConfig, ServiceConfig, WeftConfig } from "./config_types.ts";
 
 let counter = 0;

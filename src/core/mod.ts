@@ -11,3 +11,6 @@ export type * from "./snapshot.ts";
 export { spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./transport.ts";
+export * from "./ip.ts";
+export { authorizeL4, policiesFor, stringMatch } from "./authz.ts";
+export type { AuthzDecision, L4Attributes } from "./authz.ts";

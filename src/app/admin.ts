@@ -1,0 +1,86 @@
+/**
+ * The admin (15000, localhost), metrics (15020) and readiness (15021) servers, on hono.
+ * They read state through `AdminSource`; nothing here touches the data path directly.
+ */
+import { Hono } from "hono";
+import { isLogLevel, logger, logLevels, metrics, resetLogLevels, serveHttp, setLogLevel } from "../core/mod.ts";
+import type { HttpServerHandle, LogLevel } from "../core/mod.ts";
+import { splitHostPort } from "../core/mod.ts";
+import { dashboardHtml } from "./dashboard.ts";
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly waitingFor: readonly string[];
+}
+
+export interface AdminSource {
+  configDump(): Record<string, unknown>;
+  readiness(): Readiness;
+  /** Graceful shutdown (drain then exit 0). */
+  quit(reason: string): void;
+  /** Reload a filter by name (hot reload); resolves with a summary or rejects. */
+  reloadFilter(name: string): Promise<Record<string, unknown>>;
+}
+
+const log = logger("admin");
+
+export function adminApp(src: AdminSource): Hono {
+  const app = new Hono();
+  app.get("/", (c) => c.html(dashboardHtml(src.configDump(), src.readiness())));
+  app.get("/config_dump", (c) => c.json(src.configDump()));
+  app.post("/logging", (c) => {
+    const q = c.req.query();
+    if ("reset" in q) resetLogLevels();
+    const level = q.level;
+    if (level !== undefined) {
+      for (const part of level.split(",")) {
+        const [a, b] = part.includes(":") ? part.split(":") as [string, string] : [undefined, part];
+        if (!isLogLevel(b)) return c.text(`Cannot set log level: unknown level "${b}"\n`, 400);
+        setLogLevel(b as LogLevel, a);
+      }
+      log.info("log levels changed", { level });
+    }
+    return c.json(logLevels());
+  });
+  app.on(["GET", "PUT", "DELETE"], "/logging", (c) => c.text("use POST\n", 405));
+  app.post("/quitquitquit", (c) => {
+    src.quit("admin /quitquitquit");
+    return c.text("OK\n");
+  });
+  app.post("/reload", async (c) => {
+    const name = c.req.query("filter");
+    if (!name) return c.text("Cannot reload: missing ?filter=<name>\n", 400);
+    try {
+      return c.json(await src.reloadFilter(name));
+    } catch (err) {
+      return c.json({ error: (err as Error).message }, 409);
+    }
+  });
+  return app;
+}
+
+export function metricsApp(): Hono {
+  const app = new Hono();
+  const handler = () =>
+    new Response(metrics.render(), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  app.get("/stats/prometheus", handler);
+  app.get("/metrics", handler);
+  return app;
+}
+
+export function readinessApp(src: AdminSource): Hono {
+  const app = new Hono();
+  app.get("/healthz/ready", (c) => {
+    const r = src.readiness();
+    return r.ready ? c.text("ready\n") : c.text(`not ready: ${r.waitingFor.join(", ")}\n`, 503);
+  });
+  return app;
+}
+
+export async function serveOn(address: string, app: Hono): Promise<HttpServerHandle> {
+  const hp = splitHostPort(address);
+  if (!hp) throw new Error(`Cannot serve: bad address "${address}"`);
+  return await serveHttp(hp.host, hp.port, app.fetch);
+}
