@@ -1,0 +1,51 @@
+// deno-lint-ignore-file no-console
+/**
+ * Test prerequisites, installed on demand so `deno task test` works on a fresh machine:
+ * Debian packages (clang/lld/wasi-libc build the C plugins; promtool checks metrics output) and
+ * the npm dependencies. Idempotent and quiet when everything is present.
+ */
+import { spawnSync } from "node:child_process";
+
+const NEED: Record<string, string> = {
+  clang: "clang",
+  "wasm-ld": "lld",
+  promtool: "prometheus",
+};
+const HEADERS: Record<string, string> = {
+  "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",
+};
+
+function have(cmd: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const missing = new Set<string>();
+for (const [cmd, pkg] of Object.entries(NEED)) if (!have(cmd)) missing.add(pkg);
+for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.add(pkg);
+
+if (missing.size > 0) {
+  const pkgs = [...missing];
+  const isRoot = Deno.uid?.() === 0;
+  if (!isRoot || !have("apt-get")) {
+    console.error(`setup: missing Debian packages: ${pkgs.join(" ")} — install them with apt-get (as root)`);
+    Deno.exit(1);
+  }
+  console.error(`setup: installing Debian packages: ${pkgs.join(" ")}`);
+  const env = { ...Deno.env.toObject(), DEBIAN_FRONTEND: "noninteractive" };
+  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...pkgs]]) {
+    const r = spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
+    if (r.status !== 0) {
+      console.error(`setup: apt-get ${args[0]} failed (exit ${r.status})`);
+      Deno.exit(1);
+    }
+  }
+}
