@@ -46,13 +46,14 @@ export function validateConfig(raw: unknown): ValidationResult {
   if (!isObj(raw)) return { ok: false, problems: ["(root): must be a mapping"] };
   const r = c.obj("", raw, TOP);
 
-  const n = c.obj("node", r.node, ["name", "trustDomain", "network", "hbonePort", "rootNamespace"]);
+  const n = c.obj("node", r.node, ["name", "trustDomain", "network", "hbonePort", "rootNamespace", "defaultSourceWorkload"]);
   const node = {
     name: c.str("node.name", n.name, "weft-node", NAME, "a DNS-1123 name"),
     trustDomain: c.str("node.trustDomain", n.trustDomain, "cluster.local", /^[a-z0-9.-]+$/, "a trust domain (lowercase letters, digits, dots, dashes)"),
     network: c.str("node.network", n.network, ""),
     hbonePort: c.int("node.hbonePort", n.hbonePort, 15008, 1, 65535),
     rootNamespace: c.str("node.rootNamespace", n.rootNamespace, "istio-system", NAME, "a namespace name"),
+    defaultSourceWorkload: c.optStr("node.defaultSourceWorkload", n.defaultSourceWorkload),
   };
 
   const ca = checkCa(c, r.ca);
@@ -109,6 +110,10 @@ export function validateConfig(raw: unknown): ValidationResult {
     authorizationPolicies: policies,
     xds: { address: xdsAddress },
   };
+  const dsw = node.defaultSourceWorkload;
+  if (dsw && !workloads.some((w) => w.name === dsw || `${w.namespace}/${w.name}` === dsw)) {
+    problems.add("node.defaultSourceWorkload", `no local workload named "${dsw}"`);
+  }
   if (!problems.ok) return { ok: false, problems: problems.list };
   return { ok: true, config: deepFreeze(config) };
 }

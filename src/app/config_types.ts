@@ -75,6 +75,9 @@ export interface WeftConfig {
     readonly network: string;
     readonly hbonePort: number;
     readonly rootNamespace: string;
+    /** Local workload that outbound traffic from an unknown client IP counts as (e.g. a laptop
+     * curl from 127.0.0.1); undefined = refuse such clients. */
+    readonly defaultSourceWorkload: string | undefined;
   };
   readonly ca: CaConfig;
   readonly certificates: { readonly ttlMs: number; readonly rotateAtFraction: number };

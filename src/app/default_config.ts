@@ -8,6 +8,7 @@ export const DEFAULT_CONFIG_YAML = `
 node:
   name: weft-local
   trustDomain: cluster.local
+  defaultSourceWorkload: local-app
 ca:
   mode: auto
   stateDir: .weft/ca

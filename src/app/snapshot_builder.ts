@@ -53,6 +53,12 @@ export function snapshotFromConfig(
     outboundTrafficPolicy: cfg.outboundTrafficPolicy,
     timeouts: cfg.timeouts,
     limits: cfg.limits,
+    capture: {
+      socks5: cfg.listeners.socks5,
+      inboundPlaintextPort: cfg.listeners.inboundPlaintextPort,
+      defaultSourceWorkload: cfg.node.defaultSourceWorkload,
+      serviceVips: true,
+    },
   });
 }
 

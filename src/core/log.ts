@@ -110,3 +110,12 @@ export function logger(scope: string): Logger {
   if (!l) loggers.set(scope, l = new Logger(scope));
   return l;
 }
+
+/** Plain text for a person at a terminal (CLI results, validation reports, demo tables). */
+export function print(text: string, stream: "stdout" | "stderr" = "stdout"): void {
+  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (g.Deno) (stream === "stderr" ? g.Deno.stderr : g.Deno.stdout).writeSync(bytes);
+  else g.process?.[stream].write(bytes);
+}

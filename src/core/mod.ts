@@ -14,3 +14,6 @@ export type * from "./transport.ts";
 export * from "./ip.ts";
 export { authorizeL4, policiesFor, stringMatch } from "./authz.ts";
 export type { AuthzDecision, L4Attributes } from "./authz.ts";
+export { NodeProxy } from "./proxy.ts";
+export type { NodeProxyOptions, NodeProxyStats } from "./proxy.ts";
+export type { OutboundL7Hook } from "./outbound.ts";

@@ -154,6 +154,19 @@ export interface Limits {
   readonly poolIdleMs: number;
 }
 
+/** Where the node proxy captures traffic without iptables (all optional, additive). */
+export interface CaptureConfig {
+  /** SOCKS5 listener (RFC 1928, CONNECT, no auth); undefined = 127.0.0.1:15080, "" = off. */
+  readonly socks5?: SocketAddr | undefined;
+  /** Plaintext inbound port on each local workload IP (ztunnel 15006); undefined/0 = off. */
+  readonly inboundPlaintextPort?: number | undefined;
+  /** Local workload ("ns/name" or name) that outbound traffic from an unknown client IP is
+   * attributed to; undefined = refuse such clients. */
+  readonly defaultSourceWorkload?: string | undefined;
+  /** Bind a listener on each service VIP:port (default true). */
+  readonly serviceVips?: boolean | undefined;
+}
+
 export interface Snapshot {
   readonly version: string;
   readonly node: NodeInfo;
@@ -165,6 +178,8 @@ export interface Snapshot {
   readonly outboundTrafficPolicy: "ALLOW_ANY" | "REGISTRY_ONLY";
   readonly timeouts: Timeouts;
   readonly limits: Limits;
+  /** Outbound/inbound capture listeners; undefined = defaults (see CaptureConfig). */
+  readonly capture?: CaptureConfig | undefined;
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

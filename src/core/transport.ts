@@ -2,6 +2,7 @@
  * What the data path needs from identity (implemented in src/tls, injected by src/app): TLS
  * material per local identity and verdicts on peer certificates. Core stays free of x509 code.
  */
+import type { ConnectionOptions, TlsOptions } from "node:tls";
 
 /** PEM material for node:tls / node:http2 secure contexts. */
 export interface TlsMaterial {
@@ -39,8 +40,21 @@ export interface IdentityProvider {
   /** Client side: the server leaf (DER) already passed chain validation; check SAN shape and
    * that its identity is one of `expected`. */
   verifyServer(leafDer: Uint8Array, expected: readonly string[]): PeerVerdict;
-  /** Map a handshake error (node:tls error/alert) to a reject reason. */
-  classifyTlsError(err: unknown): TlsRejectReason;
+  /** Map a handshake error (node:tls error/alert) to a reject reason. Pass the TLS socket when
+   * there is one (`tlsClientError` gives it as 2nd argument): Deno reports a refused client
+   * certificate as ECONNRESET and keeps the verdict in `socket.authorizationError`. */
+  classifyTlsError(err: unknown, socket?: unknown): TlsRejectReason;
   /** Notified after an identity's certificate rotated, so servers refresh secure contexts. */
   onRotate(fn: (identity: string, material: TlsMaterial) => void): () => void;
+  /** Count one refused handshake/peer in weft_tls_rejections_total{reason, side}; `side` is the
+   * side that refused ("server": we refused a client). */
+  recordRejection?(side: TlsSide, reason: TlsRejectReason): void;
+  /** node:tls / node:http2 server options for a local identity: cert/key/ca, requestCert,
+   * rejectUnauthorized, TLS 1.3 only, ALPN h2. The caller still runs verifyClient on the leaf. */
+  serverOptions?(identity: string): Promise<TlsOptions>;
+  /** Client options presenting `identity`: no SNI, and checkServerIdentity runs verifyServer
+   * against `expected` (a refusal fails the handshake with an error classifyTlsError reads). */
+  clientOptions?(identity: string, expected: readonly string[]): Promise<ConnectionOptions>;
 }
+
+export type TlsSide = "server" | "client";

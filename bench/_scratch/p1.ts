@@ -1,0 +1,28 @@
+import { createTestCa } from "/work/main/src/core/test_identity.ts";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+const ca = await createTestCa();
+const s = await ca.issue("spiffe://cluster.local/ns/default/sa/server");
+const c = await ca.issue("spiffe://cluster.local/ns/default/sa/client");
+const h2s = http2.createSecureServer({ cert: s.certChainPem, key: s.keyPem, ca: s.rootsPem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ["h2"], minVersion: "TLSv1.3" } as any);
+console.log("setSecureContext", typeof (h2s as any).setSecureContext);
+h2s.on("stream", (st, h) => {
+  const sock = st.session!.socket as any;
+  const pc = sock.getPeerCertificate?.(false);
+  console.log("stream", h, pc?.subjectaltname, pc?.raw?.length);
+  st.respond({ ":status": 200 });
+  st.on("data", (d) => st.write(d));
+  st.on("end", () => st.end());
+});
+h2s.on("sessionError", (e) => console.log("sessErr", e));
+h2s.on("tlsClientError", (e) => console.log("tlsErr", e));
+const ns = net.createServer((sock) => { h2s.emit("connection", sock); });
+await new Promise<void>((r) => ns.listen(0, "127.0.0.1", r));
+const port = (ns.address() as net.AddressInfo).port;
+const sess = http2.connect(`https://127.0.0.1:${port}`, { cert: c.certChainPem, key: c.keyPem, ca: c.rootsPem, checkServerIdentity: () => undefined, ALPNProtocols: ["h2"] } as any);
+sess.on("error", (e) => console.log("client err", e));
+const req = sess.request({ ":method": "CONNECT", ":authority": "10.0.0.1:80" });
+req.on("response", (h) => console.log("resp", h[":status"], (sess.socket as any).getPeerCertificate?.()?.subjectaltname));
+req.write("hello");
+req.on("data", (d) => { console.log("got", String(d)); req.end(); });
+req.on("end", () => { sess.close(); ns.close(); h2s.close(); console.log("done"); });

@@ -1,0 +1,15 @@
+/* Small adapters between the weft C SDK (wasm/sdk/c) and the plugins' portable code. Only
+ * compiled into wasm builds. */
+#ifndef WEFT_SDK_GLUE_H
+#define WEFT_SDK_GLUE_H
+
+#include "weft_filter.h"
+#include "weft_rt.h"
+
+int glue_header(const char *lower_name, wstr *out);
+int glue_property(const char *name, wstr *out);
+void glue_log2(weft_log_level level, const char *a, const char *b);
+/* NUL-terminated concatenation in the per-hook heap. */
+const char *glue_concat3(const char *a, const char *b, const char *c);
+
+#endif

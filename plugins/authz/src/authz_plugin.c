@@ -1,0 +1,76 @@
+/* authz as a weft:filter/http-filter component: wires the portable evaluator (authz_eval.c) to
+ * the host imports (wasm/sdk/c). Config is compiled once in weft_configure. */
+#include "../../_common/c/sdk_glue.h"
+#include "authz.h"
+
+static arena cfg_arena;
+static authz_config *cfg;
+
+static int env_header(void *ctx, wstr name, wstr *out) {
+  (void)ctx;
+  /* Condition header names are NUL-terminated (arena_strdup at configure). */
+  return glue_header(name.p, out);
+}
+
+static const char *const PROPS[AT_COUNT] = {
+    "request.method",     "request.path",        "request.host",
+    "source.principal",   "source.address",      "destination.address",
+    "destination.port",   "connection.requested_server_name", 0};
+
+static int env_attr(void *ctx, authz_attr which, wstr *out) {
+  (void)ctx;
+  if (which == AT_CONTENT_TYPE) return glue_header("content-type", out);
+  return glue_property(PROPS[which], out);
+}
+
+int weft_configure(weft_str config, weft_str *error) {
+  const char *err = 0;
+  cfg = authz_configure(&cfg_arena, (wstr){config.ptr, (uint32_t)config.len}, &err);
+  if (cfg == 0) {
+    *error = weft_cstr(err ? err : "Cannot configure authz: unknown error");
+    return 1;
+  }
+  return 0;
+}
+
+static void dry_run(const authz_result *r) {
+  if (r->dry_deny >= 0) {
+    weft_counter_add(r->dry_deny ? "shadow_allowed/dry_run_deny" : "shadow_denied/dry_run_deny", 1);
+    weft_set_state("istio_dry_run_deny_shadow_engine_result", r->dry_deny ? "allowed" : "denied");
+    if (!r->dry_deny) {
+      weft_set_state("istio_dry_run_deny_shadow_effective_policy_id", r->dry_deny_id);
+      glue_log2(WEFT_LOG_DEBUG, "shadow denied, matched policy ", r->dry_deny_id);
+    }
+  }
+  if (r->dry_allow >= 0) {
+    weft_counter_add(r->dry_allow ? "shadow_allowed/dry_run_allow" : "shadow_denied/dry_run_allow", 1);
+    weft_set_state("istio_dry_run_allow_shadow_engine_result", r->dry_allow ? "allowed" : "denied");
+    if (r->dry_allow) {
+      weft_set_state("istio_dry_run_allow_shadow_effective_policy_id", r->dry_allow_id);
+      glue_log2(WEFT_LOG_DEBUG, "shadow allowed, matched policy ", r->dry_allow_id);
+    } else {
+      glue_log2(WEFT_LOG_DEBUG, "shadow denied, matched policy ", "none");
+    }
+  }
+}
+
+weft_action weft_on_request_headers(void) {
+  authz_env env = {0, env_header, env_attr};
+  authz_result r;
+  authz_evaluate(cfg, &env, &r);
+  if (r.dry_allow >= 0 || r.dry_deny >= 0) dry_run(&r);
+  if (r.audit) weft_set_state("access_log_hint", "true");
+  weft_counter_add(r.metric, 1);
+  if (r.verdict == DEC_ALLOW) return weft_continue();
+  const char *details = glue_concat3("rbac_access_denied_matched_policy[", r.policy_id, "]");
+  if (!r.grpc) return weft_respond(403, "RBAC: access denied", details);
+  /* The 0.1.0 local-response has no grpc-status field: answer as a gRPC trailers-only
+   * response (HTTP 200, grpc-status 7 PERMISSION_DENIED) with an empty body. */
+  weft_action a = weft_respond(200, "", details);
+  weft_respond_header(&a, "content-type", "application/grpc");
+  weft_respond_header(&a, "grpc-status", "7");
+  weft_respond_header(&a, "grpc-message", "RBAC: access denied");
+  return a;
+}
+
+weft_action weft_on_response_headers(void) { return weft_continue(); }

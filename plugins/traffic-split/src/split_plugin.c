@@ -1,0 +1,55 @@
+/* traffic-split as a weft:filter/http-filter component (see split.h for the logic). */
+#include "../../_common/c/sdk_glue.h"
+#include "split.h"
+
+static arena cfg_arena;
+static split_config *cfg;
+static prng rng;
+static int seeded;
+
+static int env_header(void *ctx, const char *name, wstr *out) {
+  (void)ctx;
+  return glue_header(name, out);
+}
+
+static const char *const PROPS[SA_COUNT] = {"request.method", "request.path", "request.host",
+                                            "request.scheme"};
+
+static int env_attr(void *ctx, split_attr which, wstr *out) {
+  (void)ctx;
+  return glue_property(PROPS[which], out);
+}
+
+/* One host call seeds a per-instance PRNG; draws after that cost no host call. */
+static uint64_t env_random(void *ctx) {
+  (void)ctx;
+  if (!seeded) {
+    prng_seed(&rng, weft_random_u64());
+    seeded = 1;
+  }
+  return prng_next(&rng);
+}
+
+int weft_configure(weft_str config, weft_str *error) {
+  const char *err = 0;
+  cfg = split_configure(&cfg_arena, (wstr){config.ptr, (uint32_t)config.len}, &err);
+  if (cfg == 0) {
+    *error = weft_cstr(err ? err : "unknown error");
+    return 1;
+  }
+  return 0;
+}
+
+weft_action weft_on_request_headers(void) {
+  split_env env = {0, env_header, env_attr, env_random};
+  split_result r;
+  split_choose(cfg, &env, &r);
+  if (r.route == 0) {
+    if (cfg->not_found) return weft_respond(404, "", "route_not_found");
+    return weft_continue();
+  }
+  weft_counter_add(r.route->metric, 1);
+  return weft_route(r.dest->service, r.dest->subset);
+}
+
+weft_action weft_on_response_headers(void) { return weft_continue(); }

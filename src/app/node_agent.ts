@@ -1,0 +1,189 @@
+/**
+ * The node agent: identity (src/tls) + data path (NodeProxy) + admin/metrics/readiness, from a
+ * bootstrap config, optionally updated by xDS or by edits of the config file. Graceful drain on
+ * SIGTERM/SIGINT and POST /quitquitquit; exit 0 after the drain.
+ */
+import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "../core/mod.ts";
+import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
+import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
+import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
+import type { AdminSource } from "./admin.ts";
+import type { WeftConfig } from "./config_types.ts";
+import { snapshotFromConfig } from "./snapshot_builder.ts";
+import { L7Wiring } from "./l7_wiring.ts";
+
+const log = logger("agent");
+
+export interface NodeAgentOptions {
+  readonly config: WeftConfig;
+  readonly configPath?: string | undefined;
+  readonly dev: boolean;
+  readonly xds: string | undefined;
+}
+
+export async function runNodeAgent(opts: NodeAgentOptions): Promise<number> {
+  const agent = await NodeAgent.start(opts);
+  return await agent.done;
+}
+
+export class NodeAgent {
+  private servers: HttpServerHandle[] = [];
+  private quitting = false;
+  private resolveDone!: (code: number) => void;
+  readonly done: Promise<number> = new Promise((r) => this.resolveDone = r);
+  private cleanups: (() => void)[] = [];
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    private config: WeftConfig,
+    readonly identity: WorkloadIdentityManager,
+    readonly proxy: NodeProxy,
+    readonly l7: L7Wiring,
+  ) {}
+
+  static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
+    const cfg = opts.config;
+    const ca = await openCa(
+      cfg.ca.mode === "auto"
+        ? { mode: "auto", stateDir: cfg.ca.stateDir }
+        : { mode: "files", certPath: cfg.ca.certFile!, keyPath: cfg.ca.keyFile! },
+    );
+    const identity = new WorkloadIdentityManager({
+      ca,
+      trustDomain: cfg.node.trustDomain,
+      ttlMs: cfg.certificates.ttlMs,
+      rotateAtFraction: cfg.certificates.rotateAtFraction,
+    });
+    // Readiness means certificates exist: issue every local identity before binding.
+    await Promise.all(cfg.workloads.map((w) => identity.material(w.identity)));
+    const l7 = new L7Wiring({ dev: opts.dev });
+    const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
+    const hook = l7.hook();
+    const proxy = new NodeProxy(hook ? { snapshot, identity, filters: hook } : { snapshot, identity });
+    const agent = new NodeAgent(cfg, identity, proxy, l7);
+    try {
+      await proxy.start();
+      await agent.serveAdmin();
+    } catch (err) {
+      await agent.shutdown(0);
+      throw err;
+    }
+    agent.installSignals();
+    if (opts.configPath) agent.watchConfig(opts.configPath);
+    log.info("ready", {
+      node: cfg.node.name,
+      admin: agent.servers[0]?.port ? `${cfg.listeners.admin.replace(/:\d+$/, "")}:${agent.servers[0].port}` : "",
+      metrics: agent.addr(1, cfg.listeners.metrics),
+      readiness: agent.addr(2, cfg.listeners.readiness),
+      socks5: cfg.listeners.socks5,
+      listeners: proxy.stats().listeners,
+      version: snapshot.version,
+    });
+    return agent;
+  }
+
+  private addr(i: number, configured: string): string {
+    const s = this.servers[i];
+    return s ? `${configured.replace(/:\d+$/, "")}:${s.port}` : "";
+  }
+
+  private async serveAdmin(): Promise<void> {
+    const src = this.adminSource();
+    this.servers.push(await serveOn(this.config.listeners.admin, adminApp(src)));
+    this.servers.push(await serveOn(this.config.listeners.metrics, metricsApp()));
+    this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
+  }
+
+  private installSignals(): void {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      this.cleanups.push(onSignal(sig, () => this.quit(sig)));
+    }
+  }
+
+  /** Apply a new snapshot (from xDS or a config edit); the data path swaps it atomically. */
+  async apply(snapshot: Snapshot): Promise<void> {
+    const prepared = await this.l7.prepare(snapshot);
+    await this.proxy.update(prepared);
+    log.info("snapshot applied", { version: snapshot.version });
+  }
+
+  private watchConfig(path: string): void {
+    const watcher = Deno.watchFs(path);
+    this.cleanups.push(() => watcher.close());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    (async () => {
+      for await (const _ev of watcher) {
+        clearTimeout(timer);
+        timer = setTimeout(() => void this.reloadConfig(path), 100);
+      }
+    })().catch(() => {});
+    this.cleanups.push(() => clearTimeout(timer));
+  }
+
+  async reloadConfig(path: string): Promise<boolean> {
+    const { loadConfig } = await import("./cli.ts");
+    const cfg = await loadConfig(path);
+    if (!cfg) {
+      log.warn("config update rejected; keeping the last good config", { path });
+      return false;
+    }
+    await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
+    this.config = cfg;
+    await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
+    return true;
+  }
+
+  quit(reason: string): void {
+    if (this.quitting) return;
+    this.quitting = true;
+    log.info("draining", { reason, drainMs: this.config.timeouts.drainMs });
+    void this.shutdown(this.config.timeouts.drainMs).then(() => this.resolveDone(0), (err) => {
+      log.error("shutdown failed", { error: errorMessage(err) });
+      this.resolveDone(1);
+    });
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
+    for (const c of this.cleanups) c();
+    await this.proxy.drain(drainMs);
+    await Promise.all(this.servers.map((s) => s.close()));
+    this.servers = [];
+    await this.l7.close();
+    await this.identity.close();
+    log.info("stopped", {});
+  }
+
+  private adminSource(): AdminSource {
+    return {
+      configDump: () => this.configDump(),
+      readiness: () => {
+        const waiting: string[] = [];
+        if (!this.proxy.ready) waiting.push("listeners");
+        const certs = this.identity.certificates();
+        if (this.config.workloads.some((w) => !certs.some((c) => c.identity === w.identity && c.state === "Available"))) {
+          waiting.push("certificates");
+        }
+        return { ready: waiting.length === 0, waitingFor: waiting };
+      },
+      quit: (reason) => this.quit(reason),
+      reloadFilter: (name) => this.l7.reload(name),
+    };
+  }
+
+  configDump(): Record<string, unknown> {
+    const s = this.proxy.snapshot;
+    return {
+      version: s.version,
+      node: { ...s.node, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), rssBytes: rssBytes() },
+      workloads: s.workloads,
+      services: s.services,
+      policies: s.policies,
+      certificates: this.identity.certificates(),
+      connections: this.proxy.connections(200),
+      proxy: this.proxy.stats(),
+      filters: this.l7.summary(),
+      config: this.config,
+      metricsFamilies: metrics.render().split("\n").filter((l) => l.startsWith("# TYPE")).length,
+    };
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * HBONE connection pool (hbone.md §10): one pool entry per (source identity, destination identity,
+ * destination HBONE address); at most `poolMaxStreamsPerConnection` streams per connection; a
+ * single dial in flight per key; idle connections released after `poolIdleMs`; PING every 10 s,
+ * fail after 20 s; a connection that received GOAWAY takes no new streams.
+ */
+import type * as http2 from "node:http2";
+import type { IdentityProvider } from "./transport.ts";
+import { type ConnectRequest, dialHbone, type DialTarget, openConnect } from "./hbone_client.ts";
+import { l4Metrics } from "./l4_telemetry.ts";
+import { logger } from "./log.ts";
+import { WeftError } from "./errors.ts";
+
+const log = logger("hbone");
+export const PING_INTERVAL_MS = 10_000;
+export const PING_TIMEOUT_MS = 20_000;
+
+interface Pooled {
+  readonly key: string;
+  readonly session: http2.ClientHttp2Session;
+  streams: number;
+  closed: boolean;
+  goaway: boolean;
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
+  pingTimer: ReturnType<typeof setInterval>;
+  lastPong: number;
+}
+
+export interface PoolLimits {
+  readonly maxStreams: number;
+  readonly idleMs: number;
+  readonly connectMs: number;
+}
+
+function unref(t: unknown): void {
+  (t as { unref?: () => void }).unref?.();
+}
+
+export class HbonePool {
+  private entries = new Map<string, Pooled[]>();
+  private dialing = new Map<string, Promise<Pooled>>();
+  private draining = false;
+
+  constructor(private identity: IdentityProvider, private limits: () => PoolLimits) {}
+
+  static keyOf(t: DialTarget): string {
+    return `${t.srcIdentity}|${t.dstIdentity}|${t.hboneAddr}`;
+  }
+
+  /** Open a CONNECT stream to `target`, reusing a pooled connection when one has room. */
+  async connect(target: DialTarget, req: ConnectRequest): Promise<http2.ClientHttp2Stream> {
+    const key = HbonePool.keyOf(target);
+    // Waiters on one dial may overfill it: they loop and dial again. Only connections that die
+    // under us count against the retry budget.
+    for (let lost = 0; lost < 8;) {
+      if (this.draining) break;
+      const p = this.pick(key) ?? await this.dial(key, target);
+      if (p.closed || p.goaway) {
+        lost++;
+        continue;
+      }
+      if (p.streams >= this.limits().maxStreams) continue;
+      this.acquire(p);
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = await openConnect(p.session, req, this.limits().connectMs);
+      } catch (e) {
+        this.release(p);
+        throw e;
+      }
+      stream.once("close", () => this.release(p));
+      return stream;
+    }
+    throw new WeftError(
+      "hbone_pool_unavailable",
+      "Cannot open HBONE stream: pool is draining or kept losing connections",
+    );
+  }
+
+  private pick(key: string): Pooled | undefined {
+    const max = this.limits().maxStreams;
+    const list = this.entries.get(key);
+    if (!list) return undefined;
+    for (const p of list) {
+      if (p.closed || p.goaway) continue;
+      const peerMax = p.session.remoteSettings?.maxConcurrentStreams ?? max;
+      if (p.streams < Math.min(max, peerMax)) return p;
+    }
+    return undefined;
+  }
+
+  /** Single-flight: concurrent callers for one key share one dial. */
+  private dial(key: string, target: DialTarget): Promise<Pooled> {
+    let d = this.dialing.get(key);
+    if (!d) {
+      d = dialHbone(this.identity, target, this.limits().connectMs)
+        .then((s) => this.adopt(key, s))
+        .finally(() => this.dialing.delete(key));
+      this.dialing.set(key, d);
+    }
+    return d;
+  }
+
+  private adopt(key: string, session: http2.ClientHttp2Session): Pooled {
+    const p: Pooled = {
+      key,
+      session,
+      streams: 0,
+      closed: false,
+      goaway: this.draining,
+      idleTimer: undefined,
+      pingTimer: setInterval(() => this.ping(p), PING_INTERVAL_MS),
+      lastPong: performance.now(),
+    };
+    unref(p.pingTimer);
+    let list = this.entries.get(key);
+    if (!list) this.entries.set(key, list = []);
+    list.push(p);
+    l4Metrics.poolConnections.add({}, 1);
+    session.on("goaway", () => p.goaway = true);
+    session.on("error", (e) => log.debug("pooled connection error", { key, err: e }));
+    session.once("close", () => this.forget(p));
+    this.armIdle(p);
+    return p;
+  }
+
+  private ping(p: Pooled): void {
+    if (performance.now() - p.lastPong > PING_TIMEOUT_MS) {
+      log.warn("hbone keepalive failed", { key: p.key });
+      p.session.destroy();
+      return;
+    }
+    try {
+      p.session.ping((err) => {
+        if (!err) p.lastPong = performance.now();
+      });
+    } catch {
+      // Session already closing.
+    }
+  }
+
+  private acquire(p: Pooled): void {
+    p.streams++;
+    l4Metrics.poolStreams.add({}, 1);
+    if (p.idleTimer) clearTimeout(p.idleTimer);
+    p.idleTimer = undefined;
+  }
+
+  private release(p: Pooled): void {
+    p.streams--;
+    l4Metrics.poolStreams.add({}, -1);
+    if (p.streams === 0) {
+      if (p.goaway || this.draining) p.session.close();
+      else this.armIdle(p);
+    }
+  }
+
+  private armIdle(p: Pooled): void {
+    if (p.streams > 0 || p.closed) return;
+    p.idleTimer = setTimeout(() => {
+      if (p.streams === 0) p.session.close();
+    }, this.limits().idleMs);
+    unref(p.idleTimer);
+  }
+
+  private forget(p: Pooled): void {
+    if (p.closed) return;
+    p.closed = true;
+    clearInterval(p.pingTimer);
+    if (p.idleTimer) clearTimeout(p.idleTimer);
+    l4Metrics.poolConnections.add({}, -1);
+    const list = this.entries.get(p.key);
+    if (!list) return;
+    const i = list.indexOf(p);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.entries.delete(p.key);
+  }
+
+  /** No new streams anywhere; connections close as their last stream ends. */
+  drain(): void {
+    this.draining = true;
+    for (const list of this.entries.values()) {
+      for (const p of list) {
+        p.goaway = true;
+        if (p.streams === 0) p.session.close();
+      }
+    }
+  }
+
+  close(): void {
+    this.draining = true;
+    for (const list of [...this.entries.values()]) for (const p of [...list]) p.session.destroy();
+  }
+
+  stats(): { key: string; connections: number; streams: number }[] {
+    return [...this.entries].map(([key, list]) => ({
+      key,
+      connections: list.length,
+      streams: list.reduce((n, p) => n + p.streams, 0),
+    }));
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * One proxied L4 connection (downstream ⇄ upstream) and the table that tracks them: byte copy with
+ * backpressure and half-close, byte counts, idle timeout, the connection limit, policy re-checks
+ * and drain. Each connection records its metrics and access log exactly once, when it finishes.
+ */
+import type { Duplex } from "node:stream";
+import { connect, type Socket } from "node:net";
+import { WeftError } from "./errors.ts";
+import { type ConnInfo, l4Metrics, type Outcome, recordClose, recordOpen } from "./l4_telemetry.ts";
+
+let nextId = 1;
+
+export class L4Conn {
+  readonly id = nextId++;
+  readonly startedAt = Date.now();
+  lastActivity = performance.now();
+  bytesRecv = 0;
+  bytesSent = 0;
+  upstream: Duplex | undefined;
+  /** Re-run authorization after a snapshot update; false = close. Inbound only. */
+  recheck: (() => boolean) | undefined;
+  private opened = false;
+  private finished = false;
+  private outcome: Outcome | undefined;
+  private detail: string | undefined;
+  private closes = 0;
+  private readonly onDone: (c: L4Conn) => void;
+
+  constructor(readonly info: ConnInfo, readonly downstream: Duplex, onDone: (c: L4Conn) => void) {
+    this.onDone = onDone;
+    downstream.on("error", (e: Error) => this.note("error", e.message));
+  }
+
+  /** Start copying both ways; the connection counts as opened from here. */
+  attach(upstream: Duplex): void {
+    this.upstream = upstream;
+    this.opened = true;
+    recordOpen(this.info);
+    upstream.on("error", (e: Error) => this.note("error", e.message));
+    let downEnded = false;
+    let upEnded = false;
+    const onClose = (other: Duplex) => () => {
+      this.closes++;
+      if (!(downEnded && upEnded)) {
+        this.note("error", "peer closed before both directions ended");
+        other.destroy();
+      }
+      if (this.closes === 2) this.finish();
+    };
+    this.copy(this.downstream, upstream, (n) => this.bytesRecv += n, () => downEnded = true);
+    this.copy(upstream, this.downstream, (n) => this.bytesSent += n, () => upEnded = true);
+    this.downstream.once("close", onClose(upstream));
+    upstream.once("close", onClose(this.downstream));
+  }
+
+  private copy(src: Duplex, dst: Duplex, count: (n: number) => void, ended: () => void): void {
+    const resume = (): void => {
+      src.resume();
+    };
+    src.on("data", (chunk: Uint8Array) => {
+      count(chunk.byteLength);
+      this.lastActivity = performance.now();
+      if (!dst.write(chunk)) {
+        src.pause();
+        dst.once("drain", resume);
+      }
+    });
+    src.once("end", () => {
+      ended();
+      if (!dst.destroyed) dst.end();
+    });
+    // Listeners accept paused (pauseOnConnect) so nothing is read before the upstream exists.
+    src.resume();
+  }
+
+  /** Remember the first non-ok reason; the outcome is recorded at finish. */
+  private note(outcome: Outcome, detail?: string): void {
+    if (this.outcome === undefined) {
+      this.outcome = outcome;
+      this.detail = detail;
+    }
+  }
+
+  /** Fail before attach (refused, denied, connect failure): close the downstream, unless the
+   * caller already ended it with a protocol answer (`answered`). */
+  fail(outcome: Outcome, detail?: string, answered = false): void {
+    this.note(outcome, detail);
+    if (!answered) this.downstream.destroy();
+    this.upstream?.destroy();
+    if (!this.opened) this.finish();
+  }
+
+  /** Tear down an attached connection now (policy revoked, drain deadline, idle). */
+  abort(outcome: Outcome, detail?: string): void {
+    this.note(outcome, detail);
+    this.downstream.destroy();
+    this.upstream?.destroy();
+    if (!this.opened) this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const dur = Date.now() - this.startedAt;
+    recordClose(
+      this.info,
+      this.outcome ?? "ok",
+      this.opened,
+      this.bytesRecv,
+      this.bytesSent,
+      dur,
+      this.detail,
+    );
+    this.onDone(this);
+  }
+
+  view(): Record<string, unknown> {
+    return {
+      id: this.id,
+      ...this.info,
+      bytesRecv: this.bytesRecv,
+      bytesSent: this.bytesSent,
+      ageMs: Date.now() - this.startedAt,
+      state: this.opened ? "open" : "connecting",
+    };
+  }
+}
+
+export class ConnTable {
+  private conns = new Set<L4Conn>();
+  private sweep: ReturnType<typeof setInterval> | undefined;
+  private emptyWaiters: (() => void)[] = [];
+
+  constructor(private limits: () => { maxConnections: number; idleMs: number }) {}
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  /** A new tracked connection, or undefined when the limit is reached (caller refuses). */
+  create(info: ConnInfo, downstream: Duplex): L4Conn | undefined {
+    if (this.conns.size >= this.limits().maxConnections) return undefined;
+    const c = new L4Conn(info, downstream, (done) => {
+      this.conns.delete(done);
+      l4Metrics.active.add({ direction: done.info.direction }, -1);
+      if (this.conns.size === 0) { for (const w of this.emptyWaiters.splice(0)) w(); }
+    });
+    this.conns.add(c);
+    l4Metrics.active.add({ direction: info.direction }, 1);
+    this.ensureSweep();
+    return c;
+  }
+
+  private ensureSweep(): void {
+    if (this.sweep) return;
+    this.sweep = setInterval(() => this.sweepIdle(), 1000);
+    // deno-lint-ignore no-explicit-any
+    (this.sweep as any).unref?.();
+  }
+
+  private sweepIdle(): void {
+    const idleMs = this.limits().idleMs;
+    if (this.conns.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+      return;
+    }
+    if (!(idleMs > 0)) return;
+    const now = performance.now();
+    for (const c of this.conns) if (now - c.lastActivity > idleMs) c.abort("idle_timeout");
+  }
+
+  /** Re-run authorization on tracked inbound connections; close the denied ones. */
+  recheckAll(): number {
+    let closed = 0;
+    for (const c of [...this.conns]) {
+      if (c.recheck && !c.recheck()) {
+        c.abort("policy_revoked", "authorization policy changed");
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Resolves when no connection is left, or at the deadline after aborting the rest. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.conns.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.emptyWaiters.push(r)),
+        new Promise<void>((r) => timer = setTimeout(r, deadlineMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.closeAll("drained");
+  }
+
+  /** Resolves once every tracked connection has finished (after aborts, sockets close async). */
+  waitEmpty(): Promise<void> {
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((r) => this.emptyWaiters.push(r));
+  }
+
+  closeAll(outcome: Outcome): void {
+    for (const c of [...this.conns]) c.abort(outcome, "proxy shutting down");
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = undefined;
+  }
+
+  list(): L4Conn[] {
+    return [...this.conns];
+  }
+}
+
+/** TCP connect with a timeout; the socket is half-close capable and Nagle-free. */
+export function dialTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(
+        new WeftError(
+          "connect_timeout",
+          `Cannot connect to ${host}:${port}: timed out after ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+    s.once("connect", () => {
+      clearTimeout(timer);
+      s.off("error", onError);
+      resolve(s);
+    });
+    const onError = (e: Error): void => {
+      clearTimeout(timer);
+      reject(
+        new WeftError("connect_failed", `Cannot connect to ${host}:${port}: ${e.message}`, {
+          cause: e,
+        }),
+      );
+    };
+    s.once("error", onError);
+  });
+}

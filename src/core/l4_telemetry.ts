@@ -1,0 +1,196 @@
+/**
+ * L4 telemetry: Istio's istio_tcp_* metrics with ztunnel's labels, weft's own weft_* series, and
+ * one access-log record per connection (hbone.md §12–13). Byte counters are bumped once per
+ * connection close so the copy loop only adds to two integers.
+ */
+import { metrics } from "./metrics.ts";
+import { logger } from "./log.ts";
+
+const TCP_LABELS = [
+  "reporter",
+  "source_workload",
+  "source_workload_namespace",
+  "source_principal",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "destination_service",
+  "destination_service_namespace",
+  "destination_service_name",
+  "request_protocol",
+  "connection_security_policy",
+  "response_flags",
+] as const;
+
+export const l4Metrics = {
+  opened: metrics.counter(
+    "istio_tcp_connections_opened_total",
+    "TCP connections opened",
+    TCP_LABELS,
+  ),
+  closed: metrics.counter(
+    "istio_tcp_connections_closed_total",
+    "TCP connections closed",
+    TCP_LABELS,
+  ),
+  received: metrics.counter(
+    "istio_tcp_received_bytes_total",
+    "Bytes received from the downstream (request direction)",
+    TCP_LABELS,
+  ),
+  sent: metrics.counter(
+    "istio_tcp_sent_bytes_total",
+    "Bytes sent to the downstream (response direction)",
+    TCP_LABELS,
+  ),
+  failed: metrics.counter(
+    "istio_tcp_connections_failed_total",
+    "TCP connections that failed before or while proxying",
+    TCP_LABELS,
+  ),
+  poolConnections: metrics.gauge("weft_hbone_pool_connections", "Open pooled HBONE connections"),
+  poolStreams: metrics.gauge("weft_hbone_pool_streams", "Open HBONE streams on pooled connections"),
+  hboneResponses: metrics.counter(
+    "weft_hbone_responses_total",
+    "HBONE CONNECT responses by side and status code",
+    ["side", "code"],
+  ),
+  refused: metrics.counter("weft_l4_refused_total", "Connections refused by the proxy", [
+    "direction",
+    "reason",
+  ]),
+  draining: metrics.gauge("weft_drain_state", "1 while the node proxy drains, else 0"),
+  active: metrics.gauge("weft_l4_active_connections", "Proxied connections currently open", [
+    "direction",
+  ]),
+};
+
+const access = logger("access");
+
+/** What one proxied connection knows about its ends (unknown = undefined). */
+export interface ConnInfo {
+  direction: "inbound" | "outbound";
+  srcAddr: string;
+  srcWorkload: string | undefined;
+  srcNamespace: string | undefined;
+  srcIdentity: string | undefined;
+  dstAddr: string;
+  dstHboneAddr: string | undefined;
+  dstService: string | undefined;
+  dstServiceName: string | undefined;
+  dstServiceNamespace: string | undefined;
+  dstWorkload: string | undefined;
+  dstNamespace: string | undefined;
+  dstIdentity: string | undefined;
+  mtls: boolean;
+}
+
+export function emptyInfo(
+  direction: "inbound" | "outbound",
+  srcAddr: string,
+  dstAddr: string,
+): ConnInfo {
+  return {
+    direction,
+    srcAddr,
+    srcWorkload: undefined,
+    srcNamespace: undefined,
+    srcIdentity: undefined,
+    dstAddr,
+    dstHboneAddr: undefined,
+    dstService: undefined,
+    dstServiceName: undefined,
+    dstServiceNamespace: undefined,
+    dstWorkload: undefined,
+    dstNamespace: undefined,
+    dstIdentity: undefined,
+    mtls: false,
+  };
+}
+
+function stripSpiffe(id: string | undefined): string {
+  return id ? id.replace(/^spiffe:\/\//, "") : "unknown";
+}
+
+export function tcpLabels(info: ConnInfo, flags: string): Record<string, string> {
+  return {
+    reporter: info.direction === "outbound" ? "source" : "destination",
+    source_workload: info.srcWorkload ?? "unknown",
+    source_workload_namespace: info.srcNamespace ?? "unknown",
+    source_principal: stripSpiffe(info.srcIdentity),
+    destination_workload: info.dstWorkload ?? "unknown",
+    destination_workload_namespace: info.dstNamespace ?? "unknown",
+    destination_principal: stripSpiffe(info.dstIdentity),
+    destination_service: info.dstService ?? "unknown",
+    destination_service_namespace: info.dstServiceNamespace ?? "unknown",
+    destination_service_name: info.dstServiceName ?? "unknown",
+    request_protocol: "tcp",
+    connection_security_policy: info.mtls ? "mutual_tls" : "unknown",
+    response_flags: flags,
+  };
+}
+
+export type Outcome =
+  | "ok"
+  | "denied"
+  | "connect_failed"
+  | "refused"
+  | "error"
+  | "drained"
+  | "idle_timeout"
+  | "policy_revoked";
+
+const FLAGS: Record<Outcome, string> = {
+  ok: "-",
+  denied: "DENY",
+  connect_failed: "CONNECT",
+  refused: "NETWORK_POLICY",
+  error: "-",
+  drained: "-",
+  idle_timeout: "-",
+  policy_revoked: "DENY",
+};
+
+/** Emit metrics and the access record for a finished connection. */
+export function recordClose(
+  info: ConnInfo,
+  outcome: Outcome,
+  opened: boolean,
+  bytesRecv: number,
+  bytesSent: number,
+  durationMs: number,
+  detail?: string,
+): void {
+  const labels = tcpLabels(info, FLAGS[outcome]);
+  if (opened) {
+    l4Metrics.closed.inc(labels);
+    if (bytesRecv) l4Metrics.received.inc(labels, bytesRecv);
+    if (bytesSent) l4Metrics.sent.inc(labels, bytesSent);
+  }
+  if (outcome !== "ok" && outcome !== "drained" && outcome !== "idle_timeout") {
+    l4Metrics.failed.inc(labels);
+  }
+  if (!access.enabled("info")) return;
+  access.info("connection complete", {
+    "src.addr": info.srcAddr,
+    "src.workload": info.srcWorkload,
+    "src.namespace": info.srcNamespace,
+    "src.identity": info.srcIdentity,
+    "dst.addr": info.dstAddr,
+    "dst.hbone_addr": info.dstHboneAddr,
+    "dst.service": info.dstService,
+    "dst.workload": info.dstWorkload,
+    "dst.namespace": info.dstNamespace,
+    "dst.identity": info.dstIdentity,
+    direction: info.direction,
+    bytes_sent: bytesSent,
+    bytes_recv: bytesRecv,
+    duration: `${Math.round(durationMs)}ms`,
+    outcome,
+    ...(detail ? { detail } : {}),
+  });
+}
+
+export function recordOpen(info: ConnInfo): void {
+  l4Metrics.opened.inc(tcpLabels(info, "-"));
+}

@@ -1,0 +1,244 @@
+/**
+ * Outbound routing without iptables: a captured destination (service VIP:port, SOCKS5 address or
+ * hostname) → service → endpoint (weighted random) → HBONE when the endpoint is in the mesh, direct
+ * TCP otherwise; unknown destinations follow outboundTrafficPolicy. The source workload is the
+ * local workload whose address the client bound (a configurable default covers the rest).
+ */
+import type { Socket } from "node:net";
+import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
+import type { HbonePool } from "./hbone_pool.ts";
+import { type ConnTable, dialTcp } from "./l4_conn.ts";
+import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
+import { joinHostPort } from "./ip.ts";
+import { errorCode, errorMessage } from "./errors.ts";
+import { SocksReply } from "./socks5.ts";
+
+export type Route =
+  | {
+    readonly kind: "hbone";
+    readonly host: string;
+    readonly port: number;
+    readonly hboneAddr: string;
+    readonly dstIdentity: string;
+    readonly service: Service | undefined;
+    readonly endpoint: Endpoint;
+  }
+  | {
+    readonly kind: "direct";
+    readonly host: string;
+    readonly port: number;
+    readonly service: Service | undefined;
+    readonly endpoint: Endpoint | undefined;
+  }
+  | { readonly kind: "refuse"; readonly reason: string; readonly service?: Service };
+
+/** A hook for L7 filter chains: returns true when it took over the socket. */
+export interface OutboundL7Hook {
+  handleOutbound(
+    socket: Socket,
+    ctx: { service: Service; port: ServicePort; source: Workload },
+  ): boolean;
+}
+
+export function pickEndpoint(
+  eps: readonly Endpoint[],
+  rand: () => number = Math.random,
+): Endpoint | undefined {
+  const usable = eps.filter((e) => e.weight > 0);
+  const total = usable.reduce((n, e) => n + e.weight, 0);
+  if (total <= 0) return undefined;
+  let r = rand() * total;
+  for (const e of usable) {
+    r -= e.weight;
+    if (r < 0) return e;
+  }
+  return usable[usable.length - 1];
+}
+
+function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === "::1" || host === "localhost";
+}
+
+function matchesHost(s: Service, host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  return h === s.hostname || h === `${s.name}.${s.namespace}` ||
+    h === `${s.name}.${s.namespace}.svc`;
+}
+
+export function findService(
+  snap: Snapshot,
+  host: string,
+  port: number,
+): { svc: Service; sp: ServicePort } | undefined {
+  for (const svc of snap.services) {
+    if (!svc.vips.includes(host) && !matchesHost(svc, host)) continue;
+    const sp = svc.ports.find((p) => p.port === port);
+    if (sp) return { svc, sp };
+  }
+  return undefined;
+}
+
+export function routeOutbound(
+  snap: Snapshot,
+  host: string,
+  port: number,
+  selfPorts: ReadonlySet<number>,
+): Route {
+  const local = snap.workloads.some((w) => w.address === host);
+  if (selfPorts.has(port) && (isLoopback(host) || local)) {
+    return { kind: "refuse", reason: "self_call" };
+  }
+  const found = findService(snap, host, port);
+  if (found) {
+    const ep = pickEndpoint(found.svc.endpoints);
+    if (!ep) return { kind: "refuse", reason: "no_healthy_upstream", service: found.svc };
+    const targetPort = found.sp.targetPort || port;
+    return toEndpoint(ep, targetPort, found.svc);
+  }
+  for (const svc of snap.services) {
+    const ep = svc.endpoints.find((e) => e.address === host);
+    if (ep) return toEndpoint(ep, port, undefined);
+  }
+  if (snap.outboundTrafficPolicy === "REGISTRY_ONLY") {
+    return { kind: "refuse", reason: "registry_only" };
+  }
+  return { kind: "direct", host, port, service: undefined, endpoint: undefined };
+}
+
+function toEndpoint(ep: Endpoint, port: number, svc: Service | undefined): Route {
+  if (ep.hboneAddress === undefined) {
+    return { kind: "direct", host: ep.address, port, service: svc, endpoint: ep };
+  }
+  if (!ep.identity) {
+    return {
+      kind: "refuse",
+      reason: "endpoint_without_identity",
+      ...(svc ? { service: svc } : {}),
+    };
+  }
+  return {
+    kind: "hbone",
+    host: ep.address,
+    port,
+    hboneAddr: ep.hboneAddress,
+    dstIdentity: ep.identity,
+    service: svc,
+    endpoint: ep,
+  };
+}
+
+export function resolveSource(
+  snap: Snapshot,
+  clientIp: string,
+  defaultWorkload: string | undefined,
+): Workload | undefined {
+  const ip = clientIp.replace(/^::ffff:/, "");
+  const byIp = snap.workloads.find((w) => w.address === ip);
+  if (byIp) return byIp;
+  if (!defaultWorkload) return undefined;
+  return snap.workloads.find((w) =>
+    `${w.namespace}/${w.name}` === defaultWorkload || w.name === defaultWorkload
+  );
+}
+
+export function baggageFor(w: Workload): string {
+  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
+  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
+  if (app) parts.push(`service.name=${app}`);
+  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
+  if (ver) parts.push(`service.version=${ver}`);
+  return parts.join(",");
+}
+
+export interface OutboundDeps {
+  readonly snapshot: () => Snapshot;
+  readonly pool: HbonePool;
+  readonly conns: ConnTable;
+  readonly selfPorts: () => ReadonlySet<number>;
+  readonly defaultSource: () => string | undefined;
+  readonly filters: OutboundL7Hook | undefined;
+}
+
+function socksCode(err: unknown): number {
+  const c = errorCode(err);
+  if (c === "hbone_401") return SocksReply.notAllowed;
+  if (c.includes("timeout")) return SocksReply.ttlExpired;
+  if (c === "connect_failed") return SocksReply.connectionRefused;
+  return SocksReply.hostUnreachable;
+}
+
+/** Proxy one captured client connection to host:port; `reply` answers a SOCKS5 client. */
+export async function handleOutbound(
+  deps: OutboundDeps,
+  sock: Socket,
+  host: string,
+  port: number,
+  reply?: (code: number) => void,
+): Promise<void> {
+  const snap = deps.snapshot();
+  const clientIp = sock.remoteAddress ?? "unknown";
+  const info = emptyInfo(
+    "outbound",
+    joinHostPort(clientIp, sock.remotePort ?? 0),
+    joinHostPort(host, port),
+  );
+  const refuse = (reason: string, code: number = SocksReply.notAllowed): void => {
+    l4Metrics.refused.inc({ direction: "outbound", reason });
+    if (reply) reply(code);
+    else sock.destroy();
+  };
+  const src = resolveSource(snap, clientIp, deps.defaultSource());
+  if (!src) return refuse("unknown_source");
+  info.srcWorkload = src.name;
+  info.srcNamespace = src.namespace;
+  info.srcIdentity = src.identity;
+  const route = routeOutbound(snap, host, port, deps.selfPorts());
+  if (route.kind === "refuse") return refuse(route.reason);
+  const svc = route.service;
+  if (svc) {
+    info.dstService = svc.hostname;
+    info.dstServiceName = svc.name;
+    info.dstServiceNamespace = svc.namespace;
+    const sp = svc.ports.find((p) => p.port === port);
+    if (deps.filters && sp && svc.outboundFilters.length > 0) {
+      if (deps.filters.handleOutbound(sock, { service: svc, port: sp, source: src })) return;
+    }
+  }
+  if (route.endpoint) {
+    info.dstWorkload = route.endpoint.workload;
+    info.dstNamespace = route.endpoint.namespace;
+  }
+  info.dstAddr = joinHostPort(route.host, route.port);
+  const conn = deps.conns.create(info, sock);
+  if (!conn) return refuse("max_connections", SocksReply.generalFailure);
+  try {
+    let up;
+    if (route.kind === "hbone") {
+      info.mtls = true;
+      info.dstHboneAddr = route.hboneAddr;
+      info.dstIdentity = route.dstIdentity;
+      up = await deps.pool.connect(
+        { srcIdentity: src.identity, dstIdentity: route.dstIdentity, hboneAddr: route.hboneAddr },
+        {
+          authority: info.dstAddr,
+          clientAddr: info.srcAddr,
+          serviceHost: svc?.hostname,
+          baggage: baggageFor(src),
+        },
+      );
+    } else {
+      up = await dialTcp(route.host, route.port, snap.timeouts.connectMs);
+    }
+    if (sock.destroyed) {
+      up.destroy();
+      return conn.fail("error", "client went away");
+    }
+    reply?.(SocksReply.succeeded);
+    conn.attach(up);
+  } catch (e) {
+    const code = errorCode(e);
+    const outcome = code === "hbone_401" ? "denied" : "connect_failed";
+    reply?.(socksCode(e));
+    conn.fail(outcome, errorMessage(e), reply !== undefined);
+  }
+}

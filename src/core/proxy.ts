@@ -1,0 +1,298 @@
+/**
+ * NodeProxy: weft's L4 data path for one node. Owns the listeners (service VIPs, SOCKS5, HBONE
+ * 15008 and optional plaintext 15006 per local workload), the HBONE client pool and the table of
+ * live connections. The control path hands it immutable snapshots; `update` swaps the snapshot,
+ * reconciles listeners and closes inbound connections the new policy denies.
+ */
+import * as net from "node:net";
+import type { Snapshot } from "./snapshot.ts";
+import type { IdentityProvider } from "./transport.ts";
+import { authorizeL4 } from "./authz.ts";
+import { ConnTable, type L4Conn } from "./l4_conn.ts";
+import { HbonePool } from "./hbone_pool.ts";
+import { type Authorize, HboneServer, type InboundDeps } from "./hbone_server.ts";
+import { handleOutbound, type OutboundDeps, type OutboundL7Hook } from "./outbound.ts";
+import { handlePlaintextInbound } from "./inbound_plain.ts";
+import { socksHandshake } from "./socks5.ts";
+import { joinHostPort, splitHostPort } from "./ip.ts";
+import { l4Metrics } from "./l4_telemetry.ts";
+import { errorMessage, WeftError } from "./errors.ts";
+import { logger } from "./log.ts";
+
+const log = logger("proxy");
+export const DEFAULT_SOCKS5 = "127.0.0.1:15080";
+/** Ports of weft itself (hbone.md §1): connections through the proxy to them are loops. */
+const WELL_KNOWN_SELF_PORTS = [15000, 15001, 15006, 15008, 15020, 15021, 15053, 15080];
+
+export interface NodeProxyOptions {
+  readonly snapshot: Snapshot;
+  readonly identity: IdentityProvider;
+  /** L7 hand-off for services with filter chains (wired by src/app from src/filters). */
+  readonly filters?: OutboundL7Hook;
+  /** Override authorization (tests, dry runs); defaults to authorizeL4. */
+  readonly authorize?: Authorize;
+}
+
+export interface NodeProxyStats {
+  readonly ready: boolean;
+  readonly draining: boolean;
+  readonly snapshotVersion: string;
+  readonly listeners: readonly string[];
+  readonly connections: { readonly inbound: number; readonly outbound: number };
+  readonly hboneSessions: number;
+  readonly pool: ReturnType<HbonePool["stats"]>;
+}
+
+function listen(addr: string, onConn: (s: net.Socket) => void): Promise<net.Server> {
+  const hp = splitHostPort(addr);
+  if (!hp) {
+    return Promise.reject(
+      new WeftError("bad_listen_address", `Cannot listen: bad address ${addr}`),
+    );
+  }
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+    s.setNoDelay(true);
+    onConn(s);
+  });
+  return new Promise((resolve, reject) => {
+    server.once(
+      "error",
+      (e) =>
+        reject(
+          new WeftError("listen_failed", `Cannot listen on ${addr}: ${e.message}`, { cause: e }),
+        ),
+    );
+    server.listen(hp.port, hp.host, () => resolve(server));
+  });
+}
+
+function closeServer(s: net.Server): Promise<void> {
+  return new Promise((r) => s.close(() => r()));
+}
+
+export class NodeProxy {
+  private snap: Snapshot;
+  private readonly identity: IdentityProvider;
+  private readonly conns: ConnTable;
+  private readonly pool: HbonePool;
+  private readonly hbone = new Map<string, HboneServer>();
+  private readonly tcp = new Map<string, net.Server>();
+  private readonly inbound: InboundDeps;
+  private readonly outbound: OutboundDeps;
+  private updating: Promise<void> = Promise.resolve();
+  private isReady = false;
+  private isDraining = false;
+  private closed = false;
+
+  constructor(opts: NodeProxyOptions) {
+    this.snap = opts.snapshot;
+    this.identity = opts.identity;
+    this.conns = new ConnTable(() => ({
+      maxConnections: this.snap.limits.maxConnections,
+      idleMs: this.snap.timeouts.idleMs,
+    }));
+    this.pool = new HbonePool(this.identity, () => ({
+      maxStreams: this.snap.limits.poolMaxStreamsPerConnection,
+      idleMs: this.snap.limits.poolIdleMs,
+      connectMs: this.snap.timeouts.connectMs,
+    }));
+    this.inbound = {
+      snapshot: () => this.snap,
+      identity: this.identity,
+      conns: this.conns,
+      authorize: opts.authorize ?? authorizeL4,
+    };
+    this.outbound = {
+      snapshot: () => this.snap,
+      pool: this.pool,
+      conns: this.conns,
+      selfPorts: () => this.selfPorts(),
+      defaultSource: () => this.snap.capture?.defaultSourceWorkload,
+      filters: opts.filters,
+    };
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  get snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  /** Bind every listener the snapshot asks for; rejects (and unbinds) if any bind fails. */
+  async start(): Promise<void> {
+    try {
+      await this.reconcile();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    this.isReady = true;
+    log.info("node proxy ready", {
+      listeners: this.listenerNames().length,
+      version: this.snap.version,
+    });
+  }
+
+  /** Swap the snapshot, rebind listeners as needed, close inbound connections now denied. */
+  update(snapshot: Snapshot): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.closed || this.isDraining) return;
+      this.snap = snapshot;
+      await this.reconcile();
+      const closed = this.conns.recheckAll();
+      if (closed) {
+        log.info("closed connections denied by new policy", { closed, version: snapshot.version });
+      }
+    };
+    const next = this.updating.then(run);
+    this.updating = next.catch((e) =>
+      log.error("snapshot update failed", { err: errorMessage(e) })
+    );
+    return next;
+  }
+
+  private selfPorts(): ReadonlySet<number> {
+    const s = new Set(WELL_KNOWN_SELF_PORTS);
+    s.add(this.snap.node.hbonePort);
+    const c = this.snap.capture;
+    if (c?.inboundPlaintextPort) s.add(c.inboundPlaintextPort);
+    const socks = splitHostPort(c?.socks5 ?? DEFAULT_SOCKS5);
+    if (socks) s.add(socks.port);
+    return s;
+  }
+
+  /** Desired plain TCP listeners: address → handler. */
+  private desiredTcp(): Map<string, (s: net.Socket) => void> {
+    const want = new Map<string, (s: net.Socket) => void>();
+    const c = this.snap.capture;
+    if (c?.serviceVips !== false) {
+      for (const svc of this.snap.services) {
+        for (const vip of svc.vips) {
+          for (const p of svc.ports) {
+            want.set(
+              joinHostPort(vip, p.port),
+              (s) => void handleOutbound(this.outbound, s, vip, p.port),
+            );
+          }
+        }
+      }
+    }
+    const socks = c?.socks5 ?? DEFAULT_SOCKS5;
+    if (socks) want.set(socks, (s) => this.onSocks(s));
+    if (c?.inboundPlaintextPort) {
+      for (const w of this.snap.workloads) {
+        const addr = w.address;
+        want.set(
+          joinHostPort(addr, c.inboundPlaintextPort),
+          (s) => handlePlaintextInbound(this.inbound, s, addr),
+        );
+      }
+    }
+    return want;
+  }
+
+  private onSocks(s: net.Socket): void {
+    s.resume();
+    socksHandshake(s, this.snap.timeouts.connectMs).then(
+      (req) => handleOutbound(this.outbound, s, req.host, req.port, req.reply),
+      (e) => {
+        l4Metrics.refused.inc({ direction: "outbound", reason: "socks5_handshake" });
+        log.debug("socks5 handshake failed", { err: errorMessage(e) });
+      },
+    );
+  }
+
+  private async reconcile(): Promise<void> {
+    const want = this.desiredTcp();
+    // Handlers close over the live snapshot through this.outbound/this.inbound, so a kept
+    // listener needs no rebinding; only added and removed addresses change.
+    const gone = [...this.tcp.keys()].filter((a) => !want.has(a));
+    await Promise.all(gone.map((a) => {
+      const s = this.tcp.get(a)!;
+      this.tcp.delete(a);
+      return closeServer(s);
+    }));
+    for (const [addr, handler] of want) {
+      if (this.tcp.has(addr)) continue;
+      this.tcp.set(addr, await listen(addr, handler));
+    }
+    const port = this.snap.node.hbonePort;
+    const wanted = new Map(
+      this.snap.workloads.map((w) => [joinHostPort(w.address, port) + "|" + w.identity, w]),
+    );
+    for (const [key, server] of [...this.hbone]) {
+      if (!wanted.has(key)) {
+        this.hbone.delete(key);
+        await server.close();
+      }
+    }
+    for (const [key, w] of wanted) {
+      const existing = this.hbone.get(key);
+      if (existing) {
+        existing.setWorkload(w);
+        continue;
+      }
+      const server = new HboneServer(this.inbound, w, port);
+      await server.start();
+      this.hbone.set(key, server);
+    }
+  }
+
+  private listenerNames(): string[] {
+    return [...this.tcp.keys(), ...[...this.hbone.values()].map((h) => h.address)];
+  }
+
+  /** Graceful shutdown (hbone.md §11): listeners close now, HBONE sessions get GOAWAY,
+   * in-flight streams run until `deadlineMs`, then everything is force-closed. */
+  async drain(deadlineMs: number): Promise<void> {
+    if (this.closed) return;
+    this.isDraining = true;
+    this.isReady = false;
+    l4Metrics.draining.set({}, 1);
+    const tcp = [...this.tcp.values()];
+    this.tcp.clear();
+    const listenersClosed = Promise.all(tcp.map(closeServer));
+    for (const h of this.hbone.values()) void h.drain();
+    this.pool.drain();
+    await this.conns.drain(deadlineMs);
+    await this.close();
+    await listenersClosed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.isReady = false;
+    this.conns.closeAll("drained");
+    this.pool.close();
+    const servers = [...this.tcp.values()];
+    this.tcp.clear();
+    const hb = [...this.hbone.values()];
+    this.hbone.clear();
+    await Promise.all([...servers.map(closeServer), ...hb.map((h) => h.close())]);
+    await this.conns.waitEmpty();
+    l4Metrics.draining.set({}, 0);
+  }
+
+  stats(): NodeProxyStats {
+    const list = this.conns.list();
+    return {
+      ready: this.isReady,
+      draining: this.isDraining,
+      snapshotVersion: this.snap.version,
+      listeners: this.listenerNames(),
+      connections: {
+        inbound: list.filter((c) => c.info.direction === "inbound").length,
+        outbound: list.filter((c) => c.info.direction === "outbound").length,
+      },
+      hboneSessions: [...this.hbone.values()].reduce((n, h) => n + h.sessionCount(), 0),
+      pool: this.pool.stats(),
+    };
+  }
+
+  /** Live connections for the admin endpoint (bounded to `limit`). */
+  connections(limit = 1000): Record<string, unknown>[] {
+    return this.conns.list().slice(0, limit).map((c: L4Conn) => c.view());
+  }
+}

@@ -1,0 +1,45 @@
+/** What the filter host needs from one instantiated guest, however it is bound. */
+import type { FilterDecision } from "../../core/mod.ts";
+
+export const WORLD_PACKAGE = "weft:filter@0.1.0";
+export const HOST_IMPORT = "weft:filter/host@0.1.0";
+export const HANDLER_EXPORT = "weft:filter/handler@0.1.0";
+
+export interface Guest {
+  /** Returns the guest's error message, or undefined when the config was accepted. */
+  configure(config: Uint8Array): string | undefined;
+  onRequestHeaders(): FilterDecision;
+  onResponseHeaders(): FilterDecision;
+  /** Current linear-memory size of the main module (for memory-cap classification). */
+  memoryBytes(): number;
+}
+
+/** The guest returned something the host cannot use (a bug in the filter, not a trap). */
+export class BadOutput extends Error {}
+
+const CONTINUE: FilterDecision = { action: "continue" };
+
+export function continueDecision(): FilterDecision {
+  return CONTINUE;
+}
+
+export function respondDecision(
+  status: number,
+  headers: [string, string][],
+  body: Uint8Array,
+  details: string,
+): FilterDecision {
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    throw new BadOutput(`local response status ${status} is not 200-599`);
+  }
+  return { action: "respond", response: { status, headers, body, details } };
+}
+
+export function delayDecision(ms: number): FilterDecision {
+  return { action: "delay", delayMs: ms, then: CONTINUE };
+}
+
+export function routeDecision(service: string, subset: string | undefined): FilterDecision {
+  if (service === "") throw new BadOutput("route with an empty service");
+  return { action: "continue", route: { service, subset } };
+}

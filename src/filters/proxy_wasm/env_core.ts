@@ -1,0 +1,188 @@
+/**
+ * Core host functions: logging, buffers (VM/plugin configuration, bodies, callout bodies),
+ * properties, time, effective context and `proxy_done`. Access windows follow the spec:
+ * VM_CONFIGURATION only in on_vm_start, PLUGIN_CONFIGURATION only in on_configure, callout
+ * results only in on_http_call_response.
+ */
+import type { LogLevel as WeftLevel } from "../../core/mod.ts";
+import { BufferType, LogLevel, Status } from "./abi.ts";
+import { OutOfBounds } from "./guest_memory.ts";
+import { getProperty, splitPath } from "./properties.ts";
+import type { ProxyWasmVm, StreamState } from "./vm.ts";
+
+type HostFn = (...a: number[]) => number;
+
+const LEVELS: readonly WeftLevel[] = ["trace", "debug", "info", "warn", "error", "error"];
+
+function guard(fn: () => number): number {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof OutOfBounds) return Status.INVALID_MEMORY_ACCESS;
+    throw e;
+  }
+}
+
+/** The buffer readable now, or undefined (NOT_FOUND) outside its window. */
+function bufferOf(vm: ProxyWasmVm, type: number): Uint8Array | undefined {
+  const s = vm.effective;
+  switch (type) {
+    case BufferType.VM_CONFIGURATION:
+      return vm.callback === "vm_start" ? vm.settings.vmConfig : undefined;
+    case BufferType.PLUGIN_CONFIGURATION:
+      return vm.callback === "configure" ? vm.settings.pluginConfig : undefined;
+    case BufferType.HTTP_REQUEST_BODY:
+      return s?.req.requestBody;
+    case BufferType.HTTP_RESPONSE_BODY:
+      return s?.res?.responseBody;
+    case BufferType.HTTP_CALL_RESPONSE_BODY:
+      return vm.httpCallResult?.body;
+  }
+  return undefined;
+}
+
+/** `proxy_set_buffer_bytes` semantics: start=0,size=0 prepends; start ≥ len appends; otherwise
+ * replaces `size` bytes at `start`. */
+function splice(old: Uint8Array, start: number, size: number, data: Uint8Array): Uint8Array {
+  if (start === 0 && size === 0) return concat(data, old);
+  if (start >= old.length) return concat(old, data);
+  const end = Math.min(old.length, start + size);
+  const out = new Uint8Array(old.length - (end - start) + data.length);
+  out.set(old.subarray(0, start), 0);
+  out.set(data, start);
+  out.set(old.subarray(end), start + data.length);
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function propertyScope(vm: ProxyWasmVm, s: StreamState | undefined) {
+  const st = vm.settings;
+  return {
+    pluginName: st.name,
+    rootId: st.rootId,
+    vmId: st.vmId,
+    nodeId: st.nodeId,
+    nodeMetadata: st.nodeMetadata,
+    req: s?.req,
+    res: s?.res,
+    startNs: s?.startNs,
+    written: s ? s.written : vm.root.written,
+  };
+}
+
+export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
+  const m = vm.mem;
+  const log = vm.log;
+  const fields = (msg: string) => ({
+    plugin: vm.settings.name,
+    generation: vm.generation,
+    context: vm.effective?.id ?? vm.rootId,
+    message: msg,
+  });
+  const getBuffer = (type: number, start: number, max: number, retPtr: number, retLen: number) =>
+    guard(() => {
+      const b = bufferOf(vm, type);
+      if (!b) return Status.NOT_FOUND;
+      start >>>= 0;
+      if (start > b.length) return Status.BAD_ARGUMENT;
+      const end = Math.min(b.length, start + (max >>> 0));
+      return m.give(b.subarray(start, end), retPtr, retLen);
+    });
+  return {
+    proxy_log: (level, p, l) =>
+      guard(() => {
+        const lv = LEVELS[level];
+        if (lv === undefined) return Status.BAD_ARGUMENT;
+        if (log.enabled(lv)) log.log(lv, "proxy-wasm plugin log", fields(m.readString(p, l)));
+        return Status.OK;
+      }),
+    proxy_get_log_level: (ptr) =>
+      guard(() => {
+        let level: number = LogLevel.CRITICAL;
+        for (let i = 0; i < 5; i++) {
+          if (log.enabled(LEVELS[i]!)) {
+            level = i;
+            break;
+          }
+        }
+        m.setU32(ptr, level);
+        return Status.OK;
+      }),
+    proxy_get_buffer_bytes: getBuffer,
+    proxy_get_buffer_status: (type, sizePtr, flagsPtr) =>
+      guard(() => {
+        const b = bufferOf(vm, type);
+        if (!b) return Status.NOT_FOUND;
+        m.setU32(sizePtr, b.length);
+        m.setU32(flagsPtr, 0);
+        return Status.OK;
+      }),
+    proxy_set_buffer_bytes: (type, start, size, p, l) =>
+      guard(() => {
+        const s = vm.effective;
+        const data = m.read(p, l);
+        if (type === BufferType.HTTP_REQUEST_BODY && s?.req.requestBody) {
+          s.req.requestBody = splice(s.req.requestBody, start >>> 0, size >>> 0, data);
+        } else if (type === BufferType.HTTP_RESPONSE_BODY && s?.res?.responseBody) {
+          s.res.responseBody = splice(s.res.responseBody, start >>> 0, size >>> 0, data);
+        } else return Status.NOT_FOUND;
+        return Status.OK;
+      }),
+    // 0.1.0: the configuration of the callback in progress.
+    proxy_get_configuration: (retPtr, retLen) =>
+      getBuffer(
+        vm.callback === "vm_start" ? BufferType.VM_CONFIGURATION : BufferType.PLUGIN_CONFIGURATION,
+        0,
+        0xffffffff,
+        retPtr,
+        retLen,
+      ),
+    proxy_get_property: (p, l, retPtr, retLen) =>
+      guard(() => {
+        const v = getProperty(splitPath(m.readString(p, l)), propertyScope(vm, vm.effective));
+        if (v === undefined) return Status.NOT_FOUND;
+        return m.give(v, retPtr, retLen);
+      }),
+    proxy_set_property: (p, l, vp, vl) =>
+      guard(() => {
+        const path = splitPath(m.readString(p, l)).join("\0");
+        const s = vm.effective;
+        const map = s ? (s.written ??= new Map()) : vm.root.written;
+        map.set(path, m.read(vp, vl));
+        return Status.OK;
+      }),
+    proxy_get_current_time_nanoseconds: (ptr) =>
+      guard(() => {
+        m.setU64(ptr, BigInt(Date.now()) * 1_000_000n);
+        return Status.OK;
+      }),
+    proxy_set_effective_context: (id) => {
+      if (id === vm.rootId) vm.effective = undefined;
+      else {
+        const s = vm.streams.get(id);
+        if (!s) return Status.BAD_ARGUMENT;
+        vm.effective = s;
+      }
+      return Status.OK;
+    },
+    proxy_done: () => {
+      const s = vm.effective;
+      if (!s || !s.awaitingDone) return Status.NOT_FOUND;
+      queueMicrotask(() => vm.finishStream(s));
+      return Status.OK;
+    },
+    proxy_get_status: (codePtr, msgPtr, msgLen) =>
+      guard(() => {
+        const r = vm.httpCallResult;
+        if (!r) return Status.NOT_FOUND;
+        m.setU32(codePtr, r.status);
+        return m.give(new Uint8Array(0), msgPtr, msgLen);
+      }),
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * The header-map host functions, `proxy_send_local_response`, `proxy_continue_stream` and
+ * `proxy_close_stream` (plus the 0.1.0 twins). Request headers carry the pseudo-headers
+ * (`:authority`, `:path`, `:method`, `:scheme`) and response headers `:status`, as Envoy shows
+ * them; `:status` is writable, request pseudo-headers are read-only in weft (writes are accepted
+ * and ignored: the route is already chosen).
+ */
+import type { FilterOutcome, HeaderMap } from "../../core/mod.ts";
+import { decodePairs, encodePairs, MapType, Status, StreamType } from "./abi.ts";
+import { OutOfBounds } from "./guest_memory.ts";
+import type { ProxyWasmVm, StreamState } from "./vm.ts";
+
+type Pairs = [string, string][];
+const CONTINUE: FilterOutcome = Object.freeze({ action: "continue" });
+
+function requestPairs(s: StreamState): Pairs {
+  const h = s.req.requestHeaders;
+  const e = h.entries();
+  if (h.has(":path")) return e;
+  const r = s.req;
+  e.unshift([":authority", r.authority], [":path", r.path], [":method", r.method], [
+    ":scheme",
+    r.scheme,
+  ]);
+  return e;
+}
+
+function requestPseudo(s: StreamState, key: string): string | undefined {
+  switch (key) {
+    case ":authority":
+      return s.req.authority;
+    case ":path":
+      return s.req.path;
+    case ":method":
+      return s.req.method;
+    case ":scheme":
+      return s.req.scheme;
+  }
+  return undefined;
+}
+
+/** Count of headers the callbacks announce (pseudo-headers included). */
+export function requestHeaderCount(s: StreamState): number {
+  return s.req.requestHeaders.size + (s.req.requestHeaders.has(":path") ? 0 : 4);
+}
+
+interface MapAccess {
+  readonly headers: HeaderMap | undefined;
+  readonly stream: StreamState | undefined;
+  readonly writable: boolean;
+}
+
+const NONE: MapAccess = { headers: undefined, stream: undefined, writable: false };
+
+function access(vm: ProxyWasmVm, type: number): MapAccess {
+  const s = vm.effective;
+  const cb = vm.callback;
+  if (type === MapType.HTTP_REQUEST_HEADERS && s) {
+    const w = cb === "request_headers" || cb === "request_body" || s.pausedOn === "request";
+    return { headers: s.req.requestHeaders, stream: s, writable: w };
+  }
+  if (type === MapType.HTTP_RESPONSE_HEADERS && s?.res) {
+    const w = cb === "response_headers" || cb === "response_body" || s.pausedOn === "response";
+    return { headers: s.res.responseHeaders, stream: s, writable: w };
+  }
+  return NONE;
+}
+
+function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
+  if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) return vm.httpCallResult?.headers;
+  const a = access(vm, type);
+  if (!a.headers || !a.stream) return undefined;
+  if (type === MapType.HTTP_REQUEST_HEADERS) return requestPairs(a.stream);
+  const e = a.headers.entries();
+  e.unshift([":status", String(a.stream.res!.status)]);
+  return e;
+}
+
+function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefined {
+  if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) {
+    return vm.httpCallResult?.headers.find(([k]) => k === key)?.[1];
+  }
+  const a = access(vm, type);
+  if (!a.headers || !a.stream) return undefined;
+  if (key.charCodeAt(0) === 58 /* ':' */) {
+    if (type === MapType.HTTP_REQUEST_HEADERS) return requestPseudo(a.stream, key);
+    if (key === ":status") return String(a.stream.res!.status);
+  }
+  return a.headers.get(key);
+}
+
+/** Apply one write; false when the map cannot be written now. */
+function write(
+  vm: ProxyWasmVm,
+  type: number,
+  op: "add" | "replace" | "remove",
+  key: string,
+  value: string,
+): boolean {
+  const a = access(vm, type);
+  if (!a.headers || !a.writable) return false;
+  if (key.charCodeAt(0) === 58) {
+    if (key === ":status" && a.stream?.res && op !== "remove") {
+      const n = Number(value);
+      if (Number.isInteger(n) && n >= 100 && n <= 999) a.stream.res.status = n;
+    }
+    return true;
+  }
+  if (op === "add") a.headers.add(key, value);
+  else if (op === "replace") a.headers.set(key, value);
+  else a.headers.remove(key);
+  return true;
+}
+
+function localOutcome(s: StreamState): FilterOutcome {
+  return { action: "respond", response: s.local! };
+}
+
+export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]) => number> {
+  const m = vm.mem;
+  const key = (p: number, l: number): string => m.readString(p, l).toLowerCase();
+  const legacy = vm.abi === "0.1.0";
+  const guard = (fn: () => number): number => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof OutOfBounds) return Status.INVALID_MEMORY_ACCESS;
+      throw e;
+    }
+  };
+  const mutate = (op: "add" | "replace" | "remove") =>
+  (t: number, kp: number, kl: number, vp = 0, vl = 0): number =>
+    guard(() =>
+      write(vm, t, op, key(kp, kl), op === "remove" ? "" : m.readString(vp, vl))
+        ? Status.OK
+        : Status.BAD_ARGUMENT
+    );
+  const resumeWith = (s: StreamState, stream: "request" | "response", o: FilterOutcome): void => {
+    if (s.pausedOn === stream) vm.resume(s, o);
+  };
+  const cont = (type: number): number => {
+    const s = vm.effective;
+    if (type !== StreamType.HTTP_REQUEST && type !== StreamType.HTTP_RESPONSE) {
+      return Status.BAD_ARGUMENT;
+    }
+    if (s) resumeWith(s, type === StreamType.HTTP_REQUEST ? "request" : "response", CONTINUE);
+    return Status.OK;
+  };
+  return {
+    proxy_get_header_map_size: (t, sizePtr) =>
+      guard(() => {
+        const pairs = pairsOf(vm, t);
+        m.setU32(sizePtr, pairs ? encodePairs(pairs).length : 0);
+        return Status.OK;
+      }),
+    proxy_get_header_map_pairs: (t, retPtr, retLen) =>
+      guard(() => {
+        const pairs = pairsOf(vm, t);
+        // An absent map is OK + empty, as Envoy answers (SDKs panic on BAD_ARGUMENT here).
+        return m.give(pairs ? encodePairs(pairs) : new Uint8Array(0), retPtr, retLen);
+      }),
+    proxy_get_header_map_value: (t, kp, kl, retPtr, retLen) =>
+      guard(() => {
+        const v = getValue(vm, t, key(kp, kl));
+        if (v === undefined && !legacy) return Status.NOT_FOUND;
+        return m.give(new TextEncoder().encode(v ?? ""), retPtr, retLen);
+      }),
+    proxy_add_header_map_value: mutate("add"),
+    proxy_replace_header_map_value: mutate("replace"),
+    proxy_remove_header_map_value: mutate("remove"),
+    proxy_set_header_map_pairs: (t, p, l) =>
+      guard(() => {
+        const pairs = decodePairs(m.read(p, l));
+        const a = access(vm, t);
+        if (!pairs || !a.headers || !a.writable) return Status.BAD_ARGUMENT;
+        for (const [k] of a.headers.entries()) a.headers.remove(k);
+        for (const [k, v] of pairs) write(vm, t, "add", k.toLowerCase(), v);
+        return Status.OK;
+      }),
+    proxy_send_local_response: (status, dp, dl, bp, bl, hp, hl, grpc) =>
+      guard(() => {
+        const s = vm.effective;
+        if (!s) return Status.BAD_ARGUMENT;
+        const headers = decodePairs(m.read(hp, hl));
+        if (!headers) return Status.BAD_ARGUMENT;
+        const isGrpc = (s.req.requestHeaders.get("content-type") ?? "").startsWith(
+          "application/grpc",
+        );
+        s.local = {
+          status: status >>> 0,
+          headers,
+          body: m.read(bp, bl),
+          details: m.readString(dp, dl),
+          ...(isGrpc && grpc !== undefined && grpc >= 0 ? { grpcStatus: grpc } : {}),
+        };
+        if (s.pausedOn) vm.resume(s, localOutcome(s));
+        return Status.OK;
+      }),
+    proxy_continue_stream: cont,
+    proxy_continue_request: () => cont(StreamType.HTTP_REQUEST),
+    proxy_continue_response: () => cont(StreamType.HTTP_RESPONSE),
+    proxy_close_stream: (type) => {
+      const s = vm.effective;
+      if (type !== StreamType.HTTP_REQUEST && type !== StreamType.HTTP_RESPONSE) {
+        return Status.BAD_ARGUMENT;
+      }
+      if (!s) return Status.OK;
+      // A reset has no HttpFilter decision; the nearest is a local 503 with Envoy-like details.
+      s.local ??= { status: 503, headers: [], body: "", details: "wasm_close_stream" };
+      if (s.pausedOn) vm.resume(s, localOutcome(s));
+      return Status.OK;
+    },
+    proxy_clear_route_cache: () => Status.OK,
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * Host services: metrics (in core's Prometheus registry, so /stats/prometheus shows them), shared
+ * data with CAS and shared queues (process-wide, scoped by vm_id, surviving VM restarts and hot
+ * reloads as in Envoy), tick timers, and `proxy_http_call` to a configured cluster.
+ */
+import { metrics } from "../../core/mod.ts";
+import type { Counter, Gauge, Histogram } from "../../core/mod.ts";
+import { decodePairs, MetricType, Status } from "./abi.ts";
+import { OutOfBounds } from "./guest_memory.ts";
+import { startHttpCall } from "./http_call.ts";
+import type { ProxyWasmVm } from "./vm.ts";
+
+export interface HttpCallResult {
+  readonly status: number;
+  readonly headers: [string, string][];
+  readonly body: Uint8Array;
+}
+
+type HostFn = (...a: number[]) => number;
+type Metric =
+  | { kind: 0; family: Counter }
+  | { kind: 1; family: Gauge }
+  | { kind: 2; family: Histogram };
+
+/** Envoy's default histogram buckets (values are usually milliseconds). */
+const ENVOY_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+const HELP = "proxy-wasm plugin metric";
+
+interface Shared {
+  value: Uint8Array;
+  cas: number;
+}
+const sharedData = new Map<string, Map<string, Shared>>();
+interface Queue {
+  readonly id: number;
+  readonly items: Uint8Array[];
+  owner: ProxyWasmVm | undefined;
+}
+const queuesByName = new Map<string, Queue>();
+const queuesById = new Map<number, Queue>();
+let nextQueueId = 1;
+
+/** Envoy renders wasm metrics (its `wasmcustom` namespace) under their own sanitised name. */
+export function metricName(raw: string): string {
+  const s = raw.replace(/[^a-zA-Z0-9_:]/g, "_");
+  return /^[a-zA-Z_:]/.test(s) ? s : `_${s}`;
+}
+
+function guard(fn: () => number): number {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof OutOfBounds) return Status.INVALID_MEMORY_ACCESS;
+    throw e;
+  }
+}
+
+function metricFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
+  const m = vm.mem;
+  const defined: Metric[] = [];
+  const byId = (id: number): Metric | undefined => defined[id - 1];
+  return {
+    proxy_define_metric: (type, p, l, idPtr) =>
+      guard(() => {
+        const name = metricName(m.readString(p, l));
+        let metric: Metric;
+        try {
+          if (type === MetricType.COUNTER) {
+            metric = { kind: 0, family: metrics.counter(name, HELP) };
+          } else if (type === MetricType.GAUGE) {
+            metric = { kind: 1, family: metrics.gauge(name, HELP) };
+          } else if (type === MetricType.HISTOGRAM) {
+            metric = { kind: 2, family: metrics.histogram(name, HELP, [], ENVOY_BUCKETS) };
+          } else return Status.BAD_ARGUMENT;
+        } catch {
+          return Status.BAD_ARGUMENT; // the name is taken by a metric of another kind
+        }
+        defined.push(metric);
+        m.setU32(idPtr, defined.length);
+        return Status.OK;
+      }),
+    proxy_increment_metric: (id, delta) => {
+      const x = byId(id);
+      if (!x) return Status.NOT_FOUND;
+      const d = Number(delta);
+      if (x.kind === 0) {
+        if (d < 0) return Status.BAD_ARGUMENT;
+        x.family.inc({}, d);
+      } else if (x.kind === 1) x.family.add({}, d);
+      else return Status.BAD_ARGUMENT;
+      return Status.OK;
+    },
+    proxy_record_metric: (id, value) => {
+      const x = byId(id);
+      if (!x) return Status.NOT_FOUND;
+      const v = Number(BigInt.asUintN(64, BigInt(value)));
+      if (x.kind === 0) {
+        const cur = x.family.get();
+        if (v < cur) return Status.BAD_ARGUMENT;
+        x.family.inc({}, v - cur);
+      } else if (x.kind === 1) x.family.set({}, v);
+      else x.family.observe({}, v);
+      return Status.OK;
+    },
+    proxy_get_metric: (id, ptr) =>
+      guard(() => {
+        const x = byId(id);
+        if (!x) return Status.NOT_FOUND;
+        if (x.kind === 2) return Status.BAD_ARGUMENT;
+        m.setU64(ptr, BigInt(Math.max(0, Math.trunc(x.family.get()))));
+        return Status.OK;
+      }),
+  };
+}
+
+function sharedFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
+  const m = vm.mem;
+  const vmId = vm.settings.vmId;
+  let data = sharedData.get(vmId);
+  if (!data) sharedData.set(vmId, data = new Map());
+  const store = data;
+  return {
+    proxy_get_shared_data: (kp, kl, retPtr, retLen, casPtr) =>
+      guard(() => {
+        const e = store.get(m.readString(kp, kl));
+        if (!e) return Status.NOT_FOUND;
+        m.setU32(casPtr, e.cas);
+        return m.give(e.value, retPtr, retLen);
+      }),
+    proxy_set_shared_data: (kp, kl, vp, vl, cas) =>
+      guard(() => {
+        const key = m.readString(kp, kl);
+        const e = store.get(key);
+        if (cas !== 0 && (!e || e.cas !== cas >>> 0)) return Status.CAS_MISMATCH;
+        store.set(key, { value: m.read(vp, vl), cas: ((e?.cas ?? 0) + 1) >>> 0 || 1 });
+        return Status.OK;
+      }),
+    proxy_register_shared_queue: (np, nl, idPtr) =>
+      guard(() => {
+        const key = `${vmId}\0${m.readString(np, nl)}`;
+        let q = queuesByName.get(key);
+        if (!q) {
+          q = { id: nextQueueId++, items: [], owner: vm };
+          queuesByName.set(key, q);
+          queuesById.set(q.id, q);
+        }
+        q.owner = vm;
+        m.setU32(idPtr, q.id);
+        return Status.OK;
+      }),
+    proxy_resolve_shared_queue: (vp, vl, np, nl, idPtr) =>
+      guard(() => {
+        const q = queuesByName.get(`${m.readString(vp, vl)}\0${m.readString(np, nl)}`);
+        if (!q) return Status.NOT_FOUND;
+        m.setU32(idPtr, q.id);
+        return Status.OK;
+      }),
+    proxy_enqueue_shared_queue: (id, p, l) =>
+      guard(() => {
+        const q = queuesById.get(id);
+        if (!q) return Status.NOT_FOUND;
+        q.items.push(m.read(p, l));
+        const owner = q.owner;
+        if (owner && !owner.dead) {
+          queueMicrotask(() => owner.callRoot("proxy_on_queue_ready", q.id));
+        }
+        return Status.OK;
+      }),
+    proxy_dequeue_shared_queue: (id, retPtr, retLen) =>
+      guard(() => {
+        const q = queuesById.get(id);
+        if (!q) return Status.NOT_FOUND;
+        const item = q.items.shift();
+        if (!item) return Status.EMPTY;
+        return m.give(item, retPtr, retLen);
+      }),
+  };
+}
+
+function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
+  const m = vm.mem;
+  let tick: { id: ReturnType<typeof setInterval>; stop: () => void } | undefined;
+  let nextCallId = 1;
+  return {
+    proxy_set_tick_period_milliseconds: (ms) => {
+      if (tick) {
+        tick.stop();
+        vm.cleanups.delete(tick.stop);
+        tick = undefined;
+      }
+      if (ms > 0) {
+        const id = setInterval(() => vm.callRoot("proxy_on_tick"), ms >>> 0);
+        const stop = () => clearInterval(id);
+        tick = { id, stop };
+        vm.cleanups.add(stop);
+      }
+      return Status.OK;
+    },
+    proxy_http_call: (up, ul, hp, hl, bp, bl, _tp, _tl, timeoutMs, idPtr) =>
+      guard(() => {
+        const upstream = vm.settings.clusters.get(m.readString(up, ul));
+        const headers = decodePairs(m.read(hp, hl));
+        if (!upstream || !headers) return Status.BAD_ARGUMENT;
+        const has = (k: string) => headers.some(([n]) => n === k);
+        if (!has(":method") || !has(":path") || !has(":authority")) return Status.BAD_ARGUMENT;
+        const id = nextCallId++;
+        m.setU32(idPtr, id);
+        startHttpCall(vm, id, upstream, headers, m.read(bp, bl), timeoutMs >>> 0);
+        return Status.OK;
+      }),
+  };
+}
+
+export function serviceFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
+  return { ...metricFunctions(vm), ...sharedFunctions(vm), ...timerAndCallFunctions(vm) };
+}

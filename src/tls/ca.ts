@@ -1,0 +1,302 @@
+/**
+ * The mesh CA: a root (ECDSA P-256 when weft makes it) that signs workload leaves. Leaves follow
+ * Istio's shape: empty subject, the SPIFFE id as the only (critical) URI SAN, EKU serverAuth +
+ * clientAuth, digitalSignature, a random 128-bit serial, notBefore back-dated one minute for
+ * clock skew. Persistence (auto mode, files mode) lives in ca_store.ts.
+ */
+import { WeftError } from "../core/mod.ts";
+import { EC_P256, pkcs8Pem, randomSerialHex, withNewline, x509 } from "./_x509.ts";
+import { parseSpiffeId } from "./spiffe_id.ts";
+
+export const CLOCK_SKEW_MS = 60_000;
+export const DEFAULT_LEAF_TTL_MS = 24 * 3600_000;
+const DEFAULT_ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
+const SAN_OID = "2.5.29.17";
+
+/** A certificate and its key, as issued to one workload identity. */
+export interface IssuedLeaf {
+  readonly identity: string;
+  readonly certPem: string;
+  /** PKCS#8 PEM. */
+  readonly keyPem: string;
+  /** Leaf then intermediates (none: weft's CA signs leaves directly with the root). */
+  readonly chainPem: string;
+  readonly rootsPem: string;
+  readonly serial: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** When it was made (notBefore is back-dated; rotation is timed from this). */
+  readonly issuedAt: Date;
+}
+
+/** Raw leaf parameters: for CSR signing and test kits that need off-shape certificates. */
+export interface LeafSpec {
+  readonly publicKey: CryptoKey | x509.PublicKey;
+  readonly sans: readonly x509.JsonGeneralName[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export interface IssueOptions {
+  readonly ttlMs?: number;
+  /** Wall clock in ms since the epoch (tests). */
+  readonly nowMs?: number;
+}
+
+export class CertificateAuthority {
+  private aki: Promise<x509.Extension> | undefined;
+
+  private constructor(
+    readonly cert: x509.X509Certificate,
+    private readonly key: CryptoKey,
+    private readonly signingAlgorithm: Algorithm | EcdsaParams,
+  ) {}
+
+  /** A fresh self-signed ECDSA P-256 root (dev CA, test CAs). */
+  static async generate(
+    opts: { name?: string; ttlMs?: number; nowMs?: number; notBefore?: Date } = {},
+  ): Promise<CertificateAuthority> {
+    const now = opts.nowMs ?? Date.now();
+    const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerialHex(),
+      name: [{ O: ["weft"] }, { CN: [opts.name ?? "weft dev root"] }],
+      notBefore: opts.notBefore ?? new Date(now - CLOCK_SKEW_MS),
+      notAfter: new Date(now + (opts.ttlMs ?? DEFAULT_ROOT_TTL_MS)),
+      keys,
+      signingAlgorithm: EC_P256,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    return new CertificateAuthority(cert, keys.privateKey, EC_P256);
+  }
+
+  /**
+   * Load a root from PEM text and check it can act as the mesh CA: a CA certificate, valid now,
+   * whose key is the given PKCS#8 key (ECDSA P-256/P-384 or RSA).
+   */
+  static async fromPem(
+    certPem: string,
+    keyPem: string,
+    opts: { nowMs?: number; source?: string } = {},
+  ): Promise<CertificateAuthority> {
+    const src = opts.source ?? "CA";
+    const cert = parseCaCert(certPem, src);
+    checkCaShape(cert, src, opts.nowMs ?? Date.now());
+    const alg = signingAlgorithmOf(cert, src);
+    const key = await importCaKey(keyPem, alg, src);
+    const probe = crypto.getRandomValues(new Uint8Array(32));
+    const sig = await crypto.subtle.sign(alg, key, probe);
+    const pub = await cert.publicKey.export(alg, ["verify"]);
+    if (!(await crypto.subtle.verify(alg, pub, sig, probe))) {
+      throw new WeftError(
+        "ca_key_mismatch",
+        `Cannot load ${src}: the private key does not belong to the certificate`,
+        { hint: "pass the key the root certificate was made with" },
+      );
+    }
+    return new CertificateAuthority(cert, key, alg);
+  }
+
+  get rootPem(): string {
+    return withNewline(this.cert.toString("pem"));
+  }
+
+  /** The CA key as PKCS#8 PEM: only for writing the auto-mode state and test kits. */
+  async exportKeyPem(): Promise<string> {
+    return withNewline(pkcs8Pem(await crypto.subtle.exportKey("pkcs8", this.key)));
+  }
+
+  /** New key pair plus a mesh-shaped leaf for `identity` (a SPIFFE id, checked). */
+  async issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
+    parseSpiffeId(identity);
+    const ttlMs = checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS);
+    const now = opts.nowMs ?? Date.now();
+    const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
+    const cert = await this.sign({
+      publicKey: keys.publicKey,
+      sans: [{ type: "url", value: identity }],
+      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notAfter: new Date(now + ttlMs),
+    });
+    const certPem = withNewline(cert.toString("pem"));
+    return {
+      identity,
+      certPem,
+      keyPem: withNewline(pkcs8Pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey))),
+      chainPem: certPem,
+      rootsPem: this.rootPem,
+      serial: cert.serialNumber,
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
+      issuedAt: new Date(now),
+    };
+  }
+
+  /**
+   * Istio CreateCertificate semantics for a future CA service: the CSR (empty subject, one URI
+   * SAN) must be self-consistent and ask for exactly the caller's authenticated `identity`.
+   * Returns the chain leaf first, root last.
+   */
+  async signCsr(
+    csrPem: string,
+    opts: { identity: string; ttlMs?: number; nowMs?: number },
+  ): Promise<string[]> {
+    parseSpiffeId(opts.identity);
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch (cause) {
+      throw new WeftError("csr_invalid", "Cannot sign CSR: it is not a PEM PKCS#10 request", {
+        cause,
+      });
+    }
+    if (!(await csr.verify())) {
+      throw new WeftError("csr_invalid", "Cannot sign CSR: its self-signature does not verify");
+    }
+    const ext = csr.getExtension(SAN_OID);
+    const names = ext ? new x509.SubjectAlternativeNameExtension(ext.rawData).names.items : [];
+    const uris = names.filter((n) => n.type === "url").map((n) => n.value);
+    if (uris.length !== 1 || uris[0] !== opts.identity) {
+      throw new WeftError(
+        "csr_identity_mismatch",
+        `Cannot sign CSR: it requests URI SANs ${
+          JSON.stringify(uris)
+        }, the caller is ${opts.identity}`,
+        { hint: "the CSR must carry exactly one URI SAN equal to the authenticated identity" },
+      );
+    }
+    const now = opts.nowMs ?? Date.now();
+    const cert = await this.sign({
+      publicKey: csr.publicKey,
+      sans: [{ type: "url", value: opts.identity }],
+      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notAfter: new Date(now + checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS)),
+    });
+    return [withNewline(cert.toString("pem")), this.rootPem];
+  }
+
+  /** Sign an arbitrary end-entity certificate. No identity checks: callers own the shape. */
+  async sign(spec: LeafSpec): Promise<x509.X509Certificate> {
+    this.aki ??= authorityKeyId(this.cert);
+    return await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerialHex(),
+      subject: "",
+      issuer: this.cert.subjectName,
+      notBefore: spec.notBefore,
+      notAfter: spec.notAfter,
+      publicKey: spec.publicKey,
+      signingKey: this.key,
+      signingAlgorithm: this.signingAlgorithm,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
+        // Critical because the subject is empty (RFC 5280 §4.2.1.6).
+        new x509.SubjectAlternativeNameExtension([...spec.sans], true),
+        await this.aki,
+      ],
+    });
+  }
+}
+
+function checkTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
+    throw new WeftError("ttl_invalid", `Cannot issue certificate: ttl ${ttlMs} ms is below 1 s`);
+  }
+  return ttlMs;
+}
+
+async function authorityKeyId(ca: x509.X509Certificate): Promise<x509.Extension> {
+  const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
+  return await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey);
+}
+
+function parseCaCert(pem: string, src: string): x509.X509Certificate {
+  try {
+    return new x509.X509Certificate(pem);
+  } catch (cause) {
+    throw new WeftError("ca_cert_invalid", `Cannot load ${src}: certificate is not PEM X.509`, {
+      cause,
+    });
+  }
+}
+
+function checkCaShape(cert: x509.X509Certificate, src: string, nowMs: number): void {
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  if (!bc?.ca) {
+    throw new WeftError(
+      "ca_not_ca",
+      `Cannot load ${src}: certificate is not a CA (basicConstraints cA is not set)`,
+    );
+  }
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+    throw new WeftError("ca_not_ca", `Cannot load ${src}: key usage lacks keyCertSign`);
+  }
+  if (nowMs > cert.notAfter.getTime()) {
+    throw new WeftError(
+      "ca_expired",
+      `Cannot load ${src}: certificate expired at ${cert.notAfter.toISOString()}`,
+    );
+  }
+  if (nowMs < cert.notBefore.getTime()) {
+    throw new WeftError(
+      "ca_not_yet_valid",
+      `Cannot load ${src}: certificate is not valid before ${cert.notBefore.toISOString()}`,
+    );
+  }
+}
+
+function signingAlgorithmOf(cert: x509.X509Certificate, src: string): Algorithm | EcdsaParams {
+  const alg = cert.publicKey.algorithm as Algorithm & { namedCurve?: string };
+  if (alg.name === "ECDSA" && (alg.namedCurve === "P-256" || alg.namedCurve === "P-384")) {
+    return { name: "ECDSA", namedCurve: alg.namedCurve, hash: "SHA-256" } as EcdsaParams;
+  }
+  if (alg.name === "RSASSA-PKCS1-v1_5") {
+    return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as Algorithm;
+  }
+  throw new WeftError(
+    "ca_key_unsupported",
+    `Cannot load ${src}: key algorithm ${alg.name} ${alg.namedCurve ?? ""} is not supported`,
+    { hint: "use ECDSA P-256 (or P-384, RSA)" },
+  );
+}
+
+async function importCaKey(pem: string, alg: Algorithm, src: string): Promise<CryptoKey> {
+  const label = /-----BEGIN ([A-Z ]+)-----/.exec(pem)?.[1];
+  if (label !== "PRIVATE KEY") {
+    throw new WeftError(
+      "ca_key_invalid",
+      `Cannot load ${src}: key must be a PEM "PRIVATE KEY" (PKCS#8), got ${
+        label ? `"${label}"` : "no PEM block"
+      }`,
+      { hint: "convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem -out ca-key.pem" },
+    );
+  }
+  try {
+    return await crypto.subtle.importKey(
+      "pkcs8",
+      x509.PemConverter.decodeFirst(pem),
+      alg,
+      true,
+      ["sign"],
+    );
+  } catch (cause) {
+    throw new WeftError(
+      "ca_key_invalid",
+      `Cannot load ${src}: PKCS#8 key does not import as ${alg.name} matching the certificate`,
+      { cause, hint: "the key and the certificate must use the same algorithm and curve" },
+    );
+  }
+}

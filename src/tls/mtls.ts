@@ -1,0 +1,48 @@
+/**
+ * node:tls option objects from TlsMaterial, shaped like ztunnel's HBONE TLS (hbone.md §3): TLS 1.3
+ * only, ALPN h2, mutual certificates against the mesh roots, no SNI.
+ *
+ * Server: `tls.createServer(serverTlsOptions(m))` / `http2.createSecureServer({...opts, ...})`
+ * then, per connection, `provider.verifyClient(socket.getPeerCertificate(true).raw)`: the TLS
+ * layer checked chain + validity, the SAN shape and trust domain are ours.
+ * Client: `tls.connect({ host: ip, port, ...clientTlsOptions(m, verify) })`, never `servername`;
+ * checkServerIdentity is replaced (the default demands an IP SAN) by `verify` on the leaf, and a
+ * refusal fails the handshake with a PeerIdentityError whose `reason` classifyTlsError returns.
+ */
+import type { ConnectionOptions, PeerCertificate, TlsOptions } from "node:tls";
+import type { PeerVerdict, TlsMaterial } from "../core/mod.ts";
+import { PeerIdentityError } from "./verify.ts";
+
+export function serverTlsOptions(m: TlsMaterial): TlsOptions {
+  return {
+    cert: m.certChainPem,
+    key: m.keyPem,
+    ca: m.rootsPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.3",
+    ALPNProtocols: ["h2"],
+  };
+}
+
+export function clientTlsOptions(
+  m: TlsMaterial,
+  verify: (leafDer: Uint8Array) => PeerVerdict,
+): ConnectionOptions {
+  return {
+    cert: m.certChainPem,
+    key: m.keyPem,
+    ca: m.rootsPem,
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.3",
+    ALPNProtocols: ["h2"],
+    checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
+      const raw = cert?.raw;
+      if (!raw || raw.length === 0) {
+        return new PeerIdentityError("bad_san", "server presented no certificate bytes");
+      }
+      const v = verify(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+      return v.ok ? undefined : new PeerIdentityError(v.reason, v.message);
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Peer checks after node:tls validated the chain and validity period (rejectUnauthorized: true
+ * with the mesh roots as `ca`), and the mapping of handshake failures to stable reasons.
+ *
+ * What Deno 2.9.6 node:tls reports (measured in mtls_test.ts; Node/OpenSSL codes also mapped):
+ * | refusing side | peer certificate             | err.code (and socket.authorizationError)      |
+ * |---------------|------------------------------|-----------------------------------------------|
+ * | server        | none                          | ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE     |
+ * | server        | other CA / expired / not yet  | ECONNRESET, authorizationError               |
+ * |               |                              | UNABLE_TO_VERIFY_LEAF_SIGNATURE (all three!)  |
+ * | client        | server's cert from other CA   | UNABLE_TO_GET_ISSUER_CERT_LOCALLY             |
+ * | client        | server's cert expired/not yet | UNABLE_TO_VERIFY_LEAF_SIGNATURE               |
+ * | client        | (server demanded a cert)      | ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED     |
+ * | server        | (client refused our cert)     | ERR_SSL_TLSV1_ALERT_UNKNOWN_CA,               |
+ * |               |                              | ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED       |
+ * So on Deno "expired" and "not yet valid" surface only as alerts from a rustls peer; a locally
+ * refused expired certificate reads as untrusted_chain. The peer certificate is not available on
+ * the error path (getPeerCertificate() returns null), so weft cannot refine it.
+ */
+import type { PeerVerdict, TlsRejectReason } from "../core/mod.ts";
+import { x509 } from "./_x509.ts";
+import { tryParseSpiffeId } from "./spiffe_id.ts";
+
+/** Thrown (returned) from checkServerIdentity so classifyTlsError can read the reason back. */
+export class PeerIdentityError extends Error {
+  readonly code = "ERR_WEFT_PEER_IDENTITY";
+  constructor(readonly reason: TlsRejectReason, message: string) {
+    super(message);
+    this.name = "PeerIdentityError";
+  }
+}
+
+export interface LeafNames {
+  readonly uris: readonly string[];
+  readonly dns: readonly string[];
+}
+
+export function leafNames(leafDer: Uint8Array): LeafNames {
+  const cert = new x509.X509Certificate(leafDer as Uint8Array<ArrayBuffer>);
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const items = san?.names.items ?? [];
+  return {
+    uris: items.filter((n) => n.type === "url").map((n) => n.value),
+    dns: items.filter((n) => n.type === "dns").map((n) => n.value),
+  };
+}
+
+/** Server side: exactly one URI SAN, of SPIFFE shape, in our trust domain. */
+export function verifyClientLeaf(leafDer: Uint8Array, trustDomain: string): PeerVerdict {
+  return checkLeaf(leafDer, trustDomain, undefined);
+}
+
+/** Client side: as verifyClientLeaf, and the identity must be one of `expected`. */
+export function verifyServerLeaf(
+  leafDer: Uint8Array,
+  trustDomain: string,
+  expected: readonly string[],
+): PeerVerdict {
+  return checkLeaf(leafDer, trustDomain, expected);
+}
+
+function checkLeaf(
+  leafDer: Uint8Array,
+  trustDomain: string,
+  expected: readonly string[] | undefined,
+): PeerVerdict {
+  let names: LeafNames;
+  try {
+    names = leafNames(leafDer);
+  } catch (err) {
+    return reject("bad_san", `peer certificate does not parse: ${String(err)}`);
+  }
+  if (names.uris.length !== 1) {
+    return reject(
+      "bad_san",
+      `peer certificate has ${names.uris.length} URI SANs (dns: ${
+        names.dns.join(",") || "-"
+      }), want exactly one SPIFFE id`,
+    );
+  }
+  const identity = names.uris[0]!;
+  const id = tryParseSpiffeId(identity);
+  if (!id) {
+    return reject("bad_san", `peer URI SAN ${identity} is not spiffe://<td>/ns/<ns>/sa/<sa>`);
+  }
+  if (id.trustDomain !== trustDomain) {
+    return reject(
+      "trust_domain_mismatch",
+      `peer ${identity} is in trust domain ${id.trustDomain}, want ${trustDomain}`,
+    );
+  }
+  if (expected && !expected.includes(identity)) {
+    return reject("identity_mismatch", `peer ${identity} is not one of ${expected.join(", ")}`);
+  }
+  return { ok: true, identity };
+}
+
+function reject(reason: TlsRejectReason, message: string): PeerVerdict {
+  return { ok: false, reason, message };
+}
+
+const BY_CODE: Readonly<Record<string, TlsRejectReason>> = {
+  ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE: "no_client_cert",
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: "no_client_cert",
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: "handshake_failed",
+  // The validating side's own verdicts.
+  CERT_HAS_EXPIRED: "expired",
+  CERT_NOT_YET_VALID: "not_yet_valid",
+  UNABLE_TO_GET_ISSUER_CERT: "untrusted_chain",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "untrusted_chain",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "untrusted_chain",
+  SELF_SIGNED_CERT_IN_CHAIN: "untrusted_chain",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "untrusted_chain",
+  CERT_SIGNATURE_FAILURE: "untrusted_chain",
+  CERT_UNTRUSTED: "untrusted_chain",
+  ERR_TLS_CERT_ALTNAME_INVALID: "identity_mismatch",
+  // Alerts from a peer that refused our certificate.
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: "untrusted_chain",
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: "untrusted_chain",
+  ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR: "untrusted_chain",
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: "expired",
+};
+
+const REASONS: ReadonlySet<string> = new Set<TlsRejectReason>([
+  "no_client_cert",
+  "untrusted_chain",
+  "expired",
+  "not_yet_valid",
+  "bad_san",
+  "trust_domain_mismatch",
+  "identity_mismatch",
+  "handshake_failed",
+]);
+
+/**
+ * Map a node:tls handshake error to a reason. Pass the TLS socket too when there is one
+ * (`tlsClientError` gives it as 2nd argument): Deno reports a refused client certificate as
+ * ECONNRESET and keeps the verdict in `socket.authorizationError`.
+ */
+export function classifyTlsError(err: unknown, socket?: unknown): TlsRejectReason {
+  const e = (err ?? {}) as { reason?: unknown; code?: unknown; message?: unknown };
+  if (typeof e.reason === "string" && REASONS.has(e.reason)) return e.reason as TlsRejectReason;
+  const code = typeof e.code === "string" ? e.code : "";
+  const byCode = BY_CODE[code];
+  if (byCode) return byCode;
+  const authErr = (socket as { authorizationError?: unknown } | undefined)?.authorizationError;
+  const authCode = typeof authErr === "string"
+    ? authErr
+    : (authErr as { code?: unknown } | null | undefined)?.code;
+  if (typeof authCode === "string" && BY_CODE[authCode]) return BY_CODE[authCode]!;
+  const msg = typeof e.message === "string" ? e.message.toLowerCase() : "";
+  if (msg.includes("certificaterequired") || msg.includes("peer sent no certificates")) {
+    return "no_client_cert";
+  }
+  if (msg.includes("expired")) return "expired";
+  if (msg.includes("unknownca") || msg.includes("unknown issuer")) return "untrusted_chain";
+  return "handshake_failed";
+}

@@ -1,0 +1,75 @@
+/**
+ * Applying one response's resources to the store, per resource (ztunnel's model, xds.md §11):
+ * valid resources apply even when others in the same response are rejected; every rejection is
+ * reported as `name: reason`; duplicates are rejected; rejected names keep their last good value.
+ */
+import type { Any } from "@bufbuild/protobuf/wkt";
+import { errorMessage } from "../core/mod.ts";
+import { RESOURCE_TYPES } from "./resources/registry.ts";
+import type { ResourceStore } from "./store.ts";
+
+export interface Incoming {
+  /** Name the transport gave (Delta `Resource.name`); undefined in SotW. */
+  readonly name: string | undefined;
+  readonly version: string;
+  readonly any: Any | undefined;
+}
+
+export interface ApplyResult {
+  readonly changed: boolean;
+  readonly errors: readonly string[];
+  /** Names present in the response (accepted or rejected). */
+  readonly seen: ReadonlySet<string>;
+}
+
+export function applyResources(
+  store: ResourceStore,
+  typeUrl: string,
+  items: readonly Incoming[],
+  accept: (name: string) => boolean,
+): ApplyResult {
+  const type = RESOURCE_TYPES.get(typeUrl);
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  if (!type) return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen };
+  const held = store.of(typeUrl);
+  const decoded: { name: string; version: string; value: unknown }[] = [];
+  const dup = new Set<string>();
+  for (const [i, it] of items.entries()) {
+    const label = it.name ?? `resources[${i}]`;
+    if (!it.any) {
+      errors.push(`${label}: resource body is missing`);
+      if (it.name) seen.add(it.name);
+      continue;
+    }
+    try {
+      const d = type.decode(it.any);
+      if (it.name !== undefined && it.name !== d.name) {
+        throw new Error(`resource name ${d.name} does not match ${it.name}`);
+      }
+      if (seen.has(d.name)) dup.add(d.name);
+      seen.add(d.name);
+      decoded.push({ name: d.name, version: it.version, value: d.value });
+    } catch (err) {
+      if (it.name) seen.add(it.name);
+      errors.push(`${label}: ${errorMessage(err)}`);
+    }
+  }
+  let changed = false;
+  for (const name of dup) errors.push(`${name}: named twice in one response`);
+  for (const d of decoded) {
+    if (dup.has(d.name) || !accept(d.name)) continue;
+    const old = held.get(d.name);
+    if (old && old.version === d.version && d.version !== "") continue;
+    held.set(d.name, { version: d.version, value: d.value });
+    changed = true;
+  }
+  return { changed, errors, seen };
+}
+
+export function removeResources(store: ResourceStore, typeUrl: string, names: Iterable<string>): boolean {
+  const held = store.of(typeUrl);
+  let changed = false;
+  for (const n of names) changed = held.delete(n) || changed;
+  return changed;
+}

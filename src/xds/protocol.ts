@@ -1,0 +1,180 @@
+/**
+ * The ADS client protocol for one stream, Delta or SotW, transport-free so tests can drive it
+ * message by message (shared/reference/xds.md §4-§9): ACK = new version + nonce; NACK = previous
+ * version + error_detail naming every rejected resource; per-type versions; wildcard for
+ * LDS/CDS/Address/Authorization, explicit names for RDS/EDS/ECDS derived from what is held;
+ * SotW full-state removal for LDS/CDS; Delta removed_resources; Delta resubscribe with
+ * initial_resource_versions; SotW resubscribe with the last accepted version.
+ */
+import { create } from "@bufbuild/protobuf";
+import {
+  type DeltaDiscoveryRequest,
+  DeltaDiscoveryRequestSchema,
+  type DeltaDiscoveryResponse,
+  type DiscoveryRequest,
+  DiscoveryRequestSchema,
+  type DiscoveryResponse,
+  type Node,
+  StatusSchema,
+} from "./proto.ts";
+import { applyResources, removeResources } from "./apply.ts";
+import { RESOURCE_TYPES } from "./resources/registry.ts";
+import type { ResourceStore } from "./store.ts";
+import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE, SOTW_FULL_STATE, TYPE_ORDER } from "./type_urls.ts";
+import { ENDPOINT } from "./type_urls.ts";
+
+export type Mode = "delta" | "sotw";
+export const WILDCARD_TYPES: ReadonlySet<string> = new Set(
+  TYPE_ORDER.filter((t) => ![ROUTE, ENDPOINT, EXTENSION_CONFIG].includes(t)),
+);
+/** gRPC INVALID_ARGUMENT: the code weft NACKs with. */
+const INVALID_ARGUMENT = 3;
+
+/** State that outlives a stream: accepted SotW versions per type (resent on reconnect). */
+export class ProtocolState {
+  readonly accepted = new Map<string, string>();
+  constructor(readonly store: ResourceStore, readonly types: readonly string[] = TYPE_ORDER) {}
+
+  /** Names of an explicit type that what we hold references. */
+  desired(typeUrl: string): Set<string> {
+    const want = new Set<string>();
+    const from = typeUrl === ROUTE || typeUrl === EXTENSION_CONFIG ? LISTENER : typeUrl === ENDPOINT ? CLUSTER : "";
+    const type = RESOURCE_TYPES.get(from);
+    if (!type) return want;
+    for (const [, v] of this.store.values(from)) {
+      for (const d of type.deps(v)) if (d.typeUrl === typeUrl) want.add(d.name);
+    }
+    if (typeUrl === ENDPOINT) return want;
+    // Clusters named by inline or RDS routes also matter, but those are wildcard (CDS).
+    return want;
+  }
+}
+
+export interface ResponseOutcome {
+  readonly changed: boolean;
+  readonly nack: string | undefined;
+}
+
+export type Outgoing = DiscoveryRequest | DeltaDiscoveryRequest;
+
+export class AdsStreamProtocol {
+  private nodeSent = false;
+  /** Names subscribed on this stream, per explicit type. */
+  private readonly subscribed = new Map<string, Set<string>>();
+  private readonly nonces = new Map<string, string>();
+
+  constructor(
+    readonly mode: Mode,
+    private readonly node: Node,
+    private readonly state: ProtocolState,
+    private readonly send: (m: Outgoing) => void,
+  ) {}
+
+  private node1(): Node | undefined {
+    if (this.nodeSent) return undefined;
+    this.nodeSent = true;
+    return this.node;
+  }
+
+  /** First requests of a stream, in dependency order. */
+  start(): void {
+    for (const t of this.state.types) {
+      if (WILDCARD_TYPES.has(t)) this.subscribe(t, new Set(["*"]), true);
+      else {
+        const want = this.state.desired(t);
+        if (want.size) this.subscribe(t, want, true);
+      }
+    }
+  }
+
+  private subscribe(typeUrl: string, names: Set<string>, initial: boolean): void {
+    const before = this.subscribed.get(typeUrl) ?? new Set<string>();
+    this.subscribed.set(typeUrl, names);
+    if (this.mode === "delta") {
+      const sub = [...names].filter((n) => initial || !before.has(n));
+      const unsub = [...before].filter((n) => !names.has(n));
+      this.send(create(DeltaDiscoveryRequestSchema, {
+        node: this.node1(),
+        typeUrl,
+        resourceNamesSubscribe: sub,
+        resourceNamesUnsubscribe: unsub,
+        initialResourceVersions: initial ? this.state.store.versions(typeUrl) : {},
+      }));
+      return;
+    }
+    this.send(create(DiscoveryRequestSchema, {
+      node: this.node1(),
+      typeUrl,
+      versionInfo: this.state.accepted.get(typeUrl) ?? "",
+      // SotW wildcard uses the legacy empty list, which every server understands.
+      resourceNames: WILDCARD_TYPES.has(typeUrl) ? [] : [...names],
+      responseNonce: this.nonces.get(typeUrl) ?? "",
+    }));
+  }
+
+  /** Re-derive RDS/EDS/ECDS names from what is held and send subscription changes; drop
+   * resources no longer referenced (SotW has no other deletion signal for them). */
+  private resubscribeDependents(): boolean {
+    let changed = false;
+    for (const t of this.state.types) {
+      if (WILDCARD_TYPES.has(t)) continue;
+      const want = this.state.desired(t);
+      const have = this.subscribed.get(t) ?? new Set<string>();
+      if (want.size === have.size && [...want].every((n) => have.has(n))) continue;
+      if (want.size === 0 && !this.subscribed.has(t)) continue;
+      const gone = [...this.state.store.of(t).keys()].filter((n) => !want.has(n));
+      changed = removeResources(this.state.store, t, gone) || changed;
+      this.subscribe(t, want, false);
+    }
+    return changed;
+  }
+
+  onSotw(res: DiscoveryResponse): ResponseOutcome {
+    const t = res.typeUrl;
+    this.nonces.set(t, res.nonce);
+    const wildcard = WILDCARD_TYPES.has(t);
+    const asked = this.subscribed.get(t) ?? new Set<string>();
+    const r = applyResources(
+      this.state.store,
+      t,
+      res.resources.map((any) => ({ name: undefined, version: res.versionInfo, any })),
+      (n) => wildcard || asked.has(n),
+    );
+    let changed = r.changed;
+    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t)) {
+      const gone = [...this.state.store.of(t).keys()].filter((n) => !r.seen.has(n));
+      changed = removeResources(this.state.store, t, gone) || changed;
+    }
+    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    if (!nack) this.state.accepted.set(t, res.versionInfo);
+    this.send(create(DiscoveryRequestSchema, {
+      typeUrl: t,
+      versionInfo: this.state.accepted.get(t) ?? "",
+      resourceNames: wildcard ? [] : [...asked],
+      responseNonce: res.nonce,
+      errorDetail: nack ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack }) : undefined,
+    }));
+    changed = this.resubscribeDependents() || changed;
+    return { changed, nack };
+  }
+
+  onDelta(res: DeltaDiscoveryResponse): ResponseOutcome {
+    const t = res.typeUrl;
+    const r = applyResources(
+      this.state.store,
+      t,
+      res.resources.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
+      () => true,
+    );
+    let changed = r.changed;
+    if (RESOURCE_TYPES.has(t)) changed = removeResources(this.state.store, t, res.removedResources) || changed;
+    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    this.send(create(DeltaDiscoveryRequestSchema, {
+      typeUrl: t,
+      responseNonce: res.nonce,
+      errorDetail: nack ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack }) : undefined,
+    }));
+    changed = this.resubscribeDependents() || changed;
+    return { changed, nack };
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Istio `Address` (ztunnel's workload API): a Workload (key: uid) or a Service
+ * (key: namespace/hostname). weft takes the workloads hosted on its own node as local
+ * workloads; services reach it through LDS/CDS, so Address services are accepted and unused.
+ */
+import type { Any } from "@bufbuild/protobuf/wkt";
+import type { Workload } from "../../core/mod.ts";
+import { spiffeId } from "../../core/mod.ts";
+import { IstioAddressSchema, unpackAs } from "../proto.ts";
+import { ADDRESS } from "../type_urls.ts";
+import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+
+export type AddressValue =
+  | {
+    readonly kind: "workload";
+    readonly node: string;
+    /** Identity still needs the node's trust domain when the resource omits it. */
+    readonly trustDomain: string | undefined;
+    readonly workload: Omit<Workload, "identity">;
+    /** `ns/name` keys of selector policies (WORKLOAD_SELECTOR scope). */
+    readonly policies: readonly string[];
+  }
+  | { readonly kind: "service"; readonly hostname: string };
+
+export function ipToString(b: Uint8Array): string {
+  if (b.length === 4) return b.join(".");
+  if (b.length === 16) {
+    const parts: string[] = [];
+    for (let i = 0; i < 16; i += 2) parts.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+    return parts.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+  }
+  throw invalid("address", `IP must be 4 or 16 bytes, got ${b.length}`);
+}
+
+export function identityOf(v: AddressValue & { kind: "workload" }, td: string): string {
+  return spiffeId(v.trustDomain ?? td, v.workload.namespace, v.workload.serviceAccount);
+}
+
+export const addressType: ResourceType<AddressValue> = {
+  typeUrl: ADDRESS,
+  decode(any: Any): Decoded<AddressValue> {
+    const a = unpackAs(any, IstioAddressSchema);
+    if (a.type.case === "service") {
+      const s = a.type.value;
+      if (!s.hostname || !s.namespace) throw invalid("service address", "namespace and hostname are required");
+      return { name: `${s.namespace}/${s.hostname}`, value: { kind: "service", hostname: s.hostname } };
+    }
+    if (a.type.case !== "workload") throw invalid("address", "neither workload nor service");
+    const w = a.type.value;
+    const what = `workload ${w.uid || w.name}`;
+    if (!w.uid) throw invalid(what, "uid is empty");
+    if (!w.name || !w.namespace) throw invalid(what, "name and namespace are required");
+    const first = w.addresses[0];
+    if (!first) throw invalid(what, "no address");
+    const ports = new Set<number>();
+    for (const pl of Object.values(w.services)) for (const p of pl.ports) ports.add(p.targetPort || p.servicePort);
+    const labels: Record<string, string> = {};
+    if (w.canonicalName) labels["app"] = w.canonicalName;
+    if (w.canonicalRevision) labels["version"] = w.canonicalRevision;
+    for (const p of w.authorizationPolicies) labels[policyLabel(p)] = "true";
+    return {
+      name: w.uid,
+      value: {
+        kind: "workload",
+        node: w.node,
+        trustDomain: w.trustDomain || undefined,
+        policies: [...w.authorizationPolicies],
+        workload: {
+          name: w.name,
+          namespace: w.namespace,
+          serviceAccount: w.serviceAccount || "default",
+          address: ipToString(first),
+          ports: [...ports].sort((x, y) => x - y),
+          labels: Object.freeze(labels),
+          mtlsMode: "PERMISSIVE",
+        },
+      },
+    };
+  },
+  deps: () => [],
+};
+
+/** Selector policies are bound by name on the workload; weft expresses that as a label the
+ * translated policy selects on. */
+export function policyLabel(key: string): string {
+  return `policy.weft.io/${key.replace("/", ".")}`;
+}

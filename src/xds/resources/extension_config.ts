@@ -1,0 +1,24 @@
+/** ECDS: a TypedExtensionConfig names one HTTP filter config, resolved into a FilterRef. */
+import type { Any } from "@bufbuild/protobuf/wkt";
+import type { FilterRef } from "../../core/mod.ts";
+import { TypedExtensionConfigSchema, unpackAs } from "../proto.ts";
+import { EXTENSION_CONFIG } from "../type_urls.ts";
+import { filterFromAny } from "./http_filters.ts";
+import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+
+export interface ExtensionValue {
+  /** undefined: the router (allowed, a no-op in the chain). */
+  readonly ref: FilterRef | undefined;
+}
+
+export const extensionConfigType: ResourceType<ExtensionValue> = {
+  typeUrl: EXTENSION_CONFIG,
+  decode(any: Any): Decoded<ExtensionValue> {
+    const t = unpackAs(any, TypedExtensionConfigSchema);
+    if (!t.name) throw invalid("extension config", "name is empty");
+    if (!t.typedConfig) throw invalid(`extension config ${t.name}`, "typed_config is missing");
+    const spec = filterFromAny(t.name, t.typedConfig);
+    return { name: t.name, value: { ref: spec.kind === "filter" ? spec.ref : undefined } };
+  },
+  deps: () => [],
+};

@@ -1,0 +1,193 @@
+/**
+ * Accepted xDS resources → one immutable core Snapshot. Listeners are served only when warm
+ * (their routes, clusters, endpoints and ECDS configs are all present, xds.md §8); a listener
+ * whose update is still warming keeps serving its last warm translation.
+ */
+import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Subset } from "../core/mod.ts";
+import type { AddressValue } from "./resources/address.ts";
+import { identityOf } from "./resources/address.ts";
+import type { ClusterValue } from "./resources/cluster.ts";
+import type { AssignmentValue } from "./resources/endpoint.ts";
+import type { ExtensionValue } from "./resources/extension_config.ts";
+import { FILTER_TYPES } from "./resources/http_filters.ts";
+import type { ListenerValue } from "./resources/listener.ts";
+import type { RouteValue } from "./resources/route.ts";
+import type { ResourceStore } from "./store.ts";
+import { ADDRESS, AUTHORIZATION, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
+import type { AuthorizationPolicy } from "../core/mod.ts";
+
+/** What the snapshot takes from bootstrap rather than xDS. */
+export type SnapshotBase = Omit<Snapshot, "version" | "workloads" | "services" | "policies">;
+
+interface Fragment {
+  readonly hostname: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly vips: readonly string[];
+  readonly port: ServicePort;
+  readonly endpoints: readonly Endpoint[];
+  readonly subsets: readonly Subset[];
+  readonly filters: readonly FilterRef[];
+}
+
+export class Translator {
+  private readonly lastWarm = new Map<string, Fragment>();
+
+  constructor(private readonly base: SnapshotBase) {}
+
+  build(store: ResourceStore, version: string): Snapshot {
+    const frags: Fragment[] = [];
+    const live = new Set<string>();
+    for (const [name, l] of store.values<ListenerValue>(LISTENER)) {
+      live.add(name);
+      const f = this.fragment(store, l);
+      if (f) this.lastWarm.set(name, f);
+      const use = f ?? this.lastWarm.get(name);
+      if (use) frags.push(use);
+    }
+    for (const k of this.lastWarm.keys()) if (!live.has(k)) this.lastWarm.delete(k);
+    return Object.freeze({
+      ...this.base,
+      version,
+      workloads: Object.freeze(this.workloads(store)),
+      services: Object.freeze(merge(frags)),
+      policies: Object.freeze(this.policies(store)),
+    });
+  }
+
+  private workloads(store: ResourceStore): Snapshot["workloads"][number][] {
+    const out = [];
+    for (const [, a] of store.values<AddressValue>(ADDRESS)) {
+      if (a.kind !== "workload" || a.node !== this.base.node.name) continue;
+      out.push(Object.freeze({ ...a.workload, identity: identityOf(a, this.base.node.trustDomain) }));
+    }
+    return out;
+  }
+
+  private policies(store: ResourceStore): AuthorizationPolicy[] {
+    const out = [];
+    for (const [, p] of store.values<AuthorizationPolicy>(AUTHORIZATION)) {
+      out.push(p.namespace === "" ? Object.freeze({ ...p, namespace: this.base.rootNamespace }) : p);
+    }
+    return out;
+  }
+
+  /** undefined = not warm. */
+  private fragment(store: ResourceStore, l: ListenerValue): Fragment | undefined {
+    const route = l.kind === "http" ? (l.routeConfig ?? store.get<RouteValue>(ROUTE, l.rds ?? "")) : undefined;
+    if (l.kind === "http" && !route) return undefined;
+    const split = l.kind === "tcp"
+      ? [{ match: { prefix: "" }, clusters: l.clusters }]
+      : pickHost(route!, l)?.rules ?? [];
+    const clusterNames = [...new Set(split.flatMap((r) => r.clusters.map((c) => c.cluster)))];
+    const clusters: ClusterValue[] = [];
+    const eps = new Map<string, Endpoint>();
+    let targetPort = l.targetPort;
+    for (const cn of clusterNames) {
+      const c = store.get<ClusterValue>(CLUSTER, cn);
+      const cla = c?.inline ?? (c?.edsName ? store.get<AssignmentValue>(ENDPOINT, c.edsName) : undefined);
+      if (!c || !cla) return undefined;
+      clusters.push(c);
+      for (const e of cla.endpoints) {
+        targetPort ??= e.port;
+        if (eps.has(e.address)) continue;
+        const { port: _p, ...ep } = e;
+        eps.set(e.address, Object.freeze(ep));
+      }
+    }
+    const filters: FilterRef[] = [];
+    if (l.kind === "http") {
+      for (const e of l.chain) {
+        if (e.kind === "inline") {
+          filters.push(e.ref);
+          continue;
+        }
+        const ext = store.get<ExtensionValue>(EXTENSION_CONFIG, e.name);
+        if (!ext && !e.optional) return undefined;
+        if (ext?.ref) filters.push({ ...ext.ref, priority: -filters.length });
+      }
+      if (split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset)) {
+        filters.push(trafficSplit(split, clusters, -1000));
+      }
+    }
+    return {
+      hostname: l.hostname,
+      name: l.service,
+      namespace: l.namespace,
+      vips: l.vips,
+      port: Object.freeze({
+        port: l.port,
+        targetPort: targetPort ?? l.port,
+        protocol: l.kind === "tcp" ? "TCP" : l.protocol,
+        name: `${l.kind}-${l.port}`,
+      }),
+      endpoints: [...eps.values()],
+      subsets: clusters.filter((c) => c.subset).map((c) => ({ name: c.subset!, labels: c.subsetLabels })),
+      filters,
+    };
+  }
+}
+
+function pickHost(route: RouteValue, l: ListenerValue): RouteValue["virtualHosts"][number] | undefined {
+  const names = [l.hostname, `${l.hostname}:${l.port}`, ...l.vips, ...l.vips.map((v) => `${v}:${l.port}`)];
+  return route.virtualHosts.find((v) => v.domains.some((d) => names.includes(d))) ??
+    route.virtualHosts.find((v) => v.domains.includes("*"));
+}
+
+function trafficSplit(
+  rules: readonly { match: object; clusters: readonly { cluster: string; weight: number }[] }[],
+  clusters: readonly ClusterValue[],
+  priority: number,
+): FilterRef {
+  const byName = new Map(clusters.map((c) => [c.name, c]));
+  return {
+    name: "traffic-split",
+    type: FILTER_TYPES.trafficSplit,
+    url: undefined,
+    sha256: undefined,
+    config: {
+      routes: rules.map((r) => ({
+        match: r.match,
+        destinations: r.clusters.map((c) => ({
+          cluster: c.cluster,
+          subset: byName.get(c.cluster)?.subset ?? null,
+          weight: c.weight,
+        })),
+      })),
+    },
+    failPolicy: "FAIL_CLOSE",
+    phase: "UNSPECIFIED",
+    priority,
+  };
+}
+
+function merge(frags: readonly Fragment[]): Service[] {
+  const by = new Map<string, Fragment[]>();
+  for (const f of frags) {
+    const list = by.get(f.hostname);
+    if (list) list.push(f);
+    else by.set(f.hostname, [f]);
+  }
+  const out: Service[] = [];
+  for (const [hostname, list] of by) {
+    const first = list[0]!;
+    const eps = new Map<string, Endpoint>();
+    const subsets = new Map<string, Subset>();
+    for (const f of list) {
+      for (const e of f.endpoints) if (!eps.has(e.address)) eps.set(e.address, e);
+      for (const s of f.subsets) subsets.set(s.name, s);
+    }
+    out.push(Object.freeze({
+      name: first.name,
+      namespace: first.namespace,
+      hostname,
+      vips: Object.freeze([...new Set(list.flatMap((f) => f.vips))]),
+      ports: Object.freeze(list.map((f) => f.port).sort((a, b) => a.port - b.port)),
+      endpoints: Object.freeze([...eps.values()]),
+      subsets: Object.freeze([...subsets.values()]),
+      outboundFilters: Object.freeze(list.find((f) => f.filters.length)?.filters ?? []),
+      inboundFilters: Object.freeze([]),
+    }));
+  }
+  return out;
+}

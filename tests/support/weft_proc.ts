@@ -1,0 +1,131 @@
+/**
+ * Start a real `weft` process (deno run src/main.ts ...) for integration tests, wait for its
+ * ready log line (no sleeps), read its bound addresses, and stop it (SIGTERM, then wait).
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const MAIN = join(ROOT, "src", "main.ts");
+
+export interface ReadyInfo {
+  admin: string;
+  metrics: string;
+  readiness: string;
+  socks5: string;
+  [k: string]: unknown;
+}
+
+export interface WeftProc {
+  readonly child: Deno.ChildProcess;
+  readonly ready: ReadyInfo;
+  /** Every JSON log line seen so far. */
+  readonly lines: Record<string, unknown>[];
+  /** Resolves with the first log line matching `pred` (already seen or future). */
+  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM (or the given signal) and wait for exit; returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+  readonly exited: Promise<Deno.CommandStatus>;
+  stderrText(): string;
+}
+
+export async function startWeft(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<WeftProc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...argv],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    env: { WEFT_LOG: "info", ...opts.env },
+  }).spawn();
+  const lines: Record<string, unknown>[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  let stderr = "";
+  const pump = async (stream: ReadableStream<Uint8Array>, isErr: boolean) => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of stream) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (isErr) stderr += line + "\n";
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        lines.push(rec);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (waiters[i]!.pred(rec)) waiters.splice(i, 1)[0]!.resolve(rec);
+        }
+      }
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout, false), pump(child.stderr, true)]);
+  const exited = child.status.then(async (s) => {
+    await pumps;
+    return s;
+  });
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
+    const seen = lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr:\n${stderr}`)), timeoutMs);
+      const w = {
+        pred,
+        resolve: (l: Record<string, unknown>) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      };
+      waiters.push(w);
+      exited.then((s) => {
+        const i = waiters.indexOf(w);
+        if (i >= 0) {
+          waiters.splice(i, 1);
+          clearTimeout(t);
+          reject(new Error(`weft exited (${s.code}) before the awaited log line; stderr:\n${stderr}`));
+        }
+      });
+    });
+  };
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch { /* already gone */ }
+    return (await exited).code;
+  };
+  let ready: ReadyInfo;
+  try {
+    ready = (await waitFor((l) => l.msg === "ready", opts.timeoutMs ?? 30_000)) as unknown as ReadyInfo;
+  } catch (err) {
+    await stop("SIGKILL");
+    throw err;
+  }
+  return { child, ready, lines, waitFor, stop, exited, stderrText: () => stderr };
+}
+
+/** Run weft to completion (validate, failing configs) and collect output. */
+export async function runWeft(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...argv],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** A fresh loopback address block per test (127.<a>.<b>.x) so tests can bind :15008 freely. */
+let block = 0;
+export function loopbackBlock(): (host: number) => string {
+  const n = (Deno.pid * 7 + (block++) * 131 + Math.floor(Math.random() * 50_000)) % 60_000;
+  const a = 20 + Math.floor(n / 250);
+  const b = 1 + (n % 250);
+  return (host: number) => `127.${a}.${b}.${host}`;
+}

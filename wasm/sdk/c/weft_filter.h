@@ -1,0 +1,96 @@
+/*
+ * weft C SDK for the `weft:filter/http-filter@0.1.0` world (wasm/filter.wit).
+ *
+ * Hand-written canonical-ABI glue: no wit-bindgen, no libc. Build (see plugins/examples/c_*):
+ *   clang --target=wasm32-unknown-unknown -O2 -nostdlib -mbulk-memory -Wl,--no-entry \
+ *     -Wl,--export-dynamic -I wasm/sdk/c wasm/sdk/c/weft_filter.c your_filter.c -o core.wasm
+ * then componentEmbed(wit, world "http-filter") + componentNew (`deno task plugin:build <dir>`).
+ *
+ * A filter defines the three functions declared at the bottom. Memory: everything the SDK
+ * hands you during a hook (header values, properties, weft_alloc) lives in a per-call arena that
+ * is reset when the next hook starts; memory allocated during weft_configure is kept for the
+ * life of the instance (copy config into it there).
+ */
+#ifndef WEFT_FILTER_H
+#define WEFT_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  const char *ptr;
+  size_t len;
+} weft_str;
+
+typedef enum { WEFT_REQUEST_HEADERS = 0, WEFT_RESPONSE_HEADERS = 1 } weft_map;
+
+typedef enum {
+  WEFT_LOG_TRACE = 0,
+  WEFT_LOG_DEBUG = 1,
+  WEFT_LOG_INFO = 2,
+  WEFT_LOG_WARN = 3,
+  WEFT_LOG_ERROR = 4
+} weft_log_level;
+
+/* ---- memory ---------------------------------------------------------------------------- */
+void *weft_alloc(size_t size);
+size_t weft_strlen(const char *s);
+int weft_str_eq(weft_str a, const char *b);
+weft_str weft_cstr(const char *s);
+
+/* ---- host calls ------------------------------------------------------------------------ */
+/* Returns 1 and fills *out when present; 0 when absent. */
+int weft_get_header(weft_map map, const char *name, weft_str *out);
+void weft_set_header(weft_map map, const char *name, const char *value);
+void weft_set_header_n(weft_map map, weft_str name, weft_str value);
+void weft_add_header(weft_map map, const char *name, const char *value);
+void weft_remove_header(weft_map map, const char *name);
+/* "name\0value\0" repeated. */
+weft_str weft_get_headers(weft_map map);
+int weft_get_property(const char *name, weft_str *out);
+void weft_set_state(const char *key, const char *value);
+void weft_log(weft_log_level level, const char *message);
+void weft_log_n(weft_log_level level, weft_str message);
+void weft_counter_add(const char *name, uint64_t delta);
+uint64_t weft_now_ns(void);
+uint64_t weft_monotonic_ns(void);
+uint64_t weft_random_u64(void);
+
+/* ---- hook results ---------------------------------------------------------------------- */
+#define WEFT_MAX_RESPONSE_HEADERS 16
+
+typedef enum {
+  WEFT_ACTION_CONTINUE = 0,
+  WEFT_ACTION_RESPOND = 1,
+  WEFT_ACTION_DELAY = 2,
+  WEFT_ACTION_ROUTE = 3
+} weft_action_kind;
+
+typedef struct {
+  weft_action_kind kind;
+  uint16_t status;                                  /* respond */
+  uint32_t header_count;                            /* respond */
+  weft_str headers[WEFT_MAX_RESPONSE_HEADERS][2];   /* respond: name, value */
+  weft_str body;                                    /* respond */
+  weft_str details;                                 /* respond */
+  uint32_t delay_ms;                                /* delay */
+  weft_str service;                                 /* route */
+  int has_subset;                                   /* route */
+  weft_str subset;                                  /* route */
+} weft_action;
+
+weft_action weft_continue(void);
+weft_action weft_respond(uint16_t status, const char *body, const char *details);
+/* Adds a header to a respond action (ignored past WEFT_MAX_RESPONSE_HEADERS). */
+void weft_respond_header(weft_action *action, const char *name, const char *value);
+weft_action weft_delay(uint32_t ms);
+/* subset may be NULL. */
+weft_action weft_route(const char *service, const char *subset);
+
+/* ---- implemented by the filter --------------------------------------------------------- */
+/* Return 0 to accept the config; otherwise set *error (a static string or weft_alloc'd). */
+int weft_configure(weft_str config, weft_str *error);
+weft_action weft_on_request_headers(void);
+weft_action weft_on_response_headers(void);
+
+#endif
