@@ -1,4 +1,5 @@
 /** Command dispatch for src/main.ts. Returns the process exit code. */
+import { readFile } from "node:fs/promises";
 import { errorMessage, logger } from "../core/mod.ts";
 import { parseConfigText } from "./config.ts";
 import { DEFAULT_CONFIG_YAML } from "./default_config.ts";
@@ -43,7 +44,7 @@ export async function loadConfig(path: string | undefined): Promise<WeftConfig |
   let text = DEFAULT_CONFIG_YAML;
   if (path) {
     try {
-      text = await Deno.readTextFile(path);
+      text = await readFile(path, "utf8");
     } catch (err) {
       out.err(`Cannot read config ${path}: ${errorMessage(err)}`);
       return undefined;

@@ -3,6 +3,8 @@
  * bootstrap config, optionally updated by xDS or by edits of the config file. Graceful drain on
  * SIGTERM/SIGINT and POST /quitquitquit; exit 0 after the drain.
  */
+import { watch } from "node:fs";
+import { basename, dirname } from "node:path";
 import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
@@ -108,16 +110,16 @@ export class NodeAgent {
   }
 
   private watchConfig(path: string): void {
-    const watcher = Deno.watchFs(path);
-    this.cleanups.push(() => watcher.close());
+    // Watch the directory, not the file: editors and tests replace files by rename.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    (async () => {
-      for await (const _ev of watcher) {
-        clearTimeout(timer);
-        timer = setTimeout(() => void this.reloadConfig(path), 100);
-      }
-    })().catch(() => {});
-    this.cleanups.push(() => clearTimeout(timer));
+    const name = basename(path);
+    const watcher = watch(dirname(path), (_ev, file) => {
+      if (file !== null && String(file) !== name) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void this.reloadConfig(path), 100);
+    });
+    watcher.on("error", (err) => log.warn("config watch failed", { error: errorMessage(err) }));
+    this.cleanups.push(() => watcher.close(), () => clearTimeout(timer));
   }
 
   async reloadConfig(path: string): Promise<boolean> {
