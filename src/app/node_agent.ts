@@ -15,6 +15,12 @@ import { snapshotFromConfig } from "./snapshot_builder.ts";
 import { L7Wiring } from "./l7_wiring.ts";
 
 const log = logger("agent");
+export const WEFT_VERSION = "0.1.0";
+
+metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
+  .set({ component: "weft", tag: WEFT_VERSION }, 1);
+metrics.gauge("weft_process_resident_memory_bytes", "Resident set size of the weft process")
+  .collect(() => rssBytes());
 
 export interface NodeAgentOptions {
   readonly config: WeftConfig;
