@@ -22,9 +22,19 @@ const REASONS: Record<BadCertCase | "no_client_cert", string[]> = {
 };
 
 /** Try a full HBONE CONNECT with the given client credentials; resolve with what happened. */
-function tryConnect(host: string, opts: { cert?: string; key?: string; ca: string }): Promise<string> {
+function tryConnect(
+  host: string,
+  opts: { cert?: string; key?: string; ca: string },
+): Promise<string> {
   return new Promise((resolve) => {
-    const sock = tls.connect({ host, port: 15008, ALPNProtocols: ["h2"], ...opts, rejectUnauthorized: false, checkServerIdentity: () => undefined });
+    const sock = tls.connect({
+      host,
+      port: 15008,
+      ALPNProtocols: ["h2"],
+      ...opts,
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+    });
     const timer = setTimeout(() => {
       sock.destroy();
       resolve("timeout");
@@ -59,9 +69,14 @@ Deno.test("certs: every bad client certificate is refused and counted by reason;
     const cases: (BadCertCase | "no_client_cert")[] = ["no_client_cert", ...BAD_CERT_CASES];
     for (const c of cases) {
       const before = await scrape(m.b!);
-      const creds = c === "no_client_cert" ? {} : { cert: m.pki.bad[c].certPem, key: m.pki.bad[c].keyPem };
+      const creds = c === "no_client_cert"
+        ? {}
+        : { cert: m.pki.bad[c].certPem, key: m.pki.bad[c].keyPem };
       const result = await tryConnect(m.echoIp, { ...creds, ca: m.pki.rootsPem });
-      assert(!result.startsWith("status:"), `${c}: got an HTTP response (${result}); the handshake must fail`);
+      assert(
+        !result.startsWith("status:"),
+        `${c}: got an HTTP response (${result}); the handshake must fail`,
+      );
       let after = "";
       const delta = (reason: string) =>
         metricSum(after, "weft_tls_rejections_total", `reason="${reason}"`, 'side="server"') -
@@ -72,7 +87,12 @@ Deno.test("certs: every bad client certificate is refused and counted by reason;
         if (REASONS[c].some((r) => delta(r) === 1)) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert(REASONS[c].some((r) => delta(r) === 1), `${c}: expected one rejection with reason ${REASONS[c].join("|")}\n${after.split("\n").filter((l) => l.includes("tls_rejections")).join("\n")}`);
+      assert(
+        REASONS[c].some((r) => delta(r) === 1),
+        `${c}: expected one rejection with reason ${REASONS[c].join("|")}\n${
+          after.split("\n").filter((l) => l.includes("tls_rejections")).join("\n")
+        }`,
+      );
     }
     assertEquals(m.echo.accepted(), 0, "no bad peer may reach the workload");
   } finally {
@@ -104,7 +124,11 @@ Deno.test("certs: a server presenting another identity than the destination's is
     await closed(s);
     assertEquals(streams, 0, "no CONNECT may be sent to the impostor");
     const text = await scrape(m.a);
-    assert(metricSum(text, "weft_tls_rejections_total", 'reason="identity_mismatch"', 'side="client"') >= 1, text.split("\n").filter((l) => l.includes("tls_rej")).join("\n"));
+    assert(
+      metricSum(text, "weft_tls_rejections_total", 'reason="identity_mismatch"', 'side="client"') >=
+        1,
+      text.split("\n").filter((l) => l.includes("tls_rej")).join("\n"),
+    );
   } finally {
     await new Promise<void>((r) => server.close(() => r()));
     await m.stop();

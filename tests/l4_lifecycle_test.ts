@@ -11,7 +11,8 @@ Deno.test("rotation: certificates rotate at half-life under traffic; no connecti
   const m = await startMesh({ certificates: { ttl: "4s", rotateAtFraction: 0.5 } });
   try {
     const s = await m.dial();
-    const before = (await (await fetch(`http://${m.b!.ready.admin}/config_dump`)).json()).certificates[0].serial;
+    const before =
+      (await (await fetch(`http://${m.b!.ready.admin}/config_dump`)).json()).certificates[0].serial;
     const data = new TextEncoder().encode("tick");
     const deadline = Date.now() + 60_000;
     let rotated = false;
@@ -23,7 +24,8 @@ Deno.test("rotation: certificates rotate at half-life under traffic; no connecti
     }
     assert(rotated, "no rotation seen");
     assertEquals(await roundTrip(s, data), data); // the old connection still works
-    const after = (await (await fetch(`http://${m.b!.ready.admin}/config_dump`)).json()).certificates[0].serial;
+    const after =
+      (await (await fetch(`http://${m.b!.ready.admin}/config_dump`)).json()).certificates[0].serial;
     assert(after !== before, "serial must change on rotation");
     const s2 = await m.dial(); // and new handshakes use the new certificate
     assertEquals(await roundTrip(s2, data), data);
@@ -59,7 +61,10 @@ Deno.test("config: weft validate prints every problem with its path and exits no
   const dir = await Deno.makeTempDir();
   try {
     const bad = `${dir}/bad.yaml`;
-    await Deno.writeTextFile(bad, "node: { hbonePort: 0 }\nworkloads: [{ name: x, address: nope }]\n");
+    await Deno.writeTextFile(
+      bad,
+      "node: { hbonePort: 0 }\nworkloads: [{ name: x, address: nope }]\n",
+    );
     const r = await runWeft(["validate", bad]);
     assertEquals(r.code, 1);
     assertMatch(r.stderr, /node\.hbonePort: must be an integer 1-65535/);

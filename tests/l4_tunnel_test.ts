@@ -25,17 +25,40 @@ Deno.test("tunnel: bytes cross A → HBONE → B with both identities, metrics a
     const out = await m.a.waitFor((l) => l.scope === "access" && l.direction === "outbound");
     assertEquals(out["dst.hbone_addr"], `${m.echoIp}:15008`);
     const metricsB = await scrape(m.b!);
-    assert(metricSum(metricsB, "istio_tcp_connections_opened_total", 'reporter="destination"', `source_principal="${CLIENT}"`, `destination_principal="${ECHO}"`, 'connection_security_policy="mutual_tls"') >= 1, metricsB);
-    assert(metricSum(metricsB, "istio_tcp_received_bytes_total", 'reporter="destination"') >= msg.length);
+    assert(
+      metricSum(
+        metricsB,
+        "istio_tcp_connections_opened_total",
+        'reporter="destination"',
+        `source_principal="${CLIENT}"`,
+        `destination_principal="${ECHO}"`,
+        'connection_security_policy="mutual_tls"',
+      ) >= 1,
+      metricsB,
+    );
+    assert(
+      metricSum(metricsB, "istio_tcp_received_bytes_total", 'reporter="destination"') >= msg.length,
+    );
     const metricsA = await scrape(m.a);
-    assert(metricSum(metricsA, "istio_tcp_connections_closed_total", 'reporter="source"', 'destination_service="echo.default.svc.cluster.local"') >= 1, metricsA);
+    assert(
+      metricSum(
+        metricsA,
+        "istio_tcp_connections_closed_total",
+        'reporter="source"',
+        'destination_service="echo.default.svc.cluster.local"',
+      ) >= 1,
+      metricsA,
+    );
     // The exposition must pass promtool (Debian package prometheus).
     for (const text of [metricsA, metricsB]) {
       const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
       assertEquals(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
     }
     const dump = await (await fetch(`http://${m.b!.ready.admin}/config_dump`)).json();
-    assert(!JSON.stringify(dump).includes("PRIVATE KEY"), "config_dump must never contain a private key");
+    assert(
+      !JSON.stringify(dump).includes("PRIVATE KEY"),
+      "config_dump must never contain a private key",
+    );
     assertEquals(dump.certificates[0].identity, `spiffe://${ECHO}`);
     assert(typeof dump.certificates[0].serial === "string");
   } finally {
@@ -62,7 +85,12 @@ Deno.test("authz: a DENY policy on node B refuses the client (401) and counts it
     // Flip to an ALLOW that names the client: the next connection passes.
     await m.writeB({
       ...m.nodeB,
-      authorizationPolicies: [{ name: "allow-sleep", namespace: "default", action: "ALLOW", rules: [{ from: [{ source: { principals: [CLIENT] } }] }] }],
+      authorizationPolicies: [{
+        name: "allow-sleep",
+        namespace: "default",
+        action: "ALLOW",
+        rules: [{ from: [{ source: { principals: [CLIENT] } }] }],
+      }],
     });
     await m.b!.waitFor((l) => l.msg === "snapshot applied");
     const s2 = await m.dial();
@@ -82,7 +110,12 @@ Deno.test("authz: a policy change closes a live connection that is now denied", 
     assertEquals(await roundTrip(s, data), data);
     await m.writeB({
       ...m.nodeB,
-      authorizationPolicies: [{ name: "deny-all", namespace: "default", action: "DENY", rules: [{}] }],
+      authorizationPolicies: [{
+        name: "deny-all",
+        namespace: "default",
+        action: "DENY",
+        rules: [{}],
+      }],
     });
     await closed(s, 15_000);
     const rec = await m.b!.waitFor((l) => l.scope === "access" && l.direction === "inbound");
@@ -104,7 +137,10 @@ Deno.test("tunnel: a 256 MiB transfer completes with bounded memory on both node
         received += c.length;
         if (received >= total) resolve();
       });
-      s.once("close", () => received >= total ? resolve() : reject(new Error(`closed at ${received}`)));
+      s.once(
+        "close",
+        () => received >= total ? resolve() : reject(new Error(`closed at ${received}`)),
+      );
     });
     let sent = 0;
     const pump = () => {

@@ -18,7 +18,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   xds: ["core", "tls"],
   app: ["core", "tls", "filters", "xds"],
 };
-const BANNED_IN_CORE = [/^npm:@bufbuild\//, /^@bufbuild\//, /^npm:@bytecodealliance\//, /^@bytecodealliance\//];
+const BANNED_IN_CORE = [
+  /^npm:@bufbuild\//,
+  /^@bufbuild\//,
+  /^npm:@bytecodealliance\//,
+  /^@bytecodealliance\//,
+];
 
 function* walk(dir: string): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
@@ -35,7 +40,8 @@ function layerOf(root: string, file: string): string | undefined {
   return rel.includes("/") ? rel.split("/")[0] : "main";
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 export function layerViolations(root: string = ROOT): string[] {
   const out: string[] = [];

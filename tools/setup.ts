@@ -36,12 +36,16 @@ if (missing.size > 0) {
   const pkgs = [...missing];
   const isRoot = Deno.uid?.() === 0;
   if (!isRoot || !have("apt-get")) {
-    console.error(`setup: missing Debian packages: ${pkgs.join(" ")} — install them with apt-get (as root)`);
+    console.error(
+      `setup: missing Debian packages: ${pkgs.join(" ")} — install them with apt-get (as root)`,
+    );
     Deno.exit(1);
   }
   console.error(`setup: installing Debian packages: ${pkgs.join(" ")}`);
   const env = { ...Deno.env.toObject(), DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...pkgs]]) {
+  for (
+    const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...pkgs]]
+  ) {
     const r = spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
     if (r.status !== 0) {
       console.error(`setup: apt-get ${args[0]} failed (exit ${r.status})`);

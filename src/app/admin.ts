@@ -3,7 +3,15 @@
  * They read state through `AdminSource`; nothing here touches the data path directly.
  */
 import { Hono } from "hono";
-import { isLogLevel, logger, logLevels, metrics, resetLogLevels, serveHttp, setLogLevel } from "../core/mod.ts";
+import {
+  isLogLevel,
+  logger,
+  logLevels,
+  metrics,
+  resetLogLevels,
+  serveHttp,
+  setLogLevel,
+} from "../core/mod.ts";
 import type { HttpServerHandle, LogLevel } from "../core/mod.ts";
 import { splitHostPort } from "../core/mod.ts";
 import { dashboardHtml } from "./dashboard.ts";

@@ -106,7 +106,10 @@ export class Checker {
     if (typeof v === "number" && v >= 0) return v * 1000;
     const ms = typeof v === "string" ? parseDurationMs(v) : undefined;
     if (ms === undefined) {
-      this.problems.add(path, `must be a duration such as "10s", "250ms" or "5m", got ${JSON.stringify(v)}`);
+      this.problems.add(
+        path,
+        `must be a duration such as "10s", "250ms" or "5m", got ${JSON.stringify(v)}`,
+      );
       return defMs;
     }
     return ms;

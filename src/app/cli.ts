@@ -84,7 +84,9 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         }
         const config = await loadConfig(path);
         if (!config) return 1;
-        out.line(`${path}: ok (${config.workloads.length} workloads, ${config.services.length} services, ${config.authorizationPolicies.length} policies)`);
+        out.line(
+          `${path}: ok (${config.workloads.length} workloads, ${config.services.length} services, ${config.authorizationPolicies.length} policies)`,
+        );
         return 0;
       }
       case "control-plane": {

@@ -46,13 +46,32 @@ export function validateConfig(raw: unknown): ValidationResult {
   if (!isObj(raw)) return { ok: false, problems: ["(root): must be a mapping"] };
   const r = c.obj("", raw, TOP);
 
-  const n = c.obj("node", r.node, ["name", "trustDomain", "network", "hbonePort", "rootNamespace", "defaultSourceWorkload"]);
+  const n = c.obj("node", r.node, [
+    "name",
+    "trustDomain",
+    "network",
+    "hbonePort",
+    "rootNamespace",
+    "defaultSourceWorkload",
+  ]);
   const node = {
     name: c.str("node.name", n.name, "weft-node", NAME, "a DNS-1123 name"),
-    trustDomain: c.str("node.trustDomain", n.trustDomain, "cluster.local", /^[a-z0-9.-]+$/, "a trust domain (lowercase letters, digits, dots, dashes)"),
+    trustDomain: c.str(
+      "node.trustDomain",
+      n.trustDomain,
+      "cluster.local",
+      /^[a-z0-9.-]+$/,
+      "a trust domain (lowercase letters, digits, dots, dashes)",
+    ),
     network: c.str("node.network", n.network, ""),
     hbonePort: c.int("node.hbonePort", n.hbonePort, 15008, 1, 65535),
-    rootNamespace: c.str("node.rootNamespace", n.rootNamespace, "istio-system", NAME, "a namespace name"),
+    rootNamespace: c.str(
+      "node.rootNamespace",
+      n.rootNamespace,
+      "istio-system",
+      NAME,
+      "a namespace name",
+    ),
     defaultSourceWorkload: c.optStr("node.defaultSourceWorkload", n.defaultSourceWorkload),
   };
 
@@ -65,26 +84,52 @@ export function validateConfig(raw: unknown): ValidationResult {
     rotateAtFraction: c.num("certificates.rotateAtFraction", certs.rotateAtFraction, 0.5, 0.1, 0.9),
   };
 
-  const l = c.obj("listeners", r.listeners, ["admin", "metrics", "readiness", "socks5", "inboundPlaintextPort"]);
+  const l = c.obj("listeners", r.listeners, [
+    "admin",
+    "metrics",
+    "readiness",
+    "socks5",
+    "inboundPlaintextPort",
+  ]);
   const listeners = {
     admin: addr(c, "listeners.admin", l.admin, "127.0.0.1:15000"),
     metrics: addr(c, "listeners.metrics", l.metrics, "127.0.0.1:15020"),
     readiness: addr(c, "listeners.readiness", l.readiness, "127.0.0.1:15021"),
-    socks5: l.socks5 === "" || l.socks5 === false ? "" : addr(c, "listeners.socks5", l.socks5, "127.0.0.1:15080"),
-    inboundPlaintextPort: c.int("listeners.inboundPlaintextPort", l.inboundPlaintextPort, 15006, 0, 65535),
+    socks5: l.socks5 === "" || l.socks5 === false
+      ? ""
+      : addr(c, "listeners.socks5", l.socks5, "127.0.0.1:15080"),
+    inboundPlaintextPort: c.int(
+      "listeners.inboundPlaintextPort",
+      l.inboundPlaintextPort,
+      15006,
+      0,
+      65535,
+    ),
   };
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
   const t = c.obj("timeouts", r.timeouts, ["connect", "idle", "drain"]);
-  const lim = c.obj("limits", r.limits, ["maxConnections", "poolMaxStreamsPerConnection", "poolIdleTimeout"]);
-  const workloads = c.list("workloads", r.workloads).map((w, i) => checkWorkload(c, `workloads[${i}]`, w, node.trustDomain));
+  const lim = c.obj("limits", r.limits, [
+    "maxConnections",
+    "poolMaxStreamsPerConnection",
+    "poolIdleTimeout",
+  ]);
+  const workloads = c.list("workloads", r.workloads).map((w, i) =>
+    checkWorkload(c, `workloads[${i}]`, w, node.trustDomain)
+  );
   dupes(problems, "workloads", workloads.map((w) => `${w.namespace}/${w.name}`), "name");
   dupes(problems, "workloads", workloads.map((w) => w.address), "address");
-  const services = c.list("services", r.services).map((s, i) => checkService(c, `services[${i}]`, s, node.trustDomain));
+  const services = c.list("services", r.services).map((s, i) =>
+    checkService(c, `services[${i}]`, s, node.trustDomain)
+  );
   dupes(problems, "services", services.map((s) => `${s.namespace}/${s.name}`), "name");
-  const vipPorts = services.flatMap((s) => s.vips.flatMap((v) => s.ports.map((p) => `${v}:${p.port}`)));
+  const vipPorts = services.flatMap((s) =>
+    s.vips.flatMap((v) => s.ports.map((p) => `${v}:${p.port}`))
+  );
   dupes(problems, "services", vipPorts, "vip:port");
-  const policies = c.list("authorizationPolicies", r.authorizationPolicies).map((p, i) => checkPolicy(c, `authorizationPolicies[${i}]`, p));
+  const policies = c.list("authorizationPolicies", r.authorizationPolicies).map((p, i) =>
+    checkPolicy(c, `authorizationPolicies[${i}]`, p)
+  );
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
   const x = c.obj("xds", r.xds, ["address"]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
@@ -94,7 +139,10 @@ export function validateConfig(raw: unknown): ValidationResult {
     ca,
     certificates,
     listeners,
-    outboundTrafficPolicy: c.oneOf("outboundTrafficPolicy.mode", otp.mode, ["ALLOW_ANY", "REGISTRY_ONLY"], "ALLOW_ANY"),
+    outboundTrafficPolicy: c.oneOf("outboundTrafficPolicy.mode", otp.mode, [
+      "ALLOW_ANY",
+      "REGISTRY_ONLY",
+    ], "ALLOW_ANY"),
     timeouts: {
       connectMs: c.duration("timeouts.connect", t.connect, 10_000),
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
@@ -102,7 +150,13 @@ export function validateConfig(raw: unknown): ValidationResult {
     },
     limits: {
       maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),
-      poolMaxStreamsPerConnection: c.int("limits.poolMaxStreamsPerConnection", lim.poolMaxStreamsPerConnection, 100, 1, 10_000),
+      poolMaxStreamsPerConnection: c.int(
+        "limits.poolMaxStreamsPerConnection",
+        lim.poolMaxStreamsPerConnection,
+        100,
+        1,
+        10_000,
+      ),
       poolIdleMs: c.duration("limits.poolIdleTimeout", lim.poolIdleTimeout, 300_000),
     },
     workloads,
@@ -135,18 +189,36 @@ function checkCa(c: Checker, v: unknown): WeftConfig["ca"] {
 }
 
 function checkWorkload(c: Checker, path: string, v: unknown, td: string): Workload {
-  const o = c.obj(path, v, ["name", "namespace", "serviceAccount", "address", "ports", "labels", "mtlsMode"]);
+  const o = c.obj(path, v, [
+    "name",
+    "namespace",
+    "serviceAccount",
+    "address",
+    "ports",
+    "labels",
+    "mtlsMode",
+  ]);
   const namespace = c.str(`${path}.namespace`, o.namespace, "default", NAME, "a namespace name");
-  const serviceAccount = c.str(`${path}.serviceAccount`, o.serviceAccount, "default", NAME, "a service account name");
+  const serviceAccount = c.str(
+    `${path}.serviceAccount`,
+    o.serviceAccount,
+    "default",
+    NAME,
+    "a service account name",
+  );
   const address = c.str(`${path}.address`, o.address);
-  if (address && !parseIp(address)) c.problems.add(`${path}.address`, `must be an IP address, got "${address}"`);
+  if (address && !parseIp(address)) {
+    c.problems.add(`${path}.address`, `must be an IP address, got "${address}"`);
+  }
   return {
     name: c.str(`${path}.name`, o.name, undefined, NAME, "a DNS-1123 name"),
     namespace,
     serviceAccount,
     identity: spiffeId(td, namespace, serviceAccount),
     address,
-    ports: c.list(`${path}.ports`, o.ports).map((p, i) => c.int(`${path}.ports[${i}]`, p, undefined, 1, 65535)),
+    ports: c.list(`${path}.ports`, o.ports).map((p, i) =>
+      c.int(`${path}.ports[${i}]`, p, undefined, 1, 65535)
+    ),
     labels: c.labels(`${path}.labels`, o.labels),
     mtlsMode: c.oneOf(`${path}.mtlsMode`, o.mtlsMode, ["STRICT", "PERMISSIVE"], "PERMISSIVE"),
   };

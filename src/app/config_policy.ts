@@ -3,8 +3,24 @@ import type { AuthorizationPolicy, PolicyCondition, PolicyRule } from "../core/m
 import { isValidCidr } from "../core/mod.ts";
 import { Checker, isObj } from "./check.ts";
 
-const SOURCE = ["principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"];
-const OPERATION = ["hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"];
+const SOURCE = [
+  "principals",
+  "notPrincipals",
+  "namespaces",
+  "notNamespaces",
+  "ipBlocks",
+  "notIpBlocks",
+];
+const OPERATION = [
+  "hosts",
+  "notHosts",
+  "ports",
+  "notPorts",
+  "methods",
+  "notMethods",
+  "paths",
+  "notPaths",
+];
 /** Istio's documented `when` keys (conditions page); unknown keys are an error (A18). */
 const WHEN_KEYS = [
   /^request\.headers\[[^\]]+\]$/,
@@ -18,9 +34,20 @@ const WHEN_KEYS = [
 ];
 
 export function checkPolicy(c: Checker, path: string, v: unknown): AuthorizationPolicy {
-  const o = c.obj(path, v, ["name", "namespace", "selector", "action", "rules", "dryRun", "metadata", "spec"]);
+  const o = c.obj(path, v, [
+    "name",
+    "namespace",
+    "selector",
+    "action",
+    "rules",
+    "dryRun",
+    "metadata",
+    "spec",
+  ]);
   // Accept both a flat form and Kubernetes' {metadata, spec} form.
-  const meta = isObj(o.metadata) ? c.obj(`${path}.metadata`, o.metadata, ["name", "namespace", "annotations"]) : {};
+  const meta = isObj(o.metadata)
+    ? c.obj(`${path}.metadata`, o.metadata, ["name", "namespace", "annotations"])
+    : {};
   const spec = isObj(o.spec) ? c.obj(`${path}.spec`, o.spec, ["selector", "action", "rules"]) : o;
   const sp = isObj(o.spec) ? `${path}.spec` : path;
   const annotations = isObj(meta.annotations) ? meta.annotations : {};
@@ -31,11 +58,27 @@ export function checkPolicy(c: Checker, path: string, v: unknown): Authorization
     const s = c.obj(`${sp}.selector`, spec.selector, ["matchLabels"]);
     selector = c.labels(`${sp}.selector.matchLabels`, s.matchLabels);
   }
-  const action = c.oneOf(`${sp}.action`, spec.action, ["ALLOW", "DENY", "AUDIT", "CUSTOM"], "ALLOW");
-  if (action === "CUSTOM") c.problems.add(`${sp}.action`, "CUSTOM (external authorization) is not supported by weft");
+  const action = c.oneOf(
+    `${sp}.action`,
+    spec.action,
+    ["ALLOW", "DENY", "AUDIT", "CUSTOM"],
+    "ALLOW",
+  );
+  if (action === "CUSTOM") {
+    c.problems.add(`${sp}.action`, "CUSTOM (external authorization) is not supported by weft");
+  }
   const dryRun = c.bool(`${path}.dryRun`, o.dryRun, annotations["istio.io/dry-run"] === "true");
-  const rules = c.list(`${sp}.rules`, spec.rules).map((r, i) => checkRule(c, `${sp}.rules[${i}]`, r));
-  return { name, namespace, selector, action: action === "CUSTOM" ? "DENY" : action, dryRun, rules };
+  const rules = c.list(`${sp}.rules`, spec.rules).map((r, i) =>
+    checkRule(c, `${sp}.rules[${i}]`, r)
+  );
+  return {
+    name,
+    namespace,
+    selector,
+    action: action === "CUSTOM" ? "DENY" : action,
+    dryRun,
+    rules,
+  };
 }
 
 function checkRule(c: Checker, path: string, v: unknown): PolicyRule {
@@ -56,7 +99,9 @@ function checkRule(c: Checker, path: string, v: unknown): PolicyRule {
         source[k] = c.strList(`${p}.source.${k}`, s[k]);
         if (k.toLowerCase().includes("ipblocks")) {
           source[k].forEach((x, j) => {
-            if (!isValidCidr(x)) c.problems.add(`${p}.source.${k}[${j}]`, `must be an IP or CIDR, got "${x}"`);
+            if (!isValidCidr(x)) {
+              c.problems.add(`${p}.source.${k}[${j}]`, `must be an IP or CIDR, got "${x}"`);
+            }
           });
         }
       }
@@ -77,7 +122,9 @@ function checkRule(c: Checker, path: string, v: unknown): PolicyRule {
         if (k === "ports" || k === "notPorts") {
           operation[k].forEach((x, j) => {
             const n = Number(x);
-            if (!/^\d+$/.test(x) || n < 1 || n > 65535) c.problems.add(`${p}.operation.${k}[${j}]`, `must be a port 1-65535, got "${x}"`);
+            if (!/^\d+$/.test(x) || n < 1 || n > 65535) {
+              c.problems.add(`${p}.operation.${k}[${j}]`, `must be a port 1-65535, got "${x}"`);
+            }
           });
         }
       }
@@ -89,7 +136,9 @@ function checkRule(c: Checker, path: string, v: unknown): PolicyRule {
       const p = `${path}.when[${i}]`;
       const wo = c.obj(p, w, ["key", "values", "notValues"]);
       const key = c.str(`${p}.key`, wo.key);
-      if (key && !WHEN_KEYS.some((re) => re.test(key))) c.problems.add(`${p}.key`, `unknown condition key "${key}"`);
+      if (key && !WHEN_KEYS.some((re) => re.test(key))) {
+        c.problems.add(`${p}.key`, `unknown condition key "${key}"`);
+      }
       const cond: { key: string; values?: string[]; notValues?: string[] } = { key };
       if (wo.values !== undefined) cond.values = c.strList(`${p}.values`, wo.values);
       if (wo.notValues !== undefined) cond.notValues = c.strList(`${p}.notValues`, wo.notValues);

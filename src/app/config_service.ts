@@ -2,28 +2,64 @@
 import { spiffeId } from "../core/mod.ts";
 import { parseIp, splitHostPort } from "../core/mod.ts";
 import { Checker, isObj } from "./check.ts";
-import type { EndpointConfig, PluginConfig, ServiceConfig, ServicePortConfig } from "./config_types.ts";
+import type {
+  EndpointConfig,
+  PluginConfig,
+  ServiceConfig,
+  ServicePortConfig,
+} from "./config_types.ts";
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 export function checkService(c: Checker, path: string, v: unknown, td: string): ServiceConfig {
-  const o = c.obj(path, v, ["name", "namespace", "hostname", "vips", "address", "ports", "endpoints", "subsets", "http", "plugins"]);
+  const o = c.obj(path, v, [
+    "name",
+    "namespace",
+    "hostname",
+    "vips",
+    "address",
+    "ports",
+    "endpoints",
+    "subsets",
+    "http",
+    "plugins",
+  ]);
   const name = c.str(`${path}.name`, o.name, undefined, NAME, "a DNS-1123 name");
   const namespace = c.str(`${path}.namespace`, o.namespace, "default", NAME, "a namespace name");
-  const vipsRaw = o.vips !== undefined ? c.strList(`${path}.vips`, o.vips) : o.address !== undefined ? [c.str(`${path}.address`, o.address)] : [];
+  const vipsRaw = o.vips !== undefined
+    ? c.strList(`${path}.vips`, o.vips)
+    : o.address !== undefined
+    ? [c.str(`${path}.address`, o.address)]
+    : [];
   vipsRaw.forEach((a, i) => {
-    if (!parseIp(a)) c.problems.add(o.vips !== undefined ? `${path}.vips[${i}]` : `${path}.address`, `must be an IP address, got "${a}"`);
+    if (!parseIp(a)) {
+      c.problems.add(
+        o.vips !== undefined ? `${path}.vips[${i}]` : `${path}.address`,
+        `must be an IP address, got "${a}"`,
+      );
+    }
   });
-  const ports = c.list(`${path}.ports`, o.ports).map((p, i) => checkPort(c, `${path}.ports[${i}]`, p));
+  const ports = c.list(`${path}.ports`, o.ports).map((p, i) =>
+    checkPort(c, `${path}.ports[${i}]`, p)
+  );
   if (ports.length === 0) c.problems.add(`${path}.ports`, "needs at least one port");
-  const endpoints = c.list(`${path}.endpoints`, o.endpoints).map((e, i) => checkEndpoint(c, `${path}.endpoints[${i}]`, e, td));
+  const endpoints = c.list(`${path}.endpoints`, o.endpoints).map((e, i) =>
+    checkEndpoint(c, `${path}.endpoints[${i}]`, e, td)
+  );
   const subsets = c.list(`${path}.subsets`, o.subsets).map((s, i) => {
     const so = c.obj(`${path}.subsets[${i}]`, s, ["name", "labels"]);
-    return { name: c.str(`${path}.subsets[${i}].name`, so.name), labels: c.labels(`${path}.subsets[${i}].labels`, so.labels) };
+    return {
+      name: c.str(`${path}.subsets[${i}].name`, so.name),
+      labels: c.labels(`${path}.subsets[${i}].labels`, so.labels),
+    };
   });
   const http = c.list(`${path}.http`, o.http);
-  http.forEach((r, i) => checkHttpRoute(c, `${path}.http[${i}]`, r, name, subsets.map((s) => s.name)));
-  const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) => checkPlugin(c, `${path}.plugins[${i}]`, p));
+  http.forEach((r, i) =>
+    checkHttpRoute(c, `${path}.http[${i}]`, r, name, subsets.map((s) => s.name))
+  );
+  const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) =>
+    checkPlugin(c, `${path}.plugins[${i}]`, p)
+  );
   return {
     name,
     namespace,
@@ -38,7 +74,9 @@ export function checkService(c: Checker, path: string, v: unknown, td: string): 
 }
 
 function checkPort(c: Checker, path: string, v: unknown): ServicePortConfig {
-  const o = typeof v === "number" ? { port: v } : c.obj(path, v, ["port", "targetPort", "protocol", "name"]);
+  const o = typeof v === "number"
+    ? { port: v }
+    : c.obj(path, v, ["port", "targetPort", "protocol", "name"]);
   const port = c.int(`${path}.port`, o.port, undefined, 1, 65535);
   const protocol = c.oneOf(`${path}.protocol`, o.protocol, ["TCP", "HTTP", "HTTP2", "GRPC"], "TCP");
   return {
@@ -50,16 +88,35 @@ function checkPort(c: Checker, path: string, v: unknown): ServicePortConfig {
 }
 
 function checkEndpoint(c: Checker, path: string, v: unknown, td: string): EndpointConfig {
-  const o = c.obj(path, v, ["workload", "namespace", "serviceAccount", "address", "port", "tunnel", "hboneAddress", "node", "labels", "weight"]);
+  const o = c.obj(path, v, [
+    "workload",
+    "namespace",
+    "serviceAccount",
+    "address",
+    "port",
+    "tunnel",
+    "hboneAddress",
+    "node",
+    "labels",
+    "weight",
+  ]);
   const address = c.str(`${path}.address`, o.address);
-  if (address && !parseIp(address)) c.problems.add(`${path}.address`, `must be an IP address, got "${address}"`);
+  if (address && !parseIp(address)) {
+    c.problems.add(`${path}.address`, `must be an IP address, got "${address}"`);
+  }
   const tunnel = c.oneOf(`${path}.tunnel`, o.tunnel, ["HBONE", "NONE"], "HBONE");
   const hboneAddress = c.optStr(`${path}.hboneAddress`, o.hboneAddress);
   if (hboneAddress !== undefined && !splitHostPort(hboneAddress)) {
     c.problems.add(`${path}.hboneAddress`, `must be "ip:port", got "${hboneAddress}"`);
   }
   const namespace = c.str(`${path}.namespace`, o.namespace, "default", NAME, "a namespace name");
-  const serviceAccount = c.str(`${path}.serviceAccount`, o.serviceAccount, "default", NAME, "a service account name");
+  const serviceAccount = c.str(
+    `${path}.serviceAccount`,
+    o.serviceAccount,
+    "default",
+    NAME,
+    "a service account name",
+  );
   void spiffeId(td, namespace, serviceAccount);
   return {
     workload: c.str(`${path}.workload`, o.workload, address),
@@ -93,7 +150,13 @@ function checkStringMatch(c: Checker, path: string, v: unknown, presence: boolea
 }
 
 /** VirtualService HTTPRoute subset: match, route (destination + weight), fault. */
-function checkHttpRoute(c: Checker, path: string, v: unknown, svc: string, subsets: string[]): void {
+function checkHttpRoute(
+  c: Checker,
+  path: string,
+  v: unknown,
+  svc: string,
+  subsets: string[],
+): void {
   const o = c.obj(path, v, ["name", "match", "route", "fault"]);
   c.list(`${path}.match`, o.match).forEach((m, i) => {
     const p = `${path}.match[${i}]`;
@@ -112,8 +175,13 @@ function checkHttpRoute(c: Checker, path: string, v: unknown, svc: string, subse
     const d = c.obj(`${p}.destination`, ro.destination, ["host", "subset", "port"]);
     c.str(`${p}.destination.host`, d.host, svc);
     const subset = c.optStr(`${p}.destination.subset`, d.subset);
-    if (subset !== undefined && (d.host === undefined || d.host === svc) && !subsets.includes(subset)) {
-      c.problems.add(`${p}.destination.subset`, `subset "${subset}" is not defined in this service's subsets`);
+    if (
+      subset !== undefined && (d.host === undefined || d.host === svc) && !subsets.includes(subset)
+    ) {
+      c.problems.add(
+        `${p}.destination.subset`,
+        `subset "${subset}" is not defined in this service's subsets`,
+      );
     }
     c.int(`${p}.weight`, ro.weight, routes.length === 1 ? 100 : 0, 0, 1_000_000);
   });
@@ -138,26 +206,53 @@ function checkFault(c: Checker, path: string, v: unknown): void {
     if ((a.httpStatus === undefined) === (a.grpcStatus === undefined)) {
       c.problems.add(`${path}.abort`, "set exactly one of httpStatus, grpcStatus");
     }
-    if (a.httpStatus !== undefined) c.int(`${path}.abort.httpStatus`, a.httpStatus, undefined, 200, 599);
+    if (a.httpStatus !== undefined) {
+      c.int(`${path}.abort.httpStatus`, a.httpStatus, undefined, 200, 599);
+    }
     if (a.grpcStatus !== undefined) c.str(`${path}.abort.grpcStatus`, a.grpcStatus);
     if (a.percentage !== undefined) checkPercent(c, `${path}.abort.percentage`, a.percentage);
   }
 }
 
 function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
-  const o = c.obj(path, v, ["name", "url", "sha256", "type", "direction", "phase", "priority", "failStrategy", "pluginConfig"]);
+  const o = c.obj(path, v, [
+    "name",
+    "url",
+    "sha256",
+    "type",
+    "direction",
+    "phase",
+    "priority",
+    "failStrategy",
+    "pluginConfig",
+  ]);
   const url = c.str(`${path}.url`, o.url);
-  if (url && !/^(file:\/\/|https?:\/\/|\.{0,2}\/|[A-Za-z0-9_])/.test(url)) c.problems.add(`${path}.url`, `unsupported URL "${url}"`);
-  if (url.startsWith("oci://")) c.problems.add(`${path}.url`, "oci:// images are not supported; use file:// or https://");
+  if (url && !/^(file:\/\/|https?:\/\/|\.{0,2}\/|[A-Za-z0-9_])/.test(url)) {
+    c.problems.add(`${path}.url`, `unsupported URL "${url}"`);
+  }
+  if (url.startsWith("oci://")) {
+    c.problems.add(`${path}.url`, "oci:// images are not supported; use file:// or https://");
+  }
   return {
     name: c.str(`${path}.name`, o.name),
     url,
-    sha256: o.sha256 === undefined ? undefined : c.str(`${path}.sha256`, o.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits"),
+    sha256: o.sha256 === undefined
+      ? undefined
+      : c.str(`${path}.sha256`, o.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits"),
     type: c.oneOf(`${path}.type`, o.type, ["component", "proxy-wasm"], "component"),
     direction: c.oneOf(`${path}.direction`, o.direction, ["inbound", "outbound"], "inbound"),
-    phase: c.oneOf(`${path}.phase`, o.phase, ["AUTHN", "AUTHZ", "STATS", "UNSPECIFIED"], "UNSPECIFIED"),
+    phase: c.oneOf(
+      `${path}.phase`,
+      o.phase,
+      ["AUTHN", "AUTHZ", "STATS", "UNSPECIFIED"],
+      "UNSPECIFIED",
+    ),
     priority: c.int(`${path}.priority`, o.priority, 0, -2147483648, 2147483647),
-    failStrategy: c.oneOf(`${path}.failStrategy`, o.failStrategy, ["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"], "FAIL_CLOSE"),
+    failStrategy: c.oneOf(`${path}.failStrategy`, o.failStrategy, [
+      "FAIL_CLOSE",
+      "FAIL_OPEN",
+      "FAIL_RELOAD",
+    ], "FAIL_CLOSE"),
     pluginConfig: o.pluginConfig ?? {},
   };
 }

@@ -9,7 +9,10 @@ Deno.test("config: the embedded default validates and builds a snapshot", () => 
   const s = snapshotFromConfig(r.config);
   assertEquals(s.node.hbonePort, 15008);
   assertEquals(s.services[0]!.endpoints[0]!.hboneAddress, "127.0.1.1:15008");
-  assertEquals(s.services[0]!.endpoints[0]!.identity, "spiffe://cluster.local/ns/default/sa/local-app");
+  assertEquals(
+    s.services[0]!.endpoints[0]!.identity,
+    "spiffe://cluster.local/ns/default/sa/local-app",
+  );
   assertEquals(s.workloads[0]!.identity, "spiffe://cluster.local/ns/default/sa/local-app");
   assert(Object.isFrozen(r.config.workloads[0]));
 });
@@ -55,12 +58,14 @@ bogus: 1
     "workloads[1].mtlsMode: must be one of STRICT, PERMISSIVE",
     "workloads[1]: duplicate name",
     "services[0].ports[0].port: must be an integer 1-65535",
-    "services[0].endpoints[0].hboneAddress: must be \"ip:port\"",
+    'services[0].endpoints[0].hboneAddress: must be "ip:port"',
     "authorizationPolicies[0].action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
     "authorizationPolicies[0].rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
     "authorizationPolicies[0].rules[0].when[0].key: unknown condition key",
   ];
-  for (const w of want) assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
+  for (const w of want) {
+    assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
+  }
 });
 
 Deno.test("config: YAML syntax errors are reported, not thrown", () => {
@@ -72,7 +77,11 @@ Deno.test("config: YAML syntax errors are reported, not thrown", () => {
 Deno.test("config: Kubernetes-shaped AuthorizationPolicy with dry-run annotation", () => {
   const r = validateConfig({
     authorizationPolicies: [{
-      metadata: { name: "deny-other", namespace: "default", annotations: { "istio.io/dry-run": "true" } },
+      metadata: {
+        name: "deny-other",
+        namespace: "default",
+        annotations: { "istio.io/dry-run": "true" },
+      },
       spec: { action: "DENY", rules: [{ from: [{ source: { namespaces: ["other"] } }] }] },
     }],
   });
@@ -95,7 +104,14 @@ Deno.test("config: VirtualService routes and faults are checked", () => {
     }],
   });
   assert(!r.ok);
-  for (const w of ["services[0].http[0].match[0].uri: set exactly one", "services[0].http[0].route[0].destination.subset: subset \"v3\"", "services[0].http[0].fault.abort: set exactly one", "services[0].http[0].fault.abort.percentage.value: must be a number 0-100"]) {
+  for (
+    const w of [
+      "services[0].http[0].match[0].uri: set exactly one",
+      'services[0].http[0].route[0].destination.subset: subset "v3"',
+      "services[0].http[0].fault.abort: set exactly one",
+      "services[0].http[0].fault.abort.percentage.value: must be a number 0-100",
+    ]
+  ) {
     assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
   }
 });

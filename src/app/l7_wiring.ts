@@ -10,8 +10,10 @@ import { pluginFilters } from "./snapshot_builder.ts";
 export class L7Wiring {
   constructor(readonly opts: { dev: boolean }) {}
 
-  readonly chainsFor = (svc: ServiceConfig, _cfg: WeftConfig): { inbound: FilterRef[]; outbound: FilterRef[] } =>
-    pluginFilters(svc);
+  readonly chainsFor = (
+    svc: ServiceConfig,
+    _cfg: WeftConfig,
+  ): { inbound: FilterRef[]; outbound: FilterRef[] } => pluginFilters(svc);
 
   prepare(snapshot: Snapshot): Promise<Snapshot> {
     return Promise.resolve(snapshot);

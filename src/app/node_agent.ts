@@ -67,7 +67,9 @@ export class NodeAgent {
     const l7 = new L7Wiring({ dev: opts.dev });
     const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
     const hook = l7.hook();
-    const proxy = new NodeProxy(hook ? { snapshot, identity, filters: hook } : { snapshot, identity });
+    const proxy = new NodeProxy(
+      hook ? { snapshot, identity, filters: hook } : { snapshot, identity },
+    );
     const agent = new NodeAgent(cfg, identity, proxy, l7);
     try {
       await proxy.start();
@@ -80,7 +82,9 @@ export class NodeAgent {
     if (opts.configPath) agent.watchConfig(opts.configPath);
     log.info("ready", {
       node: cfg.node.name,
-      admin: agent.servers[0]?.port ? `${cfg.listeners.admin.replace(/:\d+$/, "")}:${agent.servers[0].port}` : "",
+      admin: agent.servers[0]?.port
+        ? `${cfg.listeners.admin.replace(/:\d+$/, "")}:${agent.servers[0].port}`
+        : "",
       metrics: agent.addr(1, cfg.listeners.metrics),
       readiness: agent.addr(2, cfg.listeners.readiness),
       socks5: cfg.listeners.socks5,
@@ -168,7 +172,11 @@ export class NodeAgent {
         const waiting: string[] = [];
         if (!this.proxy.ready) waiting.push("listeners");
         const certs = this.identity.certificates();
-        if (this.config.workloads.some((w) => !certs.some((c) => c.identity === w.identity && c.state === "Available"))) {
+        if (
+          this.config.workloads.some((w) =>
+            !certs.some((c) => c.identity === w.identity && c.state === "Available")
+          )
+        ) {
           waiting.push("certificates");
         }
         return { ready: waiting.length === 0, waitingFor: waiting };
@@ -182,7 +190,11 @@ export class NodeAgent {
     const s = this.proxy.snapshot;
     return {
       version: s.version,
-      node: { ...s.node, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), rssBytes: rssBytes() },
+      node: {
+        ...s.node,
+        uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+        rssBytes: rssBytes(),
+      },
       workloads: s.workloads,
       services: s.services,
       policies: s.policies,

@@ -101,8 +101,11 @@ function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
         ? "yes"
         : "no";
     case "destination.ip":
-      return field(c.values, c.notValues, (p) =>
-          p.some((x) => ipInCidr(peer.attrs.destinationIp, x)))
+      return field(
+          c.values,
+          c.notValues,
+          (p) => p.some((x) => ipInCidr(peer.attrs.destinationIp, x)),
+        )
         ? "yes"
         : "no";
     case "destination.port":
@@ -120,7 +123,9 @@ function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
     return false;
   }
   const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
-  if (rule.to && rule.to.length > 0 && !rule.to.some((t) => tri(operationMatches(t.operation, peer)))) {
+  if (
+    rule.to && rule.to.length > 0 && !rule.to.some((t) => tri(operationMatches(t.operation, peer)))
+  ) {
     return false;
   }
   for (const c of rule.when ?? []) if (!tri(conditionMatches(c, peer))) return false;
@@ -131,7 +136,9 @@ function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
 function matchPolicy(p: AuthorizationPolicy, peer: Peer): string | undefined {
   const wide = p.action !== "ALLOW";
   for (let i = 0; i < p.rules.length; i++) {
-    if (ruleMatches(p.rules[i]!, peer, wide)) return `ns[${p.namespace}]-policy[${p.name}]-rule[${i}]`;
+    if (ruleMatches(p.rules[i]!, peer, wide)) {
+      return `ns[${p.namespace}]-policy[${p.name}]-rule[${i}]`;
+    }
   }
   return undefined;
 }

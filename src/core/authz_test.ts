@@ -27,7 +27,9 @@ function snap(policies: AuthorizationPolicy[]): Snapshot {
   };
 }
 
-function pol(p: Partial<AuthorizationPolicy> & Pick<AuthorizationPolicy, "action">): AuthorizationPolicy {
+function pol(
+  p: Partial<AuthorizationPolicy> & Pick<AuthorizationPolicy, "action">,
+): AuthorizationPolicy {
   return { name: "p", namespace: "default", selector: undefined, dryRun: false, rules: [], ...p };
 }
 
@@ -54,57 +56,162 @@ const table: [string, AuthorizationPolicy[], ReturnType<typeof attrs>, boolean][
   ["no policy allows", [], attrs(sleep), true],
   ["spec {} (ALLOW, no rules) denies all", [pol({ action: "ALLOW" })], attrs(sleep), false],
   ["rules [{}] allows all", [pol({ action: "ALLOW", rules: [{}] })], attrs(sleep), true],
-  ["ALLOW principal match", [
-    pol({ action: "ALLOW", rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }] }),
-  ], attrs(sleep), true],
-  ["ALLOW principal miss denies", [
-    pol({ action: "ALLOW", rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }] }),
-  ], attrs(other), false],
-  ["DENY wins over ALLOW", [
-    pol({ action: "ALLOW", rules: [{}] }),
-    pol({ name: "d", action: "DENY", rules: [{ from: [{ source: { namespaces: ["default"] } }] }] }),
-  ], attrs(sleep), false],
-  ["notNamespaces", [
-    pol({ action: "DENY", rules: [{ from: [{ source: { notNamespaces: ["default"] } }] }] }),
-  ], attrs(other), false],
-  ["plaintext never matches principals; notPrincipals * in DENY blocks plaintext", [
-    pol({ action: "DENY", rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }] }),
-  ], attrs(undefined), false],
-  ["notPrincipals * in DENY lets mTLS through", [
-    pol({ action: "DENY", rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }] }),
-  ], attrs(sleep), true],
-  ["ports: rule on 9090 does not allow 8080", [
-    pol({ action: "ALLOW", rules: [{ to: [{ operation: { ports: ["9090"] } }] }] }),
-  ], attrs(sleep), false],
-  ["ipBlocks CIDR", [
-    pol({ action: "ALLOW", rules: [{ from: [{ source: { ipBlocks: ["127.0.1.0/24"] } }] }] }),
-  ], attrs(sleep), true],
-  ["HTTP-only field narrows ALLOW at L4", [
-    pol({ action: "ALLOW", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }),
-  ], attrs(sleep), false],
-  ["HTTP-only field widens DENY at L4", [
-    pol({ action: "DENY", rules: [{ to: [{ operation: { methods: ["POST"], ports: ["8080"] } }] }] }),
-  ], attrs(sleep), false],
-  ["dry-run ALLOW is not an ALLOW policy", [
-    pol({ action: "ALLOW", dryRun: true, rules: [{ from: [{ source: { principals: ["nobody"] } }] }] }),
-  ], attrs(sleep), true],
-  ["dry-run DENY never denies", [pol({ action: "DENY", dryRun: true, rules: [{}] })], attrs(sleep), true],
+  [
+    "ALLOW principal match",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "ALLOW principal miss denies",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }],
+      }),
+    ],
+    attrs(other),
+    false,
+  ],
+  [
+    "DENY wins over ALLOW",
+    [
+      pol({ action: "ALLOW", rules: [{}] }),
+      pol({
+        name: "d",
+        action: "DENY",
+        rules: [{ from: [{ source: { namespaces: ["default"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "notNamespaces",
+    [
+      pol({ action: "DENY", rules: [{ from: [{ source: { notNamespaces: ["default"] } }] }] }),
+    ],
+    attrs(other),
+    false,
+  ],
+  [
+    "plaintext never matches principals; notPrincipals * in DENY blocks plaintext",
+    [
+      pol({ action: "DENY", rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }] }),
+    ],
+    attrs(undefined),
+    false,
+  ],
+  [
+    "notPrincipals * in DENY lets mTLS through",
+    [
+      pol({ action: "DENY", rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }] }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "ports: rule on 9090 does not allow 8080",
+    [
+      pol({ action: "ALLOW", rules: [{ to: [{ operation: { ports: ["9090"] } }] }] }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "ipBlocks CIDR",
+    [
+      pol({ action: "ALLOW", rules: [{ from: [{ source: { ipBlocks: ["127.0.1.0/24"] } }] }] }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "HTTP-only field narrows ALLOW at L4",
+    [
+      pol({ action: "ALLOW", rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "HTTP-only field widens DENY at L4",
+    [
+      pol({
+        action: "DENY",
+        rules: [{ to: [{ operation: { methods: ["POST"], ports: ["8080"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "dry-run ALLOW is not an ALLOW policy",
+    [
+      pol({
+        action: "ALLOW",
+        dryRun: true,
+        rules: [{ from: [{ source: { principals: ["nobody"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "dry-run DENY never denies",
+    [pol({ action: "DENY", dryRun: true, rules: [{}] })],
+    attrs(sleep),
+    true,
+  ],
   ["AUDIT never changes the decision", [pol({ action: "AUDIT", rules: [{}] })], attrs(sleep), true],
-  ["selector not matching the workload does not apply", [
-    pol({ action: "ALLOW", selector: { app: "other" } }),
-  ], attrs(sleep), true],
-  ["root namespace policy applies mesh-wide", [
-    pol({ action: "DENY", namespace: "istio-system", rules: [{}] }),
-  ], attrs(sleep), false],
-  ["other namespace policy does not apply", [
-    pol({ action: "DENY", namespace: "other", rules: [{}] }),
-  ], attrs(sleep), true],
-  ["when source.namespace", [
-    pol({ action: "ALLOW", rules: [{ when: [{ key: "source.namespace", values: ["other"] }] }] }),
-  ], attrs(other), true],
-  ["when destination.port notValues", [
-    pol({ action: "ALLOW", rules: [{ when: [{ key: "destination.port", notValues: ["8080"] }] }] }),
-  ], attrs(sleep), false],
+  [
+    "selector not matching the workload does not apply",
+    [
+      pol({ action: "ALLOW", selector: { app: "other" } }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "root namespace policy applies mesh-wide",
+    [
+      pol({ action: "DENY", namespace: "istio-system", rules: [{}] }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "other namespace policy does not apply",
+    [
+      pol({ action: "DENY", namespace: "other", rules: [{}] }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "when source.namespace",
+    [
+      pol({ action: "ALLOW", rules: [{ when: [{ key: "source.namespace", values: ["other"] }] }] }),
+    ],
+    attrs(other),
+    true,
+  ],
+  [
+    "when destination.port notValues",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ when: [{ key: "destination.port", notValues: ["8080"] }] }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
 ];
 
 for (const [name, policies, a, allowed] of table) {
@@ -114,6 +221,10 @@ for (const [name, policies, a, allowed] of table) {
 }
 
 Deno.test("L4 authz: reports the deciding policy id", () => {
-  const d = authorizeL4(snap([pol({ name: "deny-all", action: "DENY", rules: [{}] })]), echo, attrs(sleep));
+  const d = authorizeL4(
+    snap([pol({ name: "deny-all", action: "DENY", rules: [{}] })]),
+    echo,
+    attrs(sleep),
+  );
   assertEquals(d.policy, "ns[default]-policy[deny-all]-rule[0]");
 });

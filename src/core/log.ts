@@ -100,7 +100,9 @@ export class Logger {
 
 function replacer(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString();
-  if (v instanceof Error) return { name: v.name, message: v.message, code: (v as { code?: unknown }).code };
+  if (v instanceof Error) {
+    return { name: v.name, message: v.message, code: (v as { code?: unknown }).code };
+  }
   return v;
 }
 

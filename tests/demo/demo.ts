@@ -13,7 +13,13 @@ import { startWeft, type WeftProc } from "../support/weft_proc.ts";
 
 const NODE_A = { client: "127.0.2.2", intruder: "127.0.2.3", vip: "127.10.2.1" };
 const NODE_B = { echo: "127.0.3.2" };
-const LISTENERS = { admin: "127.0.0.1:0", metrics: "127.0.0.1:0", readiness: "127.0.0.1:0", socks5: "", inboundPlaintextPort: 0 };
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
 
 interface Row {
   path: string;
@@ -47,7 +53,11 @@ function table(rows: Row[]): string {
   const cols = ["path", "source", "destination", "seenByB", "bytes", "result"] as const;
   const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
   const line = (vals: string[]) => "| " + vals.map((v, i) => v.padEnd(w[i]!)).join(" | ") + " |";
-  return [line([...cols]), "|" + w.map((n) => "-".repeat(n + 2)).join("|") + "|", ...rows.map((r) => line(cols.map((c) => r[c])))].join("\n");
+  return [
+    line([...cols]),
+    "|" + w.map((n) => "-".repeat(n + 2)).join("|") + "|",
+    ...rows.map((r) => line(cols.map((c) => r[c]))),
+  ].join("\n");
 }
 
 async function main(): Promise<number> {
@@ -60,21 +70,37 @@ async function main(): Promise<number> {
     listeners: LISTENERS,
     workloads: [
       { name: "sleep", namespace: "default", serviceAccount: "sleep", address: NODE_A.client },
-      { name: "intruder", namespace: "other", serviceAccount: "intruder", address: NODE_A.intruder },
+      {
+        name: "intruder",
+        namespace: "other",
+        serviceAccount: "intruder",
+        address: NODE_A.intruder,
+      },
     ],
     services: [{
       name: "echo",
       namespace: "default",
       vips: [NODE_A.vip],
       ports: [{ port: 80, targetPort: echo.port }],
-      endpoints: [{ workload: "echo", namespace: "default", serviceAccount: "echo", address: NODE_B.echo, node: "node-b" }],
+      endpoints: [{
+        workload: "echo",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: NODE_B.echo,
+        node: "node-b",
+      }],
     }],
   };
   const nodeB = {
     node: { name: "node-b" },
     ca,
     listeners: LISTENERS,
-    workloads: [{ name: "echo", namespace: "default", serviceAccount: "echo", address: NODE_B.echo }],
+    workloads: [{
+      name: "echo",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: NODE_B.echo,
+    }],
     authorizationPolicies: [{
       name: "allow-sleep",
       namespace: "default",
@@ -84,22 +110,41 @@ async function main(): Promise<number> {
   };
   await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
   await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  print(`weft demo: node A (client workloads ${NODE_A.client}, ${NODE_A.intruder}; service echo on ${NODE_A.vip}:80)`);
-  print(`           node B (echo workload ${NODE_B.echo}:${echo.port}, HBONE ${NODE_B.echo}:15008, policy allow-sleep)\n`);
+  print(
+    `weft demo: node A (client workloads ${NODE_A.client}, ${NODE_A.intruder}; service echo on ${NODE_A.vip}:80)`,
+  );
+  print(
+    `           node B (echo workload ${NODE_B.echo}:${echo.port}, HBONE ${NODE_B.echo}:15008, policy allow-sleep)\n`,
+  );
   const procs: WeftProc[] = [];
   try {
     // Node B first: the first process creates the shared dev CA, the second reuses it.
-    procs.push(await startWeft(["run", "--config", join(dir, "b.yaml")], { env: { WEFT_LOG: "info" } }));
-    procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], { env: { WEFT_LOG: "info" } }));
+    procs.push(
+      await startWeft(["run", "--config", join(dir, "b.yaml")], { env: { WEFT_LOG: "info" } }),
+    );
+    procs.push(
+      await startWeft(["run", "--config", join(dir, "a.yaml")], { env: { WEFT_LOG: "info" } }),
+    );
     const [b] = procs as [WeftProc, WeftProc];
     const rows: Row[] = [];
     const cases = [
-      { from: NODE_A.client, source: "spiffe://cluster.local/ns/default/sa/sleep", expected: "allowed (echoed)" },
-      { from: NODE_A.intruder, source: "spiffe://cluster.local/ns/other/sa/intruder", expected: "denied (closed)" },
+      {
+        from: NODE_A.client,
+        source: "spiffe://cluster.local/ns/default/sa/sleep",
+        expected: "allowed (echoed)",
+      },
+      {
+        from: NODE_A.intruder,
+        source: "spiffe://cluster.local/ns/other/sa/intruder",
+        expected: "denied (closed)",
+      },
     ];
     for (const c of cases) {
       const r = await send(c.from, `hello from ${c.from}\n`);
-      const seen = await b.waitFor((l) => l.scope === "access" && l.direction === "inbound" && l["src.identity"] === c.source, 5000)
+      const seen = await b.waitFor(
+        (l) => l.scope === "access" && l.direction === "inbound" && l["src.identity"] === c.source,
+        5000,
+      )
         .catch(() => undefined);
       rows.push({
         path: `${c.from} → ${NODE_A.vip}:80 → HBONE → ${NODE_B.echo}:15008`,
@@ -113,7 +158,11 @@ async function main(): Promise<number> {
     }
     print(table(rows));
     const ok = rows.every((r) => r.result === r.expected);
-    print(`\n${ok ? "demo OK" : "demo FAILED"}: metrics on node B at http://${b.ready.metrics}/stats/prometheus (stopped now)`);
+    print(
+      `\n${
+        ok ? "demo OK" : "demo FAILED"
+      }: metrics on node B at http://${b.ready.metrics}/stats/prometheus (stopped now)`,
+    );
     return ok ? 0 : 1;
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

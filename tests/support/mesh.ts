@@ -6,7 +6,7 @@
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
-import { startEcho, type EchoServer } from "./echo_server.ts";
+import { type EchoServer, startEcho } from "./echo_server.ts";
 import { loopbackBlock, startWeft, type WeftProc } from "./weft_proc.ts";
 import { createTestPki, type TestPki } from "./test_ca.ts";
 
@@ -53,23 +53,45 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const pki = await createTestPki();
   const echo = await startEcho(echoIp);
   const ca = { mode: "files", certFile: pki.rootsPath, keyFile: pki.caKeyPath };
-  const common = { ca, listeners: LISTENERS, ...(opts.certificates ? { certificates: opts.certificates } : {}), ...(opts.timeouts ? { timeouts: opts.timeouts } : {}) };
+  const common = {
+    ca,
+    listeners: LISTENERS,
+    ...(opts.certificates ? { certificates: opts.certificates } : {}),
+    ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+  };
   const nodeA = {
     node: { name: "node-a" },
     ...common,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: clientIp }],
+    workloads: [{
+      name: "sleep",
+      namespace: "default",
+      serviceAccount: "sleep",
+      address: clientIp,
+    }],
     services: [{
       name: "echo",
       namespace: "default",
       vips: [vip],
       ports: [{ port: 80, targetPort: echo.port }],
-      endpoints: [{ workload: "echo", namespace: "default", serviceAccount: "echo", address: echoIp, node: "node-b" }],
+      endpoints: [{
+        workload: "echo",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: echoIp,
+        node: "node-b",
+      }],
     }],
   };
   const nodeB: Record<string, unknown> = {
     node: { name: "node-b" },
     ...common,
-    workloads: [{ name: "echo", namespace: "default", serviceAccount: "echo", address: echoIp, labels: { app: "echo" } }],
+    workloads: [{
+      name: "echo",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: echoIp,
+      labels: { app: "echo" },
+    }],
     authorizationPolicies: opts.policiesB ?? [],
   };
   const configA = join(pki.dir, "node-a.yaml");
@@ -112,7 +134,10 @@ export function roundTrip(s: Socket, data: Uint8Array, timeoutMs = 10_000): Prom
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let n = 0;
-    const t = setTimeout(() => reject(new Error(`round trip timed out after ${n}/${data.length} bytes`)), timeoutMs);
+    const t = setTimeout(
+      () => reject(new Error(`round trip timed out after ${n}/${data.length} bytes`)),
+      timeoutMs,
+    );
     const onData = (c: Uint8Array) => {
       chunks.push(c);
       n += c.length;

@@ -22,14 +22,20 @@ export interface WeftProc {
   /** Every JSON log line seen so far. */
   readonly lines: Record<string, unknown>[];
   /** Resolves with the first log line matching `pred` (already seen or future). */
-  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitFor(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** SIGTERM (or the given signal) and wait for exit; returns the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
   readonly exited: Promise<Deno.CommandStatus>;
   stderrText(): string;
 }
 
-export async function startWeft(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<WeftProc> {
+export async function startWeft(
+  argv: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<WeftProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...argv],
     cwd: ROOT,
@@ -39,7 +45,10 @@ export async function startWeft(argv: string[], opts: { env?: Record<string, str
     env: { WEFT_LOG: "info", ...opts.env },
   }).spawn();
   const lines: Record<string, unknown>[] = [];
-  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: {
+    pred: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
   let stderr = "";
   const pump = async (stream: ReadableStream<Uint8Array>, isErr: boolean) => {
     const dec = new TextDecoder();
@@ -73,7 +82,10 @@ export async function startWeft(argv: string[], opts: { env?: Record<string, str
     const seen = lines.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr:\n${stderr}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for a log line; stderr:\n${stderr}`)),
+        timeoutMs,
+      );
       const w = {
         pred,
         resolve: (l: Record<string, unknown>) => {
@@ -87,7 +99,9 @@ export async function startWeft(argv: string[], opts: { env?: Record<string, str
         if (i >= 0) {
           waiters.splice(i, 1);
           clearTimeout(t);
-          reject(new Error(`weft exited (${s.code}) before the awaited log line; stderr:\n${stderr}`));
+          reject(
+            new Error(`weft exited (${s.code}) before the awaited log line; stderr:\n${stderr}`),
+          );
         }
       });
     });
@@ -100,7 +114,8 @@ export async function startWeft(argv: string[], opts: { env?: Record<string, str
   };
   let ready: ReadyInfo;
   try {
-    ready = (await waitFor((l) => l.msg === "ready", opts.timeoutMs ?? 30_000)) as unknown as ReadyInfo;
+    ready = (await waitFor((l) =>
+      l.msg === "ready", opts.timeoutMs ?? 30_000)) as unknown as ReadyInfo;
   } catch (err) {
     await stop("SIGKILL");
     throw err;
@@ -109,7 +124,9 @@ export async function startWeft(argv: string[], opts: { env?: Record<string, str
 }
 
 /** Run weft to completion (validate, failing configs) and collect output. */
-export async function runWeft(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runWeft(
+  argv: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...argv],
     cwd: ROOT,
