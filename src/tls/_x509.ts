@@ -18,10 +18,12 @@ export const EC_P256: EcKeyGenParams & EcdsaParams = {
   hash: "SHA-256",
 };
 
-/** A positive 128-bit serial in hex, first byte 0x01-0x7f (minimal DER, no sign bit). */
+/** A positive 128-bit serial in hex. The first byte is 0x10-0x7f: no sign bit, minimal DER, and
+ * no leading "0" digit, so the text matches runtimes that strip leading zeros (Deno's
+ * getPeerCertificate().serialNumber does). */
 export function randomSerialHex(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
-  b[0] = (b[0]! & 0x7f) | 0x01;
+  b[0] = 0x10 + (b[0]! % 0x70);
   return Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
 }
 

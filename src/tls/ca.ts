@@ -7,6 +7,7 @@
 import { WeftError } from "../core/mod.ts";
 import { EC_P256, pkcs8Pem, randomSerialHex, withNewline, x509 } from "./_x509.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
+import { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } from "./_ca_checks.ts";
 
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600_000;
@@ -43,7 +44,14 @@ export interface IssueOptions {
   readonly nowMs?: number;
 }
 
-export class CertificateAuthority {
+/** What the identity manager needs from a CA: this local one, or later a remote CA client
+ * (istiod CreateCertificate) with the same contract. */
+export interface LeafIssuer {
+  readonly rootPem: string;
+  issueLeaf(identity: string, opts?: IssueOptions): Promise<IssuedLeaf>;
+}
+
+export class CertificateAuthority implements LeafIssuer {
   private aki: Promise<x509.Extension> | undefined;
 
   private constructor(
@@ -123,7 +131,7 @@ export class CertificateAuthority {
       publicKey: keys.publicKey,
       sans: [{ type: "url", value: identity }],
       notBefore: new Date(now - CLOCK_SKEW_MS),
-      notAfter: new Date(now + ttlMs),
+      notAfter: notAfterFor(now, ttlMs),
     });
     const certPem = withNewline(cert.toString("pem"));
     return {
@@ -177,7 +185,7 @@ export class CertificateAuthority {
       publicKey: csr.publicKey,
       sans: [{ type: "url", value: opts.identity }],
       notBefore: new Date(now - CLOCK_SKEW_MS),
-      notAfter: new Date(now + checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS)),
+      notAfter: notAfterFor(now, checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS)),
     });
     return [withNewline(cert.toString("pem")), this.rootPem];
   }
@@ -209,6 +217,11 @@ export class CertificateAuthority {
   }
 }
 
+/** X.509 times have 1 s resolution: round up so the lifetime is never shorter than asked. */
+function notAfterFor(nowMs: number, ttlMs: number): Date {
+  return new Date(Math.ceil((nowMs + ttlMs) / 1000) * 1000);
+}
+
 function checkTtl(ttlMs: number): number {
   if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
     throw new WeftError("ttl_invalid", `Cannot issue certificate: ttl ${ttlMs} ms is below 1 s`);
@@ -220,83 +233,4 @@ async function authorityKeyId(ca: x509.X509Certificate): Promise<x509.Extension>
   const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
   if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
   return await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey);
-}
-
-function parseCaCert(pem: string, src: string): x509.X509Certificate {
-  try {
-    return new x509.X509Certificate(pem);
-  } catch (cause) {
-    throw new WeftError("ca_cert_invalid", `Cannot load ${src}: certificate is not PEM X.509`, {
-      cause,
-    });
-  }
-}
-
-function checkCaShape(cert: x509.X509Certificate, src: string, nowMs: number): void {
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) {
-    throw new WeftError(
-      "ca_not_ca",
-      `Cannot load ${src}: certificate is not a CA (basicConstraints cA is not set)`,
-    );
-  }
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
-    throw new WeftError("ca_not_ca", `Cannot load ${src}: key usage lacks keyCertSign`);
-  }
-  if (nowMs > cert.notAfter.getTime()) {
-    throw new WeftError(
-      "ca_expired",
-      `Cannot load ${src}: certificate expired at ${cert.notAfter.toISOString()}`,
-    );
-  }
-  if (nowMs < cert.notBefore.getTime()) {
-    throw new WeftError(
-      "ca_not_yet_valid",
-      `Cannot load ${src}: certificate is not valid before ${cert.notBefore.toISOString()}`,
-    );
-  }
-}
-
-function signingAlgorithmOf(cert: x509.X509Certificate, src: string): Algorithm | EcdsaParams {
-  const alg = cert.publicKey.algorithm as Algorithm & { namedCurve?: string };
-  if (alg.name === "ECDSA" && (alg.namedCurve === "P-256" || alg.namedCurve === "P-384")) {
-    return { name: "ECDSA", namedCurve: alg.namedCurve, hash: "SHA-256" } as EcdsaParams;
-  }
-  if (alg.name === "RSASSA-PKCS1-v1_5") {
-    return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as Algorithm;
-  }
-  throw new WeftError(
-    "ca_key_unsupported",
-    `Cannot load ${src}: key algorithm ${alg.name} ${alg.namedCurve ?? ""} is not supported`,
-    { hint: "use ECDSA P-256 (or P-384, RSA)" },
-  );
-}
-
-async function importCaKey(pem: string, alg: Algorithm, src: string): Promise<CryptoKey> {
-  const label = /-----BEGIN ([A-Z ]+)-----/.exec(pem)?.[1];
-  if (label !== "PRIVATE KEY") {
-    throw new WeftError(
-      "ca_key_invalid",
-      `Cannot load ${src}: key must be a PEM "PRIVATE KEY" (PKCS#8), got ${
-        label ? `"${label}"` : "no PEM block"
-      }`,
-      { hint: "convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem -out ca-key.pem" },
-    );
-  }
-  try {
-    return await crypto.subtle.importKey(
-      "pkcs8",
-      x509.PemConverter.decodeFirst(pem),
-      alg,
-      true,
-      ["sign"],
-    );
-  } catch (cause) {
-    throw new WeftError(
-      "ca_key_invalid",
-      `Cannot load ${src}: PKCS#8 key does not import as ${alg.name} matching the certificate`,
-      { cause, hint: "the key and the certificate must use the same algorithm and curve" },
-    );
-  }
 }

@@ -110,9 +110,21 @@ async function openssl(args: string[]): Promise<void> {
 async function opensslCa(dir: string, name: string, keyArgs: string[]): Promise<void> {
   await openssl(["genpkey", ...keyArgs, "-out", `${dir}/${name}-key.pem`]);
   await openssl([
-    "req", "-x509", "-new", "-key", `${dir}/${name}-key.pem`, "-out", `${dir}/${name}-cert.pem`,
-    "-days", "2", "-subj", `/O=ops/CN=${name}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    `${dir}/${name}-key.pem`,
+    "-out",
+    `${dir}/${name}-cert.pem`,
+    "-days",
+    "2",
+    "-subj",
+    `/O=ops/CN=${name}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign",
   ]); // deno-fmt-ignore
 }
 
@@ -142,7 +154,13 @@ Deno.test("files mode: mismatched pair, missing file, SEC1 key are clear errors"
       assert.match((e as Error).message, /a-cert\.pem .*b-key\.pem: the private key does not/);
       return true;
     });
-    await assert.rejects(loadCaFiles(`${dir}/nope.pem`, `${dir}/a-key.pem`), is("ca_file_unreadable"));
+    await assert.rejects(
+      loadCaFiles(`${dir}/nope.pem`, `${dir}/a-key.pem`),
+      is("ca_file_unreadable"),
+    );
     await openssl(["ec", "-in", `${dir}/a-key.pem`, "-out", `${dir}/a-sec1.pem`]);
-    await assert.rejects(loadCaFiles(`${dir}/a-cert.pem`, `${dir}/a-sec1.pem`), is("ca_key_invalid"));
+    await assert.rejects(
+      loadCaFiles(`${dir}/a-cert.pem`, `${dir}/a-sec1.pem`),
+      is("ca_key_invalid"),
+    );
   }));

@@ -23,7 +23,7 @@ Deno.test("issueLeaf: Istio-shaped leaf, checked with node:crypto's independent 
   assert.ok(cert.verify(root.publicKey));
   assert.equal(root.ca, true);
   assert.equal(new Date(cert.validFrom).getTime(), Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000);
-  assert.equal(new Date(cert.validTo).getTime(), Math.floor((now + 3600_000) / 1000) * 1000);
+  assert.equal(new Date(cert.validTo).getTime(), Math.ceil((now + 3600_000) / 1000) * 1000);
   assert.ok(cert.checkPrivateKey(createPrivateKey(leaf.keyPem)));
   assert.match(leaf.keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
   assert.equal(cert.publicKey.asymmetricKeyType, "ec");
@@ -77,7 +77,9 @@ async function makeCsr(uris: string[]): Promise<{ pem: string; keys: CryptoKeyPa
     keys,
     signingAlgorithm: EC_P256,
     extensions: [
-      new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: "url" as const, value }))),
+      new x509.SubjectAlternativeNameExtension(
+        uris.map((value) => ({ type: "url" as const, value })),
+      ),
     ],
   });
   return { pem: csr.toString("pem"), keys };
@@ -121,12 +123,17 @@ Deno.test("fromPem: round-trips a CA and refuses wrong keys, non-CAs, expired ro
     code("ca_key_mismatch"),
   );
   await assert.rejects(CertificateAuthority.fromPem(leaf.certPem, leaf.keyPem), code("ca_not_ca"));
-  const old = await CertificateAuthority.generate({ nowMs: Date.now() - 3 * 86400_000, ttlMs: 86400_000 });
+  const old = await CertificateAuthority.generate({
+    nowMs: Date.now() - 3 * 86400_000,
+    ttlMs: 86400_000,
+  });
   await assert.rejects(
     CertificateAuthority.fromPem(old.rootPem, await old.exportKeyPem()),
     code("ca_expired"),
   );
-  const future = await CertificateAuthority.generate({ notBefore: new Date(Date.now() + 86400_000) });
+  const future = await CertificateAuthority.generate({
+    notBefore: new Date(Date.now() + 86400_000),
+  });
   await assert.rejects(
     CertificateAuthority.fromPem(future.rootPem, await future.exportKeyPem()),
     code("ca_not_yet_valid"),

@@ -15,7 +15,7 @@ import {
   type TlsSide,
   WeftError,
 } from "../core/mod.ts";
-import { type CertificateAuthority, DEFAULT_LEAF_TTL_MS, type IssuedLeaf } from "./ca.ts";
+import { DEFAULT_LEAF_TTL_MS, type IssuedLeaf, type LeafIssuer } from "./ca.ts";
 import { clientTlsOptions, serverTlsOptions } from "./mtls.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
 import { recordTlsRejection, tlsMetrics } from "./tls_metrics.ts";
@@ -24,7 +24,8 @@ import { classifyTlsError, verifyClientLeaf, verifyServerLeaf } from "./verify.t
 const log = logger("tls");
 
 export interface IdentityManagerOptions {
-  readonly ca: CertificateAuthority;
+  /** Usually a CertificateAuthority. */
+  readonly ca: LeafIssuer;
   readonly trustDomain: string;
   /** Leaf lifetime; default 24 h (ztunnel's SECRET_TTL). */
   readonly ttlMs?: number;

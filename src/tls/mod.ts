@@ -11,10 +11,12 @@
  *   rejectUnauthorized: true, TLSv1.3, ALPN h2; then per connection
  *   `ids.verifyClient(socket.getPeerCertificate(true).raw)` (SAN shape + trust domain);
  *   on `tlsClientError(err, socket)`: `ids.recordRejection("server",
- *   ids.classifyTlsError(err, socket))`; on rotation `server.setSecureContext(...)`.
+ *   ids.classifyTlsError(err, socket))` unless `isPeerAlert(err)` (the client refused us and
+ *   counts it); on rotation `server.setSecureContext(...)`.
  * - client: `{ host: ip, port, ...await ids.clientOptions(identity, expectedSans) }` (no
  *   servername): checkServerIdentity runs verifyServer, so a wrong identity fails the handshake
- *   and `ids.classifyTlsError(err)` returns its reason.
+ *   and `ids.classifyTlsError(err)` returns its reason; record it with side "client" unless
+ *   `isPeerAlert(err)`.
  * Deno 2.9.6 caveats (verify.ts): a client whose certificate the server refused sees a clean
  * close after secureConnect, no error; expired/not-yet-valid certificates refused locally are
  * reported as untrusted_chain.
@@ -25,6 +27,7 @@ export {
   DEFAULT_LEAF_TTL_MS,
   type IssuedLeaf,
   type IssueOptions,
+  type LeafIssuer,
   type LeafSpec,
 } from "./ca.ts";
 export {
@@ -54,6 +57,7 @@ export {
 export { recordTlsRejection, tlsMetrics } from "./tls_metrics.ts";
 export {
   classifyTlsError,
+  isPeerAlert,
   type LeafNames,
   leafNames,
   PeerIdentityError,

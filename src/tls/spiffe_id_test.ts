@@ -5,7 +5,11 @@ import { formatSpiffeId, parseSpiffeId, principalOf, tryParseSpiffeId } from "./
 Deno.test("parseSpiffeId accepts the ztunnel shape and round-trips", () => {
   const s = "spiffe://cluster.local/ns/default/sa/web";
   const id = parseSpiffeId(s);
-  assert.deepEqual(id, { trustDomain: "cluster.local", namespace: "default", serviceAccount: "web" });
+  assert.deepEqual(id, {
+    trustDomain: "cluster.local",
+    namespace: "default",
+    serviceAccount: "web",
+  });
   assert.equal(formatSpiffeId(id), s);
   assert.equal(principalOf(s), "cluster.local/ns/default/sa/web");
 });

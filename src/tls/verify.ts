@@ -3,22 +3,23 @@
  * with the mesh roots as `ca`), and the mapping of handshake failures to stable reasons.
  *
  * What Deno 2.9.6 node:tls reports (measured in mtls_test.ts; Node/OpenSSL codes also mapped):
- * | refusing side | peer certificate             | err.code (and socket.authorizationError)      |
- * |---------------|------------------------------|-----------------------------------------------|
- * | server        | none                          | ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE     |
- * | server        | other CA / expired / not yet  | ECONNRESET, authorizationError               |
- * |               |                              | UNABLE_TO_VERIFY_LEAF_SIGNATURE (all three!)  |
- * | client        | server's cert from other CA   | UNABLE_TO_GET_ISSUER_CERT_LOCALLY             |
- * | client        | server's cert expired/not yet | UNABLE_TO_VERIFY_LEAF_SIGNATURE               |
- * | client        | (server demanded a cert)      | ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED     |
- * | server        | (client refused our cert)     | ERR_SSL_TLSV1_ALERT_UNKNOWN_CA,               |
- * |               |                              | ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED       |
+ * | seen by | situation                              | err.code (socket.authorizationError)      |
+ * |---------|----------------------------------------|-------------------------------------------|
+ * | server  | client sent no certificate             | ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE |
+ * | server  | client cert: other CA/expired/not yet  | ECONNRESET, authorizationError            |
+ * |         |                                        | UNABLE_TO_VERIFY_LEAF_SIGNATURE (all 3!)  |
+ * | client  | server cert from another CA            | UNABLE_TO_GET_ISSUER_CERT_LOCALLY         |
+ * | client  | server cert expired / not yet valid    | UNABLE_TO_VERIFY_LEAF_SIGNATURE           |
+ * | client  | alert: server demanded a certificate   | ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED |
+ * | server  | alert: client refused our certificate  | ERR_SSL_TLSV1_ALERT_UNKNOWN_CA,           |
+ * |         |                                        | ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED   |
+ * | client  | server refused our certificate         | nothing: secureConnect, then a clean close |
  * So on Deno "expired" and "not yet valid" surface only as alerts from a rustls peer; a locally
  * refused expired certificate reads as untrusted_chain. The peer certificate is not available on
  * the error path (getPeerCertificate() returns null), so weft cannot refine it.
  */
 import type { PeerVerdict, TlsRejectReason } from "../core/mod.ts";
-import { x509 } from "./_x509.ts";
+import { sansFromCertDer } from "./_der.ts";
 import { tryParseSpiffeId } from "./spiffe_id.ts";
 
 /** Thrown (returned) from checkServerIdentity so classifyTlsError can read the reason back. */
@@ -35,14 +36,9 @@ export interface LeafNames {
   readonly dns: readonly string[];
 }
 
+/** URI and DNS SANs of a DER certificate (throws on malformed DER). */
 export function leafNames(leafDer: Uint8Array): LeafNames {
-  const cert = new x509.X509Certificate(leafDer as Uint8Array<ArrayBuffer>);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const items = san?.names.items ?? [];
-  return {
-    uris: items.filter((n) => n.type === "url").map((n) => n.value),
-    dns: items.filter((n) => n.type === "dns").map((n) => n.value),
-  };
+  return sansFromCertDer(leafDer);
 }
 
 /** Server side: exactly one URI SAN, of SPIFFE shape, in our trust domain. */
@@ -131,6 +127,16 @@ const REASONS: ReadonlySet<string> = new Set<TlsRejectReason>([
   "identity_mismatch",
   "handshake_failed",
 ]);
+
+/**
+ * True when the error is a TLS alert from the peer (ERR_SSL_..._ALERT_...): the peer refused
+ * our certificate and counts that itself, so only classify/log it, do not record a rejection
+ * (on one node both ends of local HBONE traffic share one metrics registry).
+ */
+export function isPeerAlert(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" && /^ERR_SSL_.*_ALERT_/.test(code);
+}
 
 /**
  * Map a node:tls handshake error to a reason. Pass the TLS socket too when there is one

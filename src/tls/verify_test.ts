@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import type { TlsRejectReason } from "../core/mod.ts";
 import { BAD_CERT_CASES, type BadCertCase, createTestPki } from "../../tests/support/test_ca.ts";
 import { x509 } from "./_x509.ts";
-import { classifyTlsError, PeerIdentityError, verifyClientLeaf, verifyServerLeaf } from "./verify.ts";
+import {
+  classifyTlsError,
+  isPeerAlert,
+  PeerIdentityError,
+  verifyClientLeaf,
+  verifyServerLeaf,
+} from "./verify.ts";
 
 const TD = "cluster.local";
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -27,7 +33,10 @@ Deno.test("verifyClientLeaf / verifyServerLeaf over the bad-certificate matrix",
   try {
     const good = await pki.good(WEB);
     assert.deepEqual(verifyClientLeaf(der(good.certPem), TD), { ok: true, identity: WEB });
-    assert.deepEqual(verifyServerLeaf(der(good.certPem), TD, ["x", WEB]), { ok: true, identity: WEB });
+    assert.deepEqual(verifyServerLeaf(der(good.certPem), TD, ["x", WEB]), {
+      ok: true,
+      identity: WEB,
+    });
     const wrong = verifyServerLeaf(der(good.certPem), TD, [`spiffe://${TD}/ns/default/sa/db`]);
     assert.equal(wrong.ok ? "ok" : wrong.reason, "identity_mismatch");
     for (const c of BAD_CERT_CASES) {
@@ -49,7 +58,11 @@ Deno.test("classifyTlsError maps Deno and Node/OpenSSL codes, alerts and our own
   const cases: [unknown, unknown, TlsRejectReason][] = [
     [{ code: "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE" }, undefined, "no_client_cert"],
     [{ code: "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" }, undefined, "no_client_cert"],
-    [{ code: "ECONNRESET" }, { authorizationError: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" }, "untrusted_chain"],
+    [
+      { code: "ECONNRESET" },
+      { authorizationError: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" },
+      "untrusted_chain",
+    ],
     [{ code: "ECONNRESET" }, { authorizationError: { code: "CERT_HAS_EXPIRED" } }, "expired"],
     [{ code: "ECONNRESET" }, undefined, "handshake_failed"],
     [{ code: "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" }, undefined, "untrusted_chain"],
@@ -67,4 +80,13 @@ Deno.test("classifyTlsError maps Deno and Node/OpenSSL codes, alerts and our own
   for (const [err, sock, want] of cases) {
     assert.equal(classifyTlsError(err, sock), want, JSON.stringify(err));
   }
+});
+
+Deno.test("isPeerAlert: alerts are the peer's verdict, local verification codes are ours", () => {
+  assert.equal(isPeerAlert({ code: "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA" }), true);
+  assert.equal(isPeerAlert({ code: "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" }), true);
+  assert.equal(isPeerAlert({ code: "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE" }), false);
+  assert.equal(isPeerAlert({ code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" }), false);
+  assert.equal(isPeerAlert(new PeerIdentityError("bad_san", "x")), false);
+  assert.equal(isPeerAlert(undefined), false);
 });

@@ -75,7 +75,10 @@ export async function createTestPki(
   const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) };
   const specs: Record<BadCertCase, [CertificateAuthority, Omit<LeafSpec, "publicKey">]> = {
     other_ca: [other, { sans: [uri(badIdentity)], ...valid }],
-    other_trust_domain: [ca, { sans: [uri("spiffe://other.local/ns/default/sa/intruder")], ...valid }],
+    other_trust_domain: [ca, {
+      sans: [uri("spiffe://other.local/ns/default/sa/intruder")],
+      ...valid,
+    }],
     expired: [ca, {
       sans: [uri(badIdentity)],
       notBefore: new Date(now - 10 * HOUR),
@@ -134,7 +137,12 @@ async function signAndWrite(
   return await write(dir, name, cert.toString("pem") + "\n", keyPem);
 }
 
-async function write(dir: string, name: string, certPem: string, keyPem: string): Promise<PemFiles> {
+async function write(
+  dir: string,
+  name: string,
+  certPem: string,
+  keyPem: string,
+): Promise<PemFiles> {
   const certPath = join(dir, `${name}.crt.pem`);
   const keyPath = join(dir, `${name}.key.pem`);
   await writeFile(certPath, certPem);
