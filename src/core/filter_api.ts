@@ -107,6 +107,9 @@ export interface HttpFilter {
   ): FilterOutcome | Promise<FilterOutcome>;
   /** Called once per request after the response completed or the stream was reset. */
   onDone(ctx: HttpRequestContext): void;
+  /** Optional: release this generation's resources (timers, VMs) after it was swapped out and
+   * its in-flight requests finished. proxy-wasm filters stop their tick timers here. */
+  close?(): void;
 }
 
 /** Turns a configured FilterRef into a live filter; implemented by src/filters, wired by app. */

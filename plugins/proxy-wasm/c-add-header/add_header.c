@@ -4,10 +4,19 @@
 
 EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1(void) {}
 
-static char name[128] = "x-weft-c-add-header";
-static size_t name_len = 19;
-static char value[256] = "on";
-static size_t value_len = 2;
+/* Defaults when the configuration names none; overridable at build time (-DADD_HEADER_VALUE=...),
+ * which the hot-reload test uses to build two generations of the same filter. */
+#ifndef ADD_HEADER_NAME
+#define ADD_HEADER_NAME "x-weft-c-add-header"
+#endif
+#ifndef ADD_HEADER_VALUE
+#define ADD_HEADER_VALUE "on"
+#endif
+
+static char name[128] = ADD_HEADER_NAME;
+static size_t name_len = sizeof ADD_HEADER_NAME - 1;
+static char value[256] = ADD_HEADER_VALUE;
+static size_t value_len = sizeof ADD_HEADER_VALUE - 1;
 
 EXPORT(proxy_on_context_create) void proxy_on_context_create(uint32_t ctx, uint32_t parent) {
   (void)ctx;

@@ -3,7 +3,11 @@
 // configs are flat objects of strings.
 
 /** The string value of `"key": "..."` in a flat JSON object, or `fallback` when absent. */
-export function jsonString(json: string, key: string, fallback: string): string {
+export function jsonString(
+  json: string,
+  key: string,
+  fallback: string,
+): string {
   const needle = '"' + key + '"';
   let i = json.indexOf(needle);
   if (i < 0) return fallback;
@@ -18,7 +22,11 @@ export function jsonString(json: string, key: string, fallback: string): string 
     if (c == '"') return out;
     if (c == "\\" && j + 1 < json.length) {
       j++;
-      out += json.charAt(j);
+      const e = json.charAt(j);
+      if (e == "n") out += "\n";
+      else if (e == "t") out += "\t";
+      else if (e == "r") out += "\r";
+      else out += e; // \" \\ \/ (\u escapes are not needed by these plugins)
     } else {
       out += c;
     }

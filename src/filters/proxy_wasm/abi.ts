@@ -53,7 +53,12 @@ export const MapType = {
   HTTP_CALL_RESPONSE_TRAILERS: 7,
 } as const;
 
-export const StreamType = { HTTP_REQUEST: 0, HTTP_RESPONSE: 1, DOWNSTREAM: 2, UPSTREAM: 3 } as const;
+export const StreamType = {
+  HTTP_REQUEST: 0,
+  HTTP_RESPONSE: 1,
+  DOWNSTREAM: 2,
+  UPSTREAM: 3,
+} as const;
 
 export const MetricType = { COUNTER: 0, GAUGE: 1, HISTOGRAM: 2 } as const;
 

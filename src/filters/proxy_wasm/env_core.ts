@@ -71,7 +71,7 @@ function propertyScope(vm: ProxyWasmVm, s: StreamState | undefined) {
     nodeMetadata: st.nodeMetadata,
     req: s?.req,
     res: s?.res,
-    startNs: s?.startNs,
+    startMs: s?.startMs,
     written: s ? s.written : vm.root.written,
   };
 }

@@ -6,7 +6,7 @@
  * and ignored: the route is already chosen).
  */
 import type { FilterOutcome, HeaderMap } from "../../core/mod.ts";
-import { decodePairs, encodePairs, MapType, Status, StreamType } from "./abi.ts";
+import { decodePairs, encodePairs, encodeString, MapType, Status, StreamType } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
 import type { ProxyWasmVm, StreamState } from "./vm.ts";
 
@@ -44,35 +44,33 @@ export function requestHeaderCount(s: StreamState): number {
   return s.req.requestHeaders.size + (s.req.requestHeaders.has(":path") ? 0 : 4);
 }
 
-interface MapAccess {
-  readonly headers: HeaderMap | undefined;
-  readonly stream: StreamState | undefined;
-  readonly writable: boolean;
+/** The header map of `type` readable now (request/response headers of the effective stream). */
+function mapOf(vm: ProxyWasmVm, type: number): HeaderMap | undefined {
+  const s = vm.effective;
+  if (!s) return undefined;
+  if (type === MapType.HTTP_REQUEST_HEADERS) return s.req.requestHeaders;
+  if (type === MapType.HTTP_RESPONSE_HEADERS) return s.res?.responseHeaders;
+  return undefined;
 }
 
-const NONE: MapAccess = { headers: undefined, stream: undefined, writable: false };
-
-function access(vm: ProxyWasmVm, type: number): MapAccess {
-  const s = vm.effective;
+/** Writable in its own direction's callbacks, or while that direction is paused. */
+function writable(vm: ProxyWasmVm, type: number): boolean {
   const cb = vm.callback;
-  if (type === MapType.HTTP_REQUEST_HEADERS && s) {
-    const w = cb === "request_headers" || cb === "request_body" || s.pausedOn === "request";
-    return { headers: s.req.requestHeaders, stream: s, writable: w };
+  const paused = vm.effective?.pausedOn;
+  if (type === MapType.HTTP_REQUEST_HEADERS) {
+    return cb === "request_headers" || cb === "request_body" || paused === "request";
   }
-  if (type === MapType.HTTP_RESPONSE_HEADERS && s?.res) {
-    const w = cb === "response_headers" || cb === "response_body" || s.pausedOn === "response";
-    return { headers: s.res.responseHeaders, stream: s, writable: w };
-  }
-  return NONE;
+  return cb === "response_headers" || cb === "response_body" || paused === "response";
 }
 
 function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) return vm.httpCallResult?.headers;
-  const a = access(vm, type);
-  if (!a.headers || !a.stream) return undefined;
-  if (type === MapType.HTTP_REQUEST_HEADERS) return requestPairs(a.stream);
-  const e = a.headers.entries();
-  e.unshift([":status", String(a.stream.res!.status)]);
+  const h = mapOf(vm, type);
+  const s = vm.effective;
+  if (!h || !s) return undefined;
+  if (type === MapType.HTTP_REQUEST_HEADERS) return requestPairs(s);
+  const e = h.entries();
+  e.unshift([":status", String(s.res!.status)]);
   return e;
 }
 
@@ -80,13 +78,14 @@ function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefine
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) {
     return vm.httpCallResult?.headers.find(([k]) => k === key)?.[1];
   }
-  const a = access(vm, type);
-  if (!a.headers || !a.stream) return undefined;
+  const h = mapOf(vm, type);
+  const s = vm.effective;
+  if (!h || !s) return undefined;
   if (key.charCodeAt(0) === 58 /* ':' */) {
-    if (type === MapType.HTTP_REQUEST_HEADERS) return requestPseudo(a.stream, key);
-    if (key === ":status") return String(a.stream.res!.status);
+    if (type === MapType.HTTP_REQUEST_HEADERS) return requestPseudo(s, key);
+    if (key === ":status") return String(s.res!.status);
   }
-  return a.headers.get(key);
+  return h.get(key);
 }
 
 /** Apply one write; false when the map cannot be written now. */
@@ -97,18 +96,19 @@ function write(
   key: string,
   value: string,
 ): boolean {
-  const a = access(vm, type);
-  if (!a.headers || !a.writable) return false;
+  const h = mapOf(vm, type);
+  if (!h || !writable(vm, type)) return false;
   if (key.charCodeAt(0) === 58) {
-    if (key === ":status" && a.stream?.res && op !== "remove") {
+    const res = vm.effective?.res;
+    if (key === ":status" && res && op !== "remove") {
       const n = Number(value);
-      if (Number.isInteger(n) && n >= 100 && n <= 999) a.stream.res.status = n;
+      if (Number.isInteger(n) && n >= 100 && n <= 999) res.status = n;
     }
     return true;
   }
-  if (op === "add") a.headers.add(key, value);
-  else if (op === "replace") a.headers.set(key, value);
-  else a.headers.remove(key);
+  if (op === "add") h.add(key, value);
+  else if (op === "replace") h.set(key, value);
+  else h.remove(key);
   return true;
 }
 
@@ -128,13 +128,17 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
       throw e;
     }
   };
-  const mutate = (op: "add" | "replace" | "remove") =>
-  (t: number, kp: number, kl: number, vp = 0, vl = 0): number =>
-    guard(() =>
-      write(vm, t, op, key(kp, kl), op === "remove" ? "" : m.readString(vp, vl))
-        ? Status.OK
-        : Status.BAD_ARGUMENT
-    );
+  const mutate =
+    (op: "add" | "replace" | "remove") =>
+    (t: number, kp: number, kl: number, vp = 0, vl = 0): number => {
+      try {
+        const v = op === "remove" ? "" : m.readString(vp, vl);
+        return write(vm, t, op, key(kp, kl), v) ? Status.OK : Status.BAD_ARGUMENT;
+      } catch (e) {
+        if (e instanceof OutOfBounds) return Status.INVALID_MEMORY_ACCESS;
+        throw e;
+      }
+    };
   const resumeWith = (s: StreamState, stream: "request" | "response", o: FilterOutcome): void => {
     if (s.pausedOn === stream) vm.resume(s, o);
   };
@@ -163,7 +167,7 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
       guard(() => {
         const v = getValue(vm, t, key(kp, kl));
         if (v === undefined && !legacy) return Status.NOT_FOUND;
-        return m.give(new TextEncoder().encode(v ?? ""), retPtr, retLen);
+        return m.give(encodeString(v ?? ""), retPtr, retLen);
       }),
     proxy_add_header_map_value: mutate("add"),
     proxy_replace_header_map_value: mutate("replace"),
@@ -171,9 +175,9 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
     proxy_set_header_map_pairs: (t, p, l) =>
       guard(() => {
         const pairs = decodePairs(m.read(p, l));
-        const a = access(vm, t);
-        if (!pairs || !a.headers || !a.writable) return Status.BAD_ARGUMENT;
-        for (const [k] of a.headers.entries()) a.headers.remove(k);
+        const h = mapOf(vm, t);
+        if (!pairs || !h || !writable(vm, t)) return Status.BAD_ARGUMENT;
+        for (const [k] of h.entries()) h.remove(k);
         for (const [k, v] of pairs) write(vm, t, "add", k.toLowerCase(), v);
         return Status.OK;
       }),

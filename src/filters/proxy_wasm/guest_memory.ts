@@ -8,7 +8,7 @@ import { decodeUtf8, Status } from "./abi.ts";
 export class OutOfBounds extends Error {}
 
 export class GuestMemory {
-  private buf: ArrayBuffer | undefined;
+  private buf: ArrayBufferLike | undefined;
   private u8v: Uint8Array = new Uint8Array(0);
   private dv: DataView = new DataView(new ArrayBuffer(0));
 

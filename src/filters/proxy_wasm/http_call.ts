@@ -3,6 +3,8 @@
  * root context with `proxy_on_http_call_response` (num_headers 0 = the call failed). A callout
  * whose VM died is dropped, never delivered into a dead instance (Kong#696).
  */
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { logger } from "../../core/mod.ts";
 import type { HttpCallResult } from "./env_services.ts";
 import type { ProxyWasmVm } from "./vm.ts";
@@ -10,7 +12,9 @@ import type { ProxyWasmVm } from "./vm.ts";
 const log = logger("proxy_wasm");
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-async function perform(
+/** node:http rather than fetch: fetch drops a caller-set Host, and `:authority` must become
+ * the Host header as in Envoy. */
+function perform(
   base: string,
   headers: [string, string][],
   body: Uint8Array,
@@ -18,22 +22,46 @@ async function perform(
 ): Promise<HttpCallResult> {
   let method = "GET";
   let path = "/";
-  const h = new Headers();
+  const h: Record<string, string | string[]> = {};
   for (const [k, v] of headers) {
     if (k === ":method") method = v;
     else if (k === ":path") path = v;
-    else if (k === ":authority") h.set("host", v);
-    else if (!k.startsWith(":")) h.append(k, v);
+    else if (k === ":authority") h["host"] = v;
+    else if (!k.startsWith(":")) {
+      const prev = h[k];
+      h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+    }
   }
-  const res = await fetch(base + path, {
-    method,
-    headers: h,
-    ...(body.length && method !== "GET" && method !== "HEAD" ? { body } : {}),
-    signal,
+  if (body.length) h["content-length"] = String(body.length);
+  const url = new URL(path, base);
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method, headers: h, signal }, (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const out: [string, string][] = [[":status", String(res.statusCode ?? 0)]];
+        const raw = res.rawHeaders;
+        for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+        resolve({ status: res.statusCode ?? 0, headers: out, body: concat(chunks) });
+      });
+    });
+    req.on("error", reject);
+    req.end(body.length ? body : undefined);
   });
-  const out: [string, string][] = [[":status", String(res.status)]];
-  res.headers.forEach((v, k) => out.push([k, v]));
-  return { status: res.status, headers: out, body: new Uint8Array(await res.arrayBuffer()) };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 export function startHttpCall(

@@ -11,6 +11,7 @@ import { serviceFunctions } from "./env_services.ts";
 import type { FunctionImport, ValType } from "./module_info.ts";
 import type { ProxyWasmVm } from "./vm.ts";
 import { wasiFunctions } from "./wasi.ts";
+import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyFn = (...a: any[]) => any;
@@ -39,6 +40,8 @@ export function buildImports(
     if (imp.module === "env") {
       env ??= { ...coreFunctions(vm), ...headerFunctions(vm), ...serviceFunctions(vm) };
       impl = env[imp.name];
+    } else if (imp.module === SANDBOX_IMPORT_MODULE && imp.name === SANDBOX_CHECK_NAME) {
+      impl = vm.sandboxCheck;
     } else if (isWasi) {
       wasi ??= wasiFunctions(vm);
       impl = wasi[imp.name];

@@ -24,6 +24,13 @@ export interface ProxyWasmHostOptions {
   readonly bodies?: boolean;
   /** Linear-memory cap; a VM growing past it is failed ("memory") and recreated. */
   readonly maxMemoryBytes?: number;
+  /** Instrument the module (fuel + per-call deadline, memory maximum clamp). Default true. */
+  readonly sandbox?: boolean;
+  /** Wall-clock budget of one guest call (callback) before it is stopped as "timeout". */
+  readonly callBudgetMs?: number;
+  /** Longest a stream may stay paused (waiting for proxy_continue_stream) before it fails as
+   * "timeout". Default 60 s. */
+  readonly pauseTimeoutMs?: number;
   /** Backoff base between VM restarts after repeated traps (Envoy FAIL_RELOAD: 1 s). The first
    * restart after a healthy period is immediate. */
   readonly reloadBackoffMs?: number;
@@ -42,6 +49,9 @@ export interface PluginSettings {
   readonly bodies: boolean;
   readonly maxMemoryBytes: number;
   readonly reloadBackoffMs: number;
+  readonly sandbox: boolean;
+  readonly callBudgetMs: number;
+  readonly pauseTimeoutMs: number;
   readonly failPolicy: FailPolicy;
 }
 
@@ -86,6 +96,10 @@ export function resolveSettings(
   if (!(maxMemoryBytes >= 65536)) problems.push("maxMemoryBytes: must be at least 65536");
   const reloadBackoffMs = o.reloadBackoffMs ?? 1000;
   if (!(reloadBackoffMs >= 0)) problems.push("reloadBackoffMs: must be >= 0");
+  const callBudgetMs = o.callBudgetMs ?? 100;
+  if (!(callBudgetMs > 0)) problems.push("callBudgetMs: must be > 0");
+  const pauseTimeoutMs = o.pauseTimeoutMs ?? 60_000;
+  if (!(pauseTimeoutMs > 0)) problems.push("pauseTimeoutMs: must be > 0");
   if (problems.length) {
     throw new WeftError(
       "proxy_wasm_config",
@@ -105,6 +119,9 @@ export function resolveSettings(
     bodies: o.bodies ?? false,
     maxMemoryBytes,
     reloadBackoffMs,
+    sandbox: o.sandbox ?? true,
+    callBudgetMs,
+    pauseTimeoutMs,
     failPolicy,
   });
 }

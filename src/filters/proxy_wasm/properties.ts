@@ -16,7 +16,7 @@ export interface PropertyScope {
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
   readonly req: HttpRequestContext | undefined;
   readonly res: HttpResponseContext | undefined;
-  readonly startNs: bigint | undefined;
+  readonly startMs: number | undefined;
   /** Values written by `proxy_set_property` for this stream (or the root). */
   readonly written: ReadonlyMap<string, Uint8Array> | undefined;
 }
@@ -68,7 +68,7 @@ function requestProperty(name: string, rest: string[], s: PropertyScope): Uint8A
     case "referer":
       return encodeString(req.requestHeaders.get("referer") ?? "");
     case "time":
-      return s.startNs === undefined ? undefined : encodeInt64(s.startNs);
+      return s.startMs === undefined ? undefined : encodeInt64(BigInt(s.startMs) * 1_000_000n);
     case "headers": {
       if (rest.length === 0) return headerMap(req.requestHeaders);
       const all = req.requestHeaders.getAll(rest[0]!.toLowerCase());
@@ -137,7 +137,9 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
     case "uri_san_peer_certificate":
       return p.sourcePrincipal === undefined ? undefined : encodeString(p.sourcePrincipal);
     case "uri_san_local_certificate":
-      return p.destinationPrincipal === undefined ? undefined : encodeString(p.destinationPrincipal);
+      return p.destinationPrincipal === undefined
+        ? undefined
+        : encodeString(p.destinationPrincipal);
   }
   return undefined;
 }

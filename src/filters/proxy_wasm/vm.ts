@@ -6,62 +6,22 @@
  * callouts dropped, and the owning filter builds a fresh VM for new requests.
  */
 import { WeftError } from "../../core/mod.ts";
-import type {
-  FilterFailureKind,
-  FilterOutcome,
-  HttpRequestContext,
-  HttpResponseContext,
-  LocalResponse,
-  Logger,
-} from "../../core/mod.ts";
+import type { FilterOutcome, HttpRequestContext, Logger } from "../../core/mod.ts";
 import type { AbiVersion } from "./abi.ts";
 import { GuestMemory } from "./guest_memory.ts";
 import type { PluginSettings } from "./options.ts";
 import { buildImports } from "./imports.ts";
-import type { FunctionImport } from "./module_info.ts";
+import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 import type { HttpCallResult } from "./env_services.ts";
+import {
+  type Callback,
+  type CompiledPlugin,
+  GuestFailure,
+  StartExit,
+  type StreamState,
+} from "./vm_types.ts";
 
-export type Callback =
-  | "none"
-  | "start"
-  | "vm_start"
-  | "configure"
-  | "request_headers"
-  | "request_body"
-  | "response_headers"
-  | "response_body"
-  | "done"
-  | "log"
-  | "root";
-
-export interface StreamState {
-  readonly id: number;
-  readonly vm: ProxyWasmVm;
-  readonly req: HttpRequestContext;
-  res: HttpResponseContext | undefined;
-  readonly startNs: bigint;
-  local: LocalResponse | undefined;
-  /** Set while the stream is paused: settles the phase's pending outcome. */
-  resume: ((o: FilterOutcome) => void) | undefined;
-  pausedOn: "request" | "response" | undefined;
-  awaitingDone: boolean;
-  written: Map<string, Uint8Array> | undefined;
-}
-
-/** A guest failure: the VM is dead after it. */
-export class GuestFailure extends Error {
-  constructor(readonly kind: FilterFailureKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-export interface CompiledPlugin {
-  readonly module: WebAssembly.Module;
-  readonly abi: AbiVersion;
-  readonly imports: readonly FunctionImport[];
-  readonly settings: PluginSettings;
-  readonly log: Logger;
-}
+export { type Callback, type CompiledPlugin, GuestFailure, StartExit, type StreamState };
 
 const ROOT_ID = 1;
 
@@ -85,6 +45,9 @@ export class ProxyWasmVm {
   /** Declared imports weft does not implement ("module.name"); they answer UNIMPLEMENTED. */
   readonly unimplemented: readonly string[];
   private nextId = ROOT_ID + 1;
+  /** Deadline of the current top-level call; 0 = not armed yet (armed at the first check, so
+   * calls that never run out of fuel never read the clock). */
+  private deadline = 0;
   private readonly ex: Record<string, Fn | undefined>;
 
   private constructor(
@@ -146,42 +109,70 @@ export class ProxyWasmVm {
     if (vm.dead) throw vm.dead;
     vm.run("none", undefined, () => vm.ex["proxy_on_context_create"]?.(ROOT_ID, 0));
     if (vm.dead) throw vm.dead;
-    const vmOk = vm.run("vm_start", undefined, () =>
-      vm.ex["proxy_on_vm_start"]?.(ROOT_ID, plugin.settings.vmConfig.length) ?? 1);
+    const vmOk = vm.run(
+      "vm_start",
+      undefined,
+      () => vm.ex["proxy_on_vm_start"]?.(ROOT_ID, plugin.settings.vmConfig.length) ?? 1,
+    );
     if (vm.dead) throw vm.dead;
     if (!vmOk) {
       vm.close();
-      throw new WeftError("proxy_wasm_vm_start", `Cannot start proxy-wasm VM for ${name}: ` +
-        "proxy_on_vm_start returned false", { hint: "check the plugin's vmConfig and logs" });
+      throw new WeftError(
+        "proxy_wasm_vm_start",
+        `Cannot start proxy-wasm VM for ${name}: ` +
+          "proxy_on_vm_start returned false",
+        { hint: "check the plugin's vmConfig and logs" },
+      );
     }
-    const cfgOk = vm.run("configure", undefined, () =>
-      vm.ex["proxy_on_configure"]?.(ROOT_ID, plugin.settings.pluginConfig.length) ?? 1);
+    const cfgOk = vm.run(
+      "configure",
+      undefined,
+      () => vm.ex["proxy_on_configure"]?.(ROOT_ID, plugin.settings.pluginConfig.length) ?? 1,
+    );
     if (vm.dead) throw vm.dead;
     if (!cfgOk) {
       vm.close();
-      throw new WeftError("proxy_wasm_configure", `Cannot configure proxy-wasm plugin ${name}: ` +
-        "proxy_on_configure rejected the plugin configuration", {
-        hint: "check pluginConfig against what the plugin expects (see its log lines)",
-      });
+      throw new WeftError(
+        "proxy_wasm_configure",
+        `Cannot configure proxy-wasm plugin ${name}: ` +
+          "proxy_on_configure rejected the plugin configuration",
+        {
+          hint: "check pluginConfig against what the plugin expects (see its log lines)",
+        },
+      );
     }
     return vm;
   }
 
   /** Run guest code as one top-level call; a throw kills the VM and yields undefined. */
   run<T>(cb: Callback, eff: StreamState | undefined, fn: () => T): T | undefined {
+    return this.invoke(cb, eff, fn, 0, 0, 0) as T | undefined;
+  }
+
+  /** `run` for an export with up to three i32 args, without a closure (the per-request path). */
+  invoke(
+    cb: Callback,
+    eff: StreamState | undefined,
+    fn: Fn,
+    a: number,
+    b: number,
+    c: number,
+  ): unknown {
     if (this.dead) return undefined;
     const prevCb = this.callback;
     const prevEff = this.effective;
     this.callback = cb;
     this.effective = eff;
+    this.deadline = 0;
     try {
-      const r = fn();
+      const r = fn(a, b, c);
       if (this.mem.byteLength > this.settings.maxMemoryBytes) {
         this.die(new GuestFailure("memory", `linear memory grew to ${this.mem.byteLength} bytes`));
         return undefined;
       }
       return r;
     } catch (e) {
+      if (e instanceof StartExit) return undefined;
       this.die(
         e instanceof GuestFailure
           ? e
@@ -193,6 +184,16 @@ export class ProxyWasmVm {
       this.effective = prevEff;
     }
   }
+
+  /** `weft:sandbox.check`, called by instrumented code when its fuel runs out. */
+  readonly sandboxCheck = (): number => {
+    const now = performance.now();
+    if (this.deadline === 0) this.deadline = now + this.settings.callBudgetMs;
+    else if (now > this.deadline) {
+      throw new GuestFailure("timeout", `guest call exceeded ${this.settings.callBudgetMs} ms`);
+    }
+    return DEFAULT_FUEL;
+  };
 
   /** Call an exported callback on the root context (timers, callout results, queues). */
   callRoot(name: string, ...args: number[]): void {
@@ -211,7 +212,7 @@ export class ProxyWasmVm {
       vm: this,
       req,
       res: undefined,
-      startNs: BigInt(Date.now()) * 1_000_000n,
+      startMs: Date.now(),
       local: undefined,
       resume: undefined,
       pausedOn: undefined,
@@ -220,7 +221,7 @@ export class ProxyWasmVm {
     };
     this.streams.set(id, s);
     const create = this.ex["proxy_on_context_create"];
-    if (create) this.run("none", s, () => create(id, ROOT_ID));
+    if (create) this.invoke("none", s, create, id, ROOT_ID, 0);
     return this.dead ? undefined : s;
   }
 
@@ -238,8 +239,8 @@ export class ProxyWasmVm {
     s.awaitingDone = false;
     const onLog = this.ex["proxy_on_log"];
     const onDelete = this.ex["proxy_on_delete"];
-    if (onLog) this.run("log", s, () => onLog(s.id));
-    if (onDelete) this.run("log", s, () => onDelete(s.id));
+    if (onLog) this.invoke("log", s, onLog, s.id, 0, 0);
+    if (onDelete) this.invoke("log", s, onDelete, s.id, 0, 0);
     this.streams.delete(s.id);
   }
 

@@ -6,7 +6,7 @@
  */
 import { WasiErrno } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
-import { GuestFailure, type ProxyWasmVm } from "./vm.ts";
+import { GuestFailure, type ProxyWasmVm, StartExit } from "./vm.ts";
 
 type WasiFn = (...a: (number | bigint)[]) => number;
 
@@ -103,6 +103,8 @@ export function wasiFunctions(vm: ProxyWasmVm): Record<string, WasiFn> {
       }),
     args_get: () => WasiErrno.SUCCESS,
     proc_exit: (code) => {
+      // A command module (TinyGo, Go) may exit(0) at the end of _start: that is a normal start.
+      if (vm.callback === "start" && Number(code) === 0) throw new StartExit();
       throw new GuestFailure("trap", `plugin called proc_exit(${Number(code)})`);
     },
     sched_yield: () => WasiErrno.SUCCESS,

@@ -20,7 +20,11 @@ class AddHeaderRoot extends RootContext {
 
   // The SDK's onConfigure passes the config size where a pointer belongs; read it ourselves.
   onConfigure(configuration_size: u32): bool {
-    const bytes = get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size);
+    const bytes = get_buffer_bytes(
+      BufferTypeValues.PluginConfiguration,
+      0,
+      configuration_size,
+    );
     const json = String.UTF8.decode(bytes);
     this.headerName = jsonString(json, "name", this.headerName);
     this.headerValue = jsonString(json, "value", this.headerValue);
@@ -38,13 +42,25 @@ class AddHeader extends Context {
     super(context_id, root);
     this.root = root;
   }
-  onRequestHeaders(_headers: u32, _end_of_stream: bool): FilterHeadersStatusValues {
-    stream_context.headers.request.add(this.root.headerName, this.root.headerValue);
+  onRequestHeaders(
+    _headers: u32,
+    _end_of_stream: bool,
+  ): FilterHeadersStatusValues {
+    stream_context.headers.request.add(
+      this.root.headerName,
+      this.root.headerValue,
+    );
     this.root.requests.increment(1);
     return FilterHeadersStatusValues.Continue;
   }
-  onResponseHeaders(_headers: u32, _end_of_stream: bool): FilterHeadersStatusValues {
-    stream_context.headers.response.add(this.root.headerName, this.root.headerValue);
+  onResponseHeaders(
+    _headers: u32,
+    _end_of_stream: bool,
+  ): FilterHeadersStatusValues {
+    stream_context.headers.response.add(
+      this.root.headerName,
+      this.root.headerValue,
+    );
     return FilterHeadersStatusValues.Continue;
   }
 }

@@ -7,8 +7,8 @@ import {
   FilterHeadersStatusValues,
   get_buffer_bytes,
   GrpcStatusValues,
-  Headers,
   HeaderPair,
+  Headers,
   registerRootContext,
   RootContext,
   send_local_response,
@@ -22,7 +22,11 @@ class AuthCheckRoot extends RootContext {
   body: string = "forbidden by auth-check\n";
 
   onConfigure(configuration_size: u32): bool {
-    const bytes = get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size);
+    const bytes = get_buffer_bytes(
+      BufferTypeValues.PluginConfiguration,
+      0,
+      configuration_size,
+    );
     const json = String.UTF8.decode(bytes);
     this.header = jsonString(json, "header", this.header);
     this.expected = jsonString(json, "value", this.expected);
@@ -42,13 +46,27 @@ class AuthCheck extends Context {
     super(context_id, root);
     this.root = root;
   }
-  onRequestHeaders(_headers: u32, _end_of_stream: bool): FilterHeadersStatusValues {
+  onRequestHeaders(
+    _headers: u32,
+    _end_of_stream: bool,
+  ): FilterHeadersStatusValues {
     const got = stream_context.headers.request.get(this.root.header);
     if (got == this.root.expected) return FilterHeadersStatusValues.Continue;
     const headers: Headers = [];
-    headers.push(new HeaderPair(String.UTF8.encode("content-type"), String.UTF8.encode("text/plain")));
+    headers.push(
+      new HeaderPair(
+        String.UTF8.encode("content-type"),
+        String.UTF8.encode("text/plain"),
+      ),
+    );
     const reason = got.length == 0 ? "auth_check_missing_header" : "auth_check_wrong_value";
-    send_local_response(403, reason, String.UTF8.encode(this.root.body), headers, GrpcStatusValues.InvalidCode);
+    send_local_response(
+      403,
+      reason,
+      String.UTF8.encode(this.root.body),
+      headers,
+      GrpcStatusValues.InvalidCode,
+    );
     return FilterHeadersStatusValues.StopIteration;
   }
 }

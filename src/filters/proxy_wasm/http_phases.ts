@@ -1,0 +1,110 @@
+/**
+ * The HTTP stream phases on one VM: request headers (+ buffered body), response headers
+ * (+ buffered body), and the end of the stream (on_done → on_log → on_delete). A callback
+ * returning anything but CONTINUE pauses the phase: the outcome becomes a Promise settled by
+ * `proxy_continue_stream`, `proxy_send_local_response`, `proxy_close_stream`, or the VM's death.
+ * Body callbacks still run while headers are paused, as in Envoy.
+ */
+import type { FilterOutcome, HttpRequestContext, HttpResponseContext } from "../../core/mod.ts";
+import { requestHeaderCount } from "./env_headers.ts";
+import type { Callback, ProxyWasmVm, StreamState } from "./vm.ts";
+
+const CONTINUE: FilterOutcome = Object.freeze({ action: "continue" });
+
+function failedOf(vm: ProxyWasmVm): FilterOutcome {
+  const d = vm.dead!;
+  return { action: "failed", kind: d.kind, message: d.message };
+}
+
+function requestEndsWithHeaders(req: HttpRequestContext): boolean {
+  if (req.requestBody !== undefined) return req.requestBody.length === 0;
+  const h = req.requestHeaders;
+  const len = h.get("content-length");
+  return !h.has("transfer-encoding") && (len === undefined || len === "0");
+}
+
+/** Run the headers callback and the body callback of one direction, then decide. */
+function runPhase(
+  vm: ProxyWasmVm,
+  s: StreamState,
+  which: "request" | "response",
+  headersCount: number,
+  body: Uint8Array | undefined,
+  eos: boolean,
+): FilterOutcome | Promise<FilterOutcome> {
+  const isReq = which === "request";
+  const onHeaders = vm.export(isReq ? "proxy_on_request_headers" : "proxy_on_response_headers");
+  const onBody = vm.export(isReq ? "proxy_on_request_body" : "proxy_on_response_body");
+  let paused = false;
+  if (onHeaders) {
+    const cb: Callback = isReq ? "request_headers" : "response_headers";
+    const r = vm.invoke(cb, s, onHeaders, s.id, headersCount, eos ? 1 : 0);
+    if (vm.dead) return failedOf(vm);
+    paused = r !== 0;
+  }
+  if (s.local) return { action: "respond", response: s.local };
+  if (onBody && body !== undefined && body.length > 0) {
+    const cb: Callback = isReq ? "request_body" : "response_body";
+    const r = vm.invoke(cb, s, onBody, s.id, body.length, 1);
+    if (vm.dead) return failedOf(vm);
+    if (s.local) return { action: "respond", response: s.local };
+    paused ||= r !== 0;
+  }
+  if (!paused) return CONTINUE;
+  s.pausedOn = which;
+  // A guest that never continues must not hold the request (and the connection) forever.
+  const limitMs = vm.settings.pauseTimeoutMs;
+  return new Promise<FilterOutcome>((resolve) => {
+    const timer = setTimeout(() =>
+      vm.resume(s, {
+        action: "failed",
+        kind: "timeout",
+        message: `paused ${which} not resumed within ${limitMs} ms`,
+      }), limitMs);
+    s.resume = (o) => {
+      clearTimeout(timer);
+      resolve(o);
+    };
+  });
+}
+
+export function requestPhase(
+  vm: ProxyWasmVm,
+  req: HttpRequestContext,
+): { stream: StreamState | undefined; outcome: FilterOutcome | Promise<FilterOutcome> } {
+  const s = vm.newStream(req);
+  if (!s) return { stream: undefined, outcome: failedOf(vm) };
+  const eos = requestEndsWithHeaders(req);
+  return {
+    stream: s,
+    outcome: runPhase(vm, s, "request", requestHeaderCount(s), req.requestBody, eos),
+  };
+}
+
+export function responsePhase(
+  s: StreamState,
+  res: HttpResponseContext,
+): FilterOutcome | Promise<FilterOutcome> {
+  const vm = s.vm;
+  if (vm.dead) return failedOf(vm);
+  if (s.local) return CONTINUE; // our own local reply passing back through
+  s.res = res;
+  const eos = res.responseBody !== undefined && res.responseBody.length === 0;
+  return runPhase(vm, s, "response", res.responseHeaders.size + 1, res.responseBody, eos);
+}
+
+/** End of stream: a paused phase is abandoned; on_done false defers on_log/on_delete until
+ * the guest calls proxy_done. */
+export function donePhase(s: StreamState): void {
+  const vm = s.vm;
+  if (vm.dead || !vm.streams.has(s.id)) return;
+  vm.resume(s, { action: "failed", kind: "unavailable", message: "stream ended while paused" });
+  const onDone = vm.export("proxy_on_done");
+  const r = onDone ? vm.invoke("done", s, onDone, s.id, 0, 0) : 1;
+  if (vm.dead) return;
+  if (r === 0) {
+    s.awaitingDone = true;
+    return;
+  }
+  vm.finishStream(s);
+}

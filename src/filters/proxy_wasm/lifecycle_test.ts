@@ -1,0 +1,230 @@
+/**
+ * Loading, failure and reload: traps, runaway loops and memory growth fail the stream and the
+ * next request gets a fresh VM; unknown imports load as UNIMPLEMENTED stubs; PAUSE + http_call
+ * against a real loopback server; sha256 and ABI checks; hot reload of a rebuilt module.
+ */
+import { readFileSync } from "node:fs";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import {
+  cAddHeaderWith,
+  ref,
+  request,
+  response,
+  testFilter,
+} from "../../../tests/support/proxy_wasm_kit.ts";
+import { metrics, setLogSink } from "../../core/mod.ts";
+import type { FilterOutcome } from "../../core/mod.ts";
+import { createProxyWasmFilter } from "./mod.ts";
+
+const wasm = await testFilter();
+
+function quietLogs(): { lines: string[]; restore: () => void } {
+  const lines: string[] = [];
+  return { lines, restore: setLogSink((l) => lines.push(l)) };
+}
+
+const FAILURES = [
+  ["trap", "trap", true],
+  ["loop", "timeout", true],
+  ["grow", "trap", true], // the sandbox clamps the memory maximum: grow fails, the guest traps
+  ["grow", "memory", false], // without it, the host's size check after the call catches it
+] as const;
+
+for (const [mode, kind, sandbox] of FAILURES) {
+  Deno.test(`a ${mode} (sandbox ${sandbox}) fails the stream as "${kind}"; next request, new VM`, async () => {
+    const logs = quietLogs();
+    const f = await createProxyWasmFilter(ref("failing", wasm, {}, "FAIL_OPEN"), {
+      callBudgetMs: 20,
+      maxMemoryBytes: 4 << 20,
+      sandbox,
+    });
+    try {
+      const first = f.currentVm!;
+      const bad = request({ "x-test": mode });
+      const out = await f.onRequest(bad);
+      assertEquals(out.action, "failed");
+      assert(out.action === "failed");
+      assertEquals(out.kind, kind);
+      assertEquals(f.failPolicy, "FAIL_OPEN", "the chain runner applies the policy");
+      f.onDone(bad);
+      assert(first.dead, "the trapped VM is dead");
+      const good = request({});
+      assertEquals(f.onRequest(good), { action: "continue" });
+      assert(f.currentVm !== first && f.currentVm!.generation === 2, "a fresh VM serves");
+      f.onDone(good);
+      assert(
+        metrics.render().includes(`weft_filter_errors_total{filter="failing",kind="${kind}"}`),
+      );
+      assert(logs.lines.some((l) => l.includes('"msg":"proxy-wasm VM failed"')));
+    } finally {
+      f.close();
+      logs.restore();
+    }
+  });
+}
+
+Deno.test("repeated crashes back off, then the plugin recovers", async () => {
+  const logs = quietLogs();
+  const f = await createProxyWasmFilter(ref("crashy", wasm, {}), { reloadBackoffMs: 30 });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = request({ "x-test": "trap" });
+      assertEquals((await f.onRequest(r)).action, "failed");
+      f.onDone(r);
+    }
+    const during = await f.onRequest(request({}));
+    assert(during.action === "failed" && during.kind === "unavailable", "backing off");
+    await new Promise((r) => setTimeout(r, 40));
+    const after = request({});
+    assertEquals(f.onRequest(after), { action: "continue" });
+    f.onDone(after);
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+Deno.test("an unknown import loads, is logged once, and answers UNIMPLEMENTED", async () => {
+  const logs = quietLogs();
+  try {
+    const f = await createProxyWasmFilter(ref("unknown-import", wasm, {}));
+    const req = request({ "x-test": "unimplemented" });
+    await f.onRequest(req);
+    f.onDone(req);
+    f.close();
+    assertEquals(req.requestHeaders.get("x-unimplemented-status"), "12");
+    const reports = logs.lines.filter((l) =>
+      l.includes("imports functions weft does not implement")
+    );
+    assertEquals(reports.length, 1);
+    assertEquals(JSON.parse(reports[0]!).imports, [
+      "env.proxy_weft_no_such_function",
+      "wasi_snapshot_preview1.path_open",
+    ]);
+  } finally {
+    logs.restore();
+  }
+});
+
+Deno.test("PAUSE until the http_call result continues or answers locally", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    async (req) => {
+      const who = await req.text();
+      const ok = req.headers.get("host") === "authz" && who === "alice";
+      return new Response(ok ? "allowed:alice" : "denied", { status: ok ? 200 : 403 });
+    },
+  );
+  const clusters = { authz: `127.0.0.1:${server.addr.port}` };
+  const f = await createProxyWasmFilter(ref("callout", wasm, {}), { clusters });
+  try {
+    const alice = request({ "x-test": "callout", "x-user": "alice" });
+    const pending = f.onRequest(alice);
+    assert(pending instanceof Promise, "the request is held");
+    assertEquals(await pending, { action: "continue" });
+    assertEquals(alice.requestHeaders.get("x-authz-body"), "allowed:alice");
+    f.onDone(alice);
+
+    const late = request({ "x-test": "callout-response" });
+    assertEquals(f.onRequest(late), { action: "continue" });
+    const res = response(200);
+    const held = f.onResponse(late, res);
+    assert(held instanceof Promise, "the response is held");
+    assertEquals(await held, { action: "continue" });
+    assertEquals(res.responseHeaders.get("x-late-authz"), "allowed:alice");
+    f.onDone(late);
+
+    const bob = request({ "x-test": "callout", "x-user": "bob" });
+    const out = await f.onRequest(bob) as Extract<FilterOutcome, { action: "respond" }>;
+    assertEquals(out.response.status, 403);
+    assertEquals(new TextDecoder().decode(out.response.body as Uint8Array), "denied");
+    f.onDone(bob);
+  } finally {
+    f.close();
+    ac.abort();
+    await server.finished;
+  }
+  const noCluster = await createProxyWasmFilter(ref("callout", wasm, {}));
+  const r = request({ "x-test": "callout" });
+  assertEquals(noCluster.onRequest(r), { action: "continue" });
+  assertEquals(r.requestHeaders.get("x-callout-status"), "2", "unknown upstream: BAD_ARGUMENT");
+  noCluster.onDone(r);
+  noCluster.close();
+});
+
+Deno.test("a stream paused forever fails as timeout after pauseTimeoutMs", async () => {
+  const f = await createProxyWasmFilter(ref("hold", wasm, {}), { pauseTimeoutMs: 20 });
+  try {
+    const req = request({ "x-test": "hold" });
+    const out = await f.onRequest(req);
+    assert(out.action === "failed");
+    assertEquals(out.kind, "timeout");
+    f.onDone(req);
+    const other = request({ "x-test": "hold" });
+    const pending = f.onRequest(other);
+    f.onDone(other); // the client went away: the pause is settled, its timer cleared
+    assertEquals((await pending).action, "failed");
+  } finally {
+    f.close();
+  }
+});
+
+Deno.test("load checks: sha256, ABI marker, configure rejection", async () => {
+  const bytes = readFileSync(wasm);
+  const digest = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const good = await createProxyWasmFilter({ ...ref("sha", `file://${wasm}`, {}), sha256: digest });
+  good.close();
+  await assertRejects(
+    () => createProxyWasmFilter({ ...ref("sha", wasm, {}), sha256: "00".repeat(32) }),
+    /sha256 mismatch/,
+  );
+  const noMarker = await Deno.makeTempFile({ suffix: ".wasm" });
+  try {
+    await Deno.writeFile(noMarker, Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
+    await assertRejects(
+      () => createProxyWasmFilter(ref("nomarker", noMarker, {})),
+      /missing or unknown Proxy-Wasm ABI version/,
+    );
+  } finally {
+    await Deno.remove(noMarker);
+  }
+  await assertRejects(
+    () => createProxyWasmFilter(ref("reject", wasm, {}), { vmConfig: "reject" }),
+    /proxy_on_vm_start returned false/,
+  );
+  await assertRejects(
+    () => createProxyWasmFilter(ref("reject", wasm, { reject: "yes" })),
+    /proxy_on_configure rejected the plugin configuration/,
+  );
+  await assertRejects(() => createProxyWasmFilter(ref("x", "oci://hub/x:1", {})), /oci:\/\//);
+});
+
+Deno.test("hot reload: a rebuilt module loads beside the old one; in-flight streams stay", async () => {
+  const logs = quietLogs();
+  const [v1, v2] = [await cAddHeaderWith("v1"), await cAddHeaderWith("v2")];
+  const old = await createProxyWasmFilter(ref("reload", v1, {}));
+  try {
+    const inflight = request();
+    old.onRequest(inflight);
+    assertEquals(inflight.requestHeaders.get("x-weft-c-add-header"), "v1");
+    const next = await createProxyWasmFilter(ref("reload", v2, {}));
+    let active = next; // the swap: new requests go to the new generation
+    const fresh = request();
+    active.onRequest(fresh);
+    assertEquals(fresh.requestHeaders.get("x-weft-c-add-header"), "v2");
+    const res = response();
+    old.onResponse(inflight, res);
+    assertEquals(res.responseHeaders.get("x-weft-c-add-header"), "v1", "old stream, old VM");
+    old.onDone(inflight);
+    old.close();
+    active.onDone(fresh);
+    active.close();
+    active = next;
+  } finally {
+    logs.restore();
+  }
+});

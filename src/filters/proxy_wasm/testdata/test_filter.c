@@ -1,0 +1,352 @@
+/* A proxy-wasm test filter in C, written against the ABI directly (no SDK). The request header
+ * `x-test: <mode>` picks what it exercises; results come back as request headers so the host
+ * test can assert them. Built by the tests with clang (see proxy_wasm_test_kit.ts). Build with
+ * -DABI_V010 for the 0.1.0 flavour (2-arg header callbacks, legacy names). */
+#include "proxy_wasm_abi.h"
+
+#ifdef ABI_V010
+EXPORT(proxy_abi_version_0_1_0) void abi_marker(void) {}
+#else
+EXPORT(proxy_abi_version_0_2_1) void abi_marker(void) {}
+#endif
+
+IMPORT(proxy_get_log_level) uint32_t proxy_get_log_level(uint32_t *level);
+IMPORT(proxy_send_local_response)
+uint32_t proxy_send_local_response(uint32_t status, const char *d, size_t dl, const char *b,
+                                   size_t bl, const char *h, size_t hl, int32_t grpc);
+IMPORT(proxy_continue_stream) uint32_t proxy_continue_stream(uint32_t stream);
+IMPORT(proxy_set_effective_context) uint32_t proxy_set_effective_context(uint32_t ctx);
+IMPORT(proxy_http_call)
+uint32_t proxy_http_call(const char *up, size_t ul, const char *h, size_t hl, const char *b,
+                         size_t bl, const char *t, size_t tl, uint32_t timeout, uint32_t *token);
+IMPORT(proxy_get_property)
+uint32_t proxy_get_property(const char *p, size_t pl, char **v, size_t *vl);
+IMPORT(proxy_get_shared_data)
+uint32_t proxy_get_shared_data(const char *k, size_t kl, char **v, size_t *vl, uint32_t *cas);
+IMPORT(proxy_set_shared_data)
+uint32_t proxy_set_shared_data(const char *k, size_t kl, const char *v, size_t vl, uint32_t cas);
+IMPORT(proxy_define_metric)
+uint32_t proxy_define_metric(uint32_t type, const char *n, size_t nl, uint32_t *id);
+IMPORT(proxy_increment_metric) uint32_t proxy_increment_metric(uint32_t id, int64_t delta);
+IMPORT(proxy_record_metric) uint32_t proxy_record_metric(uint32_t id, uint64_t value);
+IMPORT(proxy_get_metric) uint32_t proxy_get_metric(uint32_t id, uint64_t *value);
+IMPORT(proxy_set_tick_period_milliseconds) uint32_t proxy_set_tick_period_milliseconds(uint32_t);
+IMPORT(proxy_get_header_map_pairs) uint32_t proxy_get_header_map_pairs(uint32_t, char **, size_t *);
+IMPORT(proxy_set_header_map_pairs)
+uint32_t proxy_set_header_map_pairs(uint32_t, const char *, size_t);
+IMPORT(proxy_remove_header_map_value)
+uint32_t proxy_remove_header_map_value(uint32_t, const char *, size_t);
+IMPORT(proxy_replace_header_map_value)
+uint32_t proxy_replace_header_map_value(uint32_t, const char *, size_t, const char *, size_t);
+IMPORT(proxy_set_buffer_bytes)
+uint32_t proxy_set_buffer_bytes(uint32_t, uint32_t, uint32_t, const char *, size_t);
+IMPORT(proxy_weft_no_such_function) uint32_t proxy_weft_no_such_function(uint32_t);
+IMPORT(proxy_done) uint32_t proxy_done(void);
+#define WASI(mod, name) __attribute__((import_module(mod), import_name(#name)))
+WASI("wasi_snapshot_preview1", environ_sizes_get) uint32_t environ_sizes_get(uint32_t *, uint32_t *);
+WASI("wasi_snapshot_preview1", environ_get) uint32_t environ_get(char **, char *);
+WASI("wasi_snapshot_preview1", fd_write) uint32_t fd_write(uint32_t, const void *, uint32_t, uint32_t *);
+WASI("wasi_snapshot_preview1", random_get) uint32_t random_get(void *, uint32_t);
+WASI("wasi_unstable", clock_time_get) uint32_t clock_time_get_legacy(uint32_t, uint64_t, uint64_t *);
+WASI("wasi_snapshot_preview1", path_open) uint32_t path_open(uint32_t);
+#ifdef ABI_V010
+IMPORT(proxy_get_configuration) uint32_t proxy_get_configuration(char **p, size_t *l);
+#endif
+
+#define S(lit) lit, sizeof lit - 1
+
+static char mode[32];
+static size_t mode_len;
+static uint32_t ticks_metric, tick_count;
+static uint32_t pending_token, pending_ctx, pending_response;
+static uint32_t deferred_ctx;
+
+static int is(const char *m) { return bytes_eq(mode, mode_len, m, cstrlen(m)); }
+
+static size_t utoa(uint64_t v, char *out) {
+  char tmp[24];
+  size_t n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+static void set_req(const char *k, size_t kl, const char *v, size_t vl) {
+  proxy_add_header_map_value(HTTP_REQUEST_HEADERS, k, kl, v, vl);
+}
+
+static void set_req_num(const char *k, size_t kl, uint64_t v) {
+  char buf[24];
+  set_req(k, kl, buf, utoa(v, buf));
+}
+
+/* Property value into a request header; integers (8 bytes) printed in decimal when asked. */
+static void prop(const char *path, size_t pl, const char *hdr, size_t hl, int as_int) {
+  char *v = 0;
+  size_t vl = 0;
+  uint32_t st = proxy_get_property(path, pl, &v, &vl);
+  if (st != OK) { set_req_num(hdr, hl, 1000 + st); return; }
+  if (as_int) set_req_num(hdr, hl, vl == 8 ? *(uint64_t *)v : vl == 1 ? (uint8_t)v[0] : 999);
+  else set_req(hdr, hl, v, vl);
+}
+
+EXPORT(proxy_on_context_create) void on_context_create(uint32_t ctx, uint32_t parent) {
+  (void)ctx; (void)parent;
+}
+
+EXPORT(proxy_on_vm_start) uint32_t on_vm_start(uint32_t ctx, uint32_t size) {
+  (void)ctx;
+#ifndef ABI_V010
+  char *cfg = 0;
+  size_t len = 0;
+  /* A VM configuration starting with 'r' ("reject") refuses the VM. */
+  if (size && proxy_get_buffer_bytes(VM_CONFIGURATION, 0, size, &cfg, &len) == OK && len && cfg[0] == 'r')
+    return 0;
+#else
+  (void)size;
+#endif
+  return 1;
+}
+
+EXPORT(proxy_on_configure) uint32_t on_configure(uint32_t ctx, uint32_t size) {
+  (void)ctx;
+  arena_reset();
+  char *cfg = 0;
+  size_t len = 0;
+#ifdef ABI_V010
+  if (size && proxy_get_configuration(&cfg, &len) != OK) return 0;
+#else
+  if (size && proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, size, &cfg, &len) != OK) return 0;
+#endif
+  char flag[16];
+  if (json_string(cfg, len, "reject", flag, sizeof flag)) return 0;
+  if (json_string(cfg, len, "tick", flag, sizeof flag)) {
+    proxy_define_metric(METRIC_COUNTER, S("test_filter_ticks_total"), &ticks_metric);
+    proxy_set_tick_period_milliseconds(1);
+  }
+  return 1;
+}
+
+EXPORT(proxy_on_tick) void on_tick(uint32_t ctx) {
+  (void)ctx;
+  proxy_increment_metric(ticks_metric, 1);
+  if (++tick_count >= 3) proxy_set_tick_period_milliseconds(0);
+}
+
+static void shared_sequence(void) {
+  char *v = 0;
+  size_t vl = 0;
+  uint32_t cas = 0;
+  char out[64];
+  size_t n = 0;
+  n += utoa(proxy_set_shared_data(S("k"), S("v1"), 0), out + n); out[n++] = ',';
+  n += utoa(proxy_get_shared_data(S("k"), &v, &vl, &cas), out + n); out[n++] = ',';
+  n += utoa(proxy_set_shared_data(S("k"), S("v2"), cas + 7), out + n); out[n++] = ',';
+  n += utoa(proxy_set_shared_data(S("k"), S("v3"), cas), out + n); out[n++] = ',';
+  n += utoa(proxy_get_shared_data(S("k"), &v, &vl, &cas), out + n); out[n++] = ',';
+  for (size_t i = 0; i < vl; i++) out[n++] = v[i];
+  set_req(S("x-shared"), out, n);
+}
+
+static void metrics_sequence(void) {
+  uint32_t c, g, h;
+  uint64_t value = 0;
+  proxy_define_metric(METRIC_COUNTER, S("test_filter_requests_total"), &c);
+  proxy_define_metric(METRIC_GAUGE, S("test_filter.inflight"), &g);
+  proxy_define_metric(METRIC_HISTOGRAM, S("test_filter_latency_ms"), &h);
+  proxy_increment_metric(c, 2);
+  proxy_record_metric(g, 42);
+  proxy_record_metric(h, 7);
+  set_req_num(S("x-counter-decrement"), proxy_increment_metric(c, -1));
+  proxy_get_metric(g, &value);
+  set_req_num(S("x-gauge"), value);
+}
+
+static uint32_t callout(uint32_t ctx) {
+  static const char hdrs[] = "\x03\0\0\0" "\x07\0\0\0\x04\0\0\0" "\x05\0\0\0\x06\0\0\0"
+                             "\x0a\0\0\0\x05\0\0\0"
+                             ":method\0POST\0:path\0/check\0:authority\0authz\0";
+  char *who = 0;
+  size_t wl = 0;
+  proxy_get_header_map_value(HTTP_REQUEST_HEADERS, S("x-user"), &who, &wl);
+  uint32_t st = proxy_http_call(S("authz"), hdrs, sizeof hdrs - 1, who, wl, 0, 0, 2000,
+                                &pending_token);
+  if (st != OK) {
+    set_req_num(S("x-callout-status"), st);
+    return CONTINUE;
+  }
+  pending_ctx = ctx;
+  pending_response = 0;
+  return PAUSE;
+}
+
+EXPORT(proxy_on_http_call_response)
+void on_http_call_response(uint32_t root, uint32_t token, uint32_t nh, uint32_t bs, uint32_t nt) {
+  (void)root; (void)nt;
+  if (token != pending_token) return;
+  proxy_set_effective_context(pending_ctx);
+  char *st = 0, *body = 0;
+  size_t sl = 0, bl = 0;
+  if (nh == 0) {
+    proxy_send_local_response(503, S("callout_failed"), S("callout failed"), 0, 0, -1);
+    return;
+  }
+  proxy_get_header_map_value(HTTP_CALL_RESPONSE_HEADERS, S(":status"), &st, &sl);
+  proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, bs, &body, &bl);
+  if (pending_response) {
+    proxy_add_header_map_value(HTTP_RESPONSE_HEADERS, S("x-late-authz"), body, bl);
+    proxy_continue_stream(STREAM_HTTP_RESPONSE);
+    return;
+  }
+  if (bytes_eq(st, sl, S("200"))) {
+    set_req(S("x-authz-body"), body, bl);
+    proxy_continue_stream(STREAM_HTTP_REQUEST);
+  } else {
+    proxy_send_local_response(403, S("callout_denied"), body, bl, 0, 0, -1);
+  }
+}
+
+static void wasi_sequence(void) {
+  uint32_t count = 0, size = 0;
+  environ_sizes_get(&count, &size);
+  set_req_num(S("x-env-count"), count);
+  char *ptrs[4];
+  char buf[128];
+  if (count > 0 && count <= 4 && size <= sizeof buf && environ_get(ptrs, buf) == 0)
+    set_req(S("x-env-first"), ptrs[0], cstrlen(ptrs[0]));
+  uint64_t rnd = 0, now = 0;
+  set_req_num(S("x-random-status"), random_get(&rnd, sizeof rnd));
+  set_req_num(S("x-clock-status"), clock_time_get_legacy(0, 1, &now));
+  set_req_num(S("x-clock-after-2020"), now > 1577836800000000000ull);
+  struct { const char *p; uint32_t l; } iov = { "hello stdout\n", 13 };
+  uint32_t written = 0;
+  fd_write(1, &iov, 1, &written);
+  set_req_num(S("x-written"), written);
+  set_req_num(S("x-path-open"), path_open(0));
+}
+
+static void pairs_roundtrip(void) {
+  char *p = 0;
+  size_t l = 0;
+  proxy_get_header_map_pairs(HTTP_REQUEST_HEADERS, &p, &l);
+  proxy_set_header_map_pairs(HTTP_REQUEST_HEADERS, p, l);
+  proxy_remove_header_map_value(HTTP_REQUEST_HEADERS, S("x-remove-me"));
+  proxy_replace_header_map_value(HTTP_REQUEST_HEADERS, S("x-replace-me"), S("replaced"));
+  set_req_num(S("x-pairs-bytes"), l);
+}
+
+#ifdef ABI_V010
+EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint32_t n) {
+#else
+EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint32_t n, uint32_t eos) {
+  set_req_num(S("x-eos"), eos);
+#endif
+  arena_reset();
+  char *m = 0;
+  mode_len = 0;
+  if (proxy_get_header_map_value(HTTP_REQUEST_HEADERS, S("x-test"), &m, &mode_len) != OK) mode_len = 0;
+  if (mode_len > sizeof mode) mode_len = sizeof mode;
+  for (size_t i = 0; i < mode_len; i++) mode[i] = m[i];
+  set_req_num(S("x-header-count"), n);
+  char *path = 0;
+  size_t path_len = 0;
+  proxy_get_header_map_value(HTTP_REQUEST_HEADERS, S(":path"), &path, &path_len);
+  if (is("trap") || bytes_eq(path, path_len, S("/trap"))) __builtin_trap();
+  if (bytes_eq(path, path_len, S("/deny"))) {
+    proxy_send_local_response(403, S("denied_by_path"), S("denied\n"), 0, 0, -1);
+    return PAUSE;
+  }
+  if (is("loop")) for (volatile int i = 0;; i++) {}
+  if (is("grow") && __builtin_wasm_memory_grow(0, 128) == (size_t)-1) __builtin_trap(); /* 8 MiB */
+  if (is("unimplemented")) set_req_num(S("x-unimplemented-status"), proxy_weft_no_such_function(1));
+  if (is("missing")) {
+    char *v = 0;
+    size_t vl = 0;
+    set_req_num(S("x-missing-status"), proxy_get_header_map_value(HTTP_REQUEST_HEADERS, S("x-absent"), &v, &vl));
+  }
+  if (is("local")) {
+    static const char hdrs[] = "\x01\0\0\0" "\x07\0\0\0\x03\0\0\0" "x-local\0yes\0";
+    proxy_send_local_response(418, S("test_local_reply"), S("short and stout"), hdrs,
+                              sizeof hdrs - 1, -1);
+    return PAUSE;
+  }
+  if (is("props")) {
+    prop(S("plugin_name"), S("x-plugin-name"), 0);
+    prop(S("request\0path"), S("x-path"), 0);
+    prop(S("request\0method"), S("x-method"), 0);
+    prop(S("source\0address"), S("x-source-address"), 0);
+    prop(S("destination\0port"), S("x-destination-port"), 1);
+    prop(S("source\0principal"), S("x-source-principal"), 0);
+    prop(S("connection\0mtls"), S("x-mtls"), 1);
+    prop(S("node\0metadata\0NAME"), S("x-node-name"), 0);
+    prop(S("xds\0node\0metadata\0NAMESPACE"), S("x-node-namespace"), 0);
+    prop(S("no\0such\0thing"), S("x-unknown-prop"), 0);
+  }
+  if (is("shared")) shared_sequence();
+  if (is("metrics")) metrics_sequence();
+  if (is("pairs")) pairs_roundtrip();
+  if (is("wasi")) wasi_sequence();
+  if (is("log")) {
+    uint32_t level = 99;
+    proxy_get_log_level(&level);
+    set_req_num(S("x-log-level"), level);
+    proxy_log(LOG_INFO, S("hello from the test filter"));
+  }
+  if (is("callout")) return callout(ctx);
+  if (is("hold")) return PAUSE; /* and never continue */
+  if (is("deferdone")) deferred_ctx = ctx;
+  return CONTINUE;
+}
+
+EXPORT(proxy_on_request_body) uint32_t on_request_body(uint32_t ctx, uint32_t size, uint32_t eos) {
+  (void)ctx; (void)eos;
+  if (!is("body")) return CONTINUE;
+  char *b = 0;
+  size_t bl = 0;
+  proxy_get_buffer_bytes(HTTP_REQUEST_BODY, 0, size, &b, &bl);
+  proxy_set_buffer_bytes(HTTP_REQUEST_BODY, 0, 0, S("seen:"));
+  set_req_num(S("x-body-size"), bl);
+  return CONTINUE;
+}
+
+#ifdef ABI_V010
+EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uint32_t n) {
+#else
+EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uint32_t n, uint32_t eos) {
+  (void)eos;
+#endif
+  (void)ctx;
+  char *v = 0;
+  size_t vl = 0;
+  proxy_get_header_map_value(HTTP_RESPONSE_HEADERS, S(":status"), &v, &vl);
+  proxy_add_header_map_value(HTTP_RESPONSE_HEADERS, S("x-seen-status"), v, vl);
+  char buf[24];
+  proxy_add_header_map_value(HTTP_RESPONSE_HEADERS, S("x-response-header-count"), buf, utoa(n, buf));
+  if (is("status")) proxy_replace_header_map_value(HTTP_RESPONSE_HEADERS, S(":status"), S("299"));
+  if (is("callout-response")) {
+    static const char hdrs[] = "\x03\0\0\0" "\x07\0\0\0\x04\0\0\0" "\x05\0\0\0\x06\0\0\0"
+                               "\x0a\0\0\0\x05\0\0\0"
+                               ":method\0POST\0:path\0/check\0:authority\0authz\0";
+    if (proxy_http_call(S("authz"), hdrs, sizeof hdrs - 1, S("alice"), 0, 0, 2000, &pending_token) != OK)
+      return CONTINUE;
+    pending_ctx = ctx;
+    pending_response = 1;
+    return PAUSE;
+  }
+  return CONTINUE;
+}
+
+EXPORT(proxy_on_done) uint32_t on_done(uint32_t ctx) {
+  if (is("deferdone") && ctx == deferred_ctx) return 0;
+  return 1;
+}
+
+/* Finishes a deferred stream: the test calls it through an export on the root's behalf. */
+EXPORT(test_finish_deferred) uint32_t test_finish_deferred(void) {
+  proxy_set_effective_context(deferred_ctx);
+  return proxy_done();
+}
+
+static uint32_t logged;
+EXPORT(proxy_on_log) void on_log(uint32_t ctx) { (void)ctx; logged++; }
+EXPORT(test_logged_count) uint32_t test_logged_count(void) { return logged; }

@@ -1,0 +1,59 @@
+/** Types shared by the VM and the host functions (kept apart so vm.ts stays about the VM). */
+import type {
+  FilterFailureKind,
+  FilterOutcome,
+  HttpRequestContext,
+  HttpResponseContext,
+  LocalResponse,
+  Logger,
+} from "../../core/mod.ts";
+import type { AbiVersion } from "./abi.ts";
+import type { FunctionImport } from "./module_info.ts";
+import type { PluginSettings } from "./options.ts";
+import type { ProxyWasmVm } from "./vm.ts";
+
+export type Callback =
+  | "none"
+  | "start"
+  | "vm_start"
+  | "configure"
+  | "request_headers"
+  | "request_body"
+  | "response_headers"
+  | "response_body"
+  | "done"
+  | "log"
+  | "root";
+
+export interface StreamState {
+  readonly id: number;
+  readonly vm: ProxyWasmVm;
+  readonly req: HttpRequestContext;
+  res: HttpResponseContext | undefined;
+  /** Stream start, ms since the epoch (request.time). */
+  readonly startMs: number;
+  local: LocalResponse | undefined;
+  /** Set while the stream is paused: settles the phase's pending outcome. */
+  resume: ((o: FilterOutcome) => void) | undefined;
+  pausedOn: "request" | "response" | undefined;
+  awaitingDone: boolean;
+  written: Map<string, Uint8Array> | undefined;
+}
+
+/** A guest failure: the VM is dead after it. */
+export class GuestFailure extends Error {
+  constructor(readonly kind: FilterFailureKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** proc_exit(0) during `_start`: the end of a command module's start, not a failure. */
+export class StartExit extends Error {}
+
+export interface CompiledPlugin {
+  readonly module: WebAssembly.Module;
+  readonly abi: AbiVersion;
+  readonly imports: readonly FunctionImport[];
+  readonly settings: PluginSettings;
+  readonly log: Logger;
+}
