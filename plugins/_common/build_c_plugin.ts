@@ -1,23 +1,37 @@
 /**
  * Builds a first-party C plugin into a `weft:filter/http-filter@0.1.0` component: clang
- * (wasm32-unknown-unknown, freestanding) → componentEmbed(wasm/filter.wit) → componentNew.
+ * (wasm32-unknown-unknown, freestanding) → the filter host's `componentize` (componentEmbed with
+ * wasm/filter.wit, then componentNew).
  * Used by each plugin's build.ts (`deno task plugin:build plugins/<name>`), and by the plugins'
  * tests so they always run the wasm built from the sources in the repo.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
+import { componentize } from "../../src/filters/mod.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const COMMON_C = ["weft_rt.c", "json.c", "cfg.c", "match.c", "regex.c", "sdk_glue.c"];
+const COMMON_C = [
+  "weft_rt.c",
+  "json.c",
+  "cfg.c",
+  "match.c",
+  "regex.c",
+  "regex_parse.c",
+  "sdk_glue.c",
+  "counters.c",
+];
 
 export interface CPluginBuild {
   /** Plugin name = folder under plugins/ and output file name. */
   readonly name: string;
   /** Sources relative to plugins/<name>/src. */
   readonly sources: readonly string[];
+  /** Where to write; default plugins/<name>/build. Tests use a private directory so parallel
+   * test processes never read each other's half-written files. */
+  readonly outDir?: string;
 }
 
 export interface CPluginArtifact {
@@ -28,7 +42,7 @@ export interface CPluginArtifact {
 /** Compiles and componentizes; writes plugins/<name>/build/<name>.wasm and returns it. */
 export async function buildCPlugin(spec: CPluginBuild): Promise<CPluginArtifact> {
   const dir = join(REPO, "plugins", spec.name);
-  const outDir = join(dir, "build");
+  const outDir = spec.outDir ?? join(dir, "build");
   mkdirSync(outDir, { recursive: true });
   const core = join(outDir, `${spec.name}.core.wasm`);
   const sdk = join(REPO, "wasm/sdk/c");
@@ -38,7 +52,6 @@ export async function buildCPlugin(spec: CPluginBuild): Promise<CPluginArtifact>
     "-nostdlib",
     "-mbulk-memory",
     "-ffreestanding",
-    "-fno-builtin-malloc",
     "-Wall",
     "-Werror",
     "-Wl,--no-entry",
@@ -54,14 +67,16 @@ export async function buildCPlugin(spec: CPluginBuild): Promise<CPluginArtifact>
     "-o",
     core,
   ];
-  execFileSync("clang", args, { stdio: ["ignore", "inherit", "inherit"] });
-  const witSource = readFileSync(join(REPO, "wasm/filter.wit"), "utf8");
-  const embedded = await componentEmbed({
-    binary: new Uint8Array(readFileSync(core)),
-    witSource,
-    world: "http-filter",
+  // clang -O2 for wasm runs any `wasm-opt` on PATH; `deno task` puts node_modules/.bin first,
+  // whose binaryen wasm-opt rejects bulk-memory ops without extra flags. Build without it.
+  const binPath = (process.env.PATH ?? "").split(":").filter((p) =>
+    !p.includes("node_modules/.bin")
+  );
+  execFileSync("clang", args, {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, PATH: binPath.join(":") },
   });
-  const bytes = await componentNew(embedded);
+  const bytes = await componentize(new Uint8Array(readFileSync(core)));
   const path = join(outDir, `${spec.name}.wasm`);
   writeFileSync(path, bytes);
   return { path, bytes };

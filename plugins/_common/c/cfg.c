@@ -71,3 +71,12 @@ int cfg_strlist(cfgctx *c, const jval *obj, const char *key, strlist *out) {
   cfg_pop(c, mark);
   return 1;
 }
+
+int cfg_counter_batch(cfgctx *c, const jval *root, uint32_t *out) {
+  const jval *v = json_get(root, "counterBatch");
+  int64_t n = 32;
+  if (v != 0 && v->t != J_NULL && !json_is_int(v, 1, 65536, &n))
+    return cfg_fail(c, "counterBatch: must be an integer 1-65536", WSTR_NONE);
+  *out = (uint32_t)n;
+  return 1;
+}

@@ -26,6 +26,8 @@ void cfg_pop(cfgctx *c, uint32_t mark);
 int cfg_known_keys(cfgctx *c, const jval *obj, const char *const *allowed);
 /* Optional list of strings under key (absent or null = empty list). */
 int cfg_strlist(cfgctx *c, const jval *obj, const char *key, strlist *out);
+/* "counterBatch" (1-65536, default 32): see counters.h. */
+int cfg_counter_batch(cfgctx *c, const jval *root, uint32_t *out);
 int cfg_expect(cfgctx *c, const jval *v, jtype t, const char *what);
 
 #endif

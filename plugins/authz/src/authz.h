@@ -39,12 +39,13 @@ typedef struct {
   /* Dry-run results: -1 no dry-run policy of that action, 0 denied, 1 allowed. */
   int dry_allow, dry_deny;
   const char *dry_allow_id, *dry_deny_id;
-  int grpc; /* content-type application/grpc* */
+  int grpc; /* content-type application/grpc* (looked up only for denials) */
   /* Counter name: "allowed/<policy>" or "denied/<policy>" ("none" when no policy decided). */
   const char *metric;
 } authz_result;
 
 /* Parses and validates the JSON config; on error returns 0 with *err set (arena-allocated). */
+uint32_t authz_counter_batch(const authz_config *cfg);
 authz_config *authz_configure(arena *a, wstr json, const char **err);
 void authz_evaluate(const authz_config *cfg, const authz_env *env, authz_result *out);
 

@@ -227,12 +227,15 @@ authz_config *authz_configure(arena *a, wstr text, const char **err) {
   authz_config *cfg = (authz_config *)arena_alloc(a, sizeof(authz_config));
   if (cfg == 0) { *err = "out of memory"; return 0; }
   weft_memset(cfg, 0, sizeof(authz_config));
-  static const char *const ROOT_KEYS[] = {"policies", 0};
+  static const char *const ROOT_KEYS[] = {"policies", "counterBatch", 0};
   if (!cfg_expect(&c, root, J_OBJ, "config must be an object") || !cfg_known_keys(&c, root, ROOT_KEYS)) {
     *err = c.err;
     return 0;
   }
-  if (!authz_config_policies(&c, root, cfg)) { *err = c.err; return 0; }
+  if (!cfg_counter_batch(&c, root, &cfg->counter_batch) || !authz_config_policies(&c, root, cfg)) {
+    *err = c.err;
+    return 0;
+  }
   for (uint32_t i = 0; i < cfg->npolicies; i++)
     if (cfg->policies[i].action == ACT_ALLOW && !cfg->policies[i].dry_run) cfg->has_allow = 1;
   return cfg;
@@ -244,3 +247,5 @@ int authz_config_policies(cfgctx *c, const jval *root, authz_config *cfg) {
   cfg->policies = (authz_policy *)list_out_;
   return 1;
 }
+
+uint32_t authz_counter_batch(const authz_config *cfg) { return cfg->counter_batch; }

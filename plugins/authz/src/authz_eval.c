@@ -100,12 +100,19 @@ static int any_cidr(const cidrlist *l, const cidr *ip) {
 #define NEG(list, hit) ((list).n == 0 || !(hit))
 
 static int source_ok(req *r, const authz_source *s) {
-  wstr p = WSTR_NONE, ns = WSTR_NONE;
-  int hp = principal(r, &p), hn = namespace_of(r, &ns);
-  if (!POS(s->principals, any_str(&s->principals, hp, p, 0))) return 0;
-  if (!NEG(s->not_principals, any_str(&s->not_principals, hp, p, 0))) return 0;
-  if (!POS(s->namespaces, any_str(&s->namespaces, hn, ns, 0))) return 0;
-  if (!NEG(s->not_namespaces, any_str(&s->not_namespaces, hn, ns, 0))) return 0;
+  /* Fetch only what this source constrains: every attribute may be a host call. */
+  if (s->principals.n || s->not_principals.n) {
+    wstr p = WSTR_NONE;
+    int hp = principal(r, &p);
+    if (!POS(s->principals, any_str(&s->principals, hp, p, 0))) return 0;
+    if (!NEG(s->not_principals, any_str(&s->not_principals, hp, p, 0))) return 0;
+  }
+  if (s->namespaces.n || s->not_namespaces.n) {
+    wstr ns = WSTR_NONE;
+    int hn = namespace_of(r, &ns);
+    if (!POS(s->namespaces, any_str(&s->namespaces, hn, ns, 0))) return 0;
+    if (!NEG(s->not_namespaces, any_str(&s->not_namespaces, hn, ns, 0))) return 0;
+  }
   if (s->service_accounts.n || s->not_service_accounts.n) {
     int hit = 0, nhit = 0;
     for (uint32_t i = 0; i < s->service_accounts.n && !hit; i++) hit = sa_matches(r, s->service_accounts.v[i]);
@@ -114,12 +121,15 @@ static int source_ok(req *r, const authz_source *s) {
   }
   /* No verified JWT in weft: requestPrincipals never match (notRequestPrincipals always do). */
   if (s->request_principals.n) return 0;
-  const cidr *ip = ip_of(r, 0);
-  if (!POS(s->ip_blocks, any_cidr(&s->ip_blocks, ip))) return 0;
-  if (!NEG(s->not_ip_blocks, any_cidr(&s->not_ip_blocks, ip))) return 0;
-  /* remote.ip = the direct peer: weft trusts no X-Forwarded-For hops (numTrustedProxies 0). */
-  if (!POS(s->remote_ip_blocks, any_cidr(&s->remote_ip_blocks, ip))) return 0;
-  return NEG(s->not_remote_ip_blocks, any_cidr(&s->not_remote_ip_blocks, ip));
+  if (s->ip_blocks.n || s->not_ip_blocks.n || s->remote_ip_blocks.n || s->not_remote_ip_blocks.n) {
+    const cidr *ip = ip_of(r, 0);
+    if (!POS(s->ip_blocks, any_cidr(&s->ip_blocks, ip))) return 0;
+    if (!NEG(s->not_ip_blocks, any_cidr(&s->not_ip_blocks, ip))) return 0;
+    /* remote.ip = the direct peer: weft trusts no X-Forwarded-For hops (numTrustedProxies 0). */
+    if (!POS(s->remote_ip_blocks, any_cidr(&s->remote_ip_blocks, ip))) return 0;
+    if (!NEG(s->not_remote_ip_blocks, any_cidr(&s->not_remote_ip_blocks, ip))) return 0;
+  }
+  return 1;
 }
 
 static int host_hit(const strlist *l, int present, wstr host) {
@@ -229,14 +239,17 @@ static int has_class(const authz_config *c, authz_action a, int dry) {
   return 0;
 }
 
+static int is_grpc(req *r) {
+  wstr ct;
+  return attr(r, AT_CONTENT_TYPE, &ct) && wstr_has_prefix_nocase(ct, WSTR_LIT("application/grpc"));
+}
+
 void authz_evaluate(const authz_config *cfg, const authz_env *env, authz_result *out) {
   req r;
   weft_memset(&r, 0, sizeof r);
   r.env = env;
   weft_memset(out, 0, sizeof *out);
   const char *id;
-  wstr ct;
-  out->grpc = attr(&r, AT_CONTENT_TYPE, &ct) && wstr_has_prefix_nocase(ct, WSTR_LIT("application/grpc"));
   out->audit = first(&r, cfg, ACT_AUDIT, 0, &id) != 0;
   /* Dry-run results are independent of each other and of enforcement (A34). */
   out->dry_deny = -1;
@@ -253,6 +266,7 @@ void authz_evaluate(const authz_config *cfg, const authz_env *env, authz_result 
     out->policy_id = id;
     out->policy_name = p->name;
     out->metric = p->metric_denied;
+    out->grpc = is_grpc(&r);
     return;
   }
   if (!cfg->has_allow) {
@@ -267,4 +281,5 @@ void authz_evaluate(const authz_config *cfg, const authz_env *env, authz_result 
   out->policy_id = p != 0 ? id : "none";
   out->policy_name = p != 0 ? p->name : "none";
   out->metric = p != 0 ? p->metric_allowed : "denied/none";
+  if (p == 0) out->grpc = is_grpc(&r); /* only a denial needs to know */
 }

@@ -64,6 +64,7 @@ struct authz_config {
   authz_policy *policies;
   uint32_t npolicies;
   int has_allow; /* an enforced (not dry-run) ALLOW policy exists */
+  uint32_t counter_batch;
 };
 
 int authz_config_policies(cfgctx *c, const jval *root, authz_config *cfg);

@@ -1,6 +1,7 @@
 /* authz as a weft:filter/http-filter component: wires the portable evaluator (authz_eval.c) to
  * the host imports (wasm/sdk/c). Config is compiled once in weft_configure. */
 #include "../../_common/c/sdk_glue.h"
+#include "../../_common/c/counters.h"
 #include "authz.h"
 
 static arena cfg_arena;
@@ -30,12 +31,13 @@ int weft_configure(weft_str config, weft_str *error) {
     *error = weft_cstr(err ? err : "Cannot configure authz: unknown error");
     return 1;
   }
+  counters_set_batch(authz_counter_batch(cfg));
   return 0;
 }
 
 static void dry_run(const authz_result *r) {
   if (r->dry_deny >= 0) {
-    weft_counter_add(r->dry_deny ? "shadow_allowed/dry_run_deny" : "shadow_denied/dry_run_deny", 1);
+    counters_add(r->dry_deny ? "shadow_allowed/dry_run_deny" : "shadow_denied/dry_run_deny");
     weft_set_state("istio_dry_run_deny_shadow_engine_result", r->dry_deny ? "allowed" : "denied");
     if (!r->dry_deny) {
       weft_set_state("istio_dry_run_deny_shadow_effective_policy_id", r->dry_deny_id);
@@ -43,7 +45,7 @@ static void dry_run(const authz_result *r) {
     }
   }
   if (r->dry_allow >= 0) {
-    weft_counter_add(r->dry_allow ? "shadow_allowed/dry_run_allow" : "shadow_denied/dry_run_allow", 1);
+    counters_add(r->dry_allow ? "shadow_allowed/dry_run_allow" : "shadow_denied/dry_run_allow");
     weft_set_state("istio_dry_run_allow_shadow_engine_result", r->dry_allow ? "allowed" : "denied");
     if (r->dry_allow) {
       weft_set_state("istio_dry_run_allow_shadow_effective_policy_id", r->dry_allow_id);
@@ -57,10 +59,11 @@ static void dry_run(const authz_result *r) {
 weft_action weft_on_request_headers(void) {
   authz_env env = {0, env_header, env_attr};
   authz_result r;
+  counters_tick();
   authz_evaluate(cfg, &env, &r);
   if (r.dry_allow >= 0 || r.dry_deny >= 0) dry_run(&r);
   if (r.audit) weft_set_state("access_log_hint", "true");
-  weft_counter_add(r.metric, 1);
+  counters_add(r.metric);
   if (r.verdict == DEC_ALLOW) return weft_continue();
   const char *details = glue_concat3("rbac_access_denied_matched_policy[", r.policy_id, "]");
   if (!r.grpc) return weft_respond(403, "RBAC: access denied", details);

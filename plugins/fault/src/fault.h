@@ -41,6 +41,7 @@ typedef struct {
   fault_header *headers;
   uint32_t nheaders;
   fault_stage stage;
+  uint32_t counter_batch;
   /* Active faults are in-flight delays: the expiry time of each (time-based, see README). */
   uint64_t *active_until;
 } fault_config;

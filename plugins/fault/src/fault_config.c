@@ -1,7 +1,8 @@
 /* fault config: JSON → validated fault_config. */
 #include "fault.h"
 
-static const char *const ROOT_KEYS[] = {"delay", "abort", "maxActiveFaults", "headers", "stage", 0};
+static const char *const ROOT_KEYS[] = {"delay",   "abort", "maxActiveFaults", "headers",
+                                        "stage",   "counterBatch", 0};
 static const char *const DELAY_KEYS[] = {"fixedDelayMs", "headerDelay", "percentage", 0};
 static const char *const ABORT_KEYS[] = {"httpStatus", "grpcStatus", "headerAbort", "percentage", 0};
 static const char *const PCT_KEYS[] = {"numerator", "denominator", 0};
@@ -136,6 +137,7 @@ fault_config *fault_configure(arena *a, wstr text, const char **err) {
   const jval *v;
   int64_t n;
   int ok = cfg_expect(&c, root, J_OBJ, "config must be an object") && cfg_known_keys(&c, root, ROOT_KEYS);
+  if (ok) ok = cfg_counter_batch(&c, root, &f->counter_batch);
   if (ok && (v = json_get(root, "delay")) != 0 && v->t != J_NULL) ok = delay(&c, v, f);
   if (ok && (v = json_get(root, "abort")) != 0 && v->t != J_NULL) ok = abort_block(&c, v, f);
   if (ok && (v = json_get(root, "headers")) != 0 && v->t != J_NULL) ok = headers(&c, v, f);

@@ -42,6 +42,7 @@ typedef struct {
   const char *service;
   const char *subset; /* 0 = whole service */
   uint64_t weight;
+  const char *metric; /* "<route>/<service>#<subset>" */
 } split_dest;
 
 typedef struct {
@@ -52,13 +53,13 @@ typedef struct {
   uint32_t ndests;
   uint64_t total_weight;
   const char *hash_header; /* sticky choice by this header's value; 0 = random */
-  const char *metric;      /* "route/<name>" */
 } split_route;
 
 typedef struct {
   split_route *routes;
   uint32_t nroutes;
   int not_found; /* no route matched → 404 instead of continuing on the default route */
+  uint32_t counter_batch;
 } split_config;
 
 typedef struct {

@@ -1,7 +1,7 @@
 /* traffic-split config: JSON → compiled routes (regexes compiled once). */
 #include "split.h"
 
-static const char *const ROOT_KEYS[] = {"routes", "noMatch", 0};
+static const char *const ROOT_KEYS[] = {"routes", "noMatch", "counterBatch", 0};
 static const char *const ROUTE_KEYS[] = {"name", "match", "route", "hashHeader", 0};
 static const char *const MATCH_KEYS[] = {"name", "uri", "method", "authority", "scheme",
                                          "ignoreUriCase", "headers", "withoutHeaders",
@@ -112,10 +112,6 @@ static int route(cfgctx *c, const jval *j, split_route *r, uint32_t index) {
   if (name != 0 && name->t == J_STR) sb_wstr(&b, name->s);
   else sb_u64(&b, index);
   r->name = sb_cdup(&b);
-  sb_init(&b, c->a);
-  sb_cstr(&b, "route/");
-  sb_cstr(&b, r->name);
-  r->metric = sb_cdup(&b);
   const jval *hh = json_get(j, "hashHeader");
   if (hh != 0 && hh->t != J_NULL) {
     if (hh->t != J_STR || hh->s.n == 0) return cfg_fail(c, "hashHeader: must be a header name", WSTR_NONE);
@@ -146,7 +142,18 @@ static int route(cfgctx *c, const jval *j, split_route *r, uint32_t index) {
   for (const jval *e = ds->child; e != 0; e = e->next) {
     uint32_t mi = cfg_push_index(c, r->ndests);
     if (!dest(c, e, &r->dests[r->ndests], ds->len == 1)) return 0;
-    r->total_weight += r->dests[r->ndests++].weight;
+    split_dest *d = &r->dests[r->ndests++];
+    r->total_weight += d->weight;
+    sbuf m;
+    sb_init(&m, c->a);
+    sb_cstr(&m, r->name);
+    sb_cstr(&m, "/");
+    sb_cstr(&m, d->service);
+    if (d->subset) {
+      sb_cstr(&m, "#");
+      sb_cstr(&m, d->subset);
+    }
+    d->metric = sb_cdup(&m);
     cfg_pop(c, mi);
   }
   if (r->total_weight == 0) return cfg_fail(c, "the sum of weights must be > 0", WSTR_NONE);
@@ -174,6 +181,10 @@ split_config *split_configure(arena *a, wstr text, const char **err) {
   if (cfg == 0) { *err = "out of memory"; return 0; }
   weft_memset(cfg, 0, sizeof *cfg);
   if (!cfg_expect(&c, root, J_OBJ, "config must be an object") || !cfg_known_keys(&c, root, ROOT_KEYS)) {
+    *err = c.err;
+    return 0;
+  }
+  if (!cfg_counter_batch(&c, root, &cfg->counter_batch)) {
     *err = c.err;
     return 0;
   }

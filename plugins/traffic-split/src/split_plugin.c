@@ -1,5 +1,6 @@
 /* traffic-split as a weft:filter/http-filter component (see split.h for the logic). */
 #include "../../_common/c/sdk_glue.h"
+#include "../../_common/c/counters.h"
 #include "split.h"
 
 static arena cfg_arena;
@@ -37,18 +38,20 @@ int weft_configure(weft_str config, weft_str *error) {
     *error = weft_cstr(err ? err : "unknown error");
     return 1;
   }
+  counters_set_batch(cfg->counter_batch);
   return 0;
 }
 
 weft_action weft_on_request_headers(void) {
   split_env env = {0, env_header, env_attr, env_random};
   split_result r;
+  counters_tick();
   split_choose(cfg, &env, &r);
   if (r.route == 0) {
     if (cfg->not_found) return weft_respond(404, "", "route_not_found");
     return weft_continue();
   }
-  weft_counter_add(r.route->metric, 1);
+  counters_add(r.dest->metric);
   return weft_route(r.dest->service, r.dest->subset);
 }
 

@@ -1,0 +1,225 @@
+/**
+ * Istio VirtualService `fault` blocks and Envoy `HTTPFault` (proto JSON) → the JSON config of
+ * the first-party `fault` plugin (plugins/fault).
+ *
+ * weft:filter 0.1.0's `delay` action always continues afterwards, so "delay, then abort" needs
+ * two chained instances: `faultStages` splits a config with both into a delay stage followed by
+ * an abort stage (each drawn independently, as Envoy does).
+ */
+import { checkKeys, isRecord, type Problems, problemsError } from "./convert_util.ts";
+
+export type Denominator = "HUNDRED" | "TEN_THOUSAND" | "MILLION";
+
+export interface FractionalPercent {
+  readonly numerator: number;
+  /** Default HUNDRED. */
+  readonly denominator?: Denominator;
+}
+
+export interface FaultHeaderMatch {
+  readonly name: string;
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly regex?: string;
+  readonly present?: boolean;
+  readonly invertMatch?: boolean;
+}
+
+export interface FaultPluginConfig {
+  readonly delay?: { fixedDelayMs?: number; headerDelay?: boolean; percentage?: FractionalPercent };
+  readonly abort?: {
+    httpStatus?: number;
+    grpcStatus?: number;
+    headerAbort?: boolean;
+    percentage?: FractionalPercent;
+  };
+  readonly maxActiveFaults?: number;
+  readonly headers?: readonly FaultHeaderMatch[];
+  readonly stage?: "all" | "delay" | "abort";
+  /** Counter bumps batched in the guest before a host call (default 32; 1 = exact). */
+  readonly counterBatch?: number;
+}
+
+export const GRPC_CODES: Readonly<Record<string, number>> = Object.freeze({
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+});
+
+/** Protobuf Duration text ("5s", "0.250s") and Istio's YAML forms ("100ms", "1m", "1h"). */
+export function durationMs(v: unknown): number | undefined {
+  if (typeof v !== "string") return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Math.round(n * scale);
+}
+
+/** Istio `percentage.value` (double 0–100) → per-million (F15); deprecated int `percent`. */
+function istioPercent(
+  block: Record<string, unknown>,
+  path: string,
+  problems: Problems,
+): FractionalPercent | undefined {
+  if (isRecord(block.percentage)) {
+    const v = block.percentage.value ?? 0;
+    if (typeof v !== "number" || v < 0 || v > 100) {
+      problems.push(`${path}.percentage.value: must be 0-100`);
+      return undefined;
+    }
+    return { numerator: Math.round(v * 10_000), denominator: "MILLION" };
+  }
+  if (block.percent !== undefined) {
+    const v = block.percent;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 100) {
+      problems.push(`${path}.percent: must be an integer 0-100`);
+      return undefined;
+    }
+    return { numerator: v, denominator: "HUNDRED" };
+  }
+  return undefined; // F13: omitted → no request is faulted
+}
+
+/** An Istio HTTPRoute `fault` block → plugin config. */
+export function faultConfigFromIstio(fault: unknown): FaultPluginConfig {
+  const problems: Problems = [];
+  const f = isRecord(fault) ? fault : {};
+  checkKeys(f, ["delay", "abort"], "fault", problems);
+  const out: { -readonly [K in keyof FaultPluginConfig]: FaultPluginConfig[K] } = {};
+  if (isRecord(f.delay)) {
+    const d = f.delay;
+    checkKeys(
+      d,
+      ["fixedDelay", "exponentialDelay", "percentage", "percent"],
+      "fault.delay",
+      problems,
+    );
+    if (d.exponentialDelay !== undefined) {
+      problems.push("fault.delay.exponentialDelay: not supported (as in Istio)");
+    }
+    const ms = durationMs(d.fixedDelay);
+    if (ms === undefined || ms < 1) {
+      problems.push("fault.delay.fixedDelay: required duration >= 1ms");
+    }
+    const pct = istioPercent(d, "fault.delay", problems);
+    out.delay = { fixedDelayMs: ms ?? 1, ...(pct ? { percentage: pct } : {}) };
+  }
+  if (isRecord(f.abort)) {
+    const a = f.abort;
+    checkKeys(
+      a,
+      ["httpStatus", "grpcStatus", "http2Error", "percentage", "percent"],
+      "fault.abort",
+      problems,
+    );
+    const pct = istioPercent(a, "fault.abort", problems);
+    const p = pct ? { percentage: pct } : {};
+    if (a.http2Error !== undefined) problems.push("fault.abort.http2Error: not supported");
+    if (typeof a.httpStatus === "number") {
+      if (!Number.isInteger(a.httpStatus) || a.httpStatus < 200 || a.httpStatus > 599) {
+        problems.push("fault.abort.httpStatus: must be 200-599");
+      }
+      out.abort = { httpStatus: a.httpStatus, ...p };
+    } else if (typeof a.grpcStatus === "string") {
+      const code = GRPC_CODES[a.grpcStatus];
+      if (code === undefined) {
+        problems.push(`fault.abort.grpcStatus: unknown gRPC code ${a.grpcStatus}`);
+      }
+      out.abort = { grpcStatus: code ?? 2, ...p };
+    } else {
+      problems.push("fault.abort: needs httpStatus or grpcStatus");
+    }
+  }
+  if (problems.length > 0) throw problemsError("fault", problems);
+  return Object.freeze(out);
+}
+
+function envoyPercent(v: unknown, path: string, problems: Problems): FractionalPercent | undefined {
+  if (!isRecord(v)) return undefined; // F1: unset → numerator 0 → never fires
+  const n = v.numerator ?? 0;
+  const d = v.denominator ?? "HUNDRED";
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+    problems.push(`${path}.numerator: must be an integer >= 0`);
+  }
+  if (d !== "HUNDRED" && d !== "TEN_THOUSAND" && d !== "MILLION") {
+    problems.push(`${path}.denominator: unknown`);
+  }
+  return { numerator: Number(n), denominator: d as Denominator };
+}
+
+/** Envoy `envoy.extensions.filters.http.fault.v3.HTTPFault` in proto-JSON form → plugin config
+ * (for the xDS translator). upstream_cluster, downstream_nodes and response_rate_limit are not
+ * supported and rejected. */
+export function faultConfigFromEnvoy(httpFault: unknown): FaultPluginConfig {
+  const problems: Problems = [];
+  const f = isRecord(httpFault) ? httpFault : {};
+  checkKeys(f, ["delay", "abort", "maxActiveFaults", "headers"], "HTTPFault", problems);
+  const out: { -readonly [K in keyof FaultPluginConfig]: FaultPluginConfig[K] } = {};
+  if (isRecord(f.delay)) {
+    const d = f.delay, pct = envoyPercent(d.percentage, "delay.percentage", problems);
+    const p = pct ? { percentage: pct } : {};
+    if (d.headerDelay !== undefined) out.delay = { headerDelay: true, ...p };
+    else {
+      const ms = durationMs(d.fixedDelay);
+      if (ms === undefined || ms < 1) problems.push("delay.fixedDelay: required duration > 0");
+      out.delay = { fixedDelayMs: ms ?? 1, ...p };
+    }
+  }
+  if (isRecord(f.abort)) {
+    const a = f.abort, pct = envoyPercent(a.percentage, "abort.percentage", problems);
+    const p = pct ? { percentage: pct } : {};
+    if (a.headerAbort !== undefined) out.abort = { headerAbort: true, ...p };
+    else if (typeof a.httpStatus === "number") out.abort = { httpStatus: a.httpStatus, ...p };
+    else if (typeof a.grpcStatus === "number") out.abort = { grpcStatus: a.grpcStatus, ...p };
+    else problems.push("abort: needs httpStatus, grpcStatus or headerAbort");
+  }
+  if (f.maxActiveFaults !== undefined) out.maxActiveFaults = Number(f.maxActiveFaults);
+  if (Array.isArray(f.headers)) {
+    out.headers = f.headers.map((h, i): FaultHeaderMatch => {
+      const hh = isRecord(h) ? h : {};
+      const sm = isRecord(hh.stringMatch) ? hh.stringMatch : {};
+      const base = {
+        name: String(hh.name),
+        ...(hh.invertMatch === true ? { invertMatch: true } : {}),
+      };
+      if (typeof hh.exactMatch === "string") return { ...base, exact: hh.exactMatch };
+      if (typeof sm.exact === "string") return { ...base, exact: sm.exact };
+      if (typeof sm.prefix === "string") return { ...base, prefix: sm.prefix };
+      if (isRecord(sm.safeRegex) && typeof sm.safeRegex.regex === "string") {
+        return { ...base, regex: sm.safeRegex.regex };
+      }
+      if (isRecord(hh.safeRegexMatch) && typeof hh.safeRegexMatch.regex === "string") {
+        return { ...base, regex: hh.safeRegexMatch.regex };
+      }
+      if (hh.presentMatch === true) return { ...base, present: true };
+      problems.push(`headers[${i}]: unsupported match`);
+      return base;
+    });
+  }
+  if (problems.length > 0) throw problemsError("HTTPFault", problems);
+  return Object.freeze(out);
+}
+
+/** One config with both delay and abort → [delay stage, abort stage] for two chained filters;
+ * otherwise the config unchanged. */
+export function faultStages(cfg: FaultPluginConfig): FaultPluginConfig[] {
+  if (!cfg.delay || !cfg.abort) return [cfg];
+  const { abort: _a, ...delayOnly } = cfg;
+  const { delay: _d, ...abortOnly } = cfg;
+  return [{ ...delayOnly, stage: "delay" }, { ...abortOnly, stage: "abort" }];
+}
