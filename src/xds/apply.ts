@@ -67,7 +67,11 @@ export function applyResources(
   return { changed, errors, seen };
 }
 
-export function removeResources(store: ResourceStore, typeUrl: string, names: Iterable<string>): boolean {
+export function removeResources(
+  store: ResourceStore,
+  typeUrl: string,
+  names: Iterable<string>,
+): boolean {
   const held = store.of(typeUrl);
   let changed = false;
   for (const n of names) changed = held.delete(n) || changed;

@@ -8,8 +8,16 @@ import * as grpc from "@grpc/grpc-js";
 import type { Buffer } from "node:buffer";
 import { create } from "@bufbuild/protobuf";
 import type { Snapshot } from "../core/mod.ts";
-import { logger } from "../core/mod.ts";
-import { ADS_DELTA_PATH, ADS_SOTW_PATH, ADS_SERVICE, CHANNEL_OPTIONS } from "./grpc_transport.ts";
+import { errorMessage, logger } from "../core/mod.ts";
+import {
+  ADS_DELTA_PATH,
+  ADS_SERVICE,
+  ADS_SOTW_PATH,
+  CHANNEL_OPTIONS,
+  clientCredentials,
+  TLS_CHANNEL_OPTIONS,
+  type XdsTlsMaterial,
+} from "./grpc_transport.ts";
 import { AdsStreamProtocol, type Mode, type Outgoing, ProtocolState } from "./protocol.ts";
 import { type DeltaDiscoveryResponse, type DiscoveryResponse, NodeSchema } from "./proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
@@ -26,7 +34,14 @@ export interface XdsClientOptions {
   readonly nodeId: string;
   readonly nodeMetadata?: Record<string, string>;
   readonly base: SnapshotBase;
+  /** How long a listener waits for its routes/clusters/endpoints/ECDS before serving without
+   * them (Envoy's initial_fetch_timeout, default 15 s; 0 = forever). */
+  readonly initialFetchTimeoutMs?: number;
   readonly initialBackoffMs?: number;
+  /** mTLS to the control plane (plaintext when absent: loopback only). */
+  readonly tls?: XdsTlsMaterial;
+  /** With tls: the SPIFFE id the control plane must present. */
+  readonly serverIdentity?: string;
   readonly maxBackoffMs?: number;
 }
 
@@ -38,18 +53,23 @@ export class XdsClient {
   private readonly translator: Translator;
   private readonly listeners = new Set<Listener>();
   private client: grpc.Client | undefined;
-  private call: grpc.ClientDuplexStream<Outgoing, DiscoveryResponse | DeltaDiscoveryResponse> | undefined;
+  private call:
+    | grpc.ClientDuplexStream<Outgoing, DiscoveryResponse | DeltaDiscoveryResponse>
+    | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private warmTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
   private seq = 0;
   private closed = false;
   private current: Snapshot | undefined;
+  /** Every subscription was answered once on some stream. */
+  synced = false;
   /** Streams opened so far (a reconnect increments it). */
   streams = 0;
   connected = false;
 
   constructor(private readonly opts: XdsClientOptions) {
-    this.translator = new Translator(opts.base);
+    this.translator = new Translator(opts.base, opts.initialFetchTimeoutMs ?? 15_000);
   }
 
   get snapshot(): Snapshot | undefined {
@@ -59,6 +79,12 @@ export class XdsClient {
   onSnapshot(cb: Listener): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /** Resolves with the first snapshot taken after every subscribed type was answered once on a
+   * stream (ztunnel's readiness rule); wire it to the readiness endpoint. */
+  ready(): Promise<Snapshot> {
+    return this.waitFor(() => this.synced);
   }
 
   /** Resolves with the first snapshot (current or future) for which `pred` holds. */
@@ -74,13 +100,21 @@ export class XdsClient {
   }
 
   start(): void {
-    this.client = new grpc.Client(this.opts.server, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    // The channel's own reconnect backoff follows ours, so a restarted server is seen promptly.
+    const creds = clientCredentials(this.opts.tls, this.opts.serverIdentity);
+    this.client = new grpc.Client(this.opts.server, creds, {
+      ...CHANNEL_OPTIONS,
+      ...(this.opts.tls ? TLS_CHANNEL_OPTIONS : {}),
+      "grpc.initial_reconnect_backoff_ms": this.opts.initialBackoffMs ?? 10,
+      "grpc.max_reconnect_backoff_ms": this.opts.maxBackoffMs ?? 15_000,
+    });
     this.open();
   }
 
   close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.warmTimer);
     this.call?.cancel();
     this.call = undefined;
     this.client?.close();
@@ -91,7 +125,9 @@ export class XdsClient {
   private open(): void {
     if (this.closed || !this.client) return;
     const mode = this.opts.mode ?? "delta";
-    const m = mode === "delta" ? ADS_SERVICE.DeltaAggregatedResources : ADS_SERVICE.StreamAggregatedResources;
+    const m = mode === "delta"
+      ? ADS_SERVICE.DeltaAggregatedResources
+      : ADS_SERVICE.StreamAggregatedResources;
     const call = this.client.makeBidiStreamRequest(
       mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
       m.requestSerialize as (v: Outgoing) => Buffer,
@@ -120,14 +156,22 @@ export class XdsClient {
       this.connected = true;
       this.attempt = 0;
       xdsMessages.inc({ url: res.typeUrl });
-      const out = mode === "delta"
-        ? proto.onDelta(res as DeltaDiscoveryResponse)
-        : proto.onSotw(res as DiscoveryResponse);
-      if (out.nack) {
-        xdsNacks.inc({ url: res.typeUrl });
-        log.warn("xds update rejected", { type: res.typeUrl, reason: out.nack });
+      try {
+        const out = mode === "delta"
+          ? proto.onDelta(res as DeltaDiscoveryResponse)
+          : proto.onSotw(res as DiscoveryResponse);
+        if (out.nack) {
+          xdsNacks.inc({ url: res.typeUrl });
+          log.warn("xds update rejected", { type: res.typeUrl, reason: out.nack });
+        }
+        const first = !this.synced && proto.synced;
+        if (first) this.synced = true;
+        if (out.changed || !this.current || first) this.emit();
+      } catch (err) {
+        // A bug, not bad input (that is NACKed): keep serving the last snapshot, start over.
+        log.error("xds response handling failed", { type: res.typeUrl, error: errorMessage(err) });
+        call.cancel();
       }
-      if (out.changed || !this.current) this.emit();
     });
     call.on("error", (err: grpc.ServiceError) => end(grpc.status[err.code] ?? "error"));
     call.on("end", () => end("END"));
@@ -147,5 +191,10 @@ export class XdsClient {
     const snap = this.translator.build(this.store, `xds-${++this.seq}`);
     this.current = snap;
     for (const cb of [...this.listeners]) cb(snap);
+    clearTimeout(this.warmTimer);
+    const deadline = this.translator.nextDeadline();
+    if (deadline !== undefined && !this.closed) {
+      this.warmTimer = setTimeout(() => this.emit(), Math.max(0, deadline - performance.now()) + 1);
+    }
   }
 }

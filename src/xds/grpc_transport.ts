@@ -4,6 +4,7 @@
  * the protos: the transport version is in the method name (xds.md §1).
  */
 import type * as grpc from "@grpc/grpc-js";
+import * as grpcRuntime from "@grpc/grpc-js";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
 import {
@@ -78,3 +79,52 @@ export const CA_SERVICE = {
     false,
   ),
 } as const;
+
+/** Deno's node:tls refuses an IP as SNI servername, which grpc-js sends by default; identity is
+ * checked by SPIFFE id instead (clientCredentials), so any fixed name will do. */
+export const TLS_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.ssl_target_name_override": "weft-control-plane",
+};
+
+/** PEM material for mTLS between node and control plane (from src/tls). */
+export interface XdsTlsMaterial {
+  readonly rootsPem: string;
+  readonly certChainPem: string;
+  readonly keyPem: string;
+}
+
+/** The URI SAN (SPIFFE id) of a peer certificate, as node:tls reports it. */
+export function peerIdentity(subjectaltname: string | undefined): string | undefined {
+  return subjectaltname?.split(", ").find((n) => n.startsWith("URI:"))?.slice(4);
+}
+
+/** Client credentials: TLS 1.3 with our identity; the server must present `serverIdentity`
+ * (mesh certificates carry no DNS names, so hostname checks are replaced by this). */
+export function clientCredentials(
+  tls: XdsTlsMaterial | undefined,
+  serverIdentity: string | undefined,
+): grpc.ChannelCredentials {
+  if (!tls) return grpcRuntime.credentials.createInsecure();
+  return grpcRuntime.credentials.createSsl(
+    Buffer.from(tls.rootsPem),
+    Buffer.from(tls.keyPem),
+    Buffer.from(tls.certChainPem),
+    {
+      checkServerIdentity: (_host, cert) => {
+        const id = peerIdentity(cert.subjectaltname);
+        if (serverIdentity === undefined || id === serverIdentity) return undefined;
+        return new Error(`control plane identity ${id ?? "(none)"} is not ${serverIdentity}`);
+      },
+    },
+  );
+}
+
+/** Server credentials: mTLS, client certificates required and chained to the roots. */
+export function serverCredentials(tls: XdsTlsMaterial | undefined): grpc.ServerCredentials {
+  if (!tls) return grpcRuntime.ServerCredentials.createInsecure();
+  return grpcRuntime.ServerCredentials.createSsl(
+    Buffer.from(tls.rootsPem),
+    [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certChainPem) }],
+    true,
+  );
+}

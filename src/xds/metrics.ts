@@ -16,6 +16,11 @@ export const xdsNacks = metrics.counter(
   "xDS responses NACKed, by type URL",
   ["url"],
 );
+export const xdsServerNacks = metrics.counter(
+  "weft_xds_server_nacks_received_total",
+  "NACKs the embedded control plane received, by type URL",
+  ["url"],
+);
 export const xdsPushes = metrics.counter(
   "weft_xds_server_pushes_total",
   "Responses sent by the embedded control plane, by type URL",

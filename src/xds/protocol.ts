@@ -20,7 +20,14 @@ import {
 import { applyResources, removeResources } from "./apply.ts";
 import { RESOURCE_TYPES } from "./resources/registry.ts";
 import type { ResourceStore } from "./store.ts";
-import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE, SOTW_FULL_STATE, TYPE_ORDER } from "./type_urls.ts";
+import {
+  CLUSTER,
+  EXTENSION_CONFIG,
+  LISTENER,
+  ROUTE,
+  SOTW_FULL_STATE,
+  TYPE_ORDER,
+} from "./type_urls.ts";
 import { ENDPOINT } from "./type_urls.ts";
 
 export type Mode = "delta" | "sotw";
@@ -35,18 +42,21 @@ export class ProtocolState {
   readonly accepted = new Map<string, string>();
   constructor(readonly store: ResourceStore, readonly types: readonly string[] = TYPE_ORDER) {}
 
-  /** Names of an explicit type that what we hold references. */
+  /** Names of an explicit type (RDS, ECDS from listeners; EDS from clusters) that what we
+   * hold references. */
   desired(typeUrl: string): Set<string> {
     const want = new Set<string>();
-    const from = typeUrl === ROUTE || typeUrl === EXTENSION_CONFIG ? LISTENER : typeUrl === ENDPOINT ? CLUSTER : "";
+    const from = typeUrl === ROUTE || typeUrl === EXTENSION_CONFIG
+      ? LISTENER
+      : typeUrl === ENDPOINT
+      ? CLUSTER
+      : "";
     const type = RESOURCE_TYPES.get(from);
     if (!type) return want;
     for (const [, v] of this.store.values(from)) {
       for (const d of type.deps(v)) if (d.typeUrl === typeUrl) want.add(d.name);
     }
-    if (typeUrl === ENDPOINT) return want;
-    // Clusters named by inline or RDS routes also matter, but those are wildcard (CDS).
-    return want;
+    return want; // clusters named by routes need no subscription: CDS is wildcard
   }
 }
 
@@ -62,6 +72,13 @@ export class AdsStreamProtocol {
   /** Names subscribed on this stream, per explicit type. */
   private readonly subscribed = new Map<string, Set<string>>();
   private readonly nonces = new Map<string, string>();
+  /** Types with a subscription not yet answered on this stream. */
+  private readonly pending = new Set<string>();
+
+  /** Every type subscribed on this stream has been answered (ztunnel's readiness rule). */
+  get synced(): boolean {
+    return this.pending.size === 0;
+  }
 
   constructor(
     readonly mode: Mode,
@@ -90,6 +107,7 @@ export class AdsStreamProtocol {
   private subscribe(typeUrl: string, names: Set<string>, initial: boolean): void {
     const before = this.subscribed.get(typeUrl) ?? new Set<string>();
     this.subscribed.set(typeUrl, names);
+    if ([...names].some((n) => !before.has(n))) this.pending.add(typeUrl);
     if (this.mode === "delta") {
       const sub = [...names].filter((n) => initial || !before.has(n));
       const unsub = [...before].filter((n) => !names.has(n));
@@ -131,6 +149,7 @@ export class AdsStreamProtocol {
 
   onSotw(res: DiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
+    this.pending.delete(t);
     this.nonces.set(t, res.nonce);
     const wildcard = WILDCARD_TYPES.has(t);
     const asked = this.subscribed.get(t) ?? new Set<string>();
@@ -152,7 +171,9 @@ export class AdsStreamProtocol {
       versionInfo: this.state.accepted.get(t) ?? "",
       resourceNames: wildcard ? [] : [...asked],
       responseNonce: res.nonce,
-      errorDetail: nack ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack }) : undefined,
+      errorDetail: nack
+        ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack })
+        : undefined,
     }));
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };
@@ -160,6 +181,7 @@ export class AdsStreamProtocol {
 
   onDelta(res: DeltaDiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
+    this.pending.delete(t);
     const r = applyResources(
       this.state.store,
       t,
@@ -167,12 +189,16 @@ export class AdsStreamProtocol {
       () => true,
     );
     let changed = r.changed;
-    if (RESOURCE_TYPES.has(t)) changed = removeResources(this.state.store, t, res.removedResources) || changed;
+    if (RESOURCE_TYPES.has(t)) {
+      changed = removeResources(this.state.store, t, res.removedResources) || changed;
+    }
     const nack = r.errors.length ? r.errors.join("; ") : undefined;
     this.send(create(DeltaDiscoveryRequestSchema, {
       typeUrl: t,
       responseNonce: res.nonce,
-      errorDetail: nack ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack }) : undefined,
+      errorDetail: nack
+        ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack })
+        : undefined,
     }));
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };

@@ -9,11 +9,19 @@ import { identityOf } from "./resources/address.ts";
 import type { ClusterValue } from "./resources/cluster.ts";
 import type { AssignmentValue } from "./resources/endpoint.ts";
 import type { ExtensionValue } from "./resources/extension_config.ts";
-import { FILTER_TYPES } from "./resources/http_filters.ts";
+import { missingConfig, trafficSplit } from "./translate_filters.ts";
 import type { ListenerValue } from "./resources/listener.ts";
 import type { RouteValue } from "./resources/route.ts";
 import type { ResourceStore } from "./store.ts";
-import { ADDRESS, AUTHORIZATION, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
+import {
+  ADDRESS,
+  AUTHORIZATION,
+  CLUSTER,
+  ENDPOINT,
+  EXTENSION_CONFIG,
+  LISTENER,
+  ROUTE,
+} from "./type_urls.ts";
 import type { AuthorizationPolicy } from "../core/mod.ts";
 
 /** What the snapshot takes from bootstrap rather than xDS. */
@@ -32,25 +40,55 @@ interface Fragment {
 
 export class Translator {
   private readonly lastWarm = new Map<string, Fragment>();
+  /** Listeners (by value) waiting for dependencies, since when. */
+  private readonly warming = new Map<string, { value: ListenerValue; since: number }>();
 
-  constructor(private readonly base: SnapshotBase) {}
+  /** `initialFetchTimeoutMs` (Envoy's default 15 s; 0 = wait forever): after it a listener
+   * serves without what is missing — no endpoints for a missing cluster, HTTP 500 for a
+   * missing ECDS filter config (Envoy's NoFilterConfigFound). */
+  constructor(
+    private readonly base: SnapshotBase,
+    private readonly initialFetchTimeoutMs = 15_000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** When a warming listener times out next (then build again), or undefined. */
+  nextDeadline(): number | undefined {
+    if (this.initialFetchTimeoutMs <= 0) return undefined;
+    let min: number | undefined;
+    for (const w of this.warming.values()) {
+      const d = w.since + this.initialFetchTimeoutMs;
+      if (min === undefined || d < min) min = d;
+    }
+    return min;
+  }
 
   build(store: ResourceStore, version: string): Snapshot {
     const frags: Fragment[] = [];
     const live = new Set<string>();
     for (const [name, l] of store.values<ListenerValue>(LISTENER)) {
       live.add(name);
-      const f = this.fragment(store, l);
+      let f = this.fragment(store, l, false);
+      if (f) this.warming.delete(name);
+      else {
+        const w = this.warming.get(name);
+        if (w?.value !== l) this.warming.set(name, { value: l, since: this.now() });
+        const since = this.warming.get(name)!.since;
+        if (this.initialFetchTimeoutMs > 0 && this.now() - since >= this.initialFetchTimeoutMs) {
+          f = this.fragment(store, l, true);
+        }
+      }
       if (f) this.lastWarm.set(name, f);
       const use = f ?? this.lastWarm.get(name);
       if (use) frags.push(use);
     }
     for (const k of this.lastWarm.keys()) if (!live.has(k)) this.lastWarm.delete(k);
+    for (const k of this.warming.keys()) if (!live.has(k)) this.warming.delete(k);
     return Object.freeze({
       ...this.base,
       version,
       workloads: Object.freeze(this.workloads(store)),
-      services: Object.freeze(merge(frags)),
+      services: Object.freeze(this.withAddressServices(store, merge(frags))),
       policies: Object.freeze(this.policies(store)),
     });
   }
@@ -59,34 +97,87 @@ export class Translator {
     const out = [];
     for (const [, a] of store.values<AddressValue>(ADDRESS)) {
       if (a.kind !== "workload" || a.node !== this.base.node.name) continue;
-      out.push(Object.freeze({ ...a.workload, identity: identityOf(a, this.base.node.trustDomain) }));
+      out.push(
+        Object.freeze({ ...a.workload, identity: identityOf(a, this.base.node.trustDomain) }),
+      );
     }
     return out;
+  }
+
+  /** Services known only from Istio Address resources (ztunnel's workload API): endpoints are
+   * the healthy workloads naming them. Services from LDS win for the same hostname. */
+  private withAddressServices(store: ResourceStore, services: Service[]): Service[] {
+    const have = new Set(services.map((s) => s.hostname));
+    const byService = new Map<string, Endpoint[]>();
+    for (const [, a] of store.values<AddressValue>(ADDRESS)) {
+      if (a.kind !== "workload" || !a.healthy) continue;
+      const w = a.workload;
+      const ep: Endpoint = Object.freeze({
+        workload: w.name,
+        namespace: w.namespace,
+        address: w.address,
+        hboneAddress: a.hbone ? hostPort(w.address, this.base.node.hbonePort) : undefined,
+        node: a.node || undefined,
+        identity: identityOf(a, this.base.node.trustDomain),
+        labels: w.labels,
+        weight: a.capacity,
+      });
+      for (const key of a.services) {
+        const list = byService.get(key);
+        if (list) list.push(ep);
+        else byService.set(key, [ep]);
+      }
+    }
+    for (const [key, a] of store.values<AddressValue>(ADDRESS)) {
+      if (a.kind !== "service" || have.has(a.hostname)) continue;
+      services.push(Object.freeze({
+        name: a.name,
+        namespace: a.namespace,
+        hostname: a.hostname,
+        vips: a.vips,
+        ports: a.ports,
+        endpoints: Object.freeze(byService.get(key) ?? []),
+        subsets: Object.freeze([]),
+        outboundFilters: Object.freeze([]),
+        inboundFilters: Object.freeze([]),
+      }));
+    }
+    return services;
   }
 
   private policies(store: ResourceStore): AuthorizationPolicy[] {
     const out = [];
     for (const [, p] of store.values<AuthorizationPolicy>(AUTHORIZATION)) {
-      out.push(p.namespace === "" ? Object.freeze({ ...p, namespace: this.base.rootNamespace }) : p);
+      out.push(
+        p.namespace === "" ? Object.freeze({ ...p, namespace: this.base.rootNamespace }) : p,
+      );
     }
     return out;
   }
 
-  /** undefined = not warm. */
-  private fragment(store: ResourceStore, l: ListenerValue): Fragment | undefined {
-    const route = l.kind === "http" ? (l.routeConfig ?? store.get<RouteValue>(ROUTE, l.rds ?? "")) : undefined;
-    if (l.kind === "http" && !route) return undefined;
+  /** undefined = not warm; `expired`: serve anyway with what is there. */
+  private fragment(store: ResourceStore, l: ListenerValue, expired: boolean): Fragment | undefined {
+    const route = l.kind === "http"
+      ? (l.routeConfig ?? store.get<RouteValue>(ROUTE, l.rds ?? ""))
+      : undefined;
+    if (l.kind === "http" && !route && !expired) return undefined;
     const split = l.kind === "tcp"
-      ? [{ match: { prefix: "" }, clusters: l.clusters }]
-      : pickHost(route!, l)?.rules ?? [];
+      ? [{ match: { prefix: "" }, clusters: l.clusters, overrides: {} }]
+      : route
+      ? pickHost(route, l)?.rules ?? []
+      : [];
     const clusterNames = [...new Set(split.flatMap((r) => r.clusters.map((c) => c.cluster)))];
     const clusters: ClusterValue[] = [];
     const eps = new Map<string, Endpoint>();
     let targetPort = l.targetPort;
     for (const cn of clusterNames) {
       const c = store.get<ClusterValue>(CLUSTER, cn);
-      const cla = c?.inline ?? (c?.edsName ? store.get<AssignmentValue>(ENDPOINT, c.edsName) : undefined);
-      if (!c || !cla) return undefined;
+      const cla = c?.inline ??
+        (c?.edsName ? store.get<AssignmentValue>(ENDPOINT, c.edsName) : undefined);
+      if (!c || !cla) {
+        if (expired) continue;
+        return undefined;
+      }
       clusters.push(c);
       for (const e of cla.endpoints) {
         targetPort ??= e.port;
@@ -99,15 +190,25 @@ export class Translator {
     if (l.kind === "http") {
       for (const e of l.chain) {
         if (e.kind === "inline") {
-          filters.push(e.ref);
+          // weft configures filters per service: a per-route override (Istio puts faults
+          // there) is hoisted from the first route that has one.
+          const o = split.find((r) => "overrides" in r && e.ref.name in r.overrides);
+          filters.push(
+            o && "overrides" in o ? { ...e.ref, config: o.overrides[e.ref.name] } : e.ref,
+          );
           continue;
         }
-        const ext = store.get<ExtensionValue>(EXTENSION_CONFIG, e.name);
-        if (!ext && !e.optional) return undefined;
+        const held = store.get<ExtensionValue>(EXTENSION_CONFIG, e.name);
+        // A config of a type the listener did not allow counts as missing (Envoy rejects it).
+        const ext = held && (e.typeUrls.length === 0 || e.typeUrls.includes(held.typeUrl))
+          ? held
+          : undefined;
+        if (!ext && !e.optional && !expired) return undefined;
+        if (!ext && !e.optional) filters.push(missingConfig(e.name, -filters.length));
         if (ext?.ref) filters.push({ ...ext.ref, priority: -filters.length });
       }
       if (split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset)) {
-        filters.push(trafficSplit(split, clusters, -1000));
+        filters.push(trafficSplit(split, clusters, l.hostname, -1000));
       }
     }
     return {
@@ -122,43 +223,31 @@ export class Translator {
         name: `${l.kind}-${l.port}`,
       }),
       endpoints: [...eps.values()],
-      subsets: clusters.filter((c) => c.subset).map((c) => ({ name: c.subset!, labels: c.subsetLabels })),
+      subsets: clusters.filter((c) => c.subset).map((c) => ({
+        name: c.subset!,
+        labels: c.subsetLabels,
+      })),
       filters,
     };
   }
 }
 
-function pickHost(route: RouteValue, l: ListenerValue): RouteValue["virtualHosts"][number] | undefined {
-  const names = [l.hostname, `${l.hostname}:${l.port}`, ...l.vips, ...l.vips.map((v) => `${v}:${l.port}`)];
-  return route.virtualHosts.find((v) => v.domains.some((d) => names.includes(d))) ??
-    route.virtualHosts.find((v) => v.domains.includes("*"));
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-function trafficSplit(
-  rules: readonly { match: object; clusters: readonly { cluster: string; weight: number }[] }[],
-  clusters: readonly ClusterValue[],
-  priority: number,
-): FilterRef {
-  const byName = new Map(clusters.map((c) => [c.name, c]));
-  return {
-    name: "traffic-split",
-    type: FILTER_TYPES.trafficSplit,
-    url: undefined,
-    sha256: undefined,
-    config: {
-      routes: rules.map((r) => ({
-        match: r.match,
-        destinations: r.clusters.map((c) => ({
-          cluster: c.cluster,
-          subset: byName.get(c.cluster)?.subset ?? null,
-          weight: c.weight,
-        })),
-      })),
-    },
-    failPolicy: "FAIL_CLOSE",
-    phase: "UNSPECIFIED",
-    priority,
-  };
+function pickHost(
+  route: RouteValue,
+  l: ListenerValue,
+): RouteValue["virtualHosts"][number] | undefined {
+  const names = [
+    l.hostname,
+    `${l.hostname}:${l.port}`,
+    ...l.vips,
+    ...l.vips.map((v) => `${v}:${l.port}`),
+  ];
+  return route.virtualHosts.find((v) => v.domains.some((d) => names.includes(d))) ??
+    route.virtualHosts.find((v) => v.domains.includes("*"));
 }
 
 function merge(frags: readonly Fragment[]): Service[] {

@@ -19,7 +19,12 @@ export const TYPE_ORDER: readonly string[] = [
 ];
 
 /** SotW types whose responses are the complete set (absent = removed), xds.md §6. */
-export const SOTW_FULL_STATE: ReadonlySet<string> = new Set([LISTENER, CLUSTER, ADDRESS, AUTHORIZATION]);
+export const SOTW_FULL_STATE: ReadonlySet<string> = new Set([
+  LISTENER,
+  CLUSTER,
+  ADDRESS,
+  AUTHORIZATION,
+]);
 
 export function shortName(typeUrl: string): string {
   const n: Record<string, string> = {

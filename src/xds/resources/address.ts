@@ -4,11 +4,11 @@
  * workloads; services reach it through LDS/CDS, so Address services are accepted and unused.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import type { Workload } from "../../core/mod.ts";
+import type { ServicePort, Workload } from "../../core/mod.ts";
 import { spiffeId } from "../../core/mod.ts";
 import { IstioAddressSchema, unpackAs } from "../proto.ts";
 import { ADDRESS } from "../type_urls.ts";
-import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+import { checkPort, type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 
 export type AddressValue =
   | {
@@ -19,8 +19,22 @@ export type AddressValue =
     readonly workload: Omit<Workload, "identity">;
     /** `ns/name` keys of selector policies (WORKLOAD_SELECTOR scope). */
     readonly policies: readonly string[];
+    /** `namespace/hostname` of the services it backs. */
+    readonly services: readonly string[];
+    readonly hbone: boolean;
+    readonly healthy: boolean;
+    readonly capacity: number;
   }
-  | { readonly kind: "service"; readonly hostname: string };
+  | {
+    readonly kind: "service";
+    readonly name: string;
+    readonly namespace: string;
+    readonly hostname: string;
+    readonly vips: readonly string[];
+    readonly ports: readonly ServicePort[];
+  };
+
+const APP_PROTOCOLS: Record<number, ServicePort["protocol"]> = { 1: "HTTP", 2: "HTTP2", 3: "GRPC" };
 
 export function ipToString(b: Uint8Array): string {
   if (b.length === 4) return b.join(".");
@@ -42,8 +56,30 @@ export const addressType: ResourceType<AddressValue> = {
     const a = unpackAs(any, IstioAddressSchema);
     if (a.type.case === "service") {
       const s = a.type.value;
-      if (!s.hostname || !s.namespace) throw invalid("service address", "namespace and hostname are required");
-      return { name: `${s.namespace}/${s.hostname}`, value: { kind: "service", hostname: s.hostname } };
+      if (!s.hostname || !s.namespace) {
+        throw invalid("service address", "namespace and hostname are required");
+      }
+      const ports = s.ports.map((p) => {
+        checkPort(`service ${s.hostname}`, p.servicePort);
+        const protocol = APP_PROTOCOLS[p.appProtocol] ?? "TCP";
+        return Object.freeze({
+          port: p.servicePort,
+          targetPort: p.targetPort || p.servicePort,
+          protocol,
+          name: `${protocol.toLowerCase()}-${p.servicePort}`,
+        });
+      });
+      return {
+        name: `${s.namespace}/${s.hostname}`,
+        value: {
+          kind: "service",
+          name: s.name || s.hostname.split(".")[0]!,
+          namespace: s.namespace,
+          hostname: s.hostname,
+          vips: s.addresses.map((n) => ipToString(n.address)),
+          ports,
+        },
+      };
     }
     if (a.type.case !== "workload") throw invalid("address", "neither workload nor service");
     const w = a.type.value;
@@ -53,7 +89,9 @@ export const addressType: ResourceType<AddressValue> = {
     const first = w.addresses[0];
     if (!first) throw invalid(what, "no address");
     const ports = new Set<number>();
-    for (const pl of Object.values(w.services)) for (const p of pl.ports) ports.add(p.targetPort || p.servicePort);
+    for (const pl of Object.values(w.services)) {
+      for (const p of pl.ports) ports.add(p.targetPort || p.servicePort);
+    }
     const labels: Record<string, string> = {};
     if (w.canonicalName) labels["app"] = w.canonicalName;
     if (w.canonicalRevision) labels["version"] = w.canonicalRevision;
@@ -65,6 +103,10 @@ export const addressType: ResourceType<AddressValue> = {
         node: w.node,
         trustDomain: w.trustDomain || undefined,
         policies: [...w.authorizationPolicies],
+        services: Object.keys(w.services),
+        hbone: w.tunnelProtocol === 1,
+        healthy: w.status === 0,
+        capacity: w.capacity ?? 1,
         workload: {
           name: w.name,
           namespace: w.namespace,

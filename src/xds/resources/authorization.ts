@@ -4,8 +4,13 @@
  * `from`, of destination-only matches `to`; shapes weft cannot express exactly are rejected.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import type { AuthorizationPolicy, PolicyOperation, PolicyRule, PolicySource } from "../../core/mod.ts";
-import { istioSecurity, IstioAuthorizationSchema, unpackAs } from "../proto.ts";
+import type {
+  AuthorizationPolicy,
+  PolicyOperation,
+  PolicyRule,
+  PolicySource,
+} from "../../core/mod.ts";
+import { IstioAuthorizationSchema, istioSecurity, unpackAs } from "../proto.ts";
 import { AUTHORIZATION } from "../type_urls.ts";
 import { ipToString, policyLabel } from "./address.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
@@ -62,8 +67,7 @@ const hasSource = (m: Match): boolean =>
   m.namespaces.length + m.notNamespaces.length + m.principals.length + m.notPrincipals.length +
       m.sourceIps.length + m.notSourceIps.length + m.serviceAccounts.length +
       m.notServiceAccounts.length > 0;
-const hasDest = (m: Match): boolean =>
-  m.destinationPorts.length + m.notDestinationPorts.length > 0;
+const hasDest = (m: Match): boolean => m.destinationPorts.length + m.notDestinationPorts.length > 0;
 
 function ruleOf(r: istioSecurity.Rule, what: string): PolicyRule {
   const rule: { from?: { source: PolicySource }[]; to?: { operation: PolicyOperation }[] } = {};

@@ -8,7 +8,14 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { Cluster_DiscoveryType, ClusterSchema, unpackAs } from "../proto.ts";
 import { CLUSTER, ENDPOINT } from "../type_urls.ts";
 import { type AssignmentValue, assignmentValue } from "./endpoint.ts";
-import { type Decoded, invalid, type ResourceType, str, strMap, weftMeta } from "./resource_type.ts";
+import {
+  type Decoded,
+  invalid,
+  type ResourceType,
+  str,
+  strMap,
+  weftMeta,
+} from "./resource_type.ts";
 
 export interface ClusterValue {
   readonly name: string;

@@ -41,7 +41,9 @@ export function assignmentValue(cla: ClusterLoadAssignment, what: string): Assig
   const endpoints: EndpointValue[] = [];
   for (const loc of cla.endpoints) {
     for (const lb of loc.lbEndpoints) {
-      if (lb.hostIdentifier.case !== "endpoint") throw invalid(what, "named endpoints are not supported");
+      if (lb.hostIdentifier.case !== "endpoint") {
+        throw invalid(what, "named endpoints are not supported");
+      }
       if (UNHEALTHY.has(lb.healthStatus)) continue;
       const a = lb.hostIdentifier.value.address?.address;
       if (a?.case !== "socketAddress") throw invalid(what, "endpoint needs a socket address");

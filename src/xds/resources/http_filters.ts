@@ -8,7 +8,7 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { FilterRef } from "../../core/mod.ts";
-import { WeftError } from "../../core/mod.ts";
+import { errorMessage, WeftError } from "../../core/mod.ts";
 import {
   HTTPFaultSchema,
   RBACSchema,
@@ -80,10 +80,16 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
     url = f.includes("://") ? f : `file://${f}`;
   }
   if (!url || !/^(file|https?):\/\//.test(url)) {
-    throw new WeftError("xds_bad_filter", `Cannot use wasm filter ${name}: code must be a file:// or https:// URL`);
+    throw new WeftError(
+      "xds_bad_filter",
+      `Cannot use wasm filter ${name}: code must be a file:// or https:// URL`,
+    );
   }
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) {
-    throw new WeftError("xds_bad_filter", `Cannot use wasm filter ${name}: sha256 must be 64 hex digits`);
+    throw new WeftError(
+      "xds_bad_filter",
+      `Cannot use wasm filter ${name}: sha256 must be 64 hex digits`,
+    );
   }
   let config: unknown = {};
   if (cfg?.configuration) {
@@ -108,13 +114,29 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
   };
 }
 
-/** Decode one filter config. `name` is the HttpFilter (or ECDS resource) name. */
+/** Decode one filter config. `name` is the HttpFilter (or ECDS resource) name. Any failure is a
+ * WeftError (nested bytes, bad UTF-8, bad JSON all come from the untrusted control plane). */
 export function filterFromAny(name: string, any: Any): FilterSpec {
+  try {
+    return decodeFilter(name, any);
+  } catch (cause) {
+    if (cause instanceof WeftError) throw cause;
+    throw new WeftError(
+      "xds_bad_filter",
+      `Cannot decode HTTP filter ${name}: ${errorMessage(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+function decodeFilter(name: string, any: Any): FilterSpec {
   const { schema, msg } = decodeKnown(any);
   if (schema === RouterSchema) return { kind: "router" };
   if (schema === WasmSchema) return { kind: "filter", ref: wasmRef(name, msg as never) };
   const type = schema === RBACSchema ? FILTER_TYPES.authz : FILTER_TYPES.fault;
-  const config = toJson(schema, msg as never) ;
+  const config = toJson(schema, msg as never);
   return {
     kind: "filter",
     ref: {
@@ -128,6 +150,15 @@ export function filterFromAny(name: string, any: Any): FilterSpec {
       priority: 0,
     },
   };
+}
+
+/** The config's own type URL, looking through a TypedStruct wrapper. */
+export function innerTypeUrl(any: Any): string {
+  try {
+    return unwrapTypedStruct(any)?.typeUrl ?? any.typeUrl;
+  } catch {
+    return any.typeUrl;
+  }
 }
 
 /** The type URLs an ECDS `type_urls` list may name that weft can run. */

@@ -16,13 +16,26 @@ import {
 } from "../proto.ts";
 import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE } from "../type_urls.ts";
 import { filterFromAny } from "./http_filters.ts";
-import { checkPort, type Decoded, invalid, type ResourceType, str, weftMeta } from "./resource_type.ts";
-import { routeClusters, routeValue, type RouteValue } from "./route.ts";
+import {
+  checkPort,
+  type Decoded,
+  invalid,
+  type ResourceType,
+  str,
+  weftMeta,
+} from "./resource_type.ts";
+import { routeClusters, type RouteValue, routeValue } from "./route.ts";
 
 /** One position in the HTTP filter chain: resolved now, or by ECDS name later. */
 export type ChainEntry =
   | { readonly kind: "inline"; readonly ref: FilterRef }
-  | { readonly kind: "ecds"; readonly name: string; readonly optional: boolean };
+  | {
+    readonly kind: "ecds";
+    readonly name: string;
+    readonly optional: boolean;
+    /** ExtensionConfigSource.type_urls: the config must be one of these (empty = any). */
+    readonly typeUrls: readonly string[];
+  };
 
 interface Common {
   readonly name: string;
@@ -36,7 +49,10 @@ interface Common {
 }
 
 export type ListenerValue =
-  | Common & { readonly kind: "tcp"; readonly clusters: readonly { cluster: string; weight: number }[] }
+  | Common & {
+    readonly kind: "tcp";
+    readonly clusters: readonly { cluster: string; weight: number }[];
+  }
   | Common & {
     readonly kind: "http";
     readonly protocol: "HTTP" | "HTTP2" | "GRPC";
@@ -77,10 +93,17 @@ function chainOf(hcm: HttpConnectionManager, what: string): ChainEntry[] {
     if (f.disabled) return;
     if (sawRouter) throw invalid(what, `http filter ${f.name} comes after the router`);
     if (f.configType.case === "configDiscovery") {
-      chain.push({ kind: "ecds", name: f.name, optional: f.isOptional });
+      chain.push({
+        kind: "ecds",
+        name: f.name,
+        optional: f.isOptional,
+        typeUrls: [...f.configType.value.typeUrls],
+      });
       return;
     }
-    if (f.configType.case !== "typedConfig") throw invalid(what, `http filter ${f.name} has no config`);
+    if (f.configType.case !== "typedConfig") {
+      throw invalid(what, `http filter ${f.name} has no config`);
+    }
     try {
       const spec = filterFromAny(f.name, f.configType.value);
       if (spec.kind === "router") sawRouter = true;
@@ -100,7 +123,9 @@ function httpValue(hcm: HttpConnectionManager, common: Common, what: string): Li
   }
   if (rs.case === "rds") {
     const src = rs.value.configSource?.configSourceSpecifier.case;
-    if (src !== "ads" && src !== "self") throw invalid(what, "rds config_source must be ads or self");
+    if (src !== "ads" && src !== "self") {
+      throw invalid(what, "rds config_source must be ads or self");
+    }
     if (!rs.value.routeConfigName) throw invalid(what, "rds route_config_name is empty");
   }
   const protocol = hcm.codecType === 2 ? "HTTP2" : "HTTP";
@@ -133,7 +158,9 @@ function networkFilter(l: Listener, common: Common, what: string): ListenerValue
     if (clusters.length === 0 || clusters.some((c) => !c.cluster)) {
       throw invalid(what, "tcp_proxy needs a cluster");
     }
-    if (clusters.reduce((a, c) => a + c.weight, 0) <= 0) throw invalid(what, "tcp_proxy weights sum to 0");
+    if (clusters.reduce((a, c) => a + c.weight, 0) <= 0) {
+      throw invalid(what, "tcp_proxy weights sum to 0");
+    }
     return { ...common, kind: "tcp", clusters };
   }
   return httpValue(unpackAs(any, HttpConnectionManagerSchema), common, what);
@@ -162,7 +189,9 @@ export const listenerType: ResourceType<ListenerValue> = {
     if (v.routeConfig) {
       for (const c of routeClusters(v.routeConfig)) out.push({ typeUrl: CLUSTER, name: c });
     }
-    for (const e of v.chain) if (e.kind === "ecds") out.push({ typeUrl: EXTENSION_CONFIG, name: e.name });
+    for (const e of v.chain) {
+      if (e.kind === "ecds") out.push({ typeUrl: EXTENSION_CONFIG, name: e.name });
+    }
     return out;
   },
 };

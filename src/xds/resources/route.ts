@@ -1,14 +1,64 @@
 /** RDS: RouteConfiguration → virtual hosts with ordered rules, each a weighted cluster split. */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { type RouteConfiguration, RouteConfigurationSchema, unpackAs } from "../proto.ts";
-import type { Route, VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
+import type {
+  HeaderMatcher,
+  Route,
+  VirtualHost,
+} from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { ROUTE } from "../type_urls.ts";
+import { errorMessage } from "../../core/mod.ts";
+import { filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+
+/** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
+export type HeaderMatch =
+  | { readonly exact: string }
+  | { readonly prefix: string }
+  | { readonly regex: string }
+  | Record<string, never>;
 
 export interface RouteMatch {
   readonly prefix?: string;
   readonly path?: string;
   readonly regex?: string;
+  /** Lower-cased header name → match; `without`: headers that must not match. */
+  readonly headers?: Readonly<Record<string, HeaderMatch>>;
+  readonly withoutHeaders?: Readonly<Record<string, HeaderMatch>>;
+}
+
+function headerMatch(h: HeaderMatcher, what: string): HeaderMatch {
+  const m = h.headerMatchSpecifier;
+  switch (m.case) {
+    case "exactMatch":
+      return { exact: m.value };
+    case "prefixMatch":
+      return { prefix: m.value };
+    case "safeRegexMatch":
+      return { regex: m.value.regex };
+    case "presentMatch":
+      return {};
+    case "stringMatch": {
+      const p = m.value.matchPattern;
+      if (p.case === "exact") return { exact: p.value };
+      if (p.case === "prefix") return { prefix: p.value };
+      if (p.case === "safeRegex") return { regex: p.value.regex };
+      break;
+    }
+  }
+  throw invalid(what, `header match on ${h.name} (${m.case ?? "none"}) is not supported`);
+}
+
+function headersOf(r: Route, what: string): Pick<RouteMatch, "headers" | "withoutHeaders"> {
+  const headers: Record<string, HeaderMatch> = {};
+  const without: Record<string, HeaderMatch> = {};
+  for (const h of r.match?.headers ?? []) {
+    (h.invertMatch ? without : headers)[h.name.toLowerCase()] = headerMatch(h, what);
+  }
+  return {
+    ...(Object.keys(headers).length ? { headers } : {}),
+    ...(Object.keys(without).length ? { withoutHeaders: without } : {}),
+  };
 }
 
 export interface WeightedCluster {
@@ -19,6 +69,8 @@ export interface WeightedCluster {
 export interface RouteRule {
   readonly match: RouteMatch;
   readonly clusters: readonly WeightedCluster[];
+  /** `typed_per_filter_config`: HTTP filter name → that filter's config for this route. */
+  readonly overrides: Readonly<Record<string, unknown>>;
 }
 
 export interface VirtualHostValue {
@@ -34,35 +86,52 @@ export interface RouteValue {
 
 function matchOf(r: Route, what: string): RouteMatch {
   const p = r.match?.pathSpecifier;
+  const hs = headersOf(r, what);
   switch (p?.case) {
     case "prefix":
-      return { prefix: p.value };
+      return { prefix: p.value, ...hs };
     case "path":
-      return { path: p.value };
+      return { path: p.value, ...hs };
     case "safeRegex":
-      return { regex: p.value.regex };
+      return { regex: p.value.regex, ...hs };
     default:
       throw invalid(what, `route match ${p?.case ?? "(none)"} is not supported`);
   }
 }
 
+function overridesOf(r: Route, what: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, any] of Object.entries(r.typedPerFilterConfig)) {
+    try {
+      const spec = filterFromAny(name, any);
+      if (spec.kind === "filter") out[name] = spec.ref.config;
+    } catch (err) {
+      throw invalid(what, `typed_per_filter_config ${name}: ${errorMessage(err)}`);
+    }
+  }
+  return out;
+}
+
 function ruleOf(r: Route, what: string): RouteRule | undefined {
   if (r.action.case !== "route") return undefined; // redirect/direct_response: not routed by weft
   const spec = r.action.value.clusterSpecifier;
+  const overrides = overridesOf(r, what);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");
-    return { match: matchOf(r, what), clusters: [{ cluster: spec.value, weight: 1 }] };
+    return { match: matchOf(r, what), clusters: [{ cluster: spec.value, weight: 1 }], overrides };
   }
   if (spec.case === "weightedClusters") {
     const cs = spec.value.clusters.map((c) => {
-      if (!c.name) throw invalid(what, "weighted cluster without a name (cluster_header unsupported)");
+      if (!c.name) {
+        throw invalid(what, "weighted cluster without a name (cluster_header unsupported)");
+      }
       return { cluster: c.name, weight: c.weight ?? 0 };
     });
     const sum = cs.reduce((a, c) => a + c.weight, 0);
     if (cs.length === 0 || sum <= 0 || sum > 0xffffffff) {
       throw invalid(what, `weighted_clusters weights must sum to 1..${0xffffffff}, got ${sum}`);
     }
-    return { match: matchOf(r, what), clusters: cs };
+    return { match: matchOf(r, what), clusters: cs, overrides };
   }
   throw invalid(what, `route action ${spec.case ?? "(none)"} is not supported`);
 }

@@ -135,7 +135,9 @@ async function copyClosure(tmp: string): Promise<number> {
     const dest = `${tmp}/${rel}`;
     await Deno.mkdir(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
     await Deno.writeTextFile(dest, rel === "validate/validate.proto" ? patchValidate(text) : text);
-    for (const m of text.matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)";/gm)) queue.push(m[1]!);
+    for (const m of text.matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)";/gm)) {
+      queue.push(m[1]!);
+    }
   }
   return seen.size;
 }

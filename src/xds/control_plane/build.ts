@@ -1,0 +1,322 @@
+/**
+ * One node's view of the mesh as xDS resources: every service as CDS/EDS/LDS/RDS (outbound is
+ * mesh-wide), plugins as ECDS, the node's own workloads as Istio Address resources and
+ * policies as Istio Authorization. Versions are content hashes, so an unchanged resource keeps
+ * its version across rebuilds and is never re-pushed.
+ */
+import { create } from "@bufbuild/protobuf";
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import {
+  Cluster_DiscoveryType,
+  ClusterLoadAssignmentSchema,
+  ClusterSchema,
+  HttpConnectionManagerSchema,
+  IstioAddressSchema,
+  IstioAuthorizationSchema,
+  ListenerSchema,
+  RouteConfigurationSchema,
+  RouterSchema,
+  TcpProxySchema,
+} from "../proto.ts";
+import {
+  ADDRESS,
+  AUTHORIZATION,
+  CLUSTER,
+  ENDPOINT,
+  EXTENSION_CONFIG,
+  LISTENER,
+  ROUTE,
+} from "../type_urls.ts";
+import { authorizationOf } from "./build_policy.ts";
+import {
+  clusterName,
+  faultFilter,
+  listenerName,
+  orderedPlugins,
+  pluginExtension,
+  pluginResourceName,
+  routeConfig,
+} from "./build_routes.ts";
+import type { Mesh, MeshService, MeshWorkload } from "./mesh.ts";
+
+export interface Built {
+  readonly version: string;
+  readonly any: Any;
+}
+export type NodeResources = ReadonlyMap<string, ReadonlyMap<string, Built>>;
+
+function fnv(bytes: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+const matches = (labels: Record<string, string>, sel: Record<string, string>): boolean =>
+  Object.entries(sel).every(([k, v]) => labels[k] === v);
+
+const indexes = new WeakMap<Mesh, Map<string, MeshWorkload[]>>();
+
+/** Workloads by "label=value", so selecting endpoints is linear in the mesh, not quadratic. */
+function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
+  let idx = indexes.get(mesh);
+  if (idx) return idx;
+  indexes.set(mesh, idx = new Map());
+  for (const w of mesh.workloads) {
+    for (const [k, v] of Object.entries(w.labels)) {
+      const key = `${k}=${v}`;
+      const list = idx.get(key);
+      if (list) list.push(w);
+      else idx.set(key, [w]);
+    }
+  }
+  return idx;
+}
+
+function ipBytes(ip: string): Uint8Array {
+  return new Uint8Array(ip.split(".").map(Number));
+}
+
+function assignment(
+  mesh: Mesh,
+  s: MeshService,
+  targetPort: number,
+  subset?: Record<string, string>,
+) {
+  const first = Object.entries(s.selector)[0];
+  const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
+  const eps = candidates.filter((w) =>
+    matches(w.labels, s.selector) && (!subset || matches(w.labels, subset))
+  );
+  return create(ClusterLoadAssignmentSchema, {
+    clusterName: "",
+    endpoints: [{
+      // gRPC clients skip localities without a weight.
+      locality: {},
+      loadBalancingWeight: 1,
+      lbEndpoints: eps.map((w) => ({
+        hostIdentifier: {
+          case: "endpoint" as const,
+          value: {
+            address: {
+              address: {
+                case: "socketAddress" as const,
+                value: {
+                  address: w.address,
+                  portSpecifier: { case: "portValue" as const, value: targetPort },
+                },
+              },
+            },
+          },
+        },
+        metadata: {
+          filterMetadata: {
+            weft: {
+              workload: w.name,
+              namespace: w.namespace,
+              node: w.node,
+              hbone: `${w.address}:${mesh.hbonePort}`,
+              identity: w.identity,
+              labels: { ...w.labels },
+            },
+          },
+        },
+      })),
+    }],
+  });
+}
+
+function httpManager(s: MeshService, port: number) {
+  const filters = [];
+  const fault = faultFilter(s);
+  if (fault) {
+    filters.push({
+      name: "envoy.filters.http.fault",
+      configType: { case: "typedConfig" as const, value: fault },
+    });
+  }
+  for (const p of orderedPlugins(s)) {
+    filters.push({
+      name: pluginResourceName(s, p),
+      configType: {
+        case: "configDiscovery" as const,
+        value: {
+          configSource: { configSourceSpecifier: { case: "ads" as const, value: {} } },
+          typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+        },
+      },
+    });
+  }
+  filters.push({
+    name: "envoy.filters.http.router",
+    configType: {
+      case: "typedConfig" as const,
+      value: anyPack(RouterSchema, create(RouterSchema)),
+    },
+  });
+  return anyPack(
+    HttpConnectionManagerSchema,
+    create(HttpConnectionManagerSchema, {
+      statPrefix: listenerName(s, port),
+      routeSpecifier: {
+        case: "rds",
+        value: {
+          routeConfigName: listenerName(s, port),
+          configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+        },
+      },
+      httpFilters: filters,
+    }),
+  );
+}
+
+function listener(s: MeshService, p: MeshService["ports"][number]) {
+  const sock = (ip: string) => ({
+    address: {
+      case: "socketAddress" as const,
+      value: { address: ip, portSpecifier: { case: "portValue" as const, value: p.port } },
+    },
+  });
+  const tcp = p.protocol === "TCP";
+  return create(ListenerSchema, {
+    name: listenerName(s, p.port),
+    address: s.vips[0] ? sock(s.vips[0]) : undefined,
+    additionalAddresses: s.vips.slice(1).map((v) => ({ address: sock(v) })),
+    metadata: {
+      filterMetadata: {
+        weft: {
+          hostname: s.hostname,
+          service: s.name,
+          namespace: s.namespace,
+          targetPort: p.targetPort,
+        },
+      },
+    },
+    filterChains: tcp
+      ? [{
+        filters: [{
+          name: "envoy.filters.network.tcp_proxy",
+          configType: {
+            case: "typedConfig",
+            value: anyPack(
+              TcpProxySchema,
+              create(TcpProxySchema, {
+                statPrefix: s.hostname,
+                clusterSpecifier: { case: "cluster", value: clusterName(s, p.port) },
+              }),
+            ),
+          },
+        }],
+      }]
+      : [],
+    // gRPC clients read HTTP listeners from api_listener (xds.md §15).
+    apiListener: tcp ? undefined : { apiListener: httpManager(s, p.port) },
+  });
+}
+
+function workloadAddress(mesh: Mesh, w: MeshWorkload) {
+  const policies = mesh.authorizationPolicies
+    .filter((p) => p.selector && p.namespace === w.namespace && matches(w.labels, p.selector))
+    .map((p) => `${p.namespace}/${p.name}`);
+  return create(IstioAddressSchema, {
+    type: {
+      case: "workload",
+      value: {
+        uid: `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`,
+        name: w.name,
+        namespace: w.namespace,
+        addresses: [ipBytes(w.address)],
+        tunnelProtocol: 1, // HBONE
+        trustDomain: mesh.trustDomain,
+        serviceAccount: w.serviceAccount,
+        node: w.node,
+        canonicalName: w.labels["app"] ?? w.name,
+        canonicalRevision: w.labels["version"] ?? "",
+        authorizationPolicies: policies,
+      },
+    },
+  });
+}
+
+const shared = new WeakMap<Mesh, NodeResources>();
+
+/** The node's view: the mesh-wide part is built once per mesh and shared by every node. */
+export function buildNode(mesh: Mesh, node: string): NodeResources {
+  let common = shared.get(mesh);
+  if (!common) shared.set(mesh, common = buildShared(mesh));
+  const out = new Map(common);
+  const addresses = new Map<string, Built>();
+  for (const w of mesh.workloads) {
+    if (w.node !== node) continue;
+    const any = anyPack(IstioAddressSchema, workloadAddress(mesh, w));
+    addresses.set(`${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`, {
+      version: fnv(any.value),
+      any,
+    });
+  }
+  out.set(ADDRESS, addresses);
+  return out;
+}
+
+function buildShared(mesh: Mesh): NodeResources {
+  const out = new Map<string, Map<string, Built>>(
+    [CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG, AUTHORIZATION].map((t) => [
+      t,
+      new Map(),
+    ]),
+  );
+  const put = (t: string, name: string, any: Any): void => {
+    out.get(t)!.set(name, { version: fnv(any.value), any });
+  };
+  for (const s of mesh.services) {
+    for (const p of s.ports) {
+      for (const sub of [undefined, ...s.subsets]) {
+        const name = clusterName(s, p.port, sub?.name);
+        const cla = assignment(mesh, s, p.targetPort, sub?.labels);
+        cla.clusterName = name;
+        put(ENDPOINT, name, anyPack(ClusterLoadAssignmentSchema, cla));
+        put(
+          CLUSTER,
+          name,
+          anyPack(
+            ClusterSchema,
+            create(ClusterSchema, {
+              name,
+              clusterDiscoveryType: { case: "type", value: Cluster_DiscoveryType.EDS },
+              edsClusterConfig: {
+                edsConfig: { configSourceSpecifier: { case: "ads", value: {} } },
+              },
+              metadata: {
+                filterMetadata: {
+                  weft: {
+                    hostname: s.hostname,
+                    subset: sub?.name ?? "",
+                    labels: { ...sub?.labels },
+                  },
+                },
+              },
+            }),
+          ),
+        );
+      }
+      put(LISTENER, listenerName(s, p.port), anyPack(ListenerSchema, listener(s, p)));
+      if (p.protocol !== "TCP") {
+        put(
+          ROUTE,
+          listenerName(s, p.port),
+          anyPack(RouteConfigurationSchema, routeConfig(s, p.port)),
+        );
+      }
+    }
+    for (const pl of s.plugins) {
+      put(EXTENSION_CONFIG, pluginResourceName(s, pl), pluginExtension(s, pl));
+    }
+  }
+  for (const p of mesh.authorizationPolicies) {
+    put(
+      AUTHORIZATION,
+      `${p.namespace}/${p.name}`,
+      anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,75 @@
+/** FilterRefs the translator synthesises: the traffic split of a route table, and the stand-in
+ * for an ECDS config that never came. */
+import type { FilterRef } from "../core/mod.ts";
+import type { ClusterValue } from "./resources/cluster.ts";
+import { FILTER_TYPES } from "./resources/http_filters.ts";
+import type { RouteMatch, RouteRule } from "./resources/route.ts";
+
+/** A filter whose ECDS config never came answers 500 with an empty body (Envoy's
+ * MissingConfigFilter), expressed as a certain abort for weft's fault filter. */
+export function missingConfig(name: string, priority: number): FilterRef {
+  return {
+    name,
+    type: FILTER_TYPES.fault,
+    url: undefined,
+    sha256: undefined,
+    config: {
+      abort: { httpStatus: 500, percentage: { numerator: 100, denominator: "HUNDRED" } },
+    },
+    failPolicy: "FAIL_CLOSE",
+    phase: "UNSPECIFIED",
+    priority,
+  };
+}
+
+/** Routes in the traffic-split plugin's own config shape (plugins/traffic-split README):
+ * ordered routes, first match wins, weighted `{service, subset}` destinations, 404 on no match
+ * (Envoy). */
+export function trafficSplit(
+  rules: readonly RouteRule[],
+  clusters: readonly ClusterValue[],
+  hostname: string,
+  priority: number,
+): FilterRef {
+  const byName = new Map(clusters.map((c) => [c.name, c]));
+  const uri = (m: RouteMatch): Record<string, string> | undefined =>
+    m.path !== undefined
+      ? { exact: m.path }
+      : m.regex !== undefined
+      ? { regex: m.regex }
+      : m.prefix && m.prefix !== "/"
+      ? { prefix: m.prefix }
+      : undefined;
+  return {
+    name: "traffic-split",
+    type: FILTER_TYPES.trafficSplit,
+    url: undefined,
+    sha256: undefined,
+    config: {
+      noMatch: "notFound",
+      routes: rules.map((r, i) => {
+        const u = uri(r.match);
+        const m = {
+          ...(u ? { uri: u } : {}),
+          ...(r.match.headers ? { headers: r.match.headers } : {}),
+          ...(r.match.withoutHeaders ? { withoutHeaders: r.match.withoutHeaders } : {}),
+        };
+        return {
+          name: `route-${i}`,
+          ...(Object.keys(m).length ? { match: [m] } : {}),
+          route: r.clusters.map((c) => {
+            const cv = byName.get(c.cluster);
+            return {
+              service: cv?.hostname ?? hostname,
+              ...(cv?.subset ? { subset: cv.subset } : {}),
+              weight: c.weight,
+            };
+          }),
+        };
+      }),
+    },
+    failPolicy: "FAIL_CLOSE",
+    phase: "UNSPECIFIED",
+    priority,
+  };
+}

@@ -1,0 +1,321 @@
+/** Translation onto core Snapshots: warming order, last-warm listeners, filter mapping. */
+import assert from "node:assert/strict";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { BASE, meshYaml } from "./_test_fixtures.ts";
+import { applyResources, removeResources } from "./apply.ts";
+import { buildNode } from "./control_plane/build.ts";
+import { parseMesh } from "./control_plane/mesh.ts";
+import {
+  HttpConnectionManagerSchema,
+  HTTPFaultSchema,
+  IstioAddressSchema,
+  ListenerSchema,
+  RBACSchema,
+  RouteConfigurationSchema,
+  RouterSchema,
+  TypedExtensionConfigSchema,
+} from "./proto.ts";
+import { FILTER_TYPES } from "./resources/http_filters.ts";
+import { ResourceStore } from "./store.ts";
+import { Translator } from "./translate.ts";
+import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
+
+const SHA = "b".repeat(64);
+const mesh = parseMesh(
+  meshYaml(10).replace(
+    "authorizationPolicies:",
+    `  - name: plug
+    ports: [{ port: 81, protocol: HTTP }]
+    selector: { app: echo }
+    plugins:
+      - { name: late, url: "https://x/late.wasm", phase: STATS, pluginConfig: {} }
+      - { name: hdr, url: "file:///p/hdr.wasm", sha256: "${SHA}", phase: AUTHN, failStrategy: FAIL_OPEN, pluginConfig: { k: 1 } }
+authorizationPolicies:`,
+  ),
+);
+const built = buildNode(mesh, "node-a");
+const put = (store: ResourceStore, t: string, only?: (n: string) => boolean) =>
+  applyResources(
+    store,
+    t,
+    [...built.get(t)!].filter(([n]) => !only || only(n)).map(([, b]) => ({
+      name: undefined,
+      version: b.version,
+      any: b.any,
+    })),
+    () => true,
+  );
+
+Deno.test("translate: a listener is served only once its routes, clusters, endpoints and ECDS are warm", () => {
+  const store = new ResourceStore();
+  const tr = new Translator(BASE);
+  put(store, LISTENER);
+  assert.equal(tr.build(store, "1").services.length, 0);
+  put(store, CLUSTER);
+  assert.deepEqual(tr.build(store, "2").services.map((s) => s.name), [], "EDS still missing");
+  put(store, ENDPOINT);
+  assert.deepEqual(tr.build(store, "3").services.map((s) => s.name), ["db"], "TCP needs no RDS");
+  put(store, ROUTE);
+  assert.deepEqual(
+    tr.build(store, "4").services.map((s) => s.name).sort(),
+    ["db", "echo"],
+    "plug waits for ECDS",
+  );
+  put(store, EXTENSION_CONFIG);
+  const snap = tr.build(store, "5");
+  const plug = snap.services.find((s) => s.name === "plug")!;
+  assert.deepEqual(plug.outboundFilters.map((f) => [f.type, f.url, f.sha256, f.failPolicy]), [
+    [FILTER_TYPES.component, "file:///p/hdr.wasm", SHA, "FAIL_OPEN"],
+    [FILTER_TYPES.component, "https://x/late.wasm", undefined, "FAIL_CLOSE"],
+  ]);
+  assert.deepEqual(plug.outboundFilters[0]!.config, { k: 1 });
+  assert.ok(Object.isFrozen(snap) && Object.isFrozen(snap.services));
+
+  // An update that needs an unknown route keeps the last warm translation serving.
+  removeResources(store, ROUTE, ["echo.default.svc.cluster.local:80"]);
+  const s6 = tr.build(store, "6");
+  assert.ok(s6.services.some((s) => s.name === "echo"), "last warm echo still served");
+  removeResources(store, LISTENER, ["echo.default.svc.cluster.local:80"]);
+  assert.ok(
+    !tr.build(store, "7").services.some((s) => s.name === "echo"),
+    "removed listener is gone",
+  );
+});
+
+Deno.test("translate: inline RBAC becomes the authz filter, order preserved, router ends the chain", () => {
+  const store = new ResourceStore();
+  put(store, CLUSTER);
+  put(store, ENDPOINT);
+  put(store, ROUTE);
+  const hcm = create(HttpConnectionManagerSchema, {
+    routeSpecifier: {
+      case: "rds",
+      value: {
+        routeConfigName: "echo.default.svc.cluster.local:80",
+        configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+      },
+    },
+    httpFilters: [
+      {
+        name: "envoy.filters.http.rbac",
+        configType: {
+          case: "typedConfig",
+          value: anyPack(RBACSchema, create(RBACSchema, { rules: { action: 1, policies: {} } })),
+        },
+      },
+      {
+        name: "envoy.filters.http.router",
+        configType: { case: "typedConfig", value: anyPack(RouterSchema, create(RouterSchema)) },
+      },
+    ],
+  });
+  const l = create(ListenerSchema, {
+    name: "echo.default.svc.cluster.local:80",
+    apiListener: { apiListener: anyPack(HttpConnectionManagerSchema, hcm) },
+  });
+  const r = applyResources(store, LISTENER, [{
+    name: undefined,
+    version: "1",
+    any: anyPack(ListenerSchema, l),
+  }], () => true);
+  assert.deepEqual(r.errors, []);
+  const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
+  assert.deepEqual(echo.outboundFilters.map((f) => f.type), [
+    FILTER_TYPES.authz,
+    FILTER_TYPES.trafficSplit,
+  ]);
+  assert.deepEqual(echo.outboundFilters[0]!.config, { rules: { action: "DENY" } });
+  // Router not last → rejected.
+  hcm.httpFilters.reverse();
+  const bad = applyResources(store, LISTENER, [{
+    name: undefined,
+    version: "2",
+    any: anyPack(
+      ListenerSchema,
+      create(ListenerSchema, {
+        name: l.name,
+        apiListener: { apiListener: anyPack(HttpConnectionManagerSchema, hcm) },
+      }),
+    ),
+  }], () => true);
+  assert.match(bad.errors[0]!, /comes after the router/);
+});
+
+Deno.test("translate: after initial_fetch_timeout a listener serves without what never came", () => {
+  let clock = 0;
+  const store = new ResourceStore();
+  const tr = new Translator(BASE, 100, () => clock);
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) put(store, t);
+  put(store, EXTENSION_CONFIG, (n) => n.endsWith(".late"));
+  assert.ok(!tr.build(store, "1").services.some((s) => s.name === "plug"), "still warming");
+  assert.equal(tr.nextDeadline(), 100);
+  clock = 100;
+  const plug = tr.build(store, "2").services.find((s) => s.name === "plug")!;
+  assert.deepEqual(plug.outboundFilters.map((f) => [f.name, f.type]), [
+    ["extensions.istio.io/wasmplugin/default.hdr", FILTER_TYPES.fault],
+    ["default.late", FILTER_TYPES.component],
+  ]);
+  assert.deepEqual((plug.outboundFilters[0]!.config as { abort: unknown }).abort, {
+    httpStatus: 500,
+    percentage: { numerator: 100, denominator: "HUNDRED" },
+  });
+  assert.equal(tr.nextDeadline(), 100, "still tracked until the config arrives");
+  put(store, EXTENSION_CONFIG);
+  const warm = tr.build(store, "3").services.find((s) => s.name === "plug")!;
+  assert.equal(warm.outboundFilters[0]!.type, FILTER_TYPES.component);
+  assert.equal(tr.nextDeadline(), undefined);
+});
+
+Deno.test("translate: Istio Address services get endpoints from the workloads naming them", () => {
+  const store = new ResourceStore();
+  const ip = (s: string) => new Uint8Array(s.split(".").map(Number));
+  const workload = (name: string, addr: string, node: string, status = 0) =>
+    anyPack(
+      IstioAddressSchema,
+      create(IstioAddressSchema, {
+        type: {
+          case: "workload",
+          value: {
+            uid: `c//Pod/default/${name}`,
+            name,
+            namespace: "default",
+            addresses: [ip(addr)],
+            tunnelProtocol: 1,
+            serviceAccount: "ratings",
+            node,
+            status,
+            capacity: 2,
+            services: {
+              "default/ratings.default.svc.cluster.local": {
+                ports: [{ servicePort: 9080, targetPort: 9080 }],
+              },
+            },
+          },
+        },
+      }),
+    );
+  const service = anyPack(
+    IstioAddressSchema,
+    create(IstioAddressSchema, {
+      type: {
+        case: "service",
+        value: {
+          name: "ratings",
+          namespace: "default",
+          hostname: "ratings.default.svc.cluster.local",
+          addresses: [{ network: "", address: ip("127.10.9.1") }],
+          ports: [{ servicePort: 9080, targetPort: 9080, appProtocol: 1 }],
+        },
+      },
+    }),
+  );
+  const r = applyResources(store, ADDRESS, [
+    { name: undefined, version: "1", any: service },
+    { name: undefined, version: "1", any: workload("r1", "127.0.9.1", "node-a") },
+    { name: undefined, version: "1", any: workload("r2", "127.0.9.2", "node-b") },
+    { name: undefined, version: "1", any: workload("r3", "127.0.9.3", "node-b", 1) },
+  ], () => true);
+  assert.deepEqual(r.errors, []);
+  const snap = new Translator(BASE).build(store, "1");
+  const ratings = snap.services.find((s) => s.name === "ratings")!;
+  assert.deepEqual(ratings.vips, ["127.10.9.1"]);
+  assert.deepEqual(ratings.ports, [{
+    port: 9080,
+    targetPort: 9080,
+    protocol: "HTTP",
+    name: "http-9080",
+  }]);
+  assert.deepEqual(ratings.endpoints.map((e) => [e.address, e.hboneAddress, e.node, e.weight]), [
+    ["127.0.9.1", "127.0.9.1:15008", "node-a", 2],
+    ["127.0.9.2", "127.0.9.2:15008", "node-b", 2],
+  ], "unhealthy r3 is left out");
+  assert.deepEqual(
+    snap.workloads.map((w) => w.name),
+    ["r1"],
+    "only this node's workloads are local",
+  );
+});
+
+Deno.test("translate: an ECDS config of a type the listener does not allow counts as missing", () => {
+  const store = new ResourceStore();
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) put(store, t);
+  put(store, EXTENSION_CONFIG, (n) => n.endsWith(".late"));
+  const rbacAsHdr = anyPack(
+    TypedExtensionConfigSchema,
+    create(TypedExtensionConfigSchema, {
+      name: "extensions.istio.io/wasmplugin/default.hdr",
+      typedConfig: anyPack(RBACSchema, create(RBACSchema)),
+    }),
+  );
+  const r = applyResources(store, EXTENSION_CONFIG, [
+    { name: undefined, version: "x", any: rbacAsHdr },
+  ], () => true);
+  assert.deepEqual(r.errors, []);
+  const snap = new Translator(BASE).build(store, "1");
+  assert.ok(!snap.services.some((s) => s.name === "plug"), "type_urls allow only Wasm");
+});
+
+Deno.test("translate: a per-route filter override (Istio's fault placement) is hoisted", () => {
+  const store = new ResourceStore();
+  for (const t of [LISTENER, CLUSTER, ENDPOINT]) put(store, t);
+  const rc = fromBinary(
+    RouteConfigurationSchema,
+    built.get(ROUTE)!.get("echo.default.svc.cluster.local:80")!.any.value,
+  );
+  rc.virtualHosts[0]!.routes[0]!.typedPerFilterConfig = {
+    "envoy.filters.http.fault": anyPack(
+      HTTPFaultSchema,
+      create(HTTPFaultSchema, {
+        abort: { errorType: { case: "httpStatus", value: 418 }, percentage: { numerator: 100 } },
+      }),
+    ),
+  };
+  applyResources(store, ROUTE, [{
+    name: undefined,
+    version: "1",
+    any: anyPack(RouteConfigurationSchema, rc),
+  }], () => true);
+  const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
+  const fault = echo.outboundFilters.find((f) => f.type === FILTER_TYPES.fault)!;
+  assert.deepEqual(fault.config, { abort: { httpStatus: 418, percentage: { numerator: 100 } } });
+});
+
+Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {
+  const m = parseMesh(`
+workloads: [{ name: r1, address: 127.0.8.1, node: node-a, labels: { app: reviews, version: v1 } }]
+services:
+  - name: reviews
+    ports: [{ port: 9080, protocol: HTTP }]
+    subsets: [{ name: v1, labels: { version: v1 } }]
+    http:
+      - match: [{ uri: { prefix: /reviews }, headers: { End-User: { exact: jason } } }]
+        route: [{ destination: { subset: v1 } }]
+      - route: [{ destination: { subset: v1 }, weight: 1 }]
+`);
+  const b = buildNode(m, "node-a");
+  const store = new ResourceStore();
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {
+    applyResources(
+      store,
+      t,
+      [...b.get(t)!.values()].map((x) => ({ name: undefined, version: x.version, any: x.any })),
+      () => true,
+    );
+  }
+  const svc = new Translator(BASE).build(store, "1").services[0]!;
+  assert.deepEqual(svc.outboundFilters.at(-1)!.config, {
+    noMatch: "notFound",
+    routes: [
+      {
+        name: "route-0",
+        match: [{ uri: { prefix: "/reviews" }, headers: { "end-user": { exact: "jason" } } }],
+        route: [{ service: "reviews.default.svc.cluster.local", subset: "v1", weight: 1 }],
+      },
+      {
+        name: "route-1",
+        route: [{ service: "reviews.default.svc.cluster.local", subset: "v1", weight: 1 }],
+      },
+    ],
+  });
+});
