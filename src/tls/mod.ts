@@ -64,3 +64,4 @@ export {
   verifyClientLeaf,
   verifyServerLeaf,
 } from "./verify.ts";
+export { createCsr, type CsrAndKey, leafFromChain } from "./csr.ts";

@@ -12,3 +12,4 @@ export {
   parseMesh,
   startControlPlane,
 } from "./control_plane/mod.ts";
+export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
