@@ -2,15 +2,16 @@
 import { readFile } from "node:fs/promises";
 import { errorMessage, logger } from "../core/mod.ts";
 import { parseConfigText } from "./config.ts";
-import { DEFAULT_CONFIG_YAML } from "./default_config.ts";
+import { DEFAULT_CONFIG_YAML, XDS_DEFAULT_CONFIG_YAML } from "./default_config.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { out } from "./out.ts";
 
 const USAGE = `weft — a per-node service-mesh proxy
 
 Usage:
-  weft run [--config weft.yaml] [--xds host:port] [--dev]
-                         run the node agent (embedded default config when --config is absent)
+  weft run [--config weft.yaml] [--xds host:port] [--node name] [--dev]
+                         run the node agent (embedded default config when --config is absent;
+                         with --xds alone: config and certificates from the control plane)
   weft validate <weft.yaml>
                          check a config; prints every problem with its path, exit 1 if any
   weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
@@ -40,8 +41,11 @@ export function parseFlags(argv: readonly string[], withValue: readonly string[]
   return f;
 }
 
-export async function loadConfig(path: string | undefined): Promise<WeftConfig | undefined> {
-  let text = DEFAULT_CONFIG_YAML;
+export async function loadConfig(
+  path: string | undefined,
+  opts: { xdsDefault?: boolean; nodeName?: string | undefined } = {},
+): Promise<WeftConfig | undefined> {
+  let text = opts.xdsDefault ? XDS_DEFAULT_CONFIG_YAML : DEFAULT_CONFIG_YAML;
   if (path) {
     try {
       text = await readFile(path, "utf8");
@@ -50,7 +54,7 @@ export async function loadConfig(path: string | undefined): Promise<WeftConfig |
       return undefined;
     }
   }
-  const r = parseConfigText(text);
+  const r = parseConfigText(text, opts.nodeName);
   if (!r.ok) {
     out.err(`Cannot load config ${path ?? "(embedded default)"}: ${r.problems.length} problem(s):`);
     for (const p of r.problems) out.err(`  ${p}`);
@@ -64,15 +68,19 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     switch (cmd) {
       case "run": {
-        const f = parseFlags(rest, ["config", "xds"]);
-        const config = await loadConfig(f.values.get("config"));
+        const f = parseFlags(rest, ["config", "xds", "node"]);
+        const xds = f.values.get("xds");
+        const config = await loadConfig(f.values.get("config"), {
+          xdsDefault: xds !== undefined && !f.values.has("config"),
+          nodeName: f.values.get("node"),
+        });
         if (!config) return 1;
         const { runNodeAgent } = await import("./node_agent.ts");
         return await runNodeAgent({
           config,
           configPath: f.values.get("config"),
           dev: f.switches.has("dev"),
-          xds: f.values.get("xds") ?? config.xds.address,
+          xds: xds ?? config.xds.address,
         });
       }
       case "validate": {

@@ -30,14 +30,18 @@ const TOP = [
   "xds",
 ];
 
-export function parseConfigText(text: string): ValidationResult {
+export function parseConfigText(text: string, nodeName?: string): ValidationResult {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }
-  return validateConfig(raw ?? {});
+  raw ??= {};
+  if (nodeName !== undefined && isObj(raw)) {
+    raw = { ...raw, node: { ...(isObj(raw.node) ? raw.node : {}), name: nodeName } };
+  }
+  return validateConfig(raw);
 }
 
 export function validateConfig(raw: unknown): ValidationResult {
@@ -131,8 +135,17 @@ export function validateConfig(raw: unknown): ValidationResult {
     checkPolicy(c, `authorizationPolicies[${i}]`, p)
   );
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
-  const x = c.obj("xds", r.xds, ["address"]);
+  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity"]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
+  const xds = {
+    address: xdsAddress,
+    mode: c.oneOf("xds.mode", x.mode, ["delta", "sotw"], "delta"),
+    tls: c.bool("xds.tls", x.tls, false),
+    serverIdentity: c.optStr("xds.serverIdentity", x.serverIdentity),
+  };
+  if (xds.tls && ca.mode === "xds") {
+    problems.add("xds.tls", "mTLS to the control plane needs a local CA (ca.mode auto or files)");
+  }
 
   const config: WeftConfig = {
     node,
@@ -162,7 +175,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     workloads,
     services,
     authorizationPolicies: policies,
-    xds: { address: xdsAddress },
+    xds,
   };
   const dsw = node.defaultSourceWorkload;
   if (dsw && !workloads.some((w) => w.name === dsw || `${w.namespace}/${w.name}` === dsw)) {
@@ -174,7 +187,7 @@ export function validateConfig(raw: unknown): ValidationResult {
 
 function checkCa(c: Checker, v: unknown): WeftConfig["ca"] {
   const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile"]);
-  const mode = c.oneOf("ca.mode", o.mode, ["auto", "files"], "auto");
+  const mode = c.oneOf("ca.mode", o.mode, ["auto", "files", "xds"], "auto");
   const ca = {
     mode,
     stateDir: c.str("ca.stateDir", o.stateDir, ".weft/ca"),

@@ -2,7 +2,9 @@
 import type { AuthorizationPolicy, Limits, Subset, Timeouts, Workload } from "../core/mod.ts";
 
 export interface CaConfig {
-  readonly mode: "auto" | "files";
+  /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
+   * the control plane's CA service (no CA key on the node). */
+  readonly mode: "auto" | "files" | "xds";
   /** auto: where the dev CA is generated and kept. */
   readonly stateDir: string;
   /** files: PEM root certificate and key. */
@@ -89,5 +91,13 @@ export interface WeftConfig {
   readonly services: readonly ServiceConfig[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   /** xDS control plane address; when set, workloads/services/policies come from it. */
-  readonly xds: { readonly address: string | undefined };
+  readonly xds: {
+    readonly address: string | undefined;
+    /** "delta" (default, as ztunnel) or "sotw". */
+    readonly mode: "delta" | "sotw";
+    /** mTLS to the control plane (needs a local CA: ca.mode auto or files). */
+    readonly tls: boolean;
+    /** The SPIFFE id the control plane must present over mTLS. */
+    readonly serverIdentity: string | undefined;
+  };
 }

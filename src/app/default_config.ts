@@ -29,3 +29,13 @@ services:
         serviceAccount: local-app
         address: 127.0.1.1
 `;
+
+/** `weft run --xds host:port` without --config: everything (workloads, services, policies and
+ * certificates) comes from the control plane; --node names this node's view. */
+export const XDS_DEFAULT_CONFIG_YAML = `
+node:
+  name: weft-local
+  trustDomain: cluster.local
+ca:
+  mode: xds
+`;

@@ -8,6 +8,9 @@ import { basename, dirname } from "node:path";
 import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
+import type { LeafIssuer } from "../tls/mod.ts";
+import { RemoteCa, XdsClient } from "../xds/mod.ts";
+import { controlPlaneIdentity } from "./control_plane_cmd.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
 import type { WeftConfig } from "./config_types.ts";
@@ -49,13 +52,20 @@ export class NodeAgent {
     readonly l7: L7Wiring,
   ) {}
 
+  private xdsClient: XdsClient | undefined;
+
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
-    const ca = await openCa(
-      cfg.ca.mode === "auto"
-        ? { mode: "auto", stateDir: cfg.ca.stateDir }
-        : { mode: "files", certPath: cfg.ca.certFile!, keyPath: cfg.ca.keyFile! },
-    );
+    if (cfg.ca.mode === "xds" && !opts.xds) {
+      throw new Error("Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)");
+    }
+    const ca: LeafIssuer = cfg.ca.mode === "xds"
+      ? new RemoteCa({ address: opts.xds! })
+      : await openCa(
+        cfg.ca.mode === "auto"
+          ? { mode: "auto", stateDir: cfg.ca.stateDir }
+          : { mode: "files", certPath: cfg.ca.certFile!, keyPath: cfg.ca.keyFile! },
+      );
     const identity = new WorkloadIdentityManager({
       ca,
       trustDomain: cfg.node.trustDomain,
@@ -79,7 +89,8 @@ export class NodeAgent {
       throw err;
     }
     agent.installSignals();
-    if (opts.configPath) agent.watchConfig(opts.configPath);
+    if (opts.xds) await agent.startXds(opts.xds, ca);
+    else if (opts.configPath) agent.watchConfig(opts.configPath);
     log.info("ready", {
       node: cfg.node.name,
       admin: agent.servers[0]?.port
@@ -106,6 +117,42 @@ export class NodeAgent {
     this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
   }
 
+  /** Configuration from a control plane: every applied xDS response is one snapshot swap. */
+  private async startXds(address: string, ca: LeafIssuer): Promise<void> {
+    const cfg = this.config;
+    const base = snapshotFromConfig(cfg, this.l7.chainsFor);
+    let tls;
+    if (cfg.xds.tls) {
+      const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
+      const leaf = await ca.issueLeaf(agentId);
+      tls = { rootsPem: leaf.rootsPem, certChainPem: leaf.chainPem, keyPem: leaf.keyPem };
+    }
+    const client = new XdsClient({
+      server: address,
+      nodeId: cfg.node.name,
+      nodeMetadata: { NAME: cfg.node.name },
+      mode: cfg.xds.mode,
+      base: {
+        node: base.node,
+        rootNamespace: base.rootNamespace,
+        outboundTrafficPolicy: base.outboundTrafficPolicy,
+        timeouts: base.timeouts,
+        limits: base.limits,
+        capture: base.capture,
+      },
+      ...(tls ? { tls, serverIdentity: cfg.xds.serverIdentity ?? controlPlaneIdentity(cfg.node.trustDomain) } : {}),
+    });
+    this.xdsClient = client;
+    let chain = Promise.resolve();
+    client.onSnapshot((snap) => {
+      chain = chain.then(() => this.apply(snap)).catch((err) =>
+        log.error("snapshot not applied; the last good one keeps serving", { error: errorMessage(err) })
+      );
+    });
+    client.start();
+    log.info("xds started", { server: address, mode: cfg.xds.mode, tls: tls !== undefined });
+  }
+
   private installSignals(): void {
     for (const sig of ["SIGTERM", "SIGINT"] as const) {
       this.cleanups.push(onSignal(sig, () => this.quit(sig)));
@@ -114,6 +161,8 @@ export class NodeAgent {
 
   /** Apply a new snapshot (from xDS or a config edit); the data path swaps it atomically. */
   async apply(snapshot: Snapshot): Promise<void> {
+    // Certificates first, so the HBONE listeners of new local workloads can present them.
+    await Promise.all(snapshot.workloads.map((w) => this.identity.material(w.identity)));
     const prepared = await this.l7.prepare(snapshot);
     await this.proxy.update(prepared);
     log.info("snapshot applied", { version: snapshot.version });
@@ -157,6 +206,7 @@ export class NodeAgent {
 
   private async shutdown(drainMs: number): Promise<void> {
     for (const c of this.cleanups) c();
+    await this.xdsClient?.close();
     await this.proxy.drain(drainMs);
     await Promise.all(this.servers.map((s) => s.close()));
     this.servers = [];
@@ -171,6 +221,7 @@ export class NodeAgent {
       readiness: () => {
         const waiting: string[] = [];
         if (!this.proxy.ready) waiting.push("listeners");
+        if (this.xdsClient && !this.xdsClient.synced) waiting.push("xds");
         const certs = this.identity.certificates();
         if (
           this.config.workloads.some((w) =>
@@ -201,6 +252,9 @@ export class NodeAgent {
       certificates: this.identity.certificates(),
       connections: this.proxy.connections(200),
       proxy: this.proxy.stats(),
+      xds: this.xdsClient
+        ? { connected: this.xdsClient.connected, synced: this.xdsClient.synced, streams: this.xdsClient.streams }
+        : undefined,
       filters: this.l7.summary(),
       config: this.config,
       metricsFamilies: metrics.render().split("\n").filter((l) => l.startsWith("# TYPE")).length,
