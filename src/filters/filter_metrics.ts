@@ -20,7 +20,7 @@ export const filterMetrics: FilterMetrics = {
   ),
   duration: metrics.histogram(
     "weft_filter_duration_seconds",
-    "Filter hook call latency.",
+    "Filter hook call latency, sampled (1 call in 8).",
     ["filter", "phase"],
     BUCKETS,
   ),

@@ -1,1 +1,44 @@
-/** placeholder: see ARCHITECTURE.md */
+/**
+ * The L7 filter host: loads WebAssembly component filters (`weft:filter@0.1.0`, wasm/) with jco,
+ * sandboxes them (time budget, memory cap), pools instances, applies fail policies, hot-reloads
+ * generations, and maps FilterRef.type to implementations (registry). Also the plugin build and
+ * scaffolding used by the CLI.
+ * May import: src/core (through core/mod.ts) only.
+ */
+export {
+  COMPONENT_TYPE,
+  componentFactory,
+  defaultRegistry,
+  fetchModule,
+  FilterRegistry,
+} from "./registry.ts";
+export type { FilterFactory } from "./registry.ts";
+export { FilterHost, ManagedFilter } from "./filter_host.ts";
+export type { ReloadResult } from "./filter_host.ts";
+export { watchFilters } from "./watcher.ts";
+export type { FilterWatcher, WatchEvent } from "./watcher.ts";
+export { ComponentFilter, DEFAULT_SANDBOX } from "./component/component_filter.ts";
+export type { SandboxOptions } from "./component/component_filter.ts";
+export { loadComponent } from "./component/component_loader.ts";
+export type { LoadedComponent } from "./component/component_loader.ts";
+export { filterMetrics } from "./filter_metrics.ts";
+export {
+  DEFAULT_FUEL,
+  instrumentModule,
+  SANDBOX_CHECK_NAME,
+  SANDBOX_IMPORT_MODULE,
+} from "./sandbox/instrument.ts";
+export type { InstrumentOptions } from "./sandbox/instrument.ts";
+export { buildPlugin, componentize, readManifest } from "./plugin_build.ts";
+export type { BuiltPlugin, PluginManifest } from "./plugin_build.ts";
+export {
+  createProxyWasmFilter,
+  fromWasmPlugin,
+  PROXY_WASM_TYPE,
+  proxyWasmFactory,
+  ProxyWasmFilter,
+  registerProxyWasm,
+} from "./proxy_wasm/mod.ts";
+export type { ProxyWasmHostOptions, WasmPluginSpec } from "./proxy_wasm/mod.ts";
+export { scaffoldPlugin } from "./scaffold.ts";
+export type { PluginLang } from "./scaffold.ts";

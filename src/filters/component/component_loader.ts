@@ -32,11 +32,18 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export async function loadComponent(bytes: Uint8Array, opts: LoadOptions): Promise<LoadedComponent> {
+export async function loadComponent(
+  bytes: Uint8Array,
+  opts: LoadOptions,
+): Promise<LoadedComponent> {
   const sha256 = await sha256Hex(bytes);
   let files: Record<string, Uint8Array>;
   try {
-    ({ files } = await transpileBytes(bytes, { name: NAME, instantiation: "async", noTypescript: true } as never));
+    ({ files } = await transpileBytes(bytes, {
+      name: NAME,
+      instantiation: "async",
+      emitTypescriptDeclarations: false,
+    }));
   } catch (e) {
     throw new WeftError("filter_load", `Cannot load filter component: ${(e as Error).message}`, {
       cause: e,
@@ -52,7 +59,11 @@ export async function loadComponent(bytes: Uint8Array, opts: LoadOptions): Promi
   const main = modules.get(`${NAME}.core.wasm`);
   if (!main) throw new WeftError("filter_load", "Cannot load filter component: no core module");
   if ((opts.binding ?? "auto") === "auto" && isDirectEligible(main)) {
-    return { binding: "direct", sha256, instantiate: (b) => Promise.resolve(instantiateDirect(main, b)) };
+    return {
+      binding: "direct",
+      sha256,
+      instantiate: (b) => Promise.resolve(instantiateDirect(main, b)),
+    };
   }
   const js = files[`${NAME}.js`];
   if (!js) throw new WeftError("filter_load", "Cannot load filter component: jco produced no JS");

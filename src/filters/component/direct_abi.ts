@@ -35,15 +35,39 @@ export function isDirectEligible(module: WebAssembly.Module): boolean {
 }
 
 export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge): Guest {
+  // Bound after instantiation (the imports below close over them before the instance exists).
+  // deno-lint-ignore prefer-const
   let memory: WebAssembly.Memory | undefined;
+  // deno-lint-ignore prefer-const
   let realloc: Realloc | undefined;
   const mem = (): WebAssembly.Memory => memory!;
+  // Short ASCII strings (header names, property names) decode faster by hand than through
+  // TextDecoder's per-call setup; anything else goes to TextDecoder.
   const str = (ptr: number, len: number): string => {
     if (len === 0) return "";
-    return dec.decode(new Uint8Array(mem().buffer, ptr, len));
+    const u8 = new Uint8Array(mem().buffer, ptr, len);
+    if (len > 48) return dec.decode(u8);
+    let s = "";
+    for (let i = 0; i < len; i++) {
+      const c = u8[i]!;
+      if (c >= 0x80) return dec.decode(u8);
+      s += String.fromCharCode(c);
+    }
+    return s;
   };
   /** Lowers a string into guest memory; returns [ptr, len]. */
   const lower = (s: string): [number, number] => {
+    if (s.length <= 48) {
+      const ptr = realloc!(0, 0, 1, s.length);
+      const u8 = new Uint8Array(mem().buffer, ptr, s.length);
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        u8[i] = c;
+      }
+      if (i === s.length) return [ptr, s.length];
+    }
     const max = s.length * 3;
     const ptr = realloc!(0, 0, 1, max);
     const { written } = enc.encodeInto(s, new Uint8Array(mem().buffer, ptr, max));
@@ -71,15 +95,18 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
       bridge.setHeader(which(w), str(np, nl), str(vp, vl)),
     "add-header": (w: number, np: number, nl: number, vp: number, vl: number) =>
       bridge.addHeader(which(w), str(np, nl), str(vp, vl)),
-    "remove-header": (w: number, np: number, nl: number) => bridge.removeHeader(which(w), str(np, nl)),
+    "remove-header": (w: number, np: number, nl: number) =>
+      bridge.removeHeader(which(w), str(np, nl)),
     "get-headers": (w: number, ret: number) => {
       const [p, l] = lower(bridge.getHeaders(which(w)));
       const dv = new DataView(mem().buffer);
       dv.setUint32(ret, p, true);
       dv.setUint32(ret + 4, l, true);
     },
-    "get-property": (np: number, nl: number, ret: number) => writeOption(ret, bridge.getProperty(str(np, nl))),
-    "set-state": (kp: number, kl: number, vp: number, vl: number) => bridge.setState(str(kp, kl), str(vp, vl)),
+    "get-property": (np: number, nl: number, ret: number) =>
+      writeOption(ret, bridge.getProperty(str(np, nl))),
+    "set-state": (kp: number, kl: number, vp: number, vl: number) =>
+      bridge.setState(str(kp, kl), str(vp, vl)),
     "log": (level: number, mp: number, ml: number) => bridge.log(level, str(mp, ml)),
     "counter-add": (np: number, nl: number, delta: bigint) => bridge.counterAdd(str(np, nl), delta),
     "now-ns": () => bridge.nowNs(),
@@ -96,8 +123,16 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
   const configureFn = ex[`${HANDLER_EXPORT}#configure`] as (p: number, l: number) => number;
   const onReq = ex[`${HANDLER_EXPORT}#on-request-headers`] as () => number;
   const onRes = ex[`${HANDLER_EXPORT}#on-response-headers`] as () => number;
-  const postReq = ex[`cabi_post_${HANDLER_EXPORT}#on-request-headers`] as (() => void) | undefined;
-  const postRes = ex[`cabi_post_${HANDLER_EXPORT}#on-response-headers`] as (() => void) | undefined;
+  const postReq = ex[`cabi_post_${HANDLER_EXPORT}#on-request-headers`] as
+    | ((ret: number) => void)
+    | undefined;
+  const postRes = ex[`cabi_post_${HANDLER_EXPORT}#on-response-headers`] as
+    | ((ret: number) => void)
+    | undefined;
+  // Post-return functions take the export's return pointer (canonical ABI).
+  const postCfg = ex[`cabi_post_${HANDLER_EXPORT}#configure`] as
+    | ((ret: number) => void)
+    | undefined;
 
   const liftAction = (ret: number): FilterDecision => {
     const dv = new DataView(mem().buffer);
@@ -144,17 +179,22 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
       new Uint8Array(mem().buffer, ptr, config.length).set(config);
       const ret = configureFn(ptr, config.length);
       const dv = new DataView(mem().buffer);
-      if (dv.getUint8(ret) === 0) return undefined;
-      return str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true)) || "configure failed";
+      const err = dv.getUint8(ret) === 0
+        ? undefined
+        : str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true)) || "configure failed";
+      postCfg?.(ret);
+      return err;
     },
     onRequestHeaders(): FilterDecision {
-      const d = liftAction(onReq());
-      postReq?.();
+      const ret = onReq();
+      const d = liftAction(ret);
+      postReq?.(ret);
       return d;
     },
     onResponseHeaders(): FilterDecision {
-      const d = liftAction(onRes());
-      postRes?.();
+      const ret = onRes();
+      const d = liftAction(ret);
+      postRes?.(ret);
       return d;
     },
     memoryBytes: () => mem().buffer.byteLength,

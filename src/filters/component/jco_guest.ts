@@ -59,7 +59,12 @@ function liftAction(v: unknown): FilterDecision {
     case "continue":
       return continueDecision();
     case "respond": {
-      const r = a.val as { status: number; headers: [string, string][]; body: Uint8Array; details: string };
+      const r = a.val as {
+        status: number;
+        headers: [string, string][];
+        body: Uint8Array;
+        details: string;
+      };
       return respondDecision(r.status, r.headers, Uint8Array.from(r.body), r.details);
     }
     case "delay":
@@ -94,7 +99,9 @@ export async function instantiateJco(
       return Promise.resolve(inst);
     },
   );
-  const handler = (exports.handler ?? exports["weft:filter/handler@0.1.0"]) as JcoHandler | undefined;
+  const handler = (exports.handler ?? exports["weft:filter/handler@0.1.0"]) as
+    | JcoHandler
+    | undefined;
   if (!handler) throw new BadOutput("component does not export weft:filter/handler@0.1.0");
   return {
     configure(config: Uint8Array): string | undefined {

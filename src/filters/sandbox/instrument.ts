@@ -66,12 +66,15 @@ export function instrumentModule(
   };
   const out: Section[] = [];
   const put = (id: number, body: Uint8Array): void => {
-    // Keep known sections in their canonical order (custom sections stay where they were).
+    // Known sections keep their canonical order; custom sections stay where they were.
     const order = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
     const rank = order.indexOf(id);
-    let i = out.length;
-    while (i > 0 && out[i - 1]!.id !== 0 && order.indexOf(out[i - 1]!.id) > rank) i--;
-    out.splice(i, 0, { id, body });
+    let at = out.findIndex((s) => s.id !== 0 && order.indexOf(s.id) > rank);
+    if (at < 0) {
+      const lastKnown = out.findLastIndex((s) => s.id !== 0);
+      at = lastKnown + 1;
+    }
+    out.splice(at, 0, { id, body });
   };
   for (const s of sections) out.push(s);
   replaceOrAdd(out, 1, appendEntry(out, 1, Uint8Array.of(0x60, 0x00, 0x01, 0x7f)), put);

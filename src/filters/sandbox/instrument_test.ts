@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { parse } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { DEFAULT_FUEL, instrumentModule } from "./instrument.ts";
 
+// Warm wasm-tools (it starts async file reads at import) before the sanitized tests run.
+await parse("(module)");
+
 class Deadline extends Error {}
 
 /** Instantiates `bytes` instrumented, with a check that traps after `maxChecks` refills. */
@@ -115,4 +118,21 @@ Deno.test("SIMD, bulk memory and sat-trunc immediates are walked correctly", asy
       (i8x16.extract_lane_u 15 (v128.load offset=16 (i32.const 0)))
       (i32.add)))`);
   assert.equal((exports.f as () => number)(), 5);
+});
+
+Deno.test("sections the rewriter adds land in canonical order before trailing custom sections", async () => {
+  // No imports, no globals, a trailing custom section: the new sections must be placed in order.
+  const base = await parse(
+    `(module (table 1 funcref) (func (export "f") (result i32) (i32.const 1)))`,
+  );
+  const custom = Uint8Array.of(0x00, 0x04, 0x03, 0x61, 0x62, 0x63);
+  const withCustom = new Uint8Array(base.length + custom.length);
+  withCustom.set(base);
+  withCustom.set(custom, base.length);
+  const out = instrumentModule(withCustom);
+  assert.ok(WebAssembly.validate(out));
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(out), {
+    "weft:sandbox": { check: () => 1 },
+  });
+  assert.equal((inst.exports.f as () => number)(), 1);
 });

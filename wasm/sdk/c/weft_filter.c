@@ -62,6 +62,26 @@ static void hook_enter(void) {
   heap_top = heap_mark;
 }
 
+/* libc pieces clang may call; with -mbulk-memory copies and fills lower to memory.copy/fill. */
+__attribute__((weak)) void *memcpy(void *d, const void *s, size_t n) {
+  __builtin_memcpy(d, s, n);
+  return d;
+}
+__attribute__((weak)) void *memmove(void *d, const void *s, size_t n) {
+  __builtin_memmove(d, s, n);
+  return d;
+}
+__attribute__((weak)) void *memset(void *d, int c, size_t n) {
+  __builtin_memset(d, c, n);
+  return d;
+}
+__attribute__((weak)) int memcmp(const void *a, const void *b, size_t n) {
+  const unsigned char *x = a, *y = b;
+  for (size_t i = 0; i < n; i++)
+    if (x[i] != y[i]) return x[i] - y[i];
+  return 0;
+}
+
 size_t weft_strlen(const char *s) {
   size_t n = 0;
   while (s[n]) n++;

@@ -1,0 +1,93 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task bench:l7`: req/s and p50/p99 of small HTTP requests (wrk -t2 -c32) through
+ * (a) nginx as a reverse proxy and (b) weft's HTTP proxy with 3 component filters, both in front
+ * of the same nginx upstream, in the same run. Loopback only, bounded duration.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import net from "node:net";
+
+const DURATION = Deno.env.get("L7_BENCH_SECONDS") ?? "5";
+
+function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+async function wrk(url: string): Promise<{ rps: number; p50: string; p99: string }> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t2", "-c32", `-d${DURATION}s`, "--latency", url],
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? 0);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(text)?.[1] ?? "?";
+  const p99 = /^\s+99%\s+(\S+)/m.exec(text)?.[1] ?? "?";
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(text)?.[0];
+  if (errors) console.error(`  wrk ${url}: ${errors}`);
+  return { rps, p50, p99 };
+}
+
+const dir = mkdtempSync(join(tmpdir(), "weft-l7-bench-"));
+const [upPort, nginxProxyPort] = [await freePort(), await freePort()];
+writeFileSync(
+  join(dir, "nginx.conf"),
+  `
+worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
+  server { listen 127.0.0.1:${upPort}; location / { return 200 "ok\\n"; } }
+  server { listen 127.0.0.1:${nginxProxyPort};
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}`,
+);
+const nginx = new Deno.Command("nginx", {
+  args: ["-c", join(dir, "nginx.conf"), "-p", dir],
+  stderr: "null",
+}).spawn();
+const weft = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    new URL("./l7_proxy_server.ts", import.meta.url).pathname,
+    "--upstream",
+    `127.0.0.1:${upPort}`,
+    ...Deno.args,
+  ],
+  stdout: "piped",
+}).spawn();
+try {
+  const reader = weft.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) line += (await reader.read()).value ?? "";
+  const weftPort = JSON.parse(line.split("\n")[0]!).port as number;
+  void reader.cancel();
+  for (let i = 0; i < 50; i++) { // wait for nginx's listener
+    const ok = await fetch(`http://127.0.0.1:${nginxProxyPort}/`).then((r) => r.text()).then(
+      () => true,
+      () => false,
+    );
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await wrk(`http://127.0.0.1:${weftPort}/warmup`);
+  const n = await wrk(`http://127.0.0.1:${nginxProxyPort}/hello`);
+  const w = await wrk(`http://127.0.0.1:${weftPort}/hello`);
+  console.log(`nginx reverse proxy: ${n.rps.toFixed(0)} req/s p50 ${n.p50} p99 ${n.p99}`);
+  console.log(
+    `weft http proxy + 3 component filters: ${w.rps.toFixed(0)} req/s p50 ${w.p50} p99 ${w.p99}`,
+  );
+  console.log(`ratio weft/nginx: ${(w.rps / n.rps).toFixed(2)}`);
+} finally {
+  weft.kill("SIGTERM");
+  await weft.status;
+  nginx.kill("SIGTERM");
+  await nginx.status;
+}

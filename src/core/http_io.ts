@@ -1,0 +1,82 @@
+/** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection and replay. */
+import Stream, { type Duplex } from "node:stream";
+import { Buffer } from "node:buffer";
+import type { LocalResponse } from "./filter_api.ts";
+import { type ByteReader, serializeHead } from "./http1_codec.ts";
+import { H2_PREFACE } from "./http2_downstream.ts";
+
+export function replayDuplex(inner: Duplex, head: Buffer): Duplex {
+  const d = new Stream.Duplex({
+    read(): void {
+      inner.resume();
+    },
+    write(chunk: Buffer, _enc, cb): void {
+      if (inner.write(chunk)) cb();
+      else inner.once("drain", () => cb());
+    },
+    final(cb): void {
+      inner.end();
+      cb();
+    },
+    destroy(err, cb): void {
+      inner.destroy();
+      cb(err);
+    },
+  });
+  if (head.length) d.push(head);
+  inner.on("data", (c: Buffer) => {
+    if (!d.push(c)) inner.pause();
+  });
+  inner.on("end", () => d.push(null));
+  inner.on("error", (e: Error) => d.destroy(e));
+  inner.on("close", () => d.destroy());
+  return d;
+}
+
+/** Reads just enough to tell an HTTP/2 connection preface from an HTTP/1.1 request line. */
+export async function isH2(reader: ByteReader): Promise<boolean> {
+  for (let n = 1;;) {
+    const buf = await reader.peek(n);
+    const k = Math.min(buf.length, H2_PREFACE.length);
+    if (buf.subarray(0, k).toString("latin1") !== H2_PREFACE.slice(0, k)) return false;
+    if (k >= H2_PREFACE.length) return true;
+    if (buf.length < n) return false; // the stream ended
+    n = buf.length + 1;
+  }
+}
+
+export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<void> {
+  if (s.write(b)) return true;
+  return new Promise((r) => {
+    const done = (): void => {
+      s.off("drain", done);
+      s.off("close", done);
+      r();
+    };
+    s.on("drain", done);
+    s.on("close", done);
+  });
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  403: "Forbidden",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+};
+
+/** Writes a local response; returns whether the connection may stay open. */
+export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): boolean {
+  const body = typeof r.body === "string" ? Buffer.from(r.body) : Buffer.from(r.body);
+  const headers: [string, string][] = r.headers.map(([k, v]) => [k, v]);
+  if (r.grpcStatus !== undefined) {
+    headers.push(["content-type", "application/grpc"], ["grpc-status", String(r.grpcStatus)]);
+  }
+  headers.push(["content-length", String(body.length)]);
+  if (!keepAlive) headers.push(["connection", "close"]);
+  if (down.destroyed) return false;
+  const head = serializeHead(`HTTP/1.1 ${r.status} ${REASONS[r.status] ?? "Local"}`, headers);
+  down.write(body.length ? Buffer.concat([head, body]) : head);
+  return keepAlive;
+}

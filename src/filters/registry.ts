@@ -1,0 +1,94 @@
+/**
+ * Maps `FilterRef.type` to an implementation. `weft.component` (WIT components, this folder) is
+ * built in; other hosts register theirs (`weft.proxy_wasm`). A type nobody registered but whose
+ * ref has a `.wasm` url is a first-party plugin: a component loaded from that url.
+ */
+import type { FilterRef, HttpFilter } from "../core/mod.ts";
+import { WeftError } from "../core/mod.ts";
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { loadComponent, sha256Hex } from "./component/component_loader.ts";
+import {
+  ComponentFilter,
+  DEFAULT_SANDBOX,
+  type SandboxOptions,
+} from "./component/component_filter.ts";
+
+export const COMPONENT_TYPE = "weft.component";
+
+/** Builds one configured generation of a filter; throws WeftError when the module or config is bad. */
+export interface FilterFactory {
+  create(ref: FilterRef, bytes: Uint8Array): Promise<HttpFilter>;
+}
+
+export class FilterRegistry {
+  private readonly factories = new Map<string, FilterFactory>();
+
+  register(type: string, factory: FilterFactory): void {
+    this.factories.set(type, factory);
+  }
+
+  types(): string[] {
+    return [...this.factories.keys()];
+  }
+
+  factoryFor(ref: FilterRef): FilterFactory {
+    const f = this.factories.get(ref.type) ??
+      (ref.url?.endsWith(".wasm") ? this.factories.get(COMPONENT_TYPE) : undefined);
+    if (!f) {
+      throw new WeftError(
+        "filter_unknown_type",
+        `Cannot load filter ${ref.name}: no implementation for type "${ref.type}"`,
+        {
+          hint: `known types: ${this.types().join(", ")}`,
+        },
+      );
+    }
+    return f;
+  }
+}
+
+export function componentFactory(sandbox: SandboxOptions = DEFAULT_SANDBOX): FilterFactory {
+  return {
+    async create(ref: FilterRef, bytes: Uint8Array): Promise<HttpFilter> {
+      const c = await loadComponent(bytes, { maxMemoryBytes: sandbox.maxMemoryBytes });
+      return await ComponentFilter.create(ref.name, ref.failPolicy, c, ref.config, sandbox);
+    },
+  };
+}
+
+export function defaultRegistry(sandbox: SandboxOptions = DEFAULT_SANDBOX): FilterRegistry {
+  const r = new FilterRegistry();
+  r.register(COMPONENT_TYPE, componentFactory(sandbox));
+  return r;
+}
+
+/** Local path of a ref's url (file:// URL or plain path); undefined for remote urls. */
+export function localPath(url: string): string | undefined {
+  if (url.startsWith("file://")) return fileURLToPath(url);
+  if (/^[a-z]+:\/\//i.test(url)) return undefined;
+  return url;
+}
+
+/** Reads a ref's module bytes and checks its sha256 when the ref pins one. */
+export async function fetchModule(ref: FilterRef): Promise<Uint8Array> {
+  if (!ref.url) throw new WeftError("filter_fetch", `Cannot load filter ${ref.name}: no url`);
+  let bytes: Uint8Array;
+  try {
+    const p = localPath(ref.url);
+    bytes = p !== undefined
+      ? await readFile(p)
+      : new Uint8Array(await (await fetch(ref.url)).arrayBuffer());
+  } catch (e) {
+    throw new WeftError("filter_fetch", `Cannot load filter ${ref.name}: cannot read ${ref.url}`, {
+      cause: e,
+    });
+  }
+  if (ref.sha256 && (await sha256Hex(bytes)) !== ref.sha256.toLowerCase()) {
+    throw new WeftError(
+      "filter_sha256",
+      `Cannot load filter ${ref.name}: sha256 of ${ref.url} does not match`,
+    );
+  }
+  return bytes;
+}
