@@ -44,7 +44,8 @@ Deno.test("xds: nodes configured and certified by the control plane; a mesh edit
     const address = String(cp.ready.address);
     for (const name of ["node-a", "node-b"]) {
       const cfgPath = join(dir, `${name}.yaml`);
-      await Deno.writeTextFile(cfgPath, stringify({ node: { name }, ca: { mode: "xds" }, listeners: LISTENERS, xds: { address } }));
+      const listeners = { ...LISTENERS, captureServiceVips: name === "node-a" };
+      await Deno.writeTextFile(cfgPath, stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address } }));
       procs.push(await startWeft(["run", "--config", cfgPath]));
     }
     const [, a, b] = procs as [WeftProc, WeftProc, WeftProc];

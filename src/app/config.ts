@@ -94,6 +94,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     "readiness",
     "socks5",
     "inboundPlaintextPort",
+    "captureServiceVips",
   ]);
   const listeners = {
     admin: addr(c, "listeners.admin", l.admin, "127.0.0.1:15000"),
@@ -109,6 +110,7 @@ export function validateConfig(raw: unknown): ValidationResult {
       0,
       65535,
     ),
+    captureServiceVips: c.bool("listeners.captureServiceVips", l.captureServiceVips, true),
   };
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);

@@ -20,6 +20,9 @@ export interface ListenersConfig {
   readonly socks5: string;
   /** 0 = disabled. */
   readonly inboundPlaintextPort: number;
+  /** Bind a listener on every service VIP:port (outbound capture). Several nodes on one laptop
+   * share the loopback: only the nodes whose workloads call services should capture. */
+  readonly captureServiceVips: boolean;
 }
 
 export interface EndpointConfig {

@@ -57,7 +57,7 @@ export function snapshotFromConfig(
       socks5: cfg.listeners.socks5,
       inboundPlaintextPort: cfg.listeners.inboundPlaintextPort,
       defaultSourceWorkload: cfg.node.defaultSourceWorkload,
-      serviceVips: true,
+      serviceVips: cfg.listeners.captureServiceVips,
     },
   });
 }
