@@ -112,7 +112,7 @@ Deno.test("certs: a server presenting another identity than the destination's is
     ALPNProtocols: ["h2"],
   });
   let streams = 0;
-  server.on("stream", (s) => {
+  server.on("stream", (s: http2.ServerHttp2Stream) => {
     streams++;
     s.respond({ ":status": 200 });
   });

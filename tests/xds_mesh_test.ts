@@ -50,27 +50,46 @@ Deno.test("xds: nodes configured and certified by the control plane; a mesh edit
     }
     const [, a, b] = procs as [WeftProc, WeftProc, WeftProc];
     const readyUrl = (p: WeftProc) => `http://${p.ready.readiness}/healthz/ready`;
+    const status = async (url: string): Promise<number> => {
+      try {
+        const r = await fetch(url);
+        await r.body?.cancel();
+        return r.status;
+      } catch {
+        return 0;
+      }
+    };
     const dial = () =>
       new Promise<Socket>((resolve, reject) => {
         const deadline = Date.now() + 15_000;
         const attempt = () => {
           const s = connect({ host: ip(100), port: 80, localAddress: ip(2) });
-          s.once("connect", () => resolve(s));
-          s.once("error", (e) => Date.now() < deadline ? setTimeout(attempt, 100) : reject(e));
+          const retry = (e: Error) => Date.now() < deadline ? setTimeout(attempt, 100) : reject(e);
+          s.once("error", retry);
+          s.once("connect", () => {
+            s.off("error", retry);
+            s.on("error", () => {});
+            resolve(s);
+          });
         };
         attempt();
       });
     // Both nodes converge: ready once every xDS type was answered and certificates exist.
     for (const p of [a, b]) {
       const deadline = Date.now() + 20_000;
-      while ((await fetch(readyUrl(p)).then((r) => r.status).catch(() => 0)) !== 200) {
+      while ((await status(readyUrl(p))) !== 200) {
         assert(Date.now() < deadline, "node never became ready");
         await new Promise((r) => setTimeout(r, 100));
       }
     }
     const s = await dial();
     const data = new TextEncoder().encode("via xds");
-    assertEquals(await roundTrip(s, data), data);
+    try {
+      assertEquals(await roundTrip(s, data), data);
+    } catch (e) {
+      for (const p of [a, b]) for (const l of p.lines.slice(-6)) console.error(JSON.stringify(l).slice(0, 600));
+      throw e;
+    }
     const dump = await (await fetch(`http://${b.ready.admin}/config_dump`)).json();
     assertEquals(dump.certificates[0].identity, "spiffe://cluster.local/ns/default/sa/echo");
     // Live policy change: deny the client; the open connection is closed, new ones refused.
@@ -85,7 +104,7 @@ Deno.test("xds: nodes configured and certified by the control plane; a mesh edit
     const s3 = await dial();
     s3.write("y");
     await closed(s3);
-    assertEquals(await fetch(readyUrl(b)).then((r) => r.status), 200);
+    assertEquals(await status(readyUrl(b)), 200);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await echo.close();

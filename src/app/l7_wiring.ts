@@ -1,37 +1,67 @@
 /**
- * L7 wiring: turns a service's plugins (and, later, first-party chains) into FilterRefs, and
- * hands the data path an L7 hook for services that have filters.
+ * L7 wiring: the filter host (components + proxy-wasm), the first-party plugin chains built from
+ * weft.yaml (or mapped from xDS), and the resolver the data path uses for services that have
+ * filters. `prepare` loads every filter of a snapshot before it is applied, so a bad filter
+ * rejects the update (or the start) and the last good generation keeps serving.
  */
-import type { FilterRef, Snapshot } from "../core/mod.ts";
-import type { OutboundL7Hook } from "../core/mod.ts";
+import type { FilterRef, FilterResolver, Service, Snapshot } from "../core/mod.ts";
+import { defaultRegistry, FilterHost, registerProxyWasm, watchFilters } from "../filters/mod.ts";
+import type { FilterWatcher } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
+import { firstPartyChains, resolveFirstParty } from "./first_party_refs.ts";
 import { pluginFilters } from "./snapshot_builder.ts";
 
 export class L7Wiring {
-  constructor(readonly opts: { dev: boolean }) {}
+  readonly host: FilterHost;
+  private watcher: FilterWatcher | undefined;
+
+  constructor(readonly opts: { dev: boolean; nodeName?: string }) {
+    const registry = defaultRegistry();
+    registerProxyWasm(registry, { nodeId: opts.nodeName ?? "weft" });
+    this.host = new FilterHost(registry);
+  }
 
   readonly chainsFor = (
     svc: ServiceConfig,
-    _cfg: WeftConfig,
-  ): { inbound: FilterRef[]; outbound: FilterRef[] } => pluginFilters(svc);
+    cfg: WeftConfig,
+  ): { inbound: FilterRef[]; outbound: FilterRef[] } => {
+    const fp = firstPartyChains(svc, cfg);
+    const user = pluginFilters(svc);
+    return { inbound: [...fp.inbound, ...user.inbound], outbound: [...fp.outbound, ...user.outbound] };
+  };
 
-  prepare(snapshot: Snapshot): Promise<Snapshot> {
-    return Promise.resolve(snapshot);
+  /** Resolve first-party refs, load every filter, start the dev watcher once. */
+  async prepare(snapshot: Snapshot): Promise<Snapshot> {
+    const services: Service[] = [];
+    for (const s of snapshot.services) {
+      services.push({
+        ...s,
+        inboundFilters: await Promise.all(s.inboundFilters.map(resolveFirstParty)),
+        outboundFilters: await Promise.all(s.outboundFilters.map(resolveFirstParty)),
+      });
+    }
+    await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));
+    if (this.opts.dev && !this.watcher && this.host.names().length > 0) {
+      this.watcher = watchFilters(this.host);
+    }
+    return Object.freeze({ ...snapshot, services });
   }
 
-  hook(): OutboundL7Hook | undefined {
-    return undefined;
+  resolver(): FilterResolver {
+    return this.host;
   }
 
   reload(name: string): Promise<Record<string, unknown>> {
-    return Promise.reject(new Error(`Cannot reload filter "${name}": no such filter`));
+    return this.host.reload(name).then((r) => ({ ...r }));
   }
 
   summary(): Record<string, unknown>[] {
-    return [];
+    return this.host.summary();
   }
 
   close(): Promise<void> {
+    this.watcher?.close();
+    this.host.close();
     return Promise.resolve();
   }
 }

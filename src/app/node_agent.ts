@@ -53,6 +53,7 @@ export class NodeAgent {
   ) {}
 
   private xdsClient: XdsClient | undefined;
+  private xdsApplied = false;
 
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
@@ -74,12 +75,9 @@ export class NodeAgent {
     });
     // Readiness means certificates exist: issue every local identity before binding.
     await Promise.all(cfg.workloads.map((w) => identity.material(w.identity)));
-    const l7 = new L7Wiring({ dev: opts.dev });
+    const l7 = new L7Wiring({ dev: opts.dev, nodeName: cfg.node.name });
     const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
-    const hook = l7.hook();
-    const proxy = new NodeProxy(
-      hook ? { snapshot, identity, filters: hook } : { snapshot, identity },
-    );
+    const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });
     const agent = new NodeAgent(cfg, identity, proxy, l7);
     try {
       await proxy.start();
@@ -145,7 +143,9 @@ export class NodeAgent {
     this.xdsClient = client;
     let chain = Promise.resolve();
     client.onSnapshot((snap) => {
-      chain = chain.then(() => this.apply(snap)).catch((err) =>
+      chain = chain.then(() => this.apply(snap)).then(() => {
+        this.xdsApplied = true;
+      }).catch((err) =>
         log.error("snapshot not applied; the last good one keeps serving", { error: errorMessage(err) })
       );
     });
@@ -221,7 +221,7 @@ export class NodeAgent {
       readiness: () => {
         const waiting: string[] = [];
         if (!this.proxy.ready) waiting.push("listeners");
-        if (this.xdsClient && !this.xdsClient.synced) waiting.push("xds");
+        if (this.xdsClient && !(this.xdsClient.synced && this.xdsApplied)) waiting.push("xds");
         const certs = this.identity.certificates();
         if (
           this.config.workloads.some((w) =>

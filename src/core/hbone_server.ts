@@ -4,6 +4,8 @@
  * ztunnel's checks in order (hbone.md §7): CONNECT only and a parsable authority (400), a local
  * destination on this listener (400), authorization (401), upstream connect (503), then 200.
  */
+import type { Duplex } from "node:stream";
+import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import * as http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
@@ -11,7 +13,7 @@ import type { Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider, TlsMaterial } from "./transport.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
-import { H2_CONN_WINDOW, H2_MAX_FRAME, H2_STREAM_WINDOW } from "./hbone_client.ts";
+import { H2_MAX_FRAME, H2_STREAM_WINDOW, raiseConnectionWindow } from "./hbone_client.ts";
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS } from "./hbone_pool.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { errorMessage } from "./errors.ts";
@@ -26,6 +28,8 @@ export interface InboundDeps {
   readonly identity: IdentityProvider;
   readonly conns: ConnTable;
   readonly authorize: Authorize;
+  /** L7 chains for inbound service ports (undefined: everything stays L4). */
+  readonly l7?: L7Dispatch | undefined;
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
@@ -80,9 +84,13 @@ export class HboneServer {
     this.server = server;
     server.on("secureConnection", (s: TLSSocket) => s.setNoDelay(true));
     server.on("session", (s) => this.onSession(s));
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-    server.on("tlsClientError", (e) => {
-      const reason = this.deps.identity.classifyTlsError(e);
+    server.on(
+      "stream",
+      (stream, headers) => this.onStream(stream as http2.ServerHttp2Stream, headers),
+    );
+    server.on("tlsClientError", (e: Error, sock: unknown) => {
+      const reason = this.deps.identity.classifyTlsError(e, sock);
+      this.deps.identity.recordRejection?.("server", reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${reason}` });
       log.debug("hbone handshake failed", { reason, err: e });
     });
@@ -112,6 +120,7 @@ export class HboneServer {
       ? this.deps.identity.verifyClient(new Uint8Array(raw))
       : { ok: false as const, reason: "no_client_cert" as const, message: "no client certificate" };
     if (!verdict.ok) {
+      this.deps.identity.recordRejection?.("server", verdict.reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${verdict.reason}` });
       log.debug("hbone client rejected", { reason: verdict.reason, message: verdict.message });
       session.destroy();
@@ -119,11 +128,7 @@ export class HboneServer {
     }
     this.peers.set(session, verdict.identity);
     this.sessions.add(session);
-    try {
-      session.setLocalWindowSize(H2_CONN_WINDOW);
-    } catch {
-      // Not supported by this runtime: stream windows still apply.
-    }
+    raiseConnectionWindow(session);
     let lastPong = performance.now();
     const ping = setInterval(() => {
       if (performance.now() - lastPong > PING_TIMEOUT_MS) return session.destroy();
@@ -200,19 +205,37 @@ export class HboneServer {
       destinationIp: hp.host,
       destinationPort: hp.port,
     };
-    const decision = this.deps.authorize(snap, wl, attrs);
-    if (!decision.allowed) {
+    // An L7 port is authorized per request by its inbound chain (the authz plugin applies the
+    // same AuthorizationPolicies with their HTTP fields); L4 rules would drop those rules.
+    const l7 = this.deps.l7?.inbound(wl, hp.port, host);
+    const decision = l7 ? undefined : this.deps.authorize(snap, wl, attrs);
+    if (decision && !decision.allowed) {
       this.reply(stream, 401);
       return conn.fail("denied", decision.policy ?? "no allow policy matched", true);
     }
-    dialTcp(hp.host, hp.port, snap.timeouts.connectMs).then((up) => {
-      if (stream.destroyed) return up.destroy();
+    const upstream: Promise<Duplex> = l7
+      ? Promise.resolve(L7Dispatch.bridge(l7, peerInfo({
+        sourcePrincipal: peer,
+        sourceAddress: srcIp,
+        sourcePort: sock?.remotePort ?? 0,
+        destinationAddress: hp.host,
+        destinationPort: hp.port,
+        service: this.deps.l7!.inboundService(wl, hp.port, host),
+        workload: wl,
+        mtls: true,
+      })))
+      : dialTcp(hp.host, hp.port, snap.timeouts.connectMs);
+    upstream.then((up) => {
+      if (stream.destroyed || conn.done) {
+        up.destroy();
+        return conn.fail("error", "client went away", true);
+      }
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       stream.respond({ ":status": 200 });
       conn.recheck = () => {
         const now = this.deps.snapshot();
         const w = now.workloads.find((x) => x.address === hp.host && x.name === wl.name);
-        return w !== undefined && this.deps.authorize(now, w, attrs).allowed;
+        return w !== undefined && (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
       };
       conn.attach(up);
     }, (e) => {

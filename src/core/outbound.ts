@@ -4,6 +4,7 @@
  * TCP otherwise; unknown destinations follow outboundTrafficPolicy. The source workload is the
  * local workload whose address the client bound (a configurable default covers the rest).
  */
+import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import type { Socket } from "node:net";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import type { HbonePool } from "./hbone_pool.ts";
@@ -33,6 +34,7 @@ export type Route =
   | { readonly kind: "refuse"; readonly reason: string; readonly service?: Service };
 
 /** A hook for L7 filter chains: returns true when it took over the socket. */
+/** @deprecated superseded by L7Dispatch; kept for callers of the old hook shape. */
 export interface OutboundL7Hook {
   handleOutbound(
     socket: Socket,
@@ -156,7 +158,7 @@ export interface OutboundDeps {
   readonly conns: ConnTable;
   readonly selfPorts: () => ReadonlySet<number>;
   readonly defaultSource: () => string | undefined;
-  readonly filters: OutboundL7Hook | undefined;
+  readonly filters: L7Dispatch | undefined;
 }
 
 function socksCode(err: unknown): number {
@@ -200,8 +202,25 @@ export async function handleOutbound(
     info.dstServiceName = svc.name;
     info.dstServiceNamespace = svc.namespace;
     const sp = svc.ports.find((p) => p.port === port);
-    if (deps.filters && sp && svc.outboundFilters.length > 0) {
-      if (deps.filters.handleOutbound(sock, { service: svc, port: sp, source: src })) return;
+    const l7 = deps.filters && sp ? deps.filters.outbound(svc, sp, src) : undefined;
+    if (l7) {
+      // L7 service: the chain picks each request's upstream; the L4 record wraps the whole
+      // downstream connection (bytes, access log, drain).
+      info.dstAddr = joinHostPort(host, port);
+      const conn = deps.conns.create(info, sock);
+      if (!conn) return refuse("max_connections", SocksReply.generalFailure);
+      reply?.(SocksReply.succeeded);
+      conn.attach(L7Dispatch.bridge(l7, peerInfo({
+        sourcePrincipal: src.identity,
+        sourceAddress: clientIp,
+        sourcePort: sock.remotePort ?? 0,
+        destinationAddress: host,
+        destinationPort: port,
+        service: svc,
+        workload: undefined,
+        mtls: false,
+      })));
+      return;
     }
   }
   if (route.endpoint) {
@@ -218,7 +237,12 @@ export async function handleOutbound(
       info.dstHboneAddr = route.hboneAddr;
       info.dstIdentity = route.dstIdentity;
       up = await deps.pool.connect(
-        { srcIdentity: src.identity, dstIdentity: route.dstIdentity, hboneAddr: route.hboneAddr },
+        {
+          srcIdentity: src.identity,
+          srcIp: src.address,
+          dstIdentity: route.dstIdentity,
+          hboneAddr: route.hboneAddr,
+        },
         {
           authority: info.dstAddr,
           clientAddr: info.srcAddr,
@@ -229,7 +253,7 @@ export async function handleOutbound(
     } else {
       up = await dialTcp(route.host, route.port, snap.timeouts.connectMs);
     }
-    if (sock.destroyed) {
+    if (sock.destroyed || conn.done) {
       up.destroy();
       return conn.fail("error", "client went away");
     }

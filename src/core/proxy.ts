@@ -11,7 +11,10 @@ import { authorizeL4 } from "./authz.ts";
 import { ConnTable, type L4Conn } from "./l4_conn.ts";
 import { HbonePool } from "./hbone_pool.ts";
 import { type Authorize, HboneServer, type InboundDeps } from "./hbone_server.ts";
-import { handleOutbound, type OutboundDeps, type OutboundL7Hook } from "./outbound.ts";
+import { baggageFor, handleOutbound, type OutboundDeps } from "./outbound.ts";
+import type { FilterResolver } from "./filter_api.ts";
+import { L7Dispatch } from "./l7_dispatch.ts";
+import { dialTcp } from "./l4_conn.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { socksHandshake } from "./socks5.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
@@ -27,8 +30,9 @@ const WELL_KNOWN_SELF_PORTS = [15000, 15001, 15006, 15008, 15020, 15021, 15053, 
 export interface NodeProxyOptions {
   readonly snapshot: Snapshot;
   readonly identity: IdentityProvider;
-  /** L7 hand-off for services with filter chains (wired by src/app from src/filters). */
-  readonly filters?: OutboundL7Hook;
+  /** Resolves the filters of services with L7 chains (wired by src/app from src/filters);
+   * without it every service stays L4. */
+  readonly filters?: FilterResolver;
   /** Override authorization (tests, dry runs); defaults to authorizeL4. */
   readonly authorize?: Authorize;
 }
@@ -78,6 +82,7 @@ export class NodeProxy {
   private readonly hbone = new Map<string, HboneServer>();
   private readonly tcp = new Map<string, net.Server>();
   private readonly inbound: InboundDeps;
+  private readonly l7: L7Dispatch | undefined;
   private readonly outbound: OutboundDeps;
   private updating: Promise<void> = Promise.resolve();
   private isReady = false;
@@ -96,11 +101,34 @@ export class NodeProxy {
       idleMs: this.snap.limits.poolIdleMs,
       connectMs: this.snap.timeouts.connectMs,
     }));
+    this.l7 = opts.filters
+      ? new L7Dispatch(opts.filters, () => this.snap, {
+        dial: (src, svc, ep, port, clientAddr) =>
+          ep.hboneAddress !== undefined && ep.identity !== undefined
+            ? this.pool.connect(
+              {
+                srcIdentity: src.identity,
+                srcIp: src.address,
+                dstIdentity: ep.identity,
+                hboneAddr: ep.hboneAddress,
+              },
+              {
+                authority: joinHostPort(ep.address, port),
+                clientAddr,
+                serviceHost: svc.hostname,
+                baggage: baggageFor(src),
+              },
+            )
+            : dialTcp(ep.address, port, this.snap.timeouts.connectMs),
+        dialLocal: (host, port) => dialTcp(host, port, this.snap.timeouts.connectMs),
+      })
+      : undefined;
     this.inbound = {
       snapshot: () => this.snap,
       identity: this.identity,
       conns: this.conns,
       authorize: opts.authorize ?? authorizeL4,
+      l7: this.l7,
     };
     this.outbound = {
       snapshot: () => this.snap,
@@ -108,7 +136,7 @@ export class NodeProxy {
       conns: this.conns,
       selfPorts: () => this.selfPorts(),
       defaultSource: () => this.snap.capture?.defaultSourceWorkload,
-      filters: opts.filters,
+      filters: this.l7,
     };
   }
 
@@ -208,12 +236,12 @@ export class NodeProxy {
     const want = this.desiredTcp();
     // Handlers close over the live snapshot through this.outbound/this.inbound, so a kept
     // listener needs no rebinding; only added and removed addresses change.
-    const gone = [...this.tcp.keys()].filter((a) => !want.has(a));
-    await Promise.all(gone.map((a) => {
-      const s = this.tcp.get(a)!;
+    // A removed listener stops accepting now; its open connections live on in the table (closing
+    // the server must not wait for them, or an update would block on long-lived tunnels).
+    for (const a of [...this.tcp.keys()].filter((a) => !want.has(a))) {
+      void closeServer(this.tcp.get(a)!);
       this.tcp.delete(a);
-      return closeServer(s);
-    }));
+    }
     for (const [addr, handler] of want) {
       if (this.tcp.has(addr)) continue;
       this.tcp.set(addr, await listen(addr, handler));
@@ -253,7 +281,7 @@ export class NodeProxy {
     l4Metrics.draining.set({}, 1);
     const tcp = [...this.tcp.values()];
     this.tcp.clear();
-    const listenersClosed = Promise.all(tcp.map(closeServer));
+    const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
     for (const h of this.hbone.values()) void h.drain();
     this.pool.drain();
     await this.conns.drain(deadlineMs);
@@ -266,6 +294,7 @@ export class NodeProxy {
     this.isReady = false;
     this.conns.closeAll("drained");
     this.pool.close();
+    this.l7?.close();
     const servers = [...this.tcp.values()];
     this.tcp.clear();
     const hb = [...this.hbone.values()];

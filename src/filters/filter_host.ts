@@ -38,6 +38,9 @@ class UnavailableFilter implements HttpFilter {
 
 export class ManagedFilter implements HttpFilter {
   private readonly started = new WeakMap<HttpRequestContext, HttpFilter>();
+  /** Requests in flight per generation, so a retired generation is closed after its last one. */
+  private readonly inflight = new Map<HttpFilter, number>();
+  private readonly retired = new Set<HttpFilter>();
   generation = 0;
 
   constructor(public ref: FilterRef, public current: HttpFilter, public sha256 = "") {}
@@ -57,6 +60,7 @@ export class ManagedFilter implements HttpFilter {
 
   onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome> {
     const gen = this.current;
+    if (!this.started.has(ctx)) this.inflight.set(gen, (this.inflight.get(gen) ?? 0) + 1);
     this.started.set(ctx, gen);
     return gen.onRequest(ctx);
   }
@@ -68,8 +72,31 @@ export class ManagedFilter implements HttpFilter {
   }
   onDone(ctx: HttpRequestContext): void {
     const gen = this.started.get(ctx) ?? this.current;
-    this.started.delete(ctx);
+    if (this.started.delete(ctx)) {
+      const n = (this.inflight.get(gen) ?? 1) - 1;
+      if (n > 0) this.inflight.set(gen, n);
+      else this.inflight.delete(gen);
+    }
     gen.onDone(ctx);
+    if (this.retired.has(gen) && !this.inflight.has(gen)) {
+      this.retired.delete(gen);
+      gen.close?.();
+    }
+  }
+
+  /** Swap in a new generation; the old one is closed once its in-flight requests are done. */
+  swap(next: HttpFilter): void {
+    const old = this.current;
+    this.current = next;
+    if (old === next) return;
+    if (this.inflight.has(old)) this.retired.add(old);
+    else old.close?.();
+  }
+
+  close(): void {
+    for (const g of this.retired) g.close?.();
+    this.retired.clear();
+    this.current.close?.();
   }
 }
 
@@ -180,7 +207,7 @@ export class FilterHost implements FilterResolver {
       const next = await this.registry.factoryFor(ref).create(ref, bytes);
       const m = existing ?? new ManagedFilter(ref, next, sha);
       m.ref = ref;
-      m.current = next; // the atomic swap: new requests see `next` from here on
+      m.swap(next); // the atomic swap: new requests see `next` from here on
       m.sha256 = sha;
       m.generation++;
       this.filters.set(ref.name, m);
@@ -202,6 +229,12 @@ export class FilterHost implements FilterResolver {
       });
       throw e;
     }
+  }
+
+  /** Close every generation (timers, VMs); the host is unusable afterwards. */
+  close(): void {
+    for (const m of this.filters.values()) m.close();
+    this.filters.clear();
   }
 
   summary(): Record<string, unknown>[] {

@@ -2,13 +2,16 @@
 import nodeAssert from "node:assert/strict";
 
 export function assert(cond: unknown, msg?: string): asserts cond {
-  nodeAssert.ok(cond, msg);
+  if (msg === undefined) nodeAssert.ok(cond);
+  else nodeAssert.ok(cond, msg);
 }
 export function assertEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
-  nodeAssert.deepStrictEqual(actual, expected, msg);
+  if (msg === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, msg);
 }
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
-  nodeAssert.match(actual, re, msg);
+  if (msg === undefined) nodeAssert.match(actual, re);
+  else nodeAssert.match(actual, re, msg);
 }
 export async function assertRejects(fn: () => Promise<unknown>, re?: RegExp): Promise<void> {
   if (re) await nodeAssert.rejects(fn, re);

@@ -1,0 +1,129 @@
+/**
+ * weft.yaml / xDS → FilterRefs for the first-party plugins (plugins/authz, plugins/fault,
+ * plugins/traffic-split), built from source on demand and loaded as components.
+ *  - inbound: AuthorizationPolicies that apply to the service's local workloads → authz (phase
+ *    AUTHZ, after any AUTHZ WasmPlugin: Istio runs its RBAC filter after them);
+ *  - outbound: VirtualService `http` routes → fault (delay then abort, Envoy's order) and
+ *    traffic-split (last, as Envoy's router).
+ * xDS-delivered refs of type weft.fault / weft.traffic_split are mapped onto the same plugins.
+ */
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { policiesFor, WeftError } from "../core/mod.ts";
+import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
+import { buildPlugin } from "../filters/mod.ts";
+import {
+  authzConfigFromPolicies,
+  faultConfigFromEnvoy,
+  faultConfigFromIstio,
+  faultStages,
+  splitConfigFromVirtualService,
+} from "../filters/first_party/mod.ts";
+import type { ServiceConfig, WeftConfig } from "./config_types.ts";
+
+export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
+export const FIRST_PARTY = ["authz", "fault", "traffic-split"] as const;
+export type FirstParty = typeof FIRST_PARTY[number];
+
+/** Types xDS gives first-party filters (Envoy-shaped configs: HTTPFault / RBAC as proto JSON;
+ * traffic_split already in the plugin's shape). */
+export const XDS_TYPE: Record<FirstParty, string> = {
+  authz: "weft.authz",
+  fault: "weft.fault",
+  "traffic-split": "weft.traffic_split",
+};
+/** Types of refs built here from weft.yaml, whose config is already in the plugin's shape. */
+export const READY_TYPE: Record<FirstParty, string> = {
+  authz: "weft.plugin.authz",
+  fault: "weft.plugin.fault",
+  "traffic-split": "weft.plugin.traffic-split",
+};
+
+function ref(
+  name: string,
+  type: string,
+  config: unknown,
+  phase: FilterRef["phase"],
+  priority: number,
+  failPolicy: FailPolicy = "FAIL_CLOSE",
+): FilterRef {
+  return { name, type, url: undefined, sha256: undefined, config, failPolicy, phase, priority };
+}
+
+const isHttp = (svc: ServiceConfig): boolean => svc.ports.some((p) => p.protocol !== "TCP");
+
+/** Local workloads behind a service on this node (by endpoint address). */
+function localBackends(svc: ServiceConfig, workloads: readonly Workload[]): Workload[] {
+  return workloads.filter((w) => svc.endpoints.some((e) => e.address === w.address));
+}
+
+export function firstPartyChains(
+  svc: ServiceConfig,
+  cfg: WeftConfig,
+): { inbound: FilterRef[]; outbound: FilterRef[] } {
+  const inbound: FilterRef[] = [];
+  const outbound: FilterRef[] = [];
+  if (!isHttp(svc)) return { inbound, outbound };
+  const snap = { policies: cfg.authorizationPolicies, rootNamespace: cfg.node.rootNamespace } as Snapshot;
+  const local = localBackends(svc, cfg.workloads);
+  if (local.length > 0) {
+    const seen = new Set<string>();
+    const policies = local.flatMap((w) => policiesFor(snap, w)).filter((p) => {
+      const k = `${p.namespace}/${p.name}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    });
+    if (policies.length > 0) {
+      inbound.push(ref(`${svc.name}.${svc.namespace}.authz`, READY_TYPE.authz, authzConfigFromPolicies(policies), "AUTHZ", -1_000_000));
+    }
+  }
+  if (svc.http.length > 0) {
+    const faultRoute = svc.http.find((r) => (r as { fault?: unknown }).fault !== undefined) as
+      | { fault: unknown }
+      | undefined;
+    if (faultRoute) {
+      faultStages(faultConfigFromIstio(faultRoute.fault)).forEach((stage, i) =>
+        outbound.push(ref(`${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`, READY_TYPE.fault, stage, "UNSPECIFIED", 1_000_000 - i))
+      );
+    }
+    const http = svc.http.map((r) => {
+      const { fault: _f, ...rest } = r as Record<string, unknown>;
+      return rest;
+    });
+    const vs = { metadata: { namespace: svc.namespace }, spec: { hosts: [svc.name], http } };
+    outbound.push(ref(`${svc.name}.${svc.namespace}.traffic-split`, READY_TYPE["traffic-split"], splitConfigFromVirtualService(vs), "UNSPECIFIED", -1_000_000));
+  }
+  return { inbound, outbound };
+}
+
+const built = new Map<FirstParty, Promise<string>>();
+
+/** Path of a first-party plugin's .wasm, built from source once per process (cached by hash). */
+export function firstPartyWasm(name: FirstParty): Promise<string> {
+  let p = built.get(name);
+  if (!p) {
+    p = buildPlugin(join(PLUGINS_DIR, name)).then((b) => b.path);
+    built.set(name, p);
+    p.catch(() => built.delete(name));
+  }
+  return p;
+}
+
+/** Turn first-party refs into component refs (url of the built plugin, plugin-shaped config). */
+export async function resolveFirstParty(r: FilterRef): Promise<FilterRef> {
+  const names = Object.keys(XDS_TYPE) as FirstParty[];
+  const ready = names.find((k) => READY_TYPE[k] === r.type);
+  const fromXds = names.find((k) => XDS_TYPE[k] === r.type);
+  const which = ready ?? fromXds;
+  if (!which) return r;
+  let config = r.config;
+  if (fromXds === "fault") config = faultConfigFromEnvoy(config);
+  if (fromXds === "authz") {
+    throw new WeftError(
+      "filter_unsupported",
+      `Cannot configure filter ${r.name}: Envoy RBAC (envoy.filters.http.rbac) configs are not mapped onto the authz plugin yet`,
+      { hint: "send AuthorizationPolicies (istio.security.Authorization) or the authz plugin's config" },
+    );
+  }
+  const path = await firstPartyWasm(which);
+  return { ...r, type: "weft.component", url: `file://${path}`, config };
+}

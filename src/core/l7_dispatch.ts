@@ -1,0 +1,196 @@
+/**
+ * Where L4 meets L7: for service ports that have filter chains, the node proxy hands the
+ * connection to an HttpProxy instead of copying bytes. The L4 connection record (metrics, access
+ * log, drain, policy re-checks) stays: it is attached to one end of an in-memory duplex pair and
+ * the HttpProxy serves the other end.
+ *  - outbound (source node, before choosing the destination): the service's outbound chain
+ *    (fault, traffic-split, ...); each request's upstream is picked per the route the chain chose
+ *    (a subset narrows the endpoints to those with its labels) and reached over HBONE or TCP;
+ *  - inbound (destination node, after HBONE termination, peer identity verified): the inbound
+ *    chain (authorization, ...), then the local workload.
+ * Chains are resolved per request from the current snapshot, so a reloaded or reconfigured filter
+ * applies to new requests while in-flight ones finish on theirs.
+ */
+import type { Duplex } from "node:stream";
+import { duplexPair } from "node:stream";
+import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
+import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
+import { HttpProxy } from "./http_proxy.ts";
+import { WeftError } from "./errors.ts";
+
+export interface UpstreamDialer {
+  /** Open a byte stream to `ep` on `port` for `source` (HBONE when the endpoint is in the mesh). */
+  dial(source: Workload, svc: Service, ep: Endpoint, port: number, clientAddr: string): Promise<Duplex>;
+  /** Open a TCP connection to a local workload. */
+  dialLocal(host: string, port: number): Promise<Duplex>;
+}
+
+const isL7 = (sp: ServicePort): boolean => sp.protocol !== "TCP";
+
+function namespaceOf(principal: string | undefined): string | undefined {
+  return principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
+}
+
+function matchesRoute(s: Service, name: string): boolean {
+  const n = name.toLowerCase();
+  return n === s.hostname || n === s.name || n === `${s.name}.${s.namespace}` ||
+    n === `${s.name}.${s.namespace}.svc`;
+}
+
+function labelsMatch(labels: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): boolean {
+  for (const k in want) if (labels[k] !== want[k]) return false;
+  return true;
+}
+
+/** Weighted random choice among endpoints with weight > 0. */
+function pick(eps: readonly Endpoint[]): Endpoint | undefined {
+  let total = 0;
+  for (const e of eps) total += e.weight > 0 ? e.weight : 0;
+  let r = Math.random() * total;
+  for (const e of eps) {
+    if (e.weight <= 0) continue;
+    if ((r -= e.weight) < 0) return e;
+  }
+  return undefined;
+}
+
+export class L7Dispatch {
+  private readonly proxies = new Map<string, HttpProxy>();
+
+  constructor(
+    private readonly resolver: FilterResolver,
+    private readonly snapshot: () => Snapshot,
+    private readonly dialer: UpstreamDialer,
+  ) {}
+
+  private chainOf(refs: () => readonly FilterRef[]): () => FilterChain {
+    let lastRefs: readonly FilterRef[] | undefined;
+    let chain = new FilterChain([]);
+    return () => {
+      const now = refs();
+      if (now !== lastRefs) {
+        lastRefs = now;
+        chain = new FilterChain(orderFilterRefs(now).map((r) => this.resolver.resolve(r)));
+      }
+      return chain;
+    };
+  }
+
+  private current(svc: Service): Service {
+    return this.snapshot().services.find((s) => s.hostname === svc.hostname) ?? svc;
+  }
+
+  /** The L7 outbound handler for a service port, or undefined when it stays L4. */
+  outbound(svc: Service, sp: ServicePort, source: Workload): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
+    if (!isL7(sp) || svc.outboundFilters.length === 0) return undefined;
+    const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
+    let proxy = this.proxies.get(key);
+    if (!proxy) {
+      proxy = new HttpProxy({
+        direction: "outbound",
+        chain: this.chainOf(() => this.current(svc).outboundFilters),
+        upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
+        dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
+      });
+      this.proxies.set(key, proxy);
+    }
+    const p = proxy;
+    return (down, peer) => p.handle(down, peer);
+  }
+
+  private dialRoute(svc: Service, sp: ServicePort, source: Workload, route: RouteChoice | undefined): Promise<Duplex> {
+    let target = svc;
+    let port = sp;
+    if (route) {
+      const found = this.snapshot().services.find((s) => matchesRoute(s, route.service));
+      if (!found) {
+        return Promise.reject(new WeftError("no_route", `Cannot route: unknown service ${route.service}`));
+      }
+      target = found;
+      port = found.ports.find((p) => p.port === sp.port) ?? found.ports[0] ?? sp;
+    }
+    let eps = target.endpoints;
+    if (route?.subset !== undefined) {
+      const subset = target.subsets.find((s) => s.name === route.subset);
+      if (!subset) {
+        return Promise.reject(new WeftError("no_subset", `Cannot route: service ${target.hostname} has no subset ${route.subset}`));
+      }
+      eps = eps.filter((e) => labelsMatch(e.labels, subset.labels));
+    }
+    const ep = pick(eps);
+    if (!ep) {
+      return Promise.reject(new WeftError("no_healthy_upstream", `Cannot route: no endpoint for ${target.hostname}${route?.subset ? ` subset ${route.subset}` : ""}`));
+    }
+    return this.dialer.dial(source, target, ep, port.targetPort || port.port, `${source.address}:0`);
+  }
+
+  /** The L7 inbound handler for a local workload port, or undefined when it stays L4. */
+  inbound(workload: Workload, port: number, serviceHost: string | undefined): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
+    const svc = this.inboundService(workload, port, serviceHost);
+    if (!svc) return undefined;
+    const key = `in|${workload.namespace}/${workload.name}|${svc.hostname}|${port}`;
+    let proxy = this.proxies.get(key);
+    if (!proxy) {
+      const sp = svc.ports.find((p) => p.targetPort === port)!;
+      proxy = new HttpProxy({
+        direction: "inbound",
+        chain: this.chainOf(() => this.current(svc).inboundFilters),
+        upstreamProtocol: sp.protocol === "HTTP" ? "http1" : "h2",
+        dialUpstream: () => this.dialer.dialLocal(workload.address, port),
+      });
+      this.proxies.set(key, proxy);
+    }
+    const p = proxy;
+    return (down, peer) => p.handle(down, peer);
+  }
+
+  /** Does this inbound port run an L7 chain (so authorization happens at L7)? */
+  inboundService(workload: Workload, port: number, serviceHost: string | undefined): Service | undefined {
+    for (const s of this.snapshot().services) {
+      if (serviceHost && s.hostname !== serviceHost) continue;
+      if (s.inboundFilters.length === 0) continue;
+      if (!s.endpoints.some((e) => e.address === workload.address)) continue;
+      const sp = s.ports.find((p) => p.targetPort === port);
+      if (sp && isL7(sp)) return s;
+    }
+    return undefined;
+  }
+
+  /** Serve `handler` on one end of an in-memory pair; return the other end for the L4 record. */
+  static bridge(handler: (down: Duplex, peer: PeerInfo) => Promise<void>, peer: PeerInfo): Duplex {
+    const [l4Side, l7Side] = duplexPair();
+    void handler(l7Side, peer).finally(() => l7Side.destroy());
+    return l4Side;
+  }
+
+  close(): void {
+    for (const p of this.proxies.values()) p.close();
+    this.proxies.clear();
+  }
+}
+
+export function peerInfo(p: {
+  sourcePrincipal: string | undefined;
+  sourceAddress: string;
+  sourcePort: number;
+  destinationAddress: string;
+  destinationPort: number;
+  service: Service | undefined;
+  workload: { name: string; namespace: string; identity?: string | undefined } | undefined;
+  mtls: boolean;
+}): PeerInfo {
+  return {
+    sourcePrincipal: p.sourcePrincipal,
+    sourceNamespace: namespaceOf(p.sourcePrincipal),
+    sourceAddress: p.sourceAddress,
+    sourcePort: p.sourcePort,
+    destinationAddress: p.destinationAddress,
+    destinationPort: p.destinationPort,
+    destinationService: p.service?.hostname,
+    destinationWorkload: p.workload?.name,
+    destinationNamespace: p.workload?.namespace,
+    destinationPrincipal: p.workload?.identity,
+    mtls: p.mtls,
+  };
+}
