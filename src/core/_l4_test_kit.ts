@@ -89,7 +89,11 @@ export interface Mesh {
 }
 
 /** `octet` keeps parallel test files on distinct loopback addresses (127.77.<octet>.x). */
-export async function startMesh(octet: number, overA: Partial<Snapshot> = {}, overB: Partial<Snapshot> = {}): Promise<Mesh> {
+export async function startMesh(
+  octet: number,
+  overA: Partial<Snapshot> = {},
+  overB: Partial<Snapshot> = {},
+): Promise<Mesh> {
   const clientIp = `127.77.${octet}.2`;
   const serverIp = `127.77.${octet}.3`;
   const vip = `127.77.${octet}.100`;
@@ -126,7 +130,13 @@ export async function startMesh(octet: number, overA: Partial<Snapshot> = {}, ov
       ...over,
     });
   const snapB = (over: Partial<Snapshot> = {}): Snapshot =>
-    baseSnapshot({ workloads: [server], services: [svc], capture: { socks5: "", serviceVips: false }, ...overB, ...over });
+    baseSnapshot({
+      workloads: [server],
+      services: [svc],
+      capture: { socks5: "", serviceVips: false },
+      ...overB,
+      ...over,
+    });
   const a = new NodeProxy({ snapshot: snapA(), identity: ids });
   const b = new NodeProxy({ snapshot: snapB(), identity: ids });
   await a.start();
@@ -153,7 +163,12 @@ export async function startMesh(octet: number, overA: Partial<Snapshot> = {}, ov
 /** Connect from `localAddress` (the bind-address source identification). */
 export function dial(host: string, port: number, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port, allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
+    const s = net.connect({
+      host,
+      port,
+      allowHalfOpen: true,
+      ...(localAddress ? { localAddress } : {}),
+    });
     s.once("connect", () => {
       s.off("error", reject);
       resolve(s);
@@ -178,13 +193,17 @@ export function roundTrip(s: net.Socket, data: Uint8Array): Promise<Uint8Array> 
       resolve(out);
     });
     s.end(data);
+    s.resume();
   });
 }
 
 /** Resolves when the socket closes (with whether it saw a clean end). */
 export function closed(s: net.Socket): Promise<{ ended: boolean }> {
   let ended = false;
-  s.on("end", () => ended = true);
+  s.on("end", () => {
+    ended = true;
+    s.end();
+  });
   s.on("error", () => {});
   s.resume();
   return new Promise((r) => s.once("close", () => r({ ended })));

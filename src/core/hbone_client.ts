@@ -10,14 +10,32 @@ import type { IdentityProvider } from "./transport.ts";
 import { WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
+import { runtimeName } from "./runtime.ts";
 
-/** hbone.md §5: 4 MiB stream window, 16 MiB connection window, 1 MiB frames. */
-export const H2_STREAM_WINDOW = 4 * 1024 * 1024;
-export const H2_CONN_WINDOW = 16 * 1024 * 1024;
-export const H2_MAX_FRAME = 1024 * 1024;
+/** Receive windows and frame size. ztunnel uses 4 MiB / 16 MiB / 1 MiB (hbone.md §5); these are
+ * local receive limits, not interop requirements, and on Deno's node:http2 the smaller values
+ * measured lower peak RSS under a bulk transfer (bench/l4.ts: ~145 MB vs ~385 MB). */
+export const H2_STREAM_WINDOW = 1024 * 1024;
+export const H2_CONN_WINDOW = 4 * 1024 * 1024;
+export const H2_MAX_FRAME = 16 * 1024;
+
+/** Raise the connection-level receive window (stream 0 WINDOW_UPDATE). Skipped on Bun 1.x: there
+ * setLocalWindowSize stalls the connection after the first window (bench/l4.ts --bun measured
+ * 0 Gbit/s with it), and Bun's default window already gives it its best measured throughput. */
+export function raiseConnectionWindow(session: http2.Http2Session): void {
+  if (runtimeName === "bun") return;
+  try {
+    session.setLocalWindowSize(H2_CONN_WINDOW);
+  } catch {
+    // Not supported by this runtime: stream windows still apply.
+  }
+}
 
 export interface DialTarget {
   readonly srcIdentity: string;
+  /** Local address to dial from (the source workload's IP, as ztunnel spoofs it); undefined =
+   * any. */
+  readonly srcIp: string | undefined;
   readonly dstIdentity: string;
   /** ip:port of the peer's HBONE listener. */
   readonly hboneAddr: string;
@@ -40,6 +58,7 @@ export async function dialHbone(
   const tlsOptions: tls.ConnectionOptions = {
     host: hp.host,
     port: hp.port,
+    ...(target.srcIp ? { localAddress: target.srcIp } : {}),
     cert: m.certChainPem,
     key: m.keyPem,
     ca: m.rootsPem,
@@ -98,16 +117,13 @@ export async function dialHbone(
     }
     const verdict = identity.verifyServer(new Uint8Array(raw), [target.dstIdentity]);
     if (!verdict.ok) {
+      identity.recordRejection?.("client", verdict.reason);
       throw new WeftError(
         "hbone_identity_mismatch",
         `Cannot dial HBONE: server ${target.hboneAddr} is not ${target.dstIdentity}: ${verdict.message}`,
       );
     }
-    try {
-      session.setLocalWindowSize(H2_CONN_WINDOW);
-    } catch {
-      // Older runtimes lack it; the per-stream window still applies.
-    }
+    raiseConnectionWindow(session);
     return session;
   } catch (e) {
     session.destroy();

@@ -1,6 +1,6 @@
 /**
- * HBONE connection pool (hbone.md §10): one pool entry per (source identity, destination identity,
- * destination HBONE address); at most `poolMaxStreamsPerConnection` streams per connection; a
+ * HBONE connection pool (hbone.md §10): one pool entry per (source identity, source IP, destination
+ * identity, destination HBONE address); at most `poolMaxStreamsPerConnection` streams per connection; a
  * single dial in flight per key; idle connections released after `poolIdleMs`; PING every 10 s,
  * fail after 20 s; a connection that received GOAWAY takes no new streams.
  */
@@ -40,11 +40,12 @@ export class HbonePool {
   private entries = new Map<string, Pooled[]>();
   private dialing = new Map<string, Promise<Pooled>>();
   private draining = false;
+  private closed = false;
 
   constructor(private identity: IdentityProvider, private limits: () => PoolLimits) {}
 
   static keyOf(t: DialTarget): string {
-    return `${t.srcIdentity}|${t.dstIdentity}|${t.hboneAddr}`;
+    return `${t.srcIdentity}|${t.srcIp ?? ""}|${t.dstIdentity}|${t.hboneAddr}`;
   }
 
   /** Open a CONNECT stream to `target`, reusing a pooled connection when one has room. */
@@ -102,6 +103,10 @@ export class HbonePool {
   }
 
   private adopt(key: string, session: http2.ClientHttp2Session): Pooled {
+    if (this.closed) {
+      session.destroy();
+      throw new WeftError("hbone_pool_closed", "Cannot open HBONE stream: the pool is closed");
+    }
     const p: Pooled = {
       key,
       session,
@@ -189,6 +194,7 @@ export class HbonePool {
 
   close(): void {
     this.draining = true;
+    this.closed = true;
     for (const list of [...this.entries.values()]) for (const p of [...list]) p.session.destroy();
   }
 

@@ -46,7 +46,7 @@ export function handlePlaintextInbound(
   const decision = deps.authorize(snap, wl, attrs);
   if (!decision.allowed) return conn.fail("denied", decision.policy ?? "no allow policy matched");
   dialTcp(wl.address, port, snap.timeouts.connectMs).then((up) => {
-    if (sock.destroyed) {
+    if (sock.destroyed || conn.done) {
       up.destroy();
       return conn.fail("error", "client went away");
     }

@@ -98,6 +98,11 @@ export class L4Conn {
     if (!this.opened) this.finish();
   }
 
+  /** True once recorded (aborted or closed); a late upstream must then be discarded. */
+  get done(): boolean {
+    return this.finished || this.outcome !== undefined;
+  }
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
@@ -195,10 +200,16 @@ export class ConnTable {
     this.closeAll("drained");
   }
 
-  /** Resolves once every tracked connection has finished (after aborts, sockets close async). */
-  waitEmpty(): Promise<void> {
-    if (this.conns.size === 0) return Promise.resolve();
-    return new Promise((r) => this.emptyWaiters.push(r));
+  /** Resolves once every tracked connection has finished (after aborts, sockets close async), or
+   * after `maxWaitMs` so a socket that never reports close cannot hang shutdown. */
+  async waitEmpty(maxWaitMs = 2000): Promise<void> {
+    if (this.conns.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.emptyWaiters.push(r)),
+      new Promise<void>((r) => timer = setTimeout(r, maxWaitMs)),
+    ]);
+    clearTimeout(timer);
   }
 
   closeAll(outcome: Outcome): void {

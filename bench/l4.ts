@@ -1,0 +1,281 @@
+/**
+ * `deno task bench:l4`: weft's L4 data path against loopback peers, in one go.
+ *   iperf3 raw loopback · stunnel4 mTLS pair · weft pair over HBONE (two `weft run` processes)
+ *   wrk -c32 small requests: nginx direct · haproxy mTLS pair · weft pair
+ *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
+ * Options: --bun (run the weft nodes on Bun), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
+ * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; default is
+ * `deno run -A src/main.ts run --config <generated yaml>`).
+ */
+import * as net from "node:net";
+import {
+  haproxyConf,
+  IP,
+  iperf,
+  makeCerts,
+  nginxConf,
+  PORT,
+  type Proc,
+  rssMb,
+  spawn,
+  stunnelConf,
+  waitPort,
+  weftConfig,
+  wrk,
+  type WrkResult,
+} from "./l4_peers.ts";
+
+const argv = Deno.args;
+const opt = (name: string, dflt: number): number => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const SECONDS = opt("seconds", 5);
+/** Extra V8 flags for the weft nodes (e.g. --v8 "--max-semi-space-size=1"), to compare. */
+const V8 = argv.includes("--v8") ? argv[argv.indexOf("--v8") + 1] : undefined;
+const TUNNELS = opt("tunnels", 10_000);
+const HARNESS = argv.includes("--harness");
+/** Runtime of the weft nodes: deno (default) or bun (same code, node: APIs only). */
+const BUN = argv.includes("--bun");
+/** Iterating on weft alone: skip the peers (ratios then use NaN). */
+const WEFT_ONLY = argv.includes("--weft-only");
+const dir = Deno.makeTempDirSync({ prefix: "weft-bench-l4-" });
+const procs: Proc[] = [];
+const rows: [string, string, string][] = [];
+const enc = new TextEncoder();
+const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:l4] ${m}\n`));
+const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
+const row = (what: string, value: string, ratio = ""): void => {
+  rows.push([what, value, ratio]);
+  note(`${what}: ${value} ${ratio}`);
+};
+
+/** Echo upstream for the tunnel-holding run, in its own process: the bench process already
+ * holds one fd per tunnel, and the fd limit (ulimit -n) is per process. */
+function startEcho(): Promise<Proc> {
+  const code = `import * as net from "node:net";
+    const server = net.createServer((s) => { s.on("error", () => {}); s.pipe(s); });
+    server.listen(${PORT.echo}, "${IP.server}", 16384, () => console.log("echo ready"));`;
+  return spawn(Deno.execPath(), ["eval", code], { readyText: "echo ready" });
+}
+
+async function weftNode(side: "a" | "b"): Promise<Proc> {
+  const file = `${dir}/weft-${side}.yaml`;
+  Deno.writeTextFileSync(file, weftConfig(dir, side));
+  const script = HARNESS
+    ? ["bench/l4_node.ts", dir, side]
+    : ["src/main.ts", "run", "--config", file];
+  const flags = V8 ? [`--v8-flags=${V8}`] : [];
+  const [cmd, args] = BUN ? ["bun", script] : [Deno.execPath(), ["run", "-A", ...flags, ...script]];
+  const p = await spawn(cmd, args, {
+    readyText: '"msg":"ready"',
+    env: { ...Deno.env.toObject(), WEFT_LOG: "info" },
+  });
+  procs.push(p);
+  return p;
+}
+
+/** Open `n` tunnels through node A (VIP → HBONE → B → echo), 1 byte each way, and hold them.
+ * Bounded: a tunnel that fails or stalls past the deadline is dropped from the count. */
+async function holdTunnels(n: number, deadlineMs: number): Promise<net.Socket[]> {
+  const socks: net.Socket[] = [];
+  const end = Date.now() + deadlineMs;
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const s = net.connect({ host: IP.vip, port: PORT.echo, localAddress: IP.client }, () =>
+        s.write("x"));
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, Math.max(1, end - Date.now()));
+      s.once("data", () => {
+        clearTimeout(timer);
+        socks.push(s);
+        resolve();
+      });
+      s.once("error", () => {});
+      s.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  const batch = 250;
+  for (let i = 0; i < n && Date.now() < end; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, n - i) }, one));
+  }
+  return socks;
+}
+
+function fmtWrk(r: WrkResult): string {
+  return `${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
+}
+
+/** Baselines: raw loopback, stunnel4 pair (iperf3), nginx direct and haproxy pair (wrk). */
+async function peers(): Promise<[number, number, WrkResult]> {
+  const raw = await iperf(IP.server, PORT.iperf, SECONDS);
+  row("iperf3 raw loopback", `${raw.toFixed(2)} Gbit/s`);
+
+  Deno.writeTextFileSync(
+    `${dir}/st-s.conf`,
+    stunnelConf(dir, "server", `${IP.server}:${PORT.iperf}`),
+  );
+  Deno.writeTextFileSync(`${dir}/st-c.conf`, stunnelConf(dir, "client", ""));
+  // Readiness from the log, not a probe connection: a probe would reach iperf3's control port.
+  const stS = await spawn("stunnel4", [`${dir}/st-s.conf`], {
+    readyText: "Configuration successful",
+  });
+  const stC = await spawn("stunnel4", [`${dir}/st-c.conf`], {
+    readyText: "Configuration successful",
+  });
+  const stunnel = await iperf(IP.stunnelC, PORT.tunnelIn, SECONDS);
+  row("stunnel4 mTLS pair, iperf3 1 stream", `${stunnel.toFixed(2)} Gbit/s`);
+  await stC.stop();
+  await stS.stop();
+
+  Deno.writeTextFileSync(`${dir}/haproxy.cfg`, haproxyConf(dir, `${IP.server}:${PORT.http}`));
+  const hap = await spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
+  await waitPort(IP.haproxyC, PORT.tunnelIn);
+  const direct = await wrk(`http://${IP.server}:${PORT.http}/`, SECONDS);
+  row("wrk -c32 nginx direct", fmtWrk(direct));
+  const hw = await wrk(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
+  row("wrk -c32 haproxy mTLS pair", fmtWrk(hw));
+  await hap.stop();
+  return [raw, stunnel, hw];
+}
+
+async function main(): Promise<void> {
+  note(`work dir ${dir}`);
+  await makeCerts(dir);
+  Deno.writeTextFileSync(`${dir}/nginx.conf`, nginxConf(dir));
+  for (const d of ["nb", "np", "nf", "nu", "ns"]) Deno.mkdirSync(`${dir}/${d}`);
+  procs.push(await spawn("nginx", ["-c", `${dir}/nginx.conf`, "-p", dir]));
+  procs.push(
+    await spawn("iperf3", ["-s", "--forceflush", "-B", IP.server, "-p", String(PORT.iperf)], {
+      readyText: "Server listening",
+    }),
+  );
+  procs.push(await startEcho());
+  await waitPort(IP.server, PORT.http);
+
+  let raw = NaN, stunnel = NaN;
+  let hw: WrkResult = { rps: NaN, p50: NaN, p99: NaN };
+  if (!WEFT_ONLY) [raw, stunnel, hw] = await peers();
+  const b = await weftNode("b");
+  const a = await weftNode("a");
+  await new Promise((r) => setTimeout(r, 1000)); // settle after start-up before the idle reading
+  const idleA = rssMb(a.pid).rss;
+  const idleB = rssMb(b.pid).rss;
+  row(
+    "weft idle RSS (node A / node B)",
+    `${idleA.toFixed(1)} / ${idleB.toFixed(1)} MB`,
+    "goal ≤ 48 MB",
+  );
+
+  const weft = await iperf(IP.vip, PORT.iperf, SECONDS, IP.client);
+  row(
+    "weft pair over HBONE, iperf3 1 stream",
+    `${weft.toFixed(2)} Gbit/s`,
+    `${(weft / stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${(weft / raw).toFixed(3)}x raw`,
+  );
+  const peakA = rssMb(a.pid).peak;
+  const peakB = rssMb(b.pid).peak;
+  row(
+    "weft peak RSS during throughput (A / B)",
+    `${peakA.toFixed(1)} / ${peakB.toFixed(1)} MB`,
+    "goal ≤ 100 MB",
+  );
+
+  const ww = await wrk(`http://${IP.vip}:80/`, SECONDS);
+  row(
+    "wrk -c32 weft pair",
+    fmtWrk(ww),
+    `${(ww.rps / hw.rps).toFixed(2)}x haproxy req/s (goal ≥ 1.0x), p99 ${
+      (ww.p99 / hw.p99).toFixed(2)
+    }x`,
+  );
+
+  await b.stop();
+  await a.stop();
+  await bareFloor(weft, ww);
+
+  // Per-tunnel memory on a fresh pair: after a bulk run the heap holds garbage that would blur
+  // the difference.
+  if (TUNNELS > 0) await tunnelMemory();
+}
+
+/** The same runs through bench/l4_bare.ts: node:http2 CONNECT with no weft logic at all. */
+async function bareFloor(weft: number, ww: WrkResult): Promise<void> {
+  const start = async (side: "a" | "b", file = "bench/l4_bare.ts"): Promise<Proc> => {
+    const script = [file, dir, side];
+    const [cmd, args] = BUN ? ["bun", script] : [Deno.execPath(), ["run", "-A", ...script]];
+    const p = await spawn(cmd, args, { readyText: '"msg":"ready"' });
+    procs.push(p);
+    return p;
+  };
+  const b = await start("b");
+  const a = await start("a");
+  const bare = await iperf(IP.vip, PORT.iperf, SECONDS, IP.client);
+  const bw = await wrk(`http://${IP.vip}:80/`, SECONDS);
+  row(
+    "bare node:http2 CONNECT pair (floor: no weft logic)",
+    `${bare.toFixed(2)} Gbit/s; ${fmtWrk(bw)}`,
+    `weft/bare: ${(weft / bare).toFixed(2)}x Gbit/s, ${(ww.rps / bw.rps).toFixed(2)}x req/s`,
+  );
+  await a.stop();
+  await b.stop();
+  const tb = await start("b", "bench/l4_tls_pair.ts");
+  const ta = await start("a", "bench/l4_tls_pair.ts");
+  const tp = await iperf(IP.vip, PORT.iperf, SECONDS, IP.client);
+  row(
+    "node:tls mTLS pair + 9-byte framing (ceiling for a custom h2 framer)",
+    `${tp.toFixed(2)} Gbit/s`,
+    `peak RSS A ${rssMb(ta.pid).peak.toFixed(1)} / B ${rssMb(tb.pid).peak.toFixed(1)} MB`,
+  );
+  await ta.stop();
+  await tb.stop();
+}
+
+async function tunnelMemory(): Promise<void> {
+  const b = await weftNode("b");
+  const a = await weftNode("a");
+  await new Promise((r) => setTimeout(r, 1000));
+  const a0 = rssMb(a.pid).rss;
+  const b0 = rssMb(b.pid).rss;
+  const t0 = Date.now();
+  const held = await holdTunnels(TUNNELS, 60_000);
+  const heldMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 500));
+  const rA = rssMb(a.pid).rss;
+  const rB = rssMb(b.pid).rss;
+  const kb = (mb: number): string => ((mb * 1024) / Math.max(1, held.length)).toFixed(1);
+  row(
+    `weft ${held.length} idle tunnels held, fresh pair (opened in ${(heldMs / 1000).toFixed(1)} s)`,
+    `RSS A ${a0.toFixed(1)}→${rA.toFixed(1)} MB, B ${b0.toFixed(1)}→${rB.toFixed(1)} MB`,
+    `${kb(rA + rB - a0 - b0)} KB per tunnel both nodes (A ${kb(rA - a0)}, B ${
+      kb(rB - b0)
+    }; goal ≤ 10 KB)`,
+  );
+  for (const s of held) s.destroy();
+}
+
+// Interrupted (Ctrl-C, timeout): still stop every child, or they keep the loopback ports.
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, async () => {
+    for (const p of procs.reverse()) await p.stop();
+    Deno.exit(130);
+  });
+}
+
+try {
+  await main();
+} finally {
+  for (const p of procs.reverse()) await p.stop();
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch { /* leave it */ }
+}
+
+const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+const mode = `${HARNESS ? "NodeProxy harness" : "weft run"} on ${BUN ? "bun" : "deno"}`;
+out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, ${new Date().toISOString()})`);
+for (const r of rows) out(`| ${r.map((c, i) => c.padEnd(w[i]!)).join(" | ")} |`);
