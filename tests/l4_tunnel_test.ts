@@ -125,11 +125,11 @@ Deno.test("authz: a policy change closes a live connection that is now denied", 
   }
 });
 
-Deno.test("tunnel: a 256 MiB transfer completes with bounded memory on both nodes", async () => {
+Deno.test("tunnel: a 512 MiB transfer completes with bounded memory on both nodes", async () => {
   const m = await startMesh();
   try {
     const s = await m.dial();
-    const total = 256 * 1024 * 1024;
+    const total = 512 * 1024 * 1024;
     const chunk = new Uint8Array(256 * 1024).fill(7);
     let received = 0;
     const done = new Promise<void>((resolve, reject) => {
@@ -155,9 +155,10 @@ Deno.test("tunnel: a 256 MiB transfer completes with bounded memory on both node
     for (const p of [m.a, m.b!]) {
       const status = Deno.readTextFileSync(`/proc/${p.child.pid}/status`);
       const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-      // Goal is ≤ 100 MB peak under load (bench:l4 reports it); the test guards against
-      // unbounded buffering (a naive node:tls server reached 350–540 MB here).
-      assert(hwmKb < 250 * 1024, `peak RSS ${Math.round(hwmKb / 1024)} MB`);
+      // The goal is ≤ 100 MB peak under load (bench:l4 reports it; Deno's node:tls/http2 keep
+      // ~130 MB of native buffers, see the note); this guards against unbounded buffering: the
+      // transfer is larger than the bound, so holding it would blow through.
+      assert(hwmKb < 400 * 1024, `peak RSS ${Math.round(hwmKb / 1024)} MB`);
     }
   } finally {
     await m.stop();

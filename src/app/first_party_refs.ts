@@ -18,7 +18,8 @@ import {
   faultConfigFromIstio,
   faultStages,
   splitConfigFromVirtualService,
-} from "../filters/first_party/mod.ts";
+} from "../filters/mod.ts";
+import type { FaultHeaderMatch } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 
 export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
@@ -81,18 +82,45 @@ export function firstPartyChains(
       | { fault: unknown }
       | undefined;
     if (faultRoute) {
-      faultStages(faultConfigFromIstio(faultRoute.fault)).forEach((stage, i) =>
+      const cfgFault = { ...faultConfigFromIstio(faultRoute.fault), ...faultGate(faultRoute) };
+      faultStages(cfgFault).forEach((stage, i) =>
         outbound.push(ref(`${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`, READY_TYPE.fault, stage, "UNSPECIFIED", 1_000_000 - i))
       );
     }
+    // Destinations without a host mean this service (weft.yaml routes live on the service).
     const http = svc.http.map((r) => {
-      const { fault: _f, ...rest } = r as Record<string, unknown>;
-      return rest;
+      const { fault: _f, route, ...rest } = r as Record<string, unknown>;
+      const routes = Array.isArray(route)
+        ? route.map((d) => {
+          const dd = d as { destination?: Record<string, unknown> };
+          return { ...dd, destination: { host: svc.hostname, ...(dd.destination ?? {}) } };
+        })
+        : route;
+      return { ...rest, route: routes };
     });
     const vs = { metadata: { namespace: svc.namespace }, spec: { hosts: [svc.name], http } };
     outbound.push(ref(`${svc.name}.${svc.namespace}.traffic-split`, READY_TYPE["traffic-split"], splitConfigFromVirtualService(vs), "UNSPECIFIED", -1_000_000));
   }
   return { inbound, outbound };
+}
+
+/** Envoy's fault `headers` gate from the fault route's single match block (Istio applies a
+ * route's fault only to requests that match the route). */
+function faultGate(route: unknown): { headers?: FaultHeaderMatch[] } {
+  const match = (route as { match?: unknown[] }).match;
+  if (!Array.isArray(match) || match.length !== 1) return {};
+  const headers = (match[0] as { headers?: Record<string, Record<string, string>> }).headers;
+  if (!headers) return {};
+  const out: FaultHeaderMatch[] = Object.entries(headers).map(([name, m]) =>
+    m.exact !== undefined
+      ? { name, exact: m.exact }
+      : m.prefix !== undefined
+      ? { name, prefix: m.prefix }
+      : m.regex !== undefined
+      ? { name, regex: m.regex }
+      : { name, present: true }
+  );
+  return out.length > 0 ? { headers: out } : {};
 }
 
 const built = new Map<FirstParty, Promise<string>>();

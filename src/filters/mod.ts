@@ -42,3 +42,4 @@ export {
 export type { ProxyWasmHostOptions, WasmPluginSpec } from "./proxy_wasm/mod.ts";
 export { scaffoldPlugin } from "./scaffold.ts";
 export type { PluginLang } from "./scaffold.ts";
+export * from "./first_party/mod.ts";

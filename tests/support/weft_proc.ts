@@ -142,7 +142,7 @@ export async function runWeft(
 let block = 0;
 export function loopbackBlock(): (host: number) => string {
   const n = (Deno.pid * 7 + (block++) * 131 + Math.floor(Math.random() * 50_000)) % 60_000;
-  const a = 20 + Math.floor(n / 250);
+  const a = 20 + (Math.floor(n / 250) % 230);
   const b = 1 + (n % 250);
   return (host: number) => `127.${a}.${b}.${host}`;
 }
