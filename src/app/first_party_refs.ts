@@ -136,8 +136,10 @@ export function firstPartyWasm(name: FirstParty): Promise<string> {
   return p;
 }
 
-/** Turn first-party refs into component refs (url of the built plugin, plugin-shaped config). */
-export async function resolveFirstParty(r: FilterRef): Promise<FilterRef> {
+/** Turn first-party refs into component refs (url of the built plugin, plugin-shaped config).
+ * xDS names them per filter type ("traffic-split"); the filter host keys generations by name, so
+ * they get the service's name in front. */
+export async function resolveFirstParty(r: FilterRef, svc: { name: string; namespace: string }): Promise<FilterRef> {
   const names = Object.keys(XDS_TYPE) as FirstParty[];
   const ready = names.find((k) => READY_TYPE[k] === r.type);
   const fromXds = names.find((k) => XDS_TYPE[k] === r.type);
@@ -153,5 +155,6 @@ export async function resolveFirstParty(r: FilterRef): Promise<FilterRef> {
     );
   }
   const path = await firstPartyWasm(which);
-  return { ...r, type: "weft.component", url: `file://${path}`, config };
+  const name = fromXds ? `${svc.name}.${svc.namespace}.${r.name}` : r.name;
+  return { ...r, name, type: "weft.component", url: `file://${path}`, config };
 }

@@ -36,8 +36,8 @@ export class L7Wiring {
     for (const s of snapshot.services) {
       services.push({
         ...s,
-        inboundFilters: await Promise.all(s.inboundFilters.map(resolveFirstParty)),
-        outboundFilters: await Promise.all(s.outboundFilters.map(resolveFirstParty)),
+        inboundFilters: await Promise.all(s.inboundFilters.map((r) => resolveFirstParty(r, s))),
+        outboundFilters: await Promise.all(s.outboundFilters.map((r) => resolveFirstParty(r, s))),
       });
     }
     await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));

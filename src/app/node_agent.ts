@@ -54,6 +54,8 @@ export class NodeAgent {
 
   private xdsClient: XdsClient | undefined;
   private xdsApplied = false;
+  /** Snapshots received and not applied yet (readiness waits for them). */
+  private xdsPending = 0;
 
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
@@ -143,9 +145,10 @@ export class NodeAgent {
     this.xdsClient = client;
     let chain = Promise.resolve();
     client.onSnapshot((snap) => {
+      this.xdsPending++;
       chain = chain.then(() => this.apply(snap)).then(() => {
         this.xdsApplied = true;
-      }).catch((err) =>
+      }).finally(() => this.xdsPending--).catch((err) =>
         log.error("snapshot not applied; the last good one keeps serving", { error: errorMessage(err) })
       );
     });
@@ -221,7 +224,9 @@ export class NodeAgent {
       readiness: () => {
         const waiting: string[] = [];
         if (!this.proxy.ready) waiting.push("listeners");
-        if (this.xdsClient && !(this.xdsClient.synced && this.xdsApplied)) waiting.push("xds");
+        if (this.xdsClient && !(this.xdsClient.synced && this.xdsApplied && this.xdsPending === 0)) {
+          waiting.push("xds");
+        }
         const certs = this.identity.certificates();
         if (
           this.config.workloads.some((w) =>

@@ -1,172 +1,192 @@
 /**
- * `deno task demo`: two weft nodes on loopback, an echo workload behind node B, two client
- * workloads on node A (one allowed by node B's AuthorizationPolicy, one not). Sends traffic
- * A → HBONE → B, prints a table of what each side saw, stops everything, exits 0 (1 if a row
- * is not as expected).
+ * `deno task demo`: the embedded control plane serves a mesh file to two weft nodes on loopback
+ * (workloads, services, policies and their certificates come over xDS). Node A hosts two client
+ * workloads, node B two versions of an HTTP echo. The demo
+ *   1. sends one request from each client: one allowed, one denied by an AuthorizationPolicy;
+ *   2. sends 400 requests through the L7 chain: a 90/10 split with injected delays and aborts;
+ *   3. edits the mesh file (50/50, no faults) and shows the pushed change taking effect live.
+ * It prints tables, stops everything it started and exits 0 (1 if a row is off expectations).
  */
 import { stringify } from "yaml";
-import { connect } from "node:net";
+import { request } from "node:http";
 import { join } from "node:path";
 import { print } from "../../src/core/mod.ts";
-import { startEcho } from "../support/echo_server.ts";
+import { startHttpWorkload } from "../support/http_workload.ts";
 import { startWeft, type WeftProc } from "../support/weft_proc.ts";
+import { type Row, table } from "./table.ts";
 
-const NODE_A = { client: "127.0.2.2", intruder: "127.0.2.3", vip: "127.10.2.1" };
-const NODE_B = { echo: "127.0.3.2" };
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
+const A = { sleep: "127.0.2.2", intruder: "127.0.2.3", vip: "127.10.2.1" };
+const B = { v1: "127.0.3.2", v2: "127.0.3.3" };
+const PORT = 18080;
+const LISTENERS = { admin: "127.0.0.1:0", metrics: "127.0.0.1:0", readiness: "127.0.0.1:0", socks5: "", inboundPlaintextPort: 0 };
 
-interface Row {
-  path: string;
-  source: string;
-  destination: string;
-  seenByB: string;
-  bytes: string;
-  result: string;
-  expected: string;
-}
-
-function send(from: string, data: string): Promise<{ echoed: number; result: string }> {
-  return new Promise((resolve) => {
-    const s = connect({ host: NODE_A.vip, port: 80, localAddress: from });
-    let echoed = 0;
-    const t = setTimeout(() => s.destroy(), 5000);
-    s.on("connect", () => s.write(data));
-    s.on("data", (c) => {
-      echoed += c.length;
-      if (echoed >= data.length) s.end();
-    });
-    s.on("error", () => {});
-    s.on("close", () => {
-      clearTimeout(t);
-      resolve({ echoed, result: echoed >= data.length ? "allowed (echoed)" : "denied (closed)" });
-    });
-  });
-}
-
-function table(rows: Row[]): string {
-  const cols = ["path", "source", "destination", "seenByB", "bytes", "result"] as const;
-  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
-  const line = (vals: string[]) => "| " + vals.map((v, i) => v.padEnd(w[i]!)).join(" | ") + " |";
-  return [
-    line([...cols]),
-    "|" + w.map((n) => "-".repeat(n + 2)).join("|") + "|",
-    ...rows.map((r) => line(cols.map((c) => r[c]))),
-  ].join("\n");
-}
-
-async function main(): Promise<number> {
-  const dir = await Deno.makeTempDir({ prefix: "weft-demo-" });
-  const echo = await startEcho(NODE_B.echo, 0);
-  const ca = { mode: "auto", stateDir: join(dir, "ca") };
-  const nodeA = {
-    node: { name: "node-a" },
-    ca,
-    listeners: LISTENERS,
+function mesh(weights: [number, number], faults: boolean): Record<string, unknown> {
+  return {
+    trustDomain: "cluster.local",
     workloads: [
-      { name: "sleep", namespace: "default", serviceAccount: "sleep", address: NODE_A.client },
-      {
-        name: "intruder",
-        namespace: "other",
-        serviceAccount: "intruder",
-        address: NODE_A.intruder,
-      },
+      { name: "sleep", namespace: "default", serviceAccount: "sleep", address: A.sleep, node: "node-a" },
+      { name: "intruder", namespace: "other", serviceAccount: "intruder", address: A.intruder, node: "node-a" },
+      { name: "echo-v1", namespace: "default", serviceAccount: "echo", address: B.v1, node: "node-b", labels: { app: "echo", version: "v1" } },
+      { name: "echo-v2", namespace: "default", serviceAccount: "echo", address: B.v2, node: "node-b", labels: { app: "echo", version: "v2" } },
     ],
     services: [{
       name: "echo",
       namespace: "default",
-      vips: [NODE_A.vip],
-      ports: [{ port: 80, targetPort: echo.port }],
-      endpoints: [{
-        workload: "echo",
-        namespace: "default",
-        serviceAccount: "echo",
-        address: NODE_B.echo,
-        node: "node-b",
+      vips: [A.vip],
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      selector: { app: "echo" },
+      subsets: [{ name: "v1", labels: { version: "v1" } }, { name: "v2", labels: { version: "v2" } }],
+      http: [{
+        route: [{ destination: { subset: "v1" }, weight: weights[0] }, { destination: { subset: "v2" }, weight: weights[1] }],
+        ...(faults
+          ? { fault: { delay: { fixedDelay: "150ms", percentage: { value: 10 } }, abort: { httpStatus: 503, percentage: { value: 10 } } } }
+          : {}),
       }],
     }],
-  };
-  const nodeB = {
-    node: { name: "node-b" },
-    ca,
-    listeners: LISTENERS,
-    workloads: [{
-      name: "echo",
-      namespace: "default",
-      serviceAccount: "echo",
-      address: NODE_B.echo,
-    }],
     authorizationPolicies: [{
-      name: "allow-sleep",
+      name: "allow-default-ns",
       namespace: "default",
       action: "ALLOW",
-      rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }],
+      rules: [{ from: [{ source: { namespaces: ["default"] } }] }],
     }],
   };
-  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
-  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  print(
-    `weft demo: node A (client workloads ${NODE_A.client}, ${NODE_A.intruder}; service echo on ${NODE_A.vip}:80)`,
-  );
-  print(
-    `           node B (echo workload ${NODE_B.echo}:${echo.port}, HBONE ${NODE_B.echo}:15008, policy allow-sleep)\n`,
-  );
+}
+
+interface Res {
+  status: number;
+  version: string;
+  ms: number;
+}
+
+function get(from: string): Promise<Res> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const req = request({ host: A.vip, port: 80, path: "/hello", localAddress: from, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => body += c);
+      res.on("end", () => {
+        let version = "-";
+        try {
+          version = JSON.parse(body).version;
+        } catch { /* a local reply */ }
+        resolve({ status: res.statusCode ?? 0, version, ms: performance.now() - t0 });
+      });
+    });
+    req.setTimeout(5000, () => req.destroy());
+    req.on("error", (e) => {
+      if (Deno.env.get("WEFT_DEMO_DEBUG")) print(`request error: ${e.message}`);
+      resolve({ status: 0, version: "-", ms: performance.now() - t0 });
+    });
+    req.end();
+  });
+}
+
+async function burst(n: number): Promise<{ v1: number; v2: number; aborted: number; delayed: number; other: number }> {
+  const out = { v1: 0, v2: 0, aborted: 0, delayed: 0, other: 0 };
+  for (let i = 0; i < n; i += 20) {
+    const batch = await Promise.all(Array.from({ length: Math.min(20, n - i) }, () => get(A.sleep)));
+    for (const r of batch) {
+      if (r.ms >= 140) out.delayed++;
+      if (r.status === 503) out.aborted++;
+      else if (r.status === 200 && (r.version === "v1" || r.version === "v2")) out[r.version]++;
+      else out.other++;
+    }
+  }
+  return out;
+}
+
+const pct = (k: number, n: number): string => `${(100 * k / n).toFixed(1)} %`;
+const within = (k: number, n: number, p: number, tol: number): boolean => Math.abs(100 * k / n - p) <= tol;
+
+async function waitReady(p: WeftProc): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = await fetch(`http://${p.ready.readiness}/healthz/ready`).catch(() => undefined);
+    await r?.body?.cancel();
+    if (r?.status === 200) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error("node never became ready");
+}
+
+async function main(): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "weft-demo-" });
+  const meshPath = join(dir, "mesh.yaml");
+  const writeMesh = async (m: Record<string, unknown>) => {
+    await Deno.writeTextFile(meshPath + ".tmp", stringify(m));
+    await Deno.rename(meshPath + ".tmp", meshPath);
+  };
+  await writeMesh(mesh([90, 10], true));
+  const v1 = await startHttpWorkload(B.v1, PORT, "v1");
+  const v2 = await startHttpWorkload(B.v2, PORT, "v2");
   const procs: WeftProc[] = [];
+  let ok = true;
   try {
-    // Node B first: the first process creates the shared dev CA, the second reuses it.
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "b.yaml")], { env: { WEFT_LOG: "info" } }),
-    );
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "a.yaml")], { env: { WEFT_LOG: "info" } }),
-    );
-    const [b] = procs as [WeftProc, WeftProc];
+    const cp = await startWeft(["control-plane", "--config", meshPath, "--address", "127.0.0.1:0", "--ca-dir", join(dir, "ca")]);
+    procs.push(cp);
+    const address = String(cp.ready.address);
+    for (const name of ["node-a", "node-b"]) {
+      const cfg = { node: { name }, ca: { mode: "xds" }, listeners: { ...LISTENERS, captureServiceVips: name === "node-a" }, xds: { address } };
+      await Deno.writeTextFile(join(dir, `${name}.yaml`), stringify(cfg));
+      procs.push(await startWeft(["run", "--config", join(dir, `${name}.yaml`)], { timeoutMs: 120_000 }));
+    }
+    const [, a, b] = procs as [WeftProc, WeftProc, WeftProc];
+    await waitReady(a);
+    await waitReady(b);
+    print(`weft demo — control plane ${address} serving ${meshPath}`);
+    print(`  node A: sleep ${A.sleep} (ns default), intruder ${A.intruder} (ns other); service echo on ${A.vip}:80`);
+    print(`  node B: echo-v1 ${B.v1}:${PORT}, echo-v2 ${B.v2}:${PORT}; policy allow-default-ns (ALLOW from namespace default)\n`);
+
     const rows: Row[] = [];
-    const cases = [
-      {
-        from: NODE_A.client,
-        source: "spiffe://cluster.local/ns/default/sa/sleep",
-        expected: "allowed (echoed)",
-      },
-      {
-        from: NODE_A.intruder,
-        source: "spiffe://cluster.local/ns/other/sa/intruder",
-        expected: "denied (closed)",
-      },
-    ];
-    for (const c of cases) {
-      const r = await send(c.from, `hello from ${c.from}\n`);
-      const seen = await b.waitFor(
-        (l) => l.scope === "access" && l.direction === "inbound" && l["src.identity"] === c.source,
-        5000,
-      )
-        .catch(() => undefined);
+    for (const [who, ip, expect] of [["sleep (default)", A.sleep, "allowed"], ["intruder (other)", A.intruder, "denied"]] as const) {
+      let r = await get(ip);
+      for (let i = 0; i < 5 && r.status === 503 && expect === "allowed"; i++) r = await get(ip); // an injected abort
+      const seen = await b.waitFor((l) => l.scope === "access" && typeof l["src.identity"] === "string" && String(l["src.identity"]).includes(who.split(" ")[0]!), 3000).catch(() => undefined);
+      const result = r.status === 200 ? "allowed" : "denied";
+      ok &&= result === expect;
       rows.push({
-        path: `${c.from} → ${NODE_A.vip}:80 → HBONE → ${NODE_B.echo}:15008`,
-        source: c.source,
-        destination: "spiffe://cluster.local/ns/default/sa/echo",
-        seenByB: seen ? `${seen["src.identity"]} (${seen.outcome})` : "—",
-        bytes: String(r.echoed),
-        result: r.result,
-        expected: c.expected,
+        path: `${ip} → ${A.vip}:80 → HBONE → node B`,
+        "identity seen by B": seen ? String(seen["src.identity"]) : "—",
+        "B's verdict": seen ? String(seen.outcome) : "—",
+        "client got": r.status ? `HTTP ${r.status}${r.version !== "-" ? ` (${r.version})` : ""}` : "connection closed",
+        result: result + (result === expect ? "" : `  ✗ expected ${expect}`),
       });
     }
-    print(table(rows));
-    const ok = rows.every((r) => r.result === r.expected);
-    print(
-      `\n${
-        ok ? "demo OK" : "demo FAILED"
-      }: metrics on node B at http://${b.ready.metrics}/stats/prometheus (stopped now)`,
-    );
+    print("1. Identity and L4 authorization (HBONE mTLS, AuthorizationPolicy on node B)");
+    print(table(rows) + "\n");
+
+    const n = 400;
+    const s1 = await burst(n);
+    const served1 = s1.v1 + s1.v2;
+    const checks1 = [within(s1.v1, served1, 90, 6), within(s1.aborted, n, 10, 5), within(s1.delayed, n, 10, 5)];
+    ok &&= checks1.every(Boolean);
+    print(`2. L7 through wasm plugins on node A: ${n} requests, VirtualService 90/10 + fault (delay 150ms 10 %, abort 503 10 %)`);
+    print(table([
+      { measure: "routed to v1 (of served)", count: String(s1.v1), share: pct(s1.v1, served1), expected: "90 % ± 6", ok: checks1[0] ? "✓" : "✗" },
+      { measure: "routed to v2 (of served)", count: String(s1.v2), share: pct(s1.v2, served1), expected: "10 % ± 6", ok: checks1[0] ? "✓" : "✗" },
+      { measure: "aborted (503 fault filter abort)", count: String(s1.aborted), share: pct(s1.aborted, n), expected: "10 % ± 5", ok: checks1[1] ? "✓" : "✗" },
+      { measure: "delayed ≥ 150 ms", count: String(s1.delayed), share: pct(s1.delayed, n), expected: "10 % ± 5", ok: checks1[2] ? "✓" : "✗" },
+    ]) + "\n");
+
+    const applied = a.lines.filter((l) => l.msg === "snapshot applied").length;
+    await writeMesh(mesh([50, 50], false));
+    await a.waitFor((l) => l.msg === "snapshot applied" && a.lines.filter((x) => x.msg === "snapshot applied").length > applied, 15_000);
+    const s2 = await burst(n);
+    const served2 = s2.v1 + s2.v2;
+    const checks2 = [within(s2.v1, served2, 50, 8), s2.aborted === 0];
+    ok &&= checks2.every(Boolean);
+    print("3. Live change: mesh.yaml edited to 50/50 without faults; the control plane pushes it");
+    print(table([
+      { measure: "routed to v1", count: String(s2.v1), share: pct(s2.v1, served2), expected: "50 % ± 8", ok: checks2[0] ? "✓" : "✗" },
+      { measure: "routed to v2", count: String(s2.v2), share: pct(s2.v2, served2), expected: "50 % ± 8", ok: checks2[0] ? "✓" : "✗" },
+      { measure: "aborted", count: String(s2.aborted), share: pct(s2.aborted, n), expected: "0", ok: checks2[1] ? "✓" : "✗" },
+    ]) + "\n");
+    print(ok ? "demo OK (everything it started is stopped now)" : "demo FAILED: a row is off expectations");
     return ok ? 0 : 1;
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
-    await echo.close();
+    await v1.close();
+    await v2.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
