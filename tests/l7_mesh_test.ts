@@ -10,7 +10,13 @@ import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 
-const LISTENERS = { admin: "127.0.0.1:0", metrics: "127.0.0.1:0", readiness: "127.0.0.1:0", socks5: "", inboundPlaintextPort: 0 };
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
 const PORT = 18080;
 
 Deno.test("l7: authorization, traffic split, fault injection across two weft nodes", async () => {
@@ -20,26 +26,63 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
   const v2 = await startHttpWorkload(ip(4), PORT, "v2");
   const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const endpoints = [
-    { workload: "echo-v1", namespace: "default", serviceAccount: "echo", address: ip(3), labels: { version: "v1" } },
-    { workload: "echo-v2", namespace: "default", serviceAccount: "echo", address: ip(4), labels: { version: "v2" } },
+    {
+      workload: "echo-v1",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: ip(3),
+      labels: { version: "v1" },
+    },
+    {
+      workload: "echo-v2",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: ip(4),
+      labels: { version: "v2" },
+    },
   ];
-  const service = { name: "echo", namespace: "default", ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }], endpoints };
+  const service = {
+    name: "echo",
+    namespace: "default",
+    ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+    endpoints,
+  };
   const nodeB = {
     node: { name: "node-b" },
     ca,
     listeners: { ...LISTENERS, captureServiceVips: false },
     workloads: [
-      { name: "echo-v1", namespace: "default", serviceAccount: "echo", address: ip(3), labels: { app: "echo", version: "v1" } },
-      { name: "echo-v2", namespace: "default", serviceAccount: "echo", address: ip(4), labels: { app: "echo", version: "v2" } },
+      {
+        name: "echo-v1",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: ip(3),
+        labels: { app: "echo", version: "v1" },
+      },
+      {
+        name: "echo-v2",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: ip(4),
+        labels: { app: "echo", version: "v2" },
+      },
     ],
     services: [service],
     authorizationPolicies: [
-      { name: "deny-admin", namespace: "default", action: "DENY", rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }] },
+      {
+        name: "deny-admin",
+        namespace: "default",
+        action: "DENY",
+        rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }],
+      },
       {
         name: "allow-get",
         namespace: "default",
         action: "ALLOW",
-        rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }], to: [{ operation: { methods: ["GET"] } }] }],
+        rules: [{
+          from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }],
+          to: [{ operation: { methods: ["GET"] } }],
+        }],
       },
     ],
   };
@@ -51,11 +94,26 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
     services: [{
       ...service,
       vips: [ip(100)],
-      subsets: [{ name: "v1", labels: { version: "v1" } }, { name: "v2", labels: { version: "v2" } }],
+      subsets: [{ name: "v1", labels: { version: "v1" } }, {
+        name: "v2",
+        labels: { version: "v2" },
+      }],
       http: [
-        { match: [{ headers: { "x-fault": { exact: "1" } } }], fault: { abort: { httpStatus: 503, percentage: { value: 100 } } }, route: [{ destination: { subset: "v1" } }] },
-        { match: [{ headers: { "x-canary": { exact: "1" } } }], route: [{ destination: { subset: "v2" } }] },
-        { route: [{ destination: { subset: "v1" }, weight: 90 }, { destination: { subset: "v2" }, weight: 10 }] },
+        {
+          match: [{ headers: { "x-fault": { exact: "1" } } }],
+          fault: { abort: { httpStatus: 503, percentage: { value: 100 } } },
+          route: [{ destination: { subset: "v1" } }],
+        },
+        {
+          match: [{ headers: { "x-canary": { exact: "1" } } }],
+          route: [{ destination: { subset: "v2" } }],
+        },
+        {
+          route: [{ destination: { subset: "v1" }, weight: 90 }, {
+            destination: { subset: "v2" },
+            weight: 10,
+          }],
+        },
       ],
     }],
   };
@@ -82,7 +140,10 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
     assert(counts.v1 >= 150 && counts.v2 >= 5, `split ${JSON.stringify(counts)}`);
     // Header match routes to the canary subset only.
     for (let i = 0; i < 10; i++) {
-      assertEquals(JSON.parse((await get("/public/x", { headers: { "x-canary": "1" } })).body).version, "v2");
+      assertEquals(
+        JSON.parse((await get("/public/x", { headers: { "x-canary": "1" } })).body).version,
+        "v2",
+      );
     }
     // Authorization at L7 on node B, with the verified peer identity.
     const admin = await get("/admin/users");
@@ -95,7 +156,10 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
     const mB = await scrape(b);
     assert(metricSum(mB, "weft_filter_calls_total") > 0, "filter calls are counted on node B");
     const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
-    assert(dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"), JSON.stringify(dumpA.filters));
+    assert(
+      dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
+      JSON.stringify(dumpA.filters),
+    );
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await v1.close();

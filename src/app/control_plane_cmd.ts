@@ -15,7 +15,9 @@ const log = logger("control_plane");
 export async function runControlPlane(f: Flags): Promise<number> {
   const configPath = f.values.get("config") ?? f.positional[0];
   if (!configPath) {
-    out.err("Cannot start the control plane: no mesh file (usage: weft control-plane --config mesh.yaml)");
+    out.err(
+      "Cannot start the control plane: no mesh file (usage: weft control-plane --config mesh.yaml)",
+    );
     return 2;
   }
   let mesh;

@@ -214,16 +214,19 @@ export class HboneServer {
       return conn.fail("denied", decision.policy ?? "no allow policy matched", true);
     }
     const upstream: Promise<Duplex> = l7
-      ? Promise.resolve(L7Dispatch.bridge(l7, peerInfo({
-        sourcePrincipal: peer,
-        sourceAddress: srcIp,
-        sourcePort: sock?.remotePort ?? 0,
-        destinationAddress: hp.host,
-        destinationPort: hp.port,
-        service: this.deps.l7!.inboundService(wl, hp.port, host),
-        workload: wl,
-        mtls: true,
-      })))
+      ? Promise.resolve(L7Dispatch.bridge(
+        l7,
+        peerInfo({
+          sourcePrincipal: peer,
+          sourceAddress: srcIp,
+          sourcePort: sock?.remotePort ?? 0,
+          destinationAddress: hp.host,
+          destinationPort: hp.port,
+          service: this.deps.l7!.inboundService(wl, hp.port, host),
+          workload: wl,
+          mtls: true,
+        }),
+      ))
       : dialTcp(hp.host, hp.port, snap.timeouts.connectMs);
     upstream.then((up) => {
       if (stream.destroyed || conn.done) {

@@ -21,7 +21,13 @@ import { WeftError } from "./errors.ts";
 
 export interface UpstreamDialer {
   /** Open a byte stream to `ep` on `port` for `source` (HBONE when the endpoint is in the mesh). */
-  dial(source: Workload, svc: Service, ep: Endpoint, port: number, clientAddr: string): Promise<Duplex>;
+  dial(
+    source: Workload,
+    svc: Service,
+    ep: Endpoint,
+    port: number,
+    clientAddr: string,
+  ): Promise<Duplex>;
   /** Open a TCP connection to a local workload. */
   dialLocal(host: string, port: number): Promise<Duplex>;
 }
@@ -38,7 +44,10 @@ function matchesRoute(s: Service, name: string): boolean {
     n === `${s.name}.${s.namespace}.svc`;
 }
 
-function labelsMatch(labels: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): boolean {
+function labelsMatch(
+  labels: Readonly<Record<string, string>>,
+  want: Readonly<Record<string, string>>,
+): boolean {
   for (const k in want) if (labels[k] !== want[k]) return false;
   return true;
 }
@@ -82,7 +91,11 @@ export class L7Dispatch {
   }
 
   /** The L7 outbound handler for a service port, or undefined when it stays L4. */
-  outbound(svc: Service, sp: ServicePort, source: Workload): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
+  outbound(
+    svc: Service,
+    sp: ServicePort,
+    source: Workload,
+  ): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
     if (!isL7(sp) || svc.outboundFilters.length === 0) return undefined;
     const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
     let proxy = this.proxies.get(key);
@@ -99,13 +112,20 @@ export class L7Dispatch {
     return (down, peer) => p.handle(down, peer);
   }
 
-  private dialRoute(svc: Service, sp: ServicePort, source: Workload, route: RouteChoice | undefined): Promise<Duplex> {
+  private dialRoute(
+    svc: Service,
+    sp: ServicePort,
+    source: Workload,
+    route: RouteChoice | undefined,
+  ): Promise<Duplex> {
     let target = svc;
     let port = sp;
     if (route) {
       const found = this.snapshot().services.find((s) => matchesRoute(s, route.service));
       if (!found) {
-        return Promise.reject(new WeftError("no_route", `Cannot route: unknown service ${route.service}`));
+        return Promise.reject(
+          new WeftError("no_route", `Cannot route: unknown service ${route.service}`),
+        );
       }
       target = found;
       port = found.ports.find((p) => p.port === sp.port) ?? found.ports[0] ?? sp;
@@ -114,19 +134,41 @@ export class L7Dispatch {
     if (route?.subset !== undefined) {
       const subset = target.subsets.find((s) => s.name === route.subset);
       if (!subset) {
-        return Promise.reject(new WeftError("no_subset", `Cannot route: service ${target.hostname} has no subset ${route.subset}`));
+        return Promise.reject(
+          new WeftError(
+            "no_subset",
+            `Cannot route: service ${target.hostname} has no subset ${route.subset}`,
+          ),
+        );
       }
       eps = eps.filter((e) => labelsMatch(e.labels, subset.labels));
     }
     const ep = pick(eps);
     if (!ep) {
-      return Promise.reject(new WeftError("no_healthy_upstream", `Cannot route: no endpoint for ${target.hostname}${route?.subset ? ` subset ${route.subset}` : ""}`));
+      return Promise.reject(
+        new WeftError(
+          "no_healthy_upstream",
+          `Cannot route: no endpoint for ${target.hostname}${
+            route?.subset ? ` subset ${route.subset}` : ""
+          }`,
+        ),
+      );
     }
-    return this.dialer.dial(source, target, ep, port.targetPort || port.port, `${source.address}:0`);
+    return this.dialer.dial(
+      source,
+      target,
+      ep,
+      port.targetPort || port.port,
+      `${source.address}:0`,
+    );
   }
 
   /** The L7 inbound handler for a local workload port, or undefined when it stays L4. */
-  inbound(workload: Workload, port: number, serviceHost: string | undefined): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
+  inbound(
+    workload: Workload,
+    port: number,
+    serviceHost: string | undefined,
+  ): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
     const svc = this.inboundService(workload, port, serviceHost);
     if (!svc) return undefined;
     const key = `in|${workload.namespace}/${workload.name}|${svc.hostname}|${port}`;
@@ -146,7 +188,11 @@ export class L7Dispatch {
   }
 
   /** Does this inbound port run an L7 chain (so authorization happens at L7)? */
-  inboundService(workload: Workload, port: number, serviceHost: string | undefined): Service | undefined {
+  inboundService(
+    workload: Workload,
+    port: number,
+    serviceHost: string | undefined,
+  ): Service | undefined {
     for (const s of this.snapshot().services) {
       if (serviceHost && s.hostname !== serviceHost) continue;
       if (s.inboundFilters.length === 0) continue;

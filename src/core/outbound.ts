@@ -210,16 +210,19 @@ export async function handleOutbound(
       const conn = deps.conns.create(info, sock);
       if (!conn) return refuse("max_connections", SocksReply.generalFailure);
       reply?.(SocksReply.succeeded);
-      conn.attach(L7Dispatch.bridge(l7, peerInfo({
-        sourcePrincipal: src.identity,
-        sourceAddress: clientIp,
-        sourcePort: sock.remotePort ?? 0,
-        destinationAddress: host,
-        destinationPort: port,
-        service: svc,
-        workload: undefined,
-        mtls: false,
-      })));
+      conn.attach(L7Dispatch.bridge(
+        l7,
+        peerInfo({
+          sourcePrincipal: src.identity,
+          sourceAddress: clientIp,
+          sourcePort: sock.remotePort ?? 0,
+          destinationAddress: host,
+          destinationPort: port,
+          service: svc,
+          workload: undefined,
+          mtls: false,
+        }),
+      ));
       return;
     }
   }

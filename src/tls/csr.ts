@@ -19,7 +19,9 @@ export async function createCsr(identity: string): Promise<CsrAndKey> {
   const req = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,
     signingAlgorithm: EC_P256,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity }], true)],
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity }], true),
+    ],
   });
   return {
     csrPem: withNewline(req.toString("pem")),
@@ -35,17 +37,26 @@ export async function leafFromChain(
   issuedAt: Date,
 ): Promise<IssuedLeaf> {
   if (chain.length < 2) {
-    throw new WeftError("ca_bad_response", "Cannot use issued certificate: the chain must hold the leaf and the root");
+    throw new WeftError(
+      "ca_bad_response",
+      "Cannot use issued certificate: the chain must hold the leaf and the root",
+    );
   }
   const leaf = new x509.X509Certificate(chain[0]!);
   const root = new x509.X509Certificate(chain[chain.length - 1]!);
   const sans = leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
   const uris = sans.filter((n) => n.type === "url").map((n) => n.value);
   if (uris.length !== 1 || uris[0] !== identity) {
-    throw new WeftError("ca_bad_response", `Cannot use issued certificate: it names ${JSON.stringify(uris)}, not ${identity}`);
+    throw new WeftError(
+      "ca_bad_response",
+      `Cannot use issued certificate: it names ${JSON.stringify(uris)}, not ${identity}`,
+    );
   }
   if (!(await leaf.verify({ publicKey: root.publicKey, signatureOnly: true }))) {
-    throw new WeftError("ca_bad_response", "Cannot use issued certificate: it does not chain to the returned root");
+    throw new WeftError(
+      "ca_bad_response",
+      "Cannot use issued certificate: it does not chain to the returned root",
+    );
   }
   const pems = chain.map(withNewline);
   return {

@@ -6,7 +6,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { WeftError } from "../core/mod.ts";
-import { createCsr, type IssuedLeaf, type IssueOptions, leafFromChain, type LeafIssuer } from "../tls/mod.ts";
+import {
+  createCsr,
+  type IssuedLeaf,
+  type IssueOptions,
+  leafFromChain,
+  type LeafIssuer,
+} from "../tls/mod.ts";
 import {
   CA_SERVICE,
   CHANNEL_OPTIONS,
@@ -58,7 +64,15 @@ export class RemoteCa implements LeafIssuer {
         { deadline },
         (err, res) => {
           if (err) {
-            reject(new WeftError("ca_request_failed", `Cannot get a certificate for ${identity} from ${this.opts.address}: ${err.details || err.message}`, { cause: err }));
+            reject(
+              new WeftError(
+                "ca_request_failed",
+                `Cannot get a certificate for ${identity} from ${this.opts.address}: ${
+                  err.details || err.message
+                }`,
+                { cause: err },
+              ),
+            );
           } else resolve([...((res as { certChain?: string[] } | undefined)?.certChain ?? [])]);
         },
       );

@@ -18,16 +18,48 @@ import { type Row, table } from "./table.ts";
 const A = { sleep: "127.0.2.2", intruder: "127.0.2.3", vip: "127.10.2.1" };
 const B = { v1: "127.0.3.2", v2: "127.0.3.3" };
 const PORT = 18080;
-const LISTENERS = { admin: "127.0.0.1:0", metrics: "127.0.0.1:0", readiness: "127.0.0.1:0", socks5: "", inboundPlaintextPort: 0 };
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
 
 function mesh(weights: [number, number], faults: boolean): Record<string, unknown> {
   return {
     trustDomain: "cluster.local",
     workloads: [
-      { name: "sleep", namespace: "default", serviceAccount: "sleep", address: A.sleep, node: "node-a" },
-      { name: "intruder", namespace: "other", serviceAccount: "intruder", address: A.intruder, node: "node-a" },
-      { name: "echo-v1", namespace: "default", serviceAccount: "echo", address: B.v1, node: "node-b", labels: { app: "echo", version: "v1" } },
-      { name: "echo-v2", namespace: "default", serviceAccount: "echo", address: B.v2, node: "node-b", labels: { app: "echo", version: "v2" } },
+      {
+        name: "sleep",
+        namespace: "default",
+        serviceAccount: "sleep",
+        address: A.sleep,
+        node: "node-a",
+      },
+      {
+        name: "intruder",
+        namespace: "other",
+        serviceAccount: "intruder",
+        address: A.intruder,
+        node: "node-a",
+      },
+      {
+        name: "echo-v1",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: B.v1,
+        node: "node-b",
+        labels: { app: "echo", version: "v1" },
+      },
+      {
+        name: "echo-v2",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: B.v2,
+        node: "node-b",
+        labels: { app: "echo", version: "v2" },
+      },
     ],
     services: [{
       name: "echo",
@@ -35,11 +67,22 @@ function mesh(weights: [number, number], faults: boolean): Record<string, unknow
       vips: [A.vip],
       ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
       selector: { app: "echo" },
-      subsets: [{ name: "v1", labels: { version: "v1" } }, { name: "v2", labels: { version: "v2" } }],
+      subsets: [{ name: "v1", labels: { version: "v1" } }, {
+        name: "v2",
+        labels: { version: "v2" },
+      }],
       http: [{
-        route: [{ destination: { subset: "v1" }, weight: weights[0] }, { destination: { subset: "v2" }, weight: weights[1] }],
+        route: [{ destination: { subset: "v1" }, weight: weights[0] }, {
+          destination: { subset: "v2" },
+          weight: weights[1],
+        }],
         ...(faults
-          ? { fault: { delay: { fixedDelay: "150ms", percentage: { value: 10 } }, abort: { httpStatus: 503, percentage: { value: 10 } } } }
+          ? {
+            fault: {
+              delay: { fixedDelay: "150ms", percentage: { value: 10 } },
+              abort: { httpStatus: 503, percentage: { value: 10 } },
+            },
+          }
           : {}),
       }],
     }],
@@ -61,18 +104,21 @@ interface Res {
 function get(from: string): Promise<Res> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = request({ host: A.vip, port: 80, path: "/hello", localAddress: from, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c) => body += c);
-      res.on("end", () => {
-        let version = "-";
-        try {
-          version = JSON.parse(body).version;
-        } catch { /* a local reply */ }
-        resolve({ status: res.statusCode ?? 0, version, ms: performance.now() - t0 });
-      });
-    });
+    const req = request(
+      { host: A.vip, port: 80, path: "/hello", localAddress: from, agent: false },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => body += c);
+        res.on("end", () => {
+          let version = "-";
+          try {
+            version = JSON.parse(body).version;
+          } catch { /* a local reply */ }
+          resolve({ status: res.statusCode ?? 0, version, ms: performance.now() - t0 });
+        });
+      },
+    );
     req.setTimeout(5000, () => req.destroy());
     req.on("error", (e) => {
       if (Deno.env.get("WEFT_DEMO_DEBUG")) print(`request error: ${e.message}`);
@@ -82,10 +128,14 @@ function get(from: string): Promise<Res> {
   });
 }
 
-async function burst(n: number): Promise<{ v1: number; v2: number; aborted: number; delayed: number; other: number }> {
+async function burst(
+  n: number,
+): Promise<{ v1: number; v2: number; aborted: number; delayed: number; other: number }> {
   const out = { v1: 0, v2: 0, aborted: 0, delayed: 0, other: 0 };
   for (let i = 0; i < n; i += 20) {
-    const batch = await Promise.all(Array.from({ length: Math.min(20, n - i) }, () => get(A.sleep)));
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(20, n - i) }, () => get(A.sleep)),
+    );
     for (const r of batch) {
       if (r.ms >= 140) out.delayed++;
       if (r.status === 503) out.aborted++;
@@ -97,7 +147,8 @@ async function burst(n: number): Promise<{ v1: number; v2: number; aborted: numb
 }
 
 const pct = (k: number, n: number): string => `${(100 * k / n).toFixed(1)} %`;
-const within = (k: number, n: number, p: number, tol: number): boolean => Math.abs(100 * k / n - p) <= tol;
+const within = (k: number, n: number, p: number, tol: number): boolean =>
+  Math.abs(100 * k / n - p) <= tol;
 
 async function waitReady(p: WeftProc): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -122,33 +173,65 @@ async function main(): Promise<number> {
   const procs: WeftProc[] = [];
   let ok = true;
   try {
-    const cp = await startWeft(["control-plane", "--config", meshPath, "--address", "127.0.0.1:0", "--ca-dir", join(dir, "ca")]);
+    const cp = await startWeft([
+      "control-plane",
+      "--config",
+      meshPath,
+      "--address",
+      "127.0.0.1:0",
+      "--ca-dir",
+      join(dir, "ca"),
+    ]);
     procs.push(cp);
     const address = String(cp.ready.address);
     for (const name of ["node-a", "node-b"]) {
-      const cfg = { node: { name }, ca: { mode: "xds" }, listeners: { ...LISTENERS, captureServiceVips: name === "node-a" }, xds: { address } };
+      const cfg = {
+        node: { name },
+        ca: { mode: "xds" },
+        listeners: { ...LISTENERS, captureServiceVips: name === "node-a" },
+        xds: { address },
+      };
       await Deno.writeTextFile(join(dir, `${name}.yaml`), stringify(cfg));
-      procs.push(await startWeft(["run", "--config", join(dir, `${name}.yaml`)], { timeoutMs: 120_000 }));
+      procs.push(
+        await startWeft(["run", "--config", join(dir, `${name}.yaml`)], { timeoutMs: 120_000 }),
+      );
     }
     const [, a, b] = procs as [WeftProc, WeftProc, WeftProc];
     await waitReady(a);
     await waitReady(b);
     print(`weft demo — control plane ${address} serving ${meshPath}`);
-    print(`  node A: sleep ${A.sleep} (ns default), intruder ${A.intruder} (ns other); service echo on ${A.vip}:80`);
-    print(`  node B: echo-v1 ${B.v1}:${PORT}, echo-v2 ${B.v2}:${PORT}; policy allow-default-ns (ALLOW from namespace default)\n`);
+    print(
+      `  node A: sleep ${A.sleep} (ns default), intruder ${A.intruder} (ns other); service echo on ${A.vip}:80`,
+    );
+    print(
+      `  node B: echo-v1 ${B.v1}:${PORT}, echo-v2 ${B.v2}:${PORT}; policy allow-default-ns (ALLOW from namespace default)\n`,
+    );
 
     const rows: Row[] = [];
-    for (const [who, ip, expect] of [["sleep (default)", A.sleep, "allowed"], ["intruder (other)", A.intruder, "denied"]] as const) {
+    for (
+      const [who, ip, expect] of [["sleep (default)", A.sleep, "allowed"], [
+        "intruder (other)",
+        A.intruder,
+        "denied",
+      ]] as const
+    ) {
       let r = await get(ip);
       for (let i = 0; i < 5 && r.status === 503 && expect === "allowed"; i++) r = await get(ip); // an injected abort
-      const seen = await b.waitFor((l) => l.scope === "access" && typeof l["src.identity"] === "string" && String(l["src.identity"]).includes(who.split(" ")[0]!), 3000).catch(() => undefined);
+      const seen = await b.waitFor(
+        (l) =>
+          l.scope === "access" && typeof l["src.identity"] === "string" &&
+          String(l["src.identity"]).includes(who.split(" ")[0]!),
+        3000,
+      ).catch(() => undefined);
       const result = r.status === 200 ? "allowed" : "denied";
       ok &&= result === expect;
       rows.push({
         path: `${ip} → ${A.vip}:80 → HBONE → node B`,
         "identity seen by B": seen ? String(seen["src.identity"]) : "—",
         "B's verdict": seen ? String(seen.outcome) : "—",
-        "client got": r.status ? `HTTP ${r.status}${r.version !== "-" ? ` (${r.version})` : ""}` : "connection closed",
+        "client got": r.status
+          ? `HTTP ${r.status}${r.version !== "-" ? ` (${r.version})` : ""}`
+          : "connection closed",
         result: result + (result === expect ? "" : `  ✗ expected ${expect}`),
       });
     }
@@ -158,30 +241,91 @@ async function main(): Promise<number> {
     const n = 400;
     const s1 = await burst(n);
     const served1 = s1.v1 + s1.v2;
-    const checks1 = [within(s1.v1, served1, 90, 6), within(s1.aborted, n, 10, 5), within(s1.delayed, n, 10, 5)];
+    const checks1 = [
+      within(s1.v1, served1, 90, 6),
+      within(s1.aborted, n, 10, 5),
+      within(s1.delayed, n, 10, 5),
+    ];
     ok &&= checks1.every(Boolean);
-    print(`2. L7 through wasm plugins on node A: ${n} requests, VirtualService 90/10 + fault (delay 150ms 10 %, abort 503 10 %)`);
-    print(table([
-      { measure: "routed to v1 (of served)", count: String(s1.v1), share: pct(s1.v1, served1), expected: "90 % ± 6", ok: checks1[0] ? "✓" : "✗" },
-      { measure: "routed to v2 (of served)", count: String(s1.v2), share: pct(s1.v2, served1), expected: "10 % ± 6", ok: checks1[0] ? "✓" : "✗" },
-      { measure: "aborted (503 fault filter abort)", count: String(s1.aborted), share: pct(s1.aborted, n), expected: "10 % ± 5", ok: checks1[1] ? "✓" : "✗" },
-      { measure: "delayed ≥ 150 ms", count: String(s1.delayed), share: pct(s1.delayed, n), expected: "10 % ± 5", ok: checks1[2] ? "✓" : "✗" },
-    ]) + "\n");
+    print(
+      `2. L7 through wasm plugins on node A: ${n} requests, VirtualService 90/10 + fault (delay 150ms 10 %, abort 503 10 %)`,
+    );
+    print(
+      table([
+        {
+          measure: "routed to v1 (of served)",
+          count: String(s1.v1),
+          share: pct(s1.v1, served1),
+          expected: "90 % ± 6",
+          ok: checks1[0] ? "✓" : "✗",
+        },
+        {
+          measure: "routed to v2 (of served)",
+          count: String(s1.v2),
+          share: pct(s1.v2, served1),
+          expected: "10 % ± 6",
+          ok: checks1[0] ? "✓" : "✗",
+        },
+        {
+          measure: "aborted (503 fault filter abort)",
+          count: String(s1.aborted),
+          share: pct(s1.aborted, n),
+          expected: "10 % ± 5",
+          ok: checks1[1] ? "✓" : "✗",
+        },
+        {
+          measure: "delayed ≥ 150 ms",
+          count: String(s1.delayed),
+          share: pct(s1.delayed, n),
+          expected: "10 % ± 5",
+          ok: checks1[2] ? "✓" : "✗",
+        },
+      ]) + "\n",
+    );
 
     const applied = a.lines.filter((l) => l.msg === "snapshot applied").length;
     await writeMesh(mesh([50, 50], false));
-    await a.waitFor((l) => l.msg === "snapshot applied" && a.lines.filter((x) => x.msg === "snapshot applied").length > applied, 15_000);
+    await a.waitFor(
+      (l) =>
+        l.msg === "snapshot applied" &&
+        a.lines.filter((x) => x.msg === "snapshot applied").length > applied,
+      15_000,
+    );
     const s2 = await burst(n);
     const served2 = s2.v1 + s2.v2;
     const checks2 = [within(s2.v1, served2, 50, 8), s2.aborted === 0];
     ok &&= checks2.every(Boolean);
     print("3. Live change: mesh.yaml edited to 50/50 without faults; the control plane pushes it");
-    print(table([
-      { measure: "routed to v1", count: String(s2.v1), share: pct(s2.v1, served2), expected: "50 % ± 8", ok: checks2[0] ? "✓" : "✗" },
-      { measure: "routed to v2", count: String(s2.v2), share: pct(s2.v2, served2), expected: "50 % ± 8", ok: checks2[0] ? "✓" : "✗" },
-      { measure: "aborted", count: String(s2.aborted), share: pct(s2.aborted, n), expected: "0", ok: checks2[1] ? "✓" : "✗" },
-    ]) + "\n");
-    print(ok ? "demo OK (everything it started is stopped now)" : "demo FAILED: a row is off expectations");
+    print(
+      table([
+        {
+          measure: "routed to v1",
+          count: String(s2.v1),
+          share: pct(s2.v1, served2),
+          expected: "50 % ± 8",
+          ok: checks2[0] ? "✓" : "✗",
+        },
+        {
+          measure: "routed to v2",
+          count: String(s2.v2),
+          share: pct(s2.v2, served2),
+          expected: "50 % ± 8",
+          ok: checks2[0] ? "✓" : "✗",
+        },
+        {
+          measure: "aborted",
+          count: String(s2.aborted),
+          share: pct(s2.aborted, n),
+          expected: "0",
+          ok: checks2[1] ? "✓" : "✗",
+        },
+      ]) + "\n",
+    );
+    print(
+      ok
+        ? "demo OK (everything it started is stopped now)"
+        : "demo FAILED: a row is off expectations",
+    );
     return ok ? 0 : 1;
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

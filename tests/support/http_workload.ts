@@ -8,7 +8,11 @@ export interface HttpWorkload {
   close(): Promise<void>;
 }
 
-export function startHttpWorkload(host: string, port: number, version: string): Promise<HttpWorkload> {
+export function startHttpWorkload(
+  host: string,
+  port: number,
+  version: string,
+): Promise<HttpWorkload> {
   let hits = 0;
   const server: Server = createServer((req, res) => {
     hits++;
