@@ -32,6 +32,17 @@ const missing = new Set<string>();
 for (const [cmd, pkg] of Object.entries(NEED)) if (!have(cmd)) missing.add(pkg);
 for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.add(pkg);
 
+// JS filters are componentized with componentize-qjs (QuickJS). `deno add` cannot install it
+// (some of its optional per-platform packages are missing from the registry), npm can.
+const qjs = ".weft/tools/node_modules/.bin/componentize-qjs";
+if (!exists(qjs) && !exists("node_modules/.bin/componentize-qjs") && have("npm")) {
+  console.error("setup: installing componentize-qjs@0.4.5 into .weft/tools (npm)");
+  const r = spawnSync("npm", ["install", "--prefix", ".weft/tools", "--no-audit", "--no-fund", "--silent", "componentize-qjs@0.4.5"], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (r.status !== 0) console.error("setup: componentize-qjs could not be installed; JS plugin tests will be skipped");
+}
+
 if (missing.size > 0) {
   const pkgs = [...missing];
   const isRoot = Deno.uid?.() === 0;

@@ -158,12 +158,15 @@ export async function componentize(core: Uint8Array): Promise<Uint8Array> {
   }
 }
 
-/** componentize-qjs: $WEFT_COMPONENTIZE_QJS, node_modules/.bin, or PATH (see wasm/README.md). */
+/** componentize-qjs: $WEFT_COMPONENTIZE_QJS, node_modules/.bin, .weft/tools (where `deno task
+ * setup` installs it with npm: it cannot be added through `deno add`), or PATH. */
 export function componentizeQjsPath(): string | undefined {
   const fromEnv = Deno.env.get("WEFT_COMPONENTIZE_QJS");
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  const local = join(REPO_ROOT, "node_modules/.bin/componentize-qjs");
-  if (existsSync(local)) return local;
+  for (const rel of ["node_modules/.bin/componentize-qjs", ".weft/tools/node_modules/.bin/componentize-qjs"]) {
+    const local = join(REPO_ROOT, rel);
+    if (existsSync(local)) return local;
+  }
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     if (dir && existsSync(join(dir, "componentize-qjs"))) return join(dir, "componentize-qjs");
   }
