@@ -9,6 +9,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
+import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 
 const LISTENERS = {
   admin: "127.0.0.1:0",
@@ -19,7 +20,7 @@ const LISTENERS = {
 };
 const PORT = 18080;
 
-Deno.test("l7: authorization, traffic split, fault injection across two weft nodes", async () => {
+Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm filter across two weft nodes", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-l7-" });
   const v1 = await startHttpWorkload(ip(3), PORT, "v1");
@@ -47,6 +48,16 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
     ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
     endpoints,
   };
+  // An existing proxy-wasm filter (AssemblyScript SDK), unchanged, on node B's inbound chain.
+  const { addHeader } = await buildProxyWasmPlugins();
+  const proxyWasm = {
+    name: "add-header",
+    url: `file://${addHeader}`,
+    type: "proxy-wasm",
+    direction: "inbound",
+    phase: "STATS",
+    pluginConfig: { name: "x-weft-demo", value: "wasm" },
+  };
   const nodeB = {
     node: { name: "node-b" },
     ca,
@@ -67,7 +78,7 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
         labels: { app: "echo", version: "v2" },
       },
     ],
-    services: [service],
+    services: [{ ...service, plugins: [proxyWasm] }],
     authorizationPolicies: [
       {
         name: "deny-admin",
@@ -138,6 +149,9 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
       counts[JSON.parse(r.body).version as "v1" | "v2"]++;
     }
     assert(counts.v1 >= 150 && counts.v2 >= 5, `split ${JSON.stringify(counts)}`);
+    // The proxy-wasm filter on node B added its header to the request the workload saw.
+    const seen = JSON.parse((await get("/public/hdr")).body);
+    assertEquals(seen.headers["x-weft-demo"], "wasm");
     // Header match routes to the canary subset only.
     for (let i = 0; i < 10; i++) {
       assertEquals(
@@ -155,6 +169,10 @@ Deno.test("l7: authorization, traffic split, fault injection across two weft nod
     assertEquals([fault.status, fault.body], [503, "fault filter abort"]);
     const mB = await scrape(b);
     assert(metricSum(mB, "weft_filter_calls_total") > 0, "filter calls are counted on node B");
+    assert(
+      metricSum(mB, "weft_add_header_requests_total") > 0,
+      "the proxy-wasm plugin's own metric is exposed",
+    );
     const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
     assert(
       dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
