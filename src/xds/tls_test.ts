@@ -1,14 +1,12 @@
 /** mTLS between node and control plane: the client checks the control plane's SPIFFE id, the
  * server requires a client certificate, and the CA signs only for the caller (or a node agent). */
 import assert from "node:assert/strict";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateAuthority } from "../tls/mod.ts";
+import { CertificateAuthority, createCsr } from "../tls/mod.ts";
 import { BASE, meshYaml } from "./_test_fixtures.ts";
 import { XdsClient } from "./client.ts";
 import { startControlPlane } from "./control_plane/mod.ts";
@@ -25,7 +23,6 @@ import { IstioCertificateRequestSchema } from "./proto.ts";
 const CP_ID = "spiffe://cluster.local/ns/istio-system/sa/weft-control-plane";
 const AGENT_ID = "spiffe://cluster.local/ns/istio-system/sa/weft-node";
 const ECHO_ID = "spiffe://cluster.local/ns/default/sa/echo";
-const EC = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 
 async function material(ca: CertificateAuthority, id: string): Promise<XdsTlsMaterial> {
   const leaf = await ca.issueLeaf(id);
@@ -33,13 +30,7 @@ async function material(ca: CertificateAuthority, id: string): Promise<XdsTlsMat
 }
 
 async function csr(uri: string): Promise<string> {
-  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
-  const req = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: EC,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: uri }])],
-  });
-  return req.toString("pem");
+  return (await createCsr(uri)).csrPem;
 }
 
 Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or a node agent", async () => {

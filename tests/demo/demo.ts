@@ -7,24 +7,17 @@
  *   3. edits the mesh file (50/50, no faults) and shows the pushed change taking effect live.
  * It prints tables, stops everything it started and exits 0 (1 if a row is off expectations).
  */
-import { stringify } from "yaml";
 import { request } from "node:http";
 import { join } from "node:path";
 import { print } from "../../src/core/mod.ts";
 import { startHttpWorkload } from "../support/http_workload.ts";
-import { startWeft, type WeftProc } from "../support/weft_proc.ts";
+import type { WeftProc } from "../support/weft_proc.ts";
+import { startXdsMesh, type XdsMesh } from "../support/xds_nodes.ts";
 import { type Row, table } from "./table.ts";
 
 const A = { sleep: "127.0.2.2", intruder: "127.0.2.3", vip: "127.10.2.1" };
 const B = { v1: "127.0.3.2", v2: "127.0.3.3" };
 const PORT = 18080;
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 
 function mesh(weights: [number, number], faults: boolean): Record<string, unknown> {
   return {
@@ -150,55 +143,19 @@ const pct = (k: number, n: number): string => `${(100 * k / n).toFixed(1)} %`;
 const within = (k: number, n: number, p: number, tol: number): boolean =>
   Math.abs(100 * k / n - p) <= tol;
 
-async function waitReady(p: WeftProc): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const r = await fetch(`http://${p.ready.readiness}/healthz/ready`).catch(() => undefined);
-    await r?.body?.cancel();
-    if (r?.status === 200) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error("node never became ready");
-}
-
 async function main(): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "weft-demo-" });
   const meshPath = join(dir, "mesh.yaml");
-  const writeMesh = async (m: Record<string, unknown>) => {
-    await Deno.writeTextFile(meshPath + ".tmp", stringify(m));
-    await Deno.rename(meshPath + ".tmp", meshPath);
-  };
-  await writeMesh(mesh([90, 10], true));
   const v1 = await startHttpWorkload(B.v1, PORT, "v1");
   const v2 = await startHttpWorkload(B.v2, PORT, "v2");
-  const procs: WeftProc[] = [];
+  let x: XdsMesh | undefined;
   let ok = true;
   try {
-    const cp = await startWeft([
-      "control-plane",
-      "--config",
-      meshPath,
-      "--address",
-      "127.0.0.1:0",
-      "--ca-dir",
-      join(dir, "ca"),
-    ]);
-    procs.push(cp);
-    const address = String(cp.ready.address);
-    for (const name of ["node-a", "node-b"]) {
-      const cfg = {
-        node: { name },
-        ca: { mode: "xds" },
-        listeners: { ...LISTENERS, captureServiceVips: name === "node-a" },
-        xds: { address },
-      };
-      await Deno.writeTextFile(join(dir, `${name}.yaml`), stringify(cfg));
-      procs.push(
-        await startWeft(["run", "--config", join(dir, `${name}.yaml`)], { timeoutMs: 120_000 }),
-      );
-    }
-    const [, a, b] = procs as [WeftProc, WeftProc, WeftProc];
-    await waitReady(a);
-    await waitReady(b);
+    x = await startXdsMesh(dir, mesh([90, 10], true), ["node-a", "node-b"], ["node-a"]);
+    const { address } = x;
+    const [a, b] = x.nodes as [WeftProc, WeftProc];
+    await x.waitReady(a);
+    await x.waitReady(b);
     print(`weft demo — control plane ${address} serving ${meshPath}`);
     print(
       `  node A: sleep ${A.sleep} (ns default), intruder ${A.intruder} (ns other); service echo on ${A.vip}:80`,
@@ -284,7 +241,7 @@ async function main(): Promise<number> {
     );
 
     const applied = a.lines.filter((l) => l.msg === "snapshot applied").length;
-    await writeMesh(mesh([50, 50], false));
+    await x.writeMesh(mesh([50, 50], false));
     await a.waitFor(
       (l) =>
         l.msg === "snapshot applied" &&
@@ -328,7 +285,7 @@ async function main(): Promise<number> {
     );
     return ok ? 0 : 1;
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
+    await x?.stop();
     await v1.close();
     await v2.close();
     await Deno.remove(dir, { recursive: true });

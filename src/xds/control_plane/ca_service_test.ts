@@ -8,22 +8,14 @@ import { create } from "@bufbuild/protobuf";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateAuthority } from "../../tls/mod.ts";
+import { CertificateAuthority, createCsr } from "../../tls/mod.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { CA_SERVICE, CHANNEL_OPTIONS } from "../grpc_transport.ts";
 import { IstioCertificateRequestSchema } from "../proto.ts";
 import { startControlPlane } from "./mod.ts";
 
-const EC = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-
 async function csr(uri: string): Promise<string> {
-  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
-  const req = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: EC,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: uri }])],
-  });
-  return req.toString("pem");
+  return (await createCsr(uri)).csrPem;
 }
 
 Deno.test("control plane CA: CreateCertificate signs mesh workloads only", async () => {

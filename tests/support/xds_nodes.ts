@@ -1,0 +1,95 @@
+/**
+ * A real `weft control-plane` serving a mesh file and `weft run` nodes that take everything from
+ * it over xDS (ca.mode xds), for integration tests and the demo. Only node names listed in
+ * `capture` bind the service VIPs (they share one loopback).
+ */
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { startWeft, type WeftProc } from "./weft_proc.ts";
+
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
+
+export interface XdsMesh {
+  readonly cp: WeftProc;
+  readonly address: string;
+  readonly nodes: readonly WeftProc[];
+  /** Replace the mesh file atomically (the control plane watches it and pushes). */
+  writeMesh(mesh: Record<string, unknown>): Promise<void>;
+  /** Resolves once the node's /healthz/ready answers 200 (xDS synced and applied). */
+  waitReady(p: WeftProc, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function writeMeshFile(path: string, mesh: Record<string, unknown>): Promise<void> {
+  await Deno.writeTextFile(path + ".tmp", stringify(mesh));
+  await Deno.rename(path + ".tmp", path);
+}
+
+export async function readyStatus(p: WeftProc): Promise<number> {
+  try {
+    const r = await fetch(`http://${p.ready.readiness}/healthz/ready`);
+    await r.body?.cancel();
+    return r.status;
+  } catch {
+    return 0;
+  }
+}
+
+export async function startXdsMesh(
+  dir: string,
+  mesh: Record<string, unknown>,
+  nodes: readonly string[],
+  capture: readonly string[],
+): Promise<XdsMesh> {
+  const meshPath = join(dir, "mesh.yaml");
+  await writeMeshFile(meshPath, mesh);
+  const procs: WeftProc[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+  };
+  try {
+    const cp = await startWeft([
+      "control-plane",
+      "--config",
+      meshPath,
+      "--address",
+      "127.0.0.1:0",
+      "--ca-dir",
+      join(dir, "ca"),
+    ]);
+    procs.push(cp);
+    const address = String(cp.ready.address);
+    for (const name of nodes) {
+      const cfgPath = join(dir, `${name}.yaml`);
+      const listeners = { ...LISTENERS, captureServiceVips: capture.includes(name) };
+      await Deno.writeTextFile(
+        cfgPath,
+        stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address } }),
+      );
+      procs.push(await startWeft(["run", "--config", cfgPath], { timeoutMs: 120_000 }));
+    }
+    return {
+      cp,
+      address,
+      nodes: procs.slice(1),
+      writeMesh: (m) => writeMeshFile(meshPath, m),
+      async waitReady(p, timeoutMs = 20_000) {
+        const deadline = Date.now() + timeoutMs;
+        while ((await readyStatus(p)) !== 200) {
+          if (Date.now() > deadline) throw new Error("node never became ready");
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
