@@ -9,10 +9,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { policiesFor, WeftError } from "../core/mod.ts";
+import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
 import { buildPlugin } from "../filters/mod.ts";
 import {
+  authzConfigFromEnvoyRbac,
   authzConfigFromPolicies,
   faultConfigFromEnvoy,
   faultConfigFromIstio,
@@ -65,7 +66,10 @@ export function firstPartyChains(
   const inbound: FilterRef[] = [];
   const outbound: FilterRef[] = [];
   if (!isHttp(svc)) return { inbound, outbound };
-  const snap = { policies: cfg.authorizationPolicies, rootNamespace: cfg.node.rootNamespace } as Snapshot;
+  const snap = {
+    policies: cfg.authorizationPolicies,
+    rootNamespace: cfg.node.rootNamespace,
+  } as Snapshot;
   const local = localBackends(svc, cfg.workloads);
   if (local.length > 0) {
     const seen = new Set<string>();
@@ -74,7 +78,15 @@ export function firstPartyChains(
       return seen.has(k) ? false : (seen.add(k), true);
     });
     if (policies.length > 0) {
-      inbound.push(ref(`${svc.name}.${svc.namespace}.authz`, READY_TYPE.authz, authzConfigFromPolicies(policies), "AUTHZ", -1_000_000));
+      inbound.push(
+        ref(
+          `${svc.name}.${svc.namespace}.authz`,
+          READY_TYPE.authz,
+          authzConfigFromPolicies(policies),
+          "AUTHZ",
+          -1_000_000,
+        ),
+      );
     }
   }
   if (svc.http.length > 0) {
@@ -84,7 +96,15 @@ export function firstPartyChains(
     if (faultRoute) {
       const cfgFault = { ...faultConfigFromIstio(faultRoute.fault), ...faultGate(faultRoute) };
       faultStages(cfgFault).forEach((stage, i) =>
-        outbound.push(ref(`${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`, READY_TYPE.fault, stage, "UNSPECIFIED", 1_000_000 - i))
+        outbound.push(
+          ref(
+            `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`,
+            READY_TYPE.fault,
+            stage,
+            "UNSPECIFIED",
+            1_000_000 - i,
+          ),
+        )
       );
     }
     // Destinations without a host mean this service (weft.yaml routes live on the service).
@@ -99,7 +119,15 @@ export function firstPartyChains(
       return { ...rest, route: routes };
     });
     const vs = { metadata: { namespace: svc.namespace }, spec: { hosts: [svc.name], http } };
-    outbound.push(ref(`${svc.name}.${svc.namespace}.traffic-split`, READY_TYPE["traffic-split"], splitConfigFromVirtualService(vs), "UNSPECIFIED", -1_000_000));
+    outbound.push(
+      ref(
+        `${svc.name}.${svc.namespace}.traffic-split`,
+        READY_TYPE["traffic-split"],
+        splitConfigFromVirtualService(vs),
+        "UNSPECIFIED",
+        -1_000_000,
+      ),
+    );
   }
   return { inbound, outbound };
 }
@@ -139,7 +167,10 @@ export function firstPartyWasm(name: FirstParty): Promise<string> {
 /** Turn first-party refs into component refs (url of the built plugin, plugin-shaped config).
  * xDS names them per filter type ("traffic-split"); the filter host keys generations by name, so
  * they get the service's name in front. */
-export async function resolveFirstParty(r: FilterRef, svc: { name: string; namespace: string }): Promise<FilterRef> {
+export async function resolveFirstParty(
+  r: FilterRef,
+  svc: { name: string; namespace: string },
+): Promise<FilterRef> {
   const names = Object.keys(XDS_TYPE) as FirstParty[];
   const ready = names.find((k) => READY_TYPE[k] === r.type);
   const fromXds = names.find((k) => XDS_TYPE[k] === r.type);
@@ -147,13 +178,7 @@ export async function resolveFirstParty(r: FilterRef, svc: { name: string; names
   if (!which) return r;
   let config = r.config;
   if (fromXds === "fault") config = faultConfigFromEnvoy(config);
-  if (fromXds === "authz") {
-    throw new WeftError(
-      "filter_unsupported",
-      `Cannot configure filter ${r.name}: Envoy RBAC (envoy.filters.http.rbac) configs are not mapped onto the authz plugin yet`,
-      { hint: "send AuthorizationPolicies (istio.security.Authorization) or the authz plugin's config" },
-    );
-  }
+  if (fromXds === "authz") config = authzConfigFromEnvoyRbac(config);
   const path = await firstPartyWasm(which);
   const name = fromXds ? `${svc.name}.${svc.namespace}.${r.name}` : r.name;
   return { ...r, name, type: "weft.component", url: `file://${path}`, config };

@@ -45,6 +45,18 @@ export async function isH2(reader: ByteReader): Promise<boolean> {
   }
 }
 
+/**
+ * Turns Nagle's algorithm off where the stream is a socket (net.Socket, tls.TLSSocket). A proxy
+ * writes small pieces (a head, then a body or chunk) and then waits for the peer: with Nagle on,
+ * the second piece waits for the ACK of the first, which the peer delays (~40 ms on Linux).
+ * Other Duplexes (an HTTP/2 stream inside HBONE) have no such switch: their session socket's
+ * owner sets it.
+ */
+export function setNoDelay(s: Duplex): void {
+  const sock = s as Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
+  if (typeof sock.setNoDelay === "function") sock.setNoDelay(true);
+}
+
 export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<void> {
   if (s.write(b)) return true;
   return new Promise((r) => {

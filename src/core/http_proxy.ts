@@ -22,7 +22,7 @@ import { Buffer } from "node:buffer";
 import type { Http2Server } from "node:http2";
 import { createH2Server } from "./http2_downstream.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
-import { isH2, replayDuplex, writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { isH2, replayDuplex, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
@@ -84,6 +84,7 @@ export class HttpProxy {
   /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. */
   async handle(down: Duplex, peer: PeerInfo): Promise<void> {
     this.downstreams.add(down);
+    setNoDelay(down);
     const reader = new ByteReader(down);
     try {
       if (await isH2(reader)) return await this.handleH2(down, reader, peer);
@@ -182,8 +183,15 @@ export class HttpProxy {
           details: "upstream_connect_failure",
         }, keepAlive);
       }
-      up.stream.write(reqHead);
-      await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
+      // A small body already read shares the head's write: one segment, not head + body.
+      const reqBody = reqFraming.kind === "length"
+        ? reader.takeBuffered(reqFraming.length)
+        : undefined;
+      if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
+      else {
+        up.stream.write(reqHead);
+        await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
+      }
       resRaw = await up.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
       if (resRaw || !up.reused || reqFraming.kind !== "none" || attempt > 0) break;
@@ -291,6 +299,7 @@ export class HttpProxy {
       u.stream.destroy();
     }
     const stream = await this.opts.dialUpstream(route);
+    setNoDelay(stream);
     stream.on("error", () => {}); // surfaced through the reader
     return { stream, reader: new ByteReader(stream), key, reused: false };
   }

@@ -11,6 +11,7 @@
  * Chains are resolved per request from the current snapshot, so a reloaded or reconfigured filter
  * applies to new requests while in-flight ones finish on theirs.
  */
+import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
 import { duplexPair } from "node:stream";
 import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
@@ -38,30 +39,12 @@ function namespaceOf(principal: string | undefined): string | undefined {
   return principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
 }
 
-function matchesRoute(s: Service, name: string): boolean {
-  const n = name.toLowerCase();
-  return n === s.hostname || n === s.name || n === `${s.name}.${s.namespace}` ||
-    n === `${s.name}.${s.namespace}.svc`;
-}
-
 function labelsMatch(
   labels: Readonly<Record<string, string>>,
   want: Readonly<Record<string, string>>,
 ): boolean {
   for (const k in want) if (labels[k] !== want[k]) return false;
   return true;
-}
-
-/** Weighted random choice among endpoints with weight > 0. */
-function pick(eps: readonly Endpoint[]): Endpoint | undefined {
-  let total = 0;
-  for (const e of eps) total += e.weight > 0 ? e.weight : 0;
-  let r = Math.random() * total;
-  for (const e of eps) {
-    if (e.weight <= 0) continue;
-    if ((r -= e.weight) < 0) return e;
-  }
-  return undefined;
 }
 
 export class L7Dispatch {
@@ -121,7 +104,7 @@ export class L7Dispatch {
     let target = svc;
     let port = sp;
     if (route) {
-      const found = this.snapshot().services.find((s) => matchesRoute(s, route.service));
+      const found = this.snapshot().services.find((s) => matchesHost(s, route.service));
       if (!found) {
         return Promise.reject(
           new WeftError("no_route", `Cannot route: unknown service ${route.service}`),
@@ -143,7 +126,7 @@ export class L7Dispatch {
       }
       eps = eps.filter((e) => labelsMatch(e.labels, subset.labels));
     }
-    const ep = pick(eps);
+    const ep = pickEndpoint(eps);
     if (!ep) {
       return Promise.reject(
         new WeftError(

@@ -16,7 +16,6 @@ export { authorizeL4, policiesFor, stringMatch } from "./authz.ts";
 export type { AuthzDecision, L4Attributes } from "./authz.ts";
 export { NodeProxy } from "./proxy.ts";
 export type { NodeProxyOptions, NodeProxyStats } from "./proxy.ts";
-export type { OutboundL7Hook } from "./outbound.ts";
 export { HeaderList } from "./header_map.ts";
 export { failResponse, FilterChain, orderFilterRefs } from "./filter_chain.ts";
 export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";

@@ -4,6 +4,7 @@
  * TCP otherwise; unknown destinations follow outboundTrafficPolicy. The source workload is the
  * local workload whose address the client bound (a configurable default covers the rest).
  */
+import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import type { Socket } from "node:net";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
@@ -33,38 +34,8 @@ export type Route =
   }
   | { readonly kind: "refuse"; readonly reason: string; readonly service?: Service };
 
-/** A hook for L7 filter chains: returns true when it took over the socket. */
-/** @deprecated superseded by L7Dispatch; kept for callers of the old hook shape. */
-export interface OutboundL7Hook {
-  handleOutbound(
-    socket: Socket,
-    ctx: { service: Service; port: ServicePort; source: Workload },
-  ): boolean;
-}
-
-export function pickEndpoint(
-  eps: readonly Endpoint[],
-  rand: () => number = Math.random,
-): Endpoint | undefined {
-  const usable = eps.filter((e) => e.weight > 0);
-  const total = usable.reduce((n, e) => n + e.weight, 0);
-  if (total <= 0) return undefined;
-  let r = rand() * total;
-  for (const e of usable) {
-    r -= e.weight;
-    if (r < 0) return e;
-  }
-  return usable[usable.length - 1];
-}
-
 function isLoopback(host: string): boolean {
   return /^127\./.test(host) || host === "::1" || host === "localhost";
-}
-
-function matchesHost(s: Service, host: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, "");
-  return h === s.hostname || h === `${s.name}.${s.namespace}` ||
-    h === `${s.name}.${s.namespace}.svc`;
 }
 
 export function findService(
@@ -269,3 +240,5 @@ export async function handleOutbound(
     conn.fail(outcome, errorMessage(e), reply !== undefined);
   }
 }
+
+export { pickEndpoint };

@@ -5,6 +5,7 @@
  */
 export { authorizationPolicyFromIstio, authzConfigFromPolicies } from "./authz_config.ts";
 export type { AuthzPluginConfig, AuthzPluginPolicy } from "./authz_config.ts";
+export { authzConfigFromEnvoyRbac } from "./rbac_config.ts";
 export {
   serviceFqdn,
   splitConfigFromVirtualService,

@@ -1,0 +1,291 @@
+/** Envoy RBAC Permission / Principal trees (proto3 JSON) → a conjunction of single-attribute
+ * groups, the only shape an Istio rule can hold: inside one source/operation fields AND, values
+ * OR, `not*` fields negate an OR (A15). Istio compiles exactly this shape (`andRules` of `orRules`
+ * and `notRule{orRules}`), so its output round-trips; deeper nesting is a problem with its path. */
+import {
+  cidrForm,
+  fail,
+  fields,
+  headerForm,
+  oneof,
+  RbacProblem,
+  str,
+  stringForm,
+  unquoteRegex,
+} from "./rbac_strings.ts";
+import { isRecord } from "./convert_util.ts";
+
+/** op = an Operation field, src = a Source field, when = a rule-level condition key. */
+export interface Group {
+  readonly kind: "op" | "src" | "when";
+  readonly field: string;
+  /** NOT(OR values) when true. */
+  readonly neg: boolean;
+  readonly values: readonly string[];
+}
+
+interface TreeKeys {
+  readonly and: string;
+  readonly or: string;
+  readonly list: string;
+  readonly not: string;
+  readonly leaf: (kind: string, v: unknown, path: string) => Group;
+}
+
+const ANY = "any";
+
+/** One Permission/Principal → AND of groups (empty = matches everything). */
+function conj(node: unknown, path: string, t: TreeKeys): Group[] {
+  const [kind, v] = oneof(node, path);
+  if (kind === "any") {
+    if (v !== true) fail(`${path}.any`, "must be true");
+    return [];
+  }
+  if (kind === t.and) {
+    const out: Group[] = [];
+    children(v, `${path}.${t.and}`, t).forEach(([c, p]) => out.push(...conj(c, p, t)));
+    return merge(out, path);
+  }
+  const g = group(node, path, t);
+  return g === ANY ? [] : [g];
+}
+
+function children(v: unknown, path: string, t: TreeKeys): [unknown, string][] {
+  const list = fields(v, [t.list], path).get(t.list);
+  if (!Array.isArray(list) || list.length === 0) {
+    fail(`${path}.${t.list}`, "must be a non-empty list");
+  }
+  return list.map((c, i) => [c, `${path}.${t.list}[${i}]`]);
+}
+
+/** A node that must reduce to one group: an OR over one attribute, a NOT of one, or a leaf. */
+function group(node: unknown, path: string, t: TreeKeys): Group | typeof ANY {
+  const [kind, v] = oneof(node, path);
+  if (kind === "any") {
+    if (v !== true) fail(`${path}.any`, "must be true");
+    return ANY;
+  }
+  if (kind === t.or || kind === t.and) {
+    const gs = children(v, `${path}.${kind}`, t).map(([c, p]) => group(c, p, t));
+    if (gs.length === 1) return gs[0] as Group | typeof ANY;
+    if (kind === t.or && gs.includes(ANY)) return ANY;
+    if (kind === t.and) fail(`${path}.${kind}`, "nested AND inside OR/NOT is not expressible");
+    const first = gs[0] as Group;
+    const same = (gs as Group[]).every((g) =>
+      !g.neg && g.kind === first.kind && g.field === first.field
+    );
+    if (!same) {
+      fail(`${path}.${kind}`, "an OR must range over one attribute (not expressible otherwise)");
+    }
+    return { ...first, values: (gs as Group[]).flatMap((g) => g.values) };
+  }
+  if (kind === t.not) {
+    const g = group(v, `${path}.${t.not}`, t);
+    if (g === ANY) fail(`${path}.${t.not}`, "NOT any (match nothing) is not expressible");
+    return { ...g, neg: !g.neg };
+  }
+  return t.leaf(kind, v, `${path}.${kind}`);
+}
+
+/** AND of groups on one attribute: negatives union (NOT a AND NOT b = NOT(a OR b)); two
+ * different positive OR-lists on one Istio field have no spelling. */
+function merge(gs: readonly Group[], path: string): Group[] {
+  const out: Group[] = [];
+  for (const g of gs) {
+    if (g.kind === "when") {
+      out.push(g);
+      continue;
+    }
+    const i = out.findIndex((o) => o.kind === g.kind && o.field === g.field && o.neg === g.neg);
+    const prev = out[i];
+    if (prev === undefined) out.push(g);
+    else if (g.neg) out[i] = { ...prev, values: [...prev.values, ...g.values] };
+    else if (JSON.stringify([...prev.values].sort()) !== JSON.stringify([...g.values].sort())) {
+      fail(path, `ANDs two different ${g.field} lists (not expressible)`);
+    }
+  }
+  return out;
+}
+
+const op = (field: string, values: string[], neg = false): Group => ({
+  kind: "op",
+  field,
+  neg,
+  values,
+});
+const src = (field: string, values: string[], neg = false): Group => ({
+  kind: "src",
+  field,
+  neg,
+  values,
+});
+const when = (field: string, values: string[], neg = false): Group => ({
+  kind: "when",
+  field,
+  neg,
+  values,
+});
+
+function port(v: unknown, path: string): string {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535) {
+    fail(path, "must be a port 1-65535");
+  }
+  return String(v);
+}
+
+const MAX_RANGE_PORTS = 1024;
+
+function permissionLeaf(kind: string, v: unknown, path: string): Group {
+  switch (kind) {
+    case "header": {
+      const raw = isRecord(v) && typeof v.name === "string" ? v.name.toLowerCase() : "";
+      const host = raw === ":authority" || raw === "host";
+      const h = headerForm(v, path, { caseInsensitive: host });
+      if (h.name === ":method") return op("methods", [h.value], h.invert);
+      if (host) return op("hosts", [h.value], h.invert);
+      if (h.name.startsWith(":")) {
+        fail(`${path}.name`, `${h.name} is not expressible (use urlPath for paths)`);
+      }
+      return when(`request.headers[${h.name}]`, [h.value], h.invert);
+    }
+    case "urlPath": {
+      const f = fields(v, ["path"], path);
+      return op("paths", [stringForm(f.get("path"), `${path}.path`)]);
+    }
+    case "destinationPort":
+      return op("ports", [port(v, path)]);
+    case "destinationPortRange": {
+      const f = fields(v, ["start", "end"], path);
+      const start = Number(f.get("start") ?? 0), end = Number(f.get("end") ?? 0);
+      if (!(start >= 1 && end > start && end <= 65536 && end - start <= MAX_RANGE_PORTS)) {
+        fail(
+          path,
+          `must be a range [start, end) within 1-65535 of at most ${MAX_RANGE_PORTS} ports`,
+        );
+      }
+      return op("ports", Array.from({ length: end - start }, (_, i) => String(start + i)));
+    }
+    case "destinationIp":
+      return when("destination.ip", [cidrForm(v, path)]);
+    case "requestedServerName":
+      // Expressible (`connection.sni`), but the 0.1.0 host offers no SNI to filters: the plugin
+      // would never match it, silently weakening a DENY. Refuse instead.
+      return fail(path, "the weft filter host does not expose the SNI yet (not enforceable)");
+    default:
+      return fail(path, "permission kind not expressible in weft authz");
+  }
+}
+
+/** The peer principal (`authenticated.principalName`, or the filter state Istio's waypoints
+ * use) → principals / namespaces / serviceAccounts, matched by the plugin without `spiffe://`. */
+function peerGroup(m: unknown, path: string): Group {
+  const f = fields(m, ["exact", "prefix", "suffix", "contains", "safeRegex", "ignoreCase"], path);
+  const exact = f.get("exact"), prefix = f.get("prefix");
+  if (typeof exact === "string" || typeof prefix === "string") {
+    const s = (exact ?? prefix) as string;
+    if (!s.startsWith("spiffe://")) fail(path, "non-SPIFFE principal names are not expressible");
+    const rest = s.slice("spiffe://".length);
+    if (typeof prefix === "string") return src("principals", [rest === "" ? "*" : `${rest}*`]);
+  }
+  const re = f.get("safeRegex");
+  if (re !== undefined) {
+    const r = str(
+      fields(re, ["regex", "googleRe2"], `${path}.safeRegex`).get("regex"),
+      `${path}.safeRegex.regex`,
+    );
+    const ns = /^\.\*\/ns\/(.+)\/\.\*$/.exec(r)?.[1];
+    const nsLit = ns === undefined ? undefined : unquoteRegex(ns.replaceAll(".*", "\u0000"));
+    if (nsLit !== undefined && !nsLit.includes("/")) {
+      return src("namespaces", [nsLit.replaceAll("\u0000", "*")]);
+    }
+    const sa = /^spiffe:\/\/\.\+\/ns\/([^/]+)\/\(\.\+\/\|\)sa\/([^/]+)\(\/\.\+\)\?$/.exec(r);
+    const saNs = sa && unquoteRegex(sa[1] as string), saName = sa && unquoteRegex(sa[2] as string);
+    if (saNs && saName) return src("serviceAccounts", [`${saNs}/${saName}`]);
+    if (r === ".+" || r === ".*") return src("principals", ["*"]);
+    if (r.startsWith("spiffe://.*")) {
+      const lit = unquoteRegex(r.slice("spiffe://.*".length));
+      if (lit) return src("principals", [stringForm({ suffix: lit }, path)]);
+    }
+    fail(
+      `${path}.safeRegex.regex`,
+      `${JSON.stringify(r)} is not a principal regex Istio generates (not expressible)`,
+    );
+  }
+  const v = stringForm(m, path);
+  if (v.startsWith("*") && v.includes("://")) {
+    fail(path, "suffix spans the spiffe:// scheme (not expressible)");
+  }
+  return src("principals", [v.startsWith("spiffe://") ? v.slice(9) : v]);
+}
+
+function principalLeaf(kind: string, v: unknown, path: string): Group {
+  switch (kind) {
+    case "authenticated": {
+      const name = fields(v, ["principalName"], path).get("principalName");
+      return name === undefined
+        ? src("principals", ["*"])
+        : peerGroup(name, `${path}.principalName`);
+    }
+    case "filterState": {
+      const f = fields(v, ["key", "stringMatch"], path);
+      if (f.get("key") !== "io.istio.peer_principal" || !f.has("stringMatch")) {
+        fail(path, "only the io.istio.peer_principal string match is expressible");
+      }
+      return peerGroup(f.get("stringMatch"), `${path}.stringMatch`);
+    }
+    case "directRemoteIp":
+    case "sourceIp":
+      return src("ipBlocks", [cidrForm(v, path)]);
+    case "remoteIp":
+      return src("remoteIpBlocks", [cidrForm(v, path)]);
+    case "header": {
+      const h = headerForm(v, path);
+      if (h.name.startsWith(":")) {
+        fail(`${path}.name`, `${h.name} in a principal is not expressible`);
+      }
+      return when(`request.headers[${h.name}]`, [h.value], h.invert);
+    }
+    case "metadata": {
+      // Istio's requestPrincipals / request.auth.* read `istio_authn` metadata. weft verifies no
+      // JWTs, so such a match never holds (and its negation always does) whatever the value.
+      if (fields(v, ["filter", "path", "value", "invert"], path).get("filter") !== "istio_authn") {
+        fail(path, "only istio_authn (JWT) metadata is expressible");
+      }
+      return src("requestPrincipals", ["*"], (v as { invert?: unknown }).invert === true);
+    }
+    default:
+      return fail(path, "principal kind not expressible in weft authz");
+  }
+}
+
+const PERMISSION: TreeKeys = {
+  and: "andRules",
+  or: "orRules",
+  list: "rules",
+  not: "notRule",
+  leaf: permissionLeaf,
+};
+const PRINCIPAL: TreeKeys = {
+  and: "andIds",
+  or: "orIds",
+  list: "ids",
+  not: "notId",
+  leaf: principalLeaf,
+};
+
+/** One entry of a policy's `permissions` / `principals` list → OR of conjunctions. The list
+ * itself ORs, so a top-level OR over several attributes splits into several entries. */
+function entries(node: unknown, path: string, t: TreeKeys): Group[][] {
+  try {
+    return [conj(node, path, t)];
+  } catch (e) {
+    const [kind, v] = oneof(node, path);
+    if (!(e instanceof RbacProblem) || kind !== t.or) throw e;
+    return children(v, `${path}.${t.or}`, t).flatMap(([c, p]) => entries(c, p, t));
+  }
+}
+
+export const permissionEntries = (p: unknown, path: string): Group[][] =>
+  entries(p, path, PERMISSION);
+export const principalEntries = (p: unknown, path: string): Group[][] =>
+  entries(p, path, PRINCIPAL);
