@@ -1,67 +1,97 @@
 /**
- * L7 wiring: the filter host (components + proxy-wasm), the first-party plugin chains built from
- * weft.yaml (or mapped from xDS), and the resolver the data path uses for services that have
- * filters. `prepare` loads every filter of a snapshot before it is applied, so a bad filter
- * rejects the update (or the start) and the last good generation keeps serving.
+ * L7 wiring: what the node agent knows of L7 filters. The filter host itself (l7_host.ts: jco,
+ * wasm, proxy-wasm, first-party plugin builds) is loaded with a dynamic import only when a
+ * config or snapshot gives some service a filter chain, so an L4-only node never pays for it
+ * (tens of MB resident). `prepare` loads every filter of a snapshot before it is applied, so a
+ * bad filter rejects the update (or the start) and the last good generation keeps serving.
  */
-import type { FilterRef, FilterResolver, Service, Snapshot } from "../core/mod.ts";
-import { defaultRegistry, FilterHost, registerProxyWasm, watchFilters } from "../filters/mod.ts";
-import type { FilterWatcher } from "../filters/mod.ts";
+import { WeftError } from "../core/mod.ts";
+import type { FilterRef, FilterResolver, HttpFilter, Snapshot } from "../core/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
-import { firstPartyChains, resolveFirstParty } from "./first_party_refs.ts";
-import { pluginFilters } from "./snapshot_builder.ts";
+import type { L7Host } from "./l7_host.ts";
+
+const isHttp = (svc: ServiceConfig): boolean => svc.ports.some((p) => p.protocol !== "TCP");
+
+/** Whether weft.yaml may give `svc` a filter chain: WasmPlugins, or an HTTP service with routes
+ * or under some AuthorizationPolicy (a superset of what firstPartyChains turns into refs). */
+export function serviceMayHaveFilters(svc: ServiceConfig, cfg: WeftConfig): boolean {
+  return svc.plugins.length > 0 ||
+    (isHttp(svc) && (svc.http.length > 0 || cfg.authorizationPolicies.length > 0));
+}
+
+function snapshotHasFilters(s: Snapshot): boolean {
+  return s.services.some((svc) => svc.inboundFilters.length > 0 || svc.outboundFilters.length > 0);
+}
 
 export class L7Wiring {
-  readonly host: FilterHost;
-  private watcher: FilterWatcher | undefined;
+  private host: L7Host | undefined;
+  private loading: Promise<L7Host> | undefined;
 
-  constructor(readonly opts: { dev: boolean; nodeName?: string }) {
-    const registry = defaultRegistry();
-    registerProxyWasm(registry, { nodeId: opts.nodeName ?? "weft" });
-    this.host = new FilterHost(registry);
+  constructor(readonly opts: { dev: boolean; nodeName?: string }) {}
+
+  /** True once the filter host is loaded (some config or snapshot had filters). */
+  get loaded(): boolean {
+    return this.host !== undefined;
+  }
+
+  /** Load the filter host if `cfg` may need it; call before `chainsFor` runs on `cfg`. */
+  async loadFor(cfg: WeftConfig): Promise<void> {
+    if (cfg.services.some((s) => serviceMayHaveFilters(s, cfg))) await this.load();
+  }
+
+  private load(): Promise<L7Host> {
+    if (!this.loading) {
+      this.loading = import("./l7_host.ts").then(({ L7Host }) => {
+        this.host = new L7Host(this.opts);
+        return this.host;
+      });
+      this.loading.catch(() => (this.loading = undefined)); // a later snapshot may retry
+    }
+    return this.loading;
   }
 
   readonly chainsFor = (
     svc: ServiceConfig,
     cfg: WeftConfig,
   ): { inbound: FilterRef[]; outbound: FilterRef[] } => {
-    const fp = firstPartyChains(svc, cfg);
-    const user = pluginFilters(svc);
-    return { inbound: [...fp.inbound, ...user.inbound], outbound: [...fp.outbound, ...user.outbound] };
+    if (this.host) return this.host.chainsFor(svc, cfg);
+    if (serviceMayHaveFilters(svc, cfg)) {
+      throw new Error(`L7Wiring: loadFor(cfg) must run before chainsFor (service ${svc.name})`);
+    }
+    return { inbound: [], outbound: [] };
   };
 
-  /** Resolve first-party refs, load every filter, start the dev watcher once. */
+  /** Resolve first-party refs and load every filter (loading the host on the first filter). */
   async prepare(snapshot: Snapshot): Promise<Snapshot> {
-    const services: Service[] = [];
-    for (const s of snapshot.services) {
-      services.push({
-        ...s,
-        inboundFilters: await Promise.all(s.inboundFilters.map((r) => resolveFirstParty(r, s))),
-        outboundFilters: await Promise.all(s.outboundFilters.map((r) => resolveFirstParty(r, s))),
-      });
-    }
-    await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));
-    if (this.opts.dev && !this.watcher && this.host.names().length > 0) {
-      this.watcher = watchFilters(this.host);
-    }
-    return Object.freeze({ ...snapshot, services });
+    if (!this.host && !snapshotHasFilters(snapshot)) return Object.freeze({ ...snapshot });
+    return await (await this.load()).prepare(snapshot);
   }
 
+  /** The data path's resolver; it only sees refs `prepare` has loaded, so the host exists. */
   resolver(): FilterResolver {
-    return this.host;
+    return {
+      resolve: (ref: FilterRef): HttpFilter => {
+        if (!this.host) throw new Error(`L7Wiring: filter ${ref.name} resolved before prepare`);
+        return this.host.resolver().resolve(ref);
+      },
+    };
   }
 
   reload(name: string): Promise<Record<string, unknown>> {
-    return this.host.reload(name).then((r) => ({ ...r }));
+    if (!this.host) {
+      return Promise.reject(
+        new WeftError("filter_not_found", `Cannot reload filter "${name}": no such filter`),
+      );
+    }
+    return this.host.reload(name);
   }
 
   summary(): Record<string, unknown>[] {
-    return this.host.summary();
+    return this.host?.summary() ?? [];
   }
 
   close(): Promise<void> {
-    this.watcher?.close();
-    this.host.close();
+    this.host?.close();
     return Promise.resolve();
   }
 }

@@ -9,8 +9,8 @@ import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "..
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
 import type { LeafIssuer } from "../tls/mod.ts";
-import { RemoteCa, XdsClient } from "../xds/mod.ts";
-import { controlPlaneIdentity } from "./control_plane_cmd.ts";
+// The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
+import type { XdsClient } from "../xds/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
 import type { WeftConfig } from "./config_types.ts";
@@ -60,10 +60,12 @@ export class NodeAgent {
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
     if (cfg.ca.mode === "xds" && !opts.xds) {
-      throw new Error("Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)");
+      throw new Error(
+        "Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)",
+      );
     }
     const ca: LeafIssuer = cfg.ca.mode === "xds"
-      ? new RemoteCa({ address: opts.xds! })
+      ? new (await import("../xds/mod.ts")).RemoteCa({ address: opts.xds! })
       : await openCa(
         cfg.ca.mode === "auto"
           ? { mode: "auto", stateDir: cfg.ca.stateDir }
@@ -78,6 +80,7 @@ export class NodeAgent {
     // Readiness means certificates exist: issue every local identity before binding.
     await Promise.all(cfg.workloads.map((w) => identity.material(w.identity)));
     const l7 = new L7Wiring({ dev: opts.dev, nodeName: cfg.node.name });
+    await l7.loadFor(cfg); // the filter host loads only when some service has filters
     const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
     const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });
     const agent = new NodeAgent(cfg, identity, proxy, l7);
@@ -121,6 +124,10 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
+    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
+      import("../xds/mod.ts"),
+      import("./control_plane_cmd.ts"),
+    ]);
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
@@ -140,7 +147,12 @@ export class NodeAgent {
         limits: base.limits,
         capture: base.capture,
       },
-      ...(tls ? { tls, serverIdentity: cfg.xds.serverIdentity ?? controlPlaneIdentity(cfg.node.trustDomain) } : {}),
+      ...(tls
+        ? {
+          tls,
+          serverIdentity: cfg.xds.serverIdentity ?? controlPlaneIdentity(cfg.node.trustDomain),
+        }
+        : {}),
     });
     this.xdsClient = client;
     let chain = Promise.resolve();
@@ -149,7 +161,9 @@ export class NodeAgent {
       chain = chain.then(() => this.apply(snap)).then(() => {
         this.xdsApplied = true;
       }).finally(() => this.xdsPending--).catch((err) =>
-        log.error("snapshot not applied; the last good one keeps serving", { error: errorMessage(err) })
+        log.error("snapshot not applied; the last good one keeps serving", {
+          error: errorMessage(err),
+        })
       );
     });
     client.start();
@@ -192,6 +206,7 @@ export class NodeAgent {
       return false;
     }
     await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
+    await this.l7.loadFor(cfg);
     this.config = cfg;
     await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
     return true;
@@ -224,7 +239,9 @@ export class NodeAgent {
       readiness: () => {
         const waiting: string[] = [];
         if (!this.proxy.ready) waiting.push("listeners");
-        if (this.xdsClient && !(this.xdsClient.synced && this.xdsApplied && this.xdsPending === 0)) {
+        if (
+          this.xdsClient && !(this.xdsClient.synced && this.xdsApplied && this.xdsPending === 0)
+        ) {
           waiting.push("xds");
         }
         const certs = this.identity.certificates();
@@ -258,7 +275,11 @@ export class NodeAgent {
       connections: this.proxy.connections(200),
       proxy: this.proxy.stats(),
       xds: this.xdsClient
-        ? { connected: this.xdsClient.connected, synced: this.xdsClient.synced, streams: this.xdsClient.streams }
+        ? {
+          connected: this.xdsClient.connected,
+          synced: this.xdsClient.synced,
+          streams: this.xdsClient.streams,
+        }
         : undefined,
       filters: this.l7.summary(),
       config: this.config,

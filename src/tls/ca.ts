@@ -5,9 +5,14 @@
  * clock skew. Persistence (auto mode, files mode) lives in ca_store.ts.
  */
 import { WeftError } from "../core/mod.ts";
-import { EC_P256, pkcs8Pem, randomSerialHex, withNewline, x509 } from "./_x509.ts";
+import type { x509 } from "./_x509.ts";
+import { EC_P256, pkcs8Pem, randomSerialHex, withNewline } from "./_pem.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
-import { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } from "./_ca_checks.ts";
+
+/** @peculiar/x509 loads on first use (making or parsing a certificate), not with this module. */
+async function loadX509(): Promise<typeof x509> {
+  return (await import("./_x509.ts")).x509;
+}
 
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600_000;
@@ -64,6 +69,7 @@ export class CertificateAuthority implements LeafIssuer {
   static async generate(
     opts: { name?: string; ttlMs?: number; nowMs?: number; notBefore?: Date } = {},
   ): Promise<CertificateAuthority> {
+    const x509 = await loadX509();
     const now = opts.nowMs ?? Date.now();
     const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -95,6 +101,9 @@ export class CertificateAuthority implements LeafIssuer {
     opts: { nowMs?: number; source?: string } = {},
   ): Promise<CertificateAuthority> {
     const src = opts.source ?? "CA";
+    const { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } = await import(
+      "./_ca_checks.ts"
+    );
     const cert = parseCaCert(certPem, src);
     checkCaShape(cert, src, opts.nowMs ?? Date.now());
     const alg = signingAlgorithmOf(cert, src);
@@ -157,6 +166,7 @@ export class CertificateAuthority implements LeafIssuer {
     opts: { identity: string; ttlMs?: number; nowMs?: number },
   ): Promise<string[]> {
     parseSpiffeId(opts.identity);
+    const x509 = await loadX509();
     let csr: x509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -192,7 +202,8 @@ export class CertificateAuthority implements LeafIssuer {
 
   /** Sign an arbitrary end-entity certificate. No identity checks: callers own the shape. */
   async sign(spec: LeafSpec): Promise<x509.X509Certificate> {
-    this.aki ??= authorityKeyId(this.cert);
+    const x509 = await loadX509();
+    this.aki ??= authorityKeyId(x509, this.cert);
     return await x509.X509CertificateGenerator.create({
       serialNumber: randomSerialHex(),
       subject: "",
@@ -229,7 +240,10 @@ function checkTtl(ttlMs: number): number {
   return ttlMs;
 }
 
-async function authorityKeyId(ca: x509.X509Certificate): Promise<x509.Extension> {
+async function authorityKeyId(
+  x509: typeof import("./_x509.ts").x509,
+  ca: x509.X509Certificate,
+): Promise<x509.Extension> {
   const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
   if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
   return await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey);

@@ -1,0 +1,71 @@
+/**
+ * Idle memory guard: what `weft run` loads before it knows what a config needs. The static import
+ * graph of the node agent must not reach the control path (gRPC, protobuf: ~25 MB resident),
+ * the L7 filter host (jco, wasm tooling) or @peculiar/x509 (~10-15 MB): those load with dynamic
+ * `import()` only for --xds / ca.mode xds, services with filters, and certificate making.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT } from "./support/weft_proc.ts";
+
+interface InfoModule {
+  readonly specifier: string;
+  readonly dependencies?: {
+    readonly code?: { readonly specifier: string };
+    readonly isDynamic?: boolean;
+  }[];
+}
+
+/** Specifiers reachable from `entry` through static (non-dynamic, non-type) imports. */
+async function staticClosure(entry: string): Promise<Set<string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: InfoModule[];
+    redirects?: Record<string, string>;
+  };
+  const norm = (s: string): string => info.redirects?.[s] ?? s;
+  const byId = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const stack = [norm(info.roots[0]!)];
+  while (stack.length > 0) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of byId.get(s)?.dependencies ?? []) {
+      if (!d.isDynamic && d.code) stack.push(norm(d.code.specifier));
+    }
+  }
+  return seen;
+}
+
+const HEAVY = [
+  /\/src\/xds\//,
+  /\/src\/filters\//,
+  /\/src\/tls\/_x509\.ts$/,
+  /\/src\/tls\/_ca_checks\.ts$/,
+  /@grpc\/grpc-js/,
+  /@bufbuild\/protobuf/,
+  /@bytecodealliance\//,
+  /@peculiar\/x509/,
+  /reflect-metadata/,
+];
+
+Deno.test("lazy loading: weft run's static import graph leaves out xDS, the filter host and x509", async () => {
+  for (const entry of ["src/main.ts", "src/app/node_agent.ts"]) {
+    const mods = await staticClosure(join(ROOT, entry));
+    assert.ok(mods.size > 10, `${entry}: the graph was read (${mods.size} modules)`);
+    assert.ok(
+      [...mods].some((m) => m.endsWith("/src/tls/mod.ts")) || entry === "src/main.ts",
+      `${entry}: the identity layer is in the static graph`,
+    );
+    const heavy = [...mods].filter((m) => HEAVY.some((re) => re.test(m)));
+    assert.deepEqual(heavy, [], `${entry} statically imports modules that must load lazily`);
+  }
+});
