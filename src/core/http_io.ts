@@ -1,4 +1,5 @@
 /** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection and replay. */
+import { STATUS_CODES } from "node:http";
 import Stream, { type Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { LocalResponse } from "./filter_api.ts";
@@ -70,13 +71,6 @@ export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<v
   });
 }
 
-const REASONS: Record<number, string> = {
-  200: "OK",
-  400: "Bad Request",
-  403: "Forbidden",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-};
 
 /** Writes a local response; returns whether the connection may stay open. */
 export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): boolean {
@@ -88,7 +82,7 @@ export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): 
   headers.push(["content-length", String(body.length)]);
   if (!keepAlive) headers.push(["connection", "close"]);
   if (down.destroyed) return false;
-  const head = serializeHead(`HTTP/1.1 ${r.status} ${REASONS[r.status] ?? "Local"}`, headers);
+  const head = serializeHead(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? "Unknown"}`, headers);
   down.write(body.length ? Buffer.concat([head, body]) : head);
   return keepAlive;
 }

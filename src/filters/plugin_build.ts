@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
-import { WeftError } from "../core/mod.ts";
+import { env, runtimeName, WeftError } from "../core/mod.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 
 export const REPO_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -97,7 +97,9 @@ export async function buildPlugin(
 ): Promise<BuiltPlugin> {
   dir = resolve(dir);
   if (!existsSync(join(dir, "plugin.json")) && existsSync(join(dir, "build.ts"))) {
-    await run(Deno.execPath(), ["run", "-A", join(dir, "build.ts")], REPO_ROOT);
+    // Plugin build scripts are Deno scripts; on Bun, use the `deno` on PATH.
+    const deno = runtimeName === "deno" ? Deno.execPath() : "deno";
+    await run(deno, ["run", "-A", join(dir, "build.ts")], REPO_ROOT);
     const name = dir.split("/").pop()!;
     const path = join(dir, "build", `${name}.wasm`);
     return { name, path, bytes: readFileSync(path), cached: false };
@@ -161,13 +163,13 @@ export async function componentize(core: Uint8Array): Promise<Uint8Array> {
 /** componentize-qjs: $WEFT_COMPONENTIZE_QJS, node_modules/.bin, .weft/tools (where `deno task
  * setup` installs it with npm: it cannot be added through `deno add`), or PATH. */
 export function componentizeQjsPath(): string | undefined {
-  const fromEnv = Deno.env.get("WEFT_COMPONENTIZE_QJS");
+  const fromEnv = env("WEFT_COMPONENTIZE_QJS");
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
   for (const rel of ["node_modules/.bin/componentize-qjs", ".weft/tools/node_modules/.bin/componentize-qjs"]) {
     const local = join(REPO_ROOT, rel);
     if (existsSync(local)) return local;
   }
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+  for (const dir of (env("PATH") ?? "").split(":")) {
     if (dir && existsSync(join(dir, "componentize-qjs"))) return join(dir, "componentize-qjs");
   }
   return undefined;
