@@ -37,10 +37,22 @@ for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.ad
 const qjs = ".weft/tools/node_modules/.bin/componentize-qjs";
 if (!exists(qjs) && !exists("node_modules/.bin/componentize-qjs") && have("npm")) {
   console.error("setup: installing componentize-qjs@0.4.5 into .weft/tools (npm)");
-  const r = spawnSync("npm", ["install", "--prefix", ".weft/tools", "--no-audit", "--no-fund", "--silent", "componentize-qjs@0.4.5"], {
+  const r = spawnSync("npm", [
+    "install",
+    "--prefix",
+    ".weft/tools",
+    "--no-audit",
+    "--no-fund",
+    "--silent",
+    "componentize-qjs@0.4.5",
+  ], {
     stdio: ["ignore", "ignore", "inherit"],
   });
-  if (r.status !== 0) console.error("setup: componentize-qjs could not be installed; JS plugin tests will be skipped");
+  if (r.status !== 0) {
+    console.error(
+      "setup: componentize-qjs could not be installed; JS plugin tests will be skipped",
+    );
+  }
 }
 
 if (missing.size > 0) {

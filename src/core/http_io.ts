@@ -71,7 +71,6 @@ export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<v
   });
 }
 
-
 /** Writes a local response; returns whether the connection may stay open. */
 export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): boolean {
   const body = typeof r.body === "string" ? Buffer.from(r.body) : Buffer.from(r.body);
@@ -82,7 +81,10 @@ export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): 
   headers.push(["content-length", String(body.length)]);
   if (!keepAlive) headers.push(["connection", "close"]);
   if (down.destroyed) return false;
-  const head = serializeHead(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? "Unknown"}`, headers);
+  const head = serializeHead(
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? "Unknown"}`,
+    headers,
+  );
   down.write(body.length ? Buffer.concat([head, body]) : head);
   return keepAlive;
 }

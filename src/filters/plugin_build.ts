@@ -165,7 +165,12 @@ export async function componentize(core: Uint8Array): Promise<Uint8Array> {
 export function componentizeQjsPath(): string | undefined {
   const fromEnv = env("WEFT_COMPONENTIZE_QJS");
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  for (const rel of ["node_modules/.bin/componentize-qjs", ".weft/tools/node_modules/.bin/componentize-qjs"]) {
+  for (
+    const rel of [
+      "node_modules/.bin/componentize-qjs",
+      ".weft/tools/node_modules/.bin/componentize-qjs",
+    ]
+  ) {
     const local = join(REPO_ROOT, rel);
     if (existsSync(local)) return local;
   }
