@@ -8,6 +8,7 @@
  * - no plugin.json but a build.ts: runs it (first-party plugins own their builds).
  * CLI: `deno task plugin:build <dir>`.
  */
+import process from "node:process";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -64,9 +65,16 @@ export function readManifest(dir: string): PluginManifest {
   return Object.freeze(raw as PluginManifest);
 }
 
+/** PATH without node_modules/.bin: `deno task` puts it first, and clang -O2 for wasm runs any
+ * `wasm-opt` on PATH — binaryen's npm wasm-opt rejects bulk-memory ops without extra flags. */
+function toolPath(): string {
+  return (env("PATH") ?? "").split(":").filter((p) => !p.includes("node_modules/.bin")).join(":");
+}
+
 function run(cmd: string, args: string[], cwd: string): Promise<void> {
   return new Promise((ok, fail) => {
-    execFile(cmd, args, { cwd, maxBuffer: 4 << 20 }, (err, _out, stderr) => {
+    const opts = { cwd, maxBuffer: 4 << 20, env: { ...process.env, PATH: toolPath() } };
+    execFile(cmd, args, opts, (err, _out, stderr) => {
       if (err) {
         fail(
           new WeftError(
