@@ -68,7 +68,9 @@ export class HboneServer {
     const server = http2.createSecureServer({
       ...this.contextOptions(m),
       requestCert: true,
-      rejectUnauthorized: true,
+      // verifyClient checks chain, validity and SAN on the session before any stream (so each
+      // refusal is counted with its real reason; see src/tls/mtls.ts).
+      rejectUnauthorized: false,
       ALPNProtocols: ["h2"],
       minVersion: "TLSv1.3",
       allowHTTP1: false,

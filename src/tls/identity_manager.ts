@@ -19,7 +19,7 @@ import { DEFAULT_LEAF_TTL_MS, type IssuedLeaf, type LeafIssuer } from "./ca.ts";
 import { clientTlsOptions, serverTlsOptions } from "./mtls.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
 import { recordTlsRejection, tlsMetrics } from "./tls_metrics.ts";
-import { classifyTlsError, verifyClientLeaf, verifyServerLeaf } from "./verify.ts";
+import { checkChain, classifyTlsError, verifyClientLeaf, verifyServerLeaf } from "./verify.ts";
 
 const log = logger("tls");
 
@@ -108,8 +108,10 @@ export class WorkloadIdentityManager implements IdentityProvider {
     return this.issue(identity, entry, entry.leaf !== undefined);
   }
 
+  /** Chain (to the current mesh roots) and validity first, then the SAN checks. */
   verifyClient(leafDer: Uint8Array): PeerVerdict {
-    return verifyClientLeaf(leafDer, this.trustDomain);
+    return checkChain(leafDer, this.opts.ca.rootPem, this.now()) ??
+      verifyClientLeaf(leafDer, this.trustDomain);
   }
 
   verifyServer(leafDer: Uint8Array, expected: readonly string[]): PeerVerdict {

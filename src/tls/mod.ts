@@ -8,8 +8,9 @@
  *
  * How core builds TLS from it (both are tiny, see mtls.ts):
  * - server: `{ ...await ids.serverOptions(identity) }` = cert/key/ca, requestCert,
- *   rejectUnauthorized: true, TLSv1.3, ALPN h2; then per connection
- *   `ids.verifyClient(socket.getPeerCertificate(true).raw)` (SAN shape + trust domain);
+ *   rejectUnauthorized: false, TLSv1.3, ALPN h2; then per connection, before reading anything,
+ *   `ids.verifyClient(socket.getPeerCertificate(true).raw)` (chain to the mesh roots, validity,
+ *   SAN shape, trust domain: each refusal with its own reason; no certificate = no_client_cert);
  *   on `tlsClientError(err, socket)`: `ids.recordRejection("server",
  *   ids.classifyTlsError(err, socket))` unless `isPeerAlert(err)` (the client refused us and
  *   counts it); on rotation `server.setSecureContext(...)`.
@@ -18,8 +19,8 @@
  *   and `ids.classifyTlsError(err)` returns its reason; record it with side "client" unless
  *   `isPeerAlert(err)`.
  * Deno 2.9.6 caveats (verify.ts): a client whose certificate the server refused sees a clean
- * close after secureConnect, no error; expired/not-yet-valid certificates refused locally are
- * reported as untrusted_chain.
+ * close after secureConnect, no error; on the client side (node:tls checks the server's chain)
+ * an expired/not-yet-valid server certificate is reported as untrusted_chain.
  */
 export {
   CertificateAuthority,

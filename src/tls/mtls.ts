@@ -3,8 +3,11 @@
  * only, ALPN h2, mutual certificates against the mesh roots, no SNI.
  *
  * Server: `tls.createServer(serverTlsOptions(m))` / `http2.createSecureServer({...opts, ...})`
- * then, per connection, `provider.verifyClient(socket.getPeerCertificate(true).raw)`: the TLS
- * layer checked chain + validity, the SAN shape and trust domain are ours.
+ * then, per connection and before reading anything, `provider.verifyClient(socket
+ * .getPeerCertificate(true).raw)` (no certificate = no_client_cert): it checks the chain to the
+ * mesh roots, the validity period, the SAN shape and the trust domain. The TLS layer requests the
+ * certificate but does not refuse it itself (rejectUnauthorized: false), because Deno's node:tls
+ * would report every chain failure as one generic code.
  * Client: `tls.connect({ host: ip, port, ...clientTlsOptions(m, verify) })`, never `servername`;
  * checkServerIdentity is replaced (the default demands an IP SAN) by `verify` on the leaf, and a
  * refusal fails the handshake with a PeerIdentityError whose `reason` classifyTlsError returns.
@@ -19,7 +22,7 @@ export function serverTlsOptions(m: TlsMaterial): TlsOptions {
     key: m.keyPem,
     ca: m.rootsPem,
     requestCert: true,
-    rejectUnauthorized: true,
+    rejectUnauthorized: false,
     minVersion: "TLSv1.3",
     ALPNProtocols: ["h2"],
   };

@@ -18,6 +18,7 @@
  * refused expired certificate reads as untrusted_chain. The peer certificate is not available on
  * the error path (getPeerCertificate() returns null), so weft cannot refine it.
  */
+import { X509Certificate } from "node:crypto";
 import type { PeerVerdict, TlsRejectReason } from "../core/mod.ts";
 import { sansFromCertDer } from "./_der.ts";
 import { tryParseSpiffeId } from "./spiffe_id.ts";
@@ -39,6 +40,50 @@ export interface LeafNames {
 /** URI and DNS SANs of a DER certificate (throws on malformed DER). */
 export function leafNames(leafDer: Uint8Array): LeafNames {
   return sansFromCertDer(leafDer);
+}
+
+const rootCache = new Map<string, X509Certificate[]>();
+
+function rootsOf(rootsPem: string): X509Certificate[] {
+  let roots = rootCache.get(rootsPem);
+  if (!roots) {
+    const blocks =
+      rootsPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    roots = blocks.map((b) => new X509Certificate(b));
+    if (rootCache.size > 8) rootCache.clear();
+    rootCache.set(rootsPem, roots);
+  }
+  return roots;
+}
+
+/**
+ * The server's own chain check (HBONE servers run with rejectUnauthorized: false and call this
+ * first), so refusals carry their real reason: Deno's node:tls reports another CA, an expired and
+ * a not-yet-valid client certificate all as UNABLE_TO_VERIFY_LEAF_SIGNATURE. Leaves are signed
+ * directly by a mesh root (weft's CA and Istio's self-signed root alike).
+ */
+export function checkChain(
+  leafDer: Uint8Array,
+  rootsPem: string,
+  nowMs: number = Date.now(),
+): PeerVerdict | undefined {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(leafDer);
+  } catch (err) {
+    return reject("untrusted_chain", `peer certificate does not parse: ${String(err)}`);
+  }
+  const roots = rootsOf(rootsPem);
+  if (!roots.some((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey))) {
+    return reject("untrusted_chain", `peer certificate issuer "${leaf.issuer}" is not a mesh root`);
+  }
+  if (nowMs < Date.parse(leaf.validFrom)) {
+    return reject("not_yet_valid", `peer certificate is valid from ${leaf.validFrom}`);
+  }
+  if (nowMs > Date.parse(leaf.validTo)) {
+    return reject("expired", `peer certificate expired ${leaf.validTo}`);
+  }
+  return undefined;
 }
 
 /** Server side: exactly one URI SAN, of SPIFFE shape, in our trust domain. */
