@@ -80,3 +80,19 @@ int cfg_counter_batch(cfgctx *c, const jval *root, uint32_t *out) {
   *out = (uint32_t)n;
   return 1;
 }
+
+jval *cfg_parse_root(arena *a, wstr text, const char **err) {
+  const char *jerr;
+  uint32_t at;
+  jval *root = json_parse(a, text.p, text.n, &jerr, &at);
+  if (root == 0) {
+    sbuf b;
+    sb_init(&b, a);
+    sb_cstr(&b, "invalid JSON at byte ");
+    sb_u64(&b, at);
+    sb_cstr(&b, ": ");
+    sb_cstr(&b, jerr);
+    *err = sb_cdup(&b);
+  }
+  return root;
+}

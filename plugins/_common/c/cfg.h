@@ -17,6 +17,9 @@ typedef struct {
 } strlist;
 
 void cfg_init(cfgctx *c, arena *a);
+/* Parse a plugin's JSON config; on a syntax error sets *err ("invalid JSON at byte N: ...") and
+ * returns 0. */
+jval *cfg_parse_root(arena *a, wstr text, const char **err);
 /* Records "path: msg" (msg may be followed by detail) unless an error is already recorded. */
 int cfg_fail(cfgctx *c, const char *msg, wstr detail);
 uint32_t cfg_push_key(cfgctx *c, const char *key);

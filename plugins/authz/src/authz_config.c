@@ -211,19 +211,8 @@ authz_config *authz_configure(arena *a, wstr text, const char **err) {
   cfgctx c;
   cfg_init(&c, a);
   g_cond_arena = a;
-  const char *jerr;
-  uint32_t at;
-  jval *root = json_parse(a, text.p, text.n, &jerr, &at);
-  if (root == 0) {
-    sbuf b;
-    sb_init(&b, a);
-    sb_cstr(&b, "invalid JSON at byte ");
-    sb_u64(&b, at);
-    sb_cstr(&b, ": ");
-    sb_cstr(&b, jerr);
-    *err = sb_cdup(&b);
-    return 0;
-  }
+  jval *root = cfg_parse_root(a, text, err);
+  if (root == 0) return 0;
   authz_config *cfg = (authz_config *)arena_alloc(a, sizeof(authz_config));
   if (cfg == 0) { *err = "out of memory"; return 0; }
   weft_memset(cfg, 0, sizeof(authz_config));

@@ -117,19 +117,8 @@ static int headers(cfgctx *c, const jval *j, fault_config *f) {
 fault_config *fault_configure(arena *a, wstr text, const char **err) {
   cfgctx c;
   cfg_init(&c, a);
-  const char *jerr;
-  uint32_t at;
-  jval *root = json_parse(a, text.p, text.n, &jerr, &at);
-  if (root == 0) {
-    sbuf b;
-    sb_init(&b, a);
-    sb_cstr(&b, "invalid JSON at byte ");
-    sb_u64(&b, at);
-    sb_cstr(&b, ": ");
-    sb_cstr(&b, jerr);
-    *err = sb_cdup(&b);
-    return 0;
-  }
+  jval *root = cfg_parse_root(a, text, err);
+  if (root == 0) return 0;
   fault_config *f = (fault_config *)arena_alloc(a, sizeof(fault_config));
   if (f == 0) { *err = "out of memory"; return 0; }
   weft_memset(f, 0, sizeof *f);
