@@ -55,6 +55,26 @@ if (!exists(qjs) && !exists("node_modules/.bin/componentize-qjs") && have("npm")
   }
 }
 
+// Bun runs the same code (tests/bun_smoke_test.ts keeps that true); it ships inside its npm package.
+const bun = ".weft/tools/node_modules/.bin/bun";
+if (!exists(bun) && !have("bun") && have("npm")) {
+  console.error("setup: installing bun@1.4.5 into .weft/tools (npm)");
+  const r = spawnSync("npm", [
+    "install",
+    "--prefix",
+    ".weft/tools",
+    "--no-audit",
+    "--no-fund",
+    "--silent",
+    "bun@1.4.5",
+  ], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (r.status !== 0) {
+    console.error("setup: bun could not be installed; the Bun smoke test will be skipped");
+  }
+}
+
 if (missing.size > 0) {
   const pkgs = [...missing];
   const isRoot = Deno.uid?.() === 0;

@@ -34,10 +34,11 @@ export interface WeftProc {
 
 export async function startWeft(
   argv: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; runtime?: string } = {},
 ): Promise<WeftProc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...argv],
+  // Deno by default; `runtime` = a bun binary runs the same entry point on Bun.
+  const child = new Deno.Command(opts.runtime ?? Deno.execPath(), {
+    args: opts.runtime ? [MAIN, ...argv] : ["run", "-A", MAIN, ...argv],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

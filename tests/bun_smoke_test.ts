@@ -1,0 +1,82 @@
+/**
+ * weft stays runnable on Bun: two `bun src/main.ts run` nodes carry a tunnel end to end (HBONE
+ * mTLS, L4 authz) and serve their admin endpoints. Skipped when no bun binary is present
+ * (`deno task setup` installs one into .weft/tools with npm).
+ */
+import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { assertEquals } from "./support/assert.ts";
+import { startEcho } from "./support/echo_server.ts";
+import { closed, roundTrip } from "./support/mesh.ts";
+import { loopbackBlock, ROOT, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { createTestPki } from "./support/test_ca.ts";
+import { connect, type Socket } from "node:net";
+
+function bunPath(): string | undefined {
+  const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
+  if (existsSync(local)) return local;
+  return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
+}
+
+const BUN = bunPath();
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
+
+Deno.test({
+  name: "bun: two weft nodes on Bun tunnel A → HBONE → B",
+  ignore: BUN === undefined,
+  fn: async () => {
+    const ip = loopbackBlock();
+    const pki = await createTestPki();
+    const echo = await startEcho(ip(3));
+    const ca = { mode: "files", certFile: pki.rootsPath, keyFile: pki.caKeyPath };
+    const a = {
+      node: { name: "bun-a" },
+      ca,
+      listeners: LISTENERS,
+      workloads: [{ name: "sleep", serviceAccount: "sleep", address: ip(2) }],
+      services: [{
+        name: "echo",
+        vips: [ip(100)],
+        ports: [{ port: 80, targetPort: echo.port }],
+        endpoints: [{ workload: "echo", serviceAccount: "echo", address: ip(3) }],
+      }],
+    };
+    const b = {
+      node: { name: "bun-b" },
+      ca,
+      listeners: LISTENERS,
+      workloads: [{ name: "echo", serviceAccount: "echo", address: ip(3) }],
+    };
+    await Deno.writeTextFile(join(pki.dir, "a.yaml"), stringify(a));
+    await Deno.writeTextFile(join(pki.dir, "b.yaml"), stringify(b));
+    const procs: WeftProc[] = [];
+    try {
+      for (const f of ["b.yaml", "a.yaml"]) {
+        procs.push(await startWeft(["run", "--config", join(pki.dir, f)], { runtime: BUN! }));
+      }
+      const s = await new Promise<Socket>((resolve, reject) => {
+        const c = connect({ host: ip(100), port: 80, localAddress: ip(2) });
+        c.once("connect", () => resolve(c));
+        c.once("error", reject);
+      });
+      const data = new TextEncoder().encode("hello from bun");
+      assertEquals(await roundTrip(s, data), data);
+      s.end();
+      await closed(s);
+      const r = await fetch(`http://${procs[0]!.ready.readiness}/healthz/ready`);
+      assertEquals([r.status, await r.text()], [200, "ready\n"]);
+    } finally {
+      await Promise.all(procs.map((p) => p.stop()));
+      await echo.close();
+      await pki.dispose();
+    }
+  },
+});
