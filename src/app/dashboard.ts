@@ -64,7 +64,16 @@ export function dashboardHtml(dump: Record<string, unknown>, ready: Readiness): 
         rules: Array.isArray(p.rules) ? p.rules.length : 0,
       })),
     ),
-    table("Certificates", asRows(dump.certificates)),
+    table(
+      "Certificates",
+      asRows(dump.certificates).map((c) => ({
+        identity: c.identity,
+        state: c.state,
+        serial: c.serial,
+        notBefore: c.notBefore,
+        notAfter: c.notAfter,
+      })),
+    ),
     table("Open connections", asRows(dump.connections)),
     table("Filters", asRows(dump.filters)),
   ];
