@@ -1,3 +1,4 @@
+// deno-fmt-ignore-file
 /** RFC 7541 Appendix A static table and Appendix B Huffman code (generated from the RFC's tables). */
 
 /** Static table entries 1..61 (index 0 here is entry 1). */

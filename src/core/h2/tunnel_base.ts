@@ -1,0 +1,235 @@
+/**
+ * Connection-level state and plumbing shared by H2Session: preface, SETTINGS exchange,
+ * connection windows, socket writes with drain tracking, PING, GOAWAY drain and teardown.
+ * Frame semantics live in tunnel.ts.
+ */
+import type { Duplex } from "node:stream";
+import { WeftError } from "../errors.ts";
+import { HpackDecoder } from "./hpack.ts";
+import {
+  DEFAULT_WINDOW,
+  ErrorCode,
+  FrameReader,
+  type FrameSink,
+  goawayFrame,
+  H2ProtocolError,
+  pingFrame,
+  PREFACE,
+  RecvWindow,
+  SendWindow,
+  Setting,
+  settingsFrame,
+  windowUpdateFrame,
+} from "./frames.ts";
+import type { H2Stream } from "./tunnel_stream.ts";
+
+/** Header fields by lower-case name (repeated fields joined with ", "). */
+export type Headers = Record<string, string>;
+
+/**
+ * Server CONNECT handler: inspect `headers`, do the upstream work, then `respond(status)`.
+ * A 2xx returns the tunnel stream; any other status ends the stream and returns null.
+ */
+export type ConnectHandler = (
+  headers: Headers,
+  respond: (status: number, headers?: Headers) => H2Stream | null,
+) => void;
+
+export interface H2SessionOptions {
+  /** Our SETTINGS_INITIAL_WINDOW_SIZE (bytes buffered per stream at most). Default 4 MiB. */
+  streamWindowBytes?: number;
+  /** Connection receive window. Default 16 MiB. */
+  connectionWindowBytes?: number;
+  /** Largest frame we accept (SETTINGS_MAX_FRAME_SIZE). Default 1 MiB. */
+  maxFrameBytes?: number;
+  /** Server: SETTINGS_MAX_CONCURRENT_STREAMS. Default 200 (ztunnel's). */
+  maxConcurrentStreams?: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding. Default 64 KiB. */
+  maxHeaderListBytes?: number;
+  /** Readable/writable high-water mark of each stream. Default 64 KiB. */
+  streamHighWaterMark?: number;
+}
+
+interface PendingOpen {
+  resolve(v: { status: number; stream: H2Stream }): void;
+  reject(err: Error): void;
+}
+
+export abstract class H2Base implements FrameSink {
+  readonly role: "client" | "server";
+  /** Resolves once the socket is closed (after drain, destroy or a connection error). */
+  readonly closed: Promise<void>;
+  protected readonly socket: Duplex;
+  protected readonly opts: H2SessionOptions;
+  protected readonly streams = new Map<number, H2Stream>();
+  protected readonly blocked = new Set<H2Stream>();
+  protected readonly pendingOpens = new Map<number, PendingOpen>();
+  protected drainWaiters: ((err?: Error | null) => void)[] = [];
+  protected readonly decoder: HpackDecoder;
+  protected readonly connSend = new SendWindow(DEFAULT_WINDOW);
+  protected readonly connRecv: RecvWindow;
+  protected readonly streamWindow: number;
+  protected readonly maxStreams: number;
+  protected readonly hwm: number;
+  protected peerMaxStreams = 100;
+  protected peerMaxFrameSize = 16384;
+  protected peerInitialWindow = DEFAULT_WINDOW;
+  protected nextStreamId = 1;
+  protected lastPeerStreamId = 0;
+  protected draining = false;
+  protected closedSocket = false;
+  protected goawayCode = 0;
+  protected handler: ConnectHandler | null = null;
+  protected headerBlock: { streamId: number; flags: number; parts: Uint8Array[] } | null = null;
+  #prefaceLeft: number;
+  #reader: FrameReader;
+  #pings: ((rttMs: number) => void)[] = [];
+  #pingSent = 0;
+  #resolveClosed!: () => void;
+
+  constructor(socket: Duplex, role: "client" | "server", opts: H2SessionOptions) {
+    this.socket = socket;
+    this.role = role;
+    this.opts = opts;
+    this.streamWindow = opts.streamWindowBytes ?? 4 << 20;
+    this.maxStreams = opts.maxConcurrentStreams ?? 200;
+    this.hwm = opts.streamHighWaterMark ?? 65536;
+    this.connRecv = new RecvWindow(opts.connectionWindowBytes ?? 16 << 20);
+    this.decoder = new HpackDecoder(4096);
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+    const maxFrame = opts.maxFrameBytes ?? 1 << 20;
+    this.#reader = new FrameReader(this, maxFrame);
+    this.#prefaceLeft = role === "server" ? PREFACE.length : 0;
+    const settings = new Map<number, number>([
+      [Setting.INITIAL_WINDOW_SIZE, this.streamWindow],
+      [Setting.MAX_FRAME_SIZE, maxFrame],
+      [Setting.MAX_HEADER_LIST_SIZE, opts.maxHeaderListBytes ?? 65536],
+    ]);
+    if (role === "client") settings.set(Setting.ENABLE_PUSH, 0);
+    else settings.set(Setting.MAX_CONCURRENT_STREAMS, this.maxStreams);
+    socket.cork();
+    if (role === "client") socket.write(PREFACE);
+    socket.write(settingsFrame(settings));
+    socket.write(windowUpdateFrame(0, this.connRecv.size - DEFAULT_WINDOW));
+    socket.uncork();
+    socket.on("data", (chunk: Uint8Array) => this.#onBytes(chunk));
+    socket.on("drain", () => {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const cb of w) cb();
+    });
+    socket.on("error", (err: Error) => this.#teardown(err));
+    socket.on("close", () => this.#teardown(null));
+    socket.on("end", () => socket.end());
+  }
+
+  abstract data(streamId: number, piece: Uint8Array, last: boolean, flags: number): void;
+  abstract frame(type: number, flags: number, streamId: number, payload: Uint8Array): void;
+
+  /** Number of open streams. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Whether new streams can still be opened on this session. */
+  get usable(): boolean {
+    return !this.draining && !this.closedSocket && this.streams.size < this.peerMaxStreams;
+  }
+
+  /** Graceful drain: GOAWAY, refuse new streams, close once existing streams finish. */
+  close(): Promise<void> {
+    if (!this.draining && !this.closedSocket) {
+      // Two-phase GOAWAY (RFC 9113 §6.8): announce with the maximum id, then after one PING
+      // round trip name the real last stream, so requests in flight are not refused.
+      this.write(goawayFrame(0x7fffffff, ErrorCode.NO_ERROR));
+      this.ping().then(() => this.write(goawayFrame(this.lastPeerStreamId, ErrorCode.NO_ERROR)));
+    }
+    this.draining = true;
+    this.afterStreamGone();
+    return this.closed;
+  }
+
+  /** Abort: reset every stream and close the socket now. */
+  destroy(err?: Error): void {
+    if (!this.closedSocket) this.write(goawayFrame(this.lastPeerStreamId, ErrorCode.CANCEL));
+    this.#teardown(err ?? null);
+  }
+
+  /** Round-trip a PING; resolves with the RTT in ms. */
+  ping(): Promise<number> {
+    this.#pingSent = performance.now();
+    this.write(pingFrame(new Uint8Array(8), false));
+    return new Promise((r) => this.#pings.push(r));
+  }
+
+  protected onPingAck(_payload: Uint8Array): void {
+    const rtt = performance.now() - this.#pingSent;
+    for (const r of this.#pings.splice(0)) r(rtt);
+  }
+
+  protected write(bytes: Uint8Array): void {
+    if (!this.closedSocket && !this.socket.writableEnded) this.socket.write(bytes);
+  }
+
+  protected fail(action: string, reason: string): WeftError {
+    return new WeftError("h2_session", `Cannot ${action} HTTP/2 stream: ${reason}`);
+  }
+
+  /** DATA bytes arrived on the connection: account and replenish the connection window. */
+  protected onDataBytes(_streamId: number, n: number): void {
+    if (n === 0) return;
+    this.connRecv.receive(n);
+    const inc = this.connRecv.consume(n);
+    if (inc > 0) this.write(windowUpdateFrame(0, inc));
+  }
+
+  protected afterStreamGone(): void {
+    if (this.draining && this.streams.size === 0 && !this.closedSocket) this.socket.end();
+  }
+
+  #onBytes(chunk: Uint8Array): void {
+    try {
+      if (this.#prefaceLeft > 0) {
+        const take = Math.min(this.#prefaceLeft, chunk.length);
+        const off = PREFACE.length - this.#prefaceLeft;
+        for (let i = 0; i < take; i++) {
+          if (chunk[i] !== PREFACE[off + i]) {
+            throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "bad client preface");
+          }
+        }
+        this.#prefaceLeft -= take;
+        chunk = chunk.subarray(take);
+      }
+      if (chunk.length > 0) this.#reader.push(chunk);
+    } catch (err) {
+      const code = err instanceof H2ProtocolError ? err.h2Code : ErrorCode.INTERNAL_ERROR;
+      this.write(goawayFrame(this.lastPeerStreamId, code));
+      this.#teardown(err as Error, true);
+    }
+  }
+
+  /** `flush`: let queued bytes (our GOAWAY) reach the peer before the socket goes. */
+  #teardown(err: Error | null, flush = false): void {
+    const first = !this.closedSocket;
+    this.closedSocket = true;
+    this.draining = true;
+    const reason = err ??
+      new WeftError("h2_session_closed", "Cannot continue HTTP/2 stream: connection closed");
+    for (const p of this.pendingOpens.values()) p.reject(reason);
+    this.pendingOpens.clear();
+    for (const s of [...this.streams.values()]) {
+      s.h2Closed = true;
+      s.destroy(reason);
+    }
+    this.streams.clear();
+    this.blocked.clear();
+    for (const cb of this.drainWaiters.splice(0)) cb(reason);
+    if (first) {
+      if (flush && !this.socket.writableEnded) {
+        this.socket.once("finish", () => this.socket.destroy());
+        this.socket.end();
+      } else this.socket.destroy();
+      this.#resolveClosed();
+    }
+  }
+}

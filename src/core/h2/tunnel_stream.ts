@@ -1,0 +1,84 @@
+/**
+ * One HTTP/2 CONNECT stream as a node Duplex. Backpressure maps onto flow control: bytes the
+ * consumer has not read yet are not returned to the peer's window, so the peer can buffer at
+ * most one window (plus the readable high-water mark) here; writes complete only once their
+ * DATA frames are in the socket, so at most one chunk plus the writable high-water mark waits.
+ */
+import { Duplex } from "node:stream";
+import { RecvWindow, SendWindow } from "./frames.ts";
+
+/** What a stream needs from its session (implemented by H2Session). */
+export interface StreamHost {
+  writeData(s: H2Stream, chunk: Uint8Array, cb: (err?: Error | null) => void): void;
+  endStream(s: H2Stream): void;
+  /** The consumer read `n` bytes: return them to the peer's window. */
+  consumed(s: H2Stream, n: number): void;
+  /** The stream was destroyed locally before both sides ended: reset it. */
+  streamDestroyed(s: H2Stream, err: Error | null): void;
+}
+
+/** A queued write waiting for send window. */
+export interface PendingWrite {
+  chunk: Uint8Array;
+  offset: number;
+  cb: (err?: Error | null) => void;
+}
+
+export class H2Stream extends Duplex {
+  readonly id: number;
+  readonly sendWindow: SendWindow;
+  readonly recvWindow: RecvWindow;
+  pending: PendingWrite | null = null;
+  localEnded = false;
+  remoteEnded = false;
+  /** Closed at the HTTP/2 level (both ends, or reset): no RST on destroy. */
+  h2Closed = false;
+  #held = 0; // bytes pushed while the readable buffer was full: not yet returned to the peer
+  readonly #host: StreamHost;
+
+  constructor(host: StreamHost, id: number, sendWindow: number, recvWindow: number, hwm: number) {
+    super({ allowHalfOpen: true, readableHighWaterMark: hwm, writableHighWaterMark: hwm });
+    this.#host = host;
+    this.id = id;
+    this.sendWindow = new SendWindow(sendWindow);
+    this.recvWindow = new RecvWindow(recvWindow);
+  }
+
+  /** DATA payload from the peer (already counted against the receive window). */
+  deliver(piece: Uint8Array): void {
+    if (this.destroyed) return;
+    if (this.push(piece) && this.#held === 0) this.#host.consumed(this, piece.length);
+    else this.#held += piece.length;
+  }
+
+  /** END_STREAM from the peer. */
+  deliverEnd(): void {
+    this.remoteEnded = true;
+    if (!this.destroyed) this.push(null);
+  }
+
+  override _read(): void {
+    if (this.#held > 0) {
+      const n = this.#held;
+      this.#held = 0;
+      this.#host.consumed(this, n);
+    }
+  }
+
+  override _write(chunk: Uint8Array, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#host.writeData(this, chunk, cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#host.endStream(this);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const p = this.pending;
+    this.pending = null;
+    if (!this.h2Closed) this.#host.streamDestroyed(this, err);
+    if (p) p.cb(err ?? new Error("stream destroyed"));
+    cb(err);
+  }
+}
