@@ -66,6 +66,8 @@ export class ComponentFilter implements HttpFilter {
   private backoffMs: number;
   private callSeq = 0;
   private readonly labels: { req: Record<string, string>; res: Record<string, string> };
+  /** weft_filter_calls_total per phase, label key built once. */
+  private readonly countCall: { req: (by?: number) => void; res: (by?: number) => void };
 
   private constructor(
     readonly name: string,
@@ -78,6 +80,10 @@ export class ComponentFilter implements HttpFilter {
     this.labels = {
       req: { filter: name, phase: "request" },
       res: { filter: name, phase: "response" },
+    };
+    this.countCall = {
+      req: filterMetrics.calls.bind(this.labels.req),
+      res: filterMetrics.calls.bind(this.labels.res),
     };
   }
 
@@ -176,7 +182,7 @@ export class ComponentFilter implements HttpFilter {
     } finally {
       slot.bridge.end();
     }
-    filterMetrics.calls.inc(labels);
+    (res ? this.countCall.res : this.countCall.req)();
     if (sampled) filterMetrics.duration.observe(labels, (performance.now() - t0) / 1000);
     return out;
   }

@@ -16,12 +16,8 @@ import {
   routeDecision,
 } from "./guest.ts";
 import type { HostBridge, WhichMap } from "./host_bridge.ts";
+import { GuestMemory, type Realloc } from "./guest_memory.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
-
-const dec = new TextDecoder("utf-8", { fatal: false });
-const enc = new TextEncoder();
-
-type Realloc = (old: number, oldSize: number, align: number, size: number) => number;
 
 /** True when `module` can be driven directly (imports only the host interface and sandbox). */
 export function isDirectEligible(module: WebAssembly.Module): boolean {
@@ -35,80 +31,41 @@ export function isDirectEligible(module: WebAssembly.Module): boolean {
 }
 
 export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge): Guest {
-  // Bound after instantiation (the imports below close over them before the instance exists).
+  // Bound after instantiation (the imports below close over it before the instance exists).
   // deno-lint-ignore prefer-const
-  let memory: WebAssembly.Memory | undefined;
-  // deno-lint-ignore prefer-const
-  let realloc: Realloc | undefined;
-  const mem = (): WebAssembly.Memory => memory!;
-  // Short ASCII strings (header names, property names) decode faster by hand than through
-  // TextDecoder's per-call setup; anything else goes to TextDecoder.
-  const str = (ptr: number, len: number): string => {
-    if (len === 0) return "";
-    const u8 = new Uint8Array(mem().buffer, ptr, len);
-    if (len > 48) return dec.decode(u8);
-    let s = "";
-    for (let i = 0; i < len; i++) {
-      const c = u8[i]!;
-      if (c >= 0x80) return dec.decode(u8);
-      s += String.fromCharCode(c);
-    }
-    return s;
-  };
-  /** Lowers a string into guest memory; returns [ptr, len]. */
-  const lower = (s: string): [number, number] => {
-    if (s.length <= 48) {
-      const ptr = realloc!(0, 0, 1, s.length);
-      const u8 = new Uint8Array(mem().buffer, ptr, s.length);
-      let i = 0;
-      for (; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        u8[i] = c;
-      }
-      if (i === s.length) return [ptr, s.length];
-    }
-    const max = s.length * 3;
-    const ptr = realloc!(0, 0, 1, max);
-    const { written } = enc.encodeInto(s, new Uint8Array(mem().buffer, ptr, max));
-    return [ptr, written];
-  };
-  const writeOption = (ret: number, v: string | undefined): void => {
-    if (v === undefined) {
-      new DataView(mem().buffer).setUint8(ret, 0);
-      return;
-    }
-    const [p, l] = lower(v);
-    const dv = new DataView(mem().buffer);
-    dv.setUint8(ret, 1);
-    dv.setUint32(ret + 4, p, true);
-    dv.setUint32(ret + 8, l, true);
-  };
+  let m: GuestMemory | undefined;
   const which = (w: number): WhichMap => {
     if (w !== 0 && w !== 1) throw new BadOutput(`invalid header-map ${w}`);
     return w;
   };
   const host: Record<string, (...args: never[]) => unknown> = {
     "get-header": (w: number, np: number, nl: number, ret: number) =>
-      writeOption(ret, bridge.getHeader(which(w), str(np, nl))),
+      m!.writeOption(ret, bridge.getHeader(which(w), m!.headerName(np, nl), true)),
     "set-header": (w: number, np: number, nl: number, vp: number, vl: number) =>
-      bridge.setHeader(which(w), str(np, nl), str(vp, vl)),
+      bridge.setHeader(which(w), m!.headerName(np, nl), m!.str(vp, vl), true),
     "add-header": (w: number, np: number, nl: number, vp: number, vl: number) =>
-      bridge.addHeader(which(w), str(np, nl), str(vp, vl)),
+      bridge.addHeader(which(w), m!.headerName(np, nl), m!.str(vp, vl), true),
     "remove-header": (w: number, np: number, nl: number) =>
-      bridge.removeHeader(which(w), str(np, nl)),
+      bridge.removeHeader(which(w), m!.headerName(np, nl), true),
     "get-headers": (w: number, ret: number) => {
-      const [p, l] = lower(bridge.getHeaders(which(w)));
-      const dv = new DataView(mem().buffer);
+      const p = m!.lower(bridge.getHeaders(which(w)));
+      const dv = m!.dataView();
       dv.setUint32(ret, p, true);
-      dv.setUint32(ret + 4, l, true);
+      dv.setUint32(ret + 4, m!.lastLen, true);
     },
-    "get-property": (np: number, nl: number, ret: number) =>
-      writeOption(ret, bridge.getProperty(str(np, nl))),
+    "get-property": (np: number, nl: number, ret: number) => {
+      // The getter, resolved once per name, rides on the name's cache entry.
+      const e = m!.nameEntry(np, nl);
+      m!.writeOption(ret, (e.property ??= bridge.property(e.s))());
+    },
     "set-state": (kp: number, kl: number, vp: number, vl: number) =>
-      bridge.setState(str(kp, kl), str(vp, vl)),
-    "log": (level: number, mp: number, ml: number) => bridge.log(level, str(mp, ml)),
-    "counter-add": (np: number, nl: number, delta: bigint) => bridge.counterAdd(str(np, nl), delta),
+      bridge.setState(m!.name(kp, kl), m!.str(vp, vl)),
+    "log": (level: number, mp: number, ml: number) => bridge.log(level, m!.str(mp, ml)),
+    "counter-add": (np: number, nl: number, delta: bigint) => {
+      // The bound counter (label key built once) rides on the name's cache entry.
+      const e = m!.nameEntry(np, nl);
+      (e.counter ??= bridge.counter(e.s))(Number(delta));
+    },
     "now-ns": () => bridge.nowNs(),
     "monotonic-ns": () => bridge.monotonicNs(),
     "random-u64": () => bridge.randomU64(),
@@ -118,8 +75,9 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     [SANDBOX_IMPORT_MODULE]: { [SANDBOX_CHECK_NAME]: bridge.check },
   });
   const ex = instance.exports;
-  memory = ex.memory as WebAssembly.Memory;
-  realloc = ex.cabi_realloc as Realloc;
+  m = new GuestMemory(ex.memory as WebAssembly.Memory, ex.cabi_realloc as Realloc);
+  const mem = m;
+  const str = (ptr: number, len: number): string => mem.str(ptr, len);
   const configureFn = ex[`${HANDLER_EXPORT}#configure`] as (p: number, l: number) => number;
   const onReq = ex[`${HANDLER_EXPORT}#on-request-headers`] as () => number;
   const onRes = ex[`${HANDLER_EXPORT}#on-response-headers`] as () => number;
@@ -135,7 +93,7 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     | undefined;
 
   const liftAction = (ret: number): FilterDecision => {
-    const dv = new DataView(mem().buffer);
+    const dv = mem.dataView();
     const tag = dv.getUint8(ret);
     switch (tag) {
       case 0:
@@ -155,7 +113,7 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
         }
         const bp = dv.getUint32(ret + 16, true);
         const bl = dv.getUint32(ret + 20, true);
-        const body = new Uint8Array(mem().buffer, bp, bl).slice();
+        const body = new Uint8Array(mem.memory.buffer, bp, bl).slice();
         const details = str(dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true));
         return respondDecision(status, headers, body, details);
       }
@@ -175,10 +133,9 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
 
   return {
     configure(config: Uint8Array): string | undefined {
-      const ptr = realloc!(0, 0, 1, config.length);
-      new Uint8Array(mem().buffer, ptr, config.length).set(config);
+      const ptr = mem.lowerBytes(config);
       const ret = configureFn(ptr, config.length);
-      const dv = new DataView(mem().buffer);
+      const dv = mem.dataView();
       const err = dv.getUint8(ret) === 0
         ? undefined
         : str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true)) || "configure failed";
@@ -197,6 +154,6 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
       postRes?.(ret);
       return d;
     },
-    memoryBytes: () => mem().buffer.byteLength,
+    memoryBytes: () => mem.memory.buffer.byteLength,
   };
 }

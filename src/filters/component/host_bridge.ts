@@ -11,6 +11,38 @@ const guestLog = logger("filter.guest");
 const LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
 const STATE_PREFIX = "filter_state.";
 
+type PropertyGetter = (
+  req: HttpRequestContext,
+  res: HttpResponseContext | undefined,
+) => string | undefined;
+
+/** The properties of wasm/filter.wit (besides filter.name and filter_state.*). */
+const PROPERTIES: ReadonlyMap<string, PropertyGetter> = new Map<string, PropertyGetter>([
+  ["request.path", (r) => r.path],
+  ["request.url_path", (r) => {
+    const q = r.path.indexOf("?");
+    return q < 0 ? r.path : r.path.slice(0, q);
+  }],
+  ["request.method", (r) => r.method],
+  ["request.host", (r) => r.authority],
+  ["request.scheme", (r) => r.scheme],
+  ["request.protocol", (r) => r.protocol],
+  ["request.id", (r) => r.requestId],
+  ["source.address", (r) => r.peer.sourceAddress],
+  ["source.port", (r) => String(r.peer.sourcePort)],
+  ["source.principal", (r) => r.peer.sourcePrincipal],
+  ["source.namespace", (r) => r.peer.sourceNamespace],
+  ["destination.address", (r) => r.peer.destinationAddress],
+  ["destination.port", (r) => String(r.peer.destinationPort)],
+  ["destination.service", (r) => r.peer.destinationService],
+  ["destination.workload", (r) => r.peer.destinationWorkload],
+  ["destination.namespace", (r) => r.peer.destinationNamespace],
+  ["destination.principal", (r) => r.peer.destinationPrincipal],
+  ["connection.mtls", (r) => r.peer.mtls ? "true" : "false"],
+  ["direction", (r) => r.direction],
+  ["response.code", (_r, res) => res ? String(res.status) : undefined],
+]);
+
 /** 0 = request headers, 1 = response headers (the WIT enum order). */
 export type WhichMap = 0 | 1;
 
@@ -62,17 +94,18 @@ export class HostBridge {
     return which === 0 ? this.req?.requestHeaders : this.res?.responseHeaders;
   }
 
-  getHeader(which: WhichMap, name: string): string | undefined {
-    return this.map(which)?.get(name.toLowerCase());
+  // `lowered`: the caller already lower-cased `name` (the direct binding caches that per name).
+  getHeader(which: WhichMap, name: string, lowered = false): string | undefined {
+    return this.map(which)?.get(lowered ? name : name.toLowerCase());
   }
-  setHeader(which: WhichMap, name: string, value: string): void {
-    this.map(which)?.set(name.toLowerCase(), value);
+  setHeader(which: WhichMap, name: string, value: string, lowered = false): void {
+    this.map(which)?.set(lowered ? name : name.toLowerCase(), value);
   }
-  addHeader(which: WhichMap, name: string, value: string): void {
-    this.map(which)?.add(name.toLowerCase(), value);
+  addHeader(which: WhichMap, name: string, value: string, lowered = false): void {
+    this.map(which)?.add(lowered ? name : name.toLowerCase(), value);
   }
-  removeHeader(which: WhichMap, name: string): void {
-    this.map(which)?.remove(name.toLowerCase());
+  removeHeader(which: WhichMap, name: string, lowered = false): void {
+    this.map(which)?.remove(lowered ? name : name.toLowerCase());
   }
   /** "name\0value\0" repeated. */
   getHeaders(which: WhichMap): string {
@@ -84,59 +117,25 @@ export class HostBridge {
   }
 
   getProperty(name: string): string | undefined {
-    const req = this.req;
     if (name === "filter.name") return this.filterName;
+    const req = this.req;
     if (!req) return undefined;
-    const p = req.peer;
-    switch (name) {
-      case "request.path":
-        return req.path;
-      case "request.url_path": {
-        const q = req.path.indexOf("?");
-        return q < 0 ? req.path : req.path.slice(0, q);
-      }
-      case "request.method":
-        return req.method;
-      case "request.host":
-        return req.authority;
-      case "request.scheme":
-        return req.scheme;
-      case "request.protocol":
-        return req.protocol;
-      case "request.id":
-        return req.requestId;
-      case "source.address":
-        return p.sourceAddress;
-      case "source.port":
-        return String(p.sourcePort);
-      case "source.principal":
-        return p.sourcePrincipal;
-      case "source.namespace":
-        return p.sourceNamespace;
-      case "destination.address":
-        return p.destinationAddress;
-      case "destination.port":
-        return String(p.destinationPort);
-      case "destination.service":
-        return p.destinationService;
-      case "destination.workload":
-        return p.destinationWorkload;
-      case "destination.namespace":
-        return p.destinationNamespace;
-      case "destination.principal":
-        return p.destinationPrincipal;
-      case "connection.mtls":
-        return p.mtls ? "true" : "false";
-      case "direction":
-        return req.direction;
-      case "response.code":
-        return this.res ? String(this.res.status) : undefined;
-    }
+    // One Map lookup (the name's hash is cached on the string) instead of a 20-way string switch.
+    const get = PROPERTIES.get(name);
+    if (get !== undefined) return get(req, this.res);
     if (name.startsWith(STATE_PREFIX)) {
       const v = req.filterState.get(name.slice(STATE_PREFIX.length));
       return typeof v === "string" ? v : undefined;
     }
     return undefined;
+  }
+
+  /** `getProperty(name)` for one fixed name, resolved once (callers cache it per name). */
+  property(name: string): () => string | undefined {
+    if (name === "filter.name") return () => this.filterName;
+    const get = PROPERTIES.get(name);
+    if (get === undefined) return () => this.getProperty(name);
+    return () => this.req === undefined ? undefined : get(this.req, this.res);
   }
 
   setState(key: string, value: string): void {
@@ -156,6 +155,10 @@ export class HostBridge {
 
   counterAdd(name: string, delta: bigint): void {
     filterMetrics.guestCounter.inc({ filter: this.filterName, name }, Number(delta));
+  }
+  /** counter-add for one name, label key built once (callers cache it per name). */
+  counter(name: string): (by: number) => void {
+    return filterMetrics.guestCounter.bind({ filter: this.filterName, name });
   }
 
   nowNs(): bigint {
