@@ -1,5 +1,5 @@
-/* Guest-side batching of counter-add: each host call costs ~1 µs (string decode + label-key
- * build on the host), more than a whole policy evaluation, so counts are accumulated here and
+/* Guest-side batching of counter-add: a host call cost ~1 µs when this was written (now ~50 ns
+ * with the host's name cache and bound counters), so counts are accumulated here and
  * flushed when a counter reaches `batch` or when a second has passed since the last flush
  * (the clock is read every 16th hook). batch 1 = exact, every bump is a host call. Names must live as
  * long as the instance (config strings or literals): they are keyed by pointer. */
