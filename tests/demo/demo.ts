@@ -72,7 +72,7 @@ function mesh(weights: [number, number], faults: boolean): Record<string, unknow
         ...(faults
           ? {
             fault: {
-              delay: { fixedDelay: "150ms", percentage: { value: 10 } },
+              delay: { fixedDelay: "300ms", percentage: { value: 10 } },
               abort: { httpStatus: 503, percentage: { value: 10 } },
             },
           }
@@ -130,7 +130,7 @@ async function burst(
       Array.from({ length: Math.min(20, n - i) }, () => get(A.sleep)),
     );
     for (const r of batch) {
-      if (r.ms >= 140) out.delayed++;
+      if (r.ms >= 280) out.delayed++;
       if (r.status === 503) out.aborted++;
       else if (r.status === 200 && (r.version === "v1" || r.version === "v2")) out[r.version]++;
       else out.other++;
@@ -205,7 +205,7 @@ async function main(): Promise<number> {
     ];
     ok &&= checks1.every(Boolean);
     print(
-      `2. L7 through wasm plugins on node A: ${n} requests, VirtualService 90/10 + fault (delay 150ms 10 %, abort 503 10 %)`,
+      `2. L7 through wasm plugins on node A: ${n} requests, VirtualService 90/10 + fault (delay 300ms 10 %, abort 503 10 %)`,
     );
     print(
       table([
@@ -231,7 +231,7 @@ async function main(): Promise<number> {
           ok: checks1[1] ? "✓" : "✗",
         },
         {
-          measure: "delayed ≥ 150 ms",
+          measure: "delayed ≥ 300 ms",
           count: String(s1.delayed),
           share: pct(s1.delayed, n),
           expected: "10 % ± 5",
