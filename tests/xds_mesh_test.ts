@@ -1,3 +1,5 @@
+import { join } from "node:path";
+import { stringify } from "yaml";
 /**
  * xDS end to end with real processes: `weft control-plane` serves a mesh file; two `weft run`
  * nodes take workloads, services, policies and their certificates (CSR → CreateCertificate) from
@@ -5,10 +7,10 @@
  * restart.
  */
 import { connect, type Socket } from "node:net";
-import { assertEquals } from "./support/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { startEcho } from "./support/echo_server.ts";
 import { closed, roundTrip } from "./support/mesh.ts";
-import { loopbackBlock, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { readyStatus, startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 function mesh(
@@ -98,6 +100,53 @@ Deno.test("xds: nodes configured and certified by the control plane; a mesh edit
   } finally {
     await x?.stop();
     await echo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("xds over mTLS: weft run with a local CA and xds.tls talks to weft control-plane --tls", async () => {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-xds-mtls-" });
+  const caDir = join(dir, "ca");
+  const meshPath = join(dir, "mesh.yaml");
+  await Deno.writeTextFile(meshPath, stringify(mesh(ip, 8080, [])));
+  const procs: WeftProc[] = [];
+  try {
+    const cp = await startWeft([
+      "control-plane",
+      "--config",
+      meshPath,
+      "--address",
+      "127.0.0.1:0",
+      "--ca-dir",
+      caDir,
+      "--tls",
+    ]);
+    procs.push(cp);
+    assertEquals(cp.ready.tls, true);
+    const cfg = {
+      node: { name: "node-b" },
+      ca: { mode: "auto", stateDir: caDir }, // the control plane's CA: the node signs its own agent identity
+      listeners: {
+        admin: "127.0.0.1:0",
+        metrics: "127.0.0.1:0",
+        readiness: "127.0.0.1:0",
+        socks5: "",
+        inboundPlaintextPort: 0,
+        captureServiceVips: false,
+      },
+      xds: { address: String(cp.ready.address), tls: true },
+    };
+    await Deno.writeTextFile(join(dir, "b.yaml"), stringify(cfg));
+    const b = await startWeft(["run", "--config", join(dir, "b.yaml")]);
+    procs.push(b);
+    const applied = await b.waitFor((l) => l.msg === "snapshot applied", 20_000);
+    assert(String(applied.version).startsWith("xds-"));
+    const dump = await (await fetch(`http://${b.ready.admin}/config_dump`)).json();
+    assertEquals(dump.workloads.map((w: { name: string }) => w.name), ["echo"]);
+    assertEquals(dump.xds.connected, true);
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
     await Deno.remove(dir, { recursive: true });
   }
 });

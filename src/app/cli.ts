@@ -98,7 +98,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         return 0;
       }
       case "control-plane": {
-        const f = parseFlags(rest, ["config", "address"]);
+        const f = parseFlags(rest, ["config", "address", "ca-dir"]);
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
       }
