@@ -69,8 +69,16 @@ export class L7Dispatch {
     };
   }
 
+  private indexed: { snap: Snapshot; byHost: Map<string, Service> } | undefined;
+
+  /** The service as the current snapshot has it; the index is rebuilt once per snapshot, not
+   * scanned per request. */
   private current(svc: Service): Service {
-    return this.snapshot().services.find((s) => s.hostname === svc.hostname) ?? svc;
+    const snap = this.snapshot();
+    if (this.indexed?.snap !== snap) {
+      this.indexed = { snap, byHost: new Map(snap.services.map((s) => [s.hostname, s])) };
+    }
+    return this.indexed.byHost.get(svc.hostname) ?? svc;
   }
 
   /** The L7 outbound handler for a service port, or undefined when it stays L4. */
