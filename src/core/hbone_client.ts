@@ -3,33 +3,31 @@
  * verifying the destination's (TLS 1.3, ALPN h2, no SNI), and open CONNECT streams on it with
  * ztunnel's headers (hbone.md §3–6). Only a 200 is success.
  */
-import * as http2 from "node:http2";
 import * as tls from "node:tls";
-import type { TLSSocket } from "node:tls";
+import type { Duplex } from "node:stream";
 import type { IdentityProvider } from "./transport.ts";
 import { WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
-import { runtimeName } from "./runtime.ts";
+import { H2Session, type H2SessionOptions, type Headers } from "./h2/mod.ts";
 
-/** Receive windows and frame size. ztunnel uses 4 MiB / 16 MiB / 1 MiB (hbone.md §5); these are
- * local receive limits, not interop requirements, and on Deno's node:http2 the smaller values
- * measured lower peak RSS under a bulk transfer (bench/l4.ts: ~145 MB vs ~385 MB). */
-export const H2_STREAM_WINDOW = 1024 * 1024;
-export const H2_CONN_WINDOW = 4 * 1024 * 1024;
-export const H2_MAX_FRAME = 16 * 1024;
+/** PING keepalive of HBONE sessions (hbone.md §10): every 10 s, fail after 20 s. */
+export const PING_INTERVAL_MS = 10_000;
+export const PING_TIMEOUT_MS = 20_000;
 
-/** Raise the connection-level receive window (stream 0 WINDOW_UPDATE). Skipped on Bun 1.x: there
- * setLocalWindowSize stalls the connection after the first window (bench/l4.ts --bun measured
- * 0 Gbit/s with it), and Bun's default window already gives it its best measured throughput. */
-export function raiseConnectionWindow(session: http2.Http2Session): void {
-  if (runtimeName === "bun") return;
-  try {
-    session.setLocalWindowSize(H2_CONN_WINDOW);
-  } catch {
-    // Not supported by this runtime: stream windows still apply.
-  }
-}
+/**
+ * HTTP/2 settings of both HBONE roles. ztunnel uses 4 MiB stream / 16 MiB connection windows and
+ * 1 MiB frames (hbone.md §5); these are local receive limits, not interop requirements. The
+ * connection window is returned only as consumers read, so it bounds what one session holds;
+ * the stream window bounds one tunnel.
+ */
+export const H2_OPTIONS: H2SessionOptions = Object.freeze({
+  streamWindowBytes: 1 << 20,
+  connectionWindowBytes: 4 << 20,
+  maxFrameBytes: 1 << 20,
+  maxHeaderListBytes: 16 * 1024,
+  keepalive: { intervalMs: PING_INTERVAL_MS, timeoutMs: PING_TIMEOUT_MS },
+});
 
 export interface DialTarget {
   readonly srcIdentity: string;
@@ -46,16 +44,13 @@ export async function dialHbone(
   identity: IdentityProvider,
   target: DialTarget,
   connectTimeoutMs: number,
-): Promise<http2.ClientHttp2Session> {
+): Promise<H2Session> {
   const hp = splitHostPort(target.hboneAddr);
   if (!hp) {
     throw new WeftError("hbone_bad_address", `Cannot dial HBONE: bad address ${target.hboneAddr}`);
   }
   const m = await identity.material(target.srcIdentity);
-  const url = hp.host.includes(":")
-    ? `https://[${hp.host}]:${hp.port}`
-    : `https://${hp.host}:${hp.port}`;
-  const tlsOptions: tls.ConnectionOptions = {
+  const sock = tls.connect({
     host: hp.host,
     port: hp.port,
     ...(target.srcIp ? { localAddress: target.srcIp } : {}),
@@ -67,19 +62,6 @@ export async function dialHbone(
     // No SNI for IP hosts; the server identity is checked against the expected SPIFFE id below,
     // not against the IP (the default checkServerIdentity would demand an IP SAN).
     checkServerIdentity: () => undefined,
-  };
-  const session = http2.connect(url, {
-    createConnection: () => {
-      const s = tls.connect(tlsOptions);
-      s.setNoDelay(true);
-      return s;
-    },
-    settings: {
-      initialWindowSize: H2_STREAM_WINDOW,
-      maxFrameSize: H2_MAX_FRAME,
-      maxHeaderListSize: 16 * 1024,
-      enablePush: false,
-    },
   });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -93,11 +75,12 @@ export async function dialHbone(
           ),
         connectTimeoutMs,
       );
-      session.once("connect", () => {
+      sock.once("secureConnect", () => {
         clearTimeout(timer);
+        sock.off("error", onError);
         resolve();
       });
-      session.once("error", (e) => {
+      const onError = (e: Error): void => {
         clearTimeout(timer);
         reject(
           new WeftError(
@@ -108,10 +91,11 @@ export async function dialHbone(
             },
           ),
         );
-      });
+      };
+      sock.once("error", onError);
     });
-    const peer = (session.socket as TLSSocket).getPeerCertificate(false);
-    const raw = peer && "raw" in peer ? peer.raw : undefined;
+    sock.setNoDelay(true);
+    const raw = sock.getPeerCertificate(false)?.raw;
     if (!raw) {
       throw new WeftError("hbone_no_peer_cert", "Cannot dial HBONE: server sent no certificate");
     }
@@ -123,10 +107,9 @@ export async function dialHbone(
         `Cannot dial HBONE: server ${target.hboneAddr} is not ${target.dstIdentity}: ${verdict.message}`,
       );
     }
-    raiseConnectionWindow(session);
-    return session;
+    return new H2Session(sock, "client", H2_OPTIONS);
   } catch (e) {
-    session.destroy();
+    sock.destroy();
     throw e;
   }
 }
@@ -147,9 +130,8 @@ function randomHex(bytes: number): string {
   return s;
 }
 
-export function connectHeaders(req: ConnectRequest): http2.OutgoingHttpHeaders {
-  const h: http2.OutgoingHttpHeaders = {
-    ":method": "CONNECT",
+export function connectHeaders(req: ConnectRequest): Headers {
+  const h: Headers = {
     ":authority": req.authority,
     forwarded: `for="${req.clientAddr}"` + (req.serviceHost ? `;host=${req.serviceHost}` : ""),
     traceparent: `00-${randomHex(16)}-${randomHex(8)}-00`,
@@ -160,14 +142,13 @@ export function connectHeaders(req: ConnectRequest): http2.OutgoingHttpHeaders {
 
 /** Open a CONNECT stream and wait for the response; resolves only on 200. */
 export function openConnect(
-  session: http2.ClientHttp2Session,
+  session: H2Session,
   req: ConnectRequest,
   timeoutMs: number,
-): Promise<http2.ClientHttp2Stream> {
-  const stream = session.request(connectHeaders(req), { endStream: false });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stream.destroy();
+): Promise<Duplex> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
       reject(
         new WeftError(
           "hbone_response_timeout",
@@ -175,28 +156,25 @@ export function openConnect(
         ),
       );
     }, timeoutMs);
-    const onError = (e: Error): void => {
-      clearTimeout(timer);
-      reject(
-        new WeftError("hbone_stream_failed", `Cannot open HBONE stream: ${e.message}`, {
-          cause: e,
-        }),
-      );
-    };
-    stream.once("error", onError);
-    const onClose = (): void => onError(new Error(`stream closed (rst ${stream.rstCode})`));
-    stream.once("close", onClose);
-    stream.once("response", (headers) => {
-      clearTimeout(timer);
-      stream.off("error", onError);
-      stream.off("close", onClose);
-      const status = Number(headers[":status"]);
-      l4Metrics.hboneResponses.inc({ side: "client", code: String(status) });
-      if (status === 200) return resolve(stream);
-      stream.destroy();
-      reject(
-        new WeftError(`hbone_${status}`, `Cannot open HBONE stream: server answered ${status}`),
-      );
-    });
+  });
+  const opening = session.openConnect(connectHeaders(req));
+  return Promise.race([opening, timeout]).then(({ status, stream }) => {
+    clearTimeout(timer);
+    l4Metrics.hboneResponses.inc({ side: "client", code: String(status) });
+    if (status === 200) return stream;
+    stream.destroy();
+    throw new WeftError(`hbone_${status}`, `Cannot open HBONE stream: server answered ${status}`);
+  }, (e: unknown) => {
+    clearTimeout(timer);
+    // A late answer after the timeout: drop the stream (resets it on the peer).
+    opening.then(({ stream }) => stream.destroy(), () => {});
+    if (e instanceof WeftError && e.code === "hbone_response_timeout") throw e;
+    throw new WeftError(
+      "hbone_stream_failed",
+      `Cannot open HBONE stream: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   });
 }

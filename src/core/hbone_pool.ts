@@ -4,26 +4,20 @@
  * single dial in flight per key; idle connections released after `poolIdleMs`; PING every 10 s,
  * fail after 20 s; a connection that received GOAWAY takes no new streams.
  */
-import type * as http2 from "node:http2";
+import type { Duplex } from "node:stream";
 import type { IdentityProvider } from "./transport.ts";
 import { type ConnectRequest, dialHbone, type DialTarget, openConnect } from "./hbone_client.ts";
+import type { H2Session } from "./h2/mod.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
-import { logger } from "./log.ts";
 import { WeftError } from "./errors.ts";
-
-const log = logger("hbone");
-export const PING_INTERVAL_MS = 10_000;
-export const PING_TIMEOUT_MS = 20_000;
 
 interface Pooled {
   readonly key: string;
-  readonly session: http2.ClientHttp2Session;
+  readonly session: H2Session;
   streams: number;
   closed: boolean;
   goaway: boolean;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
-  pingTimer: ReturnType<typeof setInterval>;
-  lastPong: number;
 }
 
 export interface PoolLimits {
@@ -49,7 +43,7 @@ export class HbonePool {
   }
 
   /** Open a CONNECT stream to `target`, reusing a pooled connection when one has room. */
-  async connect(target: DialTarget, req: ConnectRequest): Promise<http2.ClientHttp2Stream> {
+  async connect(target: DialTarget, req: ConnectRequest): Promise<Duplex> {
     const key = HbonePool.keyOf(target);
     // Waiters on one dial may overfill it: they loop and dial again. Only connections that die
     // under us count against the retry budget.
@@ -62,7 +56,7 @@ export class HbonePool {
       }
       if (p.streams >= this.limits().maxStreams) continue;
       this.acquire(p);
-      let stream: http2.ClientHttp2Stream;
+      let stream: Duplex;
       try {
         stream = await openConnect(p.session, req, this.limits().connectMs);
       } catch (e) {
@@ -84,8 +78,7 @@ export class HbonePool {
     if (!list) return undefined;
     for (const p of list) {
       if (p.closed || p.goaway) continue;
-      const peerMax = p.session.remoteSettings?.maxConcurrentStreams ?? max;
-      if (p.streams < Math.min(max, peerMax)) return p;
+      if (p.streams < Math.min(max, p.session.peerStreamLimit)) return p;
     }
     return undefined;
   }
@@ -102,7 +95,7 @@ export class HbonePool {
     return d;
   }
 
-  private adopt(key: string, session: http2.ClientHttp2Session): Pooled {
+  private adopt(key: string, session: H2Session): Pooled {
     if (this.closed) {
       session.destroy();
       throw new WeftError("hbone_pool_closed", "Cannot open HBONE stream: the pool is closed");
@@ -114,34 +107,16 @@ export class HbonePool {
       closed: false,
       goaway: this.draining,
       idleTimer: undefined,
-      pingTimer: setInterval(() => this.ping(p), PING_INTERVAL_MS),
-      lastPong: performance.now(),
     };
-    unref(p.pingTimer);
     let list = this.entries.get(key);
     if (!list) this.entries.set(key, list = []);
     list.push(p);
     l4Metrics.poolConnections.add({}, 1);
-    session.on("goaway", () => p.goaway = true);
-    session.on("error", (e) => log.debug("pooled connection error", { key, err: e }));
-    session.once("close", () => this.forget(p));
+    // PING keepalive runs in the session (H2_OPTIONS.keepalive).
+    session.onGoaway(() => p.goaway = true);
+    session.closed.then(() => this.forget(p));
     this.armIdle(p);
     return p;
-  }
-
-  private ping(p: Pooled): void {
-    if (performance.now() - p.lastPong > PING_TIMEOUT_MS) {
-      log.warn("hbone keepalive failed", { key: p.key });
-      p.session.destroy();
-      return;
-    }
-    try {
-      p.session.ping((err) => {
-        if (!err) p.lastPong = performance.now();
-      });
-    } catch {
-      // Session already closing.
-    }
   }
 
   private acquire(p: Pooled): void {
@@ -171,7 +146,6 @@ export class HbonePool {
   private forget(p: Pooled): void {
     if (p.closed) return;
     p.closed = true;
-    clearInterval(p.pingTimer);
     if (p.idleTimer) clearTimeout(p.idleTimer);
     l4Metrics.poolConnections.add({}, -1);
     const list = this.entries.get(p.key);

@@ -6,15 +6,15 @@
  */
 import type { Duplex } from "node:stream";
 import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
-import * as http2 from "node:http2";
+import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
 import type { Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider, TlsMaterial } from "./transport.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
-import { H2_MAX_FRAME, H2_STREAM_WINDOW, raiseConnectionWindow } from "./hbone_client.ts";
-import { PING_INTERVAL_MS, PING_TIMEOUT_MS } from "./hbone_pool.ts";
+import { H2_OPTIONS } from "./hbone_client.ts";
+import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -48,9 +48,28 @@ function serviceHost(forwarded: string | undefined): string | undefined {
   return /(?:^|;)\s*host=([^;,\s]+)/.exec(forwarded ?? "")?.[1];
 }
 
+/** What the HTTP/2 layer knows about the TLS connection a session runs on. */
+interface SessionPeer {
+  readonly identity: string;
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** A pending CONNECT: answer with `respond`; `stream` dies if the peer resets it first. */
+interface ConnectCall {
+  readonly headers: Headers;
+  readonly respond: (status: number) => H2Stream | null;
+  readonly stream: H2Stream;
+}
+
+/**
+ * Two layers, kept apart: the TLS accept (`tls.Server`, client-certificate verdict, counted
+ * refusals) hands a verified socket to the HTTP/2 layer (`serveSession`: one H2Session with
+ * weft's limits, CONNECT handling per stream).
+ */
 export class HboneServer {
-  private server: http2.Http2SecureServer | undefined;
-  private sessions = new Set<http2.ServerHttp2Session>();
+  private server: tls.Server | undefined;
+  private sessions = new Set<H2Session>();
   private unsubscribe: (() => void) | undefined;
 
   constructor(private deps: InboundDeps, private workload: Workload, private port: number) {}
@@ -65,31 +84,17 @@ export class HboneServer {
 
   async start(): Promise<void> {
     const m = await this.deps.identity.material(this.workload.identity);
-    const server = http2.createSecureServer({
+    const server = tls.createServer({
       ...this.contextOptions(m),
       requestCert: true,
-      // verifyClient checks chain, validity and SAN on the session before any stream (so each
+      // verifyClient checks chain, validity and SAN on the socket before any HTTP/2 byte (so each
       // refusal is counted with its real reason; see src/tls/mtls.ts).
       rejectUnauthorized: false,
       ALPNProtocols: ["h2"],
       minVersion: "TLSv1.3",
-      allowHTTP1: false,
-      maxSessionMemory: 64,
-      settings: {
-        initialWindowSize: H2_STREAM_WINDOW,
-        maxFrameSize: H2_MAX_FRAME,
-        maxConcurrentStreams: 200,
-        maxHeaderListSize: 64 * 1024,
-        enablePush: false,
-      },
     });
     this.server = server;
-    server.on("secureConnection", (s: TLSSocket) => s.setNoDelay(true));
-    server.on("session", (s) => this.onSession(s));
-    server.on(
-      "stream",
-      (stream, headers) => this.onStream(stream as http2.ServerHttp2Stream, headers),
-    );
+    server.on("secureConnection", (s: TLSSocket) => this.accept(s));
     server.on("tlsClientError", (e: Error, sock: unknown) => {
       const reason = this.deps.identity.classifyTlsError(e, sock);
       this.deps.identity.recordRejection?.("server", reason);
@@ -113,10 +118,9 @@ export class HboneServer {
     return { cert: m.certChainPem, key: m.keyPem, ca: m.rootsPem };
   }
 
-  private peers = new WeakMap<http2.Http2Session, string>();
-
-  private onSession(session: http2.ServerHttp2Session): void {
-    const sock = session.socket as TLSSocket;
+  /** TLS layer: the client certificate decides before any HTTP/2 frame is read. */
+  private accept(sock: TLSSocket): void {
+    sock.on("error", () => {}); // the session (or the destroy below) owns the socket's end
     const raw = sock.getPeerCertificate?.(false)?.raw;
     const verdict = raw
       ? this.deps.identity.verifyClient(new Uint8Array(raw))
@@ -125,74 +129,63 @@ export class HboneServer {
       this.deps.identity.recordRejection?.("server", verdict.reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${verdict.reason}` });
       log.debug("hbone client rejected", { reason: verdict.reason, message: verdict.message });
-      session.destroy();
+      sock.destroy();
       return;
     }
-    this.peers.set(session, verdict.identity);
-    this.sessions.add(session);
-    raiseConnectionWindow(session);
-    let lastPong = performance.now();
-    const ping = setInterval(() => {
-      if (performance.now() - lastPong > PING_TIMEOUT_MS) return session.destroy();
-      try {
-        session.ping((err) => {
-          if (!err) lastPong = performance.now();
-        });
-      } catch {
-        // closing
-      }
-    }, PING_INTERVAL_MS);
-    (ping as unknown as { unref?: () => void }).unref?.();
-    session.on("error", (e) => log.debug("hbone session error", { err: e }));
-    session.once("close", () => {
-      clearInterval(ping);
-      this.sessions.delete(session);
+    sock.setNoDelay(true);
+    this.serveSession(sock, {
+      identity: verdict.identity,
+      ip: sock.remoteAddress ?? "unknown",
+      port: sock.remotePort ?? 0,
     });
   }
 
-  private reply(stream: http2.ServerHttp2Stream, status: number): void {
-    l4Metrics.hboneResponses.inc({ side: "server", code: String(status) });
-    if (stream.destroyed || stream.headersSent) return;
-    stream.respond({ ":status": status }, { endStream: true });
-    // The answer is final: stop reading the client's side too (RST_STREAM NO_ERROR after the
-    // END_STREAM headers, as h2 servers do when the response completes first).
-    setImmediate(() => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+  /** HTTP/2 layer: one session per verified connection; each CONNECT is handled on its own. */
+  serveSession(sock: Duplex, peer: SessionPeer): H2Session {
+    const session = new H2Session(sock, "server", { ...H2_OPTIONS, maxConcurrentStreams: 200 });
+    this.sessions.add(session);
+    session.onConnect((headers, respond, stream) =>
+      this.onConnect(peer, { headers, respond, stream })
+    );
+    session.closed.then(() => this.sessions.delete(session));
+    return session;
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const session = stream.session;
-    const peer = session ? this.peers.get(session) : undefined;
-    const sock = session?.socket;
-    const srcIp = sock?.remoteAddress ?? "unknown";
-    const srcAddr = joinHostPort(srcIp, sock?.remotePort ?? 0);
-    const authority = String(headers[":authority"] ?? "");
+  private reply(call: ConnectCall, status: number): void {
+    l4Metrics.hboneResponses.inc({ side: "server", code: String(status) });
+    call.respond(status);
+  }
+
+  private onConnect(peer: SessionPeer, call: ConnectCall): void {
+    const { headers, stream } = call;
+    const srcAddr = joinHostPort(peer.ip, peer.port);
+    const authority = headers[":authority"] ?? "";
     const info = emptyInfo("inbound", srcAddr, authority);
     info.mtls = true;
-    info.srcIdentity = peer;
-    const bag = parseBaggage(headers.baggage as string | undefined);
+    info.srcIdentity = peer.identity;
+    const bag = parseBaggage(headers.baggage);
     info.srcWorkload = bag.workload;
     info.srcNamespace = bag.namespace;
-    const host = serviceHost(headers.forwarded as string | undefined);
+    const host = serviceHost(headers.forwarded);
     info.dstService = host;
     info.dstHboneAddr = this.address;
     const conns = this.deps.conns;
     stream.on("error", () => {});
-    if (!peer) return this.reply(stream, 400);
     const conn = conns.create(info, stream);
     if (!conn) {
       l4Metrics.refused.inc({ direction: "inbound", reason: "max_connections" });
-      return this.reply(stream, 503);
+      return this.reply(call, 503);
     }
     const hp = splitHostPort(authority);
     if (headers[":method"] !== "CONNECT" || !hp) {
-      this.reply(stream, 400);
+      this.reply(call, 400);
       return conn.fail("refused", "bad method or authority", true);
     }
     const snap = this.deps.snapshot();
     const wl = snap.workloads.find((w) => w.address === hp.host);
     // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
     if (!wl || wl.address !== this.workload.address) {
-      this.reply(stream, 400);
+      this.reply(call, 400);
       return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
     }
     info.dstWorkload = wl.name;
@@ -202,8 +195,8 @@ export class HboneServer {
     info.dstServiceName = svc?.name;
     info.dstServiceNamespace = svc?.namespace;
     const attrs: L4Attributes = {
-      sourcePrincipal: peer,
-      sourceIp: srcIp,
+      sourcePrincipal: peer.identity,
+      sourceIp: peer.ip,
       destinationIp: hp.host,
       destinationPort: hp.port,
     };
@@ -212,16 +205,16 @@ export class HboneServer {
     const l7 = this.deps.l7?.inbound(wl, hp.port, host);
     const decision = l7 ? undefined : this.deps.authorize(snap, wl, attrs);
     if (decision && !decision.allowed) {
-      this.reply(stream, 401);
+      this.reply(call, 401);
       return conn.fail("denied", decision.policy ?? "no allow policy matched", true);
     }
     const upstream: Promise<Duplex> = l7
       ? Promise.resolve(L7Dispatch.bridge(
         l7,
         peerInfo({
-          sourcePrincipal: peer,
-          sourceAddress: srcIp,
-          sourcePort: sock?.remotePort ?? 0,
+          sourcePrincipal: peer.identity,
+          sourceAddress: peer.ip,
+          sourcePort: peer.port,
           destinationAddress: hp.host,
           destinationPort: hp.port,
           service: this.deps.l7!.inboundService(wl, hp.port, host),
@@ -231,12 +224,13 @@ export class HboneServer {
       ))
       : dialTcp(hp.host, hp.port, snap.timeouts.connectMs);
     upstream.then((up) => {
-      if (stream.destroyed || conn.done) {
+      // The client reset the stream while we dialled (rapid reset): drop the upstream.
+      const s = stream.destroyed || conn.done ? null : call.respond(200);
+      if (!s) {
         up.destroy();
         return conn.fail("error", "client went away", true);
       }
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
-      stream.respond({ ":status": 200 });
       conn.recheck = () => {
         const now = this.deps.snapshot();
         const w = now.workloads.find((x) => x.address === hp.host && x.name === wl.name);
@@ -244,7 +238,7 @@ export class HboneServer {
       };
       conn.attach(up);
     }, (e) => {
-      this.reply(stream, 503);
+      this.reply(call, 503);
       conn.fail("connect_failed", errorMessage(e), true);
     });
   }
@@ -252,13 +246,7 @@ export class HboneServer {
   /** Listener closes now; every session gets GOAWAY and keeps its open streams. */
   drain(): Promise<void> {
     const closed = this.closeListener();
-    for (const s of this.sessions) {
-      try {
-        s.close();
-      } catch {
-        // already closing
-      }
-    }
+    for (const s of this.sessions) void s.close().catch(() => {});
     return closed;
   }
 

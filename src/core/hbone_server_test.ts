@@ -17,19 +17,31 @@ function status(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders)
       req.destroy();
     });
     req.on("error", reject);
+    req.on("close", () => reject(new Error("stream closed without a response")));
   });
 }
 
+/** A node:http2 client (it can send non-CONNECT requests) with the client identity's mTLS. */
 async function session(
   ids: TestIdentityProvider,
   serverIp: string,
 ): Promise<http2.ClientHttp2Session> {
-  return await dialHbone(ids, {
-    srcIdentity: CLIENT,
-    srcIp: undefined,
-    dstIdentity: SERVER,
-    hboneAddr: `${serverIp}:15008`,
-  }, 2000);
+  const m = await ids.material(CLIENT);
+  const s = http2.connect(`https://${serverIp}:15008`, {
+    createConnection: () =>
+      tls.connect({
+        host: serverIp,
+        port: 15008,
+        cert: m.certChainPem,
+        key: m.keyPem,
+        ca: m.rootsPem,
+        ALPNProtocols: ["h2"],
+        checkServerIdentity: () => undefined,
+      }),
+  });
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  return s;
 }
 
 Deno.test("HBONE server: 400 for bad method/authority/unknown workload, 401 deny, 503 upstream down", async () => {

@@ -76,6 +76,7 @@ export class H2Session extends H2Base implements StreamHost {
   }
 
   consumed(s: H2Stream, n: number): void {
+    this.connConsumed(n);
     if (s.h2Closed || s.remoteEnded) return;
     const inc = s.recvWindow.consume(n);
     if (inc > 0) this.write(windowUpdateFrame(s.id, inc));
@@ -97,6 +98,7 @@ export class H2Session extends H2Base implements StreamHost {
     const p = s.pending;
     if (!p) return;
     let ok = true;
+    this.socket.cork(); // header + payload leave in one TLS record write
     while (p.offset < p.chunk.length) {
       const n = Math.min(
         p.chunk.length - p.offset,
@@ -111,6 +113,7 @@ export class H2Session extends H2Base implements StreamHost {
       s.sendWindow.available -= n;
       this.connSend.available -= n;
     }
+    this.socket.uncork();
     if (p.offset < p.chunk.length) {
       this.blocked.add(s);
       return;
@@ -126,10 +129,12 @@ export class H2Session extends H2Base implements StreamHost {
   data(streamId: number, piece: Uint8Array, last: boolean, flags: number): void {
     this.onDataBytes(streamId, piece.length);
     const s = this.streams.get(streamId);
-    if (s && piece.length > 0) {
-      s.recvWindow.receive(piece.length);
-      s.deliver(piece);
-    }
+    if (s && !s.remoteEnded && !s.destroyed) {
+      if (piece.length > 0) {
+        s.recvWindow.receive(piece.length);
+        s.deliver(piece);
+      }
+    } else this.connConsumed(piece.length); // stream gone: the bytes are dropped at once
     if (last && flags & Flag.END_STREAM && s) {
       s.deliverEnd();
       this.maybeClose(s);
@@ -141,24 +146,36 @@ export class H2Session extends H2Base implements StreamHost {
       throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION");
     }
     switch (type) {
-      case FrameType.DATA: // padded DATA arrives whole
-        this.onDataBytes(streamId, payload.length - unpad(type, flags, payload).length);
-        return this.data(streamId, unpad(type, flags, payload), true, flags);
-      case FrameType.HEADERS:
-        this.headerBlock = { streamId, flags, parts: [unpad(type, flags, payload)] };
+      case FrameType.DATA: { // padded DATA arrives whole
+        const body = unpad(type, flags, payload);
+        this.onDataBytes(streamId, payload.length - body.length);
+        this.connConsumed(payload.length - body.length);
+        return this.data(streamId, body, true, flags);
+      }
+      case FrameType.HEADERS: {
+        if (streamId === 0) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "HEADERS on 0");
+        const block = unpad(type, flags, payload);
+        this.headerBlock = { streamId, flags, parts: [block], bytes: block.length };
+        this.checkHeaderBlock();
         if (flags & Flag.END_HEADERS) this.endHeaders();
         return;
-      case FrameType.CONTINUATION:
-        if (!this.headerBlock || this.headerBlock.streamId !== streamId) {
+      }
+      case FrameType.CONTINUATION: {
+        const hb = this.headerBlock;
+        if (!hb || hb.streamId !== streamId) {
           throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
         }
-        this.headerBlock.parts.push(payload.slice());
+        hb.parts.push(payload.slice());
+        hb.bytes += payload.length;
+        this.checkHeaderBlock();
         if (flags & Flag.END_HEADERS) this.endHeaders();
         return;
+      }
       case FrameType.SETTINGS:
         if (flags & Flag.ACK) return;
+        this.guard.count("settings");
         this.applySettings(parseSettings(payload));
-        return this.write(settingsAckFrame());
+        return this.answer(settingsAckFrame());
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdate(streamId, readU32(payload) & MAX_WINDOW);
       case FrameType.PING:
@@ -166,11 +183,12 @@ export class H2Session extends H2Base implements StreamHost {
           throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "PING size");
         }
         if (flags & Flag.ACK) return this.onPingAck(payload);
-        return this.write(pingFrame(payload, true));
+        this.guard.count("ping");
+        return this.answer(pingFrame(payload, true));
       case FrameType.RST_STREAM:
         return this.onReset(streamId, readU32(payload));
       case FrameType.GOAWAY:
-        return this.onGoaway(readU32(payload) & MAX_WINDOW, readU32(payload, 4));
+        return this.goawayReceived(readU32(payload) & MAX_WINDOW, readU32(payload, 4));
       case FrameType.PUSH_PROMISE:
         throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE with push disabled");
       default:
@@ -206,6 +224,17 @@ export class H2Session extends H2Base implements StreamHost {
         for (const s of this.streams.values()) s.sendWindow.grow(delta);
         for (const s of [...this.blocked]) this.flushStream(s);
       }
+    }
+  }
+
+  /** CONTINUATION flood: bounded frames and bytes per header block, before any decoding. */
+  private checkHeaderBlock(): void {
+    const hb = this.headerBlock!;
+    if (hb.parts.length > this.guard.limits.maxHeaderFrames) {
+      throw new H2ProtocolError(ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
+    }
+    if (hb.bytes > (this.opts.maxHeaderListBytes ?? 65536)) {
+      throw new H2ProtocolError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
     }
   }
 
@@ -246,7 +275,8 @@ export class H2Session extends H2Base implements StreamHost {
     }
     this.lastPeerStreamId = id;
     if (this.draining || !this.handler || this.streams.size >= this.maxStreams) {
-      return this.write(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
+      this.guard.count("reset"); // a peer opening past our limit spends the same budget
+      return this.answer(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
     }
     const s = this.newStream(id);
     if (endStream) s.deliverEnd();
@@ -264,10 +294,13 @@ export class H2Session extends H2Base implements StreamHost {
       s.destroy();
       return null;
     };
-    this.handler(headers, respond);
+    this.handler(headers, respond, s);
   }
 
-  private onReset(streamId: number, code: number): void {
+  private onReset(streamId: number, code: number, byPeer = true): void {
+    if (streamId === 0) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on 0");
+    // Rapid reset (CVE-2023-44487): every stream a client resets spends the session's budget.
+    if (byPeer && this.role === "server") this.guard.count("reset");
     const s = this.streams.get(streamId);
     if (!s) return;
     s.h2Closed = true;
@@ -292,16 +325,17 @@ export class H2Session extends H2Base implements StreamHost {
     this.afterStreamGone();
   }
 
-  private onGoaway(lastStreamId: number, code: number): void {
+  private goawayReceived(lastStreamId: number, code: number): void {
     this.draining = true;
     this.goawayCode = code;
     // The id names the last stream *we* initiated that the peer may process; only a client
     // initiates streams here, so a GOAWAY from a client (its answer to ours) refuses nothing.
     if (this.role === "client") {
       for (const s of [...this.streams.values()]) {
-        if (s.id > lastStreamId) this.onReset(s.id, ErrorCode.REFUSED_STREAM);
+        if (s.id > lastStreamId) this.onReset(s.id, ErrorCode.REFUSED_STREAM, false);
       }
     }
+    this.notifyGoaway();
     this.afterStreamGone();
   }
 

@@ -22,17 +22,21 @@ import {
   windowUpdateFrame,
 } from "./frames.ts";
 import type { H2Stream } from "./tunnel_stream.ts";
+import { FloodGuard, type H2Limits } from "./limits.ts";
 
 /** Header fields by lower-case name (repeated fields joined with ", "). */
 export type Headers = Record<string, string>;
 
 /**
  * Server CONNECT handler: inspect `headers`, do the upstream work, then `respond(status)`.
- * A 2xx returns the tunnel stream; any other status ends the stream and returns null.
+ * A 2xx returns the tunnel stream; any other status ends the stream and returns null. `stream`
+ * is the same stream before the answer: it is destroyed (with an error) if the peer resets it
+ * first, so pending work can be abandoned.
  */
 export type ConnectHandler = (
   headers: Headers,
   respond: (status: number, headers?: Headers) => H2Stream | null,
+  stream: H2Stream,
 ) => void;
 
 export interface H2SessionOptions {
@@ -48,6 +52,10 @@ export interface H2SessionOptions {
   maxHeaderListBytes?: number;
   /** Readable/writable high-water mark of each stream. Default 64 KiB. */
   streamHighWaterMark?: number;
+  /** Flood budgets (limits.ts). */
+  limits?: Partial<H2Limits>;
+  /** PING keepalive: one PING per interval; no answer within the timeout destroys the session. */
+  keepalive?: { intervalMs: number; timeoutMs: number };
 }
 
 interface PendingOpen {
@@ -80,7 +88,13 @@ export abstract class H2Base implements FrameSink {
   protected closedSocket = false;
   protected goawayCode = 0;
   protected handler: ConnectHandler | null = null;
-  protected headerBlock: { streamId: number; flags: number; parts: Uint8Array[] } | null = null;
+  protected headerBlock:
+    | { streamId: number; flags: number; parts: Uint8Array[]; bytes: number }
+    | null = null;
+  protected readonly guard: FloodGuard;
+  #goawayFns: (() => void)[] = [];
+  #keepalive: ReturnType<typeof setInterval> | undefined;
+  #lastPong = performance.now();
   #prefaceLeft: number;
   #reader: FrameReader;
   #pings: ((rttMs: number) => void)[] = [];
@@ -96,6 +110,7 @@ export abstract class H2Base implements FrameSink {
     this.hwm = opts.streamHighWaterMark ?? 65536;
     this.connRecv = new RecvWindow(opts.connectionWindowBytes ?? 16 << 20);
     this.decoder = new HpackDecoder(4096);
+    this.guard = new FloodGuard(opts.limits);
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     const maxFrame = opts.maxFrameBytes ?? 1 << 20;
     this.#reader = new FrameReader(this, maxFrame);
@@ -121,6 +136,38 @@ export abstract class H2Base implements FrameSink {
     socket.on("error", (err: Error) => this.#teardown(err));
     socket.on("close", () => this.#teardown(null));
     socket.on("end", () => socket.end());
+    if (opts.keepalive) this.#startKeepalive(opts.keepalive.intervalMs, opts.keepalive.timeoutMs);
+  }
+
+  #startKeepalive(intervalMs: number, timeoutMs: number): void {
+    this.#keepalive = setInterval(() => {
+      if (performance.now() - this.#lastPong > timeoutMs) {
+        return this.destroy(
+          new WeftError("h2_keepalive", "Cannot keep HTTP/2 session: no PING ack"),
+        );
+      }
+      this.ping().then(() => this.#lastPong = performance.now());
+    }, intervalMs);
+    (this.#keepalive as unknown as { unref?: () => void }).unref?.();
+  }
+
+  /** Called once when the peer sends GOAWAY (no new streams on this session). */
+  onGoaway(fn: () => void): void {
+    this.#goawayFns.push(fn);
+  }
+
+  protected notifyGoaway(): void {
+    for (const fn of this.#goawayFns.splice(0)) fn();
+  }
+
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (100 until it says otherwise). */
+  get peerStreamLimit(): number {
+    return this.peerMaxStreams;
+  }
+
+  /** The underlying socket (TLS peer certificate, addresses). */
+  get transport(): Duplex {
+    return this.socket;
   }
 
   abstract data(streamId: number, piece: Uint8Array, last: boolean, flags: number): void;
@@ -171,14 +218,28 @@ export abstract class H2Base implements FrameSink {
     if (!this.closedSocket && !this.socket.writableEnded) this.socket.write(bytes);
   }
 
+  /** A frame we owe the peer in answer to its own (ACKs, refusals): a peer that keeps asking
+   * without reading cannot make us queue without bound. */
+  protected answer(bytes: Uint8Array): void {
+    if (this.socket.writableLength > this.guard.limits.maxQueuedBytes) {
+      throw new H2ProtocolError(ErrorCode.ENHANCE_YOUR_CALM, "peer does not read our answers");
+    }
+    this.write(bytes);
+  }
+
   protected fail(action: string, reason: string): WeftError {
     return new WeftError("h2_session", `Cannot ${action} HTTP/2 stream: ${reason}`);
   }
 
-  /** DATA bytes arrived on the connection: account and replenish the connection window. */
+  /** DATA bytes arrived on the connection: they count against the connection window until the
+   * consumer takes them (`connConsumed`), so the window bounds what one session holds. */
   protected onDataBytes(_streamId: number, n: number): void {
-    if (n === 0) return;
-    this.connRecv.receive(n);
+    if (n > 0) this.connRecv.receive(n);
+  }
+
+  /** Bytes leave the session (read by a consumer, or dropped): replenish the connection window. */
+  protected connConsumed(n: number): void {
+    if (n <= 0) return;
     const inc = this.connRecv.consume(n);
     if (inc > 0) this.write(windowUpdateFrame(0, inc));
   }
@@ -212,6 +273,8 @@ export abstract class H2Base implements FrameSink {
   #teardown(err: Error | null, flush = false): void {
     const first = !this.closedSocket;
     this.closedSocket = true;
+    if (this.#keepalive) clearInterval(this.#keepalive);
+    this.#keepalive = undefined;
     this.draining = true;
     const reason = err ??
       new WeftError("h2_session_closed", "Cannot continue HTTP/2 stream: connection closed");

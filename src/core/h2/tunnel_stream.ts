@@ -46,7 +46,7 @@ export class H2Stream extends Duplex {
 
   /** DATA payload from the peer (already counted against the receive window). */
   deliver(piece: Uint8Array): void {
-    if (this.destroyed) return;
+    if (this.destroyed) return this.#host.consumed(this, piece.length);
     if (this.push(piece) && this.#held === 0) this.#host.consumed(this, piece.length);
     else this.#held += piece.length;
   }
@@ -78,6 +78,8 @@ export class H2Stream extends Duplex {
     const p = this.pending;
     this.pending = null;
     if (!this.h2Closed) this.#host.streamDestroyed(this, err);
+    if (this.#held > 0) this.#host.consumed(this, this.#held); // back to the connection window
+    this.#held = 0;
     if (p) p.cb(err ?? new Error("stream destroyed"));
     cb(err);
   }
