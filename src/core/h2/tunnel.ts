@@ -294,7 +294,12 @@ export class H2Session extends H2Base implements StreamHost {
       s.destroy();
       return null;
     };
-    this.handler(headers, respond, s);
+    // After the rest of this read: a stream the peer resets in the same burst (rapid reset)
+    // never reaches the handler, so it costs no upstream dial and no connection record.
+    const handler = this.handler;
+    queueMicrotask(() => {
+      if (!s.destroyed && !s.h2Closed) handler(headers, respond, s);
+    });
   }
 
   private onReset(streamId: number, code: number, byPeer = true): void {
@@ -348,6 +353,9 @@ export class H2Session extends H2Base implements StreamHost {
 
   private newStream(id: number): H2Stream {
     const s = new H2Stream(this, id, this.peerInitialWindow, this.streamWindow, this.hwm);
+    // A peer reset destroys the stream with an error, possibly before its owner listens: that
+    // must never become an uncaught 'error' event. Owners still see errors via their listeners.
+    s.on("error", () => {});
     this.streams.set(id, s);
     return s;
   }
