@@ -4,6 +4,7 @@
  * deny. At L4 the HTTP-only fields (hosts, methods, paths, request headers) cannot be evaluated: an
  * ALLOW rule using them never matches (narrower), a DENY rule treats them as matching (wider).
  */
+import { indexOf, policiesApplying } from "./snapshot_index.ts";
 import type {
   AuthorizationPolicy,
   PolicyCondition,
@@ -144,12 +145,11 @@ function matchPolicy(p: AuthorizationPolicy, peer: Peer): string | undefined {
 }
 
 /** Policies that apply to a workload: its namespace's and the root namespace's, by selector. */
-export function policiesFor(snapshot: Snapshot, workload: Workload): AuthorizationPolicy[] {
-  return snapshot.policies.filter((p) =>
-    (p.namespace === workload.namespace || p.namespace === snapshot.rootNamespace) &&
-    (p.selector === undefined ||
-      Object.entries(p.selector).every(([k, v]) => workload.labels[k] === v))
-  );
+export function policiesFor(
+  snapshot: Snapshot,
+  workload: Workload,
+): readonly AuthorizationPolicy[] {
+  return policiesApplying(snapshot, workload);
 }
 
 export function authorizeL4(
@@ -159,7 +159,7 @@ export function authorizeL4(
 ): AuthzDecision {
   const principal = stripSpiffe(attrs.sourcePrincipal);
   const peer: Peer = { principal, namespace: namespaceOf(principal), attrs };
-  const policies = policiesFor(snapshot, workload);
+  const policies = indexOf(snapshot).policiesFor(workload);
   const dryRun: string[] = [];
   for (const p of policies) {
     if (!p.dryRun || p.action === "AUDIT") continue;

@@ -16,6 +16,7 @@ import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
+import { indexOf } from "./snapshot_index.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
@@ -182,7 +183,8 @@ export class HboneServer {
       return conn.fail("refused", "bad method or authority", true);
     }
     const snap = this.deps.snapshot();
-    const wl = snap.workloads.find((w) => w.address === hp.host);
+    const idx = indexOf(snap);
+    const wl = idx.workloadByIp.get(hp.host);
     // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
     if (!wl || wl.address !== this.workload.address) {
       this.reply(call, 400);
@@ -191,7 +193,7 @@ export class HboneServer {
     info.dstWorkload = wl.name;
     info.dstNamespace = wl.namespace;
     info.dstIdentity = wl.identity;
-    const svc = host ? snap.services.find((s) => s.hostname === host) : undefined;
+    const svc = host ? idx.serviceByHost.get(host) : undefined;
     info.dstServiceName = svc?.name;
     info.dstServiceNamespace = svc?.namespace;
     const attrs: L4Attributes = {
@@ -233,8 +235,9 @@ export class HboneServer {
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = () => {
         const now = this.deps.snapshot();
-        const w = now.workloads.find((x) => x.address === hp.host && x.name === wl.name);
-        return w !== undefined && (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
+        const w = indexOf(now).workloadByIp.get(hp.host);
+        return w?.name === wl.name &&
+          (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
       };
       conn.attach(up);
     }, (e) => {

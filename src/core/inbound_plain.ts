@@ -4,6 +4,7 @@
  * workloads refuse it. Without iptables there is no original destination port, so the target is
  * the workload's single declared port (a workload with several ports cannot use this listener).
  */
+import { indexOf } from "./snapshot_index.ts";
 import type { Socket } from "node:net";
 import type { InboundDeps } from "./hbone_server.ts";
 import { dialTcp } from "./l4_conn.ts";
@@ -17,7 +18,7 @@ export function handlePlaintextInbound(
   workloadAddress: string,
 ): void {
   const snap = deps.snapshot();
-  const wl = snap.workloads.find((w) => w.address === workloadAddress);
+  const wl = indexOf(snap).workloadByIp.get(workloadAddress);
   const refuse = (reason: string): void => {
     l4Metrics.refused.inc({ direction: "inbound", reason });
     sock.destroy();
@@ -52,8 +53,9 @@ export function handlePlaintextInbound(
     }
     conn.recheck = () => {
       const now = deps.snapshot();
-      const w = now.workloads.find((x) => x.address === wl.address && x.name === wl.name);
-      return w !== undefined && w.mtlsMode !== "STRICT" && deps.authorize(now, w, attrs).allowed;
+      const w = indexOf(now).workloadByIp.get(wl.address);
+      return w?.name === wl.name && w.mtlsMode !== "STRICT" &&
+        deps.authorize(now, w, attrs).allowed;
     };
     conn.attach(up);
   }, (e) => conn.fail("connect_failed", errorMessage(e)));

@@ -4,7 +4,8 @@
  * TCP otherwise; unknown destinations follow outboundTrafficPolicy. The source workload is the
  * local workload whose address the client bound (a configurable default covers the rest).
  */
-import { matchesHost, pickEndpoint } from "./endpoints.ts";
+import { pickEndpoint } from "./endpoints.ts";
+import { indexOf } from "./snapshot_index.ts";
 import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import type { Socket } from "node:net";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
@@ -43,12 +44,9 @@ export function findService(
   host: string,
   port: number,
 ): { svc: Service; sp: ServicePort } | undefined {
-  for (const svc of snap.services) {
-    if (!svc.vips.includes(host) && !matchesHost(svc, host)) continue;
-    const sp = svc.ports.find((p) => p.port === port);
-    if (sp) return { svc, sp };
-  }
-  return undefined;
+  const idx = indexOf(snap);
+  return idx.serviceByAddr.get(`${host}|${port}`) ??
+    idx.serviceByAddr.get(`${host.toLowerCase().replace(/\.$/, "")}|${port}`);
 }
 
 export function routeOutbound(
@@ -57,7 +55,8 @@ export function routeOutbound(
   port: number,
   selfPorts: ReadonlySet<number>,
 ): Route {
-  const local = snap.workloads.some((w) => w.address === host);
+  const idx = indexOf(snap);
+  const local = idx.workloadByIp.has(host);
   if (selfPorts.has(port) && (isLoopback(host) || local)) {
     return { kind: "refuse", reason: "self_call" };
   }
@@ -68,10 +67,8 @@ export function routeOutbound(
     const targetPort = found.sp.targetPort || port;
     return toEndpoint(ep, targetPort, found.svc);
   }
-  for (const svc of snap.services) {
-    const ep = svc.endpoints.find((e) => e.address === host);
-    if (ep) return toEndpoint(ep, port, undefined);
-  }
+  const ep = idx.endpointByIp.get(host);
+  if (ep) return toEndpoint(ep, port, undefined);
   if (snap.outboundTrafficPolicy === "REGISTRY_ONLY") {
     return { kind: "refuse", reason: "registry_only" };
   }
@@ -106,12 +103,11 @@ export function resolveSource(
   defaultWorkload: string | undefined,
 ): Workload | undefined {
   const ip = clientIp.replace(/^::ffff:/, "");
-  const byIp = snap.workloads.find((w) => w.address === ip);
+  const idx = indexOf(snap);
+  const byIp = idx.workloadByIp.get(ip);
   if (byIp) return byIp;
   if (!defaultWorkload) return undefined;
-  return snap.workloads.find((w) =>
-    `${w.namespace}/${w.name}` === defaultWorkload || w.name === defaultWorkload
-  );
+  return idx.workloadByName.get(defaultWorkload);
 }
 
 export function baggageFor(w: Workload): string {
