@@ -1,11 +1,10 @@
 /**
- * HTTP/2 downstreams (h2c prior knowledge, also inside an HBONE tunnel) for the L7 proxy: a
- * node:http2 server fed the connection (`emit("connection", duplex)`, verified on Deno 2.9.6
- * with non-net Duplex streams); each stream runs the same filter chain and is forwarded to the
- * upstream over HTTP/1.1 through the proxy's keep-alive pool, or over HTTP/2 (http2_upstream.ts)
- * when the upstream speaks it (gRPC: trailers pass through).
+ * HTTP/2 downstreams (h2c prior knowledge, also inside an HBONE tunnel) for the L7 proxy, on
+ * weft's own HTTP/2 (src/core/h2: flow control, stream and flood limits) rather than node:http2,
+ * which crashes Deno under h2c load. Each stream runs the same filter chain and is forwarded to
+ * the upstream over HTTP/1.1 through the proxy's keep-alive pool, or over HTTP/2
+ * (http2_upstream.ts) when the upstream speaks it (gRPC: trailers pass through).
  */
-import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpRequestContext, LocalResponse, PeerInfo, RouteChoice } from "./filter_api.ts";
@@ -15,6 +14,7 @@ import { copyBody, type Framing, framingOf, parseHead, serializeHead } from "./h
 import type { ByteReader } from "./http1_codec.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
+import { H2Session, type H2Stream } from "./h2/mod.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
@@ -40,42 +40,50 @@ export interface H2Backend {
   readonly h2Upstream: H2UpstreamPool | undefined;
 }
 
-/** One server per downstream connection: its streams share that connection's peer info
- * (`session.socket` is a proxy object, useless as a map key). */
-export function createH2Server(backend: H2Backend, peer: PeerInfo): http2.Http2Server {
-  const server = http2.createServer();
-  server.on("stream", (stream, headers) => {
-    serveStream(backend, stream as http2.ServerHttp2Stream, headers, peer).catch((e) => {
+/** Serve one h2c downstream connection; `initial` holds the bytes sniffing already read (the
+ * preface). Resolves when the connection is gone. */
+export function serveH2(
+  backend: H2Backend,
+  peer: PeerInfo,
+  down: Duplex,
+  initial: Uint8Array,
+): H2Session {
+  const session = new H2Session(down, "server", {
+    initialBytes: initial,
+    maxConcurrentStreams: 256,
+    streamWindowBytes: 256 * 1024,
+    connectionWindowBytes: 1 << 20,
+    maxFrameBytes: 16384,
+  });
+  session.onConnect((raw, _respond, stream) => {
+    serveStream(backend, stream, raw, peer).catch((e) => {
       log.debug("h2 stream error", { err: errorMessage(e) });
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      stream.destroy();
     });
   });
-  return server;
+  down.resume();
+  return session;
 }
 
-function respondLocal(stream: http2.ServerHttp2Stream, r: LocalResponse): void {
+function respondLocal(stream: H2Stream, r: LocalResponse): void {
   if (stream.destroyed || stream.headersSent) return;
-  const h: http2.OutgoingHttpHeaders = { ":status": r.grpcStatus !== undefined ? 200 : r.status };
-  for (const [k, v] of r.headers) h[k.toLowerCase()] = v;
+  const h: [string, string][] = [];
+  for (const [k, v] of r.headers) h.push([k.toLowerCase(), v]);
   if (r.grpcStatus !== undefined) {
-    h["content-type"] = "application/grpc";
-    h["grpc-status"] = String(r.grpcStatus);
+    h.push(["content-type", "application/grpc"], ["grpc-status", String(r.grpcStatus)]);
   }
-  stream.respond(h);
+  stream.respond(r.grpcStatus !== undefined ? 200 : r.status, h);
   stream.end(typeof r.body === "string" ? r.body : Buffer.from(r.body));
 }
 
 async function serveStream(
   b: H2Backend,
-  stream: http2.ServerHttp2Stream,
-  raw: http2.IncomingHttpHeaders,
+  stream: H2Stream,
+  raw: Record<string, string>,
   peer: PeerInfo,
 ): Promise<void> {
   const headers = new HeaderList();
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith(":") || v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) headers.add(k, String(one));
-  }
+  for (const [k, v] of stream.headerList) if (!k.startsWith(":")) headers.add(k, v);
   const method = String(raw[":method"] ?? "GET");
   const authority = String(raw[":authority"] ?? headers.get("host") ?? "");
   const ctx: HttpRequestContext = {
@@ -126,12 +134,12 @@ async function serveStream(
     const chunked = !ctx.requestHeaders.has("content-length") && !NO_BODY_METHODS.has(method);
     if (chunked) out.push(["transfer-encoding", "chunked"]);
     up.stream.write(serializeHead(`${method} ${ctx.path} HTTP/1.1`, out));
-    for await (const c of stream) {
-      const buf = c as Buffer;
+    await eachChunk(stream, (buf) => {
       if (chunked) up.stream.write(`${buf.length.toString(16)}\r\n`);
-      up.stream.write(buf);
+      const ok = up.stream.write(buf);
       if (chunked) up.stream.write("\r\n");
-    }
+      return ok;
+    }, up.stream);
     if (chunked) up.stream.write("0\r\n\r\n");
     const resRaw = await up.reader.readHead();
     if (!resRaw) {
@@ -156,15 +164,12 @@ async function serveStream(
       b.count(rv.response.status, ctx);
       return respondLocal(stream, rv.response);
     }
-    const h: http2.OutgoingHttpHeaders = { ":status": resCtx.status };
-    for (const [k, v] of resCtx.responseHeaders.entries()) {
-      if (HOP_BY_HOP.has(k)) continue;
-      const prev = h[k];
-      h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+    const h = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
+    stream.respond(resCtx.status, h, framing.kind === "none");
+    if (framing.kind !== "none") {
+      await copyBody(up.reader, framing, (c) => writeWithBackpressure(stream, c), true);
+      stream.end();
     }
-    stream.respond(h);
-    await copyBody(up.reader, framing, (c) => stream.write(c), true);
-    stream.end();
     b.count(resCtx.status, ctx);
     if (framing.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
       up.stream.destroy();
@@ -172,4 +177,49 @@ async function serveStream(
   } finally {
     chain.onDone(ctx);
   }
+}
+
+function writeWithBackpressure(s: Duplex, chunk: Uint8Array): boolean | Promise<void> {
+  if (s.destroyed) throw new Error("downstream stream closed");
+  if (s.write(chunk)) return true;
+  {
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        s.off("drain", done);
+        s.off("close", gone);
+        resolve();
+      };
+      const gone = (): void => {
+        s.off("drain", done);
+        reject(new Error("downstream stream closed"));
+      };
+      s.once("drain", done);
+      s.once("close", gone);
+    });
+  }
+}
+
+/** Read the request body to its end without destroying the stream (`for await` would, and the
+ * response still has to go out on it); pauses while `dst` is above its high-water mark. */
+function eachChunk(src: Duplex, onChunk: (b: Buffer) => boolean, dst: Duplex): Promise<void> {
+  if (src.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onData = (c: Buffer): void => {
+      if (!onChunk(c)) {
+        src.pause();
+        dst.once("drain", () => src.resume());
+      }
+    };
+    const done = (err?: Error): void => {
+      src.off("data", onData);
+      src.off("end", done);
+      src.off("close", onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onClose = (): void => done(new Error("downstream stream closed"));
+    src.on("data", onData);
+    src.once("end", done);
+    src.once("close", onClose);
+  });
 }

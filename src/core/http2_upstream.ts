@@ -1,13 +1,13 @@
 /**
- * HTTP/2 to the upstream (h2c, e.g. gRPC services): one multiplexed session per route, dialled
- * through the proxy's `dialUpstream`, so h2 downstream streams keep HTTP/2 end to end, including
- * trailers (grpc-status). Used when HttpProxyOptions.upstreamProtocol is "h2".
+ * HTTP/2 to the upstream (h2c, e.g. gRPC services) on weft's own HTTP/2: one multiplexed session
+ * per route, dialled through the proxy's `dialUpstream`, so h2 downstream streams keep HTTP/2 end
+ * to end, including trailers (grpc-status). Used when HttpProxyOptions.upstreamProtocol is "h2".
  */
-import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
+import { H2Session, type H2Stream } from "./h2/mod.ts";
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -19,28 +19,38 @@ const HOP_BY_HOP = new Set([
 ]);
 
 export class H2UpstreamPool {
-  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  private readonly sessions = new Map<string, Promise<H2Session>>();
 
   constructor(private readonly dial: (route?: RouteChoice) => Promise<Duplex>) {}
 
-  session(route: RouteChoice | undefined): Promise<http2.ClientHttp2Session> {
+  session(route: RouteChoice | undefined): Promise<H2Session> {
     const key = route ? `${route.service}|${route.subset ?? ""}` : "";
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = this.dial(route).then((sock) => {
-        const session = http2.connect("http://upstream", { createConnection: () => sock });
-        const drop = (): void => {
-          this.sessions.delete(key);
-        };
-        session.on("close", drop);
-        session.on("goaway", drop);
-        session.on("error", drop);
-        return session;
+    const s = this.sessions.get(key);
+    if (s) {
+      return s.then((x) => {
+        if (x.usable) return x;
+        if (this.sessions.get(key) === s) this.sessions.delete(key);
+        return this.session(route);
       });
-      s.catch(() => this.sessions.delete(key));
-      this.sessions.set(key, s);
     }
-    return s;
+    const made = this.dial(route).then((sock) => {
+      const session = new H2Session(sock, "client", {
+        streamWindowBytes: 256 * 1024,
+        connectionWindowBytes: 1 << 20,
+        maxFrameBytes: 16384,
+      });
+      const drop = (): void => {
+        if (this.sessions.get(key) === made) this.sessions.delete(key);
+      };
+      session.onGoaway(drop);
+      session.closed.then(drop);
+      return session;
+    });
+    made.catch(() => {
+      if (this.sessions.get(key) === made) this.sessions.delete(key);
+    });
+    this.sessions.set(key, made);
+    return made;
   }
 
   close(): void {
@@ -49,16 +59,23 @@ export class H2UpstreamPool {
   }
 }
 
+const upstreamReset: LocalResponse = {
+  status: 503,
+  headers: [],
+  body: "upstream reset",
+  details: "upstream_reset_before_response_started",
+};
+
 /** Outcome for the caller's accounting: the status sent downstream. */
 export async function forwardH2(
   pool: H2UpstreamPool,
-  stream: http2.ServerHttp2Stream,
+  stream: H2Stream,
   ctx: HttpRequestContext,
   route: RouteChoice | undefined,
   chain: FilterChain,
   respondLocal: (r: LocalResponse) => void,
 ): Promise<number> {
-  let session: http2.ClientHttp2Session;
+  let session: H2Session;
   try {
     session = await pool.session(route);
   } catch {
@@ -70,69 +87,64 @@ export async function forwardH2(
     });
     return 503;
   }
-  const h: http2.OutgoingHttpHeaders = {
-    ":method": ctx.method,
-    ":path": ctx.path,
-    ":authority": ctx.authority,
-    ":scheme": ctx.scheme,
-  };
-  for (const [k, v] of ctx.requestHeaders.entries()) {
-    if (HOP_BY_HOP.has(k)) continue;
-    const prev = h[k];
-    h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
-  }
-  const up = session.request(h);
-  // Listen before any await: small responses deliver their trailers in the same read.
-  let trailers: http2.IncomingHttpHeaders = {};
-  up.on("trailers", (t) => (trailers = t));
-  stream.pipe(up);
-  const response = await new Promise<http2.IncomingHttpHeaders | undefined>((resolve) => {
-    up.once("response", resolve);
-    up.once("error", () => resolve(undefined));
-    up.once("close", () => resolve(undefined));
-  });
-  if (!response) {
-    respondLocal({
-      status: 503,
-      headers: [],
-      body: "upstream reset",
-      details: "upstream_reset_before_response_started",
-    });
+  const h: [string, string][] = [
+    [":method", ctx.method],
+    [":scheme", ctx.scheme],
+    [":authority", ctx.authority],
+    [":path", ctx.path],
+  ];
+  for (const [k, v] of ctx.requestHeaders.entries()) if (!HOP_BY_HOP.has(k)) h.push([k, v]);
+  const requestEnded = stream.readableEnded || (stream.remoteEnded && stream.readableLength === 0);
+  let up: H2Stream;
+  let response: Promise<{ status: number }>;
+  try {
+    ({ stream: up, response } = session.request(h, requestEnded));
+  } catch {
+    respondLocal(upstreamReset);
     return 503;
   }
-  const status = Number(response[":status"] ?? 502);
-  const resHeaders = new HeaderList();
-  for (const [k, v] of Object.entries(response)) {
-    if (k.startsWith(":") || v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) resHeaders.add(k, String(one));
+  // The request body streams at once (gRPC servers answer after it; flow control applies).
+  if (!requestEnded) stream.pipe(up);
+  const gone = new Promise<never>((_, reject) =>
+    stream.once("close", () => reject(new Error("downstream closed")))
+  );
+  gone.catch(() => {});
+  let status: number;
+  try {
+    response.catch(() => {}); // answered by the race below, or moot once the downstream left
+    ({ status } = await Promise.race([response, gone]));
+  } catch {
+    up.destroy();
+    respondLocal(upstreamReset);
+    return 503;
   }
+  const resHeaders = new HeaderList();
+  for (const [k, v] of up.headerList) if (!k.startsWith(":")) resHeaders.add(k, v);
   const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
   const rv = await chain.onResponse(ctx, resCtx);
   if (rv.kind === "respond") {
-    up.close(http2.constants.NGHTTP2_CANCEL);
+    up.destroy();
     respondLocal(rv.response);
     return rv.response.status;
   }
-  const out: http2.OutgoingHttpHeaders = { ":status": resCtx.status };
-  for (const [k, v] of resCtx.responseHeaders.entries()) {
-    if (HOP_BY_HOP.has(k)) continue;
-    const prev = out[k];
-    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
-  }
-  stream.respond(out, { waitForTrailers: true });
-  stream.on("wantTrailers", () => {
-    const t: http2.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(trailers)) {
-      if (!k.startsWith(":") && v !== undefined) t[k] = v;
-    }
-    stream.sendTrailers(t);
-  });
-  up.pipe(stream);
-  await new Promise<void>((r) => {
-    stream.once("close", () => r());
-    up.once("error", () => {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      r();
+  const out = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
+  const noBody = up.remoteEnded && up.readableLength === 0 && !up.trailers;
+  stream.respond(resCtx.status, out, noBody);
+  if (noBody) return resCtx.status;
+  up.pipe(stream, { end: false });
+  await new Promise<void>((resolve) => {
+    up.once("end", () => {
+      if (up.trailers) stream.outTrailers = up.trailers.filter(([k]) => !k.startsWith(":"));
+      stream.end();
+      resolve();
+    });
+    up.once("close", () => {
+      if (!up.readableEnded) stream.destroy();
+      resolve();
+    });
+    stream.once("close", () => {
+      up.destroy();
+      resolve();
     });
   });
   return resCtx.status;

@@ -1,38 +1,10 @@
-/** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection and replay. */
+/** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection. */
 import { STATUS_CODES } from "node:http";
-import Stream, { type Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { LocalResponse } from "./filter_api.ts";
 import { type ByteReader, serializeHead } from "./http1_codec.ts";
 import { H2_PREFACE } from "./http2_downstream.ts";
-
-export function replayDuplex(inner: Duplex, head: Buffer): Duplex {
-  const d = new Stream.Duplex({
-    read(): void {
-      inner.resume();
-    },
-    write(chunk: Buffer, _enc, cb): void {
-      if (inner.write(chunk)) cb();
-      else inner.once("drain", () => cb());
-    },
-    final(cb): void {
-      inner.end();
-      cb();
-    },
-    destroy(err, cb): void {
-      inner.destroy();
-      cb(err);
-    },
-  });
-  if (head.length) d.push(head);
-  inner.on("data", (c: Buffer) => {
-    if (!d.push(c)) inner.pause();
-  });
-  inner.on("end", () => d.push(null));
-  inner.on("error", (e: Error) => d.destroy(e));
-  inner.on("close", () => d.destroy());
-  return d;
-}
 
 /** Reads just enough to tell an HTTP/2 connection preface from an HTTP/1.1 request line. */
 export async function isH2(reader: ByteReader): Promise<boolean> {

@@ -19,10 +19,10 @@
  */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import type { Http2Server } from "node:http2";
-import { createH2Server } from "./http2_downstream.ts";
+import { serveH2 } from "./http2_downstream.ts";
+import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
-import { isH2, replayDuplex, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { isH2, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
@@ -73,7 +73,7 @@ let requestSeq = 0;
 export class HttpProxy {
   private readonly idle = new Map<string, Upstream[]>();
   private readonly downstreams = new Set<Duplex>();
-  private readonly h2Servers = new Set<Http2Server>();
+  private readonly h2Sessions = new Set<H2Session>();
   private closed = false;
   private readonly h2Pool: H2UpstreamPool | undefined;
 
@@ -247,27 +247,24 @@ export class HttpProxy {
   }
 
   private handleH2(down: Duplex, reader: ByteReader, peer: PeerInfo): Promise<void> {
-    const server = createH2Server({
-      direction: this.opts.direction,
-      chain: () => this.opts.chain(),
-      acquire: (route) => this.acquire(route),
-      release: (up) => this.release(up as Upstream),
-      count: (status, ctx) => this.count(status, ctx),
-      nextRequestId: () => `weft-${++requestSeq}`,
-      h2Upstream: this.h2Pool,
-    }, peer);
-    this.h2Servers.add(server);
-    // node:http2 on Deno reads a net.Socket through its native handle, so bytes already read
-    // (the preface) cannot be unshifted: hand it a plain Duplex that replays them first.
-    const wrapped = replayDuplex(down, reader.detach());
-    const done = new Promise<void>((r) =>
-      wrapped.once("close", () => {
-        this.h2Servers.delete(server);
-        r();
-      })
+    const session = serveH2(
+      {
+        direction: this.opts.direction,
+        chain: () => this.opts.chain(),
+        acquire: (route) => this.acquire(route),
+        release: (up) => this.release(up as Upstream),
+        count: (status, ctx) => this.count(status, ctx),
+        nextRequestId: () => `weft-${++requestSeq}`,
+        h2Upstream: this.h2Pool,
+      },
+      peer,
+      down,
+      reader.detach(),
     );
-    server.emit("connection", wrapped);
-    return done;
+    this.h2Sessions.add(session);
+    return session.closed.then(() => {
+      this.h2Sessions.delete(session);
+    });
   }
 
   /** Counts the request and writes its access record (debug level: opt-in, it costs µs). */
@@ -321,7 +318,7 @@ export class HttpProxy {
     for (const list of this.idle.values()) for (const u of list) u.stream.destroy();
     this.idle.clear();
     for (const d of this.downstreams) d.destroy();
-    for (const s of this.h2Servers) s.close();
+    for (const s of this.h2Sessions) s.destroy();
     this.h2Pool?.close();
   }
 }

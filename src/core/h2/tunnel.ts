@@ -71,8 +71,41 @@ export class H2Session extends H2Base implements StreamHost {
   endStream(s: H2Stream): void {
     if (s.localEnded || s.h2Closed || this.closedSocket) return;
     s.localEnded = true;
-    this.write(frameHeader(0, FrameType.DATA, Flag.END_STREAM, s.id));
+    if (s.outTrailers) {
+      this.write(headersFrames(s.id, encodeHeaders(s.outTrailers), true, this.peerMaxFrameSize));
+    } else this.write(frameHeader(0, FrameType.DATA, Flag.END_STREAM, s.id));
     this.maybeClose(s);
+  }
+
+  sendHeaders(s: H2Stream, list: [string, string][], endStream: boolean): void {
+    if (s.h2Closed || this.closedSocket) return;
+    this.write(headersFrames(s.id, encodeHeaders(list), endStream, this.peerMaxFrameSize));
+    if (endStream) {
+      s.localEnded = true;
+      this.maybeClose(s);
+    }
+  }
+
+  /** Client: open a plain HTTP/2 request (h2c to an upstream); `list` holds the pseudo-headers.
+   * Resolves with the final response head; the body and trailers arrive on the stream. */
+  request(
+    list: [string, string][],
+    endStream: boolean,
+  ): { stream: H2Stream; response: Promise<{ status: number; headers: Headers }> } {
+    if (this.role !== "client") throw this.fail("open", "not a client session");
+    if (this.draining) throw this.fail("open", "session is draining (GOAWAY)");
+    if (this.streams.size >= this.peerMaxStreams) {
+      throw this.fail("open", `peer allows ${this.peerMaxStreams} streams`);
+    }
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const s = this.newStream(id);
+    this.write(headersFrames(id, encodeHeaders(list), endStream, this.peerMaxFrameSize));
+    if (endStream) s.localEnded = true;
+    const response = new Promise<{ status: number; headers: Headers }>((resolve, reject) =>
+      this.pendingOpens.set(id, { resolve, reject })
+    );
+    return { stream: s, response };
   }
 
   consumed(s: H2Stream, n: number): void {
@@ -252,7 +285,7 @@ export class H2Session extends H2Base implements StreamHost {
     for (const [k, v] of list) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
     const endStream = (hb.flags & Flag.END_STREAM) !== 0;
     if (this.role === "server" && hb.streamId > this.lastPeerStreamId) {
-      return this.onRequest(hb.streamId, headers, endStream);
+      return this.onRequest(hb.streamId, headers, endStream, list);
     }
     const s = this.streams.get(hb.streamId);
     if (!s) return;
@@ -261,15 +294,21 @@ export class H2Session extends H2Base implements StreamHost {
       const status = Number(headers[":status"] ?? 0);
       if (status >= 100 && status < 200) return; // informational: wait for the final response
       this.pendingOpens.delete(s.id);
-      open.resolve({ status, stream: s });
-    }
+      s.headerList = list;
+      open.resolve({ status, stream: s, headers });
+    } else s.trailers = list; // a second header block ends the stream: trailers
     if (endStream) {
       s.deliverEnd();
       this.maybeClose(s);
     }
   }
 
-  private onRequest(id: number, headers: Headers, endStream: boolean): void {
+  private onRequest(
+    id: number,
+    headers: Headers,
+    endStream: boolean,
+    list: [string, string][],
+  ): void {
     if (id % 2 === 0 || id <= this.lastPeerStreamId) {
       throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, `bad client stream id ${id}`);
     }
@@ -279,9 +318,11 @@ export class H2Session extends H2Base implements StreamHost {
       return this.answer(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
     }
     const s = this.newStream(id);
+    s.headerList = list;
     if (endStream) s.deliverEnd();
     const respond = (status: number, extra: Headers = {}): H2Stream | null => {
       const ok = status >= 200 && status < 300;
+      s.headersSent = true;
       const list: [string, string][] = [[":status", String(status)], ...Object.entries(extra)];
       if (!s.h2Closed && !this.closedSocket) {
         this.write(headersFrames(id, encodeHeaders(list), !ok, this.peerMaxFrameSize));

@@ -54,12 +54,14 @@ export interface H2SessionOptions {
   streamHighWaterMark?: number;
   /** Flood budgets (limits.ts). */
   limits?: Partial<H2Limits>;
+  /** Bytes already read from the socket (e.g. by protocol sniffing), processed first. */
+  initialBytes?: Uint8Array;
   /** PING keepalive: one PING per interval; no answer within the timeout destroys the session. */
   keepalive?: { intervalMs: number; timeoutMs: number };
 }
 
 interface PendingOpen {
-  resolve(v: { status: number; stream: H2Stream }): void;
+  resolve(v: { status: number; stream: H2Stream; headers: Headers }): void;
   reject(err: Error): void;
 }
 
@@ -137,6 +139,9 @@ export abstract class H2Base implements FrameSink {
     socket.on("close", () => this.#teardown(null));
     socket.on("end", () => socket.end());
     if (opts.keepalive) this.#startKeepalive(opts.keepalive.intervalMs, opts.keepalive.timeoutMs);
+    const first = opts.initialBytes;
+    // After the caller registered its handler (the constructor returns first).
+    if (first?.length) queueMicrotask(() => this.#onBytes(first));
   }
 
   #startKeepalive(intervalMs: number, timeoutMs: number): void {

@@ -11,6 +11,8 @@ import { RecvWindow, SendWindow } from "./frames.ts";
 export interface StreamHost {
   writeData(s: H2Stream, chunk: Uint8Array, cb: (err?: Error | null) => void): void;
   endStream(s: H2Stream): void;
+  /** HEADERS on this stream (a response, or trailers when `endStream`). */
+  sendHeaders(s: H2Stream, list: [string, string][], endStream: boolean): void;
   /** The consumer read `n` bytes: return them to the peer's window. */
   consumed(s: H2Stream, n: number): void;
   /** The stream was destroyed locally before both sides ended: reset it. */
@@ -33,6 +35,13 @@ export class H2Stream extends Duplex {
   remoteEnded = false;
   /** Closed at the HTTP/2 level (both ends, or reset): no RST on destroy. */
   h2Closed = false;
+  /** The peer's header fields in order: request (server side) or response (client side). */
+  headerList: [string, string][] = [];
+  /** Trailers the peer sent (set before 'end'). */
+  trailers: [string, string][] | undefined;
+  /** Trailers to send instead of an empty END_STREAM DATA frame when the writable side ends. */
+  outTrailers: [string, string][] | undefined;
+  headersSent = false;
   #held = 0; // bytes pushed while the readable buffer was full: not yet returned to the peer
   readonly #host: StreamHost;
 
@@ -49,6 +58,15 @@ export class H2Stream extends Duplex {
     if (this.destroyed) return this.#host.consumed(this, piece.length);
     if (this.push(piece) && this.#held === 0) this.#host.consumed(this, piece.length);
     else this.#held += piece.length;
+  }
+
+  /** Server (plain HTTP/2 requests): send the response head; `endStream` for no body. */
+  respond(status: number, headers: Iterable<[string, string]> = [], endStream = false): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    const list: [string, string][] = [[":status", String(status)]];
+    for (const [k, v] of headers) list.push([k.toLowerCase(), v]);
+    this.#host.sendHeaders(this, list, endStream);
   }
 
   /** END_STREAM from the peer. */
