@@ -3,6 +3,8 @@
  *   iperf3 raw loopback · stunnel4 mTLS pair · weft pair over HBONE (two `weft run` processes)
  *   wrk -c32 small requests: nginx direct · haproxy mTLS pair · weft pair
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
+ *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
+ *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99
  * Options: --bun (run the weft nodes on Bun), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
  * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
@@ -24,6 +26,7 @@ import {
   wrk,
   type WrkResult,
 } from "./l4_peers.ts";
+import { fixedRate, type Latency, RUST_IP, rustPair } from "./l4_more_peers.ts";
 
 const argv = Deno.args;
 const opt = (name: string, dflt: number): number => {
@@ -110,6 +113,11 @@ function fmtWrk(r: WrkResult): string {
   return `${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
 }
 
+const fmtLat = (l: Latency): string =>
+  `p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms at ${Math.round(l.rps)} req/s`;
+let direct1k: Latency | undefined;
+let rustGbps = NaN;
+
 /** Baselines: raw loopback, stunnel4 pair (iperf3), nginx direct and haproxy pair (wrk). */
 async function peers(): Promise<[number, number, WrkResult]> {
   const raw = await iperf(IP.server, PORT.iperf, SECONDS);
@@ -139,8 +147,32 @@ async function peers(): Promise<[number, number, WrkResult]> {
   row("wrk -c32 nginx direct", fmtWrk(direct));
   const hw = await wrk(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
   row("wrk -c32 haproxy mTLS pair", fmtWrk(hw));
+  direct1k = await fixedRate(`http://${IP.server}:${PORT.http}/`, SECONDS);
+  row("1k req/s nginx direct", fmtLat(direct1k));
+  const h1k = await fixedRate(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
+  row("1k req/s haproxy mTLS pair", fmtLat(h1k), added(h1k));
   await hap.stop();
+  const rust = await rustPair(dir);
+  if (rust) {
+    rustGbps = await iperf(RUST_IP.client, PORT.tunnelIn, SECONDS);
+    row("Rust HBONE pair (h2+rustls), iperf3 1 stream", `${rustGbps.toFixed(2)} Gbit/s`);
+    const rw = await wrk(`http://${RUST_IP.client}:${PORT.tunnelOut}/`, SECONDS);
+    row("wrk -c32 Rust HBONE pair", fmtWrk(rw));
+    row(
+      "Rust HBONE pair peak RSS (server / client)",
+      rust.map((p) => rssMb(p.pid).peak.toFixed(1)).slice(0, 2).join(" / ") + " MB",
+    );
+    for (const p of rust.reverse()) await p.stop();
+  } else row("Rust HBONE pair", "skipped: set WEFT_BENCH_RUST_PAIR to the hbone-pair binary");
   return [raw, stunnel, hw];
+}
+
+/** Latency added over nginx direct at the same fixed rate. */
+function added(l: Latency): string {
+  if (!direct1k) return "";
+  return `added p50 +${(l.p50 - direct1k.p50).toFixed(2)} ms, p99 +${
+    (l.p99 - direct1k.p99).toFixed(2)
+  } ms`;
 }
 
 async function main(): Promise<void> {
@@ -175,7 +207,9 @@ async function main(): Promise<void> {
   row(
     "weft pair over HBONE, iperf3 1 stream",
     `${weft.toFixed(2)} Gbit/s`,
-    `${(weft / stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${(weft / raw).toFixed(3)}x raw`,
+    `${(weft / stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${
+      (weft / rustGbps).toFixed(2)
+    }x Rust pair, ${(weft / raw).toFixed(3)}x raw`,
   );
   const peakA = rssMb(a.pid).peak;
   const peakB = rssMb(b.pid).peak;
@@ -193,6 +227,8 @@ async function main(): Promise<void> {
       (ww.p99 / hw.p99).toFixed(2)
     }x`,
   );
+  const w1k = await fixedRate(`http://${IP.vip}:80/`, SECONDS);
+  row("1k req/s weft pair", fmtLat(w1k), added(w1k) + " (goal ≤ +0.25 / +1 ms)");
 
   await b.stop();
   await a.stop();
@@ -253,7 +289,7 @@ async function tunnelMemory(): Promise<void> {
     `RSS A ${a0.toFixed(1)}→${rA.toFixed(1)} MB, B ${b0.toFixed(1)}→${rB.toFixed(1)} MB`,
     `${kb(rA + rB - a0 - b0)} KB per tunnel both nodes (A ${kb(rA - a0)}, B ${
       kb(rB - b0)
-    }; goal ≤ 10 KB)`,
+    }; goal ≤ 8 KB per node)`,
   );
   for (const s of held) s.destroy();
 }

@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-console
 /**
  * Test prerequisites, installed on demand so `deno task test` works on a fresh machine:
- * Debian packages (clang/lld/wasi-libc build the C plugins; promtool checks metrics output) and
+ * Debian packages (clang/lld/wasi-libc build the C plugins; promtool checks metrics output; h2load
+ * drives the h2c stress test) and
  * the npm dependencies. Idempotent and quiet when everything is present.
  */
 import { spawnSync } from "node:child_process";
@@ -10,6 +11,7 @@ const NEED: Record<string, string> = {
   clang: "clang",
   "wasm-ld": "lld",
   promtool: "prometheus",
+  h2load: "nghttp2-client", // tests/l7_h2c_stress_test.ts
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",

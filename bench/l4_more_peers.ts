@@ -1,0 +1,75 @@
+/**
+ * More peers for bench/l4.ts: the Rust HBONE pair (h2 + rustls on tokio, ztunnel's stack; built
+ * from the project's shared tools, path in WEFT_BENCH_RUST_PAIR) and a fixed-rate latency probe
+ * (hey at a total rate, p50/p99).
+ */
+import { IP, PORT, type Proc, spawn, waitPort } from "./l4_peers.ts";
+
+export const RUST_IP = { client: "127.79.0.30", server: "127.79.0.31" } as const;
+
+/** The Rust pair: one server, one client per upstream (iperf on PORT.tunnelIn, HTTP on
+ * PORT.tunnelOut of RUST_IP.client). Undefined when no binary is configured. */
+export async function rustPair(dir: string): Promise<Proc[] | undefined> {
+  const bin = Deno.env.get("WEFT_BENCH_RUST_PAIR");
+  if (!bin) return undefined;
+  const tls = ["--ca", `${dir}/ca.pem`];
+  const server = await spawn(bin, [
+    "server",
+    "--listen",
+    `${RUST_IP.server}:15008`,
+    "--cert",
+    `${dir}/server.pem`,
+    "--key",
+    `${dir}/server.key`,
+    ...tls,
+    "--quiet",
+  ]);
+  await waitPort(RUST_IP.server, 15008);
+  const client = (port: number, authority: string): Promise<Proc> =>
+    spawn(bin, [
+      "client",
+      "--listen",
+      `${RUST_IP.client}:${port}`,
+      "--node",
+      `${RUST_IP.server}:15008`,
+      "--authority",
+      authority,
+      "--cert",
+      `${dir}/client.pem`,
+      "--key",
+      `${dir}/client.key`,
+      ...tls,
+      "--quiet",
+    ]);
+  const procs = [
+    server,
+    await client(PORT.tunnelIn, `${IP.server}:${PORT.iperf}`),
+    await client(PORT.tunnelOut, `${IP.server}:${PORT.http}`),
+  ];
+  await waitPort(RUST_IP.client, PORT.tunnelIn);
+  await waitPort(RUST_IP.client, PORT.tunnelOut);
+  return procs;
+}
+
+export interface Latency {
+  readonly p50: number;
+  readonly p99: number;
+  readonly rps: number;
+}
+
+/** `hey` at a fixed total rate (10 connections × rate/10 each), latencies in ms. */
+export async function fixedRate(url: string, seconds: number, rate = 1000): Promise<Latency> {
+  const out = await new Deno.Command("hey", {
+    args: ["-z", `${seconds}s`, "-c", "10", "-q", String(rate / 10), url],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const pct = (p: number): number =>
+    Number(new RegExp(`\\s${p}% in ([\\d.]+) secs`).exec(text)?.[1] ?? NaN) * 1000;
+  return {
+    p50: pct(50),
+    p99: pct(99),
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN),
+  };
+}
