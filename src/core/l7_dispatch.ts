@@ -11,6 +11,7 @@
  * Chains are resolved per request from the current snapshot, so a reloaded or reconfigured filter
  * applies to new requests while in-flight ones finish on theirs.
  */
+import { indexOf } from "./snapshot_index.ts";
 import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
 import { duplexPair } from "node:stream";
@@ -184,12 +185,10 @@ export class L7Dispatch {
     port: number,
     serviceHost: string | undefined,
   ): Service | undefined {
-    for (const s of this.snapshot().services) {
-      if (serviceHost && s.hostname !== serviceHost) continue;
-      if (s.inboundFilters.length === 0) continue;
-      if (!s.endpoints.some((e) => e.address === workload.address)) continue;
-      const sp = s.ports.find((p) => p.targetPort === port);
-      if (sp && isL7(sp)) return s;
+    const list = indexOf(this.snapshot()).inboundChains.get(`${workload.address}|${port}`);
+    for (const { svc, sp } of list ?? []) {
+      if (serviceHost && svc.hostname !== serviceHost) continue;
+      if (isL7(sp)) return svc;
     }
     return undefined;
   }
@@ -197,7 +196,7 @@ export class L7Dispatch {
   /** Serve `handler` on one end of an in-memory pair; return the other end for the L4 record. */
   static bridge(handler: (down: Duplex, peer: PeerInfo) => Promise<void>, peer: PeerInfo): Duplex {
     const [l4Side, l7Side] = duplexPair();
-    void handler(l7Side, peer).finally(() => l7Side.destroy());
+    handler(l7Side, peer).catch(() => {}).finally(() => l7Side.destroy());
     return l4Side;
   }
 

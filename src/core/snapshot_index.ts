@@ -28,6 +28,8 @@ export interface SnapshotIndex {
   readonly serviceByHost: ReadonlyMap<string, Service>;
   /** Mesh endpoint by IP (first service that lists it). */
   readonly endpointByIp: ReadonlyMap<string, Endpoint>;
+  /** Services with an inbound chain, by "endpoint ip|target port", in snapshot order. */
+  readonly inboundChains: ReadonlyMap<string, readonly ServiceMatch[]>;
   /** Authorization policies that apply to a local workload (computed once per workload). */
   policiesFor(w: Workload): readonly AuthorizationPolicy[];
 }
@@ -71,6 +73,19 @@ function build(snap: Snapshot): SnapshotIndex {
       if (!endpointByIp.has(ep.address)) endpointByIp.set(ep.address, ep);
     }
   }
+  const inboundChains = new Map<string, ServiceMatch[]>();
+  for (const svc of snap.services) {
+    if (svc.inboundFilters.length === 0) continue;
+    for (const ep of svc.endpoints) {
+      for (const sp of svc.ports) {
+        const key = `${ep.address}|${sp.targetPort}`;
+        const list = inboundChains.get(key) ?? [];
+        // One entry per service even when it lists the endpoint twice.
+        if (!list.some((m) => m.svc === svc)) list.push({ svc, sp });
+        inboundChains.set(key, list);
+      }
+    }
+  }
   const policies = new Map<Workload, readonly AuthorizationPolicy[]>();
   return {
     workloadByIp,
@@ -78,6 +93,7 @@ function build(snap: Snapshot): SnapshotIndex {
     serviceByAddr,
     serviceByHost,
     endpointByIp,
+    inboundChains,
     policiesFor(w) {
       let p = policies.get(w);
       if (!p) policies.set(w, p = policiesApplying(snap, w));

@@ -72,13 +72,28 @@ export function frameHeader(
   streamId: number,
 ): Uint8Array {
   const h = new Uint8Array(9);
-  h[0] = length >>> 16;
-  h[1] = (length >>> 8) & 0xff;
-  h[2] = length & 0xff;
-  h[3] = type;
-  h[4] = flags;
-  new DataView(h.buffer).setUint32(5, streamId & MAX_WINDOW);
+  writeFrameHeader(h, length, type, flags, streamId);
   return h;
+}
+
+/** The 9-byte frame header at the start of `out`. */
+export function writeFrameHeader(
+  out: Uint8Array,
+  length: number,
+  type: number,
+  flags: number,
+  streamId: number,
+): void {
+  out[0] = length >>> 16;
+  out[1] = (length >>> 8) & 0xff;
+  out[2] = length & 0xff;
+  out[3] = type;
+  out[4] = flags;
+  const id = streamId & MAX_WINDOW;
+  out[5] = id >>> 24;
+  out[6] = (id >>> 16) & 0xff;
+  out[7] = (id >>> 8) & 0xff;
+  out[8] = id & 0xff;
 }
 
 /** A whole frame (header + payload) in one buffer, for control frames. */

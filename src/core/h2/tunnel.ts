@@ -26,12 +26,16 @@ import {
   settingsAckFrame,
   unpad,
   windowUpdateFrame,
+  writeFrameHeader,
 } from "./frames.ts";
 import { H2Stream, type StreamHost } from "./tunnel_stream.ts";
 import { type ConnectHandler, H2Base, type H2SessionOptions, type Headers } from "./tunnel_base.ts";
 
 export type { ConnectHandler, H2SessionOptions, Headers };
 export { H2Stream };
+
+/** DATA payloads up to this size are copied next to their header and written once. */
+const SMALL_FRAME = 8192;
 
 /** One multiplexed HTTP/2 connection carrying CONNECT tunnels. */
 export class H2Session extends H2Base implements StreamHost {
@@ -131,6 +135,18 @@ export class H2Session extends H2Base implements StreamHost {
     const p = s.pending;
     if (!p) return;
     let ok = true;
+    const whole = Math.min(s.sendWindow.available, this.connSend.available, this.peerMaxFrameSize);
+    if (p.offset === 0 && p.chunk.length <= SMALL_FRAME && p.chunk.length <= whole) {
+      // Small writes (request/response traffic): one buffer, one socket write, no cork.
+      const n = p.chunk.length;
+      const out = new Uint8Array(9 + n);
+      writeFrameHeader(out, n, FrameType.DATA, 0, s.id);
+      out.set(p.chunk, 9);
+      ok = this.socket.write(out);
+      p.offset = n;
+      s.sendWindow.available -= n;
+      this.connSend.available -= n;
+    }
     this.socket.cork(); // header + payload leave in one TLS record write
     while (p.offset < p.chunk.length) {
       const n = Math.min(
