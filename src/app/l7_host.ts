@@ -14,11 +14,32 @@ import { pluginFilters } from "./snapshot_builder.ts";
 export class L7Host {
   readonly host: FilterHost;
   private watcher: FilterWatcher | undefined;
+  /** The services of the snapshot being served: proxy-wasm callout clusters that name a service
+   * resolve against it at call time. */
+  private services: readonly Service[] = [];
+  private pick = 0;
 
   constructor(readonly opts: { dev: boolean; nodeName?: string }) {
     const registry = defaultRegistry();
-    registerProxyWasm(registry, { nodeId: opts.nodeName ?? "weft" });
+    registerProxyWasm(registry, {
+      nodeId: opts.nodeName ?? "weft",
+      resolveService: (name, port) => this.resolveService(name, port),
+    });
     this.host = new FilterHost(registry);
+  }
+
+  /** "name", "name.namespace" or the hostname, and a service port (default: the first) →
+   * one endpoint's "address:targetPort" (round robin), dialled directly. */
+  private resolveService(name: string, port: number | undefined): string | undefined {
+    const svc = this.services.find((s) =>
+      s.hostname === name || s.name === name || `${s.name}.${s.namespace}` === name
+    );
+    const p = port === undefined ? svc?.ports[0] : svc?.ports.find((x) => x.port === port);
+    if (!svc || !p || svc.endpoints.length === 0) return undefined;
+    const ep = svc.endpoints[this.pick++ % svc.endpoints.length]!;
+    return ep.address.includes(":")
+      ? `[${ep.address}]:${p.targetPort}`
+      : `${ep.address}:${p.targetPort}`;
   }
 
   chainsFor(svc: ServiceConfig, cfg: WeftConfig): { inbound: FilterRef[]; outbound: FilterRef[] } {
@@ -41,6 +62,7 @@ export class L7Host {
       });
     }
     await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));
+    this.services = services;
     if (this.opts.dev && !this.watcher && this.host.names().length > 0) {
       this.watcher = watchFilters(this.host);
     }

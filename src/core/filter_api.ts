@@ -87,7 +87,8 @@ export type FilterFailureKind =
   | "timeout"
   | "memory"
   | "bad_output"
-  | "unavailable";
+  | "unavailable"
+  | "callout";
 
 export type FilterOutcome =
   | FilterDecision

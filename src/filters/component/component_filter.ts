@@ -17,7 +17,7 @@ import type {
   HttpResponseContext,
 } from "../../core/mod.ts";
 import { logger, WeftError } from "../../core/mod.ts";
-import { filterMetrics } from "../filter_metrics.ts";
+import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import { BadOutput, type Guest } from "./guest.ts";
 import { CallTimeout, HostBridge } from "./host_bridge.ts";
 import type { LoadedComponent } from "./component_loader.ts";
@@ -146,7 +146,7 @@ export class ComponentFilter implements HttpFilter {
   ): FilterOutcome | Promise<FilterOutcome> {
     if (this.backoffUntil > 0) {
       if (performance.now() < this.backoffUntil) {
-        return this.failed("unavailable", "filter in crash-loop backoff");
+        return this.failed("unavailable", "filter in crash-loop backoff", req);
       }
       this.backoffUntil = 0;
     }
@@ -154,7 +154,7 @@ export class ComponentFilter implements HttpFilter {
     if (slot) return this.call(slot, req, res);
     return this.newSlot().then(
       (s) => this.call(s, req, res),
-      (e) => this.failed("unavailable", `cannot start an instance: ${(e as Error).message}`),
+      (e) => this.failed("unavailable", `cannot start an instance: ${(e as Error).message}`, req),
     );
   }
 
@@ -178,7 +178,7 @@ export class ComponentFilter implements HttpFilter {
       if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
       out = d;
     } catch (e) {
-      out = this.onTrap(slot, e);
+      out = this.onTrap(slot, e, req);
     } finally {
       slot.bridge.end();
     }
@@ -188,7 +188,7 @@ export class ComponentFilter implements HttpFilter {
   }
 
   /** The instance is dropped (its state may be corrupt); the next call gets a fresh one. */
-  private onTrap(slot: Slot, e: unknown): Failed {
+  private onTrap(slot: Slot, e: unknown, req: HttpRequestContext): Failed {
     let kind: FilterFailureKind = "trap";
     if (e instanceof CallTimeout) kind = "timeout";
     else if (e instanceof BadOutput) kind = "bad_output";
@@ -204,11 +204,11 @@ export class ComponentFilter implements HttpFilter {
     } else if (this.crashes.length === 1) {
       this.backoffMs = this.sandbox.backoffBaseMs;
     }
-    return this.failed(kind, (e as Error)?.message ?? String(e));
+    return this.failed(kind, (e as Error)?.message ?? String(e), req);
   }
 
-  private failed(kind: FilterFailureKind, message: string): Failed {
-    filterMetrics.errors.inc({ filter: this.name, kind });
+  private failed(kind: FilterFailureKind, message: string, req: HttpRequestContext): Failed {
+    countFilterError(this.name, kind, req);
     log.debug("filter failed", { filter: this.name, kind, message });
     return { action: "failed", kind, message };
   }

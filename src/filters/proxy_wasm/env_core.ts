@@ -7,7 +7,7 @@
 import type { LogLevel as WeftLevel } from "../../core/mod.ts";
 import { BufferType, LogLevel, Status } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
-import { getProperty, splitPath } from "./properties.ts";
+import { getProperty, splitPath, UNSERIALIZABLE } from "./properties.ts";
 import type { ProxyWasmVm, StreamState } from "./vm.ts";
 
 type HostFn = (...a: number[]) => number;
@@ -68,6 +68,7 @@ function propertyScope(vm: ProxyWasmVm, s: StreamState | undefined) {
     rootId: st.rootId,
     vmId: st.vmId,
     nodeId: st.nodeId,
+    nodeCluster: st.nodeCluster,
     nodeMetadata: st.nodeMetadata,
     req: s?.req,
     res: s?.res,
@@ -147,6 +148,7 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       guard(() => {
         const v = getProperty(splitPath(m.readString(p, l)), propertyScope(vm, vm.effective));
         if (v === undefined) return Status.NOT_FOUND;
+        if (v === UNSERIALIZABLE) return Status.SERIALIZATION_FAILURE;
         return m.give(v, retPtr, retLen);
       }),
     proxy_set_property: (p, l, vp, vl) =>

@@ -26,7 +26,9 @@ function quietLogs(): { lines: string[]; restore: () => void } {
 const FAILURES = [
   ["trap", "trap", true],
   ["loop", "timeout", true],
-  ["grow", "trap", true], // the sandbox clamps the memory maximum: grow fails, the guest traps
+  // The sandbox clamps the memory maximum: grow fails and the guest traps at the cap, which is
+  // a memory failure, not a plain trap.
+  ["grow-loop", "memory", true],
   ["grow", "memory", false], // without it, the host's size check after the call catches it
 ] as const;
 
@@ -151,6 +153,78 @@ Deno.test("PAUSE until the http_call result continues or answers locally", async
   assertEquals(r.requestHeaders.get("x-callout-status"), "2", "unknown upstream: BAD_ARGUMENT");
   noCluster.onDone(r);
   noCluster.close();
+});
+
+Deno.test("callouts: refused, failed and timed-out calls are logged, counted, never hang", async () => {
+  const logs = quietLogs();
+  // A port nothing listens on: bind, note it, close.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) held.push(c); // accept, never answer
+  })();
+  const errors = (name: string) =>
+    metrics.render().match(
+      new RegExp(`weft_filter_errors_total\\{filter="${name}",kind="callout"\\} (\\d+)`),
+    )?.[1];
+  try {
+    const refused = await createProxyWasmFilter(ref("co-refused", wasm, {}));
+    const r1 = request({ "x-test": "callout-pause" });
+    const t0 = performance.now();
+    const o1 = await refused.onRequest(r1);
+    assert(o1.action === "failed" && o1.kind === "callout", JSON.stringify(o1));
+    assert(performance.now() - t0 < 500, "failed at once, not after the pause timeout");
+    refused.onDone(r1);
+    refused.close();
+    assertEquals(errors("co-refused"), "1");
+    assert(logs.lines.some((l) => l.includes("http call refused") && l.includes("nowhere")));
+
+    const dead = await createProxyWasmFilter(ref("co-dead", wasm, {}), {
+      clusters: { authz: { address: `127.0.0.1:${deadPort}` } },
+    });
+    const r2 = request({ "x-test": "callout", "x-user": "alice" });
+    const o2 = await dead.onRequest(r2);
+    assert(o2.action === "respond" && o2.response.status === 503, "the guest saw the failure");
+    dead.onDone(r2);
+    dead.close();
+    assertEquals(errors("co-dead"), "1");
+    assert(logs.lines.some((l) => l.includes("http call failed") && l.includes("co-dead")));
+
+    // The guest asks for a 2 s timeout; the host honours it.
+    const slow = await createProxyWasmFilter(ref("co-slow", wasm, {}), {
+      clusters: { authz: `127.0.0.1:${(silent.addr as Deno.NetAddr).port}` },
+    });
+    const r3 = request({ "x-test": "callout", "x-user": "alice" });
+    const t3 = performance.now();
+    const o3 = await slow.onRequest(r3);
+    const took = performance.now() - t3;
+    assert(o3.action === "respond" && o3.response.status === 503);
+    assert(took >= 1900 && took < 4000, `timed out after ${took} ms`);
+    slow.onDone(r3);
+    slow.close();
+    assert(logs.lines.some((l) => l.includes("timed out after 2000 ms")));
+  } finally {
+    silent.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+    logs.restore();
+  }
+});
+
+Deno.test("unimplemented imports are reported before the VM starts, even when it fails", async () => {
+  const logs = quietLogs();
+  try {
+    await assertRejects(
+      () => createProxyWasmFilter(ref("dies-at-start", wasm, {}), { vmConfig: "trap" }),
+      /failed during start/,
+    );
+    assert(logs.lines.some((l) => l.includes("imports functions weft does not implement")));
+  } finally {
+    logs.restore();
+  }
 });
 
 Deno.test("a stream paused forever fails as timeout after pauseTimeoutMs", async () => {

@@ -7,30 +7,28 @@
  */
 import type { HttpRequestContext, HttpResponseContext } from "../../core/mod.ts";
 import { encodeBool, encodeInt64, encodePairs, encodeString } from "./abi.ts";
+import {
+  type PropertyValue,
+  protoNode,
+  protoStruct,
+  structFieldValue,
+  UNSERIALIZABLE,
+} from "./property_values.ts";
+
+export { type PropertyValue, UNSERIALIZABLE };
 
 export interface PropertyScope {
   readonly pluginName: string;
   readonly rootId: string;
   readonly vmId: string;
   readonly nodeId: string;
+  readonly nodeCluster: string;
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
   readonly req: HttpRequestContext | undefined;
   readonly res: HttpResponseContext | undefined;
   readonly startMs: number | undefined;
   /** Values written by `proxy_set_property` for this stream (or the root). */
   readonly written: ReadonlyMap<string, Uint8Array> | undefined;
-}
-
-function metadataValue(v: unknown): Uint8Array | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === "string") return encodeString(v);
-  if (typeof v === "boolean") return encodeBool(v);
-  if (typeof v === "number" && Number.isInteger(v)) return encodeInt64(v);
-  if (Array.isArray(v)) return encodePairs(v.map((x) => [String(x), ""] as const));
-  if (typeof v === "object") {
-    return encodePairs(Object.entries(v).map(([k, x]) => [k, String(x)] as const));
-  }
-  return encodeString(String(v));
 }
 
 function headerMap(h: { entries(): [string, string][] }): Uint8Array {
@@ -69,6 +67,22 @@ function requestProperty(name: string, rest: string[], s: PropertyScope): Uint8A
       return encodeString(req.requestHeaders.get("referer") ?? "");
     case "time":
       return s.startMs === undefined ? undefined : encodeInt64(BigInt(s.startMs) * 1_000_000n);
+    case "duration":
+      return s.startMs === undefined
+        ? undefined
+        : encodeInt64(BigInt(Math.max(0, Date.now() - s.startMs)) * 1_000_000n);
+    case "size": {
+      if (req.requestBody !== undefined) return encodeInt64(req.requestBody.length);
+      const n = Number(req.requestHeaders.get("content-length") ?? "0");
+      return encodeInt64(Number.isSafeInteger(n) ? n : 0);
+    }
+    case "total_size":
+    case "headers_bytes": {
+      let n = 0;
+      for (const [k, v] of req.requestHeaders.entries()) n += k.length + v.length;
+      if (name === "headers_bytes") return encodeInt64(n);
+      return encodeInt64(n + (req.requestBody?.length ?? 0));
+    }
     case "headers": {
       if (rest.length === 0) return headerMap(req.requestHeaders);
       const all = req.requestHeaders.getAll(rest[0]!.toLowerCase());
@@ -82,6 +96,17 @@ function responseProperty(name: string, rest: string[], s: PropertyScope): Uint8
   const res = s.res;
   if (!res) return undefined;
   if (name === "code") return encodeInt64(res.status);
+  if (name === "code_details") return encodeString(res.status < 400 ? "via_upstream" : "");
+  if (name === "flags") return encodeInt64(0);
+  if (name === "grpc_status") {
+    const g = res.responseHeaders.get("grpc-status");
+    return g === undefined ? undefined : encodeInt64(Number(g) || 0);
+  }
+  if (name === "size" || name === "total_size") {
+    const n = res.responseBody?.length ?? Number(res.responseHeaders.get("content-length") ?? 0);
+    return encodeInt64(Number.isSafeInteger(n) ? n : 0);
+  }
+  if (name === "trailers") return rest.length === 0 ? encodePairs([]) : undefined;
   if (name === "headers") {
     if (rest.length === 0) return headerMap(res.responseHeaders);
     const all = res.responseHeaders.getAll(rest[0]!.toLowerCase());
@@ -90,12 +115,61 @@ function responseProperty(name: string, rest: string[], s: PropertyScope): Uint8
   return undefined;
 }
 
-function nodeProperty(rest: string[], s: PropertyScope): Uint8Array | undefined {
-  const [field, key] = rest;
+/** `node`, `node.id`, `node.cluster`, `node.metadata` (a Struct message, what the C++ SDK's
+ * getMessageValue parses) and `node.metadata.<KEY>` (its value, see structFieldValue). */
+function nodeProperty(rest: string[], s: PropertyScope): PropertyValue {
+  const [field, key, ...deeper] = rest;
+  if (field === undefined) return protoNode(s.nodeId, s.nodeCluster, s.nodeMetadata);
   if (field === "id") return encodeString(s.nodeId);
+  if (field === "cluster") return encodeString(s.nodeCluster);
   if (field !== "metadata") return undefined;
-  if (key === undefined) return metadataValue(s.nodeMetadata);
-  return metadataValue(s.nodeMetadata[key]);
+  if (key === undefined) return protoStruct(s.nodeMetadata);
+  let v: unknown = s.nodeMetadata[key];
+  for (const k of deeper) {
+    v = v !== null && typeof v === "object" && !Array.isArray(v)
+      ? (v as Record<string, unknown>)[k]
+      : undefined;
+  }
+  return structFieldValue(v);
+}
+
+/** Istio's cluster names: `outbound|<port>||<host>` and `inbound|<port>||`. */
+function clusterName(s: PropertyScope): string | undefined {
+  const p = s.req?.peer;
+  if (!p) return undefined;
+  return s.req!.direction === "outbound"
+    ? `outbound|${p.destinationPort}||${p.destinationService ?? p.destinationAddress}`
+    : `inbound|${p.destinationPort}||`;
+}
+
+function routeName(s: PropertyScope): string | undefined {
+  const p = s.req?.peer;
+  if (!p) return undefined;
+  return p.destinationService ? `${p.destinationService}:${p.destinationPort}` : "default";
+}
+
+/** Names Envoy answers both at the top level (≤ 1.32) and under `xds.` (1.33+). */
+function xdsProperty(name: string | undefined, rest: string[], s: PropertyScope): PropertyValue {
+  switch (name) {
+    case "node":
+      return nodeProperty(rest, s);
+    case "cluster_name": {
+      const c = clusterName(s);
+      return c === undefined ? undefined : encodeString(c);
+    }
+    case "route_name": {
+      const r = routeName(s);
+      return r === undefined ? undefined : encodeString(r);
+    }
+    case "listener_direction":
+      return s.req ? encodeInt64(s.req.direction === "inbound" ? 1 : 2) : undefined;
+    case "cluster_metadata":
+    case "route_metadata":
+    case "listener_metadata":
+    case "upstream_host_metadata":
+      return rest.length === 0 ? protoStruct({}) : undefined;
+  }
+  return undefined;
 }
 
 function peerProperty(
@@ -134,6 +208,8 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
   switch (field) {
     case "mtls":
       return encodeBool(p.mtls);
+    case "tls_version":
+      return p.mtls ? encodeString("TLSv1.3") : undefined;
     case "uri_san_peer_certificate":
       return p.sourcePrincipal === undefined ? undefined : encodeString(p.sourcePrincipal);
     case "uri_san_local_certificate":
@@ -145,7 +221,7 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
 }
 
 /** Resolve a property path (already split into segments). */
-export function getProperty(path: string[], s: PropertyScope): Uint8Array | undefined {
+export function getProperty(path: string[], s: PropertyScope): PropertyValue {
   const written = s.written?.get(path.join("\0"));
   if (written) return written;
   const [head, ...rest] = path;
@@ -165,14 +241,12 @@ export function getProperty(path: string[], s: PropertyScope): Uint8Array | unde
       return peerProperty(head, rest[0], s);
     case "connection":
       return connectionProperty(rest[0], s);
-    case "node":
-      return nodeProperty(rest, s);
     case "xds":
-      return rest[0] === "node" ? nodeProperty(rest.slice(1), s) : undefined;
-    case "listener_direction":
-      return s.req ? encodeInt64(s.req.direction === "inbound" ? 1 : 2) : undefined;
+      return xdsProperty(rest[0], rest.slice(1), s);
+    case "connection_id":
+      return undefined;
   }
-  return undefined;
+  return xdsProperty(head, rest, s);
 }
 
 /** Split a raw property path: 0x00-separated per the ABI; a single dotted segment

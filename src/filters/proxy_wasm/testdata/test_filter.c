@@ -102,6 +102,8 @@ EXPORT(proxy_on_vm_start) uint32_t on_vm_start(uint32_t ctx, uint32_t size) {
   /* A VM configuration starting with 'r' ("reject") refuses the VM. */
   if (size && proxy_get_buffer_bytes(VM_CONFIGURATION, 0, size, &cfg, &len) == OK && len && cfg[0] == 'r')
     return 0;
+  /* "trap": die during VM start (the import report must already be out). */
+  if (len && cfg[0] == 't') __builtin_trap();
 #else
   (void)size;
 #endif
@@ -258,6 +260,12 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   }
   if (is("loop")) for (volatile int i = 0;; i++) {}
   if (is("grow") && __builtin_wasm_memory_grow(0, 128) == (size_t)-1) __builtin_trap(); /* 8 MiB */
+  /* A runaway allocator: 1 MiB at a time until growth fails, then abort (only run sandboxed:
+   * the sandbox clamps the maximum). */
+  if (is("grow-loop")) {
+    while (__builtin_wasm_memory_grow(0, 16) != (size_t)-1) {}
+    __builtin_trap();
+  }
   if (is("unimplemented")) set_req_num(S("x-unimplemented-status"), proxy_weft_no_such_function(1));
   if (is("missing")) {
     char *v = 0;
@@ -293,6 +301,14 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
     proxy_log(LOG_INFO, S("hello from the test filter"));
   }
   if (is("callout")) return callout(ctx);
+  if (is("callout-pause")) {
+    /* A filter that ignores the refusal and waits anyway (the host must not hang it). */
+    static const char h[] = "\x03\0\0\0" "\x07\0\0\0\x03\0\0\0" "\x05\0\0\0\x01\0\0\0"
+                            "\x0a\0\0\0\x01\0\0\0" ":method\0GET\0:path\0/\0:authority\0x\0";
+    uint32_t token = 0;
+    proxy_http_call(S("nowhere"), h, sizeof h - 1, 0, 0, 0, 0, 1000, &token);
+    return PAUSE;
+  }
   if (is("hold")) return PAUSE; /* and never continue */
   if (is("deferdone")) deferred_ctx = ctx;
   return CONTINUE;
