@@ -22,3 +22,5 @@ export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
 export { writeLocal } from "./http_io.ts";
 export type { HttpProxyOptions } from "./http_proxy.ts";
+export { checkFilterConfig, registerFilterConfigCheck } from "./filter_checks.ts";
+export type { FilterConfigCheck } from "./filter_checks.ts";

@@ -191,6 +191,7 @@ export class ProxyWasmFilter implements HttpFilter {
   close(): void {
     this.closed = true;
     this.vm?.close();
+    this.vm = undefined; // streams in flight keep their VM; new requests get "unavailable"
   }
 }
 

@@ -8,7 +8,7 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { FilterRef } from "../../core/mod.ts";
-import { errorMessage, WeftError } from "../../core/mod.ts";
+import { checkFilterConfig, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   HTTPFaultSchema,
   RBACSchema,
@@ -132,6 +132,13 @@ export function filterFromAny(name: string, any: Any): FilterSpec {
 }
 
 function decodeFilter(name: string, any: Any): FilterSpec {
+  const spec = decodeFilterUnchecked(name, any);
+  // Converted and validated here, before the ACK: a config weft cannot use is a NACK.
+  if (spec.kind === "filter") checkFilterConfig(spec.ref);
+  return spec;
+}
+
+function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
   const { schema, msg } = decodeKnown(any);
   if (schema === RouterSchema) return { kind: "router" };
   if (schema === WasmSchema) return { kind: "filter", ref: wasmRef(name, msg as never) };
