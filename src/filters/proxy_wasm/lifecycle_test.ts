@@ -302,3 +302,42 @@ Deno.test("hot reload: a rebuilt module loads beside the old one; in-flight stre
     logs.restore();
   }
 });
+
+Deno.test("metrics: proxy-wasm filters report calls and duration; one error per request", async () => {
+  const logs = quietLogs();
+  const f = await createProxyWasmFilter(ref("metered", wasm, {}, "FAIL_OPEN"), {
+    reloadBackoffMs: 10_000,
+  });
+  const count = (re: RegExp) => Number(metrics.render().match(re)?.[1] ?? 0);
+  try {
+    for (let i = 0; i < 8; i++) {
+      const r = request({});
+      await f.onRequest(r);
+      await f.onResponse(r, response(200));
+      f.onDone(r);
+    }
+    assertEquals(count(/weft_filter_calls_total\{filter="metered",phase="request"\} (\d+)/), 8);
+    assertEquals(count(/weft_filter_calls_total\{filter="metered",phase="response"\} (\d+)/), 8);
+    assert(
+      count(/weft_filter_duration_seconds_count\{filter="metered",phase="request"\} (\d+)/) >= 1,
+      "latency sampled",
+    );
+    // Two traps in a row put the VM into backoff; each failing request counts once.
+    for (const mode of ["trap", "trap"]) {
+      const r = request({ "x-test": mode });
+      await f.onRequest(r);
+      await f.onResponse(r, response(200));
+      f.onDone(r);
+    }
+    const r = request({});
+    const o = await f.onRequest(r);
+    assert(o.action === "failed" && o.kind === "unavailable");
+    await f.onResponse(r, response(200));
+    f.onDone(r);
+    assertEquals(count(/weft_filter_errors_total\{filter="metered",kind="trap"\} (\d+)/), 2);
+    assertEquals(count(/weft_filter_errors_total\{filter="metered",kind="unavailable"\} (\d+)/), 1);
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
