@@ -244,6 +244,7 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
     "clusters",
     "maxMemoryBytes",
     "callBudgetMs",
+    "bodies",
   ]);
   const url = c.str(`${path}.url`, o.url);
   if (url && !/^(file:\/\/|https?:\/\/|\.{0,2}\/|[A-Za-z0-9_])/.test(url)) {
@@ -282,6 +283,7 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
     callBudgetMs: o.callBudgetMs === undefined
       ? undefined
       : c.int(`${path}.callBudgetMs`, o.callBudgetMs, undefined, 1, 60_000),
+    bodies: c.bool(`${path}.bodies`, o.bodies, false),
   };
 }
 

@@ -62,6 +62,8 @@ export interface PluginConfig {
   readonly clusters: Readonly<Record<string, CalloutCluster>>;
   readonly maxMemoryBytes: number | undefined;
   readonly callBudgetMs: number | undefined;
+  /** Buffered request/response bodies for this plugin (proxy-wasm body callbacks). */
+  readonly bodies: boolean;
   readonly name: string;
   readonly url: string;
   readonly sha256: string | undefined;

@@ -112,6 +112,8 @@ export interface FilterRuntime {
   readonly clusters?: Readonly<Record<string, string | CalloutCluster>>;
   readonly maxMemoryBytes?: number;
   readonly callBudgetMs?: number;
+  /** Ask the data path for whole (buffered) request and response bodies. */
+  readonly bodies?: boolean;
 }
 
 export type FailPolicy = "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";

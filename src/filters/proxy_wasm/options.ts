@@ -150,6 +150,7 @@ export function optionsFromRuntime(r: FilterRuntime | undefined): ProxyWasmHostO
     ...(r.clusters !== undefined ? { clusters: r.clusters } : {}),
     ...(r.maxMemoryBytes !== undefined ? { maxMemoryBytes: r.maxMemoryBytes } : {}),
     ...(r.callBudgetMs !== undefined ? { callBudgetMs: r.callBudgetMs } : {}),
+    ...(r.bodies !== undefined ? { bodies: r.bodies } : {}),
   };
 }
 
