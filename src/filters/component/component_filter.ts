@@ -65,6 +65,7 @@ export class ComponentFilter implements HttpFilter {
   private backoffUntil = 0;
   private backoffMs: number;
   private callSeq = 0;
+  private trapReported = false;
   private readonly labels: { req: Record<string, string>; res: Record<string, string> };
   /** weft_filter_calls_total per phase, label key built once. */
   private readonly countCall: { req: (by?: number) => void; res: (by?: number) => void };
@@ -209,6 +210,17 @@ export class ComponentFilter implements HttpFilter {
 
   private failed(kind: FilterFailureKind, message: string, req: HttpRequestContext): Failed {
     countFilterError(this.name, kind, req);
+    if (kind === "trap" && !this.trapReported) {
+      // The first trap of a generation is worth a warning: for JS guests a bare "unreachable"
+      // is usually a binding convention (wasm/README.md), not a crash in the filter's logic.
+      this.trapReported = true;
+      log.warn("filter trapped", {
+        filter: this.name,
+        message,
+        hint: "JS guests: u64 are Numbers (a BigInt traps), enums are kebab-case strings, " +
+          "variants are {tag, val}; see wasm/README.md",
+      });
+    }
     log.debug("filter failed", { filter: this.name, kind, message });
     return { action: "failed", kind, message };
   }
