@@ -41,6 +41,14 @@ uint32_t proxy_replace_header_map_value(uint32_t, const char *, size_t, const ch
 IMPORT(proxy_set_buffer_bytes)
 uint32_t proxy_set_buffer_bytes(uint32_t, uint32_t, uint32_t, const char *, size_t);
 IMPORT(proxy_weft_no_such_function) uint32_t proxy_weft_no_such_function(uint32_t);
+IMPORT(proxy_register_shared_queue)
+uint32_t proxy_register_shared_queue(const char *n, size_t nl, uint32_t *id);
+IMPORT(proxy_resolve_shared_queue)
+uint32_t proxy_resolve_shared_queue(const char *v, size_t vl, const char *n, size_t nl, uint32_t *id);
+IMPORT(proxy_enqueue_shared_queue)
+uint32_t proxy_enqueue_shared_queue(uint32_t id, const char *v, size_t vl);
+IMPORT(proxy_dequeue_shared_queue)
+uint32_t proxy_dequeue_shared_queue(uint32_t id, char **v, size_t *vl);
 IMPORT(proxy_done) uint32_t proxy_done(void);
 #define WASI(mod, name) __attribute__((import_module(mod), import_name(#name)))
 WASI("wasi_snapshot_preview1", environ_sizes_get) uint32_t environ_sizes_get(uint32_t *, uint32_t *);
@@ -133,6 +141,41 @@ EXPORT(proxy_on_tick) void on_tick(uint32_t ctx) {
   (void)ctx;
   proxy_increment_metric(ticks_metric, 1);
   if (++tick_count >= 3) proxy_set_tick_period_milliseconds(0);
+}
+
+/* Shared queues across VMs: "queue-owner" registers "q" (this VM is woken by on_queue_ready),
+ * "queue-send" resolves it by this plugin's vm_id and enqueues, "queue-last" shows what the
+ * owner dequeued; "shared-read" reads key "k" written by any VM of the same vm_id. */
+static char last_item[32];
+static size_t last_len;
+
+EXPORT(proxy_on_queue_ready) void on_queue_ready(uint32_t root, uint32_t id) {
+  (void)root;
+  char *v = 0;
+  size_t vl = 0;
+  if (proxy_dequeue_shared_queue(id, &v, &vl) != OK) return;
+  last_len = vl < sizeof last_item ? vl : sizeof last_item;
+  for (size_t i = 0; i < last_len; i++) last_item[i] = v[i];
+}
+
+static void queue_modes(void) {
+  uint32_t id = 0;
+  if (is("queue-owner")) set_req_num(S("x-queue-status"), proxy_register_shared_queue(S("q"), &id));
+  if (is("queue-send")) {
+    char *vm = 0;
+    size_t vml = 0;
+    proxy_get_property(S("plugin_vm_id"), &vm, &vml);
+    uint32_t st = proxy_resolve_shared_queue(vm, vml, S("q"), &id);
+    if (st == OK) st = proxy_enqueue_shared_queue(id, S("hello-from-another-vm"));
+    set_req_num(S("x-queue-status"), st);
+  }
+  if (is("queue-last")) set_req(S("x-queue-last"), last_item, last_len);
+  if (is("shared-read")) {
+    char *v = 0;
+    size_t vl = 0;
+    uint32_t cas = 0;
+    if (proxy_get_shared_data(S("k"), &v, &vl, &cas) == OK) set_req(S("x-shared-k"), v, vl);
+  }
 }
 
 static void shared_sequence(void) {
@@ -291,6 +334,7 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
     prop(S("no\0such\0thing"), S("x-unknown-prop"), 0);
   }
   if (is("shared")) shared_sequence();
+  queue_modes();
   if (is("metrics")) metrics_sequence();
   if (is("pairs")) pairs_roundtrip();
   if (is("wasi")) wasi_sequence();
