@@ -37,6 +37,8 @@ function bufferOf(vm: ProxyWasmVm, type: number): Uint8Array | undefined {
       return s?.res?.responseBody;
     case BufferType.HTTP_CALL_RESPONSE_BODY:
       return vm.httpCallResult?.body;
+    case BufferType.GRPC_CALL_MESSAGE:
+      return vm.grpc?.message;
   }
   return undefined;
 }
@@ -181,6 +183,11 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
     },
     proxy_get_status: (codePtr, msgPtr, msgLen) =>
       guard(() => {
+        const g = vm.grpc;
+        if (g?.status !== undefined) {
+          m.setU32(codePtr, g.status);
+          return m.give(new TextEncoder().encode(g.statusMessage ?? ""), msgPtr, msgLen);
+        }
         const r = vm.httpCallResult;
         if (!r) return Status.NOT_FOUND;
         m.setU32(codePtr, r.status);

@@ -69,6 +69,8 @@ function writable(vm: ProxyWasmVm, type: number): boolean {
 
 function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) return vm.httpCallResult?.headers;
+  if (type === MapType.GRPC_CALL_INITIAL_METADATA) return vm.grpc?.initial;
+  if (type === MapType.GRPC_CALL_TRAILING_METADATA) return vm.grpc?.trailing;
   const h = mapOf(vm, type);
   const s = vm.effective;
   if (!h || !s) return undefined;
@@ -81,6 +83,9 @@ function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
 function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefined {
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) {
     return vm.httpCallResult?.headers.find(([k]) => k === key)?.[1];
+  }
+  if (type === MapType.GRPC_CALL_INITIAL_METADATA || type === MapType.GRPC_CALL_TRAILING_METADATA) {
+    return pairsOf(vm, type)?.find(([k]) => k === key)?.[1];
   }
   const h = mapOf(vm, type);
   const s = vm.effective;

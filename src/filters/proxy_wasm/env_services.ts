@@ -8,6 +8,7 @@ import type { Counter, Gauge, Histogram } from "../../core/mod.ts";
 import { decodePairs, MetricType, Status } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
 import { refuseCall, resolveCluster, startHttpCall } from "./http_call.ts";
+import { grpcClusterName, resolveGrpcCluster, startGrpcCall } from "./grpc_call.ts";
 import type { ProxyWasmVm } from "./vm.ts";
 
 export interface HttpCallResult {
@@ -235,6 +236,37 @@ function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
         startHttpCall(vm, id, cluster, target, headers, m.read(bp, bl), timeoutMs >>> 0);
         return Status.OK;
       }),
+    proxy_grpc_call: (up, ul, sp, sl, mp, ml, hp, hl, bp, bl, timeoutMs, idPtr) =>
+      guard(() => {
+        const raw = m.read(up, ul);
+        const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
+        const service = m.readString(sp, sl);
+        const method = m.readString(mp, ml);
+        if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
+        const target = resolveGrpcCluster(vm, raw);
+        if (typeof target === "string") {
+          refuseCall(vm, grpcClusterName(raw), target);
+          return Status.PARSE_FAILURE; // Envoy: an upstream it cannot resolve
+        }
+        const id = nextCallId++;
+        m.setU32(idPtr, id);
+        const path = `/${service}/${method}`;
+        const cluster = grpcClusterName(raw);
+        startGrpcCall(vm, id, cluster, target, path, metadata, m.read(bp, bl), timeoutMs >>> 0);
+        return Status.OK;
+      }),
+    proxy_grpc_cancel: (id) => {
+      const c = vm.grpcCancels.get(id);
+      if (!c) return Status.NOT_FOUND;
+      c();
+      return Status.OK;
+    },
+    proxy_grpc_close: (id) => {
+      const c = vm.grpcCancels.get(id);
+      if (!c) return Status.NOT_FOUND;
+      c();
+      return Status.OK;
+    },
   };
 }
 

@@ -341,3 +341,60 @@ Deno.test("metrics: proxy-wasm filters report calls and duration; one error per 
     logs.restore();
   }
 });
+
+Deno.test("proxy_grpc_call: a unary call to a declared cluster; undeclared is PARSE_FAILURE", async () => {
+  const { createServer } = await import("node:http2");
+  const seen: Record<string, unknown>[] = [];
+  let failNext = false;
+  const server = createServer((req, res) => {
+    const chunks: Uint8Array[] = [];
+    req.on("data", (c: Uint8Array) => chunks.push(c));
+    req.on("end", () => {
+      seen.push({ path: req.url, md: req.headers["x-md"], ct: req.headers["content-type"] });
+      const body = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])).slice(5));
+      const reply = new TextEncoder().encode(`pong:${body}`);
+      const framed = new Uint8Array(5 + reply.length);
+      new DataView(framed.buffer).setUint32(1, reply.length);
+      framed.set(reply, 5);
+      res.writeHead(200, { "content-type": "application/grpc", "x-initial": "1" });
+      res.addTrailers({ "grpc-status": failNext ? "7" : "0", "grpc-message": "denied%20here" });
+      if (failNext) res.end();
+      else res.end(framed);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const logs = quietLogs();
+  const f = await createProxyWasmFilter(ref("grpc", wasm, {}), {
+    clusters: { grpc: `127.0.0.1:${port}` },
+  });
+  try {
+    const req = request({ "x-test": "grpc" });
+    const out = f.onRequest(req);
+    assert(out instanceof Promise, "held while the call runs");
+    assertEquals(await out, { action: "continue" });
+    f.onDone(req);
+    const h = req.requestHeaders;
+    assertEquals(h.get("x-grpc-status"), "0");
+    assertEquals(h.get("x-grpc-get-status"), "0");
+    assertEquals(h.get("x-grpc-message"), "pong:ping");
+    assert(Number(h.get("x-grpc-initial-count")) >= 2, "initial metadata delivered");
+    assertEquals(seen[0], { path: "/test.Echo/Say", md: "v", ct: "application/grpc" });
+
+    failNext = true;
+    const denied = request({ "x-test": "grpc" });
+    assertEquals(await f.onRequest(denied), { action: "continue" }, "the guest continues");
+    f.onDone(denied);
+    assertEquals(denied.requestHeaders.get("x-grpc-status"), "7");
+    assert(logs.lines.some((l) => l.includes("grpc call failed")));
+
+    const nowhere = request({ "x-test": "grpc-nowhere" });
+    assertEquals(f.onRequest(nowhere), { action: "continue" });
+    assertEquals(nowhere.requestHeaders.get("x-grpc-call-status"), "4", "PARSE_FAILURE");
+    f.onDone(nowhere);
+  } finally {
+    f.close();
+    logs.restore();
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -14,6 +14,7 @@ import type { PluginSettings } from "./options.ts";
 import { buildImports } from "./imports.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 import type { HttpCallResult } from "./env_services.ts";
+import type { GrpcDelivery } from "./grpc_call.ts";
 import {
   type Callback,
   type CompiledPlugin,
@@ -38,6 +39,10 @@ export class ProxyWasmVm {
   /** The effective context: a stream, or undefined for the root context. */
   effective: StreamState | undefined;
   httpCallResult: HttpCallResult | undefined;
+  /** The gRPC callout result being delivered (one callback at a time). */
+  grpc: GrpcDelivery | undefined;
+  /** Cancels of gRPC calls in flight, by call id (proxy_grpc_cancel / proxy_grpc_close). */
+  readonly grpcCancels = new Map<number, () => void>();
   dead: GuestFailure | undefined;
   /** Timer cleanups, run when the VM dies or closes. */
   readonly cleanups = new Set<() => void>();

@@ -41,6 +41,11 @@ uint32_t proxy_replace_header_map_value(uint32_t, const char *, size_t, const ch
 IMPORT(proxy_set_buffer_bytes)
 uint32_t proxy_set_buffer_bytes(uint32_t, uint32_t, uint32_t, const char *, size_t);
 IMPORT(proxy_weft_no_such_function) uint32_t proxy_weft_no_such_function(uint32_t);
+IMPORT(proxy_grpc_call)
+uint32_t proxy_grpc_call(const char *up, size_t ul, const char *sv, size_t sl, const char *m,
+                         size_t ml, const char *h, size_t hl, const char *b, size_t bl,
+                         uint32_t timeout, uint32_t *token);
+IMPORT(proxy_get_status) uint32_t proxy_get_status(uint32_t *code, char **msg, size_t *ml);
 IMPORT(proxy_register_shared_queue)
 uint32_t proxy_register_shared_queue(const char *n, size_t nl, uint32_t *id);
 IMPORT(proxy_resolve_shared_queue)
@@ -156,6 +161,59 @@ EXPORT(proxy_on_queue_ready) void on_queue_ready(uint32_t root, uint32_t id) {
   if (proxy_dequeue_shared_queue(id, &v, &vl) != OK) return;
   last_len = vl < sizeof last_item ? vl : sizeof last_item;
   for (size_t i = 0; i < last_len; i++) last_item[i] = v[i];
+}
+
+/* gRPC: "grpc" calls test.Echo/Say on cluster "grpc" with metadata x-md: v and waits;
+ * "grpc-nowhere" names an undeclared cluster (PARSE_FAILURE). The reply becomes x-grpc-* request
+ * headers, then the request continues. */
+static uint32_t grpc_ctx, grpc_token, grpc_md_count;
+static char grpc_msg[64];
+static size_t grpc_msg_len;
+
+static uint32_t grpc_start(uint32_t ctx, int nowhere) {
+  static const char md[] = "\x01\0\0\0" "\x04\0\0\0\x01\0\0\0" "x-md\0v\0";
+  uint32_t st = nowhere
+    ? proxy_grpc_call(S("nowhere"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token)
+    : proxy_grpc_call(S("grpc"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token);
+  if (st != OK) {
+    set_req_num(S("x-grpc-call-status"), st);
+    return CONTINUE;
+  }
+  grpc_ctx = ctx;
+  grpc_md_count = 0;
+  grpc_msg_len = 0;
+  return PAUSE;
+}
+
+EXPORT(proxy_on_grpc_receive_initial_metadata)
+void on_grpc_initial(uint32_t root, uint32_t token, uint32_t n) {
+  (void)root;
+  if (token == grpc_token) grpc_md_count = n;
+}
+
+EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token, uint32_t size) {
+  (void)root;
+  if (token != grpc_token) return;
+  char *b = 0;
+  size_t bl = 0;
+  if (proxy_get_buffer_bytes(5 /* GRPC_CALL_MESSAGE */, 0, size, &b, &bl) != OK) return;
+  grpc_msg_len = bl < sizeof grpc_msg ? bl : sizeof grpc_msg;
+  for (size_t i = 0; i < grpc_msg_len; i++) grpc_msg[i] = b[i];
+}
+
+EXPORT(proxy_on_grpc_close) void on_grpc_close(uint32_t root, uint32_t token, uint32_t status) {
+  (void)root;
+  if (token != grpc_token) return;
+  proxy_set_effective_context(grpc_ctx);
+  uint32_t code = 99;
+  char *msg = 0;
+  size_t ml = 0;
+  proxy_get_status(&code, &msg, &ml);
+  set_req_num(S("x-grpc-status"), status);
+  set_req_num(S("x-grpc-get-status"), code);
+  set_req_num(S("x-grpc-initial-count"), grpc_md_count);
+  set_req(S("x-grpc-message"), grpc_msg, grpc_msg_len);
+  proxy_continue_stream(STREAM_HTTP_REQUEST);
 }
 
 static void queue_modes(void) {
@@ -345,6 +403,8 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
     proxy_log(LOG_INFO, S("hello from the test filter"));
   }
   if (is("callout")) return callout(ctx);
+  if (is("grpc")) return grpc_start(ctx, 0);
+  if (is("grpc-nowhere")) return grpc_start(ctx, 1);
   if (is("callout-pause")) {
     /* A filter that ignores the refusal and waits anyway (the host must not hang it). */
     static const char h[] = "\x03\0\0\0" "\x07\0\0\0\x03\0\0\0" "\x05\0\0\0\x01\0\0\0"
