@@ -23,6 +23,9 @@ export class L7Host {
     const registry = defaultRegistry();
     registerProxyWasm(registry, {
       nodeId: opts.nodeName ?? "weft",
+      // Per request the local workload's NAME/NAMESPACE/SERVICE_ACCOUNT overlay these
+      // (src/filters/proxy_wasm/properties.ts).
+      nodeMetadata: { NODE_NAME: opts.nodeName ?? "weft", PROXY_CONFIG: {}, ISTIO_VERSION: "weft" },
       resolveService: (name, port) => this.resolveService(name, port),
     });
     this.host = new FilterHost(registry);

@@ -111,15 +111,23 @@ Deno.test("properties: Envoy encodings for strings, ints, bools and unknown path
   assertEquals(int("request\0time"), 5_000_000n);
   assertEquals(getProperty(["connection", "mtls"], scope), Uint8Array.of(1));
   assertEquals(text("source.principal"), "spiffe://cluster.local/ns/default/sa/client");
-  assertEquals(text("node\0metadata\0NAME"), "pod-a");
-  assertEquals(text("xds\0node\0metadata\0NAME"), "pod-a");
+  // The request's local workload (inbound: the destination) overlays the configured metadata.
+  assertEquals(text("node\0metadata\0NAME"), "echo");
+  assertEquals(text("node\0metadata\0NAMESPACE"), "default");
+  assertEquals(text("node\0metadata\0SERVICE_ACCOUNT"), "echo");
+  assertEquals(text("xds\0node\0metadata\0NAME"), "echo");
   assertEquals(decodePairs(bytes("node\0metadata\0LABELS")), [["app", "echo"]]);
   // Struct numbers are doubles; a nested struct is a Struct message; the whole metadata too.
   assertEquals(new DataView(bytes("node\0metadata\0REPLICAS").buffer).getFloat64(0, true), 3);
   assertEquals(bytes("node\0metadata\0NESTED")[0], 0x0a, "Struct field 1 (fields), wire type 2");
   assertEquals(text("node\0id"), "node-1");
   assertEquals(text("xds\0node\0cluster"), "echo.default");
-  assert(text("node\0metadata").includes("pod-a"));
+  assert(text("node\0metadata").includes("echo"));
+  assertEquals(
+    getProperty(["node", "metadata", "NAME"], { ...scope, req: undefined }),
+    new TextEncoder().encode("pod-a"),
+    "without a request (root context): the configured metadata",
+  );
   assertEquals(text("cluster_name"), "inbound|8080||");
   assertEquals(text("xds\0cluster_name"), "inbound|8080||");
   assertEquals(text("route_name"), "echo.default.svc.cluster.local:8080");

@@ -119,18 +119,41 @@ function responseProperty(name: string, rest: string[], s: PropertyScope): Uint8
  * getMessageValue parses) and `node.metadata.<KEY>` (its value, see structFieldValue). */
 function nodeProperty(rest: string[], s: PropertyScope): PropertyValue {
   const [field, key, ...deeper] = rest;
-  if (field === undefined) return protoNode(s.nodeId, s.nodeCluster, s.nodeMetadata);
+  const md = nodeMetadata(s);
+  if (field === undefined) return protoNode(s.nodeId, s.nodeCluster, md);
   if (field === "id") return encodeString(s.nodeId);
   if (field === "cluster") return encodeString(s.nodeCluster);
   if (field !== "metadata") return undefined;
-  if (key === undefined) return protoStruct(s.nodeMetadata);
-  let v: unknown = s.nodeMetadata[key];
+  if (key === undefined) return protoStruct(md);
+  let v: unknown = md[key];
   for (const k of deeper) {
     v = v !== null && typeof v === "object" && !Array.isArray(v)
       ? (v as Record<string, unknown>)[k]
       : undefined;
   }
   return structFieldValue(v);
+}
+
+/** weft is one proxy for the node's workloads; a sidecar's node *is* its workload. So the node
+ * metadata a filter reads is the configured metadata overlaid, per request, with the local
+ * workload the request is served for (inbound: the destination; outbound: the source), in
+ * Istio's keys: NAME, WORKLOAD_NAME, NAMESPACE, SERVICE_ACCOUNT. */
+function nodeMetadata(s: PropertyScope): Readonly<Record<string, unknown>> {
+  const req = s.req;
+  if (!req) return s.nodeMetadata;
+  const p = req.peer;
+  const inbound = req.direction === "inbound";
+  const workload = inbound ? p.destinationWorkload : undefined;
+  const namespace = inbound ? p.destinationNamespace : p.sourceNamespace;
+  const principal = inbound ? p.destinationPrincipal : p.sourcePrincipal;
+  const sa = principal?.match(/\/sa\/([^/]+)$/)?.[1];
+  if (workload === undefined && namespace === undefined && sa === undefined) return s.nodeMetadata;
+  return {
+    ...s.nodeMetadata,
+    ...(workload !== undefined ? { NAME: workload, WORKLOAD_NAME: workload } : {}),
+    ...(namespace !== undefined ? { NAMESPACE: namespace } : {}),
+    ...(sa !== undefined ? { SERVICE_ACCOUNT: sa } : {}),
+  };
 }
 
 /** Istio's cluster names: `outbound|<port>||<host>` and `inbound|<port>||`. */
