@@ -94,7 +94,8 @@ Deno.test("properties: Envoy/Istio attribute paths from the request context", as
     assertEquals(h.get("x-destination-port"), "8080");
     assertEquals(h.get("x-source-principal"), "spiffe://cluster.local/ns/default/sa/client");
     assertEquals(h.get("x-mtls"), "1");
-    assertEquals(h.get("x-node-name"), "pod-a");
+    // The request's local workload (inbound: the destination "echo") overlays NAME.
+    assertEquals(h.get("x-node-name"), "echo");
     assertEquals(h.get("x-node-namespace"), "default");
     assertEquals(h.get("x-unknown-prop"), "1001", "NOT_FOUND");
   }, opts);
