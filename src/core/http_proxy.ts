@@ -49,6 +49,15 @@ import {
   wantsRequestBody,
   wantsResponseBody,
 } from "./body_buffer.ts";
+import {
+  logResponseReset,
+  requestChunkCall,
+  requestStreamers,
+  responseChunkCall,
+  responseStreamers,
+  setStreamedFraming,
+  streamBody,
+} from "./body_stream.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
@@ -199,6 +208,9 @@ export class HttpProxy {
   ): Promise<boolean> {
     const buffered = ctx.requestBody;
     if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length);
+    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
+    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
     const reqHead = serializeHead(`${method} ${target} HTTP/1.1`, ctx.requestHeaders.entries());
     let up: Upstream;
     let resRaw: Buffer | null = null;
@@ -216,11 +228,28 @@ export class HttpProxy {
         }, keepAlive);
       }
       // A small body already read shares the head's write: one segment, not head + body.
-      const reqBody = reqFraming.kind === "length"
+      const reqBody = reqFraming.kind === "length" && !streamers.length
         ? reader.takeBuffered(reqFraming.length)
         : undefined;
       if (buffered) up.stream.write(Buffer.concat([reqHead, buffered]));
-      else if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
+      else if (streamers.length) {
+        up.stream.write(reqHead);
+        const local = await streamBody(
+          reader,
+          reqFraming,
+          up.stream,
+          writeWithBackpressure,
+          streamers,
+          requestChunkCall(ctx),
+          ctx,
+          true,
+        );
+        if (local) {
+          up.stream.destroy();
+          this.count(local.status, ctx);
+          return writeLocal(down, local, false);
+        }
+      } else if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
       else {
         up.stream.write(reqHead);
         await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
@@ -277,14 +306,35 @@ export class HttpProxy {
     const closeAfter = !keepAlive || resFraming.kind === "close";
     const resBody = resCtx.responseBody;
     if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length);
+    const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
+    // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
+    if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
     const out = resCtx.responseHeaders.entries();
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
-    const small = resFraming.kind === "length"
+    const small = resFraming.kind === "length" && !resStreamers.length
       ? up.reader.takeBuffered(resFraming.length)
       : undefined;
     if (resBody) down.write(Buffer.concat([resHead, resBody]));
-    else if (small) down.write(Buffer.concat([resHead, small]));
+    else if (resStreamers.length) {
+      down.write(resHead);
+      const reset = await streamBody(
+        up.reader,
+        resFraming,
+        down,
+        writeWithBackpressure,
+        resStreamers,
+        responseChunkCall(ctx, resCtx),
+        ctx,
+        !closeAfter,
+      );
+      if (reset) {
+        logResponseReset(ctx, reset.details);
+        up.stream.destroy();
+        down.destroy();
+        return false;
+      }
+    } else if (small) down.write(Buffer.concat([resHead, small]));
     else {
       down.write(resHead);
       await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b));

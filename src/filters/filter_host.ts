@@ -5,6 +5,7 @@
  * old generation finish on it; a bad new generation is rejected and the old keeps serving.
  */
 import type {
+  BodyOutcome,
   FilterOutcome,
   FilterRef,
   FilterResolver,
@@ -17,6 +18,7 @@ import { countFilterError, filterMetrics } from "./filter_metrics.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 
 const log = logger("filters");
+const PASS: BodyOutcome = Object.freeze({ action: "continue" });
 
 /** Stands in while a filter cannot be loaded: every call fails, so its fail policy decides. */
 class UnavailableFilter implements HttpFilter {
@@ -56,6 +58,27 @@ export class ManagedFilter implements HttpFilter {
   }
   get wantsResponseBody(): boolean {
     return this.current.wantsResponseBody;
+  }
+  get streamsRequestBody(): boolean {
+    return this.current.streamsRequestBody ?? false;
+  }
+  get streamsResponseBody(): boolean {
+    return this.current.streamsResponseBody ?? false;
+  }
+
+  /** Chunks go to the generation the request started on. */
+  onRequestBodyChunk(ctx: HttpRequestContext, chunk: Uint8Array, eos: boolean): BodyOutcome {
+    const g = this.started.get(ctx) ?? this.current;
+    return g.onRequestBodyChunk?.(ctx, chunk, eos) ?? PASS;
+  }
+  onResponseBodyChunk(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome {
+    const g = this.started.get(ctx) ?? this.current;
+    return g.onResponseBodyChunk?.(ctx, res, chunk, eos) ?? PASS;
   }
 
   onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome> {

@@ -8,6 +8,8 @@
  * async (JSPI) binding keeps the same shape.
  */
 import type {
+  BodyDecision,
+  BodyOutcome,
   FailPolicy,
   FilterDecision,
   FilterFailureKind,
@@ -58,8 +60,11 @@ interface Slot {
 type Failed = Extract<FilterOutcome, { action: "failed" }>;
 
 export class ComponentFilter implements HttpFilter {
-  readonly wantsRequestBody = false;
-  readonly wantsResponseBody = false;
+  /** From the guest's configure (0.2.0 body modes; 0.1.0 guests: no bodies). */
+  wantsRequestBody = false;
+  wantsResponseBody = false;
+  streamsRequestBody = false;
+  streamsResponseBody = false;
   private readonly idle: Slot[] = [];
   private crashes: number[] = [];
   private backoffUntil = 0;
@@ -102,7 +107,13 @@ export class ComponentFilter implements HttpFilter {
   ): Promise<ComponentFilter> {
     const bytes = new TextEncoder().encode(JSON.stringify(config ?? {}));
     const f = new ComponentFilter(name, failPolicy, component, bytes, sandbox);
-    f.idle.push(await f.newSlot());
+    const first = await f.newSlot();
+    f.idle.push(first);
+    const modes = first.guest.bodyModes;
+    f.wantsRequestBody = modes.request === "buffered";
+    f.wantsResponseBody = modes.response === "buffered";
+    f.streamsRequestBody = modes.request === "streamed";
+    f.streamsResponseBody = modes.response === "streamed";
     return f;
   }
 
@@ -173,9 +184,9 @@ export class ComponentFilter implements HttpFilter {
     slot.bridge.begin(req, res, this.sandbox.callBudgetMs, t0);
     let out: FilterOutcome;
     try {
-      const d: FilterDecision = res
-        ? slot.guest.onResponseHeaders()
-        : slot.guest.onRequestHeaders();
+      let d: FilterDecision = res ? slot.guest.onResponseHeaders() : slot.guest.onRequestHeaders();
+      // Buffered body mode: the whole body right after the headers hook, in the same phase.
+      if (d.action === "continue") d = this.bufferedBody(slot, req, res, d);
       if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
       out = d;
     } catch (e) {
@@ -186,6 +197,71 @@ export class ComponentFilter implements HttpFilter {
     (res ? this.countCall.res : this.countCall.req)();
     if (sampled) filterMetrics.duration.observe(labels, (performance.now() - t0) / 1000);
     return out;
+  }
+
+  private bufferedBody(
+    slot: Slot,
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    headersDecision: FilterDecision,
+  ): FilterDecision {
+    const g = slot.guest;
+    const body = res ? res.responseBody : req.requestBody;
+    const hook = res ? g.onResponseBody : g.onRequestBody;
+    const wants = res ? this.wantsResponseBody : this.wantsRequestBody;
+    if (!wants || body === undefined || !hook) return headersDecision;
+    const b = hook.call(g, body, true);
+    if (b.action === "respond") return b;
+    if (b.action === "replace") {
+      if (res) res.responseBody = b.body;
+      else req.requestBody = b.body;
+    }
+    return headersDecision;
+  }
+
+  /** Streamed body chunks (0.2.0 `streamed` mode), one guest call per chunk. */
+  onRequestBodyChunk(ctx: HttpRequestContext, chunk: Uint8Array, eos: boolean): BodyOutcome {
+    return this.chunk(ctx, undefined, chunk, eos);
+  }
+
+  onResponseBodyChunk(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome {
+    return this.chunk(ctx, res, chunk, eos);
+  }
+
+  private chunk(
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome {
+    const slot = this.idle.pop();
+    // Instances are created asynchronously; a chunk needs one now (the pool keeps one warm).
+    if (!slot) return this.failed("unavailable", "no idle instance for a body chunk", req);
+    slot.bridge.begin(req, res, this.sandbox.callBudgetMs, 0);
+    try {
+      const g = slot.guest;
+      const hook = res ? g.onResponseBody : g.onRequestBody;
+      const d: BodyDecision = hook ? hook.call(g, chunk, eos) : { action: "continue" };
+      if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
+      return d;
+    } catch (e) {
+      return this.onTrap(slot, e, req);
+    } finally {
+      slot.bridge.end();
+      if (this.idle.length === 0) this.refill();
+    }
+  }
+
+  /** Keep one instance warm for chunk calls after a trap dropped the last one. */
+  private refill(): void {
+    this.newSlot().then((s) => {
+      if (this.idle.length < this.sandbox.poolMax) this.idle.push(s);
+    }, (e) => log.debug("filter instance refill failed", { filter: this.name, err: e }));
   }
 
   /** The instance is dropped (its state may be corrupt); the next call gets a fresh one. */

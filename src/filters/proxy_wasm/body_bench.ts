@@ -5,6 +5,7 @@
  *   JS on the same bytes (TextDecoder, replace, TextEncoder): the wasm host's overhead per body;
  * - a proxy_http_call round trip (PAUSE → loopback HTTP server → on_http_call_response →
  *   continue) against the same HTTP request made directly with node:http.
+ * - weft:filter@0.2.0 component body phases (c_json_body): buffered, and one streamed chunk.
  * Run: deno task bench:bodies
  */
 import { request as httpRequest } from "node:http";
@@ -12,6 +13,7 @@ import { requestContext, responseContext } from "../../../tests/support/filter_c
 import { jsonRedact, ref, request, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
 import { setLogLevel } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
+import { exampleFilter } from "../../../tests/support/example_plugins.ts";
 
 setLogLevel("warn");
 const redact = await createProxyWasmFilter(ref("json-redact", await jsonRedact(), {}), {
@@ -91,3 +93,24 @@ Deno.bench("proxy-wasm proxy_http_call round trip (pause → response → contin
 globalThis.addEventListener("unload", () => {
   void server.shutdown().catch(() => {});
 });
+
+// weft:filter@0.2.0 components (plugins/examples/c_json_body, direct binding): the buffered body
+// phase on the same bodies, and one streamed chunk of 1 KiB / 64 KiB (per-chunk cost).
+const buffered = await exampleFilter("c_json_body", {});
+const streamed = await exampleFilter("c_json_body", { request: "streamed", response: "streamed" });
+for (const [label, body] of Object.entries(bodies)) {
+  Deno.bench(
+    `component c_json_body, buffered ${label} body (request phase)`,
+    { group: label },
+    () => {
+      const ctx = requestContext("/b", [["content-type", "application/json"]]);
+      ctx.requestBody = body;
+      buffered.onRequest(ctx);
+      buffered.onDone(ctx);
+    },
+  );
+  const ctx = requestContext("/b", []);
+  Deno.bench(`component c_json_body, one streamed ${label} chunk`, { group: label }, () => {
+    streamed.onRequestBodyChunk!(ctx, body, false);
+  });
+}
