@@ -106,6 +106,8 @@ export interface FilterRuntime {
   /** proxy-wasm root id (WasmPlugin `pluginName`); default: the filter name. */
   readonly rootId?: string;
   readonly vmId?: string;
+  /** VM configuration (proxy-wasm VM_CONFIGURATION, Envoy vm_config.configuration). */
+  readonly vmConfig?: string;
   /** The plugin's own environment (WasmPlugin vmConfig.env). */
   readonly env?: Readonly<Record<string, string>>;
   /** Callout upstreams by cluster name. */

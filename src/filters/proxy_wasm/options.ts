@@ -146,6 +146,7 @@ export function optionsFromRuntime(r: FilterRuntime | undefined): ProxyWasmHostO
   return {
     ...(r.rootId !== undefined ? { rootId: r.rootId } : {}),
     ...(r.vmId !== undefined ? { vmId: r.vmId } : {}),
+    ...(r.vmConfig !== undefined ? { vmConfig: r.vmConfig } : {}),
     ...(r.env !== undefined ? { env: r.env } : {}),
     ...(r.clusters !== undefined ? { clusters: r.clusters } : {}),
     ...(r.maxMemoryBytes !== undefined ? { maxMemoryBytes: r.maxMemoryBytes } : {}),

@@ -7,8 +7,8 @@ import { type DescMessage, fromJson, type JsonValue, toJson } from "@bufbuild/pr
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
-import type { FilterRef } from "../../core/mod.ts";
-import { checkFilterConfig, errorMessage, WeftError } from "../../core/mod.ts";
+import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
+import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   HTTPFaultSchema,
   RBACSchema,
@@ -102,8 +102,25 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
       config = raw; // Istio passes JSON text; anything else goes through as a string
     }
   }
+  // Envoy's Wasm PluginConfig: root_id (Istio's pluginName), vm_id, vm_config.configuration,
+  // and environment_variables (key_values, and host_env_keys read from weft's own environment).
+  const vars: Record<string, string> = { ...(vm?.environmentVariables?.keyValues ?? {}) };
+  for (const k of vm?.environmentVariables?.hostEnvKeys ?? []) {
+    const v = env(k);
+    if (v !== undefined) vars[k] = v;
+  }
+  const vmConfig = vm?.configuration?.typeUrl === typeUrlOf(StringValueSchema)
+    ? fromBinary(StringValueSchema, vm.configuration.value).value
+    : undefined;
+  const runtime: FilterRuntime = {
+    ...(cfg?.rootId ? { rootId: cfg.rootId } : {}),
+    ...(vm?.vmId ? { vmId: vm.vmId } : {}),
+    ...(Object.keys(vars).length ? { env: vars } : {}),
+    ...(vmConfig ? { vmConfig } : {}),
+  };
   return {
     name: cfg?.name || name,
+    ...(Object.keys(runtime).length ? { runtime } : {}),
     type: vm?.runtime === COMPONENT_RUNTIME ? FILTER_TYPES.component : FILTER_TYPES.proxyWasm,
     url,
     sha256,
