@@ -96,3 +96,15 @@ if (missing.size > 0) {
     }
   }
 }
+
+// The first-party plugins are built here, ahead of time (cached by source hash): the node agent
+// only loads their wasm.
+{
+  const r = spawnSync(Deno.execPath(), ["run", "-A", "tools/build_plugins.ts"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (r.status !== 0) {
+    console.error("setup: building the first-party plugins failed (deno task plugins)");
+    Deno.exit(1);
+  }
+}
