@@ -32,7 +32,7 @@ export function bunPath(): string {
   throw new Error("Cannot build: bun is not installed (run `deno task setup` or npm i -g bun)");
 }
 
-function git(args: string[]): string {
+export function git(args: string[]): string {
   const r = spawnSync("git", args, { cwd: ROOT, encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : "";
 }
@@ -81,12 +81,20 @@ export interface BuiltBinary {
   readonly commit: string;
 }
 
-export async function buildBinary(outfile = join(ROOT, "weft")): Promise<BuiltBinary> {
+/** `buildDate` defaults to $SOURCE_DATE_EPOCH, else now; a fixed date makes the same sources
+ * give the same binary (tools/image.ts uses the commit's date, so its cache hits). */
+export async function buildBinary(
+  outfile = join(ROOT, "weft"),
+  opts: { buildDate?: string | undefined } = {},
+): Promise<BuiltBinary> {
   const plugins = await buildAllFirstParty();
   const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
   const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
   const commit = (git(["rev-parse", "--short=12", "HEAD"]) || "unknown") + (dirty ? "-dirty" : "");
-  const info = { version, commit, buildDate: new Date().toISOString().replace(/\.\d+Z$/, "Z") };
+  const epoch = Deno.env.get("SOURCE_DATE_EPOCH");
+  const date = opts.buildDate ??
+    (epoch ? new Date(Number(epoch) * 1000) : new Date()).toISOString().replace(/\.\d+Z$/, "Z");
+  const info = { version, commit, buildDate: date };
   const spec = {
     entry: join(ROOT, "src/main.ts"),
     // + the WIT and C SDK, so `weft plugin build` works from the binary (with clang installed).

@@ -70,11 +70,17 @@ export interface WeftProc {
 
 export async function startWeft(
   argv: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; runtime?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    runtime?: string;
+    /** How to start `weft <argv>` (tests/support/container.ts: inside a container). */
+    command?: (argv: readonly string[]) => [string, string[]];
+  } = {},
 ): Promise<WeftProc> {
   // Deno by default; `runtime` = a bun binary runs the same entry point on Bun; WEFT_BIN the binary.
-  if (!weftBin() && argv[0] === "run") await ensurePluginsBuilt();
-  const [program, args] = weftCommand(argv, opts.runtime);
+  if (!weftBin() && !opts.command && argv[0] === "run") await ensurePluginsBuilt();
+  const [program, args] = opts.command?.(argv) ?? weftCommand(argv, opts.runtime);
   const child = new Deno.Command(program, {
     args,
     cwd: ROOT,
