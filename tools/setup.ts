@@ -28,12 +28,14 @@ function exists(path: string): boolean {
   }
 }
 
-// Container tests (tests/container_test.ts, deploy/ kube play) need podman, buildah and runc:
+// Container tests (tests/container_test.ts, tests/deploy_test.ts) need podman, buildah, runc:
 // installed only when asked (WEFT_SETUP_APT=1, as CI does) and root; otherwise those tests skip.
+// catatonit is the pause process of pods (`podman kube play`).
 const CONTAINER_TOOLS: Record<string, string> = {
   podman: "podman",
   buildah: "buildah",
   runc: "runc",
+  catatonit: "catatonit",
 };
 
 const missing = new Set<string>();

@@ -23,7 +23,7 @@ export const TEST_IMAGE = "localhost/weft:test";
 /** Why container tests cannot run here, or undefined when they can. */
 export function containerSkipReason(): string | undefined {
   if (Deno.uid() !== 0) return "not root (podman here runs rootful)";
-  for (const tool of ["podman", "buildah", "runc"]) {
+  for (const tool of ["podman", "buildah", "runc", "catatonit"]) {
     const r = spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
     if (r.status !== 0) return `${tool} is not installed (WEFT_SETUP_APT=1 deno task setup)`;
   }
