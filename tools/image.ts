@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task image [--tag weft:dev]`: the node-agent container image, built with Debian's
+ * `deno task image [--tag localhost/weft:0.1.0]`: the node-agent container image, built with Debian's
  * buildah (no Docker engine needed). Builds the `weft` binary (tools/build.ts), stages a root
  * file system in .weft/image/rootfs — the binary, the shared libraries `ldd` lists for it at the
  * same paths, the host's CA bundle, /tmp and /var/lib/weft — and runs `buildah bud` with the
@@ -101,7 +101,9 @@ export async function buildImage(
     buildDate: git(["log", "-1", "--format=%cI"]) || undefined,
   })).path;
   const sha = await sha256File(binary);
-  const tag = opts.tag ?? "localhost/weft:dev";
+  const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
+  // deploy/ names this tag (kustomize retags it for a registry).
+  const tag = opts.tag ?? `localhost/weft:${version}`;
   let id = existingImage(tag, sha);
   const cached = id !== undefined;
   if (!id) {
