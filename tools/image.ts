@@ -2,7 +2,7 @@
 /**
  * `deno task image [--tag localhost/weft:0.1.0]`: the node-agent container image, built with Debian's
  * buildah (no Docker engine needed). Builds the `weft` binary (tools/build.ts), stages a root
- * file system in .weft/image/rootfs — the binary, the shared libraries `ldd` lists for it at the
+ * file system in .weft/image-<pid>/rootfs — the binary, the shared libraries `ldd` lists for it at the
  * same paths, the host's CA bundle, /tmp and /var/lib/weft — and runs `buildah bud` with the
  * repo's Containerfile on that context only. An image labelled with the binary's sha256 is
  * reused (`weft.binary-sha256`), so an unchanged binary is not rebuilt; the binary's build date
@@ -59,7 +59,7 @@ async function sha256File(path: string): Promise<string> {
 
 /** Stages .weft/image/rootfs for the Containerfile. */
 function stageRootfs(binary: string): string {
-  const ctx = join(ROOT, ".weft", "image");
+  const ctx = join(ROOT, ".weft", `image-${Deno.pid}`);
   const rootfs = join(ctx, "rootfs");
   rmSync(ctx, { recursive: true, force: true });
   const put = (from: string, to: string): void => {
@@ -97,13 +97,21 @@ export async function buildImage(
   opts: { tag?: string; binary?: string } = {},
 ): Promise<BuiltImage> {
   // The commit's date as build date: the same sources give the same binary, so the same image.
-  const binary = opts.binary ?? (await buildBinary(join(ROOT, ".weft", "weft-image-bin"), {
+  const binary = opts.binary ?? (await buildBinary(join(ROOT, ".weft", `weft-image-${Deno.pid}`), {
     buildDate: git(["log", "-1", "--format=%cI"]) || undefined,
   })).path;
+  try {
+    return await imageFor(binary, opts.tag);
+  } finally {
+    if (!opts.binary) rmSync(binary, { force: true });
+  }
+}
+
+async function imageFor(binary: string, wantTag: string | undefined): Promise<BuiltImage> {
   const sha = await sha256File(binary);
   const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
   // deploy/ names this tag (kustomize retags it for a registry).
-  const tag = opts.tag ?? `localhost/weft:${version}`;
+  const tag = wantTag ?? `localhost/weft:${version}`;
   let id = existingImage(tag, sha);
   const cached = id !== undefined;
   if (!id) {

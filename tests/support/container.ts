@@ -37,14 +37,23 @@ export interface TestImage {
   readonly cached: boolean;
 }
 
-/** Builds (or reuses, same binary) the test image in a subprocess. */
+/** Builds (or reuses, same binary) the test image in a subprocess; one test process at a time
+ * (an exclusive lock on .weft/image.lock), so parallel test files share one build. */
 export async function ensureTestImage(): Promise<TestImage> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "tools/image.ts"), "--tag", TEST_IMAGE, "--json"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  await Deno.mkdir(join(ROOT, ".weft"), { recursive: true });
+  const lock = await Deno.open(join(ROOT, ".weft", "image.lock"), { create: true, write: true });
+  let r: Deno.CommandOutput;
+  try {
+    await lock.lock(true);
+    r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "tools/image.ts"), "--tag", TEST_IMAGE, "--json"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } finally {
+    lock.close(); // releases the lock
+  }
   const dec = new TextDecoder();
   if (!r.success) throw new Error(`deno task image failed:\n${dec.decode(r.stderr)}`);
   return JSON.parse(dec.decode(r.stdout)) as TestImage;
