@@ -4,10 +4,13 @@
  * first-party converters. Loaded (dynamically) only by nodes that take config from xDS.
  */
 import { registerFilterConfigCheck } from "../core/mod.ts";
-import { authzConfigFromEnvoyRbac, faultConfigFromEnvoy } from "../filters/mod.ts";
-import { XDS_TYPE } from "./first_party_refs.ts";
+import {
+  authzConfigFromEnvoyRbac,
+  faultConfigFromEnvoy,
+  FIRST_PARTY_XDS_TYPE,
+} from "../filters/mod.ts";
 
 export function registerXdsFilterChecks(): void {
-  registerFilterConfigCheck(XDS_TYPE.fault, (c) => void faultConfigFromEnvoy(c));
-  registerFilterConfigCheck(XDS_TYPE.authz, (c) => void authzConfigFromEnvoyRbac(c));
+  registerFilterConfigCheck(FIRST_PARTY_XDS_TYPE.fault, (c) => void faultConfigFromEnvoy(c));
+  registerFilterConfigCheck(FIRST_PARTY_XDS_TYPE.authz, (c) => void authzConfigFromEnvoyRbac(c));
 }

@@ -1,8 +1,8 @@
 import { assertThrows } from "../../tests/support/assert.ts";
 import { checkFilterConfig } from "../core/mod.ts";
 import type { FilterRef } from "../core/mod.ts";
+import { FIRST_PARTY_XDS_TYPE } from "../filters/mod.ts";
 import { registerXdsFilterChecks } from "./filter_checks.ts";
-import { XDS_TYPE } from "./first_party_refs.ts";
 
 const ref = (type: string, config: unknown): FilterRef => ({
   name: "f",
@@ -17,12 +17,12 @@ const ref = (type: string, config: unknown): FilterRef => ({
 
 Deno.test("xDS filter checks: RBAC and HTTPFault the converters refuse are refused at decode", () => {
   registerXdsFilterChecks();
-  checkFilterConfig(ref(XDS_TYPE.authz, { rules: { action: "ALLOW", policies: {} } }));
-  checkFilterConfig(ref(XDS_TYPE.fault, { abort: { httpStatus: 503 } }));
+  checkFilterConfig(ref(FIRST_PARTY_XDS_TYPE.authz, { rules: { action: "ALLOW", policies: {} } }));
+  checkFilterConfig(ref(FIRST_PARTY_XDS_TYPE.fault, { abort: { httpStatus: 503 } }));
   assertThrows(
     () =>
       checkFilterConfig(
-        ref(XDS_TYPE.authz, {
+        ref(FIRST_PARTY_XDS_TYPE.authz, {
           rules: {
             policies: {
               p: { permissions: [{ any: true }], principals: [{ any: true }], condition: {} },
@@ -32,5 +32,8 @@ Deno.test("xDS filter checks: RBAC and HTTPFault the converters refuse are refus
       ),
     /unsupported field/,
   );
-  assertThrows(() => checkFilterConfig(ref(XDS_TYPE.fault, { bogus: 1 })), /bogus|HTTPFault/);
+  assertThrows(
+    () => checkFilterConfig(ref(FIRST_PARTY_XDS_TYPE.fault, { bogus: 1 })),
+    /bogus|HTTPFault/,
+  );
 });

@@ -277,9 +277,10 @@ export class FilterHost implements FilterResolver {
   /** Fetch and build one generation, not yet installed. */
   private async build(ref: FilterRef): Promise<{ next: HttpFilter; sha: string }> {
     try {
-      const bytes = await fetchModule(ref);
+      const factory = this.registry.factoryFor(ref);
+      const bytes = await fetchModule(ref, factory);
       const sha = await sha256(bytes);
-      return { next: await this.registry.factoryFor(ref).create(ref, bytes), sha };
+      return { next: await factory.create(ref, bytes), sha };
     } catch (e) {
       this.rejected(ref, e);
       throw e;
@@ -323,7 +324,7 @@ export class FilterHost implements FilterResolver {
     if (existing && !force) {
       let bytes: Uint8Array;
       try {
-        bytes = await fetchModule(ref);
+        bytes = await fetchModule(ref, this.registry.factoryFor(ref));
       } catch (e) {
         this.rejected(ref, e);
         throw e;

@@ -5,8 +5,7 @@ import { WasmSchema } from "../proto.ts";
 import { filterFromAny } from "./http_filters.ts";
 
 Deno.test("Envoy Wasm config: root_id, vm_id, vm configuration and env reach the FilterRef", () => {
-  const str = (value: string) =>
-    anyPack(StringValueSchema, create(StringValueSchema, { value }));
+  const str = (value: string) => anyPack(StringValueSchema, create(StringValueSchema, { value }));
   const any = anyPack(
     WasmSchema,
     create(WasmSchema, {
