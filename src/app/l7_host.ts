@@ -15,7 +15,7 @@ import { pluginFilters } from "./snapshot_builder.ts";
 /** Refs without a scope (xDS: an ECDS resource is one filter wherever it is used) keep one
  * filter per name; but when one name carries different configs on different services (inline
  * listener filters), each service's gets its own scope instead of one silently winning. */
-function scopeCollisions(services: Service[]): void {
+export function scopeCollisions(services: Service[]): void {
   const configs = new Map<string, Set<string>>();
   for (const s of services) {
     for (const r of [...s.inboundFilters, ...s.outboundFilters]) {
