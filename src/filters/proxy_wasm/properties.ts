@@ -243,6 +243,17 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
   return undefined;
 }
 
+/** `proxy_set_property` values of one request live in its filter state, shared by every
+ * proxy-wasm filter of the chain (Envoy's filter state is per stream, not per plugin: Istio's
+ * metadata-exchange writes the peer there and its stats filter reads it). */
+const FILTER_STATE_KEY = "proxy_wasm.properties";
+
+export function requestProperties(req: HttpRequestContext): Map<string, Uint8Array> {
+  let m = req.filterState.get(FILTER_STATE_KEY) as Map<string, Uint8Array> | undefined;
+  if (!m) req.filterState.set(FILTER_STATE_KEY, m = new Map());
+  return m;
+}
+
 /** Resolve a property path (already split into segments). */
 export function getProperty(path: string[], s: PropertyScope): PropertyValue {
   const written = s.written?.get(path.join("\0"));

@@ -15,7 +15,8 @@
  *   Istio 1.5: reads node metadata, imports env.pthread_equal, no ABI marker)
  * - istio/proxy @ 9b4239dee83dd8894bfc579d412ccd894cff2597
  *   extensions/stats/plugin.wasm → istio-stats.wasm (C++ / Emscripten, Istio 1.5 stats filter:
- *   istio_requests_total and friends with tag-encoded stat names)
+ *   istio_requests_total and friends with tag-encoded stat names; with metadata_exchange in
+ *   front it labels requests with the exchanged peer)
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { homedir } from "node:os";
@@ -234,3 +235,52 @@ thirdParty("istio-stats.wasm", async (url) => {
     logs.restore();
   }
 });
+
+thirdParty("istio-stats.wasm", async (statsUrl) => {
+  if (!(await present("istio-metadata_exchange.wasm"))) return;
+  const mxUrl = join(DIR, "istio-metadata_exchange.wasm");
+  const logs = captureLogs();
+  const client = {
+    nodeId: "sidecar~10.9.9.9~sleep-1.ns-c~ns-c.svc.cluster.local",
+    nodeMetadata: {
+      EXCHANGE_KEYS: "NAME,NAMESPACE,WORKLOAD_NAME,LABELS",
+      NAME: "sleep-1",
+      NAMESPACE: "ns-c",
+      WORKLOAD_NAME: "sleep",
+      LABELS: { app: "sleep", version: "v7" },
+    },
+  };
+  // The client side's exchange (outbound) puts its node metadata on the request.
+  const out = await load("istio-metadata_exchange.wasm", mxUrl, { ...client, rootId: "" });
+  const server = await load("istio-metadata_exchange.wasm", mxUrl, { ...NODE, rootId: "" });
+  const stats = await load("istio-stats.wasm", statsUrl, { ...NODE, rootId: "stats_inbound" });
+  try {
+    const sent = { ...request({}), direction: "outbound" as const };
+    await out.onRequest(sent);
+    out.onDone(sent);
+    const header = sent.requestHeaders.get("x-envoy-peer-metadata");
+    assert(header, "outbound exchange adds the peer metadata header");
+    // The server side: exchange reads it into the request's filter state, stats reads it there.
+    const req = request({
+      "x-envoy-peer-metadata": header,
+      "x-envoy-peer-metadata-id": client.nodeId,
+    });
+    await server.onRequest(req);
+    await stats.onRequest(req);
+    const res = response(200);
+    await stats.onResponse(req, res);
+    await server.onResponse(req, res);
+    stats.onDone(req);
+    server.onDone(req);
+    assertMatch(
+      metrics.render(),
+      /istio_requests_total\{[^}]*source_workload="sleep",source_workload_namespace="ns-c"/,
+    );
+    assertMatch(metrics.render(), /istio_requests_total\{[^}]*source_app="sleep"/);
+  } finally {
+    out.close();
+    server.close();
+    stats.close();
+    logs.restore();
+  }
+}, "reads the peer that metadata_exchange put in the request's filter state");

@@ -241,7 +241,6 @@ export class ProxyWasmVm {
       resume: undefined,
       pausedOn: undefined,
       awaitingDone: false,
-      written: undefined,
       calloutsInFlight: 0,
       calloutError: undefined,
     };

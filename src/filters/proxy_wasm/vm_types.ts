@@ -37,7 +37,6 @@ export interface StreamState {
   resume: ((o: FilterOutcome) => void) | undefined;
   pausedOn: "request" | "response" | undefined;
   awaitingDone: boolean;
-  written: Map<string, Uint8Array> | undefined;
   /** `proxy_http_call`s started from this stream's callbacks and not answered yet. */
   calloutsInFlight: number;
   /** Why the last callout of this stream failed (a PAUSE with nothing in flight then fails). */
