@@ -10,6 +10,8 @@ import { setLogLevel } from "../src/core/mod.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
 
 setLogLevel("warn");
+const enc = new TextEncoder();
+const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const N = 300;
 const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (r) => {
   await r.text();
@@ -58,7 +60,7 @@ try {
       await fn();
       t.push(performance.now() - t0);
     }
-    console.log(`${name.padEnd(24)} p50 / p90 / p99 ms: ${pct(t)}`);
+    out(`${name.padEnd(24)} p50 / p90 / p99 ms: ${pct(t)}`);
   }
 } finally {
   f.close();

@@ -3,6 +3,7 @@ import { checkFilterConfig } from "../core/mod.ts";
 import type { FilterRef } from "../core/mod.ts";
 import { FIRST_PARTY_XDS_TYPE } from "../filters/mod.ts";
 import { registerXdsFilterChecks } from "./filter_checks.ts";
+import "../../tests/support/example_plugins.ts"; // warms jco before sanitized tests
 
 const ref = (type: string, config: unknown): FilterRef => ({
   name: "f",

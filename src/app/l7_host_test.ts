@@ -1,6 +1,7 @@
 import { assertEquals } from "../../tests/support/assert.ts";
 import type { FilterRef, Service } from "../core/mod.ts";
 import { scopeCollisions } from "./l7_host.ts";
+import "../../tests/support/example_plugins.ts"; // warms jco before sanitized tests
 
 const ref = (name: string, config: unknown): FilterRef => ({
   name,

@@ -7,6 +7,7 @@ import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { scaffoldPlugin } from "../filters/mod.ts";
 import { parseConfigText } from "./config.ts";
 import { snapshotFromConfig } from "./snapshot_builder.ts";
+import "../../tests/support/example_plugins.ts"; // warms jco before sanitized tests
 
 Deno.test("scaffold README: the weft.yaml snippet validates and wires the filter in", () => {
   const dir = mkdtempSync(join(tmpdir(), "weft-scaffold-readme-"));

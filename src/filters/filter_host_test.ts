@@ -10,6 +10,7 @@ import type { FilterRef } from "../core/mod.ts";
 import { FilterHost } from "./filter_host.ts";
 import { defaultRegistry } from "./registry.ts";
 import { registerProxyWasm } from "./proxy_wasm/mod.ts";
+import "../../tests/support/example_plugins.ts"; // warms jco before sanitized tests
 
 let wasm = "";
 /** Built inside the first test (a build started at module load trips the op sanitizer). */
