@@ -213,7 +213,8 @@ export async function handleOutbound(
       up = await deps.pool.connect(
         {
           srcIdentity: src.identity,
-          srcIp: src.address,
+          // In-pod mode dials from the node's namespace, where the pod's IP does not exist.
+          srcIp: snap.capture?.inpod ? undefined : src.address,
           dstIdentity: route.dstIdentity,
           hboneAddr: route.hboneAddr,
         },

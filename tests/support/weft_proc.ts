@@ -34,11 +34,19 @@ export interface WeftProc {
 
 export async function startWeft(
   argv: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; runtime?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    runtime?: string;
+    /** A command the runtime runs under, e.g. ["ip", "netns", "exec", "ns1"]. */
+    wrap?: string[];
+  } = {},
 ): Promise<WeftProc> {
   // Deno by default; `runtime` = a bun binary runs the same entry point on Bun.
-  const child = new Deno.Command(opts.runtime ?? Deno.execPath(), {
-    args: opts.runtime ? [MAIN, ...argv] : ["run", "-A", MAIN, ...argv],
+  const rt = opts.runtime ?? Deno.execPath();
+  const rtArgs = opts.runtime ? [MAIN, ...argv] : ["run", "-A", MAIN, ...argv];
+  const child = new Deno.Command(opts.wrap?.[0] ?? rt, {
+    args: opts.wrap ? [...opts.wrap.slice(1), rt, ...rtArgs] : rtArgs,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
