@@ -1,7 +1,7 @@
 /**
  * The in-pod side of the node agent (what ztunnel's inpod module plus istio-cni's node agent do):
  * serves the ZDS-shaped unix socket, and for each pod applies weft's nftables table inside the
- * pod's namespace after its listeners are open (and deletes it before they close), keeping a
+ * pod's namespace after its listeners are open (and deletes it after they close), keeping a
  * state file of enrolled pods so a restarted agent re-enrolls them (ztunnel gets the same from
  * istio-cni's snapshot). Pods whose namespace is gone are dropped from the state.
  */
@@ -161,16 +161,18 @@ export class PodAgent {
     return undefined;
   }
 
-  /** Rules first (no new captures), then listeners and the pod's connections. */
+  /** Listeners and connections first, then the rules: the kernel translates a redirected
+   * connection's packets only while the pod's nat hooks exist, so deleting the table first
+   * would strand the FINs that end the pod's connections. */
   private async remove(uid: string): Promise<void> {
     const rec = this.records.get(uid);
     this.records.delete(uid);
+    await this.host.removePod(uid, this.opts.removeGraceMs);
     if (rec && existsSync(rec.netns)) {
       await removePodRules(rec.netns).catch((e) =>
         log.warn("pod rules not removed", { uid, err: errorMessage(e) })
       );
     }
-    await this.host.removePod(uid, this.opts.removeGraceMs);
   }
 
   private async check(uid: string): Promise<string | undefined> {
