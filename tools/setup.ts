@@ -16,7 +16,9 @@ const NEED: Record<string, string> = {
   nsenter: "util-linux",
   tcpdump: "tcpdump",
   curl: "curl",
+  socat: "socat",
   wrk: "wrk",
+  hey: "hey",
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",

@@ -17,6 +17,8 @@ const SOCK_STREAM_NONBLOCK_CLOEXEC = 1 | 0x800 | 0x80000;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const SO_MARK = 36;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 const SOL_IP = 0;
 const SO_ORIGINAL_DST = 80;
 const POLLOUT = 4;
@@ -193,6 +195,8 @@ export function dialInNetns(
     return Promise.reject(new WeftError("connect_failed", `Cannot create a socket in ${ns.path}`));
   }
   f.libc.setsockopt(fd, SOL_SOCKET, SO_MARK, f.ptr(new Int32Array([WEFT_SOCKET_MARK])), 4);
+  // Set before connect: the adopted socket never goes through node:net's own setNoDelay path.
+  f.libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, f.ptr(new Int32Array([1])), 4);
   const sa = new Uint8Array(16);
   sa[0] = AF_INET;
   sa[2] = port >> 8;
@@ -217,7 +221,6 @@ export function dialInNetns(
       if (state === 0) {
         const s = new Socket({ allowHalfOpen: true });
         (s as unknown as { connect(o: unknown): void }).connect({ fd, fdIsRawSocket: true });
-        s.setNoDelay(true);
         return resolve(s);
       }
       if (state !== undefined) return reject(fail(state));

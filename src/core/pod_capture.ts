@@ -205,6 +205,15 @@ export class PodCaptures {
     };
   }
 
+  /** Drain: capture listeners stop accepting, HBONE sessions get GOAWAY; open connections
+   * finish under the node's drain deadline. */
+  drain(): void {
+    for (const pod of this.pods.values()) {
+      for (const s of pod.servers.splice(0)) closeServer(s).catch(() => {});
+      pod.hbone?.drain().catch(() => {});
+    }
+  }
+
   async closeAll(): Promise<void> {
     const pods = [...this.pods.values()];
     this.pods.clear();

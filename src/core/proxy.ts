@@ -319,6 +319,7 @@ export class NodeProxy {
     this.tcp.clear();
     const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
     for (const h of this.hbone.values()) void h.drain();
+    this.pods.drain();
     this.pool.drain();
     await this.conns.drain(deadlineMs);
     await this.close();

@@ -6,7 +6,15 @@
  * istio-cni's snapshot). Pods whose namespace is gone are dropped from the state.
  */
 import * as net from "node:net";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { errorMessage, logger, WeftError } from "../core/mod.ts";
 import type { PodEnrollment, PodView } from "../core/mod.ts";
@@ -70,6 +78,8 @@ export class PodAgent {
         ));
       server.listen(this.opts.socketPath, () => resolve());
     });
+    // Enrolling a pod changes its traffic: only root (the CNI plugin) may talk to the agent.
+    chmodSync(this.opts.socketPath, 0o600);
     this.server = server;
     log.info("pod channel ready", { socket: this.opts.socketPath, pods: this.records.size });
   }
