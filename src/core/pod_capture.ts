@@ -161,8 +161,9 @@ export class PodCaptures {
       c.downstream.end();
       c.upstream?.end();
     }
-    if (graceMs > 0 && conns.some((c) => !c.done)) {
-      await new Promise((r) => setTimeout(r, graceMs));
+    const deadline = performance.now() + graceMs;
+    while (conns.some((c) => !c.done) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
     }
     for (const c of conns) if (!c.done) c.abort("drained", "pod removed");
     await this.closePod(pod);
