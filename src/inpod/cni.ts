@@ -6,7 +6,7 @@
  * The pod is named by K8S_POD_UID from CNI_ARGS (the container ID without it).
  */
 import { errorMessage } from "../core/mod.ts";
-import { ZdsClient } from "./zds.ts";
+import { type AddWorkload, ZdsClient } from "./zds.ts";
 
 export const DEFAULT_ZDS_SOCKET = "/var/run/weft/zds.sock";
 const SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -45,17 +45,21 @@ function cniArgs(s: string | undefined): Record<string, string> {
   return out;
 }
 
-export async function runCni(
+interface Invocation {
+  readonly cmd: "ADD" | "DEL" | "CHECK";
+  readonly version: string;
+  readonly uid: string;
+  readonly socket: string;
+  readonly add: AddWorkload | undefined;
+  readonly prevResult: unknown;
+}
+
+/** Check the environment and config before talking to the agent; a CniOutcome on error. */
+function invocation(
   env: Readonly<Record<string, string | undefined>>,
   stdin: string,
-): Promise<CniOutcome> {
+): Invocation | CniOutcome {
   const cmd = env.CNI_COMMAND ?? "";
-  if (cmd === "VERSION") {
-    return {
-      stdout: JSON.stringify({ cniVersion: "1.0.0", supportedVersions: SUPPORTED }) + "\n",
-      code: 0,
-    };
-  }
   let conf: NetConf;
   try {
     conf = JSON.parse(stdin || "{}") as NetConf;
@@ -66,7 +70,7 @@ export async function runCni(
   if (!SUPPORTED.includes(version)) {
     return fail(version, E_VERSION, `Cannot handle cniVersion ${version}`);
   }
-  if (!["ADD", "DEL", "CHECK"].includes(cmd)) {
+  if (cmd !== "ADD" && cmd !== "DEL" && cmd !== "CHECK") {
     return fail(
       version,
       E_ENV,
@@ -78,9 +82,51 @@ export async function runCni(
   const a = cniArgs(env.CNI_ARGS);
   const uid = a.K8S_POD_UID || containerId;
   const socket = conf.zdsSocket ?? DEFAULT_ZDS_SOCKET;
+  const prev = conf.prevResult;
+  if (cmd === "DEL") return { cmd, version, uid, socket, add: undefined, prevResult: prev };
+  if (!prev?.ips?.length) {
+    return fail(
+      version,
+      E_CONFIG,
+      "Cannot enroll: no prevResult (chain weft after the main plugin)",
+    );
+  }
+  const netns = env.CNI_NETNS;
+  if (cmd === "ADD" && !netns) return fail(version, E_ENV, "Cannot enroll: CNI_NETNS is not set");
+  const add: AddWorkload = {
+    uid,
+    netns: netns ?? "",
+    ips: prev.ips.map((i) => i.address ?? "").filter((x) => x !== ""),
+    nodeAddresses: prev.ips.map((i) => i.gateway ?? "").filter((x) => x !== ""),
+    ...(a.K8S_POD_NAME
+      ? {
+        workloadInfo: {
+          name: a.K8S_POD_NAME,
+          namespace: a.K8S_POD_NAMESPACE ?? "default",
+          serviceAccount: "",
+        },
+      }
+      : {}),
+  };
+  return { cmd, version, uid, socket, add, prevResult: prev };
+}
+
+export async function runCni(
+  env: Readonly<Record<string, string | undefined>>,
+  stdin: string,
+): Promise<CniOutcome> {
+  if (env.CNI_COMMAND === "VERSION") {
+    return {
+      stdout: JSON.stringify({ cniVersion: "1.0.0", supportedVersions: SUPPORTED }) + "\n",
+      code: 0,
+    };
+  }
+  const inv = invocation(env, stdin);
+  if ("code" in inv) return inv;
+  const { cmd, version, uid } = inv;
   let client: ZdsClient;
   try {
-    client = await ZdsClient.connect(socket);
+    client = await ZdsClient.connect(inv.socket);
   } catch (e) {
     // The pod's rules go away with its namespace, so DEL succeeds without the agent (spec:
     // DEL must tolerate missing state).
@@ -92,39 +138,14 @@ export async function runCni(
       await client.send({ del: { uid } });
       return { stdout: "", code: 0 };
     }
-    const prev = conf.prevResult;
-    if (!prev?.ips?.length) {
-      return fail(
-        version,
-        E_CONFIG,
-        "Cannot enroll: no prevResult (chain weft after the main plugin)",
-      );
-    }
     if (cmd === "CHECK") {
       const r = await client.send({ check: { uid } });
       if (r.ack.error) return fail(version, E_ENROLL, "Pod is not captured", r.ack.error);
       return { stdout: "", code: 0 };
     }
-    const netns = env.CNI_NETNS;
-    if (!netns) return fail(version, E_ENV, "Cannot enroll: CNI_NETNS is not set");
-    const r = await client.send({
-      add: {
-        uid,
-        netns,
-        ips: prev.ips.map((i) => i.address ?? "").filter((x) => x !== ""),
-        nodeAddresses: prev.ips.map((i) => i.gateway ?? "").filter((x) => x !== ""),
-        ...(a.K8S_POD_NAME
-          ? {
-            workloadInfo: {
-              name: a.K8S_POD_NAME,
-              namespace: a.K8S_POD_NAMESPACE ?? "default",
-              serviceAccount: "",
-            },
-          }
-          : {}),
-      },
-    });
+    const r = await client.send({ add: inv.add! });
     if (r.ack.error) return fail(version, E_ENROLL, "Cannot enroll the pod", r.ack.error);
+    const prev = inv.prevResult as Record<string, unknown>;
     return { stdout: JSON.stringify({ ...prev, cniVersion: version }) + "\n", code: 0 };
   } finally {
     client.close();

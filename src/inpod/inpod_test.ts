@@ -47,7 +47,14 @@ Deno.test("weft cni: VERSION, errors as the CNI spec's error object", async () =
   assert.equal(JSON.parse(noId.stdout).code, 4);
   const sock = `/tmp/weft-cni-test-${crypto.randomUUID()}.sock`;
   const conf = JSON.stringify({ cniVersion: "1.0.0", zdsSocket: sock, prevResult: { ips: [] } });
-  const down = await runCni({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "c", CNI_NETNS: "/x" }, conf);
+  const noPrev = await runCni({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "c", CNI_NETNS: "/x" }, conf);
+  assert.match(JSON.parse(noPrev.stdout).msg, /no prevResult/);
+  const ok = JSON.stringify({
+    cniVersion: "1.0.0",
+    zdsSocket: sock,
+    prevResult: { ips: [{ address: "10.0.0.2/32" }] },
+  });
+  const down = await runCni({ CNI_COMMAND: "ADD", CNI_CONTAINERID: "c", CNI_NETNS: "/x" }, ok);
   assert.equal(JSON.parse(down.stdout).code, 11, "agent unreachable: try again later");
   const del = await runCni({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "c" }, conf);
   assert.deepEqual(del, { stdout: "", code: 0 }, "DEL tolerates a missing agent");
