@@ -5,7 +5,8 @@
  * (client pod 15001 → HBONE over the wire → server pod 15008), on the same topology, same server
  * and same client tools, in one run:
  *   wrk -t1 -c32 (req/s, p50, p99) · hey at a fixed 1000 req/s (10 workers × 100 q/s): p50/p99
- *   and the latency weft adds per request (goal: +0.25 ms p50 for the two hops).
+ *   and the latency weft adds per request (goal: +0.25 ms p50 for the two hops) · one connection,
+ *   sequential requests (bench/seq_client.ts): the added latency without queueing.
  * Options: --seconds N (per run, default 5). The weft agents run on Bun (the shipped runtime).
  */
 import { topologyUnavailable } from "../tests/support/topology.ts";
@@ -58,6 +59,17 @@ async function fixedRate(m: InpodMesh, url: string): Promise<Figures> {
   return { rps: Number(total ?? NaN), p50: pct(50), p99: pct(99) };
 }
 
+/** One connection, sequential requests: the latency weft adds without any queueing. */
+async function sequential(m: InpodMesh, url: string): Promise<Figures> {
+  const r = await m.topo.run(
+    m.topo.pod("client").ns,
+    [bunPath()!, new URL("./seq_client.ts", import.meta.url).pathname, url, "3000"],
+    { timeoutMs: 60_000 },
+  );
+  const j = JSON.parse(r.stdout.trim().split("\n").pop() || "{}");
+  return { rps: 1000 / j.avg, p50: j.p50, p99: j.p99 };
+}
+
 const f = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
 
 async function main(): Promise<number> {
@@ -73,6 +85,7 @@ async function main(): Promise<number> {
     console.log(`bench:inpod — ${SECONDS}s per run; weft on Bun; server: node:http on Bun`);
     const dWrk = await wrk(m, directUrl);
     const dRate = await fixedRate(m, directUrl);
+    const dSeq = await sequential(m, directUrl);
     for (const p of [m.topo.pod("client"), server]) {
       const r = await m.cni(p, "ADD");
       if (r.code !== 0) throw new Error(`enroll ${p.name}: ${r.stdout}`);
@@ -80,20 +93,24 @@ async function main(): Promise<number> {
     const meshUrl = `http://${m.vip}/`;
     const wWrk = await wrk(m, meshUrl);
     const wRate = await fixedRate(m, meshUrl);
-    console.log("\n| path | wrk -c32 req/s | p50 ms | p99 ms | 1k req/s p50 ms | p99 ms |");
-    console.log("|---|---|---|---|---|---|");
+    const wSeq = await sequential(m, meshUrl);
     console.log(
-      `| direct pod → pod (routed via 2 nodes) | ${f(dWrk.rps, 0)} | ${f(dWrk.p50)} | ` +
-        `${f(dWrk.p99)} | ${f(dRate.p50)} | ${f(dRate.p99)} |`,
+      "\n| path | wrk -c32 req/s | p50 ms | p99 ms | 1k req/s p50 ms | p99 ms | 1 conn p50 ms | p99 ms |",
     );
-    console.log(
-      `| weft in-pod: 15001 → HBONE → 15008 | ${f(wWrk.rps, 0)} | ${f(wWrk.p50)} | ` +
-        `${f(wWrk.p99)} | ${f(wRate.p50)} | ${f(wRate.p99)} |`,
-    );
+    console.log("|---|---|---|---|---|---|---|---|");
+    const row = (name: string, w: Figures, r: Figures, q: Figures): string =>
+      `| ${name} | ${f(w.rps, 0)} | ${f(w.p50)} | ${f(w.p99)} | ${f(r.p50)} | ${f(r.p99)} | ` +
+      `${f(q.p50, 3)} | ${f(q.p99, 3)} |`;
+    console.log(row("direct pod → pod (routed via 2 nodes)", dWrk, dRate, dSeq));
+    console.log(row("weft in-pod: 15001 → HBONE → 15008", wWrk, wRate, wSeq));
     console.log(
       `\nratio req/s weft/direct: ${f(wWrk.rps / dWrk.rps)}; added at 1k req/s: ` +
         `p50 +${f(wRate.p50 - dRate.p50, 3)} ms, p99 +${f(wRate.p99 - dRate.p99, 3)} ms ` +
         `(goal: +0.25 ms p50); rates achieved ${f(dRate.rps, 0)} / ${f(wRate.rps, 0)} req/s`,
+    );
+    console.log(
+      `added on one connection, sequential: p50 +${f(wSeq.p50 - dSeq.p50, 3)} ms, ` +
+        `p99 +${f(wSeq.p99 - dSeq.p99, 3)} ms; load average ${Deno.loadavg().join(" ")}`,
     );
   } finally {
     await m.close();

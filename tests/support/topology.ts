@@ -50,8 +50,14 @@ export function topologyUnavailable(): string | undefined {
   }
   const probe = `wtprobe-${crypto.randomUUID().slice(0, 8)}`;
   const add = spawnSync("ip", ["netns", "add", probe], { stdio: "ignore" });
+  const nft = add.status === 0
+    ? spawnSync("ip", ["netns", "exec", probe, "nft", "add", "table", "ip", "probe"], {
+      stdio: "ignore",
+    })
+    : undefined;
   spawnSync("ip", ["netns", "del", probe], { stdio: "ignore" });
   if (add.status !== 0) return "cannot create network namespaces here";
+  if (nft?.status !== 0) return "nftables does not work in a network namespace here";
   return undefined;
 }
 
