@@ -46,6 +46,15 @@ async function openConnections(m: InpodMesh, node: number): Promise<number> {
   return (dump.connections ?? []).filter((c: { state: string }) => c.state === "open").length;
 }
 
+async function poolKeys(m: InpodMesh, node: number): Promise<string[]> {
+  const r = await m.topo.run(m.topo.nodes[node - 1]!.ns, [
+    "curl",
+    "-s",
+    "http://127.0.0.1:15000/config_dump",
+  ]);
+  return (JSON.parse(r.stdout || "{}").proxy?.pool ?? []).map((p: { key: string }) => p.key);
+}
+
 async function until(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const end = performance.now() + timeoutMs;
   while (!(await cond())) {
@@ -107,6 +116,8 @@ Deno.test({
             l.msg === "connection complete" && l.direction === "inbound" && l.outcome === "ok"
           );
           assert.equal(inb["src.identity"], "spiffe://cluster.local/ns/default/sa/client");
+          // HBONE is dialled from inside the client pod: its IP is the tunnel's source.
+          assert.equal(String(inb["src.addr"]).split(":")[0], client.ip);
           assert.equal(inb["dst.workload"], "server");
           const r = await m.curl(client, `http://${server.ip}:${APP_PORT}/`);
           assert.equal(r.body.trim(), `server saw ${server.ip}`);
@@ -126,6 +137,7 @@ Deno.test({
       await t.step("passthrough outside the mesh; UDP and the node are not captured", async () => {
         const r = await m.curl(client, `http://${outsider.ip}:${APP_PORT}/`);
         assert.equal(r.code, 0, r.body);
+        assert.equal(r.body.trim(), `outsider saw ${client.ip}`, "passthrough keeps the pod's IP");
         const udp = await m.topo.run(client.ns, [
           "socat",
           "-T2",
@@ -212,6 +224,7 @@ Deno.test({
           `(socat -t0.2 - TCP:${m.vip}:80; echo "held_ms $(( ($(date +%s%N) - t0) / 1000000 ))")`,
         ], { timeoutMs: 15_000 });
         await until(async () => (await openConnections(m, 1)) > 0);
+        assert.ok((await poolKeys(m, 1)).some((k) => k.includes(`|${client.ip}|`)));
         const r = await m.cni(client, "DEL");
         assert.equal(r.code, 0, r.stdout);
         assert.doesNotMatch(await nftTables(m, client.ns), /weft_inpod/);
@@ -221,6 +234,8 @@ Deno.test({
         // Not captured any more: plaintext straight to the STRICT server is refused there.
         assert.notEqual((await m.curl(client, `http://${server.ip}:${APP_PORT}/`)).code, 0);
         assert.equal((await m.cni(client, "DEL")).code, 0, "DEL is idempotent");
+        // Its pooled HBONE connections (sockets in its namespace) are retired too.
+        await until(async () => !(await poolKeys(m, 1)).some((k) => k.includes(`|${client.ip}|`)));
         const held = await holder;
         assert.match(held.stdout, /server saw/);
         const heldMs = Number(/held_ms (\d+)/.exec(held.stdout)?.[1]);

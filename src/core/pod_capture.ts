@@ -6,11 +6,10 @@
  * dialled from inside the pod (src/core/netns.ts). The rules themselves belong to src/inpod.
  */
 import * as net from "node:net";
-import type { Duplex } from "node:stream";
 import type { Snapshot, Workload } from "./snapshot.ts";
 import type { ConnTable, L4Conn } from "./l4_conn.ts";
 import { HboneServer, type InboundDeps } from "./hbone_server.ts";
-import { handleOutbound, type OutboundDeps } from "./outbound.ts";
+import { handleOutbound, type OutboundDeps, type PodDial } from "./outbound.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { closeNetns, dialInNetns, inNetns, type Netns, openNetns, originalDst } from "./netns.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
@@ -81,10 +80,10 @@ export class PodCaptures {
     private readonly conns: ConnTable,
   ) {}
 
-  /** Dial a local pod from inside its namespace; undefined when `host` is not an enrolled pod. */
-  dialer(host: string): ((port: number, timeoutMs: number) => Promise<Duplex>) | undefined {
-    const pod = this.byIp.get(host);
-    return pod ? (port, ms) => dialInNetns(pod.ns, host, port, ms) : undefined;
+  /** Dials from inside the enrolled pod with this IP (source = the pod, marked 0x539). */
+  dialerFrom(podIp: string): PodDial | undefined {
+    const pod = this.byIp.get(podIp);
+    return pod ? (host, port, ms) => dialInNetns(pod.ns, host, port, ms) : undefined;
   }
 
   /** Enroll (or re-enroll) a pod: open its three listeners inside its namespace. */

@@ -112,7 +112,10 @@ export class NodeProxy {
             ? this.pool.connect(
               {
                 srcIdentity: src.identity,
-                srcIp: this.snap.capture?.inpod ? undefined : src.address,
+                srcIp: this.pods.dialerFrom(src.address) || !this.snap.capture?.inpod
+                  ? src.address
+                  : undefined,
+                connect: this.pods.dialerFrom(src.address),
                 dstIdentity: ep.identity,
                 hboneAddr: ep.hboneAddress,
               },
@@ -123,7 +126,11 @@ export class NodeProxy {
                 baggage: baggageFor(src),
               },
             )
-            : dialTcp(ep.address, port, this.snap.timeouts.connectMs),
+            : (this.pods.dialerFrom(src.address) ?? dialTcp)(
+              ep.address,
+              port,
+              this.snap.timeouts.connectMs,
+            ),
         dialLocal: (host, port) => this.dialWorkload(host, port, this.snap.timeouts.connectMs),
       })
       : undefined;
@@ -142,14 +149,14 @@ export class NodeProxy {
       selfPorts: () => this.selfPorts(),
       defaultSource: () => this.snap.capture?.defaultSourceWorkload,
       filters: this.l7,
+      dialFrom: (ip) => this.pods.dialerFrom(ip),
     };
     this.pods = new PodCaptures(() => this.snap, this.inbound, this.outbound, this.conns);
   }
 
   /** A local workload: from inside its pod's namespace when it is an enrolled pod. */
   private dialWorkload(host: string, port: number, timeoutMs: number): Promise<Duplex> {
-    const inPod = this.pods.dialer(host);
-    return inPod ? inPod(port, timeoutMs) : dialTcp(host, port, timeoutMs);
+    return (this.pods.dialerFrom(host) ?? dialTcp)(host, port, timeoutMs);
   }
 
   /** In-pod mode: open the pod's listeners inside its network namespace. */
@@ -165,8 +172,11 @@ export class NodeProxy {
   }
 
   /** Close a pod's listeners and its connections (FIN, then closed after `graceMs`). */
-  removePod(uid: string, graceMs: number): Promise<boolean> {
-    return this.pods.remove(uid, graceMs);
+  async removePod(uid: string, graceMs: number): Promise<boolean> {
+    const ip = this.pods.list().find((p) => p.uid === uid)?.address;
+    const removed = await this.pods.remove(uid, graceMs);
+    if (ip) this.pool.retireSource(ip);
+    return removed;
   }
 
   enrolledPods(): PodView[] {

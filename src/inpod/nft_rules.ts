@@ -5,10 +5,11 @@
  *   outbound TCP → 15001, except loopback, the node's own addresses, port 15008 and packets
  *   carrying weft's socket mark 0x539;
  *   inbound TCP → 15006, except port 15008 (HBONE) and marked packets.
- * Exclusion of weft's own connections: weft dials HBONE and passthrough traffic from the node's
- * namespace, so those packets never cross the pod's hooks; the only connections weft makes inside
- * a pod deliver traffic to the pod's own IP (via lo) and carry SO_MARK 0x539 as ztunnel's do.
- * The mark is kept rather than a uid exclusion because the app and weft may share a uid (root).
+ * Exclusion of weft's own connections: a socket mark, as ztunnel's. Every connection weft makes
+ * for a pod (HBONE to 15008 elsewhere, passthrough, delivery to the pod's app) is created inside
+ * the pod's namespace with SO_MARK 0x539 set before connect, and both chains accept marked
+ * packets first. A mark rather than a uid exclusion, because the app and weft may share a uid
+ * (root), and rather than destination exclusions, which would also let the app bypass capture.
  */
 import { spawn } from "node:child_process";
 import { WeftError } from "../core/mod.ts";
