@@ -85,6 +85,7 @@ Deno.test({
           const res = JSON.parse(r.stdout);
           assert.equal(res.ips[0].address, `${p.ip}/32`);
           assert.match(await nftTables(m, p.ns), /table ip weft_inpod/);
+          assert.match((await m.topo.run(p.ns, ["ip", "rule", "list"])).stdout, /lookup 133/);
           const ports = await listeningPorts(m, p.ns);
           for (const port of [15001, 15006, 15008]) assert.ok(ports.includes(port), `${port}`);
         }
@@ -97,7 +98,7 @@ Deno.test({
       await t.step("capture + original destination: service VIP and pod IP", async () => {
         const viaVip = await m.curl(client, `http://${m.vip}/`);
         assert.equal(viaVip.code, 0, viaVip.body);
-        assert.match(viaVip.body, /^server saw /);
+        assert.equal(viaVip.body.trim(), `server saw ${client.ip}`);
         const direct = await m.curl(client, `http://${server.ip}:${APP_PORT}/`);
         assert.equal(direct.code, 0, direct.body);
         const out = await a1.waitFor((l) =>
@@ -110,7 +111,7 @@ Deno.test({
       });
 
       await t.step(
-        "the destination sees the source pod's identity; app sees its own IP",
+        "the destination sees the source pod's identity and IP",
         async () => {
           const inb = await a2.waitFor((l) =>
             l.msg === "connection complete" && l.direction === "inbound" && l.outcome === "ok"
@@ -119,8 +120,9 @@ Deno.test({
           // HBONE is dialled from inside the client pod: its IP is the tunnel's source.
           assert.equal(String(inb["src.addr"]).split(":")[0], client.ip);
           assert.equal(inb["dst.workload"], "server");
+          // Delivered from inside the server pod with IP_TRANSPARENT: the app sees the client.
           const r = await m.curl(client, `http://${server.ip}:${APP_PORT}/`);
-          assert.equal(r.body.trim(), `server saw ${server.ip}`);
+          assert.equal(r.body.trim(), `server saw ${client.ip}`);
         },
       );
 
@@ -228,6 +230,8 @@ Deno.test({
         const r = await m.cni(client, "DEL");
         assert.equal(r.code, 0, r.stdout);
         assert.doesNotMatch(await nftTables(m, client.ns), /weft_inpod/);
+        const rules = (await m.topo.run(client.ns, ["ip", "rule", "list"])).stdout;
+        assert.doesNotMatch(rules, /lookup 133/);
         const ports = await listeningPorts(m, client.ns);
         for (const port of [15001, 15006, 15008]) assert.ok(!ports.includes(port), `${port}`);
         assert.notEqual((await m.cni(client, "CHECK")).code, 0);

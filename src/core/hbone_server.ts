@@ -30,8 +30,11 @@ export interface InboundDeps {
   readonly authorize: Authorize;
   /** L7 chains for inbound service ports (undefined: everything stays L4). */
   readonly l7?: L7Dispatch | undefined;
-  /** In-pod mode: dial the workload from inside its network namespace (default dialTcp). */
-  readonly dial?: ((host: string, port: number, timeoutMs: number) => Promise<Duplex>) | undefined;
+  /** In-pod mode: dial the workload from inside its network namespace, as `srcIp` when the
+   * kernel allows (default dialTcp). */
+  readonly dial?:
+    | ((host: string, port: number, timeoutMs: number, srcIp: string) => Promise<Duplex>)
+    | undefined;
   /** In-pod mode: run the synchronous listen call inside the pod's network namespace. */
   readonly bind?: ((listen: () => void) => void) | undefined;
 }
@@ -237,7 +240,7 @@ export class HboneServer {
           mtls: true,
         }),
       ))
-      : (this.deps.dial ?? dialTcp)(hp.host, hp.port, snap.timeouts.connectMs);
+      : (this.deps.dial ?? dialTcp)(hp.host, hp.port, snap.timeouts.connectMs, srcIp);
     upstream.then((up) => {
       if (stream.destroyed || conn.done) {
         up.destroy();

@@ -47,7 +47,7 @@ export function handlePlaintextInbound(
   };
   const decision = deps.authorize(snap, wl, attrs);
   if (!decision.allowed) return conn.fail("denied", decision.policy ?? "no allow policy matched");
-  (deps.dial ?? dialTcp)(wl.address, port, snap.timeouts.connectMs).then((up) => {
+  (deps.dial ?? dialTcp)(wl.address, port, snap.timeouts.connectMs, srcIp).then((up) => {
     if (sock.destroyed || conn.done) {
       up.destroy();
       return conn.fail("error", "client went away");

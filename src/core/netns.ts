@@ -25,6 +25,10 @@ const POLLOUT = 4;
 const EINPROGRESS = 115;
 /** ztunnel's socket mark (0x539): the pod's rules let packets carrying it through. */
 export const WEFT_SOCKET_MARK = 0x539;
+/** Mark of deliveries that keep the client's IP: the pod's rules route their replies back to
+ * weft's socket (connmark + a local routing table, src/inpod/nft_rules.ts). */
+export const WEFT_TRANSPARENT_MARK = 0x53a;
+const IP_TRANSPARENT = 19;
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...a: any[]) => any;
@@ -35,6 +39,7 @@ interface Libc {
   readonly socket: Fn;
   readonly connect: Fn;
   readonly setsockopt: Fn;
+  readonly bind: Fn;
   readonly getsockopt: Fn;
   readonly poll: Fn;
   readonly __errno_location: Fn;
@@ -73,6 +78,7 @@ export async function loadNetns(): Promise<void> {
     socket: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
     connect: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     setsockopt: { args: [T.i32, T.i32, T.i32, T.ptr, T.u32], returns: T.i32 },
+    bind: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     getsockopt: { args: [T.i32, T.i32, T.i32, T.ptr, T.ptr], returns: T.i32 },
     poll: { args: [T.ptr, T.u64, T.i32], returns: T.i32 },
     __errno_location: { args: [], returns: T.ptr },
@@ -175,33 +181,55 @@ function connectState(f: Ffi, fd: number): number | undefined {
   return v[0]!;
 }
 
+function sockaddrIn(host: string, port: number): Uint8Array | undefined {
+  const octets = host.split(".").map(Number);
+  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
+  const sa = new Uint8Array(16);
+  sa[0] = AF_INET;
+  sa[2] = port >> 8;
+  sa[3] = port & 255;
+  sa.set(octets, 4);
+  return sa;
+}
+
+function setInt(f: Ffi, fd: number, level: number, opt: number, v: number): boolean {
+  return f.libc.setsockopt(fd, level, opt, f.ptr(new Int32Array([v])), 4) === 0;
+}
+
+/** A marked, Nagle-free socket made in `ns`; bound to `source` (IP_TRANSPARENT) when given. */
+function podSocket(f: Ffi, ns: Netns, source: Uint8Array | undefined): number {
+  const fd = inNetns(ns, () => f.libc.socket(AF_INET, SOCK_STREAM_NONBLOCK_CLOEXEC, 0) as number);
+  if (fd < 0) throw new WeftError("connect_failed", `Cannot create a socket in ${ns.path}`);
+  // Before connect: the adopted socket never goes through node:net's own setNoDelay path.
+  setInt(f, fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  const transparent = source !== undefined && setInt(f, fd, SOL_IP, IP_TRANSPARENT, 1) &&
+    f.libc.bind(fd, f.ptr(source), 16) === 0;
+  setInt(f, fd, SOL_SOCKET, SO_MARK, transparent ? WEFT_TRANSPARENT_MARK : WEFT_SOCKET_MARK);
+  return fd;
+}
+
 /**
- * TCP connection made from inside `ns` (IPv4), its socket marked WEFT_SOCKET_MARK so the pod's
- * rules never redirect it back to weft. Resolves once connected.
+ * TCP connection made from inside `ns` (IPv4), its socket marked so the pod's rules never
+ * redirect it back to weft. With `sourceIp`, the connection keeps that address as its source
+ * (IP_TRANSPARENT, as ztunnel delivers inbound traffic); without it, or if the kernel refuses,
+ * the pod's own address. Resolves once connected.
  */
 export function dialInNetns(
   ns: Netns,
   host: string,
   port: number,
   timeoutMs: number,
+  sourceIp?: string,
 ): Promise<Socket> {
   const f = lib();
-  const octets = host.split(".").map(Number);
-  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) {
-    return Promise.reject(new WeftError("connect_failed", `Cannot dial ${host}: not IPv4`));
+  const sa = sockaddrIn(host, port);
+  if (!sa) return Promise.reject(new WeftError("connect_failed", `Cannot dial ${host}: not IPv4`));
+  let fd: number;
+  try {
+    fd = podSocket(f, ns, sourceIp ? sockaddrIn(sourceIp.replace(/^::ffff:/, ""), 0) : undefined);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  const fd = inNetns(ns, () => f.libc.socket(AF_INET, SOCK_STREAM_NONBLOCK_CLOEXEC, 0) as number);
-  if (fd < 0) {
-    return Promise.reject(new WeftError("connect_failed", `Cannot create a socket in ${ns.path}`));
-  }
-  f.libc.setsockopt(fd, SOL_SOCKET, SO_MARK, f.ptr(new Int32Array([WEFT_SOCKET_MARK])), 4);
-  // Set before connect: the adopted socket never goes through node:net's own setNoDelay path.
-  f.libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, f.ptr(new Int32Array([1])), 4);
-  const sa = new Uint8Array(16);
-  sa[0] = AF_INET;
-  sa[2] = port >> 8;
-  sa[3] = port & 255;
-  sa.set(octets, 4);
   const rc = f.libc.connect(fd, f.ptr(sa), 16) as number;
   const err = rc === 0 ? 0 : errno(f);
   const fail = (code: number): WeftError => {

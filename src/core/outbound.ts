@@ -135,7 +135,13 @@ export interface OutboundDeps {
   readonly dialFrom?: ((srcIp: string) => PodDial | undefined) | undefined;
 }
 
-export type PodDial = (host: string, port: number, timeoutMs: number) => Promise<Duplex>;
+/** A dial from inside a pod; `sourceIp` keeps a client's address (inbound delivery). */
+export type PodDial = (
+  host: string,
+  port: number,
+  timeoutMs: number,
+  sourceIp?: string,
+) => Promise<Duplex>;
 
 function socksCode(err: unknown): number {
   const c = errorCode(err);

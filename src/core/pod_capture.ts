@@ -83,7 +83,7 @@ export class PodCaptures {
   /** Dials from inside the enrolled pod with this IP (source = the pod, marked 0x539). */
   dialerFrom(podIp: string): PodDial | undefined {
     const pod = this.byIp.get(podIp);
-    return pod ? (host, port, ms) => dialInNetns(pod.ns, host, port, ms) : undefined;
+    return pod ? (host, port, ms, src) => dialInNetns(pod.ns, host, port, ms, src) : undefined;
   }
 
   /** Enroll (or re-enroll) a pod: open its three listeners inside its namespace. */

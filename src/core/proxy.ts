@@ -140,7 +140,7 @@ export class NodeProxy {
       conns: this.conns,
       authorize: opts.authorize ?? authorizeL4,
       l7: this.l7,
-      dial: (host, port, ms) => this.dialWorkload(host, port, ms),
+      dial: (host, port, ms, srcIp) => this.dialWorkload(host, port, ms, srcIp),
     };
     this.outbound = {
       snapshot: () => this.snap,
@@ -154,9 +154,16 @@ export class NodeProxy {
     this.pods = new PodCaptures(() => this.snap, this.inbound, this.outbound, this.conns);
   }
 
-  /** A local workload: from inside its pod's namespace when it is an enrolled pod. */
-  private dialWorkload(host: string, port: number, timeoutMs: number): Promise<Duplex> {
-    return (this.pods.dialerFrom(host) ?? dialTcp)(host, port, timeoutMs);
+  /** A local workload: from inside its pod's namespace when it is an enrolled pod, keeping the
+   * client's address `srcIp` as the source where the kernel allows. */
+  private dialWorkload(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    srcIp?: string,
+  ): Promise<Duplex> {
+    const inPod = this.pods.dialerFrom(host);
+    return inPod ? inPod(host, port, timeoutMs, srcIp) : dialTcp(host, port, timeoutMs);
   }
 
   /** In-pod mode: open the pod's listeners inside its network namespace. */
