@@ -9,7 +9,8 @@ import { errorMessage } from "../core/mod.ts";
 import { type AddWorkload, ZdsClient } from "./zds.ts";
 
 export const DEFAULT_ZDS_SOCKET = "/var/run/weft/zds.sock";
-const SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+// 1.1 adds GC and STATUS, which weft does not implement.
+const SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
 /** CNI error codes (spec, "Error" section) and weft's own (≥ 100). */
 const E_VERSION = 1;
 const E_ENV = 4;

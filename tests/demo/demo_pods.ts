@@ -81,7 +81,10 @@ async function main(): Promise<number> {
 
     print(`\n2. curl in pod client → http://${m.vip}/ (service web, served by pod server)`);
     const r = await m.curl(client, `http://${m.vip}/`);
-    step(r.code === 0, `response: ${r.body.trim()}`);
+    step(
+      r.code === 0 && r.body.trim() === `server saw ${client.ip}`,
+      `response: ${r.body.trim()} (the app sees the client pod's own IP)`,
+    );
     const out = await m.agents[0]!.waitFor((l) =>
       l.msg === "connection complete" && l.direction === "outbound"
     );
