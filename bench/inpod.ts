@@ -6,7 +6,8 @@
  * and same client tools, in one run:
  *   wrk -t1 -c32 (req/s, p50, p99) · hey at a fixed 1000 req/s (10 workers × 100 q/s): p50/p99
  *   and the latency weft adds per request (goal: +0.25 ms p50 for the two hops) · one connection,
- *   sequential requests (bench/seq_client.ts): the added latency without queueing.
+ *   sequential requests, and an open-loop 1k req/s client timed from each request's schedule
+ *   (bench/seq_client.ts, both in the client pod).
  * Options: --seconds N (per run, default 5). The weft agents run on Bun (the shipped runtime).
  */
 import { topologyUnavailable } from "../tests/support/topology.ts";
@@ -59,14 +60,16 @@ async function fixedRate(m: InpodMesh, url: string): Promise<Figures> {
   return { rps: Number(total ?? NaN), p50: pct(50), p99: pct(99) };
 }
 
-/** One connection, sequential requests: the latency weft adds without any queueing. */
-async function sequential(m: InpodMesh, url: string): Promise<Figures> {
+/** bench/seq_client.ts in the client pod: "seq" (one connection) or "rate" (open loop, 1k/s). */
+async function latency(m: InpodMesh, url: string, mode: "seq" | "rate"): Promise<Figures> {
+  const args = mode === "seq" ? [url, "3000"] : [url, "1000", String(SECONDS)];
   const r = await m.topo.run(
     m.topo.pod("client").ns,
-    [bunPath()!, new URL("./seq_client.ts", import.meta.url).pathname, url, "3000"],
-    { timeoutMs: 60_000 },
+    [bunPath()!, new URL("./seq_client.ts", import.meta.url).pathname, mode, ...args],
+    { timeoutMs: (SECONDS + 60) * 1000 },
   );
   const j = JSON.parse(r.stdout.trim().split("\n").pop() || "{}");
+  if (j.failed) console.error(`${mode} ${url}: ${j.failed} of ${j.sent} requests failed`);
   return { rps: 1000 / j.avg, p50: j.p50, p99: j.p99 };
 }
 
@@ -85,7 +88,8 @@ async function main(): Promise<number> {
     console.log(`bench:inpod — ${SECONDS}s per run; weft on Bun; server: node:http on Bun`);
     const dWrk = await wrk(m, directUrl);
     const dRate = await fixedRate(m, directUrl);
-    const dSeq = await sequential(m, directUrl);
+    const dSeq = await latency(m, directUrl, "seq");
+    const dOpen = await latency(m, directUrl, "rate");
     for (const p of [m.topo.pod("client"), server]) {
       const r = await m.cni(p, "ADD");
       if (r.code !== 0) throw new Error(`enroll ${p.name}: ${r.stdout}`);
@@ -93,20 +97,27 @@ async function main(): Promise<number> {
     const meshUrl = `http://${m.vip}/`;
     const wWrk = await wrk(m, meshUrl);
     const wRate = await fixedRate(m, meshUrl);
-    const wSeq = await sequential(m, meshUrl);
+    const wSeq = await latency(m, meshUrl, "seq");
+    const wOpen = await latency(m, meshUrl, "rate");
     console.log(
-      "\n| path | wrk -c32 req/s | p50 ms | p99 ms | 1k req/s p50 ms | p99 ms | 1 conn p50 ms | p99 ms |",
+      "\n| path | wrk -c32 req/s | p50 ms | p99 ms | hey 1k/s p50 ms | p99 ms | open-loop 1k/s p50 ms | p99 ms | 1 conn p50 ms | p99 ms |",
     );
-    console.log("|---|---|---|---|---|---|---|---|");
-    const row = (name: string, w: Figures, r: Figures, q: Figures): string =>
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
+    const row = (name: string, w: Figures, r: Figures, o: Figures, q: Figures): string =>
       `| ${name} | ${f(w.rps, 0)} | ${f(w.p50)} | ${f(w.p99)} | ${f(r.p50)} | ${f(r.p99)} | ` +
-      `${f(q.p50, 3)} | ${f(q.p99, 3)} |`;
-    console.log(row("direct pod → pod (routed via 2 nodes)", dWrk, dRate, dSeq));
-    console.log(row("weft in-pod: 15001 → HBONE → 15008", wWrk, wRate, wSeq));
+      `${f(o.p50, 3)} | ${f(o.p99, 3)} | ${f(q.p50, 3)} | ${f(q.p99, 3)} |`;
+    console.log(row("direct pod → pod (routed via 2 nodes)", dWrk, dRate, dOpen, dSeq));
+    console.log(row("weft in-pod: 15001 → HBONE → 15008", wWrk, wRate, wOpen, wSeq));
     console.log(
       `\nratio req/s weft/direct: ${f(wWrk.rps / dWrk.rps)}; added at 1k req/s: ` +
         `p50 +${f(wRate.p50 - dRate.p50, 3)} ms, p99 +${f(wRate.p99 - dRate.p99, 3)} ms ` +
         `(goal: +0.25 ms p50); rates achieved ${f(dRate.rps, 0)} / ${f(wRate.rps, 0)} req/s`,
+    );
+    console.log(
+      `added at 1k req/s, open loop (bench/seq_client.ts): p50 +${
+        f(wOpen.p50 - dOpen.p50, 3)
+      } ms, ` +
+        `p99 +${f(wOpen.p99 - dOpen.p99, 3)} ms`,
     );
     console.log(
       `added on one connection, sequential: p50 +${f(wSeq.p50 - dSeq.p50, 3)} ms, ` +

@@ -1,18 +1,19 @@
 // deno-lint-ignore-file no-console
 /**
- * Closed-loop latency (for bench:inpod): N sequential GETs on one keep-alive connection, timed with
- * performance.now(); prints one JSON line {p50, p99, avg} in ms. Runs unmodified inside a pod.
- * Usage: seq_client.ts <url> <n>
+ * Latency clients for bench:inpod, run unmodified inside a pod (node:http, Bun or Deno); each prints
+ * one JSON line {p50, p99, avg, sent, failed} in ms.
+ *   seq_client.ts seq <url> <n>: n sequential GETs on one keep-alive connection (no queueing);
+ *   seq_client.ts rate <url> <rps> <seconds>: open loop at a fixed rate over a pool of keep-alive
+ *   connections; each request is timed from its scheduled start, so time spent waiting behind a
+ *   slow one counts (no coordinated omission).
  */
 import { Agent, get } from "node:http";
 import process from "node:process";
 
-const [url, nArg] = process.argv.slice(2);
-const n = Number(nArg ?? 2000);
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const [mode, url, a, b] = process.argv.slice(2);
+const agent = new Agent({ keepAlive: true, maxSockets: mode === "seq" ? 1 : 64 });
 
-function once(): Promise<number> {
-  const t0 = performance.now();
+function once(t0: number): Promise<number> {
   return new Promise((resolve, reject) => {
     get(url!, { agent }, (res) => {
       res.on("data", () => {});
@@ -22,13 +23,38 @@ function once(): Promise<number> {
 }
 
 const times: number[] = [];
-for (let i = 0; i < 200; i++) await once(); // warm-up
-for (let i = 0; i < n; i++) times.push(await once());
-times.sort((a, b) => a - b);
+let failed = 0;
+if (mode === "seq") {
+  for (let i = 0; i < 200; i++) await once(performance.now()); // warm-up
+  for (let i = 0; i < Number(a ?? 2000); i++) times.push(await once(performance.now()));
+} else {
+  const rps = Number(a ?? 1000);
+  const total = Math.round(rps * Number(b ?? 5));
+  for (let i = 0; i < 50; i++) await once(performance.now()); // warm-up
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  let sent = 0;
+  await new Promise<void>((done) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rps) / 1000) + 1);
+      for (; sent < due; sent++) {
+        const scheduled = start + (sent * 1000) / rps;
+        pending.push(once(scheduled).then((t) => void times.push(t), () => void failed++));
+      }
+      if (sent < total) setTimeout(tick, 1);
+      else done();
+    };
+    tick();
+  });
+  await Promise.all(pending);
+}
+times.sort((x, y) => x - y);
 const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
 console.log(JSON.stringify({
   p50: at(0.5),
   p99: at(0.99),
-  avg: times.reduce((a, b) => a + b, 0) / times.length,
+  avg: times.reduce((x, y) => x + y, 0) / times.length,
+  sent: times.length + failed,
+  failed,
 }));
 agent.destroy();
