@@ -134,6 +134,10 @@ Deno.test({
           await metric(m, 2, "weft_l4_refused_total", 'reason="strict_mtls"'),
           before + 1,
         );
+        // Plaintext aimed at weft's own inbound port is refused, not looped back into it.
+        const self = await metric(m, 2, "weft_l4_refused_total", 'reason="self_call"');
+        assert.notEqual((await m.curl(outsider, `http://${server.ip}:15006/`)).code, 0);
+        assert.equal(await metric(m, 2, "weft_l4_refused_total", 'reason="self_call"'), self + 1);
       });
 
       await t.step("passthrough outside the mesh; UDP and the node are not captured", async () => {
@@ -183,6 +187,9 @@ Deno.test({
         const r = await m.curl(client, `http://${m.vip}/`);
         assert.equal(r.code, 0, r.body);
         assert.equal((await m.cni(server, "CHECK")).code, 0);
+        // A repeated ADD (as a ZDS snapshot re-sends) keeps the pod enrolled.
+        assert.equal((await m.cni(server, "ADD")).code, 0);
+        assert.equal((await m.curl(client, `http://${m.vip}/`)).code, 0);
       });
 
       await t.step("a DENY policy applies live", async () => {

@@ -98,6 +98,10 @@ export class PodCaptures {
       );
     }
     const old = this.pods.get(spec.uid);
+    // A repeated add (a ZDS snapshot after a restart) keeps the pod's listeners and connections.
+    if (old && old.spec.netnsPath === spec.netnsPath && old.spec.address === spec.address) {
+      return this.view(old);
+    }
     if (old) await this.remove(spec.uid, 0);
     const ns = openNetns(spec.netnsPath);
     const pod: Pod = { spec, ns, workload: wl, servers: [], hbone: undefined };
@@ -136,8 +140,11 @@ export class PodCaptures {
 
   private onInbound(pod: Pod, s: net.Socket): void {
     const dst = originalDst(s);
-    if (!dst) {
-      l4Metrics.refused.inc({ direction: "inbound", reason: "no_original_dst" });
+    const own = [OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, this.snapshot().node.hbonePort];
+    if (!dst || own.includes(dst.port)) {
+      // Delivering to one of weft's own ports in the pod would loop back into this listener.
+      const reason = dst ? "self_call" : "no_original_dst";
+      l4Metrics.refused.inc({ direction: "inbound", reason });
       s.destroy();
       return;
     }
