@@ -87,7 +87,14 @@ export class PodAgent {
   private loadState(): PodRecord[] {
     try {
       const v = JSON.parse(readFileSync(this.statePath, "utf8"));
-      return Array.isArray(v) ? v as PodRecord[] : [];
+      if (!Array.isArray(v)) return [];
+      // Each entry is checked as the add request it came from; a bad one is dropped, logged.
+      return v.flatMap((rec) => {
+        const req = parseRequest(JSON.stringify({ add: rec }));
+        if (typeof req !== "string" && "add" in req) return [rec as PodRecord];
+        log.warn("bad entry in the pod state file, dropped", { path: this.statePath, err: req });
+        return [];
+      });
     } catch {
       return [];
     }
