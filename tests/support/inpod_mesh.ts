@@ -10,7 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { buildTopology, type PodNs, type Topology } from "./topology.ts";
-import { MAIN, ROOT, startWeft, type WeftProc } from "./weft_proc.ts";
+import {
+  ensurePluginsBuilt,
+  ROOT,
+  startWeft,
+  weftBin,
+  weftCommand,
+  type WeftProc,
+} from "./weft_proc.ts";
 
 export const APP_PORT = 8080;
 
@@ -122,17 +129,22 @@ export async function startInpodMesh(
       cfgPath(n),
       nodeConfig(n, dir, wl.filter((w) => w.pod.node === n), wl, vip, policies),
     );
+  // weft on Bun (the shipped runtime), or the shipped binary when WEFT_BIN names it.
+  const weft = (argv: readonly string[]): [string, string[]] =>
+    weftCommand(argv, weftBin() ? undefined : bun);
+  const inNode = (n: number, argv: readonly string[]): [string, string[]] => {
+    const [program, args] = weft(argv);
+    return ["ip", ["netns", "exec", topo.nodes[n - 1]!.ns, program, ...args]];
+  };
   const start = (n: number): Promise<WeftProc> =>
-    startWeft(["run", "--config", cfgPath(n)], {
-      runtime: bun,
-      wrap: ["ip", "netns", "exec", topo.nodes[n - 1]!.ns],
-    });
+    startWeft(["run", "--config", cfgPath(n)], { command: (argv) => inNode(n, argv) });
   const close = async (): Promise<void> => {
     await Promise.all(agents.map((a) => a.stop().catch(() => 0)));
     await topo.destroy();
     await rm(dir, { recursive: true, force: true });
   };
   try {
+    if (!weftBin()) await ensurePluginsBuilt();
     await writeCfg(1, []);
     await writeCfg(2, []);
     agents.push(await start(1)); // node 1 creates the shared dev CA first
@@ -173,7 +185,8 @@ export async function startInpodMesh(
           ips: [{ address: `${pod.ip}/32`, gateway: pod.gateway, interface: 0 }],
         },
       };
-      const r = await topo.run(topo.nodes[pod.node - 1]!.ns, [bun, MAIN, "cni"], {
+      const [program, args] = weft(["cni"]);
+      const r = await topo.run(topo.nodes[pod.node - 1]!.ns, [program, ...args], {
         stdin: JSON.stringify(conf),
         env: {
           CNI_COMMAND: command,
