@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { leftoverNamespaces, topologyUnavailable } from "./support/topology.ts";
 import { APP_PORT, bunPath, type InpodMesh, startInpodMesh } from "./support/inpod_mesh.ts";
-import { runWeft } from "./support/weft_proc.ts";
+import { MAIN } from "./support/weft_proc.ts";
 import { ZdsClient } from "../src/inpod/zds.ts";
 import { join } from "node:path";
 
@@ -267,7 +267,16 @@ Deno.test("inpod: Deno refuses in-pod mode at start with a clear error", async (
       cfg,
       `inpod: { socket: ${dir}/zds.sock, stateDir: ${dir}/state }\nlisteners: { socks5: "" }\n`,
     );
-    const r = await runWeft(["run", "--config", cfg]);
+    // Deno itself, even when WEFT_BIN points the other tests at the (Bun) binary.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "run", "--config", cfg],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const dec = new TextDecoder();
+    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
     assert.notEqual(r.code, 0);
     assert.match(r.stderr + r.stdout, /Cannot start in-pod capture.*run the node agent on Bun/);
   } finally {
