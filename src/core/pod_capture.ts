@@ -94,7 +94,7 @@ export class PodCaptures {
       throw new WeftError(
         "inpod_unknown_workload",
         `Cannot enroll pod ${spec.uid}: no workload with address ${spec.address}`,
-        { cause: "add the workload to the config (or xDS) before the pod starts" },
+        { hint: "add the workload to the config (or xDS) before the pod starts" },
       );
     }
     const old = this.pods.get(spec.uid);

@@ -12,7 +12,7 @@
  * routed back to weft by connmark and a local routing table (ip rule fwmark 0x53a lookup 133). A mark rather than a uid exclusion, because the app and weft may share a uid
  * (root), and rather than destination exclusions, which would also let the app bypass capture.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { WeftError } from "../core/mod.ts";
 
 export const INPOD_TABLE = "weft_inpod";
@@ -120,4 +120,14 @@ export async function removePodRules(netns: string): Promise<void> {
 export async function hasPodRules(netns: string): Promise<boolean> {
   const out = await run(netns, ["list", "tables"]);
   return out.split("\n").some((l) => l.trim() === `table ip ${INPOD_TABLE}`);
+}
+
+/** The tools the pod rules need, missing ones named (checked once at agent start). */
+export function missingTools(): string[] {
+  const probes: [string, string[]][] = [["nsenter", ["--version"]], ["nft", ["--version"]], [
+    "ip",
+    ["-V"],
+  ]];
+  return probes.filter(([cmd, args]) => spawnSync(cmd, args, { stdio: "ignore" }).status !== 0)
+    .map(([cmd]) => cmd);
 }

@@ -18,7 +18,7 @@ import {
 import { dirname, join } from "node:path";
 import { errorMessage, logger, WeftError } from "../core/mod.ts";
 import type { PodEnrollment, PodView } from "../core/mod.ts";
-import { applyPodRules, hasPodRules, removePodRules } from "./nft_rules.ts";
+import { applyPodRules, hasPodRules, missingTools, removePodRules } from "./nft_rules.ts";
 import { type AddWorkload, lineReader, parseRequest, type ZdsRequest } from "./zds.ts";
 
 const log = logger("inpod");
@@ -59,6 +59,14 @@ export class PodAgent {
 
   /** Re-enroll the pods of the state file, then accept requests on the socket. */
   async start(): Promise<void> {
+    const missing = missingTools();
+    if (missing.length) {
+      throw new WeftError(
+        "inpod_tools_missing",
+        `Cannot start in-pod capture: ${missing.join(", ")} not found on PATH`,
+        { hint: "the node agent's image needs nsenter (util-linux), nft (nftables) and ip" },
+      );
+    }
     for (const rec of this.loadState()) {
       if (!existsSync(rec.netns)) {
         log.info("pod namespace gone, dropped", { uid: rec.uid, netns: rec.netns });
