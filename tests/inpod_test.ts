@@ -283,3 +283,31 @@ Deno.test("inpod: Deno refuses in-pod mode at start with a clear error", async (
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "inpod: the agent refuses to start without nsenter/nft/ip, naming them",
+  ignore: bunPath() === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const cfg = `${dir}/weft.yaml`;
+      await Deno.writeTextFile(
+        cfg,
+        `inpod: { socket: ${dir}/zds.sock, stateDir: ${dir}/state }\nlisteners: { socks5: "" }\n`,
+      );
+      const out = await new Deno.Command(bunPath()!, {
+        args: [MAIN, "run", "--config", cfg],
+        env: { PATH: "/nonexistent-weft-test" },
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+      assert.notEqual(out.code, 0);
+      assert.match(text, /Cannot start in-pod capture.*nsenter, nft, ip not found/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

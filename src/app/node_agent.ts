@@ -87,6 +87,16 @@ export class NodeAgent {
     const cfg = opts.config;
     const noInpod = cfg.inpod ? netnsUnsupportedReason() : undefined;
     if (noInpod) throw new Error(`Cannot start in-pod capture (inpod:): ${noInpod}`);
+    if (cfg.inpod) {
+      const { missingTools } = await import("../inpod/mod.ts");
+      const missing = missingTools();
+      if (missing.length) {
+        throw new Error(
+          `Cannot start in-pod capture (inpod:): ${missing.join(", ")} not found on PATH ` +
+            "(the node agent's image needs nsenter, nft and ip)",
+        );
+      }
+    }
     if (cfg.ca.mode === "xds" && !opts.xds) {
       throw new Error(
         "Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)",

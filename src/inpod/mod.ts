@@ -5,6 +5,13 @@
  */
 export { PodAgent } from "./pod_agent.ts";
 export type { PodAgentOptions, PodHost } from "./pod_agent.ts";
-export { applyPodRules, hasPodRules, INPOD_TABLE, podRules, removePodRules } from "./nft_rules.ts";
+export {
+  applyPodRules,
+  hasPodRules,
+  INPOD_TABLE,
+  missingTools,
+  podRules,
+  removePodRules,
+} from "./nft_rules.ts";
 export { ZdsClient } from "./zds.ts";
 export { runCni } from "./cni.ts";
