@@ -25,6 +25,8 @@ Usage:
                          check a config; prints every problem with its path, exit 1 if any
   weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
                          serve xDS (ADS, delta and SotW) and the CA from a YAML mesh description
+  weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
+                         enrolls the pod with the node agent's in-pod capture
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
   weft plugin build <dir>
@@ -184,6 +186,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       case "control-plane": {
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
+      }
+      case "cni": {
+        // CNI plugin mode: env + stdin in, one JSON result out (src/inpod/cni.ts).
+        const { runCniCmd } = await import("./cni_cmd.ts");
+        return await runCniCmd();
       }
       case "plugin": {
         const { runPluginCmd } = await import("./plugin_cmd.ts");

@@ -1,4 +1,5 @@
 /** The bootstrap configuration (weft.yaml) after validation: frozen and fully defaulted. */
+import type { InpodConfig } from "./config_inpod.ts";
 import type {
   AuthorizationPolicy,
   CalloutCluster,
@@ -120,4 +121,6 @@ export interface WeftConfig {
     /** The SPIFFE id the control plane must present over mTLS. */
     readonly serverIdentity: string | undefined;
   };
+  /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
+  readonly inpod?: InpodConfig | undefined;
 }

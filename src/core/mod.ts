@@ -24,3 +24,6 @@ export { writeLocal } from "./http_io.ts";
 export type { HttpProxyOptions } from "./http_proxy.ts";
 export { checkFilterConfig, registerFilterConfigCheck } from "./filter_checks.ts";
 export type { FilterConfigCheck } from "./filter_checks.ts";
+export type { PodEnrollment, PodView } from "./pod_capture.ts";
+export { INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT } from "./pod_capture.ts";
+export { netnsUnsupportedReason } from "./netns.ts";
