@@ -398,3 +398,43 @@ Deno.test("proxy_grpc_call: a unary call to a declared cluster; undeclared is PA
     await new Promise((r) => server.close(r));
   }
 });
+
+Deno.test("FilterRef.runtime (weft.yaml / WasmPlugin) reaches the host: root id, vm id, env, clusters", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    async (req) => new Response((await req.text()) === "alice" ? "allowed:alice" : "denied"),
+  );
+  const r = {
+    ...ref("runtime-wired", wasm, {}),
+    runtime: {
+      rootId: "root-from-plugin-name",
+      vmId: "vm-7",
+      env: { MODE: "strict" },
+      clusters: { authz: { address: `127.0.0.1:${server.addr.port}` } },
+      callBudgetMs: 20,
+    },
+  };
+  const f = await createProxyWasmFilter(r);
+  try {
+    const props = request({ "x-test": "props" });
+    f.onRequest(props);
+    f.onDone(props);
+    assertEquals(props.requestHeaders.get("x-plugin-name"), "runtime-wired");
+    assertEquals(props.requestHeaders.get("x-root-id"), "root-from-plugin-name");
+    assertEquals(props.requestHeaders.get("x-vm-id"), "vm-7");
+    const env = request({ "x-test": "wasi" });
+    f.onRequest(env);
+    f.onDone(env);
+    assertEquals(env.requestHeaders.get("x-env-first"), "MODE=strict");
+    const call = request({ "x-test": "callout", "x-user": "alice" });
+    assertEquals(await f.onRequest(call), { action: "continue" });
+    assertEquals(call.requestHeaders.get("x-authz-body"), "allowed:alice");
+    f.onDone(call);
+    assertEquals(f.currentVm?.settings.callBudgetMs, 20);
+  } finally {
+    f.close();
+    ac.abort();
+    await server.finished;
+  }
+});

@@ -381,6 +381,8 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   }
   if (is("props")) {
     prop(S("plugin_name"), S("x-plugin-name"), 0);
+    prop(S("plugin_root_id"), S("x-root-id"), 0);
+    prop(S("plugin_vm_id"), S("x-vm-id"), 0);
     prop(S("request\0path"), S("x-path"), 0);
     prop(S("request\0method"), S("x-method"), 0);
     prop(S("source\0address"), S("x-source-address"), 0);
