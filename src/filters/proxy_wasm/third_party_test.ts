@@ -1,7 +1,7 @@
 /**
  * Filters built and published by others, run unchanged. They are data files fetched from public
  * repositories and are not in this repository: put them in $WEFT_THIRD_PARTY_WASM (default
- * ~/.cache/weft/third_party_wasm) under the names below; each is checked by sha256. Missing files
+ * shared/third_party_wasm beside the checkout, else ~/.cache/weft/third_party_wasm) under the names below; each is checked by sha256. Missing files
  * skip with a message (CI has no copy unless the lead provides one).
  *
  * Provenance (repository @ commit : path → file name here):
@@ -22,13 +22,19 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
 import { ref, request, response } from "../../../tests/support/proxy_wasm_kit.ts";
 import { env, metrics, setLogSink } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
 import type { ProxyWasmHostOptions } from "./options.ts";
 
-const DIR = env("WEFT_THIRD_PARTY_WASM") ?? join(homedir(), ".cache/weft/third_party_wasm");
+// The project's shared data folder sits beside the checkout (and beside CI's clone): a steering
+// session can place these files there, so CI runs them too.
+const SHARED = fileURLToPath(new URL("../../../../shared/third_party_wasm", import.meta.url));
+const DIR = env("WEFT_THIRD_PARTY_WASM") ??
+  (existsSync(SHARED) ? SHARED : join(homedir(), ".cache/weft/third_party_wasm"));
 const SHA256: Record<string, string> = {
   "tinygo-http_auth_random.wasm":
     "811d32b98fb2a01cf0b3d66889aad93c377be10208a0f663e7be43abdf007fb6",
