@@ -12,6 +12,15 @@ const NEED: Record<string, string> = {
   "wasm-ld": "lld",
   promtool: "prometheus",
   h2load: "nghttp2-client", // tests/l7_h2c_stress_test.ts
+  // In-pod capture tests, demo:pods and bench:inpod (network namespaces, nftables, a capture).
+  ip: "iproute2",
+  nft: "nftables",
+  nsenter: "util-linux",
+  tcpdump: "tcpdump",
+  curl: "curl",
+  socat: "socat",
+  wrk: "wrk",
+  hey: "hey",
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",
@@ -30,9 +39,33 @@ function exists(path: string): boolean {
   }
 }
 
+// Container tests (tests/container_test.ts, tests/deploy_test.ts) need podman, buildah, runc:
+// installed only when asked (WEFT_SETUP_APT=1, as CI does) and root; otherwise those tests skip.
+// catatonit is the pause process of pods (`podman kube play`).
+const CONTAINER_TOOLS: Record<string, string> = {
+  podman: "podman",
+  buildah: "buildah",
+  runc: "runc",
+  catatonit: "catatonit",
+};
+
 const missing = new Set<string>();
+if (Deno.env.get("WEFT_SETUP_APT") === "1" && Deno.uid?.() === 0) {
+  for (const [cmd, pkg] of Object.entries(CONTAINER_TOOLS)) if (!have(cmd)) missing.add(pkg);
+}
 for (const [cmd, pkg] of Object.entries(NEED)) if (!have(cmd)) missing.add(pkg);
 for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.add(pkg);
+// The native C unit tests link clang's sanitizer runtimes, a Recommends of clang that
+// `--no-install-recommends` leaves out: libclang-rt-dev follows Debian's default clang.
+if (missing.has("clang") || !hasAsanRuntime()) missing.add("libclang-rt-dev");
+
+function hasAsanRuntime(): boolean {
+  const r = spawnSync("clang", ["-print-file-name=libclang_rt.asan-x86_64.a"], {
+    encoding: "utf8",
+  });
+  const path = (r.stdout ?? "").trim();
+  return r.status === 0 && path.startsWith("/") && exists(path);
+}
 
 // JS filters are componentized with componentize-qjs (QuickJS). `deno add` cannot install it
 // (some of its optional per-platform packages are missing from the registry), npm can.
@@ -96,5 +129,17 @@ if (missing.size > 0) {
       console.error(`setup: apt-get ${args[0]} failed (exit ${r.status})`);
       Deno.exit(1);
     }
+  }
+}
+
+// The first-party plugins are built here, ahead of time (cached by source hash): the node agent
+// only loads their wasm.
+{
+  const r = spawnSync(Deno.execPath(), ["run", "-A", "tools/build_plugins.ts"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (r.status !== 0) {
+    console.error("setup: building the first-party plugins failed (deno task plugins)");
+    Deno.exit(1);
   }
 }

@@ -10,6 +10,7 @@ import { Checker, deepFreeze, isObj, Problems } from "./check.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicy } from "./config_policy.ts";
 import { checkService } from "./config_service.ts";
+import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
 
 export type ValidationResult =
   | { ok: true; config: WeftConfig }
@@ -28,6 +29,7 @@ const TOP = [
   "services",
   "authorizationPolicies",
   "xds",
+  INPOD_KEY,
 ];
 
 export function parseConfigText(text: string, nodeName?: string): ValidationResult {
@@ -178,6 +180,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     services,
     authorizationPolicies: policies,
     xds,
+    inpod: checkInpod(c, r.inpod),
   };
   const dsw = node.defaultSourceWorkload;
   if (dsw && !workloads.some((w) => w.name === dsw || `${w.namespace}/${w.name}` === dsw)) {

@@ -6,7 +6,7 @@
 import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import type { IdentityProvider } from "./transport.ts";
-import { WeftError } from "./errors.ts";
+import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
 import { H2Session, type H2SessionOptions, type Headers } from "./h2/mod.ts";
@@ -37,6 +37,11 @@ export interface DialTarget {
   readonly dstIdentity: string;
   /** ip:port of the peer's HBONE listener. */
   readonly hboneAddr: string;
+  /** In-pod mode: makes the TCP connection from inside the source pod (its IP, weft's mark);
+   * undefined = node:tls dials from `srcIp`. */
+  readonly connect?:
+    | ((host: string, port: number, timeoutMs: number) => Promise<Duplex>)
+    | undefined;
 }
 
 /** Dial and verify one HBONE connection; rejects with a WeftError on any failure. */
@@ -50,10 +55,19 @@ export async function dialHbone(
     throw new WeftError("hbone_bad_address", `Cannot dial HBONE: bad address ${target.hboneAddr}`);
   }
   const m = await identity.material(target.srcIdentity);
+  const pre = target.connect
+    ? await target.connect(hp.host, hp.port, connectTimeoutMs).catch((e) => {
+      throw new WeftError(
+        "hbone_connect_failed",
+        `Cannot dial HBONE: ${target.hboneAddr}: ${errorMessage(e)}`,
+        { cause: e },
+      );
+    })
+    : undefined;
   const sock = tls.connect({
     host: hp.host,
     port: hp.port,
-    ...(target.srcIp ? { localAddress: target.srcIp } : {}),
+    ...(pre ? { socket: pre } : target.srcIp ? { localAddress: target.srcIp } : {}),
     cert: m.certChainPem,
     key: m.keyPem,
     ca: m.rootsPem,
