@@ -4,14 +4,14 @@
  * TCP otherwise; unknown destinations follow outboundTrafficPolicy. The source workload is the
  * local workload whose address the client bound (a configurable default covers the rest).
  */
+import { baggageFor, dialUpstream, type PodDial } from "./upstream_dialer.ts";
 import { pickEndpoint } from "./endpoints.ts";
 import { indexOf } from "./snapshot_index.ts";
 import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import type { HbonePool } from "./hbone_pool.ts";
-import { type ConnTable, dialTcp } from "./l4_conn.ts";
+import type { ConnTable } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { joinHostPort } from "./ip.ts";
 import { errorCode, errorMessage } from "./errors.ts";
@@ -111,15 +111,6 @@ export function resolveSource(
   return idx.workloadByName.get(defaultWorkload);
 }
 
-export function baggageFor(w: Workload): string {
-  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
-  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
-  if (app) parts.push(`service.name=${app}`);
-  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
-  if (ver) parts.push(`service.version=${ver}`);
-  return parts.join(",");
-}
-
 export interface OutboundDeps {
   readonly snapshot: () => Snapshot;
   readonly pool: HbonePool;
@@ -131,13 +122,7 @@ export interface OutboundDeps {
   readonly dialFrom?: ((srcIp: string) => PodDial | undefined) | undefined;
 }
 
-/** A dial from inside a pod; `sourceIp` keeps a client's address (inbound delivery). */
-export type PodDial = (
-  host: string,
-  port: number,
-  timeoutMs: number,
-  sourceIp?: string,
-) => Promise<Duplex>;
+export { baggageFor, type PodDial };
 
 function socksCode(err: unknown): number {
   const c = errorCode(err);
@@ -211,33 +196,21 @@ export async function handleOutbound(
   info.dstAddr = joinHostPort(route.host, route.port);
   const conn = deps.conns.create(info, sock);
   if (!conn) return refuse("max_connections", SocksReply.generalFailure);
-  const viaPod = deps.dialFrom?.(src.address);
   try {
-    let up: Duplex;
     if (route.kind === "hbone") {
       info.mtls = true;
       info.dstHboneAddr = route.hboneAddr;
       info.dstIdentity = route.dstIdentity;
-      up = await deps.pool.connect(
-        {
-          srcIdentity: src.identity,
-          // In-pod mode: from inside the source pod (its IP on the wire, as ztunnel); a source
-          // that is not an enrolled pod dials from the node (its IP does not exist there).
-          srcIp: viaPod || !snap.capture?.inpod ? src.address : undefined,
-          connect: viaPod,
-          dstIdentity: route.dstIdentity,
-          hboneAddr: route.hboneAddr,
-        },
-        {
-          authority: info.dstAddr,
-          clientAddr: info.srcAddr,
-          serviceHost: svc?.hostname,
-          baggage: baggageFor(src),
-        },
-      );
-    } else {
-      up = await (viaPod ?? dialTcp)(route.host, route.port, snap.timeouts.connectMs);
     }
+    const up = await dialUpstream(deps, src, {
+      host: route.host,
+      port: route.port,
+      hbone: route.kind === "hbone"
+        ? { addr: route.hboneAddr, identity: route.dstIdentity }
+        : undefined,
+      clientAddr: info.srcAddr,
+      serviceHost: svc?.hostname,
+    });
     if (sock.destroyed || conn.done) {
       up.destroy();
       return conn.fail("error", "client went away");

@@ -12,7 +12,8 @@ import { authorizeL4 } from "./authz.ts";
 import { ConnTable, type L4Conn } from "./l4_conn.ts";
 import { HbonePool } from "./hbone_pool.ts";
 import { type Authorize, HboneServer, type InboundDeps } from "./hbone_server.ts";
-import { baggageFor, handleOutbound, type OutboundDeps } from "./outbound.ts";
+import { handleOutbound, type OutboundDeps } from "./outbound.ts";
+import { dialUpstream } from "./upstream_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
 import { L7Dispatch } from "./l7_dispatch.ts";
 import { dialTcp } from "./l4_conn.ts";
@@ -107,30 +108,17 @@ export class NodeProxy {
     }));
     this.l7 = opts.filters
       ? new L7Dispatch(opts.filters, () => this.snap, {
+        // The same dialer as the L4 path (upstream_dialer.ts).
         dial: (src, svc, ep, port, clientAddr) =>
-          ep.hboneAddress !== undefined && ep.identity !== undefined
-            ? this.pool.connect(
-              {
-                srcIdentity: src.identity,
-                srcIp: this.pods.dialerFrom(src.address) || !this.snap.capture?.inpod
-                  ? src.address
-                  : undefined,
-                connect: this.pods.dialerFrom(src.address),
-                dstIdentity: ep.identity,
-                hboneAddr: ep.hboneAddress,
-              },
-              {
-                authority: joinHostPort(ep.address, port),
-                clientAddr,
-                serviceHost: svc.hostname,
-                baggage: baggageFor(src),
-              },
-            )
-            : (this.pods.dialerFrom(src.address) ?? dialTcp)(
-              ep.address,
-              port,
-              this.snap.timeouts.connectMs,
-            ),
+          dialUpstream(this.outbound, src, {
+            host: ep.address,
+            port,
+            hbone: ep.hboneAddress !== undefined && ep.identity !== undefined
+              ? { addr: ep.hboneAddress, identity: ep.identity }
+              : undefined,
+            clientAddr,
+            serviceHost: svc.hostname,
+          }),
         dialLocal: (host, port) => this.dialWorkload(host, port, this.snap.timeouts.connectMs),
       })
       : undefined;

@@ -1,0 +1,66 @@
+/**
+ * The one upstream dialer of the L4 and L7 paths: a CONNECT stream over the pooled HBONE
+ * connection for mesh endpoints (with ztunnel's headers: `forwarded: for="<client>";host=<svc>`,
+ * baggage, traceparent), otherwise TCP; in in-pod mode from inside the source pod.
+ */
+import type { Duplex } from "node:stream";
+import type { HbonePool } from "./hbone_pool.ts";
+import type { Snapshot, Workload } from "./snapshot.ts";
+import { dialTcp } from "./l4_conn.ts";
+import { joinHostPort } from "./ip.ts";
+
+/** A dial from inside a pod; `sourceIp` keeps a client's address (inbound delivery). */
+export type PodDial = (
+  host: string,
+  port: number,
+  timeoutMs: number,
+  sourceIp?: string,
+) => Promise<Duplex>;
+
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  /** Set for mesh endpoints: their HBONE address and the identity they must present. */
+  readonly hbone: { readonly addr: string; readonly identity: string } | undefined;
+  /** The original client ip:port (the `forwarded` header's `for`). */
+  readonly clientAddr: string;
+  readonly serviceHost: string | undefined;
+}
+
+export interface DialerDeps {
+  readonly pool: HbonePool;
+  readonly snapshot: () => Snapshot;
+  readonly dialFrom?: ((srcIp: string) => PodDial | undefined) | undefined;
+}
+
+export function dialUpstream(deps: DialerDeps, src: Workload, t: UpstreamTarget): Promise<Duplex> {
+  const snap = deps.snapshot();
+  const viaPod = deps.dialFrom?.(src.address);
+  if (!t.hbone) return (viaPod ?? dialTcp)(t.host, t.port, snap.timeouts.connectMs);
+  return deps.pool.connect(
+    {
+      srcIdentity: src.identity,
+      // In-pod mode: from inside the source pod (its IP on the wire, as ztunnel); a source that
+      // is not an enrolled pod dials from the node (its IP does not exist there).
+      srcIp: viaPod || !snap.capture?.inpod ? src.address : undefined,
+      connect: viaPod,
+      dstIdentity: t.hbone.identity,
+      hboneAddr: t.hbone.addr,
+    },
+    {
+      authority: joinHostPort(t.host, t.port),
+      clientAddr: t.clientAddr,
+      serviceHost: t.serviceHost,
+      baggage: baggageFor(src),
+    },
+  );
+}
+
+export function baggageFor(w: Workload): string {
+  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
+  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
+  if (app) parts.push(`service.name=${app}`);
+  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
+  if (ver) parts.push(`service.version=${ver}`);
+  return parts.join(",");
+}
