@@ -5,7 +5,7 @@
  * destination on this listener (400), authorization (401), upstream connect (503), then 200.
  */
 import type { Duplex } from "node:stream";
-import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
+import { type L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
@@ -221,21 +221,37 @@ export class HboneServer {
       this.reply(call, 401);
       return conn.fail("denied", decision.policy ?? "no allow policy matched", true);
     }
-    const upstream: Promise<Duplex> = l7
-      ? Promise.resolve(L7Dispatch.bridge(
-        l7,
-        peerInfo({
-          sourcePrincipal: peer.identity,
-          sourceAddress: peer.ip,
-          sourcePort: peer.port,
-          destinationAddress: hp.host,
-          destinationPort: hp.port,
-          service: this.deps.l7!.inboundService(wl, hp.port, host),
-          workload: wl,
-          mtls: true,
-        }),
-      ))
-      : (this.deps.dial ?? dialTcp)(hp.host, hp.port, snap.timeouts.connectMs, peer.ip);
+    const recheck = (): boolean => {
+      const now = this.deps.snapshot();
+      const w = indexOf(now).workloadByIp.get(hp.host);
+      return w?.name === wl.name &&
+        (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
+    };
+    if (l7) {
+      // CONNECT answered at once; the HTTP proxy reads the HBONE stream itself (one copy per
+      // byte) and authorizes each request with its inbound chain.
+      const s = call.respond(200);
+      if (!s) return conn.fail("error", "client went away", true);
+      l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
+      conn.recheck = recheck;
+      const p = peerInfo({
+        sourcePrincipal: peer.identity,
+        sourceAddress: peer.ip,
+        sourcePort: peer.port,
+        destinationAddress: hp.host,
+        destinationPort: hp.port,
+        service: this.deps.l7!.inboundService(wl, hp.port, host),
+        workload: wl,
+        mtls: true,
+      });
+      return conn.serve((down) => l7(down, p));
+    }
+    const upstream = (this.deps.dial ?? dialTcp)(
+      hp.host,
+      hp.port,
+      snap.timeouts.connectMs,
+      peer.ip,
+    );
     upstream.then((up) => {
       // The client reset the stream while we dialled (rapid reset): drop the upstream.
       const s = stream.destroyed || conn.done ? null : call.respond(200);
@@ -244,12 +260,7 @@ export class HboneServer {
         return conn.fail("error", "client went away", true);
       }
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
-      conn.recheck = () => {
-        const now = this.deps.snapshot();
-        const w = indexOf(now).workloadByIp.get(hp.host);
-        return w?.name === wl.name &&
-          (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
-      };
+      conn.recheck = recheck;
       conn.attach(up);
     }, (e) => {
       this.reply(call, 503);

@@ -73,6 +73,43 @@ export class L4Conn {
     src.resume();
   }
 
+  /**
+   * Terminate the connection here (an L7 handler reads the downstream socket or HBONE stream
+   * itself: no in-memory pair, one copy per byte). Bytes are taken from the downstream's own
+   * counters (`bytesRead`/`bytesWritten` of net.Socket and H2Stream), polled for idleness.
+   */
+  serve(handler: (down: Duplex) => Promise<void>): void {
+    this.opened = true;
+    recordOpen(this.info);
+    const d = this.downstream as Duplex & { bytesRead?: number; bytesWritten?: number };
+    const read0 = d.bytesRead ?? 0;
+    const written0 = d.bytesWritten ?? 0;
+    this.counters = () => [(d.bytesRead ?? 0) - read0, (d.bytesWritten ?? 0) - written0];
+    let pending = 2;
+    const done = (): void => {
+      if (--pending > 0) return;
+      this.syncCounters();
+      this.finish();
+    };
+    d.once("close", done);
+    handler(d).catch((e: unknown) => this.note("error", String(e))).finally(() => {
+      if (!d.destroyed) d.destroy();
+      done();
+    });
+    d.resume(); // listeners accept paused (pauseOnConnect)
+  }
+
+  private counters: (() => [number, number]) | undefined;
+
+  /** Served connections: refresh byte counts (and activity when they moved). */
+  syncCounters(): void {
+    if (!this.counters) return;
+    const [r, w] = this.counters();
+    if (r !== this.bytesRecv || w !== this.bytesSent) this.lastActivity = performance.now();
+    this.bytesRecv = r;
+    this.bytesSent = w;
+  }
+
   /** Remember the first non-ok reason; the outcome is recorded at finish. */
   private note(outcome: Outcome, detail?: string): void {
     if (this.outcome === undefined) {
@@ -120,6 +157,7 @@ export class L4Conn {
   }
 
   view(): Record<string, unknown> {
+    this.syncCounters();
     return {
       id: this.id,
       ...this.info,
@@ -172,7 +210,10 @@ export class ConnTable {
     }
     if (!(idleMs > 0)) return;
     const now = performance.now();
-    for (const c of this.conns) if (now - c.lastActivity > idleMs) c.abort("idle_timeout");
+    for (const c of this.conns) {
+      c.syncCounters();
+      if (now - c.lastActivity > idleMs) c.abort("idle_timeout");
+    }
   }
 
   /** Re-run authorization on tracked inbound connections; close the denied ones. */

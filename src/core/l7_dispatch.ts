@@ -14,7 +14,6 @@
 import { indexOf } from "./snapshot_index.ts";
 import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
-import { duplexPair } from "node:stream";
 import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
@@ -191,13 +190,6 @@ export class L7Dispatch {
       if (isL7(sp)) return svc;
     }
     return undefined;
-  }
-
-  /** Serve `handler` on one end of an in-memory pair; return the other end for the L4 record. */
-  static bridge(handler: (down: Duplex, peer: PeerInfo) => Promise<void>, peer: PeerInfo): Duplex {
-    const [l4Side, l7Side] = duplexPair();
-    handler(l7Side, peer).catch(() => {}).finally(() => l7Side.destroy());
-    return l4Side;
   }
 
   close(): void {

@@ -173,19 +173,18 @@ export async function handleOutbound(
       const conn = deps.conns.create(info, sock);
       if (!conn) return refuse("max_connections", SocksReply.generalFailure);
       reply?.(SocksReply.succeeded);
-      conn.attach(L7Dispatch.bridge(
-        l7,
-        peerInfo({
-          sourcePrincipal: src.identity,
-          sourceAddress: clientIp,
-          sourcePort: sock.remotePort ?? 0,
-          destinationAddress: host,
-          destinationPort: port,
-          service: svc,
-          workload: undefined,
-          mtls: false,
-        }),
-      ));
+      const peer = peerInfo({
+        sourcePrincipal: src.identity,
+        sourceAddress: clientIp,
+        sourcePort: sock.remotePort ?? 0,
+        destinationAddress: host,
+        destinationPort: port,
+        service: svc,
+        workload: undefined,
+        mtls: false,
+      });
+      // The HTTP proxy reads the client socket itself (one copy per byte).
+      conn.serve((down) => l7(down, peer));
       return;
     }
   }

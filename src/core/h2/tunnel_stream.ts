@@ -42,6 +42,9 @@ export class H2Stream extends Duplex {
   /** Trailers to send instead of an empty END_STREAM DATA frame when the writable side ends. */
   outTrailers: [string, string][] | undefined;
   headersSent = false;
+  /** DATA payload bytes received from / written to the peer (telemetry). */
+  bytesRead = 0;
+  bytesWritten = 0;
   #held = 0; // bytes pushed while the readable buffer was full: not yet returned to the peer
   readonly #host: StreamHost;
 
@@ -56,6 +59,7 @@ export class H2Stream extends Duplex {
   /** DATA payload from the peer (already counted against the receive window). */
   deliver(piece: Uint8Array): void {
     if (this.destroyed) return this.#host.consumed(this, piece.length);
+    this.bytesRead += piece.length;
     if (this.push(piece) && this.#held === 0) this.#host.consumed(this, piece.length);
     else this.#held += piece.length;
   }
@@ -84,6 +88,7 @@ export class H2Stream extends Duplex {
   }
 
   override _write(chunk: Uint8Array, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.bytesWritten += chunk.length;
     this.#host.writeData(this, chunk, cb);
   }
 
