@@ -9,6 +9,7 @@ import type { IdentityProvider } from "./transport.ts";
 import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
+import { hboneClientTls } from "./hbone_tls.ts";
 import { H2Session, type H2SessionOptions, type Headers } from "./h2/mod.ts";
 
 /** PING keepalive of HBONE sessions (hbone.md §10): every 10 s, fail after 20 s. */
@@ -68,14 +69,8 @@ export async function dialHbone(
     host: hp.host,
     port: hp.port,
     ...(pre ? { socket: pre } : target.srcIp ? { localAddress: target.srcIp } : {}),
-    cert: m.certChainPem,
-    key: m.keyPem,
-    ca: m.rootsPem,
-    ALPNProtocols: ["h2"],
-    minVersion: "TLSv1.3",
-    // No SNI for IP hosts; the server identity is checked against the expected SPIFFE id below,
-    // not against the IP (the default checkServerIdentity would demand an IP SAN).
-    checkServerIdentity: () => undefined,
+    // No SNI for IP hosts; the server identity is checked against the expected SPIFFE id below.
+    ...hboneClientTls(m),
   });
   try {
     await new Promise<void>((resolve, reject) => {

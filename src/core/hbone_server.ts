@@ -10,13 +10,14 @@ import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
 import type { Snapshot, Workload } from "./snapshot.ts";
-import type { IdentityProvider, TlsMaterial } from "./transport.ts";
+import type { IdentityProvider } from "./transport.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { indexOf } from "./snapshot_index.ts";
+import { hboneContext, hboneServerTls } from "./hbone_tls.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
@@ -92,15 +93,9 @@ export class HboneServer {
 
   async start(): Promise<void> {
     const m = await this.deps.identity.material(this.workload.identity);
-    const server = tls.createServer({
-      ...this.contextOptions(m),
-      requestCert: true,
-      // verifyClient checks chain, validity and SAN on the socket before any HTTP/2 byte (so each
-      // refusal is counted with its real reason; see src/tls/mtls.ts).
-      rejectUnauthorized: false,
-      ALPNProtocols: ["h2"],
-      minVersion: "TLSv1.3",
-    });
+    // verifyClient checks chain, validity and SAN on the socket before any HTTP/2 byte (so each
+    // refusal is counted with its real reason; see hbone_tls.ts).
+    const server = tls.createServer(hboneServerTls(m));
     this.server = server;
     server.on("secureConnection", (s: TLSSocket) => this.accept(s));
     server.on("tlsClientError", (e: Error, sock: unknown) => {
@@ -111,7 +106,7 @@ export class HboneServer {
     });
     this.unsubscribe = this.deps.identity.onRotate((id, mat) => {
       // New handshakes get the new certificate; established sessions keep theirs.
-      if (id === this.workload.identity) server.setSecureContext(this.contextOptions(mat));
+      if (id === this.workload.identity) server.setSecureContext(hboneContext(mat));
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -124,10 +119,6 @@ export class HboneServer {
       if (this.deps.bind) this.deps.bind(listen);
       else listen();
     });
-  }
-
-  private contextOptions(m: TlsMaterial): { cert: string; key: string; ca: string } {
-    return { cert: m.certChainPem, key: m.keyPem, ca: m.rootsPem };
   }
 
   /** TLS layer: the client certificate decides before any HTTP/2 frame is read. */

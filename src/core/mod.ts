@@ -11,6 +11,7 @@ export type * from "./snapshot.ts";
 export { spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./transport.ts";
+export { hboneClientTls, hboneContext, hboneServerTls } from "./hbone_tls.ts";
 export * from "./ip.ts";
 export { authorizeL4, policiesFor, stringMatch } from "./authz.ts";
 export type { AuthzDecision, L4Attributes } from "./authz.ts";

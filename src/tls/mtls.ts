@@ -13,33 +13,20 @@
  * refusal fails the handshake with a PeerIdentityError whose `reason` classifyTlsError returns.
  */
 import type { ConnectionOptions, PeerCertificate, TlsOptions } from "node:tls";
-import type { PeerVerdict, TlsMaterial } from "../core/mod.ts";
+import { hboneClientTls, hboneServerTls, type PeerVerdict, type TlsMaterial } from "../core/mod.ts";
 import { PeerIdentityError } from "./verify.ts";
 
 export function serverTlsOptions(m: TlsMaterial): TlsOptions {
-  return {
-    cert: m.certChainPem,
-    key: m.keyPem,
-    ca: m.rootsPem,
-    requestCert: true,
-    rejectUnauthorized: false,
-    minVersion: "TLSv1.3",
-    ALPNProtocols: ["h2"],
-  };
+  return hboneServerTls(m);
 }
 
 export function clientTlsOptions(
   m: TlsMaterial,
   verify: (leafDer: Uint8Array) => PeerVerdict,
 ): ConnectionOptions {
-  return {
-    cert: m.certChainPem,
-    key: m.keyPem,
-    ca: m.rootsPem,
-    rejectUnauthorized: true,
-    minVersion: "TLSv1.3",
-    ALPNProtocols: ["h2"],
-    checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
+  return hboneClientTls(
+    m,
+    (_host: string, cert: PeerCertificate): Error | undefined => {
       const raw = cert?.raw;
       if (!raw || raw.length === 0) {
         return new PeerIdentityError("bad_san", "server presented no certificate bytes");
@@ -47,5 +34,5 @@ export function clientTlsOptions(
       const v = verify(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
       return v.ok ? undefined : new PeerIdentityError(v.reason, v.message);
     },
-  };
+  );
 }
