@@ -3,7 +3,7 @@
  * from the project's shared tools, path in WEFT_BENCH_RUST_PAIR) and a fixed-rate latency probe
  * (hey at a total rate, p50/p99).
  */
-import { IP, PORT, type Proc, spawn, waitPort } from "./l4_peers.ts";
+import { IP, PORT, type Proc, spawn } from "./l4_peers.ts";
 
 export const RUST_IP = { client: "127.79.0.30", server: "127.79.0.31" } as const;
 
@@ -23,8 +23,7 @@ export async function rustPair(dir: string): Promise<Proc[] | undefined> {
     `${dir}/server.key`,
     ...tls,
     "--quiet",
-  ]);
-  await waitPort(RUST_IP.server, 15008);
+  ], { readyText: "server: listening on" });
   const client = (port: number, authority: string): Promise<Proc> =>
     spawn(bin, [
       "client",
@@ -40,14 +39,13 @@ export async function rustPair(dir: string): Promise<Proc[] | undefined> {
       `${dir}/client.key`,
       ...tls,
       "--quiet",
-    ]);
+      // Readiness from the log, not a probe: a probe would reach iperf3's control port.
+    ], { readyText: "client: listening on" });
   const procs = [
     server,
     await client(PORT.tunnelIn, `${IP.server}:${PORT.iperf}`),
     await client(PORT.tunnelOut, `${IP.server}:${PORT.http}`),
   ];
-  await waitPort(RUST_IP.client, PORT.tunnelIn);
-  await waitPort(RUST_IP.client, PORT.tunnelOut);
   return procs;
 }
 
