@@ -183,9 +183,8 @@ async function peers(): Promise<[number, number, WrkResult]> {
 /** Latency added over nginx direct at the same fixed rate. */
 function added(l: Latency): string {
   if (!direct1k) return "";
-  return `added p50 +${(l.p50 - direct1k.p50).toFixed(2)} ms, p99 +${
-    (l.p99 - direct1k.p99).toFixed(2)
-  } ms`;
+  const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
+  return `added p50 ${signed(l.p50 - direct1k.p50)} ms, p99 ${signed(l.p99 - direct1k.p99)} ms`;
 }
 
 let binPath = "";
