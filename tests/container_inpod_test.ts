@@ -80,6 +80,8 @@ Deno.test({
         assert.equal(r.code, 0, r.stdout);
         const tables = await m.topo.run(p.ns, ["nft", "list", "tables"]);
         assert.match(tables.stdout, /table ip weft_inpod/, "rules installed by the container");
+        // CHECK: the agent lists the pod's tables with the image's nsenter + nft.
+        assert.equal((await m.cni(p, "CHECK")).code, 0);
       }
 
       const r = await m.curl(client, `http://${m.vip}/`);
