@@ -60,10 +60,11 @@ Deno.test({
   async fn() {
     const image = await ensureTestImage();
     const bins = await mkdtemp(join(tmpdir(), "weft-cni-bin-"));
-    const pods = new ContainerLauncher(image.tag, [], INPOD_RUN);
+    // By id: the test tag is shared by every checkout on this machine.
+    const pods = new ContainerLauncher(image.id, [], INPOD_RUN);
     let m: InpodMesh | undefined;
     try {
-      const cniBin = await cniBinaryFrom(image.tag, bins);
+      const cniBin = await cniBinaryFrom(image.id, bins);
       m = await startInpodMesh({
         // The image sets WEFT_STATE_DIR (which beats the config file): point both nodes at the
         // mesh's shared dev CA, as the agents outside containers share it.
