@@ -6,7 +6,8 @@
  * Pods are enrolled by the image's own `weft` run as the CNI plugin on the node (as the
  * DaemonSet installs it into /opt/cni/bin); unmodified curl in pod A reaches pod B's app
  * through both containerised agents; access logs, metrics and the pods' nftables rules show the
- * capture; SIGTERM drains and both containers exit 0. Namespaces and containers are removed even
+ * capture; node 2's agent is replaced by a new container (a rolling update) and takes its pod
+ * back from the state on the host path; SIGTERM drains and every container exits 0. Namespaces and containers are removed even
  * when a step fails. Skipped, with the reason in its name, elsewhere.
  */
 import assert from "node:assert/strict";
@@ -105,13 +106,20 @@ Deno.test({
         "node 2's container counted the inbound connection",
       );
 
+      // A rolling update of node 2's agent: a new container takes the enrolled pods back from
+      // inpod.stateDir on the host path, and traffic flows again.
+      const b2 = await m.restartAgent(2);
+      await b2.waitFor((l) => l.msg === "pod enrolled" && l.workload === "server");
+      const again = await m.curl(client, `http://${m.vip}/`);
+      assert.equal(again.body.trim(), `server saw ${client.ip}`, "after the agent's restart");
+
       for (const p of [client, server]) {
         assert.equal((await m.cni(p, "DEL")).code, 0);
         const tables = await m.topo.run(p.ns, ["nft", "list", "tables"]);
         assert.doesNotMatch(tables.stdout, /weft_inpod/, "DEL removed the pod's rules");
       }
 
-      for (const a of [a1, a2]) {
+      for (const a of [a1, b2]) {
         assert.equal(await a.stop(), 0, a.stderrText());
         await a.waitFor((l) => l.msg === "draining" && l.reason === "SIGTERM");
         await a.waitFor((l) => l.msg === "stopped");
