@@ -53,6 +53,12 @@ Deno.test("cni cli: install from the environment's dirs, chained entry, log line
     assertEquals(await readdir(h.bin), ["weft-cni"]);
     if (!weftBin()) {
       assertEquals(await readFile(join(h.bin, "weft-cni"), "utf8"), await readFile(binary, "utf8"));
+    } else {
+      // The compiled binary copied itself (process.execPath), byte for byte.
+      const cmp = await new Deno.Command("cmp", {
+        args: ["-s", weftBin()!, join(h.bin, "weft-cni")],
+      }).output();
+      assertEquals(cmp.code, 0, "installed copy differs from the running binary");
     }
     const u = await runWeft(["cni", "uninstall"], { env: h.env });
     assertEquals(u.code, 0, u.stderr);
