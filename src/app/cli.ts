@@ -14,8 +14,11 @@ Usage:
                          with --xds alone: config and certificates from the control plane)
   weft validate <weft.yaml>
                          check a config; prints every problem with its path, exit 1 if any
-  weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
-                         serve xDS (ADS, delta and SotW) and the CA from a YAML mesh description
+  weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
+                     [--ca-dir .weft/ca] [--tls]
+                         serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
+                         manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
+                         the CA (required unless --address is loopback)
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
   weft help              this text
@@ -98,7 +101,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         return 0;
       }
       case "control-plane": {
-        const f = parseFlags(rest, ["config", "address", "ca-dir"]);
+        const f = parseFlags(rest, ["config", "config-dir", "address", "ca-dir"]);
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
       }

@@ -41,11 +41,13 @@ services:
     ports: [{ port: 0 }]
     endpoints: [{ address: 127.0.1.3, hboneAddress: "nope" }]
 authorizationPolicies:
-  - name: p
-    action: PERMIT
-    rules:
-      - from: [{ source: { ipBlocks: ["10.0.0.0/99"] } }]
-        when: [{ key: "request.bogus", values: ["x"] }]
+  - metadata: { name: p }
+    spec:
+      action: PERMIT
+      rules:
+        - from: [{ source: { ipBlocks: ["10.0.0.0/99"] } }]
+          when: [{ key: "request.bogus", values: ["x"] }]
+  - { name: flat, action: ALLOW }
 bogus: 1
 `);
   assert(!r.ok);
@@ -59,9 +61,10 @@ bogus: 1
     "workloads[1]: duplicate name",
     "services[0].ports[0].port: must be an integer 1-65535",
     'services[0].endpoints[0].hboneAddress: must be "ip:port"',
-    "authorizationPolicies[0].action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
-    "authorizationPolicies[0].rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
-    "authorizationPolicies[0].rules[0].when[0].key: unknown condition key",
+    "authorizationPolicies[0].spec.action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
+    "authorizationPolicies[0].spec.rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
+    "authorizationPolicies[0].spec.rules[0].when[0].key: unknown condition key",
+    "authorizationPolicies[1]: must be an AuthorizationPolicy as Istio writes it",
   ];
   for (const w of want) {
     assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);

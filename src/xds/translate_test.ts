@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { BASE, meshYaml } from "./_test_fixtures.ts";
+import { BASE, compactMeshYaml } from "./_test_fixtures.ts";
+import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 import { applyResources, removeResources } from "./apply.ts";
 import { buildNode } from "./control_plane/build.ts";
 import { parseMesh } from "./control_plane/mesh.ts";
@@ -23,15 +24,17 @@ import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from ".
 
 const SHA = "b".repeat(64);
 const mesh = parseMesh(
-  meshYaml(10).replace(
-    "authorizationPolicies:",
-    `  - name: plug
+  meshManifestsFromYaml(
+    compactMeshYaml(10).replace(
+      "authorizationPolicies:",
+      `  - name: plug
     ports: [{ port: 81, protocol: HTTP }]
     selector: { app: echo }
     plugins:
       - { name: late, url: "https://x/late.wasm", phase: STATS, pluginConfig: {} }
       - { name: hdr, url: "file:///p/hdr.wasm", sha256: "${SHA}", phase: AUTHN, failStrategy: FAIL_OPEN, pluginConfig: { k: 1 } }
 authorizationPolicies:`,
+    ),
   ),
 );
 const built = buildNode(mesh, "node-a");
@@ -282,7 +285,7 @@ Deno.test("translate: a per-route filter override (Istio's fault placement) is h
 });
 
 Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {
-  const m = parseMesh(`
+  const m = parseMesh(meshManifestsFromYaml(`
 workloads: [{ name: r1, address: 127.0.8.1, node: node-a, labels: { app: reviews, version: v1 } }]
 services:
   - name: reviews
@@ -292,7 +295,7 @@ services:
       - match: [{ uri: { prefix: /reviews }, headers: { End-User: { exact: jason } } }]
         route: [{ destination: { subset: v1 } }]
       - route: [{ destination: { subset: v1 }, weight: 1 }]
-`);
+`));
   const b = buildNode(m, "node-a");
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {

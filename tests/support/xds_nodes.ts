@@ -5,6 +5,7 @@
  */
 import { stringify } from "yaml";
 import { join } from "node:path";
+import { meshManifests } from "./istio_manifests.ts";
 import { startWeft, type WeftProc } from "./weft_proc.ts";
 
 const LISTENERS = {
@@ -27,7 +28,8 @@ export interface XdsMesh {
 }
 
 export async function writeMeshFile(path: string, mesh: Record<string, unknown>): Promise<void> {
-  await Deno.writeTextFile(path + ".tmp", stringify(mesh));
+  // Compact test meshes become the Istio manifests the control plane reads.
+  await Deno.writeTextFile(path + ".tmp", meshManifests(mesh));
   await Deno.rename(path + ".tmp", path);
 }
 

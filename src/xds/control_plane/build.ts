@@ -82,10 +82,13 @@ function assignment(
   targetPort: number,
   subset?: Record<string, string>,
 ) {
-  const first = Object.entries(s.selector)[0];
+  const sel = s.selector;
+  const first = sel ? Object.entries(sel)[0] : undefined;
   const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
   const eps = candidates.filter((w) =>
-    matches(w.labels, s.selector) && (!subset || matches(w.labels, subset))
+    (sel
+      ? w.namespace === s.namespace && matches(w.labels, sel)
+      : s.endpointIps?.has(w.address) === true) && (!subset || matches(w.labels, subset))
   );
   return create(ClusterLoadAssignmentSchema, {
     clusterName: "",
@@ -127,6 +130,8 @@ function assignment(
 
 function httpManager(s: MeshService, port: number) {
   const filters = [];
+  // Envoy's shape for route-scoped faults (what istiod sends): an empty fault filter on the
+  // listener, the actual fault in each route's typed_per_filter_config.
   const fault = faultFilter(s);
   if (fault) {
     filters.push({
