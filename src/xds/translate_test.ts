@@ -259,7 +259,7 @@ Deno.test("translate: an ECDS config of a type the listener does not allow count
   assert.ok(!snap.services.some((s) => s.name === "plug"), "type_urls allow only Wasm");
 });
 
-Deno.test("translate: a per-route filter override (Istio's fault placement) is hoisted", () => {
+Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scoped instance", () => {
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT]) put(store, t);
   const rc = fromBinary(
@@ -280,8 +280,56 @@ Deno.test("translate: a per-route filter override (Istio's fault placement) is h
     any: anyPack(RouteConfigurationSchema, rc),
   }], () => true);
   const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
-  const fault = echo.outboundFilters.find((f) => f.type === FILTER_TYPES.fault)!;
-  assert.deepEqual(fault.config, { abort: { httpStatus: 418, percentage: { numerator: 100 } } });
+  const faults = echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
+  // The listener's fault filter is empty (control plane), so only the route's instance runs.
+  assert.deepEqual(faults.map((f) => [f.name, f.config]), [[
+    "envoy.filters.http.fault.route-0",
+    { abort: { httpStatus: 418, percentage: { numerator: 100 } }, headers: [] },
+  ]]);
+});
+
+function translateMesh(yaml: string) {
+  const b = buildNode(parseMesh(meshManifestsFromYaml(yaml)), "node-a");
+  const store = new ResourceStore();
+  const errors: string[] = [];
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {
+    const r = applyResources(
+      store,
+      t,
+      [...b.get(t)!.values()].map((x) => ({ name: undefined, version: x.version, any: x.any })),
+      () => true,
+    );
+    errors.push(...r.errors);
+  }
+  return { errors, snap: new Translator(BASE).build(store, "1") };
+}
+
+const RATINGS = (first: string) => `
+workloads: [{ name: r1, address: 127.0.8.1, node: node-a, labels: { app: ratings, version: v1 } }]
+services:
+  - name: ratings
+    ports: [{ port: 9080, protocol: HTTP }]
+    subsets: [{ name: v1, labels: { version: v1 } }]
+    http:
+      - match: [${first}]
+        fault: { abort: { httpStatus: 500, percentage: { value: 100 } } }
+        route: [{ destination: { subset: v1 } }]
+      - route: [{ destination: { subset: v1 } }]
+`;
+
+Deno.test("translate: a fault on a header-matched route is gated by that match", () => {
+  const { errors, snap } = translateMesh(RATINGS("{ headers: { end-user: { exact: jason } } }"));
+  assert.deepEqual(errors, []);
+  const faults = snap.services[0]!.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
+  assert.equal(faults.length, 1);
+  assert.deepEqual((faults[0]!.config as { headers: unknown }).headers, [
+    { name: "end-user", stringMatch: { exact: "jason" } },
+  ]);
+});
+
+Deno.test("translate: a per-route fault weft cannot scope is NACKed, not spread", () => {
+  const { errors } = translateMesh(RATINGS("{ uri: { prefix: /admin } }"));
+  assert.match(errors.join("\n"), /per-route filter config.*path/);
 });
 
 Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {
