@@ -143,13 +143,14 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
   dupes(problems, "services", vipPorts, "vip:port");
   const policies = [...checkPolicies(c, r.authorizationPolicies), ...extra.policies];
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
-  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity"]);
+  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity", "tokenFile"]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
   const xds = {
     address: xdsAddress,
     mode: c.oneOf("xds.mode", x.mode, ["delta", "sotw"], "delta"),
     tls: c.bool("xds.tls", x.tls, false),
     serverIdentity: c.optStr("xds.serverIdentity", x.serverIdentity),
+    tokenFile: c.optStr("xds.tokenFile", x.tokenFile),
   };
   if (xds.tls && ca.mode === "xds") {
     problems.add("xds.tls", "mTLS to the control plane needs a local CA (ca.mode auto or files)");
