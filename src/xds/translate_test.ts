@@ -157,7 +157,7 @@ Deno.test("translate: after initial_fetch_timeout a listener serves without what
   const plug = tr.build(store, "2").services.find((s) => s.name === "plug")!;
   assert.deepEqual(plug.outboundFilters.map((f) => [f.name, f.type]), [
     ["extensions.istio.io/wasmplugin/default.hdr", FILTER_TYPES.fault],
-    ["default.late", FILTER_TYPES.component],
+    ["late", FILTER_TYPES.component],
   ]);
   assert.deepEqual((plug.outboundFilters[0]!.config as { abort: unknown }).abort, {
     httpStatus: 500,

@@ -174,8 +174,10 @@ export function orderedPlugins(s: MeshService): MeshPlugin[] {
 export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
   const wasm = create(WasmSchema, {
     config: {
-      name: `${s.namespace}.${p.name}`,
-      rootId: p.name,
+      // weft's proxy-wasm host takes the guest's root id from the filter's name (Istio sends
+      // WasmPlugin `pluginName` as root_id): name it by pluginName so SDKs find their root.
+      name: p.pluginName,
+      rootId: p.pluginName,
       failOpen: p.failStrategy === "FAIL_OPEN",
       configuration: anyPack(
         StringValueSchema,

@@ -50,6 +50,8 @@ export interface MeshRoute {
 
 export interface MeshPlugin {
   readonly name: string;
+  /** Istio's `pluginName` (root id); defaults to the WasmPlugin's name. */
+  readonly pluginName: string;
   readonly url: string;
   readonly sha256: string | undefined;
   readonly type: "component" | "proxy-wasm";
@@ -312,6 +314,7 @@ function pluginApplies(
 function meshPlugin(p: WasmPlugin): MeshPlugin {
   return {
     name: p.meta.name,
+    pluginName: p.pluginName,
     url: p.url,
     sha256: p.sha256,
     type: p.abi,
