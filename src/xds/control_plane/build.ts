@@ -5,6 +5,7 @@
  * its version across rebuilds and is never re-pushed.
  */
 import { create } from "@bufbuild/protobuf";
+import { parseIp } from "../../core/mod.ts";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import {
   Cluster_DiscoveryType,
@@ -72,8 +73,27 @@ function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
   return idx;
 }
 
+const selections = new WeakMap<MeshService, MeshWorkload[]>();
+
+/** The service's workloads: by label selector in its namespace (through the label index), or the
+ * addresses of its EndpointSlices. */
+function selected(mesh: Mesh, s: MeshService): MeshWorkload[] {
+  let out = selections.get(s);
+  if (out) return out;
+  const sel = s.selector;
+  const first = sel ? Object.entries(sel)[0] : undefined;
+  const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
+  out = candidates.filter((w) =>
+    sel
+      ? w.namespace === s.namespace && matches(w.labels, sel)
+      : s.endpointIps?.has(w.address) === true
+  );
+  selections.set(s, out);
+  return out;
+}
+
 function ipBytes(ip: string): Uint8Array {
-  return new Uint8Array(ip.split(".").map(Number));
+  return parseIp(ip)?.bytes ?? new Uint8Array();
 }
 
 function assignment(
@@ -82,14 +102,7 @@ function assignment(
   targetPort: number,
   subset?: Record<string, string>,
 ) {
-  const sel = s.selector;
-  const first = sel ? Object.entries(sel)[0] : undefined;
-  const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
-  const eps = candidates.filter((w) =>
-    (sel
-      ? w.namespace === s.namespace && matches(w.labels, sel)
-      : s.endpointIps?.has(w.address) === true) && (!subset || matches(w.labels, subset))
-  );
+  const eps = selected(mesh, s).filter((w) => !subset || matches(w.labels, subset));
   return create(ClusterLoadAssignmentSchema, {
     clusterName: "",
     endpoints: [{
@@ -218,7 +231,30 @@ function listener(s: MeshService, p: MeshService["ports"][number]) {
   });
 }
 
-function workloadAddress(mesh: Mesh, w: MeshWorkload) {
+const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
+
+type PortLists = Record<string, { ports: { servicePort: number; targetPort: number }[] }>;
+
+/** workload → {"namespace/hostname" → ports} for every service selecting it (istiod's
+ * Workload.services map), built once per mesh from each service's selection. */
+function servicesByWorkload(mesh: Mesh): Map<MeshWorkload, PortLists> {
+  const out = new Map<MeshWorkload, PortLists>();
+  for (const s of mesh.services) {
+    const ports = s.ports.map((p) => ({ servicePort: p.port, targetPort: p.targetPort }));
+    for (const w of selected(mesh, s)) {
+      let m = out.get(w);
+      if (!m) out.set(w, m = {});
+      m[`${s.namespace}/${s.hostname}`] = { ports };
+    }
+  }
+  return out;
+}
+
+export function workloadUid(mesh: Mesh, w: MeshWorkload): string {
+  return `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`;
+}
+
+function workloadAddress(mesh: Mesh, w: MeshWorkload, services: PortLists) {
   const policies = mesh.authorizationPolicies
     .filter((p) => p.selector && p.namespace === w.namespace && matches(w.labels, p.selector))
     .map((p) => `${p.namespace}/${p.name}`);
@@ -226,7 +262,7 @@ function workloadAddress(mesh: Mesh, w: MeshWorkload) {
     type: {
       case: "workload",
       value: {
-        uid: `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`,
+        uid: workloadUid(mesh, w),
         name: w.name,
         namespace: w.namespace,
         addresses: [ipBytes(w.address)],
@@ -236,7 +272,28 @@ function workloadAddress(mesh: Mesh, w: MeshWorkload) {
         node: w.node,
         canonicalName: w.labels["app"] ?? w.name,
         canonicalRevision: w.labels["version"] ?? "",
+        workloadName: w.name,
+        services,
         authorizationPolicies: policies,
+      },
+    },
+  });
+}
+
+function serviceAddress(s: MeshService) {
+  return create(IstioAddressSchema, {
+    type: {
+      case: "service",
+      value: {
+        name: s.name,
+        namespace: s.namespace,
+        hostname: s.hostname,
+        addresses: s.vips.map((v) => ({ network: "", address: ipBytes(v) })),
+        ports: s.ports.map((p) => ({
+          servicePort: p.port,
+          targetPort: p.targetPort,
+          appProtocol: APP_PROTOCOL[p.protocol] ?? 0,
+        })),
       },
     },
   });
@@ -244,22 +301,13 @@ function workloadAddress(mesh: Mesh, w: MeshWorkload) {
 
 const shared = new WeakMap<Mesh, NodeResources>();
 
-/** The node's view: the mesh-wide part is built once per mesh and shared by every node. */
-export function buildNode(mesh: Mesh, node: string): NodeResources {
+/** The node's view. As istiod does for ztunnel, every node gets every workload and service it
+ * may reach as Address resources (not only its own), so the mesh-wide part is built once per
+ * mesh and shared by every node. */
+export function buildNode(mesh: Mesh, _node: string): NodeResources {
   let common = shared.get(mesh);
   if (!common) shared.set(mesh, common = buildShared(mesh));
-  const out = new Map(common);
-  const addresses = new Map<string, Built>();
-  for (const w of mesh.workloads) {
-    if (w.node !== node) continue;
-    const any = anyPack(IstioAddressSchema, workloadAddress(mesh, w));
-    addresses.set(`${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`, {
-      version: fnv(any.value),
-      any,
-    });
-  }
-  out.set(ADDRESS, addresses);
-  return out;
+  return common;
 }
 
 function buildShared(mesh: Mesh): NodeResources {
@@ -315,6 +363,15 @@ function buildShared(mesh: Mesh): NodeResources {
     for (const pl of s.plugins) {
       put(EXTENSION_CONFIG, pluginResourceName(s, pl), pluginExtension(s, pl));
     }
+  }
+  out.set(ADDRESS, new Map());
+  const svcs = servicesByWorkload(mesh);
+  for (const w of mesh.workloads) {
+    const a = workloadAddress(mesh, w, svcs.get(w) ?? {});
+    put(ADDRESS, workloadUid(mesh, w), anyPack(IstioAddressSchema, a));
+  }
+  for (const s of mesh.services) {
+    put(ADDRESS, `${s.namespace}/${s.hostname}`, anyPack(IstioAddressSchema, serviceAddress(s)));
   }
   for (const p of mesh.authorizationPolicies) {
     put(
