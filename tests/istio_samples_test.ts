@@ -141,8 +141,12 @@ Deno.test("istio samples: bookinfo routes, faults, WasmPlugin and L4 policies th
     let first: Reply;
     while ((first = await get(productpage, reviews)).status !== 200) {
       if (Date.now() >= deadline) {
-        const logs = procs.flatMap((p) => p.lines.filter((l) => l.level !== "info" && l.level !== "debug"));
-        assert.fail(`reviews never answered (${first.status}): ${JSON.stringify(logs).slice(0, 3000)}`);
+        const logs = procs.flatMap((p) =>
+          p.lines.filter((l) => l.level !== "info" && l.level !== "debug")
+        );
+        assert.fail(
+          `reviews never answered (${first.status}): ${JSON.stringify(logs).slice(0, 3000)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }

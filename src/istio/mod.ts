@@ -9,7 +9,7 @@ export * from "./check.ts";
 export type * from "./types.ts";
 export { GRPC_CODES } from "./grpc_status.ts";
 export { loadIstioDocuments, parseIstioObjects, SUPPORTED_KINDS } from "./documents.ts";
-export type { LoadResult, SourceText } from "./documents.ts";
+export type { DocumentCache, LoadResult, SourceText } from "./documents.ts";
 export { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
 export { parseVirtualService } from "./virtual_service.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";

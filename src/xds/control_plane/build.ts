@@ -43,6 +43,8 @@ import type { Mesh, MeshService, MeshWorkload } from "./mesh.ts";
 export interface Built {
   readonly version: string;
   readonly any: Any;
+  /** What the resource was built from, to reuse it unchanged on the next build. */
+  readonly key?: string;
 }
 export type NodeResources = ReadonlyMap<string, ReadonlyMap<string, Built>>;
 
@@ -92,7 +94,11 @@ function selected(mesh: Mesh, s: MeshService): MeshWorkload[] {
   return out;
 }
 
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
 function ipBytes(ip: string): Uint8Array {
+  const m = IPV4.exec(ip);
+  if (m) return new Uint8Array([+m[1]!, +m[2]!, +m[3]!, +m[4]!]);
   return parseIp(ip)?.bytes ?? new Uint8Array();
 }
 
@@ -254,10 +260,25 @@ export function workloadUid(mesh: Mesh, w: MeshWorkload): string {
   return `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`;
 }
 
-function workloadAddress(mesh: Mesh, w: MeshWorkload, services: PortLists) {
-  const policies = mesh.authorizationPolicies
-    .filter((p) => p.selector && p.namespace === w.namespace && matches(w.labels, p.selector))
-    .map((p) => `${p.namespace}/${p.name}`);
+/** workload → "ns/name" of the selector policies bound to it. */
+function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
+  const out = new Map<MeshWorkload, string[]>();
+  for (const p of mesh.authorizationPolicies) {
+    const sel = p.selector;
+    if (!sel) continue;
+    const first = Object.entries(sel)[0];
+    const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
+    for (const w of candidates) {
+      if (w.namespace !== p.namespace || !matches(w.labels, sel)) continue;
+      let l = out.get(w);
+      if (!l) out.set(w, l = []);
+      l.push(`${p.namespace}/${p.name}`);
+    }
+  }
+  return out;
+}
+
+function workloadAddress(mesh: Mesh, w: MeshWorkload, services: PortLists, policies: string[]) {
   return create(IstioAddressSchema, {
     type: {
       case: "workload",
@@ -303,33 +324,76 @@ const shared = new WeakMap<Mesh, NodeResources>();
 
 /** The node's view. As istiod does for ztunnel, every node gets every workload and service it
  * may reach as Address resources (not only its own), so the mesh-wide part is built once per
- * mesh and shared by every node. */
-export function buildNode(mesh: Mesh, _node: string): NodeResources {
+ * mesh and shared by every node. `prev` (the previous mesh's view) lets unchanged resources be
+ * reused without encoding them again: an edit costs what it changes. */
+export function buildNode(mesh: Mesh, _node: string, prev?: NodeResources): NodeResources {
   let common = shared.get(mesh);
-  if (!common) shared.set(mesh, common = buildShared(mesh));
+  if (!common) shared.set(mesh, common = buildShared(mesh, prev));
   return common;
 }
 
-function buildShared(mesh: Mesh): NodeResources {
+// Native JSON.stringify without a replacer: the keys of 20 000 resources cost a few ms.
+const key = (v: unknown): string => JSON.stringify(v);
+
+const workloadKeys = new WeakMap<MeshWorkload, string>();
+
+/** Workloads of unchanged manifests are the same objects across reloads: keyed once. */
+function workloadKey(w: MeshWorkload): string {
+  let k = workloadKeys.get(w);
+  if (k === undefined) {
+    workloadKeys.set(
+      w,
+      k = key([w.name, w.namespace, w.serviceAccount, w.address, w.node, w.identity, w.labels]),
+    );
+  }
+  return k;
+}
+
+const serviceKey = (s: MeshService, hbonePort: number): string =>
+  key([
+    s.name,
+    s.namespace,
+    s.hostname,
+    s.vips,
+    s.ports,
+    s.selector ?? null,
+    s.endpointIps ? [...s.endpointIps].sort() : null,
+    s.subsets,
+    s.http,
+    s.plugins,
+    hbonePort,
+  ]);
+
+function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   const out = new Map<string, Map<string, Built>>(
-    [CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG, AUTHORIZATION].map((t) => [
+    [CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG, AUTHORIZATION, ADDRESS].map((t) => [
       t,
       new Map(),
     ]),
   );
-  const put = (t: string, name: string, any: Any): void => {
-    out.get(t)!.set(name, { version: fnv(any.value), any });
+  /** `k` names everything the resource is made of; same key as before → same bytes. */
+  const put = (t: string, name: string, k: string, make: () => Any): void => {
+    const old = prev?.get(t)?.get(name);
+    if (old && old.key === k) {
+      out.get(t)!.set(name, old);
+      return;
+    }
+    const any = make();
+    out.get(t)!.set(name, { version: fnv(any.value), any, key: k });
   };
+
   for (const s of mesh.services) {
+    const eps = selected(mesh, s).map(workloadKey).join("|");
+    const svcKey = serviceKey(s, mesh.hbonePort);
     for (const p of s.ports) {
       for (const sub of [undefined, ...s.subsets]) {
         const name = clusterName(s, p.port, sub?.name);
-        const cla = assignment(mesh, s, p.targetPort, sub?.labels);
-        cla.clusterName = name;
-        put(ENDPOINT, name, anyPack(ClusterLoadAssignmentSchema, cla));
-        put(
-          CLUSTER,
-          name,
+        put(ENDPOINT, name, `${key([p.targetPort, sub ?? null, mesh.hbonePort])}${eps}`, () => {
+          const cla = assignment(mesh, s, p.targetPort, sub?.labels);
+          cla.clusterName = name;
+          return anyPack(ClusterLoadAssignmentSchema, cla);
+        });
+        put(CLUSTER, name, key([s.hostname, sub]), () =>
           anyPack(
             ClusterSchema,
             create(ClusterSchema, {
@@ -348,36 +412,49 @@ function buildShared(mesh: Mesh): NodeResources {
                 },
               },
             }),
-          ),
-        );
+          ));
       }
-      put(LISTENER, listenerName(s, p.port), anyPack(ListenerSchema, listener(s, p)));
+      const lname = listenerName(s, p.port);
+      put(LISTENER, lname, svcKey, () => anyPack(ListenerSchema, listener(s, p)));
       if (p.protocol !== "TCP") {
-        put(
-          ROUTE,
-          listenerName(s, p.port),
-          anyPack(RouteConfigurationSchema, routeConfig(s, p.port)),
-        );
+        put(ROUTE, lname, svcKey, () => anyPack(RouteConfigurationSchema, routeConfig(s, p.port)));
       }
     }
     for (const pl of s.plugins) {
-      put(EXTENSION_CONFIG, pluginResourceName(s, pl), pluginExtension(s, pl));
+      put(
+        EXTENSION_CONFIG,
+        pluginResourceName(s, pl),
+        key([s.namespace, pl]),
+        () => pluginExtension(s, pl),
+      );
     }
   }
-  out.set(ADDRESS, new Map());
   const svcs = servicesByWorkload(mesh);
+  const bound = policiesByWorkload(mesh);
   for (const w of mesh.workloads) {
-    const a = workloadAddress(mesh, w, svcs.get(w) ?? {});
-    put(ADDRESS, workloadUid(mesh, w), anyPack(IstioAddressSchema, a));
+    const services = svcs.get(w) ?? {};
+    const policies = bound.get(w) ?? [];
+    put(
+      ADDRESS,
+      workloadUid(mesh, w),
+      workloadKey(w) + key([services, policies, mesh.trustDomain]),
+      () => anyPack(IstioAddressSchema, workloadAddress(mesh, w, services, policies)),
+    );
   }
   for (const s of mesh.services) {
-    put(ADDRESS, `${s.namespace}/${s.hostname}`, anyPack(IstioAddressSchema, serviceAddress(s)));
+    put(
+      ADDRESS,
+      `${s.namespace}/${s.hostname}`,
+      key([s.name, s.vips, s.ports]),
+      () => anyPack(IstioAddressSchema, serviceAddress(s)),
+    );
   }
   for (const p of mesh.authorizationPolicies) {
     put(
       AUTHORIZATION,
       `${p.namespace}/${p.name}`,
-      anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
+      key([p, mesh.rootNamespace]),
+      () => anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
     );
   }
   return out;

@@ -11,6 +11,7 @@ import { spiffeId, WeftError } from "../../core/mod.ts";
 import {
   convertPeerAuthentication,
   deepFreeze,
+  type DocumentCache,
   hostFqdn,
   type HttpFault,
   type HttpMatch,
@@ -97,8 +98,8 @@ export interface Mesh {
 const DOMAIN = "svc.cluster.local";
 
 /** Files' texts → Mesh; every problem of every file in one WeftError. */
-export function parseMeshSources(sources: readonly SourceText[]): Mesh {
-  const { resources, problems } = loadIstioDocuments(sources);
+export function parseMeshSources(sources: readonly SourceText[], cache?: DocumentCache): Mesh {
+  const { resources, problems } = loadIstioDocuments(sources, cache);
   if (problems.length > 0) throw meshError(problems);
   return meshFromResources(resources);
 }
@@ -145,8 +146,13 @@ export function meshFromResources(r: IstioResources): Mesh {
   });
 }
 
+/** Pods and WorkloadEntries of unchanged files are the same (frozen) objects across reloads; so
+ * are the workloads made from them, which lets the xDS build reuse their resources cheaply. */
+const madeFrom = new WeakMap<object, MeshWorkload>();
+
 function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
   const out: MeshWorkload[] = [];
+  let source: object = {};
   const add = (
     name: string,
     namespace: string,
@@ -155,22 +161,32 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
     node: string,
     labels: Readonly<Record<string, string>>,
   ): void => {
-    out.push({
+    const identity = spiffeId(td, namespace, sa);
+    const old = madeFrom.get(source);
+    if (old && old.identity === identity) {
+      out.push(old);
+      return;
+    }
+    const w = Object.freeze({
       name,
       namespace,
       serviceAccount: sa,
       address,
       node,
       labels,
-      identity: spiffeId(td, namespace, sa),
+      identity,
     });
+    madeFrom.set(source, w);
+    out.push(w);
   };
   for (const p of r.pods) {
+    source = p;
     if (p.podIp) {
       add(p.meta.name, p.meta.namespace, p.serviceAccount, p.podIp, p.nodeName, p.meta.labels);
     }
   }
   for (const w of r.workloadEntries) {
+    source = w;
     const labels = { ...w.meta.labels, ...w.spec.labels };
     add(
       w.meta.name,

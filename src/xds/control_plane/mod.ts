@@ -17,6 +17,7 @@ import {
   type XdsTlsMaterial,
 } from "../grpc_transport.ts";
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
+import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
 import { createCertificateHandler } from "./ca_service.ts";
@@ -58,12 +59,25 @@ export function nodeNameOf(id: string, metaName: string | undefined): string {
   return parts.length === 4 ? parts[2]!.split(".")[0]! : id;
 }
 
-/** Reads, validates and test-encodes a mesh: a problem anywhere throws with every message. */
-export async function loadMesh(paths: readonly string[]): Promise<Mesh> {
-  const mesh = parseMeshSources(await readSources(paths));
-  // Encode the mesh-wide resources once now: a value protobuf cannot take fails here, before any
-  // client sees it, not inside a stream handler.
-  buildNode(mesh, "");
+/** What a reload reuses from the previous one: parsed files by text, resources by content. */
+export interface MeshLoader {
+  readonly files: DocumentCache;
+  built: NodeResources | undefined;
+}
+
+export function newMeshLoader(): MeshLoader {
+  return { files: new Map(), built: undefined };
+}
+
+/** Reads, validates and encodes a mesh: a problem anywhere throws with every message. */
+export async function loadMesh(
+  paths: readonly string[],
+  loader: MeshLoader = newMeshLoader(),
+): Promise<Mesh> {
+  const mesh = parseMeshSources(await readSources(paths), loader.files);
+  // Encode the mesh-wide resources now: a value protobuf cannot take fails here, before any
+  // client sees it, not inside a stream handler. Unchanged resources are reused.
+  loader.built = buildNode(mesh, "", loader.built);
   return mesh;
 }
 
@@ -83,7 +97,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   if (paths.length === 0) {
     throw new WeftError("control_plane_config", "Cannot start the control plane: no manifests");
   }
-  let mesh: Mesh = await loadMesh(paths);
+  const loader = newMeshLoader();
+  let mesh: Mesh = await loadMesh(paths, loader);
   logLoaded(mesh, paths);
   let cache = new Map<string, NodeResources>();
   const lastGood = new Map<string, NodeResources>();
@@ -162,7 +177,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const reload = async (): Promise<boolean> => {
     try {
-      mesh = await loadMesh(paths);
+      const last = loader.built;
+      try {
+        mesh = await loadMesh(paths, loader);
+      } catch (err) {
+        loader.built = last;
+        throw err;
+      }
     } catch (err) {
       log.error("manifests rejected, keeping the last good mesh", { error: errorMessage(err) });
       return false;

@@ -40,7 +40,7 @@ export async function readSources(paths: readonly string[]): Promise<SourceText[
 export async function watchSources(
   paths: readonly string[],
   onChange: () => void,
-  debounceMs = 20,
+  debounceMs = 10,
 ): Promise<() => void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const fire = (): void => {
