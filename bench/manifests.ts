@@ -6,6 +6,7 @@
  * Peers measured in the same run: the YAML parse alone (js-yaml, the floor for step 1) and the
  * `yaml` package weft used before (what step 1 cost with it). Medians of several runs.
  */
+import process from "node:process";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ import { BASE } from "../src/xds/_test_fixtures.ts";
 import { bigMeshJson } from "../src/xds/_bench_mesh.ts";
 
 setLogLevel("warn");
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number): string => `${x.toFixed(1)} ms`;
 
@@ -60,7 +62,7 @@ await writeFile(vsFile, vsOf(10));
 const sources = await readSources([dir]);
 const bytes = sources.reduce((a, s) => a + s.text.length, 0);
 const workloads = docs.filter((d) => d.kind === "Pod").length;
-console.log(
+say(
   `${workloads} workloads, ${docs.length} objects, ${sources.length} files, ${
     (bytes / 1e6).toFixed(1)
   } MB`,
@@ -81,10 +83,10 @@ for (let i = 0; i < runs; i++) {
     yml.push(performance.now() - t);
   }
 }
-console.log(
+say(
   `1. read + parse + validate + build xDS resources: median ${ms(median(full))} (goal ≤ 500 ms)`,
 );
-console.log(
+say(
   `   peer: js-yaml parse alone ${ms(median(jsy))}; the \`yaml\` package parse alone ${
     ms(median(yml))
   }`,
@@ -100,7 +102,7 @@ for (let i = 0; i < runs; i++) {
   await loadMesh([dir], loader);
   inc.push(performance.now() - t);
 }
-console.log(
+say(
   `   reload after one file changed (cached parse + reused resources): median ${ms(median(inc))}`,
 );
 
@@ -109,7 +111,7 @@ const client = new XdsClient({ server: cp.address, mode: "delta", nodeId: "node-
 client.start();
 let t0 = performance.now();
 await client.ready();
-console.log(`   initial sync of a node over gRPC (delta): ${ms(performance.now() - t0)}`);
+say(`   initial sync of a node over gRPC (delta): ${ms(performance.now() - t0)}`);
 const edits: number[] = [];
 let v2 = 10;
 for (let i = 0; i < 7; i++) {
@@ -123,7 +125,7 @@ for (let i = 0; i < 7; i++) {
   await seen;
   edits.push(performance.now() - t0);
 }
-console.log(
+say(
   `2. edit (500 VirtualServices' weights) → enforced on a node: median ${ms(median(edits))} ` +
     `(goal ≤ 50 ms; includes the watcher's 20 ms debounce)`,
 );

@@ -12,7 +12,7 @@ import { BASE } from "../src/xds/_test_fixtures.ts";
 import { meshManifests } from "./support/istio_manifests.ts";
 import { runWeft, startWeft } from "./support/weft_proc.ts";
 
-function mesh(v2: number): Record<string, unknown> {
+function mesh(): Record<string, unknown> {
   return {
     workloads: [
       { name: "e1", address: "127.0.9.1", node: "node-a", labels: { app: "echo", version: "v1" } },
@@ -65,7 +65,7 @@ Deno.test("control-plane --config-dir: fragments, last good mesh on hostile edit
     await Deno.writeTextFile(join(dir, `.${name}.tmp`), text);
     await Deno.rename(join(dir, `.${name}.tmp`), join(dir, name));
   };
-  await write("mesh.yaml", meshManifests(mesh(0)));
+  await write("mesh.yaml", meshManifests(mesh()));
   await write("echo-vs.yaml", vs(10)); // a single VirtualService file: a mesh fragment
   const cp = await startWeft(["control-plane", "--config-dir", dir, "--address", "127.0.0.1:0"]);
   const client = new XdsClient({ server: String(cp.ready.address), nodeId: "node-a", base: BASE });
