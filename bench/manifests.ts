@@ -113,7 +113,7 @@ say(
 const cp = await startControlPlane({ configPaths: [dir], address: "127.0.0.1:0" });
 const client = new XdsClient({ server: cp.address, mode: "delta", nodeId: "node-a", base: BASE });
 client.start();
-let t0 = performance.now();
+const t0 = performance.now();
 await client.ready();
 say(`   initial sync of a node over gRPC (delta): ${ms(performance.now() - t0)}`);
 async function edits(

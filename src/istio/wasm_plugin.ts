@@ -51,7 +51,8 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     // HOST: the value comes from the proxy's own environment (Istio); weft resolves it at load.
     env[name] = from === "HOST" ? `$HOST:${name}` : c.str(`${p}.value`, o.value, "");
   });
-  let mode: WasmPlugin["mode"] = "SERVER";
+  // No match: Istio applies the plugin to all traffic.
+  let mode: WasmPlugin["mode"] = "CLIENT_AND_SERVER";
   const ports: number[] = [];
   const matches = c.list("spec.match", spec.match);
   matches.forEach((x, i) => {

@@ -38,7 +38,7 @@ import {
   pluginResourceName,
   routeConfig,
 } from "./build_routes.ts";
-import type { Mesh, MeshService, MeshWorkload } from "./mesh.ts";
+import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
 
 export interface Built {
   readonly version: string;
@@ -136,7 +136,7 @@ function assignment(
               workload: w.name,
               namespace: w.namespace,
               node: w.node,
-              hbone: `${w.address}:${mesh.hbonePort}`,
+              ...(w.hbone ? { hbone: `${w.address}:${mesh.hbonePort}` } : {}),
               identity: w.identity,
               labels: { ...w.labels },
             },
@@ -193,6 +193,19 @@ function httpManager(s: MeshService, port: number) {
   );
 }
 
+/** VirtualService `tcp`: the first route for this port (weighted), else the whole service. */
+function tcpClusters(s: MeshService, port: number) {
+  const r = s.tcp.find((t) => t.port === undefined || t.port === port);
+  const name = (d: MeshRouteDestination) =>
+    `outbound|${d.port ?? port}|${d.subset ?? ""}|${d.host || s.hostname}`;
+  if (!r) return { case: "cluster" as const, value: clusterName(s, port) };
+  if (r.route.length === 1) return { case: "cluster" as const, value: name(r.route[0]!) };
+  return {
+    case: "weightedClusters" as const,
+    value: { clusters: r.route.map((d) => ({ name: name(d), weight: d.weight })) },
+  };
+}
+
 function listener(s: MeshService, p: MeshService["ports"][number]) {
   const sock = (ip: string) => ({
     address: {
@@ -225,7 +238,7 @@ function listener(s: MeshService, p: MeshService["ports"][number]) {
               TcpProxySchema,
               create(TcpProxySchema, {
                 statPrefix: s.hostname,
-                clusterSpecifier: { case: "cluster", value: clusterName(s, p.port) },
+                clusterSpecifier: tcpClusters(s, p.port),
               }),
             ),
           },
@@ -287,7 +300,7 @@ function workloadAddress(mesh: Mesh, w: MeshWorkload, services: PortLists, polic
         name: w.name,
         namespace: w.namespace,
         addresses: [ipBytes(w.address)],
-        tunnelProtocol: 1, // HBONE
+        tunnelProtocol: w.hbone ? 1 : 0, // HBONE | NONE
         trustDomain: mesh.trustDomain,
         serviceAccount: w.serviceAccount,
         node: w.node,
@@ -343,7 +356,16 @@ function workloadKey(w: MeshWorkload): string {
   if (k === undefined) {
     workloadKeys.set(
       w,
-      k = key([w.name, w.namespace, w.serviceAccount, w.address, w.node, w.identity, w.labels]),
+      k = key([
+        w.name,
+        w.namespace,
+        w.serviceAccount,
+        w.address,
+        w.node,
+        w.identity,
+        w.labels,
+        w.hbone,
+      ]),
     );
   }
   return k;
@@ -360,6 +382,7 @@ const serviceKey = (s: MeshService, hbonePort: number): string =>
     s.endpointIps ? [...s.endpointIps].sort() : null,
     s.subsets,
     s.http,
+    s.tcp,
     s.plugins,
     hbonePort,
   ]);

@@ -189,6 +189,14 @@ export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
         case: "vmConfig",
         value: {
           runtime: p.type === "component" ? COMPONENT_RUNTIME : "envoy.wasm.runtime.v8",
+          // vmConfig.env as istiod sends it: HOST entries by name, INLINE ones with values.
+          environmentVariables: {
+            hostEnvKeys: Object.entries(p.env).filter(([, v]) => v.startsWith("$HOST:"))
+              .map(([k]) => k),
+            keyValues: Object.fromEntries(
+              Object.entries(p.env).filter(([, v]) => !v.startsWith("$HOST:")),
+            ),
+          },
           code: {
             specifier: {
               case: "remote",

@@ -1,8 +1,8 @@
 /** The node view as istiod shapes it for ztunnel: every workload and service as an Address. */
 import assert from "node:assert/strict";
 import { fromBinary } from "@bufbuild/protobuf";
-import { IstioAddressSchema } from "../proto.ts";
-import { ADDRESS } from "../type_urls.ts";
+import { IstioAddressSchema, ListenerSchema, TcpProxySchema } from "../proto.ts";
+import { ADDRESS, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { buildNode } from "./build.ts";
 import { parseMesh } from "./mesh.ts";
@@ -65,4 +65,57 @@ spec:
     }),
     [],
   );
+});
+
+Deno.test("VirtualService tcp routes become a weighted tcp_proxy; MESH_EXTERNAL endpoints are not HBONE", () => {
+  const mesh = parseMesh(`${meshYaml(10)}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: db }
+spec: { host: db, subsets: [{ name: a, labels: { app: db } }, { name: b, labels: { app: db } }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db }
+spec:
+  hosts: [db]
+  tcp:
+    - match: [{ port: 5432 }]
+      route:
+        - { destination: { host: db, subset: a }, weight: 70 }
+        - { destination: { host: db, subset: b }, weight: 30 }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ext }
+spec:
+  hosts: [api.example.com]
+  addresses: [192.0.2.10]
+  ports: [{ number: 443, protocol: TLS, name: tls }]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{ address: 192.0.2.11 }]
+`);
+  const b = buildNode(mesh, "node-a");
+  const l = fromBinary(
+    ListenerSchema,
+    b.get(LISTENER)!.get("db.default.svc.cluster.local:5432")!.any.value,
+  );
+  const tp = fromBinary(
+    TcpProxySchema,
+    (l.filterChains[0]!.filters[0]!.configType.value as { value: Uint8Array }).value,
+  );
+  assert.equal(tp.clusterSpecifier.case, "weightedClusters");
+  if (tp.clusterSpecifier.case === "weightedClusters") {
+    assert.deepEqual(tp.clusterSpecifier.value.clusters.map((c) => [c.name, c.weight]), [
+      ["outbound|5432|a|db.default.svc.cluster.local", 70],
+      ["outbound|5432|b|db.default.svc.cluster.local", 30],
+    ]);
+  }
+  const ext = fromBinary(
+    IstioAddressSchema,
+    b.get(ADDRESS)!.get("cluster.local//Pod/default/ext-0")!.any.value,
+  );
+  assert.equal(ext.type.case === "workload" && ext.type.value.tunnelProtocol, 0);
 });

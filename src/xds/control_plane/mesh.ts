@@ -32,6 +32,8 @@ export interface MeshWorkload {
   readonly node: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly identity: string;
+  /** false: reached over plain TCP (a MESH_EXTERNAL ServiceEntry endpoint), not HBONE. */
+  readonly hbone: boolean;
 }
 
 export interface MeshRouteDestination {
@@ -53,6 +55,8 @@ export interface MeshPlugin {
   readonly name: string;
   /** Istio's `pluginName` (root id); defaults to the WasmPlugin's name. */
   readonly pluginName: string;
+  /** vmConfig.env: value, or `$HOST:<name>` for valueFrom HOST. */
+  readonly env: Readonly<Record<string, string>>;
   readonly url: string;
   readonly sha256: string | undefined;
   readonly type: "component" | "proxy-wasm";
@@ -74,6 +78,11 @@ export interface MeshService {
   readonly endpointIps: ReadonlySet<string> | undefined;
   readonly subsets: readonly { name: string; labels: Readonly<Record<string, string>> }[];
   readonly http: readonly MeshRoute[];
+  /** VirtualService `tcp` (first route whose match fits the port; weighted destinations). */
+  readonly tcp: readonly {
+    readonly port: number | undefined;
+    readonly route: readonly MeshRouteDestination[];
+  }[];
   readonly plugins: readonly MeshPlugin[];
 }
 
@@ -125,7 +134,15 @@ export function meshFromResources(r: IstioResources): Mesh {
   const problems: string[] = [];
   const warnings: string[] = [];
   const workloads = collectWorkloads(r, td);
-  const services = collectServices(r, workloads, problems, warnings);
+  const services = collectServices(r, workloads, td, problems, warnings);
+  for (const p of r.wasmPlugins) {
+    if (p.mode === "SERVER") {
+      problems.push(
+        `WasmPlugin ${p.meta.namespace}/${p.meta.name}: spec.match[].mode: SERVER plugins are ` +
+          "not supported by weft's control plane (it serves client-side chains); use CLIENT",
+      );
+    }
+  }
   if (problems.length > 0) throw meshError(problems);
   const counts: Record<string, number> = {};
   for (const [k, v] of Object.entries(r)) if (Array.isArray(v)) counts[k] = v.length;
@@ -175,6 +192,7 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
       node,
       labels,
       identity,
+      hbone: true,
     });
     madeFrom.set(source, w);
     out.push(w);
@@ -203,6 +221,7 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
 function collectServices(
   r: IstioResources,
   workloads: MeshWorkload[],
+  td: string,
   problems: string[],
   warnings: string[],
 ): MeshService[] {
@@ -213,7 +232,7 @@ function collectServices(
     for (const e of s.endpoints) if (e.ready) { for (const a of e.addresses) set.add(a); }
     slices.set(key, set);
   }
-  const base: Omit<MeshService, "subsets" | "http" | "plugins">[] = [];
+  const base: Omit<MeshService, "subsets" | "http" | "tcp" | "plugins">[] = [];
   for (const s of r.services) {
     base.push({
       name: s.meta.name,
@@ -237,7 +256,8 @@ function collectServices(
         address: e.address,
         node: e.labels["weft.dev/node"] ?? "",
         labels: { ...e.labels, ...selector },
-        identity: spiffeId("cluster.local", se.meta.namespace, e.serviceAccount),
+        identity: spiffeId(td, se.meta.namespace, e.serviceAccount),
+        hbone: se.location === "MESH_INTERNAL",
       });
     });
     for (const host of se.hosts) {
@@ -282,12 +302,50 @@ function collectServices(
   return base.map((s) => {
     const vs = routes.get(s.hostname);
     const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
+    const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
     return {
       ...s,
       subsets: subsets.get(s.hostname) ?? [],
       http,
+      tcp,
       plugins: r.wasmPlugins.filter((p) => pluginApplies(p, s)).map(meshPlugin),
     };
+  });
+}
+
+function destinationsOf(
+  vs: VirtualService,
+  where: string,
+  route: VirtualService["http"][number]["route"],
+  subsets: ReadonlyMap<string, MeshService["subsets"]>,
+  byHost: ReadonlyMap<string, unknown>,
+  problems: string[],
+): MeshRouteDestination[] {
+  return route.map((d, j) => {
+    const host = hostFqdn(d.destination.host, vs.meta.namespace);
+    const path =
+      `VirtualService ${vs.meta.namespace}/${vs.meta.name}: ${where}.route[${j}].destination`;
+    if (!byHost.has(host)) {
+      problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
+    }
+    const sub = d.destination.subset;
+    if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
+      problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
+    }
+    return { host, subset: sub, port: d.destination.port, weight: d.weight };
+  });
+}
+
+function tcpRoutes(
+  vs: VirtualService,
+  subsets: ReadonlyMap<string, MeshService["subsets"]>,
+  byHost: ReadonlyMap<string, unknown>,
+  problems: string[],
+): MeshService["tcp"] {
+  return vs.tcp.flatMap((t, i) => {
+    const route = destinationsOf(vs, `spec.tcp[${i}]`, t.route, subsets, byHost, problems);
+    const ports = t.match.length ? t.match.map((m) => m.port) : [undefined];
+    return ports.map((port) => ({ port, route }));
   });
 }
 
@@ -318,7 +376,7 @@ function httpRoutes(
 
 function pluginApplies(
   p: WasmPlugin,
-  s: Omit<MeshService, "subsets" | "http" | "plugins">,
+  s: Omit<MeshService, "subsets" | "http" | "tcp" | "plugins">,
 ): boolean {
   if (p.targetRefs.length > 0) {
     return p.meta.namespace === s.namespace && p.targetRefs.some((t) => t.name === s.name);
@@ -331,6 +389,7 @@ function meshPlugin(p: WasmPlugin): MeshPlugin {
   return {
     name: p.meta.name,
     pluginName: p.pluginName,
+    env: p.env,
     url: p.url,
     sha256: p.sha256,
     type: p.abi,
