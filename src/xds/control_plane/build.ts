@@ -276,6 +276,7 @@ export function workloadUid(mesh: Mesh, w: MeshWorkload): string {
 /** workload → "ns/name" of the selector policies bound to it. */
 function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
   const out = new Map<MeshWorkload, string[]>();
+  for (const [w, names] of mesh.policyBindings) out.set(w, [...names]);
   for (const p of mesh.authorizationPolicies) {
     const sel = p.selector;
     if (!sel) continue;

@@ -31,30 +31,66 @@ Deno.test("control plane: every node gets every workload and service as Address 
   assert.strictEqual(buildNode(parseMesh(meshYaml(10)), "node-b").size > 0, true);
 });
 
-Deno.test("PeerAuthentication STRICT refuses peers without a mesh identity, port-level PERMISSIVE opens", () => {
-  const mesh = parseMesh(`
+Deno.test("PeerAuthentication: istiod's precedence, STRICT refuses peers without an identity", () => {
+  const pod = (name: string, app: string) => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: default, labels: { app: ${app} } }
+spec: { nodeName: node-a }
+status: { podIP: 10.1.0.${name.length} }
+---`;
+  const mesh = parseMesh(`${pod("db", "db")}${pod("legacy", "legacy")}${pod("web-1", "web")}
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
-metadata: { name: strict, namespace: default }
+metadata: { name: default, namespace: istio-system }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: legacy, namespace: default }
+spec: { selector: { matchLabels: { app: legacy } }, mtls: { mode: PERMISSIVE } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: web, namespace: default }
 spec:
-  selector: { matchLabels: { app: db } }
-  mtls: { mode: STRICT }
+  selector: { matchLabels: { app: web } }
+  mtls: { mode: UNSET }
   portLevelMtls: { "9090": { mode: PERMISSIVE } }
 `);
-  const policies = mesh.authorizationPolicies;
-  assert.equal(policies.length, 1);
-  const wl = { namespace: "default", labels: { app: "db" } } as unknown as Workload;
-  const snap = { policies, rootNamespace: "istio-system" } as unknown as Snapshot;
-  const at = (principal: string | undefined, port: number) =>
-    authorizeL4(snap, wl, {
-      sourcePrincipal: principal,
-      sourceIp: "10.0.0.1",
-      destinationIp: "10.0.0.2",
-      destinationPort: port,
-    }).allowed;
-  assert.equal(at(undefined, 5432), false, "plaintext refused");
-  assert.equal(at("spiffe://cluster.local/ns/default/sa/x", 5432), true, "mTLS allowed");
-  assert.equal(at(undefined, 9090), true, "port-level PERMISSIVE");
+  const bound = Object.fromEntries([...mesh.policyBindings].map(([w, n]) => [w.name, n]));
+  assert.equal(bound["legacy"], undefined, "workload-level PERMISSIVE opens the mesh-wide STRICT");
+  assert.ok(bound["db"] && bound["web-1"] && bound["db"][0] !== bound["web-1"][0]);
+  const addresses = buildNode(mesh, "node-a").get(ADDRESS)!;
+  const db = fromBinary(
+    IstioAddressSchema,
+    addresses.get("cluster.local//Pod/default/db")!.any.value,
+  );
+  assert.deepEqual(db.type.case === "workload" && db.type.value.authorizationPolicies, bound["db"]);
+  const wl = {
+    namespace: "default",
+    labels: { "weft.dev/bound-by-name": "true" },
+  } as unknown as Workload;
+  const at = (name: string, principal: string | undefined, port: number) =>
+    authorizeL4(
+      {
+        policies: mesh.authorizationPolicies.filter((p) =>
+          `${p.namespace}/${p.name}` === bound[name]![0]
+        ),
+        rootNamespace: "istio-system",
+      } as unknown as Snapshot,
+      wl,
+      {
+        sourcePrincipal: principal,
+        sourceIp: "10.0.0.1",
+        destinationIp: "10.0.0.2",
+        destinationPort: port,
+      },
+    ).allowed;
+  assert.equal(at("db", undefined, 5432), false, "plaintext refused");
+  assert.equal(at("db", "spiffe://cluster.local/ns/default/sa/x", 5432), true, "mTLS allowed");
+  assert.equal(at("web-1", undefined, 9090), true, "port-level PERMISSIVE");
+  assert.equal(at("web-1", undefined, 8080), false, "other ports inherit STRICT");
   assert.deepEqual(
     convertPeerAuthentication({
       kind: "PeerAuthentication",

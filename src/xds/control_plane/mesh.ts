@@ -8,8 +8,8 @@
  */
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { spiffeId, WeftError } from "../../core/mod.ts";
+import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
-  convertPeerAuthentication,
   deepFreeze,
   type DocumentCache,
   hostFqdn,
@@ -97,6 +97,8 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
+  readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
   readonly counts: Readonly<Record<string, number>>;
   /** Valid but inert config (a VirtualService for an unknown host, ...), logged on load. */
@@ -144,6 +146,7 @@ export function meshFromResources(r: IstioResources): Mesh {
     }
   }
   if (problems.length > 0) throw meshError(problems);
+  const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
   for (const [k, v] of Object.entries(r)) if (Array.isArray(v)) counts[k] = v.length;
   return deepFreeze({
@@ -154,10 +157,8 @@ export function meshFromResources(r: IstioResources): Mesh {
     nodeTokens: mc?.nodeTokens ?? {},
     workloads,
     services,
-    authorizationPolicies: [
-      ...r.authorizationPolicies.map((p) => p.policy),
-      ...r.peerAuthentications.flatMap(convertPeerAuthentication),
-    ],
+    authorizationPolicies: [...r.authorizationPolicies.map((p) => p.policy), ...peer.policies],
+    policyBindings: peer.bindings,
     counts,
     warnings,
   });
