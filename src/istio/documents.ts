@@ -125,7 +125,13 @@ export function parseIstioObjects(where: string, raws: readonly unknown[]): Load
 function parseText(text: string): unknown[] {
   // JSON is YAML too and parses much faster; big generated meshes may be one JSON document or
   // a JSON `List`.
-  if (/^\s*[{[]/.test(text)) return [JSON.parse(text)];
+  if (/^\s*[{[]/.test(text)) {
+    try {
+      return [JSON.parse(text)];
+    } catch {
+      // flow-style YAML (or several documents) that merely starts like JSON
+    }
+  }
   return loadAll(text, { maxAliases: 100 }).filter((v) => v !== null && v !== undefined);
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadIstioDocuments } from "./mod.ts";
+import { loadIstioDocuments, parseDurationMs } from "./mod.ts";
 
 const BOOKINFO = `
 apiVersion: networking.istio.io/v1
@@ -83,4 +83,22 @@ Deno.test("istio: hostile input is reported, never thrown", () => {
     const r = loadIstioDocuments([{ file: "h.yaml", text }]);
     assert.ok(r.problems.length > 0 || r.resources.pods.length === 10_000, text.slice(0, 40));
   }
+});
+
+Deno.test("istio: durations in Istio/protobuf/Go form", () => {
+  const cases: [string, number | undefined][] = [
+    ["1m", 60_000],
+    ["1.5s", 1500],
+    ["100ms", 100],
+    ["1h", 3_600_000],
+    ["1h30m", 5_400_000],
+    ["0.250s", 250],
+    ["0", 0],
+    ["-1s", undefined],
+    ["1d", undefined],
+    ["s", undefined],
+    ["1e3s", undefined],
+    ["99999999999999999999h", undefined],
+  ];
+  for (const [text, want] of cases) assert.equal(parseDurationMs(text), want, text);
 });
