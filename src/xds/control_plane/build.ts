@@ -4,12 +4,13 @@
  * policies as Istio Authorization. Versions are content hashes, so an unchanged resource keeps
  * its version across rebuilds and is never re-pushed.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { parseIp } from "../../core/mod.ts";
-import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import {
   Cluster_DiscoveryType,
-  ClusterLoadAssignmentSchema,
   ClusterSchema,
   HttpConnectionManagerSchema,
   IstioAddressSchema,
@@ -102,29 +103,29 @@ function ipBytes(ip: string): Uint8Array {
   return parseIp(ip)?.bytes ?? new Uint8Array();
 }
 
-function assignment(
-  mesh: Mesh,
-  s: MeshService,
-  targetPort: number,
-  subset?: Record<string, string>,
-) {
-  const eps = selected(mesh, s).filter((w) => !subset || matches(w.labels, subset));
-  return create(ClusterLoadAssignmentSchema, {
-    clusterName: "",
-    endpoints: [{
-      // gRPC clients skip localities without a weight.
-      locality: {},
-      loadBalancingWeight: 1,
-      lbEndpoints: eps.map((w) => ({
+const lbEndpoints = new WeakMap<MeshWorkload, Map<string, Uint8Array>>();
+
+/** One endpoint's LbEndpoint bytes, encoded once per workload and port: workloads of unchanged
+ * manifests are the same objects across reloads, and one workload sits in several clusters
+ * (the service and each subset it matches). */
+function lbEndpoint(mesh: Mesh, w: MeshWorkload, targetPort: number): Uint8Array {
+  let byPort = lbEndpoints.get(w);
+  if (!byPort) lbEndpoints.set(w, byPort = new Map());
+  const k = `${targetPort}|${mesh.hbonePort}`;
+  let bytes = byPort.get(k);
+  if (!bytes) {
+    bytes = toBinary(
+      LbEndpointSchema,
+      create(LbEndpointSchema, {
         hostIdentifier: {
-          case: "endpoint" as const,
+          case: "endpoint",
           value: {
             address: {
               address: {
-                case: "socketAddress" as const,
+                case: "socketAddress",
                 value: {
                   address: w.address,
-                  portSpecifier: { case: "portValue" as const, value: targetPort },
+                  portSpecifier: { case: "portValue", value: targetPort },
                 },
               },
             },
@@ -142,9 +143,32 @@ function assignment(
             },
           },
         },
-      })),
-    }],
-  });
+      }),
+    );
+    byPort.set(k, bytes);
+  }
+  return bytes;
+}
+
+/** ClusterLoadAssignment{cluster_name = 1, endpoints = 2: LocalityLbEndpoints{locality = 1 (empty:
+ * gRPC clients skip localities without a weight), lb_endpoints = 2, load_balancing_weight = 3}},
+ * assembled from the cached LbEndpoint bytes. */
+function assignment(
+  mesh: Mesh,
+  s: MeshService,
+  name: string,
+  targetPort: number,
+  subset?: Record<string, string>,
+): Any {
+  const eps = selected(mesh, s).filter((w) => !subset || matches(w.labels, subset));
+  const wr = new BinaryWriter();
+  wr.tag(1, WireType.LengthDelimited).string(name);
+  wr.tag(2, WireType.LengthDelimited).fork();
+  wr.tag(1, WireType.LengthDelimited).bytes(new Uint8Array());
+  for (const w of eps) wr.tag(2, WireType.LengthDelimited).bytes(lbEndpoint(mesh, w, targetPort));
+  wr.tag(3, WireType.LengthDelimited).fork().tag(1, WireType.Varint).uint32(1).join();
+  wr.join();
+  return create(AnySchema, { typeUrl: ENDPOINT, value: wr.finish() });
 }
 
 function httpManager(s: MeshService, port: number) {
@@ -413,9 +437,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       for (const sub of [undefined, ...s.subsets]) {
         const name = clusterName(s, p.port, sub?.name);
         put(ENDPOINT, name, `${key([p.targetPort, sub ?? null, mesh.hbonePort])}${eps}`, () => {
-          const cla = assignment(mesh, s, p.targetPort, sub?.labels);
-          cla.clusterName = name;
-          return anyPack(ClusterLoadAssignmentSchema, cla);
+          return assignment(mesh, s, name, p.targetPort, sub?.labels);
         });
         put(CLUSTER, name, key([s.hostname, sub]), () =>
           anyPack(

@@ -1,8 +1,13 @@
 /** The node view as istiod shapes it for ztunnel: every workload and service as an Address. */
 import assert from "node:assert/strict";
 import { fromBinary } from "@bufbuild/protobuf";
-import { IstioAddressSchema, ListenerSchema, TcpProxySchema } from "../proto.ts";
-import { ADDRESS, LISTENER } from "../type_urls.ts";
+import {
+  ClusterLoadAssignmentSchema,
+  IstioAddressSchema,
+  ListenerSchema,
+  TcpProxySchema,
+} from "../proto.ts";
+import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { buildNode } from "./build.ts";
 import { parseMesh } from "./mesh.ts";
@@ -154,4 +159,29 @@ spec:
     b.get(ADDRESS)!.get("cluster.local//Pod/default/ext-0")!.any.value,
   );
   assert.equal(ext.type.case === "workload" && ext.type.value.tunnelProtocol, 0);
+});
+
+Deno.test("ClusterLoadAssignment assembled from cached endpoint bytes decodes as Envoy expects", () => {
+  const b = buildNode(parseMesh(meshYaml(10)), "node-a");
+  const any = b.get(ENDPOINT)!.get("outbound|80|v2|echo.default.svc.cluster.local")!.any;
+  const cla = fromBinary(ClusterLoadAssignmentSchema, any.value);
+  assert.equal(cla.clusterName, "outbound|80|v2|echo.default.svc.cluster.local");
+  assert.equal(cla.endpoints.length, 1);
+  const loc = cla.endpoints[0]!;
+  assert.ok(loc.locality !== undefined, "locality present (gRPC clients need it)");
+  assert.equal(loc.loadBalancingWeight, 1);
+  assert.equal(loc.lbEndpoints.length, 1);
+  const ep = loc.lbEndpoints[0]!;
+  assert.equal(ep.hostIdentifier.case, "endpoint");
+  if (ep.hostIdentifier.case !== "endpoint") return;
+  const sa = ep.hostIdentifier.value.address?.address;
+  assert.equal(sa?.case === "socketAddress" && sa.value.address, "127.0.2.2");
+  assert.equal(
+    sa?.case === "socketAddress" && sa.value.portSpecifier.case === "portValue" &&
+      sa.value.portSpecifier.value,
+    8080,
+  );
+  const md = ep.metadata?.filterMetadata["weft"];
+  assert.match(JSON.stringify(md), /"hbone":"127\.0\.2\.2:15008"/);
+  assert.match(JSON.stringify(md), /"identity":"spiffe:\/\/cluster.local\/ns\/default\/sa\/echo"/);
 });
