@@ -2,13 +2,14 @@
  * The loaded half of L7Wiring: the filter host (components + proxy-wasm, jco and wasm), the
  * first-party plugin chains built from weft.yaml (or mapped from xDS) and the dev watcher.
  * Imported only by l7_wiring.ts, dynamically, when some service has filters: a node without L7
- * services never loads jco, the wasm tooling or the plugin builders.
+ * services never loads jco or the wasm tooling. Nothing here compiles: first-party plugins are
+ * prebuilt (src/filters registers their factories).
  */
 import type { FilterRef, FilterResolver, Service, Snapshot } from "../core/mod.ts";
 import { defaultRegistry, FilterHost, registerProxyWasm, watchFilters } from "../filters/mod.ts";
 import type { FilterWatcher } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
-import { firstPartyChains, resolveFirstParty } from "./first_party_refs.ts";
+import { firstPartyChains, scopeFirstParty } from "./first_party_refs.ts";
 import { pluginFilters } from "./snapshot_builder.ts";
 
 export class L7Host {
@@ -30,14 +31,14 @@ export class L7Host {
     };
   }
 
-  /** Resolve first-party refs, load every filter, start the dev watcher once. */
+  /** Scope xDS first-party refs, load every filter, start the dev watcher once. */
   async prepare(snapshot: Snapshot): Promise<Snapshot> {
     const services: Service[] = [];
     for (const s of snapshot.services) {
       services.push({
         ...s,
-        inboundFilters: await Promise.all(s.inboundFilters.map((r) => resolveFirstParty(r, s))),
-        outboundFilters: await Promise.all(s.outboundFilters.map((r) => resolveFirstParty(r, s))),
+        inboundFilters: s.inboundFilters.map((r) => scopeFirstParty(r, s)),
+        outboundFilters: s.outboundFilters.map((r) => scopeFirstParty(r, s)),
       });
     }
     await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));

@@ -17,12 +17,25 @@ import type { AdminSource } from "./admin.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { snapshotFromConfig } from "./snapshot_builder.ts";
 import { L7Wiring } from "./l7_wiring.ts";
+import { buildInfo } from "./version.ts";
 
 const log = logger("agent");
-export const WEFT_VERSION = "0.1.0";
-
+const build = buildInfo();
 metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
-  .set({ component: "weft", tag: WEFT_VERSION }, 1);
+  .set({ component: "weft", tag: build.version }, 1);
+metrics.gauge("weft_build", "weft build info (weft version)", [
+  "component",
+  "tag",
+  "commit",
+  "runtime",
+  "build_date",
+]).set({
+  component: "weft",
+  tag: build.version,
+  commit: build.commit,
+  runtime: build.runtime,
+  build_date: build.buildDate,
+}, 1);
 metrics.gauge("weft_process_resident_memory_bytes", "Resident set size of the weft process")
   .collect(() => rssBytes());
 

@@ -3,7 +3,7 @@
  * `weft plugin build <dir>` builds one (same as `deno task plugin:build <dir>`).
  */
 import { errorMessage } from "../core/mod.ts";
-import { buildPlugin, scaffoldPlugin } from "../filters/mod.ts";
+import { loadPluginBuilder, scaffoldPlugin } from "../filters/mod.ts";
 import type { PluginLang } from "../filters/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
@@ -18,6 +18,7 @@ export async function runPluginCmd(f: Flags): Promise<number> {
       return 0;
     }
     if (sub === "build" && arg) {
+      const { buildPlugin } = await loadPluginBuilder();
       const b = await buildPlugin(arg, { force: f.switches.has("force") });
       out.line(`${b.path} (${b.bytes.length} bytes${b.cached ? ", cached" : ""})`);
       return 0;

@@ -194,7 +194,8 @@ export class FilterHost implements FilterResolver {
     const t0 = performance.now();
     const existing = this.filters.get(ref.name);
     try {
-      const bytes = await fetchModule(ref);
+      const factory = this.registry.factoryFor(ref);
+      const bytes = await fetchModule(ref, factory);
       const sha = await sha256(bytes);
       if (existing && !force && existing.sha256 === sha && existing.ref === ref) {
         return {
@@ -204,7 +205,7 @@ export class FilterHost implements FilterResolver {
           changed: false,
         };
       }
-      const next = await this.registry.factoryFor(ref).create(ref, bytes);
+      const next = await factory.create(ref, bytes);
       const m = existing ?? new ManagedFilter(ref, next, sha);
       m.ref = ref;
       m.swap(next); // the atomic swap: new requests see `next` from here on

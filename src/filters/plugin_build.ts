@@ -12,14 +12,34 @@ import process from "node:process";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { env, runtimeName, WeftError } from "../core/mod.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 
 export const REPO_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const WIT_PATH: string = join(REPO_ROOT, "wasm/filter.wit");
-const SDK_C = join(REPO_ROOT, "wasm/sdk/c");
+/** The checkout, or (in the `weft` binary) the embedded WIT and C SDK (`weft-sdk.bin`, a JSON
+ * {path: text} made by tools/build.ts) written out to a temp dir. */
+async function sdkRoot(): Promise<string> {
+  if (existsSync(join(REPO_ROOT, "wasm/filter.wit"))) return REPO_ROOT;
+  type Embedded = Blob & { name: string };
+  const blob = (globalThis as { Bun?: { embeddedFiles?: readonly Embedded[] } }).Bun
+    ?.embeddedFiles?.find((e) => e.name === "weft-sdk.bin");
+  if (!blob) return REPO_ROOT; // reads fail naming the checkout's paths
+  const root = join(tmpdir(), `weft-sdk-${process.pid}`);
+  for (
+    const [rel, text] of Object.entries(JSON.parse(await blob.text()) as Record<string, string>)
+  ) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    writeFileSync(join(root, rel), text);
+  }
+  process.once("exit", () => rmSync(root, { recursive: true, force: true }));
+  return root;
+}
+const SDK_ROOT = await sdkRoot();
+export const WIT_PATH: string = join(SDK_ROOT, "wasm/filter.wit");
+const SDK_C = join(SDK_ROOT, "wasm/sdk/c");
 const C_FLAGS = [
   "--target=wasm32-unknown-unknown",
   "-O2",

@@ -16,7 +16,8 @@ import { instrumentModule } from "../sandbox/instrument.ts";
 import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
 
-export const PROXY_WASM_TYPE = "weft.proxy_wasm";
+import { PROXY_WASM_TYPE } from "../filter_types.ts";
+export { PROXY_WASM_TYPE };
 
 interface Compiled {
   readonly module: WebAssembly.Module;
