@@ -24,10 +24,10 @@ Usage:
   weft validate [weft.yaml]
                          check a config; prints every problem with its path, exit 1 if any
   weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
-                     [--ca-dir .weft/ca] [--tls]
+                     [--ca-dir .weft/ca] [--tls | --insecure-plaintext]
                          serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
                          manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
-                         the CA (required unless --address is loopback)
+                         the CA (required unless --address is loopback or --insecure-plaintext)
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
   weft plugin build <dir>
@@ -47,7 +47,10 @@ failure (reported before any port is bound), 2 usage error.
 const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
   run: { values: ["config", "xds", "node", "state-dir"], switches: ["dev"] },
   validate: { values: ["config"], switches: [] },
-  "control-plane": { values: ["config", "config-dir", "address", "ca-dir"], switches: ["tls"] },
+  "control-plane": {
+    values: ["config", "config-dir", "address", "ca-dir"],
+    switches: ["tls", "insecure-plaintext"],
+  },
   plugin: { values: ["lang", "dir"], switches: ["force"] },
   version: { values: [], switches: ["json"] },
 };

@@ -1,6 +1,6 @@
 /**
  * `weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
- * [--ca-dir .weft/ca] [--tls]`: the embedded control plane (ADS delta + SotW from Kubernetes-style
+ * [--ca-dir .weft/ca] [--tls | --insecure-plaintext]`: the embedded control plane (ADS delta + SotW from Kubernetes-style
  * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
 import { errorMessage, logger, onSignal } from "../core/mod.ts";
@@ -25,11 +25,17 @@ export async function runControlPlane(f: Flags): Promise<number> {
   }
   const address = f.values.get("address") ?? "127.0.0.1:15010";
   if (!f.switches.has("tls") && !isLoopback(address)) {
-    out.err(
-      `Cannot serve the control plane in plaintext on ${address}: plaintext is for loopback only ` +
-        "(the CA would sign for unauthenticated callers); add --tls",
-    );
-    return 2;
+    if (!f.switches.has("insecure-plaintext")) {
+      out.err(
+        `Cannot serve the control plane in plaintext on ${address}: plaintext is for loopback ` +
+          "only (node tokens and certificates would cross the network in the clear); add --tls, " +
+          "or --insecure-plaintext to accept that",
+      );
+      return 2;
+    }
+    log.warn("serving xDS and the CA in plaintext off loopback (--insecure-plaintext)", {
+      address,
+    });
   }
   let mesh;
   try {

@@ -53,8 +53,9 @@ export async function watchSources(
     const dir = isDir ? p : dirname(p);
     const name = basename(p);
     watchers.push(watch(dir, { recursive: isDir }, (_event, f) => {
+      // In a directory any change counts (a Kubernetes ConfigMap volume swaps its `..data`
+      // link; unchanged files cost nothing to re-read, see the per-file parse cache).
       if (!isDir && f !== null && String(f) !== name) return;
-      if (isDir && f !== null && !MANIFEST.test(String(f))) return;
       fire();
     }));
   }
