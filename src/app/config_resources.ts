@@ -2,11 +2,13 @@
  * weft.yaml's Istio objects: `authorizationPolicies` (Kubernetes form {metadata, spec}),
  * `resources` (inline manifests) and `configDir` (a directory of multi-document YAML files), all
  * parsed by src/istio. Standalone mode takes AuthorizationPolicy, PeerAuthentication,
- * VirtualService and DestinationRule; workloads and services stay in weft.yaml's own lists.
+ * VirtualService, DestinationRule and WasmPlugin; workloads and services stay in weft.yaml's own
+ * lists.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { AuthorizationPolicy } from "../core/mod.ts";
+import type { PluginConfig } from "./config_types.ts";
 import {
   type Checker,
   convertPeerAuthentication,
@@ -14,10 +16,12 @@ import {
   hostFqdn,
   isObj,
   type IstioResources,
+  labelsMatch,
   loadIstioDocuments,
   parseAuthorizationPolicy,
   parseIstioObjects,
   type SourceText,
+  type WasmPlugin,
 } from "../istio/mod.ts";
 
 export interface ConfigResources {
@@ -26,6 +30,9 @@ export interface ConfigResources {
   readonly subsets: ReadonlyMap<string, readonly DrSubset[]>;
   /** FQDN → the VirtualService's raw `http` list (validated by src/istio). */
   readonly http: ReadonlyMap<string, readonly unknown[]>;
+  /** WasmPlugins, attached to services by `targetRefs` (Service name) or `selector` (labels
+   * every endpoint of the service carries). */
+  readonly wasmPlugins: readonly WasmPlugin[];
 }
 
 export function checkPolicies(c: Checker, v: unknown): AuthorizationPolicy[] {
@@ -77,7 +84,9 @@ export function checkResources(
   const policies: AuthorizationPolicy[] = [];
   const subsets = new Map<string, readonly DrSubset[]>();
   const http = new Map<string, readonly unknown[]>();
+  const wasmPlugins: WasmPlugin[] = [];
   for (const { resources: r, problems } of results) {
+    wasmPlugins.push(...r.wasmPlugins);
     for (const p of problems) c.problems.list.push(p);
     refuseOthers(c, r);
     policies.push(...r.authorizationPolicies.map((p) => p.policy));
@@ -89,12 +98,11 @@ export function checkResources(
       for (const h of vs.hosts) http.set(hostFqdn(h, vs.meta.namespace), vs.rawHttp);
     }
   }
-  return { policies, subsets, http };
+  return { policies, subsets, http, wasmPlugins };
 }
 
 function refuseOthers(c: Checker, r: IstioResources): void {
   const others = [
-    ...r.wasmPlugins,
     ...r.serviceEntries,
     ...r.workloadEntries,
     ...r.services,
@@ -108,4 +116,47 @@ function refuseOthers(c: Checker, r: IstioResources): void {
         "plugins in weft.yaml's own lists, or serve manifests with `weft control-plane`",
     );
   }
+}
+
+/** The service's WasmPlugins as weft.yaml plugin entries: CLIENT → outbound, SERVER → inbound,
+ * CLIENT_AND_SERVER (or no match) → both. */
+export function wasmPluginsFor(
+  svc: {
+    name: string;
+    namespace: string;
+    ports: readonly { port: number }[];
+    endpoints: readonly { labels: Readonly<Record<string, string>> }[];
+  },
+  plugins: readonly WasmPlugin[],
+): PluginConfig[] {
+  const out: PluginConfig[] = [];
+  for (const p of plugins) {
+    if (p.meta.namespace !== svc.namespace && p.meta.namespace !== "istio-system") continue;
+    const byRef = p.targetRefs.length > 0 && p.targetRefs.some((t) => t.name === svc.name);
+    const bySelector = p.targetRefs.length === 0 &&
+      (!p.selector ||
+        (svc.endpoints.length > 0 &&
+          svc.endpoints.every((e) => labelsMatch(e.labels, p.selector!))));
+    if (!byRef && !bySelector) continue;
+    if (p.ports.length > 0 && !svc.ports.some((x) => p.ports.includes(x.port))) continue;
+    const directions: ("inbound" | "outbound")[] = p.mode === "CLIENT"
+      ? ["outbound"]
+      : p.mode === "SERVER"
+      ? ["inbound"]
+      : ["outbound", "inbound"];
+    for (const direction of directions) {
+      out.push({
+        name: directions.length > 1 ? `${p.meta.name}-${direction}` : p.meta.name,
+        url: p.url,
+        sha256: p.sha256,
+        type: p.abi,
+        direction,
+        phase: p.phase,
+        priority: p.priority,
+        failStrategy: p.failStrategy,
+        pluginConfig: p.pluginConfig,
+      });
+    }
+  }
+  return out;
 }

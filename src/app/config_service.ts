@@ -2,7 +2,7 @@
 import { spiffeId } from "../core/mod.ts";
 import { parseIp, splitHostPort } from "../core/mod.ts";
 import { type Checker, parseHttpRoute } from "../istio/mod.ts";
-import type { ConfigResources } from "./config_resources.ts";
+import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
   EndpointConfig,
   PluginConfig,
@@ -81,6 +81,8 @@ export function checkService(
   const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) =>
     checkPlugin(c, `${path}.plugins[${i}]`, p)
   );
+  // WasmPlugins from `resources`/`configDir` attach by targetRefs or selector.
+  plugins.push(...wasmPluginsFor({ name, namespace, ports, endpoints }, extra?.wasmPlugins ?? []));
   return {
     name,
     namespace,
