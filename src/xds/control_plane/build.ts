@@ -316,27 +316,49 @@ function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
   return out;
 }
 
-function workloadAddress(mesh: Mesh, w: MeshWorkload, services: PortLists, policies: string[]) {
-  return create(IstioAddressSchema, {
-    type: {
-      case: "workload",
-      value: {
-        uid: workloadUid(mesh, w),
-        name: w.name,
-        namespace: w.namespace,
-        addresses: [ipBytes(w.address)],
-        tunnelProtocol: w.hbone ? 1 : 0, // HBONE | NONE
-        trustDomain: mesh.trustDomain,
-        serviceAccount: w.serviceAccount,
-        node: w.node,
-        canonicalName: w.labels["app"] ?? w.name,
-        canonicalRevision: w.labels["version"] ?? "",
-        workloadName: w.name,
-        services,
-        authorizationPolicies: policies,
-      },
-    },
-  });
+/** istio.workload.Address{workload = 1: Workload} written field by field (10 000 of them per
+ * mesh: ~2x faster than building messages): name 1, namespace 2, addresses 3, tunnel_protocol 5,
+ * trust_domain 6, service_account 7, node 9, canonical_name 10, canonical_revision 11,
+ * workload_name 13, authorization_policies 16, uid 20, services 22 (map<string, PortList{ports
+ * 1: Port{service_port 1, target_port 2}}>). Proto3 defaults are left out, as protobuf-es does. */
+export function workloadAddressBytes(
+  mesh: Mesh,
+  w: MeshWorkload,
+  services: PortLists,
+  policies: readonly string[],
+): Uint8Array {
+  const wr = new BinaryWriter();
+  const str = (field: number, v: string): void => {
+    if (v !== "") wr.tag(field, WireType.LengthDelimited).string(v);
+  };
+  wr.tag(1, WireType.LengthDelimited).fork();
+  str(1, w.name);
+  str(2, w.namespace);
+  wr.tag(3, WireType.LengthDelimited).bytes(ipBytes(w.address));
+  if (w.hbone) wr.tag(5, WireType.Varint).int32(1); // HBONE
+  str(6, mesh.trustDomain);
+  str(7, w.serviceAccount);
+  str(9, w.node);
+  str(10, w.labels["app"] ?? w.name);
+  str(11, w.labels["version"] ?? "");
+  str(13, w.name);
+  for (const p of policies) wr.tag(16, WireType.LengthDelimited).string(p);
+  str(20, workloadUid(mesh, w));
+  for (const [k, list] of Object.entries(services)) {
+    wr.tag(22, WireType.LengthDelimited).fork();
+    wr.tag(1, WireType.LengthDelimited).string(k);
+    wr.tag(2, WireType.LengthDelimited).fork();
+    for (const port of list.ports) {
+      wr.tag(1, WireType.LengthDelimited).fork();
+      if (port.servicePort) wr.tag(1, WireType.Varint).uint32(port.servicePort);
+      if (port.targetPort) wr.tag(2, WireType.Varint).uint32(port.targetPort);
+      wr.join();
+    }
+    wr.join();
+    wr.join();
+  }
+  wr.join();
+  return wr.finish();
 }
 
 function serviceAddress(s: MeshService) {
@@ -484,7 +506,11 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       ADDRESS,
       workloadUid(mesh, w),
       workloadKey(w) + key([services, policies, mesh.trustDomain]),
-      () => anyPack(IstioAddressSchema, workloadAddress(mesh, w, services, policies)),
+      () =>
+        create(AnySchema, {
+          typeUrl: ADDRESS,
+          value: workloadAddressBytes(mesh, w, services, policies),
+        }),
     );
   }
   for (const s of mesh.services) {

@@ -1,6 +1,6 @@
 /** The node view as istiod shapes it for ztunnel: every workload and service as an Address. */
 import assert from "node:assert/strict";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toJson } from "@bufbuild/protobuf";
 import {
   ClusterLoadAssignmentSchema,
   IstioAddressSchema,
@@ -9,7 +9,7 @@ import {
 } from "../proto.ts";
 import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
-import { buildNode } from "./build.ts";
+import { buildNode, workloadAddressBytes } from "./build.ts";
 import { parseMesh } from "./mesh.ts";
 import { convertPeerAuthentication } from "../../istio/mod.ts";
 import { authorizeL4 } from "../../core/mod.ts";
@@ -184,4 +184,37 @@ Deno.test("ClusterLoadAssignment assembled from cached endpoint bytes decodes as
   const md = ep.metadata?.filterMetadata["weft"];
   assert.match(JSON.stringify(md), /"hbone":"127\.0\.2\.2:15008"/);
   assert.match(JSON.stringify(md), /"identity":"spiffe:\/\/cluster.local\/ns\/default\/sa\/echo"/);
+});
+
+Deno.test("Address workloads written by hand decode equal to protobuf-es messages", () => {
+  const mesh = parseMesh(meshYaml(10));
+  const w = mesh.workloads.find((x) => x.name === "echo-1")!;
+  const services = {
+    "default/echo.default.svc.cluster.local": { ports: [{ servicePort: 80, targetPort: 8080 }] },
+  };
+  const got = fromBinary(
+    IstioAddressSchema,
+    workloadAddressBytes(mesh, w, services, ["default/p"]),
+  );
+  const want = create(IstioAddressSchema, {
+    type: {
+      case: "workload",
+      value: {
+        uid: "cluster.local//Pod/default/echo-1",
+        name: "echo-1",
+        namespace: "default",
+        addresses: [new Uint8Array([127, 0, 2, 1])],
+        tunnelProtocol: 1,
+        trustDomain: "cluster.local",
+        serviceAccount: "echo",
+        node: "node-a",
+        canonicalName: "echo",
+        canonicalRevision: "v1",
+        workloadName: "echo-1",
+        services,
+        authorizationPolicies: ["default/p"],
+      },
+    },
+  });
+  assert.ok(equals(IstioAddressSchema, got, want), JSON.stringify(toJson(IstioAddressSchema, got)));
 });
