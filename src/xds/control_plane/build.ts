@@ -4,9 +4,8 @@
  * policies as Istio Authorization. Versions are content hashes, so an unchanged resource keeps
  * its version across rebuilds and is never re-pushed.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { parseIp } from "../../core/mod.ts";
 import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -114,40 +113,59 @@ function lbEndpoint(mesh: Mesh, w: MeshWorkload, targetPort: number): Uint8Array
   const k = `${targetPort}|${mesh.hbonePort}`;
   let bytes = byPort.get(k);
   if (!bytes) {
-    bytes = toBinary(
-      LbEndpointSchema,
-      create(LbEndpointSchema, {
-        hostIdentifier: {
-          case: "endpoint",
-          value: {
-            address: {
-              address: {
-                case: "socketAddress",
-                value: {
-                  address: w.address,
-                  portSpecifier: { case: "portValue", value: targetPort },
-                },
-              },
-            },
-          },
-        },
-        metadata: {
-          filterMetadata: {
-            weft: {
-              workload: w.name,
-              namespace: w.namespace,
-              node: w.node,
-              ...(w.hbone ? { hbone: `${w.address}:${mesh.hbonePort}` } : {}),
-              identity: w.identity,
-              labels: { ...w.labels },
-            },
-          },
-        },
-      }),
-    );
+    bytes = lbEndpointBytes(mesh, w, targetPort);
     byPort.set(k, bytes);
   }
   return bytes;
+}
+
+/** google.protobuf.Struct{fields = 1: map<string, Value{string_value = 3, struct_value = 5}>}
+ * of string leaves and nested string maps. */
+function writeStruct(
+  wr: BinaryWriter,
+  o: Readonly<Record<string, string | Record<string, string>>>,
+) {
+  for (const [k, v] of Object.entries(o)) {
+    wr.tag(1, WireType.LengthDelimited).fork();
+    wr.tag(1, WireType.LengthDelimited).string(k);
+    wr.tag(2, WireType.LengthDelimited).fork();
+    if (typeof v === "string") wr.tag(3, WireType.LengthDelimited).string(v);
+    else {
+      wr.tag(5, WireType.LengthDelimited).fork();
+      writeStruct(wr, v);
+      wr.join();
+    }
+    wr.join();
+    wr.join();
+  }
+}
+
+/** LbEndpoint{endpoint = 1: Endpoint{address = 1: Address{socket_address = 1:
+ * SocketAddress{address = 2, port_value = 3}}}, metadata = 3: Metadata{filter_metadata = 1:
+ * map<string, Struct>}} written field by field (protobuf-es spends most of its time on the
+ * Struct); equality-tested against protobuf-es in build_test.ts. */
+export function lbEndpointBytes(mesh: Mesh, w: MeshWorkload, targetPort: number): Uint8Array {
+  const wr = new BinaryWriter();
+  wr.tag(1, WireType.LengthDelimited).fork(); // endpoint
+  wr.tag(1, WireType.LengthDelimited).fork(); // address
+  wr.tag(1, WireType.LengthDelimited).fork(); // socket_address
+  wr.tag(2, WireType.LengthDelimited).string(w.address);
+  wr.tag(3, WireType.Varint).uint32(targetPort);
+  wr.join().join().join();
+  wr.tag(3, WireType.LengthDelimited).fork(); // metadata
+  wr.tag(1, WireType.LengthDelimited).fork(); // filter_metadata entry
+  wr.tag(1, WireType.LengthDelimited).string("weft");
+  wr.tag(2, WireType.LengthDelimited).fork();
+  writeStruct(wr, {
+    workload: w.name,
+    namespace: w.namespace,
+    node: w.node,
+    ...(w.hbone ? { hbone: `${w.address}:${mesh.hbonePort}` } : {}),
+    identity: w.identity,
+    labels: { ...w.labels },
+  });
+  wr.join().join().join();
+  return wr.finish();
 }
 
 /** ClusterLoadAssignment{cluster_name = 1, endpoints = 2: LocalityLbEndpoints{locality = 1 (empty:

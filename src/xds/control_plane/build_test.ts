@@ -9,7 +9,8 @@ import {
 } from "../proto.ts";
 import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
-import { buildNode, workloadAddressBytes } from "./build.ts";
+import { buildNode, lbEndpointBytes, workloadAddressBytes } from "./build.ts";
+import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { parseMesh } from "./mesh.ts";
 import { convertPeerAuthentication } from "../../istio/mod.ts";
 import { authorizeL4 } from "../../core/mod.ts";
@@ -217,4 +218,36 @@ Deno.test("Address workloads written by hand decode equal to protobuf-es message
     },
   });
   assert.ok(equals(IstioAddressSchema, got, want), JSON.stringify(toJson(IstioAddressSchema, got)));
+});
+
+Deno.test("LbEndpoints written by hand decode equal to protobuf-es messages", () => {
+  const mesh = parseMesh(meshYaml(10));
+  const w = mesh.workloads.find((x) => x.name === "echo-2")!;
+  const got = fromBinary(LbEndpointSchema, lbEndpointBytes(mesh, w, 8080));
+  const want = create(LbEndpointSchema, {
+    hostIdentifier: {
+      case: "endpoint",
+      value: {
+        address: {
+          address: {
+            case: "socketAddress",
+            value: { address: "127.0.2.2", portSpecifier: { case: "portValue", value: 8080 } },
+          },
+        },
+      },
+    },
+    metadata: {
+      filterMetadata: {
+        weft: {
+          workload: "echo-2",
+          namespace: "default",
+          node: "node-b",
+          hbone: "127.0.2.2:15008",
+          identity: "spiffe://cluster.local/ns/default/sa/echo",
+          labels: { app: "echo", version: "v2" },
+        },
+      },
+    },
+  });
+  assert.ok(equals(LbEndpointSchema, got, want), JSON.stringify(toJson(LbEndpointSchema, got)));
 });
