@@ -200,19 +200,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log.info("mesh reloaded", { streams: streams.size });
     return true;
   };
+  let inFlight: Promise<unknown> = Promise.resolve();
   const unwatch = await watchSources(paths, () => {
-    reload().catch((err) => log.error("reload failed", { error: errorMessage(err) }));
+    inFlight = reload().catch((err) => log.error("reload failed", { error: errorMessage(err) }));
   });
   log.info("control plane listening", { address: `${host}:${port}` });
   return {
     address: `${host}:${port}`,
     reload,
     streams: () => streams.size,
-    close: () => {
+    close: async () => {
       unwatch();
+      await inFlight; // a reload reading files now finishes before the caller removes them
       // Cancels open streams: clients see UNAVAILABLE/CANCELLED and reconnect elsewhere.
       server.forceShutdown();
-      return Promise.resolve();
     },
   };
 }
