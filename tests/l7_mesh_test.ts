@@ -80,23 +80,40 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
       },
     ],
     services: [{ ...service, plugins: [proxyWasm] }],
-    authorizationPolicies: [
-      {
-        metadata: { name: "deny-admin", namespace: "default" },
-        spec: { action: "DENY", rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }] },
-      },
-      {
-        metadata: { name: "allow-get", namespace: "default" },
-        spec: {
-          action: "ALLOW",
-          rules: [{
-            from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }],
-            to: [{ operation: { methods: ["GET"] } }],
-          }],
-        },
-      },
-    ],
+    // Istio's own manifests, as a team keeps them: a directory of multi-document YAML.
+    configDir: join(dir, "istio"),
   };
+  await Deno.mkdir(join(dir, "istio"));
+  await Deno.writeTextFile(
+    join(dir, "istio", "policies.yaml"),
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-admin
+  namespace: default
+spec:
+  action: DENY
+  rules:
+    - to:
+        - operation:
+            paths: ["/admin*"]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-get
+  namespace: default
+spec:
+  action: ALLOW
+  rules:
+    - from:
+        - source:
+            principals: ["cluster.local/ns/default/sa/sleep"]
+      to:
+        - operation:
+            methods: ["GET"]
+`,
+  );
   const nodeA = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
     ca,
