@@ -5,6 +5,7 @@
  *   tls     → core
  *   filters → core, istio
  *   xds     → core, tls, istio
+ *   inpod   → core
  *   app     → any layer; main.ts → app and layers; nothing imports main.ts
  * Cross-layer imports go through the target folder's mod.ts.
  */
@@ -18,7 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   tls: ["core"],
   filters: ["core", "istio"],
   xds: ["core", "tls", "istio"],
-  app: ["core", "istio", "tls", "filters", "xds"],
+  inpod: ["core"],
+  app: ["core", "istio", "tls", "filters", "xds", "inpod"],
 };
 const BANNED_IN_CORE = [
   /^npm:@bufbuild\//,

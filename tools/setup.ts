@@ -10,6 +10,15 @@ const NEED: Record<string, string> = {
   clang: "clang",
   "wasm-ld": "lld",
   promtool: "prometheus",
+  // In-pod capture tests, demo:pods and bench:inpod (network namespaces, nftables, a capture).
+  ip: "iproute2",
+  nft: "nftables",
+  nsenter: "util-linux",
+  tcpdump: "tcpdump",
+  curl: "curl",
+  socat: "socat",
+  wrk: "wrk",
+  hey: "hey",
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",

@@ -28,6 +28,8 @@ Usage:
                          serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
                          manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
                          the CA (required unless --address is loopback or --insecure-plaintext)
+  weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
+                         enrolls the pod with the node agent's in-pod capture
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
   weft plugin build <dir>
@@ -190,6 +192,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       case "control-plane": {
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
+      }
+      case "cni": {
+        // CNI plugin mode: env + stdin in, one JSON result out (src/inpod/cni.ts).
+        const { runCniCmd } = await import("./cni_cmd.ts");
+        return await runCniCmd();
       }
       case "plugin": {
         const { runPluginCmd } = await import("./plugin_cmd.ts");

@@ -10,6 +10,7 @@ import { Checker, deepFreeze, isObj, Problems } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
+import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
 
 export type ValidationResult =
   | { ok: true; config: WeftConfig }
@@ -30,6 +31,7 @@ const TOP = [
   "resources",
   "configDir",
   "xds",
+  INPOD_KEY,
 ];
 
 /** `baseDir`: where a relative `configDir` is read from (the config file's directory). */
@@ -185,6 +187,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     services,
     authorizationPolicies: policies,
     xds,
+    inpod: checkInpod(c, r.inpod),
   };
   const dsw = node.defaultSourceWorkload;
   if (dsw && !workloads.some((w) => w.name === dsw || `${w.namespace}/${w.name}` === dsw)) {

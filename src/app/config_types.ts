@@ -1,4 +1,5 @@
 /** The bootstrap configuration (weft.yaml) after validation: frozen and fully defaulted. */
+import type { InpodConfig } from "./config_inpod.ts";
 import type { AuthorizationPolicy, Limits, Subset, Timeouts, Workload } from "../core/mod.ts";
 
 export interface CaConfig {
@@ -105,4 +106,6 @@ export interface WeftConfig {
     /** File holding this node's bearer token for the CA service (ca.mode xds). */
     readonly tokenFile: string | undefined;
   };
+  /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
+  readonly inpod?: InpodConfig | undefined;
 }

@@ -6,12 +6,23 @@
 import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "../core/mod.ts";
+import {
+  errorMessage,
+  INBOUND_CAPTURE_PORT,
+  logger,
+  metrics,
+  netnsUnsupportedReason,
+  NodeProxy,
+  onSignal,
+  OUTBOUND_CAPTURE_PORT,
+  rssBytes,
+} from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
 import type { LeafIssuer } from "../tls/mod.ts";
 // The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
 import type { XdsClient } from "../xds/mod.ts";
+import type { PodAgent } from "../inpod/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
 import type { WeftConfig } from "./config_types.ts";
@@ -71,8 +82,22 @@ export class NodeAgent {
   /** Snapshots received and not applied yet (readiness waits for them). */
   private xdsPending = 0;
 
+  private pods: PodAgent | undefined;
+
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
+    const noInpod = cfg.inpod ? netnsUnsupportedReason() : undefined;
+    if (noInpod) throw new Error(`Cannot start in-pod capture (inpod:): ${noInpod}`);
+    if (cfg.inpod) {
+      const { missingTools } = await import("../inpod/mod.ts");
+      const missing = missingTools();
+      if (missing.length) {
+        throw new Error(
+          `Cannot start in-pod capture (inpod:): ${missing.join(", ")} not found on PATH ` +
+            "(the node agent's image needs nsenter, nft and ip)",
+        );
+      }
+    }
     if (cfg.ca.mode === "xds" && !opts.xds) {
       throw new Error(
         "Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)",
@@ -104,6 +129,7 @@ export class NodeAgent {
     try {
       await proxy.start();
       await agent.serveAdmin();
+      await agent.startInpod();
     } catch (err) {
       await agent.shutdown(0);
       throw err;
@@ -123,6 +149,21 @@ export class NodeAgent {
       version: snapshot.version,
     });
     return agent;
+  }
+
+  /** In-pod capture: the pod channel and re-enrollment of the pods recorded before a restart. */
+  private async startInpod(): Promise<void> {
+    const c = this.config.inpod;
+    if (!c) return;
+    const { PodAgent } = await import("../inpod/mod.ts");
+    this.pods = new PodAgent(this.proxy, {
+      socketPath: c.socket,
+      stateDir: c.stateDir,
+      removeGraceMs: c.removeGraceMs,
+      outboundPort: OUTBOUND_CAPTURE_PORT,
+      inboundPort: INBOUND_CAPTURE_PORT,
+    });
+    await this.pods.start();
   }
 
   private addr(i: number, configured: string): string {
@@ -241,6 +282,7 @@ export class NodeAgent {
 
   private async shutdown(drainMs: number): Promise<void> {
     for (const c of this.cleanups) c();
+    await this.pods?.close();
     await this.xdsClient?.close();
     await this.proxy.drain(drainMs);
     await Promise.all(this.servers.map((s) => s.close()));
@@ -291,6 +333,7 @@ export class NodeAgent {
       certificates: this.identity.certificates(),
       connections: this.proxy.connections(200),
       proxy: this.proxy.stats(),
+      pods: this.config.inpod ? this.proxy.enrolledPods() : undefined,
       xds: this.xdsClient
         ? {
           connected: this.xdsClient.connected,

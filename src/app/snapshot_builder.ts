@@ -58,6 +58,7 @@ export function snapshotFromConfig(
       inboundPlaintextPort: cfg.listeners.inboundPlaintextPort,
       defaultSourceWorkload: cfg.node.defaultSourceWorkload,
       serviceVips: cfg.listeners.captureServiceVips,
+      inpod: cfg.inpod !== undefined,
     },
   });
 }

@@ -30,6 +30,13 @@ export interface InboundDeps {
   readonly authorize: Authorize;
   /** L7 chains for inbound service ports (undefined: everything stays L4). */
   readonly l7?: L7Dispatch | undefined;
+  /** In-pod mode: dial the workload from inside its network namespace, as `srcIp` when the
+   * kernel allows (default dialTcp). */
+  readonly dial?:
+    | ((host: string, port: number, timeoutMs: number, srcIp: string) => Promise<Duplex>)
+    | undefined;
+  /** In-pod mode: run the synchronous listen call inside the pod's network namespace. */
+  readonly bind?: ((listen: () => void) => void) | undefined;
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
@@ -102,10 +109,14 @@ export class HboneServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.port, this.workload.address, () => {
-        server.off("error", reject);
-        resolve();
-      });
+      const listen = (): void => {
+        server.listen(this.port, this.workload.address, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      };
+      if (this.deps.bind) this.deps.bind(listen);
+      else listen();
     });
   }
 
@@ -229,7 +240,7 @@ export class HboneServer {
           mtls: true,
         }),
       ))
-      : dialTcp(hp.host, hp.port, snap.timeouts.connectMs);
+      : (this.deps.dial ?? dialTcp)(hp.host, hp.port, snap.timeouts.connectMs, srcIp);
     upstream.then((up) => {
       if (stream.destroyed || conn.done) {
         up.destroy();

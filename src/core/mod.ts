@@ -22,3 +22,6 @@ export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
 export { writeLocal } from "./http_io.ts";
 export type { HttpProxyOptions } from "./http_proxy.ts";
+export type { PodEnrollment, PodView } from "./pod_capture.ts";
+export { INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT } from "./pod_capture.ts";
+export { netnsUnsupportedReason } from "./netns.ts";

@@ -174,6 +174,9 @@ export interface CaptureConfig {
   readonly defaultSourceWorkload?: string | undefined;
   /** Bind a listener on each service VIP:port (default true). */
   readonly serviceVips?: boolean | undefined;
+  /** In-pod mode: local workloads are pods in their own network namespaces; their 15001/15006/
+   * 15008 listeners open inside them on enrollment (src/core/pod_capture.ts), not here. */
+  readonly inpod?: boolean | undefined;
 }
 
 export interface Snapshot {
