@@ -247,14 +247,19 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
 }
 
 function group(objects: readonly IstioObject[], problems: Problems): IstioResources {
-  const by = <K extends IstioObject["kind"]>(k: K) =>
-    objects.filter((o): o is Extract<IstioObject, { kind: K }> => o.kind === k);
-  const seen = new Map<string, true>();
+  // One pass: bucket by kind; names are unique per kind and namespace.
+  const buckets = new Map<string, IstioObject[]>();
+  const seen = new Set<string>();
   for (const o of objects) {
+    let b = buckets.get(o.kind);
+    if (!b) buckets.set(o.kind, b = []);
+    b.push(o);
     const key = `${o.kind} ${o.meta.namespace}/${o.meta.name}`;
     if (seen.has(key)) problems.add(key, "defined twice");
-    seen.set(key, true);
+    seen.add(key);
   }
+  const by = <K extends IstioObject["kind"]>(k: K) =>
+    (buckets.get(k) ?? []) as Extract<IstioObject, { kind: K }>[];
   const meshConfigs = by("MeshConfig");
   if (meshConfigs.length > 1) problems.add("MeshConfig", "at most one MeshConfig");
   return {

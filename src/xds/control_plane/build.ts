@@ -414,25 +414,14 @@ export function buildNode(mesh: Mesh, _node: string, prev?: NodeResources): Node
 const key = (v: unknown): string => JSON.stringify(v);
 
 const workloadKeys = new WeakMap<MeshWorkload, string>();
+let nextWorkloadKey = 0;
 
-/** Workloads of unchanged manifests are the same objects across reloads: keyed once. */
+/** A short key per workload object. Workloads are frozen, and those of unchanged manifests are
+ * the same objects across reloads (mesh.ts), so identity stands for content: a changed workload
+ * is a new object with a new key. Short keys keep comparing 20 000 keys per reload cheap. */
 function workloadKey(w: MeshWorkload): string {
   let k = workloadKeys.get(w);
-  if (k === undefined) {
-    workloadKeys.set(
-      w,
-      k = key([
-        w.name,
-        w.namespace,
-        w.serviceAccount,
-        w.address,
-        w.node,
-        w.identity,
-        w.labels,
-        w.hbone,
-      ]),
-    );
-  }
+  if (k === undefined) workloadKeys.set(w, k = (nextWorkloadKey++).toString(36));
   return k;
 }
 
@@ -471,7 +460,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   };
 
   for (const s of mesh.services) {
-    const eps = selected(mesh, s).map(workloadKey).join("|");
+    const eps = selected(mesh, s).map(workloadKey).join(",");
     const svcKey = serviceKey(s, mesh.hbonePort);
     for (const p of s.ports) {
       for (const sub of [undefined, ...s.subsets]) {
@@ -523,7 +512,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     put(
       ADDRESS,
       workloadUid(mesh, w),
-      workloadKey(w) + key([services, policies, mesh.trustDomain]),
+      `${workloadKey(w)}|${key([services, policies, mesh.trustDomain])}`,
       () =>
         create(AnySchema, {
           typeUrl: ADDRESS,
