@@ -2,7 +2,8 @@
  * deploy/: every manifest validates offline against the Kubernetes API schemas
  * (support/k8s_schema.ts: types, required and unknown fields), the kustomization lists them all,
  * the node agent's shape is what a node agent needs (host network, NET_ADMIN + SYS_ADMIN only,
- * probes on 15021, scrape annotations, grace period = drain + 5 s), its weft.yaml passes
+ * the host paths in-pod capture uses and no others, probes on 15021, scrape annotations, grace
+ * period = drain + 5 s), its weft.yaml (in-pod capture on) passes
  * `weft validate` and the mesh file parses. Then the node agent's pod, derived from the
  * DaemonSet's template, runs for real under `podman kube play` with the shipped image against a
  * control plane container, and becomes ready.
@@ -93,11 +94,29 @@ Deno.test("deploy: the node agent is shaped like a node agent; its config valida
   assert(c.resources.requests.cpu && c.resources.requests.memory);
   const ann = ds.spec.template.metadata.annotations;
   assertEquals([ann["prometheus.io/scrape"], ann["prometheus.io/port"]], ["true", "15020"]);
-  const paths = pod.volumes.filter((v: Doc) => v.hostPath).map((v: Doc) => v.hostPath.path);
-  for (const p of ["/var/lib/weft", "/var/run/netns", "/opt/cni/bin", "/etc/cni/net.d"]) {
-    assert(paths.includes(p), `hostPath ${p}`);
-  }
+  // Exactly the host paths the agent uses: state, pod namespaces, the CNI plugin's socket dir.
+  const hostPaths = new Map<string, string>(
+    pod.volumes.filter((v: Doc) => v.hostPath).map((v: Doc) => [v.name, v.hostPath.path]),
+  );
+  assertEquals([...hostPaths.values()].sort(), [
+    "/var/lib/weft",
+    "/var/run/netns",
+    "/var/run/weft",
+  ]);
+  const mountOf = (path: string): Doc =>
+    c.volumeMounts.find((m: Doc) => hostPaths.get(m.name) === path);
+  assertEquals(
+    mountOf("/var/run/netns").mountPath,
+    "/var/run/netns",
+    "CNI_NETNS paths as on the host",
+  );
+  assertEquals(mountOf("/var/run/netns").mountPropagation, "HostToContainer");
   const weftYaml = find("ConfigMap", "weft-node-config").data["weft.yaml"];
+  // In-pod capture is on, its socket and state inside the mounted /var/run/weft.
+  const inpod = parse(weftYaml).inpod;
+  for (const p of [inpod.socket, inpod.stateDir]) {
+    assert(p.startsWith(`${mountOf("/var/run/weft").mountPath}/`), p);
+  }
   const drain = seconds(parse(weftYaml).timeouts.drain);
   assertEquals(pod.terminationGracePeriodSeconds, drain + 5, "grace = drain + 5 s");
   // The same check the init container runs, by the real CLI.
@@ -252,6 +271,13 @@ Deno.test({
       }
       const logs = await podman(["logs", `${name}-weft`], env).catch((e) => String(e));
       assertEquals(status, 200, `node agent pod never became ready:\n${logs}`);
+      // In-pod capture started with the DaemonSet's capabilities and mounts (the image has
+      // nsenter/nft/ip), its pod channel on the host path the CNI plugin dials.
+      assert(logs.includes(`"msg":"pod channel ready"`), logs);
+      assert(
+        (await Deno.lstat(join(dir, "host/var/run/weft/zds.sock"))).isSocket,
+        "the ZDS socket is on the host path",
+      );
       const live = await fetch(`http://${ip(5)}:15021/healthz/live`);
       assertEquals([live.status, await live.text()], [200, "live\n"]);
       const dump = await (await fetch(`http://${ip(5)}:15000/config_dump`)).json();

@@ -66,7 +66,12 @@ function jcoAssets(): string[] {
 /** The WIT and C SDK as one JSON file (`weft-sdk.bin`: the bundler would treat .c/.h entry
  * points as code), unpacked by src/filters/plugin_build.ts when `weft plugin build` runs. */
 function sdkBundle(): string {
-  const files = ["wasm/filter.wit", "wasm/sdk/c/weft_filter.c", "wasm/sdk/c/weft_filter.h"];
+  const files = [
+    "wasm/filter.wit",
+    "wasm/filter_0_2_0.wit",
+    "wasm/sdk/c/weft_filter.c",
+    "wasm/sdk/c/weft_filter.h",
+  ];
   const dir = join(ROOT, ".weft", "build");
   mkdirSync(dir, { recursive: true });
   const out = join(dir, "weft-sdk.bin");

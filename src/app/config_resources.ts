@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { AuthorizationPolicy } from "../core/mod.ts";
+import { env } from "../core/mod.ts";
 import type { PluginConfig } from "./config_types.ts";
 import {
   type Checker,
@@ -146,6 +147,19 @@ export function wasmPluginsFor(
       : ["outbound", "inbound"];
     for (const direction of directions) {
       out.push({
+        pluginName: p.pluginName,
+        // HOST entries take weft's own variable of that name (as the weft.yaml plugin form).
+        env: Object.fromEntries(
+          Object.entries(p.env).flatMap(([k, v]) => {
+            if (!v.startsWith("$HOST:")) return [[k, v]];
+            const hv = env(k);
+            return hv === undefined ? [] : [[k, hv]];
+          }),
+        ),
+        clusters: {},
+        maxMemoryBytes: undefined,
+        callBudgetMs: undefined,
+        bodies: false,
         name: directions.length > 1 ? `${p.meta.name}-${direction}` : p.meta.name,
         url: p.url,
         sha256: p.sha256,

@@ -12,14 +12,63 @@ import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 import { firstPartyChains, scopeFirstParty } from "./first_party_refs.ts";
 import { pluginFilters } from "./snapshot_builder.ts";
 
+/** Refs without a scope (xDS: an ECDS resource is one filter wherever it is used) keep one
+ * filter per name; but when one name carries different configs on different services (inline
+ * listener filters), each service's gets its own scope instead of one silently winning. */
+export function scopeCollisions(services: Service[]): void {
+  const configs = new Map<string, Set<string>>();
+  for (const s of services) {
+    for (const r of [...s.inboundFilters, ...s.outboundFilters]) {
+      if (r.scope !== undefined) continue;
+      let set = configs.get(r.name);
+      if (!set) configs.set(r.name, set = new Set());
+      set.add(JSON.stringify(r));
+    }
+  }
+  const clash = (r: FilterRef) => r.scope === undefined && (configs.get(r.name)?.size ?? 0) > 1;
+  services.forEach((s, i) => {
+    const scoped = (d: string) => (r: FilterRef): FilterRef =>
+      clash(r) ? { ...r, scope: `${s.namespace}/${s.name}/${d}` } : r;
+    services[i] = {
+      ...s,
+      inboundFilters: s.inboundFilters.map(scoped("inbound")),
+      outboundFilters: s.outboundFilters.map(scoped("outbound")),
+    };
+  });
+}
+
 export class L7Host {
   readonly host: FilterHost;
   private watcher: FilterWatcher | undefined;
+  /** The services of the snapshot being served: proxy-wasm callout clusters that name a service
+   * resolve against it at call time. */
+  private services: readonly Service[] = [];
+  private pick = 0;
 
   constructor(readonly opts: { dev: boolean; nodeName?: string }) {
     const registry = defaultRegistry();
-    registerProxyWasm(registry, { nodeId: opts.nodeName ?? "weft" });
+    registerProxyWasm(registry, {
+      nodeId: opts.nodeName ?? "weft",
+      // Per request the local workload's NAME/NAMESPACE/SERVICE_ACCOUNT overlay these
+      // (src/filters/proxy_wasm/properties.ts).
+      nodeMetadata: { NODE_NAME: opts.nodeName ?? "weft", PROXY_CONFIG: {}, ISTIO_VERSION: "weft" },
+      resolveService: (name, port) => this.resolveService(name, port),
+    });
     this.host = new FilterHost(registry);
+  }
+
+  /** "name", "name.namespace" or the hostname, and a service port (default: the first) →
+   * one endpoint's "address:targetPort" (round robin), dialled directly. */
+  private resolveService(name: string, port: number | undefined): string | undefined {
+    const svc = this.services.find((s) =>
+      s.hostname === name || s.name === name || `${s.name}.${s.namespace}` === name
+    );
+    const p = port === undefined ? svc?.ports[0] : svc?.ports.find((x) => x.port === port);
+    if (!svc || !p || svc.endpoints.length === 0) return undefined;
+    const ep = svc.endpoints[this.pick++ % svc.endpoints.length]!;
+    return ep.address.includes(":")
+      ? `[${ep.address}]:${p.targetPort}`
+      : `${ep.address}:${p.targetPort}`;
   }
 
   chainsFor(svc: ServiceConfig, cfg: WeftConfig): { inbound: FilterRef[]; outbound: FilterRef[] } {
@@ -41,7 +90,9 @@ export class L7Host {
         outboundFilters: s.outboundFilters.map((r) => scopeFirstParty(r, s)),
       });
     }
+    scopeCollisions(services);
     await this.host.apply(services.flatMap((s) => [...s.inboundFilters, ...s.outboundFilters]));
+    this.services = services;
     if (this.opts.dev && !this.watcher && this.host.names().length > 0) {
       this.watcher = watchFilters(this.host);
     }

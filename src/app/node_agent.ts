@@ -182,10 +182,13 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
-    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
-      import("../xds/mod.ts"),
-      import("./control_plane_cmd.ts"),
-    ]);
+    const [{ XdsClient }, { controlPlaneIdentity }, { registerXdsFilterChecks }] = await Promise
+      .all([
+        import("../xds/mod.ts"),
+        import("./control_plane_cmd.ts"),
+        import("./filter_checks.ts"),
+      ]);
+    registerXdsFilterChecks();
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;

@@ -15,6 +15,7 @@ export async function runPluginCmd(f: Flags): Promise<number> {
       const lang = (f.values.get("lang") ?? "c") as PluginLang;
       const root = scaffoldPlugin(arg, lang, f.values.get("dir") ?? "plugins");
       out.line(`created ${root} (${lang}); build it with: deno task plugin:build ${root}`);
+      out.line(`wire it in: add it to a service's plugins in weft.yaml (see ${root}/README.md)`);
       return 0;
     }
     if (sub === "build" && arg) {

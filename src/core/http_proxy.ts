@@ -23,7 +23,13 @@ import type { Http2Server } from "node:http2";
 import { createH2Server } from "./http2_downstream.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
 import { isH2, replayDuplex, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
-import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  Direction,
+  HttpRequestContext,
+  HttpResponseContext,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import {
@@ -34,6 +40,24 @@ import {
   parseHead,
   serializeHead,
 } from "./http1_codec.ts";
+import {
+  bufferBody,
+  DEFAULT_MAX_BUFFERED_BODY_BYTES,
+  REQUEST_TOO_LARGE,
+  RESPONSE_TOO_LARGE,
+  setBufferedLength,
+  wantsRequestBody,
+  wantsResponseBody,
+} from "./body_buffer.ts";
+import {
+  logResponseReset,
+  requestChunkCall,
+  requestStreamers,
+  responseChunkCall,
+  responseStreamers,
+  setStreamedFraming,
+  streamBody,
+} from "./body_stream.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
@@ -55,6 +79,9 @@ export interface HttpProxyOptions {
   readonly dialUpstream: (route?: RouteChoice) => Promise<Duplex>;
   /** Idle upstream connections kept per route (default 64). */
   readonly maxIdlePerRoute?: number;
+  /** Largest body buffered for filters that ask for bodies (default 1 MiB, Envoy's buffer
+   * limit): 413 for a larger request, 500 for a larger response. */
+  readonly maxBufferedBodyBytes?: number;
   /** "h2" for HTTP2/GRPC upstreams (h2c): HTTP/2 downstream streams are forwarded over one
    * multiplexed HTTP/2 session per route, trailers included. HTTP/1.1 downstreams always use
    * HTTP/1.1 upstream connections. Default "http1". */
@@ -76,8 +103,10 @@ export class HttpProxy {
   private readonly h2Servers = new Set<Http2Server>();
   private closed = false;
   private readonly h2Pool: H2UpstreamPool | undefined;
+  private readonly maxBody: number;
 
   constructor(readonly opts: HttpProxyOptions) {
+    this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
   }
 
@@ -113,7 +142,7 @@ export class HttpProxy {
     const head = parseHead(raw);
     const [method, target, version] = head.line;
     const headers = new HeaderList(head.headers);
-    const reqFraming = framingOf((n) => headers.get(n), false);
+    let reqFraming = framingOf((n) => headers.get(n), false);
     // RFC 9112 §6.1: with both, transfer-encoding wins; never forward an ambiguous pair.
     if (reqFraming.kind === "chunked") headers.remove("content-length");
     const keepAlive = version === "HTTP/1.1" &&
@@ -133,6 +162,16 @@ export class HttpProxy {
     };
     const chain = this.opts.chain();
     try {
+      if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
+        // A body filter sees the whole body with the request phase (body_buffer.ts).
+        const body = await bufferBody(reader, reqFraming, this.maxBody);
+        if (!body) {
+          this.count(413, ctx);
+          return writeLocal(down, REQUEST_TOO_LARGE, false);
+        }
+        ctx.requestBody = body;
+        reqFraming = { kind: "none" };
+      }
       const v0 = chain.onRequest(ctx);
       const verdict = v0 instanceof Promise ? await v0 : v0;
       if (verdict.kind === "respond") {
@@ -167,6 +206,11 @@ export class HttpProxy {
     keepAlive: boolean,
     chain: FilterChain,
   ): Promise<boolean> {
+    const buffered = ctx.requestBody;
+    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length);
+    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
+    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
     const reqHead = serializeHead(`${method} ${target} HTTP/1.1`, ctx.requestHeaders.entries());
     let up: Upstream;
     let resRaw: Buffer | null = null;
@@ -184,17 +228,35 @@ export class HttpProxy {
         }, keepAlive);
       }
       // A small body already read shares the head's write: one segment, not head + body.
-      const reqBody = reqFraming.kind === "length"
+      const reqBody = reqFraming.kind === "length" && !streamers.length
         ? reader.takeBuffered(reqFraming.length)
         : undefined;
-      if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
+      if (buffered) up.stream.write(Buffer.concat([reqHead, buffered]));
+      else if (streamers.length) {
+        up.stream.write(reqHead);
+        const local = await streamBody(
+          reader,
+          reqFraming,
+          up.stream,
+          writeWithBackpressure,
+          streamers,
+          requestChunkCall(ctx),
+          ctx,
+          true,
+        );
+        if (local) {
+          up.stream.destroy();
+          this.count(local.status, ctx);
+          return writeLocal(down, local, false);
+        }
+      } else if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
       else {
         up.stream.write(reqHead);
         await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
       }
       resRaw = await up.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !up.reused || reqFraming.kind !== "none" || attempt > 0) break;
+      if (resRaw || !up.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
       up.stream.destroy();
     }
     if (!resRaw) {
@@ -216,10 +278,24 @@ export class HttpProxy {
     const status = Number(res.line[1]);
     const resHeaders = new HeaderList(res.headers);
     const noBody = method === "HEAD" || status === 204 || status === 304;
-    const resFraming: Framing = noBody
-      ? { kind: "none" }
-      : framingOf((n) => resHeaders.get(n), true);
-    const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
+    let resFraming: Framing = noBody ? { kind: "none" } : framingOf((n) => resHeaders.get(n), true);
+    const resCtx: HttpResponseContext = {
+      status,
+      responseHeaders: resHeaders,
+      responseBody: undefined,
+    };
+    let upstreamDone = false;
+    if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
+      const body = await bufferBody(up.reader, resFraming, this.maxBody);
+      if (!body) {
+        up.stream.destroy();
+        this.count(500, ctx);
+        return writeLocal(down, RESPONSE_TOO_LARGE, false);
+      }
+      upstreamDone = resFraming.kind !== "close";
+      resCtx.responseBody = body;
+      resFraming = { kind: "none" };
+    }
     const v0 = chain.onResponse(ctx, resCtx);
     const verdict = v0 instanceof Promise ? await v0 : v0;
     if (verdict.kind === "respond") {
@@ -228,19 +304,44 @@ export class HttpProxy {
       return writeLocal(down, verdict.response, keepAlive);
     }
     const closeAfter = !keepAlive || resFraming.kind === "close";
+    const resBody = resCtx.responseBody;
+    if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length);
+    const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
+    // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
+    if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
     const out = resCtx.responseHeaders.entries();
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
-    const small = resFraming.kind === "length"
+    const small = resFraming.kind === "length" && !resStreamers.length
       ? up.reader.takeBuffered(resFraming.length)
       : undefined;
-    if (small) down.write(Buffer.concat([resHead, small]));
+    if (resBody) down.write(Buffer.concat([resHead, resBody]));
+    else if (resStreamers.length) {
+      down.write(resHead);
+      const reset = await streamBody(
+        up.reader,
+        resFraming,
+        down,
+        writeWithBackpressure,
+        resStreamers,
+        responseChunkCall(ctx, resCtx),
+        ctx,
+        !closeAfter,
+      );
+      if (reset) {
+        logResponseReset(ctx, reset.details);
+        up.stream.destroy();
+        down.destroy();
+        return false;
+      }
+    } else if (small) down.write(Buffer.concat([resHead, small]));
     else {
       down.write(resHead);
       await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b));
     }
     this.count(resCtx.status, ctx);
-    if (resFraming.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
+    const upstreamClosing = resHeaders.get("connection")?.toLowerCase() === "close";
+    if (resFraming.kind === "close" || upstreamClosing || (resBody && !upstreamDone)) {
       up.stream.destroy();
     } else this.release(up);
     return !closeAfter;

@@ -39,6 +39,12 @@ async function sdkRoot(): Promise<string> {
 }
 const SDK_ROOT = await sdkRoot();
 export const WIT_PATH: string = join(SDK_ROOT, "wasm/filter.wit");
+/** weft:filter@0.2.0 (body phases); a plugin opts in with `"wit": "0.2.0"` in plugin.json. */
+export const WIT_V2_PATH: string = join(SDK_ROOT, "wasm/filter_0_2_0.wit");
+
+function witOf(m: PluginManifest): string {
+  return m.wit === "0.2.0" ? WIT_V2_PATH : WIT_PATH;
+}
 const SDK_C = join(SDK_ROOT, "wasm/sdk/c");
 const C_FLAGS = [
   "--target=wasm32-unknown-unknown",
@@ -57,6 +63,8 @@ export interface PluginManifest {
   readonly name: string;
   readonly lang: "c" | "js";
   readonly sources: readonly string[];
+  /** The world version: "0.1.0" (default) or "0.2.0" (body phases). */
+  readonly wit?: "0.1.0" | "0.2.0";
 }
 
 export interface BuiltPlugin {
@@ -75,6 +83,9 @@ export function readManifest(dir: string): PluginManifest {
   if (raw.lang !== "c" && raw.lang !== "js") problems.push('lang: must be "c" or "js"');
   if (!Array.isArray(raw.sources) || raw.sources.length === 0) {
     problems.push("sources: must list files");
+  }
+  if (raw.wit !== undefined && raw.wit !== "0.1.0" && raw.wit !== "0.2.0") {
+    problems.push('wit: must be "0.1.0" or "0.2.0"');
   }
   if (problems.length) {
     throw new WeftError(
@@ -109,7 +120,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
 
 /** Every input that decides the output, hashed: sources, SDK, WIT, flags. */
 async function inputHash(dir: string, m: PluginManifest): Promise<string> {
-  const parts: string[] = [JSON.stringify(m), C_FLAGS.join(" "), readFileSync(WIT_PATH, "utf8")];
+  const parts: string[] = [JSON.stringify(m), C_FLAGS.join(" "), readFileSync(witOf(m), "utf8")];
   for (const s of m.sources) parts.push(readFileSync(join(dir, s), "utf8"));
   if (m.lang === "c") {
     for (const f of ["weft_filter.c", "weft_filter.h"]) {
@@ -161,6 +172,7 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
   const core = join(outDir, `${m.name}.${crypto.randomUUID()}.core.wasm`);
   await run("clang", [
     ...C_FLAGS,
+    ...(m.wit === "0.2.0" ? ["-DWEFT_FILTER_V2"] : []),
     "-I",
     SDK_C,
     join(SDK_C, "weft_filter.c"),
@@ -169,15 +181,15 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
     core,
   ], dir);
   try {
-    return await componentize(readFileSync(core));
+    return await componentize(readFileSync(core), witOf(m));
   } finally {
     rmSync(core, { force: true });
   }
 }
 
 /** Core module (imports weft:filter/host, exports the handler) → component. */
-export async function componentize(core: Uint8Array): Promise<Uint8Array> {
-  const witSource = readFileSync(WIT_PATH, "utf8");
+export async function componentize(core: Uint8Array, wit = WIT_PATH): Promise<Uint8Array> {
+  const witSource = readFileSync(wit, "utf8");
   try {
     const embedded = await componentEmbed({ binary: core, witSource, world: "http-filter" });
     return await componentNew(embedded);
@@ -223,7 +235,7 @@ async function buildJs(dir: string, m: PluginManifest, outDir: string): Promise<
   }
   // --stub-wasi: filters get no WASI (clocks, randomness come from the host interface);
   // --sync: no component-model async ABI, so hooks stay plain synchronous calls.
-  const args = ["--wit", WIT_PATH, "--world", "http-filter", "--js", join(dir, m.sources[0]!)];
+  const args = ["--wit", witOf(m), "--world", "http-filter", "--js", join(dir, m.sources[0]!)];
   await run(bin, [...args, "--stub-wasi", "--sync", "-o", out], dir);
   try {
     return readFileSync(out);

@@ -56,7 +56,7 @@ export function watchFilters(
     }
   };
   for (const name of host.names()) {
-    const url = host.get(name)?.ref.url;
+    const url = host.byName(name)[0]?.ref.url;
     const path = url ? localPath(url) : undefined;
     if (!path || !existsSync(path)) continue;
     const wasmDir = dirname(path);

@@ -17,6 +17,7 @@ import {
   RouterSchema,
   TypedExtensionConfigSchema,
 } from "./proto.ts";
+import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
 import { FILTER_TYPES } from "./resources/http_filters.ts";
 import { ResourceStore } from "./store.ts";
 import { Translator } from "./translate.ts";
@@ -157,7 +158,7 @@ Deno.test("translate: after initial_fetch_timeout a listener serves without what
   const plug = tr.build(store, "2").services.find((s) => s.name === "plug")!;
   assert.deepEqual(plug.outboundFilters.map((f) => [f.name, f.type]), [
     ["extensions.istio.io/wasmplugin/default.hdr", FILTER_TYPES.fault],
-    ["late", FILTER_TYPES.component],
+    ["default.late", FILTER_TYPES.component],
   ]);
   assert.deepEqual((plug.outboundFilters[0]!.config as { abort: unknown }).abort, {
     httpStatus: 500,
@@ -369,4 +370,30 @@ services:
       },
     ],
   });
+});
+
+Deno.test("ECDS: a filter config its kind cannot convert is rejected at decode (NACK reason)", () => {
+  // Filter kinds register their checks in core (the app registers the first-party converters).
+  registerFilterConfigCheck(FILTER_TYPES.authz, () => {
+    throw new WeftError("config_invalid", "Cannot convert Envoy RBAC config: test rejection");
+  });
+  try {
+    const store = new ResourceStore();
+    const rbac = anyPack(
+      TypedExtensionConfigSchema,
+      create(TypedExtensionConfigSchema, {
+        name: "extensions.istio.io/wasmplugin/default.rbac",
+        typedConfig: anyPack(RBACSchema, create(RBACSchema, { rules: { action: 0 } })),
+      }),
+    );
+    const r = applyResources(store, EXTENSION_CONFIG, [
+      { name: undefined, version: "x", any: rbac },
+    ], () => true);
+    assert.equal(r.changed, false);
+    assert.equal(r.errors.length, 1);
+    assert.match(r.errors[0]!, /default\.rbac|resources\[0\]/);
+    assert.match(r.errors[0]!, /test rejection/);
+  } finally {
+    registerFilterConfigCheck(FILTER_TYPES.authz, () => {});
+  }
 });

@@ -107,9 +107,21 @@ function nodeConfig(
   });
 }
 
-export async function startInpodMesh(
-  opts: { extraClients?: number } = {},
-): Promise<InpodMesh> {
+export interface InpodMeshOptions {
+  readonly extraClients?: number;
+  /** How to start node n's agent on the namespace at `nodeNetns`, with its config and state
+   * under `dir` (tests/container_inpod_test.ts: a container of the image on that namespace);
+   * by default weft on Bun, or WEFT_BIN, under `ip netns exec`. */
+  readonly agentCommand?: (
+    node: number,
+    nodeNetns: string,
+    dir: string,
+  ) => (argv: readonly string[]) => [string, string[]];
+  /** The `weft` executable that runs as the CNI plugin (by default as the agents run). */
+  readonly cniBin?: string;
+}
+
+export async function startInpodMesh(opts: InpodMeshOptions = {}): Promise<InpodMesh> {
   const bun = bunPath();
   if (!bun) throw new Error("bun is required for in-pod capture (deno task setup installs it)");
   const extra = Array.from({ length: opts.extraClients ?? 0 }, (_, i) => `client${i + 2}`);
@@ -137,14 +149,17 @@ export async function startInpodMesh(
     return ["ip", ["netns", "exec", topo.nodes[n - 1]!.ns, program, ...args]];
   };
   const start = (n: number): Promise<WeftProc> =>
-    startWeft(["run", "--config", cfgPath(n)], { command: (argv) => inNode(n, argv) });
+    startWeft(["run", "--config", cfgPath(n)], {
+      command: opts.agentCommand?.(n, `/var/run/netns/${topo.nodes[n - 1]!.ns}`, dir) ??
+        ((argv) => inNode(n, argv)),
+    });
   const close = async (): Promise<void> => {
     await Promise.all(agents.map((a) => a.stop().catch(() => 0)));
     await topo.destroy();
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    if (!weftBin()) await ensurePluginsBuilt();
+    if (!weftBin() && !opts.agentCommand) await ensurePluginsBuilt();
     await writeCfg(1, []);
     await writeCfg(2, []);
     agents.push(await start(1)); // node 1 creates the shared dev CA first
@@ -185,7 +200,7 @@ export async function startInpodMesh(
           ips: [{ address: `${pod.ip}/32`, gateway: pod.gateway, interface: 0 }],
         },
       };
-      const [program, args] = weft(["cni"]);
+      const [program, args] = opts.cniBin ? [opts.cniBin, ["cni"]] : weft(["cni"]);
       const r = await topo.run(topo.nodes[pod.node - 1]!.ns, [program, ...args], {
         stdin: JSON.stringify(conf),
         env: {

@@ -174,9 +174,8 @@ export function orderedPlugins(s: MeshService): MeshPlugin[] {
 export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
   const wasm = create(WasmSchema, {
     config: {
-      // weft's proxy-wasm host takes the guest's root id from the filter's name (Istio sends
-      // WasmPlugin `pluginName` as root_id): name it by pluginName so SDKs find their root.
-      name: p.pluginName,
+      // Istio's shape: the plugin as `<namespace>.<name>`, WasmPlugin `pluginName` as root_id.
+      name: `${s.namespace}.${p.name}`,
       rootId: p.pluginName,
       failOpen: p.failStrategy === "FAIL_OPEN",
       configuration: anyPack(
