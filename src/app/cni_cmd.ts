@@ -16,7 +16,7 @@ import {
   runCni,
   uninstallCni,
 } from "../inpod/mod.ts";
-import { parseDurationMs } from "./check.ts";
+import { parseDurationMs } from "../istio/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
 import { buildInfo } from "./version.ts";
