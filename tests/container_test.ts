@@ -67,7 +67,8 @@ Deno.test({
   ignore: skip !== undefined,
   async fn() {
     const image = await ensureTestImage();
-    // What the image holds: the binary, its libraries, CA certificates; no toolchain or sources.
+    // What the image holds: the binary, nsenter/nft/ip, their libraries, CA certificates; no
+    // toolchain or sources.
     const files = podman(["image", "mount", image.tag]);
     assertEquals(files.code, 0, files.err);
     {
@@ -76,6 +77,17 @@ Deno.test({
         const all = [...walk(root)].map((f) => f.slice(root.length));
         assert(all.includes("/usr/local/bin/weft"), all.join(" "));
         assert(all.includes("/etc/ssl/certs/ca-certificates.crt"));
+        // In-pod capture's tools (tests/container_inpod_test.ts runs them), nothing else.
+        for (const tool of ["/usr/bin/nsenter", "/usr/sbin/nft", "/usr/sbin/ip"]) {
+          assert(all.includes(tool), tool);
+        }
+        const programs = all.filter((f) => /\/s?bin\//.test(f));
+        assertEquals(programs.sort(), [
+          "/usr/bin/nsenter",
+          "/usr/local/bin/weft",
+          "/usr/sbin/ip",
+          "/usr/sbin/nft",
+        ]);
         const bad = all.filter((f) =>
           /clang|node_modules|\/src\/|\.ts$|\/bin\/(sh|deno|bun)$/.test(f)
         );

@@ -1,16 +1,15 @@
 /**
  * Istio's IstioCertificateService/CreateCertificate: a node agent sends a workload's PEM CSR and
  * gets the chain (leaf first, root last), signed by src/tls's CertificateAuthority.signCsr.
- * The CSR's single URI SAN must be the identity of a workload in the mesh file; over mTLS the
- * caller must also be that workload or the node agent identity (`nodeAgentServiceAccount` in the
- * root namespace). Over plaintext (loopback) callers are not authenticated.
+ * Only the entitled get a certificate (istiod's node authorizer): the caller is either that
+ * workload itself over mTLS, or a node agent authenticated by its bearer token
+ * (`authorization: Bearer <token>`, checked against MeshConfig `spec.nodeTokens`, SHA-256) asking
+ * for a workload that node hosts. Anyone else is refused, whatever the transport.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-// @peculiar/x509 needs the reflect polyfill loaded first (as src/tls/_x509.ts does).
-import "./_reflect.ts";
-import * as x509 from "@peculiar/x509";
 import { errorMessage, logger } from "../../core/mod.ts";
-import type { CertificateAuthority } from "../../tls/mod.ts";
+import { type CertificateAuthority, loadX509 } from "../../tls/mod.ts";
 import { create } from "@bufbuild/protobuf";
 import { IstioCertificateResponseSchema } from "../proto.ts";
 import { peerIdentity } from "../grpc_transport.ts";
@@ -18,7 +17,8 @@ import type { Mesh } from "./mesh.ts";
 
 const log = logger("xds_ca");
 
-function requestedIdentity(csrPem: string): string | undefined {
+async function requestedIdentity(csrPem: string): Promise<string | undefined> {
+  const x509 = await loadX509(); // src/tls owns the one load order (reflect polyfill first)
   try {
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     const ext = csr.getExtension("2.5.29.17");
@@ -30,31 +30,90 @@ function requestedIdentity(csrPem: string): string | undefined {
   }
 }
 
+/** The node whose token the call carries, or undefined. */
+export function callerNode(
+  md: grpc.Metadata,
+  tokens: Readonly<Record<string, string>>,
+): string | undefined {
+  const auth = md.get("authorization")[0];
+  const m = typeof auth === "string" ? /^Bearer\s+(\S+)$/.exec(auth) : null;
+  if (!m) return undefined;
+  const got = createHash("sha256").update(m[1]!).digest();
+  for (const [node, hex] of Object.entries(tokens)) {
+    const want = Buffer.from(hex, "hex");
+    if (want.length === got.length && timingSafeEqual(want, got)) return node;
+  }
+  return undefined;
+}
+
+function deny(
+  cb: (e: { code: grpc.status; details: string }) => void,
+  code: grpc.status,
+  details: string,
+): void {
+  log.warn("csr refused", { details });
+  cb({ code, details });
+}
+
 export function createCertificateHandler(
   ca: CertificateAuthority,
   mesh: () => Mesh,
 ): grpc.handleUnaryCall<{ csr: string; validityDuration: bigint }, unknown> {
   return (call, cb) => {
+    requestedIdentity(call.request.csr).then(
+      (identity) => authorize(identity, call, cb),
+      (err) => deny(cb, grpc.status.INTERNAL, `Cannot sign CSR: ${errorMessage(err)}`),
+    );
+  };
+
+  function authorize(
+    identity: string | undefined,
+    call: grpc.ServerUnaryCall<{ csr: string; validityDuration: bigint }, unknown>,
+    cb: grpc.sendUnaryData<unknown>,
+  ): void {
     const { csr, validityDuration } = call.request;
-    const identity = requestedIdentity(csr);
     const m = mesh();
-    const peer = peerIdentity(call.getAuthContext().sslPeerCertificate?.subjectaltname);
-    if (
-      peer !== undefined && identity !== undefined && peer !== identity &&
-      peer !== m.nodeAgentIdentity
-    ) {
-      cb({
-        code: grpc.status.PERMISSION_DENIED,
-        details: `Cannot sign CSR: caller ${peer} may not request ${identity}`,
-      });
+    const peer = peerIdentity(call.getAuthContext()?.sslPeerCertificate?.subjectaltname);
+    if (!identity) {
+      deny(cb, grpc.status.INVALID_ARGUMENT, "Cannot sign CSR: it has no URI SAN");
       return;
     }
-    if (!identity || !m.workloads.some((w) => w.identity === identity)) {
-      cb({
-        code: grpc.status.PERMISSION_DENIED,
-        details: `Cannot sign CSR: ${identity ?? "no URI SAN"} is not a mesh workload`,
-      });
+    const hosts = m.workloads.filter((w) => w.identity === identity);
+    if (hosts.length === 0) {
+      deny(
+        cb,
+        grpc.status.PERMISSION_DENIED,
+        `Cannot sign CSR: ${identity} is not a mesh workload`,
+      );
       return;
+    }
+    if (peer !== identity) {
+      if (peer !== undefined && peer !== m.nodeAgentIdentity) {
+        deny(
+          cb,
+          grpc.status.PERMISSION_DENIED,
+          `Cannot sign CSR: caller ${peer} may not request ${identity}`,
+        );
+        return;
+      }
+      const node = callerNode(call.metadata, m.nodeTokens);
+      if (node === undefined) {
+        deny(
+          cb,
+          grpc.status.UNAUTHENTICATED,
+          `Cannot sign CSR for ${identity}: the caller is not authenticated as a node ` +
+            "(send authorization: Bearer <node token>; tokens are MeshConfig spec.nodeTokens)",
+        );
+        return;
+      }
+      if (!hosts.some((w) => w.node === node)) {
+        deny(
+          cb,
+          grpc.status.PERMISSION_DENIED,
+          `Cannot sign CSR: node ${node} hosts no workload with identity ${identity}`,
+        );
+        return;
+      }
     }
     const ttlMs = validityDuration > 0n ? Number(validityDuration) * 1000 : undefined;
     ca.signCsr(csr, ttlMs === undefined ? { identity } : { identity, ttlMs }).then(
@@ -64,5 +123,5 @@ export function createCertificateHandler(
         cb({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
       },
     );
-  };
+  }
 }
