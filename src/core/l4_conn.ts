@@ -28,7 +28,11 @@ export class L4Conn {
 
   constructor(readonly info: ConnInfo, readonly downstream: Duplex, onDone: (c: L4Conn) => void) {
     this.onDone = onDone;
-    downstream.on("error", (e: Error) => this.note("error", e.message));
+    downstream.on("error", (e: Error) => {
+      // A served (L7) connection whose client cancels its HBONE stream simply ended.
+      if (this.counters && (e as { code?: string }).code === "h2_stream_cancel") return;
+      this.note("error", e.message);
+    });
   }
 
   /** Start copying both ways; the connection counts as opened from here. */

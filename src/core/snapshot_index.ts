@@ -50,7 +50,8 @@ export function hostNames(s: Service): string[] {
 function build(snap: Snapshot): SnapshotIndex {
   const workloadByIp = new Map<string, Workload>();
   const workloadByName = new Map<string, Workload>();
-  for (const w of snap.workloads) {
+  // Partial snapshots (tests, config-time policy checks) may carry only some lists.
+  for (const w of snap.workloads ?? []) {
     if (!workloadByIp.has(w.address)) workloadByIp.set(w.address, w);
     const full = `${w.namespace}/${w.name}`;
     if (!workloadByName.has(full)) workloadByName.set(full, w);
@@ -60,7 +61,7 @@ function build(snap: Snapshot): SnapshotIndex {
   const serviceByHost = new Map<string, Service>();
   const endpointByIp = new Map<string, Endpoint>();
   // First match wins, in snapshot order (the order the linear scan used to honour).
-  for (const svc of snap.services) {
+  for (const svc of snap.services ?? []) {
     const names = hostNames(svc);
     for (const h of names) if (!serviceByHost.has(h)) serviceByHost.set(h, svc);
     for (const sp of svc.ports) {
@@ -74,7 +75,7 @@ function build(snap: Snapshot): SnapshotIndex {
     }
   }
   const inboundChains = new Map<string, ServiceMatch[]>();
-  for (const svc of snap.services) {
+  for (const svc of snap.services ?? []) {
     if (svc.inboundFilters.length === 0) continue;
     for (const ep of svc.endpoints) {
       for (const sp of svc.ports) {
