@@ -361,9 +361,10 @@ export class H2Session extends H2Base implements StreamHost {
 
   private onReset(streamId: number, code: number, byPeer = true): void {
     if (streamId === 0) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on 0");
-    // Rapid reset (CVE-2023-44487): every stream a client resets spends the session's budget.
-    if (byPeer && this.role === "server") this.guard.count("reset");
     const s = this.streams.get(streamId);
+    // Rapid reset (CVE-2023-44487): a stream the client resets before we answered it spends the
+    // session's budget (hyper's pending-accept resets); cancelling an answered stream is normal.
+    if (byPeer && this.role === "server" && s && !s.headersSent) this.guard.count("reset");
     if (!s) return;
     s.h2Closed = true;
     this.streams.delete(streamId);
