@@ -70,7 +70,14 @@ export class Translator {
   build(store: ResourceStore, version: string): Snapshot {
     const frags: Fragment[] = [];
     const live = new Set<string>();
+    const inbound = new Map<string, FilterRef[]>();
     for (const [name, l] of store.values<ListenerValue>(LISTENER)) {
+      if (l.inbound) {
+        if (l.kind === "http" && l.node === this.base.node.name) {
+          inbound.set(l.hostname, inboundChain(l));
+        }
+        continue;
+      }
       live.add(name);
       let f = this.fragment(store, l, false);
       if (f) this.warming.delete(name);
@@ -92,7 +99,12 @@ export class Translator {
       ...this.base,
       version,
       workloads: Object.freeze(this.workloads(store)),
-      services: Object.freeze(this.withAddressServices(store, merge(frags))),
+      services: Object.freeze(
+        this.withAddressServices(store, merge(frags)).map((s) => {
+          const chain = inbound.get(s.hostname);
+          return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
+        }),
+      ),
       policies: Object.freeze(this.policies(store)),
     });
   }
@@ -235,6 +247,16 @@ export class Translator {
       filters,
     };
   }
+}
+
+/** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK), named
+ * apart from the outbound chain's: the filter host keys instances by name. */
+function inboundChain(l: ListenerValue & { kind: "http" }): FilterRef[] {
+  const out: FilterRef[] = [];
+  for (const e of l.chain) {
+    if (e.kind === "inline") out.push({ ...e.ref, name: `inbound.${e.ref.name}` });
+  }
+  return out;
 }
 
 function hostPort(ip: string, port: number): string {

@@ -4,7 +4,7 @@
  * policies as Istio Authorization. Versions are content hashes, so an unchanged resource keeps
  * its version across rebuilds and is never re-pushed.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { parseIp } from "../../core/mod.ts";
 import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
@@ -29,6 +29,9 @@ import {
   ROUTE,
 } from "../type_urls.ts";
 import { authorizationOf } from "./build_policy.ts";
+import { isHttpPolicy, rbacFilters } from "./build_rbac.ts";
+import { RBACSchema } from "../proto.ts";
+import type { AuthorizationPolicy } from "../../core/mod.ts";
 import {
   clusterName,
   faultFilter,
@@ -292,6 +295,100 @@ function listener(s: MeshService, p: MeshService["ports"][number]) {
   });
 }
 
+/** The policies that apply to a workload (namespace or root namespace, selector), plus those
+ * bound to it by name (converted PeerAuthentications). */
+function workloadPolicies(
+  mesh: Mesh,
+  w: MeshWorkload,
+  bound: ReadonlyMap<MeshWorkload, readonly string[]>,
+): AuthorizationPolicy[] {
+  const names = new Set(bound.get(w) ?? []);
+  return mesh.authorizationPolicies.filter((p) =>
+    names.has(`${p.namespace}/${p.name}`) ||
+    ((p.namespace === w.namespace || p.namespace === mesh.rootNamespace) &&
+      (p.selector === undefined || matches(w.labels, p.selector)) &&
+      !p.name.startsWith("istio_converted_peer_authentication_"))
+  );
+}
+
+/** Inbound L7 authorization for an HTTP service on one node (istiod's sidecar/waypoint inbound
+ * shape): an HCM whose RBAC filters hold every policy of the service's workloads on that node
+ * (the weft.yaml union), then the router to the local workload. `traffic_direction: INBOUND`
+ * and `filter_metadata.weft.node` tell nodes whose it is. */
+function inboundListener(
+  s: MeshService,
+  node: string,
+  port: MeshService["ports"][number],
+  policies: readonly AuthorizationPolicy[],
+) {
+  const name = inboundListenerName(s, node);
+  const filters = rbacFilters(policies).map((f) => ({
+    name: `envoy.filters.http.rbac.${f.action.toLowerCase()}`,
+    configType: {
+      case: "typedConfig" as const,
+      value: anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
+    },
+  }));
+  filters.push({
+    name: "envoy.filters.http.router",
+    configType: {
+      case: "typedConfig" as const,
+      value: anyPack(RouterSchema, create(RouterSchema)) as never,
+    },
+  });
+  const cluster = `inbound|${port.targetPort}||`;
+  return create(ListenerSchema, {
+    name,
+    trafficDirection: 1, // INBOUND
+    address: {
+      address: {
+        case: "socketAddress",
+        value: { address: "0.0.0.0", portSpecifier: { case: "portValue", value: port.targetPort } },
+      },
+    },
+    metadata: {
+      filterMetadata: {
+        weft: { hostname: s.hostname, service: s.name, namespace: s.namespace, node },
+      },
+    },
+    filterChains: [{
+      filters: [{
+        name: "envoy.filters.network.http_connection_manager",
+        configType: {
+          case: "typedConfig",
+          value: anyPack(
+            HttpConnectionManagerSchema,
+            create(HttpConnectionManagerSchema, {
+              statPrefix: name,
+              routeSpecifier: {
+                case: "routeConfig",
+                value: {
+                  name,
+                  virtualHosts: [{
+                    name: "inbound|http",
+                    domains: ["*"],
+                    routes: [{
+                      match: { pathSpecifier: { case: "prefix", value: "/" } },
+                      action: {
+                        case: "route",
+                        value: { clusterSpecifier: { case: "cluster", value: cluster } },
+                      },
+                    }],
+                  }],
+                },
+              },
+              httpFilters: filters,
+            }),
+          ),
+        },
+      }],
+    }],
+  });
+}
+
+export const inboundListenerName = (s: MeshService, node: string): string =>
+  `inbound|${node}|${s.hostname}`;
+
 const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
 
 type PortLists = Record<string, { ports: { servicePort: number; targetPort: number }[] }>;
@@ -504,8 +601,31 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
-  const svcs = servicesByWorkload(mesh);
   const bound = policiesByWorkload(mesh);
+  // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
+  // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
+  for (const s of mesh.services) {
+    const http = s.ports.find((p) => p.protocol !== "TCP");
+    if (!http) continue;
+    const byNode = new Map<string, Map<string, AuthorizationPolicy>>();
+    for (const w of selected(mesh, s)) {
+      if (!w.node) continue;
+      let m = byNode.get(w.node);
+      if (!m) byNode.set(w.node, m = new Map());
+      for (const p of workloadPolicies(mesh, w, bound)) m.set(`${p.namespace}/${p.name}`, p);
+    }
+    for (const [node, m] of byNode) {
+      const policies = [...m.values()];
+      if (!policies.some(isHttpPolicy)) continue;
+      put(
+        LISTENER,
+        inboundListenerName(s, node),
+        key([s.hostname, s.name, s.namespace, http.targetPort, policies]),
+        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies)),
+      );
+    }
+  }
+  const svcs = servicesByWorkload(mesh);
   for (const w of mesh.workloads) {
     const services = svcs.get(w) ?? {};
     const policies = bound.get(w) ?? [];

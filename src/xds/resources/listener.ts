@@ -46,6 +46,10 @@ interface Common {
   readonly namespace: string;
   readonly service: string;
   readonly targetPort: number | undefined;
+  /** `traffic_direction: INBOUND`: the inbound L7 chain of `hostname`'s workloads on `node`. */
+  readonly inbound: boolean;
+  /** filter_metadata.weft.node: the node whose workloads an inbound listener serves. */
+  readonly node: string | undefined;
 }
 
 export type ListenerValue =
@@ -83,6 +87,8 @@ function identityOf(l: Listener, what: string): Omit<Common, "name"> {
     service: str(md["service"]) ?? labels[0] ?? hostname,
     namespace: str(md["namespace"]) ?? labels[1] ?? "default",
     targetPort: tp > 0 ? tp : undefined,
+    inbound: l.trafficDirection === 1,
+    node: str(md["node"]),
   };
 }
 
@@ -186,7 +192,8 @@ export const listenerType: ResourceType<ListenerValue> = {
       return out;
     }
     if (v.rds) out.push({ typeUrl: ROUTE, name: v.rds });
-    if (v.routeConfig) {
+    // An inbound chain routes to the local workload, not to a CDS cluster.
+    if (v.routeConfig && !v.inbound) {
       for (const c of routeClusters(v.routeConfig)) out.push({ typeUrl: CLUSTER, name: c });
     }
     for (const e of v.chain) {
