@@ -249,12 +249,13 @@ export class Translator {
   }
 }
 
-/** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK), named
- * apart from the outbound chain's: the filter host keys instances by name. */
+/** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK). istiod
+ * names every RBAC filter `envoy.filters.http.rbac` and the filter host keys instances by name,
+ * so each gets its position, apart from the outbound chain's names. */
 function inboundChain(l: ListenerValue & { kind: "http" }): FilterRef[] {
   const out: FilterRef[] = [];
   for (const e of l.chain) {
-    if (e.kind === "inline") out.push({ ...e.ref, name: `inbound.${e.ref.name}` });
+    if (e.kind === "inline") out.push({ ...e.ref, name: `inbound-${out.length}.${e.ref.name}` });
   }
   return out;
 }

@@ -323,7 +323,7 @@ function inboundListener(
 ) {
   const name = inboundListenerName(s, node);
   const filters = rbacFilters(policies).map((f) => ({
-    name: `envoy.filters.http.rbac.${f.action.toLowerCase()}`,
+    name: "envoy.filters.http.rbac",
     configType: {
       case: "typedConfig" as const,
       value: anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),

@@ -38,10 +38,14 @@ function cidr(v: string): Json {
   return { addressPrefix: ip, prefixLen: len === undefined ? max : Number(len) };
 }
 
-function header(name: string, v: string, ignoreCase = false): Json {
-  return v === "*" && !ignoreCase
-    ? { name, presentMatch: true }
-    : { name, stringMatch: strMatch(v, ignoreCase) };
+/** A HeaderMatcher as istiod writes `:method` and `:authority` matches: presence for `*`,
+ * hosts case-insensitively. */
+function header(name: string, v: string, host = false): Json {
+  if (v === "*") return { name, presentMatch: true };
+  if (host) return { name, stringMatch: strMatch(v, true) };
+  if (v.endsWith("*")) return { name, prefixMatch: v.slice(0, -1) };
+  if (v.startsWith("*")) return { name, suffixMatch: v.slice(1) };
+  return { name, exactMatch: v };
 }
 
 /** One Operation field → permission leaves. */
@@ -71,8 +75,8 @@ function srcLeaves(field: string, values: readonly string[]): Json[] {
           v === "*"
             ? { safeRegex: { regex: ".+" } }
             : v.startsWith("*")
-            ? { suffix: v.slice(1) }
-            : { ...strMatch(`spiffe://${v}`) },
+            ? { safeRegex: { regex: `spiffe://.*${quote(v.slice(1))}` } }
+            : strMatch(`spiffe://${v}`),
         )
       );
     case "namespaces":
