@@ -1,7 +1,9 @@
 /**
  * LDS: a Listener is one service port. `tcp_proxy` → L4; `http_connection_manager` (in a filter
  * chain or an `api_listener`, as gRPC clients expect) → L7 with its HTTP filter chain, and routes
- * inline or by RDS name. Filters using ECDS (`config_discovery`) are dependencies.
+ * inline or by RDS name. Filters using ECDS (`config_discovery`) are dependencies. A listener
+ * with `traffic_direction: INBOUND` is instead the inbound chain (RBAC) of a service's workloads
+ * on the node named in `filter_metadata.weft.node`.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { FilterRef } from "../../core/mod.ts";
