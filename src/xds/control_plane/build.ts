@@ -2,8 +2,8 @@
  * One node's view of the mesh as xDS resources: every service as CDS/EDS/LDS/RDS (outbound is
  * mesh-wide), plugins as ECDS, the node's own workloads as Istio Address resources,
  * policies as Istio Authorization (L4) and, for HTTP services with HTTP policy conditions, as
- * Envoy RBAC on an inbound Listener per node (build_rbac.ts). Versions are content hashes, so an unchanged resource keeps
- * its version across rebuilds and is never re-pushed.
+ * Envoy RBAC on an inbound Listener per node (build_rbac.ts). Versions are content hashes, so
+ * an unchanged resource keeps its version across rebuilds and is never re-pushed.
  */
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
