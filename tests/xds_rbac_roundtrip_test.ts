@@ -96,3 +96,24 @@ Deno.test("RBAC round trip: a condition the node cannot enforce is refused, not 
   })]);
   assert.throws(() => authzConfigFromEnvoyRbac(f!.config), /requestedServerName/);
 });
+
+Deno.test("RBAC round trip: a STRICT PeerAuthentication's DENY (no identity) and port-level modes", () => {
+  const out = roundTrip([policy({
+    name: "istio_converted_peer_authentication_0",
+    namespace: "istio-system",
+    action: "DENY",
+    rules: [{
+      from: [{ source: { notPrincipals: ["*"] } }],
+      to: [{ operation: { notPorts: ["8081"] } }],
+    }],
+  })]);
+  assert.deepEqual(out, [["DENY", [{
+    name: "ns[istio-system]-policy[istio_converted_peer_authentication_0]",
+    action: "DENY",
+    dryRun: false,
+    rules: [{
+      from: [{ source: { notPrincipals: ["*"] } }],
+      to: [{ operation: { notPorts: ["8081"] } }],
+    }],
+  }]]]);
+});

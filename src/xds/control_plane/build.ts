@@ -296,20 +296,24 @@ function listener(s: MeshService, p: MeshService["ports"][number]) {
   });
 }
 
-/** The policies that apply to a workload (namespace or root namespace, selector), plus those
- * bound to it by name (converted PeerAuthentications). */
+/** The policies that apply to a workload (its namespace or the root namespace, by selector),
+ * plus those bound to it by name (converted PeerAuthentications, whose selector matches nothing). */
 function workloadPolicies(
   mesh: Mesh,
+  byNamespace: ReadonlyMap<string, readonly AuthorizationPolicy[]>,
+  byId: ReadonlyMap<string, AuthorizationPolicy>,
   w: MeshWorkload,
   bound: ReadonlyMap<MeshWorkload, readonly string[]>,
 ): AuthorizationPolicy[] {
-  const names = new Set(bound.get(w) ?? []);
-  return mesh.authorizationPolicies.filter((p) =>
-    names.has(`${p.namespace}/${p.name}`) ||
-    ((p.namespace === w.namespace || p.namespace === mesh.rootNamespace) &&
-      (p.selector === undefined || matches(w.labels, p.selector)) &&
-      !p.name.startsWith("istio_converted_peer_authentication_"))
-  );
+  const out = [w.namespace, mesh.rootNamespace]
+    .filter((ns, i) => i === 0 || ns !== w.namespace)
+    .flatMap((ns) => byNamespace.get(ns) ?? [])
+    .filter((p) => p.selector === undefined || matches(w.labels, p.selector));
+  for (const id of bound.get(w) ?? []) {
+    const p = byId.get(id);
+    if (p && !out.includes(p)) out.push(p);
+  }
+  return out;
 }
 
 /** Inbound L7 authorization for an HTTP service on one node (istiod's sidecar/waypoint inbound
@@ -605,7 +609,16 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   const bound = policiesByWorkload(mesh);
   // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
   // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
-  for (const s of mesh.services) {
+  const anyHttp = mesh.authorizationPolicies.some(isHttpPolicy);
+  const byNamespace = new Map<string, AuthorizationPolicy[]>();
+  const byId = new Map<string, AuthorizationPolicy>();
+  for (const p of anyHttp ? mesh.authorizationPolicies : []) {
+    byId.set(`${p.namespace}/${p.name}`, p);
+    const list = byNamespace.get(p.namespace);
+    if (list) list.push(p);
+    else byNamespace.set(p.namespace, [p]);
+  }
+  for (const s of anyHttp ? mesh.services : []) {
     const http = s.ports.find((p) => p.protocol !== "TCP");
     if (!http) continue;
     const byNode = new Map<string, Map<string, AuthorizationPolicy>>();
@@ -613,7 +626,9 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       if (!w.node) continue;
       let m = byNode.get(w.node);
       if (!m) byNode.set(w.node, m = new Map());
-      for (const p of workloadPolicies(mesh, w, bound)) m.set(`${p.namespace}/${p.name}`, p);
+      for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound)) {
+        m.set(`${p.namespace}/${p.name}`, p);
+      }
     }
     for (const [node, m] of byNode) {
       const policies = [...m.values()];
