@@ -3,15 +3,16 @@
  * namespace topology of tests/support/topology.ts, one node agent per node running FROM THE
  * IMAGE in a container on that node's network namespace (`--network ns:`), with what the
  * DaemonSet grants (NET_ADMIN, SYS_ADMIN, /var/run/netns from the host, the ZDS socket dir).
- * Pods are enrolled by the image's own `weft` run as the CNI plugin on the node (as the
- * DaemonSet installs it into /opt/cni/bin); unmodified curl in pod A reaches pod B's app
+ * Each node's CNI plugin is installed by the image's `weft cni install` (as the DaemonSet's init
+ * container does), and pods are enrolled by running it as a runtime does: the weft entry of the
+ * node's conflist, executed from the node's CNI bin dir with no arguments; unmodified curl in pod A reaches pod B's app
  * through both containerised agents; access logs, metrics and the pods' nftables rules show the
  * capture; node 2's agent is replaced by a new container (a rolling update) and takes its pod
  * back from the state on the host path; SIGTERM drains and every container exits 0. Namespaces and containers are removed even
  * when a step fails. Skipped, with the reason in its name, elsewhere.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -27,18 +28,43 @@ import { leftoverNamespaces, topologyUnavailable } from "./support/topology.ts";
 const skip = containerSkipReason() ?? topologyUnavailable() ??
   (bunPath() ? undefined : "needs bun for the pods' HTTP app (deno task setup)");
 
-/** The image's /usr/local/bin/weft, copied out as a node's CNI plugin binary. */
-async function cniBinaryFrom(image: string, dir: string): Promise<string> {
-  const mnt = podman(["image", "mount", image]);
-  assert.equal(mnt.code, 0, mnt.err);
-  try {
-    const bin = join(dir, "weft-cni");
-    await copyFile(join(mnt.out.trim(), "usr/local/bin/weft"), bin);
-    await Deno.chmod(bin, 0o755);
-    return bin;
-  } finally {
-    podman(["image", "unmount", image]);
-  }
+/** Node n's CNI dirs with the pod network's config already there, then the image's `weft cni
+ * install` run in a container the way the DaemonSet's init container runs it (no shell, every
+ * capability dropped, read-only root): the image's binary copies itself (process.execPath) into
+ * the node's bin dir and chains itself into the conflist with the node agent's socket. */
+async function installCniFromImage(
+  installers: ContainerLauncher,
+  root: string,
+  node: number,
+  socket: string,
+): Promise<{ binDir: string; confDir: string }> {
+  const binDir = join(root, `node${node}`, "opt/cni/bin");
+  const confDir = join(root, `node${node}`, "etc/cni/net.d");
+  await mkdir(binDir, { recursive: true });
+  await mkdir(confDir, { recursive: true });
+  await writeFile(
+    join(confDir, "10-pods.conflist"),
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "pods",
+      plugins: [{ type: "ptp", ipam: { type: "host-local", subnet: "10.0.0.0/8" } }],
+    }),
+  );
+  const [program, args] = installers.command([
+    "cni",
+    "install",
+    "--cni-bin-dir",
+    binDir,
+    "--cni-conf-dir",
+    confDir,
+    "--socket",
+    socket,
+  ]);
+  const r = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  assert.equal(r.code, 0, dec.decode(r.stderr) + dec.decode(r.stdout));
+  assert.match(dec.decode(r.stdout), /"msg":"cni plugin installed"/);
+  return { binDir, confDir };
 }
 
 async function metric(m: InpodMesh, node: number, name: string, label: string): Promise<number> {
@@ -60,18 +86,22 @@ Deno.test({
   sanitizeResources: true,
   async fn() {
     const image = await ensureTestImage();
-    const bins = await mkdtemp(join(tmpdir(), "weft-cni-bin-"));
+    const hosts = await mkdtemp(join(tmpdir(), "weft-cni-host-"));
     // By id: the test tag is shared by every checkout on this machine.
     const pods = new ContainerLauncher(image.id, [], INPOD_RUN);
+    const installers = new ContainerLauncher(image.id, [hosts], [
+      "--cap-drop",
+      "ALL",
+      "--read-only",
+    ]);
     let m: InpodMesh | undefined;
     try {
-      const cniBin = await cniBinaryFrom(image.id, bins);
       m = await startInpodMesh({
         // The image sets WEFT_STATE_DIR (which beats the config file): point both nodes at the
         // mesh's shared dev CA, as the agents outside containers share it.
         agentCommand: (_n, netns, dir) =>
           pods.commandIn(netns, { mounts: [dir], env: { WEFT_STATE_DIR: dir } }),
-        cniBin,
+        installCni: (n, socket) => installCniFromImage(installers, hosts, n, socket),
       });
       const [a1, a2] = m.agents as [typeof m.agents[0], typeof m.agents[0]];
       const client = m.topo.pod("client");
@@ -134,9 +164,10 @@ Deno.test({
     } finally {
       await m?.close();
       pods.cleanup();
-      await rm(bins, { recursive: true, force: true });
+      installers.cleanup();
+      await rm(hosts, { recursive: true, force: true });
     }
-    for (const name of pods.names) {
+    for (const name of [...pods.names, ...installers.names]) {
       assert.equal(podman(["ps", "-a", "-q", "--filter", `name=${name}`]).out, "");
     }
     if (m) assert.deepEqual(await leftoverNamespaces(m.topo.id), []);

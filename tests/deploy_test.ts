@@ -2,11 +2,13 @@
  * deploy/: every manifest validates offline against the Kubernetes API schemas
  * (support/k8s_schema.ts: types, required and unknown fields), the kustomization lists them all,
  * the node agent's shape is what a node agent needs (host network, NET_ADMIN + SYS_ADMIN only,
- * the host paths in-pod capture uses and no others, probes on 15021, scrape annotations, grace
- * period = drain + 5 s), its weft.yaml (in-pod capture on) passes
- * `weft validate` and the mesh file parses. Then the node agent's pod, derived from the
- * DaemonSet's template, runs for real under `podman kube play` with the shipped image against a
- * control plane container, and becomes ready.
+ * the host paths in-pod capture uses and no others, the CNI dirs only in the install-cni init
+ * container, probes on 15021, scrape annotations, grace period = drain + 5 s), its weft.yaml
+ * (in-pod capture on) passes `weft validate` and the mesh file parses. Then the node agent's pod,
+ * derived from the DaemonSet's template, runs for real under `podman kube play` with the shipped
+ * image against a control plane container, and becomes ready; its install-cni init container
+ * has put the compiled binary and weft's conflist entry into the test's temp host dirs (never
+ * the machine's real /opt/cni or /etc/cni).
  */
 import { join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
@@ -94,15 +96,22 @@ Deno.test("deploy: the node agent is shaped like a node agent; its config valida
   assert(c.resources.requests.cpu && c.resources.requests.memory);
   const ann = ds.spec.template.metadata.annotations;
   assertEquals([ann["prometheus.io/scrape"], ann["prometheus.io/port"]], ["true", "15020"]);
-  // Exactly the host paths the agent uses: state, pod namespaces, the CNI plugin's socket dir.
+  // Exactly the host paths the pod uses: state, pod namespaces, the CNI plugin's socket dir, and
+  // (install-cni only) the node's CNI bin and network config dirs.
   const hostPaths = new Map<string, string>(
     pod.volumes.filter((v: Doc) => v.hostPath).map((v: Doc) => [v.name, v.hostPath.path]),
   );
   assertEquals([...hostPaths.values()].sort(), [
+    "/etc/cni/net.d",
+    "/opt/cni/bin",
     "/var/lib/weft",
     "/var/run/netns",
     "/var/run/weft",
   ]);
+  const cniDirs = ["/etc/cni/net.d", "/opt/cni/bin"];
+  const hostMounts = (x: Doc): string[] =>
+    x.volumeMounts.map((m: Doc) => hostPaths.get(m.name)).filter((p: unknown) => p).sort();
+  assert(!hostMounts(c).some((p) => cniDirs.includes(p)), "the agent does not mount the CNI dirs");
   const mountOf = (path: string): Doc =>
     c.volumeMounts.find((m: Doc) => hostPaths.get(m.name) === path);
   assertEquals(
@@ -128,6 +137,23 @@ Deno.test("deploy: the node agent is shaped like a node agent; its config valida
     assertEquals(pod.initContainers[0].args, ["validate"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+  // install-cni: after validation, `weft cni install` with only the CNI dirs, nothing added.
+  assertEquals(pod.initContainers.map((x: Doc) => x.name), ["validate-config", "install-cni"]);
+  const inst = pod.initContainers[1];
+  assertEquals(inst.args, ["cni", "install"]);
+  assertEquals(hostMounts(inst), cniDirs);
+  assertEquals(inst.securityContext.capabilities, { drop: ["ALL"] });
+  const envOf = (name: string): string => inst.env.find((e: Doc) => e.name === name)?.value;
+  assertEquals(envOf("WEFT_CNI_SOCKET"), inpod.socket, "the entry names the agent's socket");
+  for (
+    const [name, host] of [["WEFT_CNI_BIN_DIR", "/opt/cni/bin"], [
+      "WEFT_CNI_CONF_DIR",
+      "/etc/cni/net.d",
+    ]]
+  ) {
+    const m = inst.volumeMounts.find((m: Doc) => hostPaths.get(m.name) === host);
+    assertEquals(envOf(name!), m.mountPath, `${name} is where ${host} is mounted`);
   }
   const mesh = parseMesh(find("ConfigMap", "weft-mesh").data["mesh.yaml"]);
   assertEquals(mesh.nodeAgentIdentity, "spiffe://cluster.local/ns/istio-system/sa/weft-node");
@@ -183,6 +209,40 @@ function nodeAgentPod(image: string, dir: string, ip: (n: number) => string, nam
   };
   assertEquals(validateManifest(pod, "derived pod"), []);
   return [cm, pod];
+}
+
+const PODS_CONFLIST = {
+  cniVersion: "1.0.0",
+  name: "pods",
+  plugins: [{
+    type: "bridge",
+    bridge: "cni0",
+    ipam: { type: "host-local", subnet: "10.9.0.0/24" },
+  }],
+};
+
+/** What install-cni (the image's `weft cni install`) left on the temp host: the compiled binary
+ * in the bin dir, runnable as the CNI plugin with no arguments, and weft chained into the
+ * conflist with the agent's socket. */
+async function checkInstalledCni(dir: string): Promise<void> {
+  const bin = join(dir, "host/opt/cni/bin/weft-cni");
+  assert(((await Deno.stat(bin)).mode! & 0o111) !== 0, "installed plugin is executable");
+  const run = async (args: string[], env: Record<string, string> = {}): Promise<string> => {
+    const r = await new Deno.Command(bin, { args, env, stdout: "piped", stderr: "piped" }).output();
+    assert(r.success, new TextDecoder().decode(r.stderr));
+    return new TextDecoder().decode(r.stdout);
+  };
+  assertEquals(JSON.parse(await run(["version", "--json"])).kind, "binary");
+  const version = JSON.parse(await run([], { CNI_COMMAND: "VERSION" }));
+  assert(version.supportedVersions.includes("1.0.0"), JSON.stringify(version));
+  const list = JSON.parse(
+    await Deno.readTextFile(join(dir, "host/etc/cni/net.d/10-pods.conflist")),
+  );
+  const socket = parse(find("ConfigMap", "weft-node-config").data["weft.yaml"]).inpod.socket;
+  assertEquals(list, {
+    ...PODS_CONFLIST,
+    plugins: [...PODS_CONFLIST.plugins, { type: "weft-cni", zdsSocket: socket }],
+  });
 }
 
 function podmanEnv(dir: string): Record<string, string> {
@@ -257,6 +317,11 @@ Deno.test({
         kubeFile,
         nodeAgentPod(image.tag, dir, ip, name).map((d) => stringify(d)).join("---\n"),
       );
+      // The node's pod network, already installed: the conflist install-cni chains weft into
+      // (under the test's temp host dir, like every hostPath here).
+      const confDir = join(dir, "host/etc/cni/net.d");
+      await Deno.mkdir(confDir, { recursive: true });
+      await Deno.writeTextFile(join(confDir, "10-pods.conflist"), JSON.stringify(PODS_CONFLIST));
       // From the temp dir with --build=false: podman 4.3 would otherwise try to build the image
       // from a directory named like it (the checkout's `weft` binary).
       await podman(["kube", "play", "--build=false", kubeFile], env, dir);
@@ -278,6 +343,7 @@ Deno.test({
         (await Deno.lstat(join(dir, "host/var/run/weft/zds.sock"))).isSocket,
         "the ZDS socket is on the host path",
       );
+      await checkInstalledCni(dir);
       const live = await fetch(`http://${ip(5)}:15021/healthz/live`);
       assertEquals([live.status, await live.text()], [200, "live\n"]);
       const dump = await (await fetch(`http://${ip(5)}:15000/config_dump`)).json();

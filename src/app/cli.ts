@@ -29,7 +29,14 @@ Usage:
                          manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
                          the CA (required unless --address is loopback or --insecure-plaintext)
   weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
-                         enrolls the pod with the node agent's in-pod capture
+                         enrolls the pod with the node agent's in-pod capture (also what the
+                         installed copy does when the runtime runs it with no arguments)
+  weft cni install [--binary path] [--cni-bin-dir /opt/cni/bin] [--cni-conf-dir /etc/cni/net.d]
+                   [--socket /var/run/weft/zds.sock] [--name weft-cni] [--wait 60s]
+                         copy this binary into the CNI bin dir and chain it into the node's
+                         primary network config (waits up to --wait for it, then exit 1)
+  weft cni uninstall [--cni-bin-dir dir] [--cni-conf-dir dir] [--name weft-cni]
+                         take weft's entry out of the network configs, then remove the binary
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
   weft plugin build <dir>
@@ -39,7 +46,8 @@ Usage:
 
 Environment: WEFT_CONFIG (--config), WEFT_STATE_DIR (--state-dir: the dev CA lives in
 <dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), WEFT_PLUGIN_DIR (prebuilt
-first-party plugins), WEFT_LOG (log level). Flags win over the environment, which wins over
+first-party plugins), WEFT_LOG (log level), WEFT_CNI_BIN_DIR, WEFT_CNI_CONF_DIR, WEFT_CNI_SOCKET,
+WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags). Flags win over the environment, which wins over
 the config file.
 Exit codes: 0 success (or a clean drain after SIGTERM), 1 bad config / state dir / start-up
 failure (reported before any port is bound), 2 usage error.
@@ -54,6 +62,10 @@ const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
     switches: ["tls", "insecure-plaintext"],
   },
   plugin: { values: ["lang", "dir"], switches: ["force"] },
+  cni: {
+    values: ["binary", "cni-bin-dir", "cni-conf-dir", "socket", "name", "wait"],
+    switches: [],
+  },
   version: { values: [], switches: ["json"] },
 };
 
@@ -136,7 +148,8 @@ export async function loadConfig(
 }
 
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  // A CNI runtime runs the installed plugin (`weft cni install`) with no arguments.
+  const [cmd, ...rest] = argv.length === 0 && env("CNI_COMMAND") ? ["cni"] : argv;
   let f: Flags = { positional: [], values: new Map(), switches: new Set() };
   if (cmd !== undefined && KNOWN[cmd]) {
     const parsed = commandFlags(cmd, rest);
@@ -194,9 +207,14 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         return await runControlPlane(f);
       }
       case "cni": {
+        const sub = f.positional[0];
+        if (sub !== undefined && (sub !== "install" && sub !== "uninstall" || f.positional[1])) {
+          out.err(`Cannot run weft cni: unknown argument ${f.positional.join(" ")}\n\n${USAGE}`);
+          return EXIT.usage;
+        }
+        const { runCniCmd, runCniInstallCmd } = await import("./cni_cmd.ts");
         // CNI plugin mode: env + stdin in, one JSON result out (src/inpod/cni.ts).
-        const { runCniCmd } = await import("./cni_cmd.ts");
-        return await runCniCmd();
+        return sub === undefined ? await runCniCmd() : await runCniInstallCmd(sub, f);
       }
       case "plugin": {
         const { runPluginCmd } = await import("./plugin_cmd.ts");

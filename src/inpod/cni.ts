@@ -10,7 +10,8 @@ import { type AddWorkload, ZdsClient } from "./zds.ts";
 
 export const DEFAULT_ZDS_SOCKET = "/var/run/weft/zds.sock";
 // 1.1 adds GC and STATUS, which weft does not implement.
-const SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+export const SUPPORTED_CNI_VERSIONS: readonly string[] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+const SUPPORTED = SUPPORTED_CNI_VERSIONS;
 /** CNI error codes (spec, "Error" section) and weft's own (≥ 100). */
 const E_VERSION = 1;
 const E_ENV = 4;

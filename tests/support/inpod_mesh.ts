@@ -5,10 +5,11 @@
  * `outsider` (not in the mesh). Service `web` has the virtual address 10.<x>.200.10:80.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { primaryConfFile } from "../../src/inpod/mod.ts";
 import { buildTopology, type PodNs, type Topology } from "./topology.ts";
 import {
   ensurePluginsBuilt,
@@ -117,8 +118,31 @@ export interface InpodMeshOptions {
     nodeNetns: string,
     dir: string,
   ) => (argv: readonly string[]) => [string, string[]];
-  /** The `weft` executable that runs as the CNI plugin (by default as the agents run). */
-  readonly cniBin?: string;
+  /** Installs the CNI plugin on node n for its agent's socket (tests/container_inpod_test.ts:
+   * the image's `weft cni install`, as the DaemonSet's init container runs it) and returns the
+   * node's CNI dirs. Pods are then set up as a container runtime runs a chained plugin: the
+   * first network config's weft entry, executed from binDir by its `type` with no arguments.
+   * By default `weft cni` runs as the agents run. */
+  readonly installCni?: (
+    node: number,
+    socket: string,
+  ) => Promise<{ readonly binDir: string; readonly confDir: string }>;
+}
+
+/** What a CNI runtime runs for weft's entry on a node: libcni execs `<binDir>/<type>` with no
+ * arguments and the entry, plus the list's name and cniVersion, as the network config. */
+async function chainedPlugin(
+  cni: { readonly binDir: string; readonly confDir: string },
+): Promise<{ program: string; conf: Record<string, unknown> }> {
+  const file = primaryConfFile(await readdir(cni.confDir));
+  if (!file) throw new Error(`no network config in ${cni.confDir}`);
+  const list = JSON.parse(await readFile(join(cni.confDir, file), "utf8"));
+  const weft = (list.plugins as { type: string }[]).filter((p) => p.type === "weft-cni");
+  if (weft.length !== 1) throw new Error(`${file}: ${weft.length} weft-cni entries`);
+  return {
+    program: join(cni.binDir, weft[0]!.type),
+    conf: { ...weft[0], cniVersion: list.cniVersion, name: list.name },
+  };
 }
 
 export async function startInpodMesh(opts: InpodMeshOptions = {}): Promise<InpodMesh> {
@@ -128,6 +152,7 @@ export async function startInpodMesh(opts: InpodMeshOptions = {}): Promise<Inpod
   const topo = await buildTopology([["client", ...extra], ["server", "outsider"]]);
   const dir = await mkdtemp(join(tmpdir(), "weft-inpod-"));
   const agents: WeftProc[] = [];
+  const nodeCni: { readonly binDir: string; readonly confDir: string }[] = [];
   const x = topo.pod("client").ip.split(".")[1];
   const vip = `10.${x}.200.10`;
   const wl: Wl[] = [
@@ -164,6 +189,9 @@ export async function startInpodMesh(opts: InpodMeshOptions = {}): Promise<Inpod
     await writeCfg(2, []);
     agents.push(await start(1)); // node 1 creates the shared dev CA first
     agents.push(await start(2));
+    for (const n of opts.installCni ? [1, 2] : []) {
+      nodeCni[n] = await opts.installCni!(n, join(dir, `n${n}`, "zds.sock"));
+    }
     await topo.serve(topo.pod("server").ns, [
       bun,
       join(ROOT, "tests/support/pod_http_server.ts"),
@@ -189,18 +217,21 @@ export async function startInpodMesh(opts: InpodMeshOptions = {}): Promise<Inpod
     agents,
     cni: async (pod, command) => {
       const uid = `uid-${topo.id}-${pod.name}`;
+      const installed = nodeCni[pod.node] ? await chainedPlugin(nodeCni[pod.node]!) : undefined;
       const conf = {
-        cniVersion: "1.0.0",
-        name: "weft-test",
-        type: "weft-cni",
-        zdsSocket: join(dir, `n${pod.node}`, "zds.sock"),
+        ...(installed?.conf ?? {
+          cniVersion: "1.0.0",
+          name: "weft-test",
+          type: "weft-cni",
+          zdsSocket: join(dir, `n${pod.node}`, "zds.sock"),
+        }),
         prevResult: {
           cniVersion: "1.0.0",
           interfaces: [{ name: "eth0", sandbox: pod.netnsPath }],
           ips: [{ address: `${pod.ip}/32`, gateway: pod.gateway, interface: 0 }],
         },
       };
-      const [program, args] = opts.cniBin ? [opts.cniBin, ["cni"]] : weft(["cni"]);
+      const [program, args] = installed ? [installed.program, []] : weft(["cni"]);
       const r = await topo.run(topo.nodes[pod.node - 1]!.ns, [program, ...args], {
         stdin: JSON.stringify(conf),
         env: {
