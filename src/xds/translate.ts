@@ -73,7 +73,8 @@ export class Translator {
     const inbound = new Map<string, FilterRef[]>();
     for (const [name, l] of store.values<ListenerValue>(LISTENER)) {
       if (l.inbound) {
-        if (l.kind === "http" && l.node === this.base.node.name) {
+        // Named for this node, or (a per-node control plane) for no node in particular.
+        if (l.kind === "http" && (l.node === undefined || l.node === this.base.node.name)) {
           inbound.set(l.hostname, inboundChain(l));
         }
         continue;

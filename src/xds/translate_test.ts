@@ -1,7 +1,7 @@
 /** Translation onto core Snapshots: warming order, last-warm listeners, filter mapping. */
 import assert from "node:assert/strict";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import { BASE, compactMeshYaml, meshYaml } from "./_test_fixtures.ts";
 import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 import { applyResources, removeResources } from "./apply.ts";
@@ -15,6 +15,7 @@ import {
   RBACSchema,
   RouteConfigurationSchema,
   RouterSchema,
+  TcpProxySchema,
   TypedExtensionConfigSchema,
 } from "./proto.ts";
 import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
@@ -472,4 +473,69 @@ Deno.test("inbound L7 authorization: RBAC listener per node of an HTTP service, 
   // L4-only policies keep today's L4 path: no inbound listener at all.
   const l4 = [...buildNode(parseMesh(meshYaml(10)), "node-a").get(LISTENER)!.keys()];
   assert.equal(l4.some((n) => n.startsWith("inbound|")), false);
+});
+
+Deno.test("inbound listener: without a node it is this node's; TCP or ECDS inbound chains are NACKed", () => {
+  const hcm = (filters: { name: string; configType: never }[]) =>
+    anyPack(
+      HttpConnectionManagerSchema,
+      create(HttpConnectionManagerSchema, {
+        routeSpecifier: {
+          case: "routeConfig",
+          value: { virtualHosts: [{ name: "in", domains: ["*"] }] },
+        },
+        httpFilters: [
+          ...filters,
+          {
+            name: "envoy.filters.http.router",
+            configType: { case: "typedConfig", value: anyPack(RouterSchema, create(RouterSchema)) },
+          },
+        ],
+      }),
+    );
+  const inbound = (name: string, last: Any) =>
+    anyPack(
+      ListenerSchema,
+      create(ListenerSchema, {
+        name,
+        trafficDirection: 1,
+        address: {
+          address: {
+            case: "socketAddress",
+            value: { address: "0.0.0.0", portSpecifier: { case: "portValue", value: 8080 } },
+          },
+        },
+        metadata: { filterMetadata: { weft: { hostname: "echo.default.svc.cluster.local" } } },
+        filterChains: [{
+          filters: [{ name: "last", configType: { case: "typedConfig", value: last } }],
+        }],
+      }),
+    );
+  const rbac = {
+    name: "envoy.filters.http.rbac",
+    configType: {
+      case: "typedConfig",
+      value: anyPack(RBACSchema, create(RBACSchema, { rules: { action: 1, policies: {} } })),
+    },
+  } as never;
+  const ecds = {
+    name: "ext",
+    configType: {
+      case: "configDiscovery",
+      value: { configSource: { configSourceSpecifier: { case: "ads", value: {} } } },
+    },
+  } as never;
+  const store = new ResourceStore();
+  for (const t of [CLUSTER, ENDPOINT, ROUTE, LISTENER]) put(store, t);
+  const apply = (any: Any) =>
+    applyResources(store, LISTENER, [{ name: undefined, version: "1", any }], () => true).errors;
+  assert.deepEqual(apply(inbound("in-ok", hcm([rbac]))), []);
+  const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
+  assert.deepEqual(echo.inboundFilters.map((f) => f.type), [FILTER_TYPES.authz]);
+  assert.match(apply(inbound("in-ecds", hcm([ecds])))[0] ?? "", /must be inline/);
+  const tcp = anyPack(
+    TcpProxySchema,
+    create(TcpProxySchema, { clusterSpecifier: { case: "cluster", value: "c" } }),
+  );
+  assert.match(apply(inbound("in-tcp", tcp))[0] ?? "", /http_connection_manager/);
 });

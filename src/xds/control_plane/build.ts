@@ -327,20 +327,19 @@ function inboundListener(
   policies: readonly AuthorizationPolicy[],
 ) {
   const name = inboundListenerName(s, node);
-  const filters = rbacFilters(policies).map((f) => ({
-    name: "envoy.filters.http.rbac",
-    configType: {
-      case: "typedConfig" as const,
-      value: anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
-    },
-  }));
-  filters.push({
-    name: "envoy.filters.http.router",
-    configType: {
-      case: "typedConfig" as const,
-      value: anyPack(RouterSchema, create(RouterSchema)) as never,
-    },
+  const typed = (name: string, value: Any) => ({
+    name,
+    configType: { case: "typedConfig" as const, value },
   });
+  const filters = [
+    ...rbacFilters(policies).map((f) =>
+      typed(
+        "envoy.filters.http.rbac",
+        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
+      )
+    ),
+    typed("envoy.filters.http.router", anyPack(RouterSchema, create(RouterSchema))),
+  ];
   const cluster = `inbound|${port.targetPort}||`;
   return create(ListenerSchema, {
     name,

@@ -185,7 +185,17 @@ export const listenerType: ResourceType<ListenerValue> = {
       const hcm = unpackAs(l.apiListener.apiListener, HttpConnectionManagerSchema);
       return { name: l.name, value: httpValue(hcm, common, what) };
     }
-    return { name: l.name, value: networkFilter(l, common, what) };
+    const value = networkFilter(l, common, what);
+    // weft runs an inbound chain's filters as delivered: nothing may be left out or come later.
+    if (value.inbound) {
+      if (value.kind !== "http") {
+        throw invalid(what, "an inbound listener must end with http_connection_manager");
+      }
+      if (value.chain.some((e) => e.kind !== "inline")) {
+        throw invalid(what, "an inbound listener's http filters must be inline (no ECDS)");
+      }
+    }
+    return { name: l.name, value };
   },
   deps(v) {
     const out: { typeUrl: string; name: string }[] = [];
