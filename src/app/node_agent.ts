@@ -5,7 +5,15 @@
  */
 import { watch } from "node:fs";
 import { basename, dirname } from "node:path";
-import { errorMessage, logger, metrics, NodeProxy, onSignal, rssBytes } from "../core/mod.ts";
+import {
+  errorCode,
+  errorMessage,
+  logger,
+  metrics,
+  NodeProxy,
+  onSignal,
+  rssBytes,
+} from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
 import type { LeafIssuer } from "../tls/mod.ts";
@@ -22,6 +30,11 @@ export const WEFT_VERSION = "0.1.0";
 
 metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
   .set({ component: "weft", tag: WEFT_VERSION }, 1);
+const configReloads = metrics.counter(
+  "weft_config_reloads_total",
+  "Live edits of the config file by result (success, invalid, failed)",
+  ["result"],
+);
 metrics.gauge("weft_process_resident_memory_bytes", "Resident set size of the weft process")
   .collect(() => rssBytes());
 
@@ -52,6 +65,7 @@ export class NodeAgent {
     readonly l7: L7Wiring,
   ) {}
 
+  private reloading: Promise<void> = Promise.resolve();
   private xdsClient: XdsClient | undefined;
   private xdsApplied = false;
   /** Snapshots received and not applied yet (readiness waits for them). */
@@ -192,24 +206,44 @@ export class NodeAgent {
     const watcher = watch(dirname(path), (_ev, file) => {
       if (file !== null && String(file) !== name) return;
       clearTimeout(timer);
-      timer = setTimeout(() => void this.reloadConfig(path), 100);
+      timer = setTimeout(() => this.scheduleReload(path), 100);
     });
     watcher.on("error", (err) => log.warn("config watch failed", { error: errorMessage(err) }));
     this.cleanups.push(() => watcher.close(), () => clearTimeout(timer));
   }
 
+  /** Reloads run one at a time, in edit order; `reloadConfig` never rejects. */
+  private scheduleReload(path: string): void {
+    this.reloading = this.reloading.then(() => this.reloadConfig(path)).then(() => {});
+  }
+
+  /** Apply an edited config file. Any failure (invalid file, a plugin that cannot load, a
+   * pluginConfig the filter refuses, certificates) is logged with its cause and counted, and the
+   * last good config keeps serving. Resolves with whether the edit was applied; never rejects. */
   async reloadConfig(path: string): Promise<boolean> {
-    const { loadConfig } = await import("./cli.ts");
-    const cfg = await loadConfig(path);
-    if (!cfg) {
-      log.warn("config update rejected; keeping the last good config", { path });
+    try {
+      const { loadConfig } = await import("./cli.ts");
+      const cfg = await loadConfig(path);
+      if (!cfg) {
+        configReloads.inc({ result: "invalid" });
+        log.warn("config update rejected; keeping the last good config", { path });
+        return false;
+      }
+      await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
+      await this.l7.loadFor(cfg);
+      await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
+      this.config = cfg;
+      configReloads.inc({ result: "success" });
+      return true;
+    } catch (err) {
+      configReloads.inc({ result: "failed" });
+      log.error("config update failed; keeping the last good config", {
+        path,
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
       return false;
     }
-    await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
-    await this.l7.loadFor(cfg);
-    this.config = cfg;
-    await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
-    return true;
   }
 
   quit(reason: string): void {

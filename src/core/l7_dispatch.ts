@@ -18,7 +18,10 @@ import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
-import { WeftError } from "./errors.ts";
+import { errorCode, errorMessage, WeftError } from "./errors.ts";
+import { logger } from "./log.ts";
+
+const log = logger("l7");
 
 export interface UpstreamDialer {
   /** Open a byte stream to `ep` on `port` for `source` (HBONE when the endpoint is in the mesh). */
@@ -197,7 +200,10 @@ export class L7Dispatch {
   /** Serve `handler` on one end of an in-memory pair; return the other end for the L4 record. */
   static bridge(handler: (down: Duplex, peer: PeerInfo) => Promise<void>, peer: PeerInfo): Duplex {
     const [l4Side, l7Side] = duplexPair();
-    void handler(l7Side, peer).finally(() => l7Side.destroy());
+    // The handler owns its errors; one that escapes is still this connection's only.
+    handler(l7Side, peer).catch((e) =>
+      log.warn("http connection failed", { code: errorCode(e), err: errorMessage(e) })
+    ).finally(() => l7Side.destroy());
     return l4Side;
   }
 

@@ -70,6 +70,7 @@ function listen(addr: string, onConn: (s: net.Socket) => void): Promise<net.Serv
   });
 }
 
+/** Never rejects (close errors, e.g. not listening, resolve too), so callers may drop it. */
 function closeServer(s: net.Server): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
@@ -239,7 +240,7 @@ export class NodeProxy {
     // A removed listener stops accepting now; its open connections live on in the table (closing
     // the server must not wait for them, or an update would block on long-lived tunnels).
     for (const a of [...this.tcp.keys()].filter((a) => !want.has(a))) {
-      void closeServer(this.tcp.get(a)!);
+      void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
     for (const [addr, handler] of want) {
@@ -282,7 +283,7 @@ export class NodeProxy {
     const tcp = [...this.tcp.values()];
     this.tcp.clear();
     const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
-    for (const h of this.hbone.values()) void h.drain();
+    for (const h of this.hbone.values()) void h.drain(); // never rejects
     this.pool.drain();
     await this.conns.drain(deadlineMs);
     await this.close();

@@ -4,6 +4,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "src", "main.ts");
@@ -111,14 +112,18 @@ export async function startWeft(
     try {
       child.kill(signal);
     } catch { /* already gone */ }
-    return (await exited).code;
+    const code = (await exited).code;
+    // An error that escaped to the process guard is a bug: fail the test that caused it.
+    const escaped = lines.find((l) => l.msg === UNHANDLED_ERROR_MSG);
+    if (escaped) throw new Error(`weft logged an unhandled error: ${JSON.stringify(escaped)}`);
+    return code;
   };
   let ready: ReadyInfo;
   try {
     ready = (await waitFor((l) =>
       l.msg === "ready", opts.timeoutMs ?? 30_000)) as unknown as ReadyInfo;
   } catch (err) {
-    await stop("SIGKILL");
+    await stop("SIGKILL").catch(() => 0);
     throw err;
   }
   return { child, ready, lines, waitFor, stop, exited, stderrText: () => stderr };
