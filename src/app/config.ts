@@ -10,6 +10,7 @@ import { Checker, deepFreeze, isObj, Problems } from "./check.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicy } from "./config_policy.ts";
 import { checkService } from "./config_service.ts";
+import { offLoopback } from "./admin_guard.ts";
 
 export type ValidationResult =
   | { ok: true; config: WeftConfig }
@@ -95,6 +96,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     "socks5",
     "inboundPlaintextPort",
     "captureServiceVips",
+    "allowNonLoopback",
   ]);
   const listeners = {
     admin: addr(c, "listeners.admin", l.admin, "127.0.0.1:15000"),
@@ -111,7 +113,17 @@ export function validateConfig(raw: unknown): ValidationResult {
       65535,
     ),
     captureServiceVips: c.bool("listeners.captureServiceVips", l.captureServiceVips, true),
+    allowNonLoopback: c.bool("listeners.allowNonLoopback", l.allowNonLoopback, false),
   };
+  if (!listeners.allowNonLoopback) {
+    for (const o of offLoopback(listeners)) {
+      problems.add(
+        o.path,
+        `${o.address} is not a loopback address; anyone who reaches it can read the config and ` +
+          "stop the node (set listeners.allowNonLoopback: true to expose it anyway)",
+      );
+    }
+  }
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
   const t = c.obj("timeouts", r.timeouts, ["connect", "idle", "drain"]);

@@ -21,6 +21,8 @@ import type { LeafIssuer } from "../tls/mod.ts";
 import type { XdsClient } from "../xds/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
+import { offLoopback } from "./admin_guard.ts";
+import type { BoundAddress } from "./admin_guard.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { snapshotFromConfig } from "./snapshot_builder.ts";
 import { L7Wiring } from "./l7_wiring.ts";
@@ -129,7 +131,16 @@ export class NodeAgent {
 
   private async serveAdmin(): Promise<void> {
     const src = this.adminSource();
-    this.servers.push(await serveOn(this.config.listeners.admin, adminApp(src)));
+    let bound: BoundAddress | undefined;
+    const admin = await serveOn(this.config.listeners.admin, adminApp(src, () => bound));
+    bound = { host: admin.hostname, port: admin.port };
+    this.servers.push(admin);
+    for (const o of offLoopback(this.config.listeners)) {
+      log.warn(
+        "ADMIN EXPOSED OFF LOOPBACK: anyone who reaches it can read the config and stop the node",
+        o,
+      );
+    }
     this.servers.push(await serveOn(this.config.listeners.metrics, metricsApp()));
     this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
   }
