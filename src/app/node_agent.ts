@@ -131,9 +131,9 @@ export class NodeAgent {
 
   private async serveAdmin(): Promise<void> {
     const src = this.adminSource();
-    let bound: BoundAddress | undefined;
-    const admin = await serveOn(this.config.listeners.admin, adminApp(src, () => bound));
-    bound = { host: admin.hostname, port: admin.port };
+    const bound: { at?: BoundAddress } = {}; // known once the admin server listens
+    const admin = await serveOn(this.config.listeners.admin, adminApp(src, () => bound.at));
+    bound.at = { host: admin.hostname, port: admin.port };
     this.servers.push(admin);
     for (const o of offLoopback(this.config.listeners)) {
       log.warn(
