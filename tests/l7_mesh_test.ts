@@ -3,6 +3,7 @@
  * HBONE → node B (inbound chain: authorization) → HTTP workloads v1/v2. The first-party plugins
  * are built from source and configured from weft.yaml in Istio's shapes.
  */
+import { connect } from "node:net";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
@@ -173,6 +174,20 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
       metricSum(mB, "weft_add_header_requests_total") > 0,
       "the proxy-wasm plugin's own metric is exposed",
     );
+    // Strict codec through a real L7 listener and the L4 bridge: 400 and FIN, also after
+    // Connection: close (issue: no FIN within 6 s).
+    for (
+      const req of [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 45\r\n\r\nhello",
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+      ]
+    ) {
+      const r = await rawProbe(ip(100), 80, req, ip(2));
+      assertEquals([r.status, r.closed], [400, true], r.text);
+    }
+    const closeReq = "GET /public/item HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const cr = await rawProbe(ip(100), 80, closeReq, ip(2));
+    assertEquals([cr.status, cr.closed], [200, true], cr.text);
     const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
     assert(
       dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
@@ -185,3 +200,31 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** One raw request; resolves with the status, the text and whether a FIN came within 5 s. */
+async function rawProbe(
+  host: string,
+  port: number,
+  req: string,
+  localAddress: string,
+): Promise<{ status: number; text: string; closed: boolean }> {
+  const s = connect({ host, port, localAddress });
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  let text = "";
+  let closed = false;
+  s.on("data", (c: Uint8Array) => (text += new TextDecoder().decode(c)));
+  const done = new Promise<void>((r) => {
+    s.once("end", () => {
+      closed = true;
+      r();
+    });
+    s.once("close", () => r());
+  });
+  s.write(req);
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([done, new Promise((r) => (t = setTimeout(r, 5000)))]);
+  clearTimeout(t);
+  s.destroy();
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text, closed };
+}

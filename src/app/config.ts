@@ -126,7 +126,12 @@ export function validateConfig(raw: unknown): ValidationResult {
   }
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
-  const t = c.obj("timeouts", r.timeouts, ["connect", "idle", "drain"]);
+  const t = c.obj("timeouts", r.timeouts, [
+    "connect",
+    "idle",
+    "drain",
+    "requestHeaders",
+  ]);
   const lim = c.obj("limits", r.limits, [
     "maxConnections",
     "poolMaxStreamsPerConnection",
@@ -174,6 +179,7 @@ export function validateConfig(raw: unknown): ValidationResult {
       connectMs: c.duration("timeouts.connect", t.connect, 10_000),
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
       drainMs: c.duration("timeouts.drain", t.drain, 5_000),
+      requestHeadersMs: c.duration("timeouts.requestHeaders", t.requestHeaders, 10_000),
     },
     limits: {
       maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),

@@ -27,14 +27,19 @@ import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./fil
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import {
+  bad,
   ByteReader,
+  checkRequestLine,
+  checkStatusLine,
   copyBody,
   type Framing,
   framingOf,
+  type Head,
+  httpErrorStatus,
   parseHead,
   serializeHead,
 } from "./http1_codec.ts";
-import { errorMessage } from "./errors.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 
@@ -49,6 +54,30 @@ const requests = metrics.counter(
   ],
 );
 
+const codecErrors = metrics.counter(
+  "weft_http_codec_errors_total",
+  "HTTP/1.1 requests refused by the codec or header timeout (connection closed after each)",
+  ["direction", "status"],
+);
+
+/** A response head from the upstream, parsed strictly; any doubt is a 502. */
+function upstreamHead(raw: Buffer): Head {
+  try {
+    const h = parseHead(raw);
+    checkStatusLine(h.line);
+    return h;
+  } catch (e) {
+    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+  }
+}
+
+interface ConnState {
+  /** A response (head) was written for the current request: an error can no longer answer. */
+  responding: boolean;
+  /** Waiting for a request head with none started (drain closes such connections now). */
+  idle: boolean;
+}
+
 export interface HttpProxyOptions {
   readonly chain: () => FilterChain;
   readonly direction: Direction;
@@ -59,6 +88,8 @@ export interface HttpProxyOptions {
    * multiplexed HTTP/2 session per route, trailers included. HTTP/1.1 downstreams always use
    * HTTP/1.1 upstream connections. Default "http1". */
   readonly upstreamProtocol?: "http1" | "h2";
+  /** A request head must be complete within this time (408 and close); default 10 s, 0 = off. */
+  readonly requestHeadersTimeoutMs?: number;
 }
 
 interface Upstream {
@@ -75,31 +106,61 @@ export class HttpProxy {
   private readonly downstreams = new Set<Duplex>();
   private readonly h2Servers = new Set<Http2Server>();
   private closed = false;
+  private draining = false;
+  private readonly states = new Map<Duplex, ConnState>();
   private readonly h2Pool: H2UpstreamPool | undefined;
 
   constructor(readonly opts: HttpProxyOptions) {
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
   }
 
-  /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. */
+  /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. After an error
+   * response (400/408/431/501/505, or 502 for a bad upstream) or `Connection: close` the
+   * connection is closed. */
   async handle(down: Duplex, peer: PeerInfo): Promise<void> {
     this.downstreams.add(down);
     setNoDelay(down);
     const reader = new ByteReader(down);
+    const state: ConnState = { responding: false, idle: true };
+    this.states.set(down, state);
+    const timeoutMs = this.opts.requestHeadersTimeoutMs ?? 10_000;
+    // The first request's head (and the h2 preface check) must arrive within the header timeout
+    // from accept; later keep-alive requests from their first byte (Envoy request_headers_timeout).
+    let timer: ReturnType<typeof setTimeout> | undefined = timeoutMs > 0
+      ? setTimeout(
+        () => reader.abort(bad("request headers timeout", "http_header_timeout")),
+        timeoutMs,
+      )
+      : undefined;
     try {
-      if (await isH2(reader)) return await this.handleH2(down, reader, peer);
-      while (!this.closed) {
-        const raw = await reader.readHead();
+      if (await isH2(reader)) {
+        clearTimeout(timer);
+        return await this.handleH2(down, reader, peer);
+      }
+      for (let first = true; !this.closed && !this.draining; first = false) {
+        state.idle = true;
+        const raw = await reader.readHead(first ? {} : { timeoutMs, timeFromFirstByte: true });
+        clearTimeout(timer);
+        timer = undefined;
         if (!raw) break;
-        const keep = await this.serveOne(down, reader, raw, peer);
+        state.idle = false;
+        state.responding = false;
+        const keep = await this.serveOne(down, reader, raw, peer, state);
         if (!keep) break;
       }
     } catch (e) {
-      log.debug("downstream error", { err: errorMessage(e) });
-      writeLocal(down, { status: 400, headers: [], body: "", details: "http_bad_request" }, false);
+      const status = httpErrorStatus(e);
+      codecErrors.inc({ direction: this.opts.direction, status: String(status) });
+      log.debug("downstream error", { status, code: errorCode(e), err: errorMessage(e) });
+      // Mid-response nothing can be said any more: the connection just closes.
+      if (!state.responding) {
+        writeLocal(down, { status, headers: [], body: "", details: errorCode(e) }, false);
+      }
     } finally {
+      clearTimeout(timer);
       this.downstreams.delete(down);
-      down.end();
+      this.states.delete(down);
+      down.end(); // FIN after the response; the L4 record closes its side when done
     }
   }
 
@@ -109,15 +170,22 @@ export class HttpProxy {
     reader: ByteReader,
     raw: Buffer,
     peer: PeerInfo,
+    state: ConnState,
   ): Promise<boolean> {
     const head = parseHead(raw);
+    checkRequestLine(head.line, raw);
     const [method, target, version] = head.line;
     const headers = new HeaderList(head.headers);
-    const reqFraming = framingOf((n) => headers.get(n), false);
-    // RFC 9112 §6.1: with both, transfer-encoding wins; never forward an ambiguous pair.
-    if (reqFraming.kind === "chunked") headers.remove("content-length");
-    const keepAlive = version === "HTTP/1.1" &&
-      headers.get("connection")?.toLowerCase() !== "close";
+    const hosts = headers.getAll("host");
+    if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
+      throw bad("HTTP/1.1 requires exactly one Host header");
+    }
+    const reqFraming = framingOf((n) => headers.getAll(n), false);
+    if (reqFraming.kind === "length") headers.set("content-length", String(reqFraming.length));
+    const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
+      x.trim()
+    );
+    const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
     const ctx: HttpRequestContext = {
       direction: this.opts.direction,
       method,
@@ -138,18 +206,18 @@ export class HttpProxy {
       if (verdict.kind === "respond") {
         await copyBody(reader, reqFraming, () => true); // discard the request body
         this.count(verdict.response.status, ctx);
-        return writeLocal(down, verdict.response, keepAlive);
+        state.responding = true;
+        return writeLocal(down, verdict.response, keepAlive && !this.draining);
       }
       return await this.forward(
         down,
         reader,
         ctx,
-        method,
-        target,
         reqFraming,
         verdict.route,
         keepAlive,
         chain,
+        state,
       );
     } finally {
       chain.onDone(ctx);
@@ -160,14 +228,16 @@ export class HttpProxy {
     down: Duplex,
     reader: ByteReader,
     ctx: HttpRequestContext,
-    method: string,
-    target: string,
     reqFraming: Framing,
     route: RouteChoice | undefined,
     keepAlive: boolean,
     chain: FilterChain,
+    state: ConnState,
   ): Promise<boolean> {
-    const reqHead = serializeHead(`${method} ${target} HTTP/1.1`, ctx.requestHeaders.entries());
+    const reqHead = serializeHead(
+      `${ctx.method} ${ctx.path} HTTP/1.1`,
+      ctx.requestHeaders.entries(),
+    );
     let up: Upstream;
     let resRaw: Buffer | null = null;
     for (let attempt = 0;; attempt++) {
@@ -176,73 +246,102 @@ export class HttpProxy {
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
         this.count(503, ctx);
+        state.responding = true;
         return writeLocal(down, {
           status: 503,
           headers: [],
           body: "upstream connect error",
           details: "upstream_connect_failure",
-        }, keepAlive);
+        }, keepAlive && !this.draining);
       }
-      // A small body already read shares the head's write: one segment, not head + body.
-      const reqBody = reqFraming.kind === "length"
-        ? reader.takeBuffered(reqFraming.length)
-        : undefined;
-      if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
-      else {
-        up.stream.write(reqHead);
-        await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
+      const u = up;
+      try {
+        // The head leaves with the first body bytes, once what is buffered validated.
+        await copyBody(
+          reader,
+          reqFraming,
+          (b) => writeWithBackpressure(u.stream, b),
+          false,
+          reqHead,
+        );
+      } catch (e) {
+        u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+        throw e;
       }
-      resRaw = await up.reader.readHead().catch(() => null);
+      resRaw = await u.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !up.reused || reqFraming.kind !== "none" || attempt > 0) break;
-      up.stream.destroy();
+      if (resRaw || !u.reused || reqFraming.kind !== "none" || attempt > 0) break;
+      u.stream.destroy();
     }
     if (!resRaw) {
       up.stream.destroy();
       this.count(503, ctx);
+      state.responding = true;
       return writeLocal(down, {
         status: 503,
         headers: [],
         body: "upstream reset",
         details: "upstream_reset_before_response_started",
-      }, keepAlive);
+      }, keepAlive && !this.draining);
     }
-    let res = parseHead(resRaw);
+    try {
+      return await this.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+    } catch (e) {
+      up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+      throw e;
+    }
+  }
+
+  private async respond(
+    down: Duplex,
+    up: Upstream,
+    resRaw: Buffer,
+    ctx: HttpRequestContext,
+    keepAlive: boolean,
+    chain: FilterChain,
+    state: ConnState,
+  ): Promise<boolean> {
+    let res = upstreamHead(resRaw);
     while (res.line[1].startsWith("1") && res.line[1] !== "101") {
       const next = await up.reader.readHead();
-      if (!next) break;
-      res = parseHead(next);
+      if (!next) {
+        throw bad("upstream closed after an interim response", "http_upstream_bad_message");
+      }
+      res = upstreamHead(next);
     }
     const status = Number(res.line[1]);
     const resHeaders = new HeaderList(res.headers);
-    const noBody = method === "HEAD" || status === 204 || status === 304;
-    const resFraming: Framing = noBody
-      ? { kind: "none" }
-      : framingOf((n) => resHeaders.get(n), true);
+    const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
+    let resFraming: Framing;
+    try {
+      resFraming = noBody ? { kind: "none" } : framingOf((n) => resHeaders.getAll(n), true);
+    } catch (e) {
+      throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+    }
     const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
     const v0 = chain.onResponse(ctx, resCtx);
     const verdict = v0 instanceof Promise ? await v0 : v0;
     if (verdict.kind === "respond") {
       up.stream.destroy(); // its body is not wanted; closing beats draining
       this.count(verdict.response.status, ctx);
-      return writeLocal(down, verdict.response, keepAlive);
+      state.responding = true;
+      return writeLocal(down, verdict.response, keepAlive && !this.draining);
     }
-    const closeAfter = !keepAlive || resFraming.kind === "close";
-    const out = resCtx.responseHeaders.entries();
+    const closeAfter = !keepAlive || resFraming.kind === "close" || this.draining;
+    const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
+    if (resFraming.kind === "length") {
+      const i = out.findIndex(([k]) => k === "content-length");
+      if (i >= 0) out.splice(i, 1);
+      out.push(["content-length", String(resFraming.length)]);
+    }
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
-    const small = resFraming.kind === "length"
-      ? up.reader.takeBuffered(resFraming.length)
-      : undefined;
-    if (small) down.write(Buffer.concat([resHead, small]));
-    else {
-      down.write(resHead);
-      await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b));
-    }
+    state.responding = true;
+    await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b), false, resHead);
     this.count(resCtx.status, ctx);
-    if (resFraming.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
-      up.stream.destroy();
-    } else this.release(up);
+    const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
+    if (resFraming.kind === "close" || upClose) up.stream.destroy();
+    else this.release(up);
     return !closeAfter;
   }
 
@@ -313,6 +412,14 @@ export class HttpProxy {
     if (!list) this.idle.set(u.key, list = []);
     if (list.length >= (this.opts.maxIdlePerRoute ?? 64)) u.stream.destroy();
     else list.push(u);
+  }
+
+  /** Drain: idle keep-alive downstreams close now, busy ones after their current response
+   * (sent with `connection: close`); h2 downstreams get GOAWAY. */
+  drain(): void {
+    this.draining = true;
+    for (const [d, st] of this.states) if (st.idle && !d.destroyed) d.end();
+    for (const s of this.h2Servers) s.close();
   }
 
   /** Stops accepting requests, closes idle upstreams and open downstreams. */

@@ -98,6 +98,7 @@ export class L7Dispatch {
         direction: "outbound",
         chain: this.chainOf(() => this.current(svc).outboundFilters),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
       });
       this.proxies.set(key, proxy);
@@ -173,6 +174,7 @@ export class L7Dispatch {
         direction: "inbound",
         chain: this.chainOf(() => this.current(svc).inboundFilters),
         upstreamProtocol: sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: () => this.dialer.dialLocal(workload.address, port),
       });
       this.proxies.set(key, proxy);
@@ -203,8 +205,13 @@ export class L7Dispatch {
     // The handler owns its errors; one that escapes is still this connection's only.
     handler(l7Side, peer).catch((e) =>
       log.warn("http connection failed", { code: errorCode(e), err: errorMessage(e) })
-    ).finally(() => l7Side.destroy());
+    ).finally(() => settleBridge(l7Side));
     return l4Side;
+  }
+
+  /** Drain: idle HTTP connections close now, busy ones after their current response. */
+  drain(): void {
+    for (const p of this.proxies.values()) p.drain();
   }
 
   close(): void {
@@ -236,4 +243,28 @@ export function peerInfo(p: {
     destinationPrincipal: p.workload?.identity,
     mtls: p.mtls,
   };
+}
+
+/** After the handler ended its side: destroying the pair at once would drop the queued end (the
+ * client would get its response but no FIN), so wait until the end went through ('finish'),
+ * then until the client's side ended too (at most `lingerMs`), then destroy. */
+function settleBridge(side: Duplex, lingerMs = 5000): void {
+  const last = (): void => {
+    if (side.readableEnded || side.destroyed) return void side.destroy();
+    const t = setTimeout(() => side.destroy(), lingerMs);
+    side.once("end", () => {
+      clearTimeout(t);
+      side.destroy();
+    });
+    side.once("close", () => clearTimeout(t));
+    side.resume(); // drain what the client still sends so its end can arrive
+  };
+  if (side.writableFinished || side.destroyed) return last();
+  const t = setTimeout(() => side.destroy(), lingerMs);
+  side.once("finish", () => {
+    clearTimeout(t);
+    last();
+  });
+  side.once("close", () => clearTimeout(t));
+  if (!side.writableEnded) side.end();
 }

@@ -285,6 +285,7 @@ export class NodeProxy {
     const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
     for (const h of this.hbone.values()) void h.drain(); // never rejects
     this.pool.drain();
+    this.l7?.drain();
     await this.conns.drain(deadlineMs);
     await this.close();
     await listenersClosed;

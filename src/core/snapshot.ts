@@ -146,6 +146,9 @@ export interface Timeouts {
   readonly connectMs: number;
   readonly idleMs: number;
   readonly drainMs: number;
+  /** An HTTP/1.1 request head must arrive within this (408, close); Envoy's
+   * request_headers_timeout. Default 10 s; 0 = off. */
+  readonly requestHeadersMs?: number;
 }
 
 export interface Limits {
