@@ -100,6 +100,7 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
   };
   const nodeA = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
+    timeouts: { drain: "30s" },
     ca,
     listeners: LISTENERS,
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
@@ -193,6 +194,22 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
       dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
       JSON.stringify(dumpA.filters),
     );
+    // Drain with an idle keep-alive HTTP connection: it is closed at once and the node exits
+    // long before the 30 s window.
+    const idle = connect({ host: ip(100), port: 80, localAddress: ip(2) });
+    idle.on("error", () => {});
+    await new Promise((r) => idle.once("connect", r));
+    const gotResponse = new Promise((r) => idle.once("data", r));
+    const idleClosed = new Promise((r) => idle.once("close", r));
+    idle.write("GET /public/item HTTP/1.1\r\nHost: x\r\n\r\n");
+    await gotResponse;
+    const t0 = performance.now();
+    a.child.kill("SIGTERM");
+    assertEquals((await a.exited).code, 0);
+    const drainMs = performance.now() - t0;
+    assert(drainMs < 10_000, `drain took ${Math.round(drainMs)} ms with only idle connections`);
+    await idleClosed;
+    idle.destroy();
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await v1.close();
