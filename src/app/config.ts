@@ -131,11 +131,13 @@ export function validateConfig(raw: unknown): ValidationResult {
     "idle",
     "drain",
     "requestHeaders",
+    "tlsHandshake",
   ]);
   const lim = c.obj("limits", r.limits, [
     "maxConnections",
     "poolMaxStreamsPerConnection",
     "poolIdleTimeout",
+    "maxPendingHandshakes",
   ]);
   const workloads = c.list("workloads", r.workloads).map((w, i) =>
     checkWorkload(c, `workloads[${i}]`, w, node.trustDomain)
@@ -180,6 +182,7 @@ export function validateConfig(raw: unknown): ValidationResult {
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
       drainMs: c.duration("timeouts.drain", t.drain, 5_000),
       requestHeadersMs: c.duration("timeouts.requestHeaders", t.requestHeaders, 10_000),
+      tlsHandshakeMs: c.duration("timeouts.tlsHandshake", t.tlsHandshake, 10_000),
     },
     limits: {
       maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),
@@ -191,6 +194,13 @@ export function validateConfig(raw: unknown): ValidationResult {
         10_000,
       ),
       poolIdleMs: c.duration("limits.poolIdleTimeout", lim.poolIdleTimeout, 300_000),
+      maxPendingHandshakes: c.int(
+        "limits.maxPendingHandshakes",
+        lim.maxPendingHandshakes,
+        256,
+        1,
+        1_000_000,
+      ),
     },
     workloads,
     services,

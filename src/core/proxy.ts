@@ -130,6 +130,8 @@ export class NodeProxy {
       conns: this.conns,
       authorize: opts.authorize ?? authorizeL4,
       l7: this.l7,
+      handshakeTimeoutMs: () => this.snap.timeouts.tlsHandshakeMs ?? 10_000,
+      maxPendingHandshakes: () => this.snap.limits.maxPendingHandshakes ?? 256,
     };
     this.outbound = {
       snapshot: () => this.snap,

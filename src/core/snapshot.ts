@@ -149,12 +149,17 @@ export interface Timeouts {
   /** An HTTP/1.1 request head must arrive within this (408, close); Envoy's
    * request_headers_timeout. Default 10 s; 0 = off. */
   readonly requestHeadersMs?: number;
+  /** TLS handshake budget on HBONE listeners (default 10 s). */
+  readonly tlsHandshakeMs?: number;
 }
 
 export interface Limits {
   readonly maxConnections: number;
   readonly poolMaxStreamsPerConnection: number;
   readonly poolIdleMs: number;
+  /** Pending (pre-handshake) connections per HBONE listener (default 256); they count against
+   * maxConnections too. */
+  readonly maxPendingHandshakes?: number;
 }
 
 /** Where the node proxy captures traffic without iptables (all optional, additive). */

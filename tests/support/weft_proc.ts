@@ -4,6 +4,8 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -142,6 +144,13 @@ export async function runWeft(
   }).output();
   const dec = new TextDecoder();
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** The bun binary (tools/setup.ts installs one under .weft/tools), or undefined. */
+export function bunPath(): string | undefined {
+  const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
+  if (existsSync(local)) return local;
+  return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
 }
 
 /** A fresh loopback address block per test (127.<a>.<b>.x) so tests can bind :15008 freely. */
