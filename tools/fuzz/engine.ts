@@ -18,6 +18,8 @@ export interface FuzzTarget {
   expected(err: unknown): boolean;
   /** Largest input generated. */
   readonly maxBytes?: number;
+  /** Per-input bound for this target (overrides the run's). */
+  readonly perInputMs?: number;
 }
 
 export interface Finding {
@@ -25,6 +27,8 @@ export interface Finding {
   readonly message: string;
   /** Hex of the (first 256 bytes of the) input that produced it. */
   readonly inputHex: string;
+  /** The whole first input that produced it (to replay). */
+  readonly input: Uint8Array;
   readonly count: number;
 }
 
@@ -131,7 +135,7 @@ export async function fuzz(target: FuzzTarget, opts: FuzzOptions): Promise<FuzzR
   const rand = prng(opts.seed ?? 1);
   const corpus = await target.corpus();
   const dict = target.dictionary ?? [];
-  const perInputMs = opts.perInputMs ?? 500;
+  const perInputMs = target.perInputMs ?? opts.perInputMs ?? 500;
   const maxBytes = target.maxBytes ?? 128 * 1024;
   const findings = new Map<string, Finding>();
   const note = (kind: Finding["kind"], message: string, input: Uint8Array): void => {
@@ -139,7 +143,7 @@ export async function fuzz(target: FuzzTarget, opts: FuzzOptions): Promise<FuzzR
     const f = findings.get(key);
     findings.set(
       key,
-      f ? { ...f, count: f.count + 1 } : { kind, message, inputHex: hex(input), count: 1 },
+      f ? { ...f, count: f.count + 1 } : { kind, message, inputHex: hex(input), input, count: 1 },
     );
   };
   // Memory is compared from the end of a warm-up quarter (heap and JIT settle) to the end.

@@ -30,8 +30,13 @@ for (const t of targets) {
       `findings ${r.findings.length}  ` +
       `rss ${r.rssGrowthBytes >= 0 ? "+" : ""}${(r.rssGrowthBytes / 1048576).toFixed(1)} MB`,
   );
-  for (const f of r.findings) {
-    console.log(`  [${f.kind}] x${f.count} ${f.message}\n    input ${f.inputHex}`);
+  for (const [i, f] of r.findings.entries()) {
+    const file = `.weft/fuzz/${r.target}-${seed}-${i}.bin`;
+    await Deno.mkdir(".weft/fuzz", { recursive: true });
+    await Deno.writeFile(file, f.input);
+    console.log(
+      `  [${f.kind}] x${f.count} ${f.message}\n    input ${f.inputHex.slice(0, 160)}… (${file})`,
+    );
   }
 }
 Deno.exit(found > 0 ? 1 : 0);
