@@ -22,17 +22,22 @@ async function listen(s: net.Server): Promise<number> {
   return (s.address() as net.AddressInfo).port;
 }
 
-async function startRig(requestHeadersTimeoutMs = 10_000): Promise<Rig> {
+async function startRig(
+  requestHeadersTimeoutMs = 10_000,
+  response = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+): Promise<Rig & { upstreamConnections(): number }> {
   let received = 0;
+  let connections = 0;
   const upSockets = new Set<net.Socket>();
   // A minimal keep-alive upstream: one fixed response per request head it sees.
   const upstream = net.createServer((s) => {
+    connections++;
     upSockets.add(s);
     s.on("close", () => upSockets.delete(s));
     s.on("data", (c: Buffer) => {
       received += c.length;
       const heads = c.toString("latin1").split("\r\n\r\n").length - 1;
-      for (let i = 0; i < heads; i++) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+      for (let i = 0; i < heads; i++) s.write(response);
     });
     s.on("error", () => {});
   });
@@ -59,6 +64,7 @@ async function startRig(requestHeadersTimeoutMs = 10_000): Promise<Rig> {
   return {
     port,
     upstreamBytes: () => received,
+    upstreamConnections: () => connections,
     close: async () => {
       proxy.close();
       for (const s of [...downs, ...upSockets]) s.destroy();
@@ -255,6 +261,23 @@ Deno.test("codec: slowloris connections are closed at the request-header timeout
     assert.ok(silent.closed);
     assert.ok(performance.now() - started < 5000);
     assert.equal(rig.upstreamBytes(), 0);
+  } finally {
+    await rig.close();
+  }
+});
+
+Deno.test("codec: an upstream response with framing doubt gets 502 and its connection is never reused", async () => {
+  const rig = await startRig(
+    10_000,
+    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 7\r\n\r\nok",
+  );
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await probe(rig.port, [`GET / HTTP/1.1\r\n${H}\r\n`]);
+      assert.equal(r.status, 502, r.text);
+      assert.ok(r.closed);
+    }
+    assert.equal(rig.upstreamConnections(), 3, "each request must dial a fresh upstream");
   } finally {
     await rig.close();
   }
