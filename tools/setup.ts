@@ -31,6 +31,17 @@ function exists(path: string): boolean {
 const missing = new Set<string>();
 for (const [cmd, pkg] of Object.entries(NEED)) if (!have(cmd)) missing.add(pkg);
 for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.add(pkg);
+// The native C unit tests link clang's sanitizer runtimes, a Recommends of clang that
+// `--no-install-recommends` leaves out: libclang-rt-dev follows Debian's default clang.
+if (missing.has("clang") || !hasAsanRuntime()) missing.add("libclang-rt-dev");
+
+function hasAsanRuntime(): boolean {
+  const r = spawnSync("clang", ["-print-file-name=libclang_rt.asan-x86_64.a"], {
+    encoding: "utf8",
+  });
+  const path = (r.stdout ?? "").trim();
+  return r.status === 0 && path.startsWith("/") && exists(path);
+}
 
 // JS filters are componentized with componentize-qjs (QuickJS). `deno add` cannot install it
 // (some of its optional per-platform packages are missing from the registry), npm can.
