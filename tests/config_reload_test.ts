@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { metricSum, roundTrip, scrape, startMesh } from "./support/mesh.ts";
+import { buildPlugin, REPO_ROOT } from "../src/filters/plugin_build.ts";
 
 Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good config serving", async () => {
   const m = await startMesh();
@@ -34,6 +35,22 @@ Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good c
       l.msg === "config update failed; keeping the last good config"
     );
     assert(String(failed.error).length > 0, "the cause is logged");
+    // A real filter that refuses its pluginConfig (plugins/examples/c_faulty, built from C).
+    const faulty = await buildPlugin(join(REPO_ROOT, "plugins/examples/c_faulty"));
+    const refusing = {
+      ...echo,
+      plugins: [{
+        name: "faulty",
+        url: `file://${faulty.path}`,
+        type: "component",
+        pluginConfig: { mode: "reject" },
+      }],
+    };
+    await m.writeB({ ...m.nodeB, services: [refusing] });
+    const refused = await m.b!.waitFor((l) =>
+      l.msg === "config update failed; keeping the last good config" && l !== failed
+    );
+    assert(String(refused.error).includes("refuses to start"), String(refused.error));
     // An edit that does not validate.
     await m.writeB({ ...m.nodeB, node: { name: "node-b", hbonePort: 0 } });
     await m.b!.waitFor((l) => l.msg === "config update rejected; keeping the last good config");
@@ -42,7 +59,7 @@ Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good c
     const s2 = await m.dial();
     assertEquals(await roundTrip(s2, data), data);
     const text = await scrape(m.b!);
-    assertEquals(metricSum(text, "weft_config_reloads_total", 'result="failed"'), 1);
+    assertEquals(metricSum(text, "weft_config_reloads_total", 'result="failed"'), 2);
     assertEquals(metricSum(text, "weft_config_reloads_total", 'result="invalid"'), 1);
     assertEquals(metricSum(text, "weft_unhandled_errors_total"), 0);
     s.destroy();
