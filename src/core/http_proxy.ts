@@ -30,16 +30,15 @@ import {
   bad,
   ByteReader,
   checkRequestLine,
-  checkStatusLine,
   copyBody,
   type Framing,
   framingOf,
-  type Head,
   httpErrorStatus,
   parseHead,
   serializeHead,
 } from "./http1_codec.ts";
 import { errorCode, errorMessage } from "./errors.ts";
+import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 
@@ -59,17 +58,6 @@ const codecErrors = metrics.counter(
   "HTTP/1.1 requests refused by the codec or header timeout (connection closed after each)",
   ["direction", "status"],
 );
-
-/** A response head from the upstream, parsed strictly; any doubt is a 502. */
-function upstreamHead(raw: Buffer): Head {
-  try {
-    const h = parseHead(raw);
-    checkStatusLine(h.line);
-    return h;
-  } catch (e) {
-    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
-  }
-}
 
 interface ConnState {
   /** A response (head) was written for the current request: an error can no longer answer. */
@@ -92,17 +80,10 @@ export interface HttpProxyOptions {
   readonly requestHeadersTimeoutMs?: number;
 }
 
-interface Upstream {
-  readonly stream: Duplex;
-  readonly reader: ByteReader;
-  readonly key: string;
-  reused: boolean;
-}
-
 let requestSeq = 0;
 
 export class HttpProxy {
-  private readonly idle = new Map<string, Upstream[]>();
+  private readonly upstreams: Http1UpstreamPool;
   private readonly downstreams = new Set<Duplex>();
   private readonly h2Servers = new Set<Http2Server>();
   private closed = false;
@@ -112,6 +93,7 @@ export class HttpProxy {
 
   constructor(readonly opts: HttpProxyOptions) {
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
+    this.upstreams = new Http1UpstreamPool(opts.dialUpstream, opts.maxIdlePerRoute);
   }
 
   /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. After an error
@@ -242,7 +224,7 @@ export class HttpProxy {
     let resRaw: Buffer | null = null;
     for (let attempt = 0;; attempt++) {
       try {
-        up = await this.acquire(route);
+        up = await this.upstreams.acquire(route);
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
         this.count(503, ctx);
@@ -341,7 +323,7 @@ export class HttpProxy {
     this.count(resCtx.status, ctx);
     const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
     if (resFraming.kind === "close" || upClose) up.stream.destroy();
-    else this.release(up);
+    else this.upstreams.release(up);
     return !closeAfter;
   }
 
@@ -349,8 +331,8 @@ export class HttpProxy {
     const server = createH2Server({
       direction: this.opts.direction,
       chain: () => this.opts.chain(),
-      acquire: (route) => this.acquire(route),
-      release: (up) => this.release(up as Upstream),
+      acquire: (route) => this.upstreams.acquire(route),
+      release: (up) => this.upstreams.release(up as Upstream),
       count: (status, ctx) => this.count(status, ctx),
       nextRequestId: () => `weft-${++requestSeq}`,
       h2Upstream: this.h2Pool,
@@ -386,34 +368,6 @@ export class HttpProxy {
     }
   }
 
-  private async acquire(route: RouteChoice | undefined): Promise<Upstream> {
-    const key = route ? `${route.service}|${route.subset ?? ""}` : "";
-    const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const u = list.pop()!;
-      if (!u.stream.destroyed && !u.reader.atEnd && u.reader.buffered === 0) {
-        u.reused = true;
-        return u;
-      }
-      u.stream.destroy();
-    }
-    const stream = await this.opts.dialUpstream(route);
-    setNoDelay(stream);
-    stream.on("error", () => {}); // surfaced through the reader
-    return { stream, reader: new ByteReader(stream), key, reused: false };
-  }
-
-  private release(u: Upstream): void {
-    if (this.closed) {
-      u.stream.destroy();
-      return;
-    }
-    let list = this.idle.get(u.key);
-    if (!list) this.idle.set(u.key, list = []);
-    if (list.length >= (this.opts.maxIdlePerRoute ?? 64)) u.stream.destroy();
-    else list.push(u);
-  }
-
   /** Drain: idle keep-alive downstreams close now, busy ones after their current response
    * (sent with `connection: close`); h2 downstreams get GOAWAY. */
   drain(): void {
@@ -425,8 +379,7 @@ export class HttpProxy {
   /** Stops accepting requests, closes idle upstreams and open downstreams. */
   close(): void {
     this.closed = true;
-    for (const list of this.idle.values()) for (const u of list) u.stream.destroy();
-    this.idle.clear();
+    this.upstreams.close();
     for (const d of this.downstreams) d.destroy();
     for (const s of this.h2Servers) s.close();
     this.h2Pool?.close();
