@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench:soak [--minutes 5] [--conns 10000] [--bun]`: reliability of two real weft nodes
+ * `deno task bench:soak [--minutes 5] [--conns 10000] [--bun] [--pool-idle S]`: reliability of two real weft nodes
  * (A: client side, VIP capture; B: HBONE server in front of an echo workload run as its own
  * process, so each process stays under the file-descriptor limit).
  *  1. soak: mixed load for N minutes — persistent connections doing 1 KiB round trips, connection
@@ -31,6 +31,9 @@ const opt = (name: string, dflt: number): number => {
 };
 const MINUTES = opt("minutes", 5);
 const CONNS = opt("conns", 10_000);
+/** Pool idle timeout in seconds (default: weft's 5 min); short values exercise session teardown
+ * while other sessions carry traffic. */
+const POOL_IDLE = opt("pool-idle", 0);
 const RUNTIME = argv.includes("--bun") ? bunPath() : undefined;
 
 const LISTENERS = {
@@ -103,7 +106,10 @@ async function main(): Promise<void> {
     ca,
     listeners: LISTENERS,
     timeouts: { drain: "30s" },
-    limits: { maxConnections: 100_000 },
+    limits: {
+      maxConnections: 100_000,
+      ...(POOL_IDLE ? { poolIdleTimeout: `${POOL_IDLE}s` } : {}),
+    },
   };
   const a = {
     node: { name: "node-a" },
