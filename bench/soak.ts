@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench:soak [--minutes 5] [--conns 10000] [--bun] [--pool-idle S]`: reliability of two real weft nodes
+ * `deno task bench:soak [--minutes 5] [--conns 10000] [--bun] [--bun-b] [--pool-idle S]`
+ * (--bun-b: only node B on Bun, to tell client-side from server-side runtime behaviour): reliability of two real weft nodes
  * (A: client side, VIP capture; B: HBONE server in front of an echo workload run as its own
  * process, so each process stays under the file-descriptor limit).
  *  1. soak: mixed load for N minutes — persistent connections doing 1 KiB round trips, connection
@@ -151,7 +152,10 @@ async function main(): Promise<void> {
     // info, so start at info and lower the level through the admin API right after.
     [nodeA, nodeB] = await Promise.all([
       startWeft(["run", "--config", join(pki.dir, "a.yaml")], { ...run, env: {} }),
-      startWeft(["run", "--config", join(pki.dir, "b.yaml")], { ...run, env: {} }),
+      startWeft(
+        ["run", "--config", join(pki.dir, "b.yaml")],
+        argv.includes("--bun-b") ? { runtime: bunPath(), env: {} } : { ...run, env: {} },
+      ),
     ]);
     for (const p of argv.includes("--debug") ? [] : [nodeA, nodeB]) {
       await fetch(`http://${p.ready.admin}/logging?level=warn`, {
