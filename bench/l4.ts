@@ -3,7 +3,9 @@
  *   iperf3 raw loopback · stunnel4 mTLS pair · weft pair over HBONE (two `weft run` processes)
  *   wrk -c32 small requests: nginx direct · haproxy mTLS pair · weft pair
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
- * Options: --bun (run the weft nodes on Bun), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
+ * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
+ * built by `deno task build` when no path is given; adds the idle RSS of the binary, of the
+ * container image and of a Deno run, bench/l4_idle.ts), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
  * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
@@ -24,6 +26,7 @@ import {
   wrk,
   type WrkResult,
 } from "./l4_peers.ts";
+import { containerForm, type IdleForm, idleRss } from "./l4_idle.ts";
 
 const argv = Deno.args;
 const opt = (name: string, dflt: number): number => {
@@ -37,6 +40,12 @@ const TUNNELS = opt("tunnels", 10_000);
 const HARNESS = argv.includes("--harness");
 /** Runtime of the weft nodes: deno (default) or bun (same code, node: APIs only). */
 const BUN = argv.includes("--bun");
+/** The shipped binary (`--binary [path]`; built with tools/build.ts when no path follows). */
+const BINARY = argv.includes("--binary")
+  ? (argv[argv.indexOf("--binary") + 1]?.startsWith("--") === false
+    ? argv[argv.indexOf("--binary") + 1]!
+    : "")
+  : undefined;
 /** Iterating on weft alone: skip the peers (ratios then use NaN). */
 const WEFT_ONLY = argv.includes("--weft-only");
 const dir = Deno.makeTempDirSync({ prefix: "weft-bench-l4-" });
@@ -66,7 +75,11 @@ async function weftNode(side: "a" | "b"): Promise<Proc> {
     ? ["bench/l4_node.ts", dir, side]
     : ["src/main.ts", "run", "--config", file];
   const flags = V8 ? [`--v8-flags=${V8}`] : [];
-  const [cmd, args] = BUN ? ["bun", script] : [Deno.execPath(), ["run", "-A", ...flags, ...script]];
+  const [cmd, args] = binPath && !HARNESS
+    ? [binPath, ["run", "--config", file]]
+    : BUN
+    ? ["bun", script]
+    : [Deno.execPath(), ["run", "-A", ...flags, ...script]];
   const p = await spawn(cmd, args, {
     readyText: '"msg":"ready"',
     env: { ...Deno.env.toObject(), WEFT_LOG: "info" },
@@ -143,8 +156,50 @@ async function peers(): Promise<[number, number, WrkResult]> {
   return [raw, stunnel, hw];
 }
 
+let binPath = "";
+
+/** `--binary` without a path: build ./weft now (the image, for the container's idle RSS, too). */
+async function prepareBinary(): Promise<void> {
+  if (BINARY === undefined) return;
+  binPath = BINARY;
+  if (binPath === "") {
+    binPath = "./weft";
+    for (const tool of ["tools/build.ts", "tools/image.ts"]) {
+      const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", tool] }).output();
+      if (!r.success && tool === "tools/build.ts") throw new Error("deno task build failed");
+      if (!r.success) note("image build failed: no container idle RSS");
+    }
+  }
+}
+
+/** Idle RSS of node A alone as a Deno run, the binary and the container (one at a time). */
+async function idleForms(): Promise<void> {
+  const file = `${dir}/weft-a.yaml`;
+  const forms: IdleForm[] = [
+    {
+      label: "deno run src/main.ts",
+      cmd: Deno.execPath(),
+      args: ["run", "-A", "src/main.ts", "run", "--config", file],
+    },
+    { label: `binary ${binPath}`, cmd: binPath, args: ["run", "--config", file] },
+  ];
+  const version = JSON.parse(Deno.readTextFileSync("package.json")).version as string;
+  const c = containerForm(`localhost/weft:${version}`, dir, file);
+  if (c) forms.push(c);
+  const rss = await idleRss(forms);
+  const deno = rss.get(forms[0]!.label) ?? NaN;
+  for (const [label, mb] of rss) {
+    row(
+      `idle RSS, one node: ${label}`,
+      `${mb.toFixed(1)} MB`,
+      `${(mb / deno).toFixed(2)}x deno run`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   note(`work dir ${dir}`);
+  await prepareBinary();
   await makeCerts(dir);
   Deno.writeTextFileSync(`${dir}/nginx.conf`, nginxConf(dir));
   for (const d of ["nb", "np", "nf", "nu", "ns"]) Deno.mkdirSync(`${dir}/${d}`);
@@ -201,13 +256,16 @@ async function main(): Promise<void> {
   // Per-tunnel memory on a fresh pair: after a bulk run the heap holds garbage that would blur
   // the difference.
   if (TUNNELS > 0) await tunnelMemory();
+  if (BINARY !== undefined) await idleForms();
 }
 
 /** The same runs through bench/l4_bare.ts: node:http2 CONNECT with no weft logic at all. */
 async function bareFloor(weft: number, ww: WrkResult): Promise<void> {
   const start = async (side: "a" | "b", file = "bench/l4_bare.ts"): Promise<Proc> => {
     const script = [file, dir, side];
-    const [cmd, args] = BUN ? ["bun", script] : [Deno.execPath(), ["run", "-A", ...script]];
+    const [cmd, args] = BUN || BINARY !== undefined
+      ? ["bun", script]
+      : [Deno.execPath(), ["run", "-A", ...script]];
     const p = await spawn(cmd, args, { readyText: '"msg":"ready"' });
     procs.push(p);
     return p;
@@ -256,6 +314,8 @@ async function tunnelMemory(): Promise<void> {
     }; goal ≤ 10 KB)`,
   );
   for (const s of held) s.destroy();
+  await a.stop();
+  await b.stop();
 }
 
 // Interrupted (Ctrl-C, timeout): still stop every child, or they keep the loopback ports.
@@ -276,6 +336,8 @@ try {
 }
 
 const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
-const mode = `${HARNESS ? "NodeProxy harness" : "weft run"} on ${BUN ? "bun" : "deno"}`;
+const mode = BINARY !== undefined
+  ? `the shipped binary ${binPath}`
+  : `${HARNESS ? "NodeProxy harness" : "weft run"} on ${BUN ? "bun" : "deno"}`;
 out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, ${new Date().toISOString()})`);
 for (const r of rows) out(`| ${r.map((c, i) => c.padEnd(w[i]!)).join(" | ")} |`);

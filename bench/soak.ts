@@ -154,7 +154,9 @@ async function main(): Promise<void> {
       startWeft(["run", "--config", join(pki.dir, "a.yaml")], { ...run, env: {} }),
       startWeft(
         ["run", "--config", join(pki.dir, "b.yaml")],
-        argv.includes("--bun-b") ? { runtime: bunPath(), env: {} } : { ...run, env: {} },
+        argv.includes("--bun-b") && bunPath()
+          ? { runtime: bunPath()!, env: {} }
+          : { ...run, env: {} },
       ),
     ]);
     for (const p of argv.includes("--debug") ? [] : [nodeA, nodeB]) {

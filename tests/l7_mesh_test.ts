@@ -1,14 +1,15 @@
 /**
  * L7 through real weft processes: client → node A (outbound chain: fault, traffic-split) →
  * HBONE → node B (inbound chain: authorization) → HTTP workloads v1/v2. The first-party plugins
- * are built from source and configured from weft.yaml in Istio's shapes.
+ * are prebuilt (`deno task plugins`, or embedded in the binary) and configured from weft.yaml in
+ * Istio's shapes; the nodes run with no compiler on PATH.
  */
 import { connect } from "node:net";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, NO_TOOLS_PATH, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 
@@ -134,8 +135,14 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
   await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
   const procs: WeftProc[] = [];
   try {
-    procs.push(await startWeft(["run", "--config", join(dir, "b.yaml")], { timeoutMs: 120_000 }));
-    procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], { timeoutMs: 120_000 }));
+    // No compiler at run time: the nodes run with a PATH that reaches no clang (nor anything).
+    const env = { PATH: NO_TOOLS_PATH };
+    procs.push(
+      await startWeft(["run", "--config", join(dir, "b.yaml")], { env, timeoutMs: 120_000 }),
+    );
+    procs.push(
+      await startWeft(["run", "--config", join(dir, "a.yaml")], { env, timeoutMs: 120_000 }),
+    );
     const [b, a] = procs as [WeftProc, WeftProc];
     const url = (path: string) => `http://${ip(100)}:80${path}`;
     const get = async (path: string, init: RequestInit = {}) => {

@@ -16,7 +16,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   tls: ["core"],
   filters: ["core"],
   xds: ["core", "tls"],
-  app: ["core", "tls", "filters", "xds"],
+  inpod: ["core"],
+  app: ["core", "tls", "filters", "xds", "inpod"],
 };
 const BANNED_IN_CORE = [
   /^npm:@bufbuild\//,

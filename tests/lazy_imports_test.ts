@@ -69,3 +69,13 @@ Deno.test("lazy loading: weft run's static import graph leaves out xDS, the filt
     assert.deepEqual(heavy, [], `${entry} statically imports modules that must load lazily`);
   }
 });
+
+Deno.test("no compiler at run time: the lazily loaded filter host never reaches the plugin builder", async () => {
+  const mods = await staticClosure(join(ROOT, "src/app/l7_host.ts"));
+  assert.ok([...mods].some((m) => m.endsWith("/src/filters/mod.ts")), "the filter host is read");
+  const builder = [...mods].filter((m) =>
+    /\/src\/filters\/plugin_build\.ts$/.test(m) || m === "node:child_process" ||
+    /\/plugins\//.test(m)
+  );
+  assert.deepEqual(builder, [], "l7_host.ts statically imports the plugin builder");
+});

@@ -10,6 +10,15 @@ const NEED: Record<string, string> = {
   clang: "clang",
   "wasm-ld": "lld",
   promtool: "prometheus",
+  // In-pod capture tests, demo:pods and bench:inpod (network namespaces, nftables, a capture).
+  ip: "iproute2",
+  nft: "nftables",
+  nsenter: "util-linux",
+  tcpdump: "tcpdump",
+  curl: "curl",
+  socat: "socat",
+  wrk: "wrk",
+  hey: "hey",
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",
@@ -28,7 +37,20 @@ function exists(path: string): boolean {
   }
 }
 
+// Container tests (tests/container_test.ts, tests/deploy_test.ts) need podman, buildah, runc:
+// installed only when asked (WEFT_SETUP_APT=1, as CI does) and root; otherwise those tests skip.
+// catatonit is the pause process of pods (`podman kube play`).
+const CONTAINER_TOOLS: Record<string, string> = {
+  podman: "podman",
+  buildah: "buildah",
+  runc: "runc",
+  catatonit: "catatonit",
+};
+
 const missing = new Set<string>();
+if (Deno.env.get("WEFT_SETUP_APT") === "1" && Deno.uid?.() === 0) {
+  for (const [cmd, pkg] of Object.entries(CONTAINER_TOOLS)) if (!have(cmd)) missing.add(pkg);
+}
 for (const [cmd, pkg] of Object.entries(NEED)) if (!have(cmd)) missing.add(pkg);
 for (const [path, pkg] of Object.entries(HEADERS)) if (!exists(path)) missing.add(pkg);
 // The native C unit tests link clang's sanitizer runtimes, a Recommends of clang that
@@ -105,5 +127,17 @@ if (missing.size > 0) {
       console.error(`setup: apt-get ${args[0]} failed (exit ${r.status})`);
       Deno.exit(1);
     }
+  }
+}
+
+// The first-party plugins are built here, ahead of time (cached by source hash): the node agent
+// only loads their wasm.
+{
+  const r = spawnSync(Deno.execPath(), ["run", "-A", "tools/build_plugins.ts"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (r.status !== 0) {
+    console.error("setup: building the first-party plugins failed (deno task plugins)");
+    Deno.exit(1);
   }
 }

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { componentize } from "../../src/filters/mod.ts";
+import { componentize } from "../../src/filters/plugin_build.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const COMMON_C = [

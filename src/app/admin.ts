@@ -89,6 +89,8 @@ export function metricsApp(): Hono {
 
 export function readinessApp(src: AdminSource): Hono {
   const app = new Hono();
+  // Liveness (a Kubernetes livenessProbe): the process answers; readiness is the probe below.
+  app.get("/healthz/live", (c) => c.text("live\n"));
   app.get("/healthz/ready", (c) => {
     const r = src.readiness();
     return r.ready ? c.text("ready\n") : c.text(`not ready: ${r.waitingFor.join(", ")}\n`, 503);

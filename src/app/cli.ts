@@ -1,25 +1,91 @@
-/** Command dispatch for src/main.ts. Returns the process exit code. */
-import { readFile } from "node:fs/promises";
-import { errorMessage, logger } from "../core/mod.ts";
+/**
+ * Command dispatch for src/main.ts. Returns the process exit code (EXIT): 0 success or a clean
+ * drain, 1 a problem with the config, state dir or start-up (reported with its path and reason,
+ * before any port is bound), 2 a usage error (unknown command or flag, missing argument).
+ * Flags beat environment variables, which beat the config file (WEFT_CONFIG, WEFT_STATE_DIR,
+ * WEFT_NODE_NAME, WEFT_XDS_ADDRESS).
+ */
+import { access, constants, mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { env, errorMessage, logger } from "../core/mod.ts";
 import { parseConfigText } from "./config.ts";
 import { DEFAULT_CONFIG_YAML, XDS_DEFAULT_CONFIG_YAML } from "./default_config.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { out } from "./out.ts";
 
+export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
+
 const USAGE = `weft — a per-node service-mesh proxy
 
 Usage:
-  weft run [--config weft.yaml] [--xds host:port] [--node name] [--dev]
+  weft run [--config weft.yaml] [--state-dir dir] [--xds host:port] [--node name] [--dev]
                          run the node agent (embedded default config when --config is absent;
                          with --xds alone: config and certificates from the control plane)
-  weft validate <weft.yaml>
+  weft validate [weft.yaml]
                          check a config; prints every problem with its path, exit 1 if any
   weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
                          serve xDS (ADS, delta and SotW) and the CA from a YAML mesh description
+  weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
+                         enrolls the pod with the node agent's in-pod capture
   weft plugin new <name> --lang c|js [--dir plugins]
                          scaffold an L7 filter plugin
+  weft plugin build <dir>
+                         build a plugin from source (developer tool: needs clang)
+  weft version [--json]  version, git commit, build date and runtime
   weft help              this text
+
+Environment: WEFT_CONFIG (--config), WEFT_STATE_DIR (--state-dir: the dev CA lives in
+<dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), WEFT_PLUGIN_DIR (prebuilt
+first-party plugins), WEFT_LOG (log level). Flags win over the environment, which wins over
+the config file.
+Exit codes: 0 success (or a clean drain after SIGTERM), 1 bad config / state dir / start-up
+failure (reported before any port is bound), 2 usage error.
 `;
+
+/** Flags each command knows; anything else is a usage error. */
+const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
+  run: { values: ["config", "xds", "node", "state-dir"], switches: ["dev"] },
+  validate: { values: ["config"], switches: [] },
+  "control-plane": { values: ["config", "address", "ca-dir"], switches: ["tls"] },
+  plugin: { values: ["lang", "dir"], switches: ["force"] },
+  version: { values: [], switches: ["json"] },
+};
+
+/** Parses argv for `cmd`; a usage message for an unknown flag or a flag without its value. */
+function commandFlags(cmd: string, argv: readonly string[]): Flags | string {
+  const k = KNOWN[cmd]!;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) continue;
+    const [name, v] = a.slice(2).split("=", 2) as [string, string | undefined];
+    if (k.values.includes(name)) {
+      if (v === undefined && (argv[i + 1] === undefined || argv[i + 1]!.startsWith("--"))) {
+        return `Cannot run weft ${cmd}: --${name} needs a value`;
+      }
+      if (v === undefined) i++;
+    } else if (!k.switches.includes(name) || v !== undefined) {
+      const known = [...k.values.map((x) => `--${x} <value>`), ...k.switches.map((x) => `--${x}`)];
+      return `Cannot run weft ${cmd}: unknown flag ${a} (known: ${known.join(", ") || "none"})`;
+    }
+  }
+  return parseFlags(argv, k.values);
+}
+
+/** Flag, else environment variable. */
+function setting(f: Flags, flag: string, envName: string): string | undefined {
+  return f.values.get(flag) ?? (env(envName) || undefined);
+}
+
+/** The state dir must be creatable and writable before anything binds. */
+async function checkStateDir(dir: string): Promise<string | undefined> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    return `Cannot use state dir ${dir}: ${errorMessage(err)}`;
+  }
+}
 
 export interface Flags {
   positional: string[];
@@ -65,30 +131,50 @@ export async function loadConfig(
 
 export async function runCli(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  let f: Flags = { positional: [], values: new Map(), switches: new Set() };
+  if (cmd !== undefined && KNOWN[cmd]) {
+    const parsed = commandFlags(cmd, rest);
+    if (typeof parsed === "string") {
+      out.err(parsed);
+      return EXIT.usage;
+    }
+    f = parsed;
+  }
   try {
     switch (cmd) {
       case "run": {
-        const f = parseFlags(rest, ["config", "xds", "node"]);
-        const xds = f.values.get("xds");
-        const config = await loadConfig(f.values.get("config"), {
-          xdsDefault: xds !== undefined && !f.values.has("config"),
-          nodeName: f.values.get("node"),
+        const xds = setting(f, "xds", "WEFT_XDS_ADDRESS");
+        const configPath = setting(f, "config", "WEFT_CONFIG");
+        const loaded = await loadConfig(configPath, {
+          xdsDefault: xds !== undefined && configPath === undefined,
+          nodeName: setting(f, "node", "WEFT_NODE_NAME"),
         });
-        if (!config) return 1;
+        if (!loaded) return EXIT.failed;
+        const stateDir = setting(f, "state-dir", "WEFT_STATE_DIR");
+        const config = stateDir === undefined ? loaded : Object.freeze({
+          ...loaded,
+          ca: Object.freeze({ ...loaded.ca, stateDir: join(stateDir, "ca") }),
+        });
+        if (config.ca.mode === "auto") {
+          const problem = await checkStateDir(config.ca.stateDir);
+          if (problem) {
+            out.err(problem);
+            return EXIT.failed;
+          }
+        }
         const { runNodeAgent } = await import("./node_agent.ts");
         return await runNodeAgent({
           config,
-          configPath: f.values.get("config"),
+          configPath,
           dev: f.switches.has("dev"),
           xds: xds ?? config.xds.address,
         });
       }
       case "validate": {
-        const f = parseFlags(rest, []);
-        const path = f.positional[0];
+        const path = f.positional[0] ?? setting(f, "config", "WEFT_CONFIG");
         if (!path) {
           out.err("Cannot validate: no file given (usage: weft validate weft.yaml)");
-          return 2;
+          return EXIT.usage;
         }
         const config = await loadConfig(path);
         if (!config) return 1;
@@ -98,27 +184,45 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         return 0;
       }
       case "control-plane": {
-        const f = parseFlags(rest, ["config", "address", "ca-dir"]);
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
       }
+      case "cni": {
+        // CNI plugin mode: env + stdin in, one JSON result out (src/inpod/cni.ts).
+        const { runCniCmd } = await import("./cni_cmd.ts");
+        return await runCniCmd();
+      }
       case "plugin": {
         const { runPluginCmd } = await import("./plugin_cmd.ts");
-        return await runPluginCmd(parseFlags(rest, ["lang", "dir"]));
+        return await runPluginCmd(f);
+      }
+      case "version":
+      case "--version": {
+        const { buildInfo } = await import("./version.ts");
+        const b = buildInfo();
+        if (f.switches.has("json")) out.line(JSON.stringify(b));
+        else {
+          out.line(
+            `weft ${b.version} (commit ${b.commit}${
+              b.buildDate ? `, built ${b.buildDate}` : ""
+            }, ${b.runtime}, ${b.kind})`,
+          );
+        }
+        return 0;
       }
       case undefined:
       case "help":
       case "--help":
       case "-h":
         out.line(USAGE);
-        return cmd === undefined ? 2 : 0;
+        return cmd === undefined ? EXIT.usage : EXIT.ok;
       default:
         out.err(`Cannot run "${cmd}": unknown command\n\n${USAGE}`);
-        return 2;
+        return EXIT.usage;
     }
   } catch (err) {
     logger("main").error("fatal", { error: errorMessage(err) });
     out.err(`weft: ${errorMessage(err)}`);
-    return 1;
+    return EXIT.failed;
   }
 }

@@ -11,6 +11,7 @@ import type { WeftConfig } from "./config_types.ts";
 import { checkPolicy } from "./config_policy.ts";
 import { checkService } from "./config_service.ts";
 import { offLoopback } from "./admin_guard.ts";
+import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
 
 export type ValidationResult =
   | { ok: true; config: WeftConfig }
@@ -29,6 +30,7 @@ const TOP = [
   "services",
   "authorizationPolicies",
   "xds",
+  INPOD_KEY,
 ];
 
 export function parseConfigText(text: string, nodeName?: string): ValidationResult {
@@ -208,6 +210,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     services,
     authorizationPolicies: policies,
     xds,
+    inpod: checkInpod(c, r.inpod),
   };
   const dsw = node.defaultSourceWorkload;
   if (dsw && !workloads.some((w) => w.name === dsw || `${w.namespace}/${w.name}` === dsw)) {

@@ -1,5 +1,6 @@
 /** Services: VIPs, ports, endpoints, DestinationRule subsets, VirtualService http routes, plugins. */
-import { spiffeId } from "../core/mod.ts";
+import { env, spiffeId } from "../core/mod.ts";
+import type { CalloutCluster } from "../core/mod.ts";
 import { parseIp, splitHostPort } from "../core/mod.ts";
 import { Checker, isObj } from "./check.ts";
 import type {
@@ -60,6 +61,19 @@ export function checkService(c: Checker, path: string, v: unknown, td: string): 
   const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) =>
     checkPlugin(c, `${path}.plugins[${i}]`, p)
   );
+  // A filter is (scope, name): one service's plugins must have distinct names per direction.
+  const seen = new Map<string, number>();
+  plugins.forEach((p, i) => {
+    const key = `${p.direction}/${p.name}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else {
+      c.problems.add(
+        `${path}.plugins[${i}].name`,
+        `duplicate ${p.direction} plugin "${p.name}" (also ${path}.plugins[${first}])`,
+      );
+    }
+  });
   return {
     name,
     namespace,
@@ -225,6 +239,12 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
     "priority",
     "failStrategy",
     "pluginConfig",
+    "pluginName",
+    "vmConfig",
+    "clusters",
+    "maxMemoryBytes",
+    "callBudgetMs",
+    "bodies",
   ]);
   const url = c.str(`${path}.url`, o.url);
   if (url && !/^(file:\/\/|https?:\/\/|\.{0,2}\/|[A-Za-z0-9_])/.test(url)) {
@@ -254,5 +274,72 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
       "FAIL_RELOAD",
     ], "FAIL_CLOSE"),
     pluginConfig: o.pluginConfig ?? {},
+    pluginName: o.pluginName === undefined ? undefined : c.str(`${path}.pluginName`, o.pluginName),
+    env: checkVmEnv(c, `${path}.vmConfig`, o.vmConfig),
+    clusters: checkClusters(c, `${path}.clusters`, o.clusters),
+    maxMemoryBytes: o.maxMemoryBytes === undefined
+      ? undefined
+      : c.int(`${path}.maxMemoryBytes`, o.maxMemoryBytes, undefined, 65536, 4 * 1024 ** 3),
+    callBudgetMs: o.callBudgetMs === undefined
+      ? undefined
+      : c.int(`${path}.callBudgetMs`, o.callBudgetMs, undefined, 1, 60_000),
+    bodies: c.bool(`${path}.bodies`, o.bodies, false),
   };
+}
+
+/** WasmPlugin vmConfig.env: INLINE values, or HOST (weft's own variable of that name). */
+function checkVmEnv(c: Checker, path: string, v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  const o = c.obj(path, v, ["env"]);
+  const out: Record<string, string> = {};
+  c.list(`${path}.env`, o.env).forEach((e, i) => {
+    const p = `${path}.env[${i}]`;
+    const eo = c.obj(p, e, ["name", "valueFrom", "value"]);
+    const name = c.str(`${p}.name`, eo.name);
+    const from = c.oneOf(`${p}.valueFrom`, eo.valueFrom, ["INLINE", "HOST"], "INLINE");
+    if (from === "HOST") {
+      const hv = env(name);
+      if (hv !== undefined) out[name] = hv;
+    } else out[name] = c.str(`${p}.value`, eo.value, "");
+  });
+  return out;
+}
+
+/** Callout clusters: name → "host:port" | { address | service, port, tls }. */
+function checkClusters(c: Checker, path: string, v: unknown): Record<string, CalloutCluster> {
+  if (v === undefined) return {};
+  const o = c.obj(path, v, Object.keys(isObj(v) ? v : {}));
+  const out: Record<string, CalloutCluster> = {};
+  for (const [name, raw] of Object.entries(o)) {
+    const p = `${path}.${name}`;
+    if (typeof raw === "string") {
+      if (!/^(https?:\/\/)?[^\s/]+:\d{1,5}$/.test(raw)) {
+        c.problems.add(p, `must be host:port or an http(s) URL with a port, got "${raw}"`);
+      }
+      out[name] = { address: raw };
+      continue;
+    }
+    const co = c.obj(p, raw, ["address", "service", "port", "tls"]);
+    if ((co.address === undefined) === (co.service === undefined)) {
+      c.problems.add(p, "set exactly one of address, service");
+    }
+    let tls: CalloutCluster["tls"];
+    if (co.tls !== undefined) {
+      const t = c.obj(`${p}.tls`, co.tls, ["caFile", "serverName", "insecureSkipVerify"]);
+      tls = {
+        ...(t.caFile !== undefined ? { caFile: c.str(`${p}.tls.caFile`, t.caFile) } : {}),
+        ...(t.serverName !== undefined
+          ? { serverName: c.str(`${p}.tls.serverName`, t.serverName) }
+          : {}),
+        insecureSkipVerify: c.bool(`${p}.tls.insecureSkipVerify`, t.insecureSkipVerify, false),
+      };
+    }
+    out[name] = {
+      ...(co.address !== undefined ? { address: c.str(`${p}.address`, co.address) } : {}),
+      ...(co.service !== undefined ? { service: c.str(`${p}.service`, co.service) } : {}),
+      ...(co.port !== undefined ? { port: c.int(`${p}.port`, co.port, undefined, 1, 65535) } : {}),
+      ...(tls ? { tls } : {}),
+    };
+  }
+  return out;
 }

@@ -123,3 +123,53 @@ Deno.test("config: VirtualService routes and faults are checked", () => {
     assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
   }
 });
+
+Deno.test("config: plugins are scoped by service; duplicates in one scope are an error", () => {
+  const plugin = (name: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    url: "file:///p.wasm",
+    type: "proxy-wasm",
+    ...extra,
+  });
+  const bad = validateConfig({
+    services: [{ name: "a", ports: [80], plugins: [plugin("probe"), plugin("probe")] }],
+  });
+  assert(!bad.ok);
+  assert(
+    bad.problems.some((p) =>
+      p.startsWith("services[0].plugins[1].name") && p.includes("services[0].plugins[0]")
+    ),
+    bad.problems.join("\n"),
+  );
+  const good = validateConfig({
+    services: [
+      {
+        name: "a",
+        ports: [80],
+        plugins: [plugin("probe", {
+          pluginName: "root-a",
+          vmConfig: { env: [{ name: "MODE", value: "x" }] },
+          clusters: { authz: "127.0.0.1:9000", svc: { service: "b", port: 80 } },
+          maxMemoryBytes: 1 << 20,
+          callBudgetMs: 20,
+          pluginConfig: { who: "a" },
+        })],
+      },
+      { name: "b", ports: [80], plugins: [plugin("probe", { pluginConfig: { who: "b" } })] },
+    ],
+  });
+  assert(good.ok, good.ok ? "" : good.problems.join("\n"));
+  // Same name in two services: two filters, told apart by scope.
+  const snap = snapshotFromConfig(good.config);
+  const scopes = snap.services.map((s) => s.inboundFilters[0]?.scope);
+  assertEquals(scopes, ["default/a/inbound", "default/b/inbound"]);
+  assertEquals(snap.services[0]!.inboundFilters[0]!.runtime?.rootId, "root-a");
+  const refs = good.config.services.map((s) => s.plugins[0]!);
+  assertEquals(refs[0]!.pluginName, "root-a");
+  assertEquals(refs[0]!.env, { MODE: "x" });
+  assertEquals(refs[0]!.clusters["svc"], { service: "b", port: 80 });
+  const bad2 = validateConfig({
+    services: [{ name: "a", ports: [80], plugins: [plugin("p", { clusters: { x: "nope" } })] }],
+  });
+  assert(!bad2.ok && bad2.problems.some((p) => p.startsWith("services[0].plugins[0].clusters.x")));
+});

@@ -1,5 +1,13 @@
 /** The bootstrap configuration (weft.yaml) after validation: frozen and fully defaulted. */
-import type { AuthorizationPolicy, Limits, Subset, Timeouts, Workload } from "../core/mod.ts";
+import type { InpodConfig } from "./config_inpod.ts";
+import type {
+  AuthorizationPolicy,
+  CalloutCluster,
+  Limits,
+  Subset,
+  Timeouts,
+  Workload,
+} from "../core/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -49,6 +57,16 @@ export interface ServicePortConfig {
 
 /** Istio WasmPlugin vocabulary, per service and direction. */
 export interface PluginConfig {
+  /** proxy-wasm root id (WasmPlugin pluginName); undefined = the plugin name. */
+  readonly pluginName: string | undefined;
+  /** WasmPlugin vmConfig.env, resolved (INLINE values, HOST from weft's own environment). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Upstreams a proxy-wasm plugin may call (`proxy_http_call` cluster names). */
+  readonly clusters: Readonly<Record<string, CalloutCluster>>;
+  readonly maxMemoryBytes: number | undefined;
+  readonly callBudgetMs: number | undefined;
+  /** Buffered request/response bodies for this plugin (proxy-wasm body callbacks). */
+  readonly bodies: boolean;
   readonly name: string;
   readonly url: string;
   readonly sha256: string | undefined;
@@ -105,4 +123,6 @@ export interface WeftConfig {
     /** The SPIFFE id the control plane must present over mTLS. */
     readonly serverIdentity: string | undefined;
   };
+  /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
+  readonly inpod?: InpodConfig | undefined;
 }

@@ -1,45 +1,25 @@
 /**
- * weft.yaml / xDS → FilterRefs for the first-party plugins (plugins/authz, plugins/fault,
- * plugins/traffic-split), built from source on demand and loaded as components.
+ * weft.yaml → FilterRefs for the first-party plugins (plugins/authz, plugins/fault,
+ * plugins/traffic-split); src/filters registers their factories, which load the prebuilt wasm.
  *  - inbound: AuthorizationPolicies that apply to the service's local workloads → authz (phase
  *    AUTHZ, after any AUTHZ WasmPlugin: Istio runs its RBAC filter after them);
  *  - outbound: VirtualService `http` routes → fault (delay then abort, Envoy's order) and
  *    traffic-split (last, as Envoy's router).
- * xDS-delivered refs of type weft.fault / weft.traffic_split are mapped onto the same plugins.
+ * xDS-delivered refs of the first-party types keep their type (the factories convert Envoy's
+ * configs); they only get the service's name in front (scopeFirstParty).
  */
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
 import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
-import { buildPlugin } from "../filters/mod.ts";
 import {
-  authzConfigFromEnvoyRbac,
   authzConfigFromPolicies,
-  faultConfigFromEnvoy,
   faultConfigFromIstio,
   faultStages,
+  FIRST_PARTY_TYPE as READY_TYPE,
+  firstPartyOf,
   splitConfigFromVirtualService,
 } from "../filters/mod.ts";
 import type { FaultHeaderMatch } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
-
-export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
-export const FIRST_PARTY = ["authz", "fault", "traffic-split"] as const;
-export type FirstParty = typeof FIRST_PARTY[number];
-
-/** Types xDS gives first-party filters (Envoy-shaped configs: HTTPFault / RBAC as proto JSON;
- * traffic_split already in the plugin's shape). */
-export const XDS_TYPE: Record<FirstParty, string> = {
-  authz: "weft.authz",
-  fault: "weft.fault",
-  "traffic-split": "weft.traffic_split",
-};
-/** Types of refs built here from weft.yaml, whose config is already in the plugin's shape. */
-export const READY_TYPE: Record<FirstParty, string> = {
-  authz: "weft.plugin.authz",
-  fault: "weft.plugin.fault",
-  "traffic-split": "weft.plugin.traffic-split",
-};
 
 function ref(
   name: string,
@@ -151,35 +131,9 @@ function faultGate(route: unknown): { headers?: FaultHeaderMatch[] } {
   return out.length > 0 ? { headers: out } : {};
 }
 
-const built = new Map<FirstParty, Promise<string>>();
-
-/** Path of a first-party plugin's .wasm, built from source once per process (cached by hash). */
-export function firstPartyWasm(name: FirstParty): Promise<string> {
-  let p = built.get(name);
-  if (!p) {
-    p = buildPlugin(join(PLUGINS_DIR, name)).then((b) => b.path);
-    built.set(name, p);
-    p.catch(() => built.delete(name));
-  }
-  return p;
-}
-
-/** Turn first-party refs into component refs (url of the built plugin, plugin-shaped config).
- * xDS names them per filter type ("traffic-split"); the filter host keys generations by name, so
- * they get the service's name in front. */
-export async function resolveFirstParty(
-  r: FilterRef,
-  svc: { name: string; namespace: string },
-): Promise<FilterRef> {
-  const names = Object.keys(XDS_TYPE) as FirstParty[];
-  const ready = names.find((k) => READY_TYPE[k] === r.type);
-  const fromXds = names.find((k) => XDS_TYPE[k] === r.type);
-  const which = ready ?? fromXds;
-  if (!which) return r;
-  let config = r.config;
-  if (fromXds === "fault") config = faultConfigFromEnvoy(config);
-  if (fromXds === "authz") config = authzConfigFromEnvoyRbac(config);
-  const path = await firstPartyWasm(which);
-  const name = fromXds ? `${svc.name}.${svc.namespace}.${r.name}` : r.name;
-  return { ...r, name, type: "weft.component", url: `file://${path}`, config };
+/** xDS names first-party filters per filter type ("traffic-split"); the filter host keys
+ * generations by name, so they get the service's name in front. */
+export function scopeFirstParty(r: FilterRef, svc: { name: string; namespace: string }): FilterRef {
+  const fp = firstPartyOf(r.type);
+  return fp?.fromXds ? { ...r, name: `${svc.name}.${svc.namespace}.${r.name}` } : r;
 }

@@ -8,10 +8,13 @@ import { basename, dirname } from "node:path";
 import {
   errorCode,
   errorMessage,
+  INBOUND_CAPTURE_PORT,
   logger,
   metrics,
+  netnsUnsupportedReason,
   NodeProxy,
   onSignal,
+  OUTBOUND_CAPTURE_PORT,
   rssBytes,
 } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
@@ -19,6 +22,7 @@ import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
 import type { LeafIssuer } from "../tls/mod.ts";
 // The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
 import type { XdsClient } from "../xds/mod.ts";
+import type { PodAgent } from "../inpod/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
 import { offLoopback } from "./admin_guard.ts";
@@ -26,12 +30,25 @@ import type { BoundAddress } from "./admin_guard.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { snapshotFromConfig } from "./snapshot_builder.ts";
 import { L7Wiring } from "./l7_wiring.ts";
+import { buildInfo } from "./version.ts";
 
 const log = logger("agent");
-export const WEFT_VERSION = "0.1.0";
-
+const build = buildInfo();
 metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
-  .set({ component: "weft", tag: WEFT_VERSION }, 1);
+  .set({ component: "weft", tag: build.version }, 1);
+metrics.gauge("weft_build", "weft build info (weft version)", [
+  "component",
+  "tag",
+  "commit",
+  "runtime",
+  "build_date",
+]).set({
+  component: "weft",
+  tag: build.version,
+  commit: build.commit,
+  runtime: build.runtime,
+  build_date: build.buildDate,
+}, 1);
 const configReloads = metrics.counter(
   "weft_config_reloads_total",
   "Live edits of the config file by result (success, invalid, failed)",
@@ -73,8 +90,22 @@ export class NodeAgent {
   /** Snapshots received and not applied yet (readiness waits for them). */
   private xdsPending = 0;
 
+  private pods: PodAgent | undefined;
+
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
+    const noInpod = cfg.inpod ? netnsUnsupportedReason() : undefined;
+    if (noInpod) throw new Error(`Cannot start in-pod capture (inpod:): ${noInpod}`);
+    if (cfg.inpod) {
+      const { missingTools } = await import("../inpod/mod.ts");
+      const missing = missingTools();
+      if (missing.length) {
+        throw new Error(
+          `Cannot start in-pod capture (inpod:): ${missing.join(", ")} not found on PATH ` +
+            "(the node agent's image needs nsenter, nft and ip)",
+        );
+      }
+    }
     if (cfg.ca.mode === "xds" && !opts.xds) {
       throw new Error(
         "Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)",
@@ -103,6 +134,7 @@ export class NodeAgent {
     try {
       await proxy.start();
       await agent.serveAdmin();
+      await agent.startInpod();
     } catch (err) {
       await agent.shutdown(0);
       throw err;
@@ -122,6 +154,21 @@ export class NodeAgent {
       version: snapshot.version,
     });
     return agent;
+  }
+
+  /** In-pod capture: the pod channel and re-enrollment of the pods recorded before a restart. */
+  private async startInpod(): Promise<void> {
+    const c = this.config.inpod;
+    if (!c) return;
+    const { PodAgent } = await import("../inpod/mod.ts");
+    this.pods = new PodAgent(this.proxy, {
+      socketPath: c.socket,
+      stateDir: c.stateDir,
+      removeGraceMs: c.removeGraceMs,
+      outboundPort: OUTBOUND_CAPTURE_PORT,
+      inboundPort: INBOUND_CAPTURE_PORT,
+    });
+    await this.pods.start();
   }
 
   private addr(i: number, configured: string): string {
@@ -149,10 +196,13 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
-    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
-      import("../xds/mod.ts"),
-      import("./control_plane_cmd.ts"),
-    ]);
+    const [{ XdsClient }, { controlPlaneIdentity }, { registerXdsFilterChecks }] = await Promise
+      .all([
+        import("../xds/mod.ts"),
+        import("./control_plane_cmd.ts"),
+        import("./filter_checks.ts"),
+      ]);
+    registerXdsFilterChecks();
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
@@ -269,6 +319,7 @@ export class NodeAgent {
 
   private async shutdown(drainMs: number): Promise<void> {
     for (const c of this.cleanups) c();
+    await this.pods?.close();
     await this.xdsClient?.close();
     await this.proxy.drain(drainMs);
     await Promise.all(this.servers.map((s) => s.close()));
@@ -319,6 +370,7 @@ export class NodeAgent {
       certificates: this.identity.certificates(),
       connections: this.proxy.connections(200),
       proxy: this.proxy.stats(),
+      pods: this.config.inpod ? this.proxy.enrolledPods() : undefined,
       xds: this.xdsClient
         ? {
           connected: this.xdsClient.connected,

@@ -1,6 +1,6 @@
 /** WeftConfig → the immutable core Snapshot the data path reads. */
 import { spiffeId } from "../core/mod.ts";
-import type { Endpoint, FilterRef, Service, Snapshot } from "../core/mod.ts";
+import type { Endpoint, FilterRef, FilterRuntime, Service, Snapshot } from "../core/mod.ts";
 import { joinHostPort } from "../core/mod.ts";
 import type { PluginConfig, ServiceConfig, WeftConfig } from "./config_types.ts";
 
@@ -58,11 +58,21 @@ export function snapshotFromConfig(
       inboundPlaintextPort: cfg.listeners.inboundPlaintextPort,
       defaultSourceWorkload: cfg.node.defaultSourceWorkload,
       serviceVips: cfg.listeners.captureServiceVips,
+      inpod: cfg.inpod !== undefined,
     },
   });
 }
 
-export function pluginRef(p: PluginConfig): FilterRef {
+/** A user plugin's ref; its scope is the service (and direction) that configures it. */
+export function pluginRef(p: PluginConfig, scope?: string): FilterRef {
+  const runtime: FilterRuntime = {
+    ...(p.pluginName !== undefined ? { rootId: p.pluginName } : {}),
+    ...(Object.keys(p.env).length ? { env: p.env } : {}),
+    ...(Object.keys(p.clusters).length ? { clusters: p.clusters } : {}),
+    ...(p.maxMemoryBytes !== undefined ? { maxMemoryBytes: p.maxMemoryBytes } : {}),
+    ...(p.callBudgetMs !== undefined ? { callBudgetMs: p.callBudgetMs } : {}),
+    ...(p.bodies ? { bodies: true } : {}),
+  };
   return {
     name: p.name,
     type: p.type === "proxy-wasm" ? "weft.proxy_wasm" : "weft.component",
@@ -72,13 +82,20 @@ export function pluginRef(p: PluginConfig): FilterRef {
     failPolicy: p.failStrategy,
     phase: p.phase,
     priority: p.priority,
+    ...(scope !== undefined ? { scope } : {}),
+    ...(Object.keys(runtime).length ? { runtime } : {}),
   };
 }
 
 /** User plugins only (first-party plugin chains are added by the L7 wiring). */
 export function pluginFilters(svc: ServiceConfig): { inbound: FilterRef[]; outbound: FilterRef[] } {
+  const scope = (d: string) => `${svc.namespace}/${svc.name}/${d}`;
   return {
-    inbound: svc.plugins.filter((p) => p.direction === "inbound").map(pluginRef),
-    outbound: svc.plugins.filter((p) => p.direction === "outbound").map(pluginRef),
+    inbound: svc.plugins.filter((p) => p.direction === "inbound").map((p) =>
+      pluginRef(p, scope("inbound"))
+    ),
+    outbound: svc.plugins.filter((p) => p.direction === "outbound").map((p) =>
+      pluginRef(p, scope("outbound"))
+    ),
   };
 }

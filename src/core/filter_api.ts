@@ -87,7 +87,22 @@ export type FilterFailureKind =
   | "timeout"
   | "memory"
   | "bad_output"
-  | "unavailable";
+  | "unavailable"
+  | "callout";
+
+/** How a filter takes a body: not at all, whole (buffered by the data path up to its limit), or
+ * chunk by chunk as it streams (`onRequestBodyChunk` / `onResponseBodyChunk`). */
+export type BodyMode = "none" | "buffered" | "streamed";
+
+/** What a body hook answers: pass on, pass these bytes instead, or answer locally. */
+export type BodyDecision =
+  | { readonly action: "continue" }
+  | { readonly action: "replace"; readonly body: Uint8Array }
+  | { readonly action: "respond"; readonly response: LocalResponse };
+
+export type BodyOutcome =
+  | BodyDecision
+  | { readonly action: "failed"; readonly kind: FilterFailureKind; readonly message: string };
 
 export type FilterOutcome =
   | FilterDecision
@@ -105,6 +120,21 @@ export interface HttpFilter {
     ctx: HttpRequestContext,
     res: HttpResponseContext,
   ): FilterOutcome | Promise<FilterOutcome>;
+  /** Streamed bodies (optional): the data path calls these per chunk, in chain order for the
+   * request and reverse order for the response, when they are true. */
+  readonly streamsRequestBody?: boolean;
+  readonly streamsResponseBody?: boolean;
+  onRequestBodyChunk?(
+    ctx: HttpRequestContext,
+    chunk: Uint8Array,
+    endOfStream: boolean,
+  ): BodyOutcome;
+  onResponseBodyChunk?(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    chunk: Uint8Array,
+    endOfStream: boolean,
+  ): BodyOutcome;
   /** Called once per request after the response completed or the stream was reset. */
   onDone(ctx: HttpRequestContext): void;
   /** Optional: release this generation's resources (timers, VMs) after it was swapped out and

@@ -7,7 +7,8 @@ import * as http2 from "node:http2";
 import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { IdentityProvider } from "./transport.ts";
-import { WeftError } from "./errors.ts";
+import type { Duplex } from "node:stream";
+import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
 import { runtimeName } from "./runtime.ts";
@@ -39,6 +40,11 @@ export interface DialTarget {
   readonly dstIdentity: string;
   /** ip:port of the peer's HBONE listener. */
   readonly hboneAddr: string;
+  /** In-pod mode: makes the TCP connection from inside the source pod (its IP, weft's mark);
+   * undefined = node:tls dials from `srcIp`. */
+  readonly connect?:
+    | ((host: string, port: number, timeoutMs: number) => Promise<Duplex>)
+    | undefined;
 }
 
 /** Dial and verify one HBONE connection; rejects with a WeftError on any failure. */
@@ -52,13 +58,22 @@ export async function dialHbone(
     throw new WeftError("hbone_bad_address", `Cannot dial HBONE: bad address ${target.hboneAddr}`);
   }
   const m = await identity.material(target.srcIdentity);
+  const pre = target.connect
+    ? await target.connect(hp.host, hp.port, connectTimeoutMs).catch((e) => {
+      throw new WeftError(
+        "hbone_connect_failed",
+        `Cannot dial HBONE: ${target.hboneAddr}: ${errorMessage(e)}`,
+        { cause: e },
+      );
+    })
+    : undefined;
   const url = hp.host.includes(":")
     ? `https://[${hp.host}]:${hp.port}`
     : `https://${hp.host}:${hp.port}`;
   const tlsOptions: tls.ConnectionOptions = {
     host: hp.host,
     port: hp.port,
-    ...(target.srcIp ? { localAddress: target.srcIp } : {}),
+    ...(pre ? { socket: pre } : target.srcIp ? { localAddress: target.srcIp } : {}),
     cert: m.certChainPem,
     key: m.keyPem,
     ca: m.rootsPem,

@@ -184,6 +184,18 @@ export class HbonePool {
     if (list.length === 0) this.entries.delete(p.key);
   }
 
+  /** Connections dialled from `srcIp` take no new streams and close as their last stream ends
+   * (in-pod mode: that pod was removed, its namespace must not be kept alive by them). */
+  retireSource(srcIp: string): void {
+    for (const [key, list] of this.entries) {
+      if (key.split("|")[1] !== srcIp) continue;
+      for (const p of list) {
+        p.goaway = true;
+        if (p.streams === 0) p.session.close();
+      }
+    }
+  }
+
   /** No new streams anywhere. Sessions stay open until close() at the end of the drain, idle
    * ones included: on Deno 2.9.6, closing or destroying pooled sessions while other sessions to
    * the same node carried tunnels cut those tunnels (bench/soak.ts after 10 000 connections: 200

@@ -42,6 +42,13 @@ export interface InboundDeps {
   readonly handshakeTimeoutMs?: () => number;
   /** Pending (pre-handshake) connections per HBONE listener (default 256). */
   readonly maxPendingHandshakes?: () => number;
+  /** In-pod mode: dial the workload from inside its network namespace, as `srcIp` when the
+   * kernel allows (default dialTcp). */
+  readonly dial?:
+    | ((host: string, port: number, timeoutMs: number, srcIp: string) => Promise<Duplex>)
+    | undefined;
+  /** In-pod mode: run the synchronous listen call inside the pod's network namespace. */
+  readonly bind?: ((listen: () => void) => void) | undefined;
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
@@ -117,10 +124,14 @@ export class HboneServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.port, this.workload.address, () => {
-        server.off("error", reject);
-        resolve();
-      });
+      const listen = (): void => {
+        server.listen(this.port, this.workload.address, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      };
+      if (this.deps.bind) this.deps.bind(listen);
+      else listen();
     });
   }
 
@@ -262,7 +273,7 @@ export class HboneServer {
           mtls: true,
         }),
       ))
-      : dialTcp(hp.host, hp.port, snap.timeouts.connectMs);
+      : (this.deps.dial ?? dialTcp)(hp.host, hp.port, snap.timeouts.connectMs, srcIp);
     upstream.then((up) => {
       if (stream.destroyed || conn.done) {
         up.destroy();

@@ -23,7 +23,13 @@ import type { Http2Server } from "node:http2";
 import { createH2Server } from "./http2_downstream.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
 import { isH2, replayDuplex, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
-import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  Direction,
+  HttpRequestContext,
+  HttpResponseContext,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import {
@@ -37,8 +43,26 @@ import {
   parseHead,
   serializeHead,
 } from "./http1_codec.ts";
-import { errorCode, errorMessage } from "./errors.ts";
 import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
+import {
+  bufferBody,
+  DEFAULT_MAX_BUFFERED_BODY_BYTES,
+  REQUEST_TOO_LARGE,
+  RESPONSE_TOO_LARGE,
+  setBufferedLength,
+  wantsRequestBody,
+  wantsResponseBody,
+} from "./body_buffer.ts";
+import {
+  logResponseReset,
+  requestChunkCall,
+  requestStreamers,
+  responseChunkCall,
+  responseStreamers,
+  setStreamedFraming,
+  streamBody,
+} from "./body_stream.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 
@@ -72,6 +96,9 @@ export interface HttpProxyOptions {
   readonly dialUpstream: (route?: RouteChoice) => Promise<Duplex>;
   /** Idle upstream connections kept per route (default 64). */
   readonly maxIdlePerRoute?: number;
+  /** Largest body buffered for filters that ask for bodies (default 1 MiB, Envoy's buffer
+   * limit): 413 for a larger request, 500 for a larger response. */
+  readonly maxBufferedBodyBytes?: number;
   /** "h2" for HTTP2/GRPC upstreams (h2c): HTTP/2 downstream streams are forwarded over one
    * multiplexed HTTP/2 session per route, trailers included. HTTP/1.1 downstreams always use
    * HTTP/1.1 upstream connections. Default "http1". */
@@ -90,8 +117,10 @@ export class HttpProxy {
   private draining = false;
   private readonly states = new Map<Duplex, ConnState>();
   private readonly h2Pool: H2UpstreamPool | undefined;
+  private readonly maxBody: number;
 
   constructor(readonly opts: HttpProxyOptions) {
+    this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
     this.upstreams = new Http1UpstreamPool(opts.dialUpstream, opts.maxIdlePerRoute);
   }
@@ -162,7 +191,7 @@ export class HttpProxy {
     if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
       throw bad("HTTP/1.1 requires exactly one Host header");
     }
-    const reqFraming = framingOf((n) => headers.getAll(n), false);
+    let reqFraming = framingOf((n) => headers.getAll(n), false);
     if (reqFraming.kind === "length") headers.set("content-length", String(reqFraming.length));
     const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
       x.trim()
@@ -183,6 +212,17 @@ export class HttpProxy {
     };
     const chain = this.opts.chain();
     try {
+      if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
+        // A body filter sees the whole body with the request phase (body_buffer.ts).
+        const body = await bufferBody(reader, reqFraming, this.maxBody);
+        if (!body) {
+          this.count(413, ctx);
+          state.responding = true;
+          return writeLocal(down, REQUEST_TOO_LARGE, false);
+        }
+        ctx.requestBody = body;
+        reqFraming = { kind: "none" };
+      }
       const v0 = chain.onRequest(ctx);
       const verdict = v0 instanceof Promise ? await v0 : v0;
       if (verdict.kind === "respond") {
@@ -216,6 +256,11 @@ export class HttpProxy {
     chain: FilterChain,
     state: ConnState,
   ): Promise<boolean> {
+    const buffered = ctx.requestBody;
+    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length);
+    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
+    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
     const reqHead = serializeHead(
       `${ctx.method} ${ctx.path} HTTP/1.1`,
       ctx.requestHeaders.entries(),
@@ -238,21 +283,42 @@ export class HttpProxy {
       }
       const u = up;
       try {
-        // The head leaves with the first body bytes, once what is buffered validated.
-        await copyBody(
-          reader,
-          reqFraming,
-          (b) => writeWithBackpressure(u.stream, b),
-          false,
-          reqHead,
-        );
+        if (buffered) u.stream.write(Buffer.concat([reqHead, buffered]));
+        else if (streamers.length) {
+          u.stream.write(reqHead);
+          const local = await streamBody(
+            reader,
+            reqFraming,
+            u.stream,
+            writeWithBackpressure,
+            streamers,
+            requestChunkCall(ctx),
+            ctx,
+            true,
+          );
+          if (local) {
+            u.stream.destroy();
+            this.count(local.status, ctx);
+            state.responding = true;
+            return writeLocal(down, local, false);
+          }
+        } else {
+          // The head leaves with the first body bytes, once what is buffered validated.
+          await copyBody(
+            reader,
+            reqFraming,
+            (b) => writeWithBackpressure(u.stream, b),
+            false,
+            reqHead,
+          );
+        }
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
         throw e;
       }
       resRaw = await u.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !u.reused || reqFraming.kind !== "none" || attempt > 0) break;
+      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
       u.stream.destroy();
     }
     if (!resRaw) {
@@ -300,7 +366,24 @@ export class HttpProxy {
     } catch (e) {
       throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
     }
-    const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
+    const resCtx: HttpResponseContext = {
+      status,
+      responseHeaders: resHeaders,
+      responseBody: undefined,
+    };
+    let upstreamDone = false;
+    if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
+      const body = await bufferBody(up.reader, resFraming, this.maxBody);
+      if (!body) {
+        up.stream.destroy();
+        this.count(500, ctx);
+        state.responding = true;
+        return writeLocal(down, RESPONSE_TOO_LARGE, false);
+      }
+      upstreamDone = resFraming.kind !== "close";
+      resCtx.responseBody = body;
+      resFraming = { kind: "none" };
+    }
     const v0 = chain.onResponse(ctx, resCtx);
     const verdict = v0 instanceof Promise ? await v0 : v0;
     if (verdict.kind === "respond") {
@@ -310,8 +393,13 @@ export class HttpProxy {
       return writeLocal(down, verdict.response, keepAlive && !this.draining);
     }
     const closeAfter = !keepAlive || resFraming.kind === "close" || this.draining;
+    const resBody = resCtx.responseBody;
+    if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length);
+    const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
+    // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
+    if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
     const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
-    if (resFraming.kind === "length") {
+    if (resFraming.kind === "length" && !resStreamers.length) {
       const i = out.findIndex(([k]) => k === "content-length");
       if (i >= 0) out.splice(i, 1);
       out.push(["content-length", String(resFraming.length)]);
@@ -319,11 +407,33 @@ export class HttpProxy {
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
     state.responding = true;
-    await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b), false, resHead);
+    if (resBody) down.write(Buffer.concat([resHead, resBody]));
+    else if (resStreamers.length) {
+      down.write(resHead);
+      const reset = await streamBody(
+        up.reader,
+        resFraming,
+        down,
+        writeWithBackpressure,
+        resStreamers,
+        responseChunkCall(ctx, resCtx),
+        ctx,
+        !closeAfter,
+      );
+      if (reset) {
+        logResponseReset(ctx, reset.details);
+        up.stream.destroy();
+        down.destroy();
+        return false;
+      }
+    } else {
+      await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b), false, resHead);
+    }
     this.count(resCtx.status, ctx);
     const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
-    if (resFraming.kind === "close" || upClose) up.stream.destroy();
-    else this.upstreams.release(up);
+    if (resFraming.kind === "close" || upClose || (resBody && !upstreamDone)) {
+      up.stream.destroy();
+    } else this.upstreams.release(up);
     return !closeAfter;
   }
 

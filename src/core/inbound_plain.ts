@@ -15,6 +15,8 @@ export function handlePlaintextInbound(
   deps: InboundDeps,
   sock: Socket,
   workloadAddress: string,
+  /** The original destination port when the kernel redirected the connection (in-pod mode). */
+  originalPort?: number,
 ): void {
   const snap = deps.snapshot();
   const wl = snap.workloads.find((w) => w.address === workloadAddress);
@@ -24,7 +26,7 @@ export function handlePlaintextInbound(
   };
   if (!wl) return refuse("unknown_workload");
   if (wl.mtlsMode === "STRICT") return refuse("strict_mtls");
-  const port = wl.ports.length === 1 ? wl.ports[0]! : undefined;
+  const port = originalPort ?? (wl.ports.length === 1 ? wl.ports[0]! : undefined);
   if (port === undefined) return refuse("no_target_port");
   const srcIp = (sock.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
   const info = emptyInfo(
@@ -45,7 +47,7 @@ export function handlePlaintextInbound(
   };
   const decision = deps.authorize(snap, wl, attrs);
   if (!decision.allowed) return conn.fail("denied", decision.policy ?? "no allow policy matched");
-  dialTcp(wl.address, port, snap.timeouts.connectMs).then((up) => {
+  (deps.dial ?? dialTcp)(wl.address, port, snap.timeouts.connectMs, srcIp).then((up) => {
     if (sock.destroyed || conn.done) {
       up.destroy();
       return conn.fail("error", "client went away");

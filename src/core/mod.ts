@@ -23,3 +23,8 @@ export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
 export { writeLocal } from "./http_io.ts";
 export type { HttpProxyOptions } from "./http_proxy.ts";
+export { checkFilterConfig, registerFilterConfigCheck } from "./filter_checks.ts";
+export type { FilterConfigCheck } from "./filter_checks.ts";
+export type { PodEnrollment, PodView } from "./pod_capture.ts";
+export { INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT } from "./pod_capture.ts";
+export { netnsUnsupportedReason } from "./netns.ts";

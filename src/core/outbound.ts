@@ -7,6 +7,7 @@
 import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import { L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import type { HbonePool } from "./hbone_pool.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
@@ -130,7 +131,17 @@ export interface OutboundDeps {
   readonly selfPorts: () => ReadonlySet<number>;
   readonly defaultSource: () => string | undefined;
   readonly filters: L7Dispatch | undefined;
+  /** In-pod mode: dials made on behalf of an enrolled pod, from inside it (by the pod's IP). */
+  readonly dialFrom?: ((srcIp: string) => PodDial | undefined) | undefined;
 }
+
+/** A dial from inside a pod; `sourceIp` keeps a client's address (inbound delivery). */
+export type PodDial = (
+  host: string,
+  port: number,
+  timeoutMs: number,
+  sourceIp?: string,
+) => Promise<Duplex>;
 
 function socksCode(err: unknown): number {
   const c = errorCode(err);
@@ -204,8 +215,9 @@ export async function handleOutbound(
   info.dstAddr = joinHostPort(route.host, route.port);
   const conn = deps.conns.create(info, sock);
   if (!conn) return refuse("max_connections", SocksReply.generalFailure);
+  const viaPod = deps.dialFrom?.(src.address);
   try {
-    let up;
+    let up: Duplex;
     if (route.kind === "hbone") {
       info.mtls = true;
       info.dstHboneAddr = route.hboneAddr;
@@ -213,7 +225,10 @@ export async function handleOutbound(
       up = await deps.pool.connect(
         {
           srcIdentity: src.identity,
-          srcIp: src.address,
+          // In-pod mode: from inside the source pod (its IP on the wire, as ztunnel); a source
+          // that is not an enrolled pod dials from the node (its IP does not exist there).
+          srcIp: viaPod || !snap.capture?.inpod ? src.address : undefined,
+          connect: viaPod,
           dstIdentity: route.dstIdentity,
           hboneAddr: route.hboneAddr,
         },
@@ -225,7 +240,7 @@ export async function handleOutbound(
         },
       );
     } else {
-      up = await dialTcp(route.host, route.port, snap.timeouts.connectMs);
+      up = await (viaPod ?? dialTcp)(route.host, route.port, snap.timeouts.connectMs);
     }
     if (sock.destroyed || conn.done) {
       up.destroy();

@@ -5,6 +5,7 @@
  * reconciles listeners and closes inbound connections the new policy denies.
  */
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import type { Snapshot } from "./snapshot.ts";
 import type { IdentityProvider } from "./transport.ts";
 import { authorizeL4 } from "./authz.ts";
@@ -21,6 +22,8 @@ import { joinHostPort, splitHostPort } from "./ip.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { errorMessage, WeftError } from "./errors.ts";
 import { logger } from "./log.ts";
+import { PodCaptures, type PodEnrollment, type PodView } from "./pod_capture.ts";
+import { loadNetns } from "./netns.ts";
 
 const log = logger("proxy");
 export const DEFAULT_SOCKS5 = "127.0.0.1:15080";
@@ -85,6 +88,7 @@ export class NodeProxy {
   private readonly inbound: InboundDeps;
   private readonly l7: L7Dispatch | undefined;
   private readonly outbound: OutboundDeps;
+  private readonly pods: PodCaptures;
   private updating: Promise<void> = Promise.resolve();
   private isReady = false;
   private isDraining = false;
@@ -109,7 +113,10 @@ export class NodeProxy {
             ? this.pool.connect(
               {
                 srcIdentity: src.identity,
-                srcIp: src.address,
+                srcIp: this.pods.dialerFrom(src.address) || !this.snap.capture?.inpod
+                  ? src.address
+                  : undefined,
+                connect: this.pods.dialerFrom(src.address),
                 dstIdentity: ep.identity,
                 hboneAddr: ep.hboneAddress,
               },
@@ -120,8 +127,12 @@ export class NodeProxy {
                 baggage: baggageFor(src),
               },
             )
-            : dialTcp(ep.address, port, this.snap.timeouts.connectMs),
-        dialLocal: (host, port) => dialTcp(host, port, this.snap.timeouts.connectMs),
+            : (this.pods.dialerFrom(src.address) ?? dialTcp)(
+              ep.address,
+              port,
+              this.snap.timeouts.connectMs,
+            ),
+        dialLocal: (host, port) => this.dialWorkload(host, port, this.snap.timeouts.connectMs),
       })
       : undefined;
     this.inbound = {
@@ -132,6 +143,7 @@ export class NodeProxy {
       l7: this.l7,
       handshakeTimeoutMs: () => this.snap.timeouts.tlsHandshakeMs ?? 10_000,
       maxPendingHandshakes: () => this.snap.limits.maxPendingHandshakes ?? 256,
+      dial: (host, port, ms, srcIp) => this.dialWorkload(host, port, ms, srcIp),
     };
     this.outbound = {
       snapshot: () => this.snap,
@@ -140,7 +152,45 @@ export class NodeProxy {
       selfPorts: () => this.selfPorts(),
       defaultSource: () => this.snap.capture?.defaultSourceWorkload,
       filters: this.l7,
+      dialFrom: (ip) => this.pods.dialerFrom(ip),
     };
+    this.pods = new PodCaptures(() => this.snap, this.inbound, this.outbound, this.conns);
+  }
+
+  /** A local workload: from inside its pod's namespace when it is an enrolled pod, keeping the
+   * client's address `srcIp` as the source where the kernel allows. */
+  private dialWorkload(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    srcIp?: string,
+  ): Promise<Duplex> {
+    const inPod = this.pods.dialerFrom(host);
+    return inPod ? inPod(host, port, timeoutMs, srcIp) : dialTcp(host, port, timeoutMs);
+  }
+
+  /** In-pod mode: open the pod's listeners inside its network namespace. */
+  async enrollPod(pod: PodEnrollment): Promise<PodView> {
+    if (!this.snap.capture?.inpod) {
+      throw new WeftError("inpod_disabled", "Cannot enroll a pod: in-pod capture is not enabled");
+    }
+    if (this.closed || this.isDraining) {
+      throw new WeftError("draining", "Cannot enroll a pod: the node proxy is shutting down");
+    }
+    await loadNetns();
+    return await this.pods.add(pod);
+  }
+
+  /** Close a pod's listeners and its connections (FIN, then closed after `graceMs`). */
+  async removePod(uid: string, graceMs: number): Promise<boolean> {
+    const ip = this.pods.list().find((p) => p.uid === uid)?.address;
+    const removed = await this.pods.remove(uid, graceMs);
+    if (ip) this.pool.retireSource(ip);
+    return removed;
+  }
+
+  enrolledPods(): PodView[] {
+    return this.pods.list();
   }
 
   get ready(): boolean {
@@ -172,6 +222,7 @@ export class NodeProxy {
       if (this.closed || this.isDraining) return;
       this.snap = snapshot;
       await this.reconcile();
+      this.pods.update(snapshot);
       const closed = this.conns.recheckAll();
       if (closed) {
         log.info("closed connections denied by new policy", { closed, version: snapshot.version });
@@ -212,7 +263,7 @@ export class NodeProxy {
     }
     const socks = c?.socks5 ?? DEFAULT_SOCKS5;
     if (socks) want.set(socks, (s) => this.onSocks(s));
-    if (c?.inboundPlaintextPort) {
+    if (c?.inboundPlaintextPort && !c.inpod) {
       for (const w of this.snap.workloads) {
         const addr = w.address;
         want.set(
@@ -250,8 +301,10 @@ export class NodeProxy {
       this.tcp.set(addr, await listen(addr, handler));
     }
     const port = this.snap.node.hbonePort;
+    // In-pod mode: each pod's HBONE listener lives in its namespace (PodCaptures).
+    const local = this.snap.capture?.inpod ? [] : this.snap.workloads;
     const wanted = new Map(
-      this.snap.workloads.map((w) => [joinHostPort(w.address, port) + "|" + w.identity, w]),
+      local.map((w) => [joinHostPort(w.address, port) + "|" + w.identity, w]),
     );
     for (const [key, server] of [...this.hbone]) {
       if (!wanted.has(key)) {
@@ -286,6 +339,7 @@ export class NodeProxy {
     this.tcp.clear();
     const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
     for (const h of this.hbone.values()) void h.drain(); // never rejects
+    this.pods.drain();
     this.pool.drain();
     this.l7?.drain();
     await this.conns.drain(deadlineMs);
@@ -297,6 +351,7 @@ export class NodeProxy {
     this.closed = true;
     this.isReady = false;
     this.conns.closeAll("drained");
+    await this.pods.closeAll();
     this.pool.close();
     this.l7?.close();
     const servers = [...this.tcp.values()];

@@ -6,6 +6,13 @@
 const g = globalThis as any;
 export const runtimeName: "deno" | "bun" | "node" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
 
+/** "deno 2.9.6", "bun 1.4.5", "node v20.x". */
+export function runtimeVersion(): string {
+  if (g.Deno) return `deno ${g.Deno.version.deno}`;
+  if (g.Bun) return `bun ${g.Bun.version}`;
+  return `node ${g.process?.version ?? "?"}`;
+}
+
 export function env(name: string): string | undefined {
   if (g.Deno) {
     try {
@@ -85,6 +92,15 @@ export function serveHttp(
   return Promise.resolve({
     hostname,
     port: server.port,
-    close: () => Promise.resolve(server.stop(true)),
+    // Graceful first, so a response being written (POST /quitquitquit's) still reaches its
+    // client; connections that linger past a second are closed.
+    close: async () => {
+      const force = setTimeout(() => server.stop(true), 1000);
+      try {
+        await server.stop(false);
+      } finally {
+        clearTimeout(force);
+      }
+    },
   });
 }

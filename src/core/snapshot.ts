@@ -78,6 +78,44 @@ export interface FilterRef {
   /** Istio WasmPlugin phase/priority; the chain is ordered by them. */
   readonly phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED";
   readonly priority: number;
+  /** Where the filter is configured: a service ("namespace/name") or a WasmPlugin selector
+   * scope. A filter's identity is (scope, name): one name in two scopes is two filters. */
+  readonly scope?: string;
+  /** Host-side settings of this filter; each filter kind reads the fields it knows. */
+  readonly runtime?: FilterRuntime;
+}
+
+/** An upstream a filter may call out to (`proxy_http_call` cluster). */
+export interface CalloutCluster {
+  /** "host:port" or an http(s) URL. */
+  readonly address?: string;
+  /** A mesh service ("name" or "name.namespace" or its hostname), resolved when called. */
+  readonly service?: string;
+  /** Service port (with `service`). */
+  readonly port?: number;
+  readonly tls?: {
+    /** PEM CA bundle file to verify the upstream with (default: the system roots). */
+    readonly caFile?: string;
+    readonly serverName?: string;
+    readonly insecureSkipVerify?: boolean;
+  };
+}
+
+/** Per-filter host settings (Istio WasmPlugin pluginName, vmConfig.env, limits, clusters). */
+export interface FilterRuntime {
+  /** proxy-wasm root id (WasmPlugin `pluginName`); default: the filter name. */
+  readonly rootId?: string;
+  readonly vmId?: string;
+  /** VM configuration (proxy-wasm VM_CONFIGURATION, Envoy vm_config.configuration). */
+  readonly vmConfig?: string;
+  /** The plugin's own environment (WasmPlugin vmConfig.env). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Callout upstreams by cluster name. */
+  readonly clusters?: Readonly<Record<string, string | CalloutCluster>>;
+  readonly maxMemoryBytes?: number;
+  readonly callBudgetMs?: number;
+  /** Ask the data path for whole (buffered) request and response bodies. */
+  readonly bodies?: boolean;
 }
 
 export type FailPolicy = "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
@@ -173,6 +211,9 @@ export interface CaptureConfig {
   readonly defaultSourceWorkload?: string | undefined;
   /** Bind a listener on each service VIP:port (default true). */
   readonly serviceVips?: boolean | undefined;
+  /** In-pod mode: local workloads are pods in their own network namespaces; their 15001/15006/
+   * 15008 listeners open inside them on enrollment (src/core/pod_capture.ts), not here. */
+  readonly inpod?: boolean | undefined;
 }
 
 export interface Snapshot {

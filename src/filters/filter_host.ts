@@ -4,101 +4,15 @@
  * and configured beside the old one and swapped in only when ready; requests that started on the
  * old generation finish on it; a bad new generation is rejected and the old keeps serving.
  */
-import type {
-  FilterOutcome,
-  FilterRef,
-  FilterResolver,
-  HttpFilter,
-  HttpRequestContext,
-  HttpResponseContext,
-} from "../core/mod.ts";
+import type { FilterRef, FilterResolver, HttpFilter } from "../core/mod.ts";
 import { errorCode, errorMessage, logger, orderFilterRefs, WeftError } from "../core/mod.ts";
-import { filterMetrics } from "./filter_metrics.ts";
+import { countFilterError, filterMetrics } from "./filter_metrics.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
+import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
+
+export { ManagedFilter };
 
 const log = logger("filters");
-
-/** Stands in while a filter cannot be loaded: every call fails, so its fail policy decides. */
-class UnavailableFilter implements HttpFilter {
-  readonly wantsRequestBody = false;
-  readonly wantsResponseBody = false;
-  constructor(
-    readonly name: string,
-    readonly failPolicy: FilterRef["failPolicy"],
-    private readonly why: string,
-  ) {}
-  onRequest(): FilterOutcome {
-    return { action: "failed", kind: "unavailable", message: this.why };
-  }
-  onResponse(): FilterOutcome {
-    return { action: "continue" };
-  }
-  onDone(): void {}
-}
-
-export class ManagedFilter implements HttpFilter {
-  private readonly started = new WeakMap<HttpRequestContext, HttpFilter>();
-  /** Requests in flight per generation, so a retired generation is closed after its last one. */
-  private readonly inflight = new Map<HttpFilter, number>();
-  private readonly retired = new Set<HttpFilter>();
-  generation = 0;
-
-  constructor(public ref: FilterRef, public current: HttpFilter, public sha256 = "") {}
-
-  get name(): string {
-    return this.ref.name;
-  }
-  get failPolicy(): FilterRef["failPolicy"] {
-    return this.ref.failPolicy;
-  }
-  get wantsRequestBody(): boolean {
-    return this.current.wantsRequestBody;
-  }
-  get wantsResponseBody(): boolean {
-    return this.current.wantsResponseBody;
-  }
-
-  onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome> {
-    const gen = this.current;
-    if (!this.started.has(ctx)) this.inflight.set(gen, (this.inflight.get(gen) ?? 0) + 1);
-    this.started.set(ctx, gen);
-    return gen.onRequest(ctx);
-  }
-  onResponse(
-    ctx: HttpRequestContext,
-    res: HttpResponseContext,
-  ): FilterOutcome | Promise<FilterOutcome> {
-    return (this.started.get(ctx) ?? this.current).onResponse(ctx, res);
-  }
-  onDone(ctx: HttpRequestContext): void {
-    const gen = this.started.get(ctx) ?? this.current;
-    if (this.started.delete(ctx)) {
-      const n = (this.inflight.get(gen) ?? 1) - 1;
-      if (n > 0) this.inflight.set(gen, n);
-      else this.inflight.delete(gen);
-    }
-    gen.onDone(ctx);
-    if (this.retired.has(gen) && !this.inflight.has(gen)) {
-      this.retired.delete(gen);
-      gen.close?.();
-    }
-  }
-
-  /** Swap in a new generation; the old one is closed once its in-flight requests are done. */
-  swap(next: HttpFilter): void {
-    const old = this.current;
-    this.current = next;
-    if (old === next) return;
-    if (this.inflight.has(old)) this.retired.add(old);
-    else old.close?.();
-  }
-
-  close(): void {
-    for (const g of this.retired) g.close?.();
-    this.retired.clear();
-    this.current.close?.();
-  }
-}
 
 export interface ReloadResult {
   readonly name: string;
@@ -107,25 +21,64 @@ export interface ReloadResult {
   readonly changed: boolean;
 }
 
+/** A filter's identity: (scope, name). One name in two scopes is two filters. */
+export function filterKey(
+  ref: { readonly name: string; readonly scope?: string | undefined },
+): string {
+  return `${ref.scope ?? ""}\u0000${ref.name}`;
+}
+
 export class FilterHost implements FilterResolver {
   private readonly filters = new Map<string, ManagedFilter>();
 
   constructor(readonly registry: FilterRegistry) {}
 
-  /** Loads every ref not loaded yet or changed. Rejects (the xDS NACK path) on the first bad one;
-   * the filters already serving keep their current generation. */
+  /** Applies a snapshot's filters all-or-nothing: every new or changed generation is built
+   * first; if any fails, the ones built are closed and the error is thrown (the NACK / reject
+   * path) with nothing swapped. Then all are swapped at once, and filters the snapshot no longer
+   * references are retired (closed after their in-flight requests). Duplicate (scope, name)
+   * pairs with different configs are a config error. */
   async apply(refs: readonly FilterRef[]): Promise<void> {
+    const wanted = new Map<string, FilterRef>();
     for (const ref of refs) {
-      const m = this.filters.get(ref.name);
-      if (m && JSON.stringify(m.ref) === JSON.stringify(ref)) continue;
-      await this.load(ref);
+      const k = filterKey(ref);
+      const prev = wanted.get(k);
+      if (prev && JSON.stringify(prev) !== JSON.stringify(ref)) {
+        throw new WeftError(
+          "filter_duplicate",
+          `Cannot apply filters: two different filters named "${ref.name}" in scope ` +
+            `"${ref.scope ?? ""}"`,
+          { hint: "give filters in one scope distinct names" },
+        );
+      }
+      wanted.set(k, ref);
+    }
+    const built: { key: string; ref: FilterRef; next: HttpFilter; sha: string; t0: number }[] = [];
+    try {
+      for (const [key, ref] of wanted) {
+        const m = this.filters.get(key);
+        if (m && !(m.current instanceof UnavailableFilter) && sameRef(m.ref, ref)) continue;
+        const t0 = performance.now();
+        const { next, sha } = await this.build(ref);
+        built.push({ key, ref, next, sha, t0 });
+      }
+    } catch (e) {
+      for (const b of built) b.next.close?.();
+      throw e;
+    }
+    for (const b of built) this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    for (const [key, m] of this.filters) {
+      if (wanted.has(key)) continue;
+      this.filters.delete(key);
+      m.retire();
+      log.info("filter retired", { filter: m.name, scope: m.ref.scope ?? "" });
     }
   }
 
   /** Loads `ref` once; when the module cannot be fetched or loaded at start-up, the filter is
    * served as unavailable (its fail policy answers) instead of blocking readiness (istio#53279). */
   async ensure(ref: FilterRef): Promise<ManagedFilter> {
-    const m = this.filters.get(ref.name);
+    const m = this.filters.get(filterKey(ref));
     if (m) return m;
     try {
       await this.load(ref);
@@ -134,24 +87,24 @@ export class FilterHost implements FilterResolver {
         ref,
         new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e)),
       );
-      this.filters.set(ref.name, u);
+      this.filters.set(filterKey(ref), u);
       log.error("filter unavailable", {
         filter: ref.name,
         code: errorCode(e),
         err: errorMessage(e),
       });
     }
-    return this.filters.get(ref.name)!;
+    return this.filters.get(filterKey(ref))!;
   }
 
   resolve(ref: FilterRef): HttpFilter {
-    const m = this.filters.get(ref.name);
+    const m = this.filters.get(filterKey(ref));
     if (m) return m;
     const u = new ManagedFilter(
       ref,
       new UnavailableFilter(ref.name, ref.failPolicy, "not loaded yet"),
     );
-    this.filters.set(ref.name, u);
+    this.filters.set(filterKey(ref), u);
     void this.ensureLoaded(ref);
     return u;
   }
@@ -173,30 +126,90 @@ export class FilterHost implements FilterResolver {
     return orderFilterRefs(refs).map((r) => this.resolve(r));
   }
 
-  get(name: string): ManagedFilter | undefined {
-    return this.filters.get(name);
+  /** The filter named `name` in `scope` (default: the unscoped one, else the only one). */
+  get(name: string, scope?: string): ManagedFilter | undefined {
+    const exact = this.filters.get(filterKey({ name, scope }));
+    if (exact || scope !== undefined) return exact;
+    const all = [...this.filters.values()].filter((m) => m.name === name);
+    return all.length === 1 ? all[0] : undefined;
+  }
+
+  /** Every filter named `name`, whatever its scope. */
+  byName(name: string): ManagedFilter[] {
+    return [...this.filters.values()].filter((m) => m.name === name);
   }
 
   names(): string[] {
-    return [...this.filters.keys()];
+    return [...new Set([...this.filters.values()].map((m) => m.name))];
   }
 
   /** Re-reads the filter's module and swaps in a new generation when it changed (or `force`). */
   async reload(name: string, opts: { force?: boolean } = {}): Promise<ReloadResult> {
-    const m = this.filters.get(name);
-    if (!m) {
+    const all = [...this.filters.values()].filter((m) => m.name === name);
+    if (all.length === 0) {
       throw new WeftError("filter_not_found", `Cannot reload filter "${name}": no such filter`);
     }
-    return await this.load(m.ref, opts.force ?? true);
+    let last: ReloadResult | undefined;
+    for (const m of all) last = await this.load(m.ref, opts.force ?? true);
+    return last!;
+  }
+
+  /** Fetch and build one generation, not yet installed. */
+  private async build(ref: FilterRef): Promise<{ next: HttpFilter; sha: string }> {
+    try {
+      const factory = this.registry.factoryFor(ref);
+      const bytes = await fetchModule(ref, factory);
+      const sha = await sha256(bytes);
+      return { next: await factory.create(ref, bytes), sha };
+    } catch (e) {
+      this.rejected(ref, e);
+      throw e;
+    }
+  }
+
+  private rejected(ref: FilterRef, e: unknown): void {
+    filterMetrics.reloads.inc({ filter: ref.name, result: "rejected" });
+    countFilterError(ref.name, "config");
+    log.warn("filter generation rejected", {
+      filter: ref.name,
+      scope: ref.scope ?? "",
+      code: errorCode(e),
+      err: errorMessage(e),
+    });
+  }
+
+  /** Swap `next` in (the atomic step: new requests see it from here on). */
+  private install(key: string, ref: FilterRef, next: HttpFilter, sha: string, t0: number): number {
+    const existing = this.filters.get(key);
+    const m = existing ?? new ManagedFilter(ref, next, sha);
+    m.ref = ref;
+    m.swap(next);
+    m.sha256 = sha;
+    m.generation++;
+    this.filters.set(key, m);
+    filterMetrics.reloads.inc({ filter: ref.name, result: "ok" });
+    log.info("filter loaded", {
+      filter: ref.name,
+      scope: ref.scope ?? "",
+      generation: m.generation,
+      loadMs: Math.round(performance.now() - t0),
+    });
+    return m.generation;
   }
 
   private async load(ref: FilterRef, force = true): Promise<ReloadResult> {
     const t0 = performance.now();
-    const existing = this.filters.get(ref.name);
-    try {
-      const bytes = await fetchModule(ref);
-      const sha = await sha256(bytes);
-      if (existing && !force && existing.sha256 === sha && existing.ref === ref) {
+    const key = filterKey(ref);
+    const existing = this.filters.get(key);
+    if (existing && !force) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await fetchModule(ref, this.registry.factoryFor(ref));
+      } catch (e) {
+        this.rejected(ref, e);
+        throw e;
+      }
+      if (existing.sha256 === (await sha256(bytes)) && existing.ref === ref) {
         return {
           name: ref.name,
           generation: existing.generation,
@@ -204,31 +217,10 @@ export class FilterHost implements FilterResolver {
           changed: false,
         };
       }
-      const next = await this.registry.factoryFor(ref).create(ref, bytes);
-      const m = existing ?? new ManagedFilter(ref, next, sha);
-      m.ref = ref;
-      m.swap(next); // the atomic swap: new requests see `next` from here on
-      m.sha256 = sha;
-      m.generation++;
-      this.filters.set(ref.name, m);
-      const loadMs = performance.now() - t0;
-      filterMetrics.reloads.inc({ filter: ref.name, result: "ok" });
-      log.info("filter loaded", {
-        filter: ref.name,
-        generation: m.generation,
-        loadMs: Math.round(loadMs),
-      });
-      return { name: ref.name, generation: m.generation, loadMs, changed: true };
-    } catch (e) {
-      filterMetrics.reloads.inc({ filter: ref.name, result: "rejected" });
-      filterMetrics.errors.inc({ filter: ref.name, kind: "config" });
-      log.warn("filter generation rejected", {
-        filter: ref.name,
-        code: errorCode(e),
-        err: errorMessage(e),
-      });
-      throw e;
     }
+    const { next, sha } = await this.build(ref);
+    const generation = this.install(key, ref, next, sha, t0);
+    return { name: ref.name, generation, loadMs: performance.now() - t0, changed: true };
   }
 
   /** Close every generation (timers, VMs); the host is unusable afterwards. */
@@ -240,6 +232,7 @@ export class FilterHost implements FilterResolver {
   summary(): Record<string, unknown>[] {
     return [...this.filters.values()].map((m) => ({
       name: m.name,
+      scope: m.ref.scope ?? "",
       type: m.ref.type,
       url: m.ref.url,
       generation: m.generation,
@@ -247,6 +240,10 @@ export class FilterHost implements FilterResolver {
       failPolicy: m.failPolicy,
     }));
   }
+}
+
+function sameRef(a: FilterRef, b: FilterRef): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {

@@ -1,8 +1,10 @@
 /**
  * The L7 filter host: loads WebAssembly component filters (`weft:filter@0.1.0`, wasm/) with jco,
  * sandboxes them (time budget, memory cap), pools instances, applies fail policies, hot-reloads
- * generations, and maps FilterRef.type to implementations (registry). Also the plugin build and
- * scaffolding used by the CLI.
+ * generations, and maps FilterRef.type to implementations (registry, filter_types.ts: the one
+ * table of type names; the first-party plugins register factories that load their prebuilt
+ * wasm). The plugin build (clang, componentize) is a developer tool: it loads only through
+ * `loadPluginBuilder()`, never on the node agent's path.
  * May import: src/core (through core/mod.ts) only.
  */
 export {
@@ -13,6 +15,15 @@ export {
   FilterRegistry,
 } from "./registry.ts";
 export type { FilterFactory } from "./registry.ts";
+export {
+  FIRST_PARTY,
+  FIRST_PARTY_TYPE,
+  FIRST_PARTY_XDS_TYPE,
+  firstPartyOf,
+} from "./filter_types.ts";
+export type { FirstParty } from "./filter_types.ts";
+export { firstPartyWasm } from "./first_party/wasm_locator.ts";
+export type { LocatedWasm } from "./first_party/wasm_locator.ts";
 export { FilterHost, ManagedFilter } from "./filter_host.ts";
 export type { ReloadResult } from "./filter_host.ts";
 export { watchFilters } from "./watcher.ts";
@@ -29,8 +40,11 @@ export {
   SANDBOX_IMPORT_MODULE,
 } from "./sandbox/instrument.ts";
 export type { InstrumentOptions } from "./sandbox/instrument.ts";
-export { buildPlugin, componentize, readManifest } from "./plugin_build.ts";
 export type { BuiltPlugin, PluginManifest } from "./plugin_build.ts";
+/** The plugin builder (clang, componentize-qjs, jco's wasm-tools), loaded on demand. */
+export function loadPluginBuilder(): Promise<typeof import("./plugin_build.ts")> {
+  return import("./plugin_build.ts");
+}
 export {
   createProxyWasmFilter,
   fromWasmPlugin,

@@ -12,14 +12,40 @@ import process from "node:process";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { env, runtimeName, WeftError } from "../core/mod.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 
 export const REPO_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const WIT_PATH: string = join(REPO_ROOT, "wasm/filter.wit");
-const SDK_C = join(REPO_ROOT, "wasm/sdk/c");
+/** The checkout, or (in the `weft` binary) the embedded WIT and C SDK (`weft-sdk.bin`, a JSON
+ * {path: text} made by tools/build.ts) written out to a temp dir. */
+async function sdkRoot(): Promise<string> {
+  if (existsSync(join(REPO_ROOT, "wasm/filter.wit"))) return REPO_ROOT;
+  type Embedded = Blob & { name: string };
+  const blob = (globalThis as { Bun?: { embeddedFiles?: readonly Embedded[] } }).Bun
+    ?.embeddedFiles?.find((e) => e.name === "weft-sdk.bin");
+  if (!blob) return REPO_ROOT; // reads fail naming the checkout's paths
+  const root = join(tmpdir(), `weft-sdk-${process.pid}`);
+  for (
+    const [rel, text] of Object.entries(JSON.parse(await blob.text()) as Record<string, string>)
+  ) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    writeFileSync(join(root, rel), text);
+  }
+  process.once("exit", () => rmSync(root, { recursive: true, force: true }));
+  return root;
+}
+const SDK_ROOT = await sdkRoot();
+export const WIT_PATH: string = join(SDK_ROOT, "wasm/filter.wit");
+/** weft:filter@0.2.0 (body phases); a plugin opts in with `"wit": "0.2.0"` in plugin.json. */
+export const WIT_V2_PATH: string = join(SDK_ROOT, "wasm/filter_0_2_0.wit");
+
+function witOf(m: PluginManifest): string {
+  return m.wit === "0.2.0" ? WIT_V2_PATH : WIT_PATH;
+}
+const SDK_C = join(SDK_ROOT, "wasm/sdk/c");
 const C_FLAGS = [
   "--target=wasm32-unknown-unknown",
   "-O2",
@@ -37,6 +63,8 @@ export interface PluginManifest {
   readonly name: string;
   readonly lang: "c" | "js";
   readonly sources: readonly string[];
+  /** The world version: "0.1.0" (default) or "0.2.0" (body phases). */
+  readonly wit?: "0.1.0" | "0.2.0";
 }
 
 export interface BuiltPlugin {
@@ -55,6 +83,9 @@ export function readManifest(dir: string): PluginManifest {
   if (raw.lang !== "c" && raw.lang !== "js") problems.push('lang: must be "c" or "js"');
   if (!Array.isArray(raw.sources) || raw.sources.length === 0) {
     problems.push("sources: must list files");
+  }
+  if (raw.wit !== undefined && raw.wit !== "0.1.0" && raw.wit !== "0.2.0") {
+    problems.push('wit: must be "0.1.0" or "0.2.0"');
   }
   if (problems.length) {
     throw new WeftError(
@@ -89,7 +120,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
 
 /** Every input that decides the output, hashed: sources, SDK, WIT, flags. */
 async function inputHash(dir: string, m: PluginManifest): Promise<string> {
-  const parts: string[] = [JSON.stringify(m), C_FLAGS.join(" "), readFileSync(WIT_PATH, "utf8")];
+  const parts: string[] = [JSON.stringify(m), C_FLAGS.join(" "), readFileSync(witOf(m), "utf8")];
   for (const s of m.sources) parts.push(readFileSync(join(dir, s), "utf8"));
   if (m.lang === "c") {
     for (const f of ["weft_filter.c", "weft_filter.h"]) {
@@ -141,6 +172,7 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
   const core = join(outDir, `${m.name}.${crypto.randomUUID()}.core.wasm`);
   await run("clang", [
     ...C_FLAGS,
+    ...(m.wit === "0.2.0" ? ["-DWEFT_FILTER_V2"] : []),
     "-I",
     SDK_C,
     join(SDK_C, "weft_filter.c"),
@@ -149,15 +181,15 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
     core,
   ], dir);
   try {
-    return await componentize(readFileSync(core));
+    return await componentize(readFileSync(core), witOf(m));
   } finally {
     rmSync(core, { force: true });
   }
 }
 
 /** Core module (imports weft:filter/host, exports the handler) → component. */
-export async function componentize(core: Uint8Array): Promise<Uint8Array> {
-  const witSource = readFileSync(WIT_PATH, "utf8");
+export async function componentize(core: Uint8Array, wit = WIT_PATH): Promise<Uint8Array> {
+  const witSource = readFileSync(wit, "utf8");
   try {
     const embedded = await componentEmbed({ binary: core, witSource, world: "http-filter" });
     return await componentNew(embedded);
@@ -203,7 +235,7 @@ async function buildJs(dir: string, m: PluginManifest, outDir: string): Promise<
   }
   // --stub-wasi: filters get no WASI (clocks, randomness come from the host interface);
   // --sync: no component-model async ABI, so hooks stay plain synchronous calls.
-  const args = ["--wit", WIT_PATH, "--world", "http-filter", "--js", join(dir, m.sources[0]!)];
+  const args = ["--wit", witOf(m), "--world", "http-filter", "--js", join(dir, m.sources[0]!)];
   await run(bin, [...args, "--stub-wasi", "--sync", "-o", out], dir);
   try {
     return readFileSync(out);

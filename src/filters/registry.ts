@@ -1,7 +1,9 @@
 /**
- * Maps `FilterRef.type` to an implementation. `weft.component` (WIT components, this folder) is
- * built in; other hosts register theirs (`weft.proxy_wasm`). A type nobody registered but whose
- * ref has a `.wasm` url is a first-party plugin: a component loaded from that url.
+ * Maps `FilterRef.type` to an implementation, and owns the table of filter type names.
+ * `weft.component` (WIT components, this folder) is built in; the first-party plugins register
+ * factories that bring their own prebuilt module (first_party/factories.ts); other hosts register
+ * theirs (`weft.proxy_wasm`). A type nobody registered but whose ref has a `.wasm` url is a
+ * component loaded from that url.
  */
 import type { FilterRef, HttpFilter } from "../core/mod.ts";
 import { WeftError } from "../core/mod.ts";
@@ -13,12 +15,16 @@ import {
   DEFAULT_SANDBOX,
   type SandboxOptions,
 } from "./component/component_filter.ts";
+import { registerFirstParty } from "./first_party/factories.ts";
+import { COMPONENT_TYPE } from "./filter_types.ts";
 
-export const COMPONENT_TYPE = "weft.component";
+export { COMPONENT_TYPE } from "./filter_types.ts";
 
 /** Builds one configured generation of a filter; throws WeftError when the module or config is bad. */
 export interface FilterFactory {
   create(ref: FilterRef, bytes: Uint8Array): Promise<HttpFilter>;
+  /** The module of a ref without a url (first-party plugins ship theirs); else `ref.url` is read. */
+  module?(ref: FilterRef): Promise<Uint8Array>;
 }
 
 export class FilterRegistry {
@@ -57,9 +63,11 @@ export function componentFactory(sandbox: SandboxOptions = DEFAULT_SANDBOX): Fil
   };
 }
 
+/** Components and the first-party plugins (registered by first_party/factories.ts). */
 export function defaultRegistry(sandbox: SandboxOptions = DEFAULT_SANDBOX): FilterRegistry {
   const r = new FilterRegistry();
   r.register(COMPONENT_TYPE, componentFactory(sandbox));
+  registerFirstParty(r, sandbox);
   return r;
 }
 
@@ -70,8 +78,10 @@ export function localPath(url: string): string | undefined {
   return url;
 }
 
-/** Reads a ref's module bytes and checks its sha256 when the ref pins one. */
-export async function fetchModule(ref: FilterRef): Promise<Uint8Array> {
+/** Reads a ref's module bytes (from its url, or from its factory when it has none) and checks
+ * its sha256 when the ref pins one. */
+export async function fetchModule(ref: FilterRef, factory?: FilterFactory): Promise<Uint8Array> {
+  if (!ref.url && factory?.module) return await factory.module(ref);
   if (!ref.url) throw new WeftError("filter_fetch", `Cannot load filter ${ref.name}: no url`);
   let bytes: Uint8Array;
   try {

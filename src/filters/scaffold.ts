@@ -3,7 +3,7 @@
  * (plugin.json, source, README with build and test steps). The lead wires the CLI to this.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { WeftError } from "../core/mod.ts";
 
 export type PluginLang = "c" | "js";
@@ -55,11 +55,42 @@ export const handler = {
 
 const README = `# __NAME__
 
-A weft L7 filter (\`weft:filter@0.1.0\`, see wasm/README.md).
+A weft L7 filter (\`weft:filter@0.1.0\`, see wasm/README.md for the contract and the C/JS binding
+conventions).
 
-- Build: \`deno task plugin:build <this dir>\` → \`build/__NAME__.wasm\` (cached by source hash).
-- Use: a FilterRef \`{ type: "weft.component", url: "<this dir>/build/__NAME__.wasm", config: {...} }\`.
-- Dev: \`deno task dev\` reloads the filter when its sources change.
+## Build
+
+\`\`\`sh
+deno task plugin:build __ROOT__      # → __ROOT__/build/__NAME__.wasm (cached by source hash)
+\`\`\`
+
+## Wire it in
+
+A filter runs for a service: add it to that service's \`plugins\` in weft.yaml (Istio WasmPlugin
+vocabulary; \`url\` may also be a plain path or https://):
+
+\`\`\`yaml
+services:
+  - name: echo
+    ports: [{ port: 8080, protocol: HTTP }]
+    plugins:
+      - name: __NAME__
+        type: component          # proxy-wasm for Envoy/Istio proxy-wasm modules
+        url: file://__ROOT__/build/__NAME__.wasm
+        direction: inbound       # inbound: requests to the service's local workloads; outbound: calls to it
+        phase: UNSPECIFIED       # AUTHN | AUTHZ | STATS | UNSPECIFIED, then priority (higher first)
+        priority: 0
+        failStrategy: FAIL_CLOSE # FAIL_OPEN skips the filter when it fails
+        pluginConfig: {}         # given to configure() as JSON text
+\`\`\`
+
+\`weft validate weft.yaml\` checks it. Plugin names are unique per service and direction; the
+same name on another service is another filter with its own config.
+
+## Develop
+
+\`deno task dev\` (or \`weft run --dev\`) reloads the filter when its sources or .wasm change;
+requests in flight finish on the old generation.
 `;
 
 export function scaffoldPlugin(name: string, lang: PluginLang, dir: string): string {
@@ -75,7 +106,8 @@ export function scaffoldPlugin(name: string, lang: PluginLang, dir: string): str
   }
   mkdirSync(root, { recursive: true });
   const file = lang === "c" ? "filter.c" : "filter.js";
-  const fill = (s: string): string => s.replaceAll("__NAME__", name);
+  const fill = (s: string): string =>
+    s.replaceAll("__ROOT__", resolve(root)).replaceAll("__NAME__", name);
   writeFileSync(
     join(root, "plugin.json"),
     JSON.stringify({ name, lang, sources: [file] }, null, 2) + "\n",

@@ -8,7 +8,6 @@ import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { errorMessage, logger } from "../core/mod.ts";
 import type { FilterHost, ReloadResult } from "./filter_host.ts";
-import { buildPlugin } from "./plugin_build.ts";
 import { localPath } from "./registry.ts";
 
 const log = logger("filters.watch");
@@ -45,7 +44,8 @@ export function watchFilters(
     if (busy.has(name)) return schedule(name, rebuildDir);
     busy.add(name);
     try {
-      if (rebuildDir) await buildPlugin(rebuildDir);
+      // --dev rebuilds scaffolded plugins from source: the builder loads only then.
+      if (rebuildDir) await (await import("./plugin_build.ts")).buildPlugin(rebuildDir);
       const result = await host.reload(name, { force: false });
       opts.onEvent?.({ name, ok: true, result });
     } catch (e) {
@@ -56,7 +56,7 @@ export function watchFilters(
     }
   };
   for (const name of host.names()) {
-    const url = host.get(name)?.ref.url;
+    const url = host.byName(name)[0]?.ref.url;
     const path = url ? localPath(url) : undefined;
     if (!path || !existsSync(path)) continue;
     const wasmDir = dirname(path);

@@ -7,7 +7,7 @@
  * comes from the runtime (Deno and Bun both provide ECDSA P-256/P-384 and RSA);
  * @peculiar/webcrypto would only be needed on a runtime without them.
  */
-import "reflect-metadata";
+import "./_reflect.ts"; // first: see _reflect.ts
 import * as x509 from "@peculiar/x509";
 
 x509.cryptoProvider.set(globalThis.crypto);

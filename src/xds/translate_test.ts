@@ -16,6 +16,7 @@ import {
   RouterSchema,
   TypedExtensionConfigSchema,
 } from "./proto.ts";
+import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
 import { FILTER_TYPES } from "./resources/http_filters.ts";
 import { ResourceStore } from "./store.ts";
 import { Translator } from "./translate.ts";
@@ -318,4 +319,30 @@ services:
       },
     ],
   });
+});
+
+Deno.test("ECDS: a filter config its kind cannot convert is rejected at decode (NACK reason)", () => {
+  // Filter kinds register their checks in core (the app registers the first-party converters).
+  registerFilterConfigCheck(FILTER_TYPES.authz, () => {
+    throw new WeftError("config_invalid", "Cannot convert Envoy RBAC config: test rejection");
+  });
+  try {
+    const store = new ResourceStore();
+    const rbac = anyPack(
+      TypedExtensionConfigSchema,
+      create(TypedExtensionConfigSchema, {
+        name: "extensions.istio.io/wasmplugin/default.rbac",
+        typedConfig: anyPack(RBACSchema, create(RBACSchema, { rules: { action: 0 } })),
+      }),
+    );
+    const r = applyResources(store, EXTENSION_CONFIG, [
+      { name: undefined, version: "x", any: rbac },
+    ], () => true);
+    assert.equal(r.changed, false);
+    assert.equal(r.errors.length, 1);
+    assert.match(r.errors[0]!, /default\.rbac|resources\[0\]/);
+    assert.match(r.errors[0]!, /test rejection/);
+  } finally {
+    registerFilterConfigCheck(FILTER_TYPES.authz, () => {});
+  }
 });

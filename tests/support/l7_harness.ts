@@ -1,4 +1,5 @@
 /** An upstream echo (node:http), and weft's HttpProxy in front of it on 127.0.0.1:0. */
+import { Buffer } from "node:buffer";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -52,10 +53,11 @@ function listen(server: net.Server | http.Server | http2.Http2Server): Promise<n
  * `upstream: "h2"` it is an h2c server that also sends trailers (grpc-status: 0). */
 export async function startL7(
   filters: readonly HttpFilter[],
-  opts: { upstream?: "http1" | "h2" } = {},
+  opts: { upstream?: "http1" | "h2"; maxBufferedBodyBytes?: number } = {},
 ): Promise<L7Harness> {
   const h2 = opts.upstream === "h2";
   const upstream = h2 ? h2Echo() : http.createServer((req, res) => {
+    if (req.url?.startsWith("/echo-body")) return echoBody(req, res);
     const m = /^\/status\/(\d{3})/.exec(req.url ?? "");
     const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
     res.writeHead(m ? Number(m[1]) : 200, {
@@ -72,6 +74,7 @@ export async function startL7(
     chain: () => chain,
     direction: "inbound",
     upstreamProtocol: h2 ? "h2" : "http1",
+    ...(opts.maxBufferedBodyBytes ? { maxBufferedBodyBytes: opts.maxBufferedBodyBytes } : {}),
     dialUpstream: (route) => {
       routes.push(route);
       return new Promise<Duplex>((ok, fail) => {
@@ -101,4 +104,22 @@ export async function startL7(
       await new Promise((r) => upstream.close(r));
     },
   };
+}
+
+/** /echo-body[?pad=N]: JSON with the request body as received, its framing, a "token" to redact
+ * and N bytes of padding (for response-size limits). */
+function echoBody(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("end", () => {
+    const pad = Number(new URL(req.url!, "http://x").searchParams.get("pad") ?? 0);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({
+      received: Buffer.concat(chunks).toString(),
+      contentLength: req.headers["content-length"] ?? null,
+      chunked: req.headers["transfer-encoding"] === "chunked",
+      token: "t0p-secret",
+      pad: "x".repeat(pad),
+    }));
+  });
 }

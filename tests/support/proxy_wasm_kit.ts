@@ -99,3 +99,11 @@ export function cAddHeaderWith(value: string): Promise<string> {
     defines: [`ADD_HEADER_VALUE="${value}"`],
   });
 }
+
+/** plugins/proxy-wasm/c-json-redact: the JSON body-rewriting proxy-wasm example. */
+export function jsonRedact(): Promise<string> {
+  return buildCModule(
+    join(BUILD_DIR, "../c-json-redact/json_redact.c"),
+    join(BUILD_DIR, "c_json_redact.wasm"),
+  );
+}

@@ -1,8 +1,9 @@
 /**
  * Start a real `weft` process (deno run src/main.ts ...) for integration tests, wait for its
  * ready log line (no sleeps), read its bound addresses, and stop it (SIGTERM, then wait).
+ * `WEFT_BIN=./weft` (`deno task test:binary`) starts the compiled binary instead.
  */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -10,6 +11,41 @@ import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "src", "main.ts");
+
+/** The compiled binary under test, when WEFT_BIN names one (relative to the repo root). */
+export function weftBin(): string | undefined {
+  const b = Deno.env.get("WEFT_BIN");
+  if (!b) return undefined;
+  return isAbsolute(b) ? b : join(ROOT, b);
+}
+
+/** A PATH that reaches no compiler (nor anything else): the node agent needs none. */
+export const NO_TOOLS_PATH = "/nonexistent/weft-no-compiler";
+
+/** Program and arguments for `weft <argv>`: the binary, Bun on the entry point, or Deno. */
+export function weftCommand(argv: readonly string[], runtime?: string): [string, string[]] {
+  if (runtime) return [runtime, [MAIN, ...argv]];
+  const bin = weftBin();
+  if (bin) return [bin, [...argv]];
+  return [Deno.execPath(), ["run", "-A", MAIN, ...argv]];
+}
+
+let prebuilt: Promise<void> | undefined;
+/** The agent loads the first-party plugins prebuilt (`deno task plugins`); make sure they are
+ * (a cached no-op after `deno task setup`). The binary embeds its own. */
+export function ensurePluginsBuilt(): Promise<void> {
+  prebuilt ??= new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "tools/build_plugins.ts")],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "piped",
+  }).output().then((r) => {
+    if (!r.success) {
+      throw new Error(`deno task plugins failed:\n${new TextDecoder().decode(r.stderr)}`);
+    }
+  });
+  return prebuilt;
+}
 
 export interface ReadyInfo {
   admin: string;
@@ -37,11 +73,19 @@ export interface WeftProc {
 
 export async function startWeft(
   argv: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; runtime?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    runtime?: string;
+    /** How to start `weft <argv>` (tests/support/container.ts: inside a container). */
+    command?: (argv: readonly string[]) => [string, string[]];
+  } = {},
 ): Promise<WeftProc> {
-  // Deno by default; `runtime` = a bun binary runs the same entry point on Bun.
-  const child = new Deno.Command(opts.runtime ?? Deno.execPath(), {
-    args: opts.runtime ? [MAIN, ...argv] : ["run", "-A", MAIN, ...argv],
+  // Deno by default; `runtime` = a bun binary runs the same entry point on Bun; WEFT_BIN the binary.
+  if (!weftBin() && !opts.command && argv[0] === "run") await ensurePluginsBuilt();
+  const [program, args] = opts.command?.(argv) ?? weftCommand(argv, opts.runtime);
+  const child = new Deno.Command(program, {
+    args,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -134,10 +178,13 @@ export async function startWeft(
 /** Run weft to completion (validate, failing configs) and collect output. */
 export async function runWeft(
   argv: string[],
+  opts: { env?: Record<string, string> } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...argv],
+  const [program, args] = weftCommand(argv);
+  const r = await new Deno.Command(program, {
+    args,
     cwd: ROOT,
+    env: { ...opts.env },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -46,7 +46,9 @@ export async function startXdsMesh(
   mesh: Record<string, unknown>,
   nodes: readonly string[],
   capture: readonly string[],
+  command?: (argv: readonly string[]) => [string, string[]],
 ): Promise<XdsMesh> {
+  const how = command ? { command } : {};
   const meshPath = join(dir, "mesh.yaml");
   await writeMeshFile(meshPath, mesh);
   const procs: WeftProc[] = [];
@@ -62,7 +64,7 @@ export async function startXdsMesh(
       "127.0.0.1:0",
       "--ca-dir",
       join(dir, "ca"),
-    ]);
+    ], how);
     procs.push(cp);
     const address = String(cp.ready.address);
     for (const name of nodes) {
@@ -72,7 +74,7 @@ export async function startXdsMesh(
         cfgPath,
         stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address } }),
       );
-      procs.push(await startWeft(["run", "--config", cfgPath], { timeoutMs: 120_000 }));
+      procs.push(await startWeft(["run", "--config", cfgPath], { ...how, timeoutMs: 120_000 }));
     }
     return {
       cp,

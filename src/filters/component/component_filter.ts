@@ -8,6 +8,8 @@
  * async (JSPI) binding keeps the same shape.
  */
 import type {
+  BodyDecision,
+  BodyOutcome,
   FailPolicy,
   FilterDecision,
   FilterFailureKind,
@@ -17,7 +19,7 @@ import type {
   HttpResponseContext,
 } from "../../core/mod.ts";
 import { logger, WeftError } from "../../core/mod.ts";
-import { filterMetrics } from "../filter_metrics.ts";
+import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import { BadOutput, type Guest } from "./guest.ts";
 import { CallTimeout, HostBridge } from "./host_bridge.ts";
 import type { LoadedComponent } from "./component_loader.ts";
@@ -58,13 +60,17 @@ interface Slot {
 type Failed = Extract<FilterOutcome, { action: "failed" }>;
 
 export class ComponentFilter implements HttpFilter {
-  readonly wantsRequestBody = false;
-  readonly wantsResponseBody = false;
+  /** From the guest's configure (0.2.0 body modes; 0.1.0 guests: no bodies). */
+  wantsRequestBody = false;
+  wantsResponseBody = false;
+  streamsRequestBody = false;
+  streamsResponseBody = false;
   private readonly idle: Slot[] = [];
   private crashes: number[] = [];
   private backoffUntil = 0;
   private backoffMs: number;
   private callSeq = 0;
+  private trapReported = false;
   private readonly labels: { req: Record<string, string>; res: Record<string, string> };
   /** weft_filter_calls_total per phase, label key built once. */
   private readonly countCall: { req: (by?: number) => void; res: (by?: number) => void };
@@ -101,7 +107,13 @@ export class ComponentFilter implements HttpFilter {
   ): Promise<ComponentFilter> {
     const bytes = new TextEncoder().encode(JSON.stringify(config ?? {}));
     const f = new ComponentFilter(name, failPolicy, component, bytes, sandbox);
-    f.idle.push(await f.newSlot());
+    const first = await f.newSlot();
+    f.idle.push(first);
+    const modes = first.guest.bodyModes;
+    f.wantsRequestBody = modes.request === "buffered";
+    f.wantsResponseBody = modes.response === "buffered";
+    f.streamsRequestBody = modes.request === "streamed";
+    f.streamsResponseBody = modes.response === "streamed";
     return f;
   }
 
@@ -146,7 +158,7 @@ export class ComponentFilter implements HttpFilter {
   ): FilterOutcome | Promise<FilterOutcome> {
     if (this.backoffUntil > 0) {
       if (performance.now() < this.backoffUntil) {
-        return this.failed("unavailable", "filter in crash-loop backoff");
+        return this.failed("unavailable", "filter in crash-loop backoff", req);
       }
       this.backoffUntil = 0;
     }
@@ -154,7 +166,7 @@ export class ComponentFilter implements HttpFilter {
     if (slot) return this.call(slot, req, res);
     return this.newSlot().then(
       (s) => this.call(s, req, res),
-      (e) => this.failed("unavailable", `cannot start an instance: ${(e as Error).message}`),
+      (e) => this.failed("unavailable", `cannot start an instance: ${(e as Error).message}`, req),
     );
   }
 
@@ -172,13 +184,13 @@ export class ComponentFilter implements HttpFilter {
     slot.bridge.begin(req, res, this.sandbox.callBudgetMs, t0);
     let out: FilterOutcome;
     try {
-      const d: FilterDecision = res
-        ? slot.guest.onResponseHeaders()
-        : slot.guest.onRequestHeaders();
+      let d: FilterDecision = res ? slot.guest.onResponseHeaders() : slot.guest.onRequestHeaders();
+      // Buffered body mode: the whole body right after the headers hook, in the same phase.
+      if (d.action === "continue") d = this.bufferedBody(slot, req, res, d);
       if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
       out = d;
     } catch (e) {
-      out = this.onTrap(slot, e);
+      out = this.onTrap(slot, e, req);
     } finally {
       slot.bridge.end();
     }
@@ -187,8 +199,73 @@ export class ComponentFilter implements HttpFilter {
     return out;
   }
 
+  private bufferedBody(
+    slot: Slot,
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    headersDecision: FilterDecision,
+  ): FilterDecision {
+    const g = slot.guest;
+    const body = res ? res.responseBody : req.requestBody;
+    const hook = res ? g.onResponseBody : g.onRequestBody;
+    const wants = res ? this.wantsResponseBody : this.wantsRequestBody;
+    if (!wants || body === undefined || !hook) return headersDecision;
+    const b = hook.call(g, body, true);
+    if (b.action === "respond") return b;
+    if (b.action === "replace") {
+      if (res) res.responseBody = b.body;
+      else req.requestBody = b.body;
+    }
+    return headersDecision;
+  }
+
+  /** Streamed body chunks (0.2.0 `streamed` mode), one guest call per chunk. */
+  onRequestBodyChunk(ctx: HttpRequestContext, chunk: Uint8Array, eos: boolean): BodyOutcome {
+    return this.chunk(ctx, undefined, chunk, eos);
+  }
+
+  onResponseBodyChunk(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome {
+    return this.chunk(ctx, res, chunk, eos);
+  }
+
+  private chunk(
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome {
+    const slot = this.idle.pop();
+    // Instances are created asynchronously; a chunk needs one now (the pool keeps one warm).
+    if (!slot) return this.failed("unavailable", "no idle instance for a body chunk", req);
+    slot.bridge.begin(req, res, this.sandbox.callBudgetMs, 0);
+    try {
+      const g = slot.guest;
+      const hook = res ? g.onResponseBody : g.onRequestBody;
+      const d: BodyDecision = hook ? hook.call(g, chunk, eos) : { action: "continue" };
+      if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
+      return d;
+    } catch (e) {
+      return this.onTrap(slot, e, req);
+    } finally {
+      slot.bridge.end();
+      if (this.idle.length === 0) this.refill();
+    }
+  }
+
+  /** Keep one instance warm for chunk calls after a trap dropped the last one. */
+  private refill(): void {
+    this.newSlot().then((s) => {
+      if (this.idle.length < this.sandbox.poolMax) this.idle.push(s);
+    }, (e) => log.debug("filter instance refill failed", { filter: this.name, err: e }));
+  }
+
   /** The instance is dropped (its state may be corrupt); the next call gets a fresh one. */
-  private onTrap(slot: Slot, e: unknown): Failed {
+  private onTrap(slot: Slot, e: unknown, req: HttpRequestContext): Failed {
     let kind: FilterFailureKind = "trap";
     if (e instanceof CallTimeout) kind = "timeout";
     else if (e instanceof BadOutput) kind = "bad_output";
@@ -204,11 +281,22 @@ export class ComponentFilter implements HttpFilter {
     } else if (this.crashes.length === 1) {
       this.backoffMs = this.sandbox.backoffBaseMs;
     }
-    return this.failed(kind, (e as Error)?.message ?? String(e));
+    return this.failed(kind, (e as Error)?.message ?? String(e), req);
   }
 
-  private failed(kind: FilterFailureKind, message: string): Failed {
-    filterMetrics.errors.inc({ filter: this.name, kind });
+  private failed(kind: FilterFailureKind, message: string, req: HttpRequestContext): Failed {
+    countFilterError(this.name, kind, req);
+    if (kind === "trap" && !this.trapReported) {
+      // The first trap of a generation is worth a warning: for JS guests a bare "unreachable"
+      // is usually a binding convention (wasm/README.md), not a crash in the filter's logic.
+      this.trapReported = true;
+      log.warn("filter trapped", {
+        filter: this.name,
+        message,
+        hint: "JS guests: u64 are Numbers (a BigInt traps), enums are kebab-case strings, " +
+          "variants are {tag, val}; see wasm/README.md",
+      });
+    }
     log.debug("filter failed", { filter: this.name, kind, message });
     return { action: "failed", kind, message };
   }

@@ -121,8 +121,39 @@ Deno.test("a crash loop puts the filter into backoff, then it serves again", asy
   for (let i = 0; i < 3; i++) {
     assert.equal((await f.onRequest(requestContext("/trap"))).action, "failed");
   }
-  const during = await f.onRequest(requestContext("/ok"));
+  const unavailable = () => filterMetrics.errors.get({ filter: f.name, kind: "unavailable" });
+  const before = unavailable();
+  const req = requestContext("/ok");
+  const during = await f.onRequest(req);
   assert.equal(during.action === "failed" && during.kind, "unavailable");
+  // FAIL_OPEN lets the request through; its response phase fails too, but counts once.
+  const again = await f.onResponse(req, responseContext(200));
+  assert.equal(again.action === "failed" && again.kind, "unavailable");
+  assert.equal(unavailable() - before, 1, "one unavailable per request, not per phase");
   await new Promise((r) => setTimeout(r, 50));
   assert.equal((await f.onRequest(requestContext("/ok"))).action, "continue");
+});
+
+Deno.test({
+  name: "JS binding conventions: u64 Number, kebab-case enums, {tag, val} variants",
+  ignore: !HAVE_QJS,
+  fn: async () => {
+    const f = await exampleFilter("js_conventions", {}, { failPolicy: "FAIL_OPEN" });
+    const run = async (path: string) => {
+      const ctx = requestContext(path);
+      const out = await f.onRequest(ctx);
+      return { out, nowType: ctx.requestHeaders.get("x-now-ns-type") };
+    };
+    const ok = await run("/u64-number");
+    assert.deepEqual(ok, { out: { action: "continue" }, nowType: "number" });
+    assert.deepEqual((await run("/delay")).out, {
+      action: "delay",
+      delayMs: 5,
+      then: { action: "continue" },
+    });
+    for (const wrong of ["/u64-bigint", "/enum-camel", "/tag-capital"]) {
+      const { out } = await run(wrong);
+      assert.equal(out.action === "failed" && out.kind, "trap", wrong);
+    }
+  },
 });

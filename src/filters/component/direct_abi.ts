@@ -4,14 +4,19 @@
  * bookkeeping per call; see wasm/README.md). Used when the main module imports nothing but the
  * host interface (and the sandbox check), as every C SDK guest does. Layouts: wasm/sdk/c.
  */
-import type { FilterDecision } from "../../core/mod.ts";
+import type { BodyDecision, FilterDecision } from "../../core/mod.ts";
 import {
   BadOutput,
+  BODY_MODES,
+  type BodyModes,
   continueDecision,
   delayDecision,
   type Guest,
   HANDLER_EXPORT,
+  HANDLER_EXPORT_V2,
   HOST_IMPORT,
+  HOST_IMPORT_V2,
+  NO_BODIES,
   respondDecision,
   routeDecision,
 } from "./guest.ts";
@@ -19,18 +24,28 @@ import type { HostBridge, WhichMap } from "./host_bridge.ts";
 import { GuestMemory, type Realloc } from "./guest_memory.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
 
+/** The world version a core module was built for (by its handler exports). */
+function versionOf(exports: ReadonlySet<string>): "0.1.0" | "0.2.0" {
+  return exports.has(`${HANDLER_EXPORT_V2}#configure`) ? "0.2.0" : "0.1.0";
+}
+
 /** True when `module` can be driven directly (imports only the host interface and sandbox). */
 export function isDirectEligible(module: WebAssembly.Module): boolean {
   const imports = WebAssembly.Module.imports(module);
   const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-  return imports.every((i) => i.module === HOST_IMPORT || i.module === SANDBOX_IMPORT_MODULE) &&
+  const v2 = versionOf(exports) === "0.2.0";
+  const host = v2 ? HOST_IMPORT_V2 : HOST_IMPORT;
+  const handler = v2 ? HANDLER_EXPORT_V2 : HANDLER_EXPORT;
+  const hooks = ["configure", "on-request-headers", "on-response-headers"];
+  if (v2) hooks.push("on-request-body", "on-response-body");
+  return imports.every((i) => i.module === host || i.module === SANDBOX_IMPORT_MODULE) &&
     exports.has("memory") && exports.has("cabi_realloc") &&
-    exports.has(`${HANDLER_EXPORT}#configure`) &&
-    exports.has(`${HANDLER_EXPORT}#on-request-headers`) &&
-    exports.has(`${HANDLER_EXPORT}#on-response-headers`);
+    hooks.every((h) => exports.has(`${handler}#${h}`));
 }
 
 export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge): Guest {
+  const v2 = versionOf(new Set(WebAssembly.Module.exports(module).map((e) => e.name))) === "0.2.0";
+  const HANDLER = v2 ? HANDLER_EXPORT_V2 : HANDLER_EXPORT;
   // Bound after instantiation (the imports below close over it before the instance exists).
   // deno-lint-ignore prefer-const
   let m: GuestMemory | undefined;
@@ -71,26 +86,48 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     "random-u64": () => bridge.randomU64(),
   };
   const instance = new WebAssembly.Instance(module, {
-    [HOST_IMPORT]: host as WebAssembly.ModuleImports,
+    [v2 ? HOST_IMPORT_V2 : HOST_IMPORT]: host as WebAssembly.ModuleImports,
     [SANDBOX_IMPORT_MODULE]: { [SANDBOX_CHECK_NAME]: bridge.check },
   });
   const ex = instance.exports;
   m = new GuestMemory(ex.memory as WebAssembly.Memory, ex.cabi_realloc as Realloc);
   const mem = m;
   const str = (ptr: number, len: number): string => mem.str(ptr, len);
-  const configureFn = ex[`${HANDLER_EXPORT}#configure`] as (p: number, l: number) => number;
-  const onReq = ex[`${HANDLER_EXPORT}#on-request-headers`] as () => number;
-  const onRes = ex[`${HANDLER_EXPORT}#on-response-headers`] as () => number;
-  const postReq = ex[`cabi_post_${HANDLER_EXPORT}#on-request-headers`] as
+  const configureFn = ex[`${HANDLER}#configure`] as (p: number, l: number) => number;
+  const onReq = ex[`${HANDLER}#on-request-headers`] as () => number;
+  const onRes = ex[`${HANDLER}#on-response-headers`] as () => number;
+  const postReq = ex[`cabi_post_${HANDLER}#on-request-headers`] as
     | ((ret: number) => void)
     | undefined;
-  const postRes = ex[`cabi_post_${HANDLER_EXPORT}#on-response-headers`] as
+  const postRes = ex[`cabi_post_${HANDLER}#on-response-headers`] as
     | ((ret: number) => void)
     | undefined;
   // Post-return functions take the export's return pointer (canonical ABI).
-  const postCfg = ex[`cabi_post_${HANDLER_EXPORT}#configure`] as
+  const postCfg = ex[`cabi_post_${HANDLER}#configure`] as
     | ((ret: number) => void)
     | undefined;
+
+  /** local-response payload @4 (action.respond and body-action.respond share it). */
+  const liftRespond = (ret: number): FilterDecision => {
+    const dv = mem.dataView();
+    const status = dv.getUint16(ret + 4, true);
+    const hp = dv.getUint32(ret + 8, true);
+    const hn = dv.getUint32(ret + 12, true);
+    if (hn > 1024) throw new BadOutput(`local response with ${hn} headers`);
+    const headers: [string, string][] = [];
+    for (let i = 0; i < hn; i++) {
+      const e = hp + i * 16;
+      headers.push([
+        str(dv.getUint32(e, true), dv.getUint32(e + 4, true)),
+        str(dv.getUint32(e + 8, true), dv.getUint32(e + 12, true)),
+      ]);
+    }
+    const bp = dv.getUint32(ret + 16, true);
+    const bl = dv.getUint32(ret + 20, true);
+    const body = new Uint8Array(mem.memory.buffer, bp, bl).slice();
+    const details = str(dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true));
+    return respondDecision(status, headers, body, details);
+  };
 
   const liftAction = (ret: number): FilterDecision => {
     const dv = mem.dataView();
@@ -98,25 +135,8 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     switch (tag) {
       case 0:
         return continueDecision();
-      case 1: {
-        const status = dv.getUint16(ret + 4, true);
-        const hp = dv.getUint32(ret + 8, true);
-        const hn = dv.getUint32(ret + 12, true);
-        if (hn > 1024) throw new BadOutput(`local response with ${hn} headers`);
-        const headers: [string, string][] = [];
-        for (let i = 0; i < hn; i++) {
-          const e = hp + i * 16;
-          headers.push([
-            str(dv.getUint32(e, true), dv.getUint32(e + 4, true)),
-            str(dv.getUint32(e + 8, true), dv.getUint32(e + 12, true)),
-          ]);
-        }
-        const bp = dv.getUint32(ret + 16, true);
-        const bl = dv.getUint32(ret + 20, true);
-        const body = new Uint8Array(mem.memory.buffer, bp, bl).slice();
-        const details = str(dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true));
-        return respondDecision(status, headers, body, details);
-      }
+      case 1:
+        return liftRespond(ret);
       case 2:
         return delayDecision(dv.getUint32(ret + 4, true));
       case 3: {
@@ -131,17 +151,67 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     }
   };
 
+  const bodyHook = (name: string) => {
+    const fn = ex[`${HANDLER}#${name}`] as
+      | ((p: number, l: number, e: number) => number)
+      | undefined;
+    const post = ex[`cabi_post_${HANDLER}#${name}`] as ((ret: number) => void) | undefined;
+    if (!fn) return undefined;
+    return (body: Uint8Array, eos: boolean): BodyDecision => {
+      const ptr = mem.lowerBytes(body);
+      const ret = fn(ptr, body.length, eos ? 1 : 0);
+      const d = liftBodyAction(ret);
+      post?.(ret);
+      return d;
+    };
+  };
+  // body-action: tag u8 @0; replace: list (ptr,len) @4/@8; respond: local-response @4 (as action).
+  const liftBodyAction = (ret: number): BodyDecision => {
+    const dv = mem.dataView();
+    const tag = dv.getUint8(ret);
+    if (tag === 0) return { action: "continue" };
+    if (tag === 1) {
+      const p = dv.getUint32(ret + 4, true);
+      const l = dv.getUint32(ret + 8, true);
+      return { action: "replace", body: new Uint8Array(mem.memory.buffer, p, l).slice() };
+    }
+    if (tag === 2) {
+      const d = liftRespond(ret); // same payload layout as action.respond
+      if (d.action !== "respond") throw new BadOutput("invalid body-action respond");
+      return d;
+    }
+    throw new BadOutput(`invalid body-action discriminant ${tag}`);
+  };
+  let bodyModes: BodyModes = NO_BODIES;
+  const mode = (b: number) => {
+    const m = BODY_MODES[b];
+    if (m === undefined) throw new BadOutput(`invalid body-mode ${b}`);
+    return m;
+  };
+  const onReqBody = v2 ? bodyHook("on-request-body") : undefined;
+  const onResBody = v2 ? bodyHook("on-response-body") : undefined;
+
   return {
     configure(config: Uint8Array): string | undefined {
       const ptr = mem.lowerBytes(config);
       const ret = configureFn(ptr, config.length);
       const dv = mem.dataView();
-      const err = dv.getUint8(ret) === 0
+      const ok = dv.getUint8(ret) === 0;
+      // 0.2.0: result<body-modes, string>: ok payload = two enum bytes @4/@5.
+      if (ok && v2) {
+        bodyModes = { request: mode(dv.getUint8(ret + 4)), response: mode(dv.getUint8(ret + 5)) };
+      }
+      const err = ok
         ? undefined
         : str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true)) || "configure failed";
       postCfg?.(ret);
       return err;
     },
+    get bodyModes(): BodyModes {
+      return bodyModes;
+    },
+    ...(onReqBody ? { onRequestBody: onReqBody } : {}),
+    ...(onResBody ? { onResponseBody: onResBody } : {}),
     onRequestHeaders(): FilterDecision {
       const ret = onReq();
       const d = liftAction(ret);

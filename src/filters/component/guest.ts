@@ -1,15 +1,30 @@
 /** What the filter host needs from one instantiated guest, however it is bound. */
-import type { FilterDecision } from "../../core/mod.ts";
+import type { BodyDecision, BodyMode, FilterDecision } from "../../core/mod.ts";
 
 export const WORLD_PACKAGE = "weft:filter@0.1.0";
 export const HOST_IMPORT = "weft:filter/host@0.1.0";
 export const HANDLER_EXPORT = "weft:filter/handler@0.1.0";
+/** 0.2.0 adds body phases; the host interface is the same. */
+export const HOST_IMPORT_V2 = "weft:filter/host@0.2.0";
+export const HANDLER_EXPORT_V2 = "weft:filter/handler@0.2.0";
+
+export interface BodyModes {
+  readonly request: BodyMode;
+  readonly response: BodyMode;
+}
+export const NO_BODIES: BodyModes = Object.freeze({ request: "none", response: "none" });
+export const BODY_MODES: readonly BodyMode[] = ["none", "buffered", "streamed"];
 
 export interface Guest {
   /** Returns the guest's error message, or undefined when the config was accepted. */
   configure(config: Uint8Array): string | undefined;
+  /** What configure asked for (0.1.0 guests: no bodies). */
+  readonly bodyModes: BodyModes;
   onRequestHeaders(): FilterDecision;
   onResponseHeaders(): FilterDecision;
+  /** 0.2.0 only. */
+  onRequestBody?(body: Uint8Array, endOfStream: boolean): BodyDecision;
+  onResponseBody?(body: Uint8Array, endOfStream: boolean): BodyDecision;
   /** Current linear-memory size of the main module (for memory-cap classification). */
   memoryBytes(): number;
 }

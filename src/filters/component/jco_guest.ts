@@ -3,12 +3,15 @@
  * JS guests with WASI imports). Core modules come precompiled and sandbox-instrumented from the
  * loader; this file only adapts jco's JS-level values to the host bridge and back.
  */
-import type { FilterDecision } from "../../core/mod.ts";
+import type { BodyDecision, BodyMode, FilterDecision } from "../../core/mod.ts";
 import {
   BadOutput,
+  BODY_MODES,
+  type BodyModes,
   continueDecision,
   delayDecision,
   type Guest,
+  NO_BODIES,
   respondDecision,
   routeDecision,
 } from "./guest.ts";
@@ -23,9 +26,33 @@ export type JcoInstantiate = (
 ) => Promise<Record<string, unknown>>;
 
 interface JcoHandler {
-  configure(config: Uint8Array): void;
+  configure(config: Uint8Array): unknown;
   onRequestHeaders(): unknown;
   onResponseHeaders(): unknown;
+  onRequestBody?(body: Uint8Array, endOfStream: boolean): unknown;
+  onResponseBody?(body: Uint8Array, endOfStream: boolean): unknown;
+}
+
+function liftBodyAction(v: unknown): BodyDecision {
+  const a = v as { tag?: string; val?: unknown };
+  if (a?.tag === "continue") return { action: "continue" };
+  if (a?.tag === "replace") {
+    return { action: "replace", body: Uint8Array.from(a.val as Uint8Array) };
+  }
+  if (a?.tag === "respond") {
+    const d = liftAction(a);
+    if (d.action === "respond") return d;
+  }
+  throw new BadOutput(`invalid body-action ${JSON.stringify(a?.tag)}`);
+}
+
+function liftModes(v: unknown): BodyModes {
+  const m = v as { request?: unknown; response?: unknown } | undefined;
+  const one = (x: unknown): BodyMode => {
+    if (BODY_MODES.includes(x as BodyMode)) return x as BodyMode;
+    throw new BadOutput(`invalid body-mode ${JSON.stringify(x)}`);
+  };
+  return { request: one(m?.request), response: one(m?.response) };
 }
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
@@ -99,14 +126,18 @@ export async function instantiateJco(
       return Promise.resolve(inst);
     },
   );
-  const handler = (exports.handler ?? exports["weft:filter/handler@0.1.0"]) as
-    | JcoHandler
-    | undefined;
+  const handler = (exports.handler ?? exports["weft:filter/handler@0.2.0"] ??
+    exports["weft:filter/handler@0.1.0"]) as
+      | JcoHandler
+      | undefined;
+  const v2 = typeof handler?.onRequestBody === "function";
+  let bodyModes: BodyModes = NO_BODIES;
   if (!handler) throw new BadOutput("component does not export weft:filter/handler@0.1.0");
   return {
     configure(config: Uint8Array): string | undefined {
       try {
-        handler.configure(config);
+        const r = handler.configure(config);
+        if (v2) bodyModes = liftModes(r);
         return undefined;
       } catch (e) {
         const payload = (e as { payload?: unknown }).payload;
@@ -114,6 +145,17 @@ export async function instantiateJco(
         throw e;
       }
     },
+    get bodyModes(): BodyModes {
+      return bodyModes;
+    },
+    ...(v2
+      ? {
+        onRequestBody: (b: Uint8Array, eos: boolean) =>
+          liftBodyAction(handler.onRequestBody!(b, eos)),
+        onResponseBody: (b: Uint8Array, eos: boolean) =>
+          liftBodyAction(handler.onResponseBody!(b, eos)),
+      }
+      : {}),
     onRequestHeaders: () => liftAction(handler.onRequestHeaders()),
     onResponseHeaders: () => liftAction(handler.onResponseHeaders()),
     memoryBytes: () => mainMemory?.buffer.byteLength ?? 0,

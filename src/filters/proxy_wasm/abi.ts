@@ -76,6 +76,14 @@ export function detectAbi(exportNames: ReadonlySet<string>): AbiVersion | undefi
   return undefined;
 }
 
+/** Modules built before the marker existed (Envoy 1.13/1.14 era, e.g. Istio 1.5's own stats and
+ * metadata-exchange filters) export the 0.1.0 callbacks without a marker. They are run as 0.1.0;
+ * cpp-host refuses them, weft accepts them with a warning so those published filters run. */
+export function isPreMarkerModule(exportNames: ReadonlySet<string>): boolean {
+  return exportNames.has("proxy_on_context_create") && exportNames.has("proxy_on_vm_start") &&
+    (exportNames.has("malloc") || exportNames.has("proxy_on_memory_allocate"));
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

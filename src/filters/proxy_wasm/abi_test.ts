@@ -1,4 +1,4 @@
-import { assertEquals } from "../../../tests/support/assert.ts";
+import { assert, assertEquals } from "../../../tests/support/assert.ts";
 import { decodePairs, detectAbi, encodePairs } from "./abi.ts";
 import { functionImports } from "./module_info.ts";
 import { getProperty, splitPath } from "./properties.ts";
@@ -89,20 +89,20 @@ Deno.test("properties: Envoy encodings for strings, ints, bools and unknown path
     rootId: "r",
     vmId: "",
     nodeId: "node-1",
-    nodeMetadata: { NAME: "pod-a", LABELS: { app: "echo" } },
+    nodeCluster: "echo.default",
+    nodeMetadata: { NAME: "pod-a", LABELS: { app: "echo" }, REPLICAS: 3, NESTED: { a: { b: 1 } } },
     req,
     res: undefined,
     startMs: 5,
     written: undefined,
   };
-  const text = (path: string) => {
+  const bytes = (path: string): Uint8Array => {
     const v = getProperty(splitPath(path), scope);
-    return v && new TextDecoder().decode(v);
+    if (!(v instanceof Uint8Array)) throw new Error(`${path}: ${String(v)}`);
+    return v;
   };
-  const int = (path: string) => {
-    const v = getProperty(splitPath(path), scope)!;
-    return new DataView(v.buffer).getBigInt64(0, true);
-  };
+  const text = (path: string) => new TextDecoder().decode(bytes(path));
+  const int = (path: string) => new DataView(bytes(path).buffer).getBigInt64(0, true);
   assertEquals(text("request\0path"), "/a/b?q=1");
   assertEquals(text("request\0url_path"), "/a/b");
   assertEquals(text("request\0useragent"), "curl/8");
@@ -111,12 +111,29 @@ Deno.test("properties: Envoy encodings for strings, ints, bools and unknown path
   assertEquals(int("request\0time"), 5_000_000n);
   assertEquals(getProperty(["connection", "mtls"], scope), Uint8Array.of(1));
   assertEquals(text("source.principal"), "spiffe://cluster.local/ns/default/sa/client");
-  assertEquals(text("node\0metadata\0NAME"), "pod-a");
-  assertEquals(text("xds\0node\0metadata\0NAME"), "pod-a");
+  // The request's local workload (inbound: the destination) overlays the configured metadata.
+  assertEquals(text("node\0metadata\0NAME"), "echo");
+  assertEquals(text("node\0metadata\0NAMESPACE"), "default");
+  assertEquals(text("node\0metadata\0SERVICE_ACCOUNT"), "echo");
+  assertEquals(text("xds\0node\0metadata\0NAME"), "echo");
+  assertEquals(decodePairs(bytes("node\0metadata\0LABELS")), [["app", "echo"]]);
+  // Struct numbers are doubles; a nested struct is a Struct message; the whole metadata too.
+  assertEquals(new DataView(bytes("node\0metadata\0REPLICAS").buffer).getFloat64(0, true), 3);
+  assertEquals(bytes("node\0metadata\0NESTED")[0], 0x0a, "Struct field 1 (fields), wire type 2");
+  assertEquals(text("node\0id"), "node-1");
+  assertEquals(text("xds\0node\0cluster"), "echo.default");
+  assert(text("node\0metadata").includes("echo"));
   assertEquals(
-    decodePairs(getProperty(["node", "metadata", "LABELS"], scope)!),
-    [["app", "echo"]],
+    getProperty(["node", "metadata", "NAME"], { ...scope, req: undefined }),
+    new TextEncoder().encode("pod-a"),
+    "without a request (root context): the configured metadata",
   );
+  assertEquals(text("cluster_name"), "inbound|8080||");
+  assertEquals(text("xds\0cluster_name"), "inbound|8080||");
+  assertEquals(text("route_name"), "echo.default.svc.cluster.local:8080");
+  assertEquals(int("listener_direction"), 1n);
+  assertEquals(int("xds\0listener_direction"), 1n);
+  assertEquals(text("plugin_root_id"), "r");
   assertEquals(getProperty(["response", "code"], scope), undefined);
   assertEquals(getProperty(["nope"], scope), undefined);
 });
@@ -138,7 +155,10 @@ Deno.test("WasmPlugin mapping: FilterRef fields and vmConfig.env", () => {
     },
   };
   const r = fromWasmPlugin(spec);
-  assertEquals(r.name, "root-a");
+  // The filter is the WasmPlugin; pluginName is only the root id the guest sees.
+  assertEquals(r.name, "wp");
+  assertEquals(r.runtime?.rootId, "root-a");
+  assertEquals(r.runtime?.env, { MODE: "strict", HOME: Deno.env.get("HOME")! });
   assertEquals(r.type, "weft.proxy_wasm");
   assertEquals([r.phase, r.priority, r.failPolicy], ["AUTHN", 7, "FAIL_CLOSE"]);
   assertEquals(r.config, { a: 1 });

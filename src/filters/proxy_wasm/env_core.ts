@@ -7,7 +7,13 @@
 import type { LogLevel as WeftLevel } from "../../core/mod.ts";
 import { BufferType, LogLevel, Status } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
-import { getProperty, splitPath } from "./properties.ts";
+import {
+  getProperty,
+  type PropertyValue,
+  requestProperties,
+  splitPath,
+  UNSERIALIZABLE,
+} from "./properties.ts";
 import type { ProxyWasmVm, StreamState } from "./vm.ts";
 
 type HostFn = (...a: number[]) => number;
@@ -37,6 +43,8 @@ function bufferOf(vm: ProxyWasmVm, type: number): Uint8Array | undefined {
       return s?.res?.responseBody;
     case BufferType.HTTP_CALL_RESPONSE_BODY:
       return vm.httpCallResult?.body;
+    case BufferType.GRPC_CALL_MESSAGE:
+      return vm.grpc?.message;
   }
   return undefined;
 }
@@ -68,12 +76,23 @@ function propertyScope(vm: ProxyWasmVm, s: StreamState | undefined) {
     rootId: st.rootId,
     vmId: st.vmId,
     nodeId: st.nodeId,
+    nodeCluster: st.nodeCluster,
     nodeMetadata: st.nodeMetadata,
     req: s?.req,
     res: s?.res,
     startMs: s?.startMs,
-    written: s ? s.written : vm.root.written,
+    written: s
+      ? s.req.filterState.get("proxy_wasm.properties") as
+        | ReadonlyMap<string, Uint8Array>
+        | undefined
+      : vm.root.written,
   };
+}
+
+/** The key a set property is stored under: its segments joined by 0x00 (a trailing 0x00, as
+ * the C++ SDK sends, dropped); a path without 0x00 is one segment. */
+function writtenKey(raw: string): string {
+  return raw.endsWith("\0") ? raw.slice(0, -1) : raw;
 }
 
 export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
@@ -145,15 +164,28 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       ),
     proxy_get_property: (p, l, retPtr, retLen) =>
       guard(() => {
-        const v = getProperty(splitPath(m.readString(p, l)), propertyScope(vm, vm.effective));
+        const raw = m.readString(p, l);
+        // Values a filter set are found under the exact key it used (a filter-state key like
+        // "envoy.wasm.metadata_exchange.downstream" is one segment, whatever its dots).
+        const scope = propertyScope(vm, vm.effective);
+        const segs = splitPath(raw);
+        let v: PropertyValue = scope.written?.get(writtenKey(raw));
+        if (v === undefined && segs[0] === "filter_state" && segs.length > 1) {
+          // filter_state.<key>: what a filter of this request set under <key> (Envoy ≥ 1.15
+          // stores proxy_set_property values as "wasm.<path>"; accept both spellings).
+          const k = segs.slice(1).join("\0");
+          v = scope.written?.get(k) ?? scope.written?.get(k.replace(/^wasm\./, ""));
+        }
+        v ??= getProperty(segs, scope);
         if (v === undefined) return Status.NOT_FOUND;
+        if (v === UNSERIALIZABLE) return Status.SERIALIZATION_FAILURE;
         return m.give(v, retPtr, retLen);
       }),
     proxy_set_property: (p, l, vp, vl) =>
       guard(() => {
-        const path = splitPath(m.readString(p, l)).join("\0");
+        const path = writtenKey(m.readString(p, l));
         const s = vm.effective;
-        const map = s ? (s.written ??= new Map()) : vm.root.written;
+        const map = s ? requestProperties(s.req) : vm.root.written;
         map.set(path, m.read(vp, vl));
         return Status.OK;
       }),
@@ -179,6 +211,11 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
     },
     proxy_get_status: (codePtr, msgPtr, msgLen) =>
       guard(() => {
+        const g = vm.grpc;
+        if (g?.status !== undefined) {
+          m.setU32(codePtr, g.status);
+          return m.give(new TextEncoder().encode(g.statusMessage ?? ""), msgPtr, msgLen);
+        }
         const r = vm.httpCallResult;
         if (!r) return Status.NOT_FOUND;
         m.setU32(codePtr, r.status);

@@ -13,22 +13,24 @@ import type { ProxyWasmVm, StreamState } from "./vm.ts";
 type Pairs = [string, string][];
 const CONTINUE: FilterOutcome = Object.freeze({ action: "continue" });
 
+/** Envoy's request header model: pseudo-headers first, and no `host` (HTTP/1's Host *is*
+ * `:authority`; a callout copying the request headers must not carry both). */
 function requestPairs(s: StreamState): Pairs {
   const h = s.req.requestHeaders;
-  const e = h.entries();
+  const e = h.entries().filter(([k]) => k !== "host");
   if (h.has(":path")) return e;
   const r = s.req;
-  e.unshift([":authority", r.authority], [":path", r.path], [":method", r.method], [
-    ":scheme",
-    r.scheme,
-  ]);
+  e.unshift([":authority", h.get("host") ?? r.authority], [":path", r.path], [
+    ":method",
+    r.method,
+  ], [":scheme", r.scheme]);
   return e;
 }
 
 function requestPseudo(s: StreamState, key: string): string | undefined {
   switch (key) {
     case ":authority":
-      return s.req.authority;
+      return s.req.requestHeaders.get("host") ?? s.req.authority;
     case ":path":
       return s.req.path;
     case ":method":
@@ -39,9 +41,11 @@ function requestPseudo(s: StreamState, key: string): string | undefined {
   return undefined;
 }
 
-/** Count of headers the callbacks announce (pseudo-headers included). */
+/** Count of headers the callbacks announce (pseudo-headers included, `host` folded in). */
 export function requestHeaderCount(s: StreamState): number {
-  return s.req.requestHeaders.size + (s.req.requestHeaders.has(":path") ? 0 : 4);
+  const h = s.req.requestHeaders;
+  if (h.has(":path")) return h.size - (h.has("host") ? h.getAll("host").length : 0);
+  return h.size - h.getAll("host").length + 4;
 }
 
 /** The header map of `type` readable now (request/response headers of the effective stream). */
@@ -65,6 +69,8 @@ function writable(vm: ProxyWasmVm, type: number): boolean {
 
 function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) return vm.httpCallResult?.headers;
+  if (type === MapType.GRPC_CALL_INITIAL_METADATA) return vm.grpc?.initial;
+  if (type === MapType.GRPC_CALL_TRAILING_METADATA) return vm.grpc?.trailing;
   const h = mapOf(vm, type);
   const s = vm.effective;
   if (!h || !s) return undefined;
@@ -78,6 +84,9 @@ function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefine
   if (type === MapType.HTTP_CALL_RESPONSE_HEADERS) {
     return vm.httpCallResult?.headers.find(([k]) => k === key)?.[1];
   }
+  if (type === MapType.GRPC_CALL_INITIAL_METADATA || type === MapType.GRPC_CALL_TRAILING_METADATA) {
+    return pairsOf(vm, type)?.find(([k]) => k === key)?.[1];
+  }
   const h = mapOf(vm, type);
   const s = vm.effective;
   if (!h || !s) return undefined;
@@ -85,6 +94,7 @@ function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefine
     if (type === MapType.HTTP_REQUEST_HEADERS) return requestPseudo(s, key);
     if (key === ":status") return String(s.res!.status);
   }
+  if (key === "host" && type === MapType.HTTP_REQUEST_HEADERS) return undefined;
   return h.get(key);
 }
 
@@ -98,6 +108,12 @@ function write(
 ): boolean {
   const h = mapOf(vm, type);
   if (!h || !writable(vm, type)) return false;
+  if (key === ":authority" && type === MapType.HTTP_REQUEST_HEADERS) {
+    // Rewriting :authority rewrites the Host the upstream sees (Envoy host rewrite).
+    if (op !== "remove") h.set("host", value);
+    return true;
+  }
+  if (key === "host" && type === MapType.HTTP_REQUEST_HEADERS) return true; // not in the model
   if (key.charCodeAt(0) === 58) {
     const res = vm.effective?.res;
     if (key === ":status" && res && op !== "remove") {
@@ -177,8 +193,13 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
         const pairs = decodePairs(m.read(p, l));
         const h = mapOf(vm, t);
         if (!pairs || !h || !writable(vm, t)) return Status.BAD_ARGUMENT;
+        const host = t === MapType.HTTP_REQUEST_HEADERS ? h.get("host") : undefined;
         for (const [k] of h.entries()) h.remove(k);
-        for (const [k, v] of pairs) write(vm, t, "add", k.toLowerCase(), v);
+        if (host !== undefined) h.set("host", host);
+        for (const [k, v] of pairs) {
+          const lk = k.toLowerCase();
+          write(vm, t, lk === ":authority" ? "replace" : "add", lk, v);
+        }
         return Status.OK;
       }),
     proxy_send_local_response: (status, dp, dl, bp, bl, hp, hl, grpc) =>

@@ -7,7 +7,8 @@ import { metrics } from "../../core/mod.ts";
 import type { Counter, Gauge, Histogram } from "../../core/mod.ts";
 import { decodePairs, MetricType, Status } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
-import { startHttpCall } from "./http_call.ts";
+import { refuseCall, resolveCluster, startHttpCall } from "./http_call.ts";
+import { grpcClusterName, resolveGrpcCluster, startGrpcCall } from "./grpc_call.ts";
 import type { ProxyWasmVm } from "./vm.ts";
 
 export interface HttpCallResult {
@@ -18,9 +19,9 @@ export interface HttpCallResult {
 
 type HostFn = (...a: number[]) => number;
 type Metric =
-  | { kind: 0; family: Counter }
-  | { kind: 1; family: Gauge }
-  | { kind: 2; family: Histogram };
+  | { kind: 0; family: Counter; labels: Record<string, string> }
+  | { kind: 1; family: Gauge; labels: Record<string, string> }
+  | { kind: 2; family: Histogram; labels: Record<string, string> };
 
 /** Envoy's default histogram buckets (values are usually milliseconds). */
 const ENVOY_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
@@ -46,6 +47,20 @@ export function metricName(raw: string): string {
   return /^[a-zA-Z_:]/.test(s) ? s : `_${s}`;
 }
 
+/** Istio's stats filter encodes labels in the stat name (`k=.=v;.;k2=.=v2;.;istio_requests_total`)
+ * and Istio's Envoy bootstrap extracts them as tags; weft does the same extraction. */
+export function taggedMetric(raw: string): { name: string; labels: Record<string, string> } {
+  if (!raw.includes("=.=")) return { name: metricName(raw), labels: {} };
+  const parts = raw.split(";.;");
+  const labels: Record<string, string> = {};
+  for (const p of parts.slice(0, -1)) {
+    const i = p.indexOf("=.=");
+    if (i > 0) labels[metricName(p.slice(0, i))] = p.slice(i + 3);
+  }
+  // Istio 1.5 names end in `_istio_requests_total` (its stat prefix is prepended by Envoy).
+  return { name: metricName(parts[parts.length - 1]!.replace(/^_+/, "")), labels };
+}
+
 function guard(fn: () => number): number {
   try {
     return fn();
@@ -62,15 +77,20 @@ function metricFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
   return {
     proxy_define_metric: (type, p, l, idPtr) =>
       guard(() => {
-        const name = metricName(m.readString(p, l));
+        const { name, labels } = taggedMetric(m.readString(p, l));
+        const keys = Object.keys(labels);
         let metric: Metric;
         try {
           if (type === MetricType.COUNTER) {
-            metric = { kind: 0, family: metrics.counter(name, HELP) };
+            metric = { kind: 0, family: metrics.counter(name, HELP, keys), labels };
           } else if (type === MetricType.GAUGE) {
-            metric = { kind: 1, family: metrics.gauge(name, HELP) };
+            metric = { kind: 1, family: metrics.gauge(name, HELP, keys), labels };
           } else if (type === MetricType.HISTOGRAM) {
-            metric = { kind: 2, family: metrics.histogram(name, HELP, [], ENVOY_BUCKETS) };
+            metric = {
+              kind: 2,
+              family: metrics.histogram(name, HELP, keys, ENVOY_BUCKETS),
+              labels,
+            };
           } else return Status.BAD_ARGUMENT;
         } catch {
           return Status.BAD_ARGUMENT; // the name is taken by a metric of another kind
@@ -85,8 +105,8 @@ function metricFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       const d = Number(delta);
       if (x.kind === 0) {
         if (d < 0) return Status.BAD_ARGUMENT;
-        x.family.inc({}, d);
-      } else if (x.kind === 1) x.family.add({}, d);
+        x.family.inc(x.labels, d);
+      } else if (x.kind === 1) x.family.add(x.labels, d);
       else return Status.BAD_ARGUMENT;
       return Status.OK;
     },
@@ -95,11 +115,11 @@ function metricFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       if (!x) return Status.NOT_FOUND;
       const v = Number(BigInt.asUintN(64, BigInt(value)));
       if (x.kind === 0) {
-        const cur = x.family.get();
+        const cur = x.family.get(x.labels);
         if (v < cur) return Status.BAD_ARGUMENT;
-        x.family.inc({}, v - cur);
-      } else if (x.kind === 1) x.family.set({}, v);
-      else x.family.observe({}, v);
+        x.family.inc(x.labels, v - cur);
+      } else if (x.kind === 1) x.family.set(x.labels, v);
+      else x.family.observe(x.labels, v);
       return Status.OK;
     },
     proxy_get_metric: (id, ptr) =>
@@ -107,7 +127,7 @@ function metricFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
         const x = byId(id);
         if (!x) return Status.NOT_FOUND;
         if (x.kind === 2) return Status.BAD_ARGUMENT;
-        m.setU64(ptr, BigInt(Math.max(0, Math.trunc(x.family.get()))));
+        m.setU64(ptr, BigInt(Math.max(0, Math.trunc(x.family.get(x.labels)))));
         return Status.OK;
       }),
   };
@@ -198,16 +218,55 @@ function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
     },
     proxy_http_call: (up, ul, hp, hl, bp, bl, _tp, _tl, timeoutMs, idPtr) =>
       guard(() => {
-        const upstream = vm.settings.clusters.get(m.readString(up, ul));
+        const cluster = m.readString(up, ul);
         const headers = decodePairs(m.read(hp, hl));
-        if (!upstream || !headers) return Status.BAD_ARGUMENT;
+        if (!headers) return Status.BAD_ARGUMENT;
         const has = (k: string) => headers.some(([n]) => n === k);
-        if (!has(":method") || !has(":path") || !has(":authority")) return Status.BAD_ARGUMENT;
+        if (!has(":method") || !has(":path") || !has(":authority")) {
+          refuseCall(vm, cluster, "headers lack :method, :path or :authority");
+          return Status.BAD_ARGUMENT;
+        }
+        const target = resolveCluster(vm, cluster);
+        if (typeof target === "string") {
+          refuseCall(vm, cluster, target);
+          return Status.BAD_ARGUMENT;
+        }
         const id = nextCallId++;
         m.setU32(idPtr, id);
-        startHttpCall(vm, id, upstream, headers, m.read(bp, bl), timeoutMs >>> 0);
+        startHttpCall(vm, id, cluster, target, headers, m.read(bp, bl), timeoutMs >>> 0);
         return Status.OK;
       }),
+    proxy_grpc_call: (up, ul, sp, sl, mp, ml, hp, hl, bp, bl, timeoutMs, idPtr) =>
+      guard(() => {
+        const raw = m.read(up, ul);
+        const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
+        const service = m.readString(sp, sl);
+        const method = m.readString(mp, ml);
+        if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
+        const target = resolveGrpcCluster(vm, raw);
+        if (typeof target === "string") {
+          refuseCall(vm, grpcClusterName(raw), target);
+          return Status.PARSE_FAILURE; // Envoy: an upstream it cannot resolve
+        }
+        const id = nextCallId++;
+        m.setU32(idPtr, id);
+        const path = `/${service}/${method}`;
+        const cluster = grpcClusterName(raw);
+        startGrpcCall(vm, id, cluster, target, path, metadata, m.read(bp, bl), timeoutMs >>> 0);
+        return Status.OK;
+      }),
+    proxy_grpc_cancel: (id) => {
+      const c = vm.grpcCancels.get(id);
+      if (!c) return Status.NOT_FOUND;
+      c();
+      return Status.OK;
+    },
+    proxy_grpc_close: (id) => {
+      const c = vm.grpcCancels.get(id);
+      if (!c) return Status.NOT_FOUND;
+      c();
+      return Status.OK;
+    },
   };
 }
 

@@ -7,6 +7,7 @@
  * one, swap it into the chain, then `close()` this one: in-flight streams finish on their VM.
  */
 import { logger, metrics } from "../../core/mod.ts";
+import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import type {
   FailPolicy,
   FilterOutcome,
@@ -18,12 +19,8 @@ import { donePhase, requestPhase, responsePhase } from "./http_phases.ts";
 import { type CompiledPlugin, type GuestFailure, ProxyWasmVm, type StreamState } from "./vm.ts";
 
 const MAX_BACKOFF_MS = 30_000;
-// The same family the other filter kinds count into (src/filters/filter_metrics.ts).
-const filterErrors = metrics.counter(
-  "weft_filter_errors_total",
-  "Filter failures by kind (trap, timeout, memory, bad_output, unavailable, config).",
-  ["filter", "kind"],
-);
+/** Latency is sampled like component filters: 1 call in 8. */
+const SAMPLE_MASK = 7;
 const vmStarts = metrics.counter(
   "weft_proxy_wasm_vm_starts_total",
   "proxy-wasm VMs started (first start, restarts after failure)",
@@ -42,26 +39,37 @@ export class ProxyWasmFilter implements HttpFilter {
   private closed = false;
   private readonly streams = new WeakMap<HttpRequestContext, StreamState>();
   private readonly log = logger("proxy_wasm");
+  private readonly plugin: CompiledPlugin;
+  private readonly labels: { req: Record<string, string>; res: Record<string, string> };
+  private callSeq = 0;
 
   /** Starts the first VM: throws WeftError if the plugin refuses its configuration. */
-  constructor(private readonly plugin: CompiledPlugin) {
-    const st = plugin.settings;
+  constructor(compiled: CompiledPlugin) {
+    const st = compiled.settings;
     this.name = st.name;
     this.failPolicy = st.failPolicy;
     this.wantsRequestBody = st.bodies;
     this.wantsResponseBody = st.bodies;
+    this.labels = {
+      req: { filter: st.name, phase: "request" },
+      res: { filter: st.name, phase: "response" },
+    };
+    this.plugin = {
+      ...compiled,
+      onImports: (unimplemented, generation) => {
+        if (generation !== 1 || unimplemented.length === 0) return;
+        this.log.warn("proxy-wasm module imports functions weft does not implement", {
+          plugin: st.name,
+          abi: compiled.abi,
+          imports: unimplemented,
+          answer: "UNIMPLEMENTED (12), WASI: NOSYS (52)",
+        });
+      },
+    };
     this.vm = this.startVm();
-    if (this.vm.unimplemented.length) {
-      this.log.warn("proxy-wasm module imports functions weft does not implement", {
-        plugin: st.name,
-        abi: plugin.abi,
-        imports: this.vm.unimplemented,
-        answer: "UNIMPLEMENTED (12), WASI: NOSYS (52)",
-      });
-    }
     this.log.info("proxy-wasm plugin loaded", {
       plugin: st.name,
-      abi: plugin.abi,
+      abi: compiled.abi,
       rootId: st.rootId,
       failPolicy: st.failPolicy,
     });
@@ -73,13 +81,19 @@ export class ProxyWasmFilter implements HttpFilter {
   }
 
   private startVm(): ProxyWasmVm {
-    const vm = ProxyWasmVm.start(this.plugin, ++this.generation, (v, f) => this.onDeath(v, f));
+    const vm = ProxyWasmVm.start(
+      this.plugin,
+      ++this.generation,
+      (v, f, n) => this.onDeath(v, f, n),
+    );
     vmStarts.inc({ plugin: this.name });
     return vm;
   }
 
-  private onDeath(vm: ProxyWasmVm, f: GuestFailure): void {
-    filterErrors.inc({ filter: this.name, kind: f.kind });
+  private onDeath(vm: ProxyWasmVm, f: GuestFailure, streams: number): void {
+    // With streams, each failed request counts the failure (once); a death in a timer or a
+    // callout callback with no stream is counted here.
+    if (streams === 0) countFilterError(this.name, f.kind);
     this.log.error("proxy-wasm VM failed", {
       plugin: this.name,
       generation: vm.generation,
@@ -121,11 +135,18 @@ export class ProxyWasmFilter implements HttpFilter {
   }
 
   onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome> {
+    const sampled = (++this.callSeq & SAMPLE_MASK) === 1;
+    const t0 = sampled ? performance.now() : 0;
+    filterMetrics.calls.inc(this.labels.req);
     const vm = this.liveVm();
-    if (!(vm instanceof ProxyWasmVm)) return vm;
-    const { stream, outcome } = requestPhase(vm, ctx);
-    if (stream) this.streams.set(ctx, stream);
-    return outcome;
+    let outcome: FilterOutcome | Promise<FilterOutcome>;
+    if (vm instanceof ProxyWasmVm) {
+      const r = requestPhase(vm, ctx);
+      if (r.stream) this.streams.set(ctx, r.stream);
+      outcome = r.outcome;
+    } else outcome = vm;
+    if (sampled) filterMetrics.duration.observe(this.labels.req, (performance.now() - t0) / 1000);
+    return this.counted(ctx, outcome);
   }
 
   onResponse(
@@ -134,7 +155,27 @@ export class ProxyWasmFilter implements HttpFilter {
   ): FilterOutcome | Promise<FilterOutcome> {
     const s = this.streams.get(ctx);
     if (!s) return { action: "continue" }; // the request phase never reached this filter
-    return responsePhase(s, res);
+    const sampled = (++this.callSeq & SAMPLE_MASK) === 1;
+    const t0 = sampled ? performance.now() : 0;
+    filterMetrics.calls.inc(this.labels.res);
+    const outcome = responsePhase(s, res);
+    if (sampled) filterMetrics.duration.observe(this.labels.res, (performance.now() - t0) / 1000);
+    return this.counted(ctx, outcome);
+  }
+
+  /** Count a failed outcome once per request (whatever phase or cause). */
+  private counted(
+    ctx: HttpRequestContext,
+    o: FilterOutcome | Promise<FilterOutcome>,
+  ): FilterOutcome | Promise<FilterOutcome> {
+    if (o instanceof Promise) {
+      return o.then((x) => {
+        if (x.action === "failed") countFilterError(this.name, x.kind, ctx);
+        return x;
+      });
+    }
+    if (o.action === "failed") countFilterError(this.name, o.kind, ctx);
+    return o;
   }
 
   onDone(ctx: HttpRequestContext): void {
@@ -150,6 +191,7 @@ export class ProxyWasmFilter implements HttpFilter {
   close(): void {
     this.closed = true;
     this.vm?.close();
+    this.vm = undefined; // streams in flight keep their VM; new requests get "unavailable"
   }
 }
 

@@ -92,6 +92,14 @@ export class GuestMemory {
     this.u8v[ptr >>> 0] = v;
   }
 
+  /** memmove inside guest memory (Emscripten's emscripten_memcpy_big). */
+  copyWithin(dest: number, src: number, len: number): void {
+    this.refresh();
+    this.check(dest, len);
+    this.check(src, len);
+    this.u8v.copyWithin(dest, src, src + len);
+  }
+
   write(ptr: number, data: Uint8Array): void {
     this.refresh();
     this.check(ptr >>> 0, data.length);

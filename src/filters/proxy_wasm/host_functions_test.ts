@@ -94,7 +94,8 @@ Deno.test("properties: Envoy/Istio attribute paths from the request context", as
     assertEquals(h.get("x-destination-port"), "8080");
     assertEquals(h.get("x-source-principal"), "spiffe://cluster.local/ns/default/sa/client");
     assertEquals(h.get("x-mtls"), "1");
-    assertEquals(h.get("x-node-name"), "pod-a");
+    // The request's local workload (inbound: the destination "echo") overlays NAME.
+    assertEquals(h.get("x-node-name"), "echo");
     assertEquals(h.get("x-node-namespace"), "default");
     assertEquals(h.get("x-unknown-prop"), "1001", "NOT_FOUND");
   }, opts);
@@ -116,6 +117,47 @@ Deno.test("shared data: CAS mismatch and success; metrics define/increment/recor
     assert(/^test_filter_inflight 42$/m.test(text), "gauge name sanitised and rendered");
     assert(/^test_filter_latency_ms_count 1$/m.test(text), "histogram rendered");
   }, { vmId: "shared-test" });
+});
+
+Deno.test("shared data and queues span the VMs of one vm_id, and survive a VM restart", async () => {
+  const logs = quietLogs();
+  const opts = { vmId: "span-test" };
+  const a = await createProxyWasmFilter(ref("span-a", wasm, {}), opts);
+  const b = await createProxyWasmFilter(ref("span-b", wasm, {}), opts);
+  const other = await createProxyWasmFilter(ref("span-other", wasm, {}), { vmId: "elsewhere" });
+  try {
+    assert(a.currentVm !== b.currentVm, "two VMs");
+    await run(a, request({ "x-test": "shared" })); // writes k = v3
+    const read = request({ "x-test": "shared-read" });
+    await run(b, read);
+    assertEquals(read.requestHeaders.get("x-shared-k"), "v3", "another VM of the vm_id reads it");
+    const isolated = request({ "x-test": "shared-read" });
+    await run(other, isolated);
+    assertEquals(isolated.requestHeaders.has("x-shared-k"), false, "another vm_id does not");
+
+    const owner = request({ "x-test": "queue-owner" });
+    await run(a, owner);
+    assertEquals(owner.requestHeaders.get("x-queue-status"), "0");
+    const send = request({ "x-test": "queue-send" });
+    await run(b, send);
+    assertEquals(send.requestHeaders.get("x-queue-status"), "0");
+    await new Promise((r) => setTimeout(r, 0)); // on_queue_ready is delivered asynchronously
+    const last = request({ "x-test": "queue-last" });
+    await run(a, last);
+    assertEquals(last.requestHeaders.get("x-queue-last"), "hello-from-another-vm");
+
+    // A trap restarts A's VM; the shared data outlives it.
+    await run(a, request({ "x-test": "trap" }));
+    const after = request({ "x-test": "shared-read" });
+    await run(a, after);
+    assertEquals(a.currentVm?.generation, 2);
+    assertEquals(after.requestHeaders.get("x-shared-k"), "v3");
+  } finally {
+    a.close();
+    b.close();
+    other.close();
+    logs.restore();
+  }
 });
 
 Deno.test("logging: proxy_log goes to the log, proxy_get_log_level reflects weft's level", async () => {

@@ -1,21 +1,67 @@
 /**
- * `proxy_http_call`: a real HTTP request to a configured cluster; the result is delivered to the
- * root context with `proxy_on_http_call_response` (num_headers 0 = the call failed). A callout
- * whose VM died is dropped, never delivered into a dead instance (Kong#696).
+ * `proxy_http_call`: a real HTTP(S) request to a declared cluster; the result is delivered to the
+ * root context with `proxy_on_http_call_response` (num_headers 0 = the call failed). Clusters are
+ * declared per plugin (host:port, a URL, or a mesh service resolved per call; Istio's
+ * `outbound|<port>||<hostname>` names resolve through the same service resolver). An unknown
+ * cluster is refused at once (BAD_ARGUMENT, as Envoy), logged and counted as a `callout` error;
+ * a failed or timed-out call is logged and counted too. A callout whose VM died is dropped, never
+ * delivered into a dead instance (Kong#696).
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { logger } from "../../core/mod.ts";
+import { logger, metrics } from "../../core/mod.ts";
 import type { HttpCallResult } from "./env_services.ts";
-import type { ProxyWasmVm } from "./vm.ts";
+import type { Cluster } from "./options.ts";
+import type { ProxyWasmVm, StreamState } from "./vm.ts";
 
 const log = logger("proxy_wasm");
+/** Envoy's callout default when the guest passes 0. */
 const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+const callouts = metrics.counter(
+  "weft_proxy_wasm_callouts_total",
+  "proxy-wasm HTTP callouts by result (ok, unknown_cluster, failed, timeout).",
+  ["plugin", "result"],
+);
+
+/** Where a call to `cluster` goes: "http(s)://host:port" plus TLS options, or why not. */
+export interface Target {
+  readonly base: string;
+  readonly tls: Cluster["tls"];
+}
+
+const ISTIO_CLUSTER = /^(?:outbound|inbound)\|(\d+)\|[^|]*\|(.+)$/;
+
+export function resolveCluster(vm: ProxyWasmVm, name: string): Target | string {
+  const st = vm.settings;
+  const c = st.clusters.get(name);
+  if (c?.base) return { base: c.base, tls: c.tls };
+  let service = c?.service;
+  let port = c?.port;
+  if (!c) {
+    const m = ISTIO_CLUSTER.exec(name);
+    if (!m) return `unknown cluster "${name}" (declare it in the plugin's clusters)`;
+    port = Number(m[1]);
+    service = m[2];
+  }
+  const addr = st.resolveService?.(service!, port);
+  if (!addr) return `cluster "${name}": service ${service}${port ? `:${port}` : ""} not found`;
+  return { base: `${c?.tls ? "https" : "http"}://${addr}`, tls: c?.tls };
+}
+
+/** A callout refused before it started: logged, counted, and the stream marked so that a PAUSE
+ * right after it fails at once instead of waiting for a response that will never come. */
+export function refuseCall(vm: ProxyWasmVm, name: string, why: string): void {
+  callouts.inc({ plugin: vm.settings.name, result: "unknown_cluster" });
+  log.warn("proxy-wasm http call refused", { plugin: vm.settings.name, cluster: name, error: why });
+  vm.calloutFailed(vm.effective, `http call refused: ${why}`);
+}
 
 /** node:http rather than fetch: fetch drops a caller-set Host, and `:authority` must become
  * the Host header as in Envoy. */
 function perform(
-  base: string,
+  target: Target,
   headers: [string, string][],
   body: Uint8Array,
   signal: AbortSignal,
@@ -27,18 +73,25 @@ function perform(
     if (k === ":method") method = v;
     else if (k === ":path") path = v;
     else if (k === ":authority") h["host"] = v;
-    else if (!k.startsWith(":")) {
+    else if (!k.startsWith(":") && k !== "host" && k !== "content-length") {
       const prev = h[k];
       h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
     }
   }
   if (body.length) h["content-length"] = String(body.length);
-  const url = new URL(path, base);
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const url = new URL(path, target.base);
+  const https = url.protocol === "https:";
+  const send = https ? httpsRequest : httpRequest;
+  const opts = https && target.tls ? { ...target.tls } : {};
   return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers: h, signal }, (res) => {
+    const req = send(url, { method, headers: h, signal, ...opts }, (res) => {
       const chunks: Uint8Array[] = [];
-      res.on("data", (c: Uint8Array) => chunks.push(c));
+      let size = 0;
+      res.on("data", (c: Uint8Array) => {
+        size += c.length;
+        if (size > MAX_RESPONSE_BYTES) res.destroy(new Error("callout response too large"));
+        else chunks.push(c);
+      });
       res.on("error", reject);
       res.on("end", () => {
         const out: [string, string][] = [[":status", String(res.statusCode ?? 0)]];
@@ -67,27 +120,51 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 export function startHttpCall(
   vm: ProxyWasmVm,
   id: number,
-  base: string,
+  cluster: string,
+  target: Target,
   headers: [string, string][],
   body: Uint8Array,
   timeoutMs: number,
 ): void {
+  const plugin = vm.settings.name;
+  const stream: StreamState | undefined = vm.effective;
+  if (stream) stream.calloutsInFlight++;
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), timeoutMs || DEFAULT_TIMEOUT_MS);
+  const limit = timeoutMs || DEFAULT_TIMEOUT_MS;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, limit);
   const cancel = (): void => {
     clearTimeout(timer);
     ac.abort();
   };
   vm.callouts.add(cancel);
-  perform(base, headers, body, ac.signal).then(
-    (r) => r,
+  const t0 = performance.now();
+  perform(target, headers, body, ac.signal).then(
+    (r) => {
+      callouts.inc({ plugin, result: "ok" });
+      return r;
+    },
     (e) => {
-      log.debug("proxy-wasm http call failed", { plugin: vm.settings.name, base, error: e });
+      if (vm.dead) return undefined;
+      const why = timedOut ? `timed out after ${limit} ms` : String(e);
+      callouts.inc({ plugin, result: timedOut ? "timeout" : "failed" });
+      log.warn("proxy-wasm http call failed", {
+        plugin,
+        cluster,
+        upstream: target.base,
+        error: why,
+        ms: Math.round(performance.now() - t0),
+      });
+      vm.calloutFailed(stream, `http call to ${cluster} ${why}`);
       return undefined;
     },
   ).then((result) => {
     clearTimeout(timer);
     vm.callouts.delete(cancel);
+    if (stream) stream.calloutsInFlight--;
     if (vm.dead) return;
     vm.httpCallResult = result;
     try {
@@ -101,5 +178,8 @@ export function startHttpCall(
     } finally {
       vm.httpCallResult = undefined;
     }
+    // The guest was told the call failed; a stream still paused on it, with nothing else in
+    // flight, would otherwise wait for the pause timeout: fail it now (its fail policy answers).
+    if (!result && stream) vm.failPausedAfterCallout(stream);
   });
 }

@@ -36,6 +36,7 @@ function runPhase(
   const onHeaders = vm.export(isReq ? "proxy_on_request_headers" : "proxy_on_response_headers");
   const onBody = vm.export(isReq ? "proxy_on_request_body" : "proxy_on_response_body");
   let paused = false;
+  s.calloutError = undefined;
   if (onHeaders) {
     const cb: Callback = isReq ? "request_headers" : "response_headers";
     const r = vm.invoke(cb, s, onHeaders, s.id, headersCount, eos ? 1 : 0);
@@ -51,6 +52,11 @@ function runPhase(
     paused ||= r !== 0;
   }
   if (!paused) return CONTINUE;
+  // Paused on a callout that was refused (unknown cluster) or already failed: nothing will
+  // resume it, so fail now rather than hold the request until the pause timeout.
+  if (s.calloutError !== undefined && s.calloutsInFlight === 0) {
+    return { action: "failed", kind: "callout", message: s.calloutError };
+  }
   s.pausedOn = which;
   // A guest that never continues must not hold the request (and the connection) forever.
   const limitMs = vm.settings.pauseTimeoutMs;

@@ -6,6 +6,7 @@
  */
 import { Status, WasiErrno } from "./abi.ts";
 import { coreFunctions } from "./env_core.ts";
+import { emscriptenFunctions } from "./env_emscripten.ts";
 import { headerFunctions } from "./env_headers.ts";
 import { serviceFunctions } from "./env_services.ts";
 import type { FunctionImport, ValType } from "./module_info.ts";
@@ -38,7 +39,12 @@ export function buildImports(
     let impl: AnyFn | undefined;
     const isWasi = WASI_MODULES.has(imp.module);
     if (imp.module === "env") {
-      env ??= { ...coreFunctions(vm), ...headerFunctions(vm), ...serviceFunctions(vm) };
+      env ??= {
+        ...emscriptenFunctions(vm),
+        ...coreFunctions(vm),
+        ...headerFunctions(vm),
+        ...serviceFunctions(vm),
+      };
       impl = env[imp.name];
     } else if (imp.module === SANDBOX_IMPORT_MODULE && imp.name === SANDBOX_CHECK_NAME) {
       impl = vm.sandboxCheck;

@@ -26,7 +26,9 @@ function quietLogs(): { lines: string[]; restore: () => void } {
 const FAILURES = [
   ["trap", "trap", true],
   ["loop", "timeout", true],
-  ["grow", "trap", true], // the sandbox clamps the memory maximum: grow fails, the guest traps
+  // The sandbox clamps the memory maximum: grow fails and the guest traps at the cap, which is
+  // a memory failure, not a plain trap.
+  ["grow-loop", "memory", true],
   ["grow", "memory", false], // without it, the host's size check after the call catches it
 ] as const;
 
@@ -153,6 +155,78 @@ Deno.test("PAUSE until the http_call result continues or answers locally", async
   noCluster.close();
 });
 
+Deno.test("callouts: refused, failed and timed-out calls are logged, counted, never hang", async () => {
+  const logs = quietLogs();
+  // A port nothing listens on: bind, note it, close.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) held.push(c); // accept, never answer
+  })();
+  const errors = (name: string) =>
+    metrics.render().match(
+      new RegExp(`weft_filter_errors_total\\{filter="${name}",kind="callout"\\} (\\d+)`),
+    )?.[1];
+  try {
+    const refused = await createProxyWasmFilter(ref("co-refused", wasm, {}));
+    const r1 = request({ "x-test": "callout-pause" });
+    const t0 = performance.now();
+    const o1 = await refused.onRequest(r1);
+    assert(o1.action === "failed" && o1.kind === "callout", JSON.stringify(o1));
+    assert(performance.now() - t0 < 500, "failed at once, not after the pause timeout");
+    refused.onDone(r1);
+    refused.close();
+    assertEquals(errors("co-refused"), "1");
+    assert(logs.lines.some((l) => l.includes("http call refused") && l.includes("nowhere")));
+
+    const dead = await createProxyWasmFilter(ref("co-dead", wasm, {}), {
+      clusters: { authz: { address: `127.0.0.1:${deadPort}` } },
+    });
+    const r2 = request({ "x-test": "callout", "x-user": "alice" });
+    const o2 = await dead.onRequest(r2);
+    assert(o2.action === "respond" && o2.response.status === 503, "the guest saw the failure");
+    dead.onDone(r2);
+    dead.close();
+    assertEquals(errors("co-dead"), "1");
+    assert(logs.lines.some((l) => l.includes("http call failed") && l.includes("co-dead")));
+
+    // The guest asks for a 2 s timeout; the host honours it.
+    const slow = await createProxyWasmFilter(ref("co-slow", wasm, {}), {
+      clusters: { authz: `127.0.0.1:${(silent.addr as Deno.NetAddr).port}` },
+    });
+    const r3 = request({ "x-test": "callout", "x-user": "alice" });
+    const t3 = performance.now();
+    const o3 = await slow.onRequest(r3);
+    const took = performance.now() - t3;
+    assert(o3.action === "respond" && o3.response.status === 503);
+    assert(took >= 1900 && took < 4000, `timed out after ${took} ms`);
+    slow.onDone(r3);
+    slow.close();
+    assert(logs.lines.some((l) => l.includes("timed out after 2000 ms")));
+  } finally {
+    silent.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+    logs.restore();
+  }
+});
+
+Deno.test("unimplemented imports are reported before the VM starts, even when it fails", async () => {
+  const logs = quietLogs();
+  try {
+    await assertRejects(
+      () => createProxyWasmFilter(ref("dies-at-start", wasm, {}), { vmConfig: "trap" }),
+      /failed during start/,
+    );
+    assert(logs.lines.some((l) => l.includes("imports functions weft does not implement")));
+  } finally {
+    logs.restore();
+  }
+});
+
 Deno.test("a stream paused forever fails as timeout after pauseTimeoutMs", async () => {
   const f = await createProxyWasmFilter(ref("hold", wasm, {}), { pauseTimeoutMs: 20 });
   try {
@@ -226,5 +300,141 @@ Deno.test("hot reload: a rebuilt module loads beside the old one; in-flight stre
     active = next;
   } finally {
     logs.restore();
+  }
+});
+
+Deno.test("metrics: proxy-wasm filters report calls and duration; one error per request", async () => {
+  const logs = quietLogs();
+  const f = await createProxyWasmFilter(ref("metered", wasm, {}, "FAIL_OPEN"), {
+    reloadBackoffMs: 10_000,
+  });
+  const count = (re: RegExp) => Number(metrics.render().match(re)?.[1] ?? 0);
+  try {
+    for (let i = 0; i < 8; i++) {
+      const r = request({});
+      await f.onRequest(r);
+      await f.onResponse(r, response(200));
+      f.onDone(r);
+    }
+    assertEquals(count(/weft_filter_calls_total\{filter="metered",phase="request"\} (\d+)/), 8);
+    assertEquals(count(/weft_filter_calls_total\{filter="metered",phase="response"\} (\d+)/), 8);
+    assert(
+      count(/weft_filter_duration_seconds_count\{filter="metered",phase="request"\} (\d+)/) >= 1,
+      "latency sampled",
+    );
+    // Two traps in a row put the VM into backoff; each failing request counts once.
+    for (const mode of ["trap", "trap"]) {
+      const r = request({ "x-test": mode });
+      await f.onRequest(r);
+      await f.onResponse(r, response(200));
+      f.onDone(r);
+    }
+    const r = request({});
+    const o = await f.onRequest(r);
+    assert(o.action === "failed" && o.kind === "unavailable");
+    await f.onResponse(r, response(200));
+    f.onDone(r);
+    assertEquals(count(/weft_filter_errors_total\{filter="metered",kind="trap"\} (\d+)/), 2);
+    assertEquals(count(/weft_filter_errors_total\{filter="metered",kind="unavailable"\} (\d+)/), 1);
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+Deno.test("proxy_grpc_call: a unary call to a declared cluster; undeclared is PARSE_FAILURE", async () => {
+  const { createServer } = await import("node:http2");
+  const seen: Record<string, unknown>[] = [];
+  let failNext = false;
+  const server = createServer((req, res) => {
+    const chunks: Uint8Array[] = [];
+    req.on("data", (c: Uint8Array) => chunks.push(c));
+    req.on("end", () => {
+      seen.push({ path: req.url, md: req.headers["x-md"], ct: req.headers["content-type"] });
+      const body = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])).slice(5));
+      const reply = new TextEncoder().encode(`pong:${body}`);
+      const framed = new Uint8Array(5 + reply.length);
+      new DataView(framed.buffer).setUint32(1, reply.length);
+      framed.set(reply, 5);
+      res.writeHead(200, { "content-type": "application/grpc", "x-initial": "1" });
+      res.addTrailers({ "grpc-status": failNext ? "7" : "0", "grpc-message": "denied%20here" });
+      if (failNext) res.end();
+      else res.end(framed);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const logs = quietLogs();
+  const f = await createProxyWasmFilter(ref("grpc", wasm, {}), {
+    clusters: { grpc: `127.0.0.1:${port}` },
+  });
+  try {
+    const req = request({ "x-test": "grpc" });
+    const out = f.onRequest(req);
+    assert(out instanceof Promise, "held while the call runs");
+    assertEquals(await out, { action: "continue" });
+    f.onDone(req);
+    const h = req.requestHeaders;
+    assertEquals(h.get("x-grpc-status"), "0");
+    assertEquals(h.get("x-grpc-get-status"), "0");
+    assertEquals(h.get("x-grpc-message"), "pong:ping");
+    assert(Number(h.get("x-grpc-initial-count")) >= 2, "initial metadata delivered");
+    assertEquals(seen[0], { path: "/test.Echo/Say", md: "v", ct: "application/grpc" });
+
+    failNext = true;
+    const denied = request({ "x-test": "grpc" });
+    assertEquals(await f.onRequest(denied), { action: "continue" }, "the guest continues");
+    f.onDone(denied);
+    assertEquals(denied.requestHeaders.get("x-grpc-status"), "7");
+    assert(logs.lines.some((l) => l.includes("grpc call failed")));
+
+    const nowhere = request({ "x-test": "grpc-nowhere" });
+    assertEquals(f.onRequest(nowhere), { action: "continue" });
+    assertEquals(nowhere.requestHeaders.get("x-grpc-call-status"), "4", "PARSE_FAILURE");
+    f.onDone(nowhere);
+  } finally {
+    f.close();
+    logs.restore();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("FilterRef.runtime (weft.yaml / WasmPlugin) reaches the host: root id, vm id, env, clusters", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    async (req) => new Response((await req.text()) === "alice" ? "allowed:alice" : "denied"),
+  );
+  const r = {
+    ...ref("runtime-wired", wasm, {}),
+    runtime: {
+      rootId: "root-from-plugin-name",
+      vmId: "vm-7",
+      env: { MODE: "strict" },
+      clusters: { authz: { address: `127.0.0.1:${server.addr.port}` } },
+      callBudgetMs: 20,
+    },
+  };
+  const f = await createProxyWasmFilter(r);
+  try {
+    const props = request({ "x-test": "props" });
+    f.onRequest(props);
+    f.onDone(props);
+    assertEquals(props.requestHeaders.get("x-plugin-name"), "runtime-wired");
+    assertEquals(props.requestHeaders.get("x-root-id"), "root-from-plugin-name");
+    assertEquals(props.requestHeaders.get("x-vm-id"), "vm-7");
+    const env = request({ "x-test": "wasi" });
+    f.onRequest(env);
+    f.onDone(env);
+    assertEquals(env.requestHeaders.get("x-env-first"), "MODE=strict");
+    const call = request({ "x-test": "callout", "x-user": "alice" });
+    assertEquals(await f.onRequest(call), { action: "continue" });
+    assertEquals(call.requestHeaders.get("x-authz-body"), "allowed:alice");
+    f.onDone(call);
+    assertEquals(f.currentVm?.settings.callBudgetMs, 20);
+  } finally {
+    f.close();
+    ac.abort();
+    await server.finished;
   }
 });

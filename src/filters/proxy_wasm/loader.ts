@@ -8,15 +8,21 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { env, logger, WeftError } from "../../core/mod.ts";
 import type { FailPolicy, FilterRef } from "../../core/mod.ts";
-import { type AbiVersion, detectAbi } from "./abi.ts";
+import { type AbiVersion, detectAbi, isPreMarkerModule } from "./abi.ts";
 import { ProxyWasmFilter } from "./filter.ts";
 import { type FunctionImport, functionImports } from "./module_info.ts";
-import { type PluginSettings, type ProxyWasmHostOptions, resolveSettings } from "./options.ts";
+import {
+  optionsFromRuntime,
+  type PluginSettings,
+  type ProxyWasmHostOptions,
+  resolveSettings,
+} from "./options.ts";
 import { instrumentModule } from "../sandbox/instrument.ts";
 import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
 
-export const PROXY_WASM_TYPE = "weft.proxy_wasm";
+import { PROXY_WASM_TYPE } from "../filter_types.ts";
+export { PROXY_WASM_TYPE };
 
 interface Compiled {
   readonly module: WebAssembly.Module;
@@ -83,7 +89,14 @@ async function compile(bytes: Uint8Array, settings: PluginSettings): Promise<Com
     });
   }
   const exportNames = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-  const abi = detectAbi(exportNames);
+  let abi = detectAbi(exportNames);
+  if (!abi && isPreMarkerModule(exportNames)) {
+    abi = "0.1.0";
+    logger("proxy_wasm").warn("proxy-wasm module has no ABI marker; running it as ABI 0.1.0", {
+      plugin: name,
+      hint: "a pre-0.1.0 build (Envoy 1.14 / Istio 1.5 era); rebuild with a current SDK",
+    });
+  }
   if (!abi) {
     throw new WeftError(
       "proxy_wasm_abi",
@@ -127,7 +140,10 @@ export async function proxyWasmFilterFromBytes(
   bytes: Uint8Array,
   options: ProxyWasmHostOptions = {},
 ): Promise<ProxyWasmFilter> {
-  const settings = resolveSettings(ref.name, ref.failPolicy, ref.config, options);
+  const settings = resolveSettings(ref.name, ref.failPolicy, ref.config, {
+    ...options,
+    ...optionsFromRuntime(ref.runtime),
+  });
   const c = await compile(bytes, settings);
   try {
     return new ProxyWasmFilter({ ...c, settings, log: logger("proxy_wasm") });
@@ -202,8 +218,10 @@ export function fromWasmPlugin(spec: WasmPluginSpec): FilterRef {
   const phase = spec.phase === undefined || spec.phase === "UNSPECIFIED_PHASE"
     ? "UNSPECIFIED"
     : spec.phase;
+  const opts = hostOptionsFromWasmPlugin(spec);
   return Object.freeze({
-    name: spec.pluginName ?? spec.name,
+    // The filter is the WasmPlugin (metadata.name); pluginName is the root id the guest sees.
+    name: spec.name,
     type: PROXY_WASM_TYPE,
     url: spec.url,
     sha256: spec.sha256,
@@ -211,5 +229,9 @@ export function fromWasmPlugin(spec: WasmPluginSpec): FilterRef {
     failPolicy,
     phase,
     priority: spec.priority ?? 0,
+    runtime: {
+      ...(spec.pluginName !== undefined ? { rootId: spec.pluginName } : {}),
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
+    },
   });
 }

@@ -2,8 +2,9 @@
  * Host-side options of a proxy-wasm filter (what Envoy takes from the Wasm filter config and the
  * node) and their validation into a frozen, fully-defaulted shape.
  */
+import { readFileSync } from "node:fs";
 import { WeftError } from "../../core/mod.ts";
-import type { FailPolicy } from "../../core/mod.ts";
+import type { CalloutCluster, FailPolicy, FilterRuntime } from "../../core/mod.ts";
 
 export interface ProxyWasmHostOptions {
   /** `plugin_root_id` the guest sees; Istio sets it from WasmPlugin `pluginName`. Default: the
@@ -13,10 +14,16 @@ export interface ProxyWasmHostOptions {
   readonly vmId?: string;
   /** VM_CONFIGURATION bytes given to `proxy_on_vm_start`. */
   readonly vmConfig?: string | Uint8Array;
-  /** Upstreams `proxy_http_call` may reach: cluster name → "host:port" or "http://host:port". */
-  readonly clusters?: Readonly<Record<string, string>>;
+  /** Upstreams `proxy_http_call` may reach: cluster name → "host:port", an http(s) URL, or a
+   * CalloutCluster (address or mesh service, TLS options). */
+  readonly clusters?: Readonly<Record<string, string | CalloutCluster>>;
+  /** Resolves a mesh service (a cluster's `service`, or an Istio cluster name
+   * `outbound|<port>||<hostname>`) to "host:port" at call time; undefined = unknown. */
+  readonly resolveService?: (service: string, port: number | undefined) => string | undefined;
   /** Envoy node id and metadata (`node.metadata.<KEY>`, `xds.node.metadata.<KEY>`). */
   readonly nodeId?: string;
+  /** Envoy node cluster (`node.cluster`; Istio: `<workload>.<namespace>`). */
+  readonly nodeCluster?: string;
   readonly nodeMetadata?: Readonly<Record<string, unknown>>;
   /** WASI environment for the plugin only (WasmPlugin vmConfig.env, INLINE values). */
   readonly env?: Readonly<Record<string, string>>;
@@ -42,8 +49,12 @@ export interface PluginSettings {
   readonly vmId: string;
   readonly vmConfig: Uint8Array;
   readonly pluginConfig: Uint8Array;
-  readonly clusters: ReadonlyMap<string, string>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  readonly resolveService:
+    | ((service: string, port: number | undefined) => string | undefined)
+    | undefined;
   readonly nodeId: string;
+  readonly nodeCluster: string;
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
   readonly env: readonly string[];
   readonly bodies: boolean;
@@ -55,7 +66,22 @@ export interface PluginSettings {
   readonly failPolicy: FailPolicy;
 }
 
+/** A declared callout upstream, validated. */
+export interface Cluster {
+  /** "http://host:port" / "https://host:port"; undefined for a service resolved per call. */
+  readonly base: string | undefined;
+  readonly service: string | undefined;
+  readonly port: number | undefined;
+  readonly tls: {
+    readonly ca?: string;
+    readonly servername?: string;
+    readonly rejectUnauthorized: boolean;
+  } | undefined;
+}
+
 const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
+/** README's promise: one guest callback may run 50 ms before it is stopped as "timeout". */
+export const DEFAULT_CALL_BUDGET_MS = 50;
 
 /** Istio marshals pluginConfig (a Struct) to JSON text; strings and bytes pass through raw. */
 export function pluginConfigBytes(config: unknown): Uint8Array {
@@ -70,15 +96,63 @@ function bytesOf(v: string | Uint8Array | undefined): Uint8Array {
   return typeof v === "string" ? new TextEncoder().encode(v) : v;
 }
 
-function normaliseCluster(name: string, addr: string, problems: string[]): string {
-  const base = /^https?:\/\//.test(addr) ? addr : `http://${addr}`;
-  try {
-    const u = new URL(base);
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    problems.push(`clusters.${name}: must be host:port or an http(s) URL`);
-    return "";
+function normaliseCluster(
+  name: string,
+  raw: string | CalloutCluster,
+  problems: string[],
+): Cluster {
+  const path = `clusters.${name}`;
+  const c: CalloutCluster = typeof raw === "string" ? { address: raw } : raw;
+  if ((c.address === undefined) === (c.service === undefined)) {
+    problems.push(`${path}: set exactly one of address, service`);
   }
+  let tls: Cluster["tls"];
+  if (c.tls !== undefined) {
+    let ca: string | undefined;
+    if (c.tls.caFile !== undefined) {
+      try {
+        ca = readFileSync(c.tls.caFile, "utf8");
+      } catch (e) {
+        problems.push(`${path}.tls.caFile: cannot read ${c.tls.caFile} (${String(e)})`);
+      }
+    }
+    tls = {
+      ...(ca !== undefined ? { ca } : {}),
+      ...(c.tls.serverName !== undefined ? { servername: c.tls.serverName } : {}),
+      rejectUnauthorized: c.tls.insecureSkipVerify !== true,
+    };
+  }
+  if (c.port !== undefined && !(Number.isInteger(c.port) && c.port >= 1 && c.port <= 65535)) {
+    problems.push(`${path}.port: must be 1-65535`);
+  }
+  let base: string | undefined;
+  if (c.address !== undefined) {
+    const scheme = tls ? "https" : "http";
+    const withScheme = /^https?:\/\//.test(c.address) ? c.address : `${scheme}://${c.address}`;
+    try {
+      const u = new URL(withScheme);
+      if (!u.port) throw new Error("no port");
+      base = `${u.protocol}//${u.host}`;
+    } catch {
+      problems.push(`${path}: must be host:port or an http(s) URL with a port`);
+    }
+  }
+  return { base, service: c.service, port: c.port, tls };
+}
+
+/** Host options carried on a FilterRef (weft.yaml plugin fields, Istio WasmPlugin). */
+export function optionsFromRuntime(r: FilterRuntime | undefined): ProxyWasmHostOptions {
+  if (!r) return {};
+  return {
+    ...(r.rootId !== undefined ? { rootId: r.rootId } : {}),
+    ...(r.vmId !== undefined ? { vmId: r.vmId } : {}),
+    ...(r.vmConfig !== undefined ? { vmConfig: r.vmConfig } : {}),
+    ...(r.env !== undefined ? { env: r.env } : {}),
+    ...(r.clusters !== undefined ? { clusters: r.clusters } : {}),
+    ...(r.maxMemoryBytes !== undefined ? { maxMemoryBytes: r.maxMemoryBytes } : {}),
+    ...(r.callBudgetMs !== undefined ? { callBudgetMs: r.callBudgetMs } : {}),
+    ...(r.bodies !== undefined ? { bodies: r.bodies } : {}),
+  };
 }
 
 export function resolveSettings(
@@ -88,7 +162,7 @@ export function resolveSettings(
   o: ProxyWasmHostOptions,
 ): PluginSettings {
   const problems: string[] = [];
-  const clusters = new Map<string, string>();
+  const clusters = new Map<string, Cluster>();
   for (const [k, v] of Object.entries(o.clusters ?? {})) {
     clusters.set(k, normaliseCluster(k, v, problems));
   }
@@ -96,7 +170,7 @@ export function resolveSettings(
   if (!(maxMemoryBytes >= 65536)) problems.push("maxMemoryBytes: must be at least 65536");
   const reloadBackoffMs = o.reloadBackoffMs ?? 1000;
   if (!(reloadBackoffMs >= 0)) problems.push("reloadBackoffMs: must be >= 0");
-  const callBudgetMs = o.callBudgetMs ?? 100;
+  const callBudgetMs = o.callBudgetMs ?? DEFAULT_CALL_BUDGET_MS;
   if (!(callBudgetMs > 0)) problems.push("callBudgetMs: must be > 0");
   const pauseTimeoutMs = o.pauseTimeoutMs ?? 60_000;
   if (!(pauseTimeoutMs > 0)) problems.push("pauseTimeoutMs: must be > 0");
@@ -113,7 +187,9 @@ export function resolveSettings(
     vmConfig: bytesOf(o.vmConfig),
     pluginConfig: pluginConfigBytes(config),
     clusters,
+    resolveService: o.resolveService,
     nodeId: o.nodeId ?? "",
+    nodeCluster: o.nodeCluster ?? "",
     nodeMetadata: o.nodeMetadata ?? {},
     env: Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`),
     bodies: o.bodies ?? false,

@@ -7,30 +7,28 @@
  */
 import type { HttpRequestContext, HttpResponseContext } from "../../core/mod.ts";
 import { encodeBool, encodeInt64, encodePairs, encodeString } from "./abi.ts";
+import {
+  type PropertyValue,
+  protoNode,
+  protoStruct,
+  structFieldValue,
+  UNSERIALIZABLE,
+} from "./property_values.ts";
+
+export { type PropertyValue, UNSERIALIZABLE };
 
 export interface PropertyScope {
   readonly pluginName: string;
   readonly rootId: string;
   readonly vmId: string;
   readonly nodeId: string;
+  readonly nodeCluster: string;
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
   readonly req: HttpRequestContext | undefined;
   readonly res: HttpResponseContext | undefined;
   readonly startMs: number | undefined;
   /** Values written by `proxy_set_property` for this stream (or the root). */
   readonly written: ReadonlyMap<string, Uint8Array> | undefined;
-}
-
-function metadataValue(v: unknown): Uint8Array | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === "string") return encodeString(v);
-  if (typeof v === "boolean") return encodeBool(v);
-  if (typeof v === "number" && Number.isInteger(v)) return encodeInt64(v);
-  if (Array.isArray(v)) return encodePairs(v.map((x) => [String(x), ""] as const));
-  if (typeof v === "object") {
-    return encodePairs(Object.entries(v).map(([k, x]) => [k, String(x)] as const));
-  }
-  return encodeString(String(v));
 }
 
 function headerMap(h: { entries(): [string, string][] }): Uint8Array {
@@ -69,6 +67,22 @@ function requestProperty(name: string, rest: string[], s: PropertyScope): Uint8A
       return encodeString(req.requestHeaders.get("referer") ?? "");
     case "time":
       return s.startMs === undefined ? undefined : encodeInt64(BigInt(s.startMs) * 1_000_000n);
+    case "duration":
+      return s.startMs === undefined
+        ? undefined
+        : encodeInt64(BigInt(Math.max(0, Date.now() - s.startMs)) * 1_000_000n);
+    case "size": {
+      if (req.requestBody !== undefined) return encodeInt64(req.requestBody.length);
+      const n = Number(req.requestHeaders.get("content-length") ?? "0");
+      return encodeInt64(Number.isSafeInteger(n) ? n : 0);
+    }
+    case "total_size":
+    case "headers_bytes": {
+      let n = 0;
+      for (const [k, v] of req.requestHeaders.entries()) n += k.length + v.length;
+      if (name === "headers_bytes") return encodeInt64(n);
+      return encodeInt64(n + (req.requestBody?.length ?? 0));
+    }
     case "headers": {
       if (rest.length === 0) return headerMap(req.requestHeaders);
       const all = req.requestHeaders.getAll(rest[0]!.toLowerCase());
@@ -82,6 +96,17 @@ function responseProperty(name: string, rest: string[], s: PropertyScope): Uint8
   const res = s.res;
   if (!res) return undefined;
   if (name === "code") return encodeInt64(res.status);
+  if (name === "code_details") return encodeString(res.status < 400 ? "via_upstream" : "");
+  if (name === "flags") return encodeInt64(0);
+  if (name === "grpc_status") {
+    const g = res.responseHeaders.get("grpc-status");
+    return g === undefined ? undefined : encodeInt64(Number(g) || 0);
+  }
+  if (name === "size" || name === "total_size") {
+    const n = res.responseBody?.length ?? Number(res.responseHeaders.get("content-length") ?? 0);
+    return encodeInt64(Number.isSafeInteger(n) ? n : 0);
+  }
+  if (name === "trailers") return rest.length === 0 ? encodePairs([]) : undefined;
   if (name === "headers") {
     if (rest.length === 0) return headerMap(res.responseHeaders);
     const all = res.responseHeaders.getAll(rest[0]!.toLowerCase());
@@ -90,12 +115,84 @@ function responseProperty(name: string, rest: string[], s: PropertyScope): Uint8
   return undefined;
 }
 
-function nodeProperty(rest: string[], s: PropertyScope): Uint8Array | undefined {
-  const [field, key] = rest;
+/** `node`, `node.id`, `node.cluster`, `node.metadata` (a Struct message, what the C++ SDK's
+ * getMessageValue parses) and `node.metadata.<KEY>` (its value, see structFieldValue). */
+function nodeProperty(rest: string[], s: PropertyScope): PropertyValue {
+  const [field, key, ...deeper] = rest;
+  const md = nodeMetadata(s);
+  if (field === undefined) return protoNode(s.nodeId, s.nodeCluster, md);
   if (field === "id") return encodeString(s.nodeId);
+  if (field === "cluster") return encodeString(s.nodeCluster);
   if (field !== "metadata") return undefined;
-  if (key === undefined) return metadataValue(s.nodeMetadata);
-  return metadataValue(s.nodeMetadata[key]);
+  if (key === undefined) return protoStruct(md);
+  let v: unknown = md[key];
+  for (const k of deeper) {
+    v = v !== null && typeof v === "object" && !Array.isArray(v)
+      ? (v as Record<string, unknown>)[k]
+      : undefined;
+  }
+  return structFieldValue(v);
+}
+
+/** weft is one proxy for the node's workloads; a sidecar's node *is* its workload. So the node
+ * metadata a filter reads is the configured metadata overlaid, per request, with the local
+ * workload the request is served for (inbound: the destination; outbound: the source), in
+ * Istio's keys: NAME, WORKLOAD_NAME, NAMESPACE, SERVICE_ACCOUNT. */
+function nodeMetadata(s: PropertyScope): Readonly<Record<string, unknown>> {
+  const req = s.req;
+  if (!req) return s.nodeMetadata;
+  const p = req.peer;
+  const inbound = req.direction === "inbound";
+  const workload = inbound ? p.destinationWorkload : undefined;
+  const namespace = inbound ? p.destinationNamespace : p.sourceNamespace;
+  const principal = inbound ? p.destinationPrincipal : p.sourcePrincipal;
+  const sa = principal?.match(/\/sa\/([^/]+)$/)?.[1];
+  if (workload === undefined && namespace === undefined && sa === undefined) return s.nodeMetadata;
+  return {
+    ...s.nodeMetadata,
+    ...(workload !== undefined ? { NAME: workload, WORKLOAD_NAME: workload } : {}),
+    ...(namespace !== undefined ? { NAMESPACE: namespace } : {}),
+    ...(sa !== undefined ? { SERVICE_ACCOUNT: sa } : {}),
+  };
+}
+
+/** Istio's cluster names: `outbound|<port>||<host>` and `inbound|<port>||`. */
+function clusterName(s: PropertyScope): string | undefined {
+  const p = s.req?.peer;
+  if (!p) return undefined;
+  return s.req!.direction === "outbound"
+    ? `outbound|${p.destinationPort}||${p.destinationService ?? p.destinationAddress}`
+    : `inbound|${p.destinationPort}||`;
+}
+
+function routeName(s: PropertyScope): string | undefined {
+  const p = s.req?.peer;
+  if (!p) return undefined;
+  return p.destinationService ? `${p.destinationService}:${p.destinationPort}` : "default";
+}
+
+/** Names Envoy answers both at the top level (≤ 1.32) and under `xds.` (1.33+). */
+function xdsProperty(name: string | undefined, rest: string[], s: PropertyScope): PropertyValue {
+  switch (name) {
+    case "node":
+      return nodeProperty(rest, s);
+    case "cluster_name": {
+      const c = clusterName(s);
+      return c === undefined ? undefined : encodeString(c);
+    }
+    case "route_name": {
+      const r = routeName(s);
+      return r === undefined ? undefined : encodeString(r);
+    }
+    case "listener_direction":
+      return s.req ? encodeInt64(s.req.direction === "inbound" ? 1 : 2) : undefined;
+    case "cluster_metadata":
+    case "route_metadata":
+    case "listener_metadata":
+    case "upstream_host_metadata":
+      return rest.length === 0 ? protoStruct({}) : undefined;
+  }
+  return undefined;
 }
 
 function peerProperty(
@@ -134,6 +231,8 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
   switch (field) {
     case "mtls":
       return encodeBool(p.mtls);
+    case "tls_version":
+      return p.mtls ? encodeString("TLSv1.3") : undefined;
     case "uri_san_peer_certificate":
       return p.sourcePrincipal === undefined ? undefined : encodeString(p.sourcePrincipal);
     case "uri_san_local_certificate":
@@ -144,8 +243,19 @@ function connectionProperty(field: string | undefined, s: PropertyScope): Uint8A
   return undefined;
 }
 
+/** `proxy_set_property` values of one request live in its filter state, shared by every
+ * proxy-wasm filter of the chain (Envoy's filter state is per stream, not per plugin: Istio's
+ * metadata-exchange writes the peer there and its stats filter reads it). */
+const FILTER_STATE_KEY = "proxy_wasm.properties";
+
+export function requestProperties(req: HttpRequestContext): Map<string, Uint8Array> {
+  let m = req.filterState.get(FILTER_STATE_KEY) as Map<string, Uint8Array> | undefined;
+  if (!m) req.filterState.set(FILTER_STATE_KEY, m = new Map());
+  return m;
+}
+
 /** Resolve a property path (already split into segments). */
-export function getProperty(path: string[], s: PropertyScope): Uint8Array | undefined {
+export function getProperty(path: string[], s: PropertyScope): PropertyValue {
   const written = s.written?.get(path.join("\0"));
   if (written) return written;
   const [head, ...rest] = path;
@@ -165,14 +275,12 @@ export function getProperty(path: string[], s: PropertyScope): Uint8Array | unde
       return peerProperty(head, rest[0], s);
     case "connection":
       return connectionProperty(rest[0], s);
-    case "node":
-      return nodeProperty(rest, s);
     case "xds":
-      return rest[0] === "node" ? nodeProperty(rest.slice(1), s) : undefined;
-    case "listener_direction":
-      return s.req ? encodeInt64(s.req.direction === "inbound" ? 1 : 2) : undefined;
+      return xdsProperty(rest[0], rest.slice(1), s);
+    case "connection_id":
+      return undefined;
   }
-  return undefined;
+  return xdsProperty(head, rest, s);
 }
 
 /** Split a raw property path: 0x00-separated per the ABI; a single dotted segment

@@ -6,6 +6,7 @@
  * callouts dropped, and the owning filter builds a fresh VM for new requests.
  */
 import { WeftError } from "../../core/mod.ts";
+import { countFilterError } from "../filter_metrics.ts";
 import type { FilterOutcome, HttpRequestContext, Logger } from "../../core/mod.ts";
 import type { AbiVersion } from "./abi.ts";
 import { GuestMemory } from "./guest_memory.ts";
@@ -13,6 +14,7 @@ import type { PluginSettings } from "./options.ts";
 import { buildImports } from "./imports.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 import type { HttpCallResult } from "./env_services.ts";
+import type { GrpcDelivery } from "./grpc_call.ts";
 import {
   type Callback,
   type CompiledPlugin,
@@ -37,6 +39,10 @@ export class ProxyWasmVm {
   /** The effective context: a stream, or undefined for the root context. */
   effective: StreamState | undefined;
   httpCallResult: HttpCallResult | undefined;
+  /** The gRPC callout result being delivered (one callback at a time). */
+  grpc: GrpcDelivery | undefined;
+  /** Cancels of gRPC calls in flight, by call id (proxy_grpc_cancel / proxy_grpc_close). */
+  readonly grpcCancels = new Map<number, () => void>();
   dead: GuestFailure | undefined;
   /** Timer cleanups, run when the VM dies or closes. */
   readonly cleanups = new Set<() => void>();
@@ -53,10 +59,12 @@ export class ProxyWasmVm {
   private constructor(
     readonly plugin: CompiledPlugin,
     readonly generation: number,
-    private readonly onDeath: (vm: ProxyWasmVm, f: GuestFailure) => void,
+    private readonly onDeath: (vm: ProxyWasmVm, f: GuestFailure, streams: number) => void,
   ) {
     const { imports, unimplemented } = buildImports(this, plugin.imports);
     this.unimplemented = unimplemented;
+    // Listed before instantiation: a module that fails to start is exactly when it matters.
+    plugin.onImports?.(unimplemented, generation);
     const instance = new WebAssembly.Instance(plugin.module, imports);
     this.ex = instance.exports as Record<string, Fn | undefined>;
     const memory = instance.exports["memory"];
@@ -96,7 +104,7 @@ export class ProxyWasmVm {
   static start(
     plugin: CompiledPlugin,
     generation: number,
-    onDeath: (vm: ProxyWasmVm, f: GuestFailure) => void,
+    onDeath: (vm: ProxyWasmVm, f: GuestFailure, streams: number) => void,
   ): ProxyWasmVm {
     const vm = new ProxyWasmVm(plugin, generation, onDeath);
     const name = plugin.settings.name;
@@ -173,16 +181,32 @@ export class ProxyWasmVm {
       return r;
     } catch (e) {
       if (e instanceof StartExit) return undefined;
-      this.die(
-        e instanceof GuestFailure
-          ? e
-          : new GuestFailure("trap", e instanceof Error ? e.message : String(e), { cause: e }),
-      );
+      this.die(e instanceof GuestFailure ? e : this.trapOf(e));
       return undefined;
     } finally {
       this.callback = prevCb;
       this.effective = prevEff;
     }
+  }
+
+  /** A trap at the memory cap is a memory failure: the guest's allocator saw memory.grow fail
+   * (the sandbox clamps the maximum) and aborted. */
+  private trapOf(e: unknown): GuestFailure {
+    const message = e instanceof Error ? e.message : String(e);
+    const nearCap = this.mem.byteLength + 1024 * 1024 >= this.settings.maxMemoryBytes;
+    return new GuestFailure(nearCap ? "memory" : "trap", message, { cause: e });
+  }
+
+  /** A callout of stream `s` (or of the root context) failed: count it once for the request. */
+  calloutFailed(s: StreamState | undefined, why: string): void {
+    countFilterError(this.settings.name, "callout", s?.req);
+    if (s) s.calloutError = why;
+  }
+
+  /** Fail a stream left paused after its callout failed, with nothing else in flight. */
+  failPausedAfterCallout(s: StreamState): void {
+    if (!s.pausedOn || s.calloutsInFlight > 0 || s.calloutError === undefined) return;
+    this.resume(s, { action: "failed", kind: "callout", message: s.calloutError });
   }
 
   /** `weft:sandbox.check`, called by instrumented code when its fuel runs out. */
@@ -217,7 +241,8 @@ export class ProxyWasmVm {
       resume: undefined,
       pausedOn: undefined,
       awaitingDone: false,
-      written: undefined,
+      calloutsInFlight: 0,
+      calloutError: undefined,
     };
     this.streams.set(id, s);
     const create = this.ex["proxy_on_context_create"];
@@ -248,12 +273,13 @@ export class ProxyWasmVm {
     if (this.dead) return;
     this.dead = f;
     const outcome: FilterOutcome = { action: "failed", kind: f.kind, message: f.message };
+    const affected = this.streams.size;
     for (const s of this.streams.values()) this.resume(s, outcome);
     this.streams.clear();
     this.runCleanups();
     for (const c of this.callouts) c();
     this.callouts.clear();
-    this.onDeath(this, f);
+    this.onDeath(this, f, affected);
   }
 
   private runCleanups(): void {

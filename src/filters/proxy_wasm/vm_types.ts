@@ -37,7 +37,10 @@ export interface StreamState {
   resume: ((o: FilterOutcome) => void) | undefined;
   pausedOn: "request" | "response" | undefined;
   awaitingDone: boolean;
-  written: Map<string, Uint8Array> | undefined;
+  /** `proxy_http_call`s started from this stream's callbacks and not answered yet. */
+  calloutsInFlight: number;
+  /** Why the last callout of this stream failed (a PAUSE with nothing in flight then fails). */
+  calloutError: string | undefined;
 }
 
 /** A guest failure: the VM is dead after it. */
@@ -56,4 +59,6 @@ export interface CompiledPlugin {
   readonly imports: readonly FunctionImport[];
   readonly settings: PluginSettings;
   readonly log: Logger;
+  /** Told the imports weft stubs, before each VM is instantiated. */
+  readonly onImports?: (unimplemented: readonly string[], generation: number) => void;
 }

@@ -7,7 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 // @peculiar/x509 needs the reflect polyfill loaded first (as src/tls/_x509.ts does).
-import "reflect-metadata";
+import "./_reflect.ts";
 import * as x509 from "@peculiar/x509";
 import { errorMessage, logger } from "../../core/mod.ts";
 import type { CertificateAuthority } from "../../tls/mod.ts";

@@ -7,8 +7,8 @@ import { type DescMessage, fromJson, type JsonValue, toJson } from "@bufbuild/pr
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
-import type { FilterRef } from "../../core/mod.ts";
-import { errorMessage, WeftError } from "../../core/mod.ts";
+import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
+import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   HTTPFaultSchema,
   RBACSchema,
@@ -102,8 +102,25 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
       config = raw; // Istio passes JSON text; anything else goes through as a string
     }
   }
+  // Envoy's Wasm PluginConfig: root_id (Istio's pluginName), vm_id, vm_config.configuration,
+  // and environment_variables (key_values, and host_env_keys read from weft's own environment).
+  const vars: Record<string, string> = { ...(vm?.environmentVariables?.keyValues ?? {}) };
+  for (const k of vm?.environmentVariables?.hostEnvKeys ?? []) {
+    const v = env(k);
+    if (v !== undefined) vars[k] = v;
+  }
+  const vmConfig = vm?.configuration?.typeUrl === typeUrlOf(StringValueSchema)
+    ? fromBinary(StringValueSchema, vm.configuration.value).value
+    : undefined;
+  const runtime: FilterRuntime = {
+    ...(cfg?.rootId ? { rootId: cfg.rootId } : {}),
+    ...(vm?.vmId ? { vmId: vm.vmId } : {}),
+    ...(Object.keys(vars).length ? { env: vars } : {}),
+    ...(vmConfig ? { vmConfig } : {}),
+  };
   return {
     name: cfg?.name || name,
+    ...(Object.keys(runtime).length ? { runtime } : {}),
     type: vm?.runtime === COMPONENT_RUNTIME ? FILTER_TYPES.component : FILTER_TYPES.proxyWasm,
     url,
     sha256,
@@ -132,6 +149,13 @@ export function filterFromAny(name: string, any: Any): FilterSpec {
 }
 
 function decodeFilter(name: string, any: Any): FilterSpec {
+  const spec = decodeFilterUnchecked(name, any);
+  // Converted and validated here, before the ACK: a config weft cannot use is a NACK.
+  if (spec.kind === "filter") checkFilterConfig(spec.ref);
+  return spec;
+}
+
+function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
   const { schema, msg } = decodeKnown(any);
   if (schema === RouterSchema) return { kind: "router" };
   if (schema === WasmSchema) return { kind: "filter", ref: wasmRef(name, msg as never) };

@@ -4,7 +4,13 @@
  */
 #include "weft_filter.h"
 
-#define IMPORT(name) __attribute__((import_module("weft:filter/host@0.1.0"), import_name(name)))
+#ifdef WEFT_FILTER_V2
+#define WORLD_VERSION "0.2.0"
+#else
+#define WORLD_VERSION "0.1.0"
+#endif
+#define IMPORT(name) \
+  __attribute__((import_module("weft:filter/host@" WORLD_VERSION), import_name(name)))
 #define EXPORT(name) __attribute__((export_name(name)))
 
 /* ---- imports, flattened --------------------------------------------------------------- */
@@ -254,26 +260,101 @@ static void *lower_action(weft_action a) {
   return ret_area;
 }
 
-EXPORT("weft:filter/handler@0.1.0#configure")
+EXPORT("weft:filter/handler@" WORLD_VERSION "#configure")
 void *weft_export_configure(const char *ptr, size_t len) {
   weft_str config = {ptr, len};
   weft_str error = {"", 0};
+#ifdef WEFT_FILTER_V2
+  weft_body_modes modes = {WEFT_BODY_NONE, WEFT_BODY_NONE};
+  int rc = weft_configure(config, &error, &modes);
+#else
   int rc = weft_configure(config, &error);
+#endif
   heap_mark = heap_top; /* keep what configure allocated */
   uint32_t *w = ret_area;
+  __builtin_memset(ret_area, 0, sizeof ret_area);
   ((uint8_t *)ret_area)[0] = rc == 0 ? 0 : 1;
-  w[1] = (uint32_t)(uintptr_t)error.ptr;
-  w[2] = rc == 0 ? 0 : error.len;
+  if (rc != 0) {
+    w[1] = (uint32_t)(uintptr_t)error.ptr;
+    w[2] = error.len;
+  }
+#ifdef WEFT_FILTER_V2
+  else { /* result<body-modes, string>: ok payload = two enum bytes @4/@5 */
+    ((uint8_t *)ret_area)[4] = (uint8_t)modes.request;
+    ((uint8_t *)ret_area)[5] = (uint8_t)modes.response;
+  }
+#endif
   return ret_area;
 }
 
-EXPORT("weft:filter/handler@0.1.0#on-request-headers")
+#ifdef WEFT_FILTER_V2
+weft_body_action weft_body_continue(void) {
+  weft_body_action a;
+  __builtin_memset(&a, 0, sizeof a);
+  a.kind = WEFT_BODY_CONTINUE;
+  return a;
+}
+weft_body_action weft_body_replace(weft_str body) {
+  weft_body_action a = weft_body_continue();
+  a.kind = WEFT_BODY_REPLACE;
+  a.body = body;
+  return a;
+}
+weft_body_action weft_body_respond(weft_action response) {
+  weft_body_action a = weft_body_continue();
+  a.kind = WEFT_BODY_RESPOND;
+  a.response = response;
+  return a;
+}
+/* body-action: tag u8 @0; replace: list (ptr,len) @4/@8; respond: local-response @4 (the same
+ * layout as action.respond, so lower_action builds it and the tag is rewritten). */
+static void *lower_body_action(weft_body_action a) {
+  if (a.kind == WEFT_BODY_RESPOND && a.response.kind == WEFT_ACTION_RESPOND) {
+    uint8_t *r = lower_action(a.response);
+    r[0] = 2;
+    return r;
+  }
+  __builtin_memset(ret_area, 0, sizeof ret_area);
+  if (a.kind == WEFT_BODY_REPLACE) {
+    ((uint8_t *)ret_area)[0] = 1;
+    ret_area[1] = (uint32_t)(uintptr_t)a.body.ptr;
+    ret_area[2] = a.body.len;
+  }
+  return ret_area;
+}
+
+/* A body hook's argument was lowered (cabi_realloc, at the arena top) just before the call:
+ * reset the arena and move the bytes down to its start, so per-chunk memory stays bounded. */
+static const char *body_hook_enter(const char *ptr, size_t len) {
+  hook_enter();
+  uintptr_t p = (uintptr_t)ptr;
+  if (len == 0 || p < heap_mark) return ptr;
+  char *dst = (char *)heap_mark;
+  if (dst != ptr) __builtin_memmove(dst, ptr, len);
+  heap_top = heap_mark + len;
+  return dst;
+}
+
+EXPORT("weft:filter/handler@0.2.0#on-request-body")
+void *weft_export_on_request_body(const char *ptr, size_t len, int32_t eos) {
+  weft_str body = {body_hook_enter(ptr, len), len};
+  return lower_body_action(weft_on_request_body(body, eos != 0));
+}
+
+EXPORT("weft:filter/handler@0.2.0#on-response-body")
+void *weft_export_on_response_body(const char *ptr, size_t len, int32_t eos) {
+  weft_str body = {body_hook_enter(ptr, len), len};
+  return lower_body_action(weft_on_response_body(body, eos != 0));
+}
+#endif
+
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-request-headers")
 void *weft_export_on_request_headers(void) {
   hook_enter();
   return lower_action(weft_on_request_headers());
 }
 
-EXPORT("weft:filter/handler@0.1.0#on-response-headers")
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-response-headers")
 void *weft_export_on_response_headers(void) {
   hook_enter();
   return lower_action(weft_on_response_headers());

@@ -87,9 +87,36 @@ weft_action weft_delay(uint32_t ms);
 /* subset may be NULL. */
 weft_action weft_route(const char *service, const char *subset);
 
+#ifdef WEFT_FILTER_V2
+/* ---- 0.2.0: body phases (build with -DWEFT_FILTER_V2; plugin.json "wit": "0.2.0") --------- */
+typedef enum { WEFT_BODY_NONE = 0, WEFT_BODY_BUFFERED = 1, WEFT_BODY_STREAMED = 2 } weft_body_mode;
+typedef struct {
+  weft_body_mode request;
+  weft_body_mode response;
+} weft_body_modes;
+typedef enum { WEFT_BODY_CONTINUE = 0, WEFT_BODY_REPLACE = 1, WEFT_BODY_RESPOND = 2 } weft_body_kind;
+typedef struct {
+  weft_body_kind kind;
+  weft_str body;          /* replace: the new bytes (weft_alloc'd or static) */
+  weft_action response;   /* respond: built with weft_respond() */
+} weft_body_action;
+weft_body_action weft_body_continue(void);
+weft_body_action weft_body_replace(weft_str body);
+weft_body_action weft_body_respond(weft_action response);
+#endif
+
 /* ---- implemented by the filter --------------------------------------------------------- */
 /* Return 0 to accept the config; otherwise set *error (a static string or weft_alloc'd). */
+#ifdef WEFT_FILTER_V2
+/* 0.2.0: also say which bodies you want and how (both default to WEFT_BODY_NONE). */
+int weft_configure(weft_str config, weft_str *error, weft_body_modes *modes);
+/* Buffered: once, the whole body, end_of_stream 1. Streamed: each chunk; the last call has
+ * end_of_stream 1 (its chunk may be empty). */
+weft_body_action weft_on_request_body(weft_str body, int end_of_stream);
+weft_body_action weft_on_response_body(weft_str body, int end_of_stream);
+#else
 int weft_configure(weft_str config, weft_str *error);
+#endif
 weft_action weft_on_request_headers(void);
 weft_action weft_on_response_headers(void);
 

@@ -41,6 +41,19 @@ uint32_t proxy_replace_header_map_value(uint32_t, const char *, size_t, const ch
 IMPORT(proxy_set_buffer_bytes)
 uint32_t proxy_set_buffer_bytes(uint32_t, uint32_t, uint32_t, const char *, size_t);
 IMPORT(proxy_weft_no_such_function) uint32_t proxy_weft_no_such_function(uint32_t);
+IMPORT(proxy_grpc_call)
+uint32_t proxy_grpc_call(const char *up, size_t ul, const char *sv, size_t sl, const char *m,
+                         size_t ml, const char *h, size_t hl, const char *b, size_t bl,
+                         uint32_t timeout, uint32_t *token);
+IMPORT(proxy_get_status) uint32_t proxy_get_status(uint32_t *code, char **msg, size_t *ml);
+IMPORT(proxy_register_shared_queue)
+uint32_t proxy_register_shared_queue(const char *n, size_t nl, uint32_t *id);
+IMPORT(proxy_resolve_shared_queue)
+uint32_t proxy_resolve_shared_queue(const char *v, size_t vl, const char *n, size_t nl, uint32_t *id);
+IMPORT(proxy_enqueue_shared_queue)
+uint32_t proxy_enqueue_shared_queue(uint32_t id, const char *v, size_t vl);
+IMPORT(proxy_dequeue_shared_queue)
+uint32_t proxy_dequeue_shared_queue(uint32_t id, char **v, size_t *vl);
 IMPORT(proxy_done) uint32_t proxy_done(void);
 #define WASI(mod, name) __attribute__((import_module(mod), import_name(#name)))
 WASI("wasi_snapshot_preview1", environ_sizes_get) uint32_t environ_sizes_get(uint32_t *, uint32_t *);
@@ -102,6 +115,8 @@ EXPORT(proxy_on_vm_start) uint32_t on_vm_start(uint32_t ctx, uint32_t size) {
   /* A VM configuration starting with 'r' ("reject") refuses the VM. */
   if (size && proxy_get_buffer_bytes(VM_CONFIGURATION, 0, size, &cfg, &len) == OK && len && cfg[0] == 'r')
     return 0;
+  /* "trap": die during VM start (the import report must already be out). */
+  if (len && cfg[0] == 't') __builtin_trap();
 #else
   (void)size;
 #endif
@@ -131,6 +146,94 @@ EXPORT(proxy_on_tick) void on_tick(uint32_t ctx) {
   (void)ctx;
   proxy_increment_metric(ticks_metric, 1);
   if (++tick_count >= 3) proxy_set_tick_period_milliseconds(0);
+}
+
+/* Shared queues across VMs: "queue-owner" registers "q" (this VM is woken by on_queue_ready),
+ * "queue-send" resolves it by this plugin's vm_id and enqueues, "queue-last" shows what the
+ * owner dequeued; "shared-read" reads key "k" written by any VM of the same vm_id. */
+static char last_item[32];
+static size_t last_len;
+
+EXPORT(proxy_on_queue_ready) void on_queue_ready(uint32_t root, uint32_t id) {
+  (void)root;
+  char *v = 0;
+  size_t vl = 0;
+  if (proxy_dequeue_shared_queue(id, &v, &vl) != OK) return;
+  last_len = vl < sizeof last_item ? vl : sizeof last_item;
+  for (size_t i = 0; i < last_len; i++) last_item[i] = v[i];
+}
+
+/* gRPC: "grpc" calls test.Echo/Say on cluster "grpc" with metadata x-md: v and waits;
+ * "grpc-nowhere" names an undeclared cluster (PARSE_FAILURE). The reply becomes x-grpc-* request
+ * headers, then the request continues. */
+static uint32_t grpc_ctx, grpc_token, grpc_md_count;
+static char grpc_msg[64];
+static size_t grpc_msg_len;
+
+static uint32_t grpc_start(uint32_t ctx, int nowhere) {
+  static const char md[] = "\x01\0\0\0" "\x04\0\0\0\x01\0\0\0" "x-md\0v\0";
+  uint32_t st = nowhere
+    ? proxy_grpc_call(S("nowhere"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token)
+    : proxy_grpc_call(S("grpc"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token);
+  if (st != OK) {
+    set_req_num(S("x-grpc-call-status"), st);
+    return CONTINUE;
+  }
+  grpc_ctx = ctx;
+  grpc_md_count = 0;
+  grpc_msg_len = 0;
+  return PAUSE;
+}
+
+EXPORT(proxy_on_grpc_receive_initial_metadata)
+void on_grpc_initial(uint32_t root, uint32_t token, uint32_t n) {
+  (void)root;
+  if (token == grpc_token) grpc_md_count = n;
+}
+
+EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token, uint32_t size) {
+  (void)root;
+  if (token != grpc_token) return;
+  char *b = 0;
+  size_t bl = 0;
+  if (proxy_get_buffer_bytes(5 /* GRPC_CALL_MESSAGE */, 0, size, &b, &bl) != OK) return;
+  grpc_msg_len = bl < sizeof grpc_msg ? bl : sizeof grpc_msg;
+  for (size_t i = 0; i < grpc_msg_len; i++) grpc_msg[i] = b[i];
+}
+
+EXPORT(proxy_on_grpc_close) void on_grpc_close(uint32_t root, uint32_t token, uint32_t status) {
+  (void)root;
+  if (token != grpc_token) return;
+  proxy_set_effective_context(grpc_ctx);
+  uint32_t code = 99;
+  char *msg = 0;
+  size_t ml = 0;
+  proxy_get_status(&code, &msg, &ml);
+  set_req_num(S("x-grpc-status"), status);
+  set_req_num(S("x-grpc-get-status"), code);
+  set_req_num(S("x-grpc-initial-count"), grpc_md_count);
+  set_req(S("x-grpc-message"), grpc_msg, grpc_msg_len);
+  proxy_continue_stream(STREAM_HTTP_REQUEST);
+}
+
+static void queue_modes(void) {
+  uint32_t id = 0;
+  if (is("queue-owner")) set_req_num(S("x-queue-status"), proxy_register_shared_queue(S("q"), &id));
+  if (is("queue-send")) {
+    char *vm = 0;
+    size_t vml = 0;
+    proxy_get_property(S("plugin_vm_id"), &vm, &vml);
+    uint32_t st = proxy_resolve_shared_queue(vm, vml, S("q"), &id);
+    if (st == OK) st = proxy_enqueue_shared_queue(id, S("hello-from-another-vm"));
+    set_req_num(S("x-queue-status"), st);
+  }
+  if (is("queue-last")) set_req(S("x-queue-last"), last_item, last_len);
+  if (is("shared-read")) {
+    char *v = 0;
+    size_t vl = 0;
+    uint32_t cas = 0;
+    if (proxy_get_shared_data(S("k"), &v, &vl, &cas) == OK) set_req(S("x-shared-k"), v, vl);
+  }
 }
 
 static void shared_sequence(void) {
@@ -258,6 +361,12 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   }
   if (is("loop")) for (volatile int i = 0;; i++) {}
   if (is("grow") && __builtin_wasm_memory_grow(0, 128) == (size_t)-1) __builtin_trap(); /* 8 MiB */
+  /* A runaway allocator: 1 MiB at a time until growth fails, then abort (only run sandboxed:
+   * the sandbox clamps the maximum). */
+  if (is("grow-loop")) {
+    while (__builtin_wasm_memory_grow(0, 16) != (size_t)-1) {}
+    __builtin_trap();
+  }
   if (is("unimplemented")) set_req_num(S("x-unimplemented-status"), proxy_weft_no_such_function(1));
   if (is("missing")) {
     char *v = 0;
@@ -272,6 +381,8 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   }
   if (is("props")) {
     prop(S("plugin_name"), S("x-plugin-name"), 0);
+    prop(S("plugin_root_id"), S("x-root-id"), 0);
+    prop(S("plugin_vm_id"), S("x-vm-id"), 0);
     prop(S("request\0path"), S("x-path"), 0);
     prop(S("request\0method"), S("x-method"), 0);
     prop(S("source\0address"), S("x-source-address"), 0);
@@ -283,6 +394,7 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
     prop(S("no\0such\0thing"), S("x-unknown-prop"), 0);
   }
   if (is("shared")) shared_sequence();
+  queue_modes();
   if (is("metrics")) metrics_sequence();
   if (is("pairs")) pairs_roundtrip();
   if (is("wasi")) wasi_sequence();
@@ -293,6 +405,16 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
     proxy_log(LOG_INFO, S("hello from the test filter"));
   }
   if (is("callout")) return callout(ctx);
+  if (is("grpc")) return grpc_start(ctx, 0);
+  if (is("grpc-nowhere")) return grpc_start(ctx, 1);
+  if (is("callout-pause")) {
+    /* A filter that ignores the refusal and waits anyway (the host must not hang it). */
+    static const char h[] = "\x03\0\0\0" "\x07\0\0\0\x03\0\0\0" "\x05\0\0\0\x01\0\0\0"
+                            "\x0a\0\0\0\x01\0\0\0" ":method\0GET\0:path\0/\0:authority\0x\0";
+    uint32_t token = 0;
+    proxy_http_call(S("nowhere"), h, sizeof h - 1, 0, 0, 0, 0, 1000, &token);
+    return PAUSE;
+  }
   if (is("hold")) return PAUSE; /* and never continue */
   if (is("deferdone")) deferred_ctx = ctx;
   return CONTINUE;

@@ -1,0 +1,60 @@
+// deno-lint-ignore-file no-console
+/**
+ * Latency clients for bench:inpod, run unmodified inside a pod (node:http, Bun or Deno); each prints
+ * one JSON line {p50, p99, avg, sent, failed} in ms.
+ *   seq_client.ts seq <url> <n>: n sequential GETs on one keep-alive connection (no queueing);
+ *   seq_client.ts rate <url> <rps> <seconds>: open loop at a fixed rate over a pool of keep-alive
+ *   connections; each request is timed from its scheduled start, so time spent waiting behind a
+ *   slow one counts (no coordinated omission).
+ */
+import { Agent, get } from "node:http";
+import process from "node:process";
+
+const [mode, url, a, b] = process.argv.slice(2);
+const agent = new Agent({ keepAlive: true, maxSockets: mode === "seq" ? 1 : 64 });
+
+function once(t0: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url!, { agent }, (res) => {
+      res.on("data", () => {});
+      res.on("end", () => resolve(performance.now() - t0));
+    }).on("error", reject);
+  });
+}
+
+const times: number[] = [];
+let failed = 0;
+if (mode === "seq") {
+  for (let i = 0; i < 200; i++) await once(performance.now()); // warm-up
+  for (let i = 0; i < Number(a ?? 2000); i++) times.push(await once(performance.now()));
+} else {
+  const rps = Number(a ?? 1000);
+  const total = Math.round(rps * Number(b ?? 5));
+  for (let i = 0; i < 50; i++) await once(performance.now()); // warm-up
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  let sent = 0;
+  await new Promise<void>((done) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rps) / 1000) + 1);
+      for (; sent < due; sent++) {
+        const scheduled = start + (sent * 1000) / rps;
+        pending.push(once(scheduled).then((t) => void times.push(t), () => void failed++));
+      }
+      if (sent < total) setTimeout(tick, 1);
+      else done();
+    };
+    tick();
+  });
+  await Promise.all(pending);
+}
+times.sort((x, y) => x - y);
+const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+console.log(JSON.stringify({
+  p50: at(0.5),
+  p99: at(0.99),
+  avg: times.reduce((x, y) => x + y, 0) / times.length,
+  sent: times.length + failed,
+  failed,
+}));
+agent.destroy();

@@ -1,0 +1,71 @@
+/**
+ * Whole-body buffering for filter chains that ask for bodies (HttpFilter.wantsRequestBody /
+ * wantsResponseBody), with Envoy's limits: a request body over the limit is answered 413
+ * ("request_payload_too_large"), a response body over it 500 ("response_payload_too_large"),
+ * as Envoy's buffering filters do. The limit defaults to Envoy's per-connection buffer limit
+ * (1 MiB). Chains without body filters never come here: bodies stream through untouched.
+ */
+import { Buffer } from "node:buffer";
+import type { FilterChain } from "./filter_chain.ts";
+import type { LocalResponse } from "./filter_api.ts";
+import { type ByteReader, copyBody, type Framing } from "./http1_codec.ts";
+
+/** Envoy's default `per_connection_buffer_limit_bytes`. */
+export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
+
+class TooLarge extends Error {}
+
+/** The whole body (de-chunked), or undefined when it exceeds `maxBytes` (reading stops there). */
+export async function bufferBody(
+  r: ByteReader,
+  framing: Framing,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
+  if (framing.kind === "none") return new Uint8Array(0);
+  if (framing.kind === "length" && framing.length > maxBytes) return undefined;
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    await copyBody(r, framing, (b) => {
+      size += b.length;
+      if (size > maxBytes) throw new TooLarge();
+      parts.push(b);
+      return true;
+    }, true);
+  } catch (e) {
+    if (e instanceof TooLarge) return undefined;
+    throw e;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+export function wantsRequestBody(chain: FilterChain): boolean {
+  return chain.filters.some((f) => f.wantsRequestBody);
+}
+
+export function wantsResponseBody(chain: FilterChain): boolean {
+  return chain.filters.some((f) => f.wantsResponseBody);
+}
+
+export const REQUEST_TOO_LARGE: LocalResponse = Object.freeze({
+  status: 413,
+  headers: [],
+  body: "Payload Too Large",
+  details: "request_payload_too_large",
+});
+
+export const RESPONSE_TOO_LARGE: LocalResponse = Object.freeze({
+  status: 500,
+  headers: [],
+  body: "Internal Server Error",
+  details: "response_payload_too_large",
+});
+
+/** Headers for a buffered body sent on: its exact length, no transfer coding. */
+export function setBufferedLength(
+  h: { set(n: string, v: string): void; remove(n: string): void },
+  length: number,
+): void {
+  h.remove("transfer-encoding");
+  h.set("content-length", String(length));
+}

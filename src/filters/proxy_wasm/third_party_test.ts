@@ -1,0 +1,292 @@
+/**
+ * Filters built and published by others, run unchanged. They are data files fetched from public
+ * repositories and are not in this repository: put them in $WEFT_THIRD_PARTY_WASM (default
+ * shared/third_party_wasm beside the checkout, else ~/.cache/weft/third_party_wasm) under the names below; each is checked by sha256. Missing files
+ * skip with a message (CI has no copy unless the lead provides one).
+ *
+ * Provenance (repository @ commit : path → file name here):
+ * - tetratelabs/proxy-wasm-go-sdk @ f6c1ad17591ffe0a5c400fafc12a764df4e1b544
+ *   examples/http_auth_random/wasm.wasm → tinygo-http_auth_random.wasm (TinyGo, ABI 0.1.0:
+ *   proxy_http_call to cluster "httpbin", then continue or 403 by a hash of the reply body)
+ *   examples/http_headers/wasm.wasm → tinygo-http_headers.wasm (logs every header)
+ *   examples/helloworld/wasm.wasm → tinygo-helloworld.wasm (root context, 1 s tick timer)
+ * - istio/proxy @ 80a186047c14be0d9e63d33f65d519f02da49452
+ *   extensions/metadata_exchange/plugin.wasm → istio-metadata_exchange.wasm (C++ / Emscripten,
+ *   Istio 1.5: reads node metadata, imports env.pthread_equal, no ABI marker)
+ * - istio/proxy @ 9b4239dee83dd8894bfc579d412ccd894cff2597
+ *   extensions/stats/plugin.wasm → istio-stats.wasm (C++ / Emscripten, Istio 1.5 stats filter:
+ *   istio_requests_total and friends with tag-encoded stat names; with metadata_exchange in
+ *   front it labels requests with the exchanged peer)
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
+import { ref, request, response } from "../../../tests/support/proxy_wasm_kit.ts";
+import { env, metrics, setLogSink } from "../../core/mod.ts";
+import { createProxyWasmFilter } from "./mod.ts";
+import type { ProxyWasmHostOptions } from "./options.ts";
+
+// The project's shared data folder sits beside the checkout (and beside CI's clone): a steering
+// session can place these files there, so CI runs them too.
+const SHARED = fileURLToPath(new URL("../../../../shared/third_party_wasm", import.meta.url));
+const DIR = env("WEFT_THIRD_PARTY_WASM") ??
+  (existsSync(SHARED) ? SHARED : join(homedir(), ".cache/weft/third_party_wasm"));
+const SHA256: Record<string, string> = {
+  "tinygo-http_auth_random.wasm":
+    "811d32b98fb2a01cf0b3d66889aad93c377be10208a0f663e7be43abdf007fb6",
+  "tinygo-http_headers.wasm": "6a420d61ae7e3749a7a042566e81f9c3e88cfaf306501aac12c4a921402fb3cb",
+  "tinygo-helloworld.wasm": "126b713079ddb5d87a609b4dcd6b756fcf0f3131b8e9739905618d6fc045c8ca",
+  "istio-metadata_exchange.wasm":
+    "318ef2a2845e06548b1b393899b7a4a3dee95c2aa6f2fc9c02788a16399dce89",
+  "istio-stats.wasm": "fd77adb532f9b5b22c33ac383a19fc5cc0fb042813fe8ccecf8e1c75d4d32d13",
+};
+
+async function present(file: string): Promise<boolean> {
+  try {
+    await readFile(join(DIR, file));
+    return true;
+  } catch {
+    // deno-lint-ignore no-console
+    console.warn(`skipped: ${file} not in ${DIR} (set WEFT_THIRD_PARTY_WASM; see this file)`);
+    return false;
+  }
+}
+
+function thirdParty(
+  file: string,
+  fn: (url: string) => Promise<void>,
+  what = "runs unchanged",
+): void {
+  Deno.test({
+    name: `third-party ${file} ${what}`,
+    sanitizeOps: true,
+    sanitizeResources: true,
+    fn: async () => {
+      if (!(await present(file))) return;
+      await fn(join(DIR, file));
+    },
+  });
+}
+
+async function load(file: string, url: string, opts: ProxyWasmHostOptions, config: unknown = {}) {
+  const r = { ...ref(file.replace(/\.wasm$/, ""), url, config), sha256: SHA256[file] };
+  return await createProxyWasmFilter(r, opts);
+}
+
+function captureLogs(): { lines: string[]; restore: () => void } {
+  const lines: string[] = [];
+  return { lines, restore: setLogSink((l) => lines.push(l)) };
+}
+
+/** FNV-1a 32, what the filter hashes the callout body with. */
+function fnv32a(s: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+function bodyWithParity(even: boolean): string {
+  for (let i = 0;; i++) if ((fnv32a(`body-${i}`) % 2 === 0) === even) return `body-${i}`;
+}
+
+async function listen(handler: (req: IncomingMessage) => string): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.end(handler(req)));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return server;
+}
+
+thirdParty("tinygo-http_auth_random.wasm", async (url) => {
+  const hosts: (string | undefined)[][] = [];
+  let reply = bodyWithParity(true);
+  const server = await listen((req) => {
+    hosts.push(req.headersDistinct["host"] ?? []);
+    return reply;
+  });
+  const port = (server.address() as { port: number }).port;
+  const logs = captureLogs();
+  const f = await load("tinygo-http_auth_random.wasm", url, {
+    clusters: { httpbin: `127.0.0.1:${port}` },
+  });
+  try {
+    const granted = request({ host: "echo.default.svc.cluster.local" });
+    assertEquals(await f.onRequest(granted), { action: "continue" }, "even hash: access granted");
+    f.onDone(granted);
+    reply = bodyWithParity(false);
+    const denied = request({ host: "echo.default.svc.cluster.local" });
+    const out = await f.onRequest(denied);
+    assert(out.action === "respond", JSON.stringify(out));
+    assertEquals(out.response.status, 403);
+    assertEquals(new TextDecoder().decode(out.response.body as Uint8Array), "access forbidden");
+    f.onDone(denied);
+    // Envoy's header model: the callout copies the request headers; one Host, from :authority.
+    assertEquals(hosts, [["echo.default.svc.cluster.local"], ["echo.default.svc.cluster.local"]]);
+  } finally {
+    f.close();
+    logs.restore();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+thirdParty("tinygo-http_auth_random.wasm", async (url) => {
+  // Unknown cluster: refused at once, logged and counted; the paused request fails now.
+  const logs = captureLogs();
+  const f = await load("tinygo-http_auth_random.wasm", url, {});
+  try {
+    const req = request({});
+    const t0 = performance.now();
+    const out = await f.onRequest(req);
+    assert(performance.now() - t0 < 1000, "no pause-timeout wait");
+    assertEquals(out.action, "failed");
+    assert(out.action === "failed" && out.kind === "callout");
+    f.onDone(req);
+    assert(logs.lines.some((l) => l.includes("http call refused") && l.includes("httpbin")));
+    assertMatch(
+      metrics.render(),
+      /weft_filter_errors_total\{filter="tinygo-http_auth_random",kind="callout"\} [1-9]/,
+    );
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "with an undeclared cluster fails at once");
+
+thirdParty("tinygo-http_headers.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("tinygo-http_headers.wasm", url, {});
+  try {
+    const req = request({ host: "echo.default.svc.cluster.local", "user-agent": "curl/8" });
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    await f.onResponse(req, response(200, { server: "echo" }));
+    f.onDone(req);
+    const text = logs.lines.join("\n");
+    assertMatch(text, /request header: :authority: echo\.default\.svc\.cluster\.local/);
+    assertMatch(text, /request header: user-agent: curl\/8/);
+    assertMatch(text, /response header: :status: 200/);
+    assert(!text.includes("request header: host:"), "no host header beside :authority");
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+thirdParty("tinygo-helloworld.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("tinygo-helloworld.wasm", url, {});
+  try {
+    await new Promise((r) => setTimeout(r, 1300));
+    assert(logs.lines.some((l) => l.includes("OnTick on 1")), "the 1 s tick fired");
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+const NODE = {
+  nodeId: "sidecar~10.1.2.3~echo-1.default~default.svc.cluster.local",
+  nodeMetadata: {
+    EXCHANGE_KEYS: "NAME,NAMESPACE,LABELS",
+    NAME: "echo-1",
+    NAMESPACE: "default",
+    LABELS: { app: "echo", version: "v1" },
+    MESH_ID: "cluster.local",
+  },
+};
+
+thirdParty("istio-metadata_exchange.wasm", async (url) => {
+  const logs = captureLogs();
+  // Its root context registers under root id "" (WasmPlugin pluginName).
+  const f = await load("istio-metadata_exchange.wasm", url, { ...NODE, rootId: "" });
+  try {
+    const req = request({ "x-envoy-peer-metadata-id": "client-node" });
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    assertEquals(req.requestHeaders.has("x-envoy-peer-metadata-id"), false, "peer header taken");
+    const res = response(200);
+    await f.onResponse(req, res);
+    f.onDone(req);
+    // Inbound: the node's own metadata goes back downstream, read from node.metadata.
+    assertEquals(res.responseHeaders.get("x-envoy-peer-metadata-id"), NODE.nodeId);
+    const meta = atob(res.responseHeaders.get("x-envoy-peer-metadata") ?? "");
+    for (const s of ["NAME", "echo-1", "NAMESPACE", "LABELS", "app", "v1"]) {
+      assert(meta.includes(s), `exchanged metadata carries ${s}`);
+    }
+    assert(!meta.includes("MESH_ID"), "only EXCHANGE_KEYS are exchanged");
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+thirdParty("istio-stats.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("istio-stats.wasm", url, { ...NODE, rootId: "stats_inbound" });
+  try {
+    const req = request({});
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    await f.onResponse(req, response(200));
+    f.onDone(req);
+    const family = metrics.get("istio_requests_total");
+    assert(family, "istio_requests_total defined by the filter");
+    const text = metrics.render();
+    assertMatch(text, /istio_requests_total\{reporter="destination",[^}]*response_code="200"/);
+    assertMatch(text, /source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/client"/);
+  } finally {
+    f.close();
+    logs.restore();
+  }
+});
+
+thirdParty("istio-stats.wasm", async (statsUrl) => {
+  if (!(await present("istio-metadata_exchange.wasm"))) return;
+  const mxUrl = join(DIR, "istio-metadata_exchange.wasm");
+  const logs = captureLogs();
+  const client = {
+    nodeId: "sidecar~10.9.9.9~sleep-1.ns-c~ns-c.svc.cluster.local",
+    nodeMetadata: {
+      EXCHANGE_KEYS: "NAME,NAMESPACE,WORKLOAD_NAME,LABELS",
+      NAME: "sleep-1",
+      NAMESPACE: "ns-c",
+      WORKLOAD_NAME: "sleep",
+      LABELS: { app: "sleep", version: "v7" },
+    },
+  };
+  // The client side's exchange (outbound) puts its node metadata on the request.
+  const out = await load("istio-metadata_exchange.wasm", mxUrl, { ...client, rootId: "" });
+  const server = await load("istio-metadata_exchange.wasm", mxUrl, { ...NODE, rootId: "" });
+  const stats = await load("istio-stats.wasm", statsUrl, { ...NODE, rootId: "stats_inbound" });
+  try {
+    const sent = { ...request({}), direction: "outbound" as const };
+    await out.onRequest(sent);
+    out.onDone(sent);
+    const header = sent.requestHeaders.get("x-envoy-peer-metadata");
+    assert(header, "outbound exchange adds the peer metadata header");
+    // The server side: exchange reads it into the request's filter state, stats reads it there.
+    const req = request({
+      "x-envoy-peer-metadata": header,
+      "x-envoy-peer-metadata-id": client.nodeId,
+    });
+    await server.onRequest(req);
+    await stats.onRequest(req);
+    const res = response(200);
+    await stats.onResponse(req, res);
+    await server.onResponse(req, res);
+    stats.onDone(req);
+    server.onDone(req);
+    assertMatch(
+      metrics.render(),
+      /istio_requests_total\{[^}]*source_workload="sleep",source_workload_namespace="ns-c"/,
+    );
+    assertMatch(metrics.render(), /istio_requests_total\{[^}]*source_app="sleep"/);
+  } finally {
+    out.close();
+    server.close();
+    stats.close();
+    logs.restore();
+  }
+}, "reads the peer that metadata_exchange put in the request's filter state");

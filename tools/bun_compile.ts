@@ -1,0 +1,52 @@
+// deno-lint-ignore-file no-console
+/**
+ * Runs on Bun (spawned by tools/build.ts): Bun.build with `compile`, because the CLI has no
+ * plugins. One plugin: `oxc-minify` (imported at the top of jco-transpile, called only with
+ * `minify: true`, which weft never passes) loads a platform-specific native addon the bundle
+ * cannot carry, so it is replaced by a module whose minify() throws.
+ * Argument: a JSON {entry, assets, outfile, define}.
+ */
+interface BuildArgs {
+  readonly entry: string;
+  readonly assets: readonly string[];
+  readonly outfile: string;
+  readonly define: Record<string, string>;
+}
+
+interface PluginBuilder {
+  onResolve(o: { filter: RegExp }, f: () => { path: string; namespace: string }): void;
+  onLoad(
+    o: { filter: RegExp; namespace: string },
+    f: () => { contents: string; loader: string },
+  ): void;
+}
+
+interface BunApi {
+  build(o: unknown): Promise<{ success: boolean; logs: unknown[] }>;
+  argv: string[];
+}
+
+const bun = (globalThis as unknown as { Bun: BunApi }).Bun;
+const args = JSON.parse(bun.argv[2] ?? "{}") as BuildArgs;
+
+const STUB = `export async function minify() {
+  throw new Error("oxc-minify is not part of the weft binary");
+}`;
+
+const r = await bun.build({
+  entrypoints: [args.entry, ...args.assets],
+  compile: { outfile: args.outfile },
+  naming: { entry: "[name].[ext]", asset: "[name].[ext]" },
+  define: args.define,
+  plugins: [{
+    name: "weft-no-native-minify",
+    setup(b: PluginBuilder): void {
+      b.onResolve({ filter: /^oxc-minify$/ }, () => ({ path: "oxc-minify", namespace: "weft" }));
+      b.onLoad({ filter: /.*/, namespace: "weft" }, () => ({ contents: STUB, loader: "js" }));
+    },
+  }],
+});
+if (!r.success) {
+  for (const l of r.logs) console.error(l);
+  (globalThis as unknown as { process: { exit(c: number): never } }).process.exit(1);
+}
