@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { metricSum, roundTrip, scrape, startMesh } from "./support/mesh.ts";
-import { buildPlugin, REPO_ROOT } from "../src/filters/plugin_build.ts";
+import { buildPlugin } from "../src/filters/plugin_build.ts";
+import { examplePath } from "./support/example_plugins.ts"; // warms jco and c_faulty before tests
 
 Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good config serving", async () => {
   const m = await startMesh();
@@ -36,7 +37,7 @@ Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good c
     );
     assert(String(failed.error).length > 0, "the cause is logged");
     // A real filter that refuses its pluginConfig (plugins/examples/c_faulty, built from C).
-    const faulty = await buildPlugin(join(REPO_ROOT, "plugins/examples/c_faulty"));
+    const faulty = await buildPlugin(examplePath("c_faulty"));
     const refusing = {
       ...echo,
       plugins: [{

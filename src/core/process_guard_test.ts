@@ -24,3 +24,19 @@ Deno.test("process guard: an escaped error is logged once with its code and coun
   assert.equal(rec.code, "filter_load");
   assert.equal(rec.kind, "rejection");
 });
+
+Deno.test("process guard: a worker thread's load error (Bun) is counted as worker, logged at warn", () => {
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  const err = new Error('process.binding("tcp_wrap") is not implemented in Bun');
+  err.stack = `${err.message}\n    at /$bunfs/root/worker-thread.bundle.js:780:55`;
+  try {
+    reportUnhandled("exception", err);
+  } finally {
+    restore();
+  }
+  const rec = JSON.parse(lines[0]!);
+  assert.equal(rec.msg, "worker thread error");
+  assert.equal(rec.level, "warn");
+  assert.match(metrics.render(), /weft_unhandled_errors_total\{kind="worker"\} [1-9]/);
+});
