@@ -2,7 +2,7 @@
  * weft's command line. Wires the layers together (through src/app); nothing imports this file.
  *   weft run [--config weft.yaml] [--xds host:port] [--dev]
  *   weft validate weft.yaml
- *   weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
+ *   weft control-plane --config-dir DIR [--address 127.0.0.1:15010] [--tls]
  *   weft plugin new <name> --lang c|js [--dir plugins]
  */
 import { args, exit, installProcessGuard } from "./core/mod.ts";

@@ -135,6 +135,11 @@ Deno.test("deploy: the node agent is shaped like a node agent; its config valida
 
 const skip = containerSkipReason();
 
+async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** The DaemonSet's pod as a Pod for `podman kube play`: the test image, a node name instead of
  * the downward API, hostPaths moved under `dir`, listeners and the control plane address on
  * this test's loopback block, no `ports` (podman refuses them with host networking), restart
@@ -223,17 +228,26 @@ Deno.test({
     const cps = new ContainerLauncher(image.tag, [dir]);
     let cp: WeftProc | undefined;
     try {
-      const mesh = parseMesh(find("ConfigMap", "weft-mesh").data["mesh.yaml"]) && {
-        ...parse(find("ConfigMap", "weft-mesh").data["mesh.yaml"]),
-        workloads: [{
-          name: "app",
-          namespace: "default",
-          serviceAccount: "app",
-          address: ip(2),
-          node: "node-a",
-        }],
+      // The manifest's mesh, plus this node's token and one Pod scheduled on it.
+      const meshConfig = parse(find("ConfigMap", "weft-mesh").data["mesh.yaml"]);
+      const token = `token-${crypto.randomUUID()}`;
+      meshConfig.spec.nodeTokens = { "node-a": await sha256Hex(token) };
+      const pod = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "app", namespace: "default" },
+        spec: { nodeName: "node-a", serviceAccountName: "app" },
+        status: { podIP: ip(2) },
       };
-      await Deno.writeTextFile(join(dir, "mesh.yaml"), stringify(mesh));
+      await Deno.writeTextFile(
+        join(dir, "mesh.yaml"),
+        `${stringify(meshConfig)}---\n${stringify(pod)}`,
+      );
+      // The node's token where the DaemonSet's weft.yaml reads it (its state hostPath).
+      const state = join(dir, "host", "/var/lib/weft");
+      await Deno.mkdir(state, { recursive: true, mode: 0o777 });
+      await Deno.chmod(state, 0o777);
+      await Deno.writeTextFile(join(state, "node-token"), token, { mode: 0o644 });
       const cpArgs = ["control-plane", "--config", join(dir, "mesh.yaml")];
       cp = await startWeft(
         [...cpArgs, "--address", `${ip(1)}:15010`, "--ca-dir", join(dir, "ca")],

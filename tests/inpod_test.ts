@@ -194,10 +194,11 @@ Deno.test({
 
       await t.step("a DENY policy applies live", async () => {
         await m.setPolicies([{
-          name: "deny-client",
-          namespace: "default",
-          action: "DENY",
-          rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/client"] } }] }],
+          metadata: { name: "deny-client", namespace: "default" },
+          spec: {
+            action: "DENY",
+            rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/client"] } }] }],
+          },
         }]);
         const applied = (): number =>
           m.agents[1]!.lines.filter((l) => l.msg === "snapshot applied").length;

@@ -69,10 +69,8 @@ Deno.test("tunnel: bytes cross A → HBONE → B with both identities, metrics a
 Deno.test("authz: a DENY policy on node B refuses the client (401) and counts it; ALLOW for it passes", async () => {
   const m = await startMesh({
     policiesB: [{
-      name: "deny-sleep",
-      namespace: "default",
-      action: "DENY",
-      rules: [{ from: [{ source: { principals: [CLIENT] } }] }],
+      metadata: { name: "deny-sleep", namespace: "default" },
+      spec: { action: "DENY", rules: [{ from: [{ source: { principals: [CLIENT] } }] }] },
     }],
   });
   try {
@@ -86,10 +84,8 @@ Deno.test("authz: a DENY policy on node B refuses the client (401) and counts it
     await m.writeB({
       ...m.nodeB,
       authorizationPolicies: [{
-        name: "allow-sleep",
-        namespace: "default",
-        action: "ALLOW",
-        rules: [{ from: [{ source: { principals: [CLIENT] } }] }],
+        metadata: { name: "allow-sleep", namespace: "default" },
+        spec: { action: "ALLOW", rules: [{ from: [{ source: { principals: [CLIENT] } }] }] },
       }],
     });
     await m.b!.waitFor((l) => l.msg === "snapshot applied");
@@ -111,10 +107,8 @@ Deno.test("authz: a policy change closes a live connection that is now denied", 
     await m.writeB({
       ...m.nodeB,
       authorizationPolicies: [{
-        name: "deny-all",
-        namespace: "default",
-        action: "DENY",
-        rules: [{}],
+        metadata: { name: "deny-all", namespace: "default" },
+        spec: { action: "DENY", rules: [{}] },
       }],
     });
     await closed(s, 15_000);

@@ -81,24 +81,40 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
       },
     ],
     services: [{ ...service, plugins: [proxyWasm] }],
-    authorizationPolicies: [
-      {
-        name: "deny-admin",
-        namespace: "default",
-        action: "DENY",
-        rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }],
-      },
-      {
-        name: "allow-get",
-        namespace: "default",
-        action: "ALLOW",
-        rules: [{
-          from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }],
-          to: [{ operation: { methods: ["GET"] } }],
-        }],
-      },
-    ],
+    // Istio's own manifests, as a team keeps them: a directory of multi-document YAML.
+    configDir: join(dir, "istio"),
   };
+  await Deno.mkdir(join(dir, "istio"));
+  await Deno.writeTextFile(
+    join(dir, "istio", "policies.yaml"),
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-admin
+  namespace: default
+spec:
+  action: DENY
+  rules:
+    - to:
+        - operation:
+            paths: ["/admin*"]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-get
+  namespace: default
+spec:
+  action: ALLOW
+  rules:
+    - from:
+        - source:
+            principals: ["cluster.local/ns/default/sa/sleep"]
+      to:
+        - operation:
+            methods: ["GET"]
+`,
+  );
   const nodeA = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
     timeouts: { drain: "30s" },
@@ -116,15 +132,15 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
         {
           match: [{ headers: { "x-fault": { exact: "1" } } }],
           fault: { abort: { httpStatus: 503, percentage: { value: 100 } } },
-          route: [{ destination: { subset: "v1" } }],
+          route: [{ destination: { host: "echo", subset: "v1" } }],
         },
         {
           match: [{ headers: { "x-canary": { exact: "1" } } }],
-          route: [{ destination: { subset: "v2" } }],
+          route: [{ destination: { host: "echo", subset: "v2" } }],
         },
         {
-          route: [{ destination: { subset: "v1" }, weight: 90 }, {
-            destination: { subset: "v2" },
+          route: [{ destination: { host: "echo", subset: "v1" }, weight: 90 }, {
+            destination: { host: "echo", subset: "v2" },
             weight: 10,
           }],
         },

@@ -1,9 +1,11 @@
 /**
  * Enforces the layer direction of shared/STYLE.md: a wrong import fails CI.
  *   core    → nothing else in src/ (and no protobuf, xDS or wasm packages)
+ *   istio   → core (the Istio vocabulary: parsers and the validation toolkit)
  *   tls     → core
- *   filters → core
- *   xds     → core, tls
+ *   filters → core, istio
+ *   xds     → core, tls, istio
+ *   inpod   → core
  *   app     → any layer; main.ts → app and layers; nothing imports main.ts
  * Cross-layer imports go through the target folder's mod.ts.
  */
@@ -13,11 +15,12 @@ import { dirname, join, relative, resolve } from "node:path";
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const ALLOWED: Record<string, readonly string[]> = {
   core: [],
+  istio: ["core"],
   tls: ["core"],
-  filters: ["core"],
-  xds: ["core", "tls"],
+  filters: ["core", "istio"],
+  xds: ["core", "tls", "istio"],
   inpod: ["core"],
-  app: ["core", "tls", "filters", "xds", "inpod"],
+  app: ["core", "istio", "tls", "filters", "xds", "inpod"],
 };
 const BANNED_IN_CORE = [
   /^npm:@bufbuild\//,

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { meshManifests } from "./support/istio_manifests.ts";
 import { stringify } from "yaml";
 /**
  * xDS end to end with real processes: `weft control-plane` serves a mesh file; two `weft run`
@@ -109,7 +110,7 @@ Deno.test("xds over mTLS: weft run with a local CA and xds.tls talks to weft con
   const dir = await Deno.makeTempDir({ prefix: "weft-xds-mtls-" });
   const caDir = join(dir, "ca");
   const meshPath = join(dir, "mesh.yaml");
-  await Deno.writeTextFile(meshPath, stringify(mesh(ip, 8080, [])));
+  await Deno.writeTextFile(meshPath, meshManifests(mesh(ip, 8080, [])));
   const procs: WeftProc[] = [];
   try {
     const cp = await startWeft([

@@ -224,7 +224,7 @@ Deno.test("fault config errors reject the generation", async () => {
   for (const [cfg, re] of bad) await assert.rejects(fault(cfg), re);
   assert.throws(
     () => istio("{abort: {grpcStatus: NOPE, percentage: {value: 1}}}"),
-    /unknown gRPC code NOPE/,
+    /grpcStatus: must be a gRPC status name such as "UNAVAILABLE", got "NOPE"/,
   );
   assert.throws(() => istio("{delay: {exponentialDelay: 1s}}"), /exponentialDelay: not supported/);
 });

@@ -23,8 +23,11 @@ Usage:
                          with --xds alone: config and certificates from the control plane)
   weft validate [weft.yaml]
                          check a config; prints every problem with its path, exit 1 if any
-  weft control-plane --config mesh.yaml [--address 127.0.0.1:15010]
-                         serve xDS (ADS, delta and SotW) and the CA from a YAML mesh description
+  weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
+                     [--ca-dir .weft/ca] [--tls | --insecure-plaintext]
+                         serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
+                         manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
+                         the CA (required unless --address is loopback or --insecure-plaintext)
   weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
                          enrolls the pod with the node agent's in-pod capture
   weft plugin new <name> --lang c|js [--dir plugins]
@@ -46,7 +49,10 @@ failure (reported before any port is bound), 2 usage error.
 const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
   run: { values: ["config", "xds", "node", "state-dir"], switches: ["dev"] },
   validate: { values: ["config"], switches: [] },
-  "control-plane": { values: ["config", "address", "ca-dir"], switches: ["tls"] },
+  "control-plane": {
+    values: ["config", "config-dir", "address", "ca-dir"],
+    switches: ["tls", "insecure-plaintext"],
+  },
   plugin: { values: ["lang", "dir"], switches: ["force"] },
   version: { values: [], switches: ["json"] },
 };

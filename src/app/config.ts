@@ -6,9 +6,9 @@ import { parse as parseYaml } from "yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
-import { Checker, deepFreeze, isObj, Problems } from "./check.ts";
+import { Checker, deepFreeze, isObj, Problems } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
-import { checkPolicy } from "./config_policy.ts";
+import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
 import { offLoopback } from "./admin_guard.ts";
 import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
@@ -29,11 +29,18 @@ const TOP = [
   "workloads",
   "services",
   "authorizationPolicies",
+  "resources",
+  "configDir",
   "xds",
   INPOD_KEY,
 ];
 
-export function parseConfigText(text: string, nodeName?: string): ValidationResult {
+/** `baseDir`: where a relative `configDir` is read from (the config file's directory). */
+export function parseConfigText(
+  text: string,
+  nodeName?: string,
+  baseDir = ".",
+): ValidationResult {
   let raw: unknown;
   try {
     // logLevel "error": the yaml package would print warnings (unknown tags) to stderr itself;
@@ -46,10 +53,10 @@ export function parseConfigText(text: string, nodeName?: string): ValidationResu
   if (nodeName !== undefined && isObj(raw)) {
     raw = { ...raw, node: { ...(isObj(raw.node) ? raw.node : {}), name: nodeName } };
   }
-  return validateConfig(raw);
+  return validateConfig(raw, baseDir);
 }
 
-export function validateConfig(raw: unknown): ValidationResult {
+export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
   const problems = new Problems();
   const c = new Checker(problems);
   if (!isObj(raw)) return { ok: false, problems: ["(root): must be a mapping"] };
@@ -148,25 +155,25 @@ export function validateConfig(raw: unknown): ValidationResult {
   );
   dupes(problems, "workloads", workloads.map((w) => `${w.namespace}/${w.name}`), "name");
   dupes(problems, "workloads", workloads.map((w) => w.address), "address");
+  const extra: ConfigResources = checkResources(c, r.resources, r.configDir, baseDir);
   const services = c.list("services", r.services).map((s, i) =>
-    checkService(c, `services[${i}]`, s, node.trustDomain)
+    checkService(c, `services[${i}]`, s, node.trustDomain, extra)
   );
   dupes(problems, "services", services.map((s) => `${s.namespace}/${s.name}`), "name");
   const vipPorts = services.flatMap((s) =>
     s.vips.flatMap((v) => s.ports.map((p) => `${v}:${p.port}`))
   );
   dupes(problems, "services", vipPorts, "vip:port");
-  const policies = c.list("authorizationPolicies", r.authorizationPolicies).map((p, i) =>
-    checkPolicy(c, `authorizationPolicies[${i}]`, p)
-  );
+  const policies = [...checkPolicies(c, r.authorizationPolicies), ...extra.policies];
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
-  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity"]);
+  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity", "tokenFile"]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
   const xds = {
     address: xdsAddress,
     mode: c.oneOf("xds.mode", x.mode, ["delta", "sotw"], "delta"),
     tls: c.bool("xds.tls", x.tls, false),
     serverIdentity: c.optStr("xds.serverIdentity", x.serverIdentity),
+    tokenFile: c.optStr("xds.tokenFile", x.tokenFile),
   };
   if (xds.tls && ca.mode === "xds") {
     problems.add("xds.tls", "mTLS to the control plane needs a local CA (ca.mode auto or files)");

@@ -3,7 +3,7 @@
  * from the rest of the bootstrap config. Absent = off; present = the node agent serves the pod
  * channel and opens each enrolled pod's listeners inside its network namespace (Bun only).
  */
-import type { Checker } from "./check.ts";
+import type { Checker } from "../istio/mod.ts";
 
 export interface InpodConfig {
   /** The ZDS-shaped unix socket `weft cni` talks to. */

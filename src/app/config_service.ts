@@ -2,7 +2,8 @@
 import { env, spiffeId } from "../core/mod.ts";
 import type { CalloutCluster } from "../core/mod.ts";
 import { parseIp, splitHostPort } from "../core/mod.ts";
-import { Checker, isObj } from "./check.ts";
+import { type Checker, isObj, parseHttpRoute } from "../istio/mod.ts";
+import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
   EndpointConfig,
   PluginConfig,
@@ -12,7 +13,13 @@ import type {
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-export function checkService(c: Checker, path: string, v: unknown, td: string): ServiceConfig {
+export function checkService(
+  c: Checker,
+  path: string,
+  v: unknown,
+  td: string,
+  extra?: ConfigResources,
+): ServiceConfig {
   const o = c.obj(path, v, [
     "name",
     "namespace",
@@ -54,13 +61,29 @@ export function checkService(c: Checker, path: string, v: unknown, td: string): 
       labels: c.labels(`${path}.subsets[${i}].labels`, so.labels),
     };
   });
-  const http = c.list(`${path}.http`, o.http);
-  http.forEach((r, i) =>
-    checkHttpRoute(c, `${path}.http[${i}]`, r, name, subsets.map((s) => s.name))
-  );
+  const hostname = c.str(`${path}.hostname`, o.hostname, `${name}.${namespace}.svc.cluster.local`);
+  // DestinationRules and VirtualServices from `resources`/`configDir` attach by host.
+  subsets.push(...(extra?.subsets.get(hostname) ?? []));
+  const http = o.http !== undefined
+    ? c.list(`${path}.http`, o.http)
+    : [...(extra?.http.get(hostname) ?? [])];
+  http.forEach((r, i) => {
+    const route = parseHttpRoute(c, `${path}.http[${i}]`, r);
+    route.route.forEach((d, j) => {
+      const sub = d.destination.subset;
+      if (sub !== undefined && !subsets.some((s) => s.name === sub)) {
+        c.problems.add(
+          `${path}.http[${i}].route[${j}].destination.subset`,
+          `subset "${sub}" is not defined in this service's subsets`,
+        );
+      }
+    });
+  });
   const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) =>
     checkPlugin(c, `${path}.plugins[${i}]`, p)
   );
+  // WasmPlugins from `resources`/`configDir` attach by targetRefs or selector.
+  plugins.push(...wasmPluginsFor({ name, namespace, ports, endpoints }, extra?.wasmPlugins ?? []));
   // A filter is (scope, name): one service's plugins must have distinct names per direction.
   const seen = new Map<string, number>();
   plugins.forEach((p, i) => {
@@ -77,7 +100,7 @@ export function checkService(c: Checker, path: string, v: unknown, td: string): 
   return {
     name,
     namespace,
-    hostname: c.str(`${path}.hostname`, o.hostname, `${name}.${namespace}.svc.cluster.local`),
+    hostname,
     vips: vipsRaw,
     ports,
     endpoints,
@@ -144,88 +167,6 @@ function checkEndpoint(c: Checker, path: string, v: unknown, td: string): Endpoi
     labels: c.labels(`${path}.labels`, o.labels),
     weight: c.int(`${path}.weight`, o.weight, 1, 0, 1_000_000),
   };
-}
-
-const STRING_MATCH = ["exact", "prefix", "regex"];
-
-function checkStringMatch(c: Checker, path: string, v: unknown, presence: boolean): void {
-  const o = c.obj(path, v, STRING_MATCH);
-  const keys = Object.keys(o);
-  if (keys.length > 1) c.problems.add(path, "set exactly one of exact, prefix, regex");
-  if (keys.length === 0 && !presence) c.problems.add(path, "set one of exact, prefix, regex");
-  if (typeof o.regex === "string") {
-    try {
-      new RegExp(o.regex);
-    } catch {
-      c.problems.add(`${path}.regex`, `invalid regular expression "${o.regex}"`);
-    }
-  }
-  for (const k of keys) c.str(`${path}.${k}`, o[k]);
-}
-
-/** VirtualService HTTPRoute subset: match, route (destination + weight), fault. */
-function checkHttpRoute(
-  c: Checker,
-  path: string,
-  v: unknown,
-  svc: string,
-  subsets: string[],
-): void {
-  const o = c.obj(path, v, ["name", "match", "route", "fault"]);
-  c.list(`${path}.match`, o.match).forEach((m, i) => {
-    const p = `${path}.match[${i}]`;
-    const mo = c.obj(p, m, ["name", "uri", "method", "headers", "ignoreUriCase"]);
-    if (mo.uri !== undefined) checkStringMatch(c, `${p}.uri`, mo.uri, false);
-    if (mo.method !== undefined) checkStringMatch(c, `${p}.method`, mo.method, false);
-    if (mo.headers !== undefined) {
-      const h = c.obj(`${p}.headers`, mo.headers, Object.keys(isObj(mo.headers) ? mo.headers : {}));
-      for (const [k, hv] of Object.entries(h)) checkStringMatch(c, `${p}.headers.${k}`, hv, true);
-    }
-  });
-  const routes = c.list(`${path}.route`, o.route);
-  routes.forEach((r, i) => {
-    const p = `${path}.route[${i}]`;
-    const ro = c.obj(p, r, ["destination", "weight"]);
-    const d = c.obj(`${p}.destination`, ro.destination, ["host", "subset", "port"]);
-    c.str(`${p}.destination.host`, d.host, svc);
-    const subset = c.optStr(`${p}.destination.subset`, d.subset);
-    if (
-      subset !== undefined && (d.host === undefined || d.host === svc) && !subsets.includes(subset)
-    ) {
-      c.problems.add(
-        `${p}.destination.subset`,
-        `subset "${subset}" is not defined in this service's subsets`,
-      );
-    }
-    c.int(`${p}.weight`, ro.weight, routes.length === 1 ? 100 : 0, 0, 1_000_000);
-  });
-  if (o.fault !== undefined) checkFault(c, `${path}.fault`, o.fault);
-}
-
-function checkPercent(c: Checker, path: string, v: unknown): void {
-  const o = c.obj(path, v, ["value"]);
-  c.num(`${path}.value`, o.value, 0, 0, 100);
-}
-
-function checkFault(c: Checker, path: string, v: unknown): void {
-  const o = c.obj(path, v, ["delay", "abort"]);
-  if (o.delay !== undefined) {
-    const d = c.obj(`${path}.delay`, o.delay, ["fixedDelay", "percentage", "percent"]);
-    const ms = c.duration(`${path}.delay.fixedDelay`, d.fixedDelay, 0);
-    if (ms < 1) c.problems.add(`${path}.delay.fixedDelay`, "must be at least 1ms");
-    if (d.percentage !== undefined) checkPercent(c, `${path}.delay.percentage`, d.percentage);
-  }
-  if (o.abort !== undefined) {
-    const a = c.obj(`${path}.abort`, o.abort, ["httpStatus", "grpcStatus", "percentage"]);
-    if ((a.httpStatus === undefined) === (a.grpcStatus === undefined)) {
-      c.problems.add(`${path}.abort`, "set exactly one of httpStatus, grpcStatus");
-    }
-    if (a.httpStatus !== undefined) {
-      c.int(`${path}.abort.httpStatus`, a.httpStatus, undefined, 200, 599);
-    }
-    if (a.grpcStatus !== undefined) c.str(`${path}.abort.grpcStatus`, a.grpcStatus);
-    if (a.percentage !== undefined) checkPercent(c, `${path}.abort.percentage`, a.percentage);
-  }
 }
 
 function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {

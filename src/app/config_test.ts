@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { parseConfigText, validateConfig } from "./config.ts";
 import { DEFAULT_CONFIG_YAML } from "./default_config.ts";
@@ -49,11 +50,13 @@ services:
     ports: [{ port: 0 }]
     endpoints: [{ address: 127.0.1.3, hboneAddress: "nope" }]
 authorizationPolicies:
-  - name: p
-    action: PERMIT
-    rules:
-      - from: [{ source: { ipBlocks: ["10.0.0.0/99"] } }]
-        when: [{ key: "request.bogus", values: ["x"] }]
+  - metadata: { name: p }
+    spec:
+      action: PERMIT
+      rules:
+        - from: [{ source: { ipBlocks: ["10.0.0.0/99"] } }]
+          when: [{ key: "request.bogus", values: ["x"] }]
+  - { name: flat, action: ALLOW }
 bogus: 1
 `);
   assert(!r.ok);
@@ -67,9 +70,10 @@ bogus: 1
     "workloads[1]: duplicate name",
     "services[0].ports[0].port: must be an integer 1-65535",
     'services[0].endpoints[0].hboneAddress: must be "ip:port"',
-    "authorizationPolicies[0].action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
-    "authorizationPolicies[0].rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
-    "authorizationPolicies[0].rules[0].when[0].key: unknown condition key",
+    "authorizationPolicies[0].spec.action: must be one of ALLOW, DENY, AUDIT, CUSTOM",
+    "authorizationPolicies[0].spec.rules[0].from[0].source.ipBlocks[0]: must be an IP or CIDR",
+    "authorizationPolicies[0].spec.rules[0].when[0].key: unknown condition key",
+    "authorizationPolicies[1]: must be an AuthorizationPolicy as Istio writes it",
   ];
   for (const w of want) {
     assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
@@ -121,6 +125,69 @@ Deno.test("config: VirtualService routes and faults are checked", () => {
     ]
   ) {
     assert(r.problems.some((p) => p.startsWith(w)), `missing "${w}" in\n${r.problems.join("\n")}`);
+  }
+});
+
+Deno.test("config: Istio objects inline (resources) and from configDir attach to weft.yaml's services", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-config-dir-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "routes.yaml"),
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: echo }
+spec: { host: echo, subsets: [{ name: v1, labels: { version: v1 } }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: echo }
+spec:
+  hosts: [echo]
+  http:
+    - match: [{ headers: { end-user: { exact: jason } } }]
+      fault: { abort: { httpStatus: 500, percent: 100 } }
+      route: [{ destination: { host: echo, subset: v1 } }]
+    - route: [{ destination: { host: echo, subset: v1 } }]
+`,
+    );
+    const r = parseConfigText(
+      `
+services:
+  - name: echo
+    ports: [{ port: 80, protocol: HTTP }]
+    endpoints: [{ address: 127.0.1.3, labels: { app: echo, version: v1 } }]
+resources:
+  - apiVersion: extensions.istio.io/v1alpha1
+    kind: WasmPlugin
+    metadata: { name: hdr }
+    spec:
+      selector: { matchLabels: { app: echo } }
+      url: file:///plugins/hdr.wasm
+      match: [{ mode: CLIENT }]
+  - apiVersion: security.istio.io/v1
+    kind: PeerAuthentication
+    metadata: { name: strict }
+    spec: { mtls: { mode: STRICT } }
+configDir: ${dir}
+`,
+    );
+    assert(r.ok, JSON.stringify(!r.ok && r.problems));
+    const echo = r.config.services[0]!;
+    assertEquals(echo.subsets.map((s) => s.name), ["v1"]);
+    assertEquals(echo.http.length, 2);
+    assertEquals(echo.plugins.map((p) => [p.name, p.direction, p.type]), [
+      ["hdr", "outbound", "proxy-wasm"],
+    ]);
+    assertEquals(r.config.authorizationPolicies.map((p) => [p.name, p.action]), [
+      ["converted_peer_authentication_strict", "DENY"],
+    ]);
+    const bad = parseConfigText(
+      `resources: [{ apiVersion: v1, kind: Pod, metadata: { name: p } }]`,
+    );
+    assert(!bad.ok);
+    assert(bad.problems.some((p) => /standalone weft.yaml takes/.test(p)), bad.problems.join("\n"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -122,6 +122,8 @@ export interface WeftConfig {
     readonly tls: boolean;
     /** The SPIFFE id the control plane must present over mTLS. */
     readonly serverIdentity: string | undefined;
+    /** File holding this node's bearer token for the CA service (ca.mode xds). */
+    readonly tokenFile: string | undefined;
   };
   /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
   readonly inpod?: InpodConfig | undefined;

@@ -1,30 +1,47 @@
 /**
- * `weft control-plane --config mesh.yaml [--address 127.0.0.1:15010] [--ca-dir .weft/ca] [--tls]`:
- * the embedded control plane (ADS delta + SotW from a YAML mesh file, pushed on every edit) and the
- * CA service node agents get workload certificates from.
+ * `weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
+ * [--ca-dir .weft/ca] [--tls | --insecure-plaintext]`: the embedded control plane (ADS delta + SotW from Kubernetes-style
+ * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
-import { readFile } from "node:fs/promises";
 import { errorMessage, logger, onSignal } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
-import { parseMesh, startControlPlane } from "../xds/mod.ts";
+import { loadMesh, startControlPlane } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
 
 const log = logger("control_plane");
 
 export async function runControlPlane(f: Flags): Promise<number> {
-  const configPath = f.values.get("config") ?? f.positional[0];
-  if (!configPath) {
+  const paths = [
+    ...(f.values.get("config-dir") ? [f.values.get("config-dir")!] : []),
+    ...(f.values.get("config") ? [f.values.get("config")!] : []),
+    ...f.positional,
+  ];
+  if (paths.length === 0) {
     out.err(
-      "Cannot start the control plane: no mesh file (usage: weft control-plane --config mesh.yaml)",
+      "Cannot start the control plane: no manifests (usage: weft control-plane --config-dir DIR)",
     );
     return 2;
   }
+  const address = f.values.get("address") ?? "127.0.0.1:15010";
+  if (!f.switches.has("tls") && !isLoopback(address)) {
+    if (!f.switches.has("insecure-plaintext")) {
+      out.err(
+        `Cannot serve the control plane in plaintext on ${address}: plaintext is for loopback ` +
+          "only (node tokens and certificates would cross the network in the clear); add --tls, " +
+          "or --insecure-plaintext to accept that",
+      );
+      return 2;
+    }
+    log.warn("serving xDS and the CA in plaintext off loopback (--insecure-plaintext)", {
+      address,
+    });
+  }
   let mesh;
   try {
-    mesh = parseMesh(await readFile(configPath, "utf8"));
+    mesh = await loadMesh(paths);
   } catch (err) {
-    out.err(`Cannot load mesh file ${configPath}: ${errorMessage(err)}`);
+    out.err(`Cannot load manifests ${paths.join(", ")}: ${errorMessage(err)}`);
     return 1;
   }
   const ca = await openCa({ mode: "auto", stateDir: f.values.get("ca-dir") ?? ".weft/ca" });
@@ -34,12 +51,12 @@ export async function runControlPlane(f: Flags): Promise<number> {
     tls = { rootsPem: leaf.rootsPem, certChainPem: leaf.chainPem, keyPem: leaf.keyPem };
   }
   const cp = await startControlPlane({
-    configPath,
-    address: f.values.get("address") ?? "127.0.0.1:15010",
+    configPaths: paths,
+    address,
     ca,
     ...(tls ? { tls } : {}),
   });
-  log.info("ready", { address: cp.address, mesh: configPath, tls: tls !== undefined });
+  log.info("ready", { address: cp.address, mesh: paths, tls: tls !== undefined });
   await new Promise<void>((resolve) => {
     const offs: (() => void)[] = [];
     const done = (): void => {
@@ -56,4 +73,9 @@ export async function runControlPlane(f: Flags): Promise<number> {
 /** The identity the control plane presents over mTLS (node agents expect it). */
 export function controlPlaneIdentity(trustDomain: string): string {
   return `spiffe://${trustDomain}/ns/istio-system/sa/weft-control-plane`;
+}
+
+function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

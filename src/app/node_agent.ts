@@ -4,6 +4,7 @@
  * SIGTERM/SIGINT and POST /quitquitquit; exit 0 after the drain.
  */
 import { watch } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import {
   errorCode,
@@ -112,7 +113,10 @@ export class NodeAgent {
       );
     }
     const ca: LeafIssuer = cfg.ca.mode === "xds"
-      ? new (await import("../xds/mod.ts")).RemoteCa({ address: opts.xds! })
+      ? new (await import("../xds/mod.ts")).RemoteCa({
+        address: opts.xds!,
+        ...(cfg.xds.tokenFile ? { token: (await readFile(cfg.xds.tokenFile, "utf8")).trim() } : {}),
+      })
       : await openCa(
         cfg.ca.mode === "auto"
           ? { mode: "auto", stateDir: cfg.ca.stateDir }

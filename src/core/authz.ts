@@ -73,10 +73,29 @@ function field(
   return true;
 }
 
-function sourceMatches(s: PolicySource, peer: Peer): boolean {
-  return field(s.principals, s.notPrincipals, (p) => anyMatch(p, peer.principal)) &&
+function serviceAccountOf(principal: string | undefined): string | undefined {
+  const m = principal && /\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
+
+function sourceMatches(s: PolicySource, peer: Peer): Tri {
+  const l4 = field(s.principals, s.notPrincipals, (p) => anyMatch(p, peer.principal)) &&
     field(s.namespaces, s.notNamespaces, (p) => anyMatch(p, peer.namespace)) &&
+    field(
+      s.serviceAccounts,
+      s.notServiceAccounts,
+      (p) => p.includes(serviceAccountOf(peer.principal) ?? "\0"),
+    ) &&
     field(s.ipBlocks, s.notIpBlocks, (p) => p.some((c) => ipInCidr(peer.attrs.sourceIp, c)));
+  if (!l4) return "no";
+  // remoteIpBlocks (X-Forwarded-For) and requestPrincipals (JWT) exist only at L7.
+  const httpOnly = [
+    s.remoteIpBlocks,
+    s.notRemoteIpBlocks,
+    s.requestPrincipals,
+    s.notRequestPrincipals,
+  ].some((f) => f !== undefined && f.length > 0);
+  return httpOnly ? "n/a" : "yes";
 }
 
 function operationMatches(o: PolicyOperation, peer: Peer): Tri {
@@ -119,10 +138,12 @@ function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
 
 /** Does the rule match at L4? `wide` = DENY semantics for fields L4 cannot evaluate. */
 function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
-  if (rule.from && rule.from.length > 0 && !rule.from.some((f) => sourceMatches(f.source, peer))) {
+  const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
+  if (
+    rule.from && rule.from.length > 0 && !rule.from.some((f) => tri(sourceMatches(f.source, peer)))
+  ) {
     return false;
   }
-  const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
   if (
     rule.to && rule.to.length > 0 && !rule.to.some((t) => tri(operationMatches(t.operation, peer)))
   ) {

@@ -144,6 +144,15 @@ export interface PolicySource {
   readonly notNamespaces?: readonly StringMatch[];
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
+  /** `ns/sa` pairs (Istio 1.22+), checked against the peer identity. */
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
+  /** HTTP-only (original client IP from X-Forwarded-For, JWT principal): L7 evaluates them; at
+   * L4 an ALLOW rule using them matches nothing and a DENY rule ignores them (ztunnel). */
+  readonly remoteIpBlocks?: readonly string[];
+  readonly notRemoteIpBlocks?: readonly string[];
+  readonly requestPrincipals?: readonly StringMatch[];
+  readonly notRequestPrincipals?: readonly StringMatch[];
 }
 
 export interface PolicyOperation {

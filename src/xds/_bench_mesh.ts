@@ -1,3 +1,5 @@
+import { meshDocs } from "../../tests/support/istio_manifests.ts";
+
 /** A synthetic mesh for benchmarks, as JSON (which is YAML too): `services` services ×
  * `perService` workloads spread over `nodes` nodes (10 000 workloads with the defaults). */
 export function bigMeshJson(services = 1000, perService = 10, nodes = 100, v2 = 10): string {
@@ -39,5 +41,5 @@ export function bigMeshJson(services = 1000, perService = 10, nodes = 100, v2 = 
         : {}),
     });
   }
-  return JSON.stringify({ workloads, services: svcs });
+  return JSON.stringify({ kind: "List", items: meshDocs({ workloads, services: svcs }) });
 }

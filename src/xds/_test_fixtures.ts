@@ -1,5 +1,6 @@
 /** Shared fixtures for src/xds tests: a bootstrap base and a small mesh file. */
 import type { SnapshotBase } from "./translate.ts";
+import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 
 export const BASE: SnapshotBase = {
   node: { name: "node-a", hbonePort: 15008, trustDomain: "cluster.local", network: "" },
@@ -9,7 +10,13 @@ export const BASE: SnapshotBase = {
   limits: { maxConnections: 100, poolMaxStreamsPerConnection: 100, poolIdleMs: 1000 },
 } as unknown as SnapshotBase;
 
+/** The mesh as Istio manifests (Pods, Services, DestinationRule, VirtualService, policy). */
 export function meshYaml(v2weight: number): string {
+  return meshManifestsFromYaml(compactMeshYaml(v2weight));
+}
+
+/** The same mesh in the compact test form (tests/support/istio_manifests.ts). */
+export function compactMeshYaml(v2weight: number): string {
   return `
 trustDomain: cluster.local
 workloads:

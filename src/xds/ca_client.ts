@@ -28,6 +28,8 @@ export interface RemoteCaOptions {
   readonly tls?: XdsTlsMaterial;
   readonly serverIdentity?: string;
   readonly timeoutMs?: number;
+  /** The node's bearer token for the CA service (MeshConfig spec.nodeTokens holds its hash). */
+  readonly token?: string;
 }
 
 export class RemoteCa implements LeafIssuer {
@@ -49,6 +51,12 @@ export class RemoteCa implements LeafIssuer {
     return this.root;
   }
 
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set("authorization", `Bearer ${this.opts.token}`);
+    return md;
+  }
+
   async issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
     const { csrPem, keyPem } = await createCsr(identity);
     const ttlS = BigInt(Math.ceil((opts.ttlMs ?? 24 * 3_600_000) / 1000));
@@ -60,7 +68,7 @@ export class RemoteCa implements LeafIssuer {
         m.requestSerialize,
         m.responseDeserialize,
         create(IstioCertificateRequestSchema, { csr: csrPem, validityDuration: ttlS }),
-        new grpc.Metadata(),
+        this.metadata(),
         { deadline },
         (err, res) => {
           if (err) {

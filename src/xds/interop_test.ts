@@ -42,39 +42,78 @@ async function backend(
   return { server, port: bound };
 }
 
+/** Istio manifests: two Pods, a Service, subsets, a VirtualService with an optional first route
+ * that only requests with `x-user: jason` take (bookinfo's ratings-test-abort shape). */
 function mesh(port: number, v2: number, fault: string): string {
   return `
-workloads:
-  - { name: echo-1, address: 127.0.5.1, node: node-a, labels: { app: echo, version: v1 } }
-  - { name: echo-2, address: 127.0.5.2, node: node-b, labels: { app: echo, version: v2 } }
-services:
-  - name: echo
-    ports: [{ port: 80, targetPort: ${port}, protocol: GRPC }]
-    subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }]
-    http:
-      - route:
-          - { destination: { subset: v1 }, weight: ${100 - v2} }
-          - { destination: { subset: v2 }, weight: ${v2} }
-        ${fault}
+apiVersion: v1
+kind: Pod
+metadata: { name: echo-1, namespace: default, labels: { app: echo, version: v1 } }
+spec: { nodeName: node-a }
+status: { podIP: 127.0.5.1 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: echo-2, namespace: default, labels: { app: echo, version: v2 } }
+spec: { nodeName: node-b }
+status: { podIP: 127.0.5.2 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: default }
+spec:
+  selector: { app: echo }
+  ports: [{ name: grpc, port: 80, targetPort: ${port} }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: echo, namespace: default }
+spec:
+  host: echo
+  subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: echo, namespace: default }
+spec:
+  hosts: [echo]
+  http:
+${
+    fault
+      ? `    - match: [{ headers: { x-user: { exact: jason } } }]
+      route: [{ destination: { host: echo, subset: v1 } }]
+      ${fault}
+`
+      : ""
+  }    - route:
+        - { destination: { host: echo, subset: v1 }, weight: ${100 - v2} }
+        - { destination: { host: echo, subset: v2 }, weight: ${v2} }
 `;
 }
 
-function call(client: grpc.Client): Promise<string> {
+function call(client: grpc.Client, user = ""): Promise<string> {
+  const md = new grpc.Metadata();
+  if (user) md.set("x-user", user);
   return new Promise((resolve) =>
     client.makeUnaryRequest(
       PATH,
       raw,
       raw,
       Buffer.alloc(0),
+      md,
       (err, res) => resolve(err ? `error:${grpc.status[err.code]}` : res!.toString()),
     )
   );
 }
 
-async function tally(client: grpc.Client, n: number): Promise<Record<string, number>> {
+async function tally(
+  client: grpc.Client,
+  n: number,
+  user = "",
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
-    const who = await call(client);
+    const who = await call(client, user);
     out[who] = (out[who] ?? 0) + 1;
   }
   return out;
@@ -123,20 +162,24 @@ Deno.test({
       while (Date.now() < until1 && shifted["v2"] !== 10) shifted = await tally(client, 10);
       assert.deepEqual(shifted, { v2: 10 }, "weight change followed");
 
-      // The weights flip too: grpc-js-xds 1.14.1 compares route configs with a one-sided deep
-      // equality, so a route that only gains a per-filter override is seen as unchanged, and it
-      // does not re-apply HCM filters on a Listener-only update.
+      // A header-matched route with its own fault (Istio's string gRPC status), as
+      // typed_per_filter_config on that route: only matching requests fail.
       await writeAtomic(
         path,
-        mesh(a.port, 0, "fault: { abort: { grpcStatus: 14, percentage: { value: 100 } } }"),
+        mesh(
+          a.port,
+          0,
+          'fault: { abort: { grpcStatus: "UNAVAILABLE", percentage: { value: 100 } } }',
+        ),
       );
       await cp.reload();
       let faulted: Record<string, number> = {};
       const until2 = Date.now() + 10_000;
       while (Date.now() < until2 && faulted["error:UNAVAILABLE"] !== 5) {
-        faulted = await tally(client, 5);
+        faulted = await tally(client, 5, "jason");
       }
-      assert.deepEqual(faulted, { "error:UNAVAILABLE": 5 }, "configured fault injected");
+      assert.deepEqual(faulted, { "error:UNAVAILABLE": 5 }, "fault on the matching route");
+      assert.deepEqual(await tally(client, 10), { v1: 10 }, "other requests untouched");
     } finally {
       client.close();
       await cp.close();

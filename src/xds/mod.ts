@@ -9,6 +9,7 @@ export { COMPONENT_RUNTIME, FILTER_TYPES } from "./resources/http_filters.ts";
 export {
   type ControlPlane,
   type ControlPlaneOptions,
+  loadMesh,
   parseMesh,
   startControlPlane,
 } from "./control_plane/mod.ts";

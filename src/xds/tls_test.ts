@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CertificateAuthority, createCsr } from "../tls/mod.ts";
-import { BASE, meshYaml } from "./_test_fixtures.ts";
+import { BASE, compactMeshYaml, meshYaml } from "./_test_fixtures.ts";
+import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
+import { createHash } from "node:crypto";
 import { XdsClient } from "./client.ts";
 import { startControlPlane } from "./control_plane/mod.ts";
 import {
@@ -33,10 +35,14 @@ async function csr(uri: string): Promise<string> {
   return (await createCsr(uri)).csrPem;
 }
 
-Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or a node agent", async () => {
+Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or its node's agent", async () => {
   const dir = await mkdtemp(join(tmpdir(), "weft-xds-tls-"));
   const path = join(dir, "mesh.yaml");
-  await writeFile(path, meshYaml(10));
+  const tok = createHash("sha256").update("tok-a").digest("hex");
+  await writeFile(
+    path,
+    meshManifestsFromYaml(`nodeTokens: { node-a: ${tok} }\n${compactMeshYaml(10)}`),
+  );
   const ca = await CertificateAuthority.generate();
   const cp = await startControlPlane({
     configPath: path,
@@ -52,7 +58,9 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or a node
     serverIdentity: CP_ID,
   });
   const clients: grpc.Client[] = [];
-  const ask = async (caller: string, pem: string) => {
+  const ask = async (caller: string, pem: string, token = "") => {
+    const md = new grpc.Metadata();
+    if (token) md.set("authorization", `Bearer ${token}`);
     const c = new grpc.Client(
       cp.address,
       clientCredentials(await material(ca, caller), CP_ID),
@@ -66,6 +74,7 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or a node
         m.requestSerialize,
         m.responseDeserialize,
         create(IstioCertificateRequestSchema, { csr: pem }),
+        md,
         (err) => resolve(err),
       )
     );
@@ -75,7 +84,13 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or a node
     const s = await good.ready();
     assert.equal(s.services.length, 2);
     assert.equal(await ask(ECHO_ID, await csr(ECHO_ID)), null, "a workload may renew itself");
-    assert.equal(await ask(AGENT_ID, await csr(ECHO_ID)), null, "the node agent may ask for it");
+    assert.equal(
+      await ask(AGENT_ID, await csr(ECHO_ID), "tok-a"),
+      null,
+      "the agent of node-a (echo-1's node) may ask for it",
+    );
+    const anon = await ask(AGENT_ID, await csr(ECHO_ID));
+    assert.equal(anon?.code, grpc.status.UNAUTHENTICATED, "the agent identity alone names no node");
     const other = await ask("spiffe://cluster.local/ns/default/sa/db", await csr(ECHO_ID));
     assert.equal(other?.code, grpc.status.PERMISSION_DENIED);
   } finally {

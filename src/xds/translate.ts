@@ -10,6 +10,10 @@ import type { ClusterValue } from "./resources/cluster.ts";
 import type { AssignmentValue } from "./resources/endpoint.ts";
 import type { ExtensionValue } from "./resources/extension_config.ts";
 import { missingConfig, trafficSplit } from "./translate_filters.ts";
+import { routeScopedRefs } from "./resources/route_scope.ts";
+import { errorMessage, logger } from "../core/mod.ts";
+
+const log = logger("xds");
 import type { ListenerValue } from "./resources/listener.ts";
 import type { RouteValue } from "./resources/route.ts";
 import type { ResourceStore } from "./store.ts";
@@ -190,12 +194,13 @@ export class Translator {
     if (l.kind === "http") {
       for (const e of l.chain) {
         if (e.kind === "inline") {
-          // weft configures filters per service: a per-route override (Istio puts faults
-          // there) is hoisted from the first route that has one.
-          const o = split.find((r) => "overrides" in r && e.ref.name in r.overrides);
-          filters.push(
-            o && "overrides" in o ? { ...e.ref, config: o.overrides[e.ref.name] } : e.ref,
-          );
+          // Per-route config (Istio puts faults there) becomes route-scoped instances.
+          try {
+            filters.push(...routeScopedRefs(e.ref, split));
+          } catch (err) {
+            log.warn("per-route filter config not applied", { error: errorMessage(err) });
+            filters.push(e.ref);
+          }
           continue;
         }
         const held = store.get<ExtensionValue>(EXTENSION_CONFIG, e.name);

@@ -49,10 +49,16 @@ export function trafficSplit(
       noMatch: "notFound",
       routes: rules.map((r, i) => {
         const u = uri(r.match);
+        const mm = r.match;
         const m = {
           ...(u ? { uri: u } : {}),
-          ...(r.match.headers ? { headers: r.match.headers } : {}),
-          ...(r.match.withoutHeaders ? { withoutHeaders: r.match.withoutHeaders } : {}),
+          ...(mm.ignoreUriCase ? { ignoreUriCase: true } : {}),
+          ...(mm.method ? { method: mm.method } : {}),
+          ...(mm.authority ? { authority: mm.authority } : {}),
+          ...(mm.scheme ? { scheme: mm.scheme } : {}),
+          ...(mm.headers ? { headers: mm.headers } : {}),
+          ...(mm.withoutHeaders ? { withoutHeaders: mm.withoutHeaders } : {}),
+          ...(mm.queryParams ? { queryParams: mm.queryParams } : {}),
         };
         return {
           name: `route-${i}`,

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { BASE, meshYaml } from "./_test_fixtures.ts";
+import { BASE, compactMeshYaml } from "./_test_fixtures.ts";
+import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 import { applyResources, removeResources } from "./apply.ts";
 import { buildNode } from "./control_plane/build.ts";
 import { parseMesh } from "./control_plane/mesh.ts";
@@ -24,15 +25,17 @@ import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from ".
 
 const SHA = "b".repeat(64);
 const mesh = parseMesh(
-  meshYaml(10).replace(
-    "authorizationPolicies:",
-    `  - name: plug
+  meshManifestsFromYaml(
+    compactMeshYaml(10).replace(
+      "authorizationPolicies:",
+      `  - name: plug
     ports: [{ port: 81, protocol: HTTP }]
     selector: { app: echo }
     plugins:
       - { name: late, url: "https://x/late.wasm", phase: STATS, pluginConfig: {} }
       - { name: hdr, url: "file:///p/hdr.wasm", sha256: "${SHA}", phase: AUTHN, failStrategy: FAIL_OPEN, pluginConfig: { k: 1 } }
 authorizationPolicies:`,
+    ),
   ),
 );
 const built = buildNode(mesh, "node-a");
@@ -257,7 +260,7 @@ Deno.test("translate: an ECDS config of a type the listener does not allow count
   assert.ok(!snap.services.some((s) => s.name === "plug"), "type_urls allow only Wasm");
 });
 
-Deno.test("translate: a per-route filter override (Istio's fault placement) is hoisted", () => {
+Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scoped instance", () => {
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT]) put(store, t);
   const rc = fromBinary(
@@ -278,12 +281,60 @@ Deno.test("translate: a per-route filter override (Istio's fault placement) is h
     any: anyPack(RouteConfigurationSchema, rc),
   }], () => true);
   const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
-  const fault = echo.outboundFilters.find((f) => f.type === FILTER_TYPES.fault)!;
-  assert.deepEqual(fault.config, { abort: { httpStatus: 418, percentage: { numerator: 100 } } });
+  const faults = echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
+  // The listener's fault filter is empty (control plane), so only the route's instance runs.
+  assert.deepEqual(faults.map((f) => [f.name, f.config]), [[
+    "envoy.filters.http.fault.route-0",
+    { abort: { httpStatus: 418, percentage: { numerator: 100 } }, headers: [] },
+  ]]);
+});
+
+function translateMesh(yaml: string) {
+  const b = buildNode(parseMesh(meshManifestsFromYaml(yaml)), "node-a");
+  const store = new ResourceStore();
+  const errors: string[] = [];
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {
+    const r = applyResources(
+      store,
+      t,
+      [...b.get(t)!.values()].map((x) => ({ name: undefined, version: x.version, any: x.any })),
+      () => true,
+    );
+    errors.push(...r.errors);
+  }
+  return { errors, snap: new Translator(BASE).build(store, "1") };
+}
+
+const RATINGS = (first: string) => `
+workloads: [{ name: r1, address: 127.0.8.1, node: node-a, labels: { app: ratings, version: v1 } }]
+services:
+  - name: ratings
+    ports: [{ port: 9080, protocol: HTTP }]
+    subsets: [{ name: v1, labels: { version: v1 } }]
+    http:
+      - match: [${first}]
+        fault: { abort: { httpStatus: 500, percentage: { value: 100 } } }
+        route: [{ destination: { subset: v1 } }]
+      - route: [{ destination: { subset: v1 } }]
+`;
+
+Deno.test("translate: a fault on a header-matched route is gated by that match", () => {
+  const { errors, snap } = translateMesh(RATINGS("{ headers: { end-user: { exact: jason } } }"));
+  assert.deepEqual(errors, []);
+  const faults = snap.services[0]!.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
+  assert.equal(faults.length, 1);
+  assert.deepEqual((faults[0]!.config as { headers: unknown }).headers, [
+    { name: "end-user", stringMatch: { exact: "jason" } },
+  ]);
+});
+
+Deno.test("translate: a per-route fault weft cannot scope is NACKed, not spread", () => {
+  const { errors } = translateMesh(RATINGS("{ uri: { prefix: /admin } }"));
+  assert.match(errors.join("\n"), /per-route filter config.*path/);
 });
 
 Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {
-  const m = parseMesh(`
+  const m = parseMesh(meshManifestsFromYaml(`
 workloads: [{ name: r1, address: 127.0.8.1, node: node-a, labels: { app: reviews, version: v1 } }]
 services:
   - name: reviews
@@ -293,7 +344,7 @@ services:
       - match: [{ uri: { prefix: /reviews }, headers: { End-User: { exact: jason } } }]
         route: [{ destination: { subset: v1 } }]
       - route: [{ destination: { subset: v1 }, weight: 1 }]
-`);
+`));
   const b = buildNode(m, "node-a");
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {

@@ -118,10 +118,11 @@ async function main(): Promise<number> {
 
     print("\n4. a DENY AuthorizationPolicy for sa/client, applied live on node 2");
     await m.setPolicies([{
-      name: "deny-client",
-      namespace: "default",
-      action: "DENY",
-      rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/client"] } }] }],
+      metadata: { name: "deny-client", namespace: "default" },
+      spec: {
+        action: "DENY",
+        rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/client"] } }] }],
+      },
     }]);
     await m.agents[1]!.waitFor((l) => l.msg === "snapshot applied");
     const denied = await m.curl(client, `http://${m.vip}/`);

@@ -5,6 +5,7 @@
  */
 import { stringify } from "yaml";
 import { join } from "node:path";
+import { meshManifests } from "./istio_manifests.ts";
 import { startWeft, type WeftProc } from "./weft_proc.ts";
 
 const LISTENERS = {
@@ -26,8 +27,29 @@ export interface XdsMesh {
   stop(): Promise<void>;
 }
 
+/** The bearer token each test node presents to the CA service (its SHA-256 goes in the mesh). */
+export function nodeToken(node: string): string {
+  return `test-token-${node}`;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The mesh with every node's token registered (MeshConfig spec.nodeTokens). */
+export async function withNodeTokens(
+  mesh: Record<string, unknown>,
+  nodes: readonly string[],
+): Promise<Record<string, unknown>> {
+  const tokens: Record<string, string> = {};
+  for (const n of nodes) tokens[n] = await sha256Hex(nodeToken(n));
+  return { ...mesh, nodeTokens: { ...tokens, ...(mesh.nodeTokens as object ?? {}) } };
+}
+
 export async function writeMeshFile(path: string, mesh: Record<string, unknown>): Promise<void> {
-  await Deno.writeTextFile(path + ".tmp", stringify(mesh));
+  // Compact test meshes become the Istio manifests the control plane reads.
+  await Deno.writeTextFile(path + ".tmp", meshManifests(mesh));
   await Deno.rename(path + ".tmp", path);
 }
 
@@ -50,7 +72,7 @@ export async function startXdsMesh(
 ): Promise<XdsMesh> {
   const how = command ? { command } : {};
   const meshPath = join(dir, "mesh.yaml");
-  await writeMeshFile(meshPath, mesh);
+  await writeMeshFile(meshPath, await withNodeTokens(mesh, nodes));
   const procs: WeftProc[] = [];
   const stop = async () => {
     await Promise.all(procs.map((p) => p.stop()));
@@ -70,9 +92,11 @@ export async function startXdsMesh(
     for (const name of nodes) {
       const cfgPath = join(dir, `${name}.yaml`);
       const listeners = { ...LISTENERS, captureServiceVips: capture.includes(name) };
+      const tokenFile = join(dir, `${name}.token`);
+      await Deno.writeTextFile(tokenFile, nodeToken(name));
       await Deno.writeTextFile(
         cfgPath,
-        stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address } }),
+        stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address, tokenFile } }),
       );
       procs.push(await startWeft(["run", "--config", cfgPath], { ...how, timeoutMs: 120_000 }));
     }
@@ -80,7 +104,7 @@ export async function startXdsMesh(
       cp,
       address,
       nodes: procs.slice(1),
-      writeMesh: (m) => writeMeshFile(meshPath, m),
+      writeMesh: async (m) => writeMeshFile(meshPath, await withNodeTokens(m, nodes)),
       async waitReady(p, timeoutMs = 20_000) {
         const deadline = Date.now() + timeoutMs;
         while ((await readyStatus(p)) !== 200) {

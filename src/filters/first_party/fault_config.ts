@@ -6,7 +6,8 @@
  * two chained instances: `faultStages` splits a config with both into a delay stage followed by
  * an abort stage (each drawn independently, as Envoy does).
  */
-import { checkKeys, isRecord, type Problems, problemsError } from "./convert_util.ts";
+import { Checker, parseDurationMs, parseFault, Problems } from "../../istio/mod.ts";
+import { checkKeys, isRecord, problemsError } from "./convert_util.ts";
 
 export type Denominator = "HUNDRED" | "TEN_THOUSAND" | "MILLION";
 
@@ -40,116 +41,38 @@ export interface FaultPluginConfig {
   readonly counterBatch?: number;
 }
 
-export const GRPC_CODES: Readonly<Record<string, number>> = Object.freeze({
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-});
+export { GRPC_CODES } from "../../istio/mod.ts";
 
 /** Protobuf Duration text ("5s", "0.250s") and Istio's YAML forms ("100ms", "1m", "1h"). */
 export function durationMs(v: unknown): number | undefined {
-  if (typeof v !== "string") return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Math.round(n * scale);
+  return typeof v === "string" ? parseDurationMs(v.trim()) : undefined;
 }
 
-/** Istio `percentage.value` (double 0–100) → per-million (F15); deprecated int `percent`. */
-function istioPercent(
-  block: Record<string, unknown>,
-  path: string,
-  problems: Problems,
-): FractionalPercent | undefined {
-  if (isRecord(block.percentage)) {
-    const v = block.percentage.value ?? 0;
-    if (typeof v !== "number" || v < 0 || v > 100) {
-      problems.push(`${path}.percentage.value: must be 0-100`);
-      return undefined;
-    }
-    return { numerator: Math.round(v * 10_000), denominator: "MILLION" };
-  }
-  if (block.percent !== undefined) {
-    const v = block.percent;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 100) {
-      problems.push(`${path}.percent: must be an integer 0-100`);
-      return undefined;
-    }
-    return { numerator: v, denominator: "HUNDRED" };
-  }
-  return undefined; // F13: omitted → no request is faulted
+/** Istio percent 0–100 → per million (F15). */
+function perMillion(percent: number): FractionalPercent {
+  return { numerator: Math.round(percent * 10_000), denominator: "MILLION" };
 }
 
-/** An Istio HTTPRoute `fault` block → plugin config. */
+/** An Istio HTTPRoute `fault` block (parsed by src/istio: `percentage` or the deprecated
+ * `percent`, gRPC status names, durations) → plugin config. */
 export function faultConfigFromIstio(fault: unknown): FaultPluginConfig {
-  const problems: Problems = [];
-  const f = isRecord(fault) ? fault : {};
-  checkKeys(f, ["delay", "abort"], "fault", problems);
+  const problems = new Problems();
+  const f = parseFault(new Checker(problems), "fault", fault);
+  if (!problems.ok) throw problemsError("fault", problems.list);
   const out: { -readonly [K in keyof FaultPluginConfig]: FaultPluginConfig[K] } = {};
-  if (isRecord(f.delay)) {
-    const d = f.delay;
-    checkKeys(
-      d,
-      ["fixedDelay", "exponentialDelay", "percentage", "percent"],
-      "fault.delay",
-      problems,
-    );
-    if (d.exponentialDelay !== undefined) {
-      problems.push("fault.delay.exponentialDelay: not supported (as in Istio)");
-    }
-    const ms = durationMs(d.fixedDelay);
-    if (ms === undefined || ms < 1) {
-      problems.push("fault.delay.fixedDelay: required duration >= 1ms");
-    }
-    const pct = istioPercent(d, "fault.delay", problems);
-    out.delay = { fixedDelayMs: ms ?? 1, ...(pct ? { percentage: pct } : {}) };
+  if (f.delay) {
+    out.delay = { fixedDelayMs: f.delay.fixedDelayMs, percentage: perMillion(f.delay.percent) };
   }
-  if (isRecord(f.abort)) {
-    const a = f.abort;
-    checkKeys(
-      a,
-      ["httpStatus", "grpcStatus", "http2Error", "percentage", "percent"],
-      "fault.abort",
-      problems,
-    );
-    const pct = istioPercent(a, "fault.abort", problems);
-    const p = pct ? { percentage: pct } : {};
-    if (a.http2Error !== undefined) problems.push("fault.abort.http2Error: not supported");
-    if (typeof a.httpStatus === "number") {
-      if (!Number.isInteger(a.httpStatus) || a.httpStatus < 200 || a.httpStatus > 599) {
-        problems.push("fault.abort.httpStatus: must be 200-599");
-      }
-      out.abort = { httpStatus: a.httpStatus, ...p };
-    } else if (typeof a.grpcStatus === "string") {
-      const code = GRPC_CODES[a.grpcStatus];
-      if (code === undefined) {
-        problems.push(`fault.abort.grpcStatus: unknown gRPC code ${a.grpcStatus}`);
-      }
-      out.abort = { grpcStatus: code ?? 2, ...p };
-    } else {
-      problems.push("fault.abort: needs httpStatus or grpcStatus");
-    }
+  if (f.abort) {
+    const p = { percentage: perMillion(f.abort.percent) };
+    out.abort = f.abort.grpcStatus !== undefined
+      ? { grpcStatus: f.abort.grpcStatus, ...p }
+      : { httpStatus: f.abort.httpStatus, ...p };
   }
-  if (problems.length > 0) throw problemsError("fault", problems);
   return Object.freeze(out);
 }
 
-function envoyPercent(v: unknown, path: string, problems: Problems): FractionalPercent | undefined {
+function envoyPercent(v: unknown, path: string, problems: string[]): FractionalPercent | undefined {
   if (!isRecord(v)) return undefined; // F1: unset → numerator 0 → never fires
   const n = v.numerator ?? 0;
   const d = v.denominator ?? "HUNDRED";
@@ -166,7 +89,7 @@ function envoyPercent(v: unknown, path: string, problems: Problems): FractionalP
  * (for the xDS translator). upstream_cluster, downstream_nodes and response_rate_limit are not
  * supported and rejected. */
 export function faultConfigFromEnvoy(httpFault: unknown): FaultPluginConfig {
-  const problems: Problems = [];
+  const problems: string[] = [];
   const f = isRecord(httpFault) ? httpFault : {};
   checkKeys(f, ["delay", "abort", "maxActiveFaults", "headers"], "HTTPFault", problems);
   const out: { -readonly [K in keyof FaultPluginConfig]: FaultPluginConfig[K] } = {};

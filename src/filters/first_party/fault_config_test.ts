@@ -22,11 +22,12 @@ Deno.test("faultConfigFromIstio: percentages per million, deprecated percent, gR
     }),
     {
       delay: { fixedDelayMs: 7000, percentage: { numerator: 1000, denominator: "MILLION" } },
-      abort: { grpcStatus: 14, percentage: { numerator: 25, denominator: "HUNDRED" } },
+      abort: { grpcStatus: 14, percentage: { numerator: 250_000, denominator: "MILLION" } },
     },
   );
   assert.deepEqual(faultConfigFromIstio({ abort: { httpStatus: 503 } }), {
-    abort: { httpStatus: 503 },
+    // Percentage omitted: no request is faulted (l7-semantics F13).
+    abort: { httpStatus: 503, percentage: { numerator: 0, denominator: "MILLION" } },
   });
 });
 

@@ -28,10 +28,17 @@ function cidr(v: string): { address: Uint8Array; length: number } {
   return { address: bytes, length: len === undefined ? 32 : Number(len) };
 }
 
+/** `ns/sa` → a principal suffix match (the trust domain is any). */
+const saPrincipal = (v: string): string => {
+  const [ns, sa] = v.split("/");
+  return `*/ns/${ns}/sa/${sa}`;
+};
+
 function source(s: PolicySource) {
   return {
-    principals: (s.principals ?? []).map(sm),
-    notPrincipals: (s.notPrincipals ?? []).map(sm),
+    principals: [...(s.principals ?? []), ...(s.serviceAccounts ?? []).map(saPrincipal)].map(sm),
+    notPrincipals: [...(s.notPrincipals ?? []), ...(s.notServiceAccounts ?? []).map(saPrincipal)]
+      .map(sm),
     namespaces: (s.namespaces ?? []).map(sm),
     notNamespaces: (s.notNamespaces ?? []).map(sm),
     sourceIps: (s.ipBlocks ?? []).map(cidr),
@@ -46,13 +53,23 @@ function operation(o: PolicyOperation) {
   };
 }
 
+/** HTTP-only source fields, and serviceAccounts beside principals (an AND the wire's principal
+ * list, an OR, cannot carry). */
+const isL7Source = (s: PolicySource): boolean =>
+  [s.remoteIpBlocks, s.notRemoteIpBlocks, s.requestPrincipals, s.notRequestPrincipals].some((x) =>
+      x?.length
+    ) || (s.principals?.length && s.serviceAccounts?.length)
+    ? true
+    : false;
+
 const isL7 = (o: PolicyOperation): boolean =>
   [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((x) => x?.length);
 
 export function authorizationOf(mesh: Mesh, p: AuthorizationPolicy): istioSecurity.Authorization {
   const rules = [];
   for (const r of p.rules) {
-    const l7 = (r.to ?? []).some((t) => isL7(t.operation)) || (r.when ?? []).length > 0;
+    const l7 = (r.to ?? []).some((t) => isL7(t.operation)) || (r.when ?? []).length > 0 ||
+      (r.from ?? []).some((f) => isL7Source(f.source));
     if (l7 && p.action === "ALLOW") continue;
     const clauses = [];
     if (r.from?.length) clauses.push({ matches: r.from.map((f) => source(f.source)) });

@@ -1,6 +1,7 @@
 /** Mesh services → per-port HTTP pieces: RouteConfiguration (VirtualService http routes as
  * weighted clusters), the HTTPFault filter and WasmPlugin ECDS configs. */
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { RouteSchema } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { type Any, anyPack, DurationSchema, StringValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   HTTPFaultSchema,
@@ -10,7 +11,8 @@ import {
   WasmSchema,
 } from "../proto.ts";
 import { COMPONENT_RUNTIME } from "../resources/http_filters.ts";
-import type { MeshPlugin, MeshService } from "./mesh.ts";
+import type { HttpFault, HttpMatch, IstioStringMatch } from "../../istio/mod.ts";
+import type { MeshPlugin, MeshRoute, MeshService } from "./mesh.ts";
 
 export function clusterName(s: MeshService, port: number, subset = ""): string {
   return `outbound|${port}|${subset}|${s.hostname}`;
@@ -20,99 +22,134 @@ export function listenerName(s: MeshService, port: number): string {
   return `${s.hostname}:${port}`;
 }
 
+const ALL: MeshRoute = {
+  match: [],
+  route: [{ host: "", subset: undefined, port: undefined, weight: 1 }],
+  fault: undefined,
+};
+
+type StringMatcher = { matchPattern: { case: "exact" | "prefix"; value: string } } | {
+  matchPattern: { case: "safeRegex"; value: { regex: string } };
+};
+
+function stringMatcher(m: IstioStringMatch): StringMatcher {
+  if (m.exact !== undefined) return { matchPattern: { case: "exact", value: m.exact } };
+  if (m.prefix !== undefined) return { matchPattern: { case: "prefix", value: m.prefix } };
+  return { matchPattern: { case: "safeRegex", value: { regex: m.regex ?? ".*" } } };
+}
+
+function headerMatchers(m: HttpMatch) {
+  const one = (name: string, h: IstioStringMatch, invert: boolean) => ({
+    name,
+    invertMatch: invert,
+    headerMatchSpecifier: Object.keys(h).length === 0
+      ? { case: "presentMatch" as const, value: true }
+      : { case: "stringMatch" as const, value: stringMatcher(h) },
+  });
+  return [
+    ...(m.method ? [one(":method", m.method, false)] : []),
+    ...(m.authority ? [one(":authority", m.authority, false)] : []),
+    ...(m.scheme ? [one(":scheme", m.scheme, false)] : []),
+    ...Object.entries(m.headers).map(([n, h]) => one(n, h, false)),
+    ...Object.entries(m.withoutHeaders).map(([n, h]) => one(n, h, true)),
+  ];
+}
+
+function routeMatch(m: HttpMatch | undefined) {
+  const uri = m?.uri;
+  return {
+    pathSpecifier: uri?.exact !== undefined
+      ? { case: "path" as const, value: uri.exact }
+      : uri?.regex !== undefined
+      ? { case: "safeRegex" as const, value: { regex: uri.regex } }
+      : { case: "prefix" as const, value: uri?.prefix ?? "/" },
+    ...(m?.ignoreUriCase ? { caseSensitive: false } : {}),
+    headers: m ? headerMatchers(m) : [],
+    queryParameters: Object.entries(m?.queryParams ?? {}).map(([name, q]) => ({
+      name,
+      queryParameterMatchSpecifier: Object.keys(q).length === 0
+        ? { case: "presentMatch" as const, value: true }
+        : { case: "stringMatch" as const, value: stringMatcher(q) },
+    })),
+  };
+}
+
+/** VirtualService http routes → one Envoy route per match (Istio's expansion), routes whose
+ * `match.port` names another port left out, faults in typed_per_filter_config. */
 export function routeConfig(s: MeshService, port: number): RouteConfiguration {
-  const rules = s.http.length
-    ? s.http
-    : [{ match: undefined, route: [{ subset: undefined, weight: 1 }], fault: undefined }];
+  const rules = s.http.length ? s.http : [ALL];
   const domains = [
     s.hostname,
     `${s.hostname}:${port}`,
     ...s.vips,
     ...s.vips.map((v) => `${v}:${port}`),
   ];
-  return create(RouteConfigurationSchema, {
-    name: listenerName(s, port),
-    virtualHosts: [{
-      name: listenerName(s, port),
-      domains,
-      routes: rules.map((r) => ({
-        // Per-route override too (Istio's shape), so a fault change is also an RDS change, which
-        // is what gRPC clients re-read filter configs on.
-        typedPerFilterConfig: r.fault ? { "envoy.filters.http.fault": faultAny(r.fault)! } : {},
-        match: {
-          pathSpecifier: r.match?.exact !== undefined
-            ? { case: "path" as const, value: r.match.exact }
-            : { case: "prefix" as const, value: r.match?.prefix ?? "/" },
-          headers: Object.entries(r.match?.headers ?? {}).map(([name, h]) => ({
-            name,
-            headerMatchSpecifier: {
-              case: "stringMatch" as const,
+  const cluster = (d: MeshRoute["route"][number]): string =>
+    `outbound|${d.port ?? port}|${d.subset ?? ""}|${d.host || s.hostname}`;
+  const routes: MessageInitShape<typeof RouteSchema>[] = rules.flatMap((r) => {
+    const matches = r.match.length ? r.match : [undefined];
+    return matches.filter((m) => m?.port === undefined || m.port === port).map((m) => ({
+      typedPerFilterConfig:
+        (r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}) as Record<string, Any>,
+      match: routeMatch(m),
+      action: {
+        case: "route" as const,
+        value: {
+          clusterSpecifier: r.route.length === 1
+            ? { case: "cluster" as const, value: cluster(r.route[0]!) }
+            : {
+              case: "weightedClusters" as const,
               value: {
-                matchPattern: h.exact !== undefined
-                  ? { case: "exact" as const, value: h.exact }
-                  : h.prefix !== undefined
-                  ? { case: "prefix" as const, value: h.prefix }
-                  : { case: "safeRegex" as const, value: { regex: h.regex ?? "" } },
+                clusters: r.route.map((d) => ({ name: cluster(d), weight: d.weight })),
               },
             },
-          })),
         },
-        action: {
-          case: "route" as const,
-          value: {
-            clusterSpecifier: r.route.length === 1
-              ? { case: "cluster" as const, value: clusterName(s, port, r.route[0]!.subset) }
-              : {
-                case: "weightedClusters" as const,
-                value: {
-                  clusters: r.route.map((d) => ({
-                    name: clusterName(s, port, d.subset),
-                    weight: d.weight,
-                  })),
-                },
-              },
-          },
-        },
-      })),
-    }],
+      },
+    }));
+  });
+  return create(RouteConfigurationSchema, {
+    name: listenerName(s, port),
+    virtualHosts: [{ name: listenerName(s, port), domains, routes }],
   });
 }
 
-function percent(v: unknown): { numerator: number; denominator: number } {
-  const value = typeof v === "object" && v ? Number((v as { value?: unknown }).value ?? 100) : 100;
+/** Percent 0–100 → Envoy FractionalPercent per million. */
+function percent(value: number): { numerator: number; denominator: number } {
   return { numerator: Math.round(value * 10_000), denominator: 2 }; // MILLION
 }
 
-function durationOf(text: unknown): { seconds: bigint; nanos: number } {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(String(text ?? "0s"));
-  const ms = m ? Number(m[1]) * (m[2] === "s" ? 1000 : 1) : 0;
-  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
+function durationOf(ms: number): { seconds: bigint; nanos: number } {
+  const whole = Math.floor(ms);
+  return {
+    seconds: BigInt(Math.floor(whole / 1000)),
+    nanos: Math.round((ms - Math.floor(ms / 1000) * 1000) * 1e6),
+  };
 }
 
-/** VirtualService `fault` (first rule that has one) → HTTPFault, or undefined. */
+/** Any route with a fault → an empty HTTPFault for the listener (routes carry the real one). */
 export function faultFilter(s: MeshService): Any | undefined {
-  return faultAny(s.http.find((r) => r.fault)?.fault);
+  return s.http.some((r) => r.fault)
+    ? anyPack(HTTPFaultSchema, create(HTTPFaultSchema))
+    : undefined;
 }
 
-function faultAny(raw: unknown): Any | undefined {
-  const f = raw as Record<string, Record<string, unknown>> | undefined;
-  if (!f) return undefined;
+function faultAny(f: HttpFault): Any {
   const fault = create(HTTPFaultSchema, {
     abort: f.abort
       ? {
         errorType: f.abort.grpcStatus !== undefined
-          ? { case: "grpcStatus", value: Number(f.abort.grpcStatus) }
-          : { case: "httpStatus", value: Number(f.abort.httpStatus ?? 503) },
-        percentage: percent(f.abort.percentage),
+          ? { case: "grpcStatus", value: f.abort.grpcStatus }
+          : { case: "httpStatus", value: f.abort.httpStatus },
+        percentage: percent(f.abort.percent),
       }
       : undefined,
     delay: f.delay
       ? {
         faultDelaySecifier: {
           case: "fixedDelay",
-          value: create(DurationSchema, durationOf(f.delay.fixedDelay)),
+          value: create(DurationSchema, durationOf(f.delay.fixedDelayMs)),
         },
-        percentage: percent(f.delay.percentage),
+        percentage: percent(f.delay.percent),
       }
       : undefined,
   });
@@ -137,8 +174,9 @@ export function orderedPlugins(s: MeshService): MeshPlugin[] {
 export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
   const wasm = create(WasmSchema, {
     config: {
+      // Istio's shape: the plugin as `<namespace>.<name>`, WasmPlugin `pluginName` as root_id.
       name: `${s.namespace}.${p.name}`,
-      rootId: p.name,
+      rootId: p.pluginName,
       failOpen: p.failStrategy === "FAIL_OPEN",
       configuration: anyPack(
         StringValueSchema,
@@ -150,6 +188,14 @@ export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
         case: "vmConfig",
         value: {
           runtime: p.type === "component" ? COMPONENT_RUNTIME : "envoy.wasm.runtime.v8",
+          // vmConfig.env as istiod sends it: HOST entries by name, INLINE ones with values.
+          environmentVariables: {
+            hostEnvKeys: Object.entries(p.env).filter(([, v]) => v.startsWith("$HOST:"))
+              .map(([k]) => k),
+            keyValues: Object.fromEntries(
+              Object.entries(p.env).filter(([, v]) => !v.startsWith("$HOST:")),
+            ),
+          },
           code: {
             specifier: {
               case: "remote",

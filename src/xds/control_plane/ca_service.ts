@@ -1,10 +1,12 @@
 /**
  * Istio's IstioCertificateService/CreateCertificate: a node agent sends a workload's PEM CSR and
  * gets the chain (leaf first, root last), signed by src/tls's CertificateAuthority.signCsr.
- * The CSR's single URI SAN must be the identity of a workload in the mesh file; over mTLS the
- * caller must also be that workload or the node agent identity (`nodeAgentServiceAccount` in the
- * root namespace). Over plaintext (loopback) callers are not authenticated.
+ * Only the entitled get a certificate (istiod's node authorizer): the caller is either that
+ * workload itself over mTLS, or a node agent authenticated by its bearer token
+ * (`authorization: Bearer <token>`, checked against MeshConfig `spec.nodeTokens`, SHA-256) asking
+ * for a workload that node hosts. Anyone else is refused, whatever the transport.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 // @peculiar/x509 needs the reflect polyfill loaded first (as src/tls/_x509.ts does).
 import "./_reflect.ts";
@@ -30,6 +32,31 @@ function requestedIdentity(csrPem: string): string | undefined {
   }
 }
 
+/** The node whose token the call carries, or undefined. */
+export function callerNode(
+  md: grpc.Metadata,
+  tokens: Readonly<Record<string, string>>,
+): string | undefined {
+  const auth = md.get("authorization")[0];
+  const m = typeof auth === "string" ? /^Bearer\s+(\S+)$/.exec(auth) : null;
+  if (!m) return undefined;
+  const got = createHash("sha256").update(m[1]!).digest();
+  for (const [node, hex] of Object.entries(tokens)) {
+    const want = Buffer.from(hex, "hex");
+    if (want.length === got.length && timingSafeEqual(want, got)) return node;
+  }
+  return undefined;
+}
+
+function deny(
+  cb: (e: { code: grpc.status; details: string }) => void,
+  code: grpc.status,
+  details: string,
+): void {
+  log.warn("csr refused", { details });
+  cb({ code, details });
+}
+
 export function createCertificateHandler(
   ca: CertificateAuthority,
   mesh: () => Mesh,
@@ -38,23 +65,47 @@ export function createCertificateHandler(
     const { csr, validityDuration } = call.request;
     const identity = requestedIdentity(csr);
     const m = mesh();
-    const peer = peerIdentity(call.getAuthContext().sslPeerCertificate?.subjectaltname);
-    if (
-      peer !== undefined && identity !== undefined && peer !== identity &&
-      peer !== m.nodeAgentIdentity
-    ) {
-      cb({
-        code: grpc.status.PERMISSION_DENIED,
-        details: `Cannot sign CSR: caller ${peer} may not request ${identity}`,
-      });
+    const peer = peerIdentity(call.getAuthContext()?.sslPeerCertificate?.subjectaltname);
+    if (!identity) {
+      deny(cb, grpc.status.INVALID_ARGUMENT, "Cannot sign CSR: it has no URI SAN");
       return;
     }
-    if (!identity || !m.workloads.some((w) => w.identity === identity)) {
-      cb({
-        code: grpc.status.PERMISSION_DENIED,
-        details: `Cannot sign CSR: ${identity ?? "no URI SAN"} is not a mesh workload`,
-      });
+    const hosts = m.workloads.filter((w) => w.identity === identity);
+    if (hosts.length === 0) {
+      deny(
+        cb,
+        grpc.status.PERMISSION_DENIED,
+        `Cannot sign CSR: ${identity} is not a mesh workload`,
+      );
       return;
+    }
+    if (peer !== identity) {
+      if (peer !== undefined && peer !== m.nodeAgentIdentity) {
+        deny(
+          cb,
+          grpc.status.PERMISSION_DENIED,
+          `Cannot sign CSR: caller ${peer} may not request ${identity}`,
+        );
+        return;
+      }
+      const node = callerNode(call.metadata, m.nodeTokens);
+      if (node === undefined) {
+        deny(
+          cb,
+          grpc.status.UNAUTHENTICATED,
+          `Cannot sign CSR for ${identity}: the caller is not authenticated as a node ` +
+            "(send authorization: Bearer <node token>; tokens are MeshConfig spec.nodeTokens)",
+        );
+        return;
+      }
+      if (!hosts.some((w) => w.node === node)) {
+        deny(
+          cb,
+          grpc.status.PERMISSION_DENIED,
+          `Cannot sign CSR: node ${node} hosts no workload with identity ${identity}`,
+        );
+        return;
+      }
     }
     const ttlMs = validityDuration > 0n ? Number(validityDuration) * 1000 : undefined;
     ca.signCsr(csr, ttlMs === undefined ? { identity } : { identity, ttlMs }).then(

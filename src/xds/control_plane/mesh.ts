@@ -1,36 +1,62 @@
 /**
- * The control plane's mesh file (YAML), in the vocabulary of weft's bootstrap config (Istio
- * names): workloads with their node, services selecting workloads by labels, DestinationRule
- * subsets, VirtualService-style `http` routes (weights, fault), WasmPlugin-style plugins and
- * AuthorizationPolicies. `parseMesh` reports every problem with its path.
+ * The control plane's mesh: Kubernetes-style manifests (src/istio parses and validates them)
+ * compiled into the per-service, per-workload form the xDS builders read. Workloads come from
+ * Pods (node = spec.nodeName), WorkloadEntries and ServiceEntry endpoints; services from
+ * Kubernetes Services and ServiceEntries, with DestinationRule subsets, VirtualService routes and
+ * WasmPlugins attached by host; PeerAuthentication STRICT becomes a DENY policy for plaintext
+ * peers, as istiod converts it for ztunnel.
  */
-import { parse } from "yaml";
-import type { AuthorizationPolicy, PolicyRule } from "../../core/mod.ts";
+import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { spiffeId, WeftError } from "../../core/mod.ts";
+import { peerAuthnPolicies } from "./peer_authn.ts";
+import {
+  deepFreeze,
+  type DocumentCache,
+  hostFqdn,
+  type HttpFault,
+  type HttpMatch,
+  type IstioResources,
+  labelsMatch,
+  loadIstioDocuments,
+  type SourceText,
+  type VirtualService,
+  type WasmPlugin,
+} from "../../istio/mod.ts";
 
 export interface MeshWorkload {
   readonly name: string;
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly address: string;
+  /** "" = not hosted by a weft node (VM workload, external endpoint). */
   readonly node: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly identity: string;
+  /** false: reached over plain TCP (a MESH_EXTERNAL ServiceEntry endpoint), not HBONE. */
+  readonly hbone: boolean;
+}
+
+export interface MeshRouteDestination {
+  /** FQDN of the destination service. */
+  readonly host: string;
+  readonly subset: string | undefined;
+  readonly port: number | undefined;
+  readonly weight: number;
 }
 
 export interface MeshRoute {
-  /** The first `match` block: uri exact/prefix and exact/prefix/regex header matches. */
-  readonly match: {
-    readonly prefix?: string;
-    readonly exact?: string;
-    readonly headers: Readonly<Record<string, { exact?: string; prefix?: string; regex?: string }>>;
-  } | undefined;
-  readonly route: readonly { readonly subset: string | undefined; readonly weight: number }[];
-  readonly fault: unknown;
+  /** VirtualService http[].match; empty = every request. */
+  readonly match: readonly HttpMatch[];
+  readonly route: readonly MeshRouteDestination[];
+  readonly fault: HttpFault | undefined;
 }
 
 export interface MeshPlugin {
   readonly name: string;
+  /** Istio's `pluginName` (root id); defaults to the WasmPlugin's name. */
+  readonly pluginName: string;
+  /** vmConfig.env: value, or `$HOST:<name>` for valueFrom HOST. */
+  readonly env: Readonly<Record<string, string>>;
   readonly url: string;
   readonly sha256: string | undefined;
   readonly type: "component" | "proxy-wasm";
@@ -46,9 +72,17 @@ export interface MeshService {
   readonly hostname: string;
   readonly vips: readonly string[];
   readonly ports: readonly { port: number; targetPort: number; protocol: string; name: string }[];
-  readonly selector: Readonly<Record<string, string>>;
+  /** Endpoints: workloads with these labels in the namespace, or (selector-less Services) the
+   * addresses of its EndpointSlices. */
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly endpointIps: ReadonlySet<string> | undefined;
   readonly subsets: readonly { name: string; labels: Readonly<Record<string, string>> }[];
   readonly http: readonly MeshRoute[];
+  /** VirtualService `tcp` (first route whose match fits the port; weighted destinations). */
+  readonly tcp: readonly {
+    readonly port: number | undefined;
+    readonly route: readonly MeshRouteDestination[];
+  }[];
   readonly plugins: readonly MeshPlugin[];
 }
 
@@ -56,235 +90,313 @@ export interface Mesh {
   readonly trustDomain: string;
   readonly rootNamespace: string;
   readonly hbonePort: number;
-  /** SPIFFE id of node agents, which may request certificates for any mesh workload. */
+  /** SPIFFE id of node agents, which request certificates for the workloads of their node. */
   readonly nodeAgentIdentity: string;
+  /** SHA-256 (hex) of each node's bearer token for the CA service. */
+  readonly nodeTokens: Readonly<Record<string, string>>;
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
+  readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
+  /** Objects per kind, for the load log ("never silently empty"). */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Valid but inert config (a VirtualService for an unknown host, ...), logged on load. */
+  readonly warnings: readonly string[];
 }
 
-class Check {
-  readonly errors: string[] = [];
-  obj(path: string, v: unknown): Record<string, unknown> {
-    if (v === undefined || v === null) return {};
-    if (typeof v !== "object" || Array.isArray(v)) this.errors.push(`${path}: must be a mapping`);
-    return typeof v === "object" && v && !Array.isArray(v) ? v as Record<string, unknown> : {};
-  }
-  list(path: string, v: unknown): unknown[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) this.errors.push(`${path}: must be a list`);
-    return Array.isArray(v) ? v : [];
-  }
-  str(path: string, v: unknown, def?: string): string {
-    if ((v === undefined || v === null) && def !== undefined) return def;
-    if (typeof v !== "string" || v === "") this.errors.push(`${path}: must be a non-empty string`);
-    return typeof v === "string" ? v : "";
-  }
-  num(path: string, v: unknown, def: number, min: number, max: number): number {
-    if (v === undefined || v === null) return def;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      this.errors.push(`${path}: must be an integer ${min}-${max}`);
-      return def;
+/** Istio's cluster domain suffix (not the trust domain). */
+const DOMAIN = "svc.cluster.local";
+
+/** Files' texts → Mesh; every problem of every file in one WeftError. */
+export function parseMeshSources(sources: readonly SourceText[], cache?: DocumentCache): Mesh {
+  const { resources, problems } = loadIstioDocuments(sources, cache);
+  if (problems.length > 0) throw meshError(problems);
+  return meshFromResources(resources);
+}
+
+/** One file's text (tests, `--config FILE`). */
+export function parseMesh(text: string, file = "mesh.yaml"): Mesh {
+  return parseMeshSources([{ file, text }]);
+}
+
+function meshError(problems: readonly string[]): WeftError {
+  const shown = problems.slice(0, 200);
+  const more = problems.length > shown.length ? [`... and ${problems.length - 200} more`] : [];
+  return new WeftError(
+    "mesh_invalid",
+    `Cannot load mesh: ${problems.length} problem(s):\n  ${[...shown, ...more].join("\n  ")}`,
+  );
+}
+
+export function meshFromResources(r: IstioResources): Mesh {
+  const mc = r.meshConfig;
+  const td = mc?.trustDomain ?? "cluster.local";
+  const rootNamespace = mc?.rootNamespace ?? "istio-system";
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const workloads = collectWorkloads(r, td);
+  const services = collectServices(r, workloads, td, problems, warnings);
+  for (const p of r.wasmPlugins) {
+    if (p.mode === "SERVER") {
+      problems.push(
+        `WasmPlugin ${p.meta.namespace}/${p.meta.name}: spec.match[].mode: SERVER plugins are ` +
+          "not supported by weft's control plane (it serves client-side chains); use CLIENT",
+      );
     }
-    return v;
   }
-  oneOf<T extends string>(path: string, v: unknown, allowed: readonly T[], def: T): T {
-    if (v === undefined || v === null) return def;
-    if (!allowed.includes(v as T)) {
-      this.errors.push(`${path}: must be one of ${allowed.join(", ")}`);
-    }
-    return allowed.includes(v as T) ? v as T : def;
-  }
-  labels(path: string, v: unknown): Readonly<Record<string, string>> {
-    const o = this.obj(path, v);
-    for (const [k, x] of Object.entries(o)) {
-      if (typeof x !== "string") this.errors.push(`${path}.${k}: must be a string`);
-    }
-    return Object.freeze({ ...o } as Record<string, string>);
-  }
-}
-
-const IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$/;
-
-function workload(c: Check, p: string, v: unknown, td: string): MeshWorkload {
-  const o = c.obj(p, v);
-  const ns = c.str(`${p}.namespace`, o.namespace, "default");
-  const sa = c.str(`${p}.serviceAccount`, o.serviceAccount, "default");
-  const address = c.str(`${p}.address`, o.address);
-  if (address && !IP.test(address)) c.errors.push(`${p}.address: must be an IP`);
-  return Object.freeze({
-    name: c.str(`${p}.name`, o.name),
-    namespace: ns,
-    serviceAccount: sa,
-    address,
-    node: c.str(`${p}.node`, o.node),
-    labels: c.labels(`${p}.labels`, o.labels),
-    identity: spiffeId(td, ns, sa),
-  });
-}
-
-function matchOf(c: Check, p: string, v: unknown): MeshRoute["match"] {
-  const o = c.obj(p, v);
-  const uri = c.obj(`${p}.uri`, o.uri);
-  const headers: Record<string, { exact?: string; prefix?: string; regex?: string }> = {};
-  for (const [name, h] of Object.entries(c.obj(`${p}.headers`, o.headers))) {
-    const hm = c.obj(`${p}.headers.${name}`, h);
-    const kind = (["exact", "prefix", "regex"] as const).find((k) => typeof hm[k] === "string");
-    if (!kind) c.errors.push(`${p}.headers.${name}: needs exact, prefix or regex`);
-    else headers[name.toLowerCase()] = { [kind]: hm[kind] as string };
-  }
-  if (uri.exact !== undefined && typeof uri.exact !== "string") {
-    c.errors.push(`${p}.uri.exact: string`);
-  }
-  if (uri.prefix !== undefined && typeof uri.prefix !== "string") {
-    c.errors.push(`${p}.uri.prefix: string`);
-  }
-  return {
-    ...(typeof uri.exact === "string" ? { exact: uri.exact } : {}),
-    ...(typeof uri.prefix === "string" ? { prefix: uri.prefix } : {}),
-    headers,
-  };
-}
-
-function route(c: Check, p: string, v: unknown, subsets: readonly string[]): MeshRoute {
-  const o = c.obj(p, v);
-  const m = c.list(`${p}.match`, o.match)[0];
-  const dests = c.list(`${p}.route`, o.route).map((d, i) => {
-    const dp = `${p}.route[${i}]`;
-    const dd = c.obj(dp, d);
-    const subset = c.obj(`${dp}.destination`, dd.destination).subset;
-    if (subset !== undefined && !subsets.includes(String(subset))) {
-      c.errors.push(`${dp}.destination.subset: ${subset} is not a defined subset`);
-    }
-    return {
-      subset: subset === undefined ? undefined : String(subset),
-      weight: c.num(`${dp}.weight`, dd.weight, 1, 0, 1e9),
-    };
-  });
-  if (dests.length === 0) c.errors.push(`${p}.route: needs at least one destination`);
-  else if (dests.reduce((a, d) => a + d.weight, 0) <= 0) {
-    c.errors.push(`${p}.route: weights sum to 0`);
-  }
-  return {
-    match: m ? matchOf(c, `${p}.match[0]`, m) : undefined,
-    route: dests,
-    fault: o.fault,
-  };
-}
-
-function plugin(c: Check, p: string, v: unknown): MeshPlugin {
-  const o = c.obj(p, v);
-  const url = c.str(`${p}.url`, o.url);
-  if (url && !/^(file|https?):\/\//.test(url)) {
-    c.errors.push(`${p}.url: must be file:// or https://`);
-  }
-  const sha = o.sha256 === undefined ? undefined : c.str(`${p}.sha256`, o.sha256);
-  if (sha && !/^[0-9a-f]{64}$/.test(sha)) c.errors.push(`${p}.sha256: must be 64 hex digits`);
-  return {
-    name: c.str(`${p}.name`, o.name),
-    url,
-    sha256: sha,
-    type: c.oneOf(`${p}.type`, o.type, ["component", "proxy-wasm"], "component"),
-    phase: c.oneOf(
-      `${p}.phase`,
-      o.phase,
-      ["AUTHN", "AUTHZ", "STATS", "UNSPECIFIED"],
-      "UNSPECIFIED",
-    ),
-    priority: c.num(`${p}.priority`, o.priority, 0, -1e9, 1e9),
-    failStrategy: c.oneOf(
-      `${p}.failStrategy`,
-      o.failStrategy,
-      ["FAIL_CLOSE", "FAIL_OPEN"],
-      "FAIL_CLOSE",
-    ),
-    pluginConfig: o.pluginConfig ?? {},
-  };
-}
-
-function service(c: Check, p: string, v: unknown): MeshService {
-  const o = c.obj(p, v);
-  const name = c.str(`${p}.name`, o.name);
-  const ns = c.str(`${p}.namespace`, o.namespace, "default");
-  const subsets = c.list(`${p}.subsets`, o.subsets).map((s, i) => {
-    const so = c.obj(`${p}.subsets[${i}]`, s);
-    return {
-      name: c.str(`${p}.subsets[${i}].name`, so.name),
-      labels: c.labels(`${p}.subsets[${i}].labels`, so.labels),
-    };
-  });
-  const ports = c.list(`${p}.ports`, o.ports).map((x, i) => {
-    const po = c.obj(`${p}.ports[${i}]`, x);
-    const port = c.num(`${p}.ports[${i}].port`, po.port, 0, 1, 65535);
-    const protocol = c.oneOf(`${p}.ports[${i}].protocol`, po.protocol, [
-      "TCP",
-      "HTTP",
-      "HTTP2",
-      "GRPC",
-    ], "TCP");
-    return {
-      port,
-      targetPort: c.num(`${p}.ports[${i}].targetPort`, po.targetPort, port, 1, 65535),
-      protocol,
-      name: typeof po.name === "string" ? po.name : `${protocol.toLowerCase()}-${port}`,
-    };
-  });
-  if (ports.length === 0) c.errors.push(`${p}.ports: needs at least one port`);
-  const vips = c.list(`${p}.vips`, o.vips).map((x, i) => c.str(`${p}.vips[${i}]`, x));
-  return {
-    name,
-    namespace: ns,
-    hostname: c.str(`${p}.hostname`, o.hostname, `${name}.${ns}.svc.cluster.local`),
-    vips,
-    ports,
-    selector: c.labels(`${p}.selector`, o.selector ?? { app: name }),
-    subsets,
-    http: c.list(`${p}.http`, o.http).map((r, i) =>
-      route(c, `${p}.http[${i}]`, r, subsets.map((s) => s.name))
-    ),
-    plugins: c.list(`${p}.plugins`, o.plugins).map((x, i) => plugin(c, `${p}.plugins[${i}]`, x)),
-  };
-}
-
-function policy(c: Check, p: string, v: unknown): AuthorizationPolicy {
-  const o = c.obj(p, v);
-  return Object.freeze({
-    name: c.str(`${p}.name`, o.name),
-    namespace: c.str(`${p}.namespace`, o.namespace, "default"),
-    selector: o.selector === undefined ? undefined : c.labels(`${p}.selector`, o.selector),
-    action: c.oneOf(`${p}.action`, o.action, ["ALLOW", "DENY", "AUDIT"], "ALLOW"),
-    dryRun: o.dryRun === true,
-    rules: c.list(`${p}.rules`, o.rules) as PolicyRule[],
-  });
-}
-
-export function parseMesh(text: string): Mesh {
-  let raw: unknown;
-  try {
-    // JSON is YAML too, and parses ~50x faster: big generated meshes should be JSON.
-    raw = /^\s*\{/.test(text) ? JSON.parse(text) : parse(text);
-  } catch (cause) {
-    throw new WeftError("mesh_invalid", `Cannot load mesh file: not YAML: ${cause}`);
-  }
-  const c = new Check();
-  const o = c.obj("mesh", raw);
-  const td = c.str("trustDomain", o.trustDomain, "cluster.local");
-  const rootNamespace = c.str("rootNamespace", o.rootNamespace, "istio-system");
-  const agentSa = c.str("nodeAgentServiceAccount", o.nodeAgentServiceAccount, "weft-node");
-  const mesh: Mesh = {
+  if (problems.length > 0) throw meshError(problems);
+  const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
+  const counts: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r)) if (Array.isArray(v)) counts[k] = v.length;
+  return deepFreeze({
     trustDomain: td,
     rootNamespace,
-    nodeAgentIdentity: spiffeId(td, rootNamespace, agentSa),
-    hbonePort: c.num("hbonePort", o.hbonePort, 15008, 1, 65535),
-    workloads: c.list("workloads", o.workloads).map((w, i) =>
-      workload(c, `workloads[${i}]`, w, td)
-    ),
-    services: c.list("services", o.services).map((s, i) => service(c, `services[${i}]`, s)),
-    authorizationPolicies: c.list("authorizationPolicies", o.authorizationPolicies)
-      .map((x, i) => policy(c, `authorizationPolicies[${i}]`, x)),
+    hbonePort: mc?.hbonePort ?? 15008,
+    nodeAgentIdentity: spiffeId(td, rootNamespace, mc?.nodeAgentServiceAccount ?? "weft-node"),
+    nodeTokens: mc?.nodeTokens ?? {},
+    workloads,
+    services,
+    authorizationPolicies: [...r.authorizationPolicies.map((p) => p.policy), ...peer.policies],
+    policyBindings: peer.bindings,
+    counts,
+    warnings,
+  });
+}
+
+/** Pods and WorkloadEntries of unchanged files are the same (frozen) objects across reloads; so
+ * are the workloads made from them, which lets the xDS build reuse their resources cheaply. */
+const madeFrom = new WeakMap<object, MeshWorkload>();
+
+function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
+  const out: MeshWorkload[] = [];
+  let source: object = {};
+  const add = (
+    name: string,
+    namespace: string,
+    sa: string,
+    address: string,
+    node: string,
+    labels: Readonly<Record<string, string>>,
+  ): void => {
+    const identity = spiffeId(td, namespace, sa);
+    const old = madeFrom.get(source);
+    if (old && old.identity === identity) {
+      out.push(old);
+      return;
+    }
+    const w = Object.freeze({
+      name,
+      namespace,
+      serviceAccount: sa,
+      address,
+      node,
+      labels,
+      identity,
+      hbone: true,
+    });
+    madeFrom.set(source, w);
+    out.push(w);
   };
-  if (c.errors.length) {
-    throw new WeftError("mesh_invalid", `Cannot load mesh file: ${c.errors.join("; ")}`);
+  for (const p of r.pods) {
+    source = p;
+    if (p.podIp) {
+      add(p.meta.name, p.meta.namespace, p.serviceAccount, p.podIp, p.nodeName, p.meta.labels);
+    }
   }
-  return mesh;
+  for (const w of r.workloadEntries) {
+    source = w;
+    const labels = { ...w.meta.labels, ...w.spec.labels };
+    add(
+      w.meta.name,
+      w.meta.namespace,
+      w.spec.serviceAccount,
+      w.spec.address,
+      labels["weft.dev/node"] ?? "",
+      labels,
+    );
+  }
+  return out;
+}
+
+function collectServices(
+  r: IstioResources,
+  workloads: MeshWorkload[],
+  td: string,
+  problems: string[],
+  warnings: string[],
+): MeshService[] {
+  const slices = new Map<string, Set<string>>();
+  for (const s of r.endpointSlices) {
+    const key = `${s.meta.namespace}/${s.serviceName}`;
+    const set = slices.get(key) ?? new Set<string>();
+    for (const e of s.endpoints) if (e.ready) { for (const a of e.addresses) set.add(a); }
+    slices.set(key, set);
+  }
+  const base: Omit<MeshService, "subsets" | "http" | "tcp" | "plugins">[] = [];
+  for (const s of r.services) {
+    base.push({
+      name: s.meta.name,
+      namespace: s.meta.namespace,
+      hostname: `${s.meta.name}.${s.meta.namespace}.${DOMAIN}`,
+      vips: s.clusterIps,
+      ports: s.ports,
+      selector: s.selector,
+      endpointIps: s.selector
+        ? undefined
+        : slices.get(`${s.meta.namespace}/${s.meta.name}`) ?? new Set(),
+    });
+  }
+  for (const se of r.serviceEntries) {
+    const selector = se.workloadSelector ?? { "weft.dev/serviceentry": se.meta.name };
+    se.endpoints.forEach((e, i) => {
+      workloads.push({
+        name: `${se.meta.name}-${i}`,
+        namespace: se.meta.namespace,
+        serviceAccount: e.serviceAccount,
+        address: e.address,
+        node: e.labels["weft.dev/node"] ?? "",
+        labels: { ...e.labels, ...selector },
+        identity: spiffeId(td, se.meta.namespace, e.serviceAccount),
+        hbone: se.location === "MESH_INTERNAL",
+      });
+    });
+    for (const host of se.hosts) {
+      base.push({
+        name: se.meta.name,
+        namespace: se.meta.namespace,
+        hostname: host,
+        vips: se.addresses,
+        ports: se.ports,
+        selector,
+        endpointIps: undefined,
+      });
+    }
+  }
+  const byHost = new Map(base.map((s) => [s.hostname, s]));
+  const subsets = new Map<string, MeshService["subsets"]>();
+  for (const dr of r.destinationRules) {
+    const host = hostFqdn(dr.host, dr.meta.namespace);
+    const where = `DestinationRule ${dr.meta.namespace}/${dr.meta.name}`;
+    if (!byHost.has(host)) {
+      warnings.push(`${where}: host ${host} matches no Service or ServiceEntry`);
+    } else if (subsets.has(host)) {
+      warnings.push(`${where}: ${host} already has a DestinationRule; ignored`);
+    } else subsets.set(host, dr.subsets);
+  }
+  const routes = new Map<string, VirtualService>();
+  for (const vs of r.virtualServices) {
+    for (const h of vs.hosts) {
+      const host = hostFqdn(h, vs.meta.namespace);
+      const where = `VirtualService ${vs.meta.namespace}/${vs.meta.name}`;
+      if (!byHost.has(host)) {
+        warnings.push(`${where}: host ${host} matches no Service or ServiceEntry`);
+      } else if (routes.has(host)) {
+        warnings.push(
+          `${where}: ${host} is already routed by ${
+            routes.get(host)!.meta.name
+          }; ignored (as Istio: the first wins)`,
+        );
+      } else routes.set(host, vs);
+    }
+  }
+  return base.map((s) => {
+    const vs = routes.get(s.hostname);
+    const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
+    const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
+    return {
+      ...s,
+      subsets: subsets.get(s.hostname) ?? [],
+      http,
+      tcp,
+      plugins: r.wasmPlugins.filter((p) => pluginApplies(p, s)).map(meshPlugin),
+    };
+  });
+}
+
+function destinationsOf(
+  vs: VirtualService,
+  where: string,
+  route: VirtualService["http"][number]["route"],
+  subsets: ReadonlyMap<string, MeshService["subsets"]>,
+  byHost: ReadonlyMap<string, unknown>,
+  problems: string[],
+): MeshRouteDestination[] {
+  return route.map((d, j) => {
+    const host = hostFqdn(d.destination.host, vs.meta.namespace);
+    const path =
+      `VirtualService ${vs.meta.namespace}/${vs.meta.name}: ${where}.route[${j}].destination`;
+    if (!byHost.has(host)) {
+      problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
+    }
+    const sub = d.destination.subset;
+    if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
+      problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
+    }
+    return { host, subset: sub, port: d.destination.port, weight: d.weight };
+  });
+}
+
+function tcpRoutes(
+  vs: VirtualService,
+  subsets: ReadonlyMap<string, MeshService["subsets"]>,
+  byHost: ReadonlyMap<string, unknown>,
+  problems: string[],
+): MeshService["tcp"] {
+  return vs.tcp.flatMap((t, i) => {
+    const route = destinationsOf(vs, `spec.tcp[${i}]`, t.route, subsets, byHost, problems);
+    const ports = t.match.length ? t.match.map((m) => m.port) : [undefined];
+    return ports.map((port) => ({ port, route }));
+  });
+}
+
+function httpRoutes(
+  vs: VirtualService,
+  subsets: ReadonlyMap<string, MeshService["subsets"]>,
+  byHost: ReadonlyMap<string, unknown>,
+  problems: string[],
+): MeshRoute[] {
+  return vs.http.map((h, i) => ({
+    match: h.match,
+    fault: h.fault,
+    route: h.route.map((d, j) => {
+      const host = hostFqdn(d.destination.host, vs.meta.namespace);
+      const path =
+        `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].route[${j}].destination`;
+      if (!byHost.has(host)) {
+        problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
+      }
+      const sub = d.destination.subset;
+      if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
+        problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
+      }
+      return { host, subset: sub, port: d.destination.port, weight: d.weight };
+    }),
+  }));
+}
+
+function pluginApplies(
+  p: WasmPlugin,
+  s: Omit<MeshService, "subsets" | "http" | "tcp" | "plugins">,
+): boolean {
+  if (p.targetRefs.length > 0) {
+    return p.meta.namespace === s.namespace && p.targetRefs.some((t) => t.name === s.name);
+  }
+  if (p.meta.namespace !== s.namespace && p.meta.namespace !== "istio-system") return false;
+  return !p.selector || (s.selector !== undefined && labelsMatch(s.selector, p.selector));
+}
+
+function meshPlugin(p: WasmPlugin): MeshPlugin {
+  return {
+    name: p.meta.name,
+    pluginName: p.pluginName,
+    env: p.env,
+    url: p.url,
+    sha256: p.sha256,
+    type: p.abi,
+    phase: p.phase,
+    priority: p.priority,
+    failStrategy: p.failStrategy === "FAIL_OPEN" ? "FAIL_OPEN" : "FAIL_CLOSE",
+    pluginConfig: p.pluginConfig,
+  };
 }

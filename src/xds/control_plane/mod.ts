@@ -1,13 +1,12 @@
 /**
- * weft's embedded control plane: serves ADS (Delta and SotW) from a YAML mesh file, one view per
- * node (node id → node name), watches the file and pushes changes; optionally the Istio CA
- * service. `weft control-plane --config mesh.yaml` calls startControlPlane.
+ * weft's embedded control plane: serves ADS (Delta and SotW) from Kubernetes-style manifests
+ * (files and directories, multi-document YAML), one view per node (node id → node name), watches
+ * them and pushes changes; optionally the Istio CA service. A bad edit, or a mesh some resource
+ * of which cannot be encoded, is logged with every problem and the last good mesh keeps serving.
+ * `weft control-plane --config-dir DIR` calls startControlPlane.
  * May import: src/core/mod.ts, src/tls/mod.ts and src/xds internals.
  */
 import * as grpc from "@grpc/grpc-js";
-import { watch } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { basename, dirname } from "node:path";
 import { errorMessage, logger, WeftError } from "../../core/mod.ts";
 import type { CertificateAuthority } from "../../tls/mod.ts";
 import {
@@ -18,18 +17,24 @@ import {
   type XdsTlsMaterial,
 } from "../grpc_transport.ts";
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
+import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
 import { createCertificateHandler } from "./ca_service.ts";
-import { type Mesh, parseMesh } from "./mesh.ts";
+import { type Mesh, parseMeshSources } from "./mesh.ts";
+import { readSources, watchSources } from "./sources.ts";
 
-export { parseMesh } from "./mesh.ts";
+export { parseMesh, parseMeshSources } from "./mesh.ts";
 export type { Mesh } from "./mesh.ts";
+export { readSources } from "./sources.ts";
 
 const log = logger("control_plane");
 
 export interface ControlPlaneOptions {
-  readonly configPath: string;
+  /** Manifest files and/or directories, read together as one mesh. */
+  readonly configPaths?: readonly string[];
+  /** One file or directory (same as configPaths: [configPath]). */
+  readonly configPath?: string;
   /** "host:port"; port 0 picks one. */
   readonly address: string;
   /** When set, IstioCertificateService/CreateCertificate is served. */
@@ -40,7 +45,7 @@ export interface ControlPlaneOptions {
 
 export interface ControlPlane {
   readonly address: string;
-  /** Re-read the mesh file now (the watcher does this on change). */
+  /** Re-read the manifests now (the watcher does this on change); false = rejected. */
   reload(): Promise<boolean>;
   /** Streams open now. */
   streams(): number;
@@ -54,13 +59,64 @@ export function nodeNameOf(id: string, metaName: string | undefined): string {
   return parts.length === 4 ? parts[2]!.split(".")[0]! : id;
 }
 
+/** What a reload reuses from the previous one: parsed files by text, resources by content. */
+export interface MeshLoader {
+  readonly files: DocumentCache;
+  built: NodeResources | undefined;
+}
+
+export function newMeshLoader(): MeshLoader {
+  return { files: new Map(), built: undefined };
+}
+
+/** Reads, validates and encodes a mesh: a problem anywhere throws with every message. */
+export async function loadMesh(
+  paths: readonly string[],
+  loader: MeshLoader = newMeshLoader(),
+): Promise<Mesh> {
+  const mesh = parseMeshSources(await readSources(paths), loader.files);
+  // Encode the mesh-wide resources now: a value protobuf cannot take fails here, before any
+  // client sees it, not inside a stream handler. Unchanged resources are reused.
+  loader.built = buildNode(mesh, "", loader.built);
+  return mesh;
+}
+
+function logLoaded(mesh: Mesh, paths: readonly string[]): void {
+  log.info("mesh loaded", {
+    paths,
+    workloads: mesh.workloads.length,
+    services: mesh.services.length,
+    policies: mesh.authorizationPolicies.length,
+    objects: mesh.counts,
+  });
+  for (const w of mesh.warnings) log.warn("mesh warning", { warning: w });
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
-  let mesh: Mesh = parseMesh(await readFile(opts.configPath, "utf8"));
+  const paths = opts.configPaths ?? (opts.configPath ? [opts.configPath] : []);
+  if (paths.length === 0) {
+    throw new WeftError("control_plane_config", "Cannot start the control plane: no manifests");
+  }
+  const loader = newMeshLoader();
+  let mesh: Mesh = await loadMesh(paths, loader);
+  logLoaded(mesh, paths);
   let cache = new Map<string, NodeResources>();
+  const lastGood = new Map<string, NodeResources>();
   const streams = new Set<AdsServerStream>();
   const view = (node: string): NodeResources => {
     let r = cache.get(node);
-    if (!r) cache.set(node, r = buildNode(mesh, node));
+    if (r) return r;
+    try {
+      r = buildNode(mesh, node);
+    } catch (err) {
+      log.error("cannot encode resources for node, serving its last good version", {
+        node,
+        error: errorMessage(err),
+      });
+      r = lastGood.get(node) ?? new Map();
+    }
+    cache.set(node, r);
+    lastGood.set(node, r);
     return r;
   };
 
@@ -74,8 +130,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         const meta = req.node?.metadata?.["NAME"];
         nodeName = nodeNameOf(req.node?.id ?? "", typeof meta === "string" ? meta : undefined);
       }
-      if (mode === "delta") s.onDelta(req as DeltaDiscoveryRequest);
-      else s.onSotw(req as DiscoveryRequest);
+      try {
+        if (mode === "delta") s.onDelta(req as DeltaDiscoveryRequest);
+        else s.onSotw(req as DiscoveryRequest);
+      } catch (err) {
+        // A broken invariant in one stream must not end the control plane: log, close it.
+        log.error("ads stream failed", { node: nodeName, error: errorMessage(err) });
+        call.destroy();
+      }
     });
     const done = (): void => {
       streams.delete(s);
@@ -115,36 +177,43 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const reload = async (): Promise<boolean> => {
     try {
-      mesh = parseMesh(await readFile(opts.configPath, "utf8"));
+      const last = loader.built;
+      try {
+        mesh = await loadMesh(paths, loader);
+      } catch (err) {
+        loader.built = last;
+        throw err;
+      }
     } catch (err) {
-      log.error("mesh file rejected, keeping the last good one", { error: errorMessage(err) });
+      log.error("manifests rejected, keeping the last good mesh", { error: errorMessage(err) });
       return false;
     }
+    logLoaded(mesh, paths);
     cache = new Map();
-    for (const s of streams) s.pushAll();
+    for (const s of streams) {
+      try {
+        s.pushAll();
+      } catch (err) {
+        log.error("push failed", { error: errorMessage(err) });
+      }
+    }
     log.info("mesh reloaded", { streams: streams.size });
     return true;
   };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  // Watch the directory, not the file: editors and deploy tools replace files by rename, which
-  // a file watch would stop following. Write atomically (temp file + rename): a reload that
-  // reads a half-written file serves whatever valid YAML it got.
-  const watcher = watch(dirname(opts.configPath), (_event, name) => {
-    if (name !== null && String(name) !== basename(opts.configPath)) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => void reload(), 20);
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const unwatch = await watchSources(paths, () => {
+    inFlight = reload().catch((err) => log.error("reload failed", { error: errorMessage(err) }));
   });
   log.info("control plane listening", { address: `${host}:${port}` });
   return {
     address: `${host}:${port}`,
     reload,
     streams: () => streams.size,
-    close: () => {
-      clearTimeout(timer);
-      watcher.close();
+    close: async () => {
+      unwatch();
+      await inFlight; // a reload reading files now finishes before the caller removes them
       // Cancels open streams: clients see UNAVAILABLE/CANCELLED and reconnect elsewhere.
       server.forceShutdown();
-      return Promise.resolve();
     },
   };
 }

@@ -7,7 +7,8 @@ import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import { WeftError } from "../../core/mod.ts";
 import { buildNode } from "../control_plane/build.ts";
 import { parseMesh } from "../control_plane/mesh.ts";
-import { meshYaml } from "../_test_fixtures.ts";
+import { compactMeshYaml } from "../_test_fixtures.ts";
+import { meshManifestsFromYaml } from "../../../tests/support/istio_manifests.ts";
 import {
   ClusterLoadAssignmentSchema,
   ClusterSchema,
@@ -31,14 +32,16 @@ import { RESOURCE_TYPES } from "./registry.ts";
 
 const built = buildNode(
   parseMesh(
-    meshYaml(10).replace(
-      "authorizationPolicies:",
-      `  - name: plug
+    meshManifestsFromYaml(
+      compactMeshYaml(10).replace(
+        "authorizationPolicies:",
+        `  - name: plug
     ports: [{ port: 81, protocol: HTTP }]
     plugins: [{ name: hdr, url: "file:///p/hdr.wasm", sha256: "${
-        "a".repeat(64)
-      }", pluginConfig: { k: 1 } }]
+          "a".repeat(64)
+        }", pluginConfig: { k: 1 } }]
 authorizationPolicies:`,
+      ),
     ),
   ),
   "node-a",

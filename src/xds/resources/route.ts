@@ -10,6 +10,7 @@ import { ROUTE } from "../type_urls.ts";
 import { errorMessage } from "../../core/mod.ts";
 import { filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
 
 /** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
 export type HeaderMatch =
@@ -22,9 +23,16 @@ export interface RouteMatch {
   readonly prefix?: string;
   readonly path?: string;
   readonly regex?: string;
+  /** `:method` / `:authority` / `:scheme` header matchers (Istio's method, authority, scheme). */
+  readonly method?: HeaderMatch;
+  readonly authority?: HeaderMatch;
+  readonly scheme?: HeaderMatch;
   /** Lower-cased header name → match; `without`: headers that must not match. */
   readonly headers?: Readonly<Record<string, HeaderMatch>>;
   readonly withoutHeaders?: Readonly<Record<string, HeaderMatch>>;
+  readonly queryParams?: Readonly<Record<string, HeaderMatch>>;
+  /** case_sensitive: false (Istio's ignoreUriCase). */
+  readonly ignoreUriCase?: boolean;
 }
 
 function headerMatch(h: HeaderMatcher, what: string): HeaderMatch {
@@ -49,15 +57,36 @@ function headerMatch(h: HeaderMatcher, what: string): HeaderMatch {
   throw invalid(what, `header match on ${h.name} (${m.case ?? "none"}) is not supported`);
 }
 
-function headersOf(r: Route, what: string): Pick<RouteMatch, "headers" | "withoutHeaders"> {
+const PSEUDO = { ":method": "method", ":authority": "authority", ":scheme": "scheme" } as const;
+
+function headersOf(r: Route, what: string): Omit<RouteMatch, "prefix" | "path" | "regex"> {
   const headers: Record<string, HeaderMatch> = {};
   const without: Record<string, HeaderMatch> = {};
+  const pseudo: Record<string, HeaderMatch> = {};
   for (const h of r.match?.headers ?? []) {
-    (h.invertMatch ? without : headers)[h.name.toLowerCase()] = headerMatch(h, what);
+    const name = h.name.toLowerCase();
+    const p = PSEUDO[name as keyof typeof PSEUDO];
+    if (p && !h.invertMatch) pseudo[p] = headerMatch(h, what);
+    else (h.invertMatch ? without : headers)[name] = headerMatch(h, what);
+  }
+  const query: Record<string, HeaderMatch> = {};
+  for (const q of r.match?.queryParameters ?? []) {
+    const m = q.queryParameterMatchSpecifier;
+    if (m.case === "presentMatch") query[q.name] = {};
+    else if (m.case === "stringMatch" && m.value.matchPattern.case === "exact") {
+      query[q.name] = { exact: m.value.matchPattern.value };
+    } else if (m.case === "stringMatch" && m.value.matchPattern.case === "prefix") {
+      query[q.name] = { prefix: m.value.matchPattern.value };
+    } else if (m.case === "stringMatch" && m.value.matchPattern.case === "safeRegex") {
+      query[q.name] = { regex: m.value.matchPattern.value.regex };
+    } else throw invalid(what, `query parameter match on ${q.name} is not supported`);
   }
   return {
+    ...pseudo,
     ...(Object.keys(headers).length ? { headers } : {}),
     ...(Object.keys(without).length ? { withoutHeaders: without } : {}),
+    ...(Object.keys(query).length ? { queryParams: query } : {}),
+    ...(r.match?.caseSensitive === false ? { ignoreUriCase: true } : {}),
   };
 }
 
@@ -71,6 +100,10 @@ export interface RouteRule {
   readonly clusters: readonly WeightedCluster[];
   /** `typed_per_filter_config`: HTTP filter name → that filter's config for this route. */
   readonly overrides: Readonly<Record<string, unknown>>;
+  /** For a rule with overrides: the request headers under which this rule is the one chosen
+   * (its own match, and not any earlier rule's), as Envoy HTTPFault `headers` matchers; `null`
+   * when no request can reach it. See route_scope.ts. */
+  readonly gate?: readonly EnvoyHeaderGate[] | null;
 }
 
 export interface VirtualHostValue {
@@ -143,7 +176,7 @@ function vhostOf(v: VirtualHost, what: string): VirtualHostValue {
     const rule = ruleOf(r, what);
     if (rule) rules.push(rule);
   }
-  return { name: v.name, domains: [...v.domains], rules };
+  return { name: v.name, domains: [...v.domains], rules: withGates(rules, what) };
 }
 
 export function routeValue(rc: RouteConfiguration, what: string): RouteValue {

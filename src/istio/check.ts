@@ -1,11 +1,15 @@
 /**
- * A tiny path-tracking checker for raw config: every problem is collected with its path
- * (`services[0].ports[1].port: must be 1-65535`) instead of stopping at the first.
+ * The one validation toolkit for raw config: every problem is collected with its path
+ * (`services[0].ports[1].port: must be 1-65535`) instead of stopping at the first. A `Problems`
+ * may carry a context (file, document index, kind/name) put in front of every path.
  */
 export class Problems {
   readonly list: string[] = [];
+  /** Prefix for the next problems, e.g. `bookinfo.yaml#2 VirtualService default/reviews: `. */
+  context = "";
   add(path: string, msg: string): void {
-    this.list.push(`${path}: ${msg}`);
+    const where = path ? `${this.context}${path}` : this.context.replace(/[.: ]+$/, "") || "(root)";
+    this.list.push(`${where}: ${msg}`);
   }
   get ok(): boolean {
     return this.list.length === 0;
@@ -17,6 +21,9 @@ export type Raw = Record<string, unknown>;
 export function isObj(v: unknown): v is Raw {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
+
+/** Largest integer the protobuf encoders take for int32/uint32 fields. */
+export const INT32_MAX = 2147483647;
 
 export class Checker {
   constructor(readonly problems: Problems) {}
@@ -35,6 +42,11 @@ export class Checker {
     return v;
   }
 
+  /** Fields weft knows but does not implement: present → a problem naming the path. */
+  unsupported(path: string, o: Raw, keys: readonly string[], why = "not supported by weft"): void {
+    for (const k of keys) if (o[k] !== undefined) this.problems.add(join(path, k), why);
+  }
+
   list(path: string, v: unknown): unknown[] {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v)) {
@@ -50,10 +62,12 @@ export class Checker {
       return def ?? "";
     }
     if (typeof v !== "string") {
-      this.problems.add(path, "must be a string");
+      this.problems.add(path, `must be a string, got ${typeName(v)}`);
       return def ?? "";
     }
-    if (re && !re.test(v)) this.problems.add(path, `must be ${what ?? re.source}, got "${v}"`);
+    if (re && !re.test(v)) {
+      this.problems.add(path, `must be ${what ?? re.source}, got ${JSON.stringify(clip(v))}`);
+    }
     return v;
   }
 
@@ -67,7 +81,7 @@ export class Checker {
       return def ?? min;
     }
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      this.problems.add(path, `must be an integer ${min}-${max}, got ${JSON.stringify(v)}`);
+      this.problems.add(path, `must be an integer ${min}-${max}, got ${show(v)}`);
       return def ?? min;
     }
     return v;
@@ -76,7 +90,7 @@ export class Checker {
   num(path: string, v: unknown, def: number, min: number, max: number): number {
     if (v === undefined || v === null) return def;
     if (typeof v !== "number" || !(v >= min && v <= max)) {
-      this.problems.add(path, `must be a number ${min}-${max}, got ${JSON.stringify(v)}`);
+      this.problems.add(path, `must be a number ${min}-${max}, got ${show(v)}`);
       return def;
     }
     return v;
@@ -94,21 +108,23 @@ export class Checker {
   oneOf<T extends string>(path: string, v: unknown, allowed: readonly T[], def: T): T {
     if (v === undefined || v === null) return def;
     if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
-      this.problems.add(path, `must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+      this.problems.add(path, `must be one of ${allowed.join(", ")}, got ${show(v)}`);
       return def;
     }
     return v as T;
   }
 
-  /** Istio/Go duration ("10s", "1.5m", "250ms", "1h30m") → milliseconds. */
+  /** Istio/protobuf/Go duration ("10s", "1.5s", "250ms", "1m", "1h30m") → milliseconds. */
   duration(path: string, v: unknown, defMs: number): number {
     if (v === undefined || v === null) return defMs;
-    if (typeof v === "number" && v >= 0) return v * 1000;
+    if (typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= MAX_DURATION_S) {
+      return v * 1000;
+    }
     const ms = typeof v === "string" ? parseDurationMs(v) : undefined;
     if (ms === undefined) {
       this.problems.add(
         path,
-        `must be a duration such as "10s", "250ms" or "5m", got ${JSON.stringify(v)}`,
+        `must be a duration such as "10s", "1.5s", "250ms", "1m" or "1h", got ${show(v)}`,
       );
       return defMs;
     }
@@ -118,7 +134,10 @@ export class Checker {
   labels(path: string, v: unknown): Record<string, string> {
     const o = this.obj(path, v, Object.keys(isObj(v) ? v : {}));
     const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o)) out[k] = this.str(join(path, k), val);
+    for (const [k, val] of Object.entries(o)) {
+      if (k === "__proto__") this.problems.add(join(path, k), "not a valid label name");
+      else out[k] = this.str(join(path, k), val);
+    }
     return out;
   }
 
@@ -127,18 +146,29 @@ export class Checker {
   }
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+/** google.protobuf.Duration's range (10 000 years). */
+const MAX_DURATION_S = 315_576_000_000;
 
 export function parseDurationMs(text: string): number | undefined {
   if (text === "0") return 0;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
   let total = 0;
   let end = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     total += Number(m[1]) * UNITS[m[2]!]!;
     end = re.lastIndex;
   }
-  return end === text.length && end > 0 ? total : undefined;
+  if (end !== text.length || end === 0 || !(total <= MAX_DURATION_S * 1000)) return undefined;
+  return total;
 }
 
 export function join(path: string, key: string | number): string {
@@ -152,4 +182,18 @@ export function deepFreeze<T>(v: T): T {
     for (const x of Object.values(v)) deepFreeze(x);
   }
   return v;
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function typeName(v: unknown): string {
+  return Array.isArray(v) ? "a list" : v === null ? "null" : `a ${typeof v}`;
+}
+
+function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(clip(v));
+  if (typeof v === "number") return String(v);
+  return typeName(v);
 }

@@ -1,0 +1,176 @@
+/**
+ * weft.yaml's Istio objects: `authorizationPolicies` (Kubernetes form {metadata, spec}),
+ * `resources` (inline manifests) and `configDir` (a directory of multi-document YAML files), all
+ * parsed by src/istio. Standalone mode takes AuthorizationPolicy, PeerAuthentication,
+ * VirtualService, DestinationRule and WasmPlugin; workloads and services stay in weft.yaml's own
+ * lists.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import type { AuthorizationPolicy } from "../core/mod.ts";
+import { env } from "../core/mod.ts";
+import type { PluginConfig } from "./config_types.ts";
+import {
+  type Checker,
+  convertPeerAuthentication,
+  type DrSubset,
+  hostFqdn,
+  isObj,
+  type IstioResources,
+  labelsMatch,
+  loadIstioDocuments,
+  parseAuthorizationPolicy,
+  parseIstioObjects,
+  type SourceText,
+  type WasmPlugin,
+} from "../istio/mod.ts";
+
+export interface ConfigResources {
+  readonly policies: readonly AuthorizationPolicy[];
+  /** FQDN → DestinationRule subsets. */
+  readonly subsets: ReadonlyMap<string, readonly DrSubset[]>;
+  /** FQDN → the VirtualService's raw `http` list (validated by src/istio). */
+  readonly http: ReadonlyMap<string, readonly unknown[]>;
+  /** WasmPlugins, attached to services by `targetRefs` (Service name) or `selector` (labels
+   * every endpoint of the service carries). */
+  readonly wasmPlugins: readonly WasmPlugin[];
+}
+
+export function checkPolicies(c: Checker, v: unknown): AuthorizationPolicy[] {
+  return c.list("authorizationPolicies", v).map((p, i) => {
+    const saved = c.problems.context;
+    c.problems.context = `${saved}authorizationPolicies[${i}].`;
+    try {
+      if (isObj(p) && !("spec" in p) && !("metadata" in p)) {
+        c.problems.add(
+          "",
+          "must be an AuthorizationPolicy as Istio writes it ({metadata: {name, namespace}, " +
+            "spec: {selector: {matchLabels}, action, rules}}); the flat form was removed",
+        );
+      }
+      return parseAuthorizationPolicy(c, isObj(p) ? p : {}).policy;
+    } finally {
+      c.problems.context = saved;
+    }
+  });
+}
+
+const STANDALONE = [
+  "AuthorizationPolicy",
+  "PeerAuthentication",
+  "VirtualService",
+  "DestinationRule",
+];
+
+function readDir(dir: string): SourceText[] {
+  return readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f) && !f.startsWith(".")).sort()
+    .map((f) => ({ file: join(dir, f), text: readFileSync(join(dir, f), "utf8") }));
+}
+
+export function checkResources(
+  c: Checker,
+  inline: unknown,
+  configDir: unknown,
+  baseDir: string,
+): ConfigResources {
+  const results = [parseIstioObjects("resources", c.list("resources", inline))];
+  const dir = c.optStr("configDir", configDir);
+  if (dir !== undefined) {
+    try {
+      results.push(loadIstioDocuments(readDir(isAbsolute(dir) ? dir : join(baseDir, dir))));
+    } catch (err) {
+      c.problems.add("configDir", `cannot read: ${(err as Error).message}`);
+    }
+  }
+  const policies: AuthorizationPolicy[] = [];
+  const subsets = new Map<string, readonly DrSubset[]>();
+  const http = new Map<string, readonly unknown[]>();
+  const wasmPlugins: WasmPlugin[] = [];
+  for (const { resources: r, problems } of results) {
+    wasmPlugins.push(...r.wasmPlugins);
+    for (const p of problems) c.problems.list.push(p);
+    refuseOthers(c, r);
+    policies.push(...r.authorizationPolicies.map((p) => p.policy));
+    policies.push(...r.peerAuthentications.flatMap(convertPeerAuthentication));
+    for (const dr of r.destinationRules) {
+      subsets.set(hostFqdn(dr.host, dr.meta.namespace), dr.subsets);
+    }
+    for (const vs of r.virtualServices) {
+      for (const h of vs.hosts) http.set(hostFqdn(h, vs.meta.namespace), vs.rawHttp);
+    }
+  }
+  return { policies, subsets, http, wasmPlugins };
+}
+
+function refuseOthers(c: Checker, r: IstioResources): void {
+  const others = [
+    ...r.serviceEntries,
+    ...r.workloadEntries,
+    ...r.services,
+    ...r.pods,
+    ...r.endpointSlices,
+  ];
+  for (const o of others) {
+    c.problems.add(
+      `resources: ${o.kind} ${o.meta.namespace}/${o.meta.name}`,
+      `standalone weft.yaml takes ${STANDALONE.join(", ")}; declare workloads, services and ` +
+        "plugins in weft.yaml's own lists, or serve manifests with `weft control-plane`",
+    );
+  }
+}
+
+/** The service's WasmPlugins as weft.yaml plugin entries: CLIENT → outbound, SERVER → inbound,
+ * CLIENT_AND_SERVER (or no match) → both. */
+export function wasmPluginsFor(
+  svc: {
+    name: string;
+    namespace: string;
+    ports: readonly { port: number }[];
+    endpoints: readonly { labels: Readonly<Record<string, string>> }[];
+  },
+  plugins: readonly WasmPlugin[],
+): PluginConfig[] {
+  const out: PluginConfig[] = [];
+  for (const p of plugins) {
+    if (p.meta.namespace !== svc.namespace && p.meta.namespace !== "istio-system") continue;
+    const byRef = p.targetRefs.length > 0 && p.targetRefs.some((t) => t.name === svc.name);
+    const bySelector = p.targetRefs.length === 0 &&
+      (!p.selector ||
+        (svc.endpoints.length > 0 &&
+          svc.endpoints.every((e) => labelsMatch(e.labels, p.selector!))));
+    if (!byRef && !bySelector) continue;
+    if (p.ports.length > 0 && !svc.ports.some((x) => p.ports.includes(x.port))) continue;
+    const directions: ("inbound" | "outbound")[] = p.mode === "CLIENT"
+      ? ["outbound"]
+      : p.mode === "SERVER"
+      ? ["inbound"]
+      : ["outbound", "inbound"];
+    for (const direction of directions) {
+      out.push({
+        pluginName: p.pluginName,
+        // HOST entries take weft's own variable of that name (as the weft.yaml plugin form).
+        env: Object.fromEntries(
+          Object.entries(p.env).flatMap(([k, v]) => {
+            if (!v.startsWith("$HOST:")) return [[k, v]];
+            const hv = env(k);
+            return hv === undefined ? [] : [[k, hv]];
+          }),
+        ),
+        clusters: {},
+        maxMemoryBytes: undefined,
+        callBudgetMs: undefined,
+        bodies: false,
+        name: directions.length > 1 ? `${p.meta.name}-${direction}` : p.meta.name,
+        url: p.url,
+        sha256: p.sha256,
+        type: p.abi,
+        direction,
+        phase: p.phase,
+        priority: p.priority,
+        failStrategy: p.failStrategy,
+        pluginConfig: p.pluginConfig,
+      });
+    }
+  }
+  return out;
+}

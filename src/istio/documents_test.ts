@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { loadIstioDocuments, parseDurationMs } from "./mod.ts";
+
+const BOOKINFO = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings, namespace: bookinfo }
+spec:
+  hosts: [ratings]
+  http:
+    - match: [{ headers: { end-user: { exact: jason } } }]
+      fault: { abort: { percentage: { value: 100.0 }, httpStatus: 500 }, delay: { fixedDelay: 1m, percent: 10 } }
+      route: [{ destination: { host: ratings, subset: v1 } }]
+    - route: [{ destination: { host: ratings, subset: v1 } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: a, namespace: bookinfo }
+spec:
+  selector: { matchLabels: { app: ratings } }
+  rules: [{ from: [{ source: { remoteIpBlocks: [10.0.0.0/8], requestPrincipals: ["*"], serviceAccounts: [bookinfo/productpage] } }] }]
+`;
+
+Deno.test("istio: multi-document files, durations, deprecated percent, new source fields", () => {
+  const r = loadIstioDocuments([{ file: "bookinfo.yaml", text: BOOKINFO }]);
+  assert.deepEqual(r.problems, []);
+  const f = r.resources.virtualServices[0]!.http[0]!.fault!;
+  assert.deepEqual(f.delay, { fixedDelayMs: 60_000, percent: 10 });
+  assert.deepEqual(f.abort, { httpStatus: 500, grpcStatus: undefined, percent: 100 });
+  const src = r.resources.authorizationPolicies[0]!.policy.rules[0]!.from![0]!.source;
+  assert.deepEqual(src.serviceAccounts, ["bookinfo/productpage"]);
+  assert.ok(Object.isFrozen(r.resources.virtualServices[0]));
+});
+
+Deno.test("istio: every problem names file, document, kind, name and path", () => {
+  const r = loadIstioDocuments([{
+    file: "bad.yaml",
+    text: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r }
+spec:
+  hosts: [r]
+  http:
+    - route: [{ destination: { host: r }, service: x }]
+      fault: { abort: { grpcStatus: NOPE, percent: 300 } }
+---
+kind: Gateway
+metadata: { name: g }
+---
+workloads: []
+`,
+  }]);
+  const all = r.problems.join("\n");
+  assert.match(
+    all,
+    /bad\.yaml#0 VirtualService default\/r: spec\.http\[0\]\.route\[0\]\.service: unknown field/,
+  );
+  assert.match(
+    all,
+    /bad\.yaml#0 VirtualService default\/r: spec\.http\[0\]\.fault\.abort\.grpcStatus/,
+  );
+  assert.match(
+    all,
+    /bad\.yaml#0 VirtualService default\/r: spec\.http\[0\]\.fault\.abort\.percent: must be an integer 0-100/,
+  );
+  assert.match(all, /bad\.yaml#1 Gateway default\/g: kind: unsupported kind/);
+  assert.match(all, /bad\.yaml#2: kind: the weft mesh file shape/);
+});
+
+Deno.test("istio: hostile input is reported, never thrown", () => {
+  let deep = "x";
+  for (let i = 0; i < 200; i++) deep = `{a: ${deep}}`;
+  const texts = [
+    "{{{{",
+    `apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: ${deep}`,
+    `apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: .nan}, {port: 1e300}, {port: "80"}]}`,
+    "- 1\n- 2",
+    Array.from({ length: 10_000 }, (_, i) => `kind: Pod\napiVersion: v1\nmetadata: {name: p${i}}\n`)
+      .join("---\n"),
+  ];
+  for (const text of texts) {
+    const r = loadIstioDocuments([{ file: "h.yaml", text }]);
+    assert.ok(r.problems.length > 0 || r.resources.pods.length === 10_000, text.slice(0, 40));
+  }
+});
+
+Deno.test("istio: durations in Istio/protobuf/Go form", () => {
+  const cases: [string, number | undefined][] = [
+    ["1m", 60_000],
+    ["1.5s", 1500],
+    ["100ms", 100],
+    ["1h", 3_600_000],
+    ["1h30m", 5_400_000],
+    ["0.250s", 250],
+    ["0", 0],
+    ["-1s", undefined],
+    ["1d", undefined],
+    ["s", undefined],
+    ["1e3s", undefined],
+    ["99999999999999999999h", undefined],
+  ];
+  for (const [text, want] of cases) assert.equal(parseDurationMs(text), want, text);
+});

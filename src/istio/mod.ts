@@ -1,0 +1,17 @@
+/**
+ * The Istio vocabulary: typed, validated parsers for the Kubernetes-style objects weft reads
+ * (security.istio.io, networking.istio.io, extensions.istio.io, core/v1 Service and Pod,
+ * discovery.k8s.io EndpointSlice) and the one validation toolkit every config reader uses. Used
+ * by weft.yaml (src/app), the control plane (src/xds) and the first-party filter converters.
+ * May import: src/core/mod.ts.
+ */
+export * from "./check.ts";
+export type * from "./types.ts";
+export { GRPC_CODES } from "./grpc_status.ts";
+export { loadIstioDocuments, parseIstioObjects, SUPPORTED_KINDS } from "./documents.ts";
+export type { DocumentCache, LoadResult, SourceText } from "./documents.ts";
+export { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
+export { parseVirtualService } from "./virtual_service.ts";
+export { hostFqdn, labelsMatch } from "./select.ts";
+export { convertPeerAuthentication } from "./peer_authn.ts";
+export { parseFault, parseHttpRoute } from "./virtual_service.ts";

@@ -1,0 +1,238 @@
+/** Istio and Kubernetes objects after validation: frozen, defaulted, in Istio's own names. */
+import type { AuthorizationPolicy } from "../core/mod.ts";
+
+export interface ObjectMeta {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/** Where an object came from, for messages: `mesh.yaml#2 VirtualService default/reviews`. */
+export interface Origin {
+  readonly file: string;
+  readonly doc: number;
+}
+
+export type MtlsMode = "UNSET" | "DISABLE" | "PERMISSIVE" | "STRICT";
+
+export interface PeerAuthentication {
+  readonly kind: "PeerAuthentication";
+  readonly meta: ObjectMeta;
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly mode: MtlsMode;
+  readonly portLevelMtls: Readonly<Record<number, MtlsMode>>;
+}
+
+export interface IstioStringMatch {
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly regex?: string;
+}
+
+export interface HttpMatch {
+  readonly name: string | undefined;
+  readonly uri: IstioStringMatch | undefined;
+  readonly method: IstioStringMatch | undefined;
+  readonly authority: IstioStringMatch | undefined;
+  readonly scheme: IstioStringMatch | undefined;
+  /** Lower-cased names; `{}` = presence. */
+  readonly headers: Readonly<Record<string, IstioStringMatch>>;
+  readonly withoutHeaders: Readonly<Record<string, IstioStringMatch>>;
+  readonly queryParams: Readonly<Record<string, IstioStringMatch>>;
+  readonly port: number | undefined;
+  readonly sourceLabels: Readonly<Record<string, string>> | undefined;
+  readonly sourceNamespace: string | undefined;
+  readonly ignoreUriCase: boolean;
+}
+
+export interface Destination {
+  readonly host: string;
+  readonly subset: string | undefined;
+  readonly port: number | undefined;
+}
+
+export interface RouteDestination {
+  readonly destination: Destination;
+  readonly weight: number;
+}
+
+/** Percent 0–100 (Istio `percentage.value`, or the deprecated integer `percent`). */
+export interface HttpFault {
+  readonly delay: { readonly fixedDelayMs: number; readonly percent: number } | undefined;
+  readonly abort:
+    | { readonly httpStatus: number; readonly grpcStatus: undefined; readonly percent: number }
+    | { readonly httpStatus: undefined; readonly grpcStatus: number; readonly percent: number }
+    | undefined;
+}
+
+export interface HttpRoute {
+  readonly name: string | undefined;
+  /** Empty = every request. */
+  readonly match: readonly HttpMatch[];
+  readonly route: readonly RouteDestination[];
+  readonly fault: HttpFault | undefined;
+  /** `timeout`; undefined = none. */
+  readonly timeoutMs: number | undefined;
+}
+
+export interface TcpRoute {
+  readonly match: readonly { readonly port: number | undefined }[];
+  readonly route: readonly RouteDestination[];
+}
+
+export interface VirtualService {
+  readonly kind: "VirtualService";
+  readonly meta: ObjectMeta;
+  readonly hosts: readonly string[];
+  readonly http: readonly HttpRoute[];
+  readonly tcp: readonly TcpRoute[];
+  /** spec.http as written (validated), for converters that read Istio's own shape. */
+  readonly rawHttp: readonly unknown[];
+}
+
+export interface DrSubset {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface DestinationRule {
+  readonly kind: "DestinationRule";
+  readonly meta: ObjectMeta;
+  readonly host: string;
+  readonly subsets: readonly DrSubset[];
+}
+
+export interface WasmPlugin {
+  readonly kind: "WasmPlugin";
+  readonly meta: ObjectMeta;
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly targetRefs: readonly { readonly kind: string; readonly name: string }[];
+  readonly url: string;
+  readonly sha256: string | undefined;
+  /** weft's wasm ABI: proxy-wasm (Istio's) or a weft:filter component (annotation
+   * `weft.dev/wasm-abi: component`). */
+  readonly abi: "proxy-wasm" | "component";
+  readonly phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED";
+  readonly priority: number;
+  readonly pluginName: string;
+  readonly pluginConfig: unknown;
+  readonly failStrategy: "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
+  /** CLIENT = outbound, SERVER = inbound (Istio's WorkloadMode). */
+  readonly mode: "CLIENT" | "SERVER" | "CLIENT_AND_SERVER";
+  readonly ports: readonly number[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface ServicePortSpec {
+  readonly name: string;
+  readonly port: number;
+  readonly targetPort: number;
+  readonly protocol: "TCP" | "HTTP" | "HTTP2" | "GRPC";
+}
+
+/** Kubernetes Service or the mesh-internal part of a ServiceEntry. */
+export interface KubeService {
+  readonly kind: "Service";
+  readonly meta: ObjectMeta;
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly clusterIps: readonly string[];
+  readonly ports: readonly ServicePortSpec[];
+}
+
+export interface WorkloadEntrySpec {
+  readonly address: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly serviceAccount: string;
+  readonly network: string;
+  readonly weight: number;
+  readonly ports: Readonly<Record<string, number>>;
+}
+
+export interface ServiceEntry {
+  readonly kind: "ServiceEntry";
+  readonly meta: ObjectMeta;
+  readonly hosts: readonly string[];
+  readonly addresses: readonly string[];
+  readonly ports: readonly ServicePortSpec[];
+  readonly location: "MESH_EXTERNAL" | "MESH_INTERNAL";
+  readonly resolution: "NONE" | "STATIC" | "DNS" | "DNS_ROUND_ROBIN";
+  readonly endpoints: readonly WorkloadEntrySpec[];
+  readonly workloadSelector: Readonly<Record<string, string>> | undefined;
+}
+
+export interface WorkloadEntry {
+  readonly kind: "WorkloadEntry";
+  readonly meta: ObjectMeta;
+  readonly spec: WorkloadEntrySpec;
+}
+
+export interface Pod {
+  readonly kind: "Pod";
+  readonly meta: ObjectMeta;
+  readonly nodeName: string;
+  readonly serviceAccount: string;
+  /** status.podIP; "" while unscheduled (such pods are no workloads). */
+  readonly podIp: string;
+  readonly containerPorts: readonly number[];
+}
+
+export interface EndpointSlice {
+  readonly kind: "EndpointSlice";
+  readonly meta: ObjectMeta;
+  readonly serviceName: string;
+  readonly endpoints: readonly {
+    readonly addresses: readonly string[];
+    readonly nodeName: string | undefined;
+    readonly ready: boolean;
+    readonly podName: string | undefined;
+  }[];
+  readonly ports: readonly { readonly name: string; readonly port: number }[];
+}
+
+/** weft's mesh-wide settings (what istiod's MeshConfig and flags hold). */
+export interface MeshConfig {
+  readonly kind: "MeshConfig";
+  readonly meta: ObjectMeta;
+  readonly trustDomain: string;
+  readonly rootNamespace: string;
+  readonly hbonePort: number;
+  readonly nodeAgentServiceAccount: string;
+  /** Bearer tokens (SHA-256 hex of the token) per node, for the CA service (istiod checks a
+   * Kubernetes token and the node authorizer; weft checks a configured credential). */
+  readonly nodeTokens: Readonly<Record<string, string>>;
+}
+
+export interface NamedPolicy {
+  readonly kind: "AuthorizationPolicy";
+  readonly meta: ObjectMeta;
+  readonly policy: AuthorizationPolicy;
+}
+
+export type IstioObject =
+  | NamedPolicy
+  | PeerAuthentication
+  | VirtualService
+  | DestinationRule
+  | WasmPlugin
+  | ServiceEntry
+  | WorkloadEntry
+  | KubeService
+  | Pod
+  | EndpointSlice
+  | MeshConfig;
+
+/** Every object of a set of files, by kind, in file order. */
+export interface IstioResources {
+  readonly meshConfig: MeshConfig | undefined;
+  readonly authorizationPolicies: readonly NamedPolicy[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
+  readonly virtualServices: readonly VirtualService[];
+  readonly destinationRules: readonly DestinationRule[];
+  readonly wasmPlugins: readonly WasmPlugin[];
+  readonly serviceEntries: readonly ServiceEntry[];
+  readonly workloadEntries: readonly WorkloadEntry[];
+  readonly services: readonly KubeService[];
+  readonly pods: readonly Pod[];
+  readonly endpointSlices: readonly EndpointSlice[];
+}

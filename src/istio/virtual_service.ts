@@ -1,0 +1,280 @@
+/**
+ * networking.istio.io VirtualService: http routes (match, weighted destinations, fault with
+ * `percentage` or the deprecated `percent`, timeout) and simple tcp routes. Fields weft has no
+ * mechanism for (retries, mirror, rewrite, redirect, ...) are rejected with their path.
+ */
+import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
+import { GRPC_CODES } from "./grpc_status.ts";
+import { meta } from "./meta.ts";
+import type {
+  HttpFault,
+  HttpMatch,
+  HttpRoute,
+  IstioStringMatch,
+  RouteDestination,
+  TcpRoute,
+  VirtualService,
+} from "./types.ts";
+
+const NOT_IMPLEMENTED = [
+  "redirect",
+  "directResponse",
+  "delegate",
+  "rewrite",
+  "mirror",
+  "mirrors",
+  "mirrorPercentage",
+  "mirrorPercent",
+  "corsPolicy",
+  "headers",
+];
+
+export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
+  const m = meta(c, doc.metadata);
+  const spec = c.obj("spec", doc.spec, ["hosts", "gateways", "http", "tcp", "tls", "exportTo"]);
+  const hosts = c.strList("spec.hosts", spec.hosts);
+  if (hosts.length === 0) c.problems.add("spec.hosts", "needs at least one host");
+  const gateways = c.strList("spec.gateways", spec.gateways);
+  if (gateways.some((g) => g !== "mesh")) {
+    c.problems.add("spec.gateways", 'weft has no gateways: only "mesh" is supported');
+  }
+  c.strList("spec.exportTo", spec.exportTo);
+  c.unsupported("spec", spec, ["tls"], "TLS routes are not supported by weft");
+  const http = c.list("spec.http", spec.http).map((r, i) =>
+    parseHttpRoute(c, `spec.http[${i}]`, r)
+  );
+  const tcp = c.list("spec.tcp", spec.tcp).map((r, i) => tcpRoute(c, `spec.tcp[${i}]`, r));
+  if (http.length === 0 && tcp.length === 0) c.problems.add("spec", "needs http or tcp routes");
+  return {
+    kind: "VirtualService",
+    meta: m,
+    hosts,
+    http,
+    tcp,
+    rawHttp: Array.isArray(spec.http) ? spec.http : [],
+  };
+}
+
+export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute {
+  const o = c.obj(path, v, [
+    "name",
+    "match",
+    "route",
+    "fault",
+    "timeout",
+    "retries",
+    ...NOT_IMPLEMENTED,
+  ]);
+  c.unsupported(path, o, NOT_IMPLEMENTED);
+  if (o.retries !== undefined) {
+    // weft's L7 proxy sends each request upstream once; `attempts: 0` (retries off) is honoured.
+    const r = c.obj(`${path}.retries`, o.retries, [
+      "attempts",
+      "perTryTimeout",
+      "retryOn",
+      "retryRemoteLocalities",
+      "retryIgnorePreviousHosts",
+      "backoff",
+    ]);
+    if (r.attempts !== 0) {
+      c.problems.add(`${path}.retries`, "retries are not supported by weft (set attempts: 0)");
+    }
+  }
+  const route = destinations(c, `${path}.route`, o.route);
+  if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  const timeoutMs = o.timeout === undefined
+    ? undefined
+    : c.duration(`${path}.timeout`, o.timeout, 0);
+  if (timeoutMs !== undefined) {
+    c.problems.add(`${path}.timeout`, "request timeouts are not supported by weft yet");
+  }
+  return {
+    name: c.optStr(`${path}.name`, o.name),
+    match: c.list(`${path}.match`, o.match).map((x, i) => httpMatch(c, `${path}.match[${i}]`, x)),
+    route,
+    fault: o.fault === undefined ? undefined : parseFault(c, `${path}.fault`, o.fault),
+    timeoutMs,
+  };
+}
+
+function destinations(c: Checker, path: string, v: unknown): RouteDestination[] {
+  const list = c.list(path, v);
+  const out = list.map((r, i) => {
+    const p = `${path}[${i}]`;
+    const o = c.obj(p, r, ["destination", "weight", "headers"]);
+    c.unsupported(p, o, ["headers"]);
+    const d = c.obj(`${p}.destination`, o.destination, ["host", "subset", "port"]);
+    if (o.destination === undefined) c.problems.add(`${p}.destination`, "is required");
+    const port = c.obj(`${p}.destination.port`, d.port, ["number"]);
+    return {
+      destination: {
+        host: c.str(`${p}.destination.host`, d.host),
+        subset: c.optStr(`${p}.destination.subset`, d.subset),
+        port: port.number === undefined
+          ? undefined
+          : c.int(`${p}.destination.port.number`, port.number, undefined, 1, 65535),
+      },
+      // Istio: a single destination gets all traffic; several share by weight (0 when unset).
+      weight: c.int(`${p}.weight`, o.weight, list.length === 1 ? 100 : 0, 0, INT32_MAX),
+    };
+  });
+  if (out.length > 1 && out.reduce((a, d) => a + d.weight, 0) <= 0) {
+    c.problems.add(path, "weights sum to 0");
+  }
+  return out;
+}
+
+const STRING_MATCH = ["exact", "prefix", "regex"] as const;
+
+function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): IstioStringMatch {
+  const o = c.obj(path, v, STRING_MATCH);
+  const keys = Object.keys(o);
+  if (keys.length > 1) c.problems.add(path, "set exactly one of exact, prefix, regex");
+  if (keys.length === 0 && !presence) c.problems.add(path, "set one of exact, prefix, regex");
+  const out: { exact?: string; prefix?: string; regex?: string } = {};
+  for (const k of STRING_MATCH) {
+    if (o[k] === undefined) continue;
+    const s = c.str(`${path}.${k}`, o[k]);
+    if (k === "regex") {
+      try {
+        new RegExp(s);
+      } catch {
+        c.problems.add(`${path}.regex`, `invalid regular expression ${JSON.stringify(s)}`);
+      }
+    }
+    out[k] = s;
+  }
+  return out;
+}
+
+function matchMap(c: Checker, path: string, v: unknown): Record<string, IstioStringMatch> {
+  const o = c.obj(path, v, Object.keys(isObj(v) ? v : {}));
+  const out: Record<string, IstioStringMatch> = {};
+  for (const [k, x] of Object.entries(o)) {
+    out[k.toLowerCase()] = stringMatch(c, `${path}.${k}`, x, true);
+  }
+  return out;
+}
+
+function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
+  const o = c.obj(path, v, [
+    "name",
+    "uri",
+    "scheme",
+    "method",
+    "authority",
+    "headers",
+    "withoutHeaders",
+    "queryParams",
+    "port",
+    "sourceLabels",
+    "sourceNamespace",
+    "ignoreUriCase",
+    "gateways",
+    "statPrefix",
+  ]);
+  // Route tables are shared by every node: a match on the client's labels cannot be expressed.
+  c.unsupported(path, o, ["sourceLabels", "sourceNamespace", "gateways"]);
+  const sm = (k: string): IstioStringMatch | undefined =>
+    o[k] === undefined ? undefined : stringMatch(c, `${path}.${k}`, o[k], false);
+  return {
+    name: c.optStr(`${path}.name`, o.name),
+    uri: sm("uri"),
+    method: sm("method"),
+    authority: sm("authority"),
+    scheme: sm("scheme"),
+    headers: matchMap(c, `${path}.headers`, o.headers),
+    withoutHeaders: matchMap(c, `${path}.withoutHeaders`, o.withoutHeaders),
+    queryParams: matchMap(c, `${path}.queryParams`, o.queryParams),
+    port: o.port === undefined ? undefined : c.int(`${path}.port`, o.port, undefined, 1, 65535),
+    sourceLabels: o.sourceLabels === undefined
+      ? undefined
+      : c.labels(`${path}.sourceLabels`, o.sourceLabels),
+    sourceNamespace: c.optStr(`${path}.sourceNamespace`, o.sourceNamespace),
+    ignoreUriCase: c.bool(`${path}.ignoreUriCase`, o.ignoreUriCase, false),
+  };
+}
+
+/** `percentage: {value}` (double 0–100) or the deprecated integer `percent`; neither = 0: no
+ * request is faulted (Istio's behaviour, istio/api#2522). */
+function percentOf(c: Checker, path: string, o: Raw): number {
+  if (o.percentage !== undefined) {
+    const p = c.obj(`${path}.percentage`, o.percentage, ["value"]);
+    if (o.percent !== undefined) c.problems.add(`${path}.percent`, "set percentage or percent");
+    return c.num(`${path}.percentage.value`, p.value, 0, 0, 100);
+  }
+  if (o.percent !== undefined) return c.int(`${path}.percent`, o.percent, 0, 0, 100);
+  return 0;
+}
+
+export function parseFault(c: Checker, path: string, v: unknown): HttpFault {
+  const o = c.obj(path, v, ["delay", "abort"]);
+  let delay: HttpFault["delay"];
+  let abort: HttpFault["abort"];
+  if (o.delay !== undefined) {
+    const p = `${path}.delay`;
+    const d = c.obj(p, o.delay, ["fixedDelay", "exponentialDelay", "percentage", "percent"]);
+    c.unsupported(p, d, ["exponentialDelay"], "not supported (as in Istio)");
+    const ms = c.duration(`${p}.fixedDelay`, d.fixedDelay, 0);
+    if (d.fixedDelay === undefined) c.problems.add(`${p}.fixedDelay`, "is required");
+    else if (ms < 1) c.problems.add(`${p}.fixedDelay`, "must be at least 1ms");
+    delay = { fixedDelayMs: ms, percent: percentOf(c, p, d) };
+  }
+  if (o.abort !== undefined) {
+    const p = `${path}.abort`;
+    const a = c.obj(p, o.abort, [
+      "httpStatus",
+      "grpcStatus",
+      "http2Error",
+      "percentage",
+      "percent",
+    ]);
+    c.unsupported(p, a, ["http2Error"]);
+    const percent = percentOf(c, p, a);
+    if ((a.httpStatus === undefined) === (a.grpcStatus === undefined)) {
+      c.problems.add(p, "set exactly one of httpStatus, grpcStatus");
+    }
+    if (a.grpcStatus !== undefined) {
+      // Istio spells gRPC codes as names ("UNAVAILABLE"); the numeric form is accepted too.
+      const code = typeof a.grpcStatus === "number"
+        ? a.grpcStatus
+        : GRPC_CODES[String(a.grpcStatus)];
+      if (code === undefined || !Number.isInteger(code) || code < 0 || code > 16) {
+        c.problems.add(
+          `${p}.grpcStatus`,
+          `must be a gRPC status name such as "UNAVAILABLE", got ${JSON.stringify(a.grpcStatus)}`,
+        );
+      }
+      abort = { httpStatus: undefined, grpcStatus: code ?? 2, percent };
+    } else {
+      abort = {
+        httpStatus: c.int(`${p}.httpStatus`, a.httpStatus, 503, 200, 599),
+        grpcStatus: undefined,
+        percent,
+      };
+    }
+  }
+  if (!delay && !abort) c.problems.add(path, "needs delay or abort");
+  return { delay, abort };
+}
+
+function tcpRoute(c: Checker, path: string, v: unknown): TcpRoute {
+  const o = c.obj(path, v, ["match", "route"]);
+  const match = c.list(`${path}.match`, o.match).map((x, i) => {
+    const p = `${path}.match[${i}]`;
+    const mo = c.obj(p, x, [
+      "port",
+      "destinationSubnets",
+      "sourceLabels",
+      "sourceNamespace",
+      "gateways",
+    ]);
+    c.unsupported(p, mo, ["destinationSubnets", "sourceLabels", "sourceNamespace"]);
+    return {
+      port: mo.port === undefined ? undefined : c.int(`${p}.port`, mo.port, undefined, 1, 65535),
+    };
+  });
+  const route = destinations(c, `${path}.route`, o.route);
+  if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  return { match, route };
+}

@@ -1,0 +1,110 @@
+/** extensions.istio.io WasmPlugin. */
+import { type Checker, INT32_MAX, type Raw } from "./check.ts";
+import { meta, targetRefs, workloadSelector } from "./meta.ts";
+import type { WasmPlugin } from "./types.ts";
+
+export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
+  const m = meta(c, doc.metadata);
+  const spec = c.obj("spec", doc.spec, [
+    "selector",
+    "targetRef",
+    "targetRefs",
+    "url",
+    "sha256",
+    "imagePullPolicy",
+    "imagePullSecret",
+    "verificationKey",
+    "pluginConfig",
+    "pluginName",
+    "phase",
+    "priority",
+    "failStrategy",
+    "vmConfig",
+    "match",
+    "type",
+  ]);
+  const url = c.str("spec.url", spec.url);
+  if (url.startsWith("oci://")) {
+    c.problems.add("spec.url", "oci:// images are not supported by weft; use file:// or https://");
+  } else if (url && !/^(file:\/\/|https?:\/\/)/.test(url)) {
+    c.problems.add("spec.url", `must be file://, http:// or https://, got ${JSON.stringify(url)}`);
+  }
+  c.oneOf("spec.imagePullPolicy", spec.imagePullPolicy, [
+    "UNSPECIFIED_POLICY",
+    "IfNotPresent",
+    "Always",
+  ], "IfNotPresent");
+  c.unsupported(
+    "spec",
+    spec,
+    ["imagePullSecret", "verificationKey"],
+    "OCI images are not supported by weft",
+  );
+  c.oneOf("spec.type", spec.type, ["UNSPECIFIED_PLUGIN_TYPE", "HTTP"], "HTTP");
+  const vm = c.obj("spec.vmConfig", spec.vmConfig, ["env"]);
+  const env: Record<string, string> = {};
+  c.list("spec.vmConfig.env", vm.env).forEach((e, i) => {
+    const p = `spec.vmConfig.env[${i}]`;
+    const o = c.obj(p, e, ["name", "value", "valueFrom"]);
+    const from = c.oneOf(`${p}.valueFrom`, o.valueFrom, ["INLINE", "HOST"], "INLINE");
+    const name = c.str(`${p}.name`, o.name);
+    // HOST: the value comes from the proxy's own environment (Istio); weft resolves it at load.
+    env[name] = from === "HOST" ? `$HOST:${name}` : c.str(`${p}.value`, o.value, "");
+  });
+  // No match: Istio applies the plugin to all traffic.
+  let mode: WasmPlugin["mode"] = "CLIENT_AND_SERVER";
+  const ports: number[] = [];
+  const matches = c.list("spec.match", spec.match);
+  matches.forEach((x, i) => {
+    const p = `spec.match[${i}]`;
+    const o = c.obj(p, x, ["mode", "ports"]);
+    const md = c.oneOf(
+      `${p}.mode`,
+      o.mode,
+      ["UNDEFINED", "CLIENT", "SERVER", "CLIENT_AND_SERVER"],
+      "CLIENT_AND_SERVER",
+    );
+    if (i === 0) mode = md === "UNDEFINED" ? "CLIENT_AND_SERVER" : md;
+    else if (md !== mode) c.problems.add(`${p}.mode`, "weft takes one mode per WasmPlugin");
+    c.list(`${p}.ports`, o.ports).forEach((pp, j) => {
+      const po = c.obj(`${p}.ports[${j}]`, pp, ["number"]);
+      ports.push(c.int(`${p}.ports[${j}].number`, po.number, undefined, 1, 65535));
+    });
+  });
+  const ph = c.oneOf("spec.phase", spec.phase, [
+    "AUTHN",
+    "AUTHZ",
+    "STATS",
+    "UNSPECIFIED_PHASE",
+    "UNSPECIFIED",
+  ], "UNSPECIFIED");
+  const phase = ph === "UNSPECIFIED_PHASE" ? "UNSPECIFIED" : ph;
+  const abi = m.annotations["weft.dev/wasm-abi"] ?? "proxy-wasm";
+  if (abi !== "proxy-wasm" && abi !== "component") {
+    c.problems.add("metadata.annotations.weft.dev/wasm-abi", "must be proxy-wasm or component");
+  }
+  const sha = spec.sha256 === undefined
+    ? undefined
+    : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
+  return {
+    kind: "WasmPlugin",
+    meta: m,
+    selector: workloadSelector(c, "spec.selector", spec.selector),
+    targetRefs: targetRefs(c, spec),
+    url,
+    sha256: sha,
+    abi: abi === "component" ? "component" : "proxy-wasm",
+    phase,
+    priority: c.int("spec.priority", spec.priority, 0, -INT32_MAX - 1, INT32_MAX),
+    pluginName: c.str("spec.pluginName", spec.pluginName, m.name),
+    pluginConfig: spec.pluginConfig ?? {},
+    failStrategy: c.oneOf("spec.failStrategy", spec.failStrategy, [
+      "FAIL_CLOSE",
+      "FAIL_OPEN",
+      "FAIL_RELOAD",
+    ], "FAIL_CLOSE"),
+    mode,
+    ports,
+    env,
+  };
+}

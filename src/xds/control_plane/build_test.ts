@@ -1,0 +1,253 @@
+/** The node view as istiod shapes it for ztunnel: every workload and service as an Address. */
+import assert from "node:assert/strict";
+import { create, equals, fromBinary, toJson } from "@bufbuild/protobuf";
+import {
+  ClusterLoadAssignmentSchema,
+  IstioAddressSchema,
+  ListenerSchema,
+  TcpProxySchema,
+} from "../proto.ts";
+import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
+import { meshYaml } from "../_test_fixtures.ts";
+import { buildNode, lbEndpointBytes, workloadAddressBytes } from "./build.ts";
+import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
+import { parseMesh } from "./mesh.ts";
+import { convertPeerAuthentication } from "../../istio/mod.ts";
+import { authorizeL4 } from "../../core/mod.ts";
+import type { Snapshot, Workload } from "../../core/mod.ts";
+
+Deno.test("control plane: every node gets every workload and service as Address resources", () => {
+  const addresses = buildNode(parseMesh(meshYaml(10)), "node-a").get(ADDRESS)!;
+  assert.deepEqual([...addresses.keys()].sort(), [
+    "cluster.local//Pod/default/db-1",
+    "cluster.local//Pod/default/echo-1",
+    "cluster.local//Pod/default/echo-2",
+    "default/db.default.svc.cluster.local",
+    "default/echo.default.svc.cluster.local",
+  ]);
+  const w = fromBinary(
+    IstioAddressSchema,
+    addresses.get("cluster.local//Pod/default/echo-2")!.any.value,
+  );
+  assert.equal(w.type.case, "workload");
+  if (w.type.case !== "workload") return;
+  assert.equal(w.type.value.node, "node-b");
+  assert.deepEqual(Object.keys(w.type.value.services), ["default/echo.default.svc.cluster.local"]);
+  assert.deepEqual(w.type.value.authorizationPolicies, ["default/echo-allow"]);
+  assert.strictEqual(buildNode(parseMesh(meshYaml(10)), "node-b").size > 0, true);
+});
+
+Deno.test("PeerAuthentication: istiod's precedence, STRICT refuses peers without an identity", () => {
+  const pod = (name: string, app: string) => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: default, labels: { app: ${app} } }
+spec: { nodeName: node-a }
+status: { podIP: 10.1.0.${name.length} }
+---`;
+  const mesh = parseMesh(`${pod("db", "db")}${pod("legacy", "legacy")}${pod("web-1", "web")}
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: legacy, namespace: default }
+spec: { selector: { matchLabels: { app: legacy } }, mtls: { mode: PERMISSIVE } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: web, namespace: default }
+spec:
+  selector: { matchLabels: { app: web } }
+  mtls: { mode: UNSET }
+  portLevelMtls: { "9090": { mode: PERMISSIVE } }
+`);
+  const bound = Object.fromEntries([...mesh.policyBindings].map(([w, n]) => [w.name, n]));
+  assert.equal(bound["legacy"], undefined, "workload-level PERMISSIVE opens the mesh-wide STRICT");
+  assert.ok(bound["db"] && bound["web-1"] && bound["db"][0] !== bound["web-1"][0]);
+  const addresses = buildNode(mesh, "node-a").get(ADDRESS)!;
+  const db = fromBinary(
+    IstioAddressSchema,
+    addresses.get("cluster.local//Pod/default/db")!.any.value,
+  );
+  assert.deepEqual(db.type.case === "workload" && db.type.value.authorizationPolicies, bound["db"]);
+  const wl = {
+    namespace: "default",
+    labels: { "weft.dev/bound-by-name": "true" },
+  } as unknown as Workload;
+  const at = (name: string, principal: string | undefined, port: number) =>
+    authorizeL4(
+      {
+        policies: mesh.authorizationPolicies.filter((p) =>
+          `${p.namespace}/${p.name}` === bound[name]![0]
+        ),
+        rootNamespace: "istio-system",
+      } as unknown as Snapshot,
+      wl,
+      {
+        sourcePrincipal: principal,
+        sourceIp: "10.0.0.1",
+        destinationIp: "10.0.0.2",
+        destinationPort: port,
+      },
+    ).allowed;
+  assert.equal(at("db", undefined, 5432), false, "plaintext refused");
+  assert.equal(at("db", "spiffe://cluster.local/ns/default/sa/x", 5432), true, "mTLS allowed");
+  assert.equal(at("web-1", undefined, 9090), true, "port-level PERMISSIVE");
+  assert.equal(at("web-1", undefined, 8080), false, "other ports inherit STRICT");
+  assert.deepEqual(
+    convertPeerAuthentication({
+      kind: "PeerAuthentication",
+      meta: { name: "p", namespace: "default", labels: {}, annotations: {} },
+      selector: undefined,
+      mode: "PERMISSIVE",
+      portLevelMtls: {},
+    }),
+    [],
+  );
+});
+
+Deno.test("VirtualService tcp routes become a weighted tcp_proxy; MESH_EXTERNAL endpoints are not HBONE", () => {
+  const mesh = parseMesh(`${meshYaml(10)}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: db }
+spec: { host: db, subsets: [{ name: a, labels: { app: db } }, { name: b, labels: { app: db } }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db }
+spec:
+  hosts: [db]
+  tcp:
+    - match: [{ port: 5432 }]
+      route:
+        - { destination: { host: db, subset: a }, weight: 70 }
+        - { destination: { host: db, subset: b }, weight: 30 }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ext }
+spec:
+  hosts: [api.example.com]
+  addresses: [192.0.2.10]
+  ports: [{ number: 443, protocol: TLS, name: tls }]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{ address: 192.0.2.11 }]
+`);
+  const b = buildNode(mesh, "node-a");
+  const l = fromBinary(
+    ListenerSchema,
+    b.get(LISTENER)!.get("db.default.svc.cluster.local:5432")!.any.value,
+  );
+  const tp = fromBinary(
+    TcpProxySchema,
+    (l.filterChains[0]!.filters[0]!.configType.value as { value: Uint8Array }).value,
+  );
+  assert.equal(tp.clusterSpecifier.case, "weightedClusters");
+  if (tp.clusterSpecifier.case === "weightedClusters") {
+    assert.deepEqual(tp.clusterSpecifier.value.clusters.map((c) => [c.name, c.weight]), [
+      ["outbound|5432|a|db.default.svc.cluster.local", 70],
+      ["outbound|5432|b|db.default.svc.cluster.local", 30],
+    ]);
+  }
+  const ext = fromBinary(
+    IstioAddressSchema,
+    b.get(ADDRESS)!.get("cluster.local//Pod/default/ext-0")!.any.value,
+  );
+  assert.equal(ext.type.case === "workload" && ext.type.value.tunnelProtocol, 0);
+});
+
+Deno.test("ClusterLoadAssignment assembled from cached endpoint bytes decodes as Envoy expects", () => {
+  const b = buildNode(parseMesh(meshYaml(10)), "node-a");
+  const any = b.get(ENDPOINT)!.get("outbound|80|v2|echo.default.svc.cluster.local")!.any;
+  const cla = fromBinary(ClusterLoadAssignmentSchema, any.value);
+  assert.equal(cla.clusterName, "outbound|80|v2|echo.default.svc.cluster.local");
+  assert.equal(cla.endpoints.length, 1);
+  const loc = cla.endpoints[0]!;
+  assert.ok(loc.locality !== undefined, "locality present (gRPC clients need it)");
+  assert.equal(loc.loadBalancingWeight, 1);
+  assert.equal(loc.lbEndpoints.length, 1);
+  const ep = loc.lbEndpoints[0]!;
+  assert.equal(ep.hostIdentifier.case, "endpoint");
+  if (ep.hostIdentifier.case !== "endpoint") return;
+  const sa = ep.hostIdentifier.value.address?.address;
+  assert.equal(sa?.case === "socketAddress" && sa.value.address, "127.0.2.2");
+  assert.equal(
+    sa?.case === "socketAddress" && sa.value.portSpecifier.case === "portValue" &&
+      sa.value.portSpecifier.value,
+    8080,
+  );
+  const md = ep.metadata?.filterMetadata["weft"];
+  assert.match(JSON.stringify(md), /"hbone":"127\.0\.2\.2:15008"/);
+  assert.match(JSON.stringify(md), /"identity":"spiffe:\/\/cluster.local\/ns\/default\/sa\/echo"/);
+});
+
+Deno.test("Address workloads written by hand decode equal to protobuf-es messages", () => {
+  const mesh = parseMesh(meshYaml(10));
+  const w = mesh.workloads.find((x) => x.name === "echo-1")!;
+  const services = {
+    "default/echo.default.svc.cluster.local": { ports: [{ servicePort: 80, targetPort: 8080 }] },
+  };
+  const got = fromBinary(
+    IstioAddressSchema,
+    workloadAddressBytes(mesh, w, services, ["default/p"]),
+  );
+  const want = create(IstioAddressSchema, {
+    type: {
+      case: "workload",
+      value: {
+        uid: "cluster.local//Pod/default/echo-1",
+        name: "echo-1",
+        namespace: "default",
+        addresses: [new Uint8Array([127, 0, 2, 1])],
+        tunnelProtocol: 1,
+        trustDomain: "cluster.local",
+        serviceAccount: "echo",
+        node: "node-a",
+        canonicalName: "echo",
+        canonicalRevision: "v1",
+        workloadName: "echo-1",
+        services,
+        authorizationPolicies: ["default/p"],
+      },
+    },
+  });
+  assert.ok(equals(IstioAddressSchema, got, want), JSON.stringify(toJson(IstioAddressSchema, got)));
+});
+
+Deno.test("LbEndpoints written by hand decode equal to protobuf-es messages", () => {
+  const mesh = parseMesh(meshYaml(10));
+  const w = mesh.workloads.find((x) => x.name === "echo-2")!;
+  const got = fromBinary(LbEndpointSchema, lbEndpointBytes(mesh, w, 8080));
+  const want = create(LbEndpointSchema, {
+    hostIdentifier: {
+      case: "endpoint",
+      value: {
+        address: {
+          address: {
+            case: "socketAddress",
+            value: { address: "127.0.2.2", portSpecifier: { case: "portValue", value: 8080 } },
+          },
+        },
+      },
+    },
+    metadata: {
+      filterMetadata: {
+        weft: {
+          workload: "echo-2",
+          namespace: "default",
+          node: "node-b",
+          hbone: "127.0.2.2:15008",
+          identity: "spiffe://cluster.local/ns/default/sa/echo",
+          labels: { app: "echo", version: "v2" },
+        },
+      },
+    },
+  });
+  assert.ok(equals(LbEndpointSchema, got, want), JSON.stringify(toJson(LbEndpointSchema, got)));
+});
