@@ -16,6 +16,14 @@ import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { H2_MAX_FRAME, H2_STREAM_WINDOW, raiseConnectionWindow } from "./hbone_client.ts";
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS } from "./hbone_pool.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
+import {
+  capPendingHandshakes,
+  HANDSHAKE_TIMEOUT_MS,
+  hboneTlsOptions,
+  isHandshakeTimeout,
+  MAX_PENDING_HANDSHAKES,
+  verifyBeforeSession,
+} from "./hbone_accept.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
@@ -30,6 +38,10 @@ export interface InboundDeps {
   readonly authorize: Authorize;
   /** L7 chains for inbound service ports (undefined: everything stays L4). */
   readonly l7?: L7Dispatch | undefined;
+  /** TLS handshake budget on 15008 (default 10 s). */
+  readonly handshakeTimeoutMs?: () => number;
+  /** Pending (pre-handshake) connections per HBONE listener (default 256). */
+  readonly maxPendingHandshakes?: () => number;
   /** In-pod mode: dial the workload from inside its network namespace, as `srcIp` when the
    * kernel allows (default dialTcp). */
   readonly dial?:
@@ -73,11 +85,9 @@ export class HboneServer {
   async start(): Promise<void> {
     const m = await this.deps.identity.material(this.workload.identity);
     const server = http2.createSecureServer({
-      ...this.contextOptions(m),
-      requestCert: true,
-      // verifyClient checks chain, validity and SAN on the session before any stream (so each
-      // refusal is counted with its real reason; see src/tls/mtls.ts).
-      rejectUnauthorized: false,
+      // Missing, untrusted, expired and not-yet-valid client certificates fail the handshake;
+      // the SPIFFE checks run on 'secureConnection' before HTTP/2 (hbone_accept.ts).
+      ...hboneTlsOptions(m, this.deps.handshakeTimeoutMs?.() ?? HANDSHAKE_TIMEOUT_MS),
       ALPNProtocols: ["h2"],
       minVersion: "TLSv1.3",
       allowHTTP1: false,
@@ -91,6 +101,7 @@ export class HboneServer {
       },
     });
     this.server = server;
+    this.guardAccept(server);
     server.on("secureConnection", (s: TLSSocket) => s.setNoDelay(true));
     server.on("session", (s) => this.onSession(s));
     server.on(
@@ -98,6 +109,10 @@ export class HboneServer {
       (stream, headers) => this.onStream(stream as http2.ServerHttp2Stream, headers),
     );
     server.on("tlsClientError", (e: Error, sock: unknown) => {
+      if (isHandshakeTimeout(e)) {
+        l4Metrics.refused.inc({ direction: "inbound", reason: "tls_handshake_timeout" });
+        return;
+      }
       const reason = this.deps.identity.classifyTlsError(e, sock);
       this.deps.identity.recordRejection?.("server", reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${reason}` });
@@ -120,6 +135,30 @@ export class HboneServer {
     });
   }
 
+  /** The TLS accept layer: pending-handshake cap (inside maxConnections) and the SPIFFE checks
+   * before any HTTP/2 session. */
+  private guardAccept(server: http2.Http2SecureServer): void {
+    capPendingHandshakes(server, {
+      maxPending: () => this.deps.maxPendingHandshakes?.() ?? MAX_PENDING_HANDSHAKES,
+      reserve: () => this.deps.conns.reservePending(),
+      release: () => this.deps.conns.releasePending(),
+      refuse: (reason) => l4Metrics.refused.inc({ direction: "inbound", reason }),
+    });
+    this.verifiedPeer = verifyBeforeSession(server, (sock) => {
+      const raw = sock.getPeerCertificate?.(false)?.raw;
+      return raw
+        ? this.deps.identity.verifyClient(new Uint8Array(raw))
+        : { ok: false, reason: "no_client_cert", message: "no client certificate" };
+    }, (v) => {
+      this.deps.identity.recordRejection?.("server", v.reason);
+      l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${v.reason}` });
+      log.debug("hbone client rejected", { reason: v.reason, message: v.message });
+    });
+  }
+
+  private verifiedPeer: (sock: http2.ServerHttp2Session["socket"]) => string | undefined = () =>
+    undefined;
+
   private contextOptions(m: TlsMaterial): { cert: string; key: string; ca: string } {
     return { cert: m.certChainPem, key: m.keyPem, ca: m.rootsPem };
   }
@@ -127,19 +166,13 @@ export class HboneServer {
   private peers = new WeakMap<http2.Http2Session, string>();
 
   private onSession(session: http2.ServerHttp2Session): void {
-    const sock = session.socket as TLSSocket;
-    const raw = sock.getPeerCertificate?.(false)?.raw;
-    const verdict = raw
-      ? this.deps.identity.verifyClient(new Uint8Array(raw))
-      : { ok: false as const, reason: "no_client_cert" as const, message: "no client certificate" };
-    if (!verdict.ok) {
-      this.deps.identity.recordRejection?.("server", verdict.reason);
-      l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${verdict.reason}` });
-      log.debug("hbone client rejected", { reason: verdict.reason, message: verdict.message });
+    // Verified (or refused and destroyed) on 'secureConnection' before this session existed.
+    const identity = this.verifiedPeer(session.socket);
+    if (identity === undefined) {
       session.destroy();
       return;
     }
-    this.peers.set(session, verdict.identity);
+    this.peers.set(session, identity);
     this.sessions.add(session);
     raiseConnectionWindow(session);
     let lastPong = performance.now();

@@ -142,9 +142,23 @@ export class ConnTable {
     return this.conns.size;
   }
 
+  /** Connections accepted but not yet proxied (HBONE handshakes): they count against
+   * maxConnections too, so a flood of half-open TLS cannot grow past the budget. */
+  private pending = 0;
+
+  reservePending(): boolean {
+    if (this.conns.size + this.pending >= this.limits().maxConnections) return false;
+    this.pending++;
+    return true;
+  }
+
+  releasePending(): void {
+    this.pending--;
+  }
+
   /** A new tracked connection, or undefined when the limit is reached (caller refuses). */
   create(info: ConnInfo, downstream: Duplex): L4Conn | undefined {
-    if (this.conns.size >= this.limits().maxConnections) return undefined;
+    if (this.conns.size + this.pending >= this.limits().maxConnections) return undefined;
     const c = new L4Conn(info, downstream, (done) => {
       this.conns.delete(done);
       l4Metrics.active.add({ direction: done.info.direction }, -1);

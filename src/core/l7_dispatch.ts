@@ -18,7 +18,10 @@ import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
-import { WeftError } from "./errors.ts";
+import { errorCode, errorMessage, WeftError } from "./errors.ts";
+import { logger } from "./log.ts";
+
+const log = logger("l7");
 
 export interface UpstreamDialer {
   /** Open a byte stream to `ep` on `port` for `source` (HBONE when the endpoint is in the mesh). */
@@ -95,6 +98,7 @@ export class L7Dispatch {
         direction: "outbound",
         chain: this.chainOf(() => this.current(svc).outboundFilters),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
       });
       this.proxies.set(key, proxy);
@@ -170,6 +174,7 @@ export class L7Dispatch {
         direction: "inbound",
         chain: this.chainOf(() => this.current(svc).inboundFilters),
         upstreamProtocol: sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: () => this.dialer.dialLocal(workload.address, port),
       });
       this.proxies.set(key, proxy);
@@ -197,8 +202,16 @@ export class L7Dispatch {
   /** Serve `handler` on one end of an in-memory pair; return the other end for the L4 record. */
   static bridge(handler: (down: Duplex, peer: PeerInfo) => Promise<void>, peer: PeerInfo): Duplex {
     const [l4Side, l7Side] = duplexPair();
-    void handler(l7Side, peer).finally(() => l7Side.destroy());
+    // The handler owns its errors; one that escapes is still this connection's only.
+    handler(l7Side, peer).catch((e) =>
+      log.warn("http connection failed", { code: errorCode(e), err: errorMessage(e) })
+    ).finally(() => settleBridge(l7Side));
     return l4Side;
+  }
+
+  /** Drain: idle HTTP connections close now, busy ones after their current response. */
+  drain(): void {
+    for (const p of this.proxies.values()) p.drain();
   }
 
   close(): void {
@@ -230,4 +243,28 @@ export function peerInfo(p: {
     destinationPrincipal: p.workload?.identity,
     mtls: p.mtls,
   };
+}
+
+/** After the handler ended its side: destroying the pair at once would drop the queued end (the
+ * client would get its response but no FIN), so wait until the end went through ('finish'),
+ * then until the client's side ended too (at most `lingerMs`), then destroy. */
+function settleBridge(side: Duplex, lingerMs = 5000): void {
+  const last = (): void => {
+    if (side.readableEnded || side.destroyed) return void side.destroy();
+    const t = setTimeout(() => side.destroy(), lingerMs);
+    side.once("end", () => {
+      clearTimeout(t);
+      side.destroy();
+    });
+    side.once("close", () => clearTimeout(t));
+    side.resume(); // drain what the client still sends so its end can arrive
+  };
+  if (side.writableFinished || side.destroyed) return last();
+  const t = setTimeout(() => side.destroy(), lingerMs);
+  side.once("finish", () => {
+    clearTimeout(t);
+    last();
+  });
+  side.once("close", () => clearTimeout(t));
+  if (!side.writableEnded) side.end();
 }

@@ -6,13 +6,11 @@
  */
 import { WeftError } from "../core/mod.ts";
 import type { x509 } from "./_x509.ts";
+import { loadX509 } from "./x509_loader.ts";
 import { EC_P256, pkcs8Pem, randomSerialHex, withNewline } from "./_pem.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
 
-/** @peculiar/x509 loads on first use (making or parsing a certificate), not with this module. */
-async function loadX509(): Promise<typeof x509> {
-  return (await import("./_x509.ts")).x509;
-}
+// @peculiar/x509 loads on first use (making or parsing a certificate), not with this module.
 
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600_000;
@@ -101,6 +99,7 @@ export class CertificateAuthority implements LeafIssuer {
     opts: { nowMs?: number; source?: string } = {},
   ): Promise<CertificateAuthority> {
     const src = opts.source ?? "CA";
+    await loadX509(); // _ca_checks imports x509 statically: polyfill first (x509_loader.ts)
     const { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } = await import(
       "./_ca_checks.ts"
     );

@@ -7,6 +7,7 @@ import { WeftError } from "../core/mod.ts";
 import type { IssuedLeaf } from "./ca.ts";
 import { EC_P256, pkcs8Pem, withNewline } from "./_pem.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
+import { loadX509 } from "./x509_loader.ts";
 
 export interface CsrAndKey {
   readonly csrPem: string;
@@ -15,7 +16,7 @@ export interface CsrAndKey {
 
 export async function createCsr(identity: string): Promise<CsrAndKey> {
   parseSpiffeId(identity);
-  const { x509 } = await import("./_x509.ts");
+  const x509 = await loadX509();
   const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
   const req = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,
@@ -43,7 +44,7 @@ export async function leafFromChain(
       "Cannot use issued certificate: the chain must hold the leaf and the root",
     );
   }
-  const { x509 } = await import("./_x509.ts");
+  const x509 = await loadX509();
   const leaf = new x509.X509Certificate(chain[0]!);
   const root = new x509.X509Certificate(chain[chain.length - 1]!);
   const sans = leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];

@@ -66,3 +66,4 @@ export {
   verifyServerLeaf,
 } from "./verify.ts";
 export { createCsr, type CsrAndKey, leafFromChain } from "./csr.ts";
+export { loadX509 } from "./x509_loader.ts";

@@ -8,11 +8,8 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-// @peculiar/x509 needs the reflect polyfill loaded first (as src/tls/_x509.ts does).
-import "./_reflect.ts";
-import * as x509 from "@peculiar/x509";
 import { errorMessage, logger } from "../../core/mod.ts";
-import type { CertificateAuthority } from "../../tls/mod.ts";
+import { type CertificateAuthority, loadX509 } from "../../tls/mod.ts";
 import { create } from "@bufbuild/protobuf";
 import { IstioCertificateResponseSchema } from "../proto.ts";
 import { peerIdentity } from "../grpc_transport.ts";
@@ -20,7 +17,8 @@ import type { Mesh } from "./mesh.ts";
 
 const log = logger("xds_ca");
 
-function requestedIdentity(csrPem: string): string | undefined {
+async function requestedIdentity(csrPem: string): Promise<string | undefined> {
+  const x509 = await loadX509(); // src/tls owns the one load order (reflect polyfill first)
   try {
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     const ext = csr.getExtension("2.5.29.17");
@@ -62,8 +60,18 @@ export function createCertificateHandler(
   mesh: () => Mesh,
 ): grpc.handleUnaryCall<{ csr: string; validityDuration: bigint }, unknown> {
   return (call, cb) => {
+    requestedIdentity(call.request.csr).then(
+      (identity) => authorize(identity, call, cb),
+      (err) => deny(cb, grpc.status.INTERNAL, `Cannot sign CSR: ${errorMessage(err)}`),
+    );
+  };
+
+  function authorize(
+    identity: string | undefined,
+    call: grpc.ServerUnaryCall<{ csr: string; validityDuration: bigint }, unknown>,
+    cb: grpc.sendUnaryData<unknown>,
+  ): void {
     const { csr, validityDuration } = call.request;
-    const identity = requestedIdentity(csr);
     const m = mesh();
     const peer = peerIdentity(call.getAuthContext()?.sslPeerCertificate?.subjectaltname);
     if (!identity) {
@@ -115,5 +123,5 @@ export function createCertificateHandler(
         cb({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
       },
     );
-  };
+  }
 }
