@@ -5,7 +5,10 @@
  *   weft control-plane --config-dir DIR [--address 127.0.0.1:15010] [--tls]
  *   weft plugin new <name> --lang c|js [--dir plugins]
  */
-import { args, exit } from "./core/mod.ts";
+import { args, exit, installProcessGuard } from "./core/mod.ts";
 import { runCli } from "./app/cli.ts";
 
+// Nothing a peer, a config or a filter sends may end the process: an escaped error is logged and
+// counted (weft_unhandled_errors_total), never fatal.
+installProcessGuard();
 exit(await runCli(args()));

@@ -2,7 +2,30 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { loopbackBlock, startWeft } from "./support/weft_proc.ts";
+import { loopbackBlock, runWeft, startWeft } from "./support/weft_proc.ts";
+
+const ADMIN = { "x-weft-admin": "1" };
+
+async function status(url: string, init: RequestInit): Promise<number> {
+  const r = await fetch(url, init);
+  await r.body?.cancel();
+  return r.status;
+}
+
+/** One raw HTTP/1.1 request (so Host can be anything); resolves with the status code. */
+async function rawStatus(addr: string, head: string): Promise<number> {
+  const [hostname, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.split(":").pop())];
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await conn.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    const line = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0] ?? "";
+    return Number(line.split(" ")[1]);
+  } finally {
+    conn.close();
+  }
+}
 
 Deno.test("admin: dashboard, config_dump, logging, metrics, readiness, reload, quitquitquit", async () => {
   const ip = loopbackBlock();
@@ -23,7 +46,7 @@ Deno.test("admin: dashboard, config_dump, logging, metrics, readiness, reload, q
   const p = await startWeft(["run", "--config", join(dir, "weft.yaml")]);
   const admin = `http://${p.ready.admin}`;
   const text = async (url: string, init?: RequestInit) => {
-    const r = await fetch(url, init);
+    const r = await fetch(url, init?.method === "POST" ? { ...init, headers: ADMIN } : init);
     return { status: r.status, body: await r.text(), type: r.headers.get("content-type") ?? "" };
   };
   try {
@@ -51,10 +74,49 @@ Deno.test("admin: dashboard, config_dump, logging, metrics, readiness, reload, q
       200,
     );
     assertEquals((await text(`${admin}/reload?filter=nope`, { method: "POST" })).status, 409);
-    assertEquals((await text(`${admin}/quitquitquit`, { method: "POST" })).status, 200);
+    // CSRF: a cross-origin form POST (no custom header) and a foreign Origin are refused.
+    const form = {
+      method: "POST",
+      body: "x=1",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        origin: "http://evil.example",
+      },
+    };
+    assertEquals(await status(`${admin}/quitquitquit`, form), 403);
+    assertEquals(await status(`${admin}/logging?level=off`, form), 403);
+    const withHeaderEvil = { ...form, headers: { ...form.headers, ...ADMIN } };
+    assertEquals(await status(`${admin}/quitquitquit`, withHeaderEvil), 403);
+    // DNS rebinding: a foreign Host is refused even for GET.
+    const rebind = `GET /config_dump HTTP/1.1\r\nHost: evil.example:${
+      p.ready.admin.split(":").pop()
+    }\r\nConnection: close\r\n\r\n`;
+    assertEquals(await rawStatus(p.ready.admin, rebind), 421);
+    // The node kept running, logging unchanged.
+    assertEquals((await text(`${admin}/config_dump`)).status, 200);
+    const sameOrigin = { method: "POST", headers: { ...ADMIN, origin: admin } };
+    assertEquals(await status(`${admin}/quitquitquit`, sameOrigin), 200);
     assertEquals((await p.exited).code, 0);
   } finally {
     await p.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("admin: binding admin or metrics off loopback needs listeners.allowNonLoopback", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-admin-" });
+  try {
+    const path = join(dir, "weft.yaml");
+    await Deno.writeTextFile(path, stringify({ listeners: { admin: "0.0.0.0:15000" } }));
+    const bad = await runWeft(["validate", path]);
+    assertEquals(bad.code, 1);
+    assertMatch(bad.stderr, /listeners\.admin: 0\.0\.0\.0:15000 is not a loopback address/);
+    await Deno.writeTextFile(
+      path,
+      stringify({ listeners: { metrics: "0.0.0.0:15020", allowNonLoopback: true } }),
+    );
+    assertEquals((await runWeft(["validate", path])).code, 0);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

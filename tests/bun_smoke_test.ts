@@ -3,22 +3,14 @@
  * mTLS, L4 authz) and serve their admin endpoints. Skipped when no bun binary is present
  * (`deno task setup` installs one into .weft/tools with npm).
  */
-import { existsSync } from "node:fs";
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assertEquals } from "./support/assert.ts";
 import { startEcho } from "./support/echo_server.ts";
 import { closed, roundTrip } from "./support/mesh.ts";
-import { loopbackBlock, ROOT, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { createTestPki } from "./support/test_ca.ts";
 import { connect, type Socket } from "node:net";
-
-function bunPath(): string | undefined {
-  const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
-  if (existsSync(local)) return local;
-  return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
-}
 
 const BUN = bunPath();
 const LISTENERS = {

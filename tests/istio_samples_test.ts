@@ -3,9 +3,10 @@
  * control-plane --config-dir` serves them, two `weft run` nodes take everything (workloads,
  * services, routes, faults, policies, certificates) over xDS, and traffic shows Istio's documented
  * behaviour: bookinfo's reviews 80/20 split, ratings-test-abort only for `end-user: jason`, a
- * header-matched delay, a WasmPlugin on the client side, and AuthorizationPolicies at L4 as
- * ztunnel enforces them (ALLOW by principal, DENY ignoring HTTP-only fields, ALLOW with only
- * HTTP-only fields matching nothing).
+ * header-matched delay, a WasmPlugin on the client side, and AuthorizationPolicies: at L4 as
+ * ztunnel enforces them (ALLOW by principal, ALLOW with only HTTP-only fields matching nothing on
+ * a TCP service) and at L7 on the destination node for HTTP services with HTTP conditions (a DENY
+ * on `methods` answers 403 for that method only).
  */
 import assert from "node:assert/strict";
 import { request } from "node:http";
@@ -34,11 +35,16 @@ interface Reply {
   ms: number;
 }
 
-function get(from: string, vip: string, headers: Record<string, string> = {}): Promise<Reply> {
+function get(
+  from: string,
+  vip: string,
+  headers: Record<string, string> = {},
+  method = "GET",
+): Promise<Reply> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     const req = request(
-      { host: vip, port: 9080, path: "/", localAddress: from, agent: false, headers },
+      { host: vip, port: 9080, path: "/", method, localAddress: from, agent: false, headers },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -87,7 +93,7 @@ async function writeManifests(dir: string, ip: (n: number) => string, wasm: stri
   }
 }
 
-Deno.test("istio samples: bookinfo routes, faults, WasmPlugin and L4 policies through real processes", async () => {
+Deno.test("istio samples: bookinfo routes, faults, WasmPlugin, L4 and L7 policies through real processes", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-istio-samples-" });
   const manifests = join(dir, "manifests");
@@ -173,8 +179,10 @@ Deno.test("istio samples: bookinfo routes, faults, WasmPlugin and L4 policies th
 
     // L4 policies (ztunnel semantics). ratings-viewer: ALLOW only productpage's identity.
     assert.notEqual((await get(sleep, ratings)).status, 200, "sleep (ns foo) → ratings refused");
-    // deny-foo-to-details: DENY from ns foo with methods (HTTP-only, ignored at L4: denies all).
-    assert.notEqual((await get(sleep, details)).status, 200, "sleep (ns foo) → details refused");
+    // deny-foo-to-details: DENY GET from ns foo, enforced at L7 on details' node (inbound RBAC
+    // over xDS): sleep's GET gets 403, its POST passes, productpage's GET passes.
+    assert.equal((await get(sleep, details)).status, 403, "sleep (ns foo) GET → details denied");
+    assert.equal((await get(sleep, details, {}, "POST")).status, 200, "sleep POST → details");
     assert.equal((await get(productpage, details)).status, 200, "productpage → details allowed");
     // mongodb-from-jwt: its only ALLOW rule uses HTTP-only fields → matches nothing at L4.
     const s = await tcpDial(productpage, ip(103), 27017);

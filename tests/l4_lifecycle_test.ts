@@ -79,3 +79,33 @@ Deno.test("config: weft validate prints every problem with its path and exits no
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("drain: in-flight tunnels keep flowing while idle pooled sessions close at SIGTERM (node A)", async () => {
+  const m = await startMesh({
+    timeouts: { drain: "30s" },
+    limits: { poolMaxStreamsPerConnection: 10 },
+  });
+  try {
+    const data = new TextEncoder().encode("y".repeat(1024));
+    const socks = await Promise.all(Array.from({ length: 100 }, () => m.dial())); // 10 sessions
+    await Promise.all(socks.map(async (s) => assertEquals(await roundTrip(s, data), data)));
+    const busy = socks.filter((_, i) => i % 10 === 0);
+    const rest = socks.filter((_, i) => i % 10 !== 0);
+    await Promise.all(rest.map((s) => (s.end(), closed(s))));
+    // Traffic in flight while SIGTERM arrives and the idle sessions go.
+    let stop = false;
+    const loops = busy.map(async (s) => {
+      for (let i = 0; !stop || i < 3; i++) assertEquals(await roundTrip(s, data), data);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    m.a.child.kill("SIGTERM");
+    await m.a.waitFor((l) => l.msg === "draining");
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(loops);
+    await Promise.all(busy.map((s) => (s.end(), closed(s))));
+    assertEquals((await m.a.exited).code, 0);
+  } finally {
+    await m.stop();
+  }
+});

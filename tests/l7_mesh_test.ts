@@ -4,6 +4,7 @@
  * are prebuilt (`deno task plugins`, or embedded in the binary) and configured from weft.yaml in
  * Istio's shapes; the nodes run with no compiler on PATH.
  */
+import { connect } from "node:net";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
@@ -116,6 +117,7 @@ spec:
   );
   const nodeA = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
+    timeouts: { drain: "30s" },
     ca,
     listeners: LISTENERS,
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
@@ -196,11 +198,41 @@ spec:
       metricSum(mB, "weft_add_header_requests_total") > 0,
       "the proxy-wasm plugin's own metric is exposed",
     );
+    // Strict codec through a real L7 listener and the L4 bridge: 400 and FIN, also after
+    // Connection: close (issue: no FIN within 6 s).
+    for (
+      const req of [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 45\r\n\r\nhello",
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+      ]
+    ) {
+      const r = await rawProbe(ip(100), 80, req, ip(2));
+      assertEquals([r.status, r.closed], [400, true], r.text);
+    }
+    const closeReq = "GET /public/item HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const cr = await rawProbe(ip(100), 80, closeReq, ip(2));
+    assertEquals([cr.status, cr.closed], [200, true], cr.text);
     const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
     assert(
       dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
       JSON.stringify(dumpA.filters),
     );
+    // Drain with an idle keep-alive HTTP connection: it is closed at once and the node exits
+    // long before the 30 s window.
+    const idle = connect({ host: ip(100), port: 80, localAddress: ip(2) });
+    idle.on("error", () => {});
+    await new Promise((r) => idle.once("connect", r));
+    const gotResponse = new Promise((r) => idle.once("data", r));
+    const idleClosed = new Promise((r) => idle.once("close", r));
+    idle.write("GET /public/item HTTP/1.1\r\nHost: x\r\n\r\n");
+    await gotResponse;
+    const t0 = performance.now();
+    a.child.kill("SIGTERM");
+    assertEquals((await a.exited).code, 0);
+    const drainMs = performance.now() - t0;
+    assert(drainMs < 10_000, `drain took ${Math.round(drainMs)} ms with only idle connections`);
+    await idleClosed;
+    idle.destroy();
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await v1.close();
@@ -208,3 +240,31 @@ spec:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** One raw request; resolves with the status, the text and whether a FIN came within 5 s. */
+async function rawProbe(
+  host: string,
+  port: number,
+  req: string,
+  localAddress: string,
+): Promise<{ status: number; text: string; closed: boolean }> {
+  const s = connect({ host, port, localAddress });
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  let text = "";
+  let closed = false;
+  s.on("data", (c: Uint8Array) => (text += new TextDecoder().decode(c)));
+  const done = new Promise<void>((r) => {
+    s.once("end", () => {
+      closed = true;
+      r();
+    });
+    s.once("close", () => r());
+  });
+  s.write(req);
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([done, new Promise((r) => (t = setTimeout(r, 5000)))]);
+  clearTimeout(t);
+  s.destroy();
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text, closed };
+}

@@ -15,6 +15,8 @@ import {
 import type { HttpServerHandle, LogLevel } from "../core/mod.ts";
 import { splitHostPort } from "../core/mod.ts";
 import { dashboardHtml } from "./dashboard.ts";
+import { adminRefusal, refuseAdmin } from "./admin_guard.ts";
+import type { BoundAddress } from "./admin_guard.ts";
 
 export interface Readiness {
   readonly ready: boolean;
@@ -32,8 +34,15 @@ export interface AdminSource {
 
 const log = logger("admin");
 
-export function adminApp(src: AdminSource): Hono {
+/** `bound` gives the address the admin server is bound to (known once it listens); every
+ * request is checked against it (admin_guard.ts: Host, custom header, Origin). */
+export function adminApp(src: AdminSource, bound: () => BoundAddress | undefined): Hono {
   const app = new Hono();
+  app.use("*", async (c, next) => {
+    const refusal = adminRefusal(c.req.raw, bound());
+    if (refusal) return refuseAdmin(c.req.raw, ...refusal);
+    await next();
+  });
   app.get("/", (c) => c.html(dashboardHtml(src.configDump(), src.readiness())));
   app.get("/config_dump", (c) => c.json(src.configDump()));
   app.post("/logging", (c) => {

@@ -10,6 +10,7 @@ import { Checker, deepFreeze, isObj, Problems } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
+import { offLoopback } from "./admin_guard.ts";
 import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
 
 export type ValidationResult =
@@ -42,7 +43,9 @@ export function parseConfigText(
 ): ValidationResult {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    // logLevel "error": the yaml package would print warnings (unknown tags) to stderr itself;
+    // only core/log.ts writes there (found by the config fuzz target).
+    raw = parseYaml(text, { logLevel: "error" });
   } catch (err) {
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }
@@ -104,6 +107,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     "socks5",
     "inboundPlaintextPort",
     "captureServiceVips",
+    "allowNonLoopback",
   ]);
   const listeners = {
     admin: addr(c, "listeners.admin", l.admin, "127.0.0.1:15000"),
@@ -120,14 +124,31 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       65535,
     ),
     captureServiceVips: c.bool("listeners.captureServiceVips", l.captureServiceVips, true),
+    allowNonLoopback: c.bool("listeners.allowNonLoopback", l.allowNonLoopback, false),
   };
+  if (!listeners.allowNonLoopback) {
+    for (const o of offLoopback(listeners)) {
+      problems.add(
+        o.path,
+        `${o.address} is not a loopback address; anyone who reaches it can read the config and ` +
+          "stop the node (set listeners.allowNonLoopback: true to expose it anyway)",
+      );
+    }
+  }
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
-  const t = c.obj("timeouts", r.timeouts, ["connect", "idle", "drain"]);
+  const t = c.obj("timeouts", r.timeouts, [
+    "connect",
+    "idle",
+    "drain",
+    "requestHeaders",
+    "tlsHandshake",
+  ]);
   const lim = c.obj("limits", r.limits, [
     "maxConnections",
     "poolMaxStreamsPerConnection",
     "poolIdleTimeout",
+    "maxPendingHandshakes",
   ]);
   const workloads = c.list("workloads", r.workloads).map((w, i) =>
     checkWorkload(c, `workloads[${i}]`, w, node.trustDomain)
@@ -171,6 +192,8 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       connectMs: c.duration("timeouts.connect", t.connect, 10_000),
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
       drainMs: c.duration("timeouts.drain", t.drain, 5_000),
+      requestHeadersMs: c.duration("timeouts.requestHeaders", t.requestHeaders, 10_000),
+      tlsHandshakeMs: c.duration("timeouts.tlsHandshake", t.tlsHandshake, 10_000),
     },
     limits: {
       maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),
@@ -182,6 +205,13 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
         10_000,
       ),
       poolIdleMs: c.duration("limits.poolIdleTimeout", lim.poolIdleTimeout, 300_000),
+      maxPendingHandshakes: c.int(
+        "limits.maxPendingHandshakes",
+        lim.maxPendingHandshakes,
+        256,
+        1,
+        1_000_000,
+      ),
     },
     workloads,
     services,

@@ -21,9 +21,17 @@ Deno.test("config: the embedded default validates and builds a snapshot", () => 
 Deno.test("config: defaults fill every field", () => {
   const r = validateConfig({});
   assert(r.ok);
-  assertEquals(r.config.timeouts, { connectMs: 10_000, idleMs: 3_600_000, drainMs: 5_000 });
+  assertEquals(r.config.timeouts, {
+    connectMs: 10_000,
+    idleMs: 3_600_000,
+    drainMs: 5_000,
+    requestHeadersMs: 10_000,
+    tlsHandshakeMs: 10_000,
+  });
   assertEquals(r.config.limits.poolMaxStreamsPerConnection, 100);
+  assertEquals(r.config.limits.maxPendingHandshakes, 256);
   assertEquals(r.config.listeners.admin, "127.0.0.1:15000");
+  assertEquals(r.config.listeners.allowNonLoopback, false);
   assertEquals(r.config.outboundTrafficPolicy, "ALLOW_ANY");
 });
 

@@ -7,6 +7,7 @@ import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import {
+  errorCode,
   errorMessage,
   INBOUND_CAPTURE_PORT,
   logger,
@@ -25,6 +26,8 @@ import type { XdsClient } from "../xds/mod.ts";
 import type { PodAgent } from "../inpod/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
+import { offLoopback } from "./admin_guard.ts";
+import type { BoundAddress } from "./admin_guard.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { snapshotFromConfig } from "./snapshot_builder.ts";
 import { L7Wiring } from "./l7_wiring.ts";
@@ -47,6 +50,11 @@ metrics.gauge("weft_build", "weft build info (weft version)", [
   runtime: build.runtime,
   build_date: build.buildDate,
 }, 1);
+const configReloads = metrics.counter(
+  "weft_config_reloads_total",
+  "Live edits of the config file by result (success, invalid, failed)",
+  ["result"],
+);
 metrics.gauge("weft_process_resident_memory_bytes", "Resident set size of the weft process")
   .collect(() => rssBytes());
 
@@ -77,6 +85,7 @@ export class NodeAgent {
     readonly l7: L7Wiring,
   ) {}
 
+  private reloading: Promise<void> = Promise.resolve();
   private xdsClient: XdsClient | undefined;
   private xdsApplied = false;
   /** Snapshots received and not applied yet (readiness waits for them). */
@@ -173,7 +182,16 @@ export class NodeAgent {
 
   private async serveAdmin(): Promise<void> {
     const src = this.adminSource();
-    this.servers.push(await serveOn(this.config.listeners.admin, adminApp(src)));
+    const bound: { at?: BoundAddress } = {}; // known once the admin server listens
+    const admin = await serveOn(this.config.listeners.admin, adminApp(src, () => bound.at));
+    bound.at = { host: admin.hostname, port: admin.port };
+    this.servers.push(admin);
+    for (const o of offLoopback(this.config.listeners)) {
+      log.warn(
+        "ADMIN EXPOSED OFF LOOPBACK: anyone who reaches it can read the config and stop the node",
+        o,
+      );
+    }
     this.servers.push(await serveOn(this.config.listeners.metrics, metricsApp()));
     this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
   }
@@ -253,24 +271,44 @@ export class NodeAgent {
     const watcher = watch(dirname(path), (_ev, file) => {
       if (file !== null && String(file) !== name) return;
       clearTimeout(timer);
-      timer = setTimeout(() => void this.reloadConfig(path), 100);
+      timer = setTimeout(() => this.scheduleReload(path), 100);
     });
     watcher.on("error", (err) => log.warn("config watch failed", { error: errorMessage(err) }));
     this.cleanups.push(() => watcher.close(), () => clearTimeout(timer));
   }
 
+  /** Reloads run one at a time, in edit order; `reloadConfig` never rejects. */
+  private scheduleReload(path: string): void {
+    this.reloading = this.reloading.then(() => this.reloadConfig(path)).then(() => {});
+  }
+
+  /** Apply an edited config file. Any failure (invalid file, a plugin that cannot load, a
+   * pluginConfig the filter refuses, certificates) is logged with its cause and counted, and the
+   * last good config keeps serving. Resolves with whether the edit was applied; never rejects. */
   async reloadConfig(path: string): Promise<boolean> {
-    const { loadConfig } = await import("./cli.ts");
-    const cfg = await loadConfig(path);
-    if (!cfg) {
-      log.warn("config update rejected; keeping the last good config", { path });
+    try {
+      const { loadConfig } = await import("./cli.ts");
+      const cfg = await loadConfig(path);
+      if (!cfg) {
+        configReloads.inc({ result: "invalid" });
+        log.warn("config update rejected; keeping the last good config", { path });
+        return false;
+      }
+      await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
+      await this.l7.loadFor(cfg);
+      await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
+      this.config = cfg;
+      configReloads.inc({ result: "success" });
+      return true;
+    } catch (err) {
+      configReloads.inc({ result: "failed" });
+      log.error("config update failed; keeping the last good config", {
+        path,
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
       return false;
     }
-    await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
-    await this.l7.loadFor(cfg);
-    this.config = cfg;
-    await this.apply(snapshotFromConfig(cfg, this.l7.chainsFor));
-    return true;
   }
 
   quit(reason: string): void {

@@ -4,6 +4,7 @@
  * ztunnel's checks in order (hbone.md §7): CONNECT only and a parsable authority (400), a local
  * destination on this listener (400), authorization (401), upstream connect (503), then 200.
  */
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import * as tls from "node:tls";
@@ -17,7 +18,15 @@ import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { indexOf } from "./snapshot_index.ts";
-import { hboneContext, hboneServerTls } from "./hbone_tls.ts";
+import { hboneContext } from "./hbone_tls.ts";
+import {
+  capPendingHandshakes,
+  HANDSHAKE_TIMEOUT_MS,
+  hboneTlsOptions,
+  isHandshakeTimeout,
+  MAX_PENDING_HANDSHAKES,
+  verifyBeforeSession,
+} from "./hbone_accept.ts";
 import { errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
@@ -39,6 +48,10 @@ export interface InboundDeps {
     | undefined;
   /** In-pod mode: run the synchronous listen call inside the pod's network namespace. */
   readonly bind?: ((listen: () => void) => void) | undefined;
+  /** TLS handshake budget on 15008 (default 10 s). */
+  readonly handshakeTimeoutMs?: () => number;
+  /** Pending (pre-handshake) connections per HBONE listener (default 256). */
+  readonly maxPendingHandshakes?: () => number;
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
@@ -93,12 +106,24 @@ export class HboneServer {
 
   async start(): Promise<void> {
     const m = await this.deps.identity.material(this.workload.identity);
-    // verifyClient checks chain, validity and SAN on the socket before any HTTP/2 byte (so each
-    // refusal is counted with its real reason; see hbone_tls.ts).
-    const server = tls.createServer(hboneServerTls(m));
+    const handshakeMs = this.deps.handshakeTimeoutMs?.() ?? HANDSHAKE_TIMEOUT_MS;
+    const server = tls.createServer({
+      // Missing, untrusted, expired and not-yet-valid client certificates fail the handshake;
+      // the SPIFFE checks run on 'secureConnection' before HTTP/2 (hbone_accept.ts). The
+      // handshake deadline is enforced below: Deno's tls.Server ignores `handshakeTimeout`.
+      ...hboneTlsOptions(m, 0x7fffffff),
+      ALPNProtocols: ["h2"],
+      minVersion: "TLSv1.3",
+    });
     this.server = server;
+    this.guardAccept(server);
+    this.handshakeDeadline(server, handshakeMs);
     server.on("secureConnection", (s: TLSSocket) => this.accept(s));
     server.on("tlsClientError", (e: Error, sock: unknown) => {
+      if (isHandshakeTimeout(e)) {
+        l4Metrics.refused.inc({ direction: "inbound", reason: "tls_handshake_timeout" });
+        return;
+      }
       const reason = this.deps.identity.classifyTlsError(e, sock);
       this.deps.identity.recordRejection?.("server", reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${reason}` });
@@ -121,23 +146,64 @@ export class HboneServer {
     });
   }
 
-  /** TLS layer: the client certificate decides before any HTTP/2 frame is read. */
+  /** The TLS accept layer: pending-handshake cap (inside maxConnections) and the SPIFFE checks
+   * before any HTTP/2 session. */
+  private guardAccept(server: tls.Server): void {
+    capPendingHandshakes(server, {
+      maxPending: () => this.deps.maxPendingHandshakes?.() ?? MAX_PENDING_HANDSHAKES,
+      reserve: () => this.deps.conns.reservePending(),
+      release: () => this.deps.conns.releasePending(),
+      refuse: (reason) => l4Metrics.refused.inc({ direction: "inbound", reason }),
+    });
+    this.verifiedPeer = verifyBeforeSession(server, (sock) => {
+      const raw = sock.getPeerCertificate?.(false)?.raw;
+      return raw
+        ? this.deps.identity.verifyClient(new Uint8Array(raw))
+        : { ok: false, reason: "no_client_cert", message: "no client certificate" };
+    }, (v) => {
+      this.deps.identity.recordRejection?.("server", v.reason);
+      l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${v.reason}` });
+      log.debug("hbone client rejected", { reason: v.reason, message: v.message });
+    });
+  }
+
+  private verifiedPeer: (sock: TLSSocket) => string | undefined = () => undefined;
+
+  /** A connection whose TLS handshake has not completed within `ms` is closed and counted. */
+  private handshakeDeadline(server: tls.Server, ms: number): void {
+    const pending = new Map<string, () => void>();
+    const key = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) =>
+      `${s.remoteAddress ?? ""}|${s.remotePort ?? 0}`;
+    server.on("connection", (sock: Socket) => {
+      if (sock.destroyed) return;
+      const k = key(sock);
+      const timer = setTimeout(() => {
+        pending.delete(k);
+        l4Metrics.refused.inc({ direction: "inbound", reason: "tls_handshake_timeout" });
+        sock.destroy();
+      }, ms);
+      const clear = (): void => {
+        clearTimeout(timer);
+        if (pending.get(k) === clear) pending.delete(k);
+      };
+      pending.set(k, clear);
+      sock.once("close", clear);
+    });
+    server.prependListener("secureConnection", (s: TLSSocket) => pending.get(key(s))?.());
+  }
+
+  /** Verified (or refused and destroyed) by guardAccept's listener, which runs first; then the
+   * HTTP/2 layer takes the socket. */
   private accept(sock: TLSSocket): void {
     sock.on("error", () => {}); // the session (or the destroy below) owns the socket's end
-    const raw = sock.getPeerCertificate?.(false)?.raw;
-    const verdict = raw
-      ? this.deps.identity.verifyClient(new Uint8Array(raw))
-      : { ok: false as const, reason: "no_client_cert" as const, message: "no client certificate" };
-    if (!verdict.ok) {
-      this.deps.identity.recordRejection?.("server", verdict.reason);
-      l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${verdict.reason}` });
-      log.debug("hbone client rejected", { reason: verdict.reason, message: verdict.message });
+    const identity = this.verifiedPeer(sock);
+    if (identity === undefined) {
       sock.destroy();
       return;
     }
     sock.setNoDelay(true);
     this.serveSession(sock, {
-      identity: verdict.identity,
+      identity,
       ip: sock.remoteAddress ?? "unknown",
       port: sock.remotePort ?? 0,
     });

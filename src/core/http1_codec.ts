@@ -1,16 +1,48 @@
 /**
- * HTTP/1.1 message framing for the L7 proxy over any Duplex (TCP socket, TLS socket, an HTTP/2
- * CONNECT stream inside HBONE): a pull reader with bounded buffering, head parsing, head
- * serialisation and body copying (content-length, chunked passed through verbatim, or until
- * close). Bad peer input raises WeftError("http_bad_message").
+ * HTTP/1.1 message heads for the L7 proxy over any Duplex (TCP socket, TLS socket, an HTTP/2
+ * CONNECT stream inside HBONE), strict as RFC 9112 and hyper/llhttp/Envoy: a pull reader with
+ * bounded buffering, a head reader (CRLF only, size cap in any chunking, header-timeout), a head
+ * parser (token names, no obs-fold, no CTLs in values, header-count cap, start-line checks) and
+ * head serialisation. Body framing and the body framer live in http1_body.ts.
+ * Bad peer input raises a WeftError whose code maps to the status to answer (`httpErrorStatus`).
  */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
 
-export const MAX_HEAD_BYTES = 64 * 1024;
+export { bodyChunks, copyBody, type Framing, framingOf } from "./http1_body.ts";
+
+/** Envoy's defaults: 60 KiB of headers (max_request_headers_kb), 100 headers (max_headers_count). */
+export const MAX_HEAD_BYTES = 60 * 1024;
+export const MAX_HEADERS = 100;
 const HIGH_WATER = 256 * 1024;
-const CRLFCRLF = Buffer.from("\r\n\r\n");
+
+/** The status each codec error code answers with; connection closes after each. */
+const STATUS: Record<string, number> = {
+  http_bad_message: 400,
+  http_header_timeout: 408,
+  http_head_too_large: 431,
+  http_not_implemented: 501,
+  http_upstream_bad_message: 502,
+  http_version_not_supported: 505,
+};
+
+export function httpErrorStatus(err: unknown): number {
+  return err instanceof WeftError ? STATUS[err.code] ?? 400 : 400;
+}
+
+export function bad(reason: string, code = "http_bad_message"): WeftError {
+  return new WeftError(code, `Cannot parse HTTP/1.1 message: ${reason}`);
+}
+
+export interface HeadLimits {
+  /** Total head bytes (start line + headers + CRLFs). */
+  readonly maxHeadBytes?: number;
+  /** Whole head within this time; 0/undefined = no limit. */
+  readonly timeoutMs?: number;
+  /** Start the timer at the first byte (keep-alive requests) instead of now. */
+  readonly timeFromFirstByte?: boolean;
+}
 
 export class ByteReader {
   private buf: Buffer = Buffer.alloc(0);
@@ -49,6 +81,12 @@ export class ByteReader {
     return new Promise((r) => (this.wake = r));
   }
 
+  /** Fail every pending and later read with `err` (header timeout). */
+  abort(err: Error): void {
+    this.failed ??= err;
+    this.notify();
+  }
+
   get buffered(): number {
     return this.buf.length;
   }
@@ -57,18 +95,42 @@ export class ByteReader {
     return this.ended && this.buf.length === 0;
   }
 
-  /** The head up to and including CRLFCRLF; null on a clean end before any byte. */
-  async readHead(): Promise<Buffer | null> {
-    for (;;) {
-      const i = this.buf.indexOf(CRLFCRLF);
-      if (i >= 0) return this.take(i + 4);
-      if (this.buf.length > MAX_HEAD_BYTES) throw bad("head too large");
-      if (this.failed) throw this.failed;
-      if (this.ended) {
-        if (this.buf.length === 0) return null;
-        throw bad("connection closed inside a message head");
+  /** The head up to and including CRLFCRLF; null on a clean end before any byte. Leading empty
+   * lines are skipped (RFC 9112 §2.2). Bare LF → 400, beyond `maxHeadBytes` → 431 (whether the
+   * head arrives in one read or many), not complete within `timeoutMs` → 408. */
+  async readHead(limits: HeadLimits = {}): Promise<Buffer | null> {
+    const max = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const arm = (): void => {
+      if (timer || !limits.timeoutMs) return;
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.notify();
+      }, limits.timeoutMs);
+    };
+    if (!limits.timeFromFirstByte) arm();
+    try {
+      let scan = 0;
+      for (;;) {
+        while (this.buf.length >= 2 && this.buf[0] === 0x0d && this.buf[1] === 0x0a) {
+          this.buf = this.buf.subarray(2);
+          scan = 0;
+        }
+        if (this.buf.length > 0) arm();
+        const end = headEnd(this.buf, scan, max);
+        if (end > 0) return this.take(end);
+        scan = Math.max(0, this.buf.length - 3);
+        if (this.failed) throw this.failed;
+        if (this.ended) {
+          if (this.buf.length === 0) return null;
+          throw bad("connection closed inside a message head");
+        }
+        if (timedOut) throw bad("request headers not received in time", "http_header_timeout");
+        await this.wait();
       }
-      await this.wait();
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -101,14 +163,18 @@ export class ByteReader {
     return this.take(Math.min(max, this.buf.length));
   }
 
-  /** One CRLF-terminated line (for chunk sizes). */
-  async readLine(): Promise<Buffer> {
+  /** One CRLF-terminated line (chunk sizes, trailers) of at most `max` bytes; bare LF → 400. */
+  async readLine(max = 4096): Promise<Buffer> {
     for (;;) {
-      const i = this.buf.indexOf("\r\n");
-      if (i >= 0) return this.take(i + 2);
-      if (this.buf.length > 4096) throw bad("chunk line too long");
+      const i = this.buf.indexOf(0x0a);
+      if (i >= 0) {
+        if (i === 0 || this.buf[i - 1] !== 0x0d) throw bad("bare LF");
+        if (i + 1 > max) throw bad("line too long");
+        return this.take(i + 1);
+      }
+      if (this.buf.length > max) throw bad("line too long");
       if (this.failed) throw this.failed;
-      if (this.ended) throw bad("connection closed inside a chunk");
+      if (this.ended) throw bad("connection closed inside a chunked body");
       await this.wait();
     }
   }
@@ -121,8 +187,20 @@ export class ByteReader {
   }
 }
 
-export function bad(reason: string): WeftError {
-  return new WeftError("http_bad_message", `Cannot parse HTTP/1.1 message: ${reason}`);
+/** Index just past the head's CRLFCRLF, or 0 when not complete yet. Every LF must follow a CR. */
+function headEnd(buf: Buffer, from: number, max: number): number {
+  let i = buf.indexOf(0x0a, from);
+  while (i >= 0) {
+    if (i === 0 || buf[i - 1] !== 0x0d) throw bad("bare LF in the head");
+    if (i >= 3 && buf[i - 2] === 0x0a) {
+      if (i + 1 > max) throw bad("head too large", "http_head_too_large");
+      return i + 1;
+    }
+    if (i + 1 > max) throw bad("head too large", "http_head_too_large");
+    i = buf.indexOf(0x0a, i + 1);
+  }
+  if (buf.length > max) throw bad("head too large", "http_head_too_large");
+  return 0;
 }
 
 export interface Head {
@@ -132,24 +210,62 @@ export interface Head {
   readonly headers: [string, string][];
 }
 
-export function parseHead(raw: Buffer): Head {
+// RFC 9110 §5.6.2 tchar.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: no CTL except HTAB (NUL, CR, LF and the rest refused, as llhttp in strict mode).
+// deno-lint-ignore no-control-regex -- control characters are what is refused
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Parses the header lines of a head (from readHead) strictly; the start line is split only. */
+export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
   const text = raw.toString("latin1", 0, raw.length - 4);
   const lines = text.split("\r\n");
   const first = lines[0] ?? "";
   const a = first.indexOf(" ");
   const b = first.indexOf(" ", a + 1);
-  if (a < 0) throw bad("malformed start line");
+  if (a <= 0) throw bad("malformed start line");
   const line: [string, string, string] = b < 0
     ? [first.slice(0, a), first.slice(a + 1), ""]
     : [first.slice(0, a), first.slice(a + 1, b), first.slice(b + 1)];
+  if (lines.length - 1 > maxHeaders) throw bad("too many headers", "http_head_too_large");
   const headers: [string, string][] = [];
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i]!;
+    if (l[0] === " " || l[0] === "\t") throw bad("obsolete line folding");
     const c = l.indexOf(":");
     if (c <= 0) throw bad("malformed header line");
-    headers.push([l.slice(0, c).trim(), l.slice(c + 1).trim()]);
+    const name = l.slice(0, c);
+    if (!TOKEN.test(name)) throw bad("bad header name");
+    const value = l.slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (BAD_VALUE.test(value)) throw bad("control character in a header value");
+    headers.push([name, value]);
   }
   return { line, headers };
+}
+
+/** Request line checks (RFC 9112 §3): token method, one-SP separators, a target without spaces
+ * or controls, HTTP/1.0 or HTTP/1.1 (another well-formed version → 505). */
+export function checkRequestLine(first: [string, string, string], raw: Buffer): void {
+  const [method, target, version] = first;
+  if (!TOKEN.test(method)) throw bad("bad method");
+  // deno-lint-ignore no-control-regex -- control characters are what is refused
+  if (target === "" || /[\x00-\x20\x7f]/.test(target)) throw bad("bad request target");
+  const lineEnd = raw.indexOf("\r\n");
+  if (lineEnd !== method.length + target.length + version.length + 2) {
+    throw bad("malformed request line");
+  }
+  if (version === "HTTP/1.1" || version === "HTTP/1.0") return;
+  if (/^HTTP\/\d\.\d$/.test(version)) {
+    throw bad(`unsupported version ${version}`, "http_version_not_supported");
+  }
+  throw bad("malformed version");
+}
+
+/** Status line checks: HTTP/1.x, three digits. */
+export function checkStatusLine(first: [string, string, string]): void {
+  if (!/^HTTP\/1\.[01]$/.test(first[0]) || !/^[1-9]\d\d$/.test(first[1])) {
+    throw bad("malformed status line");
+  }
 }
 
 export function serializeHead(startLine: string, headers: Iterable<[string, string]>): Buffer {
@@ -163,83 +279,4 @@ export function serializeHead(startLine: string, headers: Iterable<[string, stri
 
 function hasLineBreak(s: string): boolean {
   return s.indexOf("\n") >= 0 || s.indexOf("\r") >= 0;
-}
-
-export type Framing =
-  | { readonly kind: "none" }
-  | { readonly kind: "length"; readonly length: number }
-  | { readonly kind: "chunked" }
-  | { readonly kind: "close" };
-
-/** Body framing from headers (lower-case names). */
-export function framingOf(get: (name: string) => string | undefined, isResponse: boolean): Framing {
-  const te = get("transfer-encoding");
-  if (te !== undefined) {
-    if (te.toLowerCase().split(",").map((x) => x.trim()).pop() !== "chunked") {
-      if (!isResponse) throw bad("unsupported transfer-encoding");
-      return { kind: "close" };
-    }
-    return { kind: "chunked" };
-  }
-  const cl = get("content-length");
-  if (cl !== undefined) {
-    if (!/^\d{1,15}$/.test(cl)) throw bad("bad content-length");
-    const n = Number(cl);
-    return n === 0 ? { kind: "none" } : { kind: "length", length: n };
-  }
-  return isResponse ? { kind: "close" } : { kind: "none" };
-}
-
-/** Copies one body from `r` to `write`, preserving its wire framing (or, with `dechunk`, only
- * the data of a chunked body: for HTTP/2 downstreams). */
-export async function copyBody(
-  r: ByteReader,
-  framing: Framing,
-  write: (b: Buffer) => boolean | Promise<void>,
-  dechunk = false,
-): Promise<void> {
-  switch (framing.kind) {
-    case "none":
-      return;
-    case "length": {
-      let left = framing.length;
-      while (left > 0) {
-        const c = await r.readSome(left);
-        if (!c) throw bad("connection closed inside a body");
-        left -= c.length;
-        await write(c);
-      }
-      return;
-    }
-    case "close":
-      for (;;) {
-        const c = await r.readSome(1 << 20);
-        if (!c) return;
-        await write(c);
-      }
-    case "chunked":
-      for (;;) {
-        const line = await r.readLine();
-        if (!dechunk) await write(line);
-        const size = parseInt(line.toString("latin1").split(";")[0]!.trim(), 16);
-        if (!Number.isFinite(size) || size < 0) throw bad("bad chunk size");
-        if (size === 0) {
-          // trailers until an empty line
-          for (;;) {
-            const t = await r.readLine();
-            if (!dechunk) await write(t);
-            if (t.length === 2) return;
-          }
-        }
-        let left = size + 2;
-        while (left > 0) {
-          const c = await r.readSome(left);
-          if (!c) throw bad("connection closed inside a chunk");
-          left -= c.length;
-          // With dechunk, drop the CRLF that ends each chunk's data.
-          const data = dechunk && left < 2 ? c.subarray(0, c.length - (2 - left)) : c;
-          if (data.length) await write(data);
-        }
-      }
-  }
 }

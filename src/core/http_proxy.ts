@@ -33,13 +33,17 @@ import type {
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import {
+  bad,
   ByteReader,
+  checkRequestLine,
   copyBody,
   type Framing,
   framingOf,
+  httpErrorStatus,
   parseHead,
   serializeHead,
 } from "./http1_codec.ts";
+import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
 import {
   bufferBody,
   DEFAULT_MAX_BUFFERED_BODY_BYTES,
@@ -58,7 +62,7 @@ import {
   setStreamedFraming,
   streamBody,
 } from "./body_stream.ts";
-import { errorMessage } from "./errors.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 
@@ -73,6 +77,19 @@ const requests = metrics.counter(
   ],
 );
 
+const codecErrors = metrics.counter(
+  "weft_http_codec_errors_total",
+  "HTTP/1.1 requests refused by the codec or header timeout (connection closed after each)",
+  ["direction", "status"],
+);
+
+interface ConnState {
+  /** A response (head) was written for the current request: an error can no longer answer. */
+  responding: boolean;
+  /** Waiting for a request head with none started (drain closes such connections now). */
+  idle: boolean;
+}
+
 export interface HttpProxyOptions {
   readonly chain: () => FilterChain;
   readonly direction: Direction;
@@ -86,49 +103,75 @@ export interface HttpProxyOptions {
    * multiplexed HTTP/2 session per route, trailers included. HTTP/1.1 downstreams always use
    * HTTP/1.1 upstream connections. Default "http1". */
   readonly upstreamProtocol?: "http1" | "h2";
-}
-
-interface Upstream {
-  readonly stream: Duplex;
-  readonly reader: ByteReader;
-  readonly key: string;
-  reused: boolean;
+  /** A request head must be complete within this time (408 and close); default 10 s, 0 = off. */
+  readonly requestHeadersTimeoutMs?: number;
 }
 
 let requestSeq = 0;
 
 export class HttpProxy {
-  private readonly idle = new Map<string, Upstream[]>();
+  private readonly upstreams: Http1UpstreamPool;
   private readonly downstreams = new Set<Duplex>();
   private readonly h2Sessions = new Set<H2Session>();
   private closed = false;
+  private draining = false;
+  private readonly states = new Map<Duplex, ConnState>();
   private readonly h2Pool: H2UpstreamPool | undefined;
   private readonly maxBody: number;
 
   constructor(readonly opts: HttpProxyOptions) {
     this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
+    this.upstreams = new Http1UpstreamPool(opts.dialUpstream, opts.maxIdlePerRoute);
   }
 
-  /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. */
+  /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. After an error
+   * response (400/408/431/501/505, or 502 for a bad upstream) or `Connection: close` the
+   * connection is closed. */
   async handle(down: Duplex, peer: PeerInfo): Promise<void> {
     this.downstreams.add(down);
     setNoDelay(down);
     const reader = new ByteReader(down);
+    const state: ConnState = { responding: false, idle: true };
+    this.states.set(down, state);
+    const timeoutMs = this.opts.requestHeadersTimeoutMs ?? 10_000;
+    // The first request's head (and the h2 preface check) must arrive within the header timeout
+    // from accept; later keep-alive requests from their first byte (Envoy request_headers_timeout).
+    let timer: ReturnType<typeof setTimeout> | undefined = timeoutMs > 0
+      ? setTimeout(
+        () => reader.abort(bad("request headers timeout", "http_header_timeout")),
+        timeoutMs,
+      )
+      : undefined;
     try {
-      if (await isH2(reader)) return await this.handleH2(down, reader, peer);
-      while (!this.closed) {
-        const raw = await reader.readHead();
+      if (await isH2(reader)) {
+        clearTimeout(timer);
+        return await this.handleH2(down, reader, peer);
+      }
+      for (let first = true; !this.closed && !this.draining; first = false) {
+        state.idle = true;
+        const raw = await reader.readHead(first ? {} : { timeoutMs, timeFromFirstByte: true });
+        clearTimeout(timer);
+        timer = undefined;
         if (!raw) break;
-        const keep = await this.serveOne(down, reader, raw, peer);
+        state.idle = false;
+        state.responding = false;
+        const keep = await this.serveOne(down, reader, raw, peer, state);
         if (!keep) break;
       }
     } catch (e) {
-      log.debug("downstream error", { err: errorMessage(e) });
-      writeLocal(down, { status: 400, headers: [], body: "", details: "http_bad_request" }, false);
+      const status = httpErrorStatus(e);
+      codecErrors.inc({ direction: this.opts.direction, status: String(status) });
+      log.debug("downstream error", { status, code: errorCode(e), err: errorMessage(e) });
+      // Mid-response nothing can be said any more: the connection just closes.
+      if (!state.responding) {
+        writeLocal(down, { status, headers: [], body: "", details: errorCode(e) }, false);
+      }
     } finally {
+      clearTimeout(timer);
       this.downstreams.delete(down);
-      down.end();
+      this.states.delete(down);
+      down.end(); // FIN after the response; the L4 record closes its side when done
     }
   }
 
@@ -138,15 +181,22 @@ export class HttpProxy {
     reader: ByteReader,
     raw: Buffer,
     peer: PeerInfo,
+    state: ConnState,
   ): Promise<boolean> {
     const head = parseHead(raw);
+    checkRequestLine(head.line, raw);
     const [method, target, version] = head.line;
     const headers = new HeaderList(head.headers);
-    let reqFraming = framingOf((n) => headers.get(n), false);
-    // RFC 9112 §6.1: with both, transfer-encoding wins; never forward an ambiguous pair.
-    if (reqFraming.kind === "chunked") headers.remove("content-length");
-    const keepAlive = version === "HTTP/1.1" &&
-      headers.get("connection")?.toLowerCase() !== "close";
+    const hosts = headers.getAll("host");
+    if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
+      throw bad("HTTP/1.1 requires exactly one Host header");
+    }
+    let reqFraming = framingOf((n) => headers.getAll(n), false);
+    if (reqFraming.kind === "length") headers.set("content-length", String(reqFraming.length));
+    const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
+      x.trim()
+    );
+    const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
     const ctx: HttpRequestContext = {
       direction: this.opts.direction,
       method,
@@ -167,6 +217,7 @@ export class HttpProxy {
         const body = await bufferBody(reader, reqFraming, this.maxBody);
         if (!body) {
           this.count(413, ctx);
+          state.responding = true;
           return writeLocal(down, REQUEST_TOO_LARGE, false);
         }
         ctx.requestBody = body;
@@ -177,18 +228,18 @@ export class HttpProxy {
       if (verdict.kind === "respond") {
         await copyBody(reader, reqFraming, () => true); // discard the request body
         this.count(verdict.response.status, ctx);
-        return writeLocal(down, verdict.response, keepAlive);
+        state.responding = true;
+        return writeLocal(down, verdict.response, keepAlive && !this.draining);
       }
       return await this.forward(
         down,
         reader,
         ctx,
-        method,
-        target,
         reqFraming,
         verdict.route,
         keepAlive,
         chain,
+        state,
       );
     } finally {
       chain.onDone(ctx);
@@ -199,86 +250,122 @@ export class HttpProxy {
     down: Duplex,
     reader: ByteReader,
     ctx: HttpRequestContext,
-    method: string,
-    target: string,
     reqFraming: Framing,
     route: RouteChoice | undefined,
     keepAlive: boolean,
     chain: FilterChain,
+    state: ConnState,
   ): Promise<boolean> {
     const buffered = ctx.requestBody;
     if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length);
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
     const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
     if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-    const reqHead = serializeHead(`${method} ${target} HTTP/1.1`, ctx.requestHeaders.entries());
+    const reqHead = serializeHead(
+      `${ctx.method} ${ctx.path} HTTP/1.1`,
+      ctx.requestHeaders.entries(),
+    );
     let up: Upstream;
     let resRaw: Buffer | null = null;
     for (let attempt = 0;; attempt++) {
       try {
-        up = await this.acquire(route);
+        up = await this.upstreams.acquire(route);
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
         this.count(503, ctx);
+        state.responding = true;
         return writeLocal(down, {
           status: 503,
           headers: [],
           body: "upstream connect error",
           details: "upstream_connect_failure",
-        }, keepAlive);
+        }, keepAlive && !this.draining);
       }
-      // A small body already read shares the head's write: one segment, not head + body.
-      const reqBody = reqFraming.kind === "length" && !streamers.length
-        ? reader.takeBuffered(reqFraming.length)
-        : undefined;
-      if (buffered) up.stream.write(Buffer.concat([reqHead, buffered]));
-      else if (streamers.length) {
-        up.stream.write(reqHead);
-        const local = await streamBody(
-          reader,
-          reqFraming,
-          up.stream,
-          writeWithBackpressure,
-          streamers,
-          requestChunkCall(ctx),
-          ctx,
-          true,
-        );
-        if (local) {
-          up.stream.destroy();
-          this.count(local.status, ctx);
-          return writeLocal(down, local, false);
+      const u = up;
+      try {
+        if (buffered) u.stream.write(Buffer.concat([reqHead, buffered]));
+        else if (streamers.length) {
+          u.stream.write(reqHead);
+          const local = await streamBody(
+            reader,
+            reqFraming,
+            u.stream,
+            writeWithBackpressure,
+            streamers,
+            requestChunkCall(ctx),
+            ctx,
+            true,
+          );
+          if (local) {
+            u.stream.destroy();
+            this.count(local.status, ctx);
+            state.responding = true;
+            return writeLocal(down, local, false);
+          }
+        } else {
+          // The head leaves with the first body bytes, once what is buffered validated.
+          await copyBody(
+            reader,
+            reqFraming,
+            (b) => writeWithBackpressure(u.stream, b),
+            false,
+            reqHead,
+          );
         }
-      } else if (reqBody) up.stream.write(Buffer.concat([reqHead, reqBody]));
-      else {
-        up.stream.write(reqHead);
-        await copyBody(reader, reqFraming, (b) => writeWithBackpressure(up.stream, b));
+      } catch (e) {
+        u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+        throw e;
       }
-      resRaw = await up.reader.readHead().catch(() => null);
+      resRaw = await u.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !up.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
-      up.stream.destroy();
+      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
+      u.stream.destroy();
     }
     if (!resRaw) {
       up.stream.destroy();
       this.count(503, ctx);
+      state.responding = true;
       return writeLocal(down, {
         status: 503,
         headers: [],
         body: "upstream reset",
         details: "upstream_reset_before_response_started",
-      }, keepAlive);
+      }, keepAlive && !this.draining);
     }
-    let res = parseHead(resRaw);
+    try {
+      return await this.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+    } catch (e) {
+      up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+      throw e;
+    }
+  }
+
+  private async respond(
+    down: Duplex,
+    up: Upstream,
+    resRaw: Buffer,
+    ctx: HttpRequestContext,
+    keepAlive: boolean,
+    chain: FilterChain,
+    state: ConnState,
+  ): Promise<boolean> {
+    let res = upstreamHead(resRaw);
     while (res.line[1].startsWith("1") && res.line[1] !== "101") {
       const next = await up.reader.readHead();
-      if (!next) break;
-      res = parseHead(next);
+      if (!next) {
+        throw bad("upstream closed after an interim response", "http_upstream_bad_message");
+      }
+      res = upstreamHead(next);
     }
     const status = Number(res.line[1]);
     const resHeaders = new HeaderList(res.headers);
-    const noBody = method === "HEAD" || status === 204 || status === 304;
-    let resFraming: Framing = noBody ? { kind: "none" } : framingOf((n) => resHeaders.get(n), true);
+    const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
+    let resFraming: Framing;
+    try {
+      resFraming = noBody ? { kind: "none" } : framingOf((n) => resHeaders.getAll(n), true);
+    } catch (e) {
+      throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+    }
     const resCtx: HttpResponseContext = {
       status,
       responseHeaders: resHeaders,
@@ -290,6 +377,7 @@ export class HttpProxy {
       if (!body) {
         up.stream.destroy();
         this.count(500, ctx);
+        state.responding = true;
         return writeLocal(down, RESPONSE_TOO_LARGE, false);
       }
       upstreamDone = resFraming.kind !== "close";
@@ -301,20 +389,24 @@ export class HttpProxy {
     if (verdict.kind === "respond") {
       up.stream.destroy(); // its body is not wanted; closing beats draining
       this.count(verdict.response.status, ctx);
-      return writeLocal(down, verdict.response, keepAlive);
+      state.responding = true;
+      return writeLocal(down, verdict.response, keepAlive && !this.draining);
     }
-    const closeAfter = !keepAlive || resFraming.kind === "close";
+    const closeAfter = !keepAlive || resFraming.kind === "close" || this.draining;
     const resBody = resCtx.responseBody;
     if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length);
     const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
     // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
     if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
-    const out = resCtx.responseHeaders.entries();
+    const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
+    if (resFraming.kind === "length" && !resStreamers.length) {
+      const i = out.findIndex(([k]) => k === "content-length");
+      if (i >= 0) out.splice(i, 1);
+      out.push(["content-length", String(resFraming.length)]);
+    }
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
-    const small = resFraming.kind === "length" && !resStreamers.length
-      ? up.reader.takeBuffered(resFraming.length)
-      : undefined;
+    state.responding = true;
     if (resBody) down.write(Buffer.concat([resHead, resBody]));
     else if (resStreamers.length) {
       down.write(resHead);
@@ -334,16 +426,14 @@ export class HttpProxy {
         down.destroy();
         return false;
       }
-    } else if (small) down.write(Buffer.concat([resHead, small]));
-    else {
-      down.write(resHead);
-      await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b));
+    } else {
+      await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b), false, resHead);
     }
     this.count(resCtx.status, ctx);
-    const upstreamClosing = resHeaders.get("connection")?.toLowerCase() === "close";
-    if (resFraming.kind === "close" || upstreamClosing || (resBody && !upstreamDone)) {
+    const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
+    if (resFraming.kind === "close" || upClose || (resBody && !upstreamDone)) {
       up.stream.destroy();
-    } else this.release(up);
+    } else this.upstreams.release(up);
     return !closeAfter;
   }
 
@@ -352,8 +442,8 @@ export class HttpProxy {
       {
         direction: this.opts.direction,
         chain: () => this.opts.chain(),
-        acquire: (route) => this.acquire(route),
-        release: (up) => this.release(up as Upstream),
+        acquire: (route) => this.upstreams.acquire(route),
+        release: (up) => this.upstreams.release(up as Upstream),
         count: (status, ctx) => this.count(status, ctx),
         nextRequestId: () => `weft-${++requestSeq}`,
         h2Upstream: this.h2Pool,
@@ -385,39 +475,18 @@ export class HttpProxy {
     }
   }
 
-  private async acquire(route: RouteChoice | undefined): Promise<Upstream> {
-    const key = route ? `${route.service}|${route.subset ?? ""}` : "";
-    const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const u = list.pop()!;
-      if (!u.stream.destroyed && !u.reader.atEnd && u.reader.buffered === 0) {
-        u.reused = true;
-        return u;
-      }
-      u.stream.destroy();
-    }
-    const stream = await this.opts.dialUpstream(route);
-    setNoDelay(stream);
-    stream.on("error", () => {}); // surfaced through the reader
-    return { stream, reader: new ByteReader(stream), key, reused: false };
-  }
-
-  private release(u: Upstream): void {
-    if (this.closed) {
-      u.stream.destroy();
-      return;
-    }
-    let list = this.idle.get(u.key);
-    if (!list) this.idle.set(u.key, list = []);
-    if (list.length >= (this.opts.maxIdlePerRoute ?? 64)) u.stream.destroy();
-    else list.push(u);
+  /** Drain: idle keep-alive downstreams close now, busy ones after their current response
+   * (sent with `connection: close`); h2 downstreams get GOAWAY. */
+  drain(): void {
+    this.draining = true;
+    for (const [d, st] of this.states) if (st.idle && !d.destroyed) d.end();
+    for (const s of this.h2Sessions) s.close().catch(() => {});
   }
 
   /** Stops accepting requests, closes idle upstreams and open downstreams. */
   close(): void {
     this.closed = true;
-    for (const list of this.idle.values()) for (const u of list) u.stream.destroy();
-    this.idle.clear();
+    this.upstreams.close();
     for (const d of this.downstreams) d.destroy();
     for (const s of this.h2Sessions) s.destroy();
     this.h2Pool?.close();

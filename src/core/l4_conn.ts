@@ -97,7 +97,7 @@ export class L4Conn {
     };
     d.once("close", done);
     handler(d).catch((e: unknown) => this.note("error", String(e))).finally(() => {
-      if (!d.destroyed) d.destroy();
+      settle(d);
       done();
     });
     d.resume(); // listeners accept paused (pauseOnConnect)
@@ -184,9 +184,23 @@ export class ConnTable {
     return this.conns.size;
   }
 
+  /** Connections accepted but not yet proxied (HBONE handshakes): they count against
+   * maxConnections too, so a flood of half-open TLS cannot grow past the budget. */
+  private pending = 0;
+
+  reservePending(): boolean {
+    if (this.conns.size + this.pending >= this.limits().maxConnections) return false;
+    this.pending++;
+    return true;
+  }
+
+  releasePending(): void {
+    this.pending--;
+  }
+
   /** A new tracked connection, or undefined when the limit is reached (caller refuses). */
   create(info: ConnInfo, downstream: Duplex): L4Conn | undefined {
-    if (this.conns.size >= this.limits().maxConnections) return undefined;
+    if (this.conns.size + this.pending >= this.limits().maxConnections) return undefined;
     const c = new L4Conn(info, downstream, (done) => {
       this.conns.delete(done);
       l4Metrics.active.add({ direction: done.info.direction }, -1);
@@ -296,4 +310,28 @@ export function dialTcp(host: string, port: number, timeoutMs: number): Promise<
     };
     s.once("error", onError);
   });
+}
+
+/** After the handler ended its side: destroying the socket at once would drop the queued end (the
+ * client would get its response but no FIN), so wait until the end went through ('finish'),
+ * then until the client's side ended too (at most `lingerMs`), then destroy. */
+function settle(side: Duplex, lingerMs = 5000): void {
+  const last = (): void => {
+    if (side.readableEnded || side.destroyed) return void side.destroy();
+    const t = setTimeout(() => side.destroy(), lingerMs);
+    side.once("end", () => {
+      clearTimeout(t);
+      side.destroy();
+    });
+    side.once("close", () => clearTimeout(t));
+    side.resume(); // drain what the client still sends so its end can arrive
+  };
+  if (side.writableFinished || side.destroyed) return last();
+  const t = setTimeout(() => side.destroy(), lingerMs);
+  side.once("finish", () => {
+    clearTimeout(t);
+    last();
+  });
+  side.once("close", () => clearTimeout(t));
+  if (!side.writableEnded) side.end();
 }

@@ -1,8 +1,8 @@
 /**
  * Where L4 meets L7: for service ports that have filter chains, the node proxy hands the
  * connection to an HttpProxy instead of copying bytes. The L4 connection record (metrics, access
- * log, drain, policy re-checks) stays: it is attached to one end of an in-memory duplex pair and
- * the HttpProxy serves the other end.
+ * log, drain, policy re-checks) stays: `L4Conn.serve` hands the HttpProxy the downstream socket or
+ * HBONE stream itself (no in-memory pair) and counts its bytes.
  *  - outbound (source node, before choosing the destination): the service's outbound chain
  *    (fault, traffic-split, ...); each request's upstream is picked per the route the chain chose
  *    (a subset narrows the endpoints to those with its labels) and reached over HBONE or TCP;
@@ -95,6 +95,7 @@ export class L7Dispatch {
         direction: "outbound",
         chain: this.chainOf(() => this.current(svc).outboundFilters),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
       });
       this.proxies.set(key, proxy);
@@ -170,6 +171,7 @@ export class L7Dispatch {
         direction: "inbound",
         chain: this.chainOf(() => this.current(svc).inboundFilters),
         upstreamProtocol: sp.protocol === "HTTP" ? "http1" : "h2",
+        requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: () => this.dialer.dialLocal(workload.address, port),
       });
       this.proxies.set(key, proxy);
@@ -190,6 +192,11 @@ export class L7Dispatch {
       if (isL7(sp)) return svc;
     }
     return undefined;
+  }
+
+  /** Drain: idle HTTP connections close now, busy ones after their current response. */
+  drain(): void {
+    for (const p of this.proxies.values()) p.drain();
   }
 
   close(): void {

@@ -7,6 +7,7 @@ export * from "./errors.ts";
 export * from "./log.ts";
 export * from "./metrics.ts";
 export * from "./runtime.ts";
+export { installProcessGuard, reportUnhandled, UNHANDLED_ERROR_MSG } from "./process_guard.ts";
 export type * from "./snapshot.ts";
 export { spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";

@@ -74,6 +74,7 @@ function listen(addr: string, onConn: (s: net.Socket) => void): Promise<net.Serv
   });
 }
 
+/** Never rejects (close errors, e.g. not listening, resolve too), so callers may drop it. */
 function closeServer(s: net.Server): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
@@ -128,6 +129,8 @@ export class NodeProxy {
       conns: this.conns,
       authorize: opts.authorize ?? authorizeL4,
       l7: this.l7,
+      handshakeTimeoutMs: () => this.snap.timeouts.tlsHandshakeMs ?? 10_000,
+      maxPendingHandshakes: () => this.snap.limits.maxPendingHandshakes ?? 256,
       dial: (host, port, ms, srcIp) => this.dialWorkload(host, port, ms, srcIp),
     };
     this.outbound = {
@@ -278,7 +281,7 @@ export class NodeProxy {
     // A removed listener stops accepting now; its open connections live on in the table (closing
     // the server must not wait for them, or an update would block on long-lived tunnels).
     for (const a of [...this.tcp.keys()].filter((a) => !want.has(a))) {
-      void closeServer(this.tcp.get(a)!);
+      void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
     for (const [addr, handler] of want) {
@@ -323,9 +326,10 @@ export class NodeProxy {
     const tcp = [...this.tcp.values()];
     this.tcp.clear();
     const listenersClosed = Promise.all(tcp.map(closeServer)); // resolves as connections end
-    for (const h of this.hbone.values()) void h.drain();
+    for (const h of this.hbone.values()) void h.drain(); // never rejects
     this.pods.drain();
     this.pool.drain();
+    this.l7?.drain();
     await this.conns.drain(deadlineMs);
     await this.close();
     await listenersClosed;

@@ -193,12 +193,20 @@ export interface Timeouts {
   readonly connectMs: number;
   readonly idleMs: number;
   readonly drainMs: number;
+  /** An HTTP/1.1 request head must arrive within this (408, close); Envoy's
+   * request_headers_timeout. Default 10 s; 0 = off. */
+  readonly requestHeadersMs?: number;
+  /** TLS handshake budget on HBONE listeners (default 10 s). */
+  readonly tlsHandshakeMs?: number;
 }
 
 export interface Limits {
   readonly maxConnections: number;
   readonly poolMaxStreamsPerConnection: number;
   readonly poolIdleMs: number;
+  /** Pending (pre-handshake) connections per HBONE listener (default 256); they count against
+   * maxConnections too. */
+  readonly maxPendingHandshakes?: number;
 }
 
 /** Where the node proxy captures traffic without iptables (all optional, additive). */

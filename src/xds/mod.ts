@@ -13,4 +13,6 @@ export {
   parseMesh,
   startControlPlane,
 } from "./control_plane/mod.ts";
+/** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
+export { rbacFilters as envoyRbacFilters } from "./control_plane/build_rbac.ts";
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";

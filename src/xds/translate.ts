@@ -70,7 +70,15 @@ export class Translator {
   build(store: ResourceStore, version: string): Snapshot {
     const frags: Fragment[] = [];
     const live = new Set<string>();
+    const inbound = new Map<string, FilterRef[]>();
     for (const [name, l] of store.values<ListenerValue>(LISTENER)) {
+      if (l.inbound) {
+        // Named for this node, or (a per-node control plane) for no node in particular.
+        if (l.kind === "http" && (l.node === undefined || l.node === this.base.node.name)) {
+          inbound.set(l.hostname, inboundChain(l));
+        }
+        continue;
+      }
       live.add(name);
       let f = this.fragment(store, l, false);
       if (f) this.warming.delete(name);
@@ -92,7 +100,12 @@ export class Translator {
       ...this.base,
       version,
       workloads: Object.freeze(this.workloads(store)),
-      services: Object.freeze(this.withAddressServices(store, merge(frags))),
+      services: Object.freeze(
+        this.withAddressServices(store, merge(frags)).map((s) => {
+          const chain = inbound.get(s.hostname);
+          return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
+        }),
+      ),
       policies: Object.freeze(this.policies(store)),
     });
   }
@@ -235,6 +248,17 @@ export class Translator {
       filters,
     };
   }
+}
+
+/** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK). istiod
+ * names every RBAC filter `envoy.filters.http.rbac` and the filter host keys instances by name,
+ * so each gets its position, apart from the outbound chain's names. */
+function inboundChain(l: ListenerValue & { kind: "http" }): FilterRef[] {
+  const out: FilterRef[] = [];
+  for (const e of l.chain) {
+    if (e.kind === "inline") out.push({ ...e.ref, name: `inbound-${out.length}.${e.ref.name}` });
+  }
+  return out;
 }
 
 function hostPort(ip: string, port: number): string {

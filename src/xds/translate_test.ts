@@ -1,8 +1,8 @@
 /** Translation onto core Snapshots: warming order, last-warm listeners, filter mapping. */
 import assert from "node:assert/strict";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
-import { BASE, compactMeshYaml } from "./_test_fixtures.ts";
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import { BASE, compactMeshYaml, meshYaml } from "./_test_fixtures.ts";
 import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 import { applyResources, removeResources } from "./apply.ts";
 import { buildNode } from "./control_plane/build.ts";
@@ -15,6 +15,7 @@ import {
   RBACSchema,
   RouteConfigurationSchema,
   RouterSchema,
+  TcpProxySchema,
   TypedExtensionConfigSchema,
 } from "./proto.ts";
 import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
@@ -396,4 +397,145 @@ Deno.test("ECDS: a filter config its kind cannot convert is rejected at decode (
   } finally {
     registerFilterConfigCheck(FILTER_TYPES.authz, () => {});
   }
+});
+
+Deno.test("inbound L7 authorization: RBAC listener per node of an HTTP service, only with HTTP conditions", () => {
+  const l7 = parseMesh(meshManifestsFromYaml(
+    compactMeshYaml(10).replace(
+      "authorizationPolicies:",
+      `authorizationPolicies:
+  - name: get-only
+    namespace: default
+    selector: { app: echo }
+    rules: [{ to: [{ operation: { methods: ["GET"], paths: ["/a*"] } }] }]
+  - name: deny-hdr
+    namespace: istio-system
+    action: DENY
+    rules: [{ when: [{ key: "request.headers[x-block]", values: ["yes"] }] }]`,
+    ),
+  ));
+  const listeners = buildNode(l7, "node-a").get(LISTENER)!;
+  const inbound = [...listeners.keys()].filter((n) => n.startsWith("inbound|")).sort();
+  // echo has workloads on node-a and node-b; db is TCP: no inbound chain.
+  assert.deepEqual(inbound, [
+    "inbound|node-a|echo.default.svc.cluster.local",
+    "inbound|node-b|echo.default.svc.cluster.local",
+  ]);
+  const lst = fromBinary(ListenerSchema, listeners.get(inbound[0]!)!.any.value);
+  assert.equal(lst.trafficDirection, 1);
+  const fc = lst.filterChains[0]!.filters[0]!.configType;
+  assert.equal(fc.case, "typedConfig");
+  const hcm = fromBinary(HttpConnectionManagerSchema, (fc.value as { value: Uint8Array }).value);
+  assert.deepEqual(hcm.httpFilters.map((f) => f.name), [
+    "envoy.filters.http.rbac",
+    "envoy.filters.http.rbac",
+    "envoy.filters.http.router",
+  ]);
+  const rbac = (i: number) => {
+    const c = hcm.httpFilters[i]!.configType;
+    return fromBinary(RBACSchema, (c.value as { value: Uint8Array }).value);
+  };
+  // DENY before ALLOW (Istio's order); Istio's policy names; L4 rules of the workload included.
+  assert.equal(rbac(0).rules?.action, 1);
+  assert.deepEqual(Object.keys(rbac(0).rules!.policies), [
+    "ns[istio-system]-policy[deny-hdr]-rule[0]",
+  ]);
+  assert.equal(rbac(1).rules?.action, 0);
+  assert.deepEqual(Object.keys(rbac(1).rules!.policies).sort(), [
+    "ns[default]-policy[echo-allow]-rule[0]",
+    "ns[default]-policy[get-only]-rule[0]",
+  ]);
+
+  // Node side: only node-a's inbound listener becomes echo's inbound chain on node-a.
+  const store = new ResourceStore();
+  for (const t of [CLUSTER, ENDPOINT, ROUTE, LISTENER, ADDRESS]) {
+    const r = applyResources(
+      store,
+      t,
+      [...buildNode(l7, "node-a").get(t)!].map(([, b]) => ({
+        name: undefined,
+        version: b.version,
+        any: b.any,
+      })),
+      () => true,
+    );
+    assert.deepEqual(r.errors, []);
+  }
+  const snap = new Translator(BASE).build(store, "1");
+  const echo = snap.services.find((s) => s.name === "echo")!;
+  assert.deepEqual(echo.inboundFilters.map((f) => [f.name, f.type, f.phase]), [
+    ["inbound-0.envoy.filters.http.rbac", FILTER_TYPES.authz, "AUTHZ"],
+    ["inbound-1.envoy.filters.http.rbac", FILTER_TYPES.authz, "AUTHZ"],
+  ]);
+  assert.deepEqual(snap.services.find((s) => s.name === "db")!.inboundFilters, []);
+  const onB = new Translator({ ...BASE, node: { ...BASE.node, name: "node-c" } }).build(store, "1");
+  assert.deepEqual(onB.services.find((s) => s.name === "echo")!.inboundFilters, []);
+  // L4-only policies keep today's L4 path: no inbound listener at all.
+  const l4 = [...buildNode(parseMesh(meshYaml(10)), "node-a").get(LISTENER)!.keys()];
+  assert.equal(l4.some((n) => n.startsWith("inbound|")), false);
+});
+
+Deno.test("inbound listener: without a node it is this node's; TCP or ECDS inbound chains are NACKed", () => {
+  const hcm = (filters: { name: string; configType: never }[]) =>
+    anyPack(
+      HttpConnectionManagerSchema,
+      create(HttpConnectionManagerSchema, {
+        routeSpecifier: {
+          case: "routeConfig",
+          value: { virtualHosts: [{ name: "in", domains: ["*"] }] },
+        },
+        httpFilters: [
+          ...filters,
+          {
+            name: "envoy.filters.http.router",
+            configType: { case: "typedConfig", value: anyPack(RouterSchema, create(RouterSchema)) },
+          },
+        ],
+      }),
+    );
+  const inbound = (name: string, last: Any) =>
+    anyPack(
+      ListenerSchema,
+      create(ListenerSchema, {
+        name,
+        trafficDirection: 1,
+        address: {
+          address: {
+            case: "socketAddress",
+            value: { address: "0.0.0.0", portSpecifier: { case: "portValue", value: 8080 } },
+          },
+        },
+        metadata: { filterMetadata: { weft: { hostname: "echo.default.svc.cluster.local" } } },
+        filterChains: [{
+          filters: [{ name: "last", configType: { case: "typedConfig", value: last } }],
+        }],
+      }),
+    );
+  const rbac = {
+    name: "envoy.filters.http.rbac",
+    configType: {
+      case: "typedConfig",
+      value: anyPack(RBACSchema, create(RBACSchema, { rules: { action: 1, policies: {} } })),
+    },
+  } as never;
+  const ecds = {
+    name: "ext",
+    configType: {
+      case: "configDiscovery",
+      value: { configSource: { configSourceSpecifier: { case: "ads", value: {} } } },
+    },
+  } as never;
+  const store = new ResourceStore();
+  for (const t of [CLUSTER, ENDPOINT, ROUTE, LISTENER]) put(store, t);
+  const apply = (any: Any) =>
+    applyResources(store, LISTENER, [{ name: undefined, version: "1", any }], () => true).errors;
+  assert.deepEqual(apply(inbound("in-ok", hcm([rbac]))), []);
+  const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
+  assert.deepEqual(echo.inboundFilters.map((f) => f.type), [FILTER_TYPES.authz]);
+  assert.match(apply(inbound("in-ecds", hcm([ecds])))[0] ?? "", /must be inline/);
+  const tcp = anyPack(
+    TcpProxySchema,
+    create(TcpProxySchema, { clusterSpecifier: { case: "cluster", value: "c" } }),
+  );
+  assert.match(apply(inbound("in-tcp", tcp))[0] ?? "", /http_connection_manager/);
 });

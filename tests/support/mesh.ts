@@ -32,6 +32,9 @@ export interface MeshOptions {
   readonly policiesB?: unknown[];
   readonly certificates?: Record<string, unknown>;
   readonly timeouts?: Record<string, unknown>;
+  readonly limits?: Record<string, unknown>;
+  /** A bun binary: run both nodes on Bun instead of Deno. */
+  readonly runtime?: string;
   readonly env?: Record<string, string>;
   /** Start node B (default true); false leaves its addresses free for an impostor. */
   readonly startB?: boolean;
@@ -58,6 +61,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     listeners: LISTENERS,
     ...(opts.certificates ? { certificates: opts.certificates } : {}),
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   };
   const nodeA = {
     node: { name: "node-a" },
@@ -99,9 +103,10 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   await Deno.writeTextFile(configA, stringify(nodeA));
   await Deno.writeTextFile(configB, stringify(nodeB));
   const env = opts.env ?? {};
+  const run = opts.runtime ? { env, runtime: opts.runtime } : { env };
   const [a, b] = await Promise.all([
-    startWeft(["run", "--config", configA], { env }),
-    opts.startB === false ? undefined : startWeft(["run", "--config", configB], { env }),
+    startWeft(["run", "--config", configA], run),
+    opts.startB === false ? undefined : startWeft(["run", "--config", configB], run),
   ]);
   return {
     pki,

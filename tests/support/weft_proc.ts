@@ -5,6 +5,9 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const MAIN = join(ROOT, "src", "main.ts");
@@ -155,14 +158,18 @@ export async function startWeft(
     try {
       child.kill(signal);
     } catch { /* already gone */ }
-    return (await exited).code;
+    const code = (await exited).code;
+    // An error that escaped to the process guard is a bug: fail the test that caused it.
+    const escaped = lines.find((l) => l.msg === UNHANDLED_ERROR_MSG);
+    if (escaped) throw new Error(`weft logged an unhandled error: ${JSON.stringify(escaped)}`);
+    return code;
   };
   let ready: ReadyInfo;
   try {
     ready = (await waitFor((l) =>
       l.msg === "ready", opts.timeoutMs ?? 30_000)) as unknown as ReadyInfo;
   } catch (err) {
-    await stop("SIGKILL");
+    await stop("SIGKILL").catch(() => 0);
     throw err;
   }
   return { child, ready, lines, waitFor, stop, exited, stderrText: () => stderr };
@@ -184,6 +191,13 @@ export async function runWeft(
   }).output();
   const dec = new TextDecoder();
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** The bun binary (tools/setup.ts installs one under .weft/tools), or undefined. */
+export function bunPath(): string | undefined {
+  const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
+  if (existsSync(local)) return local;
+  return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
 }
 
 /** A fresh loopback address block per test (127.<a>.<b>.x) so tests can bind :15008 freely. */

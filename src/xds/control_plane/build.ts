@@ -1,10 +1,11 @@
 /**
  * One node's view of the mesh as xDS resources: every service as CDS/EDS/LDS/RDS (outbound is
- * mesh-wide), plugins as ECDS, the node's own workloads as Istio Address resources and
- * policies as Istio Authorization. Versions are content hashes, so an unchanged resource keeps
- * its version across rebuilds and is never re-pushed.
+ * mesh-wide), plugins as ECDS, the node's own workloads as Istio Address resources,
+ * policies as Istio Authorization (L4) and, for HTTP services with HTTP policy conditions, as
+ * Envoy RBAC on an inbound Listener per node (build_rbac.ts). Versions are content hashes, so
+ * an unchanged resource keeps its version across rebuilds and is never re-pushed.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { parseIp } from "../../core/mod.ts";
 import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
@@ -29,6 +30,9 @@ import {
   ROUTE,
 } from "../type_urls.ts";
 import { authorizationOf } from "./build_policy.ts";
+import { isHttpPolicy, rbacFilters } from "./build_rbac.ts";
+import { RBACSchema } from "../proto.ts";
+import type { AuthorizationPolicy } from "../../core/mod.ts";
 import {
   clusterName,
   faultFilter,
@@ -292,6 +296,103 @@ function listener(s: MeshService, p: MeshService["ports"][number]) {
   });
 }
 
+/** The policies that apply to a workload (its namespace or the root namespace, by selector),
+ * plus those bound to it by name (converted PeerAuthentications, whose selector matches nothing). */
+function workloadPolicies(
+  mesh: Mesh,
+  byNamespace: ReadonlyMap<string, readonly AuthorizationPolicy[]>,
+  byId: ReadonlyMap<string, AuthorizationPolicy>,
+  w: MeshWorkload,
+  bound: ReadonlyMap<MeshWorkload, readonly string[]>,
+): AuthorizationPolicy[] {
+  const out = [w.namespace, mesh.rootNamespace]
+    .filter((ns, i) => i === 0 || ns !== w.namespace)
+    .flatMap((ns) => byNamespace.get(ns) ?? [])
+    .filter((p) => p.selector === undefined || matches(w.labels, p.selector));
+  for (const id of bound.get(w) ?? []) {
+    const p = byId.get(id);
+    if (p && !out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/** Inbound L7 authorization for an HTTP service on one node (istiod's sidecar/waypoint inbound
+ * shape): an HCM whose RBAC filters hold every policy of the service's workloads on that node
+ * (the weft.yaml union), then the router to the local workload. `traffic_direction: INBOUND`
+ * and `filter_metadata.weft.node` tell nodes whose it is. */
+function inboundListener(
+  s: MeshService,
+  node: string,
+  port: MeshService["ports"][number],
+  policies: readonly AuthorizationPolicy[],
+) {
+  const name = inboundListenerName(s, node);
+  const typed = (name: string, value: Any) => ({
+    name,
+    configType: { case: "typedConfig" as const, value },
+  });
+  const filters = [
+    ...rbacFilters(policies).map((f) =>
+      typed(
+        "envoy.filters.http.rbac",
+        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
+      )
+    ),
+    typed("envoy.filters.http.router", anyPack(RouterSchema, create(RouterSchema))),
+  ];
+  const cluster = `inbound|${port.targetPort}||`;
+  return create(ListenerSchema, {
+    name,
+    trafficDirection: 1, // INBOUND
+    address: {
+      address: {
+        case: "socketAddress",
+        value: { address: "0.0.0.0", portSpecifier: { case: "portValue", value: port.targetPort } },
+      },
+    },
+    metadata: {
+      filterMetadata: {
+        weft: { hostname: s.hostname, service: s.name, namespace: s.namespace, node },
+      },
+    },
+    filterChains: [{
+      filters: [{
+        name: "envoy.filters.network.http_connection_manager",
+        configType: {
+          case: "typedConfig",
+          value: anyPack(
+            HttpConnectionManagerSchema,
+            create(HttpConnectionManagerSchema, {
+              statPrefix: name,
+              routeSpecifier: {
+                case: "routeConfig",
+                value: {
+                  name,
+                  virtualHosts: [{
+                    name: "inbound|http",
+                    domains: ["*"],
+                    routes: [{
+                      match: { pathSpecifier: { case: "prefix", value: "/" } },
+                      action: {
+                        case: "route",
+                        value: { clusterSpecifier: { case: "cluster", value: cluster } },
+                      },
+                    }],
+                  }],
+                },
+              },
+              httpFilters: filters,
+            }),
+          ),
+        },
+      }],
+    }],
+  });
+}
+
+export const inboundListenerName = (s: MeshService, node: string): string =>
+  `inbound|${node}|${s.hostname}`;
+
 const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
 
 type PortLists = Record<string, { ports: { servicePort: number; targetPort: number }[] }>;
@@ -504,8 +605,42 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
-  const svcs = servicesByWorkload(mesh);
   const bound = policiesByWorkload(mesh);
+  // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
+  // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
+  const anyHttp = mesh.authorizationPolicies.some(isHttpPolicy);
+  const byNamespace = new Map<string, AuthorizationPolicy[]>();
+  const byId = new Map<string, AuthorizationPolicy>();
+  for (const p of anyHttp ? mesh.authorizationPolicies : []) {
+    byId.set(`${p.namespace}/${p.name}`, p);
+    const list = byNamespace.get(p.namespace);
+    if (list) list.push(p);
+    else byNamespace.set(p.namespace, [p]);
+  }
+  for (const s of anyHttp ? mesh.services : []) {
+    const http = s.ports.find((p) => p.protocol !== "TCP");
+    if (!http) continue;
+    const byNode = new Map<string, Map<string, AuthorizationPolicy>>();
+    for (const w of selected(mesh, s)) {
+      if (!w.node) continue;
+      let m = byNode.get(w.node);
+      if (!m) byNode.set(w.node, m = new Map());
+      for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound)) {
+        m.set(`${p.namespace}/${p.name}`, p);
+      }
+    }
+    for (const [node, m] of byNode) {
+      const policies = [...m.values()];
+      if (!policies.some(isHttpPolicy)) continue;
+      put(
+        LISTENER,
+        inboundListenerName(s, node),
+        key([s.hostname, s.name, s.namespace, http.targetPort, policies]),
+        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies)),
+      );
+    }
+  }
+  const svcs = servicesByWorkload(mesh);
   for (const w of mesh.workloads) {
     const services = svcs.get(w) ?? {};
     const policies = bound.get(w) ?? [];

@@ -1,7 +1,9 @@
 /**
  * LDS: a Listener is one service port. `tcp_proxy` → L4; `http_connection_manager` (in a filter
  * chain or an `api_listener`, as gRPC clients expect) → L7 with its HTTP filter chain, and routes
- * inline or by RDS name. Filters using ECDS (`config_discovery`) are dependencies.
+ * inline or by RDS name. Filters using ECDS (`config_discovery`) are dependencies. A listener
+ * with `traffic_direction: INBOUND` is instead the inbound chain (RBAC) of a service's workloads
+ * on the node named in `filter_metadata.weft.node`.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { FilterRef } from "../../core/mod.ts";
@@ -46,6 +48,10 @@ interface Common {
   readonly namespace: string;
   readonly service: string;
   readonly targetPort: number | undefined;
+  /** `traffic_direction: INBOUND`: the inbound L7 chain of `hostname`'s workloads on `node`. */
+  readonly inbound: boolean;
+  /** filter_metadata.weft.node: the node whose workloads an inbound listener serves. */
+  readonly node: string | undefined;
 }
 
 export type ListenerValue =
@@ -83,6 +89,8 @@ function identityOf(l: Listener, what: string): Omit<Common, "name"> {
     service: str(md["service"]) ?? labels[0] ?? hostname,
     namespace: str(md["namespace"]) ?? labels[1] ?? "default",
     targetPort: tp > 0 ? tp : undefined,
+    inbound: l.trafficDirection === 1,
+    node: str(md["node"]),
   };
 }
 
@@ -177,7 +185,17 @@ export const listenerType: ResourceType<ListenerValue> = {
       const hcm = unpackAs(l.apiListener.apiListener, HttpConnectionManagerSchema);
       return { name: l.name, value: httpValue(hcm, common, what) };
     }
-    return { name: l.name, value: networkFilter(l, common, what) };
+    const value = networkFilter(l, common, what);
+    // weft runs an inbound chain's filters as delivered: nothing may be left out or come later.
+    if (value.inbound) {
+      if (value.kind !== "http") {
+        throw invalid(what, "an inbound listener must end with http_connection_manager");
+      }
+      if (value.chain.some((e) => e.kind !== "inline")) {
+        throw invalid(what, "an inbound listener's http filters must be inline (no ECDS)");
+      }
+    }
+    return { name: l.name, value };
   },
   deps(v) {
     const out: { typeUrl: string; name: string }[] = [];
@@ -186,7 +204,8 @@ export const listenerType: ResourceType<ListenerValue> = {
       return out;
     }
     if (v.rds) out.push({ typeUrl: ROUTE, name: v.rds });
-    if (v.routeConfig) {
+    // An inbound chain routes to the local workload, not to a CDS cluster.
+    if (v.routeConfig && !v.inbound) {
       for (const c of routeClusters(v.routeConfig)) out.push({ typeUrl: CLUSTER, name: c });
     }
     for (const e of v.chain) {

@@ -1,0 +1,161 @@
+/**
+ * HTTP/1.1 body framing (RFC 9112 §6-7), strict as hyper/llhttp/Envoy: `framingOf` decides the
+ * framing from the headers (one Content-Length or equal duplicates; Transfer-Encoding with
+ * `chunked` final and alone; both → 400), `bodyChunks` is the body framer (yields the body's data
+ * chunks, dechunked, with strict hex sizes, CRLF after each chunk and validated trailers), and
+ * `copyBody` forwards a body re-framed by weft itself (chunk extensions dropped), so what the
+ * upstream sees is exactly what weft parsed.
+ */
+import { Buffer } from "node:buffer";
+import type { ByteReader } from "./http1_codec.ts";
+import { bad, MAX_HEADERS } from "./http1_codec.ts";
+
+export type Framing =
+  | { readonly kind: "none" }
+  | { readonly kind: "length"; readonly length: number }
+  | { readonly kind: "chunked" }
+  | { readonly kind: "close" };
+
+type HeaderValues = (name: string) => string | string[] | undefined;
+
+function values(get: HeaderValues, name: string): string[] {
+  const v = get(name);
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(",")).map((x) => x.trim());
+}
+
+/** Body framing from headers (lower-case names; `get` may return every value of a name).
+ * Requests: TE + CL → 400; a coding other than `chunked` → 501; `chunked` not final or twice →
+ * 400; differing Content-Lengths → 400. Responses: bad framing throws too (the caller answers
+ * 502 and drops the upstream); a TE whose final coding is not chunked is read until close. */
+export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
+  const te = values(get, "transfer-encoding").map((x) => x.toLowerCase());
+  const cls = values(get, "content-length");
+  if (te.length > 0) {
+    if (cls.length > 0) throw bad("both transfer-encoding and content-length");
+    const chunkedAt = te.indexOf("chunked");
+    if (chunkedAt >= 0 && chunkedAt !== te.length - 1) throw bad("chunked is not the final coding");
+    if (isResponse) return chunkedAt < 0 ? { kind: "close" } : { kind: "chunked" };
+    if (te.length !== 1 || chunkedAt !== 0) {
+      throw bad(`unsupported transfer-encoding "${te.join(", ")}"`, "http_not_implemented");
+    }
+    return { kind: "chunked" };
+  }
+  if (cls.length > 0) {
+    const first = cls[0]!;
+    if (!/^\d{1,15}$/.test(first)) throw bad("bad content-length");
+    if (cls.some((x) => x !== first)) throw bad("conflicting content-length values");
+    const n = Number(first);
+    return n === 0 ? { kind: "none" } : { kind: "length", length: n };
+  }
+  return isResponse ? { kind: "close" } : { kind: "none" };
+}
+
+/** Largest chunk accepted (16 hex digits could overflow a double; Envoy/hyper refuse overflow). */
+export const MAX_CHUNK_BYTES = 2 ** 40;
+// deno-lint-ignore no-control-regex -- control characters are what is refused
+const CHUNK_LINE = /^([0-9A-Fa-f]{1,11})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The body framer: yields the body's data in chunks (at most `max` bytes each); returns the
+ * trailer lines of a chunked body (validated, raw, each ending in CRLF). */
+export async function* bodyChunks(
+  r: ByteReader,
+  framing: Framing,
+  max = 1 << 20,
+): AsyncGenerator<Buffer, Buffer[], void> {
+  switch (framing.kind) {
+    case "none":
+      return [];
+    case "length": {
+      let left = framing.length;
+      while (left > 0) {
+        const c = await r.readSome(Math.min(left, max));
+        if (!c) throw bad("connection closed inside a body");
+        left -= c.length;
+        yield c;
+      }
+      return [];
+    }
+    case "close":
+      for (;;) {
+        const c = await r.readSome(max);
+        if (!c) return [];
+        yield c;
+      }
+    case "chunked":
+      for (;;) {
+        const line = (await r.readLine()).toString("latin1");
+        const m = CHUNK_LINE.exec(line);
+        if (!m) throw bad("bad chunk size line");
+        const size = parseInt(m[1]!, 16);
+        if (size > MAX_CHUNK_BYTES) throw bad("chunk too large");
+        if (size === 0) return await trailers(r);
+        let left = size;
+        while (left > 0) {
+          const c = await r.readSome(Math.min(left, max));
+          if (!c) throw bad("connection closed inside a chunk");
+          left -= c.length;
+          yield c;
+        }
+        const end = await r.readLine(2);
+        if (end.length !== 2) throw bad("chunk data not followed by CRLF");
+      }
+  }
+}
+
+async function trailers(r: ByteReader): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (;;) {
+    const t = await r.readLine();
+    if (t.length === 2) return out;
+    const s = t.toString("latin1", 0, t.length - 2);
+    const c = s.indexOf(":");
+    if (c <= 0 || !TOKEN.test(s.slice(0, c))) throw bad("malformed trailer");
+    // deno-lint-ignore no-control-regex -- control characters are what is refused
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(s.slice(c + 1))) {
+      throw bad("control character in a trailer");
+    }
+    if (out.length >= MAX_HEADERS) throw bad("too many trailers", "http_head_too_large");
+    out.push(t);
+  }
+}
+
+/** Bytes of body gathered before the first write when they are already buffered. */
+const PREFETCH_BYTES = 64 * 1024;
+
+/** Copies one body from `r` to `write`: length and close bodies as they are, chunked bodies
+ * re-chunked by weft (or, with `dechunk`, only their data: for HTTP/2 downstreams). `head`, if
+ * given, is written with the first body bytes. Nothing is written while more of the body is
+ * already buffered (up to 64 KiB): a message that arrived whole is validated whole before its
+ * first byte (head included) goes out, so a malformed body reaches nobody. */
+export async function copyBody(
+  r: ByteReader,
+  framing: Framing,
+  write: (b: Buffer) => boolean | Promise<void>,
+  dechunk = false,
+  head?: Buffer,
+): Promise<void> {
+  const chunked = framing.kind === "chunked" && !dechunk;
+  const it = bodyChunks(r, framing);
+  const pending: Buffer[] = head ? [head] : [];
+  let size = 0;
+  for (;;) {
+    const n = await it.next();
+    if (n.done) {
+      if (chunked) pending.push(Buffer.from("0\r\n"), ...n.value, CRLF);
+      if (pending.length) await write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+      return;
+    }
+    if (chunked) pending.push(Buffer.from(n.value.length.toString(16) + "\r\n"), n.value, CRLF);
+    else pending.push(n.value);
+    size += n.value.length;
+    if (r.buffered === 0 || size >= PREFETCH_BYTES) {
+      await write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+      pending.length = 0;
+      size = 0;
+    }
+  }
+}
+
+const CRLF = Buffer.from("\r\n");

@@ -1,0 +1,74 @@
+/**
+ * HTTP/1.1 upstream connections of the L7 proxy: keep-alive connections kept per route and reused
+ * only when nothing is left unread on them (any framing doubt destroys a connection instead of
+ * returning it), and the strict check of an upstream response head (any doubt → 502).
+ */
+import type { Duplex } from "node:stream";
+import type { Buffer } from "node:buffer";
+import type { RouteChoice } from "./filter_api.ts";
+import { bad, ByteReader, checkStatusLine, type Head, parseHead } from "./http1_codec.ts";
+import { setNoDelay } from "./http_io.ts";
+import { errorMessage } from "./errors.ts";
+
+export interface Upstream {
+  readonly stream: Duplex;
+  readonly reader: ByteReader;
+  readonly key: string;
+  reused: boolean;
+}
+
+/** A response head from the upstream, parsed strictly; any doubt is a 502. */
+export function upstreamHead(raw: Buffer): Head {
+  try {
+    const h = parseHead(raw);
+    checkStatusLine(h.line);
+    return h;
+  } catch (e) {
+    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+  }
+}
+
+export class Http1UpstreamPool {
+  private readonly idle = new Map<string, Upstream[]>();
+  private closed = false;
+
+  constructor(
+    private readonly dial: (route?: RouteChoice) => Promise<Duplex>,
+    private readonly maxIdlePerRoute = 64,
+  ) {}
+
+  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
+    const key = route ? `${route.service}|${route.subset ?? ""}` : "";
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const u = list.pop()!;
+      if (!u.stream.destroyed && !u.reader.atEnd && u.reader.buffered === 0) {
+        u.reused = true;
+        return u;
+      }
+      u.stream.destroy();
+    }
+    const stream = await this.dial(route);
+    setNoDelay(stream);
+    stream.on("error", () => {}); // surfaced through the reader
+    return { stream, reader: new ByteReader(stream), key, reused: false };
+  }
+
+  /** Only for a connection whose last response was read completely and cleanly. */
+  release(u: Upstream): void {
+    if (this.closed) {
+      u.stream.destroy();
+      return;
+    }
+    let list = this.idle.get(u.key);
+    if (!list) this.idle.set(u.key, list = []);
+    if (list.length >= this.maxIdlePerRoute) u.stream.destroy();
+    else list.push(u);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) for (const u of list) u.stream.destroy();
+    this.idle.clear();
+  }
+}
