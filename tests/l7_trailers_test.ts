@@ -10,6 +10,8 @@ import net from "node:net";
 import { Buffer } from "node:buffer";
 import { FilterChain, type HttpFilter, HttpProxy } from "../src/core/mod.ts";
 import { TEST_PEER } from "./support/filter_context.ts";
+import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
+import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
 
 const RESPONSE = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n" +
   "2\r\nok\r\n0\r\nx-checksum: abc\r\ncontent-length: 99\r\nX-Extra:  v w \r\n\r\n";
@@ -22,6 +24,15 @@ function chunkedEnd(s: string): number {
   if (last < 0) return -1;
   const end = s.indexOf("\r\n\r\n", last + 2);
   return end < 0 ? -1 : end + 4;
+}
+
+/** End of a chunked or Content-Length request in `s`, or -1. */
+function requestEnd(s: string): number {
+  const head = s.indexOf("\r\n\r\n");
+  const cl = /\r\ncontent-length: *(\d+)\r\n/i.exec(s.slice(0, head + 2));
+  if (head < 0 || !cl) return chunkedEnd(s);
+  const end = head + 4 + Number(cl[1]);
+  return s.length >= end ? end : -1;
 }
 
 async function listen(s: net.Server): Promise<number> {
@@ -40,7 +51,7 @@ async function startRig(filters: HttpFilter[] = []) {
     s.on("data", (c: Buffer) => {
       buf += c.toString("latin1");
       received += c.toString("latin1");
-      const end = chunkedEnd(buf);
+      const end = requestEnd(buf);
       if (end >= 0) {
         buf = buf.slice(end);
         s.write(RESPONSE);
@@ -170,3 +181,41 @@ Deno.test("trailers: malformed or oversize trailer sections are refused and reac
     await rig.close();
   }
 });
+
+function trailerMap(msg: string): Map<string, string> {
+  const lines = trailerSection(msg).split("\r\n").filter((l) => l !== "");
+  return new Map(lines.map((l) => {
+    const c = l.indexOf(":");
+    return [l.slice(0, c).toLowerCase(), l.slice(c + 1).trim()];
+  }));
+}
+
+for (const bodies of [false, true]) {
+  Deno.test(`trailers: a C proxy-wasm filter reads and adds trailers end to end (bodies ${bodies})`, async () => {
+    const f = await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), { bodies });
+    const rig = await startRig([f]);
+    try {
+      const req = REQUEST.replace("Host: a\r\n", "Host: a\r\nx-test: trailers\r\n");
+      const res = await exchange(rig.port, req);
+      assert.match(res, /^HTTP\/1\.1 200 /);
+      const up = trailerMap(rig.received());
+      assert.deepEqual(Object.fromEntries(up), {
+        "x-sum": "42",
+        "x-wasm-sum": "42",
+        "x-wasm-count": "1",
+      });
+      const down = trailerMap(res);
+      assert.equal(down.get("x-checksum"), "wasm");
+      assert.equal(down.get("x-extra"), "v w");
+      assert.equal(down.get("x-wasm-response-count"), "2");
+      assert.equal(down.has("content-length"), false, "forbidden trailer set by a filter dropped");
+      assert.match(res, /\r\nok\r\n/);
+      // Without trailers the callbacks are not called and nothing changes.
+      const plain = await exchange(rig.port, req.replace(/0\r\nx-sum[^]*$/, "0\r\n\r\n"));
+      assert.match(plain, /^HTTP\/1\.1 200 /);
+    } finally {
+      await rig.close();
+      f.close();
+    }
+  });
+}

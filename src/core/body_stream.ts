@@ -95,6 +95,7 @@ export async function streamBody(
   call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
   ctx: HttpRequestContext,
   chunked: boolean,
+  onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
 ): Promise<LocalResponse | undefined> {
   const step = async (chunk: Uint8Array, eos: boolean): Promise<void> => {
     const r = runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
@@ -105,7 +106,7 @@ export async function streamBody(
   let trailers: Trailer[] = [];
   try {
     await copyBody(from, framing, (b) => step(b, false), true, undefined, (t) => {
-      trailers = t;
+      trailers = onTrailers(t);
     });
     await step(new Uint8Array(0), true);
   } catch (e) {
