@@ -19,7 +19,7 @@ function run(
   t: Trailer[],
   ctx: HttpRequestContext,
 ): Trailer[] {
-  if (t.length === 0 || filters.length === 0) return t;
+  if (filters.length === 0) return t;
   const h = new HeaderList(t);
   for (const f of filters) {
     try {
@@ -36,8 +36,14 @@ export function requestTrailers(
   chain: FilterChain,
   ctx: HttpRequestContext,
 ): (t: Trailer[]) => Trailer[] {
-  const fs = chain.filters.filter((f) => f.onRequestTrailers);
-  return (t) => run(fs, (f, h) => f.onRequestTrailers!(ctx, h), t, ctx);
+  // Most messages have no trailers: the chain is only looked at when some arrived.
+  return (t) =>
+    t.length === 0 ? t : run(
+      chain.filters.filter((f) => f.onRequestTrailers),
+      (f, h) => f.onRequestTrailers!(ctx, h),
+      t,
+      ctx,
+    );
 }
 
 /** What the response's trailers become through `chain` (reverse order). */
@@ -46,6 +52,11 @@ export function responseTrailers(
   ctx: HttpRequestContext,
   res: HttpResponseContext,
 ): (t: Trailer[]) => Trailer[] {
-  const fs = chain.filters.filter((f) => f.onResponseTrailers).reverse();
-  return (t) => run(fs, (f, h) => f.onResponseTrailers!(ctx, res, h), t, ctx);
+  return (t) =>
+    t.length === 0 ? t : run(
+      chain.filters.filter((f) => f.onResponseTrailers).reverse(),
+      (f, h) => f.onResponseTrailers!(ctx, res, h),
+      t,
+      ctx,
+    );
 }
