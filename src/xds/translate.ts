@@ -96,18 +96,52 @@ export class Translator {
     }
     for (const k of this.lastWarm.keys()) if (!live.has(k)) this.lastWarm.delete(k);
     for (const k of this.warming.keys()) if (!live.has(k)) this.warming.delete(k);
+    const addr = this.addresses(store);
     return Object.freeze({
       ...this.base,
       version,
-      workloads: Object.freeze(this.workloads(store)),
+      workloads: addr.workloads,
       services: Object.freeze(
-        this.withAddressServices(store, merge(frags)).map((s) => {
+        this.withAddressServices(merge(frags)).map((s) => {
           const chain = inbound.get(s.hostname);
           return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
         }),
       ),
       policies: Object.freeze(this.policies(store)),
     });
+  }
+
+  /** The Address resources of the last build and what was made of them: an update that did
+   * not touch them (a route edit) reuses all of it instead of walking 10 000 workloads. */
+  private addressMemo:
+    | {
+      readonly names: string[];
+      readonly values: AddressValue[];
+      readonly workloads: Snapshot["workloads"];
+      readonly byService: ReadonlyMap<string, readonly Endpoint[]>;
+      readonly services: Map<AddressValue, Service>;
+    }
+    | undefined;
+
+  private addresses(store: ResourceStore): NonNullable<Translator["addressMemo"]> {
+    const names: string[] = [];
+    const values: AddressValue[] = [];
+    for (const [n, a] of store.values<AddressValue>(ADDRESS)) {
+      names.push(n);
+      values.push(a);
+    }
+    const m = this.addressMemo;
+    if (
+      m && m.values.length === values.length &&
+      values.every((v, i) => v === m.values[i] && names[i] === m.names[i])
+    ) return m;
+    return this.addressMemo = {
+      names,
+      values,
+      workloads: Object.freeze(this.workloads(store)),
+      byService: this.endpointsByService(store),
+      services: new Map(),
+    };
   }
 
   private workloads(store: ResourceStore): Snapshot["workloads"][number][] {
@@ -123,8 +157,32 @@ export class Translator {
 
   /** Services known only from Istio Address resources (ztunnel's workload API): endpoints are
    * the healthy workloads naming them. Services from LDS win for the same hostname. */
-  private withAddressServices(store: ResourceStore, services: Service[]): Service[] {
+  private withAddressServices(services: Service[]): Service[] {
     const have = new Set(services.map((s) => s.hostname));
+    const memo = this.addressMemo!;
+    memo.values.forEach((a, i) => {
+      if (a.kind !== "service" || have.has(a.hostname)) return;
+      let svc = memo.services.get(a);
+      if (!svc) {
+        svc = Object.freeze({
+          name: a.name,
+          namespace: a.namespace,
+          hostname: a.hostname,
+          vips: a.vips,
+          ports: a.ports,
+          endpoints: Object.freeze(memo.byService.get(memo.names[i]!) ?? []),
+          subsets: Object.freeze([]),
+          outboundFilters: Object.freeze([]),
+          inboundFilters: Object.freeze([]),
+        });
+        memo.services.set(a, svc);
+      }
+      services.push(svc);
+    });
+    return services;
+  }
+
+  private endpointsByService(store: ResourceStore): Map<string, Endpoint[]> {
     const byService = new Map<string, Endpoint[]>();
     for (const [, a] of store.values<AddressValue>(ADDRESS)) {
       if (a.kind !== "workload" || !a.healthy) continue;
@@ -145,21 +203,7 @@ export class Translator {
         else byService.set(key, [ep]);
       }
     }
-    for (const [key, a] of store.values<AddressValue>(ADDRESS)) {
-      if (a.kind !== "service" || have.has(a.hostname)) continue;
-      services.push(Object.freeze({
-        name: a.name,
-        namespace: a.namespace,
-        hostname: a.hostname,
-        vips: a.vips,
-        ports: a.ports,
-        endpoints: Object.freeze(byService.get(key) ?? []),
-        subsets: Object.freeze([]),
-        outboundFilters: Object.freeze([]),
-        inboundFilters: Object.freeze([]),
-      }));
-    }
-    return services;
+    return byService;
   }
 
   private policies(store: ResourceStore): AuthorizationPolicy[] {
