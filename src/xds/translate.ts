@@ -80,7 +80,7 @@ export class Translator {
         continue;
       }
       live.add(name);
-      let f = this.fragment(store, l, false);
+      let f = this.warmFragment(store, name, l);
       if (f) this.warming.delete(name);
       else {
         const w = this.warming.get(name);
@@ -95,6 +95,7 @@ export class Translator {
       if (use) frags.push(use);
     }
     for (const k of this.lastWarm.keys()) if (!live.has(k)) this.lastWarm.delete(k);
+    for (const k of this.fragments.keys()) if (!live.has(k)) this.fragments.delete(k);
     for (const k of this.warming.keys()) if (!live.has(k)) this.warming.delete(k);
     const addr = this.addresses(store);
     return Object.freeze({
@@ -216,6 +217,20 @@ export class Translator {
     return out;
   }
 
+  /** Each listener's warm fragment with the resources it was made of: a push that changed one
+   * route re-translates that listener only. */
+  private readonly fragments = new Map<string, { deps: unknown[]; frag: Fragment }>();
+
+  private warmFragment(store: ResourceStore, name: string, l: ListenerValue): Fragment | undefined {
+    const deps = dependencies(store, l);
+    const m = this.fragments.get(name);
+    if (m && m.deps.length === deps.length && m.deps.every((d, i) => d === deps[i])) return m.frag;
+    const frag = this.fragment(store, l, false);
+    if (frag) this.fragments.set(name, { deps, frag });
+    else this.fragments.delete(name);
+    return frag;
+  }
+
   /** undefined = not warm; `expired`: serve anyway with what is there. */
   private fragment(store: ResourceStore, l: ListenerValue, expired: boolean): Fragment | undefined {
     const route = l.kind === "http"
@@ -292,6 +307,32 @@ export class Translator {
       filters,
     };
   }
+}
+
+/** Every stored value a listener's fragment reads (fragment() is a function of these). */
+function dependencies(store: ResourceStore, l: ListenerValue): unknown[] {
+  const out: unknown[] = [l];
+  const route = l.kind === "http"
+    ? (l.routeConfig ?? store.get<RouteValue>(ROUTE, l.rds ?? ""))
+    : undefined;
+  out.push(route);
+  const split = l.kind === "tcp"
+    ? [{ clusters: l.clusters }]
+    : route
+    ? pickHost(route, l)?.rules ?? []
+    : [];
+  for (const r of split) {
+    for (const c of r.clusters) {
+      const cv = store.get<ClusterValue>(CLUSTER, c.cluster);
+      out.push(cv, cv?.edsName ? store.get<AssignmentValue>(ENDPOINT, cv.edsName) : undefined);
+    }
+  }
+  if (l.kind === "http") {
+    for (const e of l.chain) {
+      if (e.kind !== "inline") out.push(store.get<ExtensionValue>(EXTENSION_CONFIG, e.name));
+    }
+  }
+  return out;
 }
 
 /** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK). istiod
