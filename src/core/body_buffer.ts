@@ -8,30 +8,41 @@
 import { Buffer } from "node:buffer";
 import type { FilterChain } from "./filter_chain.ts";
 import type { LocalResponse } from "./filter_api.ts";
-import { type ByteReader, copyBody, type Framing } from "./http1_codec.ts";
+import { type ByteReader, copyBody, type Framing, lastChunk, type Trailer } from "./http1_codec.ts";
 
 /** Envoy's default `per_connection_buffer_limit_bytes`. */
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
 
 class TooLarge extends Error {}
 
-/** The whole body (de-chunked), or undefined when it exceeds `maxBytes` (reading stops there). */
+/** The whole body (de-chunked), or undefined when it exceeds `maxBytes` (reading stops there).
+ * The trailers of a chunked body are pushed onto `trailers`. */
 export async function bufferBody(
   r: ByteReader,
   framing: Framing,
   maxBytes: number,
+  trailers: Trailer[] = [],
 ): Promise<Uint8Array | undefined> {
   if (framing.kind === "none") return new Uint8Array(0);
   if (framing.kind === "length" && framing.length > maxBytes) return undefined;
   const parts: Buffer[] = [];
   let size = 0;
   try {
-    await copyBody(r, framing, (b) => {
-      size += b.length;
-      if (size > maxBytes) throw new TooLarge();
-      parts.push(b);
-      return true;
-    }, true);
+    await copyBody(
+      r,
+      framing,
+      (b) => {
+        size += b.length;
+        if (size > maxBytes) throw new TooLarge();
+        parts.push(b);
+        return true;
+      },
+      true,
+      undefined,
+      (t) => {
+        trailers.push(...t);
+      },
+    );
   } catch (e) {
     if (e instanceof TooLarge) return undefined;
     throw e;
@@ -61,11 +72,25 @@ export const RESPONSE_TOO_LARGE: LocalResponse = Object.freeze({
   details: "response_payload_too_large",
 });
 
-/** Headers for a buffered body sent on: its exact length, no transfer coding. */
+/** Headers for a buffered body sent on: its exact length, no transfer coding; or, when it has
+ * trailers to carry, chunked (one chunk then the trailer section). */
 export function setBufferedLength(
   h: { set(n: string, v: string): void; remove(n: string): void },
   length: number,
+  chunked = false,
 ): void {
   h.remove("transfer-encoding");
-  h.set("content-length", String(length));
+  h.remove("content-length");
+  if (chunked) h.set("transfer-encoding", "chunked");
+  else h.set("content-length", String(length));
+}
+
+/** A buffered body framed as one chunk plus its trailer section. */
+export function chunkedWithTrailers(body: Uint8Array, trailers: readonly Trailer[]): Buffer {
+  const parts: Uint8Array[] = [];
+  if (body.length) {
+    parts.push(Buffer.from(body.length.toString(16) + "\r\n"), body, Buffer.from("\r\n"));
+  }
+  parts.push(lastChunk(trailers));
+  return Buffer.concat(parts);
 }

@@ -2,7 +2,7 @@
  * Streamed bodies for filters that take them chunk by chunk (HttpFilter.streamsRequestBody /
  * streamsResponseBody): each chunk goes through those filters (request in chain order, response
  * in reverse), possibly replaced, and on with chunked framing (close-delimited for a response to
- * a client that cannot take chunked). The end of the body is one more call with an empty chunk
+ * a client that cannot take chunked), trailers included when both sides are chunked. The end of the body is one more call with an empty chunk
  * and end-of-stream. A request filter may still answer locally (the upstream is abandoned); a
  * response filter cannot once the response started (the stream is reset, as Envoy does). A
  * failing filter follows its fail policy: FAIL_OPEN passes the chunk, otherwise the request is
@@ -18,7 +18,7 @@ import type {
   HttpResponseContext,
   LocalResponse,
 } from "./filter_api.ts";
-import { type ByteReader, copyBody, type Framing } from "./http1_codec.ts";
+import { type ByteReader, copyBody, type Framing, lastChunk, type Trailer } from "./http1_codec.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
@@ -95,6 +95,7 @@ export async function streamBody(
   call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
   ctx: HttpRequestContext,
   chunked: boolean,
+  onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
 ): Promise<LocalResponse | undefined> {
   const step = async (chunk: Uint8Array, eos: boolean): Promise<void> => {
     const r = runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
@@ -102,14 +103,18 @@ export async function streamBody(
     const framed = frame(r.bytes, chunked);
     if (framed) await write(to, framed);
   };
+  let trailers: Trailer[] = [];
   try {
-    await copyBody(from, framing, (b) => step(b, false), true);
+    await copyBody(from, framing, (b) => step(b, false), true, undefined, (t) => {
+      trailers = onTrailers(t);
+    });
     await step(new Uint8Array(0), true);
   } catch (e) {
     if (e instanceof LocalReply) return e.response;
     throw e;
   }
-  if (chunked) await write(to, Buffer.from("0\r\n\r\n"));
+  // The trailers of a chunked body follow it when it goes on chunked (else they are dropped).
+  if (chunked) await write(to, lastChunk(trailers));
   return undefined;
 }
 

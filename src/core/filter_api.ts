@@ -135,6 +135,11 @@ export interface HttpFilter {
     chunk: Uint8Array,
     endOfStream: boolean,
   ): BodyOutcome;
+  /** Trailers (optional): called once a chunked body's non-empty trailer section was read (after
+   * the body), in chain order for the request and reverse order for the response; the filter may
+   * change `trailers`. They go on only when the outgoing body is chunked (trailers.ts). */
+  onRequestTrailers?(ctx: HttpRequestContext, trailers: HeaderMap): void;
+  onResponseTrailers?(ctx: HttpRequestContext, res: HttpResponseContext, trailers: HeaderMap): void;
   /** Called once per request after the response completed or the stream was reset. */
   onDone(ctx: HttpRequestContext): void;
   /** Optional: release this generation's resources (timers, VMs) after it was swapped out and

@@ -8,7 +8,61 @@
  */
 import { Buffer } from "node:buffer";
 import type { ByteReader } from "./http1_codec.ts";
-import { bad, MAX_HEADERS } from "./http1_codec.ts";
+import { bad, MAX_HEAD_BYTES, MAX_HEADERS } from "./http1_codec.ts";
+
+/** One trailer field (name as sent, value trimmed). */
+export type Trailer = [string, string];
+
+/** Fields a sender must not put in a trailer section (RFC 9110 §6.5.1: framing, routing,
+ * request modifiers, authentication, response control data, content metadata) and hop-by-hop
+ * fields: dropped on receipt, never merged into the headers nor forwarded. */
+export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
+  "content-length",
+  "transfer-encoding",
+  "host",
+  "te",
+  "trailer",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "content-type",
+  "content-encoding",
+  "content-range",
+  "expect",
+  "max-forwards",
+  "range",
+  "if-match",
+  "if-none-match",
+  "if-modified-since",
+  "if-unmodified-since",
+  "if-range",
+  "authorization",
+  "proxy-authorization",
+  "www-authenticate",
+  "proxy-authenticate",
+  "cookie",
+  "set-cookie",
+  "cache-control",
+  "pragma",
+  "age",
+  "expires",
+  "date",
+  "location",
+  "retry-after",
+  "vary",
+]);
+
+/** Serialized trailer section of a chunked body: last-chunk, fields, final CRLF. Fields whose
+ * name or value could split the section are skipped (a filter may have set them). */
+export function lastChunk(trailers: readonly Trailer[]): Buffer {
+  let s = "0\r\n";
+  for (const [k, v] of trailers) {
+    if (!TOKEN.test(k) || BAD_VALUE.test(v) || FORBIDDEN_TRAILERS.has(k.toLowerCase())) continue;
+    s += k + ": " + v + "\r\n";
+  }
+  return Buffer.from(s + "\r\n", "latin1");
+}
 
 export type Framing =
   | { readonly kind: "none" }
@@ -57,13 +111,16 @@ export const MAX_CHUNK_BYTES = 2 ** 40;
 const CHUNK_LINE = /^([0-9A-Fa-f]{1,11})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// deno-lint-ignore no-control-regex -- control characters are what is refused
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 /** The body framer: yields the body's data in chunks (at most `max` bytes each); returns the
- * trailer lines of a chunked body (validated, raw, each ending in CRLF). */
+ * trailer fields of a chunked body (validated as header fields are, forbidden ones dropped). */
 export async function* bodyChunks(
   r: ByteReader,
   framing: Framing,
   max = 1 << 20,
-): AsyncGenerator<Buffer, Buffer[], void> {
+): AsyncGenerator<Buffer, Trailer[], void> {
   switch (framing.kind) {
     case "none":
       return [];
@@ -104,20 +161,27 @@ export async function* bodyChunks(
   }
 }
 
-async function trailers(r: ByteReader): Promise<Buffer[]> {
-  const out: Buffer[] = [];
+/** The trailer section (RFC 9112 §7.1.2), with the head's rules: tchar names, no CTL in values,
+ * no obsolete folding, at most MAX_HEADERS fields and MAX_HEAD_BYTES in all (else 431). */
+async function trailers(r: ByteReader): Promise<Trailer[]> {
+  const out: Trailer[] = [];
+  let count = 0;
+  let size = 0;
   for (;;) {
     const t = await r.readLine();
     if (t.length === 2) return out;
+    size += t.length;
+    if (size > MAX_HEAD_BYTES) throw bad("trailer section too large", "http_head_too_large");
+    if (++count > MAX_HEADERS) throw bad("too many trailers", "http_head_too_large");
     const s = t.toString("latin1", 0, t.length - 2);
+    if (s[0] === " " || s[0] === "\t") throw bad("obsolete line folding in a trailer");
     const c = s.indexOf(":");
     if (c <= 0 || !TOKEN.test(s.slice(0, c))) throw bad("malformed trailer");
-    // deno-lint-ignore no-control-regex -- control characters are what is refused
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(s.slice(c + 1))) {
-      throw bad("control character in a trailer");
-    }
-    if (out.length >= MAX_HEADERS) throw bad("too many trailers", "http_head_too_large");
-    out.push(t);
+    const value = s.slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (BAD_VALUE.test(value)) throw bad("control character in a trailer");
+    const name = s.slice(0, c);
+    if (FORBIDDEN_TRAILERS.has(name.toLowerCase())) continue;
+    out.push([name, value]);
   }
 }
 
@@ -125,8 +189,9 @@ async function trailers(r: ByteReader): Promise<Buffer[]> {
 const PREFETCH_BYTES = 64 * 1024;
 
 /** Copies one body from `r` to `write`: length and close bodies as they are, chunked bodies
- * re-chunked by weft (or, with `dechunk`, only their data: for HTTP/2 downstreams). `head`, if
- * given, is written with the first body bytes. Nothing is written while more of the body is
+ * re-chunked by weft with their trailers (or, with `dechunk`, only their data: for HTTP/2
+ * downstreams and filters). `head`, if given, is written with the first body bytes.
+ * `onTrailers` sees the trailers of a chunked body (and may replace those forwarded). Nothing is written while more of the body is
  * already buffered (up to 64 KiB): a message that arrived whole is validated whole before its
  * first byte (head included) goes out, so a malformed body reaches nobody. */
 export async function copyBody(
@@ -135,6 +200,7 @@ export async function copyBody(
   write: (b: Buffer) => boolean | Promise<void>,
   dechunk = false,
   head?: Buffer,
+  onTrailers?: (t: Trailer[]) => Trailer[] | void,
 ): Promise<void> {
   const chunked = framing.kind === "chunked" && !dechunk;
   const it = bodyChunks(r, framing);
@@ -143,7 +209,8 @@ export async function copyBody(
   for (;;) {
     const n = await it.next();
     if (n.done) {
-      if (chunked) pending.push(Buffer.from("0\r\n"), ...n.value, CRLF);
+      const t = (onTrailers && framing.kind === "chunked" && onTrailers(n.value)) || n.value;
+      if (chunked) pending.push(lastChunk(t));
       if (pending.length) await write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
       return;
     }

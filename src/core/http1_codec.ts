@@ -10,7 +10,15 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
 
-export { bodyChunks, copyBody, type Framing, framingOf } from "./http1_body.ts";
+export {
+  bodyChunks,
+  copyBody,
+  FORBIDDEN_TRAILERS,
+  type Framing,
+  framingOf,
+  lastChunk,
+  type Trailer,
+} from "./http1_body.ts";
 
 /** Envoy's defaults: 60 KiB of headers (max_request_headers_kb), 100 headers (max_headers_count). */
 export const MAX_HEAD_BYTES = 60 * 1024;

@@ -42,10 +42,13 @@ import {
   httpErrorStatus,
   parseHead,
   serializeHead,
+  type Trailer,
 } from "./http1_codec.ts";
+import { requestTrailers, responseTrailers } from "./trailers.ts";
 import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
 import {
   bufferBody,
+  chunkedWithTrailers,
   DEFAULT_MAX_BUFFERED_BODY_BYTES,
   REQUEST_TOO_LARGE,
   RESPONSE_TOO_LARGE,
@@ -211,10 +214,11 @@ export class HttpProxy {
       requestBody: undefined,
     };
     const chain = this.opts.chain();
+    const reqTrailers: Trailer[] = [];
     try {
       if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
         // A body filter sees the whole body with the request phase (body_buffer.ts).
-        const body = await bufferBody(reader, reqFraming, this.maxBody);
+        const body = await bufferBody(reader, reqFraming, this.maxBody, reqTrailers);
         if (!body) {
           this.count(413, ctx);
           state.responding = true;
@@ -240,6 +244,7 @@ export class HttpProxy {
         keepAlive,
         chain,
         state,
+        reqTrailers,
       );
     } finally {
       chain.onDone(ctx);
@@ -255,9 +260,13 @@ export class HttpProxy {
     keepAlive: boolean,
     chain: FilterChain,
     state: ConnState,
+    reqTrailers: Trailer[],
   ): Promise<boolean> {
     const buffered = ctx.requestBody;
-    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length);
+    // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
+    const onReqTrailers = requestTrailers(chain, ctx);
+    const bufTrailers = buffered ? onReqTrailers(reqTrailers) : [];
+    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
     const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
     if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
@@ -283,8 +292,10 @@ export class HttpProxy {
       }
       const u = up;
       try {
-        if (buffered) u.stream.write(Buffer.concat([reqHead, buffered]));
-        else if (streamers.length) {
+        if (buffered) {
+          const body = bufTrailers.length ? chunkedWithTrailers(buffered, bufTrailers) : buffered;
+          u.stream.write(Buffer.concat([reqHead, body]));
+        } else if (streamers.length) {
           u.stream.write(reqHead);
           const local = await streamBody(
             reader,
@@ -295,6 +306,7 @@ export class HttpProxy {
             requestChunkCall(ctx),
             ctx,
             true,
+            onReqTrailers,
           );
           if (local) {
             u.stream.destroy();
@@ -310,6 +322,7 @@ export class HttpProxy {
             (b) => writeWithBackpressure(u.stream, b),
             false,
             reqHead,
+            onReqTrailers,
           );
         }
       } catch (e) {
@@ -372,8 +385,9 @@ export class HttpProxy {
       responseBody: undefined,
     };
     let upstreamDone = false;
+    const resTrailers: Trailer[] = [];
     if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
-      const body = await bufferBody(up.reader, resFraming, this.maxBody);
+      const body = await bufferBody(up.reader, resFraming, this.maxBody, resTrailers);
       if (!body) {
         up.stream.destroy();
         this.count(500, ctx);
@@ -394,7 +408,10 @@ export class HttpProxy {
     }
     const closeAfter = !keepAlive || resFraming.kind === "close" || this.draining;
     const resBody = resCtx.responseBody;
-    if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length);
+    const onResTrailers = responseTrailers(chain, ctx, resCtx);
+    // Trailers of a buffered body go on chunked to a keep-alive client, else they are dropped.
+    const bufTrailers = resBody && !closeAfter ? onResTrailers(resTrailers) : [];
+    if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
     const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
     // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
     if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
@@ -407,8 +424,10 @@ export class HttpProxy {
     if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
     const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
     state.responding = true;
-    if (resBody) down.write(Buffer.concat([resHead, resBody]));
-    else if (resStreamers.length) {
+    if (resBody) {
+      const body = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
+      down.write(Buffer.concat([resHead, body]));
+    } else if (resStreamers.length) {
       down.write(resHead);
       const reset = await streamBody(
         up.reader,
@@ -419,6 +438,7 @@ export class HttpProxy {
         responseChunkCall(ctx, resCtx),
         ctx,
         !closeAfter,
+        onResTrailers,
       );
       if (reset) {
         logResponseReset(ctx, reset.details);
@@ -427,7 +447,14 @@ export class HttpProxy {
         return false;
       }
     } else {
-      await copyBody(up.reader, resFraming, (b) => writeWithBackpressure(down, b), false, resHead);
+      await copyBody(
+        up.reader,
+        resFraming,
+        (b) => writeWithBackpressure(down, b),
+        false,
+        resHead,
+        onResTrailers,
+      );
     }
     this.count(resCtx.status, ctx);
     const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");

@@ -54,6 +54,8 @@ function mapOf(vm: ProxyWasmVm, type: number): HeaderMap | undefined {
   if (!s) return undefined;
   if (type === MapType.HTTP_REQUEST_HEADERS) return s.req.requestHeaders;
   if (type === MapType.HTTP_RESPONSE_HEADERS) return s.res?.responseHeaders;
+  if (type === MapType.HTTP_REQUEST_TRAILERS) return s.requestTrailers;
+  if (type === MapType.HTTP_RESPONSE_TRAILERS) return s.responseTrailers;
   return undefined;
 }
 
@@ -61,6 +63,9 @@ function mapOf(vm: ProxyWasmVm, type: number): HeaderMap | undefined {
 function writable(vm: ProxyWasmVm, type: number): boolean {
   const cb = vm.callback;
   const paused = vm.effective?.pausedOn;
+  // Trailers are writable in their own callback only (as Envoy's decodeTrailers/encodeTrailers).
+  if (type === MapType.HTTP_REQUEST_TRAILERS) return cb === "request_trailers";
+  if (type === MapType.HTTP_RESPONSE_TRAILERS) return cb === "response_trailers";
   if (type === MapType.HTTP_REQUEST_HEADERS) {
     return cb === "request_headers" || cb === "request_body" || paused === "request";
   }
@@ -75,6 +80,7 @@ function pairsOf(vm: ProxyWasmVm, type: number): Pairs | undefined {
   const s = vm.effective;
   if (!h || !s) return undefined;
   if (type === MapType.HTTP_REQUEST_HEADERS) return requestPairs(s);
+  if (type !== MapType.HTTP_RESPONSE_HEADERS) return h.entries();
   const e = h.entries();
   e.unshift([":status", String(s.res!.status)]);
   return e;
@@ -90,6 +96,9 @@ function getValue(vm: ProxyWasmVm, type: number, key: string): string | undefine
   const h = mapOf(vm, type);
   const s = vm.effective;
   if (!h || !s) return undefined;
+  if (type !== MapType.HTTP_REQUEST_HEADERS && type !== MapType.HTTP_RESPONSE_HEADERS) {
+    return h.get(key);
+  }
   if (key.charCodeAt(0) === 58 /* ':' */) {
     if (type === MapType.HTTP_REQUEST_HEADERS) return requestPseudo(s, key);
     if (key === ":status") return String(s.res!.status);
@@ -108,7 +117,11 @@ function write(
 ): boolean {
   const h = mapOf(vm, type);
   if (!h || !writable(vm, type)) return false;
-  if (key === ":authority" && type === MapType.HTTP_REQUEST_HEADERS) {
+  if (type === MapType.HTTP_REQUEST_TRAILERS || type === MapType.HTTP_RESPONSE_TRAILERS) {
+    // Pseudo-headers have no place in trailers (RFC 9113 §8.1); forbidden names are dropped
+    // when the trailer section is written.
+    if (key.charCodeAt(0) === 58) return true;
+  } else if (key === ":authority" && type === MapType.HTTP_REQUEST_HEADERS) {
     // Rewriting :authority rewrites the Host the upstream sees (Envoy host rewrite).
     if (op !== "remove") h.set("host", value);
     return true;

@@ -11,11 +11,12 @@ import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import type {
   FailPolicy,
   FilterOutcome,
+  HeaderMap,
   HttpFilter,
   HttpRequestContext,
   HttpResponseContext,
 } from "../../core/mod.ts";
-import { donePhase, requestPhase, responsePhase } from "./http_phases.ts";
+import { donePhase, requestPhase, responsePhase, trailersPhase } from "./http_phases.ts";
 import { type CompiledPlugin, type GuestFailure, ProxyWasmVm, type StreamState } from "./vm.ts";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -161,6 +162,20 @@ export class ProxyWasmFilter implements HttpFilter {
     const outcome = responsePhase(s, res);
     if (sampled) filterMetrics.duration.observe(this.labels.res, (performance.now() - t0) / 1000);
     return this.counted(ctx, outcome);
+  }
+
+  onRequestTrailers(ctx: HttpRequestContext, trailers: HeaderMap): void {
+    const s = this.streams.get(ctx);
+    if (s) trailersPhase(s, "request", trailers);
+  }
+
+  onResponseTrailers(
+    ctx: HttpRequestContext,
+    _res: HttpResponseContext,
+    trailers: HeaderMap,
+  ): void {
+    const s = this.streams.get(ctx);
+    if (s) trailersPhase(s, "response", trailers);
   }
 
   /** Count a failed outcome once per request (whatever phase or cause). */

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../../../tests/support/assert.ts";
 import { ref, request, response, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
-import { metrics, setLogSink } from "../../core/mod.ts";
+import { HeaderList, metrics, setLogSink } from "../../core/mod.ts";
 import type { FilterOutcome, HttpRequestContext } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
 import type { ProxyWasmFilter } from "./filter.ts";
@@ -262,4 +262,26 @@ Deno.test("tick timer drives proxy_on_tick on the root context", async () => {
     wasm,
     { tick: "on" },
   );
+});
+
+Deno.test("trailers: on_request/response_trailers read and write their maps; other maps stay read-only", async () => {
+  await withFilter(async (f) => {
+    const req = request({ "x-test": "trailers" });
+    assertEquals(f.onRequest(req), { action: "continue" });
+    const reqT = new HeaderList([["x-sum", "7"], ["x-other", "o"]]);
+    f.onRequestTrailers(req, reqT);
+    assertEquals(reqT.get("x-wasm-sum"), "7");
+    assertEquals(reqT.get("x-wasm-count"), "2");
+    assertEquals(reqT.has("x-late-header-written"), false, "request headers read-only here");
+    assertEquals(req.requestHeaders.has("x-late"), false);
+    const res = response(200);
+    await f.onResponse(req, res);
+    const resT = new HeaderList([["x-checksum", "abc"], ["x-drop", "1"], ["x-keep", "k"]]);
+    f.onResponseTrailers(req, res, resT);
+    assertEquals(resT.get("x-checksum"), "wasm");
+    assertEquals(resT.has("x-drop"), false);
+    assertEquals(resT.get("x-keep"), "k");
+    assertEquals(resT.get("x-wasm-response-count"), "3");
+    f.onDone(req);
+  });
 });

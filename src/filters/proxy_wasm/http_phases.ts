@@ -5,7 +5,12 @@
  * `proxy_continue_stream`, `proxy_send_local_response`, `proxy_close_stream`, or the VM's death.
  * Body callbacks still run while headers are paused, as in Envoy.
  */
-import type { FilterOutcome, HttpRequestContext, HttpResponseContext } from "../../core/mod.ts";
+import type {
+  FilterOutcome,
+  HeaderMap,
+  HttpRequestContext,
+  HttpResponseContext,
+} from "../../core/mod.ts";
 import { requestHeaderCount } from "./env_headers.ts";
 import type { Callback, ProxyWasmVm, StreamState } from "./vm.ts";
 
@@ -97,6 +102,30 @@ export function responsePhase(
   s.res = res;
   const eos = res.responseBody !== undefined && res.responseBody.length === 0;
   return runPhase(vm, s, "response", res.responseHeaders.size + 1, res.responseBody, eos);
+}
+
+/** `proxy_on_request_trailers` / `proxy_on_response_trailers` (context id, trailer count) with
+ * the trailer map readable and writable during the call. The trailers are sent on once the
+ * callback returns: a PAUSE there has nothing to hold (the body already went), so it is taken as
+ * CONTINUE; a local response is too late and ignored, as after Envoy's response started. */
+export function trailersPhase(
+  s: StreamState,
+  which: "request" | "response",
+  trailers: HeaderMap,
+): void {
+  const vm = s.vm;
+  if (vm.dead || !vm.streams.has(s.id) || s.local) return;
+  const isReq = which === "request";
+  const fn = vm.export(isReq ? "proxy_on_request_trailers" : "proxy_on_response_trailers");
+  if (!fn) return;
+  if (isReq) s.requestTrailers = trailers;
+  else s.responseTrailers = trailers;
+  try {
+    vm.invoke(isReq ? "request_trailers" : "response_trailers", s, fn, s.id, trailers.size, 0);
+  } finally {
+    if (isReq) s.requestTrailers = undefined;
+    else s.responseTrailers = undefined;
+  }
 }
 
 /** End of stream: a paused phase is abandoned; on_done false defers on_log/on_delete until

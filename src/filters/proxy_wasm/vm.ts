@@ -236,6 +236,8 @@ export class ProxyWasmVm {
       vm: this,
       req,
       res: undefined,
+      requestTrailers: undefined,
+      responseTrailers: undefined,
       startMs: Date.now(),
       local: undefined,
       resume: undefined,

@@ -2,6 +2,7 @@
 import type {
   FilterFailureKind,
   FilterOutcome,
+  HeaderMap,
   HttpRequestContext,
   HttpResponseContext,
   LocalResponse,
@@ -21,6 +22,8 @@ export type Callback =
   | "request_body"
   | "response_headers"
   | "response_body"
+  | "request_trailers"
+  | "response_trailers"
   | "done"
   | "log"
   | "root";
@@ -30,6 +33,9 @@ export interface StreamState {
   readonly vm: ProxyWasmVm;
   readonly req: HttpRequestContext;
   res: HttpResponseContext | undefined;
+  /** The trailers being shown to the guest (set during its trailers callback only). */
+  requestTrailers: HeaderMap | undefined;
+  responseTrailers: HeaderMap | undefined;
   /** Stream start, ms since the epoch (request.time). */
   readonly startMs: number;
   local: LocalResponse | undefined;

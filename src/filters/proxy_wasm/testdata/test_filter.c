@@ -458,6 +458,39 @@ EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uin
   return CONTINUE;
 }
 
+/* "trailers": reads x-sum from the request trailers and adds x-wasm-sum (+ the count it was
+ * told); on the response, round-trips the pairs, replaces x-checksum, removes x-drop, adds the
+ * count and a forbidden content-length (the host must not send it). */
+EXPORT(proxy_on_request_trailers) uint32_t on_request_trailers(uint32_t ctx, uint32_t n) {
+  (void)ctx;
+  if (!is("trailers")) return CONTINUE;
+  char *v = 0;
+  size_t vl = 0;
+  if (proxy_get_header_map_value(HTTP_REQUEST_TRAILERS, S("x-sum"), &v, &vl) != OK) return CONTINUE;
+  proxy_add_header_map_value(HTTP_REQUEST_TRAILERS, S("x-wasm-sum"), v, vl);
+  char buf[24];
+  proxy_add_header_map_value(HTTP_REQUEST_TRAILERS, S("x-wasm-count"), buf, utoa(n, buf));
+  /* Request headers are not writable here: this must fail. */
+  if (proxy_add_header_map_value(HTTP_REQUEST_HEADERS, S("x-late"), S("1")) == OK)
+    proxy_add_header_map_value(HTTP_REQUEST_TRAILERS, S("x-late-header-written"), S("1"));
+  return CONTINUE;
+}
+
+EXPORT(proxy_on_response_trailers) uint32_t on_response_trailers(uint32_t ctx, uint32_t n) {
+  (void)ctx;
+  if (!is("trailers")) return CONTINUE;
+  char *p = 0;
+  size_t l = 0;
+  proxy_get_header_map_pairs(HTTP_RESPONSE_TRAILERS, &p, &l);
+  proxy_set_header_map_pairs(HTTP_RESPONSE_TRAILERS, p, l);
+  proxy_replace_header_map_value(HTTP_RESPONSE_TRAILERS, S("x-checksum"), S("wasm"));
+  proxy_remove_header_map_value(HTTP_RESPONSE_TRAILERS, S("x-drop"));
+  char buf[24];
+  proxy_add_header_map_value(HTTP_RESPONSE_TRAILERS, S("x-wasm-response-count"), buf, utoa(n, buf));
+  proxy_add_header_map_value(HTTP_RESPONSE_TRAILERS, S("content-length"), S("1"));
+  return CONTINUE;
+}
+
 EXPORT(proxy_on_done) uint32_t on_done(uint32_t ctx) {
   if (is("deferdone") && ctx == deferred_ctx) return 0;
   return 1;

@@ -1,0 +1,221 @@
+/**
+ * HTTP/1.1 chunked trailers through weft's HttpProxy (in-process, on a real TCP listener) in
+ * front of a real TCP upstream that records what it receives, with raw sockets on both sides:
+ * trailers go through in both directions (with and without a streaming body filter), forbidden
+ * trailer fields (RFC 9110 §6.5.1) are dropped, malformed or oversize trailer sections are
+ * refused like a bad head (400/431, nothing reaches the upstream).
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { Buffer } from "node:buffer";
+import { FilterChain, type HttpFilter, HttpProxy } from "../src/core/mod.ts";
+import { TEST_PEER } from "./support/filter_context.ts";
+import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
+import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
+
+const RESPONSE = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n" +
+  "2\r\nok\r\n0\r\nx-checksum: abc\r\ncontent-length: 99\r\nX-Extra:  v w \r\n\r\n";
+
+/** Index just past a complete chunked message in `s` (head + body + trailers), or -1. */
+function chunkedEnd(s: string): number {
+  const head = s.indexOf("\r\n\r\n");
+  if (head < 0) return -1;
+  const last = s.indexOf("0\r\n", head + 4) === head + 4 ? head + 2 : s.indexOf("\r\n0\r\n", head);
+  if (last < 0) return -1;
+  const end = s.indexOf("\r\n\r\n", last + 2);
+  return end < 0 ? -1 : end + 4;
+}
+
+/** End of a chunked or Content-Length request in `s`, or -1. */
+function requestEnd(s: string): number {
+  const head = s.indexOf("\r\n\r\n");
+  const cl = /\r\ncontent-length: *(\d+)\r\n/i.exec(s.slice(0, head + 2));
+  if (head < 0 || !cl) return chunkedEnd(s);
+  const end = head + 4 + Number(cl[1]);
+  return s.length >= end ? end : -1;
+}
+
+async function listen(s: net.Server): Promise<number> {
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return (s.address() as net.AddressInfo).port;
+}
+
+async function startRig(filters: HttpFilter[] = []) {
+  let received = "";
+  const socks = new Set<net.Socket>();
+  const upstream = net.createServer((s) => {
+    socks.add(s);
+    s.on("close", () => socks.delete(s));
+    s.on("error", () => {});
+    let buf = "";
+    s.on("data", (c: Buffer) => {
+      buf += c.toString("latin1");
+      received += c.toString("latin1");
+      const end = requestEnd(buf);
+      if (end >= 0) {
+        buf = buf.slice(end);
+        s.write(RESPONSE);
+      }
+    });
+  });
+  const upPort = await listen(upstream);
+  const proxy = new HttpProxy({
+    chain: () => new FilterChain(filters),
+    direction: "inbound",
+    dialUpstream: () =>
+      new Promise((ok, fail) => {
+        const s = net.connect(upPort, "127.0.0.1");
+        s.once("connect", () => ok(s));
+        s.once("error", fail);
+      }),
+  });
+  const front = net.createServer((s) => {
+    socks.add(s);
+    s.on("close", () => socks.delete(s));
+    s.on("error", () => {});
+    proxy.handle(s, TEST_PEER).catch(() => {});
+  });
+  const port = await listen(front);
+  return {
+    port,
+    received: () => received,
+    close: async () => {
+      proxy.close();
+      for (const s of socks) s.destroy();
+      await new Promise((r) => front.close(r));
+      await new Promise((r) => upstream.close(r));
+    },
+  };
+}
+
+/** Sends `req`, reads one chunked response (or until close / 3 s). */
+async function exchange(port: number, req: string): Promise<string> {
+  const s = net.connect(port, "127.0.0.1");
+  s.on("error", () => {});
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await new Promise<void>((done) => {
+    timer = setTimeout(done, 3000);
+    s.on("data", (c: Buffer) => {
+      text += c.toString("latin1");
+      if (chunkedEnd(text) >= 0) done();
+    });
+    s.on("close", () => done());
+    s.write(req);
+  });
+  clearTimeout(timer);
+  s.destroy();
+  return text;
+}
+
+const REQUEST =
+  "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n" +
+  "5\r\nhello\r\n0\r\nx-sum: 42\r\nHost: evil\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+function trailerSection(msg: string): string {
+  const head = msg.indexOf("\r\n\r\n");
+  const last = msg.indexOf("\r\n0\r\n", head);
+  return msg.slice(last + 5, chunkedEnd(msg));
+}
+
+/** A streaming body filter that upper-cases every chunk (the streamed path re-frames). */
+const upper: HttpFilter = {
+  name: "upper",
+  failPolicy: "FAIL_CLOSE",
+  wantsRequestBody: false,
+  wantsResponseBody: false,
+  streamsRequestBody: true,
+  streamsResponseBody: true,
+  onRequest: () => ({ action: "continue" }),
+  onResponse: () => ({ action: "continue" }),
+  onRequestBodyChunk: (_c, chunk) => ({
+    action: "replace",
+    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
+  }),
+  onResponseBodyChunk: (_c, _r, chunk) => ({
+    action: "replace",
+    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
+  }),
+  onDone: () => {},
+};
+
+for (const [label, filters] of [["no filter", []], ["streaming filter", [upper]]] as const) {
+  Deno.test(`trailers: request and response trailers go through, forbidden ones dropped (${label})`, async () => {
+    const rig = await startRig([...filters]);
+    try {
+      const res = await exchange(rig.port, REQUEST);
+      assert.match(res, /^HTTP\/1\.1 200 /);
+      assert.equal(trailerSection(res), "x-checksum: abc\r\nX-Extra: v w\r\n\r\n");
+      const up = rig.received();
+      assert.equal(trailerSection(up), "x-sum: 42\r\n\r\n");
+      assert.match(up, filters.length ? /\r\nHELLO\r\n/ : /\r\nhello\r\n/);
+      assert.match(res, filters.length ? /\r\nOK\r\n/ : /\r\nok\r\n/);
+      // The connection is reusable after a trailer section: a second exchange works.
+      const again = await exchange(rig.port, REQUEST);
+      assert.equal(trailerSection(again), "x-checksum: abc\r\nX-Extra: v w\r\n\r\n");
+    } finally {
+      await rig.close();
+    }
+  });
+}
+
+Deno.test("trailers: malformed or oversize trailer sections are refused and reach nothing", async () => {
+  const rig = await startRig();
+  const pre = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n";
+  const cases: [string, string, number][] = [
+    ["space before colon", "x-a : 1\r\n\r\n", 400],
+    ["obsolete folding", "x-a: 1\r\n  more\r\n\r\n", 400],
+    ["no colon", "x-a\r\n\r\n", 400],
+    ["control character", "x-a: 1\x01\r\n\r\n", 400],
+    ["bare LF", "x-a: 1\n\r\n", 400],
+    ["too many", "x-a: 1\r\n".repeat(101) + "\r\n", 431],
+    ["too large", `x-a: ${"v".repeat(4000)}\r\n`.repeat(16) + "\r\n", 431],
+  ];
+  try {
+    for (const [what, trailers, status] of cases) {
+      const res = await exchange(rig.port, pre + trailers);
+      assert.match(res, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+    }
+    assert.equal(rig.received(), "", "nothing reached the upstream");
+  } finally {
+    await rig.close();
+  }
+});
+
+function trailerMap(msg: string): Map<string, string> {
+  const lines = trailerSection(msg).split("\r\n").filter((l) => l !== "");
+  return new Map(lines.map((l) => {
+    const c = l.indexOf(":");
+    return [l.slice(0, c).toLowerCase(), l.slice(c + 1).trim()];
+  }));
+}
+
+for (const bodies of [false, true]) {
+  Deno.test(`trailers: a C proxy-wasm filter reads and adds trailers end to end (bodies ${bodies})`, async () => {
+    const f = await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), { bodies });
+    const rig = await startRig([f]);
+    try {
+      const req = REQUEST.replace("Host: a\r\n", "Host: a\r\nx-test: trailers\r\n");
+      const res = await exchange(rig.port, req);
+      assert.match(res, /^HTTP\/1\.1 200 /);
+      const up = trailerMap(rig.received());
+      assert.deepEqual(Object.fromEntries(up), {
+        "x-sum": "42",
+        "x-wasm-sum": "42",
+        "x-wasm-count": "1",
+      });
+      const down = trailerMap(res);
+      assert.equal(down.get("x-checksum"), "wasm");
+      assert.equal(down.get("x-extra"), "v w");
+      assert.equal(down.get("x-wasm-response-count"), "2");
+      assert.equal(down.has("content-length"), false, "forbidden trailer set by a filter dropped");
+      assert.match(res, /\r\nok\r\n/);
+      // Without trailers the callbacks are not called and nothing changes.
+      const plain = await exchange(rig.port, req.replace(/0\r\nx-sum[^]*$/, "0\r\n\r\n"));
+      assert.match(plain, /^HTTP\/1\.1 200 /);
+    } finally {
+      await rig.close();
+      f.close();
+    }
+  });
+}
