@@ -80,7 +80,7 @@ export class Translator {
         continue;
       }
       live.add(name);
-      let f = this.fragment(store, l, false);
+      let f = this.warmFragment(store, name, l);
       if (f) this.warming.delete(name);
       else {
         const w = this.warming.get(name);
@@ -95,19 +95,54 @@ export class Translator {
       if (use) frags.push(use);
     }
     for (const k of this.lastWarm.keys()) if (!live.has(k)) this.lastWarm.delete(k);
+    for (const k of this.fragments.keys()) if (!live.has(k)) this.fragments.delete(k);
     for (const k of this.warming.keys()) if (!live.has(k)) this.warming.delete(k);
+    const addr = this.addresses(store);
     return Object.freeze({
       ...this.base,
       version,
-      workloads: Object.freeze(this.workloads(store)),
+      workloads: addr.workloads,
       services: Object.freeze(
-        this.withAddressServices(store, merge(frags)).map((s) => {
+        this.withAddressServices(merge(frags)).map((s) => {
           const chain = inbound.get(s.hostname);
           return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
         }),
       ),
       policies: Object.freeze(this.policies(store)),
     });
+  }
+
+  /** The Address resources of the last build and what was made of them: an update that did
+   * not touch them (a route edit) reuses all of it instead of walking 10 000 workloads. */
+  private addressMemo:
+    | {
+      readonly names: string[];
+      readonly values: AddressValue[];
+      readonly workloads: Snapshot["workloads"];
+      readonly byService: ReadonlyMap<string, readonly Endpoint[]>;
+      readonly services: Map<AddressValue, Service>;
+    }
+    | undefined;
+
+  private addresses(store: ResourceStore): NonNullable<Translator["addressMemo"]> {
+    const names: string[] = [];
+    const values: AddressValue[] = [];
+    for (const [n, a] of store.values<AddressValue>(ADDRESS)) {
+      names.push(n);
+      values.push(a);
+    }
+    const m = this.addressMemo;
+    if (
+      m && m.values.length === values.length &&
+      values.every((v, i) => v === m.values[i] && names[i] === m.names[i])
+    ) return m;
+    return this.addressMemo = {
+      names,
+      values,
+      workloads: Object.freeze(this.workloads(store)),
+      byService: this.endpointsByService(store),
+      services: new Map(),
+    };
   }
 
   private workloads(store: ResourceStore): Snapshot["workloads"][number][] {
@@ -123,8 +158,32 @@ export class Translator {
 
   /** Services known only from Istio Address resources (ztunnel's workload API): endpoints are
    * the healthy workloads naming them. Services from LDS win for the same hostname. */
-  private withAddressServices(store: ResourceStore, services: Service[]): Service[] {
+  private withAddressServices(services: Service[]): Service[] {
     const have = new Set(services.map((s) => s.hostname));
+    const memo = this.addressMemo!;
+    memo.values.forEach((a, i) => {
+      if (a.kind !== "service" || have.has(a.hostname)) return;
+      let svc = memo.services.get(a);
+      if (!svc) {
+        svc = Object.freeze({
+          name: a.name,
+          namespace: a.namespace,
+          hostname: a.hostname,
+          vips: a.vips,
+          ports: a.ports,
+          endpoints: Object.freeze(memo.byService.get(memo.names[i]!) ?? []),
+          subsets: Object.freeze([]),
+          outboundFilters: Object.freeze([]),
+          inboundFilters: Object.freeze([]),
+        });
+        memo.services.set(a, svc);
+      }
+      services.push(svc);
+    });
+    return services;
+  }
+
+  private endpointsByService(store: ResourceStore): Map<string, Endpoint[]> {
     const byService = new Map<string, Endpoint[]>();
     for (const [, a] of store.values<AddressValue>(ADDRESS)) {
       if (a.kind !== "workload" || !a.healthy) continue;
@@ -145,21 +204,7 @@ export class Translator {
         else byService.set(key, [ep]);
       }
     }
-    for (const [key, a] of store.values<AddressValue>(ADDRESS)) {
-      if (a.kind !== "service" || have.has(a.hostname)) continue;
-      services.push(Object.freeze({
-        name: a.name,
-        namespace: a.namespace,
-        hostname: a.hostname,
-        vips: a.vips,
-        ports: a.ports,
-        endpoints: Object.freeze(byService.get(key) ?? []),
-        subsets: Object.freeze([]),
-        outboundFilters: Object.freeze([]),
-        inboundFilters: Object.freeze([]),
-      }));
-    }
-    return services;
+    return byService;
   }
 
   private policies(store: ResourceStore): AuthorizationPolicy[] {
@@ -170,6 +215,20 @@ export class Translator {
       );
     }
     return out;
+  }
+
+  /** Each listener's warm fragment with the resources it was made of: a push that changed one
+   * route re-translates that listener only. */
+  private readonly fragments = new Map<string, { deps: unknown[]; frag: Fragment }>();
+
+  private warmFragment(store: ResourceStore, name: string, l: ListenerValue): Fragment | undefined {
+    const deps = dependencies(store, l);
+    const m = this.fragments.get(name);
+    if (m && m.deps.length === deps.length && m.deps.every((d, i) => d === deps[i])) return m.frag;
+    const frag = this.fragment(store, l, false);
+    if (frag) this.fragments.set(name, { deps, frag });
+    else this.fragments.delete(name);
+    return frag;
   }
 
   /** undefined = not warm; `expired`: serve anyway with what is there. */
@@ -248,6 +307,32 @@ export class Translator {
       filters,
     };
   }
+}
+
+/** Every stored value a listener's fragment reads (fragment() is a function of these). */
+function dependencies(store: ResourceStore, l: ListenerValue): unknown[] {
+  const out: unknown[] = [l];
+  const route = l.kind === "http"
+    ? (l.routeConfig ?? store.get<RouteValue>(ROUTE, l.rds ?? ""))
+    : undefined;
+  out.push(route);
+  const split = l.kind === "tcp"
+    ? [{ clusters: l.clusters }]
+    : route
+    ? pickHost(route, l)?.rules ?? []
+    : [];
+  for (const r of split) {
+    for (const c of r.clusters) {
+      const cv = store.get<ClusterValue>(CLUSTER, c.cluster);
+      out.push(cv, cv?.edsName ? store.get<AssignmentValue>(ENDPOINT, cv.edsName) : undefined);
+    }
+  }
+  if (l.kind === "http") {
+    for (const e of l.chain) {
+      if (e.kind !== "inline") out.push(store.get<ExtensionValue>(EXTENSION_CONFIG, e.name));
+    }
+  }
+  return out;
 }
 
 /** An inbound listener's inline filters (RBAC → weft.authz, checked before the ACK). istiod

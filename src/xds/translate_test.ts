@@ -539,3 +539,31 @@ Deno.test("inbound listener: without a node it is this node's; TCP or ECDS inbou
   );
   assert.match(apply(inbound("in-tcp", tcp))[0] ?? "", /http_connection_manager/);
 });
+
+Deno.test("translate: an incremental build (cached fragments and Addresses) equals a fresh one", () => {
+  const store = new ResourceStore();
+  const tr = new Translator(BASE);
+  for (const t of [ADDRESS, CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG]) put(store, t);
+  const first = tr.build(store, "1");
+  // Nothing changed: the same objects are served again.
+  const again = tr.build(store, "2");
+  assert.strictEqual(again.workloads, first.workloads);
+  assert.deepEqual(again.services, first.services);
+  // The route and the Address resources of a mesh with other weights and labels replace them.
+  const other = buildNode(
+    parseMesh(meshYaml(30).replace("version: v2", "version: v3")),
+    "node-a",
+  );
+  for (const t of [ROUTE, ADDRESS]) {
+    applyResources(
+      store,
+      t,
+      [...other.get(t)!].map(([, b]) => ({ name: undefined, version: b.version, any: b.any })),
+      () => true,
+    );
+  }
+  const updated = tr.build(store, "3");
+  const fresh = new Translator(BASE).build(store, "3");
+  assert.deepEqual(updated, fresh);
+  assert.notDeepEqual(updated.services, first.services);
+});

@@ -62,12 +62,20 @@ const matches = (labels: Record<string, string>, sel: Record<string, string>): b
   Object.entries(sel).every(([k, v]) => labels[k] === v);
 
 const indexes = new WeakMap<Mesh, Map<string, MeshWorkload[]>>();
+/** The last index built, reused by a mesh with the same workloads. */
+let lastIndex = { sig: "", idx: new Map<string, MeshWorkload[]>() };
 
 /** Workloads by "label=value", so selecting endpoints is linear in the mesh, not quadratic. */
 function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
   let idx = indexes.get(mesh);
   if (idx) return idx;
+  const sig = workloadSig(mesh);
+  if (lastIndex.sig === sig) {
+    indexes.set(mesh, lastIndex.idx);
+    return lastIndex.idx;
+  }
   indexes.set(mesh, idx = new Map());
+  lastIndex = { sig, idx };
   for (const w of mesh.workloads) {
     for (const [k, v] of Object.entries(w.labels)) {
       const key = `${k}=${v}`;
@@ -81,21 +89,56 @@ function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
 
 const selections = new WeakMap<MeshService, MeshWorkload[]>();
 
+/** What selecting workloads is made of: the workloads (frozen; those of unchanged manifests are
+ * the same objects across reloads, so their keys stand for content), once per mesh. */
+const workloadSigs = new WeakMap<Mesh, string>();
+function workloadSig(mesh: Mesh): string {
+  let sig = workloadSigs.get(mesh);
+  if (sig === undefined) workloadSigs.set(mesh, sig = mesh.workloads.map(workloadKey).join(","));
+  return sig;
+}
+
+/** Selections of the last mesh by selector, reused while the workloads are the same: a reload
+ * that changed routes only does not select 10 000 workloads again. */
+let lastSelections: { sig: string; bySelector: Map<string, MeshWorkload[]> } = {
+  sig: "",
+  bySelector: new Map(),
+};
+
+function selectorKey(s: MeshService): string {
+  return s.selector
+    ? `s|${s.namespace}|${key(s.selector)}`
+    : `e|${key([...s.endpointIps ?? []].sort())}`;
+}
+
 /** The service's workloads: by label selector in its namespace (through the label index), or the
  * addresses of its EndpointSlices. */
 function selected(mesh: Mesh, s: MeshService): MeshWorkload[] {
   let out = selections.get(s);
   if (out) return out;
+  const sig = workloadSig(mesh);
+  if (lastSelections.sig !== sig) lastSelections = { sig, bySelector: new Map() };
+  const sk = selectorKey(s);
+  out = lastSelections.bySelector.get(sk);
+  if (out) {
+    selections.set(s, out);
+    return out;
+  }
+  out = select(mesh, s);
+  lastSelections.bySelector.set(sk, out);
+  selections.set(s, out);
+  return out;
+}
+
+function select(mesh: Mesh, s: MeshService): MeshWorkload[] {
   const sel = s.selector;
   const first = sel ? Object.entries(sel)[0] : undefined;
   const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
-  out = candidates.filter((w) =>
+  return candidates.filter((w) =>
     sel
       ? w.namespace === s.namespace && matches(w.labels, sel)
       : s.endpointIps?.has(w.address) === true
   );
-  selections.set(s, out);
-  return out;
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
@@ -561,7 +604,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   };
 
   for (const s of mesh.services) {
-    const eps = selected(mesh, s).map(workloadKey).join(",");
+    const eps = endpointsKey(selected(mesh, s));
     const svcKey = serviceKey(s, mesh.hbonePort);
     for (const p of s.ports) {
       for (const sub of [undefined, ...s.subsets]) {
@@ -605,7 +648,8 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
-  const bound = policiesByWorkload(mesh);
+  let boundMemo: Map<MeshWorkload, string[]> | undefined;
+  const bound = (): Map<MeshWorkload, string[]> => boundMemo ??= policiesByWorkload(mesh);
   // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
   // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
   const anyHttp = mesh.authorizationPolicies.some(isHttpPolicy);
@@ -625,7 +669,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       if (!w.node) continue;
       let m = byNode.get(w.node);
       if (!m) byNode.set(w.node, m = new Map());
-      for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound)) {
+      for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound())) {
         m.set(`${p.namespace}/${p.name}`, p);
       }
     }
@@ -640,6 +684,49 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
+  const addrKey = addressInputs(mesh);
+  addressKeys.set(out, addrKey);
+  const prevAddresses = prev?.get(ADDRESS);
+  if (prev && prevAddresses && addressKeys.get(prev) === addrKey) {
+    // Nothing Address resources are made of changed (a route or policy edit): all are reused.
+    out.set(ADDRESS, prevAddresses as Map<string, Built>);
+  } else buildAddresses(mesh, put, bound());
+  for (const p of mesh.authorizationPolicies) {
+    put(
+      AUTHORIZATION,
+      `${p.namespace}/${p.name}`,
+      key([p, mesh.rootNamespace]),
+      () => anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
+    );
+  }
+  return out;
+}
+
+const endpointsKeys = new WeakMap<readonly MeshWorkload[], string>();
+function endpointsKey(ws: readonly MeshWorkload[]): string {
+  let k = endpointsKeys.get(ws);
+  if (k === undefined) endpointsKeys.set(ws, k = ws.map(workloadKey).join(","));
+  return k;
+}
+
+/** Everything the Address resources of a mesh are made of, per built view. */
+const addressKeys = new WeakMap<NodeResources, string>();
+function addressInputs(mesh: Mesh): string {
+  return `${workloadSig(mesh)}|${
+    key([
+      mesh.trustDomain,
+      mesh.services.map((s) => [s.name, s.namespace, s.hostname, s.vips, s.ports, selectorKey(s)]),
+      mesh.authorizationPolicies.map((p) => [p.namespace, p.name, p.selector ?? null]),
+      [...mesh.policyBindings].map(([w, names]) => [workloadKey(w), names]),
+    ])
+  }`;
+}
+
+function buildAddresses(
+  mesh: Mesh,
+  put: (t: string, name: string, k: string, make: () => Any) => void,
+  bound: Map<MeshWorkload, string[]>,
+): void {
   const svcs = servicesByWorkload(mesh);
   for (const w of mesh.workloads) {
     const services = svcs.get(w) ?? {};
@@ -663,13 +750,4 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       () => anyPack(IstioAddressSchema, serviceAddress(s)),
     );
   }
-  for (const p of mesh.authorizationPolicies) {
-    put(
-      AUTHORIZATION,
-      `${p.namespace}/${p.name}`,
-      key([p, mesh.rootNamespace]),
-      () => anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
-    );
-  }
-  return out;
 }

@@ -11,7 +11,7 @@ import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { buildNode, lbEndpointBytes, workloadAddressBytes } from "./build.ts";
 import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
-import { parseMesh } from "./mesh.ts";
+import { parseMesh, parseMeshSources } from "./mesh.ts";
 import { convertPeerAuthentication } from "../../istio/mod.ts";
 import { authorizeL4 } from "../../core/mod.ts";
 import type { Snapshot, Workload } from "../../core/mod.ts";
@@ -250,4 +250,38 @@ Deno.test("LbEndpoints written by hand decode equal to protobuf-es messages", ()
     },
   });
   assert.ok(equals(LbEndpointSchema, got, want), JSON.stringify(toJson(LbEndpointSchema, got)));
+});
+
+Deno.test("an incremental rebuild equals a build from scratch, and a route edit reuses every Address", () => {
+  const split = (text: string) => {
+    const docs = text.split(/^---\s*$/m).filter((d) => d.trim());
+    return {
+      pods: docs.filter((d) => /kind: Pod\b/.test(d)).join("---\n"),
+      rest: docs.filter((d) => !/kind: Pod\b/.test(d)).join("---\n"),
+    };
+  };
+  const cache = new Map();
+  const sources = (weight: number, pods = split(meshYaml(weight)).pods) => [
+    { file: "pods.yaml", text: pods },
+    { file: "rest.yaml", text: split(meshYaml(weight)).rest },
+  ];
+  const versions = (r: ReturnType<typeof buildNode>) =>
+    [...r].map(([t, m]) => [t, [...m].map(([n, b]) => [n, b.version])]);
+  const fresh = (s: ReturnType<typeof sources>) =>
+    versions(buildNode(parseMeshSources(s.map((x) => ({ ...x }))), ""));
+  const b1 = buildNode(parseMeshSources(sources(10), cache), "");
+  const s2 = sources(30);
+  const b2 = buildNode(parseMeshSources(s2, cache), "", b1);
+  assert.strictEqual(b2.get(ADDRESS), b1.get(ADDRESS)); // only the route changed
+  assert.notDeepEqual(versions(b2), versions(b1));
+  assert.deepEqual(versions(b2), fresh(s2));
+  // A workload's labels change: it leaves subset v2 and the Address resources are rebuilt.
+  const s3 = sources(30, split(meshYaml(30)).pods.replace("version: v2", "version: v1"));
+  const b3 = buildNode(parseMeshSources(s3, cache), "", b2);
+  assert.notStrictEqual(b3.get(ADDRESS), b2.get(ADDRESS));
+  assert.deepEqual(versions(b3), fresh(s3));
+  assert.notDeepEqual(versions(b3), versions(b2));
+  // Back: the index and selections of an earlier workload set are not served stale.
+  const b4 = buildNode(parseMeshSources(s2, cache), "", b3);
+  assert.deepEqual(versions(b4), fresh(s2));
 });

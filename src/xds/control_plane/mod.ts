@@ -22,7 +22,7 @@ import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
 import { createCertificateHandler } from "./ca_service.ts";
 import { type Mesh, parseMeshSources } from "./mesh.ts";
-import { readSources, watchSources } from "./sources.ts";
+import { readSources, type TextCache, watchSources } from "./sources.ts";
 
 export { parseMesh, parseMeshSources } from "./mesh.ts";
 export type { Mesh } from "./mesh.ts";
@@ -62,11 +62,13 @@ export function nodeNameOf(id: string, metaName: string | undefined): string {
 /** What a reload reuses from the previous one: parsed files by text, resources by content. */
 export interface MeshLoader {
   readonly files: DocumentCache;
+  /** Texts of files unchanged on disk are not read again. */
+  readonly texts: TextCache;
   built: NodeResources | undefined;
 }
 
 export function newMeshLoader(): MeshLoader {
-  return { files: new Map(), built: undefined };
+  return { files: new Map(), texts: new Map(), built: undefined };
 }
 
 /** Reads, validates and encodes a mesh: a problem anywhere throws with every message. */
@@ -74,7 +76,7 @@ export async function loadMesh(
   paths: readonly string[],
   loader: MeshLoader = newMeshLoader(),
 ): Promise<Mesh> {
-  const mesh = parseMeshSources(await readSources(paths), loader.files);
+  const mesh = parseMeshSources(await readSources(paths, loader.texts), loader.files);
   // Encode the mesh-wide resources now: a value protobuf cannot take fails here, before any
   // client sees it, not inside a stream handler. Unchanged resources are reused.
   loader.built = buildNode(mesh, "", loader.built);

@@ -24,14 +24,47 @@ async function filesUnder(dir: string, depth = 0): Promise<string[]> {
   return out;
 }
 
-/** Reads every manifest file of `paths`; a missing path or an unreadable file throws. */
-export async function readSources(paths: readonly string[]): Promise<SourceText[]> {
+/** A file's text with what identifies its content on disk, and whether that may be trusted. */
+export type TextCache = Map<
+  string,
+  { readonly stamp: string; readonly stable: boolean; text: string }
+>;
+
+/** Reads every manifest file of `paths`; a missing path or an unreadable file throws. With
+ * `cache`, a file whose inode, size, mtime and ctime are unchanged is not read again (a reload
+ * after one edit reads one file). As git does for its index ("racy git"), a file modified less
+ * than a second before it was read is read again next time: an edit within the timestamps'
+ * granularity could otherwise go unseen. */
+export async function readSources(
+  paths: readonly string[],
+  cache?: TextCache,
+): Promise<SourceText[]> {
   const out: SourceText[] = [];
+  const seen = new Set<string>();
   for (const p of paths) {
     const st = await stat(p);
     const files = st.isDirectory() ? await filesUnder(p) : [p];
-    for (const f of files) out.push({ file: f, text: await readFile(f, "utf8") });
+    for (const f of files) {
+      seen.add(f);
+      if (!cache) {
+        out.push({ file: f, text: await readFile(f, "utf8") });
+        continue;
+      }
+      const fs = await stat(f);
+      const stamp = `${fs.ino}|${fs.size}|${fs.mtimeMs}|${fs.ctimeMs}`;
+      const held = cache.get(f);
+      if (held?.stable && held.stamp === stamp) {
+        out.push({ file: f, text: held.text });
+        continue;
+      }
+      const readAt = Date.now();
+      const text = await readFile(f, "utf8");
+      const stable = fs.mtimeMs < readAt - 1000;
+      cache.set(f, { stamp, stable, text });
+      out.push({ file: f, text });
+    }
   }
+  if (cache) { for (const f of [...cache.keys()]) if (!seen.has(f)) cache.delete(f); }
   return out;
 }
 
