@@ -359,19 +359,7 @@ function httpRoutes(
   return vs.http.map((h, i) => ({
     match: h.match,
     fault: h.fault,
-    route: h.route.map((d, j) => {
-      const host = hostFqdn(d.destination.host, vs.meta.namespace);
-      const path =
-        `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].route[${j}].destination`;
-      if (!byHost.has(host)) {
-        problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
-      }
-      const sub = d.destination.subset;
-      if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
-        problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
-      }
-      return { host, subset: sub, port: d.destination.port, weight: d.weight };
-    }),
+    route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
   }));
 }
 
