@@ -119,11 +119,19 @@ export class H2Session extends H2Base implements StreamHost {
     if (inc > 0) this.write(windowUpdateFrame(s.id, inc));
   }
 
-  streamDestroyed(s: H2Stream, err: Error | null): void {
+  streamDestroyed(s: H2Stream, err: Error | null, clean = false): void {
     s.h2Closed = true;
     this.blocked.delete(s);
     if (this.streams.delete(s.id) && !this.closedSocket) {
-      this.write(rstStreamFrame(s.id, err ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL));
+      if (clean && !s.localEnded) {
+        // The peer already ended its side and nothing of ours is left unsent: a destroy without
+        // an error is a normal close, so end ours (END_STREAM) rather than reset — a peer records
+        // a CANCEL as an aborted connection (ztunnel and weft both log it as an error).
+        s.localEnded = true;
+        this.write(frameHeader(0, FrameType.DATA, Flag.END_STREAM, s.id));
+      } else {
+        this.write(rstStreamFrame(s.id, err ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL));
+      }
     }
     this.pendingOpens.get(s.id)?.reject(err ?? this.fail("open", "stream destroyed"));
     this.pendingOpens.delete(s.id);

@@ -15,8 +15,9 @@ export interface StreamHost {
   sendHeaders(s: H2Stream, list: [string, string][], endStream: boolean): void;
   /** The consumer read `n` bytes: return them to the peer's window. */
   consumed(s: H2Stream, n: number): void;
-  /** The stream was destroyed locally before both sides ended: reset it. */
-  streamDestroyed(s: H2Stream, err: Error | null): void;
+  /** The stream was destroyed locally before both sides ended: reset it, or end it when `clean`
+   * (no error, the peer already ended, nothing of ours unsent). */
+  streamDestroyed(s: H2Stream, err: Error | null, clean: boolean): void;
 }
 
 /** A queued write waiting for send window. */
@@ -100,7 +101,8 @@ export class H2Stream extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const p = this.pending;
     this.pending = null;
-    if (!this.h2Closed) this.#host.streamDestroyed(this, err);
+    const clean = !err && !p && this.remoteEnded && this.writableLength === 0;
+    if (!this.h2Closed) this.#host.streamDestroyed(this, err, clean);
     if (this.#held > 0) this.#host.consumed(this, this.#held); // back to the connection window
     this.#held = 0;
     if (p) p.cb(err ?? new Error("stream destroyed"));
