@@ -8,7 +8,8 @@
 import { Buffer } from "node:buffer";
 import type { FilterChain } from "./filter_chain.ts";
 import type { LocalResponse } from "./filter_api.ts";
-import { type ByteReader, copyBody, type Framing, lastChunk, type Trailer } from "./http1_codec.ts";
+import { type ByteReader, type Framing, lastChunk, type Trailer } from "./http1_codec.ts";
+import { type BodyReader, h1Reader } from "./body_source.ts";
 
 /** Envoy's default `per_connection_buffer_limit_bytes`. */
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
@@ -17,32 +18,33 @@ class TooLarge extends Error {}
 
 /** The whole body (de-chunked), or undefined when it exceeds `maxBytes` (reading stops there).
  * The trailers of a chunked body are pushed onto `trailers`. */
-export async function bufferBody(
+export function bufferBody(
   r: ByteReader,
   framing: Framing,
   maxBytes: number,
   trailers: Trailer[] = [],
 ): Promise<Uint8Array | undefined> {
-  if (framing.kind === "none") return new Uint8Array(0);
-  if (framing.kind === "length" && framing.length > maxBytes) return undefined;
+  if (framing.kind === "none") return Promise.resolve(new Uint8Array(0));
+  if (framing.kind === "length" && framing.length > maxBytes) return Promise.resolve(undefined);
+  return bufferFrom(h1Reader(r, framing), maxBytes, trailers);
+}
+
+/** `bufferBody` for any wire (body_source.ts): HTTP/2 bodies are buffered with the same limit. */
+export async function bufferFrom(
+  src: BodyReader,
+  maxBytes: number,
+  trailers: Trailer[] = [],
+): Promise<Uint8Array | undefined> {
   const parts: Buffer[] = [];
   let size = 0;
   try {
-    await copyBody(
-      r,
-      framing,
-      (b) => {
-        size += b.length;
-        if (size > maxBytes) throw new TooLarge();
-        parts.push(b);
-        return true;
-      },
-      true,
-      undefined,
-      (t) => {
-        trailers.push(...t);
-      },
-    );
+    const t = await src((b) => {
+      size += b.length;
+      if (size > maxBytes) throw new TooLarge();
+      parts.push(b);
+      return true;
+    });
+    trailers.push(...t);
   } catch (e) {
     if (e instanceof TooLarge) return undefined;
     throw e;

@@ -18,7 +18,8 @@ import type {
   HttpResponseContext,
   LocalResponse,
 } from "./filter_api.ts";
-import { type ByteReader, copyBody, type Framing, lastChunk, type Trailer } from "./http1_codec.ts";
+import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
+import { type BodyReader, type BodySink, h1Reader, h1Sink } from "./body_source.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
@@ -66,18 +67,6 @@ function runChunk(
   return { bytes };
 }
 
-function frame(bytes: Uint8Array, chunked: boolean): Buffer | undefined {
-  if (!chunked) {
-    return bytes.length ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : undefined;
-  }
-  if (!bytes.length) return undefined;
-  return Buffer.concat([
-    Buffer.from(`${bytes.length.toString(16)}\r\n`),
-    bytes,
-    Buffer.from("\r\n"),
-  ]);
-}
-
 class LocalReply extends Error {
   constructor(readonly response: LocalResponse) {
     super("local reply from a body filter");
@@ -86,7 +75,7 @@ class LocalReply extends Error {
 
 /** Copy a body from `from` to `to` through `filters`. Returns a local response when one
  * answered (request side); throws when the copy itself fails. */
-export async function streamBody(
+export function streamBody(
   from: ByteReader,
   framing: Framing,
   to: Duplex,
@@ -97,24 +86,61 @@ export async function streamBody(
   chunked: boolean,
   onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
 ): Promise<LocalResponse | undefined> {
+  const sink = h1Sink(to, chunked, write);
+  return streamThrough(h1Reader(from, framing), sink, filters, call, ctx, onTrailers);
+}
+
+/** `streamBody` for any wire (body_source.ts): the trailers go where the sink's framing has a
+ * place for them (HTTP/1.1 chunked, HTTP/2). */
+export async function streamThrough(
+  src: BodyReader,
+  sink: BodySink,
+  filters: readonly HttpFilter[],
+  call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
+  ctx: HttpRequestContext,
+  onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
+): Promise<LocalResponse | undefined> {
   const step = async (chunk: Uint8Array, eos: boolean): Promise<void> => {
     const r = runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
     if ("respond" in r) throw new LocalReply(r.respond);
-    const framed = frame(r.bytes, chunked);
-    if (framed) await write(to, framed);
+    if (r.bytes.length) await sink.write(r.bytes);
   };
-  let trailers: Trailer[] = [];
+  let trailers: Trailer[];
   try {
-    await copyBody(from, framing, (b) => step(b, false), true, undefined, (t) => {
-      trailers = onTrailers(t);
-    });
+    trailers = onTrailers(await src((b) => step(b, false)));
     await step(new Uint8Array(0), true);
   } catch (e) {
     if (e instanceof LocalReply) return e.response;
     throw e;
   }
-  // The trailers of a chunked body follow it when it goes on chunked (else they are dropped).
-  if (chunked) await write(to, lastChunk(trailers));
+  await sink.end(trailers);
+  return undefined;
+}
+
+/** Sends a body on through `sink` the way the chain asks: the buffered (possibly replaced) body
+ * with its trailers, chunk by chunk through streaming filters, or as it comes. Returns a local
+ * response when a streaming filter answered. */
+export async function sendBody(
+  sink: BodySink,
+  src: BodyReader | undefined,
+  buffered: { body: Uint8Array; trailers: Trailer[] } | undefined,
+  streamers: readonly HttpFilter[],
+  call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
+  ctx: HttpRequestContext,
+  onTrailers: (t: Trailer[]) => Trailer[],
+): Promise<LocalResponse | undefined> {
+  if (buffered) {
+    if (buffered.body.length) await sink.write(buffered.body);
+    await sink.end(buffered.trailers);
+    return undefined;
+  }
+  if (!src) {
+    await sink.end([]);
+    return undefined;
+  }
+  if (streamers.length) return await streamThrough(src, sink, streamers, call, ctx, onTrailers);
+  const t = await src((b) => sink.write(b));
+  await sink.end(onTrailers(t));
   return undefined;
 }
 

@@ -6,27 +6,28 @@
  * (http2_upstream.ts) when the upstream speaks it (gRPC: trailers pass through).
  */
 import type { Duplex } from "node:stream";
-import { Buffer } from "node:buffer";
-import type { HttpRequestContext, LocalResponse, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type { HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
-import { copyBody, type Framing, framingOf, parseHead, serializeHead } from "./http1_codec.ts";
+import { framingOf, parseHead, serializeHead, type Trailer } from "./http1_codec.ts";
 import type { ByteReader } from "./http1_codec.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
+import { h1Reader, h1Sink, writeH2 } from "./body_source.ts";
+import { requestChunkCall, sendBody } from "./body_stream.ts";
+import {
+  answer,
+  bufferRequest,
+  HOP_BY_HOP,
+  planRequest,
+  type RequestPlan,
+  respondLocal,
+} from "./http2_phases.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
 export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-connection",
-]);
-const NO_BODY_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 
 /** What the HTTP/2 path needs from the proxy. */
 export interface H2Backend {
@@ -38,6 +39,8 @@ export interface H2Backend {
   nextRequestId(): string;
   /** Set when the upstream speaks HTTP/2 (gRPC, h2c services): streams stay HTTP/2 end to end. */
   readonly h2Upstream: H2UpstreamPool | undefined;
+  /** Largest body buffered for body filters (body_buffer.ts). */
+  readonly maxBufferedBodyBytes: number;
 }
 
 /** Serve one h2c downstream connection; `initial` holds the bytes sniffing already read (the
@@ -65,17 +68,6 @@ export function serveH2(
   return session;
 }
 
-function respondLocal(stream: H2Stream, r: LocalResponse): void {
-  if (stream.destroyed || stream.headersSent) return;
-  const h: [string, string][] = [];
-  for (const [k, v] of r.headers) h.push([k.toLowerCase(), v]);
-  if (r.grpcStatus !== undefined) {
-    h.push(["content-type", "application/grpc"], ["grpc-status", String(r.grpcStatus)]);
-  }
-  stream.respond(r.grpcStatus !== undefined ? 200 : r.status, h);
-  stream.end(typeof r.body === "string" ? r.body : Buffer.from(r.body));
-}
-
 async function serveStream(
   b: H2Backend,
   stream: H2Stream,
@@ -101,125 +93,101 @@ async function serveStream(
   };
   const chain = b.chain();
   try {
+    const reqTrailers: Trailer[] = [];
+    if (!await bufferRequest(stream, ctx, chain, b.maxBufferedBodyBytes, reqTrailers)) {
+      return b.count(413, ctx);
+    }
     const verdict = await chain.onRequest(ctx);
     if (verdict.kind === "respond") {
       stream.resume();
       b.count(verdict.response.status, ctx);
       return respondLocal(stream, verdict.response);
     }
-    if (b.h2Upstream) {
-      const status = await forwardH2(
+    const plan = planRequest(stream, ctx, chain, reqTrailers, !b.h2Upstream);
+    const status = b.h2Upstream
+      ? await forwardH2(
         b.h2Upstream,
         stream,
         ctx,
         verdict.route,
         chain,
-        (r) => respondLocal(stream, r),
-      );
-      b.count(status, ctx);
-      return;
-    }
-    const up = await b.acquire(verdict.route).catch(() => undefined);
-    if (!up) {
-      b.count(503, ctx);
-      return respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream connect error",
-        details: "upstream_connect_failure",
-      });
-    }
-    const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
-    if (!ctx.requestHeaders.has("host")) out.unshift(["host", authority]);
-    const chunked = !ctx.requestHeaders.has("content-length") && !NO_BODY_METHODS.has(method);
-    if (chunked) out.push(["transfer-encoding", "chunked"]);
-    up.stream.write(serializeHead(`${method} ${ctx.path} HTTP/1.1`, out));
-    await eachChunk(stream, (buf) => {
-      if (chunked) up.stream.write(`${buf.length.toString(16)}\r\n`);
-      const ok = up.stream.write(buf);
-      if (chunked) up.stream.write("\r\n");
-      return ok;
-    }, up.stream);
-    if (chunked) up.stream.write("0\r\n\r\n");
-    const resRaw = await up.reader.readHead();
-    if (!resRaw) {
-      up.stream.destroy();
-      b.count(503, ctx);
-      return respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      });
-    }
-    const res = parseHead(resRaw);
-    const status = Number(res.line[1]);
-    const resHeaders = new HeaderList(res.headers);
-    const noBody = method === "HEAD" || status === 204 || status === 304;
-    const framing: Framing = noBody ? { kind: "none" } : framingOf((n) => resHeaders.get(n), true);
-    const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
-    const rv = await chain.onResponse(ctx, resCtx);
-    if (rv.kind === "respond") {
-      up.stream.destroy();
-      b.count(rv.response.status, ctx);
-      return respondLocal(stream, rv.response);
-    }
-    const h = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
-    stream.respond(resCtx.status, h, framing.kind === "none");
-    if (framing.kind !== "none") {
-      await copyBody(up.reader, framing, (c) => writeWithBackpressure(stream, c), true);
-      stream.end();
-    }
-    b.count(resCtx.status, ctx);
-    if (framing.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
-      up.stream.destroy();
-    } else b.release(up);
+        plan,
+        b.maxBufferedBodyBytes,
+      )
+      : await forwardH1(b, stream, ctx, verdict.route, chain, plan);
+    b.count(status, ctx);
   } finally {
     chain.onDone(ctx);
   }
 }
 
-function writeWithBackpressure(s: Duplex, chunk: Uint8Array): boolean | Promise<void> {
-  if (s.destroyed) throw new Error("downstream stream closed");
-  if (s.write(chunk)) return true;
-  {
-    return new Promise((resolve, reject) => {
-      const done = (): void => {
-        s.off("drain", done);
-        s.off("close", gone);
-        resolve();
-      };
-      const gone = (): void => {
-        s.off("drain", done);
-        reject(new Error("downstream stream closed"));
-      };
-      s.once("drain", done);
-      s.once("close", gone);
+/** An h2 stream to an HTTP/1.1 upstream from the proxy's keep-alive pool; the status sent. */
+async function forwardH1(
+  b: H2Backend,
+  stream: H2Stream,
+  ctx: HttpRequestContext,
+  route: RouteChoice | undefined,
+  chain: FilterChain,
+  plan: RequestPlan,
+): Promise<number> {
+  const up = await b.acquire(route).catch(() => undefined);
+  if (!up) {
+    respondLocal(stream, {
+      status: 503,
+      headers: [],
+      body: "upstream connect error",
+      details: "upstream_connect_failure",
     });
+    return 503;
   }
-}
-
-/** Read the request body to its end without destroying the stream (`for await` would, and the
- * response still has to go out on it); pauses while `dst` is above its high-water mark. */
-function eachChunk(src: Duplex, onChunk: (b: Buffer) => boolean, dst: Duplex): Promise<void> {
-  if (src.readableEnded) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onData = (c: Buffer): void => {
-      if (!onChunk(c)) {
-        src.pause();
-        dst.once("drain", () => src.resume());
-      }
-    };
-    const done = (err?: Error): void => {
-      src.off("data", onData);
-      src.off("end", done);
-      src.off("close", onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onClose = (): void => done(new Error("downstream stream closed"));
-    src.on("data", onData);
-    src.once("end", done);
-    src.once("close", onClose);
-  });
+  let keep = false;
+  try {
+    const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
+    if (!ctx.requestHeaders.has("host")) out.unshift(["host", ctx.authority]);
+    if (plan.chunked) out.push(["transfer-encoding", "chunked"]);
+    up.stream.write(serializeHead(`${ctx.method} ${ctx.path} HTTP/1.1`, out));
+    const sink = h1Sink(up.stream, plan.chunked, writeH2);
+    const call = requestChunkCall(ctx);
+    const { src, buffered, streamers, onTrailers } = plan;
+    const local = await sendBody(sink, src, buffered, streamers, call, ctx, onTrailers);
+    if (local) {
+      stream.resume();
+      respondLocal(stream, local);
+      return local.status;
+    }
+    let resRaw = await up.reader.readHead();
+    let res = resRaw && parseHead(resRaw);
+    while (res && res.line[1].startsWith("1")) { // interim responses are not forwarded
+      resRaw = await up.reader.readHead();
+      res = resRaw && parseHead(resRaw);
+    }
+    if (!res) {
+      respondLocal(stream, {
+        status: 503,
+        headers: [],
+        body: "upstream reset",
+        details: "upstream_reset_before_response_started",
+      });
+      return 503;
+    }
+    const status = Number(res.line[1]);
+    const resHeaders = new HeaderList(res.headers);
+    const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
+    const framing = noBody
+      ? { kind: "none" as const }
+      : framingOf((n) => resHeaders.getAll(n), true);
+    const sent = await answer(stream, ctx, chain, b.maxBufferedBodyBytes, {
+      status,
+      headers: resHeaders,
+      src: framing.kind === "none" ? undefined : h1Reader(up.reader, framing),
+      declaredLength: framing.kind === "length" ? framing.length : 0,
+      drop: () => up.stream.destroy(),
+    });
+    keep = !up.stream.destroyed && framing.kind !== "close" &&
+      resHeaders.get("connection")?.toLowerCase() !== "close";
+    return sent;
+  } finally {
+    if (keep) b.release(up);
+    else up.stream.destroy(); // any doubt about its framing: never reused
+  }
 }

@@ -1,22 +1,19 @@
 /**
  * HTTP/2 to the upstream (h2c, e.g. gRPC services) on weft's own HTTP/2: one multiplexed session
  * per route, dialled through the proxy's `dialUpstream`, so h2 downstream streams keep HTTP/2 end
- * to end, including trailers (grpc-status). Used when HttpProxyOptions.upstreamProtocol is "h2".
+ * to end, including trailers (grpc-status), with the same body phases as every other path. Used
+ * when HttpProxyOptions.upstreamProtocol is "h2".
  */
 import type { Duplex } from "node:stream";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
+import { h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
+import { requestChunkCall, sendBody } from "./body_stream.ts";
+import { answer, HOP_BY_HOP as HOP, type RequestPlan, respondLocal } from "./http2_phases.ts";
 
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-connection",
-  "host",
-]);
+const HOP_BY_HOP = new Set([...HOP, "host"]);
 
 export class H2UpstreamPool {
   private readonly sessions = new Map<string, Promise<H2Session>>();
@@ -66,20 +63,23 @@ const upstreamReset: LocalResponse = {
   details: "upstream_reset_before_response_started",
 };
 
-/** Outcome for the caller's accounting: the status sent downstream. */
+/** Forwards one h2 downstream stream over an HTTP/2 upstream session: the request body goes on
+ * as `plan` says while the response is awaited (gRPC streams both ways at once), then the
+ * response phase (http2_phases.ts `answer`). Returns the status sent downstream. */
 export async function forwardH2(
   pool: H2UpstreamPool,
   stream: H2Stream,
   ctx: HttpRequestContext,
   route: RouteChoice | undefined,
   chain: FilterChain,
-  respondLocal: (r: LocalResponse) => void,
+  plan: RequestPlan,
+  maxBufferedBodyBytes: number,
 ): Promise<number> {
   let session: H2Session;
   try {
     session = await pool.session(route);
   } catch {
-    respondLocal({
+    respondLocal(stream, {
       status: 503,
       headers: [],
       body: "upstream connect error",
@@ -94,17 +94,29 @@ export async function forwardH2(
     [":path", ctx.path],
   ];
   for (const [k, v] of ctx.requestHeaders.entries()) if (!HOP_BY_HOP.has(k)) h.push([k, v]);
-  const requestEnded = stream.readableEnded || (stream.remoteEnded && stream.readableLength === 0);
   let up: H2Stream;
   let response: Promise<{ status: number }>;
   try {
-    ({ stream: up, response } = session.request(h, requestEnded));
+    ({ stream: up, response } = session.request(h, plan.empty));
   } catch {
-    respondLocal(upstreamReset);
+    respondLocal(stream, upstreamReset);
     return 503;
   }
-  // The request body streams at once (gRPC servers answer after it; flow control applies).
-  if (!requestEnded) stream.pipe(up);
+  // A streaming request filter may answer locally mid-body: the upstream stream is then reset
+  // and the local reply answers the downstream (or, after the response started, resets it).
+  let local: LocalResponse | undefined;
+  if (!plan.empty) {
+    const { src, buffered, streamers, onTrailers } = plan;
+    sendBody(h2Sink(up), src, buffered, streamers, requestChunkCall(ctx), ctx, onTrailers).then(
+      (l) => {
+        if (!l) return;
+        local = l;
+        up.destroy();
+        if (stream.headersSent) stream.destroy();
+      },
+      () => up.destroy(),
+    );
+  }
   const gone = new Promise<never>((_, reject) =>
     stream.once("close", () => reject(new Error("downstream closed")))
   );
@@ -115,37 +127,22 @@ export async function forwardH2(
     ({ status } = await Promise.race([response, gone]));
   } catch {
     up.destroy();
-    respondLocal(upstreamReset);
-    return 503;
+    const r = local ?? upstreamReset;
+    respondLocal(stream, r);
+    return r.status;
   }
   const resHeaders = new HeaderList();
   for (const [k, v] of up.headerList) if (!k.startsWith(":")) resHeaders.add(k, v);
-  const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
-  const rv = await chain.onResponse(ctx, resCtx);
-  if (rv.kind === "respond") {
+  try {
+    return await answer(stream, ctx, chain, maxBufferedBodyBytes, {
+      status,
+      headers: resHeaders,
+      src: h2HasBody(up) ? h2Reader(up) : undefined,
+      declaredLength: Number(resHeaders.get("content-length") ?? 0) || 0,
+      drop: () => up.destroy(),
+    });
+  } catch (e) {
     up.destroy();
-    respondLocal(rv.response);
-    return rv.response.status;
+    throw e;
   }
-  const out = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
-  const noBody = up.remoteEnded && up.readableLength === 0 && !up.trailers;
-  stream.respond(resCtx.status, out, noBody);
-  if (noBody) return resCtx.status;
-  up.pipe(stream, { end: false });
-  await new Promise<void>((resolve) => {
-    up.once("end", () => {
-      if (up.trailers) stream.outTrailers = up.trailers.filter(([k]) => !k.startsWith(":"));
-      stream.end();
-      resolve();
-    });
-    up.once("close", () => {
-      if (!up.readableEnded) stream.destroy();
-      resolve();
-    });
-    stream.once("close", () => {
-      up.destroy();
-      resolve();
-    });
-  });
-  return resCtx.status;
 }

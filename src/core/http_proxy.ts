@@ -474,6 +474,7 @@ export class HttpProxy {
         count: (status, ctx) => this.count(status, ctx),
         nextRequestId: () => `weft-${++requestSeq}`,
         h2Upstream: this.h2Pool,
+        maxBufferedBodyBytes: this.maxBody,
       },
       peer,
       down,

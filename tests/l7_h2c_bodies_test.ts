@@ -1,0 +1,166 @@
+/**
+ * Bodies and trailers on h2c downstreams (weft's own HTTP/2), to an HTTP/1.1 and to an HTTP/2
+ * upstream, through real filters built from source: a proxy-wasm body filter (buffered, Envoy's
+ * limits 413/500, a local reply from the body callback), a weft:filter@0.2.0 C component in
+ * streamed mode, and trailers carried between an h2 trailers HEADERS frame and an HTTP/1.1 chunked
+ * trailer section both ways (with no filter, a streaming filter and a proxy-wasm trailer filter).
+ */
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
+import type { HttpFilter } from "../src/core/mod.ts";
+import { startL7 } from "./support/l7_harness.ts";
+import { jsonRedact, ref, testFilter } from "./support/proxy_wasm_kit.ts";
+import { exampleFilter } from "./support/example_plugins.ts";
+import { closeSession, h2Call } from "./support/h2c_client.ts";
+import { startRig, trailerMap } from "./support/trailer_rig.ts";
+
+const SECRET = JSON.stringify({ user: "ann", password: "hunter2" });
+
+Deno.test("h2c bodies: a proxy-wasm filter rewrites buffered JSON bodies, Envoy's limits apply", async () => {
+  const f = await createProxyWasmFilter(ref("json-redact", await jsonRedact(), {}), {
+    bodies: true,
+  });
+  const h = await startL7([f], { maxBufferedBodyBytes: 64 * 1024 });
+  const s = http2.connect(h.url);
+  try {
+    // In two DATA frames, no content-length: buffered whole, sent on with its length.
+    const ok = await h2Call(s, "/echo-body", { body: [SECRET.slice(0, 9), SECRET.slice(9)] });
+    assert.equal(ok.status, 200);
+    const got = JSON.parse(ok.body);
+    assert.equal(got.received, '{"user":"ann","password":"***"}', "request body rewritten");
+    assert.equal(got.contentLength, String(got.received.length));
+    assert.equal(got.chunked, false);
+    assert.equal(got.token, "***", "response body rewritten");
+    assert.equal(ok.headers["content-length"], String(ok.body.length));
+
+    const bad = await h2Call(s, "/echo-body", { body: ["not json"] });
+    assert.equal(bad.status, 400, "local reply from the body callback");
+    assert.equal(bad.body, "expected a JSON object\n");
+
+    const big = JSON.stringify({ password: "x".repeat(70 * 1024) });
+    const tooBig = await h2Call(s, "/echo-body", { body: [big] });
+    assert.equal(tooBig.status, 413, "request body over the buffer limit");
+    const declared = await h2Call(s, "/echo-body", {
+      headers: { "content-length": String(big.length) },
+      body: [big],
+    });
+    assert.equal(declared.status, 413, "a declared length over the limit");
+    const bigRes = await h2Call(s, `/echo-body?pad=${70 * 1024}`, { body: ["{}"] });
+    assert.equal(bigRes.status, 500, "response body over the buffer limit");
+
+    // The session is still healthy after all of that.
+    const again = await h2Call(s, "/echo-body", { body: [SECRET] });
+    assert.equal(JSON.parse(again.body).token, "***");
+  } finally {
+    await closeSession(s);
+    await h.close();
+    f.close();
+  }
+});
+
+Deno.test("h2c bodies: the buffered filter on an HTTP/2 upstream keeps gRPC trailers", async () => {
+  const f = await createProxyWasmFilter(ref("json-redact", await jsonRedact(), {}), {
+    bodies: true,
+  });
+  const h = await startL7([f], { upstream: "h2", maxBufferedBodyBytes: 64 * 1024 });
+  const s = http2.connect(h.url);
+  try {
+    const r = await h2Call(s, "/pkg.Svc/Method", { body: [SECRET.slice(0, 5), SECRET.slice(5)] });
+    assert.equal(r.status, 200);
+    const echoed = JSON.parse(r.body);
+    assert.equal(echoed.body, '{"user":"ann","password":"***"}');
+    assert.equal(echoed.headers["content-length"], String(echoed.body.length));
+    assert.equal(r.trailers["grpc-status"], "0", "upstream trailers after a buffered body");
+    const tooBig = await h2Call(s, "/pkg.Svc/Method", { body: ["x".repeat(70 * 1024)] });
+    assert.equal(tooBig.status, 413);
+  } finally {
+    await closeSession(s);
+    await h.close();
+    f.close();
+  }
+});
+
+for (const upstream of ["http1", "h2"] as const) {
+  Deno.test(`h2c bodies: a 0.2.0 C component transforms streamed chunks (${upstream} upstream)`, async () => {
+    const f = await exampleFilter("c_json_body", { request: "streamed", response: "streamed" });
+    const h = await startL7([f], { upstream });
+    const s = http2.connect(h.url);
+    try {
+      const r = await h2Call(s, "/echo-body", {
+        headers: { "content-length": "9" },
+        body: ["abc", "def", "ghi"],
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers["content-length"], undefined, "length dropped: filters may change it");
+      if (upstream === "http1") {
+        assert.match(r.body, /"RECEIVED":"ABCDEFGHI"/);
+        assert.match(r.body, /"CHUNKED":TRUE/, "re-framed chunked to HTTP/1.1");
+      } else {
+        assert.match(r.body, /"BODY":"ABCDEFGHI"/);
+        assert.equal(r.trailers["grpc-status"], "0");
+      }
+    } finally {
+      await closeSession(s);
+      await h.close();
+    }
+  });
+}
+
+/** A streaming body filter that upper-cases every chunk. */
+const upper: HttpFilter = {
+  name: "upper",
+  failPolicy: "FAIL_CLOSE",
+  wantsRequestBody: false,
+  wantsResponseBody: false,
+  streamsRequestBody: true,
+  streamsResponseBody: true,
+  onRequest: () => ({ action: "continue" }),
+  onResponse: () => ({ action: "continue" }),
+  onRequestBodyChunk: (_c, chunk) => ({
+    action: "replace",
+    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
+  }),
+  onResponseBodyChunk: (_c, _r, chunk) => ({
+    action: "replace",
+    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
+  }),
+  onDone: () => {},
+};
+
+for (const label of ["no filter", "streaming filter", "proxy-wasm trailer filter"] as const) {
+  Deno.test(`h2c trailers: h2 trailers become chunked trailers and back (${label})`, async () => {
+    const wasm = label === "proxy-wasm trailer filter"
+      ? await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), { bodies: true })
+      : undefined;
+    const rig = await startRig(wasm ? [wasm] : label === "streaming filter" ? [upper] : []);
+    const s = http2.connect(`http://127.0.0.1:${rig.port}`);
+    try {
+      const r = await h2Call(s, "/up", {
+        headers: { "x-test": "trailers" },
+        body: ["hel", "lo"],
+        trailers: { "x-sum": "42" },
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, label === "streaming filter" ? "OK" : "ok");
+      const up = rig.received();
+      assert.match(up, /\r\ntransfer-encoding: chunked\r\n/i, "chunked to carry trailers");
+      const sent = Object.fromEntries(trailerMap(up));
+      if (wasm) {
+        assert.deepEqual(sent, { "x-sum": "42", "x-wasm-sum": "42", "x-wasm-count": "1" });
+        assert.equal(r.trailers["x-checksum"], "wasm");
+        assert.equal(r.trailers["x-wasm-response-count"], "2");
+      } else {
+        assert.deepEqual(sent, { "x-sum": "42" });
+        assert.equal(r.trailers["x-checksum"], "abc");
+      }
+      assert.match(up, label === "streaming filter" ? /HELLO/ : /hello|\r\n5\r\nhello/);
+      assert.equal(r.trailers["x-extra"], "v w");
+      assert.equal(r.trailers["content-length"], undefined, "forbidden trailer dropped");
+    } finally {
+      await closeSession(s);
+      await rig.close();
+      wasm?.close();
+    }
+  });
+}
