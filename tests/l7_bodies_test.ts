@@ -168,7 +168,49 @@ Deno.test("bodies: streamed chunks keep a component's memory bounded (more bytes
   const ctx = requestContext("/b", []);
   const chunk = new Uint8Array(64 * 1024).fill(97);
   for (let i = 0; i < 400; i++) { // 25 MiB through a 16 MiB instance
-    const r = f.onRequestBodyChunk!(ctx, chunk, i === 399);
+    const r = await f.onRequestBodyChunk!(ctx, chunk, i === 399);
     assert.equal(r.action, "replace", `chunk ${i}`);
+  }
+});
+
+Deno.test("bodies: a proxy-wasm filter in Envoy's streamed mode (per-chunk calls) rewrites JSON", async () => {
+  const { default: http2 } = await import("node:http2");
+  const { h2Call, closeSession } = await import("./support/h2c_client.ts");
+  const f = await createProxyWasmFilter(ref("json-redact", await jsonRedact(), {}), {
+    bodies: "streamed",
+    maxBufferedBodyBytes: 64 * 1024,
+  });
+  assert.equal(f.streamsRequestBody, true);
+  const h = await startL7([f]);
+  const client = Deno.createHttpClient({});
+  const s = http2.connect(h.url);
+  try {
+    // Held (StopIterationAndBuffer) chunk by chunk until the end, then rewritten whole.
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"password": "a'));
+        c.enqueue(new TextEncoder().encode('b"}'));
+        c.close();
+      },
+    });
+    const r = await fetch(`${h.url}/echo-body`, { client, method: "POST", body: stream });
+    assert.equal(r.status, 200);
+    const got = await r.json();
+    assert.equal(got.received, '{"password": "***"}');
+    assert.equal(got.chunked, true, "streamed: re-framed chunked");
+    assert.equal(got.token, "***");
+    const bad = await post(h, client, "not json");
+    assert.equal(bad.status, 400, "local reply from the last body call");
+    const big = await post(h, client, JSON.stringify({ password: "x".repeat(70 * 1024) }));
+    assert.equal(big.status, 413, "held bytes over the buffer limit");
+
+    const viaH2 = await h2Call(s, "/echo-body", { body: ['{"password"', ': "zz"}'] });
+    assert.equal(viaH2.status, 200);
+    assert.equal(JSON.parse(viaH2.body).received, '{"password": "***"}', "h2c: same callbacks");
+  } finally {
+    await closeSession(s);
+    client.close();
+    await h.close();
+    f.close();
   }
 });

@@ -159,7 +159,7 @@ export function wasmPluginsFor(
         clusters: {},
         maxMemoryBytes: undefined,
         callBudgetMs: undefined,
-        bodies: false,
+        bodies: "none",
         name: directions.length > 1 ? `${p.meta.name}-${direction}` : p.meta.name,
         url: p.url,
         sha256: p.sha256,

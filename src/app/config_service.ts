@@ -224,7 +224,11 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
     callBudgetMs: o.callBudgetMs === undefined
       ? undefined
       : c.int(`${path}.callBudgetMs`, o.callBudgetMs, undefined, 1, 60_000),
-    bodies: c.bool(`${path}.bodies`, o.bodies, false),
+    bodies: typeof o.bodies === "string"
+      ? c.oneOf(`${path}.bodies`, o.bodies, ["none", "buffered", "streamed"], "none")
+      : c.bool(`${path}.bodies`, o.bodies, false)
+      ? "buffered"
+      : "none",
   };
 }
 

@@ -240,3 +240,27 @@ Deno.test("config: plugins are scoped by service; duplicates in one scope are an
   });
   assert(!bad2.ok && bad2.problems.some((p) => p.startsWith("services[0].plugins[0].clusters.x")));
 });
+
+Deno.test("config: plugin bodies: true/false, buffered or streamed; anything else is an error", () => {
+  const withBodies = (bodies: unknown) =>
+    validateConfig({
+      services: [{
+        name: "a",
+        ports: [80],
+        plugins: [{ name: "p", url: "file:///p.wasm", type: "proxy-wasm", bodies }],
+      }],
+    });
+  const modes = [[true, "buffered"], [false, "none"], ["streamed", "streamed"], [
+    "buffered",
+    "buffered",
+  ]] as const;
+  for (const [v, want] of modes) {
+    const r = withBodies(v);
+    assert(r.ok, r.ok ? "" : r.problems.join("\n"));
+    assertEquals(r.config.services[0]!.plugins[0]!.bodies, want);
+    const runtime = snapshotFromConfig(r.config).services[0]!.inboundFilters[0]!.runtime;
+    assertEquals(runtime?.bodies, want === "none" ? undefined : want);
+  }
+  const bad = withBodies("chunky");
+  assert(!bad.ok && bad.problems.some((p) => p.startsWith("services[0].plugins[0].bodies")));
+});

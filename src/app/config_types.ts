@@ -65,8 +65,9 @@ export interface PluginConfig {
   readonly clusters: Readonly<Record<string, CalloutCluster>>;
   readonly maxMemoryBytes: number | undefined;
   readonly callBudgetMs: number | undefined;
-  /** Buffered request/response bodies for this plugin (proxy-wasm body callbacks). */
-  readonly bodies: boolean;
+  /** proxy-wasm body callbacks: none, whole bodies (`true` = "buffered") or Envoy's per-chunk
+   * "streamed" calls. */
+  readonly bodies: "none" | "buffered" | "streamed";
   readonly name: string;
   readonly url: string;
   readonly sha256: string | undefined;

@@ -71,7 +71,7 @@ export function pluginRef(p: PluginConfig, scope?: string): FilterRef {
     ...(Object.keys(p.clusters).length ? { clusters: p.clusters } : {}),
     ...(p.maxMemoryBytes !== undefined ? { maxMemoryBytes: p.maxMemoryBytes } : {}),
     ...(p.callBudgetMs !== undefined ? { callBudgetMs: p.callBudgetMs } : {}),
-    ...(p.bodies ? { bodies: true } : {}),
+    ...(p.bodies !== "none" ? { bodies: p.bodies } : {}),
   };
   return {
     name: p.name,

@@ -44,17 +44,25 @@ export function setStreamedFraming(
 
 type Step = { bytes: Uint8Array } | { respond: LocalResponse };
 
-function runChunk(
+/** One body hook call on a chunk (a filter may take time: proxy-wasm stopped at the end). */
+export type ChunkCall = (
+  f: HttpFilter,
+  chunk: Uint8Array,
+  eos: boolean,
+) => BodyOutcome | Promise<BodyOutcome>;
+
+async function runChunk(
   filters: readonly HttpFilter[],
-  call: (f: HttpFilter, chunk: Uint8Array) => BodyOutcome,
+  call: (f: HttpFilter, chunk: Uint8Array) => BodyOutcome | Promise<BodyOutcome>,
   chunk: Uint8Array,
   ctx: HttpRequestContext,
-): Step {
+): Promise<Step> {
   let bytes = chunk;
   for (const f of filters) {
     let out: BodyOutcome;
     try {
-      out = call(f, bytes);
+      const o = call(f, bytes);
+      out = o instanceof Promise ? await o : o;
     } catch (e) {
       out = { action: "failed", kind: "trap", message: String(e) };
     }
@@ -81,7 +89,7 @@ export function streamBody(
   to: Duplex,
   write: (to: Duplex, b: Buffer) => boolean | Promise<void>,
   filters: readonly HttpFilter[],
-  call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
+  call: ChunkCall,
   ctx: HttpRequestContext,
   chunked: boolean,
   onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
@@ -96,12 +104,12 @@ export async function streamThrough(
   src: BodyReader,
   sink: BodySink,
   filters: readonly HttpFilter[],
-  call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
+  call: ChunkCall,
   ctx: HttpRequestContext,
   onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
 ): Promise<LocalResponse | undefined> {
   const step = async (chunk: Uint8Array, eos: boolean): Promise<void> => {
-    const r = runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
+    const r = await runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
     if ("respond" in r) throw new LocalReply(r.respond);
     if (r.bytes.length) await sink.write(r.bytes);
   };
@@ -125,7 +133,7 @@ export async function sendBody(
   src: BodyReader | undefined,
   buffered: { body: Uint8Array; trailers: Trailer[] } | undefined,
   streamers: readonly HttpFilter[],
-  call: (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome,
+  call: ChunkCall,
   ctx: HttpRequestContext,
   onTrailers: (t: Trailer[]) => Trailer[],
 ): Promise<LocalResponse | undefined> {
@@ -146,14 +154,14 @@ export async function sendBody(
 
 export function requestChunkCall(
   ctx: HttpRequestContext,
-): (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome {
+): ChunkCall {
   return (f, chunk, eos) => f.onRequestBodyChunk!(ctx, chunk, eos);
 }
 
 export function responseChunkCall(
   ctx: HttpRequestContext,
   res: HttpResponseContext,
-): (f: HttpFilter, chunk: Uint8Array, eos: boolean) => BodyOutcome {
+): ChunkCall {
   return (f, chunk, eos) => f.onResponseBodyChunk!(ctx, res, chunk, eos);
 }
 

@@ -121,20 +121,22 @@ export interface HttpFilter {
     res: HttpResponseContext,
   ): FilterOutcome | Promise<FilterOutcome>;
   /** Streamed bodies (optional): the data path calls these per chunk, in chain order for the
-   * request and reverse order for the response, when they are true. */
+   * request and reverse order for the response, when they are true. A filter may hold bytes
+   * (answer `replace` with fewer, even none) and release them later; a Promise holds the body
+   * until it settles (proxy-wasm: a stop at end of stream until `proxy_continue_stream`). */
   readonly streamsRequestBody?: boolean;
   readonly streamsResponseBody?: boolean;
   onRequestBodyChunk?(
     ctx: HttpRequestContext,
     chunk: Uint8Array,
     endOfStream: boolean,
-  ): BodyOutcome;
+  ): BodyOutcome | Promise<BodyOutcome>;
   onResponseBodyChunk?(
     ctx: HttpRequestContext,
     res: HttpResponseContext,
     chunk: Uint8Array,
     endOfStream: boolean,
-  ): BodyOutcome;
+  ): BodyOutcome | Promise<BodyOutcome>;
   /** Trailers (optional): called once a chunked body's non-empty trailer section was read (after
    * the body), in chain order for the request and reverse order for the response; the filter may
    * change `trailers`. They go on only when the outgoing body is chunked (trailers.ts). */

@@ -22,6 +22,11 @@ export { HeaderList } from "./header_map.ts";
 export { failResponse, FilterChain, orderFilterRefs } from "./filter_chain.ts";
 export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
+export {
+  DEFAULT_MAX_BUFFERED_BODY_BYTES,
+  REQUEST_TOO_LARGE,
+  RESPONSE_TOO_LARGE,
+} from "./body_buffer.ts";
 export { writeLocal } from "./http_io.ts";
 export type { HttpProxyOptions } from "./http_proxy.ts";
 export { checkFilterConfig, registerFilterConfigCheck } from "./filter_checks.ts";

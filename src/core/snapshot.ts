@@ -114,8 +114,9 @@ export interface FilterRuntime {
   readonly clusters?: Readonly<Record<string, string | CalloutCluster>>;
   readonly maxMemoryBytes?: number;
   readonly callBudgetMs?: number;
-  /** Ask the data path for whole (buffered) request and response bodies. */
-  readonly bodies?: boolean;
+  /** proxy-wasm bodies: "buffered" (the whole body in one body callback; `true` means this) or
+   * "streamed" (Envoy's per-chunk callbacks with StopIterationAndBuffer); default none. */
+  readonly bodies?: boolean | "none" | "buffered" | "streamed";
 }
 
 export type FailPolicy = "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";

@@ -62,7 +62,11 @@ export class ManagedFilter implements HttpFilter {
   }
 
   /** Chunks go to the generation the request started on. */
-  onRequestBodyChunk(ctx: HttpRequestContext, chunk: Uint8Array, eos: boolean): BodyOutcome {
+  onRequestBodyChunk(
+    ctx: HttpRequestContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome | Promise<BodyOutcome> {
     const g = this.started.get(ctx) ?? this.current;
     return g.onRequestBodyChunk?.(ctx, chunk, eos) ?? PASS;
   }
@@ -71,7 +75,7 @@ export class ManagedFilter implements HttpFilter {
     res: HttpResponseContext,
     chunk: Uint8Array,
     eos: boolean,
-  ): BodyOutcome {
+  ): BodyOutcome | Promise<BodyOutcome> {
     const g = this.started.get(ctx) ?? this.current;
     return g.onResponseBodyChunk?.(ctx, res, chunk, eos) ?? PASS;
   }

@@ -38,9 +38,9 @@ function bufferOf(vm: ProxyWasmVm, type: number): Uint8Array | undefined {
     case BufferType.PLUGIN_CONFIGURATION:
       return vm.callback === "configure" ? vm.settings.pluginConfig : undefined;
     case BufferType.HTTP_REQUEST_BODY:
-      return s?.req.requestBody;
+      return s?.requestHeld ?? s?.req.requestBody;
     case BufferType.HTTP_RESPONSE_BODY:
-      return s?.res?.responseBody;
+      return s?.responseHeld ?? s?.res?.responseBody;
     case BufferType.HTTP_CALL_RESPONSE_BODY:
       return vm.httpCallResult?.body;
     case BufferType.GRPC_CALL_MESSAGE:
@@ -146,7 +146,11 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       guard(() => {
         const s = vm.effective;
         const data = m.read(p, l);
-        if (type === BufferType.HTTP_REQUEST_BODY && s?.req.requestBody) {
+        if (type === BufferType.HTTP_REQUEST_BODY && s?.requestHeld) {
+          s.requestHeld = splice(s.requestHeld, start >>> 0, size >>> 0, data);
+        } else if (type === BufferType.HTTP_RESPONSE_BODY && s?.responseHeld) {
+          s.responseHeld = splice(s.responseHeld, start >>> 0, size >>> 0, data);
+        } else if (type === BufferType.HTTP_REQUEST_BODY && s?.req.requestBody) {
           s.req.requestBody = splice(s.req.requestBody, start >>> 0, size >>> 0, data);
         } else if (type === BufferType.HTTP_RESPONSE_BODY && s?.res?.responseBody) {
           s.res.responseBody = splice(s.res.responseBody, start >>> 0, size >>> 0, data);

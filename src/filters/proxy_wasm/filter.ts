@@ -9,6 +9,7 @@
 import { logger, metrics } from "../../core/mod.ts";
 import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import type {
+  BodyOutcome,
   FailPolicy,
   FilterOutcome,
   HeaderMap,
@@ -17,6 +18,7 @@ import type {
   HttpResponseContext,
 } from "../../core/mod.ts";
 import { donePhase, requestPhase, responsePhase, trailersPhase } from "./http_phases.ts";
+import { bodyChunkPhase } from "./body_phase.ts";
 import { type CompiledPlugin, type GuestFailure, ProxyWasmVm, type StreamState } from "./vm.ts";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -33,6 +35,8 @@ export class ProxyWasmFilter implements HttpFilter {
   readonly failPolicy: FailPolicy;
   readonly wantsRequestBody: boolean;
   readonly wantsResponseBody: boolean;
+  readonly streamsRequestBody: boolean;
+  readonly streamsResponseBody: boolean;
   private vm: ProxyWasmVm | undefined;
   private generation = 0;
   private crashes = 0;
@@ -49,8 +53,8 @@ export class ProxyWasmFilter implements HttpFilter {
     const st = compiled.settings;
     this.name = st.name;
     this.failPolicy = st.failPolicy;
-    this.wantsRequestBody = st.bodies;
-    this.wantsResponseBody = st.bodies;
+    this.wantsRequestBody = st.bodies === "buffered";
+    this.wantsResponseBody = st.bodies === "buffered";
     this.labels = {
       req: { filter: st.name, phase: "request" },
       res: { filter: st.name, phase: "response" },
@@ -68,6 +72,11 @@ export class ProxyWasmFilter implements HttpFilter {
       },
     };
     this.vm = this.startVm();
+    // Streamed (Envoy's per-chunk calls) only where the module has the callback: other bodies
+    // keep their framing untouched.
+    const streamed = st.bodies === "streamed";
+    this.streamsRequestBody = streamed && !!this.vm.export("proxy_on_request_body");
+    this.streamsResponseBody = streamed && !!this.vm.export("proxy_on_response_body");
     this.log.info("proxy-wasm plugin loaded", {
       plugin: st.name,
       abi: compiled.abi,
@@ -164,6 +173,36 @@ export class ProxyWasmFilter implements HttpFilter {
     return this.counted(ctx, outcome);
   }
 
+  onRequestBodyChunk(
+    ctx: HttpRequestContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome | Promise<BodyOutcome> {
+    const s = this.streams.get(ctx);
+    if (!s) return PASS;
+    return this.countedBody(ctx, bodyChunkPhase(s, "request", chunk, eos));
+  }
+
+  onResponseBodyChunk(
+    ctx: HttpRequestContext,
+    _res: HttpResponseContext,
+    chunk: Uint8Array,
+    eos: boolean,
+  ): BodyOutcome | Promise<BodyOutcome> {
+    const s = this.streams.get(ctx);
+    if (!s) return PASS;
+    return this.countedBody(ctx, bodyChunkPhase(s, "response", chunk, eos));
+  }
+
+  private countedBody(
+    ctx: HttpRequestContext,
+    o: BodyOutcome | Promise<BodyOutcome>,
+  ): BodyOutcome | Promise<BodyOutcome> {
+    return this.counted(ctx, o as FilterOutcome | Promise<FilterOutcome>) as
+      | BodyOutcome
+      | Promise<BodyOutcome>;
+  }
+
   onRequestTrailers(ctx: HttpRequestContext, trailers: HeaderMap): void {
     const s = this.streams.get(ctx);
     if (s) trailersPhase(s, "request", trailers);
@@ -209,6 +248,8 @@ export class ProxyWasmFilter implements HttpFilter {
     this.vm = undefined; // streams in flight keep their VM; new requests get "unavailable"
   }
 }
+
+const PASS: BodyOutcome = Object.freeze({ action: "continue" });
 
 function unavailable(message: string): FilterOutcome {
   return { action: "failed", kind: "unavailable", message };

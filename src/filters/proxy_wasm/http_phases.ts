@@ -62,6 +62,16 @@ function runPhase(
   if (s.calloutError !== undefined && s.calloutsInFlight === 0) {
     return { action: "failed", kind: "callout", message: s.calloutError };
   }
+  return untilResumed(vm, s, which);
+}
+
+/** A paused stream's outcome: settled by `proxy_continue_stream`, a local response, a close, the
+ * VM's death, or the pause timeout. */
+export function untilResumed(
+  vm: ProxyWasmVm,
+  s: StreamState,
+  which: "request" | "response",
+): Promise<FilterOutcome> {
   s.pausedOn = which;
   // A guest that never continues must not hold the request (and the connection) forever.
   const limitMs = vm.settings.pauseTimeoutMs;

@@ -3,7 +3,7 @@
  * node) and their validation into a frozen, fully-defaulted shape.
  */
 import { readFileSync } from "node:fs";
-import { WeftError } from "../../core/mod.ts";
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES, WeftError } from "../../core/mod.ts";
 import type { CalloutCluster, FailPolicy, FilterRuntime } from "../../core/mod.ts";
 
 export interface ProxyWasmHostOptions {
@@ -27,8 +27,13 @@ export interface ProxyWasmHostOptions {
   readonly nodeMetadata?: Readonly<Record<string, unknown>>;
   /** WASI environment for the plugin only (WasmPlugin vmConfig.env, INLINE values). */
   readonly env?: Readonly<Record<string, string>>;
-  /** Ask the data path for buffered bodies and run the body callbacks. Default false. */
-  readonly bodies?: boolean;
+  /** Body callbacks: `true`/"buffered" (the data path buffers the whole body, one callback with
+   * end_of_stream), "streamed" (one callback per chunk as Envoy: StopIterationAndBuffer keeps
+   * accumulating up to `maxBufferedBodyBytes`), or false/"none" (default). */
+  readonly bodies?: boolean | "none" | "buffered" | "streamed";
+  /** Envoy's buffer limit for streamed bodies a filter holds (StopIterationAndBuffer): 413 for
+   * a request over it, a reset response (its head already left). Default 1 MiB. */
+  readonly maxBufferedBodyBytes?: number;
   /** Linear-memory cap; a VM growing past it is failed ("memory") and recreated. */
   readonly maxMemoryBytes?: number;
   /** Instrument the module (fuel + per-call deadline, memory maximum clamp). Default true. */
@@ -57,7 +62,8 @@ export interface PluginSettings {
   readonly nodeCluster: string;
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
   readonly env: readonly string[];
-  readonly bodies: boolean;
+  readonly bodies: "none" | "buffered" | "streamed";
+  readonly maxBufferedBodyBytes: number;
   readonly maxMemoryBytes: number;
   readonly reloadBackoffMs: number;
   readonly sandbox: boolean;
@@ -192,7 +198,8 @@ export function resolveSettings(
     nodeCluster: o.nodeCluster ?? "",
     nodeMetadata: o.nodeMetadata ?? {},
     env: Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`),
-    bodies: o.bodies ?? false,
+    bodies: o.bodies === true ? "buffered" : o.bodies === false ? "none" : o.bodies ?? "none",
+    maxBufferedBodyBytes: o.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES,
     maxMemoryBytes,
     reloadBackoffMs,
     sandbox: o.sandbox ?? true,

@@ -238,6 +238,8 @@ export class ProxyWasmVm {
       res: undefined,
       requestTrailers: undefined,
       responseTrailers: undefined,
+      requestHeld: undefined,
+      responseHeld: undefined,
       startMs: Date.now(),
       local: undefined,
       resume: undefined,

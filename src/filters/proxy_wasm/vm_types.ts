@@ -36,6 +36,10 @@ export interface StreamState {
   /** The trailers being shown to the guest (set during its trailers callback only). */
   requestTrailers: HeaderMap | undefined;
   responseTrailers: HeaderMap | undefined;
+  /** Streamed bodies: what the guest holds (StopIterationAndBuffer) plus the chunk it is being
+   * shown: HTTP_REQUEST_BODY / HTTP_RESPONSE_BODY while set. */
+  requestHeld: Uint8Array | undefined;
+  responseHeld: Uint8Array | undefined;
   /** Stream start, ms since the epoch (request.time). */
   readonly startMs: number;
   local: LocalResponse | undefined;

@@ -420,14 +420,46 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   return CONTINUE;
 }
 
+/* "chunks" (streamed bodies, Envoy's per-chunk calls): a buffer starting with 'h' is held
+ * (StopIterationAndBuffer) until the end of stream; one starting with 'w' is held at the end
+ * too, until the test calls test_continue_body; everything else is prefixed with
+ * "<body_buffer_length>:" ("!" instead of ":" at end of stream) and continues. */
+static uint32_t chunk_ctx;
+static uint32_t chunks(uint32_t buffer, uint32_t ctx, uint32_t size, uint32_t eos) {
+  char *b = 0;
+  size_t bl = 0;
+  if (proxy_get_buffer_bytes(buffer, 0, size, &b, &bl) != OK) return CONTINUE;
+  if (bl != size) return CONTINUE;
+  if (bl > 0 && b[0] == 'h' && !eos) return PAUSE;
+  if (bl > 0 && b[0] == 'w' && eos) {
+    chunk_ctx = ctx;
+    return PAUSE;
+  }
+  char tag[24];
+  size_t n = utoa(size, tag);
+  tag[n++] = eos ? '!' : ':';
+  proxy_set_buffer_bytes(buffer, 0, 0, tag, n);
+  return CONTINUE;
+}
+
+EXPORT(test_continue_body) uint32_t test_continue_body(uint32_t stream) {
+  proxy_set_effective_context(chunk_ctx);
+  return proxy_continue_stream(stream);
+}
+
 EXPORT(proxy_on_request_body) uint32_t on_request_body(uint32_t ctx, uint32_t size, uint32_t eos) {
-  (void)ctx; (void)eos;
+  if (is("chunks")) return chunks(HTTP_REQUEST_BODY, ctx, size, eos);
   if (!is("body")) return CONTINUE;
   char *b = 0;
   size_t bl = 0;
   proxy_get_buffer_bytes(HTTP_REQUEST_BODY, 0, size, &b, &bl);
   proxy_set_buffer_bytes(HTTP_REQUEST_BODY, 0, 0, S("seen:"));
   set_req_num(S("x-body-size"), bl);
+  return CONTINUE;
+}
+
+EXPORT(proxy_on_response_body) uint32_t on_response_body(uint32_t ctx, uint32_t size, uint32_t eos) {
+  if (is("chunks")) return chunks(1 /* HTTP_RESPONSE_BODY */, ctx, size, eos);
   return CONTINUE;
 }
 
