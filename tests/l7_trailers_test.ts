@@ -130,3 +130,40 @@ for (const bodies of [false, true]) {
     }
   });
 }
+
+// A local reply from a proxy-wasm trailers callback (Envoy's decodeTrailers/encodeTrailers):
+// the request is answered; a response already under way is reset, a buffered one answered.
+for (const bodies of [false, true, "streamed"] as const) {
+  Deno.test(`trailers: a proxy-wasm local reply from the trailers callbacks (bodies ${bodies})`, async () => {
+    const f = await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), { bodies });
+    const rig = await startRig([f]);
+    const { default: http2 } = await import("node:http2");
+    const { h2Call, closeSession } = await import("./support/h2c_client.ts");
+    const s = http2.connect(`http://127.0.0.1:${rig.port}`);
+    try {
+      const req = REQUEST.replace("Host: a\r\n", "Host: a\r\nx-test: trailers-local\r\n");
+      const res = await exchange(rig.port, req);
+      assert.match(res, /^HTTP\/1\.1 403 /, "request trailers answered locally");
+      assert.match(res, /denied by trailers\n$/);
+      const h2 = await h2Call(s, "/up", {
+        headers: { "x-test": "trailers-local" },
+        body: ["hello"],
+        trailers: { "x-sum": "42" },
+      });
+      assert.equal(h2.status, 403, "h2c: the same");
+      // No request trailers: the response's trailers callback answers.
+      const late = await exchange(rig.port, req.replace(/0\r\nx-sum[^]*$/, "0\r\n\r\n"));
+      if (bodies !== "streamed") {
+        // Buffered, or arrived whole (held until its trailers were seen): nothing left yet.
+        assert.match(late, /^HTTP\/1\.1 403 /, "response not started: answered");
+      } else {
+        assert.match(late, /^HTTP\/1\.1 200 /);
+        assert.equal(chunkedEnd(late), -1, "response under way: reset before its trailers");
+      }
+    } finally {
+      await closeSession(s).catch(() => {});
+      await rig.close();
+      f.close();
+    }
+  });
+}

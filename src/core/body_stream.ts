@@ -6,7 +6,8 @@
  * and end-of-stream. A request filter may still answer locally (the upstream is abandoned); a
  * response filter cannot once the response started (the stream is reset, as Envoy does). A
  * failing filter follows its fail policy: FAIL_OPEN passes the chunk, otherwise the request is
- * answered with the fail response (request) or reset (response).
+ * answered with the fail response (request) or reset (response). A trailers hook that answers
+ * locally (trailers.ts `TrailersReply`) ends the body the same way.
  */
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
@@ -21,6 +22,7 @@ import type {
 import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
 import { type BodyReader, type BodySink, h1Reader, h1Sink } from "./body_source.ts";
 import { logger } from "./log.ts";
+import { TrailersReply, type TrailersStep } from "./trailers.ts";
 
 const log = logger("http_proxy");
 
@@ -92,7 +94,7 @@ export function streamBody(
   call: ChunkCall,
   ctx: HttpRequestContext,
   chunked: boolean,
-  onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
+  onTrailers: (t: Trailer[]) => TrailersStep = (t) => t,
 ): Promise<LocalResponse | undefined> {
   const sink = h1Sink(to, chunked, write);
   return streamThrough(h1Reader(from, framing), sink, filters, call, ctx, onTrailers);
@@ -106,7 +108,7 @@ export async function streamThrough(
   filters: readonly HttpFilter[],
   call: ChunkCall,
   ctx: HttpRequestContext,
-  onTrailers: (t: Trailer[]) => Trailer[] = (t) => t,
+  onTrailers: (t: Trailer[]) => TrailersStep = (t) => t,
 ): Promise<LocalResponse | undefined> {
   const step = async (chunk: Uint8Array, eos: boolean): Promise<void> => {
     const r = await runChunk(filters, (f, c) => call(f, c, eos), chunk, ctx);
@@ -115,10 +117,11 @@ export async function streamThrough(
   };
   let trailers: Trailer[];
   try {
-    trailers = onTrailers(await src((b) => step(b, false)));
+    const t = onTrailers(await src((b) => step(b, false)));
+    trailers = t instanceof Promise ? await t : t;
     await step(new Uint8Array(0), true);
   } catch (e) {
-    if (e instanceof LocalReply) return e.response;
+    if (e instanceof LocalReply || e instanceof TrailersReply) return e.response;
     throw e;
   }
   await sink.end(trailers);
@@ -135,7 +138,7 @@ export async function sendBody(
   streamers: readonly HttpFilter[],
   call: ChunkCall,
   ctx: HttpRequestContext,
-  onTrailers: (t: Trailer[]) => Trailer[],
+  onTrailers: (t: Trailer[]) => TrailersStep,
 ): Promise<LocalResponse | undefined> {
   if (buffered) {
     if (buffered.body.length) await sink.write(buffered.body);
@@ -147,8 +150,13 @@ export async function sendBody(
     return undefined;
   }
   if (streamers.length) return await streamThrough(src, sink, streamers, call, ctx, onTrailers);
-  const t = await src((b) => sink.write(b));
-  await sink.end(onTrailers(t));
+  try {
+    const t = await src((b) => sink.write(b));
+    await sink.end(await onTrailers(t));
+  } catch (e) {
+    if (e instanceof TrailersReply) return e.response;
+    throw e;
+  }
   return undefined;
 }
 

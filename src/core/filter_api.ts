@@ -104,6 +104,12 @@ export type BodyOutcome =
   | BodyDecision
   | { readonly action: "failed"; readonly kind: FilterFailureKind; readonly message: string };
 
+/** What a trailers hook answers: nothing (go on with the trailers as changed) or a local reply. */
+export type TrailersOutcome = void | {
+  readonly action: "respond";
+  readonly response: LocalResponse;
+};
+
 export type FilterOutcome =
   | FilterDecision
   | { readonly action: "failed"; readonly kind: FilterFailureKind; readonly message: string };
@@ -137,11 +143,20 @@ export interface HttpFilter {
     chunk: Uint8Array,
     endOfStream: boolean,
   ): BodyOutcome | Promise<BodyOutcome>;
-  /** Trailers (optional): called once a chunked body's non-empty trailer section was read (after
-   * the body), in chain order for the request and reverse order for the response; the filter may
-   * change `trailers`. They go on only when the outgoing body is chunked (trailers.ts). */
-  onRequestTrailers?(ctx: HttpRequestContext, trailers: HeaderMap): void;
-  onResponseTrailers?(ctx: HttpRequestContext, res: HttpResponseContext, trailers: HeaderMap): void;
+  /** Trailers (optional): called once a message's non-empty trailers were read (after the body),
+   * in chain order for the request and reverse order for the response; the filter may change
+   * `trailers`. They go on where the outgoing framing carries them (trailers.ts). A filter may
+   * hold them (a Promise: proxy-wasm paused until `proxy_continue_stream`) or answer locally:
+   * the request is answered (the upstream abandoned); a response, already started, is reset. */
+  onRequestTrailers?(
+    ctx: HttpRequestContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome | Promise<TrailersOutcome>;
+  onResponseTrailers?(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome | Promise<TrailersOutcome>;
   /** Called once per request after the response completed or the stream was reset. */
   onDone(ctx: HttpRequestContext): void;
   /** Optional: release this generation's resources (timers, VMs) after it was swapped out and

@@ -191,7 +191,8 @@ const PREFETCH_BYTES = 64 * 1024;
 /** Copies one body from `r` to `write`: length and close bodies as they are, chunked bodies
  * re-chunked by weft with their trailers (or, with `dechunk`, only their data: for HTTP/2
  * downstreams and filters). `head`, if given, is written with the first body bytes.
- * `onTrailers` sees the trailers of a chunked body (and may replace those forwarded). Nothing is written while more of the body is
+ * `onTrailers` sees the trailers of a chunked body (and may replace those forwarded, or hold
+ * them: a Promise, or throw). Nothing is written while more of the body is
  * already buffered (up to 64 KiB): a message that arrived whole is validated whole before its
  * first byte (head included) goes out, so a malformed body reaches nobody. */
 export async function copyBody(
@@ -200,7 +201,7 @@ export async function copyBody(
   write: (b: Buffer) => boolean | Promise<void>,
   dechunk = false,
   head?: Buffer,
-  onTrailers?: (t: Trailer[]) => Trailer[] | void,
+  onTrailers?: (t: Trailer[]) => Trailer[] | Promise<Trailer[]> | void,
 ): Promise<void> {
   const chunked = framing.kind === "chunked" && !dechunk;
   const it = bodyChunks(r, framing);
@@ -209,7 +210,9 @@ export async function copyBody(
   for (;;) {
     const n = await it.next();
     if (n.done) {
-      const t = (onTrailers && framing.kind === "chunked" && onTrailers(n.value)) || n.value;
+      let seen = onTrailers && framing.kind === "chunked" ? onTrailers(n.value) : undefined;
+      if (seen instanceof Promise) seen = await seen;
+      const t = seen || n.value;
       if (chunked) pending.push(lastChunk(t));
       if (pending.length) await write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
       return;

@@ -25,6 +25,7 @@ import {
   respondLocal,
 } from "./http2_phases.ts";
 import { logger } from "./log.ts";
+import { TrailersReply } from "./trailers.ts";
 
 const log = logger("http_proxy");
 export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -103,7 +104,14 @@ async function serveStream(
       b.count(verdict.response.status, ctx);
       return respondLocal(stream, verdict.response);
     }
-    const plan = planRequest(stream, ctx, chain, reqTrailers, !b.h2Upstream);
+    let plan: RequestPlan;
+    try {
+      plan = await planRequest(stream, ctx, chain, reqTrailers, !b.h2Upstream);
+    } catch (e) {
+      if (!(e instanceof TrailersReply)) throw e;
+      b.count(e.response.status, ctx);
+      return respondLocal(stream, e.response);
+    }
     const status = b.h2Upstream
       ? await forwardH2(
         b.h2Upstream,

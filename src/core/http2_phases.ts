@@ -31,7 +31,7 @@ import {
   sendBody,
   setStreamedFraming,
 } from "./body_stream.ts";
-import { requestTrailers, responseTrailers } from "./trailers.ts";
+import { requestTrailers, responseTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
@@ -48,7 +48,7 @@ export interface RequestPlan {
   /** The buffered (possibly replaced) body and its trailers after the trailer hooks. */
   readonly buffered: { body: Uint8Array; trailers: Trailer[] } | undefined;
   readonly streamers: ReturnType<typeof requestStreamers>;
-  readonly onTrailers: (t: Trailer[]) => Trailer[];
+  readonly onTrailers: (t: Trailer[]) => TrailersStep;
   /** Nothing at all to send after the head (END_STREAM on it). */
   readonly empty: boolean;
   /** To an HTTP/1.1 upstream: send it chunked (else by its content-length). */
@@ -94,19 +94,20 @@ export async function bufferRequest(
 }
 
 /** After the request phase: how the body goes on, with `ctx.requestHeaders` set for it
- * (`chunked`: the upstream is HTTP/1.1, whose framing must carry trailers). */
-export function planRequest(
+ * (`chunked`: the upstream is HTTP/1.1, whose framing must carry trailers). Throws
+ * `TrailersReply` when a trailers hook answered a buffered body's trailers locally. */
+export async function planRequest(
   stream: H2Stream,
   ctx: HttpRequestContext,
   chain: FilterChain,
   reqTrailers: Trailer[],
   chunked: boolean,
-): RequestPlan {
+): Promise<RequestPlan> {
   const onTrailers = requestTrailers(chain, ctx);
   const h = ctx.requestHeaders;
   const none = { src: undefined, buffered: undefined, streamers: [], onTrailers };
   if (ctx.requestBody) {
-    const trailers = onTrailers(reqTrailers);
+    const trailers = await onTrailers(reqTrailers);
     const c = chunked && trailers.length > 0;
     setBufferedLength(h, ctx.requestBody.length, c);
     return { ...none, buffered: { body: ctx.requestBody, trailers }, empty: false, chunked: c };
@@ -164,7 +165,15 @@ export async function answer(
   const onTrailers = responseTrailers(chain, ctx, resCtx);
   const h = resCtx.responseHeaders;
   const body = resCtx.responseBody;
-  const buffered = body ? { body, trailers: onTrailers(resTrailers) } : undefined;
+  let buffered: { body: Uint8Array; trailers: Trailer[] } | undefined;
+  try {
+    buffered = body ? { body, trailers: await onTrailers(resTrailers) } : undefined;
+  } catch (e) {
+    if (!(e instanceof TrailersReply)) throw e;
+    up.drop(); // the response has not started: the local reply answers it
+    respondLocal(stream, e.response);
+    return e.response.status;
+  }
   if (body) setBufferedLength(h, body.length, false);
   const src = buffered ? undefined : up.src;
   const streamers = src ? responseStreamers(chain) : [];

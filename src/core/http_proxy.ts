@@ -44,7 +44,7 @@ import {
   serializeHead,
   type Trailer,
 } from "./http1_codec.ts";
-import { requestTrailers, responseTrailers } from "./trailers.ts";
+import { requestTrailers, responseTrailers, TrailersReply } from "./trailers.ts";
 import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
 import {
   bufferBody,
@@ -265,7 +265,15 @@ export class HttpProxy {
     const buffered = ctx.requestBody;
     // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
     const onReqTrailers = requestTrailers(chain, ctx);
-    const bufTrailers = buffered ? onReqTrailers(reqTrailers) : [];
+    let bufTrailers: Trailer[] = [];
+    try {
+      if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
+    } catch (e) {
+      if (!(e instanceof TrailersReply)) throw e;
+      this.count(e.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, e.response, false); // the rest of the request is not read
+    }
     if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
     const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
@@ -327,7 +335,10 @@ export class HttpProxy {
         }
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-        throw e;
+        if (!(e instanceof TrailersReply)) throw e;
+        this.count(e.response.status, ctx);
+        state.responding = true;
+        return writeLocal(down, e.response, false);
       }
       resRaw = await u.reader.readHead().catch(() => null);
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
@@ -410,7 +421,16 @@ export class HttpProxy {
     const resBody = resCtx.responseBody;
     const onResTrailers = responseTrailers(chain, ctx, resCtx);
     // Trailers of a buffered body go on chunked to a keep-alive client, else they are dropped.
-    const bufTrailers = resBody && !closeAfter ? onResTrailers(resTrailers) : [];
+    let bufTrailers: Trailer[] = [];
+    try {
+      if (resBody && !closeAfter) bufTrailers = await onResTrailers(resTrailers);
+    } catch (e) {
+      if (!(e instanceof TrailersReply)) throw e;
+      up.stream.destroy(); // nothing of the response left yet: the local reply answers
+      this.count(e.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, e.response, false);
+    }
     if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
     const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
     // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
@@ -447,14 +467,30 @@ export class HttpProxy {
         return false;
       }
     } else {
-      await copyBody(
-        up.reader,
-        resFraming,
-        (b) => writeWithBackpressure(down, b),
-        false,
-        resHead,
-        onResTrailers,
-      );
+      let started = false; // a response that arrived whole is held until its trailers are seen
+      try {
+        await copyBody(
+          up.reader,
+          resFraming,
+          (b) => {
+            started = true;
+            return writeWithBackpressure(down, b);
+          },
+          false,
+          resHead,
+          onResTrailers,
+        );
+      } catch (e) {
+        if (!(e instanceof TrailersReply)) throw e;
+        up.stream.destroy();
+        if (!started) {
+          this.count(e.response.status, ctx);
+          return writeLocal(down, e.response, false);
+        }
+        logResponseReset(ctx, e.response.details); // too late to answer: reset, as Envoy
+        down.destroy();
+        return false;
+      }
     }
     this.count(resCtx.status, ctx);
     const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");

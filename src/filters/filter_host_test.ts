@@ -106,3 +106,24 @@ Deno.test("filter host: an unreferenced filter is closed after its in-flight req
     restore();
   }
 });
+
+Deno.test("filter host: trailer hooks reach the generation the request started on", async () => {
+  const { testFilter } = await import("../../tests/support/proxy_wasm_kit.ts");
+  const { HeaderList } = await import("../core/mod.ts");
+  const restore = quiet();
+  const h = host();
+  try {
+    const r = { ...ref("trailers", await testFilter(), {}), scope: "default/a/inbound" };
+    await h.apply([r]);
+    const f = h.resolve(r);
+    const req = request({ "x-test": "trailers", "transfer-encoding": "chunked" });
+    await f.onRequest(req);
+    const t = new HeaderList([["x-sum", "7"]]);
+    assertEquals(await f.onRequestTrailers!(req, t), undefined);
+    assertEquals(t.get("x-wasm-sum"), "7", "the proxy-wasm trailers callback ran");
+    f.onDone(req);
+  } finally {
+    h.close();
+    restore();
+  }
+});

@@ -8,9 +8,11 @@ import type {
   BodyOutcome,
   FilterOutcome,
   FilterRef,
+  HeaderMap,
   HttpFilter,
   HttpRequestContext,
   HttpResponseContext,
+  TrailersOutcome,
 } from "../core/mod.ts";
 
 const PASS: BodyOutcome = Object.freeze({ action: "continue" });
@@ -78,6 +80,23 @@ export class ManagedFilter implements HttpFilter {
   ): BodyOutcome | Promise<BodyOutcome> {
     const g = this.started.get(ctx) ?? this.current;
     return g.onResponseBodyChunk?.(ctx, res, chunk, eos) ?? PASS;
+  }
+
+  /** Trailers go to the generation the request started on (no hook there: unchanged). */
+  onRequestTrailers(
+    ctx: HttpRequestContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome | Promise<TrailersOutcome> {
+    const g = this.started.get(ctx) ?? this.current;
+    return g.onRequestTrailers?.(ctx, trailers);
+  }
+  onResponseTrailers(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome | Promise<TrailersOutcome> {
+    const g = this.started.get(ctx) ?? this.current;
+    return g.onResponseTrailers?.(ctx, res, trailers);
   }
 
   onRequest(ctx: HttpRequestContext): FilterOutcome | Promise<FilterOutcome> {

@@ -16,6 +16,7 @@ import type {
   HttpFilter,
   HttpRequestContext,
   HttpResponseContext,
+  TrailersOutcome,
 } from "../../core/mod.ts";
 import { donePhase, requestPhase, responsePhase, trailersPhase } from "./http_phases.ts";
 import { bodyChunkPhase } from "./body_phase.ts";
@@ -203,18 +204,21 @@ export class ProxyWasmFilter implements HttpFilter {
       | Promise<BodyOutcome>;
   }
 
-  onRequestTrailers(ctx: HttpRequestContext, trailers: HeaderMap): void {
+  onRequestTrailers(
+    ctx: HttpRequestContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome | Promise<TrailersOutcome> {
     const s = this.streams.get(ctx);
-    if (s) trailersPhase(s, "request", trailers);
+    if (s) return trailersPhase(s, "request", trailers);
   }
 
   onResponseTrailers(
     ctx: HttpRequestContext,
     _res: HttpResponseContext,
     trailers: HeaderMap,
-  ): void {
+  ): TrailersOutcome | Promise<TrailersOutcome> {
     const s = this.streams.get(ctx);
-    if (s) trailersPhase(s, "response", trailers);
+    if (s) return trailersPhase(s, "response", trailers);
   }
 
   /** Count a failed outcome once per request (whatever phase or cause). */

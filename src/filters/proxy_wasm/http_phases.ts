@@ -10,7 +10,9 @@ import type {
   HeaderMap,
   HttpRequestContext,
   HttpResponseContext,
+  TrailersOutcome,
 } from "../../core/mod.ts";
+import { failResponse } from "../../core/mod.ts";
 import { requestHeaderCount } from "./env_headers.ts";
 import type { Callback, ProxyWasmVm, StreamState } from "./vm.ts";
 
@@ -115,27 +117,44 @@ export function responsePhase(
 }
 
 /** `proxy_on_request_trailers` / `proxy_on_response_trailers` (context id, trailer count) with
- * the trailer map readable and writable during the call. The trailers are sent on once the
- * callback returns: a PAUSE there has nothing to hold (the body already went), so it is taken as
- * CONTINUE; a local response is too late and ignored, as after Envoy's response started. */
+ * the trailer map writable during the call (readable while it is paused). As Envoy's
+ * decodeTrailers/encodeTrailers: a PAUSE holds the trailers (and the end of the message) until
+ * `proxy_continue_stream`, a local response answers the request (the data path resets a response
+ * that already started); a pause that fails (timeout, VM death) follows the fail policy. */
 export function trailersPhase(
   s: StreamState,
   which: "request" | "response",
   trailers: HeaderMap,
-): void {
+): TrailersOutcome | Promise<TrailersOutcome> {
   const vm = s.vm;
   if (vm.dead || !vm.streams.has(s.id) || s.local) return;
   const isReq = which === "request";
   const fn = vm.export(isReq ? "proxy_on_request_trailers" : "proxy_on_response_trailers");
   if (!fn) return;
-  if (isReq) s.requestTrailers = trailers;
-  else s.responseTrailers = trailers;
+  const show = (m: HeaderMap | undefined): void => {
+    if (isReq) s.requestTrailers = m;
+    else s.responseTrailers = m;
+  };
+  show(trailers);
+  let r: unknown;
   try {
-    vm.invoke(isReq ? "request_trailers" : "response_trailers", s, fn, s.id, trailers.size, 0);
-  } finally {
-    if (isReq) s.requestTrailers = undefined;
-    else s.responseTrailers = undefined;
+    r = vm.invoke(isReq ? "request_trailers" : "response_trailers", s, fn, s.id, trailers.size, 0);
+  } catch (e) {
+    show(undefined);
+    throw e;
   }
+  if (vm.dead || r === 0 || s.local) {
+    show(undefined);
+    return s.local && !vm.dead ? { action: "respond", response: s.local } : undefined;
+  }
+  return untilResumed(vm, s, which).then((o) => {
+    show(undefined);
+    if (o.action === "respond") return o;
+    if (o.action === "failed" && vm.settings.failPolicy !== "FAIL_OPEN") {
+      return { action: "respond", response: failResponse(s.req) };
+    }
+    return undefined;
+  });
 }
 
 /** End of stream: a paused phase is abandoned; on_done false defers on_log/on_delete until

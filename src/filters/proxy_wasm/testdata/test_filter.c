@@ -493,9 +493,23 @@ EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uin
 /* "trailers": reads x-sum from the request trailers and adds x-wasm-sum (+ the count it was
  * told); on the response, round-trips the pairs, replaces x-checksum, removes x-drop, adds the
  * count and a forbidden content-length (the host must not send it). */
+/* "trailers-local": a local 403 from the trailers callback; "trailers-pause": PAUSE (after
+ * adding x-paused) until the test calls test_continue_body. */
+static uint32_t trailers_hold(uint32_t map, uint32_t ctx) {
+  if (is("trailers-local")) {
+    proxy_send_local_response(403, S("trailers_denied"), S("denied by trailers\n"), 0, 0, -1);
+    return PAUSE;
+  }
+  if (is("trailers-pause")) {
+    chunk_ctx = ctx;
+    proxy_add_header_map_value(map, S("x-paused"), S("1"));
+    return PAUSE;
+  }
+  return CONTINUE;
+}
+
 EXPORT(proxy_on_request_trailers) uint32_t on_request_trailers(uint32_t ctx, uint32_t n) {
-  (void)ctx;
-  if (!is("trailers")) return CONTINUE;
+  if (!is("trailers")) return trailers_hold(HTTP_REQUEST_TRAILERS, ctx);
   char *v = 0;
   size_t vl = 0;
   if (proxy_get_header_map_value(HTTP_REQUEST_TRAILERS, S("x-sum"), &v, &vl) != OK) return CONTINUE;
@@ -509,8 +523,7 @@ EXPORT(proxy_on_request_trailers) uint32_t on_request_trailers(uint32_t ctx, uin
 }
 
 EXPORT(proxy_on_response_trailers) uint32_t on_response_trailers(uint32_t ctx, uint32_t n) {
-  (void)ctx;
-  if (!is("trailers")) return CONTINUE;
+  if (!is("trailers")) return trailers_hold(HTTP_RESPONSE_TRAILERS, ctx);
   char *p = 0;
   size_t l = 0;
   proxy_get_header_map_pairs(HTTP_RESPONSE_TRAILERS, &p, &l);
