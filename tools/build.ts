@@ -69,6 +69,7 @@ function sdkBundle(): string {
   const files = [
     "wasm/filter.wit",
     "wasm/filter_0_2_0.wit",
+    "wasm/filter_0_3_0.wit",
     "wasm/sdk/c/weft_filter.c",
     "wasm/sdk/c/weft_filter.h",
   ];

@@ -41,9 +41,11 @@ const SDK_ROOT = await sdkRoot();
 export const WIT_PATH: string = join(SDK_ROOT, "wasm/filter.wit");
 /** weft:filter@0.2.0 (body phases); a plugin opts in with `"wit": "0.2.0"` in plugin.json. */
 export const WIT_V2_PATH: string = join(SDK_ROOT, "wasm/filter_0_2_0.wit");
+/** weft:filter@0.3.0 (bodies and trailers); `"wit": "0.3.0"` in plugin.json. */
+export const WIT_V3_PATH: string = join(SDK_ROOT, "wasm/filter_0_3_0.wit");
 
 function witOf(m: PluginManifest): string {
-  return m.wit === "0.2.0" ? WIT_V2_PATH : WIT_PATH;
+  return m.wit === "0.3.0" ? WIT_V3_PATH : m.wit === "0.2.0" ? WIT_V2_PATH : WIT_PATH;
 }
 const SDK_C = join(SDK_ROOT, "wasm/sdk/c");
 const C_FLAGS = [
@@ -63,8 +65,8 @@ export interface PluginManifest {
   readonly name: string;
   readonly lang: "c" | "js";
   readonly sources: readonly string[];
-  /** The world version: "0.1.0" (default) or "0.2.0" (body phases). */
-  readonly wit?: "0.1.0" | "0.2.0";
+  /** The world version: "0.1.0" (default), "0.2.0" (body phases) or "0.3.0" (and trailers). */
+  readonly wit?: "0.1.0" | "0.2.0" | "0.3.0";
 }
 
 export interface BuiltPlugin {
@@ -84,8 +86,8 @@ export function readManifest(dir: string): PluginManifest {
   if (!Array.isArray(raw.sources) || raw.sources.length === 0) {
     problems.push("sources: must list files");
   }
-  if (raw.wit !== undefined && raw.wit !== "0.1.0" && raw.wit !== "0.2.0") {
-    problems.push('wit: must be "0.1.0" or "0.2.0"');
+  if (raw.wit !== undefined && !["0.1.0", "0.2.0", "0.3.0"].includes(raw.wit as string)) {
+    problems.push('wit: must be "0.1.0", "0.2.0" or "0.3.0"');
   }
   if (problems.length) {
     throw new WeftError(
@@ -172,7 +174,7 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
   const core = join(outDir, `${m.name}.${crypto.randomUUID()}.core.wasm`);
   await run("clang", [
     ...C_FLAGS,
-    ...(m.wit === "0.2.0" ? ["-DWEFT_FILTER_V2"] : []),
+    ...(m.wit === "0.2.0" ? ["-DWEFT_FILTER_V2"] : m.wit === "0.3.0" ? ["-DWEFT_FILTER_V3"] : []),
     "-I",
     SDK_C,
     join(SDK_C, "weft_filter.c"),

@@ -14,13 +14,15 @@ import type {
   FilterDecision,
   FilterFailureKind,
   FilterOutcome,
+  HeaderMap,
   HttpFilter,
   HttpRequestContext,
   HttpResponseContext,
+  TrailersOutcome,
 } from "../../core/mod.ts";
-import { logger, WeftError } from "../../core/mod.ts";
+import { failResponse, logger, WeftError } from "../../core/mod.ts";
 import { countFilterError, filterMetrics } from "../filter_metrics.ts";
-import { BadOutput, type Guest } from "./guest.ts";
+import { BadOutput, type Guest, type TrailersDecision } from "./guest.ts";
 import { CallTimeout, HostBridge } from "./host_bridge.ts";
 import type { LoadedComponent } from "./component_loader.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
@@ -65,6 +67,8 @@ export class ComponentFilter implements HttpFilter {
   wantsResponseBody = false;
   streamsRequestBody = false;
   streamsResponseBody = false;
+  /** 0.3.0 guests: trailers hooks (older guests leave trailers untouched at no cost). */
+  private hasTrailerHooks = false;
   private readonly idle: Slot[] = [];
   private crashes: number[] = [];
   private backoffUntil = 0;
@@ -114,6 +118,7 @@ export class ComponentFilter implements HttpFilter {
     f.wantsResponseBody = modes.response === "buffered";
     f.streamsRequestBody = modes.request === "streamed";
     f.streamsResponseBody = modes.response === "streamed";
+    f.hasTrailerHooks = first.guest.onRequestTrailers !== undefined;
     return f;
   }
 
@@ -239,14 +244,56 @@ export class ComponentFilter implements HttpFilter {
     chunk: Uint8Array,
     eos: boolean,
   ): BodyOutcome {
-    const slot = this.idle.pop();
-    // Instances are created asynchronously; a chunk needs one now (the pool keeps one warm).
-    if (!slot) return this.failed("unavailable", "no idle instance for a body chunk", req);
-    slot.bridge.begin(req, res, this.sandbox.callBudgetMs, 0);
-    try {
-      const g = slot.guest;
+    return this.quick(req, res, undefined, (g): BodyDecision => {
       const hook = res ? g.onResponseBody : g.onRequestBody;
-      const d: BodyDecision = hook ? hook.call(g, chunk, eos) : { action: "continue" };
+      return hook ? hook.call(g, chunk, eos) : { action: "continue" };
+    });
+  }
+
+  /** Trailers (0.3.0 guests): the hook sees them as header-map request/response-trailers. A
+   * failure follows the fail policy (FAIL_OPEN: the trailers go on; else the fail response). */
+  onRequestTrailers(ctx: HttpRequestContext, trailers: HeaderMap): TrailersOutcome {
+    return this.trailers(ctx, undefined, trailers);
+  }
+
+  onResponseTrailers(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+    trailers: HeaderMap,
+  ): TrailersOutcome {
+    return this.trailers(ctx, res, trailers);
+  }
+
+  private trailers(
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    t: HeaderMap,
+  ): TrailersOutcome {
+    if (!this.hasTrailerHooks) return;
+    const d = this.quick(req, res, t, (g): TrailersDecision => {
+      const hook = res ? g.onResponseTrailers : g.onRequestTrailers;
+      return hook ? hook.call(g) : { action: "continue" };
+    });
+    if (d.action === "respond") return d;
+    if (d.action === "failed" && this.failPolicy !== "FAIL_OPEN") {
+      return { action: "respond", response: failResponse(req) };
+    }
+  }
+
+  /** One synchronous guest call outside the headers phases (a body chunk, trailers): an idle
+   * instance is needed now (the pool keeps one warm). */
+  private quick<T extends BodyDecision | TrailersDecision>(
+    req: HttpRequestContext,
+    res: HttpResponseContext | undefined,
+    trailers: HeaderMap | undefined,
+    call: (g: Guest) => T,
+  ): T | Failed {
+    const slot = this.idle.pop();
+    if (!slot) return this.failed("unavailable", "no idle instance for a body or trailers", req);
+    slot.bridge.begin(req, res, this.sandbox.callBudgetMs, 0);
+    slot.bridge.trailers = trailers;
+    try {
+      const d = call(slot.guest);
       if (this.idle.length < this.sandbox.poolMax) this.idle.push(slot);
       return d;
     } catch (e) {

@@ -1,5 +1,6 @@
 /**
- * A canonical-ABI adapter for exactly the `weft:filter/http-filter@0.1.0` world, driving the
+ * A canonical-ABI adapter for exactly the `weft:filter/http-filter` worlds 0.1.0, 0.2.0 (bodies)
+ * and 0.3.0 (trailers), driving the
  * guest's main core module without jco's generated bindings (which add several µs of task
  * bookkeeping per call; see wasm/README.md). Used when the main module imports nothing but the
  * host interface (and the sandbox check), as every C SDK guest does. Layouts: wasm/sdk/c.
@@ -14,44 +15,57 @@ import {
   type Guest,
   HANDLER_EXPORT,
   HANDLER_EXPORT_V2,
+  HANDLER_EXPORT_V3,
   HOST_IMPORT,
   HOST_IMPORT_V2,
+  HOST_IMPORT_V3,
   NO_BODIES,
   respondDecision,
   routeDecision,
+  type TrailersDecision,
+  type WorldVersion,
 } from "./guest.ts";
 import type { HostBridge, WhichMap } from "./host_bridge.ts";
 import { GuestMemory, type Realloc } from "./guest_memory.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
 
 /** The world version a core module was built for (by its handler exports). */
-function versionOf(exports: ReadonlySet<string>): "0.1.0" | "0.2.0" {
+function versionOf(exports: ReadonlySet<string>): WorldVersion {
+  if (exports.has(`${HANDLER_EXPORT_V3}#configure`)) return "0.3.0";
   return exports.has(`${HANDLER_EXPORT_V2}#configure`) ? "0.2.0" : "0.1.0";
 }
+
+const NAMES: Record<WorldVersion, { host: string; handler: string }> = {
+  "0.1.0": { host: HOST_IMPORT, handler: HANDLER_EXPORT },
+  "0.2.0": { host: HOST_IMPORT_V2, handler: HANDLER_EXPORT_V2 },
+  "0.3.0": { host: HOST_IMPORT_V3, handler: HANDLER_EXPORT_V3 },
+};
 
 /** True when `module` can be driven directly (imports only the host interface and sandbox). */
 export function isDirectEligible(module: WebAssembly.Module): boolean {
   const imports = WebAssembly.Module.imports(module);
   const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-  const v2 = versionOf(exports) === "0.2.0";
-  const host = v2 ? HOST_IMPORT_V2 : HOST_IMPORT;
-  const handler = v2 ? HANDLER_EXPORT_V2 : HANDLER_EXPORT;
+  const version = versionOf(exports);
+  const { host, handler } = NAMES[version];
   const hooks = ["configure", "on-request-headers", "on-response-headers"];
-  if (v2) hooks.push("on-request-body", "on-response-body");
+  if (version !== "0.1.0") hooks.push("on-request-body", "on-response-body");
+  if (version === "0.3.0") hooks.push("on-request-trailers", "on-response-trailers");
   return imports.every((i) => i.module === host || i.module === SANDBOX_IMPORT_MODULE) &&
     exports.has("memory") && exports.has("cabi_realloc") &&
     hooks.every((h) => exports.has(`${handler}#${h}`));
 }
 
 export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge): Guest {
-  const v2 = versionOf(new Set(WebAssembly.Module.exports(module).map((e) => e.name))) === "0.2.0";
-  const HANDLER = v2 ? HANDLER_EXPORT_V2 : HANDLER_EXPORT;
+  const version = versionOf(new Set(WebAssembly.Module.exports(module).map((e) => e.name)));
+  const v2 = version !== "0.1.0"; // body phases (0.2.0 and 0.3.0)
+  const v3 = version === "0.3.0";
+  const HANDLER = NAMES[version].handler;
   // Bound after instantiation (the imports below close over it before the instance exists).
   // deno-lint-ignore prefer-const
   let m: GuestMemory | undefined;
   const which = (w: number): WhichMap => {
-    if (w !== 0 && w !== 1) throw new BadOutput(`invalid header-map ${w}`);
-    return w;
+    if (w === 0 || w === 1 || (v3 && (w === 2 || w === 3))) return w;
+    throw new BadOutput(`invalid header-map ${w}`);
   };
   const host: Record<string, (...args: never[]) => unknown> = {
     "get-header": (w: number, np: number, nl: number, ret: number) =>
@@ -86,7 +100,7 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     "random-u64": () => bridge.randomU64(),
   };
   const instance = new WebAssembly.Instance(module, {
-    [v2 ? HOST_IMPORT_V2 : HOST_IMPORT]: host as WebAssembly.ModuleImports,
+    [NAMES[version].host]: host as WebAssembly.ModuleImports,
     [SANDBOX_IMPORT_MODULE]: { [SANDBOX_CHECK_NAME]: bridge.check },
   });
   const ex = instance.exports;
@@ -182,6 +196,24 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     }
     throw new BadOutput(`invalid body-action discriminant ${tag}`);
   };
+  // trailers-action: tag u8 @0; respond: local-response @4 (as action.respond).
+  const trailersHook = (name: string) => {
+    const fn = ex[`${HANDLER}#${name}`] as (() => number) | undefined;
+    const post = ex[`cabi_post_${HANDLER}#${name}`] as ((ret: number) => void) | undefined;
+    if (!fn) return undefined;
+    return (): TrailersDecision => {
+      const ret = fn();
+      const tag = mem.dataView().getUint8(ret);
+      let d: TrailersDecision;
+      if (tag === 0) d = { action: "continue" };
+      else if (tag === 1) d = liftRespond(ret) as TrailersDecision;
+      else throw new BadOutput(`invalid trailers-action discriminant ${tag}`);
+      post?.(ret);
+      return d;
+    };
+  };
+  const onReqTrailers = v3 ? trailersHook("on-request-trailers") : undefined;
+  const onResTrailers = v3 ? trailersHook("on-response-trailers") : undefined;
   let bodyModes: BodyModes = NO_BODIES;
   const mode = (b: number) => {
     const m = BODY_MODES[b];
@@ -212,6 +244,8 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     },
     ...(onReqBody ? { onRequestBody: onReqBody } : {}),
     ...(onResBody ? { onResponseBody: onResBody } : {}),
+    ...(onReqTrailers ? { onRequestTrailers: onReqTrailers } : {}),
+    ...(onResTrailers ? { onResponseTrailers: onResTrailers } : {}),
     onRequestHeaders(): FilterDecision {
       const ret = onReq();
       const d = liftAction(ret);

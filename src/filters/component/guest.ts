@@ -7,6 +7,16 @@ export const HANDLER_EXPORT = "weft:filter/handler@0.1.0";
 /** 0.2.0 adds body phases; the host interface is the same. */
 export const HOST_IMPORT_V2 = "weft:filter/host@0.2.0";
 export const HANDLER_EXPORT_V2 = "weft:filter/handler@0.2.0";
+/** 0.3.0 adds trailers: two header-map cases and two hooks. */
+export const HOST_IMPORT_V3 = "weft:filter/host@0.3.0";
+export const HANDLER_EXPORT_V3 = "weft:filter/handler@0.3.0";
+
+export type WorldVersion = "0.1.0" | "0.2.0" | "0.3.0";
+
+/** What a trailers hook answers (0.3.0 `trailers-action`). */
+export type TrailersDecision =
+  | { readonly action: "continue" }
+  | Extract<FilterDecision, { action: "respond" }>;
 
 export interface BodyModes {
   readonly request: BodyMode;
@@ -25,6 +35,9 @@ export interface Guest {
   /** 0.2.0 only. */
   onRequestBody?(body: Uint8Array, endOfStream: boolean): BodyDecision;
   onResponseBody?(body: Uint8Array, endOfStream: boolean): BodyDecision;
+  /** 0.3.0 only: the trailer map is the bridge's during the call. */
+  onRequestTrailers?(): TrailersDecision;
+  onResponseTrailers?(): TrailersDecision;
   /** Current linear-memory size of the main module (for memory-cap classification). */
   memoryBytes(): number;
 }

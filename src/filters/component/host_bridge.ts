@@ -43,8 +43,9 @@ const PROPERTIES: ReadonlyMap<string, PropertyGetter> = new Map<string, Property
   ["response.code", (_r, res) => res ? String(res.status) : undefined],
 ]);
 
-/** 0 = request headers, 1 = response headers (the WIT enum order). */
-export type WhichMap = 0 | 1;
+/** 0 = request headers, 1 = response headers, 2/3 = request/response trailers (0.3.0; the WIT
+ * enum order). */
+export type WhichMap = 0 | 1 | 2 | 3;
 
 /** Thrown by the sandbox check when a call overruns its budget. */
 export class CallTimeout extends Error {
@@ -56,6 +57,8 @@ export class CallTimeout extends Error {
 export class HostBridge {
   private req: HttpRequestContext | undefined;
   private res: HttpResponseContext | undefined;
+  /** The trailers a trailers hook is shown (set for that call only). */
+  trailers: HeaderMap | undefined;
   deadline = Infinity;
   budgetMs = 50;
 
@@ -79,6 +82,7 @@ export class HostBridge {
   end(): void {
     this.req = undefined;
     this.res = undefined;
+    this.trailers = undefined;
     this.deadline = Infinity;
   }
 
@@ -91,7 +95,10 @@ export class HostBridge {
   };
 
   private map(which: WhichMap): HeaderMap | undefined {
-    return which === 0 ? this.req?.requestHeaders : this.res?.responseHeaders;
+    if (which === 0) return this.req?.requestHeaders;
+    if (which === 1) return this.res?.responseHeaders;
+    // Each trailer map only in its own direction's hook (`res` is set for response hooks).
+    return (which === 3) === (this.res !== undefined) ? this.trailers : undefined;
   }
 
   // `lowered`: the caller already lower-cased `name` (the direct binding caches that per name).

@@ -14,6 +14,7 @@ import {
   NO_BODIES,
   respondDecision,
   routeDecision,
+  type TrailersDecision,
 } from "./guest.ts";
 import type { HostBridge, WhichMap } from "./host_bridge.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
@@ -31,6 +32,18 @@ interface JcoHandler {
   onResponseHeaders(): unknown;
   onRequestBody?(body: Uint8Array, endOfStream: boolean): unknown;
   onResponseBody?(body: Uint8Array, endOfStream: boolean): unknown;
+  onRequestTrailers?(): unknown;
+  onResponseTrailers?(): unknown;
+}
+
+function liftTrailersAction(v: unknown): TrailersDecision {
+  const a = v as { tag?: string };
+  if (a?.tag === "continue") return { action: "continue" };
+  if (a?.tag === "respond") {
+    const d = liftAction(a);
+    if (d.action === "respond") return d;
+  }
+  throw new BadOutput(`invalid trailers-action ${JSON.stringify(a?.tag)}`);
 }
 
 function liftBodyAction(v: unknown): BodyDecision {
@@ -60,6 +73,8 @@ const LEVELS = ["trace", "debug", "info", "warn", "error"];
 function which(m: unknown): WhichMap {
   if (m === "request-headers") return 0;
   if (m === "response-headers") return 1;
+  if (m === "request-trailers") return 2;
+  if (m === "response-trailers") return 3;
   throw new BadOutput(`invalid header-map ${String(m)}`);
 }
 
@@ -126,7 +141,8 @@ export async function instantiateJco(
       return Promise.resolve(inst);
     },
   );
-  const handler = (exports.handler ?? exports["weft:filter/handler@0.2.0"] ??
+  const handler = (exports.handler ?? exports["weft:filter/handler@0.3.0"] ??
+    exports["weft:filter/handler@0.2.0"] ??
     exports["weft:filter/handler@0.1.0"]) as
       | JcoHandler
       | undefined;
@@ -154,6 +170,12 @@ export async function instantiateJco(
           liftBodyAction(handler.onRequestBody!(b, eos)),
         onResponseBody: (b: Uint8Array, eos: boolean) =>
           liftBodyAction(handler.onResponseBody!(b, eos)),
+      }
+      : {}),
+    ...(typeof handler.onRequestTrailers === "function"
+      ? {
+        onRequestTrailers: () => liftTrailersAction(handler.onRequestTrailers!()),
+        onResponseTrailers: () => liftTrailersAction(handler.onResponseTrailers!()),
       }
       : {}),
     onRequestHeaders: () => liftAction(handler.onRequestHeaders()),

@@ -1,10 +1,12 @@
 /*
- * Canonical-ABI glue for weft:filter/http-filter@0.1.0 (see weft_filter.h and wasm/README.md
- * for the memory layouts). Keep in step with wasm/filter.wit.
+ * Canonical-ABI glue for weft:filter/http-filter@0.1.0, 0.2.0 and 0.3.0 (see weft_filter.h and
+ * wasm/README.md for the memory layouts). Keep in step with wasm/filter*.wit.
  */
 #include "weft_filter.h"
 
-#ifdef WEFT_FILTER_V2
+#if defined(WEFT_FILTER_V3)
+#define WORLD_VERSION "0.3.0"
+#elif defined(WEFT_FILTER_V2)
 #define WORLD_VERSION "0.2.0"
 #else
 #define WORLD_VERSION "0.1.0"
@@ -335,13 +337,13 @@ static const char *body_hook_enter(const char *ptr, size_t len) {
   return dst;
 }
 
-EXPORT("weft:filter/handler@0.2.0#on-request-body")
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-request-body")
 void *weft_export_on_request_body(const char *ptr, size_t len, int32_t eos) {
   weft_str body = {body_hook_enter(ptr, len), len};
   return lower_body_action(weft_on_request_body(body, eos != 0));
 }
 
-EXPORT("weft:filter/handler@0.2.0#on-response-body")
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-response-body")
 void *weft_export_on_response_body(const char *ptr, size_t len, int32_t eos) {
   weft_str body = {body_hook_enter(ptr, len), len};
   return lower_body_action(weft_on_response_body(body, eos != 0));
@@ -359,3 +361,26 @@ void *weft_export_on_response_headers(void) {
   hook_enter();
   return lower_action(weft_on_response_headers());
 }
+
+#ifdef WEFT_FILTER_V3
+/* trailers-action: tag u8 @0 (0 continue, 1 respond); respond: local-response @4 (as action). */
+static void *lower_trailers_action(weft_action a) {
+  if (a.kind != WEFT_ACTION_RESPOND) a = weft_continue();
+  return lower_action(a);
+}
+
+__attribute__((weak)) weft_action weft_on_request_trailers(void) { return weft_continue(); }
+__attribute__((weak)) weft_action weft_on_response_trailers(void) { return weft_continue(); }
+
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-request-trailers")
+void *weft_export_on_request_trailers(void) {
+  hook_enter();
+  return lower_trailers_action(weft_on_request_trailers());
+}
+
+EXPORT("weft:filter/handler@" WORLD_VERSION "#on-response-trailers")
+void *weft_export_on_response_trailers(void) {
+  hook_enter();
+  return lower_trailers_action(weft_on_response_trailers());
+}
+#endif

@@ -1,5 +1,7 @@
 /*
- * weft C SDK for the `weft:filter/http-filter@0.1.0` world (wasm/filter.wit).
+ * weft C SDK for the `weft:filter/http-filter` worlds: 0.1.0 (wasm/filter.wit), 0.2.0 with
+ * -DWEFT_FILTER_V2 (bodies, wasm/filter_0_2_0.wit), 0.3.0 with -DWEFT_FILTER_V3 (bodies and
+ * trailers, wasm/filter_0_3_0.wit).
  *
  * Hand-written canonical-ABI glue: no wit-bindgen, no libc. Build (see plugins/examples/c_*):
  *   clang --target=wasm32-unknown-unknown -O2 -nostdlib -mbulk-memory -Wl,--no-entry \
@@ -14,6 +16,11 @@
 #ifndef WEFT_FILTER_H
 #define WEFT_FILTER_H
 
+/* 0.3.0 (-DWEFT_FILTER_V3, plugin.json "wit": "0.3.0") is 0.2.0 plus trailers. */
+#if defined(WEFT_FILTER_V3) && !defined(WEFT_FILTER_V2)
+#define WEFT_FILTER_V2
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +29,15 @@ typedef struct {
   size_t len;
 } weft_str;
 
-typedef enum { WEFT_REQUEST_HEADERS = 0, WEFT_RESPONSE_HEADERS = 1 } weft_map;
+typedef enum {
+  WEFT_REQUEST_HEADERS = 0,
+  WEFT_RESPONSE_HEADERS = 1,
+#ifdef WEFT_FILTER_V3
+  /* 0.3.0: the trailers, during their own hook only. */
+  WEFT_REQUEST_TRAILERS = 2,
+  WEFT_RESPONSE_TRAILERS = 3,
+#endif
+} weft_map;
 
 typedef enum {
   WEFT_LOG_TRACE = 0,
@@ -119,5 +134,13 @@ int weft_configure(weft_str config, weft_str *error);
 #endif
 weft_action weft_on_request_headers(void);
 weft_action weft_on_response_headers(void);
+#ifdef WEFT_FILTER_V3
+/* 0.3.0: called after the body when the message has trailers (read and change them through
+ * WEFT_REQUEST_TRAILERS / WEFT_RESPONSE_TRAILERS). Return weft_continue() or a
+ * weft_respond(...) (a request is answered; a response only while none of it has left weft,
+ * else it is reset). Optional: the SDK's weak defaults continue. */
+weft_action weft_on_request_trailers(void);
+weft_action weft_on_response_trailers(void);
+#endif
 
 #endif
