@@ -5,7 +5,7 @@
  * services never loads jco or the wasm tooling. Nothing here compiles: first-party plugins are
  * prebuilt (src/filters registers their factories).
  */
-import type { FilterRef, FilterResolver, Service, Snapshot } from "../core/mod.ts";
+import type { FilterRef, FilterResolver, Service, ServiceDial, Snapshot } from "../core/mod.ts";
 import { defaultRegistry, FilterHost, registerProxyWasm, watchFilters } from "../filters/mod.ts";
 import type { FilterWatcher } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
@@ -45,7 +45,9 @@ export class L7Host {
   private services: readonly Service[] = [];
   private pick = 0;
 
-  constructor(readonly opts: { dev: boolean; nodeName?: string }) {
+  constructor(
+    readonly opts: { dev: boolean; nodeName?: string; dialService?: ServiceDial | undefined },
+  ) {
     const registry = defaultRegistry();
     registerProxyWasm(registry, {
       nodeId: opts.nodeName ?? "weft",
@@ -53,6 +55,11 @@ export class L7Host {
       // (src/filters/proxy_wasm/properties.ts).
       nodeMetadata: { NODE_NAME: opts.nodeName ?? "weft", PROXY_CONFIG: {}, ISTIO_VERSION: "weft" },
       resolveService: (name, port) => this.resolveService(name, port),
+      // Service clusters travel the mesh through the node's upstream dialer once it is wired.
+      dialService: (name, port, local) =>
+        this.opts.dialService
+          ? this.opts.dialService(name, port, local)
+          : Promise.reject(new Error("no mesh dialer wired")),
     });
     this.host = new FilterHost(registry);
   }

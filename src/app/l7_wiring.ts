@@ -6,7 +6,7 @@
  * bad filter rejects the update (or the start) and the last good generation keeps serving.
  */
 import { WeftError } from "../core/mod.ts";
-import type { FilterRef, FilterResolver, HttpFilter, Snapshot } from "../core/mod.ts";
+import type { FilterRef, FilterResolver, HttpFilter, ServiceDial, Snapshot } from "../core/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 import type { L7Host } from "./l7_host.ts";
 
@@ -27,7 +27,14 @@ export class L7Wiring {
   private host: L7Host | undefined;
   private loading: Promise<L7Host> | undefined;
 
-  constructor(readonly opts: { dev: boolean; nodeName?: string }) {}
+  constructor(
+    readonly opts: { dev: boolean; nodeName?: string; dialService?: ServiceDial | undefined },
+  ) {}
+
+  /** The node's mesh dialer for proxy-wasm callouts to services (set once the proxy exists). */
+  setServiceDialer(dial: ServiceDial): void {
+    this.opts.dialService = dial;
+  }
 
   /** True once the filter host is loaded (some config or snapshot had filters). */
   get loaded(): boolean {

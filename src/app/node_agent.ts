@@ -134,6 +134,7 @@ export class NodeAgent {
     await l7.loadFor(cfg); // the filter host loads only when some service has filters
     const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
     const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });
+    l7.setServiceDialer(proxy.dialService); // proxy-wasm callouts to services travel the mesh
     const agent = new NodeAgent(cfg, identity, proxy, l7);
     try {
       await proxy.start();

@@ -14,6 +14,7 @@ import { HbonePool } from "./hbone_pool.ts";
 import { type Authorize, HboneServer, type InboundDeps } from "./hbone_server.ts";
 import { handleOutbound, type OutboundDeps } from "./outbound.ts";
 import { dialUpstream } from "./upstream_dialer.ts";
+import { dialService, type ServiceDial } from "./service_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
 import { L7Dispatch } from "./l7_dispatch.ts";
 import { dialTcp } from "./l4_conn.ts";
@@ -176,6 +177,11 @@ export class NodeProxy {
     if (ip) this.pool.retireSource(ip);
     return removed;
   }
+
+  /** A connection to a service for a local workload through the mesh (service_dialer.ts):
+   * proxy-wasm callouts to service clusters. */
+  readonly dialService: ServiceDial = (service, port, localAddress) =>
+    dialService(this.outbound, service, port, localAddress);
 
   enrolledPods(): PodView[] {
     return this.pods.list();

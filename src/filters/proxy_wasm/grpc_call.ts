@@ -54,7 +54,7 @@ function varint(b: Uint8Array, at: number): [number, number] {
 }
 
 export function resolveGrpcCluster(vm: ProxyWasmVm, raw: Uint8Array): Target | string {
-  return resolveCluster(vm, grpcClusterName(raw));
+  return resolveCluster(vm, grpcClusterName(raw), false);
 }
 
 function frame(message: Uint8Array): Uint8Array {

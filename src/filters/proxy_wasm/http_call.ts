@@ -9,7 +9,8 @@
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { logger, metrics } from "../../core/mod.ts";
+import { httpExchange, logger, metrics } from "../../core/mod.ts";
+import type { ServiceDial } from "../../core/mod.ts";
 import type { HttpCallResult } from "./env_services.ts";
 import type { Cluster } from "./options.ts";
 import type { ProxyWasmVm, StreamState } from "./vm.ts";
@@ -25,15 +26,18 @@ const callouts = metrics.counter(
   ["plugin", "result"],
 );
 
-/** Where a call to `cluster` goes: "http(s)://host:port" plus TLS options, or why not. */
+/** Where a call to `cluster` goes: "http(s)://host:port" plus TLS options, or a mesh service
+ * reached through the node's upstream dialer (`mesh`), or why not. */
 export interface Target {
   readonly base: string;
   readonly tls: Cluster["tls"];
+  readonly mesh?: { readonly service: string; readonly port: number | undefined };
 }
 
 const ISTIO_CLUSTER = /^(?:outbound|inbound)\|(\d+)\|[^|]*\|(.+)$/;
 
-export function resolveCluster(vm: ProxyWasmVm, name: string): Target | string {
+/** `viaMesh`: may answer a mesh target (HTTP callouts); gRPC callouts still dial the address. */
+export function resolveCluster(vm: ProxyWasmVm, name: string, viaMesh = true): Target | string {
   const st = vm.settings;
   const c = st.clusters.get(name);
   if (c?.base) return { base: c.base, tls: c.tls };
@@ -44,6 +48,14 @@ export function resolveCluster(vm: ProxyWasmVm, name: string): Target | string {
     if (!m) return `unknown cluster "${name}" (declare it in the plugin's clusters)`;
     port = Number(m[1]);
     service = m[2];
+  }
+  // Through the mesh (HBONE, the calling workload's identity) when the node gives a dialer.
+  if (viaMesh && st.dialService && !c?.tls) {
+    return {
+      base: `http://${service}${port ? `:${port}` : ""}`,
+      tls: undefined,
+      mesh: { service: service!, port },
+    };
   }
   const addr = st.resolveService?.(service!, port);
   if (!addr) return `cluster "${name}": service ${service}${port ? `:${port}` : ""} not found`;
@@ -56,6 +68,51 @@ export function refuseCall(vm: ProxyWasmVm, name: string, why: string): void {
   callouts.inc({ plugin: vm.settings.name, result: "unknown_cluster" });
   log.warn("proxy-wasm http call refused", { plugin: vm.settings.name, cluster: name, error: why });
   vm.calloutFailed(vm.effective, `http call refused: ${why}`);
+}
+
+/** A mesh service call: the node's dialer (HBONE for mesh endpoints) and weft's own HTTP/1.1
+ * codec over the stream; `:authority` becomes Host, as in Envoy. */
+async function performMesh(
+  dial: ServiceDial,
+  mesh: NonNullable<Target["mesh"]>,
+  local: string | undefined,
+  headers: [string, string][],
+  body: Uint8Array,
+  signal: AbortSignal,
+): Promise<HttpCallResult> {
+  let method = "GET";
+  let path = "/";
+  const h: [string, string][] = [];
+  for (const [k, v] of headers) {
+    if (k === ":method") method = v;
+    else if (k === ":path") path = v;
+    else if (k === ":authority") h.unshift(["host", v]);
+    else if (!k.startsWith(":") && k !== "host") h.push([k, v]);
+  }
+  if (!h.some(([k]) => k === "host")) h.unshift(["host", mesh.service]);
+  const stream = await dial(mesh.service, mesh.port, local);
+  const abort = (): void => {
+    stream.destroy(new Error("callout aborted"));
+  };
+  if (signal.aborted) abort();
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    const r = await httpExchange(stream, { method, path, headers: h, body }, MAX_RESPONSE_BYTES);
+    return {
+      status: r.status,
+      headers: [[":status", String(r.status)], ...r.headers],
+      body: r.body,
+    };
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
+
+/** The workload a stream's callout is made for: the local end of its request. */
+function localOf(stream: StreamState | undefined): string | undefined {
+  const req = stream?.req;
+  if (!req) return undefined;
+  return req.direction === "inbound" ? req.peer.destinationAddress : req.peer.sourceAddress;
 }
 
 /** node:http rather than fetch: fetch drops a caller-set Host, and `:authority` must become
@@ -142,7 +199,11 @@ export function startHttpCall(
   };
   vm.callouts.add(cancel);
   const t0 = performance.now();
-  perform(target, headers, body, ac.signal).then(
+  const dial = vm.settings.dialService;
+  const call = target.mesh && dial
+    ? performMesh(dial, target.mesh, localOf(stream), headers, body, ac.signal)
+    : perform(target, headers, body, ac.signal);
+  call.then(
     (r) => {
       callouts.inc({ plugin, result: "ok" });
       return r;

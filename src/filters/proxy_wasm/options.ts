@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { DEFAULT_MAX_BUFFERED_BODY_BYTES, WeftError } from "../../core/mod.ts";
-import type { CalloutCluster, FailPolicy, FilterRuntime } from "../../core/mod.ts";
+import type { CalloutCluster, FailPolicy, FilterRuntime, ServiceDial } from "../../core/mod.ts";
 
 export interface ProxyWasmHostOptions {
   /** `plugin_root_id` the guest sees; Istio sets it from WasmPlugin `pluginName`. Default: the
@@ -20,6 +20,10 @@ export interface ProxyWasmHostOptions {
   /** Resolves a mesh service (a cluster's `service`, or an Istio cluster name
    * `outbound|<port>||<hostname>`) to "host:port" at call time; undefined = unknown. */
   readonly resolveService?: (service: string, port: number | undefined) => string | undefined;
+  /** Dials a mesh service for a local workload through the node's upstream dialer (HBONE with
+   * the workload's identity for mesh endpoints). When set, service clusters without TLS options
+   * travel the mesh instead of a plaintext dial to `resolveService`'s address. */
+  readonly dialService?: ServiceDial;
   /** Envoy node id and metadata (`node.metadata.<KEY>`, `xds.node.metadata.<KEY>`). */
   readonly nodeId?: string;
   /** Envoy node cluster (`node.cluster`; Istio: `<workload>.<namespace>`). */
@@ -58,6 +62,7 @@ export interface PluginSettings {
   readonly resolveService:
     | ((service: string, port: number | undefined) => string | undefined)
     | undefined;
+  readonly dialService: ServiceDial | undefined;
   readonly nodeId: string;
   readonly nodeCluster: string;
   readonly nodeMetadata: Readonly<Record<string, unknown>>;
@@ -194,6 +199,7 @@ export function resolveSettings(
     pluginConfig: pluginConfigBytes(config),
     clusters,
     resolveService: o.resolveService,
+    dialService: o.dialService,
     nodeId: o.nodeId ?? "",
     nodeCluster: o.nodeCluster ?? "",
     nodeMetadata: o.nodeMetadata ?? {},

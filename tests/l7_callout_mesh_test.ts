@@ -1,0 +1,154 @@
+/**
+ * A proxy-wasm callout to a cluster that names a mesh service travels the mesh, across two real
+ * weft processes: node A's outbound chain runs the C test filter (built from source), whose
+ * `proxy_http_call` to cluster `authz` = {service: authz, port: 80} goes through node A's
+ * upstream dialer as an HBONE CONNECT with the calling workload's identity to node B, which
+ * authorizes it (an AuthorizationPolicy that admits only that identity) and delivers it to the
+ * authz workload. Node B's destination-side telemetry records the callout connection with the
+ * caller's principal; a plaintext dial would bypass node B entirely.
+ */
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { assert, assertEquals } from "./support/assert.ts";
+import { startHttpWorkload } from "./support/http_workload.ts";
+import {
+  bunPath,
+  loopbackBlock,
+  NO_TOOLS_PATH,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
+import { metricSum, scrape } from "./support/mesh.ts";
+import { testFilter } from "./support/proxy_wasm_kit.ts";
+
+const LISTENERS = {
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+};
+const PORT = 18080;
+
+for (const [label, runtime] of [["deno", undefined], ["bun", bunPath()]] as const) {
+  Deno.test({
+    name:
+      `callouts: a service cluster is reached through the mesh (HBONE) across two nodes (${label})`,
+    ignore: label === "bun" && runtime === undefined,
+    fn: () => calloutAcrossNodes(runtime),
+  });
+}
+
+async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-callout-" });
+  const echo = await startHttpWorkload(ip(4), PORT, "echo");
+  const authz = await startHttpWorkload(ip(3), PORT, "authz");
+  const ca = { mode: "auto", stateDir: join(dir, "ca") };
+  const endpoint = (name: string, address: string) => ({
+    workload: name,
+    namespace: "default",
+    serviceAccount: name,
+    address,
+  });
+  const services = [
+    {
+      name: "echo",
+      namespace: "default",
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      endpoints: [endpoint("echo", ip(4))],
+    },
+    {
+      name: "authz",
+      namespace: "default",
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      endpoints: [endpoint("authz", ip(3))],
+    },
+  ];
+  const nodeB = {
+    node: { name: "node-b" },
+    ca,
+    listeners: { ...LISTENERS, captureServiceVips: false },
+    workloads: [
+      { name: "echo", namespace: "default", serviceAccount: "echo", address: ip(4) },
+      {
+        name: "authz",
+        namespace: "default",
+        serviceAccount: "authz",
+        address: ip(3),
+        labels: { app: "authz" },
+      },
+    ],
+    services,
+    configDir: join(dir, "istio"),
+  };
+  await Deno.mkdir(join(dir, "istio"));
+  // Node B admits the authz workload only from the caller's identity.
+  await Deno.writeTextFile(
+    join(dir, "istio", "authz.yaml"),
+    stringify({
+      apiVersion: "security.istio.io/v1",
+      kind: "AuthorizationPolicy",
+      metadata: { name: "authz-from-sleep", namespace: "default" },
+      spec: {
+        selector: { matchLabels: { app: "authz" } },
+        action: "ALLOW",
+        rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }],
+      },
+    }),
+  );
+  const plugin = {
+    name: "callout",
+    url: `file://${await testFilter()}`,
+    type: "proxy-wasm",
+    direction: "outbound",
+    clusters: { authz: { service: "authz", port: 80 } },
+  };
+  const nodeA = {
+    node: { name: "node-a", defaultSourceWorkload: "sleep" },
+    ca,
+    listeners: LISTENERS,
+    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
+    services: [{ ...services[0]!, vips: [ip(100)], plugins: [plugin] }, services[1]!],
+  };
+  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
+  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
+  const procs: WeftProc[] = [];
+  try {
+    const env = { PATH: NO_TOOLS_PATH };
+    const opts = runtime ? { env, runtime } : { env };
+    procs.push(await startWeft(["run", "--config", join(dir, "b.yaml")], opts));
+    procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], opts));
+    const [b] = procs as [WeftProc, WeftProc];
+    const before = metricSum(
+      await scrape(b),
+      "istio_tcp_connections_opened_total",
+      'destination_workload="authz"',
+    );
+    assertEquals(before, 0);
+    const r = await fetch(`http://${ip(100)}:80/cb`, {
+      headers: { "x-test": "callout", "x-user": "alice" },
+    });
+    const text = await r.text();
+    assertEquals(r.status, 200, text);
+    // The filter put the callout's answer (the authz workload's JSON) on the forwarded request.
+    const answer = JSON.parse(JSON.parse(text).headers["x-authz-body"]);
+    assertEquals([answer.version, answer.method, answer.path], ["authz", "POST", "/check"]);
+    assertEquals(authz.hits(), 1);
+    const mB = await scrape(b);
+    assert(
+      metricSum(
+        mB,
+        "istio_tcp_connections_opened_total",
+        'destination_workload="authz"',
+        'source_principal="cluster.local/ns/default/sa/sleep"',
+      ) >= 1,
+      "node B terminated the callout's HBONE connection with the caller's identity",
+    );
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    await echo.close();
+    await authz.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
