@@ -6,6 +6,8 @@
  * - a proxy_http_call round trip (PAUSE → loopback HTTP server → on_http_call_response →
  *   continue) against the same HTTP request made directly with node:http.
  * - weft:filter@0.2.0 component body phases (c_json_body): buffered, and one streamed chunk.
+ * - proxy-wasm streamed bodies (Envoy's per-chunk calls, `bodies: "streamed"`): one chunk through
+ *   the C test filter ("chunks" mode: get_buffer_bytes, a prefix by set_buffer_bytes, CONTINUE).
  * Run: deno task bench:bodies
  */
 import { request as httpRequest } from "node:http";
@@ -77,13 +79,17 @@ function direct(): Promise<void> {
   });
 }
 
+// A fixed count: each call is a new connection (as each callout is), and an open-ended run spends
+// the ephemeral ports of a shared box (connect EINVAL).
+const CALLS = { n: 2000, warmup: 200 };
 Deno.bench(
   "peer: the same HTTP request with node:http",
-  { group: "callout", baseline: true },
+  { group: "callout", baseline: true, ...CALLS },
   () => direct(),
 );
 Deno.bench("proxy-wasm proxy_http_call round trip (pause → response → continue)", {
   group: "callout",
+  ...CALLS,
 }, async () => {
   const ctx = request({ "x-test": "callout", "x-user": "alice" });
   await callout.onRequest(ctx);
@@ -112,5 +118,19 @@ for (const [label, body] of Object.entries(bodies)) {
   const ctx = requestContext("/b", []);
   Deno.bench(`component c_json_body, one streamed ${label} chunk`, { group: label }, () => {
     streamed.onRequestBodyChunk!(ctx, body, false);
+  });
+}
+
+// proxy-wasm streamed bodies (Envoy's per-chunk body callback): one chunk of 1 KiB / 64 KiB.
+const perChunk = await createProxyWasmFilter(ref("chunks", await testFilter(), {}), {
+  bodies: "streamed",
+});
+for (const [label, body] of Object.entries(bodies)) {
+  const ctx = request({ "x-test": "chunks", "transfer-encoding": "chunked" }, { method: "POST" });
+  await perChunk.onRequest(ctx);
+  Deno.bench(`proxy-wasm streamed, one ${label} chunk (body callback, CONTINUE)`, {
+    group: label,
+  }, () => {
+    perChunk.onRequestBodyChunk(ctx, body, false);
   });
 }

@@ -426,6 +426,7 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
  * "<body_buffer_length>:" ("!" instead of ":" at end of stream) and continues. */
 static uint32_t chunk_ctx;
 static uint32_t chunks(uint32_t buffer, uint32_t ctx, uint32_t size, uint32_t eos) {
+  arena_reset(); /* nothing from earlier callbacks is kept: a long body stays in bounded memory */
   char *b = 0;
   size_t bl = 0;
   if (proxy_get_buffer_bytes(buffer, 0, size, &b, &bl) != OK) return CONTINUE;
