@@ -120,6 +120,38 @@ Deno.test("third-party proxy-wasm filters unchanged on two weft nodes: callout, 
       ],
     }],
   };
+  // A JSON API behind two body filters built with Go 1.24 (wasip1): validation, then rewriting.
+  const api = {
+    name: "api",
+    namespace: "default",
+    ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+    endpoints: [{
+      workload: "echo-v1",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: ip(3),
+    }],
+  };
+  const apiPlugins = [
+    {
+      name: "json-validation",
+      url: wasm("go-json_validation.wasm"),
+      type: "proxy-wasm",
+      direction: "inbound",
+      phase: "AUTHZ",
+      bodies: true,
+      pluginConfig: { requiredKeys: ["id"] },
+    },
+    {
+      name: "http-body",
+      url: wasm("go-http_body.wasm"),
+      type: "proxy-wasm",
+      direction: "inbound",
+      phase: "STATS",
+      bodies: true,
+    },
+  ];
+  (nodeB.services as unknown[]).push({ ...api, vips: [ip(101)], plugins: apiPlugins });
   const nodeA = {
     node: {
       name: "node-a",
@@ -140,7 +172,10 @@ Deno.test("third-party proxy-wasm filters unchanged on two weft nodes: callout, 
       address: ip(2),
       labels: { app: "sleep", version: "v7" },
     }],
-    services: [{ ...service, vips: [ip(100)], plugins: [exchange("outbound")] }],
+    services: [{ ...service, vips: [ip(100)], plugins: [exchange("outbound")] }, {
+      ...api,
+      vips: [ip(101)],
+    }],
   };
   await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
   await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
@@ -181,6 +216,20 @@ Deno.test("third-party proxy-wasm filters unchanged on two weft nodes: callout, 
     assertMatch(text, /destination_workload="echo-v1",[^}]*destination_app="echo"/);
     assertMatch(text, /destination_service="echo\.default\.svc\.cluster\.local"/);
     assertMatch(text, /connection_security_policy="mutual_tls"/);
+    // Bodies through the API: validated, then rewritten before the workload sees them.
+    const post = async (body: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`http://${ip(101)}:80/v1/items`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body,
+      });
+      return { status: r.status, body: await r.text() };
+    };
+    const appended = await post('{"id":7}', { "buffer-operation": "append" });
+    assertEquals(appended.status, 200, appended.body);
+    assertEquals(JSON.parse(appended.body).body, '{"id":7}[this is appended body]');
+    const invalid = await post('{"name":"x"}');
+    assertEquals([invalid.status, invalid.body], [403, "invalid payload"]);
     // http_headers logged what it saw, with Envoy's header model (:authority, no host).
     const logs = b.lines.map((l) => JSON.stringify(l)).join("\n");
     assertMatch(logs, /request header: :authority: /);

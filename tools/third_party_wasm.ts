@@ -3,10 +3,12 @@
  * re-extract them byte for byte from clones of the repositories that published them.
  *
  *   deno run -A tools/third_party_wasm.ts --verify
- *   deno run -A tools/third_party_wasm.ts --from proxy-wasm-go-sdk=DIR --from proxy=DIR
+ *   deno run -A tools/third_party_wasm.ts --from proxy-wasm-go-sdk=DIR --from proxy=DIR \
+ *     --from proxy-wasm-java-sdk=DIR
  *
- * DIR is a git clone (or bare mirror) of github.com/tetratelabs/proxy-wasm-go-sdk or
- * github.com/istio/proxy with the commits below in its history.
+ * DIR is a git clone (or bare mirror) of github.com/tetratelabs/proxy-wasm-go-sdk,
+ * github.com/istio/proxy or github.com/roastedroot/proxy-wasm-java-sdk with the commits below in
+ * its history.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -17,13 +19,17 @@ export const FIXTURE_DIR = fileURLToPath(
 
 export interface ThirdPartyWasm {
   file: string;
-  repo: "proxy-wasm-go-sdk" | "proxy";
+  repo: "proxy-wasm-go-sdk" | "proxy" | "proxy-wasm-java-sdk";
   commit: string;
   path: string;
   sha256: string;
 }
 
 const GO_SDK = "f6c1ad17591ffe0a5c400fafc12a764df4e1b544";
+/** roastedroot/proxy-wasm-java-sdk commits holding its host tests' prebuilt SDK examples. */
+const JAVA_GO = "bcc88322b4da89ee5108bbfeccf3220d87261a3b";
+const JAVA_RUST = "e6d223b790b51e4a89c9abe12aa300bb82148ad4";
+const JAVA_TESTS = "proxy-wasm-java-host/src/test";
 
 export const THIRD_PARTY_WASM: readonly ThirdPartyWasm[] = [
   {
@@ -60,6 +66,41 @@ export const THIRD_PARTY_WASM: readonly ThirdPartyWasm[] = [
     commit: "9b4239dee83dd8894bfc579d412ccd894cff2597",
     path: "extensions/stats/plugin.wasm",
     sha256: "fd77adb532f9b5b22c33ac383a19fc5cc0fb042813fe8ccecf8e1c75d4d32d13",
+  },
+  {
+    file: "go-http_body.wasm",
+    repo: "proxy-wasm-java-sdk",
+    commit: JAVA_GO,
+    path: `${JAVA_TESTS}/go-examples/http_body/main.wasm`,
+    sha256: "e8aa975a2f94d3406450ac6c6bd8598bdf0b7f6a6909278a1c19b77770d9fba2",
+  },
+  {
+    file: "go-json_validation.wasm",
+    repo: "proxy-wasm-java-sdk",
+    commit: JAVA_GO,
+    path: `${JAVA_TESTS}/go-examples/json_validation/main.wasm`,
+    sha256: "07728615afb2850e37d5eb120bb14ae1fecf1839740b48cda00fc999f8cf76bd",
+  },
+  {
+    file: "go-http_body_chunk.wasm",
+    repo: "proxy-wasm-java-sdk",
+    commit: JAVA_GO,
+    path: `${JAVA_TESTS}/go-examples/http_body_chunk/main.wasm`,
+    sha256: "b0ade250d85e7be96108f17fbe5e465eb3f9fc8ce21352733d12230ccac49a81",
+  },
+  {
+    file: "rust-envoy_filter_metadata.wasm",
+    repo: "proxy-wasm-java-sdk",
+    commit: JAVA_RUST,
+    path: `${JAVA_TESTS}/rust-examples/envoy_filter_metadata/main.wasm`,
+    sha256: "5c541c92db05802893d9eb55ccf5d7b9c3f543f69b27bb042fcad6b099174a86",
+  },
+  {
+    file: "rust-hello_world.wasm",
+    repo: "proxy-wasm-java-sdk",
+    commit: JAVA_RUST,
+    path: `${JAVA_TESTS}/rust-examples/hello_world/main.wasm`,
+    sha256: "f728d3f500cc7a75d074c097176850ab8fde419e1c327047753c9bdcd8f5fa50",
   },
 ];
 

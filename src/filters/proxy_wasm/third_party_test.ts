@@ -264,3 +264,105 @@ thirdParty("istio-stats.wasm", async (statsUrl) => {
     logs.restore();
   }
 }, "reads the peer that metadata_exchange put in the request's filter state");
+
+// --- Bodies: proxy-wasm-go-sdk examples built with Go 1.24 (wasip1, c-shared) and the Rust SDK.
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
+
+function jsonRequest(body: string, headers: Record<string, string> = {}) {
+  return request({
+    "content-type": "application/json",
+    "content-length": String(enc(body).length),
+    ...headers,
+  }, { method: "POST", body: enc(body) });
+}
+
+thirdParty("go-json_validation.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("go-json_validation.wasm", url, { bodies: true }, {
+    requiredKeys: ["id", "token"],
+  });
+  try {
+    const good = jsonRequest('{"id":1,"token":"t"}');
+    assertEquals(await f.onRequest(good), { action: "continue" });
+    f.onDone(good);
+    const missing = jsonRequest('{"id":1}');
+    const out = await f.onRequest(missing);
+    assert(out.action === "respond", JSON.stringify(out));
+    assertEquals([out.response.status, dec(out.response.body as Uint8Array)], [
+      403,
+      "invalid payload",
+    ]);
+    f.onDone(missing);
+    const notJson = request({ "content-type": "text/plain" }, { method: "POST", body: enc("x") });
+    const out2 = await f.onRequest(notJson);
+    assert(out2.action === "respond" && out2.response.status === 403, JSON.stringify(out2));
+    f.onDone(notJson);
+    assert(logs.lines.some((l) => l.includes("required key (token) is missing")));
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "validates JSON request bodies (Go SDK, wasip1)");
+
+thirdParty("go-http_body.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("go-http_body.wasm", url, { bodies: true }, {});
+  try {
+    for (
+      const [op, want] of [
+        ["append", "hello[this is appended body]"],
+        ["prepend", "[this is prepended body]hello"],
+        ["replace", "[this is replaced body]"],
+      ]
+    ) {
+      const req = jsonRequest("hello", { "buffer-operation": op! });
+      assertEquals(await f.onRequest(req), { action: "continue" });
+      assertEquals(dec(req.requestBody), want, op);
+      assertEquals(req.requestHeaders.has("content-length"), false, "the filter removed it");
+      f.onDone(req);
+    }
+    // The response side: replace the upstream's body.
+    const req = jsonRequest("hello", { "buffer-replace-at": "response" });
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    assertEquals(dec(req.requestBody), "hello", "request untouched in response mode");
+    const res = response(200, { "content-length": "8" });
+    res.responseBody = enc("upstream");
+    assertEquals(await f.onResponse(req, res), { action: "continue" });
+    assertEquals(dec(res.responseBody), "[this is replaced body]");
+    f.onDone(req);
+    // No body at all: the filter's own 400.
+    const empty = request({});
+    const out = await f.onRequest(empty);
+    assert(out.action === "respond" && out.response.status === 400, JSON.stringify(out));
+    f.onDone(empty);
+    assert(logs.lines.some((l) => l.includes("original request body: hello")));
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "rewrites request and response bodies (Go SDK, wasip1)");
+
+thirdParty("rust-hello_world.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("rust-hello_world.wasm", url, {});
+  try {
+    assert(logs.lines.some((l) => l.includes("Hello, World!")), "on_vm_start ran");
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "starts its root context (Rust SDK)");
+
+thirdParty("rust-envoy_filter_metadata.wasm", async (url) => {
+  const f = await load("rust-envoy_filter_metadata.wasm", url, {});
+  try {
+    // It answers only when a Lua filter left metadata; weft has none, so the request goes on.
+    const req = request({});
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    f.onDone(req);
+  } finally {
+    f.close();
+  }
+}, "runs its HTTP context (Rust SDK)");
