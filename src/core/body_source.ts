@@ -47,6 +47,9 @@ export function h2Reader(s: H2Stream): BodyReader {
   return (onChunk) =>
     new Promise<Trailer[]>((resolve, reject) => {
       if (s.readableEnded) return resolve(h2Trailers(s.trailers));
+      // A chunk still being handled when 'end' comes (pause() does not hold back an 'end' whose
+      // data was all emitted) finishes first: its outcome (a local reply) must not be lost.
+      let pending: Promise<void> | undefined;
       const onData = (c: Buffer): void => {
         let r: boolean | Promise<void>;
         try {
@@ -56,12 +59,25 @@ export function h2Reader(s: H2Stream): BodyReader {
         }
         if (r instanceof Promise) {
           s.pause();
-          r.then(() => s.resume(), done);
+          const p: Promise<void> = r.then(() => {
+            if (pending === p) pending = undefined;
+            s.resume();
+          });
+          pending = p;
+          p.catch(done);
         }
       };
-      const onEnd = (): void => done(undefined, h2Trailers(s.trailers));
+      const onEnd = (): void => {
+        s.off("close", onClose); // the stream may close while the last chunk is handled
+        const t = h2Trailers(s.trailers);
+        if (pending) pending.then(() => done(undefined, t), () => {});
+        else done(undefined, t);
+      };
       const onClose = (): void => done(new Error("stream reset before its end"));
+      let settled = false;
       function done(err: unknown, t?: Trailer[]): void {
+        if (settled) return;
+        settled = true;
         s.off("data", onData);
         s.off("end", onEnd);
         s.off("close", onClose);
