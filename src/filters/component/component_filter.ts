@@ -1,7 +1,8 @@
 /**
  * One configured generation of a component filter: an instance pool over a loaded component,
  * the per-call sandbox (time budget through the fuel check, memory cap from the loader), failure
- * classification, metrics, and reload-on-trap with a crash-loop limit and backoff.
+ * classification, metrics, and reload-on-trap (crash loop and backoff: crash_guard.ts). Body
+ * chunks and trailers (0.2.0/0.3.0 guests) are single synchronous calls on an idle instance.
  *
  * Hooks are synchronous wasm calls, so an instance is never entered by two requests at once; the
  * pool exists so a trapped instance is replaced without touching the others and so a future
@@ -22,37 +23,16 @@ import type {
 } from "../../core/mod.ts";
 import { failResponse, logger, WeftError } from "../../core/mod.ts";
 import { countFilterError, filterMetrics } from "../filter_metrics.ts";
-import { BadOutput, type Guest, type TrailersDecision } from "./guest.ts";
-import { CallTimeout, HostBridge } from "./host_bridge.ts";
+import type { Guest, TrailersDecision } from "./guest.ts";
+import { HostBridge } from "./host_bridge.ts";
+import { CrashGuard } from "./crash_guard.ts";
+import { DEFAULT_SANDBOX, LATENCY_SAMPLE_EVERY, type SandboxOptions } from "./sandbox_options.ts";
 import type { LoadedComponent } from "./component_loader.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 
 const log = logger("filters");
 
-export interface SandboxOptions {
-  /** Wall-clock budget of one hook call. */
-  readonly callBudgetMs: number;
-  readonly maxMemoryBytes: number;
-  /** Idle instances kept per generation. */
-  readonly poolMax: number;
-  /** Traps within `crashWindowMs` that put the filter into backoff. */
-  readonly crashLoopLimit: number;
-  readonly crashWindowMs: number;
-  /** First backoff; doubles per consecutive crash loop up to 30 s (Envoy FAIL_RELOAD: 1 s). */
-  readonly backoffBaseMs: number;
-}
-
-export const DEFAULT_SANDBOX: SandboxOptions = Object.freeze({
-  callBudgetMs: 50,
-  maxMemoryBytes: 64 * 1024 * 1024,
-  poolMax: 4,
-  crashLoopLimit: 5,
-  crashWindowMs: 10_000,
-  backoffBaseMs: 1_000,
-});
-
-/** Power of two. */
-export const LATENCY_SAMPLE_EVERY = 8;
+export { DEFAULT_SANDBOX, LATENCY_SAMPLE_EVERY, type SandboxOptions } from "./sandbox_options.ts";
 
 interface Slot {
   readonly guest: Guest;
@@ -70,9 +50,7 @@ export class ComponentFilter implements HttpFilter {
   /** 0.3.0 guests: trailers hooks (older guests leave trailers untouched at no cost). */
   private hasTrailerHooks = false;
   private readonly idle: Slot[] = [];
-  private crashes: number[] = [];
-  private backoffUntil = 0;
-  private backoffMs: number;
+  private readonly crashes: CrashGuard;
   private callSeq = 0;
   private trapReported = false;
   private readonly labels: { req: Record<string, string>; res: Record<string, string> };
@@ -86,7 +64,7 @@ export class ComponentFilter implements HttpFilter {
     private readonly config: Uint8Array,
     private readonly sandbox: SandboxOptions,
   ) {
-    this.backoffMs = sandbox.backoffBaseMs;
+    this.crashes = new CrashGuard(name, sandbox);
     this.labels = {
       req: { filter: name, phase: "request" },
       res: { filter: name, phase: "response" },
@@ -161,11 +139,8 @@ export class ComponentFilter implements HttpFilter {
     req: HttpRequestContext,
     res: HttpResponseContext | undefined,
   ): FilterOutcome | Promise<FilterOutcome> {
-    if (this.backoffUntil > 0) {
-      if (performance.now() < this.backoffUntil) {
-        return this.failed("unavailable", "filter in crash-loop backoff", req);
-      }
-      this.backoffUntil = 0;
+    if (this.crashes.backingOff()) {
+      return this.failed("unavailable", "filter in crash-loop backoff", req);
     }
     const slot = this.idle.pop();
     if (slot) return this.call(slot, req, res);
@@ -313,21 +288,7 @@ export class ComponentFilter implements HttpFilter {
 
   /** The instance is dropped (its state may be corrupt); the next call gets a fresh one. */
   private onTrap(slot: Slot, e: unknown, req: HttpRequestContext): Failed {
-    let kind: FilterFailureKind = "trap";
-    if (e instanceof CallTimeout) kind = "timeout";
-    else if (e instanceof BadOutput) kind = "bad_output";
-    else if (slot.guest.memoryBytes() + 1024 * 1024 >= this.sandbox.maxMemoryBytes) kind = "memory";
-    const now = performance.now();
-    this.crashes = this.crashes.filter((t) => now - t < this.sandbox.crashWindowMs);
-    this.crashes.push(now);
-    if (this.crashes.length >= this.sandbox.crashLoopLimit) {
-      this.backoffUntil = now + this.backoffMs;
-      log.warn("filter crash loop", { filter: this.name, backoffMs: this.backoffMs });
-      this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
-      this.crashes = [];
-    } else if (this.crashes.length === 1) {
-      this.backoffMs = this.sandbox.backoffBaseMs;
-    }
+    const kind = this.crashes.onTrap(e, slot.guest.memoryBytes());
     return this.failed(kind, (e as Error)?.message ?? String(e), req);
   }
 
