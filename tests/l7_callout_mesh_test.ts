@@ -8,6 +8,8 @@
  * caller's principal; a plaintext dial would bypass node B entirely.
  */
 import { stringify } from "yaml";
+import http2 from "node:http2";
+import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -44,6 +46,7 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-callout-" });
   const echo = await startHttpWorkload(ip(4), PORT, "echo");
   const authz = await startHttpWorkload(ip(3), PORT, "authz");
+  const grpc = await startGrpcEcho(ip(5), PORT);
   const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const endpoint = (name: string, address: string) => ({
     workload: name,
@@ -64,6 +67,12 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
       ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
       endpoints: [endpoint("authz", ip(3))],
     },
+    {
+      name: "grpc",
+      namespace: "default",
+      ports: [{ port: 80, targetPort: PORT, protocol: "GRPC" }],
+      endpoints: [endpoint("grpc", ip(5))],
+    },
   ];
   const nodeB = {
     node: { name: "node-b" },
@@ -78,6 +87,7 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
         address: ip(3),
         labels: { app: "authz" },
       },
+      { name: "grpc", namespace: "default", serviceAccount: "grpc", address: ip(5) },
     ],
     services,
     configDir: join(dir, "istio"),
@@ -102,14 +112,14 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
     url: `file://${await testFilter()}`,
     type: "proxy-wasm",
     direction: "outbound",
-    clusters: { authz: { service: "authz", port: 80 } },
+    clusters: { authz: { service: "authz", port: 80 }, grpc: { service: "grpc", port: 80 } },
   };
   const nodeA = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
     ca,
     listeners: LISTENERS,
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{ ...services[0]!, vips: [ip(100)], plugins: [plugin] }, services[1]!],
+    services: [{ ...services[0]!, vips: [ip(100)], plugins: [plugin] }, ...services.slice(1)],
   };
   await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
   await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
@@ -145,10 +155,63 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
       ) >= 1,
       "node B terminated the callout's HBONE connection with the caller's identity",
     );
+    // A gRPC stream (proxy_grpc_stream) to a service cluster takes the same way.
+    const g = await fetch(`http://${ip(100)}:80/g`, { headers: { "x-test": "grpc-stream" } });
+    const gh = JSON.parse(await g.text()).headers;
+    assertEquals([gh["x-grpc-message"], gh["x-grpc-status"]], ["pong:a,pong:b", "0"]);
+    assert(
+      metricSum(
+        await scrape(b),
+        "istio_tcp_connections_opened_total",
+        'destination_workload="grpc"',
+        'source_principal="cluster.local/ns/default/sa/sleep"',
+      ) >= 1,
+      "the gRPC stream went through node B too",
+    );
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await echo.close();
     await authz.close();
+    await grpc.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** An h2c gRPC server answering each message of /test.Echo/Chat with "pong:<msg>" as it comes. */
+async function startGrpcEcho(host: string, port: number): Promise<{ close(): Promise<void> }> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  server.on("stream", (s) => {
+    const stream = s as http2.ServerHttp2Stream;
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+      waitForTrailers: true,
+    });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    let buf = Buffer.alloc(0);
+    stream.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const len = buf.readUInt32BE(1);
+        const reply = Buffer.from(`pong:${buf.subarray(5, 5 + len).toString()}`);
+        buf = buf.subarray(5 + len);
+        const out = Buffer.alloc(5 + reply.length);
+        out.writeUInt32BE(reply.length, 1);
+        reply.copy(out, 5);
+        stream.write(out);
+      }
+    });
+    stream.on("end", () => stream.end());
+  });
+  await new Promise<void>((r) => server.listen(port, host, r));
+  return {
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => r());
+      }),
+  };
 }

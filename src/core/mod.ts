@@ -22,6 +22,7 @@ export { HeaderList } from "./header_map.ts";
 export { failResponse, FilterChain, orderFilterRefs } from "./filter_chain.ts";
 export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
+export { H2Session, H2Stream } from "./h2/mod.ts";
 export { httpExchange } from "./http1_client.ts";
 export type { ExchangeRequest, ExchangeResponse } from "./http1_client.ts";
 export type { ServiceDial } from "./service_dialer.ts";

@@ -8,7 +8,12 @@ import type { Counter, Gauge, Histogram } from "../../core/mod.ts";
 import { decodePairs, MetricType, Status } from "./abi.ts";
 import { OutOfBounds } from "./guest_memory.ts";
 import { refuseCall, resolveCluster, startHttpCall } from "./http_call.ts";
-import { grpcClusterName, resolveGrpcCluster, startGrpcCall } from "./grpc_call.ts";
+import {
+  grpcClusterName,
+  resolveGrpcCluster,
+  startGrpcCall,
+  startGrpcStream,
+} from "./grpc_call.ts";
 import type { ProxyWasmVm } from "./vm.ts";
 
 export interface HttpCallResult {
@@ -255,16 +260,39 @@ function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
         startGrpcCall(vm, id, cluster, target, path, metadata, m.read(bp, bl), timeoutMs >>> 0);
         return Status.OK;
       }),
+    proxy_grpc_stream: (up, ul, sp, sl, mp, ml, hp, hl, idPtr) =>
+      guard(() => {
+        const raw = m.read(up, ul);
+        const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
+        const service = m.readString(sp, sl);
+        const method = m.readString(mp, ml);
+        if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
+        const target = resolveGrpcCluster(vm, raw);
+        if (typeof target === "string") {
+          refuseCall(vm, grpcClusterName(raw), target);
+          return Status.PARSE_FAILURE;
+        }
+        const id = nextCallId++;
+        m.setU32(idPtr, id);
+        startGrpcStream(vm, id, grpcClusterName(raw), target, `/${service}/${method}`, metadata);
+        return Status.OK;
+      }),
+    proxy_grpc_send: (id, mp, ml, end) =>
+      guard(() => {
+        const x = vm.grpcCalls.get(id);
+        if (!x) return Status.NOT_FOUND;
+        return x.send(m.read(mp, ml), end !== 0) ? Status.OK : Status.BAD_ARGUMENT;
+      }),
     proxy_grpc_cancel: (id) => {
-      const c = vm.grpcCancels.get(id);
-      if (!c) return Status.NOT_FOUND;
-      c();
+      const x = vm.grpcCalls.get(id);
+      if (!x) return Status.NOT_FOUND;
+      x.cancel();
       return Status.OK;
     },
     proxy_grpc_close: (id) => {
-      const c = vm.grpcCancels.get(id);
-      if (!c) return Status.NOT_FOUND;
-      c();
+      const x = vm.grpcCalls.get(id);
+      if (!x) return Status.NOT_FOUND;
+      x.close();
       return Status.OK;
     },
   };

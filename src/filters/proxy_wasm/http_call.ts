@@ -109,7 +109,7 @@ async function performMesh(
 }
 
 /** The workload a stream's callout is made for: the local end of its request. */
-function localOf(stream: StreamState | undefined): string | undefined {
+export function localOf(stream: StreamState | undefined): string | undefined {
   const req = stream?.req;
   if (!req) return undefined;
   return req.direction === "inbound" ? req.peer.destinationAddress : req.peer.sourceAddress;

@@ -15,6 +15,7 @@ import { buildImports } from "./imports.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 import type { HttpCallResult } from "./env_services.ts";
 import type { GrpcDelivery } from "./grpc_call.ts";
+import type { GrpcExchange } from "./grpc_exchange.ts";
 import {
   type Callback,
   type CompiledPlugin,
@@ -41,8 +42,8 @@ export class ProxyWasmVm {
   httpCallResult: HttpCallResult | undefined;
   /** The gRPC callout result being delivered (one callback at a time). */
   grpc: GrpcDelivery | undefined;
-  /** Cancels of gRPC calls in flight, by call id (proxy_grpc_cancel / proxy_grpc_close). */
-  readonly grpcCancels = new Map<number, () => void>();
+  /** gRPC calls and streams in flight, by id (proxy_grpc_send / _close / _cancel). */
+  readonly grpcCalls = new Map<number, GrpcExchange>();
   dead: GuestFailure | undefined;
   /** Timer cleanups, run when the VM dies or closes. */
   readonly cleanups = new Set<() => void>();

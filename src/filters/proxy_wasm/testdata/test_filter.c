@@ -46,6 +46,11 @@ uint32_t proxy_grpc_call(const char *up, size_t ul, const char *sv, size_t sl, c
                          size_t ml, const char *h, size_t hl, const char *b, size_t bl,
                          uint32_t timeout, uint32_t *token);
 IMPORT(proxy_get_status) uint32_t proxy_get_status(uint32_t *code, char **msg, size_t *ml);
+IMPORT(proxy_grpc_stream)
+uint32_t proxy_grpc_stream(const char *up, size_t ul, const char *sv, size_t sl, const char *m,
+                           size_t ml, const char *h, size_t hl, uint32_t *token);
+IMPORT(proxy_grpc_send) uint32_t proxy_grpc_send(uint32_t token, const char *b, size_t bl, uint32_t end);
+IMPORT(proxy_grpc_close) uint32_t proxy_grpc_close(uint32_t token);
 IMPORT(proxy_register_shared_queue)
 uint32_t proxy_register_shared_queue(const char *n, size_t nl, uint32_t *id);
 IMPORT(proxy_resolve_shared_queue)
@@ -185,6 +190,29 @@ static uint32_t grpc_start(uint32_t ctx, int nowhere) {
   return PAUSE;
 }
 
+/* "grpc-stream": a stream to test.Echo/Chat; sends "a", then "b" with end_of_stream, and a third
+ * send after the end (refused); every reply is appended to x-grpc-message, comma separated.
+ * "grpc-stream-close": sends "a" then half-closes with proxy_grpc_close. */
+static uint32_t grpc_stream_start(uint32_t ctx) {
+  static const char md[] = "\x01\0\0\0" "\x04\0\0\0\x01\0\0\0" "x-md\0v\0";
+  uint32_t st = proxy_grpc_stream(S("grpc"), S("test.Echo"), S("Chat"), md, sizeof md - 1, &grpc_token);
+  if (st != OK) {
+    set_req_num(S("x-grpc-call-status"), st);
+    return CONTINUE;
+  }
+  grpc_ctx = ctx;
+  grpc_md_count = 0;
+  grpc_msg_len = 0;
+  set_req_num(S("x-grpc-send-1"), proxy_grpc_send(grpc_token, S("a"), 0));
+  if (is("grpc-stream-close")) {
+    set_req_num(S("x-grpc-close"), proxy_grpc_close(grpc_token));
+  } else {
+    set_req_num(S("x-grpc-send-2"), proxy_grpc_send(grpc_token, S("b"), 1));
+    set_req_num(S("x-grpc-send-3"), proxy_grpc_send(grpc_token, S("c"), 0));
+  }
+  return PAUSE;
+}
+
 EXPORT(proxy_on_grpc_receive_initial_metadata)
 void on_grpc_initial(uint32_t root, uint32_t token, uint32_t n) {
   (void)root;
@@ -197,6 +225,11 @@ EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token
   char *b = 0;
   size_t bl = 0;
   if (proxy_get_buffer_bytes(5 /* GRPC_CALL_MESSAGE */, 0, size, &b, &bl) != OK) return;
+  if (is("grpc-stream") || is("grpc-stream-close")) { /* append, comma separated */
+    if (grpc_msg_len && grpc_msg_len < sizeof grpc_msg) grpc_msg[grpc_msg_len++] = ',';
+    for (size_t i = 0; i < bl && grpc_msg_len < sizeof grpc_msg; i++) grpc_msg[grpc_msg_len++] = b[i];
+    return;
+  }
   grpc_msg_len = bl < sizeof grpc_msg ? bl : sizeof grpc_msg;
   for (size_t i = 0; i < grpc_msg_len; i++) grpc_msg[i] = b[i];
 }
@@ -407,6 +440,7 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   if (is("callout")) return callout(ctx);
   if (is("grpc")) return grpc_start(ctx, 0);
   if (is("grpc-nowhere")) return grpc_start(ctx, 1);
+  if (is("grpc-stream") || is("grpc-stream-close")) return grpc_stream_start(ctx);
   if (is("callout-pause")) {
     /* A filter that ignores the refusal and waits anyway (the host must not hang it). */
     static const char h[] = "\x03\0\0\0" "\x07\0\0\0\x03\0\0\0" "\x05\0\0\0\x01\0\0\0"

@@ -1,0 +1,78 @@
+/**
+ * `proxy_grpc_stream` / `proxy_grpc_send` / `proxy_grpc_close` against a real bidirectional gRPC
+ * server (node:http2, h2c) that answers every message as it arrives, through the C test filter
+ * (built from source): replies are delivered one by one, a send after end_of_stream is refused,
+ * proxy_grpc_close half-closes (the server's replies and trailers still arrive), and the stream
+ * closes with the server's grpc-status.
+ */
+import { createServer, type ServerHttp2Stream } from "node:http2";
+import { Buffer } from "node:buffer";
+import { assert, assertEquals } from "../../../tests/support/assert.ts";
+import { ref, request, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
+import { setLogSink } from "../../core/mod.ts";
+import { createProxyWasmFilter } from "./mod.ts";
+
+const wasm = await testFilter();
+
+function frame(s: string): Buffer {
+  const b = Buffer.alloc(5 + s.length);
+  b.writeUInt32BE(s.length, 1);
+  b.write(s, 5);
+  return b;
+}
+
+Deno.test("proxy_grpc_stream: messages both ways as they come, half-close, status", async () => {
+  const seen: string[] = [];
+  const server = createServer();
+  server.on("stream", (s, headers) => {
+    const stream = s as ServerHttp2Stream;
+    seen.push(`${headers[":path"]} md=${headers["x-md"]}`);
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "x-initial": "1" }, {
+      waitForTrailers: true,
+    });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    let buf = Buffer.alloc(0);
+    stream.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const len = buf.readUInt32BE(1);
+        const msg = buf.subarray(5, 5 + len).toString();
+        buf = buf.subarray(5 + len);
+        seen.push(`msg ${msg}`);
+        stream.write(frame(`pong:${msg}`));
+      }
+    });
+    stream.on("end", () => stream.end());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const restore = setLogSink(() => {});
+  const f = await createProxyWasmFilter(ref("grpc", wasm, {}), {
+    clusters: { grpc: `127.0.0.1:${port}` },
+  });
+  try {
+    const req = request({ "x-test": "grpc-stream" });
+    const out = f.onRequest(req);
+    assert(out instanceof Promise, "held while the stream runs");
+    assertEquals(await out, { action: "continue" });
+    f.onDone(req);
+    const h = req.requestHeaders;
+    assertEquals([h.get("x-grpc-send-1"), h.get("x-grpc-send-2")], ["0", "0"]);
+    assertEquals(h.get("x-grpc-send-3"), "2", "BAD_ARGUMENT after end_of_stream");
+    assertEquals(h.get("x-grpc-message"), "pong:a,pong:b", "each reply delivered");
+    assertEquals(h.get("x-grpc-status"), "0");
+    assert(Number(h.get("x-grpc-initial-count")) >= 2, "initial metadata delivered");
+    assertEquals(seen.slice(0, 3), ["/test.Echo/Chat md=v", "msg a", "msg b"]);
+
+    const half = request({ "x-test": "grpc-stream-close" });
+    assertEquals(await f.onRequest(half), { action: "continue" });
+    f.onDone(half);
+    assertEquals(half.requestHeaders.get("x-grpc-close"), "0");
+    assertEquals(half.requestHeaders.get("x-grpc-message"), "pong:a", "replies after close");
+    assertEquals(half.requestHeaders.get("x-grpc-status"), "0");
+  } finally {
+    f.close();
+    restore();
+    await new Promise((r) => server.close(r));
+  }
+});
