@@ -76,3 +76,41 @@ Deno.test("proxy_grpc_stream: messages both ways as they come, half-close, statu
     await new Promise((r) => server.close(r));
   }
 });
+
+Deno.test("proxy_grpc_call over TLS (ALPN h2) to a cluster with tls options", async () => {
+  const { createSecureServer } = await import("node:http2");
+  const { createTestPki } = await import("../../../tests/support/test_ca.ts");
+  const pki = await createTestPki();
+  const leaf = await pki.good("spiffe://cluster.local/ns/default/sa/grpc");
+  const server = createSecureServer({ cert: leaf.certPem, key: leaf.keyPem });
+  let alpn: string | false | undefined;
+  server.on("stream", (s) => {
+    const stream = s as ServerHttp2Stream;
+    alpn = stream.session?.alpnProtocol;
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+      waitForTrailers: true,
+    });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.resume();
+    stream.on("end", () => stream.end(frame("pong:tls")));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const restore = setLogSink(() => {});
+  const f = await createProxyWasmFilter(ref("grpc-tls", wasm, {}), {
+    clusters: { grpc: { address: `127.0.0.1:${port}`, tls: { insecureSkipVerify: true } } },
+  });
+  try {
+    const req = request({ "x-test": "grpc" });
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    f.onDone(req);
+    assertEquals(req.requestHeaders.get("x-grpc-status"), "0");
+    assertEquals(req.requestHeaders.get("x-grpc-message"), "pong:tls");
+    assertEquals(alpn, "h2");
+  } finally {
+    f.close();
+    restore();
+    await new Promise((r) => server.close(r));
+    await pki.dispose();
+  }
+});
