@@ -12,8 +12,10 @@
  *   in-flight ones finish on the chain they started with.
  * - `dialUpstream(route?)`: opens a connection to the upstream (or to the route a filter chose);
  *   idle upstream connections are kept per route and reused (keep-alive).
- * Per request: parse → request chain (local response / delay / route) → forward with the filters'
- * header changes → response chain → write. Bodies stream through with their framing untouched.
+ * Per request: parse and request chain (http1_request.ts: local response / delay / route, body
+ * buffered for body filters) → `forward` here (the upstream exchange with the filters' header
+ * changes and the request body as the chain asks) → response phase (http1_response.ts) →
+ * accounting (http_access.ts). Bodies without body filters stream through with their framing.
  * HTTP/2 with prior knowledge (h2c, as inside HBONE) is detected by its preface and served by
  * http2_downstream.ts with the same chain and upstream pool.
  */
@@ -23,45 +25,30 @@ import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
 import { isH2, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
-import type {
-  Direction,
-  HttpRequestContext,
-  HttpResponseContext,
-  PeerInfo,
-  RouteChoice,
-} from "./filter_api.ts";
+import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { HeaderList } from "./header_map.ts";
 import {
   bad,
   ByteReader,
-  checkRequestLine,
   copyBody,
   type Framing,
-  framingOf,
   httpErrorStatus,
-  parseHead,
   serializeHead,
   type Trailer,
 } from "./http1_codec.ts";
-import { requestTrailers, responseTrailers, TrailersReply } from "./trailers.ts";
-import { Http1UpstreamPool, type Upstream, upstreamHead } from "./http1_upstream.ts";
+import { nextRequestId, type RequestDeps, serveRequest } from "./http1_request.ts";
+import { type ConnState, respondH1, type ResponseDeps } from "./http1_response.ts";
+import { countRequest } from "./http_access.ts";
+import { requestTrailers, TrailersReply } from "./trailers.ts";
+import { Http1UpstreamPool, type Upstream } from "./http1_upstream.ts";
 import {
-  bufferBody,
   chunkedWithTrailers,
   DEFAULT_MAX_BUFFERED_BODY_BYTES,
-  REQUEST_TOO_LARGE,
-  RESPONSE_TOO_LARGE,
   setBufferedLength,
-  wantsRequestBody,
-  wantsResponseBody,
 } from "./body_buffer.ts";
 import {
-  logResponseReset,
   requestChunkCall,
   requestStreamers,
-  responseChunkCall,
-  responseStreamers,
   setStreamedFraming,
   streamBody,
 } from "./body_stream.ts";
@@ -70,28 +57,11 @@ import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 
 const log = logger("http_proxy");
-const access = logger("http_proxy.access");
-const requests = metrics.counter(
-  "weft_http_requests_total",
-  "HTTP requests through the L7 proxy.",
-  [
-    "direction",
-    "code_class",
-  ],
-);
-
 const codecErrors = metrics.counter(
   "weft_http_codec_errors_total",
   "HTTP/1.1 requests refused by the codec or header timeout (connection closed after each)",
   ["direction", "status"],
 );
-
-interface ConnState {
-  /** A response (head) was written for the current request: an error can no longer answer. */
-  responding: boolean;
-  /** Waiting for a request head with none started (drain closes such connections now). */
-  idle: boolean;
-}
 
 export interface HttpProxyOptions {
   readonly chain: () => FilterChain;
@@ -110,8 +80,6 @@ export interface HttpProxyOptions {
   readonly requestHeadersTimeoutMs?: number;
 }
 
-let requestSeq = 0;
-
 export class HttpProxy {
   private readonly upstreams: Http1UpstreamPool;
   private readonly downstreams = new Set<Duplex>();
@@ -121,11 +89,25 @@ export class HttpProxy {
   private readonly states = new Map<Duplex, ConnState>();
   private readonly h2Pool: H2UpstreamPool | undefined;
   private readonly maxBody: number;
+  private readonly responseDeps: ResponseDeps;
+  private readonly requestDeps: RequestDeps;
 
   constructor(readonly opts: HttpProxyOptions) {
     this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
     this.upstreams = new Http1UpstreamPool(opts.dialUpstream, opts.maxIdlePerRoute);
+    this.responseDeps = {
+      maxBody: this.maxBody,
+      draining: () => this.draining,
+      count: (status, ctx) => this.count(status, ctx),
+      release: (up) => this.upstreams.release(up),
+    };
+    this.requestDeps = {
+      ...this.responseDeps,
+      direction: opts.direction,
+      chain: () => this.opts.chain(),
+      forward: (...a) => this.forward(...a),
+    };
   }
 
   /** Serves HTTP/1.1 or h2c requests on `down` until it closes; never throws. After an error
@@ -179,76 +161,15 @@ export class HttpProxy {
   }
 
   /** Returns whether the downstream connection stays open. */
-  private async serveOne(
+  /** Returns whether the downstream connection stays open (http1_request.ts). */
+  private serveOne(
     down: Duplex,
     reader: ByteReader,
     raw: Buffer,
     peer: PeerInfo,
     state: ConnState,
   ): Promise<boolean> {
-    const head = parseHead(raw);
-    checkRequestLine(head.line, raw);
-    const [method, target, version] = head.line;
-    const headers = new HeaderList(head.headers);
-    const hosts = headers.getAll("host");
-    if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
-      throw bad("HTTP/1.1 requires exactly one Host header");
-    }
-    let reqFraming = framingOf((n) => headers.getAll(n), false);
-    if (reqFraming.kind === "length") headers.set("content-length", String(reqFraming.length));
-    const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
-      x.trim()
-    );
-    const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
-    const ctx: HttpRequestContext = {
-      direction: this.opts.direction,
-      method,
-      path: target,
-      authority: headers.get("host") ?? "",
-      scheme: "http",
-      protocol: "HTTP/1.1",
-      requestHeaders: headers,
-      peer,
-      requestId: headers.get("x-request-id") ?? `weft-${++requestSeq}`,
-      filterState: new Map(),
-      requestBody: undefined,
-    };
-    const chain = this.opts.chain();
-    const reqTrailers: Trailer[] = [];
-    try {
-      if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
-        // A body filter sees the whole body with the request phase (body_buffer.ts).
-        const body = await bufferBody(reader, reqFraming, this.maxBody, reqTrailers);
-        if (!body) {
-          this.count(413, ctx);
-          state.responding = true;
-          return writeLocal(down, REQUEST_TOO_LARGE, false);
-        }
-        ctx.requestBody = body;
-        reqFraming = { kind: "none" };
-      }
-      const v0 = chain.onRequest(ctx);
-      const verdict = v0 instanceof Promise ? await v0 : v0;
-      if (verdict.kind === "respond") {
-        await copyBody(reader, reqFraming, () => true); // discard the request body
-        this.count(verdict.response.status, ctx);
-        state.responding = true;
-        return writeLocal(down, verdict.response, keepAlive && !this.draining);
-      }
-      return await this.forward(
-        down,
-        reader,
-        ctx,
-        reqFraming,
-        verdict.route,
-        keepAlive,
-        chain,
-        state,
-        reqTrailers,
-      );
-    } finally {
-      chain.onDone(ctx);
-    }
+    return serveRequest(this.requestDeps, down, reader, raw, peer, state);
   }
 
   private async forward(
@@ -364,7 +285,7 @@ export class HttpProxy {
     }
   }
 
-  private async respond(
+  private respond(
     down: Duplex,
     up: Upstream,
     resRaw: Buffer,
@@ -373,131 +294,7 @@ export class HttpProxy {
     chain: FilterChain,
     state: ConnState,
   ): Promise<boolean> {
-    let res = upstreamHead(resRaw);
-    while (res.line[1].startsWith("1") && res.line[1] !== "101") {
-      const next = await up.reader.readHead();
-      if (!next) {
-        throw bad("upstream closed after an interim response", "http_upstream_bad_message");
-      }
-      res = upstreamHead(next);
-    }
-    const status = Number(res.line[1]);
-    const resHeaders = new HeaderList(res.headers);
-    const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
-    let resFraming: Framing;
-    try {
-      resFraming = noBody ? { kind: "none" } : framingOf((n) => resHeaders.getAll(n), true);
-    } catch (e) {
-      throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
-    }
-    const resCtx: HttpResponseContext = {
-      status,
-      responseHeaders: resHeaders,
-      responseBody: undefined,
-    };
-    let upstreamDone = false;
-    const resTrailers: Trailer[] = [];
-    if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
-      const body = await bufferBody(up.reader, resFraming, this.maxBody, resTrailers);
-      if (!body) {
-        up.stream.destroy();
-        this.count(500, ctx);
-        state.responding = true;
-        return writeLocal(down, RESPONSE_TOO_LARGE, false);
-      }
-      upstreamDone = resFraming.kind !== "close";
-      resCtx.responseBody = body;
-      resFraming = { kind: "none" };
-    }
-    const v0 = chain.onResponse(ctx, resCtx);
-    const verdict = v0 instanceof Promise ? await v0 : v0;
-    if (verdict.kind === "respond") {
-      up.stream.destroy(); // its body is not wanted; closing beats draining
-      this.count(verdict.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, verdict.response, keepAlive && !this.draining);
-    }
-    const closeAfter = !keepAlive || resFraming.kind === "close" || this.draining;
-    const resBody = resCtx.responseBody;
-    const onResTrailers = responseTrailers(chain, ctx, resCtx);
-    // Trailers of a buffered body go on chunked to a keep-alive client, else they are dropped.
-    let bufTrailers: Trailer[] = [];
-    try {
-      if (resBody && !closeAfter) bufTrailers = await onResTrailers(resTrailers);
-    } catch (e) {
-      if (!(e instanceof TrailersReply)) throw e;
-      up.stream.destroy(); // nothing of the response left yet: the local reply answers
-      this.count(e.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, e.response, false);
-    }
-    if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
-    const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
-    // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
-    if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
-    const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
-    if (resFraming.kind === "length" && !resStreamers.length) {
-      const i = out.findIndex(([k]) => k === "content-length");
-      if (i >= 0) out.splice(i, 1);
-      out.push(["content-length", String(resFraming.length)]);
-    }
-    if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
-    const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
-    state.responding = true;
-    if (resBody) {
-      const body = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
-      down.write(Buffer.concat([resHead, body]));
-    } else if (resStreamers.length) {
-      down.write(resHead);
-      const reset = await streamBody(
-        up.reader,
-        resFraming,
-        down,
-        writeWithBackpressure,
-        resStreamers,
-        responseChunkCall(ctx, resCtx),
-        ctx,
-        !closeAfter,
-        onResTrailers,
-      );
-      if (reset) {
-        logResponseReset(ctx, reset.details);
-        up.stream.destroy();
-        down.destroy();
-        return false;
-      }
-    } else {
-      let started = false; // a response that arrived whole is held until its trailers are seen
-      try {
-        await copyBody(
-          up.reader,
-          resFraming,
-          (b) => {
-            started = true;
-            return writeWithBackpressure(down, b);
-          },
-          false,
-          resHead,
-          onResTrailers,
-        );
-      } catch (e) {
-        if (!(e instanceof TrailersReply)) throw e;
-        up.stream.destroy();
-        if (!started) {
-          this.count(e.response.status, ctx);
-          return writeLocal(down, e.response, false);
-        }
-        logResponseReset(ctx, e.response.details); // too late to answer: reset, as Envoy
-        down.destroy();
-        return false;
-      }
-    }
-    this.count(resCtx.status, ctx);
-    const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
-    if (resFraming.kind === "close" || upClose || (resBody && !upstreamDone)) {
-      up.stream.destroy();
-    } else this.upstreams.release(up);
-    return !closeAfter;
+    return respondH1(this.responseDeps, down, up, resRaw, ctx, keepAlive, chain, state);
   }
 
   private handleH2(down: Duplex, reader: ByteReader, peer: PeerInfo): Promise<void> {
@@ -508,7 +305,7 @@ export class HttpProxy {
         acquire: (route) => this.upstreams.acquire(route),
         release: (up) => this.upstreams.release(up as Upstream),
         count: (status, ctx) => this.count(status, ctx),
-        nextRequestId: () => `weft-${++requestSeq}`,
+        nextRequestId,
         h2Upstream: this.h2Pool,
         maxBufferedBodyBytes: this.maxBody,
       },
@@ -522,21 +319,8 @@ export class HttpProxy {
     });
   }
 
-  /** Counts the request and writes its access record (debug level: opt-in, it costs µs). */
   private count(status: number, ctx: HttpRequestContext): void {
-    requests.inc({ direction: this.opts.direction, code_class: `${Math.floor(status / 100)}xx` });
-    if (access.enabled("debug")) {
-      access.debug("request", {
-        requestId: ctx.requestId,
-        direction: ctx.direction,
-        protocol: ctx.protocol,
-        method: ctx.method,
-        path: ctx.path,
-        authority: ctx.authority,
-        status,
-        source: ctx.peer.sourcePrincipal ?? ctx.peer.sourceAddress,
-      });
-    }
+    countRequest(this.opts.direction, status, ctx);
   }
 
   /** Drain: idle keep-alive downstreams close now, busy ones after their current response

@@ -1,0 +1,134 @@
+/**
+ * The request phase of an HTTP/1.1 request in the L7 proxy: the head parsed strictly
+ * (http1_codec.ts; exactly one Host for HTTP/1.1, the body framing with a Content-Length
+ * normalised, keep-alive), the `HttpRequestContext` the filters see, the body buffered for body
+ * filters (Envoy's limit: 413), the request chain (a local reply discards the body), then the
+ * proxy's `forward` (http_proxy.ts) with what the chain chose.
+ */
+import type { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
+import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type { FilterChain } from "./filter_chain.ts";
+import { HeaderList } from "./header_map.ts";
+import {
+  bad,
+  type ByteReader,
+  checkRequestLine,
+  copyBody,
+  type Framing,
+  framingOf,
+  parseHead,
+  type Trailer,
+} from "./http1_codec.ts";
+import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
+import { writeLocal } from "./http_io.ts";
+import type { ConnState, ResponseDeps } from "./http1_response.ts";
+
+/** What the request phase needs from its proxy. */
+export interface RequestDeps extends ResponseDeps {
+  readonly direction: Direction;
+  chain(): FilterChain;
+  forward(
+    down: Duplex,
+    reader: ByteReader,
+    ctx: HttpRequestContext,
+    framing: Framing,
+    route: RouteChoice | undefined,
+    keepAlive: boolean,
+    chain: FilterChain,
+    state: ConnState,
+    trailers: Trailer[],
+  ): Promise<boolean>;
+}
+
+let requestSeq = 0;
+
+/** A request id for requests that bring none (x-request-id). */
+export function nextRequestId(): string {
+  return `weft-${++requestSeq}`;
+}
+
+export function parseRequest(
+  raw: Buffer,
+  peer: PeerInfo,
+  direction: Direction,
+): { ctx: HttpRequestContext; framing: Framing; keepAlive: boolean } {
+  const head = parseHead(raw);
+  checkRequestLine(head.line, raw);
+  const [method, target, version] = head.line;
+  const headers = new HeaderList(head.headers);
+  const hosts = headers.getAll("host");
+  if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
+    throw bad("HTTP/1.1 requires exactly one Host header");
+  }
+  const framing = framingOf((n) => headers.getAll(n), false);
+  if (framing.kind === "length") headers.set("content-length", String(framing.length));
+  const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
+    x.trim()
+  );
+  const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
+  const ctx: HttpRequestContext = {
+    direction,
+    method,
+    path: target,
+    authority: headers.get("host") ?? "",
+    scheme: "http",
+    protocol: "HTTP/1.1",
+    requestHeaders: headers,
+    peer,
+    requestId: headers.get("x-request-id") ?? nextRequestId(),
+    filterState: new Map(),
+    requestBody: undefined,
+  };
+  return { ctx, framing, keepAlive };
+}
+
+/** Serves one request whose head is `raw`; returns whether the connection stays open. */
+export async function serveRequest(
+  p: RequestDeps,
+  down: Duplex,
+  reader: ByteReader,
+  raw: Buffer,
+  peer: PeerInfo,
+  state: ConnState,
+): Promise<boolean> {
+  const parsed = parseRequest(raw, peer, p.direction);
+  const { ctx, keepAlive } = parsed;
+  let reqFraming = parsed.framing;
+  const chain = p.chain();
+  const reqTrailers: Trailer[] = [];
+  try {
+    if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
+      // A body filter sees the whole body with the request phase (body_buffer.ts).
+      const body = await bufferBody(reader, reqFraming, p.maxBody, reqTrailers);
+      if (!body) {
+        p.count(413, ctx);
+        state.responding = true;
+        return writeLocal(down, REQUEST_TOO_LARGE, false);
+      }
+      ctx.requestBody = body;
+      reqFraming = { kind: "none" };
+    }
+    const v0 = chain.onRequest(ctx);
+    const verdict = v0 instanceof Promise ? await v0 : v0;
+    if (verdict.kind === "respond") {
+      await copyBody(reader, reqFraming, () => true); // discard the request body
+      p.count(verdict.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, verdict.response, keepAlive && !p.draining());
+    }
+    return await p.forward(
+      down,
+      reader,
+      ctx,
+      reqFraming,
+      verdict.route,
+      keepAlive,
+      chain,
+      state,
+      reqTrailers,
+    );
+  } finally {
+    chain.onDone(ctx);
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The response phase of an HTTP/1.1 request in the L7 proxy: the upstream's head (interim
+ * responses skipped, strict checks: any doubt is a 502), the response body buffered for body
+ * filters (Envoy's limit: 500), the response chain (a local reply replaces the upstream's), then
+ * the head and body downstream: buffered (its own length, or chunked with trailers), streamed
+ * through filters (re-framed), or copied as framed; trailers through the trailer hooks. The
+ * upstream connection goes back to the pool only when nothing about its framing is in doubt.
+ */
+import type { Duplex } from "node:stream";
+import { Buffer } from "node:buffer";
+import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
+import type { FilterChain } from "./filter_chain.ts";
+import { HeaderList } from "./header_map.ts";
+import {
+  bad,
+  copyBody,
+  type Framing,
+  framingOf,
+  serializeHead,
+  type Trailer,
+} from "./http1_codec.ts";
+import { type Upstream, upstreamHead } from "./http1_upstream.ts";
+import { writeLocal, writeWithBackpressure } from "./http_io.ts";
+import {
+  bufferBody,
+  chunkedWithTrailers,
+  RESPONSE_TOO_LARGE,
+  setBufferedLength,
+  wantsResponseBody,
+} from "./body_buffer.ts";
+import {
+  logResponseReset,
+  responseChunkCall,
+  responseStreamers,
+  setStreamedFraming,
+  streamBody,
+} from "./body_stream.ts";
+import { responseTrailers, TrailersReply } from "./trailers.ts";
+import { errorMessage } from "./errors.ts";
+
+/** Per downstream connection. */
+export interface ConnState {
+  /** A response (head) was written for the current request: an error can no longer answer. */
+  responding: boolean;
+  /** Waiting for a request head with none started (drain closes such connections now). */
+  idle: boolean;
+}
+
+/** What the response phase needs from its proxy. */
+export interface ResponseDeps {
+  readonly maxBody: number;
+  draining(): boolean;
+  count(status: number, ctx: HttpRequestContext): void;
+  release(up: Upstream): void;
+}
+
+export async function respondH1(
+  p: ResponseDeps,
+  down: Duplex,
+  up: Upstream,
+  resRaw: Buffer,
+  ctx: HttpRequestContext,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+): Promise<boolean> {
+  let res = upstreamHead(resRaw);
+  while (res.line[1].startsWith("1") && res.line[1] !== "101") {
+    const next = await up.reader.readHead();
+    if (!next) {
+      throw bad("upstream closed after an interim response", "http_upstream_bad_message");
+    }
+    res = upstreamHead(next);
+  }
+  const status = Number(res.line[1]);
+  const resHeaders = new HeaderList(res.headers);
+  const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
+  let resFraming: Framing;
+  try {
+    resFraming = noBody ? { kind: "none" } : framingOf((n) => resHeaders.getAll(n), true);
+  } catch (e) {
+    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+  }
+  const resCtx: HttpResponseContext = {
+    status,
+    responseHeaders: resHeaders,
+    responseBody: undefined,
+  };
+  let upstreamDone = false;
+  const resTrailers: Trailer[] = [];
+  if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
+    const body = await bufferBody(up.reader, resFraming, p.maxBody, resTrailers);
+    if (!body) {
+      up.stream.destroy();
+      p.count(500, ctx);
+      state.responding = true;
+      return writeLocal(down, RESPONSE_TOO_LARGE, false);
+    }
+    upstreamDone = resFraming.kind !== "close";
+    resCtx.responseBody = body;
+    resFraming = { kind: "none" };
+  }
+  const v0 = chain.onResponse(ctx, resCtx);
+  const verdict = v0 instanceof Promise ? await v0 : v0;
+  if (verdict.kind === "respond") {
+    up.stream.destroy(); // its body is not wanted; closing beats draining
+    p.count(verdict.response.status, ctx);
+    state.responding = true;
+    return writeLocal(down, verdict.response, keepAlive && !p.draining());
+  }
+  const closeAfter = !keepAlive || resFraming.kind === "close" || p.draining();
+  const resBody = resCtx.responseBody;
+  const onResTrailers = responseTrailers(chain, ctx, resCtx);
+  // Trailers of a buffered body go on chunked to a keep-alive client, else they are dropped.
+  let bufTrailers: Trailer[] = [];
+  try {
+    if (resBody && !closeAfter) bufTrailers = await onResTrailers(resTrailers);
+  } catch (e) {
+    if (!(e instanceof TrailersReply)) throw e;
+    up.stream.destroy(); // nothing of the response left yet: the local reply answers
+    p.count(e.response.status, ctx);
+    state.responding = true;
+    return writeLocal(down, e.response, false);
+  }
+  if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
+  const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
+  // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
+  if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
+  const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
+  if (resFraming.kind === "length" && !resStreamers.length) {
+    const i = out.findIndex(([k]) => k === "content-length");
+    if (i >= 0) out.splice(i, 1);
+    out.push(["content-length", String(resFraming.length)]);
+  }
+  if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
+  const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
+  state.responding = true;
+  if (resBody) {
+    const body = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
+    down.write(Buffer.concat([resHead, body]));
+  } else if (resStreamers.length) {
+    down.write(resHead);
+    const reset = await streamBody(
+      up.reader,
+      resFraming,
+      down,
+      writeWithBackpressure,
+      resStreamers,
+      responseChunkCall(ctx, resCtx),
+      ctx,
+      !closeAfter,
+      onResTrailers,
+    );
+    if (reset) {
+      logResponseReset(ctx, reset.details);
+      up.stream.destroy();
+      down.destroy();
+      return false;
+    }
+  } else {
+    let started = false; // a response that arrived whole is held until its trailers are seen
+    try {
+      await copyBody(
+        up.reader,
+        resFraming,
+        (b) => {
+          started = true;
+          return writeWithBackpressure(down, b);
+        },
+        false,
+        resHead,
+        onResTrailers,
+      );
+    } catch (e) {
+      if (!(e instanceof TrailersReply)) throw e;
+      up.stream.destroy();
+      if (!started) {
+        p.count(e.response.status, ctx);
+        return writeLocal(down, e.response, false);
+      }
+      logResponseReset(ctx, e.response.details); // too late to answer: reset, as Envoy
+      down.destroy();
+      return false;
+    }
+  }
+  p.count(resCtx.status, ctx);
+  const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
+  if (resFraming.kind === "close" || upClose || (resBody && !upstreamDone)) {
+    up.stream.destroy();
+  } else p.release(up);
+  return !closeAfter;
+}
