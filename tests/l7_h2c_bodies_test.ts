@@ -164,3 +164,19 @@ for (const label of ["no filter", "streaming filter", "proxy-wasm trailer filter
     }
   });
 }
+
+Deno.test("h2c bodies: proxy-wasm sees end_of_stream on the request headers as the h2 stream says", async () => {
+  const f = await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), {});
+  const h = await startL7([f]);
+  const s = http2.connect(h.url);
+  try {
+    const withBody = await h2Call(s, "/echo", { headers: { "x-test": "status" }, body: ["x"] });
+    assert.equal(JSON.parse(withBody.body).headers["x-eos"], "0", "a body follows (no length)");
+    const none = await h2Call(s, "/echo", { method: "GET", headers: { "x-test": "status" } });
+    assert.equal(JSON.parse(none.body).headers["x-eos"], "1", "END_STREAM on the headers");
+  } finally {
+    await closeSession(s);
+    await h.close();
+    f.close();
+  }
+});

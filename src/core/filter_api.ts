@@ -64,6 +64,9 @@ export interface HttpRequestContext {
   readonly filterState: Map<string, unknown>;
   /** Buffered request body, only for filters that opted into bodies. */
   requestBody: Uint8Array | undefined;
+  /** Whether a body (or trailers) follows the request head, when the data path knows it (an h2
+   * request carries no framing header to tell): proxy-wasm's end_of_stream on the headers. */
+  readonly bodyFollows?: boolean;
   /** The local reply a filter answered this request with (set by the chain), so filters the
    * request never reached can still log it, as Envoy runs every filter's access log. */
   localReply?: LocalResponse;

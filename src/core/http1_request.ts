@@ -79,6 +79,7 @@ export function parseRequest(
     requestId: headers.get("x-request-id") ?? nextRequestId(),
     filterState: new Map(),
     requestBody: undefined,
+    bodyFollows: framing.kind !== "none",
   };
   return { ctx, framing, keepAlive };
 }

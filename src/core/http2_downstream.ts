@@ -14,7 +14,7 @@ import type { ByteReader } from "./http1_codec.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
-import { h1Reader, h1Sink, writeH2 } from "./body_source.ts";
+import { h1Reader, h1Sink, h2HasBody, writeH2 } from "./body_source.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
 import {
   answer,
@@ -91,6 +91,7 @@ async function serveStream(
     requestId: headers.get("x-request-id") ?? b.nextRequestId(),
     filterState: new Map(),
     requestBody: undefined,
+    bodyFollows: h2HasBody(stream),
   };
   const chain = b.chain();
   try {

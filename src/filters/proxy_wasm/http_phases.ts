@@ -25,6 +25,7 @@ function failedOf(vm: ProxyWasmVm): FilterOutcome {
 
 function requestEndsWithHeaders(req: HttpRequestContext): boolean {
   if (req.requestBody !== undefined) return req.requestBody.length === 0;
+  if (req.bodyFollows !== undefined) return !req.bodyFollows;
   const h = req.requestHeaders;
   const len = h.get("content-length");
   return !h.has("transfer-encoding") && (len === undefined || len === "0");
