@@ -174,6 +174,12 @@ Deno.test("h2c bodies: proxy-wasm sees end_of_stream on the request headers as t
     assert.equal(JSON.parse(withBody.body).headers["x-eos"], "0", "a body follows (no length)");
     const none = await h2Call(s, "/echo", { method: "GET", headers: { "x-test": "status" } });
     assert.equal(JSON.parse(none.body).headers["x-eos"], "1", "END_STREAM on the headers");
+    assert.equal(none.headers["x-response-eos"], "0", "the response has a body");
+    const empty = await h2Call(s, "/status/204", {
+      method: "GET",
+      headers: { "x-test": "status" },
+    });
+    assert.equal(empty.headers["x-response-eos"], "1", "a 204 ends with its head");
   } finally {
     await closeSession(s);
     await h.close();

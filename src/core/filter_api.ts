@@ -76,6 +76,8 @@ export interface HttpResponseContext {
   status: number;
   readonly responseHeaders: HeaderMap;
   responseBody: Uint8Array | undefined;
+  /** Whether a body (or trailers) follows the response head, when the data path knows it. */
+  readonly bodyFollows?: boolean;
 }
 
 /** Choose the upstream for this request: a service and optionally a subset of its endpoints. */

@@ -85,6 +85,7 @@ export async function respondH1(
     status,
     responseHeaders: resHeaders,
     responseBody: undefined,
+    bodyFollows: resFraming.kind !== "none",
   };
   let upstreamDone = false;
   const resTrailers: Trailer[] = [];

@@ -143,6 +143,7 @@ export async function answer(
     status: up.status,
     responseHeaders: up.headers,
     responseBody: undefined,
+    bodyFollows: up.src !== undefined,
   };
   const resTrailers: Trailer[] = [];
   if (up.src && wantsResponseBody(chain)) {

@@ -113,7 +113,9 @@ export function responsePhase(
   if (vm.dead) return failedOf(vm);
   if (s.local) return CONTINUE; // our own local reply passing back through
   s.res = res;
-  const eos = res.responseBody !== undefined && res.responseBody.length === 0;
+  const eos = res.responseBody !== undefined
+    ? res.responseBody.length === 0
+    : res.bodyFollows === false;
   return runPhase(vm, s, "response", res.responseHeaders.size + 1, res.responseBody, eos);
 }
 

@@ -502,7 +502,7 @@ EXPORT(proxy_on_response_body) uint32_t on_response_body(uint32_t ctx, uint32_t 
 EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uint32_t n) {
 #else
 EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uint32_t n, uint32_t eos) {
-  (void)eos;
+  if (is("status")) proxy_add_header_map_value(HTTP_RESPONSE_HEADERS, S("x-response-eos"), eos ? "1" : "0", 1);
 #endif
   (void)ctx;
   char *v = 0;
