@@ -186,3 +186,26 @@ Deno.test("h2c bodies: proxy-wasm sees end_of_stream on the request headers as t
     f.close();
   }
 });
+
+Deno.test("h2c bodies: DATA that disagree with content-length never reach an HTTP/1.1 upstream", async () => {
+  const rig = await startRig([]);
+  const s = http2.connect(`http://127.0.0.1:${rig.port}`);
+  s.on("error", () => {});
+  try {
+    const smuggle = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    const long = await h2Call(s, "/up", {
+      headers: { "content-length": "5" },
+      body: ["hello", smuggle],
+    }).catch((e: Error) => e);
+    assert.ok(long instanceof Error || long.status !== 200, "the stream is reset");
+    const bad = await h2Call(s, "/up", { headers: { "content-length": "5, 6" }, body: ["hello"] })
+      .catch((e: Error) => e);
+    assert.ok(bad instanceof Error || bad.status !== 200, "a malformed content-length");
+    const ok = await h2Call(s, "/up", { headers: { "content-length": "5" }, body: ["hello"] });
+    assert.equal(ok.status, 200, "an exact length goes through");
+    assert.ok(!rig.received().includes("/smuggled"), "nothing past the declared length");
+  } finally {
+    await closeSession(s).catch(() => {});
+    await rig.close();
+  }
+});

@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import {
+  bad,
   type ByteReader,
   copyBody,
   FORBIDDEN_TRAILERS,
@@ -120,6 +121,25 @@ export function h1Sink(
   };
 }
 const CRLF = Buffer.from("\r\n");
+
+/** A sink that passes exactly `n` bytes: an HTTP/2 request whose DATA disagree with its
+ * content-length is malformed (RFC 9113 §8.1.1), and copied raw onto an HTTP/1.1 connection the
+ * excess would be read as another request (smuggling). Throws on the first byte too many, or at
+ * the end when short. */
+export function exactLength(sink: BodySink, n: number): BodySink {
+  let seen = 0;
+  return {
+    write: (b) => {
+      seen += b.length;
+      if (seen > n) throw bad(`body longer than its content-length ${n}`);
+      return sink.write(b);
+    },
+    end: (t) => {
+      if (seen !== n) throw bad(`body of ${seen} bytes, content-length ${n}`);
+      return sink.end(t);
+    },
+  };
+}
 
 /** An HTTP/2 stream whose head was sent: DATA frames with flow control, then trailers (a HEADERS
  * frame with END_STREAM) or an empty END_STREAM. Writes reject once the stream is gone. */

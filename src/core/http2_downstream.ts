@@ -14,7 +14,7 @@ import type { ByteReader } from "./http1_codec.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
-import { h1Reader, h1Sink, h2HasBody, writeH2 } from "./body_source.ts";
+import { exactLength, h1Reader, h1Sink, h2HasBody, writeH2 } from "./body_source.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
 import {
   answer,
@@ -62,7 +62,9 @@ export function serveH2(
   session.onConnect((raw, _respond, stream) => {
     serveStream(backend, stream, raw, peer).catch((e) => {
       log.debug("h2 stream error", { err: errorMessage(e) });
-      stream.destroy();
+      // A reset (RST_STREAM), never a "clean" end: the response may not have started, and an
+      // END_STREAM without a HEADERS frame is a protocol error that costs the whole session.
+      stream.destroy(e instanceof Error ? e : new Error(String(e)));
     });
   });
   down.resume();
@@ -93,6 +95,13 @@ async function serveStream(
     requestBody: undefined,
     bodyFollows: h2HasBody(stream),
   };
+  if (badContentLength(headers)) {
+    log.debug("h2 request with a malformed content-length", { requestId: ctx.requestId });
+    return void stream.destroy(new Error("malformed content-length"));
+  }
+  if (headers.has("content-length")) {
+    headers.set("content-length", headers.get("content-length")!.trim());
+  }
   const chain = b.chain();
   try {
     const reqTrailers: Trailer[] = [];
@@ -130,6 +139,19 @@ async function serveStream(
   }
 }
 
+/** The request's content-length (checked at the stream's start: one non-negative integer). */
+function declared(ctx: HttpRequestContext): number {
+  return Number(ctx.requestHeaders.get("content-length"));
+}
+
+/** Malformed per RFC 9113 §8.1.1 unless every content-length value is the same integer. */
+function badContentLength(h: HeaderList): boolean {
+  const all = h.getAll("content-length");
+  if (all.length === 0) return false;
+  const v = all[0]!.trim();
+  return !/^\d{1,15}$/.test(v) || all.some((x) => x.trim() !== v);
+}
+
 /** An h2 stream to an HTTP/1.1 upstream from the proxy's keep-alive pool; the status sent. */
 async function forwardH1(
   b: H2Backend,
@@ -155,7 +177,9 @@ async function forwardH1(
     if (!ctx.requestHeaders.has("host")) out.unshift(["host", ctx.authority]);
     if (plan.chunked) out.push(["transfer-encoding", "chunked"]);
     up.stream.write(serializeHead(`${ctx.method} ${ctx.path} HTTP/1.1`, out));
-    const sink = h1Sink(up.stream, plan.chunked, writeH2);
+    const raw = h1Sink(up.stream, plan.chunked, writeH2);
+    // Copied raw (by its content-length): exactly that many bytes, or the stream is reset.
+    const sink = plan.src && !plan.chunked ? exactLength(raw, declared(ctx)) : raw;
     const call = requestChunkCall(ctx);
     const { src, buffered, streamers, onTrailers } = plan;
     const local = await sendBody(sink, src, buffered, streamers, call, ctx, onTrailers);

@@ -37,6 +37,8 @@ export function h2Call(
       () => resolve({ status: Number(head[":status"]), headers: head, body, trailers }),
     );
     req.on("error", reject);
+    // A reset without an error event (RST_STREAM CANCEL/NO_ERROR before the end): settle anyway.
+    req.on("close", () => reject(new Error(`stream closed, rstCode ${req.rstCode}`)));
     for (const piece of opts.body ?? []) req.write(piece);
     req.end();
   });
