@@ -7,7 +7,7 @@
  * `yaml` package weft used before (what step 1 cost with it). Medians of several runs.
  */
 import process from "node:process";
-import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAll } from "js-yaml";
@@ -55,7 +55,7 @@ const vsText = (list: Record<string, unknown>[], v2: number): string =>
 const oneFile = join(dir, "zz-vs-svc0.yaml");
 const restFile = join(dir, "zz-vs-rest.yaml");
 for (const f of files) {
-  const text = await Deno.readTextFile(f);
+  const text = await readFile(f, "utf8");
   await writeFile(
     f,
     text.split("---\n").filter((t) => !t.includes("kind: VirtualService")).join("---\n"),

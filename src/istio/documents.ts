@@ -88,7 +88,9 @@ export function loadIstioDocuments(
     problems.list.push(...hit.problems);
   }
   for (const f of cache.keys()) if (!seen.has(f)) cache.delete(f);
-  return { resources: deepFreeze(group(objects, problems)), problems: problems.list };
+  // The objects are deep-frozen per file already. The per-kind lists are new per load and only
+  // typed readonly: freezing a 10 000-element array makes JavaScriptCore (Bun) copy its storage.
+  return { resources: Object.freeze(group(objects, problems)), problems: problems.list };
 }
 
 function parseFile(
@@ -141,8 +143,8 @@ function depthOf(v: unknown, limit: number, budget = { nodes: 1_000_000 }): numb
   if (typeof v !== "object" || v === null) return 0;
   if (limit <= 0 || --budget.nodes <= 0) return Infinity;
   let d = 0;
-  for (const x of Object.values(v)) {
-    d = Math.max(d, depthOf(x, limit - 1, budget));
+  for (const k in v) {
+    d = Math.max(d, depthOf((v as Record<string, unknown>)[k], limit - 1, budget));
     if (d === Infinity) break;
   }
   return d + 1;
@@ -246,6 +248,15 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
   };
 }
 
+/** "Kind namespace/name" per (frozen) object: objects of unchanged files are the same across
+ * reloads, so the string is made once. */
+const identities = new WeakMap<IstioObject, string>();
+function identityOf(o: IstioObject): string {
+  let k = identities.get(o);
+  if (k === undefined) identities.set(o, k = `${o.kind} ${o.meta.namespace}/${o.meta.name}`);
+  return k;
+}
+
 function group(objects: readonly IstioObject[], problems: Problems): IstioResources {
   // One pass: bucket by kind; names are unique per kind and namespace.
   const buckets = new Map<string, IstioObject[]>();
@@ -254,7 +265,7 @@ function group(objects: readonly IstioObject[], problems: Problems): IstioResour
     let b = buckets.get(o.kind);
     if (!b) buckets.set(o.kind, b = []);
     b.push(o);
-    const key = `${o.kind} ${o.meta.namespace}/${o.meta.name}`;
+    const key = identityOf(o);
     if (seen.has(key)) problems.add(key, "defined twice");
     seen.add(key);
   }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { loadIstioDocuments, parseDurationMs } from "./mod.ts";
+import { isIpAddress } from "./check.ts";
+import { parseIp } from "../core/mod.ts";
 
 const BOOKINFO = `
 apiVersion: networking.istio.io/v1
@@ -101,4 +103,14 @@ Deno.test("istio: durations in Istio/protobuf/Go form", () => {
     ["99999999999999999999h", undefined],
   ];
   for (const [text, want] of cases) assert.equal(parseDurationMs(text), want, text);
+});
+
+Deno.test("isIpAddress: dotted quads by a loop agree with parseIp", () => {
+  for (const ip of ["10.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "fe80::1", "1234:5678::9"]) {
+    assert.equal(isIpAddress(ip), true, ip);
+  }
+  for (const bad of ["1.2.3", "1.2.3.256", "01.2.3.4", "1..2.3", "1.2.3.4.", "", "x", "1.2.3.4 "]) {
+    assert.equal(isIpAddress(bad), parseIp(bad) !== undefined, bad);
+    assert.equal(isIpAddress(bad), false, bad);
+  }
 });

@@ -103,7 +103,7 @@ export class Translator {
       version,
       workloads: addr.workloads,
       services: Object.freeze(
-        this.withAddressServices(merge(frags)).map((s) => {
+        this.withAddressServices(merge(frags, this.merged)).map((s) => {
           const chain = inbound.get(s.hostname);
           return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
         }),
@@ -216,6 +216,9 @@ export class Translator {
     }
     return out;
   }
+
+  /** Each hostname's merged service with the fragments it was made of (see merge). */
+  private readonly merged = new Map<string, { list: Fragment[]; service: Service }>();
 
   /** Each listener's warm fragment with the resources it was made of: a push that changed one
    * route re-translates that listener only. */
@@ -364,7 +367,13 @@ function pickHost(
     route.virtualHosts.find((v) => v.domains.includes("*"));
 }
 
-function merge(frags: readonly Fragment[]): Service[] {
+/** Fragments → one Service per hostname. A hostname whose fragments are the same objects as in
+ * the last build (`memo`, updated here) keeps its Service object: a route edit re-merges the
+ * services it touched, not all of them. */
+function merge(
+  frags: readonly Fragment[],
+  memo: Map<string, { list: Fragment[]; service: Service }>,
+): Service[] {
   const by = new Map<string, Fragment[]>();
   for (const f of frags) {
     const list = by.get(f.hostname);
@@ -372,7 +381,13 @@ function merge(frags: readonly Fragment[]): Service[] {
     else by.set(f.hostname, [f]);
   }
   const out: Service[] = [];
+  for (const k of memo.keys()) if (!by.has(k)) memo.delete(k);
   for (const [hostname, list] of by) {
+    const held = memo.get(hostname);
+    if (held && held.list.length === list.length && held.list.every((f, i) => f === list[i])) {
+      out.push(held.service);
+      continue;
+    }
     const first = list[0]!;
     const eps = new Map<string, Endpoint>();
     const subsets = new Map<string, Subset>();
@@ -380,7 +395,7 @@ function merge(frags: readonly Fragment[]): Service[] {
       for (const e of f.endpoints) if (!eps.has(e.address)) eps.set(e.address, e);
       for (const s of f.subsets) subsets.set(s.name, s);
     }
-    out.push(Object.freeze({
+    const service: Service = Object.freeze({
       name: first.name,
       namespace: first.namespace,
       hostname,
@@ -390,7 +405,9 @@ function merge(frags: readonly Fragment[]): Service[] {
       subsets: Object.freeze([...subsets.values()]),
       outboundFilters: Object.freeze(list.find((f) => f.filters.length)?.filters ?? []),
       inboundFilters: Object.freeze([]),
-    }));
+    });
+    memo.set(hostname, { list, service });
+    out.push(service);
   }
   return out;
 }

@@ -6,12 +6,8 @@
  * an unchanged resource keeps its version across rebuilds and is never re-pushed.
  */
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { parseIp } from "../../core/mod.ts";
-import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import {
-  Cluster_DiscoveryType,
-  ClusterSchema,
   HttpConnectionManagerSchema,
   IstioAddressSchema,
   IstioAuthorizationSchema,
@@ -43,6 +39,19 @@ import {
   routeConfig,
 } from "./build_routes.ts";
 import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
+import {
+  anyOf,
+  assignmentBytes,
+  edsClusterBytes,
+  fnv,
+  ipBytes,
+  lbEndpointBytes,
+  type PortLists,
+  workloadAddressBytes,
+  workloadUid,
+} from "./build_wire.ts";
+
+export { lbEndpointBytes, workloadAddressBytes, workloadUid } from "./build_wire.ts";
 
 export interface Built {
   readonly version: string;
@@ -51,12 +60,6 @@ export interface Built {
   readonly key?: string;
 }
 export type NodeResources = ReadonlyMap<string, ReadonlyMap<string, Built>>;
-
-function fnv(bytes: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return (h >>> 0).toString(16).padStart(8, "0");
-}
 
 const matches = (labels: Record<string, string>, sel: Record<string, string>): boolean =>
   Object.entries(sel).every(([k, v]) => labels[k] === v);
@@ -87,14 +90,26 @@ function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
   return idx;
 }
 
-const selections = new WeakMap<MeshService, MeshWorkload[]>();
+/** A service's selection and the workload signature it was made under: a service object is
+ * reused across meshes (mesh.ts) while the workloads may differ. */
+const selections = new WeakMap<MeshService, { sig: string; out: MeshWorkload[] }>();
 
 /** What selecting workloads is made of: the workloads (frozen; those of unchanged manifests are
- * the same objects across reloads, so their keys stand for content), once per mesh. */
+ * the same objects across reloads, so identity stands for content), as a token once per mesh:
+ * the same token as the previous mesh when its workloads are the same objects in the same
+ * order, a new one otherwise. */
 const workloadSigs = new WeakMap<Mesh, string>();
+let lastWorkloads: { list: readonly MeshWorkload[]; sig: string } = { list: [], sig: "w0" };
+let nextSig = 1;
 function workloadSig(mesh: Mesh): string {
   let sig = workloadSigs.get(mesh);
-  if (sig === undefined) workloadSigs.set(mesh, sig = mesh.workloads.map(workloadKey).join(","));
+  if (sig !== undefined) return sig;
+  const list = mesh.workloads;
+  const old = lastWorkloads.list;
+  const same = list.length === old.length && list.every((w, i) => w === old[i]);
+  sig = same ? lastWorkloads.sig : `w${nextSig++}`;
+  lastWorkloads = { list, sig };
+  workloadSigs.set(mesh, sig);
   return sig;
 }
 
@@ -105,28 +120,32 @@ let lastSelections: { sig: string; bySelector: Map<string, MeshWorkload[]> } = {
   bySelector: new Map(),
 };
 
+const selectorKeys = new WeakMap<MeshService, string>();
 function selectorKey(s: MeshService): string {
-  return s.selector
-    ? `s|${s.namespace}|${key(s.selector)}`
-    : `e|${key([...s.endpointIps ?? []].sort())}`;
+  let k = selectorKeys.get(s);
+  if (k === undefined) {
+    k = s.selector
+      ? `s|${s.namespace}|${key(s.selector)}`
+      : `e|${key([...s.endpointIps ?? []].sort())}`;
+    selectorKeys.set(s, k);
+  }
+  return k;
 }
 
 /** The service's workloads: by label selector in its namespace (through the label index), or the
  * addresses of its EndpointSlices. */
 function selected(mesh: Mesh, s: MeshService): MeshWorkload[] {
-  let out = selections.get(s);
-  if (out) return out;
   const sig = workloadSig(mesh);
+  const held = selections.get(s);
+  if (held?.sig === sig) return held.out;
   if (lastSelections.sig !== sig) lastSelections = { sig, bySelector: new Map() };
   const sk = selectorKey(s);
-  out = lastSelections.bySelector.get(sk);
-  if (out) {
-    selections.set(s, out);
-    return out;
+  let out = lastSelections.bySelector.get(sk);
+  if (!out) {
+    out = select(mesh, s);
+    lastSelections.bySelector.set(sk, out);
   }
-  out = select(mesh, s);
-  lastSelections.bySelector.set(sk, out);
-  selections.set(s, out);
+  selections.set(s, { sig, out });
   return out;
 }
 
@@ -139,14 +158,6 @@ function select(mesh: Mesh, s: MeshService): MeshWorkload[] {
       ? w.namespace === s.namespace && matches(w.labels, sel)
       : s.endpointIps?.has(w.address) === true
   );
-}
-
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-function ipBytes(ip: string): Uint8Array {
-  const m = IPV4.exec(ip);
-  if (m) return new Uint8Array([+m[1]!, +m[2]!, +m[3]!, +m[4]!]);
-  return parseIp(ip)?.bytes ?? new Uint8Array();
 }
 
 const lbEndpoints = new WeakMap<MeshWorkload, Map<string, Uint8Array>>();
@@ -166,58 +177,7 @@ function lbEndpoint(mesh: Mesh, w: MeshWorkload, targetPort: number): Uint8Array
   return bytes;
 }
 
-/** google.protobuf.Struct{fields = 1: map<string, Value{string_value = 3, struct_value = 5}>}
- * of string leaves and nested string maps. */
-function writeStruct(
-  wr: BinaryWriter,
-  o: Readonly<Record<string, string | Record<string, string>>>,
-) {
-  for (const [k, v] of Object.entries(o)) {
-    wr.tag(1, WireType.LengthDelimited).fork();
-    wr.tag(1, WireType.LengthDelimited).string(k);
-    wr.tag(2, WireType.LengthDelimited).fork();
-    if (typeof v === "string") wr.tag(3, WireType.LengthDelimited).string(v);
-    else {
-      wr.tag(5, WireType.LengthDelimited).fork();
-      writeStruct(wr, v);
-      wr.join();
-    }
-    wr.join();
-    wr.join();
-  }
-}
-
-/** LbEndpoint{endpoint = 1: Endpoint{address = 1: Address{socket_address = 1:
- * SocketAddress{address = 2, port_value = 3}}}, metadata = 3: Metadata{filter_metadata = 1:
- * map<string, Struct>}} written field by field (protobuf-es spends most of its time on the
- * Struct); equality-tested against protobuf-es in build_test.ts. */
-export function lbEndpointBytes(mesh: Mesh, w: MeshWorkload, targetPort: number): Uint8Array {
-  const wr = new BinaryWriter();
-  wr.tag(1, WireType.LengthDelimited).fork(); // endpoint
-  wr.tag(1, WireType.LengthDelimited).fork(); // address
-  wr.tag(1, WireType.LengthDelimited).fork(); // socket_address
-  wr.tag(2, WireType.LengthDelimited).string(w.address);
-  wr.tag(3, WireType.Varint).uint32(targetPort);
-  wr.join().join().join();
-  wr.tag(3, WireType.LengthDelimited).fork(); // metadata
-  wr.tag(1, WireType.LengthDelimited).fork(); // filter_metadata entry
-  wr.tag(1, WireType.LengthDelimited).string("weft");
-  wr.tag(2, WireType.LengthDelimited).fork();
-  writeStruct(wr, {
-    workload: w.name,
-    namespace: w.namespace,
-    node: w.node,
-    ...(w.hbone ? { hbone: `${w.address}:${mesh.hbonePort}` } : {}),
-    identity: w.identity,
-    labels: { ...w.labels },
-  });
-  wr.join().join().join();
-  return wr.finish();
-}
-
-/** ClusterLoadAssignment{cluster_name = 1, endpoints = 2: LocalityLbEndpoints{locality = 1 (empty:
- * gRPC clients skip localities without a weight), lb_endpoints = 2, load_balancing_weight = 3}},
- * assembled from the cached LbEndpoint bytes. */
+/** The service's (or subset's) endpoints as a ClusterLoadAssignment. */
 function assignment(
   mesh: Mesh,
   s: MeshService,
@@ -226,14 +186,7 @@ function assignment(
   subset?: Record<string, string>,
 ): Any {
   const eps = selected(mesh, s).filter((w) => !subset || matches(w.labels, subset));
-  const wr = new BinaryWriter();
-  wr.tag(1, WireType.LengthDelimited).string(name);
-  wr.tag(2, WireType.LengthDelimited).fork();
-  wr.tag(1, WireType.LengthDelimited).bytes(new Uint8Array());
-  for (const w of eps) wr.tag(2, WireType.LengthDelimited).bytes(lbEndpoint(mesh, w, targetPort));
-  wr.tag(3, WireType.LengthDelimited).fork().tag(1, WireType.Varint).uint32(1).join();
-  wr.join();
-  return create(AnySchema, { typeUrl: ENDPOINT, value: wr.finish() });
+  return anyOf(ENDPOINT, assignmentBytes(name, eps.map((w) => lbEndpoint(mesh, w, targetPort))));
 }
 
 function httpManager(s: MeshService, port: number) {
@@ -438,25 +391,23 @@ export const inboundListenerName = (s: MeshService, node: string): string =>
 
 const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
 
-type PortLists = Record<string, { ports: { servicePort: number; targetPort: number }[] }>;
-
 /** workload → {"namespace/hostname" → ports} for every service selecting it (istiod's
  * Workload.services map), built once per mesh from each service's selection. */
-function servicesByWorkload(mesh: Mesh): Map<MeshWorkload, PortLists> {
-  const out = new Map<MeshWorkload, PortLists>();
+function servicesByWorkload(mesh: Mesh): Map<MeshWorkload, { lists: PortLists; key: string }> {
+  const out = new Map<MeshWorkload, { lists: PortLists; key: string }>();
   for (const s of mesh.services) {
     const ports = s.ports.map((p) => ({ servicePort: p.port, targetPort: p.targetPort }));
+    const name = `${s.namespace}/${s.hostname}`;
+    // What this entry adds to a workload's Address (its key names the content, see put).
+    const part = key([name, ports]);
     for (const w of selected(mesh, s)) {
       let m = out.get(w);
-      if (!m) out.set(w, m = {});
-      m[`${s.namespace}/${s.hostname}`] = { ports };
+      if (!m) out.set(w, m = { lists: {}, key: "" });
+      m.lists[name] = { ports };
+      m.key += part;
     }
   }
   return out;
-}
-
-export function workloadUid(mesh: Mesh, w: MeshWorkload): string {
-  return `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`;
 }
 
 /** workload → "ns/name" of the selector policies bound to it. */
@@ -476,51 +427,6 @@ function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
     }
   }
   return out;
-}
-
-/** istio.workload.Address{workload = 1: Workload} written field by field (10 000 of them per
- * mesh: ~2x faster than building messages): name 1, namespace 2, addresses 3, tunnel_protocol 5,
- * trust_domain 6, service_account 7, node 9, canonical_name 10, canonical_revision 11,
- * workload_name 13, authorization_policies 16, uid 20, services 22 (map<string, PortList{ports
- * 1: Port{service_port 1, target_port 2}}>). Proto3 defaults are left out, as protobuf-es does. */
-export function workloadAddressBytes(
-  mesh: Mesh,
-  w: MeshWorkload,
-  services: PortLists,
-  policies: readonly string[],
-): Uint8Array {
-  const wr = new BinaryWriter();
-  const str = (field: number, v: string): void => {
-    if (v !== "") wr.tag(field, WireType.LengthDelimited).string(v);
-  };
-  wr.tag(1, WireType.LengthDelimited).fork();
-  str(1, w.name);
-  str(2, w.namespace);
-  wr.tag(3, WireType.LengthDelimited).bytes(ipBytes(w.address));
-  if (w.hbone) wr.tag(5, WireType.Varint).int32(1); // HBONE
-  str(6, mesh.trustDomain);
-  str(7, w.serviceAccount);
-  str(9, w.node);
-  str(10, w.labels["app"] ?? w.name);
-  str(11, w.labels["version"] ?? "");
-  str(13, w.name);
-  for (const p of policies) wr.tag(16, WireType.LengthDelimited).string(p);
-  str(20, workloadUid(mesh, w));
-  for (const [k, list] of Object.entries(services)) {
-    wr.tag(22, WireType.LengthDelimited).fork();
-    wr.tag(1, WireType.LengthDelimited).string(k);
-    wr.tag(2, WireType.LengthDelimited).fork();
-    for (const port of list.ports) {
-      wr.tag(1, WireType.LengthDelimited).fork();
-      if (port.servicePort) wr.tag(1, WireType.Varint).uint32(port.servicePort);
-      if (port.targetPort) wr.tag(2, WireType.Varint).uint32(port.targetPort);
-      wr.join();
-    }
-    wr.join();
-    wr.join();
-  }
-  wr.join();
-  return wr.finish();
 }
 
 function serviceAddress(s: MeshService) {
@@ -569,7 +475,16 @@ function workloadKey(w: MeshWorkload): string {
   return k;
 }
 
-const serviceKey = (s: MeshService, hbonePort: number): string =>
+/** Services are frozen and reused across reloads while made of the same objects (mesh.ts), so
+ * their keys are computed once per service object. */
+const serviceKeys = new WeakMap<MeshService, string>();
+const serviceKey = (s: MeshService, hbonePort: number): string => {
+  let k = serviceKeys.get(s);
+  if (k === undefined) serviceKeys.set(s, k = serviceContentKey(s));
+  return `${hbonePort}|${k}`;
+};
+
+const serviceContentKey = (s: MeshService): string =>
   key([
     s.name,
     s.namespace,
@@ -582,8 +497,14 @@ const serviceKey = (s: MeshService, hbonePort: number): string =>
     s.http,
     s.tcp,
     s.plugins,
-    hbonePort,
   ]);
+
+/** Each service's outbound resources (clusters, endpoints, listeners, routes, plugins) as last
+ * built, with the endpoints they were built over. */
+const outboundMemo = new WeakMap<
+  MeshService,
+  { sig: string; entries: readonly [string, string, Built][] }
+>();
 
 function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   const out = new Map<string, Map<string, Built>>(
@@ -593,7 +514,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     ]),
   );
   /** `k` names everything the resource is made of; same key as before → same bytes. */
-  const put = (t: string, name: string, k: string, make: () => Any): void => {
+  const putShared = (t: string, name: string, k: string, make: () => Any): void => {
     const old = prev?.get(t)?.get(name);
     if (old && old.key === k) {
       out.get(t)!.set(name, old);
@@ -605,6 +526,19 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
 
   for (const s of mesh.services) {
     const eps = endpointsKey(selected(mesh, s));
+    const sig = `${mesh.hbonePort}|${eps}`;
+    const memo = outboundMemo.get(s);
+    if (memo?.sig === sig) {
+      // The same service object over the same endpoints: its resources, as last built.
+      for (const [t, name, b] of memo.entries) out.get(t)!.set(name, b);
+      continue;
+    }
+    const entries: [string, string, Built][] = [];
+    outboundMemo.set(s, { sig, entries });
+    const put = (t: string, name: string, k: string, make: () => Any): void => {
+      putShared(t, name, k, make);
+      entries.push([t, name, out.get(t)!.get(name)!]);
+    };
     const svcKey = serviceKey(s, mesh.hbonePort);
     for (const p of s.ports) {
       for (const sub of [undefined, ...s.subsets]) {
@@ -612,26 +546,13 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
         put(ENDPOINT, name, `${key([p.targetPort, sub ?? null, mesh.hbonePort])}${eps}`, () => {
           return assignment(mesh, s, name, p.targetPort, sub?.labels);
         });
-        put(CLUSTER, name, key([s.hostname, sub]), () =>
-          anyPack(
-            ClusterSchema,
-            create(ClusterSchema, {
-              name,
-              clusterDiscoveryType: { case: "type", value: Cluster_DiscoveryType.EDS },
-              edsClusterConfig: {
-                edsConfig: { configSourceSpecifier: { case: "ads", value: {} } },
-              },
-              metadata: {
-                filterMetadata: {
-                  weft: {
-                    hostname: s.hostname,
-                    subset: sub?.name ?? "",
-                    labels: { ...sub?.labels },
-                  },
-                },
-              },
-            }),
-          ));
+        put(
+          CLUSTER,
+          name,
+          key([s.hostname, sub]),
+          () =>
+            anyOf(CLUSTER, edsClusterBytes(name, s.hostname, sub?.name ?? "", sub?.labels ?? {})),
+        );
       }
       const lname = listenerName(s, p.port);
       put(LISTENER, lname, svcKey, () => anyPack(ListenerSchema, listener(s, p)));
@@ -648,6 +569,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
+  const put = putShared;
   let boundMemo: Map<MeshWorkload, string[]> | undefined;
   const bound = (): Map<MeshWorkload, string[]> => boundMemo ??= policiesByWorkload(mesh);
   // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
@@ -699,7 +621,18 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       () => anyPack(IstioAuthorizationSchema, authorizationOf(mesh, p)),
     );
   }
+  // A type none of whose resources changed keeps its map object: ADS streams skip it on a push.
+  for (const [t, m] of out) {
+    const was = prev?.get(t);
+    if (was && was !== m && sameEntries(was, m)) out.set(t, was as Map<string, Built>);
+  }
   return out;
+}
+
+function sameEntries(a: ReadonlyMap<string, Built>, b: ReadonlyMap<string, Built>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of b) if (a.get(k) !== v) return false;
+  return true;
 }
 
 const endpointsKeys = new WeakMap<readonly MeshWorkload[], string>();
@@ -715,11 +648,21 @@ function addressInputs(mesh: Mesh): string {
   return `${workloadSig(mesh)}|${
     key([
       mesh.trustDomain,
-      mesh.services.map((s) => [s.name, s.namespace, s.hostname, s.vips, s.ports, selectorKey(s)]),
+      mesh.services.map(serviceAddressKey),
       mesh.authorizationPolicies.map((p) => [p.namespace, p.name, p.selector ?? null]),
       [...mesh.policyBindings].map(([w, names]) => [workloadKey(w), names]),
     ])
   }`;
+}
+
+const serviceAddressKeys = new WeakMap<MeshService, string>();
+function serviceAddressKey(s: MeshService): string {
+  let k = serviceAddressKeys.get(s);
+  if (k === undefined) {
+    k = key([s.name, s.namespace, s.hostname, s.vips, s.ports, selectorKey(s)]);
+    serviceAddressKeys.set(s, k);
+  }
+  return k;
 }
 
 function buildAddresses(
@@ -728,18 +671,15 @@ function buildAddresses(
   bound: Map<MeshWorkload, string[]>,
 ): void {
   const svcs = servicesByWorkload(mesh);
+  const none = { lists: {}, key: "" };
   for (const w of mesh.workloads) {
-    const services = svcs.get(w) ?? {};
+    const services = svcs.get(w) ?? none;
     const policies = bound.get(w) ?? [];
     put(
       ADDRESS,
       workloadUid(mesh, w),
-      `${workloadKey(w)}|${key([services, policies, mesh.trustDomain])}`,
-      () =>
-        create(AnySchema, {
-          typeUrl: ADDRESS,
-          value: workloadAddressBytes(mesh, w, services, policies),
-        }),
+      `${workloadKey(w)}|${mesh.trustDomain}|${services.key}|${policies.join(",")}`,
+      () => anyOf(ADDRESS, workloadAddressBytes(mesh, w, services.lists, policies)),
     );
   }
   for (const s of mesh.services) {

@@ -202,10 +202,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log.info("mesh reloaded", { streams: streams.size });
     return true;
   };
-  let inFlight: Promise<unknown> = Promise.resolve();
-  const unwatch = await watchSources(paths, () => {
-    inFlight = reload().catch((err) => log.error("reload failed", { error: errorMessage(err) }));
-  });
+  // One reload at a time: two interleaved reads could finish out of order and leave the older
+  // files serving. A change seen during a reload runs one more after it.
+  let inFlight: Promise<unknown> | undefined;
+  let again = false;
+  const trigger = (): void => {
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = (async () => {
+      do {
+        again = false;
+        await reload();
+      } while (again);
+    })().catch((err) => log.error("reload failed", { error: errorMessage(err) }))
+      .finally(() => inFlight = undefined);
+  };
+  const unwatch = await watchSources(paths, trigger);
   log.info("control plane listening", { address: `${host}:${port}` });
   return {
     address: `${host}:${port}`,
@@ -213,6 +227,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     streams: () => streams.size,
     close: async () => {
       unwatch();
+      again = false;
       await inFlight; // a reload reading files now finishes before the caller removes them
       // Cancels open streams: clients see UNAVAILABLE/CANCELLED and reconnect elsewhere.
       server.forceShutdown();
