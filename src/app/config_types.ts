@@ -8,6 +8,7 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
+import type { HttpRoute } from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -87,9 +88,9 @@ export interface ServiceConfig {
   readonly endpoints: readonly EndpointConfig[];
   /** DestinationRule subsets. */
   readonly subsets: readonly Subset[];
-  /** VirtualService `http` routes (validated shape; compiled into the traffic-split and fault
-   * plugins' configs). */
-  readonly http: readonly unknown[];
+  /** VirtualService `http` routes as src/istio parses them, destination hosts resolved to FQDNs
+   * (compiled into the traffic-split and fault plugins' configs). */
+  readonly http: readonly HttpRoute[];
   readonly plugins: readonly PluginConfig[];
 }
 

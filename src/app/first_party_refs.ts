@@ -12,13 +12,14 @@ import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
 import {
   authzConfigFromPolicies,
-  faultConfigFromIstio,
+  faultConfigFromHttpFault,
   faultStages,
   FIRST_PARTY_TYPE as READY_TYPE,
   firstPartyOf,
-  splitConfigFromVirtualService,
+  splitConfigFromRoutes,
 } from "../filters/mod.ts";
 import type { FaultHeaderMatch } from "../filters/mod.ts";
+import type { HttpRoute } from "../istio/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 
 function ref(
@@ -70,11 +71,11 @@ export function firstPartyChains(
     }
   }
   if (svc.http.length > 0) {
-    const faultRoute = svc.http.find((r) => (r as { fault?: unknown }).fault !== undefined) as
-      | { fault: unknown }
-      | undefined;
-    if (faultRoute) {
-      const cfgFault = { ...faultConfigFromIstio(faultRoute.fault), ...faultGate(faultRoute) };
+    // As weft has one fault filter per service: the first route with a fault, gated by that
+    // route's header match (Istio applies a route's fault only to requests that match it).
+    const faultRoute = svc.http.find((r) => r.fault !== undefined);
+    if (faultRoute?.fault) {
+      const cfgFault = { ...faultConfigFromHttpFault(faultRoute.fault), ...faultGate(faultRoute) };
       faultStages(cfgFault).forEach((stage, i) =>
         outbound.push(
           ref(
@@ -87,23 +88,12 @@ export function firstPartyChains(
         )
       );
     }
-    // Destinations without a host mean this service (weft.yaml routes live on the service).
-    const http = svc.http.map((r) => {
-      const { fault: _f, route, ...rest } = r as Record<string, unknown>;
-      const routes = Array.isArray(route)
-        ? route.map((d) => {
-          const dd = d as { destination?: Record<string, unknown> };
-          return { ...dd, destination: { host: svc.hostname, ...(dd.destination ?? {}) } };
-        })
-        : route;
-      return { ...rest, route: routes };
-    });
-    const vs = { metadata: { namespace: svc.namespace }, spec: { hosts: [svc.name], http } };
     outbound.push(
       ref(
         `${svc.name}.${svc.namespace}.traffic-split`,
         READY_TYPE["traffic-split"],
-        splitConfigFromVirtualService(vs),
+        // Destination hosts are FQDNs already (config_service.ts).
+        splitConfigFromRoutes(svc.http, svc.namespace),
         "UNSPECIFIED",
         -1_000_000,
       ),
@@ -112,14 +102,10 @@ export function firstPartyChains(
   return { inbound, outbound };
 }
 
-/** Envoy's fault `headers` gate from the fault route's single match block (Istio applies a
- * route's fault only to requests that match the route). */
-function faultGate(route: unknown): { headers?: FaultHeaderMatch[] } {
-  const match = (route as { match?: unknown[] }).match;
-  if (!Array.isArray(match) || match.length !== 1) return {};
-  const headers = (match[0] as { headers?: Record<string, Record<string, string>> }).headers;
-  if (!headers) return {};
-  const out: FaultHeaderMatch[] = Object.entries(headers).map(([name, m]) =>
+/** Envoy's fault `headers` gate from the fault route's single match block. */
+function faultGate(route: HttpRoute): { headers?: FaultHeaderMatch[] } {
+  if (route.match.length !== 1) return {};
+  const out: FaultHeaderMatch[] = Object.entries(route.match[0]!.headers).map(([name, m]) =>
     m.exact !== undefined
       ? { name, exact: m.exact }
       : m.prefix !== undefined

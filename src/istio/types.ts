@@ -36,7 +36,7 @@ export interface HttpMatch {
   readonly method: IstioStringMatch | undefined;
   readonly authority: IstioStringMatch | undefined;
   readonly scheme: IstioStringMatch | undefined;
-  /** Lower-cased names; `{}` = presence. */
+  /** Header names lower-cased, query parameter names as written; `{}` = presence. */
   readonly headers: Readonly<Record<string, IstioStringMatch>>;
   readonly withoutHeaders: Readonly<Record<string, IstioStringMatch>>;
   readonly queryParams: Readonly<Record<string, IstioStringMatch>>;
@@ -87,8 +87,6 @@ export interface VirtualService {
   readonly hosts: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
-  /** spec.http as written (validated), for converters that read Istio's own shape. */
-  readonly rawHttp: readonly unknown[];
 }
 
 export interface DrSubset {

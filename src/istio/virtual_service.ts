@@ -51,7 +51,6 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
     hosts,
     http,
     tcp,
-    rawHttp: Array.isArray(spec.http) ? spec.http : [],
   };
 }
 
@@ -147,11 +146,17 @@ function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): I
   return out;
 }
 
-function matchMap(c: Checker, path: string, v: unknown): Record<string, IstioStringMatch> {
+/** Header names are case-insensitive (lower-cased here); query parameter names are not. */
+function matchMap(
+  c: Checker,
+  path: string,
+  v: unknown,
+  lower = true,
+): Record<string, IstioStringMatch> {
   const o = c.obj(path, v, Object.keys(isObj(v) ? v : {}));
   const out: Record<string, IstioStringMatch> = {};
   for (const [k, x] of Object.entries(o)) {
-    out[k.toLowerCase()] = stringMatch(c, `${path}.${k}`, x, true);
+    out[lower ? k.toLowerCase() : k] = stringMatch(c, `${path}.${k}`, x, true);
   }
   return out;
 }
@@ -185,7 +190,7 @@ function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
     scheme: sm("scheme"),
     headers: matchMap(c, `${path}.headers`, o.headers),
     withoutHeaders: matchMap(c, `${path}.withoutHeaders`, o.withoutHeaders),
-    queryParams: matchMap(c, `${path}.queryParams`, o.queryParams),
+    queryParams: matchMap(c, `${path}.queryParams`, o.queryParams, false),
     port: o.port === undefined ? undefined : c.int(`${path}.port`, o.port, undefined, 1, 65535),
     sourceLabels: o.sourceLabels === undefined
       ? undefined
