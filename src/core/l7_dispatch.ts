@@ -18,6 +18,7 @@ import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
+import { routePolicyFor } from "./route_policy.ts";
 import { WeftError } from "./errors.ts";
 
 export interface UpstreamDialer {
@@ -87,7 +88,9 @@ export class L7Dispatch {
     sp: ServicePort,
     source: Workload,
   ): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
-    if (!isL7(sp) || svc.outboundFilters.length === 0) return undefined;
+    // Route timeouts and retries need the L7 proxy too, with or without filters.
+    const policies = svc.routes?.some((r) => r.timeoutMs !== undefined || r.retries) ?? false;
+    if (!isL7(sp) || (svc.outboundFilters.length === 0 && !policies)) return undefined;
     const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
     let proxy = this.proxies.get(key);
     if (!proxy) {
@@ -97,6 +100,7 @@ export class L7Dispatch {
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
+        routePolicy: (ctx) => routePolicyFor(this.current(svc).routes, ctx, { port: sp.port }),
       });
       this.proxies.set(key, proxy);
     }

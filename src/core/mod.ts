@@ -11,6 +11,8 @@ export { installProcessGuard, reportUnhandled, UNHANDLED_ERROR_MSG } from "./pro
 export type * from "./snapshot.ts";
 export { spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
+export type * from "./route_policy.ts";
+export { RETRY_CONDITIONS, routePolicyFor } from "./route_policy.ts";
 export type * from "./transport.ts";
 export { hboneClientTls, hboneContext, hboneServerTls } from "./hbone_tls.ts";
 export * from "./ip.ts";

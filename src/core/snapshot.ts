@@ -3,6 +3,7 @@
  * xDS in src/xds) validates raw input and builds a Snapshot; the data path swaps whole snapshots
  * and never mutates one (ztunnel's model: control writes, data reads).
  */
+import type { RoutePolicy } from "./route_policy.ts";
 
 /** "ip:port" with IPv6 in brackets. */
 export type SocketAddr = string;
@@ -133,6 +134,9 @@ export interface Service {
   /** L7 chains; both empty = pure L4. */
   readonly outboundFilters: readonly FilterRef[];
   readonly inboundFilters: readonly FilterRef[];
+  /** The VirtualService's http routes in order, for their timeout and retries (the outbound L7
+   * proxy applies the first that matches); absent = none. */
+  readonly routes?: readonly RoutePolicy[];
 }
 
 export type StringMatch = string; // Istio form: exact, "abc*", "*abc", "*"

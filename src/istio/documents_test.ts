@@ -114,3 +114,46 @@ Deno.test("isIpAddress: dotted quads by a loop agree with parseIp", () => {
     assert.equal(isIpAddress(bad), false, bad);
   }
 });
+
+Deno.test("istio: VirtualService timeout and retries, as Istio spells them", () => {
+  const vs = (http: string) => ({
+    file: "vs.yaml",
+    text: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+${http}`,
+  });
+  const ok = loadIstioDocuments([vs(`    - timeout: 1.5s
+      retries: { attempts: 3, perTryTimeout: 200ms, retryOn: "gateway-error,reset,409", backoff: 10ms }
+      route: [{ destination: { host: r } }]
+    - retries: { attempts: 2 }
+      route: [{ destination: { host: r } }]
+    - timeout: 0s
+      retries: { attempts: 0, retryOn: 5xx }
+      route: [{ destination: { host: r } }]`)]);
+  assert.deepEqual(ok.problems, []);
+  const [a, b, c] = ok.resources.virtualServices[0]!.http;
+  assert.equal(a!.timeoutMs, 1500);
+  assert.deepEqual(a!.retries, {
+    attempts: 3,
+    perTryTimeoutMs: 200,
+    retryOn: ["gateway-error", "reset", "409"],
+    backoffMs: 10,
+  });
+  // Istio's default conditions, less its gRPC-status ones.
+  assert.deepEqual(b!.retries?.retryOn, ["connect-failure", "refused-stream", "503"]);
+  assert.deepEqual([c!.timeoutMs, c!.retries], [undefined, undefined]);
+  const bad = loadIstioDocuments([
+    vs(`    - retries: { attempts: -1, perTryTimeout: 0s, retryOn: "unavailable,5xx" }
+      route: [{ destination: { host: r } }]`),
+  ]);
+  const where = "vs.yaml#0 VirtualService ns/r: spec.http[0].retries";
+  for (
+    const w of [`${where}.attempts:`, `${where}.perTryTimeout:`, `${where}.retryOn: "unavailable"`]
+  ) {
+    assert.ok(bad.problems.some((p) => p.startsWith(w)), `missing ${w} in ${bad.problems}`);
+  }
+});

@@ -74,6 +74,18 @@ export interface HttpRoute {
   readonly fault: HttpFault | undefined;
   /** `timeout`; undefined = none. */
   readonly timeoutMs: number | undefined;
+  /** `retries`; undefined = none (also `attempts: 0`). */
+  readonly retries: HttpRetry | undefined;
+}
+
+export interface HttpRetry {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  /** Envoy retry_on conditions and status codes ("503"). */
+  readonly retryOn: readonly string[];
+  /** Base interval of the jittered exponential back-off; undefined = Envoy's 25 ms. */
+  readonly backoffMs: number | undefined;
 }
 
 export interface TcpRoute {

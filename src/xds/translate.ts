@@ -3,7 +3,15 @@
  * (their routes, clusters, endpoints and ECDS configs are all present, xds.md §8); a listener
  * whose update is still warming keeps serving its last warm translation.
  */
-import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Subset } from "../core/mod.ts";
+import type {
+  Endpoint,
+  FilterRef,
+  RoutePolicy,
+  Service,
+  ServicePort,
+  Snapshot,
+  Subset,
+} from "../core/mod.ts";
 import type { AddressValue } from "./resources/address.ts";
 import { identityOf } from "./resources/address.ts";
 import type { ClusterValue } from "./resources/cluster.ts";
@@ -15,7 +23,8 @@ import { errorMessage, logger } from "../core/mod.ts";
 
 const log = logger("xds");
 import type { ListenerValue } from "./resources/listener.ts";
-import type { RouteValue } from "./resources/route.ts";
+import type { RouteRule, RouteValue } from "./resources/route.ts";
+import { requestMatchOfRule } from "./resources/route_policy.ts";
 import type { ResourceStore } from "./store.ts";
 import {
   ADDRESS,
@@ -40,6 +49,8 @@ interface Fragment {
   readonly endpoints: readonly Endpoint[];
   readonly subsets: readonly Subset[];
   readonly filters: readonly FilterRef[];
+  /** This port's rules as route policies, when one has a timeout or retries. */
+  readonly routes: readonly RoutePolicy[] | undefined;
 }
 
 export class Translator {
@@ -308,6 +319,14 @@ export class Translator {
         labels: c.subsetLabels,
       })),
       filters,
+      // Every rule in order (the first match decides), once one has a policy.
+      routes: l.kind === "http" && route && split.some((r) => "policy" in r && r.policy)
+        ? split.map((r) => ({
+          match: [requestMatchOfRule((r as RouteRule).match, l.port)],
+          timeoutMs: (r as RouteRule).policy?.timeoutMs,
+          retries: (r as RouteRule).policy?.retries,
+        }))
+        : undefined,
     };
   }
 }
@@ -405,6 +424,9 @@ function merge(
       subsets: Object.freeze([...subsets.values()]),
       outboundFilters: Object.freeze(list.find((f) => f.filters.length)?.filters ?? []),
       inboundFilters: Object.freeze([]),
+      ...(list.some((f) => f.routes)
+        ? { routes: Object.freeze(list.flatMap((f) => f.routes ?? [])) }
+        : {}),
     });
     memo.set(hostname, { list, service });
     out.push(service);

@@ -15,6 +15,7 @@ import {
   hostFqdn,
   type HttpFault,
   type HttpMatch,
+  type HttpRetry,
   type IstioResources,
   labelsMatch,
   loadIstioDocuments,
@@ -49,6 +50,8 @@ export interface MeshRoute {
   readonly match: readonly HttpMatch[];
   readonly route: readonly MeshRouteDestination[];
   readonly fault: HttpFault | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly retries: HttpRetry | undefined;
 }
 
 export interface MeshPlugin {
@@ -402,6 +405,8 @@ function httpRoutes(
   return vs.http.map((h, i) => ({
     match: h.match,
     fault: h.fault,
+    timeoutMs: h.timeoutMs,
+    retries: h.retries,
     route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
   }));
 }
