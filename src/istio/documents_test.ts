@@ -157,3 +157,22 @@ ${http}`,
     assert.ok(bad.problems.some((p) => p.startsWith(w)), `missing ${w} in ${bad.problems}`);
   }
 });
+
+Deno.test("istio: an object defined in two files is a problem until one goes (kept per cache)", () => {
+  const pod = (ip: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: ns }\nspec: {}\nstatus: { podIP: ${ip} }\n`;
+  const cache = new Map();
+  const a = { file: "a.yaml", text: pod("10.0.0.1") };
+  const b = { file: "b.yaml", text: pod("10.0.0.2") };
+  assert.deepEqual(loadIstioDocuments([a, b], cache).problems, ["Pod ns/p: defined twice"]);
+  // A file named twice (given itself and through its directory) counts once.
+  assert.deepEqual(loadIstioDocuments([a, b, b], new Map()).problems.length, 1);
+  const one = loadIstioDocuments([a], cache);
+  assert.deepEqual(one.problems, []);
+  assert.equal(one.resources.pods.length, 1);
+  const renamed = { file: "b.yaml", text: pod("10.0.0.2").replace("name: p", "name: q") };
+  const two = loadIstioDocuments([a, renamed], cache);
+  assert.deepEqual(two.problems, []);
+  assert.deepEqual(two.resources.pods.map((p) => p.meta.name), ["p", "q"]);
+  assert.deepEqual(loadIstioDocuments([a, b], cache).problems, ["Pod ns/p: defined twice"]);
+});
