@@ -186,8 +186,8 @@ function depthOf(v: unknown, limit: number, budget = { nodes: 1_000_000 }): numb
   if (typeof v !== "object" || v === null) return 0;
   if (limit <= 0 || --budget.nodes <= 0) return Infinity;
   let d = 0;
-  for (const k in v) {
-    d = Math.max(d, depthOf((v as Record<string, unknown>)[k], limit - 1, budget));
+  for (const x of Object.values(v)) {
+    d = Math.max(d, depthOf(x, limit - 1, budget));
     if (d === Infinity) break;
   }
   return d + 1;

@@ -173,7 +173,7 @@ function writeStruct(
   wr: Writer,
   o: Readonly<Record<string, string | Record<string, string>>>,
 ) {
-  for (const k in o) {
+  for (const k of Object.keys(o)) {
     const v = o[k]!;
     wr.tag(1, LEN).fork();
     wr.tag(1, LEN).string(k);
@@ -291,7 +291,7 @@ export function workloadAddressBytes(
   str(13, w.name);
   for (const p of policies) wr.tag(16, LEN).string(p);
   str(20, workloadUid(mesh, w));
-  for (const k in services) {
+  for (const k of Object.keys(services)) {
     wr.tag(22, LEN).fork();
     wr.tag(1, LEN).string(k);
     wr.tag(2, LEN).fork();
