@@ -168,7 +168,14 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
   dupes(problems, "services", vipPorts, "vip:port");
   const policies = [...checkPolicies(c, r.authorizationPolicies), ...extra.policies];
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
-  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity", "tokenFile"]);
+  const x = c.obj("xds", r.xds, [
+    "address",
+    "mode",
+    "tls",
+    "serverIdentity",
+    "tokenFile",
+    "rootCertFile",
+  ]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
   const xds = {
     address: xdsAddress,
@@ -176,9 +183,19 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     tls: c.bool("xds.tls", x.tls, false),
     serverIdentity: c.optStr("xds.serverIdentity", x.serverIdentity),
     tokenFile: c.optStr("xds.tokenFile", x.tokenFile),
+    rootCertFile: c.optStr("xds.rootCertFile", x.rootCertFile),
   };
   if (xds.tls && ca.mode === "xds") {
     problems.add("xds.tls", "mTLS to the control plane needs a local CA (ca.mode auto or files)");
+  }
+  if (xds.rootCertFile !== undefined && xds.tls) {
+    problems.add("xds.rootCertFile", "set tls (mTLS with a local CA) or rootCertFile, not both");
+  }
+  if (xds.rootCertFile !== undefined && xds.tokenFile === undefined) {
+    problems.add(
+      "xds.tokenFile",
+      "is required with rootCertFile: the control plane authenticates nodes by token",
+    );
   }
 
   const config: WeftConfig = {

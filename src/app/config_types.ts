@@ -125,8 +125,12 @@ export interface WeftConfig {
     readonly tls: boolean;
     /** The SPIFFE id the control plane must present over mTLS. */
     readonly serverIdentity: string | undefined;
-    /** File holding this node's bearer token for the CA service (ca.mode xds). */
+    /** File holding this node's bearer token for the CA service (ca.mode xds) and, with
+     * rootCertFile, for the xDS stream too. */
     readonly tokenFile: string | undefined;
+    /** PEM root(s) the control plane's TLS certificate must chain to (istiod's shape: server
+     * TLS, the node authenticated by its token; the root comes from a ConfigMap). */
+    readonly rootCertFile: string | undefined;
   };
   /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
   readonly inpod?: InpodConfig | undefined;
