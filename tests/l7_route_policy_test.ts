@@ -6,6 +6,7 @@
  */
 import { createServer, request, type Server } from "node:http";
 import { createHash } from "node:crypto";
+import { connect } from "node:http2";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
@@ -159,6 +160,27 @@ Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, res
     // A route without retries sends once.
     const once = await call("/plain", { "x-key": "g", "x-fail": "1" });
     assertEquals([once.status, up.tries.get("g")], [503, 1]);
+    // The same routes for HTTP/2 (h2c) clients, forwarded to the HTTP/1.1 upstream.
+    const h2 = connect(`http://${ip(100)}:80`);
+    try {
+      const h2call = (path: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = h2.request({ ":path": path, ...headers });
+          let status = 0, body = "";
+          req.on("response", (h) => status = Number(h[":status"]));
+          req.setEncoding("utf8");
+          req.on("data", (c: string) => body += c);
+          req.on("end", () => resolve({ status, body }));
+          req.on("error", reject);
+          req.end();
+        });
+      const h2slow = await h2call("/slow?ms=2000");
+      assertEquals([h2slow.status, h2slow.body], [504, "upstream request timeout"]);
+      const h2ok = await h2call("/retry", { "x-key": "h", "x-fail": "2" });
+      assertEquals([h2ok.status, JSON.parse(h2ok.body).try], [200, 3]);
+    } finally {
+      await new Promise<void>((r) => h2.close(() => r()));
+    }
   } finally {
     await weft?.stop();
     await up.close();

@@ -11,11 +11,13 @@ import type { HttpRequestContext, LocalResponse, PeerInfo, RouteChoice } from ".
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import { copyBody, type Framing, framingOf, parseHead, serializeHead } from "./http1_codec.ts";
-import type { ByteReader } from "./http1_codec.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
 import { logger } from "./log.ts";
+import type { Upstream } from "./http1_upstream.ts";
+import type { RoutePolicy } from "./route_policy.ts";
+import { exchange, guardResponse } from "./route_exchange.ts";
 
 const log = logger("http_proxy");
 export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -32,12 +34,16 @@ const NO_BODY_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 export interface H2Backend {
   readonly direction: HttpRequestContext["direction"];
   chain(): FilterChain;
-  acquire(route: RouteChoice | undefined): Promise<{ stream: Duplex; reader: ByteReader }>;
-  release(up: { stream: Duplex; reader: ByteReader }): void;
+  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  release(up: Upstream): void;
   count(status: number, ctx: HttpRequestContext): void;
   nextRequestId(): string;
   /** Set when the upstream speaks HTTP/2 (gRPC, h2c services): streams stay HTTP/2 end to end. */
   readonly h2Upstream: H2UpstreamPool | undefined;
+  /** The request's route policy (timeout, retries) for HTTP/1.1 upstreams (route_exchange.ts). */
+  routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
+  /** Largest request body held for a retry. */
+  readonly maxReplayBytes?: number;
 }
 
 /** Serve one h2c downstream connection; `initial` holds the bytes sniffing already read (the
@@ -119,64 +125,126 @@ async function serveStream(
       b.count(status, ctx);
       return;
     }
-    const up = await b.acquire(verdict.route).catch(() => undefined);
-    if (!up) {
-      b.count(503, ctx);
-      return respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream connect error",
-        details: "upstream_connect_failure",
-      });
-    }
     const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
     if (!ctx.requestHeaders.has("host")) out.unshift(["host", authority]);
     const chunked = !ctx.requestHeaders.has("content-length") && !NO_BODY_METHODS.has(method);
     if (chunked) out.push(["transfer-encoding", "chunked"]);
-    up.stream.write(serializeHead(`${method} ${ctx.path} HTTP/1.1`, out));
-    await eachChunk(stream, (buf) => {
-      if (chunked) up.stream.write(`${buf.length.toString(16)}\r\n`);
-      const ok = up.stream.write(buf);
-      if (chunked) up.stream.write("\r\n");
-      return ok;
-    }, up.stream);
-    if (chunked) up.stream.write("0\r\n\r\n");
-    const resRaw = await up.reader.readHead();
-    if (!resRaw) {
-      up.stream.destroy();
-      b.count(503, ctx);
-      return respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
+    const send = async (up: Upstream, held?: Buffer[]): Promise<undefined> => {
+      up.stream.write(serializeHead(`${method} ${ctx.path} HTTP/1.1`, out));
+      const put = (buf: Buffer): boolean => {
+        if (chunked) up.stream.write(`${buf.length.toString(16)}\r\n`);
+        const ok = up.stream.write(buf);
+        if (chunked) up.stream.write("\r\n");
+        return ok;
+      };
+      if (held) { for (const c of held) put(c); }
+      else await eachChunk(stream, put, up.stream);
+      if (chunked) up.stream.write("0\r\n\r\n");
+      return undefined;
+    };
+    const policy = b.routePolicy?.(ctx);
+    let up: Upstream | undefined;
+    let resRaw: Buffer | null = null;
+    let disarm = (): void => {};
+    if (policy) {
+      // As on HTTP/1.1 (route_exchange.ts): a body is held for a retry only when its length is
+      // known and within the limit; others are sent once.
+      const len = Number(ctx.requestHeaders.get("content-length") ?? (chunked ? NaN : 0));
+      const held = policy.retries && len <= (b.maxReplayBytes ?? 1 << 20)
+        ? await collect(stream)
+        : undefined;
+      const r = await exchange(policy, {
+        acquire: () => b.acquire(verdict.route),
+        send: (u) => send(u, held),
+        replayable: held !== undefined,
       });
+      if (r.kind === "local") {
+        b.count(r.response.status, ctx);
+        return respondLocal(stream, r.response);
+      }
+      const got = r.up;
+      up = got;
+      resRaw = r.head;
+      disarm = guardResponse(r.leftMs, () => {
+        got.stream.destroy();
+        stream.destroy();
+      });
+    } else {
+      up = await b.acquire(verdict.route).catch(() => undefined);
+      if (!up) {
+        b.count(503, ctx);
+        return respondLocal(stream, {
+          status: 503,
+          headers: [],
+          body: "upstream connect error",
+          details: "upstream_connect_failure",
+        });
+      }
+      await send(up);
+      resRaw = await up.reader.readHead();
     }
-    const res = parseHead(resRaw);
-    const status = Number(res.line[1]);
-    const resHeaders = new HeaderList(res.headers);
-    const noBody = method === "HEAD" || status === 204 || status === 304;
-    const framing: Framing = noBody ? { kind: "none" } : framingOf((n) => resHeaders.get(n), true);
-    const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
-    const rv = await chain.onResponse(ctx, resCtx);
-    if (rv.kind === "respond") {
-      up.stream.destroy();
-      b.count(rv.response.status, ctx);
-      return respondLocal(stream, rv.response);
+    try {
+      await respondFrom(b, stream, ctx, chain, up, resRaw);
+    } finally {
+      disarm();
     }
-    const h = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
-    stream.respond(resCtx.status, h, framing.kind === "none");
-    if (framing.kind !== "none") {
-      await copyBody(up.reader, framing, (c) => writeWithBackpressure(stream, c), true);
-      stream.end();
-    }
-    b.count(resCtx.status, ctx);
-    if (framing.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
-      up.stream.destroy();
-    } else b.release(up);
   } finally {
     chain.onDone(ctx);
   }
+}
+
+/** The upstream's HTTP/1.1 response (head already read) → the downstream HTTP/2 stream. */
+async function respondFrom(
+  b: H2Backend,
+  stream: H2Stream,
+  ctx: HttpRequestContext,
+  chain: FilterChain,
+  up: Upstream,
+  resRaw: Buffer | null,
+): Promise<void> {
+  const method = ctx.method;
+  if (!resRaw) {
+    up.stream.destroy();
+    b.count(503, ctx);
+    return respondLocal(stream, {
+      status: 503,
+      headers: [],
+      body: "upstream reset",
+      details: "upstream_reset_before_response_started",
+    });
+  }
+  const res = parseHead(resRaw);
+  const status = Number(res.line[1]);
+  const resHeaders = new HeaderList(res.headers);
+  const noBody = method === "HEAD" || status === 204 || status === 304;
+  const framing: Framing = noBody ? { kind: "none" } : framingOf((n) => resHeaders.get(n), true);
+  const resCtx = { status, responseHeaders: resHeaders, responseBody: undefined };
+  const rv = await chain.onResponse(ctx, resCtx);
+  if (rv.kind === "respond") {
+    up.stream.destroy();
+    b.count(rv.response.status, ctx);
+    return respondLocal(stream, rv.response);
+  }
+  const h = resCtx.responseHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
+  stream.respond(resCtx.status, h, framing.kind === "none");
+  if (framing.kind !== "none") {
+    await copyBody(up.reader, framing, (c) => writeWithBackpressure(stream, c), true);
+    stream.end();
+  }
+  b.count(resCtx.status, ctx);
+  if (framing.kind === "close" || resHeaders.get("connection")?.toLowerCase() === "close") {
+    up.stream.destroy();
+  } else b.release(up);
+}
+
+/** The whole request body of a stream, for a retry to send again. */
+async function collect(src: Duplex): Promise<Buffer[]> {
+  const parts: Buffer[] = [];
+  await eachChunk(src, (c) => {
+    parts.push(c);
+    return true;
+  }, src);
+  return parts;
 }
 
 function writeWithBackpressure(s: Duplex, chunk: Uint8Array): boolean | Promise<void> {

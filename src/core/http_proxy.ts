@@ -514,6 +514,8 @@ export class HttpProxy {
         count: (status, ctx) => this.count(status, ctx),
         nextRequestId: () => `weft-${++requestSeq}`,
         h2Upstream: this.h2Pool,
+        routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
+        maxReplayBytes: this.maxBody,
       },
       peer,
       down,
