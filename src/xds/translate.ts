@@ -129,13 +129,23 @@ export class Translator {
     | {
       readonly names: string[];
       readonly values: AddressValue[];
+      /** Indexes of the service Addresses among `values`. */
+      readonly serviceAt: number[];
       readonly workloads: Snapshot["workloads"];
       readonly byService: ReadonlyMap<string, readonly Endpoint[]>;
       readonly services: Map<AddressValue, Service>;
     }
     | undefined;
 
+  private addressGen: { store: ResourceStore; gen: number } | undefined;
+
   private addresses(store: ResourceStore): NonNullable<Translator["addressMemo"]> {
+    // The same store and no Address change since: not even a walk (a route edit).
+    const gen = store.generation(ADDRESS);
+    if (this.addressMemo && this.addressGen?.store === store && this.addressGen.gen === gen) {
+      return this.addressMemo;
+    }
+    this.addressGen = { store, gen };
     const names: string[] = [];
     const values: AddressValue[] = [];
     for (const [n, a] of store.values<AddressValue>(ADDRESS)) {
@@ -150,6 +160,7 @@ export class Translator {
     return this.addressMemo = {
       names,
       values,
+      serviceAt: values.flatMap((v, i) => v.kind === "service" ? [i] : []),
       workloads: Object.freeze(this.workloads(store)),
       byService: this.endpointsByService(store),
       services: new Map(),
@@ -172,8 +183,9 @@ export class Translator {
   private withAddressServices(services: Service[]): Service[] {
     const have = new Set(services.map((s) => s.hostname));
     const memo = this.addressMemo!;
-    memo.values.forEach((a, i) => {
-      if (a.kind !== "service" || have.has(a.hostname)) return;
+    for (const i of memo.serviceAt) {
+      const a = memo.values[i]!;
+      if (a.kind !== "service" || have.has(a.hostname)) continue;
       let svc = memo.services.get(a);
       if (!svc) {
         svc = Object.freeze({
@@ -190,7 +202,7 @@ export class Translator {
         memo.services.set(a, svc);
       }
       services.push(svc);
-    });
+    }
     return services;
   }
 
