@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { startHttpWorkload } from "./support/http_workload.ts";
 
 const PORT = 18080;
 
@@ -247,6 +248,83 @@ Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction t
   } finally {
     await x?.stop();
     await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("l7: VirtualService sourceLabels — each local source workload gets its own routes", async () => {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-source-labels-" });
+  const v1 = await startHttpWorkload(ip(3), PORT, "v1");
+  const v2 = await startHttpWorkload(ip(4), PORT, "v2");
+  const cfg = {
+    node: { name: "node-a" },
+    ca: { mode: "auto", stateDir: join(dir, "ca") },
+    listeners: {
+      admin: "127.0.0.1:0",
+      metrics: "127.0.0.1:0",
+      readiness: "127.0.0.1:0",
+      socks5: "",
+      inboundPlaintextPort: 0,
+    },
+    workloads: [
+      { name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) },
+      {
+        name: "canary-client",
+        namespace: "default",
+        serviceAccount: "canary",
+        address: ip(6),
+        labels: { app: "canary", track: "beta" },
+      },
+    ],
+    services: [{
+      name: "echo",
+      namespace: "default",
+      vips: [ip(100)],
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      endpoints: [
+        { address: ip(3), tunnel: "NONE", labels: { version: "v1" } },
+        { address: ip(4), tunnel: "NONE", labels: { version: "v2" } },
+      ],
+      subsets: [{ name: "v1", labels: { version: "v1" } }, {
+        name: "v2",
+        labels: { version: "v2" },
+      }],
+      http: [
+        {
+          match: [{ sourceLabels: { app: "canary" }, uri: { prefix: "/" } }],
+          route: [{ destination: { host: "echo", subset: "v2" } }],
+        },
+        { route: [{ destination: { host: "echo", subset: "v1" } }] },
+      ],
+    }],
+  };
+  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
+  let weft: WeftProc | undefined;
+  try {
+    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], { timeoutMs: 120_000 });
+    const from = (local: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = request(
+          { host: ip(100), port: 80, path: "/x", localAddress: local, agent: false },
+          (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => body += c);
+            res.on("end", () => resolve(JSON.parse(body).version));
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    for (let i = 0; i < 5; i++) {
+      assertEquals(await from(ip(2)), "v1", "sleep has no canary label: the default route");
+      assertEquals(await from(ip(6)), "v2", "canary-client matches sourceLabels");
+    }
+  } finally {
+    await weft?.stop();
+    await v1.close();
+    await v2.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -19,7 +19,7 @@ import {
   splitConfigFromRoutes,
 } from "../filters/mod.ts";
 import type { FaultHeaderMatch } from "../filters/mod.ts";
-import type { HttpRoute } from "../istio/mod.ts";
+import { type HttpRoute, labelsMatch, routesForSource, sourceSelectors } from "../istio/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 
 function ref(
@@ -71,35 +71,57 @@ export function firstPartyChains(
     }
   }
   if (svc.http.length > 0) {
-    // As weft has one fault filter per service: the first route with a fault, gated by that
-    // route's header match (Istio applies a route's fault only to requests that match it).
-    const faultRoute = svc.http.find((r) => r.fault !== undefined);
-    if (faultRoute?.fault) {
-      const cfgFault = { ...faultConfigFromHttpFault(faultRoute.fault), ...faultGate(faultRoute) };
-      faultStages(cfgFault).forEach((stage, i) =>
-        outbound.push(
-          ref(
-            `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`,
-            READY_TYPE.fault,
-            stage,
-            "UNSPECIFIED",
-            1_000_000 - i,
-          ),
-        )
-      );
+    const selectors = sourceSelectors(svc.http);
+    if (selectors.length === 0) outbound.push(...routeRefs(svc, svc.http, ""));
+    else {
+      // Routes with sourceLabels: Istio builds each proxy's routes for its own labels; here one
+      // chain variant per way the node's workloads (and a source with none of the labels)
+      // match the selectors, each ref marked with the variant it belongs to.
+      const variants = new Map<string, Readonly<Record<string, string>>>();
+      for (const labels of [{}, ...cfg.workloads.map((w) => w.labels)]) {
+        variants.set(selectors.map((s) => labelsMatch(labels, s) ? 1 : 0).join(""), labels);
+      }
+      [...variants].forEach(([key, labels], i) => {
+        const sources = { selectors, matches: [...key].map((c) => c === "1") };
+        const refs = routeRefs(svc, routesForSource(svc.http, labels), `.src${i}`);
+        outbound.push(...refs.map((r) => ({ ...r, sources })));
+      });
     }
-    outbound.push(
-      ref(
-        `${svc.name}.${svc.namespace}.traffic-split`,
-        READY_TYPE["traffic-split"],
-        // Destination hosts are FQDNs already (config_service.ts).
-        splitConfigFromRoutes(svc.http, svc.namespace),
-        "UNSPECIFIED",
-        -1_000_000,
-      ),
-    );
   }
   return { inbound, outbound };
+}
+
+/** A route list's fault and traffic-split refs. As weft has one fault filter per chain: the
+ * first route with a fault, gated by that route's header match (Istio applies a route's fault
+ * only to requests that match it). */
+function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: string): FilterRef[] {
+  const out: FilterRef[] = [];
+  const faultRoute = routes.find((r) => r.fault !== undefined);
+  if (faultRoute?.fault) {
+    const cfgFault = { ...faultConfigFromHttpFault(faultRoute.fault), ...faultGate(faultRoute) };
+    faultStages(cfgFault).forEach((stage, i) =>
+      out.push(
+        ref(
+          `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}${suffix}`,
+          READY_TYPE.fault,
+          stage,
+          "UNSPECIFIED",
+          1_000_000 - i,
+        ),
+      )
+    );
+  }
+  out.push(
+    ref(
+      `${svc.name}.${svc.namespace}.traffic-split${suffix}`,
+      READY_TYPE["traffic-split"],
+      // Destination hosts are FQDNs already (config_service.ts).
+      splitConfigFromRoutes(routes, svc.namespace),
+      "UNSPECIFIED",
+      -1_000_000,
+    ),
+  );
+  return out;
 }
 
 /** Envoy's fault `headers` gate from the fault route's single match block. */

@@ -16,6 +16,7 @@ import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
 import type { FilterResolver, LocalWorkloadInfo, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
+import { sourceVariantApplies } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
 import { routePolicyFor } from "./route_policy.ts";
@@ -46,6 +47,26 @@ function labelsMatch(
 ): boolean {
   for (const k in want) if (labels[k] !== want[k]) return false;
   return true;
+}
+
+/** The refs a source workload's chain takes (its variant of source-scoped refs), the same array
+ * while the service's refs are: the chain is rebuilt only when they change. */
+function forSource(
+  source: Workload,
+  refs: () => readonly FilterRef[],
+): () => readonly FilterRef[] {
+  let last: readonly FilterRef[] | undefined;
+  let picked: readonly FilterRef[] = [];
+  return () => {
+    const now = refs();
+    if (now !== last) {
+      last = now;
+      picked = now.some((r) => r.sources)
+        ? now.filter((r) => sourceVariantApplies(r.sources, source.labels))
+        : now;
+    }
+    return picked;
+  };
 }
 
 export class L7Dispatch {
@@ -96,11 +117,15 @@ export class L7Dispatch {
     if (!proxy) {
       proxy = new HttpProxy({
         direction: "outbound",
-        chain: this.chainOf(() => this.current(svc).outboundFilters),
+        chain: this.chainOf(forSource(source, () => this.current(svc).outboundFilters)),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
-        routePolicy: (ctx) => routePolicyFor(this.current(svc).routes, ctx, { port: sp.port }),
+        routePolicy: (ctx) =>
+          routePolicyFor(this.current(svc).routes, ctx, {
+            port: sp.port,
+            sourceLabels: source.labels,
+          }),
       });
       this.proxies.set(key, proxy);
     }

@@ -9,7 +9,7 @@ export * from "./metrics.ts";
 export * from "./runtime.ts";
 export { installProcessGuard, reportUnhandled, UNHANDLED_ERROR_MSG } from "./process_guard.ts";
 export type * from "./snapshot.ts";
-export { spiffeId } from "./snapshot.ts";
+export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./route_policy.ts";
 export { RETRY_CONDITIONS, routePolicyFor } from "./route_policy.ts";

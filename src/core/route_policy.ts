@@ -25,6 +25,8 @@ export interface RequestMatch {
   readonly queryParams?: Readonly<Record<string, RouteStringMatch | null>>;
   /** The service port the request came to. */
   readonly port?: number;
+  /** Labels the calling workload carries (known on the source node). */
+  readonly sourceLabels?: Readonly<Record<string, string>>;
 }
 
 /** Envoy retry_on conditions weft implements (router filter `x-envoy-retry-on`), plus plain
@@ -59,6 +61,7 @@ export interface RoutePolicy {
 /** What a request carries that routes match on, besides its context. */
 export interface RouteInput {
   readonly port: number;
+  readonly sourceLabels?: Readonly<Record<string, string>> | undefined;
 }
 
 const regexes = new WeakMap<object, RegExp>();
@@ -105,6 +108,11 @@ function queryOf(path: string): URLSearchParams | undefined {
 
 export function requestMatches(m: RequestMatch, ctx: HttpRequestContext, at: RouteInput): boolean {
   if (m.port !== undefined && m.port !== at.port) return false;
+  if (m.sourceLabels) {
+    for (const k in m.sourceLabels) {
+      if (at.sourceLabels?.[k] !== m.sourceLabels[k]) return false;
+    }
+  }
   const q = ctx.path.indexOf("?");
   const path = q < 0 ? ctx.path : ctx.path.slice(0, q);
   if (m.uri && !stringMatches(m.uri, path, m.ignoreUriCase)) return false;

@@ -55,3 +55,14 @@ Deno.test("retriable: Envoy's retry_on meanings", () => {
   }
   assert.equal(backoffMs(1, 25, () => 0.5), 25);
 });
+
+Deno.test("routePolicyFor: sourceLabels match the calling workload's labels", () => {
+  const routes: RoutePolicy[] = [
+    { match: [{ sourceLabels: { app: "canary" } }], timeoutMs: 50, retries: undefined },
+    { match: [], timeoutMs: 500, retries: undefined },
+  ];
+  const canary = { port: 80, sourceLabels: { app: "canary", v: "1" } };
+  assert.equal(routePolicyFor(routes, ctx("/"), canary)?.timeoutMs, 50);
+  assert.equal(routePolicyFor(routes, ctx("/"), { port: 80, sourceLabels: {} })?.timeoutMs, 500);
+  assert.equal(routePolicyFor(routes, ctx("/"), { port: 80 })?.timeoutMs, 500);
+});

@@ -176,3 +176,29 @@ Deno.test("istio: an object defined in two files is a problem until one goes (ke
   assert.deepEqual(two.resources.pods.map((p) => p.meta.name), ["p", "q"]);
   assert.deepEqual(loadIstioDocuments([a, b], cache).problems, ["Pod ns/p: defined twice"]);
 });
+
+Deno.test("istio: routesForSource keeps the match blocks a source's labels satisfy", async () => {
+  const { routesForSource, sourceSelectors } = await import("./mod.ts");
+  const r = loadIstioDocuments([{
+    file: "vs.yaml",
+    text: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+    - match: [{ sourceLabels: { app: a } }, { sourceLabels: { app: b }, uri: { prefix: /b } }]
+      route: [{ destination: { host: r, subset: x } }]
+    - match: [{ sourceLabels: { app: c } }]
+      route: [{ destination: { host: r, subset: y } }]
+    - route: [{ destination: { host: r } }]`,
+  }]);
+  assert.deepEqual(r.problems, []);
+  const http = r.resources.virtualServices[0]!.http;
+  assert.equal(sourceSelectors(http).length, 3);
+  const forB = routesForSource(http, { app: "b" });
+  assert.equal(forB.length, 2);
+  assert.deepEqual(forB[0]!.match.map((m) => [m.uri?.prefix, m.sourceLabels]), [["/b", undefined]]);
+  assert.equal(routesForSource(http, {}).length, 1);
+  assert.equal(routesForSource(http, { app: "c" })[0]!.route[0]!.destination.subset, "y");
+});

@@ -16,4 +16,4 @@ export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";
 export { convertPeerAuthentication } from "./peer_authn.ts";
 export { parseFault, parseHttpRoute } from "./virtual_service.ts";
-export { requestMatchOf, routePolicies } from "./route_policy.ts";
+export { requestMatchOf, routePolicies, routesForSource, sourceSelectors } from "./route_policy.ts";

@@ -32,7 +32,44 @@ export function requestMatchOf(m: HttpMatch): RequestMatch {
   const query = map(m.queryParams);
   if (query) out.queryParams = query;
   if (m.port !== undefined) out.port = m.port;
+  if (m.sourceLabels) out.sourceLabels = m.sourceLabels;
   return out as RequestMatch;
+}
+
+/** The distinct `sourceLabels` selectors of a route list (empty: no route depends on the
+ * source). */
+export function sourceSelectors(routes: readonly HttpRoute[]): Readonly<Record<string, string>>[] {
+  const seen = new Map<string, Readonly<Record<string, string>>>();
+  for (const r of routes) {
+    for (const m of r.match) {
+      if (m.sourceLabels) {
+        seen.set(JSON.stringify(Object.entries(m.sourceLabels).sort()), m.sourceLabels);
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/** The routes as a source with `labels` has them (Istio builds them per proxy): match blocks
+ * whose sourceLabels the source lacks are dropped, a route left without blocks is dropped, the
+ * rest lose their sourceLabels. */
+export function routesForSource(
+  routes: readonly HttpRoute[],
+  labels: Readonly<Record<string, string>>,
+): HttpRoute[] {
+  const out: HttpRoute[] = [];
+  for (const r of routes) {
+    if (r.match.length === 0) {
+      out.push(r);
+      continue;
+    }
+    const kept = r.match.filter((m) =>
+      !m.sourceLabels || Object.entries(m.sourceLabels).every(([k, v]) => labels[k] === v)
+    );
+    if (kept.length === 0) continue;
+    out.push({ ...r, match: kept.map((m) => ({ ...m, sourceLabels: undefined })) });
+  }
+  return out;
 }
 
 /** Every route in order (first match wins), or undefined when none has a timeout or retries. */

@@ -229,8 +229,9 @@ function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
     "gateways",
     "statPrefix",
   ]);
-  // Route tables are shared by every node: a match on the client's labels cannot be expressed.
-  c.unsupported(path, o, ["sourceLabels", "sourceNamespace", "gateways"]);
+  // sourceLabels: weft.yaml nodes compile a chain variant per source (src/app/first_party_refs.ts);
+  // the control plane's route tables are shared by every node and refuse it (mesh.ts).
+  c.unsupported(path, o, ["sourceNamespace", "gateways"]);
   const sm = (k: string): IstioStringMatch | undefined =>
     o[k] === undefined ? undefined : stringMatch(c, `${path}.${k}`, o[k], false);
   return {

@@ -83,6 +83,12 @@ export function splitConfigFromRoutes(
   namespace: string,
   opts: SplitOptions = {},
 ): SplitPluginConfig {
+  if (http.some((r) => r.match.some((m) => m.sourceLabels))) {
+    // The plugin sees requests, not their source: a chain per source resolves these first.
+    throw problemsError("VirtualService routes", [
+      "sourceLabels must be resolved per source first (routesForSource)",
+    ]);
+  }
   const routes = http.map((r, i): SplitRoute => ({
     name: r.name ?? `http[${i}]`,
     ...(r.match.length > 0 ? { match: r.match.map(matchOf) } : {}),

@@ -285,3 +285,23 @@ Deno.test("an incremental rebuild equals a build from scratch, and a route edit 
   const b4 = buildNode(parseMeshSources(s2, cache), "", b3);
   assert.deepEqual(versions(b4), fresh(s2));
 });
+
+Deno.test("control plane: VirtualService sourceLabels is refused with its path (shared route tables)", () => {
+  const text = `apiVersion: v1
+kind: Service
+metadata: { name: r, namespace: ns }
+spec: { clusterIPs: [10.0.0.1], selector: { app: r }, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+    - match: [{ sourceLabels: { app: canary } }]
+      route: [{ destination: { host: r } }]`;
+  assert.throws(
+    () => parseMesh(text),
+    /VirtualService ns\/r: spec\.http\[0\]\.match\[0\]\.sourceLabels: not supported by weft's control plane/,
+  );
+});

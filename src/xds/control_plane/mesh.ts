@@ -402,6 +402,17 @@ function httpRoutes(
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
 ): MeshRoute[] {
+  vs.http.forEach((h, i) =>
+    h.match.forEach((m, j) => {
+      if (m.sourceLabels) {
+        problems.push(
+          `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].match[${j}]` +
+            ".sourceLabels: not supported by weft's control plane (its route tables are shared " +
+            "by every node); a weft.yaml node supports it",
+        );
+      }
+    })
+  );
   return vs.http.map((h, i) => ({
     match: h.match,
     fault: h.fault,
