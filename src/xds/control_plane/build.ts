@@ -506,35 +506,73 @@ const outboundMemo = new WeakMap<
   { sig: string; entries: readonly [string, string, Built][] }
 >();
 
+/** What a built view's outbound resources came from: each service's entries (by service
+ * identity key) and the inbound listener names, so the next build starts from copies of its
+ * maps and touches only what changed. */
+interface OutboundIndex {
+  readonly byService: Map<string, OutboundEntry>;
+  readonly inbound: string[];
+}
+interface OutboundEntry {
+  readonly svc: MeshService;
+  readonly sig: string;
+  readonly entries: readonly (readonly [string, string, Built])[];
+}
+const outboundIndexes = new WeakMap<NodeResources, OutboundIndex>();
+/** The types whose maps a build copies from the previous one and edits. */
+const EDITED = [CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG];
+
 function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
+  const prevIdx = prev ? outboundIndexes.get(prev) : undefined;
   const out = new Map<string, Map<string, Built>>(
     [CLUSTER, ENDPOINT, LISTENER, ROUTE, EXTENSION_CONFIG, AUTHORIZATION, ADDRESS].map((t) => [
       t,
-      new Map(),
+      prevIdx && EDITED.includes(t) ? new Map(prev!.get(t)) : new Map(),
     ]),
   );
+  const dirty = new Set<string>();
+  const setOut = (t: string, name: string, b: Built): void => {
+    const m = out.get(t)!;
+    if (m.get(name) === b) return;
+    m.set(name, b);
+    dirty.add(t);
+  };
+  const delOut = (t: string, name: string): void => {
+    if (out.get(t)!.delete(name)) dirty.add(t);
+  };
   /** `k` names everything the resource is made of; same key as before → same bytes. */
   const putShared = (t: string, name: string, k: string, make: () => Any): void => {
     const old = prev?.get(t)?.get(name);
     if (old && old.key === k) {
-      out.get(t)!.set(name, old);
+      setOut(t, name, old);
       return;
     }
     const any = make();
-    out.get(t)!.set(name, { version: fnv(any.value), any, key: k });
+    setOut(t, name, { version: fnv(any.value), any, key: k });
   };
 
+  const idx: OutboundIndex = { byService: new Map(), inbound: [] };
   for (const s of mesh.services) {
     const eps = endpointsKey(selected(mesh, s));
     const sig = `${mesh.hbonePort}|${eps}`;
+    let id = `${s.namespace}/${s.name}/${s.hostname}`;
+    while (idx.byService.has(id)) id += "+";
+    const last = prevIdx?.byService.get(id);
+    if (last?.svc === s && last.sig === sig) {
+      // The same service object over the same endpoints: its resources are in the copies.
+      idx.byService.set(id, last);
+      continue;
+    }
+    if (last) { for (const [t, name] of last.entries) delOut(t, name); }
     const memo = outboundMemo.get(s);
     if (memo?.sig === sig) {
-      // The same service object over the same endpoints: its resources, as last built.
-      for (const [t, name, b] of memo.entries) out.get(t)!.set(name, b);
+      for (const [t, name, b] of memo.entries) setOut(t, name, b);
+      idx.byService.set(id, { svc: s, sig, entries: memo.entries });
       continue;
     }
     const entries: [string, string, Built][] = [];
     outboundMemo.set(s, { sig, entries });
+    idx.byService.set(id, { svc: s, sig, entries });
     const put = (t: string, name: string, k: string, make: () => Any): void => {
       putShared(t, name, k, make);
       entries.push([t, name, out.get(t)!.get(name)!]);
@@ -569,6 +607,12 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       );
     }
   }
+  // Services gone since the last build take their resources with them.
+  for (const [id, last] of prevIdx?.byService ?? []) {
+    if (!idx.byService.has(id)) { for (const [t, name] of last.entries) delOut(t, name); }
+  }
+  // Inbound listeners are decided again below (put reuses unchanged ones by key).
+  for (const name of prevIdx?.inbound ?? []) delOut(LISTENER, name);
   const put = putShared;
   let boundMemo: Map<MeshWorkload, string[]> | undefined;
   const bound = (): Map<MeshWorkload, string[]> => boundMemo ??= policiesByWorkload(mesh);
@@ -598,6 +642,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     for (const [node, m] of byNode) {
       const policies = [...m.values()];
       if (!policies.some(isHttpPolicy)) continue;
+      idx.inbound.push(inboundListenerName(s, node));
       put(
         LISTENER,
         inboundListenerName(s, node),
@@ -624,8 +669,11 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   // A type none of whose resources changed keeps its map object: ADS streams skip it on a push.
   for (const [t, m] of out) {
     const was = prev?.get(t);
-    if (was && was !== m && sameEntries(was, m)) out.set(t, was as Map<string, Built>);
+    if (!was || was === m) continue;
+    const untouched = prevIdx !== undefined && EDITED.includes(t) && !dirty.has(t);
+    if (untouched || sameEntries(was, m)) out.set(t, was as Map<string, Built>);
   }
+  outboundIndexes.set(out, idx);
   return out;
 }
 
