@@ -354,7 +354,8 @@ export class HttpProxy {
           headers: [],
           body: "upstream connect error",
           details: "upstream_connect_failure",
-        }, keepAlive && !this.draining);
+          // An unsent request body is still unread on the connection: close after answering.
+        }, keepAlive && !this.draining && (reqFraming.kind === "none" || buffered !== undefined));
       }
       const u = up;
       try {

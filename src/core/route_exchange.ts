@@ -137,7 +137,8 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
         retriesTotal.inc({ reason: "connect-failure" });
         continue;
       }
-      return { kind: "local", response: CONNECT_FAILURE, keepAlive: true };
+      // A body never sent is still unread on the client connection: close it after answering.
+      return { kind: "local", response: CONNECT_FAILURE, keepAlive: steps.replayable };
     }
     try {
       const local = await steps.send(up);

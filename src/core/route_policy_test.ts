@@ -66,3 +66,43 @@ Deno.test("routePolicyFor: sourceLabels match the calling workload's labels", ()
   assert.equal(routePolicyFor(routes, ctx("/"), { port: 80, sourceLabels: {} })?.timeoutMs, 500);
   assert.equal(routePolicyFor(routes, ctx("/"), { port: 80 })?.timeoutMs, 500);
 });
+
+Deno.test("connect failure with an unsent request body: 503 and the connection closes (no desync)", async () => {
+  const { HttpProxy } = await import("./http_proxy.ts");
+  const { FilterChain } = await import("./filter_chain.ts");
+  const net = await import("node:net");
+  for (const policy of [undefined, { match: [], timeoutMs: 1000, retries: undefined }]) {
+    const proxy = new HttpProxy({
+      chain: () => new FilterChain([]),
+      direction: "outbound",
+      dialUpstream: () => Promise.reject(new Error("refused")),
+      ...(policy ? { routePolicy: () => policy } : {}),
+    });
+    const server = net.createServer((s) => {
+      proxy.handle(s, { sourceAddress: "127.0.0.1" } as never).catch(() => {});
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as { port: number }).port;
+    const got = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, "127.0.0.1");
+      let text = "";
+      c.on("data", (b) => text += b.toString("latin1"));
+      // A connection left open would hang the test: give up after 3 s with what arrived.
+      const t = setTimeout(() => c.destroy(), 3000);
+      c.on("close", () => {
+        clearTimeout(t);
+        resolve(text);
+      });
+      c.on("error", reject);
+      // The body holds what would parse as a second request if it were left unread.
+      const smuggled = "GET /second HTTP/1.1\r\nHost: x\r\n\r\n";
+      c.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+      );
+    });
+    proxy.close();
+    await new Promise((r) => server.close(r));
+    assert.match(got, /^HTTP\/1\.1 503 /, String(policy));
+    assert.equal(got.match(/HTTP\/1\.1 /g)?.length, 1, `one response only: ${got}`);
+  }
+});
