@@ -5,17 +5,8 @@
  * Envoy RBAC on an inbound Listener per node (build_rbac.ts). Versions are content hashes, so
  * an unchanged resource keeps its version across rebuilds and is never re-pushed.
  */
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
-import {
-  HttpConnectionManagerSchema,
-  IstioAddressSchema,
-  IstioAuthorizationSchema,
-  ListenerSchema,
-  RouteConfigurationSchema,
-  RouterSchema,
-  TcpProxySchema,
-} from "../proto.ts";
+import { IstioAuthorizationSchema, ListenerSchema, RouteConfigurationSchema } from "../proto.ts";
 import {
   ADDRESS,
   AUTHORIZATION,
@@ -26,32 +17,28 @@ import {
   ROUTE,
 } from "../type_urls.ts";
 import { authorizationOf } from "./build_policy.ts";
-import { isHttpPolicy, rbacFilters } from "./build_rbac.ts";
-import { RBACSchema } from "../proto.ts";
+import { isHttpPolicy } from "./build_rbac.ts";
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import {
   clusterName,
-  faultFilter,
   listenerName,
-  orderedPlugins,
   pluginExtension,
   pluginResourceName,
   routeConfig,
 } from "./build_routes.ts";
-import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
+import type { Mesh, MeshService, MeshWorkload } from "./mesh.ts";
+import { anyOf, assignmentBytes, edsClusterBytes, fnv, lbEndpointBytes } from "./build_wire.ts";
+import { endpointsKey, key, matches, selected } from "./build_select.ts";
 import {
-  anyOf,
-  assignmentBytes,
-  edsClusterBytes,
-  fnv,
-  ipBytes,
-  lbEndpointBytes,
-  type PortLists,
-  workloadAddressBytes,
-  workloadUid,
-} from "./build_wire.ts";
+  inboundListener,
+  inboundListenerName,
+  listener,
+  workloadPolicies,
+} from "./build_listener.ts";
+import { addressInputs, addressKeys, buildAddresses, policiesByWorkload } from "./build_address.ts";
 
 export { lbEndpointBytes, workloadAddressBytes, workloadUid } from "./build_wire.ts";
+export { inboundListenerName } from "./build_listener.ts";
 
 export interface Built {
   readonly version: string;
@@ -60,105 +47,6 @@ export interface Built {
   readonly key?: string;
 }
 export type NodeResources = ReadonlyMap<string, ReadonlyMap<string, Built>>;
-
-const matches = (labels: Record<string, string>, sel: Record<string, string>): boolean =>
-  Object.entries(sel).every(([k, v]) => labels[k] === v);
-
-const indexes = new WeakMap<Mesh, Map<string, MeshWorkload[]>>();
-/** The last index built, reused by a mesh with the same workloads. */
-let lastIndex = { sig: "", idx: new Map<string, MeshWorkload[]>() };
-
-/** Workloads by "label=value", so selecting endpoints is linear in the mesh, not quadratic. */
-function indexOf(mesh: Mesh): Map<string, MeshWorkload[]> {
-  let idx = indexes.get(mesh);
-  if (idx) return idx;
-  const sig = workloadSig(mesh);
-  if (lastIndex.sig === sig) {
-    indexes.set(mesh, lastIndex.idx);
-    return lastIndex.idx;
-  }
-  indexes.set(mesh, idx = new Map());
-  lastIndex = { sig, idx };
-  for (const w of mesh.workloads) {
-    for (const [k, v] of Object.entries(w.labels)) {
-      const key = `${k}=${v}`;
-      const list = idx.get(key);
-      if (list) list.push(w);
-      else idx.set(key, [w]);
-    }
-  }
-  return idx;
-}
-
-/** A service's selection and the workload signature it was made under: a service object is
- * reused across meshes (mesh.ts) while the workloads may differ. */
-const selections = new WeakMap<MeshService, { sig: string; out: MeshWorkload[] }>();
-
-/** What selecting workloads is made of: the workloads (frozen; those of unchanged manifests are
- * the same objects across reloads, so identity stands for content), as a token once per mesh:
- * the same token as the previous mesh when its workloads are the same objects in the same
- * order, a new one otherwise. */
-const workloadSigs = new WeakMap<Mesh, string>();
-let lastWorkloads: { list: readonly MeshWorkload[]; sig: string } = { list: [], sig: "w0" };
-let nextSig = 1;
-function workloadSig(mesh: Mesh): string {
-  let sig = workloadSigs.get(mesh);
-  if (sig !== undefined) return sig;
-  const list = mesh.workloads;
-  const old = lastWorkloads.list;
-  const same = list.length === old.length && list.every((w, i) => w === old[i]);
-  sig = same ? lastWorkloads.sig : `w${nextSig++}`;
-  lastWorkloads = { list, sig };
-  workloadSigs.set(mesh, sig);
-  return sig;
-}
-
-/** Selections of the last mesh by selector, reused while the workloads are the same: a reload
- * that changed routes only does not select 10 000 workloads again. */
-let lastSelections: { sig: string; bySelector: Map<string, MeshWorkload[]> } = {
-  sig: "",
-  bySelector: new Map(),
-};
-
-const selectorKeys = new WeakMap<MeshService, string>();
-function selectorKey(s: MeshService): string {
-  let k = selectorKeys.get(s);
-  if (k === undefined) {
-    k = s.selector
-      ? `s|${s.namespace}|${key(s.selector)}`
-      : `e|${key([...s.endpointIps ?? []].sort())}`;
-    selectorKeys.set(s, k);
-  }
-  return k;
-}
-
-/** The service's workloads: by label selector in its namespace (through the label index), or the
- * addresses of its EndpointSlices. */
-function selected(mesh: Mesh, s: MeshService): MeshWorkload[] {
-  const sig = workloadSig(mesh);
-  const held = selections.get(s);
-  if (held?.sig === sig) return held.out;
-  if (lastSelections.sig !== sig) lastSelections = { sig, bySelector: new Map() };
-  const sk = selectorKey(s);
-  let out = lastSelections.bySelector.get(sk);
-  if (!out) {
-    out = select(mesh, s);
-    lastSelections.bySelector.set(sk, out);
-  }
-  selections.set(s, { sig, out });
-  return out;
-}
-
-function select(mesh: Mesh, s: MeshService): MeshWorkload[] {
-  const sel = s.selector;
-  const first = sel ? Object.entries(sel)[0] : undefined;
-  const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
-  return candidates.filter((w) =>
-    sel
-      ? w.namespace === s.namespace && matches(w.labels, sel)
-      : s.endpointIps?.has(w.address) === true
-  );
-}
 
 const lbEndpoints = new WeakMap<MeshWorkload, Map<string, Uint8Array>>();
 
@@ -189,265 +77,6 @@ function assignment(
   return anyOf(ENDPOINT, assignmentBytes(name, eps.map((w) => lbEndpoint(mesh, w, targetPort))));
 }
 
-function httpManager(s: MeshService, port: number) {
-  const filters = [];
-  // Envoy's shape for route-scoped faults (what istiod sends): an empty fault filter on the
-  // listener, the actual fault in each route's typed_per_filter_config.
-  const fault = faultFilter(s);
-  if (fault) {
-    filters.push({
-      name: "envoy.filters.http.fault",
-      configType: { case: "typedConfig" as const, value: fault },
-    });
-  }
-  for (const p of orderedPlugins(s)) {
-    filters.push({
-      name: pluginResourceName(s, p),
-      configType: {
-        case: "configDiscovery" as const,
-        value: {
-          configSource: { configSourceSpecifier: { case: "ads" as const, value: {} } },
-          typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
-        },
-      },
-    });
-  }
-  filters.push({
-    name: "envoy.filters.http.router",
-    configType: {
-      case: "typedConfig" as const,
-      value: anyPack(RouterSchema, create(RouterSchema)),
-    },
-  });
-  return anyPack(
-    HttpConnectionManagerSchema,
-    create(HttpConnectionManagerSchema, {
-      statPrefix: listenerName(s, port),
-      routeSpecifier: {
-        case: "rds",
-        value: {
-          routeConfigName: listenerName(s, port),
-          configSource: { configSourceSpecifier: { case: "ads", value: {} } },
-        },
-      },
-      httpFilters: filters,
-    }),
-  );
-}
-
-/** VirtualService `tcp`: the first route for this port (weighted), else the whole service. */
-function tcpClusters(s: MeshService, port: number) {
-  const r = s.tcp.find((t) => t.port === undefined || t.port === port);
-  const name = (d: MeshRouteDestination) =>
-    `outbound|${d.port ?? port}|${d.subset ?? ""}|${d.host || s.hostname}`;
-  if (!r) return { case: "cluster" as const, value: clusterName(s, port) };
-  if (r.route.length === 1) return { case: "cluster" as const, value: name(r.route[0]!) };
-  return {
-    case: "weightedClusters" as const,
-    value: { clusters: r.route.map((d) => ({ name: name(d), weight: d.weight })) },
-  };
-}
-
-function listener(s: MeshService, p: MeshService["ports"][number]) {
-  const sock = (ip: string) => ({
-    address: {
-      case: "socketAddress" as const,
-      value: { address: ip, portSpecifier: { case: "portValue" as const, value: p.port } },
-    },
-  });
-  const tcp = p.protocol === "TCP";
-  return create(ListenerSchema, {
-    name: listenerName(s, p.port),
-    address: s.vips[0] ? sock(s.vips[0]) : undefined,
-    additionalAddresses: s.vips.slice(1).map((v) => ({ address: sock(v) })),
-    metadata: {
-      filterMetadata: {
-        weft: {
-          hostname: s.hostname,
-          service: s.name,
-          namespace: s.namespace,
-          targetPort: p.targetPort,
-        },
-      },
-    },
-    filterChains: tcp
-      ? [{
-        filters: [{
-          name: "envoy.filters.network.tcp_proxy",
-          configType: {
-            case: "typedConfig",
-            value: anyPack(
-              TcpProxySchema,
-              create(TcpProxySchema, {
-                statPrefix: s.hostname,
-                clusterSpecifier: tcpClusters(s, p.port),
-              }),
-            ),
-          },
-        }],
-      }]
-      : [],
-    // gRPC clients read HTTP listeners from api_listener (xds.md §15).
-    apiListener: tcp ? undefined : { apiListener: httpManager(s, p.port) },
-  });
-}
-
-/** The policies that apply to a workload (its namespace or the root namespace, by selector),
- * plus those bound to it by name (converted PeerAuthentications, whose selector matches nothing). */
-function workloadPolicies(
-  mesh: Mesh,
-  byNamespace: ReadonlyMap<string, readonly AuthorizationPolicy[]>,
-  byId: ReadonlyMap<string, AuthorizationPolicy>,
-  w: MeshWorkload,
-  bound: ReadonlyMap<MeshWorkload, readonly string[]>,
-): AuthorizationPolicy[] {
-  const out = [w.namespace, mesh.rootNamespace]
-    .filter((ns, i) => i === 0 || ns !== w.namespace)
-    .flatMap((ns) => byNamespace.get(ns) ?? [])
-    .filter((p) => p.selector === undefined || matches(w.labels, p.selector));
-  for (const id of bound.get(w) ?? []) {
-    const p = byId.get(id);
-    if (p && !out.includes(p)) out.push(p);
-  }
-  return out;
-}
-
-/** Inbound L7 authorization for an HTTP service on one node (istiod's sidecar/waypoint inbound
- * shape): an HCM whose RBAC filters hold every policy of the service's workloads on that node
- * (the weft.yaml union), then the router to the local workload. `traffic_direction: INBOUND`
- * and `filter_metadata.weft.node` tell nodes whose it is. */
-function inboundListener(
-  s: MeshService,
-  node: string,
-  port: MeshService["ports"][number],
-  policies: readonly AuthorizationPolicy[],
-) {
-  const name = inboundListenerName(s, node);
-  const typed = (name: string, value: Any) => ({
-    name,
-    configType: { case: "typedConfig" as const, value },
-  });
-  const filters = [
-    ...rbacFilters(policies).map((f) =>
-      typed(
-        "envoy.filters.http.rbac",
-        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
-      )
-    ),
-    typed("envoy.filters.http.router", anyPack(RouterSchema, create(RouterSchema))),
-  ];
-  const cluster = `inbound|${port.targetPort}||`;
-  return create(ListenerSchema, {
-    name,
-    trafficDirection: 1, // INBOUND
-    address: {
-      address: {
-        case: "socketAddress",
-        value: { address: "0.0.0.0", portSpecifier: { case: "portValue", value: port.targetPort } },
-      },
-    },
-    metadata: {
-      filterMetadata: {
-        weft: { hostname: s.hostname, service: s.name, namespace: s.namespace, node },
-      },
-    },
-    filterChains: [{
-      filters: [{
-        name: "envoy.filters.network.http_connection_manager",
-        configType: {
-          case: "typedConfig",
-          value: anyPack(
-            HttpConnectionManagerSchema,
-            create(HttpConnectionManagerSchema, {
-              statPrefix: name,
-              routeSpecifier: {
-                case: "routeConfig",
-                value: {
-                  name,
-                  virtualHosts: [{
-                    name: "inbound|http",
-                    domains: ["*"],
-                    routes: [{
-                      match: { pathSpecifier: { case: "prefix", value: "/" } },
-                      action: {
-                        case: "route",
-                        value: { clusterSpecifier: { case: "cluster", value: cluster } },
-                      },
-                    }],
-                  }],
-                },
-              },
-              httpFilters: filters,
-            }),
-          ),
-        },
-      }],
-    }],
-  });
-}
-
-export const inboundListenerName = (s: MeshService, node: string): string =>
-  `inbound|${node}|${s.hostname}`;
-
-const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
-
-/** workload → {"namespace/hostname" → ports} for every service selecting it (istiod's
- * Workload.services map), built once per mesh from each service's selection. */
-function servicesByWorkload(mesh: Mesh): Map<MeshWorkload, { lists: PortLists; key: string }> {
-  const out = new Map<MeshWorkload, { lists: PortLists; key: string }>();
-  for (const s of mesh.services) {
-    const ports = s.ports.map((p) => ({ servicePort: p.port, targetPort: p.targetPort }));
-    const name = `${s.namespace}/${s.hostname}`;
-    // What this entry adds to a workload's Address (its key names the content, see put).
-    const part = key([name, ports]);
-    for (const w of selected(mesh, s)) {
-      let m = out.get(w);
-      if (!m) out.set(w, m = { lists: {}, key: "" });
-      m.lists[name] = { ports };
-      m.key += part;
-    }
-  }
-  return out;
-}
-
-/** workload → "ns/name" of the selector policies bound to it. */
-function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
-  const out = new Map<MeshWorkload, string[]>();
-  for (const [w, names] of mesh.policyBindings) out.set(w, [...names]);
-  for (const p of mesh.authorizationPolicies) {
-    const sel = p.selector;
-    if (!sel) continue;
-    const first = Object.entries(sel)[0];
-    const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
-    for (const w of candidates) {
-      if (w.namespace !== p.namespace || !matches(w.labels, sel)) continue;
-      let l = out.get(w);
-      if (!l) out.set(w, l = []);
-      l.push(`${p.namespace}/${p.name}`);
-    }
-  }
-  return out;
-}
-
-function serviceAddress(s: MeshService) {
-  return create(IstioAddressSchema, {
-    type: {
-      case: "service",
-      value: {
-        name: s.name,
-        namespace: s.namespace,
-        hostname: s.hostname,
-        addresses: s.vips.map((v) => ({ network: "", address: ipBytes(v) })),
-        ports: s.ports.map((p) => ({
-          servicePort: p.port,
-          targetPort: p.targetPort,
-          appProtocol: APP_PROTOCOL[p.protocol] ?? 0,
-        })),
-      },
-    },
-  });
-}
-
 const shared = new WeakMap<Mesh, NodeResources>();
 
 /** The node's view. As istiod does for ztunnel, every node gets every workload and service it
@@ -458,21 +87,6 @@ export function buildNode(mesh: Mesh, _node: string, prev?: NodeResources): Node
   let common = shared.get(mesh);
   if (!common) shared.set(mesh, common = buildShared(mesh, prev));
   return common;
-}
-
-// Native JSON.stringify without a replacer: the keys of 20 000 resources cost a few ms.
-const key = (v: unknown): string => JSON.stringify(v);
-
-const workloadKeys = new WeakMap<MeshWorkload, string>();
-let nextWorkloadKey = 0;
-
-/** A short key per workload object. Workloads are frozen, and those of unchanged manifests are
- * the same objects across reloads (mesh.ts), so identity stands for content: a changed workload
- * is a new object with a new key. Short keys keep comparing 20 000 keys per reload cheap. */
-function workloadKey(w: MeshWorkload): string {
-  let k = workloadKeys.get(w);
-  if (k === undefined) workloadKeys.set(w, k = (nextWorkloadKey++).toString(36));
-  return k;
 }
 
 /** Services are frozen and reused across reloads while made of the same objects (mesh.ts), so
@@ -681,61 +295,4 @@ function sameEntries(a: ReadonlyMap<string, Built>, b: ReadonlyMap<string, Built
   if (a.size !== b.size) return false;
   for (const [k, v] of b) if (a.get(k) !== v) return false;
   return true;
-}
-
-const endpointsKeys = new WeakMap<readonly MeshWorkload[], string>();
-function endpointsKey(ws: readonly MeshWorkload[]): string {
-  let k = endpointsKeys.get(ws);
-  if (k === undefined) endpointsKeys.set(ws, k = ws.map(workloadKey).join(","));
-  return k;
-}
-
-/** Everything the Address resources of a mesh are made of, per built view. */
-const addressKeys = new WeakMap<NodeResources, string>();
-function addressInputs(mesh: Mesh): string {
-  return `${workloadSig(mesh)}|${
-    key([
-      mesh.trustDomain,
-      mesh.services.map(serviceAddressKey),
-      mesh.authorizationPolicies.map((p) => [p.namespace, p.name, p.selector ?? null]),
-      [...mesh.policyBindings].map(([w, names]) => [workloadKey(w), names]),
-    ])
-  }`;
-}
-
-const serviceAddressKeys = new WeakMap<MeshService, string>();
-function serviceAddressKey(s: MeshService): string {
-  let k = serviceAddressKeys.get(s);
-  if (k === undefined) {
-    k = key([s.name, s.namespace, s.hostname, s.vips, s.ports, selectorKey(s)]);
-    serviceAddressKeys.set(s, k);
-  }
-  return k;
-}
-
-function buildAddresses(
-  mesh: Mesh,
-  put: (t: string, name: string, k: string, make: () => Any) => void,
-  bound: Map<MeshWorkload, string[]>,
-): void {
-  const svcs = servicesByWorkload(mesh);
-  const none = { lists: {}, key: "" };
-  for (const w of mesh.workloads) {
-    const services = svcs.get(w) ?? none;
-    const policies = bound.get(w) ?? [];
-    put(
-      ADDRESS,
-      workloadUid(mesh, w),
-      `${workloadKey(w)}|${mesh.trustDomain}|${services.key}|${policies.join(",")}`,
-      () => anyOf(ADDRESS, workloadAddressBytes(mesh, w, services.lists, policies)),
-    );
-  }
-  for (const s of mesh.services) {
-    put(
-      ADDRESS,
-      `${s.namespace}/${s.hostname}`,
-      key([s.name, s.vips, s.ports]),
-      () => anyPack(IstioAddressSchema, serviceAddress(s)),
-    );
-  }
 }
