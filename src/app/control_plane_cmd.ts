@@ -3,7 +3,7 @@
  * [--ca-dir .weft/ca] [--tls | --insecure-plaintext]`: the embedded control plane (ADS delta + SotW from Kubernetes-style
  * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
-import { errorMessage, logger, onSignal } from "../core/mod.ts";
+import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
 import { loadMesh, startControlPlane } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
@@ -57,6 +57,7 @@ export async function runControlPlane(f: Flags): Promise<number> {
     ...(tls ? { tls } : {}),
   });
   log.info("ready", { address: cp.address, mesh: paths, tls: tls !== undefined });
+  settleAfterStart();
   await new Promise<void>((resolve) => {
     const offs: (() => void)[] = [];
     const done = (): void => {
