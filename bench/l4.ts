@@ -8,7 +8,8 @@
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
  * built by `deno task build` when no path is given; adds the idle RSS of the binary, of the
  * container image and of a Deno run, bench/l4_idle.ts), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
- * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; default is
+ * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; --weft-only (no peers),
+ * --tunnels-only (only the idle-tunnels row); default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
 import * as net from "node:net";
@@ -51,6 +52,8 @@ const BINARY = argv.includes("--binary")
   : undefined;
 /** Iterating on weft alone: skip the peers (ratios then use NaN). */
 const WEFT_ONLY = argv.includes("--weft-only");
+/** Iterating on per-tunnel memory: only the idle-tunnels row. */
+const TUNNELS_ONLY = argv.includes("--tunnels-only");
 const dir = Deno.makeTempDirSync({ prefix: "weft-bench-l4-" });
 const procs: Proc[] = [];
 const rows: [string, string, string][] = [];
@@ -243,6 +246,7 @@ async function main(): Promise<void> {
   procs.push(await startEcho());
   await waitPort(IP.server, PORT.http);
 
+  if (TUNNELS_ONLY) return await tunnelMemory();
   let raw = NaN, stunnel = NaN;
   let hw: WrkResult = { rps: NaN, p50: NaN, p99: NaN };
   if (!WEFT_ONLY) [raw, stunnel, hw] = await peers();

@@ -422,8 +422,11 @@ export class H2Session extends H2Base implements StreamHost {
     const s = new H2Stream(this, id, this.peerInitialWindow, this.streamWindow, this.hwm);
     // A peer reset destroys the stream with an error, possibly before its owner listens: that
     // must never become an uncaught 'error' event. Owners still see errors via their listeners.
-    s.on("error", () => {});
+    s.on("error", ignore);
     this.streams.set(id, s);
     return s;
   }
 }
+
+/** One shared no-op listener (a closure per stream would cost a function object each). */
+function ignore(): void {}
