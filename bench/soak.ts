@@ -24,6 +24,7 @@ import {
   type WeftProc,
 } from "../tests/support/weft_proc.ts";
 import { createTestPki } from "../tests/support/test_ca.ts";
+import { meshConfigs } from "../tests/support/mesh.ts";
 
 const argv = Deno.args;
 const opt = (name: string, dflt: number): number => {
@@ -112,34 +113,13 @@ async function main(): Promise<void> {
       ...(POOL_IDLE ? { poolIdleTimeout: `${POOL_IDLE}s` } : {}),
     },
   };
-  const a = {
-    node: { name: "node-a" },
-    ...common,
-    workloads: [{
-      name: "sleep",
-      namespace: "default",
-      serviceAccount: "sleep",
-      address: clientIp,
-    }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [vip],
-      ports: [{ port: 80, targetPort: echo.port }],
-      endpoints: [{
-        workload: "echo",
-        namespace: "default",
-        serviceAccount: "echo",
-        address: echoIp,
-        node: "node-b",
-      }],
-    }],
-  };
-  const b = {
-    node: { name: "node-b" },
-    ...common,
-    workloads: [{ name: "echo", namespace: "default", serviceAccount: "echo", address: echoIp }],
-  };
+  const { nodeA: a, nodeB: b } = meshConfigs({
+    clientIp,
+    echoIp,
+    vip,
+    echoPort: echo.port,
+    common,
+  });
   await Deno.writeTextFile(join(pki.dir, "a.yaml"), stringify(a));
   await Deno.writeTextFile(join(pki.dir, "b.yaml"), stringify(b));
   const run = RUNTIME

@@ -70,6 +70,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     "hbonePort",
     "rootNamespace",
     "defaultSourceWorkload",
+    "metadata",
   ]);
   const node = {
     name: c.str("node.name", n.name, "weft-node", NAME, "a DNS-1123 name"),
@@ -90,6 +91,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       "a namespace name",
     ),
     defaultSourceWorkload: c.optStr("node.defaultSourceWorkload", n.defaultSourceWorkload),
+    metadata: checkNodeMetadata(c, n.metadata),
   };
 
   const ca = checkCa(c, r.ca);
@@ -300,3 +302,25 @@ function dupes(p: Problems, path: string, keys: string[], what: string): void {
 }
 
 export { isValidCidr };
+
+/** Envoy's bootstrap `node.metadata` (a Struct): what proxy-wasm filters read as
+ * `node.metadata`, over weft's defaults (istio-agent's EXCHANGE_KEYS, MESH_ID, CLUSTER_ID). */
+function checkNodeMetadata(c: Checker, v: unknown): Readonly<Record<string, unknown>> {
+  if (v === undefined) return {};
+  if (!isObj(v)) {
+    c.problems.add("node.metadata", "must be a mapping (Envoy node metadata)");
+    return {};
+  }
+  const bad = (x: unknown, depth: number): boolean =>
+    depth > 16 || (typeof x === "number" && !Number.isFinite(x)) ||
+    (Array.isArray(x)
+      ? x.some((e) => bad(e, depth + 1))
+      : isObj(x)
+      ? Object.values(x).some((e) => bad(e, depth + 1))
+      : !["string", "number", "boolean"].includes(typeof x) && x !== null);
+  if (bad(v, 0)) {
+    c.problems.add("node.metadata", "must hold only strings, numbers, booleans, lists and maps");
+    return {};
+  }
+  return v;
+}

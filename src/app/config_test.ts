@@ -240,3 +240,15 @@ Deno.test("config: plugins are scoped by service; duplicates in one scope are an
   });
   assert(!bad2.ok && bad2.problems.some((p) => p.startsWith("services[0].plugins[0].clusters.x")));
 });
+
+Deno.test("config: node.metadata is Envoy's node metadata (a Struct), checked", () => {
+  const ok = validateConfig({
+    node: { name: "n", metadata: { WORKLOAD_NAME: "sleep", LABELS: { app: "sleep" }, N: 3 } },
+  });
+  assert(ok.ok);
+  assertEquals(ok.config.node.metadata["WORKLOAD_NAME"], "sleep");
+  for (const metadata of ["x", { A: NaN }, { A: () => 1 }]) {
+    const bad = validateConfig({ node: { name: "n", metadata } });
+    assert(!bad.ok && bad.problems.some((p) => p.startsWith("node.metadata")), String(metadata));
+  }
+});

@@ -103,6 +103,8 @@ export interface WeftConfig {
     /** Local workload that outbound traffic from an unknown client IP counts as (e.g. a laptop
      * curl from 127.0.0.1); undefined = refuse such clients. */
     readonly defaultSourceWorkload: string | undefined;
+    /** Envoy bootstrap node.metadata for proxy-wasm filters (read when the filter host starts). */
+    readonly metadata: Readonly<Record<string, unknown>>;
   };
   readonly ca: CaConfig;
   readonly certificates: { readonly ttlMs: number; readonly rotateAtFraction: number };

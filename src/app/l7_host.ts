@@ -37,6 +37,14 @@ export function scopeCollisions(services: Service[]): void {
   });
 }
 
+export interface L7HostOptions {
+  readonly dev: boolean;
+  readonly nodeName?: string;
+  readonly trustDomain?: string;
+  /** weft.yaml node.metadata, over the defaults. */
+  readonly nodeMetadata?: Readonly<Record<string, unknown>>;
+}
+
 export class L7Host {
   readonly host: FilterHost;
   private watcher: FilterWatcher | undefined;
@@ -45,13 +53,23 @@ export class L7Host {
   private services: readonly Service[] = [];
   private pick = 0;
 
-  constructor(readonly opts: { dev: boolean; nodeName?: string }) {
+  constructor(readonly opts: L7HostOptions) {
     const registry = defaultRegistry();
     registerProxyWasm(registry, {
       nodeId: opts.nodeName ?? "weft",
       // Per request the local workload's NAME/NAMESPACE/SERVICE_ACCOUNT overlay these
       // (src/filters/proxy_wasm/properties.ts).
-      nodeMetadata: { NODE_NAME: opts.nodeName ?? "weft", PROXY_CONFIG: {}, ISTIO_VERSION: "weft" },
+      nodeMetadata: {
+        NODE_NAME: opts.nodeName ?? "weft",
+        PROXY_CONFIG: {},
+        ISTIO_VERSION: "weft",
+        // The keys istio-agent tells metadata_exchange to send to peers.
+        EXCHANGE_KEYS:
+          "NAME,NAMESPACE,INSTANCE_IPS,LABELS,OWNER,PLATFORM_METADATA,WORKLOAD_NAME,MESH_ID,SERVICE_ACCOUNT,CLUSTER_ID",
+        MESH_ID: opts.trustDomain ?? "cluster.local",
+        CLUSTER_ID: "Kubernetes",
+        ...opts.nodeMetadata,
+      },
       resolveService: (name, port) => this.resolveService(name, port),
     });
     this.host = new FilterHost(registry);

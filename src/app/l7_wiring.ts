@@ -8,7 +8,7 @@
 import { WeftError } from "../core/mod.ts";
 import type { FilterRef, FilterResolver, HttpFilter, Snapshot } from "../core/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
-import type { L7Host } from "./l7_host.ts";
+import type { L7Host, L7HostOptions } from "./l7_host.ts";
 
 const isHttp = (svc: ServiceConfig): boolean => svc.ports.some((p) => p.protocol !== "TCP");
 
@@ -27,7 +27,7 @@ export class L7Wiring {
   private host: L7Host | undefined;
   private loading: Promise<L7Host> | undefined;
 
-  constructor(readonly opts: { dev: boolean; nodeName?: string }) {}
+  constructor(readonly opts: L7HostOptions) {}
 
   /** True once the filter host is loaded (some config or snapshot had filters). */
   get loaded(): boolean {

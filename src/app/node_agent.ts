@@ -131,7 +131,12 @@ export class NodeAgent {
     });
     // Readiness means certificates exist: issue every local identity before binding.
     await Promise.all(cfg.workloads.map((w) => identity.material(w.identity)));
-    const l7 = new L7Wiring({ dev: opts.dev, nodeName: cfg.node.name });
+    const l7 = new L7Wiring({
+      dev: opts.dev,
+      nodeName: cfg.node.name,
+      trustDomain: cfg.node.trustDomain,
+      nodeMetadata: cfg.node.metadata,
+    });
     await l7.loadFor(cfg); // the filter host loads only when some service has filters
     const snapshot = await l7.prepare(snapshotFromConfig(cfg, l7.chainsFor));
     const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });

@@ -34,6 +34,17 @@ export interface PeerInfo {
   readonly destinationPrincipal: string | undefined;
   /** mTLS-verified connection (HBONE). */
   readonly mtls: boolean;
+  /** The node's own workload this request is served for (inbound: the destination; outbound:
+   * the source): what a sidecar's node metadata describes. */
+  readonly localWorkload?: LocalWorkloadInfo | undefined;
+}
+
+export interface LocalWorkloadInfo {
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly address: string;
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 export type Direction = "inbound" | "outbound";
@@ -53,6 +64,9 @@ export interface HttpRequestContext {
   readonly filterState: Map<string, unknown>;
   /** Buffered request body, only for filters that opted into bodies. */
   requestBody: Uint8Array | undefined;
+  /** The local reply a filter answered this request with (set by the chain), so filters the
+   * request never reached can still log it, as Envoy runs every filter's access log. */
+  localReply?: LocalResponse;
 }
 
 export interface HttpResponseContext {

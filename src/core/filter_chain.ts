@@ -111,6 +111,15 @@ function requestStep(
   return undefined;
 }
 
+/** Record a local reply on the request (filters' access logs read it in onDone). */
+function answered<T extends { readonly response: LocalResponse }>(
+  ctx: HttpRequestContext,
+  v: T,
+): T {
+  ctx.localReply = v.response;
+  return v;
+}
+
 export class FilterChain {
   /** `filters` in run order (see orderFilterRefs). */
   constructor(readonly filters: readonly HttpFilter[]) {}
@@ -128,7 +137,7 @@ export class FilterChain {
       if (needsAsync(out)) return this.requestAsync(ctx, i, out, route);
       const d = settleNow(f, out as Exclude<FilterOutcome, { action: "delay" }>, ctx);
       const v = requestStep(f, d);
-      if (v) return v;
+      if (v) return answered(ctx, v);
       if (d && "action" in d && d.action === "continue" && d.route) route = d.route;
     }
     return { kind: "forward", route };
@@ -148,7 +157,7 @@ export class FilterChain {
         ctx,
       );
       const v = requestStep(f, d);
-      if (v) return v;
+      if (v) return answered(ctx, v);
       if (d && "action" in d && d.action === "continue" && d.route) route = d.route;
     }
     return { kind: "forward", route };
@@ -167,7 +176,7 @@ export class FilterChain {
         f,
         settleNow(f, out as Exclude<FilterOutcome, { action: "delay" }>, ctx),
       );
-      if (v) return v;
+      if (v) return answered(ctx, v);
     }
     return FORWARD;
   }
@@ -186,7 +195,7 @@ export class FilterChain {
         ctx,
       );
       const v = requestStep(f, d);
-      if (v) return v;
+      if (v) return answered(ctx, v);
     }
     return FORWARD;
   }

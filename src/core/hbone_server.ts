@@ -298,6 +298,7 @@ export class HboneServer {
         service: this.deps.l7!.inboundService(wl, hp.port, host),
         workload: wl,
         mtls: true,
+        local: wl,
       });
       return conn.serve((down) => l7(down, p));
     }

@@ -14,7 +14,7 @@
 import { indexOf } from "./snapshot_index.ts";
 import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
-import type { FilterResolver, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type { FilterResolver, LocalWorkloadInfo, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
@@ -214,6 +214,7 @@ export function peerInfo(p: {
   service: Service | undefined;
   workload: { name: string; namespace: string; identity?: string | undefined } | undefined;
   mtls: boolean;
+  local?: LocalWorkloadInfo | undefined;
 }): PeerInfo {
   return {
     sourcePrincipal: p.sourcePrincipal,
@@ -227,5 +228,6 @@ export function peerInfo(p: {
     destinationNamespace: p.workload?.namespace,
     destinationPrincipal: p.workload?.identity,
     mtls: p.mtls,
+    localWorkload: p.local,
   };
 }

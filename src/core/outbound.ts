@@ -182,6 +182,7 @@ export async function handleOutbound(
         service: svc,
         workload: undefined,
         mtls: false,
+        local: src,
       });
       // The HTTP proxy reads the client socket itself (one copy per byte).
       conn.serve((down) => l7(down, peer));

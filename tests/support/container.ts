@@ -17,7 +17,15 @@ export const PODMAN_LIMITS = [
   "--ulimit",
   "nproc=1024:1024",
 ];
-export const TEST_IMAGE = "localhost/weft:test";
+/** Tagged per checkout (a hash of its path), so two checkouts on one machine never run each
+ * other's build by tag. */
+export const TEST_IMAGE = `localhost/weft:test-${checkoutId(ROOT)}`;
+
+function checkoutId(path: string): string {
+  let h = 0x811c9dc5; // FNV-1a 32
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
 
 /** Why container tests cannot run here, or undefined when they can. */
 export function containerSkipReason(): string | undefined {

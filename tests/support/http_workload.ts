@@ -1,5 +1,6 @@
-/** An HTTP/1.1 workload for L7 tests: answers JSON {version, method, path, headers}. */
+/** An HTTP/1.1 workload for L7 tests: answers JSON {version, method, path, headers, body}. */
 import { createServer, type Server } from "node:http";
+import { Buffer } from "node:buffer";
 
 export interface HttpWorkload {
   readonly host: string;
@@ -16,10 +17,14 @@ export function startHttpWorkload(
   let hits = 0;
   const server: Server = createServer((req, res) => {
     hits++;
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ version, method: req.method, path: req.url, headers: req.headers }));
+      const body = Buffer.concat(chunks).toString();
+      res.end(
+        JSON.stringify({ version, method: req.method, path: req.url, headers: req.headers, body }),
+      );
     });
   });
   return new Promise((resolve, reject) => {

@@ -48,6 +48,54 @@ const LISTENERS = {
   inboundPlaintextPort: 0,
 };
 
+/** weft.yaml for the two nodes: A hosts "sleep" and captures "echo" on `vip`; B hosts "echo".
+ * `common` (ca, listeners, limits…) goes into both. */
+export function meshConfigs(p: {
+  clientIp: string;
+  echoIp: string;
+  vip: string;
+  echoPort: number;
+  common: Record<string, unknown>;
+  policiesB?: unknown[];
+}): { nodeA: Record<string, unknown>; nodeB: Record<string, unknown> } {
+  const nodeA = {
+    node: { name: "node-a" },
+    ...p.common,
+    workloads: [{
+      name: "sleep",
+      namespace: "default",
+      serviceAccount: "sleep",
+      address: p.clientIp,
+    }],
+    services: [{
+      name: "echo",
+      namespace: "default",
+      vips: [p.vip],
+      ports: [{ port: 80, targetPort: p.echoPort }],
+      endpoints: [{
+        workload: "echo",
+        namespace: "default",
+        serviceAccount: "echo",
+        address: p.echoIp,
+        node: "node-b",
+      }],
+    }],
+  };
+  const nodeB: Record<string, unknown> = {
+    node: { name: "node-b" },
+    ...p.common,
+    workloads: [{
+      name: "echo",
+      namespace: "default",
+      serviceAccount: "echo",
+      address: p.echoIp,
+      labels: { app: "echo" },
+    }],
+    authorizationPolicies: p.policiesB ?? [],
+  };
+  return { nodeA, nodeB };
+}
+
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const ip = loopbackBlock();
   const clientIp = ip(2);
@@ -63,41 +111,14 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
   };
-  const nodeA = {
-    node: { name: "node-a" },
-    ...common,
-    workloads: [{
-      name: "sleep",
-      namespace: "default",
-      serviceAccount: "sleep",
-      address: clientIp,
-    }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [vip],
-      ports: [{ port: 80, targetPort: echo.port }],
-      endpoints: [{
-        workload: "echo",
-        namespace: "default",
-        serviceAccount: "echo",
-        address: echoIp,
-        node: "node-b",
-      }],
-    }],
-  };
-  const nodeB: Record<string, unknown> = {
-    node: { name: "node-b" },
-    ...common,
-    workloads: [{
-      name: "echo",
-      namespace: "default",
-      serviceAccount: "echo",
-      address: echoIp,
-      labels: { app: "echo" },
-    }],
-    authorizationPolicies: opts.policiesB ?? [],
-  };
+  const { nodeA, nodeB } = meshConfigs({
+    clientIp,
+    echoIp,
+    vip,
+    echoPort: echo.port,
+    common,
+    policiesB: opts.policiesB ?? [],
+  });
   const configA = join(pki.dir, "node-a.yaml");
   const configB = join(pki.dir, "node-b.yaml");
   await Deno.writeTextFile(configA, stringify(nodeA));

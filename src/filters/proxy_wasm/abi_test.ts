@@ -128,8 +128,8 @@ Deno.test("properties: Envoy encodings for strings, ints, bools and unknown path
     new TextEncoder().encode("pod-a"),
     "without a request (root context): the configured metadata",
   );
-  assertEquals(text("cluster_name"), "inbound|8080||");
-  assertEquals(text("xds\0cluster_name"), "inbound|8080||");
+  assertEquals(text("cluster_name"), "inbound|8080||echo.default.svc.cluster.local");
+  assertEquals(text("xds\0cluster_name"), "inbound|8080||echo.default.svc.cluster.local");
   assertEquals(text("route_name"), "echo.default.svc.cluster.local:8080");
   assertEquals(int("listener_direction"), 1n);
   assertEquals(int("xds\0listener_direction"), 1n);

@@ -6,7 +6,7 @@
  * ≤ 30 s) and answer `failed`/`unavailable` meanwhile. Hot reload = build a new filter beside this
  * one, swap it into the chain, then `close()` this one: in-flight streams finish on their VM.
  */
-import { logger, metrics } from "../../core/mod.ts";
+import { HeaderList, logger, metrics } from "../../core/mod.ts";
 import { countFilterError, filterMetrics } from "../filter_metrics.ts";
 import type {
   FailPolicy,
@@ -15,6 +15,7 @@ import type {
   HttpFilter,
   HttpRequestContext,
   HttpResponseContext,
+  LocalResponse,
 } from "../../core/mod.ts";
 import { donePhase, requestPhase, responsePhase, trailersPhase } from "./http_phases.ts";
 import { type CompiledPlugin, type GuestFailure, ProxyWasmVm, type StreamState } from "./vm.ts";
@@ -195,8 +196,20 @@ export class ProxyWasmFilter implements HttpFilter {
 
   onDone(ctx: HttpRequestContext): void {
     const s = this.streams.get(ctx);
-    if (!s) return;
+    if (!s) {
+      // A filter earlier in the chain answered before this one ran. Envoy still runs every
+      // filter's access log for the stream: Istio's stats counts RBAC 403s this way.
+      if (ctx.localReply && this.vm && !this.vm.dead && this.vm.export("proxy_on_log")) {
+        const late = this.vm.newStream(ctx);
+        if (late) {
+          late.res = localResponseContext(ctx.localReply);
+          this.vm.finishStream(late);
+        }
+      }
+      return;
+    }
     this.streams.delete(ctx);
+    if (!s.res && ctx.localReply) s.res = localResponseContext(ctx.localReply);
     const healthy = !s.vm.dead;
     donePhase(s);
     if (healthy && !s.vm.dead && s.vm === this.vm) this.crashes = 0;
@@ -208,6 +221,14 @@ export class ProxyWasmFilter implements HttpFilter {
     this.vm?.close();
     this.vm = undefined; // streams in flight keep their VM; new requests get "unavailable"
   }
+}
+
+/** The response a filter's access log sees for a local reply. */
+function localResponseContext(r: LocalResponse): HttpResponseContext {
+  const body = typeof r.body === "string" ? new TextEncoder().encode(r.body) : r.body;
+  const headers = new HeaderList(r.headers);
+  if (!headers.has("content-length")) headers.set("content-length", String(body.length));
+  return { status: r.status, responseHeaders: headers, responseBody: body };
 }
 
 function unavailable(message: string): FilterOutcome {

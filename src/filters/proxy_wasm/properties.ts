@@ -136,12 +136,25 @@ function nodeProperty(rest: string[], s: PropertyScope): PropertyValue {
 
 /** weft is one proxy for the node's workloads; a sidecar's node *is* its workload. So the node
  * metadata a filter reads is the configured metadata overlaid, per request, with the local
- * workload the request is served for (inbound: the destination; outbound: the source), in
- * Istio's keys: NAME, WORKLOAD_NAME, NAMESPACE, SERVICE_ACCOUNT. */
+ * workload the request is served for (inbound: the destination; outbound: the source), in the
+ * keys istio-agent gives Envoy: NAME, WORKLOAD_NAME, NAMESPACE, SERVICE_ACCOUNT, LABELS,
+ * INSTANCE_IPS. */
 function nodeMetadata(s: PropertyScope): Readonly<Record<string, unknown>> {
   const req = s.req;
   if (!req) return s.nodeMetadata;
   const p = req.peer;
+  const local = p.localWorkload;
+  if (local) {
+    return {
+      ...s.nodeMetadata,
+      NAME: local.name,
+      WORKLOAD_NAME: local.name,
+      NAMESPACE: local.namespace,
+      SERVICE_ACCOUNT: local.serviceAccount,
+      LABELS: local.labels,
+      INSTANCE_IPS: local.address,
+    };
+  }
   const inbound = req.direction === "inbound";
   const workload = inbound ? p.destinationWorkload : undefined;
   const namespace = inbound ? p.destinationNamespace : p.sourceNamespace;
@@ -156,13 +169,15 @@ function nodeMetadata(s: PropertyScope): Readonly<Record<string, unknown>> {
   };
 }
 
-/** Istio's cluster names: `outbound|<port>||<host>` and `inbound|<port>||`. */
+/** Istio's cluster names: `outbound|<port>||<host>` and `inbound|<port>||<host>` (the service
+ * host when known: Istio 1.5's inbound form, which its stats filter reads the destination
+ * service from; later releases drop it and read the same from service metadata). */
 function clusterName(s: PropertyScope): string | undefined {
   const p = s.req?.peer;
   if (!p) return undefined;
   return s.req!.direction === "outbound"
     ? `outbound|${p.destinationPort}||${p.destinationService ?? p.destinationAddress}`
-    : `inbound|${p.destinationPort}||`;
+    : `inbound|${p.destinationPort}||${p.destinationService ?? ""}`;
 }
 
 function routeName(s: PropertyScope): string | undefined {

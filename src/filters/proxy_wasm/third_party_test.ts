@@ -1,60 +1,36 @@
 /**
- * Filters built and published by others, run unchanged. They are data files fetched from public
- * repositories and are not in this repository: put them in $WEFT_THIRD_PARTY_WASM (default
- * shared/third_party_wasm beside the checkout, else ~/.cache/weft/third_party_wasm) under the names below; each is checked by sha256. Missing files
- * skip with a message (CI has no copy unless the lead provides one).
- *
- * Provenance (repository @ commit : path → file name here):
- * - tetratelabs/proxy-wasm-go-sdk @ f6c1ad17591ffe0a5c400fafc12a764df4e1b544
- *   examples/http_auth_random/wasm.wasm → tinygo-http_auth_random.wasm (TinyGo, ABI 0.1.0:
- *   proxy_http_call to cluster "httpbin", then continue or 403 by a hash of the reply body)
- *   examples/http_headers/wasm.wasm → tinygo-http_headers.wasm (logs every header)
- *   examples/helloworld/wasm.wasm → tinygo-helloworld.wasm (root context, 1 s tick timer)
- * - istio/proxy @ 80a186047c14be0d9e63d33f65d519f02da49452
- *   extensions/metadata_exchange/plugin.wasm → istio-metadata_exchange.wasm (C++ / Emscripten,
- *   Istio 1.5: reads node metadata, imports env.pthread_equal, no ABI marker)
- * - istio/proxy @ 9b4239dee83dd8894bfc579d412ccd894cff2597
- *   extensions/stats/plugin.wasm → istio-stats.wasm (C++ / Emscripten, Istio 1.5 stats filter:
- *   istio_requests_total and friends with tag-encoded stat names; with metadata_exchange in
- *   front it labels requests with the exchanged peer)
+ * Filters built and published by others, run unchanged: TinyGo proxy-wasm-go-sdk examples and
+ * Istio 1.5's own C++/Emscripten filters, committed byte for byte in
+ * tests/fixtures/third_party_wasm with their provenance (README.md there; tools/third_party_wasm.ts
+ * verifies the sha256 and re-extracts them from the publishing repositories):
+ * - tinygo-http_auth_random.wasm: proxy_http_call to cluster "httpbin", then continue or 403 by a
+ *   hash of the reply body (ABI 0.1.0)
+ * - tinygo-http_headers.wasm: logs every header
+ * - tinygo-helloworld.wasm: root context, 1 s tick timer
+ * - istio-metadata_exchange.wasm: reads node metadata, imports env.pthread_equal, no ABI marker
+ * - istio-stats.wasm: istio_requests_total and friends with tag-encoded stat names; with
+ *   metadata_exchange in front it labels requests with the exchanged peer
+ * $WEFT_THIRD_PARTY_WASM points the test at another folder holding the same files.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { readFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
 import { ref, request, response } from "../../../tests/support/proxy_wasm_kit.ts";
+import { FIXTURE_DIR, sha256Hex, THIRD_PARTY_WASM } from "../../../tools/third_party_wasm.ts";
 import { env, metrics, setLogSink } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
 import type { ProxyWasmHostOptions } from "./options.ts";
 
-// The project's shared data folder sits beside the checkout (and beside CI's clone): a steering
-// session can place these files there, so CI runs them too.
-const SHARED = fileURLToPath(new URL("../../../../shared/third_party_wasm", import.meta.url));
-const DIR = env("WEFT_THIRD_PARTY_WASM") ??
-  (existsSync(SHARED) ? SHARED : join(homedir(), ".cache/weft/third_party_wasm"));
-const SHA256: Record<string, string> = {
-  "tinygo-http_auth_random.wasm":
-    "811d32b98fb2a01cf0b3d66889aad93c377be10208a0f663e7be43abdf007fb6",
-  "tinygo-http_headers.wasm": "6a420d61ae7e3749a7a042566e81f9c3e88cfaf306501aac12c4a921402fb3cb",
-  "tinygo-helloworld.wasm": "126b713079ddb5d87a609b4dcd6b756fcf0f3131b8e9739905618d6fc045c8ca",
-  "istio-metadata_exchange.wasm":
-    "318ef2a2845e06548b1b393899b7a4a3dee95c2aa6f2fc9c02788a16399dce89",
-  "istio-stats.wasm": "fd77adb532f9b5b22c33ac383a19fc5cc0fb042813fe8ccecf8e1c75d4d32d13",
-};
+const DIR = env("WEFT_THIRD_PARTY_WASM") ?? FIXTURE_DIR;
+const SHA256: Record<string, string> = Object.fromEntries(
+  THIRD_PARTY_WASM.map((w) => [w.file, w.sha256]),
+);
 
-async function present(file: string): Promise<boolean> {
-  try {
-    await readFile(join(DIR, file));
-    return true;
-  } catch {
-    // deno-lint-ignore no-console
-    console.warn(`skipped: ${file} not in ${DIR} (set WEFT_THIRD_PARTY_WASM; see this file)`);
-    return false;
+Deno.test("third-party fixtures are the published bytes (sha256)", async () => {
+  for (const w of THIRD_PARTY_WASM) {
+    assertEquals(await sha256Hex(await Deno.readFile(join(DIR, w.file))), w.sha256, w.file);
   }
-}
+});
 
 function thirdParty(
   file: string,
@@ -66,7 +42,6 @@ function thirdParty(
     sanitizeOps: true,
     sanitizeResources: true,
     fn: async () => {
-      if (!(await present(file))) return;
       await fn(join(DIR, file));
     },
   });
@@ -243,7 +218,6 @@ thirdParty("istio-stats.wasm", async (url) => {
 });
 
 thirdParty("istio-stats.wasm", async (statsUrl) => {
-  if (!(await present("istio-metadata_exchange.wasm"))) return;
   const mxUrl = join(DIR, "istio-metadata_exchange.wasm");
   const logs = captureLogs();
   const client = {
@@ -290,3 +264,105 @@ thirdParty("istio-stats.wasm", async (statsUrl) => {
     logs.restore();
   }
 }, "reads the peer that metadata_exchange put in the request's filter state");
+
+// --- Bodies: proxy-wasm-go-sdk examples built with Go 1.24 (wasip1, c-shared) and the Rust SDK.
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
+
+function jsonRequest(body: string, headers: Record<string, string> = {}) {
+  return request({
+    "content-type": "application/json",
+    "content-length": String(enc(body).length),
+    ...headers,
+  }, { method: "POST", body: enc(body) });
+}
+
+thirdParty("go-json_validation.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("go-json_validation.wasm", url, { bodies: true }, {
+    requiredKeys: ["id", "token"],
+  });
+  try {
+    const good = jsonRequest('{"id":1,"token":"t"}');
+    assertEquals(await f.onRequest(good), { action: "continue" });
+    f.onDone(good);
+    const missing = jsonRequest('{"id":1}');
+    const out = await f.onRequest(missing);
+    assert(out.action === "respond", JSON.stringify(out));
+    assertEquals([out.response.status, dec(out.response.body as Uint8Array)], [
+      403,
+      "invalid payload",
+    ]);
+    f.onDone(missing);
+    const notJson = request({ "content-type": "text/plain" }, { method: "POST", body: enc("x") });
+    const out2 = await f.onRequest(notJson);
+    assert(out2.action === "respond" && out2.response.status === 403, JSON.stringify(out2));
+    f.onDone(notJson);
+    assert(logs.lines.some((l) => l.includes("required key (token) is missing")));
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "validates JSON request bodies (Go SDK, wasip1)");
+
+thirdParty("go-http_body.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("go-http_body.wasm", url, { bodies: true }, {});
+  try {
+    for (
+      const [op, want] of [
+        ["append", "hello[this is appended body]"],
+        ["prepend", "[this is prepended body]hello"],
+        ["replace", "[this is replaced body]"],
+      ]
+    ) {
+      const req = jsonRequest("hello", { "buffer-operation": op! });
+      assertEquals(await f.onRequest(req), { action: "continue" });
+      assertEquals(dec(req.requestBody), want, op);
+      assertEquals(req.requestHeaders.has("content-length"), false, "the filter removed it");
+      f.onDone(req);
+    }
+    // The response side: replace the upstream's body.
+    const req = jsonRequest("hello", { "buffer-replace-at": "response" });
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    assertEquals(dec(req.requestBody), "hello", "request untouched in response mode");
+    const res = response(200, { "content-length": "8" });
+    res.responseBody = enc("upstream");
+    assertEquals(await f.onResponse(req, res), { action: "continue" });
+    assertEquals(dec(res.responseBody), "[this is replaced body]");
+    f.onDone(req);
+    // No body at all: the filter's own 400.
+    const empty = request({});
+    const out = await f.onRequest(empty);
+    assert(out.action === "respond" && out.response.status === 400, JSON.stringify(out));
+    f.onDone(empty);
+    assert(logs.lines.some((l) => l.includes("original request body: hello")));
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "rewrites request and response bodies (Go SDK, wasip1)");
+
+thirdParty("rust-hello_world.wasm", async (url) => {
+  const logs = captureLogs();
+  const f = await load("rust-hello_world.wasm", url, {});
+  try {
+    assert(logs.lines.some((l) => l.includes("Hello, World!")), "on_vm_start ran");
+  } finally {
+    f.close();
+    logs.restore();
+  }
+}, "starts its root context (Rust SDK)");
+
+thirdParty("rust-envoy_filter_metadata.wasm", async (url) => {
+  const f = await load("rust-envoy_filter_metadata.wasm", url, {});
+  try {
+    // It answers only when a Lua filter left metadata; weft has none, so the request goes on.
+    const req = request({});
+    assertEquals(await f.onRequest(req), { action: "continue" });
+    f.onDone(req);
+  } finally {
+    f.close();
+  }
+}, "runs its HTTP context (Rust SDK)");
