@@ -1,8 +1,9 @@
 /**
  * Bootstrap config: weft.yaml → validated, frozen, fully defaulted WeftConfig, with every problem
- * reported by path. Parsing uses the `yaml` npm package (JSR's @std/yaml is not reachable here).
+ * reported by path. Parsing uses js-yaml (YAML 1.2 core schema), the parser src/istio already loads:
+ * one YAML package in the node's idle graph (the `yaml` package cost ~10 MB of idle RSS on Bun).
  */
-import { parse as parseYaml } from "yaml";
+import { load as parseYaml } from "js-yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
@@ -43,9 +44,9 @@ export function parseConfigText(
 ): ValidationResult {
   let raw: unknown;
   try {
-    // logLevel "error": the yaml package would print warnings (unknown tags) to stderr itself;
-    // only core/log.ts writes there (found by the config fuzz target).
-    raw = parseYaml(text, { logLevel: "error" });
+    // js-yaml throws on unknown tags and duplicate keys and prints nothing itself (only
+    // core/log.ts writes to stderr); aliases are capped as for manifests.
+    raw = parseYaml(text, { maxAliases: 100 });
   } catch (err) {
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }

@@ -4,7 +4,7 @@
  * control plane (ADS delta + SotW from Kubernetes-style
  * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
-import { errorMessage, logger, onSignal } from "../core/mod.ts";
+import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
 import { loadMesh, startControlPlane } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
@@ -72,6 +72,7 @@ export async function runControlPlane(f: Flags): Promise<number> {
     tls: tls !== undefined,
     ...(tls ? { clientAuth } : {}),
   });
+  settleAfterStart();
   await new Promise<void>((resolve) => {
     const offs: (() => void)[] = [];
     const done = (): void => {

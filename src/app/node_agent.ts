@@ -17,6 +17,7 @@ import {
   onSignal,
   OUTBOUND_CAPTURE_PORT,
   rssBytes,
+  settleAfterStart,
 } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
@@ -182,6 +183,7 @@ export class NodeAgent {
       listeners: proxy.stats().listeners,
       version: snapshot.version,
     });
+    settleAfterStart();
     return agent;
   }
 
