@@ -92,7 +92,7 @@ export async function runCaInit(f: Flags): Promise<number> {
   const dir = f.values.get("ca-dir") ?? ".weft/ca";
   try {
     const ca = await openCa({ mode: "auto", stateDir: dir });
-    out.line(`${dir}/ca-cert.pem ${dir}/ca-key.pem (serial ${ca.cert.serialNumber})`);
+    out.line(`${dir}/ca-cert.pem ${dir}/ca-key.pem (serial ${ca.serialNumber})`);
     return 0;
   } catch (err) {
     out.err(`Cannot make the CA in ${dir}: ${errorMessage(err)}`);
