@@ -4,11 +4,13 @@
  *   wrk -c32 small requests: nginx direct · haproxy mTLS pair · weft pair
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
  *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
- *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99
+ *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99;
+ *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun)
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
  * built by `deno task build` when no path is given; adds the idle RSS of the binary, of the
  * container image and of a Deno run, bench/l4_idle.ts), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
- * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; default is
+ * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; --weft-only (no peers),
+ * --tunnels-only (only the idle-tunnels row); default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
 import * as net from "node:net";
@@ -28,7 +30,7 @@ import {
   wrk,
   type WrkResult,
 } from "./l4_peers.ts";
-import { fixedRate, type Latency, RUST_IP, rustPair } from "./l4_more_peers.ts";
+import { fixedRate, type Latency, openLoop, RUST_IP, rustPair } from "./l4_more_peers.ts";
 import { containerForm, type IdleForm, idleRss } from "./l4_idle.ts";
 
 const argv = Deno.args;
@@ -51,6 +53,8 @@ const BINARY = argv.includes("--binary")
   : undefined;
 /** Iterating on weft alone: skip the peers (ratios then use NaN). */
 const WEFT_ONLY = argv.includes("--weft-only");
+/** Iterating on per-tunnel memory: only the idle-tunnels row. */
+const TUNNELS_ONLY = argv.includes("--tunnels-only");
 const dir = Deno.makeTempDirSync({ prefix: "weft-bench-l4-" });
 const procs: Proc[] = [];
 const rows: [string, string, string][] = [];
@@ -129,6 +133,7 @@ function fmtWrk(r: WrkResult): string {
 const fmtLat = (l: Latency): string =>
   `p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms at ${Math.round(l.rps)} req/s`;
 let direct1k: Latency | undefined;
+let directOpen: Latency | undefined;
 let rustGbps = NaN;
 
 /** Baselines: raw loopback, stunnel4 pair (iperf3), nginx direct and haproxy pair (wrk). */
@@ -164,6 +169,10 @@ async function peers(): Promise<[number, number, WrkResult]> {
   row("1k req/s nginx direct", fmtLat(direct1k));
   const h1k = await fixedRate(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
   row("1k req/s haproxy mTLS pair", fmtLat(h1k), added(h1k));
+  directOpen = await openLoop(`http://${IP.server}:${PORT.http}/`, SECONDS);
+  row("1k req/s open loop, evenly spaced: nginx direct", fmtLat(directOpen));
+  const hOpen = await openLoop(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
+  row("1k req/s open loop: haproxy mTLS pair", fmtLat(hOpen), added(hOpen, directOpen));
   await hap.stop();
   const rust = await rustPair(dir);
   if (rust) {
@@ -180,11 +189,11 @@ async function peers(): Promise<[number, number, WrkResult]> {
   return [raw, stunnel, hw];
 }
 
-/** Latency added over nginx direct at the same fixed rate. */
-function added(l: Latency): string {
-  if (!direct1k) return "";
+/** Latency added over nginx direct at the same fixed rate (hey, or the open loop's own). */
+function added(l: Latency, direct = direct1k): string {
+  if (!direct) return "";
   const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
-  return `added p50 ${signed(l.p50 - direct1k.p50)} ms, p99 ${signed(l.p99 - direct1k.p99)} ms`;
+  return `added p50 ${signed(l.p50 - direct.p50)} ms, p99 ${signed(l.p99 - direct.p99)} ms`;
 }
 
 let binPath = "";
@@ -243,6 +252,7 @@ async function main(): Promise<void> {
   procs.push(await startEcho());
   await waitPort(IP.server, PORT.http);
 
+  if (TUNNELS_ONLY) return await tunnelMemory();
   let raw = NaN, stunnel = NaN;
   let hw: WrkResult = { rps: NaN, p50: NaN, p99: NaN };
   if (!WEFT_ONLY) [raw, stunnel, hw] = await peers();
@@ -283,6 +293,12 @@ async function main(): Promise<void> {
   );
   const w1k = await fixedRate(`http://${IP.vip}:80/`, SECONDS);
   row("1k req/s weft pair", fmtLat(w1k), added(w1k) + " (goal ≤ +0.25 / +1 ms)");
+  const wOpen = await openLoop(`http://${IP.vip}:80/`, SECONDS);
+  row(
+    "1k req/s open loop: weft pair",
+    fmtLat(wOpen),
+    added(wOpen, directOpen) + " (goal ≤ +0.25 / +1 ms)",
+  );
 
   await b.stop();
   await a.stop();

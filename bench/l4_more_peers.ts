@@ -71,3 +71,18 @@ export async function fixedRate(url: string, seconds: number, rate = 1000): Prom
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN),
   };
 }
+
+/** An open loop at `rate` req/s with evenly spaced requests (bench/seq_client.ts "rate" on Bun:
+ * keep-alive pool, each request timed from its scheduled start). Unlike hey, whose 10 workers tick
+ * together (bursts of 10 every 10 ms), no request waits behind its siblings. */
+export async function openLoop(url: string, seconds: number, rate = 1000): Promise<Latency> {
+  const client = new URL("./seq_client.ts", import.meta.url).pathname;
+  const out = await new Deno.Command("bun", {
+    args: [client, "rate", url, String(rate), String(seconds)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  const r = JSON.parse(text.split("\n").pop() || "{}") as { p50?: number; p99?: number };
+  return { p50: r.p50 ?? NaN, p99: r.p99 ?? NaN, rps: rate };
+}

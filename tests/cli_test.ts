@@ -114,3 +114,28 @@ Deno.test("cli: WEFT_CONFIG and WEFT_STATE_DIR place config and CA; weft_build i
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli: weft ca init makes the mesh CA once; --client-auth needs --tls and names its modes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-ca-init-" });
+  try {
+    const first = await runWeft(["ca", "init", "--ca-dir", join(dir, "ca")]);
+    assertEquals(first.code, 0, first.stderr);
+    const pem = await Deno.readTextFile(join(dir, "ca", "ca-cert.pem"));
+    assertMatch(pem, /^-----BEGIN CERTIFICATE-----/);
+    const again = await runWeft(["ca", "init", "--ca-dir", join(dir, "ca")]);
+    assertEquals([again.code, await Deno.readTextFile(join(dir, "ca", "ca-cert.pem"))], [0, pem]);
+    for (
+      const [argv, re] of [
+        [["ca"], /expected "init"/],
+        [["control-plane", "--config", "x.yaml", "--client-auth", "token"], /needs --tls/],
+        [["control-plane", "--config", "x.yaml", "--tls", "--client-auth", "jwt"], /mtls or token/],
+      ] as const
+    ) {
+      const r = await runWeft([...argv]);
+      assertEquals(r.code, 2, r.stderr);
+      assertMatch(r.stderr, re);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

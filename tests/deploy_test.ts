@@ -195,9 +195,17 @@ function nodeAgentPod(image: string, dir: string, ip: (n: number) => string, nam
     // podman refuses port mappings on the host network (Kubernetes only documents them there).
     delete c.ports;
   }
+  // The mesh root (the weft-ca-root-cert ConfigMap a cluster holds): the test control plane's.
+  const root = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: `${name}-ca-root` },
+    data: { "root-cert.pem": Deno.readTextFileSync(join(dir, "ca", "ca-cert.pem")) },
+  };
   for (const v of spec.volumes) {
     if (v.hostPath) v.hostPath.path = join(dir, "host", v.hostPath.path);
-    if (v.configMap) v.configMap.name = cm.metadata.name;
+    if (v.configMap?.name === "weft-node-config") v.configMap.name = cm.metadata.name;
+    if (v.configMap?.name === "weft-ca-root-cert") v.configMap.name = root.metadata.name;
   }
   const pod = {
     apiVersion: "v1",
@@ -208,7 +216,7 @@ function nodeAgentPod(image: string, dir: string, ip: (n: number) => string, nam
     spec: { ...spec, restartPolicy: "OnFailure" },
   };
   assertEquals(validateManifest(pod, "derived pod"), []);
-  return [cm, pod];
+  return [cm, root, pod];
 }
 
 const PODS_CONFLIST = {
@@ -309,10 +317,13 @@ Deno.test({
       await Deno.chmod(state, 0o777);
       await Deno.writeTextFile(join(state, "node-token"), token, { mode: 0o644 });
       const cpArgs = ["control-plane", "--config", join(dir, "mesh.yaml")];
+      // As the Deployment runs it: server TLS, nodes authenticated by token.
+      const tlsArgs = ["--tls", "--client-auth", "token"];
       cp = await startWeft(
-        [...cpArgs, "--address", `${ip(1)}:15010`, "--ca-dir", join(dir, "ca")],
+        [...cpArgs, "--address", `${ip(1)}:15010`, "--ca-dir", join(dir, "ca"), ...tlsArgs],
         { command: cps.command },
       );
+      assertEquals([cp.ready.tls, cp.ready.clientAuth], [true, "token"]);
       await Deno.writeTextFile(
         kubeFile,
         nodeAgentPod(image.tag, dir, ip, name).map((d) => stringify(d)).join("---\n"),

@@ -32,6 +32,7 @@ spec: {rules: [{from: [{source: {namespaces: ["default"]}}], to: [{operation: {m
 const VS = `
 metadata: {name: reviews, namespace: default}
 spec:
+  hosts: [reviews]
   http:
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: reviews, subset: v2}}]

@@ -49,7 +49,7 @@ const HEAVY = [
   /\/src\/xds\//,
   /\/src\/filters\//,
   /\/src\/tls\/_x509\.ts$/,
-  /\/src\/tls\/_ca_checks\.ts$/,
+  /\/yaml@|\/node_modules\/yaml\//, // weft.yaml is parsed with js-yaml (src/app/config.ts)
   /@grpc\/grpc-js/,
   /@bufbuild\/protobuf/,
   /@bytecodealliance\//,

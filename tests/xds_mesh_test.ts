@@ -155,3 +155,79 @@ Deno.test("xds over mTLS: weft run with a local CA and xds.tls talks to weft con
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("xds over server TLS + node token (istiod's bootstrap): the root from a file, the token on ADS and CSRs; no token, no stream", async () => {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-xds-token-" });
+  const caDir = join(dir, "ca");
+  const meshPath = join(dir, "mesh.yaml");
+  const token = `token-${crypto.randomUUID()}`;
+  const hash = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))),
+  ).map((b) => b.toString(16).padStart(2, "0")).join("");
+  await Deno.writeTextFile(
+    meshPath,
+    meshManifests({ ...mesh(ip, 8080, []), nodeTokens: { "node-b": hash } }),
+  );
+  const procs: WeftProc[] = [];
+  try {
+    const cp = await startWeft([
+      "control-plane",
+      "--config",
+      meshPath,
+      "--address",
+      "127.0.0.1:0",
+      "--ca-dir",
+      caDir,
+      "--tls",
+      "--client-auth",
+      "token",
+    ]);
+    procs.push(cp);
+    assertEquals([cp.ready.tls, cp.ready.clientAuth], [true, "token"]);
+    // What a cluster distributes: the CA's root certificate (a ConfigMap) and each node's token.
+    await Deno.writeTextFile(join(dir, "token"), token);
+    const node = (name: string, tokenFile: string) => ({
+      node: { name },
+      ca: { mode: "xds" }, // no CA key on the node: workload certificates by CSR
+      listeners: {
+        admin: "127.0.0.1:0",
+        metrics: "127.0.0.1:0",
+        readiness: "127.0.0.1:0",
+        socks5: "",
+        inboundPlaintextPort: 0,
+        captureServiceVips: false,
+      },
+      xds: {
+        address: String(cp.ready.address),
+        rootCertFile: join(caDir, "ca-cert.pem"),
+        tokenFile,
+      },
+    });
+    await Deno.writeTextFile(join(dir, "b.yaml"), stringify(node("node-b", join(dir, "token"))));
+    const b = await startWeft(["run", "--config", join(dir, "b.yaml")]);
+    procs.push(b);
+    let dump: { workloads: { name: string }[]; certificates: { identity: string }[] } | undefined;
+    for (let i = 0; i < 200; i++) {
+      dump = await (await fetch(`http://${b.ready.admin}/config_dump`)).json();
+      if (dump!.workloads.length > 0 && dump!.certificates.length > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assertEquals(dump!.workloads.map((w) => w.name), ["echo"]);
+    assertEquals(dump!.certificates[0]!.identity, "spiffe://cluster.local/ns/default/sa/echo");
+    // A node with a wrong token gets no xDS stream: it never learns the mesh.
+    await Deno.writeTextFile(join(dir, "bad-token"), "not-the-token");
+    await Deno.writeTextFile(
+      join(dir, "c.yaml"),
+      stringify(node("node-b", join(dir, "bad-token"))),
+    );
+    const c = await startWeft(["run", "--config", join(dir, "c.yaml")]);
+    procs.push(c);
+    await c.waitFor((l) => l.msg === "xds stream ended" && l.reason === "UNAUTHENTICATED", 15_000);
+    const cDump = await (await fetch(`http://${c.ready.admin}/config_dump`)).json();
+    assertEquals(cDump.workloads.length, 0);
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});

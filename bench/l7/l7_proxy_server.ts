@@ -1,21 +1,104 @@
 // deno-lint-ignore-file no-console
 /**
- * weft's HTTP proxy with a chain of 3 component filters (built from plugins/examples), in front
- * of `--upstream host:port`. Prints `{"port": N}` once listening; runs until killed.
+ * weft's HTTP proxy with the chain of the three first-party filters — authz (3 policies, 10
+ * rules; the request is allowed by a later rule), fault (a header-gated delay that does not
+ * match) and traffic-split (5 routes, the request takes the weighted default) — loaded from their
+ * prebuilt wasm (plugins/<name>/build, `deno task plugins`) through the real filter host, in
+ * front of `--upstream host:port`. Prints `{"port": N}` once listening; runs until killed.
+ * Runs on Deno and on Bun (`bench:l7 --bun`). `--no-filters`: the proxy alone.
  */
 import net from "node:net";
+import process from "node:process";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { FilterChain, HttpProxy } from "../../src/core/mod.ts";
-import { exampleFilter } from "../../tests/support/example_plugins.ts";
+import { load, loadAll } from "js-yaml";
+import {
+  FilterChain,
+  type HttpFilter,
+  HttpProxy,
+  installProcessGuard,
+} from "../../src/core/mod.ts";
+import {
+  authorizationPolicyFromIstio,
+  authzConfigFromPolicies,
+  ComponentFilter,
+  loadComponent,
+  splitConfigFromVirtualService,
+} from "../../src/filters/mod.ts";
 import { TEST_PEER } from "../../tests/support/filter_context.ts";
 
-const up = Deno.args[Deno.args.indexOf("--upstream") + 1] ?? "127.0.0.1:8080";
+// As weft itself (src/main.ts): on Bun, jco's WASI shim starts a worker that reports an error
+// event (node:worker_threads without tcp_wrap); logged and counted, not fatal.
+installProcessGuard();
+const argv = process.argv.slice(2);
+const up = argv[argv.indexOf("--upstream") + 1] ?? "127.0.0.1:8080";
 const [upHost, upPort] = up.split(":") as [string, string];
-const filters = Deno.args.includes("--no-filters") ? [] : [
-  await exampleFilter("c_header_rewrite", { header: "x-hello", value: "world" }),
-  await exampleFilter("c_local_response"),
-  await exampleFilter("c_faulty"),
+
+// The peer is TEST_PEER (spiffe://cluster.local/ns/default/sa/client): it is allowed by the
+// last rule of allow-api; deny-bad does not match it.
+const POLICIES = `
+metadata: {name: deny-bad, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {notPrincipals: ["*"]}}]
+  - to: [{operation: {paths: ["/admin*"], notMethods: ["GET"]}}]
+---
+metadata: {name: allow-api, namespace: default}
+spec:
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/a/sa/x"]}}]
+  - from: [{source: {namespaces: ["b", "c"]}}]
+    to: [{operation: {methods: ["POST"]}}]
+  - to: [{operation: {paths: ["/healthz", "/readyz"]}}]
+  - when: [{key: "request.headers[x-tenant]", values: ["t1", "t2"]}]
+  - from: [{source: {ipBlocks: ["192.168.0.0/16"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
+    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/hello", "/warmup"]}}]
+---
+metadata: {name: allow-frontend, namespace: default}
+spec:
+  rules:
+  - from: [{source: {namespaces: ["frontend"]}}]
+    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/api/*"]}}]
+  - from: [{source: {principals: ["*/sa/batch"]}}]`;
+
+const VS = `
+metadata: {name: echo, namespace: default}
+spec:
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: echo, subset: v2}}]
+  - match: [{uri: {prefix: /static/}}, {uri: {prefix: /assets/}}]
+    route: [{destination: {host: cdn}}]
+  - match: [{uri: {regex: "/api/v[0-9]+/users/[0-9]+"}, method: {exact: DELETE}}]
+    route: [{destination: {host: users, subset: admin}}]
+  - match: [{queryParams: {canary: {exact: "1"}}}]
+    route: [{destination: {host: echo, subset: v3}}]
+  - route:
+    - {destination: {host: echo, subset: v1}, weight: 90}
+    - {destination: {host: echo, subset: v2}, weight: 10}`;
+
+async function firstParty(name: string, config: unknown): Promise<HttpFilter> {
+  const file = new URL(`../../plugins/${name}/build/${name}.wasm`, import.meta.url).pathname;
+  const component = await loadComponent(new Uint8Array(readFileSync(file)), {
+    maxMemoryBytes: 16 * 1024 * 1024,
+  });
+  return await ComponentFilter.create(`bench-${name}`, "FAIL_CLOSE", component, config);
+}
+
+const filters = argv.includes("--no-filters") ? [] : [
+  await firstParty(
+    "authz",
+    authzConfigFromPolicies(loadAll(POLICIES).map((d) => authorizationPolicyFromIstio(d))),
+  ),
+  await firstParty("fault", {
+    delay: { fixedDelayMs: 100, percentage: { numerator: 10 } },
+    headers: [{ name: "x-chaos", exact: "on" }],
+    maxActiveFaults: 100,
+  }),
+  await firstParty("traffic-split", splitConfigFromVirtualService(load(VS))),
 ];
 const chain = new FilterChain(filters);
 const proxy = new HttpProxy({
@@ -31,10 +114,10 @@ const proxy = new HttpProxy({
 });
 const server = net.createServer((s) => {
   s.setNoDelay(true);
-  void proxy.handle(s, TEST_PEER);
+  proxy.handle(s, TEST_PEER).catch((e: unknown) => console.error(String(e)));
 });
-const exitAfter = Deno.args.indexOf("--exit-after-ms");
-if (exitAfter >= 0) setTimeout(() => Deno.exit(0), Number(Deno.args[exitAfter + 1])); // profiling runs
+const exitAfter = argv.indexOf("--exit-after-ms");
+if (exitAfter >= 0) setTimeout(() => process.exit(0), Number(argv[exitAfter + 1])); // profiling
 server.listen(0, "127.0.0.1", () => {
   console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
 });

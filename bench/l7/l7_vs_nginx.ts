@@ -1,8 +1,10 @@
 // deno-lint-ignore-file no-console
 /**
  * `deno task bench:l7`: req/s and p50/p99 of small HTTP requests (wrk -t2 -c32) through
- * (a) nginx as a reverse proxy and (b) weft's HTTP proxy with 3 component filters, both in front
- * of the same nginx upstream, in the same run. Loopback only, bounded duration.
+ * (a) nginx as a reverse proxy and (b) weft's HTTP proxy with the chain of the three first-party
+ * filters (authz, fault, traffic-split; bench/l7/l7_proxy_server.ts), both in front of the same
+ * nginx upstream, in the same run. Loopback only, bounded duration. `--bun`: the weft proxy runs
+ * on Bun (the shipped runtime); default Deno. Other arguments go to the proxy server.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -52,22 +54,27 @@ const nginx = new Deno.Command("nginx", {
   args: ["-c", join(dir, "nginx.conf"), "-p", dir],
   stderr: "null",
 }).spawn();
-const weft = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    new URL("./l7_proxy_server.ts", import.meta.url).pathname,
-    "--upstream",
-    `127.0.0.1:${upPort}`,
-    ...Deno.args,
-  ],
+const BUN = Deno.args.includes("--bun");
+const serverArgs = [
+  new URL("./l7_proxy_server.ts", import.meta.url).pathname,
+  "--upstream",
+  `127.0.0.1:${upPort}`,
+  ...Deno.args.filter((a) => a !== "--bun"),
+];
+const weft = new Deno.Command(BUN ? "bun" : Deno.execPath(), {
+  args: BUN ? serverArgs : ["run", "-A", ...serverArgs],
   stdout: "piped",
 }).spawn();
 try {
   const reader = weft.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let line = "";
-  while (!line.includes("\n")) line += (await reader.read()).value ?? "";
-  const weftPort = JSON.parse(line.split("\n")[0]!).port as number;
+  // The first line with a port (on Bun a log line about jco's worker may come first).
+  while (!/"port":\d+.*\n/.test(line)) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`the weft proxy exited: ${line}`);
+    line += r.value;
+  }
+  const weftPort = Number(/"port":(\d+)/.exec(line)![1]);
   void reader.cancel();
   for (let i = 0; i < 50; i++) { // wait for nginx's listener
     const ok = await fetch(`http://127.0.0.1:${nginxProxyPort}/`).then((r) => r.text()).then(
@@ -80,11 +87,14 @@ try {
   await wrk(`http://127.0.0.1:${weftPort}/warmup`);
   const n = await wrk(`http://127.0.0.1:${nginxProxyPort}/hello`);
   const w = await wrk(`http://127.0.0.1:${weftPort}/hello`);
+  const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
   console.log(`nginx reverse proxy: ${n.rps.toFixed(0)} req/s p50 ${n.p50} p99 ${n.p99}`);
   console.log(
-    `weft http proxy + 3 component filters: ${w.rps.toFixed(0)} req/s p50 ${w.p50} p99 ${w.p99}`,
+    `weft http proxy (${BUN ? "bun" : "deno"}) + authz, fault, traffic-split: ${
+      w.rps.toFixed(0)
+    } req/s p50 ${w.p50} p99 ${w.p99}`,
   );
-  console.log(`ratio weft/nginx: ${(w.rps / n.rps).toFixed(2)}`);
+  console.log(`ratio weft/nginx: ${(w.rps / n.rps).toFixed(2)} (goal ≥ 0.8; load ${load})`);
 } finally {
   weft.kill("SIGTERM");
   await weft.status;

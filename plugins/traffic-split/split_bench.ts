@@ -8,6 +8,7 @@ import { SPLIT_SOURCES } from "./build.ts";
 const VS = `
 metadata: {name: reviews, namespace: default}
 spec:
+  hosts: [reviews]
   http:
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: reviews, subset: v2}}]

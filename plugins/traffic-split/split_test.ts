@@ -113,7 +113,7 @@ Deno.test("traffic-split S9/S10: match table (uri exact/prefix/regex, method, he
 Deno.test("traffic-split: no matching route → host default, or 404 with noMatch: notFound", async () => {
   const vs = `
 metadata: {name: r, namespace: default}
-spec: {http: [{match: [{uri: {exact: /only}}], route: [{destination: {host: reviews}}]}]}`;
+spec: {hosts: [reviews], http: [{match: [{uri: {exact: /only}}], route: [{destination: {host: reviews}}]}]}`;
   const cont = await splitFilter(vs);
   assert.equal(target(await decide(cont, request({ path: "/only" }))), R);
   assert.equal(target(await decide(cont, request({ path: "/other" }))), "default");
@@ -134,6 +134,7 @@ async function shares(vs: string, n: number, spec: () => RequestSpec, opts: Spli
 const WEIGHTED = `
 metadata: {name: reviews, namespace: default}
 spec:
+  hosts: [reviews]
   http:
   - route:
     - {destination: {host: reviews, subset: v1}, weight: 90}
@@ -155,6 +156,7 @@ Deno.test("traffic-split S11/S18: relative weights (sum ≠ 100) and a single de
   const vs = `
 metadata: {name: r, namespace: default}
 spec:
+  hosts: [reviews]
   http:
   - match: [{uri: {prefix: /one}}]
     route: [{destination: {host: reviews, subset: only}}]
@@ -205,13 +207,17 @@ Deno.test("traffic-split config errors reject the generation with the path", asy
     await assert.rejects(loadPlugin("traffic-split", SPLIT_SOURCES, cfg), re);
   }
   assert.throws(
-    () => splitConfigFromVirtualService(parse("spec: {http: [{redirect: {uri: /x}}]}")),
-    /redirect: not supported/,
+    () =>
+      splitConfigFromVirtualService(
+        parse("metadata: {name: r}\nspec: {hosts: [r], http: [{redirect: {uri: /x}}]}"),
+      ),
+    /spec\.http\[0\]\.redirect: not supported/,
   );
 });
 
 Deno.test("traffic-split S16: DestinationRule subsets become snapshot Subsets", () => {
   const dr = parse(`
+metadata: {name: reviews}
 spec:
   host: reviews
   subsets:

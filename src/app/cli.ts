@@ -24,10 +24,16 @@ Usage:
   weft validate [weft.yaml]
                          check a config; prints every problem with its path, exit 1 if any
   weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
-                     [--ca-dir .weft/ca] [--tls | --insecure-plaintext]
+                     [--ca-dir .weft/ca] [--tls [--client-auth mtls|token] | --insecure-plaintext]
                          serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
-                         manifests (every *.yaml under DIR, watched); --tls: mTLS for xDS and
-                         the CA (required unless --address is loopback or --insecure-plaintext)
+                         manifests (every *.yaml under DIR, watched); --tls: TLS for xDS and
+                         the CA (required unless --address is loopback or --insecure-plaintext),
+                         nodes authenticated by client certificate (mtls, the default) or, as
+                         istiod does, by their node token over server TLS (token); the CA (and
+                         so the root nodes verify) is ca-cert.pem + ca-key.pem in --ca-dir
+  weft ca init [--ca-dir .weft/ca]
+                         make the mesh CA the control plane uses (ca-cert.pem, ca-key.pem; kept
+                         if present): the Secret weft-ca and the root for weft-ca-root-cert
   weft cni               chained CNI plugin (CNI_COMMAND=ADD|DEL|CHECK|VERSION, config on stdin):
                          enrolls the pod with the node agent's in-pod capture (also what the
                          installed copy does when the runtime runs it with no arguments)
@@ -57,8 +63,9 @@ failure (reported before any port is bound), 2 usage error.
 const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
   run: { values: ["config", "xds", "node", "state-dir"], switches: ["dev"] },
   validate: { values: ["config"], switches: [] },
+  ca: { values: ["ca-dir"], switches: [] },
   "control-plane": {
-    values: ["config", "config-dir", "address", "ca-dir"],
+    values: ["config", "config-dir", "address", "ca-dir", "client-auth"],
     switches: ["tls", "insecure-plaintext"],
   },
   plugin: { values: ["lang", "dir"], switches: ["force"] },
@@ -205,6 +212,14 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       case "control-plane": {
         const { runControlPlane } = await import("./control_plane_cmd.ts");
         return await runControlPlane(f);
+      }
+      case "ca": {
+        if (f.positional.join(" ") !== "init") {
+          out.err(`Cannot run weft ca: expected "init"\n\n${USAGE}`);
+          return EXIT.usage;
+        }
+        const { runCaInit } = await import("./control_plane_cmd.ts");
+        return await runCaInit(f);
       }
       case "cni": {
         const sub = f.positional[0];

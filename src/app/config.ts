@@ -1,8 +1,9 @@
 /**
  * Bootstrap config: weft.yaml → validated, frozen, fully defaulted WeftConfig, with every problem
- * reported by path. Parsing uses the `yaml` npm package (JSR's @std/yaml is not reachable here).
+ * reported by path. Parsing uses js-yaml (YAML 1.2 core schema), the parser src/istio already loads:
+ * one YAML package in the node's idle graph (the `yaml` package cost ~10 MB of idle RSS on Bun).
  */
-import { parse as parseYaml } from "yaml";
+import { load as parseYaml } from "js-yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
@@ -43,9 +44,9 @@ export function parseConfigText(
 ): ValidationResult {
   let raw: unknown;
   try {
-    // logLevel "error": the yaml package would print warnings (unknown tags) to stderr itself;
-    // only core/log.ts writes there (found by the config fuzz target).
-    raw = parseYaml(text, { logLevel: "error" });
+    // js-yaml throws on unknown tags and duplicate keys and prints nothing itself (only
+    // core/log.ts writes to stderr); aliases are capped as for manifests.
+    raw = parseYaml(text, { maxAliases: 100 });
   } catch (err) {
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }
@@ -168,7 +169,14 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
   dupes(problems, "services", vipPorts, "vip:port");
   const policies = [...checkPolicies(c, r.authorizationPolicies), ...extra.policies];
   dupes(problems, "authorizationPolicies", policies.map((p) => `${p.namespace}/${p.name}`), "name");
-  const x = c.obj("xds", r.xds, ["address", "mode", "tls", "serverIdentity", "tokenFile"]);
+  const x = c.obj("xds", r.xds, [
+    "address",
+    "mode",
+    "tls",
+    "serverIdentity",
+    "tokenFile",
+    "rootCertFile",
+  ]);
   const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
   const xds = {
     address: xdsAddress,
@@ -176,9 +184,19 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     tls: c.bool("xds.tls", x.tls, false),
     serverIdentity: c.optStr("xds.serverIdentity", x.serverIdentity),
     tokenFile: c.optStr("xds.tokenFile", x.tokenFile),
+    rootCertFile: c.optStr("xds.rootCertFile", x.rootCertFile),
   };
   if (xds.tls && ca.mode === "xds") {
     problems.add("xds.tls", "mTLS to the control plane needs a local CA (ca.mode auto or files)");
+  }
+  if (xds.rootCertFile !== undefined && xds.tls) {
+    problems.add("xds.rootCertFile", "set tls (mTLS with a local CA) or rootCertFile, not both");
+  }
+  if (xds.rootCertFile !== undefined && xds.tokenFile === undefined) {
+    problems.add(
+      "xds.tokenFile",
+      "is required with rootCertFile: the control plane authenticates nodes by token",
+    );
   }
 
   const config: WeftConfig = {

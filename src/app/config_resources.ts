@@ -15,6 +15,7 @@ import {
   convertPeerAuthentication,
   type DrSubset,
   hostFqdn,
+  type HttpRoute,
   isObj,
   type IstioResources,
   labelsMatch,
@@ -29,8 +30,12 @@ export interface ConfigResources {
   readonly policies: readonly AuthorizationPolicy[];
   /** FQDN → DestinationRule subsets. */
   readonly subsets: ReadonlyMap<string, readonly DrSubset[]>;
-  /** FQDN → the VirtualService's raw `http` list (validated by src/istio). */
-  readonly http: ReadonlyMap<string, readonly unknown[]>;
+  /** FQDN → the VirtualService's `http` routes (parsed by src/istio) and where they come from
+   * (`VirtualService ns/name`), for messages. */
+  readonly http: ReadonlyMap<
+    string,
+    { readonly routes: readonly HttpRoute[]; readonly namespace: string; readonly where: string }
+  >;
   /** WasmPlugins, attached to services by `targetRefs` (Service name) or `selector` (labels
    * every endpoint of the service carries). */
   readonly wasmPlugins: readonly WasmPlugin[];
@@ -84,7 +89,10 @@ export function checkResources(
   }
   const policies: AuthorizationPolicy[] = [];
   const subsets = new Map<string, readonly DrSubset[]>();
-  const http = new Map<string, readonly unknown[]>();
+  const http = new Map<
+    string,
+    { routes: readonly HttpRoute[]; namespace: string; where: string }
+  >();
   const wasmPlugins: WasmPlugin[] = [];
   for (const { resources: r, problems } of results) {
     wasmPlugins.push(...r.wasmPlugins);
@@ -96,7 +104,14 @@ export function checkResources(
       subsets.set(hostFqdn(dr.host, dr.meta.namespace), dr.subsets);
     }
     for (const vs of r.virtualServices) {
-      for (const h of vs.hosts) http.set(hostFqdn(h, vs.meta.namespace), vs.rawHttp);
+      const where = `VirtualService ${vs.meta.namespace}/${vs.meta.name}`;
+      for (const h of vs.hosts) {
+        http.set(hostFqdn(h, vs.meta.namespace), {
+          routes: vs.http,
+          namespace: vs.meta.namespace,
+          where,
+        });
+      }
     }
   }
   return { policies, subsets, http, wasmPlugins };

@@ -2,7 +2,7 @@
 import { env, spiffeId } from "../core/mod.ts";
 import type { CalloutCluster } from "../core/mod.ts";
 import { parseIp, splitHostPort } from "../core/mod.ts";
-import { type Checker, isObj, parseHttpRoute } from "../istio/mod.ts";
+import { type Checker, hostFqdn, type HttpRoute, isObj, parseHttpRoute } from "../istio/mod.ts";
 import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
   EndpointConfig,
@@ -64,21 +64,22 @@ export function checkService(
   const hostname = c.str(`${path}.hostname`, o.hostname, `${name}.${namespace}.svc.cluster.local`);
   // DestinationRules and VirtualServices from `resources`/`configDir` attach by host.
   subsets.push(...(extra?.subsets.get(hostname) ?? []));
-  const http = o.http !== undefined
-    ? c.list(`${path}.http`, o.http)
-    : [...(extra?.http.get(hostname) ?? [])];
-  http.forEach((r, i) => {
-    const route = parseHttpRoute(c, `${path}.http[${i}]`, r);
-    route.route.forEach((d, j) => {
+  // Inline routes are parsed here; a VirtualService's (resources, configDir) were parsed with it.
+  const attached = o.http === undefined ? extra?.http.get(hostname) : undefined;
+  const routes = attached?.routes ??
+    c.list(`${path}.http`, o.http).map((r, i) => parseHttpRoute(c, `${path}.http[${i}]`, r));
+  const routePath = attached ? `${attached.where}: spec.http` : `${path}.http`;
+  const http = routes.map((route, i) =>
+    withFqdnHosts(route, attached?.namespace ?? namespace, (d, j) => {
       const sub = d.destination.subset;
       if (sub !== undefined && !subsets.some((s) => s.name === sub)) {
         c.problems.add(
-          `${path}.http[${i}].route[${j}].destination.subset`,
+          `${routePath}[${i}].route[${j}].destination.subset`,
           `subset "${sub}" is not defined in this service's subsets`,
         );
       }
-    });
-  });
+    })
+  );
   const plugins = c.list(`${path}.plugins`, o.plugins).map((p, i) =>
     checkPlugin(c, `${path}.plugins[${i}]`, p)
   );
@@ -107,6 +108,23 @@ export function checkService(
     subsets,
     http,
     plugins,
+  };
+}
+
+/** The route with destination hosts as FQDNs (short names resolve in `namespace`, the
+ * VirtualService's or the service's), each destination seen by `check`. */
+function withFqdnHosts(
+  r: HttpRoute,
+  namespace: string,
+  check: (d: HttpRoute["route"][number], j: number) => void,
+): HttpRoute {
+  r.route.forEach(check);
+  return {
+    ...r,
+    route: r.route.map((d) => ({
+      ...d,
+      destination: { ...d.destination, host: hostFqdn(d.destination.host, namespace) },
+    })),
   };
 }
 

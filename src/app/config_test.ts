@@ -265,6 +265,41 @@ Deno.test("config: plugin bodies: true/false, buffered or streamed; anything els
   assert(!bad.ok && bad.problems.some((p) => p.startsWith("services[0].plugins[0].bodies")));
 });
 
+Deno.test("config: a VirtualService's routes (resources) are parsed once, problems name the VirtualService", () => {
+  const r = parseConfigText(`
+services:
+  - name: echo
+    ports: [{ port: 80, protocol: HTTP }]
+    endpoints: [{ address: 127.0.1.3, labels: { app: echo, version: v1 } }]
+resources:
+  - apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: { name: echo-routes }
+    spec:
+      hosts: [echo]
+      http:
+        - route: [{ destination: { host: echo, subset: v9 } }]
+`);
+  assert(!r.ok);
+  assertEquals(r.problems, [
+    'VirtualService default/echo-routes: spec.http[0].route[0].destination.subset: subset "v9" ' +
+    "is not defined in this service's subsets",
+  ]);
+  const ok = parseConfigText(`
+services:
+  - name: echo
+    ports: [{ port: 80, protocol: HTTP }]
+    subsets: [{ name: v1, labels: { version: v1 } }]
+    http:
+      - route: [{ destination: { host: echo.other, subset: v1 } }]
+`);
+  assert(ok.ok, JSON.stringify(!ok.ok && ok.problems));
+  assertEquals(
+    ok.config.services[0]!.http[0]!.route[0]!.destination.host,
+    "echo.other.svc.cluster.local",
+  );
+});
+
 Deno.test("config: node.metadata is Envoy's node metadata (a Struct), checked", () => {
   const ok = validateConfig({
     node: { name: "n", metadata: { WORKLOAD_NAME: "sleep", LABELS: { app: "sleep" }, N: 3 } },

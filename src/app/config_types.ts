@@ -8,6 +8,7 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
+import type { HttpRoute } from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -88,9 +89,9 @@ export interface ServiceConfig {
   readonly endpoints: readonly EndpointConfig[];
   /** DestinationRule subsets. */
   readonly subsets: readonly Subset[];
-  /** VirtualService `http` routes (validated shape; compiled into the traffic-split and fault
-   * plugins' configs). */
-  readonly http: readonly unknown[];
+  /** VirtualService `http` routes as src/istio parses them, destination hosts resolved to FQDNs
+   * (compiled into the traffic-split and fault plugins' configs). */
+  readonly http: readonly HttpRoute[];
   readonly plugins: readonly PluginConfig[];
 }
 
@@ -125,8 +126,12 @@ export interface WeftConfig {
     readonly tls: boolean;
     /** The SPIFFE id the control plane must present over mTLS. */
     readonly serverIdentity: string | undefined;
-    /** File holding this node's bearer token for the CA service (ca.mode xds). */
+    /** File holding this node's bearer token for the CA service (ca.mode xds) and, with
+     * rootCertFile, for the xDS stream too. */
     readonly tokenFile: string | undefined;
+    /** PEM root(s) the control plane's TLS certificate must chain to (istiod's shape: server
+     * TLS, the node authenticated by its token; the root comes from a ConfigMap). */
+    readonly rootCertFile: string | undefined;
   };
   /** In-pod capture (src/app/config_inpod.ts); undefined = off. */
   readonly inpod?: InpodConfig | undefined;

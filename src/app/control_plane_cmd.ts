@@ -1,9 +1,10 @@
 /**
  * `weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
- * [--ca-dir .weft/ca] [--tls | --insecure-plaintext]`: the embedded control plane (ADS delta + SotW from Kubernetes-style
+ * [--ca-dir .weft/ca] [--tls [--client-auth mtls|token] | --insecure-plaintext]`: the embedded
+ * control plane (ADS delta + SotW from Kubernetes-style
  * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
-import { errorMessage, logger, onSignal } from "../core/mod.ts";
+import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
 import { loadMesh, startControlPlane } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
@@ -24,6 +25,15 @@ export async function runControlPlane(f: Flags): Promise<number> {
     return 2;
   }
   const address = f.values.get("address") ?? "127.0.0.1:15010";
+  const clientAuth = f.values.get("client-auth") ?? "mtls";
+  if (clientAuth !== "mtls" && clientAuth !== "token") {
+    out.err(`Cannot start the control plane: --client-auth is mtls or token, got "${clientAuth}"`);
+    return 2;
+  }
+  if (f.values.has("client-auth") && !f.switches.has("tls")) {
+    out.err("Cannot start the control plane: --client-auth needs --tls");
+    return 2;
+  }
   if (!f.switches.has("tls") && !isLoopback(address)) {
     if (!f.switches.has("insecure-plaintext")) {
       out.err(
@@ -54,9 +64,15 @@ export async function runControlPlane(f: Flags): Promise<number> {
     configPaths: paths,
     address,
     ca,
-    ...(tls ? { tls } : {}),
+    ...(tls ? { tls, clientAuth } : {}),
   });
-  log.info("ready", { address: cp.address, mesh: paths, tls: tls !== undefined });
+  log.info("ready", {
+    address: cp.address,
+    mesh: paths,
+    tls: tls !== undefined,
+    ...(tls ? { clientAuth } : {}),
+  });
+  settleAfterStart();
   await new Promise<void>((resolve) => {
     const offs: (() => void)[] = [];
     const done = (): void => {
@@ -68,6 +84,20 @@ export async function runControlPlane(f: Flags): Promise<number> {
   await cp.close();
   log.info("stopped", {});
   return 0;
+}
+
+/** `weft ca init`: the mesh CA in --ca-dir, made once (kept when present), for a cluster's
+ * Secret (both files) and root ConfigMap (ca-cert.pem as root-cert.pem). */
+export async function runCaInit(f: Flags): Promise<number> {
+  const dir = f.values.get("ca-dir") ?? ".weft/ca";
+  try {
+    const ca = await openCa({ mode: "auto", stateDir: dir });
+    out.line(`${dir}/ca-cert.pem ${dir}/ca-key.pem (serial ${ca.serialNumber})`);
+    return 0;
+  } catch (err) {
+    out.err(`Cannot make the CA in ${dir}: ${errorMessage(err)}`);
+    return 1;
+  }
 }
 
 /** The identity the control plane presents over mTLS (node agents expect it). */

@@ -12,13 +12,14 @@ import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
 import {
   authzConfigFromPolicies,
-  faultConfigFromIstio,
+  faultConfigFromHttpFault,
   faultStages,
   FIRST_PARTY_TYPE as READY_TYPE,
   firstPartyOf,
-  splitConfigFromVirtualService,
+  splitConfigFromRoutes,
 } from "../filters/mod.ts";
 import type { FaultHeaderMatch } from "../filters/mod.ts";
+import { type HttpRoute, labelsMatch, routesForSource, sourceSelectors } from "../istio/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 
 function ref(
@@ -70,56 +71,63 @@ export function firstPartyChains(
     }
   }
   if (svc.http.length > 0) {
-    const faultRoute = svc.http.find((r) => (r as { fault?: unknown }).fault !== undefined) as
-      | { fault: unknown }
-      | undefined;
-    if (faultRoute) {
-      const cfgFault = { ...faultConfigFromIstio(faultRoute.fault), ...faultGate(faultRoute) };
-      faultStages(cfgFault).forEach((stage, i) =>
-        outbound.push(
-          ref(
-            `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}`,
-            READY_TYPE.fault,
-            stage,
-            "UNSPECIFIED",
-            1_000_000 - i,
-          ),
-        )
-      );
+    const selectors = sourceSelectors(svc.http);
+    if (selectors.length === 0) outbound.push(...routeRefs(svc, svc.http, ""));
+    else {
+      // Routes with sourceLabels: Istio builds each proxy's routes for its own labels; here one
+      // chain variant per way the node's workloads (and a source with none of the labels)
+      // match the selectors, each ref marked with the variant it belongs to.
+      const variants = new Map<string, Readonly<Record<string, string>>>();
+      for (const labels of [{}, ...cfg.workloads.map((w) => w.labels)]) {
+        variants.set(selectors.map((s) => labelsMatch(labels, s) ? 1 : 0).join(""), labels);
+      }
+      [...variants].forEach(([key, labels], i) => {
+        const sources = { selectors, matches: [...key].map((c) => c === "1") };
+        const refs = routeRefs(svc, routesForSource(svc.http, labels), `.src${i}`);
+        outbound.push(...refs.map((r) => ({ ...r, sources })));
+      });
     }
-    // Destinations without a host mean this service (weft.yaml routes live on the service).
-    const http = svc.http.map((r) => {
-      const { fault: _f, route, ...rest } = r as Record<string, unknown>;
-      const routes = Array.isArray(route)
-        ? route.map((d) => {
-          const dd = d as { destination?: Record<string, unknown> };
-          return { ...dd, destination: { host: svc.hostname, ...(dd.destination ?? {}) } };
-        })
-        : route;
-      return { ...rest, route: routes };
-    });
-    const vs = { metadata: { namespace: svc.namespace }, spec: { hosts: [svc.name], http } };
-    outbound.push(
-      ref(
-        `${svc.name}.${svc.namespace}.traffic-split`,
-        READY_TYPE["traffic-split"],
-        splitConfigFromVirtualService(vs),
-        "UNSPECIFIED",
-        -1_000_000,
-      ),
-    );
   }
   return { inbound, outbound };
 }
 
-/** Envoy's fault `headers` gate from the fault route's single match block (Istio applies a
- * route's fault only to requests that match the route). */
-function faultGate(route: unknown): { headers?: FaultHeaderMatch[] } {
-  const match = (route as { match?: unknown[] }).match;
-  if (!Array.isArray(match) || match.length !== 1) return {};
-  const headers = (match[0] as { headers?: Record<string, Record<string, string>> }).headers;
-  if (!headers) return {};
-  const out: FaultHeaderMatch[] = Object.entries(headers).map(([name, m]) =>
+/** A route list's fault and traffic-split refs. As weft has one fault filter per chain: the
+ * first route with a fault, gated by that route's header match (Istio applies a route's fault
+ * only to requests that match it). */
+function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: string): FilterRef[] {
+  const out: FilterRef[] = [];
+  const faultRoute = routes.find((r) => r.fault !== undefined);
+  if (faultRoute?.fault) {
+    const cfgFault = { ...faultConfigFromHttpFault(faultRoute.fault), ...faultGate(faultRoute) };
+    faultStages(cfgFault).forEach((stage, i) =>
+      out.push(
+        ref(
+          `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}${suffix}`,
+          READY_TYPE.fault,
+          stage,
+          "UNSPECIFIED",
+          1_000_000 - i,
+        ),
+      )
+    );
+  }
+  out.push(
+    ref(
+      `${svc.name}.${svc.namespace}.traffic-split${suffix}`,
+      READY_TYPE["traffic-split"],
+      // Destination hosts are FQDNs already (config_service.ts).
+      splitConfigFromRoutes(routes, svc.namespace),
+      "UNSPECIFIED",
+      -1_000_000,
+    ),
+  );
+  return out;
+}
+
+/** Envoy's fault `headers` gate from the fault route's single match block. */
+function faultGate(route: HttpRoute): { headers?: FaultHeaderMatch[] } {
+  if (route.match.length !== 1) return {};
+  const out: FaultHeaderMatch[] = Object.entries(route.match[0]!.headers).map(([name, m]) =>
     m.exact !== undefined
       ? { name, exact: m.exact }
       : m.prefix !== undefined

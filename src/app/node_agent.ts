@@ -17,6 +17,7 @@ import {
   onSignal,
   OUTBOUND_CAPTURE_PORT,
   rssBytes,
+  settleAfterStart,
 } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
@@ -87,6 +88,8 @@ export class NodeAgent {
 
   private reloading: Promise<void> = Promise.resolve();
   private xdsClient: XdsClient | undefined;
+  private xdsToken: string | undefined;
+  private xdsRoots: string | undefined;
   private xdsApplied = false;
   /** Snapshots received and not applied yet (readiness waits for them). */
   private xdsPending = 0;
@@ -112,10 +115,26 @@ export class NodeAgent {
         "Cannot start: ca.mode is xds but no control plane is given (--xds host:port or xds.address)",
       );
     }
+    // istiod's bootstrap shape: the control plane's root from a file (a ConfigMap), the node's
+    // token on every call.
+    const xdsToken = cfg.xds.tokenFile
+      ? (await readFile(cfg.xds.tokenFile, "utf8")).trim()
+      : undefined;
+    const xdsRoots = cfg.xds.rootCertFile
+      ? await readFile(cfg.xds.rootCertFile, "utf8")
+      : undefined;
+    const serverTls = xdsRoots
+      ? {
+        tls: { rootsPem: xdsRoots },
+        serverIdentity: cfg.xds.serverIdentity ??
+          `spiffe://${cfg.node.trustDomain}/ns/istio-system/sa/weft-control-plane`,
+      }
+      : {};
     const ca: LeafIssuer = cfg.ca.mode === "xds"
       ? new (await import("../xds/mod.ts")).RemoteCa({
         address: opts.xds!,
-        ...(cfg.xds.tokenFile ? { token: (await readFile(cfg.xds.tokenFile, "utf8")).trim() } : {}),
+        ...(xdsToken ? { token: xdsToken } : {}),
+        ...serverTls,
       })
       : await openCa(
         cfg.ca.mode === "auto"
@@ -141,6 +160,8 @@ export class NodeAgent {
     const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });
     l7.setServiceDialer(proxy.dialService); // proxy-wasm callouts to services travel the mesh
     const agent = new NodeAgent(cfg, identity, proxy, l7);
+    agent.xdsToken = xdsToken;
+    agent.xdsRoots = xdsRoots;
     try {
       await proxy.start();
       await agent.serveAdmin();
@@ -163,6 +184,7 @@ export class NodeAgent {
       listeners: proxy.stats().listeners,
       version: snapshot.version,
     });
+    settleAfterStart();
     return agent;
   }
 
@@ -218,11 +240,12 @@ export class NodeAgent {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
       const leaf = await ca.issueLeaf(agentId);
       tls = { rootsPem: leaf.rootsPem, certChainPem: leaf.chainPem, keyPem: leaf.keyPem };
-    }
+    } else if (this.xdsRoots) tls = { rootsPem: this.xdsRoots };
     const client = new XdsClient({
       server: address,
       nodeId: cfg.node.name,
       nodeMetadata: { NAME: cfg.node.name },
+      ...(this.xdsToken && this.xdsRoots ? { token: this.xdsToken } : {}),
       mode: cfg.xds.mode,
       base: {
         node: base.node,

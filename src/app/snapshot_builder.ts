@@ -2,6 +2,7 @@
 import { spiffeId } from "../core/mod.ts";
 import type { Endpoint, FilterRef, FilterRuntime, Service, Snapshot } from "../core/mod.ts";
 import { joinHostPort } from "../core/mod.ts";
+import { routePolicies } from "../istio/mod.ts";
 import type { PluginConfig, ServiceConfig, WeftConfig } from "./config_types.ts";
 
 let counter = 0;
@@ -26,6 +27,7 @@ export function snapshotFromConfig(
       weight: e.weight,
     }));
     const chains = l7(s, cfg);
+    const routes = routePolicies(s.http);
     return {
       name: s.name,
       namespace: s.namespace,
@@ -36,6 +38,7 @@ export function snapshotFromConfig(
       subsets: s.subsets,
       outboundFilters: chains.outbound,
       inboundFilters: chains.inbound,
+      ...(routes ? { routes } : {}),
     };
   });
   return Object.freeze({

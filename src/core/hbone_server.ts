@@ -236,10 +236,11 @@ export class HboneServer {
     info.srcWorkload = bag.workload;
     info.srcNamespace = bag.namespace;
     const host = serviceHost(headers.forwarded);
+    stream.headerList = []; // read through `headers`; not kept for the tunnel's life
     info.dstService = host;
     info.dstHboneAddr = this.address;
     const conns = this.deps.conns;
-    stream.on("error", () => {});
+    stream.on("error", ignore); // not a closure: it would keep this call's scope for the tunnel's life
     const conn = conns.create(info, stream);
     if (!conn) {
       l4Metrics.refused.inc({ direction: "inbound", reason: "max_connections" });
@@ -278,12 +279,9 @@ export class HboneServer {
       this.reply(call, 401);
       return conn.fail("denied", decision.policy ?? "no allow policy matched", true);
     }
-    const recheck = (): boolean => {
-      const now = this.deps.snapshot();
-      const w = indexOf(now).workloadByIp.get(hp.host);
-      return w?.name === wl.name &&
-        (l7 !== undefined || this.deps.authorize(now, w, attrs).allowed);
-    };
+    // Kept for the tunnel's life: built outside this scope, so it does not hold the request's
+    // headers, the snapshot or the CONNECT call.
+    const recheck = rechecker(this.deps, wl.name, attrs, l7 !== undefined);
     if (l7) {
       // CONNECT answered at once; the HTTP proxy reads the HBONE stream itself (one copy per
       // byte) and authorizes each request with its inbound chain.
@@ -351,3 +349,19 @@ export class HboneServer {
     return this.sessions.size;
   }
 }
+
+/** Re-run an inbound tunnel's authorization against the current snapshot (policy updates). */
+function rechecker(
+  deps: InboundDeps,
+  workloadName: string,
+  attrs: L4Attributes,
+  l7: boolean,
+): () => boolean {
+  return (): boolean => {
+    const now = deps.snapshot();
+    const w = indexOf(now).workloadByIp.get(attrs.destinationIp);
+    return w?.name === workloadName && (l7 || deps.authorize(now, w, attrs).allowed);
+  };
+}
+
+function ignore(): void {}

@@ -2,28 +2,23 @@
  * HTTP/2 downstreams (h2c prior knowledge, also inside an HBONE tunnel) for the L7 proxy, on
  * weft's own HTTP/2 (src/core/h2: flow control, stream and flood limits) rather than node:http2,
  * which crashes Deno under h2c load. Each stream runs the same filter chain and is forwarded to
- * the upstream over HTTP/1.1 through the proxy's keep-alive pool, or over HTTP/2
- * (http2_upstream.ts) when the upstream speaks it (gRPC: trailers pass through).
+ * the upstream over HTTP/1.1 through the proxy's keep-alive pool (http2_to_http1.ts, with the
+ * route's timeout and retries), or over HTTP/2 (http2_upstream.ts) when the upstream speaks it
+ * (gRPC: trailers pass through); body phases and the response phase: http2_phases.ts.
  */
 import type { Duplex } from "node:stream";
 import type { HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
-import { framingOf, parseHead, serializeHead, type Trailer } from "./http1_codec.ts";
-import type { ByteReader } from "./http1_codec.ts";
+import type { Trailer } from "./http1_codec.ts";
+import type { Upstream } from "./http1_upstream.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
+import { forwardH1 } from "./http2_to_http1.ts";
 import { H2Session, type H2Stream } from "./h2/mod.ts";
-import { exactLength, h1Reader, h1Sink, h2HasBody, writeH2 } from "./body_source.ts";
-import { requestChunkCall, sendBody } from "./body_stream.ts";
-import {
-  answer,
-  bufferRequest,
-  HOP_BY_HOP,
-  planRequest,
-  type RequestPlan,
-  respondLocal,
-} from "./http2_phases.ts";
+import { h2HasBody } from "./body_source.ts";
+import { bufferRequest, planRequest, type RequestPlan, respondLocal } from "./http2_phases.ts";
+import type { RoutePolicy } from "./route_policy.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
 
@@ -34,14 +29,18 @@ export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 export interface H2Backend {
   readonly direction: HttpRequestContext["direction"];
   chain(): FilterChain;
-  acquire(route: RouteChoice | undefined): Promise<{ stream: Duplex; reader: ByteReader }>;
-  release(up: { stream: Duplex; reader: ByteReader }): void;
+  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  release(up: Upstream): void;
   count(status: number, ctx: HttpRequestContext): void;
   nextRequestId(): string;
   /** Set when the upstream speaks HTTP/2 (gRPC, h2c services): streams stay HTTP/2 end to end. */
   readonly h2Upstream: H2UpstreamPool | undefined;
   /** Largest body buffered for body filters (body_buffer.ts). */
   readonly maxBufferedBodyBytes: number;
+  /** The request's route policy (timeout, retries) for HTTP/1.1 upstreams (route_exchange.ts). */
+  routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
+  /** Largest request body held for a retry. */
+  readonly maxReplayBytes?: number;
 }
 
 /** Serve one h2c downstream connection; `initial` holds the bytes sniffing already read (the
@@ -139,88 +138,10 @@ async function serveStream(
   }
 }
 
-/** The request's content-length (checked at the stream's start: one non-negative integer). */
-function declared(ctx: HttpRequestContext): number {
-  return Number(ctx.requestHeaders.get("content-length"));
-}
-
 /** Malformed per RFC 9113 §8.1.1 unless every content-length value is the same integer. */
 function badContentLength(h: HeaderList): boolean {
   const all = h.getAll("content-length");
   if (all.length === 0) return false;
   const v = all[0]!.trim();
   return !/^\d{1,15}$/.test(v) || all.some((x) => x.trim() !== v);
-}
-
-/** An h2 stream to an HTTP/1.1 upstream from the proxy's keep-alive pool; the status sent. */
-async function forwardH1(
-  b: H2Backend,
-  stream: H2Stream,
-  ctx: HttpRequestContext,
-  route: RouteChoice | undefined,
-  chain: FilterChain,
-  plan: RequestPlan,
-): Promise<number> {
-  const up = await b.acquire(route).catch(() => undefined);
-  if (!up) {
-    respondLocal(stream, {
-      status: 503,
-      headers: [],
-      body: "upstream connect error",
-      details: "upstream_connect_failure",
-    });
-    return 503;
-  }
-  let keep = false;
-  try {
-    const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
-    if (!ctx.requestHeaders.has("host")) out.unshift(["host", ctx.authority]);
-    if (plan.chunked) out.push(["transfer-encoding", "chunked"]);
-    up.stream.write(serializeHead(`${ctx.method} ${ctx.path} HTTP/1.1`, out));
-    const raw = h1Sink(up.stream, plan.chunked, writeH2);
-    // Copied raw (by its content-length): exactly that many bytes, or the stream is reset.
-    const sink = plan.src && !plan.chunked ? exactLength(raw, declared(ctx)) : raw;
-    const call = requestChunkCall(ctx);
-    const { src, buffered, streamers, onTrailers } = plan;
-    const local = await sendBody(sink, src, buffered, streamers, call, ctx, onTrailers);
-    if (local) {
-      stream.resume();
-      respondLocal(stream, local);
-      return local.status;
-    }
-    let resRaw = await up.reader.readHead();
-    let res = resRaw && parseHead(resRaw);
-    while (res && res.line[1].startsWith("1")) { // interim responses are not forwarded
-      resRaw = await up.reader.readHead();
-      res = resRaw && parseHead(resRaw);
-    }
-    if (!res) {
-      respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      });
-      return 503;
-    }
-    const status = Number(res.line[1]);
-    const resHeaders = new HeaderList(res.headers);
-    const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
-    const framing = noBody
-      ? { kind: "none" as const }
-      : framingOf((n) => resHeaders.getAll(n), true);
-    const sent = await answer(stream, ctx, chain, b.maxBufferedBodyBytes, {
-      status,
-      headers: resHeaders,
-      src: framing.kind === "none" ? undefined : h1Reader(up.reader, framing),
-      declaredLength: framing.kind === "length" ? framing.length : 0,
-      drop: () => up.stream.destroy(),
-    });
-    keep = !up.stream.destroyed && framing.kind !== "close" &&
-      resHeaders.get("connection")?.toLowerCase() !== "close";
-    return sent;
-  } finally {
-    if (keep) b.release(up);
-    else up.stream.destroy(); // any doubt about its framing: never reused
-  }
 }

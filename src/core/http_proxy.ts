@@ -25,7 +25,15 @@ import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
 import { isH2, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
-import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  Direction,
+  HttpRequestContext,
+  LocalResponse,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
+import type { RoutePolicy } from "./route_policy.ts";
+import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import {
   bad,
@@ -78,6 +86,8 @@ export interface HttpProxyOptions {
   readonly upstreamProtocol?: "http1" | "h2";
   /** A request head must be complete within this time (408 and close); default 10 s, 0 = off. */
   readonly requestHeadersTimeoutMs?: number;
+  /** The request's route policy (timeout, retries: route_exchange.ts), read per request. */
+  readonly routePolicy?: (ctx: HttpRequestContext) => RoutePolicy | undefined;
 }
 
 export class HttpProxy {
@@ -203,6 +213,75 @@ export class HttpProxy {
       `${ctx.method} ${ctx.path} HTTP/1.1`,
       ctx.requestHeaders.entries(),
     );
+    const send = async (u: Upstream, body = buffered): Promise<LocalResponse | undefined> => {
+      if (body) {
+        const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;
+        u.stream.write(Buffer.concat([reqHead, all]));
+      } else if (streamers.length) {
+        u.stream.write(reqHead);
+        return await streamBody(
+          reader,
+          reqFraming,
+          u.stream,
+          writeWithBackpressure,
+          streamers,
+          requestChunkCall(ctx),
+          ctx,
+          true,
+          onReqTrailers,
+        );
+      } else {
+        // The head leaves with the first body bytes, once what is buffered validated.
+        await copyBody(
+          reader,
+          reqFraming,
+          (b) => writeWithBackpressure(u.stream, b),
+          false,
+          reqHead,
+          onReqTrailers,
+        );
+      }
+      return undefined;
+    };
+    const policy = this.opts.routePolicy?.(ctx);
+    if (policy) {
+      // The route's timeout and retries (route_exchange.ts); a body is held for replay only
+      // when its length is known and within the buffer limit, others are sent once.
+      const replay = buffered ??
+        (policy.retries && !streamers.length
+          ? await bufferForReplay(reader, reqFraming, this.maxBody, reqTrailers)
+          : undefined);
+      let r: Awaited<ReturnType<typeof exchange>>;
+      try {
+        r = await exchange(policy, {
+          acquire: () => this.upstreams.acquire(route),
+          send: (u) => send(u, replay),
+          replayable: replay !== undefined || reqFraming.kind === "none",
+        });
+      } catch (e) {
+        if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
+        this.count(e.response.status, ctx);
+        state.responding = true;
+        return writeLocal(down, e.response, false);
+      }
+      if (r.kind === "local") {
+        this.count(r.response.status, ctx);
+        state.responding = true;
+        return writeLocal(down, r.response, r.keepAlive && keepAlive && !this.draining);
+      }
+      const disarm = guardResponse(r.leftMs, () => {
+        r.up.stream.destroy();
+        down.destroy();
+      });
+      try {
+        return await this.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
+      } catch (e) {
+        r.up.stream.destroy();
+        throw e;
+      } finally {
+        disarm();
+      }
+    }
     let up: Upstream;
     let resRaw: Buffer | null = null;
     for (let attempt = 0;; attempt++) {
@@ -217,42 +296,17 @@ export class HttpProxy {
           headers: [],
           body: "upstream connect error",
           details: "upstream_connect_failure",
-        }, keepAlive && !this.draining);
+          // An unsent request body is still unread on the connection: close after answering.
+        }, keepAlive && !this.draining && (reqFraming.kind === "none" || buffered !== undefined));
       }
       const u = up;
       try {
-        if (buffered) {
-          const body = bufTrailers.length ? chunkedWithTrailers(buffered, bufTrailers) : buffered;
-          u.stream.write(Buffer.concat([reqHead, body]));
-        } else if (streamers.length) {
-          u.stream.write(reqHead);
-          const local = await streamBody(
-            reader,
-            reqFraming,
-            u.stream,
-            writeWithBackpressure,
-            streamers,
-            requestChunkCall(ctx),
-            ctx,
-            true,
-            onReqTrailers,
-          );
-          if (local) {
-            u.stream.destroy();
-            this.count(local.status, ctx);
-            state.responding = true;
-            return writeLocal(down, local, false);
-          }
-        } else {
-          // The head leaves with the first body bytes, once what is buffered validated.
-          await copyBody(
-            reader,
-            reqFraming,
-            (b) => writeWithBackpressure(u.stream, b),
-            false,
-            reqHead,
-            onReqTrailers,
-          );
+        const local = await send(u);
+        if (local) {
+          u.stream.destroy();
+          this.count(local.status, ctx);
+          state.responding = true;
+          return writeLocal(down, local, false);
         }
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
@@ -308,6 +362,8 @@ export class HttpProxy {
         nextRequestId,
         h2Upstream: this.h2Pool,
         maxBufferedBodyBytes: this.maxBody,
+        routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
+        maxReplayBytes: this.maxBody,
       },
       peer,
       down,

@@ -16,8 +16,10 @@ import { matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
 import type { FilterResolver, LocalWorkloadInfo, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
+import { sourceVariantApplies } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
+import { routePolicyFor } from "./route_policy.ts";
 import { WeftError } from "./errors.ts";
 
 export interface UpstreamDialer {
@@ -45,6 +47,26 @@ function labelsMatch(
 ): boolean {
   for (const k in want) if (labels[k] !== want[k]) return false;
   return true;
+}
+
+/** The refs a source workload's chain takes (its variant of source-scoped refs), the same array
+ * while the service's refs are: the chain is rebuilt only when they change. */
+function forSource(
+  source: Workload,
+  refs: () => readonly FilterRef[],
+): () => readonly FilterRef[] {
+  let last: readonly FilterRef[] | undefined;
+  let picked: readonly FilterRef[] = [];
+  return () => {
+    const now = refs();
+    if (now !== last) {
+      last = now;
+      picked = now.some((r) => r.sources)
+        ? now.filter((r) => sourceVariantApplies(r.sources, source.labels))
+        : now;
+    }
+    return picked;
+  };
 }
 
 export class L7Dispatch {
@@ -87,16 +109,23 @@ export class L7Dispatch {
     sp: ServicePort,
     source: Workload,
   ): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
-    if (!isL7(sp) || svc.outboundFilters.length === 0) return undefined;
+    // Route timeouts and retries need the L7 proxy too, with or without filters.
+    const policies = svc.routes?.some((r) => r.timeoutMs !== undefined || r.retries) ?? false;
+    if (!isL7(sp) || (svc.outboundFilters.length === 0 && !policies)) return undefined;
     const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
     let proxy = this.proxies.get(key);
     if (!proxy) {
       proxy = new HttpProxy({
         direction: "outbound",
-        chain: this.chainOf(() => this.current(svc).outboundFilters),
+        chain: this.chainOf(forSource(source, () => this.current(svc).outboundFilters)),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
+        routePolicy: (ctx) =>
+          routePolicyFor(this.current(svc).routes, ctx, {
+            port: sp.port,
+            sourceLabels: source.labels,
+          }),
       });
       this.proxies.set(key, proxy);
     }

@@ -49,6 +49,22 @@ export function rssBytes(): number {
   return g.process.memoryUsage().rss;
 }
 
+/**
+ * Once a node is ready (Bun): the normal JIT policy again (the compiled binary starts with
+ * reluctant tier-up, tools/bun_compile.ts), then start-up garbage back to the OS — a full
+ * collection, JSC's shrink and mimalloc's purge: parsing the config and issuing certificates
+ * leave a few MB of dead heap an idle node would otherwise keep resident.
+ */
+export function settleAfterStart(): void {
+  if (!g.Bun) return; // Deno has no API for it (V8's gc() needs --expose-gc)
+  // On the next turn, so the caller's latency (start-up, the ready line) does not include it.
+  setTimeout(() => {
+    g.Bun.unsafe?.setJITPolicy?.(1);
+    g.Bun.gc(true);
+    g.Bun.shrink?.();
+  }, 0);
+}
+
 export function nowMs(): number {
   return performance.now();
 }

@@ -3,6 +3,7 @@
  * xDS in src/xds) validates raw input and builds a Snapshot; the data path swaps whole snapshots
  * and never mutates one (ztunnel's model: control writes, data reads).
  */
+import type { RoutePolicy } from "./route_policy.ts";
 
 /** "ip:port" with IPv6 in brackets. */
 export type SocketAddr = string;
@@ -83,6 +84,26 @@ export interface FilterRef {
   readonly scope?: string;
   /** Host-side settings of this filter; each filter kind reads the fields it knows. */
   readonly runtime?: FilterRuntime;
+  /** Outbound only: the filter is in the chain of a source workload whose labels match exactly
+   * the `selectors` flagged true in `matches` (one variant of a chain whose VirtualService
+   * routes have `sourceLabels`; absent = every source). */
+  readonly sources?: SourceVariant;
+}
+
+export interface SourceVariant {
+  readonly selectors: readonly Readonly<Record<string, string>>[];
+  readonly matches: readonly boolean[];
+}
+
+/** Whether a source workload's labels pick this variant. */
+export function sourceVariantApplies(
+  v: SourceVariant | undefined,
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (!v) return true;
+  return v.selectors.every((sel, i) =>
+    Object.entries(sel).every(([k, val]) => labels?.[k] === val) === v.matches[i]
+  );
 }
 
 /** An upstream a filter may call out to (`proxy_http_call` cluster). */
@@ -134,6 +155,9 @@ export interface Service {
   /** L7 chains; both empty = pure L4. */
   readonly outboundFilters: readonly FilterRef[];
   readonly inboundFilters: readonly FilterRef[];
+  /** The VirtualService's http routes in order, for their timeout and retries (the outbound L7
+   * proxy applies the first that matches); absent = none. */
+  readonly routes?: readonly RoutePolicy[];
 }
 
 export type StringMatch = string; // Istio form: exact, "abc*", "*abc", "*"

@@ -2,8 +2,7 @@
  * networking.istio.io DestinationRule (subsets; the trafficPolicy fields weft implements),
  * ServiceEntry and WorkloadEntry (mesh-external services and VM workloads).
  */
-import { parseIp } from "../core/mod.ts";
-import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
+import { type Checker, INT32_MAX, isIpAddress, isObj, type Raw } from "./check.ts";
 import { DNS_NAME, meta } from "./meta.ts";
 import type {
   DestinationRule,
@@ -95,7 +94,7 @@ const PROTOCOLS: Record<string, ServicePortSpec["protocol"]> = {
 
 function ip(c: Checker, path: string, v: unknown): string {
   const s = c.str(path, v);
-  if (s && !parseIp(s)) c.problems.add(path, `must be an IP address, got ${JSON.stringify(s)}`);
+  if (s && !isIpAddress(s)) c.problems.add(path, `must be an IP address, got ${JSON.stringify(s)}`);
   return s;
 }
 

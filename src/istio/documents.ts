@@ -62,33 +62,74 @@ const MAX_DEPTH = 64;
 
 /** Parsed and validated objects of one file, reused while its text is unchanged (an edit of one
  * file re-parses only that file). */
-export type DocumentCache = Map<string, {
+export type DocumentCache = Map<string, FileEntry>;
+
+interface FileEntry {
   readonly text: string;
   readonly objects: readonly IstioObject[];
   readonly problems: readonly string[];
-}>;
+  /** The objects by kind, and their "Kind namespace/name" (for duplicates across files). */
+  readonly byKind: ReadonlyMap<string, readonly IstioObject[]>;
+  readonly keys: readonly string[];
+}
+
+/** How often each "Kind namespace/name" occurs over a cache's files, kept up to date as files
+ * change: a reload checks duplicates for the changed files only. */
+const identityCounts = new WeakMap<DocumentCache, Map<string, number>>();
+
+function entryOf(text: string, objects: readonly IstioObject[], problems: readonly string[]) {
+  const byKind = new Map<string, IstioObject[]>();
+  for (const o of objects) {
+    const b = byKind.get(o.kind);
+    if (b) b.push(o);
+    else byKind.set(o.kind, [o]);
+  }
+  return { text, objects, problems, byKind, keys: objects.map(identityOf) };
+}
+
+function count(counts: Map<string, number>, keys: readonly string[], by: 1 | -1): void {
+  for (const k of keys) {
+    const n = (counts.get(k) ?? 0) + by;
+    if (n > 0) counts.set(k, n);
+    else counts.delete(k);
+  }
+}
 
 export function loadIstioDocuments(
   sources: readonly SourceText[],
   cache: DocumentCache = new Map(),
 ): LoadResult {
+  let counts = identityCounts.get(cache);
+  if (!counts) identityCounts.set(cache, counts = new Map());
   const problems = new Problems();
-  const objects: IstioObject[] = [];
+  const entries: FileEntry[] = [];
   let total = 0;
   const seen = new Set<string>();
   for (const src of sources) {
+    if (seen.has(src.file)) continue; // a file named twice (itself and its directory) counts once
     seen.add(src.file);
     let hit = cache.get(src.file);
     if (hit?.text !== src.text) {
-      hit = { text: src.text, ...parseFile(src, MAX_DOCS - total) };
+      if (hit) count(counts, hit.keys, -1);
+      const parsed = parseFile(src, MAX_DOCS - total);
+      hit = entryOf(src.text, parsed.objects, parsed.problems);
+      count(counts, hit.keys, 1);
       cache.set(src.file, hit);
     }
     total += hit.objects.length;
-    objects.push(...hit.objects);
+    entries.push(hit);
     problems.list.push(...hit.problems);
   }
-  for (const f of cache.keys()) if (!seen.has(f)) cache.delete(f);
-  return { resources: deepFreeze(group(objects, problems)), problems: problems.list };
+  for (const [f, e] of cache) {
+    if (!seen.has(f)) {
+      count(counts, e.keys, -1);
+      cache.delete(f);
+    }
+  }
+  for (const [k, n] of counts) for (let i = 1; i < n; i++) problems.add(k, "defined twice");
+  // The objects are deep-frozen per file already. The per-kind lists are new per load and only
+  // typed readonly: freezing a 10 000-element array makes JavaScriptCore (Bun) copy its storage.
+  return { resources: Object.freeze(resourcesOf(entries, problems)), problems: problems.list };
 }
 
 function parseFile(
@@ -119,7 +160,11 @@ export function parseIstioObjects(where: string, raws: readonly unknown[]): Load
   const objects: IstioObject[] = [];
   raws.forEach((doc, i) => parseDoc(problems, `${where}[${i}]`, doc, objects));
   problems.context = "";
-  return { resources: deepFreeze(group(objects, problems)), problems: problems.list };
+  const counts = new Map<string, number>();
+  const entry = entryOf("", objects, []);
+  count(counts, entry.keys, 1);
+  for (const [k, n] of counts) for (let i = 1; i < n; i++) problems.add(k, "defined twice");
+  return { resources: deepFreeze(resourcesOf([entry], problems)), problems: problems.list };
 }
 
 function parseText(text: string): unknown[] {
@@ -246,20 +291,25 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
   };
 }
 
-function group(objects: readonly IstioObject[], problems: Problems): IstioResources {
-  // One pass: bucket by kind; names are unique per kind and namespace.
-  const buckets = new Map<string, IstioObject[]>();
-  const seen = new Set<string>();
-  for (const o of objects) {
-    let b = buckets.get(o.kind);
-    if (!b) buckets.set(o.kind, b = []);
-    b.push(o);
-    const key = `${o.kind} ${o.meta.namespace}/${o.meta.name}`;
-    if (seen.has(key)) problems.add(key, "defined twice");
-    seen.add(key);
-  }
-  const by = <K extends IstioObject["kind"]>(k: K) =>
-    (buckets.get(k) ?? []) as Extract<IstioObject, { kind: K }>[];
+/** "Kind namespace/name" per (frozen) object: objects of unchanged files are the same across
+ * reloads, so the string is made once. */
+const identities = new WeakMap<IstioObject, string>();
+function identityOf(o: IstioObject): string {
+  let k = identities.get(o);
+  if (k === undefined) identities.set(o, k = `${o.kind} ${o.meta.namespace}/${o.meta.name}`);
+  return k;
+}
+
+/** The files' objects by kind, in file order. */
+function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioResources {
+  const by = <K extends IstioObject["kind"]>(k: K) => {
+    const lists = [];
+    for (const e of entries) {
+      const l = e.byKind.get(k);
+      if (l) lists.push(l);
+    }
+    return ([] as IstioObject[]).concat(...lists) as Extract<IstioObject, { kind: K }>[];
+  };
   const meshConfigs = by("MeshConfig");
   if (meshConfigs.length > 1) problems.add("MeshConfig", "at most one MeshConfig");
   return {

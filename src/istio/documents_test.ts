@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { loadIstioDocuments, parseDurationMs } from "./mod.ts";
+import { isIpAddress } from "./check.ts";
+import { parseIp } from "../core/mod.ts";
 
 const BOOKINFO = `
 apiVersion: networking.istio.io/v1
@@ -101,4 +103,102 @@ Deno.test("istio: durations in Istio/protobuf/Go form", () => {
     ["99999999999999999999h", undefined],
   ];
   for (const [text, want] of cases) assert.equal(parseDurationMs(text), want, text);
+});
+
+Deno.test("isIpAddress: dotted quads by a loop agree with parseIp", () => {
+  for (const ip of ["10.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "fe80::1", "1234:5678::9"]) {
+    assert.equal(isIpAddress(ip), true, ip);
+  }
+  for (const bad of ["1.2.3", "1.2.3.256", "01.2.3.4", "1..2.3", "1.2.3.4.", "", "x", "1.2.3.4 "]) {
+    assert.equal(isIpAddress(bad), parseIp(bad) !== undefined, bad);
+    assert.equal(isIpAddress(bad), false, bad);
+  }
+});
+
+Deno.test("istio: VirtualService timeout and retries, as Istio spells them", () => {
+  const vs = (http: string) => ({
+    file: "vs.yaml",
+    text: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+${http}`,
+  });
+  const ok = loadIstioDocuments([vs(`    - timeout: 1.5s
+      retries: { attempts: 3, perTryTimeout: 200ms, retryOn: "gateway-error,reset,409", backoff: 10ms }
+      route: [{ destination: { host: r } }]
+    - retries: { attempts: 2 }
+      route: [{ destination: { host: r } }]
+    - timeout: 0s
+      retries: { attempts: 0, retryOn: 5xx }
+      route: [{ destination: { host: r } }]`)]);
+  assert.deepEqual(ok.problems, []);
+  const [a, b, c] = ok.resources.virtualServices[0]!.http;
+  assert.equal(a!.timeoutMs, 1500);
+  assert.deepEqual(a!.retries, {
+    attempts: 3,
+    perTryTimeoutMs: 200,
+    retryOn: ["gateway-error", "reset", "409"],
+    backoffMs: 10,
+  });
+  // Istio's default conditions, less its gRPC-status ones.
+  assert.deepEqual(b!.retries?.retryOn, ["connect-failure", "refused-stream", "503"]);
+  assert.deepEqual([c!.timeoutMs, c!.retries], [undefined, undefined]);
+  const bad = loadIstioDocuments([
+    vs(`    - retries: { attempts: -1, perTryTimeout: 0s, retryOn: "unavailable,5xx" }
+      route: [{ destination: { host: r } }]`),
+  ]);
+  const where = "vs.yaml#0 VirtualService ns/r: spec.http[0].retries";
+  for (
+    const w of [`${where}.attempts:`, `${where}.perTryTimeout:`, `${where}.retryOn: "unavailable"`]
+  ) {
+    assert.ok(bad.problems.some((p) => p.startsWith(w)), `missing ${w} in ${bad.problems}`);
+  }
+});
+
+Deno.test("istio: an object defined in two files is a problem until one goes (kept per cache)", () => {
+  const pod = (ip: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: ns }\nspec: {}\nstatus: { podIP: ${ip} }\n`;
+  const cache = new Map();
+  const a = { file: "a.yaml", text: pod("10.0.0.1") };
+  const b = { file: "b.yaml", text: pod("10.0.0.2") };
+  assert.deepEqual(loadIstioDocuments([a, b], cache).problems, ["Pod ns/p: defined twice"]);
+  // A file named twice (given itself and through its directory) counts once.
+  assert.deepEqual(loadIstioDocuments([a, b, b], new Map()).problems.length, 1);
+  const one = loadIstioDocuments([a], cache);
+  assert.deepEqual(one.problems, []);
+  assert.equal(one.resources.pods.length, 1);
+  const renamed = { file: "b.yaml", text: pod("10.0.0.2").replace("name: p", "name: q") };
+  const two = loadIstioDocuments([a, renamed], cache);
+  assert.deepEqual(two.problems, []);
+  assert.deepEqual(two.resources.pods.map((p) => p.meta.name), ["p", "q"]);
+  assert.deepEqual(loadIstioDocuments([a, b], cache).problems, ["Pod ns/p: defined twice"]);
+});
+
+Deno.test("istio: routesForSource keeps the match blocks a source's labels satisfy", async () => {
+  const { routesForSource, sourceSelectors } = await import("./mod.ts");
+  const r = loadIstioDocuments([{
+    file: "vs.yaml",
+    text: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+    - match: [{ sourceLabels: { app: a } }, { sourceLabels: { app: b }, uri: { prefix: /b } }]
+      route: [{ destination: { host: r, subset: x } }]
+    - match: [{ sourceLabels: { app: c } }]
+      route: [{ destination: { host: r, subset: y } }]
+    - route: [{ destination: { host: r } }]`,
+  }]);
+  assert.deepEqual(r.problems, []);
+  const http = r.resources.virtualServices[0]!.http;
+  assert.equal(sourceSelectors(http).length, 3);
+  const forB = routesForSource(http, { app: "b" });
+  assert.equal(forB.length, 2);
+  assert.deepEqual(forB[0]!.match.map((m) => [m.uri?.prefix, m.sourceLabels]), [["/b", undefined]]);
+  assert.equal(routesForSource(http, {}).length, 1);
+  assert.equal(routesForSource(http, { app: "c" })[0]!.route[0]!.destination.subset, "y");
 });

@@ -4,8 +4,7 @@
  * are read; the rest of each Kubernetes schema is accepted (a `kubectl get -o yaml` dump loads),
  * unknown top-level spec fields are errors.
  */
-import { parseIp } from "../core/mod.ts";
-import { type Checker, isObj, type Raw } from "./check.ts";
+import { type Checker, isIpAddress, isObj, type Raw } from "./check.ts";
 import { meta } from "./meta.ts";
 import type { EndpointSlice, KubeService, Pod, ServicePortSpec } from "./types.ts";
 
@@ -78,7 +77,7 @@ export function parseService(c: Checker, doc: Raw): KubeService {
     : [];
   const clusterIps = ips.filter((ip, i) => {
     if (ip === "None" || ip === "") return false;
-    if (!parseIp(ip)) {
+    if (!isIpAddress(ip)) {
       c.problems.add(`spec.clusterIPs[${i}]`, `must be an IP address, got ${JSON.stringify(ip)}`);
     }
     return true;
@@ -140,7 +139,7 @@ export function parsePod(c: Checker, doc: Raw): Pod {
   const spec = c.obj("spec", doc.spec, POD_SPEC);
   const status = isObj(doc.status) ? doc.status : {};
   const podIp = status.podIP === undefined ? "" : c.str("status.podIP", status.podIP);
-  if (podIp && !parseIp(podIp)) {
+  if (podIp && !isIpAddress(podIp)) {
     c.problems.add("status.podIP", `must be an IP address, got ${JSON.stringify(podIp)}`);
   }
   const containerPorts: number[] = [];

@@ -12,6 +12,8 @@ export { loadIstioDocuments, parseIstioObjects, SUPPORTED_KINDS } from "./docume
 export type { DocumentCache, LoadResult, SourceText } from "./documents.ts";
 export { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
 export { parseVirtualService } from "./virtual_service.ts";
+export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";
 export { convertPeerAuthentication } from "./peer_authn.ts";
 export { parseFault, parseHttpRoute } from "./virtual_service.ts";
+export { requestMatchOf, routePolicies, routesForSource, sourceSelectors } from "./route_policy.ts";

@@ -36,7 +36,7 @@ export interface HttpMatch {
   readonly method: IstioStringMatch | undefined;
   readonly authority: IstioStringMatch | undefined;
   readonly scheme: IstioStringMatch | undefined;
-  /** Lower-cased names; `{}` = presence. */
+  /** Header names lower-cased, query parameter names as written; `{}` = presence. */
   readonly headers: Readonly<Record<string, IstioStringMatch>>;
   readonly withoutHeaders: Readonly<Record<string, IstioStringMatch>>;
   readonly queryParams: Readonly<Record<string, IstioStringMatch>>;
@@ -74,6 +74,18 @@ export interface HttpRoute {
   readonly fault: HttpFault | undefined;
   /** `timeout`; undefined = none. */
   readonly timeoutMs: number | undefined;
+  /** `retries`; undefined = none (also `attempts: 0`). */
+  readonly retries: HttpRetry | undefined;
+}
+
+export interface HttpRetry {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  /** Envoy retry_on conditions and status codes ("503"). */
+  readonly retryOn: readonly string[];
+  /** Base interval of the jittered exponential back-off; undefined = Envoy's 25 ms. */
+  readonly backoffMs: number | undefined;
 }
 
 export interface TcpRoute {
@@ -87,8 +99,6 @@ export interface VirtualService {
   readonly hosts: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
-  /** spec.http as written (validated), for converters that read Istio's own shape. */
-  readonly rawHttp: readonly unknown[];
 }
 
 export interface DrSubset {

@@ -1,7 +1,8 @@
 /**
  * networking.istio.io VirtualService: http routes (match, weighted destinations, fault with
- * `percentage` or the deprecated `percent`, timeout) and simple tcp routes. Fields weft has no
- * mechanism for (retries, mirror, rewrite, redirect, ...) are rejected with their path.
+ * `percentage` or the deprecated `percent`, timeout, retries) and simple tcp routes. Fields weft
+ * has no mechanism for (mirror, rewrite, redirect, gRPC-status retry conditions, ...) are
+ * rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
@@ -9,6 +10,7 @@ import { meta } from "./meta.ts";
 import type {
   HttpFault,
   HttpMatch,
+  HttpRetry,
   HttpRoute,
   IstioStringMatch,
   RouteDestination,
@@ -51,7 +53,6 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
     hosts,
     http,
     tcp,
-    rawHttp: Array.isArray(spec.http) ? spec.http : [],
   };
 }
 
@@ -66,34 +67,83 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     ...NOT_IMPLEMENTED,
   ]);
   c.unsupported(path, o, NOT_IMPLEMENTED);
-  if (o.retries !== undefined) {
-    // weft's L7 proxy sends each request upstream once; `attempts: 0` (retries off) is honoured.
-    const r = c.obj(`${path}.retries`, o.retries, [
-      "attempts",
-      "perTryTimeout",
-      "retryOn",
-      "retryRemoteLocalities",
-      "retryIgnorePreviousHosts",
-      "backoff",
-    ]);
-    if (r.attempts !== 0) {
-      c.problems.add(`${path}.retries`, "retries are not supported by weft (set attempts: 0)");
-    }
-  }
+  const retries = o.retries === undefined
+    ? undefined
+    : retryPolicy(c, `${path}.retries`, o.retries);
   const route = destinations(c, `${path}.route`, o.route);
   if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
-  const timeoutMs = o.timeout === undefined
-    ? undefined
-    : c.duration(`${path}.timeout`, o.timeout, 0);
-  if (timeoutMs !== undefined) {
-    c.problems.add(`${path}.timeout`, "request timeouts are not supported by weft yet");
-  }
+  // Istio: `0s` (or unset) = no timeout.
+  const timeout = o.timeout === undefined ? 0 : c.duration(`${path}.timeout`, o.timeout, 0);
+  const timeoutMs = timeout > 0 ? timeout : undefined;
   return {
     name: c.optStr(`${path}.name`, o.name),
     match: c.list(`${path}.match`, o.match).map((x, i) => httpMatch(c, `${path}.match[${i}]`, x)),
     route,
     fault: o.fault === undefined ? undefined : parseFault(c, `${path}.fault`, o.fault),
     timeoutMs,
+    retries,
+  };
+}
+
+/** Envoy retry_on conditions weft's L7 proxy implements (src/core/route_exchange.ts). */
+const RETRY_ON = [
+  "5xx",
+  "gateway-error",
+  "reset",
+  "connect-failure",
+  "refused-stream",
+  "retriable-4xx",
+];
+/** What Istio sends when a VirtualService sets retries without retryOn, less its gRPC-status
+ * conditions (unavailable, cancelled: weft does not read grpc-status to retry). */
+const DEFAULT_RETRY_ON = ["connect-failure", "refused-stream", "503"];
+
+/** Istio HTTPRetry. `attempts: 0` turns retries off. */
+function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefined {
+  const r = c.obj(path, v, [
+    "attempts",
+    "perTryTimeout",
+    "retryOn",
+    "retryRemoteLocalities",
+    "retryIgnorePreviousHosts",
+    "backoff",
+  ]);
+  const attempts = c.int(`${path}.attempts`, r.attempts, undefined, 0, 100);
+  const perTry = r.perTryTimeout === undefined
+    ? undefined
+    : c.duration(`${path}.perTryTimeout`, r.perTryTimeout, 0);
+  if (perTry !== undefined && perTry < 1) {
+    c.problems.add(`${path}.perTryTimeout`, "must be at least 1ms");
+  }
+  const backoff = r.backoff === undefined ? undefined : c.duration(`${path}.backoff`, r.backoff, 0);
+  if (backoff !== undefined && backoff < 1) {
+    c.problems.add(`${path}.backoff`, "must be at least 1ms");
+  }
+  // Locality-aware retries need localities weft does not have; another host per try is what
+  // weft's endpoint picking does anyway (ignore previous hosts: Istio's default, true).
+  if (r.retryRemoteLocalities !== undefined) {
+    c.bool(`${path}.retryRemoteLocalities`, r.retryRemoteLocalities, false);
+  }
+  if (r.retryIgnorePreviousHosts !== undefined) {
+    c.bool(`${path}.retryIgnorePreviousHosts`, r.retryIgnorePreviousHosts, true);
+  }
+  const on = r.retryOn === undefined
+    ? DEFAULT_RETRY_ON
+    : c.str(`${path}.retryOn`, r.retryOn).split(",").map((x) => x.trim()).filter((x) => x);
+  for (const x of on) {
+    const code = /^\d{3}$/.test(x) ? Number(x) : undefined;
+    if (RETRY_ON.includes(x) || (code !== undefined && code >= 100 && code <= 599)) continue;
+    c.problems.add(
+      `${path}.retryOn`,
+      `"${x}" is not supported by weft (use ${RETRY_ON.join(", ")} or HTTP status codes)`,
+    );
+  }
+  if (attempts === 0) return undefined;
+  return {
+    attempts,
+    perTryTimeoutMs: perTry,
+    retryOn: on,
+    backoffMs: backoff,
   };
 }
 
@@ -147,11 +197,17 @@ function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): I
   return out;
 }
 
-function matchMap(c: Checker, path: string, v: unknown): Record<string, IstioStringMatch> {
+/** Header names are case-insensitive (lower-cased here); query parameter names are not. */
+function matchMap(
+  c: Checker,
+  path: string,
+  v: unknown,
+  lower = true,
+): Record<string, IstioStringMatch> {
   const o = c.obj(path, v, Object.keys(isObj(v) ? v : {}));
   const out: Record<string, IstioStringMatch> = {};
   for (const [k, x] of Object.entries(o)) {
-    out[k.toLowerCase()] = stringMatch(c, `${path}.${k}`, x, true);
+    out[lower ? k.toLowerCase() : k] = stringMatch(c, `${path}.${k}`, x, true);
   }
   return out;
 }
@@ -173,8 +229,9 @@ function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
     "gateways",
     "statPrefix",
   ]);
-  // Route tables are shared by every node: a match on the client's labels cannot be expressed.
-  c.unsupported(path, o, ["sourceLabels", "sourceNamespace", "gateways"]);
+  // sourceLabels: weft.yaml nodes compile a chain variant per source (src/app/first_party_refs.ts);
+  // the control plane's route tables are shared by every node and refuse it (mesh.ts).
+  c.unsupported(path, o, ["sourceNamespace", "gateways"]);
   const sm = (k: string): IstioStringMatch | undefined =>
     o[k] === undefined ? undefined : stringMatch(c, `${path}.${k}`, o[k], false);
   return {
@@ -185,7 +242,7 @@ function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
     scheme: sm("scheme"),
     headers: matchMap(c, `${path}.headers`, o.headers),
     withoutHeaders: matchMap(c, `${path}.withoutHeaders`, o.withoutHeaders),
-    queryParams: matchMap(c, `${path}.queryParams`, o.queryParams),
+    queryParams: matchMap(c, `${path}.queryParams`, o.queryParams, false),
     port: o.port === undefined ? undefined : c.int(`${path}.port`, o.port, undefined, 1, 65535),
     sourceLabels: o.sourceLabels === undefined
       ? undefined

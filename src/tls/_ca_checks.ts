@@ -1,27 +1,30 @@
-/** Checks on an operator-supplied CA certificate and key (files mode), with clear errors. */
+/** Checks on an operator-supplied CA certificate and key (files mode), with clear errors. Works
+ * on the DER reading of _ca_der.ts: a node loading its CA does not load @peculiar/x509. */
 import { WeftError } from "../core/mod.ts";
-import { x509 } from "./_x509.ts";
+import { type CaDer, pemBlock, readCaDer } from "./_ca_der.ts";
 
-export function parseCaCert(pem: string, src: string): x509.X509Certificate {
-  try {
-    return new x509.X509Certificate(pem);
-  } catch (cause) {
-    throw new WeftError("ca_cert_invalid", `Cannot load ${src}: certificate is not PEM X.509`, {
+export function parseCaCert(pem: string, src: string): CaDer {
+  const invalid = (cause?: unknown): WeftError =>
+    new WeftError("ca_cert_invalid", `Cannot load ${src}: certificate is not PEM X.509`, {
       cause,
     });
+  const der = pemBlock(pem, "CERTIFICATE");
+  if (!der) throw invalid();
+  try {
+    return readCaDer(der);
+  } catch (cause) {
+    throw invalid(cause);
   }
 }
 
-export function checkCaShape(cert: x509.X509Certificate, src: string, nowMs: number): void {
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) {
+export function checkCaShape(cert: CaDer, src: string, nowMs: number): void {
+  if (!cert.isCa) {
     throw new WeftError(
       "ca_not_ca",
       `Cannot load ${src}: certificate is not a CA (basicConstraints cA is not set)`,
     );
   }
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+  if (cert.keyCertSign === false) {
     throw new WeftError("ca_not_ca", `Cannot load ${src}: key usage lacks keyCertSign`);
   }
   if (nowMs > cert.notAfter.getTime()) {
@@ -38,27 +41,22 @@ export function checkCaShape(cert: x509.X509Certificate, src: string, nowMs: num
   }
 }
 
-export function signingAlgorithmOf(
-  cert: x509.X509Certificate,
-  src: string,
-): Algorithm | EcdsaParams {
-  const alg = cert.publicKey.algorithm as Algorithm & { namedCurve?: string };
-  if (alg.name === "ECDSA" && (alg.namedCurve === "P-256" || alg.namedCurve === "P-384")) {
-    return { name: "ECDSA", namedCurve: alg.namedCurve, hash: "SHA-256" } as EcdsaParams;
+export function signingAlgorithmOf(cert: CaDer, src: string): Algorithm | EcdsaParams {
+  if (cert.keyKind === "P-256" || cert.keyKind === "P-384") {
+    return { name: "ECDSA", namedCurve: cert.keyKind, hash: "SHA-256" } as EcdsaParams;
   }
-  if (alg.name === "RSASSA-PKCS1-v1_5") {
-    return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as Algorithm;
-  }
+  if (cert.keyKind === "RSA") return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as Algorithm;
   throw new WeftError(
     "ca_key_unsupported",
-    `Cannot load ${src}: key algorithm ${alg.name} ${alg.namedCurve ?? ""} is not supported`,
+    `Cannot load ${src}: the key algorithm is not supported`,
     { hint: "use ECDSA P-256 (or P-384, RSA)" },
   );
 }
 
 export async function importCaKey(pem: string, alg: Algorithm, src: string): Promise<CryptoKey> {
   const label = /-----BEGIN ([A-Z ]+)-----/.exec(pem)?.[1];
-  if (label !== "PRIVATE KEY") {
+  const der = label === "PRIVATE KEY" ? pemBlock(pem, label) : undefined;
+  if (!der) {
     throw new WeftError(
       "ca_key_invalid",
       `Cannot load ${src}: key must be a PEM "PRIVATE KEY" (PKCS#8), got ${
@@ -68,13 +66,7 @@ export async function importCaKey(pem: string, alg: Algorithm, src: string): Pro
     );
   }
   try {
-    return await crypto.subtle.importKey(
-      "pkcs8",
-      x509.PemConverter.decodeFirst(pem),
-      alg,
-      true,
-      ["sign"],
-    );
+    return await crypto.subtle.importKey("pkcs8", der, alg, true, ["sign"]);
   } catch (cause) {
     throw new WeftError(
       "ca_key_invalid",

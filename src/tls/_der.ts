@@ -5,15 +5,17 @@
  * bounds-checked; malformed input throws a plain Error the caller maps to bad_san.
  */
 
-interface Tlv {
+export interface Tlv {
   readonly tag: number;
+  /** Start of the header (tag byte). */
+  readonly pos: number;
   /** Start of the value. */
   readonly start: number;
   /** End of the value (exclusive). */
   readonly end: number;
 }
 
-function readTlv(b: Uint8Array, pos: number, limit: number): Tlv {
+export function readTlv(b: Uint8Array, pos: number, limit: number): Tlv {
   if (pos + 2 > limit) throw new Error("DER: truncated header");
   const tag = b[pos]!;
   if ((tag & 0x1f) === 0x1f) throw new Error("DER: multi-byte tags unsupported");
@@ -28,10 +30,10 @@ function readTlv(b: Uint8Array, pos: number, limit: number): Tlv {
   }
   const end = start + len;
   if (end > limit) throw new Error("DER: value overruns its container");
-  return { tag, start, end };
+  return { tag, pos, start, end };
 }
 
-function children(b: Uint8Array, parent: Tlv): Tlv[] {
+export function children(b: Uint8Array, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
   for (let p = parent.start; p < parent.end;) {
     const t = readTlv(b, p, parent.end);
@@ -84,7 +86,7 @@ export function sansFromCertDer(der: Uint8Array): DerSans {
   return out;
 }
 
-function bytesEqual(b: Uint8Array, t: Tlv, want: readonly number[]): boolean {
+export function bytesEqual(b: Uint8Array, t: Tlv, want: readonly number[]): boolean {
   if (t.end - t.start !== want.length) return false;
   for (let i = 0; i < want.length; i++) if (b[t.start + i] !== want[i]) return false;
   return true;

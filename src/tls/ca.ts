@@ -4,13 +4,18 @@
  * clientAuth, digitalSignature, a random 128-bit serial, notBefore back-dated one minute for
  * clock skew. Persistence (auto mode, files mode) lives in ca_store.ts.
  */
+import { Buffer } from "node:buffer";
 import { WeftError } from "../core/mod.ts";
 import type { x509 } from "./_x509.ts";
 import { loadX509 } from "./x509_loader.ts";
-import { EC_P256, pkcs8Pem, randomSerialHex, withNewline } from "./_pem.ts";
+import { derToPem, EC_P256, pkcs8Pem, randomSerialHex, withNewline } from "./_pem.ts";
+import { type CaDer, readCaDer } from "./_ca_der.ts";
+import { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } from "./_ca_checks.ts";
+import { authorityKeyIdOf, signLeafDer } from "./_leaf_der.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
 
-// @peculiar/x509 loads on first use (making or parsing a certificate), not with this module.
+// A node loads its CA and issues its leaves from DER (_ca_der.ts, _leaf_der.ts); @peculiar/x509
+// loads only to make a new root (dev CA), sign a CSR or an arbitrary spec (CA service, tests).
 
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600_000;
@@ -55,13 +60,34 @@ export interface LeafIssuer {
 }
 
 export class CertificateAuthority implements LeafIssuer {
-  private aki: Promise<x509.Extension> | undefined;
+  private akid: Promise<Uint8Array> | undefined;
+  private parsed: Promise<x509.X509Certificate> | undefined;
+  readonly rootPem: string;
 
   private constructor(
-    readonly cert: x509.X509Certificate,
+    /** The root as read from its DER. */
+    readonly root: CaDer,
     private readonly key: CryptoKey,
     private readonly signingAlgorithm: Algorithm | EcdsaParams,
-  ) {}
+  ) {
+    this.rootPem = withNewline(derToPem(root.der, "CERTIFICATE"));
+  }
+
+  /** The root's serial number in hex. */
+  get serialNumber(): string {
+    return this.root.serialHex;
+  }
+
+  /** The root as an @peculiar/x509 certificate (loads x509). */
+  x509Cert(): Promise<x509.X509Certificate> {
+    this.parsed ??= loadX509().then((x) => new x.X509Certificate(new Uint8Array(this.root.der)));
+    return this.parsed;
+  }
+
+  private authorityKeyId(): Promise<Uint8Array> {
+    this.akid ??= authorityKeyIdOf(this.root);
+    return this.akid;
+  }
 
   /** A fresh self-signed ECDSA P-256 root (dev CA, test CAs). */
   static async generate(
@@ -86,7 +112,11 @@ export class CertificateAuthority implements LeafIssuer {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    return new CertificateAuthority(cert, keys.privateKey, EC_P256);
+    return new CertificateAuthority(
+      readCaDer(new Uint8Array(cert.rawData)),
+      keys.privateKey,
+      EC_P256,
+    );
   }
 
   /**
@@ -99,17 +129,15 @@ export class CertificateAuthority implements LeafIssuer {
     opts: { nowMs?: number; source?: string } = {},
   ): Promise<CertificateAuthority> {
     const src = opts.source ?? "CA";
-    await loadX509(); // _ca_checks imports x509 statically: polyfill first (x509_loader.ts)
-    const { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } = await import(
-      "./_ca_checks.ts"
-    );
     const cert = parseCaCert(certPem, src);
     checkCaShape(cert, src, opts.nowMs ?? Date.now());
     const alg = signingAlgorithmOf(cert, src);
     const key = await importCaKey(keyPem, alg, src);
     const probe = crypto.getRandomValues(new Uint8Array(32));
     const sig = await crypto.subtle.sign(alg, key, probe);
-    const pub = await cert.publicKey.export(alg, ["verify"]);
+    const pub = await crypto.subtle.importKey("spki", new Uint8Array(cert.spki), alg, true, [
+      "verify",
+    ]);
     if (!(await crypto.subtle.verify(alg, pub, sig, probe))) {
       throw new WeftError(
         "ca_key_mismatch",
@@ -118,10 +146,6 @@ export class CertificateAuthority implements LeafIssuer {
       );
     }
     return new CertificateAuthority(cert, key, alg);
-  }
-
-  get rootPem(): string {
-    return withNewline(this.cert.toString("pem"));
   }
 
   /** The CA key as PKCS#8 PEM: only for writing the auto-mode state and test kits. */
@@ -135,22 +159,33 @@ export class CertificateAuthority implements LeafIssuer {
     const ttlMs = checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS);
     const now = opts.nowMs ?? Date.now();
     const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
-    const cert = await this.sign({
-      publicKey: keys.publicKey,
-      sans: [{ type: "url", value: identity }],
-      notBefore: new Date(now - CLOCK_SKEW_MS),
-      notAfter: notAfterFor(now, ttlMs),
-    });
-    const certPem = withNewline(cert.toString("pem"));
+    // X.509 times have 1 s resolution: the dates returned are the ones in the certificate.
+    const notBefore = new Date(Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000);
+    const notAfter = notAfterFor(now, ttlMs);
+    const serial = randomSerialHex();
+    const der = await signLeafDer(
+      this.root,
+      await this.authorityKeyId(),
+      this.key,
+      this.signingAlgorithm,
+      {
+        serialHex: serial,
+        notBefore,
+        notAfter,
+        spki: new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey)),
+        uris: [identity],
+      },
+    );
+    const certPem = withNewline(derToPem(der, "CERTIFICATE"));
     return {
       identity,
       certPem,
       keyPem: withNewline(pkcs8Pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey))),
       chainPem: certPem,
       rootsPem: this.rootPem,
-      serial: cert.serialNumber,
-      notBefore: cert.notBefore,
-      notAfter: cert.notAfter,
+      serial,
+      notBefore,
+      notAfter,
       issuedAt: new Date(now),
     };
   }
@@ -202,11 +237,12 @@ export class CertificateAuthority implements LeafIssuer {
   /** Sign an arbitrary end-entity certificate. No identity checks: callers own the shape. */
   async sign(spec: LeafSpec): Promise<x509.X509Certificate> {
     const x509 = await loadX509();
-    this.aki ??= authorityKeyId(x509, this.cert);
+    const root = await this.x509Cert();
+    const akid = Buffer.from(await this.authorityKeyId()).toString("hex");
     return await x509.X509CertificateGenerator.create({
       serialNumber: randomSerialHex(),
       subject: "",
-      issuer: this.cert.subjectName,
+      issuer: root.subjectName,
       notBefore: spec.notBefore,
       notAfter: spec.notAfter,
       publicKey: spec.publicKey,
@@ -221,7 +257,7 @@ export class CertificateAuthority implements LeafIssuer {
         ]),
         // Critical because the subject is empty (RFC 5280 §4.2.1.6).
         new x509.SubjectAlternativeNameExtension([...spec.sans], true),
-        await this.aki,
+        new x509.AuthorityKeyIdentifierExtension(akid),
       ],
     });
   }
@@ -237,13 +273,4 @@ function checkTtl(ttlMs: number): number {
     throw new WeftError("ttl_invalid", `Cannot issue certificate: ttl ${ttlMs} ms is below 1 s`);
   }
   return ttlMs;
-}
-
-async function authorityKeyId(
-  x509: typeof import("./_x509.ts").x509,
-  ca: x509.X509Certificate,
-): Promise<x509.Extension> {
-  const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
-  if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
-  return await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey);
 }

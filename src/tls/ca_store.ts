@@ -97,7 +97,7 @@ async function createCa(
   );
   await writeAtomic(stateDir, keyPath, await ca.exportKeyPem(), 0o600);
   await writeAtomic(stateDir, certPath, ca.rootPem, 0o644);
-  log.info("dev CA created", { stateDir, serial: ca.cert.serialNumber });
+  log.info("dev CA created", { stateDir, serial: ca.serialNumber });
 }
 
 async function writeAtomic(dir: string, path: string, text: string, mode: number): Promise<void> {

@@ -21,7 +21,7 @@ Deno.test("auto mode: creates ca-cert.pem + ca-key.pem (0600) once and reuses th
     assert.equal((await Deno.stat(`${state}/${CA_KEY_FILE}`)).mode! & 0o777, 0o600);
     assert.equal(await Deno.readTextFile(`${state}/${CA_CERT_FILE}`), a.rootPem);
     const b = await openCa({ mode: "auto", stateDir: state });
-    assert.equal(b.cert.serialNumber, a.cert.serialNumber);
+    assert.equal(b.serialNumber, a.serialNumber);
     // The reloaded CA signs leaves the first one's root verifies.
     const leaf = await b.issueLeaf(ID);
     assert.ok(new NodeX509(leaf.certPem).verify(new NodeX509(a.rootPem).publicKey));
@@ -34,7 +34,7 @@ Deno.test("auto mode: creates ca-cert.pem + ca-key.pem (0600) once and reuses th
 Deno.test("auto mode: concurrent opens in one process agree on one CA", () =>
   withDir(async (dir) => {
     const cas = await Promise.all([1, 2, 3, 4, 5].map(() => loadOrCreateCa(dir)));
-    assert.equal(new Set(cas.map((c) => c.cert.serialNumber)).size, 1);
+    assert.equal(new Set(cas.map((c) => c.serialNumber)).size, 1);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       CA_CERT_FILE,
       CA_KEY_FILE,
@@ -80,7 +80,7 @@ Deno.test("auto mode: two processes released at the same moment end up with the 
     const s0 = await Deno.readTextFile(`${dir}/serial-0`);
     const s1 = await Deno.readTextFile(`${dir}/serial-1`);
     assert.equal(s0, s1);
-    assert.equal((await loadOrCreateCa(`${dir}/state`)).cert.serialNumber, s0);
+    assert.equal((await loadOrCreateCa(`${dir}/state`)).serialNumber, s0);
   }));
 
 Deno.test("auto mode: a stale lock from a crashed process is broken", () =>
@@ -89,7 +89,7 @@ Deno.test("auto mode: a stale lock from a crashed process is broken", () =>
     const old = new Date(Date.now() - 60_000);
     await Deno.utime(`${dir}/ca.lock`, old, old);
     const ca = await loadOrCreateCa(dir, { lockStaleMs: 1_000 });
-    assert.ok(ca.cert.serialNumber);
+    assert.ok(ca.serialNumber);
   }));
 
 Deno.test("auto mode: a live lock held too long fails with a clear error", () =>

@@ -96,7 +96,7 @@ Deno.test("signCsr: Istio CreateCertificate shape, SAN must equal the caller's i
   assert.deepEqual(names?.map((n) => [n.type, n.value]), [["url", ID]]);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
   assert.deepEqual(new Uint8Array(leaf.publicKey.rawData), spki);
-  assert.ok(await leaf.verify({ publicKey: ca.cert.publicKey, signatureOnly: true }));
+  assert.ok(await leaf.verify({ publicKey: (await ca.x509Cert()).publicKey, signatureOnly: true }));
 
   const other = "spiffe://cluster.local/ns/default/sa/admin";
   await assert.rejects(ca.signCsr(pem, { identity: other }), code("csr_identity_mismatch"));
@@ -145,4 +145,83 @@ Deno.test("fromPem: round-trips a CA and refuses wrong keys, non-CAs, expired ro
     return true;
   });
   await assert.rejects(CertificateAuthority.fromPem("garbage", keyPem), code("ca_cert_invalid"));
+});
+
+Deno.test("issueLeaf from operator CAs (P-384, RSA, no subjectKeyIdentifier): openssl verifies the leaves", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-ca-kinds-" });
+  const sh = async (args: string[]): Promise<string> => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, `openssl ${args.join(" ")}: ${text}`);
+    return text;
+  };
+  try {
+    const kinds: [string, string[], string[]][] = [
+      ["p384", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"], []],
+      ["rsa", ["-newkey", "rsa:2048"], []],
+      ["noski", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], [
+        "-addext",
+        "subjectKeyIdentifier=none",
+      ]],
+    ];
+    for (const [name, key, extra] of kinds) {
+      await sh([
+        "req",
+        "-x509",
+        ...key,
+        "-nodes",
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.pem`,
+        "-days",
+        "2",
+        "-subj",
+        `/O=weft test/CN=${name} root`,
+        "-addext",
+        "basicConstraints=critical,CA:true",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        ...extra,
+      ]);
+      const ca = await CertificateAuthority.fromPem(
+        await Deno.readTextFile(`${dir}/${name}.pem`),
+        await Deno.readTextFile(`${dir}/${name}.key`),
+      );
+      const leaf = await ca.issueLeaf(ID);
+      await Deno.writeTextFile(`${dir}/${name}-leaf.pem`, leaf.certPem);
+      const text = await sh([
+        "verify",
+        "-CAfile",
+        `${name}.pem`,
+        "-purpose",
+        "sslclient",
+        `${name}-leaf.pem`,
+      ]);
+      assert.match(text, /OK/, name);
+      const cert = new NodeX509(leaf.certPem);
+      assert.equal(cert.subjectAltName, `URI:${ID}`, name);
+      assert.equal(cert.issuer, new NodeX509(ca.rootPem).subject, name);
+      // The DER path and @peculiar/x509 agree on the authority key identifier.
+      const viaX509 = await ca.sign({
+        publicKey: await x509.PublicKey.create(
+          new Uint8Array(cert.publicKey.export({ type: "spki", format: "der" })),
+        ),
+        sans: [{ type: "url", value: ID }],
+        notBefore: leaf.notBefore,
+        notAfter: leaf.notAfter,
+      });
+      const aki = (c: x509.X509Certificate): string | undefined =>
+        c.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+      assert.equal(aki(new x509.X509Certificate(leaf.certPem)), aki(viaX509), name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -64,6 +64,7 @@ export function applyResources(
     held.set(d.name, { version: d.version, value: d.value });
     changed = true;
   }
+  if (changed) store.touch(typeUrl);
   return { changed, errors, seen };
 }
 
@@ -75,5 +76,6 @@ export function removeResources(
   const held = store.of(typeUrl);
   let changed = false;
   for (const n of names) changed = held.delete(n) || changed;
+  if (changed) store.touch(typeUrl);
   return changed;
 }

@@ -38,8 +38,11 @@ export interface XdsClientOptions {
    * them (Envoy's initial_fetch_timeout, default 15 s; 0 = forever). */
   readonly initialFetchTimeoutMs?: number;
   readonly initialBackoffMs?: number;
-  /** mTLS to the control plane (plaintext when absent: loopback only). */
+  /** TLS to the control plane: mTLS with a certificate, or server-only TLS with `token`
+   * (plaintext when absent: loopback only). */
   readonly tls?: XdsTlsMaterial;
+  /** Sent as `authorization: Bearer <token>` on the ADS stream. */
+  readonly token?: string;
   /** With tls: the SPIFFE id the control plane must present. */
   readonly serverIdentity?: string;
   readonly maxBackoffMs?: number;
@@ -128,10 +131,13 @@ export class XdsClient {
     const m = mode === "delta"
       ? ADS_SERVICE.DeltaAggregatedResources
       : ADS_SERVICE.StreamAggregatedResources;
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set("authorization", `Bearer ${this.opts.token}`);
     const call = this.client.makeBidiStreamRequest(
       mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
       m.requestSerialize as (v: Outgoing) => Buffer,
       m.responseDeserialize as (b: Buffer) => DiscoveryResponse | DeltaDiscoveryResponse,
+      md,
     );
     this.call = call;
     this.streams++;

@@ -7,6 +7,7 @@ import type * as grpc from "@grpc/grpc-js";
 import * as grpcRuntime from "@grpc/grpc-js";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
+import { WeftError } from "../core/mod.ts";
 import {
   DeltaDiscoveryRequestSchema,
   DeltaDiscoveryResponseSchema,
@@ -86,11 +87,13 @@ export const TLS_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.ssl_target_name_override": "weft-control-plane",
 };
 
-/** PEM material for mTLS between node and control plane (from src/tls). */
+/** PEM material for TLS between node and control plane (from src/tls). Without a certificate
+ * chain and key the client verifies the server only and authenticates by its node token
+ * (istiod's shape: server TLS, a bearer credential). */
 export interface XdsTlsMaterial {
   readonly rootsPem: string;
-  readonly certChainPem: string;
-  readonly keyPem: string;
+  readonly certChainPem?: string;
+  readonly keyPem?: string;
 }
 
 /** The URI SAN (SPIFFE id) of a peer certificate, as node:tls reports it. */
@@ -105,10 +108,11 @@ export function clientCredentials(
   serverIdentity: string | undefined,
 ): grpc.ChannelCredentials {
   if (!tls) return grpcRuntime.credentials.createInsecure();
+  const own = tls.keyPem !== undefined && tls.certChainPem !== undefined;
   return grpcRuntime.credentials.createSsl(
     Buffer.from(tls.rootsPem),
-    Buffer.from(tls.keyPem),
-    Buffer.from(tls.certChainPem),
+    own ? Buffer.from(tls.keyPem!) : null,
+    own ? Buffer.from(tls.certChainPem!) : null,
     {
       checkServerIdentity: (_host, cert) => {
         const id = peerIdentity(cert.subjectaltname);
@@ -119,12 +123,19 @@ export function clientCredentials(
   );
 }
 
-/** Server credentials: mTLS, client certificates required and chained to the roots. */
-export function serverCredentials(tls: XdsTlsMaterial | undefined): grpc.ServerCredentials {
+/** Server credentials: TLS with the control plane's certificate; `clientCerts` (mTLS) requires
+ * client certificates chained to the roots, otherwise callers authenticate by node token. */
+export function serverCredentials(
+  tls: XdsTlsMaterial | undefined,
+  clientCerts = true,
+): grpc.ServerCredentials {
   if (!tls) return grpcRuntime.ServerCredentials.createInsecure();
+  if (tls.keyPem === undefined || tls.certChainPem === undefined) {
+    throw new WeftError("control_plane_tls", "Cannot serve TLS: no certificate and key");
+  }
   return grpcRuntime.ServerCredentials.createSsl(
     Buffer.from(tls.rootsPem),
     [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certChainPem) }],
-    true,
+    clientCerts,
   );
 }

@@ -7,6 +7,17 @@ export interface Held {
 
 export class ResourceStore {
   private readonly types = new Map<string, Map<string, Held>>();
+  private readonly gens = new Map<string, number>();
+
+  /** Bumped on every change of a type (apply.ts): readers that derive something from a whole
+   * type (10 000 Address resources) skip the walk while it is unchanged. */
+  generation(typeUrl: string): number {
+    return this.gens.get(typeUrl) ?? 0;
+  }
+
+  touch(typeUrl: string): void {
+    this.gens.set(typeUrl, this.generation(typeUrl) + 1);
+  }
 
   of(typeUrl: string): Map<string, Held> {
     let m = this.types.get(typeUrl);

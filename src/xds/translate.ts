@@ -3,7 +3,15 @@
  * (their routes, clusters, endpoints and ECDS configs are all present, xds.md §8); a listener
  * whose update is still warming keeps serving its last warm translation.
  */
-import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Subset } from "../core/mod.ts";
+import type {
+  Endpoint,
+  FilterRef,
+  RoutePolicy,
+  Service,
+  ServicePort,
+  Snapshot,
+  Subset,
+} from "../core/mod.ts";
 import type { AddressValue } from "./resources/address.ts";
 import { identityOf } from "./resources/address.ts";
 import type { ClusterValue } from "./resources/cluster.ts";
@@ -15,7 +23,8 @@ import { errorMessage, logger } from "../core/mod.ts";
 
 const log = logger("xds");
 import type { ListenerValue } from "./resources/listener.ts";
-import type { RouteValue } from "./resources/route.ts";
+import type { RouteRule, RouteValue } from "./resources/route.ts";
+import { requestMatchOfRule } from "./resources/route_policy.ts";
 import type { ResourceStore } from "./store.ts";
 import {
   ADDRESS,
@@ -40,6 +49,8 @@ interface Fragment {
   readonly endpoints: readonly Endpoint[];
   readonly subsets: readonly Subset[];
   readonly filters: readonly FilterRef[];
+  /** This port's rules as route policies, when one has a timeout or retries. */
+  readonly routes: readonly RoutePolicy[] | undefined;
 }
 
 export class Translator {
@@ -103,7 +114,7 @@ export class Translator {
       version,
       workloads: addr.workloads,
       services: Object.freeze(
-        this.withAddressServices(merge(frags)).map((s) => {
+        this.withAddressServices(merge(frags, this.merged)).map((s) => {
           const chain = inbound.get(s.hostname);
           return chain ? Object.freeze({ ...s, inboundFilters: Object.freeze(chain) }) : s;
         }),
@@ -118,13 +129,23 @@ export class Translator {
     | {
       readonly names: string[];
       readonly values: AddressValue[];
+      /** Indexes of the service Addresses among `values`. */
+      readonly serviceAt: number[];
       readonly workloads: Snapshot["workloads"];
       readonly byService: ReadonlyMap<string, readonly Endpoint[]>;
       readonly services: Map<AddressValue, Service>;
     }
     | undefined;
 
+  private addressGen: { store: ResourceStore; gen: number } | undefined;
+
   private addresses(store: ResourceStore): NonNullable<Translator["addressMemo"]> {
+    // The same store and no Address change since: not even a walk (a route edit).
+    const gen = store.generation(ADDRESS);
+    if (this.addressMemo && this.addressGen?.store === store && this.addressGen.gen === gen) {
+      return this.addressMemo;
+    }
+    this.addressGen = { store, gen };
     const names: string[] = [];
     const values: AddressValue[] = [];
     for (const [n, a] of store.values<AddressValue>(ADDRESS)) {
@@ -139,6 +160,7 @@ export class Translator {
     return this.addressMemo = {
       names,
       values,
+      serviceAt: values.flatMap((v, i) => v.kind === "service" ? [i] : []),
       workloads: Object.freeze(this.workloads(store)),
       byService: this.endpointsByService(store),
       services: new Map(),
@@ -161,8 +183,9 @@ export class Translator {
   private withAddressServices(services: Service[]): Service[] {
     const have = new Set(services.map((s) => s.hostname));
     const memo = this.addressMemo!;
-    memo.values.forEach((a, i) => {
-      if (a.kind !== "service" || have.has(a.hostname)) return;
+    for (const i of memo.serviceAt) {
+      const a = memo.values[i]!;
+      if (a.kind !== "service" || have.has(a.hostname)) continue;
       let svc = memo.services.get(a);
       if (!svc) {
         svc = Object.freeze({
@@ -179,7 +202,7 @@ export class Translator {
         memo.services.set(a, svc);
       }
       services.push(svc);
-    });
+    }
     return services;
   }
 
@@ -216,6 +239,9 @@ export class Translator {
     }
     return out;
   }
+
+  /** Each hostname's merged service with the fragments it was made of (see merge). */
+  private readonly merged = new Map<string, { list: Fragment[]; service: Service }>();
 
   /** Each listener's warm fragment with the resources it was made of: a push that changed one
    * route re-translates that listener only. */
@@ -305,6 +331,14 @@ export class Translator {
         labels: c.subsetLabels,
       })),
       filters,
+      // Every rule in order (the first match decides), once one has a policy.
+      routes: l.kind === "http" && route && split.some((r) => "policy" in r && r.policy)
+        ? split.map((r) => ({
+          match: [requestMatchOfRule((r as RouteRule).match, l.port)],
+          timeoutMs: (r as RouteRule).policy?.timeoutMs,
+          retries: (r as RouteRule).policy?.retries,
+        }))
+        : undefined,
     };
   }
 }
@@ -364,7 +398,13 @@ function pickHost(
     route.virtualHosts.find((v) => v.domains.includes("*"));
 }
 
-function merge(frags: readonly Fragment[]): Service[] {
+/** Fragments → one Service per hostname. A hostname whose fragments are the same objects as in
+ * the last build (`memo`, updated here) keeps its Service object: a route edit re-merges the
+ * services it touched, not all of them. */
+function merge(
+  frags: readonly Fragment[],
+  memo: Map<string, { list: Fragment[]; service: Service }>,
+): Service[] {
   const by = new Map<string, Fragment[]>();
   for (const f of frags) {
     const list = by.get(f.hostname);
@@ -372,7 +412,13 @@ function merge(frags: readonly Fragment[]): Service[] {
     else by.set(f.hostname, [f]);
   }
   const out: Service[] = [];
+  for (const k of memo.keys()) if (!by.has(k)) memo.delete(k);
   for (const [hostname, list] of by) {
+    const held = memo.get(hostname);
+    if (held && held.list.length === list.length && held.list.every((f, i) => f === list[i])) {
+      out.push(held.service);
+      continue;
+    }
     const first = list[0]!;
     const eps = new Map<string, Endpoint>();
     const subsets = new Map<string, Subset>();
@@ -380,7 +426,7 @@ function merge(frags: readonly Fragment[]): Service[] {
       for (const e of f.endpoints) if (!eps.has(e.address)) eps.set(e.address, e);
       for (const s of f.subsets) subsets.set(s.name, s);
     }
-    out.push(Object.freeze({
+    const service: Service = Object.freeze({
       name: first.name,
       namespace: first.namespace,
       hostname,
@@ -390,7 +436,12 @@ function merge(frags: readonly Fragment[]): Service[] {
       subsets: Object.freeze([...subsets.values()]),
       outboundFilters: Object.freeze(list.find((f) => f.filters.length)?.filters ?? []),
       inboundFilters: Object.freeze([]),
-    }));
+      ...(list.some((f) => f.routes)
+        ? { routes: Object.freeze(list.flatMap((f) => f.routes ?? [])) }
+        : {}),
+    });
+    memo.set(hostname, { list, service });
+    out.push(service);
   }
   return out;
 }

@@ -82,6 +82,8 @@ export function meshDocs(mesh: R): R[] {
                 ...(routes.length > 1 ? { weight: d.weight ?? 1 } : {}),
               })),
               ...(r.fault ? { fault: r.fault } : {}),
+              ...(r.timeout ? { timeout: r.timeout } : {}),
+              ...(r.retries ? { retries: r.retries } : {}),
             };
           }),
         },

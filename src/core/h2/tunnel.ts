@@ -145,16 +145,18 @@ export class H2Session extends H2Base implements StreamHost {
     let ok = true;
     const whole = Math.min(s.sendWindow.available, this.connSend.available, this.peerMaxFrameSize);
     if (p.offset === 0 && p.chunk.length <= SMALL_FRAME && p.chunk.length <= whole) {
-      // Small writes (request/response traffic): one buffer, one socket write, no cork.
+      // Small writes (request/response traffic): header and payload in one buffer, queued with
+      // the other frames of this turn (write()).
       const n = p.chunk.length;
       const out = new Uint8Array(9 + n);
       writeFrameHeader(out, n, FrameType.DATA, 0, s.id);
       out.set(p.chunk, 9);
-      ok = this.socket.write(out);
+      this.write(out);
+      ok = !this.socket.writableNeedDrain && this.queuedBytes < this.hwm;
       p.offset = n;
       s.sendWindow.available -= n;
       this.connSend.available -= n;
-    }
+    } else ok = this.flushOut(); // queued frames first: order on the wire is order of writes
     this.socket.cork(); // header + payload leave in one TLS record write
     while (p.offset < p.chunk.length) {
       const n = Math.min(
@@ -422,8 +424,11 @@ export class H2Session extends H2Base implements StreamHost {
     const s = new H2Stream(this, id, this.peerInitialWindow, this.streamWindow, this.hwm);
     // A peer reset destroys the stream with an error, possibly before its owner listens: that
     // must never become an uncaught 'error' event. Owners still see errors via their listeners.
-    s.on("error", () => {});
+    s.on("error", ignore);
     this.streams.set(id, s);
     return s;
   }
 }
+
+/** One shared no-op listener (a closure per stream would cost a function object each). */
+function ignore(): void {}

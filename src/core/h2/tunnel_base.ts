@@ -3,6 +3,7 @@
  * connection windows, socket writes with drain tracking, PING, GOAWAY drain and teardown.
  * Frame semantics live in tunnel.ts.
  */
+import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { WeftError } from "../errors.ts";
 import { HpackDecoder } from "./hpack.ts";
@@ -23,6 +24,9 @@ import {
 } from "./frames.ts";
 import type { H2Stream } from "./tunnel_stream.ts";
 import { FloodGuard, type H2Limits } from "./limits.ts";
+
+/** Queued frames past this size are written at once rather than at the end of the turn. */
+const FLUSH_AT_BYTES = 64 * 1024;
 
 /** Header fields by lower-case name (repeated fields joined with ", "). */
 export type Headers = Record<string, string>;
@@ -102,6 +106,13 @@ export abstract class H2Base implements FrameSink {
   #pings: ((rttMs: number) => void)[] = [];
   #pingSent = 0;
   #resolveClosed!: () => void;
+  /** Frames written this turn, sent together by `flushOut` (one TLS record, one syscall). */
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushQueued = false;
+  readonly #flushCb = (): void => {
+    if (this.#flushQueued) this.flushOut();
+  };
 
   constructor(socket: Duplex, role: "client" | "server", opts: H2SessionOptions) {
     this.socket = socket;
@@ -137,7 +148,10 @@ export abstract class H2Base implements FrameSink {
     });
     socket.on("error", (err: Error) => this.#teardown(err));
     socket.on("close", () => this.#teardown(null));
-    socket.on("end", () => socket.end());
+    socket.on("end", () => {
+      this.flushOut();
+      socket.end();
+    });
     if (opts.keepalive) this.#startKeepalive(opts.keepalive.intervalMs, opts.keepalive.timeoutMs);
     const first = opts.initialBytes;
     // After the caller registered its handler (the constructor returns first).
@@ -219,14 +233,52 @@ export abstract class H2Base implements FrameSink {
     for (const r of this.#pings.splice(0)) r(rtt);
   }
 
+  /**
+   * Queue a frame; everything queued in this turn of the event loop leaves in one socket write
+   * (setImmediate: after the I/O callbacks of this turn). A burst of requests on many tunnels
+   * of one session (hey's 10 connections tick together) then costs one TLS record and one
+   * syscall here and one read on the peer, instead of one each.
+   */
   protected write(bytes: Uint8Array): void {
-    if (!this.closedSocket && !this.socket.writableEnded) this.socket.write(bytes);
+    if (this.closedSocket || this.socket.writableEnded) return;
+    this.#out.push(bytes);
+    this.#outBytes += bytes.length;
+    if (this.#outBytes >= FLUSH_AT_BYTES) this.flushOut();
+    else if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      setImmediate(this.#flushCb);
+    }
+  }
+
+  /** Bytes queued by `write` and not yet handed to the socket. */
+  protected get queuedBytes(): number {
+    return this.#outBytes;
+  }
+
+  /** Hand the queued frames to the socket now (before a direct write, an end or a destroy
+   * that must not overtake them). Returns the socket's write() verdict. */
+  protected flushOut(): boolean {
+    this.#flushQueued = false;
+    if (this.#out.length === 0) return !this.socket.writableNeedDrain;
+    const chunk = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out, this.#outBytes);
+    this.#out = [];
+    this.#outBytes = 0;
+    // Not `closedSocket`: teardown sends what was queued before it (GOAWAY) on its way out.
+    if (this.socket.destroyed || this.socket.writableEnded) return true;
+    const ok = this.socket.write(chunk);
+    // Writers told to wait for room while their bytes were only queued here: there is room.
+    if (ok && this.drainWaiters.length > 0) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const cb of w) cb();
+    }
+    return ok;
   }
 
   /** A frame we owe the peer in answer to its own (ACKs, refusals): a peer that keeps asking
    * without reading cannot make us queue without bound. */
   protected answer(bytes: Uint8Array): void {
-    if (this.socket.writableLength > this.guard.limits.maxQueuedBytes) {
+    if (this.socket.writableLength + this.#outBytes > this.guard.limits.maxQueuedBytes) {
       throw new H2ProtocolError(ErrorCode.ENHANCE_YOUR_CALM, "peer does not read our answers");
     }
     this.write(bytes);
@@ -250,7 +302,10 @@ export abstract class H2Base implements FrameSink {
   }
 
   protected afterStreamGone(): void {
-    if (this.draining && this.streams.size === 0 && !this.closedSocket) this.socket.end();
+    if (this.draining && this.streams.size === 0 && !this.closedSocket) {
+      this.flushOut();
+      this.socket.end();
+    }
   }
 
   #onBytes(chunk: Uint8Array): void {
@@ -293,6 +348,7 @@ export abstract class H2Base implements FrameSink {
     this.blocked.clear();
     for (const cb of this.drainWaiters.splice(0)) cb(reason);
     if (first) {
+      this.flushOut(); // our last frames (GOAWAY) go out as they did before queueing
       if (flush && !this.socket.writableEnded) {
         this.socket.once("finish", () => this.socket.destroy());
         this.socket.end();

@@ -6,7 +6,7 @@
  * two chained instances: `faultStages` splits a config with both into a delay stage followed by
  * an abort stage (each drawn independently, as Envoy does).
  */
-import { Checker, parseDurationMs, parseFault, Problems } from "../../istio/mod.ts";
+import { Checker, type HttpFault, parseDurationMs, parseFault, Problems } from "../../istio/mod.ts";
 import { checkKeys, isRecord, problemsError } from "./convert_util.ts";
 
 export type Denominator = "HUNDRED" | "TEN_THOUSAND" | "MILLION";
@@ -59,6 +59,11 @@ export function faultConfigFromIstio(fault: unknown): FaultPluginConfig {
   const problems = new Problems();
   const f = parseFault(new Checker(problems), "fault", fault);
   if (!problems.ok) throw problemsError("fault", problems.list);
+  return faultConfigFromHttpFault(f);
+}
+
+/** A parsed Istio fault → plugin config. */
+export function faultConfigFromHttpFault(f: HttpFault): FaultPluginConfig {
   const out: { -readonly [K in keyof FaultPluginConfig]: FaultPluginConfig[K] } = {};
   if (f.delay) {
     out.delay = { fixedDelayMs: f.delay.fixedDelayMs, percentage: perMillion(f.delay.percent) };

@@ -1,5 +1,5 @@
 /**
- * Converters from Istio / Envoy config to the JSON configs of weft's first-party plugins
+ * Converters from Istio config (parsed by src/istio) and Envoy config to the JSON configs of weft's first-party plugins
  * (plugins/authz, plugins/traffic-split, plugins/fault). Pure functions over `unknown` input,
  * path-qualified errors (WeftError code `config_invalid`). May import: src/core (via mod.ts).
  */
@@ -7,7 +7,7 @@ export { authorizationPolicyFromIstio, authzConfigFromPolicies } from "./authz_c
 export type { AuthzPluginConfig, AuthzPluginPolicy } from "./authz_config.ts";
 export { authzConfigFromEnvoyRbac } from "./rbac_config.ts";
 export {
-  serviceFqdn,
+  splitConfigFromRoutes,
   splitConfigFromVirtualService,
   subsetsFromDestinationRule,
 } from "./split_config.ts";
@@ -22,6 +22,7 @@ export type {
 export {
   durationMs,
   faultConfigFromEnvoy,
+  faultConfigFromHttpFault,
   faultConfigFromIstio,
   faultStages,
   GRPC_CODES,

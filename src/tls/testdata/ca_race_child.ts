@@ -12,4 +12,4 @@ const reader = Deno.stdin.readable.getReader();
 await reader.read();
 reader.releaseLock();
 const ca = await loadOrCreateCa(stateDir);
-await Deno.writeTextFile(out, ca.cert.serialNumber);
+await Deno.writeTextFile(out, ca.serialNumber);

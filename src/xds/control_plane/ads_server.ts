@@ -27,6 +27,9 @@ interface TypeSub {
   names: Set<string>;
   /** Delta: name → version the client holds. */
   held: Map<string, string>;
+  /** Delta: the resource map the client was last brought up to date with, removals included
+   * (the control plane reuses a type's map while nothing of that type changed). */
+  syncedWith: ReadonlyMap<string, unknown> | undefined;
   /** SotW. */
   lastNonce: string;
   lastVersion: string | undefined;
@@ -58,6 +61,7 @@ export class AdsServerStream {
           named: false,
           names: new Set(),
           held: new Map(),
+          syncedWith: undefined,
           lastNonce: "",
           lastVersion: undefined,
           ackedVersion: "",
@@ -124,6 +128,7 @@ export class AdsServerStream {
   onDelta(req: DeltaDiscoveryRequest): void {
     if (!this.nodeId) this.nodeId = req.node?.id ?? "";
     const s = this.sub(req.typeUrl);
+    s.syncedWith = undefined; // the subscription or what the client holds may change here
     for (const [n, v] of Object.entries(req.initialResourceVersions)) s.held.set(n, v);
     const forced = new Set<string>();
     for (const n of req.resourceNamesSubscribe) {
@@ -167,6 +172,8 @@ export class AdsServerStream {
     const s = this.sub(t);
     if (!s.everSubscribed) return;
     const all = this.resourcesFor(this.nodeId ?? "").get(t) ?? new Map();
+    // A mesh push over an unchanged type: nothing to compare (10 000 Address resources).
+    if (all === s.syncedWith && forced.size === 0 && !always) return;
     const inScope = (n: string): boolean => s.wildcard || s.names.has(n);
     const resources = [];
     for (const [n, b] of all) {
@@ -184,7 +191,8 @@ export class AdsServerStream {
         }
       }
       for (const n of forced) if (!all.has(n) && !removed.includes(n)) removed.push(n);
-    }
+      s.syncedWith = all;
+    } else s.syncedWith = undefined;
     if (resources.length === 0 && removed.length === 0 && !always) return;
     xdsPushes.inc({ url: t });
     this.send(create(DeltaDiscoveryResponseSchema, {

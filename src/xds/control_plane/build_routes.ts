@@ -26,6 +26,8 @@ const ALL: MeshRoute = {
   match: [],
   route: [{ host: "", subset: undefined, port: undefined, weight: 1 }],
   fault: undefined,
+  timeoutMs: undefined,
+  retries: undefined,
 };
 
 type StringMatcher = { matchPattern: { case: "exact" | "prefix"; value: string } } | {
@@ -95,6 +97,7 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
       action: {
         case: "route" as const,
         value: {
+          ...routePolicy(r),
           clusterSpecifier: r.route.length === 1
             ? { case: "cluster" as const, value: cluster(r.route[0]!) }
             : {
@@ -111,6 +114,38 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
     name: listenerName(s, port),
     virtualHosts: [{ name: listenerName(s, port), domains, routes }],
   });
+}
+
+/** Istio's route `timeout` (istiod sends 0s, disabled, when unset: Envoy's own default is 15 s)
+ * and `retries` as Envoy's RouteAction fields; status codes in retryOn become
+ * retriable-status-codes, as istiod converts them. */
+function routePolicy(r: MeshRoute) {
+  const retries = r.retries;
+  const codes = retries?.retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number) ?? [];
+  const named = retries?.retryOn.filter((c) => !/^\d{3}$/.test(c)) ?? [];
+  return {
+    timeout: durationOf(r.timeoutMs ?? 0),
+    ...(retries
+      ? {
+        retryPolicy: {
+          retryOn: [...named, ...(codes.length ? ["retriable-status-codes"] : [])].join(","),
+          numRetries: retries.attempts,
+          retriableStatusCodes: codes,
+          ...(retries.perTryTimeoutMs !== undefined
+            ? { perTryTimeout: durationOf(retries.perTryTimeoutMs) }
+            : {}),
+          ...(retries.backoffMs !== undefined
+            ? {
+              retryBackOff: {
+                baseInterval: durationOf(retries.backoffMs),
+                maxInterval: durationOf(retries.backoffMs * 10),
+              },
+            }
+            : {}),
+        },
+      }
+      : {}),
+  };
 }
 
 /** Percent 0–100 → Envoy FractionalPercent per million. */

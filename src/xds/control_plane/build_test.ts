@@ -285,3 +285,52 @@ Deno.test("an incremental rebuild equals a build from scratch, and a route edit 
   const b4 = buildNode(parseMeshSources(s2, cache), "", b3);
   assert.deepEqual(versions(b4), fresh(s2));
 });
+
+Deno.test("control plane: VirtualService sourceLabels is refused with its path (shared route tables)", () => {
+  const text = `apiVersion: v1
+kind: Service
+metadata: { name: r, namespace: ns }
+spec: { clusterIPs: [10.0.0.1], selector: { app: r }, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ns }
+spec:
+  hosts: [r]
+  http:
+    - match: [{ sourceLabels: { app: canary } }]
+      route: [{ destination: { host: r } }]`;
+  assert.throws(
+    () => parseMesh(text),
+    /VirtualService ns\/r: spec\.http\[0\]\.match\[0\]\.sourceLabels: not supported by weft's control plane/,
+  );
+});
+
+Deno.test("an incremental rebuild equals a build from scratch when services come and go and inbound listeners appear", () => {
+  const docs = meshYaml(10).split(/^---\s*$/m).filter((d) => d.trim());
+  const isDb = (d: string) => /kind: Service\b/.test(d) && /name: db\b/.test(d);
+  const httpPolicy = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: get-only, namespace: default }
+spec: { selector: { matchLabels: { app: echo } }, rules: [{ to: [{ operation: { methods: [GET] } }] }] }`;
+  const variants = [
+    docs.join("---\n"),
+    docs.filter((d) => !isDb(d)).join("---\n"), // a service goes
+    [...docs, httpPolicy].join("---\n"), // it comes back; an HTTP policy: inbound listeners
+    docs.join("---\n"), // the policy goes: its inbound listeners too
+  ];
+  const sorted = (r: ReturnType<typeof buildNode>) =>
+    [...r].map(([t, m]) => [t, [...m].map(([n, b]) => `${n}@${b.version}`).sort()]);
+  const cache = new Map();
+  let prev: ReturnType<typeof buildNode> | undefined;
+  for (const [i, text] of variants.entries()) {
+    const built = buildNode(parseMeshSources([{ file: "m.yaml", text }], cache), "", prev);
+    const fresh = buildNode(parseMeshSources([{ file: "m.yaml", text }]), "");
+    assert.deepEqual(sorted(built), sorted(fresh), `variant ${i}`);
+    const names = [...built.get(LISTENER)!.keys()];
+    assert.equal(names.some((n) => n.startsWith("inbound|")), i === 2, `variant ${i}`);
+    assert.equal(names.some((n) => n.startsWith("db.")), i !== 1, `variant ${i}`);
+    prev = built;
+  }
+  assert.ok([...prev!.get(LISTENER)!.keys()].every((n) => !n.startsWith("inbound|")));
+});

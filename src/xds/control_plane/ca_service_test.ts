@@ -58,7 +58,7 @@ Deno.test("control plane CA: CreateCertificate signs only for the node hosting t
       leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => n.value),
       [id],
     );
-    assert.ok(await leaf.verify({ publicKey: ca.cert.publicKey }));
+    assert.ok(await leaf.verify({ publicKey: (await ca.x509Cert()).publicKey }));
     const denied = await ask(await csr("spiffe://cluster.local/ns/other/sa/intruder"));
     assert.equal(denied.err?.code, grpc.status.PERMISSION_DENIED);
     // db-1 runs on node-b: node-a may not have its certificate, node-b may.

@@ -20,7 +20,7 @@ import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
 import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
-import { createCertificateHandler } from "./ca_service.ts";
+import { callerNode, createCertificateHandler } from "./ca_service.ts";
 import { type Mesh, parseMeshSources } from "./mesh.ts";
 import { readSources, type TextCache, watchSources } from "./sources.ts";
 
@@ -39,8 +39,12 @@ export interface ControlPlaneOptions {
   readonly address: string;
   /** When set, IstioCertificateService/CreateCertificate is served. */
   readonly ca?: CertificateAuthority;
-  /** mTLS (client certificates required); plaintext when absent (loopback only). */
+  /** TLS with this certificate; plaintext when absent (loopback only). */
   readonly tls?: XdsTlsMaterial;
+  /** With `tls`: "mtls" (default) requires client certificates; "token" is istiod's shape:
+   * server TLS only, every ADS stream and CSR authenticated by a node token (MeshConfig
+   * `spec.nodeTokens`). */
+  readonly clientAuth?: "mtls" | "token";
 }
 
 export interface ControlPlane {
@@ -123,8 +127,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
+  const byToken = opts.tls !== undefined && opts.clientAuth === "token";
   const handle = (mode: "delta" | "sotw") => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
     let nodeName = "";
+    if (byToken) {
+      // The token names the node: its claimed name is not trusted.
+      const node = callerNode(call.metadata, mesh.nodeTokens);
+      if (node === undefined) {
+        log.warn("ads stream refused: no valid node token", { peer: call.getPeer() });
+        call.emit("error", {
+          code: grpc.status.UNAUTHENTICATED,
+          details: "send authorization: Bearer <node token> (MeshConfig spec.nodeTokens)",
+        });
+        return;
+      }
+      nodeName = node;
+    }
     const s = new AdsServerStream(mode, () => view(nodeName), (m) => call.write(m));
     streams.add(s);
     call.on("data", (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
@@ -163,7 +181,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       opts.address,
-      serverCredentials(opts.tls),
+      serverCredentials(opts.tls, !byToken),
       (err, p) =>
         err
           ? reject(
@@ -202,10 +220,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     log.info("mesh reloaded", { streams: streams.size });
     return true;
   };
-  let inFlight: Promise<unknown> = Promise.resolve();
-  const unwatch = await watchSources(paths, () => {
-    inFlight = reload().catch((err) => log.error("reload failed", { error: errorMessage(err) }));
-  });
+  // One reload at a time: two interleaved reads could finish out of order and leave the older
+  // files serving. A change seen during a reload runs one more after it.
+  let inFlight: Promise<unknown> | undefined;
+  let again = false;
+  const trigger = (): void => {
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = (async () => {
+      do {
+        again = false;
+        await reload();
+      } while (again);
+    })().catch((err) => log.error("reload failed", { error: errorMessage(err) }))
+      .finally(() => inFlight = undefined);
+  };
+  const unwatch = await watchSources(paths, trigger);
   log.info("control plane listening", { address: `${host}:${port}` });
   return {
     address: `${host}:${port}`,
@@ -213,6 +245,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     streams: () => streams.size,
     close: async () => {
       unwatch();
+      again = false;
       await inFlight; // a reload reading files now finishes before the caller removes them
       // Cancels open streams: clients see UNAVAILABLE/CANCELLED and reconnect elsewhere.
       server.forceShutdown();

@@ -11,6 +11,7 @@ import { errorMessage } from "../../core/mod.ts";
 import { filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
+import { type RulePolicy, rulePolicyOf } from "./route_policy.ts";
 
 /** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
 export type HeaderMatch =
@@ -104,6 +105,8 @@ export interface RouteRule {
    * (its own match, and not any earlier rule's), as Envoy HTTPFault `headers` matchers; `null`
    * when no request can reach it. See route_scope.ts. */
   readonly gate?: readonly EnvoyHeaderGate[] | null;
+  /** RouteAction `timeout` and `retry_policy` (route_policy.ts); absent = neither. */
+  readonly policy?: RulePolicy;
 }
 
 export interface VirtualHostValue {
@@ -149,9 +152,15 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
   if (r.action.case !== "route") return undefined; // redirect/direct_response: not routed by weft
   const spec = r.action.value.clusterSpecifier;
   const overrides = overridesOf(r, what);
+  const policy = rulePolicyOf(r.action.value, what);
+  const withPolicy = <T extends object>(rule: T) => (policy ? { ...rule, policy } : rule);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");
-    return { match: matchOf(r, what), clusters: [{ cluster: spec.value, weight: 1 }], overrides };
+    return withPolicy({
+      match: matchOf(r, what),
+      clusters: [{ cluster: spec.value, weight: 1 }],
+      overrides,
+    });
   }
   if (spec.case === "weightedClusters") {
     const cs = spec.value.clusters.map((c) => {
@@ -164,7 +173,7 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
     if (cs.length === 0 || sum <= 0 || sum > 0xffffffff) {
       throw invalid(what, `weighted_clusters weights must sum to 1..${0xffffffff}, got ${sum}`);
     }
-    return { match: matchOf(r, what), clusters: cs, overrides };
+    return withPolicy({ match: matchOf(r, what), clusters: cs, overrides });
   }
   throw invalid(what, `route action ${spec.case ?? "(none)"} is not supported`);
 }

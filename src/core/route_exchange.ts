@@ -1,0 +1,231 @@
+/**
+ * One HTTP/1.1 request's tries against the upstream under its route's policy (route_policy.ts),
+ * with Envoy's router semantics:
+ *  - `timeout` covers the whole exchange from the moment the request was sent, retries
+ *    included; expiring before a response head answers 504 `upstream request timeout`, after it
+ *    the response is cut (the caller arms `guardResponse`).
+ *  - `perTryTimeout` bounds each try until its response head; an expired try counts as "no
+ *    response" (retried under 5xx, gateway-error and reset).
+ *  - retries only for the conditions named in `retryOn` (Envoy's x-envoy-retry-on meanings):
+ *    5xx = any 5xx or no response (reset, connect failure, per-try timeout); gateway-error =
+ *    502/503/504 or no response; reset = no response; connect-failure; refused-stream (an HTTP/2
+ *    reset: never on an HTTP/1.1 upstream); retriable-4xx = 409; a status code = that status.
+ *  - a request is tried again only if its body can be sent again (`replayable`: no body, or one
+ *    held in memory); the caller streams other bodies once, with the timeout only.
+ *  - between tries Envoy's back-off: fully jittered, doubling from 25 ms (or the route's base),
+ *    at most ten times the base.
+ */
+import type { Buffer } from "node:buffer";
+import { bufferBody } from "./body_buffer.ts";
+import type { LocalResponse } from "./filter_api.ts";
+import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
+import type { Upstream } from "./http1_upstream.ts";
+import { metrics } from "./metrics.ts";
+import type { RetryPolicy, RoutePolicy } from "./route_policy.ts";
+
+const retriesTotal = metrics.counter(
+  "weft_http_upstream_retries_total",
+  "Upstream request retries by the route's retry policy, by what was retried.",
+  ["reason"],
+);
+const timeoutsTotal = metrics.counter(
+  "weft_http_upstream_timeouts_total",
+  "Upstream requests that ran out of their route timeout (504) or a per-try timeout.",
+  ["kind"],
+);
+
+export interface ExchangeSteps {
+  acquire(): Promise<Upstream>;
+  /** Writes the request on `up`; a local response ends the exchange (a streaming filter). */
+  send(up: Upstream): Promise<LocalResponse | undefined>;
+  /** The request can be sent again. */
+  readonly replayable: boolean;
+}
+
+export type ExchangeResult =
+  | {
+    readonly kind: "response";
+    readonly up: Upstream;
+    readonly head: Buffer;
+    /** What is left of the route timeout (undefined: none). */
+    readonly leftMs: number | undefined;
+  }
+  | { readonly kind: "local"; readonly response: LocalResponse; readonly keepAlive: boolean };
+
+export const UPSTREAM_TIMEOUT: LocalResponse = Object.freeze({
+  status: 504,
+  headers: [],
+  body: "upstream request timeout",
+  details: "upstream_response_timeout",
+});
+const CONNECT_FAILURE: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "upstream connect error",
+  details: "upstream_connect_failure",
+});
+const RESET: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "upstream reset",
+  details: "upstream_reset_before_response_started",
+});
+
+type Failure = "connect-failure" | "reset" | "per-try-timeout";
+
+/** Whether `retryOn` allows another try after this failure or response status. */
+export function retriable(retryOn: readonly string[], what: Failure | number): boolean {
+  for (const c of retryOn) {
+    if (typeof what === "number") {
+      if (c === "5xx" && what >= 500) return true;
+      if (c === "gateway-error" && (what === 502 || what === 503 || what === 504)) return true;
+      if (c === "retriable-4xx" && what === 409) return true;
+      if (c === String(what)) return true;
+    } else {
+      if (c === "5xx" || c === "gateway-error") return true;
+      if (c === "reset" && what !== "connect-failure") return true;
+      if (c === "connect-failure" && what === "connect-failure") return true;
+    }
+  }
+  return false;
+}
+
+/** Envoy's retry back-off: fully jittered exponential from the base (default 25 ms), capped at
+ * ten times the base. */
+export function backoffMs(retry: number, baseMs = 25, random = Math.random): number {
+  return random() * Math.min(10 * baseMs, baseMs * 2 ** retry);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function statusOf(head: Buffer): number {
+  // "HTTP/1.1 503 ..." — upstreamHead() checks the head strictly afterwards.
+  return Number(head.subarray(9, 12).toString("latin1"));
+}
+
+/** Reads the response head, or undefined when `ms` passes first (the connection is destroyed). */
+async function headWithin(up: Upstream, ms: number | undefined): Promise<Buffer | null | "late"> {
+  if (ms === undefined) return await up.reader.readHead().catch(() => null);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    up.stream.destroy();
+  }, Math.max(0, ms));
+  try {
+    const head = await up.reader.readHead().catch(() => null);
+    return late ? "late" : head;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promise<ExchangeResult> {
+  const retry: RetryPolicy | undefined = steps.replayable ? policy.retries : undefined;
+  const tries = 1 + (retry?.attempts ?? 0);
+  let deadline: number | undefined;
+  const left = (): number | undefined =>
+    deadline === undefined ? undefined : deadline - performance.now();
+  let staleRetried = false;
+  for (let n = 0; n < tries; n++) {
+    const last = n === tries - 1;
+    let up: Upstream;
+    try {
+      up = await steps.acquire();
+    } catch {
+      if (!last && retriable(retry!.retryOn, "connect-failure")) {
+        if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();
+        retriesTotal.inc({ reason: "connect-failure" });
+        continue;
+      }
+      // A body never sent is still unread on the client connection: close it after answering.
+      return { kind: "local", response: CONNECT_FAILURE, keepAlive: steps.replayable };
+    }
+    try {
+      const local = await steps.send(up);
+      if (local) {
+        up.stream.destroy();
+        return { kind: "local", response: local, keepAlive: false };
+      }
+    } catch (e) {
+      up.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+      throw e;
+    }
+    if (policy.timeoutMs !== undefined) deadline ??= performance.now() + policy.timeoutMs;
+    const overall = left();
+    const perTry = retry?.perTryTimeoutMs;
+    const wait = perTry === undefined ? overall : Math.min(perTry, overall ?? Infinity);
+    const head = await headWithin(up, wait);
+    if (head !== null && head !== "late") {
+      const status = statusOf(head);
+      if (last || !retriable(retry!.retryOn, status)) {
+        return { kind: "response", up, head, leftMs: left() };
+      }
+      up.stream.destroy(); // the answer is not wanted: closing beats draining it
+      if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();
+      retriesTotal.inc({ reason: String(status) });
+      continue;
+    }
+    up.stream.destroy();
+    if (head === "late" && overall !== undefined && left()! <= 0) return timedOut();
+    if (head === "late") timeoutsTotal.inc({ kind: "per_try" });
+    const failure: Failure = head === "late" ? "per-try-timeout" : "reset";
+    // A reused keep-alive connection may have been closed by the upstream: one fresh try more.
+    if (failure === "reset" && up.reused && steps.replayable && !staleRetried) {
+      staleRetried = true;
+      n--;
+      continue;
+    }
+    if (last || !retriable(retry!.retryOn, failure)) {
+      return failure === "per-try-timeout"
+        ? timedOut()
+        : { kind: "local", response: RESET, keepAlive: true };
+    }
+    if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();
+    retriesTotal.inc({ reason: failure });
+  }
+  throw new Error("unreachable: every try returns or continues");
+}
+
+function timedOut(): ExchangeResult {
+  timeoutsTotal.inc({ kind: "route" });
+  return { kind: "local", response: UPSTREAM_TIMEOUT, keepAlive: true };
+}
+
+/** Waits before the next try; false when the route timeout would pass first. */
+async function backoff(
+  n: number,
+  baseMs: number | undefined,
+  left: () => number | undefined,
+): Promise<boolean> {
+  const ms = backoffMs(n, baseMs);
+  const l = left();
+  if (l !== undefined && l <= ms) return false;
+  await sleep(ms);
+  return true;
+}
+
+/** A request body of known length within `maxBytes`, read whole so a retry can send it again;
+ * undefined for any other (it streams once, never retried). */
+export async function bufferForReplay(
+  reader: ByteReader,
+  framing: Framing,
+  maxBytes: number,
+  trailers: Trailer[],
+): Promise<Uint8Array | undefined> {
+  if (framing.kind !== "length" || framing.length > maxBytes) return undefined;
+  return (await bufferBody(reader, framing, maxBytes, trailers)) ?? undefined;
+}
+
+/** After the response head: the rest of the response must come within the route timeout, or
+ * the exchange is cut (Envoy resets the stream). Returns the disarm function. */
+export function guardResponse(
+  deadlineMs: number | undefined,
+  cut: () => void,
+): () => void {
+  if (deadlineMs === undefined) return () => {};
+  const timer = setTimeout(() => {
+    timeoutsTotal.inc({ kind: "route" });
+    cut();
+  }, Math.max(0, deadlineMs));
+  return () => clearTimeout(timer);
+}

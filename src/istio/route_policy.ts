@@ -1,0 +1,88 @@
+/**
+ * VirtualService http routes (as parsed here) → the data path's per-route policies (timeout,
+ * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
+ */
+import type { RequestMatch, RouteStringMatch } from "../core/mod.ts";
+import type { RoutePolicy } from "../core/mod.ts";
+import type { HttpMatch, HttpRoute, IstioStringMatch } from "./types.ts";
+
+function one(m: IstioStringMatch): RouteStringMatch | null {
+  if (m.exact !== undefined) return { exact: m.exact };
+  if (m.prefix !== undefined) return { prefix: m.prefix };
+  if (m.regex !== undefined) return { regex: m.regex };
+  return null; // presence
+}
+
+function map(o: Readonly<Record<string, IstioStringMatch>>) {
+  const keys = Object.keys(o);
+  return keys.length === 0 ? undefined : Object.fromEntries(keys.map((k) => [k, one(o[k]!)]));
+}
+
+export function requestMatchOf(m: HttpMatch): RequestMatch {
+  const out: Record<string, unknown> = {};
+  for (const k of ["uri", "method", "authority", "scheme"] as const) {
+    const v = m[k] ? one(m[k]) : null;
+    if (v) out[k] = v;
+  }
+  if (m.ignoreUriCase) out.ignoreUriCase = true;
+  const headers = map(m.headers);
+  if (headers) out.headers = headers;
+  const without = map(m.withoutHeaders);
+  if (without) out.withoutHeaders = without;
+  const query = map(m.queryParams);
+  if (query) out.queryParams = query;
+  if (m.port !== undefined) out.port = m.port;
+  if (m.sourceLabels) out.sourceLabels = m.sourceLabels;
+  return out as RequestMatch;
+}
+
+/** The distinct `sourceLabels` selectors of a route list (empty: no route depends on the
+ * source). */
+export function sourceSelectors(routes: readonly HttpRoute[]): Readonly<Record<string, string>>[] {
+  const seen = new Map<string, Readonly<Record<string, string>>>();
+  for (const r of routes) {
+    for (const m of r.match) {
+      if (m.sourceLabels) {
+        seen.set(JSON.stringify(Object.entries(m.sourceLabels).sort()), m.sourceLabels);
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/** The routes as a source with `labels` has them (Istio builds them per proxy): match blocks
+ * whose sourceLabels the source lacks are dropped, a route left without blocks is dropped, the
+ * rest lose their sourceLabels. */
+export function routesForSource(
+  routes: readonly HttpRoute[],
+  labels: Readonly<Record<string, string>>,
+): HttpRoute[] {
+  const out: HttpRoute[] = [];
+  for (const r of routes) {
+    if (r.match.length === 0) {
+      out.push(r);
+      continue;
+    }
+    const kept = r.match.filter((m) =>
+      !m.sourceLabels || Object.entries(m.sourceLabels).every(([k, v]) => labels[k] === v)
+    );
+    if (kept.length === 0) continue;
+    out.push({ ...r, match: kept.map((m) => ({ ...m, sourceLabels: undefined })) });
+  }
+  return out;
+}
+
+/** Every route in order (first match wins), or undefined when none has a timeout or retries. */
+export function routePolicies(routes: readonly HttpRoute[]): RoutePolicy[] | undefined {
+  if (!routes.some((r) => r.timeoutMs !== undefined || r.retries !== undefined)) return undefined;
+  return routes.map((r) => ({
+    match: r.match.map(requestMatchOf),
+    timeoutMs: r.timeoutMs,
+    retries: r.retries && {
+      attempts: r.retries.attempts,
+      perTryTimeoutMs: r.retries.perTryTimeoutMs,
+      retryOn: r.retries.retryOn,
+      ...(r.retries.backoffMs !== undefined ? { backoffBaseMs: r.retries.backoffMs } : {}),
+    },
+  }));
+}

@@ -1,0 +1,88 @@
+/**
+ * RouteAction `timeout` and `retry_policy` → the data path's per-route policy
+ * (src/core/route_policy.ts), and a rule's match → the policy's request match. Conditions weft's
+ * proxy does not implement (istiod's default sends gRPC-status ones: unavailable, cancelled) are
+ * left out rather than NACKed, so the rest of the policy applies.
+ */
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { RouteAction } from "../gen/envoy/config/route/v3/route_components_pb.ts";
+import {
+  type RequestMatch,
+  RETRY_CONDITIONS,
+  type RetryPolicy,
+  type RouteStringMatch,
+} from "../../core/mod.ts";
+import { invalid } from "./resource_type.ts";
+import type { HeaderMatch, RouteMatch } from "./route.ts";
+
+export interface RulePolicy {
+  readonly timeoutMs: number | undefined;
+  readonly retries: RetryPolicy | undefined;
+}
+
+function ms(d: Duration | undefined): number | undefined {
+  if (!d) return undefined;
+  return Number(d.seconds) * 1000 + d.nanos / 1e6;
+}
+
+const KNOWN: readonly string[] = RETRY_CONDITIONS;
+
+export function rulePolicyOf(a: RouteAction, what: string): RulePolicy | undefined {
+  const t = ms(a.timeout);
+  if (t !== undefined && (!Number.isFinite(t) || t < 0)) throw invalid(what, "negative timeout");
+  const timeoutMs = t ? t : undefined; // 0 = disabled (istiod's default)
+  const rp = a.retryPolicy;
+  let retries: RetryPolicy | undefined;
+  if (rp) {
+    const on: string[] = [];
+    for (const c of rp.retryOn.split(",").map((x) => x.trim())) {
+      if (KNOWN.includes(c)) on.push(c);
+      else if (c === "retriable-status-codes") on.push(...rp.retriableStatusCodes.map(String));
+    }
+    const attempts = rp.numRetries ?? 1; // Envoy's default
+    const perTry = ms(rp.perTryTimeout);
+    const base = ms(rp.retryBackOff?.baseInterval);
+    if (attempts > 0 && on.length > 0) {
+      retries = {
+        attempts: Math.min(attempts, 100),
+        perTryTimeoutMs: perTry ? perTry : undefined,
+        retryOn: on,
+        ...(base ? { backoffBaseMs: base } : {}),
+      };
+    }
+  }
+  return timeoutMs === undefined && retries === undefined ? undefined : { timeoutMs, retries };
+}
+
+function one(m: HeaderMatch): RouteStringMatch | null {
+  if ("exact" in m) return { exact: m.exact };
+  if ("prefix" in m) return { prefix: m.prefix };
+  if ("regex" in m) return { regex: m.regex };
+  return null;
+}
+
+function map(o: Readonly<Record<string, HeaderMatch>> | undefined) {
+  return o && Object.fromEntries(Object.entries(o).map(([k, v]) => [k, one(v)]));
+}
+
+/** A rule's match (one Envoy route) on the listener's `port`. */
+export function requestMatchOfRule(m: RouteMatch, port: number): RequestMatch {
+  const uri: RouteStringMatch | undefined = m.path !== undefined
+    ? { exact: m.path }
+    : m.regex !== undefined
+    ? { regex: m.regex }
+    : m.prefix
+    ? { prefix: m.prefix }
+    : undefined;
+  const out: Record<string, unknown> = { port };
+  if (uri) out.uri = uri;
+  if (m.ignoreUriCase) out.ignoreUriCase = true;
+  for (const k of ["method", "authority", "scheme"] as const) {
+    const v = m[k] ? one(m[k]) : null;
+    if (v) out[k] = v;
+  }
+  if (m.headers) out.headers = map(m.headers);
+  if (m.withoutHeaders) out.withoutHeaders = map(m.withoutHeaders);
+  if (m.queryParams) out.queryParams = map(m.queryParams);
+  return out as RequestMatch;
+}
