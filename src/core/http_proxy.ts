@@ -13,53 +13,29 @@
  * - `dialUpstream(route?)`: opens a connection to the upstream (or to the route a filter chose);
  *   idle upstream connections are kept per route and reused (keep-alive).
  * Per request: parse and request chain (http1_request.ts: local response / delay / route, body
- * buffered for body filters) → `forward` here (the upstream exchange with the filters' header
- * changes and the request body as the chain asks) → response phase (http1_response.ts) →
+ * buffered for body filters) → upstream exchange (http1_forward.ts: the filters' header changes,
+ * the request body as the chain asks, the route's timeout and retries) → response phase
+ * (http1_response.ts) →
  * accounting (http_access.ts). Bodies without body filters stream through with their framing.
  * HTTP/2 with prior knowledge (h2c, as inside HBONE) is detected by its preface and served by
  * http2_downstream.ts with the same chain and upstream pool.
  */
 import type { Duplex } from "node:stream";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
-import { isH2, setNoDelay, writeLocal, writeWithBackpressure } from "./http_io.ts";
-import type {
-  Direction,
-  HttpRequestContext,
-  LocalResponse,
-  PeerInfo,
-  RouteChoice,
-} from "./filter_api.ts";
+import { isH2, setNoDelay, writeLocal } from "./http_io.ts";
+import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { RoutePolicy } from "./route_policy.ts";
-import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import {
-  bad,
-  ByteReader,
-  copyBody,
-  type Framing,
-  httpErrorStatus,
-  serializeHead,
-  type Trailer,
-} from "./http1_codec.ts";
+import { bad, ByteReader, type Framing, httpErrorStatus, type Trailer } from "./http1_codec.ts";
 import { nextRequestId, type RequestDeps, serveRequest } from "./http1_request.ts";
 import { type ConnState, respondH1, type ResponseDeps } from "./http1_response.ts";
+import { type ForwardDeps, forwardRequest } from "./http1_forward.ts";
 import { countRequest } from "./http_access.ts";
-import { requestTrailers, TrailersReply } from "./trailers.ts";
 import { Http1UpstreamPool, type Upstream } from "./http1_upstream.ts";
-import {
-  chunkedWithTrailers,
-  DEFAULT_MAX_BUFFERED_BODY_BYTES,
-  setBufferedLength,
-} from "./body_buffer.ts";
-import {
-  requestChunkCall,
-  requestStreamers,
-  setStreamedFraming,
-  streamBody,
-} from "./body_stream.ts";
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES } from "./body_buffer.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
@@ -101,6 +77,7 @@ export class HttpProxy {
   private readonly maxBody: number;
   private readonly responseDeps: ResponseDeps;
   private readonly requestDeps: RequestDeps;
+  private readonly forwardDeps: ForwardDeps;
 
   constructor(readonly opts: HttpProxyOptions) {
     this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
@@ -111,6 +88,12 @@ export class HttpProxy {
       draining: () => this.draining,
       count: (status, ctx) => this.count(status, ctx),
       release: (up) => this.upstreams.release(up),
+    };
+    this.forwardDeps = {
+      ...this.responseDeps,
+      acquire: (route) => this.upstreams.acquire(route),
+      routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
+      respond: (...a) => this.respond(...a),
     };
     this.requestDeps = {
       ...this.responseDeps,
@@ -182,7 +165,8 @@ export class HttpProxy {
     return serveRequest(this.requestDeps, down, reader, raw, peer, state);
   }
 
-  private async forward(
+  /** The upstream exchange (http1_forward.ts). */
+  private forward(
     down: Duplex,
     reader: ByteReader,
     ctx: HttpRequestContext,
@@ -193,150 +177,18 @@ export class HttpProxy {
     state: ConnState,
     reqTrailers: Trailer[],
   ): Promise<boolean> {
-    const buffered = ctx.requestBody;
-    // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
-    const onReqTrailers = requestTrailers(chain, ctx);
-    let bufTrailers: Trailer[] = [];
-    try {
-      if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
-    } catch (e) {
-      if (!(e instanceof TrailersReply)) throw e;
-      this.count(e.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, e.response, false); // the rest of the request is not read
-    }
-    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
-    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
-    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
-    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-    const reqHead = serializeHead(
-      `${ctx.method} ${ctx.path} HTTP/1.1`,
-      ctx.requestHeaders.entries(),
+    return forwardRequest(
+      this.forwardDeps,
+      down,
+      reader,
+      ctx,
+      reqFraming,
+      route,
+      keepAlive,
+      chain,
+      state,
+      reqTrailers,
     );
-    const send = async (u: Upstream, body = buffered): Promise<LocalResponse | undefined> => {
-      if (body) {
-        const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;
-        u.stream.write(Buffer.concat([reqHead, all]));
-      } else if (streamers.length) {
-        u.stream.write(reqHead);
-        return await streamBody(
-          reader,
-          reqFraming,
-          u.stream,
-          writeWithBackpressure,
-          streamers,
-          requestChunkCall(ctx),
-          ctx,
-          true,
-          onReqTrailers,
-        );
-      } else {
-        // The head leaves with the first body bytes, once what is buffered validated.
-        await copyBody(
-          reader,
-          reqFraming,
-          (b) => writeWithBackpressure(u.stream, b),
-          false,
-          reqHead,
-          onReqTrailers,
-        );
-      }
-      return undefined;
-    };
-    const policy = this.opts.routePolicy?.(ctx);
-    if (policy) {
-      // The route's timeout and retries (route_exchange.ts); a body is held for replay only
-      // when its length is known and within the buffer limit, others are sent once.
-      const replay = buffered ??
-        (policy.retries && !streamers.length
-          ? await bufferForReplay(reader, reqFraming, this.maxBody, reqTrailers)
-          : undefined);
-      let r: Awaited<ReturnType<typeof exchange>>;
-      try {
-        r = await exchange(policy, {
-          acquire: () => this.upstreams.acquire(route),
-          send: (u) => send(u, replay),
-          replayable: replay !== undefined || reqFraming.kind === "none",
-        });
-      } catch (e) {
-        if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
-        this.count(e.response.status, ctx);
-        state.responding = true;
-        return writeLocal(down, e.response, false);
-      }
-      if (r.kind === "local") {
-        this.count(r.response.status, ctx);
-        state.responding = true;
-        return writeLocal(down, r.response, r.keepAlive && keepAlive && !this.draining);
-      }
-      const disarm = guardResponse(r.leftMs, () => {
-        r.up.stream.destroy();
-        down.destroy();
-      });
-      try {
-        return await this.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
-      } catch (e) {
-        r.up.stream.destroy();
-        throw e;
-      } finally {
-        disarm();
-      }
-    }
-    let up: Upstream;
-    let resRaw: Buffer | null = null;
-    for (let attempt = 0;; attempt++) {
-      try {
-        up = await this.upstreams.acquire(route);
-      } catch (e) {
-        log.debug("upstream connect failed", { err: errorMessage(e) });
-        this.count(503, ctx);
-        state.responding = true;
-        return writeLocal(down, {
-          status: 503,
-          headers: [],
-          body: "upstream connect error",
-          details: "upstream_connect_failure",
-          // An unsent request body is still unread on the connection: close after answering.
-        }, keepAlive && !this.draining && (reqFraming.kind === "none" || buffered !== undefined));
-      }
-      const u = up;
-      try {
-        const local = await send(u);
-        if (local) {
-          u.stream.destroy();
-          this.count(local.status, ctx);
-          state.responding = true;
-          return writeLocal(down, local, false);
-        }
-      } catch (e) {
-        u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-        if (!(e instanceof TrailersReply)) throw e;
-        this.count(e.response.status, ctx);
-        state.responding = true;
-        return writeLocal(down, e.response, false);
-      }
-      resRaw = await u.reader.readHead().catch(() => null);
-      // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
-      u.stream.destroy();
-    }
-    if (!resRaw) {
-      up.stream.destroy();
-      this.count(503, ctx);
-      state.responding = true;
-      return writeLocal(down, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      }, keepAlive && !this.draining);
-    }
-    try {
-      return await this.respond(down, up, resRaw, ctx, keepAlive, chain, state);
-    } catch (e) {
-      up.stream.destroy(); // any framing doubt: this upstream connection is never reused
-      throw e;
-    }
   }
 
   private respond(

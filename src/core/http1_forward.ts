@@ -1,0 +1,213 @@
+/**
+ * The upstream exchange of an HTTP/1.1 request in the L7 proxy, after the request chain: the
+ * request head with the filters' changes and its body as the chain asks (buffered with its
+ * trailers, streamed through filters and re-framed, or copied as framed once validated), under the
+ * route's timeout and retries when it has a policy (route_exchange.ts: a body is held for replay
+ * only when its length is known and within the buffer limit), else one try with one fresh retry
+ * of a reused keep-alive connection the upstream had closed; then the response phase
+ * (http1_response.ts through `respond`). Any framing doubt destroys the upstream connection.
+ */
+import type { Duplex } from "node:stream";
+import { Buffer } from "node:buffer";
+import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
+import type { FilterChain } from "./filter_chain.ts";
+import {
+  type ByteReader,
+  copyBody,
+  type Framing,
+  serializeHead,
+  type Trailer,
+} from "./http1_codec.ts";
+import type { Upstream } from "./http1_upstream.ts";
+import { writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
+import {
+  requestChunkCall,
+  requestStreamers,
+  setStreamedFraming,
+  streamBody,
+} from "./body_stream.ts";
+import { requestTrailers, TrailersReply } from "./trailers.ts";
+import type { RoutePolicy } from "./route_policy.ts";
+import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
+import type { ConnState } from "./http1_response.ts";
+import { errorMessage } from "./errors.ts";
+import { logger } from "./log.ts";
+
+const log = logger("http_proxy");
+
+/** What the upstream exchange needs from its proxy. */
+export interface ForwardDeps {
+  readonly maxBody: number;
+  draining(): boolean;
+  count(status: number, ctx: HttpRequestContext): void;
+  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
+  respond(
+    down: Duplex,
+    up: Upstream,
+    resRaw: Buffer,
+    ctx: HttpRequestContext,
+    keepAlive: boolean,
+    chain: FilterChain,
+    state: ConnState,
+  ): Promise<boolean>;
+}
+
+export async function forwardRequest(
+  p: ForwardDeps,
+  down: Duplex,
+  reader: ByteReader,
+  ctx: HttpRequestContext,
+  reqFraming: Framing,
+  route: RouteChoice | undefined,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+  reqTrailers: Trailer[],
+): Promise<boolean> {
+  const buffered = ctx.requestBody;
+  // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
+  const onReqTrailers = requestTrailers(chain, ctx);
+  let bufTrailers: Trailer[] = [];
+  try {
+    if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
+  } catch (e) {
+    if (!(e instanceof TrailersReply)) throw e;
+    p.count(e.response.status, ctx);
+    state.responding = true;
+    return writeLocal(down, e.response, false); // the rest of the request is not read
+  }
+  if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
+  // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+  const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
+  if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
+  const reqHead = serializeHead(
+    `${ctx.method} ${ctx.path} HTTP/1.1`,
+    ctx.requestHeaders.entries(),
+  );
+  const send = async (u: Upstream, body = buffered): Promise<LocalResponse | undefined> => {
+    if (body) {
+      const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;
+      u.stream.write(Buffer.concat([reqHead, all]));
+    } else if (streamers.length) {
+      u.stream.write(reqHead);
+      return await streamBody(
+        reader,
+        reqFraming,
+        u.stream,
+        writeWithBackpressure,
+        streamers,
+        requestChunkCall(ctx),
+        ctx,
+        true,
+        onReqTrailers,
+      );
+    } else {
+      // The head leaves with the first body bytes, once what is buffered validated.
+      await copyBody(
+        reader,
+        reqFraming,
+        (b) => writeWithBackpressure(u.stream, b),
+        false,
+        reqHead,
+        onReqTrailers,
+      );
+    }
+    return undefined;
+  };
+  const policy = p.routePolicy?.(ctx);
+  if (policy) {
+    // The route's timeout and retries (route_exchange.ts); a body is held for replay only
+    // when its length is known and within the buffer limit, others are sent once.
+    const replay = buffered ??
+      (policy.retries && !streamers.length
+        ? await bufferForReplay(reader, reqFraming, p.maxBody, reqTrailers)
+        : undefined);
+    let r: Awaited<ReturnType<typeof exchange>>;
+    try {
+      r = await exchange(policy, {
+        acquire: () => p.acquire(route),
+        send: (u) => send(u, replay),
+        replayable: replay !== undefined || reqFraming.kind === "none",
+      });
+    } catch (e) {
+      if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
+      p.count(e.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, e.response, false);
+    }
+    if (r.kind === "local") {
+      p.count(r.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, r.response, r.keepAlive && keepAlive && !p.draining());
+    }
+    const disarm = guardResponse(r.leftMs, () => {
+      r.up.stream.destroy();
+      down.destroy();
+    });
+    try {
+      return await p.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
+    } catch (e) {
+      r.up.stream.destroy();
+      throw e;
+    } finally {
+      disarm();
+    }
+  }
+  let up: Upstream;
+  let resRaw: Buffer | null = null;
+  for (let attempt = 0;; attempt++) {
+    try {
+      up = await p.acquire(route);
+    } catch (e) {
+      log.debug("upstream connect failed", { err: errorMessage(e) });
+      p.count(503, ctx);
+      state.responding = true;
+      return writeLocal(down, {
+        status: 503,
+        headers: [],
+        body: "upstream connect error",
+        details: "upstream_connect_failure",
+        // An unsent request body is still unread on the connection: close after answering.
+      }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
+    }
+    const u = up;
+    try {
+      const local = await send(u);
+      if (local) {
+        u.stream.destroy();
+        p.count(local.status, ctx);
+        state.responding = true;
+        return writeLocal(down, local, false);
+      }
+    } catch (e) {
+      u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+      if (!(e instanceof TrailersReply)) throw e;
+      p.count(e.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, e.response, false);
+    }
+    resRaw = await u.reader.readHead().catch(() => null);
+    // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
+    if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
+    u.stream.destroy();
+  }
+  if (!resRaw) {
+    up.stream.destroy();
+    p.count(503, ctx);
+    state.responding = true;
+    return writeLocal(down, {
+      status: 503,
+      headers: [],
+      body: "upstream reset",
+      details: "upstream_reset_before_response_started",
+    }, keepAlive && !p.draining());
+  }
+  try {
+    return await p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+  } catch (e) {
+    up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+    throw e;
+  }
+}
