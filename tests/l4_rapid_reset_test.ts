@@ -4,10 +4,11 @@
  * node closes the session. The node must answer with GOAWAY ENHANCE_YOUR_CALM, keep accepting
  * legitimate clients (a fresh tunnel within 1 s after the flood) and give its memory back (RSS
  * within 20 % of the pre-flood value, polled for up to 40 s). Bounded: 2 s of flood, 4 attacker
- * connections at a time. Runs on Bun (the shipped runtime) from a cold node, and on Deno after one
- * warm-up flood: Deno's JS heap returns to its pre-flood size (~11 MB), but the first flood grows
- * native memory (JIT code and TLS allocations, ~14 MB) that stays resident once; every later
- * flood comes back to that level, which is what this bounds on Deno.
+ * connections at a time. The node releases memory 2 s after the last flood event (runtime.ts
+ * noteBurst). Runs on Bun (the shipped runtime) from a cold node, and on Deno after one warm-up
+ * flood: Deno's JS heap returns to its pre-flood size (~11 MB), but the first flood grows native
+ * memory (JIT code and TLS allocations, ~14–17 MB) that stays resident once; every later flood
+ * comes back to that level, which is what this bounds on Deno.
  */
 import { Buffer } from "node:buffer";
 import * as tls from "node:tls";

@@ -16,6 +16,7 @@ import {
   NodeProxy,
   onSignal,
   OUTBOUND_CAPTURE_PORT,
+  releaseMemoryAfterBursts,
   rssBytes,
   settleAfterStart,
 } from "../core/mod.ts";
@@ -185,6 +186,7 @@ export class NodeAgent {
       version: snapshot.version,
     });
     settleAfterStart();
+    releaseMemoryAfterBursts();
     return agent;
   }
 

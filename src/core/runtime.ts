@@ -2,6 +2,9 @@
  * The one place for runtime-specific calls, so weft stays runnable on Deno and Bun: environment,
  * signals, exit, monotonic time. Everything else uses web or node: APIs both runtimes provide.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 export const runtimeName: "deno" | "bun" | "node" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
@@ -56,13 +59,64 @@ export function rssBytes(): number {
  * leave a few MB of dead heap an idle node would otherwise keep resident.
  */
 export function settleAfterStart(): void {
-  if (!g.Bun) return; // Deno has no API for it (V8's gc() needs --expose-gc)
   // On the next turn, so the caller's latency (start-up, the ready line) does not include it.
   setTimeout(() => {
-    g.Bun.unsafe?.setJITPolicy?.(1);
+    g.Bun?.unsafe?.setJITPolicy?.(1);
+    releaseMemory();
+  }, 0);
+}
+
+/**
+ * Give memory back to the OS after a burst: a full collection and, on Bun, JSC's shrink. V8 would
+ * do it on its own schedule (its memory reducer, 10–30 s after the allocation rate drops, or not at
+ * all on a busy node); after a flood that schedule leaves a node holding its peak. On Deno the
+ * collector is reached through V8's --expose-gc, set at run time and read from a fresh context.
+ */
+export function releaseMemory(): void {
+  if (g.Bun) {
     g.Bun.gc(true);
     g.Bun.shrink?.();
-  }, 0);
+    return;
+  }
+  v8Gc()?.();
+}
+
+let gcFn: (() => void) | null | undefined;
+function v8Gc(): (() => void) | undefined {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString("--expose-gc");
+      const f = runInNewContext("gc");
+      gcFn = typeof f === "function" ? (f as () => void) : null;
+    } catch {
+      gcFn = null;
+    }
+  }
+  return gcFn ?? undefined;
+}
+
+let burstRelease = false;
+let burstTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** The node agent and the control plane turn this on: `noteBurst` then releases memory once a
+ * burst is over. Off by default, so library users and unit tests keep no timers. */
+export function releaseMemoryAfterBursts(on = true): void {
+  burstRelease = on;
+  if (!on && burstTimer) clearTimeout(burstTimer);
+}
+
+/** A burst happened (a flood closed a session): release memory 2 s after the last one, so a
+ * sustained flood costs no collections and its end costs one. */
+export function noteBurst(): void {
+  if (!burstRelease) return;
+  if (burstTimer) clearTimeout(burstTimer);
+  burstTimer = setTimeout(() => {
+    burstTimer = undefined;
+    releaseMemory();
+  }, 2000);
+  // deno-lint-ignore no-explicit-any
+  (burstTimer as any).unref?.();
+  if (g.Deno && typeof burstTimer === "number") g.Deno.unrefTimer(burstTimer);
 }
 
 export function nowMs(): number {

@@ -6,6 +6,7 @@
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { WeftError } from "../errors.ts";
+import { noteBurst } from "../runtime.ts";
 import { HpackDecoder } from "./hpack.ts";
 import {
   DEFAULT_WINDOW,
@@ -324,6 +325,7 @@ export abstract class H2Base implements FrameSink {
       if (chunk.length > 0) this.#reader.push(chunk);
     } catch (err) {
       const code = err instanceof H2ProtocolError ? err.h2Code : ErrorCode.INTERNAL_ERROR;
+      if (code === ErrorCode.ENHANCE_YOUR_CALM) noteBurst();
       this.write(goawayFrame(this.lastPeerStreamId, code));
       this.#teardown(err as Error, true);
     }
