@@ -3,6 +3,7 @@
  * memory, every core module is sandbox-instrumented (fuel checks, memory cap) and compiled once;
  * instances are then cheap (`instantiate` per pool slot, each with its own host bridge).
  */
+import { transpileBytes } from "@bytecodealliance/jco-transpile";
 import { WeftError } from "../../core/mod.ts";
 import { instrumentModule } from "../sandbox/instrument.ts";
 import type { Guest } from "./guest.ts";
@@ -38,9 +39,6 @@ export async function loadComponent(
   const sha256 = await sha256Hex(bytes);
   let files: Record<string, Uint8Array>;
   try {
-    // jco is imported on first use: its vendored tools start reading their own wasm when the
-    // module is evaluated, which a node that never loads a component should not pay for.
-    const { transpileBytes } = await import("@bytecodealliance/jco-transpile");
     ({ files } = await transpileBytes(bytes, {
       name: NAME,
       instantiation: "async",
