@@ -2,9 +2,6 @@
  * The one place for runtime-specific calls, so weft stays runnable on Deno and Bun: environment,
  * signals, exit, monotonic time. Everything else uses web or node: APIs both runtimes provide.
  */
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 export const runtimeName: "deno" | "bun" | "node" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
@@ -78,21 +75,18 @@ export function releaseMemory(): void {
     g.Bun.shrink?.();
     return;
   }
-  v8Gc()?.();
+  v8Gc().then((gc) => gc?.(), () => {});
 }
 
-let gcFn: (() => void) | null | undefined;
-function v8Gc(): (() => void) | undefined {
-  if (gcFn === undefined) {
-    try {
-      setFlagsFromString("--expose-gc");
-      const f = runInNewContext("gc");
-      gcFn = typeof f === "function" ? (f as () => void) : null;
-    } catch {
-      gcFn = null;
-    }
-  }
-  return gcFn ?? undefined;
+let gcFn: Promise<(() => void) | undefined> | undefined;
+/** node:v8 and node:vm are loaded only here (Deno), keeping them out of Bun's idle graph. */
+function v8Gc(): Promise<(() => void) | undefined> {
+  gcFn ??= Promise.all([import("node:v8"), import("node:vm")]).then(([v8, vm]) => {
+    v8.setFlagsFromString("--expose-gc");
+    const f = vm.runInNewContext("gc");
+    return typeof f === "function" ? (f as () => void) : undefined;
+  }).catch(() => undefined);
+  return gcFn;
 }
 
 let burstRelease = false;
