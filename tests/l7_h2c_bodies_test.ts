@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
-import type { HttpFilter } from "../src/core/mod.ts";
-import { startL7 } from "./support/l7_harness.ts";
+import { startL7, upperCaseBodies } from "./support/l7_harness.ts";
 import { jsonRedact, ref, testFilter } from "./support/proxy_wasm_kit.ts";
 import { exampleFilter } from "./support/example_plugins.ts";
 import { closeSession, h2Call } from "./support/h2c_client.ts";
@@ -107,33 +106,14 @@ for (const upstream of ["http1", "h2"] as const) {
   });
 }
 
-/** A streaming body filter that upper-cases every chunk. */
-const upper: HttpFilter = {
-  name: "upper",
-  failPolicy: "FAIL_CLOSE",
-  wantsRequestBody: false,
-  wantsResponseBody: false,
-  streamsRequestBody: true,
-  streamsResponseBody: true,
-  onRequest: () => ({ action: "continue" }),
-  onResponse: () => ({ action: "continue" }),
-  onRequestBodyChunk: (_c, chunk) => ({
-    action: "replace",
-    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
-  }),
-  onResponseBodyChunk: (_c, _r, chunk) => ({
-    action: "replace",
-    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
-  }),
-  onDone: () => {},
-};
-
 for (const label of ["no filter", "streaming filter", "proxy-wasm trailer filter"] as const) {
   Deno.test(`h2c trailers: h2 trailers become chunked trailers and back (${label})`, async () => {
     const wasm = label === "proxy-wasm trailer filter"
       ? await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), { bodies: true })
       : undefined;
-    const rig = await startRig(wasm ? [wasm] : label === "streaming filter" ? [upper] : []);
+    const rig = await startRig(
+      wasm ? [wasm] : label === "streaming filter" ? [upperCaseBodies] : [],
+    );
     const s = http2.connect(`http://127.0.0.1:${rig.port}`);
     try {
       const r = await h2Call(s, "/up", {

@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Buffer } from "node:buffer";
-import type { HttpFilter } from "../src/core/mod.ts";
 import { chunkedEnd, startRig, trailerMap, trailerSection } from "./support/trailer_rig.ts";
 import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
+import { upperCaseBodies } from "./support/l7_harness.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
 
 /** Sends `req`, reads one chunked response (or until close / 3 s). */
@@ -37,28 +37,9 @@ const REQUEST =
   "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n" +
   "5\r\nhello\r\n0\r\nx-sum: 42\r\nHost: evil\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-/** A streaming body filter that upper-cases every chunk (the streamed path re-frames). */
-const upper: HttpFilter = {
-  name: "upper",
-  failPolicy: "FAIL_CLOSE",
-  wantsRequestBody: false,
-  wantsResponseBody: false,
-  streamsRequestBody: true,
-  streamsResponseBody: true,
-  onRequest: () => ({ action: "continue" }),
-  onResponse: () => ({ action: "continue" }),
-  onRequestBodyChunk: (_c, chunk) => ({
-    action: "replace",
-    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
-  }),
-  onResponseBodyChunk: (_c, _r, chunk) => ({
-    action: "replace",
-    body: new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()),
-  }),
-  onDone: () => {},
-};
-
-for (const [label, filters] of [["no filter", []], ["streaming filter", [upper]]] as const) {
+for (
+  const [label, filters] of [["no filter", []], ["streaming filter", [upperCaseBodies]]] as const
+) {
   Deno.test(`trailers: request and response trailers go through, forbidden ones dropped (${label})`, async () => {
     const rig = await startRig([...filters]);
     try {

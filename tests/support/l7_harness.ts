@@ -123,3 +123,22 @@ function echoBody(req: http.IncomingMessage, res: http.ServerResponse): void {
     }));
   });
 }
+
+/** A streaming body filter that upper-cases every chunk (the streamed path re-frames). */
+export const upperCaseBodies: HttpFilter = {
+  name: "upper",
+  failPolicy: "FAIL_CLOSE",
+  wantsRequestBody: false,
+  wantsResponseBody: false,
+  streamsRequestBody: true,
+  streamsResponseBody: true,
+  onRequest: () => ({ action: "continue" }),
+  onResponse: () => ({ action: "continue" }),
+  onRequestBodyChunk: (_c, chunk) => ({ action: "replace", body: upperBytes(chunk) }),
+  onResponseBodyChunk: (_c, _r, chunk) => ({ action: "replace", body: upperBytes(chunk) }),
+  onDone: () => {},
+};
+
+function upperBytes(chunk: Uint8Array): Uint8Array {
+  return new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase());
+}
