@@ -18,6 +18,7 @@ import { stringify } from "yaml";
 import { join } from "node:path";
 import {
   bunPath,
+  LISTENERS,
   loopbackBlock,
   ROOT,
   startWeft,
@@ -37,14 +38,6 @@ const CONNS = opt("conns", 10_000);
  * while other sessions carry traffic. */
 const POOL_IDLE = opt("pool-idle", 0);
 const RUNTIME = argv.includes("--bun") ? bunPath() : undefined;
-
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 
 async function startEchoProc(host: string): Promise<{ port: number; child: Deno.ChildProcess }> {
   const code = `import { createServer } from "node:net";

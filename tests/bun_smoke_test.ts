@@ -8,18 +8,17 @@ import { stringify } from "yaml";
 import { assertEquals } from "./support/assert.ts";
 import { startEcho } from "./support/echo_server.ts";
 import { closed, roundTrip } from "./support/mesh.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  bunPath,
+  LISTENERS,
+  loopbackBlock,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 import { createTestPki } from "./support/test_ca.ts";
 import { connect, type Socket } from "node:net";
 
 const BUN = bunPath();
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 
 Deno.test({
   name: "bun: two weft nodes on Bun tunnel A → HBONE → B",

@@ -6,15 +6,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { loopbackBlock, runWeft, startWeft, weftBin } from "./support/weft_proc.ts";
-
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
+import { LISTENERS, loopbackBlock, runWeft, startWeft, weftBin } from "./support/weft_proc.ts";
 
 Deno.test("cli: weft version prints version, commit, build date and runtime", async () => {
   const text = await runWeft(["version"]);

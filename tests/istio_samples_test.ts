@@ -17,17 +17,10 @@ import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 import { startEcho } from "./support/echo_server.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { closed, roundTrip } from "./support/mesh.ts";
-import { loopbackBlock, ROOT, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, ROOT, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { readyStatus } from "./support/xds_nodes.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "istio");
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 
 interface Reply {
   status: number;

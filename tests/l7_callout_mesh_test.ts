@@ -15,6 +15,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import {
   bunPath,
+  LISTENERS,
   loopbackBlock,
   NO_TOOLS_PATH,
   startWeft,
@@ -23,13 +24,6 @@ import {
 import { metricSum, scrape } from "./support/mesh.ts";
 import { testFilter } from "./support/proxy_wasm_kit.ts";
 
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 const PORT = 18080;
 
 for (const [label, runtime] of [["deno", undefined], ["bun", bunPath()]] as const) {

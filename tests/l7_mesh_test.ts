@@ -9,17 +9,16 @@ import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { loopbackBlock, NO_TOOLS_PATH, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  LISTENERS,
+  loopbackBlock,
+  NO_TOOLS_PATH,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 const PORT = 18080;
 
 Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm filter across two weft nodes", async () => {

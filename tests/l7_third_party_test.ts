@@ -10,16 +10,15 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { loopbackBlock, NO_TOOLS_PATH, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  LISTENERS,
+  loopbackBlock,
+  NO_TOOLS_PATH,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 import { FIXTURE_DIR } from "../tools/third_party_wasm.ts";
 
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 const PORT = 18080;
 const wasm = (f: string) => `file://${join(FIXTURE_DIR, f)}`;
 

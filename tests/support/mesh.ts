@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { type EchoServer, startEcho } from "./echo_server.ts";
-import { loopbackBlock, startWeft, type WeftProc } from "./weft_proc.ts";
+import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./weft_proc.ts";
 import { createTestPki, type TestPki } from "./test_ca.ts";
 
 export interface Mesh {
@@ -39,14 +39,6 @@ export interface MeshOptions {
   /** Start node B (default true); false leaves its addresses free for an impostor. */
   readonly startB?: boolean;
 }
-
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
 
 /** weft.yaml for the two nodes: A hosts "sleep" and captures "echo" on `vip`; B hosts "echo".
  * `common` (ca, listeners, limits…) goes into both. */

@@ -208,3 +208,13 @@ export function loopbackBlock(): (host: number) => string {
   const b = 1 + (n % 250);
   return (host: number) => `127.${a}.${b}.${host}`;
 }
+
+/** weft.yaml listeners for a test node: every port picked by the kernel, no SOCKS5, no plaintext
+ * inbound port. */
+export const LISTENERS = Object.freeze({
+  admin: "127.0.0.1:0",
+  metrics: "127.0.0.1:0",
+  readiness: "127.0.0.1:0",
+  socks5: "",
+  inboundPlaintextPort: 0,
+});

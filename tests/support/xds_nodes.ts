@@ -6,15 +6,7 @@
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { meshManifests } from "./istio_manifests.ts";
-import { startWeft, type WeftProc } from "./weft_proc.ts";
-
-const LISTENERS = {
-  admin: "127.0.0.1:0",
-  metrics: "127.0.0.1:0",
-  readiness: "127.0.0.1:0",
-  socks5: "",
-  inboundPlaintextPort: 0,
-};
+import { LISTENERS, startWeft, type WeftProc } from "./weft_proc.ts";
 
 export interface XdsMesh {
   readonly cp: WeftProc;
