@@ -67,6 +67,7 @@ spec:
 const VS = `
 metadata: {name: echo, namespace: default}
 spec:
+  hosts: [echo]
   http:
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: echo, subset: v2}}]
