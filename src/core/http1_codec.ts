@@ -9,6 +9,8 @@
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
+import type { HeaderMap } from "./filter_api.ts";
+import { HeaderList } from "./header_map.ts";
 
 export {
   bodyChunks,
@@ -125,9 +127,11 @@ export class ByteReader {
           this.buf = this.buf.subarray(2);
           scan = 0;
         }
-        if (this.buf.length > 0) arm();
         const end = headEnd(this.buf, scan, max);
         if (end > 0) return this.take(end);
+        // Armed only when a head is started but not complete: a head that arrives whole (the
+        // common case) costs no timer.
+        if (this.buf.length > 0) arm();
         scan = Math.max(0, this.buf.length - 3);
         if (this.failed) throw this.failed;
         if (this.ended) {
@@ -216,39 +220,68 @@ export interface Head {
   readonly line: [string, string, string];
   /** Raw header pairs, names as sent. */
   readonly headers: [string, string][];
+  /** Per header, the [start, end) of its line in the head's bytes (CRLF excluded). */
+  readonly spans: number[];
 }
 
 // RFC 9110 §5.6.2 tchar.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: no CTL except HTAB (NUL, CR, LF and the rest refused, as llhttp in strict mode).
-// deno-lint-ignore no-control-regex -- control characters are what is refused
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
 
-/** Parses the header lines of a head (from readHead) strictly; the start line is split only. */
+/** `s[from, to)` is a non-empty token (the TOKEN regex without a slice per name). */
+function isToken(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** The field value in `s[from, to)`: SP/HTAB trimmed at both ends; no CTL but HTAB inside (NUL,
+ * CR, LF and the rest refused, as llhttp in strict mode). */
+function fieldValue(s: string, from: number, to: number): string {
+  while (from < to && (s.charCodeAt(from) === 0x20 || s.charCodeAt(from) === 0x09)) from++;
+  while (to > from && (s.charCodeAt(to - 1) === 0x20 || s.charCodeAt(to - 1) === 0x09)) to--;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw bad("control character in a header value");
+  }
+  return s.slice(from, to);
+}
+
+/** Parses the header lines of a head (from readHead) strictly; the start line is split only.
+ * One pass over the latin1 text, no per-line strings but the name and value kept. */
 export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
   const text = raw.toString("latin1", 0, raw.length - 4);
-  const lines = text.split("\r\n");
-  const first = lines[0] ?? "";
-  const a = first.indexOf(" ");
-  const b = first.indexOf(" ", a + 1);
-  if (a <= 0) throw bad("malformed start line");
-  const line: [string, string, string] = b < 0
-    ? [first.slice(0, a), first.slice(a + 1), ""]
-    : [first.slice(0, a), first.slice(a + 1, b), first.slice(b + 1)];
-  if (lines.length - 1 > maxHeaders) throw bad("too many headers", "http_head_too_large");
+  let eol = text.indexOf("\r\n");
+  if (eol < 0) eol = text.length;
+  const a = text.indexOf(" ");
+  if (a <= 0 || a >= eol) throw bad("malformed start line");
+  const b = text.indexOf(" ", a + 1);
+  const line: [string, string, string] = b < 0 || b >= eol
+    ? [text.slice(0, a), text.slice(a + 1, eol), ""]
+    : [text.slice(0, a), text.slice(a + 1, b), text.slice(b + 1, eol)];
+  let count = 0;
+  for (let i = text.indexOf("\r\n", eol); i >= 0; i = text.indexOf("\r\n", i + 2)) count++;
+  if (count > maxHeaders) throw bad("too many headers", "http_head_too_large");
   const headers: [string, string][] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l[0] === " " || l[0] === "\t") throw bad("obsolete line folding");
-    const c = l.indexOf(":");
-    if (c <= 0) throw bad("malformed header line");
-    const name = l.slice(0, c);
-    if (!TOKEN.test(name)) throw bad("bad header name");
-    const value = l.slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    if (BAD_VALUE.test(value)) throw bad("control character in a header value");
-    headers.push([name, value]);
+  const spans: number[] = [];
+  for (let start = eol + 2; start <= text.length && eol < text.length; start = eol + 2) {
+    eol = text.indexOf("\r\n", start);
+    if (eol < 0) eol = text.length;
+    const c0 = text.charCodeAt(start);
+    if (c0 === 0x20 || c0 === 0x09) throw bad("obsolete line folding");
+    const c = text.indexOf(":", start);
+    if (c <= start || c >= eol) throw bad("malformed header line");
+    if (!isToken(text, start, c)) throw bad("bad header name");
+    headers.push([text.slice(start, c), fieldValue(text, c + 1, eol)]);
+    spans.push(start, eol);
   }
-  return { line, headers };
+  return { line, headers, spans };
 }
 
 /** Request line checks (RFC 9112 §3): token method, one-SP separators, a target without spaces
@@ -279,12 +312,94 @@ export function checkStatusLine(first: [string, string, string]): void {
 export function serializeHead(startLine: string, headers: Iterable<[string, string]>): Buffer {
   let s = startLine + "\r\n";
   for (const [k, v] of headers) {
-    if (hasLineBreak(k) || hasLineBreak(v)) continue; // never let a filter split headers
+    if (LINE_BREAK.test(k) || LINE_BREAK.test(v)) continue; // never let a filter split headers
     s += k + ": " + v + "\r\n";
   }
-  return Buffer.from(s + "\r\n", "latin1");
+  return latin1Bytes(s + "\r\n");
 }
 
-function hasLineBreak(s: string): boolean {
-  return s.indexOf("\n") >= 0 || s.indexOf("\r") >= 0;
+/** Changes `headBytes` makes to a field list on the way out (without changing the list). */
+export interface HeadEdit {
+  /** Every field of this name is left out. */
+  readonly omit?: string;
+  /** The first field of this name is left out and this field appended instead. */
+  readonly replace?: readonly [string, string];
+  /** Fields appended at the end. */
+  readonly extra?: readonly (readonly [string, string])[];
+}
+
+/**
+ * The head `startLine` + `headers` with `edit` applied, as bytes. Fields still as received (a
+ * HeaderList from parseHead) are copied from the received head, adjacent ones in one copy; only
+ * the start line and set or added fields are encoded (latin1; fields with CR/LF skipped, as in
+ * serializeHead).
+ */
+export function headBytes(startLine: string, headers: HeaderMap, edit: HeadEdit = {}): Buffer {
+  if (!(headers instanceof HeaderList)) return serializeHead(startLine, edited(headers, edit));
+  const { src, pairs } = headers.fields();
+  // Segments: a string to encode, or a [start, end) of `src` (number pairs).
+  const segs: (string | number)[] = [];
+  let size = 0;
+  const text = (s: string): void => {
+    segs.push(s);
+    size += s.length;
+  };
+  text(startLine + "\r\n");
+  let replaced = false;
+  for (const p of pairs) {
+    const name = p[0];
+    if (name === edit.omit) continue;
+    if (!replaced && edit.replace && name === edit.replace[0]) {
+      replaced = true;
+      continue;
+    }
+    const start = p[2];
+    if (src && start !== undefined) {
+      const end = p[3]! + 2; // with its CRLF
+      const n = segs.length;
+      if (typeof segs[n - 1] === "number" && segs[n - 1] === start) segs[n - 1] = end;
+      else segs.push(start, end);
+      size += end - start;
+    } else if (!LINE_BREAK.test(name) && !LINE_BREAK.test(p[1])) {
+      text(name + ": " + p[1] + "\r\n");
+    }
+  }
+  const tail = edit.replace ? [edit.replace, ...(edit.extra ?? [])] : edit.extra ?? [];
+  for (const [k, v] of tail) {
+    if (!LINE_BREAK.test(k) && !LINE_BREAK.test(v)) text(k + ": " + v + "\r\n");
+  }
+  text("\r\n");
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    if (typeof seg === "string") {
+      for (let j = 0; j < seg.length; j++) out[at++] = seg.charCodeAt(j);
+    } else {
+      const end = segs[++i] as number;
+      at += src!.copy(out, at, seg, end);
+    }
+  }
+  return out;
+}
+
+function edited(headers: HeaderMap, edit: HeadEdit): [string, string][] {
+  let out = headers.entries();
+  if (edit.omit) out = out.filter(([k]) => k !== edit.omit);
+  if (edit.replace) {
+    const i = out.findIndex(([k]) => k === edit.replace![0]);
+    if (i >= 0) out.splice(i, 1);
+    out.push([edit.replace[0], edit.replace[1]]);
+  }
+  for (const [k, v] of edit.extra ?? []) out.push([k, v]);
+  return out;
+}
+
+const LINE_BREAK = /[\r\n]/;
+const NOT_ASCII = /[\u0080-\uffff]/;
+
+/** The latin1 bytes of `s`. An ASCII string (nearly every head) takes the UTF-8 encoder, whose
+ * bytes are the same and which is ~2x faster than the latin1 one on Deno. */
+export function latin1Bytes(s: string): Buffer {
+  return NOT_ASCII.test(s) ? Buffer.from(s, "latin1") : Buffer.from(s);
 }

@@ -11,13 +11,7 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import {
-  type ByteReader,
-  copyBody,
-  type Framing,
-  serializeHead,
-  type Trailer,
-} from "./http1_codec.ts";
+import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
@@ -82,10 +76,7 @@ export async function forwardRequest(
   // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
   const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
   if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-  const reqHead = serializeHead(
-    `${ctx.method} ${ctx.path} HTTP/1.1`,
-    ctx.requestHeaders.entries(),
-  );
+  const reqHead = headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
   const send = async (u: Upstream, body = buffered): Promise<LocalResponse | undefined> => {
     if (body) {
       const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;

@@ -56,7 +56,7 @@ export function parseRequest(
   const head = parseHead(raw);
   checkRequestLine(head.line, raw);
   const [method, target, version] = head.line;
-  const headers = new HeaderList(head.headers);
+  const headers = new HeaderList(head.headers, raw, head.spans);
   const hosts = headers.getAll("host");
   if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
     throw bad("HTTP/1.1 requires exactly one Host header");

@@ -11,14 +11,7 @@ import { Buffer } from "node:buffer";
 import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
-import {
-  bad,
-  copyBody,
-  type Framing,
-  framingOf,
-  serializeHead,
-  type Trailer,
-} from "./http1_codec.ts";
+import { bad, copyBody, type Framing, framingOf, headBytes, type Trailer } from "./http1_codec.ts";
 import { type Upstream, upstreamHead } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import {
@@ -37,6 +30,8 @@ import {
 } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
 import { errorMessage } from "./errors.ts";
+
+const CONNECTION_CLOSE: readonly (readonly [string, string])[] = [["connection", "close"]];
 
 /** Per downstream connection. */
 export interface ConnState {
@@ -64,16 +59,17 @@ export async function respondH1(
   chain: FilterChain,
   state: ConnState,
 ): Promise<boolean> {
-  let res = upstreamHead(resRaw);
+  let raw = resRaw;
+  let res = upstreamHead(raw);
   while (res.line[1].startsWith("1") && res.line[1] !== "101") {
     const next = await up.reader.readHead();
     if (!next) {
       throw bad("upstream closed after an interim response", "http_upstream_bad_message");
     }
-    res = upstreamHead(next);
+    res = upstreamHead(raw = next);
   }
   const status = Number(res.line[1]);
-  const resHeaders = new HeaderList(res.headers);
+  const resHeaders = new HeaderList(res.headers, raw, res.spans);
   const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
   let resFraming: Framing;
   try {
@@ -127,14 +123,15 @@ export async function respondH1(
   const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
   // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
   if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
-  const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
-  if (resFraming.kind === "length" && !resStreamers.length) {
-    const i = out.findIndex(([k]) => k === "content-length");
-    if (i >= 0) out.splice(i, 1);
-    out.push(["content-length", String(resFraming.length)]);
-  }
-  if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
-  const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
+  // Hop-by-hop `connection` never passes; a known length is re-stated (the first
+  // content-length field gives way to the normalised one, appended).
+  const resHead = headBytes(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, resHeaders, {
+    omit: "connection",
+    ...(resFraming.kind === "length" && !resStreamers.length
+      ? { replace: ["content-length", String(resFraming.length)] as const }
+      : {}),
+    ...(closeAfter && resFraming.kind !== "close" ? { extra: CONNECTION_CLOSE } : {}),
+  });
   state.responding = true;
   if (resBody) {
     const body = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
