@@ -142,7 +142,7 @@ export class ByteReader {
         await this.wait();
       }
     } finally {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
     }
   }
 

@@ -63,10 +63,10 @@ export function parseRequest(
   }
   const framing = framingOf((n) => headers.getAll(n), false);
   if (framing.kind === "length") headers.set("content-length", String(framing.length));
-  const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
-    x.trim()
-  );
-  const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
+  const connection = headers.get("connection");
+  const keepAlive = version === "HTTP/1.1" &&
+    (connection === undefined ||
+      !connection.toLowerCase().split(",").some((x) => x.trim() === "close"));
   const ctx: HttpRequestContext = {
     direction,
     method,

@@ -158,7 +158,7 @@ export async function respondH1(
   } else {
     let started = false; // a response that arrived whole is held until its trailers are seen
     try {
-      await copyBody(
+      const copied = copyBody(
         up.reader,
         resFraming,
         (b) => {
@@ -169,6 +169,7 @@ export async function respondH1(
         resHead,
         onResTrailers,
       );
+      if (copied) await copied; // a whole small response is written synchronously
     } catch (e) {
       if (!(e instanceof TrailersReply)) throw e;
       up.stream.destroy();

@@ -28,6 +28,10 @@ export function upstreamHead(raw: Buffer): Head {
   }
 }
 
+function keyOf(route: RouteChoice | undefined): string {
+  return route ? `${route.service}|${route.subset ?? ""}` : "";
+}
+
 export class Http1UpstreamPool {
   private readonly idle = new Map<string, Upstream[]>();
   private closed = false;
@@ -37,9 +41,9 @@ export class Http1UpstreamPool {
     private readonly maxIdlePerRoute = 64,
   ) {}
 
-  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
-    const key = route ? `${route.service}|${route.subset ?? ""}` : "";
-    const list = this.idle.get(key);
+  /** A kept connection for `route`, if one is usable now (no Promise: the common case). */
+  idleFor(route: RouteChoice | undefined): Upstream | undefined {
+    const list = this.idle.get(keyOf(route));
     while (list && list.length > 0) {
       const u = list.pop()!;
       if (!u.stream.destroyed && !u.reader.atEnd && u.reader.buffered === 0) {
@@ -48,6 +52,13 @@ export class Http1UpstreamPool {
       }
       u.stream.destroy();
     }
+    return undefined;
+  }
+
+  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
+    const kept = this.idleFor(route);
+    if (kept) return kept;
+    const key = keyOf(route);
     const stream = await this.dial(route);
     setNoDelay(stream);
     stream.on("error", () => {}); // surfaced through the reader
