@@ -102,12 +102,22 @@ export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
   }
   if (cls.length > 0) {
     const first = cls[0]!;
-    if (!/^\d{1,15}$/.test(first)) throw bad("bad content-length");
+    if (!isDigits(first, 15)) throw bad("bad content-length");
     if (cls.some((x) => x !== first)) throw bad("conflicting content-length values");
     const n = Number(first);
     return n === 0 ? { kind: "none" } : { kind: "length", length: n };
   }
   return isResponse ? { kind: "close" } : { kind: "none" };
+}
+
+/** 1 to `max` ASCII digits. */
+function isDigits(s: string, max: number): boolean {
+  if (s.length === 0 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 /** Largest chunk accepted (16 hex digits could overflow a double; Envoy/hyper refuse overflow). */

@@ -225,13 +225,12 @@ export interface Head {
 }
 
 // RFC 9110 §5.6.2 tchar.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
   TCHAR[c.charCodeAt(0)] = 1;
 }
 
-/** `s[from, to)` is a non-empty token (the TOKEN regex without a slice per name). */
+/** `s[from, to)` is a non-empty token (RFC 9110 tchar), without a slice or a regex. */
 function isToken(s: string, from: number, to: number): boolean {
   if (to <= from) return false;
   for (let i = from; i < to; i++) {
@@ -288,10 +287,12 @@ export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
  * or controls, HTTP/1.0 or HTTP/1.1 (another well-formed version → 505). */
 export function checkRequestLine(first: [string, string, string], raw: Buffer): void {
   const [method, target, version] = first;
-  if (!TOKEN.test(method)) throw bad("bad method");
-  // deno-lint-ignore no-control-regex -- control characters are what is refused
-  if (target === "" || /[\x00-\x20\x7f]/.test(target)) throw bad("bad request target");
-  const lineEnd = raw.indexOf("\r\n");
+  if (!isToken(method, 0, method.length)) throw bad("bad method");
+  if (target === "" || hasSpaceOrControl(target)) throw bad("bad request target");
+  // The first CRLF: the first LF when a CR precedes it (always so for a head from readHead).
+  let lineEnd = raw.indexOf(0x0a);
+  if (lineEnd > 0 && raw[lineEnd - 1] === 0x0d) lineEnd--;
+  else lineEnd = raw.indexOf("\r\n");
   if (lineEnd !== method.length + target.length + version.length + 2) {
     throw bad("malformed request line");
   }
@@ -304,9 +305,26 @@ export function checkRequestLine(first: [string, string, string], raw: Buffer): 
 
 /** Status line checks: HTTP/1.x, three digits. */
 export function checkStatusLine(first: [string, string, string]): void {
-  if (!/^HTTP\/1\.[01]$/.test(first[0]) || !/^[1-9]\d\d$/.test(first[1])) {
+  const [version, status] = first;
+  if ((version !== "HTTP/1.1" && version !== "HTTP/1.0") || !isStatusCode(status)) {
     throw bad("malformed status line");
   }
+}
+
+/** Three digits, the first 1-9. */
+function isStatusCode(s: string): boolean {
+  if (s.length !== 3) return false;
+  const a = s.charCodeAt(0), b = s.charCodeAt(1), c = s.charCodeAt(2);
+  return a >= 0x31 && a <= 0x39 && b >= 0x30 && b <= 0x39 && c >= 0x30 && c <= 0x39;
+}
+
+/** Any SP or CTL (a request target has none). */
+function hasSpaceOrControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 export function serializeHead(startLine: string, headers: Iterable<[string, string]>): Buffer {
