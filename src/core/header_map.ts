@@ -31,6 +31,15 @@ export class HeaderList implements HeaderMap {
     for (const [k, v] of init) this.pairs.push([k.toLowerCase(), v]);
   }
 
+  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place). */
+  static adopt(src: Buffer, fields: Field[]): HeaderList {
+    const h = new HeaderList();
+    for (const f of fields) f[0] = f[0].toLowerCase();
+    h.src = src;
+    h.pairs = fields;
+    return h;
+  }
+
   /** From node:http rawHeaders ([k, v, k, v, ...]). */
   static fromRaw(raw: readonly string[]): HeaderList {
     const h = new HeaderList();

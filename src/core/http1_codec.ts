@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
 import type { HeaderMap } from "./filter_api.ts";
-import { HeaderList } from "./header_map.ts";
+import { type Field, HeaderList } from "./header_map.ts";
 
 export {
   bodyChunks,
@@ -255,6 +255,32 @@ function fieldValue(s: string, from: number, to: number): string {
 /** Parses the header lines of a head (from readHead) strictly; the start line is split only.
  * One pass over the latin1 text, no per-line strings but the name and value kept. */
 export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
+  const { line, fields } = scanHead(raw, maxHeaders);
+  const headers: [string, string][] = [];
+  const spans: number[] = [];
+  for (const f of fields) {
+    headers.push([f[0], f[1]]);
+    spans.push(f[2]!, f[3]!);
+  }
+  return { line, headers, spans };
+}
+
+/** parseHead straight into the data path's HeaderList (names lower-cased, spans kept), without
+ * the intermediate lists. */
+export function parseHeadList(
+  raw: Buffer,
+  maxHeaders = MAX_HEADERS,
+): { readonly line: [string, string, string]; readonly headers: HeaderList } {
+  const { line, fields } = scanHead(raw, maxHeaders);
+  return { line, headers: HeaderList.adopt(raw, fields) };
+}
+
+/** The strict head parser: start line split, every field line checked; fields with names as
+ * sent and their spans. */
+function scanHead(
+  raw: Buffer,
+  maxHeaders: number,
+): { line: [string, string, string]; fields: Field[] } {
   const text = raw.toString("latin1", 0, raw.length - 4);
   let eol = text.indexOf("\r\n");
   if (eol < 0) eol = text.length;
@@ -267,8 +293,7 @@ export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
   let count = 0;
   for (let i = text.indexOf("\r\n", eol); i >= 0; i = text.indexOf("\r\n", i + 2)) count++;
   if (count > maxHeaders) throw bad("too many headers", "http_head_too_large");
-  const headers: [string, string][] = [];
-  const spans: number[] = [];
+  const fields: Field[] = [];
   for (let start = eol + 2; start <= text.length && eol < text.length; start = eol + 2) {
     eol = text.indexOf("\r\n", start);
     if (eol < 0) eol = text.length;
@@ -277,10 +302,9 @@ export function parseHead(raw: Buffer, maxHeaders = MAX_HEADERS): Head {
     const c = text.indexOf(":", start);
     if (c <= start || c >= eol) throw bad("malformed header line");
     if (!isToken(text, start, c)) throw bad("bad header name");
-    headers.push([text.slice(start, c), fieldValue(text, c + 1, eol)]);
-    spans.push(start, eol);
+    fields.push([text.slice(start, c), fieldValue(text, c + 1, eol), start, eol]);
   }
-  return { line, headers, spans };
+  return { line, fields };
 }
 
 /** Request line checks (RFC 9112 §3): token method, one-SP separators, a target without spaces
@@ -341,30 +365,61 @@ export interface HeadEdit {
   /** Every field of this name is left out. */
   readonly omit?: string;
   /** The first field of this name is left out and this field appended instead. */
-  readonly replace?: readonly [string, string];
+  readonly replace?: readonly [string, string] | undefined;
   /** Fields appended at the end. */
-  readonly extra?: readonly (readonly [string, string])[];
+  readonly extra?: readonly (readonly [string, string])[] | undefined;
 }
 
 /**
- * The head `startLine` + `headers` with `edit` applied, as bytes. Fields still as received (a
- * HeaderList from parseHead) are copied from the received head, adjacent ones in one copy; only
- * the start line and set or added fields are encoded (latin1; fields with CR/LF skipped, as in
- * serializeHead).
+ * The head `startLine` + `headers` with `edit` applied, as bytes, followed by `tail` (a body that
+ * leaves in the same write). Fields still as received (a HeaderList from parseHead) are copied
+ * from the received head; only the start line and set or added fields are encoded (latin1;
+ * fields with CR/LF skipped, as in serializeHead). Built in a scratch buffer, then copied once
+ * into a buffer of the exact size (the socket keeps that one).
  */
-export function headBytes(startLine: string, headers: HeaderMap, edit: HeadEdit = {}): Buffer {
-  if (!(headers instanceof HeaderList)) return serializeHead(startLine, edited(headers, edit));
+export function headBytes(
+  startLine: string,
+  headers: HeaderMap,
+  edit: HeadEdit = NO_EDIT,
+  tail?: Uint8Array,
+): Buffer {
+  const out = headers instanceof HeaderList ? assemble(startLine, headers, edit, tail) : undefined;
+  if (out) return out;
+  const head = serializeHead(startLine, edited(headers, edit));
+  return tail?.length ? Buffer.concat([head, tail]) : head;
+}
+
+const NO_EDIT: HeadEdit = {};
+const SCRATCH = Buffer.allocUnsafe(MAX_HEAD_BYTES + 4096);
+
+/** Writes `s` (latin1) at `at` in SCRATCH; -1 when it does not fit. */
+function put(s: string, at: number): number {
+  if (at + s.length > SCRATCH.length) return -1;
+  for (let i = 0; i < s.length; i++) SCRATCH[at++] = s.charCodeAt(i);
+  return at;
+}
+
+function putField(k: string, v: string, at: number): number {
+  if (LINE_BREAK.test(k) || LINE_BREAK.test(v)) return at;
+  at = put(k, at);
+  if (at >= 0) at = put(": ", at);
+  if (at >= 0) at = put(v, at);
+  return at >= 0 ? put("\r\n", at) : -1;
+}
+
+/** headBytes through SCRATCH; undefined when the head does not fit there (then serialised). */
+function assemble(
+  startLine: string,
+  headers: HeaderList,
+  edit: HeadEdit,
+  tail: Uint8Array | undefined,
+): Buffer | undefined {
   const { src, pairs } = headers.fields();
-  // Segments: a string to encode, or a [start, end) of `src` (number pairs).
-  const segs: (string | number)[] = [];
-  let size = 0;
-  const text = (s: string): void => {
-    segs.push(s);
-    size += s.length;
-  };
-  text(startLine + "\r\n");
+  let at = put(startLine, 0);
+  if (at >= 0) at = put("\r\n", at);
   let replaced = false;
-  for (const p of pairs) {
+  for (let i = 0; i < pairs.length && at >= 0; i++) {
+    const p = pairs[i]!;
     const name = p[0];
     if (name === edit.omit) continue;
     if (!replaced && edit.replace && name === edit.replace[0]) {
@@ -374,30 +429,17 @@ export function headBytes(startLine: string, headers: HeaderMap, edit: HeadEdit 
     const start = p[2];
     if (src && start !== undefined) {
       const end = p[3]! + 2; // with its CRLF
-      const n = segs.length;
-      if (typeof segs[n - 1] === "number" && segs[n - 1] === start) segs[n - 1] = end;
-      else segs.push(start, end);
-      size += end - start;
-    } else if (!LINE_BREAK.test(name) && !LINE_BREAK.test(p[1])) {
-      text(name + ": " + p[1] + "\r\n");
-    }
+      if (at + end - start > SCRATCH.length) return undefined;
+      at += src.copy(SCRATCH, at, start, end);
+    } else at = putField(name, p[1], at);
   }
-  const tail = edit.replace ? [edit.replace, ...(edit.extra ?? [])] : edit.extra ?? [];
-  for (const [k, v] of tail) {
-    if (!LINE_BREAK.test(k) && !LINE_BREAK.test(v)) text(k + ": " + v + "\r\n");
-  }
-  text("\r\n");
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (let i = 0; i < segs.length; i++) {
-    const seg = segs[i]!;
-    if (typeof seg === "string") {
-      for (let j = 0; j < seg.length; j++) out[at++] = seg.charCodeAt(j);
-    } else {
-      const end = segs[++i] as number;
-      at += src!.copy(out, at, seg, end);
-    }
-  }
+  if (edit.replace && at >= 0) at = putField(edit.replace[0], edit.replace[1], at);
+  if (edit.extra) { for (const [k, v] of edit.extra) if (at >= 0) at = putField(k, v, at); }
+  if (at >= 0) at = put("\r\n", at);
+  if (at < 0) return undefined;
+  const out = Buffer.allocUnsafe(at + (tail?.length ?? 0));
+  SCRATCH.copy(out, 0, 0, at);
+  if (tail?.length) out.set(tail, at);
   return out;
 }
 

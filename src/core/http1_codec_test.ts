@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { headBytes, parseHead } from "./http1_codec.ts";
+import { headBytes, parseHead, parseHeadList } from "./http1_codec.ts";
 import { HeaderList } from "./header_map.ts";
 
 const RAW = Buffer.from(
@@ -65,4 +65,24 @@ Deno.test("headBytes: a list without spans (h2, filters) serialises its pairs", 
     headBytes("GET / HTTP/1.1", h, { omit: "connection" }).toString("latin1"),
     "GET / HTTP/1.1\r\nhost: a\r\n\r\n",
   );
+});
+
+Deno.test("parseHeadList: names lower-cased, values and spans as parseHead's", () => {
+  const { line, headers } = parseHeadList(RAW);
+  assert.deepEqual(line, ["HTTP/1.1", "200", "OK"]);
+  assert.deepEqual(headers.entries(), parseHead(RAW).headers.map(([k, v]) => [k.toLowerCase(), v]));
+  assert.equal(headBytes("HTTP/1.1 200 OK", headers).toString("latin1"), RAW.toString("latin1"));
+});
+
+Deno.test("headBytes: a tail leaves in the same buffer; a head too big to assemble still goes", () => {
+  const body = Buffer.from("ok\n");
+  assert.equal(
+    headBytes("HTTP/1.1 200 OK", parsed(), { omit: "connection" }, body).toString("latin1"),
+    "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  3 \r\nX-A: 1\r\nX-A: 2\r\n\r\nok\n",
+  );
+  const h = parsed();
+  h.add("x-big", "b".repeat(70_000)); // larger than the scratch buffer: serialised instead
+  const out = headBytes("HTTP/1.1 200 OK", h, { omit: "connection" }, body).toString("latin1");
+  assert.ok(out.startsWith("HTTP/1.1 200 OK\r\nserver: nginx\r\ncontent-length: 3\r\n"));
+  assert.ok(out.endsWith(`x-big: ${"b".repeat(70_000)}\r\n\r\nok\n`));
 });

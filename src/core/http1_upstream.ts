@@ -6,7 +6,15 @@
 import type { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
 import type { RouteChoice } from "./filter_api.ts";
-import { bad, ByteReader, checkStatusLine, type Head, parseHead } from "./http1_codec.ts";
+import {
+  bad,
+  ByteReader,
+  checkStatusLine,
+  type Head,
+  parseHead,
+  parseHeadList,
+} from "./http1_codec.ts";
+import type { HeaderList } from "./header_map.ts";
 import { setNoDelay } from "./http_io.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -21,6 +29,19 @@ export interface Upstream {
 export function upstreamHead(raw: Buffer): Head {
   try {
     const h = parseHead(raw);
+    checkStatusLine(h.line);
+    return h;
+  } catch (e) {
+    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+  }
+}
+
+/** upstreamHead into a HeaderList (the proxy's response path). */
+export function upstreamHeadList(
+  raw: Buffer,
+): { readonly line: [string, string, string]; readonly headers: HeaderList } {
+  try {
+    const h = parseHeadList(raw);
     checkStatusLine(h.line);
     return h;
   } catch (e) {
