@@ -78,7 +78,10 @@ export async function startXdsMesh(
   };
   try {
     const startCp = (address: string) =>
-      startWeft(["control-plane", "--config", meshPath, "--address", address, "--ca-dir", caDir], how);
+      startWeft(
+        ["control-plane", "--config", meshPath, "--address", address, "--ca-dir", caDir],
+        how,
+      );
     const caDir = join(dir, "ca");
     let cp = await startCp("127.0.0.1:0");
     procs.push(cp);
