@@ -12,14 +12,8 @@ import { connect as tcpConnect } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { errorMessage, WeftError } from "./errors.ts";
 import { H2Session, type H2SessionOptions } from "./h2/mod.ts";
-import {
-  GrpcCall,
-  type GrpcCallHandlers,
-  type GrpcCallOptions,
-  GrpcCode,
-  GrpcError,
-  type GrpcStatus,
-} from "./grpc_call.ts";
+import { GrpcCall, type GrpcCallHandlers, type GrpcCallOptions } from "./grpc_call.ts";
+import { GrpcCode, GrpcError, type GrpcStatus } from "./grpc_status.ts";
 
 export interface GrpcChannelOptions {
   /** Opens a connected transport (`dialGrpc`, or an HBONE stream for a mesh service). */

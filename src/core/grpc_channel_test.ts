@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { dialGrpc, GrpcChannel } from "./grpc_channel.ts";
-import { GrpcCode, GrpcError, grpcFrame, type GrpcStatus } from "./grpc_call.ts";
+import { grpcFrame } from "./grpc_call.ts";
+import { GrpcCode, GrpcError, type GrpcStatus } from "./grpc_status.ts";
 import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
 
 type Handler = (headers: Headers, stream: H2Stream, reply: Reply) => void;
