@@ -3,7 +3,9 @@
  * is killed (SIGKILL: the connection just drops; SIGTERM: a graceful shutdown that cancels the
  * open ADS streams and sends GOAWAY) and restarted on the same address, repeatedly and at
  * different moments (right after a push, while the node's ACK is in flight, after a pause),
- * while a `weft run` node (Deno, then Bun) holds an open ADS stream. Each time the node keeps
+ * while a `weft run` node holds an open ADS stream: on Deno over h2c, on Bun over TLS with a
+ * node token (istiod's bootstrap shape: the root from xds.rootCertFile, the control plane's
+ * SPIFFE id checked). Each time the node keeps
  * serving its last good config while the control plane is away, reconnects, and applies the
  * config written while it was gone. On Deno this used to abort the node inside node:http2
  * (nghttp2's find_stream_on_goaway_func assertion) under the grpc-js client.
@@ -67,12 +69,15 @@ async function alive(node: WeftProc): Promise<void> {
   if (gone) throw new Error(`the node ${gone}; stderr:\n${node.stderrText().slice(-4000)}`);
 }
 
-async function restarts(runtime: string | undefined): Promise<void> {
+async function restarts(runtime: string | undefined, tls: boolean): Promise<void> {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-xds-restart-" });
   let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh(ip, 0), ["node-a"], [], undefined, runtime);
+    x = await startXdsMesh(dir, mesh(ip, 0), ["node-a"], [], undefined, {
+      ...(runtime ? { nodeRuntime: runtime } : {}),
+      tls,
+    });
     const node = x.nodes[0]!;
     await x.waitReady(node);
     let seen = await until(node, (d) => d.services.some((s) => s.name === "svc-0"), "svc-0");
@@ -109,14 +114,15 @@ async function restarts(runtime: string | undefined): Promise<void> {
   }
 }
 
-Deno.test("xds: a Deno node agent survives repeated control-plane kills and restarts", async () => {
-  await restarts(undefined);
+Deno.test("xds: a Deno node agent (h2c) survives repeated control-plane kills and restarts", async () => {
+  await restarts(undefined, false);
 });
 
 Deno.test({
-  name: "xds: a Bun node agent survives repeated control-plane kills and restarts",
+  name:
+    "xds: a Bun node agent (TLS + node token) survives repeated control-plane kills and restarts",
   ignore: bunPath() === undefined,
   fn: async () => {
-    await restarts(bunPath());
+    await restarts(bunPath(), true);
   },
 });

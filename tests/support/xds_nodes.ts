@@ -65,11 +65,17 @@ export async function startXdsMesh(
   nodes: readonly string[],
   capture: readonly string[],
   command?: (argv: readonly string[]) => [string, string[]],
-  /** Runs the nodes (not the control plane) on another runtime (a bun binary). */
-  nodeRuntime?: string,
+  opts: {
+    /** Runs the nodes (not the control plane) on another runtime (a bun binary). */
+    nodeRuntime?: string;
+    /** istiod's bootstrap shape: `--tls --client-auth token`; nodes verify the control plane
+     * against the CA's root (xds.rootCertFile) and send their token. */
+    tls?: boolean;
+  } = {},
 ): Promise<XdsMesh> {
   const how = command ? { command } : {};
-  const nodeHow = nodeRuntime ? { runtime: nodeRuntime } : how;
+  const nodeHow = opts.nodeRuntime ? { runtime: opts.nodeRuntime } : how;
+  const tlsArgs = opts.tls ? ["--tls", "--client-auth", "token"] : [];
   const meshPath = join(dir, "mesh.yaml");
   await writeMeshFile(meshPath, await withNodeTokens(mesh, nodes));
   const procs: WeftProc[] = [];
@@ -79,7 +85,16 @@ export async function startXdsMesh(
   try {
     const startCp = (address: string) =>
       startWeft(
-        ["control-plane", "--config", meshPath, "--address", address, "--ca-dir", caDir],
+        [
+          "control-plane",
+          "--config",
+          meshPath,
+          "--address",
+          address,
+          "--ca-dir",
+          caDir,
+          ...tlsArgs,
+        ],
         how,
       );
     const caDir = join(dir, "ca");
@@ -93,7 +108,16 @@ export async function startXdsMesh(
       await Deno.writeTextFile(tokenFile, nodeToken(name));
       await Deno.writeTextFile(
         cfgPath,
-        stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address, tokenFile } }),
+        stringify({
+          node: { name },
+          ca: { mode: "xds" },
+          listeners,
+          xds: {
+            address,
+            tokenFile,
+            ...(opts.tls ? { rootCertFile: join(caDir, "ca-cert.pem") } : {}),
+          },
+        }),
       );
       procs.push(await startWeft(["run", "--config", cfgPath], { ...nodeHow, timeoutMs: 120_000 }));
     }
