@@ -205,21 +205,16 @@ export class GrpcCall {
     }
   }
 
-  /** The next `n` buffered bytes (a view when one chunk holds them, else one copy). */
+  /** The next `n` buffered bytes, copied: a decoded message may keep views into its bytes (a
+   * protobuf `bytes` field), which must not pin the whole socket chunk they arrived in. */
   #take(n: number): Uint8Array {
     this.#bytes -= n;
-    const first = this.#chunks[0];
-    if (first && first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
     const out = new Uint8Array(n);
     let at = 0;
     while (at < n) {
       const c = this.#chunks[0]!;
       const k = Math.min(c.length, n - at);
-      out.set(c.subarray(0, k), at);
+      out.set(k === c.length ? c : c.subarray(0, k), at);
       at += k;
       if (k === c.length) this.#chunks.shift();
       else this.#chunks[0] = c.subarray(k);

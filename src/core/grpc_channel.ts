@@ -52,7 +52,7 @@ export class GrpcChannel {
       let reply: Uint8Array | undefined;
       const c = this.call(opts, {
         onMessage: (m) => {
-          if (reply === undefined) reply = m.slice();
+          if (reply === undefined) reply = m;
           else c.cancel("a unary call got a second response message");
         },
         onClose: (st: GrpcStatus) => {
