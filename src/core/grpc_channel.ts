@@ -29,6 +29,8 @@ export interface GrpcChannelOptions {
 
 export class GrpcChannel {
   #session: H2Session | undefined;
+  /** Every open session: the current one, and older ones still finishing their calls. */
+  readonly #sessions = new Set<H2Session>();
   #dialing: Promise<H2Session> | undefined;
   #closed = false;
 
@@ -70,7 +72,8 @@ export class GrpcChannel {
   /** Close the connection now; calls still open end with UNAVAILABLE. */
   close(): void {
     this.#closed = true;
-    this.#session?.destroy();
+    for (const s of this.#sessions) s.destroy();
+    this.#sessions.clear();
     this.#session = undefined;
   }
 
@@ -88,8 +91,13 @@ export class GrpcChannel {
         ...this.opts.session,
         ...(this.opts.keepalive ? { keepalive: this.opts.keepalive } : {}),
       });
+      // A session replaced while still usable (the peer's stream limit) drains: its calls
+      // finish, then it closes (one after GOAWAY closes by itself).
+      this.#session?.close().catch(() => {}); // `closed` never rejects
       this.#session = s;
+      this.#sessions.add(s);
       s.closed.then(() => {
+        this.#sessions.delete(s);
         if (this.#session === s) this.#session = undefined;
       });
       return s;

@@ -49,10 +49,11 @@ function onMessages(s: H2Stream, fn: (m: Uint8Array) => void): void {
 async function withServer(
   handler: Handler,
   body: (ch: GrpcChannel, sessions: H2Session[], port: number) => Promise<void>,
+  maxConcurrentStreams = 100,
 ): Promise<void> {
   const sessions: H2Session[] = [];
   const server: Server = createServer((sock: Socket) => {
-    const h = new H2Session(sock, "server");
+    const h = new H2Session(sock, "server", { maxConcurrentStreams });
     sessions.push(h);
     h.onConnect((headers, respond, stream) =>
       handler(headers, stream, {
@@ -198,6 +199,24 @@ Deno.test("grpc client: GOAWAY and a closed connection under an open stream end 
     assert.equal((await second).code, GrpcCode.UNAVAILABLE);
     assert.equal(text(await ch.unary({ path: "/t.S/Echo" }, bytes("3"))), "undefined:3");
   });
+});
+
+Deno.test("grpc client: past the server's stream limit a call opens a second connection; the first drains and closes", async () => {
+  await withServer(echo, async (ch, sessions) => {
+    let watch!: ReturnType<GrpcChannel["call"]>;
+    const first = new Promise<GrpcStatus>((resolve) => {
+      watch = ch.call({ path: "/t.S/Watch" }, { onClose: resolve });
+      watch.send(bytes("w"));
+    });
+    await new Promise((r) => setTimeout(r, 30)); // the server's SETTINGS (1 stream) arrived
+    assert.equal(text(await ch.unary({ path: "/t.S/Echo" }, bytes("x"))), "undefined:x");
+    assert.equal(sessions.length, 2);
+    watch.end();
+    assert.equal((await first).code, GrpcCode.OK);
+    await sessions[0]!.closed; // the client closed the drained connection
+    assert.equal(text(await ch.unary({ path: "/t.S/Echo" }, bytes("y"))), "undefined:y");
+    assert.equal(sessions.length, 2, "the second connection is reused");
+  }, 1);
 });
 
 Deno.test("grpc client: keepalive fails a silent peer; a refused dial is UNAVAILABLE", async () => {
