@@ -7,13 +7,27 @@
  * GrpcChannel). The control plane serves through @grpc/grpc-js (on node:http2) and loads on first
  * use, so a node agent never evaluates grpc-js nor opens a node:http2 session.
  */
-import type { ControlPlane, ControlPlaneOptions, Mesh } from "./control_plane/mod.ts";
+import type {
+  ControlPlane,
+  ControlPlaneOptions,
+  Mesh,
+  ServingCertificate,
+  ServingCertificateOptions,
+} from "./control_plane/mod.ts";
 
 export { XdsClient, type XdsClientOptions } from "./client.ts";
 export type { SnapshotBase } from "./translate.ts";
 export { COMPONENT_RUNTIME, FILTER_TYPES } from "./resources/http_filters.ts";
-export type { ControlPlane, ControlPlaneOptions, Mesh };
+export type {
+  ControlPlane,
+  ControlPlaneOptions,
+  Mesh,
+  ServingCertificate,
+  ServingCertificateOptions,
+};
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
+/** Manifests → a validated mesh (the control plane's compiler; no server). */
+export { parseMesh } from "./control_plane/mesh.ts";
 
 /** Start the embedded control plane (ADS server, CA service). */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -23,6 +37,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 /** Read, validate and encode a mesh (every problem in one error). */
 export async function loadMesh(paths: readonly string[]): Promise<Mesh> {
   return (await import("./control_plane/mod.ts")).loadMesh(paths);
+}
+
+/** The control plane's rotating serving certificate (ServingCertificate.start). */
+export async function startServingCertificate(
+  opts: ServingCertificateOptions,
+): Promise<ServingCertificate> {
+  return (await import("./control_plane/mod.ts")).ServingCertificate.start(opts);
 }
 
 /** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
