@@ -2,8 +2,10 @@
  * Streamed bodies for filters that take them chunk by chunk (HttpFilter.streamsRequestBody /
  * streamsResponseBody): each chunk goes through those filters (request in chain order, response
  * in reverse), possibly replaced, and on with chunked framing (close-delimited for a response to
- * a client that cannot take chunked), trailers included when both sides are chunked. The end of the body is one more call with an empty chunk
- * and end-of-stream. A request filter may still answer locally (the upstream is abandoned); a
+ * a client that cannot take chunked), trailers included when both sides are chunked. The end of
+ * the body is one more call with an empty chunk and end-of-stream, unless trailers follow: then,
+ * as Envoy, no body call ends the stream; each filter releases what it holds (it goes on through
+ * the later filters) and the trailers hooks end the message. A request filter may still answer locally (the upstream is abandoned); a
  * response filter cannot once the response started (the stream is reset, as Envoy does). A
  * failing filter follows its fail policy: FAIL_OPEN passes the chunk, otherwise the request is
  * answered with the fail response (request) or reset (response). A trailers hook that answers
@@ -46,11 +48,14 @@ export function setStreamedFraming(
 
 type Step = { bytes: Uint8Array } | { respond: LocalResponse };
 
-/** One body hook call on a chunk (a filter may take time: proxy-wasm stopped at the end). */
+/** One body hook call on a chunk (a filter may take time: proxy-wasm stopped at the end).
+ * `beforeTrailers`: trailers follow and the body is over: the filter's before-trailers hook
+ * releases what it holds, or (without that hook) a last empty chunk with end-of-stream true. */
 export type ChunkCall = (
   f: HttpFilter,
   chunk: Uint8Array,
   eos: boolean,
+  beforeTrailers?: boolean,
 ) => BodyOutcome | Promise<BodyOutcome>;
 
 async function runChunk(
@@ -117,15 +122,39 @@ export async function streamThrough(
   };
   let trailers: Trailer[];
   try {
-    const t = onTrailers(await src((b) => step(b, false)));
+    const raw = await src((b) => step(b, false));
+    // With trailers, no body call ends the stream (Envoy): what the filters hold goes on first.
+    if (raw.length) await releaseHeld(filters, call, ctx, sink);
+    else await step(EMPTY, true);
+    const t = onTrailers(raw);
     trailers = t instanceof Promise ? await t : t;
-    await step(new Uint8Array(0), true);
   } catch (e) {
     if (e instanceof LocalReply || e instanceof TrailersReply) return e.response;
     throw e;
   }
   await sink.end(trailers);
   return undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Trailers follow: each filter in turn releases the bytes it holds, which go on through the
+ * filters after it (end-of-stream false) and out, before any trailers hook runs. */
+async function releaseHeld(
+  filters: readonly HttpFilter[],
+  call: ChunkCall,
+  ctx: HttpRequestContext,
+  sink: BodySink,
+): Promise<void> {
+  for (let i = 0; i < filters.length; i++) {
+    const f = filters[i]!;
+    const r = await runChunk([f], (g, c) => call(g, c, false, true), EMPTY, ctx);
+    if ("respond" in r) throw new LocalReply(r.respond);
+    if (!r.bytes.length) continue;
+    const on = await runChunk(filters.slice(i + 1), (g, c) => call(g, c, false), r.bytes, ctx);
+    if ("respond" in on) throw new LocalReply(on.respond);
+    if (on.bytes.length) await sink.write(on.bytes);
+  }
 }
 
 /** Sends a body on through `sink` the way the chain asks: the buffered (possibly replaced) body
@@ -163,14 +192,20 @@ export async function sendBody(
 export function requestChunkCall(
   ctx: HttpRequestContext,
 ): ChunkCall {
-  return (f, chunk, eos) => f.onRequestBodyChunk!(ctx, chunk, eos);
+  return (f, chunk, eos, before) =>
+    before && f.onRequestBodyBeforeTrailers
+      ? f.onRequestBodyBeforeTrailers(ctx)
+      : f.onRequestBodyChunk!(ctx, chunk, eos || before === true);
 }
 
 export function responseChunkCall(
   ctx: HttpRequestContext,
   res: HttpResponseContext,
 ): ChunkCall {
-  return (f, chunk, eos) => f.onResponseBodyChunk!(ctx, res, chunk, eos);
+  return (f, chunk, eos, before) =>
+    before && f.onResponseBodyBeforeTrailers
+      ? f.onResponseBodyBeforeTrailers(ctx, res)
+      : f.onResponseBodyChunk!(ctx, res, chunk, eos || before === true);
 }
 
 export function logResponseReset(ctx: HttpRequestContext, why: string): void {

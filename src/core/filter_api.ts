@@ -64,6 +64,9 @@ export interface HttpRequestContext {
   readonly filterState: Map<string, unknown>;
   /** Buffered request body, only for filters that opted into bodies. */
   requestBody: Uint8Array | undefined;
+  /** Trailers follow the buffered request body: its body hook then has end_of_stream false and
+   * the trailers hook ends the message (Envoy's decodeData then decodeTrailers). */
+  requestTrailersFollow?: boolean;
   /** Whether a body (or trailers) follows the request head, when the data path knows it (an h2
    * request carries no framing header to tell): proxy-wasm's end_of_stream on the headers. */
   readonly bodyFollows?: boolean;
@@ -76,6 +79,8 @@ export interface HttpResponseContext {
   status: number;
   readonly responseHeaders: HeaderMap;
   responseBody: Uint8Array | undefined;
+  /** Trailers follow the buffered response body (as `requestTrailersFollow`). */
+  responseTrailersFollow?: boolean;
   /** Whether a body (or trailers) follows the response head, when the data path knows it. */
   readonly bodyFollows?: boolean;
 }
@@ -161,6 +166,17 @@ export interface HttpFilter {
     res: HttpResponseContext,
     chunk: Uint8Array,
     endOfStream: boolean,
+  ): BodyOutcome | Promise<BodyOutcome>;
+  /** Streamed bodies followed by trailers: every chunk had end-of-stream false (Envoy's
+   * decodeData/encodeData never end the stream when trailers follow) and, before the trailers
+   * hooks run, the data path takes the bytes this filter still holds; they go on through the
+   * filters after it, as Envoy passes a filter's buffered data on when its trailers continue.
+   * A streaming filter without these hooks gets a last empty chunk with end-of-stream true
+   * instead (it could not tell the end of the body otherwise). */
+  onRequestBodyBeforeTrailers?(ctx: HttpRequestContext): BodyOutcome | Promise<BodyOutcome>;
+  onResponseBodyBeforeTrailers?(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
   ): BodyOutcome | Promise<BodyOutcome>;
   /** Trailers (optional): called once a message's non-empty trailers were read (after the body),
    * in chain order for the request and reverse order for the response; the filter may change

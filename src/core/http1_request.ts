@@ -135,6 +135,7 @@ export async function serveRequest(
         return writeLocal(down, REQUEST_TOO_LARGE, false);
       }
       ctx.requestBody = body;
+      if (reqTrailers.length) ctx.requestTrailersFollow = true;
       reqFraming = { kind: "none" };
     }
     const v0 = chain.onRequest(ctx);

@@ -95,6 +95,7 @@ export async function respondH1(
     }
     upstreamDone = resFraming.kind !== "close";
     resCtx.responseBody = body;
+    if (resTrailers.length) resCtx.responseTrailersFollow = true;
     resFraming = { kind: "none" };
   }
   const v0 = chain.onResponse(ctx, resCtx);

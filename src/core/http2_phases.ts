@@ -86,6 +86,7 @@ export async function bufferRequest(
     : await bufferFrom(h2Reader(stream), maxBytes, trailers);
   if (body) {
     ctx.requestBody = body;
+    if (trailers.length) ctx.requestTrailersFollow = true;
     return true;
   }
   stream.resume(); // the rest is read and dropped: the client may finish sending
@@ -156,6 +157,7 @@ export async function answer(
       return RESPONSE_TOO_LARGE.status;
     }
     resCtx.responseBody = body;
+    if (resTrailers.length) resCtx.responseTrailersFollow = true;
   }
   const rv = await chain.onResponse(ctx, resCtx);
   if (rv.kind === "respond") {

@@ -16,6 +16,7 @@ import type {
 } from "../core/mod.ts";
 
 const PASS: BodyOutcome = Object.freeze({ action: "continue" });
+const EMPTY = new Uint8Array(0);
 
 /** Stands in while a filter cannot be loaded: every call fails, so its fail policy decides. */
 export class UnavailableFilter implements HttpFilter {
@@ -80,6 +81,22 @@ export class ManagedFilter implements HttpFilter {
   ): BodyOutcome | Promise<BodyOutcome> {
     const g = this.started.get(ctx) ?? this.current;
     return g.onResponseBodyChunk?.(ctx, res, chunk, eos) ?? PASS;
+  }
+
+  /** Trailers follow the body: the generation's release hook, or (without one) its last empty
+   * chunk with end-of-stream (body_stream.ts). */
+  onRequestBodyBeforeTrailers(ctx: HttpRequestContext): BodyOutcome | Promise<BodyOutcome> {
+    const g = this.started.get(ctx) ?? this.current;
+    if (g.onRequestBodyBeforeTrailers) return g.onRequestBodyBeforeTrailers(ctx);
+    return g.onRequestBodyChunk?.(ctx, EMPTY, true) ?? PASS;
+  }
+  onResponseBodyBeforeTrailers(
+    ctx: HttpRequestContext,
+    res: HttpResponseContext,
+  ): BodyOutcome | Promise<BodyOutcome> {
+    const g = this.started.get(ctx) ?? this.current;
+    if (g.onResponseBodyBeforeTrailers) return g.onResponseBodyBeforeTrailers(ctx, res);
+    return g.onResponseBodyChunk?.(ctx, res, EMPTY, true) ?? PASS;
   }
 
   /** Trailers go to the generation the request started on (no hook there: unchanged). */

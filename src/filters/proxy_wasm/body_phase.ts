@@ -7,6 +7,9 @@
  * accumulated bytes; over the buffer limit the request is answered 413 and a response (whose head
  * already left) is reset, as Envoy's buffer overflow. At end of stream a stop waits for
  * `proxy_continue_stream` (or a local reply, or the pause timeout) as a paused headers phase does.
+ * When trailers follow, no call has end_of_stream true (Envoy's decodeData/encodeData); the held
+ * buffer goes on before the trailers (`releaseHeld`), as Envoy continues a filter's buffered
+ * data when its trailers callback continues.
  * See Envoy source/extensions/common/wasm/context.cc (onRequestBody, onResponseBody) and the
  * proxy-wasm ABI spec (proxy_on_request_body).
  */
@@ -98,4 +101,15 @@ export function bodyChunkPhase(
     setHeld(s, which, undefined);
     return bodyOf(o, out);
   });
+}
+
+/** Trailers follow the body: the bytes the guest held (StopIterationAndBuffer) go on as it left
+ * them, without another body call. */
+export function releaseHeld(s: StreamState, which: "request" | "response"): BodyOutcome {
+  const vm: ProxyWasmVm = s.vm;
+  const b = held(s, which);
+  setHeld(s, which, undefined);
+  if (vm.dead) return failedOf(vm);
+  if (s.local) return { action: "respond", response: s.local };
+  return b && b.length ? { action: "replace", body: b } : { action: "continue" };
 }

@@ -20,7 +20,7 @@ import type {
   TrailersOutcome,
 } from "../../core/mod.ts";
 import { donePhase, requestPhase, responsePhase, trailersPhase } from "./http_phases.ts";
-import { bodyChunkPhase } from "./body_phase.ts";
+import { bodyChunkPhase, releaseHeld } from "./body_phase.ts";
 import { type CompiledPlugin, type GuestFailure, ProxyWasmVm, type StreamState } from "./vm.ts";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -194,6 +194,16 @@ export class ProxyWasmFilter implements HttpFilter {
     const s = this.streams.get(ctx);
     if (!s) return PASS;
     return this.countedBody(ctx, bodyChunkPhase(s, "response", chunk, eos));
+  }
+
+  onRequestBodyBeforeTrailers(ctx: HttpRequestContext): BodyOutcome {
+    const s = this.streams.get(ctx);
+    return s ? releaseHeld(s, "request") : PASS;
+  }
+
+  onResponseBodyBeforeTrailers(ctx: HttpRequestContext, _res: HttpResponseContext): BodyOutcome {
+    const s = this.streams.get(ctx);
+    return s ? releaseHeld(s, "response") : PASS;
   }
 
   private countedBody(

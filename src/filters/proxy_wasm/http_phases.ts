@@ -3,7 +3,8 @@
  * (+ buffered body), and the end of the stream (on_done → on_log → on_delete). A callback
  * returning anything but CONTINUE pauses the phase: the outcome becomes a Promise settled by
  * `proxy_continue_stream`, `proxy_send_local_response`, `proxy_close_stream`, or the VM's death.
- * Body callbacks still run while headers are paused, as in Envoy.
+ * Body callbacks still run while headers are paused, as in Envoy. A buffered body with trailers
+ * to come is shown with end_of_stream false (the trailers callback ends the message).
  */
 import type {
   FilterOutcome,
@@ -24,7 +25,9 @@ function failedOf(vm: ProxyWasmVm): FilterOutcome {
 }
 
 function requestEndsWithHeaders(req: HttpRequestContext): boolean {
-  if (req.requestBody !== undefined) return req.requestBody.length === 0;
+  if (req.requestBody !== undefined) {
+    return req.requestBody.length === 0 && !req.requestTrailersFollow;
+  }
   if (req.bodyFollows !== undefined) return !req.bodyFollows;
   const h = req.requestHeaders;
   const len = h.get("content-length");
@@ -39,6 +42,7 @@ function runPhase(
   headersCount: number,
   body: Uint8Array | undefined,
   eos: boolean,
+  trailersFollow: boolean,
 ): FilterOutcome | Promise<FilterOutcome> {
   const isReq = which === "request";
   const onHeaders = vm.export(isReq ? "proxy_on_request_headers" : "proxy_on_response_headers");
@@ -54,10 +58,12 @@ function runPhase(
   if (s.local) return { action: "respond", response: s.local };
   if (onBody && body !== undefined && body.length > 0) {
     const cb: Callback = isReq ? "request_body" : "response_body";
-    const r = vm.invoke(cb, s, onBody, s.id, body.length, 1);
+    const r = vm.invoke(cb, s, onBody, s.id, body.length, trailersFollow ? 0 : 1);
     if (vm.dead) return failedOf(vm);
     if (s.local) return { action: "respond", response: s.local };
-    paused ||= r !== 0;
+    // With trailers to come a stop only buffers (the whole body is here already): it goes on
+    // before the trailers, as Envoy's StopIterationAndBuffer without end of stream.
+    if (!trailersFollow) paused ||= r !== 0;
   }
   if (!paused) return CONTINUE;
   // Paused on a callout that was refused (unknown cluster) or already failed: nothing will
@@ -101,7 +107,15 @@ export function requestPhase(
   const eos = requestEndsWithHeaders(req);
   return {
     stream: s,
-    outcome: runPhase(vm, s, "request", requestHeaderCount(s), req.requestBody, eos),
+    outcome: runPhase(
+      vm,
+      s,
+      "request",
+      requestHeaderCount(s),
+      req.requestBody,
+      eos,
+      req.requestTrailersFollow === true,
+    ),
   };
 }
 
@@ -113,10 +127,12 @@ export function responsePhase(
   if (vm.dead) return failedOf(vm);
   if (s.local) return CONTINUE; // our own local reply passing back through
   s.res = res;
+  const trailers = res.responseTrailersFollow === true;
   const eos = res.responseBody !== undefined
-    ? res.responseBody.length === 0
+    ? res.responseBody.length === 0 && !trailers
     : res.bodyFollows === false;
-  return runPhase(vm, s, "response", res.responseHeaders.size + 1, res.responseBody, eos);
+  const count = res.responseHeaders.size + 1;
+  return runPhase(vm, s, "response", count, res.responseBody, eos, trailers);
 }
 
 /** `proxy_on_request_trailers` / `proxy_on_response_trailers` (context id, trailer count) with

@@ -89,6 +89,21 @@ static size_t utoa(uint64_t v, char *out) {
   return n;
 }
 
+/* "seq": every HTTP callback logs "seq <callback> <size or count> <end_of_stream>" so a test can
+ * assert the exact order Envoy calls them in; body callbacks hold the body
+ * (StopIterationAndBuffer) until end of stream, as the Go SDK's http_body example does. */
+static void seq(const char *what, size_t wl, uint64_t n, uint32_t eos) {
+  char line[64];
+  size_t k = 0;
+  for (const char *p = "seq "; *p; p++) line[k++] = *p;
+  for (size_t i = 0; i < wl && k < 32; i++) line[k++] = what[i];
+  line[k++] = ' ';
+  k += utoa(n, line + k);
+  line[k++] = ' ';
+  line[k++] = eos ? '1' : '0';
+  proxy_log(LOG_INFO, line, k);
+}
+
 static void set_req(const char *k, size_t kl, const char *v, size_t vl) {
   proxy_add_header_map_value(HTTP_REQUEST_HEADERS, k, kl, v, vl);
 }
@@ -384,6 +399,9 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   if (mode_len > sizeof mode) mode_len = sizeof mode;
   for (size_t i = 0; i < mode_len; i++) mode[i] = m[i];
   set_req_num(S("x-header-count"), n);
+#ifndef ABI_V010
+  if (is("seq")) seq(S("request-headers"), n, eos);
+#endif
   char *path = 0;
   size_t path_len = 0;
   proxy_get_header_map_value(HTTP_REQUEST_HEADERS, S(":path"), &path, &path_len);
@@ -483,6 +501,10 @@ EXPORT(test_continue_body) uint32_t test_continue_body(uint32_t stream) {
 }
 
 EXPORT(proxy_on_request_body) uint32_t on_request_body(uint32_t ctx, uint32_t size, uint32_t eos) {
+  if (is("seq")) {
+    seq(S("request-body"), size, eos);
+    return eos ? CONTINUE : PAUSE;
+  }
   if (is("chunks")) return chunks(HTTP_REQUEST_BODY, ctx, size, eos);
   if (!is("body")) return CONTINUE;
   char *b = 0;
@@ -494,6 +516,10 @@ EXPORT(proxy_on_request_body) uint32_t on_request_body(uint32_t ctx, uint32_t si
 }
 
 EXPORT(proxy_on_response_body) uint32_t on_response_body(uint32_t ctx, uint32_t size, uint32_t eos) {
+  if (is("seq")) {
+    seq(S("response-body"), size, eos);
+    return eos ? CONTINUE : PAUSE;
+  }
   if (is("chunks")) return chunks(1 /* HTTP_RESPONSE_BODY */, ctx, size, eos);
   return CONTINUE;
 }
@@ -503,6 +529,9 @@ EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uin
 #else
 EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t ctx, uint32_t n, uint32_t eos) {
   if (is("status")) proxy_add_header_map_value(HTTP_RESPONSE_HEADERS, S("x-response-eos"), eos ? "1" : "0", 1);
+#endif
+#ifndef ABI_V010
+  if (is("seq")) seq(S("response-headers"), n, eos);
 #endif
   (void)ctx;
   char *v = 0;
@@ -544,6 +573,10 @@ static uint32_t trailers_hold(uint32_t map, uint32_t ctx) {
 }
 
 EXPORT(proxy_on_request_trailers) uint32_t on_request_trailers(uint32_t ctx, uint32_t n) {
+  if (is("seq")) {
+    seq(S("request-trailers"), n, 0);
+    return CONTINUE;
+  }
   if (!is("trailers")) return trailers_hold(HTTP_REQUEST_TRAILERS, ctx);
   char *v = 0;
   size_t vl = 0;
@@ -558,6 +591,10 @@ EXPORT(proxy_on_request_trailers) uint32_t on_request_trailers(uint32_t ctx, uin
 }
 
 EXPORT(proxy_on_response_trailers) uint32_t on_response_trailers(uint32_t ctx, uint32_t n) {
+  if (is("seq")) {
+    seq(S("response-trailers"), n, 0);
+    return CONTINUE;
+  }
   if (!is("trailers")) return trailers_hold(HTTP_RESPONSE_TRAILERS, ctx);
   char *p = 0;
   size_t l = 0;
