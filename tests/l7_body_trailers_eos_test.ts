@@ -3,8 +3,10 @@
  * end_of_stream false, then the trailers callback runs (Envoy's decodeData/encodeData then
  * decodeTrailers/encodeTrailers); a body the filter held (StopIterationAndBuffer) still goes on,
  * before the trailers. Without trailers the last body call has end_of_stream true, as before.
- * The C test filter ("seq" mode) logs each callback; HTTP/1.1 chunked and h2c downstreams, in
- * front of a real HTTP/1.1 upstream whose responses always carry trailers (trailer_rig.ts).
+ * The C proxy-wasm test filter ("seq" mode) and a weft:filter@0.3.0 component built from C
+ * (src/filters/component/testdata/body_seq) log each callback; HTTP/1.1 chunked and h2c
+ * downstreams, in front of a real HTTP/1.1 upstream whose responses always carry trailers
+ * (trailer_rig.ts).
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -14,7 +16,11 @@ import { chunkedEnd, startRig, trailerMap } from "./support/trailer_rig.ts";
 import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
 import { closeSession, h2Call } from "./support/h2c_client.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
-import { setLogSink } from "../src/core/mod.ts";
+import { type HttpFilter, setLogSink } from "../src/core/mod.ts";
+import { join } from "node:path";
+import { buildPlugin } from "../src/filters/plugin_build.ts";
+import { loadComponent } from "../src/filters/component/component_loader.ts";
+import { ComponentFilter, DEFAULT_SANDBOX } from "../src/filters/component/component_filter.ts";
 
 const HEAD = "POST /up HTTP/1.1\r\nHost: a\r\nx-test: seq\r\nTransfer-Encoding: chunked\r\n\r\n";
 const WITH_TRAILERS = HEAD + "5\r\nhello\r\n0\r\nx-sum: 42\r\n\r\n";
@@ -53,71 +59,93 @@ function callbacks(lines: string[]): string[] {
   return out;
 }
 
-// The response always carries two trailers (x-checksum, x-extra) and a 2-byte body "ok".
-const RESPONSE_SIDE = [
+// The response always carries two trailers (x-checksum, x-extra) and a 2-byte body "ok". The C
+// proxy-wasm filter holds the body (StopIterationAndBuffer) until end of stream, so its last
+// call sees the whole body again; the component sees each chunk and logs no counts for headers
+// (they have no end-of-stream flag in WIT) and trailers.
+type Kind = "proxy-wasm" | "component";
+const trailerCount = (k: Kind, n: number) => (k === "proxy-wasm" ? n : 0);
+const responseSide = (k: Kind) => [
   "response-headers eos=0",
   "response-body 2 eos=0",
-  "response-trailers 2",
+  `response-trailers ${trailerCount(k, 2)}`,
 ];
-const TRAILED = ["request-headers eos=0", "request-body 5 eos=0", "request-trailers 1"];
-const EXPECT = {
-  trailers: [...TRAILED, ...RESPONSE_SIDE],
-  none: {
-    streamed: ["request-headers eos=0", "request-body 5 eos=0", "request-body 5 eos=1"],
-    buffered: ["request-headers eos=0", "request-body 5 eos=1"],
-  },
-};
+const withTrailers = (k: Kind) => [
+  "request-headers eos=0",
+  "request-body 5 eos=0",
+  `request-trailers ${trailerCount(k, 1)}`,
+  ...responseSide(k),
+];
+const withoutRequestTrailers = (k: Kind, bodies: "streamed" | "buffered") => [
+  "request-headers eos=0",
+  ...(bodies === "buffered"
+    ? ["request-body 5 eos=1"]
+    : ["request-body 5 eos=0", `request-body ${k === "proxy-wasm" ? 5 : 0} eos=1`]),
+  ...responseSide(k),
+];
 
-for (const bodies of ["streamed", "buffered"] as const) {
-  Deno.test(`body/trailer callbacks in Envoy's order, HTTP/1.1 and h2c (bodies ${bodies})`, async () => {
-    const lines: string[] = [];
-    const restore = setLogSink((l) => lines.push(l));
-    const f = await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), {
+async function seqFilter(kind: Kind, bodies: "streamed" | "buffered"): Promise<HttpFilter> {
+  if (kind === "proxy-wasm") {
+    return await createProxyWasmFilter(ref("test-filter", await testFilter(), {}), {
       bodies: bodies === "streamed" ? "streamed" : true,
     });
-    const rig = await startRig([f]);
-    const s = http2.connect(`http://127.0.0.1:${rig.port}`);
-    try {
-      const res = await exchange(rig.port, WITH_TRAILERS);
-      assert.match(res, /^HTTP\/1\.1 200 /);
-      assert.deepEqual(callbacks(lines), EXPECT.trailers, "HTTP/1.1 with trailers");
-      assert.match(rig.received(), /\r\nhello\r\n/, "the held body went on");
-      assert.equal(trailerMap(rig.received()).get("x-sum"), "42");
-      assert.match(res, /\r\nok\r\n/, "the held response body went on");
-      assert.equal(trailerMap(res).get("x-checksum"), "abc");
+  }
+  const built = await buildPlugin(join(import.meta.dirname!, COMPONENT));
+  const c = await loadComponent(built.bytes, { maxMemoryBytes: DEFAULT_SANDBOX.maxMemoryBytes });
+  return await ComponentFilter.create("body-seq", "FAIL_CLOSE", c, bodies, DEFAULT_SANDBOX);
+}
+const COMPONENT = "../src/filters/component/testdata/body_seq";
 
-      lines.length = 0;
-      await exchange(rig.port, WITHOUT);
-      assert.deepEqual(
-        callbacks(lines),
-        [...EXPECT.none[bodies], ...RESPONSE_SIDE],
-        "HTTP/1.1 without request trailers: the last body call ends the stream",
-      );
+for (const kind of ["proxy-wasm", "component"] as const) {
+  for (const bodies of ["streamed", "buffered"] as const) {
+    Deno.test(`body/trailer callbacks in Envoy's order, HTTP/1.1 and h2c (${kind}, bodies ${bodies})`, async () => {
+      const lines: string[] = [];
+      const restore = setLogSink((l) => lines.push(l));
+      const f = await seqFilter(kind, bodies);
+      const rig = await startRig([f]);
+      const s = http2.connect(`http://127.0.0.1:${rig.port}`);
+      try {
+        const res = await exchange(rig.port, WITH_TRAILERS);
+        assert.match(res, /^HTTP\/1\.1 200 /);
+        assert.deepEqual(callbacks(lines), withTrailers(kind), "HTTP/1.1 with trailers");
+        assert.match(rig.received(), /\r\nhello\r\n/, "the held body went on");
+        assert.equal(trailerMap(rig.received()).get("x-sum"), "42");
+        assert.match(res, /\r\nok\r\n/, "the held response body went on");
+        assert.equal(trailerMap(res).get("x-checksum"), "abc");
 
-      lines.length = 0;
-      const h2 = await h2Call(s, "/up", {
-        headers: { "x-test": "seq" },
-        body: ["hello"],
-        trailers: { "x-sum": "42" },
-      });
-      assert.equal(h2.status, 200);
-      assert.equal(h2.body, "ok");
-      assert.equal(h2.trailers["x-checksum"], "abc");
-      assert.deepEqual(callbacks(lines), EXPECT.trailers, "h2c with trailers");
+        lines.length = 0;
+        await exchange(rig.port, WITHOUT);
+        assert.deepEqual(
+          callbacks(lines),
+          withoutRequestTrailers(kind, bodies),
+          "HTTP/1.1 without request trailers: the last body call ends the stream",
+        );
 
-      lines.length = 0;
-      const plain = await h2Call(s, "/up", { headers: { "x-test": "seq" }, body: ["hello"] });
-      assert.equal(plain.body, "ok");
-      assert.deepEqual(
-        callbacks(lines),
-        [...EXPECT.none[bodies], ...RESPONSE_SIDE],
-        "h2c without request trailers",
-      );
-    } finally {
-      restore();
-      await closeSession(s).catch(() => {});
-      await rig.close();
-      f.close();
-    }
-  });
+        lines.length = 0;
+        const h2 = await h2Call(s, "/up", {
+          headers: { "x-test": "seq" },
+          body: ["hello"],
+          trailers: { "x-sum": "42" },
+        });
+        assert.equal(h2.status, 200);
+        assert.equal(h2.body, "ok");
+        assert.equal(h2.trailers["x-checksum"], "abc");
+        assert.deepEqual(callbacks(lines), withTrailers(kind), "h2c with trailers");
+
+        lines.length = 0;
+        const plain = await h2Call(s, "/up", { headers: { "x-test": "seq" }, body: ["hello"] });
+        assert.equal(plain.body, "ok");
+        assert.deepEqual(
+          callbacks(lines),
+          withoutRequestTrailers(kind, bodies),
+          "h2c without request trailers",
+        );
+      } finally {
+        restore();
+        await closeSession(s).catch(() => {});
+        await rig.close();
+        f.close?.();
+      }
+    });
+  }
 }

@@ -31,6 +31,8 @@ import type { LoadedComponent } from "./component_loader.ts";
 import { DEFAULT_FUEL } from "../sandbox/instrument.ts";
 
 const log = logger("filters");
+const PASS: BodyOutcome = Object.freeze({ action: "continue" });
+const EMPTY = new Uint8Array(0);
 
 export { DEFAULT_SANDBOX, LATENCY_SAMPLE_EVERY, type SandboxOptions } from "./sandbox_options.ts";
 
@@ -190,7 +192,9 @@ export class ComponentFilter implements HttpFilter {
     const hook = res ? g.onResponseBody : g.onRequestBody;
     const wants = res ? this.wantsResponseBody : this.wantsRequestBody;
     if (!wants || body === undefined || !hook) return headersDecision;
-    const b = hook.call(g, body, true);
+    // 0.3.0 guests see trailers: with some to come the body does not end the stream (Envoy).
+    const trailers = res ? res.responseTrailersFollow : req.requestTrailersFollow;
+    const b = hook.call(g, body, !(trailers && this.hasTrailerHooks));
     if (b.action === "respond") return b;
     if (b.action === "replace") {
       if (res) res.responseBody = b.body;
@@ -211,6 +215,17 @@ export class ComponentFilter implements HttpFilter {
     eos: boolean,
   ): BodyOutcome {
     return this.chunk(ctx, res, chunk, eos);
+  }
+
+  /** Trailers follow a streamed body: a 0.3.0 guest is not called (every chunk had
+   * end-of-stream false; its trailers hook ends the message, as Envoy); an older guest, which
+   * cannot see trailers, gets its last empty chunk with end-of-stream true. */
+  onRequestBodyBeforeTrailers(ctx: HttpRequestContext): BodyOutcome {
+    return this.hasTrailerHooks ? PASS : this.chunk(ctx, undefined, EMPTY, true);
+  }
+
+  onResponseBodyBeforeTrailers(ctx: HttpRequestContext, res: HttpResponseContext): BodyOutcome {
+    return this.hasTrailerHooks ? PASS : this.chunk(ctx, res, EMPTY, true);
   }
 
   private chunk(

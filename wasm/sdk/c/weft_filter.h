@@ -126,7 +126,8 @@ weft_body_action weft_body_respond(weft_action response);
 /* 0.2.0: also say which bodies you want and how (both default to WEFT_BODY_NONE). */
 int weft_configure(weft_str config, weft_str *error, weft_body_modes *modes);
 /* Buffered: once, the whole body, end_of_stream 1. Streamed: each chunk; the last call has
- * end_of_stream 1 (its chunk may be empty). */
+ * end_of_stream 1 (its chunk may be empty). 0.3.0: when trailers follow, end_of_stream is 0 on
+ * every call and weft_on_request_trailers / weft_on_response_trailers end the message. */
 weft_body_action weft_on_request_body(weft_str body, int end_of_stream);
 weft_body_action weft_on_response_body(weft_str body, int end_of_stream);
 #else
