@@ -149,3 +149,28 @@ for (const kind of ["proxy-wasm", "component"] as const) {
     });
   }
 }
+
+Deno.test("body/trailer callbacks: a body held by one proxy-wasm filter reaches the next before its trailers", async () => {
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  const wasm = await testFilter();
+  const [a, b] = await Promise.all(
+    ["seq-a", "seq-b"].map((n) => createProxyWasmFilter(ref(n, wasm, {}), { bodies: "streamed" })),
+  );
+  const rig = await startRig([a!, b!]);
+  try {
+    const res = await exchange(rig.port, WITH_TRAILERS);
+    assert.match(res, /^HTTP\/1\.1 200 /);
+    for (const name of ["seq-a", "seq-b"]) {
+      const own = callbacks(lines.filter((l) => l.includes(`"plugin":"${name}"`)));
+      assert.deepEqual(own, withTrailers("proxy-wasm"), name);
+    }
+    assert.match(rig.received(), /\r\nhello\r\n/, "held by both, then sent on");
+    assert.match(res, /\r\nok\r\n/);
+  } finally {
+    restore();
+    await rig.close();
+    a!.close();
+    b!.close();
+  }
+});

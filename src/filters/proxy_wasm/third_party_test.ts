@@ -332,6 +332,14 @@ thirdParty("go-http_body.wasm", async (url) => {
     assertEquals(await f.onResponse(req, res), { action: "continue" });
     assertEquals(dec(res.responseBody), "[this is replaced body]");
     f.onDone(req);
+    // Trailers follow (Envoy: decodeData with end_stream false, then decodeTrailers): the
+    // filter buffers (pauses) and waits for an end of stream that never comes in a body call,
+    // so the body goes on unchanged, without holding the request.
+    const trailed = jsonRequest("hello", { "buffer-operation": "append" });
+    trailed.requestTrailersFollow = true;
+    assertEquals(await f.onRequest(trailed), { action: "continue" });
+    assertEquals(dec(trailed.requestBody), "hello", "no end of stream: not rewritten");
+    f.onDone(trailed);
     // No body at all: the filter's own 400.
     const empty = request({});
     const out = await f.onRequest(empty);
