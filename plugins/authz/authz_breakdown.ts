@@ -1,7 +1,7 @@
 /**
  * Where the authz hook's time goes (issue #13): the same guest as served (sandbox-instrumented)
  * and uninstrumented, one rule class at a time, with the host calls each request makes.
- * Each figure is the min and median ns/op over 15 batches of 20k calls (robust on a shared box).
+ * Each figure is the min and median ns/op over 100 batches of 2000 calls (robust on a shared box).
  * Run: deno run -A plugins/authz/authz_breakdown.ts
  */
 import { transpileBytes } from "@bytecodealliance/jco-transpile";
@@ -64,7 +64,7 @@ function cfgOf(yaml: string): unknown {
   );
 }
 
-function measure(fn: () => unknown, batch = 20000, rounds = 15): { min: number; med: number } {
+function measure(fn: () => unknown, batch = 2000, rounds = 100): { min: number; med: number } {
   for (let i = 0; i < batch; i++) fn();
   const r: number[] = [];
   for (let k = 0; k < rounds; k++) {
