@@ -27,7 +27,7 @@ import {
 } from "./guest.ts";
 import type { HostBridge, WhichMap } from "./host_bridge.ts";
 import { GuestMemory, type Realloc } from "./guest_memory.ts";
-import { RespondMemo } from "./respond_memo.ts";
+import { RespondMemo, RouteMemo } from "./respond_memo.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
 
 /** The world version a core module was built for (by its handler exports). */
@@ -123,6 +123,7 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     | undefined;
 
   const memo = new RespondMemo();
+  const routes = new RouteMemo();
   /** local-response payload @4 (action.respond and body-action.respond share it). */
   const liftRespond = (ret: number): FilterDecision => {
     const dv = mem.dataView();
@@ -159,11 +160,14 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
       case 2:
         return delayDecision(dv.getUint32(ret + 4, true));
       case 3: {
+        const again = routes.find(mem.u8, dv, ret);
+        if (again !== undefined) return again;
         const service = str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true));
         const subset = dv.getUint8(ret + 12) === 1
           ? str(dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true))
           : undefined;
-        return routeDecision(service, subset);
+        const d = routeDecision(service, subset);
+        return d.action === "continue" ? routes.remember(d) : d;
       }
       default:
         throw new BadOutput(`invalid action discriminant ${tag}`);

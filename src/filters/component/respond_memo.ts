@@ -1,13 +1,15 @@
 /**
- * Local responses a guest repeats are lifted once per guest instance: authz answers every denial
- * by one policy with the same 403, and building it (a body copy, a details decode, four objects)
- * cost more than evaluating the policies. A remembered response is returned only when every byte
- * the guest points at (status, header names and values, body, details) equals what it was built
- * from; the shared decision is frozen (the HTTP writers copy the body, never write into it).
+ * Decisions a guest repeats are lifted once per guest instance: authz answers every denial by one
+ * policy with the same 403, and building it (a body copy, a details decode, four objects) cost more
+ * than evaluating the policies; traffic-split answers with a few routes. A remembered decision is
+ * returned only when every byte the guest points at (status, header names and values, body,
+ * details; service and subset) equals what it was built from; shared decisions are frozen (the
+ * HTTP writers copy the body, never write into it).
  */
 import type { FilterDecision } from "../../core/mod.ts";
 
 export type RespondDecision = Extract<FilterDecision, { action: "respond" }>;
+export type RouteDecision = Extract<FilterDecision, { action: "continue" }>;
 
 /** Distinct responses remembered per instance (authz: one per denying policy, plus gRPC). */
 const SLOTS = 8;
@@ -35,6 +37,41 @@ export class RespondMemo {
     for (const [k, v] of r.headers) if (!ascii(k) || !ascii(v)) return d;
     for (const h of r.headers) Object.freeze(h);
     Object.freeze(r.headers);
+    Object.freeze(r);
+    Object.freeze(d);
+    this.entries[this.next] = d;
+    this.next = (this.next + 1) % SLOTS;
+    return d;
+  }
+}
+
+export class RouteMemo {
+  private readonly entries: RouteDecision[] = [];
+  private next = 0;
+
+  /** The remembered decision equal to the route at `ret` (service @4/@8, subset tag @12,
+   * ptr/len @16/@20). */
+  find(u8: Uint8Array, dv: DataView, ret: number): RouteDecision | undefined {
+    const sp = dv.getUint32(ret + 4, true);
+    const sl = dv.getUint32(ret + 8, true);
+    const hasSubset = dv.getUint8(ret + 12) === 1;
+    for (let i = 0; i < this.entries.length; i++) {
+      const d = this.entries[i]!;
+      const r = d.route!;
+      if ((r.subset !== undefined) !== hasSubset || !sameStr(u8, sp, sl, r.service)) continue;
+      if (
+        !hasSubset ||
+        sameStr(u8, dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true), r.subset!)
+      ) return d;
+    }
+    return undefined;
+  }
+
+  remember(d: RouteDecision): RouteDecision {
+    const r = d.route;
+    if (r === undefined || !ascii(r.service) || (r.subset !== undefined && !ascii(r.subset))) {
+      return d;
+    }
     Object.freeze(r);
     Object.freeze(d);
     this.entries[this.next] = d;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type RespondDecision, RespondMemo } from "./respond_memo.ts";
+import {
+  type RespondDecision,
+  RespondMemo,
+  type RouteDecision,
+  RouteMemo,
+} from "./respond_memo.ts";
 
 /** A guest memory holding one local-response (direct_abi.ts layout) at RET. */
 const RET = 0;
@@ -93,4 +98,44 @@ Deno.test("several distinct responses are remembered side by side", () => {
   });
   assert.equal(memo.find(a.u8, a.dv, RET), first);
   assert.equal(memo.find(b.u8, b.dv, RET), second);
+});
+
+/** A route (service @4/@8, subset tag @12, ptr/len @16/@20) at RET. */
+function routeMemory(service: string, subset: string | undefined) {
+  const u8 = new Uint8Array(1024);
+  const dv = new DataView(u8.buffer);
+  const put = (s: string, at: number, lenAt: number) => {
+    u8.set(new TextEncoder().encode(s), at);
+    dv.setUint32(lenAt - 4, at, true);
+    dv.setUint32(lenAt, s.length, true);
+  };
+  put(service, 256, RET + 8);
+  if (subset !== undefined) {
+    dv.setUint8(RET + 12, 1);
+    put(subset, 512, RET + 20);
+  }
+  return { u8, dv };
+}
+
+const route = (service: string, subset?: string): RouteDecision => ({
+  action: "continue",
+  route: { service, subset },
+});
+
+Deno.test("a repeated route is the remembered (frozen) decision; any difference misses", () => {
+  const memo = new RouteMemo();
+  const v1 = routeMemory("reviews", "v1");
+  assert.equal(memo.find(v1.u8, v1.dv, RET), undefined);
+  const d = memo.remember(route("reviews", "v1"));
+  assert.ok(Object.isFrozen(d) && Object.isFrozen(d.route));
+  assert.equal(memo.find(v1.u8, v1.dv, RET), d);
+  for (const [service, subset] of [["reviews", "v2"], ["reviewz", "v1"], ["reviews", undefined]]) {
+    const m = routeMemory(service!, subset);
+    assert.equal(memo.find(m.u8, m.dv, RET), undefined, `${service} ${subset}`);
+  }
+  const bare = memo.remember(route("cdn"));
+  const m = routeMemory("cdn", undefined);
+  assert.equal(memo.find(m.u8, m.dv, RET), bare);
+  const withSubset = routeMemory("cdn", "a");
+  assert.equal(memo.find(withSubset.u8, withSubset.dv, RET), undefined);
 });
