@@ -11,6 +11,7 @@ export {
   type ControlPlaneOptions,
   loadMesh,
   parseMesh,
+  ServingCertificate,
   startControlPlane,
 } from "./control_plane/mod.ts";
 /** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
