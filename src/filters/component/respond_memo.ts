@@ -14,8 +14,15 @@ export type RouteDecision = Extract<FilterDecision, { action: "continue" }>;
 /** Distinct responses remembered per instance (authz: one per denying policy, plus gRPC). */
 const SLOTS = 8;
 
+/** A remembered decision with the bytes it was built from (compared as bytes: char codes of a
+ * concatenated string are a slow path in V8). */
+interface Remembered<D> {
+  readonly d: D;
+  readonly bytes: readonly Uint8Array[];
+}
+
 export class RespondMemo {
-  private readonly entries: RespondDecision[] = [];
+  private readonly entries: Remembered<RespondDecision>[] = [];
   private next = 0;
 
   /** The remembered decision equal to the local-response at `ret` (layout: direct_abi.ts). */
@@ -23,14 +30,15 @@ export class RespondMemo {
     const status = dv.getUint16(ret + 4, true);
     const hn = dv.getUint32(ret + 12, true);
     for (let i = 0; i < this.entries.length; i++) {
-      const d = this.entries[i]!;
-      const r = d.response;
-      if (r.status === status && r.headers.length === hn && matches(u8, dv, ret, d)) return d;
+      const e = this.entries[i]!;
+      const r = e.d.response;
+      if (r.status === status && r.headers.length === hn && matches(u8, dv, ret, e)) return e.d;
     }
     return undefined;
   }
 
-  /** Remembers `d` (just lifted) when its strings are ASCII, so bytes compare as char codes. */
+  /** Remembers `d` (just lifted) when its strings are ASCII (then their bytes are their char
+   * codes, and equal bytes mean equal strings). */
   remember(d: RespondDecision): RespondDecision {
     const r = d.response;
     if (!(r.body instanceof Uint8Array) || !ascii(r.details)) return d;
@@ -39,14 +47,19 @@ export class RespondMemo {
     Object.freeze(r.headers);
     Object.freeze(r);
     Object.freeze(d);
-    this.entries[this.next] = d;
+    const bytes = [
+      ...r.headers.flatMap(([k, v]) => [latin1(k), latin1(v)]),
+      r.body,
+      latin1(r.details),
+    ];
+    this.entries[this.next] = { d, bytes };
     this.next = (this.next + 1) % SLOTS;
     return d;
   }
 }
 
 export class RouteMemo {
-  private readonly entries: RouteDecision[] = [];
+  private readonly entries: Remembered<RouteDecision>[] = [];
   private next = 0;
 
   /** The remembered decision equal to the route at `ret` (service @4/@8, subset tag @12,
@@ -56,13 +69,12 @@ export class RouteMemo {
     const sl = dv.getUint32(ret + 8, true);
     const hasSubset = dv.getUint8(ret + 12) === 1;
     for (let i = 0; i < this.entries.length; i++) {
-      const d = this.entries[i]!;
-      const r = d.route!;
-      if ((r.subset !== undefined) !== hasSubset || !sameStr(u8, sp, sl, r.service)) continue;
+      const e = this.entries[i]!;
+      if (e.bytes.length !== (hasSubset ? 2 : 1) || !sameBytes(u8, sp, sl, e.bytes[0]!)) continue;
       if (
         !hasSubset ||
-        sameStr(u8, dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true), r.subset!)
-      ) return d;
+        sameBytes(u8, dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true), e.bytes[1]!)
+      ) return e.d;
     }
     return undefined;
   }
@@ -74,35 +86,45 @@ export class RouteMemo {
     }
     Object.freeze(r);
     Object.freeze(d);
-    this.entries[this.next] = d;
+    const bytes = r.subset === undefined
+      ? [latin1(r.service)]
+      : [latin1(r.service), latin1(r.subset)];
+    this.entries[this.next] = { d, bytes };
     this.next = (this.next + 1) % SLOTS;
     return d;
   }
 }
 
-function matches(u8: Uint8Array, dv: DataView, ret: number, d: RespondDecision): boolean {
-  const r = d.response;
+function matches(
+  u8: Uint8Array,
+  dv: DataView,
+  ret: number,
+  e: Remembered<RespondDecision>,
+): boolean {
+  const b = e.bytes;
   const hp = dv.getUint32(ret + 8, true);
-  for (let i = 0; i < r.headers.length; i++) {
-    const e = hp + i * 16;
-    const [k, v] = r.headers[i]!;
-    if (e + 16 > u8.length) return false;
-    if (!sameStr(u8, dv.getUint32(e, true), dv.getUint32(e + 4, true), k)) return false;
-    if (!sameStr(u8, dv.getUint32(e + 8, true), dv.getUint32(e + 12, true), v)) return false;
+  const hn = e.d.response.headers.length;
+  if (hn > 0 && hp + hn * 16 > u8.length) return false;
+  for (let i = 0; i < hn * 2; i++) {
+    const at = hp + i * 8;
+    if (!sameBytes(u8, dv.getUint32(at, true), dv.getUint32(at + 4, true), b[i]!)) return false;
   }
-  const body = r.body as Uint8Array;
-  const bp = dv.getUint32(ret + 16, true);
-  const bl = dv.getUint32(ret + 20, true);
-  if (bl !== body.length || bp + bl > u8.length) return false;
-  for (let i = 0; i < bl; i++) if (u8[bp + i] !== body[i]) return false;
-  return sameStr(u8, dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true), r.details);
+  return sameBytes(u8, dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true), b[hn * 2]!) &&
+    sameBytes(u8, dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true), b[hn * 2 + 1]!);
 }
 
 /** Out-of-range pointers never match (the full lift then reports them). */
-function sameStr(u8: Uint8Array, p: number, n: number, s: string): boolean {
-  if (n !== s.length || p + n > u8.length) return false;
-  for (let i = 0; i < n; i++) if (u8[p + i] !== s.charCodeAt(i)) return false;
+function sameBytes(u8: Uint8Array, p: number, n: number, want: Uint8Array): boolean {
+  if (n !== want.length || p + n > u8.length) return false;
+  for (let i = 0; i < n; i++) if (u8[p + i] !== want[i]) return false;
   return true;
+}
+
+/** An ASCII string's bytes. */
+function latin1(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+  return b;
 }
 
 function ascii(s: string): boolean {
