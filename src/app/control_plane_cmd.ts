@@ -6,7 +6,7 @@
  */
 import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
-import { loadMesh, ServingCertificate, startControlPlane } from "../xds/mod.ts";
+import { loadMesh, startControlPlane, startServingCertificate } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
 
@@ -57,7 +57,7 @@ export async function runControlPlane(f: Flags): Promise<number> {
   const ca = await openCa({ mode: "auto", stateDir: f.values.get("ca-dir") ?? ".weft/ca" });
   // The serving certificate is re-issued at half its lifetime, as istiod rotates its own.
   const tls = f.switches.has("tls")
-    ? await ServingCertificate.start({
+    ? await startServingCertificate({
       ca,
       trustDomain: mesh.trustDomain,
       identity: controlPlaneIdentity(mesh.trustDomain),

@@ -9,13 +9,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { errorMessage, logger, WeftError } from "../../core/mod.ts";
 import type { CertificateAuthority } from "../../tls/mod.ts";
-import {
-  ADS_SERVICE,
-  CA_SERVICE,
-  CHANNEL_OPTIONS,
-  serverCredentials,
-  type XdsTlsMaterial,
-} from "../grpc_transport.ts";
+import { ADS_SERVICE, CA_SERVICE, CHANNEL_OPTIONS, serverCredentials } from "./grpc_server.ts";
+import type { XdsTlsMaterial } from "../grpc_transport.ts";
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
 import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
