@@ -230,13 +230,10 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
-    const [{ XdsClient }, { controlPlaneIdentity }, { registerXdsFilterChecks }] = await Promise
-      .all([
-        import("../xds/mod.ts"),
-        import("./control_plane_cmd.ts"),
-        import("./filter_checks.ts"),
-      ]);
-    registerXdsFilterChecks();
+    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
+      import("../xds/mod.ts"),
+      import("./control_plane_cmd.ts"),
+    ]);
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
@@ -249,6 +246,9 @@ export class NodeAgent {
       nodeMetadata: { NAME: cfg.node.name },
       ...(this.xdsToken && this.xdsRoots ? { token: this.xdsToken } : {}),
       mode: cfg.xds.mode,
+      // The first-party converters come with the whole filter host (jco and its WASI shim):
+      // loaded only once the control plane sends an RBAC or HTTPFault config.
+      loadFilterChecks: async () => (await import("./filter_checks.ts")).registerXdsFilterChecks(),
       base: {
         node: base.node,
         rootNamespace: base.rootNamespace,

@@ -6,6 +6,7 @@
  * control plane does to the connection (GOAWAY, reset, close, silence past the keepalive) ends
  * the stream with a status, never the process. The lead wires `onSnapshot` to NodeProxy.update.
  */
+import { Buffer } from "node:buffer";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { GrpcCall, GrpcChannel, GrpcStatus, Snapshot } from "../core/mod.ts";
 import { errorMessage, grpcCodeName, logger } from "../core/mod.ts";
@@ -27,7 +28,9 @@ import {
   DiscoveryRequestSchema,
   type DiscoveryResponse,
   DiscoveryResponseSchema,
+  HTTPFaultSchema,
   NodeSchema,
+  RBACSchema,
 } from "./proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
@@ -55,6 +58,11 @@ export interface XdsClientOptions {
   /** With tls: the SPIFFE id the control plane must present. */
   readonly serverIdentity?: string;
   readonly maxBackoffMs?: number;
+  /** Loads and registers (core's registerFilterConfigCheck) the checks of the HTTP filter
+   * configs weft converts (RBAC, HTTPFault). Awaited once, before the first response that
+   * carries such a config is decoded, so those checks still decide the ACK; a node whose
+   * config has none never loads them (the app's checks reach the whole filter host). */
+  readonly loadFilterChecks?: () => Promise<void>;
 }
 
 type Listener = (s: Snapshot) => void;
@@ -72,6 +80,9 @@ export class XdsClient {
   private seq = 0;
   private closed = false;
   private current: Snapshot | undefined;
+  /** Responses wait here (in order) while the filter checks load. */
+  private gate: Promise<void> | undefined;
+  private checksLoaded: boolean;
   /** Every subscription was answered once on some stream. */
   synced = false;
   /** Streams opened so far (a reconnect increments it). */
@@ -80,6 +91,7 @@ export class XdsClient {
 
   constructor(private readonly opts: XdsClientOptions) {
     this.translator = new Translator(opts.base, opts.initialFetchTimeoutMs ?? 15_000);
+    this.checksLoaded = opts.loadFilterChecks === undefined;
   }
 
   get snapshot(): Snapshot | undefined {
@@ -143,28 +155,51 @@ export class XdsClient {
           : toBinary(DiscoveryRequestSchema, msg as DiscoveryRequest),
       );
     });
+    const handle = (bytes: Uint8Array): void => {
+      let res: DiscoveryResponse | DeltaDiscoveryResponse;
+      try {
+        res = mode === "delta"
+          ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
+          : fromBinary(DiscoveryResponseSchema, bytes);
+      } catch (err) {
+        // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
+        log.warn("xds response undecodable", { error: errorMessage(err) });
+        return c.cancel("undecodable response");
+      }
+      this.onResponse(c, proto, mode, res);
+    };
     const c: GrpcCall = this.channel.call({
       path: mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
       metadata: bearer(this.opts.token),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     }, {
-      onMessage: (bytes) => {
-        let res: DiscoveryResponse | DeltaDiscoveryResponse;
-        try {
-          res = mode === "delta"
-            ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
-            : fromBinary(DiscoveryResponseSchema, bytes);
-        } catch (err) {
-          // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
-          log.warn("xds response undecodable", { error: errorMessage(err) });
-          return c.cancel("undecodable response");
-        }
-        this.onResponse(c, proto, mode, res);
-      },
+      onMessage: (bytes) => this.deliver(c, bytes, handle),
       onClose: (st) => this.ended(c, st),
     });
     this.call = c;
     proto.start();
+  }
+
+  /** Handle one response in stream order; the first one that names a checked filter type waits
+   * for the checks to load (and every later one behind it). */
+  private deliver(call: GrpcCall, bytes: Uint8Array, handle: (b: Uint8Array) => void): void {
+    if (!this.checksLoaded && mentionsCheckedFilter(bytes)) {
+      this.checksLoaded = true;
+      this.gate = this.opts.loadFilterChecks!().catch((err) =>
+        // A broken build, not bad input: the configs are still decoded; the filter host
+        // reports them when it loads them.
+        log.error("xds filter checks failed to load", { error: errorMessage(err) })
+      );
+    }
+    if (!this.gate) return handle(bytes);
+    const gate: Promise<void> = this.gate.then(() => {
+      // A message of a stream that ended meanwhile is dropped; the next stream resubscribes.
+      if (this.call === call && !this.closed) handle(bytes);
+    }).catch((err) => log.error("xds response handling failed", { error: errorMessage(err) }))
+      .finally(() => {
+        if (this.gate === gate) this.gate = undefined;
+      });
+    this.gate = gate;
   }
 
   private onResponse(
@@ -224,4 +259,16 @@ export class XdsClient {
       this.warmTimer = setTimeout(() => this.emit(), Math.max(0, deadline - performance.now()) + 1);
     }
   }
+}
+
+/** The type names of the filter configs whose checks load lazily: inside an Any or a TypedStruct
+ * they appear verbatim in the response bytes, so a byte search cannot miss one (a false match
+ * only loads the checks early). */
+const CHECKED_FILTER_TYPES: readonly Uint8Array[] = [RBACSchema, HTTPFaultSchema].map((s) =>
+  new TextEncoder().encode(s.typeName)
+);
+
+function mentionsCheckedFilter(bytes: Uint8Array): boolean {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return CHECKED_FILTER_TYPES.some((t) => buf.indexOf(t) >= 0);
 }
