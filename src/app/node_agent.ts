@@ -92,6 +92,7 @@ export class NodeAgent {
   private xdsToken: string | undefined;
   private xdsRoots: string | undefined;
   private xdsApplied = false;
+  private xdsSettled = false;
   /** Snapshots received and not applied yet (readiness waits for them). */
   private xdsPending = 0;
 
@@ -269,6 +270,12 @@ export class NodeAgent {
     client.onSnapshot((snap) => {
       this.xdsPending++;
       chain = chain.then(() => this.apply(snap)).then(() => {
+        // The initial sync's garbage (decoded responses, translation) back to the OS once, as
+        // at start-up (settleAfterStart): the node is idle from here on a quiet mesh.
+        if (!this.xdsSettled && client.synced) {
+          this.xdsSettled = true;
+          settleAfterStart();
+        }
         this.xdsApplied = true;
       }).finally(() => this.xdsPending--).catch((err) =>
         log.error("snapshot not applied; the last good one keeps serving", {
