@@ -6,7 +6,6 @@
  * control plane does to the connection (GOAWAY, reset, close, silence past the keepalive) ends
  * the stream with a status, never the process. The lead wires `onSnapshot` to NodeProxy.update.
  */
-import { Buffer } from "node:buffer";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { GrpcCall, GrpcChannel, GrpcStatus, Snapshot } from "../core/mod.ts";
 import { errorMessage, grpcCodeName, logger } from "../core/mod.ts";
@@ -34,6 +33,7 @@ import {
 } from "./proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
+import { EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
 import { type SnapshotBase, Translator } from "./translate.ts";
 
 const log = logger("xds");
@@ -166,14 +166,14 @@ export class XdsClient {
         log.warn("xds response undecodable", { error: errorMessage(err) });
         return c.cancel("undecodable response");
       }
-      this.onResponse(c, proto, mode, res);
+      this.deliver(c, bytes, res, () => this.onResponse(c, proto, mode, res));
     };
     const c: GrpcCall = this.channel.call({
       path: mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
       metadata: bearer(this.opts.token),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     }, {
-      onMessage: (bytes) => this.deliver(c, bytes, handle),
+      onMessage: handle,
       onClose: (st) => this.ended(c, st),
     });
     this.call = c;
@@ -182,8 +182,15 @@ export class XdsClient {
 
   /** Handle one response in stream order; the first one that names a checked filter type waits
    * for the checks to load (and every later one behind it). */
-  private deliver(call: GrpcCall, bytes: Uint8Array, handle: (b: Uint8Array) => void): void {
-    if (!this.checksLoaded && mentionsCheckedFilter(bytes)) {
+  private deliver(
+    call: GrpcCall,
+    bytes: Uint8Array,
+    res: { typeUrl: string },
+    handle: () => void,
+  ): void {
+    if (
+      !this.checksLoaded && FILTER_CARRIERS.has(res.typeUrl) && mentionsCheckedFilter(bytes)
+    ) {
       this.checksLoaded = true;
       this.gate = this.opts.loadFilterChecks!().catch((err) =>
         // A broken build, not bad input: the configs are still decoded; the filter host
@@ -191,10 +198,10 @@ export class XdsClient {
         log.error("xds filter checks failed to load", { error: errorMessage(err) })
       );
     }
-    if (!this.gate) return handle(bytes);
+    if (!this.gate) return handle();
     const gate: Promise<void> = this.gate.then(() => {
       // A message of a stream that ended meanwhile is dropped; the next stream resubscribes.
-      if (this.call === call && !this.closed) handle(bytes);
+      if (this.call === call && !this.closed) handle();
     }).catch((err) => log.error("xds response handling failed", { error: errorMessage(err) }))
       .finally(() => {
         if (this.gate === gate) this.gate = undefined;
@@ -261,14 +268,28 @@ export class XdsClient {
   }
 }
 
+/** The types whose resources carry HTTP filter configs (inline in an HCM, per route, ECDS). */
+const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION_CONFIG]);
+
 /** The type names of the filter configs whose checks load lazily: inside an Any or a TypedStruct
  * they appear verbatim in the response bytes, so a byte search cannot miss one (a false match
- * only loads the checks early). */
-const CHECKED_FILTER_TYPES: readonly Uint8Array[] = [RBACSchema, HTTPFaultSchema].map((s) =>
-  new TextEncoder().encode(s.typeName)
-);
+ * only loads the checks early). Each is found from its first capital (rarer in protobuf bytes
+ * than a lower-case letter), by the runtime's native TypedArray search. */
+const CHECKED_FILTER_TYPES: readonly { bytes: Uint8Array; anchor: number }[] = [
+  RBACSchema,
+  HTTPFaultSchema,
+].map((s) => ({ bytes: new TextEncoder().encode(s.typeName), anchor: s.typeName.search(/[A-Z]/) }));
 
-function mentionsCheckedFilter(bytes: Uint8Array): boolean {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return CHECKED_FILTER_TYPES.some((t) => buf.indexOf(t) >= 0);
+export function mentionsCheckedFilter(hay: Uint8Array): boolean {
+  return CHECKED_FILTER_TYPES.some(({ bytes, anchor }) => {
+    const a = bytes[anchor]!;
+    for (let i = hay.indexOf(a, anchor); i >= 0; i = hay.indexOf(a, i + 1)) {
+      const start = i - anchor;
+      if (start + bytes.length > hay.length) return false;
+      let j = 0;
+      while (j < bytes.length && hay[start + j] === bytes[j]) j++;
+      if (j === bytes.length) return true;
+    }
+    return false;
+  });
 }
