@@ -5,7 +5,8 @@
  *   metrics, readiness) · bun with weft's static imports (nothing started) · weft run on bun
  *   (source) · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
- *   · the same as compiled binaries: bare, TLS listener + servers, and `./weft run`
+ *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
+ *   over xDS (the DaemonSet node's shape)
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
@@ -154,15 +155,22 @@ async function main(): Promise<void> {
         ready,
         xdsApplied,
       );
+      if (SOURCE_ONLY) return print(rows);
+      await compile(`${dir}/bare.ts`, `${dir}/bare_bin`);
+      await compile(`${dir}/tls_serve.ts`, `${dir}/tls_serve_bin`);
+      await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
+      await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
+      await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
+      await run(
+        `binary: ${BINARY} run over xDS`,
+        BINARY,
+        ["run", "--config", `${dir}/weft-xds.yaml`],
+        ready,
+        xdsApplied,
+      );
     } finally {
       await cp.stop();
     }
-    if (SOURCE_ONLY) return print(rows);
-    await compile(`${dir}/bare.ts`, `${dir}/bare_bin`);
-    await compile(`${dir}/tls_serve.ts`, `${dir}/tls_serve_bin`);
-    await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
-    await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
-    await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
     await print(rows);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -97,3 +97,18 @@ Deno.test("no node:http2 in a node agent: its xDS and CA clients (src/xds/mod.ts
   assert.ok([...xds].some((m) => m.endsWith("/src/core/grpc_channel.ts")), "the clients' channel");
   assert.ok([...xds].some((m) => m === "node:tls"), "node: specifiers are in the graph");
 });
+
+Deno.test("a node over xDS loads no filter host: what startXds imports reaches neither src/filters nor jco", async () => {
+  // The filter host (jco, its WASI shim with a worker thread) was 37 MB of a Bun node's idle RSS
+  // over xDS; the RBAC/HTTPFault checks load it only when such a config arrives
+  // (XdsClientOptions.loadFilterChecks).
+  for (const entry of ["src/xds/mod.ts", "src/app/control_plane_cmd.ts"]) {
+    const mods = await staticClosure(join(ROOT, entry));
+    assert.ok(mods.size > 10, `${entry}: the graph was read (${mods.size} modules)`);
+    const bad = [...mods].filter((m) =>
+      /\/src\/filters\//.test(m) || /@bytecodealliance\//.test(m) ||
+      /\/src\/app\/filter_checks\.ts$/.test(m)
+    );
+    assert.deepEqual(bad, [], `${entry} statically reaches the filter host`);
+  }
+});

@@ -92,6 +92,7 @@ export class NodeAgent {
   private xdsToken: string | undefined;
   private xdsRoots: string | undefined;
   private xdsApplied = false;
+  private xdsSettled = false;
   /** Snapshots received and not applied yet (readiness waits for them). */
   private xdsPending = 0;
 
@@ -230,13 +231,10 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
-    const [{ XdsClient }, { controlPlaneIdentity }, { registerXdsFilterChecks }] = await Promise
-      .all([
-        import("../xds/mod.ts"),
-        import("./control_plane_cmd.ts"),
-        import("./filter_checks.ts"),
-      ]);
-    registerXdsFilterChecks();
+    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
+      import("../xds/mod.ts"),
+      import("./control_plane_cmd.ts"),
+    ]);
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;
@@ -249,6 +247,9 @@ export class NodeAgent {
       nodeMetadata: { NAME: cfg.node.name },
       ...(this.xdsToken && this.xdsRoots ? { token: this.xdsToken } : {}),
       mode: cfg.xds.mode,
+      // The first-party converters come with the whole filter host (jco and its WASI shim):
+      // loaded only once the control plane sends an RBAC or HTTPFault config.
+      loadFilterChecks: async () => (await import("./filter_checks.ts")).registerXdsFilterChecks(),
       base: {
         node: base.node,
         rootNamespace: base.rootNamespace,
@@ -269,6 +270,12 @@ export class NodeAgent {
     client.onSnapshot((snap) => {
       this.xdsPending++;
       chain = chain.then(() => this.apply(snap)).then(() => {
+        // The initial sync's garbage (decoded responses, translation) back to the OS once, as
+        // at start-up (settleAfterStart): the node is idle from here on a quiet mesh.
+        if (!this.xdsSettled && client.synced) {
+          this.xdsSettled = true;
+          settleAfterStart();
+        }
         this.xdsApplied = true;
       }).finally(() => this.xdsPending--).catch((err) =>
         log.error("snapshot not applied; the last good one keeps serving", {

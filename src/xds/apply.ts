@@ -7,6 +7,7 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { errorMessage } from "../core/mod.ts";
 import { RESOURCE_TYPES } from "./resources/registry.ts";
 import type { ResourceStore } from "./store.ts";
+import { emptyPool } from "./string_pool.ts";
 
 export interface Incoming {
   /** Name the transport gave (Delta `Resource.name`); undefined in SotW. */
@@ -55,6 +56,7 @@ export function applyResources(
       errors.push(`${label}: ${errorMessage(err)}`);
     }
   }
+  emptyPool();
   let changed = false;
   for (const name of dup) errors.push(`${name}: named twice in one response`);
   for (const d of decoded) {

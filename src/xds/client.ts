@@ -27,10 +27,13 @@ import {
   DiscoveryRequestSchema,
   type DiscoveryResponse,
   DiscoveryResponseSchema,
+  HTTPFaultSchema,
   NodeSchema,
+  RBACSchema,
 } from "./proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
+import { EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
 import { type SnapshotBase, Translator } from "./translate.ts";
 
 const log = logger("xds");
@@ -55,6 +58,11 @@ export interface XdsClientOptions {
   /** With tls: the SPIFFE id the control plane must present. */
   readonly serverIdentity?: string;
   readonly maxBackoffMs?: number;
+  /** Loads and registers (core's registerFilterConfigCheck) the checks of the HTTP filter
+   * configs weft converts (RBAC, HTTPFault). Awaited once, before the first response that
+   * carries such a config is decoded, so those checks still decide the ACK; a node whose
+   * config has none never loads them (the app's checks reach the whole filter host). */
+  readonly loadFilterChecks?: () => Promise<void>;
 }
 
 type Listener = (s: Snapshot) => void;
@@ -72,6 +80,9 @@ export class XdsClient {
   private seq = 0;
   private closed = false;
   private current: Snapshot | undefined;
+  /** Responses wait here (in order) while the filter checks load. */
+  private gate: Promise<void> | undefined;
+  private checksLoaded: boolean;
   /** Every subscription was answered once on some stream. */
   synced = false;
   /** Streams opened so far (a reconnect increments it). */
@@ -80,6 +91,7 @@ export class XdsClient {
 
   constructor(private readonly opts: XdsClientOptions) {
     this.translator = new Translator(opts.base, opts.initialFetchTimeoutMs ?? 15_000);
+    this.checksLoaded = opts.loadFilterChecks === undefined;
   }
 
   get snapshot(): Snapshot | undefined {
@@ -143,28 +155,58 @@ export class XdsClient {
           : toBinary(DiscoveryRequestSchema, msg as DiscoveryRequest),
       );
     });
+    const handle = (bytes: Uint8Array): void => {
+      let res: DiscoveryResponse | DeltaDiscoveryResponse;
+      try {
+        res = mode === "delta"
+          ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
+          : fromBinary(DiscoveryResponseSchema, bytes);
+      } catch (err) {
+        // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
+        log.warn("xds response undecodable", { error: errorMessage(err) });
+        return c.cancel("undecodable response");
+      }
+      this.deliver(c, bytes, res, () => this.onResponse(c, proto, mode, res));
+    };
     const c: GrpcCall = this.channel.call({
       path: mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
       metadata: bearer(this.opts.token),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     }, {
-      onMessage: (bytes) => {
-        let res: DiscoveryResponse | DeltaDiscoveryResponse;
-        try {
-          res = mode === "delta"
-            ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
-            : fromBinary(DiscoveryResponseSchema, bytes);
-        } catch (err) {
-          // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
-          log.warn("xds response undecodable", { error: errorMessage(err) });
-          return c.cancel("undecodable response");
-        }
-        this.onResponse(c, proto, mode, res);
-      },
+      onMessage: handle,
       onClose: (st) => this.ended(c, st),
     });
     this.call = c;
     proto.start();
+  }
+
+  /** Handle one response in stream order; the first one that names a checked filter type waits
+   * for the checks to load (and every later one behind it). */
+  private deliver(
+    call: GrpcCall,
+    bytes: Uint8Array,
+    res: { typeUrl: string },
+    handle: () => void,
+  ): void {
+    if (
+      !this.checksLoaded && FILTER_CARRIERS.has(res.typeUrl) && mentionsCheckedFilter(bytes)
+    ) {
+      this.checksLoaded = true;
+      this.gate = this.opts.loadFilterChecks!().catch((err) =>
+        // A broken build, not bad input: the configs are still decoded; the filter host
+        // reports them when it loads them.
+        log.error("xds filter checks failed to load", { error: errorMessage(err) })
+      );
+    }
+    if (!this.gate) return handle();
+    const gate: Promise<void> = this.gate.then(() => {
+      // A message of a stream that ended meanwhile is dropped; the next stream resubscribes.
+      if (this.call === call && !this.closed) handle();
+    }).catch((err) => log.error("xds response handling failed", { error: errorMessage(err) }))
+      .finally(() => {
+        if (this.gate === gate) this.gate = undefined;
+      });
+    this.gate = gate;
   }
 
   private onResponse(
@@ -224,4 +266,30 @@ export class XdsClient {
       this.warmTimer = setTimeout(() => this.emit(), Math.max(0, deadline - performance.now()) + 1);
     }
   }
+}
+
+/** The types whose resources carry HTTP filter configs (inline in an HCM, per route, ECDS). */
+const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION_CONFIG]);
+
+/** The type names of the filter configs whose checks load lazily: inside an Any or a TypedStruct
+ * they appear verbatim in the response bytes, so a byte search cannot miss one (a false match
+ * only loads the checks early). Each is found from its first capital (rarer in protobuf bytes
+ * than a lower-case letter), by the runtime's native TypedArray search. */
+const CHECKED_FILTER_TYPES: readonly { bytes: Uint8Array; anchor: number }[] = [
+  RBACSchema,
+  HTTPFaultSchema,
+].map((s) => ({ bytes: new TextEncoder().encode(s.typeName), anchor: s.typeName.search(/[A-Z]/) }));
+
+export function mentionsCheckedFilter(hay: Uint8Array): boolean {
+  return CHECKED_FILTER_TYPES.some(({ bytes, anchor }) => {
+    const a = bytes[anchor]!;
+    for (let i = hay.indexOf(a, anchor); i >= 0; i = hay.indexOf(a, i + 1)) {
+      const start = i - anchor;
+      if (start + bytes.length > hay.length) return false;
+      let j = 0;
+      while (j < bytes.length && hay[start + j] === bytes[j]) j++;
+      if (j === bytes.length) return true;
+    }
+    return false;
+  });
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { metrics } from "../core/mod.ts";
+import { metrics, registerFilterConfigCheck } from "../core/mod.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,10 +25,26 @@ for (const mode of ["delta", "sotw"] as const) {
     const path = join(dir, "mesh.yaml");
     await writeAtomic(path, meshYaml(10));
     const cp = await startControlPlane({ configPath: path, address: "127.0.0.1:0" });
-    const client = new XdsClient({ server: cp.address, mode, nodeId: "node-a", base: BASE });
+    // The mesh has a fault filter: its check loads once, before the response carrying it is
+    // decoded, so the check runs on it.
+    let loads = 0;
+    const checked: unknown[] = [];
+    const client = new XdsClient({
+      server: cp.address,
+      mode,
+      nodeId: "node-a",
+      base: BASE,
+      loadFilterChecks: async () => {
+        loads++;
+        await new Promise((r) => setTimeout(r, 20));
+        registerFilterConfigCheck(FILTER_TYPES.fault, (c) => void checked.push(c));
+      },
+    });
     try {
       client.start();
       const s1 = await client.ready();
+      assert.equal(loads, 1, "the filter checks load once");
+      assert.ok(checked.length > 0, "the fault config was checked before it was applied");
       assert.equal(s1.services.length, 2, "ready means every subscribed type was answered");
       assert.equal(s1.workloads.length, 1);
       const echo = s1.services.find((s) => s.name === "echo")!;
@@ -86,6 +102,7 @@ for (const mode of ["delta", "sotw"] as const) {
       const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
       assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
     } finally {
+      registerFilterConfigCheck(FILTER_TYPES.fault, () => {});
       await client.close();
       await cp.close();
       await rm(dir, { recursive: true });

@@ -16,7 +16,11 @@ export interface AddressMemo {
   /** Indexes of the service Addresses among `values`. */
   readonly serviceAt: number[];
   readonly workloads: Snapshot["workloads"];
-  readonly byService: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Endpoints by service key, built on first need: only a service known from Address alone
+   * uses them (an LDS service has its endpoints from EDS), so a mesh whose services all come
+   * over LDS never makes 10 000 Endpoint objects it would not read. */
+  byService: ReadonlyMap<string, readonly Endpoint[]> | undefined;
+  readonly store: ResourceStore;
   readonly services: Map<AddressValue, Service>;
 }
 
@@ -52,7 +56,8 @@ export class AddressTranslation {
       values,
       serviceAt: values.flatMap((v, i) => v.kind === "service" ? [i] : []),
       workloads: Object.freeze(this.workloads(store)),
-      byService: this.endpointsByService(store),
+      byService: undefined,
+      store,
       services: new Map(),
     };
   }
@@ -78,6 +83,7 @@ export class AddressTranslation {
       if (a.kind !== "service" || have.has(a.hostname)) continue;
       let svc = memo.services.get(a);
       if (!svc) {
+        memo.byService ??= this.endpointsByService(memo.store);
         svc = Object.freeze({
           name: a.name,
           namespace: a.namespace,

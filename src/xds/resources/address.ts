@@ -9,6 +9,7 @@ import { spiffeId } from "../../core/mod.ts";
 import { IstioAddressSchema, unpackAs } from "../proto.ts";
 import { ADDRESS } from "../type_urls.ts";
 import { checkPort, type Decoded, invalid, type ResourceType } from "./resource_type.ts";
+import { pooled, pooledMap } from "../string_pool.ts";
 
 export type AddressValue =
   | {
@@ -100,8 +101,8 @@ export const addressType: ResourceType<AddressValue> = {
       name: w.uid,
       value: {
         kind: "workload",
-        node: w.node,
-        trustDomain: w.trustDomain || undefined,
+        node: pooled(w.node),
+        trustDomain: w.trustDomain ? pooled(w.trustDomain) : undefined,
         policies: [...w.authorizationPolicies],
         services: Object.keys(w.services),
         hbone: w.tunnelProtocol === 1,
@@ -109,11 +110,11 @@ export const addressType: ResourceType<AddressValue> = {
         capacity: w.capacity ?? 1,
         workload: {
           name: w.name,
-          namespace: w.namespace,
-          serviceAccount: w.serviceAccount || "default",
+          namespace: pooled(w.namespace),
+          serviceAccount: pooled(w.serviceAccount || "default"),
           address: ipToString(first),
           ports: [...ports].sort((x, y) => x - y),
-          labels: Object.freeze(labels),
+          labels: pooledMap(labels),
           mtlsMode: "PERMISSIVE",
         },
       },

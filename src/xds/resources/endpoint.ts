@@ -16,6 +16,7 @@ import {
   strMap,
   weftMeta,
 } from "./resource_type.ts";
+import { pooled, pooledOrUndefined } from "../string_pool.ts";
 
 export interface EndpointValue {
   readonly address: string;
@@ -56,7 +57,8 @@ export function assignmentValue(cla: ClusterLoadAssignment, what: string): Assig
       if (hbone !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\d.]+):\d+$/.test(hbone)) {
         throw invalid(what, `endpoint ${ip} hbone address ${hbone} is not ip:port`);
       }
-      const identity = str(md["identity"]);
+      // Shared by many endpoints: one instance each per response (string_pool.ts).
+      const identity = pooledOrUndefined(str(md["identity"]));
       if (identity !== undefined && !identity.startsWith("spiffe://")) {
         throw invalid(what, `endpoint ${ip} identity ${identity} is not a spiffe:// id`);
       }
@@ -64,9 +66,9 @@ export function assignmentValue(cla: ClusterLoadAssignment, what: string): Assig
         address: ip,
         port,
         workload: str(md["workload"]) ?? ip,
-        namespace: str(md["namespace"]) ?? "",
+        namespace: pooled(str(md["namespace"]) ?? ""),
         hboneAddress: hbone,
-        node: str(md["node"]),
+        node: pooledOrUndefined(str(md["node"])),
         identity,
         labels: strMap(md["labels"]),
         weight: (lb.loadBalancingWeight ?? 1) * (loc.loadBalancingWeight ?? 1),

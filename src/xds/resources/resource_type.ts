@@ -6,6 +6,7 @@
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { WeftError } from "../../core/mod.ts";
+import { pooledMap } from "../string_pool.ts";
 
 export interface Decoded<T> {
   readonly name: string;
@@ -34,11 +35,12 @@ export function str(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
+/** The string entries of a metadata object, as one pooled frozen map. */
 export function strMap(v: unknown): Readonly<Record<string, string>> {
-  if (!v || typeof v !== "object" || Array.isArray(v)) return {};
+  if (!v || typeof v !== "object" || Array.isArray(v)) return pooledMap({});
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v)) if (typeof x === "string") out[k] = x;
-  return Object.freeze(out);
+  return pooledMap(out);
 }
 
 export function checkPort(what: string, port: number): void {
