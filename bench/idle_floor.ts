@@ -3,14 +3,17 @@
  * one after the other in one run, so a note can say what is weft's and what is Bun's.
  *   bare bun (a timer) · bun + a node:tls mTLS listener · that + three Bun.serve servers (admin,
  *   metrics, readiness) · bun with weft's static imports (nothing started) · weft run on bun
- *   (source) · the same as compiled binaries: bare, TLS listener + servers, and `./weft run`
+ *   (source) · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
+ *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
+ *   · the same as compiled binaries: bare, TLS listener + servers, and `./weft run`
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
- * --settle-ms N (after the ready line; default 1000, as bench:l4).
+ * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows).
  */
 import { existsSync } from "node:fs";
 import { IP, makeCerts, type Proc, spawn, weftConfig } from "./l4_peers.ts";
+import { meshManifests } from "../tests/support/istio_manifests.ts";
 
 const argv = Deno.args;
 const flag = (name: string): string | undefined => {
@@ -19,6 +22,8 @@ const flag = (name: string): string | undefined => {
 };
 const SETTLE_MS = Number(flag("settle-ms") ?? 1000);
 const BINARY = flag("binary") ?? "./weft";
+const SOURCE_ONLY = argv.includes("--source-only");
+const XDS_ADDRESS = `${IP.client}:15010`;
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -61,10 +66,16 @@ function readStatus(pid: number): Reading {
   return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
 }
 
-async function measure(cmd: string, args: string[], readyText: string): Promise<Reading> {
+async function measure(
+  cmd: string,
+  args: string[],
+  readyText: string,
+  after?: (p: Proc) => Promise<void>,
+): Promise<Reading> {
   let p: Proc | undefined;
   try {
     p = await spawn(cmd, args, { readyText, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+    await after?.(p);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     return readStatus(p.pid);
   } finally {
@@ -90,19 +101,29 @@ async function main(): Promise<void> {
     for (const [name, code] of Object.entries(floorSources(dir))) {
       Deno.writeTextFileSync(`${dir}/${name}`, code);
     }
-    if (!existsSync(BINARY)) {
+    // The same node taking its config from a control plane: one service, its own workload.
+    Deno.writeTextFileSync(`${dir}/mesh.yaml`, xdsMesh());
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds.yaml`,
+      `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
+    );
+    if (!SOURCE_ONLY && !existsSync(BINARY)) {
       note(`building ${BINARY}`);
       const b = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "tools/build.ts", "--outfile", BINARY],
       }).output();
       if (!b.success) throw new Error("deno task build failed");
     }
-    await compile(`${dir}/bare.ts`, `${dir}/bare_bin`);
-    await compile(`${dir}/tls_serve.ts`, `${dir}/tls_serve_bin`);
     const ready = '"msg":"ready"';
     const rows: [string, Reading][] = [];
-    const run = async (label: string, cmd: string, args: string[], text = "ready") => {
-      const r = await measure(cmd, args, text);
+    const run = async (
+      label: string,
+      cmd: string,
+      args: string[],
+      text = "ready",
+      after?: (p: Proc) => Promise<void>,
+    ) => {
+      const r = await measure(cmd, args, text, after);
       rows.push([label, r]);
       note(`${label}: ${r.rss.toFixed(1)} MB`);
     };
@@ -111,19 +132,84 @@ async function main(): Promise<void> {
     await run("bun: + 3 Bun.serve (admin, metrics, readiness)", "bun", [`${dir}/tls_serve.ts`]);
     await run("bun: weft's static imports, nothing started", "bun", [`${dir}/imports.ts`]);
     await run("bun: weft run (source)", "bun", ["src/main.ts", "run", "--config", config], ready);
+    const cp = await spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      "src/main.ts",
+      "control-plane",
+      "--config",
+      `${dir}/mesh.yaml`,
+      "--address",
+      XDS_ADDRESS,
+      "--ca-dir",
+      `${dir}/cp-ca`,
+    ], { readyText: ready, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+    try {
+      const xdsArgs = ["src/main.ts", "run", "--config", `${dir}/weft-xds.yaml`];
+      await run("bun: weft run over xDS (source)", "bun", xdsArgs, ready, xdsApplied);
+      await run(
+        "deno: weft run over xDS (source)",
+        Deno.execPath(),
+        ["run", "-A", ...xdsArgs],
+        ready,
+        xdsApplied,
+      );
+    } finally {
+      await cp.stop();
+    }
+    if (SOURCE_ONLY) return print(rows);
+    await compile(`${dir}/bare.ts`, `${dir}/bare_bin`);
+    await compile(`${dir}/tls_serve.ts`, `${dir}/tls_serve_bin`);
     await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
     await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
     await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
-    const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
-    out(`\nidle RSS floors (bun ${await bunVersion()}, settle ${SETTLE_MS} ms, load ${load})`);
-    out("| process | RSS MB | anon MB | file MB |");
-    out("|---|---|---|---|");
-    for (const [label, r] of rows) {
-      out(`| ${label} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
-    }
+    await print(rows);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+}
+
+async function print(rows: [string, Reading][]): Promise<void> {
+  const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+  out(`\nidle RSS floors (bun ${await bunVersion()}, settle ${SETTLE_MS} ms, load ${load})`);
+  out("| process | RSS MB | anon MB | file MB |");
+  out("|---|---|---|---|");
+  for (const [label, r] of rows) {
+    out(`| ${label} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
+  }
+}
+
+/** A mesh with the bench node's workload and one service, as Istio manifests. */
+function xdsMesh(): string {
+  return meshManifests({
+    workloads: [{
+      name: "client",
+      namespace: "default",
+      serviceAccount: "client",
+      address: IP.client,
+      node: "bench-a",
+    }],
+    services: [{
+      name: "echo",
+      namespace: "default",
+      vips: [IP.vip],
+      ports: [{ port: 80, targetPort: 8080 }],
+    }],
+  });
+}
+
+/** Measured once the node took its config from the control plane (the ADS stream is open). */
+async function xdsApplied(p: Proc): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://${IP.client}:15000/config_dump`);
+      const d = await r.json() as { xds?: { connected: boolean; synced: boolean } };
+      if (d.xds?.connected && d.xds.synced) return;
+    } catch { /* not answering yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`node ${p.pid} never took its config over xDS`);
 }
 
 async function bunVersion(): Promise<string> {

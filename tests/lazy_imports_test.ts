@@ -79,3 +79,21 @@ Deno.test("no compiler at run time: the lazily loaded filter host never reaches 
   );
   assert.deepEqual(builder, [], "l7_host.ts statically imports the plugin builder");
 });
+
+Deno.test("no node:http2 in a node agent: its xDS and CA clients (src/xds/mod.ts, loaded for --xds) and the filter host reach neither grpc-js nor node:http2", async () => {
+  // Deno's node:http2 (nghttp2) could abort the whole process when a control plane went away
+  // with streams open; the clients run on weft's own HTTP/2 (src/core GrpcChannel) and the
+  // control plane's grpc-js server loads only in `weft control-plane`.
+  for (const entry of ["src/xds/mod.ts", "src/app/l7_host.ts", "src/app/node_agent.ts"]) {
+    const mods = await staticClosure(join(ROOT, entry));
+    assert.ok(mods.size > 10, `${entry}: the graph was read (${mods.size} modules)`);
+    const bad = [...mods].filter((m) =>
+      /@grpc\/grpc-js/.test(m) || m === "node:http2" ||
+      /\/src\/xds\/control_plane\/mod\.ts$/.test(m)
+    );
+    assert.deepEqual(bad, [], `${entry} statically reaches node:http2 or grpc-js`);
+  }
+  const xds = await staticClosure(join(ROOT, "src/xds/mod.ts"));
+  assert.ok([...xds].some((m) => m.endsWith("/src/core/grpc_channel.ts")), "the clients' channel");
+  assert.ok([...xds].some((m) => m === "node:tls"), "node: specifiers are in the graph");
+});

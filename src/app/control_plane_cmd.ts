@@ -6,7 +6,7 @@
  */
 import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
-import { loadMesh, startControlPlane } from "../xds/mod.ts";
+import { loadMesh, startControlPlane, startServingCertificate } from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
 
@@ -55,16 +55,22 @@ export async function runControlPlane(f: Flags): Promise<number> {
     return 1;
   }
   const ca = await openCa({ mode: "auto", stateDir: f.values.get("ca-dir") ?? ".weft/ca" });
-  let tls;
-  if (f.switches.has("tls")) {
-    const leaf = await ca.issueLeaf(controlPlaneIdentity(mesh.trustDomain));
-    tls = { rootsPem: leaf.rootsPem, certChainPem: leaf.chainPem, keyPem: leaf.keyPem };
-  }
+  // The serving certificate is re-issued at half its lifetime, as istiod rotates its own.
+  const tls = f.switches.has("tls")
+    ? await startServingCertificate({
+      ca,
+      trustDomain: mesh.trustDomain,
+      identity: controlPlaneIdentity(mesh.trustDomain),
+    })
+    : undefined;
   const cp = await startControlPlane({
     configPaths: paths,
     address,
     ca,
     ...(tls ? { tls, clientAuth } : {}),
+  }).catch(async (err) => {
+    await tls?.close(); // its rotation timer must not keep a failed start alive
+    throw err;
   });
   log.info("ready", {
     address: cp.address,
@@ -82,6 +88,7 @@ export async function runControlPlane(f: Flags): Promise<number> {
     offs.push(onSignal("SIGTERM", done), onSignal("SIGINT", done));
   });
   await cp.close();
+  await tls?.close();
   log.info("stopped", {});
   return 0;
 }

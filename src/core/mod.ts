@@ -1,6 +1,7 @@
 /**
  * weft's data path: listeners, connection lifecycle, L4 copy, HBONE, pools, drain, the
- * filter-chain runner and the filter API (types only), errors, log, metrics.
+ * filter-chain runner and the filter API (types only), errors, log, metrics; the gRPC client on
+ * weft's own HTTP/2 that the control path and filters call out with (bytes, no protobuf).
  * May import: nothing else in src/ (no tls, filters, xds, protobuf or wasm types).
  */
 export * from "./errors.ts";
@@ -25,6 +26,12 @@ export { failResponse, FilterChain, orderFilterRefs } from "./filter_chain.ts";
 export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
 export { H2Session, H2Stream } from "./h2/mod.ts";
+export { dialGrpc, GrpcChannel } from "./grpc_channel.ts";
+export type { GrpcChannelOptions, GrpcTarget } from "./grpc_channel.ts";
+export { GrpcCall, grpcFrame } from "./grpc_call.ts";
+export type { GrpcCallHandlers, GrpcCallOptions } from "./grpc_call.ts";
+export { GrpcCode, grpcCodeName, GrpcError } from "./grpc_status.ts";
+export type { GrpcStatus } from "./grpc_status.ts";
 export { httpExchange } from "./http1_client.ts";
 export type { ExchangeRequest, ExchangeResponse } from "./http1_client.ts";
 export type { ServiceDial } from "./service_dialer.ts";

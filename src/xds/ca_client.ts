@@ -3,9 +3,8 @@
  * agent makes a key and CSR per workload identity and has the control plane sign it, so nodes no
  * longer share a CA key (ztunnel's model with istiod).
  */
-import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
-import { WeftError } from "../core/mod.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { errorMessage, type GrpcChannel, WeftError } from "../core/mod.ts";
 import {
   createCsr,
   type IssuedLeaf,
@@ -13,14 +12,8 @@ import {
   leafFromChain,
   type LeafIssuer,
 } from "../tls/mod.ts";
-import {
-  CA_SERVICE,
-  CHANNEL_OPTIONS,
-  clientCredentials,
-  TLS_CHANNEL_OPTIONS,
-  type XdsTlsMaterial,
-} from "./grpc_transport.ts";
-import { IstioCertificateRequestSchema } from "./proto.ts";
+import { bearer, CA_PATH, controlPlaneChannel, type XdsTlsMaterial } from "./grpc_transport.ts";
+import { IstioCertificateRequestSchema, IstioCertificateResponseSchema } from "./proto.ts";
 
 export interface RemoteCaOptions {
   /** "host:port" of the control plane. */
@@ -34,16 +27,12 @@ export interface RemoteCaOptions {
 
 export class RemoteCa implements LeafIssuer {
   private root = "";
-  private readonly client: grpc.Client;
+  private readonly channel: GrpcChannel;
 
   constructor(private readonly opts: RemoteCaOptions) {
-    const creds = opts.tls
-      ? clientCredentials(opts.tls, opts.serverIdentity ?? "")
-      : grpc.credentials.createInsecure();
-    this.client = new grpc.Client(opts.address, creds, {
-      ...CHANNEL_OPTIONS,
-      ...(opts.tls ? TLS_CHANNEL_OPTIONS : {}),
-    });
+    // Over TLS the control plane must prove its SPIFFE id: without one configured, none passes.
+    const identity = opts.tls ? opts.serverIdentity ?? "" : undefined;
+    this.channel = controlPlaneChannel(opts.address, opts.tls, identity);
   }
 
   /** The mesh root learnt from the last answer ("" before the first issuance). */
@@ -51,46 +40,31 @@ export class RemoteCa implements LeafIssuer {
     return this.root;
   }
 
-  private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.opts.token) md.set("authorization", `Bearer ${this.opts.token}`);
-    return md;
-  }
-
   async issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
     const { csrPem, keyPem } = await createCsr(identity);
     const ttlS = BigInt(Math.ceil((opts.ttlMs ?? 24 * 3_600_000) / 1000));
-    const m = CA_SERVICE.CreateCertificate;
-    const chain = await new Promise<string[]>((resolve, reject) => {
-      const deadline = new Date(Date.now() + (this.opts.timeoutMs ?? 10_000));
-      this.client.makeUnaryRequest(
-        m.path,
-        m.requestSerialize,
-        m.responseDeserialize,
-        create(IstioCertificateRequestSchema, { csr: csrPem, validityDuration: ttlS }),
-        this.metadata(),
-        { deadline },
-        (err, res) => {
-          if (err) {
-            reject(
-              new WeftError(
-                "ca_request_failed",
-                `Cannot get a certificate for ${identity} from ${this.opts.address}: ${
-                  err.details || err.message
-                }`,
-                { cause: err },
-              ),
-            );
-          } else resolve([...((res as { certChain?: string[] } | undefined)?.certChain ?? [])]);
-        },
+    const request = create(IstioCertificateRequestSchema, { csr: csrPem, validityDuration: ttlS });
+    let chain: string[];
+    try {
+      const reply = await this.channel.unary({
+        path: CA_PATH,
+        metadata: bearer(this.opts.token),
+        deadlineMs: this.opts.timeoutMs ?? 10_000,
+      }, toBinary(IstioCertificateRequestSchema, request));
+      chain = [...fromBinary(IstioCertificateResponseSchema, reply).certChain];
+    } catch (err) {
+      throw new WeftError(
+        "ca_request_failed",
+        `Cannot get a certificate for ${identity} from ${this.opts.address}: ${errorMessage(err)}`,
+        { cause: err },
       );
-    });
+    }
     const leaf = await leafFromChain(identity, keyPem, chain, new Date(opts.nowMs ?? Date.now()));
     this.root = leaf.rootsPem;
     return leaf;
   }
 
   close(): void {
-    this.client.close();
+    this.channel.close();
   }
 }

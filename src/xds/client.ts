@@ -2,24 +2,33 @@
  * XdsClient: one ADS stream (Delta by default, SotW on request) to a control plane, applying
  * every response as one immutable Snapshot swap. While disconnected it keeps serving the last
  * snapshot and reconnects with exponential backoff plus jitter, resubscribing with what it
- * holds (xds.md §9). The lead wires `onSnapshot` to NodeProxy.update.
+ * holds (xds.md §9). The stream runs on weft's own HTTP/2 (grpc_transport.ts): whatever the
+ * control plane does to the connection (GOAWAY, reset, close, silence past the keepalive) ends
+ * the stream with a status, never the process. The lead wires `onSnapshot` to NodeProxy.update.
  */
-import * as grpc from "@grpc/grpc-js";
-import type { Buffer } from "node:buffer";
-import { create } from "@bufbuild/protobuf";
-import type { Snapshot } from "../core/mod.ts";
-import { errorMessage, logger } from "../core/mod.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { GrpcCall, GrpcChannel, GrpcStatus, Snapshot } from "../core/mod.ts";
+import { errorMessage, grpcCodeName, logger } from "../core/mod.ts";
 import {
   ADS_DELTA_PATH,
-  ADS_SERVICE,
   ADS_SOTW_PATH,
-  CHANNEL_OPTIONS,
-  clientCredentials,
-  TLS_CHANNEL_OPTIONS,
+  bearer,
+  controlPlaneChannel,
+  MAX_MESSAGE_BYTES,
   type XdsTlsMaterial,
 } from "./grpc_transport.ts";
 import { AdsStreamProtocol, type Mode, type Outgoing, ProtocolState } from "./protocol.ts";
-import { type DeltaDiscoveryResponse, type DiscoveryResponse, NodeSchema } from "./proto.ts";
+import {
+  type DeltaDiscoveryRequest,
+  DeltaDiscoveryRequestSchema,
+  type DeltaDiscoveryResponse,
+  DeltaDiscoveryResponseSchema,
+  type DiscoveryRequest,
+  DiscoveryRequestSchema,
+  type DiscoveryResponse,
+  DiscoveryResponseSchema,
+  NodeSchema,
+} from "./proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
 import { type SnapshotBase, Translator } from "./translate.ts";
@@ -27,7 +36,7 @@ import { type SnapshotBase, Translator } from "./translate.ts";
 const log = logger("xds");
 
 export interface XdsClientOptions {
-  /** "host:port" of the control plane (plaintext gRPC on loopback). */
+  /** "host:port" of the control plane (plaintext h2c on loopback, else `tls`). */
   readonly server: string;
   readonly mode?: Mode;
   /** Node id; Istio form `type~ip~id~domain` or weft's node name. */
@@ -55,10 +64,8 @@ export class XdsClient {
   private readonly state = new ProtocolState(this.store);
   private readonly translator: Translator;
   private readonly listeners = new Set<Listener>();
-  private client: grpc.Client | undefined;
-  private call:
-    | grpc.ClientDuplexStream<Outgoing, DiscoveryResponse | DeltaDiscoveryResponse>
-    | undefined;
+  private channel: GrpcChannel | undefined;
+  private call: GrpcCall | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private warmTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
@@ -103,14 +110,7 @@ export class XdsClient {
   }
 
   start(): void {
-    // The channel's own reconnect backoff follows ours, so a restarted server is seen promptly.
-    const creds = clientCredentials(this.opts.tls, this.opts.serverIdentity);
-    this.client = new grpc.Client(this.opts.server, creds, {
-      ...CHANNEL_OPTIONS,
-      ...(this.opts.tls ? TLS_CHANNEL_OPTIONS : {}),
-      "grpc.initial_reconnect_backoff_ms": this.opts.initialBackoffMs ?? 10,
-      "grpc.max_reconnect_backoff_ms": this.opts.maxBackoffMs ?? 15_000,
-    });
+    this.channel = controlPlaneChannel(this.opts.server, this.opts.tls, this.opts.serverIdentity);
     this.open();
   }
 
@@ -118,28 +118,16 @@ export class XdsClient {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.warmTimer);
-    this.call?.cancel();
+    this.call?.cancel("client closed");
     this.call = undefined;
-    this.client?.close();
+    this.channel?.close();
     this.listeners.clear();
     return Promise.resolve();
   }
 
   private open(): void {
-    if (this.closed || !this.client) return;
+    if (this.closed || !this.channel) return;
     const mode = this.opts.mode ?? "delta";
-    const m = mode === "delta"
-      ? ADS_SERVICE.DeltaAggregatedResources
-      : ADS_SERVICE.StreamAggregatedResources;
-    const md = new grpc.Metadata();
-    if (this.opts.token) md.set("authorization", `Bearer ${this.opts.token}`);
-    const call = this.client.makeBidiStreamRequest(
-      mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
-      m.requestSerialize as (v: Outgoing) => Buffer,
-      m.responseDeserialize as (b: Buffer) => DiscoveryResponse | DeltaDiscoveryResponse,
-      md,
-    );
-    this.call = call;
     this.streams++;
     const node = create(NodeSchema, {
       id: this.opts.nodeId,
@@ -147,41 +135,74 @@ export class XdsClient {
       userAgentName: "weft",
       metadata: { NAME: this.opts.base.node.name, ...this.opts.nodeMetadata },
     });
-    const proto = new AdsStreamProtocol(mode, node, this.state, (msg) => call.write(msg));
-    let ended = false;
-    const end = (reason: string): void => {
-      if (ended) return;
-      ended = true;
-      this.connected = false;
-      xdsTerminations.inc({ reason });
-      log.info("xds stream ended", { reason, server: this.opts.server });
-      if (this.call === call) this.call = undefined;
-      this.schedule();
-    };
-    call.on("data", (res: DiscoveryResponse | DeltaDiscoveryResponse) => {
-      this.connected = true;
-      this.attempt = 0;
-      xdsMessages.inc({ url: res.typeUrl });
-      try {
-        const out = mode === "delta"
-          ? proto.onDelta(res as DeltaDiscoveryResponse)
-          : proto.onSotw(res as DiscoveryResponse);
-        if (out.nack) {
-          xdsNacks.inc({ url: res.typeUrl });
-          log.warn("xds update rejected", { type: res.typeUrl, reason: out.nack });
-        }
-        const first = !this.synced && proto.synced;
-        if (first) this.synced = true;
-        if (out.changed || !this.current || first) this.emit();
-      } catch (err) {
-        // A bug, not bad input (that is NACKed): keep serving the last snapshot, start over.
-        log.error("xds response handling failed", { type: res.typeUrl, error: errorMessage(err) });
-        call.cancel();
-      }
+    // Sends start with proto.start(), below, once the call exists.
+    const proto = new AdsStreamProtocol(mode, node, this.state, (msg: Outgoing) => {
+      c.send(
+        mode === "delta"
+          ? toBinary(DeltaDiscoveryRequestSchema, msg as DeltaDiscoveryRequest)
+          : toBinary(DiscoveryRequestSchema, msg as DiscoveryRequest),
+      );
     });
-    call.on("error", (err: grpc.ServiceError) => end(grpc.status[err.code] ?? "error"));
-    call.on("end", () => end("END"));
+    const c: GrpcCall = this.channel.call({
+      path: mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
+      metadata: bearer(this.opts.token),
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    }, {
+      onMessage: (bytes) => {
+        let res: DiscoveryResponse | DeltaDiscoveryResponse;
+        try {
+          res = mode === "delta"
+            ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
+            : fromBinary(DiscoveryResponseSchema, bytes);
+        } catch (err) {
+          // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
+          log.warn("xds response undecodable", { error: errorMessage(err) });
+          return c.cancel("undecodable response");
+        }
+        this.onResponse(c, proto, mode, res);
+      },
+      onClose: (st) => this.ended(c, st),
+    });
+    this.call = c;
     proto.start();
+  }
+
+  private onResponse(
+    call: GrpcCall,
+    proto: AdsStreamProtocol,
+    mode: Mode,
+    res: DiscoveryResponse | DeltaDiscoveryResponse,
+  ): void {
+    this.connected = true;
+    this.attempt = 0;
+    xdsMessages.inc({ url: res.typeUrl });
+    try {
+      const out = mode === "delta"
+        ? proto.onDelta(res as DeltaDiscoveryResponse)
+        : proto.onSotw(res as DiscoveryResponse);
+      if (out.nack) {
+        xdsNacks.inc({ url: res.typeUrl });
+        log.warn("xds update rejected", { type: res.typeUrl, reason: out.nack });
+      }
+      const first = !this.synced && proto.synced;
+      if (first) this.synced = true;
+      if (out.changed || !this.current || first) this.emit();
+    } catch (err) {
+      // A bug, not bad input (that is NACKed): keep serving the last snapshot, start over.
+      log.error("xds response handling failed", { type: res.typeUrl, error: errorMessage(err) });
+      call.cancel("response handling failed");
+    }
+  }
+
+  /** The stream is over (the control plane ended it, went away, or we cancelled it): keep the
+   * last snapshot and reconnect after a back-off. */
+  private ended(call: GrpcCall, st: GrpcStatus): void {
+    this.connected = false;
+    const reason = grpcCodeName(st.code);
+    xdsTerminations.inc({ reason: st.code === 0 ? "END" : reason });
+    log.info("xds stream ended", { reason, message: st.message, server: this.opts.server });
+    if (this.call === call) this.call = undefined;
+    this.schedule();
   }
 
   private schedule(): void {

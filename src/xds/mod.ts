@@ -1,18 +1,50 @@
 /**
- * weft's control path: the xDS client (Delta or SotW ADS → immutable core Snapshots), one
- * module per resource type under resources/, and the embedded control plane.
+ * weft's control path: the xDS client (Delta or SotW ADS → immutable core Snapshots) and the CA
+ * client, one module per resource type under resources/, and the embedded control plane.
  * May import: src/core/mod.ts, src/tls/mod.ts. Nothing outside src/xds sees protobuf types.
+ *
+ * The node agent imports this module for its clients, which run on weft's own HTTP/2 (src/core
+ * GrpcChannel). The control plane serves through @grpc/grpc-js (on node:http2) and loads on first
+ * use, so a node agent never evaluates grpc-js nor opens a node:http2 session.
  */
+import type {
+  ControlPlane,
+  ControlPlaneOptions,
+  Mesh,
+  ServingCertificate,
+  ServingCertificateOptions,
+} from "./control_plane/mod.ts";
+
 export { XdsClient, type XdsClientOptions } from "./client.ts";
 export type { SnapshotBase } from "./translate.ts";
 export { COMPONENT_RUNTIME, FILTER_TYPES } from "./resources/http_filters.ts";
-export {
-  type ControlPlane,
-  type ControlPlaneOptions,
-  loadMesh,
-  parseMesh,
-  startControlPlane,
-} from "./control_plane/mod.ts";
+export type {
+  ControlPlane,
+  ControlPlaneOptions,
+  Mesh,
+  ServingCertificate,
+  ServingCertificateOptions,
+};
+export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
+/** Manifests → a validated mesh (the control plane's compiler; no server). */
+export { parseMesh } from "./control_plane/mesh.ts";
+
+/** Start the embedded control plane (ADS server, CA service). */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  return (await import("./control_plane/mod.ts")).startControlPlane(opts);
+}
+
+/** Read, validate and encode a mesh (every problem in one error). */
+export async function loadMesh(paths: readonly string[]): Promise<Mesh> {
+  return (await import("./control_plane/mod.ts")).loadMesh(paths);
+}
+
+/** The control plane's rotating serving certificate (ServingCertificate.start). */
+export async function startServingCertificate(
+  opts: ServingCertificateOptions,
+): Promise<ServingCertificate> {
+  return (await import("./control_plane/mod.ts")).ServingCertificate.start(opts);
+}
+
 /** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
 export { rbacFilters as envoyRbacFilters } from "./control_plane/build_rbac.ts";
-export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";

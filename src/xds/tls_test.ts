@@ -1,8 +1,7 @@
 /** mTLS between node and control plane: the client checks the control plane's SPIFFE id, the
  * server requires a client certificate, and the CA signs only for the caller (or a node agent). */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,13 +11,8 @@ import { meshManifestsFromYaml } from "../../tests/support/istio_manifests.ts";
 import { createHash } from "node:crypto";
 import { XdsClient } from "./client.ts";
 import { startControlPlane } from "./control_plane/mod.ts";
-import {
-  CA_SERVICE,
-  CHANNEL_OPTIONS,
-  clientCredentials,
-  TLS_CHANNEL_OPTIONS,
-  type XdsTlsMaterial,
-} from "./grpc_transport.ts";
+import { type GrpcChannel, GrpcCode, GrpcError } from "../core/mod.ts";
+import { bearer, CA_PATH, controlPlaneChannel, type XdsTlsMaterial } from "./grpc_transport.ts";
 import { xdsTerminations } from "./metrics.ts";
 import { IstioCertificateRequestSchema } from "./proto.ts";
 
@@ -57,27 +51,21 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or its no
     tls: await material(ca, AGENT_ID),
     serverIdentity: CP_ID,
   });
-  const clients: grpc.Client[] = [];
+  const channels: GrpcChannel[] = [];
   const ask = async (caller: string, pem: string, token = "") => {
-    const md = new grpc.Metadata();
-    if (token) md.set("authorization", `Bearer ${token}`);
-    const c = new grpc.Client(
-      cp.address,
-      clientCredentials(await material(ca, caller), CP_ID),
-      { ...CHANNEL_OPTIONS, ...TLS_CHANNEL_OPTIONS },
+    const c = controlPlaneChannel(cp.address, await material(ca, caller), CP_ID);
+    channels.push(c);
+    const req = toBinary(
+      IstioCertificateRequestSchema,
+      create(IstioCertificateRequestSchema, { csr: pem }),
     );
-    clients.push(c);
-    const m = CA_SERVICE.CreateCertificate;
-    return await new Promise<grpc.ServiceError | null>((resolve) =>
-      c.makeUnaryRequest(
-        m.path,
-        m.requestSerialize,
-        m.responseDeserialize,
-        create(IstioCertificateRequestSchema, { csr: pem }),
-        md,
-        (err) => resolve(err),
-      )
-    );
+    try {
+      await c.unary({ path: CA_PATH, metadata: bearer(token), deadlineMs: 10_000 }, req);
+      return null;
+    } catch (err) {
+      if (err instanceof GrpcError) return err;
+      throw err;
+    }
   };
   try {
     good.start();
@@ -90,12 +78,12 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or its no
       "the agent of node-a (echo-1's node) may ask for it",
     );
     const anon = await ask(AGENT_ID, await csr(ECHO_ID));
-    assert.equal(anon?.code, grpc.status.UNAUTHENTICATED, "the agent identity alone names no node");
+    assert.equal(anon?.code, GrpcCode.UNAUTHENTICATED, "the agent identity alone names no node");
     const other = await ask("spiffe://cluster.local/ns/default/sa/db", await csr(ECHO_ID));
-    assert.equal(other?.code, grpc.status.PERMISSION_DENIED);
+    assert.equal(other?.code, GrpcCode.PERMISSION_DENIED);
   } finally {
     await good.close();
-    for (const c of clients) c.close();
+    for (const c of channels) c.close();
     await cp.close();
     await rm(dir, { recursive: true });
   }
@@ -103,10 +91,6 @@ Deno.test("xds over mTLS: snapshot flows, CA signs only for the caller or its no
 
 Deno.test({
   name: "xds over mTLS: a control plane with the wrong identity is refused",
-  // grpc-js leaves its subchannel backoff timer running after close() when the last connect
-  // attempt failed (bounded by grpc.max_reconnect_backoff_ms = maxBackoffMs here).
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const dir = await mkdtemp(join(tmpdir(), "weft-xds-tls-"));
     const path = join(dir, "mesh.yaml");

@@ -9,6 +9,7 @@ import { meshManifests } from "./istio_manifests.ts";
 import { LISTENERS, startWeft, type WeftProc } from "./weft_proc.ts";
 
 export interface XdsMesh {
+  /** The control plane process (a new one after `restartControlPlane`). */
   readonly cp: WeftProc;
   readonly address: string;
   readonly nodes: readonly WeftProc[];
@@ -16,6 +17,9 @@ export interface XdsMesh {
   writeMesh(mesh: Record<string, unknown>): Promise<void>;
   /** Resolves once the node's /healthz/ready answers 200 (xDS synced and applied). */
   waitReady(p: WeftProc, timeoutMs?: number): Promise<void>;
+  /** Stop the control plane with `signal` (SIGKILL: no GOAWAY; SIGTERM: a graceful shutdown
+   * that cancels the open streams) and start a new one on the same address, mesh and CA. */
+  restartControlPlane(signal: Deno.Signal, beforeStart?: () => Promise<void>): Promise<WeftProc>;
   stop(): Promise<void>;
 }
 
@@ -61,8 +65,17 @@ export async function startXdsMesh(
   nodes: readonly string[],
   capture: readonly string[],
   command?: (argv: readonly string[]) => [string, string[]],
+  opts: {
+    /** Runs the nodes (not the control plane) on another runtime (a bun binary). */
+    nodeRuntime?: string;
+    /** istiod's bootstrap shape: `--tls --client-auth token`; nodes verify the control plane
+     * against the CA's root (xds.rootCertFile) and send their token. */
+    tls?: boolean;
+  } = {},
 ): Promise<XdsMesh> {
   const how = command ? { command } : {};
+  const nodeHow = opts.nodeRuntime ? { runtime: opts.nodeRuntime } : how;
+  const tlsArgs = opts.tls ? ["--tls", "--client-auth", "token"] : [];
   const meshPath = join(dir, "mesh.yaml");
   await writeMeshFile(meshPath, await withNodeTokens(mesh, nodes));
   const procs: WeftProc[] = [];
@@ -70,15 +83,22 @@ export async function startXdsMesh(
     await Promise.all(procs.map((p) => p.stop()));
   };
   try {
-    const cp = await startWeft([
-      "control-plane",
-      "--config",
-      meshPath,
-      "--address",
-      "127.0.0.1:0",
-      "--ca-dir",
-      join(dir, "ca"),
-    ], how);
+    const startCp = (address: string) =>
+      startWeft(
+        [
+          "control-plane",
+          "--config",
+          meshPath,
+          "--address",
+          address,
+          "--ca-dir",
+          caDir,
+          ...tlsArgs,
+        ],
+        how,
+      );
+    const caDir = join(dir, "ca");
+    let cp = await startCp("127.0.0.1:0");
     procs.push(cp);
     const address = String(cp.ready.address);
     for (const name of nodes) {
@@ -88,14 +108,32 @@ export async function startXdsMesh(
       await Deno.writeTextFile(tokenFile, nodeToken(name));
       await Deno.writeTextFile(
         cfgPath,
-        stringify({ node: { name }, ca: { mode: "xds" }, listeners, xds: { address, tokenFile } }),
+        stringify({
+          node: { name },
+          ca: { mode: "xds" },
+          listeners,
+          xds: {
+            address,
+            tokenFile,
+            ...(opts.tls ? { rootCertFile: join(caDir, "ca-cert.pem") } : {}),
+          },
+        }),
       );
-      procs.push(await startWeft(["run", "--config", cfgPath], { ...how, timeoutMs: 120_000 }));
+      procs.push(await startWeft(["run", "--config", cfgPath], { ...nodeHow, timeoutMs: 120_000 }));
     }
     return {
-      cp,
+      get cp() {
+        return cp;
+      },
       address,
       nodes: procs.slice(1),
+      async restartControlPlane(signal, beforeStart) {
+        await cp.stop(signal);
+        await beforeStart?.();
+        cp = await startCp(address);
+        procs[0] = cp;
+        return cp;
+      },
       writeMesh: async (m) => writeMeshFile(meshPath, await withNodeTokens(m, nodes)),
       async waitReady(p, timeoutMs = 20_000) {
         const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,7 @@
 /**
  * `proxy_grpc_call` (unary) and `proxy_grpc_stream` / `proxy_grpc_send` (streams) to a declared
- * cluster, over weft's own HTTP/2 (src/core/h2) on a connection per call: h2c, TLS with ALPN h2
+ * cluster, on weft's gRPC client (src/core GrpcChannel, weft's own HTTP/2; the xDS clients use the
+ * same) with a connection per call: h2c, TLS with ALPN h2
  * for a cluster with `tls`, or, for a cluster that names a mesh service, an HBONE stream from the
  * node's upstream dialer (as HTTP callouts). The upstream argument is a cluster name, or a
  * serialised GrpcService whose `envoy_grpc.cluster_name` names one (what Envoy accepts). Results

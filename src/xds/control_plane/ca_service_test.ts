@@ -14,7 +14,7 @@ import { CertificateAuthority, createCsr } from "../../tls/mod.ts";
 import { compactMeshYaml } from "../_test_fixtures.ts";
 import { meshManifestsFromYaml } from "../../../tests/support/istio_manifests.ts";
 import { createHash } from "node:crypto";
-import { CA_SERVICE, CHANNEL_OPTIONS } from "../grpc_transport.ts";
+import { CA_SERVICE, CHANNEL_OPTIONS } from "./grpc_server.ts";
 import { IstioCertificateRequestSchema } from "../proto.ts";
 import { startControlPlane } from "./mod.ts";
 

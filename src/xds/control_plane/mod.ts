@@ -9,24 +9,21 @@
 import * as grpc from "@grpc/grpc-js";
 import { errorMessage, logger, WeftError } from "../../core/mod.ts";
 import type { CertificateAuthority } from "../../tls/mod.ts";
-import {
-  ADS_SERVICE,
-  CA_SERVICE,
-  CHANNEL_OPTIONS,
-  serverCredentials,
-  type XdsTlsMaterial,
-} from "../grpc_transport.ts";
+import { ADS_SERVICE, CA_SERVICE, CHANNEL_OPTIONS, serverCredentials } from "./grpc_server.ts";
+import type { XdsTlsMaterial } from "../grpc_transport.ts";
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
 import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
 import { callerNode, createCertificateHandler } from "./ca_service.ts";
 import { type Mesh, parseMeshSources } from "./mesh.ts";
+import { ServingCertificate } from "./serving_cert.ts";
 import { readSources, type TextCache, watchSources } from "./sources.ts";
 
 export { parseMesh, parseMeshSources } from "./mesh.ts";
 export type { Mesh } from "./mesh.ts";
 export { readSources } from "./sources.ts";
+export { ServingCertificate, type ServingCertificateOptions } from "./serving_cert.ts";
 
 const log = logger("control_plane");
 
@@ -39,8 +36,9 @@ export interface ControlPlaneOptions {
   readonly address: string;
   /** When set, IstioCertificateService/CreateCertificate is served. */
   readonly ca?: CertificateAuthority;
-  /** TLS with this certificate; plaintext when absent (loopback only). */
-  readonly tls?: XdsTlsMaterial;
+  /** TLS with this certificate, or one that rotates (ServingCertificate, which the caller
+   * closes); plaintext when absent (loopback only). */
+  readonly tls?: XdsTlsMaterial | ServingCertificate;
   /** With `tls`: "mtls" (default) requires client certificates; "token" is istiod's shape:
    * server TLS only, every ADS stream and CSR authenticated by a node token (MeshConfig
    * `spec.nodeTokens`). */
@@ -181,7 +179,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       opts.address,
-      serverCredentials(opts.tls, !byToken),
+      opts.tls instanceof ServingCertificate
+        ? opts.tls.credentials(!byToken)
+        : serverCredentials(opts.tls, !byToken),
       (err, p) =>
         err
           ? reject(
