@@ -23,7 +23,7 @@ if (side === "b") {
     rejectUnauthorized: true,
     settings,
   });
-  server.on("stream", (stream, headers) => {
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
     const [host, port] = String(headers[":authority"]).split(":");
     const up = net.connect({ host, port: Number(port), allowHalfOpen: true }, () => {
       stream.respond({ ":status": 200 });

@@ -150,12 +150,13 @@ Deno.test("istio samples: bookinfo routes, faults, WasmPlugin, L4 and L7 policie
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    // reviews-80-20: 1000 requests within ±3 % of 80/20; the WasmPlugin ran on each.
+    // reviews-80-20: 1000 requests within ±5 % of 80/20 (a random split: one standard deviation
+    // is 1.26 %, so ±5 % fails by chance about once in 15 000 runs); the WasmPlugin ran on each.
     const split = await many(1000, () => get(productpage, reviews));
     const v1 = split.filter((r) => r.body?.version === "reviews-v1").length;
     const v2 = split.filter((r) => r.body?.version === "reviews-v2").length;
     assert.equal(v1 + v2, 1000, `every request served: ${split.map((r) => r.status)}`);
-    assert.ok(Math.abs(v1 / 10 - 80) <= 3, `reviews v1 share ${v1 / 10} % (80 ± 3)`);
+    assert.ok(Math.abs(v1 / 10 - 80) <= 5, `reviews v1 share ${v1 / 10} % (80 ± 5)`);
     const hdrs = split[0]!.body!.headers as Record<string, string>;
     assert.equal(hdrs["x-weft-sample"], "wasm", "WasmPlugin add-header on the client side");
 

@@ -5,7 +5,8 @@
  * match) and traffic-split (5 routes, the request takes the weighted default) — loaded from their
  * prebuilt wasm (plugins/<name>/build, `deno task plugins`) through the real filter host, in
  * front of `--upstream host:port`. Prints `{"port": N}` once listening; runs until killed.
- * Runs on Deno and on Bun (`bench:l7 --bun`). `--no-filters`: the proxy alone.
+ * Runs on Deno and on Bun (`bench:l7 --bun`). `--no-filters`: the proxy alone; `--filters
+ * authz,fault`: only those filters of the chain.
  */
 import net from "node:net";
 import process from "node:process";
@@ -67,6 +68,7 @@ spec:
 const VS = `
 metadata: {name: echo, namespace: default}
 spec:
+  hosts: [echo]
   http:
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: echo, subset: v2}}]
@@ -88,18 +90,31 @@ async function firstParty(name: string, config: unknown): Promise<HttpFilter> {
   return await ComponentFilter.create(`bench-${name}`, "FAIL_CLOSE", component, config);
 }
 
-const filters = argv.includes("--no-filters") ? [] : [
-  await firstParty(
-    "authz",
-    authzConfigFromPolicies(loadAll(POLICIES).map((d) => authorizationPolicyFromIstio(d))),
-  ),
-  await firstParty("fault", {
-    delay: { fixedDelayMs: 100, percentage: { numerator: 10 } },
-    headers: [{ name: "x-chaos", exact: "on" }],
-    maxActiveFaults: 100,
-  }),
-  await firstParty("traffic-split", splitConfigFromVirtualService(load(VS))),
-];
+// `--filters authz,fault`: a part of the chain (to see what each filter costs).
+const only = argv.includes("--filters") ? argv[argv.indexOf("--filters") + 1]!.split(",") : [];
+const wanted = (name: string): boolean =>
+  !argv.includes("--no-filters") && (only.length === 0 || only.includes(name));
+const filters: HttpFilter[] = [];
+if (wanted("authz")) {
+  filters.push(
+    await firstParty(
+      "authz",
+      authzConfigFromPolicies(loadAll(POLICIES).map((d) => authorizationPolicyFromIstio(d))),
+    ),
+  );
+}
+if (wanted("fault")) {
+  filters.push(
+    await firstParty("fault", {
+      delay: { fixedDelayMs: 100, percentage: { numerator: 10 } },
+      headers: [{ name: "x-chaos", exact: "on" }],
+      maxActiveFaults: 100,
+    }),
+  );
+}
+if (wanted("traffic-split")) {
+  filters.push(await firstParty("traffic-split", splitConfigFromVirtualService(load(VS))));
+}
 const chain = new FilterChain(filters);
 const proxy = new HttpProxy({
   chain: () => chain,

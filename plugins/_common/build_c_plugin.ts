@@ -48,7 +48,10 @@ export async function buildCPlugin(spec: CPluginBuild): Promise<CPluginArtifact>
   const sdk = join(REPO, "wasm/sdk/c");
   const args = [
     "--target=wasm32-unknown-unknown",
-    "-O2",
+    // -O3 with LTO: the evaluators inline across the runtime/match/plugin files (authz hook
+    // 1.45 -> 1.29 us allowed, same run; plugins/authz/authz_breakdown.ts).
+    "-O3",
+    "-flto",
     "-nostdlib",
     "-mbulk-memory",
     "-ffreestanding",

@@ -7,36 +7,10 @@ import {
 } from "../../src/filters/first_party/mod.ts";
 import { loadPlugin, request } from "../_common/plugin_harness.ts";
 import { AUTHZ_SOURCES } from "./build.ts";
-
-const POLICIES = `
-metadata: {name: deny-bad, namespace: default}
-spec:
-  action: DENY
-  rules:
-  - from: [{source: {notPrincipals: ["*"]}}]
-  - to: [{operation: {paths: ["/admin*"], notMethods: ["GET"]}}]
----
-metadata: {name: allow-api, namespace: default}
-spec:
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/a/sa/x"]}}]
-  - from: [{source: {namespaces: ["b", "c"]}}]
-    to: [{operation: {methods: ["POST"]}}]
-  - to: [{operation: {paths: ["/healthz", "/readyz"]}}]
-  - when: [{key: "request.headers[x-tenant]", values: ["t1", "t2"]}]
-  - from: [{source: {ipBlocks: ["192.168.0.0/16"]}}]
-  - to: [{operation: {hosts: ["*.example.com"], ports: ["9090"]}}]
----
-metadata: {name: allow-frontend, namespace: default}
-spec:
-  rules:
-  - from: [{source: {namespaces: ["frontend"]}}]
-    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/api/*"]}}]
-    when: [{key: destination.port, values: ["8080"]}]
-  - from: [{source: {principals: ["*/sa/batch"]}}]`;
+import { BENCH_POLICIES } from "./authz_bench_policies.ts";
 
 const cfg = authzConfigFromPolicies(
-  parseAllDocuments(POLICIES).map((d) => authorizationPolicyFromIstio(d.toJS())),
+  parseAllDocuments(BENCH_POLICIES).map((d) => authorizationPolicyFromIstio(d.toJS())),
 );
 const filter = await loadPlugin("authz", AUTHZ_SOURCES, cfg, "authz-bench");
 const allowed = request({

@@ -182,3 +182,36 @@ Deno.test("authz metrics: counter bumps are batched in the guest (counterBatch, 
   for (let i = 0; i < 24; i++) await decide(filter, request());
   assert.equal(count(), 64);
 });
+
+Deno.test("authz: one instance answers each denial with its own policy, however they interleave (the host reuses repeated local responses)", async () => {
+  // 10 denying policies (more than the host remembers per instance) and gRPC denials in between.
+  const yaml = Array.from({ length: 10 }, (_, i) =>
+    `metadata: {name: d${i}, namespace: default}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/p${i}"]}}]}]`).join("\n---\n");
+  const filter = await loadPlugin("authz", AUTHZ_SOURCES, configFromYaml(yaml), "authz-memo");
+  for (let round = 0; round < 3; round++) {
+    for (const i of [0, 9, 1, 8, 2, 7, 3, 6, 4, 5, 0, 0, 9]) {
+      const grpc = (i + round) % 4 === 0;
+      const out = await decide(
+        filter,
+        request({
+          path: `/p${i}`,
+          headers: grpc ? { "content-type": "application/grpc" } : {},
+        }),
+      );
+      assert.equal(out.action, "respond");
+      if (out.action !== "respond") continue;
+      const r = out.response;
+      assert.equal(
+        r.details,
+        `rbac_access_denied_matched_policy[ns[default]-policy[d${i}]-rule[0]]`,
+      );
+      assert.equal(r.status, grpc ? 200 : 403, `/p${i} grpc=${grpc}`);
+      assert.equal(new Map(r.headers).get("grpc-status"), grpc ? "7" : undefined);
+    }
+    const allowed = await decide(filter, request({ path: "/other" }));
+    assert.equal(allowed.action, "continue");
+  }
+});

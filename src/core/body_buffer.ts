@@ -53,11 +53,13 @@ export async function bufferFrom(
 }
 
 export function wantsRequestBody(chain: FilterChain): boolean {
-  return chain.filters.some((f) => f.wantsRequestBody);
+  for (const f of chain.filters) if (f.wantsRequestBody) return true;
+  return false;
 }
 
 export function wantsResponseBody(chain: FilterChain): boolean {
-  return chain.filters.some((f) => f.wantsResponseBody);
+  for (const f of chain.filters) if (f.wantsResponseBody) return true;
+  return false;
 }
 
 export const REQUEST_TOO_LARGE: LocalResponse = Object.freeze({

@@ -50,12 +50,26 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, Math.min(ms, MAX_DELAY_MS))));
 }
 
-function invoke(
+// One function per hook rather than a closure per filter per request.
+function invokeRequest(
   f: HttpFilter,
-  fn: () => FilterOutcome | Promise<FilterOutcome>,
+  ctx: HttpRequestContext,
 ): FilterOutcome | Promise<FilterOutcome> {
   try {
-    const out = fn();
+    const out = f.onRequest(ctx);
+    return out instanceof Promise ? out.catch((e) => thrown(f, e)) : out;
+  } catch (e) {
+    return thrown(f, e);
+  }
+}
+
+function invokeResponse(
+  f: HttpFilter,
+  ctx: HttpRequestContext,
+  res: HttpResponseContext,
+): FilterOutcome | Promise<FilterOutcome> {
+  try {
+    const out = f.onResponse(ctx, res);
     return out instanceof Promise ? out.catch((e) => thrown(f, e)) : out;
   } catch (e) {
     return thrown(f, e);
@@ -133,7 +147,7 @@ export class FilterChain {
     let route: RouteChoice | undefined;
     for (let i = 0; i < this.filters.length; i++) {
       const f = this.filters[i]!;
-      const out = invoke(f, () => f.onRequest(ctx));
+      const out = invokeRequest(f, ctx);
       if (needsAsync(out)) return this.requestAsync(ctx, i, out, route);
       const d = settleNow(f, out as Exclude<FilterOutcome, { action: "delay" }>, ctx);
       const v = requestStep(f, d);
@@ -153,7 +167,7 @@ export class FilterChain {
       const f = this.filters[i]!;
       const d = await settle(
         f,
-        await (i === start ? first : invoke(f, () => f.onRequest(ctx))),
+        await (i === start ? first : invokeRequest(f, ctx)),
         ctx,
       );
       const v = requestStep(f, d);
@@ -170,7 +184,7 @@ export class FilterChain {
   ): ResponseVerdict | Promise<ResponseVerdict> {
     for (let i = this.filters.length - 1; i >= 0; i--) {
       const f = this.filters[i]!;
-      const out = invoke(f, () => f.onResponse(ctx, res));
+      const out = invokeResponse(f, ctx, res);
       if (needsAsync(out)) return this.responseAsync(ctx, res, i, out);
       const v = requestStep(
         f,
@@ -191,7 +205,7 @@ export class FilterChain {
       const f = this.filters[i]!;
       const d = await settle(
         f,
-        await (i === start ? first : invoke(f, () => f.onResponse(ctx, res))),
+        await (i === start ? first : invokeResponse(f, ctx, res)),
         ctx,
       );
       const v = requestStep(f, d);

@@ -1,11 +1,43 @@
-/** The data path's HeaderMap: ordered lower-case pairs; small, so linear scans beat hashing. */
+/**
+ * The data path's HeaderMap: ordered lower-case pairs; small, so linear scans beat hashing.
+ * A list parsed from an HTTP/1.1 head remembers where each field's line sits in that head (its
+ * span), until the field is set or replaced: an unchanged field is re-sent as its received bytes
+ * (http1_codec.ts `headBytes`), with no string built or encoded for it.
+ */
+import type { Buffer } from "node:buffer";
 import type { HeaderMap } from "./filter_api.ts";
 
-export class HeaderList implements HeaderMap {
-  private pairs: [string, string][] = [];
+/** name (lower case), value, and the [start, end) of the field's line in the source head when the
+ * pair is as received. */
+export type Field = [string, string, number?, number?];
 
-  constructor(init?: Iterable<readonly [string, string]>) {
-    if (init) { for (const [k, v] of init) this.pairs.push([k.toLowerCase(), v]); }
+export class HeaderList implements HeaderMap {
+  private pairs: Field[] = [];
+  /** The head bytes that spans point into. */
+  private src: Buffer | undefined;
+
+  /** `spans`: [start, end) per pair of `init`, offsets into `src` (from parseHead). */
+  constructor(init?: Iterable<readonly [string, string]>, src?: Buffer, spans?: readonly number[]) {
+    if (!init) return;
+    if (src && spans) {
+      this.src = src;
+      let i = 0;
+      for (const [k, v] of init) {
+        this.pairs.push([k.toLowerCase(), v, spans[i]!, spans[i + 1]!]);
+        i += 2;
+      }
+      return;
+    }
+    for (const [k, v] of init) this.pairs.push([k.toLowerCase(), v]);
+  }
+
+  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place). */
+  static adopt(src: Buffer, fields: Field[]): HeaderList {
+    const h = new HeaderList();
+    for (const f of fields) f[0] = f[0].toLowerCase();
+    h.src = src;
+    h.pairs = fields;
+    return h;
   }
 
   /** From node:http rawHeaders ([k, v, k, v, ...]). */
@@ -31,7 +63,8 @@ export class HeaderList implements HeaderMap {
       this.pairs.push([n, value]);
       return;
     }
-    this.pairs[i] = [n, value];
+    // The same single value again changes nothing (and keeps the field's received bytes).
+    if (this.pairs[i]![1] !== value) this.pairs[i] = [n, value];
     for (let j = i + 1; j < this.pairs.length; j++) {
       if (this.pairs[j]![0] === n) {
         this.pairs = this.pairs.filter((p, k) => k <= i || p[0] !== n);
@@ -54,5 +87,11 @@ export class HeaderList implements HeaderMap {
   }
   get size(): number {
     return this.pairs.length;
+  }
+
+  /** The fields with their spans, and the head the spans point into (for serialisation; not to
+   * be changed). */
+  fields(): { readonly src: Buffer | undefined; readonly pairs: readonly Readonly<Field>[] } {
+    return { src: this.src, pairs: this.pairs };
   }
 }

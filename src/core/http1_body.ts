@@ -74,8 +74,13 @@ type HeaderValues = (name: string) => string | string[] | undefined;
 
 function values(get: HeaderValues, name: string): string[] {
   const v = get(name);
-  if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(",")).map((x) => x.trim());
+  const out: string[] = [];
+  if (v === undefined) return out;
+  for (const x of Array.isArray(v) ? v : [v]) {
+    if (x.indexOf(",") < 0) out.push(x.trim());
+    else for (const part of x.split(",")) out.push(part.trim());
+  }
+  return out;
 }
 
 /** Body framing from headers (lower-case names; `get` may return every value of a name).
@@ -97,12 +102,22 @@ export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
   }
   if (cls.length > 0) {
     const first = cls[0]!;
-    if (!/^\d{1,15}$/.test(first)) throw bad("bad content-length");
+    if (!isDigits(first, 15)) throw bad("bad content-length");
     if (cls.some((x) => x !== first)) throw bad("conflicting content-length values");
     const n = Number(first);
     return n === 0 ? { kind: "none" } : { kind: "length", length: n };
   }
   return isResponse ? { kind: "close" } : { kind: "none" };
+}
+
+/** 1 to `max` ASCII digits. */
+function isDigits(s: string, max: number): boolean {
+  if (s.length === 0 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 /** Largest chunk accepted (16 hex digits could overflow a double; Envoy/hyper refuse overflow). */
@@ -195,13 +210,35 @@ const PREFETCH_BYTES = 64 * 1024;
  * them: a Promise, or throw). Nothing is written while more of the body is
  * already buffered (up to 64 KiB): a message that arrived whole is validated whole before its
  * first byte (head included) goes out, so a malformed body reaches nobody. */
-export async function copyBody(
+export function copyBody(
   r: ByteReader,
   framing: Framing,
   write: (b: Buffer) => boolean | Promise<void>,
   dechunk = false,
   head?: Buffer,
   onTrailers?: (t: Trailer[]) => Trailer[] | Promise<Trailer[]> | void,
+): Promise<void> | undefined {
+  // Fast paths, no generator and no Promise unless the write waits: no body (the head alone),
+  // and a body of known length already buffered whole (one write with its head).
+  let whole: Buffer | undefined;
+  if (framing.kind === "none") whole = head;
+  else if (framing.kind === "length" && framing.length <= PREFETCH_BYTES) {
+    const body = r.takeBuffered(framing.length);
+    if (!body) return copyChunks(r, framing, write, dechunk, head, onTrailers);
+    whole = head ? Buffer.concat([head, body]) : body;
+  } else return copyChunks(r, framing, write, dechunk, head, onTrailers);
+  if (!whole) return undefined;
+  const w = write(whole);
+  return w === true || w === false ? undefined : w;
+}
+
+async function copyChunks(
+  r: ByteReader,
+  framing: Framing,
+  write: (b: Buffer) => boolean | Promise<void>,
+  dechunk: boolean,
+  head: Buffer | undefined,
+  onTrailers: ((t: Trailer[]) => Trailer[] | Promise<Trailer[]> | void) | undefined,
 ): Promise<void> {
   const chunked = framing.kind === "chunked" && !dechunk;
   const it = bodyChunks(r, framing);

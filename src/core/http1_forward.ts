@@ -11,13 +11,7 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import {
-  type ByteReader,
-  copyBody,
-  type Framing,
-  serializeHead,
-  type Trailer,
-} from "./http1_codec.ts";
+import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
@@ -42,6 +36,8 @@ export interface ForwardDeps {
   draining(): boolean;
   count(status: number, ctx: HttpRequestContext): void;
   acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  /** A kept connection usable now, if any (saves a Promise per request). */
+  idle?(route: RouteChoice | undefined): Upstream | undefined;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
   respond(
     down: Duplex,
@@ -82,17 +78,18 @@ export async function forwardRequest(
   // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
   const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
   if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-  const reqHead = serializeHead(
-    `${ctx.method} ${ctx.path} HTTP/1.1`,
-    ctx.requestHeaders.entries(),
-  );
-  const send = async (u: Upstream, body = buffered): Promise<LocalResponse | undefined> => {
+  const reqHead = headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+  // Synchronous when the request goes out in one write (no Promise per request then).
+  const send = (
+    u: Upstream,
+    body = buffered,
+  ): LocalResponse | undefined | Promise<LocalResponse | undefined> => {
     if (body) {
       const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;
       u.stream.write(Buffer.concat([reqHead, all]));
     } else if (streamers.length) {
       u.stream.write(reqHead);
-      return await streamBody(
+      return streamBody(
         reader,
         reqFraming,
         u.stream,
@@ -105,7 +102,7 @@ export async function forwardRequest(
       );
     } else {
       // The head leaves with the first body bytes, once what is buffered validated.
-      await copyBody(
+      const copied = copyBody(
         reader,
         reqFraming,
         (b) => writeWithBackpressure(u.stream, b),
@@ -113,6 +110,7 @@ export async function forwardRequest(
         reqHead,
         onReqTrailers,
       );
+      if (copied) return copied.then(() => undefined);
     }
     return undefined;
   };
@@ -128,7 +126,7 @@ export async function forwardRequest(
     try {
       r = await exchange(policy, {
         acquire: () => p.acquire(route),
-        send: (u) => send(u, replay),
+        send: async (u) => await send(u, replay),
         replayable: replay !== undefined || reqFraming.kind === "none",
       });
     } catch (e) {
@@ -159,7 +157,7 @@ export async function forwardRequest(
   let resRaw: Buffer | null = null;
   for (let attempt = 0;; attempt++) {
     try {
-      up = await p.acquire(route);
+      up = p.idle?.(route) ?? await p.acquire(route);
     } catch (e) {
       log.debug("upstream connect failed", { err: errorMessage(e) });
       p.count(503, ctx);
@@ -174,7 +172,8 @@ export async function forwardRequest(
     }
     const u = up;
     try {
-      const local = await send(u);
+      const sent = send(u);
+      const local = sent instanceof Promise ? await sent : sent;
       if (local) {
         u.stream.destroy();
         p.count(local.status, ctx);
@@ -188,7 +187,11 @@ export async function forwardRequest(
       state.responding = true;
       return writeLocal(down, e.response, false);
     }
-    resRaw = await u.reader.readHead().catch(() => null);
+    try {
+      resRaw = await u.reader.readHead();
+    } catch {
+      resRaw = null;
+    }
     // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
     if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
     u.stream.destroy();

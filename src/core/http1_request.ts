@@ -9,7 +9,6 @@ import type { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { HeaderList } from "./header_map.ts";
 import {
   bad,
   type ByteReader,
@@ -17,7 +16,7 @@ import {
   copyBody,
   type Framing,
   framingOf,
-  parseHead,
+  parseHeadList,
   type Trailer,
 } from "./http1_codec.ts";
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
@@ -53,30 +52,58 @@ export function parseRequest(
   peer: PeerInfo,
   direction: Direction,
 ): { ctx: HttpRequestContext; framing: Framing; keepAlive: boolean } {
-  const head = parseHead(raw);
-  checkRequestLine(head.line, raw);
-  const [method, target, version] = head.line;
-  const headers = new HeaderList(head.headers);
-  const hosts = headers.getAll("host");
-  if (hosts.length > 1 || (version === "HTTP/1.1" && hosts.length !== 1)) {
+  const { line, headers } = parseHeadList(raw);
+  checkRequestLine(line, raw);
+  const [method, target, version] = line;
+  // One pass for the fields the proxy itself reads (first value, or all for framing).
+  let hosts = 0;
+  let host: string | undefined;
+  let connection: string | undefined;
+  let requestId: string | undefined;
+  let te: string[] | undefined;
+  let cl: string[] | undefined;
+  const pairs = headers.fields().pairs;
+  for (let i = 0; i < pairs.length; i++) {
+    const f = pairs[i]!;
+    switch (f[0]) {
+      case "host":
+        hosts++;
+        host ??= f[1];
+        break;
+      case "transfer-encoding":
+        (te ??= []).push(f[1]);
+        break;
+      case "content-length":
+        (cl ??= []).push(f[1]);
+        break;
+      case "connection":
+        connection ??= f[1];
+        break;
+      case "x-request-id":
+        requestId ??= f[1];
+    }
+  }
+  if (hosts > 1 || (version === "HTTP/1.1" && hosts !== 1)) {
     throw bad("HTTP/1.1 requires exactly one Host header");
   }
-  const framing = framingOf((n) => headers.getAll(n), false);
-  if (framing.kind === "length") headers.set("content-length", String(framing.length));
-  const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((x) =>
-    x.trim()
+  const framing = framingOf(
+    (n) => n === "content-length" ? cl : n === "transfer-encoding" ? te : undefined,
+    false,
   );
-  const keepAlive = version === "HTTP/1.1" && !connection.includes("close");
+  if (framing.kind === "length") headers.set("content-length", String(framing.length));
+  const keepAlive = version === "HTTP/1.1" &&
+    (connection === undefined ||
+      !connection.toLowerCase().split(",").some((x) => x.trim() === "close"));
   const ctx: HttpRequestContext = {
     direction,
     method,
     path: target,
-    authority: headers.get("host") ?? "",
+    authority: host ?? "",
     scheme: "http",
     protocol: "HTTP/1.1",
     requestHeaders: headers,
     peer,
-    requestId: headers.get("x-request-id") ?? nextRequestId(),
+    requestId: requestId ?? nextRequestId(),
     filterState: new Map(),
     requestBody: undefined,
     bodyFollows: framing.kind !== "none",

@@ -10,16 +10,8 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { HeaderList } from "./header_map.ts";
-import {
-  bad,
-  copyBody,
-  type Framing,
-  framingOf,
-  serializeHead,
-  type Trailer,
-} from "./http1_codec.ts";
-import { type Upstream, upstreamHead } from "./http1_upstream.ts";
+import { bad, copyBody, type Framing, framingOf, headBytes, type Trailer } from "./http1_codec.ts";
+import { type Upstream, upstreamHeadList } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import {
   bufferBody,
@@ -37,6 +29,10 @@ import {
 } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
 import { errorMessage } from "./errors.ts";
+
+const CONNECTION_CLOSE: readonly (readonly [string, string])[] = [["connection", "close"]];
+/** Largest response body sent in its head's write when it already arrived whole. */
+const WHOLE_BYTES = 64 * 1024;
 
 /** Per downstream connection. */
 export interface ConnState {
@@ -64,16 +60,16 @@ export async function respondH1(
   chain: FilterChain,
   state: ConnState,
 ): Promise<boolean> {
-  let res = upstreamHead(resRaw);
+  let res = upstreamHeadList(resRaw);
   while (res.line[1].startsWith("1") && res.line[1] !== "101") {
     const next = await up.reader.readHead();
     if (!next) {
       throw bad("upstream closed after an interim response", "http_upstream_bad_message");
     }
-    res = upstreamHead(next);
+    res = upstreamHeadList(next);
   }
   const status = Number(res.line[1]);
-  const resHeaders = new HeaderList(res.headers);
+  const resHeaders = res.headers;
   const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
   let resFraming: Framing;
   try {
@@ -127,18 +123,25 @@ export async function respondH1(
   const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
   // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
   if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
-  const out = resCtx.responseHeaders.entries().filter(([k]) => k !== "connection");
-  if (resFraming.kind === "length" && !resStreamers.length) {
-    const i = out.findIndex(([k]) => k === "content-length");
-    if (i >= 0) out.splice(i, 1);
-    out.push(["content-length", String(resFraming.length)]);
-  }
-  if (closeAfter && resFraming.kind !== "close") out.push(["connection", "close"]);
-  const resHead = serializeHead(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, out);
+  // The whole body when it is at hand: a buffered one, or a small one of known length that
+  // already arrived (the common case): it leaves in the head's write.
+  let whole: Uint8Array | undefined;
+  if (resBody) whole = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
+  else if (
+    !resStreamers.length && resFraming.kind === "length" && resFraming.length <= WHOLE_BYTES
+  ) whole = up.reader.takeBuffered(resFraming.length);
+  // Hop-by-hop `connection` never passes; a known length is re-stated (the first
+  // content-length field gives way to the normalised one, appended).
+  const resHead = headBytes(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, resHeaders, {
+    omit: "connection",
+    replace: resFraming.kind === "length" && !resStreamers.length
+      ? ["content-length", String(resFraming.length)]
+      : undefined,
+    extra: closeAfter && resFraming.kind !== "close" ? CONNECTION_CLOSE : undefined,
+  }, whole);
   state.responding = true;
-  if (resBody) {
-    const body = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
-    down.write(Buffer.concat([resHead, body]));
+  if (whole) {
+    down.write(resHead);
   } else if (resStreamers.length) {
     down.write(resHead);
     const reset = await streamBody(
@@ -161,7 +164,7 @@ export async function respondH1(
   } else {
     let started = false; // a response that arrived whole is held until its trailers are seen
     try {
-      await copyBody(
+      const copied = copyBody(
         up.reader,
         resFraming,
         (b) => {
@@ -172,6 +175,7 @@ export async function respondH1(
         resHead,
         onResTrailers,
       );
+      if (copied) await copied; // a whole small response is written synchronously
     } catch (e) {
       if (!(e instanceof TrailersReply)) throw e;
       up.stream.destroy();

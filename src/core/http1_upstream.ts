@@ -6,7 +6,15 @@
 import type { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
 import type { RouteChoice } from "./filter_api.ts";
-import { bad, ByteReader, checkStatusLine, type Head, parseHead } from "./http1_codec.ts";
+import {
+  bad,
+  ByteReader,
+  checkStatusLine,
+  type Head,
+  parseHead,
+  parseHeadList,
+} from "./http1_codec.ts";
+import type { HeaderList } from "./header_map.ts";
 import { setNoDelay } from "./http_io.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -28,6 +36,23 @@ export function upstreamHead(raw: Buffer): Head {
   }
 }
 
+/** upstreamHead into a HeaderList (the proxy's response path). */
+export function upstreamHeadList(
+  raw: Buffer,
+): { readonly line: [string, string, string]; readonly headers: HeaderList } {
+  try {
+    const h = parseHeadList(raw);
+    checkStatusLine(h.line);
+    return h;
+  } catch (e) {
+    throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
+  }
+}
+
+function keyOf(route: RouteChoice | undefined): string {
+  return route ? `${route.service}|${route.subset ?? ""}` : "";
+}
+
 export class Http1UpstreamPool {
   private readonly idle = new Map<string, Upstream[]>();
   private closed = false;
@@ -37,9 +62,9 @@ export class Http1UpstreamPool {
     private readonly maxIdlePerRoute = 64,
   ) {}
 
-  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
-    const key = route ? `${route.service}|${route.subset ?? ""}` : "";
-    const list = this.idle.get(key);
+  /** A kept connection for `route`, if one is usable now (no Promise: the common case). */
+  idleFor(route: RouteChoice | undefined): Upstream | undefined {
+    const list = this.idle.get(keyOf(route));
     while (list && list.length > 0) {
       const u = list.pop()!;
       if (!u.stream.destroyed && !u.reader.atEnd && u.reader.buffered === 0) {
@@ -48,6 +73,13 @@ export class Http1UpstreamPool {
       }
       u.stream.destroy();
     }
+    return undefined;
+  }
+
+  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
+    const kept = this.idleFor(route);
+    if (kept) return kept;
+    const key = keyOf(route);
     const stream = await this.dial(route);
     setNoDelay(stream);
     stream.on("error", () => {}); // surfaced through the reader

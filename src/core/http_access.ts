@@ -13,9 +13,18 @@ const requests = metrics.counter(
   ],
 );
 
+/** The counter bound per direction and status class (no label key built per request). */
+const bound = new Map<string, () => void>();
+
 /** Counts the request and writes its access record (debug level: opt-in, it costs µs). */
 export function countRequest(direction: Direction, status: number, ctx: HttpRequestContext): void {
-  requests.inc({ direction, code_class: `${Math.floor(status / 100)}xx` });
+  const key = direction + Math.floor(status / 100);
+  let inc = bound.get(key);
+  if (!inc) {
+    inc = requests.bind({ direction, code_class: `${Math.floor(status / 100)}xx` });
+    bound.set(key, inc);
+  }
+  inc();
   if (access.enabled("debug")) {
     access.debug("request", {
       requestId: ctx.requestId,

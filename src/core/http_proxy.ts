@@ -92,6 +92,7 @@ export class HttpProxy {
     this.forwardDeps = {
       ...this.responseDeps,
       acquire: (route) => this.upstreams.acquire(route),
+      idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
       respond: (...a) => this.respond(...a),
     };

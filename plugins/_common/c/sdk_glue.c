@@ -5,16 +5,16 @@
 void *weft_os_alloc(size_t n) { return weft_alloc(n); }
 void weft_os_free(void *p) { (void)p; }
 
-int glue_header(const char *lower_name, wstr *out) {
+int glue_header(wstr lower_name, wstr *out) {
   weft_str v;
-  if (!weft_get_header(WEFT_REQUEST_HEADERS, lower_name, &v)) return 0;
+  if (!weft_get_header_n(WEFT_REQUEST_HEADERS, (weft_str){lower_name.p, lower_name.n}, &v)) return 0;
   *out = (wstr){v.ptr, (uint32_t)v.len};
   return 1;
 }
 
-int glue_property(const char *name, wstr *out) {
+int glue_property(wstr name, wstr *out) {
   weft_str v;
-  if (name == 0 || !weft_get_property(name, &v)) return 0;
+  if (name.p == 0 || !weft_get_property_n((weft_str){name.p, name.n}, &v)) return 0;
   *out = (wstr){v.ptr, (uint32_t)v.len};
   return 1;
 }

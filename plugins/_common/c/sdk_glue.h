@@ -6,8 +6,9 @@
 #include "weft_filter.h"
 #include "weft_rt.h"
 
-int glue_header(const char *lower_name, wstr *out);
-int glue_property(const char *name, wstr *out);
+/* Names with their lengths (WSTR_LIT or kept from configure): no strlen per call. */
+int glue_header(wstr lower_name, wstr *out);
+int glue_property(wstr name, wstr *out);
 void glue_log2(weft_log_level level, const char *a, const char *b);
 /* NUL-terminated concatenation in the per-hook heap. */
 const char *glue_concat3(const char *a, const char *b, const char *c);

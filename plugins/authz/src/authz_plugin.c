@@ -9,18 +9,19 @@ static authz_config *cfg;
 
 static int env_header(void *ctx, wstr name, wstr *out) {
   (void)ctx;
-  /* Condition header names are NUL-terminated (arena_strdup at configure). */
-  return glue_header(name.p, out);
+  return glue_header(name, out); /* lower-cased at configure */
 }
 
-static const char *const PROPS[AT_COUNT] = {
-    "request.method",     "request.path",        "request.host",
-    "source.principal",   "source.address",      "destination.address",
-    "destination.port",   "connection.requested_server_name", 0};
+static const wstr PROPS[AT_COUNT] = {
+    WSTR_LIT("request.method"),   WSTR_LIT("request.path"),
+    WSTR_LIT("request.host"),     WSTR_LIT("source.principal"),
+    WSTR_LIT("source.address"),   WSTR_LIT("destination.address"),
+    WSTR_LIT("destination.port"), WSTR_LIT("connection.requested_server_name"),
+    WSTR_NONE};
 
 static int env_attr(void *ctx, authz_attr which, wstr *out) {
   (void)ctx;
-  if (which == AT_CONTENT_TYPE) return glue_header("content-type", out);
+  if (which == AT_CONTENT_TYPE) return glue_header(WSTR_LIT("content-type"), out);
   return glue_property(PROPS[which], out);
 }
 

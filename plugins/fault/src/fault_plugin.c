@@ -10,7 +10,7 @@ static int seeded;
 
 static int env_header(void *ctx, const char *name, wstr *out) {
   (void)ctx;
-  return glue_header(name, out);
+  return glue_header(wstr_cstr(name), out);
 }
 
 static uint64_t env_random(void *ctx) {

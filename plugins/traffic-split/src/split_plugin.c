@@ -10,11 +10,11 @@ static int seeded;
 
 static int env_header(void *ctx, const char *name, wstr *out) {
   (void)ctx;
-  return glue_header(name, out);
+  return glue_header(wstr_cstr(name), out);
 }
 
-static const char *const PROPS[SA_COUNT] = {"request.method", "request.path", "request.host",
-                                            "request.scheme"};
+static const wstr PROPS[SA_COUNT] = {WSTR_LIT("request.method"), WSTR_LIT("request.path"),
+                                     WSTR_LIT("request.host"), WSTR_LIT("request.scheme")};
 
 static int env_attr(void *ctx, split_attr which, wstr *out) {
   (void)ctx;

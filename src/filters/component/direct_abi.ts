@@ -27,6 +27,7 @@ import {
 } from "./guest.ts";
 import type { HostBridge, WhichMap } from "./host_bridge.ts";
 import { GuestMemory, type Realloc } from "./guest_memory.ts";
+import { RespondMemo, RouteMemo } from "./respond_memo.ts";
 import { SANDBOX_CHECK_NAME, SANDBOX_IMPORT_MODULE } from "../sandbox/instrument.ts";
 
 /** The world version a core module was built for (by its handler exports). */
@@ -121,6 +122,8 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     | ((ret: number) => void)
     | undefined;
 
+  const memo = new RespondMemo();
+  const routes = new RouteMemo();
   /** local-response payload @4 (action.respond and body-action.respond share it). */
   const liftRespond = (ret: number): FilterDecision => {
     const dv = mem.dataView();
@@ -128,6 +131,8 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     const hp = dv.getUint32(ret + 8, true);
     const hn = dv.getUint32(ret + 12, true);
     if (hn > 1024) throw new BadOutput(`local response with ${hn} headers`);
+    const again = memo.find(mem.u8, dv, ret);
+    if (again !== undefined) return again;
     const headers: [string, string][] = [];
     for (let i = 0; i < hn; i++) {
       const e = hp + i * 16;
@@ -140,7 +145,8 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
     const bl = dv.getUint32(ret + 20, true);
     const body = new Uint8Array(mem.memory.buffer, bp, bl).slice();
     const details = str(dv.getUint32(ret + 24, true), dv.getUint32(ret + 28, true));
-    return respondDecision(status, headers, body, details);
+    const d = respondDecision(status, headers, body, details);
+    return d.action === "respond" ? memo.remember(d) : d;
   };
 
   const liftAction = (ret: number): FilterDecision => {
@@ -154,11 +160,14 @@ export function instantiateDirect(module: WebAssembly.Module, bridge: HostBridge
       case 2:
         return delayDecision(dv.getUint32(ret + 4, true));
       case 3: {
+        const again = routes.find(mem.u8, dv, ret);
+        if (again !== undefined) return again;
         const service = str(dv.getUint32(ret + 4, true), dv.getUint32(ret + 8, true));
         const subset = dv.getUint8(ret + 12) === 1
           ? str(dv.getUint32(ret + 16, true), dv.getUint32(ret + 20, true))
           : undefined;
-        return routeDecision(service, subset);
+        const d = routeDecision(service, subset);
+        return d.action === "continue" ? routes.remember(d) : d;
       }
       default:
         throw new BadOutput(`invalid action discriminant ${tag}`);

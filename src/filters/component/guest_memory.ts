@@ -16,8 +16,9 @@ const enc = new TextEncoder();
 
 /** Longest string handled by the hand-written ASCII paths and the name cache. */
 const SHORT = 48;
-/** Name cache slots per guest instance: 2^9 (fixed, so names at changing addresses never grow it). */
-const NAME_SLOTS_LOG2 = 9;
+/** Names cached per guest instance; past this the cache starts over (names at changing
+ * addresses never grow it without bound). */
+const MAX_NAMES = 512;
 const EMPTY = new Uint8Array(0);
 
 export type Realloc = (old: number, oldSize: number, align: number, size: number) => number;
@@ -38,10 +39,9 @@ export interface NameEntry {
 export class GuestMemory {
   u8: Uint8Array;
   dv: DataView;
-  /** Direct-mapped by address: a collision or a changed byte just replaces the entry. */
-  private readonly names: (NameEntry | undefined)[] = new Array(1 << NAME_SLOTS_LOG2).fill(
-    undefined,
-  );
+  /** By address: a changed byte just replaces the entry. (Not direct-mapped: two names sharing
+   * a slot made every request miss twice, a string decode and a byte copy each.) */
+  private readonly names = new Map<number, NameEntry>();
 
   constructor(readonly memory: WebAssembly.Memory, private readonly realloc: Realloc) {
     this.u8 = new Uint8Array(memory.buffer);
@@ -95,8 +95,7 @@ export class GuestMemory {
 
   /** The cache entry of a name (an uncached name gets a fresh entry each time). */
   nameEntry(ptr: number, len: number): NameEntry {
-    const slot = Math.imul(ptr, 0x9e3779b1) >>> (32 - NAME_SLOTS_LOG2);
-    const e = this.names[slot];
+    const e = this.names.get(ptr);
     if (e !== undefined && e.ptr === ptr && e.bytes.length === len) {
       const u8 = this.view();
       if (ptr + len <= u8.length) {
@@ -118,7 +117,8 @@ export class GuestMemory {
     // Only short ASCII names are cached (then the bytes are the string's char codes).
     if (len > 0 && len <= SHORT && s.length === len && !hasNonAscii(s)) {
       fresh.bytes = this.u8.slice(ptr, ptr + len);
-      this.names[slot] = fresh;
+      if (this.names.size >= MAX_NAMES && !this.names.has(ptr)) this.names.clear();
+      this.names.set(ptr, fresh);
     }
     return fresh;
   }

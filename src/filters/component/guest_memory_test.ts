@@ -86,3 +86,16 @@ Deno.test("out-of-range guest pointers throw instead of reading past memory", ()
   assert.throws(() => m.name(-4, 3), RangeError);
   assert.throws(() => m.name(65_536, 1), RangeError);
 });
+
+Deno.test("names at any two addresses stay cached together (no slot sharing)", () => {
+  const { m, put } = guestMemory();
+  // These two addresses shared a slot of the former direct-mapped cache.
+  const [a, al] = put("request.path", 2134);
+  const [b, bl] = put("source.address", 1524);
+  const ea = m.nameEntry(a, al);
+  const eb = m.nameEntry(b, bl);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(m.nameEntry(a, al), ea);
+    assert.equal(m.nameEntry(b, bl), eb);
+  }
+});

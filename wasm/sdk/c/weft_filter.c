@@ -117,8 +117,12 @@ typedef struct {
 } option_str; /* option<string>: tag @0, ptr @4, len @8 */
 
 int weft_get_header(weft_map map, const char *name, weft_str *out) {
+  return weft_get_header_n(map, weft_cstr(name), out);
+}
+
+int weft_get_header_n(weft_map map, weft_str name, weft_str *out) {
   option_str r;
-  weft_host_get_header(map, name, weft_strlen(name), &r);
+  weft_host_get_header(map, name.ptr, name.len, &r);
   if (!r.tag) return 0;
   out->ptr = r.ptr;
   out->len = r.len;
@@ -152,8 +156,12 @@ weft_str weft_get_headers(weft_map map) {
 }
 
 int weft_get_property(const char *name, weft_str *out) {
+  return weft_get_property_n(weft_cstr(name), out);
+}
+
+int weft_get_property_n(weft_str name, weft_str *out) {
   option_str r;
-  weft_host_get_property(name, weft_strlen(name), &r);
+  weft_host_get_property(name.ptr, name.len, &r);
   if (!r.tag) return 0;
   out->ptr = r.ptr;
   out->len = r.len;

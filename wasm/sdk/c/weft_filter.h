@@ -56,6 +56,8 @@ weft_str weft_cstr(const char *s);
 /* ---- host calls ------------------------------------------------------------------------ */
 /* Returns 1 and fills *out when present; 0 when absent. */
 int weft_get_header(weft_map map, const char *name, weft_str *out);
+/* The same with the name's length given (no strlen per call: hot paths with fixed names). */
+int weft_get_header_n(weft_map map, weft_str name, weft_str *out);
 void weft_set_header(weft_map map, const char *name, const char *value);
 void weft_set_header_n(weft_map map, weft_str name, weft_str value);
 void weft_add_header(weft_map map, const char *name, const char *value);
@@ -63,6 +65,7 @@ void weft_remove_header(weft_map map, const char *name);
 /* "name\0value\0" repeated. */
 weft_str weft_get_headers(weft_map map);
 int weft_get_property(const char *name, weft_str *out);
+int weft_get_property_n(weft_str name, weft_str *out);
 void weft_set_state(const char *key, const char *value);
 void weft_log(weft_log_level level, const char *message);
 void weft_log_n(weft_log_level level, weft_str message);

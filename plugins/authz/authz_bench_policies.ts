@@ -1,0 +1,28 @@
+/** The benchmarks' typical authz config: 10 rules over 3 policies (Istio AuthorizationPolicy YAML). */
+export const BENCH_POLICIES = `
+metadata: {name: deny-bad, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {notPrincipals: ["*"]}}]
+  - to: [{operation: {paths: ["/admin*"], notMethods: ["GET"]}}]
+---
+metadata: {name: allow-api, namespace: default}
+spec:
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/a/sa/x"]}}]
+  - from: [{source: {namespaces: ["b", "c"]}}]
+    to: [{operation: {methods: ["POST"]}}]
+  - to: [{operation: {paths: ["/healthz", "/readyz"]}}]
+  - when: [{key: "request.headers[x-tenant]", values: ["t1", "t2"]}]
+  - from: [{source: {ipBlocks: ["192.168.0.0/16"]}}]
+  - to: [{operation: {hosts: ["*.example.com"], ports: ["9090"]}}]
+---
+metadata: {name: allow-frontend, namespace: default}
+spec:
+  rules:
+  - from: [{source: {namespaces: ["frontend"]}}]
+    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/api/*"]}}]
+    when: [{key: destination.port, values: ["8080"]}]
+  - from: [{source: {principals: ["*/sa/batch"]}}]
+`;

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { headBytes, parseHead, parseHeadList } from "./http1_codec.ts";
+import { HeaderList } from "./header_map.ts";
+
+const RAW = Buffer.from(
+  "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  3 \r\nConnection: keep-alive\r\n" +
+    "X-A: 1\r\nX-A: 2\r\n\r\n",
+  "latin1",
+);
+
+function parsed(raw = RAW): HeaderList {
+  const h = parseHead(raw);
+  return new HeaderList(h.headers, raw, h.spans);
+}
+
+Deno.test("parseHead: spans are the field lines, CRLF excluded", () => {
+  const h = parseHead(RAW);
+  const lines = [];
+  for (let i = 0; i < h.spans.length; i += 2) {
+    lines.push(RAW.toString("latin1", h.spans[i], h.spans[i + 1]));
+  }
+  assert.deepEqual(lines, [
+    "Server: nginx",
+    "Content-Length:  3 ",
+    "Connection: keep-alive",
+    "X-A: 1",
+    "X-A: 2",
+  ]);
+  assert.deepEqual(h.headers[1], ["Content-Length", "3"]);
+});
+
+Deno.test("headBytes: unchanged fields go out as received, edits as asked", () => {
+  const out = headBytes("HTTP/1.1 200 OK", parsed(), {
+    omit: "connection",
+    replace: ["content-length", "3"],
+    extra: [["connection", "close"]],
+  }).toString("latin1");
+  assert.equal(
+    out,
+    "HTTP/1.1 200 OK\r\nServer: nginx\r\nX-A: 1\r\nX-A: 2\r\ncontent-length: 3\r\n" +
+      "connection: close\r\n\r\n",
+  );
+});
+
+Deno.test("headBytes: set, added and removed fields; line breaks never go out", () => {
+  const h = parsed();
+  h.set("server", "weft"); // changed: encoded in place
+  h.set("content-length", "3"); // the same single value: still as received
+  h.remove("x-a");
+  h.add("x-b", "é");
+  h.add("x-evil", "a\r\nInjected: 1");
+  const out = headBytes("HTTP/1.1 200 OK", h);
+  assert.equal(
+    out.toString("latin1"),
+    "HTTP/1.1 200 OK\r\nserver: weft\r\nContent-Length:  3 \r\nConnection: keep-alive\r\n" +
+      "x-b: é\r\n\r\n",
+  );
+  assert.equal(out[out.length - 5], 0xe9); // latin1, one byte
+});
+
+Deno.test("headBytes: a list without spans (h2, filters) serialises its pairs", () => {
+  const h = new HeaderList([["Host", "a"], ["Connection", "x"]]);
+  assert.equal(
+    headBytes("GET / HTTP/1.1", h, { omit: "connection" }).toString("latin1"),
+    "GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+  );
+});
+
+Deno.test("parseHeadList: names lower-cased, values and spans as parseHead's", () => {
+  const { line, headers } = parseHeadList(RAW);
+  assert.deepEqual(line, ["HTTP/1.1", "200", "OK"]);
+  assert.deepEqual(headers.entries(), parseHead(RAW).headers.map(([k, v]) => [k.toLowerCase(), v]));
+  assert.equal(headBytes("HTTP/1.1 200 OK", headers).toString("latin1"), RAW.toString("latin1"));
+});
+
+Deno.test("headBytes: a tail leaves in the same buffer; a head too big to assemble still goes", () => {
+  const body = Buffer.from("ok\n");
+  assert.equal(
+    headBytes("HTTP/1.1 200 OK", parsed(), { omit: "connection" }, body).toString("latin1"),
+    "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  3 \r\nX-A: 1\r\nX-A: 2\r\n\r\nok\n",
+  );
+  const h = parsed();
+  h.add("x-big", "b".repeat(70_000)); // larger than the scratch buffer: serialised instead
+  const out = headBytes("HTTP/1.1 200 OK", h, { omit: "connection" }, body).toString("latin1");
+  assert.ok(out.startsWith("HTTP/1.1 200 OK\r\nserver: nginx\r\ncontent-length: 3\r\n"));
+  assert.ok(out.endsWith(`x-big: ${"b".repeat(70_000)}\r\n\r\nok\n`));
+});
