@@ -288,10 +288,7 @@ export function unpad(type: number, flags: number, payload: Uint8Array): Uint8Ar
 
 /**
  * Receive side of one flow-control window: counts consumed bytes and says when to send a
- * WINDOW_UPDATE: once a quarter of the window is consumed (hyper and nghttp2 wait for half), so
- * the sender keeps at least three quarters of its window while an update is on its way; on a
- * loaded box, where a wake-up takes milliseconds, a half-window wait stalled one bulk stream
- * (bench: iperf3 through the pair). What one stream or session can hold is still the window.
+ * WINDOW_UPDATE (once half the window is consumed, so the peer never stalls on a full window).
  */
 export class RecvWindow {
   #available: number;
@@ -317,7 +314,7 @@ export class RecvWindow {
   /** Bytes handed to the consumer; returns the increment to announce now, or 0. */
   consume(n: number): number {
     this.#pending += n;
-    if (this.#pending < this.size / 4) return 0;
+    if (this.#pending < this.size / 2) return 0;
     const inc = this.#pending;
     this.#pending = 0;
     this.#available += inc;
