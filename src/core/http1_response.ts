@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { bad, copyBody, type Framing, framingOf, headBytes, type Trailer } from "./http1_codec.ts";
-import { type Upstream, upstreamHeadList } from "./http1_upstream.ts";
+import { endUpstream, type Upstream, upstreamHeadList } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import {
   bufferBody,
@@ -191,8 +191,8 @@ export async function respondH1(
   }
   p.count(resCtx.status, ctx);
   const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
-  if (resFraming.kind === "close" || upClose || (resBody && !upstreamDone)) {
-    up.stream.destroy();
-  } else p.release(up);
+  if (resBody && !upstreamDone) up.stream.destroy();
+  else if (resFraming.kind === "close" || upClose) endUpstream(up.stream);
+  else p.release(up);
   return !closeAfter;
 }

@@ -89,18 +89,35 @@ export class Http1UpstreamPool {
   /** Only for a connection whose last response was read completely and cleanly. */
   release(u: Upstream): void {
     if (this.closed) {
-      u.stream.destroy();
+      endUpstream(u.stream);
       return;
     }
     let list = this.idle.get(u.key);
     if (!list) this.idle.set(u.key, list = []);
-    if (list.length >= this.maxIdlePerRoute) u.stream.destroy();
+    if (list.length >= this.maxIdlePerRoute) endUpstream(u.stream);
     else list.push(u);
   }
 
   close(): void {
     this.closed = true;
-    for (const list of this.idle.values()) for (const u of list) u.stream.destroy();
+    for (const list of this.idle.values()) for (const u of list) endUpstream(u.stream);
     this.idle.clear();
   }
+}
+
+/** How long a cleanly ended upstream connection waits for the peer's end before it is reset. */
+const END_GRACE_MS = 5_000;
+
+/** Close a connection whose last exchange completed cleanly: end our side (an HBONE stream sends
+ * END_STREAM, TCP a FIN), so the peer sees a clean close — a reset (RST_STREAM CANCEL) would be
+ * logged and counted as a failed connection by the destination's node. Reset if the peer has not
+ * closed within END_GRACE_MS. Anything in doubt (framing errors, abandoned bodies) is destroyed
+ * instead. */
+export function endUpstream(stream: Duplex): void {
+  if (stream.destroyed) return;
+  const timer = setTimeout(() => stream.destroy(), END_GRACE_MS);
+  (timer as { unref?: () => void }).unref?.();
+  stream.once("close", () => clearTimeout(timer));
+  stream.resume(); // read the peer's end (what it still sends is dropped with the stream)
+  stream.end();
 }
