@@ -10,7 +10,7 @@ import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
 import { hboneClientTls } from "./hbone_tls.ts";
-import { H2Session, type H2SessionOptions, type Headers } from "./h2/mod.ts";
+import { H2Session, type H2SessionOptions, type Headers, NO_HEADERS } from "./h2/mod.ts";
 
 /** PING keepalive of HBONE sessions (hbone.md §10): every 10 s, fail after 20 s. */
 export const PING_INTERVAL_MS = 10_000;
@@ -170,7 +170,10 @@ export function openConnect(
   return Promise.race([opening, timeout]).then(({ status, stream }) => {
     clearTimeout(timer);
     l4Metrics.hboneResponses.inc({ side: "client", code: String(status) });
-    if (status === 200) return stream;
+    if (status === 200) {
+      stream.headerList = NO_HEADERS; // a tunnel keeps no response head
+      return stream;
+    }
     stream.destroy();
     throw new WeftError(`hbone_${status}`, `Cannot open HBONE stream: server answered ${status}`);
   }, (e: unknown) => {

@@ -12,6 +12,7 @@ import { l4Metrics } from "./l4_telemetry.ts";
 import { WeftError } from "./errors.ts";
 
 interface Pooled {
+  readonly pool: HbonePool;
   readonly key: string;
   readonly session: H2Session;
   streams: number;
@@ -28,6 +29,14 @@ export interface PoolLimits {
 
 function unref(t: unknown): void {
   (t as { unref?: () => void }).unref?.();
+}
+
+const POOLED = Symbol("weft.pooled");
+type PooledStream = Duplex & { [POOLED]?: Pooled };
+
+function releaseOnClose(this: Duplex): void {
+  const p = (this as PooledStream)[POOLED];
+  if (p) p.pool.release(p);
 }
 
 export class HbonePool {
@@ -63,7 +72,10 @@ export class HbonePool {
         this.release(p);
         throw e;
       }
-      stream.once("close", () => this.release(p));
+      // One shared listener (the stream names its connection): no closure per tunnel, which
+      // would also keep this call's scope (target, request) alive for the tunnel's life.
+      (stream as PooledStream)[POOLED] = p;
+      stream.on("close", releaseOnClose);
       return stream;
     }
     throw new WeftError(
@@ -101,6 +113,7 @@ export class HbonePool {
       throw new WeftError("hbone_pool_closed", "Cannot open HBONE stream: the pool is closed");
     }
     const p: Pooled = {
+      pool: this,
       key,
       session,
       streams: 0,
@@ -126,7 +139,8 @@ export class HbonePool {
     p.idleTimer = undefined;
   }
 
-  private release(p: Pooled): void {
+  /** A stream of `p` closed (module-internal: releaseOnClose). */
+  release(p: Pooled): void {
     p.streams--;
     l4Metrics.poolStreams.add({}, -1);
     if (p.streams === 0) {

@@ -15,7 +15,7 @@ import type { IdentityProvider } from "./transport.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
-import { H2Session, type H2Stream, type Headers } from "./h2/mod.ts";
+import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { indexOf } from "./snapshot_index.ts";
 import { hboneContext } from "./hbone_tls.ts";
@@ -236,7 +236,7 @@ export class HboneServer {
     info.srcWorkload = bag.workload;
     info.srcNamespace = bag.namespace;
     const host = serviceHost(headers.forwarded);
-    stream.headerList = []; // read through `headers`; not kept for the tunnel's life
+    stream.headerList = NO_HEADERS; // read through `headers`; not kept for the tunnel's life
     info.dstService = host;
     info.dstHboneAddr = this.address;
     const conns = this.deps.conns;

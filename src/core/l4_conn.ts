@@ -24,15 +24,12 @@ export class L4Conn {
   private outcome: Outcome | undefined;
   private detail: string | undefined;
   private closes = 0;
-  private readonly onDone: (c: L4Conn) => void;
+  private readonly table: ConnTable | undefined;
 
-  constructor(readonly info: ConnInfo, readonly downstream: Duplex, onDone: (c: L4Conn) => void) {
-    this.onDone = onDone;
-    downstream.on("error", (e: Error) => {
-      // A served (L7) connection whose client cancels its HBONE stream simply ended.
-      if (this.counters && (e as { code?: string }).code === "h2_stream_cancel") return;
-      this.note("error", e.message);
-    });
+  constructor(readonly info: ConnInfo, readonly downstream: Duplex, table?: ConnTable) {
+    this.table = table;
+    (downstream as Side)[CONN] = this;
+    downstream.on("error", onSideError);
   }
 
   /** Start copying both ways; the connection counts as opened from here. */
@@ -40,11 +37,17 @@ export class L4Conn {
     this.upstream = upstream;
     this.opened = true;
     recordOpen(this.info);
-    upstream.on("error", (e: Error) => this.note("error", e.message));
-    // Per-tunnel state lives in fields and two small closures per direction, not in a closure
-    // tree: an idle tunnel's memory is mostly these listeners (bench:l4 "idle tunnels held").
-    pump(this, this.downstream, upstream, true);
-    pump(this, upstream, this.downstream, false);
+    (upstream as Side)[CONN] = this;
+    upstream.on("error", onSideError);
+    // An idle tunnel's memory is mostly its listeners (bench:l4 "idle tunnels held"): both sides
+    // point at this connection and share module-level listeners, no closure per tunnel.
+    pump(this.downstream);
+    pump(upstream);
+  }
+
+  /** The other side of `side` (the one its bytes are copied to). */
+  peerOf(side: Duplex): Duplex | undefined {
+    return side === this.downstream ? this.upstream : this.downstream;
   }
 
   /** Bytes and activity of one direction (called by pump for each chunk). */
@@ -97,7 +100,8 @@ export class L4Conn {
     d.resume(); // listeners accept paused (pauseOnConnect)
   }
 
-  private counters: (() => [number, number]) | undefined;
+  /** Served connections: the downstream's own byte counters (set by `serve`). */
+  counters: (() => [number, number]) | undefined;
 
   /** Served connections: refresh byte counts (and activity when they moved). */
   syncCounters(): void {
@@ -109,7 +113,7 @@ export class L4Conn {
   }
 
   /** Remember the first non-ok reason; the outcome is recorded at finish. */
-  private note(outcome: Outcome, detail?: string): void {
+  note(outcome: Outcome, detail?: string): void {
     if (this.outcome === undefined) {
       this.outcome = outcome;
       this.detail = detail;
@@ -151,7 +155,7 @@ export class L4Conn {
       dur,
       this.detail,
     );
-    this.onDone(this);
+    this.table?.finished(this);
   }
 
   view(): Record<string, unknown> {
@@ -167,22 +171,56 @@ export class L4Conn {
   }
 }
 
-/** Copy `src` → `dst` with backpressure and half-close, for `conn`. */
-function pump(conn: L4Conn, src: Duplex, dst: Duplex, fromDownstream: boolean): void {
-  const resume = (): void => void src.resume();
-  src.on("data", (chunk: Uint8Array) => {
-    conn.counted(fromDownstream, chunk.byteLength);
-    if (!dst.write(chunk)) {
-      src.pause();
-      dst.once("drain", resume);
-    }
-  });
-  // `on`, not `once`: both fire at most once, and each `once` costs a wrapper closure per tunnel.
-  src.on("end", () => {
-    conn.ended(fromDownstream);
-    if (!dst.destroyed) dst.end();
-  });
-  src.on("close", () => conn.closedSide(dst));
+/** A side of a proxied connection knows its connection (the shared listeners below read it). */
+const CONN = Symbol("weft.l4conn");
+type Side = Duplex & { [CONN]?: L4Conn };
+
+function connOf(side: Duplex): L4Conn {
+  return (side as Side)[CONN]!;
+}
+
+function onSideError(this: Duplex, e: Error): void {
+  const c = connOf(this);
+  // A served (L7) connection whose client cancels its HBONE stream simply ended.
+  if (this === c.downstream && c.counters && (e as { code?: string }).code === "h2_stream_cancel") {
+    return;
+  }
+  c.note("error", e.message);
+}
+
+function onSideData(this: Duplex, chunk: Uint8Array): void {
+  const c = connOf(this);
+  const dst = c.peerOf(this)!;
+  c.counted(this === c.downstream, chunk.byteLength);
+  if (!dst.write(chunk)) {
+    this.pause();
+    dst.once("drain", onPeerDrain);
+  }
+}
+
+/** `this` drained: resume the side that writes into it. */
+function onPeerDrain(this: Duplex): void {
+  connOf(this).peerOf(this)?.resume();
+}
+
+function onSideEnd(this: Duplex): void {
+  const c = connOf(this);
+  c.ended(this === c.downstream);
+  const dst = c.peerOf(this)!;
+  if (!dst.destroyed) dst.end();
+}
+
+function onSideClose(this: Duplex): void {
+  const c = connOf(this);
+  c.closedSide(c.peerOf(this)!);
+}
+
+/** Copy `src` → its peer with backpressure and half-close. */
+function pump(src: Duplex): void {
+  src.on("data", onSideData);
+  // `on`, not `once`: both fire at most once, and each `once` costs a wrapper per tunnel.
+  src.on("end", onSideEnd);
+  src.on("close", onSideClose);
   // Listeners accept paused (pauseOnConnect) so nothing is read before the upstream exists.
   src.resume();
 }
@@ -215,15 +253,18 @@ export class ConnTable {
   /** A new tracked connection, or undefined when the limit is reached (caller refuses). */
   create(info: ConnInfo, downstream: Duplex): L4Conn | undefined {
     if (this.conns.size + this.pending >= this.limits().maxConnections) return undefined;
-    const c = new L4Conn(info, downstream, (done) => {
-      this.conns.delete(done);
-      l4Metrics.active.add({ direction: done.info.direction }, -1);
-      if (this.conns.size === 0) { for (const w of this.emptyWaiters.splice(0)) w(); }
-    });
+    const c = new L4Conn(info, downstream, this);
     this.conns.add(c);
     l4Metrics.active.add({ direction: info.direction }, 1);
     this.ensureSweep();
     return c;
+  }
+
+  /** Called once by a connection when it is recorded. */
+  finished(done: L4Conn): void {
+    this.conns.delete(done);
+    l4Metrics.active.add({ direction: done.info.direction }, -1);
+    if (this.conns.size === 0) { for (const w of this.emptyWaiters.splice(0)) w(); }
   }
 
   private ensureSweep(): void {

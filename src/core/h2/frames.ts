@@ -105,16 +105,26 @@ export function frame(
 ): Uint8Array {
   const len = payload?.length ?? 0;
   const out = new Uint8Array(9 + len);
-  out.set(frameHeader(len, type, flags, streamId));
+  writeFrameHeader(out, len, type, flags, streamId);
   if (payload) out.set(payload, 9);
   return out;
 }
 
-function u32(...values: number[]): Uint8Array {
-  const out = new Uint8Array(values.length * 4);
-  const dv = new DataView(out.buffer);
-  values.forEach((v, i) => dv.setUint32(i * 4, v >>> 0));
+/** A frame whose payload is 32-bit words (WINDOW_UPDATE, RST_STREAM, GOAWAY), in one buffer. */
+function wordsFrame(type: number, streamId: number, a: number, b?: number): Uint8Array {
+  const len = b === undefined ? 4 : 8;
+  const out = new Uint8Array(9 + len);
+  writeFrameHeader(out, len, type, 0, streamId);
+  writeU32(out, 9, a);
+  if (b !== undefined) writeU32(out, 13, b);
   return out;
+}
+
+function writeU32(out: Uint8Array, o: number, v: number): void {
+  out[o] = v >>> 24;
+  out[o + 1] = (v >>> 16) & 0xff;
+  out[o + 2] = (v >>> 8) & 0xff;
+  out[o + 3] = v & 0xff;
 }
 
 export function settingsFrame(settings: ReadonlyMap<number, number>): Uint8Array {
@@ -131,11 +141,11 @@ export function settingsFrame(settings: ReadonlyMap<number, number>): Uint8Array
 
 export const settingsAckFrame = (): Uint8Array => frame(FrameType.SETTINGS, Flag.ACK, 0);
 export const windowUpdateFrame = (streamId: number, increment: number): Uint8Array =>
-  frame(FrameType.WINDOW_UPDATE, 0, streamId, u32(increment));
+  wordsFrame(FrameType.WINDOW_UPDATE, streamId, increment);
 export const rstStreamFrame = (streamId: number, code: number): Uint8Array =>
-  frame(FrameType.RST_STREAM, 0, streamId, u32(code));
+  wordsFrame(FrameType.RST_STREAM, streamId, code);
 export const goawayFrame = (lastStreamId: number, code: number): Uint8Array =>
-  frame(FrameType.GOAWAY, 0, 0, u32(lastStreamId, code));
+  wordsFrame(FrameType.GOAWAY, 0, lastStreamId, code);
 export const pingFrame = (opaque: Uint8Array, ack: boolean): Uint8Array =>
   frame(FrameType.PING, ack ? Flag.ACK : 0, 0, opaque);
 
@@ -169,8 +179,13 @@ export function parseSettings(payload: Uint8Array): Map<number, number> {
   return out;
 }
 
+/** A big-endian u32 at `offset` (no DataView: this runs for every frame header). */
 export function readU32(payload: Uint8Array, offset = 0): number {
-  return new DataView(payload.buffer, payload.byteOffset, payload.length).getUint32(offset);
+  if (offset + 4 > payload.length) {
+    throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "frame payload too short");
+  }
+  return ((payload[offset]! << 24) | (payload[offset + 1]! << 16) | (payload[offset + 2]! << 8) |
+    payload[offset + 3]!) >>> 0;
 }
 
 export interface FrameSink {
@@ -179,6 +194,8 @@ export interface FrameSink {
   /** A piece of an unpadded DATA frame; `last` on the final piece (flags apply there). */
   data(streamId: number, piece: Uint8Array, last: boolean, flags: number): void;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Incremental frame parser fed with socket chunks. */
 export class FrameReader {
@@ -202,13 +219,17 @@ export class FrameReader {
     let o = 0;
     while (o < chunk.length) {
       if (this.#remaining < 0) {
-        const take = Math.min(9 - this.#hdrLen, chunk.length - o);
-        this.#hdr.set(chunk.subarray(o, o + take), this.#hdrLen);
-        this.#hdrLen += take;
-        o += take;
-        if (this.#hdrLen < 9) return;
-        this.#startFrame();
-        if (this.#remaining === 0) this.#finish(new Uint8Array(0));
+        if (this.#hdrLen === 0 && chunk.length - o >= 9) {
+          this.#startFrame(chunk, o); // the common case: a whole header in this chunk, no copy
+          o += 9;
+        } else {
+          const h = this.#hdr;
+          while (this.#hdrLen < 9 && o < chunk.length) h[this.#hdrLen++] = chunk[o++]!;
+          if (this.#hdrLen < 9) return;
+          this.#hdrLen = 0;
+          this.#startFrame(h, 0);
+        }
+        if (this.#remaining === 0) this.#finish(EMPTY);
         continue;
       }
       const take = Math.min(this.#remaining, chunk.length - o);
@@ -230,13 +251,12 @@ export class FrameReader {
     }
   }
 
-  #startFrame(): void {
-    const h = this.#hdr;
-    const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
-    this.#type = h[3]!;
-    this.#flags = h[4]!;
-    this.#stream = readU32(h, 5) & MAX_WINDOW;
-    this.#hdrLen = 0;
+  /** The 9-byte header at `h[o]`. */
+  #startFrame(h: Uint8Array, o: number): void {
+    const len = (h[o]! << 16) | (h[o + 1]! << 8) | h[o + 2]!;
+    this.#type = h[o + 3]!;
+    this.#flags = h[o + 4]!;
+    this.#stream = readU32(h, o + 5) & MAX_WINDOW;
     if (len > this.#maxFrameSize) {
       throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${len} bytes above limit`);
     }

@@ -9,6 +9,7 @@
  * SETTINGS/PING floods, CONTINUATION) are in limits.ts.
  */
 export { H2Session, H2Stream } from "./tunnel.ts";
+export { NO_HEADERS } from "./tunnel_stream.ts";
 export type { ConnectHandler, H2SessionOptions, Headers } from "./tunnel.ts";
 export { encodeHeaders, type HeaderList, HpackDecoder, huffmanDecode } from "./hpack.ts";
 export { ErrorCode, H2ProtocolError } from "./frames.ts";

@@ -68,8 +68,31 @@ export class H2Session extends H2Base implements StreamHost {
 
   writeData(s: H2Stream, chunk: Uint8Array, cb: (err?: Error | null) => void): void {
     if (s.h2Closed) return cb(); // the peer closed the stream with NO_ERROR: drop, as RFC 9113 §8.1
+    const n = chunk.length;
+    if (
+      s.pending === null && n <= SMALL_FRAME && n <= s.sendWindow.available &&
+      n <= this.connSend.available && n <= this.peerMaxFrameSize
+    ) {
+      // Request/response traffic: one frame queued with the others of this turn, no pending
+      // record and no cork (the bulk path's), so a small write allocates only its frame.
+      this.queueSmallData(s, chunk);
+      if (!this.socket.writableNeedDrain && this.queuedBytes < this.hwm) cb();
+      else this.drainWaiters.push(cb);
+      return;
+    }
     s.pending = { chunk, offset: 0, cb };
     this.flushStream(s);
+  }
+
+  /** Header and payload in one buffer, queued with the other frames of this turn (write()). */
+  private queueSmallData(s: H2Stream, chunk: Uint8Array): void {
+    const n = chunk.length;
+    const out = new Uint8Array(9 + n);
+    writeFrameHeader(out, n, FrameType.DATA, 0, s.id);
+    out.set(chunk, 9);
+    this.write(out);
+    s.sendWindow.available -= n;
+    this.connSend.available -= n;
   }
 
   endStream(s: H2Stream): void {
@@ -145,17 +168,10 @@ export class H2Session extends H2Base implements StreamHost {
     let ok = true;
     const whole = Math.min(s.sendWindow.available, this.connSend.available, this.peerMaxFrameSize);
     if (p.offset === 0 && p.chunk.length <= SMALL_FRAME && p.chunk.length <= whole) {
-      // Small writes (request/response traffic): header and payload in one buffer, queued with
-      // the other frames of this turn (write()).
-      const n = p.chunk.length;
-      const out = new Uint8Array(9 + n);
-      writeFrameHeader(out, n, FrameType.DATA, 0, s.id);
-      out.set(p.chunk, 9);
-      this.write(out);
+      // A small write that waited for window: as writeData's fast path.
+      this.queueSmallData(s, p.chunk);
       ok = !this.socket.writableNeedDrain && this.queuedBytes < this.hwm;
-      p.offset = n;
-      s.sendWindow.available -= n;
-      this.connSend.available -= n;
+      p.offset = p.chunk.length;
     } else ok = this.flushOut(); // queued frames first: order on the wire is order of writes
     this.socket.cork(); // header + payload leave in one TLS record write
     while (p.offset < p.chunk.length) {

@@ -20,6 +20,9 @@ export interface StreamHost {
   streamDestroyed(s: H2Stream, err: Error | null, clean: boolean): void;
 }
 
+/** The header list of a stream that keeps none (shared, frozen: a tunnel holds no array). */
+export const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
+
 /** A queued write waiting for send window. */
 export interface PendingWrite {
   chunk: Uint8Array;
@@ -37,7 +40,7 @@ export class H2Stream extends Duplex {
   /** Closed at the HTTP/2 level (both ends, or reset): no RST on destroy. */
   h2Closed = false;
   /** The peer's header fields in order: request (server side) or response (client side). */
-  headerList: [string, string][] = [];
+  headerList: [string, string][] = NO_HEADERS;
   /** Trailers the peer sent (set before 'end'). */
   trailers: [string, string][] | undefined;
   /** Trailers to send instead of an empty END_STREAM DATA frame when the writable side ends. */
