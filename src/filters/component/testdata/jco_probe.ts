@@ -44,14 +44,14 @@ for (const path of process.argv.slice(2)) {
     !!ours && !!theirs && ours.length === theirs.length && ours.every((b, i) => b === theirs[i]),
   );
 }
-console.log(
-  JSON.stringify({
-    bindings,
-    afterDirect,
-    forced: forced.binding,
-    afterJco,
-    sameCore,
-    errorsAfterDirect,
-  }),
-);
+const line = JSON.stringify({
+  bindings,
+  afterDirect,
+  forced: forced.binding,
+  afterJco,
+  sameCore,
+  errorsAfterDirect,
+});
+// Exits explicitly (jco's worker may keep the loop alive), once the line is written.
+await new Promise<void>((r) => process.stdout.write(`${line}\n`, () => r()));
 process.exit(0);
