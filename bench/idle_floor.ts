@@ -3,10 +3,11 @@
  * one after the other in one run, so a note can say what is weft's and what is Bun's.
  *   bare bun (a timer) · bun + a node:tls mTLS listener · that + three Bun.serve servers (admin,
  *   metrics, readiness) · bun with weft's static imports (nothing started) · weft run on bun
- *   (source) · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
+ *   (source) · the same with the three first-party L7 filters (authz, fault, traffic-split) on
+ *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape)
+ *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
     await makeCerts(dir);
     const config = `${dir}/weft-a.yaml`;
     Deno.writeTextFileSync(config, weftConfig(dir, "a"));
+    const l7Config = `${dir}/weft-l7.yaml`;
+    Deno.writeTextFileSync(l7Config, l7Yaml(dir));
     for (const [name, code] of Object.entries(floorSources(dir))) {
       Deno.writeTextFileSync(`${dir}/${name}`, code);
     }
@@ -133,6 +136,12 @@ async function main(): Promise<void> {
     await run("bun: + 3 Bun.serve (admin, metrics, readiness)", "bun", [`${dir}/tls_serve.ts`]);
     await run("bun: weft's static imports, nothing started", "bun", [`${dir}/imports.ts`]);
     await run("bun: weft run (source)", "bun", ["src/main.ts", "run", "--config", config], ready);
+    await run(
+      "bun: weft run, the three first-party L7 filters on one service (source)",
+      "bun",
+      ["src/main.ts", "run", "--config", l7Config],
+      ready, // logged after the three filters' first generations loaded
+    );
     const cp = await spawn(Deno.execPath(), [
       "run",
       "-A",
@@ -162,6 +171,12 @@ async function main(): Promise<void> {
       await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
       await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
       await run(
+        `binary: ${BINARY} run, the three first-party L7 filters`,
+        BINARY,
+        ["run", "--config", l7Config],
+        ready,
+      );
+      await run(
         `binary: ${BINARY} run over xDS`,
         BINARY,
         ["run", "--config", `${dir}/weft-xds.yaml`],
@@ -185,6 +200,40 @@ async function print(rows: [string, Reading][]): Promise<void> {
   for (const [label, r] of rows) {
     out(`| ${label} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
   }
+}
+
+/** The static node with the three first-party filters: its workload's HTTP port behind an
+ * AuthorizationPolicy with an HTTP condition (authz, inbound) and one HTTP service whose
+ * VirtualService routes carry a weighted split and a fault (traffic-split, fault, outbound). */
+function l7Yaml(dir: string): string {
+  const base = weftConfig(dir, "a").replace(
+    `  - { name: client, namespace: default, serviceAccount: client, address: ${IP.client} }\n`,
+    `  - { name: client, namespace: default, serviceAccount: client, address: ${IP.client}, ports: [8080], labels: { app: client } }\n`,
+  );
+  return `${base}  - name: web
+    namespace: default
+    vips: [${IP.vip}]
+    ports: [{ port: 8081, targetPort: 8080, protocol: HTTP }]
+    endpoints:
+      - { workload: server, namespace: default, serviceAccount: server, address: ${IP.server}, hboneAddress: "${IP.server}:15008", labels: { version: v1 } }
+      - { workload: server2, namespace: default, serviceAccount: server, address: ${IP.server}, hboneAddress: "${IP.server}:15008", labels: { version: v2 } }
+    subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }]
+    http:
+      - route: [{ destination: { host: web, subset: v1 }, weight: 90 }, { destination: { host: web, subset: v2 }, weight: 10 }]
+        fault: { abort: { httpStatus: 503, percentage: { value: 1 } } }
+  - name: local
+    namespace: default
+    vips: [${IP.vip}]
+    ports: [{ port: 8082, targetPort: 8080, protocol: HTTP }]
+    endpoints:
+      - { workload: client, namespace: default, serviceAccount: client, address: ${IP.client} }
+authorizationPolicies:
+  - metadata: { name: deny-admin, namespace: default }
+    spec:
+      selector: { matchLabels: { app: client } }
+      action: DENY
+      rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`;
 }
 
 /** A mesh with the bench node's workload and one service, as Istio manifests. */

@@ -112,3 +112,21 @@ Deno.test("a node over xDS loads no filter host: what startXds imports reaches n
     assert.deepEqual(bad, [], `${entry} statically reaches the filter host`);
   }
 });
+
+Deno.test("first-party filters load without jco: the filter host's static graph reaches neither jco-transpile nor its WASI shim", async () => {
+  // preview2-shim starts a worker thread (a second JS engine, ~37 MB) when evaluated; C-SDK
+  // guests (authz, fault, traffic-split) are driven directly (component_core.ts + direct_abi.ts),
+  // and jco loads only when a component needs its bindings (component_loader.ts loadJco).
+  for (const entry of ["src/app/l7_host.ts", "src/filters/mod.ts", "src/app/node_agent.ts"]) {
+    const mods = await staticClosure(join(ROOT, entry));
+    assert.ok(mods.size > 10, `${entry}: the graph was read (${mods.size} modules)`);
+    if (entry !== "src/app/node_agent.ts") {
+      assert.ok(
+        [...mods].some((m) => m.endsWith("/src/filters/component/direct_abi.ts")),
+        `${entry}: the direct binding is in the static graph`,
+      );
+    }
+    const jco = [...mods].filter((m) => /jco-transpile|preview2-shim/.test(m));
+    assert.deepEqual(jco, [], `${entry} statically reaches jco or its WASI shim`);
+  }
+});

@@ -14,7 +14,6 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { env, runtimeName, WeftError } from "../core/mod.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 
@@ -193,6 +192,10 @@ async function buildC(dir: string, m: PluginManifest, outDir: string): Promise<U
 export async function componentize(core: Uint8Array, wit = WIT_PATH): Promise<Uint8Array> {
   const witSource = readFileSync(wit, "utf8");
   try {
+    // jco's wasm-tools (and the WASI shim it runs on) load when a plugin is first componentized.
+    const { componentEmbed, componentNew } = await import(
+      "@bytecodealliance/jco-transpile/wasm-tools"
+    );
     const embedded = await componentEmbed({ binary: core, witSource, world: "http-filter" });
     return await componentNew(embedded);
   } catch (e) {

@@ -45,6 +45,8 @@ export async function exampleFilter(
   return await ComponentFilter.create(name, opts.failPolicy ?? "FAIL_CLOSE", c, config, sandbox);
 }
 
-// Warm jco (its modules start async file reads at import) before any test starts, so test
-// sanitizers never see those reads complete inside a test.
+// Warm jco (its modules start async file reads and its WASI shim's worker at import) before any
+// test starts, so test sanitizers never see those complete inside a test. C guests load without
+// jco (the direct binding), so the warm-up forces one load through it.
 await loadExample("c_faulty");
+await loadExample("c_faulty", "jco");

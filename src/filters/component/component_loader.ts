@@ -1,15 +1,30 @@
 /**
- * Loads a `weft:filter/http-filter@0.1.0` component once per generation: jco transpiles it in
- * memory, every core module is sandbox-instrumented (fuel checks, memory cap) and compiled once;
- * instances are then cheap (`instantiate` per pool slot, each with its own host bridge).
+ * Loads a `weft:filter/http-filter` component once per generation. A C-SDK-shaped guest (its main
+ * core module imports only the host interface) is driven directly: its core module is read out of
+ * the component (component_core.ts), instrumented and compiled, and jco is never loaded. Any other
+ * guest (JS via componentize-qjs, Rust/Go components) is transpiled by jco in memory — jco-transpile
+ * and its WASI shim (preview2-shim, which starts a worker thread: ~37 MB) are imported on the first
+ * such load — and every core module is sandbox-instrumented (fuel checks, memory cap) and compiled
+ * once. Instances are then cheap (`instantiate` per pool slot, each with its own host bridge).
  */
-import { transpileBytes } from "@bytecodealliance/jco-transpile";
 import { WeftError } from "../../core/mod.ts";
 import { instrumentModule } from "../sandbox/instrument.ts";
 import type { Guest } from "./guest.ts";
 import type { HostBridge } from "./host_bridge.ts";
 import { instantiateDirect, isDirectEligible } from "./direct_abi.ts";
 import { instantiateJco, type JcoInstantiate } from "./jco_guest.ts";
+import { coreModules } from "./component_core.ts";
+
+type Jco = typeof import("@bytecodealliance/jco-transpile");
+let jco: Promise<Jco> | undefined;
+/** jco-transpile, imported once by the first component that needs it (a failed import is retried
+ * by the next load). */
+function loadJco(): Promise<Jco> {
+  return jco ??= import("@bytecodealliance/jco-transpile").catch((e: unknown) => {
+    jco = undefined;
+    throw e;
+  });
+}
 
 const NAME = "guest";
 
@@ -37,8 +52,20 @@ export async function loadComponent(
   opts: LoadOptions,
 ): Promise<LoadedComponent> {
   const sha256 = await sha256Hex(bytes);
+  const maxMemoryPages = Math.max(1, Math.floor(opts.maxMemoryBytes / 65536));
+  const auto = (opts.binding ?? "auto") === "auto";
+  const first = auto ? await compileFirstCore(bytes, maxMemoryPages) : undefined;
+  if (first && isDirectEligible(first.module)) {
+    const main = first.module;
+    return {
+      binding: "direct",
+      sha256,
+      instantiate: (b) => Promise.resolve(instantiateDirect(main, b)),
+    };
+  }
   let files: Record<string, Uint8Array>;
   try {
+    const { transpileBytes } = await loadJco();
     ({ files } = await transpileBytes(bytes, {
       name: NAME,
       instantiation: "async",
@@ -50,15 +77,19 @@ export async function loadComponent(
       hint: "build it against wasm/filter.wit (world http-filter)",
     });
   }
-  const maxMemoryPages = Math.max(1, Math.floor(opts.maxMemoryBytes / 65536));
   const modules = new Map<string, WebAssembly.Module>();
   for (const [name, data] of Object.entries(files)) {
     if (!name.endsWith(".wasm")) continue;
-    modules.set(name, await WebAssembly.compile(instrumentModule(data, { maxMemoryPages })));
+    // The first core module was compiled above already when jco left it unchanged.
+    const reuse = name === `${NAME}.core.wasm` && first && sameBytes(first.bytes, data);
+    modules.set(
+      name,
+      reuse ? first.module : await WebAssembly.compile(instrumentModule(data, { maxMemoryPages })),
+    );
   }
   const main = modules.get(`${NAME}.core.wasm`);
   if (!main) throw new WeftError("filter_load", "Cannot load filter component: no core module");
-  if ((opts.binding ?? "auto") === "auto" && isDirectEligible(main)) {
+  if (auto && isDirectEligible(main)) {
     return {
       binding: "direct",
       sha256,
@@ -75,6 +106,30 @@ export async function loadComponent(
     sha256,
     instantiate: (b) => instantiateJco(mod.instantiate, modules, extra, b),
   };
+}
+
+/** The component's first core module (jco's `<name>.core.wasm`), instrumented and compiled; undefined
+ * when it cannot be read or compiled here (jco then reads the component and reports the error). */
+async function compileFirstCore(
+  bytes: Uint8Array,
+  maxMemoryPages: number,
+): Promise<{ bytes: Uint8Array; module: WebAssembly.Module } | undefined> {
+  const core = coreModules(bytes)?.[0];
+  if (!core) return undefined;
+  try {
+    return {
+      bytes: core,
+      module: await WebAssembly.compile(instrumentModule(core, { maxMemoryPages })),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function toBase64(bytes: Uint8Array): string {

@@ -3,11 +3,6 @@ import { join } from "node:path";
 import { defaultRegistry, FIRST_PARTY, FIRST_PARTY_TYPE, FIRST_PARTY_XDS_TYPE } from "../mod.ts";
 import { firstPartyWasm } from "./wasm_locator.ts";
 
-// Importing src/filters evaluates jco, whose vendored tools start reading their own wasm files:
-// let those reads finish here, before any test (the op sanitizer counts them otherwise).
-await import("@bytecodealliance/jco-transpile");
-await new Promise((r) => setTimeout(r, 100));
-
 Deno.test("first-party types are registered factories that bring their own module", () => {
   const r = defaultRegistry();
   for (const name of FIRST_PARTY) {
