@@ -272,8 +272,8 @@ async function main(): Promise<void> {
     "weft pair over HBONE, iperf3 1 stream",
     `${weft.toFixed(2)} Gbit/s`,
     `${(weft / stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${
-      (weft / rustGbps).toFixed(2)
-    }x Rust pair, ${(weft / raw).toFixed(3)}x raw`,
+      rustGbps > 0 ? `${(weft / rustGbps).toFixed(2)}x Rust pair, ` : ""
+    }${(weft / raw).toFixed(3)}x raw`,
   );
   const peakA = rssMb(a.pid).peak;
   const peakB = rssMb(b.pid).peak;
