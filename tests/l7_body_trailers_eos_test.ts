@@ -9,10 +9,8 @@
  * (trailer_rig.ts).
  */
 import assert from "node:assert/strict";
-import net from "node:net";
 import http2 from "node:http2";
-import type { Buffer } from "node:buffer";
-import { chunkedEnd, startRig, trailerMap } from "./support/trailer_rig.ts";
+import { exchange, startRig, trailerMap } from "./support/trailer_rig.ts";
 import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
 import { closeSession, h2Call } from "./support/h2c_client.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
@@ -30,25 +28,6 @@ await new Promise((r) => setTimeout(r, 100));
 const HEAD = "POST /up HTTP/1.1\r\nHost: a\r\nx-test: seq\r\nTransfer-Encoding: chunked\r\n\r\n";
 const WITH_TRAILERS = HEAD + "5\r\nhello\r\n0\r\nx-sum: 42\r\n\r\n";
 const WITHOUT = HEAD + "5\r\nhello\r\n0\r\n\r\n";
-
-async function exchange(port: number, req: string): Promise<string> {
-  const s = net.connect(port, "127.0.0.1");
-  s.on("error", () => {});
-  let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await new Promise<void>((done) => {
-    timer = setTimeout(done, 3000);
-    s.on("data", (c: Buffer) => {
-      text += c.toString("latin1");
-      if (chunkedEnd(text) >= 0) done();
-    });
-    s.on("close", () => done());
-    s.write(req);
-  });
-  clearTimeout(timer);
-  s.destroy();
-  return text;
-}
 
 /** The "seq" lines the guest logged, headers without their count (it differs by wire). */
 function callbacks(lines: string[]): string[] {

@@ -6,32 +6,16 @@
  * refused like a bad head (400/431, nothing reaches the upstream).
  */
 import assert from "node:assert/strict";
-import net from "node:net";
-import { Buffer } from "node:buffer";
-import { chunkedEnd, startRig, trailerMap, trailerSection } from "./support/trailer_rig.ts";
+import {
+  chunkedEnd,
+  exchange,
+  startRig,
+  trailerMap,
+  trailerSection,
+} from "./support/trailer_rig.ts";
 import { ref, testFilter } from "./support/proxy_wasm_kit.ts";
 import { upperCaseBodies } from "./support/l7_harness.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
-
-/** Sends `req`, reads one chunked response (or until close / 3 s). */
-async function exchange(port: number, req: string): Promise<string> {
-  const s = net.connect(port, "127.0.0.1");
-  s.on("error", () => {});
-  let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await new Promise<void>((done) => {
-    timer = setTimeout(done, 3000);
-    s.on("data", (c: Buffer) => {
-      text += c.toString("latin1");
-      if (chunkedEnd(text) >= 0) done();
-    });
-    s.on("close", () => done());
-    s.write(req);
-  });
-  clearTimeout(timer);
-  s.destroy();
-  return text;
-}
 
 const REQUEST =
   "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n" +

@@ -28,6 +28,7 @@ import {
   splitConfigFromVirtualService,
 } from "../../src/filters/mod.ts";
 import { TEST_PEER } from "../../tests/support/filter_context.ts";
+import { BENCH_POLICIES } from "../../plugins/authz/authz_bench_policies.ts";
 
 // As weft itself (src/main.ts): on Bun, jco's WASI shim starts a worker that reports an error
 // event (node:worker_threads without tcp_wrap); logged and counted, not fatal.
@@ -36,34 +37,15 @@ const argv = process.argv.slice(2);
 const up = argv[argv.indexOf("--upstream") + 1] ?? "127.0.0.1:8080";
 const [upHost, upPort] = up.split(":") as [string, string];
 
-// The peer is TEST_PEER (spiffe://cluster.local/ns/default/sa/client): it is allowed by the
-// last rule of allow-api; deny-bad does not match it.
-const POLICIES = `
-metadata: {name: deny-bad, namespace: default}
-spec:
-  action: DENY
-  rules:
-  - from: [{source: {notPrincipals: ["*"]}}]
-  - to: [{operation: {paths: ["/admin*"], notMethods: ["GET"]}}]
----
-metadata: {name: allow-api, namespace: default}
+// The benchmarks' 10 rules over 3 policies, and one more ALLOW policy for the bench's peer,
+// TEST_PEER (spiffe://cluster.local/ns/default/sa/client), which none of the others allows; it
+// is reached after every rule of the three (deny-bad does not match it).
+const POLICIES = `${BENCH_POLICIES}---
+metadata: {name: allow-bench-client, namespace: default}
 spec:
   rules:
-  - from: [{source: {principals: ["cluster.local/ns/a/sa/x"]}}]
-  - from: [{source: {namespaces: ["b", "c"]}}]
-    to: [{operation: {methods: ["POST"]}}]
-  - to: [{operation: {paths: ["/healthz", "/readyz"]}}]
-  - when: [{key: "request.headers[x-tenant]", values: ["t1", "t2"]}]
-  - from: [{source: {ipBlocks: ["192.168.0.0/16"]}}]
   - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/hello", "/warmup"]}}]
----
-metadata: {name: allow-frontend, namespace: default}
-spec:
-  rules:
-  - from: [{source: {namespaces: ["frontend"]}}]
-    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/api/*"]}}]
-  - from: [{source: {principals: ["*/sa/batch"]}}]`;
+    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/hello", "/warmup"]}}]`;
 
 const VS = `
 metadata: {name: echo, namespace: default}

@@ -5,25 +5,16 @@ import {
   authorizationPolicyFromIstio,
   authzConfigFromPolicies,
 } from "../../src/filters/first_party/mod.ts";
-import { loadPlugin, request } from "../_common/plugin_harness.ts";
+import { loadPlugin } from "../_common/plugin_harness.ts";
 import { AUTHZ_SOURCES } from "./build.ts";
-import { BENCH_POLICIES } from "./authz_bench_policies.ts";
+import { BENCH_ALLOWED, BENCH_DENIED, BENCH_POLICIES } from "./authz_bench_policies.ts";
 
 const cfg = authzConfigFromPolicies(
   parseAllDocuments(BENCH_POLICIES).map((d) => authorizationPolicyFromIstio(d.toJS())),
 );
 const filter = await loadPlugin("authz", AUTHZ_SOURCES, cfg, "authz-bench");
-const allowed = request({
-  method: "GET",
-  path: "/api/items?id=3",
-  principal: "spiffe://cluster.local/ns/frontend/sa/web",
-  headers: { "content-type": "application/json", "user-agent": "bench", "x-request-id": "1" },
-});
-const denied = request({
-  method: "DELETE",
-  path: "/api/items",
-  principal: "spiffe://cluster.local/ns/z/sa/q",
-});
+const allowed = BENCH_ALLOWED;
+const denied = BENCH_DENIED;
 
 const empty = await loadPlugin("authz", AUTHZ_SOURCES, { policies: [] }, "authz-bench-empty");
 

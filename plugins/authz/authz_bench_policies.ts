@@ -1,3 +1,5 @@
+import { request } from "../_common/plugin_harness.ts";
+
 /** The benchmarks' typical authz config: 10 rules over 3 policies (Istio AuthorizationPolicy YAML). */
 export const BENCH_POLICIES = `
 metadata: {name: deny-bad, namespace: default}
@@ -26,3 +28,18 @@ spec:
     when: [{key: destination.port, values: ["8080"]}]
   - from: [{source: {principals: ["*/sa/batch"]}}]
 `;
+
+/** Allowed by the 9th rule (allow-frontend's first), after 8 that do not match. */
+export const BENCH_ALLOWED = request({
+  method: "GET",
+  path: "/api/items?id=3",
+  principal: "spiffe://cluster.local/ns/frontend/sa/web",
+  headers: { "content-type": "application/json", "user-agent": "bench", "x-request-id": "1" },
+});
+
+/** Denied after every rule (403). */
+export const BENCH_DENIED = request({
+  method: "DELETE",
+  path: "/api/items",
+  principal: "spiffe://cluster.local/ns/z/sa/q",
+});

@@ -17,9 +17,9 @@ import type { HostBridge } from "../../src/filters/component/host_bridge.ts";
 import { instrumentModule } from "../../src/filters/sandbox/instrument.ts";
 import { instantiateDirect } from "../../src/filters/component/direct_abi.ts";
 import type { LoadedComponent } from "../../src/filters/component/component_loader.ts";
-import { pluginBytes, request } from "../_common/plugin_harness.ts";
+import { pluginBytes } from "../_common/plugin_harness.ts";
 import { AUTHZ_SOURCES } from "./build.ts";
-import { BENCH_POLICIES } from "./authz_bench_policies.ts";
+import { BENCH_ALLOWED, BENCH_DENIED, BENCH_POLICIES } from "./authz_bench_policies.ts";
 
 let hostCalls = 0;
 
@@ -93,17 +93,8 @@ const CLASSES: Record<string, string> = {
   "allow-all (continue)": one(`{}`),
 };
 
-const allowed = request({
-  method: "GET",
-  path: "/api/items?id=3",
-  principal: "spiffe://cluster.local/ns/frontend/sa/web",
-  headers: { "content-type": "application/json", "user-agent": "bench", "x-request-id": "1" },
-});
-const denied = request({
-  method: "DELETE",
-  path: "/api/items",
-  principal: "spiffe://cluster.local/ns/z/sa/q",
-});
+const allowed = BENCH_ALLOWED;
+const denied = BENCH_DENIED;
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const inst = await load(true);

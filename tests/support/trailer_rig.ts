@@ -97,3 +97,23 @@ export function trailerMap(msg: string): Map<string, string> {
     return [l.slice(0, c).toLowerCase(), l.slice(c + 1).trim()];
   }));
 }
+
+/** Sends `req`, reads one chunked response (or until close / 3 s). */
+export async function exchange(port: number, req: string): Promise<string> {
+  const s = net.connect(port, "127.0.0.1");
+  s.on("error", () => {});
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await new Promise<void>((done) => {
+    timer = setTimeout(done, 3000);
+    s.on("data", (c: Buffer) => {
+      text += c.toString("latin1");
+      if (chunkedEnd(text) >= 0) done();
+    });
+    s.on("close", () => done());
+    s.write(req);
+  });
+  clearTimeout(timer);
+  s.destroy();
+  return text;
+}
