@@ -232,6 +232,11 @@ spec:
     assert(drainMs < 10_000, `drain took ${Math.round(drainMs)} ms with only idle connections`);
     await idleClosed;
     idle.destroy();
+    // Node A ended its upstream HBONE streams cleanly before closing its sessions (END_STREAM
+    // both ways, then the connection): node B logged no failed connection for them.
+    await new Promise((r) => setTimeout(r, 300));
+    const failed = b.lines.filter((l) => l.scope === "access" && l.outcome === "error");
+    assertEquals(failed.length, 0, JSON.stringify(failed));
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await v1.close();

@@ -117,7 +117,31 @@ export function endUpstream(stream: Duplex): void {
   if (stream.destroyed) return;
   const timer = setTimeout(() => stream.destroy(), END_GRACE_MS);
   (timer as { unref?: () => void }).unref?.();
-  stream.once("close", () => clearTimeout(timer));
+  ending.add(stream);
+  stream.once("close", () => {
+    clearTimeout(timer);
+    ending.delete(stream);
+    if (ending.size === 0) { for (const w of [...endWaiters]) w(); }
+  });
   stream.resume(); // read the peer's end (what it still sends is dropped with the stream)
   stream.end();
+}
+
+/** Upstream connections ended and not closed yet (every proxy of this process). */
+const ending = new Set<Duplex>();
+const endWaiters = new Set<() => void>();
+
+/** Resolves when every ended upstream has closed, or after `timeoutMs`: a draining node waits
+ * for these before it closes its HBONE sessions, so their streams end cleanly on the peer. */
+export function upstreamsEnded(timeoutMs: number): Promise<void> {
+  if (ending.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      endWaiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    endWaiters.add(done);
+  });
 }

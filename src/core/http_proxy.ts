@@ -233,9 +233,11 @@ export class HttpProxy {
   }
 
   /** Drain: idle keep-alive downstreams close now, busy ones after their current response
-   * (sent with `connection: close`); h2 downstreams get GOAWAY. */
+   * (sent with `connection: close`); h2 downstreams get GOAWAY; idle upstreams are ended now and
+   * busy ones when their response is done (none is kept any more). */
   drain(): void {
     this.draining = true;
+    this.upstreams.close();
     for (const [d, st] of this.states) if (st.idle && !d.destroyed) d.end();
     for (const s of this.h2Sessions) s.close().catch(() => {});
   }

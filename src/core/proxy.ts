@@ -16,6 +16,7 @@ import { handleOutbound, type OutboundDeps } from "./outbound.ts";
 import { dialUpstream } from "./upstream_dialer.ts";
 import { dialService, type ServiceDial } from "./service_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
+import { upstreamsEnded } from "./http1_upstream.ts";
 import { L7Dispatch } from "./l7_dispatch.ts";
 import { dialTcp } from "./l4_conn.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
@@ -337,6 +338,9 @@ export class NodeProxy {
     this.pool.drain();
     this.l7?.drain();
     await this.conns.drain(deadlineMs);
+    // The L7 upstreams ended above close when their peers answer END_STREAM; closing the HBONE
+    // sessions first would leave the peers logging reset streams.
+    await upstreamsEnded(Math.min(1_000, deadlineMs));
     await this.close();
     await listenersClosed;
   }
