@@ -21,7 +21,6 @@
  * http2_downstream.ts with the same chain and upstream pool.
  */
 import type { Duplex } from "node:stream";
-import type { Buffer } from "node:buffer";
 import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
@@ -29,7 +28,7 @@ import { isH2, setNoDelay, writeLocal } from "./http_io.ts";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { bad, ByteReader, type Framing, httpErrorStatus, type Trailer } from "./http1_codec.ts";
+import { bad, ByteReader, httpErrorStatus } from "./http1_codec.ts";
 import { nextRequestId, type RequestDeps, serveRequest } from "./http1_request.ts";
 import { type ConnState, respondH1, type ResponseDeps } from "./http1_response.ts";
 import { type ForwardDeps, forwardRequest } from "./http1_forward.ts";
@@ -94,13 +93,13 @@ export class HttpProxy {
       acquire: (route) => this.upstreams.acquire(route),
       idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
-      respond: (...a) => this.respond(...a),
+      respond: (...a) => respondH1(this.responseDeps, ...a),
     };
     this.requestDeps = {
       ...this.responseDeps,
       direction: opts.direction,
       chain: () => this.opts.chain(),
-      forward: (...a) => this.forward(...a),
+      forward: (...a) => forwardRequest(this.forwardDeps, ...a),
     };
   }
 
@@ -135,7 +134,7 @@ export class HttpProxy {
         if (!raw) break;
         state.idle = false;
         state.responding = false;
-        const keep = await this.serveOne(down, reader, raw, peer, state);
+        const keep = await serveRequest(this.requestDeps, down, reader, raw, peer, state);
         if (!keep) break;
       }
     } catch (e) {
@@ -152,56 +151,6 @@ export class HttpProxy {
       this.states.delete(down);
       down.end(); // FIN after the response; the L4 record closes its side when done
     }
-  }
-
-  /** Returns whether the downstream connection stays open. */
-  /** Returns whether the downstream connection stays open (http1_request.ts). */
-  private serveOne(
-    down: Duplex,
-    reader: ByteReader,
-    raw: Buffer,
-    peer: PeerInfo,
-    state: ConnState,
-  ): Promise<boolean> {
-    return serveRequest(this.requestDeps, down, reader, raw, peer, state);
-  }
-
-  /** The upstream exchange (http1_forward.ts). */
-  private forward(
-    down: Duplex,
-    reader: ByteReader,
-    ctx: HttpRequestContext,
-    reqFraming: Framing,
-    route: RouteChoice | undefined,
-    keepAlive: boolean,
-    chain: FilterChain,
-    state: ConnState,
-    reqTrailers: Trailer[],
-  ): Promise<boolean> {
-    return forwardRequest(
-      this.forwardDeps,
-      down,
-      reader,
-      ctx,
-      reqFraming,
-      route,
-      keepAlive,
-      chain,
-      state,
-      reqTrailers,
-    );
-  }
-
-  private respond(
-    down: Duplex,
-    up: Upstream,
-    resRaw: Buffer,
-    ctx: HttpRequestContext,
-    keepAlive: boolean,
-    chain: FilterChain,
-    state: ConnState,
-  ): Promise<boolean> {
-    return respondH1(this.responseDeps, down, up, resRaw, ctx, keepAlive, chain, state);
   }
 
   private handleH2(down: Duplex, reader: ByteReader, peer: PeerInfo): Promise<void> {

@@ -206,6 +206,31 @@ function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
   const m = vm.mem;
   let tick: { id: ReturnType<typeof setInterval>; stop: () => void } | undefined;
   let nextCallId = 1;
+  /** The upstream, service, method and metadata of proxy_grpc_call / proxy_grpc_stream, or the
+   * status to return: BAD_ARGUMENT, or PARSE_FAILURE for an upstream Envoy cannot resolve. */
+  const grpcCallArgs = (
+    up: number,
+    ul: number,
+    sp: number,
+    sl: number,
+    mp: number,
+    ml: number,
+    hp: number,
+    hl: number,
+  ) => {
+    const raw = m.read(up, ul);
+    const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
+    const service = m.readString(sp, sl);
+    const method = m.readString(mp, ml);
+    if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
+    const cluster = grpcClusterName(raw);
+    const target = resolveGrpcCluster(vm, raw);
+    if (typeof target === "string") {
+      refuseCall(vm, cluster, target);
+      return Status.PARSE_FAILURE;
+    }
+    return { cluster, target, path: `/${service}/${method}`, metadata };
+  };
   return {
     proxy_set_tick_period_milliseconds: (ms) => {
       if (tick) {
@@ -243,38 +268,21 @@ function timerAndCallFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       }),
     proxy_grpc_call: (up, ul, sp, sl, mp, ml, hp, hl, bp, bl, timeoutMs, idPtr) =>
       guard(() => {
-        const raw = m.read(up, ul);
-        const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
-        const service = m.readString(sp, sl);
-        const method = m.readString(mp, ml);
-        if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
-        const target = resolveGrpcCluster(vm, raw);
-        if (typeof target === "string") {
-          refuseCall(vm, grpcClusterName(raw), target);
-          return Status.PARSE_FAILURE; // Envoy: an upstream it cannot resolve
-        }
+        const c = grpcCallArgs(up, ul, sp, sl, mp, ml, hp, hl);
+        if (typeof c === "number") return c;
         const id = nextCallId++;
         m.setU32(idPtr, id);
-        const path = `/${service}/${method}`;
-        const cluster = grpcClusterName(raw);
+        const { cluster, target, path, metadata } = c;
         startGrpcCall(vm, id, cluster, target, path, metadata, m.read(bp, bl), timeoutMs >>> 0);
         return Status.OK;
       }),
     proxy_grpc_stream: (up, ul, sp, sl, mp, ml, hp, hl, idPtr) =>
       guard(() => {
-        const raw = m.read(up, ul);
-        const metadata = hl === 0 ? [] : decodePairs(m.read(hp, hl));
-        const service = m.readString(sp, sl);
-        const method = m.readString(mp, ml);
-        if (!metadata || !service || !method) return Status.BAD_ARGUMENT;
-        const target = resolveGrpcCluster(vm, raw);
-        if (typeof target === "string") {
-          refuseCall(vm, grpcClusterName(raw), target);
-          return Status.PARSE_FAILURE;
-        }
+        const c = grpcCallArgs(up, ul, sp, sl, mp, ml, hp, hl);
+        if (typeof c === "number") return c;
         const id = nextCallId++;
         m.setU32(idPtr, id);
-        startGrpcStream(vm, id, grpcClusterName(raw), target, `/${service}/${method}`, metadata);
+        startGrpcStream(vm, id, c.cluster, c.target, c.path, c.metadata);
         return Status.OK;
       }),
     proxy_grpc_send: (id, mp, ml, end) =>
