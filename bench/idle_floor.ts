@@ -14,8 +14,22 @@
  * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows).
  */
 import { existsSync } from "node:fs";
-import { IP, makeCerts, type Proc, spawn, weftConfig } from "./l4_peers.ts";
+import {
+  IP as L4_IP,
+  makeCerts,
+  type Proc,
+  spawn,
+  weftConfig as l4WeftConfig,
+} from "./l4_peers.ts";
 import { meshManifests } from "../tests/support/istio_manifests.ts";
+
+/** bench:l4's addresses moved to a block of their own (127.78.x instead of 127.79.x), so this
+ * bench can run while bench:l4 holds its nodes on the same box. */
+const ownBlock = (s: string): string => s.replaceAll("127.79.", "127.78.");
+const IP = Object.fromEntries(
+  Object.entries(L4_IP).map(([k, v]) => [k, ownBlock(v)]),
+) as typeof L4_IP;
+const weftConfig = (dir: string, side: "a" | "b"): string => ownBlock(l4WeftConfig(dir, side));
 
 const argv = Deno.args;
 const flag = (name: string): string | undefined => {
