@@ -130,3 +130,19 @@ Deno.test("first-party filters load without jco: the filter host's static graph 
     assert.deepEqual(jco, [], `${entry} statically reaches jco or its WASI shim`);
   }
 });
+
+Deno.test("a node over xDS decodes with the generated codec: what startXds imports reaches neither protobuf-es nor its descriptors, nor the control plane", async () => {
+  // protobuf-es's runtime and the ~80 generated files' descriptors were ~14 MB of a node's idle
+  // RSS over xDS; the node decodes with src/xds/gen/node_codec.ts (no descriptors) and loads
+  // protobuf-es only for RBAC/HTTPFault/TypedStruct configs (resources/filter_json.ts). The mesh
+  // compiler (src/istio, control_plane/) belongs to `weft control-plane`.
+  const mods = await staticClosure(join(ROOT, "src/xds/mod.ts"));
+  assert.ok([...mods].some((m) => m.endsWith("/src/xds/gen/node_codec.ts")), "the codec is read");
+  assert.ok([...mods].some((m) => m.endsWith("/src/xds/client.ts")), "the client is read");
+  const bad = [...mods].filter((m) =>
+    /@bufbuild\/protobuf/.test(m) || /\/src\/xds\/gen\/.*_pb\.ts$/.test(m) ||
+    /\/src\/xds\/proto\.ts$/.test(m) || /\/src\/xds\/resources\/filter_json\.ts$/.test(m) ||
+    /\/src\/xds\/control_plane\//.test(m) || /\/src\/istio\//.test(m)
+  );
+  assert.deepEqual(bad, [], "src/xds/mod.ts statically reaches protobuf-es or the control plane");
+});

@@ -6,7 +6,6 @@
  * control plane does to the connection (GOAWAY, reset, close, silence past the keepalive) ends
  * the stream with a status, never the process. The lead wires `onSnapshot` to NodeProxy.update.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { GrpcCall, GrpcChannel, GrpcStatus, Snapshot } from "../core/mod.ts";
 import { errorMessage, grpcCodeName, logger } from "../core/mod.ts";
 import {
@@ -19,18 +18,17 @@ import {
 } from "./grpc_transport.ts";
 import { AdsStreamProtocol, type Mode, type Outgoing, ProtocolState } from "./protocol.ts";
 import {
+  createNode,
+  decodeDeltaDiscoveryResponse,
+  decodeDiscoveryResponse,
   type DeltaDiscoveryRequest,
-  DeltaDiscoveryRequestSchema,
   type DeltaDiscoveryResponse,
-  DeltaDiscoveryResponseSchema,
   type DiscoveryRequest,
-  DiscoveryRequestSchema,
   type DiscoveryResponse,
-  DiscoveryResponseSchema,
-  HTTPFaultSchema,
-  NodeSchema,
-  RBACSchema,
-} from "./proto.ts";
+  encodeDeltaDiscoveryRequest,
+  encodeDiscoveryRequest,
+} from "./node_proto.ts";
+import { JSON_FILTER_TYPE_NAMES, loadFilterJson } from "./resources/http_filters.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
 import { EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
@@ -80,9 +78,9 @@ export class XdsClient {
   private seq = 0;
   private closed = false;
   private current: Snapshot | undefined;
-  /** Responses wait here (in order) while the filter checks load. */
+  /** Responses wait here (in order) while the filter checks and JSON mapping load. */
   private gate: Promise<void> | undefined;
-  private checksLoaded: boolean;
+  private filtersLoaded = false;
   /** Every subscription was answered once on some stream. */
   synced = false;
   /** Streams opened so far (a reconnect increments it). */
@@ -91,7 +89,6 @@ export class XdsClient {
 
   constructor(private readonly opts: XdsClientOptions) {
     this.translator = new Translator(opts.base, opts.initialFetchTimeoutMs ?? 15_000);
-    this.checksLoaded = opts.loadFilterChecks === undefined;
   }
 
   get snapshot(): Snapshot | undefined {
@@ -141,7 +138,7 @@ export class XdsClient {
     if (this.closed || !this.channel) return;
     const mode = this.opts.mode ?? "delta";
     this.streams++;
-    const node = create(NodeSchema, {
+    const node = createNode({
       id: this.opts.nodeId,
       cluster: this.opts.base.node.name,
       userAgentName: "weft",
@@ -151,16 +148,16 @@ export class XdsClient {
     const proto = new AdsStreamProtocol(mode, node, this.state, (msg: Outgoing) => {
       c.send(
         mode === "delta"
-          ? toBinary(DeltaDiscoveryRequestSchema, msg as DeltaDiscoveryRequest)
-          : toBinary(DiscoveryRequestSchema, msg as DiscoveryRequest),
+          ? encodeDeltaDiscoveryRequest(msg as DeltaDiscoveryRequest)
+          : encodeDiscoveryRequest(msg as DiscoveryRequest),
       );
     });
     const handle = (bytes: Uint8Array): void => {
       let res: DiscoveryResponse | DeltaDiscoveryResponse;
       try {
         res = mode === "delta"
-          ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
-          : fromBinary(DiscoveryResponseSchema, bytes);
+          ? decodeDeltaDiscoveryResponse(bytes)
+          : decodeDiscoveryResponse(bytes);
       } catch (err) {
         // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
         log.warn("xds response undecodable", { error: errorMessage(err) });
@@ -180,8 +177,9 @@ export class XdsClient {
     proto.start();
   }
 
-  /** Handle one response in stream order; the first one that names a checked filter type waits
-   * for the checks to load (and every later one behind it). */
+  /** Handle one response in stream order; the first one that names a filter type needing
+   * protobuf-es's JSON mapping (RBAC, HTTPFault, a TypedStruct) waits for it and the filter
+   * checks to load (and every later one behind it). */
   private deliver(
     call: GrpcCall,
     bytes: Uint8Array,
@@ -189,13 +187,15 @@ export class XdsClient {
     handle: () => void,
   ): void {
     if (
-      !this.checksLoaded && FILTER_CARRIERS.has(res.typeUrl) && mentionsCheckedFilter(bytes)
+      !this.filtersLoaded && FILTER_CARRIERS.has(res.typeUrl) && mentionsCheckedFilter(bytes)
     ) {
-      this.checksLoaded = true;
-      this.gate = this.opts.loadFilterChecks!().catch((err) =>
-        // A broken build, not bad input: the configs are still decoded; the filter host
-        // reports them when it loads them.
-        log.error("xds filter checks failed to load", { error: errorMessage(err) })
+      this.filtersLoaded = true;
+      this.gate = Promise.all([loadFilterJson(), this.opts.loadFilterChecks?.()]).then(
+        () => {},
+        (err) =>
+          // A broken build, not bad input: the configs are still decoded (and NACKed if the
+          // JSON mapping is missing); the filter host reports them when it loads them.
+          log.error("xds filter checks failed to load", { error: errorMessage(err) }),
       );
     }
     if (!this.gate) return handle();
@@ -271,14 +271,15 @@ export class XdsClient {
 /** The types whose resources carry HTTP filter configs (inline in an HCM, per route, ECDS). */
 const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION_CONFIG]);
 
-/** The type names of the filter configs whose checks load lazily: inside an Any or a TypedStruct
- * they appear verbatim in the response bytes, so a byte search cannot miss one (a false match
- * only loads the checks early). Each is found from its first capital (rarer in protobuf bytes
- * than a lower-case letter), by the runtime's native TypedArray search. */
-const CHECKED_FILTER_TYPES: readonly { bytes: Uint8Array; anchor: number }[] = [
-  RBACSchema,
-  HTTPFaultSchema,
-].map((s) => ({ bytes: new TextEncoder().encode(s.typeName), anchor: s.typeName.search(/[A-Z]/) }));
+/** The type names of the filter configs whose checks and JSON mapping load lazily: inside an Any
+ * or a TypedStruct they appear verbatim in the response bytes, so a byte search cannot miss one (a
+ * false match only loads them early). Each is found from its first capital (rarer in protobuf
+ * bytes than a lower-case letter), by the runtime's native TypedArray search. */
+const CHECKED_FILTER_TYPES: readonly { bytes: Uint8Array; anchor: number }[] =
+  JSON_FILTER_TYPE_NAMES.map((n) => ({
+    bytes: new TextEncoder().encode(n),
+    anchor: n.search(/[A-Z]/),
+  }));
 
 export function mentionsCheckedFilter(hay: Uint8Array): boolean {
   return CHECKED_FILTER_TYPES.some(({ bytes, anchor }) => {

@@ -5,21 +5,41 @@
 // deno-fmt-ignore-file
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Cluster } from "./envoy/config/cluster/v3/cluster_pb.ts";
+export type { Cluster };
+import type { Node, NodeSchema } from "./envoy/config/core/v3/base_pb.ts";
+export type { Node };
 import type { TypedExtensionConfig } from "./envoy/config/core/v3/extension_pb.ts";
+export type { TypedExtensionConfig };
 import type { ClusterLoadAssignment } from "./envoy/config/endpoint/v3/endpoint_pb.ts";
+export type { ClusterLoadAssignment };
 import type { Listener } from "./envoy/config/listener/v3/listener_pb.ts";
+export type { Listener };
 import type { RouteConfiguration } from "./envoy/config/route/v3/route_pb.ts";
+export type { RouteConfiguration };
 import type { Router } from "./envoy/extensions/filters/http/router/v3/router_pb.ts";
+export type { Router };
 import type { Wasm } from "./envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
+export type { Wasm };
 import type { HttpConnectionManager } from "./envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.ts";
+export type { HttpConnectionManager };
 import type { TcpProxy } from "./envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.ts";
-import type { DeltaDiscoveryRequestSchema, DeltaDiscoveryResponse, DiscoveryRequestSchema, DiscoveryResponse } from "./envoy/service/discovery/v3/discovery_pb.ts";
+export type { TcpProxy };
+import type { DeltaDiscoveryRequest, DeltaDiscoveryRequestSchema, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryRequestSchema, DiscoveryResponse } from "./envoy/service/discovery/v3/discovery_pb.ts";
+export type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse };
+import type { Status, StatusSchema } from "./google/rpc/status_pb.ts";
+export type { Status };
 import type { IstioCertificateRequestSchema, IstioCertificateResponse } from "./istio/ca/ca_pb.ts";
+export type { IstioCertificateResponse };
 import type { Authorization as IstioAuthorization } from "./istio/security/authorization_pb.ts";
+export type { IstioAuthorization };
 import type { Address as IstioAddress } from "./istio/workload/workload_pb.ts";
+export type { IstioAddress };
 import type { TypedStruct as UdpaTypedStruct } from "./udpa/type/v1/typed_struct_pb.ts";
+export type { UdpaTypedStruct };
 import type { TypedStruct } from "./xds/type/v3/typed_struct_pb.ts";
+export type { TypedStruct };
 import type { StringValue } from "@bufbuild/protobuf/wkt";
+export type { StringValue };
 import { deeper, jsonToStruct, MAX_DEPTH, Reader, setOwn, structToJson, wt, Writer } from "../wire.ts";
 
 /** Decode a envoy.service.discovery.v3.DiscoveryResponse (protobuf-es's shape, unknown fields skipped). */
@@ -128,13 +148,33 @@ export function encodeIstioCertificateRequest(m: MessageInitShape<typeof IstioCe
   return w.finish();
 }
 
+/** A envoy.service.discovery.v3.DiscoveryRequest with its zero values, then `init`'s fields (protobuf-es's create, shallow). */
+export function createDiscoveryRequest(init: MessageInitShape<typeof DiscoveryRequestSchema>): DiscoveryRequest {
+  return Object.assign(z_h(), init);
+}
+
+/** A envoy.service.discovery.v3.DeltaDiscoveryRequest with its zero values, then `init`'s fields (protobuf-es's create, shallow). */
+export function createDeltaDiscoveryRequest(init: MessageInitShape<typeof DeltaDiscoveryRequestSchema>): DeltaDiscoveryRequest {
+  return Object.assign(z_i(), init);
+}
+
+/** A envoy.config.core.v3.Node with its zero values, then `init`'s fields (protobuf-es's create, shallow). */
+export function createNode(init: MessageInitShape<typeof NodeSchema>): Node {
+  return Object.assign(z_k(), init);
+}
+
+/** A google.rpc.Status with its zero values, then `init`'s fields (protobuf-es's create, shallow). */
+export function createStatus(init: MessageInitShape<typeof StatusSchema>): Status {
+  return Object.assign(z_l(), init);
+}
+
 /** A singular wrapper field: unboxed, merged like protobuf-es. */
 function uw(d: any, r: Reader, end: number, depth: number, prev: any, typeName: string): any {
   return d(r, r.delimited(end), depth, prev === undefined ? undefined : { $typeName: typeName, value: prev }).value;
 }
 /** A Struct field: JSON, merged like protobuf-es. */
 function js(r: Reader, end: number, depth: number, prev: any): any {
-  return structToJson(d_k(r, r.delimited(end), depth, prev === undefined ? undefined : jsonToStruct(prev)));
+  return structToJson(d_m(r, r.delimited(end), depth, prev === undefined ? undefined : jsonToStruct(prev)));
 }
 /** envoy.config.cluster.v3.Cluster.DiscoveryType */
 export const Cluster_DiscoveryType = {
@@ -158,18 +198,1048 @@ export const IstioAction = {
   DENY: 1,
 } as const;
 
-// envoy.config.accesslog.v3.AccessLog
 function z_n(): any {
   return { $typeName: "envoy.config.accesslog.v3.AccessLog", name: "", configType: { case: undefined } };
 }
+function z_o(): any {
+  return { $typeName: "envoy.config.accesslog.v3.AccessLogFilter", filterSpecifier: { case: undefined } };
+}
+function z_p(): any {
+  return { $typeName: "envoy.config.accesslog.v3.AndFilter", filters: [] };
+}
+function z_q(): any {
+  return { $typeName: "envoy.config.accesslog.v3.ComparisonFilter", op: 0 };
+}
+function z_r(): any {
+  return { $typeName: "envoy.config.accesslog.v3.DurationFilter" };
+}
+function z_s(): any {
+  return { $typeName: "envoy.config.accesslog.v3.ExtensionFilter", name: "", configType: { case: undefined } };
+}
+function z_t(): any {
+  return { $typeName: "envoy.config.accesslog.v3.GrpcStatusFilter", statuses: [], exclude: false };
+}
+function z_u(): any {
+  return { $typeName: "envoy.config.accesslog.v3.HeaderFilter" };
+}
+function z_v(): any {
+  return { $typeName: "envoy.config.accesslog.v3.LogTypeFilter", types: [], exclude: false };
+}
+function z_w(): any {
+  return { $typeName: "envoy.config.accesslog.v3.MetadataFilter" };
+}
+function z_x(): any {
+  return { $typeName: "envoy.config.accesslog.v3.NotHealthCheckFilter" };
+}
+function z_y(): any {
+  return { $typeName: "envoy.config.accesslog.v3.OrFilter", filters: [] };
+}
+function z_z(): any {
+  return { $typeName: "envoy.config.accesslog.v3.ResponseFlagFilter", flags: [] };
+}
+function z_10(): any {
+  return { $typeName: "envoy.config.accesslog.v3.RuntimeFilter", runtimeKey: "", useIndependentRandomness: false };
+}
+function z_11(): any {
+  return { $typeName: "envoy.config.accesslog.v3.StatusCodeFilter" };
+}
+function z_12(): any {
+  return { $typeName: "envoy.config.accesslog.v3.TraceableFilter" };
+}
+function z_13(): any {
+  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers", thresholds: [], perHostThresholds: [] };
+}
+function z_14(): any {
+  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", priority: 0, trackRemaining: false };
+}
+function z_15(): any {
+  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget" };
+}
+function z_4(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster", transportSocketMatches: [], name: "", altStatName: "", clusterDiscoveryType: { case: undefined }, lbPolicy: 0, healthChecks: [], typedExtensionProtocolOptions: {}, respectDnsTtl: false, dnsLookupFamily: 0, dnsResolvers: [], useTcpForDnsLookups: false, lbConfig: { case: undefined }, protocolSelection: 0, closeConnectionsOnHostHealthFailure: false, ignoreHealthOnHostRemoval: false, filters: [], lrsReportEndpointMetrics: [], trackTimeoutBudgets: false, connectionPoolPerDownstreamConnection: false };
+}
+function z_16(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig", localityConfigSpecifier: { case: undefined }, ignoreNewHostsUntilFirstHc: false, closeConnectionsOnHostSetChange: false };
+}
+function z_17(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", useHostnameForHashing: false };
+}
+function z_18(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig" };
+}
+function z_19(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", failTrafficOnPanic: false };
+}
+function z_1a(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.CustomClusterType", name: "" };
+}
+function z_1b(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", serviceName: "" };
+}
+function z_1c(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", fallbackPolicy: 0, subsetSelectors: [], localityWeightAware: false, scaleLocalityWeight: false, panicModeAny: false, listAsAny: false, metadataFallbackPolicy: 0 };
+}
+function z_1d(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", keys: [], singleHostPerSubset: false, fallbackPolicy: 0, fallbackKeysSubset: [] };
+}
+function z_1e(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig" };
+}
+function z_1f(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.MaglevLbConfig" };
+}
+function z_1g(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", useHttpHeader: false, httpHeaderName: "" };
+}
+function z_1h(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.PreconnectPolicy" };
+}
+function z_1i(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.RefreshRate" };
+}
+function z_1j(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", hashFunction: 0 };
+}
+function z_1k(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig" };
+}
+function z_1l(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.SlowStartConfig" };
+}
+function z_1m(): any {
+  return { $typeName: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", name: "" };
+}
+function z_1n(): any {
+  return { $typeName: "envoy.config.cluster.v3.Filter", name: "" };
+}
+function z_1o(): any {
+  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy", policies: [] };
+}
+function z_1p(): any {
+  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy" };
+}
+function z_1q(): any {
+  return { $typeName: "envoy.config.cluster.v3.OutlierDetection", splitExternalLocalOriginErrors: false, monitors: [] };
+}
+function z_1r(): any {
+  return { $typeName: "envoy.config.cluster.v3.TrackClusterStats", timeoutBudgets: false, requestResponseSizes: false, perEndpointStats: false };
+}
+function z_1s(): any {
+  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions", setLocalInterfaceNameOnUpstreamConnections: false };
+}
+function z_1t(): any {
+  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", firstAddressFamilyVersion: 0 };
+}
+function z_1u(): any {
+  return { $typeName: "envoy.config.core.v3.Address", address: { case: undefined } };
+}
+function z_1v(): any {
+  return { $typeName: "envoy.config.core.v3.AggregatedConfigSource" };
+}
+function z_1w(): any {
+  return { $typeName: "envoy.config.core.v3.ApiConfigSource", apiType: 0, transportApiVersion: 0, clusterNames: [], grpcServices: [], setNodeOnFirstMessageOnly: false, configValidators: [] };
+}
+function z_1x(): any {
+  return { $typeName: "envoy.config.core.v3.AsyncDataSource", specifier: { case: undefined } };
+}
+function z_1y(): any {
+  return { $typeName: "envoy.config.core.v3.BackoffStrategy" };
+}
+function z_1z(): any {
+  return { $typeName: "envoy.config.core.v3.BindConfig", socketOptions: [], extraSourceAddresses: [], additionalSourceAddresses: [] };
+}
+function z_20(): any {
+  return { $typeName: "envoy.config.core.v3.BuildVersion" };
+}
+function z_21(): any {
+  return { $typeName: "envoy.config.core.v3.CidrRange", addressPrefix: "" };
+}
+function z_22(): any {
+  return { $typeName: "envoy.config.core.v3.ConfigSource", authorities: [], configSourceSpecifier: { case: undefined }, resourceApiVersion: 0 };
+}
+function z_23(): any {
+  return { $typeName: "envoy.config.core.v3.ControlPlane", identifier: "" };
+}
+function z_24(): any {
+  return { $typeName: "envoy.config.core.v3.DataSource", specifier: { case: undefined } };
+}
+function z_25(): any {
+  return { $typeName: "envoy.config.core.v3.DnsResolutionConfig", resolvers: [] };
+}
+function z_26(): any {
+  return { $typeName: "envoy.config.core.v3.DnsResolverOptions", useTcpForDnsLookups: false, noDefaultSearchDomain: false };
+}
+function z_27(): any {
+  return { $typeName: "envoy.config.core.v3.EnvoyInternalAddress", addressNameSpecifier: { case: undefined }, endpointId: "" };
+}
+function z_28(): any {
+  return { $typeName: "envoy.config.core.v3.EventServiceConfig", configSourceSpecifier: { case: undefined } };
+}
+function z_29(): any {
+  return { $typeName: "envoy.config.core.v3.Extension", name: "", category: "", typeDescriptor: "", disabled: false, typeUrls: [] };
+}
+function z_2a(): any {
+  return { $typeName: "envoy.config.core.v3.ExtensionConfigSource", applyDefaultConfigWithoutWarming: false, typeUrls: [] };
+}
+function z_2b(): any {
+  return { $typeName: "envoy.config.core.v3.ExtraSourceAddress" };
+}
+function z_2c(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService", targetSpecifier: { case: undefined }, initialMetadata: [] };
+}
+function z_2d(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.EnvoyGrpc", clusterName: "", authority: "", skipEnvoyHeaders: false };
+}
+function z_2e(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc", targetUri: "", callCredentials: [], statPrefix: "", credentialsFactoryName: "" };
+}
+function z_2f(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", credentialSpecifier: { case: undefined } };
+}
+function z_2g(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", authorizationToken: "", authoritySelector: "" };
+}
+function z_2h(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", name: "", configType: { case: undefined } };
+}
+function z_2i(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", jsonKey: "", tokenLifetimeSeconds: 0n };
+}
+function z_2j(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", tokenExchangeServiceUri: "", resource: "", audience: "", scope: "", requestedTokenType: "", subjectTokenPath: "", subjectTokenType: "", actorTokenPath: "", actorTokenType: "" };
+}
+function z_2k(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", args: {} };
+}
+function z_2l(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", valueSpecifier: { case: undefined } };
+}
+function z_2m(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", credentialSpecifier: { case: undefined } };
+}
+function z_2n(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials" };
+}
+function z_2o(): any {
+  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials" };
+}
+function z_2p(): any {
+  return { $typeName: "envoy.config.core.v3.HeaderValue", key: "", value: "", rawValue: new Uint8Array(0) };
+}
+function z_2q(): any {
+  return { $typeName: "envoy.config.core.v3.HeaderValueOption", appendAction: 0, keepEmptyValue: false };
+}
+function z_2r(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck", intervalJitterPercent: 0, healthChecker: { case: undefined }, eventLogPath: "", eventLogger: [], alwaysLogHealthCheckFailures: false, alwaysLogHealthCheckSuccess: false };
+}
+function z_2s(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", name: "", configType: { case: undefined } };
+}
+function z_2t(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", serviceName: "", authority: "", initialMetadata: [] };
+}
+function z_2u(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", host: "", path: "", receive: [], requestHeadersToAdd: [], requestHeadersToRemove: [], expectedStatuses: [], retriableStatuses: [], codecClientType: 0, method: 0 };
+}
+function z_2v(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.Payload", payload: { case: undefined } };
+}
+function z_2w(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", receive: [] };
+}
+function z_2x(): any {
+  return { $typeName: "envoy.config.core.v3.HealthCheck.TlsOptions", alpnProtocols: [] };
+}
+function z_2y(): any {
+  return { $typeName: "envoy.config.core.v3.HealthStatusSet", statuses: [] };
+}
+function z_2z(): any {
+  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions", acceptHttp10: false, defaultHostForHttp10: "", enableTrailers: false, allowChunkedLength: false, sendFullyQualifiedUrl: false, allowCustomMethods: false };
+}
+function z_30(): any {
+  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", headerFormat: { case: undefined } };
+}
+function z_31(): any {
+  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords" };
+}
+function z_32(): any {
+  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions", allowConnect: false, allowMetadata: false, streamErrorOnInvalidHttpMessaging: false, customSettingsParameters: [] };
+}
+function z_33(): any {
+  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter" };
+}
+function z_34(): any {
+  return { $typeName: "envoy.config.core.v3.Http3ProtocolOptions", allowExtendedConnect: false, allowMetadata: false };
+}
+function z_35(): any {
+  return { $typeName: "envoy.config.core.v3.HttpProtocolOptions", headersWithUnderscoresAction: 0 };
+}
+function z_36(): any {
+  return { $typeName: "envoy.config.core.v3.HttpUri", uri: "", httpUpstreamType: { case: undefined } };
+}
+function z_37(): any {
+  return { $typeName: "envoy.config.core.v3.JsonFormatOptions", sortProperties: false };
+}
+function z_38(): any {
+  return { $typeName: "envoy.config.core.v3.KeepaliveSettings" };
+}
+function z_39(): any {
+  return { $typeName: "envoy.config.core.v3.Locality", region: "", zone: "", subZone: "" };
+}
+function z_3a(): any {
+  return { $typeName: "envoy.config.core.v3.Metadata", filterMetadata: {}, typedFilterMetadata: {} };
+}
+function z_k(): any {
+  return { $typeName: "envoy.config.core.v3.Node", id: "", cluster: "", dynamicParameters: {}, userAgentName: "", userAgentVersionType: { case: undefined }, extensions: [], clientFeatures: [], listeningAddresses: [] };
+}
+function z_3b(): any {
+  return { $typeName: "envoy.config.core.v3.PathConfigSource", path: "" };
+}
+function z_3c(): any {
+  return { $typeName: "envoy.config.core.v3.Pipe", path: "", mode: 0 };
+}
+function z_3d(): any {
+  return { $typeName: "envoy.config.core.v3.ProxyProtocolConfig", version: 0 };
+}
+function z_3e(): any {
+  return { $typeName: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", matchType: 0, tlvType: [] };
+}
+function z_3f(): any {
+  return { $typeName: "envoy.config.core.v3.QuicKeepAliveSettings" };
+}
+function z_3g(): any {
+  return { $typeName: "envoy.config.core.v3.QuicProtocolOptions", connectionOptions: "", clientConnectionOptions: "" };
+}
+function z_3h(): any {
+  return { $typeName: "envoy.config.core.v3.RateLimitSettings" };
+}
+function z_3i(): any {
+  return { $typeName: "envoy.config.core.v3.RemoteDataSource", sha256: "" };
+}
+function z_3j(): any {
+  return { $typeName: "envoy.config.core.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], hostSelectionRetryMaxAttempts: 0n };
+}
+function z_3k(): any {
+  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
+}
+function z_3l(): any {
+  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
+}
+function z_3m(): any {
+  return { $typeName: "envoy.config.core.v3.RuntimeDouble", defaultValue: 0, runtimeKey: "" };
+}
+function z_3n(): any {
+  return { $typeName: "envoy.config.core.v3.RuntimeFeatureFlag", runtimeKey: "" };
+}
+function z_3o(): any {
+  return { $typeName: "envoy.config.core.v3.RuntimeFractionalPercent", runtimeKey: "" };
+}
+function z_3p(): any {
+  return { $typeName: "envoy.config.core.v3.RuntimeUInt32", defaultValue: 0, runtimeKey: "" };
+}
+function z_3q(): any {
+  return { $typeName: "envoy.config.core.v3.SchemeHeaderTransformation", transformation: { case: undefined }, matchUpstream: false };
+}
+function z_3r(): any {
+  return { $typeName: "envoy.config.core.v3.SelfConfigSource", transportApiVersion: 0 };
+}
+function z_3s(): any {
+  return { $typeName: "envoy.config.core.v3.SocketAddress", protocol: 0, address: "", portSpecifier: { case: undefined }, resolverName: "", ipv4Compat: false };
+}
+function z_3t(): any {
+  return { $typeName: "envoy.config.core.v3.SocketOption", description: "", level: 0n, name: 0n, value: { case: undefined }, state: 0 };
+}
+function z_3u(): any {
+  return { $typeName: "envoy.config.core.v3.SocketOptionsOverride", socketOptions: [] };
+}
+function z_3v(): any {
+  return { $typeName: "envoy.config.core.v3.SubstitutionFormatString", format: { case: undefined }, omitEmptyValues: false, contentType: "", formatters: [] };
+}
+function z_3w(): any {
+  return { $typeName: "envoy.config.core.v3.TcpKeepalive" };
+}
+function z_3x(): any {
+  return { $typeName: "envoy.config.core.v3.TransportSocket", name: "", configType: { case: undefined } };
+}
+function z_6(): any {
+  return { $typeName: "envoy.config.core.v3.TypedExtensionConfig", name: "" };
+}
+function z_3y(): any {
+  return { $typeName: "envoy.config.core.v3.UdpSocketConfig" };
+}
+function z_3z(): any {
+  return { $typeName: "envoy.config.core.v3.UpstreamHttpProtocolOptions", autoSni: false, autoSanValidation: false, overrideAutoSniHeader: "" };
+}
+function z_40(): any {
+  return { $typeName: "envoy.config.core.v3.WatchedDirectory", path: "" };
+}
+function z_5(): any {
+  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment", clusterName: "", endpoints: [], namedEndpoints: {} };
+}
+function z_41(): any {
+  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", dropOverloads: [], weightedPriorityHealth: false };
+}
+function z_42(): any {
+  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", category: "" };
+}
+function z_43(): any {
+  return { $typeName: "envoy.config.endpoint.v3.Endpoint", hostname: "", additionalAddresses: [] };
+}
+function z_44(): any {
+  return { $typeName: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress" };
+}
+function z_45(): any {
+  return { $typeName: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", portValue: 0, hostname: "", disableActiveHealthCheck: false };
+}
+function z_46(): any {
+  return { $typeName: "envoy.config.endpoint.v3.LbEndpoint", hostIdentifier: { case: undefined }, healthStatus: 0 };
+}
+function z_47(): any {
+  return { $typeName: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", ledsCollectionName: "" };
+}
+function z_48(): any {
+  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints", lbEndpoints: [], lbConfig: { case: undefined }, priority: 0 };
+}
+function z_49(): any {
+  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", lbEndpoints: [] };
+}
+function z_4a(): any {
+  return { $typeName: "envoy.config.listener.v3.AdditionalAddress" };
+}
+function z_4b(): any {
+  return { $typeName: "envoy.config.listener.v3.ApiListener" };
+}
+function z_4c(): any {
+  return { $typeName: "envoy.config.listener.v3.Filter", name: "", configType: { case: undefined } };
+}
+function z_4d(): any {
+  return { $typeName: "envoy.config.listener.v3.FilterChain", filters: [], name: "" };
+}
+function z_4e(): any {
+  return { $typeName: "envoy.config.listener.v3.FilterChain.OnDemandConfiguration" };
+}
+function z_4f(): any {
+  return { $typeName: "envoy.config.listener.v3.FilterChainMatch", prefixRanges: [], addressSuffix: "", directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [], serverNames: [], transportProtocol: "", applicationProtocols: [] };
+}
+function z_2(): any {
+  return { $typeName: "envoy.config.listener.v3.Listener", name: "", additionalAddresses: [], statPrefix: "", filterChains: [], drainType: 0, listenerFilters: [], continueOnListenerFiltersTimeout: false, socketOptions: [], trafficDirection: 0, reusePort: false, accessLog: [], listenerSpecifier: { case: undefined }, enableMptcp: false, ignoreGlobalConnLimit: false, bypassOverloadManager: false };
+}
+function z_4g(): any {
+  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", balanceType: { case: undefined } };
+}
+function z_4h(): any {
+  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance" };
+}
+function z_4i(): any {
+  return { $typeName: "envoy.config.listener.v3.Listener.DeprecatedV1" };
+}
+function z_4j(): any {
+  return { $typeName: "envoy.config.listener.v3.Listener.InternalListenerConfig" };
+}
+function z_4k(): any {
+  return { $typeName: "envoy.config.listener.v3.ListenerFilter", name: "", configType: { case: undefined } };
+}
+function z_4l(): any {
+  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", rule: { case: undefined } };
+}
+function z_4m(): any {
+  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", rules: [] };
+}
+function z_4n(): any {
+  return { $typeName: "envoy.config.listener.v3.QuicProtocolOptions" };
+}
+function z_4o(): any {
+  return { $typeName: "envoy.config.listener.v3.UdpListenerConfig" };
+}
+function z_4p(): any {
+  return { $typeName: "envoy.config.route.v3.ClusterSpecifierPlugin", isOptional: false };
+}
+function z_4q(): any {
+  return { $typeName: "envoy.config.route.v3.CorsPolicy", allowOriginStringMatch: [], allowMethods: "", allowHeaders: "", exposeHeaders: "", maxAge: "", enabledSpecifier: { case: undefined } };
+}
+function z_4r(): any {
+  return { $typeName: "envoy.config.route.v3.Decorator", operation: "" };
+}
+function z_4s(): any {
+  return { $typeName: "envoy.config.route.v3.DirectResponseAction", status: 0 };
+}
+function z_4t(): any {
+  return { $typeName: "envoy.config.route.v3.FilterAction" };
+}
+function z_4u(): any {
+  return { $typeName: "envoy.config.route.v3.HeaderMatcher", name: "", headerMatchSpecifier: { case: undefined }, invertMatch: false, treatMissingHeaderAsEmpty: false };
+}
+function z_4v(): any {
+  return { $typeName: "envoy.config.route.v3.HedgePolicy", hedgeOnPerTryTimeout: false };
+}
+function z_4w(): any {
+  return { $typeName: "envoy.config.route.v3.InternalRedirectPolicy", redirectResponseCodes: [], predicates: [], allowCrossSchemeRedirect: false, responseHeadersToCopy: [] };
+}
+function z_4x(): any {
+  return { $typeName: "envoy.config.route.v3.NonForwardingAction" };
+}
+function z_4y(): any {
+  return { $typeName: "envoy.config.route.v3.QueryParameterMatcher", name: "", queryParameterMatchSpecifier: { case: undefined } };
+}
+function z_4z(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit", disableKey: "", actions: [] };
+}
+function z_50(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action", actionSpecifier: { case: undefined } };
+}
+function z_51(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DestinationCluster" };
+}
+function z_52(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", descriptorKey: "", defaultValue: "" };
+}
+function z_53(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.GenericKey", descriptorValue: "", descriptorKey: "" };
+}
+function z_54(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", descriptorKey: "", descriptorValue: "", headers: [] };
+}
+function z_55(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress" };
+}
+function z_56(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MetaData", descriptorKey: "", defaultValue: "", source: 0, skipIfAbsent: false };
+}
+function z_57(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", descriptorKey: "", descriptorValue: "", queryParameters: [] };
+}
+function z_58(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RemoteAddress" };
+}
+function z_59(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", headerName: "", descriptorKey: "", skipIfAbsent: false };
+}
+function z_5a(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Action.SourceCluster" };
+}
+function z_5b(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Override", overrideSpecifier: { case: undefined } };
+}
+function z_5c(): any {
+  return { $typeName: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata" };
+}
+function z_5d(): any {
+  return { $typeName: "envoy.config.route.v3.RedirectAction", schemeRewriteSpecifier: { case: undefined }, hostRedirect: "", portRedirect: 0, pathRewriteSpecifier: { case: undefined }, responseCode: 0, stripQuery: false };
+}
+function z_5e(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], retryOptionsPredicates: [], hostSelectionRetryMaxAttempts: 0n, retriableStatusCodes: [], retriableHeaders: [], retriableRequestHeaders: [] };
+}
+function z_5f(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", resetHeaders: [] };
+}
+function z_5g(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy.ResetHeader", name: "", format: 0 };
+}
+function z_5h(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryBackOff" };
+}
+function z_5i(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
+}
+function z_5j(): any {
+  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
+}
+function z_5k(): any {
+  return { $typeName: "envoy.config.route.v3.Route", name: "", action: { case: undefined }, typedPerFilterConfig: {}, requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], statPrefix: "" };
+}
+function z_5l(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction", clusterSpecifier: { case: undefined }, clusterNotFoundResponseCode: 0, prefixRewrite: "", hostRewriteSpecifier: { case: undefined }, appendXForwardedHost: false, requestMirrorPolicies: [], priority: 0, rateLimits: [], hashPolicy: [], upgradeConfigs: [], internalRedirectAction: 0 };
+}
+function z_5m(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy", policySpecifier: { case: undefined }, terminal: false };
+}
+function z_5n(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", sourceIp: false };
+}
+function z_5o(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", name: "", path: "", attributes: [] };
+}
+function z_5p(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", name: "", value: "" };
+}
+function z_5q(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", key: "" };
+}
+function z_5r(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Header", headerName: "" };
+}
+function z_5s(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", name: "" };
+}
+function z_5t(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.MaxStreamDuration" };
+}
+function z_5u(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", cluster: "", clusterHeader: "", disableShadowHostSuffixAppend: false };
+}
+function z_5v(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig", upgradeType: "" };
+}
+function z_5w(): any {
+  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", allowPost: false };
+}
+function z_3(): any {
+  return { $typeName: "envoy.config.route.v3.RouteConfiguration", name: "", virtualHosts: [], internalOnlyHeaders: [], responseHeadersToAdd: [], responseHeadersToRemove: [], requestHeadersToAdd: [], requestHeadersToRemove: [], mostSpecificHeaderMutationsWins: false, clusterSpecifierPlugins: [], requestMirrorPolicies: [], ignorePortInHostMatching: false, ignorePathParametersInPathMatching: false, typedPerFilterConfig: {} };
+}
+function z_5x(): any {
+  return { $typeName: "envoy.config.route.v3.RouteMatch", pathSpecifier: { case: undefined }, headers: [], queryParameters: [], dynamicMetadata: [] };
+}
+function z_5y(): any {
+  return { $typeName: "envoy.config.route.v3.RouteMatch.ConnectMatcher" };
+}
+function z_5z(): any {
+  return { $typeName: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions" };
+}
+function z_60(): any {
+  return { $typeName: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions" };
+}
+function z_61(): any {
+  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration", onDemand: false, name: "", routeConfigurationName: "" };
+}
+function z_62(): any {
+  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key", fragments: [] };
+}
+function z_63(): any {
+  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", type: { case: undefined } };
+}
+function z_64(): any {
+  return { $typeName: "envoy.config.route.v3.Tracing", customTags: [] };
+}
+function z_65(): any {
+  return { $typeName: "envoy.config.route.v3.Vhds" };
+}
+function z_66(): any {
+  return { $typeName: "envoy.config.route.v3.VirtualCluster", headers: [], name: "" };
+}
+function z_67(): any {
+  return { $typeName: "envoy.config.route.v3.VirtualHost", name: "", domains: [], routes: [], requireTls: 0, virtualClusters: [], rateLimits: [], requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, includeRequestAttemptCount: false, includeAttemptCountInResponse: false, includeIsTimeoutRetryHeader: false, requestMirrorPolicies: [] };
+}
+function z_68(): any {
+  return { $typeName: "envoy.config.route.v3.WeightedCluster", clusters: [], runtimeKeyPrefix: "", randomValueSpecifier: { case: undefined } };
+}
+function z_69(): any {
+  return { $typeName: "envoy.config.route.v3.WeightedCluster.ClusterWeight", name: "", clusterHeader: "", requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, hostRewriteSpecifier: { case: undefined } };
+}
+function z_6a(): any {
+  return { $typeName: "envoy.config.trace.v3.Tracing.Http", name: "", configType: { case: undefined } };
+}
+function z_a(): any {
+  return { $typeName: "envoy.extensions.filters.http.router.v3.Router", startChildSpan: false, upstreamLog: [], suppressEnvoyHeaders: false, strictCheckHeaders: [], respectExpectedRqTimeout: false, suppressGrpcRequestFailureCodeStats: false, upstreamHttpFilters: [] };
+}
+function z_6b(): any {
+  return { $typeName: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", flushUpstreamLogOnUpstreamStream: false };
+}
+function z_9(): any {
+  return { $typeName: "envoy.extensions.filters.http.wasm.v3.Wasm" };
+}
+function z_7(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", codecType: 0, statPrefix: "", routeSpecifier: { case: undefined }, httpFilters: [], serverName: "", serverHeaderTransformation: 0, accessLog: [], flushAccessLogOnNewRequest: false, xffNumTrustedHops: 0, originalIpDetectionExtensions: [], earlyHeaderMutationExtensions: [], skipXffAppend: false, via: "", preserveExternalRequestId: false, alwaysSetRequestIdInResponse: false, forwardClientCertDetails: 0, proxy100Continue: false, representIpv4RemoteAddressAsIpv4MappedIpv6: false, upgradeConfigs: [], mergeSlashes: false, pathWithEscapedSlashesAction: 0, stripMatchingHostPort: false, stripPortMode: { case: undefined }, stripTrailingHostDot: false, appendXForwardedPort: false, appendLocalOverload: false };
+}
+function z_6c(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", flushAccessLogOnNewRequest: false, flushLogOnTunnelSuccessfullyEstablished: false };
+}
+function z_6d(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", unixSockets: false, cidrRanges: [] };
+}
+function z_6e(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions" };
+}
+function z_6f(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", removeDetails: false, removeConnectionTerminationDetails: false, removeResponseFlags: false, setRecommendedResponseCode: false, proxyName: { case: undefined } };
+}
+function z_6g(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", cert: false, chain: false, dns: false, uri: false };
+}
+function z_6h(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", verbose: false, customTags: [] };
+}
+function z_6i(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", upgradeType: "", filters: [] };
+}
+function z_6j(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", name: "", configType: { case: undefined }, isOptional: false, disabled: false };
+}
+function z_6k(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", mappers: [] };
+}
+function z_6l(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", routeConfigName: "" };
+}
+function z_6m(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension" };
+}
+function z_6n(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", headersToAdd: [] };
+}
+function z_6o(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", srdsResourcesLocator: "" };
+}
+function z_6p(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", scopedRouteConfigurations: [] };
+}
+function z_6q(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", name: "", configSpecifier: { case: undefined } };
+}
+function z_6r(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", fragments: [] };
+}
+function z_6s(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", type: { case: undefined } };
+}
+function z_6t(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", name: "", elementSeparator: "", extractType: { case: undefined } };
+}
+function z_6u(): any {
+  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", separator: "", key: "" };
+}
+function z_8(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", statPrefix: "", clusterSpecifier: { case: undefined }, accessLog: [], hashPolicy: [], flushAccessLogOnConnected: false };
+}
+function z_6v(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", resourcesLocator: "" };
+}
+function z_6w(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", flushAccessLogOnConnected: false };
+}
+function z_6x(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", hostname: "", usePost: false, headersToAdd: [], propagateResponseHeaders: false, postPath: "", propagateResponseTrailers: false };
+}
+function z_6y(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", clusters: [] };
+}
+function z_6z(): any {
+  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", name: "", weight: 0 };
+}
+function z_70(): any {
+  return { $typeName: "envoy.extensions.wasm.v3.CapabilityRestrictionConfig", allowedCapabilities: {} };
+}
+function z_71(): any {
+  return { $typeName: "envoy.extensions.wasm.v3.EnvironmentVariables", hostEnvKeys: [], keyValues: {} };
+}
+function z_72(): any {
+  return { $typeName: "envoy.extensions.wasm.v3.PluginConfig", name: "", rootId: "", vm: { case: undefined }, failOpen: false };
+}
+function z_73(): any {
+  return { $typeName: "envoy.extensions.wasm.v3.SanitizationConfig" };
+}
+function z_74(): any {
+  return { $typeName: "envoy.extensions.wasm.v3.VmConfig", vmId: "", runtime: "", allowPrecompiled: false, nackOnCodeCacheMiss: false };
+}
+function z_i(): any {
+  return { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryRequest", typeUrl: "", resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], resourceLocatorsSubscribe: [], resourceLocatorsUnsubscribe: [], initialResourceVersions: {}, responseNonce: "" };
+}
+function z_1(): any {
+  return { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryResponse", systemVersionInfo: "", resources: [], typeUrl: "", removedResources: [], removedResourceNames: [], nonce: "" };
+}
+function z_h(): any {
+  return { $typeName: "envoy.service.discovery.v3.DiscoveryRequest", versionInfo: "", resourceNames: [], resourceLocators: [], typeUrl: "", responseNonce: "" };
+}
+function z_0(): any {
+  return { $typeName: "envoy.service.discovery.v3.DiscoveryResponse", versionInfo: "", resources: [], canary: false, typeUrl: "", nonce: "" };
+}
+function z_75(): any {
+  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints", type: { case: undefined } };
+}
+function z_76(): any {
+  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList", constraints: [] };
+}
+function z_77(): any {
+  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint", key: "", constraintType: { case: undefined } };
+}
+function z_78(): any {
+  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists" };
+}
+function z_79(): any {
+  return { $typeName: "envoy.service.discovery.v3.Resource", name: "", aliases: [], version: "" };
+}
+function z_7a(): any {
+  return { $typeName: "envoy.service.discovery.v3.Resource.CacheControl", doNotCache: false };
+}
+function z_7b(): any {
+  return { $typeName: "envoy.service.discovery.v3.ResourceLocator", name: "", dynamicParameters: {} };
+}
+function z_7c(): any {
+  return { $typeName: "envoy.service.discovery.v3.ResourceName", name: "" };
+}
+function z_7d(): any {
+  return { $typeName: "envoy.type.http.v3.PathTransformation", operations: [] };
+}
+function z_7e(): any {
+  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation", operationSpecifier: { case: undefined } };
+}
+function z_7f(): any {
+  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes" };
+}
+function z_7g(): any {
+  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986" };
+}
+function z_7h(): any {
+  return { $typeName: "envoy.type.matcher.v3.DoubleMatcher", matchPattern: { case: undefined } };
+}
+function z_7i(): any {
+  return { $typeName: "envoy.type.matcher.v3.ListMatcher", matchPattern: { case: undefined } };
+}
+function z_7j(): any {
+  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher", filter: "", path: [], invert: false };
+}
+function z_7k(): any {
+  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", segment: { case: undefined } };
+}
+function z_7l(): any {
+  return { $typeName: "envoy.type.matcher.v3.OrMatcher", valueMatchers: [] };
+}
+function z_7m(): any {
+  return { $typeName: "envoy.type.matcher.v3.RegexMatchAndSubstitute", substitution: "" };
+}
+function z_7n(): any {
+  return { $typeName: "envoy.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
+}
+function z_7o(): any {
+  return { $typeName: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2" };
+}
+function z_7p(): any {
+  return { $typeName: "envoy.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
+}
+function z_7q(): any {
+  return { $typeName: "envoy.type.matcher.v3.ValueMatcher", matchPattern: { case: undefined } };
+}
+function z_7r(): any {
+  return { $typeName: "envoy.type.matcher.v3.ValueMatcher.NullMatch" };
+}
+function z_7s(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKey", key: "", path: [] };
+}
+function z_7t(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKey.PathSegment", segment: { case: undefined } };
+}
+function z_7u(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKind", kind: { case: undefined } };
+}
+function z_7v(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Cluster" };
+}
+function z_7w(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Host" };
+}
+function z_7x(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Request" };
+}
+function z_7y(): any {
+  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Route" };
+}
+function z_7z(): any {
+  return { $typeName: "envoy.type.tracing.v3.CustomTag", tag: "", type: { case: undefined } };
+}
+function z_80(): any {
+  return { $typeName: "envoy.type.tracing.v3.CustomTag.Environment", name: "", defaultValue: "" };
+}
+function z_81(): any {
+  return { $typeName: "envoy.type.tracing.v3.CustomTag.Header", name: "", defaultValue: "" };
+}
+function z_82(): any {
+  return { $typeName: "envoy.type.tracing.v3.CustomTag.Literal", value: "" };
+}
+function z_83(): any {
+  return { $typeName: "envoy.type.tracing.v3.CustomTag.Metadata", defaultValue: "" };
+}
+function z_84(): any {
+  return { $typeName: "envoy.type.v3.DoubleRange", start: 0, end: 0 };
+}
+function z_85(): any {
+  return { $typeName: "envoy.type.v3.FractionalPercent", numerator: 0, denominator: 0 };
+}
+function z_86(): any {
+  return { $typeName: "envoy.type.v3.HashPolicy", policySpecifier: { case: undefined } };
+}
+function z_87(): any {
+  return { $typeName: "envoy.type.v3.HashPolicy.FilterState", key: "" };
+}
+function z_88(): any {
+  return { $typeName: "envoy.type.v3.HashPolicy.SourceIp" };
+}
+function z_89(): any {
+  return { $typeName: "envoy.type.v3.Int32Range", start: 0, end: 0 };
+}
+function z_8a(): any {
+  return { $typeName: "envoy.type.v3.Int64Range", start: 0n, end: 0n };
+}
+function z_8b(): any {
+  return { $typeName: "envoy.type.v3.Percent", value: 0 };
+}
+function z_8c(): any {
+  return { $typeName: "envoy.type.v3.SemanticVersion", majorNumber: 0, minorNumber: 0, patch: 0 };
+}
+function z_8d(): any {
+  return { $typeName: "google.protobuf.Any", typeUrl: "", value: new Uint8Array(0) };
+}
+function z_8e(): any {
+  return { $typeName: "google.protobuf.BoolValue", value: false };
+}
+function z_8f(): any {
+  return { $typeName: "google.protobuf.DoubleValue", value: 0 };
+}
+function z_8g(): any {
+  return { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 0 };
+}
+function z_8h(): any {
+  return { $typeName: "google.protobuf.Empty" };
+}
+function z_8i(): any {
+  return { $typeName: "google.protobuf.ListValue", values: [] };
+}
+function z_d(): any {
+  return { $typeName: "google.protobuf.StringValue", value: "" };
+}
+function z_m(): any {
+  return { $typeName: "google.protobuf.Struct", fields: {} };
+}
+function z_8j(): any {
+  return { $typeName: "google.protobuf.UInt32Value", value: 0 };
+}
+function z_8k(): any {
+  return { $typeName: "google.protobuf.UInt64Value", value: 0n };
+}
+function z_8l(): any {
+  return { $typeName: "google.protobuf.Value", kind: { case: undefined } };
+}
+function z_l(): any {
+  return { $typeName: "google.rpc.Status", code: 0, message: "", details: [] };
+}
+function z_8m(): any {
+  return { $typeName: "istio.security.Address", address: new Uint8Array(0), length: 0 };
+}
+function z_f(): any {
+  return { $typeName: "istio.security.Authorization", name: "", namespace: "", scope: 0, action: 0, rules: [], dryRun: false, extensions: [] };
+}
+function z_8n(): any {
+  return { $typeName: "istio.security.Clause", matches: [] };
+}
+function z_8o(): any {
+  return { $typeName: "istio.security.Extension", name: "" };
+}
+function z_8p(): any {
+  return { $typeName: "istio.security.Match", namespaces: [], notNamespaces: [], principals: [], notPrincipals: [], sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [], serviceAccounts: [], notServiceAccounts: [], extensions: [] };
+}
+function z_8q(): any {
+  return { $typeName: "istio.security.Rule", clauses: [] };
+}
+function z_8r(): any {
+  return { $typeName: "istio.security.ServiceAccountMatch", namespace: "", serviceAccount: "" };
+}
+function z_8s(): any {
+  return { $typeName: "istio.security.StringMatch", matchType: { case: undefined } };
+}
+function z_j(): any {
+  return { $typeName: "istio.v1.auth.IstioCertificateRequest", csr: "", validityDuration: 0n };
+}
+function z_g(): any {
+  return { $typeName: "istio.v1.auth.IstioCertificateResponse", certChain: [] };
+}
+function z_e(): any {
+  return { $typeName: "istio.workload.Address", type: { case: undefined } };
+}
+function z_8t(): any {
+  return { $typeName: "istio.workload.ApplicationTunnel", protocol: 0, port: 0 };
+}
+function z_8u(): any {
+  return { $typeName: "istio.workload.Extension", name: "" };
+}
+function z_8v(): any {
+  return { $typeName: "istio.workload.GatewayAddress", destination: { case: undefined }, hboneMtlsPort: 0 };
+}
+function z_8w(): any {
+  return { $typeName: "istio.workload.LoadBalancing", routingPreference: [], mode: 0, healthPolicy: 0 };
+}
+function z_8x(): any {
+  return { $typeName: "istio.workload.Locality", region: "", zone: "", subzone: "" };
+}
+function z_8y(): any {
+  return { $typeName: "istio.workload.NamespacedHostname", namespace: "", hostname: "" };
+}
+function z_8z(): any {
+  return { $typeName: "istio.workload.NetworkAddress", network: "", address: new Uint8Array(0) };
+}
+function z_90(): any {
+  return { $typeName: "istio.workload.Port", servicePort: 0, targetPort: 0, appProtocol: 0 };
+}
+function z_91(): any {
+  return { $typeName: "istio.workload.PortList", ports: [] };
+}
+function z_92(): any {
+  return { $typeName: "istio.workload.Service", name: "", namespace: "", hostname: "", addresses: [], ports: [], subjectAltNames: [], ipFamilies: 0, extensions: [], canonical: false, ingressUseWaypoint: false, weightedWaypoints: [], visibility: 0 };
+}
+function z_93(): any {
+  return { $typeName: "istio.workload.WeightedWaypoint", weight: 0 };
+}
+function z_94(): any {
+  return { $typeName: "istio.workload.Workload", uid: "", name: "", namespace: "", addresses: [], hostname: "", network: "", tunnelProtocol: 0, trustDomain: "", serviceAccount: "", node: "", canonicalName: "", canonicalRevision: "", workloadType: 0, workloadName: "", nativeTunnel: false, services: {}, authorizationPolicies: [], status: 0, clusterId: "", networkMode: 0, extensions: [] };
+}
+function z_c(): any {
+  return { $typeName: "udpa.type.v1.TypedStruct", typeUrl: "" };
+}
+function z_95(): any {
+  return { $typeName: "xds.core.v3.Authority", name: "" };
+}
+function z_96(): any {
+  return { $typeName: "xds.core.v3.ContextParams", params: {} };
+}
+function z_97(): any {
+  return { $typeName: "xds.core.v3.TypedExtensionConfig", name: "" };
+}
+function z_98(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher", matcherType: { case: undefined } };
+}
+function z_99(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList", matchers: [] };
+}
+function z_9a(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher" };
+}
+function z_9b(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", matchType: { case: undefined } };
+}
+function z_9c(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", predicate: [] };
+}
+function z_9d(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", matcher: { case: undefined } };
+}
+function z_9e(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree", treeType: { case: undefined } };
+}
+function z_9f(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", map: {} };
+}
+function z_9g(): any {
+  return { $typeName: "xds.type.matcher.v3.Matcher.OnMatch", onMatch: { case: undefined } };
+}
+function z_9h(): any {
+  return { $typeName: "xds.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
+}
+function z_9i(): any {
+  return { $typeName: "xds.type.matcher.v3.RegexMatcher.GoogleRE2" };
+}
+function z_9j(): any {
+  return { $typeName: "xds.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
+}
+function z_b(): any {
+  return { $typeName: "xds.type.v3.TypedStruct", typeUrl: "" };
+}
+
+// envoy.config.accesslog.v3.AccessLog
 function d_n(r: Reader, end: number, depth: number, m: any = z_n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.filter = d_l(r, r.delimited(end), depth, m.filter); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.filter = d_o(r, r.delimited(end), depth, m.filter); break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -177,27 +1247,24 @@ function d_n(r: Reader, end: number, depth: number, m: any = z_n()): any {
   return m;
 }
 // envoy.config.accesslog.v3.AccessLogFilter
-function z_l(): any {
-  return { $typeName: "envoy.config.accesslog.v3.AccessLogFilter", filterSpecifier: { case: undefined } };
-}
-function d_l(r: Reader, end: number, depth: number, m: any = z_l()): any {
+function d_o(r: Reader, end: number, depth: number, m: any = z_o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filterSpecifier = { case: "statusCodeFilter", value: d_o(r, r.delimited(end), depth, (m.filterSpecifier.case === "statusCodeFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.filterSpecifier = { case: "durationFilter", value: d_p(r, r.delimited(end), depth, (m.filterSpecifier.case === "durationFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.filterSpecifier = { case: "notHealthCheckFilter", value: d_q(r, r.delimited(end), depth, (m.filterSpecifier.case === "notHealthCheckFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.filterSpecifier = { case: "traceableFilter", value: d_r(r, r.delimited(end), depth, (m.filterSpecifier.case === "traceableFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.filterSpecifier = { case: "runtimeFilter", value: d_s(r, r.delimited(end), depth, (m.filterSpecifier.case === "runtimeFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.filterSpecifier = { case: "andFilter", value: d_t(r, r.delimited(end), depth, (m.filterSpecifier.case === "andFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.filterSpecifier = { case: "orFilter", value: d_u(r, r.delimited(end), depth, (m.filterSpecifier.case === "orFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 8: wt(t, 2); m.filterSpecifier = { case: "headerFilter", value: d_v(r, r.delimited(end), depth, (m.filterSpecifier.case === "headerFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 9: wt(t, 2); m.filterSpecifier = { case: "responseFlagFilter", value: d_w(r, r.delimited(end), depth, (m.filterSpecifier.case === "responseFlagFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.filterSpecifier = { case: "grpcStatusFilter", value: d_x(r, r.delimited(end), depth, (m.filterSpecifier.case === "grpcStatusFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 11: wt(t, 2); m.filterSpecifier = { case: "extensionFilter", value: d_y(r, r.delimited(end), depth, (m.filterSpecifier.case === "extensionFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 12: wt(t, 2); m.filterSpecifier = { case: "metadataFilter", value: d_z(r, r.delimited(end), depth, (m.filterSpecifier.case === "metadataFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 13: wt(t, 2); m.filterSpecifier = { case: "logTypeFilter", value: d_10(r, r.delimited(end), depth, (m.filterSpecifier.case === "logTypeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.filterSpecifier = { case: "statusCodeFilter", value: d_11(r, r.delimited(end), depth, (m.filterSpecifier.case === "statusCodeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.filterSpecifier = { case: "durationFilter", value: d_r(r, r.delimited(end), depth, (m.filterSpecifier.case === "durationFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.filterSpecifier = { case: "notHealthCheckFilter", value: d_x(r, r.delimited(end), depth, (m.filterSpecifier.case === "notHealthCheckFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.filterSpecifier = { case: "traceableFilter", value: d_12(r, r.delimited(end), depth, (m.filterSpecifier.case === "traceableFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.filterSpecifier = { case: "runtimeFilter", value: d_10(r, r.delimited(end), depth, (m.filterSpecifier.case === "runtimeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.filterSpecifier = { case: "andFilter", value: d_p(r, r.delimited(end), depth, (m.filterSpecifier.case === "andFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.filterSpecifier = { case: "orFilter", value: d_y(r, r.delimited(end), depth, (m.filterSpecifier.case === "orFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 8: wt(t, 2); m.filterSpecifier = { case: "headerFilter", value: d_u(r, r.delimited(end), depth, (m.filterSpecifier.case === "headerFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 9: wt(t, 2); m.filterSpecifier = { case: "responseFlagFilter", value: d_z(r, r.delimited(end), depth, (m.filterSpecifier.case === "responseFlagFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.filterSpecifier = { case: "grpcStatusFilter", value: d_t(r, r.delimited(end), depth, (m.filterSpecifier.case === "grpcStatusFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.filterSpecifier = { case: "extensionFilter", value: d_s(r, r.delimited(end), depth, (m.filterSpecifier.case === "extensionFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 12: wt(t, 2); m.filterSpecifier = { case: "metadataFilter", value: d_w(r, r.delimited(end), depth, (m.filterSpecifier.case === "metadataFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 13: wt(t, 2); m.filterSpecifier = { case: "logTypeFilter", value: d_v(r, r.delimited(end), depth, (m.filterSpecifier.case === "logTypeFilter" ? m.filterSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -205,15 +1272,12 @@ function d_l(r: Reader, end: number, depth: number, m: any = z_l()): any {
   return m;
 }
 // envoy.config.accesslog.v3.AndFilter
-function z_t(): any {
-  return { $typeName: "envoy.config.accesslog.v3.AndFilter", filters: [] };
-}
-function d_t(r: Reader, end: number, depth: number, m: any = z_t()): any {
+function d_p(r: Reader, end: number, depth: number, m: any = z_p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filters.push(d_l(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.filters.push(d_o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -221,16 +1285,13 @@ function d_t(r: Reader, end: number, depth: number, m: any = z_t()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ComparisonFilter
-function z_12(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ComparisonFilter", op: 0 };
-}
-function d_12(r: Reader, end: number, depth: number, m: any = z_12()): any {
+function d_q(r: Reader, end: number, depth: number, m: any = z_q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.op = r.int32(); break;
-      case 2: wt(t, 2); m.value = d_11(r, r.delimited(end), depth, m.value); break;
+      case 2: wt(t, 2); m.value = d_3p(r, r.delimited(end), depth, m.value); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -238,15 +1299,12 @@ function d_12(r: Reader, end: number, depth: number, m: any = z_12()): any {
   return m;
 }
 // envoy.config.accesslog.v3.DurationFilter
-function z_p(): any {
-  return { $typeName: "envoy.config.accesslog.v3.DurationFilter" };
-}
-function d_p(r: Reader, end: number, depth: number, m: any = z_p()): any {
+function d_r(r: Reader, end: number, depth: number, m: any = z_r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.comparison = d_12(r, r.delimited(end), depth, m.comparison); break;
+      case 1: wt(t, 2); m.comparison = d_q(r, r.delimited(end), depth, m.comparison); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -254,16 +1312,13 @@ function d_p(r: Reader, end: number, depth: number, m: any = z_p()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ExtensionFilter
-function z_y(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ExtensionFilter", name: "", configType: { case: undefined } };
-}
-function d_y(r: Reader, end: number, depth: number, m: any = z_y()): any {
+function d_s(r: Reader, end: number, depth: number, m: any = z_s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -271,10 +1326,7 @@ function d_y(r: Reader, end: number, depth: number, m: any = z_y()): any {
   return m;
 }
 // envoy.config.accesslog.v3.GrpcStatusFilter
-function z_x(): any {
-  return { $typeName: "envoy.config.accesslog.v3.GrpcStatusFilter", statuses: [], exclude: false };
-}
-function d_x(r: Reader, end: number, depth: number, m: any = z_x()): any {
+function d_t(r: Reader, end: number, depth: number, m: any = z_t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -288,15 +1340,12 @@ function d_x(r: Reader, end: number, depth: number, m: any = z_x()): any {
   return m;
 }
 // envoy.config.accesslog.v3.HeaderFilter
-function z_v(): any {
-  return { $typeName: "envoy.config.accesslog.v3.HeaderFilter" };
-}
-function d_v(r: Reader, end: number, depth: number, m: any = z_v()): any {
+function d_u(r: Reader, end: number, depth: number, m: any = z_u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.header = d_13(r, r.delimited(end), depth, m.header); break;
+      case 1: wt(t, 2); m.header = d_4u(r, r.delimited(end), depth, m.header); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -304,10 +1353,7 @@ function d_v(r: Reader, end: number, depth: number, m: any = z_v()): any {
   return m;
 }
 // envoy.config.accesslog.v3.LogTypeFilter
-function z_10(): any {
-  return { $typeName: "envoy.config.accesslog.v3.LogTypeFilter", types: [], exclude: false };
-}
-function d_10(r: Reader, end: number, depth: number, m: any = z_10()): any {
+function d_v(r: Reader, end: number, depth: number, m: any = z_v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -321,16 +1367,13 @@ function d_10(r: Reader, end: number, depth: number, m: any = z_10()): any {
   return m;
 }
 // envoy.config.accesslog.v3.MetadataFilter
-function z_z(): any {
-  return { $typeName: "envoy.config.accesslog.v3.MetadataFilter" };
-}
-function d_z(r: Reader, end: number, depth: number, m: any = z_z()): any {
+function d_w(r: Reader, end: number, depth: number, m: any = z_w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matcher = d_14(r, r.delimited(end), depth, m.matcher); break;
-      case 2: wt(t, 2); m.matchIfKeyNotFound = uw(d_15, r, end, depth, m.matchIfKeyNotFound, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.matcher = d_7j(r, r.delimited(end), depth, m.matcher); break;
+      case 2: wt(t, 2); m.matchIfKeyNotFound = uw(d_8e, r, end, depth, m.matchIfKeyNotFound, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -338,10 +1381,7 @@ function d_z(r: Reader, end: number, depth: number, m: any = z_z()): any {
   return m;
 }
 // envoy.config.accesslog.v3.NotHealthCheckFilter
-function z_q(): any {
-  return { $typeName: "envoy.config.accesslog.v3.NotHealthCheckFilter" };
-}
-function d_q(r: Reader, end: number, depth: number, m: any = z_q()): any {
+function d_x(r: Reader, end: number, depth: number, m: any = z_x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -354,15 +1394,12 @@ function d_q(r: Reader, end: number, depth: number, m: any = z_q()): any {
   return m;
 }
 // envoy.config.accesslog.v3.OrFilter
-function z_u(): any {
-  return { $typeName: "envoy.config.accesslog.v3.OrFilter", filters: [] };
-}
-function d_u(r: Reader, end: number, depth: number, m: any = z_u()): any {
+function d_y(r: Reader, end: number, depth: number, m: any = z_y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.filters.push(d_l(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.filters.push(d_o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -370,10 +1407,7 @@ function d_u(r: Reader, end: number, depth: number, m: any = z_u()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ResponseFlagFilter
-function z_w(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ResponseFlagFilter", flags: [] };
-}
-function d_w(r: Reader, end: number, depth: number, m: any = z_w()): any {
+function d_z(r: Reader, end: number, depth: number, m: any = z_z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -386,16 +1420,13 @@ function d_w(r: Reader, end: number, depth: number, m: any = z_w()): any {
   return m;
 }
 // envoy.config.accesslog.v3.RuntimeFilter
-function z_s(): any {
-  return { $typeName: "envoy.config.accesslog.v3.RuntimeFilter", runtimeKey: "", useIndependentRandomness: false };
-}
-function d_s(r: Reader, end: number, depth: number, m: any = z_s()): any {
+function d_10(r: Reader, end: number, depth: number, m: any = z_10()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.runtimeKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.percentSampled = d_16(r, r.delimited(end), depth, m.percentSampled); break;
+      case 2: wt(t, 2); m.percentSampled = d_85(r, r.delimited(end), depth, m.percentSampled); break;
       case 3: wt(t, 0); m.useIndependentRandomness = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -404,15 +1435,12 @@ function d_s(r: Reader, end: number, depth: number, m: any = z_s()): any {
   return m;
 }
 // envoy.config.accesslog.v3.StatusCodeFilter
-function z_o(): any {
-  return { $typeName: "envoy.config.accesslog.v3.StatusCodeFilter" };
-}
-function d_o(r: Reader, end: number, depth: number, m: any = z_o()): any {
+function d_11(r: Reader, end: number, depth: number, m: any = z_11()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.comparison = d_12(r, r.delimited(end), depth, m.comparison); break;
+      case 1: wt(t, 2); m.comparison = d_q(r, r.delimited(end), depth, m.comparison); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -420,10 +1448,7 @@ function d_o(r: Reader, end: number, depth: number, m: any = z_o()): any {
   return m;
 }
 // envoy.config.accesslog.v3.TraceableFilter
-function z_r(): any {
-  return { $typeName: "envoy.config.accesslog.v3.TraceableFilter" };
-}
-function d_r(r: Reader, end: number, depth: number, m: any = z_r()): any {
+function d_12(r: Reader, end: number, depth: number, m: any = z_12()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -436,16 +1461,13 @@ function d_r(r: Reader, end: number, depth: number, m: any = z_r()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers
-function z_18(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers", thresholds: [], perHostThresholds: [] };
-}
-function d_18(r: Reader, end: number, depth: number, m: any = z_18()): any {
+function d_13(r: Reader, end: number, depth: number, m: any = z_13()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.thresholds.push(d_17(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.perHostThresholds.push(d_17(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.thresholds.push(d_14(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.perHostThresholds.push(d_14(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -453,22 +1475,19 @@ function d_18(r: Reader, end: number, depth: number, m: any = z_18()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers.Thresholds
-function z_17(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", priority: 0, trackRemaining: false };
-}
-function d_17(r: Reader, end: number, depth: number, m: any = z_17()): any {
+function d_14(r: Reader, end: number, depth: number, m: any = z_14()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.priority = r.int32(); break;
-      case 2: wt(t, 2); m.maxConnections = uw(d_19, r, end, depth, m.maxConnections, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.maxPendingRequests = uw(d_19, r, end, depth, m.maxPendingRequests, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.maxRequests = uw(d_19, r, end, depth, m.maxRequests, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.maxRetries = uw(d_19, r, end, depth, m.maxRetries, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.retryBudget = d_1a(r, r.delimited(end), depth, m.retryBudget); break;
+      case 2: wt(t, 2); m.maxConnections = uw(d_8j, r, end, depth, m.maxConnections, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.maxPendingRequests = uw(d_8j, r, end, depth, m.maxPendingRequests, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.maxRequests = uw(d_8j, r, end, depth, m.maxRequests, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.maxRetries = uw(d_8j, r, end, depth, m.maxRetries, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.retryBudget = d_15(r, r.delimited(end), depth, m.retryBudget); break;
       case 6: wt(t, 0); m.trackRemaining = r.bool(); break;
-      case 7: wt(t, 2); m.maxConnectionPools = uw(d_19, r, end, depth, m.maxConnectionPools, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.maxConnectionPools = uw(d_8j, r, end, depth, m.maxConnectionPools, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -476,16 +1495,13 @@ function d_17(r: Reader, end: number, depth: number, m: any = z_17()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget
-function z_1a(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget" };
-}
-function d_1a(r: Reader, end: number, depth: number, m: any = z_1a()): any {
+function d_15(r: Reader, end: number, depth: number, m: any = z_15()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.budgetPercent = d_1b(r, r.delimited(end), depth, m.budgetPercent); break;
-      case 2: wt(t, 2); m.minRetryConcurrency = uw(d_19, r, end, depth, m.minRetryConcurrency, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.budgetPercent = d_8b(r, r.delimited(end), depth, m.budgetPercent); break;
+      case 2: wt(t, 2); m.minRetryConcurrency = uw(d_8j, r, end, depth, m.minRetryConcurrency, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -493,65 +1509,62 @@ function d_1a(r: Reader, end: number, depth: number, m: any = z_1a()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster
-function z_4(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster", transportSocketMatches: [], name: "", altStatName: "", clusterDiscoveryType: { case: undefined }, lbPolicy: 0, healthChecks: [], typedExtensionProtocolOptions: {}, respectDnsTtl: false, dnsLookupFamily: 0, dnsResolvers: [], useTcpForDnsLookups: false, lbConfig: { case: undefined }, protocolSelection: 0, closeConnectionsOnHostHealthFailure: false, ignoreHealthOnHostRemoval: false, filters: [], lrsReportEndpointMetrics: [], trackTimeoutBudgets: false, connectionPoolPerDownstreamConnection: false };
-}
 function d_4(r: Reader, end: number, depth: number, m: any = z_4()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 43: wt(t, 2); m.transportSocketMatches.push(d_1c(r, r.delimited(end), depth, undefined)); break;
+      case 43: wt(t, 2); m.transportSocketMatches.push(d_1m(r, r.delimited(end), depth, undefined)); break;
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 28: wt(t, 2); m.altStatName = r.string(end, true); break;
       case 2: wt(t, 0); m.clusterDiscoveryType = { case: "type", value: r.int32() }; break;
-      case 38: wt(t, 2); m.clusterDiscoveryType = { case: "clusterType", value: d_1d(r, r.delimited(end), depth, (m.clusterDiscoveryType.case === "clusterType" ? m.clusterDiscoveryType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.edsClusterConfig = d_1e(r, r.delimited(end), depth, m.edsClusterConfig); break;
-      case 4: wt(t, 2); m.connectTimeout = d_1f(r, r.delimited(end), depth, m.connectTimeout); break;
-      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_19, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 38: wt(t, 2); m.clusterDiscoveryType = { case: "clusterType", value: d_1a(r, r.delimited(end), depth, (m.clusterDiscoveryType.case === "clusterType" ? m.clusterDiscoveryType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.edsClusterConfig = d_1b(r, r.delimited(end), depth, m.edsClusterConfig); break;
+      case 4: wt(t, 2); m.connectTimeout = d_8g(r, r.delimited(end), depth, m.connectTimeout); break;
+      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_8j, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
       case 6: wt(t, 0); m.lbPolicy = r.int32(); break;
       case 33: wt(t, 2); m.loadAssignment = d_5(r, r.delimited(end), depth, m.loadAssignment); break;
-      case 8: wt(t, 2); m.healthChecks.push(d_1g(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.maxRequestsPerConnection = uw(d_19, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.circuitBreakers = d_18(r, r.delimited(end), depth, m.circuitBreakers); break;
-      case 46: wt(t, 2); m.upstreamHttpProtocolOptions = d_1h(r, r.delimited(end), depth, m.upstreamHttpProtocolOptions); break;
-      case 29: wt(t, 2); m.commonHttpProtocolOptions = d_1i(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
-      case 13: wt(t, 2); m.httpProtocolOptions = d_1j(r, r.delimited(end), depth, m.httpProtocolOptions); break;
-      case 14: wt(t, 2); m.http2ProtocolOptions = d_1k(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
-      case 36: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedExtensionProtocolOptions, String(k ?? ""), v ?? z_m()); } break;
-      case 16: wt(t, 2); m.dnsRefreshRate = d_1f(r, r.delimited(end), depth, m.dnsRefreshRate); break;
-      case 44: wt(t, 2); m.dnsFailureRefreshRate = d_1l(r, r.delimited(end), depth, m.dnsFailureRefreshRate); break;
+      case 8: wt(t, 2); m.healthChecks.push(d_2r(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.maxRequestsPerConnection = uw(d_8j, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.circuitBreakers = d_13(r, r.delimited(end), depth, m.circuitBreakers); break;
+      case 46: wt(t, 2); m.upstreamHttpProtocolOptions = d_3z(r, r.delimited(end), depth, m.upstreamHttpProtocolOptions); break;
+      case 29: wt(t, 2); m.commonHttpProtocolOptions = d_35(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
+      case 13: wt(t, 2); m.httpProtocolOptions = d_2z(r, r.delimited(end), depth, m.httpProtocolOptions); break;
+      case 14: wt(t, 2); m.http2ProtocolOptions = d_32(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
+      case 36: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedExtensionProtocolOptions, String(k ?? ""), v ?? z_8d()); } break;
+      case 16: wt(t, 2); m.dnsRefreshRate = d_8g(r, r.delimited(end), depth, m.dnsRefreshRate); break;
+      case 44: wt(t, 2); m.dnsFailureRefreshRate = d_1i(r, r.delimited(end), depth, m.dnsFailureRefreshRate); break;
       case 39: wt(t, 0); m.respectDnsTtl = r.bool(); break;
       case 17: wt(t, 0); m.dnsLookupFamily = r.int32(); break;
-      case 18: wt(t, 2); m.dnsResolvers.push(d_1m(r, r.delimited(end), depth, undefined)); break;
+      case 18: wt(t, 2); m.dnsResolvers.push(d_1u(r, r.delimited(end), depth, undefined)); break;
       case 45: wt(t, 0); m.useTcpForDnsLookups = r.bool(); break;
-      case 53: wt(t, 2); m.dnsResolutionConfig = d_1n(r, r.delimited(end), depth, m.dnsResolutionConfig); break;
+      case 53: wt(t, 2); m.dnsResolutionConfig = d_25(r, r.delimited(end), depth, m.dnsResolutionConfig); break;
       case 55: wt(t, 2); m.typedDnsResolverConfig = d_6(r, r.delimited(end), depth, m.typedDnsResolverConfig); break;
-      case 54: wt(t, 2); m.waitForWarmOnInit = uw(d_15, r, end, depth, m.waitForWarmOnInit, "google.protobuf.BoolValue"); break;
-      case 19: wt(t, 2); m.outlierDetection = d_1o(r, r.delimited(end), depth, m.outlierDetection); break;
-      case 20: wt(t, 2); m.cleanupInterval = d_1f(r, r.delimited(end), depth, m.cleanupInterval); break;
-      case 21: wt(t, 2); m.upstreamBindConfig = d_1p(r, r.delimited(end), depth, m.upstreamBindConfig); break;
-      case 22: wt(t, 2); m.lbSubsetConfig = d_1q(r, r.delimited(end), depth, m.lbSubsetConfig); break;
-      case 23: wt(t, 2); m.lbConfig = { case: "ringHashLbConfig", value: d_1r(r, r.delimited(end), depth, (m.lbConfig.case === "ringHashLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 52: wt(t, 2); m.lbConfig = { case: "maglevLbConfig", value: d_1s(r, r.delimited(end), depth, (m.lbConfig.case === "maglevLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 34: wt(t, 2); m.lbConfig = { case: "originalDstLbConfig", value: d_1t(r, r.delimited(end), depth, (m.lbConfig.case === "originalDstLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 37: wt(t, 2); m.lbConfig = { case: "leastRequestLbConfig", value: d_1u(r, r.delimited(end), depth, (m.lbConfig.case === "leastRequestLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 56: wt(t, 2); m.lbConfig = { case: "roundRobinLbConfig", value: d_1v(r, r.delimited(end), depth, (m.lbConfig.case === "roundRobinLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 27: wt(t, 2); m.commonLbConfig = d_1w(r, r.delimited(end), depth, m.commonLbConfig); break;
-      case 24: wt(t, 2); m.transportSocket = d_1x(r, r.delimited(end), depth, m.transportSocket); break;
-      case 25: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
+      case 54: wt(t, 2); m.waitForWarmOnInit = uw(d_8e, r, end, depth, m.waitForWarmOnInit, "google.protobuf.BoolValue"); break;
+      case 19: wt(t, 2); m.outlierDetection = d_1q(r, r.delimited(end), depth, m.outlierDetection); break;
+      case 20: wt(t, 2); m.cleanupInterval = d_8g(r, r.delimited(end), depth, m.cleanupInterval); break;
+      case 21: wt(t, 2); m.upstreamBindConfig = d_1z(r, r.delimited(end), depth, m.upstreamBindConfig); break;
+      case 22: wt(t, 2); m.lbSubsetConfig = d_1c(r, r.delimited(end), depth, m.lbSubsetConfig); break;
+      case 23: wt(t, 2); m.lbConfig = { case: "ringHashLbConfig", value: d_1j(r, r.delimited(end), depth, (m.lbConfig.case === "ringHashLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 52: wt(t, 2); m.lbConfig = { case: "maglevLbConfig", value: d_1f(r, r.delimited(end), depth, (m.lbConfig.case === "maglevLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 34: wt(t, 2); m.lbConfig = { case: "originalDstLbConfig", value: d_1g(r, r.delimited(end), depth, (m.lbConfig.case === "originalDstLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 37: wt(t, 2); m.lbConfig = { case: "leastRequestLbConfig", value: d_1e(r, r.delimited(end), depth, (m.lbConfig.case === "leastRequestLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 56: wt(t, 2); m.lbConfig = { case: "roundRobinLbConfig", value: d_1k(r, r.delimited(end), depth, (m.lbConfig.case === "roundRobinLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 27: wt(t, 2); m.commonLbConfig = d_16(r, r.delimited(end), depth, m.commonLbConfig); break;
+      case 24: wt(t, 2); m.transportSocket = d_3x(r, r.delimited(end), depth, m.transportSocket); break;
+      case 25: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
       case 26: wt(t, 0); m.protocolSelection = r.int32(); break;
-      case 30: wt(t, 2); m.upstreamConnectionOptions = d_1z(r, r.delimited(end), depth, m.upstreamConnectionOptions); break;
+      case 30: wt(t, 2); m.upstreamConnectionOptions = d_1s(r, r.delimited(end), depth, m.upstreamConnectionOptions); break;
       case 31: wt(t, 0); m.closeConnectionsOnHostHealthFailure = r.bool(); break;
       case 32: wt(t, 0); m.ignoreHealthOnHostRemoval = r.bool(); break;
-      case 40: wt(t, 2); m.filters.push(d_20(r, r.delimited(end), depth, undefined)); break;
-      case 41: wt(t, 2); m.loadBalancingPolicy = d_21(r, r.delimited(end), depth, m.loadBalancingPolicy); break;
+      case 40: wt(t, 2); m.filters.push(d_1n(r, r.delimited(end), depth, undefined)); break;
+      case 41: wt(t, 2); m.loadBalancingPolicy = d_1o(r, r.delimited(end), depth, m.loadBalancingPolicy); break;
       case 42: wt(t, 2); m.lrsServer = d_22(r, r.delimited(end), depth, m.lrsServer); break;
       case 57: wt(t, 2); m.lrsReportEndpointMetrics.push(r.string(end, true)); break;
       case 47: wt(t, 0); m.trackTimeoutBudgets = r.bool(); break;
       case 48: wt(t, 2); m.upstreamConfig = d_6(r, r.delimited(end), depth, m.upstreamConfig); break;
-      case 49: wt(t, 2); m.trackClusterStats = d_23(r, r.delimited(end), depth, m.trackClusterStats); break;
-      case 50: wt(t, 2); m.preconnectPolicy = d_24(r, r.delimited(end), depth, m.preconnectPolicy); break;
+      case 49: wt(t, 2); m.trackClusterStats = d_1r(r, r.delimited(end), depth, m.trackClusterStats); break;
+      case 50: wt(t, 2); m.preconnectPolicy = d_1h(r, r.delimited(end), depth, m.preconnectPolicy); break;
       case 51: wt(t, 0); m.connectionPoolPerDownstreamConnection = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -560,22 +1573,19 @@ function d_4(r: Reader, end: number, depth: number, m: any = z_4()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig
-function z_1w(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig", localityConfigSpecifier: { case: undefined }, ignoreNewHostsUntilFirstHc: false, closeConnectionsOnHostSetChange: false };
-}
-function d_1w(r: Reader, end: number, depth: number, m: any = z_1w()): any {
+function d_16(r: Reader, end: number, depth: number, m: any = z_16()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.healthyPanicThreshold = d_1b(r, r.delimited(end), depth, m.healthyPanicThreshold); break;
-      case 2: wt(t, 2); m.localityConfigSpecifier = { case: "zoneAwareLbConfig", value: d_25(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "zoneAwareLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.localityConfigSpecifier = { case: "localityWeightedLbConfig", value: d_26(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "localityWeightedLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.updateMergeWindow = d_1f(r, r.delimited(end), depth, m.updateMergeWindow); break;
+      case 1: wt(t, 2); m.healthyPanicThreshold = d_8b(r, r.delimited(end), depth, m.healthyPanicThreshold); break;
+      case 2: wt(t, 2); m.localityConfigSpecifier = { case: "zoneAwareLbConfig", value: d_19(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "zoneAwareLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.localityConfigSpecifier = { case: "localityWeightedLbConfig", value: d_18(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "localityWeightedLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.updateMergeWindow = d_8g(r, r.delimited(end), depth, m.updateMergeWindow); break;
       case 5: wt(t, 0); m.ignoreNewHostsUntilFirstHc = r.bool(); break;
       case 6: wt(t, 0); m.closeConnectionsOnHostSetChange = r.bool(); break;
-      case 7: wt(t, 2); m.consistentHashingLbConfig = d_27(r, r.delimited(end), depth, m.consistentHashingLbConfig); break;
-      case 8: wt(t, 2); m.overrideHostStatus = d_28(r, r.delimited(end), depth, m.overrideHostStatus); break;
+      case 7: wt(t, 2); m.consistentHashingLbConfig = d_17(r, r.delimited(end), depth, m.consistentHashingLbConfig); break;
+      case 8: wt(t, 2); m.overrideHostStatus = d_2y(r, r.delimited(end), depth, m.overrideHostStatus); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -583,16 +1593,13 @@ function d_1w(r: Reader, end: number, depth: number, m: any = z_1w()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig
-function z_27(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", useHostnameForHashing: false };
-}
-function d_27(r: Reader, end: number, depth: number, m: any = z_27()): any {
+function d_17(r: Reader, end: number, depth: number, m: any = z_17()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.useHostnameForHashing = r.bool(); break;
-      case 2: wt(t, 2); m.hashBalanceFactor = uw(d_19, r, end, depth, m.hashBalanceFactor, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.hashBalanceFactor = uw(d_8j, r, end, depth, m.hashBalanceFactor, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -600,10 +1607,7 @@ function d_27(r: Reader, end: number, depth: number, m: any = z_27()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig
-function z_26(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig" };
-}
-function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
+function d_18(r: Reader, end: number, depth: number, m: any = z_18()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -616,16 +1620,13 @@ function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig
-function z_25(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", failTrafficOnPanic: false };
-}
-function d_25(r: Reader, end: number, depth: number, m: any = z_25()): any {
+function d_19(r: Reader, end: number, depth: number, m: any = z_19()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.routingEnabled = d_1b(r, r.delimited(end), depth, m.routingEnabled); break;
-      case 2: wt(t, 2); m.minClusterSize = uw(d_29, r, end, depth, m.minClusterSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.routingEnabled = d_8b(r, r.delimited(end), depth, m.routingEnabled); break;
+      case 2: wt(t, 2); m.minClusterSize = uw(d_8k, r, end, depth, m.minClusterSize, "google.protobuf.UInt64Value"); break;
       case 3: wt(t, 0); m.failTrafficOnPanic = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -634,16 +1635,13 @@ function d_25(r: Reader, end: number, depth: number, m: any = z_25()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CustomClusterType
-function z_1d(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CustomClusterType", name: "" };
-}
-function d_1d(r: Reader, end: number, depth: number, m: any = z_1d()): any {
+function d_1a(r: Reader, end: number, depth: number, m: any = z_1a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_m(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_8d(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -651,10 +1649,7 @@ function d_1d(r: Reader, end: number, depth: number, m: any = z_1d()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.EdsClusterConfig
-function z_1e(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", serviceName: "" };
-}
-function d_1e(r: Reader, end: number, depth: number, m: any = z_1e()): any {
+function d_1b(r: Reader, end: number, depth: number, m: any = z_1b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -668,17 +1663,14 @@ function d_1e(r: Reader, end: number, depth: number, m: any = z_1e()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LbSubsetConfig
-function z_1q(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", fallbackPolicy: 0, subsetSelectors: [], localityWeightAware: false, scaleLocalityWeight: false, panicModeAny: false, listAsAny: false, metadataFallbackPolicy: 0 };
-}
-function d_1q(r: Reader, end: number, depth: number, m: any = z_1q()): any {
+function d_1c(r: Reader, end: number, depth: number, m: any = z_1c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.fallbackPolicy = r.int32(); break;
       case 2: wt(t, 2); m.defaultSubset = js(r, end, depth, m.defaultSubset); break;
-      case 3: wt(t, 2); m.subsetSelectors.push(d_2a(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.subsetSelectors.push(d_1d(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.localityWeightAware = r.bool(); break;
       case 5: wt(t, 0); m.scaleLocalityWeight = r.bool(); break;
       case 6: wt(t, 0); m.panicModeAny = r.bool(); break;
@@ -691,10 +1683,7 @@ function d_1q(r: Reader, end: number, depth: number, m: any = z_1q()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector
-function z_2a(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", keys: [], singleHostPerSubset: false, fallbackPolicy: 0, fallbackKeysSubset: [] };
-}
-function d_2a(r: Reader, end: number, depth: number, m: any = z_2a()): any {
+function d_1d(r: Reader, end: number, depth: number, m: any = z_1d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -710,17 +1699,14 @@ function d_2a(r: Reader, end: number, depth: number, m: any = z_2a()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LeastRequestLbConfig
-function z_1u(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig" };
-}
-function d_1u(r: Reader, end: number, depth: number, m: any = z_1u()): any {
+function d_1e(r: Reader, end: number, depth: number, m: any = z_1e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.choiceCount = uw(d_19, r, end, depth, m.choiceCount, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.activeRequestBias = d_2b(r, r.delimited(end), depth, m.activeRequestBias); break;
-      case 3: wt(t, 2); m.slowStartConfig = d_2c(r, r.delimited(end), depth, m.slowStartConfig); break;
+      case 1: wt(t, 2); m.choiceCount = uw(d_8j, r, end, depth, m.choiceCount, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.activeRequestBias = d_3m(r, r.delimited(end), depth, m.activeRequestBias); break;
+      case 3: wt(t, 2); m.slowStartConfig = d_1l(r, r.delimited(end), depth, m.slowStartConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -728,15 +1714,12 @@ function d_1u(r: Reader, end: number, depth: number, m: any = z_1u()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.MaglevLbConfig
-function z_1s(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.MaglevLbConfig" };
-}
-function d_1s(r: Reader, end: number, depth: number, m: any = z_1s()): any {
+function d_1f(r: Reader, end: number, depth: number, m: any = z_1f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.tableSize = uw(d_29, r, end, depth, m.tableSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.tableSize = uw(d_8k, r, end, depth, m.tableSize, "google.protobuf.UInt64Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -744,18 +1727,15 @@ function d_1s(r: Reader, end: number, depth: number, m: any = z_1s()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.OriginalDstLbConfig
-function z_1t(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", useHttpHeader: false, httpHeaderName: "" };
-}
-function d_1t(r: Reader, end: number, depth: number, m: any = z_1t()): any {
+function d_1g(r: Reader, end: number, depth: number, m: any = z_1g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.useHttpHeader = r.bool(); break;
       case 2: wt(t, 2); m.httpHeaderName = r.string(end, true); break;
-      case 3: wt(t, 2); m.upstreamPortOverride = uw(d_19, r, end, depth, m.upstreamPortOverride, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.metadataKey = d_2d(r, r.delimited(end), depth, m.metadataKey); break;
+      case 3: wt(t, 2); m.upstreamPortOverride = uw(d_8j, r, end, depth, m.upstreamPortOverride, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.metadataKey = d_7s(r, r.delimited(end), depth, m.metadataKey); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -763,16 +1743,13 @@ function d_1t(r: Reader, end: number, depth: number, m: any = z_1t()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.PreconnectPolicy
-function z_24(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.PreconnectPolicy" };
-}
-function d_24(r: Reader, end: number, depth: number, m: any = z_24()): any {
+function d_1h(r: Reader, end: number, depth: number, m: any = z_1h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.perUpstreamPreconnectRatio = uw(d_2e, r, end, depth, m.perUpstreamPreconnectRatio, "google.protobuf.DoubleValue"); break;
-      case 2: wt(t, 2); m.predictivePreconnectRatio = uw(d_2e, r, end, depth, m.predictivePreconnectRatio, "google.protobuf.DoubleValue"); break;
+      case 1: wt(t, 2); m.perUpstreamPreconnectRatio = uw(d_8f, r, end, depth, m.perUpstreamPreconnectRatio, "google.protobuf.DoubleValue"); break;
+      case 2: wt(t, 2); m.predictivePreconnectRatio = uw(d_8f, r, end, depth, m.predictivePreconnectRatio, "google.protobuf.DoubleValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -780,16 +1757,13 @@ function d_24(r: Reader, end: number, depth: number, m: any = z_24()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RefreshRate
-function z_1l(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RefreshRate" };
-}
-function d_1l(r: Reader, end: number, depth: number, m: any = z_1l()): any {
+function d_1i(r: Reader, end: number, depth: number, m: any = z_1i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_1f(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_1f(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_8g(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_8g(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -797,17 +1771,14 @@ function d_1l(r: Reader, end: number, depth: number, m: any = z_1l()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RingHashLbConfig
-function z_1r(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", hashFunction: 0 };
-}
-function d_1r(r: Reader, end: number, depth: number, m: any = z_1r()): any {
+function d_1j(r: Reader, end: number, depth: number, m: any = z_1j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.minimumRingSize = uw(d_29, r, end, depth, m.minimumRingSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.minimumRingSize = uw(d_8k, r, end, depth, m.minimumRingSize, "google.protobuf.UInt64Value"); break;
       case 3: wt(t, 0); m.hashFunction = r.int32(); break;
-      case 4: wt(t, 2); m.maximumRingSize = uw(d_29, r, end, depth, m.maximumRingSize, "google.protobuf.UInt64Value"); break;
+      case 4: wt(t, 2); m.maximumRingSize = uw(d_8k, r, end, depth, m.maximumRingSize, "google.protobuf.UInt64Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -815,15 +1786,12 @@ function d_1r(r: Reader, end: number, depth: number, m: any = z_1r()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RoundRobinLbConfig
-function z_1v(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig" };
-}
-function d_1v(r: Reader, end: number, depth: number, m: any = z_1v()): any {
+function d_1k(r: Reader, end: number, depth: number, m: any = z_1k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.slowStartConfig = d_2c(r, r.delimited(end), depth, m.slowStartConfig); break;
+      case 1: wt(t, 2); m.slowStartConfig = d_1l(r, r.delimited(end), depth, m.slowStartConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -831,17 +1799,14 @@ function d_1v(r: Reader, end: number, depth: number, m: any = z_1v()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.SlowStartConfig
-function z_2c(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.SlowStartConfig" };
-}
-function d_2c(r: Reader, end: number, depth: number, m: any = z_2c()): any {
+function d_1l(r: Reader, end: number, depth: number, m: any = z_1l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.slowStartWindow = d_1f(r, r.delimited(end), depth, m.slowStartWindow); break;
-      case 2: wt(t, 2); m.aggression = d_2b(r, r.delimited(end), depth, m.aggression); break;
-      case 3: wt(t, 2); m.minWeightPercent = d_1b(r, r.delimited(end), depth, m.minWeightPercent); break;
+      case 1: wt(t, 2); m.slowStartWindow = d_8g(r, r.delimited(end), depth, m.slowStartWindow); break;
+      case 2: wt(t, 2); m.aggression = d_3m(r, r.delimited(end), depth, m.aggression); break;
+      case 3: wt(t, 2); m.minWeightPercent = d_8b(r, r.delimited(end), depth, m.minWeightPercent); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -849,17 +1814,14 @@ function d_2c(r: Reader, end: number, depth: number, m: any = z_2c()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.TransportSocketMatch
-function z_1c(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", name: "" };
-}
-function d_1c(r: Reader, end: number, depth: number, m: any = z_1c()): any {
+function d_1m(r: Reader, end: number, depth: number, m: any = z_1m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.match = js(r, end, depth, m.match); break;
-      case 3: wt(t, 2); m.transportSocket = d_1x(r, r.delimited(end), depth, m.transportSocket); break;
+      case 3: wt(t, 2); m.transportSocket = d_3x(r, r.delimited(end), depth, m.transportSocket); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -867,17 +1829,14 @@ function d_1c(r: Reader, end: number, depth: number, m: any = z_1c()): any {
   return m;
 }
 // envoy.config.cluster.v3.Filter
-function z_20(): any {
-  return { $typeName: "envoy.config.cluster.v3.Filter", name: "" };
-}
-function d_20(r: Reader, end: number, depth: number, m: any = z_20()): any {
+function d_1n(r: Reader, end: number, depth: number, m: any = z_1n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_m(r, r.delimited(end), depth, m.typedConfig); break;
-      case 3: wt(t, 2); m.configDiscovery = d_2f(r, r.delimited(end), depth, m.configDiscovery); break;
+      case 2: wt(t, 2); m.typedConfig = d_8d(r, r.delimited(end), depth, m.typedConfig); break;
+      case 3: wt(t, 2); m.configDiscovery = d_2a(r, r.delimited(end), depth, m.configDiscovery); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -885,15 +1844,12 @@ function d_20(r: Reader, end: number, depth: number, m: any = z_20()): any {
   return m;
 }
 // envoy.config.cluster.v3.LoadBalancingPolicy
-function z_21(): any {
-  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy", policies: [] };
-}
-function d_21(r: Reader, end: number, depth: number, m: any = z_21()): any {
+function d_1o(r: Reader, end: number, depth: number, m: any = z_1o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policies.push(d_2g(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.policies.push(d_1p(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -901,10 +1857,7 @@ function d_21(r: Reader, end: number, depth: number, m: any = z_21()): any {
   return m;
 }
 // envoy.config.cluster.v3.LoadBalancingPolicy.Policy
-function z_2g(): any {
-  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy" };
-}
-function d_2g(r: Reader, end: number, depth: number, m: any = z_2g()): any {
+function d_1p(r: Reader, end: number, depth: number, m: any = z_1p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -917,39 +1870,36 @@ function d_2g(r: Reader, end: number, depth: number, m: any = z_2g()): any {
   return m;
 }
 // envoy.config.cluster.v3.OutlierDetection
-function z_1o(): any {
-  return { $typeName: "envoy.config.cluster.v3.OutlierDetection", splitExternalLocalOriginErrors: false, monitors: [] };
-}
-function d_1o(r: Reader, end: number, depth: number, m: any = z_1o()): any {
+function d_1q(r: Reader, end: number, depth: number, m: any = z_1q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.consecutive5xx = uw(d_19, r, end, depth, m.consecutive5xx, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.interval = d_1f(r, r.delimited(end), depth, m.interval); break;
-      case 3: wt(t, 2); m.baseEjectionTime = d_1f(r, r.delimited(end), depth, m.baseEjectionTime); break;
-      case 4: wt(t, 2); m.maxEjectionPercent = uw(d_19, r, end, depth, m.maxEjectionPercent, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.enforcingConsecutive5xx = uw(d_19, r, end, depth, m.enforcingConsecutive5xx, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.enforcingSuccessRate = uw(d_19, r, end, depth, m.enforcingSuccessRate, "google.protobuf.UInt32Value"); break;
-      case 7: wt(t, 2); m.successRateMinimumHosts = uw(d_19, r, end, depth, m.successRateMinimumHosts, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.successRateRequestVolume = uw(d_19, r, end, depth, m.successRateRequestVolume, "google.protobuf.UInt32Value"); break;
-      case 9: wt(t, 2); m.successRateStdevFactor = uw(d_19, r, end, depth, m.successRateStdevFactor, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.consecutiveGatewayFailure = uw(d_19, r, end, depth, m.consecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.enforcingConsecutiveGatewayFailure = uw(d_19, r, end, depth, m.enforcingConsecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.consecutive5xx = uw(d_8j, r, end, depth, m.consecutive5xx, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.interval = d_8g(r, r.delimited(end), depth, m.interval); break;
+      case 3: wt(t, 2); m.baseEjectionTime = d_8g(r, r.delimited(end), depth, m.baseEjectionTime); break;
+      case 4: wt(t, 2); m.maxEjectionPercent = uw(d_8j, r, end, depth, m.maxEjectionPercent, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.enforcingConsecutive5xx = uw(d_8j, r, end, depth, m.enforcingConsecutive5xx, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.enforcingSuccessRate = uw(d_8j, r, end, depth, m.enforcingSuccessRate, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.successRateMinimumHosts = uw(d_8j, r, end, depth, m.successRateMinimumHosts, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.successRateRequestVolume = uw(d_8j, r, end, depth, m.successRateRequestVolume, "google.protobuf.UInt32Value"); break;
+      case 9: wt(t, 2); m.successRateStdevFactor = uw(d_8j, r, end, depth, m.successRateStdevFactor, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.consecutiveGatewayFailure = uw(d_8j, r, end, depth, m.consecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.enforcingConsecutiveGatewayFailure = uw(d_8j, r, end, depth, m.enforcingConsecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
       case 12: wt(t, 0); m.splitExternalLocalOriginErrors = r.bool(); break;
-      case 13: wt(t, 2); m.consecutiveLocalOriginFailure = uw(d_19, r, end, depth, m.consecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
-      case 14: wt(t, 2); m.enforcingConsecutiveLocalOriginFailure = uw(d_19, r, end, depth, m.enforcingConsecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
-      case 15: wt(t, 2); m.enforcingLocalOriginSuccessRate = uw(d_19, r, end, depth, m.enforcingLocalOriginSuccessRate, "google.protobuf.UInt32Value"); break;
-      case 16: wt(t, 2); m.failurePercentageThreshold = uw(d_19, r, end, depth, m.failurePercentageThreshold, "google.protobuf.UInt32Value"); break;
-      case 17: wt(t, 2); m.enforcingFailurePercentage = uw(d_19, r, end, depth, m.enforcingFailurePercentage, "google.protobuf.UInt32Value"); break;
-      case 18: wt(t, 2); m.enforcingFailurePercentageLocalOrigin = uw(d_19, r, end, depth, m.enforcingFailurePercentageLocalOrigin, "google.protobuf.UInt32Value"); break;
-      case 19: wt(t, 2); m.failurePercentageMinimumHosts = uw(d_19, r, end, depth, m.failurePercentageMinimumHosts, "google.protobuf.UInt32Value"); break;
-      case 20: wt(t, 2); m.failurePercentageRequestVolume = uw(d_19, r, end, depth, m.failurePercentageRequestVolume, "google.protobuf.UInt32Value"); break;
-      case 21: wt(t, 2); m.maxEjectionTime = d_1f(r, r.delimited(end), depth, m.maxEjectionTime); break;
-      case 22: wt(t, 2); m.maxEjectionTimeJitter = d_1f(r, r.delimited(end), depth, m.maxEjectionTimeJitter); break;
-      case 23: wt(t, 2); m.successfulActiveHealthCheckUnejectHost = uw(d_15, r, end, depth, m.successfulActiveHealthCheckUnejectHost, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.consecutiveLocalOriginFailure = uw(d_8j, r, end, depth, m.consecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
+      case 14: wt(t, 2); m.enforcingConsecutiveLocalOriginFailure = uw(d_8j, r, end, depth, m.enforcingConsecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
+      case 15: wt(t, 2); m.enforcingLocalOriginSuccessRate = uw(d_8j, r, end, depth, m.enforcingLocalOriginSuccessRate, "google.protobuf.UInt32Value"); break;
+      case 16: wt(t, 2); m.failurePercentageThreshold = uw(d_8j, r, end, depth, m.failurePercentageThreshold, "google.protobuf.UInt32Value"); break;
+      case 17: wt(t, 2); m.enforcingFailurePercentage = uw(d_8j, r, end, depth, m.enforcingFailurePercentage, "google.protobuf.UInt32Value"); break;
+      case 18: wt(t, 2); m.enforcingFailurePercentageLocalOrigin = uw(d_8j, r, end, depth, m.enforcingFailurePercentageLocalOrigin, "google.protobuf.UInt32Value"); break;
+      case 19: wt(t, 2); m.failurePercentageMinimumHosts = uw(d_8j, r, end, depth, m.failurePercentageMinimumHosts, "google.protobuf.UInt32Value"); break;
+      case 20: wt(t, 2); m.failurePercentageRequestVolume = uw(d_8j, r, end, depth, m.failurePercentageRequestVolume, "google.protobuf.UInt32Value"); break;
+      case 21: wt(t, 2); m.maxEjectionTime = d_8g(r, r.delimited(end), depth, m.maxEjectionTime); break;
+      case 22: wt(t, 2); m.maxEjectionTimeJitter = d_8g(r, r.delimited(end), depth, m.maxEjectionTimeJitter); break;
+      case 23: wt(t, 2); m.successfulActiveHealthCheckUnejectHost = uw(d_8e, r, end, depth, m.successfulActiveHealthCheckUnejectHost, "google.protobuf.BoolValue"); break;
       case 24: wt(t, 2); m.monitors.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 25: wt(t, 2); m.alwaysEjectOneHost = uw(d_15, r, end, depth, m.alwaysEjectOneHost, "google.protobuf.BoolValue"); break;
+      case 25: wt(t, 2); m.alwaysEjectOneHost = uw(d_8e, r, end, depth, m.alwaysEjectOneHost, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -957,10 +1907,7 @@ function d_1o(r: Reader, end: number, depth: number, m: any = z_1o()): any {
   return m;
 }
 // envoy.config.cluster.v3.TrackClusterStats
-function z_23(): any {
-  return { $typeName: "envoy.config.cluster.v3.TrackClusterStats", timeoutBudgets: false, requestResponseSizes: false, perEndpointStats: false };
-}
-function d_23(r: Reader, end: number, depth: number, m: any = z_23()): any {
+function d_1r(r: Reader, end: number, depth: number, m: any = z_1r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -975,17 +1922,14 @@ function d_23(r: Reader, end: number, depth: number, m: any = z_23()): any {
   return m;
 }
 // envoy.config.cluster.v3.UpstreamConnectionOptions
-function z_1z(): any {
-  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions", setLocalInterfaceNameOnUpstreamConnections: false };
-}
-function d_1z(r: Reader, end: number, depth: number, m: any = z_1z()): any {
+function d_1s(r: Reader, end: number, depth: number, m: any = z_1s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.tcpKeepalive = d_2h(r, r.delimited(end), depth, m.tcpKeepalive); break;
+      case 1: wt(t, 2); m.tcpKeepalive = d_3w(r, r.delimited(end), depth, m.tcpKeepalive); break;
       case 2: wt(t, 0); m.setLocalInterfaceNameOnUpstreamConnections = r.bool(); break;
-      case 3: wt(t, 2); m.happyEyeballsConfig = d_2i(r, r.delimited(end), depth, m.happyEyeballsConfig); break;
+      case 3: wt(t, 2); m.happyEyeballsConfig = d_1t(r, r.delimited(end), depth, m.happyEyeballsConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -993,16 +1937,13 @@ function d_1z(r: Reader, end: number, depth: number, m: any = z_1z()): any {
   return m;
 }
 // envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig
-function z_2i(): any {
-  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", firstAddressFamilyVersion: 0 };
-}
-function d_2i(r: Reader, end: number, depth: number, m: any = z_2i()): any {
+function d_1t(r: Reader, end: number, depth: number, m: any = z_1t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.firstAddressFamilyVersion = r.int32(); break;
-      case 2: wt(t, 2); m.firstAddressFamilyCount = uw(d_19, r, end, depth, m.firstAddressFamilyCount, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.firstAddressFamilyCount = uw(d_8j, r, end, depth, m.firstAddressFamilyCount, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1010,17 +1951,14 @@ function d_2i(r: Reader, end: number, depth: number, m: any = z_2i()): any {
   return m;
 }
 // envoy.config.core.v3.Address
-function z_1m(): any {
-  return { $typeName: "envoy.config.core.v3.Address", address: { case: undefined } };
-}
-function d_1m(r: Reader, end: number, depth: number, m: any = z_1m()): any {
+function d_1u(r: Reader, end: number, depth: number, m: any = z_1u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = { case: "socketAddress", value: d_2j(r, r.delimited(end), depth, (m.address.case === "socketAddress" ? m.address.value : undefined)) }; break;
-      case 2: wt(t, 2); m.address = { case: "pipe", value: d_2k(r, r.delimited(end), depth, (m.address.case === "pipe" ? m.address.value : undefined)) }; break;
-      case 3: wt(t, 2); m.address = { case: "envoyInternalAddress", value: d_2l(r, r.delimited(end), depth, (m.address.case === "envoyInternalAddress" ? m.address.value : undefined)) }; break;
+      case 1: wt(t, 2); m.address = { case: "socketAddress", value: d_3s(r, r.delimited(end), depth, (m.address.case === "socketAddress" ? m.address.value : undefined)) }; break;
+      case 2: wt(t, 2); m.address = { case: "pipe", value: d_3c(r, r.delimited(end), depth, (m.address.case === "pipe" ? m.address.value : undefined)) }; break;
+      case 3: wt(t, 2); m.address = { case: "envoyInternalAddress", value: d_27(r, r.delimited(end), depth, (m.address.case === "envoyInternalAddress" ? m.address.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1028,10 +1966,7 @@ function d_1m(r: Reader, end: number, depth: number, m: any = z_1m()): any {
   return m;
 }
 // envoy.config.core.v3.AggregatedConfigSource
-function z_2m(): any {
-  return { $typeName: "envoy.config.core.v3.AggregatedConfigSource" };
-}
-function d_2m(r: Reader, end: number, depth: number, m: any = z_2m()): any {
+function d_1v(r: Reader, end: number, depth: number, m: any = z_1v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1044,10 +1979,7 @@ function d_2m(r: Reader, end: number, depth: number, m: any = z_2m()): any {
   return m;
 }
 // envoy.config.core.v3.ApiConfigSource
-function z_2p(): any {
-  return { $typeName: "envoy.config.core.v3.ApiConfigSource", apiType: 0, transportApiVersion: 0, clusterNames: [], grpcServices: [], setNodeOnFirstMessageOnly: false, configValidators: [] };
-}
-function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
+function d_1w(r: Reader, end: number, depth: number, m: any = z_1w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1055,10 +1987,10 @@ function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
       case 1: wt(t, 0); m.apiType = r.int32(); break;
       case 8: wt(t, 0); m.transportApiVersion = r.int32(); break;
       case 2: wt(t, 2); m.clusterNames.push(r.string(end, true)); break;
-      case 4: wt(t, 2); m.grpcServices.push(d_2n(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.refreshDelay = d_1f(r, r.delimited(end), depth, m.refreshDelay); break;
-      case 5: wt(t, 2); m.requestTimeout = d_1f(r, r.delimited(end), depth, m.requestTimeout); break;
-      case 6: wt(t, 2); m.rateLimitSettings = d_2o(r, r.delimited(end), depth, m.rateLimitSettings); break;
+      case 4: wt(t, 2); m.grpcServices.push(d_2c(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.refreshDelay = d_8g(r, r.delimited(end), depth, m.refreshDelay); break;
+      case 5: wt(t, 2); m.requestTimeout = d_8g(r, r.delimited(end), depth, m.requestTimeout); break;
+      case 6: wt(t, 2); m.rateLimitSettings = d_3h(r, r.delimited(end), depth, m.rateLimitSettings); break;
       case 7: wt(t, 0); m.setNodeOnFirstMessageOnly = r.bool(); break;
       case 9: wt(t, 2); m.configValidators.push(d_6(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -1068,16 +2000,13 @@ function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
   return m;
 }
 // envoy.config.core.v3.AsyncDataSource
-function z_2s(): any {
-  return { $typeName: "envoy.config.core.v3.AsyncDataSource", specifier: { case: undefined } };
-}
-function d_2s(r: Reader, end: number, depth: number, m: any = z_2s()): any {
+function d_1x(r: Reader, end: number, depth: number, m: any = z_1x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.specifier = { case: "local", value: d_2q(r, r.delimited(end), depth, (m.specifier.case === "local" ? m.specifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.specifier = { case: "remote", value: d_2r(r, r.delimited(end), depth, (m.specifier.case === "remote" ? m.specifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.specifier = { case: "local", value: d_24(r, r.delimited(end), depth, (m.specifier.case === "local" ? m.specifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.specifier = { case: "remote", value: d_3i(r, r.delimited(end), depth, (m.specifier.case === "remote" ? m.specifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1085,16 +2014,13 @@ function d_2s(r: Reader, end: number, depth: number, m: any = z_2s()): any {
   return m;
 }
 // envoy.config.core.v3.BackoffStrategy
-function z_2t(): any {
-  return { $typeName: "envoy.config.core.v3.BackoffStrategy" };
-}
-function d_2t(r: Reader, end: number, depth: number, m: any = z_2t()): any {
+function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_1f(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_1f(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_8g(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_8g(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1102,19 +2028,16 @@ function d_2t(r: Reader, end: number, depth: number, m: any = z_2t()): any {
   return m;
 }
 // envoy.config.core.v3.BindConfig
-function z_1p(): any {
-  return { $typeName: "envoy.config.core.v3.BindConfig", socketOptions: [], extraSourceAddresses: [], additionalSourceAddresses: [] };
-}
-function d_1p(r: Reader, end: number, depth: number, m: any = z_1p()): any {
+function d_1z(r: Reader, end: number, depth: number, m: any = z_1z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.sourceAddress = d_2j(r, r.delimited(end), depth, m.sourceAddress); break;
-      case 2: wt(t, 2); m.freebind = uw(d_15, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.socketOptions.push(d_2u(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.extraSourceAddresses.push(d_2v(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.additionalSourceAddresses.push(d_2j(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.sourceAddress = d_3s(r, r.delimited(end), depth, m.sourceAddress); break;
+      case 2: wt(t, 2); m.freebind = uw(d_8e, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.socketOptions.push(d_3t(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.extraSourceAddresses.push(d_2b(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.additionalSourceAddresses.push(d_3s(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.localAddressSelector = d_6(r, r.delimited(end), depth, m.localAddressSelector); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1123,16 +2046,13 @@ function d_1p(r: Reader, end: number, depth: number, m: any = z_1p()): any {
   return m;
 }
 // envoy.config.core.v3.CidrRange
-function z_2w(): any {
-  return { $typeName: "envoy.config.core.v3.CidrRange", addressPrefix: "" };
-}
-function d_2w(r: Reader, end: number, depth: number, m: any = z_2w()): any {
+function d_21(r: Reader, end: number, depth: number, m: any = z_21()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.addressPrefix = r.string(end, true); break;
-      case 2: wt(t, 2); m.prefixLen = uw(d_19, r, end, depth, m.prefixLen, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.prefixLen = uw(d_8j, r, end, depth, m.prefixLen, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1140,21 +2060,18 @@ function d_2w(r: Reader, end: number, depth: number, m: any = z_2w()): any {
   return m;
 }
 // envoy.config.core.v3.ConfigSource
-function z_22(): any {
-  return { $typeName: "envoy.config.core.v3.ConfigSource", authorities: [], configSourceSpecifier: { case: undefined }, resourceApiVersion: 0 };
-}
 function d_22(r: Reader, end: number, depth: number, m: any = z_22()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 7: wt(t, 2); m.authorities.push(d_2x(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.authorities.push(d_95(r, r.delimited(end), depth, undefined)); break;
       case 1: wt(t, 2); m.configSourceSpecifier = { case: "path", value: r.string(end, true) }; break;
-      case 8: wt(t, 2); m.configSourceSpecifier = { case: "pathConfigSource", value: d_2y(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "pathConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.configSourceSpecifier = { case: "apiConfigSource", value: d_2p(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "apiConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.configSourceSpecifier = { case: "ads", value: d_2m(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "ads" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configSourceSpecifier = { case: "self", value: d_2z(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "self" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.initialFetchTimeout = d_1f(r, r.delimited(end), depth, m.initialFetchTimeout); break;
+      case 8: wt(t, 2); m.configSourceSpecifier = { case: "pathConfigSource", value: d_3b(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "pathConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configSourceSpecifier = { case: "apiConfigSource", value: d_1w(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "apiConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configSourceSpecifier = { case: "ads", value: d_1v(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "ads" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configSourceSpecifier = { case: "self", value: d_3r(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "self" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.initialFetchTimeout = d_8g(r, r.delimited(end), depth, m.initialFetchTimeout); break;
       case 6: wt(t, 0); m.resourceApiVersion = r.int32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1163,10 +2080,7 @@ function d_22(r: Reader, end: number, depth: number, m: any = z_22()): any {
   return m;
 }
 // envoy.config.core.v3.ControlPlane
-function z_30(): any {
-  return { $typeName: "envoy.config.core.v3.ControlPlane", identifier: "" };
-}
-function d_30(r: Reader, end: number, depth: number, m: any = z_30()): any {
+function d_23(r: Reader, end: number, depth: number, m: any = z_23()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1179,10 +2093,7 @@ function d_30(r: Reader, end: number, depth: number, m: any = z_30()): any {
   return m;
 }
 // envoy.config.core.v3.DataSource
-function z_2q(): any {
-  return { $typeName: "envoy.config.core.v3.DataSource", specifier: { case: undefined } };
-}
-function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
+function d_24(r: Reader, end: number, depth: number, m: any = z_24()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1191,7 +2102,7 @@ function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
       case 2: wt(t, 2); m.specifier = { case: "inlineBytes", value: r.bytes(end) }; break;
       case 3: wt(t, 2); m.specifier = { case: "inlineString", value: r.string(end, true) }; break;
       case 4: wt(t, 2); m.specifier = { case: "environmentVariable", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.watchedDirectory = d_31(r, r.delimited(end), depth, m.watchedDirectory); break;
+      case 5: wt(t, 2); m.watchedDirectory = d_40(r, r.delimited(end), depth, m.watchedDirectory); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1199,16 +2110,13 @@ function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
   return m;
 }
 // envoy.config.core.v3.DnsResolutionConfig
-function z_1n(): any {
-  return { $typeName: "envoy.config.core.v3.DnsResolutionConfig", resolvers: [] };
-}
-function d_1n(r: Reader, end: number, depth: number, m: any = z_1n()): any {
+function d_25(r: Reader, end: number, depth: number, m: any = z_25()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.resolvers.push(d_1m(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.dnsResolverOptions = d_32(r, r.delimited(end), depth, m.dnsResolverOptions); break;
+      case 1: wt(t, 2); m.resolvers.push(d_1u(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.dnsResolverOptions = d_26(r, r.delimited(end), depth, m.dnsResolverOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1216,10 +2124,7 @@ function d_1n(r: Reader, end: number, depth: number, m: any = z_1n()): any {
   return m;
 }
 // envoy.config.core.v3.DnsResolverOptions
-function z_32(): any {
-  return { $typeName: "envoy.config.core.v3.DnsResolverOptions", useTcpForDnsLookups: false, noDefaultSearchDomain: false };
-}
-function d_32(r: Reader, end: number, depth: number, m: any = z_32()): any {
+function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1233,10 +2138,7 @@ function d_32(r: Reader, end: number, depth: number, m: any = z_32()): any {
   return m;
 }
 // envoy.config.core.v3.EnvoyInternalAddress
-function z_2l(): any {
-  return { $typeName: "envoy.config.core.v3.EnvoyInternalAddress", addressNameSpecifier: { case: undefined }, endpointId: "" };
-}
-function d_2l(r: Reader, end: number, depth: number, m: any = z_2l()): any {
+function d_27(r: Reader, end: number, depth: number, m: any = z_27()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1250,15 +2152,12 @@ function d_2l(r: Reader, end: number, depth: number, m: any = z_2l()): any {
   return m;
 }
 // envoy.config.core.v3.EventServiceConfig
-function z_33(): any {
-  return { $typeName: "envoy.config.core.v3.EventServiceConfig", configSourceSpecifier: { case: undefined } };
-}
-function d_33(r: Reader, end: number, depth: number, m: any = z_33()): any {
+function d_28(r: Reader, end: number, depth: number, m: any = z_28()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.configSourceSpecifier = { case: "grpcService", value: d_2n(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "grpcService" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.configSourceSpecifier = { case: "grpcService", value: d_2c(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "grpcService" ? m.configSourceSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1266,16 +2165,13 @@ function d_33(r: Reader, end: number, depth: number, m: any = z_33()): any {
   return m;
 }
 // envoy.config.core.v3.ExtensionConfigSource
-function z_2f(): any {
-  return { $typeName: "envoy.config.core.v3.ExtensionConfigSource", applyDefaultConfigWithoutWarming: false, typeUrls: [] };
-}
-function d_2f(r: Reader, end: number, depth: number, m: any = z_2f()): any {
+function d_2a(r: Reader, end: number, depth: number, m: any = z_2a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.configSource = d_22(r, r.delimited(end), depth, m.configSource); break;
-      case 2: wt(t, 2); m.defaultConfig = d_m(r, r.delimited(end), depth, m.defaultConfig); break;
+      case 2: wt(t, 2); m.defaultConfig = d_8d(r, r.delimited(end), depth, m.defaultConfig); break;
       case 3: wt(t, 0); m.applyDefaultConfigWithoutWarming = r.bool(); break;
       case 4: wt(t, 2); m.typeUrls.push(r.string(end, true)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -1285,16 +2181,13 @@ function d_2f(r: Reader, end: number, depth: number, m: any = z_2f()): any {
   return m;
 }
 // envoy.config.core.v3.ExtraSourceAddress
-function z_2v(): any {
-  return { $typeName: "envoy.config.core.v3.ExtraSourceAddress" };
-}
-function d_2v(r: Reader, end: number, depth: number, m: any = z_2v()): any {
+function d_2b(r: Reader, end: number, depth: number, m: any = z_2b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_2j(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.socketOptions = d_34(r, r.delimited(end), depth, m.socketOptions); break;
+      case 1: wt(t, 2); m.address = d_3s(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.socketOptions = d_3u(r, r.delimited(end), depth, m.socketOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1302,19 +2195,16 @@ function d_2v(r: Reader, end: number, depth: number, m: any = z_2v()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService
-function z_2n(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService", targetSpecifier: { case: undefined }, initialMetadata: [] };
-}
-function d_2n(r: Reader, end: number, depth: number, m: any = z_2n()): any {
+function d_2c(r: Reader, end: number, depth: number, m: any = z_2c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.targetSpecifier = { case: "envoyGrpc", value: d_35(r, r.delimited(end), depth, (m.targetSpecifier.case === "envoyGrpc" ? m.targetSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.targetSpecifier = { case: "googleGrpc", value: d_36(r, r.delimited(end), depth, (m.targetSpecifier.case === "googleGrpc" ? m.targetSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
-      case 5: wt(t, 2); m.initialMetadata.push(d_37(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.retryPolicy = d_38(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 1: wt(t, 2); m.targetSpecifier = { case: "envoyGrpc", value: d_2d(r, r.delimited(end), depth, (m.targetSpecifier.case === "envoyGrpc" ? m.targetSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.targetSpecifier = { case: "googleGrpc", value: d_2e(r, r.delimited(end), depth, (m.targetSpecifier.case === "googleGrpc" ? m.targetSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
+      case 5: wt(t, 2); m.initialMetadata.push(d_2p(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.retryPolicy = d_3j(r, r.delimited(end), depth, m.retryPolicy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1322,18 +2212,15 @@ function d_2n(r: Reader, end: number, depth: number, m: any = z_2n()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.EnvoyGrpc
-function z_35(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.EnvoyGrpc", clusterName: "", authority: "", skipEnvoyHeaders: false };
-}
-function d_35(r: Reader, end: number, depth: number, m: any = z_35()): any {
+function d_2d(r: Reader, end: number, depth: number, m: any = z_2d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterName = r.string(end, true); break;
       case 2: wt(t, 2); m.authority = r.string(end, true); break;
-      case 3: wt(t, 2); m.retryPolicy = d_38(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 4: wt(t, 2); m.maxReceiveMessageLength = uw(d_19, r, end, depth, m.maxReceiveMessageLength, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.retryPolicy = d_3j(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 4: wt(t, 2); m.maxReceiveMessageLength = uw(d_8j, r, end, depth, m.maxReceiveMessageLength, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.skipEnvoyHeaders = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1342,22 +2229,19 @@ function d_35(r: Reader, end: number, depth: number, m: any = z_35()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc
-function z_36(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc", targetUri: "", callCredentials: [], statPrefix: "", credentialsFactoryName: "" };
-}
-function d_36(r: Reader, end: number, depth: number, m: any = z_36()): any {
+function d_2e(r: Reader, end: number, depth: number, m: any = z_2e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.targetUri = r.string(end, true); break;
-      case 2: wt(t, 2); m.channelCredentials = d_39(r, r.delimited(end), depth, m.channelCredentials); break;
-      case 3: wt(t, 2); m.callCredentials.push(d_3a(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.channelCredentials = d_2m(r, r.delimited(end), depth, m.channelCredentials); break;
+      case 3: wt(t, 2); m.callCredentials.push(d_2f(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.statPrefix = r.string(end, true); break;
       case 5: wt(t, 2); m.credentialsFactoryName = r.string(end, true); break;
       case 6: wt(t, 2); m.config = js(r, end, depth, m.config); break;
-      case 7: wt(t, 2); m.perStreamBufferLimitBytes = uw(d_19, r, end, depth, m.perStreamBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.channelArgs = d_3b(r, r.delimited(end), depth, m.channelArgs); break;
+      case 7: wt(t, 2); m.perStreamBufferLimitBytes = uw(d_8j, r, end, depth, m.perStreamBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.channelArgs = d_2k(r, r.delimited(end), depth, m.channelArgs); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1365,21 +2249,18 @@ function d_36(r: Reader, end: number, depth: number, m: any = z_36()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials
-function z_3a(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", credentialSpecifier: { case: undefined } };
-}
-function d_3a(r: Reader, end: number, depth: number, m: any = z_3a()): any {
+function d_2f(r: Reader, end: number, depth: number, m: any = z_2f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.credentialSpecifier = { case: "accessToken", value: r.string(end, true) }; break;
-      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleComputeEngine", value: d_3c(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleComputeEngine" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleComputeEngine", value: d_8h(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleComputeEngine" ? m.credentialSpecifier.value : undefined)) }; break;
       case 3: wt(t, 2); m.credentialSpecifier = { case: "googleRefreshToken", value: r.string(end, true) }; break;
-      case 4: wt(t, 2); m.credentialSpecifier = { case: "serviceAccountJwtAccess", value: d_3d(r, r.delimited(end), depth, (m.credentialSpecifier.case === "serviceAccountJwtAccess" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.credentialSpecifier = { case: "googleIam", value: d_3e(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleIam" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.credentialSpecifier = { case: "fromPlugin", value: d_3f(r, r.delimited(end), depth, (m.credentialSpecifier.case === "fromPlugin" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.credentialSpecifier = { case: "stsService", value: d_3g(r, r.delimited(end), depth, (m.credentialSpecifier.case === "stsService" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.credentialSpecifier = { case: "serviceAccountJwtAccess", value: d_2i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "serviceAccountJwtAccess" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.credentialSpecifier = { case: "googleIam", value: d_2g(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleIam" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.credentialSpecifier = { case: "fromPlugin", value: d_2h(r, r.delimited(end), depth, (m.credentialSpecifier.case === "fromPlugin" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.credentialSpecifier = { case: "stsService", value: d_2j(r, r.delimited(end), depth, (m.credentialSpecifier.case === "stsService" ? m.credentialSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1387,10 +2268,7 @@ function d_3a(r: Reader, end: number, depth: number, m: any = z_3a()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials
-function z_3e(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", authorizationToken: "", authoritySelector: "" };
-}
-function d_3e(r: Reader, end: number, depth: number, m: any = z_3e()): any {
+function d_2g(r: Reader, end: number, depth: number, m: any = z_2g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1404,16 +2282,13 @@ function d_3e(r: Reader, end: number, depth: number, m: any = z_3e()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin
-function z_3f(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", name: "", configType: { case: undefined } };
-}
-function d_3f(r: Reader, end: number, depth: number, m: any = z_3f()): any {
+function d_2h(r: Reader, end: number, depth: number, m: any = z_2h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1421,10 +2296,7 @@ function d_3f(r: Reader, end: number, depth: number, m: any = z_3f()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials
-function z_3d(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", jsonKey: "", tokenLifetimeSeconds: 0n };
-}
-function d_3d(r: Reader, end: number, depth: number, m: any = z_3d()): any {
+function d_2i(r: Reader, end: number, depth: number, m: any = z_2i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1438,10 +2310,7 @@ function d_3d(r: Reader, end: number, depth: number, m: any = z_3d()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService
-function z_3g(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", tokenExchangeServiceUri: "", resource: "", audience: "", scope: "", requestedTokenType: "", subjectTokenPath: "", subjectTokenType: "", actorTokenPath: "", actorTokenType: "" };
-}
-function d_3g(r: Reader, end: number, depth: number, m: any = z_3g()): any {
+function d_2j(r: Reader, end: number, depth: number, m: any = z_2j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1462,15 +2331,12 @@ function d_3g(r: Reader, end: number, depth: number, m: any = z_3g()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs
-function z_3b(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", args: {} };
-}
-function d_3b(r: Reader, end: number, depth: number, m: any = z_3b()): any {
+function d_2k(r: Reader, end: number, depth: number, m: any = z_2k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_3h(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.args, String(k ?? ""), v ?? z_3h()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_2l(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.args, String(k ?? ""), v ?? z_2l()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1478,10 +2344,7 @@ function d_3b(r: Reader, end: number, depth: number, m: any = z_3b()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value
-function z_3h(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", valueSpecifier: { case: undefined } };
-}
-function d_3h(r: Reader, end: number, depth: number, m: any = z_3h()): any {
+function d_2l(r: Reader, end: number, depth: number, m: any = z_2l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1495,17 +2358,14 @@ function d_3h(r: Reader, end: number, depth: number, m: any = z_3h()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials
-function z_39(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", credentialSpecifier: { case: undefined } };
-}
-function d_39(r: Reader, end: number, depth: number, m: any = z_39()): any {
+function d_2m(r: Reader, end: number, depth: number, m: any = z_2m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.credentialSpecifier = { case: "sslCredentials", value: d_3i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "sslCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleDefault", value: d_3c(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleDefault" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.credentialSpecifier = { case: "localCredentials", value: d_3j(r, r.delimited(end), depth, (m.credentialSpecifier.case === "localCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.credentialSpecifier = { case: "sslCredentials", value: d_2o(r, r.delimited(end), depth, (m.credentialSpecifier.case === "sslCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleDefault", value: d_8h(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleDefault" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.credentialSpecifier = { case: "localCredentials", value: d_2n(r, r.delimited(end), depth, (m.credentialSpecifier.case === "localCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1513,10 +2373,7 @@ function d_39(r: Reader, end: number, depth: number, m: any = z_39()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials
-function z_3j(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials" };
-}
-function d_3j(r: Reader, end: number, depth: number, m: any = z_3j()): any {
+function d_2n(r: Reader, end: number, depth: number, m: any = z_2n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1529,17 +2386,14 @@ function d_3j(r: Reader, end: number, depth: number, m: any = z_3j()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials
-function z_3i(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials" };
-}
-function d_3i(r: Reader, end: number, depth: number, m: any = z_3i()): any {
+function d_2o(r: Reader, end: number, depth: number, m: any = z_2o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rootCerts = d_2q(r, r.delimited(end), depth, m.rootCerts); break;
-      case 2: wt(t, 2); m.privateKey = d_2q(r, r.delimited(end), depth, m.privateKey); break;
-      case 3: wt(t, 2); m.certChain = d_2q(r, r.delimited(end), depth, m.certChain); break;
+      case 1: wt(t, 2); m.rootCerts = d_24(r, r.delimited(end), depth, m.rootCerts); break;
+      case 2: wt(t, 2); m.privateKey = d_24(r, r.delimited(end), depth, m.privateKey); break;
+      case 3: wt(t, 2); m.certChain = d_24(r, r.delimited(end), depth, m.certChain); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1547,10 +2401,7 @@ function d_3i(r: Reader, end: number, depth: number, m: any = z_3i()): any {
   return m;
 }
 // envoy.config.core.v3.HeaderValue
-function z_37(): any {
-  return { $typeName: "envoy.config.core.v3.HeaderValue", key: "", value: "", rawValue: new Uint8Array(0) };
-}
-function d_37(r: Reader, end: number, depth: number, m: any = z_37()): any {
+function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1565,16 +2416,13 @@ function d_37(r: Reader, end: number, depth: number, m: any = z_37()): any {
   return m;
 }
 // envoy.config.core.v3.HeaderValueOption
-function z_3k(): any {
-  return { $typeName: "envoy.config.core.v3.HeaderValueOption", appendAction: 0, keepEmptyValue: false };
-}
-function d_3k(r: Reader, end: number, depth: number, m: any = z_3k()): any {
+function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.header = d_37(r, r.delimited(end), depth, m.header); break;
-      case 2: wt(t, 2); m.append = uw(d_15, r, end, depth, m.append, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.header = d_2p(r, r.delimited(end), depth, m.header); break;
+      case 2: wt(t, 2); m.append = uw(d_8e, r, end, depth, m.append, "google.protobuf.BoolValue"); break;
       case 3: wt(t, 0); m.appendAction = r.int32(); break;
       case 4: wt(t, 0); m.keepEmptyValue = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -1584,38 +2432,35 @@ function d_3k(r: Reader, end: number, depth: number, m: any = z_3k()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck
-function z_1g(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck", intervalJitterPercent: 0, healthChecker: { case: undefined }, eventLogPath: "", eventLogger: [], alwaysLogHealthCheckFailures: false, alwaysLogHealthCheckSuccess: false };
-}
-function d_1g(r: Reader, end: number, depth: number, m: any = z_1g()): any {
+function d_2r(r: Reader, end: number, depth: number, m: any = z_2r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
-      case 2: wt(t, 2); m.interval = d_1f(r, r.delimited(end), depth, m.interval); break;
-      case 20: wt(t, 2); m.initialJitter = d_1f(r, r.delimited(end), depth, m.initialJitter); break;
-      case 3: wt(t, 2); m.intervalJitter = d_1f(r, r.delimited(end), depth, m.intervalJitter); break;
+      case 1: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
+      case 2: wt(t, 2); m.interval = d_8g(r, r.delimited(end), depth, m.interval); break;
+      case 20: wt(t, 2); m.initialJitter = d_8g(r, r.delimited(end), depth, m.initialJitter); break;
+      case 3: wt(t, 2); m.intervalJitter = d_8g(r, r.delimited(end), depth, m.intervalJitter); break;
       case 18: wt(t, 0); m.intervalJitterPercent = r.uint32(); break;
-      case 4: wt(t, 2); m.unhealthyThreshold = uw(d_19, r, end, depth, m.unhealthyThreshold, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.healthyThreshold = uw(d_19, r, end, depth, m.healthyThreshold, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.altPort = uw(d_19, r, end, depth, m.altPort, "google.protobuf.UInt32Value"); break;
-      case 7: wt(t, 2); m.reuseConnection = uw(d_15, r, end, depth, m.reuseConnection, "google.protobuf.BoolValue"); break;
-      case 8: wt(t, 2); m.healthChecker = { case: "httpHealthCheck", value: d_3l(r, r.delimited(end), depth, (m.healthChecker.case === "httpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 9: wt(t, 2); m.healthChecker = { case: "tcpHealthCheck", value: d_3m(r, r.delimited(end), depth, (m.healthChecker.case === "tcpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 11: wt(t, 2); m.healthChecker = { case: "grpcHealthCheck", value: d_3n(r, r.delimited(end), depth, (m.healthChecker.case === "grpcHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 13: wt(t, 2); m.healthChecker = { case: "customHealthCheck", value: d_3o(r, r.delimited(end), depth, (m.healthChecker.case === "customHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 12: wt(t, 2); m.noTrafficInterval = d_1f(r, r.delimited(end), depth, m.noTrafficInterval); break;
-      case 24: wt(t, 2); m.noTrafficHealthyInterval = d_1f(r, r.delimited(end), depth, m.noTrafficHealthyInterval); break;
-      case 14: wt(t, 2); m.unhealthyInterval = d_1f(r, r.delimited(end), depth, m.unhealthyInterval); break;
-      case 15: wt(t, 2); m.unhealthyEdgeInterval = d_1f(r, r.delimited(end), depth, m.unhealthyEdgeInterval); break;
-      case 16: wt(t, 2); m.healthyEdgeInterval = d_1f(r, r.delimited(end), depth, m.healthyEdgeInterval); break;
+      case 4: wt(t, 2); m.unhealthyThreshold = uw(d_8j, r, end, depth, m.unhealthyThreshold, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.healthyThreshold = uw(d_8j, r, end, depth, m.healthyThreshold, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.altPort = uw(d_8j, r, end, depth, m.altPort, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.reuseConnection = uw(d_8e, r, end, depth, m.reuseConnection, "google.protobuf.BoolValue"); break;
+      case 8: wt(t, 2); m.healthChecker = { case: "httpHealthCheck", value: d_2u(r, r.delimited(end), depth, (m.healthChecker.case === "httpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 9: wt(t, 2); m.healthChecker = { case: "tcpHealthCheck", value: d_2w(r, r.delimited(end), depth, (m.healthChecker.case === "tcpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 11: wt(t, 2); m.healthChecker = { case: "grpcHealthCheck", value: d_2t(r, r.delimited(end), depth, (m.healthChecker.case === "grpcHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 13: wt(t, 2); m.healthChecker = { case: "customHealthCheck", value: d_2s(r, r.delimited(end), depth, (m.healthChecker.case === "customHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 12: wt(t, 2); m.noTrafficInterval = d_8g(r, r.delimited(end), depth, m.noTrafficInterval); break;
+      case 24: wt(t, 2); m.noTrafficHealthyInterval = d_8g(r, r.delimited(end), depth, m.noTrafficHealthyInterval); break;
+      case 14: wt(t, 2); m.unhealthyInterval = d_8g(r, r.delimited(end), depth, m.unhealthyInterval); break;
+      case 15: wt(t, 2); m.unhealthyEdgeInterval = d_8g(r, r.delimited(end), depth, m.unhealthyEdgeInterval); break;
+      case 16: wt(t, 2); m.healthyEdgeInterval = d_8g(r, r.delimited(end), depth, m.healthyEdgeInterval); break;
       case 17: wt(t, 2); m.eventLogPath = r.string(end, true); break;
       case 25: wt(t, 2); m.eventLogger.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 22: wt(t, 2); m.eventService = d_33(r, r.delimited(end), depth, m.eventService); break;
+      case 22: wt(t, 2); m.eventService = d_28(r, r.delimited(end), depth, m.eventService); break;
       case 19: wt(t, 0); m.alwaysLogHealthCheckFailures = r.bool(); break;
       case 26: wt(t, 0); m.alwaysLogHealthCheckSuccess = r.bool(); break;
-      case 21: wt(t, 2); m.tlsOptions = d_3p(r, r.delimited(end), depth, m.tlsOptions); break;
+      case 21: wt(t, 2); m.tlsOptions = d_2x(r, r.delimited(end), depth, m.tlsOptions); break;
       case 23: wt(t, 2); m.transportSocketMatchCriteria = js(r, end, depth, m.transportSocketMatchCriteria); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1624,16 +2469,13 @@ function d_1g(r: Reader, end: number, depth: number, m: any = z_1g()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.CustomHealthCheck
-function z_3o(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", name: "", configType: { case: undefined } };
-}
-function d_3o(r: Reader, end: number, depth: number, m: any = z_3o()): any {
+function d_2s(r: Reader, end: number, depth: number, m: any = z_2s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1641,17 +2483,14 @@ function d_3o(r: Reader, end: number, depth: number, m: any = z_3o()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.GrpcHealthCheck
-function z_3n(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", serviceName: "", authority: "", initialMetadata: [] };
-}
-function d_3n(r: Reader, end: number, depth: number, m: any = z_3n()): any {
+function d_2t(r: Reader, end: number, depth: number, m: any = z_2t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.serviceName = r.string(end, true); break;
       case 2: wt(t, 2); m.authority = r.string(end, true); break;
-      case 3: wt(t, 2); m.initialMetadata.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.initialMetadata.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1659,25 +2498,22 @@ function d_3n(r: Reader, end: number, depth: number, m: any = z_3n()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.HttpHealthCheck
-function z_3l(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", host: "", path: "", receive: [], requestHeadersToAdd: [], requestHeadersToRemove: [], expectedStatuses: [], retriableStatuses: [], codecClientType: 0, method: 0 };
-}
-function d_3l(r: Reader, end: number, depth: number, m: any = z_3l()): any {
+function d_2u(r: Reader, end: number, depth: number, m: any = z_2u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.host = r.string(end, true); break;
       case 2: wt(t, 2); m.path = r.string(end, true); break;
-      case 3: wt(t, 2); m.send = d_3q(r, r.delimited(end), depth, m.send); break;
-      case 4: wt(t, 2); m.receive.push(d_3q(r, r.delimited(end), depth, undefined)); break;
-      case 14: wt(t, 2); m.responseBufferSize = uw(d_29, r, end, depth, m.responseBufferSize, "google.protobuf.UInt64Value"); break;
-      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.send = d_2v(r, r.delimited(end), depth, m.send); break;
+      case 4: wt(t, 2); m.receive.push(d_2v(r, r.delimited(end), depth, undefined)); break;
+      case 14: wt(t, 2); m.responseBufferSize = uw(d_8k, r, end, depth, m.responseBufferSize, "google.protobuf.UInt64Value"); break;
+      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 8: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 9: wt(t, 2); m.expectedStatuses.push(d_3r(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.retriableStatuses.push(d_3r(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.expectedStatuses.push(d_8a(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.retriableStatuses.push(d_8a(r, r.delimited(end), depth, undefined)); break;
       case 10: wt(t, 0); m.codecClientType = r.int32(); break;
-      case 11: wt(t, 2); m.serviceNameMatcher = d_3s(r, r.delimited(end), depth, m.serviceNameMatcher); break;
+      case 11: wt(t, 2); m.serviceNameMatcher = d_7p(r, r.delimited(end), depth, m.serviceNameMatcher); break;
       case 13: wt(t, 0); m.method = r.int32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1686,10 +2522,7 @@ function d_3l(r: Reader, end: number, depth: number, m: any = z_3l()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.Payload
-function z_3q(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.Payload", payload: { case: undefined } };
-}
-function d_3q(r: Reader, end: number, depth: number, m: any = z_3q()): any {
+function d_2v(r: Reader, end: number, depth: number, m: any = z_2v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1703,17 +2536,14 @@ function d_3q(r: Reader, end: number, depth: number, m: any = z_3q()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.TcpHealthCheck
-function z_3m(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", receive: [] };
-}
-function d_3m(r: Reader, end: number, depth: number, m: any = z_3m()): any {
+function d_2w(r: Reader, end: number, depth: number, m: any = z_2w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.send = d_3q(r, r.delimited(end), depth, m.send); break;
-      case 2: wt(t, 2); m.receive.push(d_3q(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.proxyProtocolConfig = d_3t(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
+      case 1: wt(t, 2); m.send = d_2v(r, r.delimited(end), depth, m.send); break;
+      case 2: wt(t, 2); m.receive.push(d_2v(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.proxyProtocolConfig = d_3d(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1721,10 +2551,7 @@ function d_3m(r: Reader, end: number, depth: number, m: any = z_3m()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.TlsOptions
-function z_3p(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.TlsOptions", alpnProtocols: [] };
-}
-function d_3p(r: Reader, end: number, depth: number, m: any = z_3p()): any {
+function d_2x(r: Reader, end: number, depth: number, m: any = z_2x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1737,10 +2564,7 @@ function d_3p(r: Reader, end: number, depth: number, m: any = z_3p()): any {
   return m;
 }
 // envoy.config.core.v3.HealthStatusSet
-function z_28(): any {
-  return { $typeName: "envoy.config.core.v3.HealthStatusSet", statuses: [] };
-}
-function d_28(r: Reader, end: number, depth: number, m: any = z_28()): any {
+function d_2y(r: Reader, end: number, depth: number, m: any = z_2y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1753,23 +2577,20 @@ function d_28(r: Reader, end: number, depth: number, m: any = z_28()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions
-function z_1j(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions", acceptHttp10: false, defaultHostForHttp10: "", enableTrailers: false, allowChunkedLength: false, sendFullyQualifiedUrl: false, allowCustomMethods: false };
-}
-function d_1j(r: Reader, end: number, depth: number, m: any = z_1j()): any {
+function d_2z(r: Reader, end: number, depth: number, m: any = z_2z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.allowAbsoluteUrl = uw(d_15, r, end, depth, m.allowAbsoluteUrl, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.allowAbsoluteUrl = uw(d_8e, r, end, depth, m.allowAbsoluteUrl, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 0); m.acceptHttp10 = r.bool(); break;
       case 3: wt(t, 2); m.defaultHostForHttp10 = r.string(end, true); break;
-      case 4: wt(t, 2); m.headerKeyFormat = d_3u(r, r.delimited(end), depth, m.headerKeyFormat); break;
+      case 4: wt(t, 2); m.headerKeyFormat = d_30(r, r.delimited(end), depth, m.headerKeyFormat); break;
       case 5: wt(t, 0); m.enableTrailers = r.bool(); break;
       case 6: wt(t, 0); m.allowChunkedLength = r.bool(); break;
-      case 7: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_15, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_8e, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
       case 8: wt(t, 0); m.sendFullyQualifiedUrl = r.bool(); break;
-      case 9: wt(t, 2); m.useBalsaParser = uw(d_15, r, end, depth, m.useBalsaParser, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.useBalsaParser = uw(d_8e, r, end, depth, m.useBalsaParser, "google.protobuf.BoolValue"); break;
       case 10: wt(t, 0); m.allowCustomMethods = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1778,15 +2599,12 @@ function d_1j(r: Reader, end: number, depth: number, m: any = z_1j()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat
-function z_3u(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", headerFormat: { case: undefined } };
-}
-function d_3u(r: Reader, end: number, depth: number, m: any = z_3u()): any {
+function d_30(r: Reader, end: number, depth: number, m: any = z_30()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.headerFormat = { case: "properCaseWords", value: d_3v(r, r.delimited(end), depth, (m.headerFormat.case === "properCaseWords" ? m.headerFormat.value : undefined)) }; break;
+      case 1: wt(t, 2); m.headerFormat = { case: "properCaseWords", value: d_31(r, r.delimited(end), depth, (m.headerFormat.case === "properCaseWords" ? m.headerFormat.value : undefined)) }; break;
       case 8: wt(t, 2); m.headerFormat = { case: "statefulFormatter", value: d_6(r, r.delimited(end), depth, (m.headerFormat.case === "statefulFormatter" ? m.headerFormat.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1795,10 +2613,7 @@ function d_3u(r: Reader, end: number, depth: number, m: any = z_3u()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords
-function z_3v(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords" };
-}
-function d_3v(r: Reader, end: number, depth: number, m: any = z_3v()): any {
+function d_31(r: Reader, end: number, depth: number, m: any = z_31()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1811,30 +2626,27 @@ function d_3v(r: Reader, end: number, depth: number, m: any = z_3v()): any {
   return m;
 }
 // envoy.config.core.v3.Http2ProtocolOptions
-function z_1k(): any {
-  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions", allowConnect: false, allowMetadata: false, streamErrorOnInvalidHttpMessaging: false, customSettingsParameters: [] };
-}
-function d_1k(r: Reader, end: number, depth: number, m: any = z_1k()): any {
+function d_32(r: Reader, end: number, depth: number, m: any = z_32()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.hpackTableSize = uw(d_19, r, end, depth, m.hpackTableSize, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.maxConcurrentStreams = uw(d_19, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.initialStreamWindowSize = uw(d_19, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.initialConnectionWindowSize = uw(d_19, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.hpackTableSize = uw(d_8j, r, end, depth, m.hpackTableSize, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.maxConcurrentStreams = uw(d_8j, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.initialStreamWindowSize = uw(d_8j, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.initialConnectionWindowSize = uw(d_8j, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.allowConnect = r.bool(); break;
       case 6: wt(t, 0); m.allowMetadata = r.bool(); break;
-      case 7: wt(t, 2); m.maxOutboundFrames = uw(d_19, r, end, depth, m.maxOutboundFrames, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.maxOutboundControlFrames = uw(d_19, r, end, depth, m.maxOutboundControlFrames, "google.protobuf.UInt32Value"); break;
-      case 9: wt(t, 2); m.maxConsecutiveInboundFramesWithEmptyPayload = uw(d_19, r, end, depth, m.maxConsecutiveInboundFramesWithEmptyPayload, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.maxInboundPriorityFramesPerStream = uw(d_19, r, end, depth, m.maxInboundPriorityFramesPerStream, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.maxInboundWindowUpdateFramesPerDataFrameSent = uw(d_19, r, end, depth, m.maxInboundWindowUpdateFramesPerDataFrameSent, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.maxOutboundFrames = uw(d_8j, r, end, depth, m.maxOutboundFrames, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.maxOutboundControlFrames = uw(d_8j, r, end, depth, m.maxOutboundControlFrames, "google.protobuf.UInt32Value"); break;
+      case 9: wt(t, 2); m.maxConsecutiveInboundFramesWithEmptyPayload = uw(d_8j, r, end, depth, m.maxConsecutiveInboundFramesWithEmptyPayload, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.maxInboundPriorityFramesPerStream = uw(d_8j, r, end, depth, m.maxInboundPriorityFramesPerStream, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.maxInboundWindowUpdateFramesPerDataFrameSent = uw(d_8j, r, end, depth, m.maxInboundWindowUpdateFramesPerDataFrameSent, "google.protobuf.UInt32Value"); break;
       case 12: wt(t, 0); m.streamErrorOnInvalidHttpMessaging = r.bool(); break;
-      case 14: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_15, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.customSettingsParameters.push(d_3w(r, r.delimited(end), depth, undefined)); break;
-      case 15: wt(t, 2); m.connectionKeepalive = d_3x(r, r.delimited(end), depth, m.connectionKeepalive); break;
-      case 16: wt(t, 2); m.useOghttp2Codec = uw(d_15, r, end, depth, m.useOghttp2Codec, "google.protobuf.BoolValue"); break;
+      case 14: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_8e, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.customSettingsParameters.push(d_33(r, r.delimited(end), depth, undefined)); break;
+      case 15: wt(t, 2); m.connectionKeepalive = d_38(r, r.delimited(end), depth, m.connectionKeepalive); break;
+      case 16: wt(t, 2); m.useOghttp2Codec = uw(d_8e, r, end, depth, m.useOghttp2Codec, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1842,16 +2654,13 @@ function d_1k(r: Reader, end: number, depth: number, m: any = z_1k()): any {
   return m;
 }
 // envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter
-function z_3w(): any {
-  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter" };
-}
-function d_3w(r: Reader, end: number, depth: number, m: any = z_3w()): any {
+function d_33(r: Reader, end: number, depth: number, m: any = z_33()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.identifier = uw(d_19, r, end, depth, m.identifier, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.value = uw(d_19, r, end, depth, m.value, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.identifier = uw(d_8j, r, end, depth, m.identifier, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.value = uw(d_8j, r, end, depth, m.value, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1859,16 +2668,13 @@ function d_3w(r: Reader, end: number, depth: number, m: any = z_3w()): any {
   return m;
 }
 // envoy.config.core.v3.Http3ProtocolOptions
-function z_3z(): any {
-  return { $typeName: "envoy.config.core.v3.Http3ProtocolOptions", allowExtendedConnect: false, allowMetadata: false };
-}
-function d_3z(r: Reader, end: number, depth: number, m: any = z_3z()): any {
+function d_34(r: Reader, end: number, depth: number, m: any = z_34()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.quicProtocolOptions = d_3y(r, r.delimited(end), depth, m.quicProtocolOptions); break;
-      case 2: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_15, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.quicProtocolOptions = d_3g(r, r.delimited(end), depth, m.quicProtocolOptions); break;
+      case 2: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_8e, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
       case 5: wt(t, 0); m.allowExtendedConnect = r.bool(); break;
       case 6: wt(t, 0); m.allowMetadata = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -1878,20 +2684,17 @@ function d_3z(r: Reader, end: number, depth: number, m: any = z_3z()): any {
   return m;
 }
 // envoy.config.core.v3.HttpProtocolOptions
-function z_1i(): any {
-  return { $typeName: "envoy.config.core.v3.HttpProtocolOptions", headersWithUnderscoresAction: 0 };
-}
-function d_1i(r: Reader, end: number, depth: number, m: any = z_1i()): any {
+function d_35(r: Reader, end: number, depth: number, m: any = z_35()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.idleTimeout = d_1f(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.maxConnectionDuration = d_1f(r, r.delimited(end), depth, m.maxConnectionDuration); break;
-      case 2: wt(t, 2); m.maxHeadersCount = uw(d_19, r, end, depth, m.maxHeadersCount, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.maxStreamDuration = d_1f(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 1: wt(t, 2); m.idleTimeout = d_8g(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.maxConnectionDuration = d_8g(r, r.delimited(end), depth, m.maxConnectionDuration); break;
+      case 2: wt(t, 2); m.maxHeadersCount = uw(d_8j, r, end, depth, m.maxHeadersCount, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.maxStreamDuration = d_8g(r, r.delimited(end), depth, m.maxStreamDuration); break;
       case 5: wt(t, 0); m.headersWithUnderscoresAction = r.int32(); break;
-      case 6: wt(t, 2); m.maxRequestsPerConnection = uw(d_19, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.maxRequestsPerConnection = uw(d_8j, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1899,17 +2702,14 @@ function d_1i(r: Reader, end: number, depth: number, m: any = z_1i()): any {
   return m;
 }
 // envoy.config.core.v3.HttpUri
-function z_40(): any {
-  return { $typeName: "envoy.config.core.v3.HttpUri", uri: "", httpUpstreamType: { case: undefined } };
-}
-function d_40(r: Reader, end: number, depth: number, m: any = z_40()): any {
+function d_36(r: Reader, end: number, depth: number, m: any = z_36()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.uri = r.string(end, true); break;
       case 2: wt(t, 2); m.httpUpstreamType = { case: "cluster", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1917,10 +2717,7 @@ function d_40(r: Reader, end: number, depth: number, m: any = z_40()): any {
   return m;
 }
 // envoy.config.core.v3.JsonFormatOptions
-function z_41(): any {
-  return { $typeName: "envoy.config.core.v3.JsonFormatOptions", sortProperties: false };
-}
-function d_41(r: Reader, end: number, depth: number, m: any = z_41()): any {
+function d_37(r: Reader, end: number, depth: number, m: any = z_37()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1933,18 +2730,15 @@ function d_41(r: Reader, end: number, depth: number, m: any = z_41()): any {
   return m;
 }
 // envoy.config.core.v3.KeepaliveSettings
-function z_3x(): any {
-  return { $typeName: "envoy.config.core.v3.KeepaliveSettings" };
-}
-function d_3x(r: Reader, end: number, depth: number, m: any = z_3x()): any {
+function d_38(r: Reader, end: number, depth: number, m: any = z_38()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.interval = d_1f(r, r.delimited(end), depth, m.interval); break;
-      case 2: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
-      case 3: wt(t, 2); m.intervalJitter = d_1b(r, r.delimited(end), depth, m.intervalJitter); break;
-      case 4: wt(t, 2); m.connectionIdleInterval = d_1f(r, r.delimited(end), depth, m.connectionIdleInterval); break;
+      case 1: wt(t, 2); m.interval = d_8g(r, r.delimited(end), depth, m.interval); break;
+      case 2: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.intervalJitter = d_8b(r, r.delimited(end), depth, m.intervalJitter); break;
+      case 4: wt(t, 2); m.connectionIdleInterval = d_8g(r, r.delimited(end), depth, m.connectionIdleInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1952,10 +2746,7 @@ function d_3x(r: Reader, end: number, depth: number, m: any = z_3x()): any {
   return m;
 }
 // envoy.config.core.v3.Locality
-function z_42(): any {
-  return { $typeName: "envoy.config.core.v3.Locality", region: "", zone: "", subZone: "" };
-}
-function d_42(r: Reader, end: number, depth: number, m: any = z_42()): any {
+function d_39(r: Reader, end: number, depth: number, m: any = z_39()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1970,16 +2761,13 @@ function d_42(r: Reader, end: number, depth: number, m: any = z_42()): any {
   return m;
 }
 // envoy.config.core.v3.Metadata
-function z_1y(): any {
-  return { $typeName: "envoy.config.core.v3.Metadata", filterMetadata: {}, typedFilterMetadata: {} };
-}
-function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
+function d_3a(r: Reader, end: number, depth: number, m: any = z_3a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = js(r, e, depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.filterMetadata, String(k ?? ""), v ?? {}); } break;
-      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedFilterMetadata, String(k ?? ""), v ?? z_m()); } break;
+      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedFilterMetadata, String(k ?? ""), v ?? z_8d()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1987,16 +2775,13 @@ function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
   return m;
 }
 // envoy.config.core.v3.PathConfigSource
-function z_2y(): any {
-  return { $typeName: "envoy.config.core.v3.PathConfigSource", path: "" };
-}
-function d_2y(r: Reader, end: number, depth: number, m: any = z_2y()): any {
+function d_3b(r: Reader, end: number, depth: number, m: any = z_3b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.path = r.string(end, true); break;
-      case 2: wt(t, 2); m.watchedDirectory = d_31(r, r.delimited(end), depth, m.watchedDirectory); break;
+      case 2: wt(t, 2); m.watchedDirectory = d_40(r, r.delimited(end), depth, m.watchedDirectory); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2004,10 +2789,7 @@ function d_2y(r: Reader, end: number, depth: number, m: any = z_2y()): any {
   return m;
 }
 // envoy.config.core.v3.Pipe
-function z_2k(): any {
-  return { $typeName: "envoy.config.core.v3.Pipe", path: "", mode: 0 };
-}
-function d_2k(r: Reader, end: number, depth: number, m: any = z_2k()): any {
+function d_3c(r: Reader, end: number, depth: number, m: any = z_3c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2021,16 +2803,13 @@ function d_2k(r: Reader, end: number, depth: number, m: any = z_2k()): any {
   return m;
 }
 // envoy.config.core.v3.ProxyProtocolConfig
-function z_3t(): any {
-  return { $typeName: "envoy.config.core.v3.ProxyProtocolConfig", version: 0 };
-}
-function d_3t(r: Reader, end: number, depth: number, m: any = z_3t()): any {
+function d_3d(r: Reader, end: number, depth: number, m: any = z_3d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.version = r.int32(); break;
-      case 2: wt(t, 2); m.passThroughTlvs = d_43(r, r.delimited(end), depth, m.passThroughTlvs); break;
+      case 2: wt(t, 2); m.passThroughTlvs = d_3e(r, r.delimited(end), depth, m.passThroughTlvs); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2038,10 +2817,7 @@ function d_3t(r: Reader, end: number, depth: number, m: any = z_3t()): any {
   return m;
 }
 // envoy.config.core.v3.ProxyProtocolPassThroughTLVs
-function z_43(): any {
-  return { $typeName: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", matchType: 0, tlvType: [] };
-}
-function d_43(r: Reader, end: number, depth: number, m: any = z_43()): any {
+function d_3e(r: Reader, end: number, depth: number, m: any = z_3e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2055,16 +2831,13 @@ function d_43(r: Reader, end: number, depth: number, m: any = z_43()): any {
   return m;
 }
 // envoy.config.core.v3.QuicKeepAliveSettings
-function z_44(): any {
-  return { $typeName: "envoy.config.core.v3.QuicKeepAliveSettings" };
-}
-function d_44(r: Reader, end: number, depth: number, m: any = z_44()): any {
+function d_3f(r: Reader, end: number, depth: number, m: any = z_3f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxInterval = d_1f(r, r.delimited(end), depth, m.maxInterval); break;
-      case 2: wt(t, 2); m.initialInterval = d_1f(r, r.delimited(end), depth, m.initialInterval); break;
+      case 1: wt(t, 2); m.maxInterval = d_8g(r, r.delimited(end), depth, m.maxInterval); break;
+      case 2: wt(t, 2); m.initialInterval = d_8g(r, r.delimited(end), depth, m.initialInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2072,22 +2845,19 @@ function d_44(r: Reader, end: number, depth: number, m: any = z_44()): any {
   return m;
 }
 // envoy.config.core.v3.QuicProtocolOptions
-function z_3y(): any {
-  return { $typeName: "envoy.config.core.v3.QuicProtocolOptions", connectionOptions: "", clientConnectionOptions: "" };
-}
-function d_3y(r: Reader, end: number, depth: number, m: any = z_3y()): any {
+function d_3g(r: Reader, end: number, depth: number, m: any = z_3g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxConcurrentStreams = uw(d_19, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.initialStreamWindowSize = uw(d_19, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.initialConnectionWindowSize = uw(d_19, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.numTimeoutsToTriggerPortMigration = uw(d_19, r, end, depth, m.numTimeoutsToTriggerPortMigration, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.connectionKeepalive = d_44(r, r.delimited(end), depth, m.connectionKeepalive); break;
+      case 1: wt(t, 2); m.maxConcurrentStreams = uw(d_8j, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.initialStreamWindowSize = uw(d_8j, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.initialConnectionWindowSize = uw(d_8j, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.numTimeoutsToTriggerPortMigration = uw(d_8j, r, end, depth, m.numTimeoutsToTriggerPortMigration, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.connectionKeepalive = d_3f(r, r.delimited(end), depth, m.connectionKeepalive); break;
       case 6: wt(t, 2); m.connectionOptions = r.string(end, true); break;
       case 7: wt(t, 2); m.clientConnectionOptions = r.string(end, true); break;
-      case 8: wt(t, 2); m.idleNetworkTimeout = d_1f(r, r.delimited(end), depth, m.idleNetworkTimeout); break;
+      case 8: wt(t, 2); m.idleNetworkTimeout = d_8g(r, r.delimited(end), depth, m.idleNetworkTimeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2095,16 +2865,13 @@ function d_3y(r: Reader, end: number, depth: number, m: any = z_3y()): any {
   return m;
 }
 // envoy.config.core.v3.RateLimitSettings
-function z_2o(): any {
-  return { $typeName: "envoy.config.core.v3.RateLimitSettings" };
-}
-function d_2o(r: Reader, end: number, depth: number, m: any = z_2o()): any {
+function d_3h(r: Reader, end: number, depth: number, m: any = z_3h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxTokens = uw(d_19, r, end, depth, m.maxTokens, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.fillRate = uw(d_2e, r, end, depth, m.fillRate, "google.protobuf.DoubleValue"); break;
+      case 1: wt(t, 2); m.maxTokens = uw(d_8j, r, end, depth, m.maxTokens, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.fillRate = uw(d_8f, r, end, depth, m.fillRate, "google.protobuf.DoubleValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2112,17 +2879,14 @@ function d_2o(r: Reader, end: number, depth: number, m: any = z_2o()): any {
   return m;
 }
 // envoy.config.core.v3.RemoteDataSource
-function z_2r(): any {
-  return { $typeName: "envoy.config.core.v3.RemoteDataSource", sha256: "" };
-}
-function d_2r(r: Reader, end: number, depth: number, m: any = z_2r()): any {
+function d_3i(r: Reader, end: number, depth: number, m: any = z_3i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.httpUri = d_40(r, r.delimited(end), depth, m.httpUri); break;
+      case 1: wt(t, 2); m.httpUri = d_36(r, r.delimited(end), depth, m.httpUri); break;
       case 2: wt(t, 2); m.sha256 = r.string(end, true); break;
-      case 3: wt(t, 2); m.retryPolicy = d_38(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 3: wt(t, 2); m.retryPolicy = d_3j(r, r.delimited(end), depth, m.retryPolicy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2130,19 +2894,16 @@ function d_2r(r: Reader, end: number, depth: number, m: any = z_2r()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy
-function z_38(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], hostSelectionRetryMaxAttempts: 0n };
-}
-function d_38(r: Reader, end: number, depth: number, m: any = z_38()): any {
+function d_3j(r: Reader, end: number, depth: number, m: any = z_3j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.retryBackOff = d_2t(r, r.delimited(end), depth, m.retryBackOff); break;
-      case 2: wt(t, 2); m.numRetries = uw(d_19, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.retryBackOff = d_1y(r, r.delimited(end), depth, m.retryBackOff); break;
+      case 2: wt(t, 2); m.numRetries = uw(d_8j, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
       case 3: wt(t, 2); m.retryOn = r.string(end, true); break;
-      case 4: wt(t, 2); m.retryPriority = d_45(r, r.delimited(end), depth, m.retryPriority); break;
-      case 5: wt(t, 2); m.retryHostPredicate.push(d_46(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.retryPriority = d_3l(r, r.delimited(end), depth, m.retryPriority); break;
+      case 5: wt(t, 2); m.retryHostPredicate.push(d_3k(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.hostSelectionRetryMaxAttempts = r.int64(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2151,16 +2912,13 @@ function d_38(r: Reader, end: number, depth: number, m: any = z_38()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy.RetryHostPredicate
-function z_46(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
-}
-function d_46(r: Reader, end: number, depth: number, m: any = z_46()): any {
+function d_3k(r: Reader, end: number, depth: number, m: any = z_3k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2168,16 +2926,13 @@ function d_46(r: Reader, end: number, depth: number, m: any = z_46()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy.RetryPriority
-function z_45(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
-}
-function d_45(r: Reader, end: number, depth: number, m: any = z_45()): any {
+function d_3l(r: Reader, end: number, depth: number, m: any = z_3l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2185,10 +2940,7 @@ function d_45(r: Reader, end: number, depth: number, m: any = z_45()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeDouble
-function z_2b(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeDouble", defaultValue: 0, runtimeKey: "" };
-}
-function d_2b(r: Reader, end: number, depth: number, m: any = z_2b()): any {
+function d_3m(r: Reader, end: number, depth: number, m: any = z_3m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2202,15 +2954,12 @@ function d_2b(r: Reader, end: number, depth: number, m: any = z_2b()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeFeatureFlag
-function z_47(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeFeatureFlag", runtimeKey: "" };
-}
-function d_47(r: Reader, end: number, depth: number, m: any = z_47()): any {
+function d_3n(r: Reader, end: number, depth: number, m: any = z_3n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.defaultValue = uw(d_15, r, end, depth, m.defaultValue, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.defaultValue = uw(d_8e, r, end, depth, m.defaultValue, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 2); m.runtimeKey = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2219,15 +2968,12 @@ function d_47(r: Reader, end: number, depth: number, m: any = z_47()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeFractionalPercent
-function z_48(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeFractionalPercent", runtimeKey: "" };
-}
-function d_48(r: Reader, end: number, depth: number, m: any = z_48()): any {
+function d_3o(r: Reader, end: number, depth: number, m: any = z_3o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.defaultValue = d_16(r, r.delimited(end), depth, m.defaultValue); break;
+      case 1: wt(t, 2); m.defaultValue = d_85(r, r.delimited(end), depth, m.defaultValue); break;
       case 2: wt(t, 2); m.runtimeKey = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2236,10 +2982,7 @@ function d_48(r: Reader, end: number, depth: number, m: any = z_48()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeUInt32
-function z_11(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeUInt32", defaultValue: 0, runtimeKey: "" };
-}
-function d_11(r: Reader, end: number, depth: number, m: any = z_11()): any {
+function d_3p(r: Reader, end: number, depth: number, m: any = z_3p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2253,10 +2996,7 @@ function d_11(r: Reader, end: number, depth: number, m: any = z_11()): any {
   return m;
 }
 // envoy.config.core.v3.SchemeHeaderTransformation
-function z_49(): any {
-  return { $typeName: "envoy.config.core.v3.SchemeHeaderTransformation", transformation: { case: undefined }, matchUpstream: false };
-}
-function d_49(r: Reader, end: number, depth: number, m: any = z_49()): any {
+function d_3q(r: Reader, end: number, depth: number, m: any = z_3q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2270,10 +3010,7 @@ function d_49(r: Reader, end: number, depth: number, m: any = z_49()): any {
   return m;
 }
 // envoy.config.core.v3.SelfConfigSource
-function z_2z(): any {
-  return { $typeName: "envoy.config.core.v3.SelfConfigSource", transportApiVersion: 0 };
-}
-function d_2z(r: Reader, end: number, depth: number, m: any = z_2z()): any {
+function d_3r(r: Reader, end: number, depth: number, m: any = z_3r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2286,10 +3023,7 @@ function d_2z(r: Reader, end: number, depth: number, m: any = z_2z()): any {
   return m;
 }
 // envoy.config.core.v3.SocketAddress
-function z_2j(): any {
-  return { $typeName: "envoy.config.core.v3.SocketAddress", protocol: 0, address: "", portSpecifier: { case: undefined }, resolverName: "", ipv4Compat: false };
-}
-function d_2j(r: Reader, end: number, depth: number, m: any = z_2j()): any {
+function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2307,10 +3041,7 @@ function d_2j(r: Reader, end: number, depth: number, m: any = z_2j()): any {
   return m;
 }
 // envoy.config.core.v3.SocketOption
-function z_2u(): any {
-  return { $typeName: "envoy.config.core.v3.SocketOption", description: "", level: 0n, name: 0n, value: { case: undefined }, state: 0 };
-}
-function d_2u(r: Reader, end: number, depth: number, m: any = z_2u()): any {
+function d_3t(r: Reader, end: number, depth: number, m: any = z_3t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2328,15 +3059,12 @@ function d_2u(r: Reader, end: number, depth: number, m: any = z_2u()): any {
   return m;
 }
 // envoy.config.core.v3.SocketOptionsOverride
-function z_34(): any {
-  return { $typeName: "envoy.config.core.v3.SocketOptionsOverride", socketOptions: [] };
-}
-function d_34(r: Reader, end: number, depth: number, m: any = z_34()): any {
+function d_3u(r: Reader, end: number, depth: number, m: any = z_3u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.socketOptions.push(d_2u(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.socketOptions.push(d_3t(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2344,21 +3072,18 @@ function d_34(r: Reader, end: number, depth: number, m: any = z_34()): any {
   return m;
 }
 // envoy.config.core.v3.SubstitutionFormatString
-function z_4a(): any {
-  return { $typeName: "envoy.config.core.v3.SubstitutionFormatString", format: { case: undefined }, omitEmptyValues: false, contentType: "", formatters: [] };
-}
-function d_4a(r: Reader, end: number, depth: number, m: any = z_4a()): any {
+function d_3v(r: Reader, end: number, depth: number, m: any = z_3v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.format = { case: "textFormat", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.format = { case: "jsonFormat", value: js(r, end, depth, (m.format.case === "jsonFormat" ? m.format.value : undefined)) }; break;
-      case 5: wt(t, 2); m.format = { case: "textFormatSource", value: d_2q(r, r.delimited(end), depth, (m.format.case === "textFormatSource" ? m.format.value : undefined)) }; break;
+      case 5: wt(t, 2); m.format = { case: "textFormatSource", value: d_24(r, r.delimited(end), depth, (m.format.case === "textFormatSource" ? m.format.value : undefined)) }; break;
       case 3: wt(t, 0); m.omitEmptyValues = r.bool(); break;
       case 4: wt(t, 2); m.contentType = r.string(end, true); break;
       case 6: wt(t, 2); m.formatters.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.jsonFormatOptions = d_41(r, r.delimited(end), depth, m.jsonFormatOptions); break;
+      case 7: wt(t, 2); m.jsonFormatOptions = d_37(r, r.delimited(end), depth, m.jsonFormatOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2366,17 +3091,14 @@ function d_4a(r: Reader, end: number, depth: number, m: any = z_4a()): any {
   return m;
 }
 // envoy.config.core.v3.TcpKeepalive
-function z_2h(): any {
-  return { $typeName: "envoy.config.core.v3.TcpKeepalive" };
-}
-function d_2h(r: Reader, end: number, depth: number, m: any = z_2h()): any {
+function d_3w(r: Reader, end: number, depth: number, m: any = z_3w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.keepaliveProbes = uw(d_19, r, end, depth, m.keepaliveProbes, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.keepaliveTime = uw(d_19, r, end, depth, m.keepaliveTime, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.keepaliveInterval = uw(d_19, r, end, depth, m.keepaliveInterval, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.keepaliveProbes = uw(d_8j, r, end, depth, m.keepaliveProbes, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.keepaliveTime = uw(d_8j, r, end, depth, m.keepaliveTime, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.keepaliveInterval = uw(d_8j, r, end, depth, m.keepaliveInterval, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2384,16 +3106,13 @@ function d_2h(r: Reader, end: number, depth: number, m: any = z_2h()): any {
   return m;
 }
 // envoy.config.core.v3.TransportSocket
-function z_1x(): any {
-  return { $typeName: "envoy.config.core.v3.TransportSocket", name: "", configType: { case: undefined } };
-}
-function d_1x(r: Reader, end: number, depth: number, m: any = z_1x()): any {
+function d_3x(r: Reader, end: number, depth: number, m: any = z_3x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2401,16 +3120,13 @@ function d_1x(r: Reader, end: number, depth: number, m: any = z_1x()): any {
   return m;
 }
 // envoy.config.core.v3.TypedExtensionConfig
-function z_6(): any {
-  return { $typeName: "envoy.config.core.v3.TypedExtensionConfig", name: "" };
-}
 function d_6(r: Reader, end: number, depth: number, m: any = z_6()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_m(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_8d(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2418,16 +3134,13 @@ function d_6(r: Reader, end: number, depth: number, m: any = z_6()): any {
   return m;
 }
 // envoy.config.core.v3.UdpSocketConfig
-function z_4b(): any {
-  return { $typeName: "envoy.config.core.v3.UdpSocketConfig" };
-}
-function d_4b(r: Reader, end: number, depth: number, m: any = z_4b()): any {
+function d_3y(r: Reader, end: number, depth: number, m: any = z_3y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxRxDatagramSize = uw(d_29, r, end, depth, m.maxRxDatagramSize, "google.protobuf.UInt64Value"); break;
-      case 2: wt(t, 2); m.preferGro = uw(d_15, r, end, depth, m.preferGro, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.maxRxDatagramSize = uw(d_8k, r, end, depth, m.maxRxDatagramSize, "google.protobuf.UInt64Value"); break;
+      case 2: wt(t, 2); m.preferGro = uw(d_8e, r, end, depth, m.preferGro, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2435,10 +3148,7 @@ function d_4b(r: Reader, end: number, depth: number, m: any = z_4b()): any {
   return m;
 }
 // envoy.config.core.v3.UpstreamHttpProtocolOptions
-function z_1h(): any {
-  return { $typeName: "envoy.config.core.v3.UpstreamHttpProtocolOptions", autoSni: false, autoSanValidation: false, overrideAutoSniHeader: "" };
-}
-function d_1h(r: Reader, end: number, depth: number, m: any = z_1h()): any {
+function d_3z(r: Reader, end: number, depth: number, m: any = z_3z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2453,10 +3163,7 @@ function d_1h(r: Reader, end: number, depth: number, m: any = z_1h()): any {
   return m;
 }
 // envoy.config.core.v3.WatchedDirectory
-function z_31(): any {
-  return { $typeName: "envoy.config.core.v3.WatchedDirectory", path: "" };
-}
-function d_31(r: Reader, end: number, depth: number, m: any = z_31()): any {
+function d_40(r: Reader, end: number, depth: number, m: any = z_40()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2469,18 +3176,15 @@ function d_31(r: Reader, end: number, depth: number, m: any = z_31()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment
-function z_5(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment", clusterName: "", endpoints: [], namedEndpoints: {} };
-}
 function d_5(r: Reader, end: number, depth: number, m: any = z_5()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterName = r.string(end, true); break;
-      case 2: wt(t, 2); m.endpoints.push(d_4c(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_4d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.namedEndpoints, String(k ?? ""), v ?? z_4d()); } break;
-      case 4: wt(t, 2); m.policy = d_4e(r, r.delimited(end), depth, m.policy); break;
+      case 2: wt(t, 2); m.endpoints.push(d_48(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_43(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.namedEndpoints, String(k ?? ""), v ?? z_43()); } break;
+      case 4: wt(t, 2); m.policy = d_41(r, r.delimited(end), depth, m.policy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2488,17 +3192,14 @@ function d_5(r: Reader, end: number, depth: number, m: any = z_5()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment.Policy
-function z_4e(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", dropOverloads: [], weightedPriorityHealth: false };
-}
-function d_4e(r: Reader, end: number, depth: number, m: any = z_4e()): any {
+function d_41(r: Reader, end: number, depth: number, m: any = z_41()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.dropOverloads.push(d_4f(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.overprovisioningFactor = uw(d_19, r, end, depth, m.overprovisioningFactor, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.endpointStaleAfter = d_1f(r, r.delimited(end), depth, m.endpointStaleAfter); break;
+      case 2: wt(t, 2); m.dropOverloads.push(d_42(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.overprovisioningFactor = uw(d_8j, r, end, depth, m.overprovisioningFactor, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.endpointStaleAfter = d_8g(r, r.delimited(end), depth, m.endpointStaleAfter); break;
       case 6: wt(t, 0); m.weightedPriorityHealth = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2507,16 +3208,13 @@ function d_4e(r: Reader, end: number, depth: number, m: any = z_4e()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload
-function z_4f(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", category: "" };
-}
-function d_4f(r: Reader, end: number, depth: number, m: any = z_4f()): any {
+function d_42(r: Reader, end: number, depth: number, m: any = z_42()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.category = r.string(end, true); break;
-      case 2: wt(t, 2); m.dropPercentage = d_16(r, r.delimited(end), depth, m.dropPercentage); break;
+      case 2: wt(t, 2); m.dropPercentage = d_85(r, r.delimited(end), depth, m.dropPercentage); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2524,18 +3222,15 @@ function d_4f(r: Reader, end: number, depth: number, m: any = z_4f()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint
-function z_4d(): any {
-  return { $typeName: "envoy.config.endpoint.v3.Endpoint", hostname: "", additionalAddresses: [] };
-}
-function d_4d(r: Reader, end: number, depth: number, m: any = z_4d()): any {
+function d_43(r: Reader, end: number, depth: number, m: any = z_43()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1m(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.healthCheckConfig = d_4g(r, r.delimited(end), depth, m.healthCheckConfig); break;
+      case 1: wt(t, 2); m.address = d_1u(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.healthCheckConfig = d_45(r, r.delimited(end), depth, m.healthCheckConfig); break;
       case 3: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 4: wt(t, 2); m.additionalAddresses.push(d_4h(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.additionalAddresses.push(d_44(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2543,15 +3238,12 @@ function d_4d(r: Reader, end: number, depth: number, m: any = z_4d()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint.AdditionalAddress
-function z_4h(): any {
-  return { $typeName: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress" };
-}
-function d_4h(r: Reader, end: number, depth: number, m: any = z_4h()): any {
+function d_44(r: Reader, end: number, depth: number, m: any = z_44()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1m(r, r.delimited(end), depth, m.address); break;
+      case 1: wt(t, 2); m.address = d_1u(r, r.delimited(end), depth, m.address); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2559,17 +3251,14 @@ function d_4h(r: Reader, end: number, depth: number, m: any = z_4h()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint.HealthCheckConfig
-function z_4g(): any {
-  return { $typeName: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", portValue: 0, hostname: "", disableActiveHealthCheck: false };
-}
-function d_4g(r: Reader, end: number, depth: number, m: any = z_4g()): any {
+function d_45(r: Reader, end: number, depth: number, m: any = z_45()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.portValue = r.uint32(); break;
       case 2: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 3: wt(t, 2); m.address = d_1m(r, r.delimited(end), depth, m.address); break;
+      case 3: wt(t, 2); m.address = d_1u(r, r.delimited(end), depth, m.address); break;
       case 4: wt(t, 0); m.disableActiveHealthCheck = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2578,19 +3267,16 @@ function d_4g(r: Reader, end: number, depth: number, m: any = z_4g()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LbEndpoint
-function z_4i(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LbEndpoint", hostIdentifier: { case: undefined }, healthStatus: 0 };
-}
-function d_4i(r: Reader, end: number, depth: number, m: any = z_4i()): any {
+function d_46(r: Reader, end: number, depth: number, m: any = z_46()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.hostIdentifier = { case: "endpoint", value: d_4d(r, r.delimited(end), depth, (m.hostIdentifier.case === "endpoint" ? m.hostIdentifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.hostIdentifier = { case: "endpoint", value: d_43(r, r.delimited(end), depth, (m.hostIdentifier.case === "endpoint" ? m.hostIdentifier.value : undefined)) }; break;
       case 5: wt(t, 2); m.hostIdentifier = { case: "endpointName", value: r.string(end, true) }; break;
       case 2: wt(t, 0); m.healthStatus = r.int32(); break;
-      case 3: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
-      case 4: wt(t, 2); m.loadBalancingWeight = uw(d_19, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
+      case 4: wt(t, 2); m.loadBalancingWeight = uw(d_8j, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2598,10 +3284,7 @@ function d_4i(r: Reader, end: number, depth: number, m: any = z_4i()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LedsClusterLocalityConfig
-function z_4j(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", ledsCollectionName: "" };
-}
-function d_4j(r: Reader, end: number, depth: number, m: any = z_4j()): any {
+function d_47(r: Reader, end: number, depth: number, m: any = z_47()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2615,22 +3298,19 @@ function d_4j(r: Reader, end: number, depth: number, m: any = z_4j()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LocalityLbEndpoints
-function z_4c(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints", lbEndpoints: [], lbConfig: { case: undefined }, priority: 0 };
-}
-function d_4c(r: Reader, end: number, depth: number, m: any = z_4c()): any {
+function d_48(r: Reader, end: number, depth: number, m: any = z_48()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.locality = d_42(r, r.delimited(end), depth, m.locality); break;
-      case 9: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
-      case 2: wt(t, 2); m.lbEndpoints.push(d_4i(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.lbConfig = { case: "loadBalancerEndpoints", value: d_4k(r, r.delimited(end), depth, (m.lbConfig.case === "loadBalancerEndpoints" ? m.lbConfig.value : undefined)) }; break;
-      case 8: wt(t, 2); m.lbConfig = { case: "ledsClusterLocalityConfig", value: d_4j(r, r.delimited(end), depth, (m.lbConfig.case === "ledsClusterLocalityConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 3: wt(t, 2); m.loadBalancingWeight = uw(d_19, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.locality = d_39(r, r.delimited(end), depth, m.locality); break;
+      case 9: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
+      case 2: wt(t, 2); m.lbEndpoints.push(d_46(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.lbConfig = { case: "loadBalancerEndpoints", value: d_49(r, r.delimited(end), depth, (m.lbConfig.case === "loadBalancerEndpoints" ? m.lbConfig.value : undefined)) }; break;
+      case 8: wt(t, 2); m.lbConfig = { case: "ledsClusterLocalityConfig", value: d_47(r, r.delimited(end), depth, (m.lbConfig.case === "ledsClusterLocalityConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 3: wt(t, 2); m.loadBalancingWeight = uw(d_8j, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.priority = r.uint32(); break;
-      case 6: wt(t, 2); m.proximity = uw(d_19, r, end, depth, m.proximity, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.proximity = uw(d_8j, r, end, depth, m.proximity, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2638,15 +3318,12 @@ function d_4c(r: Reader, end: number, depth: number, m: any = z_4c()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList
-function z_4k(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", lbEndpoints: [] };
-}
-function d_4k(r: Reader, end: number, depth: number, m: any = z_4k()): any {
+function d_49(r: Reader, end: number, depth: number, m: any = z_49()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.lbEndpoints.push(d_4i(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.lbEndpoints.push(d_46(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2654,16 +3331,13 @@ function d_4k(r: Reader, end: number, depth: number, m: any = z_4k()): any {
   return m;
 }
 // envoy.config.listener.v3.AdditionalAddress
-function z_4l(): any {
-  return { $typeName: "envoy.config.listener.v3.AdditionalAddress" };
-}
-function d_4l(r: Reader, end: number, depth: number, m: any = z_4l()): any {
+function d_4a(r: Reader, end: number, depth: number, m: any = z_4a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1m(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.socketOptions = d_34(r, r.delimited(end), depth, m.socketOptions); break;
+      case 1: wt(t, 2); m.address = d_1u(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.socketOptions = d_3u(r, r.delimited(end), depth, m.socketOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2671,15 +3345,12 @@ function d_4l(r: Reader, end: number, depth: number, m: any = z_4l()): any {
   return m;
 }
 // envoy.config.listener.v3.ApiListener
-function z_4m(): any {
-  return { $typeName: "envoy.config.listener.v3.ApiListener" };
-}
-function d_4m(r: Reader, end: number, depth: number, m: any = z_4m()): any {
+function d_4b(r: Reader, end: number, depth: number, m: any = z_4b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.apiListener = d_m(r, r.delimited(end), depth, m.apiListener); break;
+      case 1: wt(t, 2); m.apiListener = d_8d(r, r.delimited(end), depth, m.apiListener); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2687,17 +3358,14 @@ function d_4m(r: Reader, end: number, depth: number, m: any = z_4m()): any {
   return m;
 }
 // envoy.config.listener.v3.Filter
-function z_4n(): any {
-  return { $typeName: "envoy.config.listener.v3.Filter", name: "", configType: { case: undefined } };
-}
-function d_4n(r: Reader, end: number, depth: number, m: any = z_4n()): any {
+function d_4c(r: Reader, end: number, depth: number, m: any = z_4c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2f(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2a(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2705,22 +3373,19 @@ function d_4n(r: Reader, end: number, depth: number, m: any = z_4n()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChain
-function z_4q(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChain", filters: [], name: "" };
-}
-function d_4q(r: Reader, end: number, depth: number, m: any = z_4q()): any {
+function d_4d(r: Reader, end: number, depth: number, m: any = z_4d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filterChainMatch = d_4o(r, r.delimited(end), depth, m.filterChainMatch); break;
-      case 3: wt(t, 2); m.filters.push(d_4n(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.useProxyProto = uw(d_15, r, end, depth, m.useProxyProto, "google.protobuf.BoolValue"); break;
-      case 5: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
-      case 6: wt(t, 2); m.transportSocket = d_1x(r, r.delimited(end), depth, m.transportSocket); break;
-      case 9: wt(t, 2); m.transportSocketConnectTimeout = d_1f(r, r.delimited(end), depth, m.transportSocketConnectTimeout); break;
+      case 1: wt(t, 2); m.filterChainMatch = d_4f(r, r.delimited(end), depth, m.filterChainMatch); break;
+      case 3: wt(t, 2); m.filters.push(d_4c(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.useProxyProto = uw(d_8e, r, end, depth, m.useProxyProto, "google.protobuf.BoolValue"); break;
+      case 5: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
+      case 6: wt(t, 2); m.transportSocket = d_3x(r, r.delimited(end), depth, m.transportSocket); break;
+      case 9: wt(t, 2); m.transportSocketConnectTimeout = d_8g(r, r.delimited(end), depth, m.transportSocketConnectTimeout); break;
       case 7: wt(t, 2); m.name = r.string(end, true); break;
-      case 8: wt(t, 2); m.onDemandConfiguration = d_4p(r, r.delimited(end), depth, m.onDemandConfiguration); break;
+      case 8: wt(t, 2); m.onDemandConfiguration = d_4e(r, r.delimited(end), depth, m.onDemandConfiguration); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2728,15 +3393,12 @@ function d_4q(r: Reader, end: number, depth: number, m: any = z_4q()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChain.OnDemandConfiguration
-function z_4p(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChain.OnDemandConfiguration" };
-}
-function d_4p(r: Reader, end: number, depth: number, m: any = z_4p()): any {
+function d_4e(r: Reader, end: number, depth: number, m: any = z_4e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rebuildTimeout = d_1f(r, r.delimited(end), depth, m.rebuildTimeout); break;
+      case 1: wt(t, 2); m.rebuildTimeout = d_8g(r, r.delimited(end), depth, m.rebuildTimeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2744,21 +3406,18 @@ function d_4p(r: Reader, end: number, depth: number, m: any = z_4p()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChainMatch
-function z_4o(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChainMatch", prefixRanges: [], addressSuffix: "", directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [], serverNames: [], transportProtocol: "", applicationProtocols: [] };
-}
-function d_4o(r: Reader, end: number, depth: number, m: any = z_4o()): any {
+function d_4f(r: Reader, end: number, depth: number, m: any = z_4f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 8: wt(t, 2); m.destinationPort = uw(d_19, r, end, depth, m.destinationPort, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.prefixRanges.push(d_2w(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.destinationPort = uw(d_8j, r, end, depth, m.destinationPort, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.prefixRanges.push(d_21(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.addressSuffix = r.string(end, true); break;
-      case 5: wt(t, 2); m.suffixLen = uw(d_19, r, end, depth, m.suffixLen, "google.protobuf.UInt32Value"); break;
-      case 13: wt(t, 2); m.directSourcePrefixRanges.push(d_2w(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.suffixLen = uw(d_8j, r, end, depth, m.suffixLen, "google.protobuf.UInt32Value"); break;
+      case 13: wt(t, 2); m.directSourcePrefixRanges.push(d_21(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 0); m.sourceType = r.int32(); break;
-      case 6: wt(t, 2); m.sourcePrefixRanges.push(d_2w(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.sourcePrefixRanges.push(d_21(r, r.delimited(end), depth, undefined)); break;
       case 7: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.sourcePorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.sourcePorts.push(r.uint32()); } break;
       case 11: wt(t, 2); m.serverNames.push(r.string(end, true)); break;
       case 9: wt(t, 2); m.transportProtocol = r.string(end, true); break;
@@ -2770,44 +3429,41 @@ function d_4o(r: Reader, end: number, depth: number, m: any = z_4o()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener
-function z_2(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener", name: "", additionalAddresses: [], statPrefix: "", filterChains: [], drainType: 0, listenerFilters: [], continueOnListenerFiltersTimeout: false, socketOptions: [], trafficDirection: 0, reusePort: false, accessLog: [], listenerSpecifier: { case: undefined }, enableMptcp: false, ignoreGlobalConnLimit: false, bypassOverloadManager: false };
-}
 function d_2(r: Reader, end: number, depth: number, m: any = z_2()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.address = d_1m(r, r.delimited(end), depth, m.address); break;
-      case 33: wt(t, 2); m.additionalAddresses.push(d_4l(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.address = d_1u(r, r.delimited(end), depth, m.address); break;
+      case 33: wt(t, 2); m.additionalAddresses.push(d_4a(r, r.delimited(end), depth, undefined)); break;
       case 28: wt(t, 2); m.statPrefix = r.string(end, true); break;
-      case 3: wt(t, 2); m.filterChains.push(d_4q(r, r.delimited(end), depth, undefined)); break;
-      case 32: wt(t, 2); m.filterChainMatcher = d_4r(r, r.delimited(end), depth, m.filterChainMatcher); break;
-      case 4: wt(t, 2); m.useOriginalDst = uw(d_15, r, end, depth, m.useOriginalDst, "google.protobuf.BoolValue"); break;
-      case 25: wt(t, 2); m.defaultFilterChain = d_4q(r, r.delimited(end), depth, m.defaultFilterChain); break;
-      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_19, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
-      case 7: wt(t, 2); m.deprecatedV1 = d_4s(r, r.delimited(end), depth, m.deprecatedV1); break;
+      case 3: wt(t, 2); m.filterChains.push(d_4d(r, r.delimited(end), depth, undefined)); break;
+      case 32: wt(t, 2); m.filterChainMatcher = d_98(r, r.delimited(end), depth, m.filterChainMatcher); break;
+      case 4: wt(t, 2); m.useOriginalDst = uw(d_8e, r, end, depth, m.useOriginalDst, "google.protobuf.BoolValue"); break;
+      case 25: wt(t, 2); m.defaultFilterChain = d_4d(r, r.delimited(end), depth, m.defaultFilterChain); break;
+      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_8j, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
+      case 7: wt(t, 2); m.deprecatedV1 = d_4i(r, r.delimited(end), depth, m.deprecatedV1); break;
       case 8: wt(t, 0); m.drainType = r.int32(); break;
-      case 9: wt(t, 2); m.listenerFilters.push(d_4t(r, r.delimited(end), depth, undefined)); break;
-      case 15: wt(t, 2); m.listenerFiltersTimeout = d_1f(r, r.delimited(end), depth, m.listenerFiltersTimeout); break;
+      case 9: wt(t, 2); m.listenerFilters.push(d_4k(r, r.delimited(end), depth, undefined)); break;
+      case 15: wt(t, 2); m.listenerFiltersTimeout = d_8g(r, r.delimited(end), depth, m.listenerFiltersTimeout); break;
       case 17: wt(t, 0); m.continueOnListenerFiltersTimeout = r.bool(); break;
-      case 10: wt(t, 2); m.transparent = uw(d_15, r, end, depth, m.transparent, "google.protobuf.BoolValue"); break;
-      case 11: wt(t, 2); m.freebind = uw(d_15, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.socketOptions.push(d_2u(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.tcpFastOpenQueueLength = uw(d_19, r, end, depth, m.tcpFastOpenQueueLength, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.transparent = uw(d_8e, r, end, depth, m.transparent, "google.protobuf.BoolValue"); break;
+      case 11: wt(t, 2); m.freebind = uw(d_8e, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.socketOptions.push(d_3t(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.tcpFastOpenQueueLength = uw(d_8j, r, end, depth, m.tcpFastOpenQueueLength, "google.protobuf.UInt32Value"); break;
       case 16: wt(t, 0); m.trafficDirection = r.int32(); break;
-      case 18: wt(t, 2); m.udpListenerConfig = d_4u(r, r.delimited(end), depth, m.udpListenerConfig); break;
-      case 19: wt(t, 2); m.apiListener = d_4m(r, r.delimited(end), depth, m.apiListener); break;
-      case 20: wt(t, 2); m.connectionBalanceConfig = d_4v(r, r.delimited(end), depth, m.connectionBalanceConfig); break;
+      case 18: wt(t, 2); m.udpListenerConfig = d_4o(r, r.delimited(end), depth, m.udpListenerConfig); break;
+      case 19: wt(t, 2); m.apiListener = d_4b(r, r.delimited(end), depth, m.apiListener); break;
+      case 20: wt(t, 2); m.connectionBalanceConfig = d_4g(r, r.delimited(end), depth, m.connectionBalanceConfig); break;
       case 21: wt(t, 0); m.reusePort = r.bool(); break;
-      case 29: wt(t, 2); m.enableReusePort = uw(d_15, r, end, depth, m.enableReusePort, "google.protobuf.BoolValue"); break;
+      case 29: wt(t, 2); m.enableReusePort = uw(d_8e, r, end, depth, m.enableReusePort, "google.protobuf.BoolValue"); break;
       case 22: wt(t, 2); m.accessLog.push(d_n(r, r.delimited(end), depth, undefined)); break;
-      case 24: wt(t, 2); m.tcpBacklogSize = uw(d_19, r, end, depth, m.tcpBacklogSize, "google.protobuf.UInt32Value"); break;
-      case 34: wt(t, 2); m.maxConnectionsToAcceptPerSocketEvent = uw(d_19, r, end, depth, m.maxConnectionsToAcceptPerSocketEvent, "google.protobuf.UInt32Value"); break;
-      case 26: wt(t, 2); m.bindToPort = uw(d_15, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
-      case 27: wt(t, 2); m.listenerSpecifier = { case: "internalListener", value: d_4w(r, r.delimited(end), depth, (m.listenerSpecifier.case === "internalListener" ? m.listenerSpecifier.value : undefined)) }; break;
+      case 24: wt(t, 2); m.tcpBacklogSize = uw(d_8j, r, end, depth, m.tcpBacklogSize, "google.protobuf.UInt32Value"); break;
+      case 34: wt(t, 2); m.maxConnectionsToAcceptPerSocketEvent = uw(d_8j, r, end, depth, m.maxConnectionsToAcceptPerSocketEvent, "google.protobuf.UInt32Value"); break;
+      case 26: wt(t, 2); m.bindToPort = uw(d_8e, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
+      case 27: wt(t, 2); m.listenerSpecifier = { case: "internalListener", value: d_4j(r, r.delimited(end), depth, (m.listenerSpecifier.case === "internalListener" ? m.listenerSpecifier.value : undefined)) }; break;
       case 30: wt(t, 0); m.enableMptcp = r.bool(); break;
       case 31: wt(t, 0); m.ignoreGlobalConnLimit = r.bool(); break;
       case 35: wt(t, 0); m.bypassOverloadManager = r.bool(); break;
@@ -2818,15 +3474,12 @@ function d_2(r: Reader, end: number, depth: number, m: any = z_2()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.ConnectionBalanceConfig
-function z_4v(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", balanceType: { case: undefined } };
-}
-function d_4v(r: Reader, end: number, depth: number, m: any = z_4v()): any {
+function d_4g(r: Reader, end: number, depth: number, m: any = z_4g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.balanceType = { case: "exactBalance", value: d_4x(r, r.delimited(end), depth, (m.balanceType.case === "exactBalance" ? m.balanceType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.balanceType = { case: "exactBalance", value: d_4h(r, r.delimited(end), depth, (m.balanceType.case === "exactBalance" ? m.balanceType.value : undefined)) }; break;
       case 2: wt(t, 2); m.balanceType = { case: "extendBalance", value: d_6(r, r.delimited(end), depth, (m.balanceType.case === "extendBalance" ? m.balanceType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2835,10 +3488,7 @@ function d_4v(r: Reader, end: number, depth: number, m: any = z_4v()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance
-function z_4x(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance" };
-}
-function d_4x(r: Reader, end: number, depth: number, m: any = z_4x()): any {
+function d_4h(r: Reader, end: number, depth: number, m: any = z_4h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2851,15 +3501,12 @@ function d_4x(r: Reader, end: number, depth: number, m: any = z_4x()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.DeprecatedV1
-function z_4s(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.DeprecatedV1" };
-}
-function d_4s(r: Reader, end: number, depth: number, m: any = z_4s()): any {
+function d_4i(r: Reader, end: number, depth: number, m: any = z_4i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.bindToPort = uw(d_15, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.bindToPort = uw(d_8e, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2867,10 +3514,7 @@ function d_4s(r: Reader, end: number, depth: number, m: any = z_4s()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.InternalListenerConfig
-function z_4w(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.InternalListenerConfig" };
-}
-function d_4w(r: Reader, end: number, depth: number, m: any = z_4w()): any {
+function d_4j(r: Reader, end: number, depth: number, m: any = z_4j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2883,18 +3527,15 @@ function d_4w(r: Reader, end: number, depth: number, m: any = z_4w()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilter
-function z_4t(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilter", name: "", configType: { case: undefined } };
-}
-function d_4t(r: Reader, end: number, depth: number, m: any = z_4t()): any {
+function d_4k(r: Reader, end: number, depth: number, m: any = z_4k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2f(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.filterDisabled = d_4y(r, r.delimited(end), depth, m.filterDisabled); break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2a(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.filterDisabled = d_4l(r, r.delimited(end), depth, m.filterDisabled); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2902,19 +3543,16 @@ function d_4t(r: Reader, end: number, depth: number, m: any = z_4t()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilterChainMatchPredicate
-function z_4y(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", rule: { case: undefined } };
-}
-function d_4y(r: Reader, end: number, depth: number, m: any = z_4y()): any {
+function d_4l(r: Reader, end: number, depth: number, m: any = z_4l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rule = { case: "orMatch", value: d_4z(r, r.delimited(end), depth, (m.rule.case === "orMatch" ? m.rule.value : undefined)) }; break;
-      case 2: wt(t, 2); m.rule = { case: "andMatch", value: d_4z(r, r.delimited(end), depth, (m.rule.case === "andMatch" ? m.rule.value : undefined)) }; break;
-      case 3: wt(t, 2); m.rule = { case: "notMatch", value: d_4y(r, r.delimited(end), depth, (m.rule.case === "notMatch" ? m.rule.value : undefined)) }; break;
+      case 1: wt(t, 2); m.rule = { case: "orMatch", value: d_4m(r, r.delimited(end), depth, (m.rule.case === "orMatch" ? m.rule.value : undefined)) }; break;
+      case 2: wt(t, 2); m.rule = { case: "andMatch", value: d_4m(r, r.delimited(end), depth, (m.rule.case === "andMatch" ? m.rule.value : undefined)) }; break;
+      case 3: wt(t, 2); m.rule = { case: "notMatch", value: d_4l(r, r.delimited(end), depth, (m.rule.case === "notMatch" ? m.rule.value : undefined)) }; break;
       case 4: wt(t, 0); m.rule = { case: "anyMatch", value: r.bool() }; break;
-      case 5: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_50(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
+      case 5: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_89(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2922,15 +3560,12 @@ function d_4y(r: Reader, end: number, depth: number, m: any = z_4y()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet
-function z_4z(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", rules: [] };
-}
-function d_4z(r: Reader, end: number, depth: number, m: any = z_4z()): any {
+function d_4m(r: Reader, end: number, depth: number, m: any = z_4m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rules.push(d_4y(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.rules.push(d_4l(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2938,24 +3573,21 @@ function d_4z(r: Reader, end: number, depth: number, m: any = z_4z()): any {
   return m;
 }
 // envoy.config.listener.v3.QuicProtocolOptions
-function z_51(): any {
-  return { $typeName: "envoy.config.listener.v3.QuicProtocolOptions" };
-}
-function d_51(r: Reader, end: number, depth: number, m: any = z_51()): any {
+function d_4n(r: Reader, end: number, depth: number, m: any = z_4n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.quicProtocolOptions = d_3y(r, r.delimited(end), depth, m.quicProtocolOptions); break;
-      case 2: wt(t, 2); m.idleTimeout = d_1f(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.cryptoHandshakeTimeout = d_1f(r, r.delimited(end), depth, m.cryptoHandshakeTimeout); break;
-      case 4: wt(t, 2); m.enabled = d_47(r, r.delimited(end), depth, m.enabled); break;
-      case 5: wt(t, 2); m.packetsToReadToConnectionCountRatio = uw(d_19, r, end, depth, m.packetsToReadToConnectionCountRatio, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.quicProtocolOptions = d_3g(r, r.delimited(end), depth, m.quicProtocolOptions); break;
+      case 2: wt(t, 2); m.idleTimeout = d_8g(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.cryptoHandshakeTimeout = d_8g(r, r.delimited(end), depth, m.cryptoHandshakeTimeout); break;
+      case 4: wt(t, 2); m.enabled = d_3n(r, r.delimited(end), depth, m.enabled); break;
+      case 5: wt(t, 2); m.packetsToReadToConnectionCountRatio = uw(d_8j, r, end, depth, m.packetsToReadToConnectionCountRatio, "google.protobuf.UInt32Value"); break;
       case 6: wt(t, 2); m.cryptoStreamConfig = d_6(r, r.delimited(end), depth, m.cryptoStreamConfig); break;
       case 7: wt(t, 2); m.proofSourceConfig = d_6(r, r.delimited(end), depth, m.proofSourceConfig); break;
       case 8: wt(t, 2); m.connectionIdGeneratorConfig = d_6(r, r.delimited(end), depth, m.connectionIdGeneratorConfig); break;
       case 9: wt(t, 2); m.serverPreferredAddressConfig = d_6(r, r.delimited(end), depth, m.serverPreferredAddressConfig); break;
-      case 10: wt(t, 2); m.sendDisableActiveMigration = uw(d_15, r, end, depth, m.sendDisableActiveMigration, "google.protobuf.BoolValue"); break;
+      case 10: wt(t, 2); m.sendDisableActiveMigration = uw(d_8e, r, end, depth, m.sendDisableActiveMigration, "google.protobuf.BoolValue"); break;
       case 11: wt(t, 2); m.connectionDebugVisitorConfig = d_6(r, r.delimited(end), depth, m.connectionDebugVisitorConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2964,16 +3596,13 @@ function d_51(r: Reader, end: number, depth: number, m: any = z_51()): any {
   return m;
 }
 // envoy.config.listener.v3.UdpListenerConfig
-function z_4u(): any {
-  return { $typeName: "envoy.config.listener.v3.UdpListenerConfig" };
-}
-function d_4u(r: Reader, end: number, depth: number, m: any = z_4u()): any {
+function d_4o(r: Reader, end: number, depth: number, m: any = z_4o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 5: wt(t, 2); m.downstreamSocketConfig = d_4b(r, r.delimited(end), depth, m.downstreamSocketConfig); break;
-      case 7: wt(t, 2); m.quicOptions = d_51(r, r.delimited(end), depth, m.quicOptions); break;
+      case 5: wt(t, 2); m.downstreamSocketConfig = d_3y(r, r.delimited(end), depth, m.downstreamSocketConfig); break;
+      case 7: wt(t, 2); m.quicOptions = d_4n(r, r.delimited(end), depth, m.quicOptions); break;
       case 8: wt(t, 2); m.udpPacketPacketWriterConfig = d_6(r, r.delimited(end), depth, m.udpPacketPacketWriterConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2982,10 +3611,7 @@ function d_4u(r: Reader, end: number, depth: number, m: any = z_4u()): any {
   return m;
 }
 // envoy.config.route.v3.ClusterSpecifierPlugin
-function z_52(): any {
-  return { $typeName: "envoy.config.route.v3.ClusterSpecifierPlugin", isOptional: false };
-}
-function d_52(r: Reader, end: number, depth: number, m: any = z_52()): any {
+function d_4p(r: Reader, end: number, depth: number, m: any = z_4p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2999,24 +3625,21 @@ function d_52(r: Reader, end: number, depth: number, m: any = z_52()): any {
   return m;
 }
 // envoy.config.route.v3.CorsPolicy
-function z_53(): any {
-  return { $typeName: "envoy.config.route.v3.CorsPolicy", allowOriginStringMatch: [], allowMethods: "", allowHeaders: "", exposeHeaders: "", maxAge: "", enabledSpecifier: { case: undefined } };
-}
-function d_53(r: Reader, end: number, depth: number, m: any = z_53()): any {
+function d_4q(r: Reader, end: number, depth: number, m: any = z_4q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 11: wt(t, 2); m.allowOriginStringMatch.push(d_3s(r, r.delimited(end), depth, undefined)); break;
+      case 11: wt(t, 2); m.allowOriginStringMatch.push(d_7p(r, r.delimited(end), depth, undefined)); break;
       case 2: wt(t, 2); m.allowMethods = r.string(end, true); break;
       case 3: wt(t, 2); m.allowHeaders = r.string(end, true); break;
       case 4: wt(t, 2); m.exposeHeaders = r.string(end, true); break;
       case 5: wt(t, 2); m.maxAge = r.string(end, true); break;
-      case 6: wt(t, 2); m.allowCredentials = uw(d_15, r, end, depth, m.allowCredentials, "google.protobuf.BoolValue"); break;
-      case 9: wt(t, 2); m.enabledSpecifier = { case: "filterEnabled", value: d_48(r, r.delimited(end), depth, (m.enabledSpecifier.case === "filterEnabled" ? m.enabledSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.shadowEnabled = d_48(r, r.delimited(end), depth, m.shadowEnabled); break;
-      case 12: wt(t, 2); m.allowPrivateNetworkAccess = uw(d_15, r, end, depth, m.allowPrivateNetworkAccess, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.forwardNotMatchingPreflights = uw(d_15, r, end, depth, m.forwardNotMatchingPreflights, "google.protobuf.BoolValue"); break;
+      case 6: wt(t, 2); m.allowCredentials = uw(d_8e, r, end, depth, m.allowCredentials, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.enabledSpecifier = { case: "filterEnabled", value: d_3o(r, r.delimited(end), depth, (m.enabledSpecifier.case === "filterEnabled" ? m.enabledSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.shadowEnabled = d_3o(r, r.delimited(end), depth, m.shadowEnabled); break;
+      case 12: wt(t, 2); m.allowPrivateNetworkAccess = uw(d_8e, r, end, depth, m.allowPrivateNetworkAccess, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.forwardNotMatchingPreflights = uw(d_8e, r, end, depth, m.forwardNotMatchingPreflights, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3024,16 +3647,13 @@ function d_53(r: Reader, end: number, depth: number, m: any = z_53()): any {
   return m;
 }
 // envoy.config.route.v3.Decorator
-function z_54(): any {
-  return { $typeName: "envoy.config.route.v3.Decorator", operation: "" };
-}
-function d_54(r: Reader, end: number, depth: number, m: any = z_54()): any {
+function d_4r(r: Reader, end: number, depth: number, m: any = z_4r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.operation = r.string(end, true); break;
-      case 2: wt(t, 2); m.propagate = uw(d_15, r, end, depth, m.propagate, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.propagate = uw(d_8e, r, end, depth, m.propagate, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3041,16 +3661,13 @@ function d_54(r: Reader, end: number, depth: number, m: any = z_54()): any {
   return m;
 }
 // envoy.config.route.v3.DirectResponseAction
-function z_55(): any {
-  return { $typeName: "envoy.config.route.v3.DirectResponseAction", status: 0 };
-}
-function d_55(r: Reader, end: number, depth: number, m: any = z_55()): any {
+function d_4s(r: Reader, end: number, depth: number, m: any = z_4s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.status = r.uint32(); break;
-      case 2: wt(t, 2); m.body = d_2q(r, r.delimited(end), depth, m.body); break;
+      case 2: wt(t, 2); m.body = d_24(r, r.delimited(end), depth, m.body); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3058,15 +3675,12 @@ function d_55(r: Reader, end: number, depth: number, m: any = z_55()): any {
   return m;
 }
 // envoy.config.route.v3.FilterAction
-function z_56(): any {
-  return { $typeName: "envoy.config.route.v3.FilterAction" };
-}
-function d_56(r: Reader, end: number, depth: number, m: any = z_56()): any {
+function d_4t(r: Reader, end: number, depth: number, m: any = z_4t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.action = d_m(r, r.delimited(end), depth, m.action); break;
+      case 1: wt(t, 2); m.action = d_8d(r, r.delimited(end), depth, m.action); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3074,23 +3688,20 @@ function d_56(r: Reader, end: number, depth: number, m: any = z_56()): any {
   return m;
 }
 // envoy.config.route.v3.HeaderMatcher
-function z_13(): any {
-  return { $typeName: "envoy.config.route.v3.HeaderMatcher", name: "", headerMatchSpecifier: { case: undefined }, invertMatch: false, treatMissingHeaderAsEmpty: false };
-}
-function d_13(r: Reader, end: number, depth: number, m: any = z_13()): any {
+function d_4u(r: Reader, end: number, depth: number, m: any = z_4u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 4: wt(t, 2); m.headerMatchSpecifier = { case: "exactMatch", value: r.string(end, true) }; break;
-      case 11: wt(t, 2); m.headerMatchSpecifier = { case: "safeRegexMatch", value: d_57(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "safeRegexMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.headerMatchSpecifier = { case: "rangeMatch", value: d_3r(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "rangeMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.headerMatchSpecifier = { case: "safeRegexMatch", value: d_7n(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "safeRegexMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.headerMatchSpecifier = { case: "rangeMatch", value: d_8a(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "rangeMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
       case 7: wt(t, 0); m.headerMatchSpecifier = { case: "presentMatch", value: r.bool() }; break;
       case 9: wt(t, 2); m.headerMatchSpecifier = { case: "prefixMatch", value: r.string(end, true) }; break;
       case 10: wt(t, 2); m.headerMatchSpecifier = { case: "suffixMatch", value: r.string(end, true) }; break;
       case 12: wt(t, 2); m.headerMatchSpecifier = { case: "containsMatch", value: r.string(end, true) }; break;
-      case 13: wt(t, 2); m.headerMatchSpecifier = { case: "stringMatch", value: d_3s(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "stringMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 13: wt(t, 2); m.headerMatchSpecifier = { case: "stringMatch", value: d_7p(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "stringMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
       case 8: wt(t, 0); m.invertMatch = r.bool(); break;
       case 14: wt(t, 0); m.treatMissingHeaderAsEmpty = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -3100,16 +3711,13 @@ function d_13(r: Reader, end: number, depth: number, m: any = z_13()): any {
   return m;
 }
 // envoy.config.route.v3.HedgePolicy
-function z_58(): any {
-  return { $typeName: "envoy.config.route.v3.HedgePolicy", hedgeOnPerTryTimeout: false };
-}
-function d_58(r: Reader, end: number, depth: number, m: any = z_58()): any {
+function d_4v(r: Reader, end: number, depth: number, m: any = z_4v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.initialRequests = uw(d_19, r, end, depth, m.initialRequests, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.additionalRequestChance = d_16(r, r.delimited(end), depth, m.additionalRequestChance); break;
+      case 1: wt(t, 2); m.initialRequests = uw(d_8j, r, end, depth, m.initialRequests, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.additionalRequestChance = d_85(r, r.delimited(end), depth, m.additionalRequestChance); break;
       case 3: wt(t, 0); m.hedgeOnPerTryTimeout = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3118,15 +3726,12 @@ function d_58(r: Reader, end: number, depth: number, m: any = z_58()): any {
   return m;
 }
 // envoy.config.route.v3.InternalRedirectPolicy
-function z_59(): any {
-  return { $typeName: "envoy.config.route.v3.InternalRedirectPolicy", redirectResponseCodes: [], predicates: [], allowCrossSchemeRedirect: false, responseHeadersToCopy: [] };
-}
-function d_59(r: Reader, end: number, depth: number, m: any = z_59()): any {
+function d_4w(r: Reader, end: number, depth: number, m: any = z_4w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxInternalRedirects = uw(d_19, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.maxInternalRedirects = uw(d_8j, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
       case 2: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.redirectResponseCodes.push(r.uint32()); r.done(e); } else { wt(t, 0); m.redirectResponseCodes.push(r.uint32()); } break;
       case 3: wt(t, 2); m.predicates.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.allowCrossSchemeRedirect = r.bool(); break;
@@ -3138,10 +3743,7 @@ function d_59(r: Reader, end: number, depth: number, m: any = z_59()): any {
   return m;
 }
 // envoy.config.route.v3.NonForwardingAction
-function z_5a(): any {
-  return { $typeName: "envoy.config.route.v3.NonForwardingAction" };
-}
-function d_5a(r: Reader, end: number, depth: number, m: any = z_5a()): any {
+function d_4x(r: Reader, end: number, depth: number, m: any = z_4x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3154,16 +3756,13 @@ function d_5a(r: Reader, end: number, depth: number, m: any = z_5a()): any {
   return m;
 }
 // envoy.config.route.v3.QueryParameterMatcher
-function z_5b(): any {
-  return { $typeName: "envoy.config.route.v3.QueryParameterMatcher", name: "", queryParameterMatchSpecifier: { case: undefined } };
-}
-function d_5b(r: Reader, end: number, depth: number, m: any = z_5b()): any {
+function d_4y(r: Reader, end: number, depth: number, m: any = z_4y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 5: wt(t, 2); m.queryParameterMatchSpecifier = { case: "stringMatch", value: d_3s(r, r.delimited(end), depth, (m.queryParameterMatchSpecifier.case === "stringMatch" ? m.queryParameterMatchSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.queryParameterMatchSpecifier = { case: "stringMatch", value: d_7p(r, r.delimited(end), depth, (m.queryParameterMatchSpecifier.case === "stringMatch" ? m.queryParameterMatchSpecifier.value : undefined)) }; break;
       case 6: wt(t, 0); m.queryParameterMatchSpecifier = { case: "presentMatch", value: r.bool() }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3172,18 +3771,15 @@ function d_5b(r: Reader, end: number, depth: number, m: any = z_5b()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit
-function z_5e(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit", disableKey: "", actions: [] };
-}
-function d_5e(r: Reader, end: number, depth: number, m: any = z_5e()): any {
+function d_4z(r: Reader, end: number, depth: number, m: any = z_4z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.stage = uw(d_19, r, end, depth, m.stage, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.stage = uw(d_8j, r, end, depth, m.stage, "google.protobuf.UInt32Value"); break;
       case 2: wt(t, 2); m.disableKey = r.string(end, true); break;
-      case 3: wt(t, 2); m.actions.push(d_5c(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.limit = d_5d(r, r.delimited(end), depth, m.limit); break;
+      case 3: wt(t, 2); m.actions.push(d_50(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.limit = d_5b(r, r.delimited(end), depth, m.limit); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3191,25 +3787,22 @@ function d_5e(r: Reader, end: number, depth: number, m: any = z_5e()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action
-function z_5c(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action", actionSpecifier: { case: undefined } };
-}
-function d_5c(r: Reader, end: number, depth: number, m: any = z_5c()): any {
+function d_50(r: Reader, end: number, depth: number, m: any = z_50()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.actionSpecifier = { case: "sourceCluster", value: d_5f(r, r.delimited(end), depth, (m.actionSpecifier.case === "sourceCluster" ? m.actionSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.actionSpecifier = { case: "destinationCluster", value: d_5g(r, r.delimited(end), depth, (m.actionSpecifier.case === "destinationCluster" ? m.actionSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.actionSpecifier = { case: "requestHeaders", value: d_5h(r, r.delimited(end), depth, (m.actionSpecifier.case === "requestHeaders" ? m.actionSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.actionSpecifier = { case: "remoteAddress", value: d_5i(r, r.delimited(end), depth, (m.actionSpecifier.case === "remoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.actionSpecifier = { case: "genericKey", value: d_5j(r, r.delimited(end), depth, (m.actionSpecifier.case === "genericKey" ? m.actionSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.actionSpecifier = { case: "headerValueMatch", value: d_5k(r, r.delimited(end), depth, (m.actionSpecifier.case === "headerValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.actionSpecifier = { case: "dynamicMetadata", value: d_5l(r, r.delimited(end), depth, (m.actionSpecifier.case === "dynamicMetadata" ? m.actionSpecifier.value : undefined)) }; break;
-      case 8: wt(t, 2); m.actionSpecifier = { case: "metadata", value: d_5m(r, r.delimited(end), depth, (m.actionSpecifier.case === "metadata" ? m.actionSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.actionSpecifier = { case: "sourceCluster", value: d_5a(r, r.delimited(end), depth, (m.actionSpecifier.case === "sourceCluster" ? m.actionSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.actionSpecifier = { case: "destinationCluster", value: d_51(r, r.delimited(end), depth, (m.actionSpecifier.case === "destinationCluster" ? m.actionSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.actionSpecifier = { case: "requestHeaders", value: d_59(r, r.delimited(end), depth, (m.actionSpecifier.case === "requestHeaders" ? m.actionSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.actionSpecifier = { case: "remoteAddress", value: d_58(r, r.delimited(end), depth, (m.actionSpecifier.case === "remoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.actionSpecifier = { case: "genericKey", value: d_53(r, r.delimited(end), depth, (m.actionSpecifier.case === "genericKey" ? m.actionSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.actionSpecifier = { case: "headerValueMatch", value: d_54(r, r.delimited(end), depth, (m.actionSpecifier.case === "headerValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.actionSpecifier = { case: "dynamicMetadata", value: d_52(r, r.delimited(end), depth, (m.actionSpecifier.case === "dynamicMetadata" ? m.actionSpecifier.value : undefined)) }; break;
+      case 8: wt(t, 2); m.actionSpecifier = { case: "metadata", value: d_56(r, r.delimited(end), depth, (m.actionSpecifier.case === "metadata" ? m.actionSpecifier.value : undefined)) }; break;
       case 9: wt(t, 2); m.actionSpecifier = { case: "extension", value: d_6(r, r.delimited(end), depth, (m.actionSpecifier.case === "extension" ? m.actionSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.actionSpecifier = { case: "maskedRemoteAddress", value: d_5n(r, r.delimited(end), depth, (m.actionSpecifier.case === "maskedRemoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
-      case 11: wt(t, 2); m.actionSpecifier = { case: "queryParameterValueMatch", value: d_5o(r, r.delimited(end), depth, (m.actionSpecifier.case === "queryParameterValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.actionSpecifier = { case: "maskedRemoteAddress", value: d_55(r, r.delimited(end), depth, (m.actionSpecifier.case === "maskedRemoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.actionSpecifier = { case: "queryParameterValueMatch", value: d_57(r, r.delimited(end), depth, (m.actionSpecifier.case === "queryParameterValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3217,10 +3810,7 @@ function d_5c(r: Reader, end: number, depth: number, m: any = z_5c()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.DestinationCluster
-function z_5g(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DestinationCluster" };
-}
-function d_5g(r: Reader, end: number, depth: number, m: any = z_5g()): any {
+function d_51(r: Reader, end: number, depth: number, m: any = z_51()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3233,16 +3823,13 @@ function d_5g(r: Reader, end: number, depth: number, m: any = z_5g()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.DynamicMetaData
-function z_5l(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", descriptorKey: "", defaultValue: "" };
-}
-function d_5l(r: Reader, end: number, depth: number, m: any = z_5l()): any {
+function d_52(r: Reader, end: number, depth: number, m: any = z_52()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.descriptorKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.metadataKey = d_2d(r, r.delimited(end), depth, m.metadataKey); break;
+      case 2: wt(t, 2); m.metadataKey = d_7s(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3251,10 +3838,7 @@ function d_5l(r: Reader, end: number, depth: number, m: any = z_5l()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.GenericKey
-function z_5j(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.GenericKey", descriptorValue: "", descriptorKey: "" };
-}
-function d_5j(r: Reader, end: number, depth: number, m: any = z_5j()): any {
+function d_53(r: Reader, end: number, depth: number, m: any = z_53()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3268,18 +3852,15 @@ function d_5j(r: Reader, end: number, depth: number, m: any = z_5j()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.HeaderValueMatch
-function z_5k(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", descriptorKey: "", descriptorValue: "", headers: [] };
-}
-function d_5k(r: Reader, end: number, depth: number, m: any = z_5k()): any {
+function d_54(r: Reader, end: number, depth: number, m: any = z_54()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 4: wt(t, 2); m.descriptorKey = r.string(end, true); break;
       case 1: wt(t, 2); m.descriptorValue = r.string(end, true); break;
-      case 2: wt(t, 2); m.expectMatch = uw(d_15, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.headers.push(d_13(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.expectMatch = uw(d_8e, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.headers.push(d_4u(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3287,16 +3868,13 @@ function d_5k(r: Reader, end: number, depth: number, m: any = z_5k()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress
-function z_5n(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress" };
-}
-function d_5n(r: Reader, end: number, depth: number, m: any = z_5n()): any {
+function d_55(r: Reader, end: number, depth: number, m: any = z_55()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.v4PrefixMaskLen = uw(d_19, r, end, depth, m.v4PrefixMaskLen, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.v6PrefixMaskLen = uw(d_19, r, end, depth, m.v6PrefixMaskLen, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.v4PrefixMaskLen = uw(d_8j, r, end, depth, m.v4PrefixMaskLen, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.v6PrefixMaskLen = uw(d_8j, r, end, depth, m.v6PrefixMaskLen, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3304,16 +3882,13 @@ function d_5n(r: Reader, end: number, depth: number, m: any = z_5n()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.MetaData
-function z_5m(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MetaData", descriptorKey: "", defaultValue: "", source: 0, skipIfAbsent: false };
-}
-function d_5m(r: Reader, end: number, depth: number, m: any = z_5m()): any {
+function d_56(r: Reader, end: number, depth: number, m: any = z_56()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.descriptorKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.metadataKey = d_2d(r, r.delimited(end), depth, m.metadataKey); break;
+      case 2: wt(t, 2); m.metadataKey = d_7s(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       case 4: wt(t, 0); m.source = r.int32(); break;
       case 5: wt(t, 0); m.skipIfAbsent = r.bool(); break;
@@ -3324,18 +3899,15 @@ function d_5m(r: Reader, end: number, depth: number, m: any = z_5m()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch
-function z_5o(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", descriptorKey: "", descriptorValue: "", queryParameters: [] };
-}
-function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
+function d_57(r: Reader, end: number, depth: number, m: any = z_57()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 4: wt(t, 2); m.descriptorKey = r.string(end, true); break;
       case 1: wt(t, 2); m.descriptorValue = r.string(end, true); break;
-      case 2: wt(t, 2); m.expectMatch = uw(d_15, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.queryParameters.push(d_5b(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.expectMatch = uw(d_8e, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.queryParameters.push(d_4y(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3343,10 +3915,7 @@ function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.RemoteAddress
-function z_5i(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RemoteAddress" };
-}
-function d_5i(r: Reader, end: number, depth: number, m: any = z_5i()): any {
+function d_58(r: Reader, end: number, depth: number, m: any = z_58()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3359,10 +3928,7 @@ function d_5i(r: Reader, end: number, depth: number, m: any = z_5i()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.RequestHeaders
-function z_5h(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", headerName: "", descriptorKey: "", skipIfAbsent: false };
-}
-function d_5h(r: Reader, end: number, depth: number, m: any = z_5h()): any {
+function d_59(r: Reader, end: number, depth: number, m: any = z_59()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3377,10 +3943,7 @@ function d_5h(r: Reader, end: number, depth: number, m: any = z_5h()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.SourceCluster
-function z_5f(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.SourceCluster" };
-}
-function d_5f(r: Reader, end: number, depth: number, m: any = z_5f()): any {
+function d_5a(r: Reader, end: number, depth: number, m: any = z_5a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3393,15 +3956,12 @@ function d_5f(r: Reader, end: number, depth: number, m: any = z_5f()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Override
-function z_5d(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Override", overrideSpecifier: { case: undefined } };
-}
-function d_5d(r: Reader, end: number, depth: number, m: any = z_5d()): any {
+function d_5b(r: Reader, end: number, depth: number, m: any = z_5b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.overrideSpecifier = { case: "dynamicMetadata", value: d_5p(r, r.delimited(end), depth, (m.overrideSpecifier.case === "dynamicMetadata" ? m.overrideSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.overrideSpecifier = { case: "dynamicMetadata", value: d_5c(r, r.delimited(end), depth, (m.overrideSpecifier.case === "dynamicMetadata" ? m.overrideSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3409,15 +3969,12 @@ function d_5d(r: Reader, end: number, depth: number, m: any = z_5d()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Override.DynamicMetadata
-function z_5p(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata" };
-}
-function d_5p(r: Reader, end: number, depth: number, m: any = z_5p()): any {
+function d_5c(r: Reader, end: number, depth: number, m: any = z_5c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.metadataKey = d_2d(r, r.delimited(end), depth, m.metadataKey); break;
+      case 1: wt(t, 2); m.metadataKey = d_7s(r, r.delimited(end), depth, m.metadataKey); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3425,10 +3982,7 @@ function d_5p(r: Reader, end: number, depth: number, m: any = z_5p()): any {
   return m;
 }
 // envoy.config.route.v3.RedirectAction
-function z_5r(): any {
-  return { $typeName: "envoy.config.route.v3.RedirectAction", schemeRewriteSpecifier: { case: undefined }, hostRedirect: "", portRedirect: 0, pathRewriteSpecifier: { case: undefined }, responseCode: 0, stripQuery: false };
-}
-function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
+function d_5d(r: Reader, end: number, depth: number, m: any = z_5d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3439,7 +3993,7 @@ function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
       case 8: wt(t, 0); m.portRedirect = r.uint32(); break;
       case 2: wt(t, 2); m.pathRewriteSpecifier = { case: "pathRedirect", value: r.string(end, true) }; break;
       case 5: wt(t, 2); m.pathRewriteSpecifier = { case: "prefixRewrite", value: r.string(end, true) }; break;
-      case 9: wt(t, 2); m.pathRewriteSpecifier = { case: "regexRewrite", value: d_5q(r, r.delimited(end), depth, (m.pathRewriteSpecifier.case === "regexRewrite" ? m.pathRewriteSpecifier.value : undefined)) }; break;
+      case 9: wt(t, 2); m.pathRewriteSpecifier = { case: "regexRewrite", value: d_7m(r, r.delimited(end), depth, (m.pathRewriteSpecifier.case === "regexRewrite" ? m.pathRewriteSpecifier.value : undefined)) }; break;
       case 3: wt(t, 0); m.responseCode = r.int32(); break;
       case 6: wt(t, 0); m.stripQuery = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -3449,27 +4003,24 @@ function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy
-function z_5w(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], retryOptionsPredicates: [], hostSelectionRetryMaxAttempts: 0n, retriableStatusCodes: [], retriableHeaders: [], retriableRequestHeaders: [] };
-}
-function d_5w(r: Reader, end: number, depth: number, m: any = z_5w()): any {
+function d_5e(r: Reader, end: number, depth: number, m: any = z_5e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.retryOn = r.string(end, true); break;
-      case 2: wt(t, 2); m.numRetries = uw(d_19, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.perTryTimeout = d_1f(r, r.delimited(end), depth, m.perTryTimeout); break;
-      case 13: wt(t, 2); m.perTryIdleTimeout = d_1f(r, r.delimited(end), depth, m.perTryIdleTimeout); break;
-      case 4: wt(t, 2); m.retryPriority = d_5s(r, r.delimited(end), depth, m.retryPriority); break;
-      case 5: wt(t, 2); m.retryHostPredicate.push(d_5t(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.numRetries = uw(d_8j, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.perTryTimeout = d_8g(r, r.delimited(end), depth, m.perTryTimeout); break;
+      case 13: wt(t, 2); m.perTryIdleTimeout = d_8g(r, r.delimited(end), depth, m.perTryIdleTimeout); break;
+      case 4: wt(t, 2); m.retryPriority = d_5j(r, r.delimited(end), depth, m.retryPriority); break;
+      case 5: wt(t, 2); m.retryHostPredicate.push(d_5i(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 2); m.retryOptionsPredicates.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.hostSelectionRetryMaxAttempts = r.int64(); break;
       case 7: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.retriableStatusCodes.push(r.uint32()); r.done(e); } else { wt(t, 0); m.retriableStatusCodes.push(r.uint32()); } break;
-      case 8: wt(t, 2); m.retryBackOff = d_5u(r, r.delimited(end), depth, m.retryBackOff); break;
-      case 11: wt(t, 2); m.rateLimitedRetryBackOff = d_5v(r, r.delimited(end), depth, m.rateLimitedRetryBackOff); break;
-      case 9: wt(t, 2); m.retriableHeaders.push(d_13(r, r.delimited(end), depth, undefined)); break;
-      case 10: wt(t, 2); m.retriableRequestHeaders.push(d_13(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.retryBackOff = d_5h(r, r.delimited(end), depth, m.retryBackOff); break;
+      case 11: wt(t, 2); m.rateLimitedRetryBackOff = d_5f(r, r.delimited(end), depth, m.rateLimitedRetryBackOff); break;
+      case 9: wt(t, 2); m.retriableHeaders.push(d_4u(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.retriableRequestHeaders.push(d_4u(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3477,16 +4028,13 @@ function d_5w(r: Reader, end: number, depth: number, m: any = z_5w()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff
-function z_5v(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", resetHeaders: [] };
-}
-function d_5v(r: Reader, end: number, depth: number, m: any = z_5v()): any {
+function d_5f(r: Reader, end: number, depth: number, m: any = z_5f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.resetHeaders.push(d_5x(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.maxInterval = d_1f(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.resetHeaders.push(d_5g(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.maxInterval = d_8g(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3494,10 +4042,7 @@ function d_5v(r: Reader, end: number, depth: number, m: any = z_5v()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.ResetHeader
-function z_5x(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.ResetHeader", name: "", format: 0 };
-}
-function d_5x(r: Reader, end: number, depth: number, m: any = z_5x()): any {
+function d_5g(r: Reader, end: number, depth: number, m: any = z_5g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3511,16 +4056,13 @@ function d_5x(r: Reader, end: number, depth: number, m: any = z_5x()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryBackOff
-function z_5u(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryBackOff" };
-}
-function d_5u(r: Reader, end: number, depth: number, m: any = z_5u()): any {
+function d_5h(r: Reader, end: number, depth: number, m: any = z_5h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_1f(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_1f(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_8g(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_8g(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3528,16 +4070,13 @@ function d_5u(r: Reader, end: number, depth: number, m: any = z_5u()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryHostPredicate
-function z_5t(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
-}
-function d_5t(r: Reader, end: number, depth: number, m: any = z_5t()): any {
+function d_5i(r: Reader, end: number, depth: number, m: any = z_5i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3545,16 +4084,13 @@ function d_5t(r: Reader, end: number, depth: number, m: any = z_5t()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryPriority
-function z_5s(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
-}
-function d_5s(r: Reader, end: number, depth: number, m: any = z_5s()): any {
+function d_5j(r: Reader, end: number, depth: number, m: any = z_5j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3562,30 +4098,27 @@ function d_5s(r: Reader, end: number, depth: number, m: any = z_5s()): any {
   return m;
 }
 // envoy.config.route.v3.Route
-function z_61(): any {
-  return { $typeName: "envoy.config.route.v3.Route", name: "", action: { case: undefined }, typedPerFilterConfig: {}, requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], statPrefix: "" };
-}
-function d_61(r: Reader, end: number, depth: number, m: any = z_61()): any {
+function d_5k(r: Reader, end: number, depth: number, m: any = z_5k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 14: wt(t, 2); m.name = r.string(end, true); break;
-      case 1: wt(t, 2); m.match = d_5y(r, r.delimited(end), depth, m.match); break;
-      case 2: wt(t, 2); m.action = { case: "route", value: d_5z(r, r.delimited(end), depth, (m.action.case === "route" ? m.action.value : undefined)) }; break;
-      case 3: wt(t, 2); m.action = { case: "redirect", value: d_5r(r, r.delimited(end), depth, (m.action.case === "redirect" ? m.action.value : undefined)) }; break;
-      case 7: wt(t, 2); m.action = { case: "directResponse", value: d_55(r, r.delimited(end), depth, (m.action.case === "directResponse" ? m.action.value : undefined)) }; break;
-      case 17: wt(t, 2); m.action = { case: "filterAction", value: d_56(r, r.delimited(end), depth, (m.action.case === "filterAction" ? m.action.value : undefined)) }; break;
-      case 18: wt(t, 2); m.action = { case: "nonForwardingAction", value: d_5a(r, r.delimited(end), depth, (m.action.case === "nonForwardingAction" ? m.action.value : undefined)) }; break;
-      case 4: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
-      case 5: wt(t, 2); m.decorator = d_54(r, r.delimited(end), depth, m.decorator); break;
-      case 13: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_m()); } break;
-      case 9: wt(t, 2); m.requestHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.match = d_5x(r, r.delimited(end), depth, m.match); break;
+      case 2: wt(t, 2); m.action = { case: "route", value: d_5l(r, r.delimited(end), depth, (m.action.case === "route" ? m.action.value : undefined)) }; break;
+      case 3: wt(t, 2); m.action = { case: "redirect", value: d_5d(r, r.delimited(end), depth, (m.action.case === "redirect" ? m.action.value : undefined)) }; break;
+      case 7: wt(t, 2); m.action = { case: "directResponse", value: d_4s(r, r.delimited(end), depth, (m.action.case === "directResponse" ? m.action.value : undefined)) }; break;
+      case 17: wt(t, 2); m.action = { case: "filterAction", value: d_4t(r, r.delimited(end), depth, (m.action.case === "filterAction" ? m.action.value : undefined)) }; break;
+      case 18: wt(t, 2); m.action = { case: "nonForwardingAction", value: d_4x(r, r.delimited(end), depth, (m.action.case === "nonForwardingAction" ? m.action.value : undefined)) }; break;
+      case 4: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
+      case 5: wt(t, 2); m.decorator = d_4r(r, r.delimited(end), depth, m.decorator); break;
+      case 13: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_8d()); } break;
+      case 9: wt(t, 2); m.requestHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 15: wt(t, 2); m.tracing = d_60(r, r.delimited(end), depth, m.tracing); break;
-      case 16: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_19, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 15: wt(t, 2); m.tracing = d_64(r, r.delimited(end), depth, m.tracing); break;
+      case 16: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_8j, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
       case 19: wt(t, 2); m.statPrefix = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3594,48 +4127,45 @@ function d_61(r: Reader, end: number, depth: number, m: any = z_61()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction
-function z_5z(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction", clusterSpecifier: { case: undefined }, clusterNotFoundResponseCode: 0, prefixRewrite: "", hostRewriteSpecifier: { case: undefined }, appendXForwardedHost: false, requestMirrorPolicies: [], priority: 0, rateLimits: [], hashPolicy: [], upgradeConfigs: [], internalRedirectAction: 0 };
-}
-function d_5z(r: Reader, end: number, depth: number, m: any = z_5z()): any {
+function d_5l(r: Reader, end: number, depth: number, m: any = z_5l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterSpecifier = { case: "cluster", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.clusterSpecifier = { case: "clusterHeader", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_62(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_68(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
       case 37: wt(t, 2); m.clusterSpecifier = { case: "clusterSpecifierPlugin", value: r.string(end, true) }; break;
-      case 39: wt(t, 2); m.clusterSpecifier = { case: "inlineClusterSpecifierPlugin", value: d_52(r, r.delimited(end), depth, (m.clusterSpecifier.case === "inlineClusterSpecifierPlugin" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 39: wt(t, 2); m.clusterSpecifier = { case: "inlineClusterSpecifierPlugin", value: d_4p(r, r.delimited(end), depth, (m.clusterSpecifier.case === "inlineClusterSpecifierPlugin" ? m.clusterSpecifier.value : undefined)) }; break;
       case 20: wt(t, 0); m.clusterNotFoundResponseCode = r.int32(); break;
-      case 4: wt(t, 2); m.metadataMatch = d_1y(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 4: wt(t, 2); m.metadataMatch = d_3a(r, r.delimited(end), depth, m.metadataMatch); break;
       case 5: wt(t, 2); m.prefixRewrite = r.string(end, true); break;
-      case 32: wt(t, 2); m.regexRewrite = d_5q(r, r.delimited(end), depth, m.regexRewrite); break;
+      case 32: wt(t, 2); m.regexRewrite = d_7m(r, r.delimited(end), depth, m.regexRewrite); break;
       case 41: wt(t, 2); m.pathRewritePolicy = d_6(r, r.delimited(end), depth, m.pathRewritePolicy); break;
       case 6: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteLiteral", value: r.string(end, true) }; break;
-      case 7: wt(t, 2); m.hostRewriteSpecifier = { case: "autoHostRewrite", value: d_15(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "autoHostRewrite" ? m.hostRewriteSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.hostRewriteSpecifier = { case: "autoHostRewrite", value: d_8e(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "autoHostRewrite" ? m.hostRewriteSpecifier.value : undefined)) }; break;
       case 29: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteHeader", value: r.string(end, true) }; break;
-      case 35: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewritePathRegex", value: d_5q(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "hostRewritePathRegex" ? m.hostRewriteSpecifier.value : undefined)) }; break;
+      case 35: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewritePathRegex", value: d_7m(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "hostRewritePathRegex" ? m.hostRewriteSpecifier.value : undefined)) }; break;
       case 38: wt(t, 0); m.appendXForwardedHost = r.bool(); break;
-      case 8: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
-      case 24: wt(t, 2); m.idleTimeout = d_1f(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 8: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
+      case 24: wt(t, 2); m.idleTimeout = d_8g(r, r.delimited(end), depth, m.idleTimeout); break;
       case 40: wt(t, 2); m.earlyDataPolicy = d_6(r, r.delimited(end), depth, m.earlyDataPolicy); break;
-      case 9: wt(t, 2); m.retryPolicy = d_5w(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 33: wt(t, 2); m.retryPolicyTypedConfig = d_m(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
-      case 30: wt(t, 2); m.requestMirrorPolicies.push(d_63(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.retryPolicy = d_5e(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 33: wt(t, 2); m.retryPolicyTypedConfig = d_8d(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
+      case 30: wt(t, 2); m.requestMirrorPolicies.push(d_5u(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 0); m.priority = r.int32(); break;
-      case 13: wt(t, 2); m.rateLimits.push(d_5e(r, r.delimited(end), depth, undefined)); break;
-      case 14: wt(t, 2); m.includeVhRateLimits = uw(d_15, r, end, depth, m.includeVhRateLimits, "google.protobuf.BoolValue"); break;
-      case 15: wt(t, 2); m.hashPolicy.push(d_64(r, r.delimited(end), depth, undefined)); break;
-      case 17: wt(t, 2); m.cors = d_53(r, r.delimited(end), depth, m.cors); break;
-      case 23: wt(t, 2); m.maxGrpcTimeout = d_1f(r, r.delimited(end), depth, m.maxGrpcTimeout); break;
-      case 28: wt(t, 2); m.grpcTimeoutOffset = d_1f(r, r.delimited(end), depth, m.grpcTimeoutOffset); break;
-      case 25: wt(t, 2); m.upgradeConfigs.push(d_65(r, r.delimited(end), depth, undefined)); break;
-      case 34: wt(t, 2); m.internalRedirectPolicy = d_59(r, r.delimited(end), depth, m.internalRedirectPolicy); break;
+      case 13: wt(t, 2); m.rateLimits.push(d_4z(r, r.delimited(end), depth, undefined)); break;
+      case 14: wt(t, 2); m.includeVhRateLimits = uw(d_8e, r, end, depth, m.includeVhRateLimits, "google.protobuf.BoolValue"); break;
+      case 15: wt(t, 2); m.hashPolicy.push(d_5m(r, r.delimited(end), depth, undefined)); break;
+      case 17: wt(t, 2); m.cors = d_4q(r, r.delimited(end), depth, m.cors); break;
+      case 23: wt(t, 2); m.maxGrpcTimeout = d_8g(r, r.delimited(end), depth, m.maxGrpcTimeout); break;
+      case 28: wt(t, 2); m.grpcTimeoutOffset = d_8g(r, r.delimited(end), depth, m.grpcTimeoutOffset); break;
+      case 25: wt(t, 2); m.upgradeConfigs.push(d_5v(r, r.delimited(end), depth, undefined)); break;
+      case 34: wt(t, 2); m.internalRedirectPolicy = d_4w(r, r.delimited(end), depth, m.internalRedirectPolicy); break;
       case 26: wt(t, 0); m.internalRedirectAction = r.int32(); break;
-      case 31: wt(t, 2); m.maxInternalRedirects = uw(d_19, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
-      case 27: wt(t, 2); m.hedgePolicy = d_58(r, r.delimited(end), depth, m.hedgePolicy); break;
-      case 36: wt(t, 2); m.maxStreamDuration = d_66(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 31: wt(t, 2); m.maxInternalRedirects = uw(d_8j, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
+      case 27: wt(t, 2); m.hedgePolicy = d_4v(r, r.delimited(end), depth, m.hedgePolicy); break;
+      case 36: wt(t, 2); m.maxStreamDuration = d_5t(r, r.delimited(end), depth, m.maxStreamDuration); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3643,19 +4173,16 @@ function d_5z(r: Reader, end: number, depth: number, m: any = z_5z()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy
-function z_64(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy", policySpecifier: { case: undefined }, terminal: false };
-}
-function d_64(r: Reader, end: number, depth: number, m: any = z_64()): any {
+function d_5m(r: Reader, end: number, depth: number, m: any = z_5m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policySpecifier = { case: "header", value: d_67(r, r.delimited(end), depth, (m.policySpecifier.case === "header" ? m.policySpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.policySpecifier = { case: "cookie", value: d_68(r, r.delimited(end), depth, (m.policySpecifier.case === "cookie" ? m.policySpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.policySpecifier = { case: "connectionProperties", value: d_69(r, r.delimited(end), depth, (m.policySpecifier.case === "connectionProperties" ? m.policySpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.policySpecifier = { case: "queryParameter", value: d_6a(r, r.delimited(end), depth, (m.policySpecifier.case === "queryParameter" ? m.policySpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_6b(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.policySpecifier = { case: "header", value: d_5r(r, r.delimited(end), depth, (m.policySpecifier.case === "header" ? m.policySpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.policySpecifier = { case: "cookie", value: d_5o(r, r.delimited(end), depth, (m.policySpecifier.case === "cookie" ? m.policySpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.policySpecifier = { case: "connectionProperties", value: d_5n(r, r.delimited(end), depth, (m.policySpecifier.case === "connectionProperties" ? m.policySpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.policySpecifier = { case: "queryParameter", value: d_5s(r, r.delimited(end), depth, (m.policySpecifier.case === "queryParameter" ? m.policySpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_5q(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
       case 4: wt(t, 0); m.terminal = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3664,10 +4191,7 @@ function d_64(r: Reader, end: number, depth: number, m: any = z_64()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
-function z_69(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", sourceIp: false };
-}
-function d_69(r: Reader, end: number, depth: number, m: any = z_69()): any {
+function d_5n(r: Reader, end: number, depth: number, m: any = z_5n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3680,18 +4204,15 @@ function d_69(r: Reader, end: number, depth: number, m: any = z_69()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.Cookie
-function z_68(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", name: "", path: "", attributes: [] };
-}
-function d_68(r: Reader, end: number, depth: number, m: any = z_68()): any {
+function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.ttl = d_1f(r, r.delimited(end), depth, m.ttl); break;
+      case 2: wt(t, 2); m.ttl = d_8g(r, r.delimited(end), depth, m.ttl); break;
       case 3: wt(t, 2); m.path = r.string(end, true); break;
-      case 4: wt(t, 2); m.attributes.push(d_6c(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.attributes.push(d_5p(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3699,10 +4220,7 @@ function d_68(r: Reader, end: number, depth: number, m: any = z_68()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute
-function z_6c(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", name: "", value: "" };
-}
-function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
+function d_5p(r: Reader, end: number, depth: number, m: any = z_5p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3716,10 +4234,7 @@ function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-function z_6b(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", key: "" };
-}
-function d_6b(r: Reader, end: number, depth: number, m: any = z_6b()): any {
+function d_5q(r: Reader, end: number, depth: number, m: any = z_5q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3732,16 +4247,13 @@ function d_6b(r: Reader, end: number, depth: number, m: any = z_6b()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.Header
-function z_67(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Header", headerName: "" };
-}
-function d_67(r: Reader, end: number, depth: number, m: any = z_67()): any {
+function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.headerName = r.string(end, true); break;
-      case 2: wt(t, 2); m.regexRewrite = d_5q(r, r.delimited(end), depth, m.regexRewrite); break;
+      case 2: wt(t, 2); m.regexRewrite = d_7m(r, r.delimited(end), depth, m.regexRewrite); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3749,10 +4261,7 @@ function d_67(r: Reader, end: number, depth: number, m: any = z_67()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
-function z_6a(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", name: "" };
-}
-function d_6a(r: Reader, end: number, depth: number, m: any = z_6a()): any {
+function d_5s(r: Reader, end: number, depth: number, m: any = z_5s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3765,17 +4274,14 @@ function d_6a(r: Reader, end: number, depth: number, m: any = z_6a()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.MaxStreamDuration
-function z_66(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.MaxStreamDuration" };
-}
-function d_66(r: Reader, end: number, depth: number, m: any = z_66()): any {
+function d_5t(r: Reader, end: number, depth: number, m: any = z_5t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxStreamDuration = d_1f(r, r.delimited(end), depth, m.maxStreamDuration); break;
-      case 2: wt(t, 2); m.grpcTimeoutHeaderMax = d_1f(r, r.delimited(end), depth, m.grpcTimeoutHeaderMax); break;
-      case 3: wt(t, 2); m.grpcTimeoutHeaderOffset = d_1f(r, r.delimited(end), depth, m.grpcTimeoutHeaderOffset); break;
+      case 1: wt(t, 2); m.maxStreamDuration = d_8g(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 2: wt(t, 2); m.grpcTimeoutHeaderMax = d_8g(r, r.delimited(end), depth, m.grpcTimeoutHeaderMax); break;
+      case 3: wt(t, 2); m.grpcTimeoutHeaderOffset = d_8g(r, r.delimited(end), depth, m.grpcTimeoutHeaderOffset); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3783,18 +4289,15 @@ function d_66(r: Reader, end: number, depth: number, m: any = z_66()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.RequestMirrorPolicy
-function z_63(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", cluster: "", clusterHeader: "", disableShadowHostSuffixAppend: false };
-}
-function d_63(r: Reader, end: number, depth: number, m: any = z_63()): any {
+function d_5u(r: Reader, end: number, depth: number, m: any = z_5u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.cluster = r.string(end, true); break;
       case 5: wt(t, 2); m.clusterHeader = r.string(end, true); break;
-      case 3: wt(t, 2); m.runtimeFraction = d_48(r, r.delimited(end), depth, m.runtimeFraction); break;
-      case 4: wt(t, 2); m.traceSampled = uw(d_15, r, end, depth, m.traceSampled, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.runtimeFraction = d_3o(r, r.delimited(end), depth, m.runtimeFraction); break;
+      case 4: wt(t, 2); m.traceSampled = uw(d_8e, r, end, depth, m.traceSampled, "google.protobuf.BoolValue"); break;
       case 6: wt(t, 0); m.disableShadowHostSuffixAppend = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3803,17 +4306,14 @@ function d_63(r: Reader, end: number, depth: number, m: any = z_63()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.UpgradeConfig
-function z_65(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig", upgradeType: "" };
-}
-function d_65(r: Reader, end: number, depth: number, m: any = z_65()): any {
+function d_5v(r: Reader, end: number, depth: number, m: any = z_5v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.upgradeType = r.string(end, true); break;
-      case 2: wt(t, 2); m.enabled = uw(d_15, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.connectConfig = d_6d(r, r.delimited(end), depth, m.connectConfig); break;
+      case 2: wt(t, 2); m.enabled = uw(d_8e, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.connectConfig = d_5w(r, r.delimited(end), depth, m.connectConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3821,15 +4321,12 @@ function d_65(r: Reader, end: number, depth: number, m: any = z_65()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig
-function z_6d(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", allowPost: false };
-}
-function d_6d(r: Reader, end: number, depth: number, m: any = z_6d()): any {
+function d_5w(r: Reader, end: number, depth: number, m: any = z_5w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.proxyProtocolConfig = d_3t(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
+      case 1: wt(t, 2); m.proxyProtocolConfig = d_3d(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
       case 2: wt(t, 0); m.allowPost = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3838,31 +4335,28 @@ function d_6d(r: Reader, end: number, depth: number, m: any = z_6d()): any {
   return m;
 }
 // envoy.config.route.v3.RouteConfiguration
-function z_3(): any {
-  return { $typeName: "envoy.config.route.v3.RouteConfiguration", name: "", virtualHosts: [], internalOnlyHeaders: [], responseHeadersToAdd: [], responseHeadersToRemove: [], requestHeadersToAdd: [], requestHeadersToRemove: [], mostSpecificHeaderMutationsWins: false, clusterSpecifierPlugins: [], requestMirrorPolicies: [], ignorePortInHostMatching: false, ignorePathParametersInPathMatching: false, typedPerFilterConfig: {} };
-}
 function d_3(r: Reader, end: number, depth: number, m: any = z_3()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.virtualHosts.push(d_6e(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.vhds = d_6f(r, r.delimited(end), depth, m.vhds); break;
+      case 2: wt(t, 2); m.virtualHosts.push(d_67(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.vhds = d_65(r, r.delimited(end), depth, m.vhds); break;
       case 3: wt(t, 2); m.internalOnlyHeaders.push(r.string(end, true)); break;
-      case 4: wt(t, 2); m.responseHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.responseHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 5: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 8: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
       case 10: wt(t, 0); m.mostSpecificHeaderMutationsWins = r.bool(); break;
-      case 7: wt(t, 2); m.validateClusters = uw(d_15, r, end, depth, m.validateClusters, "google.protobuf.BoolValue"); break;
-      case 11: wt(t, 2); m.maxDirectResponseBodySizeBytes = uw(d_19, r, end, depth, m.maxDirectResponseBodySizeBytes, "google.protobuf.UInt32Value"); break;
-      case 12: wt(t, 2); m.clusterSpecifierPlugins.push(d_52(r, r.delimited(end), depth, undefined)); break;
-      case 13: wt(t, 2); m.requestMirrorPolicies.push(d_63(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.validateClusters = uw(d_8e, r, end, depth, m.validateClusters, "google.protobuf.BoolValue"); break;
+      case 11: wt(t, 2); m.maxDirectResponseBodySizeBytes = uw(d_8j, r, end, depth, m.maxDirectResponseBodySizeBytes, "google.protobuf.UInt32Value"); break;
+      case 12: wt(t, 2); m.clusterSpecifierPlugins.push(d_4p(r, r.delimited(end), depth, undefined)); break;
+      case 13: wt(t, 2); m.requestMirrorPolicies.push(d_5u(r, r.delimited(end), depth, undefined)); break;
       case 14: wt(t, 0); m.ignorePortInHostMatching = r.bool(); break;
       case 15: wt(t, 0); m.ignorePathParametersInPathMatching = r.bool(); break;
-      case 16: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_m()); } break;
-      case 17: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
+      case 16: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_8d()); } break;
+      case 17: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3870,27 +4364,24 @@ function d_3(r: Reader, end: number, depth: number, m: any = z_3()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch
-function z_5y(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch", pathSpecifier: { case: undefined }, headers: [], queryParameters: [], dynamicMetadata: [] };
-}
-function d_5y(r: Reader, end: number, depth: number, m: any = z_5y()): any {
+function d_5x(r: Reader, end: number, depth: number, m: any = z_5x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.pathSpecifier = { case: "prefix", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.pathSpecifier = { case: "path", value: r.string(end, true) }; break;
-      case 10: wt(t, 2); m.pathSpecifier = { case: "safeRegex", value: d_57(r, r.delimited(end), depth, (m.pathSpecifier.case === "safeRegex" ? m.pathSpecifier.value : undefined)) }; break;
-      case 12: wt(t, 2); m.pathSpecifier = { case: "connectMatcher", value: d_6g(r, r.delimited(end), depth, (m.pathSpecifier.case === "connectMatcher" ? m.pathSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.pathSpecifier = { case: "safeRegex", value: d_7n(r, r.delimited(end), depth, (m.pathSpecifier.case === "safeRegex" ? m.pathSpecifier.value : undefined)) }; break;
+      case 12: wt(t, 2); m.pathSpecifier = { case: "connectMatcher", value: d_5y(r, r.delimited(end), depth, (m.pathSpecifier.case === "connectMatcher" ? m.pathSpecifier.value : undefined)) }; break;
       case 14: wt(t, 2); m.pathSpecifier = { case: "pathSeparatedPrefix", value: r.string(end, true) }; break;
       case 15: wt(t, 2); m.pathSpecifier = { case: "pathMatchPolicy", value: d_6(r, r.delimited(end), depth, (m.pathSpecifier.case === "pathMatchPolicy" ? m.pathSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.caseSensitive = uw(d_15, r, end, depth, m.caseSensitive, "google.protobuf.BoolValue"); break;
-      case 9: wt(t, 2); m.runtimeFraction = d_48(r, r.delimited(end), depth, m.runtimeFraction); break;
-      case 6: wt(t, 2); m.headers.push(d_13(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.queryParameters.push(d_5b(r, r.delimited(end), depth, undefined)); break;
-      case 8: wt(t, 2); m.grpc = d_6h(r, r.delimited(end), depth, m.grpc); break;
-      case 11: wt(t, 2); m.tlsContext = d_6i(r, r.delimited(end), depth, m.tlsContext); break;
-      case 13: wt(t, 2); m.dynamicMetadata.push(d_14(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.caseSensitive = uw(d_8e, r, end, depth, m.caseSensitive, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.runtimeFraction = d_3o(r, r.delimited(end), depth, m.runtimeFraction); break;
+      case 6: wt(t, 2); m.headers.push(d_4u(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.queryParameters.push(d_4y(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.grpc = d_5z(r, r.delimited(end), depth, m.grpc); break;
+      case 11: wt(t, 2); m.tlsContext = d_60(r, r.delimited(end), depth, m.tlsContext); break;
+      case 13: wt(t, 2); m.dynamicMetadata.push(d_7j(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3898,10 +4389,7 @@ function d_5y(r: Reader, end: number, depth: number, m: any = z_5y()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.ConnectMatcher
-function z_6g(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.ConnectMatcher" };
-}
-function d_6g(r: Reader, end: number, depth: number, m: any = z_6g()): any {
+function d_5y(r: Reader, end: number, depth: number, m: any = z_5y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3914,10 +4402,7 @@ function d_6g(r: Reader, end: number, depth: number, m: any = z_6g()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions
-function z_6h(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions" };
-}
-function d_6h(r: Reader, end: number, depth: number, m: any = z_6h()): any {
+function d_5z(r: Reader, end: number, depth: number, m: any = z_5z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3930,16 +4415,13 @@ function d_6h(r: Reader, end: number, depth: number, m: any = z_6h()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.TlsContextMatchOptions
-function z_6i(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions" };
-}
-function d_6i(r: Reader, end: number, depth: number, m: any = z_6i()): any {
+function d_60(r: Reader, end: number, depth: number, m: any = z_60()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.presented = uw(d_15, r, end, depth, m.presented, "google.protobuf.BoolValue"); break;
-      case 2: wt(t, 2); m.validated = uw(d_15, r, end, depth, m.validated, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.presented = uw(d_8e, r, end, depth, m.presented, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.validated = uw(d_8e, r, end, depth, m.validated, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3947,10 +4429,7 @@ function d_6i(r: Reader, end: number, depth: number, m: any = z_6i()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration
-function z_6k(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration", onDemand: false, name: "", routeConfigurationName: "" };
-}
-function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
+function d_61(r: Reader, end: number, depth: number, m: any = z_61()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3959,7 +4438,7 @@ function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.routeConfigurationName = r.string(end, true); break;
       case 5: wt(t, 2); m.routeConfiguration = d_3(r, r.delimited(end), depth, m.routeConfiguration); break;
-      case 3: wt(t, 2); m.key = d_6j(r, r.delimited(end), depth, m.key); break;
+      case 3: wt(t, 2); m.key = d_62(r, r.delimited(end), depth, m.key); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3967,15 +4446,12 @@ function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration.Key
-function z_6j(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key", fragments: [] };
-}
-function d_6j(r: Reader, end: number, depth: number, m: any = z_6j()): any {
+function d_62(r: Reader, end: number, depth: number, m: any = z_62()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.fragments.push(d_6l(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.fragments.push(d_63(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3983,10 +4459,7 @@ function d_6j(r: Reader, end: number, depth: number, m: any = z_6j()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment
-function z_6l(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", type: { case: undefined } };
-}
-function d_6l(r: Reader, end: number, depth: number, m: any = z_6l()): any {
+function d_63(r: Reader, end: number, depth: number, m: any = z_63()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3999,18 +4472,15 @@ function d_6l(r: Reader, end: number, depth: number, m: any = z_6l()): any {
   return m;
 }
 // envoy.config.route.v3.Tracing
-function z_60(): any {
-  return { $typeName: "envoy.config.route.v3.Tracing", customTags: [] };
-}
-function d_60(r: Reader, end: number, depth: number, m: any = z_60()): any {
+function d_64(r: Reader, end: number, depth: number, m: any = z_64()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clientSampling = d_16(r, r.delimited(end), depth, m.clientSampling); break;
-      case 2: wt(t, 2); m.randomSampling = d_16(r, r.delimited(end), depth, m.randomSampling); break;
-      case 3: wt(t, 2); m.overallSampling = d_16(r, r.delimited(end), depth, m.overallSampling); break;
-      case 4: wt(t, 2); m.customTags.push(d_6m(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.clientSampling = d_85(r, r.delimited(end), depth, m.clientSampling); break;
+      case 2: wt(t, 2); m.randomSampling = d_85(r, r.delimited(end), depth, m.randomSampling); break;
+      case 3: wt(t, 2); m.overallSampling = d_85(r, r.delimited(end), depth, m.overallSampling); break;
+      case 4: wt(t, 2); m.customTags.push(d_7z(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4018,10 +4488,7 @@ function d_60(r: Reader, end: number, depth: number, m: any = z_60()): any {
   return m;
 }
 // envoy.config.route.v3.Vhds
-function z_6f(): any {
-  return { $typeName: "envoy.config.route.v3.Vhds" };
-}
-function d_6f(r: Reader, end: number, depth: number, m: any = z_6f()): any {
+function d_65(r: Reader, end: number, depth: number, m: any = z_65()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4034,15 +4501,12 @@ function d_6f(r: Reader, end: number, depth: number, m: any = z_6f()): any {
   return m;
 }
 // envoy.config.route.v3.VirtualCluster
-function z_6n(): any {
-  return { $typeName: "envoy.config.route.v3.VirtualCluster", headers: [], name: "" };
-}
-function d_6n(r: Reader, end: number, depth: number, m: any = z_6n()): any {
+function d_66(r: Reader, end: number, depth: number, m: any = z_66()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 4: wt(t, 2); m.headers.push(d_13(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.headers.push(d_4u(r, r.delimited(end), depth, undefined)); break;
       case 2: wt(t, 2); m.name = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4051,36 +4515,33 @@ function d_6n(r: Reader, end: number, depth: number, m: any = z_6n()): any {
   return m;
 }
 // envoy.config.route.v3.VirtualHost
-function z_6e(): any {
-  return { $typeName: "envoy.config.route.v3.VirtualHost", name: "", domains: [], routes: [], requireTls: 0, virtualClusters: [], rateLimits: [], requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, includeRequestAttemptCount: false, includeAttemptCountInResponse: false, includeIsTimeoutRetryHeader: false, requestMirrorPolicies: [] };
-}
-function d_6e(r: Reader, end: number, depth: number, m: any = z_6e()): any {
+function d_67(r: Reader, end: number, depth: number, m: any = z_67()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.domains.push(r.string(end, true)); break;
-      case 3: wt(t, 2); m.routes.push(d_61(r, r.delimited(end), depth, undefined)); break;
-      case 21: wt(t, 2); m.matcher = d_4r(r, r.delimited(end), depth, m.matcher); break;
+      case 3: wt(t, 2); m.routes.push(d_5k(r, r.delimited(end), depth, undefined)); break;
+      case 21: wt(t, 2); m.matcher = d_98(r, r.delimited(end), depth, m.matcher); break;
       case 4: wt(t, 0); m.requireTls = r.int32(); break;
-      case 5: wt(t, 2); m.virtualClusters.push(d_6n(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.rateLimits.push(d_5e(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.requestHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.virtualClusters.push(d_66(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.rateLimits.push(d_4z(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.requestHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 13: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 8: wt(t, 2); m.cors = d_53(r, r.delimited(end), depth, m.cors); break;
-      case 15: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_m()); } break;
+      case 8: wt(t, 2); m.cors = d_4q(r, r.delimited(end), depth, m.cors); break;
+      case 15: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_8d()); } break;
       case 14: wt(t, 0); m.includeRequestAttemptCount = r.bool(); break;
       case 19: wt(t, 0); m.includeAttemptCountInResponse = r.bool(); break;
-      case 16: wt(t, 2); m.retryPolicy = d_5w(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 20: wt(t, 2); m.retryPolicyTypedConfig = d_m(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
-      case 17: wt(t, 2); m.hedgePolicy = d_58(r, r.delimited(end), depth, m.hedgePolicy); break;
+      case 16: wt(t, 2); m.retryPolicy = d_5e(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 20: wt(t, 2); m.retryPolicyTypedConfig = d_8d(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
+      case 17: wt(t, 2); m.hedgePolicy = d_4v(r, r.delimited(end), depth, m.hedgePolicy); break;
       case 23: wt(t, 0); m.includeIsTimeoutRetryHeader = r.bool(); break;
-      case 18: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_19, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 22: wt(t, 2); m.requestMirrorPolicies.push(d_63(r, r.delimited(end), depth, undefined)); break;
-      case 24: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
+      case 18: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_8j, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 22: wt(t, 2); m.requestMirrorPolicies.push(d_5u(r, r.delimited(end), depth, undefined)); break;
+      case 24: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4088,16 +4549,13 @@ function d_6e(r: Reader, end: number, depth: number, m: any = z_6e()): any {
   return m;
 }
 // envoy.config.route.v3.WeightedCluster
-function z_62(): any {
-  return { $typeName: "envoy.config.route.v3.WeightedCluster", clusters: [], runtimeKeyPrefix: "", randomValueSpecifier: { case: undefined } };
-}
-function d_62(r: Reader, end: number, depth: number, m: any = z_62()): any {
+function d_68(r: Reader, end: number, depth: number, m: any = z_68()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clusters.push(d_6o(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.totalWeight = uw(d_19, r, end, depth, m.totalWeight, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.clusters.push(d_69(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.totalWeight = uw(d_8j, r, end, depth, m.totalWeight, "google.protobuf.UInt32Value"); break;
       case 2: wt(t, 2); m.runtimeKeyPrefix = r.string(end, true); break;
       case 4: wt(t, 2); m.randomValueSpecifier = { case: "headerName", value: r.string(end, true) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -4107,23 +4565,20 @@ function d_62(r: Reader, end: number, depth: number, m: any = z_62()): any {
   return m;
 }
 // envoy.config.route.v3.WeightedCluster.ClusterWeight
-function z_6o(): any {
-  return { $typeName: "envoy.config.route.v3.WeightedCluster.ClusterWeight", name: "", clusterHeader: "", requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, hostRewriteSpecifier: { case: undefined } };
-}
-function d_6o(r: Reader, end: number, depth: number, m: any = z_6o()): any {
+function d_69(r: Reader, end: number, depth: number, m: any = z_69()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 12: wt(t, 2); m.clusterHeader = r.string(end, true); break;
-      case 2: wt(t, 2); m.weight = uw(d_19, r, end, depth, m.weight, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.metadataMatch = d_1y(r, r.delimited(end), depth, m.metadataMatch); break;
-      case 4: wt(t, 2); m.requestHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.weight = uw(d_8j, r, end, depth, m.weight, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.metadataMatch = d_3a(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 4: wt(t, 2); m.requestHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 9: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 5: wt(t, 2); m.responseHeadersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.responseHeadersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_m(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_m()); } break;
+      case 10: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8d(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_8d()); } break;
       case 11: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteLiteral", value: r.string(end, true) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4132,16 +4587,13 @@ function d_6o(r: Reader, end: number, depth: number, m: any = z_6o()): any {
   return m;
 }
 // envoy.config.trace.v3.Tracing.Http
-function z_6p(): any {
-  return { $typeName: "envoy.config.trace.v3.Tracing.Http", name: "", configType: { case: undefined } };
-}
-function d_6p(r: Reader, end: number, depth: number, m: any = z_6p()): any {
+function d_6a(r: Reader, end: number, depth: number, m: any = z_6a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4149,23 +4601,20 @@ function d_6p(r: Reader, end: number, depth: number, m: any = z_6p()): any {
   return m;
 }
 // envoy.extensions.filters.http.router.v3.Router
-function z_a(): any {
-  return { $typeName: "envoy.extensions.filters.http.router.v3.Router", startChildSpan: false, upstreamLog: [], suppressEnvoyHeaders: false, strictCheckHeaders: [], respectExpectedRqTimeout: false, suppressGrpcRequestFailureCodeStats: false, upstreamHttpFilters: [] };
-}
 function d_a(r: Reader, end: number, depth: number, m: any = z_a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.dynamicStats = uw(d_15, r, end, depth, m.dynamicStats, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.dynamicStats = uw(d_8e, r, end, depth, m.dynamicStats, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 0); m.startChildSpan = r.bool(); break;
       case 3: wt(t, 2); m.upstreamLog.push(d_n(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.upstreamLogOptions = d_6q(r, r.delimited(end), depth, m.upstreamLogOptions); break;
+      case 9: wt(t, 2); m.upstreamLogOptions = d_6b(r, r.delimited(end), depth, m.upstreamLogOptions); break;
       case 4: wt(t, 0); m.suppressEnvoyHeaders = r.bool(); break;
       case 5: wt(t, 2); m.strictCheckHeaders.push(r.string(end, true)); break;
       case 6: wt(t, 0); m.respectExpectedRqTimeout = r.bool(); break;
       case 7: wt(t, 0); m.suppressGrpcRequestFailureCodeStats = r.bool(); break;
-      case 8: wt(t, 2); m.upstreamHttpFilters.push(d_6r(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.upstreamHttpFilters.push(d_6j(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4173,16 +4622,13 @@ function d_a(r: Reader, end: number, depth: number, m: any = z_a()): any {
   return m;
 }
 // envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions
-function z_6q(): any {
-  return { $typeName: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", flushUpstreamLogOnUpstreamStream: false };
-}
-function d_6q(r: Reader, end: number, depth: number, m: any = z_6q()): any {
+function d_6b(r: Reader, end: number, depth: number, m: any = z_6b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.flushUpstreamLogOnUpstreamStream = r.bool(); break;
-      case 2: wt(t, 2); m.upstreamLogFlushInterval = d_1f(r, r.delimited(end), depth, m.upstreamLogFlushInterval); break;
+      case 2: wt(t, 2); m.upstreamLogFlushInterval = d_8g(r, r.delimited(end), depth, m.upstreamLogFlushInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4190,15 +4636,12 @@ function d_6q(r: Reader, end: number, depth: number, m: any = z_6q()): any {
   return m;
 }
 // envoy.extensions.filters.http.wasm.v3.Wasm
-function z_9(): any {
-  return { $typeName: "envoy.extensions.filters.http.wasm.v3.Wasm" };
-}
 function d_9(r: Reader, end: number, depth: number, m: any = z_9()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.config = d_6s(r, r.delimited(end), depth, m.config); break;
+      case 1: wt(t, 2); m.config = d_72(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4206,9 +4649,6 @@ function d_9(r: Reader, end: number, depth: number, m: any = z_9()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-function z_7(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", codecType: 0, statPrefix: "", routeSpecifier: { case: undefined }, httpFilters: [], serverName: "", serverHeaderTransformation: 0, accessLog: [], flushAccessLogOnNewRequest: false, xffNumTrustedHops: 0, originalIpDetectionExtensions: [], earlyHeaderMutationExtensions: [], skipXffAppend: false, via: "", preserveExternalRequestId: false, alwaysSetRequestIdInResponse: false, forwardClientCertDetails: 0, proxy100Continue: false, representIpv4RemoteAddressAsIpv4MappedIpv6: false, upgradeConfigs: [], mergeSlashes: false, pathWithEscapedSlashesAction: 0, stripMatchingHostPort: false, stripPortMode: { case: undefined }, stripTrailingHostDot: false, appendXForwardedPort: false, appendLocalOverload: false };
-}
 function d_7(r: Reader, end: number, depth: number, m: any = z_7()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -4216,59 +4656,59 @@ function d_7(r: Reader, end: number, depth: number, m: any = z_7()): any {
     switch (t >>> 3) {
       case 1: wt(t, 0); m.codecType = r.int32(); break;
       case 2: wt(t, 2); m.statPrefix = r.string(end, true); break;
-      case 3: wt(t, 2); m.routeSpecifier = { case: "rds", value: d_6t(r, r.delimited(end), depth, (m.routeSpecifier.case === "rds" ? m.routeSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.routeSpecifier = { case: "rds", value: d_6l(r, r.delimited(end), depth, (m.routeSpecifier.case === "rds" ? m.routeSpecifier.value : undefined)) }; break;
       case 4: wt(t, 2); m.routeSpecifier = { case: "routeConfig", value: d_3(r, r.delimited(end), depth, (m.routeSpecifier.case === "routeConfig" ? m.routeSpecifier.value : undefined)) }; break;
-      case 31: wt(t, 2); m.routeSpecifier = { case: "scopedRoutes", value: d_6u(r, r.delimited(end), depth, (m.routeSpecifier.case === "scopedRoutes" ? m.routeSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.httpFilters.push(d_6r(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.addUserAgent = uw(d_15, r, end, depth, m.addUserAgent, "google.protobuf.BoolValue"); break;
-      case 7: wt(t, 2); m.tracing = d_6v(r, r.delimited(end), depth, m.tracing); break;
-      case 35: wt(t, 2); m.commonHttpProtocolOptions = d_1i(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
-      case 8: wt(t, 2); m.httpProtocolOptions = d_1j(r, r.delimited(end), depth, m.httpProtocolOptions); break;
-      case 9: wt(t, 2); m.http2ProtocolOptions = d_1k(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
-      case 44: wt(t, 2); m.http3ProtocolOptions = d_3z(r, r.delimited(end), depth, m.http3ProtocolOptions); break;
+      case 31: wt(t, 2); m.routeSpecifier = { case: "scopedRoutes", value: d_6q(r, r.delimited(end), depth, (m.routeSpecifier.case === "scopedRoutes" ? m.routeSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.httpFilters.push(d_6j(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.addUserAgent = uw(d_8e, r, end, depth, m.addUserAgent, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.tracing = d_6h(r, r.delimited(end), depth, m.tracing); break;
+      case 35: wt(t, 2); m.commonHttpProtocolOptions = d_35(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
+      case 8: wt(t, 2); m.httpProtocolOptions = d_2z(r, r.delimited(end), depth, m.httpProtocolOptions); break;
+      case 9: wt(t, 2); m.http2ProtocolOptions = d_32(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
+      case 44: wt(t, 2); m.http3ProtocolOptions = d_34(r, r.delimited(end), depth, m.http3ProtocolOptions); break;
       case 10: wt(t, 2); m.serverName = r.string(end, true); break;
       case 34: wt(t, 0); m.serverHeaderTransformation = r.int32(); break;
-      case 48: wt(t, 2); m.schemeHeaderTransformation = d_49(r, r.delimited(end), depth, m.schemeHeaderTransformation); break;
-      case 29: wt(t, 2); m.maxRequestHeadersKb = uw(d_19, r, end, depth, m.maxRequestHeadersKb, "google.protobuf.UInt32Value"); break;
-      case 24: wt(t, 2); m.streamIdleTimeout = d_1f(r, r.delimited(end), depth, m.streamIdleTimeout); break;
-      case 28: wt(t, 2); m.requestTimeout = d_1f(r, r.delimited(end), depth, m.requestTimeout); break;
-      case 41: wt(t, 2); m.requestHeadersTimeout = d_1f(r, r.delimited(end), depth, m.requestHeadersTimeout); break;
-      case 12: wt(t, 2); m.drainTimeout = d_1f(r, r.delimited(end), depth, m.drainTimeout); break;
-      case 26: wt(t, 2); m.delayedCloseTimeout = d_1f(r, r.delimited(end), depth, m.delayedCloseTimeout); break;
+      case 48: wt(t, 2); m.schemeHeaderTransformation = d_3q(r, r.delimited(end), depth, m.schemeHeaderTransformation); break;
+      case 29: wt(t, 2); m.maxRequestHeadersKb = uw(d_8j, r, end, depth, m.maxRequestHeadersKb, "google.protobuf.UInt32Value"); break;
+      case 24: wt(t, 2); m.streamIdleTimeout = d_8g(r, r.delimited(end), depth, m.streamIdleTimeout); break;
+      case 28: wt(t, 2); m.requestTimeout = d_8g(r, r.delimited(end), depth, m.requestTimeout); break;
+      case 41: wt(t, 2); m.requestHeadersTimeout = d_8g(r, r.delimited(end), depth, m.requestHeadersTimeout); break;
+      case 12: wt(t, 2); m.drainTimeout = d_8g(r, r.delimited(end), depth, m.drainTimeout); break;
+      case 26: wt(t, 2); m.delayedCloseTimeout = d_8g(r, r.delimited(end), depth, m.delayedCloseTimeout); break;
       case 13: wt(t, 2); m.accessLog.push(d_n(r, r.delimited(end), depth, undefined)); break;
-      case 54: wt(t, 2); m.accessLogFlushInterval = d_1f(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 54: wt(t, 2); m.accessLogFlushInterval = d_8g(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 55: wt(t, 0); m.flushAccessLogOnNewRequest = r.bool(); break;
-      case 56: wt(t, 2); m.accessLogOptions = d_6w(r, r.delimited(end), depth, m.accessLogOptions); break;
-      case 14: wt(t, 2); m.useRemoteAddress = uw(d_15, r, end, depth, m.useRemoteAddress, "google.protobuf.BoolValue"); break;
+      case 56: wt(t, 2); m.accessLogOptions = d_6c(r, r.delimited(end), depth, m.accessLogOptions); break;
+      case 14: wt(t, 2); m.useRemoteAddress = uw(d_8e, r, end, depth, m.useRemoteAddress, "google.protobuf.BoolValue"); break;
       case 19: wt(t, 0); m.xffNumTrustedHops = r.uint32(); break;
       case 46: wt(t, 2); m.originalIpDetectionExtensions.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 52: wt(t, 2); m.earlyHeaderMutationExtensions.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 25: wt(t, 2); m.internalAddressConfig = d_6x(r, r.delimited(end), depth, m.internalAddressConfig); break;
+      case 25: wt(t, 2); m.internalAddressConfig = d_6d(r, r.delimited(end), depth, m.internalAddressConfig); break;
       case 21: wt(t, 0); m.skipXffAppend = r.bool(); break;
       case 22: wt(t, 2); m.via = r.string(end, true); break;
-      case 15: wt(t, 2); m.generateRequestId = uw(d_15, r, end, depth, m.generateRequestId, "google.protobuf.BoolValue"); break;
+      case 15: wt(t, 2); m.generateRequestId = uw(d_8e, r, end, depth, m.generateRequestId, "google.protobuf.BoolValue"); break;
       case 32: wt(t, 0); m.preserveExternalRequestId = r.bool(); break;
       case 37: wt(t, 0); m.alwaysSetRequestIdInResponse = r.bool(); break;
       case 16: wt(t, 0); m.forwardClientCertDetails = r.int32(); break;
-      case 17: wt(t, 2); m.setCurrentClientCertDetails = d_6y(r, r.delimited(end), depth, m.setCurrentClientCertDetails); break;
+      case 17: wt(t, 2); m.setCurrentClientCertDetails = d_6g(r, r.delimited(end), depth, m.setCurrentClientCertDetails); break;
       case 18: wt(t, 0); m.proxy100Continue = r.bool(); break;
       case 20: wt(t, 0); m.representIpv4RemoteAddressAsIpv4MappedIpv6 = r.bool(); break;
-      case 23: wt(t, 2); m.upgradeConfigs.push(d_6z(r, r.delimited(end), depth, undefined)); break;
-      case 30: wt(t, 2); m.normalizePath = uw(d_15, r, end, depth, m.normalizePath, "google.protobuf.BoolValue"); break;
+      case 23: wt(t, 2); m.upgradeConfigs.push(d_6i(r, r.delimited(end), depth, undefined)); break;
+      case 30: wt(t, 2); m.normalizePath = uw(d_8e, r, end, depth, m.normalizePath, "google.protobuf.BoolValue"); break;
       case 33: wt(t, 0); m.mergeSlashes = r.bool(); break;
       case 45: wt(t, 0); m.pathWithEscapedSlashesAction = r.int32(); break;
-      case 36: wt(t, 2); m.requestIdExtension = d_70(r, r.delimited(end), depth, m.requestIdExtension); break;
-      case 38: wt(t, 2); m.localReplyConfig = d_71(r, r.delimited(end), depth, m.localReplyConfig); break;
+      case 36: wt(t, 2); m.requestIdExtension = d_6m(r, r.delimited(end), depth, m.requestIdExtension); break;
+      case 38: wt(t, 2); m.localReplyConfig = d_6k(r, r.delimited(end), depth, m.localReplyConfig); break;
       case 39: wt(t, 0); m.stripMatchingHostPort = r.bool(); break;
       case 42: wt(t, 0); m.stripPortMode = { case: "stripAnyHostPort", value: r.bool() }; break;
-      case 40: wt(t, 2); m.streamErrorOnInvalidHttpMessage = uw(d_15, r, end, depth, m.streamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
-      case 43: wt(t, 2); m.pathNormalizationOptions = d_72(r, r.delimited(end), depth, m.pathNormalizationOptions); break;
+      case 40: wt(t, 2); m.streamErrorOnInvalidHttpMessage = uw(d_8e, r, end, depth, m.streamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 43: wt(t, 2); m.pathNormalizationOptions = d_6e(r, r.delimited(end), depth, m.pathNormalizationOptions); break;
       case 47: wt(t, 0); m.stripTrailingHostDot = r.bool(); break;
-      case 49: wt(t, 2); m.proxyStatusConfig = d_73(r, r.delimited(end), depth, m.proxyStatusConfig); break;
+      case 49: wt(t, 2); m.proxyStatusConfig = d_6f(r, r.delimited(end), depth, m.proxyStatusConfig); break;
       case 50: wt(t, 2); m.typedHeaderValidationConfig = d_6(r, r.delimited(end), depth, m.typedHeaderValidationConfig); break;
       case 51: wt(t, 0); m.appendXForwardedPort = r.bool(); break;
       case 57: wt(t, 0); m.appendLocalOverload = r.bool(); break;
-      case 53: wt(t, 2); m.addProxyProtocolConnectionState = uw(d_15, r, end, depth, m.addProxyProtocolConnectionState, "google.protobuf.BoolValue"); break;
+      case 53: wt(t, 2); m.addProxyProtocolConnectionState = uw(d_8e, r, end, depth, m.addProxyProtocolConnectionState, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4276,15 +4716,12 @@ function d_7(r: Reader, end: number, depth: number, m: any = z_7()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions
-function z_6w(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", flushAccessLogOnNewRequest: false, flushLogOnTunnelSuccessfullyEstablished: false };
-}
-function d_6w(r: Reader, end: number, depth: number, m: any = z_6w()): any {
+function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.accessLogFlushInterval = d_1f(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 1: wt(t, 2); m.accessLogFlushInterval = d_8g(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 2: wt(t, 0); m.flushAccessLogOnNewRequest = r.bool(); break;
       case 3: wt(t, 0); m.flushLogOnTunnelSuccessfullyEstablished = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -4294,16 +4731,13 @@ function d_6w(r: Reader, end: number, depth: number, m: any = z_6w()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig
-function z_6x(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", unixSockets: false, cidrRanges: [] };
-}
-function d_6x(r: Reader, end: number, depth: number, m: any = z_6x()): any {
+function d_6d(r: Reader, end: number, depth: number, m: any = z_6d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.unixSockets = r.bool(); break;
-      case 2: wt(t, 2); m.cidrRanges.push(d_2w(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.cidrRanges.push(d_21(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4311,16 +4745,13 @@ function d_6x(r: Reader, end: number, depth: number, m: any = z_6x()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions
-function z_72(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions" };
-}
-function d_72(r: Reader, end: number, depth: number, m: any = z_72()): any {
+function d_6e(r: Reader, end: number, depth: number, m: any = z_6e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.forwardingTransformation = d_74(r, r.delimited(end), depth, m.forwardingTransformation); break;
-      case 2: wt(t, 2); m.httpFilterTransformation = d_74(r, r.delimited(end), depth, m.httpFilterTransformation); break;
+      case 1: wt(t, 2); m.forwardingTransformation = d_7d(r, r.delimited(end), depth, m.forwardingTransformation); break;
+      case 2: wt(t, 2); m.httpFilterTransformation = d_7d(r, r.delimited(end), depth, m.httpFilterTransformation); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4328,10 +4759,7 @@ function d_72(r: Reader, end: number, depth: number, m: any = z_72()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig
-function z_73(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", removeDetails: false, removeConnectionTerminationDetails: false, removeResponseFlags: false, setRecommendedResponseCode: false, proxyName: { case: undefined } };
-}
-function d_73(r: Reader, end: number, depth: number, m: any = z_73()): any {
+function d_6f(r: Reader, end: number, depth: number, m: any = z_6f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4349,15 +4777,12 @@ function d_73(r: Reader, end: number, depth: number, m: any = z_73()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails
-function z_6y(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", cert: false, chain: false, dns: false, uri: false };
-}
-function d_6y(r: Reader, end: number, depth: number, m: any = z_6y()): any {
+function d_6g(r: Reader, end: number, depth: number, m: any = z_6g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.subject = uw(d_15, r, end, depth, m.subject, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.subject = uw(d_8e, r, end, depth, m.subject, "google.protobuf.BoolValue"); break;
       case 3: wt(t, 0); m.cert = r.bool(); break;
       case 6: wt(t, 0); m.chain = r.bool(); break;
       case 4: wt(t, 0); m.dns = r.bool(); break;
@@ -4369,22 +4794,19 @@ function d_6y(r: Reader, end: number, depth: number, m: any = z_6y()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing
-function z_6v(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", verbose: false, customTags: [] };
-}
-function d_6v(r: Reader, end: number, depth: number, m: any = z_6v()): any {
+function d_6h(r: Reader, end: number, depth: number, m: any = z_6h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 3: wt(t, 2); m.clientSampling = d_1b(r, r.delimited(end), depth, m.clientSampling); break;
-      case 4: wt(t, 2); m.randomSampling = d_1b(r, r.delimited(end), depth, m.randomSampling); break;
-      case 5: wt(t, 2); m.overallSampling = d_1b(r, r.delimited(end), depth, m.overallSampling); break;
+      case 3: wt(t, 2); m.clientSampling = d_8b(r, r.delimited(end), depth, m.clientSampling); break;
+      case 4: wt(t, 2); m.randomSampling = d_8b(r, r.delimited(end), depth, m.randomSampling); break;
+      case 5: wt(t, 2); m.overallSampling = d_8b(r, r.delimited(end), depth, m.overallSampling); break;
       case 6: wt(t, 0); m.verbose = r.bool(); break;
-      case 7: wt(t, 2); m.maxPathTagLength = uw(d_19, r, end, depth, m.maxPathTagLength, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.customTags.push(d_6m(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.provider = d_6p(r, r.delimited(end), depth, m.provider); break;
-      case 10: wt(t, 2); m.spawnUpstreamSpan = uw(d_15, r, end, depth, m.spawnUpstreamSpan, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.maxPathTagLength = uw(d_8j, r, end, depth, m.maxPathTagLength, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.customTags.push(d_7z(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.provider = d_6a(r, r.delimited(end), depth, m.provider); break;
+      case 10: wt(t, 2); m.spawnUpstreamSpan = uw(d_8e, r, end, depth, m.spawnUpstreamSpan, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4392,17 +4814,14 @@ function d_6v(r: Reader, end: number, depth: number, m: any = z_6v()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig
-function z_6z(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", upgradeType: "", filters: [] };
-}
-function d_6z(r: Reader, end: number, depth: number, m: any = z_6z()): any {
+function d_6i(r: Reader, end: number, depth: number, m: any = z_6i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.upgradeType = r.string(end, true); break;
-      case 2: wt(t, 2); m.filters.push(d_6r(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.enabled = uw(d_15, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.filters.push(d_6j(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.enabled = uw(d_8e, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4410,17 +4829,14 @@ function d_6z(r: Reader, end: number, depth: number, m: any = z_6z()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter
-function z_6r(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", name: "", configType: { case: undefined }, isOptional: false, disabled: false };
-}
-function d_6r(r: Reader, end: number, depth: number, m: any = z_6r()): any {
+function d_6j(r: Reader, end: number, depth: number, m: any = z_6j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_m(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2f(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_8d(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2a(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
       case 6: wt(t, 0); m.isOptional = r.bool(); break;
       case 7: wt(t, 0); m.disabled = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -4430,16 +4846,13 @@ function d_6r(r: Reader, end: number, depth: number, m: any = z_6r()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig
-function z_71(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", mappers: [] };
-}
-function d_71(r: Reader, end: number, depth: number, m: any = z_71()): any {
+function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.mappers.push(d_75(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.bodyFormat = d_4a(r, r.delimited(end), depth, m.bodyFormat); break;
+      case 1: wt(t, 2); m.mappers.push(d_6n(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.bodyFormat = d_3v(r, r.delimited(end), depth, m.bodyFormat); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4447,10 +4860,7 @@ function d_71(r: Reader, end: number, depth: number, m: any = z_71()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.Rds
-function z_6t(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", routeConfigName: "" };
-}
-function d_6t(r: Reader, end: number, depth: number, m: any = z_6t()): any {
+function d_6l(r: Reader, end: number, depth: number, m: any = z_6l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4464,15 +4874,12 @@ function d_6t(r: Reader, end: number, depth: number, m: any = z_6t()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension
-function z_70(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension" };
-}
-function d_70(r: Reader, end: number, depth: number, m: any = z_70()): any {
+function d_6m(r: Reader, end: number, depth: number, m: any = z_6m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.typedConfig = d_m(r, r.delimited(end), depth, m.typedConfig); break;
+      case 1: wt(t, 2); m.typedConfig = d_8d(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4480,19 +4887,16 @@ function d_70(r: Reader, end: number, depth: number, m: any = z_70()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper
-function z_75(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", headersToAdd: [] };
-}
-function d_75(r: Reader, end: number, depth: number, m: any = z_75()): any {
+function d_6n(r: Reader, end: number, depth: number, m: any = z_6n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filter = d_l(r, r.delimited(end), depth, m.filter); break;
-      case 2: wt(t, 2); m.statusCode = uw(d_19, r, end, depth, m.statusCode, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.body = d_2q(r, r.delimited(end), depth, m.body); break;
-      case 4: wt(t, 2); m.bodyFormatOverride = d_4a(r, r.delimited(end), depth, m.bodyFormatOverride); break;
-      case 5: wt(t, 2); m.headersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.filter = d_o(r, r.delimited(end), depth, m.filter); break;
+      case 2: wt(t, 2); m.statusCode = uw(d_8j, r, end, depth, m.statusCode, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.body = d_24(r, r.delimited(end), depth, m.body); break;
+      case 4: wt(t, 2); m.bodyFormatOverride = d_3v(r, r.delimited(end), depth, m.bodyFormatOverride); break;
+      case 5: wt(t, 2); m.headersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4500,10 +4904,7 @@ function d_75(r: Reader, end: number, depth: number, m: any = z_75()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds
-function z_76(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", srdsResourcesLocator: "" };
-}
-function d_76(r: Reader, end: number, depth: number, m: any = z_76()): any {
+function d_6o(r: Reader, end: number, depth: number, m: any = z_6o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4517,15 +4918,12 @@ function d_76(r: Reader, end: number, depth: number, m: any = z_76()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList
-function z_77(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", scopedRouteConfigurations: [] };
-}
-function d_77(r: Reader, end: number, depth: number, m: any = z_77()): any {
+function d_6p(r: Reader, end: number, depth: number, m: any = z_6p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.scopedRouteConfigurations.push(d_6k(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.scopedRouteConfigurations.push(d_61(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4533,19 +4931,16 @@ function d_77(r: Reader, end: number, depth: number, m: any = z_77()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes
-function z_6u(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", name: "", configSpecifier: { case: undefined } };
-}
-function d_6u(r: Reader, end: number, depth: number, m: any = z_6u()): any {
+function d_6q(r: Reader, end: number, depth: number, m: any = z_6q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.scopeKeyBuilder = d_78(r, r.delimited(end), depth, m.scopeKeyBuilder); break;
+      case 2: wt(t, 2); m.scopeKeyBuilder = d_6r(r, r.delimited(end), depth, m.scopeKeyBuilder); break;
       case 3: wt(t, 2); m.rdsConfigSource = d_22(r, r.delimited(end), depth, m.rdsConfigSource); break;
-      case 4: wt(t, 2); m.configSpecifier = { case: "scopedRouteConfigurationsList", value: d_77(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRouteConfigurationsList" ? m.configSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configSpecifier = { case: "scopedRds", value: d_76(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRds" ? m.configSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configSpecifier = { case: "scopedRouteConfigurationsList", value: d_6p(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRouteConfigurationsList" ? m.configSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configSpecifier = { case: "scopedRds", value: d_6o(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRds" ? m.configSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4553,15 +4948,12 @@ function d_6u(r: Reader, end: number, depth: number, m: any = z_6u()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder
-function z_78(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", fragments: [] };
-}
-function d_78(r: Reader, end: number, depth: number, m: any = z_78()): any {
+function d_6r(r: Reader, end: number, depth: number, m: any = z_6r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.fragments.push(d_79(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.fragments.push(d_6s(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4569,15 +4961,12 @@ function d_78(r: Reader, end: number, depth: number, m: any = z_78()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder
-function z_79(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", type: { case: undefined } };
-}
-function d_79(r: Reader, end: number, depth: number, m: any = z_79()): any {
+function d_6s(r: Reader, end: number, depth: number, m: any = z_6s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "headerValueExtractor", value: d_7a(r, r.delimited(end), depth, (m.type.case === "headerValueExtractor" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "headerValueExtractor", value: d_6t(r, r.delimited(end), depth, (m.type.case === "headerValueExtractor" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4585,10 +4974,7 @@ function d_79(r: Reader, end: number, depth: number, m: any = z_79()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor
-function z_7a(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", name: "", elementSeparator: "", extractType: { case: undefined } };
-}
-function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
+function d_6t(r: Reader, end: number, depth: number, m: any = z_6t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4596,7 +4982,7 @@ function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.elementSeparator = r.string(end, true); break;
       case 3: wt(t, 0); m.extractType = { case: "index", value: r.uint32() }; break;
-      case 4: wt(t, 2); m.extractType = { case: "element", value: d_7b(r, r.delimited(end), depth, (m.extractType.case === "element" ? m.extractType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.extractType = { case: "element", value: d_6u(r, r.delimited(end), depth, (m.extractType.case === "element" ? m.extractType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4604,10 +4990,7 @@ function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement
-function z_7b(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", separator: "", key: "" };
-}
-function d_7b(r: Reader, end: number, depth: number, m: any = z_7b()): any {
+function d_6u(r: Reader, end: number, depth: number, m: any = z_6u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4621,9 +5004,6 @@ function d_7b(r: Reader, end: number, depth: number, m: any = z_7b()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-function z_8(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", statPrefix: "", clusterSpecifier: { case: undefined }, accessLog: [], hashPolicy: [], flushAccessLogOnConnected: false };
-}
 function d_8(r: Reader, end: number, depth: number, m: any = z_8()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -4631,20 +5011,20 @@ function d_8(r: Reader, end: number, depth: number, m: any = z_8()): any {
     switch (t >>> 3) {
       case 1: wt(t, 2); m.statPrefix = r.string(end, true); break;
       case 2: wt(t, 2); m.clusterSpecifier = { case: "cluster", value: r.string(end, true) }; break;
-      case 10: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_7c(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
-      case 14: wt(t, 2); m.onDemand = d_7d(r, r.delimited(end), depth, m.onDemand); break;
-      case 9: wt(t, 2); m.metadataMatch = d_1y(r, r.delimited(end), depth, m.metadataMatch); break;
-      case 8: wt(t, 2); m.idleTimeout = d_1f(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.downstreamIdleTimeout = d_1f(r, r.delimited(end), depth, m.downstreamIdleTimeout); break;
-      case 4: wt(t, 2); m.upstreamIdleTimeout = d_1f(r, r.delimited(end), depth, m.upstreamIdleTimeout); break;
+      case 10: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_6y(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 14: wt(t, 2); m.onDemand = d_6v(r, r.delimited(end), depth, m.onDemand); break;
+      case 9: wt(t, 2); m.metadataMatch = d_3a(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 8: wt(t, 2); m.idleTimeout = d_8g(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.downstreamIdleTimeout = d_8g(r, r.delimited(end), depth, m.downstreamIdleTimeout); break;
+      case 4: wt(t, 2); m.upstreamIdleTimeout = d_8g(r, r.delimited(end), depth, m.upstreamIdleTimeout); break;
       case 5: wt(t, 2); m.accessLog.push(d_n(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.maxConnectAttempts = uw(d_19, r, end, depth, m.maxConnectAttempts, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.hashPolicy.push(d_7e(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.tunnelingConfig = d_7f(r, r.delimited(end), depth, m.tunnelingConfig); break;
-      case 13: wt(t, 2); m.maxDownstreamConnectionDuration = d_1f(r, r.delimited(end), depth, m.maxDownstreamConnectionDuration); break;
-      case 15: wt(t, 2); m.accessLogFlushInterval = d_1f(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 7: wt(t, 2); m.maxConnectAttempts = uw(d_8j, r, end, depth, m.maxConnectAttempts, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.hashPolicy.push(d_86(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.tunnelingConfig = d_6x(r, r.delimited(end), depth, m.tunnelingConfig); break;
+      case 13: wt(t, 2); m.maxDownstreamConnectionDuration = d_8g(r, r.delimited(end), depth, m.maxDownstreamConnectionDuration); break;
+      case 15: wt(t, 2); m.accessLogFlushInterval = d_8g(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 16: wt(t, 0); m.flushAccessLogOnConnected = r.bool(); break;
-      case 17: wt(t, 2); m.accessLogOptions = d_7g(r, r.delimited(end), depth, m.accessLogOptions); break;
+      case 17: wt(t, 2); m.accessLogOptions = d_6w(r, r.delimited(end), depth, m.accessLogOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4652,17 +5032,14 @@ function d_8(r: Reader, end: number, depth: number, m: any = z_8()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand
-function z_7d(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", resourcesLocator: "" };
-}
-function d_7d(r: Reader, end: number, depth: number, m: any = z_7d()): any {
+function d_6v(r: Reader, end: number, depth: number, m: any = z_6v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.odcdsConfig = d_22(r, r.delimited(end), depth, m.odcdsConfig); break;
       case 2: wt(t, 2); m.resourcesLocator = r.string(end, true); break;
-      case 3: wt(t, 2); m.timeout = d_1f(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.timeout = d_8g(r, r.delimited(end), depth, m.timeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4670,15 +5047,12 @@ function d_7d(r: Reader, end: number, depth: number, m: any = z_7d()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions
-function z_7g(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", flushAccessLogOnConnected: false };
-}
-function d_7g(r: Reader, end: number, depth: number, m: any = z_7g()): any {
+function d_6w(r: Reader, end: number, depth: number, m: any = z_6w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.accessLogFlushInterval = d_1f(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 1: wt(t, 2); m.accessLogFlushInterval = d_8g(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 2: wt(t, 0); m.flushAccessLogOnConnected = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4687,17 +5061,14 @@ function d_7g(r: Reader, end: number, depth: number, m: any = z_7g()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig
-function z_7f(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", hostname: "", usePost: false, headersToAdd: [], propagateResponseHeaders: false, postPath: "", propagateResponseTrailers: false };
-}
-function d_7f(r: Reader, end: number, depth: number, m: any = z_7f()): any {
+function d_6x(r: Reader, end: number, depth: number, m: any = z_6x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.hostname = r.string(end, true); break;
       case 2: wt(t, 0); m.usePost = r.bool(); break;
-      case 3: wt(t, 2); m.headersToAdd.push(d_3k(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.headersToAdd.push(d_2q(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.propagateResponseHeaders = r.bool(); break;
       case 5: wt(t, 2); m.postPath = r.string(end, true); break;
       case 6: wt(t, 0); m.propagateResponseTrailers = r.bool(); break;
@@ -4708,15 +5079,12 @@ function d_7f(r: Reader, end: number, depth: number, m: any = z_7f()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster
-function z_7c(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", clusters: [] };
-}
-function d_7c(r: Reader, end: number, depth: number, m: any = z_7c()): any {
+function d_6y(r: Reader, end: number, depth: number, m: any = z_6y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clusters.push(d_7h(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.clusters.push(d_6z(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4724,17 +5092,14 @@ function d_7c(r: Reader, end: number, depth: number, m: any = z_7c()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight
-function z_7h(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", name: "", weight: 0 };
-}
-function d_7h(r: Reader, end: number, depth: number, m: any = z_7h()): any {
+function d_6z(r: Reader, end: number, depth: number, m: any = z_6z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 0); m.weight = r.uint32(); break;
-      case 3: wt(t, 2); m.metadataMatch = d_1y(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 3: wt(t, 2); m.metadataMatch = d_3a(r, r.delimited(end), depth, m.metadataMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4742,15 +5107,12 @@ function d_7h(r: Reader, end: number, depth: number, m: any = z_7h()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.CapabilityRestrictionConfig
-function z_7j(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.CapabilityRestrictionConfig", allowedCapabilities: {} };
-}
-function d_7j(r: Reader, end: number, depth: number, m: any = z_7j()): any {
+function d_70(r: Reader, end: number, depth: number, m: any = z_70()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_7i(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.allowedCapabilities, String(k ?? ""), v ?? z_7i()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_73(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.allowedCapabilities, String(k ?? ""), v ?? z_73()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4758,10 +5120,7 @@ function d_7j(r: Reader, end: number, depth: number, m: any = z_7j()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.EnvironmentVariables
-function z_7k(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.EnvironmentVariables", hostEnvKeys: [], keyValues: {} };
-}
-function d_7k(r: Reader, end: number, depth: number, m: any = z_7k()): any {
+function d_71(r: Reader, end: number, depth: number, m: any = z_71()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4775,20 +5134,17 @@ function d_7k(r: Reader, end: number, depth: number, m: any = z_7k()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.PluginConfig
-function z_6s(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.PluginConfig", name: "", rootId: "", vm: { case: undefined }, failOpen: false };
-}
-function d_6s(r: Reader, end: number, depth: number, m: any = z_6s()): any {
+function d_72(r: Reader, end: number, depth: number, m: any = z_72()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.rootId = r.string(end, true); break;
-      case 3: wt(t, 2); m.vm = { case: "vmConfig", value: d_7l(r, r.delimited(end), depth, (m.vm.case === "vmConfig" ? m.vm.value : undefined)) }; break;
-      case 4: wt(t, 2); m.configuration = d_m(r, r.delimited(end), depth, m.configuration); break;
+      case 3: wt(t, 2); m.vm = { case: "vmConfig", value: d_74(r, r.delimited(end), depth, (m.vm.case === "vmConfig" ? m.vm.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configuration = d_8d(r, r.delimited(end), depth, m.configuration); break;
       case 5: wt(t, 0); m.failOpen = r.bool(); break;
-      case 6: wt(t, 2); m.capabilityRestrictionConfig = d_7j(r, r.delimited(end), depth, m.capabilityRestrictionConfig); break;
+      case 6: wt(t, 2); m.capabilityRestrictionConfig = d_70(r, r.delimited(end), depth, m.capabilityRestrictionConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4796,10 +5152,7 @@ function d_6s(r: Reader, end: number, depth: number, m: any = z_6s()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.SanitizationConfig
-function z_7i(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.SanitizationConfig" };
-}
-function d_7i(r: Reader, end: number, depth: number, m: any = z_7i()): any {
+function d_73(r: Reader, end: number, depth: number, m: any = z_73()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4812,21 +5165,18 @@ function d_7i(r: Reader, end: number, depth: number, m: any = z_7i()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.VmConfig
-function z_7l(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.VmConfig", vmId: "", runtime: "", allowPrecompiled: false, nackOnCodeCacheMiss: false };
-}
-function d_7l(r: Reader, end: number, depth: number, m: any = z_7l()): any {
+function d_74(r: Reader, end: number, depth: number, m: any = z_74()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.vmId = r.string(end, true); break;
       case 2: wt(t, 2); m.runtime = r.string(end, true); break;
-      case 3: wt(t, 2); m.code = d_2s(r, r.delimited(end), depth, m.code); break;
-      case 4: wt(t, 2); m.configuration = d_m(r, r.delimited(end), depth, m.configuration); break;
+      case 3: wt(t, 2); m.code = d_1x(r, r.delimited(end), depth, m.code); break;
+      case 4: wt(t, 2); m.configuration = d_8d(r, r.delimited(end), depth, m.configuration); break;
       case 5: wt(t, 0); m.allowPrecompiled = r.bool(); break;
       case 6: wt(t, 0); m.nackOnCodeCacheMiss = r.bool(); break;
-      case 7: wt(t, 2); m.environmentVariables = d_7k(r, r.delimited(end), depth, m.environmentVariables); break;
+      case 7: wt(t, 2); m.environmentVariables = d_71(r, r.delimited(end), depth, m.environmentVariables); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4834,21 +5184,18 @@ function d_7l(r: Reader, end: number, depth: number, m: any = z_7l()): any {
   return m;
 }
 // envoy.service.discovery.v3.DeltaDiscoveryResponse
-function z_1(): any {
-  return { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryResponse", systemVersionInfo: "", resources: [], typeUrl: "", removedResources: [], removedResourceNames: [], nonce: "" };
-}
 function d_1(r: Reader, end: number, depth: number, m: any = z_1()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.systemVersionInfo = r.string(end, true); break;
-      case 2: wt(t, 2); m.resources.push(d_7m(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.resources.push(d_79(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.typeUrl = r.string(end, true); break;
       case 6: wt(t, 2); m.removedResources.push(r.string(end, true)); break;
-      case 8: wt(t, 2); m.removedResourceNames.push(d_7n(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.removedResourceNames.push(d_7c(r, r.delimited(end), depth, undefined)); break;
       case 5: wt(t, 2); m.nonce = r.string(end, true); break;
-      case 7: wt(t, 2); m.controlPlane = d_30(r, r.delimited(end), depth, m.controlPlane); break;
+      case 7: wt(t, 2); m.controlPlane = d_23(r, r.delimited(end), depth, m.controlPlane); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4856,20 +5203,17 @@ function d_1(r: Reader, end: number, depth: number, m: any = z_1()): any {
   return m;
 }
 // envoy.service.discovery.v3.DiscoveryResponse
-function z_0(): any {
-  return { $typeName: "envoy.service.discovery.v3.DiscoveryResponse", versionInfo: "", resources: [], canary: false, typeUrl: "", nonce: "" };
-}
 function d_0(r: Reader, end: number, depth: number, m: any = z_0()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.versionInfo = r.string(end, true); break;
-      case 2: wt(t, 2); m.resources.push(d_m(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.resources.push(d_8d(r, r.delimited(end), depth, undefined)); break;
       case 3: wt(t, 0); m.canary = r.bool(); break;
       case 4: wt(t, 2); m.typeUrl = r.string(end, true); break;
       case 5: wt(t, 2); m.nonce = r.string(end, true); break;
-      case 6: wt(t, 2); m.controlPlane = d_30(r, r.delimited(end), depth, m.controlPlane); break;
+      case 6: wt(t, 2); m.controlPlane = d_23(r, r.delimited(end), depth, m.controlPlane); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4877,18 +5221,15 @@ function d_0(r: Reader, end: number, depth: number, m: any = z_0()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints
-function z_7q(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints", type: { case: undefined } };
-}
-function d_7q(r: Reader, end: number, depth: number, m: any = z_7q()): any {
+function d_75(r: Reader, end: number, depth: number, m: any = z_75()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "constraint", value: d_7o(r, r.delimited(end), depth, (m.type.case === "constraint" ? m.type.value : undefined)) }; break;
-      case 2: wt(t, 2); m.type = { case: "orConstraints", value: d_7p(r, r.delimited(end), depth, (m.type.case === "orConstraints" ? m.type.value : undefined)) }; break;
-      case 3: wt(t, 2); m.type = { case: "andConstraints", value: d_7p(r, r.delimited(end), depth, (m.type.case === "andConstraints" ? m.type.value : undefined)) }; break;
-      case 4: wt(t, 2); m.type = { case: "notConstraints", value: d_7q(r, r.delimited(end), depth, (m.type.case === "notConstraints" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "constraint", value: d_77(r, r.delimited(end), depth, (m.type.case === "constraint" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "orConstraints", value: d_76(r, r.delimited(end), depth, (m.type.case === "orConstraints" ? m.type.value : undefined)) }; break;
+      case 3: wt(t, 2); m.type = { case: "andConstraints", value: d_76(r, r.delimited(end), depth, (m.type.case === "andConstraints" ? m.type.value : undefined)) }; break;
+      case 4: wt(t, 2); m.type = { case: "notConstraints", value: d_75(r, r.delimited(end), depth, (m.type.case === "notConstraints" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4896,15 +5237,12 @@ function d_7q(r: Reader, end: number, depth: number, m: any = z_7q()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList
-function z_7p(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList", constraints: [] };
-}
-function d_7p(r: Reader, end: number, depth: number, m: any = z_7p()): any {
+function d_76(r: Reader, end: number, depth: number, m: any = z_76()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.constraints.push(d_7q(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.constraints.push(d_75(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4912,17 +5250,14 @@ function d_7p(r: Reader, end: number, depth: number, m: any = z_7p()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint
-function z_7o(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint", key: "", constraintType: { case: undefined } };
-}
-function d_7o(r: Reader, end: number, depth: number, m: any = z_7o()): any {
+function d_77(r: Reader, end: number, depth: number, m: any = z_77()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.key = r.string(end, true); break;
       case 2: wt(t, 2); m.constraintType = { case: "value", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.constraintType = { case: "exists", value: d_7r(r, r.delimited(end), depth, (m.constraintType.case === "exists" ? m.constraintType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.constraintType = { case: "exists", value: d_78(r, r.delimited(end), depth, (m.constraintType.case === "exists" ? m.constraintType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4930,10 +5265,7 @@ function d_7o(r: Reader, end: number, depth: number, m: any = z_7o()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists
-function z_7r(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists" };
-}
-function d_7r(r: Reader, end: number, depth: number, m: any = z_7r()): any {
+function d_78(r: Reader, end: number, depth: number, m: any = z_78()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4946,22 +5278,19 @@ function d_7r(r: Reader, end: number, depth: number, m: any = z_7r()): any {
   return m;
 }
 // envoy.service.discovery.v3.Resource
-function z_7m(): any {
-  return { $typeName: "envoy.service.discovery.v3.Resource", name: "", aliases: [], version: "" };
-}
-function d_7m(r: Reader, end: number, depth: number, m: any = z_7m()): any {
+function d_79(r: Reader, end: number, depth: number, m: any = z_79()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 3: wt(t, 2); m.name = r.string(end, true); break;
-      case 8: wt(t, 2); m.resourceName = d_7n(r, r.delimited(end), depth, m.resourceName); break;
+      case 8: wt(t, 2); m.resourceName = d_7c(r, r.delimited(end), depth, m.resourceName); break;
       case 4: wt(t, 2); m.aliases.push(r.string(end, true)); break;
       case 1: wt(t, 2); m.version = r.string(end, true); break;
-      case 2: wt(t, 2); m.resource = d_m(r, r.delimited(end), depth, m.resource); break;
-      case 6: wt(t, 2); m.ttl = d_1f(r, r.delimited(end), depth, m.ttl); break;
-      case 7: wt(t, 2); m.cacheControl = d_7s(r, r.delimited(end), depth, m.cacheControl); break;
-      case 9: wt(t, 2); m.metadata = d_1y(r, r.delimited(end), depth, m.metadata); break;
+      case 2: wt(t, 2); m.resource = d_8d(r, r.delimited(end), depth, m.resource); break;
+      case 6: wt(t, 2); m.ttl = d_8g(r, r.delimited(end), depth, m.ttl); break;
+      case 7: wt(t, 2); m.cacheControl = d_7a(r, r.delimited(end), depth, m.cacheControl); break;
+      case 9: wt(t, 2); m.metadata = d_3a(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4969,10 +5298,7 @@ function d_7m(r: Reader, end: number, depth: number, m: any = z_7m()): any {
   return m;
 }
 // envoy.service.discovery.v3.Resource.CacheControl
-function z_7s(): any {
-  return { $typeName: "envoy.service.discovery.v3.Resource.CacheControl", doNotCache: false };
-}
-function d_7s(r: Reader, end: number, depth: number, m: any = z_7s()): any {
+function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4985,16 +5311,13 @@ function d_7s(r: Reader, end: number, depth: number, m: any = z_7s()): any {
   return m;
 }
 // envoy.service.discovery.v3.ResourceName
-function z_7n(): any {
-  return { $typeName: "envoy.service.discovery.v3.ResourceName", name: "" };
-}
-function d_7n(r: Reader, end: number, depth: number, m: any = z_7n()): any {
+function d_7c(r: Reader, end: number, depth: number, m: any = z_7c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.dynamicParameterConstraints = d_7q(r, r.delimited(end), depth, m.dynamicParameterConstraints); break;
+      case 2: wt(t, 2); m.dynamicParameterConstraints = d_75(r, r.delimited(end), depth, m.dynamicParameterConstraints); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5002,15 +5325,12 @@ function d_7n(r: Reader, end: number, depth: number, m: any = z_7n()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation
-function z_74(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation", operations: [] };
-}
-function d_74(r: Reader, end: number, depth: number, m: any = z_74()): any {
+function d_7d(r: Reader, end: number, depth: number, m: any = z_7d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.operations.push(d_7t(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.operations.push(d_7e(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5018,16 +5338,13 @@ function d_74(r: Reader, end: number, depth: number, m: any = z_74()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation
-function z_7t(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation", operationSpecifier: { case: undefined } };
-}
-function d_7t(r: Reader, end: number, depth: number, m: any = z_7t()): any {
+function d_7e(r: Reader, end: number, depth: number, m: any = z_7e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.operationSpecifier = { case: "normalizePathRfc3986", value: d_7u(r, r.delimited(end), depth, (m.operationSpecifier.case === "normalizePathRfc3986" ? m.operationSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.operationSpecifier = { case: "mergeSlashes", value: d_7v(r, r.delimited(end), depth, (m.operationSpecifier.case === "mergeSlashes" ? m.operationSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.operationSpecifier = { case: "normalizePathRfc3986", value: d_7g(r, r.delimited(end), depth, (m.operationSpecifier.case === "normalizePathRfc3986" ? m.operationSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.operationSpecifier = { case: "mergeSlashes", value: d_7f(r, r.delimited(end), depth, (m.operationSpecifier.case === "mergeSlashes" ? m.operationSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5035,10 +5352,7 @@ function d_7t(r: Reader, end: number, depth: number, m: any = z_7t()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation.MergeSlashes
-function z_7v(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes" };
-}
-function d_7v(r: Reader, end: number, depth: number, m: any = z_7v()): any {
+function d_7f(r: Reader, end: number, depth: number, m: any = z_7f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5051,10 +5365,7 @@ function d_7v(r: Reader, end: number, depth: number, m: any = z_7v()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986
-function z_7u(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986" };
-}
-function d_7u(r: Reader, end: number, depth: number, m: any = z_7u()): any {
+function d_7g(r: Reader, end: number, depth: number, m: any = z_7g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5067,15 +5378,12 @@ function d_7u(r: Reader, end: number, depth: number, m: any = z_7u()): any {
   return m;
 }
 // envoy.type.matcher.v3.DoubleMatcher
-function z_7x(): any {
-  return { $typeName: "envoy.type.matcher.v3.DoubleMatcher", matchPattern: { case: undefined } };
-}
-function d_7x(r: Reader, end: number, depth: number, m: any = z_7x()): any {
+function d_7h(r: Reader, end: number, depth: number, m: any = z_7h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "range", value: d_7w(r, r.delimited(end), depth, (m.matchPattern.case === "range" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "range", value: d_84(r, r.delimited(end), depth, (m.matchPattern.case === "range" ? m.matchPattern.value : undefined)) }; break;
       case 2: wt(t, 1); m.matchPattern = { case: "exact", value: r.double() }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5084,15 +5392,12 @@ function d_7x(r: Reader, end: number, depth: number, m: any = z_7x()): any {
   return m;
 }
 // envoy.type.matcher.v3.ListMatcher
-function z_7z(): any {
-  return { $typeName: "envoy.type.matcher.v3.ListMatcher", matchPattern: { case: undefined } };
-}
-function d_7z(r: Reader, end: number, depth: number, m: any = z_7z()): any {
+function d_7i(r: Reader, end: number, depth: number, m: any = z_7i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "oneOf", value: d_7y(r, r.delimited(end), depth, (m.matchPattern.case === "oneOf" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "oneOf", value: d_7q(r, r.delimited(end), depth, (m.matchPattern.case === "oneOf" ? m.matchPattern.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5100,17 +5405,14 @@ function d_7z(r: Reader, end: number, depth: number, m: any = z_7z()): any {
   return m;
 }
 // envoy.type.matcher.v3.MetadataMatcher
-function z_14(): any {
-  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher", filter: "", path: [], invert: false };
-}
-function d_14(r: Reader, end: number, depth: number, m: any = z_14()): any {
+function d_7j(r: Reader, end: number, depth: number, m: any = z_7j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.filter = r.string(end, true); break;
-      case 2: wt(t, 2); m.path.push(d_80(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.value = d_7y(r, r.delimited(end), depth, m.value); break;
+      case 2: wt(t, 2); m.path.push(d_7k(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.value = d_7q(r, r.delimited(end), depth, m.value); break;
       case 4: wt(t, 0); m.invert = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5119,10 +5421,7 @@ function d_14(r: Reader, end: number, depth: number, m: any = z_14()): any {
   return m;
 }
 // envoy.type.matcher.v3.MetadataMatcher.PathSegment
-function z_80(): any {
-  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", segment: { case: undefined } };
-}
-function d_80(r: Reader, end: number, depth: number, m: any = z_80()): any {
+function d_7k(r: Reader, end: number, depth: number, m: any = z_7k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5135,15 +5434,12 @@ function d_80(r: Reader, end: number, depth: number, m: any = z_80()): any {
   return m;
 }
 // envoy.type.matcher.v3.OrMatcher
-function z_81(): any {
-  return { $typeName: "envoy.type.matcher.v3.OrMatcher", valueMatchers: [] };
-}
-function d_81(r: Reader, end: number, depth: number, m: any = z_81()): any {
+function d_7l(r: Reader, end: number, depth: number, m: any = z_7l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.valueMatchers.push(d_7y(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.valueMatchers.push(d_7q(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5151,15 +5447,12 @@ function d_81(r: Reader, end: number, depth: number, m: any = z_81()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatchAndSubstitute
-function z_5q(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatchAndSubstitute", substitution: "" };
-}
-function d_5q(r: Reader, end: number, depth: number, m: any = z_5q()): any {
+function d_7m(r: Reader, end: number, depth: number, m: any = z_7m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.pattern = d_57(r, r.delimited(end), depth, m.pattern); break;
+      case 1: wt(t, 2); m.pattern = d_7n(r, r.delimited(end), depth, m.pattern); break;
       case 2: wt(t, 2); m.substitution = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5168,15 +5461,12 @@ function d_5q(r: Reader, end: number, depth: number, m: any = z_5q()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatcher
-function z_57(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
-}
-function d_57(r: Reader, end: number, depth: number, m: any = z_57()): any {
+function d_7n(r: Reader, end: number, depth: number, m: any = z_7n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_82(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_7o(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
       case 2: wt(t, 2); m.regex = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5185,15 +5475,12 @@ function d_57(r: Reader, end: number, depth: number, m: any = z_57()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatcher.GoogleRE2
-function z_82(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2" };
-}
-function d_82(r: Reader, end: number, depth: number, m: any = z_82()): any {
+function d_7o(r: Reader, end: number, depth: number, m: any = z_7o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxProgramSize = uw(d_19, r, end, depth, m.maxProgramSize, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.maxProgramSize = uw(d_8j, r, end, depth, m.maxProgramSize, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5201,10 +5488,7 @@ function d_82(r: Reader, end: number, depth: number, m: any = z_82()): any {
   return m;
 }
 // envoy.type.matcher.v3.StringMatcher
-function z_3s(): any {
-  return { $typeName: "envoy.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
-}
-function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
+function d_7p(r: Reader, end: number, depth: number, m: any = z_7p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5212,9 +5496,9 @@ function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
       case 1: wt(t, 2); m.matchPattern = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchPattern = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchPattern = { case: "suffix", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_57(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
+      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_7n(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
       case 7: wt(t, 2); m.matchPattern = { case: "contains", value: r.string(end, true) }; break;
-      case 8: wt(t, 2); m.matchPattern = { case: "custom", value: d_83(r, r.delimited(end), depth, (m.matchPattern.case === "custom" ? m.matchPattern.value : undefined)) }; break;
+      case 8: wt(t, 2); m.matchPattern = { case: "custom", value: d_97(r, r.delimited(end), depth, (m.matchPattern.case === "custom" ? m.matchPattern.value : undefined)) }; break;
       case 6: wt(t, 0); m.ignoreCase = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5223,21 +5507,18 @@ function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
   return m;
 }
 // envoy.type.matcher.v3.ValueMatcher
-function z_7y(): any {
-  return { $typeName: "envoy.type.matcher.v3.ValueMatcher", matchPattern: { case: undefined } };
-}
-function d_7y(r: Reader, end: number, depth: number, m: any = z_7y()): any {
+function d_7q(r: Reader, end: number, depth: number, m: any = z_7q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "nullMatch", value: d_84(r, r.delimited(end), depth, (m.matchPattern.case === "nullMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matchPattern = { case: "doubleMatch", value: d_7x(r, r.delimited(end), depth, (m.matchPattern.case === "doubleMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matchPattern = { case: "stringMatch", value: d_3s(r, r.delimited(end), depth, (m.matchPattern.case === "stringMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "nullMatch", value: d_7r(r, r.delimited(end), depth, (m.matchPattern.case === "nullMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matchPattern = { case: "doubleMatch", value: d_7h(r, r.delimited(end), depth, (m.matchPattern.case === "doubleMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matchPattern = { case: "stringMatch", value: d_7p(r, r.delimited(end), depth, (m.matchPattern.case === "stringMatch" ? m.matchPattern.value : undefined)) }; break;
       case 4: wt(t, 0); m.matchPattern = { case: "boolMatch", value: r.bool() }; break;
       case 5: wt(t, 0); m.matchPattern = { case: "presentMatch", value: r.bool() }; break;
-      case 6: wt(t, 2); m.matchPattern = { case: "listMatch", value: d_7z(r, r.delimited(end), depth, (m.matchPattern.case === "listMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 7: wt(t, 2); m.matchPattern = { case: "orMatch", value: d_81(r, r.delimited(end), depth, (m.matchPattern.case === "orMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 6: wt(t, 2); m.matchPattern = { case: "listMatch", value: d_7i(r, r.delimited(end), depth, (m.matchPattern.case === "listMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 7: wt(t, 2); m.matchPattern = { case: "orMatch", value: d_7l(r, r.delimited(end), depth, (m.matchPattern.case === "orMatch" ? m.matchPattern.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5245,10 +5526,7 @@ function d_7y(r: Reader, end: number, depth: number, m: any = z_7y()): any {
   return m;
 }
 // envoy.type.matcher.v3.ValueMatcher.NullMatch
-function z_84(): any {
-  return { $typeName: "envoy.type.matcher.v3.ValueMatcher.NullMatch" };
-}
-function d_84(r: Reader, end: number, depth: number, m: any = z_84()): any {
+function d_7r(r: Reader, end: number, depth: number, m: any = z_7r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5261,16 +5539,13 @@ function d_84(r: Reader, end: number, depth: number, m: any = z_84()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKey
-function z_2d(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKey", key: "", path: [] };
-}
-function d_2d(r: Reader, end: number, depth: number, m: any = z_2d()): any {
+function d_7s(r: Reader, end: number, depth: number, m: any = z_7s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.key = r.string(end, true); break;
-      case 2: wt(t, 2); m.path.push(d_85(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.path.push(d_7t(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5278,10 +5553,7 @@ function d_2d(r: Reader, end: number, depth: number, m: any = z_2d()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKey.PathSegment
-function z_85(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKey.PathSegment", segment: { case: undefined } };
-}
-function d_85(r: Reader, end: number, depth: number, m: any = z_85()): any {
+function d_7t(r: Reader, end: number, depth: number, m: any = z_7t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5294,18 +5566,15 @@ function d_85(r: Reader, end: number, depth: number, m: any = z_85()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind
-function z_8a(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind", kind: { case: undefined } };
-}
-function d_8a(r: Reader, end: number, depth: number, m: any = z_8a()): any {
+function d_7u(r: Reader, end: number, depth: number, m: any = z_7u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.kind = { case: "request", value: d_86(r, r.delimited(end), depth, (m.kind.case === "request" ? m.kind.value : undefined)) }; break;
-      case 2: wt(t, 2); m.kind = { case: "route", value: d_87(r, r.delimited(end), depth, (m.kind.case === "route" ? m.kind.value : undefined)) }; break;
-      case 3: wt(t, 2); m.kind = { case: "cluster", value: d_88(r, r.delimited(end), depth, (m.kind.case === "cluster" ? m.kind.value : undefined)) }; break;
-      case 4: wt(t, 2); m.kind = { case: "host", value: d_89(r, r.delimited(end), depth, (m.kind.case === "host" ? m.kind.value : undefined)) }; break;
+      case 1: wt(t, 2); m.kind = { case: "request", value: d_7x(r, r.delimited(end), depth, (m.kind.case === "request" ? m.kind.value : undefined)) }; break;
+      case 2: wt(t, 2); m.kind = { case: "route", value: d_7y(r, r.delimited(end), depth, (m.kind.case === "route" ? m.kind.value : undefined)) }; break;
+      case 3: wt(t, 2); m.kind = { case: "cluster", value: d_7v(r, r.delimited(end), depth, (m.kind.case === "cluster" ? m.kind.value : undefined)) }; break;
+      case 4: wt(t, 2); m.kind = { case: "host", value: d_7w(r, r.delimited(end), depth, (m.kind.case === "host" ? m.kind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5313,10 +5582,7 @@ function d_8a(r: Reader, end: number, depth: number, m: any = z_8a()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Cluster
-function z_88(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Cluster" };
-}
-function d_88(r: Reader, end: number, depth: number, m: any = z_88()): any {
+function d_7v(r: Reader, end: number, depth: number, m: any = z_7v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5329,10 +5595,7 @@ function d_88(r: Reader, end: number, depth: number, m: any = z_88()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Host
-function z_89(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Host" };
-}
-function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
+function d_7w(r: Reader, end: number, depth: number, m: any = z_7w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5345,10 +5608,7 @@ function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Request
-function z_86(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Request" };
-}
-function d_86(r: Reader, end: number, depth: number, m: any = z_86()): any {
+function d_7x(r: Reader, end: number, depth: number, m: any = z_7x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5361,10 +5621,7 @@ function d_86(r: Reader, end: number, depth: number, m: any = z_86()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Route
-function z_87(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Route" };
-}
-function d_87(r: Reader, end: number, depth: number, m: any = z_87()): any {
+function d_7y(r: Reader, end: number, depth: number, m: any = z_7y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5377,19 +5634,16 @@ function d_87(r: Reader, end: number, depth: number, m: any = z_87()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag
-function z_6m(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag", tag: "", type: { case: undefined } };
-}
-function d_6m(r: Reader, end: number, depth: number, m: any = z_6m()): any {
+function d_7z(r: Reader, end: number, depth: number, m: any = z_7z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.tag = r.string(end, true); break;
-      case 2: wt(t, 2); m.type = { case: "literal", value: d_8b(r, r.delimited(end), depth, (m.type.case === "literal" ? m.type.value : undefined)) }; break;
-      case 3: wt(t, 2); m.type = { case: "environment", value: d_8c(r, r.delimited(end), depth, (m.type.case === "environment" ? m.type.value : undefined)) }; break;
-      case 4: wt(t, 2); m.type = { case: "requestHeader", value: d_8d(r, r.delimited(end), depth, (m.type.case === "requestHeader" ? m.type.value : undefined)) }; break;
-      case 5: wt(t, 2); m.type = { case: "metadata", value: d_8e(r, r.delimited(end), depth, (m.type.case === "metadata" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "literal", value: d_82(r, r.delimited(end), depth, (m.type.case === "literal" ? m.type.value : undefined)) }; break;
+      case 3: wt(t, 2); m.type = { case: "environment", value: d_80(r, r.delimited(end), depth, (m.type.case === "environment" ? m.type.value : undefined)) }; break;
+      case 4: wt(t, 2); m.type = { case: "requestHeader", value: d_81(r, r.delimited(end), depth, (m.type.case === "requestHeader" ? m.type.value : undefined)) }; break;
+      case 5: wt(t, 2); m.type = { case: "metadata", value: d_83(r, r.delimited(end), depth, (m.type.case === "metadata" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5397,10 +5651,7 @@ function d_6m(r: Reader, end: number, depth: number, m: any = z_6m()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Environment
-function z_8c(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Environment", name: "", defaultValue: "" };
-}
-function d_8c(r: Reader, end: number, depth: number, m: any = z_8c()): any {
+function d_80(r: Reader, end: number, depth: number, m: any = z_80()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5414,10 +5665,7 @@ function d_8c(r: Reader, end: number, depth: number, m: any = z_8c()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Header
-function z_8d(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Header", name: "", defaultValue: "" };
-}
-function d_8d(r: Reader, end: number, depth: number, m: any = z_8d()): any {
+function d_81(r: Reader, end: number, depth: number, m: any = z_81()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5431,10 +5679,7 @@ function d_8d(r: Reader, end: number, depth: number, m: any = z_8d()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Literal
-function z_8b(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Literal", value: "" };
-}
-function d_8b(r: Reader, end: number, depth: number, m: any = z_8b()): any {
+function d_82(r: Reader, end: number, depth: number, m: any = z_82()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5447,16 +5692,13 @@ function d_8b(r: Reader, end: number, depth: number, m: any = z_8b()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Metadata
-function z_8e(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Metadata", defaultValue: "" };
-}
-function d_8e(r: Reader, end: number, depth: number, m: any = z_8e()): any {
+function d_83(r: Reader, end: number, depth: number, m: any = z_83()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.kind = d_8a(r, r.delimited(end), depth, m.kind); break;
-      case 2: wt(t, 2); m.metadataKey = d_2d(r, r.delimited(end), depth, m.metadataKey); break;
+      case 1: wt(t, 2); m.kind = d_7u(r, r.delimited(end), depth, m.kind); break;
+      case 2: wt(t, 2); m.metadataKey = d_7s(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5465,10 +5707,7 @@ function d_8e(r: Reader, end: number, depth: number, m: any = z_8e()): any {
   return m;
 }
 // envoy.type.v3.DoubleRange
-function z_7w(): any {
-  return { $typeName: "envoy.type.v3.DoubleRange", start: 0, end: 0 };
-}
-function d_7w(r: Reader, end: number, depth: number, m: any = z_7w()): any {
+function d_84(r: Reader, end: number, depth: number, m: any = z_84()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5482,10 +5721,7 @@ function d_7w(r: Reader, end: number, depth: number, m: any = z_7w()): any {
   return m;
 }
 // envoy.type.v3.FractionalPercent
-function z_16(): any {
-  return { $typeName: "envoy.type.v3.FractionalPercent", numerator: 0, denominator: 0 };
-}
-function d_16(r: Reader, end: number, depth: number, m: any = z_16()): any {
+function d_85(r: Reader, end: number, depth: number, m: any = z_85()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5499,16 +5735,13 @@ function d_16(r: Reader, end: number, depth: number, m: any = z_16()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy
-function z_7e(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy", policySpecifier: { case: undefined } };
-}
-function d_7e(r: Reader, end: number, depth: number, m: any = z_7e()): any {
+function d_86(r: Reader, end: number, depth: number, m: any = z_86()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policySpecifier = { case: "sourceIp", value: d_8f(r, r.delimited(end), depth, (m.policySpecifier.case === "sourceIp" ? m.policySpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_8g(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.policySpecifier = { case: "sourceIp", value: d_88(r, r.delimited(end), depth, (m.policySpecifier.case === "sourceIp" ? m.policySpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_87(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5516,10 +5749,7 @@ function d_7e(r: Reader, end: number, depth: number, m: any = z_7e()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy.FilterState
-function z_8g(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy.FilterState", key: "" };
-}
-function d_8g(r: Reader, end: number, depth: number, m: any = z_8g()): any {
+function d_87(r: Reader, end: number, depth: number, m: any = z_87()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5532,10 +5762,7 @@ function d_8g(r: Reader, end: number, depth: number, m: any = z_8g()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy.SourceIp
-function z_8f(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy.SourceIp" };
-}
-function d_8f(r: Reader, end: number, depth: number, m: any = z_8f()): any {
+function d_88(r: Reader, end: number, depth: number, m: any = z_88()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5548,10 +5775,7 @@ function d_8f(r: Reader, end: number, depth: number, m: any = z_8f()): any {
   return m;
 }
 // envoy.type.v3.Int32Range
-function z_50(): any {
-  return { $typeName: "envoy.type.v3.Int32Range", start: 0, end: 0 };
-}
-function d_50(r: Reader, end: number, depth: number, m: any = z_50()): any {
+function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5565,10 +5789,7 @@ function d_50(r: Reader, end: number, depth: number, m: any = z_50()): any {
   return m;
 }
 // envoy.type.v3.Int64Range
-function z_3r(): any {
-  return { $typeName: "envoy.type.v3.Int64Range", start: 0n, end: 0n };
-}
-function d_3r(r: Reader, end: number, depth: number, m: any = z_3r()): any {
+function d_8a(r: Reader, end: number, depth: number, m: any = z_8a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5582,10 +5803,7 @@ function d_3r(r: Reader, end: number, depth: number, m: any = z_3r()): any {
   return m;
 }
 // envoy.type.v3.Percent
-function z_1b(): any {
-  return { $typeName: "envoy.type.v3.Percent", value: 0 };
-}
-function d_1b(r: Reader, end: number, depth: number, m: any = z_1b()): any {
+function d_8b(r: Reader, end: number, depth: number, m: any = z_8b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5598,10 +5816,7 @@ function d_1b(r: Reader, end: number, depth: number, m: any = z_1b()): any {
   return m;
 }
 // google.protobuf.Any
-function z_m(): any {
-  return { $typeName: "google.protobuf.Any", typeUrl: "", value: new Uint8Array(0) };
-}
-function d_m(r: Reader, end: number, depth: number, m: any = z_m()): any {
+function d_8d(r: Reader, end: number, depth: number, m: any = z_8d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5615,10 +5830,7 @@ function d_m(r: Reader, end: number, depth: number, m: any = z_m()): any {
   return m;
 }
 // google.protobuf.BoolValue
-function z_15(): any {
-  return { $typeName: "google.protobuf.BoolValue", value: false };
-}
-function d_15(r: Reader, end: number, depth: number, m: any = z_15()): any {
+function d_8e(r: Reader, end: number, depth: number, m: any = z_8e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5631,10 +5843,7 @@ function d_15(r: Reader, end: number, depth: number, m: any = z_15()): any {
   return m;
 }
 // google.protobuf.DoubleValue
-function z_2e(): any {
-  return { $typeName: "google.protobuf.DoubleValue", value: 0 };
-}
-function d_2e(r: Reader, end: number, depth: number, m: any = z_2e()): any {
+function d_8f(r: Reader, end: number, depth: number, m: any = z_8f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5647,10 +5856,7 @@ function d_2e(r: Reader, end: number, depth: number, m: any = z_2e()): any {
   return m;
 }
 // google.protobuf.Duration
-function z_1f(): any {
-  return { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 0 };
-}
-function d_1f(r: Reader, end: number, depth: number, m: any = z_1f()): any {
+function d_8g(r: Reader, end: number, depth: number, m: any = z_8g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5664,10 +5870,7 @@ function d_1f(r: Reader, end: number, depth: number, m: any = z_1f()): any {
   return m;
 }
 // google.protobuf.Empty
-function z_3c(): any {
-  return { $typeName: "google.protobuf.Empty" };
-}
-function d_3c(r: Reader, end: number, depth: number, m: any = z_3c()): any {
+function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5680,15 +5883,12 @@ function d_3c(r: Reader, end: number, depth: number, m: any = z_3c()): any {
   return m;
 }
 // google.protobuf.ListValue
-function z_8i(): any {
-  return { $typeName: "google.protobuf.ListValue", values: [] };
-}
 function d_8i(r: Reader, end: number, depth: number, m: any = z_8i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.values.push(d_8h(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.values.push(d_8l(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5696,9 +5896,6 @@ function d_8i(r: Reader, end: number, depth: number, m: any = z_8i()): any {
   return m;
 }
 // google.protobuf.StringValue
-function z_d(): any {
-  return { $typeName: "google.protobuf.StringValue", value: "" };
-}
 function d_d(r: Reader, end: number, depth: number, m: any = z_d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -5712,15 +5909,12 @@ function d_d(r: Reader, end: number, depth: number, m: any = z_d()): any {
   return m;
 }
 // google.protobuf.Struct
-function z_k(): any {
-  return { $typeName: "google.protobuf.Struct", fields: {} };
-}
-function d_k(r: Reader, end: number, depth: number, m: any = z_k()): any {
+function d_m(r: Reader, end: number, depth: number, m: any = z_m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8h(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.fields, String(k ?? ""), v ?? z_8h()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_8l(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.fields, String(k ?? ""), v ?? z_8l()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5728,10 +5922,7 @@ function d_k(r: Reader, end: number, depth: number, m: any = z_k()): any {
   return m;
 }
 // google.protobuf.UInt32Value
-function z_19(): any {
-  return { $typeName: "google.protobuf.UInt32Value", value: 0 };
-}
-function d_19(r: Reader, end: number, depth: number, m: any = z_19()): any {
+function d_8j(r: Reader, end: number, depth: number, m: any = z_8j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5744,10 +5935,7 @@ function d_19(r: Reader, end: number, depth: number, m: any = z_19()): any {
   return m;
 }
 // google.protobuf.UInt64Value
-function z_29(): any {
-  return { $typeName: "google.protobuf.UInt64Value", value: 0n };
-}
-function d_29(r: Reader, end: number, depth: number, m: any = z_29()): any {
+function d_8k(r: Reader, end: number, depth: number, m: any = z_8k()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5760,10 +5948,7 @@ function d_29(r: Reader, end: number, depth: number, m: any = z_29()): any {
   return m;
 }
 // google.protobuf.Value
-function z_8h(): any {
-  return { $typeName: "google.protobuf.Value", kind: { case: undefined } };
-}
-function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
+function d_8l(r: Reader, end: number, depth: number, m: any = z_8l()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5772,7 +5957,7 @@ function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
       case 2: wt(t, 1); m.kind = { case: "numberValue", value: r.double() }; break;
       case 3: wt(t, 2); m.kind = { case: "stringValue", value: r.string(end, true) }; break;
       case 4: wt(t, 0); m.kind = { case: "boolValue", value: r.bool() }; break;
-      case 5: wt(t, 2); m.kind = { case: "structValue", value: d_k(r, r.delimited(end), depth, (m.kind.case === "structValue" ? m.kind.value : undefined)) }; break;
+      case 5: wt(t, 2); m.kind = { case: "structValue", value: d_m(r, r.delimited(end), depth, (m.kind.case === "structValue" ? m.kind.value : undefined)) }; break;
       case 6: wt(t, 2); m.kind = { case: "listValue", value: d_8i(r, r.delimited(end), depth, (m.kind.case === "listValue" ? m.kind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5781,10 +5966,7 @@ function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
   return m;
 }
 // istio.security.Address
-function z_8j(): any {
-  return { $typeName: "istio.security.Address", address: new Uint8Array(0), length: 0 };
-}
-function d_8j(r: Reader, end: number, depth: number, m: any = z_8j()): any {
+function d_8m(r: Reader, end: number, depth: number, m: any = z_8m()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5798,9 +5980,6 @@ function d_8j(r: Reader, end: number, depth: number, m: any = z_8j()): any {
   return m;
 }
 // istio.security.Authorization
-function z_f(): any {
-  return { $typeName: "istio.security.Authorization", name: "", namespace: "", scope: 0, action: 0, rules: [], dryRun: false, extensions: [] };
-}
 function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -5810,9 +5989,9 @@ function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
       case 2: wt(t, 2); m.namespace = r.string(end, true); break;
       case 3: wt(t, 0); m.scope = r.int32(); break;
       case 4: wt(t, 0); m.action = r.int32(); break;
-      case 5: wt(t, 2); m.rules.push(d_8k(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.rules.push(d_8q(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.dryRun = r.bool(); break;
-      case 7: wt(t, 2); m.extensions.push(d_8l(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.extensions.push(d_8o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5820,15 +5999,12 @@ function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
   return m;
 }
 // istio.security.Clause
-function z_8n(): any {
-  return { $typeName: "istio.security.Clause", matches: [] };
-}
 function d_8n(r: Reader, end: number, depth: number, m: any = z_8n()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.matches.push(d_8m(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.matches.push(d_8p(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5836,16 +6012,13 @@ function d_8n(r: Reader, end: number, depth: number, m: any = z_8n()): any {
   return m;
 }
 // istio.security.Extension
-function z_8l(): any {
-  return { $typeName: "istio.security.Extension", name: "" };
-}
-function d_8l(r: Reader, end: number, depth: number, m: any = z_8l()): any {
+function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.config = d_m(r, r.delimited(end), depth, m.config); break;
+      case 2: wt(t, 2); m.config = d_8d(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5853,27 +6026,24 @@ function d_8l(r: Reader, end: number, depth: number, m: any = z_8l()): any {
   return m;
 }
 // istio.security.Match
-function z_8m(): any {
-  return { $typeName: "istio.security.Match", namespaces: [], notNamespaces: [], principals: [], notPrincipals: [], sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [], serviceAccounts: [], notServiceAccounts: [], extensions: [] };
-}
-function d_8m(r: Reader, end: number, depth: number, m: any = z_8m()): any {
+function d_8p(r: Reader, end: number, depth: number, m: any = z_8p()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.namespaces.push(d_8o(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.notNamespaces.push(d_8o(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.principals.push(d_8o(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.notPrincipals.push(d_8o(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.sourceIps.push(d_8j(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.notSourceIps.push(d_8j(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.destinationIps.push(d_8j(r, r.delimited(end), depth, undefined)); break;
-      case 8: wt(t, 2); m.notDestinationIps.push(d_8j(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.namespaces.push(d_8s(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.notNamespaces.push(d_8s(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.principals.push(d_8s(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.notPrincipals.push(d_8s(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.sourceIps.push(d_8m(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.notSourceIps.push(d_8m(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.destinationIps.push(d_8m(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.notDestinationIps.push(d_8m(r, r.delimited(end), depth, undefined)); break;
       case 9: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.destinationPorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.destinationPorts.push(r.uint32()); } break;
       case 10: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.notDestinationPorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.notDestinationPorts.push(r.uint32()); } break;
-      case 11: wt(t, 2); m.serviceAccounts.push(d_8p(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.notServiceAccounts.push(d_8p(r, r.delimited(end), depth, undefined)); break;
-      case 13: wt(t, 2); m.extensions.push(d_8l(r, r.delimited(end), depth, undefined)); break;
+      case 11: wt(t, 2); m.serviceAccounts.push(d_8r(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.notServiceAccounts.push(d_8r(r, r.delimited(end), depth, undefined)); break;
+      case 13: wt(t, 2); m.extensions.push(d_8o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5881,10 +6051,7 @@ function d_8m(r: Reader, end: number, depth: number, m: any = z_8m()): any {
   return m;
 }
 // istio.security.Rule
-function z_8k(): any {
-  return { $typeName: "istio.security.Rule", clauses: [] };
-}
-function d_8k(r: Reader, end: number, depth: number, m: any = z_8k()): any {
+function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5897,10 +6064,7 @@ function d_8k(r: Reader, end: number, depth: number, m: any = z_8k()): any {
   return m;
 }
 // istio.security.ServiceAccountMatch
-function z_8p(): any {
-  return { $typeName: "istio.security.ServiceAccountMatch", namespace: "", serviceAccount: "" };
-}
-function d_8p(r: Reader, end: number, depth: number, m: any = z_8p()): any {
+function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5914,10 +6078,7 @@ function d_8p(r: Reader, end: number, depth: number, m: any = z_8p()): any {
   return m;
 }
 // istio.security.StringMatch
-function z_8o(): any {
-  return { $typeName: "istio.security.StringMatch", matchType: { case: undefined } };
-}
-function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
+function d_8s(r: Reader, end: number, depth: number, m: any = z_8s()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5925,7 +6086,7 @@ function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
       case 1: wt(t, 2); m.matchType = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchType = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchType = { case: "suffix", value: r.string(end, true) }; break;
-      case 4: wt(t, 2); m.matchType = { case: "presence", value: d_3c(r, r.delimited(end), depth, (m.matchType.case === "presence" ? m.matchType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.matchType = { case: "presence", value: d_8h(r, r.delimited(end), depth, (m.matchType.case === "presence" ? m.matchType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5933,9 +6094,6 @@ function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
   return m;
 }
 // istio.v1.auth.IstioCertificateResponse
-function z_g(): any {
-  return { $typeName: "istio.v1.auth.IstioCertificateResponse", certChain: [] };
-}
 function d_g(r: Reader, end: number, depth: number, m: any = z_g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -5949,16 +6107,13 @@ function d_g(r: Reader, end: number, depth: number, m: any = z_g()): any {
   return m;
 }
 // istio.workload.Address
-function z_e(): any {
-  return { $typeName: "istio.workload.Address", type: { case: undefined } };
-}
 function d_e(r: Reader, end: number, depth: number, m: any = z_e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "workload", value: d_8q(r, r.delimited(end), depth, (m.type.case === "workload" ? m.type.value : undefined)) }; break;
-      case 2: wt(t, 2); m.type = { case: "service", value: d_8r(r, r.delimited(end), depth, (m.type.case === "service" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "workload", value: d_94(r, r.delimited(end), depth, (m.type.case === "workload" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "service", value: d_92(r, r.delimited(end), depth, (m.type.case === "service" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5966,10 +6121,7 @@ function d_e(r: Reader, end: number, depth: number, m: any = z_e()): any {
   return m;
 }
 // istio.workload.ApplicationTunnel
-function z_8s(): any {
-  return { $typeName: "istio.workload.ApplicationTunnel", protocol: 0, port: 0 };
-}
-function d_8s(r: Reader, end: number, depth: number, m: any = z_8s()): any {
+function d_8t(r: Reader, end: number, depth: number, m: any = z_8t()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5983,16 +6135,13 @@ function d_8s(r: Reader, end: number, depth: number, m: any = z_8s()): any {
   return m;
 }
 // istio.workload.Extension
-function z_8t(): any {
-  return { $typeName: "istio.workload.Extension", name: "" };
-}
-function d_8t(r: Reader, end: number, depth: number, m: any = z_8t()): any {
+function d_8u(r: Reader, end: number, depth: number, m: any = z_8u()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.config = d_m(r, r.delimited(end), depth, m.config); break;
+      case 2: wt(t, 2); m.config = d_8d(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6000,16 +6149,13 @@ function d_8t(r: Reader, end: number, depth: number, m: any = z_8t()): any {
   return m;
 }
 // istio.workload.GatewayAddress
-function z_8w(): any {
-  return { $typeName: "istio.workload.GatewayAddress", destination: { case: undefined }, hboneMtlsPort: 0 };
-}
-function d_8w(r: Reader, end: number, depth: number, m: any = z_8w()): any {
+function d_8v(r: Reader, end: number, depth: number, m: any = z_8v()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.destination = { case: "hostname", value: d_8u(r, r.delimited(end), depth, (m.destination.case === "hostname" ? m.destination.value : undefined)) }; break;
-      case 2: wt(t, 2); m.destination = { case: "address", value: d_8v(r, r.delimited(end), depth, (m.destination.case === "address" ? m.destination.value : undefined)) }; break;
+      case 1: wt(t, 2); m.destination = { case: "hostname", value: d_8y(r, r.delimited(end), depth, (m.destination.case === "hostname" ? m.destination.value : undefined)) }; break;
+      case 2: wt(t, 2); m.destination = { case: "address", value: d_8z(r, r.delimited(end), depth, (m.destination.case === "address" ? m.destination.value : undefined)) }; break;
       case 3: wt(t, 0); m.hboneMtlsPort = r.uint32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6018,10 +6164,7 @@ function d_8w(r: Reader, end: number, depth: number, m: any = z_8w()): any {
   return m;
 }
 // istio.workload.LoadBalancing
-function z_8x(): any {
-  return { $typeName: "istio.workload.LoadBalancing", routingPreference: [], mode: 0, healthPolicy: 0 };
-}
-function d_8x(r: Reader, end: number, depth: number, m: any = z_8x()): any {
+function d_8w(r: Reader, end: number, depth: number, m: any = z_8w()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6036,10 +6179,7 @@ function d_8x(r: Reader, end: number, depth: number, m: any = z_8x()): any {
   return m;
 }
 // istio.workload.Locality
-function z_8y(): any {
-  return { $typeName: "istio.workload.Locality", region: "", zone: "", subzone: "" };
-}
-function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
+function d_8x(r: Reader, end: number, depth: number, m: any = z_8x()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6054,10 +6194,7 @@ function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
   return m;
 }
 // istio.workload.NamespacedHostname
-function z_8u(): any {
-  return { $typeName: "istio.workload.NamespacedHostname", namespace: "", hostname: "" };
-}
-function d_8u(r: Reader, end: number, depth: number, m: any = z_8u()): any {
+function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6071,10 +6208,7 @@ function d_8u(r: Reader, end: number, depth: number, m: any = z_8u()): any {
   return m;
 }
 // istio.workload.NetworkAddress
-function z_8v(): any {
-  return { $typeName: "istio.workload.NetworkAddress", network: "", address: new Uint8Array(0) };
-}
-function d_8v(r: Reader, end: number, depth: number, m: any = z_8v()): any {
+function d_8z(r: Reader, end: number, depth: number, m: any = z_8z()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6089,10 +6223,7 @@ function d_8v(r: Reader, end: number, depth: number, m: any = z_8v()): any {
   return m;
 }
 // istio.workload.Port
-function z_8z(): any {
-  return { $typeName: "istio.workload.Port", servicePort: 0, targetPort: 0, appProtocol: 0 };
-}
-function d_8z(r: Reader, end: number, depth: number, m: any = z_8z()): any {
+function d_90(r: Reader, end: number, depth: number, m: any = z_90()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6107,15 +6238,12 @@ function d_8z(r: Reader, end: number, depth: number, m: any = z_8z()): any {
   return m;
 }
 // istio.workload.PortList
-function z_90(): any {
-  return { $typeName: "istio.workload.PortList", ports: [] };
-}
-function d_90(r: Reader, end: number, depth: number, m: any = z_90()): any {
+function d_91(r: Reader, end: number, depth: number, m: any = z_91()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.ports.push(d_8z(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.ports.push(d_90(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6123,10 +6251,7 @@ function d_90(r: Reader, end: number, depth: number, m: any = z_90()): any {
   return m;
 }
 // istio.workload.Service
-function z_8r(): any {
-  return { $typeName: "istio.workload.Service", name: "", namespace: "", hostname: "", addresses: [], ports: [], subjectAltNames: [], ipFamilies: 0, extensions: [], canonical: false, ingressUseWaypoint: false, weightedWaypoints: [], visibility: 0 };
-}
-function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
+function d_92(r: Reader, end: number, depth: number, m: any = z_92()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6134,16 +6259,16 @@ function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.namespace = r.string(end, true); break;
       case 3: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 4: wt(t, 2); m.addresses.push(d_8v(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.ports.push(d_8z(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.addresses.push(d_8z(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.ports.push(d_90(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.subjectAltNames.push(r.string(end, true)); break;
-      case 7: wt(t, 2); m.waypoint = d_8w(r, r.delimited(end), depth, m.waypoint); break;
-      case 8: wt(t, 2); m.loadBalancing = d_8x(r, r.delimited(end), depth, m.loadBalancing); break;
+      case 7: wt(t, 2); m.waypoint = d_8v(r, r.delimited(end), depth, m.waypoint); break;
+      case 8: wt(t, 2); m.loadBalancing = d_8w(r, r.delimited(end), depth, m.loadBalancing); break;
       case 9: wt(t, 0); m.ipFamilies = r.int32(); break;
-      case 10: wt(t, 2); m.extensions.push(d_8t(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.extensions.push(d_8u(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 0); m.canonical = r.bool(); break;
       case 12: wt(t, 0); m.ingressUseWaypoint = r.bool(); break;
-      case 13: wt(t, 2); m.weightedWaypoints.push(d_91(r, r.delimited(end), depth, undefined)); break;
+      case 13: wt(t, 2); m.weightedWaypoints.push(d_93(r, r.delimited(end), depth, undefined)); break;
       case 14: wt(t, 0); m.visibility = r.int32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6152,15 +6277,12 @@ function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
   return m;
 }
 // istio.workload.WeightedWaypoint
-function z_91(): any {
-  return { $typeName: "istio.workload.WeightedWaypoint", weight: 0 };
-}
-function d_91(r: Reader, end: number, depth: number, m: any = z_91()): any {
+function d_93(r: Reader, end: number, depth: number, m: any = z_93()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.destination = d_8w(r, r.delimited(end), depth, m.destination); break;
+      case 1: wt(t, 2); m.destination = d_8v(r, r.delimited(end), depth, m.destination); break;
       case 2: wt(t, 0); m.weight = r.uint32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6169,10 +6291,7 @@ function d_91(r: Reader, end: number, depth: number, m: any = z_91()): any {
   return m;
 }
 // istio.workload.Workload
-function z_8q(): any {
-  return { $typeName: "istio.workload.Workload", uid: "", name: "", namespace: "", addresses: [], hostname: "", network: "", tunnelProtocol: 0, trustDomain: "", serviceAccount: "", node: "", canonicalName: "", canonicalRevision: "", workloadType: 0, workloadName: "", nativeTunnel: false, services: {}, authorizationPolicies: [], status: 0, clusterId: "", networkMode: 0, extensions: [] };
-}
-function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
+function d_94(r: Reader, end: number, depth: number, m: any = z_94()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6186,23 +6305,23 @@ function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
       case 5: wt(t, 0); m.tunnelProtocol = r.int32(); break;
       case 6: wt(t, 2); m.trustDomain = r.string(end, true); break;
       case 7: wt(t, 2); m.serviceAccount = r.string(end, true); break;
-      case 8: wt(t, 2); m.waypoint = d_8w(r, r.delimited(end), depth, m.waypoint); break;
-      case 19: wt(t, 2); m.networkGateway = d_8w(r, r.delimited(end), depth, m.networkGateway); break;
+      case 8: wt(t, 2); m.waypoint = d_8v(r, r.delimited(end), depth, m.waypoint); break;
+      case 19: wt(t, 2); m.networkGateway = d_8v(r, r.delimited(end), depth, m.networkGateway); break;
       case 9: wt(t, 2); m.node = r.string(end, true); break;
       case 10: wt(t, 2); m.canonicalName = r.string(end, true); break;
       case 11: wt(t, 2); m.canonicalRevision = r.string(end, true); break;
       case 12: wt(t, 0); m.workloadType = r.int32(); break;
       case 13: wt(t, 2); m.workloadName = r.string(end, true); break;
       case 14: wt(t, 0); m.nativeTunnel = r.bool(); break;
-      case 23: wt(t, 2); m.applicationTunnel = d_8s(r, r.delimited(end), depth, m.applicationTunnel); break;
-      case 22: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_90(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.services, String(k ?? ""), v ?? z_90()); } break;
+      case 23: wt(t, 2); m.applicationTunnel = d_8t(r, r.delimited(end), depth, m.applicationTunnel); break;
+      case 22: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_91(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.services, String(k ?? ""), v ?? z_91()); } break;
       case 16: wt(t, 2); m.authorizationPolicies.push(r.string(end, true)); break;
       case 17: wt(t, 0); m.status = r.int32(); break;
       case 18: wt(t, 2); m.clusterId = r.string(end, true); break;
-      case 24: wt(t, 2); m.locality = d_8y(r, r.delimited(end), depth, m.locality); break;
+      case 24: wt(t, 2); m.locality = d_8x(r, r.delimited(end), depth, m.locality); break;
       case 25: wt(t, 0); m.networkMode = r.int32(); break;
-      case 26: wt(t, 2); m.extensions.push(d_8t(r, r.delimited(end), depth, undefined)); break;
-      case 27: wt(t, 2); m.capacity = uw(d_19, r, end, depth, m.capacity, "google.protobuf.UInt32Value"); break;
+      case 26: wt(t, 2); m.extensions.push(d_8u(r, r.delimited(end), depth, undefined)); break;
+      case 27: wt(t, 2); m.capacity = uw(d_8j, r, end, depth, m.capacity, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6210,9 +6329,6 @@ function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
   return m;
 }
 // udpa.type.v1.TypedStruct
-function z_c(): any {
-  return { $typeName: "udpa.type.v1.TypedStruct", typeUrl: "" };
-}
 function d_c(r: Reader, end: number, depth: number, m: any = z_c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -6227,10 +6343,7 @@ function d_c(r: Reader, end: number, depth: number, m: any = z_c()): any {
   return m;
 }
 // xds.core.v3.Authority
-function z_2x(): any {
-  return { $typeName: "xds.core.v3.Authority", name: "" };
-}
-function d_2x(r: Reader, end: number, depth: number, m: any = z_2x()): any {
+function d_95(r: Reader, end: number, depth: number, m: any = z_95()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6243,16 +6356,13 @@ function d_2x(r: Reader, end: number, depth: number, m: any = z_2x()): any {
   return m;
 }
 // xds.core.v3.TypedExtensionConfig
-function z_83(): any {
-  return { $typeName: "xds.core.v3.TypedExtensionConfig", name: "" };
-}
-function d_83(r: Reader, end: number, depth: number, m: any = z_83()): any {
+function d_97(r: Reader, end: number, depth: number, m: any = z_97()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_m(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_8d(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6260,17 +6370,14 @@ function d_83(r: Reader, end: number, depth: number, m: any = z_83()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher
-function z_4r(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher", matcherType: { case: undefined } };
-}
-function d_4r(r: Reader, end: number, depth: number, m: any = z_4r()): any {
+function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matcherType = { case: "matcherList", value: d_92(r, r.delimited(end), depth, (m.matcherType.case === "matcherList" ? m.matcherType.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matcherType = { case: "matcherTree", value: d_93(r, r.delimited(end), depth, (m.matcherType.case === "matcherTree" ? m.matcherType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.onNoMatch = d_94(r, r.delimited(end), depth, m.onNoMatch); break;
+      case 1: wt(t, 2); m.matcherType = { case: "matcherList", value: d_99(r, r.delimited(end), depth, (m.matcherType.case === "matcherList" ? m.matcherType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matcherType = { case: "matcherTree", value: d_9e(r, r.delimited(end), depth, (m.matcherType.case === "matcherTree" ? m.matcherType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.onNoMatch = d_9g(r, r.delimited(end), depth, m.onNoMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6278,15 +6385,12 @@ function d_4r(r: Reader, end: number, depth: number, m: any = z_4r()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList
-function z_92(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList", matchers: [] };
-}
-function d_92(r: Reader, end: number, depth: number, m: any = z_92()): any {
+function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchers.push(d_95(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.matchers.push(d_9a(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6294,16 +6398,13 @@ function d_92(r: Reader, end: number, depth: number, m: any = z_92()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher
-function z_95(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher" };
-}
-function d_95(r: Reader, end: number, depth: number, m: any = z_95()): any {
+function d_9a(r: Reader, end: number, depth: number, m: any = z_9a()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.predicate = d_96(r, r.delimited(end), depth, m.predicate); break;
-      case 2: wt(t, 2); m.onMatch = d_94(r, r.delimited(end), depth, m.onMatch); break;
+      case 1: wt(t, 2); m.predicate = d_9b(r, r.delimited(end), depth, m.predicate); break;
+      case 2: wt(t, 2); m.onMatch = d_9g(r, r.delimited(end), depth, m.onMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6311,18 +6412,15 @@ function d_95(r: Reader, end: number, depth: number, m: any = z_95()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate
-function z_96(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", matchType: { case: undefined } };
-}
-function d_96(r: Reader, end: number, depth: number, m: any = z_96()): any {
+function d_9b(r: Reader, end: number, depth: number, m: any = z_9b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchType = { case: "singlePredicate", value: d_97(r, r.delimited(end), depth, (m.matchType.case === "singlePredicate" ? m.matchType.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matchType = { case: "orMatcher", value: d_98(r, r.delimited(end), depth, (m.matchType.case === "orMatcher" ? m.matchType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matchType = { case: "andMatcher", value: d_98(r, r.delimited(end), depth, (m.matchType.case === "andMatcher" ? m.matchType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.matchType = { case: "notMatcher", value: d_96(r, r.delimited(end), depth, (m.matchType.case === "notMatcher" ? m.matchType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchType = { case: "singlePredicate", value: d_9d(r, r.delimited(end), depth, (m.matchType.case === "singlePredicate" ? m.matchType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matchType = { case: "orMatcher", value: d_9c(r, r.delimited(end), depth, (m.matchType.case === "orMatcher" ? m.matchType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matchType = { case: "andMatcher", value: d_9c(r, r.delimited(end), depth, (m.matchType.case === "andMatcher" ? m.matchType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.matchType = { case: "notMatcher", value: d_9b(r, r.delimited(end), depth, (m.matchType.case === "notMatcher" ? m.matchType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6330,15 +6428,12 @@ function d_96(r: Reader, end: number, depth: number, m: any = z_96()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList
-function z_98(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", predicate: [] };
-}
-function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
+function d_9c(r: Reader, end: number, depth: number, m: any = z_9c()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.predicate.push(d_96(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.predicate.push(d_9b(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6346,17 +6441,14 @@ function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate
-function z_97(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", matcher: { case: undefined } };
-}
-function d_97(r: Reader, end: number, depth: number, m: any = z_97()): any {
+function d_9d(r: Reader, end: number, depth: number, m: any = z_9d()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.input = d_83(r, r.delimited(end), depth, m.input); break;
-      case 2: wt(t, 2); m.matcher = { case: "valueMatch", value: d_99(r, r.delimited(end), depth, (m.matcher.case === "valueMatch" ? m.matcher.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matcher = { case: "customMatch", value: d_83(r, r.delimited(end), depth, (m.matcher.case === "customMatch" ? m.matcher.value : undefined)) }; break;
+      case 1: wt(t, 2); m.input = d_97(r, r.delimited(end), depth, m.input); break;
+      case 2: wt(t, 2); m.matcher = { case: "valueMatch", value: d_9j(r, r.delimited(end), depth, (m.matcher.case === "valueMatch" ? m.matcher.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matcher = { case: "customMatch", value: d_97(r, r.delimited(end), depth, (m.matcher.case === "customMatch" ? m.matcher.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6364,18 +6456,15 @@ function d_97(r: Reader, end: number, depth: number, m: any = z_97()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree
-function z_93(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree", treeType: { case: undefined } };
-}
-function d_93(r: Reader, end: number, depth: number, m: any = z_93()): any {
+function d_9e(r: Reader, end: number, depth: number, m: any = z_9e()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.input = d_83(r, r.delimited(end), depth, m.input); break;
-      case 2: wt(t, 2); m.treeType = { case: "exactMatchMap", value: d_9a(r, r.delimited(end), depth, (m.treeType.case === "exactMatchMap" ? m.treeType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.treeType = { case: "prefixMatchMap", value: d_9a(r, r.delimited(end), depth, (m.treeType.case === "prefixMatchMap" ? m.treeType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.treeType = { case: "customMatch", value: d_83(r, r.delimited(end), depth, (m.treeType.case === "customMatch" ? m.treeType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.input = d_97(r, r.delimited(end), depth, m.input); break;
+      case 2: wt(t, 2); m.treeType = { case: "exactMatchMap", value: d_9f(r, r.delimited(end), depth, (m.treeType.case === "exactMatchMap" ? m.treeType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.treeType = { case: "prefixMatchMap", value: d_9f(r, r.delimited(end), depth, (m.treeType.case === "prefixMatchMap" ? m.treeType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.treeType = { case: "customMatch", value: d_97(r, r.delimited(end), depth, (m.treeType.case === "customMatch" ? m.treeType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6383,15 +6472,12 @@ function d_93(r: Reader, end: number, depth: number, m: any = z_93()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree.MatchMap
-function z_9a(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", map: {} };
-}
-function d_9a(r: Reader, end: number, depth: number, m: any = z_9a()): any {
+function d_9f(r: Reader, end: number, depth: number, m: any = z_9f()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_94(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.map, String(k ?? ""), v ?? z_94()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9g(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.map, String(k ?? ""), v ?? z_9g()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6399,16 +6485,13 @@ function d_9a(r: Reader, end: number, depth: number, m: any = z_9a()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.OnMatch
-function z_94(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.OnMatch", onMatch: { case: undefined } };
-}
-function d_94(r: Reader, end: number, depth: number, m: any = z_94()): any {
+function d_9g(r: Reader, end: number, depth: number, m: any = z_9g()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.onMatch = { case: "matcher", value: d_4r(r, r.delimited(end), depth, (m.onMatch.case === "matcher" ? m.onMatch.value : undefined)) }; break;
-      case 2: wt(t, 2); m.onMatch = { case: "action", value: d_83(r, r.delimited(end), depth, (m.onMatch.case === "action" ? m.onMatch.value : undefined)) }; break;
+      case 1: wt(t, 2); m.onMatch = { case: "matcher", value: d_98(r, r.delimited(end), depth, (m.onMatch.case === "matcher" ? m.onMatch.value : undefined)) }; break;
+      case 2: wt(t, 2); m.onMatch = { case: "action", value: d_97(r, r.delimited(end), depth, (m.onMatch.case === "action" ? m.onMatch.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6416,15 +6499,12 @@ function d_94(r: Reader, end: number, depth: number, m: any = z_94()): any {
   return m;
 }
 // xds.type.matcher.v3.RegexMatcher
-function z_9c(): any {
-  return { $typeName: "xds.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
-}
-function d_9c(r: Reader, end: number, depth: number, m: any = z_9c()): any {
+function d_9h(r: Reader, end: number, depth: number, m: any = z_9h()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_9b(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_9i(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
       case 2: wt(t, 2); m.regex = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6433,10 +6513,7 @@ function d_9c(r: Reader, end: number, depth: number, m: any = z_9c()): any {
   return m;
 }
 // xds.type.matcher.v3.RegexMatcher.GoogleRE2
-function z_9b(): any {
-  return { $typeName: "xds.type.matcher.v3.RegexMatcher.GoogleRE2" };
-}
-function d_9b(r: Reader, end: number, depth: number, m: any = z_9b()): any {
+function d_9i(r: Reader, end: number, depth: number, m: any = z_9i()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6449,10 +6526,7 @@ function d_9b(r: Reader, end: number, depth: number, m: any = z_9b()): any {
   return m;
 }
 // xds.type.matcher.v3.StringMatcher
-function z_99(): any {
-  return { $typeName: "xds.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
-}
-function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
+function d_9j(r: Reader, end: number, depth: number, m: any = z_9j()): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6460,7 +6534,7 @@ function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
       case 1: wt(t, 2); m.matchPattern = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchPattern = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchPattern = { case: "suffix", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_9c(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
+      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_9h(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
       case 7: wt(t, 2); m.matchPattern = { case: "contains", value: r.string(end, true) }; break;
       case 6: wt(t, 0); m.ignoreCase = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -6470,9 +6544,6 @@ function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
   return m;
 }
 // xds.type.v3.TypedStruct
-function z_b(): any {
-  return { $typeName: "xds.type.v3.TypedStruct", typeUrl: "" };
-}
 function d_b(r: Reader, end: number, depth: number, m: any = z_b()): any {
   depth = deeper(depth);
   while (r.pos < end) {
@@ -6488,57 +6559,57 @@ function d_b(r: Reader, end: number, depth: number, m: any = z_b()): any {
 }
 
 // envoy.config.core.v3.Address
-function e_1m(w: Writer, m: any): void {
-  if (m.address?.case === "socketAddress") { w.tag(1, 2).fork(); e_2j(w, m.address.value); w.join(); }
-  if (m.address?.case === "pipe") { w.tag(2, 2).fork(); e_2k(w, m.address.value); w.join(); }
-  if (m.address?.case === "envoyInternalAddress") { w.tag(3, 2).fork(); e_2l(w, m.address.value); w.join(); }
+function e_1u(w: Writer, m: any): void {
+  if (m.address?.case === "socketAddress") { w.tag(1, 2).fork(); e_3s(w, m.address.value); w.join(); }
+  if (m.address?.case === "pipe") { w.tag(2, 2).fork(); e_3c(w, m.address.value); w.join(); }
+  if (m.address?.case === "envoyInternalAddress") { w.tag(3, 2).fork(); e_27(w, m.address.value); w.join(); }
 }
 // envoy.config.core.v3.BuildVersion
-function e_9d(w: Writer, m: any): void {
-  if (m.version !== undefined) { w.tag(1, 2).fork(); e_9e(w, m.version); w.join(); }
-  if (m.metadata !== undefined) { w.tag(2, 2).fork(); e_k(w, jsonToStruct(m.metadata)); w.join(); }
+function e_20(w: Writer, m: any): void {
+  if (m.version !== undefined) { w.tag(1, 2).fork(); e_8c(w, m.version); w.join(); }
+  if (m.metadata !== undefined) { w.tag(2, 2).fork(); e_m(w, jsonToStruct(m.metadata)); w.join(); }
 }
 // envoy.config.core.v3.EnvoyInternalAddress
-function e_2l(w: Writer, m: any): void {
+function e_27(w: Writer, m: any): void {
   if (m.addressNameSpecifier?.case === "serverListenerName") { w.tag(1, 2).string(m.addressNameSpecifier.value); }
   if (m.endpointId !== undefined && m.endpointId !== "") { w.tag(2, 2).string(m.endpointId); }
 }
 // envoy.config.core.v3.Extension
-function e_9f(w: Writer, m: any): void {
+function e_29(w: Writer, m: any): void {
   if (m.name !== undefined && m.name !== "") { w.tag(1, 2).string(m.name); }
   if (m.category !== undefined && m.category !== "") { w.tag(2, 2).string(m.category); }
   if (m.typeDescriptor !== undefined && m.typeDescriptor !== "") { w.tag(3, 2).string(m.typeDescriptor); }
-  if (m.version !== undefined) { w.tag(4, 2).fork(); e_9d(w, m.version); w.join(); }
+  if (m.version !== undefined) { w.tag(4, 2).fork(); e_20(w, m.version); w.join(); }
   if (m.disabled !== undefined && m.disabled !== false) { w.tag(5, 0).bool(m.disabled); }
   for (const x of m.typeUrls ?? []) { w.tag(6, 2).string(x); }
 }
 // envoy.config.core.v3.Locality
-function e_42(w: Writer, m: any): void {
+function e_39(w: Writer, m: any): void {
   if (m.region !== undefined && m.region !== "") { w.tag(1, 2).string(m.region); }
   if (m.zone !== undefined && m.zone !== "") { w.tag(2, 2).string(m.zone); }
   if (m.subZone !== undefined && m.subZone !== "") { w.tag(3, 2).string(m.subZone); }
 }
 // envoy.config.core.v3.Node
-function e_9g(w: Writer, m: any): void {
+function e_k(w: Writer, m: any): void {
   if (m.id !== undefined && m.id !== "") { w.tag(1, 2).string(m.id); }
   if (m.cluster !== undefined && m.cluster !== "") { w.tag(2, 2).string(m.cluster); }
-  if (m.metadata !== undefined) { w.tag(3, 2).fork(); e_k(w, jsonToStruct(m.metadata)); w.join(); }
-  if (m.locality !== undefined) { w.tag(4, 2).fork(); e_42(w, m.locality); w.join(); }
+  if (m.metadata !== undefined) { w.tag(3, 2).fork(); e_m(w, jsonToStruct(m.metadata)); w.join(); }
+  if (m.locality !== undefined) { w.tag(4, 2).fork(); e_39(w, m.locality); w.join(); }
   if (m.userAgentName !== undefined && m.userAgentName !== "") { w.tag(6, 2).string(m.userAgentName); }
   if (m.userAgentVersionType?.case === "userAgentVersion") { w.tag(7, 2).string(m.userAgentVersionType.value); }
-  if (m.userAgentVersionType?.case === "userAgentBuildVersion") { w.tag(8, 2).fork(); e_9d(w, m.userAgentVersionType.value); w.join(); }
-  for (const x of m.extensions ?? []) { w.tag(9, 2).fork(); e_9f(w, x); w.join(); }
+  if (m.userAgentVersionType?.case === "userAgentBuildVersion") { w.tag(8, 2).fork(); e_20(w, m.userAgentVersionType.value); w.join(); }
+  for (const x of m.extensions ?? []) { w.tag(9, 2).fork(); e_29(w, x); w.join(); }
   for (const x of m.clientFeatures ?? []) { w.tag(10, 2).string(x); }
-  for (const x of m.listeningAddresses ?? []) { w.tag(11, 2).fork(); e_1m(w, x); w.join(); }
-  for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(12, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_9h(w, x); w.join(); w.join(); }
+  for (const x of m.listeningAddresses ?? []) { w.tag(11, 2).fork(); e_1u(w, x); w.join(); }
+  for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(12, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_96(w, x); w.join(); w.join(); }
 }
 // envoy.config.core.v3.Pipe
-function e_2k(w: Writer, m: any): void {
+function e_3c(w: Writer, m: any): void {
   if (m.path !== undefined && m.path !== "") { w.tag(1, 2).string(m.path); }
   if (m.mode !== undefined && m.mode != 0) { w.tag(2, 0).uint32(m.mode); }
 }
 // envoy.config.core.v3.SocketAddress
-function e_2j(w: Writer, m: any): void {
+function e_3s(w: Writer, m: any): void {
   if (m.protocol !== undefined && m.protocol !== 0) { w.tag(1, 0).int32(m.protocol); }
   if (m.address !== undefined && m.address !== "") { w.tag(2, 2).string(m.address); }
   if (m.portSpecifier?.case === "portValue") { w.tag(3, 0).uint32(m.portSpecifier.value); }
@@ -6548,72 +6619,72 @@ function e_2j(w: Writer, m: any): void {
 }
 // envoy.service.discovery.v3.DeltaDiscoveryRequest
 function e_i(w: Writer, m: any): void {
-  if (m.node !== undefined) { w.tag(1, 2).fork(); e_9g(w, m.node); w.join(); }
+  if (m.node !== undefined) { w.tag(1, 2).fork(); e_k(w, m.node); w.join(); }
   if (m.typeUrl !== undefined && m.typeUrl !== "") { w.tag(2, 2).string(m.typeUrl); }
   for (const x of m.resourceNamesSubscribe ?? []) { w.tag(3, 2).string(x); }
   for (const x of m.resourceNamesUnsubscribe ?? []) { w.tag(4, 2).string(x); }
   for (const [k, x] of Object.entries(m.initialResourceVersions ?? {})) { w.tag(5, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
   if (m.responseNonce !== undefined && m.responseNonce !== "") { w.tag(6, 2).string(m.responseNonce); }
-  if (m.errorDetail !== undefined) { w.tag(7, 2).fork(); e_9i(w, m.errorDetail); w.join(); }
-  for (const x of m.resourceLocatorsSubscribe ?? []) { w.tag(8, 2).fork(); e_9j(w, x); w.join(); }
-  for (const x of m.resourceLocatorsUnsubscribe ?? []) { w.tag(9, 2).fork(); e_9j(w, x); w.join(); }
+  if (m.errorDetail !== undefined) { w.tag(7, 2).fork(); e_l(w, m.errorDetail); w.join(); }
+  for (const x of m.resourceLocatorsSubscribe ?? []) { w.tag(8, 2).fork(); e_7b(w, x); w.join(); }
+  for (const x of m.resourceLocatorsUnsubscribe ?? []) { w.tag(9, 2).fork(); e_7b(w, x); w.join(); }
 }
 // envoy.service.discovery.v3.DiscoveryRequest
 function e_h(w: Writer, m: any): void {
   if (m.versionInfo !== undefined && m.versionInfo !== "") { w.tag(1, 2).string(m.versionInfo); }
-  if (m.node !== undefined) { w.tag(2, 2).fork(); e_9g(w, m.node); w.join(); }
+  if (m.node !== undefined) { w.tag(2, 2).fork(); e_k(w, m.node); w.join(); }
   for (const x of m.resourceNames ?? []) { w.tag(3, 2).string(x); }
   if (m.typeUrl !== undefined && m.typeUrl !== "") { w.tag(4, 2).string(m.typeUrl); }
   if (m.responseNonce !== undefined && m.responseNonce !== "") { w.tag(5, 2).string(m.responseNonce); }
-  if (m.errorDetail !== undefined) { w.tag(6, 2).fork(); e_9i(w, m.errorDetail); w.join(); }
-  for (const x of m.resourceLocators ?? []) { w.tag(7, 2).fork(); e_9j(w, x); w.join(); }
+  if (m.errorDetail !== undefined) { w.tag(6, 2).fork(); e_l(w, m.errorDetail); w.join(); }
+  for (const x of m.resourceLocators ?? []) { w.tag(7, 2).fork(); e_7b(w, x); w.join(); }
 }
 // envoy.service.discovery.v3.ResourceLocator
-function e_9j(w: Writer, m: any): void {
+function e_7b(w: Writer, m: any): void {
   if (m.name !== undefined && m.name !== "") { w.tag(1, 2).string(m.name); }
   for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(2, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
 }
 // envoy.type.v3.SemanticVersion
-function e_9e(w: Writer, m: any): void {
+function e_8c(w: Writer, m: any): void {
   if (m.majorNumber !== undefined && m.majorNumber != 0) { w.tag(1, 0).uint32(m.majorNumber); }
   if (m.minorNumber !== undefined && m.minorNumber != 0) { w.tag(2, 0).uint32(m.minorNumber); }
   if (m.patch !== undefined && m.patch != 0) { w.tag(3, 0).uint32(m.patch); }
 }
 // google.protobuf.Any
-function e_m(w: Writer, m: any): void {
+function e_8d(w: Writer, m: any): void {
   if (m.typeUrl !== undefined && m.typeUrl !== "") { w.tag(1, 2).string(m.typeUrl); }
   if (m.value !== undefined && m.value.length > 0) { w.tag(2, 2).bytes(m.value); }
 }
 // google.protobuf.ListValue
 function e_8i(w: Writer, m: any): void {
-  for (const x of m.values ?? []) { w.tag(1, 2).fork(); e_8h(w, x); w.join(); }
+  for (const x of m.values ?? []) { w.tag(1, 2).fork(); e_8l(w, x); w.join(); }
 }
 // google.protobuf.Struct
-function e_k(w: Writer, m: any): void {
-  for (const [k, x] of Object.entries(m.fields ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_8h(w, x); w.join(); w.join(); }
+function e_m(w: Writer, m: any): void {
+  for (const [k, x] of Object.entries(m.fields ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_8l(w, x); w.join(); w.join(); }
 }
 // google.protobuf.Value
-function e_8h(w: Writer, m: any): void {
+function e_8l(w: Writer, m: any): void {
   if (m.kind?.case === "nullValue") { w.tag(1, 0).int32(m.kind.value); }
   if (m.kind?.case === "numberValue") { w.tag(2, 1).double(m.kind.value); }
   if (m.kind?.case === "stringValue") { w.tag(3, 2).string(m.kind.value); }
   if (m.kind?.case === "boolValue") { w.tag(4, 0).bool(m.kind.value); }
-  if (m.kind?.case === "structValue") { w.tag(5, 2).fork(); e_k(w, m.kind.value); w.join(); }
+  if (m.kind?.case === "structValue") { w.tag(5, 2).fork(); e_m(w, m.kind.value); w.join(); }
   if (m.kind?.case === "listValue") { w.tag(6, 2).fork(); e_8i(w, m.kind.value); w.join(); }
 }
 // google.rpc.Status
-function e_9i(w: Writer, m: any): void {
+function e_l(w: Writer, m: any): void {
   if (m.code !== undefined && m.code != 0) { w.tag(1, 0).int32(m.code); }
   if (m.message !== undefined && m.message !== "") { w.tag(2, 2).string(m.message); }
-  for (const x of m.details ?? []) { w.tag(3, 2).fork(); e_m(w, x); w.join(); }
+  for (const x of m.details ?? []) { w.tag(3, 2).fork(); e_8d(w, x); w.join(); }
 }
 // istio.v1.auth.IstioCertificateRequest
 function e_j(w: Writer, m: any): void {
   if (m.csr !== undefined && m.csr !== "") { w.tag(1, 2).string(m.csr); }
   if (m.validityDuration !== undefined && m.validityDuration != 0) { w.tag(3, 0).int64(m.validityDuration); }
-  if (m.metadata !== undefined) { w.tag(4, 2).fork(); e_k(w, jsonToStruct(m.metadata)); w.join(); }
+  if (m.metadata !== undefined) { w.tag(4, 2).fork(); e_m(w, jsonToStruct(m.metadata)); w.join(); }
 }
 // xds.core.v3.ContextParams
-function e_9h(w: Writer, m: any): void {
+function e_96(w: Writer, m: any): void {
   for (const [k, x] of Object.entries(m.params ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
 }

@@ -1,0 +1,54 @@
+/**
+ * The part of HTTP filter decoding that needs protobuf-es's JSON mapping, loaded on first need
+ * (http_filters.ts loadFilterJson; the xDS client awaits it before a response naming one of these
+ * types): RBAC and HTTPFault configs become proto3 JSON for the authz and fault filters, and
+ * TypedStruct-wrapped configs are read from JSON. Imports only these four schemas' files.
+ */
+import { fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { RBACSchema } from "../gen/envoy/extensions/filters/http/rbac/v3/rbac_pb.ts";
+import { HTTPFaultSchema } from "../gen/envoy/extensions/filters/http/fault/v3/fault_pb.ts";
+import { WasmSchema } from "../gen/envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
+import { RouterSchema } from "../gen/envoy/extensions/filters/http/router/v3/router_pb.ts";
+import type { Wasm } from "../node_proto.ts";
+
+export type { JsonValue };
+
+/** A known filter config: the Router (nothing to keep), a Wasm message, or proto3 JSON. */
+export interface KnownFilter {
+  readonly typeName: string;
+  readonly msg?: Wasm;
+  readonly config?: JsonValue;
+}
+
+export interface FilterJson {
+  /** RBAC or HTTPFault bytes → proto3 JSON. */
+  binaryToJson(typeName: string, bytes: Uint8Array): JsonValue;
+  /** A TypedStruct's JSON for one of the four known types, checked against its schema. */
+  fromTypedStruct(typeName: string, json: JsonValue): KnownFilter;
+}
+
+const SCHEMAS = new Map<string, typeof RBACSchema | typeof HTTPFaultSchema>(
+  [RBACSchema, HTTPFaultSchema].map((s) => [s.typeName, s]),
+);
+
+function schemaOf(typeName: string): typeof RBACSchema | typeof HTTPFaultSchema {
+  const s = SCHEMAS.get(typeName);
+  if (!s) throw new Error(`no schema for ${typeName}`);
+  return s;
+}
+
+export const FILTER_JSON: FilterJson = {
+  binaryToJson(typeName, bytes) {
+    const s = schemaOf(typeName);
+    return toJson(s, fromBinary(s, bytes));
+  },
+  fromTypedStruct(typeName, json) {
+    if (typeName === RouterSchema.typeName) {
+      fromJson(RouterSchema, json);
+      return { typeName };
+    }
+    if (typeName === WasmSchema.typeName) return { typeName, msg: fromJson(WasmSchema, json) };
+    const s = schemaOf(typeName);
+    return { typeName, config: toJson(s, fromJson(s, json)) };
+  },
+};
