@@ -29,6 +29,11 @@ export type {
 };
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
 
+/** The SPIFFE id the control plane serves with (and a node expects by default). */
+export function controlPlaneIdentity(trustDomain: string): string {
+  return `spiffe://${trustDomain}/ns/istio-system/sa/weft-control-plane`;
+}
+
 /** Start the embedded control plane (ADS server, CA service). */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   return (await import("./control_plane/mod.ts")).startControlPlane(opts);
