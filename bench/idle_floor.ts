@@ -114,6 +114,13 @@ async function measure(
  * are dropped first (`dd iflag=nocache count=0`: posix_fadvise DONTNEED on that file only) and its
  * rows measure it as exec loads it. `--as-written` keeps the page cache as it is. */
 async function evictPageCache(path: string): Promise<void> {
+  // Pages the build just wrote stay dirty (not droppable) until written back.
+  const f = Deno.openSync(path, { read: true, write: true });
+  try {
+    f.syncSync();
+  } finally {
+    f.close();
+  }
   const r = await new Deno.Command("dd", {
     args: [`if=${path}`, "iflag=nocache", "count=0", "status=none"],
     stderr: "null",
