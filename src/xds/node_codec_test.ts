@@ -364,3 +364,21 @@ Deno.test("node codec: wrong wire types, overlong varints, lengths past the end 
   rejects("TypedStruct", ts, /deeper than 100/);
   assert.throws(() => fromBinary(DECODE.TypedStruct!, ts), /recursion/, "protobuf-es agrees");
 });
+
+Deno.test("node codec: on Bun too, the 10 000-workload snapshot decodes as protobuf-es decodes it", async () => {
+  const bun = await new Deno.Command("bun", { args: ["--version"], stdout: "null", stderr: "null" })
+    .output().catch(() => undefined);
+  if (!bun?.success) {
+    // deno-lint-ignore no-console
+    console.log("skipped: bun is not installed");
+    return;
+  }
+  const out = await new Deno.Command("bun", {
+    args: [new URL("./_codec_diff_bun.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { identical: number };
+  assert.ok(r.identical > 10_000, `${r.identical} resources compared`);
+});
