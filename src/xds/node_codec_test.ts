@@ -6,11 +6,11 @@
  * WireError (never another exception, never a hang).
  */
 import assert from "node:assert/strict";
-import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import * as C from "./gen/node_codec.ts";
 import { randMessage, rng } from "./_random_message.ts";
-import { DECODE, ENCODE } from "./tools/gen_codec.ts";
+import { DECODE, ENCODE, TO_JSON } from "./tools/gen_codec.ts";
 import { WireError } from "./wire.ts";
 import { buildNode } from "./control_plane/build.ts";
 import { parseMesh } from "./control_plane/mesh.ts";
@@ -251,4 +251,28 @@ Deno.test("node codec: on Bun too, the 10 000-workload snapshot decodes as proto
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { identical: number };
   assert.ok(r.identical > 10_000, `${r.identical} resources compared`);
+});
+
+Deno.test("node codec: RBAC and HTTPFault become the proto3 JSON protobuf-es's toJson writes (random, 150 seeds each)", () => {
+  const json = C as unknown as Record<string, (m: unknown) => unknown>;
+  for (const [name, schema] of Object.entries(TO_JSON)) {
+    let converted = 0;
+    for (let seed = 1; seed <= 150; seed++) {
+      const msg = randMessage(rng(seed * 31337 + name.length), schema, 0);
+      const bytes = toBinary(schema, msg as never);
+      const outcome = (f: () => unknown): { value?: unknown; error?: string } => {
+        try {
+          return { value: f() };
+        } catch (err) {
+          return { error: (err as Error).message };
+        }
+      };
+      const want = outcome(() => toJson(schema, fromBinary(schema, bytes)));
+      const mine = outcome(() => json[`toJson${name}`]!(decoders[`decode${name}`]!(bytes)));
+      // Refusals too (an Any the node cannot name, a Duration out of range, NaN in a Struct).
+      assert.deepStrictEqual(mine, want, `${name} seed ${seed}`);
+      if (want.error === undefined) converted++;
+    }
+    assert.ok(converted > 20, `${name}: ${converted} of 150 converted`);
+  }
 });

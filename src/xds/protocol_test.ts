@@ -17,11 +17,6 @@ import {
 import { AdsStreamProtocol, type Outgoing, ProtocolState } from "./protocol.ts";
 import { ResourceStore } from "./store.ts";
 import { ADDRESS, AUTHORIZATION, CLUSTER, ENDPOINT, LISTENER, ROUTE } from "./type_urls.ts";
-import { loadFilterJson } from "./resources/http_filters.ts";
-
-// RBAC, HTTPFault and TypedStruct configs need protobuf-es's JSON mapping, which the xDS client
-// loads before the first response naming one (client.ts); these tests decode directly.
-await loadFilterJson();
 
 const node = create(NodeSchema, { id: "node-a" });
 const built = buildNode(parseMesh(meshYaml(10)), "node-a");

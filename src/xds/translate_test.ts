@@ -23,11 +23,6 @@ import { FILTER_TYPES } from "./resources/http_filters.ts";
 import { ResourceStore } from "./store.ts";
 import { Translator } from "./translate.ts";
 import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
-import { loadFilterJson } from "./resources/http_filters.ts";
-
-// RBAC, HTTPFault and TypedStruct configs need protobuf-es's JSON mapping, which the xDS client
-// loads before the first response naming one (client.ts); these tests decode directly.
-await loadFilterJson();
 
 const SHA = "b".repeat(64);
 const mesh = parseMesh(

@@ -1,10 +1,11 @@
 /**
  * The part of HTTP filter decoding that needs protobuf-es's JSON mapping, loaded on first need
- * (http_filters.ts loadFilterJson; the xDS client awaits it before a response naming one of these
- * types): RBAC and HTTPFault configs become proto3 JSON for the authz and fault filters, and
- * TypedStruct-wrapped configs are read from JSON. Imports only these four schemas' files.
+ * (http_filters.ts loadFilterJson; the xDS client awaits it before a response naming a
+ * TypedStruct): TypedStruct-wrapped configs are read from JSON, checked against their schema
+ * (protobuf-es's fromJson), and RBAC/HTTPFault ones written back as proto3 JSON. Imports only these
+ * four schemas' files. (RBAC and HTTPFault sent as themselves use the generated codec.)
  */
-import { fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { RBACSchema } from "../gen/envoy/extensions/filters/http/rbac/v3/rbac_pb.ts";
 import { HTTPFaultSchema } from "../gen/envoy/extensions/filters/http/fault/v3/fault_pb.ts";
 import { WasmSchema } from "../gen/envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
@@ -21,8 +22,6 @@ export interface KnownFilter {
 }
 
 export interface FilterJson {
-  /** RBAC or HTTPFault bytes → proto3 JSON. */
-  binaryToJson(typeName: string, bytes: Uint8Array): JsonValue;
   /** A TypedStruct's JSON for one of the four known types, checked against its schema. */
   fromTypedStruct(typeName: string, json: JsonValue): KnownFilter;
 }
@@ -38,10 +37,6 @@ function schemaOf(typeName: string): typeof RBACSchema | typeof HTTPFaultSchema 
 }
 
 export const FILTER_JSON: FilterJson = {
-  binaryToJson(typeName, bytes) {
-    const s = schemaOf(typeName);
-    return toJson(s, fromBinary(s, bytes));
-  },
   fromTypedStruct(typeName, json) {
     if (typeName === RouterSchema.typeName) {
       fromJson(RouterSchema, json);

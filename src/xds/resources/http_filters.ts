@@ -7,11 +7,15 @@ import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   type Any,
+  decodeHTTPFault,
+  decodeRBAC,
   decodeRouter,
   decodeStringValue,
   decodeTypedStruct,
   decodeUdpaTypedStruct,
   decodeWasm,
+  toJsonHTTPFault,
+  toJsonRBAC,
   TYPE_NAMES,
   typeUrlOf,
   unpackAs,
@@ -42,11 +46,10 @@ const KNOWN: readonly string[] = [
   TYPE_NAMES.router,
 ];
 
-/** Type names whose configs need protobuf-es's JSON mapping (filter_json.ts): RBAC and HTTPFault
- * become proto3 JSON, and any TypedStruct is read from JSON. */
-export const JSON_FILTER_TYPE_NAMES: readonly string[] = [
-  TYPE_NAMES.rbac,
-  TYPE_NAMES.fault,
+/** Wrappers whose configs are read from JSON, which needs protobuf-es's JSON mapping and the
+ * wrapped type's schema (filter_json.ts). RBAC and HTTPFault sent as themselves become proto3 JSON
+ * through the generated codec (toJsonRBAC, toJsonHTTPFault) without it. */
+export const TYPED_STRUCT_TYPE_NAMES: readonly string[] = [
   TYPE_NAMES.typedStruct,
   TYPE_NAMES.udpaTypedStruct,
 ];
@@ -55,7 +58,7 @@ let filterJson: FilterJson | undefined;
 
 /** Load protobuf-es with the RBAC/HTTPFault/Wasm/Router schemas (~14 MB with its descriptors, so
  * a node loads it only for a config that needs it: client.ts awaits this before decoding a
- * response whose bytes name one of JSON_FILTER_TYPE_NAMES). */
+ * response whose bytes name a TypedStruct). */
 export async function loadFilterJson(): Promise<void> {
   filterJson ??= (await import("./filter_json.ts")).FILTER_JSON;
 }
@@ -94,7 +97,9 @@ function decodeKnown(any: Any): KnownFilter {
     if (typeName === TYPE_NAMES.wasm) {
       return { typeName, msg: unpackAs(any, typeName, decodeWasm) };
     }
-    return { typeName, config: json().binaryToJson(typeName, any.value) };
+    return typeName === TYPE_NAMES.rbac
+      ? { typeName, config: toJsonRBAC(unpackAs(any, typeName, decodeRBAC)) }
+      : { typeName, config: toJsonHTTPFault(unpackAs(any, typeName, decodeHTTPFault)) };
   }
   throw new WeftError(
     "xds_unknown_filter",
