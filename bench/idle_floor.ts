@@ -7,7 +7,8 @@
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters
+ *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters, `./weft run` over
+ *   xDS whose workload has an L7 AuthorizationPolicy (RBAC over LDS)
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
@@ -46,6 +47,8 @@ const AS_WRITTEN = argv.includes("--as-written");
 const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
 const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
 const XDS_ADDRESS = `${IP.client}:15010`;
+/** A second control plane, serving the mesh with an L7 AuthorizationPolicy (one row). */
+const XDS_AUTHZ = `${IP.client}:15012`;
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -150,9 +153,16 @@ async function main(): Promise<void> {
     }
     // The same node taking its config from a control plane: one service, its own workload.
     Deno.writeTextFileSync(`${dir}/mesh.yaml`, xdsMesh());
+    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh(true));
     Deno.writeTextFileSync(
       `${dir}/weft-xds.yaml`,
       `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds-authz.yaml`,
+      `${
+        weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
+      }xds:\n  address: ${XDS_AUTHZ}\n`,
     );
     if (!SOURCE_ONLY && !existsSync(BINARY)) {
       note(`building ${BINARY}`);
@@ -193,18 +203,7 @@ async function main(): Promise<void> {
       ["src/main.ts", "run", "--config", l7Config],
       ready, // logged after the three filters' first generations loaded
     );
-    const cp = await spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      "src/main.ts",
-      "control-plane",
-      "--config",
-      `${dir}/mesh.yaml`,
-      "--address",
-      XDS_ADDRESS,
-      "--ca-dir",
-      `${dir}/cp-ca`,
-    ], { readyText: ready, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+    const cp = await controlPlane(dir, "mesh.yaml", XDS_ADDRESS, "cp-ca");
     try {
       const xdsArgs = ["src/main.ts", "run", "--config", `${dir}/weft-xds.yaml`];
       await run("bun: weft run over xDS (source)", "bun", xdsArgs, ready, xdsApplied);
@@ -239,6 +238,18 @@ async function main(): Promise<void> {
         ready,
         xdsApplied,
       );
+      const cpAuthz = await controlPlane(dir, "mesh-authz.yaml", XDS_AUTHZ, "cp-ca-authz");
+      try {
+        await run(
+          `binary: ${BINARY} run over xDS, an L7 AuthorizationPolicy on its workload (RBAC)`,
+          BINARY,
+          ["run", "--config", `${dir}/weft-xds-authz.yaml`],
+          ready,
+          xdsApplied,
+        );
+      } finally {
+        await cpAuthz.stop();
+      }
     } finally {
       await cp.stop();
     }
@@ -296,8 +307,42 @@ authorizationPolicies:
 `;
 }
 
-/** A mesh with the bench node's workload and one service, as Istio manifests. */
-function xdsMesh(): string {
+function controlPlane(dir: string, mesh: string, address: string, caDir: string): Promise<Proc> {
+  return spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    "src/main.ts",
+    "control-plane",
+    "--config",
+    `${dir}/${mesh}`,
+    "--address",
+    address,
+    "--ca-dir",
+    `${dir}/${caDir}`,
+  ], { readyText: '"msg":"ready"', env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+}
+
+/** A mesh with the bench node's workload and one service, as Istio manifests; with `authz`, also
+ * node bench-z's workload behind an HTTP service and an L7 AuthorizationPolicy (an inbound
+ * listener with an RBAC filter for that node). */
+function xdsMesh(authz = false): string {
+  if (!authz) {
+    return meshManifests({
+      workloads: [{
+        name: "client",
+        namespace: "default",
+        serviceAccount: "client",
+        address: IP.client,
+        node: "bench-a",
+      }],
+      services: [{
+        name: "echo",
+        namespace: "default",
+        vips: [IP.vip],
+        ports: [{ port: 80, targetPort: 8080 }],
+      }],
+    });
+  }
   return meshManifests({
     workloads: [{
       name: "client",
@@ -305,12 +350,33 @@ function xdsMesh(): string {
       serviceAccount: "client",
       address: IP.client,
       node: "bench-a",
+    }, {
+      // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node
+      // gets an inbound listener with an RBAC filter over xDS
+      name: "web",
+      namespace: "default",
+      serviceAccount: "web",
+      address: IP.client,
+      node: "bench-z",
+      labels: { app: "web" },
     }],
     services: [{
       name: "echo",
       namespace: "default",
       vips: [IP.vip],
       ports: [{ port: 80, targetPort: 8080 }],
+    }, {
+      name: "web",
+      namespace: "default",
+      vips: [IP.vip],
+      ports: [{ port: 81, targetPort: 8081, protocol: "HTTP" }],
+    }],
+    authorizationPolicies: [{
+      name: "deny-header",
+      namespace: "default",
+      selector: { app: "web" },
+      action: "DENY",
+      rules: [{ when: [{ key: "request.headers[x-block]", values: ["yes"] }] }],
     }],
   });
 }
