@@ -25,6 +25,7 @@ import {
   weftConfig as l4WeftConfig,
 } from "./l4_peers.ts";
 import { meshManifests } from "../tests/support/istio_manifests.ts";
+import { evictPageCache } from "./l4_idle.ts";
 
 /** bench:l4's addresses moved to a block of their own (127.78.x instead of 127.79.x), so this
  * bench can run while bench:l4 holds its nodes on the same box. */
@@ -108,27 +109,6 @@ async function measure(
   } finally {
     await p?.stop();
   }
-}
-
-/** RssFile counts the pages of the executable mapped so far, and how many a fault maps depends
- * on how the file sits in the page cache: a binary just written by the build (or cp) measured
- * 2–5 MB more RSS than the same file read back from disk (48.2 vs 43.4 MB, same binary, same
- * run). A node starts from a binary read from disk (an image layer), so each binary's cached pages
- * are dropped first (`dd iflag=nocache count=0`: posix_fadvise DONTNEED on that file only) and its
- * rows measure it as exec loads it. `--as-written` keeps the page cache as it is. */
-async function evictPageCache(path: string): Promise<void> {
-  // Pages the build just wrote stay dirty (not droppable) until written back.
-  const f = Deno.openSync(path, { read: true, write: true });
-  try {
-    f.syncSync();
-  } finally {
-    f.close();
-  }
-  const r = await new Deno.Command("dd", {
-    args: [`if=${path}`, "iflag=nocache", "count=0", "status=none"],
-    stderr: "null",
-  }).output();
-  if (!r.success) note(`could not drop the page cache of ${path}: its rows may read high`);
 }
 
 async function compile(src: string, outfile: string): Promise<void> {
