@@ -17,6 +17,7 @@ export class WireError extends Error {
 /** protobuf-es's default recursion limit. */
 export const MAX_DEPTH = 100;
 
+const ON_JSC = "Bun" in globalThis;
 const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Lossy = new TextDecoder("utf-8", { ignoreBOM: true });
 
@@ -203,15 +204,15 @@ export class Reader {
     const buf = this.buf;
     const start = this.pos;
     this.pos = e;
-    if (e - start <= 32) {
-      let s = "";
+    // Every string is built flat: a `+=` chain leaves JSC a rope cell per character until the string
+    // is read, which held ~60 MB more on a node with a 10 000-workload mesh. On V8 a short ASCII
+    // string is fastest from its char codes; JSC's TextDecoder is as fast for every length.
+    if (!ON_JSC && e - start <= 64) {
       let i = start;
-      for (; i < e; i++) {
-        const c = buf[i]!;
-        if (c > 0x7f) break;
-        s += String.fromCharCode(c);
+      while (i < e && buf[i]! < 0x80) i++;
+      if (i === e) {
+        return String.fromCharCode.apply(null, buf.subarray(start, e) as unknown as number[]);
       }
-      if (i === e) return s;
     }
     try {
       return (strict ? utf8Strict : utf8Lossy).decode(buf.subarray(start, e));
