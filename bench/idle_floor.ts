@@ -14,7 +14,8 @@
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
  * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows),
  * --repeat N (each row the median of N runs), --rows REGEX (only the rows whose label matches),
- * --as-written (do not drop the binaries' page cache first: see evictPageCache).
+ * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
+ * binary on the 10 000-workload mesh, 3 s after its sync).
  */
 import { existsSync } from "node:fs";
 import {
@@ -26,6 +27,7 @@ import {
 } from "./l4_peers.ts";
 import { meshManifests } from "../tests/support/istio_manifests.ts";
 import { evictPageCache } from "./l4_idle.ts";
+import { bigMeshJson } from "../src/xds/_bench_mesh.ts";
 
 /** bench:l4's addresses moved to a block of their own (127.78.x instead of 127.79.x), so this
  * bench can run while bench:l4 holds its nodes on the same box. */
@@ -45,6 +47,9 @@ const BINARY = flag("binary") ?? "./weft";
 const SOURCE_ONLY = argv.includes("--source-only");
 /** --repeat N: each row is the median of N runs (min–max printed); --rows REGEX: only those rows. */
 const AS_WRITTEN = argv.includes("--as-written");
+/** --big: also the binary over xDS on the 10 000-workload mesh (src/xds/_bench_mesh.ts). */
+const BIG = argv.includes("--big");
+const XDS_BIG = `${IP.client}:15013`;
 const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
 const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
 const XDS_ADDRESS = `${IP.client}:15010`;
@@ -230,6 +235,7 @@ async function main(): Promise<void> {
       } finally {
         await cpAuthz.stop();
       }
+      if (BIG) await bigMeshRow(dir, run);
     } finally {
       await cp.stop();
     }
@@ -285,6 +291,41 @@ authorizationPolicies:
       action: DENY
       rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
 `;
+}
+
+type Run = (
+  label: string,
+  cmd: string,
+  args: string[],
+  text?: string,
+  after?: (p: Proc) => Promise<void>,
+) => Promise<void>;
+
+/** The binary as node-0 of the 10 000-workload mesh (100 workloads of its own, 1000 services),
+ * 3 s after its sync: what the decoded state holds, not an idle floor. Its 500 HTTP services carry
+ * the traffic-split filter, whose wasm instances load around then, so the spread is wide (125–177
+ * MB in one session); compare medians of several runs. */
+async function bigMeshRow(dir: string, run: Run): Promise<void> {
+  Deno.writeTextFileSync(`${dir}/mesh-big.json`, bigMeshJson());
+  Deno.writeTextFileSync(
+    `${dir}/weft-xds-big.yaml`,
+    `${weftConfig(dir, "a").replace("name: bench-a", "name: node-0")}xds:\n  address: ${XDS_BIG}\n`,
+  );
+  const cp = await controlPlane(dir, "mesh-big.json", XDS_BIG, "cp-ca-big");
+  try {
+    await run(
+      `binary: ${BINARY} run over xDS, 10 000-workload mesh (3 s after sync)`,
+      BINARY,
+      ["run", "--config", `${dir}/weft-xds-big.yaml`],
+      '"msg":"ready"',
+      async (p) => {
+        await xdsApplied(p);
+        await new Promise((r) => setTimeout(r, 3000 - SETTLE_MS));
+      },
+    );
+  } finally {
+    await cp.stop();
+  }
 }
 
 function controlPlane(dir: string, mesh: string, address: string, caDir: string): Promise<Proc> {
