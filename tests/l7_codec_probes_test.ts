@@ -376,3 +376,26 @@ forRuntimes(
     }
   },
 );
+
+const HAVE_H2LOAD =
+  new Deno.Command("sh", { args: ["-c", "command -v h2load"] }).outputSync().success;
+
+forRuntimes(
+  "h2c prior knowledge on the same downstream: 2000 streams over 4 connections, all 200",
+  async (runtime) => {
+    if (!HAVE_H2LOAD) return console.log("skipped: no h2load (nghttp2-client)");
+    const rig = await startRig(runtime);
+    try {
+      const out = await new Deno.Command("h2load", {
+        args: ["-n", "2000", "-c", "4", "-m", "10", `http://127.0.0.1:${rig.port}/h2`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.match(text, /2000 succeeded, 0 failed, 0 errored/, text);
+      assert.match(text, /status codes: 2000 2xx/, text);
+    } finally {
+      await rig.close();
+    }
+  },
+);

@@ -15,12 +15,14 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { load, loadAll } from "js-yaml";
 import {
+  connectNative,
   FilterChain,
   type HttpFilter,
   HttpProxy,
   installProcessGuard,
+  listenNative,
+  nativeSockets,
 } from "../../src/core/mod.ts";
-import { connectNative, listenNative, nativeSockets } from "../../src/core/native_socket.ts";
 import {
   authorizationPolicyFromIstio,
   authzConfigFromPolicies,

@@ -57,6 +57,10 @@ export class NativeSocket extends EventEmitter {
   writableEnded = false;
   readableEnded = false;
   writableNeedDrain = false;
+  /** FIN sent after end() and every queued byte (node:net's `finish`). */
+  writableFinished = false;
+  bytesRead = 0;
+  bytesWritten = 0;
   private sock: BunSocket | undefined;
   private queue: Uint8Array[] = [];
   private queued = 0;
@@ -100,6 +104,7 @@ export class NativeSocket extends EventEmitter {
       if (this.queued > 0 || this.corked > 0 || !this.sock) this.enqueue(b);
       else {
         const n = Math.max(0, this.sock.write(b));
+        this.bytesWritten += n;
         if (n < b.length) this.enqueue(b.subarray(n));
       }
     }
@@ -123,6 +128,7 @@ export class NativeSocket extends EventEmitter {
     while (this.queue.length > 0) {
       const head = this.queue.length > 1 ? Buffer.concat(this.queue) : this.queue[0]!;
       const n = Math.max(0, s.write(head));
+      this.bytesWritten += n;
       this.queued -= n;
       this.queue = n < head.length ? [head.subarray(n)] : [];
       if (n < head.length) return;
@@ -131,6 +137,8 @@ export class NativeSocket extends EventEmitter {
       this.shutDown = true;
       if (this.readableEnded) s.end();
       else s.shutdown();
+      this.writableFinished = true;
+      this.emit("finish");
     }
     if (this.writableNeedDrain) {
       this.writableNeedDrain = false;
@@ -214,6 +222,7 @@ export class NativeSocket extends EventEmitter {
 
   /** @internal From Bun's handlers. */
   onData(b: Uint8Array): void {
+    this.bytesRead += b.length;
     if (!this.destroyed) this.emit("data", b);
   }
 
@@ -290,14 +299,17 @@ const handlers = {
 
 export interface NativeListener {
   readonly port: number;
-  close(): void;
+  /** Stops accepting; open connections are closed too only with `closeConnections`. */
+  close(closeConnections?: boolean): void;
 }
 
-/** A native TCP listener (Bun only); `onConnection` gets each accepted socket. */
+/** A native TCP listener (Bun only); `onConnection` gets each accepted socket, paused when
+ * `pauseOnConnect` (node:net's option: the handler resumes it). Throws when it cannot bind. */
 export function listenNative(
   hostname: string,
   port: number,
   onConnection: (s: NativeSocket) => void,
+  opts: { readonly pauseOnConnect?: boolean } = {},
 ): NativeListener {
   if (!nativeSockets) throw new Error("Cannot listen natively: not on Bun");
   const server = Bun.listen({
@@ -308,6 +320,7 @@ export function listenNative(
       ...handlers,
       open(s: BunSocket): void {
         const n = new NativeSocket();
+        if (opts.pauseOnConnect) n.pause();
         n.attach(s);
         s.setNoDelay(true);
         onConnection(n);
@@ -316,7 +329,7 @@ export function listenNative(
   });
   return {
     port: server.port as number,
-    close: () => server.stop(true),
+    close: (closeConnections = true) => server.stop(closeConnections),
   };
 }
 

@@ -6,8 +6,14 @@
  * listening; runs until killed (SIGTERM closes the proxy and the listener).
  */
 import process from "node:process";
-import { FilterChain, HttpProxy, installProcessGuard } from "../../src/core/mod.ts";
-import { connectNative, listenNative, nativeSockets } from "../../src/core/native_socket.ts";
+import {
+  connectNative,
+  FilterChain,
+  HttpProxy,
+  installProcessGuard,
+  listenNative,
+  nativeSockets,
+} from "../../src/core/mod.ts";
 import { TEST_PEER } from "./filter_context.ts";
 
 installProcessGuard();

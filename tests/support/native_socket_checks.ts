@@ -15,7 +15,7 @@ import {
   listenNative,
   type NativeListener,
   type NativeSocket,
-} from "../../src/core/native_socket.ts";
+} from "../../src/core/mod.ts";
 
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
