@@ -38,7 +38,7 @@ function nodeConnect(port: number): Promise<net.Socket> {
 }
 
 function closed(s: NativeSocket | net.Socket): Promise<void> {
-  return new Promise((r) => s.once("close", () => r()));
+  return new Promise((r) => (s as NativeSocket).once("close", () => r()));
 }
 
 /** A byte pattern whose every position is checkable. */
