@@ -31,10 +31,11 @@ export class HeaderList implements HeaderMap {
     for (const [k, v] of init) this.pairs.push([k.toLowerCase(), v]);
   }
 
-  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place). */
-  static adopt(src: Buffer, fields: Field[]): HeaderList {
+  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place,
+   * unless the parser did already: `lowered`). */
+  static adopt(src: Buffer, fields: Field[], lowered = false): HeaderList {
     const h = new HeaderList();
-    for (const f of fields) f[0] = f[0].toLowerCase();
+    if (!lowered) { for (const f of fields) f[0] = f[0].toLowerCase(); }
     h.src = src;
     h.pairs = fields;
     return h;
