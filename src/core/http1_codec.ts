@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
 import type { HeaderMap } from "./filter_api.ts";
 import { type Field, HeaderList } from "./header_map.ts";
+import { knownName } from "./http1_names.ts";
 
 export {
   bodyChunks,
@@ -326,13 +327,12 @@ function scanHead(
     if (c <= start || c >= eol) throw bad("malformed header line");
     const kind = tokenKind(text, start, c);
     if (kind === NOT_TOKEN) throw bad("bad header name");
-    const name = text.slice(start, c);
-    fields.push([
-      lower && kind === UPPER_TOKEN ? name.toLowerCase() : name,
-      fieldValue(text, c + 1, eol),
-      start,
-      eol,
-    ]);
+    let name = lower ? knownName(text, start, c) : undefined;
+    if (name === undefined) {
+      name = text.slice(start, c);
+      if (lower && kind === UPPER_TOKEN) name = name.toLowerCase();
+    }
+    fields.push([name, fieldValue(text, c + 1, eol), start, eol]);
   }
   return { line, fields };
 }
