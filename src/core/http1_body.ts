@@ -72,6 +72,9 @@ export type Framing =
 
 type HeaderValues = (name: string) => string | string[] | undefined;
 
+const NONE: Framing = Object.freeze({ kind: "none" });
+const CLOSE: Framing = Object.freeze({ kind: "close" });
+
 function values(get: HeaderValues, name: string): string[] {
   const v = get(name);
   const out: string[] = [];
@@ -88,6 +91,20 @@ function values(get: HeaderValues, name: string): string[] {
  * 400; differing Content-Lengths → 400. Responses: bad framing throws too (the caller answers
  * 502 and drops the upstream); a TE whose final coding is not chunked is read until close. */
 export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
+  // The common heads first, without the lists below: no transfer-encoding and at most one
+  // plain content-length (anything else takes the general path and its checks).
+  const teRaw = get("transfer-encoding");
+  if (teRaw === undefined || (Array.isArray(teRaw) && teRaw.length === 0)) {
+    const clRaw = get("content-length");
+    if (clRaw === undefined || (Array.isArray(clRaw) && clRaw.length === 0)) {
+      return isResponse ? CLOSE : NONE;
+    }
+    const one = typeof clRaw === "string" ? clRaw : clRaw.length === 1 ? clRaw[0]! : undefined;
+    if (one !== undefined && isDigits(one, 15)) {
+      const n = Number(one);
+      return n === 0 ? NONE : { kind: "length", length: n };
+    }
+  }
   const te = values(get, "transfer-encoding").map((x) => x.toLowerCase());
   const cls = values(get, "content-length");
   if (te.length > 0) {
