@@ -98,7 +98,7 @@ Deno.test("framingOf: the common-head fast path decides as the general rules do"
   assert.deepEqual(res({ "content-length": ["5, 5"] }), { kind: "length", length: 5 });
   assert.deepEqual(req({ "content-length": ["5", "5"] }), { kind: "length", length: 5 });
   for (const bad of [[""], ["5, 6"], ["5", "6"], ["-1"], ["0x5"], ["1".repeat(16)]]) {
-    assert.throws(() => req({ "content-length": bad }), undefined, JSON.stringify(bad));
+    assert.throws(() => req({ "content-length": bad }), /content-length/, JSON.stringify(bad));
   }
   assert.deepEqual(req({ "transfer-encoding": ["chunked"] }), { kind: "chunked" });
   assert.throws(() => req({ "transfer-encoding": ["chunked"], "content-length": ["5"] }));
