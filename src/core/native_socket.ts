@@ -68,6 +68,7 @@ export class NativeSocket extends EventEmitter {
   private paused = false;
   private closeEmitted = false;
   private shutDown = false;
+  private errored = false;
 
   /** @internal Bound by listenNative/connectNative. */
   attach(sock: BunSocket): void {
@@ -247,7 +248,8 @@ export class NativeSocket extends EventEmitter {
       this.destroyed = true;
       if (!this.readableEnded) {
         this.readableEnded = true;
-        if (!err) this.emit("end");
+        // A reset is not an end of stream: node:net emits only `error` and `close` then.
+        if (!this.errored) this.emit("end");
       }
     }
     this.emitClose();
@@ -255,6 +257,7 @@ export class NativeSocket extends EventEmitter {
 
   /** @internal */
   fail(err: Error, kind: string): void {
+    this.errored = true;
     socketErrors.inc({ kind });
     if (this.listenerCount("error") > 0) this.emit("error", err);
   }
