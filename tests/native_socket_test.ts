@@ -1,7 +1,8 @@
 /**
  * src/core/native_socket.ts (Bun's native sockets behind the L7 proxy's Duplex subset): the checks
  * in tests/support/native_socket_checks.ts run on Bun — backpressure against a slow reader,
- * half-close both ways, kept chunks and pause/resume, a peer reset mid-body, 300 connections at
+ * half-close both ways, kept chunks and pause/resume, an idle timeout, a peer reset mid-body, 300
+ * connections at
  * once, failed connects. Skipped when no bun binary is present (`deno task setup` installs one).
  */
 import assert from "node:assert/strict";
@@ -20,6 +21,6 @@ Deno.test({
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, text);
-    assert.equal(text.match(/^ok /gm)?.length, 7, text);
+    assert.equal(text.match(/^ok /gm)?.length, 8, text);
   },
 });

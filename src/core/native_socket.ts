@@ -28,6 +28,10 @@ export const nativeSockets: boolean = typeof Bun?.listen === "function";
 
 const HIGH_WATER = 64 * 1024;
 
+function unref(t: unknown): void {
+  (t as { unref?: () => void }).unref?.();
+}
+
 const socketErrors = metrics.counter(
   "weft_native_socket_errors_total",
   "Errors on native (Bun) sockets of the L7 proxy, per connection",
@@ -44,7 +48,6 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
-  timeout(seconds: number): void;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -69,6 +72,9 @@ export class NativeSocket extends EventEmitter {
   private closeEmitted = false;
   private shutDown = false;
   private errored = false;
+  private idleMs = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastActive = 0;
 
   /** @internal Bound by listenNative/connectNative. */
   attach(sock: BunSocket): void {
@@ -101,6 +107,7 @@ export class NativeSocket extends EventEmitter {
       return false;
     }
     const b = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    if (this.idleMs > 0) this.touch();
     if (b.length > 0) {
       if (this.queued > 0 || this.corked > 0 || !this.sock) this.enqueue(b);
       else {
@@ -202,11 +209,36 @@ export class NativeSocket extends EventEmitter {
     return this;
   }
 
-  /** Idle timeout: `timeout` after `ms` without reads or writes (Bun counts whole seconds). */
+  /** Idle timeout: `timeout` once after `ms` without reads or writes, again after the next idle
+   * period (node:net's). A JS timer checked at expiry (Bun's own socket timeouts tick every few
+   * seconds); activity only stamps the time. 0 turns it off. */
   setTimeout(ms: number, cb?: () => void): this {
-    this.sock?.timeout(ms > 0 ? Math.max(1, Math.ceil(ms / 1000)) : 0);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.idleMs = ms > 0 ? ms : 0;
+    if (this.idleMs > 0) this.touch();
     if (cb) this.once("timeout", cb);
     return this;
+  }
+
+  private touch(): void {
+    this.lastActive = performance.now();
+    if (this.idleTimer === undefined && !this.destroyed) {
+      this.idleTimer = setTimeout(() => this.idleCheck(), this.idleMs);
+      unref(this.idleTimer); // as node:net's: an idle socket's timer keeps no process alive
+    }
+  }
+
+  private idleCheck(): void {
+    this.idleTimer = undefined;
+    if (this.idleMs === 0 || this.destroyed) return;
+    const idle = performance.now() - this.lastActive;
+    if (idle + 1 < this.idleMs) {
+      this.idleTimer = setTimeout(() => this.idleCheck(), this.idleMs - idle);
+      unref(this.idleTimer);
+      return;
+    }
+    this.emit("timeout"); // re-armed by the next read or write
   }
 
   setKeepAlive(): this {
@@ -224,6 +256,7 @@ export class NativeSocket extends EventEmitter {
   /** @internal From Bun's handlers. */
   onData(b: Uint8Array): void {
     this.bytesRead += b.length;
+    if (this.idleMs > 0) this.touch();
     if (!this.destroyed) this.emit("data", b);
   }
 
@@ -265,6 +298,7 @@ export class NativeSocket extends EventEmitter {
   private emitClose(): void {
     if (this.closeEmitted) return;
     this.closeEmitted = true;
+    clearTimeout(this.idleTimer);
     this.sock = undefined;
     this.emit("close", false);
   }
@@ -291,9 +325,6 @@ const handlers = {
   },
   error(s: BunSocket, err: Error): void {
     s.data?.fail(err, "error");
-  },
-  timeout(s: BunSocket): void {
-    s.data?.emit("timeout");
   },
   connectError(s: BunSocket, err: Error): void {
     s.data?.onClose(err);

@@ -206,6 +206,26 @@ const checks: [string, () => Promise<void>][] = [
       again.destroy();
     });
   }],
+  [
+    "idle timeout: `timeout` after setTimeout(ms) without traffic; the socket stays open",
+    async () => {
+      let server: NativeSocket | undefined;
+      await withListener((s) => (server = s), async (l) => {
+        const c = await connectNative("127.0.0.1", l.port);
+        const started = Date.now();
+        const fired = new Promise<void>((r) => c.setTimeout(1000, r));
+        await timeout(fired, 5_000, "timeout event");
+        const ms = Date.now() - started;
+        check(ms >= 900 && ms < 4_000, `timeout after ${ms} ms`);
+        check(!c.destroyed, "a timeout does not close the socket");
+        c.setTimeout(0);
+        const done = closed(c);
+        server?.end();
+        c.end();
+        await timeout(done, 5_000, "close after the timeout");
+      });
+    },
+  ],
   ["writes after destroy are refused; an error without a listener is not thrown", async () => {
     await withListener((s) => {
       s.destroy(new Error("boom")); // no error listener: counted, not thrown
