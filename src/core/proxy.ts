@@ -275,7 +275,7 @@ export class NodeProxy {
       void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
-    // SOCKS5 stays on node:net; VIPs and plaintext inbound are native on Bun (tcp_listener.ts).
+    // SOCKS5 stays on node:net; VIPs and plaintext inbound are native on Bun (plain_tcp.ts).
     const socks = this.snap.capture?.socks5 ?? DEFAULT_SOCKS5;
     for (const [addr, handler] of want) {
       if (this.tcp.has(addr)) continue;
