@@ -28,6 +28,7 @@ export const MAX_HEAD_BYTES = 60 * 1024;
 export const MAX_HEADERS = 100;
 const HIGH_WATER = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
+const NO_LIMITS: HeadLimits = {};
 
 /** The status each codec error code answers with; connection closes after each. */
 const STATUS: Record<string, number> = {
@@ -110,18 +111,11 @@ export class ByteReader {
   /** The head up to and including CRLFCRLF; null on a clean end before any byte. Leading empty
    * lines are skipped (RFC 9112 §2.2). Bare LF → 400, beyond `maxHeadBytes` → 431 (whether the
    * head arrives in one read or many), not complete within `timeoutMs` → 408. */
-  async readHead(limits: HeadLimits = {}): Promise<Buffer | null> {
+  async readHead(limits: HeadLimits = NO_LIMITS): Promise<Buffer | null> {
     const max = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    const arm = (): void => {
-      if (timer || !limits.timeoutMs) return;
-      timer = setTimeout(() => {
-        timedOut = true;
-        this.notify();
-      }, limits.timeoutMs);
-    };
-    if (!limits.timeFromFirstByte) arm();
+    const ms = limits.timeoutMs ?? 0;
+    this.headTimedOut = false;
+    if (ms > 0 && !limits.timeFromFirstByte) this.armHead(ms);
     try {
       let scan = 0;
       for (;;) {
@@ -133,19 +127,36 @@ export class ByteReader {
         if (end > 0) return this.take(end);
         // Armed only when a head is started but not complete: a head that arrives whole (the
         // common case) costs no timer.
-        if (this.buf.length > 0) arm();
+        if (this.buf.length > 0 && ms > 0) this.armHead(ms);
         scan = Math.max(0, this.buf.length - 3);
         if (this.failed) throw this.failed;
         if (this.ended) {
           if (this.buf.length === 0) return null;
           throw bad("connection closed inside a message head");
         }
-        if (timedOut) throw bad("request headers not received in time", "http_header_timeout");
+        if (this.headTimedOut) {
+          throw bad("request headers not received in time", "http_header_timeout");
+        }
         await this.wait();
       }
     } finally {
-      if (timer) clearTimeout(timer);
+      if (this.headTimer) {
+        clearTimeout(this.headTimer);
+        this.headTimer = undefined;
+      }
     }
+  }
+
+  /** The head timer of the current readHead (one at a time per reader; no closure per call). */
+  private headTimer: ReturnType<typeof setTimeout> | undefined;
+  private headTimedOut = false;
+  private readonly onHeadTimeout = (): void => {
+    this.headTimedOut = true;
+    this.notify();
+  };
+
+  private armHead(ms: number): void {
+    if (!this.headTimer) this.headTimer = setTimeout(this.onHeadTimeout, ms);
   }
 
   /** Exactly `n` bytes when already buffered (lets a small body share the head's write). */
