@@ -75,8 +75,7 @@ type HeaderValues = (name: string) => string | string[] | undefined;
 const NONE: Framing = Object.freeze({ kind: "none" });
 const CLOSE: Framing = Object.freeze({ kind: "close" });
 
-function values(get: HeaderValues, name: string): string[] {
-  const v = get(name);
+function values(v: string | string[] | undefined): string[] {
   const out: string[] = [];
   if (v === undefined) return out;
   for (const x of Array.isArray(v) ? v : [v]) {
@@ -91,11 +90,19 @@ function values(get: HeaderValues, name: string): string[] {
  * 400; differing Content-Lengths → 400. Responses: bad framing throws too (the caller answers
  * 502 and drops the upstream); a TE whose final coding is not chunked is read until close. */
 export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
+  return framingFrom(get("transfer-encoding"), get("content-length"), isResponse);
+}
+
+/** framingOf from the transfer-encoding and content-length values themselves (each a value, the
+ * list of every value, or undefined/empty when absent). */
+export function framingFrom(
+  teRaw: string | string[] | undefined,
+  clRaw: string | string[] | undefined,
+  isResponse: boolean,
+): Framing {
   // The common heads first, without the lists below: no transfer-encoding and at most one
   // plain content-length (anything else takes the general path and its checks).
-  const teRaw = get("transfer-encoding");
   if (teRaw === undefined || (Array.isArray(teRaw) && teRaw.length === 0)) {
-    const clRaw = get("content-length");
     if (clRaw === undefined || (Array.isArray(clRaw) && clRaw.length === 0)) {
       return isResponse ? CLOSE : NONE;
     }
@@ -105,8 +112,8 @@ export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
       return n === 0 ? NONE : { kind: "length", length: n };
     }
   }
-  const te = values(get, "transfer-encoding").map((x) => x.toLowerCase());
-  const cls = values(get, "content-length");
+  const te = values(teRaw).map((x) => x.toLowerCase());
+  const cls = values(clRaw);
   if (te.length > 0) {
     if (cls.length > 0) throw bad("both transfer-encoding and content-length");
     const chunkedAt = te.indexOf("chunked");

@@ -18,6 +18,7 @@ export {
   copyBody,
   FORBIDDEN_TRAILERS,
   type Framing,
+  framingFrom,
   framingOf,
   lastChunk,
   type Trailer,
