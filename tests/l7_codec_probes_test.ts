@@ -12,6 +12,7 @@ import { Buffer } from "node:buffer";
 import { FilterChain, HttpProxy } from "../src/core/mod.ts";
 import { TEST_PEER } from "./support/filter_context.ts";
 import { bunPath } from "./support/weft_proc.ts";
+import { startBunProxy } from "./support/bun_l7.ts";
 
 const BUN = bunPath();
 type Runtime = "deno" | "bun";
@@ -95,48 +96,6 @@ async function startRig(
       for (const s of downs) s.destroy();
       await new Promise((r) => front.close(r));
       await closeUpstream();
-    },
-  };
-}
-
-/** tests/support/bun_l7_proxy.ts on Bun in front of 127.0.0.1:upPort; stop() returns its
- * output (stdout + stderr). */
-async function startBunProxy(
-  upPort: number,
-  headersTimeoutMs: number,
-): Promise<{ port: number; stop(): Promise<string> }> {
-  const child = new Deno.Command(BUN!, {
-    args: [
-      new URL("./support/bun_l7_proxy.ts", import.meta.url).pathname,
-      "--upstream",
-      `127.0.0.1:${upPort}`,
-      "--headers-timeout-ms",
-      String(headersTimeoutMs),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const errText = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/"port":\d+/.test(out)) {
-    const r = await reader.read();
-    if (r.done) {
-      await child.status;
-      throw new Error(`the Bun proxy exited: ${out}${await errText}`);
-    }
-    out += r.value;
-  }
-  const rest = (async () => {
-    for (let r = await reader.read(); !r.done; r = await reader.read()) out += r.value;
-  })();
-  return {
-    port: Number(/"port":(\d+)/.exec(out)![1]),
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await rest;
-      return out + await errText;
     },
   };
 }
