@@ -103,3 +103,26 @@ Deno.test("framingOf: the common-head fast path decides as the general rules do"
   assert.deepEqual(req({ "transfer-encoding": ["chunked"] }), { kind: "chunked" });
   assert.throws(() => req({ "transfer-encoding": ["chunked"], "content-length": ["5"] }));
 });
+
+Deno.test("HeaderList.receivedHead: the head as received until a field is set, added or removed", () => {
+  const raw = Buffer.from("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "latin1");
+  const fresh = () => parseHeadList(raw).headers;
+  let h = fresh();
+  assert.equal(h.receivedHead(), raw);
+  h.set("content-length", "0"); // the same value: nothing moved
+  h.remove("x-absent");
+  assert.equal(h.receivedHead(), raw);
+  for (
+    const change of [
+      (x: HeaderList) => x.set("content-length", "1"),
+      (x: HeaderList) => x.set("x-new", "1"),
+      (x: HeaderList) => x.add("host", "b"),
+      (x: HeaderList) => x.remove("host"),
+    ]
+  ) {
+    h = fresh();
+    change(h);
+    assert.equal(h.receivedHead(), undefined);
+  }
+  assert.equal(new HeaderList([["host", "a"]]).receivedHead(), undefined);
+});
