@@ -40,6 +40,7 @@ export {
   SANDBOX_IMPORT_MODULE,
 } from "./sandbox/instrument.ts";
 export type { InstrumentOptions } from "./sandbox/instrument.ts";
+export { writePrebuiltCores } from "./sandbox/prebuilt.ts";
 export type { BuiltPlugin, PluginManifest } from "./plugin_build.ts";
 /** The plugin builder (clang, componentize-qjs, jco's wasm-tools), loaded on demand. */
 export function loadPluginBuilder(): Promise<typeof import("./plugin_build.ts")> {

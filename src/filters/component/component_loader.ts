@@ -8,7 +8,8 @@
  * once. Instances are then cheap (`instantiate` per pool slot, each with its own host bridge).
  */
 import { WeftError } from "../../core/mod.ts";
-import { instrumentModule } from "../sandbox/instrument.ts";
+import { capMemory, instrumentModule } from "../sandbox/instrument.ts";
+import { embeddedPrebuiltCore } from "../sandbox/prebuilt.ts";
 import type { Guest } from "./guest.ts";
 import type { HostBridge } from "./host_bridge.ts";
 import { instantiateDirect, isDirectEligible } from "./direct_abi.ts";
@@ -34,6 +35,9 @@ export interface LoadOptions {
   readonly binding?: "auto" | "jco";
   /** Imports for WASI-using guests (e.g. preview2-shim), keyed like jco's instantiate wants. */
   readonly extraImports?: Record<string, unknown>;
+  /** The main core module already instrumented without a memory cap, by the component's sha256
+   * (default: the ones embedded in the single binary at build time, sandbox/prebuilt.ts). */
+  readonly prebuiltCore?: (sha256: string) => Promise<Uint8Array | undefined>;
 }
 
 export interface LoadedComponent {
@@ -54,7 +58,8 @@ export async function loadComponent(
   const sha256 = await sha256Hex(bytes);
   const maxMemoryPages = Math.max(1, Math.floor(opts.maxMemoryBytes / 65536));
   const auto = (opts.binding ?? "auto") === "auto";
-  const first = auto ? await compileFirstCore(bytes, maxMemoryPages) : undefined;
+  const prebuilt = auto ? await (opts.prebuiltCore ?? embeddedPrebuiltCore)(sha256) : undefined;
+  const first = auto ? await compileFirstCore(bytes, maxMemoryPages, prebuilt) : undefined;
   if (first && isDirectEligible(first.module)) {
     const main = first.module;
     return {
@@ -108,19 +113,21 @@ export async function loadComponent(
   };
 }
 
-/** The component's first core module (jco's `<name>.core.wasm`), instrumented and compiled; undefined
- * when it cannot be read or compiled here (jco then reads the component and reports the error). */
+/** The component's first core module (jco's `<name>.core.wasm`), instrumented (or taken
+ * `prebuilt` and capped) and compiled; undefined when it cannot be read or compiled here (jco then
+ * reads the component and reports the error). */
 async function compileFirstCore(
   bytes: Uint8Array,
   maxMemoryPages: number,
+  prebuilt: Uint8Array | undefined,
 ): Promise<{ bytes: Uint8Array; module: WebAssembly.Module } | undefined> {
   const core = coreModules(bytes)?.[0];
   if (!core) return undefined;
   try {
-    return {
-      bytes: core,
-      module: await WebAssembly.compile(instrumentModule(core, { maxMemoryPages })),
-    };
+    const sandboxed = prebuilt
+      ? capMemory(prebuilt, maxMemoryPages)
+      : instrumentModule(core, { maxMemoryPages });
+    return { bytes: core, module: await WebAssembly.compile(sandboxed) };
   } catch {
     return undefined;
   }

@@ -102,6 +102,16 @@ export function instrumentModule(
   return writeModule(out);
 }
 
+/** The memory cap alone (section 5, nothing else touched) on a module `instrumentModule` already
+ * rewrote without `maxMemoryPages`: `capMemory(instrumentModule(m), n)` equals
+ * `instrumentModule(m, { maxMemoryPages: n })` byte for byte (the prebuilt path, prebuilt.ts). */
+export function capMemory(bytes: Uint8Array, maxMemoryPages: number): Uint8Array<ArrayBuffer> {
+  const sections = readSections(bytes).map((s) =>
+    s.id === 5 ? { id: 5, body: capMemories(s.body, maxMemoryPages) } : s
+  );
+  return writeModule(sections);
+}
+
 function isNameSection(s: Section): boolean {
   if (s.id !== 0) return false;
   const r = new Reader(s.body);
