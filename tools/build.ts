@@ -14,12 +14,14 @@ import {
   mkdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildAllFirstParty } from "./build_plugins.ts";
+import { writePrebuiltCores } from "../src/filters/mod.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -94,6 +96,12 @@ export async function buildBinary(
   opts: { buildDate?: string | undefined } = {},
 ): Promise<BuiltBinary> {
   const plugins = await buildAllFirstParty();
+  // Their main core modules sandbox-instrumented now, not at every node's start
+  // (src/filters/sandbox/prebuilt.ts).
+  const prebuiltDir = join(ROOT, ".weft", "build", "prebuilt");
+  rmSync(prebuiltDir, { recursive: true, force: true });
+  mkdirSync(prebuiltDir, { recursive: true });
+  const prebuilt = await writePrebuiltCores(plugins.map((p) => readFileSync(p.path)), prebuiltDir);
   const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
   const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
   const commit = (git(["rev-parse", "--short=12", "HEAD"]) || "unknown") + (dirty ? "-dirty" : "");
@@ -104,7 +112,7 @@ export async function buildBinary(
   const spec = {
     entry: join(ROOT, "src/main.ts"),
     // + the WIT and C SDK, so `weft plugin build` works from the binary (with clang installed).
-    assets: [...plugins.map((p) => p.path), ...jcoAssets(), sdkBundle()],
+    assets: [...plugins.map((p) => p.path), ...prebuilt, ...jcoAssets(), sdkBundle()],
     outfile,
     define: { "globalThis.WEFT_BUILD_INFO": JSON.stringify(info) },
   };
