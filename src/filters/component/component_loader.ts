@@ -51,11 +51,50 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Loaded components by (sha256, memory cap, binding): a loaded component holds no per-instance
+ * state, so every filter and generation with identical bytes shares one compiled module (on an
+ * xDS node every HTTP service carries its own filter of the same plugin). Held weakly: a module
+ * lives as long as a generation uses it. Loads with their own imports or prebuilt lookup are not
+ * shared. */
+const shared = new Map<string, WeakRef<LoadedComponent> | Promise<LoadedComponent>>();
+const forget = new FinalizationRegistry<string>((key) => {
+  const v = shared.get(key);
+  if (v instanceof WeakRef && v.deref() === undefined) shared.delete(key);
+});
+
+/** How many components were compiled (not taken from the shared cache); for tests. */
+export let componentsCompiled = 0;
+
 export async function loadComponent(
   bytes: Uint8Array,
   opts: LoadOptions,
 ): Promise<LoadedComponent> {
   const sha256 = await sha256Hex(bytes);
+  if (opts.extraImports || opts.prebuiltCore) return await compileComponent(bytes, sha256, opts);
+  const key = `${sha256}:${opts.maxMemoryBytes}:${opts.binding ?? "auto"}`;
+  const hit = shared.get(key);
+  const ready = hit instanceof WeakRef ? hit.deref() : undefined;
+  if (ready) return ready;
+  if (hit instanceof Promise) return await hit;
+  const p = compileComponent(bytes, sha256, opts);
+  shared.set(key, p);
+  try {
+    const c = await p;
+    shared.set(key, new WeakRef(c));
+    forget.register(c, key);
+    return c;
+  } catch (e) {
+    shared.delete(key);
+    throw e;
+  }
+}
+
+async function compileComponent(
+  bytes: Uint8Array,
+  sha256: string,
+  opts: LoadOptions,
+): Promise<LoadedComponent> {
+  componentsCompiled++;
   const maxMemoryPages = Math.max(1, Math.floor(opts.maxMemoryBytes / 65536));
   const auto = (opts.binding ?? "auto") === "auto";
   const prebuilt = auto ? await (opts.prebuiltCore ?? embeddedPrebuiltCore)(sha256) : undefined;
