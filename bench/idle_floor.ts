@@ -15,7 +15,8 @@
  * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows),
  * --repeat N (each row the median of N runs), --rows REGEX (only the rows whose label matches),
  * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
- * binary on the 10 000-workload mesh, 3 s after its sync).
+ * binary on the 10 000-workload mesh, 3 s after its sync), --first-request (only: the latency of
+ * the first and second requests through the binary's three-filter node, after its idle settle).
  */
 import { existsSync } from "node:fs";
 import {
@@ -49,6 +50,7 @@ const SOURCE_ONLY = argv.includes("--source-only");
 const AS_WRITTEN = argv.includes("--as-written");
 /** --big: also the binary over xDS on the 10 000-workload mesh (src/xds/_bench_mesh.ts). */
 const BIG = argv.includes("--big");
+const FIRST_REQUEST = argv.includes("--first-request");
 const XDS_BIG = `${IP.client}:15013`;
 const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
 const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
       if (!b.success) throw new Error("deno task build failed");
     }
     const ready = '"msg":"ready"';
+    if (FIRST_REQUEST) return await firstRequest(l7Config, ready);
     const rows: [string, Reading][] = [];
     const run = async (
       label: string,
@@ -256,6 +259,60 @@ async function print(rows: [string, Reading][]): Promise<void> {
       ? ` (${r.min.toFixed(1)}–${r.max!.toFixed(1)})`
       : "";
     out(`| ${label} | ${r.rss.toFixed(1)}${mm} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
+  }
+}
+
+/** First and second request through the idle three-filter binary (each on a new connection, after
+ * the settle): `local` (VIP:8082 → the node's own workload over HBONE, inbound authz: 200 from a
+ * backend here) and `web` (VIP:8081, outbound fault + traffic-split; its endpoints have no node,
+ * so 503 after the filters). Medians of --repeat runs. */
+async function firstRequest(l7Config: string, ready: string): Promise<void> {
+  const backend = Deno.serve(
+    { hostname: IP.client, port: 8080, onListen: () => {} },
+    () => new Response("ok"),
+  );
+  const timed = async (url: string): Promise<[number, number]> => {
+    const client = Deno.createHttpClient({});
+    try {
+      const t0 = performance.now();
+      const r = await fetch(url, { client, signal: AbortSignal.timeout(5000) });
+      await r.body?.cancel();
+      return [performance.now() - t0, r.status];
+    } finally {
+      client.close();
+    }
+  };
+  const rows = new Map<string, number[]>();
+  const add = (k: string, v: number) => rows.set(k, [...(rows.get(k) ?? []), v]);
+  try {
+    for (let i = 0; i < REPEAT; i++) {
+      const p = await spawn(BINARY, ["run", "--config", l7Config], {
+        readyText: ready,
+        env: { ...Deno.env.toObject(), WEFT_LOG: "info" },
+      });
+      try {
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
+        for (const [svc, port] of [["local (authz, HBONE)", 8082], ["web (fault, split)", 8081]]) {
+          for (const nth of ["first", "second"]) {
+            const [ms, status] = await timed(`http://${IP.vip}:${port}/`);
+            add(`${svc}: ${nth} request (${status})`, ms);
+          }
+        }
+      } finally {
+        await p.stop();
+      }
+    }
+  } finally {
+    await backend.shutdown();
+  }
+  const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+  out(`\nfirst requests through ${BINARY}, three filters (settle ${SETTLE_MS} ms, load ${load})`);
+  out(`| request | ms (median of ${REPEAT}; min–max) |`);
+  out("|---|---|");
+  for (const [k, v] of rows) {
+    v.sort((a, b) => a - b);
+    const med = v[Math.floor(v.length / 2)]!;
+    out(`| ${k} | ${med.toFixed(1)} (${v[0]!.toFixed(1)}–${v.at(-1)!.toFixed(1)}) |`);
   }
 }
 
