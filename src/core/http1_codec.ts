@@ -404,8 +404,8 @@ export function serializeHead(startLine: string, headers: Iterable<[string, stri
 
 /** Changes `headBytes` makes to a field list on the way out (without changing the list). */
 export interface HeadEdit {
-  /** Every field of this name is left out. */
-  readonly omit?: string;
+  /** Every field of this name (or these names) is left out. */
+  readonly omit?: string | ReadonlySet<string>;
   /** The first field of this name is left out and this field appended instead. */
   readonly replace?: readonly [string, string] | undefined;
   /** Fields appended at the end. */
@@ -460,10 +460,13 @@ function assemble(
   let at = put(startLine, 0);
   if (at >= 0) at = put("\r\n", at);
   let replaced = false;
+  const omit = edit.omit;
+  const omitOne = typeof omit === "string" ? omit : undefined;
+  const omitSet = typeof omit === "string" ? undefined : omit;
   for (let i = 0; i < pairs.length && at >= 0; i++) {
     const p = pairs[i]!;
     const name = p[0];
-    if (name === edit.omit) continue;
+    if (name === omitOne || omitSet?.has(name)) continue;
     if (!replaced && edit.replace && name === edit.replace[0]) {
       replaced = true;
       continue;
@@ -487,7 +490,9 @@ function assemble(
 
 function edited(headers: HeaderMap, edit: HeadEdit): [string, string][] {
   let out = headers.entries();
-  if (edit.omit) out = out.filter(([k]) => k !== edit.omit);
+  const omit = edit.omit;
+  if (typeof omit === "string") out = out.filter(([k]) => k !== omit);
+  else if (omit) out = out.filter(([k]) => !omit.has(k));
   if (edit.replace) {
     const i = out.findIndex(([k]) => k === edit.replace![0]);
     if (i >= 0) out.splice(i, 1);

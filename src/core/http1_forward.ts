@@ -140,7 +140,9 @@ export async function forwardRequest(
     }
     return undefined;
   };
-  const policy = p.routePolicy?.(ctx);
+  // An upgrade is tried once with no route timeout: after a 101 the connection is a tunnel
+  // that lives as long as its peers keep it (Envoy's route timeout does not cut WebSockets).
+  const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
   if (policy) {
     // The route's timeout and retries (route_exchange.ts); a body is held for replay only
     // when its length is known and within the buffer limit, others are sent once.
