@@ -133,6 +133,10 @@ async function hopByHop(port: number, up: RawUpstream): Promise<void> {
       assert.ok(!res.includes(`\r\n${gone}`), `${gone} passed back:\n${head}`);
     }
     assert.equal(field(res, "x-end-to-end"), "kept");
+    // A lone `Connection: keep-alive` is not forwarded either; the connection stays open.
+    c.sock.write("GET /h HTTP/1.1\r\nHost: echo\r\nConnection: keep-alive\r\n\r\n");
+    assert.equal((await c.response())![1], "ok");
+    assert.ok(!up.heads.at(-1)!.toLowerCase().includes("\r\nconnection:"), up.heads.at(-1));
     // A TE without trailers goes nowhere; `Connection: close` closes the downstream after the
     // response and is not sent upstream.
     c.sock.write("GET /h HTTP/1.1\r\nHost: echo\r\nTE: gzip\r\nConnection: close\r\n\r\n");

@@ -140,8 +140,8 @@ export async function forwardRequest(
     }
     return undefined;
   };
-  // An upgrade is tried once with no route timeout: after a 101 the connection is a tunnel
-  // that lives as long as its peers keep it (Envoy's route timeout does not cut WebSockets).
+  // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
+  // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
   const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
   if (policy) {
     // The route's timeout and retries (route_exchange.ts); a body is held for replay only

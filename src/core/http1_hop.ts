@@ -91,10 +91,11 @@ export const UPGRADE_RESPONSE_HOP: ReadonlySet<string> = new Set(
   [...RESPONSE_HOP].filter((n) => n !== "connection" && n !== "upgrade"),
 );
 
-/** A response `connection` value that names only itself-handled tokens (no field to remove). */
+/** A `connection` value that is one common token naming no field to remove: `keep-alive` or
+ * `close` (`close` is the only one of 5 characters; callers rely on it). Compared as sent, to
+ * spare a lower-cased copy per message; other spellings take the token path. */
 export function plainConnection(v: string): boolean {
-  return v === "keep-alive" || v === "close" || v === "Keep-Alive" || v === "upgrade" ||
-    v === "Upgrade" || v === "Close";
+  return v === "keep-alive" || v === "close" || v === "Keep-Alive" || v === "Close";
 }
 
 /** Removes the fields a response's Connection names (the rare case: `plainConnection` false);

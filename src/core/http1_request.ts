@@ -28,7 +28,12 @@ import {
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
 import { writeLocal } from "./http_io.ts";
 import type { ConnState, ResponseDeps } from "./http1_response.ts";
-import { connectionTokens, stripRequestHop, type UpgradeKind } from "./http1_hop.ts";
+import {
+  connectionTokens,
+  plainConnection,
+  stripRequestHop,
+  type UpgradeKind,
+} from "./http1_hop.ts";
 
 /** What the request phase needs from its proxy. */
 export interface RequestDeps extends ResponseDeps {
@@ -92,8 +97,8 @@ export function parseRequest(
         (cl ??= []).push(f[1]);
         break;
       case "connection":
-        connection ??= f[1];
-        hop = true;
+        if (connection === undefined) connection = f[1];
+        else hop = true;
         break;
       case "keep-alive":
       case "proxy-connection":
@@ -111,9 +116,16 @@ export function parseRequest(
   const framing = framingFrom(te, cl, false);
   if (framing.kind === "length") headers.set("content-length", String(framing.length));
   // `Connection: close` closes the downstream after the response; it is not sent upstream.
+  // A lone `connection: keep-alive` or `close` (what clients send when they send one) is
+  // handled without splitting it into tokens.
+  const plain = connection !== undefined && !hop && plainConnection(connection);
+  if (connection !== undefined && !plain) hop = true;
   const keepAlive = version === "HTTP/1.1" &&
-    (connection === undefined || !connectionTokens(headers).includes("close"));
-  const upgrade = hop ? stripRequestHop(headers, version === "HTTP/1.1") : undefined;
+    (connection === undefined ||
+      (plain ? connection.length !== 5 : !connectionTokens(headers).includes("close")));
+  let upgrade: UpgradeKind;
+  if (hop) upgrade = stripRequestHop(headers, version === "HTTP/1.1");
+  else if (plain) headers.remove("connection");
   const ctx: HttpRequestContext = {
     direction,
     method,
