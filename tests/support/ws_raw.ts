@@ -81,13 +81,22 @@ export class RawConn {
     w?.();
   }
 
-  /** Waits until `take` finds something in the buffer; undefined when the socket ended first. */
-  async until<T>(take: () => T | undefined): Promise<T | undefined> {
+  /** Waits until `take` finds something in the buffer; undefined when the socket ended first.
+   * Fails after `timeoutMs` (a proxy that stalls fails the test instead of hanging it). */
+  async until<T>(take: () => T | undefined, timeoutMs = 10_000): Promise<T | undefined> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = take();
       if (v !== undefined) return v;
       if (this.ended) return undefined;
-      await new Promise<void>((r) => (this.wake = r));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`nothing expected arrived within ${timeoutMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.wake = r;
+        timer = setTimeout(r, left);
+      });
+      clearTimeout(timer);
     }
   }
 
@@ -160,7 +169,7 @@ export interface RawUpstream {
  *  - anything else: 200 "ok" with hop-by-hop fields of its own (Connection naming x-hop-res).
  * A request body (content-length) is read and reported in x-body-bytes.
  */
-export async function rawUpstream(host = "127.0.0.1"): Promise<RawUpstream> {
+export async function rawUpstream(host = "127.0.0.1", port = 0): Promise<RawUpstream> {
   const heads: string[] = [];
   const socks = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -168,7 +177,7 @@ export async function rawUpstream(host = "127.0.0.1"): Promise<RawUpstream> {
     s.on("close", () => socks.delete(s));
     serveConn(new RawConn(s), heads).catch(() => s.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, host, r));
+  await new Promise<void>((r) => server.listen(port, host, r));
   return {
     port: (server.address() as net.AddressInfo).port,
     heads,
