@@ -70,7 +70,14 @@ export function parseRequest(
   raw: Buffer,
   peer: PeerInfo,
   direction: Direction,
-): { ctx: HttpRequestContext; framing: Framing; keepAlive: boolean; upgrade: UpgradeKind } {
+): {
+  ctx: HttpRequestContext;
+  framing: Framing;
+  keepAlive: boolean;
+  upgrade: UpgradeKind;
+  /** HTTP/1.1 with `Connection: close`. */
+  closing: boolean;
+} {
   const { line, headers } = parseHeadList(raw);
   checkRequestLine(line, raw);
   const [method, target, version] = line;
@@ -140,7 +147,7 @@ export function parseRequest(
     requestBody: undefined,
     bodyFollows: framing.kind !== "none",
   };
-  return { ctx, framing, keepAlive, upgrade };
+  return { ctx, framing, keepAlive, upgrade, closing: !keepAlive && version === "HTTP/1.1" };
 }
 
 /** Serves one request whose head is `raw`; returns whether the connection stays open. */
@@ -156,6 +163,7 @@ export async function serveRequest(
   const { ctx, keepAlive } = parsed;
   let reqFraming = parsed.framing;
   state.upgrade = parsed.upgrade === "websocket";
+  state.closing = parsed.closing;
   if (parsed.upgrade === "rejected") {
     // An upgrade type weft has no upgrade config for: Envoy's local 403 `upgrade_failed`,
     // before any filter (http1_hop.ts).

@@ -54,6 +54,12 @@ export interface ConnState {
   /** The current request asks for a WebSocket upgrade (http1_hop.ts): a 101 makes the
    * connection a byte tunnel (http1_upgrade.ts). */
   upgrade: boolean;
+  /** The current request said `Connection: close` (HTTP/1.1): that field is not forwarded (it is
+   * hop-by-hop), but the upstream connection that served the request is ended after it rather
+   * than pooled, as when the field went through (weft's pool keeps idle connections with no
+   * idle timeout; a client that closes is often a one-shot one, and the next hop then closes its
+   * side of the exchange, and logs it, at once). */
+  closing: boolean;
   /** The downstream's reader (the tunnel after a 101 reads on through it). */
   readonly reader: ByteReader;
 }
@@ -234,7 +240,7 @@ export async function respondH1(
   p.count(resCtx.status, ctx);
   const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
   if (resBody && !upstreamDone) up.stream.destroy();
-  else if (resFraming.kind === "close" || upClose) endUpstream(up.stream);
+  else if (resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
   else p.release(up);
   return !closeAfter;
 }
