@@ -108,7 +108,9 @@ export class H2Stream extends Duplex {
   /**
    * The L4 copy's write: while nothing waits in the Writable (no buffered chunk, no end, no
    * cork), the chunk goes straight to the session, skipping the Writable's buffering and its
-   * next-tick completion. Returns false when the caller must wait for 'drain', as write() does.
+   * next-tick completion. While a chunk sent so waits for window or socket room, later chunks go
+   * through the Writable, which holds them behind it (`_write`, `_final`) and applies the
+   * high-water mark and 'drain' as write() does.
    */
   send(chunk: Uint8Array): boolean {
     if (
@@ -117,28 +119,23 @@ export class H2Stream extends Duplex {
     ) return this.write(chunk);
     this.bytesWritten += chunk.length;
     this.#direct++;
-    this.#directSync = true;
     this.#host.writeData(this, chunk, this.#directDone ??= (err) => this.#onDirectDone(err));
-    this.#directSync = false;
-    return this.#direct === 0;
+    return true;
   }
 
   /** Completion of a `send`: one function per stream that sends, made on its first write. */
-  #directSync = false;
   #directDone: ((err?: Error | null) => void) | undefined;
   #onDirectDone(err?: Error | null): void {
     this.#direct--;
     if (err) return void this.destroy(err);
-    if (this.#direct === 0) {
-      // What the Writable issued meanwhile follows the DATA of `send`, in order.
-      const w = this.#afterDirect;
-      this.#afterDirect = null;
-      if (w !== null) this.#host.writeData(this, w.chunk, w.cb);
-      const fin = this.#finalCb;
-      this.#finalCb = null;
-      if (fin !== null) this._final(fin);
-    }
-    if (!this.#directSync) this.emit("drain");
+    if (this.#direct > 0) return;
+    // What the Writable issued meanwhile follows the DATA of `send`, in order.
+    const w = this.#afterDirect;
+    this.#afterDirect = null;
+    if (w !== null) this.#host.writeData(this, w.chunk, w.cb);
+    const fin = this.#finalCb;
+    this.#finalCb = null;
+    if (fin !== null) this._final(fin);
   }
 
   /** END_STREAM from the peer. */
