@@ -8,8 +8,6 @@
  * caller's principal; a plaintext dial would bypass node B entirely.
  */
 import { stringify } from "yaml";
-import http2 from "node:http2";
-import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -23,6 +21,7 @@ import {
 } from "./support/weft_proc.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { testFilter } from "./support/proxy_wasm_kit.ts";
+import { startGrpcEcho } from "./support/grpc_echo.ts";
 
 const PORT = 18080;
 
@@ -40,7 +39,7 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-callout-" });
   const echo = await startHttpWorkload(ip(4), PORT, "echo");
   const authz = await startHttpWorkload(ip(3), PORT, "authz");
-  const grpc = await startGrpcEcho(ip(5), PORT);
+  const grpc = await startGrpcEcho({ host: ip(5), port: PORT });
   const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const endpoint = (name: string, address: string) => ({
     workload: name,
@@ -169,43 +168,4 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
     await grpc.close();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** An h2c gRPC server answering each message of /test.Echo/Chat with "pong:<msg>" as it comes. */
-async function startGrpcEcho(host: string, port: number): Promise<{ close(): Promise<void> }> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  server.on("stream", (s) => {
-    const stream = s as http2.ServerHttp2Stream;
-    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-      waitForTrailers: true,
-    });
-    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-    let buf = Buffer.alloc(0);
-    stream.on("data", (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
-        const len = buf.readUInt32BE(1);
-        const reply = Buffer.from(`pong:${buf.subarray(5, 5 + len).toString()}`);
-        buf = buf.subarray(5 + len);
-        const out = Buffer.alloc(5 + reply.length);
-        out.writeUInt32BE(reply.length, 1);
-        reply.copy(out, 5);
-        stream.write(out);
-      }
-    });
-    stream.on("end", () => stream.end());
-  });
-  await new Promise<void>((r) => server.listen(port, host, r));
-  return {
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => r());
-      }),
-  };
 }

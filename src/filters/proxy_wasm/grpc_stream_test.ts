@@ -5,47 +5,23 @@
  * proxy_grpc_close half-closes (the server's replies and trailers still arrive), and the stream
  * closes with the server's grpc-status.
  */
-import { createServer, type ServerHttp2Stream } from "node:http2";
-import { Buffer } from "node:buffer";
+import type { ServerHttp2Stream } from "node:http2";
 import { assert, assertEquals } from "../../../tests/support/assert.ts";
 import { ref, request, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
 import { setLogSink } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
+import { grpcFrame as frame, startGrpcEcho } from "../../../tests/support/grpc_echo.ts";
 
 const wasm = await testFilter();
 
-function frame(s: string): Buffer {
-  const b = Buffer.alloc(5 + s.length);
-  b.writeUInt32BE(s.length, 1);
-  b.write(s, 5);
-  return b;
-}
-
 Deno.test("proxy_grpc_stream: messages both ways as they come, half-close, status", async () => {
   const seen: string[] = [];
-  const server = createServer();
-  server.on("stream", (s, headers) => {
-    const stream = s as ServerHttp2Stream;
-    seen.push(`${headers[":path"]} md=${headers["x-md"]}`);
-    stream.respond({ ":status": 200, "content-type": "application/grpc", "x-initial": "1" }, {
-      waitForTrailers: true,
-    });
-    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-    let buf = Buffer.alloc(0);
-    stream.on("data", (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
-        const len = buf.readUInt32BE(1);
-        const msg = buf.subarray(5, 5 + len).toString();
-        buf = buf.subarray(5 + len);
-        seen.push(`msg ${msg}`);
-        stream.write(frame(`pong:${msg}`));
-      }
-    });
-    stream.on("end", () => stream.end());
+  const server = await startGrpcEcho({
+    responseHeaders: { "x-initial": "1" },
+    onStream: (headers) => seen.push(`${headers[":path"]} md=${headers["x-md"]}`),
+    onMessage: (msg) => seen.push(`msg ${msg}`),
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
+  const port = server.port;
   const restore = setLogSink(() => {});
   const f = await createProxyWasmFilter(ref("grpc", wasm, {}), {
     clusters: { grpc: `127.0.0.1:${port}` },
@@ -73,7 +49,7 @@ Deno.test("proxy_grpc_stream: messages both ways as they come, half-close, statu
   } finally {
     f.close();
     restore();
-    await new Promise((r) => server.close(r));
+    await server.close();
   }
 });
 
