@@ -6,6 +6,7 @@
  *   pingpong: 64-byte messages echoed one at a time (round trip µs p50/p99, like one request);
  *   bulk: one stream client → server for `MiB` (Gbit/s, like the 1-stream iperf3 row).
  * Usage: bun bench/l4_bun_tls.ts <cert dir from bench/l4_peers.ts makeCerts> [MiB=1024] [n=20000]
+ * (ONLY=node or ONLY=native: one transport, e.g. to count collections with BUN_JSC_logGC=1).
  */
 import * as tls from "node:tls";
 import { readFileSync } from "node:fs";
@@ -210,7 +211,7 @@ if (role === "server") {
   const port = impl === "native" ? serverNative() : await serverNode();
   console.log(`port ${port}`);
 } else {
-  for (const which of ["node", "native"]) {
+  for (const which of (process.env.ONLY ?? "node,native").split(",")) {
     const child = spawn(process.execPath, [
       process.argv[1]!,
       dir!,
