@@ -75,7 +75,7 @@ export class H2Stream extends Duplex {
     this.bytesRead += piece.length;
     if (
       this.#sink !== null && this.#held === 0 && this.readableFlowing === true &&
-      this.readableLength === 0
+      this.readableLength === 0 && this.listenerCount("data") === 1
     ) {
       // Request/response traffic on an L4 tunnel: the consumer is reading and nothing waits in
       // the buffer, so hand the bytes over as the 'data' event would, without the Readable's
@@ -97,9 +97,9 @@ export class H2Stream extends Duplex {
   }
 
   /**
-   * The L4 copy reads this stream through `fn`, which is also its 'data' listener: chunks that
-   * arrive while the stream flows with an empty buffer go to `fn` directly, the others through
-   * the Readable (after a pause) in order.
+   * The L4 copy reads this stream through `fn`, which is also its only 'data' listener: chunks
+   * that arrive while the stream flows with an empty buffer go to `fn` directly, the others
+   * through the Readable (after a pause, or with another 'data' listener) in order.
    */
   setDataSink(fn: (this: H2Stream, chunk: Uint8Array) => void): void {
     this.#sink = fn;
