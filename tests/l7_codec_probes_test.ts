@@ -2,13 +2,21 @@
  * Hostile HTTP/1.1 probes with raw sockets against weft's HttpProxy (in-process, on a real TCP
  * listener) in front of a real TCP upstream that records every byte it receives. Each smuggling or
  * lenient-parsing probe must get its status (400/431/501/505/408), a closed connection (FIN), and
- * nothing may reach the upstream.
+ * nothing may reach the upstream. Each test runs twice: the proxy in-process on Deno (node:net), and
+ * on Bun's native sockets (tests/support/bun_l7_proxy.ts, src/core/native_socket.ts) when a bun
+ * binary is present.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import { FilterChain, HttpProxy } from "../src/core/mod.ts";
 import { TEST_PEER } from "./support/filter_context.ts";
+import { bunPath } from "./support/weft_proc.ts";
+import { startBunProxy } from "./support/bun_l7.ts";
+
+const BUN = bunPath();
+type Runtime = "deno" | "bun";
+const RUNTIMES: Runtime[] = ["deno", "bun"];
 
 interface Rig {
   port: number;
@@ -23,6 +31,7 @@ async function listen(s: net.Server): Promise<number> {
 }
 
 async function startRig(
+  runtime: Runtime,
   requestHeadersTimeoutMs = 10_000,
   response = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
 ): Promise<Rig & { upstreamConnections(): number }> {
@@ -42,6 +51,23 @@ async function startRig(
     s.on("error", () => {});
   });
   const upPort = await listen(upstream);
+  const closeUpstream = async (): Promise<void> => {
+    for (const s of upSockets) s.destroy();
+    await new Promise((r) => upstream.close(r));
+  };
+  if (runtime === "bun") {
+    const front = await startBunProxy(upPort, requestHeadersTimeoutMs);
+    return {
+      port: front.port,
+      upstreamBytes: () => received,
+      upstreamConnections: () => connections,
+      close: async () => {
+        const out = await front.stop();
+        await closeUpstream();
+        assert.ok(!/unhandled/i.test(out), `the Bun proxy logged: ${out}`);
+      },
+    };
+  }
   const proxy = new HttpProxy({
     chain: () => new FilterChain([]),
     direction: "inbound",
@@ -67,9 +93,9 @@ async function startRig(
     upstreamConnections: () => connections,
     close: async () => {
       proxy.close();
-      for (const s of [...downs, ...upSockets]) s.destroy();
+      for (const s of downs) s.destroy();
       await new Promise((r) => front.close(r));
-      await new Promise((r) => upstream.close(r));
+      await closeUpstream();
     },
   };
 }
@@ -104,6 +130,21 @@ async function probe(
   clearTimeout(timer);
   s.destroy();
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text, closed };
+}
+
+/** The test once per runtime of the proxy (Bun: skipped without a bun binary). */
+function forRuntimes(
+  name: string,
+  fn: (runtime: Runtime) => Promise<void>,
+  ignore = false,
+): void {
+  for (const runtime of RUNTIMES) {
+    Deno.test({
+      name: `${name} (${runtime === "bun" ? "bun, native sockets" : "deno"})`,
+      ignore: ignore || (runtime === "bun" && BUN === undefined),
+      fn: () => fn(runtime),
+    });
+  }
 }
 
 const H = "Host: a\r\n";
@@ -182,103 +223,142 @@ const PROBES: [string, string, number][] = [
   ["101 headers", `GET / HTTP/1.1\r\n${H}${"X-A: 1\r\n".repeat(100)}\r\n`, 431],
 ];
 
-Deno.test("codec: smuggling and lenient-parsing probes get their status, FIN, and reach nothing", async () => {
-  const rig = await startRig();
-  try {
-    for (const [name, req, want] of PROBES) {
-      const before = rig.upstreamBytes();
-      const r = await probe(rig.port, [req]);
-      assert.equal(r.status, want, `${name}: got ${JSON.stringify(r.text.slice(0, 80))}`);
-      assert.ok(r.closed, `${name}: connection not closed after ${want}`);
-      assert.ok(/\r\nconnection: close\r\n/i.test(r.text), `${name}: no connection: close`);
-      assert.equal(rig.upstreamBytes(), before, `${name}: bytes reached the upstream`);
+forRuntimes(
+  "codec: smuggling and lenient-parsing probes get their status, FIN, and reach nothing",
+  async (runtime) => {
+    const rig = await startRig(runtime);
+    try {
+      for (const [name, req, want] of PROBES) {
+        const before = rig.upstreamBytes();
+        const r = await probe(rig.port, [req]);
+        assert.equal(r.status, want, `${name}: got ${JSON.stringify(r.text.slice(0, 80))}`);
+        assert.ok(r.closed, `${name}: connection not closed after ${want}`);
+        assert.ok(/\r\nconnection: close\r\n/i.test(r.text), `${name}: no connection: close`);
+        assert.equal(rig.upstreamBytes(), before, `${name}: bytes reached the upstream`);
+      }
+    } finally {
+      await rig.close();
     }
-  } finally {
-    await rig.close();
-  }
-});
+  },
+);
 
-Deno.test("codec: an oversize head gets 431 in one read, in many reads, and by count", async () => {
-  const rig = await startRig();
-  try {
-    const big = `GET / HTTP/1.1\r\n${H}X-Big: ${"a".repeat(96 * 1024)}\r\n\r\n`;
-    const many = `GET / HTTP/1.1\r\n${H}${"X-A: 1\r\n".repeat(16_000)}\r\n`;
-    const split: string[] = [];
-    for (let i = 0; i < big.length; i += 1000) split.push(big.slice(i, i + 1000));
-    for (
-      const [name, parts] of [["one read", [big]], ["1000-byte reads", split], ["16000 headers", [
-        many,
-      ]]] as const
-    ) {
-      const r = await probe(rig.port, [...parts]);
-      assert.equal(r.status, 431, name);
-      assert.ok(r.closed, `${name}: not closed`);
-      assert.equal(rig.upstreamBytes(), 0, `${name}: reached the upstream`);
+forRuntimes(
+  "codec: an oversize head gets 431 in one read, in many reads, and by count",
+  async (runtime) => {
+    const rig = await startRig(runtime);
+    try {
+      const big = `GET / HTTP/1.1\r\n${H}X-Big: ${"a".repeat(96 * 1024)}\r\n\r\n`;
+      const many = `GET / HTTP/1.1\r\n${H}${"X-A: 1\r\n".repeat(16_000)}\r\n`;
+      const split: string[] = [];
+      for (let i = 0; i < big.length; i += 1000) split.push(big.slice(i, i + 1000));
+      for (
+        const [name, parts] of [["one read", [big]], ["1000-byte reads", split], ["16000 headers", [
+          many,
+        ]]] as const
+      ) {
+        const r = await probe(rig.port, [...parts]);
+        assert.equal(r.status, 431, name);
+        assert.ok(r.closed, `${name}: not closed`);
+        assert.equal(rig.upstreamBytes(), 0, `${name}: reached the upstream`);
+      }
+    } finally {
+      await rig.close();
     }
-  } finally {
-    await rig.close();
-  }
-});
+  },
+);
 
-Deno.test("codec: valid framing still works; equal duplicate Content-Length is merged; close after Connection: close", async () => {
-  const rig = await startRig();
-  try {
-    const ok = await probe(rig.port, [
-      `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello` +
-      `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n` +
-      `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
-    ]);
-    assert.equal(ok.text.match(/HTTP\/1\.1 200/g)?.length, 3, ok.text);
-    assert.ok(ok.closed, "Connection: close must end with FIN");
-  } finally {
-    await rig.close();
-  }
-});
+forRuntimes(
+  "codec: valid framing still works; equal duplicate Content-Length is merged; close after Connection: close",
+  async (runtime) => {
+    const rig = await startRig(runtime);
+    try {
+      const ok = await probe(rig.port, [
+        `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello` +
+        `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n` +
+        `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
+      ]);
+      assert.equal(ok.text.match(/HTTP\/1\.1 200/g)?.length, 3, ok.text);
+      assert.ok(ok.closed, "Connection: close must end with FIN");
+    } finally {
+      await rig.close();
+    }
+  },
+);
 
-Deno.test("codec: slowloris connections are closed at the request-header timeout with 408", async () => {
-  const rig = await startRig(300);
-  try {
-    const started = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        probe(rig.port, [
-          "GET / HTTP/1.1\r\n",
-          "Host: a\r\n",
-          "X-A: 1\r\n",
-          "X-B: 1\r\n",
-          "X-C: 1\r\n",
-        ], {
-          gapMs: 100,
-          waitMs: 3000,
-        })),
+forRuntimes(
+  "codec: slowloris connections are closed at the request-header timeout with 408",
+  async (runtime) => {
+    const rig = await startRig(runtime, 300);
+    try {
+      const started = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          probe(rig.port, [
+            "GET / HTTP/1.1\r\n",
+            "Host: a\r\n",
+            "X-A: 1\r\n",
+            "X-B: 1\r\n",
+            "X-C: 1\r\n",
+          ], {
+            gapMs: 100,
+            waitMs: 3000,
+          })),
+      );
+      for (const r of results) {
+        assert.equal(r.status, 408);
+        assert.ok(r.closed);
+      }
+      const silent = await probe(rig.port, [], { waitMs: 3000 });
+      assert.equal(silent.status, 408);
+      assert.ok(silent.closed);
+      assert.ok(performance.now() - started < 5000);
+      assert.equal(rig.upstreamBytes(), 0);
+    } finally {
+      await rig.close();
+    }
+  },
+);
+
+forRuntimes(
+  "codec: an upstream response with framing doubt gets 502 and its connection is never reused",
+  async (runtime) => {
+    const rig = await startRig(
+      runtime,
+      10_000,
+      "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 7\r\n\r\nok",
     );
-    for (const r of results) {
-      assert.equal(r.status, 408);
-      assert.ok(r.closed);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await probe(rig.port, [`GET / HTTP/1.1\r\n${H}\r\n`]);
+        assert.equal(r.status, 502, r.text);
+        assert.ok(r.closed);
+      }
+      assert.equal(rig.upstreamConnections(), 3, "each request must dial a fresh upstream");
+    } finally {
+      await rig.close();
     }
-    const silent = await probe(rig.port, [], { waitMs: 3000 });
-    assert.equal(silent.status, 408);
-    assert.ok(silent.closed);
-    assert.ok(performance.now() - started < 5000);
-    assert.equal(rig.upstreamBytes(), 0);
-  } finally {
-    await rig.close();
-  }
-});
+  },
+);
 
-Deno.test("codec: an upstream response with framing doubt gets 502 and its connection is never reused", async () => {
-  const rig = await startRig(
-    10_000,
-    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 7\r\n\r\nok",
-  );
-  try {
-    for (let i = 0; i < 3; i++) {
-      const r = await probe(rig.port, [`GET / HTTP/1.1\r\n${H}\r\n`]);
-      assert.equal(r.status, 502, r.text);
-      assert.ok(r.closed);
+const HAVE_H2LOAD =
+  new Deno.Command("sh", { args: ["-c", "command -v h2load"] }).outputSync().success;
+
+forRuntimes(
+  "h2c prior knowledge on the same downstream: 2000 streams over 4 connections, all 200",
+  async (runtime) => {
+    const rig = await startRig(runtime);
+    try {
+      const out = await new Deno.Command("h2load", {
+        args: ["-n", "2000", "-c", "4", "-m", "10", `http://127.0.0.1:${rig.port}/h2`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.match(text, /2000 succeeded, 0 failed, 0 errored/, text);
+      assert.match(text, /status codes: 2000 2xx/, text);
+    } finally {
+      await rig.close();
     }
-    assert.equal(rig.upstreamConnections(), 3, "each request must dial a fresh upstream");
-  } finally {
-    await rig.close();
-  }
-});
+  },
+  !HAVE_H2LOAD, // skipped without h2load (nghttp2-client)
+);

@@ -15,10 +15,13 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { load, loadAll } from "js-yaml";
 import {
+  connectNative,
   FilterChain,
   type HttpFilter,
   HttpProxy,
   installProcessGuard,
+  listenNative,
+  nativeSockets,
 } from "../../src/core/mod.ts";
 import {
   authorizationPolicyFromIstio,
@@ -98,23 +101,37 @@ if (wanted("traffic-split")) {
   filters.push(await firstParty("traffic-split", splitConfigFromVirtualService(load(VS))));
 }
 const chain = new FilterChain(filters);
+// On Bun the proxy's sockets are native (src/core/native_socket.ts) unless `--node-net`.
+const native = nativeSockets && !argv.includes("--node-net");
 const proxy = new HttpProxy({
   chain: () => chain,
   direction: "inbound",
   dialUpstream: () =>
-    new Promise<Duplex>((ok, fail) => {
-      const s = net.connect(Number(upPort), upHost);
-      s.setNoDelay(true);
-      s.once("connect", () => ok(s));
-      s.once("error", fail);
-    }),
+    native
+      ? connectNative(upHost, Number(upPort)).then((s) => s.asDuplex())
+      : new Promise<Duplex>((ok, fail) => {
+        const s = net.connect(Number(upPort), upHost);
+        s.setNoDelay(true);
+        s.once("connect", () => ok(s));
+        s.once("error", fail);
+      }),
 });
-const server = net.createServer((s) => {
-  s.setNoDelay(true);
+const serve = (s: Duplex): void => {
   proxy.handle(s, TEST_PEER).catch((e: unknown) => console.error(String(e)));
-});
+};
 const exitAfter = argv.indexOf("--exit-after-ms");
 if (exitAfter >= 0) setTimeout(() => process.exit(0), Number(argv[exitAfter + 1])); // profiling
-server.listen(0, "127.0.0.1", () => {
-  console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
-});
+if (native) {
+  const l = listenNative("127.0.0.1", 0, (s) => serve(s.asDuplex()));
+  console.log(JSON.stringify({ port: l.port, sockets: "native" }));
+} else {
+  const server = net.createServer((s) => {
+    s.setNoDelay(true);
+    serve(s);
+  });
+  server.listen(0, "127.0.0.1", () => {
+    console.log(
+      JSON.stringify({ port: (server.address() as AddressInfo).port, sockets: "node:net" }),
+    );
+  });
+}

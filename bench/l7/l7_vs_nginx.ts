@@ -5,8 +5,8 @@
  * filters (authz, fault, traffic-split; bench/l7/l7_proxy_server.ts), both in front of the same
  * nginx upstream, in the same run, alternated (L7_BENCH_ROUNDS rounds of L7_BENCH_SECONDS each,
  * default 2 × 5 s). Loopback only, bounded duration. `--bun`: the weft proxy runs on Bun (the
- * shipped runtime); default Deno. `--no-filters`: the proxy alone. Other arguments go to the
- * proxy server.
+ * shipped runtime; on its native sockets, src/core/native_socket.ts, unless `--node-net`); default
+ * Deno. `--no-filters`: the proxy alone. Other arguments go to the proxy server.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -79,6 +79,7 @@ try {
     line += r.value;
   }
   const weftPort = Number(/"port":(\d+)/.exec(line)![1]);
+  const sockets = /"sockets":"([^"]+)"/.exec(line)?.[1] ?? "node:net";
   void reader.cancel();
   for (let i = 0; i < 50; i++) { // wait for nginx's listener
     const ok = await fetch(`http://127.0.0.1:${nginxProxyPort}/`).then((r) => r.text()).then(
@@ -97,7 +98,7 @@ try {
     runs.push({ n, w: await wrk(`http://127.0.0.1:${weftPort}/hello`) });
   }
   const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
-  const what = NO_FILTERS ? "no filters" : "authz, fault, traffic-split";
+  const what = `${NO_FILTERS ? "no filters" : "authz, fault, traffic-split"}; ${sockets}`;
   for (const { n, w } of runs) {
     console.log(`nginx reverse proxy: ${n.rps.toFixed(0)} req/s p50 ${n.p50} p99 ${n.p99}`);
     console.log(

@@ -28,11 +28,16 @@ import { TrailersReply, type TrailersStep } from "./trailers.ts";
 
 const log = logger("http_proxy");
 
+/** No streaming filters (the same empty list every time; never changed by callers). */
+const NONE: HttpFilter[] = [];
+
 export function requestStreamers(chain: FilterChain): HttpFilter[] {
+  if (chain.filters.length === 0) return NONE;
   return chain.filters.filter((f) => f.streamsRequestBody && f.onRequestBodyChunk);
 }
 
 export function responseStreamers(chain: FilterChain): HttpFilter[] {
+  if (chain.filters.length === 0) return NONE;
   return chain.filters.filter((f) => f.streamsResponseBody && f.onResponseBodyChunk).reverse();
 }
 

@@ -15,6 +15,9 @@ export class HeaderList implements HeaderMap {
   private pairs: Field[] = [];
   /** The head bytes that spans point into. */
   private src: Buffer | undefined;
+  /** `src` is a whole head (adopt) and `changed` tells whether a field moved since. */
+  private whole = false;
+  private changed = false;
 
   /** `spans`: [start, end) per pair of `init`, offsets into `src` (from parseHead). */
   constructor(init?: Iterable<readonly [string, string]>, src?: Buffer, spans?: readonly number[]) {
@@ -31,11 +34,13 @@ export class HeaderList implements HeaderMap {
     for (const [k, v] of init) this.pairs.push([k.toLowerCase(), v]);
   }
 
-  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place). */
-  static adopt(src: Buffer, fields: Field[]): HeaderList {
+  /** Takes over `fields` as parsed from `src` (names as sent: lower-cased here, in place,
+   * unless the parser did already: `lowered`). */
+  static adopt(src: Buffer, fields: Field[], lowered = false): HeaderList {
     const h = new HeaderList();
-    for (const f of fields) f[0] = f[0].toLowerCase();
+    if (!lowered) { for (const f of fields) f[0] = f[0].toLowerCase(); }
     h.src = src;
+    h.whole = true;
     h.pairs = fields;
     return h;
   }
@@ -61,23 +66,32 @@ export class HeaderList implements HeaderMap {
     const i = this.pairs.findIndex((p) => p[0] === n);
     if (i < 0) {
       this.pairs.push([n, value]);
+      this.changed = true;
       return;
     }
     // The same single value again changes nothing (and keeps the field's received bytes).
-    if (this.pairs[i]![1] !== value) this.pairs[i] = [n, value];
+    if (this.pairs[i]![1] !== value) {
+      this.pairs[i] = [n, value];
+      this.changed = true;
+    }
     for (let j = i + 1; j < this.pairs.length; j++) {
       if (this.pairs[j]![0] === n) {
         this.pairs = this.pairs.filter((p, k) => k <= i || p[0] !== n);
+        this.changed = true;
         return;
       }
     }
   }
   add(name: string, value: string): void {
     this.pairs.push([name.toLowerCase(), value]);
+    this.changed = true;
   }
   remove(name: string): void {
     const n = name.toLowerCase();
-    if (this.pairs.some((p) => p[0] === n)) this.pairs = this.pairs.filter((p) => p[0] !== n);
+    if (this.pairs.some((p) => p[0] === n)) {
+      this.pairs = this.pairs.filter((p) => p[0] !== n);
+      this.changed = true;
+    }
   }
   has(name: string): boolean {
     return this.pairs.some((p) => p[0] === name);
@@ -87,6 +101,12 @@ export class HeaderList implements HeaderMap {
   }
   get size(): number {
     return this.pairs.length;
+  }
+
+  /** The whole head these fields were parsed from (`adopt`), while no field was set, added or
+   * removed since: it can be sent as received, start line aside (http1_forward.ts). */
+  receivedHead(): Buffer | undefined {
+    return this.whole && !this.changed ? this.src : undefined;
   }
 
   /** The fields with their spans, and the head the spans point into (for serialisation; not to

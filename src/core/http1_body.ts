@@ -72,8 +72,10 @@ export type Framing =
 
 type HeaderValues = (name: string) => string | string[] | undefined;
 
-function values(get: HeaderValues, name: string): string[] {
-  const v = get(name);
+const NONE: Framing = Object.freeze({ kind: "none" });
+const CLOSE: Framing = Object.freeze({ kind: "close" });
+
+function values(v: string | string[] | undefined): string[] {
   const out: string[] = [];
   if (v === undefined) return out;
   for (const x of Array.isArray(v) ? v : [v]) {
@@ -88,8 +90,30 @@ function values(get: HeaderValues, name: string): string[] {
  * 400; differing Content-Lengths → 400. Responses: bad framing throws too (the caller answers
  * 502 and drops the upstream); a TE whose final coding is not chunked is read until close. */
 export function framingOf(get: HeaderValues, isResponse: boolean): Framing {
-  const te = values(get, "transfer-encoding").map((x) => x.toLowerCase());
-  const cls = values(get, "content-length");
+  return framingFrom(get("transfer-encoding"), get("content-length"), isResponse);
+}
+
+/** framingOf from the transfer-encoding and content-length values themselves (each a value, the
+ * list of every value, or undefined/empty when absent). */
+export function framingFrom(
+  teRaw: string | string[] | undefined,
+  clRaw: string | string[] | undefined,
+  isResponse: boolean,
+): Framing {
+  // The common heads first, without the lists below: no transfer-encoding and at most one
+  // plain content-length (anything else takes the general path and its checks).
+  if (teRaw === undefined || (Array.isArray(teRaw) && teRaw.length === 0)) {
+    if (clRaw === undefined || (Array.isArray(clRaw) && clRaw.length === 0)) {
+      return isResponse ? CLOSE : NONE;
+    }
+    const one = typeof clRaw === "string" ? clRaw : clRaw.length === 1 ? clRaw[0]! : undefined;
+    if (one !== undefined && isDigits(one, 15)) {
+      const n = Number(one);
+      return n === 0 ? NONE : { kind: "length", length: n };
+    }
+  }
+  const te = values(teRaw).map((x) => x.toLowerCase());
+  const cls = values(clRaw);
   if (te.length > 0) {
     if (cls.length > 0) throw bad("both transfer-encoding and content-length");
     const chunkedAt = te.indexOf("chunked");

@@ -11,12 +11,14 @@ import { Buffer } from "node:buffer";
 import { WeftError } from "./errors.ts";
 import type { HeaderMap } from "./filter_api.ts";
 import { type Field, HeaderList } from "./header_map.ts";
+import { knownName } from "./http1_names.ts";
 
 export {
   bodyChunks,
   copyBody,
   FORBIDDEN_TRAILERS,
   type Framing,
+  framingFrom,
   framingOf,
   lastChunk,
   type Trailer,
@@ -26,6 +28,8 @@ export {
 export const MAX_HEAD_BYTES = 60 * 1024;
 export const MAX_HEADERS = 100;
 const HIGH_WATER = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+const NO_LIMITS: HeadLimits = {};
 
 /** The status each codec error code answers with; connection closes after each. */
 const STATUS: Record<string, number> = {
@@ -55,7 +59,7 @@ export interface HeadLimits {
 }
 
 export class ByteReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private ended = false;
   private failed: Error | undefined;
   private wake: (() => void) | undefined;
@@ -108,18 +112,11 @@ export class ByteReader {
   /** The head up to and including CRLFCRLF; null on a clean end before any byte. Leading empty
    * lines are skipped (RFC 9112 §2.2). Bare LF → 400, beyond `maxHeadBytes` → 431 (whether the
    * head arrives in one read or many), not complete within `timeoutMs` → 408. */
-  async readHead(limits: HeadLimits = {}): Promise<Buffer | null> {
+  async readHead(limits: HeadLimits = NO_LIMITS): Promise<Buffer | null> {
     const max = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    const arm = (): void => {
-      if (timer || !limits.timeoutMs) return;
-      timer = setTimeout(() => {
-        timedOut = true;
-        this.notify();
-      }, limits.timeoutMs);
-    };
-    if (!limits.timeFromFirstByte) arm();
+    const ms = limits.timeoutMs ?? 0;
+    this.headTimedOut = false;
+    if (ms > 0 && !limits.timeFromFirstByte) this.armHead(ms);
     try {
       let scan = 0;
       for (;;) {
@@ -131,19 +128,36 @@ export class ByteReader {
         if (end > 0) return this.take(end);
         // Armed only when a head is started but not complete: a head that arrives whole (the
         // common case) costs no timer.
-        if (this.buf.length > 0) arm();
+        if (this.buf.length > 0 && ms > 0) this.armHead(ms);
         scan = Math.max(0, this.buf.length - 3);
         if (this.failed) throw this.failed;
         if (this.ended) {
           if (this.buf.length === 0) return null;
           throw bad("connection closed inside a message head");
         }
-        if (timedOut) throw bad("request headers not received in time", "http_header_timeout");
+        if (this.headTimedOut) {
+          throw bad("request headers not received in time", "http_header_timeout");
+        }
         await this.wait();
       }
     } finally {
-      if (timer) clearTimeout(timer);
+      if (this.headTimer) {
+        clearTimeout(this.headTimer);
+        this.headTimer = undefined;
+      }
     }
+  }
+
+  /** The head timer of the current readHead (one at a time per reader; no closure per call). */
+  private headTimer: ReturnType<typeof setTimeout> | undefined;
+  private headTimedOut = false;
+  private readonly onHeadTimeout = (): void => {
+    this.headTimedOut = true;
+    this.notify();
+  };
+
+  private armHead(ms: number): void {
+    if (!this.headTimer) this.headTimer = setTimeout(this.onHeadTimeout, ms);
   }
 
   /** Exactly `n` bytes when already buffered (lets a small body share the head's write). */
@@ -161,7 +175,7 @@ export class ByteReader {
   detach(): Buffer {
     for (const ev of ["data", "end", "error", "close"]) this.stream.removeAllListeners(ev);
     const rest = this.buf;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     return rest;
   }
 
@@ -192,8 +206,16 @@ export class ByteReader {
   }
 
   private take(n: number): Buffer {
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+    const all = this.buf;
+    let out: Buffer;
+    if (n === all.length) {
+      // The common case (a head or body that arrived alone): no views to make.
+      out = all;
+      this.buf = EMPTY;
+    } else {
+      out = all.subarray(0, n);
+      this.buf = all.subarray(n);
+    }
     if (this.buf.length < HIGH_WATER && this.stream.isPaused()) this.stream.resume();
     return out;
   }
@@ -232,12 +254,21 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 
 /** `s[from, to)` is a non-empty token (RFC 9110 tchar), without a slice or a regex. */
 function isToken(s: string, from: number, to: number): boolean {
-  if (to <= from) return false;
+  return tokenKind(s, from, to) !== NOT_TOKEN;
+}
+
+const NOT_TOKEN = 0, LOWER_TOKEN = 1, UPPER_TOKEN = 2;
+
+/** NOT_TOKEN, or a token without (LOWER_TOKEN) or with (UPPER_TOKEN) upper-case letters. */
+function tokenKind(s: string, from: number, to: number): number {
+  if (to <= from) return NOT_TOKEN;
+  let kind = LOWER_TOKEN;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) return false;
+    if (c > 127 || TCHAR[c] === 0) return NOT_TOKEN;
+    if (c >= 0x41 && c <= 0x5a) kind = UPPER_TOKEN;
   }
-  return true;
+  return kind;
 }
 
 /** The field value in `s[from, to)`: SP/HTAB trimmed at both ends; no CTL but HTAB inside (NUL,
@@ -271,15 +302,16 @@ export function parseHeadList(
   raw: Buffer,
   maxHeaders = MAX_HEADERS,
 ): { readonly line: [string, string, string]; readonly headers: HeaderList } {
-  const { line, fields } = scanHead(raw, maxHeaders);
-  return { line, headers: HeaderList.adopt(raw, fields) };
+  const { line, fields } = scanHead(raw, maxHeaders, true);
+  return { line, headers: HeaderList.adopt(raw, fields, true) };
 }
 
 /** The strict head parser: start line split, every field line checked; fields with names as
- * sent and their spans. */
+ * sent (lower-cased with `lower`) and their spans. */
 function scanHead(
   raw: Buffer,
   maxHeaders: number,
+  lower = false,
 ): { line: [string, string, string]; fields: Field[] } {
   const text = raw.toString("latin1", 0, raw.length - 4);
   let eol = text.indexOf("\r\n");
@@ -290,9 +322,13 @@ function scanHead(
   const line: [string, string, string] = b < 0 || b >= eol
     ? [text.slice(0, a), text.slice(a + 1, eol), ""]
     : [text.slice(0, a), text.slice(a + 1, b), text.slice(b + 1, eol)];
-  let count = 0;
-  for (let i = text.indexOf("\r\n", eol); i >= 0; i = text.indexOf("\r\n", i + 2)) count++;
-  if (count > maxHeaders) throw bad("too many headers", "http_head_too_large");
+  // More than maxHeaders field lines need at least 3 bytes each ("a:" CRLF): a shorter head
+  // cannot have too many, and is not counted twice.
+  if (text.length - eol > 3 * maxHeaders) {
+    let count = 0;
+    for (let i = text.indexOf("\r\n", eol); i >= 0; i = text.indexOf("\r\n", i + 2)) count++;
+    if (count > maxHeaders) throw bad("too many headers", "http_head_too_large");
+  }
   const fields: Field[] = [];
   for (let start = eol + 2; start <= text.length && eol < text.length; start = eol + 2) {
     eol = text.indexOf("\r\n", start);
@@ -301,8 +337,14 @@ function scanHead(
     if (c0 === 0x20 || c0 === 0x09) throw bad("obsolete line folding");
     const c = text.indexOf(":", start);
     if (c <= start || c >= eol) throw bad("malformed header line");
-    if (!isToken(text, start, c)) throw bad("bad header name");
-    fields.push([text.slice(start, c), fieldValue(text, c + 1, eol), start, eol]);
+    const kind = tokenKind(text, start, c);
+    if (kind === NOT_TOKEN) throw bad("bad header name");
+    let name = lower ? knownName(text, start, c) : undefined;
+    if (name === undefined) {
+      name = text.slice(start, c);
+      if (lower && kind === UPPER_TOKEN) name = name.toLowerCase();
+    }
+    fields.push([name, fieldValue(text, c + 1, eol), start, eol]);
   }
   return { line, fields };
 }

@@ -86,3 +86,43 @@ Deno.test("headBytes: a tail leaves in the same buffer; a head too big to assemb
   assert.ok(out.startsWith("HTTP/1.1 200 OK\r\nserver: nginx\r\ncontent-length: 3\r\n"));
   assert.ok(out.endsWith(`x-big: ${"b".repeat(70_000)}\r\n\r\nok\n`));
 });
+
+Deno.test("framingOf: the common-head fast path decides as the general rules do", async () => {
+  const { framingOf } = await import("./http1_codec.ts");
+  const req = (h: Record<string, string[]>) => framingOf((n) => h[n], false);
+  const res = (h: Record<string, string[]>) => framingOf((n) => h[n] ?? [], true);
+  assert.deepEqual(req({}), { kind: "none" });
+  assert.deepEqual(res({}), { kind: "close" });
+  assert.deepEqual(req({ "content-length": ["0"] }), { kind: "none" });
+  assert.deepEqual(req({ "content-length": ["12"] }), { kind: "length", length: 12 });
+  assert.deepEqual(res({ "content-length": ["5, 5"] }), { kind: "length", length: 5 });
+  assert.deepEqual(req({ "content-length": ["5", "5"] }), { kind: "length", length: 5 });
+  for (const bad of [[""], ["5, 6"], ["5", "6"], ["-1"], ["0x5"], ["1".repeat(16)]]) {
+    assert.throws(() => req({ "content-length": bad }), /content-length/, JSON.stringify(bad));
+  }
+  assert.deepEqual(req({ "transfer-encoding": ["chunked"] }), { kind: "chunked" });
+  assert.throws(() => req({ "transfer-encoding": ["chunked"], "content-length": ["5"] }));
+});
+
+Deno.test("HeaderList.receivedHead: the head as received until a field is set, added or removed", () => {
+  const raw = Buffer.from("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "latin1");
+  const fresh = () => parseHeadList(raw).headers;
+  let h = fresh();
+  assert.equal(h.receivedHead(), raw);
+  h.set("content-length", "0"); // the same value: nothing moved
+  h.remove("x-absent");
+  assert.equal(h.receivedHead(), raw);
+  for (
+    const change of [
+      (x: HeaderList) => x.set("content-length", "1"),
+      (x: HeaderList) => x.set("x-new", "1"),
+      (x: HeaderList) => x.add("host", "b"),
+      (x: HeaderList) => x.remove("host"),
+    ]
+  ) {
+    h = fresh();
+    change(h);
+    assert.equal(h.receivedHead(), undefined);
+  }
+  assert.equal(new HeaderList([["host", "a"]]).receivedHead(), undefined);
+});

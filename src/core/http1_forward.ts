@@ -13,6 +13,7 @@ import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_ap
 import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
+import { HeaderList } from "./header_map.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import {
@@ -50,6 +51,30 @@ export interface ForwardDeps {
   ): Promise<boolean>;
 }
 
+/** The request head exactly as received, when sending it re-encoded would give the same bytes:
+ * an HTTP/1.1 start line with the same method and target, and no field set, added or removed
+ * (HeaderList.receivedHead). Saves building and copying the head per request. */
+function receivedRequestHead(ctx: HttpRequestContext): Buffer | undefined {
+  const h = ctx.requestHeaders;
+  const src = h instanceof HeaderList ? h.receivedHead() : undefined;
+  if (!src) return undefined;
+  const m = ctx.method, t = ctx.path;
+  const sp2 = m.length + 1 + t.length;
+  const eol = sp2 + 1 + HTTP11.length;
+  if (src.length < eol + 2 || src[eol] !== 0x0d || src[eol + 1] !== 0x0a) return undefined;
+  if (src[m.length] !== 0x20 || src[sp2] !== 0x20) return undefined;
+  for (let i = 0; i < m.length; i++) if (src[i] !== m.charCodeAt(i)) return undefined;
+  for (let i = 0; i < t.length; i++) {
+    if (src[m.length + 1 + i] !== t.charCodeAt(i)) return undefined;
+  }
+  for (let i = 0; i < HTTP11.length; i++) {
+    if (src[sp2 + 1 + i] !== HTTP11.charCodeAt(i)) return undefined;
+  }
+  return src;
+}
+
+const HTTP11 = "HTTP/1.1";
+
 export async function forwardRequest(
   p: ForwardDeps,
   down: Duplex,
@@ -78,7 +103,8 @@ export async function forwardRequest(
   // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
   const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
   if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-  const reqHead = headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+  const reqHead = receivedRequestHead(ctx) ??
+    headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
   // Synchronous when the request goes out in one write (no Promise per request then).
   const send = (
     u: Upstream,

@@ -15,7 +15,7 @@ import {
   checkRequestLine,
   copyBody,
   type Framing,
-  framingOf,
+  framingFrom,
   parseHeadList,
   type Trailer,
 } from "./http1_codec.ts";
@@ -86,10 +86,7 @@ export function parseRequest(
   if (hosts > 1 || (version === "HTTP/1.1" && hosts !== 1)) {
     throw bad("HTTP/1.1 requires exactly one Host header");
   }
-  const framing = framingOf(
-    (n) => n === "content-length" ? cl : n === "transfer-encoding" ? te : undefined,
-    false,
-  );
+  const framing = framingFrom(te, cl, false);
   if (framing.kind === "length") headers.set("content-length", String(framing.length));
   const keepAlive = version === "HTTP/1.1" &&
     (connection === undefined ||

@@ -10,7 +10,15 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { bad, copyBody, type Framing, framingOf, headBytes, type Trailer } from "./http1_codec.ts";
+import {
+  bad,
+  copyBody,
+  type Framing,
+  framingFrom,
+  headBytes,
+  type Trailer,
+} from "./http1_codec.ts";
+import type { HeaderList } from "./header_map.ts";
 import { endUpstream, type Upstream, upstreamHeadList } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
 import {
@@ -50,6 +58,25 @@ export interface ResponseDeps {
   release(up: Upstream): void;
 }
 
+const NO_BODY: Framing = Object.freeze({ kind: "none" });
+
+/** The response's framing from one pass over its fields (lists only when a name repeats). */
+function responseFraming(h: HeaderList): Framing {
+  let te: string | string[] | undefined;
+  let cl: string | string[] | undefined;
+  const pairs = h.fields().pairs;
+  for (let i = 0; i < pairs.length; i++) {
+    const f = pairs[i]!;
+    if (f[0] === "content-length") cl = cl === undefined ? f[1] : [...values(cl), f[1]];
+    else if (f[0] === "transfer-encoding") te = te === undefined ? f[1] : [...values(te), f[1]];
+  }
+  return framingFrom(te, cl, true);
+}
+
+function values(v: string | string[]): string[] {
+  return typeof v === "string" ? [v] : v;
+}
+
 export async function respondH1(
   p: ResponseDeps,
   down: Duplex,
@@ -73,7 +100,7 @@ export async function respondH1(
   const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
   let resFraming: Framing;
   try {
-    resFraming = noBody ? { kind: "none" } : framingOf((n) => resHeaders.getAll(n), true);
+    resFraming = noBody ? NO_BODY : responseFraming(resHeaders);
   } catch (e) {
     throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
   }

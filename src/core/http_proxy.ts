@@ -46,6 +46,8 @@ const codecErrors = metrics.counter(
   ["direction", "status"],
 );
 
+const NO_LIMITS = {};
+
 export interface HttpProxyOptions {
   readonly chain: () => FilterChain;
   readonly direction: Direction;
@@ -93,13 +95,27 @@ export class HttpProxy {
       acquire: (route) => this.upstreams.acquire(route),
       idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
-      respond: (...a) => respondH1(this.responseDeps, ...a),
+      // Explicit parameters: a rest/spread wrapper allocates an array per request.
+      respond: (down, up, resRaw, ctx, keepAlive, chain, state) =>
+        respondH1(this.responseDeps, down, up, resRaw, ctx, keepAlive, chain, state),
     };
     this.requestDeps = {
       ...this.responseDeps,
       direction: opts.direction,
       chain: () => this.opts.chain(),
-      forward: (...a) => forwardRequest(this.forwardDeps, ...a),
+      forward: (down, reader, ctx, framing, route, keepAlive, chain, state, trailers) =>
+        forwardRequest(
+          this.forwardDeps,
+          down,
+          reader,
+          ctx,
+          framing,
+          route,
+          keepAlive,
+          chain,
+          state,
+          trailers,
+        ),
     };
   }
 
@@ -121,6 +137,8 @@ export class HttpProxy {
         timeoutMs,
       )
       : undefined;
+    // Later keep-alive heads: the timeout from their first byte (one object per connection).
+    const later = { timeoutMs, timeFromFirstByte: true };
     try {
       if (await isH2(reader)) {
         clearTimeout(timer);
@@ -128,7 +146,7 @@ export class HttpProxy {
       }
       for (let first = true; !this.closed && !this.draining; first = false) {
         state.idle = true;
-        const raw = await reader.readHead(first ? {} : { timeoutMs, timeFromFirstByte: true });
+        const raw = await reader.readHead(first ? NO_LIMITS : later);
         clearTimeout(timer);
         timer = undefined;
         if (!raw) break;

@@ -135,7 +135,14 @@ export class Histogram extends Family {
     super(name, help, labelNames, "histogram");
   }
   observe(labels: Labels, v: number): void {
+    this.observeKey(this.keyOf(labels), v);
+  }
+  /** `observe` for one fixed label set, with the label key built once (hot paths). */
+  bind(labels: Labels): (v: number) => void {
     const k = this.keyOf(labels);
+    return (v) => this.observeKey(k, v);
+  }
+  private observeKey(k: string, v: number): void {
     let s = this.values.get(k);
     if (!s) this.values.set(k, s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 });
     for (let i = 0; i < this.buckets.length; i++) {

@@ -25,6 +25,8 @@ export { HeaderList } from "./header_map.ts";
 export { failResponse, FilterChain, orderFilterRefs } from "./filter_chain.ts";
 export type { RequestVerdict, ResponseVerdict } from "./filter_chain.ts";
 export { HttpProxy } from "./http_proxy.ts";
+export { connectNative, listenNative, NativeSocket, nativeSockets } from "./native_socket.ts";
+export type { NativeListener } from "./native_socket.ts";
 export { H2Session, H2Stream } from "./h2/mod.ts";
 export { dialGrpc, GrpcChannel } from "./grpc_channel.ts";
 export type { GrpcChannelOptions, GrpcTarget } from "./grpc_channel.ts";

@@ -21,6 +21,7 @@ import { L7Dispatch } from "./l7_dispatch.ts";
 import { dialTcp } from "./l4_conn.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { socksHandshake } from "./socks5.ts";
+import { dialTcpL7, listenTcp, type TcpListener } from "./plain_tcp.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { errorMessage, WeftError } from "./errors.ts";
@@ -53,32 +54,9 @@ export interface NodeProxyStats {
   readonly pool: ReturnType<HbonePool["stats"]>;
 }
 
-function listen(addr: string, onConn: (s: net.Socket) => void): Promise<net.Server> {
-  const hp = splitHostPort(addr);
-  if (!hp) {
-    return Promise.reject(
-      new WeftError("bad_listen_address", `Cannot listen: bad address ${addr}`),
-    );
-  }
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
-    s.setNoDelay(true);
-    onConn(s);
-  });
-  return new Promise((resolve, reject) => {
-    server.once(
-      "error",
-      (e) =>
-        reject(
-          new WeftError("listen_failed", `Cannot listen on ${addr}: ${e.message}`, { cause: e }),
-        ),
-    );
-    server.listen(hp.port, hp.host, () => resolve(server));
-  });
-}
-
 /** Never rejects (close errors, e.g. not listening, resolve too), so callers may drop it. */
-function closeServer(s: net.Server): Promise<void> {
-  return new Promise((r) => s.close(() => r()));
+function closeServer(s: TcpListener): Promise<void> {
+  return s.close();
 }
 
 export class NodeProxy {
@@ -87,7 +65,7 @@ export class NodeProxy {
   private readonly conns: ConnTable;
   private readonly pool: HbonePool;
   private readonly hbone = new Map<string, HboneServer>();
-  private readonly tcp = new Map<string, net.Server>();
+  private readonly tcp = new Map<string, TcpListener>();
   private readonly inbound: InboundDeps;
   private readonly l7: L7Dispatch | undefined;
   private readonly outbound: OutboundDeps;
@@ -122,7 +100,13 @@ export class NodeProxy {
             clientAddr,
             serviceHost: svc.hostname,
           }),
-        dialLocal: (host, port) => this.dialWorkload(host, port, this.snap.timeouts.connectMs),
+        dialLocal: (host, port) => {
+          // From inside the pod in in-pod mode; otherwise on native sockets on Bun (plain_tcp.ts).
+          const ms = this.snap.timeouts.connectMs;
+          return this.pods.dialerFrom(host)
+            ? this.dialWorkload(host, port, ms)
+            : dialTcpL7(host, port, ms);
+        },
       })
       : undefined;
     this.inbound = {
@@ -291,9 +275,11 @@ export class NodeProxy {
       void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
+    // SOCKS5 stays on node:net; VIPs and plaintext inbound are native on Bun (plain_tcp.ts).
+    const socks = this.snap.capture?.socks5 ?? DEFAULT_SOCKS5;
     for (const [addr, handler] of want) {
       if (this.tcp.has(addr)) continue;
-      this.tcp.set(addr, await listen(addr, handler));
+      this.tcp.set(addr, await listenTcp(addr, handler, addr === socks ? { native: false } : {}));
     }
     const port = this.snap.node.hbonePort;
     // In-pod mode: each pod's HBONE listener lives in its namespace (PodCaptures).

@@ -1,0 +1,47 @@
+/** Starts tests/support/bun_l7_proxy.ts (weft's HttpProxy on Bun's native sockets) for tests
+ * that drive it from Deno over TCP. */
+import { bunPath } from "./weft_proc.ts";
+
+/** tests/support/bun_l7_proxy.ts on Bun in front of 127.0.0.1:upPort; stop() returns its
+ * output (stdout + stderr). */
+export async function startBunProxy(
+  upPort: number,
+  headersTimeoutMs: number,
+): Promise<{ port: number; stop(): Promise<string> }> {
+  const bun = bunPath();
+  if (!bun) throw new Error("no bun binary (deno task setup installs one)");
+  const child = new Deno.Command(bun, {
+    args: [
+      new URL("./bun_l7_proxy.ts", import.meta.url).pathname,
+      "--upstream",
+      `127.0.0.1:${upPort}`,
+      "--headers-timeout-ms",
+      String(headersTimeoutMs),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const errText = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/"port":\d+/.test(out)) {
+    const r = await reader.read();
+    if (r.done) {
+      await child.status;
+      throw new Error(`the Bun proxy exited: ${out}${await errText}`);
+    }
+    out += r.value;
+  }
+  const rest = (async () => {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) out += r.value;
+  })();
+  return {
+    port: Number(/"port":(\d+)/.exec(out)![1]),
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+      await rest;
+      return out + await errText;
+    },
+  };
+}
