@@ -7,15 +7,35 @@
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters
+ *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters, `./weft run` over
+ *   xDS whose workload has an L7 AuthorizationPolicy (RBAC over LDS)
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
- * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows).
+ * --settle-ms N (after the ready line; default 1000, as bench:l4), --source-only (no binary rows),
+ * --repeat N (each row the median of N runs), --rows REGEX (only the rows whose label matches),
+ * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
+ * binary on the 10 000-workload mesh, 3 s after its sync).
  */
 import { existsSync } from "node:fs";
-import { IP, makeCerts, type Proc, spawn, weftConfig } from "./l4_peers.ts";
+import {
+  IP as L4_IP,
+  makeCerts,
+  type Proc,
+  spawn,
+  weftConfig as l4WeftConfig,
+} from "./l4_peers.ts";
 import { meshManifests } from "../tests/support/istio_manifests.ts";
+import { evictPageCache } from "./l4_idle.ts";
+import { bigMeshJson } from "../src/xds/_bench_mesh.ts";
+
+/** bench:l4's addresses moved to a block of their own (127.78.x instead of 127.79.x), so this
+ * bench can run while bench:l4 holds its nodes on the same box. */
+const ownBlock = (s: string): string => s.replaceAll("127.79.", "127.78.");
+const IP = Object.fromEntries(
+  Object.entries(L4_IP).map(([k, v]) => [k, ownBlock(v)]),
+) as typeof L4_IP;
+const weftConfig = (dir: string, side: "a" | "b"): string => ownBlock(l4WeftConfig(dir, side));
 
 const argv = Deno.args;
 const flag = (name: string): string | undefined => {
@@ -25,7 +45,16 @@ const flag = (name: string): string | undefined => {
 const SETTLE_MS = Number(flag("settle-ms") ?? 1000);
 const BINARY = flag("binary") ?? "./weft";
 const SOURCE_ONLY = argv.includes("--source-only");
+/** --repeat N: each row is the median of N runs (min–max printed); --rows REGEX: only those rows. */
+const AS_WRITTEN = argv.includes("--as-written");
+/** --big: also the binary over xDS on the 10 000-workload mesh (src/xds/_bench_mesh.ts). */
+const BIG = argv.includes("--big");
+const XDS_BIG = `${IP.client}:15013`;
+const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
+const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
 const XDS_ADDRESS = `${IP.client}:15010`;
+/** A second control plane, serving the mesh with an L7 AuthorizationPolicy (one row). */
+const XDS_AUTHZ = `${IP.client}:15012`;
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -60,6 +89,8 @@ interface Reading {
   readonly rss: number;
   readonly anon: number;
   readonly file: number;
+  readonly min?: number;
+  readonly max?: number;
 }
 
 function readStatus(pid: number): Reading {
@@ -107,9 +138,16 @@ async function main(): Promise<void> {
     }
     // The same node taking its config from a control plane: one service, its own workload.
     Deno.writeTextFileSync(`${dir}/mesh.yaml`, xdsMesh());
+    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh(true));
     Deno.writeTextFileSync(
       `${dir}/weft-xds.yaml`,
       `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds-authz.yaml`,
+      `${
+        weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
+      }xds:\n  address: ${XDS_AUTHZ}\n`,
     );
     if (!SOURCE_ONLY && !existsSync(BINARY)) {
       note(`building ${BINARY}`);
@@ -127,9 +165,17 @@ async function main(): Promise<void> {
       text = "ready",
       after?: (p: Proc) => Promise<void>,
     ) => {
-      const r = await measure(cmd, args, text, after);
+      if (ROWS && !ROWS.test(label)) return;
+      const runs: Reading[] = [];
+      for (let i = 0; i < REPEAT; i++) runs.push(await measure(cmd, args, text, after));
+      runs.sort((a, b) => a.rss - b.rss);
+      const r = { ...runs[Math.floor(runs.length / 2)]!, min: runs[0]!.rss, max: runs.at(-1)!.rss };
       rows.push([label, r]);
-      note(`${label}: ${r.rss.toFixed(1)} MB`);
+      note(
+        `${label}: ${r.rss.toFixed(1)} MB${
+          REPEAT > 1 ? ` (${r.min.toFixed(1)}–${r.max.toFixed(1)})` : ""
+        }`,
+      );
     };
     await run("bun: bare (a timer)", "bun", [`${dir}/bare.ts`]);
     await run("bun: + node:tls mTLS listener", "bun", [`${dir}/tls.ts`]);
@@ -142,18 +188,7 @@ async function main(): Promise<void> {
       ["src/main.ts", "run", "--config", l7Config],
       ready, // logged after the three filters' first generations loaded
     );
-    const cp = await spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      "src/main.ts",
-      "control-plane",
-      "--config",
-      `${dir}/mesh.yaml`,
-      "--address",
-      XDS_ADDRESS,
-      "--ca-dir",
-      `${dir}/cp-ca`,
-    ], { readyText: ready, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+    const cp = await controlPlane(dir, "mesh.yaml", XDS_ADDRESS, "cp-ca");
     try {
       const xdsArgs = ["src/main.ts", "run", "--config", `${dir}/weft-xds.yaml`];
       await run("bun: weft run over xDS (source)", "bun", xdsArgs, ready, xdsApplied);
@@ -167,6 +202,11 @@ async function main(): Promise<void> {
       if (SOURCE_ONLY) return print(rows);
       await compile(`${dir}/bare.ts`, `${dir}/bare_bin`);
       await compile(`${dir}/tls_serve.ts`, `${dir}/tls_serve_bin`);
+      if (!AS_WRITTEN) {
+        for (const b of [`${dir}/bare_bin`, `${dir}/tls_serve_bin`, BINARY]) {
+          await evictPageCache(b);
+        }
+      }
       await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
       await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
       await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
@@ -183,6 +223,19 @@ async function main(): Promise<void> {
         ready,
         xdsApplied,
       );
+      const cpAuthz = await controlPlane(dir, "mesh-authz.yaml", XDS_AUTHZ, "cp-ca-authz");
+      try {
+        await run(
+          `binary: ${BINARY} run over xDS, an L7 AuthorizationPolicy on its workload (RBAC)`,
+          BINARY,
+          ["run", "--config", `${dir}/weft-xds-authz.yaml`],
+          ready,
+          xdsApplied,
+        );
+      } finally {
+        await cpAuthz.stop();
+      }
+      if (BIG) await bigMeshRow(dir, run);
     } finally {
       await cp.stop();
     }
@@ -195,10 +248,14 @@ async function main(): Promise<void> {
 async function print(rows: [string, Reading][]): Promise<void> {
   const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
   out(`\nidle RSS floors (bun ${await bunVersion()}, settle ${SETTLE_MS} ms, load ${load})`);
-  out("| process | RSS MB | anon MB | file MB |");
+  const range = REPEAT > 1 ? ` (median of ${REPEAT}; min–max)` : "";
+  out(`| process | RSS MB${range} | anon MB | file MB |`);
   out("|---|---|---|---|");
   for (const [label, r] of rows) {
-    out(`| ${label} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
+    const mm = r.min !== undefined && REPEAT > 1
+      ? ` (${r.min.toFixed(1)}–${r.max!.toFixed(1)})`
+      : "";
+    out(`| ${label} | ${r.rss.toFixed(1)}${mm} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
   }
 }
 
@@ -236,8 +293,77 @@ authorizationPolicies:
 `;
 }
 
-/** A mesh with the bench node's workload and one service, as Istio manifests. */
-function xdsMesh(): string {
+type Run = (
+  label: string,
+  cmd: string,
+  args: string[],
+  text?: string,
+  after?: (p: Proc) => Promise<void>,
+) => Promise<void>;
+
+/** The binary as node-0 of the 10 000-workload mesh (100 workloads of its own, 1000 services),
+ * 3 s after its sync: what the decoded state holds, not an idle floor. Its 500 HTTP services carry
+ * the traffic-split filter, whose wasm instances load around then, so the spread is wide (125–177
+ * MB in one session); compare medians of several runs. */
+async function bigMeshRow(dir: string, run: Run): Promise<void> {
+  Deno.writeTextFileSync(`${dir}/mesh-big.json`, bigMeshJson());
+  Deno.writeTextFileSync(
+    `${dir}/weft-xds-big.yaml`,
+    `${weftConfig(dir, "a").replace("name: bench-a", "name: node-0")}xds:\n  address: ${XDS_BIG}\n`,
+  );
+  const cp = await controlPlane(dir, "mesh-big.json", XDS_BIG, "cp-ca-big");
+  try {
+    await run(
+      `binary: ${BINARY} run over xDS, 10 000-workload mesh (3 s after sync)`,
+      BINARY,
+      ["run", "--config", `${dir}/weft-xds-big.yaml`],
+      '"msg":"ready"',
+      async (p) => {
+        await xdsApplied(p);
+        await new Promise((r) => setTimeout(r, 3000 - SETTLE_MS));
+      },
+    );
+  } finally {
+    await cp.stop();
+  }
+}
+
+function controlPlane(dir: string, mesh: string, address: string, caDir: string): Promise<Proc> {
+  return spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    "src/main.ts",
+    "control-plane",
+    "--config",
+    `${dir}/${mesh}`,
+    "--address",
+    address,
+    "--ca-dir",
+    `${dir}/${caDir}`,
+  ], { readyText: '"msg":"ready"', env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+}
+
+/** A mesh with the bench node's workload and one service, as Istio manifests; with `authz`, also
+ * node bench-z's workload behind an HTTP service and an L7 AuthorizationPolicy (an inbound
+ * listener with an RBAC filter for that node). */
+function xdsMesh(authz = false): string {
+  if (!authz) {
+    return meshManifests({
+      workloads: [{
+        name: "client",
+        namespace: "default",
+        serviceAccount: "client",
+        address: IP.client,
+        node: "bench-a",
+      }],
+      services: [{
+        name: "echo",
+        namespace: "default",
+        vips: [IP.vip],
+        ports: [{ port: 80, targetPort: 8080 }],
+      }],
+    });
+  }
   return meshManifests({
     workloads: [{
       name: "client",
@@ -245,12 +371,33 @@ function xdsMesh(): string {
       serviceAccount: "client",
       address: IP.client,
       node: "bench-a",
+    }, {
+      // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node
+      // gets an inbound listener with an RBAC filter over xDS
+      name: "web",
+      namespace: "default",
+      serviceAccount: "web",
+      address: IP.client,
+      node: "bench-z",
+      labels: { app: "web" },
     }],
     services: [{
       name: "echo",
       namespace: "default",
       vips: [IP.vip],
       ports: [{ port: 80, targetPort: 8080 }],
+    }, {
+      name: "web",
+      namespace: "default",
+      vips: [IP.vip],
+      ports: [{ port: 81, targetPort: 8081, protocol: "HTTP" }],
+    }],
+    authorizationPolicies: [{
+      name: "deny-header",
+      namespace: "default",
+      selector: { app: "web" },
+      action: "DENY",
+      rules: [{ when: [{ key: "request.headers[x-block]", values: ["yes"] }] }],
     }],
   });
 }

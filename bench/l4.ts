@@ -221,7 +221,7 @@ async function idleForms(): Promise<void> {
       cmd: Deno.execPath(),
       args: ["run", "-A", "src/main.ts", "run", "--config", file],
     },
-    { label: `binary ${binPath}`, cmd: binPath, args: ["run", "--config", file] },
+    { label: `binary ${binPath}`, cmd: binPath, args: ["run", "--config", file], binary: binPath },
   ];
   const version = JSON.parse(Deno.readTextFileSync("package.json")).version as string;
   const c = containerForm(`localhost/weft:${version}`, dir, file);

@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import { parseMesh } from "../src/xds/mod.ts";
+import { parseMesh } from "../src/xds/control_plane/mod.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { ContainerLauncher, containerSkipReason, ensureTestImage } from "./support/container.ts";
 import { validateManifest } from "./support/k8s_schema.ts";

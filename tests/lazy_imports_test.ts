@@ -46,6 +46,7 @@ async function staticClosure(entry: string): Promise<Set<string>> {
 }
 
 const HEAVY = [
+  /^node:http$/, // Bun's node:http is ~1.7 MB resident; core keeps its own reason phrases
   /\/src\/xds\//,
   /\/src\/filters\//,
   /\/src\/tls\/_x509\.ts$/,
@@ -129,4 +130,20 @@ Deno.test("first-party filters load without jco: the filter host's static graph 
     const jco = [...mods].filter((m) => /jco-transpile|preview2-shim/.test(m));
     assert.deepEqual(jco, [], `${entry} statically reaches jco or its WASI shim`);
   }
+});
+
+Deno.test("a node over xDS decodes with the generated codec: what startXds imports reaches neither protobuf-es nor its descriptors, nor the control plane", async () => {
+  // protobuf-es's runtime and the ~80 generated files' descriptors were ~14 MB of a node's idle
+  // RSS over xDS; the node decodes with src/xds/gen/node_codec.ts (no descriptors) and loads
+  // protobuf-es only for RBAC/HTTPFault/TypedStruct configs (resources/filter_json.ts). The mesh
+  // compiler (src/istio, control_plane/) belongs to `weft control-plane`.
+  const mods = await staticClosure(join(ROOT, "src/xds/mod.ts"));
+  assert.ok([...mods].some((m) => m.endsWith("/src/xds/gen/node_codec.ts")), "the codec is read");
+  assert.ok([...mods].some((m) => m.endsWith("/src/xds/client.ts")), "the client is read");
+  const bad = [...mods].filter((m) =>
+    /@bufbuild\/protobuf/.test(m) || /\/src\/xds\/gen\/.*_pb\.ts$/.test(m) ||
+    /\/src\/xds\/proto\.ts$/.test(m) || /\/src\/xds\/resources\/filter_json\.ts$/.test(m) ||
+    /\/src\/xds\/control_plane\//.test(m) || /\/src\/istio\//.test(m)
+  );
+  assert.deepEqual(bad, [], "src/xds/mod.ts statically reaches protobuf-es or the control plane");
 });

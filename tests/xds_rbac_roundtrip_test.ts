@@ -4,7 +4,7 @@
  * weft.yaml nodes run: same fields, same actions, Istio's policy ids and evaluation order.
  */
 import assert from "node:assert/strict";
-import { envoyRbacFilters } from "../src/xds/mod.ts";
+import { envoyRbacFilters } from "../src/xds/control_plane/mod.ts";
 import { authzConfigFromEnvoyRbac } from "../src/filters/first_party/mod.ts";
 import type { AuthorizationPolicy } from "../src/core/mod.ts";
 

@@ -6,7 +6,12 @@
  */
 import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
-import { loadMesh, startControlPlane, startServingCertificate } from "../xds/mod.ts";
+import {
+  controlPlaneIdentity,
+  loadMesh,
+  startControlPlane,
+  startServingCertificate,
+} from "../xds/mod.ts";
 import type { Flags } from "./cli.ts";
 import { out } from "./out.ts";
 
@@ -108,10 +113,6 @@ export async function runCaInit(f: Flags): Promise<number> {
 }
 
 /** The identity the control plane presents over mTLS (node agents expect it). */
-export function controlPlaneIdentity(trustDomain: string): string {
-  return `spiffe://${trustDomain}/ns/istio-system/sa/weft-control-plane`;
-}
-
 function isLoopback(address: string): boolean {
   const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   return host === "localhost" || host === "::1" || /^127\./.test(host);

@@ -231,10 +231,7 @@ export class NodeAgent {
   private async startXds(address: string, ca: LeafIssuer): Promise<void> {
     const cfg = this.config;
     const base = snapshotFromConfig(cfg, this.l7.chainsFor);
-    const [{ XdsClient }, { controlPlaneIdentity }] = await Promise.all([
-      import("../xds/mod.ts"),
-      import("./control_plane_cmd.ts"),
-    ]);
+    const { XdsClient, controlPlaneIdentity } = await import("../xds/mod.ts");
     let tls;
     if (cfg.xds.tls) {
       const agentId = `spiffe://${cfg.node.trustDomain}/ns/${cfg.node.rootNamespace}/sa/weft-node`;

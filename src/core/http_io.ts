@@ -1,10 +1,10 @@
 /** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection. */
-import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { LocalResponse } from "./filter_api.ts";
 import { type ByteReader, serializeHead } from "./http1_codec.ts";
 import { H2_PREFACE } from "./http2_downstream.ts";
+import { STATUS_TEXT } from "./status_text.ts";
 
 /** Reads just enough to tell an HTTP/2 connection preface from an HTTP/1.1 request line. */
 export async function isH2(reader: ByteReader): Promise<boolean> {
@@ -54,7 +54,7 @@ export function writeLocal(down: Duplex, r: LocalResponse, keepAlive: boolean): 
   if (!keepAlive) headers.push(["connection", "close"]);
   if (down.destroyed) return false;
   const head = serializeHead(
-    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? "Unknown"}`,
+    `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? "Unknown"}`,
     headers,
   );
   down.write(body.length ? Buffer.concat([head, body]) : head);

@@ -3,7 +3,6 @@
  * agent makes a key and CSR per workload identity and has the control plane sign it, so nodes no
  * longer share a CA key (ztunnel's model with istiod).
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { errorMessage, type GrpcChannel, WeftError } from "../core/mod.ts";
 import {
   createCsr,
@@ -13,7 +12,7 @@ import {
   type LeafIssuer,
 } from "../tls/mod.ts";
 import { bearer, CA_PATH, controlPlaneChannel, type XdsTlsMaterial } from "./grpc_transport.ts";
-import { IstioCertificateRequestSchema, IstioCertificateResponseSchema } from "./proto.ts";
+import { decodeIstioCertificateResponse, encodeIstioCertificateRequest } from "./node_proto.ts";
 
 export interface RemoteCaOptions {
   /** "host:port" of the control plane. */
@@ -43,15 +42,14 @@ export class RemoteCa implements LeafIssuer {
   async issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
     const { csrPem, keyPem } = await createCsr(identity);
     const ttlS = BigInt(Math.ceil((opts.ttlMs ?? 24 * 3_600_000) / 1000));
-    const request = create(IstioCertificateRequestSchema, { csr: csrPem, validityDuration: ttlS });
     let chain: string[];
     try {
       const reply = await this.channel.unary({
         path: CA_PATH,
         metadata: bearer(this.opts.token),
         deadlineMs: this.opts.timeoutMs ?? 10_000,
-      }, toBinary(IstioCertificateRequestSchema, request));
-      chain = [...fromBinary(IstioCertificateResponseSchema, reply).certChain];
+      }, encodeIstioCertificateRequest({ csr: csrPem, validityDuration: ttlS }));
+      chain = [...decodeIstioCertificateResponse(reply).certChain];
     } catch (err) {
       throw new WeftError(
         "ca_request_failed",

@@ -6,7 +6,6 @@
  * control plane does to the connection (GOAWAY, reset, close, silence past the keepalive) ends
  * the stream with a status, never the process. The lead wires `onSnapshot` to NodeProxy.update.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { GrpcCall, GrpcChannel, GrpcStatus, Snapshot } from "../core/mod.ts";
 import { errorMessage, grpcCodeName, logger } from "../core/mod.ts";
 import {
@@ -19,18 +18,18 @@ import {
 } from "./grpc_transport.ts";
 import { AdsStreamProtocol, type Mode, type Outgoing, ProtocolState } from "./protocol.ts";
 import {
+  createNode,
+  decodeDeltaDiscoveryResponse,
+  decodeDiscoveryResponse,
   type DeltaDiscoveryRequest,
-  DeltaDiscoveryRequestSchema,
   type DeltaDiscoveryResponse,
-  DeltaDiscoveryResponseSchema,
   type DiscoveryRequest,
-  DiscoveryRequestSchema,
   type DiscoveryResponse,
-  DiscoveryResponseSchema,
-  HTTPFaultSchema,
-  NodeSchema,
-  RBACSchema,
-} from "./proto.ts";
+  encodeDeltaDiscoveryRequest,
+  encodeDiscoveryRequest,
+} from "./node_proto.ts";
+import { loadFilterJson, TYPED_STRUCT_TYPE_NAMES } from "./resources/http_filters.ts";
+import { TYPE_NAMES } from "./node_proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
 import { EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
@@ -80,9 +79,10 @@ export class XdsClient {
   private seq = 0;
   private closed = false;
   private current: Snapshot | undefined;
-  /** Responses wait here (in order) while the filter checks load. */
+  /** Responses wait here (in order) while the filter checks and JSON mapping load. */
   private gate: Promise<void> | undefined;
   private checksLoaded: boolean;
+  private jsonLoaded = false;
   /** Every subscription was answered once on some stream. */
   synced = false;
   /** Streams opened so far (a reconnect increments it). */
@@ -141,7 +141,7 @@ export class XdsClient {
     if (this.closed || !this.channel) return;
     const mode = this.opts.mode ?? "delta";
     this.streams++;
-    const node = create(NodeSchema, {
+    const node = createNode({
       id: this.opts.nodeId,
       cluster: this.opts.base.node.name,
       userAgentName: "weft",
@@ -151,16 +151,16 @@ export class XdsClient {
     const proto = new AdsStreamProtocol(mode, node, this.state, (msg: Outgoing) => {
       c.send(
         mode === "delta"
-          ? toBinary(DeltaDiscoveryRequestSchema, msg as DeltaDiscoveryRequest)
-          : toBinary(DiscoveryRequestSchema, msg as DiscoveryRequest),
+          ? encodeDeltaDiscoveryRequest(msg as DeltaDiscoveryRequest)
+          : encodeDiscoveryRequest(msg as DiscoveryRequest),
       );
     });
     const handle = (bytes: Uint8Array): void => {
       let res: DiscoveryResponse | DeltaDiscoveryResponse;
       try {
         res = mode === "delta"
-          ? fromBinary(DeltaDiscoveryResponseSchema, bytes)
-          : fromBinary(DiscoveryResponseSchema, bytes);
+          ? decodeDeltaDiscoveryResponse(bytes)
+          : decodeDiscoveryResponse(bytes);
       } catch (err) {
         // Not a DiscoveryResponse at all: nothing to NACK against; drop this stream.
         log.warn("xds response undecodable", { error: errorMessage(err) });
@@ -180,23 +180,36 @@ export class XdsClient {
     proto.start();
   }
 
-  /** Handle one response in stream order; the first one that names a checked filter type waits
-   * for the checks to load (and every later one behind it). */
+  /** Handle one response in stream order; the first one that names a checked filter type
+   * (RBAC, HTTPFault) waits for the filter checks to load, the first one naming a TypedStruct for
+   * protobuf-es's JSON mapping (and every later response behind them). */
   private deliver(
     call: GrpcCall,
     bytes: Uint8Array,
     res: { typeUrl: string },
     handle: () => void,
   ): void {
-    if (
-      !this.checksLoaded && FILTER_CARRIERS.has(res.typeUrl) && mentionsCheckedFilter(bytes)
-    ) {
-      this.checksLoaded = true;
-      this.gate = this.opts.loadFilterChecks!().catch((err) =>
-        // A broken build, not bad input: the configs are still decoded; the filter host
-        // reports them when it loads them.
-        log.error("xds filter checks failed to load", { error: errorMessage(err) })
-      );
+    const loads: (() => Promise<void>)[] = [];
+    if (FILTER_CARRIERS.has(res.typeUrl)) {
+      if (!this.checksLoaded && mentionsCheckedFilter(bytes)) {
+        this.checksLoaded = true;
+        loads.push(() => this.opts.loadFilterChecks!());
+      }
+      if (!this.jsonLoaded && mentionsAny(TYPED_STRUCT, bytes)) {
+        this.jsonLoaded = true;
+        loads.push(loadFilterJson);
+      }
+    }
+    if (loads.length) {
+      // Behind whatever already waits, so responses stay in stream order.
+      this.gate = (this.gate ?? Promise.resolve()).then(() => Promise.all(loads.map((l) => l())))
+        .then(
+          () => {},
+          (err) =>
+            // A broken build, not bad input: the configs are still decoded (a TypedStruct is
+            // NACKed without its JSON mapping); the filter host reports them when it loads them.
+            log.error("xds filter checks failed to load", { error: errorMessage(err) }),
+        );
     }
     if (!this.gate) return handle();
     const gate: Promise<void> = this.gate.then(() => {
@@ -271,17 +284,23 @@ export class XdsClient {
 /** The types whose resources carry HTTP filter configs (inline in an HCM, per route, ECDS). */
 const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION_CONFIG]);
 
-/** The type names of the filter configs whose checks load lazily: inside an Any or a TypedStruct
- * they appear verbatim in the response bytes, so a byte search cannot miss one (a false match
- * only loads the checks early). Each is found from its first capital (rarer in protobuf bytes
- * than a lower-case letter), by the runtime's native TypedArray search. */
-const CHECKED_FILTER_TYPES: readonly { bytes: Uint8Array; anchor: number }[] = [
-  RBACSchema,
-  HTTPFaultSchema,
-].map((s) => ({ bytes: new TextEncoder().encode(s.typeName), anchor: s.typeName.search(/[A-Z]/) }));
+/** Type names searched for in response bytes: inside an Any or a TypedStruct they appear verbatim,
+ * so a byte search cannot miss one (a false match only loads early). Each is found from its first
+ * capital (rarer in protobuf bytes than a lower-case letter), by the runtime's native TypedArray
+ * search. CHECKED: the filter configs whose checks load lazily; TYPED_STRUCT: wrappers whose
+ * contents need protobuf-es's JSON mapping. */
+type Needles = readonly { bytes: Uint8Array; anchor: number }[];
+const needles = (names: readonly string[]): Needles =>
+  names.map((n) => ({ bytes: new TextEncoder().encode(n), anchor: n.search(/[A-Z]/) }));
+const CHECKED = needles([TYPE_NAMES.rbac, TYPE_NAMES.fault]);
+const TYPED_STRUCT = needles(TYPED_STRUCT_TYPE_NAMES);
 
 export function mentionsCheckedFilter(hay: Uint8Array): boolean {
-  return CHECKED_FILTER_TYPES.some(({ bytes, anchor }) => {
+  return mentionsAny(CHECKED, hay);
+}
+
+function mentionsAny(names: Needles, hay: Uint8Array): boolean {
+  return names.some(({ bytes, anchor }) => {
     const a = bytes[anchor]!;
     for (let i = hay.indexOf(a, anchor); i >= 0; i = hay.indexOf(a, i + 1)) {
       const start = i - anchor;

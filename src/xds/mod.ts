@@ -5,7 +5,9 @@
  *
  * The node agent imports this module for its clients, which run on weft's own HTTP/2 (src/core
  * GrpcChannel). The control plane serves through @grpc/grpc-js (on node:http2) and loads on first
- * use, so a node agent never evaluates grpc-js nor opens a node:http2 session.
+ * use, so a node agent never evaluates grpc-js nor opens a node:http2 session. The clients use
+ * the generated codec (node_proto.ts), not protobuf-es; the mesh compiler (parseMesh) and the
+ * RBAC builder are the control plane's (control_plane/mod.ts), outside the node's graph.
  */
 import type {
   ControlPlane,
@@ -26,8 +28,11 @@ export type {
   ServingCertificateOptions,
 };
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
-/** Manifests → a validated mesh (the control plane's compiler; no server). */
-export { parseMesh } from "./control_plane/mesh.ts";
+
+/** The SPIFFE id the control plane serves with (and a node expects by default). */
+export function controlPlaneIdentity(trustDomain: string): string {
+  return `spiffe://${trustDomain}/ns/istio-system/sa/weft-control-plane`;
+}
 
 /** Start the embedded control plane (ADS server, CA service). */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -45,6 +50,3 @@ export async function startServingCertificate(
 ): Promise<ServingCertificate> {
   return (await import("./control_plane/mod.ts")).ServingCertificate.start(opts);
 }
-
-/** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
-export { rbacFilters as envoyRbacFilters } from "./control_plane/build_rbac.ts";

@@ -1,6 +1,8 @@
 /**
- * The generated protobuf-es schemas src/xds uses, in one place, plus Any helpers. Generated code
- * lives in ./gen (`deno task gen`); nothing outside src/xds sees protobuf types.
+ * The generated protobuf-es schemas the control plane and the tests use, in one place, plus Any
+ * helpers. Generated code lives in ./gen (`deno task gen`); nothing outside src/xds sees protobuf
+ * types. The node agent does not import this module: it decodes and encodes with the generated
+ * codec (node_proto.ts → gen/node_codec.ts), without protobuf-es at run time.
  */
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";

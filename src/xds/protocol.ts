@@ -6,17 +6,16 @@
  * SotW full-state removal for LDS/CDS; Delta removed_resources; Delta resubscribe with
  * initial_resource_versions; SotW resubscribe with the last accepted version.
  */
-import { create } from "@bufbuild/protobuf";
 import {
+  createDeltaDiscoveryRequest,
+  createDiscoveryRequest,
+  createStatus,
   type DeltaDiscoveryRequest,
-  DeltaDiscoveryRequestSchema,
   type DeltaDiscoveryResponse,
   type DiscoveryRequest,
-  DiscoveryRequestSchema,
   type DiscoveryResponse,
   type Node,
-  StatusSchema,
-} from "./proto.ts";
+} from "./node_proto.ts";
 import { applyResources, removeResources } from "./apply.ts";
 import { RESOURCE_TYPES } from "./resources/registry.ts";
 import type { ResourceStore } from "./store.ts";
@@ -111,7 +110,7 @@ export class AdsStreamProtocol {
     if (this.mode === "delta") {
       const sub = [...names].filter((n) => initial || !before.has(n));
       const unsub = [...before].filter((n) => !names.has(n));
-      this.send(create(DeltaDiscoveryRequestSchema, {
+      this.send(createDeltaDiscoveryRequest({
         node: this.node1(),
         typeUrl,
         resourceNamesSubscribe: sub,
@@ -120,7 +119,7 @@ export class AdsStreamProtocol {
       }));
       return;
     }
-    this.send(create(DiscoveryRequestSchema, {
+    this.send(createDiscoveryRequest({
       node: this.node1(),
       typeUrl,
       versionInfo: this.state.accepted.get(typeUrl) ?? "",
@@ -166,14 +165,12 @@ export class AdsStreamProtocol {
     }
     const nack = r.errors.length ? r.errors.join("; ") : undefined;
     if (!nack) this.state.accepted.set(t, res.versionInfo);
-    this.send(create(DiscoveryRequestSchema, {
+    this.send(createDiscoveryRequest({
       typeUrl: t,
       versionInfo: this.state.accepted.get(t) ?? "",
       resourceNames: wildcard ? [] : [...asked],
       responseNonce: res.nonce,
-      errorDetail: nack
-        ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack })
-        : undefined,
+      errorDetail: nack ? createStatus({ code: INVALID_ARGUMENT, message: nack }) : undefined,
     }));
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };
@@ -193,12 +190,10 @@ export class AdsStreamProtocol {
       changed = removeResources(this.state.store, t, res.removedResources) || changed;
     }
     const nack = r.errors.length ? r.errors.join("; ") : undefined;
-    this.send(create(DeltaDiscoveryRequestSchema, {
+    this.send(createDeltaDiscoveryRequest({
       typeUrl: t,
       responseNonce: res.nonce,
-      errorDetail: nack
-        ? create(StatusSchema, { code: INVALID_ARGUMENT, message: nack })
-        : undefined,
+      errorDetail: nack ? createStatus({ code: INVALID_ARGUMENT, message: nack }) : undefined,
     }));
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };

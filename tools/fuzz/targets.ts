@@ -213,14 +213,18 @@ export const config: FuzzTarget = {
 export async function xdsTarget(): Promise<FuzzTarget> {
   const [{ RESOURCE_TYPES }, { buildNode }, { parseMesh }, { meshYaml, BASE }, { Translator }, {
     ResourceStore,
-  }] = await Promise.all([
+  }, { loadFilterJson }] = await Promise.all([
     import("../../src/xds/resources/registry.ts"),
     import("../../src/xds/control_plane/build.ts"),
     import("../../src/xds/control_plane/mesh.ts"),
     import("../../src/xds/_test_fixtures.ts"),
     import("../../src/xds/translate.ts"),
     import("../../src/xds/store.ts"),
+    import("../../src/xds/resources/http_filters.ts"),
   ]);
+  // RBAC/HTTPFault/TypedStruct configs need protobuf-es's JSON mapping (the client loads it
+  // before the first response naming one).
+  await loadFilterJson();
   const built = buildNode(parseMesh(meshYaml(10)), "node-a");
   const types = [...built.keys()];
   const valid = new Map<string, Map<string, unknown>>();

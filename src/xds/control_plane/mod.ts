@@ -21,6 +21,8 @@ import { ServingCertificate } from "./serving_cert.ts";
 import { readSources, type TextCache, watchSources } from "./sources.ts";
 
 export { parseMesh, parseMeshSources } from "./mesh.ts";
+/** AuthorizationPolicies → istiod-shaped Envoy RBAC filter configs (proto3 JSON). */
+export { rbacFilters as envoyRbacFilters } from "./build_rbac.ts";
 export type { Mesh } from "./mesh.ts";
 export { readSources } from "./sources.ts";
 export { ServingCertificate, type ServingCertificateOptions } from "./serving_cert.ts";

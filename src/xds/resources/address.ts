@@ -6,7 +6,7 @@
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { ServicePort, Workload } from "../../core/mod.ts";
 import { spiffeId } from "../../core/mod.ts";
-import { IstioAddressSchema, unpackAs } from "../proto.ts";
+import { decodeIstioAddress, TYPE_NAMES, unpackAs } from "../node_proto.ts";
 import { ADDRESS } from "../type_urls.ts";
 import { checkPort, type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { pooled, pooledMap } from "../string_pool.ts";
@@ -54,7 +54,7 @@ export function identityOf(v: AddressValue & { kind: "workload" }, td: string): 
 export const addressType: ResourceType<AddressValue> = {
   typeUrl: ADDRESS,
   decode(any: Any): Decoded<AddressValue> {
-    const a = unpackAs(any, IstioAddressSchema);
+    const a = unpackAs(any, TYPE_NAMES.address, decodeIstioAddress);
     if (a.type.case === "service") {
       const s = a.type.value;
       if (!s.hostname || !s.namespace) {

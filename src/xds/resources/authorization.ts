@@ -10,7 +10,14 @@ import type {
   PolicyRule,
   PolicySource,
 } from "../../core/mod.ts";
-import { IstioAuthorizationSchema, istioSecurity, unpackAs } from "../proto.ts";
+import type * as istioSecurity from "../gen/istio/security/authorization_pb.ts";
+import {
+  decodeIstioAuthorization,
+  IstioAction,
+  IstioScope,
+  TYPE_NAMES,
+  unpackAs,
+} from "../node_proto.ts";
 import { AUTHORIZATION } from "../type_urls.ts";
 import { ipToString, policyLabel } from "./address.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
@@ -87,11 +94,11 @@ function ruleOf(r: istioSecurity.Rule, what: string): PolicyRule {
 export const authorizationType: ResourceType<AuthorizationPolicy> = {
   typeUrl: AUTHORIZATION,
   decode(any: Any): Decoded<AuthorizationPolicy> {
-    const a = unpackAs(any, IstioAuthorizationSchema);
+    const a = unpackAs(any, TYPE_NAMES.authorization, decodeIstioAuthorization);
     if (!a.name || !a.namespace) throw invalid("authorization", "name and namespace are required");
     const key = `${a.namespace}/${a.name}`;
     const what = `authorization ${key}`;
-    const selector = a.scope === istioSecurity.Scope.WORKLOAD_SELECTOR
+    const selector = a.scope === IstioScope.WORKLOAD_SELECTOR
       ? Object.freeze({ [policyLabel(key)]: "true" })
       : undefined;
     return {
@@ -99,9 +106,9 @@ export const authorizationType: ResourceType<AuthorizationPolicy> = {
       value: Object.freeze({
         name: a.name,
         // GLOBAL scope lives in the root namespace; the translator rewrites it.
-        namespace: a.scope === istioSecurity.Scope.GLOBAL ? "" : a.namespace,
+        namespace: a.scope === IstioScope.GLOBAL ? "" : a.namespace,
         selector,
-        action: a.action === istioSecurity.Action.DENY ? "DENY" : "ALLOW",
+        action: a.action === IstioAction.DENY ? "DENY" : "ALLOW",
         dryRun: a.dryRun,
         rules: a.rules.map((r) => ruleOf(r, what)),
       }),

@@ -5,7 +5,7 @@
  * `outbound|<port>|<subset>|<hostname>` name.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { Cluster_DiscoveryType, ClusterSchema, unpackAs } from "../proto.ts";
+import { Cluster_DiscoveryType, decodeCluster, TYPE_NAMES, unpackAs } from "../node_proto.ts";
 import { CLUSTER, ENDPOINT } from "../type_urls.ts";
 import { type AssignmentValue, assignmentValue } from "./endpoint.ts";
 import {
@@ -30,7 +30,7 @@ export interface ClusterValue {
 export const clusterType: ResourceType<ClusterValue> = {
   typeUrl: CLUSTER,
   decode(any: Any): Decoded<ClusterValue> {
-    const c = unpackAs(any, ClusterSchema);
+    const c = unpackAs(any, TYPE_NAMES.cluster, decodeCluster);
     if (!c.name) throw invalid("cluster", "name is empty");
     const what = `cluster ${c.name}`;
     const md = weftMeta(c.metadata);
@@ -53,9 +53,13 @@ export const clusterType: ResourceType<ClusterValue> = {
       const inline = assignmentValue(c.loadAssignment, what);
       return { name: c.name, value: { ...base, edsName: undefined, inline } };
     }
-    throw invalid(what, `discovery type ${Cluster_DiscoveryType[type]} is not supported`);
+    throw invalid(what, `discovery type ${discoveryTypeName(type)} is not supported`);
   },
   deps(v) {
     return v.edsName ? [{ typeUrl: ENDPOINT, name: v.edsName }] : [];
   },
 };
+
+function discoveryTypeName(n: number): string {
+  return Object.entries(Cluster_DiscoveryType).find(([, v]) => v === n)?.[0] ?? String(n);
+}

@@ -4,8 +4,8 @@
  * identity, labels}); an endpoint without `hbone` is outside the mesh (plaintext).
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import type { ClusterLoadAssignment } from "../proto.ts";
-import { ClusterLoadAssignmentSchema, unpackAs } from "../proto.ts";
+import type { ClusterLoadAssignment } from "../node_proto.ts";
+import { decodeClusterLoadAssignment, TYPE_NAMES, unpackAs } from "../node_proto.ts";
 import { ENDPOINT } from "../type_urls.ts";
 import {
   checkPort,
@@ -81,7 +81,7 @@ export function assignmentValue(cla: ClusterLoadAssignment, what: string): Assig
 export const endpointType: ResourceType<AssignmentValue> = {
   typeUrl: ENDPOINT,
   decode(any: Any): Decoded<AssignmentValue> {
-    const cla = unpackAs(any, ClusterLoadAssignmentSchema);
+    const cla = unpackAs(any, TYPE_NAMES.endpoint, decodeClusterLoadAssignment);
     if (!cla.clusterName) throw invalid("cluster load assignment", "cluster_name is empty");
     return {
       name: cla.clusterName,

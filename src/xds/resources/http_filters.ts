@@ -3,22 +3,25 @@
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
  * proxy-wasm filter by URL + sha256, Router → end of chain. TypedStruct wrappers are unwrapped.
  */
-import { type DescMessage, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import type { Any } from "@bufbuild/protobuf/wkt";
-import { StringValueSchema } from "@bufbuild/protobuf/wkt";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
-  HTTPFaultSchema,
-  RBACSchema,
-  RouterSchema,
-  TypedStructSchema,
+  type Any,
+  decodeHTTPFault,
+  decodeRBAC,
+  decodeRouter,
+  decodeStringValue,
+  decodeTypedStruct,
+  decodeUdpaTypedStruct,
+  decodeWasm,
+  toJsonHTTPFault,
+  toJsonRBAC,
+  TYPE_NAMES,
   typeUrlOf,
-  UdpaTypedStructSchema,
   unpackAs,
-  WasmSchema,
-} from "../proto.ts";
+  type Wasm,
+} from "../node_proto.ts";
+import type { FilterJson, JsonValue, KnownFilter } from "./filter_json.ts";
 
 /** FilterRef.type values weft's filter host registers (src/filters maps them to code). */
 export const FILTER_TYPES = {
@@ -36,29 +39,67 @@ export type FilterSpec =
   | { readonly kind: "router" }
   | { readonly kind: "filter"; readonly ref: FilterRef };
 
-const KNOWN = [RBACSchema, HTTPFaultSchema, WasmSchema, RouterSchema] as const;
+const KNOWN: readonly string[] = [
+  TYPE_NAMES.rbac,
+  TYPE_NAMES.fault,
+  TYPE_NAMES.wasm,
+  TYPE_NAMES.router,
+];
 
-function unwrapTypedStruct(any: Any): { typeUrl: string; json: JsonValue } | undefined {
-  for (const schema of [TypedStructSchema, UdpaTypedStructSchema]) {
-    if (any.typeUrl !== typeUrlOf(schema)) continue;
-    const ts = fromBinary(schema, any.value);
-    const json: JsonValue = ts.value ?? {};
-    return { typeUrl: ts.typeUrl, json };
-  }
-  return undefined;
+/** Wrappers whose configs are read from JSON, which needs protobuf-es's JSON mapping and the
+ * wrapped type's schema (filter_json.ts). RBAC and HTTPFault sent as themselves become proto3 JSON
+ * through the generated codec (toJsonRBAC, toJsonHTTPFault) without it. */
+export const TYPED_STRUCT_TYPE_NAMES: readonly string[] = [
+  TYPE_NAMES.typedStruct,
+  TYPE_NAMES.udpaTypedStruct,
+];
+
+let filterJson: FilterJson | undefined;
+
+/** Load protobuf-es with the RBAC/HTTPFault/Wasm/Router schemas (~14 MB with its descriptors, so
+ * a node loads it only for a config that needs it: client.ts awaits this before decoding a
+ * response whose bytes name a TypedStruct). */
+export async function loadFilterJson(): Promise<void> {
+  filterJson ??= (await import("./filter_json.ts")).FILTER_JSON;
 }
 
-function decodeKnown(any: Any): { schema: DescMessage; msg: unknown } {
+function json(): FilterJson {
+  if (!filterJson) throw new Error("the filter JSON mapping was not loaded (loadFilterJson)");
+  return filterJson;
+}
+
+function unwrapTypedStruct(any: Any): { typeUrl: string; json: JsonValue } | undefined {
+  const decode = any.typeUrl === typeUrlOf(TYPE_NAMES.typedStruct)
+    ? decodeTypedStruct
+    : any.typeUrl === typeUrlOf(TYPE_NAMES.udpaTypedStruct)
+    ? decodeUdpaTypedStruct
+    : undefined;
+  if (!decode) return undefined;
+  const ts = decode(any.value);
+  return { typeUrl: ts.typeUrl, json: ts.value ?? {} };
+}
+
+function decodeKnown(any: Any): KnownFilter {
   const wrapped = unwrapTypedStruct(any);
-  for (const schema of KNOWN) {
-    if (wrapped && wrapped.typeUrl === typeUrlOf(schema)) {
+  for (const typeName of KNOWN) {
+    if (wrapped && wrapped.typeUrl === typeUrlOf(typeName)) {
       try {
-        return { schema, msg: fromJson(schema, wrapped.json) };
+        return json().fromTypedStruct(typeName, wrapped.json);
       } catch (cause) {
-        throw new WeftError("xds_bad_filter", `Cannot decode ${schema.typeName}: ${cause}`);
+        throw new WeftError("xds_bad_filter", `Cannot decode ${typeName}: ${cause}`);
       }
     }
-    if (any.typeUrl === typeUrlOf(schema)) return { schema, msg: unpackAs(any, schema) };
+    if (any.typeUrl !== typeUrlOf(typeName)) continue;
+    if (typeName === TYPE_NAMES.router) {
+      unpackAs(any, typeName, decodeRouter);
+      return { typeName };
+    }
+    if (typeName === TYPE_NAMES.wasm) {
+      return { typeName, msg: unpackAs(any, typeName, decodeWasm) };
+    }
+    return typeName === TYPE_NAMES.rbac
+      ? { typeName, config: toJsonRBAC(unpackAs(any, typeName, decodeRBAC)) }
+      : { typeName, config: toJsonHTTPFault(unpackAs(any, typeName, decodeHTTPFault)) };
   }
   throw new WeftError(
     "xds_unknown_filter",
@@ -66,7 +107,7 @@ function decodeKnown(any: Any): { schema: DescMessage; msg: unknown } {
   );
 }
 
-function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema>>): FilterRef {
+function wasmRef(name: string, msg: Wasm): FilterRef {
   const cfg = msg.config;
   const vm = cfg?.vm.case === "vmConfig" ? cfg.vm.value : undefined;
   const code = vm?.code?.specifier;
@@ -93,8 +134,8 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
   }
   let config: unknown = {};
   if (cfg?.configuration) {
-    const raw = cfg.configuration.typeUrl === typeUrlOf(StringValueSchema)
-      ? fromBinary(StringValueSchema, cfg.configuration.value).value
+    const raw = cfg.configuration.typeUrl === typeUrlOf(TYPE_NAMES.stringValue)
+      ? decodeStringValue(cfg.configuration.value).value
       : "";
     try {
       config = raw === "" ? {} : JSON.parse(raw);
@@ -109,8 +150,8 @@ function wasmRef(name: string, msg: ReturnType<typeof unpackAs<typeof WasmSchema
     const v = env(k);
     if (v !== undefined) vars[k] = v;
   }
-  const vmConfig = vm?.configuration?.typeUrl === typeUrlOf(StringValueSchema)
-    ? fromBinary(StringValueSchema, vm.configuration.value).value
+  const vmConfig = vm?.configuration?.typeUrl === typeUrlOf(TYPE_NAMES.stringValue)
+    ? decodeStringValue(vm.configuration.value).value
     : undefined;
   const runtime: FilterRuntime = {
     ...(cfg?.rootId ? { rootId: cfg.rootId } : {}),
@@ -156,21 +197,20 @@ function decodeFilter(name: string, any: Any): FilterSpec {
 }
 
 function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
-  const { schema, msg } = decodeKnown(any);
-  if (schema === RouterSchema) return { kind: "router" };
-  if (schema === WasmSchema) return { kind: "filter", ref: wasmRef(name, msg as never) };
-  const type = schema === RBACSchema ? FILTER_TYPES.authz : FILTER_TYPES.fault;
-  const config = toJson(schema, msg as never);
+  const known = decodeKnown(any);
+  if (known.typeName === TYPE_NAMES.router) return { kind: "router" };
+  if (known.msg) return { kind: "filter", ref: wasmRef(name, known.msg) };
+  const rbac = known.typeName === TYPE_NAMES.rbac;
   return {
     kind: "filter",
     ref: {
       name,
-      type,
+      type: rbac ? FILTER_TYPES.authz : FILTER_TYPES.fault,
       url: undefined,
       sha256: undefined,
-      config,
+      config: known.config ?? {},
       failPolicy: "FAIL_CLOSE",
-      phase: schema === RBACSchema ? "AUTHZ" : "UNSPECIFIED",
+      phase: rbac ? "AUTHZ" : "UNSPECIFIED",
       priority: 0,
     },
   };

@@ -9,13 +9,14 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import type { FilterRef } from "../../core/mod.ts";
 import { errorMessage } from "../../core/mod.ts";
 import {
+  decodeHttpConnectionManager,
+  decodeListener,
+  decodeTcpProxy,
   type HttpConnectionManager,
-  HttpConnectionManagerSchema,
   type Listener,
-  ListenerSchema,
-  TcpProxySchema,
+  TYPE_NAMES,
   unpackAs,
-} from "../proto.ts";
+} from "../node_proto.ts";
 import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE } from "../type_urls.ts";
 import { filterFromAny } from "./http_filters.ts";
 import {
@@ -156,7 +157,7 @@ function networkFilter(l: Listener, common: Common, what: string): ListenerValue
   }
   const any = last.configType.value;
   if (any.typeUrl.endsWith(".TcpProxy")) {
-    const tp = unpackAs(any, TcpProxySchema);
+    const tp = unpackAs(any, TYPE_NAMES.tcpProxy, decodeTcpProxy);
     const spec = tp.clusterSpecifier;
     const clusters = spec.case === "cluster"
       ? [{ cluster: spec.value, weight: 1 }]
@@ -171,18 +172,18 @@ function networkFilter(l: Listener, common: Common, what: string): ListenerValue
     }
     return { ...common, kind: "tcp", clusters };
   }
-  return httpValue(unpackAs(any, HttpConnectionManagerSchema), common, what);
+  return httpValue(unpackAs(any, TYPE_NAMES.hcm, decodeHttpConnectionManager), common, what);
 }
 
 export const listenerType: ResourceType<ListenerValue> = {
   typeUrl: LISTENER,
   decode(any: Any): Decoded<ListenerValue> {
-    const l = unpackAs(any, ListenerSchema);
+    const l = unpackAs(any, TYPE_NAMES.listener, decodeListener);
     if (!l.name) throw invalid("listener", "name is empty");
     const what = `listener ${l.name}`;
     const common = { name: l.name, ...identityOf(l, what) };
     if (l.apiListener?.apiListener) {
-      const hcm = unpackAs(l.apiListener.apiListener, HttpConnectionManagerSchema);
+      const hcm = unpackAs(l.apiListener.apiListener, TYPE_NAMES.hcm, decodeHttpConnectionManager);
       return { name: l.name, value: httpValue(hcm, common, what) };
     }
     const value = networkFilter(l, common, what);

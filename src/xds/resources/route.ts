@@ -1,6 +1,11 @@
 /** RDS: RouteConfiguration → virtual hosts with ordered rules, each a weighted cluster split. */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { type RouteConfiguration, RouteConfigurationSchema, unpackAs } from "../proto.ts";
+import {
+  decodeRouteConfiguration,
+  type RouteConfiguration,
+  TYPE_NAMES,
+  unpackAs,
+} from "../node_proto.ts";
 import type {
   HeaderMatcher,
   Route,
@@ -202,7 +207,7 @@ export function routeValue(rc: RouteConfiguration, what: string): RouteValue {
 export const routeType: ResourceType<RouteValue> = {
   typeUrl: ROUTE,
   decode(any: Any): Decoded<RouteValue> {
-    const rc = unpackAs(any, RouteConfigurationSchema);
+    const rc = unpackAs(any, TYPE_NAMES.route, decodeRouteConfiguration);
     if (!rc.name) throw invalid("route configuration", "name is empty");
     return { name: rc.name, value: routeValue(rc, `route configuration ${rc.name}`) };
   },
