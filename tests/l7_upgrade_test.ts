@@ -153,13 +153,20 @@ async function hopByHop(port: number, up: RawUpstream): Promise<void> {
 
 /** Upgrade edge cases (shared): no desync on any of them. */
 async function upgradeEdges(port: number, up: RawUpstream): Promise<void> {
-  // An upgrade type weft has no config for: Envoy's local 403, nothing sent upstream.
+  // An upgrade type weft has no config for: Envoy's local 403, nothing sent upstream, and the
+  // connection closes (what follows the head may be the other protocol's bytes).
   let c = await connect(port);
   const before = up.heads.length;
-  c.sock.write("GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: upgrade\r\nUpgrade: foo/1\r\n\r\n");
+  c.sock.write(
+    "GET /ws HTTP/1.1\r\nHost: echo\r\nConnection: upgrade\r\nUpgrade: foo/1\r\n\r\n" +
+      "GET /smuggled HTTP/1.1\r\nHost: echo\r\n\r\n",
+  );
   let r = (await c.response())!;
   assert.ok(r[0].startsWith("HTTP/1.1 403 "), r[0]);
+  assert.equal(await c.head(), undefined, "nothing after the 403: the connection closed");
   assert.equal(up.heads.length, before);
+  c.sock.destroy();
+  c = await connect(port);
   // h2c: its upgrade fields are stripped and the request served as HTTP/1.1 on the same
   // connection.
   c.sock.write(
@@ -194,13 +201,13 @@ async function upgradeEdges(port: number, up: RawUpstream): Promise<void> {
   c.sock.write(wsFrame(1, Buffer.from("after body"), true));
   assert.deepEqual(await c.frame(), [1, Buffer.from("echo:after body")]);
   c.sock.destroy();
-  // An upgrade the upstream declines is an ordinary response on a connection that goes on.
+  // An upgrade the upstream declines is an ordinary response, and then the connection closes.
   c = await connect(port);
   c.sock.write(wsRequest("/h"));
   r = (await c.response())!;
   assert.ok(r[0].startsWith("HTTP/1.1 200 "), r[0]);
-  c.sock.write("GET /h HTTP/1.1\r\nHost: echo\r\n\r\n");
-  assert.equal((await c.response())![1], "ok");
+  assert.equal(field(r[0], "connection"), "close");
+  assert.equal(await c.head(), undefined);
   c.sock.destroy();
 }
 
@@ -237,10 +244,11 @@ Deno.test(
       // Denied: 403, nothing upstream, no upgrade.
       const d = await connect(proxy.port);
       const before = up.heads.length;
-      d.sock.write(wsRequest("/deny"));
+      d.sock.write(wsRequest("/deny") + "GET /smuggled HTTP/1.1\r\nHost: echo\r\n\r\n");
       const [head, body] = (await d.response())!;
       assert.ok(head.startsWith("HTTP/1.1 403 "), head);
       assert.equal(body, "denied");
+      assert.equal(await d.head(), undefined, "the connection closes after the 403");
       assert.equal(up.heads.length, before);
       d.sock.destroy();
       await upgradeEdges(proxy.port, up);

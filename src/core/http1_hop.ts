@@ -53,8 +53,9 @@ function removeHop(h: HeaderList, tokens: readonly string[], keep: boolean): voi
  * `h2c` is stripped with its `http2-settings` and served as an ordinary request (Envoy's
  * HTTP/1 codec does the same: it does not take h2c upgrades); any other type is `rejected`:
  * Envoy answers an upgrade it has no upgrade_configs entry for with a local 403 whose details
- * are `upgrade_failed` (ConnectionManagerImpl::ActiveStream::decodeHeaders, when
- * createFilterChain reports the upgrade rejected).
+ * are `upgrade_failed`, and closes the connection after it (ConnectionManagerImpl::ActiveStream::
+ * decodeHeaders in source/common/http/conn_manager_impl.cc, when createFilterChain reports the
+ * upgrade rejected: saw_connection_close_, against smuggling through the upgrade's payload).
  */
 export function stripRequestHop(h: HeaderList, http11: boolean): UpgradeKind {
   const tokens = connectionTokens(h);

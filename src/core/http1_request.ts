@@ -160,17 +160,21 @@ export async function serveRequest(
   state: ConnState,
 ): Promise<boolean> {
   const parsed = parseRequest(raw, peer, p.direction);
-  const { ctx, keepAlive } = parsed;
+  const { ctx } = parsed;
+  // An upgrade request not answered by a tunnel closes the connection after its response, as
+  // Envoy does (its HTTP connection manager sets saw_connection_close_ on a rejected upgrade):
+  // bytes the client sent after the head for the new protocol must never be read as requests.
+  const keepAlive = parsed.keepAlive && parsed.upgrade === undefined;
   let reqFraming = parsed.framing;
   state.upgrade = parsed.upgrade === "websocket";
   state.closing = parsed.closing;
   if (parsed.upgrade === "rejected") {
     // An upgrade type weft has no upgrade config for: Envoy's local 403 `upgrade_failed`,
-    // before any filter (http1_hop.ts).
+    // before any filter, and the connection closes (http1_hop.ts).
     await copyBody(reader, reqFraming, () => true);
     p.count(403, ctx);
     state.responding = true;
-    return writeLocal(down, UPGRADE_FAILED, keepAlive && !p.draining());
+    return writeLocal(down, UPGRADE_FAILED, false);
   }
   const chain = p.chain();
   const reqTrailers: Trailer[] = [];
