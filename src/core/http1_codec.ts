@@ -64,24 +64,27 @@ export class ByteReader {
   private failed: Error | undefined;
   private wake: (() => void) | undefined;
 
+  // The reader's own listeners, so that detach() removes exactly these and leaves the others
+  // (the L4 record's `close`, the proxy's `error`) in place.
+  private readonly onData = (c: Buffer): void => {
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    if (this.buf.length > HIGH_WATER) this.stream.pause();
+    this.notify();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.notify();
+  };
+  private readonly onError = (e: Error): void => {
+    this.failed = e;
+    this.notify();
+  };
+
   constructor(readonly stream: Duplex) {
-    stream.on("data", (c: Buffer) => {
-      this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
-      if (this.buf.length > HIGH_WATER) stream.pause();
-      this.notify();
-    });
-    stream.on("end", () => {
-      this.ended = true;
-      this.notify();
-    });
-    stream.on("error", (e: Error) => {
-      this.failed = e;
-      this.notify();
-    });
-    stream.on("close", () => {
-      this.ended = true;
-      this.notify();
-    });
+    stream.on("data", this.onData);
+    stream.on("end", this.onEnd);
+    stream.on("error", this.onError);
+    stream.on("close", this.onEnd);
   }
 
   private notify(): void {
@@ -173,7 +176,10 @@ export class ByteReader {
 
   /** Stops reading; returns the bytes buffered so far (to unshift before handing the stream on). */
   detach(): Buffer {
-    for (const ev of ["data", "end", "error", "close"]) this.stream.removeAllListeners(ev);
+    this.stream.removeListener("data", this.onData);
+    this.stream.removeListener("end", this.onEnd);
+    this.stream.removeListener("error", this.onError);
+    this.stream.removeListener("close", this.onEnd);
     const rest = this.buf;
     this.buf = EMPTY;
     return rest;
