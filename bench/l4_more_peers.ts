@@ -3,9 +3,9 @@
  * from the project's shared tools, path in WEFT_BENCH_RUST_PAIR) and a fixed-rate latency probe
  * (hey at a total rate, p50/p99).
  */
-import { IP, PORT, type Proc, spawn } from "./l4_peers.ts";
+import { IP, NET, PORT, type Proc, spawn } from "./l4_peers.ts";
 
-export const RUST_IP = { client: "127.79.0.30", server: "127.79.0.31" } as const;
+export const RUST_IP = { client: `${NET}.0.30`, server: `${NET}.0.31` } as const;
 
 /** The Rust pair: one server, one client per upstream (iperf on PORT.tunnelIn, HTTP on
  * PORT.tunnelOut of RUST_IP.client). Undefined when no binary is configured. */

@@ -3,16 +3,20 @@
  * node configs, child processes and /proc RSS readings. Bench-only.
  */
 import * as net from "node:net";
+import process from "node:process";
 import type { Service, Snapshot, Workload } from "../src/core/snapshot.ts";
 
+/** Loopback block of the bench addresses: WEFT_BENCH_NET=127.81 lets two people on one box run
+ * L4 benches at once (default 127.79). */
+export const NET = process.env.WEFT_BENCH_NET ?? "127.79";
 export const IP = {
-  client: "127.79.0.2",
-  server: "127.79.0.3",
-  vip: "127.79.0.100",
-  stunnelC: "127.79.0.10",
-  stunnelS: "127.79.0.11",
-  haproxyC: "127.79.0.20",
-  haproxyS: "127.79.0.21",
+  client: `${NET}.0.2`,
+  server: `${NET}.0.3`,
+  vip: `${NET}.0.100`,
+  stunnelC: `${NET}.0.10`,
+  stunnelS: `${NET}.0.11`,
+  haproxyC: `${NET}.0.20`,
+  haproxyS: `${NET}.0.21`,
 } as const;
 export const PORT = {
   iperf: 5201,

@@ -3,7 +3,8 @@
  * adds a 9-byte frame header per chunk (like HTTP/2 DATA frames) and strips it on the far side,
  * with backpressure both ways, but no HPACK, streams or flow-control windows. Usage:
  *   deno run -A bench/l4_tls_pair.ts <dir> a|b   (same addresses and certs as bench/l4_node.ts)
- * Node A forwards VIP:5201 only (one tunnel per TCP connection, no multiplexing).
+ * Node A forwards VIP:5201 only (one tunnel per TCP connection, no multiplexing); a third and
+ * fourth argument pick another port pair (`... a 80 8080`: the latency rows' nginx).
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -12,7 +13,7 @@ import process from "node:process";
 import type { Duplex } from "node:stream";
 import { IP, PORT } from "./l4_peers.ts";
 
-const [dir, side] = process.argv.slice(2) as [string, "a" | "b"];
+const [dir, side, vipPort, upPort] = process.argv.slice(2) as [string, "a" | "b", string?, string?];
 const read = (f: string): string => readFileSync(`${dir}/${f}`, "utf8");
 
 /** src → dst, prefixing each chunk with a 9-byte DATA-like header. */
@@ -72,14 +73,16 @@ if (side === "b") {
     requestCert: true,
     rejectUnauthorized: true,
   }, (t) => {
-    const up = net.connect({ host: IP.server, port: PORT.iperf, allowHalfOpen: true });
+    t.setNoDelay(true);
+    const port = Number(upPort ?? PORT.iperf);
+    const up = net.connect({ host: IP.server, port, allowHalfOpen: true, noDelay: true });
     unframeInto(t, up);
     frameInto(up, t);
     up.on("error", () => t.destroy());
     t.on("error", () => up.destroy());
   }).listen(15008, IP.server, () => process.stdout.write('{"msg":"ready"}\n'));
 } else {
-  net.createServer({ allowHalfOpen: true }, (sock) => {
+  net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
     const t = tls.connect({
       ...mtls,
       host: IP.server,
@@ -88,10 +91,11 @@ if (side === "b") {
       key: read("client.key"),
       checkServerIdentity: () => undefined,
     });
+    t.setNoDelay(true);
     frameInto(sock, t);
     unframeInto(t, sock);
     sock.on("error", () => t.destroy());
     t.on("error", () => sock.destroy());
-  }).listen(PORT.iperf, IP.vip, () => process.stdout.write('{"msg":"ready"}\n'));
+  }).listen(Number(vipPort ?? PORT.iperf), IP.vip, () => process.stdout.write('{"msg":"ready"}\n'));
 }
 process.on("SIGTERM", () => process.exit(0));

@@ -64,24 +64,27 @@ export class ByteReader {
   private failed: Error | undefined;
   private wake: (() => void) | undefined;
 
+  // The reader's own listeners, so that detach() removes exactly these and leaves the others
+  // (the L4 record's `close`, the proxy's `error`) in place.
+  private readonly onData = (c: Buffer): void => {
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    if (this.buf.length > HIGH_WATER) this.stream.pause();
+    this.notify();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.notify();
+  };
+  private readonly onError = (e: Error): void => {
+    this.failed = e;
+    this.notify();
+  };
+
   constructor(readonly stream: Duplex) {
-    stream.on("data", (c: Buffer) => {
-      this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
-      if (this.buf.length > HIGH_WATER) stream.pause();
-      this.notify();
-    });
-    stream.on("end", () => {
-      this.ended = true;
-      this.notify();
-    });
-    stream.on("error", (e: Error) => {
-      this.failed = e;
-      this.notify();
-    });
-    stream.on("close", () => {
-      this.ended = true;
-      this.notify();
-    });
+    stream.on("data", this.onData);
+    stream.on("end", this.onEnd);
+    stream.on("error", this.onError);
+    stream.on("close", this.onEnd);
   }
 
   private notify(): void {
@@ -173,7 +176,10 @@ export class ByteReader {
 
   /** Stops reading; returns the bytes buffered so far (to unshift before handing the stream on). */
   detach(): Buffer {
-    for (const ev of ["data", "end", "error", "close"]) this.stream.removeAllListeners(ev);
+    this.stream.removeListener("data", this.onData);
+    this.stream.removeListener("end", this.onEnd);
+    this.stream.removeListener("error", this.onError);
+    this.stream.removeListener("close", this.onEnd);
     const rest = this.buf;
     this.buf = EMPTY;
     return rest;
@@ -404,8 +410,8 @@ export function serializeHead(startLine: string, headers: Iterable<[string, stri
 
 /** Changes `headBytes` makes to a field list on the way out (without changing the list). */
 export interface HeadEdit {
-  /** Every field of this name is left out. */
-  readonly omit?: string;
+  /** Every field of this name (or these names) is left out. */
+  readonly omit?: string | ReadonlySet<string>;
   /** The first field of this name is left out and this field appended instead. */
   readonly replace?: readonly [string, string] | undefined;
   /** Fields appended at the end. */
@@ -460,10 +466,13 @@ function assemble(
   let at = put(startLine, 0);
   if (at >= 0) at = put("\r\n", at);
   let replaced = false;
+  const omit = edit.omit;
+  const omitOne = typeof omit === "string" ? omit : undefined;
+  const omitSet = typeof omit === "string" ? undefined : omit;
   for (let i = 0; i < pairs.length && at >= 0; i++) {
     const p = pairs[i]!;
     const name = p[0];
-    if (name === edit.omit) continue;
+    if (name === omitOne || omitSet?.has(name)) continue;
     if (!replaced && edit.replace && name === edit.replace[0]) {
       replaced = true;
       continue;
@@ -487,7 +496,9 @@ function assemble(
 
 function edited(headers: HeaderMap, edit: HeadEdit): [string, string][] {
   let out = headers.entries();
-  if (edit.omit) out = out.filter(([k]) => k !== edit.omit);
+  const omit = edit.omit;
+  if (typeof omit === "string") out = out.filter(([k]) => k !== omit);
+  else if (omit) out = out.filter(([k]) => !omit.has(k));
   if (edit.replace) {
     const i = out.findIndex(([k]) => k === edit.replace![0]);
     if (i >= 0) out.splice(i, 1);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { headBytes, parseHead, parseHeadList } from "./http1_codec.ts";
+import { PassThrough } from "node:stream";
+import { ByteReader, headBytes, parseHead, parseHeadList } from "./http1_codec.ts";
 import { HeaderList } from "./header_map.ts";
 
 const RAW = Buffer.from(
@@ -125,4 +126,19 @@ Deno.test("HeaderList.receivedHead: the head as received until a field is set, a
     assert.equal(h.receivedHead(), undefined);
   }
   assert.equal(new HeaderList([["host", "a"]]).receivedHead(), undefined);
+});
+
+Deno.test("ByteReader.detach removes only its own listeners (an L4 record's close stays)", async () => {
+  const s = new PassThrough();
+  const seen: string[] = [];
+  s.on("close", () => seen.push("close"));
+  s.on("error", () => seen.push("error"));
+  const r = new ByteReader(s);
+  s.write(Buffer.from("PRI * HTTP/2.0\r\n"));
+  assert.equal((await r.peek(16)).toString(), "PRI * HTTP/2.0\r\n");
+  assert.equal(r.detach().toString(), "PRI * HTTP/2.0\r\n");
+  assert.equal(s.listenerCount("data"), 0, "the reader no longer consumes data");
+  s.destroy(new Error("boom"));
+  await new Promise((done) => setTimeout(done, 10));
+  assert.deepEqual(seen, ["error", "close"]);
 });

@@ -140,7 +140,9 @@ export async function forwardRequest(
     }
     return undefined;
   };
-  const policy = p.routePolicy?.(ctx);
+  // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
+  // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
+  const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
   if (policy) {
     // The route's timeout and retries (route_exchange.ts); a body is held for replay only
     // when its length is known and within the buffer limit, others are sent once.

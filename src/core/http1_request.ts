@@ -7,7 +7,13 @@
  */
 import type { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
-import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  Direction,
+  HttpRequestContext,
+  LocalResponse,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import {
   bad,
@@ -22,6 +28,12 @@ import {
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
 import { writeLocal } from "./http_io.ts";
 import type { ConnState, ResponseDeps } from "./http1_response.ts";
+import {
+  connectionTokens,
+  plainConnection,
+  stripRequestHop,
+  type UpgradeKind,
+} from "./http1_hop.ts";
 
 /** What the request phase needs from its proxy. */
 export interface RequestDeps extends ResponseDeps {
@@ -40,6 +52,13 @@ export interface RequestDeps extends ResponseDeps {
   ): Promise<boolean>;
 }
 
+const UPGRADE_FAILED: LocalResponse = Object.freeze({
+  status: 403,
+  headers: [],
+  body: "",
+  details: "upgrade_failed",
+});
+
 let requestSeq = 0;
 
 /** A request id for requests that bring none (x-request-id). */
@@ -51,7 +70,14 @@ export function parseRequest(
   raw: Buffer,
   peer: PeerInfo,
   direction: Direction,
-): { ctx: HttpRequestContext; framing: Framing; keepAlive: boolean } {
+): {
+  ctx: HttpRequestContext;
+  framing: Framing;
+  keepAlive: boolean;
+  upgrade: UpgradeKind;
+  /** HTTP/1.1 with `Connection: close`. */
+  closing: boolean;
+} {
   const { line, headers } = parseHeadList(raw);
   checkRequestLine(line, raw);
   const [method, target, version] = line;
@@ -62,6 +88,7 @@ export function parseRequest(
   let requestId: string | undefined;
   let te: string[] | undefined;
   let cl: string[] | undefined;
+  let hop = false; // a hop-by-hop field to strip (rare: the common request pays nothing)
   const pairs = headers.fields().pairs;
   for (let i = 0; i < pairs.length; i++) {
     const f = pairs[i]!;
@@ -77,7 +104,14 @@ export function parseRequest(
         (cl ??= []).push(f[1]);
         break;
       case "connection":
-        connection ??= f[1];
+        if (connection === undefined) connection = f[1];
+        else hop = true;
+        break;
+      case "keep-alive":
+      case "proxy-connection":
+      case "te":
+      case "upgrade":
+        hop = true;
         break;
       case "x-request-id":
         requestId ??= f[1];
@@ -88,9 +122,17 @@ export function parseRequest(
   }
   const framing = framingFrom(te, cl, false);
   if (framing.kind === "length") headers.set("content-length", String(framing.length));
+  // `Connection: close` closes the downstream after the response; it is not sent upstream.
+  // A lone `connection: keep-alive` or `close` (what clients send when they send one) is
+  // handled without splitting it into tokens.
+  const plain = connection !== undefined && !hop && plainConnection(connection);
+  if (connection !== undefined && !plain) hop = true;
   const keepAlive = version === "HTTP/1.1" &&
     (connection === undefined ||
-      !connection.toLowerCase().split(",").some((x) => x.trim() === "close"));
+      (plain ? connection.length !== 5 : !connectionTokens(headers).includes("close")));
+  let upgrade: UpgradeKind;
+  if (hop) upgrade = stripRequestHop(headers, version === "HTTP/1.1");
+  else if (plain) headers.remove("connection");
   const ctx: HttpRequestContext = {
     direction,
     method,
@@ -105,7 +147,7 @@ export function parseRequest(
     requestBody: undefined,
     bodyFollows: framing.kind !== "none",
   };
-  return { ctx, framing, keepAlive };
+  return { ctx, framing, keepAlive, upgrade, closing: !keepAlive && version === "HTTP/1.1" };
 }
 
 /** Serves one request whose head is `raw`; returns whether the connection stays open. */
@@ -118,8 +160,22 @@ export async function serveRequest(
   state: ConnState,
 ): Promise<boolean> {
   const parsed = parseRequest(raw, peer, p.direction);
-  const { ctx, keepAlive } = parsed;
+  const { ctx } = parsed;
+  // An upgrade request not answered by a tunnel closes the connection after its response, as
+  // Envoy does (its HTTP connection manager sets saw_connection_close_ on a rejected upgrade):
+  // bytes the client sent after the head for the new protocol must never be read as requests.
+  const keepAlive = parsed.keepAlive && parsed.upgrade === undefined;
   let reqFraming = parsed.framing;
+  state.upgrade = parsed.upgrade === "websocket";
+  state.closing = parsed.closing;
+  if (parsed.upgrade === "rejected") {
+    // An upgrade type weft has no upgrade config for: Envoy's local 403 `upgrade_failed`,
+    // before any filter, and the connection closes (http1_hop.ts).
+    await copyBody(reader, reqFraming, () => true);
+    p.count(403, ctx);
+    state.responding = true;
+    return writeLocal(down, UPGRADE_FAILED, false);
+  }
   const chain = p.chain();
   const reqTrailers: Trailer[] = [];
   try {

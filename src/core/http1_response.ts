@@ -12,6 +12,7 @@ import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import {
   bad,
+  type ByteReader,
   copyBody,
   type Framing,
   framingFrom,
@@ -37,6 +38,8 @@ import {
 } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
 import { errorMessage } from "./errors.ts";
+import { plainConnection, RESPONSE_HOP, stripResponseNamed } from "./http1_hop.ts";
+import { switchProtocols } from "./http1_upgrade.ts";
 
 const CONNECTION_CLOSE: readonly (readonly [string, string])[] = [["connection", "close"]];
 /** Largest response body sent in its head's write when it already arrived whole. */
@@ -48,6 +51,17 @@ export interface ConnState {
   responding: boolean;
   /** Waiting for a request head with none started (drain closes such connections now). */
   idle: boolean;
+  /** The current request asks for a WebSocket upgrade (http1_hop.ts): a 101 makes the
+   * connection a byte tunnel (http1_upgrade.ts). */
+  upgrade: boolean;
+  /** The current request said `Connection: close` (HTTP/1.1): that field is not forwarded (it is
+   * hop-by-hop), but the upstream connection that served the request is ended after it rather
+   * than pooled, as when the field went through (weft's pool keeps idle connections with no
+   * idle timeout; a client that closes is often a one-shot one, and the next hop then closes its
+   * side of the exchange, and logs it, at once). */
+  closing: boolean;
+  /** The downstream's reader (the tunnel after a 101 reads on through it). */
+  readonly reader: ByteReader;
 }
 
 /** What the response phase needs from its proxy. */
@@ -60,17 +74,22 @@ export interface ResponseDeps {
 
 const NO_BODY: Framing = Object.freeze({ kind: "none" });
 
-/** The response's framing from one pass over its fields (lists only when a name repeats). */
-function responseFraming(h: HeaderList): Framing {
+/** The response's framing from one pass over its fields (lists only when a name repeats); a
+ * `connection` that names other fields has them removed (hop-by-hop, RFC 9110 §7.6.1; the
+ * RESPONSE_HOP fields themselves are left out by headBytes, with no allocation). */
+function responseFraming(h: HeaderList, noBody: boolean): Framing {
   let te: string | string[] | undefined;
   let cl: string | string[] | undefined;
+  let named = false;
   const pairs = h.fields().pairs;
   for (let i = 0; i < pairs.length; i++) {
     const f = pairs[i]!;
     if (f[0] === "content-length") cl = cl === undefined ? f[1] : [...values(cl), f[1]];
     else if (f[0] === "transfer-encoding") te = te === undefined ? f[1] : [...values(te), f[1]];
+    else if (f[0] === "connection" && !plainConnection(f[1])) named = true;
   }
-  return framingFrom(te, cl, true);
+  if (named) stripResponseNamed(h);
+  return noBody ? NO_BODY : framingFrom(te, cl, true);
 }
 
 function values(v: string | string[]): string[] {
@@ -96,11 +115,12 @@ export async function respondH1(
     res = upstreamHeadList(next);
   }
   const status = Number(res.line[1]);
+  if (status === 101) return switchProtocols(p, down, up, res, ctx, chain, state);
   const resHeaders = res.headers;
   const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
   let resFraming: Framing;
   try {
-    resFraming = noBody ? NO_BODY : responseFraming(resHeaders);
+    resFraming = responseFraming(resHeaders, noBody);
   } catch (e) {
     throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
   }
@@ -158,10 +178,11 @@ export async function respondH1(
   else if (
     !resStreamers.length && resFraming.kind === "length" && resFraming.length <= WHOLE_BYTES
   ) whole = up.reader.takeBuffered(resFraming.length);
-  // Hop-by-hop `connection` never passes; a known length is re-stated (the first
-  // content-length field gives way to the normalised one, appended).
+  // Hop-by-hop fields never pass (RESPONSE_HOP; those `connection` names are gone already); a
+  // known length is re-stated (the first content-length field gives way to the normalised one,
+  // appended).
   const resHead = headBytes(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, resHeaders, {
-    omit: "connection",
+    omit: RESPONSE_HOP,
     replace: resFraming.kind === "length" && !resStreamers.length
       ? ["content-length", String(resFraming.length)]
       : undefined,
@@ -219,7 +240,7 @@ export async function respondH1(
   p.count(resCtx.status, ctx);
   const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
   if (resBody && !upstreamDone) up.stream.destroy();
-  else if (resFraming.kind === "close" || upClose) endUpstream(up.stream);
+  else if (resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
   else p.release(up);
   return !closeAfter;
 }

@@ -126,7 +126,13 @@ export class HttpProxy {
     this.downstreams.add(down);
     setNoDelay(down);
     const reader = new ByteReader(down);
-    const state: ConnState = { responding: false, idle: true };
+    const state: ConnState = {
+      responding: false,
+      idle: true,
+      upgrade: false,
+      closing: false,
+      reader,
+    };
     this.states.set(down, state);
     const timeoutMs = this.opts.requestHeadersTimeoutMs ?? 10_000;
     // The first request's head (and the h2 preface check) must arrive within the header timeout

@@ -146,3 +146,49 @@ Deno.test("h2 tunnel: slow reader: flow control bounds what the receiver buffers
   await Promise.all([client.closed, ...servers.map((s) => s.closed)]);
   await l.close();
 });
+
+Deno.test("h2 tunnel: the L4 copy's send() and data sink keep order, backpressure and end", async () => {
+  // Small windows so that direct writes block on flow control and the sink meets a paused
+  // stream: every path of send()/deliver() (direct, waiting, Writable after direct) is taken.
+  const opts = { streamWindowBytes: 65535, streamHighWaterMark: 16384 };
+  const servers: H2Session[] = [];
+  const l = await mtlsListen(pki, (s: TLSSocket) => {
+    const h = new H2Session(s, "server", opts);
+    servers.push(h);
+    h.onConnect((_headers, respond) => {
+      const st = respond(200)!;
+      // The L4 copy (l4_conn.ts pump) into itself: sink + 'data' listener, send, pause on false.
+      const onData = function (this: typeof st, c: Uint8Array): void {
+        if (!st.send(c)) {
+          st.pause();
+          st.once("drain", () => st.resume());
+        }
+      };
+      st.setDataSink(onData);
+      st.on("data", onData);
+      st.on("end", () => st.end());
+    });
+  });
+  const client = new H2Session(await mtlsConnect(pki, l.port), "client", opts);
+  try {
+    const { stream } = await client.openConnect({ ":authority": "10.0.0.1:80" });
+    const data = pattern(1 << 20, 7);
+    const got = collect(stream);
+    let o = 0;
+    for (let i = 0; o < data.length; i++) {
+      const n = [100, 70_000, 9000, 1][i % 4]!;
+      const piece = data.subarray(o, o + n);
+      o += piece.length;
+      const ok = i % 3 === 0 ? stream.write(piece) : stream.send(piece);
+      if (!ok) await new Promise((r) => stream.once("drain", r));
+    }
+    stream.end();
+    assert.deepEqual(await got, data);
+  } finally {
+    client.destroy();
+    await client.closed;
+    for (const s of servers) s.destroy();
+    await Promise.all(servers.map((s) => s.closed));
+    await l.close();
+  }
+});
