@@ -7,6 +7,10 @@
  */
 import assert from "node:assert/strict";
 import http2 from "node:http2";
+import net from "node:net";
+import { Buffer } from "node:buffer";
+import { encodeHeaders } from "../src/core/h2/hpack.ts";
+import { Flag, frame, FrameType, PREFACE } from "../src/core/h2/frames.ts";
 import { createProxyWasmFilter } from "../src/filters/proxy_wasm/mod.ts";
 import { startL7, upperCaseBodies } from "./support/l7_harness.ts";
 import { jsonRedact, ref, testFilter } from "./support/proxy_wasm_kit.ts";
@@ -186,6 +190,71 @@ Deno.test("h2c bodies: DATA that disagree with content-length never reach an HTT
     assert.ok(!rig.received().includes("/smuggled"), "nothing past the declared length");
   } finally {
     await closeSession(s).catch(() => {});
+    await rig.close();
+  }
+});
+
+Deno.test("h2c: a request with connection-specific fields is reset with PROTOCOL_ERROR and reaches nothing (RFC 9113 §8.2.2)", async () => {
+  const rig = await startRig([]);
+  const sock = net.connect(rig.port, "127.0.0.1");
+  sock.on("error", () => {});
+  try {
+    await new Promise((r) => sock.once("connect", r));
+    const req = (id: number, path: string, extra: [string, string][]): Uint8Array =>
+      frame(
+        FrameType.HEADERS,
+        Flag.END_HEADERS | Flag.END_STREAM,
+        id,
+        encodeHeaders([
+          [":method", "GET"],
+          [":scheme", "http"],
+          [":path", path],
+          [":authority", "x"],
+          ["content-length", "0"], // the rig answers a request with a length or chunks
+          ...extra,
+        ]),
+      );
+    sock.write(PREFACE);
+    sock.write(frame(FrameType.SETTINGS, 0, 0));
+    sock.write(req(1, "/conn", [["connection", "keep-alive"]]));
+    sock.write(req(3, "/te", [["te", "gzip"]]));
+    sock.write(req(5, "/upgrade", [["upgrade", "websocket"]]));
+    sock.write(req(7, "/ok", [["te", "trailers"]]));
+    // Read frames until stream 7's response head: resets per stream, by error code.
+    const resets = new Map<number, number>();
+    let buf = Buffer.alloc(0);
+    let okStatus = false;
+    await new Promise<void>((done, fail) => {
+      const t = setTimeout(
+        () =>
+          fail(
+            new Error(`timeout; resets ${[...resets]} upstream ${JSON.stringify(rig.received())}`),
+          ),
+        5000,
+      );
+      sock.on("data", (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+          const len = buf.readUIntBE(0, 3), type = buf[3]!, id = buf.readUInt32BE(5) & 0x7fffffff;
+          if (type === FrameType.RST_STREAM) resets.set(id, buf.readUInt32BE(9));
+          if (type === FrameType.SETTINGS && !(buf[4]! & Flag.ACK)) {
+            sock.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+          }
+          if (type === FrameType.HEADERS && id === 7) okStatus = true;
+          buf = buf.subarray(9 + len);
+        }
+        if (resets.size === 3 && okStatus) {
+          clearTimeout(t);
+          done();
+        }
+      });
+    });
+    assert.deepEqual([...resets].sort(), [[1, 1], [3, 1], [5, 1]], "PROTOCOL_ERROR each");
+    const seen = rig.received();
+    assert.ok(seen.includes("GET /ok"), "the valid request on the same connection is served");
+    for (const p of ["/conn", "/te", "/upgrade"]) assert.ok(!seen.includes(`GET ${p}`), p);
+  } finally {
+    sock.destroy();
     await rig.close();
   }
 });

@@ -15,9 +15,15 @@ import type { Upstream } from "./http1_upstream.ts";
 import { errorMessage } from "./errors.ts";
 import { forwardH2, type H2UpstreamPool } from "./http2_upstream.ts";
 import { forwardH1 } from "./http2_to_http1.ts";
-import { H2Session, type H2Stream } from "./h2/mod.ts";
+import { ErrorCode, H2ProtocolError, H2Session, type H2Stream } from "./h2/mod.ts";
 import { h2HasBody } from "./body_source.ts";
-import { bufferRequest, planRequest, type RequestPlan, respondLocal } from "./http2_phases.ts";
+import {
+  bufferRequest,
+  HOP_BY_HOP,
+  planRequest,
+  type RequestPlan,
+  respondLocal,
+} from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
@@ -94,9 +100,13 @@ async function serveStream(
     requestBody: undefined,
     bodyFollows: h2HasBody(stream),
   };
-  if (badContentLength(headers)) {
-    log.debug("h2 request with a malformed content-length", { requestId: ctx.requestId });
-    return void stream.destroy(new Error("malformed content-length"));
+  const malformed = badContentLength(headers)
+    ? "a malformed content-length"
+    : connectionSpecific(headers);
+  if (malformed) {
+    // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+    log.debug("malformed h2 request", { requestId: ctx.requestId, reason: malformed });
+    return void stream.destroy(new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, malformed));
   }
   if (headers.has("content-length")) {
     headers.set("content-length", headers.get("content-length")!.trim());
@@ -144,4 +154,14 @@ function badContentLength(h: HeaderList): boolean {
   if (all.length === 0) return false;
   const v = all[0]!.trim();
   return !/^\d{1,15}$/.test(v) || all.some((x) => x.trim() !== v);
+}
+
+/** RFC 9113 §8.2.2: connection-specific fields make an HTTP/2 request malformed (what nghttp2,
+ * and so Envoy, enforce); `te` may only say "trailers". The reason, or undefined. */
+function connectionSpecific(h: HeaderList): string | undefined {
+  for (const n of HOP_BY_HOP) if (h.has(n)) return `a connection-specific field (${n})`;
+  for (const v of h.getAll("te")) {
+    if (v.trim().toLowerCase() !== "trailers") return "te other than trailers";
+  }
+  return undefined;
 }

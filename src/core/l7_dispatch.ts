@@ -37,6 +37,15 @@ export interface UpstreamDialer {
 
 const isL7 = (sp: ServicePort): boolean => sp.protocol !== "TCP";
 
+/** Whether a client's connection to this service port goes through the outbound HTTP proxy:
+ * an HTTP port with outbound filters, or with routes that set timeouts or retries (those need
+ * the L7 proxy too, with or without filters). */
+export function l7Outbound(svc: Service, sp: ServicePort): boolean {
+  if (!isL7(sp)) return false;
+  return svc.outboundFilters.length > 0 ||
+    (svc.routes?.some((r) => r.timeoutMs !== undefined || r.retries) ?? false);
+}
+
 function namespaceOf(principal: string | undefined): string | undefined {
   return principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
 }
@@ -109,9 +118,7 @@ export class L7Dispatch {
     sp: ServicePort,
     source: Workload,
   ): ((down: Duplex, peer: PeerInfo) => Promise<void>) | undefined {
-    // Route timeouts and retries need the L7 proxy too, with or without filters.
-    const policies = svc.routes?.some((r) => r.timeoutMs !== undefined || r.retries) ?? false;
-    if (!isL7(sp) || (svc.outboundFilters.length === 0 && !policies)) return undefined;
+    if (!l7Outbound(svc, sp)) return undefined;
     const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
     let proxy = this.proxies.get(key);
     if (!proxy) {

@@ -17,7 +17,7 @@ import { dialUpstream } from "./upstream_dialer.ts";
 import { dialService, type ServiceDial } from "./service_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
 import { upstreamsEnded } from "./http1_upstream.ts";
-import { L7Dispatch } from "./l7_dispatch.ts";
+import { L7Dispatch, l7Outbound } from "./l7_dispatch.ts";
 import { dialTcp } from "./l4_conn.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { socksHandshake } from "./socks5.ts";
@@ -66,6 +66,8 @@ export class NodeProxy {
   private readonly pool: HbonePool;
   private readonly hbone = new Map<string, HboneServer>();
   private readonly tcp = new Map<string, TcpListener>();
+  /** VIP listener addresses whose connections stay L4 (desiredTcp): node:net on Bun too. */
+  private readonly l4Vips = new Set<string>();
   private readonly inbound: InboundDeps;
   private readonly l7: L7Dispatch | undefined;
   private readonly outbound: OutboundDeps;
@@ -228,14 +230,14 @@ export class NodeProxy {
   private desiredTcp(): Map<string, (s: net.Socket) => void> {
     const want = new Map<string, (s: net.Socket) => void>();
     const c = this.snap.capture;
+    this.l4Vips.clear();
     if (c?.serviceVips !== false) {
       for (const svc of this.snap.services) {
         for (const vip of svc.vips) {
           for (const p of svc.ports) {
-            want.set(
-              joinHostPort(vip, p.port),
-              (s) => void handleOutbound(this.outbound, s, vip, p.port),
-            );
+            const addr = joinHostPort(vip, p.port);
+            want.set(addr, (s) => void handleOutbound(this.outbound, s, vip, p.port));
+            if (!this.l7 || !l7Outbound(svc, p)) this.l4Vips.add(addr);
           }
         }
       }
@@ -275,11 +277,16 @@ export class NodeProxy {
       void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
-    // SOCKS5 stays on node:net; VIPs and plaintext inbound are native on Bun (plain_tcp.ts).
+    // On Bun, listeners whose connections go through the HTTP proxy (the VIP of an L7 service
+    // port, plaintext inbound) use native sockets (plain_tcp.ts): the L7 path is faster on them.
+    // SOCKS5 and L4 VIPs stay on node:net: the L4 copy into HBONE was slower on native sockets
+    // (bench/l4_ab.ts with WEFT_NODE_NET=1, wrk -c32: 39-40k against 28-36k req/s). A listener
+    // keeps its kind until its address goes away; either kind serves either path.
     const socks = this.snap.capture?.socks5 ?? DEFAULT_SOCKS5;
     for (const [addr, handler] of want) {
       if (this.tcp.has(addr)) continue;
-      this.tcp.set(addr, await listenTcp(addr, handler, addr === socks ? { native: false } : {}));
+      const native = addr === socks || this.l4Vips.has(addr) ? { native: false } : {};
+      this.tcp.set(addr, await listenTcp(addr, handler, native));
     }
     const port = this.snap.node.hbonePort;
     // In-pod mode: each pod's HBONE listener lives in its namespace (PodCaptures).

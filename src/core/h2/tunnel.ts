@@ -153,7 +153,12 @@ export class H2Session extends H2Base implements StreamHost {
         s.localEnded = true;
         this.write(frameHeader(0, FrameType.DATA, Flag.END_STREAM, s.id));
       } else {
-        this.write(rstStreamFrame(s.id, err ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL));
+        const code = err instanceof H2ProtocolError
+          ? err.h2Code
+          : err
+          ? ErrorCode.INTERNAL_ERROR
+          : ErrorCode.CANCEL;
+        this.write(rstStreamFrame(s.id, code));
       }
     }
     this.pendingOpens.get(s.id)?.reject(err ?? this.fail("open", "stream destroyed"));
