@@ -5,14 +5,7 @@
  * old generation finish on it; a bad new generation is rejected and the old keeps serving.
  */
 import type { FilterRef, FilterResolver, HttpFilter } from "../core/mod.ts";
-import {
-  errorCode,
-  errorMessage,
-  logger,
-  orderFilterRefs,
-  WeftError,
-  withReluctantJit,
-} from "../core/mod.ts";
+import { errorCode, errorMessage, logger, orderFilterRefs, WeftError } from "../core/mod.ts";
 import { countFilterError, filterMetrics } from "./filter_metrics.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
@@ -44,14 +37,8 @@ export class FilterHost implements FilterResolver {
    * first; if any fails, the ones built are closed and the error is thrown (the NACK / reject
    * path) with nothing swapped. Then all are swapped at once, and filters the snapshot no longer
    * references are retired (closed after their in-flight requests). Duplicate (scope, name)
-   * pairs with different configs are a config error. Loads run once per generation, so they
-   * run with the start-up's reluctant tier-up (withReluctantJit: an idle node does not map the
-   * optimizing JITs for them). */
-  apply(refs: readonly FilterRef[]): Promise<void> {
-    return withReluctantJit(() => this.applyNow(refs));
-  }
-
-  private async applyNow(refs: readonly FilterRef[]): Promise<void> {
+   * pairs with different configs are a config error. */
+  async apply(refs: readonly FilterRef[]): Promise<void> {
     const wanted = new Map<string, FilterRef>();
     for (const ref of refs) {
       const k = filterKey(ref);
@@ -210,11 +197,7 @@ export class FilterHost implements FilterResolver {
     return m.generation;
   }
 
-  private load(ref: FilterRef, force = true): Promise<ReloadResult> {
-    return withReluctantJit(() => this.loadNow(ref, force));
-  }
-
-  private async loadNow(ref: FilterRef, force: boolean): Promise<ReloadResult> {
+  private async load(ref: FilterRef, force = true): Promise<ReloadResult> {
     const t0 = performance.now();
     const key = filterKey(ref);
     const existing = this.filters.get(key);
