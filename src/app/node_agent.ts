@@ -19,7 +19,6 @@ import {
   releaseMemoryAfterBursts,
   rssBytes,
   settleAfterStart,
-  withReluctantJit,
 } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
@@ -267,9 +266,7 @@ export class NodeAgent {
     let chain = Promise.resolve();
     client.onSnapshot((snap) => {
       this.xdsPending++;
-      // Applied with the start-up's reluctant tier-up (withReluctantJit): translation and filter
-      // loads run once per snapshot, and an idle node then does not map the optimizing JITs.
-      chain = chain.then(() => withReluctantJit(() => this.apply(snap))).then(() => {
+      chain = chain.then(() => this.apply(snap)).then(() => {
         // The initial sync's garbage (decoded responses, translation) back to the OS once, as
         // at start-up (settleAfterStart): the node is idle from here on a quiet mesh.
         if (!this.xdsSettled && client.synced) {

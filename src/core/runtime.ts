@@ -58,33 +58,9 @@ export function rssBytes(): number {
 export function settleAfterStart(): void {
   // On the next turn, so the caller's latency (start-up, the ready line) does not include it.
   setTimeout(() => {
-    settled = true;
-    if (reluctant === 0) g.Bun?.unsafe?.setJITPolicy?.(1);
+    g.Bun?.unsafe?.setJITPolicy?.(1);
     releaseMemory();
   }, 0);
-}
-
-/** The single binary starts with reluctant tier-up (tools/bun_compile.ts) until settleAfterStart;
- * elsewhere the policy is normal from the start. The binary is the one that embeds files. */
-let settled = !((g.Bun?.embeddedFiles?.length ?? 0) > 0);
-let reluctant = 0;
-
-/**
- * Runs `work` (one-off set-up after start: loading a filter generation from a live config) with
- * the start-up's reluctant tier-up (Bun): code that runs once stays in the interpreter instead of
- * mapping the optimizing JITs' code into an idle node (−2.6 MB idle RSS measured on an xDS node
- * with an L7 AuthorizationPolicy). Code already optimized stays optimized; nested and concurrent
- * windows share one policy change. Elsewhere it just runs `work`.
- */
-export async function withReluctantJit<T>(work: () => Promise<T>): Promise<T> {
-  const unsafe = g.Bun?.unsafe;
-  if (!unsafe?.setJITPolicy) return await work();
-  if (reluctant++ === 0) unsafe.setJITPolicy(64);
-  try {
-    return await work();
-  } finally {
-    if (--reluctant === 0 && settled) unsafe.setJITPolicy(1);
-  }
 }
 
 /**
