@@ -19,6 +19,7 @@ import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { metrics } from "./metrics.ts";
+import { errorMessage, WeftError } from "./errors.ts";
 
 // deno-lint-ignore no-explicit-any
 const Bun = (globalThis as any).Bun;
@@ -376,7 +377,12 @@ export function connectNative(host: string, port: number, timeoutMs = 0): Promis
     const timer = timeoutMs > 0
       ? setTimeout(() => {
         n.destroy();
-        reject(new Error(`Cannot connect to ${host}:${port}: timed out after ${timeoutMs} ms`));
+        reject(
+          new WeftError(
+            "connect_timeout",
+            `Cannot connect to ${host}:${port}: timed out after ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs)
       : undefined;
     Bun.connect({
@@ -396,7 +402,11 @@ export function connectNative(host: string, port: number, timeoutMs = 0): Promis
     }).catch((e: unknown) => {
       clearTimeout(timer);
       n.onClose();
-      reject(e instanceof Error ? e : new Error(String(e)));
+      reject(
+        new WeftError("connect_failed", `Cannot connect to ${host}:${port}: ${errorMessage(e)}`, {
+          cause: e,
+        }),
+      );
     });
   });
 }

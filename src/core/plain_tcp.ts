@@ -92,12 +92,5 @@ function listenNativeTcp(
  * errors: connect_timeout, connect_failed. */
 export function dialTcpL7(host: string, port: number, timeoutMs: number): Promise<Duplex> {
   if (!nativeListeners()) return dialTcp(host, port, timeoutMs);
-  return connectNative(host, port, timeoutMs).then((s) => s.asDuplex(), (e: unknown) => {
-    const msg = errorMessage(e);
-    throw new WeftError(
-      /timed out/.test(msg) ? "connect_timeout" : "connect_failed",
-      /^Cannot/.test(msg) ? msg : `Cannot connect to ${host}:${port}: ${msg}`,
-      { cause: e },
-    );
-  });
+  return connectNative(host, port, timeoutMs).then((s) => s.asDuplex());
 }
