@@ -404,31 +404,22 @@ function controlPlane(dir: string, mesh: string, address: string, caDir: string)
  * node bench-z's workload behind an HTTP service and an L7 AuthorizationPolicy (an inbound
  * listener with an RBAC filter for that node). */
 function xdsMesh(authz = false): string {
-  if (!authz) {
-    return meshManifests({
-      workloads: [{
-        name: "client",
-        namespace: "default",
-        serviceAccount: "client",
-        address: IP.client,
-        node: "bench-a",
-      }],
-      services: [{
-        name: "echo",
-        namespace: "default",
-        vips: [IP.vip],
-        ports: [{ port: 80, targetPort: 8080 }],
-      }],
-    });
-  }
+  const client = {
+    name: "client",
+    namespace: "default",
+    serviceAccount: "client",
+    address: IP.client,
+    node: "bench-a",
+  };
+  const echo = {
+    name: "echo",
+    namespace: "default",
+    vips: [IP.vip],
+    ports: [{ port: 80, targetPort: 8080 }],
+  };
+  if (!authz) return meshManifests({ workloads: [client], services: [echo] });
   return meshManifests({
-    workloads: [{
-      name: "client",
-      namespace: "default",
-      serviceAccount: "client",
-      address: IP.client,
-      node: "bench-a",
-    }, {
+    workloads: [client, {
       // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node
       // gets an inbound listener with an RBAC filter over xDS
       name: "web",
@@ -438,12 +429,7 @@ function xdsMesh(authz = false): string {
       node: "bench-z",
       labels: { app: "web" },
     }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [IP.vip],
-      ports: [{ port: 80, targetPort: 8080 }],
-    }, {
+    services: [echo, {
       name: "web",
       namespace: "default",
       vips: [IP.vip],
