@@ -16,6 +16,9 @@ import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
 import { joinHostPort } from "./ip.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { SocksReply } from "./socks5.ts";
+import { logger } from "./log.ts";
+
+const log = logger("outbound");
 
 export type Route =
   | {
@@ -132,8 +135,22 @@ function socksCode(err: unknown): number {
   return SocksReply.hostUnreachable;
 }
 
-/** Proxy one captured client connection to host:port; `reply` answers a SOCKS5 client. */
-export async function handleOutbound(
+/** Proxy one captured client connection to host:port; `reply` answers a SOCKS5 client. Never
+ * rejects: an unexpected failure is logged and closes that client connection only. */
+export function handleOutbound(
+  deps: OutboundDeps,
+  sock: Socket,
+  host: string,
+  port: number,
+  reply?: (code: number) => void,
+): Promise<void> {
+  return outbound(deps, sock, host, port, reply).catch((e: unknown) => {
+    log.error("outbound handler failed", { err: errorMessage(e) });
+    sock.destroy();
+  });
+}
+
+async function outbound(
   deps: OutboundDeps,
   sock: Socket,
   host: string,

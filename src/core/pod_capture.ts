@@ -14,7 +14,7 @@ import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { closeNetns, dialInNetns, inNetns, type Netns, openNetns, originalDst } from "./netns.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
-import { errorMessage, WeftError } from "./errors.ts";
+import { WeftError } from "./errors.ts";
 import { logger } from "./log.ts";
 
 const log = logger("inpod");
@@ -132,10 +132,7 @@ export class PodCaptures {
       s.destroy();
       return;
     }
-    handleOutbound(this.outbound, s, dst.host, dst.port).catch((e) => {
-      log.error("outbound handler failed", { err: errorMessage(e) });
-      s.destroy();
-    });
+    void handleOutbound(this.outbound, s, dst.host, dst.port); // never rejects
   }
 
   private onInbound(pod: Pod, s: net.Socket): void {
