@@ -59,6 +59,13 @@ function closeServer(s: TcpListener): Promise<void> {
   return s.close();
 }
 
+/** A plain TCP listener NodeProxy wants (desiredTcp). */
+interface DesiredListener {
+  readonly on: (s: net.Socket) => void;
+  /** May use native sockets on Bun (listenTcp's default there); false: node:net. */
+  readonly native: boolean;
+}
+
 export class NodeProxy {
   private snap: Snapshot;
   private readonly identity: IdentityProvider;
@@ -66,8 +73,6 @@ export class NodeProxy {
   private readonly pool: HbonePool;
   private readonly hbone = new Map<string, HboneServer>();
   private readonly tcp = new Map<string, TcpListener>();
-  /** VIP listener addresses whose connections stay L4 (desiredTcp): node:net on Bun too. */
-  private readonly l4Vips = new Set<string>();
   private readonly inbound: InboundDeps;
   private readonly l7: L7Dispatch | undefined;
   private readonly outbound: OutboundDeps;
@@ -226,31 +231,33 @@ export class NodeProxy {
     return s;
   }
 
-  /** Desired plain TCP listeners: address → handler. */
-  private desiredTcp(): Map<string, (s: net.Socket) => void> {
-    const want = new Map<string, (s: net.Socket) => void>();
+  /** Desired plain TCP listeners: address → handler, and whether it may use native sockets on
+   * Bun (plain_tcp.ts): only where connections go through the HTTP proxy. */
+  private desiredTcp(): Map<string, DesiredListener> {
+    const want = new Map<string, DesiredListener>();
     const c = this.snap.capture;
-    this.l4Vips.clear();
     if (c?.serviceVips !== false) {
       for (const svc of this.snap.services) {
         for (const vip of svc.vips) {
           for (const p of svc.ports) {
             const addr = joinHostPort(vip, p.port);
-            want.set(addr, (s) => void handleOutbound(this.outbound, s, vip, p.port));
-            if (!this.l7 || !l7Outbound(svc, p)) this.l4Vips.add(addr);
+            want.set(addr, {
+              on: (s) => void handleOutbound(this.outbound, s, vip, p.port),
+              native: this.l7 !== undefined && l7Outbound(svc, p),
+            });
           }
         }
       }
     }
     const socks = c?.socks5 ?? DEFAULT_SOCKS5;
-    if (socks) want.set(socks, (s) => this.onSocks(s));
+    if (socks) want.set(socks, { on: (s) => this.onSocks(s), native: false });
     if (c?.inboundPlaintextPort && !c.inpod) {
       for (const w of this.snap.workloads) {
         const addr = w.address;
-        want.set(
-          joinHostPort(addr, c.inboundPlaintextPort),
-          (s) => handlePlaintextInbound(this.inbound, s, addr),
-        );
+        want.set(joinHostPort(addr, c.inboundPlaintextPort), {
+          on: (s) => handlePlaintextInbound(this.inbound, s, addr),
+          native: true,
+        });
       }
     }
     return want;
@@ -279,14 +286,12 @@ export class NodeProxy {
     }
     // On Bun, listeners whose connections go through the HTTP proxy (the VIP of an L7 service
     // port, plaintext inbound) use native sockets (plain_tcp.ts): the L7 path is faster on them.
-    // SOCKS5 and L4 VIPs stay on node:net: the L4 copy into HBONE was slower on native sockets
-    // (bench/l4_ab.ts with WEFT_NODE_NET=1, wrk -c32: 39-40k against 28-36k req/s). A listener
-    // keeps its kind until its address goes away; either kind serves either path.
-    const socks = this.snap.capture?.socks5 ?? DEFAULT_SOCKS5;
-    for (const [addr, handler] of want) {
+    // SOCKS5 and L4 VIPs stay on node:net, the path the L4 and in-pod tests exercise: for the L4
+    // copy into HBONE, A/B runs of bench/l4_ab.ts (WEFT_NODE_NET=1) disagreed on which is faster.
+    // A listener keeps its kind until its address goes away; either kind serves either path.
+    for (const [addr, { on, native }] of want) {
       if (this.tcp.has(addr)) continue;
-      const native = addr === socks || this.l4Vips.has(addr) ? { native: false } : {};
-      this.tcp.set(addr, await listenTcp(addr, handler, native));
+      this.tcp.set(addr, await listenTcp(addr, on, native ? {} : { native: false }));
     }
     const port = this.snap.node.hbonePort;
     // In-pod mode: each pod's HBONE listener lives in its namespace (PodCaptures).
