@@ -478,5 +478,5 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 const mode = BINARY !== undefined
   ? `the shipped binary ${binPath}`
   : `${HARNESS ? "NodeProxy harness" : "weft run"} on ${BUN ? "bun" : "deno"}`;
-out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, ${new Date().toISOString()})`);
+out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, load ${load()}, ${new Date().toISOString()})`);
 for (const r of rows) out(`| ${r.map((c, i) => c.padEnd(w[i]!)).join(" | ")} |`);
