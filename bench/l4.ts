@@ -274,8 +274,8 @@ async function latencySection(hap: boolean): Promise<void> {
       if (h) a.haproxy.push(plus(h));
       const fmtAdded = (x: Latency): string => `${signed(x.p50)}/${signed(x.p99)}`;
       row(
-        `1k req/s ${name}, round ${r}: p50/p99 ms direct | haproxy | weft`,
-        `${fmtLat(d)} | ${h ? fmtLat(h) : "-"} | ${fmtLat(w)} (weft ${Math.round(w.rps)} req/s)`,
+        `1k req/s ${name}, round ${r}: p50/p99 ms direct · haproxy · weft`,
+        `${fmtLat(d)} · ${h ? fmtLat(h) : "-"} · ${fmtLat(w)} (weft ${Math.round(w.rps)} req/s)`,
         `added: haproxy ${h ? fmtAdded(plus(h)) : "-"}, weft ${fmtAdded(plus(w))} [load ${load()}]`,
       );
     }
