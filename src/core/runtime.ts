@@ -49,11 +49,11 @@ export function args(): string[] {
  *
  * BUN_GC_TIMER_DISABLE=1: Bun's own GC timer (on top of JavaScriptCore's allocation-driven eden
  * collections and activity timers) starts an asynchronous collection every second while the heap
- * size changes; on a proxy under steady traffic it always does, so each node took ~2 eden
- * collections a second at 1k req/s, each a 0.5-4 ms stop of every tunnel it carries. Without it,
- * JavaScriptCore's own triggers collect as the heap grows (bench/l4_ab.ts --gc: 1k req/s through the
- * pair, 18-20 collections of both nodes in 10 s → 5-8; idle and peak RSS unchanged). weft's own
- * releaseMemory after start-up and after bursts keeps returning memory to the OS.
+ * size changes; on a proxy under steady traffic it always does: ~1 collection a second per node at
+ * 1k req/s, each a 0.5-4 ms stop of every tunnel it carries. Without it, JavaScriptCore's own
+ * triggers collect as the heap grows (bench/l4_ab.ts --gc, both nodes over 10 s at 1k req/s: 18-22
+ * collections → 4-8; idle and peak RSS unchanged). weft's own releaseMemory after start-up and
+ * after bursts keeps returning memory to the OS.
  * Set BUN_GC_TIMER_DISABLE=0 to keep Bun's timer.
  */
 export const GC_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
