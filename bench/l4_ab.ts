@@ -51,6 +51,8 @@ class GcTally {
   full = 0;
   /** Collections JSC requested because the eden budget was spent (the rest come from timers). */
   budget = 0;
+  /** Bytes JSC counted as allocated in the cycles it collected on budget. */
+  budgetBytes = 0;
   pauses: number[] = [];
   #buf = "";
   feed(text: string): void {
@@ -59,20 +61,29 @@ class GcTally {
     for (const l of lines) {
       if (l.includes("=> EdenCollection")) this.eden++;
       if (l.includes("=> FullCollection")) this.full++;
-      if (l.startsWith("Requesting GC because bytes allocated")) this.budget++;
+      if (l.startsWith("Requesting GC because bytes allocated")) {
+        this.budget++;
+        this.budgetBytes += Number(/this cycle: (\d+)/.exec(l)?.[1] ?? 0);
+      }
       for (const m of l.matchAll(/ p=([\d.]+)ms/g)) this.pauses.push(Number(m[1]));
     }
   }
-  /** What happened since the last call: "gc 3e+0f, 5 pauses 1.2 ms total, 2 > 1 ms, max 2.1". */
-  take(): string {
+  /** What happened since the last call: "gc 3e+0f (2 on budget), 5 pauses 1.2 ms, 2 >1ms, max 2.1",
+   * and with `requests`, the bytes of the budget-triggered cycles per request (a floor of what
+   * the nodes allocate per request: cycles started by a timer print no byte count). */
+  take(requests = 0): string {
     const p = this.pauses;
     const sum = p.reduce((a, b) => a + b, 0);
     const s = `gc ${this.eden}e+${this.full}f (${this.budget} on budget), ${p.length} pauses ${
       sum.toFixed(1)
     } ms, ${p.filter((x) => x > 1).length} >1ms, max ${Math.max(0, ...p).toFixed(1)}`;
+    const perReq = requests > 0 && this.budget > 0
+      ? `, ${(this.budgetBytes / requests / 1024).toFixed(2)} KB/req in budget cycles`
+      : "";
     this.eden = this.full = this.budget = 0;
+    this.budgetBytes = 0;
     this.pauses = [];
-    return s;
+    return s + perReq;
   }
 }
 const gc = new GcTally();
@@ -133,7 +144,7 @@ try {
       const p = await pair(tree);
       const parts: string[] = [];
       const idle = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
-      const tally = (): string => GC ? ` [${gc.take()}]` : "";
+      const tally = (requests = 0): string => GC ? ` [${gc.take(requests)}]` : "";
       tally();
       // CPU of both nodes per request of the last figure: robust where latency is not (a busy box).
       let cpu0 = p.reduce((a, x) => a + cpuMs(x.pid), 0);
@@ -176,7 +187,7 @@ try {
         parts.push(
           `wrk ${Math.round(w.rps)} p50 ${w.p50.toFixed(2)} p99 ${w.p99.toFixed(2)}${
             cpu(w.rps * SECONDS)
-          }${tally()}`,
+          }${tally(w.rps * SECONDS)}`,
         );
       }
       parts.push(

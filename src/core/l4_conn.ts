@@ -5,6 +5,7 @@
  */
 import type { Duplex } from "node:stream";
 import { connect, type Socket } from "node:net";
+import { H2Stream } from "./h2/mod.ts";
 import { WeftError } from "./errors.ts";
 import { type ConnInfo, l4Metrics, type Outcome, recordClose, recordOpen } from "./l4_telemetry.ts";
 
@@ -192,7 +193,7 @@ function onSideData(this: Duplex, chunk: Uint8Array): void {
   const c = connOf(this);
   const dst = c.peerOf(this)!;
   c.counted(this === c.downstream, chunk.byteLength);
-  if (!dst.write(chunk)) {
+  if (!(dst instanceof H2Stream ? dst.send(chunk) : dst.write(chunk))) {
     this.pause();
     dst.once("drain", onPeerDrain);
   }
@@ -218,6 +219,7 @@ function onSideClose(this: Duplex): void {
 /** Copy `src` → its peer with backpressure and half-close. */
 function pump(src: Duplex): void {
   src.on("data", onSideData);
+  if (src instanceof H2Stream) src.setDataSink(onSideData);
   // `on`, not `once`: both fire at most once, and each `once` costs a wrapper per tunnel.
   src.on("end", onSideEnd);
   src.on("close", onSideClose);

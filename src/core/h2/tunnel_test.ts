@@ -147,8 +147,9 @@ Deno.test("h2 tunnel: slow reader: flow control bounds what the receiver buffers
   await l.close();
 });
 
-Deno.test("h2 tunnel: an L4-style echo keeps order, backpressure and end with small windows", async () => {
-  // Small windows so that writes block on flow control and deliver() meets a paused stream.
+Deno.test("h2 tunnel: the L4 copy's send() and data sink keep order, backpressure and end", async () => {
+  // Small windows so that direct writes block on flow control and the sink meets a paused
+  // stream: every path of send()/deliver() (direct, waiting, Writable after direct) is taken.
   const opts = { streamWindowBytes: 65535, streamHighWaterMark: 16384 };
   const servers: H2Session[] = [];
   const l = await mtlsListen(pki, (s: TLSSocket) => {
@@ -156,13 +157,15 @@ Deno.test("h2 tunnel: an L4-style echo keeps order, backpressure and end with sm
     servers.push(h);
     h.onConnect((_headers, respond) => {
       const st = respond(200)!;
-      // The L4 copy (l4_conn.ts pump) into itself: write, pause on false, resume on drain.
-      st.on("data", (c: Uint8Array) => {
-        if (!st.write(c)) {
+      // The L4 copy (l4_conn.ts pump) into itself: sink + 'data' listener, send, pause on false.
+      const onData = function (this: typeof st, c: Uint8Array): void {
+        if (!st.send(c)) {
           st.pause();
           st.once("drain", () => st.resume());
         }
-      });
+      };
+      st.setDataSink(onData);
+      st.on("data", onData);
       st.on("end", () => st.end());
     });
   });
@@ -176,7 +179,8 @@ Deno.test("h2 tunnel: an L4-style echo keeps order, backpressure and end with sm
       const n = [100, 70_000, 9000, 1][i % 4]!;
       const piece = data.subarray(o, o + n);
       o += piece.length;
-      if (!stream.write(piece)) await new Promise((r) => stream.once("drain", r));
+      const ok = i % 3 === 0 ? stream.write(piece) : stream.send(piece);
+      if (!ok) await new Promise((r) => stream.once("drain", r));
     }
     stream.end();
     assert.deepEqual(await got, data);
