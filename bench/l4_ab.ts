@@ -190,11 +190,11 @@ try {
           }${tally(w.rps * SECONDS)}`,
         );
       }
-      parts.push(
-        `RSS B/A idle ${idle}, peak at end ${
-          p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/")
-        } MB`,
-      );
+      const peakEnd = p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/");
+      // What the nodes keep once the traffic stops (the collector's timers, or not, at work).
+      await new Promise((r) => setTimeout(r, 5000));
+      const after = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
+      parts.push(`RSS B/A idle ${idle}, peak at end ${peakEnd}, 5 s after ${after} MB`);
       for (const x of p.reverse()) await x.stop();
       say(`${name} r${r}: ${parts.join(" | ")}  [load ${load()}]`);
     }
