@@ -1,9 +1,10 @@
 /**
- * A/B of the weft pair on one noisy box: `deno run -A bench/l4_ab.ts <treeA> <treeB> [...] [rounds]`
- * runs the same L4 figures for two (or more) source trees alternately (A, B, A, B, ...) on Bun: hey at
- * 1k req/s (added p50/p99 over nginx direct measured in the same round), the open loop at 1k req/s,
- * wrk -c32 and iperf3 1 stream. Options: --only hey,open,wrk,iperf; --seconds N (default 5);
- * --rounds N (default 2);
+ * A/B of the weft pair on one noisy box:
+ *   deno run -A bench/l4_ab.ts <treeA> <treeB> [...] [rounds]
+ * runs the same L4 figures for two (or more) source trees or binaries alternately (A, B, A, B,
+ * ...) on Bun: hey at 1k req/s (added p50/p99 over nginx direct measured in the same round), the
+ * open loop at 1k req/s, wrk -c32 and iperf3 1 stream, with the nodes' CPU per request.
+ * Options: --only hey,open,wrk,iperf; --seconds N (default 5); --rounds N (default 2);
  * --cmd "<runtime>" (default bun); --gc (the nodes log JSC's collections, BUN_JSC_logGC=1: each
  * figure is followed by the collections and pauses of both nodes during it, and each round by
  * the nodes' idle RSS after start and peak RSS). A tree may carry environment for its nodes:
