@@ -16,7 +16,8 @@
  * --repeat N (each row the median of N runs), --rows REGEX (only the rows whose label matches),
  * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
  * binary on the 10 000-workload mesh, 3 s after its sync), --first-request (only: the latency of
- * the first and second requests through the binary's three-filter node, after its idle settle).
+ * the first and second requests through the binary's three-filter node, after its idle settle),
+ * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row).
  */
 import { existsSync } from "node:fs";
 import {
@@ -54,9 +55,13 @@ const FIRST_REQUEST = argv.includes("--first-request");
 const XDS_BIG = `${IP.client}:15013`;
 const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
 const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
+/** --smaps DIR: also save each run's /proc/PID/smaps under DIR (named after the row). */
+const SMAPS = flag("smaps");
 const XDS_ADDRESS = `${IP.client}:15010`;
 /** A second control plane, serving the mesh with an L7 AuthorizationPolicy (one row). */
 const XDS_AUTHZ = `${IP.client}:15012`;
+/** A third, serving the same mesh without the policy (the L7 listener without a filter). */
+const XDS_HTTP = `${IP.client}:15014`;
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -102,6 +107,7 @@ function readStatus(pid: number): Reading {
 }
 
 async function measure(
+  label: string,
   cmd: string,
   args: string[],
   readyText: string,
@@ -112,6 +118,11 @@ async function measure(
     p = await spawn(cmd, args, { readyText, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
     await after?.(p);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
+    if (SMAPS) {
+      const name = label.replace(/[^a-z0-9]+/gi, "_").slice(0, 80);
+      Deno.mkdirSync(SMAPS, { recursive: true });
+      Deno.copyFileSync(`/proc/${p.pid}/smaps`, `${SMAPS}/${name}.${p.pid}.smaps`);
+    }
     return readStatus(p.pid);
   } finally {
     await p?.stop();
@@ -140,7 +151,8 @@ async function main(): Promise<void> {
     }
     // The same node taking its config from a control plane: one service, its own workload.
     Deno.writeTextFileSync(`${dir}/mesh.yaml`, xdsMesh());
-    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh(true));
+    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh("authz"));
+    Deno.writeTextFileSync(`${dir}/mesh-http.yaml`, xdsMesh("http"));
     Deno.writeTextFileSync(
       `${dir}/weft-xds.yaml`,
       `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
@@ -150,6 +162,12 @@ async function main(): Promise<void> {
       `${
         weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
       }xds:\n  address: ${XDS_AUTHZ}\n`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds-http.yaml`,
+      `${
+        weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
+      }xds:\n  address: ${XDS_HTTP}\n`,
     );
     if (!SOURCE_ONLY && !existsSync(BINARY)) {
       note(`building ${BINARY}`);
@@ -170,7 +188,7 @@ async function main(): Promise<void> {
     ) => {
       if (ROWS && !ROWS.test(label)) return;
       const runs: Reading[] = [];
-      for (let i = 0; i < REPEAT; i++) runs.push(await measure(cmd, args, text, after));
+      for (let i = 0; i < REPEAT; i++) runs.push(await measure(label, cmd, args, text, after));
       runs.sort((a, b) => a.rss - b.rss);
       const r = { ...runs[Math.floor(runs.length / 2)]!, min: runs[0]!.rss, max: runs.at(-1)!.rss };
       rows.push([label, r]);
@@ -226,6 +244,18 @@ async function main(): Promise<void> {
         ready,
         xdsApplied,
       );
+      const cpHttp = await controlPlane(dir, "mesh-http.yaml", XDS_HTTP, "cp-ca-http");
+      try {
+        await run(
+          `binary: ${BINARY} run over xDS, an HTTP service on its workload (no policy)`,
+          BINARY,
+          ["run", "--config", `${dir}/weft-xds-http.yaml`],
+          ready,
+          xdsApplied,
+        );
+      } finally {
+        await cpHttp.stop();
+      }
       const cpAuthz = await controlPlane(dir, "mesh-authz.yaml", XDS_AUTHZ, "cp-ca-authz");
       try {
         await run(
@@ -400,10 +430,10 @@ function controlPlane(dir: string, mesh: string, address: string, caDir: string)
   ], { readyText: '"msg":"ready"', env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
 }
 
-/** A mesh with the bench node's workload and one service, as Istio manifests; with `authz`, also
- * node bench-z's workload behind an HTTP service and an L7 AuthorizationPolicy (an inbound
- * listener with an RBAC filter for that node). */
-function xdsMesh(authz = false): string {
+/** A mesh with the bench node's workload and one service, as Istio manifests; with `http`, also
+ * node bench-z's workload behind an HTTP service (an inbound L7 listener for that node), and with
+ * `authz` that and an L7 AuthorizationPolicy on it (the listener carries an RBAC filter). */
+function xdsMesh(kind: "tcp" | "http" | "authz" = "tcp"): string {
   const client = {
     name: "client",
     namespace: "default",
@@ -417,7 +447,7 @@ function xdsMesh(authz = false): string {
     vips: [IP.vip],
     ports: [{ port: 80, targetPort: 8080 }],
   };
-  if (!authz) return meshManifests({ workloads: [client], services: [echo] });
+  if (kind === "tcp") return meshManifests({ workloads: [client], services: [echo] });
   return meshManifests({
     workloads: [client, {
       // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node
@@ -435,7 +465,7 @@ function xdsMesh(authz = false): string {
       vips: [IP.vip],
       ports: [{ port: 81, targetPort: 8081, protocol: "HTTP" }],
     }],
-    authorizationPolicies: [{
+    authorizationPolicies: kind === "http" ? [] : [{
       name: "deny-header",
       namespace: "default",
       selector: { app: "web" },

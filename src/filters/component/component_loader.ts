@@ -46,9 +46,18 @@ export interface LoadedComponent {
   instantiate(bridge: HostBridge): Promise<Guest>;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Lower-case hex sha256 of `bytes`. A plain indexed loop: the spread-and-map idiom calls the
+ * array-iterator and map builtins ~65 times per digest, and builtins that start-up already ran
+ * often cross JavaScriptCore's optimizing threshold on such calls after start-up (a filter load
+ * over xDS: DFG compiles of `next` and `map` seen with BUN_JSC_reportDFGCompileTimes=1), mapping
+ * the DFG compiler's code into an idle node. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  let s = "";
+  for (let i = 0; i < d.length; i++) s += HEX[d[i]!]!;
+  return s;
 }
 
 /** Loaded components by (sha256, memory cap, binding): a loaded component holds no per-instance

@@ -5,7 +5,7 @@
  * control path).
  */
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { filePathOf } from "../file_url.ts";
 import { env, logger, WeftError } from "../../core/mod.ts";
 import type { FailPolicy, FilterRef } from "../../core/mod.ts";
 import { type AbiVersion, detectAbi, isPreMarkerModule } from "./abi.ts";
@@ -20,6 +20,7 @@ import {
 import { instrumentModule } from "../sandbox/instrument.ts";
 import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
+import { sha256Hex } from "../component/component_loader.ts";
 
 import { PROXY_WASM_TYPE } from "../filter_types.ts";
 export { PROXY_WASM_TYPE };
@@ -30,11 +31,6 @@ interface Compiled {
   readonly imports: readonly FunctionImport[];
 }
 const compiled = new Map<string, Compiled>();
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Read module bytes from a file:// or http(s):// URL, or a plain path; check sha256. */
 export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8Array> {
@@ -47,7 +43,7 @@ export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8
         throw new Error(`HTTP ${res.status}`);
       }
       bytes = new Uint8Array(await res.arrayBuffer());
-    } else if (url.startsWith("file://")) bytes = await readFile(fileURLToPath(url));
+    } else if (url.startsWith("file://")) bytes = await readFile(filePathOf(url));
     else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error("unsupported URL scheme");
     else bytes = await readFile(url);
   } catch (e) {
