@@ -20,7 +20,7 @@ import {
 import { instrumentModule } from "../sandbox/instrument.ts";
 import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
-import { sha256Hex } from "../component/component_loader.ts";
+import { compileCore, sha256Hex } from "../component/component_loader.ts";
 
 import { PROXY_WASM_TYPE } from "../filter_types.ts";
 export { PROXY_WASM_TYPE };
@@ -77,7 +77,7 @@ async function compile(bytes: Uint8Array, settings: PluginSettings): Promise<Com
   let code = bytes;
   try {
     if (settings.sandbox) code = instrumentModule(bytes, { maxMemoryPages: pages });
-    module = await WebAssembly.compile(code as BufferSource);
+    module = await compileCore(code as Uint8Array<ArrayBuffer>);
   } catch (e) {
     if (e instanceof WeftError) throw e;
     throw new WeftError("proxy_wasm_compile", `Cannot compile proxy-wasm plugin ${name}: ${e}`, {
