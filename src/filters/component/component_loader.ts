@@ -46,17 +46,16 @@ export interface LoadedComponent {
   instantiate(bridge: HostBridge): Promise<Guest>;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 /** Lower-case hex sha256 of `bytes`. A plain indexed loop: the spread-and-map idiom calls the
  * array-iterator and map builtins ~65 times per digest, and builtins that start-up already ran
  * often cross JavaScriptCore's optimizing threshold on such calls after start-up (a filter load
  * over xDS: DFG compiles of `next` and `map` seen with BUN_JSC_reportDFGCompileTimes=1), mapping
- * the DFG compiler's code into an idle node. */
+ * the DFG compiler's code into an idle node. (A 256-entry lookup table built at import did the
+ * same: its initialiser ran 256 times when the filter layer loaded after start-up.) */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   let s = "";
-  for (let i = 0; i < d.length; i++) s += HEX[d[i]!]!;
+  for (let i = 0; i < d.length; i++) s += (d[i]! < 16 ? "0" : "") + d[i]!.toString(16);
   return s;
 }
 
