@@ -18,7 +18,6 @@ import {
   resolveSettings,
 } from "./options.ts";
 import { instrumentModule } from "../sandbox/instrument.ts";
-import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
 import { compileCore, sha256Hex } from "../component/component_loader.ts";
 
@@ -154,28 +153,6 @@ export async function proxyWasmFilterFromBytes(
     }
     throw e;
   }
-}
-
-/** The filter registry's factory for "weft.proxy_wasm" (src/filters/registry.ts fetches and
- * verifies the bytes). `options` are the host-side settings shared by every plugin it builds;
- * per-plugin overrides by filter name. */
-export function proxyWasmFactory(
-  options: ProxyWasmHostOptions = {},
-  perPlugin: Readonly<Record<string, ProxyWasmHostOptions>> = {},
-): FilterFactory {
-  return {
-    create: (ref, bytes) =>
-      proxyWasmFilterFromBytes(ref, bytes, { ...options, ...perPlugin[ref.name] }),
-  };
-}
-
-/** Register the proxy-wasm host in a filter registry under "weft.proxy_wasm". */
-export function registerProxyWasm(
-  registry: FilterRegistry,
-  options: ProxyWasmHostOptions = {},
-  perPlugin: Readonly<Record<string, ProxyWasmHostOptions>> = {},
-): void {
-  registry.register(PROXY_WASM_TYPE, proxyWasmFactory(options, perPlugin));
 }
 
 /** The WasmPlugin spec fields weft reads (Istio extensions.istio.io/v1alpha1). */
