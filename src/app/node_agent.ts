@@ -38,6 +38,8 @@ import { buildInfo } from "./version.ts";
 
 const log = logger("agent");
 const build = buildInfo();
+/** An xDS node keeps the start-up JIT policy until its first sync is applied, or this long. */
+const XDS_JIT_HOLD_MS = 30_000;
 metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
   .set({ component: "weft", tag: build.version }, 1);
 metrics.gauge("weft_build", "weft build info (weft version)", [
@@ -188,7 +190,9 @@ export class NodeAgent {
       version: snapshot.version,
       gc: gcSetting(),
     });
-    settleAfterStart();
+    // An xDS node's real start-up is its first sync: the JIT policy is reset once it is applied
+    // (startXds), or after XDS_JIT_HOLD_MS when the control plane does not answer.
+    settleAfterStart(opts.xds ? { holdJitMs: XDS_JIT_HOLD_MS } : {});
     releaseMemoryAfterBursts();
     return agent;
   }
@@ -269,8 +273,9 @@ export class NodeAgent {
     client.onSnapshot((snap) => {
       this.xdsPending++;
       chain = chain.then(() => this.apply(snap)).then(() => {
-        // The initial sync's garbage (decoded responses, translation) back to the OS once, as
-        // at start-up (settleAfterStart): the node is idle from here on a quiet mesh.
+        // The initial sync applied: the normal JIT policy from here (held since start-up,
+        // settleAfterStart's holdJitMs) and its garbage (decoded responses, translation) back to
+        // the OS once: the node is idle from here on a quiet mesh.
         if (!this.xdsSettled && client.synced) {
           this.xdsSettled = true;
           settleAfterStart();

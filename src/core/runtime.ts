@@ -137,13 +137,39 @@ export function rssBytes(): number {
  * reluctant tier-up, tools/bun_compile.ts), then start-up garbage back to the OS — a full
  * collection, JSC's shrink and mimalloc's purge: parsing the config and issuing certificates
  * leave a few MB of dead heap an idle node would otherwise keep resident.
+ *
+ * `holdJitMs` (a node taking its config over xDS): release the memory now but keep the reluctant
+ * policy until settleAfterStart() is called again (its first xDS sync applied: that sync is its
+ * real start-up, whose one-off work — decoding, translation, the first filter loads — would
+ * otherwise get the optimizing JITs' code compiled and kept resident) or `holdJitMs` has passed
+ * (a control plane that never answers), whichever comes first.
  */
-export function settleAfterStart(): void {
+export function settleAfterStart(opts: { holdJitMs?: number } = {}): void {
+  if (jitHold !== undefined) clearTimeout(jitHold);
+  jitHold = undefined;
+  const hold = opts.holdJitMs;
+  if (hold !== undefined && hold > 0 && !jitNormal && g.Bun?.unsafe?.setJITPolicy) {
+    jitHold = setTimeout(() => settleAfterStart(), hold);
+    unrefTimer(jitHold);
+    setTimeout(() => releaseMemory(), 0);
+    return;
+  }
+  jitNormal = true;
   // On the next turn, so the caller's latency (start-up, the ready line) does not include it.
   setTimeout(() => {
     g.Bun?.unsafe?.setJITPolicy?.(1);
     releaseMemory();
   }, 0);
+}
+
+let jitHold: ReturnType<typeof setTimeout> | undefined;
+/** Once the normal policy is back, a later hold only releases memory. */
+let jitNormal = false;
+
+function unrefTimer(t: ReturnType<typeof setTimeout>): void {
+  // deno-lint-ignore no-explicit-any
+  (t as any).unref?.();
+  if (g.Deno && typeof t === "number") g.Deno.unrefTimer(t);
 }
 
 /**
