@@ -1,8 +1,9 @@
 /**
  * The collector settings a node runs with (src/core/runtime.ts GC_DEFAULTS), against real
  * processes. The compiled binary (WEFT_BIN, `deno task test:binary`) replaces itself at start with
- * Bun's GC timer off (same pid: the variable is in its /proc environ) unless the operator set the
- * variable; the ready line and /config_dump say which setting is in effect and where it came from.
+ * Bun's GC timer off and the wasm BBQ JIT threshold raised (same pid: the variables are in its
+ * /proc environ) unless the operator set them; the ready line and /config_dump say which settings
+ * are in effect and where the timer's came from.
  * Without WEFT_BIN: on Bun from source nothing is re-executed (Bun's default, reported), on Deno
  * there is no such setting.
  */
@@ -41,26 +42,42 @@ async function node(
   }
 }
 
-Deno.test("gc: the binary starts with Bun's GC timer off unless the operator sets it", {
-  ignore: !weftBin(),
-}, async () => {
-  const def = await node({});
-  assertEquals(def.ready, { bunGcTimer: "off", source: "weft default" });
-  assertEquals(def.dump, def.ready);
-  // execve kept the pid the test spawned: the running image has the variable.
-  assertEquals(def.environ.includes("BUN_GC_TIMER_DISABLE=1"), true);
+Deno.test(
+  "gc: the binary adds Bun's GC timer off and the BBQ threshold unless the operator set them",
+  {
+    ignore: !weftBin(),
+  },
+  async () => {
+    const BBQ = "BUN_JSC_thresholdForBBQOptimizeAfterWarmUp";
+    const def = await node({});
+    assertEquals(def.ready, {
+      bunGcTimer: "off",
+      source: "weft default",
+      jsc: { [BBQ]: "20000" },
+    });
+    assertEquals(def.dump, def.ready);
+    // execve kept the pid the test spawned: the running image has the variables.
+    assertEquals(def.environ.includes("BUN_GC_TIMER_DISABLE=1"), true);
+    assertEquals(def.environ.includes(`${BBQ}=20000`), true);
 
-  const on = await node({ BUN_GC_TIMER_DISABLE: "0", BUN_JSC_logGC: "0" });
-  assertEquals(on.ready, {
-    bunGcTimer: "on",
-    source: "environment",
-    jsc: { BUN_JSC_logGC: "0" },
-  });
-  assertEquals(on.environ.some((e) => e.startsWith("WEFT_GC_DEFAULTS_SET=")), false);
+    // The operator's values are kept; only the missing default is added.
+    const on = await node({ BUN_GC_TIMER_DISABLE: "0", BUN_JSC_logGC: "0" });
+    assertEquals(on.ready, {
+      bunGcTimer: "on",
+      source: "environment",
+      jsc: { BUN_JSC_logGC: "0", [BBQ]: "20000" },
+    });
+    assertEquals(
+      on.environ.filter((e) => e.startsWith("WEFT_GC_DEFAULTS_SET=")),
+      [`WEFT_GC_DEFAULTS_SET=${BBQ}=20000`],
+    );
 
-  const off = await node({ BUN_GC_TIMER_DISABLE: "1" });
-  assertEquals(off.ready, { bunGcTimer: "off", source: "environment" });
-});
+    // Every default set by the operator: nothing is re-executed.
+    const off = await node({ BUN_GC_TIMER_DISABLE: "1", [BBQ]: "50" });
+    assertEquals(off.ready, { bunGcTimer: "off", source: "environment", jsc: { [BBQ]: "50" } });
+    assertEquals(off.environ.some((e) => e.startsWith("WEFT_GC_DEFAULTS_SET=")), false);
+  },
+);
 
 Deno.test(
   "gc: from source, Deno reports no setting",

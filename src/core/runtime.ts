@@ -44,8 +44,8 @@ export function args(): string[] {
 }
 
 /**
- * The collector settings weft's binary runs with unless the operator sets them. Bun reads them
- * once, when its VM starts, from the environment only (no flag, no run-time setter).
+ * The collector and JIT settings weft's binary runs with unless the operator sets them. Bun reads
+ * them once, when its VM starts, from the environment only (no flag, no run-time setter).
  *
  * BUN_GC_TIMER_DISABLE=1: Bun's own GC timer (on top of JavaScriptCore's allocation-driven eden
  * collections and activity timers) starts an asynchronous collection every second while the heap
@@ -55,14 +55,22 @@ export function args(): string[] {
  * collections → 4-8; idle and peak RSS unchanged). weft's own releaseMemory after start-up and
  * after bursts keeps returning memory to the OS.
  * Set BUN_GC_TIMER_DISABLE=0 to keep Bun's timer.
+ *
+ * BUN_JSC_thresholdForBBQOptimizeAfterWarmUp=20000 (JavaScriptCore's default 50): a wasm function
+ * is compiled by the BBQ JIT only after that much use in the in-place interpreter, so configuring
+ * the L7 filters at load (their JSON parsing, run a few times) stays in the interpreter and the
+ * BBQ compiler's code is never touched on an idle node (bench:idle, alternated: the three-filter
+ * node 48.2–48.3 → 47.4–47.7 MB); under traffic the filters' per-request functions cross it within
+ * a fraction of a second. Set it to 50 for JavaScriptCore's default.
  */
 export const GC_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   BUN_GC_TIMER_DISABLE: "1",
+  BUN_JSC_thresholdForBBQOptimizeAfterWarmUp: "20000",
 });
 
 /** The collector settings in effect (Bun; undefined elsewhere), for the ready line and
  * /config_dump: Bun's GC timer, whether it is weft's default or the operator's, and every
- * BUN_JSC_* option the process started with. */
+ * BUN_JSC_* option the process started with (weft's defaults among them). */
 export function gcSetting(): Record<string, unknown> | undefined {
   if (!g.Bun) return undefined;
   const e = g.process.env as Record<string, string | undefined>;
