@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { assertEquals } from "./support/assert.ts";
 import { bunPath, LISTENERS, loopbackBlock, startWeft, weftBin } from "./support/weft_proc.ts";
+import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 async function node(
   env: Record<string, string>,
@@ -94,4 +95,82 @@ Deno.test("gc: from source on Bun, nothing is re-executed: Bun's default, report
   const b = await node({}, BUN);
   assertEquals(b.ready, { bunGcTimer: "on", source: "bun default" });
   assertEquals(b.dump, b.ready);
+});
+
+// An xDS node keeps the start-up JIT policy until its first sync is applied; a control plane that
+// accepts the connection and never answers must not hold it past WEFT_XDS_JIT_HOLD_MS.
+Deno.test("gc: an xDS node whose control plane never answers still leaves the start-up JIT", {
+  ignore: !weftBin() && !BUN,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-gc-" });
+  const ip = loopbackBlock();
+  const silent = Deno.listen({ hostname: ip(1), port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) held.push(c);
+  })().catch(() => {});
+  try {
+    const cfg = {
+      ca: { mode: "auto", stateDir: join(dir, "ca") },
+      listeners: LISTENERS,
+      workloads: [{ name: "w", address: ip(2) }],
+    };
+    await Deno.writeTextFile(join(dir, "weft.yaml"), stringify(cfg));
+    const p = await startWeft(
+      ["run", "--config", join(dir, "weft.yaml"), "--xds", `${ip(1)}:${silent.addr.port}`],
+      { env: { WEFT_XDS_JIT_HOLD_MS: "1500" }, ...(weftBin() ? {} : { runtime: BUN! }) },
+    );
+    try {
+      const gc = async () =>
+        ((await (await fetch(`http://${p.ready.admin}/config_dump`)).json()) as {
+          node: { gc: { startupJit?: string } };
+        }).node.gc;
+      assertEquals((await gc()).startupJit, "held");
+      await new Promise((r) => setTimeout(r, 2500));
+      assertEquals((await gc()).startupJit, undefined);
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    silent.close();
+    await accepting;
+    for (const c of held) c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// With a control plane that answers, the first applied sync ends the hold (well before its 30 s).
+Deno.test("gc: an xDS node leaves the start-up JIT once its first sync is applied", {
+  ignore: !weftBin() && !BUN,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "weft-gc-" });
+  const ip = loopbackBlock();
+  const mesh = {
+    trustDomain: "cluster.local",
+    workloads: [{
+      name: "w",
+      namespace: "default",
+      serviceAccount: "sa",
+      address: ip(10),
+      node: "node-a",
+    }],
+    services: [],
+  };
+  let x: XdsMesh | undefined;
+  try {
+    const t0 = Date.now();
+    x = await startXdsMesh(dir, mesh, ["node-a"], [], undefined, {
+      ...(weftBin() ? {} : { nodeRuntime: BUN! }),
+    });
+    const a = x.nodes[0]!;
+    await x.waitReady(a);
+    const dump = (await (await fetch(`http://${a.ready.admin}/config_dump`)).json()) as {
+      node: { gc: { startupJit?: string } };
+    };
+    assertEquals(dump.node.gc.startupJit, undefined);
+    assertEquals(Date.now() - t0 < 30_000, true);
+  } finally {
+    await x?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

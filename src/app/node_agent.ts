@@ -7,6 +7,7 @@ import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import {
+  env,
   errorCode,
   errorMessage,
   gcSetting,
@@ -38,8 +39,9 @@ import { buildInfo } from "./version.ts";
 
 const log = logger("agent");
 const build = buildInfo();
-/** An xDS node keeps the start-up JIT policy until its first sync is applied, or this long. */
-const XDS_JIT_HOLD_MS = 30_000;
+/** An xDS node keeps the start-up JIT policy until its first sync is applied, or this long
+ * (WEFT_XDS_JIT_HOLD_MS: for tests of a control plane that never answers). */
+const XDS_JIT_HOLD_MS = Number(env("WEFT_XDS_JIT_HOLD_MS") ?? 30_000);
 metrics.gauge("istio_build", "Istio component build info", ["component", "tag"])
   .set({ component: "weft", tag: build.version }, 1);
 metrics.gauge("weft_build", "weft build info (weft version)", [

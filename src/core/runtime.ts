@@ -85,6 +85,8 @@ export function gcSetting(): Record<string, unknown> | undefined {
       ? "weft default"
       : "environment",
     ...(Object.keys(jsc).length > 0 ? { jsc } : {}),
+    // An xDS node before its first sync (settleAfterStart's holdJitMs).
+    ...(jitHold !== undefined ? { startupJit: "held" } : {}),
   };
 }
 
