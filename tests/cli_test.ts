@@ -132,14 +132,11 @@ Deno.test("cli: weft ca init makes the mesh CA once; --client-auth needs --tls a
   }
 });
 
-Deno.test("cli: the binary ignores a .env and a bunfig.toml in its working directory", async () => {
-  const bin = weftBin();
-  if (!bin) {
-    console.log(
-      "skipped: only the compiled binary (WEFT_BIN) autoloads from its working directory",
-    );
-    return;
-  }
+// Only the compiled binary (WEFT_BIN, `deno task test:binary`) autoloads from its working directory.
+Deno.test("cli: the binary ignores a .env and a bunfig.toml in its working directory", {
+  ignore: !weftBin(),
+}, async () => {
+  const bin = weftBin()!;
   const dir = await Deno.makeTempDir({ prefix: "weft-cwd-" });
   try {
     const marker = join(dir, "preload-ran");
