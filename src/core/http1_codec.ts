@@ -309,10 +309,16 @@ function headEnd(buf: Buffer, from: number, max: number): number {
   return 0;
 }
 
-/** The first `byte` in `buf` at or after `from`, or -1 (see headEnd: cheaper than indexOf on
- * a short head). */
-function byteAt(buf: Uint8Array, byte: number, from = 0): number {
-  for (let i = from; i < buf.length; i++) if (buf[i] === byte) return i;
+/** The first `byte` in `buf[from, to)`, or -1 (see headEnd: cheaper than indexOf on a short
+ * head). */
+function byteAt(buf: Uint8Array, byte: number, from = 0, to = buf.length): number {
+  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
+  return -1;
+}
+
+/** The first CRLF starting in `buf[from, to - 1)` (both bytes before `to`), or -1. */
+function crlfAt(buf: Uint8Array, from: number, to: number): number {
+  for (let i = from; i + 1 < to; i++) if (buf[i] === 0x0d && buf[i + 1] === 0x0a) return i;
   return -1;
 }
 
@@ -393,29 +399,32 @@ function scanHead(
   lower = false,
 ): { line: [string, string, string]; fields: Field[] } {
   const text = raw.toString("latin1", 0, raw.length - 4);
-  let eol = text.indexOf("\r\n");
-  if (eol < 0) eol = text.length;
-  const a = text.indexOf(" ");
+  // Positions are found on the bytes (latin1: byte i is char i) in JIT code: on JSC each
+  // String#indexOf is a host call, two per field line, a large share of parsing a small head.
+  const n = text.length;
+  let eol = crlfAt(raw, 0, n);
+  if (eol < 0) eol = n;
+  const a = byteAt(raw, 0x20, 0, n);
   if (a <= 0 || a >= eol) throw bad("malformed start line");
-  const b = text.indexOf(" ", a + 1);
+  const b = byteAt(raw, 0x20, a + 1, n);
   const line: [string, string, string] = b < 0 || b >= eol
     ? [text.slice(0, a), text.slice(a + 1, eol), ""]
     : [text.slice(0, a), text.slice(a + 1, b), text.slice(b + 1, eol)];
   // More than maxHeaders field lines need at least 3 bytes each ("a:" CRLF): a shorter head
   // cannot have too many, and is not counted twice.
-  if (text.length - eol > 3 * maxHeaders) {
+  if (n - eol > 3 * maxHeaders) {
     let count = 0;
-    for (let i = text.indexOf("\r\n", eol); i >= 0; i = text.indexOf("\r\n", i + 2)) count++;
+    for (let i = crlfAt(raw, eol, n); i >= 0; i = crlfAt(raw, i + 2, n)) count++;
     if (count > maxHeaders) throw bad("too many headers", "http_head_too_large");
   }
   const fields: Field[] = [];
-  for (let start = eol + 2; start <= text.length && eol < text.length; start = eol + 2) {
-    eol = text.indexOf("\r\n", start);
-    if (eol < 0) eol = text.length;
-    const c0 = text.charCodeAt(start);
-    if (c0 === 0x20 || c0 === 0x09) throw bad("obsolete line folding");
-    const c = text.indexOf(":", start);
-    if (c <= start || c >= eol) throw bad("malformed header line");
+  for (let start = eol + 2; start <= n && eol < n; start = eol + 2) {
+    eol = crlfAt(raw, start, n);
+    if (eol < 0) eol = n;
+    const c0 = raw[start];
+    if (start < n && (c0 === 0x20 || c0 === 0x09)) throw bad("obsolete line folding");
+    const c = byteAt(raw, 0x3a, start, eol);
+    if (c <= start) throw bad("malformed header line");
     const kind = tokenKind(text, start, c);
     if (kind === NOT_TOKEN) throw bad("bad header name");
     let name = lower ? knownName(text, start, c) : undefined;

@@ -34,6 +34,7 @@ import {
   stripRequestHop,
   type UpgradeKind,
 } from "./http1_hop.ts";
+import type { HeaderList } from "./header_map.ts";
 
 /** What the request phase needs from its proxy. */
 export interface RequestDeps extends ResponseDeps {
@@ -64,6 +65,40 @@ let requestSeq = 0;
 /** A request id for requests that bring none (x-request-id). */
 export function nextRequestId(): string {
   return `weft-${++requestSeq}`;
+}
+
+/** An HTTP/1.1 request's context. Its generated request id and its filter state are made when
+ * first read: most requests bring no x-request-id and meet no filter that reads either (a
+ * number-to-string and a Map per request were a measurable share of the request phase). */
+class Http1Context implements HttpRequestContext {
+  readonly scheme = "http";
+  readonly protocol = "HTTP/1.1";
+  requestBody: Uint8Array | undefined = undefined;
+  declare requestTrailersFollow?: boolean;
+  declare localReply?: LocalResponse;
+  private id: string | undefined;
+  private state: Map<string, unknown> | undefined;
+
+  constructor(
+    readonly direction: Direction,
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    readonly requestHeaders: HeaderList,
+    readonly peer: PeerInfo,
+    id: string | undefined,
+    readonly bodyFollows: boolean,
+  ) {
+    this.id = id;
+  }
+
+  get requestId(): string {
+    return this.id ??= nextRequestId();
+  }
+
+  get filterState(): Map<string, unknown> {
+    return this.state ??= new Map();
+  }
 }
 
 export function parseRequest(
@@ -133,20 +168,16 @@ export function parseRequest(
   let upgrade: UpgradeKind;
   if (hop) upgrade = stripRequestHop(headers, version === "HTTP/1.1");
   else if (plain) headers.remove("connection");
-  const ctx: HttpRequestContext = {
+  const ctx = new Http1Context(
     direction,
     method,
-    path: target,
-    authority: host ?? "",
-    scheme: "http",
-    protocol: "HTTP/1.1",
-    requestHeaders: headers,
+    target,
+    host ?? "",
+    headers,
     peer,
-    requestId: requestId ?? nextRequestId(),
-    filterState: new Map(),
-    requestBody: undefined,
-    bodyFollows: framing.kind !== "none",
-  };
+    requestId,
+    framing.kind !== "none",
+  );
   return { ctx, framing, keepAlive, upgrade, closing: !keepAlive && version === "HTTP/1.1" };
 }
 
