@@ -162,9 +162,24 @@ export function finish(
   closeAfter: boolean,
 ): boolean {
   p.count(r.resCtx.status, ctx);
-  const upClose = (r.res.headers.get("connection") ?? "").toLowerCase().includes("close");
+  const upClose = saysClose(r.res.headers.get("connection"));
   if (r.resCtx.responseBody && !r.upstreamDone) up.stream.destroy();
   else if (r.resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
   else p.release(up);
   return !closeAfter;
 }
+
+/** `v` contains "close" in any case (what `v.toLowerCase().includes("close")` tells), without a
+ * lower-cased copy per response: the common values answer at once. */
+function saysClose(v: string | undefined): boolean {
+  if (v === undefined || v === "keep-alive" || v === "Keep-Alive") return false;
+  if (v === "close" || v === "Close") return true;
+  for (let i = 0; i + 5 <= v.length; i++) {
+    let j = 0;
+    while (j < 5 && (v.charCodeAt(i + j) | 0x20) === CLOSE.charCodeAt(j)) j++;
+    if (j === 5) return true;
+  }
+  return false;
+}
+
+const CLOSE = "close";
