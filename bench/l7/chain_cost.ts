@@ -4,7 +4,8 @@
  * response contexts built as the HTTP/1.1 proxy builds them (the head parsed by the proxy's own
  * parser, a wrk-like request and nginx-like response): µs per request for the request phase,
  * response phase and onDone, and on Bun the heap objects allocated per request (bun:jsc
- * heapStats). `bun bench/l7/chain_cost.ts [--filters authz,fault] [--n 200000]`; also runs on
+ * heapStats). `bun bench/l7/chain_cost.ts [--filters authz,fault] [--n 200000] [--managed]`
+ * (`--managed`: behind ManagedFilter, as the filter host serves them); also runs on
  * Deno (`deno run -A`), without the allocation count.
  */
 import process from "node:process";
@@ -14,6 +15,7 @@ import { parseRequest } from "../../src/core/http1_request.ts";
 import { upstreamHeadList } from "../../src/core/http1_upstream.ts";
 import { TEST_PEER } from "../../tests/support/filter_context.ts";
 import { BENCH_FILTERS, benchFilters } from "./bench_chain.ts";
+import { ManagedFilter } from "../../src/filters/mod.ts";
 
 const argv = process.argv.slice(2);
 const opt = (n: string): string | undefined => {
@@ -22,7 +24,25 @@ const opt = (n: string): string | undefined => {
 };
 const N = Number(opt("n") ?? 200_000);
 const only = opt("filters")?.split(",") ?? BENCH_FILTERS;
-const chain = new FilterChain(await benchFilters(only));
+// `--managed`: each filter behind the filter host's ManagedFilter facade, as weft runs them.
+const managed = argv.includes("--managed");
+const filters = await benchFilters(only);
+const chain = new FilterChain(
+  managed
+    ? filters.map((f) =>
+      new ManagedFilter({
+        name: f.name,
+        type: "weft.component",
+        url: undefined,
+        sha256: undefined,
+        config: {},
+        failPolicy: f.failPolicy,
+        phase: "UNSPECIFIED",
+        priority: 0,
+      }, f)
+    )
+    : filters,
+);
 const REQ = Buffer.from("GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1");
 const RES = Buffer.from(
   "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n" +
@@ -69,7 +89,7 @@ time(parseOnly, N / 4);
 const base = time(parseOnly, N);
 const all = time(one, N);
 console.log(
-  `${"Bun" in globalThis ? "bun" : "deno"} chain [${only.join(",")}]: ${
+  `${"Bun" in globalThis ? "bun" : "deno"} chain [${only.join(",")}]${managed ? " managed" : ""}: ${
     (all - base).toFixed(2)
   } µs per request (filters, both phases, onDone; parse alone ${base.toFixed(2)} µs)`,
 );
