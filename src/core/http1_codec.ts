@@ -530,11 +530,26 @@ function put(s: string, at: number): number {
 }
 
 function putField(k: string, v: string, at: number): number {
-  if (LINE_BREAK.test(k) || LINE_BREAK.test(v)) return at;
+  if (hasLineBreak(k) || hasLineBreak(v)) return at;
   at = put(k, at);
   if (at >= 0) at = put(": ", at);
   if (at >= 0) at = put(v, at);
   return at >= 0 ? put("\r\n", at) : -1;
+}
+
+/** Copies `src[start, end)` to SCRATCH at `at`; -1 when it does not fit. */
+function copyRun(src: Buffer, start: number, end: number, at: number): number {
+  if (at < 0 || at + end - start > SCRATCH.length) return -1;
+  return at + src.copy(SCRATCH, at, start, end);
+}
+
+/** CR or LF in `s` (what LINE_BREAK tests, without a regex call per field). */
+function hasLineBreak(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x0d || c === 0x0a) return true;
+  }
+  return false;
 }
 
 /** headBytes through SCRATCH; undefined when the head does not fit there (then serialised). */
@@ -551,6 +566,9 @@ function assemble(
   const omit = edit.omit;
   const omitOne = typeof omit === "string" ? omit : undefined;
   const omitSet = typeof omit === "string" ? undefined : omit;
+  // Fields as received are copied in runs: consecutive ones are adjacent in `src`, so a head
+  // whose fields all pass costs one Buffer#copy, not one per field.
+  let runStart = -1, runEnd = -1;
   for (let i = 0; i < pairs.length && at >= 0; i++) {
     const p = pairs[i]!;
     const name = p[0];
@@ -562,10 +580,19 @@ function assemble(
     const start = p[2];
     if (src && start !== undefined) {
       const end = p[3]! + 2; // with its CRLF
-      if (at + end - start > SCRATCH.length) return undefined;
-      at += src.copy(SCRATCH, at, start, end);
-    } else at = putField(name, p[1], at);
+      if (start === runEnd) runEnd = end;
+      else {
+        if (runStart >= 0) at = copyRun(src, runStart, runEnd, at);
+        runStart = start;
+        runEnd = end;
+      }
+    } else {
+      if (runStart >= 0) at = copyRun(src!, runStart, runEnd, at);
+      runStart = runEnd = -1;
+      if (at >= 0) at = putField(name, p[1], at);
+    }
   }
+  if (runStart >= 0 && at >= 0) at = copyRun(src!, runStart, runEnd, at);
   if (edit.replace && at >= 0) at = putField(edit.replace[0], edit.replace[1], at);
   if (edit.extra) { for (const [k, v] of edit.extra) if (at >= 0) at = putField(k, v, at); }
   if (at >= 0) at = put("\r\n", at);
