@@ -173,7 +173,8 @@ function inbound(cls: string): number {
 
 Deno.test("fast path through the proxy on Deno: sync and async hooks, traps, local replies, counts", async () => {
   const up = await echo();
-  const chain = new FilterChain(fastPathFilters());
+  const done: string[] = [];
+  const chain = new FilterChain(fastPathFilters(done));
   const proxy = new HttpProxy({
     chain: () => chain,
     direction: "inbound",
@@ -198,6 +199,12 @@ Deno.test("fast path through the proxy on Deno: sync and async hooks, traps, loc
     for (const [k, n] of Object.entries(classes)) {
       assert.equal(inbound(k) - before[k as keyof typeof before], n, `requests counted, ${k}`);
     }
+    // Every filter's onDone once per request, on every path (forwarded, answered locally by
+    // either phase, trapped, suspended, with a streamed body).
+    const paths = ["/ok", "/body", "/slow-headers", "/deny", "/trap", "/trap-open", "/res-deny"];
+    const want = ["fragile", "gate", "stamp", "upper"]
+      .flatMap((f) => [...paths, "/after"].map((p) => `${f} ${p}`)).sort();
+    assert.deepEqual([...done].sort(), want);
   } finally {
     proxy.close();
     for (const s of sockets) s.destroy();
@@ -220,4 +227,38 @@ Deno.test({
       assert.doesNotMatch(out, /unhandled/i, out);
     }
   },
+});
+
+Deno.test("fast path: an upstream that cannot be reached answers 503 and still ends every filter once", async () => {
+  const done: string[] = [];
+  const chain = new FilterChain(fastPathFilters(done));
+  const proxy = new HttpProxy({
+    chain: () => chain,
+    direction: "inbound",
+    dialUpstream: () => Promise.reject(new Error("refused")),
+  });
+  const sockets = new Set<net.Socket>();
+  const front = net.createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    proxy.handle(s, TEST_PEER).catch((e) => assert.fail(String(e)));
+  });
+  await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
+  const c = await client((front.address() as AddressInfo).port);
+  try {
+    const r = await c.send(get("/down"));
+    assert.equal(r.status, 503);
+    assert.equal(r.body, "upstream connect error");
+    assert.equal((await c.send(get("/down-again"))).status, 503, "the connection stays open");
+    assert.deepEqual(
+      [...done].sort(),
+      ["fragile", "gate", "stamp", "upper"].flatMap((f) => [`${f} /down`, `${f} /down-again`])
+        .sort(),
+    );
+  } finally {
+    c.close();
+    proxy.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => front.close(r));
+  }
 });

@@ -149,94 +149,109 @@ export async function forwardRequest(
   state: ConnState,
   reqTrailers: Trailer[],
 ): Promise<boolean> {
-  const buffered = ctx.requestBody;
-  // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
-  const onReqTrailers = buffered !== undefined || reqFraming.kind !== "none"
-    ? requestTrailers(chain, ctx)
-    : NO_TRAILERS;
-  let bufTrailers: Trailer[] = NONE;
+  // This exchange ends the request: the chain's onDone runs when it settles, however it does.
   try {
-    if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
-  } catch (e) {
-    if (!(e instanceof TrailersReply)) throw e;
-    p.count(e.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, e.response, false); // the rest of the request is not read
-  }
-  if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
-  // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
-  const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : NO_STREAMERS;
-  if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-  const reqHead = receivedRequestHead(ctx) ??
-    headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
-  const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
-  // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
-  // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
-  const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
-  if (policy) {
-    return await forwardWithPolicy(p, down, o, policy, route, keepAlive, chain, state, reqTrailers);
-  }
-  let up: Upstream;
-  let resRaw: Buffer | null = null;
-  for (let attempt = 0;; attempt++) {
+    const buffered = ctx.requestBody;
+    // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
+    const onReqTrailers = buffered !== undefined || reqFraming.kind !== "none"
+      ? requestTrailers(chain, ctx)
+      : NO_TRAILERS;
+    let bufTrailers: Trailer[] = NONE;
     try {
-      up = p.idle?.(route) ?? await p.acquire(route);
+      if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
     } catch (e) {
-      log.debug("upstream connect failed", { err: errorMessage(e) });
+      if (!(e instanceof TrailersReply)) throw e;
+      p.count(e.response.status, ctx);
+      state.responding = true;
+      return writeLocal(down, e.response, false); // the rest of the request is not read
+    }
+    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
+    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : NO_STREAMERS;
+    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
+    const reqHead = receivedRequestHead(ctx) ??
+      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
+    // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
+    // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
+    const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    if (policy) {
+      return await forwardWithPolicy(
+        p,
+        down,
+        o,
+        policy,
+        route,
+        keepAlive,
+        chain,
+        state,
+        reqTrailers,
+      );
+    }
+    let up: Upstream;
+    let resRaw: Buffer | null = null;
+    for (let attempt = 0;; attempt++) {
+      try {
+        up = p.idle?.(route) ?? await p.acquire(route);
+      } catch (e) {
+        log.debug("upstream connect failed", { err: errorMessage(e) });
+        p.count(503, ctx);
+        state.responding = true;
+        return writeLocal(down, {
+          status: 503,
+          headers: [],
+          body: "upstream connect error",
+          details: "upstream_connect_failure",
+          // An unsent request body is still unread on the connection: close after answering.
+        }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
+      }
+      const u = up;
+      try {
+        const sent = sendRequest(o, u, buffered);
+        const local = sent instanceof Promise ? await sent : sent;
+        if (local) {
+          u.stream.destroy();
+          p.count(local.status, ctx);
+          state.responding = true;
+          return writeLocal(down, local, false);
+        }
+      } catch (e) {
+        u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+        if (!(e instanceof TrailersReply)) throw e;
+        p.count(e.response.status, ctx);
+        state.responding = true;
+        return writeLocal(down, e.response, false);
+      }
+      try {
+        resRaw = await u.reader.readHead();
+      } catch {
+        resRaw = null;
+      }
+      // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
+      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
+      u.stream.destroy();
+    }
+    if (!resRaw) {
+      up.stream.destroy();
       p.count(503, ctx);
       state.responding = true;
       return writeLocal(down, {
         status: 503,
         headers: [],
-        body: "upstream connect error",
-        details: "upstream_connect_failure",
-        // An unsent request body is still unread on the connection: close after answering.
-      }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
+        body: "upstream reset",
+        details: "upstream_reset_before_response_started",
+      }, keepAlive && !p.draining());
     }
-    const u = up;
     try {
-      const sent = sendRequest(o, u, buffered);
-      const local = sent instanceof Promise ? await sent : sent;
-      if (local) {
-        u.stream.destroy();
-        p.count(local.status, ctx);
-        state.responding = true;
-        return writeLocal(down, local, false);
-      }
+      // Synchronous in the common case (http1_response.ts): no extra microtask turn then.
+      const done = p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+      return done instanceof Promise ? await done : done;
     } catch (e) {
-      u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-      if (!(e instanceof TrailersReply)) throw e;
-      p.count(e.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, e.response, false);
+      up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+      throw e;
     }
-    try {
-      resRaw = await u.reader.readHead();
-    } catch {
-      resRaw = null;
-    }
-    // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-    if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
-    u.stream.destroy();
-  }
-  if (!resRaw) {
-    up.stream.destroy();
-    p.count(503, ctx);
-    state.responding = true;
-    return writeLocal(down, {
-      status: 503,
-      headers: [],
-      body: "upstream reset",
-      details: "upstream_reset_before_response_started",
-    }, keepAlive && !p.draining());
-  }
-  try {
-    // Synchronous in the common case (http1_response.ts): no extra microtask turn then.
-    const done = p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
-    return done instanceof Promise ? await done : done;
-  } catch (e) {
-    up.stream.destroy(); // any framing doubt: this upstream connection is never reused
-    throw e;
+  } finally {
+    chain.onDone(ctx);
   }
 }
 
@@ -259,7 +274,7 @@ async function forwardWithPolicy(
   const ctx = o.ctx;
   const replay = ctx.requestBody ??
     (policy.retries && !o.streamers.length
-      ? await bufferForReplay(o.reader, o.reqFraming, p.maxBody, reqTrailers)
+      ? await bufferForReplay(o.reader, o.reqFraming, p.maxBody, [...reqTrailers])
       : undefined);
   let r: Awaited<ReturnType<typeof exchange>>;
   try {

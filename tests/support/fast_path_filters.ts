@@ -20,7 +20,11 @@ function count(ctx: HttpRequestContext, key: string): void {
   ctx.filterState.set(key, ((ctx.filterState.get(key) as number | undefined) ?? 0) + 1);
 }
 
-function base(name: string, failPolicy: HttpFilter["failPolicy"]): HttpFilter {
+function base(
+  name: string,
+  failPolicy: HttpFilter["failPolicy"],
+  done: string[],
+): HttpFilter {
   return {
     name,
     failPolicy,
@@ -28,15 +32,16 @@ function base(name: string, failPolicy: HttpFilter["failPolicy"]): HttpFilter {
     wantsResponseBody: false,
     onRequest: (ctx) => (count(ctx, `req:${name}`), CONT),
     onResponse: (ctx) => (count(ctx, `res:${name}`), CONT),
-    onDone: () => {},
+    onDone: (ctx) => done.push(`${name} ${ctx.path}`),
   };
 }
 
 const pathOf = (ctx: HttpRequestContext): string => ctx.path.split("?")[0]!;
 
-export function fastPathFilters(): HttpFilter[] {
+/** `done`: gets "<filter> <path>" for every onDone call (each must come once per request). */
+export function fastPathFilters(done: string[] = []): HttpFilter[] {
   const stamp: HttpFilter = {
-    ...base("stamp", "FAIL_CLOSE"),
+    ...base("stamp", "FAIL_CLOSE", done),
     onRequest: (ctx) => {
       count(ctx, "req:stamp");
       ctx.requestHeaders.set("x-stamp", "1");
@@ -52,7 +57,7 @@ export function fastPathFilters(): HttpFilter[] {
     },
   };
   const fragile: HttpFilter = {
-    ...base("fragile", "FAIL_OPEN"),
+    ...base("fragile", "FAIL_OPEN", done),
     onRequest: (ctx) => {
       count(ctx, "req:fragile");
       return pathOf(ctx) === "/trap-open"
@@ -61,7 +66,7 @@ export function fastPathFilters(): HttpFilter[] {
     },
   };
   const gate: HttpFilter = {
-    ...base("gate", "FAIL_CLOSE"),
+    ...base("gate", "FAIL_CLOSE", done),
     onRequest: (ctx) => {
       count(ctx, "req:gate");
       const p = pathOf(ctx);
@@ -92,7 +97,7 @@ export function fastPathFilters(): HttpFilter[] {
     },
   };
   const upper: HttpFilter = {
-    ...base("upper", "FAIL_CLOSE"),
+    ...base("upper", "FAIL_CLOSE", done),
     streamsRequestBody: true,
     onRequestBodyChunk: (ctx, chunk) => {
       count(ctx, "body:upper");
