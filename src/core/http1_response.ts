@@ -22,6 +22,7 @@ import { plainConnection, stripResponseNamed } from "./http1_hop.ts";
 import { switchProtocols } from "./http1_upgrade.ts";
 import {
   finish,
+  NO_TRAILERS,
   type ResHead,
   type Resp,
   responseHead,
@@ -156,7 +157,7 @@ function respondHead(
     },
     resFraming,
     upstreamDone: false,
-    resTrailers: [],
+    resTrailers: NO_TRAILERS,
   };
   if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
     return bufferedResponse(p, down, up, r, ctx, keepAlive, chain, state);
@@ -179,6 +180,7 @@ async function bufferedResponse(
   chain: FilterChain,
   state: ConnState,
 ): Promise<boolean> {
+  r.resTrailers = [];
   const body = await bufferBody(up.reader, r.resFraming, p.maxBody, r.resTrailers);
   if (!body) {
     up.stream.destroy();

@@ -29,8 +29,12 @@ export interface Resp {
   resFraming: Framing;
   /** The upstream's message was read to its end (buffered body). */
   upstreamDone: boolean;
-  readonly resTrailers: Trailer[];
+  /** Trailers of a buffered body (a list of its own then; NO_TRAILERS otherwise). */
+  resTrailers: Trailer[];
 }
+
+/** A response without a buffered body has no trailer list of its own (frozen: never filled). */
+export const NO_TRAILERS = Object.freeze([]) as unknown as Trailer[];
 
 /** Hop-by-hop fields never pass (RESPONSE_HOP; those `connection` names are gone already); a
  * known length is re-stated (the first content-length field gives way to the normalised one,
@@ -42,11 +46,37 @@ export function responseHead(
   whole: Uint8Array | undefined,
 ): Buffer {
   const f = r.resFraming;
-  return headBytes(`HTTP/1.1 ${r.resCtx.status} ${r.res.line[2] || "OK"}`, r.res.headers, {
-    omit: RESPONSE_HOP,
-    replace: f.kind === "length" && lengthKept ? ["content-length", String(f.length)] : undefined,
-    extra: closeAfter && f.kind !== "close" ? CONNECTION_CLOSE : undefined,
-  }, whole);
+  // headBytes is synchronous: one edit object serves every response, and the status line and
+  // the re-stated length are kept for the last values seen (most responses repeat them).
+  EDIT.replace = f.kind === "length" && lengthKept ? lengthField(f.length) : undefined;
+  EDIT.extra = closeAfter && f.kind !== "close" ? CONNECTION_CLOSE : undefined;
+  return headBytes(statusLine(r.resCtx.status, r.res.line[2] || "OK"), r.res.headers, EDIT, whole);
+}
+
+const EDIT: {
+  omit: ReadonlySet<string>;
+  replace: readonly [string, string] | undefined;
+  extra: typeof CONNECTION_CLOSE | undefined;
+} = { omit: RESPONSE_HOP, replace: undefined, extra: undefined };
+
+let lastStatus = 0, lastReason = "", lastLine = "";
+function statusLine(status: number, reason: string): string {
+  if (status !== lastStatus || reason !== lastReason) {
+    lastLine = `HTTP/1.1 ${status} ${reason}`;
+    lastStatus = status;
+    lastReason = reason;
+  }
+  return lastLine;
+}
+
+let lastLength = -1;
+let lastLengthField: readonly [string, string] = ["content-length", "0"];
+function lengthField(n: number): readonly [string, string] {
+  if (n !== lastLength) {
+    lastLengthField = ["content-length", String(n)];
+    lastLength = n;
+  }
+  return lastLengthField;
 }
 
 /** A buffered body: its own length, or chunked with its trailers to a keep-alive client (else
