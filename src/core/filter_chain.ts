@@ -151,7 +151,7 @@ export class FilterChain {
    * first-party filters cost ~4 µs per request timed in place (l7_proxy_server.ts --time-chain:
    * request phase 3.3–4.1 µs, response 0.6–0.8, onDone < 0.1), the same as in process
    * (chain_cost.ts: 2–4 µs), and add ~4 µs of main-thread CPU per request (perf stat: 23 → 27 µs).
-   * They allocate ~3 of the ~75 heap objects a request makes (bun:jsc census) and add no GC time.
+   * They allocate ~3 of the ~62 heap objects a request makes (bun:jsc census) and add no GC time.
    * The "~9 µs" was read off req/s ratios on a loaded box, where the proxy shares two cores with
    * wrk and nginx; ~60% of the proxy's own samples are in the kernel's send/recv (loopback
    * delivers to the receiver inside the sender's syscall). */
