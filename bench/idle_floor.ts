@@ -7,8 +7,10 @@
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters, `./weft run` over
- *   xDS whose workload has an L7 AuthorizationPolicy (RBAC over LDS)
+ *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters, the same with the
+ *   filters as third-party builds (instrumented at load), `./weft run` over xDS whose workload has
+ *   an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC over LDS)
+ * Each weft binary row says whether issue #13's goal (idle RSS per node ≤ 48 MB) is met.
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
  * Options: --binary PATH (default ./weft; built with `deno task build` when missing),
@@ -16,7 +18,8 @@
  * --repeat N (each row the median of N runs), --rows REGEX (only the rows whose label matches),
  * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
  * binary on the 10 000-workload mesh, 3 s after its sync), --first-request (only: the latency of
- * the first and second requests through the binary's three-filter node, after its idle settle).
+ * the first and second requests through the binary's three-filter node, after its idle settle),
+ * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row).
  */
 import { existsSync } from "node:fs";
 import {
@@ -54,9 +57,13 @@ const FIRST_REQUEST = argv.includes("--first-request");
 const XDS_BIG = `${IP.client}:15013`;
 const REPEAT = Math.max(1, Number(flag("repeat") ?? 1));
 const ROWS = flag("rows") ? new RegExp(flag("rows")!) : undefined;
+/** --smaps DIR: also save each run's /proc/PID/smaps under DIR (named after the row). */
+const SMAPS = flag("smaps");
 const XDS_ADDRESS = `${IP.client}:15010`;
 /** A second control plane, serving the mesh with an L7 AuthorizationPolicy (one row). */
 const XDS_AUTHZ = `${IP.client}:15012`;
+/** A third, serving the same mesh without the policy (the L7 listener without a filter). */
+const XDS_HTTP = `${IP.client}:15014`;
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -102,16 +109,26 @@ function readStatus(pid: number): Reading {
 }
 
 async function measure(
+  label: string,
   cmd: string,
   args: string[],
   readyText: string,
   after?: (p: Proc) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<Reading> {
   let p: Proc | undefined;
   try {
-    p = await spawn(cmd, args, { readyText, env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
+    p = await spawn(cmd, args, {
+      readyText,
+      env: { ...Deno.env.toObject(), WEFT_LOG: "info", ...env },
+    });
     await after?.(p);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
+    if (SMAPS) {
+      const name = label.replace(/[^a-z0-9]+/gi, "_").slice(0, 80);
+      Deno.mkdirSync(SMAPS, { recursive: true });
+      Deno.copyFileSync(`/proc/${p.pid}/smaps`, `${SMAPS}/${name}.${p.pid}.smaps`);
+    }
     return readStatus(p.pid);
   } finally {
     await p?.stop();
@@ -140,7 +157,8 @@ async function main(): Promise<void> {
     }
     // The same node taking its config from a control plane: one service, its own workload.
     Deno.writeTextFileSync(`${dir}/mesh.yaml`, xdsMesh());
-    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh(true));
+    Deno.writeTextFileSync(`${dir}/mesh-authz.yaml`, xdsMesh("authz"));
+    Deno.writeTextFileSync(`${dir}/mesh-http.yaml`, xdsMesh("http"));
     Deno.writeTextFileSync(
       `${dir}/weft-xds.yaml`,
       `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
@@ -150,6 +168,12 @@ async function main(): Promise<void> {
       `${
         weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
       }xds:\n  address: ${XDS_AUTHZ}\n`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds-http.yaml`,
+      `${
+        weftConfig(dir, "a").replace("name: bench-a", "name: bench-z")
+      }xds:\n  address: ${XDS_HTTP}\n`,
     );
     if (!SOURCE_ONLY && !existsSync(BINARY)) {
       note(`building ${BINARY}`);
@@ -167,10 +191,13 @@ async function main(): Promise<void> {
       args: string[],
       text = "ready",
       after?: (p: Proc) => Promise<void>,
+      env?: Record<string, string>,
     ) => {
       if (ROWS && !ROWS.test(label)) return;
       const runs: Reading[] = [];
-      for (let i = 0; i < REPEAT; i++) runs.push(await measure(cmd, args, text, after));
+      for (let i = 0; i < REPEAT; i++) {
+        runs.push(await measure(label, cmd, args, text, after, env));
+      }
       runs.sort((a, b) => a.rss - b.rss);
       const r = { ...runs[Math.floor(runs.length / 2)]!, min: runs[0]!.rss, max: runs.at(-1)!.rss };
       rows.push([label, r]);
@@ -220,12 +247,32 @@ async function main(): Promise<void> {
         ready,
       );
       await run(
+        `binary: ${BINARY} run, the same three filters as third-party builds (instrumented at load)`,
+        BINARY,
+        ["run", "--config", l7Config],
+        ready,
+        undefined,
+        { WEFT_PLUGIN_DIR: await customBuilds(dir) },
+      );
+      await run(
         `binary: ${BINARY} run over xDS`,
         BINARY,
         ["run", "--config", `${dir}/weft-xds.yaml`],
         ready,
         xdsApplied,
       );
+      const cpHttp = await controlPlane(dir, "mesh-http.yaml", XDS_HTTP, "cp-ca-http");
+      try {
+        await run(
+          `binary: ${BINARY} run over xDS, an HTTP service on its workload (no policy)`,
+          BINARY,
+          ["run", "--config", `${dir}/weft-xds-http.yaml`],
+          ready,
+          xdsApplied,
+        );
+      } finally {
+        await cpHttp.stop();
+      }
       const cpAuthz = await controlPlane(dir, "mesh-authz.yaml", XDS_AUTHZ, "cp-ca-authz");
       try {
         await run(
@@ -252,14 +299,30 @@ async function print(rows: [string, Reading][]): Promise<void> {
   const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
   out(`\nidle RSS floors (bun ${await bunVersion()}, settle ${SETTLE_MS} ms, load ${load})`);
   const range = REPEAT > 1 ? ` (median of ${REPEAT}; min–max)` : "";
-  out(`| process | RSS MB${range} | anon MB | file MB |`);
-  out("|---|---|---|---|");
+  out(`| process | RSS MB${range} | anon MB | file MB | goal |`);
+  out("|---|---|---|---|---|");
   for (const [label, r] of rows) {
     const mm = r.min !== undefined && REPEAT > 1
       ? ` (${r.min.toFixed(1)}–${r.max!.toFixed(1)})`
       : "";
-    out(`| ${label} | ${r.rss.toFixed(1)}${mm} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} |`);
+    out(
+      `| ${label} | ${r.rss.toFixed(1)}${mm} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} | ${
+        goalOf(label, r.rss)
+      } |`,
+    );
   }
+}
+
+/** Issue #13's goal, idle RSS per node ≤ 48 MB, is for the shipped binary's weft nodes; the
+ * floors and the source runs are context, and the 10 000-workload row is not an idle node. */
+const GOAL_MB = 48;
+function goalOf(label: string, rss: number): string {
+  if (!label.startsWith("binary:") || !label.includes(" run") || label.includes("10 000")) {
+    return "—";
+  }
+  return rss <= GOAL_MB
+    ? `≤ ${GOAL_MB}: met`
+    : `≤ ${GOAL_MB}: not met (+${(rss - GOAL_MB).toFixed(1)})`;
 }
 
 /** First and second request through the idle three-filter binary (each on a new connection, after
@@ -350,12 +413,30 @@ authorizationPolicies:
 `;
 }
 
+/** The three first-party plugins as a third party would ship them: the same components with a
+ * custom section appended (another sha256, same behaviour), in a WEFT_PLUGIN_DIR. The binary
+ * embeds sandboxed cores only for its own plugins' sha256s (src/filters/sandbox/prebuilt.ts), so
+ * these go through the load-time instrumenter like any third-party component. */
+async function customBuilds(dir: string): Promise<string> {
+  const out = `${dir}/plugins-custom`;
+  Deno.mkdirSync(out, { recursive: true });
+  const tag = enc.encode("built-by-a-third-party");
+  // component custom section: id 0, size, name (length-prefixed), no payload
+  const section = new Uint8Array([0, tag.length + 1, tag.length, ...tag]);
+  for (const name of ["authz", "fault", "traffic-split"]) {
+    const bytes = await Deno.readFile(`plugins/${name}/build/${name}.wasm`);
+    await Deno.writeFile(`${out}/${name}.wasm`, new Uint8Array([...bytes, ...section]));
+  }
+  return out;
+}
+
 type Run = (
   label: string,
   cmd: string,
   args: string[],
   text?: string,
   after?: (p: Proc) => Promise<void>,
+  env?: Record<string, string>,
 ) => Promise<void>;
 
 /** The binary as node-0 of the 10 000-workload mesh (100 workloads of its own, 1000 services),
@@ -400,10 +481,10 @@ function controlPlane(dir: string, mesh: string, address: string, caDir: string)
   ], { readyText: '"msg":"ready"', env: { ...Deno.env.toObject(), WEFT_LOG: "info" } });
 }
 
-/** A mesh with the bench node's workload and one service, as Istio manifests; with `authz`, also
- * node bench-z's workload behind an HTTP service and an L7 AuthorizationPolicy (an inbound
- * listener with an RBAC filter for that node). */
-function xdsMesh(authz = false): string {
+/** A mesh with the bench node's workload and one service, as Istio manifests; with `http`, also
+ * node bench-z's workload behind an HTTP service (an inbound L7 listener for that node), and with
+ * `authz` that and an L7 AuthorizationPolicy on it (the listener carries an RBAC filter). */
+function xdsMesh(kind: "tcp" | "http" | "authz" = "tcp"): string {
   const client = {
     name: "client",
     namespace: "default",
@@ -417,7 +498,7 @@ function xdsMesh(authz = false): string {
     vips: [IP.vip],
     ports: [{ port: 80, targetPort: 8080 }],
   };
-  if (!authz) return meshManifests({ workloads: [client], services: [echo] });
+  if (kind === "tcp") return meshManifests({ workloads: [client], services: [echo] });
   return meshManifests({
     workloads: [client, {
       // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node
@@ -435,7 +516,7 @@ function xdsMesh(authz = false): string {
       vips: [IP.vip],
       ports: [{ port: 81, targetPort: 8081, protocol: "HTTP" }],
     }],
-    authorizationPolicies: [{
+    authorizationPolicies: kind === "http" ? [] : [{
       name: "deny-header",
       namespace: "default",
       selector: { app: "web" },

@@ -147,3 +147,17 @@ Deno.test("a node over xDS decodes with the generated codec: what startXds impor
   );
   assert.deepEqual(bad, [], "src/xds/mod.ts statically reaches protobuf-es or the control plane");
 });
+
+Deno.test("a node with component filters only loads no proxy-wasm host: the filter host's static graph leaves out its loader, node:http, node:https and node:url", async () => {
+  // On Bun, node:http and node:https cost ~7 MB and node:url ~2 MB when imported (bun -e), which
+  // an xDS node paid when its first L7 policy loaded the filter layer; the proxy-wasm host loads
+  // with the first proxy-wasm filter (proxy_wasm/register.ts), its HTTP clients with the first
+  // direct callout (proxy_wasm/http_call.ts).
+  const mods = await staticClosure(join(ROOT, "src/app/l7_host.ts"));
+  assert.ok([...mods].some((m) => m.endsWith("/src/filters/mod.ts")), "the filter host is read");
+  const bad = [...mods].filter((m) =>
+    /\/src\/filters\/proxy_wasm\/(loader|vm|filter|http_call)\.ts$/.test(m) ||
+    ["node:http", "node:https", "node:url"].includes(m)
+  );
+  assert.deepEqual(bad, [], "l7_host.ts statically reaches the proxy-wasm host or node:http/url");
+});

@@ -46,15 +46,11 @@ export type { BuiltPlugin, PluginManifest } from "./plugin_build.ts";
 export function loadPluginBuilder(): Promise<typeof import("./plugin_build.ts")> {
   return import("./plugin_build.ts");
 }
-export {
-  createProxyWasmFilter,
-  fromWasmPlugin,
-  PROXY_WASM_TYPE,
-  proxyWasmFactory,
-  ProxyWasmFilter,
-  registerProxyWasm,
-} from "./proxy_wasm/mod.ts";
-export type { ProxyWasmHostOptions, WasmPluginSpec } from "./proxy_wasm/mod.ts";
+// The proxy-wasm host itself loads with the first proxy-wasm filter (proxy_wasm/register.ts).
+export { proxyWasmFactory, registerProxyWasm } from "./proxy_wasm/register.ts";
+export { PROXY_WASM_TYPE } from "./filter_types.ts";
+export type { ProxyWasmHostOptions } from "./proxy_wasm/options.ts";
+export type { WasmPluginSpec } from "./proxy_wasm/loader.ts";
 export { scaffoldPlugin } from "./scaffold.ts";
 export type { PluginLang } from "./scaffold.ts";
 export * from "./first_party/mod.ts";

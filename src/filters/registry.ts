@@ -8,7 +8,7 @@
 import type { FilterRef, HttpFilter } from "../core/mod.ts";
 import { WeftError } from "../core/mod.ts";
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { filePathOf } from "./file_url.ts";
 import { loadComponent, sha256Hex } from "./component/component_loader.ts";
 import {
   ComponentFilter,
@@ -73,7 +73,7 @@ export function defaultRegistry(sandbox: SandboxOptions = DEFAULT_SANDBOX): Filt
 
 /** Local path of a ref's url (file:// URL or plain path); undefined for remote urls. */
 export function localPath(url: string): string | undefined {
-  if (url.startsWith("file://")) return fileURLToPath(url);
+  if (url.startsWith("file://")) return filePathOf(url);
   if (/^[a-z]+:\/\//i.test(url)) return undefined;
   return url;
 }

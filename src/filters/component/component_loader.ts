@@ -46,9 +46,17 @@ export interface LoadedComponent {
   instantiate(bridge: HostBridge): Promise<Guest>;
 }
 
+/** Lower-case hex sha256 of `bytes`. A plain indexed loop: the spread-and-map idiom calls the
+ * array-iterator and map builtins ~65 times per digest, and builtins that start-up already ran
+ * often cross JavaScriptCore's optimizing threshold on such calls after start-up (a filter load
+ * over xDS: DFG compiles of `next` and `map` seen with BUN_JSC_reportDFGCompileTimes=1), mapping
+ * the DFG compiler's code into an idle node. (A 256-entry lookup table built at import did the
+ * same: its initialiser ran 256 times when the filter layer loaded after start-up.) */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  let s = "";
+  for (let i = 0; i < d.length; i++) s += (d[i]! < 16 ? "0" : "") + d[i]!.toString(16);
+  return s;
 }
 
 /** Loaded components by (sha256, memory cap, binding): a loaded component holds no per-instance
@@ -128,7 +136,7 @@ async function compileComponent(
     const reuse = name === `${NAME}.core.wasm` && first && sameBytes(first.bytes, data);
     modules.set(
       name,
-      reuse ? first.module : await WebAssembly.compile(instrumentModule(data, { maxMemoryPages })),
+      reuse ? first.module : await compileCore(instrumentModule(data, { maxMemoryPages })),
     );
   }
   const main = modules.get(`${NAME}.core.wasm`);
@@ -166,9 +174,28 @@ async function compileFirstCore(
     const sandboxed = prebuilt
       ? capMemory(prebuilt, maxMemoryPages)
       : instrumentModule(core, { maxMemoryPages });
-    return { bytes: core, module: await WebAssembly.compile(sandboxed) };
+    return { bytes: core, module: await compileCore(sandboxed) };
   } catch {
     return undefined;
+  }
+}
+
+/** Core modules up to this size compile synchronously. */
+export const SYNC_COMPILE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Compiles a sandboxed core module. A small one (the first-party cores are ~45 KB: 1–5 ms) compiles
+ * on the calling thread: on Bun, WebAssembly.compile hands even those to JavaScriptCore's wasm
+ * compiler thread, whose start and per-thread allocator pages stayed resident in an idle node
+ * (bench:idle, binary with the three first-party filters: 49.1 → 48.8 MB, two alternated rounds).
+ * Larger modules compile off the event loop, so a live reload does not stall requests.
+ */
+export function compileCore(bytes: Uint8Array<ArrayBuffer>): Promise<WebAssembly.Module> {
+  if (bytes.length > SYNC_COMPILE_MAX_BYTES) return WebAssembly.compile(bytes);
+  try {
+    return Promise.resolve(new WebAssembly.Module(bytes));
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 

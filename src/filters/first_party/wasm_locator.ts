@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { filePathOf } from "../file_url.ts";
 import { env, WeftError } from "../../core/mod.ts";
 import type { FirstParty } from "../filter_types.ts";
 
@@ -38,7 +38,7 @@ function candidates(name: FirstParty): string[] {
   out.push(join(dirname(process.execPath), "plugins", file));
   // Only meaningful in a checkout: in a compiled binary import.meta.url is a virtual path.
   if (import.meta.url.startsWith("file:")) {
-    const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+    const repo = join(dirname(filePathOf(import.meta.url)), "..", "..", "..");
     out.push(join(repo, "plugins", name, "build", file));
   }
   return out;

@@ -5,7 +5,7 @@
  * control path).
  */
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { filePathOf } from "../file_url.ts";
 import { env, logger, WeftError } from "../../core/mod.ts";
 import type { FailPolicy, FilterRef } from "../../core/mod.ts";
 import { type AbiVersion, detectAbi, isPreMarkerModule } from "./abi.ts";
@@ -18,8 +18,8 @@ import {
   resolveSettings,
 } from "./options.ts";
 import { instrumentModule } from "../sandbox/instrument.ts";
-import type { FilterFactory, FilterRegistry } from "../registry.ts";
 import { GuestFailure } from "./vm.ts";
+import { compileCore, sha256Hex } from "../component/component_loader.ts";
 
 import { PROXY_WASM_TYPE } from "../filter_types.ts";
 export { PROXY_WASM_TYPE };
@@ -30,11 +30,6 @@ interface Compiled {
   readonly imports: readonly FunctionImport[];
 }
 const compiled = new Map<string, Compiled>();
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Read module bytes from a file:// or http(s):// URL, or a plain path; check sha256. */
 export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8Array> {
@@ -47,7 +42,7 @@ export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8
         throw new Error(`HTTP ${res.status}`);
       }
       bytes = new Uint8Array(await res.arrayBuffer());
-    } else if (url.startsWith("file://")) bytes = await readFile(fileURLToPath(url));
+    } else if (url.startsWith("file://")) bytes = await readFile(filePathOf(url));
     else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error("unsupported URL scheme");
     else bytes = await readFile(url);
   } catch (e) {
@@ -81,7 +76,7 @@ async function compile(bytes: Uint8Array, settings: PluginSettings): Promise<Com
   let code = bytes;
   try {
     if (settings.sandbox) code = instrumentModule(bytes, { maxMemoryPages: pages });
-    module = await WebAssembly.compile(code as BufferSource);
+    module = await compileCore(code as Uint8Array<ArrayBuffer>);
   } catch (e) {
     if (e instanceof WeftError) throw e;
     throw new WeftError("proxy_wasm_compile", `Cannot compile proxy-wasm plugin ${name}: ${e}`, {
@@ -158,28 +153,6 @@ export async function proxyWasmFilterFromBytes(
     }
     throw e;
   }
-}
-
-/** The filter registry's factory for "weft.proxy_wasm" (src/filters/registry.ts fetches and
- * verifies the bytes). `options` are the host-side settings shared by every plugin it builds;
- * per-plugin overrides by filter name. */
-export function proxyWasmFactory(
-  options: ProxyWasmHostOptions = {},
-  perPlugin: Readonly<Record<string, ProxyWasmHostOptions>> = {},
-): FilterFactory {
-  return {
-    create: (ref, bytes) =>
-      proxyWasmFilterFromBytes(ref, bytes, { ...options, ...perPlugin[ref.name] }),
-  };
-}
-
-/** Register the proxy-wasm host in a filter registry under "weft.proxy_wasm". */
-export function registerProxyWasm(
-  registry: FilterRegistry,
-  options: ProxyWasmHostOptions = {},
-  perPlugin: Readonly<Record<string, ProxyWasmHostOptions>> = {},
-): void {
-  registry.register(PROXY_WASM_TYPE, proxyWasmFactory(options, perPlugin));
 }
 
 /** The WasmPlugin spec fields weft reads (Istio extensions.istio.io/v1alpha1). */

@@ -10,11 +10,10 @@ export {
   hostOptionsFromWasmPlugin,
   loadWasmBytes,
   PROXY_WASM_TYPE,
-  proxyWasmFactory,
   proxyWasmFilterFromBytes,
-  registerProxyWasm,
   type WasmPluginSpec,
 } from "./loader.ts";
+export { proxyWasmFactory, registerProxyWasm } from "./register.ts";
 export { ProxyWasmFilter } from "./filter.ts";
 export type { ProxyWasmHostOptions } from "./options.ts";
 export { decodePairs, encodePairs, Status } from "./abi.ts";

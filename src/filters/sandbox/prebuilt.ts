@@ -1,13 +1,15 @@
 /**
  * Sandboxed core modules prepared at build time. Instrumenting a core module (instrument.ts) walks
- * every instruction in JS: ~130 KB of first-party code is hot enough for JavaScriptCore to
- * compile the walker with its optimizing tiers (DFG, FTL), which maps ~4 MB of compiler code into
- * an otherwise idle node (measured on the Bun binary: 54.2 → 50.2 MB with the DFG off). The single
- * `weft` binary therefore embeds, for each first-party plugin, its main core module already
- * instrumented without a memory cap (`deno task build`, tools/build.ts), named by the sha256 of
- * the component it came from; the loader applies the configured memory cap (a rewrite of the
- * memory section only: `capMemory`) and compiles it. Any other component, or a plugin replaced
- * through WEFT_PLUGIN_DIR (another sha256), is instrumented at load as before.
+ * every instruction in JS. With a call per byte, ~130 KB of first-party code was hot enough for
+ * JavaScriptCore to compile the walker with its optimizing tiers (DFG, FTL), mapping ~4 MB of
+ * compiler code into an idle node; walkExpr now decodes inline and stays in the lower tiers
+ * (bench:idle: the three plugins as third-party builds, instrumented at load, 52.9 → 49.0 MB, as
+ * prebuilt). The single `weft` binary still embeds, for each first-party plugin, its main core
+ * module already instrumented without a memory cap (`deno task build`, tools/build.ts), named by
+ * the sha256 of the component it came from: no walk at all at load. The loader applies the
+ * configured memory cap (a rewrite of the memory section only: `capMemory`) and compiles it. Any
+ * other component, or a plugin replaced through WEFT_PLUGIN_DIR (another sha256), is instrumented
+ * at load.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";

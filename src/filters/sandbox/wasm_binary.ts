@@ -166,114 +166,162 @@ export interface InstrHooks {
   loopBody(pos: number): void;
 }
 
-/** Walks the instructions of an expression or function body until its final `end`. */
+/** What follows an opcode byte, for walkExpr's fast path (0: anything else, the general path). */
+const PLAIN = 1;
+const LEB = 2;
+const BLOCK = 3;
+const LOOP = 4;
+const END = 5;
+const MEMARG = 6;
+const FUNC = 7;
+const KIND = ((): Uint8Array => {
+  const k = new Uint8Array(256);
+  for (const op of [0x00, 0x01, 0x05, 0x0a, 0x0f, 0x19, 0x1a, 0x1b, 0xd1, 0xd3, 0xd4]) {
+    k[op] = PLAIN;
+  }
+  for (let op = 0x45; op <= 0xc4; op++) k[op] = PLAIN;
+  for (
+    const op of [
+      0x07,
+      0x08,
+      0x09,
+      0x18,
+      0x0c,
+      0x0d,
+      0x14,
+      0x15,
+      0x20,
+      0x21,
+      0x22,
+      0x23,
+      0x24,
+      0x25,
+      0x26,
+      0x3f,
+      0x40,
+      0x41,
+      0x42,
+      0xd0,
+      0xd5,
+      0xd6,
+    ]
+  ) k[op] = LEB;
+  k[0x02] = k[0x04] = k[0x06] = BLOCK; // block, if, try
+  k[0x03] = LOOP;
+  k[0x0b] = END;
+  for (let op = 0x28; op <= 0x3e; op++) k[op] = MEMARG;
+  k[0x10] = k[0x12] = k[0xd2] = FUNC; // call, return_call, ref.func
+  return k;
+})();
+
+/**
+ * Walks the instructions of an expression or function body until its final `end`.
+ * The common instructions are decoded inline on local variables, without a call per byte or
+ * immediate: the walk runs once per instruction of every component a node loads at run time, and
+ * with a call per byte JavaScriptCore compiled the reader with its top tier (FTL), which maps
+ * ~2 MB of compiler code into an idle node (bench:idle, third-party builds row). The rarer
+ * instructions take the general path (`walkOther`), which uses the Reader.
+ */
 export function walkExpr(r: Reader, hooks: InstrHooks): void {
+  const buf = r.buf;
+  const end = r.end;
+  let pos = r.pos;
   let depth = 1;
   while (depth > 0) {
-    const op = r.byte();
-    switch (op) {
-      case 0x02:
-      case 0x04:
-      case 0x06: // block, if, try
-        skipBlockType(r);
-        depth++;
-        break;
-      case 0x03: // loop
-        skipBlockType(r);
-        depth++;
-        hooks.loopBody(r.pos);
-        break;
-      case 0x1f: { // try_table
-        skipBlockType(r);
-        depth++;
-        const n = r.u32();
-        for (let i = 0; i < n; i++) {
-          const kind = r.byte();
-          if (kind < 2) r.skipLeb();
-          r.skipLeb();
-        }
-        break;
-      }
-      case 0x0b:
-        depth--;
-        break;
-      case 0x10:
-      case 0x12:
-      case 0xd2: { // call, return_call, ref.func
-        const start = r.pos;
-        const idx = r.u32();
-        hooks.funcIndex(start, r.pos, idx);
-        break;
-      }
-      case 0x07:
-      case 0x08:
-      case 0x09:
-      case 0x18:
-      case 0x0c:
-      case 0x0d:
-      case 0x14:
-      case 0x15:
-      case 0x20:
-      case 0x21:
-      case 0x22:
-      case 0x23:
-      case 0x24:
-      case 0x25:
-      case 0x26:
-      case 0x3f:
-      case 0x40:
-      case 0x41:
-      case 0x42:
-      case 0xd0:
-      case 0xd5:
-      case 0xd6:
-        r.skipLeb();
-        break;
-      case 0x0e: { // br_table
-        const n = r.u32();
-        for (let i = 0; i <= n; i++) r.skipLeb();
-        break;
-      }
-      case 0x11:
-      case 0x13:
-        r.skipLeb();
-        r.skipLeb();
-        break;
-      case 0x1c: {
-        const n = r.u32();
-        for (let i = 0; i < n; i++) skipValType(r);
-        break;
-      }
-      case 0x43:
-        r.pos += 4;
-        break;
-      case 0x44:
-        r.pos += 8;
-        break;
-      case 0xfc:
-        skipFc(r);
-        break;
-      case 0xfd:
-        skipSimd(r);
-        break;
-      case 0xfe: {
-        const sub = r.u32();
-        if (sub === 0x03) r.byte();
-        else skipMemArg(r);
-        break;
-      }
-      default:
-        if (op >= 0x28 && op <= 0x3e) skipMemArg(r);
-        else if (op === 0xfb) throw malformed("GC instructions are not supported");
-        else if (!isPlainOpcode(op)) throw malformed(`unknown opcode 0x${op.toString(16)}`);
+    if (pos >= end) throw malformed("unexpected end");
+    const op = buf[pos++]!;
+    const kind = KIND[op]!;
+    if (kind === PLAIN) continue;
+    if (kind === END) {
+      depth--;
+      continue;
     }
+    if (kind === MEMARG && pos < end && (buf[pos]! & 0xc0) === 0) pos++; // one-byte align
+    else if (kind === MEMARG || kind === 0) {
+      r.pos = pos;
+      depth += walkOther(op, r);
+      pos = r.pos;
+      continue;
+    } else if (kind === FUNC) {
+      const start = pos;
+      let value = 0;
+      for (let shift = 0;; shift += 7) {
+        if (shift > 35) throw malformed("LEB128 too long");
+        if (pos >= end) throw malformed("unexpected end");
+        const b = buf[pos++]!;
+        value += (b & 0x7f) * 2 ** shift;
+        if ((b & 0x80) === 0) break;
+      }
+      hooks.funcIndex(start, pos, value);
+      continue;
+    } else if (kind !== LEB) { // BLOCK, LOOP: a block type (s33, or a ref type and heap type)
+      depth++;
+      if (buf[pos] === 0x63 || buf[pos] === 0x64) pos++;
+    }
+    // One LEB immediate (signed or unsigned, any width): LEB, a block type, a memarg's offset.
+    for (let i = 0;; i++) {
+      if (i === 10) throw malformed("LEB128 too long");
+      if (pos >= end) throw malformed("unexpected end");
+      if ((buf[pos++]! & 0x80) === 0) break;
+    }
+    if (kind === LOOP) hooks.loopBody(pos);
   }
+  r.pos = pos;
 }
 
-function isPlainOpcode(op: number): boolean {
-  return op === 0x00 || op === 0x01 || op === 0x05 || op === 0x0a || op === 0x0f ||
-    op === 0x19 || op === 0x1a || op === 0x1b || (op >= 0x45 && op <= 0xc4) || op === 0xd1 ||
-    op === 0xd3 || op === 0xd4;
+/** The instructions walkExpr does not decode inline; returns the change of block depth. */
+function walkOther(op: number, r: Reader): number {
+  switch (op) {
+    case 0x1f: { // try_table
+      skipBlockType(r);
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const kind = r.byte();
+        if (kind < 2) r.skipLeb();
+        r.skipLeb();
+      }
+      return 1;
+    }
+    case 0x0e: { // br_table
+      const n = r.u32();
+      for (let i = 0; i <= n; i++) r.skipLeb();
+      return 0;
+    }
+    case 0x11:
+    case 0x13:
+      r.skipLeb();
+      r.skipLeb();
+      return 0;
+    case 0x1c: {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) skipValType(r);
+      return 0;
+    }
+    case 0x43:
+      r.pos += 4;
+      return 0;
+    case 0x44:
+      r.pos += 8;
+      return 0;
+    case 0xfc:
+      skipFc(r);
+      return 0;
+    case 0xfd:
+      skipSimd(r);
+      return 0;
+    case 0xfe: {
+      const sub = r.u32();
+      if (sub === 0x03) r.byte();
+      else skipMemArg(r);
+      return 0;
+    }
+  }
+  if (op >= 0x28 && op <= 0x3e) {
+    skipMemArg(r);
+    return 0;
+  }
+  if (op === 0xfb) throw malformed("GC instructions are not supported");
+  throw malformed(`unknown opcode 0x${op.toString(16)}`);
 }
 
 function skipFc(r: Reader): void {
