@@ -79,10 +79,6 @@ function time(f: () => void, n: number): number {
 
 // deno-lint-ignore no-explicit-any
 const jsc: any = "Bun" in globalThis ? await import("bun:jsc" as string) : undefined;
-function objects(): number {
-  jsc?.fullGC?.();
-  return jsc ? jsc.heapStats().objectCount : 0;
-}
 
 time(one, N / 4); // warm up (JIT tiers)
 time(parseOnly, N / 4);
@@ -94,17 +90,19 @@ console.log(
   } µs per request (filters, both phases, onDone; parse alone ${base.toFixed(2)} µs)`,
 );
 if (jsc) {
-  // Allocation count: objects alive after a run without GC in between is not meaningful, so
-  // count what one request allocates through the heap's "extra memory" and object deltas with
-  // GC off is impossible; instead compare heap size growth over a batch that fits before a GC.
-  const before = jsc.heapStats();
-  const b0 = jsc.memoryUsage?.().current ?? 0;
-  for (let i = 0; i < 1000; i++) one();
-  const after = jsc.heapStats();
-  const b1 = jsc.memoryUsage?.().current ?? 0;
+  // Objects allocated per request: a heap census (objectTypeCounts walks every cell, garbage
+  // included) after a full collection and after a batch small enough to run without one.
+  const census = (): Record<string, number> => jsc.heapStats().objectTypeCounts;
+  const sum = (c: Record<string, number>): number => Object.values(c).reduce((a, b) => a + b, 0);
+  jsc.fullGC();
+  const before = census();
+  for (let i = 0; i < 500; i++) one();
+  const after = census();
+  const diff = Object.entries(after).map(([k, v]) => [k, (v - (before[k] ?? 0)) / 500] as const)
+    .filter(([, d]) => d > 0).sort((x, y) => y[1] - x[1]);
   console.log(
-    `  heap objects +${after.objectCount - before.objectCount} per 1000 requests, heap bytes +${
-      ((after.heapSize - before.heapSize) / 1000).toFixed(0)
-    } per request (bmalloc ${((b1 - b0) / 1000).toFixed(0)}), objects after GC ${objects()}`,
+    `  ${((sum(after) - sum(before)) / 500).toFixed(1)} heap objects per request (parse + chain): ${
+      diff.slice(0, 8).map(([k, d]) => `${k} ${d.toFixed(1)}`).join(", ")
+    }`,
   );
 }
