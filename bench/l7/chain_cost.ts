@@ -2,9 +2,9 @@
 /**
  * What the bench chain (bench_chain.ts) costs per request in process, with the request and
  * response contexts built as the HTTP/1.1 proxy builds them (the head parsed by the proxy's own
- * parser, a wrk-like request and nginx-like response): µs per request for the request phase,
- * response phase and onDone, and on Bun the heap objects allocated per request (bun:jsc
- * heapStats). `bun bench/l7/chain_cost.ts [--filters authz,fault] [--n 200000] [--managed]`
+ * parser, a wrk-like request and nginx-like response): µs per request for both phases and
+ * onDone together (parsing timed apart), and on Bun the heap objects allocated per request (a
+ * bun:jsc census). `bun bench/l7/chain_cost.ts [--filters authz,fault] [--n 200000] [--managed]`
  * (`--managed`: behind ManagedFilter, as the filter host serves them); also runs on
  * Deno (`deno run -A`), without the allocation count.
  */
