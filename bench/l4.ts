@@ -5,12 +5,16 @@
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
  *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
  *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99;
- *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun)
+ *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun); per round
+ *   direct, haproxy and weft run back to back, and the summary rows give the median added p50/p99
+ *   of weft and of haproxy over the rounds, weft's against haproxy's and against the goal
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
  * built by `deno task build` when no path is given; adds the idle RSS of the binary, of the
  * container image and of a Deno run, bench/l4_idle.ts), --seconds N (per run, default 5) --tunnels N (default 10000), --harness (run the
  * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; --weft-only (no peers),
- * --tunnels-only (only the idle-tunnels row); default is
+ * --tunnels-only (only the idle-tunnels row); --only <sections> (comma-separated: throughput
+ * (iperf3, peak RSS), wrk, latency, bare, tunnels, idle; peers run as the chosen sections need
+ * them); --rounds N (latency rounds, default 1); default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
 import * as net from "node:net";
@@ -55,6 +59,19 @@ const BINARY = argv.includes("--binary")
 const WEFT_ONLY = argv.includes("--weft-only");
 /** Iterating on per-tunnel memory: only the idle-tunnels row. */
 const TUNNELS_ONLY = argv.includes("--tunnels-only");
+const SECTIONS = ["throughput", "wrk", "latency", "bare", "tunnels", "idle"] as const;
+type Section = typeof SECTIONS[number];
+const ONLY = argv.includes("--only")
+  ? new Set((argv[argv.indexOf("--only") + 1] ?? "").split(",") as Section[])
+  : undefined;
+for (const s of ONLY ?? []) {
+  if (!SECTIONS.includes(s)) {
+    throw new Error(`--only: unknown section ${s} (${SECTIONS.join(",")})`);
+  }
+}
+const want = (s: Section): boolean => !ONLY || ONLY.has(s);
+/** Latency rounds: direct, haproxy and weft back to back in each. */
+const ROUNDS = opt("rounds", 1);
 const dir = Deno.makeTempDirSync({ prefix: "weft-bench-l4-" });
 const procs: Proc[] = [];
 const rows: [string, string, string][] = [];
@@ -130,71 +147,156 @@ function fmtWrk(r: WrkResult): string {
   return `${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
 }
 
-const fmtLat = (l: Latency): string =>
-  `p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms at ${Math.round(l.rps)} req/s`;
-let direct1k: Latency | undefined;
-let directOpen: Latency | undefined;
 let rustGbps = NaN;
+const NO_WRK: WrkResult = { rps: NaN, p50: NaN, p99: NaN };
+const median = (xs: number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length === 0 ? NaN : v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
 
-/** Baselines: raw loopback, stunnel4 pair (iperf3), nginx direct and haproxy pair (wrk). */
-async function peers(): Promise<[number, number, WrkResult]> {
-  const raw = await iperf(IP.server, PORT.iperf, SECONDS);
-  row("iperf3 raw loopback", `${raw.toFixed(2)} Gbit/s`);
+interface PeerFigures {
+  raw: number;
+  stunnel: number;
+  /** The haproxy mTLS pair, left running for the wrk and latency sections (same-time peers). */
+  hap?: Proc;
+}
 
-  Deno.writeTextFileSync(
-    `${dir}/st-s.conf`,
-    stunnelConf(dir, "server", `${IP.server}:${PORT.iperf}`),
-  );
-  Deno.writeTextFileSync(`${dir}/st-c.conf`, stunnelConf(dir, "client", ""));
-  // Readiness from the log, not a probe connection: a probe would reach iperf3's control port.
-  const stS = await spawn("stunnel4", [`${dir}/st-s.conf`], {
-    readyText: "Configuration successful",
-  });
-  const stC = await spawn("stunnel4", [`${dir}/st-c.conf`], {
-    readyText: "Configuration successful",
-  });
-  const stunnel = await iperf(IP.stunnelC, PORT.tunnelIn, SECONDS);
-  row("stunnel4 mTLS pair, iperf3 1 stream", `${stunnel.toFixed(2)} Gbit/s`);
-  await stC.stop();
-  await stS.stop();
-
-  Deno.writeTextFileSync(`${dir}/haproxy.cfg`, haproxyConf(dir, `${IP.server}:${PORT.http}`));
-  const hap = await spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
-  await waitPort(IP.haproxyC, PORT.tunnelIn);
-  const direct = await wrk(`http://${IP.server}:${PORT.http}/`, SECONDS);
-  row("wrk -c32 nginx direct", fmtWrk(direct));
-  const hw = await wrk(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
-  row("wrk -c32 haproxy mTLS pair", fmtWrk(hw));
-  direct1k = await fixedRate(`http://${IP.server}:${PORT.http}/`, SECONDS);
-  row("1k req/s nginx direct", fmtLat(direct1k));
-  const h1k = await fixedRate(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
-  row("1k req/s haproxy mTLS pair", fmtLat(h1k), added(h1k));
-  directOpen = await openLoop(`http://${IP.server}:${PORT.http}/`, SECONDS);
-  row("1k req/s open loop, evenly spaced: nginx direct", fmtLat(directOpen));
-  const hOpen = await openLoop(`http://${IP.haproxyC}:${PORT.tunnelIn}/`, SECONDS);
-  row("1k req/s open loop: haproxy mTLS pair", fmtLat(hOpen), added(hOpen, directOpen));
-  await hap.stop();
-  const rust = await rustPair(dir);
-  if (rust) {
-    rustGbps = await iperf(RUST_IP.client, PORT.tunnelIn, SECONDS);
-    row("Rust HBONE pair (h2+rustls), iperf3 1 stream", `${rustGbps.toFixed(2)} Gbit/s`);
-    const rw = await wrk(`http://${RUST_IP.client}:${PORT.tunnelOut}/`, SECONDS);
-    row("wrk -c32 Rust HBONE pair", fmtWrk(rw));
-    row(
-      "Rust HBONE pair peak RSS (server / client)",
-      rust.map((p) => rssMb(p.pid).peak.toFixed(1)).slice(0, 2).join(" / ") + " MB",
+/** Baselines: raw loopback and the stunnel4 pair (iperf3), the Rust pair, and the haproxy pair
+ * started for the wrk and latency sections. */
+async function peers(): Promise<PeerFigures> {
+  const out: PeerFigures = { raw: NaN, stunnel: NaN };
+  if (want("throughput")) {
+    out.raw = await iperf(IP.server, PORT.iperf, SECONDS);
+    row("iperf3 raw loopback", `${out.raw.toFixed(2)} Gbit/s`);
+    Deno.writeTextFileSync(
+      `${dir}/st-s.conf`,
+      stunnelConf(dir, "server", `${IP.server}:${PORT.iperf}`),
     );
-    for (const p of rust.reverse()) await p.stop();
-  } else row("Rust HBONE pair", "skipped: set WEFT_BENCH_RUST_PAIR to the hbone-pair binary");
-  return [raw, stunnel, hw];
+    Deno.writeTextFileSync(`${dir}/st-c.conf`, stunnelConf(dir, "client", ""));
+    // Readiness from the log, not a probe connection: a probe would reach iperf3's control port.
+    const stS = await spawn("stunnel4", [`${dir}/st-s.conf`], {
+      readyText: "Configuration successful",
+    });
+    const stC = await spawn("stunnel4", [`${dir}/st-c.conf`], {
+      readyText: "Configuration successful",
+    });
+    out.stunnel = await iperf(IP.stunnelC, PORT.tunnelIn, SECONDS);
+    row("stunnel4 mTLS pair, iperf3 1 stream", `${out.stunnel.toFixed(2)} Gbit/s`);
+    await stC.stop();
+    await stS.stop();
+  }
+  if (want("throughput") || want("wrk")) await rustRows();
+  if (want("wrk") || want("latency")) {
+    Deno.writeTextFileSync(`${dir}/haproxy.cfg`, haproxyConf(dir, `${IP.server}:${PORT.http}`));
+    out.hap = await spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
+    procs.push(out.hap);
+    await waitPort(IP.haproxyC, PORT.tunnelIn);
+  }
+  return out;
 }
 
-/** Latency added over nginx direct at the same fixed rate (hey, or the open loop's own). */
-function added(l: Latency, direct = direct1k): string {
-  if (!direct) return "";
-  const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
-  return `added p50 ${signed(l.p50 - direct.p50)} ms, p99 ${signed(l.p99 - direct.p99)} ms`;
+async function rustRows(): Promise<void> {
+  const rust = await rustPair(dir);
+  if (!rust) {
+    row("Rust HBONE pair", "skipped: set WEFT_BENCH_RUST_PAIR to the hbone-pair binary");
+    return;
+  }
+  rustGbps = await iperf(RUST_IP.client, PORT.tunnelIn, SECONDS);
+  row("Rust HBONE pair (h2+rustls), iperf3 1 stream", `${rustGbps.toFixed(2)} Gbit/s`);
+  const rw = await wrk(`http://${RUST_IP.client}:${PORT.tunnelOut}/`, SECONDS);
+  row("wrk -c32 Rust HBONE pair", fmtWrk(rw));
+  row(
+    "Rust HBONE pair peak RSS (server / client)",
+    rust.map((p) => rssMb(p.pid).peak.toFixed(1)).slice(0, 2).join(" / ") + " MB",
+  );
+  for (const p of rust.reverse()) await p.stop();
 }
+
+const URL_DIRECT = `http://${IP.server}:${PORT.http}/`;
+const URL_HAPROXY = `http://${IP.haproxyC}:${PORT.tunnelIn}/`;
+const URL_WEFT = `http://${IP.vip}:80/`;
+
+/** wrk -c32: nginx direct once, then haproxy and weft alternately for --rounds (medians). */
+async function wrkSection(hap: boolean): Promise<WrkResult> {
+  row("wrk -c32 nginx direct", fmtWrk(await wrk(URL_DIRECT, SECONDS)));
+  const h: WrkResult[] = [];
+  const w: WrkResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (hap) h.push(await wrk(URL_HAPROXY, SECONDS));
+    w.push(await wrk(URL_WEFT, SECONDS));
+  }
+  const med = (l: WrkResult[]): WrkResult =>
+    l.length === 0 ? NO_WRK : {
+      rps: median(l.map((x) => x.rps)),
+      p50: median(l.map((x) => x.p50)),
+      p99: median(l.map((x) => x.p99)),
+    };
+  const hw = med(h);
+  const ww = med(w);
+  const of = ROUNDS > 1 ? ` (median of ${ROUNDS})` : "";
+  if (hap) row(`wrk -c32 haproxy mTLS pair${of}`, fmtWrk(hw));
+  row(
+    `wrk -c32 weft pair${of}`,
+    fmtWrk(ww),
+    `${(ww.rps / hw.rps).toFixed(2)}x haproxy req/s (goal ≥ 1.0x), p99 ${
+      (ww.p99 / hw.p99).toFixed(2)
+    }x (goal ≤ 1.0x)`,
+  );
+  return ww;
+}
+
+const fmtLat = (l: Latency): string => `${l.p50.toFixed(2)}/${l.p99.toFixed(2)}`;
+const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
+
+/**
+ * Added latency at 1k req/s, two probes: hey (10 workers at 100 req/s each, which tick together:
+ * bursts of 10) and the evenly spaced open loop (bench/seq_client.ts). In each round nginx
+ * direct, the haproxy pair and the weft pair run back to back; added = pair − direct of the same
+ * round. The summary gives the medians over the rounds, weft's against haproxy's and the goal
+ * (added p50 ≤ 0.25 ms, p99 ≤ 1 ms for the two hops).
+ */
+async function latencySection(hap: boolean): Promise<void> {
+  const probes = [["hey", fixedRate], ["open loop", openLoop]] as const;
+  const added: Record<string, { weft: Latency[]; haproxy: Latency[] }> = {};
+  for (let r = 1; r <= ROUNDS; r++) {
+    for (const [name, probe] of probes) {
+      const d = await probe(URL_DIRECT, SECONDS);
+      const h = hap ? await probe(URL_HAPROXY, SECONDS) : undefined;
+      const w = await probe(URL_WEFT, SECONDS);
+      const plus = (x: Latency): Latency => ({
+        p50: x.p50 - d.p50,
+        p99: x.p99 - d.p99,
+        rps: x.rps,
+      });
+      const a = added[name] ??= { weft: [], haproxy: [] };
+      a.weft.push(plus(w));
+      if (h) a.haproxy.push(plus(h));
+      const fmtAdded = (x: Latency): string => `${signed(x.p50)}/${signed(x.p99)}`;
+      row(
+        `1k req/s ${name}, round ${r}: p50/p99 ms direct · haproxy · weft`,
+        `${fmtLat(d)} · ${h ? fmtLat(h) : "-"} · ${fmtLat(w)} (weft ${Math.round(w.rps)} req/s)`,
+        `added: haproxy ${h ? fmtAdded(plus(h)) : "-"}, weft ${fmtAdded(plus(w))} [load ${load()}]`,
+      );
+    }
+  }
+  for (const [name] of probes) {
+    const a = added[name]!;
+    const p50 = median(a.weft.map((x) => x.p50));
+    const p99 = median(a.weft.map((x) => x.p99));
+    const h50 = median(a.haproxy.map((x) => x.p50));
+    const h99 = median(a.haproxy.map((x) => x.p99));
+    const met = (x: number, goal: number): string => x <= goal ? "met" : "not met";
+    row(
+      `1k req/s ${name}: added p50/p99${ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : ""}`,
+      `weft ${signed(p50)}/${signed(p99)} ms, haproxy pair ${signed(h50)}/${signed(h99)} ms`,
+      `weft/haproxy ${(p50 / h50).toFixed(2)}x / ${(p99 / h99).toFixed(2)}x; goal ≤ +0.25/+1 ms: ` +
+        `p50 ${met(p50, 0.25)}, p99 ${met(p99, 1)}`,
+    );
+  }
+}
+
+const load = (): string => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
 let binPath = "";
 
@@ -253,61 +355,47 @@ async function main(): Promise<void> {
   await waitPort(IP.server, PORT.http);
 
   if (TUNNELS_ONLY) return await tunnelMemory();
-  let raw = NaN, stunnel = NaN;
-  let hw: WrkResult = { rps: NaN, p50: NaN, p99: NaN };
-  if (!WEFT_ONLY) [raw, stunnel, hw] = await peers();
-  const b = await weftNode("b");
-  const a = await weftNode("a");
-  await new Promise((r) => setTimeout(r, 1000)); // settle after start-up before the idle reading
-  const idleA = rssMb(a.pid).rss;
-  const idleB = rssMb(b.pid).rss;
-  row(
-    "weft idle RSS (node A / node B)",
-    `${idleA.toFixed(1)} / ${idleB.toFixed(1)} MB`,
-    "goal ≤ 48 MB",
-  );
-
-  const weft = await iperf(IP.vip, PORT.iperf, SECONDS, IP.client);
-  row(
-    "weft pair over HBONE, iperf3 1 stream",
-    `${weft.toFixed(2)} Gbit/s`,
-    `${(weft / stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${
-      rustGbps > 0 ? `${(weft / rustGbps).toFixed(2)}x Rust pair, ` : ""
-    }${(weft / raw).toFixed(3)}x raw`,
-  );
-  const peakA = rssMb(a.pid).peak;
-  const peakB = rssMb(b.pid).peak;
-  row(
-    "weft peak RSS during throughput (A / B)",
-    `${peakA.toFixed(1)} / ${peakB.toFixed(1)} MB`,
-    "goal ≤ 100 MB",
-  );
-
-  const ww = await wrk(`http://${IP.vip}:80/`, SECONDS);
-  row(
-    "wrk -c32 weft pair",
-    fmtWrk(ww),
-    `${(ww.rps / hw.rps).toFixed(2)}x haproxy req/s (goal ≥ 1.0x), p99 ${
-      (ww.p99 / hw.p99).toFixed(2)
-    }x`,
-  );
-  const w1k = await fixedRate(`http://${IP.vip}:80/`, SECONDS);
-  row("1k req/s weft pair", fmtLat(w1k), added(w1k) + " (goal ≤ +0.25 / +1 ms)");
-  const wOpen = await openLoop(`http://${IP.vip}:80/`, SECONDS);
-  row(
-    "1k req/s open loop: weft pair",
-    fmtLat(wOpen),
-    added(wOpen, directOpen) + " (goal ≤ +0.25 / +1 ms)",
-  );
-
-  await b.stop();
-  await a.stop();
-  await bareFloor(weft, ww);
+  const peer: PeerFigures = WEFT_ONLY ? { raw: NaN, stunnel: NaN } : await peers();
+  let weft = NaN;
+  let ww = NO_WRK;
+  if (want("throughput") || want("wrk") || want("latency")) {
+    const b = await weftNode("b");
+    const a = await weftNode("a");
+    await new Promise((r) => setTimeout(r, 1000)); // settle after start-up before the idle reading
+    const idleA = rssMb(a.pid).rss;
+    const idleB = rssMb(b.pid).rss;
+    row(
+      "weft idle RSS (node A / node B)",
+      `${idleA.toFixed(1)} / ${idleB.toFixed(1)} MB`,
+      "goal ≤ 48 MB",
+    );
+    if (want("throughput")) {
+      weft = await iperf(IP.vip, PORT.iperf, SECONDS, IP.client);
+      row(
+        "weft pair over HBONE, iperf3 1 stream",
+        `${weft.toFixed(2)} Gbit/s`,
+        `${(weft / peer.stunnel).toFixed(2)}x stunnel4 (goal ≥ 1.0x), ${
+          rustGbps > 0 ? `${(weft / rustGbps).toFixed(2)}x Rust pair, ` : ""
+        }${(weft / peer.raw).toFixed(3)}x raw`,
+      );
+      row(
+        "weft peak RSS during throughput (A / B)",
+        `${rssMb(a.pid).peak.toFixed(1)} / ${rssMb(b.pid).peak.toFixed(1)} MB`,
+        "goal ≤ 100 MB",
+      );
+    }
+    if (want("wrk")) ww = await wrkSection(peer.hap !== undefined);
+    if (want("latency")) await latencySection(peer.hap !== undefined);
+    await b.stop();
+    await a.stop();
+  }
+  await peer.hap?.stop();
+  if (want("bare")) await bareFloor(weft, ww);
 
   // Per-tunnel memory on a fresh pair: after a bulk run the heap holds garbage that would blur
   // the difference.
-  if (TUNNELS > 0) await tunnelMemory();
-  if (BINARY !== undefined) await idleForms();
+  if (want("tunnels") && TUNNELS > 0) await tunnelMemory();
+  if (want("idle") && BINARY !== undefined) await idleForms();
 }
 
 /** The same runs through bench/l4_bare.ts: node:http2 CONNECT with no weft logic at all. */
@@ -390,5 +478,5 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 const mode = BINARY !== undefined
   ? `the shipped binary ${binPath}`
   : `${HARNESS ? "NodeProxy harness" : "weft run"} on ${BUN ? "bun" : "deno"}`;
-out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, ${new Date().toISOString()})`);
+out(`\nweft L4 bench (${mode}, ${SECONDS}s runs, load ${load()}, ${new Date().toISOString()})`);
 for (const r of rows) out(`| ${r.map((c, i) => c.padEnd(w[i]!)).join(" | ")} |`);

@@ -225,7 +225,13 @@ export interface Proc {
 export async function spawn(
   cmd: string,
   args: string[],
-  opts: { readyText?: string; env?: Record<string, string>; cwd?: string } = {},
+  opts: {
+    readyText?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+    /** Every chunk of stdout/stderr as text (e.g. to count JSC's logGC lines). */
+    onText?: (text: string) => void;
+  } = {},
 ): Promise<Proc> {
   const child = new Deno.Command(cmd, {
     args,
@@ -240,8 +246,11 @@ export async function spawn(
   const watch = async (s: ReadableStream<Uint8Array>): Promise<void> => {
     const dec = new TextDecoder();
     for await (const chunk of s) {
+      if (!opts.readyText && !opts.onText) continue;
+      const text = dec.decode(chunk, { stream: true });
+      opts.onText?.(text);
       if (!opts.readyText) continue;
-      tail = (tail + dec.decode(chunk)).slice(-4096);
+      tail = (tail + text).slice(-4096);
       if (tail.includes(opts.readyText)) seen();
     }
   };

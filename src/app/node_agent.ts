@@ -9,6 +9,7 @@ import { basename, dirname } from "node:path";
 import {
   errorCode,
   errorMessage,
+  gcSetting,
   INBOUND_CAPTURE_PORT,
   logger,
   metrics,
@@ -185,6 +186,7 @@ export class NodeAgent {
       socks5: cfg.listeners.socks5,
       listeners: proxy.stats().listeners,
       version: snapshot.version,
+      gc: gcSetting(),
     });
     settleAfterStart();
     releaseMemoryAfterBursts();
@@ -402,6 +404,7 @@ export class NodeAgent {
         ...s.node,
         uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
         rssBytes: rssBytes(),
+        gc: gcSetting(),
       },
       workloads: s.workloads,
       services: s.services,

@@ -43,6 +43,89 @@ export function args(): string[] {
   return g.Deno ? [...g.Deno.args] : g.process.argv.slice(2);
 }
 
+/**
+ * The collector settings weft's binary runs with unless the operator sets them. Bun reads them
+ * once, when its VM starts, from the environment only (no flag, no run-time setter).
+ *
+ * BUN_GC_TIMER_DISABLE=1: Bun's own GC timer (on top of JavaScriptCore's allocation-driven eden
+ * collections and activity timers) starts an asynchronous collection every second while the heap
+ * size changes; on a proxy under steady traffic it always does: ~1 collection a second per node at
+ * 1k req/s, each a 0.5-4 ms stop of every tunnel it carries. Without it, JavaScriptCore's own
+ * triggers collect as the heap grows (bench/l4_ab.ts --gc, both nodes over 10 s at 1k req/s: 18-22
+ * collections → 4-8; idle and peak RSS unchanged). weft's own releaseMemory after start-up and
+ * after bursts keeps returning memory to the OS.
+ * Set BUN_GC_TIMER_DISABLE=0 to keep Bun's timer.
+ */
+export const GC_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
+  BUN_GC_TIMER_DISABLE: "1",
+});
+
+/** The collector settings in effect (Bun; undefined elsewhere), for the ready line and
+ * /config_dump: Bun's GC timer, whether it is weft's default or the operator's, and every
+ * BUN_JSC_* option the process started with. */
+export function gcSetting(): Record<string, unknown> | undefined {
+  if (!g.Bun) return undefined;
+  const e = g.process.env as Record<string, string | undefined>;
+  const timer = e.BUN_GC_TIMER_DISABLE;
+  const off = timer !== undefined && !["", "0", "false"].includes(timer);
+  const jsc = Object.fromEntries(Object.entries(e).filter(([k]) => k.startsWith("BUN_JSC_")));
+  return {
+    bunGcTimer: off ? "off" : "on",
+    source: timer === undefined
+      ? "bun default"
+      : (e.WEFT_GC_DEFAULTS_SET ?? "").split(",").includes(`BUN_GC_TIMER_DISABLE=${timer}`)
+      ? "weft default"
+      : "environment",
+    ...(Object.keys(jsc).length > 0 ? { jsc } : {}),
+  };
+}
+
+/**
+ * The compiled binary (Bun) started without GC_DEFAULTS' variables replaces itself with the same
+ * executable, arguments and environment plus those defaults (execve: same pid, so a supervisor
+ * or a container runtime sees nothing), before it reads config or binds a port. A variable the
+ * operator set, to any value, is left as it is. Returns (doing nothing) on Deno, on `bun src/…`,
+ * when every default is already set, or when execve fails (the node then runs on Bun's defaults).
+ */
+export async function execWithGcDefaults(): Promise<void> {
+  if (!g.Bun || !String(g.Bun.main).startsWith("/$bunfs/")) return;
+  const e = g.process.env as Record<string, string | undefined>;
+  const missing = Object.entries(GC_DEFAULTS).filter(([k]) => e[k] === undefined);
+  if (missing.length === 0) return;
+  try {
+    const spec = "bun:ffi";
+    const b = await import(spec);
+    const T = b.FFIType;
+    const libc = b.dlopen("libc.so.6", {
+      execve: { args: [T.ptr, T.ptr, T.ptr], returns: T.i32 },
+    });
+    const enc = new TextEncoder();
+    const held: Uint8Array[] = []; // the strings must outlive the call
+    const cstr = (s: string): unknown => {
+      const bytes = enc.encode(s + "\0");
+      held.push(bytes);
+      return b.ptr(bytes);
+    };
+    const vec = (list: string[]): unknown => {
+      const a = new BigUint64Array(list.length + 1); // NULL-terminated char*[]
+      list.forEach((s, i) => a[i] = BigInt(cstr(s) as number));
+      return b.ptr(a);
+    };
+    const set = missing.map(([k, v]) => `${k}=${v}`);
+    const env = [
+      ...Object.entries(e).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
+      ...set,
+      // What weft added, for gcSetting's `source`.
+      `WEFT_GC_DEFAULTS_SET=${set.join(",")}`,
+    ];
+    const argv = [String(g.process.argv0), ...g.process.argv.slice(2)];
+    libc.symbols.execve(cstr(g.process.execPath), vec(argv), vec(env));
+    // Only reached when execve failed: run on as started.
+  } catch {
+    // No bun:ffi or no libc.so.6 (not a glibc system): run on as started.
+  }
+}
+
 /** Resident set size in bytes (for /config_dump and benches). */
 export function rssBytes(): number {
   if (g.Deno) return g.Deno.memoryUsage().rss;

@@ -265,7 +265,7 @@ export class FrameReader {
 
   #finish(payload: Uint8Array): void {
     this.#remaining = -1;
-    this.#parts = [];
+    if (this.#parts.length !== 0) this.#parts.length = 0; // payload is a copy or `piece`, not this
     this.#partsLen = 0;
     this.#sink.frame(this.#type, this.#flags, this.#stream, payload);
   }
