@@ -131,3 +131,42 @@ Deno.test("cli: weft ca init makes the mesh CA once; --client-auth needs --tls a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// Only the compiled binary (WEFT_BIN, `deno task test:binary`) autoloads from its working directory.
+Deno.test("cli: the binary ignores a .env and a bunfig.toml in its working directory", {
+  ignore: !weftBin(),
+}, async () => {
+  const bin = weftBin()!;
+  const dir = await Deno.makeTempDir({ prefix: "weft-cwd-" });
+  try {
+    const marker = join(dir, "preload-ran");
+    await Deno.writeTextFile(join(dir, ".env"), "WEFT_CONFIG=/nonexistent/from-dotenv.yaml\n");
+    await Deno.writeTextFile(
+      join(dir, "evil.js"),
+      `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`,
+    );
+    await Deno.writeTextFile(join(dir, "bunfig.toml"), `preload = ["./evil.js"]\n`);
+    const r = await new Deno.Command(bin, {
+      args: ["validate"],
+      cwd: dir,
+      env: {},
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr) + new TextDecoder().decode(r.stdout);
+    // validate ran without a file (usage error), not on the .env's WEFT_CONFIG.
+    assertMatch(err, /validate|config/i);
+    assert(!err.includes("from-dotenv"), err);
+    let ran = true;
+    try {
+      await Deno.stat(marker);
+    } catch {
+      ran = false;
+    }
+    assertEquals(ran, false, "bunfig.toml's preload ran inside the weft binary");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -39,7 +39,18 @@ const r = await bun.build({
   // normal ones it stays in the interpreter, and an idle node never touches the optimizing
   // JITs' code (−2.5 MB idle RSS measured); src/core/runtime.ts `settleAfterStart` sets the
   // normal policy back once the node is ready, before any traffic.
-  compile: { outfile: args.outfile, jitPolicy: 64 },
+  // A node agent reads its configuration from its flags, WEFT_* and its config file only: Bun's
+  // standalone executables would otherwise load `.env` and `bunfig.toml` from whatever directory
+  // they start in, and a bunfig.toml `preload` runs any script in the agent's process (checked:
+  // tests/cli_test.ts). tsconfig.json and package.json autoloading are off by default.
+  compile: {
+    outfile: args.outfile,
+    jitPolicy: 64,
+    autoloadDotenv: false,
+    autoloadBunfig: false,
+    autoloadTsconfig: false,
+    autoloadPackageJson: false,
+  },
   // Lazily imported modules (xDS, protobuf, jco, the filter host) become chunks loaded on first
   // import(), not code every node parses at start: −6.6 MB idle RSS measured (bench/idle_floor.ts).
   splitting: true,

@@ -10,28 +10,22 @@
  */
 import net from "node:net";
 import process from "node:process";
-import { readFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { load, loadAll } from "js-yaml";
 import {
   connectNative,
   FilterChain,
   type HttpFilter,
   HttpProxy,
+  type HttpRequestContext,
+  type HttpResponseContext,
   installProcessGuard,
   listenNative,
   nativeSockets,
 } from "../../src/core/mod.ts";
-import {
-  authorizationPolicyFromIstio,
-  authzConfigFromPolicies,
-  ComponentFilter,
-  loadComponent,
-  splitConfigFromVirtualService,
-} from "../../src/filters/mod.ts";
 import { TEST_PEER } from "../../tests/support/filter_context.ts";
-import { BENCH_POLICIES } from "../../plugins/authz/authz_bench_policies.ts";
+import { BENCH_FILTERS, benchFilters } from "./bench_chain.ts";
 
 // As weft itself (src/main.ts): on Bun, jco's WASI shim starts a worker that reports an error
 // event (node:worker_threads without tcp_wrap); logged and counted, not fatal.
@@ -40,67 +34,54 @@ const argv = process.argv.slice(2);
 const up = argv[argv.indexOf("--upstream") + 1] ?? "127.0.0.1:8080";
 const [upHost, upPort] = up.split(":") as [string, string];
 
-// The benchmarks' 10 rules over 3 policies, and one more ALLOW policy for the bench's peer,
-// TEST_PEER (spiffe://cluster.local/ns/default/sa/client), which none of the others allows; it
-// is reached after every rule of the three (deny-bad does not match it).
-const POLICIES = `${BENCH_POLICIES}---
-metadata: {name: allow-bench-client, namespace: default}
-spec:
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-    to: [{operation: {methods: ["GET", "HEAD"], paths: ["/hello", "/warmup"]}}]`;
-
-const VS = `
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [echo]
-  http:
-  - match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: echo, subset: v2}}]
-  - match: [{uri: {prefix: /static/}}, {uri: {prefix: /assets/}}]
-    route: [{destination: {host: cdn}}]
-  - match: [{uri: {regex: "/api/v[0-9]+/users/[0-9]+"}, method: {exact: DELETE}}]
-    route: [{destination: {host: users, subset: admin}}]
-  - match: [{queryParams: {canary: {exact: "1"}}}]
-    route: [{destination: {host: echo, subset: v3}}]
-  - route:
-    - {destination: {host: echo, subset: v1}, weight: 90}
-    - {destination: {host: echo, subset: v2}, weight: 10}`;
-
-async function firstParty(name: string, config: unknown): Promise<HttpFilter> {
-  const file = new URL(`../../plugins/${name}/build/${name}.wasm`, import.meta.url).pathname;
-  const component = await loadComponent(new Uint8Array(readFileSync(file)), {
-    maxMemoryBytes: 16 * 1024 * 1024,
-  });
-  return await ComponentFilter.create(`bench-${name}`, "FAIL_CLOSE", component, config);
-}
-
 // `--filters authz,fault`: a part of the chain (to see what each filter costs).
 const only = argv.includes("--filters") ? argv[argv.indexOf("--filters") + 1]!.split(",") : [];
-const wanted = (name: string): boolean =>
-  !argv.includes("--no-filters") && (only.length === 0 || only.includes(name));
-const filters: HttpFilter[] = [];
-if (wanted("authz")) {
-  filters.push(
-    await firstParty(
-      "authz",
-      authzConfigFromPolicies(loadAll(POLICIES).map((d) => authorizationPolicyFromIstio(d))),
-    ),
-  );
+const filters = argv.includes("--no-filters")
+  ? []
+  : await benchFilters(only.length ? only : BENCH_FILTERS);
+// `--time-chain`: the chain's own time inside the proxy (two clock reads per phase), printed on
+// SIGUSR2 as µs per request: compare with chain_cost.ts, the same chain in process.
+const chain = argv.includes("--time-chain") ? timedChain(filters) : new FilterChain(filters);
+
+function timedChain(fs: HttpFilter[]): FilterChain {
+  const acc = { req: 0, res: 0, done: 0, n: 0 };
+  process.on("SIGUSR2", () => {
+    const us = (ms: number): string => (ms * 1000 / acc.n).toFixed(2);
+    console.error(
+      `chain in proxy: request ${us(acc.req)} µs, response ${us(acc.res)} µs, onDone ${
+        us(acc.done)
+      } µs per request over ${acc.n}`,
+    );
+    acc.req =
+      acc.res =
+      acc.done =
+      acc.n =
+        0;
+  });
+  return new class extends FilterChain {
+    override onRequest(ctx: HttpRequestContext): ReturnType<FilterChain["onRequest"]> {
+      const t0 = performance.now();
+      const v = super.onRequest(ctx);
+      acc.req += performance.now() - t0;
+      acc.n++;
+      return v;
+    }
+    override onResponse(
+      ctx: HttpRequestContext,
+      res: HttpResponseContext,
+    ): ReturnType<FilterChain["onResponse"]> {
+      const t0 = performance.now();
+      const v = super.onResponse(ctx, res);
+      acc.res += performance.now() - t0;
+      return v;
+    }
+    override onDone(ctx: HttpRequestContext): void {
+      const t0 = performance.now();
+      super.onDone(ctx);
+      acc.done += performance.now() - t0;
+    }
+  }(fs);
 }
-if (wanted("fault")) {
-  filters.push(
-    await firstParty("fault", {
-      delay: { fixedDelayMs: 100, percentage: { numerator: 10 } },
-      headers: [{ name: "x-chaos", exact: "on" }],
-      maxActiveFaults: 100,
-    }),
-  );
-}
-if (wanted("traffic-split")) {
-  filters.push(await firstParty("traffic-split", splitConfigFromVirtualService(load(VS))));
-}
-const chain = new FilterChain(filters);
 // On Bun the proxy's sockets are native (src/core/native_socket.ts) unless `--node-net`.
 const native = nativeSockets && !argv.includes("--node-net");
 const proxy = new HttpProxy({
@@ -119,6 +100,34 @@ const proxy = new HttpProxy({
 const serve = (s: Duplex): void => {
   proxy.handle(s, TEST_PEER).catch((e: unknown) => console.error(String(e)));
 };
+// `--alloc-probe` (Bun): SIGUSR2 once to take a heap census after a full GC, again to print the
+// objects allocated since, by type (garbage included: a census walks every cell, marked or
+// not; a GC in between spoils it, so keep the batch small).
+if (argv.includes("--alloc-probe") && "Bun" in globalThis) {
+  const jsc = await import("bun:jsc" as string);
+  let base: Record<string, number> | undefined;
+  process.on("SIGUSR2", () => {
+    if (!base) {
+      jsc.fullGC();
+      base = { ...jsc.heapStats().objectTypeCounts };
+      return;
+    }
+    const now: Record<string, number> = jsc.heapStats().objectTypeCounts;
+    const diff = Object.entries(now).map(([k, v]) => [k, v - (base![k] ?? 0)] as const)
+      .filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
+    console.error(JSON.stringify(Object.fromEntries(diff)));
+    base = undefined;
+  });
+}
+// `--jsc-profile FILE` (Bun): JSC's sampling profiler; its stack traces go to FILE at exit.
+const profile = argv.indexOf("--jsc-profile");
+if (profile >= 0 && "Bun" in globalThis) {
+  const jsc = await import("bun:jsc" as string);
+  jsc.startSamplingProfiler();
+  process.on("exit", () => {
+    writeFileSync(argv[profile + 1]!, JSON.stringify(jsc.samplingProfilerStackTraces()));
+  });
+}
 const exitAfter = argv.indexOf("--exit-after-ms");
 if (exitAfter >= 0) setTimeout(() => process.exit(0), Number(argv[exitAfter + 1])); // profiling
 if (native) {

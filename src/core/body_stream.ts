@@ -31,14 +31,25 @@ const log = logger("http_proxy");
 /** No streaming filters (the same empty list every time; never changed by callers). */
 const NONE: HttpFilter[] = [];
 
+// Looked at per message with a body: no list is built unless a filter streams (the common chain
+// has none), and no closure either.
+const streamsRequest = (f: HttpFilter): boolean =>
+  (f.streamsRequestBody ?? false) && f.onRequestBodyChunk !== undefined;
+const streamsResponse = (f: HttpFilter): boolean =>
+  (f.streamsResponseBody ?? false) && f.onResponseBodyChunk !== undefined;
+
 export function requestStreamers(chain: FilterChain): HttpFilter[] {
-  if (chain.filters.length === 0) return NONE;
-  return chain.filters.filter((f) => f.streamsRequestBody && f.onRequestBodyChunk);
+  const fs = chain.filters;
+  for (let i = 0; i < fs.length; i++) if (streamsRequest(fs[i]!)) return fs.filter(streamsRequest);
+  return NONE;
 }
 
 export function responseStreamers(chain: FilterChain): HttpFilter[] {
-  if (chain.filters.length === 0) return NONE;
-  return chain.filters.filter((f) => f.streamsResponseBody && f.onResponseBodyChunk).reverse();
+  const fs = chain.filters;
+  for (let i = 0; i < fs.length; i++) {
+    if (streamsResponse(fs[i]!)) return fs.filter(streamsResponse).reverse();
+  }
+  return NONE;
 }
 
 /** Headers for a body whose length the filters may change. */

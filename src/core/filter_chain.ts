@@ -142,7 +142,19 @@ export class FilterChain {
     return this.filters.length === 0;
   }
 
-  /** Synchronous while every filter answers synchronously (the common case for wasm hooks). */
+  /** Synchronous while every filter answers synchronously (the common case for wasm hooks): the
+   * fast path is this plain loop, with no Promise per phase or per filter; the first hook that
+   * suspends (a Promise, or a delay) moves the rest of the phase to requestAsync from that filter
+   * on, without calling it again (filter_chain_test.ts, tests/l7_fast_path_test.ts).
+   *
+   * Where the filters' time goes in the proxy (Bun 1.4.5, wrk -c32, bench/l7): the three
+   * first-party filters cost ~4 µs per request timed in place (l7_proxy_server.ts --time-chain:
+   * request phase 3.3–4.1 µs, response 0.6–0.8, onDone < 0.1), the same as in process
+   * (chain_cost.ts: 2–4 µs), and add ~4 µs of main-thread CPU per request (perf stat: 23 → 27 µs).
+   * They allocate ~3 of the ~62 heap objects a request makes (bun:jsc census) and add no GC time.
+   * The "~9 µs" was read off req/s ratios on a loaded box, where the proxy shares two cores with
+   * wrk and nginx; ~60% of the proxy's own samples are in the kernel's send/recv (loopback
+   * delivers to the receiver inside the sender's syscall). */
   onRequest(ctx: HttpRequestContext): RequestVerdict | Promise<RequestVerdict> {
     let route: RouteChoice | undefined;
     for (let i = 0; i < this.filters.length; i++) {

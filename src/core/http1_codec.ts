@@ -95,8 +95,14 @@ export class ByteReader {
 
   private wait(): Promise<void> {
     if (this.stream.isPaused()) this.stream.resume();
-    return new Promise((r) => (this.wake = r));
+    return new Promise(this.park);
   }
+
+  /** The executor of wait()'s Promise, made once per reader rather than once per wait (two per
+   * proxied request). */
+  private readonly park = (resolve: () => void): void => {
+    this.wake = resolve;
+  };
 
   /** Fail every pending and later read with `err` (header timeout). */
   abort(err: Error): void {
@@ -114,40 +120,100 @@ export class ByteReader {
 
   /** The head up to and including CRLFCRLF; null on a clean end before any byte. Leading empty
    * lines are skipped (RFC 9112 §2.2). Bare LF → 400, beyond `maxHeadBytes` → 431 (whether the
-   * head arrives in one read or many), not complete within `timeoutMs` → 408. */
-  async readHead(limits: HeadLimits = NO_LIMITS): Promise<Buffer | null> {
-    const max = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
+   * head arrives in one read or many), not complete within `timeoutMs` → 408.
+   * No async frame: the head is looked for now and then at each wake-up of the reader (data, end,
+   * error, timeout), and one Promise settles with it — two heads per proxied request made the
+   * generator, its environment and an extra Promise per wait measurable. */
+  readHead(limits: HeadLimits = NO_LIMITS): Promise<Buffer | null> {
     const ms = limits.timeoutMs ?? 0;
+    this.headMax = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
+    this.headMs = ms;
+    this.headScan = 0;
     this.headTimedOut = false;
     if (ms > 0 && !limits.timeFromFirstByte) this.armHead(ms);
+    let got: Buffer | null | undefined;
     try {
-      let scan = 0;
-      for (;;) {
-        while (this.buf.length >= 2 && this.buf[0] === 0x0d && this.buf[1] === 0x0a) {
-          this.buf = this.buf.subarray(2);
-          scan = 0;
-        }
-        const end = headEnd(this.buf, scan, max);
-        if (end > 0) return this.take(end);
-        // Armed only when a head is started but not complete: a head that arrives whole (the
-        // common case) costs no timer.
-        if (this.buf.length > 0 && ms > 0) this.armHead(ms);
-        scan = Math.max(0, this.buf.length - 3);
-        if (this.failed) throw this.failed;
-        if (this.ended) {
-          if (this.buf.length === 0) return null;
-          throw bad("connection closed inside a message head");
-        }
-        if (this.headTimedOut) {
-          throw bad("request headers not received in time", "http_header_timeout");
-        }
-        await this.wait();
-      }
-    } finally {
-      if (this.headTimer) {
-        clearTimeout(this.headTimer);
-        this.headTimer = undefined;
-      }
+      got = this.headStep();
+    } catch (e) {
+      this.disarmHead();
+      return Promise.reject(e);
+    }
+    if (got !== undefined) {
+      this.disarmHead();
+      return Promise.resolve(got);
+    }
+    return new Promise(this.parkHead);
+  }
+
+  // The pending readHead (one read at a time per reader), in fields: no closure per call.
+  private headMax = MAX_HEAD_BYTES;
+  private headMs = 0;
+  private headScan = 0;
+  private headResolve: ((head: Buffer | null) => void) | undefined;
+  private headReject: ((e: unknown) => void) | undefined;
+
+  private readonly parkHead = (
+    resolve: (head: Buffer | null) => void,
+    reject: (e: unknown) => void,
+  ): void => {
+    this.headResolve = resolve;
+    this.headReject = reject;
+    this.waitForHead();
+  };
+
+  private waitForHead(): void {
+    if (this.stream.isPaused()) this.stream.resume();
+    this.wake = this.onHeadWake;
+  }
+
+  private readonly onHeadWake = (): void => {
+    let got: Buffer | null | undefined;
+    try {
+      got = this.headStep();
+    } catch (e) {
+      const reject = this.headReject;
+      this.settleHead();
+      reject?.(e);
+      return;
+    }
+    if (got === undefined) return this.waitForHead();
+    const resolve = this.headResolve;
+    this.settleHead();
+    resolve?.(got);
+  };
+
+  private settleHead(): void {
+    this.disarmHead();
+    this.headResolve = this.headReject = undefined;
+  }
+
+  /** One look for the head: the head, null (clean end), undefined (wait), or throws. */
+  private headStep(): Buffer | null | undefined {
+    while (this.buf.length >= 2 && this.buf[0] === 0x0d && this.buf[1] === 0x0a) {
+      this.buf = this.buf.subarray(2);
+      this.headScan = 0;
+    }
+    const end = headEnd(this.buf, this.headScan, this.headMax);
+    if (end > 0) return this.take(end);
+    // Armed only when a head is started but not complete: a head that arrives whole (the
+    // common case) costs no timer.
+    if (this.buf.length > 0 && this.headMs > 0) this.armHead(this.headMs);
+    this.headScan = Math.max(0, this.buf.length - 3);
+    if (this.failed) throw this.failed;
+    if (this.ended) {
+      if (this.buf.length === 0) return null;
+      throw bad("connection closed inside a message head");
+    }
+    if (this.headTimedOut) {
+      throw bad("request headers not received in time", "http_header_timeout");
+    }
+    return undefined;
+  }
+
+  private disarmHead(): void {
+    if (this.headTimer) {
+      clearTimeout(this.headTimer);
+      this.headTimer = undefined;
     }
   }
 
@@ -227,19 +293,19 @@ export class ByteReader {
   }
 }
 
-/** Index just past the head's CRLFCRLF, or 0 when not complete yet. Every LF must follow a CR. */
+/** Index just past the head's CRLFCRLF, or 0 when not complete yet. Every LF must follow a CR.
+ * A plain loop over the bytes: for a six-field head 0.10 µs instead of 0.12 on Bun (one
+ * Buffer#indexOf host call per line) and 0.12 instead of 0.18 on Deno. (The field-line search in
+ * scanHead stays on String#indexOf: byte loops there measured slower on Bun.) */
 function headEnd(buf: Buffer, from: number, max: number): number {
-  let i = buf.indexOf(0x0a, from);
-  while (i >= 0) {
+  const n = buf.length;
+  for (let i = from; i < n; i++) {
+    if (buf[i] !== 0x0a) continue;
     if (i === 0 || buf[i - 1] !== 0x0d) throw bad("bare LF in the head");
-    if (i >= 3 && buf[i - 2] === 0x0a) {
-      if (i + 1 > max) throw bad("head too large", "http_head_too_large");
-      return i + 1;
-    }
     if (i + 1 > max) throw bad("head too large", "http_head_too_large");
-    i = buf.indexOf(0x0a, i + 1);
+    if (i >= 3 && buf[i - 2] === 0x0a) return i + 1;
   }
-  if (buf.length > max) throw bad("head too large", "http_head_too_large");
+  if (n > max) throw bad("head too large", "http_head_too_large");
   return 0;
 }
 
@@ -448,11 +514,26 @@ function put(s: string, at: number): number {
 }
 
 function putField(k: string, v: string, at: number): number {
-  if (LINE_BREAK.test(k) || LINE_BREAK.test(v)) return at;
+  if (hasLineBreak(k) || hasLineBreak(v)) return at;
   at = put(k, at);
   if (at >= 0) at = put(": ", at);
   if (at >= 0) at = put(v, at);
   return at >= 0 ? put("\r\n", at) : -1;
+}
+
+/** Copies `src[start, end)` to SCRATCH at `at`; -1 when it does not fit. */
+function copyRun(src: Buffer, start: number, end: number, at: number): number {
+  if (at < 0 || at + end - start > SCRATCH.length) return -1;
+  return at + src.copy(SCRATCH, at, start, end);
+}
+
+/** CR or LF in `s` (what LINE_BREAK tests, without a regex call per field). */
+function hasLineBreak(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x0d || c === 0x0a) return true;
+  }
+  return false;
 }
 
 /** headBytes through SCRATCH; undefined when the head does not fit there (then serialised). */
@@ -469,6 +550,9 @@ function assemble(
   const omit = edit.omit;
   const omitOne = typeof omit === "string" ? omit : undefined;
   const omitSet = typeof omit === "string" ? undefined : omit;
+  // Fields as received are copied in runs: consecutive ones are adjacent in `src`, so a head
+  // whose fields all pass costs one Buffer#copy, not one per field.
+  let runStart = -1, runEnd = -1;
   for (let i = 0; i < pairs.length && at >= 0; i++) {
     const p = pairs[i]!;
     const name = p[0];
@@ -480,10 +564,19 @@ function assemble(
     const start = p[2];
     if (src && start !== undefined) {
       const end = p[3]! + 2; // with its CRLF
-      if (at + end - start > SCRATCH.length) return undefined;
-      at += src.copy(SCRATCH, at, start, end);
-    } else at = putField(name, p[1], at);
+      if (start === runEnd) runEnd = end;
+      else {
+        if (runStart >= 0) at = copyRun(src, runStart, runEnd, at);
+        runStart = start;
+        runEnd = end;
+      }
+    } else {
+      if (runStart >= 0) at = copyRun(src!, runStart, runEnd, at);
+      runStart = runEnd = -1;
+      if (at >= 0) at = putField(name, p[1], at);
+    }
   }
+  if (runStart >= 0 && at >= 0) at = copyRun(src!, runStart, runEnd, at);
   if (edit.replace && at >= 0) at = putField(edit.replace[0], edit.replace[1], at);
   if (edit.extra) { for (const [k, v] of edit.extra) if (at >= 0) at = putField(k, v, at); }
   if (at >= 0) at = put("\r\n", at);

@@ -9,7 +9,7 @@
  */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
+import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
@@ -22,7 +22,7 @@ import {
   setStreamedFraming,
   streamBody,
 } from "./body_stream.ts";
-import { requestTrailers, TrailersReply } from "./trailers.ts";
+import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
 import type { ConnState } from "./http1_response.ts";
@@ -48,7 +48,7 @@ export interface ForwardDeps {
     keepAlive: boolean,
     chain: FilterChain,
     state: ConnState,
-  ): Promise<boolean>;
+  ): boolean | Promise<boolean>;
 }
 
 /** The request head exactly as received, when sending it re-encoded would give the same bytes:
@@ -75,6 +75,68 @@ function receivedRequestHead(ctx: HttpRequestContext): Buffer | undefined {
 
 const HTTP11 = "HTTP/1.1";
 
+/** What goes upstream for one request (fixed before the first try). */
+interface Outgoing {
+  readonly reader: ByteReader;
+  readonly ctx: HttpRequestContext;
+  readonly reqFraming: Framing;
+  readonly reqHead: Buffer;
+  readonly bufTrailers: Trailer[];
+  readonly streamers: HttpFilter[];
+  readonly onReqTrailers: (t: Trailer[]) => TrailersStep;
+}
+
+/** Writes the request on `u`; synchronous when it goes out in one write (a request without a
+ * body, or with one that already arrived whole). `body`: a buffered body to send instead of
+ * reading one. */
+function sendRequest(
+  o: Outgoing,
+  u: Upstream,
+  body: Uint8Array | undefined,
+): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+  if (body) {
+    const all = o.bufTrailers.length ? chunkedWithTrailers(body, o.bufTrailers) : body;
+    u.stream.write(Buffer.concat([o.reqHead, all]));
+  } else if (o.streamers.length) {
+    u.stream.write(o.reqHead);
+    return streamBody(
+      o.reader,
+      o.reqFraming,
+      u.stream,
+      writeWithBackpressure,
+      o.streamers,
+      requestChunkCall(o.ctx),
+      o.ctx,
+      true,
+      o.onReqTrailers,
+    );
+  } else if (o.reqFraming.kind === "none") {
+    // The head alone (as copyBody would write it, without a closure to write through).
+    const w = writeWithBackpressure(u.stream, o.reqHead);
+    if (w !== true && w !== false) return w.then(NOTHING);
+  } else {
+    // The head leaves with the first body bytes, once what is buffered validated.
+    const copied = copyBody(
+      o.reader,
+      o.reqFraming,
+      (b) => writeWithBackpressure(u.stream, b),
+      false,
+      o.reqHead,
+      o.onReqTrailers,
+    );
+    if (copied) return copied.then(NOTHING);
+  }
+  return undefined;
+}
+
+const NOTHING = (): undefined => undefined;
+/** No trailers hook is looked up for a request without a body. */
+const NO_TRAILERS = (t: Trailer[]): TrailersStep => t;
+
+/** The upstream exchange of one request; resolves to whether the downstream stays open. The
+ * common case (no route policy, a kept connection, a request that goes out in one write, a
+ * response handled synchronously by respondH1) builds no closure and awaits only the response
+ * head. */
 export async function forwardRequest(
   p: ForwardDeps,
   down: Duplex,
@@ -87,158 +149,162 @@ export async function forwardRequest(
   state: ConnState,
   reqTrailers: Trailer[],
 ): Promise<boolean> {
-  const buffered = ctx.requestBody;
-  // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
-  const onReqTrailers = requestTrailers(chain, ctx);
-  let bufTrailers: Trailer[] = [];
+  // This exchange ends the request: the chain's onDone runs when it settles, however it does.
   try {
-    if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
-  } catch (e) {
-    if (!(e instanceof TrailersReply)) throw e;
-    p.count(e.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, e.response, false); // the rest of the request is not read
-  }
-  if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
-  // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
-  const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : [];
-  if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-  const reqHead = receivedRequestHead(ctx) ??
-    headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
-  // Synchronous when the request goes out in one write (no Promise per request then).
-  const send = (
-    u: Upstream,
-    body = buffered,
-  ): LocalResponse | undefined | Promise<LocalResponse | undefined> => {
-    if (body) {
-      const all = bufTrailers.length ? chunkedWithTrailers(body, bufTrailers) : body;
-      u.stream.write(Buffer.concat([reqHead, all]));
-    } else if (streamers.length) {
-      u.stream.write(reqHead);
-      return streamBody(
-        reader,
-        reqFraming,
-        u.stream,
-        writeWithBackpressure,
-        streamers,
-        requestChunkCall(ctx),
-        ctx,
-        true,
-        onReqTrailers,
-      );
-    } else {
-      // The head leaves with the first body bytes, once what is buffered validated.
-      const copied = copyBody(
-        reader,
-        reqFraming,
-        (b) => writeWithBackpressure(u.stream, b),
-        false,
-        reqHead,
-        onReqTrailers,
-      );
-      if (copied) return copied.then(() => undefined);
-    }
-    return undefined;
-  };
-  // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
-  // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
-  const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
-  if (policy) {
-    // The route's timeout and retries (route_exchange.ts); a body is held for replay only
-    // when its length is known and within the buffer limit, others are sent once.
-    const replay = buffered ??
-      (policy.retries && !streamers.length
-        ? await bufferForReplay(reader, reqFraming, p.maxBody, reqTrailers)
-        : undefined);
-    let r: Awaited<ReturnType<typeof exchange>>;
+    const buffered = ctx.requestBody;
+    // A buffered body keeps its trailers by going on chunked (one chunk + trailer section).
+    const onReqTrailers = buffered !== undefined || reqFraming.kind !== "none"
+      ? requestTrailers(chain, ctx)
+      : NO_TRAILERS;
+    let bufTrailers: Trailer[] = NONE;
     try {
-      r = await exchange(policy, {
-        acquire: () => p.acquire(route),
-        send: async (u) => await send(u, replay),
-        replayable: replay !== undefined || reqFraming.kind === "none",
-      });
+      if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
     } catch (e) {
-      if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
+      if (!(e instanceof TrailersReply)) throw e;
       p.count(e.response.status, ctx);
       state.responding = true;
-      return writeLocal(down, e.response, false);
+      return writeLocal(down, e.response, false); // the rest of the request is not read
     }
-    if (r.kind === "local") {
-      p.count(r.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, r.response, r.keepAlive && keepAlive && !p.draining());
+    if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
+    // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
+    const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : NO_STREAMERS;
+    if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
+    const reqHead = receivedRequestHead(ctx) ??
+      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
+    // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
+    // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
+    const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    if (policy) {
+      return await forwardWithPolicy(
+        p,
+        down,
+        o,
+        policy,
+        route,
+        keepAlive,
+        chain,
+        state,
+        reqTrailers,
+      );
     }
-    const disarm = guardResponse(r.leftMs, () => {
-      r.up.stream.destroy();
-      down.destroy();
-    });
-    try {
-      return await p.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
-    } catch (e) {
-      r.up.stream.destroy();
-      throw e;
-    } finally {
-      disarm();
+    let up: Upstream;
+    let resRaw: Buffer | null = null;
+    for (let attempt = 0;; attempt++) {
+      try {
+        up = p.idle?.(route) ?? await p.acquire(route);
+      } catch (e) {
+        log.debug("upstream connect failed", { err: errorMessage(e) });
+        p.count(503, ctx);
+        state.responding = true;
+        return writeLocal(down, {
+          status: 503,
+          headers: [],
+          body: "upstream connect error",
+          details: "upstream_connect_failure",
+          // An unsent request body is still unread on the connection: close after answering.
+        }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
+      }
+      const u = up;
+      try {
+        const sent = sendRequest(o, u, buffered);
+        const local = sent instanceof Promise ? await sent : sent;
+        if (local) {
+          u.stream.destroy();
+          p.count(local.status, ctx);
+          state.responding = true;
+          return writeLocal(down, local, false);
+        }
+      } catch (e) {
+        u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
+        if (!(e instanceof TrailersReply)) throw e;
+        p.count(e.response.status, ctx);
+        state.responding = true;
+        return writeLocal(down, e.response, false);
+      }
+      try {
+        resRaw = await u.reader.readHead();
+      } catch {
+        resRaw = null;
+      }
+      // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
+      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
+      u.stream.destroy();
     }
-  }
-  let up: Upstream;
-  let resRaw: Buffer | null = null;
-  for (let attempt = 0;; attempt++) {
-    try {
-      up = p.idle?.(route) ?? await p.acquire(route);
-    } catch (e) {
-      log.debug("upstream connect failed", { err: errorMessage(e) });
+    if (!resRaw) {
+      up.stream.destroy();
       p.count(503, ctx);
       state.responding = true;
       return writeLocal(down, {
         status: 503,
         headers: [],
-        body: "upstream connect error",
-        details: "upstream_connect_failure",
-        // An unsent request body is still unread on the connection: close after answering.
-      }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
+        body: "upstream reset",
+        details: "upstream_reset_before_response_started",
+      }, keepAlive && !p.draining());
     }
-    const u = up;
     try {
-      const sent = send(u);
-      const local = sent instanceof Promise ? await sent : sent;
-      if (local) {
-        u.stream.destroy();
-        p.count(local.status, ctx);
-        state.responding = true;
-        return writeLocal(down, local, false);
-      }
+      // Synchronous in the common case (http1_response.ts): no extra microtask turn then.
+      const done = p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+      return done instanceof Promise ? await done : done;
     } catch (e) {
-      u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-      if (!(e instanceof TrailersReply)) throw e;
-      p.count(e.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, e.response, false);
+      up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+      throw e;
     }
-    try {
-      resRaw = await u.reader.readHead();
-    } catch {
-      resRaw = null;
-    }
-    // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-    if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
-    u.stream.destroy();
+  } finally {
+    chain.onDone(ctx);
   }
-  if (!resRaw) {
-    up.stream.destroy();
-    p.count(503, ctx);
-    state.responding = true;
-    return writeLocal(down, {
-      status: 503,
-      headers: [],
-      body: "upstream reset",
-      details: "upstream_reset_before_response_started",
-    }, keepAlive && !p.draining());
-  }
+}
+
+const NONE: Trailer[] = [];
+const NO_STREAMERS: HttpFilter[] = [];
+
+/** The route's timeout and retries (route_exchange.ts); a body is held for replay only when its
+ * length is known and within the buffer limit, others are sent once. */
+async function forwardWithPolicy(
+  p: ForwardDeps,
+  down: Duplex,
+  o: Outgoing,
+  policy: RoutePolicy,
+  route: RouteChoice | undefined,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+  reqTrailers: Trailer[],
+): Promise<boolean> {
+  const ctx = o.ctx;
+  const replay = ctx.requestBody ??
+    (policy.retries && !o.streamers.length
+      ? await bufferForReplay(o.reader, o.reqFraming, p.maxBody, [...reqTrailers])
+      : undefined);
+  let r: Awaited<ReturnType<typeof exchange>>;
   try {
-    return await p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
+    r = await exchange(policy, {
+      acquire: () => p.acquire(route),
+      send: async (u) => await sendRequest(o, u, replay),
+      replayable: replay !== undefined || o.reqFraming.kind === "none",
+    });
   } catch (e) {
-    up.stream.destroy(); // any framing doubt: this upstream connection is never reused
+    if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
+    p.count(e.response.status, ctx);
+    state.responding = true;
+    return writeLocal(down, e.response, false);
+  }
+  if (r.kind === "local") {
+    p.count(r.response.status, ctx);
+    state.responding = true;
+    return writeLocal(down, r.response, r.keepAlive && keepAlive && !p.draining());
+  }
+  const disarm = guardResponse(r.leftMs, () => {
+    r.up.stream.destroy();
+    down.destroy();
+  });
+  try {
+    const done = p.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
+    return done instanceof Promise ? await done : done;
+  } catch (e) {
+    r.up.stream.destroy();
     throw e;
+  } finally {
+    disarm();
   }
 }

@@ -14,7 +14,7 @@ import type {
   PeerInfo,
   RouteChoice,
 } from "./filter_api.ts";
-import type { FilterChain } from "./filter_chain.ts";
+import type { FilterChain, RequestVerdict } from "./filter_chain.ts";
 import {
   bad,
   type ByteReader,
@@ -34,11 +34,13 @@ import {
   stripRequestHop,
   type UpgradeKind,
 } from "./http1_hop.ts";
+import type { HeaderList } from "./header_map.ts";
 
 /** What the request phase needs from its proxy. */
 export interface RequestDeps extends ResponseDeps {
   readonly direction: Direction;
   chain(): FilterChain;
+  /** The upstream exchange; it ends the request (the chain's onDone) when it settles. */
   forward(
     down: Duplex,
     reader: ByteReader,
@@ -64,6 +66,40 @@ let requestSeq = 0;
 /** A request id for requests that bring none (x-request-id). */
 export function nextRequestId(): string {
   return `weft-${++requestSeq}`;
+}
+
+/** An HTTP/1.1 request's context. Its generated request id and its filter state are made when
+ * first read: most requests bring no x-request-id and meet no filter that reads either (a
+ * number-to-string and a Map per request were a measurable share of the request phase). */
+class Http1Context implements HttpRequestContext {
+  readonly scheme = "http";
+  readonly protocol = "HTTP/1.1";
+  requestBody: Uint8Array | undefined = undefined;
+  declare requestTrailersFollow?: boolean;
+  declare localReply?: LocalResponse;
+  private id: string | undefined;
+  private state: Map<string, unknown> | undefined;
+
+  constructor(
+    readonly direction: Direction,
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    readonly requestHeaders: HeaderList,
+    readonly peer: PeerInfo,
+    id: string | undefined,
+    readonly bodyFollows: boolean,
+  ) {
+    this.id = id;
+  }
+
+  get requestId(): string {
+    return this.id ??= nextRequestId();
+  }
+
+  get filterState(): Map<string, unknown> {
+    return this.state ??= new Map();
+  }
 }
 
 export function parseRequest(
@@ -133,53 +169,95 @@ export function parseRequest(
   let upgrade: UpgradeKind;
   if (hop) upgrade = stripRequestHop(headers, version === "HTTP/1.1");
   else if (plain) headers.remove("connection");
-  const ctx: HttpRequestContext = {
+  const ctx = new Http1Context(
     direction,
     method,
-    path: target,
-    authority: host ?? "",
-    scheme: "http",
-    protocol: "HTTP/1.1",
-    requestHeaders: headers,
+    target,
+    host ?? "",
+    headers,
     peer,
-    requestId: requestId ?? nextRequestId(),
-    filterState: new Map(),
-    requestBody: undefined,
-    bodyFollows: framing.kind !== "none",
-  };
+    requestId,
+    framing.kind !== "none",
+  );
   return { ctx, framing, keepAlive, upgrade, closing: !keepAlive && version === "HTTP/1.1" };
 }
 
-/** Serves one request whose head is `raw`; returns whether the connection stays open. */
-export async function serveRequest(
+/** Serves one request whose head is `raw`; returns whether the connection stays open. The
+ * common request — no body filter, a chain that answers synchronously and forwards — goes
+ * straight to the upstream exchange with no async frame of its own; `forward` then owns the
+ * request's end (it calls the chain's onDone). Every other path is requestSlow. */
+export function serveRequest(
   p: RequestDeps,
   down: Duplex,
   reader: ByteReader,
   raw: Buffer,
   peer: PeerInfo,
   state: ConnState,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   const parsed = parseRequest(raw, peer, p.direction);
   const { ctx } = parsed;
   // An upgrade request not answered by a tunnel closes the connection after its response, as
   // Envoy does (its HTTP connection manager sets saw_connection_close_ on a rejected upgrade):
   // bytes the client sent after the head for the new protocol must never be read as requests.
   const keepAlive = parsed.keepAlive && parsed.upgrade === undefined;
-  let reqFraming = parsed.framing;
+  const reqFraming = parsed.framing;
   state.upgrade = parsed.upgrade === "websocket";
   state.closing = parsed.closing;
-  if (parsed.upgrade === "rejected") {
-    // An upgrade type weft has no upgrade config for: Envoy's local 403 `upgrade_failed`,
-    // before any filter, and the connection closes (http1_hop.ts).
-    await copyBody(reader, reqFraming, () => true);
-    p.count(403, ctx);
-    state.responding = true;
-    return writeLocal(down, UPGRADE_FAILED, false);
-  }
+  if (parsed.upgrade === "rejected") return rejectUpgrade(p, down, reader, ctx, reqFraming, state);
   const chain = p.chain();
-  const reqTrailers: Trailer[] = [];
+  if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
+    return requestSlow(p, down, reader, ctx, reqFraming, keepAlive, chain, state, undefined);
+  }
+  let v: RequestVerdict | Promise<RequestVerdict>;
   try {
-    if (reqFraming.kind !== "none" && wantsRequestBody(chain)) {
+    v = chain.onRequest(ctx);
+  } catch (e) {
+    chain.onDone(ctx); // never expected (the chain turns throws into traps): still end the request
+    throw e;
+  }
+  if (v instanceof Promise || v.kind === "respond") {
+    return requestSlow(p, down, reader, ctx, reqFraming, keepAlive, chain, state, v);
+  }
+  return p.forward(down, reader, ctx, reqFraming, v.route, keepAlive, chain, state, NO_TRAILERS);
+}
+
+/** No trailers were read with the request head (forward only reads this list; a body buffered
+ * for replay gets its own list). */
+const NO_TRAILERS = Object.freeze([]) as unknown as Trailer[];
+
+/** An upgrade type weft has no upgrade config for: Envoy's local 403 `upgrade_failed`, before
+ * any filter, and the connection closes (http1_hop.ts). */
+async function rejectUpgrade(
+  p: RequestDeps,
+  down: Duplex,
+  reader: ByteReader,
+  ctx: HttpRequestContext,
+  reqFraming: Framing,
+  state: ConnState,
+): Promise<boolean> {
+  await copyBody(reader, reqFraming, () => true);
+  p.count(403, ctx);
+  state.responding = true;
+  return writeLocal(down, UPGRADE_FAILED, false);
+}
+
+/** The request phase when it must wait (a body buffered for body filters, a filter that
+ * suspends) or answers locally; `verdict`: the chain's answer when it already ran. */
+async function requestSlow(
+  p: RequestDeps,
+  down: Duplex,
+  reader: ByteReader,
+  ctx: HttpRequestContext,
+  reqFraming: Framing,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+  verdict: RequestVerdict | Promise<RequestVerdict> | undefined,
+): Promise<boolean> {
+  const reqTrailers: Trailer[] = [];
+  let forwarded = false;
+  try {
+    if (verdict === undefined) {
       // A body filter sees the whole body with the request phase (body_buffer.ts).
       const body = await bufferBody(reader, reqFraming, p.maxBody, reqTrailers);
       if (!body) {
@@ -190,27 +268,28 @@ export async function serveRequest(
       ctx.requestBody = body;
       if (reqTrailers.length) ctx.requestTrailersFollow = true;
       reqFraming = { kind: "none" };
+      verdict = chain.onRequest(ctx);
     }
-    const v0 = chain.onRequest(ctx);
-    const verdict = v0 instanceof Promise ? await v0 : v0;
-    if (verdict.kind === "respond") {
+    const v = verdict instanceof Promise ? await verdict : verdict;
+    if (v.kind === "respond") {
       await copyBody(reader, reqFraming, () => true); // discard the request body
-      p.count(verdict.response.status, ctx);
+      p.count(v.response.status, ctx);
       state.responding = true;
-      return writeLocal(down, verdict.response, keepAlive && !p.draining());
+      return writeLocal(down, v.response, keepAlive && !p.draining());
     }
+    forwarded = true; // forward ends the request (onDone) itself
     return await p.forward(
       down,
       reader,
       ctx,
       reqFraming,
-      verdict.route,
+      v.route,
       keepAlive,
       chain,
       state,
       reqTrailers,
     );
   } finally {
-    chain.onDone(ctx);
+    if (!forwarded) chain.onDone(ctx);
   }
 }

@@ -2,46 +2,35 @@
  * The response phase of an HTTP/1.1 request in the L7 proxy: the upstream's head (interim
  * responses skipped, strict checks: any doubt is a 502), the response body buffered for body
  * filters (Envoy's limit: 500), the response chain (a local reply replaces the upstream's), then
- * the head and body downstream: buffered (its own length, or chunked with trailers), streamed
- * through filters (re-framed), or copied as framed; trailers through the trailer hooks. The
- * upstream connection goes back to the pool only when nothing about its framing is in doubt.
+ * the head and body downstream (http1_response_send.ts): buffered (its own length, or chunked
+ * with trailers), streamed through filters (re-framed), or copied as framed; trailers through the
+ * trailer hooks. The upstream connection goes back to the pool only when nothing about its
+ * framing is in doubt.
  */
 import type { Duplex } from "node:stream";
-import { Buffer } from "node:buffer";
-import type { HttpRequestContext, HttpResponseContext } from "./filter_api.ts";
-import type { FilterChain } from "./filter_chain.ts";
-import {
-  bad,
-  type ByteReader,
-  copyBody,
-  type Framing,
-  framingFrom,
-  headBytes,
-  type Trailer,
-} from "./http1_codec.ts";
+import type { Buffer } from "node:buffer";
+import type { HttpFilter, HttpRequestContext } from "./filter_api.ts";
+import type { FilterChain, ResponseVerdict } from "./filter_chain.ts";
+import { bad, type ByteReader, type Framing, framingFrom } from "./http1_codec.ts";
 import type { HeaderList } from "./header_map.ts";
-import { endUpstream, type Upstream, upstreamHeadList } from "./http1_upstream.ts";
+import { type Upstream, upstreamHeadList } from "./http1_upstream.ts";
 import { writeLocal, writeWithBackpressure } from "./http_io.ts";
-import {
-  bufferBody,
-  chunkedWithTrailers,
-  RESPONSE_TOO_LARGE,
-  setBufferedLength,
-  wantsResponseBody,
-} from "./body_buffer.ts";
-import {
-  logResponseReset,
-  responseChunkCall,
-  responseStreamers,
-  setStreamedFraming,
-  streamBody,
-} from "./body_stream.ts";
-import { responseTrailers, TrailersReply } from "./trailers.ts";
+import { bufferBody, RESPONSE_TOO_LARGE, wantsResponseBody } from "./body_buffer.ts";
+import { responseStreamers, setStreamedFraming } from "./body_stream.ts";
 import { errorMessage } from "./errors.ts";
-import { plainConnection, RESPONSE_HOP, stripResponseNamed } from "./http1_hop.ts";
+import { plainConnection, stripResponseNamed } from "./http1_hop.ts";
 import { switchProtocols } from "./http1_upgrade.ts";
+import {
+  finish,
+  NO_TRAILERS,
+  type ResHead,
+  type Resp,
+  responseHead,
+  sendBuffered,
+  sendCopied,
+  sendStreamed,
+} from "./http1_response_send.ts";
 
-const CONNECTION_CLOSE: readonly (readonly [string, string])[] = [["connection", "close"]];
 /** Largest response body sent in its head's write when it already arrived whole. */
 const WHOLE_BYTES = 64 * 1024;
 
@@ -73,6 +62,7 @@ export interface ResponseDeps {
 }
 
 const NO_BODY: Framing = Object.freeze({ kind: "none" });
+const NO_FILTERS: HttpFilter[] = [];
 
 /** The response's framing from one pass over its fields (lists only when a name repeats); a
  * `connection` that names other fields has them removed (hop-by-hop, RFC 9110 §7.6.1; the
@@ -96,7 +86,12 @@ function values(v: string | string[]): string[] {
   return typeof v === "string" ? [v] : v;
 }
 
-export async function respondH1(
+/** The response phase. Synchronous in the common case — a head without interim responses, no
+ * body filter, a synchronous chain and a small body that already arrived whole (one write with
+ * its head) — so the request costs no Promise or async frame here; any step that must wait
+ * (interim heads, a buffered or streamed body, a suspended filter, a body still arriving) goes on
+ * asynchronously from that step. */
+export function respondH1(
   p: ResponseDeps,
   down: Duplex,
   up: Upstream,
@@ -105,8 +100,24 @@ export async function respondH1(
   keepAlive: boolean,
   chain: FilterChain,
   state: ConnState,
+): boolean | Promise<boolean> {
+  const res = upstreamHeadList(resRaw);
+  if (res.line[1].startsWith("1") && res.line[1] !== "101") {
+    return afterInterim(p, down, up, res, ctx, keepAlive, chain, state);
+  }
+  return respondHead(p, down, up, res, ctx, keepAlive, chain, state);
+}
+
+async function afterInterim(
+  p: ResponseDeps,
+  down: Duplex,
+  up: Upstream,
+  res: ResHead,
+  ctx: HttpRequestContext,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
 ): Promise<boolean> {
-  let res = upstreamHeadList(resRaw);
   while (res.line[1].startsWith("1") && res.line[1] !== "101") {
     const next = await up.reader.readHead();
     if (!next) {
@@ -114,133 +125,125 @@ export async function respondH1(
     }
     res = upstreamHeadList(next);
   }
+  return await respondHead(p, down, up, res, ctx, keepAlive, chain, state);
+}
+
+function respondHead(
+  p: ResponseDeps,
+  down: Duplex,
+  up: Upstream,
+  res: ResHead,
+  ctx: HttpRequestContext,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+): boolean | Promise<boolean> {
   const status = Number(res.line[1]);
   if (status === 101) return switchProtocols(p, down, up, res, ctx, chain, state);
-  const resHeaders = res.headers;
   const noBody = ctx.method === "HEAD" || status === 204 || status === 304;
   let resFraming: Framing;
   try {
-    resFraming = responseFraming(resHeaders, noBody);
+    resFraming = responseFraming(res.headers, noBody);
   } catch (e) {
     throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
   }
-  const resCtx: HttpResponseContext = {
-    status,
-    responseHeaders: resHeaders,
-    responseBody: undefined,
-    bodyFollows: resFraming.kind !== "none",
+  const r: Resp = {
+    res,
+    resCtx: {
+      status,
+      responseHeaders: res.headers,
+      responseBody: undefined,
+      bodyFollows: resFraming.kind !== "none",
+    },
+    resFraming,
+    upstreamDone: false,
+    resTrailers: NO_TRAILERS,
   };
-  let upstreamDone = false;
-  const resTrailers: Trailer[] = [];
   if (resFraming.kind !== "none" && wantsResponseBody(chain)) {
-    const body = await bufferBody(up.reader, resFraming, p.maxBody, resTrailers);
-    if (!body) {
-      up.stream.destroy();
-      p.count(500, ctx);
-      state.responding = true;
-      return writeLocal(down, RESPONSE_TOO_LARGE, false);
-    }
-    upstreamDone = resFraming.kind !== "close";
-    resCtx.responseBody = body;
-    if (resTrailers.length) resCtx.responseTrailersFollow = true;
-    resFraming = { kind: "none" };
+    return bufferedResponse(p, down, up, r, ctx, keepAlive, chain, state);
   }
-  const v0 = chain.onResponse(ctx, resCtx);
-  const verdict = v0 instanceof Promise ? await v0 : v0;
+  const v = chain.onResponse(ctx, r.resCtx);
+  if (v instanceof Promise) {
+    return v.then((verdict) => afterVerdict(p, down, up, r, ctx, keepAlive, chain, state, verdict));
+  }
+  return afterVerdict(p, down, up, r, ctx, keepAlive, chain, state, v);
+}
+
+/** A body filter sees the whole response body with the response phase (Envoy's limit: 500). */
+async function bufferedResponse(
+  p: ResponseDeps,
+  down: Duplex,
+  up: Upstream,
+  r: Resp,
+  ctx: HttpRequestContext,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+): Promise<boolean> {
+  r.resTrailers = [];
+  const body = await bufferBody(up.reader, r.resFraming, p.maxBody, r.resTrailers);
+  if (!body) {
+    up.stream.destroy();
+    p.count(500, ctx);
+    state.responding = true;
+    return writeLocal(down, RESPONSE_TOO_LARGE, false);
+  }
+  r.upstreamDone = r.resFraming.kind !== "close";
+  r.resCtx.responseBody = body;
+  if (r.resTrailers.length) r.resCtx.responseTrailersFollow = true;
+  r.resFraming = NO_BODY;
+  const v = chain.onResponse(ctx, r.resCtx);
+  const verdict = v instanceof Promise ? await v : v;
+  return await afterVerdict(p, down, up, r, ctx, keepAlive, chain, state, verdict);
+}
+
+function afterVerdict(
+  p: ResponseDeps,
+  down: Duplex,
+  up: Upstream,
+  r: Resp,
+  ctx: HttpRequestContext,
+  keepAlive: boolean,
+  chain: FilterChain,
+  state: ConnState,
+  verdict: ResponseVerdict,
+): boolean | Promise<boolean> {
   if (verdict.kind === "respond") {
     up.stream.destroy(); // its body is not wanted; closing beats draining
     p.count(verdict.response.status, ctx);
     state.responding = true;
     return writeLocal(down, verdict.response, keepAlive && !p.draining());
   }
-  const closeAfter = !keepAlive || resFraming.kind === "close" || p.draining();
-  const resBody = resCtx.responseBody;
-  const onResTrailers = responseTrailers(chain, ctx, resCtx);
-  // Trailers of a buffered body go on chunked to a keep-alive client, else they are dropped.
-  let bufTrailers: Trailer[] = [];
-  try {
-    if (resBody && !closeAfter) bufTrailers = await onResTrailers(resTrailers);
-  } catch (e) {
-    if (!(e instanceof TrailersReply)) throw e;
-    up.stream.destroy(); // nothing of the response left yet: the local reply answers
-    p.count(e.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, e.response, false);
+  const closeAfter = !keepAlive || r.resFraming.kind === "close" || p.draining();
+  if (r.resCtx.responseBody) {
+    return sendBuffered(p, down, up, r, ctx, chain, state, closeAfter);
   }
-  if (resBody) setBufferedLength(resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
-  const resStreamers = resFraming.kind !== "none" ? responseStreamers(chain) : [];
+  const resStreamers = r.resFraming.kind !== "none" ? responseStreamers(chain) : NO_FILTERS;
   // Chunked to a keep-alive (HTTP/1.1) client, close-delimited otherwise.
-  if (resStreamers.length) setStreamedFraming(resCtx.responseHeaders, !closeAfter);
-  // The whole body when it is at hand: a buffered one, or a small one of known length that
-  // already arrived (the common case): it leaves in the head's write.
-  let whole: Uint8Array | undefined;
-  if (resBody) whole = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;
-  else if (
-    !resStreamers.length && resFraming.kind === "length" && resFraming.length <= WHOLE_BYTES
-  ) whole = up.reader.takeBuffered(resFraming.length);
-  // Hop-by-hop fields never pass (RESPONSE_HOP; those `connection` names are gone already); a
-  // known length is re-stated (the first content-length field gives way to the normalised one,
-  // appended).
-  const resHead = headBytes(`HTTP/1.1 ${resCtx.status} ${res.line[2] || "OK"}`, resHeaders, {
-    omit: RESPONSE_HOP,
-    replace: resFraming.kind === "length" && !resStreamers.length
-      ? ["content-length", String(resFraming.length)]
-      : undefined,
-    extra: closeAfter && resFraming.kind !== "close" ? CONNECTION_CLOSE : undefined,
-  }, whole);
+  if (resStreamers.length) {
+    setStreamedFraming(r.resCtx.responseHeaders, !closeAfter);
+    const head = responseHead(r, closeAfter, false, undefined);
+    state.responding = true;
+    down.write(head);
+    return sendStreamed(p, down, up, r, ctx, chain, state, closeAfter, resStreamers);
+  }
+  // A small body of known length that already arrived (the common case) leaves in the head's
+  // write.
+  const f = r.resFraming;
+  const whole = f.kind === "length" && f.length <= WHOLE_BYTES
+    ? up.reader.takeBuffered(f.length)
+    : undefined;
+  const head = responseHead(r, closeAfter, true, whole);
   state.responding = true;
   if (whole) {
-    down.write(resHead);
-  } else if (resStreamers.length) {
-    down.write(resHead);
-    const reset = await streamBody(
-      up.reader,
-      resFraming,
-      down,
-      writeWithBackpressure,
-      resStreamers,
-      responseChunkCall(ctx, resCtx),
-      ctx,
-      !closeAfter,
-      onResTrailers,
-    );
-    if (reset) {
-      logResponseReset(ctx, reset.details);
-      up.stream.destroy();
-      down.destroy();
-      return false;
-    }
-  } else {
-    let started = false; // a response that arrived whole is held until its trailers are seen
-    try {
-      const copied = copyBody(
-        up.reader,
-        resFraming,
-        (b) => {
-          started = true;
-          return writeWithBackpressure(down, b);
-        },
-        false,
-        resHead,
-        onResTrailers,
-      );
-      if (copied) await copied; // a whole small response is written synchronously
-    } catch (e) {
-      if (!(e instanceof TrailersReply)) throw e;
-      up.stream.destroy();
-      if (!started) {
-        p.count(e.response.status, ctx);
-        return writeLocal(down, e.response, false);
-      }
-      logResponseReset(ctx, e.response.details); // too late to answer: reset, as Envoy
-      down.destroy();
-      return false;
-    }
+    down.write(head);
+    return finish(p, up, r, ctx, state, closeAfter);
   }
-  p.count(resCtx.status, ctx);
-  const upClose = (resHeaders.get("connection") ?? "").toLowerCase().includes("close");
-  if (resBody && !upstreamDone) up.stream.destroy();
-  else if (resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
-  else p.release(up);
-  return !closeAfter;
+  if (f.kind === "none") {
+    // The head alone (HEAD, 204, 304): as copyBody would, wait for a full downstream to drain.
+    const w = writeWithBackpressure(down, head);
+    if (w === true || w === false) return finish(p, up, r, ctx, state, closeAfter);
+    return w.then(() => finish(p, up, r, ctx, state, closeAfter));
+  }
+  return sendCopied(p, down, up, r, ctx, chain, state, closeAfter, head);
 }

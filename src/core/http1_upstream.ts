@@ -49,8 +49,20 @@ export function upstreamHeadList(
   }
 }
 
+/** The pool key of a route, remembered for the last service and subset seen (compared by value;
+ * filters that choose routes hand back the same strings for the same route, respond_memo.ts), so
+ * the common request builds and hashes no key string. */
+let lastService: string | undefined;
+let lastSubset: string | undefined;
+let lastKey = "";
 function keyOf(route: RouteChoice | undefined): string {
-  return route ? `${route.service}|${route.subset ?? ""}` : "";
+  if (route === undefined) return "";
+  if (route.service !== lastService || route.subset !== lastSubset) {
+    lastKey = `${route.service}|${route.subset ?? ""}`;
+    lastService = route.service;
+    lastSubset = route.subset;
+  }
+  return lastKey;
 }
 
 export class Http1UpstreamPool {

@@ -158,7 +158,8 @@ export class HttpProxy {
         if (!raw) break;
         state.idle = false;
         state.responding = false;
-        const keep = await serveRequest(this.requestDeps, down, reader, raw, peer, state);
+        const served = serveRequest(this.requestDeps, down, reader, raw, peer, state);
+        const keep = served instanceof Promise ? await served : served;
         if (!keep) break;
       }
     } catch (e) {

@@ -7,6 +7,7 @@ import { bunPath } from "./weft_proc.ts";
 export async function startBunProxy(
   upPort: number,
   headersTimeoutMs: number,
+  extraArgs: readonly string[] = [],
 ): Promise<{ port: number; stop(): Promise<string> }> {
   const bun = bunPath();
   if (!bun) throw new Error("no bun binary (deno task setup installs one)");
@@ -17,6 +18,7 @@ export async function startBunProxy(
       `127.0.0.1:${upPort}`,
       "--headers-timeout-ms",
       String(headersTimeoutMs),
+      ...extraArgs,
     ],
     stdout: "piped",
     stderr: "piped",

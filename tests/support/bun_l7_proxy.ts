@@ -2,7 +2,8 @@
 /**
  * weft's HttpProxy on Bun's native sockets (src/core/native_socket.ts), downstream and upstream,
  * for tests that drive it from Deno over TCP: `bun tests/support/bun_l7_proxy.ts --upstream
- * host:port [--headers-timeout-ms N]`. No filters. Prints `{"port": N, "sockets": "native"}` once
+ * host:port [--headers-timeout-ms N] [--fast-path-filters]`. No filters, or with
+ * `--fast-path-filters` those of fast_path_filters.ts. Prints `{"port": N, "sockets": "native"}` once
  * listening; runs until killed (SIGTERM closes the proxy and the listener).
  */
 import process from "node:process";
@@ -15,6 +16,7 @@ import {
   nativeSockets,
 } from "../../src/core/mod.ts";
 import { TEST_PEER } from "./filter_context.ts";
+import { fastPathFilters } from "./fast_path_filters.ts";
 
 installProcessGuard();
 if (!nativeSockets) {
@@ -27,7 +29,7 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const [upHost, upPort] = (opt("--upstream") ?? "127.0.0.1:8080").split(":") as [string, string];
-const chain = new FilterChain([]);
+const chain = new FilterChain(argv.includes("--fast-path-filters") ? fastPathFilters() : []);
 const proxy = new HttpProxy({
   chain: () => chain,
   direction: "inbound",
