@@ -38,7 +38,7 @@ const r = await bun.build({
   // Start-up code (config, certificates, wiring) runs once: with tier-up thresholds 64x the
   // normal ones it stays in the interpreter, and an idle node never touches the optimizing
   // JITs' code (−2.5 MB idle RSS measured); src/core/runtime.ts `settleAfterStart` sets the
-  // normal policy back once the node is ready, before any traffic.
+  // normal policy back once the node is ready (an xDS node: once its first sync is applied).
   // A node agent reads its configuration from its flags, WEFT_* and its config file only: Bun's
   // standalone executables would otherwise load `.env` and `bunfig.toml` from whatever directory
   // they start in, and a bunfig.toml `preload` runs any script in the agent's process (checked:
