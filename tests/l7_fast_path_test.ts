@@ -17,56 +17,9 @@ import { TEST_PEER } from "./support/filter_context.ts";
 import { fastPathFilters } from "./support/fast_path_filters.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
 import { bunPath } from "./support/weft_proc.ts";
+import { rawClient, type RawResponse } from "./support/raw_http_client.ts";
 
-interface Res {
-  status: number;
-  head: string;
-  body: string;
-}
-
-/** One raw keep-alive connection: write a request, read one response (content-length). */
-async function client(port: number): Promise<{ send(req: string): Promise<Res>; close(): void }> {
-  const s = net.connect(port, "127.0.0.1");
-  await new Promise<void>((ok, fail) => {
-    s.once("connect", ok);
-    s.once("error", fail);
-  });
-  let buf = Buffer.alloc(0);
-  let wake: (() => void) | undefined;
-  let ended = false;
-  s.on("data", (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    wake?.();
-  });
-  s.on("close", () => {
-    ended = true;
-    wake?.();
-  });
-  const take = (): Res | undefined => {
-    const end = buf.indexOf("\r\n\r\n");
-    if (end < 0) return undefined;
-    const head = buf.subarray(0, end).toString("latin1");
-    const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? "0");
-    if (buf.length < end + 4 + len) return undefined;
-    const body = buf.subarray(end + 4, end + 4 + len).toString();
-    buf = buf.subarray(end + 4 + len);
-    return { status: Number(head.slice(9, 12)), head, body };
-  };
-  return {
-    async send(req) {
-      s.write(req);
-      for (;;) {
-        const r = take();
-        if (r) return r;
-        assert.ok(!ended, "the proxy closed the connection before a whole response");
-        await new Promise<void>((w) => (wake = w));
-      }
-    },
-    close: () => s.destroy(),
-  };
-}
-
-const header = (r: Res, name: string): string | undefined =>
+const header = (r: RawResponse, name: string): string | undefined =>
   new RegExp(`\\r\\n${name}: *([^\\r]*)`, "i").exec(r.head)?.[1];
 
 /** Upstream: JSON {url, headers, body} with content-length. */
@@ -102,10 +55,10 @@ const get = (path: string): string => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`;
 
 /** The scenarios, in order on one keep-alive connection; returns the count by status class. */
 async function scenarios(port: number): Promise<Record<string, number>> {
-  const c = await client(port);
+  const c = await rawClient(port);
   const classes: Record<string, number> = {};
-  const send = async (req: string): Promise<Res> => {
-    const r = await c.send(req);
+  const send = async (req: string): Promise<RawResponse> => {
+    const r = await c.roundTrip(req);
     const k = `${Math.floor(r.status / 100)}xx`;
     classes[k] = (classes[k] ?? 0) + 1;
     return r;
@@ -244,12 +197,12 @@ Deno.test("fast path: an upstream that cannot be reached answers 503 and still e
     proxy.handle(s, TEST_PEER).catch((e) => assert.fail(String(e)));
   });
   await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
-  const c = await client((front.address() as AddressInfo).port);
+  const c = await rawClient((front.address() as AddressInfo).port);
   try {
-    const r = await c.send(get("/down"));
+    const r = await c.roundTrip(get("/down"));
     assert.equal(r.status, 503);
     assert.equal(r.body, "upstream connect error");
-    assert.equal((await c.send(get("/down-again"))).status, 503, "the connection stays open");
+    assert.equal((await c.roundTrip(get("/down-again"))).status, 503, "the connection stays open");
     assert.deepEqual(
       [...done].sort(),
       ["fragile", "gate", "stamp", "upper"].flatMap((f) => [`${f} /down`, `${f} /down-again`])
