@@ -14,7 +14,7 @@ import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
 import { HeaderList } from "./header_map.ts";
-import { writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, writeWithBackpressure } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import {
   requestChunkCall,
@@ -161,9 +161,7 @@ export async function forwardRequest(
       if (buffered) bufTrailers = await onReqTrailers(reqTrailers);
     } catch (e) {
       if (!(e instanceof TrailersReply)) throw e;
-      p.count(e.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, e.response, false); // the rest of the request is not read
+      return replyLocal(p, down, ctx, state, e.response, false); // the rest of the request is not read
     }
     if (buffered) setBufferedLength(ctx.requestHeaders, buffered.length, bufTrailers.length > 0);
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
@@ -195,9 +193,7 @@ export async function forwardRequest(
         up = p.idle?.(route) ?? await p.acquire(route);
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
-        p.count(503, ctx);
-        state.responding = true;
-        return writeLocal(down, {
+        return replyLocal(p, down, ctx, state, {
           status: 503,
           headers: [],
           body: "upstream connect error",
@@ -211,16 +207,12 @@ export async function forwardRequest(
         const local = sent instanceof Promise ? await sent : sent;
         if (local) {
           u.stream.destroy();
-          p.count(local.status, ctx);
-          state.responding = true;
-          return writeLocal(down, local, false);
+          return replyLocal(p, down, ctx, state, local, false);
         }
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
         if (!(e instanceof TrailersReply)) throw e;
-        p.count(e.response.status, ctx);
-        state.responding = true;
-        return writeLocal(down, e.response, false);
+        return replyLocal(p, down, ctx, state, e.response, false);
       }
       try {
         resRaw = await u.reader.readHead();
@@ -233,9 +225,7 @@ export async function forwardRequest(
     }
     if (!resRaw) {
       up.stream.destroy();
-      p.count(503, ctx);
-      state.responding = true;
-      return writeLocal(down, {
+      return replyLocal(p, down, ctx, state, {
         status: 503,
         headers: [],
         body: "upstream reset",
@@ -285,14 +275,10 @@ async function forwardWithPolicy(
     });
   } catch (e) {
     if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
-    p.count(e.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, e.response, false);
+    return replyLocal(p, down, ctx, state, e.response, false);
   }
   if (r.kind === "local") {
-    p.count(r.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, r.response, r.keepAlive && keepAlive && !p.draining());
+    return replyLocal(p, down, ctx, state, r.response, r.keepAlive && keepAlive && !p.draining());
   }
   const disarm = guardResponse(r.leftMs, () => {
     r.up.stream.destroy();

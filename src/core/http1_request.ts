@@ -26,7 +26,7 @@ import {
   type Trailer,
 } from "./http1_codec.ts";
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
-import { writeLocal } from "./http_io.ts";
+import { replyLocal } from "./http_io.ts";
 import type { ConnState, ResponseDeps } from "./http1_response.ts";
 import {
   connectionTokens,
@@ -236,9 +236,7 @@ async function rejectUpgrade(
   state: ConnState,
 ): Promise<boolean> {
   await copyBody(reader, reqFraming, () => true);
-  p.count(403, ctx);
-  state.responding = true;
-  return writeLocal(down, UPGRADE_FAILED, false);
+  return replyLocal(p, down, ctx, state, UPGRADE_FAILED, false);
 }
 
 /** The request phase when it must wait (a body buffered for body filters, a filter that
@@ -261,9 +259,7 @@ async function requestSlow(
       // A body filter sees the whole body with the request phase (body_buffer.ts).
       const body = await bufferBody(reader, reqFraming, p.maxBody, reqTrailers);
       if (!body) {
-        p.count(413, ctx);
-        state.responding = true;
-        return writeLocal(down, REQUEST_TOO_LARGE, false);
+        return replyLocal(p, down, ctx, state, REQUEST_TOO_LARGE, false);
       }
       ctx.requestBody = body;
       if (reqTrailers.length) ctx.requestTrailersFollow = true;
@@ -273,9 +269,7 @@ async function requestSlow(
     const v = verdict instanceof Promise ? await verdict : verdict;
     if (v.kind === "respond") {
       await copyBody(reader, reqFraming, () => true); // discard the request body
-      p.count(v.response.status, ctx);
-      state.responding = true;
-      return writeLocal(down, v.response, keepAlive && !p.draining());
+      return replyLocal(p, down, ctx, state, v.response, keepAlive && !p.draining());
     }
     forwarded = true; // forward ends the request (onDone) itself
     return await p.forward(

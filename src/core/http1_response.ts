@@ -14,7 +14,7 @@ import type { FilterChain, ResponseVerdict } from "./filter_chain.ts";
 import { bad, type ByteReader, type Framing, framingFrom } from "./http1_codec.ts";
 import type { HeaderList } from "./header_map.ts";
 import { type Upstream, upstreamHeadList } from "./http1_upstream.ts";
-import { writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, writeWithBackpressure } from "./http_io.ts";
 import { bufferBody, RESPONSE_TOO_LARGE, wantsResponseBody } from "./body_buffer.ts";
 import { responseStreamers, setStreamedFraming } from "./body_stream.ts";
 import { errorMessage } from "./errors.ts";
@@ -184,9 +184,7 @@ async function bufferedResponse(
   const body = await bufferBody(up.reader, r.resFraming, p.maxBody, r.resTrailers);
   if (!body) {
     up.stream.destroy();
-    p.count(500, ctx);
-    state.responding = true;
-    return writeLocal(down, RESPONSE_TOO_LARGE, false);
+    return replyLocal(p, down, ctx, state, RESPONSE_TOO_LARGE, false);
   }
   r.upstreamDone = r.resFraming.kind !== "close";
   r.resCtx.responseBody = body;
@@ -210,9 +208,7 @@ function afterVerdict(
 ): boolean | Promise<boolean> {
   if (verdict.kind === "respond") {
     up.stream.destroy(); // its body is not wanted; closing beats draining
-    p.count(verdict.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, verdict.response, keepAlive && !p.draining());
+    return replyLocal(p, down, ctx, state, verdict.response, keepAlive && !p.draining());
   }
   const closeAfter = !keepAlive || r.resFraming.kind === "close" || p.draining();
   if (r.resCtx.responseBody) {

@@ -11,7 +11,7 @@ import type { HttpFilter, HttpRequestContext, HttpResponseContext } from "./filt
 import type { FilterChain } from "./filter_chain.ts";
 import { copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import { endUpstream, type Upstream, type upstreamHeadList } from "./http1_upstream.ts";
-import { writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, writeLocal, writeWithBackpressure } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import { logResponseReset, responseChunkCall, streamBody } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
@@ -98,9 +98,7 @@ export async function sendBuffered(
   } catch (e) {
     if (!(e instanceof TrailersReply)) throw e;
     up.stream.destroy(); // nothing of the response left yet: the local reply answers
-    p.count(e.response.status, ctx);
-    state.responding = true;
-    return writeLocal(down, e.response, false);
+    return replyLocal(p, down, ctx, state, e.response, false);
   }
   setBufferedLength(r.resCtx.responseHeaders, resBody.length, bufTrailers.length > 0);
   const whole = bufTrailers.length ? chunkedWithTrailers(resBody, bufTrailers) : resBody;

@@ -1,7 +1,7 @@
 /** Small stream helpers of the L7 proxy: local replies, backpressure, h2 detection. */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import type { LocalResponse } from "./filter_api.ts";
+import type { HttpRequestContext, LocalResponse } from "./filter_api.ts";
 import { type ByteReader, serializeHead } from "./http1_codec.ts";
 import { H2_PREFACE } from "./http2_downstream.ts";
 import { STATUS_TEXT } from "./status_text.ts";
@@ -41,6 +41,21 @@ export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<v
     s.on("drain", done);
     s.on("close", done);
   });
+}
+
+/** Answers the current HTTP/1.1 request locally: counted under the response's status, the
+ * connection marked as responding (an error can no longer answer), then writeLocal. */
+export function replyLocal(
+  p: { count(status: number, ctx: HttpRequestContext): void },
+  down: Duplex,
+  ctx: HttpRequestContext,
+  state: { responding: boolean },
+  r: LocalResponse,
+  keepAlive: boolean,
+): boolean {
+  p.count(r.status, ctx);
+  state.responding = true;
+  return writeLocal(down, r, keepAlive);
 }
 
 /** Writes a local response; returns whether the connection may stay open. */
