@@ -58,6 +58,22 @@ function get(port: number, path: string, agent?: http.Agent): Promise<[number, s
   });
 }
 
+/** `p`, or a failure naming `phase` after `ms`: a lost response fails the test instead of hanging
+ * the suite. */
+async function within<T>(ms: number, phase: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, fail) => {
+        timer = setTimeout(() => fail(new Error(`${phase}: no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 Deno.test({
   name: "native sockets (Bun): 8 MiB up and back through the proxy to a slow reader; a reset " +
     "mid-upload costs only its exchange; 64 keep-alive connections at once",
@@ -68,33 +84,37 @@ Deno.test({
     try {
       // 8 MiB chunked up, read back slowly (a pause after every chunk).
       const data = pattern(8 << 20);
-      const got = await new Promise<Buffer>((resolve, reject) => {
-        const req = http.request({
-          host: "127.0.0.1",
-          port: proxy.port,
-          method: "POST",
-          path: "/echo",
-          headers: { "transfer-encoding": "chunked" },
-        }, (res) => {
-          const parts: Buffer[] = [];
-          res.on("data", (c: Buffer) => {
-            parts.push(c);
-            res.pause();
-            setTimeout(() => res.resume(), 1);
+      const got = await within(
+        30_000,
+        "8 MiB echo",
+        new Promise<Buffer>((resolve, reject) => {
+          const req = http.request({
+            host: "127.0.0.1",
+            port: proxy.port,
+            method: "POST",
+            path: "/echo",
+            headers: { "transfer-encoding": "chunked" },
+          }, (res) => {
+            const parts: Buffer[] = [];
+            res.on("data", (c: Buffer) => {
+              parts.push(c);
+              res.pause();
+              setTimeout(() => res.resume(), 1);
+            });
+            res.on("end", () => resolve(Buffer.concat(parts)));
+            res.on("error", reject);
           });
-          res.on("end", () => resolve(Buffer.concat(parts)));
-          res.on("error", reject);
-        });
-        req.on("error", reject);
-        void (async () => {
-          for (let at = 0; at < data.length; at += 64 * 1024) {
-            if (!req.write(data.subarray(at, at + 64 * 1024))) {
-              await new Promise((r) => req.once("drain", r));
+          req.on("error", reject);
+          void (async () => {
+            for (let at = 0; at < data.length; at += 64 * 1024) {
+              if (!req.write(data.subarray(at, at + 64 * 1024))) {
+                await new Promise((r) => req.once("drain", r));
+              }
             }
-          }
-          req.end();
-        })().catch(reject);
-      });
+            req.end();
+          })().catch(reject);
+        }),
+      );
       assert.equal(got.length, data.length);
       assert.ok(got.equals(data), "the echoed body differs");
 
@@ -106,13 +126,21 @@ Deno.test({
       s.write(pattern(1 << 20));
       await new Promise((r) => setTimeout(r, 50));
       s.destroy();
-      assert.deepEqual(await get(proxy.port, "/after-reset"), [200, "ok"]);
+      assert.deepEqual(
+        await within(10_000, "GET after the reset", get(proxy.port, "/after-reset")),
+        [
+          200,
+          "ok",
+        ],
+      );
 
       // 64 keep-alive connections at once, 4 requests each.
       const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
       try {
-        const all = await Promise.all(
-          Array.from({ length: 256 }, (_, i) => get(proxy.port, `/n${i}`, agent)),
+        const all = await within(
+          30_000,
+          "256 requests on 64 connections",
+          Promise.all(Array.from({ length: 256 }, (_, i) => get(proxy.port, `/n${i}`, agent))),
         );
         assert.ok(all.every(([st, b]) => st === 200 && b === "ok"), JSON.stringify(all[0]));
       } finally {
