@@ -7,7 +7,8 @@
  * Options: --only hey,open,wrk,iperf; --seconds N (default 5); --rounds N (default 2);
  * --cmd "<runtime>" (default bun); --gc (the nodes log JSC's collections, BUN_JSC_logGC=1: each
  * figure is followed by the collections and pauses of both nodes during it, and each round by
- * the nodes' idle RSS after start and peak RSS). A tree may carry environment for its nodes:
+ * the nodes' idle RSS after start and peak RSS; --no-rss skips the RSS readings and their 5-s
+ * wait). A tree may carry environment for its nodes:
  * `path?K=V,K2=V2` (a binary path ending in `weft` runs as is; a source tree runs src/main.ts).
  */
 import {
@@ -25,7 +26,7 @@ import {
 } from "./l4_peers.ts";
 import { fixedRate, openLoop } from "./l4_more_peers.ts";
 
-const FLAGS_WITHOUT_VALUE = new Set(["--gc"]);
+const FLAGS_WITHOUT_VALUE = new Set(["--gc", "--no-rss"]);
 const argv = Deno.args.filter((a, i, all) =>
   !a.startsWith("--") && !(all[i - 1]?.startsWith("--") && !FLAGS_WITHOUT_VALUE.has(all[i - 1]!))
 );
@@ -40,6 +41,8 @@ const SECONDS = Number(flag("seconds") ?? 5);
 const ONLY = (flag("only") ?? "hey,open,wrk").split(",");
 const ROUNDS = Number(flag("rounds") ?? roundsArg ?? 2);
 const GC = Deno.args.includes("--gc");
+/** Skip the idle-RSS wait after each round (5 s): CPU and latency A/B only. */
+const NO_RSS = Deno.args.includes("--no-rss");
 const dir = Deno.makeTempDirSync({ prefix: "weft-ab-" });
 const procs: Proc[] = [];
 const enc = new TextEncoder();
@@ -191,11 +194,13 @@ try {
           }${tally(w.rps * SECONDS)}`,
         );
       }
-      const peakEnd = p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/");
-      // What the nodes keep once the traffic stops (the collector's timers, or not, at work).
-      await new Promise((r) => setTimeout(r, 5000));
-      const after = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
-      parts.push(`RSS B/A idle ${idle}, peak at end ${peakEnd}, 5 s after ${after} MB`);
+      if (!NO_RSS) {
+        const peakEnd = p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/");
+        // What the nodes keep once the traffic stops (the collector's timers, or not, at work).
+        await new Promise((r) => setTimeout(r, 5000));
+        const after = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
+        parts.push(`RSS B/A idle ${idle}, peak at end ${peakEnd}, 5 s after ${after} MB`);
+      }
       for (const x of p.reverse()) await x.stop();
       say(`${name} r${r}: ${parts.join(" | ")}  [load ${load()}]`);
     }
