@@ -9,7 +9,10 @@
  * figure is followed by the collections and pauses of both nodes during it, and each round by
  * the nodes' idle RSS after start and peak RSS; --no-rss skips the RSS readings and their 5-s
  * wait). A tree may carry environment for its nodes:
- * `path?K=V,K2=V2` (a binary path ending in `weft` runs as is; a source tree runs src/main.ts).
+ * `path?K=V,K2=V2` (a binary path ending in `weft` runs as is; a source tree runs src/main.ts;
+ * `tls-pair` runs bench/l4_tls_pair.ts on Bun: node:tls with a 9-byte framing and no weft logic,
+ * one TLS connection per client connection; `tcp-pair` runs bench/l4_tcp_pair.ts: plain TCP
+ * both hops on Bun's native sockets, the floor of any two-hop forwarder on this runtime).
  */
 import {
   IP,
@@ -108,7 +111,13 @@ async function pair(spec: string): Promise<Proc[]> {
   for (const side of ["b", "a"] as const) {
     const file = `${dir}/weft-${side}.yaml`;
     Deno.writeTextFileSync(file, weftConfig(dir, side));
-    const [cmd, args] = tree.endsWith("weft")
+    const tlsPair = new URL("./l4_tls_pair.ts", import.meta.url).pathname;
+    const tcpPair = new URL("./l4_tcp_pair.ts", import.meta.url).pathname;
+    const [cmd, args] = tree === "tls-pair"
+      ? ["bun", [tlsPair, dir, side, "80", String(PORT.http)]]
+      : tree === "tcp-pair"
+      ? ["bun", [tcpPair, dir, side, "80", String(PORT.http)]]
+      : tree.endsWith("weft")
       ? [tree, ["run", "--config", file]]
       : [flag("cmd") ?? "bun", [`${tree}/src/main.ts`, "run", "--config", file]];
     out.push(
@@ -156,7 +165,7 @@ try {
         const now = p.reduce((a, x) => a + cpuMs(x.pid), 0);
         const us = ((now - cpu0) * 1000) / requests;
         cpu0 = now;
-        return `, cpu ${us.toFixed(0)} µs/req`;
+        return `, cpu ${us.toFixed(1)} µs/req`;
       };
       // First, on the fresh pair, as bench:l4 runs it: the peak RSS after it is the throughput
       // run's (the goal); the peak after the latency runs follows at the end.
