@@ -1,7 +1,10 @@
 /**
  * JSC's jitdump files (BUN_JSC_useJITDump=1) as perf maps: `deno run -A bench/l4_jitmap.ts DIR`
  * writes /tmp/perf-<pid>.map for each DIR/jit-<tid>-<pid>.dump, so `perf report` names the JIT
- * code of a Bun process (`perf inject --jit` expects jit-<pid>.dump and skips these names).
+ * code of a Bun process (`perf inject --jit` expects jit-<pid>.dump and skips these names). JSC
+ * reuses the memory of code it freed: a later record replaces the earlier ones it overlaps, so
+ * the map names what ran last at each address (start-up code such as the YAML parser otherwise
+ * shows up in steady-state profiles).
  * jitdump format: linux tools/perf/Documentation/jitdump-specification.txt.
  */
 const dir = Deno.args[0] ?? ".";
@@ -13,7 +16,7 @@ for (const e of Deno.readDirSync(dir)) {
   const buf = Deno.readFileSync(`${dir}/${e.name}`);
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = v.getUint32(8, true); // header total_size
-  const lines = maps.get(pid) ?? [];
+  const ranges: { start: bigint; end: bigint; name: string }[] = [];
   while (off + 16 <= buf.length) {
     const id = v.getUint32(off, true);
     const size = v.getUint32(off + 4, true);
@@ -25,9 +28,18 @@ for (const e of Deno.readDirSync(dir)) {
       let end = nameAt;
       while (end < off + size && buf[end] !== 0) end++;
       const name = new TextDecoder().decode(buf.subarray(nameAt, end));
-      lines.push(`${codeAddr.toString(16)} ${codeSize.toString(16)} ${name}`);
+      const stop = codeAddr + codeSize;
+      for (let i = ranges.length - 1; i >= 0; i--) {
+        const r = ranges[i]!;
+        if (r.start < stop && codeAddr < r.end) ranges.splice(i, 1);
+      }
+      ranges.push({ start: codeAddr, end: stop, name });
     }
     off += size;
+  }
+  const lines = maps.get(pid) ?? [];
+  for (const r of ranges) {
+    lines.push(`${r.start.toString(16)} ${(r.end - r.start).toString(16)} ${r.name}`);
   }
   maps.set(pid, lines);
 }
