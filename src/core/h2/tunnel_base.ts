@@ -374,6 +374,7 @@ export abstract class H2Base implements FrameSink {
 function directReads(socket: Duplex, onBytes: (chunk: Uint8Array) => void): void {
   const s = socket as Duplex & { push(chunk: unknown, encoding?: BufferEncoding): boolean };
   const push = s.push;
+  if (typeof push !== "function") return; // not a Readable (native_socket.ts emits 'data' itself)
   s.push = function (this: Duplex, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (
       chunk instanceof Uint8Array && this.readableFlowing === true && this.readableLength === 0 &&
