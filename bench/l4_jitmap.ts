@@ -45,5 +45,7 @@ for (const e of Deno.readDirSync(dir)) {
 }
 for (const [pid, lines] of maps) {
   Deno.writeTextFileSync(`/tmp/perf-${pid}.map`, lines.join("\n") + "\n");
-  console.log(`/tmp/perf-${pid}.map: ${lines.length} symbols`);
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(`/tmp/perf-${pid}.map: ${lines.length} symbols\n`),
+  );
 }
