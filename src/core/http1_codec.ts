@@ -114,6 +114,11 @@ export class ByteReader {
     return this.buf.length;
   }
 
+  /** A whole line (up to an LF) is buffered from byte `from` on. */
+  lineBuffered(from: number): boolean {
+    return this.buf.indexOf(0x0a, from) >= 0;
+  }
+
   get atEnd(): boolean {
     return this.ended && this.buf.length === 0;
   }

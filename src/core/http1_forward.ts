@@ -14,7 +14,8 @@ import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
 import { HeaderList } from "./header_map.ts";
-import { replyLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, UPSTREAM_GONE, writeUpstream } from "./http_io.ts";
+import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import {
   requestChunkCall,
@@ -26,7 +27,7 @@ import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts
 import type { RoutePolicy } from "./route_policy.ts";
 import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
 import type { ConnState } from "./http1_response.ts";
-import { errorMessage } from "./errors.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
@@ -103,7 +104,7 @@ function sendRequest(
       o.reader,
       o.reqFraming,
       u.stream,
-      writeWithBackpressure,
+      writeUpstream,
       o.streamers,
       requestChunkCall(o.ctx),
       o.ctx,
@@ -112,14 +113,14 @@ function sendRequest(
     );
   } else if (o.reqFraming.kind === "none") {
     // The head alone (as copyBody would write it, without a closure to write through).
-    const w = writeWithBackpressure(u.stream, o.reqHead);
+    const w = writeUpstream(u.stream, o.reqHead);
     if (w !== true && w !== false) return w.then(NOTHING);
   } else {
     // The head leaves with the first body bytes, once what is buffered validated.
     const copied = copyBody(
       o.reader,
       o.reqFraming,
-      (b) => writeWithBackpressure(u.stream, b),
+      (b) => writeUpstream(u.stream, b),
       false,
       o.reqHead,
       o.onReqTrailers,
@@ -188,6 +189,7 @@ export async function forwardRequest(
     }
     let up: Upstream;
     let resRaw: Buffer | null = null;
+    let sending: Promise<Sent> | undefined;
     for (let attempt = 0;; attempt++) {
       try {
         up = p.idle?.(route) ?? await p.acquire(route);
@@ -202,22 +204,38 @@ export async function forwardRequest(
         }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
       }
       const u = up;
+      let sent: ReturnType<typeof sendRequest>;
       try {
-        const sent = sendRequest(o, u, buffered);
-        const local = sent instanceof Promise ? await sent : sent;
-        if (local) {
-          u.stream.destroy();
-          return replyLocal(p, down, ctx, state, local, false);
-        }
+        sent = sendRequest(o, u, buffered);
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-        if (!(e instanceof TrailersReply)) throw e;
-        return replyLocal(p, down, ctx, state, e.response, false);
+        return sendFailed(p, down, ctx, state, e);
       }
-      try {
-        resRaw = await u.reader.readHead();
-      } catch {
-        resRaw = null;
+      if (sent instanceof Promise) {
+        // The body is still going out: the response head is read meanwhile (http1_duplex.ts).
+        const r = await sendOrHead(sent, u);
+        if (r.kind === "head") {
+          resRaw = r.head;
+          sending = r.sending;
+          break;
+        }
+        if (!sentWhole(r.sent)) {
+          u.stream.destroy();
+          const local = r.sent.local;
+          return local
+            ? replyLocal(p, down, ctx, state, local, false)
+            : sendFailed(p, down, ctx, state, r.sent.err);
+        }
+        resRaw = await r.head;
+      } else if (sent) {
+        u.stream.destroy();
+        return replyLocal(p, down, ctx, state, sent, false);
+      } else {
+        try {
+          resRaw = await u.reader.readHead();
+        } catch {
+          resRaw = null;
+        }
       }
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
       if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
@@ -225,24 +243,54 @@ export async function forwardRequest(
     }
     if (!resRaw) {
       up.stream.destroy();
-      return replyLocal(p, down, ctx, state, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      }, keepAlive && !p.draining());
+      // With the request still going out, the rest of its body is left unread: close after.
+      return replyLocal(
+        p,
+        down,
+        ctx,
+        state,
+        UPSTREAM_RESET,
+        !sending && keepAlive && !p.draining(),
+      );
     }
+    if (sending) up.hold = sending.then(sentWhole);
+    let keep: boolean;
     try {
       // Synchronous in the common case (http1_response.ts): no extra microtask turn then.
       const done = p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
-      return done instanceof Promise ? await done : done;
+      keep = done instanceof Promise ? await done : done;
     } catch (e) {
       up.stream.destroy(); // any framing doubt: this upstream connection is never reused
       throw e;
     }
+    // The response is out; the downstream reads its next request only after this one's end.
+    if (sending && !sentWhole(await sending)) return false;
+    return keep;
   } finally {
     chain.onDone(ctx);
   }
+}
+
+const UPSTREAM_RESET: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "upstream reset",
+  details: "upstream_reset_before_response_started",
+});
+
+/** Sending the request failed before any response: a trailer hook's reply, the upstream gone
+ * (503, Envoy's reset before the response started), or the downstream's own error (rethrown:
+ * the connection's handler answers or closes). The downstream closes after. */
+function sendFailed(
+  p: ForwardDeps,
+  down: Duplex,
+  ctx: HttpRequestContext,
+  state: ConnState,
+  e: unknown,
+): boolean {
+  if (e instanceof TrailersReply) return replyLocal(p, down, ctx, state, e.response, false);
+  if (errorCode(e) === UPSTREAM_GONE) return replyLocal(p, down, ctx, state, UPSTREAM_RESET, false);
+  throw e;
 }
 
 const NONE: Trailer[] = [];
@@ -274,8 +322,7 @@ async function forwardWithPolicy(
       replayable: replay !== undefined || o.reqFraming.kind === "none",
     });
   } catch (e) {
-    if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
-    return replyLocal(p, down, ctx, state, e.response, false);
+    return sendFailed(p, down, ctx, state, e); // a trailer hook answered, the upstream went
   }
   if (r.kind === "local") {
     return replyLocal(p, down, ctx, state, r.response, r.keepAlive && keepAlive && !p.draining());

@@ -191,10 +191,27 @@ export function finish(
 ): boolean {
   p.count(r.resCtx.status, ctx);
   const upClose = saysClose(r.res.headers.get("connection"));
-  if (r.resCtx.responseBody && !r.upstreamDone) up.stream.destroy();
-  else if (r.resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
-  else p.release(up);
+  let fate: Fate;
+  if (r.resCtx.responseBody && !r.upstreamDone) fate = DESTROY;
+  else if (r.resFraming.kind === "close" || upClose || state.closing) fate = END;
+  else fate = RELEASE;
+  const hold = up.hold;
+  if (hold === undefined) settle(p, up, fate);
+  else {
+    // The request is still going out (http1_duplex.ts): the connection's fate waits for it.
+    up.hold = undefined;
+    void hold.then((whole) => settle(p, up, whole ? fate : DESTROY), () => up.stream.destroy());
+  }
   return !closeAfter;
+}
+
+const DESTROY = 0, END = 1, RELEASE = 2;
+type Fate = typeof DESTROY | typeof END | typeof RELEASE;
+
+function settle(p: ResponseDeps, up: Upstream, fate: Fate): void {
+  if (fate === DESTROY) up.stream.destroy();
+  else if (fate === END) endUpstream(up.stream);
+  else p.release(up);
 }
 
 /** `v` contains "close" in any case (what `v.toLowerCase().includes("close")` tells), without a

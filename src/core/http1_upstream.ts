@@ -23,6 +23,9 @@ export interface Upstream {
   readonly reader: ByteReader;
   readonly key: string;
   reused: boolean;
+  /** The request is still being sent (its response came first: http1_duplex.ts): true once it
+   * went out whole. The connection is pooled or ended only after this; destroyed if false. */
+  hold?: Promise<boolean> | undefined;
 }
 
 /** A response head from the upstream, parsed strictly; any doubt is a 502. */
