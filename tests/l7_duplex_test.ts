@@ -10,12 +10,10 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import { FilterChain, HttpProxy } from "../src/core/mod.ts";
-import { TEST_PEER } from "./support/filter_context.ts";
 import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
+import { startNodeProxy } from "./support/node_l7.ts";
 
 const BUN = bunPath();
 
@@ -82,40 +80,6 @@ async function rawUpstream(reset = false): Promise<{ port: number; close(): Prom
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
-    },
-  };
-}
-
-/** weft's HttpProxy on Deno's node:net in front of 127.0.0.1:upPort. */
-async function denoProxy(upPort: number): Promise<{ port: number; stop(): Promise<string> }> {
-  const proxy = new HttpProxy({
-    chain: () => new FilterChain([]),
-    direction: "inbound",
-    dialUpstream: () =>
-      new Promise<Duplex>((ok, fail) => {
-        const s = net.connect(upPort, "127.0.0.1");
-        s.once("connect", () => ok(s));
-        s.once("error", fail);
-      }),
-  });
-  const sockets = new Set<net.Socket>();
-  const handled = new Set<Promise<void>>();
-  const front = net.createServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    const h = proxy.handle(s, TEST_PEER);
-    handled.add(h);
-    void h.finally(() => handled.delete(h));
-  });
-  await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
-  return {
-    port: (front.address() as AddressInfo).port,
-    stop: async () => {
-      proxy.close();
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => front.close(r));
-      await within(10_000, "every connection handler ended", Promise.all(handled));
-      return "";
     },
   };
 }
@@ -250,7 +214,7 @@ async function bigEcho(port: number): Promise<void> {
 
 for (const runtime of ["deno", "bun"] as const) {
   const start = (upPort: number) =>
-    runtime === "bun" ? startBunProxy(upPort, 10_000) : denoProxy(upPort);
+    runtime === "bun" ? startBunProxy(upPort, 10_000) : startNodeProxy(upPort);
   Deno.test({
     name: `duplex (${runtime}): a response that starts before the request body ends goes ` +
       "downstream at once; the connection stays usable",
