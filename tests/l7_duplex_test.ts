@@ -264,3 +264,38 @@ for (const runtime of ["deno", "bun"] as const) {
     },
   });
 }
+
+// The same under a route policy (route_exchange.ts: timeout and retries): a streamed body is not
+// replayable, so it goes once, duplex as without a policy. Deno only: the policy is the same
+// code on both runtimes, the sockets are covered above.
+for (
+  const [what, policy] of [
+    ["a route timeout", { match: [], timeoutMs: 20_000, retries: undefined }],
+    ["retries", {
+      match: [],
+      timeoutMs: undefined,
+      retries: { attempts: 2, perTryTimeoutMs: 20_000, retryOn: ["5xx"] },
+    }],
+  ] as const
+) {
+  Deno.test(`duplex (deno, ${what}): the response starts before the request body ends`, async () => {
+    const up = await rawUpstream();
+    const proxy = await startNodeProxy(up.port, { routePolicy: () => policy });
+    try {
+      await responseBeforeRequestEnds(proxy.port);
+    } finally {
+      await proxy.stop();
+      await up.close();
+    }
+  });
+  Deno.test(`duplex (deno, ${what}): an echo larger than the socket buffers completes`, async () => {
+    const up = await echoUpstream();
+    const proxy = await startNodeProxy(up.port, { routePolicy: () => policy });
+    try {
+      await bigEcho(proxy.port);
+    } finally {
+      await proxy.stop();
+      await up.close();
+    }
+  });
+}

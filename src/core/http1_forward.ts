@@ -1,7 +1,8 @@
 /**
  * The upstream exchange of an HTTP/1.1 request in the L7 proxy, after the request chain: the
- * request head with the filters' changes and its body as the chain asks (buffered with its
- * trailers, streamed through filters and re-framed, or copied as framed once validated), under the
+ * request head with the filters' changes and its body as the chain asks (http1_request_send.ts:
+ * buffered with its trailers, streamed through filters and re-framed, or copied as framed once
+ * validated), full duplex while a body is still going out (http1_duplex.ts), under the
  * route's timeout and retries when it has a policy (route_exchange.ts: a body is held for replay
  * only when its length is known and within the buffer limit), else one try with one fresh retry
  * of a reused keep-alive connection the upstream had closed; then the response phase
@@ -11,18 +12,13 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
+import { type ByteReader, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
-import { HeaderList } from "./header_map.ts";
-import { replyLocal, UPSTREAM_GONE, writeUpstream } from "./http_io.ts";
+import { replyLocal, UPSTREAM_GONE } from "./http_io.ts";
+import { type Outgoing, receivedRequestHead, sendRequest } from "./http1_request_send.ts";
 import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
-import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
-import {
-  requestChunkCall,
-  requestStreamers,
-  setStreamedFraming,
-  streamBody,
-} from "./body_stream.ts";
+import { setBufferedLength } from "./body_buffer.ts";
+import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
@@ -52,85 +48,6 @@ export interface ForwardDeps {
   ): boolean | Promise<boolean>;
 }
 
-/** The request head exactly as received, when sending it re-encoded would give the same bytes:
- * an HTTP/1.1 start line with the same method and target, and no field set, added or removed
- * (HeaderList.receivedHead). Saves building and copying the head per request. */
-function receivedRequestHead(ctx: HttpRequestContext): Buffer | undefined {
-  const h = ctx.requestHeaders;
-  const src = h instanceof HeaderList ? h.receivedHead() : undefined;
-  if (!src) return undefined;
-  const m = ctx.method, t = ctx.path;
-  const sp2 = m.length + 1 + t.length;
-  const eol = sp2 + 1 + HTTP11.length;
-  if (src.length < eol + 2 || src[eol] !== 0x0d || src[eol + 1] !== 0x0a) return undefined;
-  if (src[m.length] !== 0x20 || src[sp2] !== 0x20) return undefined;
-  for (let i = 0; i < m.length; i++) if (src[i] !== m.charCodeAt(i)) return undefined;
-  for (let i = 0; i < t.length; i++) {
-    if (src[m.length + 1 + i] !== t.charCodeAt(i)) return undefined;
-  }
-  for (let i = 0; i < HTTP11.length; i++) {
-    if (src[sp2 + 1 + i] !== HTTP11.charCodeAt(i)) return undefined;
-  }
-  return src;
-}
-
-const HTTP11 = "HTTP/1.1";
-
-/** What goes upstream for one request (fixed before the first try). */
-interface Outgoing {
-  readonly reader: ByteReader;
-  readonly ctx: HttpRequestContext;
-  readonly reqFraming: Framing;
-  readonly reqHead: Buffer;
-  readonly bufTrailers: Trailer[];
-  readonly streamers: HttpFilter[];
-  readonly onReqTrailers: (t: Trailer[]) => TrailersStep;
-}
-
-/** Writes the request on `u`; synchronous when it goes out in one write (a request without a
- * body, or with one that already arrived whole). `body`: a buffered body to send instead of
- * reading one. */
-function sendRequest(
-  o: Outgoing,
-  u: Upstream,
-  body: Uint8Array | undefined,
-): LocalResponse | undefined | Promise<LocalResponse | undefined> {
-  if (body) {
-    const all = o.bufTrailers.length ? chunkedWithTrailers(body, o.bufTrailers) : body;
-    u.stream.write(Buffer.concat([o.reqHead, all]));
-  } else if (o.streamers.length) {
-    u.stream.write(o.reqHead);
-    return streamBody(
-      o.reader,
-      o.reqFraming,
-      u.stream,
-      writeUpstream,
-      o.streamers,
-      requestChunkCall(o.ctx),
-      o.ctx,
-      true,
-      o.onReqTrailers,
-    );
-  } else if (o.reqFraming.kind === "none") {
-    // The head alone (as copyBody would write it, without a closure to write through).
-    const w = writeUpstream(u.stream, o.reqHead);
-    if (w !== true && w !== false) return w.then(NOTHING);
-  } else {
-    // The head leaves with the first body bytes, once what is buffered validated.
-    const copied = copyBody(
-      o.reader,
-      o.reqFraming,
-      (b) => writeUpstream(u.stream, b),
-      false,
-      o.reqHead,
-      o.onReqTrailers,
-    );
-    if (copied) return copied.then(NOTHING);
-  }
-  return undefined;
-}
-
-const NOTHING = (): undefined => undefined;
 /** No trailers hook is looked up for a request without a body. */
 const NO_TRAILERS = (t: Trailer[]): TrailersStep => t;
 
@@ -318,7 +235,7 @@ async function forwardWithPolicy(
   try {
     r = await exchange(policy, {
       acquire: () => p.acquire(route),
-      send: async (u) => await sendRequest(o, u, replay),
+      send: (u) => sendRequest(o, u, replay),
       replayable: replay !== undefined || o.reqFraming.kind === "none",
     });
   } catch (e) {
@@ -331,13 +248,19 @@ async function forwardWithPolicy(
     r.up.stream.destroy();
     down.destroy();
   });
+  const sending = r.sending;
+  if (sending) r.up.hold = sending.then(sentWhole);
+  let keep: boolean;
   try {
     const done = p.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
-    return done instanceof Promise ? await done : done;
+    keep = done instanceof Promise ? await done : done;
   } catch (e) {
     r.up.stream.destroy();
     throw e;
   } finally {
     disarm();
   }
+  // As in forwardRequest: the next request is read only after this one's end.
+  if (sending && !sentWhole(await sending)) return false;
+  return keep;
 }

@@ -3,14 +3,14 @@
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { FilterChain, HttpProxy } from "../../src/core/mod.ts";
+import { FilterChain, HttpProxy, type RoutePolicy } from "../../src/core/mod.ts";
 import { TEST_PEER } from "./filter_context.ts";
 
 /** The proxy in front of 127.0.0.1:upPort; stop() waits (bounded) for every connection handler
  * to end and fails if one does not: a handler left waiting is a hang. */
 export async function startNodeProxy(
   upPort: number,
-  opts: { readonly upstreamIdleTimeoutMs?: number } = {},
+  opts: { readonly upstreamIdleTimeoutMs?: number; readonly routePolicy?: () => RoutePolicy } = {},
 ): Promise<{ port: number; idle(): Promise<number>; stop(): Promise<string> }> {
   const proxy = new HttpProxy({
     chain: () => new FilterChain([]),
