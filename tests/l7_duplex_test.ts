@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
@@ -299,3 +300,38 @@ for (
     }
   });
 }
+
+Deno.test("duplex (deno, h2c downstream to HTTP/1.1): the response starts before the request body ends", async () => {
+  const up = await rawUpstream();
+  const proxy = await startNodeProxy(up.port);
+  const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
+  try {
+    const req = s.request({ ":method": "POST", ":path": "/stream" });
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (body += c));
+    const ended = new Promise<void>((r, fail) => {
+      req.on("end", r);
+      req.on("error", fail);
+    });
+    req.write("first");
+    // Before the fix the proxy read no response until the request's END_STREAM.
+    const head = await within(
+      10_000,
+      "the response head before the request ends",
+      new Promise<http2.IncomingHttpHeaders>((r) => req.once("response", r)),
+    );
+    assert.equal(head[":status"], 200);
+    req.end("second");
+    await within(10_000, "the end of the response", ended);
+    assert.equal(body, "early");
+  } finally {
+    // destroy, not close: a stream left open by a failure must not hold the test.
+    await new Promise<void>((r) => {
+      s.once("close", () => r());
+      s.destroy();
+    });
+    await proxy.stop();
+    await up.close();
+  }
+});

@@ -88,6 +88,16 @@ export class Http1UpstreamPool {
   /** Only for a connection whose last response was read completely and cleanly. */
   release(up: Upstream): void {
     const u = up as Pooled;
+    const hold = u.hold;
+    if (hold) {
+      // Its request is still going out (http1_duplex.ts): pooled once that ends whole.
+      u.hold = undefined;
+      void hold.then(
+        (whole) => whole ? this.release(u) : u.stream.destroy(),
+        () => u.stream.destroy(),
+      );
+      return;
+    }
     if (this.closed || u.stream.destroyed || u.reader.atEnd || u.reader.buffered > 0) {
       endUpstream(u.stream);
       return;
