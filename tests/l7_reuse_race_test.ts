@@ -96,3 +96,47 @@ Deno.test("reuse race (deno, h2c downstream): a pooled connection the upstream c
     await up.close();
   }
 });
+
+for (const how of ["GOAWAY", "a closed socket"] as const) {
+  Deno.test(`reuse race (deno, h2c upstream): a session the upstream ends with ${how} while idle is replaced for the next request`, async () => {
+    const sessions = new Set<http2.ServerHttp2Session>();
+    let opened = 0;
+    const server = http2.createServer();
+    server.on("session", (ss) => {
+      opened++;
+      sessions.add(ss);
+      ss.on("close", () => sessions.delete(ss));
+    });
+    server.on("stream", (st) => {
+      st.resume();
+      st.on("end", () => {
+        st.respond({ ":status": 200 });
+        st.end("ok");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const upPort = (server.address() as AddressInfo).port;
+    const proxy = await startNodeProxy(upPort, { upstreamProtocol: "h2" });
+    const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
+    try {
+      assert.equal((await h2Call(s, "/", { method: "GET" })).status, 200);
+      const closed = [...sessions].map((ss) =>
+        new Promise<void>((r) => {
+          ss.once("close", () => r());
+          if (how === "GOAWAY") ss.close();
+          else ss.destroy();
+        })
+      );
+      await Promise.all(closed);
+      const again = await h2Call(s, "/", { method: "GET" });
+      assert.equal(again.status, 200, again.body);
+      assert.equal(again.body, "ok");
+      assert.equal(opened, 2);
+    } finally {
+      await closeSession(s);
+      await proxy.stop();
+      for (const ss of sessions) ss.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+}

@@ -10,7 +10,11 @@ import { TEST_PEER } from "./filter_context.ts";
  * to end and fails if one does not: a handler left waiting is a hang. */
 export async function startNodeProxy(
   upPort: number,
-  opts: { readonly upstreamIdleTimeoutMs?: number; readonly routePolicy?: () => RoutePolicy } = {},
+  opts: {
+    readonly upstreamIdleTimeoutMs?: number;
+    readonly routePolicy?: () => RoutePolicy;
+    readonly upstreamProtocol?: "http1" | "h2";
+  } = {},
 ): Promise<{ port: number; idle(): Promise<number>; stop(): Promise<string> }> {
   const proxy = new HttpProxy({
     chain: () => new FilterChain([]),
