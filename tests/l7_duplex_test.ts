@@ -213,6 +213,52 @@ async function bigEcho(port: number): Promise<void> {
   assert.equal(got, ECHO_BYTES);
 }
 
+/** An upstream that streams an endless chunked response; `closed` settles when the proxy closes
+ * the connection it streams on. */
+async function endlessUpstream(): Promise<
+  { port: number; closed: Promise<void>; close(): Promise<void> }
+> {
+  const sockets = new Set<net.Socket>();
+  let onClosed = (): void => {};
+  const closed = new Promise<void>((r) => (onClosed = r));
+  const piece = Buffer.alloc(16 * 1024, 0x63);
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    let timer: ReturnType<typeof setInterval> | undefined;
+    s.on("close", () => {
+      clearInterval(timer);
+      sockets.delete(s);
+      onClosed();
+    });
+    s.once("data", () => {
+      s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+      timer = setInterval(() => {
+        if (!s.destroyed) s.write(`4000\r\n${piece.toString("latin1")}\r\n`);
+      }, 1);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    closed,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+async function clientLeavesMidResponse(port: number, upClosed: Promise<void>): Promise<void> {
+  const c = await rawConn(port);
+  c.s.write("GET /endless HTTP/1.1\r\nHost: a\r\n\r\n");
+  await c.seen(/\r\n\r\n/, "the head of the endless response");
+  c.s.destroy();
+  // Before: the proxy went on reading the response into the dead client socket (or, on Bun,
+  // waited for its drain) and the upstream connection stayed open.
+  await within(10_000, "the upstream connection closed after the client left", upClosed);
+}
+
 for (const runtime of ["deno", "bun"] as const) {
   const start = (upPort: number) =>
     runtime === "bun" ? startBunProxy(upPort, 10_000) : startNodeProxy(upPort);
@@ -241,6 +287,22 @@ for (const runtime of ["deno", "bun"] as const) {
       const proxy = await start(up.port);
       try {
         await upstreamResetMidRequest(proxy.port);
+      } finally {
+        const out = await proxy.stop();
+        await up.close();
+        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
+      }
+    },
+  });
+  Deno.test({
+    name: `duplex (${runtime}): a client that leaves mid-response gets the upstream connection ` +
+      "closed at once",
+    ignore: runtime === "bun" && BUN === undefined,
+    fn: async () => {
+      const up = await endlessUpstream();
+      const proxy = await start(up.port);
+      try {
+        await clientLeavesMidResponse(proxy.port, up.closed);
       } finally {
         const out = await proxy.stop();
         await up.close();

@@ -11,7 +11,7 @@ import type { HttpFilter, HttpRequestContext, HttpResponseContext } from "./filt
 import type { FilterChain } from "./filter_chain.ts";
 import { copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import { endUpstream, type Upstream, type upstreamHeadList } from "./http1_upstream.ts";
-import { replyLocal, writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, writeDownstream, writeLocal } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import { logResponseReset, responseChunkCall, streamBody } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
@@ -123,7 +123,7 @@ export async function sendStreamed(
     up.reader,
     r.resFraming,
     down,
-    writeWithBackpressure,
+    writeDownstream,
     resStreamers,
     responseChunkCall(ctx, r.resCtx),
     ctx,
@@ -158,7 +158,7 @@ export async function sendCopied(
       r.resFraming,
       (b) => {
         started = true;
-        return writeWithBackpressure(down, b);
+        return writeDownstream(down, b);
       },
       false,
       head,

@@ -63,6 +63,19 @@ export function writeUpstream(s: Duplex, b: Buffer): boolean | Promise<void> {
   return writeWithBackpressure(s, b);
 }
 
+/** The downstream connection closed while a response was being copied to it. */
+export const DOWNSTREAM_GONE = "downstream_gone";
+
+/** writeWithBackpressure for a response going downstream: throws a WeftError `downstream_gone`
+ * once the client connection is gone, so the copy stops (and the upstream connection, in doubt
+ * then, is closed) instead of reading the rest of the response into a dead socket. */
+export function writeDownstream(s: Duplex, b: Buffer): boolean | Promise<void> {
+  if (s.destroyed || s.writableEnded) {
+    throw new WeftError(DOWNSTREAM_GONE, "Cannot send the response: the client connection closed");
+  }
+  return writeWithBackpressure(s, b);
+}
+
 /** Answers the current HTTP/1.1 request locally: counted under the response's status, the
  * connection marked as responding (an error can no longer answer), then writeLocal. */
 export function replyLocal(

@@ -24,7 +24,7 @@ import type { Duplex } from "node:stream";
 import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
-import { isH2, setNoDelay, writeLocal } from "./http_io.ts";
+import { DOWNSTREAM_GONE, isH2, setNoDelay, writeLocal } from "./http_io.ts";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import type { FilterChain } from "./filter_chain.ts";
@@ -171,6 +171,8 @@ export class HttpProxy {
         if (!keep) break;
       }
     } catch (e) {
+      // The client left mid-response: nothing to refuse or count, the connection is gone.
+      if (errorCode(e) === DOWNSTREAM_GONE) return;
       const status = httpErrorStatus(e);
       codecErrors.inc({ direction: this.opts.direction, status: String(status) });
       log.debug("downstream error", { status, code: errorCode(e), err: errorMessage(e) });
