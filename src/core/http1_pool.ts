@@ -28,7 +28,7 @@ interface Pooled extends Upstream {
   /** performance.now() when it went idle. */
   idleSince?: number;
   /** Its watch while idle (made once per connection). */
-  onIdleEvent?: () => void;
+  onIdleEvent?: (() => void) | undefined;
 }
 
 /** The pool key of a route, remembered for the last service and subset seen (compared by value;
@@ -82,7 +82,17 @@ export class Http1UpstreamPool {
     const stream = await this.dial(route);
     setNoDelay(stream);
     stream.on("error", () => {}); // surfaced through the reader
-    return { stream, reader: new ByteReader(stream), key, reused: false };
+    // Every field the pool sets later is there from the start: one object shape per connection.
+    const u: Pooled = {
+      stream,
+      reader: new ByteReader(stream),
+      key,
+      reused: false,
+      hold: undefined,
+      idleSince: 0,
+      onIdleEvent: undefined,
+    };
+    return u;
   }
 
   /** Only for a connection whose last response was read completely and cleanly. */
