@@ -43,6 +43,26 @@ export async function sendOrHead(
   return { kind: "sent", sent: first as Sent, head };
 }
 
+/** How long the rest of a request may take to go out once its response has ended. */
+export const REST_GRACE_MS = 1_000;
+
+/** After the response ended while the request was still going out: whether it went out whole,
+ * waiting at most REST_GRACE_MS; past that `u` is destroyed and false (the downstream closes, its
+ * body left unread). Envoy closes such an HTTP/1.1 downstream at once; the grace keeps it open for
+ * a body whose last write is merely unacknowledged. Without a bound, an upstream that answers
+ * early and stops reading would hold both connections as long as the client keeps sending. */
+export async function restSent(sending: Promise<Sent>, u: Upstream): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((
+    r,
+  ) => (timer = setTimeout(() => r(undefined), REST_GRACE_MS)));
+  const s = await Promise.race([sending, late]);
+  clearTimeout(timer);
+  if (s !== undefined) return sentWhole(s);
+  u.stream.destroy();
+  return false;
+}
+
 /** Whether a send that settled as `s` left the request whole on the upstream. */
 export function sentWhole(s: Sent): boolean {
   return s.err === undefined && s.local === undefined;

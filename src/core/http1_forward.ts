@@ -13,10 +13,10 @@ import { Buffer } from "node:buffer";
 import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
-import type { Upstream } from "./http1_upstream.ts";
+import { claim, type Upstream } from "./http1_upstream.ts";
 import { replyLocal, UPSTREAM_GONE } from "./http_io.ts";
 import { type Outgoing, receivedRequestHead, sendRequest } from "./http1_request_send.ts";
-import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
+import { restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import { setBufferedLength } from "./body_buffer.ts";
 import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
@@ -109,7 +109,7 @@ export async function forwardRequest(
     let sending: Promise<Sent> | undefined;
     for (let attempt = 0;; attempt++) {
       try {
-        up = p.idle?.(route) ?? await p.acquire(route);
+        up = claim(state, down, p.idle?.(route) ?? await p.acquire(route));
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
         return replyLocal(p, down, ctx, state, {
@@ -181,7 +181,7 @@ export async function forwardRequest(
       throw e;
     }
     // The response is out; the downstream reads its next request only after this one's end.
-    if (sending && !sentWhole(await sending)) return false;
+    if (sending && !(await restSent(sending, up))) return false;
     return keep;
   } finally {
     chain.onDone(ctx);
@@ -234,7 +234,7 @@ async function forwardWithPolicy(
   let r: Awaited<ReturnType<typeof exchange>>;
   try {
     r = await exchange(policy, {
-      acquire: () => p.acquire(route),
+      acquire: () => p.acquire(route).then((u) => claim(state, down, u)),
       send: (u) => sendRequest(o, u, replay),
       replayable: replay !== undefined || o.reqFraming.kind === "none",
     });
@@ -261,6 +261,6 @@ async function forwardWithPolicy(
     disarm();
   }
   // As in forwardRequest: the next request is read only after this one's end.
-  if (sending && !sentWhole(await sending)) return false;
+  if (sending && !(await restSent(sending, r.up))) return false;
   return keep;
 }

@@ -89,6 +89,7 @@ export class Http1UpstreamPool {
       key,
       reused: false,
       hold: undefined,
+      owner: undefined,
       idleSince: 0,
       onIdleEvent: undefined,
     };
@@ -98,6 +99,7 @@ export class Http1UpstreamPool {
   /** Only for a connection whose last response was read completely and cleanly. */
   release(up: Upstream): void {
     const u = up as Pooled;
+    u.owner = undefined;
     const hold = u.hold;
     if (hold) {
       // Its request is still going out (http1_duplex.ts): pooled once that ends whole.

@@ -51,6 +51,11 @@ export interface ConnState {
   closing: boolean;
   /** The downstream's reader (the tunnel after a 101 reads on through it). */
   readonly reader: ByteReader;
+  /** The upstream connection serving the current request (while its `owner` is this
+   * downstream): a client that resets or closes its connection mid-exchange has it destroyed, as
+   * Envoy resets the upstream request on a downstream disconnect, instead of it waiting on an
+   * upstream that answers late or never. */
+  up: Upstream | undefined;
 }
 
 /** What the response phase needs from its proxy. */

@@ -24,6 +24,15 @@ export interface Upstream {
   /** The request is still being sent (its response came first: http1_duplex.ts): true once it
    * went out whole. The connection is pooled or ended only after this; destroyed if false. */
   hold?: Promise<boolean> | undefined;
+  /** The downstream whose request it serves now (ConnState.up); none once released. */
+  owner?: Duplex | undefined;
+}
+
+/** `u` serves the current request of `down`: destroyed if `down` closes before it is released. */
+export function claim(state: { up: Upstream | undefined }, down: Duplex, u: Upstream): Upstream {
+  u.owner = down;
+  state.up = u;
+  return u;
 }
 
 /** A response head from the upstream, parsed strictly; any doubt is a 502. */

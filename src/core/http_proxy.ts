@@ -140,7 +140,15 @@ export class HttpProxy {
       upgrade: false,
       closing: false,
       reader,
+      up: undefined,
     };
+    // A client gone mid-exchange (reset, or closed both ways) frees its upstream connection now
+    // (ConnState.up); a half-close (FIN) is no close and still gets its response.
+    down.once("close", () => {
+      const u = state.up;
+      state.up = undefined;
+      if (u !== undefined && u.owner === down) u.stream.destroy();
+    });
     this.states.set(down, state);
     const timeoutMs = this.opts.requestHeadersTimeoutMs ?? 10_000;
     // The first request's head (and the h2 preface check) must arrive within the header timeout

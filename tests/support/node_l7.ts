@@ -22,14 +22,15 @@ export async function startNodeProxy(
     ...opts,
     dialUpstream: () =>
       new Promise<Duplex>((ok, fail) => {
-        const s = net.connect(upPort, "127.0.0.1");
+        // allowHalfOpen as the product's dialer and listeners (l4_conn.ts, plain_tcp.ts).
+        const s = net.connect({ port: upPort, host: "127.0.0.1", allowHalfOpen: true });
         s.once("connect", () => ok(s));
         s.once("error", fail);
       }),
   });
   const sockets = new Set<net.Socket>();
   const handled = new Set<Promise<void>>();
-  const front = net.createServer((s) => {
+  const front = net.createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
     const h = proxy.handle(s, TEST_PEER);
