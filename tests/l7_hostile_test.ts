@@ -250,6 +250,27 @@ for (const how of ["stops reading", "resets"] as const) {
   });
 }
 
+add(
+  "Expect: 100-continue is answered by the proxy (Envoy's default), not forwarded",
+  answerEach,
+  async (p, up) => {
+    const c = await client(p.port);
+    try {
+      c.s.write("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+      // Before: nothing until the client's own expect timeout sent the body anyway (curl: 1 s).
+      await c.seen(/^HTTP\/1\.1 100 Continue\r\n\r\n$/, "a 100 Continue", 800);
+      c.s.write("hello");
+      await c.seen(
+        /100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/,
+        "the final response",
+      );
+      assert.ok(!/\r\nexpect:/i.test(up.texts[0] ?? ""), up.texts[0]);
+    } finally {
+      c.s.destroy();
+    }
+  },
+);
+
 add("1xx responses before the final one are skipped", (c) => {
   if (!c.text.includes("\r\n\r\n") || (c as UpConn & { d?: 1 }).d) return;
   (c as UpConn & { d?: 1 }).d = 1;

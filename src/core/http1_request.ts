@@ -5,7 +5,7 @@
  * filters (Envoy's limit: 413), the request chain (a local reply discards the body), then the
  * proxy's `forward` (http_proxy.ts) with what the chain chose.
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type {
   Direction,
@@ -113,6 +113,8 @@ export function parseRequest(
   upgrade: UpgradeKind;
   /** HTTP/1.1 with `Connection: close`. */
   closing: boolean;
+  /** HTTP/1.1 with `Expect: 100-continue` and a body: the proxy answers the 100 itself. */
+  expectContinue: boolean;
 } {
   const { line, headers } = parseHeadList(raw);
   checkRequestLine(line, raw);
@@ -124,6 +126,7 @@ export function parseRequest(
   let requestId: string | undefined;
   let te: string[] | undefined;
   let cl: string[] | undefined;
+  let expect: string | undefined;
   let hop = false; // a hop-by-hop field to strip (rare: the common request pays nothing)
   const pairs = headers.fields().pairs;
   for (let i = 0; i < pairs.length; i++) {
@@ -151,6 +154,9 @@ export function parseRequest(
         break;
       case "x-request-id":
         requestId ??= f[1];
+        break;
+      case "expect":
+        expect ??= f[1];
     }
   }
   if (hosts > 1 || (version === "HTTP/1.1" && hosts !== 1)) {
@@ -166,6 +172,12 @@ export function parseRequest(
   const keepAlive = version === "HTTP/1.1" &&
     (connection === undefined ||
       (plain ? connection.length !== 5 : !connectionTokens(headers).includes("close")));
+  // Envoy's default (proxy_100_continue off): the proxy says 100 Continue itself and the field
+  // does not go upstream. Forwarded, it would wait on the proxy, which sends the head upstream
+  // with the first body bytes: a client waits its expect timeout (curl: 1 s) on every upload.
+  const expectContinue = expect !== undefined && version === "HTTP/1.1" &&
+    framing.kind !== "none" && expect.trim().toLowerCase() === "100-continue";
+  if (expectContinue) headers.remove("expect");
   let upgrade: UpgradeKind;
   if (hop) upgrade = stripRequestHop(headers, version === "HTTP/1.1");
   else if (plain) headers.remove("connection");
@@ -179,8 +191,17 @@ export function parseRequest(
     requestId,
     framing.kind !== "none",
   );
-  return { ctx, framing, keepAlive, upgrade, closing: !keepAlive && version === "HTTP/1.1" };
+  return {
+    ctx,
+    framing,
+    keepAlive,
+    upgrade,
+    closing: !keepAlive && version === "HTTP/1.1",
+    expectContinue,
+  };
 }
+
+const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** Serves one request whose head is `raw`; returns whether the connection stays open. The
  * common request — no body filter, a chain that answers synchronously and forwards — goes
@@ -201,6 +222,7 @@ export function serveRequest(
   // bytes the client sent after the head for the new protocol must never be read as requests.
   const keepAlive = parsed.keepAlive && parsed.upgrade === undefined;
   const reqFraming = parsed.framing;
+  if (parsed.expectContinue) down.write(CONTINUE);
   state.upgrade = parsed.upgrade === "websocket";
   state.closing = parsed.closing;
   if (parsed.upgrade === "rejected") return rejectUpgrade(p, down, reader, ctx, reqFraming, state);
