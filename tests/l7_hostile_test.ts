@@ -264,12 +264,34 @@ add(
         /100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/,
         "the final response",
       );
-      assert.ok(!/\r\nexpect:/i.test(up.texts[0] ?? ""), up.texts[0]);
+      assert.ok(!/\r\nexpect:/i.test(up.texts[0] ?? ""), String(up.texts[0]));
     } finally {
       c.s.destroy();
     }
   },
 );
+
+add("a slow-loris body (1 byte / 50 ms) holds only its own connection", answerEach, async (p) => {
+  // No timeout bounds a body that keeps moving (as Envoy: request_timeout off by default, the
+  // stream idle timeout restarts at each byte); timeouts.requestHeaders bounds only the head.
+  const slow = await client(p.port);
+  const other = await client(p.port);
+  try {
+    slow.s.write("POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    for (let i = 0; i < 10; i++) {
+      slow.s.write("x");
+      if (i === 5) {
+        other.s.write("GET /other HTTP/1.1\r\nHost: a\r\n\r\n");
+        await other.seen(/\r\n\r\nok$/, "another client served meanwhile", 2_000);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await slow.seen(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/, "the slow request answered");
+  } finally {
+    slow.s.destroy();
+    other.s.destroy();
+  }
+});
 
 add("1xx responses before the final one are skipped", (c) => {
   if (!c.text.includes("\r\n\r\n") || (c as UpConn & { d?: 1 }).d) return;

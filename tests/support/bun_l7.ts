@@ -8,7 +8,9 @@ export async function startBunProxy(
   upPort: number,
   headersTimeoutMs: number,
   extraArgs: readonly string[] = [],
-): Promise<{ port: number; idle(): Promise<number>; stop(): Promise<string> }> {
+): Promise<
+  { port: number; pid: number; idle(): Promise<number>; stop(): Promise<string> }
+> {
   const bun = bunPath();
   if (!bun) throw new Error("no bun binary (deno task setup installs one)");
   const child = new Deno.Command(bun, {
@@ -46,6 +48,7 @@ export async function startBunProxy(
   let asked = 0;
   return {
     port: Number(/"port":(\d+)/.exec(out)![1]),
+    pid: child.pid,
     idle: async () => {
       const n = ++asked;
       await stdin.write(new TextEncoder().encode("idle\n"));

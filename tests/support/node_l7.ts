@@ -15,7 +15,9 @@ export async function startNodeProxy(
     readonly routePolicy?: () => RoutePolicy;
     readonly upstreamProtocol?: "http1" | "h2";
   } = {},
-): Promise<{ port: number; idle(): Promise<number>; stop(): Promise<string> }> {
+): Promise<
+  { port: number; pid: number; idle(): Promise<number>; stop(): Promise<string> }
+> {
   const proxy = new HttpProxy({
     chain: () => new FilterChain([]),
     direction: "inbound",
@@ -40,6 +42,7 @@ export async function startNodeProxy(
   await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
   return {
     port: (front.address() as AddressInfo).port,
+    pid: Deno.pid,
     idle: () => Promise.resolve(proxy.idleUpstreams),
     stop: async () => {
       proxy.close();
