@@ -293,6 +293,61 @@ add("a slow-loris body (1 byte / 50 ms) holds only its own connection", answerEa
   }
 });
 
+add("a 101 to a request that asked for no upgrade is refused, not a tunnel", (c) => {
+  if (!c.text.includes("\r\n\r\n")) return;
+  c.s.write(
+    "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nraw",
+  );
+}, async (p) => {
+  const c = await client(p.port);
+  c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  await within(8_000, "the client closed", c.closed);
+  assert.ok(!c.text().includes("101"), c.text());
+  assert.match(c.text(), /^(HTTP\/1\.1 502 [^]*)?$/);
+});
+
+add("a HEAD response followed by body bytes: the connection is not reused", (c) => {
+  answerEach(c, () => "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n" + (c.n === 0 ? "forge" : ""));
+}, async (p, up) => {
+  const c = await client(p.port);
+  try {
+    c.s.write("HEAD /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.seen(/content-length: 5\r\n\r\n$/, "the HEAD response");
+    c.s.write("HEAD /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    const got = await c.seen(/\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n$/, "the second");
+    assert.ok(!got.includes("forge"), got);
+    assert.equal(up.accepted(), 2);
+  } finally {
+    c.s.destroy();
+  }
+});
+
+add("a bad chunk mid-response closes the client, the upstream connection is dropped", (c) => {
+  if (!c.text.includes("\r\n\r\n")) return;
+  c.s.write(
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\nGET /x HTTP/1.1\r\n\r\n",
+  );
+}, async (p, up) => {
+  const c = await client(p.port);
+  c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  await within(8_000, "the client closed", c.closed);
+  await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+  assert.equal(await p.idle(), 0);
+});
+
+add("a client reset while the response is silent mid-body frees the upstream connection", (c) => {
+  if (c.text.includes("\r\n\r\n") && !(c as UpConn & { d?: 1 }).d) {
+    (c as UpConn & { d?: 1 }).d = 1;
+    c.s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart");
+  }
+}, async (p, up) => {
+  const c = await client(p.port);
+  c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  await c.seen(/\r\n\r\npart$/, "the start of the response");
+  c.s.resetAndDestroy();
+  await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+});
+
 add("1xx responses before the final one are skipped", (c) => {
   if (!c.text.includes("\r\n\r\n") || (c as UpConn & { d?: 1 }).d) return;
   (c as UpConn & { d?: 1 }).d = 1;
