@@ -6,12 +6,14 @@
  * must end with the client answered or closed promptly and no unhandled rejection.
  */
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
 import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
 import { startNodeProxy } from "./support/node_l7.ts";
+import { closeSession, h2Call } from "./support/h2c_client.ts";
 
 const BUN = bunPath();
 
@@ -504,3 +506,49 @@ for (const runtime of ["deno", "bun"] as const) {
     });
   }
 }
+
+// An h2c downstream (http2_to_http1.ts) that cancels its stream while the HTTP/1.1 upstream has
+// not answered: the upstream connection is closed, not left waiting for an answer nobody reads.
+Deno.test("hostile (deno, h2c downstream): a stream cancelled before the response frees the upstream connection", async () => {
+  const up = await scripted(() => {}); // never answers
+  const proxy = await startNodeProxy(up.port);
+  const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
+  s.on("error", () => {});
+  try {
+    const req = s.request({ ":method": "POST", ":path": "/x" });
+    req.on("error", () => {});
+    req.end("abc");
+    await within(
+      5_000,
+      "the request upstream",
+      waitFor(() => up.open() === 1 && /^POST [^]*abc/.test(up.texts[0] ?? "")),
+    );
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+  } finally {
+    await new Promise<void>((r) => {
+      s.once("close", () => r());
+      s.destroy();
+    });
+    await proxy.stop();
+    await up.close();
+  }
+});
+
+Deno.test("hostile (deno, h2c downstream): sequential requests reuse one pooled upstream connection", async () => {
+  const up = await scripted(answerEach);
+  const proxy = await startNodeProxy(up.port);
+  const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await h2Call(s, "/", { method: "GET" });
+      assert.equal(r.status, 200);
+      await within(5_000, "pooled", waitFor(async () => await proxy.idle() === 1));
+    }
+    assert.equal(up.accepted(), 1);
+  } finally {
+    await closeSession(s);
+    await proxy.stop();
+    await up.close();
+  }
+});

@@ -8,7 +8,7 @@
  * framing is in doubt.
  */
 import type { Buffer } from "node:buffer";
-import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
+import { restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
@@ -67,7 +67,7 @@ export async function forwardH1(
   };
   if (policy) {
     const r = await exchange(policy, {
-      acquire: () => b.acquire(route),
+      acquire: () => b.acquire(route).then((up) => claimFor(stream, up)),
       send,
       replayable: plan.buffered !== undefined || plan.empty,
     });
@@ -87,7 +87,7 @@ export async function forwardH1(
     }
   }
   for (let attempt = 0;; attempt++) {
-    const up = await b.acquire(route).catch(() => undefined);
+    const up = await b.acquire(route).then((u) => claimFor(stream, u), () => undefined);
     if (!up) {
       respondLocal(stream, CONNECT_FAILURE);
       return 503;
@@ -123,6 +123,17 @@ export async function forwardH1(
   }
 }
 
+/** `up` serves `stream`'s request: destroyed if the stream closes first (the client's
+ * RST_STREAM, its session gone), as Envoy resets the upstream request; otherwise it would wait
+ * for an answer nobody reads. The pool's release ends the claim (Upstream.owner). */
+function claimFor(stream: H2Stream, up: Upstream): Upstream {
+  up.owner = stream;
+  stream.once("close", () => {
+    if (up.owner === stream) up.stream.destroy();
+  });
+  return up;
+}
+
 /** respondFrom while the request may still be going out (`sending`): the connection is pooled
  * only once it went out whole (Upstream.hold), and a request cut after the response started
  * resets the stream. With no response the rest of the request is not waited for. */
@@ -138,7 +149,7 @@ async function respondAlongside(
   if (!sending) return await respondFrom(b, stream, ctx, chain, up, head);
   up.hold = sending.then(sentWhole);
   const status = await respondFrom(b, stream, ctx, chain, up, head);
-  if (head && !sentWhole(await sending)) stream.destroy();
+  if (head && !(await restSent(sending, up))) stream.destroy();
   return status;
 }
 
