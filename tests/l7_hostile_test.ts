@@ -13,6 +13,7 @@ import { Buffer } from "node:buffer";
 import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
 import { startNodeProxy } from "./support/node_l7.ts";
+import { metrics } from "../src/core/mod.ts";
 import { closeSession, h2Call } from "./support/h2c_client.ts";
 
 const BUN = bunPath();
@@ -123,6 +124,14 @@ async function client(port: number): Promise<Client> {
       ),
   };
 }
+
+/** weft_http_upstream_idle_closed_total{reason="unsolicited_bytes"} of this process. */
+const unsolicited = (): number =>
+  Number(
+    /weft_http_upstream_idle_closed_total\{reason="unsolicited_bytes"\} (\d+)/.exec(
+      metrics.render(),
+    )?.[1] ?? 0,
+  );
 
 const OK = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
@@ -413,6 +422,7 @@ add("bytes from an upstream while pooled: it leaves the pool", (c) => {
     return OK;
   });
 }, async (p, up) => {
+  const unsolicited0 = unsolicited();
   const c = await client(p.port);
   try {
     c.s.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -426,6 +436,8 @@ add("bytes from an upstream while pooled: it leaves the pool", (c) => {
     const got = await c.seen(/\r\n\r\nok[^]*\r\n\r\nok$/, "the second response");
     assert.ok(!got.includes("forge"), got);
     assert.equal(up.accepted(), 2);
+    // Counted (readable here when the proxy runs in this process).
+    if (p.pid === Deno.pid) assert.equal(unsolicited(), unsolicited0 + 1);
   } finally {
     c.s.destroy();
   }

@@ -5,7 +5,8 @@
  * listener is added or removed per request), and one idle longer than `idleTimeoutMs` is closed
  * (Envoy's upstream `common_http_protocol_options.idle_timeout`, default 1 h) by one timer per
  * pool, armed for the oldest idle connection. `weft_http_upstream_idle_connections` counts the
- * idle connections of every pool of the process.
+ * idle connections of every pool of the process; `weft_http_upstream_idle_closed_total{reason}`
+ * those that left the pool while idle.
  */
 import type { Duplex } from "node:stream";
 import type { RouteChoice } from "./filter_api.ts";
@@ -22,6 +23,12 @@ metrics.gauge(
   "weft_http_upstream_idle_connections",
   "Idle keep-alive HTTP/1.1 upstream connections pooled by the L7 proxies",
 ).collect(() => idleTotal);
+const idleClosed = metrics.counter(
+  "weft_http_upstream_idle_closed_total",
+  "Pooled HTTP/1.1 upstream connections closed while idle: the upstream closed or reset them " +
+    "(peer_closed), sent bytes nobody asked for (unsolicited_bytes), or idle past timeouts.upstreamIdle (idle_timeout)",
+  ["reason"],
+);
 
 /** What the pool keeps per idle connection (on the Upstream itself: no allocation per release). */
 interface Pooled extends Upstream {
@@ -162,6 +169,8 @@ export class Http1UpstreamPool {
     list!.splice(i, 1);
     this.leave(u);
     // A clean FIN is answered with ours; bytes nobody asked for, or an error, are not.
+    const unsolicited = u.reader.buffered > 0;
+    idleClosed.inc({ reason: unsolicited ? "unsolicited_bytes" : "peer_closed" });
     if (u.reader.atEnd) endUpstream(u.stream);
     else u.stream.destroy();
   }
@@ -180,6 +189,7 @@ export class Http1UpstreamPool {
       while (list.length > 0 && now - list[0]!.idleSince! >= this.idleTimeoutMs - 1) {
         const u = list.shift()!;
         this.leave(u);
+        idleClosed.inc({ reason: "idle_timeout" });
         endUpstream(u.stream);
       }
       if (list.length === 0) this.idle.delete(key);
