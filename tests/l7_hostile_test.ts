@@ -113,7 +113,7 @@ async function client(port: number): Promise<Client> {
     seen: (re, what, ms = 8_000) =>
       within(
         ms,
-        `${what} (got ${JSON.stringify(text.slice(0, 300))})`,
+        what,
         (async () => {
           while (!re.test(text)) {
             if (isClosed) throw new Error(`${what}: closed with ${JSON.stringify(text)}`);
@@ -121,7 +121,9 @@ async function client(port: number): Promise<Client> {
           }
           return text;
         })(),
-      ),
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; got ${JSON.stringify(text.slice(0, 300))}`);
+      }),
   };
 }
 
@@ -357,6 +359,33 @@ add("a client reset while the response is silent mid-body frees the upstream con
   await c.seen(/\r\n\r\npart$/, "the start of the response");
   c.s.resetAndDestroy();
   await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+});
+
+add(
+  "a client FIN in the middle of its body: refused or closed, the upstream dropped",
+  answerEach,
+  async (p, up) => {
+    const c = await client(p.port);
+    c.s.end("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly some");
+    await within(8_000, "the client closed", c.closed);
+    assert.match(c.text(), /^(HTTP\/1\.1 [45]\d\d [^]*)?$/);
+    await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+    assert.equal(await p.idle(), 0);
+  },
+);
+
+// weft answers 503 "upstream reset" here (the head read fails like a reset before the response
+// started); Envoy's router says 502 for an upstream protocol error. The client is answered and
+// the upstream connection dropped either way.
+add("an upstream head beyond the head limit: answered, the upstream dropped", (c) => {
+  if (!c.text.includes("\r\n\r\n")) return;
+  c.s.write(`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70 * 1024)}\r\ncontent-length: 2\r\n\r\nok`);
+}, async (p, up) => {
+  const c = await client(p.port);
+  c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  await c.seen(/^HTTP\/1\.1 50[23] [^]*\r\n\r\n/, "a 502 or 503");
+  await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+  c.s.destroy();
 });
 
 add("1xx responses before the final one are skipped", (c) => {
