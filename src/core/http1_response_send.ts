@@ -190,6 +190,9 @@ export function finish(
   closeAfter: boolean,
 ): boolean {
   p.count(r.resCtx.status, ctx);
+  // The response is whole: a client leaving now no longer resets the upstream (ConnState.up);
+  // a connection ended cleanly below keeps its FIN handshake.
+  up.owner = undefined;
   const upClose = saysClose(r.res.headers.get("connection"));
   let fate: Fate;
   if (r.resCtx.responseBody && !r.upstreamDone) fate = DESTROY;
