@@ -81,6 +81,45 @@ Deno.test(
 );
 
 Deno.test(
+  "gc: `weft control-plane` from the binary restarts itself with the same defaults",
+  { ignore: !weftBin() },
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "weft-gc-cp-" });
+    try {
+      await Deno.writeTextFile(
+        join(dir, "mesh.yaml"),
+        stringify({
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: "echo", namespace: "default" },
+          spec: { clusterIP: "10.96.0.10", ports: [{ port: 80 }] },
+        }),
+      );
+      const cp = await startWeft([
+        "control-plane",
+        "--config-dir",
+        dir,
+        "--address",
+        "127.0.0.1:0",
+      ]);
+      try {
+        const environ = (await Deno.readTextFile(`/proc/${cp.child.pid}/environ`)).split("\0");
+        assertEquals(cp.ready.gc, {
+          bunGcTimer: "off",
+          source: "weft default",
+          jsc: { BUN_JSC_thresholdForBBQOptimizeAfterWarmUp: "20000" },
+        });
+        assertEquals(environ.includes("BUN_GC_TIMER_DISABLE=1"), true);
+      } finally {
+        await cp.stop();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "gc: from source, Deno reports no setting",
   { ignore: weftBin() !== undefined },
   async () => {

@@ -3,6 +3,10 @@
  * native_socket.ts), driven from Deno: an 8 MiB chunked upload echoed back to a slow reader arrives
  * intact (backpressure on both native sockets: the proxy's writes wait for `drain`), a client
  * reset mid-upload costs only that exchange, and 64 keep-alive connections at once are all served.
+ * The echo streams back while the upload goes on: until the proxy read the response while sending
+ * the request (http1_duplex.ts), an echo larger than what the socket buffers of both directions
+ * held deadlocked (14 MiB did here; the 8 MiB one hung once in CI). tests/l7_duplex_test.ts forces
+ * that case whatever the buffers.
  * Skipped when no bun binary is present (`deno task setup` installs one).
  */
 import assert from "node:assert/strict";

@@ -146,6 +146,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     "drain",
     "requestHeaders",
     "tlsHandshake",
+    "upstreamIdle",
   ]);
   const lim = c.obj("limits", r.limits, [
     "maxConnections",
@@ -214,6 +215,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       drainMs: c.duration("timeouts.drain", t.drain, 5_000),
       requestHeadersMs: c.duration("timeouts.requestHeaders", t.requestHeaders, 10_000),
       tlsHandshakeMs: c.duration("timeouts.tlsHandshake", t.tlsHandshake, 10_000),
+      upstreamIdleMs: c.duration("timeouts.upstreamIdle", t.upstreamIdle, 3_600_000),
     },
     limits: {
       maxConnections: c.int("limits.maxConnections", lim.maxConnections, 100_000, 1, 10_000_000),

@@ -27,7 +27,11 @@ Deno.test("config: defaults fill every field", () => {
     drainMs: 5_000,
     requestHeadersMs: 10_000,
     tlsHandshakeMs: 10_000,
+    upstreamIdleMs: 3_600_000,
   });
+  const short = validateConfig({ timeouts: { upstreamIdle: "250ms" } });
+  assert(short.ok);
+  assertEquals(short.config.timeouts.upstreamIdleMs, 250);
   assertEquals(r.config.limits.poolMaxStreamsPerConnection, 100);
   assertEquals(r.config.limits.maxPendingHandshakes, 256);
   assertEquals(r.config.listeners.admin, "127.0.0.1:15000");

@@ -4,7 +4,7 @@
  * control plane (ADS delta + SotW from Kubernetes-style
  * manifests, pushed on every edit) and the CA service node agents get workload certificates from.
  */
-import { errorMessage, logger, onSignal, settleAfterStart } from "../core/mod.ts";
+import { errorMessage, gcSetting, logger, onSignal, settleAfterStart } from "../core/mod.ts";
 import { openCa } from "../tls/mod.ts";
 import {
   controlPlaneIdentity,
@@ -82,6 +82,7 @@ export async function runControlPlane(f: Flags): Promise<number> {
     mesh: paths,
     tls: tls !== undefined,
     ...(tls ? { clientAuth } : {}),
+    gc: gcSetting(),
   });
   settleAfterStart();
   await new Promise<void>((resolve) => {

@@ -180,6 +180,12 @@ export class NodeAgent {
     agent.installSignals();
     if (opts.xds) await agent.startXds(opts.xds, ca);
     else if (opts.configPath) agent.watchConfig(opts.configPath);
+    const gc = gcSetting();
+    if (gc?.reexec !== undefined) {
+      log.warn("running on Bun's collector defaults: could not restart with weft's", {
+        reexec: gc.reexec,
+      });
+    }
     log.info("ready", {
       node: cfg.node.name,
       admin: agent.servers[0]?.port
@@ -190,7 +196,7 @@ export class NodeAgent {
       socks5: cfg.listeners.socks5,
       listeners: proxy.stats().listeners,
       version: snapshot.version,
-      gc: gcSetting(),
+      gc,
     });
     // An xDS node's real start-up is its first sync: the JIT policy is reset once it is applied
     // (startXds), or after XDS_JIT_HOLD_MS when the control plane does not answer.

@@ -281,12 +281,21 @@ async function copyChunks(
     if (chunked) pending.push(Buffer.from(n.value.length.toString(16) + "\r\n"), n.value, CRLF);
     else pending.push(n.value);
     size += n.value.length;
-    if (r.buffered === 0 || size >= PREFETCH_BYTES) {
+    if (size >= PREFETCH_BYTES || !moreBuffered(r, framing)) {
       await write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
       pending.length = 0;
       size = 0;
     }
   }
+}
+
+/** Whether the next body step can go on from what is buffered. After a chunk's data what is
+ * left is its CRLF: the next chunk is there only with its whole size line (else the data held so
+ * far would wait on the peer's next bytes — a request streamed chunk by chunk, its response
+ * awaited before the next, would never reach the upstream). */
+function moreBuffered(r: ByteReader, framing: Framing): boolean {
+  if (r.buffered === 0) return false;
+  return framing.kind !== "chunked" || r.lineBuffered(2);
 }
 
 const CRLF = Buffer.from("\r\n");

@@ -104,6 +104,18 @@ export class ByteReader {
     this.wake = resolve;
   };
 
+  /** While no read is pending (a pooled connection): `cb` once at the next data, end, error or
+   * close. The one wake-up slot the reads use, so watching costs no listener; a read started
+   * later replaces the watch (unwatch() first all the same: see http1_pool.ts). */
+  watch(cb: () => void): void {
+    this.wake = cb;
+  }
+
+  /** Ends watch(cb), if it is still the one set. */
+  unwatch(cb: () => void): void {
+    if (this.wake === cb) this.wake = undefined;
+  }
+
   /** Fail every pending and later read with `err` (header timeout). */
   abort(err: Error): void {
     this.failed ??= err;
@@ -112,6 +124,11 @@ export class ByteReader {
 
   get buffered(): number {
     return this.buf.length;
+  }
+
+  /** A whole line (up to an LF) is buffered from byte `from` on. */
+  lineBuffered(from: number): boolean {
+    return this.buf.indexOf(0x0a, from) >= 0;
   }
 
   get atEnd(): boolean {

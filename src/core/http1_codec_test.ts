@@ -142,3 +142,85 @@ Deno.test("ByteReader.detach removes only its own listeners (an L4 record's clos
   await new Promise((done) => setTimeout(done, 10));
   assert.deepEqual(seen, ["error", "close"]);
 });
+
+// ByteReader.readHead settles one Promise from its wake-ups (no async frame): every event that can
+// arrive while it is parked must settle it, and none may be lost between a look and the park.
+
+/** A Duplex whose events the test emits by hand, in the order it chooses. */
+function manual(): PassThrough {
+  const s = new PassThrough();
+  s.pause();
+  return s;
+}
+
+const HEAD = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+Deno.test("ByteReader.readHead: a head in pieces, one piece per wake-up, settles once whole", async () => {
+  const s = manual();
+  const r = new ByteReader(s);
+  const p = r.readHead();
+  for (const piece of ["GET / HT", "TP/1.1\r\nHo", "st: a\r\n", "\r", "\n"]) {
+    s.emit("data", Buffer.from(piece));
+  }
+  assert.equal((await p)!.toString(), HEAD);
+});
+
+Deno.test("ByteReader.readHead: end while parked settles null (nothing started) or 400 (inside a head)", async () => {
+  const a = manual();
+  const ra = new ByteReader(a);
+  const pa = ra.readHead();
+  a.emit("end");
+  assert.equal(await pa, null);
+
+  const b = manual();
+  const rb = new ByteReader(b);
+  const pb = rb.readHead();
+  b.emit("data", Buffer.from("GET / HTTP/1.1\r\n"));
+  b.emit("close"); // a reset: close without end
+  await assert.rejects(pb, /closed inside a message head/);
+});
+
+Deno.test("ByteReader.readHead: an error while parked rejects it", async () => {
+  const s = manual();
+  const r = new ByteReader(s);
+  const p = r.readHead();
+  s.emit("error", new Error("ECONNRESET"));
+  await assert.rejects(p, /ECONNRESET/);
+});
+
+Deno.test("ByteReader.readHead: data or end that came before the read are not lost", async () => {
+  const s = manual();
+  const r = new ByteReader(s);
+  s.emit("data", Buffer.from(HEAD + HEAD.slice(0, 5)));
+  assert.equal((await r.readHead())!.toString(), HEAD);
+  const second = r.readHead(); // its first bytes are buffered already
+  s.emit("data", Buffer.from(HEAD.slice(5)));
+  assert.equal((await second)!.toString(), HEAD);
+  s.emit("end");
+  assert.equal(await r.readHead(), null);
+});
+
+Deno.test("ByteReader.watch: a pooled connection's watch fires once at data, end or close; a read replaces it", async () => {
+  for (const event of ["data", "end", "close", "error"] as const) {
+    const s = manual();
+    const r = new ByteReader(s);
+    let fired = 0;
+    r.watch(() => fired++);
+    if (event === "data") s.emit("data", Buffer.from("x"));
+    else if (event === "error") s.emit("error", new Error("reset"));
+    else s.emit(event);
+    s.emit("end");
+    assert.equal(fired, 1, event);
+  }
+  // A read started after unwatch (the pool hands the connection out) gets the wake-ups.
+  const s = manual();
+  const r = new ByteReader(s);
+  let fired = 0;
+  const cb = (): void => void fired++;
+  r.watch(cb);
+  r.unwatch(cb);
+  const p = r.readHead();
+  s.emit("data", Buffer.from(HEAD));
+  assert.equal((await p)!.toString(), HEAD);
+  assert.equal(fired, 0);
+});

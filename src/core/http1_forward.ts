@@ -1,7 +1,8 @@
 /**
  * The upstream exchange of an HTTP/1.1 request in the L7 proxy, after the request chain: the
- * request head with the filters' changes and its body as the chain asks (buffered with its
- * trailers, streamed through filters and re-framed, or copied as framed once validated), under the
+ * request head with the filters' changes and its body as the chain asks (http1_request_send.ts:
+ * buffered with its trailers, streamed through filters and re-framed, or copied as framed once
+ * validated), full duplex while a body is still going out (http1_duplex.ts), under the
  * route's timeout and retries when it has a policy (route_exchange.ts: a body is held for replay
  * only when its length is known and within the buffer limit), else one try with one fresh retry
  * of a reused keep-alive connection the upstream had closed; then the response phase
@@ -11,22 +12,18 @@ import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
-import { type ByteReader, copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
+import { type ByteReader, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
-import { HeaderList } from "./header_map.ts";
-import { replyLocal, writeWithBackpressure } from "./http_io.ts";
-import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
-import {
-  requestChunkCall,
-  requestStreamers,
-  setStreamedFraming,
-  streamBody,
-} from "./body_stream.ts";
+import { replyLocal, UPSTREAM_GONE } from "./http_io.ts";
+import { type Outgoing, receivedRequestHead, sendRequest } from "./http1_request_send.ts";
+import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
+import { setBufferedLength } from "./body_buffer.ts";
+import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
 import type { ConnState } from "./http1_response.ts";
-import { errorMessage } from "./errors.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
 
 const log = logger("http_proxy");
@@ -51,85 +48,6 @@ export interface ForwardDeps {
   ): boolean | Promise<boolean>;
 }
 
-/** The request head exactly as received, when sending it re-encoded would give the same bytes:
- * an HTTP/1.1 start line with the same method and target, and no field set, added or removed
- * (HeaderList.receivedHead). Saves building and copying the head per request. */
-function receivedRequestHead(ctx: HttpRequestContext): Buffer | undefined {
-  const h = ctx.requestHeaders;
-  const src = h instanceof HeaderList ? h.receivedHead() : undefined;
-  if (!src) return undefined;
-  const m = ctx.method, t = ctx.path;
-  const sp2 = m.length + 1 + t.length;
-  const eol = sp2 + 1 + HTTP11.length;
-  if (src.length < eol + 2 || src[eol] !== 0x0d || src[eol + 1] !== 0x0a) return undefined;
-  if (src[m.length] !== 0x20 || src[sp2] !== 0x20) return undefined;
-  for (let i = 0; i < m.length; i++) if (src[i] !== m.charCodeAt(i)) return undefined;
-  for (let i = 0; i < t.length; i++) {
-    if (src[m.length + 1 + i] !== t.charCodeAt(i)) return undefined;
-  }
-  for (let i = 0; i < HTTP11.length; i++) {
-    if (src[sp2 + 1 + i] !== HTTP11.charCodeAt(i)) return undefined;
-  }
-  return src;
-}
-
-const HTTP11 = "HTTP/1.1";
-
-/** What goes upstream for one request (fixed before the first try). */
-interface Outgoing {
-  readonly reader: ByteReader;
-  readonly ctx: HttpRequestContext;
-  readonly reqFraming: Framing;
-  readonly reqHead: Buffer;
-  readonly bufTrailers: Trailer[];
-  readonly streamers: HttpFilter[];
-  readonly onReqTrailers: (t: Trailer[]) => TrailersStep;
-}
-
-/** Writes the request on `u`; synchronous when it goes out in one write (a request without a
- * body, or with one that already arrived whole). `body`: a buffered body to send instead of
- * reading one. */
-function sendRequest(
-  o: Outgoing,
-  u: Upstream,
-  body: Uint8Array | undefined,
-): LocalResponse | undefined | Promise<LocalResponse | undefined> {
-  if (body) {
-    const all = o.bufTrailers.length ? chunkedWithTrailers(body, o.bufTrailers) : body;
-    u.stream.write(Buffer.concat([o.reqHead, all]));
-  } else if (o.streamers.length) {
-    u.stream.write(o.reqHead);
-    return streamBody(
-      o.reader,
-      o.reqFraming,
-      u.stream,
-      writeWithBackpressure,
-      o.streamers,
-      requestChunkCall(o.ctx),
-      o.ctx,
-      true,
-      o.onReqTrailers,
-    );
-  } else if (o.reqFraming.kind === "none") {
-    // The head alone (as copyBody would write it, without a closure to write through).
-    const w = writeWithBackpressure(u.stream, o.reqHead);
-    if (w !== true && w !== false) return w.then(NOTHING);
-  } else {
-    // The head leaves with the first body bytes, once what is buffered validated.
-    const copied = copyBody(
-      o.reader,
-      o.reqFraming,
-      (b) => writeWithBackpressure(u.stream, b),
-      false,
-      o.reqHead,
-      o.onReqTrailers,
-    );
-    if (copied) return copied.then(NOTHING);
-  }
-  return undefined;
-}
-
-const NOTHING = (): undefined => undefined;
 /** No trailers hook is looked up for a request without a body. */
 const NO_TRAILERS = (t: Trailer[]): TrailersStep => t;
 
@@ -188,6 +106,7 @@ export async function forwardRequest(
     }
     let up: Upstream;
     let resRaw: Buffer | null = null;
+    let sending: Promise<Sent> | undefined;
     for (let attempt = 0;; attempt++) {
       try {
         up = p.idle?.(route) ?? await p.acquire(route);
@@ -202,22 +121,38 @@ export async function forwardRequest(
         }, keepAlive && !p.draining() && (reqFraming.kind === "none" || buffered !== undefined));
       }
       const u = up;
+      let sent: ReturnType<typeof sendRequest>;
       try {
-        const sent = sendRequest(o, u, buffered);
-        const local = sent instanceof Promise ? await sent : sent;
-        if (local) {
-          u.stream.destroy();
-          return replyLocal(p, down, ctx, state, local, false);
-        }
+        sent = sendRequest(o, u, buffered);
       } catch (e) {
         u.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
-        if (!(e instanceof TrailersReply)) throw e;
-        return replyLocal(p, down, ctx, state, e.response, false);
+        return sendFailed(p, down, ctx, state, e);
       }
-      try {
-        resRaw = await u.reader.readHead();
-      } catch {
-        resRaw = null;
+      if (sent instanceof Promise) {
+        // The body is still going out: the response head is read meanwhile (http1_duplex.ts).
+        const r = await sendOrHead(sent, u);
+        if (r.kind === "head") {
+          resRaw = r.head;
+          sending = r.sending;
+          break;
+        }
+        if (!sentWhole(r.sent)) {
+          u.stream.destroy();
+          const local = r.sent.local;
+          return local
+            ? replyLocal(p, down, ctx, state, local, false)
+            : sendFailed(p, down, ctx, state, r.sent.err);
+        }
+        resRaw = await r.head;
+      } else if (sent) {
+        u.stream.destroy();
+        return replyLocal(p, down, ctx, state, sent, false);
+      } else {
+        try {
+          resRaw = await u.reader.readHead();
+        } catch {
+          resRaw = null;
+        }
       }
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
       if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
@@ -225,24 +160,54 @@ export async function forwardRequest(
     }
     if (!resRaw) {
       up.stream.destroy();
-      return replyLocal(p, down, ctx, state, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      }, keepAlive && !p.draining());
+      // With the request still going out, the rest of its body is left unread: close after.
+      return replyLocal(
+        p,
+        down,
+        ctx,
+        state,
+        UPSTREAM_RESET,
+        !sending && keepAlive && !p.draining(),
+      );
     }
+    if (sending) up.hold = sending.then(sentWhole);
+    let keep: boolean;
     try {
       // Synchronous in the common case (http1_response.ts): no extra microtask turn then.
       const done = p.respond(down, up, resRaw, ctx, keepAlive, chain, state);
-      return done instanceof Promise ? await done : done;
+      keep = done instanceof Promise ? await done : done;
     } catch (e) {
       up.stream.destroy(); // any framing doubt: this upstream connection is never reused
       throw e;
     }
+    // The response is out; the downstream reads its next request only after this one's end.
+    if (sending && !sentWhole(await sending)) return false;
+    return keep;
   } finally {
     chain.onDone(ctx);
   }
+}
+
+const UPSTREAM_RESET: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "upstream reset",
+  details: "upstream_reset_before_response_started",
+});
+
+/** Sending the request failed before any response: a trailer hook's reply, the upstream gone
+ * (503, Envoy's reset before the response started), or the downstream's own error (rethrown:
+ * the connection's handler answers or closes). The downstream closes after. */
+function sendFailed(
+  p: ForwardDeps,
+  down: Duplex,
+  ctx: HttpRequestContext,
+  state: ConnState,
+  e: unknown,
+): boolean {
+  if (e instanceof TrailersReply) return replyLocal(p, down, ctx, state, e.response, false);
+  if (errorCode(e) === UPSTREAM_GONE) return replyLocal(p, down, ctx, state, UPSTREAM_RESET, false);
+  throw e;
 }
 
 const NONE: Trailer[] = [];
@@ -270,12 +235,11 @@ async function forwardWithPolicy(
   try {
     r = await exchange(policy, {
       acquire: () => p.acquire(route),
-      send: async (u) => await sendRequest(o, u, replay),
+      send: (u) => sendRequest(o, u, replay),
       replayable: replay !== undefined || o.reqFraming.kind === "none",
     });
   } catch (e) {
-    if (!(e instanceof TrailersReply)) throw e; // a trailer hook answered (trailers.ts)
-    return replyLocal(p, down, ctx, state, e.response, false);
+    return sendFailed(p, down, ctx, state, e); // a trailer hook answered, the upstream went
   }
   if (r.kind === "local") {
     return replyLocal(p, down, ctx, state, r.response, r.keepAlive && keepAlive && !p.draining());
@@ -284,13 +248,19 @@ async function forwardWithPolicy(
     r.up.stream.destroy();
     down.destroy();
   });
+  const sending = r.sending;
+  if (sending) r.up.hold = sending.then(sentWhole);
+  let keep: boolean;
   try {
     const done = p.respond(down, r.up, r.head, ctx, keepAlive, chain, state);
-    return done instanceof Promise ? await done : done;
+    keep = done instanceof Promise ? await done : done;
   } catch (e) {
     r.up.stream.destroy();
     throw e;
   } finally {
     disarm();
   }
+  // As in forwardRequest: the next request is read only after this one's end.
+  if (sending && !sentWhole(await sending)) return false;
+  return keep;
 }

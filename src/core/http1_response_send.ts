@@ -11,7 +11,7 @@ import type { HttpFilter, HttpRequestContext, HttpResponseContext } from "./filt
 import type { FilterChain } from "./filter_chain.ts";
 import { copyBody, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import { endUpstream, type Upstream, type upstreamHeadList } from "./http1_upstream.ts";
-import { replyLocal, writeLocal, writeWithBackpressure } from "./http_io.ts";
+import { replyLocal, writeDownstream, writeLocal } from "./http_io.ts";
 import { chunkedWithTrailers, setBufferedLength } from "./body_buffer.ts";
 import { logResponseReset, responseChunkCall, streamBody } from "./body_stream.ts";
 import { responseTrailers, TrailersReply } from "./trailers.ts";
@@ -123,7 +123,7 @@ export async function sendStreamed(
     up.reader,
     r.resFraming,
     down,
-    writeWithBackpressure,
+    writeDownstream,
     resStreamers,
     responseChunkCall(ctx, r.resCtx),
     ctx,
@@ -158,7 +158,7 @@ export async function sendCopied(
       r.resFraming,
       (b) => {
         started = true;
-        return writeWithBackpressure(down, b);
+        return writeDownstream(down, b);
       },
       false,
       head,
@@ -191,10 +191,27 @@ export function finish(
 ): boolean {
   p.count(r.resCtx.status, ctx);
   const upClose = saysClose(r.res.headers.get("connection"));
-  if (r.resCtx.responseBody && !r.upstreamDone) up.stream.destroy();
-  else if (r.resFraming.kind === "close" || upClose || state.closing) endUpstream(up.stream);
-  else p.release(up);
+  let fate: Fate;
+  if (r.resCtx.responseBody && !r.upstreamDone) fate = DESTROY;
+  else if (r.resFraming.kind === "close" || upClose || state.closing) fate = END;
+  else fate = RELEASE;
+  const hold = up.hold;
+  if (hold === undefined) settle(p, up, fate);
+  else {
+    // The request is still going out (http1_duplex.ts): the connection's fate waits for it.
+    up.hold = undefined;
+    void hold.then((whole) => settle(p, up, whole ? fate : DESTROY), () => up.stream.destroy());
+  }
   return !closeAfter;
+}
+
+const DESTROY = 0, END = 1, RELEASE = 2;
+type Fate = typeof DESTROY | typeof END | typeof RELEASE;
+
+function settle(p: ResponseDeps, up: Upstream, fate: Fate): void {
+  if (fate === DESTROY) up.stream.destroy();
+  else if (fate === END) endUpstream(up.stream);
+  else p.release(up);
 }
 
 /** `v` contains "close" in any case (what `v.toLowerCase().includes("close")` tells), without a

@@ -8,6 +8,7 @@
  * framing is in doubt.
  */
 import type { Buffer } from "node:buffer";
+import { sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
@@ -80,30 +81,65 @@ export async function forwardH1(
       stream.destroy();
     });
     try {
-      return await respondFrom(b, stream, ctx, chain, r.up, r.head);
+      return await respondAlongside(b, stream, ctx, chain, r.up, r.head, r.sending);
     } finally {
       disarm();
     }
   }
-  const up = await b.acquire(route).catch(() => undefined);
-  if (!up) {
-    respondLocal(stream, CONNECT_FAILURE);
-    return 503;
+  for (let attempt = 0;; attempt++) {
+    const up = await b.acquire(route).catch(() => undefined);
+    if (!up) {
+      respondLocal(stream, CONNECT_FAILURE);
+      return 503;
+    }
+    // The response head is read while the body still goes out (http1_duplex.ts).
+    const r = await sendOrHead(send(up), up);
+    let resHead: Buffer | null;
+    let sending: Promise<Sent> | undefined;
+    if (r.kind === "head") {
+      resHead = r.head;
+      sending = r.sending;
+    } else {
+      if (r.sent.err !== undefined) {
+        up.stream.destroy(); // a request cut short leaves the upstream in doubt
+        throw r.sent.err;
+      }
+      const local = r.sent.local;
+      if (local) {
+        up.stream.destroy();
+        stream.resume();
+        respondLocal(stream, local);
+        return local.status;
+      }
+      resHead = await r.head;
+    }
+    // A reused keep-alive connection the upstream had closed: a request without a body goes
+    // once more on a fresh one (as the HTTP/1.1 downstream path does).
+    if (!resHead && up.reused && plan.empty && attempt === 0) {
+      up.stream.destroy();
+      continue;
+    }
+    return await respondAlongside(b, stream, ctx, chain, up, resHead, sending);
   }
-  let local: LocalResponse | undefined;
-  try {
-    local = await send(up);
-  } catch (e) {
-    up.stream.destroy(); // a request cut short leaves the upstream in doubt
-    throw e;
-  }
-  if (local) {
-    up.stream.destroy();
-    stream.resume();
-    respondLocal(stream, local);
-    return local.status;
-  }
-  return await respondFrom(b, stream, ctx, chain, up, await up.reader.readHead().catch(() => null));
+}
+
+/** respondFrom while the request may still be going out (`sending`): the connection is pooled
+ * only once it went out whole (Upstream.hold), and a request cut after the response started
+ * resets the stream. With no response the rest of the request is not waited for. */
+async function respondAlongside(
+  b: H1Backend,
+  stream: H2Stream,
+  ctx: HttpRequestContext,
+  chain: FilterChain,
+  up: Upstream,
+  head: Buffer | null,
+  sending: Promise<Sent> | undefined,
+): Promise<number> {
+  if (!sending) return await respondFrom(b, stream, ctx, chain, up, head);
+  up.hold = sending.then(sentWhole);
+  const status = await respondFrom(b, stream, ctx, chain, up, head);
+  if (head && !sentWhole(await sending)) stream.destroy();
+  return status;
 }
 
 /** A pass-through body of known length within the replay limit, read whole so a retry can send

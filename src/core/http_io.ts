@@ -5,6 +5,7 @@ import type { HttpRequestContext, LocalResponse } from "./filter_api.ts";
 import { type ByteReader, serializeHead } from "./http1_codec.ts";
 import { H2_PREFACE } from "./http2_downstream.ts";
 import { STATUS_TEXT } from "./status_text.ts";
+import { WeftError } from "./errors.ts";
 
 /** Reads just enough to tell an HTTP/2 connection preface from an HTTP/1.1 request line. */
 export async function isH2(reader: ByteReader): Promise<boolean> {
@@ -30,8 +31,12 @@ export function setNoDelay(s: Duplex): void {
   if (typeof sock.setNoDelay === "function") sock.setNoDelay(true);
 }
 
+/** Writes `b`; a Promise when the stream asks to wait, settled by its `drain` or `close`. A
+ * stream already destroyed or ended refuses the write and will send neither event (its `close`
+ * may be gone already): false at once, never a wait that nothing ends. */
 export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<void> {
   if (s.write(b)) return true;
+  if (s.destroyed || s.writableEnded) return false;
   return new Promise((r) => {
     const done = (): void => {
       s.off("drain", done);
@@ -41,6 +46,34 @@ export function writeWithBackpressure(s: Duplex, b: Buffer): boolean | Promise<v
     s.on("drain", done);
     s.on("close", done);
   });
+}
+
+/** The upstream connection closed or reset while the request was still being written to it:
+ * nothing more of the request can reach it (503, and the downstream closes: the rest of the
+ * request body is left unread). */
+export const UPSTREAM_GONE = "upstream_gone";
+
+/** writeWithBackpressure for a request going upstream: throws a WeftError `upstream_gone` once
+ * the upstream connection is gone, so the request copy stops instead of reading on into a dead
+ * socket. */
+export function writeUpstream(s: Duplex, b: Buffer): boolean | Promise<void> {
+  if (s.destroyed || s.writableEnded) {
+    throw new WeftError(UPSTREAM_GONE, "Cannot send the request: the upstream connection closed");
+  }
+  return writeWithBackpressure(s, b);
+}
+
+/** The downstream connection closed while a response was being copied to it. */
+export const DOWNSTREAM_GONE = "downstream_gone";
+
+/** writeWithBackpressure for a response going downstream: throws a WeftError `downstream_gone`
+ * once the client connection is gone, so the copy stops (and the upstream connection, in doubt
+ * then, is closed) instead of reading the rest of the response into a dead socket. */
+export function writeDownstream(s: Duplex, b: Buffer): boolean | Promise<void> {
+  if (s.destroyed || s.writableEnded) {
+    throw new WeftError(DOWNSTREAM_GONE, "Cannot send the response: the client connection closed");
+  }
+  return writeWithBackpressure(s, b);
 }
 
 /** Answers the current HTTP/1.1 request locally: counted under the response's status, the

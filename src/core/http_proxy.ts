@@ -24,7 +24,7 @@ import type { Duplex } from "node:stream";
 import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
-import { isH2, setNoDelay, writeLocal } from "./http_io.ts";
+import { DOWNSTREAM_GONE, isH2, setNoDelay, writeLocal } from "./http_io.ts";
 import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import type { FilterChain } from "./filter_chain.ts";
@@ -33,7 +33,8 @@ import { nextRequestId, type RequestDeps, serveRequest } from "./http1_request.t
 import { type ConnState, respondH1, type ResponseDeps } from "./http1_response.ts";
 import { type ForwardDeps, forwardRequest } from "./http1_forward.ts";
 import { countRequest } from "./http_access.ts";
-import { Http1UpstreamPool, type Upstream } from "./http1_upstream.ts";
+import type { Upstream } from "./http1_upstream.ts";
+import { Http1UpstreamPool } from "./http1_pool.ts";
 import { DEFAULT_MAX_BUFFERED_BODY_BYTES } from "./body_buffer.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -54,6 +55,9 @@ export interface HttpProxyOptions {
   readonly dialUpstream: (route?: RouteChoice) => Promise<Duplex>;
   /** Idle upstream connections kept per route (default 64). */
   readonly maxIdlePerRoute?: number;
+  /** A pooled HTTP/1.1 upstream connection idle this long is closed (default 1 h, Envoy's
+   * upstream idle_timeout; weft.yaml `timeouts.upstreamIdle`). */
+  readonly upstreamIdleTimeoutMs?: number;
   /** Largest body buffered for filters that ask for bodies (default 1 MiB, Envoy's buffer
    * limit): 413 for a larger request, 500 for a larger response. */
   readonly maxBufferedBodyBytes?: number;
@@ -83,7 +87,11 @@ export class HttpProxy {
   constructor(readonly opts: HttpProxyOptions) {
     this.maxBody = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES;
     if (opts.upstreamProtocol === "h2") this.h2Pool = new H2UpstreamPool(opts.dialUpstream);
-    this.upstreams = new Http1UpstreamPool(opts.dialUpstream, opts.maxIdlePerRoute);
+    this.upstreams = new Http1UpstreamPool(
+      opts.dialUpstream,
+      opts.maxIdlePerRoute,
+      opts.upstreamIdleTimeoutMs,
+    );
     this.responseDeps = {
       maxBody: this.maxBody,
       draining: () => this.draining,
@@ -163,6 +171,8 @@ export class HttpProxy {
         if (!keep) break;
       }
     } catch (e) {
+      // The client left mid-response: nothing to refuse or count, the connection is gone.
+      if (errorCode(e) === DOWNSTREAM_GONE) return;
       const status = httpErrorStatus(e);
       codecErrors.inc({ direction: this.opts.direction, status: String(status) });
       log.debug("downstream error", { status, code: errorCode(e), err: errorMessage(e) });
@@ -204,6 +214,11 @@ export class HttpProxy {
 
   private count(status: number, ctx: HttpRequestContext): void {
     countRequest(this.opts.direction, status, ctx);
+  }
+
+  /** Idle pooled HTTP/1.1 upstream connections (every route). */
+  get idleUpstreams(): number {
+    return this.upstreams.idleCount;
   }
 
   /** Drain: idle keep-alive downstreams close now, busy ones after their current response

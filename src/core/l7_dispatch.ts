@@ -19,6 +19,7 @@ import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } fr
 import { sourceVariantApplies } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
+import { DEFAULT_UPSTREAM_IDLE_MS } from "./http1_pool.ts";
 import { routePolicyFor } from "./route_policy.ts";
 import { WeftError } from "./errors.ts";
 
@@ -127,6 +128,7 @@ export class L7Dispatch {
         chain: this.chainOf(forSource(source, () => this.current(svc).outboundFilters)),
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
+        upstreamIdleTimeoutMs: this.snapshot().timeouts.upstreamIdleMs ?? DEFAULT_UPSTREAM_IDLE_MS,
         dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
         routePolicy: (ctx) =>
           routePolicyFor(this.current(svc).routes, ctx, {
@@ -208,6 +210,7 @@ export class L7Dispatch {
         chain: this.chainOf(() => this.current(svc).inboundFilters),
         upstreamProtocol: sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
+        upstreamIdleTimeoutMs: this.snapshot().timeouts.upstreamIdleMs ?? DEFAULT_UPSTREAM_IDLE_MS,
         dialUpstream: () => this.dialer.dialLocal(workload.address, port),
       });
       this.proxies.set(key, proxy);

@@ -20,6 +20,7 @@ import { bufferBody } from "./body_buffer.ts";
 import type { LocalResponse } from "./filter_api.ts";
 import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
+import { sendOrHead, type Sent } from "./http1_duplex.ts";
 import { metrics } from "./metrics.ts";
 import type { RetryPolicy, RoutePolicy } from "./route_policy.ts";
 
@@ -36,8 +37,10 @@ const timeoutsTotal = metrics.counter(
 
 export interface ExchangeSteps {
   acquire(): Promise<Upstream>;
-  /** Writes the request on `up`; a local response ends the exchange (a streaming filter). */
-  send(up: Upstream): Promise<LocalResponse | undefined>;
+  /** Writes the request on `up`; a local response ends the exchange (a streaming filter). A
+   * Promise while the body is still going out: the response head is read meanwhile
+   * (http1_duplex.ts). */
+  send(up: Upstream): LocalResponse | undefined | Promise<LocalResponse | undefined>;
   /** The request can be sent again. */
   readonly replayable: boolean;
 }
@@ -49,6 +52,9 @@ export type ExchangeResult =
     readonly head: Buffer;
     /** What is left of the route timeout (undefined: none). */
     readonly leftMs: number | undefined;
+    /** The request body still going out (the response came first): settles when it is sent
+     * whole or cut. */
+    readonly sending: Promise<Sent> | undefined;
   }
   | { readonly kind: "local"; readonly response: LocalResponse; readonly keepAlive: boolean };
 
@@ -103,16 +109,22 @@ function statusOf(head: Buffer): number {
   return Number(head.subarray(9, 12).toString("latin1"));
 }
 
-/** Reads the response head, or undefined when `ms` passes first (the connection is destroyed). */
-async function headWithin(up: Upstream, ms: number | undefined): Promise<Buffer | null | "late"> {
-  if (ms === undefined) return await up.reader.readHead().catch(() => null);
+/** The response head (`read`, already begun, or read now), or "late" when `ms` passes first (the
+ * connection is destroyed). */
+async function headWithin(
+  up: Upstream,
+  ms: number | undefined,
+  read: Promise<Buffer | null> | undefined,
+): Promise<Buffer | null | "late"> {
+  const reading = read ?? up.reader.readHead().catch(() => null);
+  if (ms === undefined) return await reading;
   let late = false;
   const timer = setTimeout(() => {
     late = true;
     up.stream.destroy();
   }, Math.max(0, ms));
   try {
-    const head = await up.reader.readHead().catch(() => null);
+    const head = await reading;
     return late ? "late" : head;
   } finally {
     clearTimeout(timer);
@@ -140,11 +152,26 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
       // A body never sent is still unread on the client connection: close it after answering.
       return { kind: "local", response: CONNECT_FAILURE, keepAlive: steps.replayable };
     }
+    let read: Promise<Buffer | null> | undefined;
+    let sending: Promise<Sent> | undefined;
     try {
-      const local = await steps.send(up);
-      if (local) {
+      const sent = steps.send(up);
+      if (sent instanceof Promise) {
+        const r = await sendOrHead(sent, up);
+        if (r.kind === "head") {
+          read = Promise.resolve(r.head);
+          sending = r.sending;
+        } else {
+          if (r.sent.err !== undefined) throw r.sent.err;
+          if (r.sent.local) {
+            up.stream.destroy();
+            return { kind: "local", response: r.sent.local, keepAlive: false };
+          }
+          read = r.head;
+        }
+      } else if (sent) {
         up.stream.destroy();
-        return { kind: "local", response: local, keepAlive: false };
+        return { kind: "local", response: sent, keepAlive: false };
       }
     } catch (e) {
       up.stream.destroy(); // a request cut short leaves the upstream in doubt: never reuse it
@@ -154,11 +181,11 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
     const overall = left();
     const perTry = retry?.perTryTimeoutMs;
     const wait = perTry === undefined ? overall : Math.min(perTry, overall ?? Infinity);
-    const head = await headWithin(up, wait);
+    const head = await headWithin(up, wait, read);
     if (head !== null && head !== "late") {
       const status = statusOf(head);
       if (last || !retriable(retry!.retryOn, status)) {
-        return { kind: "response", up, head, leftMs: left() };
+        return { kind: "response", up, head, leftMs: left(), sending };
       }
       up.stream.destroy(); // the answer is not wanted: closing beats draining it
       if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();
@@ -166,6 +193,16 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
       continue;
     }
     up.stream.destroy();
+    if (sending) {
+      // The rest of a streamed request body is left unread (no retry can send it again): the
+      // downstream closes after the answer.
+      if (head === "late") timeoutsTotal.inc({ kind: "route" });
+      return {
+        kind: "local",
+        response: head === "late" ? UPSTREAM_TIMEOUT : RESET,
+        keepAlive: false,
+      };
+    }
     if (head === "late" && overall !== undefined && left()! <= 0) return timedOut();
     if (head === "late") timeoutsTotal.inc({ kind: "per_try" });
     const failure: Failure = head === "late" ? "per-try-timeout" : "reset";

@@ -85,6 +85,8 @@ export function gcSetting(): Record<string, unknown> | undefined {
       ? "weft default"
       : "environment",
     ...(Object.keys(jsc).length > 0 ? { jsc } : {}),
+    // The binary could not re-execute itself with GC_DEFAULTS (execWithGcDefaults): why.
+    ...(reexecFailure !== undefined ? { reexec: reexecFailure } : {}),
     // An xDS node before its first sync (settleAfterStart's holdJitMs).
     ...(jitHold !== undefined ? { startupJit: "held" } : {}),
   };
@@ -95,7 +97,8 @@ export function gcSetting(): Record<string, unknown> | undefined {
  * executable, arguments and environment plus those defaults (execve: same pid, so a supervisor
  * or a container runtime sees nothing), before it reads config or binds a port. A variable the
  * operator set, to any value, is left as it is. Returns (doing nothing) on Deno, on `bun src/…`,
- * when every default is already set, or when execve fails (the node then runs on Bun's defaults).
+ * when every default is already set, or when execve fails: the node then runs on Bun's defaults,
+ * and gcSetting's `reexec` (the ready line, /config_dump `node.gc`) says why.
  */
 export async function execWithGcDefaults(): Promise<void> {
   if (!g.Bun || !String(g.Bun.main).startsWith("/$bunfs/")) return;
@@ -108,6 +111,7 @@ export async function execWithGcDefaults(): Promise<void> {
     const T = b.FFIType;
     const libc = b.dlopen("libc.so.6", {
       execve: { args: [T.ptr, T.ptr, T.ptr], returns: T.i32 },
+      __errno_location: { args: [], returns: T.ptr },
     });
     const enc = new TextEncoder();
     const held: Uint8Array[] = []; // the strings must outlive the call
@@ -131,10 +135,15 @@ export async function execWithGcDefaults(): Promise<void> {
     const argv = [String(g.process.argv0), ...g.process.argv.slice(2)];
     libc.symbols.execve(cstr(g.process.execPath), vec(argv), vec(env));
     // Only reached when execve failed: run on as started.
-  } catch {
+    const errno = b.read.i32(libc.symbols.__errno_location(), 0) as number;
+    reexecFailure = `execve failed (errno ${errno})`;
+  } catch (e) {
     // No bun:ffi or no libc.so.6 (not a glibc system): run on as started.
+    reexecFailure = `not attempted: ${e instanceof Error ? e.message : String(e)}`;
   }
 }
+
+let reexecFailure: string | undefined;
 
 /** Resident set size in bytes (for /config_dump and benches). */
 export function rssBytes(): number {

@@ -223,6 +223,9 @@ export interface Timeouts {
   readonly requestHeadersMs?: number;
   /** TLS handshake budget on HBONE listeners (default 10 s). */
   readonly tlsHandshakeMs?: number;
+  /** A pooled (keep-alive) HTTP/1.1 upstream connection of the L7 proxy idle this long is
+   * closed; Envoy's upstream common_http_protocol_options.idle_timeout. Default 1 h. */
+  readonly upstreamIdleMs?: number;
 }
 
 export interface Limits {

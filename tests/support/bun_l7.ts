@@ -2,13 +2,13 @@
  * that drive it from Deno over TCP. */
 import { bunPath } from "./weft_proc.ts";
 
-/** tests/support/bun_l7_proxy.ts on Bun in front of 127.0.0.1:upPort; stop() returns its
- * output (stdout + stderr). */
+/** tests/support/bun_l7_proxy.ts on Bun in front of 127.0.0.1:upPort; idle() asks for its pooled
+ * upstream connections; stop() returns its output (stdout + stderr). */
 export async function startBunProxy(
   upPort: number,
   headersTimeoutMs: number,
   extraArgs: readonly string[] = [],
-): Promise<{ port: number; stop(): Promise<string> }> {
+): Promise<{ port: number; idle(): Promise<number>; stop(): Promise<string> }> {
   const bun = bunPath();
   if (!bun) throw new Error("no bun binary (deno task setup installs one)");
   const child = new Deno.Command(bun, {
@@ -20,9 +20,11 @@ export async function startBunProxy(
       String(headersTimeoutMs),
       ...extraArgs,
     ],
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const stdin = child.stdin.getWriter();
   const errText = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
@@ -34,12 +36,27 @@ export async function startBunProxy(
     }
     out += r.value;
   }
+  let wake = (): void => {};
   const rest = (async () => {
-    for (let r = await reader.read(); !r.done; r = await reader.read()) out += r.value;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      out += r.value;
+      wake();
+    }
   })();
+  let asked = 0;
   return {
     port: Number(/"port":(\d+)/.exec(out)![1]),
+    idle: async () => {
+      const n = ++asked;
+      await stdin.write(new TextEncoder().encode("idle\n"));
+      for (;;) {
+        const answers = [...out.matchAll(/\{"idle":(\d+)\}/g)];
+        if (answers.length >= n) return Number(answers[n - 1]![1]);
+        await new Promise<void>((r) => (wake = r));
+      }
+    },
     stop: async () => {
+      await stdin.close().catch(() => {});
       child.kill("SIGTERM");
       await child.status;
       await rest;
