@@ -8,9 +8,10 @@
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
  *   over xDS (the DaemonSet node's shape), the same with its workload certificate by CSR from the
- *   control plane's CA (ca.mode xds: no CA key on the node), `./weft run` with the three filters, the same with the
- *   filters as third-party builds (instrumented at load), `./weft run` over xDS whose workload has
- *   an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC over LDS)
+ *   control plane's CA (ca.mode xds: no CA key on the node), `./weft run` with the three filters,
+ *   the same with the filters as third-party builds (instrumented at load), `./weft run` over xDS
+ *   whose workload has an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC
+ *   over LDS)
  * Each weft binary row says whether issue #13's goal (idle RSS per node ≤ 48 MB) is met.
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
