@@ -8,7 +8,7 @@
 import { access, constants, mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { env, errorMessage, logger } from "../core/mod.ts";
-import { parseConfigText } from "./config.ts";
+import { hostPortProblem, parseConfigText } from "./config.ts";
 import { DEFAULT_CONFIG_YAML, XDS_DEFAULT_CONFIG_YAML } from "./default_config.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { out } from "./out.ts";
@@ -175,6 +175,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case "run": {
         const xds = setting(f, "xds", "WEFT_XDS_ADDRESS");
+        const xdsProblem = xds === undefined ? undefined : hostPortProblem(xds);
+        if (xdsProblem) {
+          const fromFlag = f.values.has("xds");
+          out.err(`Cannot run weft run: ${fromFlag ? "--xds" : "WEFT_XDS_ADDRESS"} ${xdsProblem}`);
+          return fromFlag ? EXIT.usage : EXIT.failed;
+        }
         const configPath = setting(f, "config", "WEFT_CONFIG");
         const loaded = await loadConfig(configPath, {
           xdsDefault: xds !== undefined && configPath === undefined,

@@ -178,7 +178,9 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     "tokenFile",
     "rootCertFile",
   ]);
-  const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
+  const xdsAddress = x.address === undefined ? undefined : c.str("xds.address", x.address);
+  const xdsProblem = xdsAddress === undefined ? undefined : hostPortProblem(xdsAddress);
+  if (xdsProblem) problems.add("xds.address", xdsProblem);
   const xds = {
     address: xdsAddress,
     mode: c.oneOf("xds.mode", x.mode, ["delta", "sotw"], "delta"),
@@ -309,6 +311,18 @@ export function addr(c: Checker, path: string, v: unknown, def: string): string 
   }
   return s;
 }
+
+/** The control plane's address: "host:port" with an IP or a DNS name (a Kubernetes Service), as
+ * `xds.address`, `--xds` and `WEFT_XDS_ADDRESS` take it; a problem text, or undefined when good. */
+export function hostPortProblem(s: string): string | undefined {
+  const hp = splitHostPort(s);
+  const hostOk = hp !== undefined && (parseIp(hp.host) !== undefined || DNS_HOST.test(hp.host));
+  if (hp && hostOk && hp.port >= 1) return undefined;
+  return `must be "host:port" (an IP, IPv6 as [addr]:port, or a DNS name; port 1-65535), got "${s}"`;
+}
+
+const DNS_HOST =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 function dupes(p: Problems, path: string, keys: string[], what: string): void {
   const seen = new Map<string, number>();

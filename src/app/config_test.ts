@@ -315,3 +315,15 @@ Deno.test("config: node.metadata is Envoy's node metadata (a Struct), checked", 
     assert(!bad.ok && bad.problems.some((p) => p.startsWith("node.metadata")), String(metadata));
   }
 });
+
+Deno.test("config: xds.address is host:port, a DNS name as --xds and WEFT_XDS_ADDRESS take", () => {
+  for (const address of ["127.0.0.1:15010", "weft-control-plane.istio-system.svc:15010"]) {
+    const ok = validateConfig({ xds: { address } });
+    assert(ok.ok, `${address}: ${JSON.stringify(!ok.ok && ok.problems)}`);
+    assertEquals(ok.config.xds.address, address);
+  }
+  for (const address of ["nope", "cp:0x1", "Bad_Host:15010", "cp:99999", ":15010"]) {
+    const bad = validateConfig({ xds: { address } });
+    assert(!bad.ok && bad.problems.some((p) => p.startsWith("xds.address: ")), address);
+  }
+});
