@@ -7,8 +7,12 @@
  * Options: --only hey,open,wrk,iperf; --seconds N (default 5); --rounds N (default 2);
  * --cmd "<runtime>" (default bun); --gc (the nodes log JSC's collections, BUN_JSC_logGC=1: each
  * figure is followed by the collections and pauses of both nodes during it, and each round by
- * the nodes' idle RSS after start and peak RSS). A tree may carry environment for its nodes:
- * `path?K=V,K2=V2` (a binary path ending in `weft` runs as is; a source tree runs src/main.ts).
+ * the nodes' idle RSS after start and peak RSS; --no-rss skips the RSS readings and their 5-s
+ * wait). A tree may carry environment for its nodes:
+ * `path?K=V,K2=V2` (a binary path ending in `weft` runs as is; a source tree runs src/main.ts;
+ * `tls-pair` runs bench/l4_tls_pair.ts on Bun: node:tls with a 9-byte framing and no weft logic,
+ * one TLS connection per client connection; `tcp-pair` runs bench/l4_tcp_pair.ts: plain TCP
+ * both hops on Bun's native sockets, the floor of any two-hop forwarder on this runtime).
  */
 import {
   IP,
@@ -25,7 +29,7 @@ import {
 } from "./l4_peers.ts";
 import { fixedRate, openLoop } from "./l4_more_peers.ts";
 
-const FLAGS_WITHOUT_VALUE = new Set(["--gc"]);
+const FLAGS_WITHOUT_VALUE = new Set(["--gc", "--no-rss"]);
 const argv = Deno.args.filter((a, i, all) =>
   !a.startsWith("--") && !(all[i - 1]?.startsWith("--") && !FLAGS_WITHOUT_VALUE.has(all[i - 1]!))
 );
@@ -40,6 +44,8 @@ const SECONDS = Number(flag("seconds") ?? 5);
 const ONLY = (flag("only") ?? "hey,open,wrk").split(",");
 const ROUNDS = Number(flag("rounds") ?? roundsArg ?? 2);
 const GC = Deno.args.includes("--gc");
+/** Skip the idle-RSS wait after each round (5 s): CPU and latency A/B only. */
+const NO_RSS = Deno.args.includes("--no-rss");
 const dir = Deno.makeTempDirSync({ prefix: "weft-ab-" });
 const procs: Proc[] = [];
 const enc = new TextEncoder();
@@ -105,7 +111,13 @@ async function pair(spec: string): Promise<Proc[]> {
   for (const side of ["b", "a"] as const) {
     const file = `${dir}/weft-${side}.yaml`;
     Deno.writeTextFileSync(file, weftConfig(dir, side));
-    const [cmd, args] = tree.endsWith("weft")
+    const tlsPair = new URL("./l4_tls_pair.ts", import.meta.url).pathname;
+    const tcpPair = new URL("./l4_tcp_pair.ts", import.meta.url).pathname;
+    const [cmd, args] = tree === "tls-pair"
+      ? ["bun", [tlsPair, dir, side, "80", String(PORT.http)]]
+      : tree === "tcp-pair"
+      ? ["bun", [tcpPair, dir, side, "80", String(PORT.http)]]
+      : tree.endsWith("weft")
       ? [tree, ["run", "--config", file]]
       : [flag("cmd") ?? "bun", [`${tree}/src/main.ts`, "run", "--config", file]];
     out.push(
@@ -153,7 +165,7 @@ try {
         const now = p.reduce((a, x) => a + cpuMs(x.pid), 0);
         const us = ((now - cpu0) * 1000) / requests;
         cpu0 = now;
-        return `, cpu ${us.toFixed(0)} µs/req`;
+        return `, cpu ${us.toFixed(1)} µs/req`;
       };
       // First, on the fresh pair, as bench:l4 runs it: the peak RSS after it is the throughput
       // run's (the goal); the peak after the latency runs follows at the end.
@@ -191,11 +203,13 @@ try {
           }${tally(w.rps * SECONDS)}`,
         );
       }
-      const peakEnd = p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/");
-      // What the nodes keep once the traffic stops (the collector's timers, or not, at work).
-      await new Promise((r) => setTimeout(r, 5000));
-      const after = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
-      parts.push(`RSS B/A idle ${idle}, peak at end ${peakEnd}, 5 s after ${after} MB`);
+      if (!NO_RSS) {
+        const peakEnd = p.map((x) => rssMb(x.pid).peak.toFixed(1)).join("/");
+        // What the nodes keep once the traffic stops (the collector's timers, or not, at work).
+        await new Promise((r) => setTimeout(r, 5000));
+        const after = p.map((x) => rssMb(x.pid).rss.toFixed(1)).join("/");
+        parts.push(`RSS B/A idle ${idle}, peak at end ${peakEnd}, 5 s after ${after} MB`);
+      }
       for (const x of p.reverse()) await x.stop();
       say(`${name} r${r}: ${parts.join(" | ")}  [load ${load()}]`);
     }

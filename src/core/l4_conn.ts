@@ -25,6 +25,8 @@ export class L4Conn {
   private outcome: Outcome | undefined;
   private detail: string | undefined;
   private closes = 0;
+  /** The metric label key of this connection (recordOpen), reused when it closes. */
+  private labelKey: string | undefined;
   private readonly table: ConnTable | undefined;
 
   constructor(readonly info: ConnInfo, readonly downstream: Duplex, table?: ConnTable) {
@@ -37,7 +39,7 @@ export class L4Conn {
   attach(upstream: Duplex): void {
     this.upstream = upstream;
     this.opened = true;
-    recordOpen(this.info);
+    this.labelKey = recordOpen(this.info);
     (upstream as Side)[CONN] = this;
     upstream.on("error", onSideError);
     // An idle tunnel's memory is mostly its listeners (bench:l4 "idle tunnels held"): both sides
@@ -82,7 +84,7 @@ export class L4Conn {
    */
   serve(handler: (down: Duplex) => Promise<void>): void {
     this.opened = true;
-    recordOpen(this.info);
+    this.labelKey = recordOpen(this.info);
     const d = this.downstream as Duplex & { bytesRead?: number; bytesWritten?: number };
     const read0 = d.bytesRead ?? 0;
     const written0 = d.bytesWritten ?? 0;
@@ -155,6 +157,7 @@ export class L4Conn {
       this.bytesSent,
       dur,
       this.detail,
+      this.labelKey,
     );
     this.table?.finished(this);
   }
@@ -227,6 +230,12 @@ function pump(src: Duplex): void {
   src.resume();
 }
 
+/** weft_l4_active_connections by direction, bound once. */
+const ACTIVE = {
+  inbound: l4Metrics.active.bind({ direction: "inbound" }),
+  outbound: l4Metrics.active.bind({ direction: "outbound" }),
+};
+
 export class ConnTable {
   private conns = new Set<L4Conn>();
   private sweep: ReturnType<typeof setInterval> | undefined;
@@ -257,7 +266,7 @@ export class ConnTable {
     if (this.conns.size + this.pending >= this.limits().maxConnections) return undefined;
     const c = new L4Conn(info, downstream, this);
     this.conns.add(c);
-    l4Metrics.active.add({ direction: info.direction }, 1);
+    ACTIVE[info.direction](1);
     this.ensureSweep();
     return c;
   }
@@ -265,7 +274,7 @@ export class ConnTable {
   /** Called once by a connection when it is recorded. */
   finished(done: L4Conn): void {
     this.conns.delete(done);
-    l4Metrics.active.add({ direction: done.info.direction }, -1);
+    ACTIVE[done.info.direction](-1);
     if (this.conns.size === 0) { for (const w of this.emptyWaiters.splice(0)) w(); }
   }
 

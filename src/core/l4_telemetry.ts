@@ -151,7 +151,9 @@ const FLAGS: Record<Outcome, string> = {
   policy_revoked: "DENY",
 };
 
-/** Emit metrics and the access record for a finished connection. */
+/** Emit metrics and the access record for a finished connection. `openKey` is what `recordOpen`
+ * returned: the label key of the connection with no response flag, shared by the istio_tcp_*
+ * families (same label names), so a connection builds its labels once. */
 export function recordClose(
   info: ConnInfo,
   outcome: Outcome,
@@ -160,15 +162,19 @@ export function recordClose(
   bytesSent: number,
   durationMs: number,
   detail?: string,
+  openKey?: string,
 ): void {
-  const labels = tcpLabels(info, FLAGS[outcome]);
+  const flags = FLAGS[outcome];
+  const key = flags === "-" && openKey !== undefined
+    ? openKey
+    : l4Metrics.closed.keyOf(tcpLabels(info, flags));
   if (opened) {
-    l4Metrics.closed.inc(labels);
-    if (bytesRecv) l4Metrics.received.inc(labels, bytesRecv);
-    if (bytesSent) l4Metrics.sent.inc(labels, bytesSent);
+    l4Metrics.closed.incKey(key);
+    if (bytesRecv) l4Metrics.received.incKey(key, bytesRecv);
+    if (bytesSent) l4Metrics.sent.incKey(key, bytesSent);
   }
   if (outcome !== "ok" && outcome !== "drained" && outcome !== "idle_timeout") {
-    l4Metrics.failed.inc(labels);
+    l4Metrics.failed.incKey(key);
   }
   if (!access.enabled("info")) return;
   access.info("connection complete", {
@@ -191,6 +197,9 @@ export function recordClose(
   });
 }
 
-export function recordOpen(info: ConnInfo): void {
-  l4Metrics.opened.inc(tcpLabels(info, "-"));
+/** Count the connection opened; returns its label key for `recordClose`. */
+export function recordOpen(info: ConnInfo): string {
+  const key = l4Metrics.opened.keyOf(tcpLabels(info, "-"));
+  l4Metrics.opened.incKey(key);
+  return key;
 }

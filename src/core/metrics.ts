@@ -1,7 +1,8 @@
 /**
  * A small Prometheus registry: counters, gauges and histograms with fixed label names, rendered in
- * the text exposition format (checked with `promtool check metrics` in tests). Label values are
- * looked up by a joined key so the hot path does one Map lookup per bump.
+ * the text exposition format (checked with `promtool check metrics` in tests). Each label set owns
+ * one cell (an object with a numeric field) found by a joined key: `inc` does one Map lookup per
+ * bump, and a bound counter or histogram holds its cell, so a hot path's bump is one addition.
  */
 export type Labels = Record<string, string>;
 type Kind = "counter" | "gauge" | "histogram";
@@ -15,7 +16,9 @@ abstract class Family {
     readonly labelNames: readonly string[],
     readonly kind: Kind,
   ) {}
-  protected keyOf(labels: Labels): string {
+  /** The key of one label set (`incKey` takes it: a caller bumping several families with the
+   * same label names builds it once). */
+  keyOf(labels: Labels): string {
     let k = "";
     for (const n of this.labelNames) k += (labels[n] ?? "unknown") + SEP;
     return k;
@@ -39,57 +42,85 @@ function fmtNum(v: number): string {
   return String(v);
 }
 
+/** The value of one label set. */
+interface Cell {
+  v: number;
+}
+
 export class Counter extends Family {
-  private values = new Map<string, number>();
+  private values = new Map<string, Cell>();
   constructor(name: string, help: string, labelNames: readonly string[] = []) {
     super(name, help, labelNames, "counter");
   }
+  /** The cell of one label key, made (rendered in first-use order) on first use. */
+  private cell(k: string): Cell {
+    let c = this.values.get(k);
+    if (c === undefined) this.values.set(k, c = { v: 0 });
+    return c;
+  }
   inc(labels: Labels = {}, by = 1): void {
-    const k = this.keyOf(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    this.cell(this.keyOf(labels)).v += by;
+  }
+  /** `inc` by a key from `keyOf` (of this family or one with the same label names). */
+  incKey(key: string, by = 1): void {
+    this.cell(key).v += by;
   }
   get(labels: Labels = {}): number {
-    return this.values.get(this.keyOf(labels)) ?? 0;
+    return this.values.get(this.keyOf(labels))?.v ?? 0;
   }
-  /** `inc` for one fixed label set, with the label key built once (hot paths). */
+  /** `inc` for one fixed label set: the cell is found once, each bump is one addition. The
+   * series appears at the first bump, as with `inc`. */
   bind(labels: Labels): (by?: number) => void {
     const k = this.keyOf(labels);
+    let c = this.values.get(k);
     return (by = 1) => {
-      this.values.set(k, (this.values.get(k) ?? 0) + by);
+      (c ??= this.cell(k)).v += by;
     };
   }
   /** Sum over all label sets whose labels include `match`. */
   sum(match: Labels = {}): number {
     let total = 0;
-    for (const [k, v] of this.values) {
+    for (const [k, c] of this.values) {
       const vals = k.split(SEP);
       if (this.labelNames.every((n, i) => match[n] === undefined || match[n] === vals[i])) {
-        total += v;
+        total += c.v;
       }
     }
     return total;
   }
   render(out: string[]): void {
-    for (const [k, v] of this.values) out.push(`${this.name}${this.labelText(k)} ${fmtNum(v)}`);
+    for (const [k, c] of this.values) out.push(`${this.name}${this.labelText(k)} ${fmtNum(c.v)}`);
   }
 }
 
 export class Gauge extends Family {
-  private values = new Map<string, number>();
+  private values = new Map<string, Cell>();
   private fn: (() => number) | undefined;
   constructor(name: string, help: string, labelNames: readonly string[] = []) {
     super(name, help, labelNames, "gauge");
   }
+  private cell(k: string): Cell {
+    let c = this.values.get(k);
+    if (c === undefined) this.values.set(k, c = { v: 0 });
+    return c;
+  }
   set(labels: Labels, v: number): void {
-    this.values.set(this.keyOf(labels), v);
+    this.cell(this.keyOf(labels)).v = v;
   }
   add(labels: Labels, by: number): void {
+    this.cell(this.keyOf(labels)).v += by;
+  }
+  /** `add` for one fixed label set (hot paths): the cell is found once. */
+  bind(labels: Labels): (by: number) => void {
     const k = this.keyOf(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    let c = this.values.get(k);
+    return (by) => {
+      (c ??= this.cell(k)).v += by;
+    };
   }
   get(labels: Labels = {}): number {
     if (this.fn && this.labelNames.length === 0) return this.fn();
-    return this.values.get(this.keyOf(labels)) ?? 0;
+    return this.values.get(this.keyOf(labels))?.v ?? 0;
   }
   /** Unlabelled gauge computed at scrape time. */
   collect(fn: () => number): this {
@@ -98,7 +129,7 @@ export class Gauge extends Family {
   }
   render(out: string[]): void {
     if (this.fn) out.push(`${this.name} ${fmtNum(this.fn())}`);
-    for (const [k, v] of this.values) out.push(`${this.name}${this.labelText(k)} ${fmtNum(v)}`);
+    for (const [k, c] of this.values) out.push(`${this.name}${this.labelText(k)} ${fmtNum(c.v)}`);
   }
 }
 
@@ -137,14 +168,21 @@ export class Histogram extends Family {
   observe(labels: Labels, v: number): void {
     this.observeKey(this.keyOf(labels), v);
   }
-  /** `observe` for one fixed label set, with the label key built once (hot paths). */
+  /** `observe` for one fixed label set: the state is found once (hot paths). */
   bind(labels: Labels): (v: number) => void {
     const k = this.keyOf(labels);
-    return (v) => this.observeKey(k, v);
+    let s = this.values.get(k);
+    return (v) => this.observeState(s ??= this.state(k), v);
   }
-  private observeKey(k: string, v: number): void {
+  private state(k: string): HistState {
     let s = this.values.get(k);
     if (!s) this.values.set(k, s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 });
+    return s;
+  }
+  private observeKey(k: string, v: number): void {
+    this.observeState(this.state(k), v);
+  }
+  private observeState(s: HistState, v: number): void {
     for (let i = 0; i < this.buckets.length; i++) {
       if (v <= this.buckets[i]!) {
         s.counts[i]!++;

@@ -17,8 +17,7 @@ import { dialUpstream } from "./upstream_dialer.ts";
 import { dialService, type ServiceDial } from "./service_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
 import { upstreamsEnded } from "./http1_upstream.ts";
-import { L7Dispatch, l7Outbound } from "./l7_dispatch.ts";
-import { dialTcp } from "./l4_conn.ts";
+import { L7Dispatch } from "./l7_dispatch.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
 import { socksHandshake } from "./socks5.ts";
 import { dialTcpL7, listenTcp, type TcpListener } from "./plain_tcp.ts";
@@ -139,7 +138,8 @@ export class NodeProxy {
   }
 
   /** A local workload: from inside its pod's namespace when it is an enrolled pod, keeping the
-   * client's address `srcIp` as the source where the kernel allows. */
+   * client's address `srcIp` as the source where the kernel allows; else a plain dial (native
+   * sockets on Bun, plain_tcp.ts). */
   private dialWorkload(
     host: string,
     port: number,
@@ -147,7 +147,7 @@ export class NodeProxy {
     srcIp?: string,
   ): Promise<Duplex> {
     const inPod = this.pods.dialerFrom(host);
-    return inPod ? inPod(host, port, timeoutMs, srcIp) : dialTcp(host, port, timeoutMs);
+    return inPod ? inPod(host, port, timeoutMs, srcIp) : dialTcpL7(host, port, timeoutMs);
   }
 
   /** In-pod mode: open the pod's listeners inside its network namespace. */
@@ -232,7 +232,7 @@ export class NodeProxy {
   }
 
   /** Desired plain TCP listeners: address → handler, and whether it may use native sockets on
-   * Bun (plain_tcp.ts): only where connections go through the HTTP proxy. */
+   * Bun (plain_tcp.ts). */
   private desiredTcp(): Map<string, DesiredListener> {
     const want = new Map<string, DesiredListener>();
     const c = this.snap.capture;
@@ -243,7 +243,7 @@ export class NodeProxy {
             const addr = joinHostPort(vip, p.port);
             want.set(addr, {
               on: (s) => void handleOutbound(this.outbound, s, vip, p.port),
-              native: this.l7 !== undefined && l7Outbound(svc, p),
+              native: true,
             });
           }
         }
@@ -284,10 +284,9 @@ export class NodeProxy {
       void closeServer(this.tcp.get(a)!); // never rejects
       this.tcp.delete(a);
     }
-    // On Bun, listeners whose connections go through the HTTP proxy (the VIP of an L7 service
-    // port, plaintext inbound) use native sockets (plain_tcp.ts): the L7 path is faster on them.
-    // SOCKS5 and L4 VIPs stay on node:net, the path the L4 and in-pod tests exercise: for the L4
-    // copy into HBONE, A/B runs of bench/l4_ab.ts (WEFT_NODE_NET=1) disagreed on which is faster.
+    // On Bun, service VIPs and plaintext inbound use native sockets (plain_tcp.ts): both the L7
+    // proxy and the L4 copy into HBONE cost less per read and write on them than on node:net's
+    // stream layer (bench/l4_ab.ts, README "Measured figures"). SOCKS5 stays on node:net.
     // A listener keeps its kind until its address goes away; either kind serves either path.
     for (const [addr, { on, native }] of want) {
       if (this.tcp.has(addr)) continue;

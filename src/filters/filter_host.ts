@@ -7,6 +7,7 @@
 import type { FilterRef, FilterResolver, HttpFilter } from "../core/mod.ts";
 import { errorCode, errorMessage, logger, orderFilterRefs, WeftError } from "../core/mod.ts";
 import { countFilterError, filterMetrics } from "./filter_metrics.ts";
+import { sha256Hex } from "./component/component_loader.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
 
@@ -159,7 +160,7 @@ export class FilterHost implements FilterResolver {
     try {
       const factory = this.registry.factoryFor(ref);
       const bytes = await fetchModule(ref, factory);
-      const sha = await sha256(bytes);
+      const sha = sha256Hex(bytes);
       return { next: await factory.create(ref, bytes), sha };
     } catch (e) {
       this.rejected(ref, e);
@@ -209,7 +210,7 @@ export class FilterHost implements FilterResolver {
         this.rejected(ref, e);
         throw e;
       }
-      if (existing.sha256 === (await sha256(bytes)) && existing.ref === ref) {
+      if (existing.sha256 === sha256Hex(bytes) && existing.ref === ref) {
         return {
           name: ref.name,
           generation: existing.generation,
@@ -244,9 +245,4 @@ export class FilterHost implements FilterResolver {
 
 function sameRef(a: FilterRef, b: FilterRef): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -120,7 +120,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
 }
 
 /** Every input that decides the output, hashed: sources, SDK, WIT, flags. */
-async function inputHash(dir: string, m: PluginManifest): Promise<string> {
+function inputHash(dir: string, m: PluginManifest): string {
   const parts: string[] = [JSON.stringify(m), C_FLAGS.join(" "), readFileSync(witOf(m), "utf8")];
   for (const s of m.sources) parts.push(readFileSync(join(dir, s), "utf8"));
   if (m.lang === "c") {
@@ -128,7 +128,7 @@ async function inputHash(dir: string, m: PluginManifest): Promise<string> {
       parts.push(readFileSync(join(SDK_C, f), "utf8"));
     }
   }
-  return await sha256Hex(new TextEncoder().encode(parts.join("\u0000")));
+  return sha256Hex(new TextEncoder().encode(parts.join("\u0000")));
 }
 
 export async function buildPlugin(
@@ -148,7 +148,7 @@ export async function buildPlugin(
   const outDir = join(dir, "build");
   const path = join(outDir, `${m.name}.wasm`);
   const hashPath = join(outDir, `${m.name}.hash`);
-  const hash = await inputHash(dir, m);
+  const hash = inputHash(dir, m);
   if (
     !opts.force && existsSync(path) && existsSync(hashPath) &&
     readFileSync(hashPath, "utf8") === hash

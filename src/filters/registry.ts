@@ -94,7 +94,7 @@ export async function fetchModule(ref: FilterRef, factory?: FilterFactory): Prom
       cause: e,
     });
   }
-  if (ref.sha256 && (await sha256Hex(bytes)) !== ref.sha256.toLowerCase()) {
+  if (ref.sha256 && sha256Hex(bytes) !== ref.sha256.toLowerCase()) {
     throw new WeftError(
       "filter_sha256",
       `Cannot load filter ${ref.name}: sha256 of ${ref.url} does not match`,

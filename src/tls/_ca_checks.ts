@@ -52,26 +52,3 @@ export function signingAlgorithmOf(cert: CaDer, src: string): Algorithm | EcdsaP
     { hint: "use ECDSA P-256 (or P-384, RSA)" },
   );
 }
-
-export async function importCaKey(pem: string, alg: Algorithm, src: string): Promise<CryptoKey> {
-  const label = /-----BEGIN ([A-Z ]+)-----/.exec(pem)?.[1];
-  const der = label === "PRIVATE KEY" ? pemBlock(pem, label) : undefined;
-  if (!der) {
-    throw new WeftError(
-      "ca_key_invalid",
-      `Cannot load ${src}: key must be a PEM "PRIVATE KEY" (PKCS#8), got ${
-        label ? `"${label}"` : "no PEM block"
-      }`,
-      { hint: "convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem -out ca-key.pem" },
-    );
-  }
-  try {
-    return await crypto.subtle.importKey("pkcs8", der, alg, true, ["sign"]);
-  } catch (cause) {
-    throw new WeftError(
-      "ca_key_invalid",
-      `Cannot load ${src}: PKCS#8 key does not import as ${alg.name} matching the certificate`,
-      { cause, hint: "the key and the certificate must use the same algorithm and curve" },
-    );
-  }
-}

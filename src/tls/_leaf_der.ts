@@ -6,6 +6,7 @@
  * .sign, without loading it on a node's start-up path (see _ca_der.ts).
  */
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import type { CaDer } from "./_ca_der.ts";
 
 const OID_ECDSA_SHA256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
@@ -77,20 +78,20 @@ export interface LeafFields {
 }
 
 /** The AKI keyIdentifier: the CA's SKI, else SHA-1 of its public key bits (RFC 5280 method 1). */
-export async function authorityKeyIdOf(ca: CaDer): Promise<Uint8Array> {
+export function authorityKeyIdOf(ca: CaDer): Uint8Array {
   if (ca.subjectKeyId) return ca.subjectKeyId;
-  const bits = new Uint8Array(ca.publicKeyBits); // a copy: digest wants a plain buffer
-  return new Uint8Array(await crypto.subtle.digest("SHA-1", bits));
+  return new Uint8Array(createHash("sha1").update(ca.publicKeyBits).digest());
 }
 
-/** Sign a leaf with the CA key; returns the certificate DER. */
-export async function signLeafDer(
+/** Sign a leaf with the CA key (`sign`: SHA-256, the signature as X.509 carries it, _ca_key.ts);
+ * returns the certificate DER. */
+export function signLeafDer(
   ca: CaDer,
   akid: Uint8Array,
-  key: CryptoKey,
+  sign: (tbs: Uint8Array) => Uint8Array,
   alg: Algorithm | EcdsaParams,
   f: LeafFields,
-): Promise<Uint8Array> {
+): Uint8Array {
   const ecdsa = alg.name === "ECDSA";
   const sigAlg = ecdsa ? seq(oid(OID_ECDSA_SHA256)) : seq(oid(OID_RSA_SHA256), [0x05, 0x00]);
   const san = seq(...f.uris.map((u) => tlv(0x86, new TextEncoder().encode(u))));
@@ -113,13 +114,5 @@ export async function signLeafDer(
       ),
     ),
   );
-  const raw = new Uint8Array(await crypto.subtle.sign(alg, key, tbs));
-  const sig = ecdsa ? ecdsaDer(raw) : raw;
-  return seq(tbs, sigAlg, tlv(0x03, [0x00], sig));
-}
-
-/** WebCrypto's ECDSA signature (r ‖ s, fixed width) as the DER SEQUENCE X.509 carries. */
-function ecdsaDer(raw: Uint8Array): Uint8Array {
-  const n = raw.length / 2;
-  return seq(uint(raw.subarray(0, n)), uint(raw.subarray(n)));
+  return seq(tbs, sigAlg, tlv(0x03, [0x00], sign(tbs)));
 }

@@ -5,12 +5,14 @@
  * clock skew. Persistence (auto mode, files mode) lives in ca_store.ts.
  */
 import { Buffer } from "node:buffer";
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import { WeftError } from "../core/mod.ts";
 import type { x509 } from "./_x509.ts";
 import { loadX509 } from "./x509_loader.ts";
-import { derToPem, EC_P256, pkcs8Pem, randomSerialHex, withNewline } from "./_pem.ts";
+import { derToPem, EC_P256, randomSerialHex, withNewline } from "./_pem.ts";
 import { type CaDer, readCaDer } from "./_ca_der.ts";
-import { checkCaShape, importCaKey, parseCaCert, signingAlgorithmOf } from "./_ca_checks.ts";
+import { checkCaShape, parseCaCert, signingAlgorithmOf } from "./_ca_checks.ts";
+import { importCaKeyObject, keyMatches, leafKeyPair, signSha256 } from "./_ca_key.ts";
 import { authorityKeyIdOf, signLeafDer } from "./_leaf_der.ts";
 import { parseSpiffeId } from "./spiffe_id.ts";
 
@@ -60,17 +62,31 @@ export interface LeafIssuer {
 }
 
 export class CertificateAuthority implements LeafIssuer {
-  private akid: Promise<Uint8Array> | undefined;
+  private akid: Uint8Array | undefined;
   private parsed: Promise<x509.X509Certificate> | undefined;
   readonly rootPem: string;
 
   private constructor(
     /** The root as read from its DER. */
     readonly root: CaDer,
-    private readonly key: CryptoKey,
+    /** Signs leaves (node:crypto: _ca_key.ts). */
+    private readonly key: KeyObject,
     private readonly signingAlgorithm: Algorithm | EcdsaParams,
+    /** The same key for @peculiar/x509 (sign(), signCsr()): made on first use. */
+    private webKey?: Promise<CryptoKey>,
   ) {
     this.rootPem = withNewline(derToPem(root.der, "CERTIFICATE"));
+  }
+
+  private cryptoKey(): Promise<CryptoKey> {
+    this.webKey ??= crypto.subtle.importKey(
+      "pkcs8",
+      new Uint8Array(this.key.export({ type: "pkcs8", format: "der" })),
+      this.signingAlgorithm,
+      true,
+      ["sign"],
+    );
+    return this.webKey;
   }
 
   /** The root's serial number in hex. */
@@ -84,7 +100,7 @@ export class CertificateAuthority implements LeafIssuer {
     return this.parsed;
   }
 
-  private authorityKeyId(): Promise<Uint8Array> {
+  private authorityKeyId(): Uint8Array {
     this.akid ??= authorityKeyIdOf(this.root);
     return this.akid;
   }
@@ -112,10 +128,12 @@ export class CertificateAuthority implements LeafIssuer {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
+    const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
     return new CertificateAuthority(
       readCaDer(new Uint8Array(cert.rawData)),
-      keys.privateKey,
+      createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }),
       EC_P256,
+      Promise.resolve(keys.privateKey),
     );
   }
 
@@ -123,22 +141,25 @@ export class CertificateAuthority implements LeafIssuer {
    * Load a root from PEM text and check it can act as the mesh CA: a CA certificate, valid now,
    * whose key is the given PKCS#8 key (ECDSA P-256/P-384 or RSA).
    */
-  static async fromPem(
+  static fromPem(
     certPem: string,
     keyPem: string,
     opts: { nowMs?: number; source?: string } = {},
   ): Promise<CertificateAuthority> {
+    return settled(() => CertificateAuthority.load(certPem, keyPem, opts));
+  }
+
+  private static load(
+    certPem: string,
+    keyPem: string,
+    opts: { nowMs?: number; source?: string },
+  ): CertificateAuthority {
     const src = opts.source ?? "CA";
     const cert = parseCaCert(certPem, src);
     checkCaShape(cert, src, opts.nowMs ?? Date.now());
     const alg = signingAlgorithmOf(cert, src);
-    const key = await importCaKey(keyPem, alg, src);
-    const probe = crypto.getRandomValues(new Uint8Array(32));
-    const sig = await crypto.subtle.sign(alg, key, probe);
-    const pub = await crypto.subtle.importKey("spki", new Uint8Array(cert.spki), alg, true, [
-      "verify",
-    ]);
-    if (!(await crypto.subtle.verify(alg, pub, sig, probe))) {
+    const key = importCaKeyObject(keyPem, alg, src);
+    if (!keyMatches(key, cert.spki)) {
       throw new WeftError(
         "ca_key_mismatch",
         `Cannot load ${src}: the private key does not belong to the certificate`,
@@ -149,38 +170,38 @@ export class CertificateAuthority implements LeafIssuer {
   }
 
   /** The CA key as PKCS#8 PEM: only for writing the auto-mode state and test kits. */
-  async exportKeyPem(): Promise<string> {
-    return withNewline(pkcs8Pem(await crypto.subtle.exportKey("pkcs8", this.key)));
+  exportKeyPem(): Promise<string> {
+    return Promise.resolve(
+      withNewline(this.key.export({ type: "pkcs8", format: "pem" }) as string),
+    );
   }
 
   /** New key pair plus a mesh-shaped leaf for `identity` (a SPIFFE id, checked). */
-  async issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
+  issueLeaf(identity: string, opts: IssueOptions = {}): Promise<IssuedLeaf> {
+    return settled(() => this.issue(identity, opts));
+  }
+
+  private issue(identity: string, opts: IssueOptions): IssuedLeaf {
     parseSpiffeId(identity);
     const ttlMs = checkTtl(opts.ttlMs ?? DEFAULT_LEAF_TTL_MS);
     const now = opts.nowMs ?? Date.now();
-    const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
+    const leafKey = leafKeyPair();
     // X.509 times have 1 s resolution: the dates returned are the ones in the certificate.
     const notBefore = new Date(Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000);
     const notAfter = notAfterFor(now, ttlMs);
     const serial = randomSerialHex();
-    const der = await signLeafDer(
+    const der = signLeafDer(
       this.root,
-      await this.authorityKeyId(),
-      this.key,
+      this.authorityKeyId(),
+      (tbs) => signSha256(this.key, tbs),
       this.signingAlgorithm,
-      {
-        serialHex: serial,
-        notBefore,
-        notAfter,
-        spki: new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey)),
-        uris: [identity],
-      },
+      { serialHex: serial, notBefore, notAfter, spki: leafKey.spki, uris: [identity] },
     );
     const certPem = withNewline(derToPem(der, "CERTIFICATE"));
     return {
       identity,
       certPem,
-      keyPem: withNewline(pkcs8Pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey))),
+      keyPem: withNewline(leafKey.keyPem),
       chainPem: certPem,
       rootsPem: this.rootPem,
       serial,
@@ -238,7 +259,7 @@ export class CertificateAuthority implements LeafIssuer {
   async sign(spec: LeafSpec): Promise<x509.X509Certificate> {
     const x509 = await loadX509();
     const root = await this.x509Cert();
-    const akid = Buffer.from(await this.authorityKeyId()).toString("hex");
+    const akid = Buffer.from(this.authorityKeyId()).toString("hex");
     return await x509.X509CertificateGenerator.create({
       serialNumber: randomSerialHex(),
       subject: "",
@@ -246,7 +267,7 @@ export class CertificateAuthority implements LeafIssuer {
       notBefore: spec.notBefore,
       notAfter: spec.notAfter,
       publicKey: spec.publicKey,
-      signingKey: this.key,
+      signingKey: await this.cryptoKey(),
       signingAlgorithm: this.signingAlgorithm,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
@@ -273,4 +294,13 @@ function checkTtl(ttlMs: number): number {
     throw new WeftError("ttl_invalid", `Cannot issue certificate: ttl ${ttlMs} ms is below 1 s`);
   }
   return ttlMs;
+}
+
+/** `f`'s result, or its throw as a rejection (the async contract of the public methods). */
+function settled<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }

@@ -141,7 +141,9 @@ export abstract class H2Base implements FrameSink {
     socket.write(settingsFrame(settings));
     socket.write(windowUpdateFrame(0, this.connRecv.size - DEFAULT_WINDOW));
     socket.uncork();
-    socket.on("data", (chunk: Uint8Array) => this.#onBytes(chunk));
+    const onBytes = (chunk: Uint8Array): void => this.#onBytes(chunk);
+    socket.on("data", onBytes);
+    directReads(socket, onBytes);
     socket.on("drain", () => {
       const w = this.drainWaiters;
       this.drainWaiters = [];
@@ -358,4 +360,29 @@ export abstract class H2Base implements FrameSink {
       this.#resolveClosed();
     }
   }
+}
+
+/**
+ * Reads of the session's socket skip the Readable's queue while nothing waits in it: the runtime
+ * hands each read to `push()` (Bun's and Node's net/tls sockets do), and while the socket flows
+ * with an empty buffer and the session is its only 'data' listener, the bytes go to `onBytes` as
+ * the 'data' event would, without the Readable's chunk bookkeeping, event dispatch and next-tick
+ * read-ahead (a few µs per TLS read on Bun, the per-request cost of a tunnel). Anything else —
+ * the end of stream, a paused or buffering socket, another 'data' listener — goes through the
+ * Readable unchanged, in order.
+ */
+function directReads(socket: Duplex, onBytes: (chunk: Uint8Array) => void): void {
+  const s = socket as Duplex & { push(chunk: unknown, encoding?: BufferEncoding): boolean };
+  const push = s.push;
+  if (typeof push !== "function") return; // not a Readable (native_socket.ts emits 'data' itself)
+  s.push = function (this: Duplex, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (
+      chunk instanceof Uint8Array && this.readableFlowing === true && this.readableLength === 0 &&
+      !this.destroyed && this.listenerCount("data") === 1
+    ) {
+      onBytes(chunk);
+      return true;
+    }
+    return push.call(this, chunk, encoding);
+  };
 }

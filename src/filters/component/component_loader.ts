@@ -7,6 +7,7 @@
  * such load — and every core module is sandbox-instrumented (fuel checks, memory cap) and compiled
  * once. Instances are then cheap (`instantiate` per pool slot, each with its own host bridge).
  */
+import { createHash } from "node:crypto";
 import { WeftError } from "../../core/mod.ts";
 import { capMemory, instrumentModule } from "../sandbox/instrument.ts";
 import { embeddedPrebuiltCore } from "../sandbox/prebuilt.ts";
@@ -46,17 +47,13 @@ export interface LoadedComponent {
   instantiate(bridge: HostBridge): Promise<Guest>;
 }
 
-/** Lower-case hex sha256 of `bytes`. A plain indexed loop: the spread-and-map idiom calls the
- * array-iterator and map builtins ~65 times per digest, and builtins that start-up already ran
- * often cross JavaScriptCore's optimizing threshold on such calls after start-up (a filter load
- * over xDS: DFG compiles of `next` and `map` seen with BUN_JSC_reportDFGCompileTimes=1), mapping
- * the DFG compiler's code into an idle node. (A 256-entry lookup table built at import did the
- * same: its initialiser ran 256 times when the filter layer loaded after start-up.) */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  let s = "";
-  for (let i = 0; i < d.length; i++) s += (d[i]! < 16 ? "0" : "") + d[i]!.toString(16);
-  return s;
+/** Lower-case hex sha256 of `bytes`, through node:crypto: a node whose certificates are issued
+ * with node:crypto (src/tls) then never maps WebCrypto's code for a filter load (~0.7 MB of Bun's
+ * own code in an idle node, bench:idle). No JS loop over the digest either: such loops, run when
+ * the filter layer loads after start-up, crossed JavaScriptCore's optimizing thresholds before
+ * (DFG compiles of `next` and `map` with BUN_JSC_reportDFGCompileTimes=1). */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Loaded components by (sha256, memory cap, binding): a loaded component holds no per-instance
@@ -77,7 +74,7 @@ export async function loadComponent(
   bytes: Uint8Array,
   opts: LoadOptions,
 ): Promise<LoadedComponent> {
-  const sha256 = await sha256Hex(bytes);
+  const sha256 = sha256Hex(bytes);
   if (opts.extraImports || opts.prebuiltCore) return await compileComponent(bytes, sha256, opts);
   const key = `${sha256}:${opts.maxMemoryBytes}:${opts.binding ?? "auto"}`;
   const hit = shared.get(key);

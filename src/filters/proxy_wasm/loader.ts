@@ -52,7 +52,7 @@ export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8
     });
   }
   if (sha256 !== undefined) {
-    const got = await sha256Hex(bytes);
+    const got = sha256Hex(bytes);
     if (got !== sha256.toLowerCase()) {
       throw new WeftError(
         "proxy_wasm_sha256",
@@ -69,7 +69,7 @@ export async function loadWasmBytes(url: string, sha256?: string): Promise<Uint8
 async function compile(bytes: Uint8Array, settings: PluginSettings): Promise<Compiled> {
   const name = settings.name;
   const pages = Math.floor(settings.maxMemoryBytes / 65536);
-  const key = `${await sha256Hex(bytes)}:${settings.sandbox ? pages : "raw"}`;
+  const key = `${sha256Hex(bytes)}:${settings.sandbox ? pages : "raw"}`;
   const hit = compiled.get(key);
   if (hit) return hit;
   let module: WebAssembly.Module;

@@ -31,7 +31,7 @@ Deno.test("prebuilt: the loader takes the core built for the component's sha256 
   const dir = await Deno.makeTempDir({ prefix: "weft-prebuilt-" });
   try {
     const bytes = (await firstPartyWasm("fault")).bytes;
-    const sha = await sha256Hex(bytes);
+    const sha = sha256Hex(bytes);
     const [path] = await writePrebuiltCores([bytes, new Uint8Array([1, 2, 3])], dir);
     assert.equal(path, `${dir}/${prebuiltCoreName(sha)}`);
     const asked: string[] = [];

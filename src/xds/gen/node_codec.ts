@@ -200,7 +200,7 @@ function uw(d: any, r: Reader, end: number, depth: number, prev: any, typeName: 
 }
 /** A Struct field: JSON, merged like protobuf-es. */
 function js(r: Reader, end: number, depth: number, prev: any): any {
-  return structToJson(d_o(r, r.delimited(end), depth, prev === undefined ? undefined : jsonToStruct(prev)));
+  return structToJson(d_9m(r, r.delimited(end), depth, prev === undefined ? undefined : jsonToStruct(prev)));
 }
 /** envoy.config.cluster.v3.Cluster.DiscoveryType */
 export const Cluster_DiscoveryType = {
@@ -224,1162 +224,61 @@ export const IstioAction = {
   DENY: 1,
 } as const;
 
-function z_p(): any {
-  return { $typeName: "envoy.config.accesslog.v3.AccessLog", name: "", configType: { case: undefined } };
-}
-function z_q(): any {
-  return { $typeName: "envoy.config.accesslog.v3.AccessLogFilter", filterSpecifier: { case: undefined } };
-}
-function z_r(): any {
-  return { $typeName: "envoy.config.accesslog.v3.AndFilter", filters: [] };
-}
-function z_s(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ComparisonFilter", op: 0 };
-}
-function z_t(): any {
-  return { $typeName: "envoy.config.accesslog.v3.DurationFilter" };
-}
-function z_u(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ExtensionFilter", name: "", configType: { case: undefined } };
-}
-function z_v(): any {
-  return { $typeName: "envoy.config.accesslog.v3.GrpcStatusFilter", statuses: [], exclude: false };
-}
-function z_w(): any {
-  return { $typeName: "envoy.config.accesslog.v3.HeaderFilter" };
-}
-function z_x(): any {
-  return { $typeName: "envoy.config.accesslog.v3.LogTypeFilter", types: [], exclude: false };
-}
-function z_y(): any {
-  return { $typeName: "envoy.config.accesslog.v3.MetadataFilter" };
-}
-function z_z(): any {
-  return { $typeName: "envoy.config.accesslog.v3.NotHealthCheckFilter" };
-}
-function z_10(): any {
-  return { $typeName: "envoy.config.accesslog.v3.OrFilter", filters: [] };
-}
-function z_11(): any {
-  return { $typeName: "envoy.config.accesslog.v3.ResponseFlagFilter", flags: [] };
-}
-function z_12(): any {
-  return { $typeName: "envoy.config.accesslog.v3.RuntimeFilter", runtimeKey: "", useIndependentRandomness: false };
-}
-function z_13(): any {
-  return { $typeName: "envoy.config.accesslog.v3.StatusCodeFilter" };
-}
-function z_14(): any {
-  return { $typeName: "envoy.config.accesslog.v3.TraceableFilter" };
-}
-function z_15(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers", thresholds: [], perHostThresholds: [] };
-}
-function z_16(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", priority: 0, trackRemaining: false };
-}
-function z_17(): any {
-  return { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget" };
-}
-function z_4(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster", transportSocketMatches: [], name: "", altStatName: "", clusterDiscoveryType: { case: undefined }, lbPolicy: 0, healthChecks: [], typedExtensionProtocolOptions: {}, respectDnsTtl: false, dnsLookupFamily: 0, dnsResolvers: [], useTcpForDnsLookups: false, lbConfig: { case: undefined }, protocolSelection: 0, closeConnectionsOnHostHealthFailure: false, ignoreHealthOnHostRemoval: false, filters: [], lrsReportEndpointMetrics: [], trackTimeoutBudgets: false, connectionPoolPerDownstreamConnection: false };
-}
-function z_18(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig", localityConfigSpecifier: { case: undefined }, ignoreNewHostsUntilFirstHc: false, closeConnectionsOnHostSetChange: false };
-}
-function z_19(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", useHostnameForHashing: false };
-}
-function z_1a(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig" };
-}
-function z_1b(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", failTrafficOnPanic: false };
-}
-function z_1c(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.CustomClusterType", name: "" };
-}
-function z_1d(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", serviceName: "" };
-}
-function z_1e(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", fallbackPolicy: 0, subsetSelectors: [], localityWeightAware: false, scaleLocalityWeight: false, panicModeAny: false, listAsAny: false, metadataFallbackPolicy: 0 };
-}
-function z_1f(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", keys: [], singleHostPerSubset: false, fallbackPolicy: 0, fallbackKeysSubset: [] };
-}
-function z_1g(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig" };
-}
-function z_1h(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.MaglevLbConfig" };
-}
-function z_1i(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", useHttpHeader: false, httpHeaderName: "" };
-}
-function z_1j(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.PreconnectPolicy" };
-}
-function z_1k(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RefreshRate" };
-}
-function z_1l(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", hashFunction: 0 };
-}
-function z_1m(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig" };
-}
-function z_1n(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.SlowStartConfig" };
-}
-function z_1o(): any {
-  return { $typeName: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", name: "" };
-}
-function z_1p(): any {
-  return { $typeName: "envoy.config.cluster.v3.Filter", name: "" };
-}
-function z_1q(): any {
-  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy", policies: [] };
-}
-function z_1r(): any {
-  return { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy" };
-}
-function z_1s(): any {
-  return { $typeName: "envoy.config.cluster.v3.OutlierDetection", splitExternalLocalOriginErrors: false, monitors: [] };
-}
-function z_1t(): any {
-  return { $typeName: "envoy.config.cluster.v3.TrackClusterStats", timeoutBudgets: false, requestResponseSizes: false, perEndpointStats: false };
-}
-function z_1u(): any {
-  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions", setLocalInterfaceNameOnUpstreamConnections: false };
-}
-function z_1v(): any {
-  return { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", firstAddressFamilyVersion: 0 };
-}
-function z_1w(): any {
-  return { $typeName: "envoy.config.core.v3.Address", address: { case: undefined } };
-}
-function z_1x(): any {
-  return { $typeName: "envoy.config.core.v3.AggregatedConfigSource" };
-}
-function z_1y(): any {
-  return { $typeName: "envoy.config.core.v3.ApiConfigSource", apiType: 0, transportApiVersion: 0, clusterNames: [], grpcServices: [], setNodeOnFirstMessageOnly: false, configValidators: [] };
-}
-function z_1z(): any {
-  return { $typeName: "envoy.config.core.v3.AsyncDataSource", specifier: { case: undefined } };
-}
-function z_20(): any {
-  return { $typeName: "envoy.config.core.v3.BackoffStrategy" };
-}
-function z_21(): any {
-  return { $typeName: "envoy.config.core.v3.BindConfig", socketOptions: [], extraSourceAddresses: [], additionalSourceAddresses: [] };
-}
-function z_22(): any {
-  return { $typeName: "envoy.config.core.v3.BuildVersion" };
-}
-function z_23(): any {
-  return { $typeName: "envoy.config.core.v3.CidrRange", addressPrefix: "" };
-}
-function z_24(): any {
-  return { $typeName: "envoy.config.core.v3.ConfigSource", authorities: [], configSourceSpecifier: { case: undefined }, resourceApiVersion: 0 };
-}
-function z_25(): any {
-  return { $typeName: "envoy.config.core.v3.ControlPlane", identifier: "" };
-}
-function z_26(): any {
-  return { $typeName: "envoy.config.core.v3.DataSource", specifier: { case: undefined } };
-}
-function z_27(): any {
-  return { $typeName: "envoy.config.core.v3.DnsResolutionConfig", resolvers: [] };
-}
-function z_28(): any {
-  return { $typeName: "envoy.config.core.v3.DnsResolverOptions", useTcpForDnsLookups: false, noDefaultSearchDomain: false };
-}
-function z_29(): any {
-  return { $typeName: "envoy.config.core.v3.EnvoyInternalAddress", addressNameSpecifier: { case: undefined }, endpointId: "" };
-}
-function z_2a(): any {
-  return { $typeName: "envoy.config.core.v3.EventServiceConfig", configSourceSpecifier: { case: undefined } };
-}
-function z_2b(): any {
-  return { $typeName: "envoy.config.core.v3.Extension", name: "", category: "", typeDescriptor: "", disabled: false, typeUrls: [] };
-}
-function z_2c(): any {
-  return { $typeName: "envoy.config.core.v3.ExtensionConfigSource", applyDefaultConfigWithoutWarming: false, typeUrls: [] };
-}
-function z_2d(): any {
-  return { $typeName: "envoy.config.core.v3.ExtraSourceAddress" };
-}
-function z_2e(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService", targetSpecifier: { case: undefined }, initialMetadata: [] };
-}
-function z_2f(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.EnvoyGrpc", clusterName: "", authority: "", skipEnvoyHeaders: false };
-}
-function z_2g(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc", targetUri: "", callCredentials: [], statPrefix: "", credentialsFactoryName: "" };
-}
-function z_2h(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", credentialSpecifier: { case: undefined } };
-}
-function z_2i(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", authorizationToken: "", authoritySelector: "" };
-}
-function z_2j(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", name: "", configType: { case: undefined } };
-}
-function z_2k(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", jsonKey: "", tokenLifetimeSeconds: 0n };
-}
-function z_2l(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", tokenExchangeServiceUri: "", resource: "", audience: "", scope: "", requestedTokenType: "", subjectTokenPath: "", subjectTokenType: "", actorTokenPath: "", actorTokenType: "" };
-}
-function z_2m(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", args: {} };
-}
-function z_2n(): any {
+function z_3k(): any {
   return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", valueSpecifier: { case: undefined } };
-}
-function z_2o(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", credentialSpecifier: { case: undefined } };
-}
-function z_2p(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials" };
-}
-function z_2q(): any {
-  return { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials" };
-}
-function z_2r(): any {
-  return { $typeName: "envoy.config.core.v3.HeaderValue", key: "", value: "", rawValue: new Uint8Array(0) };
-}
-function z_2s(): any {
-  return { $typeName: "envoy.config.core.v3.HeaderValueOption", appendAction: 0, keepEmptyValue: false };
-}
-function z_2t(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck", intervalJitterPercent: 0, healthChecker: { case: undefined }, eventLogPath: "", eventLogger: [], alwaysLogHealthCheckFailures: false, alwaysLogHealthCheckSuccess: false };
-}
-function z_2u(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", name: "", configType: { case: undefined } };
-}
-function z_2v(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", serviceName: "", authority: "", initialMetadata: [] };
-}
-function z_2w(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", host: "", path: "", receive: [], requestHeadersToAdd: [], requestHeadersToRemove: [], expectedStatuses: [], retriableStatuses: [], codecClientType: 0, method: 0 };
-}
-function z_2x(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.Payload", payload: { case: undefined } };
-}
-function z_2y(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", receive: [] };
-}
-function z_2z(): any {
-  return { $typeName: "envoy.config.core.v3.HealthCheck.TlsOptions", alpnProtocols: [] };
-}
-function z_30(): any {
-  return { $typeName: "envoy.config.core.v3.HealthStatusSet", statuses: [] };
-}
-function z_31(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions", acceptHttp10: false, defaultHostForHttp10: "", enableTrailers: false, allowChunkedLength: false, sendFullyQualifiedUrl: false, allowCustomMethods: false };
-}
-function z_32(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", headerFormat: { case: undefined } };
-}
-function z_33(): any {
-  return { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords" };
-}
-function z_34(): any {
-  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions", allowConnect: false, allowMetadata: false, streamErrorOnInvalidHttpMessaging: false, customSettingsParameters: [] };
-}
-function z_35(): any {
-  return { $typeName: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter" };
-}
-function z_36(): any {
-  return { $typeName: "envoy.config.core.v3.Http3ProtocolOptions", allowExtendedConnect: false, allowMetadata: false };
-}
-function z_37(): any {
-  return { $typeName: "envoy.config.core.v3.HttpProtocolOptions", headersWithUnderscoresAction: 0 };
-}
-function z_38(): any {
-  return { $typeName: "envoy.config.core.v3.HttpUri", uri: "", httpUpstreamType: { case: undefined } };
-}
-function z_39(): any {
-  return { $typeName: "envoy.config.core.v3.JsonFormatOptions", sortProperties: false };
-}
-function z_3a(): any {
-  return { $typeName: "envoy.config.core.v3.KeepaliveSettings" };
-}
-function z_3b(): any {
-  return { $typeName: "envoy.config.core.v3.Locality", region: "", zone: "", subZone: "" };
-}
-function z_3c(): any {
-  return { $typeName: "envoy.config.core.v3.Metadata", filterMetadata: {}, typedFilterMetadata: {} };
 }
 function z_m(): any {
   return { $typeName: "envoy.config.core.v3.Node", id: "", cluster: "", dynamicParameters: {}, userAgentName: "", userAgentVersionType: { case: undefined }, extensions: [], clientFeatures: [], listeningAddresses: [] };
 }
-function z_3d(): any {
-  return { $typeName: "envoy.config.core.v3.PathConfigSource", path: "" };
-}
-function z_3e(): any {
-  return { $typeName: "envoy.config.core.v3.Pipe", path: "", mode: 0 };
-}
-function z_3f(): any {
-  return { $typeName: "envoy.config.core.v3.ProxyProtocolConfig", version: 0 };
-}
-function z_3g(): any {
-  return { $typeName: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", matchType: 0, tlvType: [] };
-}
-function z_3h(): any {
-  return { $typeName: "envoy.config.core.v3.QuicKeepAliveSettings" };
-}
-function z_3i(): any {
-  return { $typeName: "envoy.config.core.v3.QuicProtocolOptions", connectionOptions: "", clientConnectionOptions: "" };
-}
-function z_3j(): any {
-  return { $typeName: "envoy.config.core.v3.RateLimitSettings" };
-}
-function z_3k(): any {
-  return { $typeName: "envoy.config.core.v3.RemoteDataSource", sha256: "" };
-}
-function z_3l(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], hostSelectionRetryMaxAttempts: 0n };
-}
-function z_3m(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
-}
-function z_3n(): any {
-  return { $typeName: "envoy.config.core.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
-}
-function z_3o(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeDouble", defaultValue: 0, runtimeKey: "" };
-}
-function z_3p(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeFeatureFlag", runtimeKey: "" };
-}
-function z_3q(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeFractionalPercent", runtimeKey: "" };
-}
-function z_3r(): any {
-  return { $typeName: "envoy.config.core.v3.RuntimeUInt32", defaultValue: 0, runtimeKey: "" };
-}
-function z_3s(): any {
-  return { $typeName: "envoy.config.core.v3.SchemeHeaderTransformation", transformation: { case: undefined }, matchUpstream: false };
-}
-function z_3t(): any {
-  return { $typeName: "envoy.config.core.v3.SelfConfigSource", transportApiVersion: 0 };
-}
-function z_3u(): any {
-  return { $typeName: "envoy.config.core.v3.SocketAddress", protocol: 0, address: "", portSpecifier: { case: undefined }, resolverName: "", ipv4Compat: false };
-}
-function z_3v(): any {
-  return { $typeName: "envoy.config.core.v3.SocketOption", description: "", level: 0n, name: 0n, value: { case: undefined }, state: 0 };
-}
-function z_3w(): any {
-  return { $typeName: "envoy.config.core.v3.SocketOptionsOverride", socketOptions: [] };
-}
-function z_3x(): any {
-  return { $typeName: "envoy.config.core.v3.SubstitutionFormatString", format: { case: undefined }, omitEmptyValues: false, contentType: "", formatters: [] };
-}
-function z_3y(): any {
-  return { $typeName: "envoy.config.core.v3.TcpKeepalive" };
-}
-function z_3z(): any {
-  return { $typeName: "envoy.config.core.v3.TransportSocket", name: "", configType: { case: undefined } };
-}
-function z_6(): any {
-  return { $typeName: "envoy.config.core.v3.TypedExtensionConfig", name: "" };
-}
-function z_40(): any {
-  return { $typeName: "envoy.config.core.v3.UdpSocketConfig" };
-}
-function z_41(): any {
-  return { $typeName: "envoy.config.core.v3.UpstreamHttpProtocolOptions", autoSni: false, autoSanValidation: false, overrideAutoSniHeader: "" };
-}
-function z_42(): any {
-  return { $typeName: "envoy.config.core.v3.WatchedDirectory", path: "" };
-}
-function z_5(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment", clusterName: "", endpoints: [], namedEndpoints: {} };
-}
-function z_43(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", dropOverloads: [], weightedPriorityHealth: false };
-}
-function z_44(): any {
-  return { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", category: "" };
-}
-function z_45(): any {
+function z_4g(): any {
   return { $typeName: "envoy.config.endpoint.v3.Endpoint", hostname: "", additionalAddresses: [] };
 }
-function z_46(): any {
-  return { $typeName: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress" };
-}
-function z_47(): any {
-  return { $typeName: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", portValue: 0, hostname: "", disableActiveHealthCheck: false };
-}
-function z_48(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LbEndpoint", hostIdentifier: { case: undefined }, healthStatus: 0 };
-}
-function z_49(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", ledsCollectionName: "" };
-}
-function z_4a(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints", lbEndpoints: [], lbConfig: { case: undefined }, priority: 0 };
-}
-function z_4b(): any {
-  return { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", lbEndpoints: [] };
-}
-function z_4c(): any {
-  return { $typeName: "envoy.config.listener.v3.AdditionalAddress" };
-}
-function z_4d(): any {
-  return { $typeName: "envoy.config.listener.v3.ApiListener" };
-}
-function z_4e(): any {
-  return { $typeName: "envoy.config.listener.v3.Filter", name: "", configType: { case: undefined } };
-}
-function z_4f(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChain", filters: [], name: "" };
-}
-function z_4g(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChain.OnDemandConfiguration" };
-}
-function z_4h(): any {
-  return { $typeName: "envoy.config.listener.v3.FilterChainMatch", prefixRanges: [], addressSuffix: "", directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [], serverNames: [], transportProtocol: "", applicationProtocols: [] };
-}
-function z_2(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener", name: "", additionalAddresses: [], statPrefix: "", filterChains: [], drainType: 0, listenerFilters: [], continueOnListenerFiltersTimeout: false, socketOptions: [], trafficDirection: 0, reusePort: false, accessLog: [], listenerSpecifier: { case: undefined }, enableMptcp: false, ignoreGlobalConnLimit: false, bypassOverloadManager: false };
-}
-function z_4i(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", balanceType: { case: undefined } };
-}
-function z_4j(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance" };
-}
-function z_4k(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.DeprecatedV1" };
-}
-function z_4l(): any {
-  return { $typeName: "envoy.config.listener.v3.Listener.InternalListenerConfig" };
-}
-function z_4m(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilter", name: "", configType: { case: undefined } };
-}
-function z_4n(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", rule: { case: undefined } };
-}
-function z_4o(): any {
-  return { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", rules: [] };
-}
-function z_4p(): any {
-  return { $typeName: "envoy.config.listener.v3.QuicProtocolOptions" };
-}
-function z_4q(): any {
-  return { $typeName: "envoy.config.listener.v3.UdpListenerConfig" };
-}
-function z_4r(): any {
-  return { $typeName: "envoy.config.rbac.v3.Permission", rule: { case: undefined } };
-}
-function z_4s(): any {
-  return { $typeName: "envoy.config.rbac.v3.Permission.Set", rules: [] };
-}
-function z_4t(): any {
+function z_5b(): any {
   return { $typeName: "envoy.config.rbac.v3.Policy", permissions: [], principals: [] };
 }
-function z_4u(): any {
-  return { $typeName: "envoy.config.rbac.v3.Principal", identifier: { case: undefined } };
-}
-function z_4v(): any {
-  return { $typeName: "envoy.config.rbac.v3.Principal.Authenticated" };
-}
-function z_4w(): any {
-  return { $typeName: "envoy.config.rbac.v3.Principal.Set", ids: [] };
-}
-function z_4x(): any {
-  return { $typeName: "envoy.config.rbac.v3.RBAC", action: 0, policies: {} };
-}
-function z_4y(): any {
-  return { $typeName: "envoy.config.rbac.v3.RBAC.AuditLoggingOptions", auditCondition: 0, loggerConfigs: [] };
-}
-function z_4z(): any {
-  return { $typeName: "envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig", isOptional: false };
-}
-function z_50(): any {
-  return { $typeName: "envoy.config.route.v3.ClusterSpecifierPlugin", isOptional: false };
-}
-function z_51(): any {
-  return { $typeName: "envoy.config.route.v3.CorsPolicy", allowOriginStringMatch: [], allowMethods: "", allowHeaders: "", exposeHeaders: "", maxAge: "", enabledSpecifier: { case: undefined } };
-}
-function z_52(): any {
-  return { $typeName: "envoy.config.route.v3.Decorator", operation: "" };
-}
-function z_53(): any {
-  return { $typeName: "envoy.config.route.v3.DirectResponseAction", status: 0 };
-}
-function z_54(): any {
-  return { $typeName: "envoy.config.route.v3.FilterAction" };
-}
-function z_55(): any {
-  return { $typeName: "envoy.config.route.v3.HeaderMatcher", name: "", headerMatchSpecifier: { case: undefined }, invertMatch: false, treatMissingHeaderAsEmpty: false };
-}
-function z_56(): any {
-  return { $typeName: "envoy.config.route.v3.HedgePolicy", hedgeOnPerTryTimeout: false };
-}
-function z_57(): any {
-  return { $typeName: "envoy.config.route.v3.InternalRedirectPolicy", redirectResponseCodes: [], predicates: [], allowCrossSchemeRedirect: false, responseHeadersToCopy: [] };
-}
-function z_58(): any {
-  return { $typeName: "envoy.config.route.v3.NonForwardingAction" };
-}
-function z_59(): any {
-  return { $typeName: "envoy.config.route.v3.QueryParameterMatcher", name: "", queryParameterMatchSpecifier: { case: undefined } };
-}
-function z_5a(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit", disableKey: "", actions: [] };
-}
-function z_5b(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action", actionSpecifier: { case: undefined } };
-}
-function z_5c(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DestinationCluster" };
-}
-function z_5d(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", descriptorKey: "", defaultValue: "" };
-}
-function z_5e(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.GenericKey", descriptorValue: "", descriptorKey: "" };
-}
-function z_5f(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", descriptorKey: "", descriptorValue: "", headers: [] };
-}
-function z_5g(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress" };
-}
-function z_5h(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.MetaData", descriptorKey: "", defaultValue: "", source: 0, skipIfAbsent: false };
-}
-function z_5i(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", descriptorKey: "", descriptorValue: "", queryParameters: [] };
-}
-function z_5j(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RemoteAddress" };
-}
-function z_5k(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", headerName: "", descriptorKey: "", skipIfAbsent: false };
-}
-function z_5l(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Action.SourceCluster" };
-}
-function z_5m(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Override", overrideSpecifier: { case: undefined } };
-}
-function z_5n(): any {
-  return { $typeName: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata" };
-}
-function z_5o(): any {
-  return { $typeName: "envoy.config.route.v3.RedirectAction", schemeRewriteSpecifier: { case: undefined }, hostRedirect: "", portRedirect: 0, pathRewriteSpecifier: { case: undefined }, responseCode: 0, stripQuery: false };
-}
-function z_5p(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], retryOptionsPredicates: [], hostSelectionRetryMaxAttempts: 0n, retriableStatusCodes: [], retriableHeaders: [], retriableRequestHeaders: [] };
-}
-function z_5q(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", resetHeaders: [] };
-}
-function z_5r(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.ResetHeader", name: "", format: 0 };
-}
-function z_5s(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryBackOff" };
-}
-function z_5t(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } };
-}
-function z_5u(): any {
-  return { $typeName: "envoy.config.route.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } };
-}
-function z_5v(): any {
-  return { $typeName: "envoy.config.route.v3.Route", name: "", action: { case: undefined }, typedPerFilterConfig: {}, requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], statPrefix: "" };
-}
-function z_5w(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction", clusterSpecifier: { case: undefined }, clusterNotFoundResponseCode: 0, prefixRewrite: "", hostRewriteSpecifier: { case: undefined }, appendXForwardedHost: false, requestMirrorPolicies: [], priority: 0, rateLimits: [], hashPolicy: [], upgradeConfigs: [], internalRedirectAction: 0 };
-}
-function z_5x(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy", policySpecifier: { case: undefined }, terminal: false };
-}
-function z_5y(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", sourceIp: false };
-}
-function z_5z(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", name: "", path: "", attributes: [] };
-}
-function z_60(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", name: "", value: "" };
-}
-function z_61(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", key: "" };
-}
-function z_62(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Header", headerName: "" };
-}
-function z_63(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", name: "" };
-}
-function z_64(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.MaxStreamDuration" };
-}
-function z_65(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", cluster: "", clusterHeader: "", disableShadowHostSuffixAppend: false };
-}
-function z_66(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig", upgradeType: "" };
-}
-function z_67(): any {
-  return { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", allowPost: false };
-}
-function z_3(): any {
-  return { $typeName: "envoy.config.route.v3.RouteConfiguration", name: "", virtualHosts: [], internalOnlyHeaders: [], responseHeadersToAdd: [], responseHeadersToRemove: [], requestHeadersToAdd: [], requestHeadersToRemove: [], mostSpecificHeaderMutationsWins: false, clusterSpecifierPlugins: [], requestMirrorPolicies: [], ignorePortInHostMatching: false, ignorePathParametersInPathMatching: false, typedPerFilterConfig: {} };
-}
-function z_68(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch", pathSpecifier: { case: undefined }, headers: [], queryParameters: [], dynamicMetadata: [] };
-}
-function z_69(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.ConnectMatcher" };
-}
-function z_6a(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions" };
-}
-function z_6b(): any {
-  return { $typeName: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions" };
-}
-function z_6c(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration", onDemand: false, name: "", routeConfigurationName: "" };
-}
-function z_6d(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key", fragments: [] };
-}
-function z_6e(): any {
-  return { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", type: { case: undefined } };
-}
-function z_6f(): any {
-  return { $typeName: "envoy.config.route.v3.Tracing", customTags: [] };
-}
-function z_6g(): any {
-  return { $typeName: "envoy.config.route.v3.Vhds" };
-}
-function z_6h(): any {
-  return { $typeName: "envoy.config.route.v3.VirtualCluster", headers: [], name: "" };
-}
-function z_6i(): any {
-  return { $typeName: "envoy.config.route.v3.VirtualHost", name: "", domains: [], routes: [], requireTls: 0, virtualClusters: [], rateLimits: [], requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, includeRequestAttemptCount: false, includeAttemptCountInResponse: false, includeIsTimeoutRetryHeader: false, requestMirrorPolicies: [] };
-}
-function z_6j(): any {
-  return { $typeName: "envoy.config.route.v3.WeightedCluster", clusters: [], runtimeKeyPrefix: "", randomValueSpecifier: { case: undefined } };
-}
-function z_6k(): any {
-  return { $typeName: "envoy.config.route.v3.WeightedCluster.ClusterWeight", name: "", clusterHeader: "", requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, hostRewriteSpecifier: { case: undefined } };
-}
-function z_6l(): any {
-  return { $typeName: "envoy.config.trace.v3.Tracing.Http", name: "", configType: { case: undefined } };
-}
-function z_6m(): any {
-  return { $typeName: "envoy.extensions.filters.common.fault.v3.FaultDelay", faultDelaySecifier: { case: undefined } };
-}
-function z_6n(): any {
-  return { $typeName: "envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay" };
-}
-function z_6o(): any {
-  return { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit", limitType: { case: undefined } };
-}
-function z_6p(): any {
-  return { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit.FixedLimit", limitKbps: 0n };
-}
-function z_6q(): any {
-  return { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit.HeaderLimit" };
-}
-function z_6r(): any {
-  return { $typeName: "envoy.extensions.filters.http.fault.v3.FaultAbort", errorType: { case: undefined } };
-}
-function z_6s(): any {
-  return { $typeName: "envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort" };
-}
-function z_i(): any {
-  return { $typeName: "envoy.extensions.filters.http.fault.v3.HTTPFault", upstreamCluster: "", headers: [], downstreamNodes: [], delayPercentRuntime: "", abortPercentRuntime: "", delayDurationRuntime: "", abortHttpStatusRuntime: "", maxActiveFaultsRuntime: "", responseRateLimitPercentRuntime: "", abortGrpcStatusRuntime: "", disableDownstreamClusterStats: false };
-}
-function z_h(): any {
-  return { $typeName: "envoy.extensions.filters.http.rbac.v3.RBAC", rulesStatPrefix: "", shadowRulesStatPrefix: "", trackPerRuleStats: false };
-}
-function z_a(): any {
-  return { $typeName: "envoy.extensions.filters.http.router.v3.Router", startChildSpan: false, upstreamLog: [], suppressEnvoyHeaders: false, strictCheckHeaders: [], respectExpectedRqTimeout: false, suppressGrpcRequestFailureCodeStats: false, upstreamHttpFilters: [] };
-}
-function z_6t(): any {
-  return { $typeName: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", flushUpstreamLogOnUpstreamStream: false };
-}
-function z_9(): any {
-  return { $typeName: "envoy.extensions.filters.http.wasm.v3.Wasm" };
-}
-function z_7(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", codecType: 0, statPrefix: "", routeSpecifier: { case: undefined }, httpFilters: [], serverName: "", serverHeaderTransformation: 0, accessLog: [], flushAccessLogOnNewRequest: false, xffNumTrustedHops: 0, originalIpDetectionExtensions: [], earlyHeaderMutationExtensions: [], skipXffAppend: false, via: "", preserveExternalRequestId: false, alwaysSetRequestIdInResponse: false, forwardClientCertDetails: 0, proxy100Continue: false, representIpv4RemoteAddressAsIpv4MappedIpv6: false, upgradeConfigs: [], mergeSlashes: false, pathWithEscapedSlashesAction: 0, stripMatchingHostPort: false, stripPortMode: { case: undefined }, stripTrailingHostDot: false, appendXForwardedPort: false, appendLocalOverload: false };
-}
-function z_6u(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", flushAccessLogOnNewRequest: false, flushLogOnTunnelSuccessfullyEstablished: false };
-}
-function z_6v(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", unixSockets: false, cidrRanges: [] };
-}
-function z_6w(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions" };
-}
-function z_6x(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", removeDetails: false, removeConnectionTerminationDetails: false, removeResponseFlags: false, setRecommendedResponseCode: false, proxyName: { case: undefined } };
-}
-function z_6y(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", cert: false, chain: false, dns: false, uri: false };
-}
-function z_6z(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", verbose: false, customTags: [] };
-}
-function z_70(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", upgradeType: "", filters: [] };
-}
-function z_71(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", name: "", configType: { case: undefined }, isOptional: false, disabled: false };
-}
-function z_72(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", mappers: [] };
-}
-function z_73(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", routeConfigName: "" };
-}
-function z_74(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension" };
-}
-function z_75(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", headersToAdd: [] };
-}
-function z_76(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", srdsResourcesLocator: "" };
-}
-function z_77(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", scopedRouteConfigurations: [] };
-}
-function z_78(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", name: "", configSpecifier: { case: undefined } };
-}
-function z_79(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", fragments: [] };
-}
-function z_7a(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", type: { case: undefined } };
-}
-function z_7b(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", name: "", elementSeparator: "", extractType: { case: undefined } };
-}
-function z_7c(): any {
-  return { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", separator: "", key: "" };
-}
-function z_8(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", statPrefix: "", clusterSpecifier: { case: undefined }, accessLog: [], hashPolicy: [], flushAccessLogOnConnected: false };
-}
-function z_7d(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", resourcesLocator: "" };
-}
-function z_7e(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", flushAccessLogOnConnected: false };
-}
-function z_7f(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", hostname: "", usePost: false, headersToAdd: [], propagateResponseHeaders: false, postPath: "", propagateResponseTrailers: false };
-}
-function z_7g(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", clusters: [] };
-}
-function z_7h(): any {
-  return { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", name: "", weight: 0 };
-}
-function z_7i(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.CapabilityRestrictionConfig", allowedCapabilities: {} };
-}
-function z_7j(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.EnvironmentVariables", hostEnvKeys: [], keyValues: {} };
-}
-function z_7k(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.PluginConfig", name: "", rootId: "", vm: { case: undefined }, failOpen: false };
-}
-function z_7l(): any {
+function z_85(): any {
   return { $typeName: "envoy.extensions.wasm.v3.SanitizationConfig" };
-}
-function z_7m(): any {
-  return { $typeName: "envoy.extensions.wasm.v3.VmConfig", vmId: "", runtime: "", allowPrecompiled: false, nackOnCodeCacheMiss: false };
 }
 function z_k(): any {
   return { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryRequest", typeUrl: "", resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], resourceLocatorsSubscribe: [], resourceLocatorsUnsubscribe: [], initialResourceVersions: {}, responseNonce: "" };
 }
-function z_1(): any {
-  return { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryResponse", systemVersionInfo: "", resources: [], typeUrl: "", removedResources: [], removedResourceNames: [], nonce: "" };
-}
 function z_j(): any {
   return { $typeName: "envoy.service.discovery.v3.DiscoveryRequest", versionInfo: "", resourceNames: [], resourceLocators: [], typeUrl: "", responseNonce: "" };
 }
-function z_0(): any {
-  return { $typeName: "envoy.service.discovery.v3.DiscoveryResponse", versionInfo: "", resources: [], canary: false, typeUrl: "", nonce: "" };
-}
-function z_7n(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints", type: { case: undefined } };
-}
-function z_7o(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList", constraints: [] };
-}
-function z_7p(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint", key: "", constraintType: { case: undefined } };
-}
-function z_7q(): any {
-  return { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists" };
-}
-function z_7r(): any {
-  return { $typeName: "envoy.service.discovery.v3.Resource", name: "", aliases: [], version: "" };
-}
-function z_7s(): any {
-  return { $typeName: "envoy.service.discovery.v3.Resource.CacheControl", doNotCache: false };
-}
-function z_7t(): any {
-  return { $typeName: "envoy.service.discovery.v3.ResourceLocator", name: "", dynamicParameters: {} };
-}
-function z_7u(): any {
-  return { $typeName: "envoy.service.discovery.v3.ResourceName", name: "" };
-}
-function z_7v(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation", operations: [] };
-}
-function z_7w(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation", operationSpecifier: { case: undefined } };
-}
-function z_7x(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes" };
-}
-function z_7y(): any {
-  return { $typeName: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986" };
-}
-function z_7z(): any {
-  return { $typeName: "envoy.type.matcher.v3.DoubleMatcher", matchPattern: { case: undefined } };
-}
-function z_80(): any {
-  return { $typeName: "envoy.type.matcher.v3.FilterStateMatcher", key: "", matcher: { case: undefined } };
-}
-function z_81(): any {
-  return { $typeName: "envoy.type.matcher.v3.ListMatcher", matchPattern: { case: undefined } };
-}
-function z_82(): any {
-  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher", filter: "", path: [], invert: false };
-}
-function z_83(): any {
-  return { $typeName: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", segment: { case: undefined } };
-}
-function z_84(): any {
-  return { $typeName: "envoy.type.matcher.v3.OrMatcher", valueMatchers: [] };
-}
-function z_85(): any {
-  return { $typeName: "envoy.type.matcher.v3.PathMatcher", rule: { case: undefined } };
-}
-function z_86(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatchAndSubstitute", substitution: "" };
-}
-function z_87(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
-}
-function z_88(): any {
-  return { $typeName: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2" };
-}
-function z_89(): any {
-  return { $typeName: "envoy.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
-}
-function z_8a(): any {
-  return { $typeName: "envoy.type.matcher.v3.ValueMatcher", matchPattern: { case: undefined } };
-}
-function z_8b(): any {
-  return { $typeName: "envoy.type.matcher.v3.ValueMatcher.NullMatch" };
-}
-function z_8c(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKey", key: "", path: [] };
-}
-function z_8d(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKey.PathSegment", segment: { case: undefined } };
-}
-function z_8e(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind", kind: { case: undefined } };
-}
-function z_8f(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Cluster" };
-}
-function z_8g(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Host" };
-}
-function z_8h(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Request" };
-}
-function z_8i(): any {
-  return { $typeName: "envoy.type.metadata.v3.MetadataKind.Route" };
-}
-function z_8j(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag", tag: "", type: { case: undefined } };
-}
-function z_8k(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Environment", name: "", defaultValue: "" };
-}
-function z_8l(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Header", name: "", defaultValue: "" };
-}
-function z_8m(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Literal", value: "" };
-}
-function z_8n(): any {
-  return { $typeName: "envoy.type.tracing.v3.CustomTag.Metadata", defaultValue: "" };
-}
-function z_8o(): any {
-  return { $typeName: "envoy.type.v3.DoubleRange", start: 0, end: 0 };
-}
-function z_8p(): any {
-  return { $typeName: "envoy.type.v3.FractionalPercent", numerator: 0, denominator: 0 };
-}
-function z_8q(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy", policySpecifier: { case: undefined } };
-}
-function z_8r(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy.FilterState", key: "" };
-}
-function z_8s(): any {
-  return { $typeName: "envoy.type.v3.HashPolicy.SourceIp" };
-}
-function z_8t(): any {
-  return { $typeName: "envoy.type.v3.Int32Range", start: 0, end: 0 };
-}
-function z_8u(): any {
-  return { $typeName: "envoy.type.v3.Int64Range", start: 0n, end: 0n };
-}
-function z_8v(): any {
-  return { $typeName: "envoy.type.v3.Percent", value: 0 };
-}
-function z_8w(): any {
-  return { $typeName: "envoy.type.v3.SemanticVersion", majorNumber: 0, minorNumber: 0, patch: 0 };
-}
-function z_8x(): any {
-  return { $typeName: "google.api.expr.v1alpha1.CheckedExpr", referenceMap: {}, typeMap: {} };
-}
-function z_8y(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Constant", constantKind: { case: undefined } };
-}
-function z_8z(): any {
+function z_59(): any {
   return { $typeName: "google.api.expr.v1alpha1.Expr", id: 0n, exprKind: { case: undefined } };
 }
-function z_90(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.Call", function: "", args: [] };
-}
-function z_91(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.Comprehension", iterVar: "", accuVar: "" };
-}
-function z_92(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.CreateList", elements: [] };
-}
-function z_93(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.CreateStruct", messageName: "", entries: [] };
-}
 function z_94(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.CreateStruct.Entry", id: 0n, keyKind: { case: undefined } };
-}
-function z_95(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.Ident", name: "" };
-}
-function z_96(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Expr.Select", field: "", testOnly: false };
-}
-function z_97(): any {
   return { $typeName: "google.api.expr.v1alpha1.Reference", name: "", overloadId: [] };
 }
-function z_98(): any {
-  return { $typeName: "google.api.expr.v1alpha1.SourceInfo", syntaxVersion: "", location: "", lineOffsets: [], positions: {}, macroCalls: {} };
-}
-function z_99(): any {
+function z_95(): any {
   return { $typeName: "google.api.expr.v1alpha1.Type", typeKind: { case: undefined } };
 }
-function z_9a(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Type.AbstractType", name: "", parameterTypes: [] };
-}
-function z_9b(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Type.FunctionType", argTypes: [] };
-}
-function z_9c(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Type.ListType" };
-}
-function z_9d(): any {
-  return { $typeName: "google.api.expr.v1alpha1.Type.MapType" };
-}
-function z_9e(): any {
+function z_p(): any {
   return { $typeName: "google.protobuf.Any", typeUrl: "", value: new Uint8Array(0) };
 }
-function z_9f(): any {
-  return { $typeName: "google.protobuf.BoolValue", value: false };
-}
-function z_9g(): any {
-  return { $typeName: "google.protobuf.DoubleValue", value: 0 };
-}
-function z_9h(): any {
-  return { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 0 };
-}
-function z_9i(): any {
-  return { $typeName: "google.protobuf.Empty" };
-}
-function z_9j(): any {
-  return { $typeName: "google.protobuf.ListValue", values: [] };
-}
-function z_d(): any {
-  return { $typeName: "google.protobuf.StringValue", value: "" };
-}
-function z_o(): any {
-  return { $typeName: "google.protobuf.Struct", fields: {} };
-}
 function z_9k(): any {
-  return { $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 };
-}
-function z_9l(): any {
-  return { $typeName: "google.protobuf.UInt32Value", value: 0 };
-}
-function z_9m(): any {
-  return { $typeName: "google.protobuf.UInt64Value", value: 0n };
-}
-function z_9n(): any {
   return { $typeName: "google.protobuf.Value", kind: { case: undefined } };
 }
 function z_n(): any {
   return { $typeName: "google.rpc.Status", code: 0, message: "", details: [] };
 }
-function z_9o(): any {
-  return { $typeName: "istio.security.Address", address: new Uint8Array(0), length: 0 };
-}
-function z_f(): any {
-  return { $typeName: "istio.security.Authorization", name: "", namespace: "", scope: 0, action: 0, rules: [], dryRun: false, extensions: [] };
-}
-function z_9p(): any {
-  return { $typeName: "istio.security.Clause", matches: [] };
-}
-function z_9q(): any {
-  return { $typeName: "istio.security.Extension", name: "" };
-}
-function z_9r(): any {
-  return { $typeName: "istio.security.Match", namespaces: [], notNamespaces: [], principals: [], notPrincipals: [], sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [], serviceAccounts: [], notServiceAccounts: [], extensions: [] };
-}
-function z_9s(): any {
-  return { $typeName: "istio.security.Rule", clauses: [] };
-}
-function z_9t(): any {
-  return { $typeName: "istio.security.ServiceAccountMatch", namespace: "", serviceAccount: "" };
-}
-function z_9u(): any {
-  return { $typeName: "istio.security.StringMatch", matchType: { case: undefined } };
-}
-function z_l(): any {
-  return { $typeName: "istio.v1.auth.IstioCertificateRequest", csr: "", validityDuration: 0n };
-}
-function z_g(): any {
-  return { $typeName: "istio.v1.auth.IstioCertificateResponse", certChain: [] };
-}
-function z_e(): any {
-  return { $typeName: "istio.workload.Address", type: { case: undefined } };
-}
-function z_9v(): any {
-  return { $typeName: "istio.workload.ApplicationTunnel", protocol: 0, port: 0 };
-}
-function z_9w(): any {
-  return { $typeName: "istio.workload.Extension", name: "" };
-}
-function z_9x(): any {
-  return { $typeName: "istio.workload.GatewayAddress", destination: { case: undefined }, hboneMtlsPort: 0 };
-}
-function z_9y(): any {
-  return { $typeName: "istio.workload.LoadBalancing", routingPreference: [], mode: 0, healthPolicy: 0 };
-}
-function z_9z(): any {
-  return { $typeName: "istio.workload.Locality", region: "", zone: "", subzone: "" };
-}
-function z_a0(): any {
-  return { $typeName: "istio.workload.NamespacedHostname", namespace: "", hostname: "" };
-}
-function z_a1(): any {
-  return { $typeName: "istio.workload.NetworkAddress", network: "", address: new Uint8Array(0) };
-}
-function z_a2(): any {
-  return { $typeName: "istio.workload.Port", servicePort: 0, targetPort: 0, appProtocol: 0 };
-}
-function z_a3(): any {
+function z_a4(): any {
   return { $typeName: "istio.workload.PortList", ports: [] };
 }
-function z_a4(): any {
-  return { $typeName: "istio.workload.Service", name: "", namespace: "", hostname: "", addresses: [], ports: [], subjectAltNames: [], ipFamilies: 0, extensions: [], canonical: false, ingressUseWaypoint: false, weightedWaypoints: [], visibility: 0 };
-}
-function z_a5(): any {
-  return { $typeName: "istio.workload.WeightedWaypoint", weight: 0 };
-}
-function z_a6(): any {
-  return { $typeName: "istio.workload.Workload", uid: "", name: "", namespace: "", addresses: [], hostname: "", network: "", tunnelProtocol: 0, trustDomain: "", serviceAccount: "", node: "", canonicalName: "", canonicalRevision: "", workloadType: 0, workloadName: "", nativeTunnel: false, services: {}, authorizationPolicies: [], status: 0, clusterId: "", networkMode: 0, extensions: [] };
-}
-function z_c(): any {
-  return { $typeName: "udpa.type.v1.TypedStruct", typeUrl: "" };
-}
-function z_a7(): any {
-  return { $typeName: "xds.core.v3.Authority", name: "" };
-}
 function z_a8(): any {
-  return { $typeName: "xds.core.v3.ContextParams", params: {} };
-}
-function z_a9(): any {
-  return { $typeName: "xds.core.v3.TypedExtensionConfig", name: "" };
-}
-function z_aa(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher", matcherType: { case: undefined } };
-}
-function z_ab(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList", matchers: [] };
-}
-function z_ac(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher" };
-}
-function z_ad(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", matchType: { case: undefined } };
-}
-function z_ae(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", predicate: [] };
-}
-function z_af(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", matcher: { case: undefined } };
-}
-function z_ag(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree", treeType: { case: undefined } };
-}
-function z_ah(): any {
-  return { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", map: {} };
-}
-function z_ai(): any {
   return { $typeName: "xds.type.matcher.v3.Matcher.OnMatch", onMatch: { case: undefined } };
-}
-function z_aj(): any {
-  return { $typeName: "xds.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" };
-}
-function z_ak(): any {
-  return { $typeName: "xds.type.matcher.v3.RegexMatcher.GoogleRE2" };
-}
-function z_al(): any {
-  return { $typeName: "xds.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false };
-}
-function z_b(): any {
-  return { $typeName: "xds.type.v3.TypedStruct", typeUrl: "" };
 }
 
 // envoy.config.accesslog.v3.AccessLog
-function d_p(r: Reader, end: number, depth: number, m: any = z_p()): any {
+function d_q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.AccessLog", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.filter = d_q(r, r.delimited(end), depth, m.filter); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.filter = d_o(r, r.delimited(end), depth, m.filter); break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1387,24 +286,24 @@ function d_p(r: Reader, end: number, depth: number, m: any = z_p()): any {
   return m;
 }
 // envoy.config.accesslog.v3.AccessLogFilter
-function d_q(r: Reader, end: number, depth: number, m: any = z_q()): any {
+function d_o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.AccessLogFilter", filterSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filterSpecifier = { case: "statusCodeFilter", value: d_13(r, r.delimited(end), depth, (m.filterSpecifier.case === "statusCodeFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.filterSpecifier = { case: "durationFilter", value: d_t(r, r.delimited(end), depth, (m.filterSpecifier.case === "durationFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.filterSpecifier = { case: "notHealthCheckFilter", value: d_z(r, r.delimited(end), depth, (m.filterSpecifier.case === "notHealthCheckFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.filterSpecifier = { case: "traceableFilter", value: d_14(r, r.delimited(end), depth, (m.filterSpecifier.case === "traceableFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.filterSpecifier = { case: "runtimeFilter", value: d_12(r, r.delimited(end), depth, (m.filterSpecifier.case === "runtimeFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.filterSpecifier = { case: "andFilter", value: d_r(r, r.delimited(end), depth, (m.filterSpecifier.case === "andFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.filterSpecifier = { case: "orFilter", value: d_10(r, r.delimited(end), depth, (m.filterSpecifier.case === "orFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 8: wt(t, 2); m.filterSpecifier = { case: "headerFilter", value: d_w(r, r.delimited(end), depth, (m.filterSpecifier.case === "headerFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 9: wt(t, 2); m.filterSpecifier = { case: "responseFlagFilter", value: d_11(r, r.delimited(end), depth, (m.filterSpecifier.case === "responseFlagFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.filterSpecifier = { case: "grpcStatusFilter", value: d_v(r, r.delimited(end), depth, (m.filterSpecifier.case === "grpcStatusFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 11: wt(t, 2); m.filterSpecifier = { case: "extensionFilter", value: d_u(r, r.delimited(end), depth, (m.filterSpecifier.case === "extensionFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 12: wt(t, 2); m.filterSpecifier = { case: "metadataFilter", value: d_y(r, r.delimited(end), depth, (m.filterSpecifier.case === "metadataFilter" ? m.filterSpecifier.value : undefined)) }; break;
-      case 13: wt(t, 2); m.filterSpecifier = { case: "logTypeFilter", value: d_x(r, r.delimited(end), depth, (m.filterSpecifier.case === "logTypeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.filterSpecifier = { case: "statusCodeFilter", value: d_r(r, r.delimited(end), depth, (m.filterSpecifier.case === "statusCodeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.filterSpecifier = { case: "durationFilter", value: d_s(r, r.delimited(end), depth, (m.filterSpecifier.case === "durationFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.filterSpecifier = { case: "notHealthCheckFilter", value: d_t(r, r.delimited(end), depth, (m.filterSpecifier.case === "notHealthCheckFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.filterSpecifier = { case: "traceableFilter", value: d_u(r, r.delimited(end), depth, (m.filterSpecifier.case === "traceableFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.filterSpecifier = { case: "runtimeFilter", value: d_v(r, r.delimited(end), depth, (m.filterSpecifier.case === "runtimeFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.filterSpecifier = { case: "andFilter", value: d_w(r, r.delimited(end), depth, (m.filterSpecifier.case === "andFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.filterSpecifier = { case: "orFilter", value: d_x(r, r.delimited(end), depth, (m.filterSpecifier.case === "orFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 8: wt(t, 2); m.filterSpecifier = { case: "headerFilter", value: d_y(r, r.delimited(end), depth, (m.filterSpecifier.case === "headerFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 9: wt(t, 2); m.filterSpecifier = { case: "responseFlagFilter", value: d_z(r, r.delimited(end), depth, (m.filterSpecifier.case === "responseFlagFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.filterSpecifier = { case: "grpcStatusFilter", value: d_10(r, r.delimited(end), depth, (m.filterSpecifier.case === "grpcStatusFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.filterSpecifier = { case: "extensionFilter", value: d_11(r, r.delimited(end), depth, (m.filterSpecifier.case === "extensionFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 12: wt(t, 2); m.filterSpecifier = { case: "metadataFilter", value: d_12(r, r.delimited(end), depth, (m.filterSpecifier.case === "metadataFilter" ? m.filterSpecifier.value : undefined)) }; break;
+      case 13: wt(t, 2); m.filterSpecifier = { case: "logTypeFilter", value: d_13(r, r.delimited(end), depth, (m.filterSpecifier.case === "logTypeFilter" ? m.filterSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1412,12 +311,12 @@ function d_q(r: Reader, end: number, depth: number, m: any = z_q()): any {
   return m;
 }
 // envoy.config.accesslog.v3.AndFilter
-function d_r(r: Reader, end: number, depth: number, m: any = z_r()): any {
+function d_w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.AndFilter", filters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filters.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.filters.push(d_o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1425,13 +324,13 @@ function d_r(r: Reader, end: number, depth: number, m: any = z_r()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ComparisonFilter
-function d_s(r: Reader, end: number, depth: number, m: any = z_s()): any {
+function d_15(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.ComparisonFilter", op: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.op = r.int32(); break;
-      case 2: wt(t, 2); m.value = d_3r(r, r.delimited(end), depth, m.value); break;
+      case 2: wt(t, 2); m.value = d_14(r, r.delimited(end), depth, m.value); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1439,12 +338,12 @@ function d_s(r: Reader, end: number, depth: number, m: any = z_s()): any {
   return m;
 }
 // envoy.config.accesslog.v3.DurationFilter
-function d_t(r: Reader, end: number, depth: number, m: any = z_t()): any {
+function d_s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.DurationFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.comparison = d_s(r, r.delimited(end), depth, m.comparison); break;
+      case 1: wt(t, 2); m.comparison = d_15(r, r.delimited(end), depth, m.comparison); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1452,13 +351,13 @@ function d_t(r: Reader, end: number, depth: number, m: any = z_t()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ExtensionFilter
-function d_u(r: Reader, end: number, depth: number, m: any = z_u()): any {
+function d_11(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.ExtensionFilter", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1466,7 +365,7 @@ function d_u(r: Reader, end: number, depth: number, m: any = z_u()): any {
   return m;
 }
 // envoy.config.accesslog.v3.GrpcStatusFilter
-function d_v(r: Reader, end: number, depth: number, m: any = z_v()): any {
+function d_10(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.GrpcStatusFilter", statuses: [], exclude: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1480,12 +379,12 @@ function d_v(r: Reader, end: number, depth: number, m: any = z_v()): any {
   return m;
 }
 // envoy.config.accesslog.v3.HeaderFilter
-function d_w(r: Reader, end: number, depth: number, m: any = z_w()): any {
+function d_y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.HeaderFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.header = d_55(r, r.delimited(end), depth, m.header); break;
+      case 1: wt(t, 2); m.header = d_16(r, r.delimited(end), depth, m.header); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1493,7 +392,7 @@ function d_w(r: Reader, end: number, depth: number, m: any = z_w()): any {
   return m;
 }
 // envoy.config.accesslog.v3.LogTypeFilter
-function d_x(r: Reader, end: number, depth: number, m: any = z_x()): any {
+function d_13(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.LogTypeFilter", types: [], exclude: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1507,13 +406,13 @@ function d_x(r: Reader, end: number, depth: number, m: any = z_x()): any {
   return m;
 }
 // envoy.config.accesslog.v3.MetadataFilter
-function d_y(r: Reader, end: number, depth: number, m: any = z_y()): any {
+function d_12(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.MetadataFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matcher = d_82(r, r.delimited(end), depth, m.matcher); break;
-      case 2: wt(t, 2); m.matchIfKeyNotFound = uw(d_9f, r, end, depth, m.matchIfKeyNotFound, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.matcher = d_17(r, r.delimited(end), depth, m.matcher); break;
+      case 2: wt(t, 2); m.matchIfKeyNotFound = uw(d_18, r, end, depth, m.matchIfKeyNotFound, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1521,7 +420,7 @@ function d_y(r: Reader, end: number, depth: number, m: any = z_y()): any {
   return m;
 }
 // envoy.config.accesslog.v3.NotHealthCheckFilter
-function d_z(r: Reader, end: number, depth: number, m: any = z_z()): any {
+function d_t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.NotHealthCheckFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1534,12 +433,12 @@ function d_z(r: Reader, end: number, depth: number, m: any = z_z()): any {
   return m;
 }
 // envoy.config.accesslog.v3.OrFilter
-function d_10(r: Reader, end: number, depth: number, m: any = z_10()): any {
+function d_x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.OrFilter", filters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.filters.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.filters.push(d_o(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1547,7 +446,7 @@ function d_10(r: Reader, end: number, depth: number, m: any = z_10()): any {
   return m;
 }
 // envoy.config.accesslog.v3.ResponseFlagFilter
-function d_11(r: Reader, end: number, depth: number, m: any = z_11()): any {
+function d_z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.ResponseFlagFilter", flags: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1560,13 +459,13 @@ function d_11(r: Reader, end: number, depth: number, m: any = z_11()): any {
   return m;
 }
 // envoy.config.accesslog.v3.RuntimeFilter
-function d_12(r: Reader, end: number, depth: number, m: any = z_12()): any {
+function d_v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.RuntimeFilter", runtimeKey: "", useIndependentRandomness: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.runtimeKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.percentSampled = d_8p(r, r.delimited(end), depth, m.percentSampled); break;
+      case 2: wt(t, 2); m.percentSampled = d_19(r, r.delimited(end), depth, m.percentSampled); break;
       case 3: wt(t, 0); m.useIndependentRandomness = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1575,12 +474,12 @@ function d_12(r: Reader, end: number, depth: number, m: any = z_12()): any {
   return m;
 }
 // envoy.config.accesslog.v3.StatusCodeFilter
-function d_13(r: Reader, end: number, depth: number, m: any = z_13()): any {
+function d_r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.StatusCodeFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.comparison = d_s(r, r.delimited(end), depth, m.comparison); break;
+      case 1: wt(t, 2); m.comparison = d_15(r, r.delimited(end), depth, m.comparison); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1588,7 +487,7 @@ function d_13(r: Reader, end: number, depth: number, m: any = z_13()): any {
   return m;
 }
 // envoy.config.accesslog.v3.TraceableFilter
-function d_14(r: Reader, end: number, depth: number, m: any = z_14()): any {
+function d_u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.accesslog.v3.TraceableFilter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1601,13 +500,13 @@ function d_14(r: Reader, end: number, depth: number, m: any = z_14()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers
-function d_15(r: Reader, end: number, depth: number, m: any = z_15()): any {
+function d_1b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.CircuitBreakers", thresholds: [], perHostThresholds: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.thresholds.push(d_16(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.perHostThresholds.push(d_16(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.thresholds.push(d_1a(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.perHostThresholds.push(d_1a(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1615,19 +514,19 @@ function d_15(r: Reader, end: number, depth: number, m: any = z_15()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers.Thresholds
-function d_16(r: Reader, end: number, depth: number, m: any = z_16()): any {
+function d_1a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", priority: 0, trackRemaining: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.priority = r.int32(); break;
-      case 2: wt(t, 2); m.maxConnections = uw(d_9l, r, end, depth, m.maxConnections, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.maxPendingRequests = uw(d_9l, r, end, depth, m.maxPendingRequests, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.maxRequests = uw(d_9l, r, end, depth, m.maxRequests, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.maxRetries = uw(d_9l, r, end, depth, m.maxRetries, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.retryBudget = d_17(r, r.delimited(end), depth, m.retryBudget); break;
+      case 2: wt(t, 2); m.maxConnections = uw(d_1c, r, end, depth, m.maxConnections, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.maxPendingRequests = uw(d_1c, r, end, depth, m.maxPendingRequests, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.maxRequests = uw(d_1c, r, end, depth, m.maxRequests, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.maxRetries = uw(d_1c, r, end, depth, m.maxRetries, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.retryBudget = d_1d(r, r.delimited(end), depth, m.retryBudget); break;
       case 6: wt(t, 0); m.trackRemaining = r.bool(); break;
-      case 7: wt(t, 2); m.maxConnectionPools = uw(d_9l, r, end, depth, m.maxConnectionPools, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.maxConnectionPools = uw(d_1c, r, end, depth, m.maxConnectionPools, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1635,13 +534,13 @@ function d_16(r: Reader, end: number, depth: number, m: any = z_16()): any {
   return m;
 }
 // envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget
-function d_17(r: Reader, end: number, depth: number, m: any = z_17()): any {
+function d_1d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.budgetPercent = d_8v(r, r.delimited(end), depth, m.budgetPercent); break;
-      case 2: wt(t, 2); m.minRetryConcurrency = uw(d_9l, r, end, depth, m.minRetryConcurrency, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.budgetPercent = d_1e(r, r.delimited(end), depth, m.budgetPercent); break;
+      case 2: wt(t, 2); m.minRetryConcurrency = uw(d_1c, r, end, depth, m.minRetryConcurrency, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1649,62 +548,62 @@ function d_17(r: Reader, end: number, depth: number, m: any = z_17()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster
-function d_4(r: Reader, end: number, depth: number, m: any = z_4()): any {
+function d_4(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster", transportSocketMatches: [], name: "", altStatName: "", clusterDiscoveryType: { case: undefined }, lbPolicy: 0, healthChecks: [], typedExtensionProtocolOptions: {}, respectDnsTtl: false, dnsLookupFamily: 0, dnsResolvers: [], useTcpForDnsLookups: false, lbConfig: { case: undefined }, protocolSelection: 0, closeConnectionsOnHostHealthFailure: false, ignoreHealthOnHostRemoval: false, filters: [], lrsReportEndpointMetrics: [], trackTimeoutBudgets: false, connectionPoolPerDownstreamConnection: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 43: wt(t, 2); m.transportSocketMatches.push(d_1o(r, r.delimited(end), depth, undefined)); break;
+      case 43: wt(t, 2); m.transportSocketMatches.push(d_1f(r, r.delimited(end), depth, undefined)); break;
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 28: wt(t, 2); m.altStatName = r.string(end, true); break;
       case 2: wt(t, 0); m.clusterDiscoveryType = { case: "type", value: r.int32() }; break;
-      case 38: wt(t, 2); m.clusterDiscoveryType = { case: "clusterType", value: d_1c(r, r.delimited(end), depth, (m.clusterDiscoveryType.case === "clusterType" ? m.clusterDiscoveryType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.edsClusterConfig = d_1d(r, r.delimited(end), depth, m.edsClusterConfig); break;
-      case 4: wt(t, 2); m.connectTimeout = d_9h(r, r.delimited(end), depth, m.connectTimeout); break;
-      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_9l, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 38: wt(t, 2); m.clusterDiscoveryType = { case: "clusterType", value: d_1g(r, r.delimited(end), depth, (m.clusterDiscoveryType.case === "clusterType" ? m.clusterDiscoveryType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.edsClusterConfig = d_1h(r, r.delimited(end), depth, m.edsClusterConfig); break;
+      case 4: wt(t, 2); m.connectTimeout = d_1i(r, r.delimited(end), depth, m.connectTimeout); break;
+      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_1c, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
       case 6: wt(t, 0); m.lbPolicy = r.int32(); break;
       case 33: wt(t, 2); m.loadAssignment = d_5(r, r.delimited(end), depth, m.loadAssignment); break;
-      case 8: wt(t, 2); m.healthChecks.push(d_2t(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.maxRequestsPerConnection = uw(d_9l, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.circuitBreakers = d_15(r, r.delimited(end), depth, m.circuitBreakers); break;
-      case 46: wt(t, 2); m.upstreamHttpProtocolOptions = d_41(r, r.delimited(end), depth, m.upstreamHttpProtocolOptions); break;
-      case 29: wt(t, 2); m.commonHttpProtocolOptions = d_37(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
-      case 13: wt(t, 2); m.httpProtocolOptions = d_31(r, r.delimited(end), depth, m.httpProtocolOptions); break;
-      case 14: wt(t, 2); m.http2ProtocolOptions = d_34(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
-      case 36: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedExtensionProtocolOptions, String(k ?? ""), v ?? z_9e()); } break;
-      case 16: wt(t, 2); m.dnsRefreshRate = d_9h(r, r.delimited(end), depth, m.dnsRefreshRate); break;
-      case 44: wt(t, 2); m.dnsFailureRefreshRate = d_1k(r, r.delimited(end), depth, m.dnsFailureRefreshRate); break;
+      case 8: wt(t, 2); m.healthChecks.push(d_1j(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.maxRequestsPerConnection = uw(d_1c, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.circuitBreakers = d_1b(r, r.delimited(end), depth, m.circuitBreakers); break;
+      case 46: wt(t, 2); m.upstreamHttpProtocolOptions = d_1k(r, r.delimited(end), depth, m.upstreamHttpProtocolOptions); break;
+      case 29: wt(t, 2); m.commonHttpProtocolOptions = d_1l(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
+      case 13: wt(t, 2); m.httpProtocolOptions = d_1m(r, r.delimited(end), depth, m.httpProtocolOptions); break;
+      case 14: wt(t, 2); m.http2ProtocolOptions = d_1n(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
+      case 36: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedExtensionProtocolOptions, String(k ?? ""), v ?? z_p()); } break;
+      case 16: wt(t, 2); m.dnsRefreshRate = d_1i(r, r.delimited(end), depth, m.dnsRefreshRate); break;
+      case 44: wt(t, 2); m.dnsFailureRefreshRate = d_1o(r, r.delimited(end), depth, m.dnsFailureRefreshRate); break;
       case 39: wt(t, 0); m.respectDnsTtl = r.bool(); break;
       case 17: wt(t, 0); m.dnsLookupFamily = r.int32(); break;
-      case 18: wt(t, 2); m.dnsResolvers.push(d_1w(r, r.delimited(end), depth, undefined)); break;
+      case 18: wt(t, 2); m.dnsResolvers.push(d_1p(r, r.delimited(end), depth, undefined)); break;
       case 45: wt(t, 0); m.useTcpForDnsLookups = r.bool(); break;
-      case 53: wt(t, 2); m.dnsResolutionConfig = d_27(r, r.delimited(end), depth, m.dnsResolutionConfig); break;
+      case 53: wt(t, 2); m.dnsResolutionConfig = d_1q(r, r.delimited(end), depth, m.dnsResolutionConfig); break;
       case 55: wt(t, 2); m.typedDnsResolverConfig = d_6(r, r.delimited(end), depth, m.typedDnsResolverConfig); break;
-      case 54: wt(t, 2); m.waitForWarmOnInit = uw(d_9f, r, end, depth, m.waitForWarmOnInit, "google.protobuf.BoolValue"); break;
-      case 19: wt(t, 2); m.outlierDetection = d_1s(r, r.delimited(end), depth, m.outlierDetection); break;
-      case 20: wt(t, 2); m.cleanupInterval = d_9h(r, r.delimited(end), depth, m.cleanupInterval); break;
-      case 21: wt(t, 2); m.upstreamBindConfig = d_21(r, r.delimited(end), depth, m.upstreamBindConfig); break;
-      case 22: wt(t, 2); m.lbSubsetConfig = d_1e(r, r.delimited(end), depth, m.lbSubsetConfig); break;
-      case 23: wt(t, 2); m.lbConfig = { case: "ringHashLbConfig", value: d_1l(r, r.delimited(end), depth, (m.lbConfig.case === "ringHashLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 52: wt(t, 2); m.lbConfig = { case: "maglevLbConfig", value: d_1h(r, r.delimited(end), depth, (m.lbConfig.case === "maglevLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 34: wt(t, 2); m.lbConfig = { case: "originalDstLbConfig", value: d_1i(r, r.delimited(end), depth, (m.lbConfig.case === "originalDstLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 37: wt(t, 2); m.lbConfig = { case: "leastRequestLbConfig", value: d_1g(r, r.delimited(end), depth, (m.lbConfig.case === "leastRequestLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 56: wt(t, 2); m.lbConfig = { case: "roundRobinLbConfig", value: d_1m(r, r.delimited(end), depth, (m.lbConfig.case === "roundRobinLbConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 27: wt(t, 2); m.commonLbConfig = d_18(r, r.delimited(end), depth, m.commonLbConfig); break;
-      case 24: wt(t, 2); m.transportSocket = d_3z(r, r.delimited(end), depth, m.transportSocket); break;
-      case 25: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
+      case 54: wt(t, 2); m.waitForWarmOnInit = uw(d_18, r, end, depth, m.waitForWarmOnInit, "google.protobuf.BoolValue"); break;
+      case 19: wt(t, 2); m.outlierDetection = d_1r(r, r.delimited(end), depth, m.outlierDetection); break;
+      case 20: wt(t, 2); m.cleanupInterval = d_1i(r, r.delimited(end), depth, m.cleanupInterval); break;
+      case 21: wt(t, 2); m.upstreamBindConfig = d_1s(r, r.delimited(end), depth, m.upstreamBindConfig); break;
+      case 22: wt(t, 2); m.lbSubsetConfig = d_1t(r, r.delimited(end), depth, m.lbSubsetConfig); break;
+      case 23: wt(t, 2); m.lbConfig = { case: "ringHashLbConfig", value: d_1u(r, r.delimited(end), depth, (m.lbConfig.case === "ringHashLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 52: wt(t, 2); m.lbConfig = { case: "maglevLbConfig", value: d_1v(r, r.delimited(end), depth, (m.lbConfig.case === "maglevLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 34: wt(t, 2); m.lbConfig = { case: "originalDstLbConfig", value: d_1w(r, r.delimited(end), depth, (m.lbConfig.case === "originalDstLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 37: wt(t, 2); m.lbConfig = { case: "leastRequestLbConfig", value: d_1x(r, r.delimited(end), depth, (m.lbConfig.case === "leastRequestLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 56: wt(t, 2); m.lbConfig = { case: "roundRobinLbConfig", value: d_1y(r, r.delimited(end), depth, (m.lbConfig.case === "roundRobinLbConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 27: wt(t, 2); m.commonLbConfig = d_1z(r, r.delimited(end), depth, m.commonLbConfig); break;
+      case 24: wt(t, 2); m.transportSocket = d_20(r, r.delimited(end), depth, m.transportSocket); break;
+      case 25: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
       case 26: wt(t, 0); m.protocolSelection = r.int32(); break;
-      case 30: wt(t, 2); m.upstreamConnectionOptions = d_1u(r, r.delimited(end), depth, m.upstreamConnectionOptions); break;
+      case 30: wt(t, 2); m.upstreamConnectionOptions = d_22(r, r.delimited(end), depth, m.upstreamConnectionOptions); break;
       case 31: wt(t, 0); m.closeConnectionsOnHostHealthFailure = r.bool(); break;
       case 32: wt(t, 0); m.ignoreHealthOnHostRemoval = r.bool(); break;
-      case 40: wt(t, 2); m.filters.push(d_1p(r, r.delimited(end), depth, undefined)); break;
-      case 41: wt(t, 2); m.loadBalancingPolicy = d_1q(r, r.delimited(end), depth, m.loadBalancingPolicy); break;
-      case 42: wt(t, 2); m.lrsServer = d_24(r, r.delimited(end), depth, m.lrsServer); break;
+      case 40: wt(t, 2); m.filters.push(d_23(r, r.delimited(end), depth, undefined)); break;
+      case 41: wt(t, 2); m.loadBalancingPolicy = d_24(r, r.delimited(end), depth, m.loadBalancingPolicy); break;
+      case 42: wt(t, 2); m.lrsServer = d_25(r, r.delimited(end), depth, m.lrsServer); break;
       case 57: wt(t, 2); m.lrsReportEndpointMetrics.push(r.string(end, true)); break;
       case 47: wt(t, 0); m.trackTimeoutBudgets = r.bool(); break;
       case 48: wt(t, 2); m.upstreamConfig = d_6(r, r.delimited(end), depth, m.upstreamConfig); break;
-      case 49: wt(t, 2); m.trackClusterStats = d_1t(r, r.delimited(end), depth, m.trackClusterStats); break;
-      case 50: wt(t, 2); m.preconnectPolicy = d_1j(r, r.delimited(end), depth, m.preconnectPolicy); break;
+      case 49: wt(t, 2); m.trackClusterStats = d_26(r, r.delimited(end), depth, m.trackClusterStats); break;
+      case 50: wt(t, 2); m.preconnectPolicy = d_27(r, r.delimited(end), depth, m.preconnectPolicy); break;
       case 51: wt(t, 0); m.connectionPoolPerDownstreamConnection = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1713,19 +612,19 @@ function d_4(r: Reader, end: number, depth: number, m: any = z_4()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig
-function d_18(r: Reader, end: number, depth: number, m: any = z_18()): any {
+function d_1z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig", localityConfigSpecifier: { case: undefined }, ignoreNewHostsUntilFirstHc: false, closeConnectionsOnHostSetChange: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.healthyPanicThreshold = d_8v(r, r.delimited(end), depth, m.healthyPanicThreshold); break;
-      case 2: wt(t, 2); m.localityConfigSpecifier = { case: "zoneAwareLbConfig", value: d_1b(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "zoneAwareLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.localityConfigSpecifier = { case: "localityWeightedLbConfig", value: d_1a(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "localityWeightedLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.updateMergeWindow = d_9h(r, r.delimited(end), depth, m.updateMergeWindow); break;
+      case 1: wt(t, 2); m.healthyPanicThreshold = d_1e(r, r.delimited(end), depth, m.healthyPanicThreshold); break;
+      case 2: wt(t, 2); m.localityConfigSpecifier = { case: "zoneAwareLbConfig", value: d_28(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "zoneAwareLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.localityConfigSpecifier = { case: "localityWeightedLbConfig", value: d_29(r, r.delimited(end), depth, (m.localityConfigSpecifier.case === "localityWeightedLbConfig" ? m.localityConfigSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.updateMergeWindow = d_1i(r, r.delimited(end), depth, m.updateMergeWindow); break;
       case 5: wt(t, 0); m.ignoreNewHostsUntilFirstHc = r.bool(); break;
       case 6: wt(t, 0); m.closeConnectionsOnHostSetChange = r.bool(); break;
-      case 7: wt(t, 2); m.consistentHashingLbConfig = d_19(r, r.delimited(end), depth, m.consistentHashingLbConfig); break;
-      case 8: wt(t, 2); m.overrideHostStatus = d_30(r, r.delimited(end), depth, m.overrideHostStatus); break;
+      case 7: wt(t, 2); m.consistentHashingLbConfig = d_2a(r, r.delimited(end), depth, m.consistentHashingLbConfig); break;
+      case 8: wt(t, 2); m.overrideHostStatus = d_2b(r, r.delimited(end), depth, m.overrideHostStatus); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1733,13 +632,13 @@ function d_18(r: Reader, end: number, depth: number, m: any = z_18()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig
-function d_19(r: Reader, end: number, depth: number, m: any = z_19()): any {
+function d_2a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", useHostnameForHashing: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.useHostnameForHashing = r.bool(); break;
-      case 2: wt(t, 2); m.hashBalanceFactor = uw(d_9l, r, end, depth, m.hashBalanceFactor, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.hashBalanceFactor = uw(d_1c, r, end, depth, m.hashBalanceFactor, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1747,7 +646,7 @@ function d_19(r: Reader, end: number, depth: number, m: any = z_19()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig
-function d_1a(r: Reader, end: number, depth: number, m: any = z_1a()): any {
+function d_29(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1760,13 +659,13 @@ function d_1a(r: Reader, end: number, depth: number, m: any = z_1a()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig
-function d_1b(r: Reader, end: number, depth: number, m: any = z_1b()): any {
+function d_28(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", failTrafficOnPanic: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.routingEnabled = d_8v(r, r.delimited(end), depth, m.routingEnabled); break;
-      case 2: wt(t, 2); m.minClusterSize = uw(d_9m, r, end, depth, m.minClusterSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.routingEnabled = d_1e(r, r.delimited(end), depth, m.routingEnabled); break;
+      case 2: wt(t, 2); m.minClusterSize = uw(d_2c, r, end, depth, m.minClusterSize, "google.protobuf.UInt64Value"); break;
       case 3: wt(t, 0); m.failTrafficOnPanic = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1775,13 +674,13 @@ function d_1b(r: Reader, end: number, depth: number, m: any = z_1b()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.CustomClusterType
-function d_1c(r: Reader, end: number, depth: number, m: any = z_1c()): any {
+function d_1g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.CustomClusterType", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_9e(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_p(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1789,12 +688,12 @@ function d_1c(r: Reader, end: number, depth: number, m: any = z_1c()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.EdsClusterConfig
-function d_1d(r: Reader, end: number, depth: number, m: any = z_1d()): any {
+function d_1h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", serviceName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.edsConfig = d_24(r, r.delimited(end), depth, m.edsConfig); break;
+      case 1: wt(t, 2); m.edsConfig = d_25(r, r.delimited(end), depth, m.edsConfig); break;
       case 2: wt(t, 2); m.serviceName = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -1803,14 +702,14 @@ function d_1d(r: Reader, end: number, depth: number, m: any = z_1d()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LbSubsetConfig
-function d_1e(r: Reader, end: number, depth: number, m: any = z_1e()): any {
+function d_1t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", fallbackPolicy: 0, subsetSelectors: [], localityWeightAware: false, scaleLocalityWeight: false, panicModeAny: false, listAsAny: false, metadataFallbackPolicy: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.fallbackPolicy = r.int32(); break;
       case 2: wt(t, 2); m.defaultSubset = js(r, end, depth, m.defaultSubset); break;
-      case 3: wt(t, 2); m.subsetSelectors.push(d_1f(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.subsetSelectors.push(d_2d(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.localityWeightAware = r.bool(); break;
       case 5: wt(t, 0); m.scaleLocalityWeight = r.bool(); break;
       case 6: wt(t, 0); m.panicModeAny = r.bool(); break;
@@ -1823,7 +722,7 @@ function d_1e(r: Reader, end: number, depth: number, m: any = z_1e()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector
-function d_1f(r: Reader, end: number, depth: number, m: any = z_1f()): any {
+function d_2d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", keys: [], singleHostPerSubset: false, fallbackPolicy: 0, fallbackKeysSubset: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -1839,14 +738,14 @@ function d_1f(r: Reader, end: number, depth: number, m: any = z_1f()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.LeastRequestLbConfig
-function d_1g(r: Reader, end: number, depth: number, m: any = z_1g()): any {
+function d_1x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.choiceCount = uw(d_9l, r, end, depth, m.choiceCount, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.activeRequestBias = d_3o(r, r.delimited(end), depth, m.activeRequestBias); break;
-      case 3: wt(t, 2); m.slowStartConfig = d_1n(r, r.delimited(end), depth, m.slowStartConfig); break;
+      case 1: wt(t, 2); m.choiceCount = uw(d_1c, r, end, depth, m.choiceCount, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.activeRequestBias = d_2e(r, r.delimited(end), depth, m.activeRequestBias); break;
+      case 3: wt(t, 2); m.slowStartConfig = d_2f(r, r.delimited(end), depth, m.slowStartConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1854,12 +753,12 @@ function d_1g(r: Reader, end: number, depth: number, m: any = z_1g()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.MaglevLbConfig
-function d_1h(r: Reader, end: number, depth: number, m: any = z_1h()): any {
+function d_1v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.MaglevLbConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.tableSize = uw(d_9m, r, end, depth, m.tableSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.tableSize = uw(d_2c, r, end, depth, m.tableSize, "google.protobuf.UInt64Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1867,15 +766,15 @@ function d_1h(r: Reader, end: number, depth: number, m: any = z_1h()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.OriginalDstLbConfig
-function d_1i(r: Reader, end: number, depth: number, m: any = z_1i()): any {
+function d_1w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", useHttpHeader: false, httpHeaderName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.useHttpHeader = r.bool(); break;
       case 2: wt(t, 2); m.httpHeaderName = r.string(end, true); break;
-      case 3: wt(t, 2); m.upstreamPortOverride = uw(d_9l, r, end, depth, m.upstreamPortOverride, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.metadataKey = d_8c(r, r.delimited(end), depth, m.metadataKey); break;
+      case 3: wt(t, 2); m.upstreamPortOverride = uw(d_1c, r, end, depth, m.upstreamPortOverride, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.metadataKey = d_2g(r, r.delimited(end), depth, m.metadataKey); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1883,13 +782,13 @@ function d_1i(r: Reader, end: number, depth: number, m: any = z_1i()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.PreconnectPolicy
-function d_1j(r: Reader, end: number, depth: number, m: any = z_1j()): any {
+function d_27(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.PreconnectPolicy" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.perUpstreamPreconnectRatio = uw(d_9g, r, end, depth, m.perUpstreamPreconnectRatio, "google.protobuf.DoubleValue"); break;
-      case 2: wt(t, 2); m.predictivePreconnectRatio = uw(d_9g, r, end, depth, m.predictivePreconnectRatio, "google.protobuf.DoubleValue"); break;
+      case 1: wt(t, 2); m.perUpstreamPreconnectRatio = uw(d_2h, r, end, depth, m.perUpstreamPreconnectRatio, "google.protobuf.DoubleValue"); break;
+      case 2: wt(t, 2); m.predictivePreconnectRatio = uw(d_2h, r, end, depth, m.predictivePreconnectRatio, "google.protobuf.DoubleValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1897,13 +796,13 @@ function d_1j(r: Reader, end: number, depth: number, m: any = z_1j()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RefreshRate
-function d_1k(r: Reader, end: number, depth: number, m: any = z_1k()): any {
+function d_1o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.RefreshRate" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_9h(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_9h(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_1i(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_1i(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1911,14 +810,14 @@ function d_1k(r: Reader, end: number, depth: number, m: any = z_1k()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RingHashLbConfig
-function d_1l(r: Reader, end: number, depth: number, m: any = z_1l()): any {
+function d_1u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", hashFunction: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.minimumRingSize = uw(d_9m, r, end, depth, m.minimumRingSize, "google.protobuf.UInt64Value"); break;
+      case 1: wt(t, 2); m.minimumRingSize = uw(d_2c, r, end, depth, m.minimumRingSize, "google.protobuf.UInt64Value"); break;
       case 3: wt(t, 0); m.hashFunction = r.int32(); break;
-      case 4: wt(t, 2); m.maximumRingSize = uw(d_9m, r, end, depth, m.maximumRingSize, "google.protobuf.UInt64Value"); break;
+      case 4: wt(t, 2); m.maximumRingSize = uw(d_2c, r, end, depth, m.maximumRingSize, "google.protobuf.UInt64Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1926,12 +825,12 @@ function d_1l(r: Reader, end: number, depth: number, m: any = z_1l()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.RoundRobinLbConfig
-function d_1m(r: Reader, end: number, depth: number, m: any = z_1m()): any {
+function d_1y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.slowStartConfig = d_1n(r, r.delimited(end), depth, m.slowStartConfig); break;
+      case 1: wt(t, 2); m.slowStartConfig = d_2f(r, r.delimited(end), depth, m.slowStartConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1939,14 +838,14 @@ function d_1m(r: Reader, end: number, depth: number, m: any = z_1m()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.SlowStartConfig
-function d_1n(r: Reader, end: number, depth: number, m: any = z_1n()): any {
+function d_2f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.SlowStartConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.slowStartWindow = d_9h(r, r.delimited(end), depth, m.slowStartWindow); break;
-      case 2: wt(t, 2); m.aggression = d_3o(r, r.delimited(end), depth, m.aggression); break;
-      case 3: wt(t, 2); m.minWeightPercent = d_8v(r, r.delimited(end), depth, m.minWeightPercent); break;
+      case 1: wt(t, 2); m.slowStartWindow = d_1i(r, r.delimited(end), depth, m.slowStartWindow); break;
+      case 2: wt(t, 2); m.aggression = d_2e(r, r.delimited(end), depth, m.aggression); break;
+      case 3: wt(t, 2); m.minWeightPercent = d_1e(r, r.delimited(end), depth, m.minWeightPercent); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1954,14 +853,14 @@ function d_1n(r: Reader, end: number, depth: number, m: any = z_1n()): any {
   return m;
 }
 // envoy.config.cluster.v3.Cluster.TransportSocketMatch
-function d_1o(r: Reader, end: number, depth: number, m: any = z_1o()): any {
+function d_1f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.match = js(r, end, depth, m.match); break;
-      case 3: wt(t, 2); m.transportSocket = d_3z(r, r.delimited(end), depth, m.transportSocket); break;
+      case 3: wt(t, 2); m.transportSocket = d_20(r, r.delimited(end), depth, m.transportSocket); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1969,14 +868,14 @@ function d_1o(r: Reader, end: number, depth: number, m: any = z_1o()): any {
   return m;
 }
 // envoy.config.cluster.v3.Filter
-function d_1p(r: Reader, end: number, depth: number, m: any = z_1p()): any {
+function d_23(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.Filter", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_9e(r, r.delimited(end), depth, m.typedConfig); break;
-      case 3: wt(t, 2); m.configDiscovery = d_2c(r, r.delimited(end), depth, m.configDiscovery); break;
+      case 2: wt(t, 2); m.typedConfig = d_p(r, r.delimited(end), depth, m.typedConfig); break;
+      case 3: wt(t, 2); m.configDiscovery = d_2i(r, r.delimited(end), depth, m.configDiscovery); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1984,12 +883,12 @@ function d_1p(r: Reader, end: number, depth: number, m: any = z_1p()): any {
   return m;
 }
 // envoy.config.cluster.v3.LoadBalancingPolicy
-function d_1q(r: Reader, end: number, depth: number, m: any = z_1q()): any {
+function d_24(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy", policies: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policies.push(d_1r(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.policies.push(d_2j(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -1997,7 +896,7 @@ function d_1q(r: Reader, end: number, depth: number, m: any = z_1q()): any {
   return m;
 }
 // envoy.config.cluster.v3.LoadBalancingPolicy.Policy
-function d_1r(r: Reader, end: number, depth: number, m: any = z_1r()): any {
+function d_2j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2010,36 +909,36 @@ function d_1r(r: Reader, end: number, depth: number, m: any = z_1r()): any {
   return m;
 }
 // envoy.config.cluster.v3.OutlierDetection
-function d_1s(r: Reader, end: number, depth: number, m: any = z_1s()): any {
+function d_1r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.OutlierDetection", splitExternalLocalOriginErrors: false, monitors: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.consecutive5xx = uw(d_9l, r, end, depth, m.consecutive5xx, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.interval = d_9h(r, r.delimited(end), depth, m.interval); break;
-      case 3: wt(t, 2); m.baseEjectionTime = d_9h(r, r.delimited(end), depth, m.baseEjectionTime); break;
-      case 4: wt(t, 2); m.maxEjectionPercent = uw(d_9l, r, end, depth, m.maxEjectionPercent, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.enforcingConsecutive5xx = uw(d_9l, r, end, depth, m.enforcingConsecutive5xx, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.enforcingSuccessRate = uw(d_9l, r, end, depth, m.enforcingSuccessRate, "google.protobuf.UInt32Value"); break;
-      case 7: wt(t, 2); m.successRateMinimumHosts = uw(d_9l, r, end, depth, m.successRateMinimumHosts, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.successRateRequestVolume = uw(d_9l, r, end, depth, m.successRateRequestVolume, "google.protobuf.UInt32Value"); break;
-      case 9: wt(t, 2); m.successRateStdevFactor = uw(d_9l, r, end, depth, m.successRateStdevFactor, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.consecutiveGatewayFailure = uw(d_9l, r, end, depth, m.consecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.enforcingConsecutiveGatewayFailure = uw(d_9l, r, end, depth, m.enforcingConsecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.consecutive5xx = uw(d_1c, r, end, depth, m.consecutive5xx, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.interval = d_1i(r, r.delimited(end), depth, m.interval); break;
+      case 3: wt(t, 2); m.baseEjectionTime = d_1i(r, r.delimited(end), depth, m.baseEjectionTime); break;
+      case 4: wt(t, 2); m.maxEjectionPercent = uw(d_1c, r, end, depth, m.maxEjectionPercent, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.enforcingConsecutive5xx = uw(d_1c, r, end, depth, m.enforcingConsecutive5xx, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.enforcingSuccessRate = uw(d_1c, r, end, depth, m.enforcingSuccessRate, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.successRateMinimumHosts = uw(d_1c, r, end, depth, m.successRateMinimumHosts, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.successRateRequestVolume = uw(d_1c, r, end, depth, m.successRateRequestVolume, "google.protobuf.UInt32Value"); break;
+      case 9: wt(t, 2); m.successRateStdevFactor = uw(d_1c, r, end, depth, m.successRateStdevFactor, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.consecutiveGatewayFailure = uw(d_1c, r, end, depth, m.consecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.enforcingConsecutiveGatewayFailure = uw(d_1c, r, end, depth, m.enforcingConsecutiveGatewayFailure, "google.protobuf.UInt32Value"); break;
       case 12: wt(t, 0); m.splitExternalLocalOriginErrors = r.bool(); break;
-      case 13: wt(t, 2); m.consecutiveLocalOriginFailure = uw(d_9l, r, end, depth, m.consecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
-      case 14: wt(t, 2); m.enforcingConsecutiveLocalOriginFailure = uw(d_9l, r, end, depth, m.enforcingConsecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
-      case 15: wt(t, 2); m.enforcingLocalOriginSuccessRate = uw(d_9l, r, end, depth, m.enforcingLocalOriginSuccessRate, "google.protobuf.UInt32Value"); break;
-      case 16: wt(t, 2); m.failurePercentageThreshold = uw(d_9l, r, end, depth, m.failurePercentageThreshold, "google.protobuf.UInt32Value"); break;
-      case 17: wt(t, 2); m.enforcingFailurePercentage = uw(d_9l, r, end, depth, m.enforcingFailurePercentage, "google.protobuf.UInt32Value"); break;
-      case 18: wt(t, 2); m.enforcingFailurePercentageLocalOrigin = uw(d_9l, r, end, depth, m.enforcingFailurePercentageLocalOrigin, "google.protobuf.UInt32Value"); break;
-      case 19: wt(t, 2); m.failurePercentageMinimumHosts = uw(d_9l, r, end, depth, m.failurePercentageMinimumHosts, "google.protobuf.UInt32Value"); break;
-      case 20: wt(t, 2); m.failurePercentageRequestVolume = uw(d_9l, r, end, depth, m.failurePercentageRequestVolume, "google.protobuf.UInt32Value"); break;
-      case 21: wt(t, 2); m.maxEjectionTime = d_9h(r, r.delimited(end), depth, m.maxEjectionTime); break;
-      case 22: wt(t, 2); m.maxEjectionTimeJitter = d_9h(r, r.delimited(end), depth, m.maxEjectionTimeJitter); break;
-      case 23: wt(t, 2); m.successfulActiveHealthCheckUnejectHost = uw(d_9f, r, end, depth, m.successfulActiveHealthCheckUnejectHost, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.consecutiveLocalOriginFailure = uw(d_1c, r, end, depth, m.consecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
+      case 14: wt(t, 2); m.enforcingConsecutiveLocalOriginFailure = uw(d_1c, r, end, depth, m.enforcingConsecutiveLocalOriginFailure, "google.protobuf.UInt32Value"); break;
+      case 15: wt(t, 2); m.enforcingLocalOriginSuccessRate = uw(d_1c, r, end, depth, m.enforcingLocalOriginSuccessRate, "google.protobuf.UInt32Value"); break;
+      case 16: wt(t, 2); m.failurePercentageThreshold = uw(d_1c, r, end, depth, m.failurePercentageThreshold, "google.protobuf.UInt32Value"); break;
+      case 17: wt(t, 2); m.enforcingFailurePercentage = uw(d_1c, r, end, depth, m.enforcingFailurePercentage, "google.protobuf.UInt32Value"); break;
+      case 18: wt(t, 2); m.enforcingFailurePercentageLocalOrigin = uw(d_1c, r, end, depth, m.enforcingFailurePercentageLocalOrigin, "google.protobuf.UInt32Value"); break;
+      case 19: wt(t, 2); m.failurePercentageMinimumHosts = uw(d_1c, r, end, depth, m.failurePercentageMinimumHosts, "google.protobuf.UInt32Value"); break;
+      case 20: wt(t, 2); m.failurePercentageRequestVolume = uw(d_1c, r, end, depth, m.failurePercentageRequestVolume, "google.protobuf.UInt32Value"); break;
+      case 21: wt(t, 2); m.maxEjectionTime = d_1i(r, r.delimited(end), depth, m.maxEjectionTime); break;
+      case 22: wt(t, 2); m.maxEjectionTimeJitter = d_1i(r, r.delimited(end), depth, m.maxEjectionTimeJitter); break;
+      case 23: wt(t, 2); m.successfulActiveHealthCheckUnejectHost = uw(d_18, r, end, depth, m.successfulActiveHealthCheckUnejectHost, "google.protobuf.BoolValue"); break;
       case 24: wt(t, 2); m.monitors.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 25: wt(t, 2); m.alwaysEjectOneHost = uw(d_9f, r, end, depth, m.alwaysEjectOneHost, "google.protobuf.BoolValue"); break;
+      case 25: wt(t, 2); m.alwaysEjectOneHost = uw(d_18, r, end, depth, m.alwaysEjectOneHost, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2047,7 +946,7 @@ function d_1s(r: Reader, end: number, depth: number, m: any = z_1s()): any {
   return m;
 }
 // envoy.config.cluster.v3.TrackClusterStats
-function d_1t(r: Reader, end: number, depth: number, m: any = z_1t()): any {
+function d_26(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.TrackClusterStats", timeoutBudgets: false, requestResponseSizes: false, perEndpointStats: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2062,14 +961,14 @@ function d_1t(r: Reader, end: number, depth: number, m: any = z_1t()): any {
   return m;
 }
 // envoy.config.cluster.v3.UpstreamConnectionOptions
-function d_1u(r: Reader, end: number, depth: number, m: any = z_1u()): any {
+function d_22(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions", setLocalInterfaceNameOnUpstreamConnections: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.tcpKeepalive = d_3y(r, r.delimited(end), depth, m.tcpKeepalive); break;
+      case 1: wt(t, 2); m.tcpKeepalive = d_2k(r, r.delimited(end), depth, m.tcpKeepalive); break;
       case 2: wt(t, 0); m.setLocalInterfaceNameOnUpstreamConnections = r.bool(); break;
-      case 3: wt(t, 2); m.happyEyeballsConfig = d_1v(r, r.delimited(end), depth, m.happyEyeballsConfig); break;
+      case 3: wt(t, 2); m.happyEyeballsConfig = d_2l(r, r.delimited(end), depth, m.happyEyeballsConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2077,13 +976,13 @@ function d_1u(r: Reader, end: number, depth: number, m: any = z_1u()): any {
   return m;
 }
 // envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig
-function d_1v(r: Reader, end: number, depth: number, m: any = z_1v()): any {
+function d_2l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", firstAddressFamilyVersion: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.firstAddressFamilyVersion = r.int32(); break;
-      case 2: wt(t, 2); m.firstAddressFamilyCount = uw(d_9l, r, end, depth, m.firstAddressFamilyCount, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.firstAddressFamilyCount = uw(d_1c, r, end, depth, m.firstAddressFamilyCount, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2091,14 +990,14 @@ function d_1v(r: Reader, end: number, depth: number, m: any = z_1v()): any {
   return m;
 }
 // envoy.config.core.v3.Address
-function d_1w(r: Reader, end: number, depth: number, m: any = z_1w()): any {
+function d_1p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Address", address: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = { case: "socketAddress", value: d_3u(r, r.delimited(end), depth, (m.address.case === "socketAddress" ? m.address.value : undefined)) }; break;
-      case 2: wt(t, 2); m.address = { case: "pipe", value: d_3e(r, r.delimited(end), depth, (m.address.case === "pipe" ? m.address.value : undefined)) }; break;
-      case 3: wt(t, 2); m.address = { case: "envoyInternalAddress", value: d_29(r, r.delimited(end), depth, (m.address.case === "envoyInternalAddress" ? m.address.value : undefined)) }; break;
+      case 1: wt(t, 2); m.address = { case: "socketAddress", value: d_2m(r, r.delimited(end), depth, (m.address.case === "socketAddress" ? m.address.value : undefined)) }; break;
+      case 2: wt(t, 2); m.address = { case: "pipe", value: d_2n(r, r.delimited(end), depth, (m.address.case === "pipe" ? m.address.value : undefined)) }; break;
+      case 3: wt(t, 2); m.address = { case: "envoyInternalAddress", value: d_2o(r, r.delimited(end), depth, (m.address.case === "envoyInternalAddress" ? m.address.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2106,7 +1005,7 @@ function d_1w(r: Reader, end: number, depth: number, m: any = z_1w()): any {
   return m;
 }
 // envoy.config.core.v3.AggregatedConfigSource
-function d_1x(r: Reader, end: number, depth: number, m: any = z_1x()): any {
+function d_2p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.AggregatedConfigSource" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2119,7 +1018,7 @@ function d_1x(r: Reader, end: number, depth: number, m: any = z_1x()): any {
   return m;
 }
 // envoy.config.core.v3.ApiConfigSource
-function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
+function d_2s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ApiConfigSource", apiType: 0, transportApiVersion: 0, clusterNames: [], grpcServices: [], setNodeOnFirstMessageOnly: false, configValidators: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2127,10 +1026,10 @@ function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
       case 1: wt(t, 0); m.apiType = r.int32(); break;
       case 8: wt(t, 0); m.transportApiVersion = r.int32(); break;
       case 2: wt(t, 2); m.clusterNames.push(r.string(end, true)); break;
-      case 4: wt(t, 2); m.grpcServices.push(d_2e(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.refreshDelay = d_9h(r, r.delimited(end), depth, m.refreshDelay); break;
-      case 5: wt(t, 2); m.requestTimeout = d_9h(r, r.delimited(end), depth, m.requestTimeout); break;
-      case 6: wt(t, 2); m.rateLimitSettings = d_3j(r, r.delimited(end), depth, m.rateLimitSettings); break;
+      case 4: wt(t, 2); m.grpcServices.push(d_2q(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.refreshDelay = d_1i(r, r.delimited(end), depth, m.refreshDelay); break;
+      case 5: wt(t, 2); m.requestTimeout = d_1i(r, r.delimited(end), depth, m.requestTimeout); break;
+      case 6: wt(t, 2); m.rateLimitSettings = d_2r(r, r.delimited(end), depth, m.rateLimitSettings); break;
       case 7: wt(t, 0); m.setNodeOnFirstMessageOnly = r.bool(); break;
       case 9: wt(t, 2); m.configValidators.push(d_6(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -2140,13 +1039,13 @@ function d_1y(r: Reader, end: number, depth: number, m: any = z_1y()): any {
   return m;
 }
 // envoy.config.core.v3.AsyncDataSource
-function d_1z(r: Reader, end: number, depth: number, m: any = z_1z()): any {
+function d_2v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.AsyncDataSource", specifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.specifier = { case: "local", value: d_26(r, r.delimited(end), depth, (m.specifier.case === "local" ? m.specifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.specifier = { case: "remote", value: d_3k(r, r.delimited(end), depth, (m.specifier.case === "remote" ? m.specifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.specifier = { case: "local", value: d_2t(r, r.delimited(end), depth, (m.specifier.case === "local" ? m.specifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.specifier = { case: "remote", value: d_2u(r, r.delimited(end), depth, (m.specifier.case === "remote" ? m.specifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2154,13 +1053,13 @@ function d_1z(r: Reader, end: number, depth: number, m: any = z_1z()): any {
   return m;
 }
 // envoy.config.core.v3.BackoffStrategy
-function d_20(r: Reader, end: number, depth: number, m: any = z_20()): any {
+function d_2w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.BackoffStrategy" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_9h(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_9h(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_1i(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_1i(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2168,16 +1067,16 @@ function d_20(r: Reader, end: number, depth: number, m: any = z_20()): any {
   return m;
 }
 // envoy.config.core.v3.BindConfig
-function d_21(r: Reader, end: number, depth: number, m: any = z_21()): any {
+function d_1s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.BindConfig", socketOptions: [], extraSourceAddresses: [], additionalSourceAddresses: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.sourceAddress = d_3u(r, r.delimited(end), depth, m.sourceAddress); break;
-      case 2: wt(t, 2); m.freebind = uw(d_9f, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.socketOptions.push(d_3v(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.extraSourceAddresses.push(d_2d(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.additionalSourceAddresses.push(d_3u(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.sourceAddress = d_2m(r, r.delimited(end), depth, m.sourceAddress); break;
+      case 2: wt(t, 2); m.freebind = uw(d_18, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.socketOptions.push(d_2x(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.extraSourceAddresses.push(d_2y(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.additionalSourceAddresses.push(d_2m(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.localAddressSelector = d_6(r, r.delimited(end), depth, m.localAddressSelector); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2186,13 +1085,13 @@ function d_21(r: Reader, end: number, depth: number, m: any = z_21()): any {
   return m;
 }
 // envoy.config.core.v3.CidrRange
-function d_23(r: Reader, end: number, depth: number, m: any = z_23()): any {
+function d_2z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.CidrRange", addressPrefix: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.addressPrefix = r.string(end, true); break;
-      case 2: wt(t, 2); m.prefixLen = uw(d_9l, r, end, depth, m.prefixLen, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.prefixLen = uw(d_1c, r, end, depth, m.prefixLen, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2200,18 +1099,18 @@ function d_23(r: Reader, end: number, depth: number, m: any = z_23()): any {
   return m;
 }
 // envoy.config.core.v3.ConfigSource
-function d_24(r: Reader, end: number, depth: number, m: any = z_24()): any {
+function d_25(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ConfigSource", authorities: [], configSourceSpecifier: { case: undefined }, resourceApiVersion: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 7: wt(t, 2); m.authorities.push(d_a7(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.authorities.push(d_30(r, r.delimited(end), depth, undefined)); break;
       case 1: wt(t, 2); m.configSourceSpecifier = { case: "path", value: r.string(end, true) }; break;
-      case 8: wt(t, 2); m.configSourceSpecifier = { case: "pathConfigSource", value: d_3d(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "pathConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.configSourceSpecifier = { case: "apiConfigSource", value: d_1y(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "apiConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.configSourceSpecifier = { case: "ads", value: d_1x(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "ads" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configSourceSpecifier = { case: "self", value: d_3t(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "self" ? m.configSourceSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.initialFetchTimeout = d_9h(r, r.delimited(end), depth, m.initialFetchTimeout); break;
+      case 8: wt(t, 2); m.configSourceSpecifier = { case: "pathConfigSource", value: d_31(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "pathConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configSourceSpecifier = { case: "apiConfigSource", value: d_2s(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "apiConfigSource" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configSourceSpecifier = { case: "ads", value: d_2p(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "ads" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configSourceSpecifier = { case: "self", value: d_32(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "self" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.initialFetchTimeout = d_1i(r, r.delimited(end), depth, m.initialFetchTimeout); break;
       case 6: wt(t, 0); m.resourceApiVersion = r.int32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2220,7 +1119,7 @@ function d_24(r: Reader, end: number, depth: number, m: any = z_24()): any {
   return m;
 }
 // envoy.config.core.v3.ControlPlane
-function d_25(r: Reader, end: number, depth: number, m: any = z_25()): any {
+function d_33(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ControlPlane", identifier: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2233,7 +1132,7 @@ function d_25(r: Reader, end: number, depth: number, m: any = z_25()): any {
   return m;
 }
 // envoy.config.core.v3.DataSource
-function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
+function d_2t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.DataSource", specifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2242,7 +1141,7 @@ function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
       case 2: wt(t, 2); m.specifier = { case: "inlineBytes", value: r.bytes(end) }; break;
       case 3: wt(t, 2); m.specifier = { case: "inlineString", value: r.string(end, true) }; break;
       case 4: wt(t, 2); m.specifier = { case: "environmentVariable", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.watchedDirectory = d_42(r, r.delimited(end), depth, m.watchedDirectory); break;
+      case 5: wt(t, 2); m.watchedDirectory = d_34(r, r.delimited(end), depth, m.watchedDirectory); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2250,13 +1149,13 @@ function d_26(r: Reader, end: number, depth: number, m: any = z_26()): any {
   return m;
 }
 // envoy.config.core.v3.DnsResolutionConfig
-function d_27(r: Reader, end: number, depth: number, m: any = z_27()): any {
+function d_1q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.DnsResolutionConfig", resolvers: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.resolvers.push(d_1w(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.dnsResolverOptions = d_28(r, r.delimited(end), depth, m.dnsResolverOptions); break;
+      case 1: wt(t, 2); m.resolvers.push(d_1p(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.dnsResolverOptions = d_35(r, r.delimited(end), depth, m.dnsResolverOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2264,7 +1163,7 @@ function d_27(r: Reader, end: number, depth: number, m: any = z_27()): any {
   return m;
 }
 // envoy.config.core.v3.DnsResolverOptions
-function d_28(r: Reader, end: number, depth: number, m: any = z_28()): any {
+function d_35(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.DnsResolverOptions", useTcpForDnsLookups: false, noDefaultSearchDomain: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2278,7 +1177,7 @@ function d_28(r: Reader, end: number, depth: number, m: any = z_28()): any {
   return m;
 }
 // envoy.config.core.v3.EnvoyInternalAddress
-function d_29(r: Reader, end: number, depth: number, m: any = z_29()): any {
+function d_2o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.EnvoyInternalAddress", addressNameSpecifier: { case: undefined }, endpointId: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2292,12 +1191,12 @@ function d_29(r: Reader, end: number, depth: number, m: any = z_29()): any {
   return m;
 }
 // envoy.config.core.v3.EventServiceConfig
-function d_2a(r: Reader, end: number, depth: number, m: any = z_2a()): any {
+function d_36(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.EventServiceConfig", configSourceSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.configSourceSpecifier = { case: "grpcService", value: d_2e(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "grpcService" ? m.configSourceSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.configSourceSpecifier = { case: "grpcService", value: d_2q(r, r.delimited(end), depth, (m.configSourceSpecifier.case === "grpcService" ? m.configSourceSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2305,13 +1204,13 @@ function d_2a(r: Reader, end: number, depth: number, m: any = z_2a()): any {
   return m;
 }
 // envoy.config.core.v3.ExtensionConfigSource
-function d_2c(r: Reader, end: number, depth: number, m: any = z_2c()): any {
+function d_2i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ExtensionConfigSource", applyDefaultConfigWithoutWarming: false, typeUrls: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.configSource = d_24(r, r.delimited(end), depth, m.configSource); break;
-      case 2: wt(t, 2); m.defaultConfig = d_9e(r, r.delimited(end), depth, m.defaultConfig); break;
+      case 1: wt(t, 2); m.configSource = d_25(r, r.delimited(end), depth, m.configSource); break;
+      case 2: wt(t, 2); m.defaultConfig = d_p(r, r.delimited(end), depth, m.defaultConfig); break;
       case 3: wt(t, 0); m.applyDefaultConfigWithoutWarming = r.bool(); break;
       case 4: wt(t, 2); m.typeUrls.push(r.string(end, true)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -2321,13 +1220,13 @@ function d_2c(r: Reader, end: number, depth: number, m: any = z_2c()): any {
   return m;
 }
 // envoy.config.core.v3.ExtraSourceAddress
-function d_2d(r: Reader, end: number, depth: number, m: any = z_2d()): any {
+function d_2y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ExtraSourceAddress" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_3u(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.socketOptions = d_3w(r, r.delimited(end), depth, m.socketOptions); break;
+      case 1: wt(t, 2); m.address = d_2m(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.socketOptions = d_37(r, r.delimited(end), depth, m.socketOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2335,16 +1234,16 @@ function d_2d(r: Reader, end: number, depth: number, m: any = z_2d()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService
-function d_2e(r: Reader, end: number, depth: number, m: any = z_2e()): any {
+function d_2q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService", targetSpecifier: { case: undefined }, initialMetadata: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.targetSpecifier = { case: "envoyGrpc", value: d_2f(r, r.delimited(end), depth, (m.targetSpecifier.case === "envoyGrpc" ? m.targetSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.targetSpecifier = { case: "googleGrpc", value: d_2g(r, r.delimited(end), depth, (m.targetSpecifier.case === "googleGrpc" ? m.targetSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
-      case 5: wt(t, 2); m.initialMetadata.push(d_2r(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.retryPolicy = d_3l(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 1: wt(t, 2); m.targetSpecifier = { case: "envoyGrpc", value: d_38(r, r.delimited(end), depth, (m.targetSpecifier.case === "envoyGrpc" ? m.targetSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.targetSpecifier = { case: "googleGrpc", value: d_39(r, r.delimited(end), depth, (m.targetSpecifier.case === "googleGrpc" ? m.targetSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
+      case 5: wt(t, 2); m.initialMetadata.push(d_3a(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.retryPolicy = d_3b(r, r.delimited(end), depth, m.retryPolicy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2352,15 +1251,15 @@ function d_2e(r: Reader, end: number, depth: number, m: any = z_2e()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.EnvoyGrpc
-function d_2f(r: Reader, end: number, depth: number, m: any = z_2f()): any {
+function d_38(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.EnvoyGrpc", clusterName: "", authority: "", skipEnvoyHeaders: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterName = r.string(end, true); break;
       case 2: wt(t, 2); m.authority = r.string(end, true); break;
-      case 3: wt(t, 2); m.retryPolicy = d_3l(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 4: wt(t, 2); m.maxReceiveMessageLength = uw(d_9l, r, end, depth, m.maxReceiveMessageLength, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.retryPolicy = d_3b(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 4: wt(t, 2); m.maxReceiveMessageLength = uw(d_1c, r, end, depth, m.maxReceiveMessageLength, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.skipEnvoyHeaders = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2369,19 +1268,19 @@ function d_2f(r: Reader, end: number, depth: number, m: any = z_2f()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc
-function d_2g(r: Reader, end: number, depth: number, m: any = z_2g()): any {
+function d_39(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc", targetUri: "", callCredentials: [], statPrefix: "", credentialsFactoryName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.targetUri = r.string(end, true); break;
-      case 2: wt(t, 2); m.channelCredentials = d_2o(r, r.delimited(end), depth, m.channelCredentials); break;
-      case 3: wt(t, 2); m.callCredentials.push(d_2h(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.channelCredentials = d_3c(r, r.delimited(end), depth, m.channelCredentials); break;
+      case 3: wt(t, 2); m.callCredentials.push(d_3d(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.statPrefix = r.string(end, true); break;
       case 5: wt(t, 2); m.credentialsFactoryName = r.string(end, true); break;
       case 6: wt(t, 2); m.config = js(r, end, depth, m.config); break;
-      case 7: wt(t, 2); m.perStreamBufferLimitBytes = uw(d_9l, r, end, depth, m.perStreamBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.channelArgs = d_2m(r, r.delimited(end), depth, m.channelArgs); break;
+      case 7: wt(t, 2); m.perStreamBufferLimitBytes = uw(d_1c, r, end, depth, m.perStreamBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.channelArgs = d_3e(r, r.delimited(end), depth, m.channelArgs); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2389,18 +1288,18 @@ function d_2g(r: Reader, end: number, depth: number, m: any = z_2g()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials
-function d_2h(r: Reader, end: number, depth: number, m: any = z_2h()): any {
+function d_3d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", credentialSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.credentialSpecifier = { case: "accessToken", value: r.string(end, true) }; break;
-      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleComputeEngine", value: d_9i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleComputeEngine" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleComputeEngine", value: d_3f(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleComputeEngine" ? m.credentialSpecifier.value : undefined)) }; break;
       case 3: wt(t, 2); m.credentialSpecifier = { case: "googleRefreshToken", value: r.string(end, true) }; break;
-      case 4: wt(t, 2); m.credentialSpecifier = { case: "serviceAccountJwtAccess", value: d_2k(r, r.delimited(end), depth, (m.credentialSpecifier.case === "serviceAccountJwtAccess" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.credentialSpecifier = { case: "googleIam", value: d_2i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleIam" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.credentialSpecifier = { case: "fromPlugin", value: d_2j(r, r.delimited(end), depth, (m.credentialSpecifier.case === "fromPlugin" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.credentialSpecifier = { case: "stsService", value: d_2l(r, r.delimited(end), depth, (m.credentialSpecifier.case === "stsService" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.credentialSpecifier = { case: "serviceAccountJwtAccess", value: d_3g(r, r.delimited(end), depth, (m.credentialSpecifier.case === "serviceAccountJwtAccess" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.credentialSpecifier = { case: "googleIam", value: d_3h(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleIam" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.credentialSpecifier = { case: "fromPlugin", value: d_3i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "fromPlugin" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.credentialSpecifier = { case: "stsService", value: d_3j(r, r.delimited(end), depth, (m.credentialSpecifier.case === "stsService" ? m.credentialSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2408,7 +1307,7 @@ function d_2h(r: Reader, end: number, depth: number, m: any = z_2h()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials
-function d_2i(r: Reader, end: number, depth: number, m: any = z_2i()): any {
+function d_3h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", authorizationToken: "", authoritySelector: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2422,13 +1321,13 @@ function d_2i(r: Reader, end: number, depth: number, m: any = z_2i()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin
-function d_2j(r: Reader, end: number, depth: number, m: any = z_2j()): any {
+function d_3i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2436,7 +1335,7 @@ function d_2j(r: Reader, end: number, depth: number, m: any = z_2j()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials
-function d_2k(r: Reader, end: number, depth: number, m: any = z_2k()): any {
+function d_3g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", jsonKey: "", tokenLifetimeSeconds: 0n }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2450,7 +1349,7 @@ function d_2k(r: Reader, end: number, depth: number, m: any = z_2k()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService
-function d_2l(r: Reader, end: number, depth: number, m: any = z_2l()): any {
+function d_3j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", tokenExchangeServiceUri: "", resource: "", audience: "", scope: "", requestedTokenType: "", subjectTokenPath: "", subjectTokenType: "", actorTokenPath: "", actorTokenType: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2471,12 +1370,12 @@ function d_2l(r: Reader, end: number, depth: number, m: any = z_2l()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs
-function d_2m(r: Reader, end: number, depth: number, m: any = z_2m()): any {
+function d_3e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", args: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_2n(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.args, String(k ?? ""), v ?? z_2n()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_3k(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.args, String(k ?? ""), v ?? z_3k()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2484,7 +1383,7 @@ function d_2m(r: Reader, end: number, depth: number, m: any = z_2m()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value
-function d_2n(r: Reader, end: number, depth: number, m: any = z_2n()): any {
+function d_3k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", valueSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2498,14 +1397,14 @@ function d_2n(r: Reader, end: number, depth: number, m: any = z_2n()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials
-function d_2o(r: Reader, end: number, depth: number, m: any = z_2o()): any {
+function d_3c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", credentialSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.credentialSpecifier = { case: "sslCredentials", value: d_2q(r, r.delimited(end), depth, (m.credentialSpecifier.case === "sslCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleDefault", value: d_9i(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleDefault" ? m.credentialSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.credentialSpecifier = { case: "localCredentials", value: d_2p(r, r.delimited(end), depth, (m.credentialSpecifier.case === "localCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.credentialSpecifier = { case: "sslCredentials", value: d_3l(r, r.delimited(end), depth, (m.credentialSpecifier.case === "sslCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.credentialSpecifier = { case: "googleDefault", value: d_3f(r, r.delimited(end), depth, (m.credentialSpecifier.case === "googleDefault" ? m.credentialSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.credentialSpecifier = { case: "localCredentials", value: d_3m(r, r.delimited(end), depth, (m.credentialSpecifier.case === "localCredentials" ? m.credentialSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2513,7 +1412,7 @@ function d_2o(r: Reader, end: number, depth: number, m: any = z_2o()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials
-function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
+function d_3m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2526,14 +1425,14 @@ function d_2p(r: Reader, end: number, depth: number, m: any = z_2p()): any {
   return m;
 }
 // envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials
-function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
+function d_3l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rootCerts = d_26(r, r.delimited(end), depth, m.rootCerts); break;
-      case 2: wt(t, 2); m.privateKey = d_26(r, r.delimited(end), depth, m.privateKey); break;
-      case 3: wt(t, 2); m.certChain = d_26(r, r.delimited(end), depth, m.certChain); break;
+      case 1: wt(t, 2); m.rootCerts = d_2t(r, r.delimited(end), depth, m.rootCerts); break;
+      case 2: wt(t, 2); m.privateKey = d_2t(r, r.delimited(end), depth, m.privateKey); break;
+      case 3: wt(t, 2); m.certChain = d_2t(r, r.delimited(end), depth, m.certChain); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2541,7 +1440,7 @@ function d_2q(r: Reader, end: number, depth: number, m: any = z_2q()): any {
   return m;
 }
 // envoy.config.core.v3.HeaderValue
-function d_2r(r: Reader, end: number, depth: number, m: any = z_2r()): any {
+function d_3a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HeaderValue", key: "", value: "", rawValue: new Uint8Array(0) }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2556,13 +1455,13 @@ function d_2r(r: Reader, end: number, depth: number, m: any = z_2r()): any {
   return m;
 }
 // envoy.config.core.v3.HeaderValueOption
-function d_2s(r: Reader, end: number, depth: number, m: any = z_2s()): any {
+function d_3n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HeaderValueOption", appendAction: 0, keepEmptyValue: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.header = d_2r(r, r.delimited(end), depth, m.header); break;
-      case 2: wt(t, 2); m.append = uw(d_9f, r, end, depth, m.append, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.header = d_3a(r, r.delimited(end), depth, m.header); break;
+      case 2: wt(t, 2); m.append = uw(d_18, r, end, depth, m.append, "google.protobuf.BoolValue"); break;
       case 3: wt(t, 0); m.appendAction = r.int32(); break;
       case 4: wt(t, 0); m.keepEmptyValue = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -2572,35 +1471,35 @@ function d_2s(r: Reader, end: number, depth: number, m: any = z_2s()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck
-function d_2t(r: Reader, end: number, depth: number, m: any = z_2t()): any {
+function d_1j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck", intervalJitterPercent: 0, healthChecker: { case: undefined }, eventLogPath: "", eventLogger: [], alwaysLogHealthCheckFailures: false, alwaysLogHealthCheckSuccess: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
-      case 2: wt(t, 2); m.interval = d_9h(r, r.delimited(end), depth, m.interval); break;
-      case 20: wt(t, 2); m.initialJitter = d_9h(r, r.delimited(end), depth, m.initialJitter); break;
-      case 3: wt(t, 2); m.intervalJitter = d_9h(r, r.delimited(end), depth, m.intervalJitter); break;
+      case 1: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
+      case 2: wt(t, 2); m.interval = d_1i(r, r.delimited(end), depth, m.interval); break;
+      case 20: wt(t, 2); m.initialJitter = d_1i(r, r.delimited(end), depth, m.initialJitter); break;
+      case 3: wt(t, 2); m.intervalJitter = d_1i(r, r.delimited(end), depth, m.intervalJitter); break;
       case 18: wt(t, 0); m.intervalJitterPercent = r.uint32(); break;
-      case 4: wt(t, 2); m.unhealthyThreshold = uw(d_9l, r, end, depth, m.unhealthyThreshold, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.healthyThreshold = uw(d_9l, r, end, depth, m.healthyThreshold, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.altPort = uw(d_9l, r, end, depth, m.altPort, "google.protobuf.UInt32Value"); break;
-      case 7: wt(t, 2); m.reuseConnection = uw(d_9f, r, end, depth, m.reuseConnection, "google.protobuf.BoolValue"); break;
-      case 8: wt(t, 2); m.healthChecker = { case: "httpHealthCheck", value: d_2w(r, r.delimited(end), depth, (m.healthChecker.case === "httpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 9: wt(t, 2); m.healthChecker = { case: "tcpHealthCheck", value: d_2y(r, r.delimited(end), depth, (m.healthChecker.case === "tcpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 11: wt(t, 2); m.healthChecker = { case: "grpcHealthCheck", value: d_2v(r, r.delimited(end), depth, (m.healthChecker.case === "grpcHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 13: wt(t, 2); m.healthChecker = { case: "customHealthCheck", value: d_2u(r, r.delimited(end), depth, (m.healthChecker.case === "customHealthCheck" ? m.healthChecker.value : undefined)) }; break;
-      case 12: wt(t, 2); m.noTrafficInterval = d_9h(r, r.delimited(end), depth, m.noTrafficInterval); break;
-      case 24: wt(t, 2); m.noTrafficHealthyInterval = d_9h(r, r.delimited(end), depth, m.noTrafficHealthyInterval); break;
-      case 14: wt(t, 2); m.unhealthyInterval = d_9h(r, r.delimited(end), depth, m.unhealthyInterval); break;
-      case 15: wt(t, 2); m.unhealthyEdgeInterval = d_9h(r, r.delimited(end), depth, m.unhealthyEdgeInterval); break;
-      case 16: wt(t, 2); m.healthyEdgeInterval = d_9h(r, r.delimited(end), depth, m.healthyEdgeInterval); break;
+      case 4: wt(t, 2); m.unhealthyThreshold = uw(d_1c, r, end, depth, m.unhealthyThreshold, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.healthyThreshold = uw(d_1c, r, end, depth, m.healthyThreshold, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.altPort = uw(d_1c, r, end, depth, m.altPort, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.reuseConnection = uw(d_18, r, end, depth, m.reuseConnection, "google.protobuf.BoolValue"); break;
+      case 8: wt(t, 2); m.healthChecker = { case: "httpHealthCheck", value: d_3o(r, r.delimited(end), depth, (m.healthChecker.case === "httpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 9: wt(t, 2); m.healthChecker = { case: "tcpHealthCheck", value: d_3p(r, r.delimited(end), depth, (m.healthChecker.case === "tcpHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 11: wt(t, 2); m.healthChecker = { case: "grpcHealthCheck", value: d_3q(r, r.delimited(end), depth, (m.healthChecker.case === "grpcHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 13: wt(t, 2); m.healthChecker = { case: "customHealthCheck", value: d_3r(r, r.delimited(end), depth, (m.healthChecker.case === "customHealthCheck" ? m.healthChecker.value : undefined)) }; break;
+      case 12: wt(t, 2); m.noTrafficInterval = d_1i(r, r.delimited(end), depth, m.noTrafficInterval); break;
+      case 24: wt(t, 2); m.noTrafficHealthyInterval = d_1i(r, r.delimited(end), depth, m.noTrafficHealthyInterval); break;
+      case 14: wt(t, 2); m.unhealthyInterval = d_1i(r, r.delimited(end), depth, m.unhealthyInterval); break;
+      case 15: wt(t, 2); m.unhealthyEdgeInterval = d_1i(r, r.delimited(end), depth, m.unhealthyEdgeInterval); break;
+      case 16: wt(t, 2); m.healthyEdgeInterval = d_1i(r, r.delimited(end), depth, m.healthyEdgeInterval); break;
       case 17: wt(t, 2); m.eventLogPath = r.string(end, true); break;
       case 25: wt(t, 2); m.eventLogger.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 22: wt(t, 2); m.eventService = d_2a(r, r.delimited(end), depth, m.eventService); break;
+      case 22: wt(t, 2); m.eventService = d_36(r, r.delimited(end), depth, m.eventService); break;
       case 19: wt(t, 0); m.alwaysLogHealthCheckFailures = r.bool(); break;
       case 26: wt(t, 0); m.alwaysLogHealthCheckSuccess = r.bool(); break;
-      case 21: wt(t, 2); m.tlsOptions = d_2z(r, r.delimited(end), depth, m.tlsOptions); break;
+      case 21: wt(t, 2); m.tlsOptions = d_3s(r, r.delimited(end), depth, m.tlsOptions); break;
       case 23: wt(t, 2); m.transportSocketMatchCriteria = js(r, end, depth, m.transportSocketMatchCriteria); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2609,13 +1508,13 @@ function d_2t(r: Reader, end: number, depth: number, m: any = z_2t()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.CustomHealthCheck
-function d_2u(r: Reader, end: number, depth: number, m: any = z_2u()): any {
+function d_3r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2623,14 +1522,14 @@ function d_2u(r: Reader, end: number, depth: number, m: any = z_2u()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.GrpcHealthCheck
-function d_2v(r: Reader, end: number, depth: number, m: any = z_2v()): any {
+function d_3q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", serviceName: "", authority: "", initialMetadata: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.serviceName = r.string(end, true); break;
       case 2: wt(t, 2); m.authority = r.string(end, true); break;
-      case 3: wt(t, 2); m.initialMetadata.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.initialMetadata.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2638,22 +1537,22 @@ function d_2v(r: Reader, end: number, depth: number, m: any = z_2v()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.HttpHealthCheck
-function d_2w(r: Reader, end: number, depth: number, m: any = z_2w()): any {
+function d_3o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", host: "", path: "", receive: [], requestHeadersToAdd: [], requestHeadersToRemove: [], expectedStatuses: [], retriableStatuses: [], codecClientType: 0, method: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.host = r.string(end, true); break;
       case 2: wt(t, 2); m.path = r.string(end, true); break;
-      case 3: wt(t, 2); m.send = d_2x(r, r.delimited(end), depth, m.send); break;
-      case 4: wt(t, 2); m.receive.push(d_2x(r, r.delimited(end), depth, undefined)); break;
-      case 14: wt(t, 2); m.responseBufferSize = uw(d_9m, r, end, depth, m.responseBufferSize, "google.protobuf.UInt64Value"); break;
-      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.send = d_3t(r, r.delimited(end), depth, m.send); break;
+      case 4: wt(t, 2); m.receive.push(d_3t(r, r.delimited(end), depth, undefined)); break;
+      case 14: wt(t, 2); m.responseBufferSize = uw(d_2c, r, end, depth, m.responseBufferSize, "google.protobuf.UInt64Value"); break;
+      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 8: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 9: wt(t, 2); m.expectedStatuses.push(d_8u(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.retriableStatuses.push(d_8u(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.expectedStatuses.push(d_3u(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.retriableStatuses.push(d_3u(r, r.delimited(end), depth, undefined)); break;
       case 10: wt(t, 0); m.codecClientType = r.int32(); break;
-      case 11: wt(t, 2); m.serviceNameMatcher = d_89(r, r.delimited(end), depth, m.serviceNameMatcher); break;
+      case 11: wt(t, 2); m.serviceNameMatcher = d_3v(r, r.delimited(end), depth, m.serviceNameMatcher); break;
       case 13: wt(t, 0); m.method = r.int32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2662,7 +1561,7 @@ function d_2w(r: Reader, end: number, depth: number, m: any = z_2w()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.Payload
-function d_2x(r: Reader, end: number, depth: number, m: any = z_2x()): any {
+function d_3t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.Payload", payload: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2676,14 +1575,14 @@ function d_2x(r: Reader, end: number, depth: number, m: any = z_2x()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.TcpHealthCheck
-function d_2y(r: Reader, end: number, depth: number, m: any = z_2y()): any {
+function d_3p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", receive: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.send = d_2x(r, r.delimited(end), depth, m.send); break;
-      case 2: wt(t, 2); m.receive.push(d_2x(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.proxyProtocolConfig = d_3f(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
+      case 1: wt(t, 2); m.send = d_3t(r, r.delimited(end), depth, m.send); break;
+      case 2: wt(t, 2); m.receive.push(d_3t(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.proxyProtocolConfig = d_3w(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2691,7 +1590,7 @@ function d_2y(r: Reader, end: number, depth: number, m: any = z_2y()): any {
   return m;
 }
 // envoy.config.core.v3.HealthCheck.TlsOptions
-function d_2z(r: Reader, end: number, depth: number, m: any = z_2z()): any {
+function d_3s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthCheck.TlsOptions", alpnProtocols: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2704,7 +1603,7 @@ function d_2z(r: Reader, end: number, depth: number, m: any = z_2z()): any {
   return m;
 }
 // envoy.config.core.v3.HealthStatusSet
-function d_30(r: Reader, end: number, depth: number, m: any = z_30()): any {
+function d_2b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HealthStatusSet", statuses: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2717,20 +1616,20 @@ function d_30(r: Reader, end: number, depth: number, m: any = z_30()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions
-function d_31(r: Reader, end: number, depth: number, m: any = z_31()): any {
+function d_1m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http1ProtocolOptions", acceptHttp10: false, defaultHostForHttp10: "", enableTrailers: false, allowChunkedLength: false, sendFullyQualifiedUrl: false, allowCustomMethods: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.allowAbsoluteUrl = uw(d_9f, r, end, depth, m.allowAbsoluteUrl, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.allowAbsoluteUrl = uw(d_18, r, end, depth, m.allowAbsoluteUrl, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 0); m.acceptHttp10 = r.bool(); break;
       case 3: wt(t, 2); m.defaultHostForHttp10 = r.string(end, true); break;
-      case 4: wt(t, 2); m.headerKeyFormat = d_32(r, r.delimited(end), depth, m.headerKeyFormat); break;
+      case 4: wt(t, 2); m.headerKeyFormat = d_3x(r, r.delimited(end), depth, m.headerKeyFormat); break;
       case 5: wt(t, 0); m.enableTrailers = r.bool(); break;
       case 6: wt(t, 0); m.allowChunkedLength = r.bool(); break;
-      case 7: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_9f, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_18, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
       case 8: wt(t, 0); m.sendFullyQualifiedUrl = r.bool(); break;
-      case 9: wt(t, 2); m.useBalsaParser = uw(d_9f, r, end, depth, m.useBalsaParser, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.useBalsaParser = uw(d_18, r, end, depth, m.useBalsaParser, "google.protobuf.BoolValue"); break;
       case 10: wt(t, 0); m.allowCustomMethods = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2739,12 +1638,12 @@ function d_31(r: Reader, end: number, depth: number, m: any = z_31()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat
-function d_32(r: Reader, end: number, depth: number, m: any = z_32()): any {
+function d_3x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", headerFormat: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.headerFormat = { case: "properCaseWords", value: d_33(r, r.delimited(end), depth, (m.headerFormat.case === "properCaseWords" ? m.headerFormat.value : undefined)) }; break;
+      case 1: wt(t, 2); m.headerFormat = { case: "properCaseWords", value: d_3y(r, r.delimited(end), depth, (m.headerFormat.case === "properCaseWords" ? m.headerFormat.value : undefined)) }; break;
       case 8: wt(t, 2); m.headerFormat = { case: "statefulFormatter", value: d_6(r, r.delimited(end), depth, (m.headerFormat.case === "statefulFormatter" ? m.headerFormat.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -2753,7 +1652,7 @@ function d_32(r: Reader, end: number, depth: number, m: any = z_32()): any {
   return m;
 }
 // envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords
-function d_33(r: Reader, end: number, depth: number, m: any = z_33()): any {
+function d_3y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2766,27 +1665,27 @@ function d_33(r: Reader, end: number, depth: number, m: any = z_33()): any {
   return m;
 }
 // envoy.config.core.v3.Http2ProtocolOptions
-function d_34(r: Reader, end: number, depth: number, m: any = z_34()): any {
+function d_1n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http2ProtocolOptions", allowConnect: false, allowMetadata: false, streamErrorOnInvalidHttpMessaging: false, customSettingsParameters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.hpackTableSize = uw(d_9l, r, end, depth, m.hpackTableSize, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.maxConcurrentStreams = uw(d_9l, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.initialStreamWindowSize = uw(d_9l, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.initialConnectionWindowSize = uw(d_9l, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.hpackTableSize = uw(d_1c, r, end, depth, m.hpackTableSize, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.maxConcurrentStreams = uw(d_1c, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.initialStreamWindowSize = uw(d_1c, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.initialConnectionWindowSize = uw(d_1c, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.allowConnect = r.bool(); break;
       case 6: wt(t, 0); m.allowMetadata = r.bool(); break;
-      case 7: wt(t, 2); m.maxOutboundFrames = uw(d_9l, r, end, depth, m.maxOutboundFrames, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.maxOutboundControlFrames = uw(d_9l, r, end, depth, m.maxOutboundControlFrames, "google.protobuf.UInt32Value"); break;
-      case 9: wt(t, 2); m.maxConsecutiveInboundFramesWithEmptyPayload = uw(d_9l, r, end, depth, m.maxConsecutiveInboundFramesWithEmptyPayload, "google.protobuf.UInt32Value"); break;
-      case 10: wt(t, 2); m.maxInboundPriorityFramesPerStream = uw(d_9l, r, end, depth, m.maxInboundPriorityFramesPerStream, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.maxInboundWindowUpdateFramesPerDataFrameSent = uw(d_9l, r, end, depth, m.maxInboundWindowUpdateFramesPerDataFrameSent, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.maxOutboundFrames = uw(d_1c, r, end, depth, m.maxOutboundFrames, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.maxOutboundControlFrames = uw(d_1c, r, end, depth, m.maxOutboundControlFrames, "google.protobuf.UInt32Value"); break;
+      case 9: wt(t, 2); m.maxConsecutiveInboundFramesWithEmptyPayload = uw(d_1c, r, end, depth, m.maxConsecutiveInboundFramesWithEmptyPayload, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.maxInboundPriorityFramesPerStream = uw(d_1c, r, end, depth, m.maxInboundPriorityFramesPerStream, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.maxInboundWindowUpdateFramesPerDataFrameSent = uw(d_1c, r, end, depth, m.maxInboundWindowUpdateFramesPerDataFrameSent, "google.protobuf.UInt32Value"); break;
       case 12: wt(t, 0); m.streamErrorOnInvalidHttpMessaging = r.bool(); break;
-      case 14: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_9f, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.customSettingsParameters.push(d_35(r, r.delimited(end), depth, undefined)); break;
-      case 15: wt(t, 2); m.connectionKeepalive = d_3a(r, r.delimited(end), depth, m.connectionKeepalive); break;
-      case 16: wt(t, 2); m.useOghttp2Codec = uw(d_9f, r, end, depth, m.useOghttp2Codec, "google.protobuf.BoolValue"); break;
+      case 14: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_18, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.customSettingsParameters.push(d_3z(r, r.delimited(end), depth, undefined)); break;
+      case 15: wt(t, 2); m.connectionKeepalive = d_40(r, r.delimited(end), depth, m.connectionKeepalive); break;
+      case 16: wt(t, 2); m.useOghttp2Codec = uw(d_18, r, end, depth, m.useOghttp2Codec, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2794,13 +1693,13 @@ function d_34(r: Reader, end: number, depth: number, m: any = z_34()): any {
   return m;
 }
 // envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter
-function d_35(r: Reader, end: number, depth: number, m: any = z_35()): any {
+function d_3z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.identifier = uw(d_9l, r, end, depth, m.identifier, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.value = uw(d_9l, r, end, depth, m.value, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.identifier = uw(d_1c, r, end, depth, m.identifier, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.value = uw(d_1c, r, end, depth, m.value, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2808,13 +1707,13 @@ function d_35(r: Reader, end: number, depth: number, m: any = z_35()): any {
   return m;
 }
 // envoy.config.core.v3.Http3ProtocolOptions
-function d_36(r: Reader, end: number, depth: number, m: any = z_36()): any {
+function d_42(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Http3ProtocolOptions", allowExtendedConnect: false, allowMetadata: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.quicProtocolOptions = d_3i(r, r.delimited(end), depth, m.quicProtocolOptions); break;
-      case 2: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_9f, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.quicProtocolOptions = d_41(r, r.delimited(end), depth, m.quicProtocolOptions); break;
+      case 2: wt(t, 2); m.overrideStreamErrorOnInvalidHttpMessage = uw(d_18, r, end, depth, m.overrideStreamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
       case 5: wt(t, 0); m.allowExtendedConnect = r.bool(); break;
       case 6: wt(t, 0); m.allowMetadata = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -2824,17 +1723,17 @@ function d_36(r: Reader, end: number, depth: number, m: any = z_36()): any {
   return m;
 }
 // envoy.config.core.v3.HttpProtocolOptions
-function d_37(r: Reader, end: number, depth: number, m: any = z_37()): any {
+function d_1l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HttpProtocolOptions", headersWithUnderscoresAction: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.idleTimeout = d_9h(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.maxConnectionDuration = d_9h(r, r.delimited(end), depth, m.maxConnectionDuration); break;
-      case 2: wt(t, 2); m.maxHeadersCount = uw(d_9l, r, end, depth, m.maxHeadersCount, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.maxStreamDuration = d_9h(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 1: wt(t, 2); m.idleTimeout = d_1i(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.maxConnectionDuration = d_1i(r, r.delimited(end), depth, m.maxConnectionDuration); break;
+      case 2: wt(t, 2); m.maxHeadersCount = uw(d_1c, r, end, depth, m.maxHeadersCount, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.maxStreamDuration = d_1i(r, r.delimited(end), depth, m.maxStreamDuration); break;
       case 5: wt(t, 0); m.headersWithUnderscoresAction = r.int32(); break;
-      case 6: wt(t, 2); m.maxRequestsPerConnection = uw(d_9l, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.maxRequestsPerConnection = uw(d_1c, r, end, depth, m.maxRequestsPerConnection, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2842,14 +1741,14 @@ function d_37(r: Reader, end: number, depth: number, m: any = z_37()): any {
   return m;
 }
 // envoy.config.core.v3.HttpUri
-function d_38(r: Reader, end: number, depth: number, m: any = z_38()): any {
+function d_43(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.HttpUri", uri: "", httpUpstreamType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.uri = r.string(end, true); break;
       case 2: wt(t, 2); m.httpUpstreamType = { case: "cluster", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2857,7 +1756,7 @@ function d_38(r: Reader, end: number, depth: number, m: any = z_38()): any {
   return m;
 }
 // envoy.config.core.v3.JsonFormatOptions
-function d_39(r: Reader, end: number, depth: number, m: any = z_39()): any {
+function d_44(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.JsonFormatOptions", sortProperties: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2870,15 +1769,15 @@ function d_39(r: Reader, end: number, depth: number, m: any = z_39()): any {
   return m;
 }
 // envoy.config.core.v3.KeepaliveSettings
-function d_3a(r: Reader, end: number, depth: number, m: any = z_3a()): any {
+function d_40(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.KeepaliveSettings" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.interval = d_9h(r, r.delimited(end), depth, m.interval); break;
-      case 2: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
-      case 3: wt(t, 2); m.intervalJitter = d_8v(r, r.delimited(end), depth, m.intervalJitter); break;
-      case 4: wt(t, 2); m.connectionIdleInterval = d_9h(r, r.delimited(end), depth, m.connectionIdleInterval); break;
+      case 1: wt(t, 2); m.interval = d_1i(r, r.delimited(end), depth, m.interval); break;
+      case 2: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.intervalJitter = d_1e(r, r.delimited(end), depth, m.intervalJitter); break;
+      case 4: wt(t, 2); m.connectionIdleInterval = d_1i(r, r.delimited(end), depth, m.connectionIdleInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2886,7 +1785,7 @@ function d_3a(r: Reader, end: number, depth: number, m: any = z_3a()): any {
   return m;
 }
 // envoy.config.core.v3.Locality
-function d_3b(r: Reader, end: number, depth: number, m: any = z_3b()): any {
+function d_45(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Locality", region: "", zone: "", subZone: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2901,13 +1800,13 @@ function d_3b(r: Reader, end: number, depth: number, m: any = z_3b()): any {
   return m;
 }
 // envoy.config.core.v3.Metadata
-function d_3c(r: Reader, end: number, depth: number, m: any = z_3c()): any {
+function d_21(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Metadata", filterMetadata: {}, typedFilterMetadata: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = js(r, e, depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.filterMetadata, String(k ?? ""), v ?? {}); } break;
-      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedFilterMetadata, String(k ?? ""), v ?? z_9e()); } break;
+      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedFilterMetadata, String(k ?? ""), v ?? z_p()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2915,13 +1814,13 @@ function d_3c(r: Reader, end: number, depth: number, m: any = z_3c()): any {
   return m;
 }
 // envoy.config.core.v3.PathConfigSource
-function d_3d(r: Reader, end: number, depth: number, m: any = z_3d()): any {
+function d_31(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.PathConfigSource", path: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.path = r.string(end, true); break;
-      case 2: wt(t, 2); m.watchedDirectory = d_42(r, r.delimited(end), depth, m.watchedDirectory); break;
+      case 2: wt(t, 2); m.watchedDirectory = d_34(r, r.delimited(end), depth, m.watchedDirectory); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2929,7 +1828,7 @@ function d_3d(r: Reader, end: number, depth: number, m: any = z_3d()): any {
   return m;
 }
 // envoy.config.core.v3.Pipe
-function d_3e(r: Reader, end: number, depth: number, m: any = z_3e()): any {
+function d_2n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.Pipe", path: "", mode: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2943,13 +1842,13 @@ function d_3e(r: Reader, end: number, depth: number, m: any = z_3e()): any {
   return m;
 }
 // envoy.config.core.v3.ProxyProtocolConfig
-function d_3f(r: Reader, end: number, depth: number, m: any = z_3f()): any {
+function d_3w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ProxyProtocolConfig", version: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.version = r.int32(); break;
-      case 2: wt(t, 2); m.passThroughTlvs = d_3g(r, r.delimited(end), depth, m.passThroughTlvs); break;
+      case 2: wt(t, 2); m.passThroughTlvs = d_46(r, r.delimited(end), depth, m.passThroughTlvs); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2957,7 +1856,7 @@ function d_3f(r: Reader, end: number, depth: number, m: any = z_3f()): any {
   return m;
 }
 // envoy.config.core.v3.ProxyProtocolPassThroughTLVs
-function d_3g(r: Reader, end: number, depth: number, m: any = z_3g()): any {
+function d_46(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", matchType: 0, tlvType: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -2971,13 +1870,13 @@ function d_3g(r: Reader, end: number, depth: number, m: any = z_3g()): any {
   return m;
 }
 // envoy.config.core.v3.QuicKeepAliveSettings
-function d_3h(r: Reader, end: number, depth: number, m: any = z_3h()): any {
+function d_47(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.QuicKeepAliveSettings" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxInterval = d_9h(r, r.delimited(end), depth, m.maxInterval); break;
-      case 2: wt(t, 2); m.initialInterval = d_9h(r, r.delimited(end), depth, m.initialInterval); break;
+      case 1: wt(t, 2); m.maxInterval = d_1i(r, r.delimited(end), depth, m.maxInterval); break;
+      case 2: wt(t, 2); m.initialInterval = d_1i(r, r.delimited(end), depth, m.initialInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -2985,19 +1884,19 @@ function d_3h(r: Reader, end: number, depth: number, m: any = z_3h()): any {
   return m;
 }
 // envoy.config.core.v3.QuicProtocolOptions
-function d_3i(r: Reader, end: number, depth: number, m: any = z_3i()): any {
+function d_41(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.QuicProtocolOptions", connectionOptions: "", clientConnectionOptions: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxConcurrentStreams = uw(d_9l, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.initialStreamWindowSize = uw(d_9l, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.initialConnectionWindowSize = uw(d_9l, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.numTimeoutsToTriggerPortMigration = uw(d_9l, r, end, depth, m.numTimeoutsToTriggerPortMigration, "google.protobuf.UInt32Value"); break;
-      case 5: wt(t, 2); m.connectionKeepalive = d_3h(r, r.delimited(end), depth, m.connectionKeepalive); break;
+      case 1: wt(t, 2); m.maxConcurrentStreams = uw(d_1c, r, end, depth, m.maxConcurrentStreams, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.initialStreamWindowSize = uw(d_1c, r, end, depth, m.initialStreamWindowSize, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.initialConnectionWindowSize = uw(d_1c, r, end, depth, m.initialConnectionWindowSize, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.numTimeoutsToTriggerPortMigration = uw(d_1c, r, end, depth, m.numTimeoutsToTriggerPortMigration, "google.protobuf.UInt32Value"); break;
+      case 5: wt(t, 2); m.connectionKeepalive = d_47(r, r.delimited(end), depth, m.connectionKeepalive); break;
       case 6: wt(t, 2); m.connectionOptions = r.string(end, true); break;
       case 7: wt(t, 2); m.clientConnectionOptions = r.string(end, true); break;
-      case 8: wt(t, 2); m.idleNetworkTimeout = d_9h(r, r.delimited(end), depth, m.idleNetworkTimeout); break;
+      case 8: wt(t, 2); m.idleNetworkTimeout = d_1i(r, r.delimited(end), depth, m.idleNetworkTimeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3005,13 +1904,13 @@ function d_3i(r: Reader, end: number, depth: number, m: any = z_3i()): any {
   return m;
 }
 // envoy.config.core.v3.RateLimitSettings
-function d_3j(r: Reader, end: number, depth: number, m: any = z_3j()): any {
+function d_2r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RateLimitSettings" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxTokens = uw(d_9l, r, end, depth, m.maxTokens, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.fillRate = uw(d_9g, r, end, depth, m.fillRate, "google.protobuf.DoubleValue"); break;
+      case 1: wt(t, 2); m.maxTokens = uw(d_1c, r, end, depth, m.maxTokens, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.fillRate = uw(d_2h, r, end, depth, m.fillRate, "google.protobuf.DoubleValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3019,14 +1918,14 @@ function d_3j(r: Reader, end: number, depth: number, m: any = z_3j()): any {
   return m;
 }
 // envoy.config.core.v3.RemoteDataSource
-function d_3k(r: Reader, end: number, depth: number, m: any = z_3k()): any {
+function d_2u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RemoteDataSource", sha256: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.httpUri = d_38(r, r.delimited(end), depth, m.httpUri); break;
+      case 1: wt(t, 2); m.httpUri = d_43(r, r.delimited(end), depth, m.httpUri); break;
       case 2: wt(t, 2); m.sha256 = r.string(end, true); break;
-      case 3: wt(t, 2); m.retryPolicy = d_3l(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 3: wt(t, 2); m.retryPolicy = d_3b(r, r.delimited(end), depth, m.retryPolicy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3034,16 +1933,16 @@ function d_3k(r: Reader, end: number, depth: number, m: any = z_3k()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy
-function d_3l(r: Reader, end: number, depth: number, m: any = z_3l()): any {
+function d_3b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], hostSelectionRetryMaxAttempts: 0n }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.retryBackOff = d_20(r, r.delimited(end), depth, m.retryBackOff); break;
-      case 2: wt(t, 2); m.numRetries = uw(d_9l, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.retryBackOff = d_2w(r, r.delimited(end), depth, m.retryBackOff); break;
+      case 2: wt(t, 2); m.numRetries = uw(d_1c, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
       case 3: wt(t, 2); m.retryOn = r.string(end, true); break;
-      case 4: wt(t, 2); m.retryPriority = d_3n(r, r.delimited(end), depth, m.retryPriority); break;
-      case 5: wt(t, 2); m.retryHostPredicate.push(d_3m(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.retryPriority = d_48(r, r.delimited(end), depth, m.retryPriority); break;
+      case 5: wt(t, 2); m.retryHostPredicate.push(d_49(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.hostSelectionRetryMaxAttempts = r.int64(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3052,13 +1951,13 @@ function d_3l(r: Reader, end: number, depth: number, m: any = z_3l()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy.RetryHostPredicate
-function d_3m(r: Reader, end: number, depth: number, m: any = z_3m()): any {
+function d_49(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3066,13 +1965,13 @@ function d_3m(r: Reader, end: number, depth: number, m: any = z_3m()): any {
   return m;
 }
 // envoy.config.core.v3.RetryPolicy.RetryPriority
-function d_3n(r: Reader, end: number, depth: number, m: any = z_3n()): any {
+function d_48(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3080,7 +1979,7 @@ function d_3n(r: Reader, end: number, depth: number, m: any = z_3n()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeDouble
-function d_3o(r: Reader, end: number, depth: number, m: any = z_3o()): any {
+function d_2e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RuntimeDouble", defaultValue: 0, runtimeKey: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3094,12 +1993,12 @@ function d_3o(r: Reader, end: number, depth: number, m: any = z_3o()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeFeatureFlag
-function d_3p(r: Reader, end: number, depth: number, m: any = z_3p()): any {
+function d_4a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RuntimeFeatureFlag", runtimeKey: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.defaultValue = uw(d_9f, r, end, depth, m.defaultValue, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.defaultValue = uw(d_18, r, end, depth, m.defaultValue, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 2); m.runtimeKey = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3108,12 +2007,12 @@ function d_3p(r: Reader, end: number, depth: number, m: any = z_3p()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeFractionalPercent
-function d_3q(r: Reader, end: number, depth: number, m: any = z_3q()): any {
+function d_4b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RuntimeFractionalPercent", runtimeKey: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.defaultValue = d_8p(r, r.delimited(end), depth, m.defaultValue); break;
+      case 1: wt(t, 2); m.defaultValue = d_19(r, r.delimited(end), depth, m.defaultValue); break;
       case 2: wt(t, 2); m.runtimeKey = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3122,7 +2021,7 @@ function d_3q(r: Reader, end: number, depth: number, m: any = z_3q()): any {
   return m;
 }
 // envoy.config.core.v3.RuntimeUInt32
-function d_3r(r: Reader, end: number, depth: number, m: any = z_3r()): any {
+function d_14(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.RuntimeUInt32", defaultValue: 0, runtimeKey: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3136,7 +2035,7 @@ function d_3r(r: Reader, end: number, depth: number, m: any = z_3r()): any {
   return m;
 }
 // envoy.config.core.v3.SchemeHeaderTransformation
-function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
+function d_4c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SchemeHeaderTransformation", transformation: { case: undefined }, matchUpstream: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3150,7 +2049,7 @@ function d_3s(r: Reader, end: number, depth: number, m: any = z_3s()): any {
   return m;
 }
 // envoy.config.core.v3.SelfConfigSource
-function d_3t(r: Reader, end: number, depth: number, m: any = z_3t()): any {
+function d_32(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SelfConfigSource", transportApiVersion: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3163,7 +2062,7 @@ function d_3t(r: Reader, end: number, depth: number, m: any = z_3t()): any {
   return m;
 }
 // envoy.config.core.v3.SocketAddress
-function d_3u(r: Reader, end: number, depth: number, m: any = z_3u()): any {
+function d_2m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SocketAddress", protocol: 0, address: "", portSpecifier: { case: undefined }, resolverName: "", ipv4Compat: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3181,7 +2080,7 @@ function d_3u(r: Reader, end: number, depth: number, m: any = z_3u()): any {
   return m;
 }
 // envoy.config.core.v3.SocketOption
-function d_3v(r: Reader, end: number, depth: number, m: any = z_3v()): any {
+function d_2x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SocketOption", description: "", level: 0n, name: 0n, value: { case: undefined }, state: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3199,12 +2098,12 @@ function d_3v(r: Reader, end: number, depth: number, m: any = z_3v()): any {
   return m;
 }
 // envoy.config.core.v3.SocketOptionsOverride
-function d_3w(r: Reader, end: number, depth: number, m: any = z_3w()): any {
+function d_37(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SocketOptionsOverride", socketOptions: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.socketOptions.push(d_3v(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.socketOptions.push(d_2x(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3212,18 +2111,18 @@ function d_3w(r: Reader, end: number, depth: number, m: any = z_3w()): any {
   return m;
 }
 // envoy.config.core.v3.SubstitutionFormatString
-function d_3x(r: Reader, end: number, depth: number, m: any = z_3x()): any {
+function d_4d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.SubstitutionFormatString", format: { case: undefined }, omitEmptyValues: false, contentType: "", formatters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.format = { case: "textFormat", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.format = { case: "jsonFormat", value: js(r, end, depth, (m.format.case === "jsonFormat" ? m.format.value : undefined)) }; break;
-      case 5: wt(t, 2); m.format = { case: "textFormatSource", value: d_26(r, r.delimited(end), depth, (m.format.case === "textFormatSource" ? m.format.value : undefined)) }; break;
+      case 5: wt(t, 2); m.format = { case: "textFormatSource", value: d_2t(r, r.delimited(end), depth, (m.format.case === "textFormatSource" ? m.format.value : undefined)) }; break;
       case 3: wt(t, 0); m.omitEmptyValues = r.bool(); break;
       case 4: wt(t, 2); m.contentType = r.string(end, true); break;
       case 6: wt(t, 2); m.formatters.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.jsonFormatOptions = d_39(r, r.delimited(end), depth, m.jsonFormatOptions); break;
+      case 7: wt(t, 2); m.jsonFormatOptions = d_44(r, r.delimited(end), depth, m.jsonFormatOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3231,14 +2130,14 @@ function d_3x(r: Reader, end: number, depth: number, m: any = z_3x()): any {
   return m;
 }
 // envoy.config.core.v3.TcpKeepalive
-function d_3y(r: Reader, end: number, depth: number, m: any = z_3y()): any {
+function d_2k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.TcpKeepalive" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.keepaliveProbes = uw(d_9l, r, end, depth, m.keepaliveProbes, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.keepaliveTime = uw(d_9l, r, end, depth, m.keepaliveTime, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.keepaliveInterval = uw(d_9l, r, end, depth, m.keepaliveInterval, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.keepaliveProbes = uw(d_1c, r, end, depth, m.keepaliveProbes, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.keepaliveTime = uw(d_1c, r, end, depth, m.keepaliveTime, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.keepaliveInterval = uw(d_1c, r, end, depth, m.keepaliveInterval, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3246,13 +2145,13 @@ function d_3y(r: Reader, end: number, depth: number, m: any = z_3y()): any {
   return m;
 }
 // envoy.config.core.v3.TransportSocket
-function d_3z(r: Reader, end: number, depth: number, m: any = z_3z()): any {
+function d_20(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.TransportSocket", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3260,13 +2159,13 @@ function d_3z(r: Reader, end: number, depth: number, m: any = z_3z()): any {
   return m;
 }
 // envoy.config.core.v3.TypedExtensionConfig
-function d_6(r: Reader, end: number, depth: number, m: any = z_6()): any {
+function d_6(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.TypedExtensionConfig", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_9e(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_p(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3274,13 +2173,13 @@ function d_6(r: Reader, end: number, depth: number, m: any = z_6()): any {
   return m;
 }
 // envoy.config.core.v3.UdpSocketConfig
-function d_40(r: Reader, end: number, depth: number, m: any = z_40()): any {
+function d_4e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.UdpSocketConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxRxDatagramSize = uw(d_9m, r, end, depth, m.maxRxDatagramSize, "google.protobuf.UInt64Value"); break;
-      case 2: wt(t, 2); m.preferGro = uw(d_9f, r, end, depth, m.preferGro, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.maxRxDatagramSize = uw(d_2c, r, end, depth, m.maxRxDatagramSize, "google.protobuf.UInt64Value"); break;
+      case 2: wt(t, 2); m.preferGro = uw(d_18, r, end, depth, m.preferGro, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3288,7 +2187,7 @@ function d_40(r: Reader, end: number, depth: number, m: any = z_40()): any {
   return m;
 }
 // envoy.config.core.v3.UpstreamHttpProtocolOptions
-function d_41(r: Reader, end: number, depth: number, m: any = z_41()): any {
+function d_1k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.UpstreamHttpProtocolOptions", autoSni: false, autoSanValidation: false, overrideAutoSniHeader: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3303,7 +2202,7 @@ function d_41(r: Reader, end: number, depth: number, m: any = z_41()): any {
   return m;
 }
 // envoy.config.core.v3.WatchedDirectory
-function d_42(r: Reader, end: number, depth: number, m: any = z_42()): any {
+function d_34(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.core.v3.WatchedDirectory", path: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3316,15 +2215,15 @@ function d_42(r: Reader, end: number, depth: number, m: any = z_42()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment
-function d_5(r: Reader, end: number, depth: number, m: any = z_5()): any {
+function d_5(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment", clusterName: "", endpoints: [], namedEndpoints: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterName = r.string(end, true); break;
-      case 2: wt(t, 2); m.endpoints.push(d_4a(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_45(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.namedEndpoints, String(k ?? ""), v ?? z_45()); } break;
-      case 4: wt(t, 2); m.policy = d_43(r, r.delimited(end), depth, m.policy); break;
+      case 2: wt(t, 2); m.endpoints.push(d_4f(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_4g(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.namedEndpoints, String(k ?? ""), v ?? z_4g()); } break;
+      case 4: wt(t, 2); m.policy = d_4h(r, r.delimited(end), depth, m.policy); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3332,14 +2231,14 @@ function d_5(r: Reader, end: number, depth: number, m: any = z_5()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment.Policy
-function d_43(r: Reader, end: number, depth: number, m: any = z_43()): any {
+function d_4h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", dropOverloads: [], weightedPriorityHealth: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.dropOverloads.push(d_44(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.overprovisioningFactor = uw(d_9l, r, end, depth, m.overprovisioningFactor, "google.protobuf.UInt32Value"); break;
-      case 4: wt(t, 2); m.endpointStaleAfter = d_9h(r, r.delimited(end), depth, m.endpointStaleAfter); break;
+      case 2: wt(t, 2); m.dropOverloads.push(d_4i(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.overprovisioningFactor = uw(d_1c, r, end, depth, m.overprovisioningFactor, "google.protobuf.UInt32Value"); break;
+      case 4: wt(t, 2); m.endpointStaleAfter = d_1i(r, r.delimited(end), depth, m.endpointStaleAfter); break;
       case 6: wt(t, 0); m.weightedPriorityHealth = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3348,13 +2247,13 @@ function d_43(r: Reader, end: number, depth: number, m: any = z_43()): any {
   return m;
 }
 // envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload
-function d_44(r: Reader, end: number, depth: number, m: any = z_44()): any {
+function d_4i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", category: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.category = r.string(end, true); break;
-      case 2: wt(t, 2); m.dropPercentage = d_8p(r, r.delimited(end), depth, m.dropPercentage); break;
+      case 2: wt(t, 2); m.dropPercentage = d_19(r, r.delimited(end), depth, m.dropPercentage); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3362,15 +2261,15 @@ function d_44(r: Reader, end: number, depth: number, m: any = z_44()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint
-function d_45(r: Reader, end: number, depth: number, m: any = z_45()): any {
+function d_4g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.Endpoint", hostname: "", additionalAddresses: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1w(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.healthCheckConfig = d_47(r, r.delimited(end), depth, m.healthCheckConfig); break;
+      case 1: wt(t, 2); m.address = d_1p(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.healthCheckConfig = d_4j(r, r.delimited(end), depth, m.healthCheckConfig); break;
       case 3: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 4: wt(t, 2); m.additionalAddresses.push(d_46(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.additionalAddresses.push(d_4k(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3378,12 +2277,12 @@ function d_45(r: Reader, end: number, depth: number, m: any = z_45()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint.AdditionalAddress
-function d_46(r: Reader, end: number, depth: number, m: any = z_46()): any {
+function d_4k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1w(r, r.delimited(end), depth, m.address); break;
+      case 1: wt(t, 2); m.address = d_1p(r, r.delimited(end), depth, m.address); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3391,14 +2290,14 @@ function d_46(r: Reader, end: number, depth: number, m: any = z_46()): any {
   return m;
 }
 // envoy.config.endpoint.v3.Endpoint.HealthCheckConfig
-function d_47(r: Reader, end: number, depth: number, m: any = z_47()): any {
+function d_4j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", portValue: 0, hostname: "", disableActiveHealthCheck: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.portValue = r.uint32(); break;
       case 2: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 3: wt(t, 2); m.address = d_1w(r, r.delimited(end), depth, m.address); break;
+      case 3: wt(t, 2); m.address = d_1p(r, r.delimited(end), depth, m.address); break;
       case 4: wt(t, 0); m.disableActiveHealthCheck = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3407,16 +2306,16 @@ function d_47(r: Reader, end: number, depth: number, m: any = z_47()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LbEndpoint
-function d_48(r: Reader, end: number, depth: number, m: any = z_48()): any {
+function d_4l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.LbEndpoint", hostIdentifier: { case: undefined }, healthStatus: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.hostIdentifier = { case: "endpoint", value: d_45(r, r.delimited(end), depth, (m.hostIdentifier.case === "endpoint" ? m.hostIdentifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.hostIdentifier = { case: "endpoint", value: d_4g(r, r.delimited(end), depth, (m.hostIdentifier.case === "endpoint" ? m.hostIdentifier.value : undefined)) }; break;
       case 5: wt(t, 2); m.hostIdentifier = { case: "endpointName", value: r.string(end, true) }; break;
       case 2: wt(t, 0); m.healthStatus = r.int32(); break;
-      case 3: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
-      case 4: wt(t, 2); m.loadBalancingWeight = uw(d_9l, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
+      case 4: wt(t, 2); m.loadBalancingWeight = uw(d_1c, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3424,12 +2323,12 @@ function d_48(r: Reader, end: number, depth: number, m: any = z_48()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LedsClusterLocalityConfig
-function d_49(r: Reader, end: number, depth: number, m: any = z_49()): any {
+function d_4m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", ledsCollectionName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.ledsConfig = d_24(r, r.delimited(end), depth, m.ledsConfig); break;
+      case 1: wt(t, 2); m.ledsConfig = d_25(r, r.delimited(end), depth, m.ledsConfig); break;
       case 2: wt(t, 2); m.ledsCollectionName = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3438,19 +2337,19 @@ function d_49(r: Reader, end: number, depth: number, m: any = z_49()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LocalityLbEndpoints
-function d_4a(r: Reader, end: number, depth: number, m: any = z_4a()): any {
+function d_4f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints", lbEndpoints: [], lbConfig: { case: undefined }, priority: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.locality = d_3b(r, r.delimited(end), depth, m.locality); break;
-      case 9: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
-      case 2: wt(t, 2); m.lbEndpoints.push(d_48(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.lbConfig = { case: "loadBalancerEndpoints", value: d_4b(r, r.delimited(end), depth, (m.lbConfig.case === "loadBalancerEndpoints" ? m.lbConfig.value : undefined)) }; break;
-      case 8: wt(t, 2); m.lbConfig = { case: "ledsClusterLocalityConfig", value: d_49(r, r.delimited(end), depth, (m.lbConfig.case === "ledsClusterLocalityConfig" ? m.lbConfig.value : undefined)) }; break;
-      case 3: wt(t, 2); m.loadBalancingWeight = uw(d_9l, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.locality = d_45(r, r.delimited(end), depth, m.locality); break;
+      case 9: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
+      case 2: wt(t, 2); m.lbEndpoints.push(d_4l(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.lbConfig = { case: "loadBalancerEndpoints", value: d_4n(r, r.delimited(end), depth, (m.lbConfig.case === "loadBalancerEndpoints" ? m.lbConfig.value : undefined)) }; break;
+      case 8: wt(t, 2); m.lbConfig = { case: "ledsClusterLocalityConfig", value: d_4m(r, r.delimited(end), depth, (m.lbConfig.case === "ledsClusterLocalityConfig" ? m.lbConfig.value : undefined)) }; break;
+      case 3: wt(t, 2); m.loadBalancingWeight = uw(d_1c, r, end, depth, m.loadBalancingWeight, "google.protobuf.UInt32Value"); break;
       case 5: wt(t, 0); m.priority = r.uint32(); break;
-      case 6: wt(t, 2); m.proximity = uw(d_9l, r, end, depth, m.proximity, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.proximity = uw(d_1c, r, end, depth, m.proximity, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3458,12 +2357,12 @@ function d_4a(r: Reader, end: number, depth: number, m: any = z_4a()): any {
   return m;
 }
 // envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList
-function d_4b(r: Reader, end: number, depth: number, m: any = z_4b()): any {
+function d_4n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", lbEndpoints: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.lbEndpoints.push(d_48(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.lbEndpoints.push(d_4l(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3471,13 +2370,13 @@ function d_4b(r: Reader, end: number, depth: number, m: any = z_4b()): any {
   return m;
 }
 // envoy.config.listener.v3.AdditionalAddress
-function d_4c(r: Reader, end: number, depth: number, m: any = z_4c()): any {
+function d_4o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.AdditionalAddress" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.address = d_1w(r, r.delimited(end), depth, m.address); break;
-      case 2: wt(t, 2); m.socketOptions = d_3w(r, r.delimited(end), depth, m.socketOptions); break;
+      case 1: wt(t, 2); m.address = d_1p(r, r.delimited(end), depth, m.address); break;
+      case 2: wt(t, 2); m.socketOptions = d_37(r, r.delimited(end), depth, m.socketOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3485,12 +2384,12 @@ function d_4c(r: Reader, end: number, depth: number, m: any = z_4c()): any {
   return m;
 }
 // envoy.config.listener.v3.ApiListener
-function d_4d(r: Reader, end: number, depth: number, m: any = z_4d()): any {
+function d_4p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.ApiListener" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.apiListener = d_9e(r, r.delimited(end), depth, m.apiListener); break;
+      case 1: wt(t, 2); m.apiListener = d_p(r, r.delimited(end), depth, m.apiListener); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3498,14 +2397,14 @@ function d_4d(r: Reader, end: number, depth: number, m: any = z_4d()): any {
   return m;
 }
 // envoy.config.listener.v3.Filter
-function d_4e(r: Reader, end: number, depth: number, m: any = z_4e()): any {
+function d_4q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Filter", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2c(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2i(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3513,19 +2412,19 @@ function d_4e(r: Reader, end: number, depth: number, m: any = z_4e()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChain
-function d_4f(r: Reader, end: number, depth: number, m: any = z_4f()): any {
+function d_4t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.FilterChain", filters: [], name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filterChainMatch = d_4h(r, r.delimited(end), depth, m.filterChainMatch); break;
-      case 3: wt(t, 2); m.filters.push(d_4e(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.useProxyProto = uw(d_9f, r, end, depth, m.useProxyProto, "google.protobuf.BoolValue"); break;
-      case 5: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
-      case 6: wt(t, 2); m.transportSocket = d_3z(r, r.delimited(end), depth, m.transportSocket); break;
-      case 9: wt(t, 2); m.transportSocketConnectTimeout = d_9h(r, r.delimited(end), depth, m.transportSocketConnectTimeout); break;
+      case 1: wt(t, 2); m.filterChainMatch = d_4r(r, r.delimited(end), depth, m.filterChainMatch); break;
+      case 3: wt(t, 2); m.filters.push(d_4q(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.useProxyProto = uw(d_18, r, end, depth, m.useProxyProto, "google.protobuf.BoolValue"); break;
+      case 5: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
+      case 6: wt(t, 2); m.transportSocket = d_20(r, r.delimited(end), depth, m.transportSocket); break;
+      case 9: wt(t, 2); m.transportSocketConnectTimeout = d_1i(r, r.delimited(end), depth, m.transportSocketConnectTimeout); break;
       case 7: wt(t, 2); m.name = r.string(end, true); break;
-      case 8: wt(t, 2); m.onDemandConfiguration = d_4g(r, r.delimited(end), depth, m.onDemandConfiguration); break;
+      case 8: wt(t, 2); m.onDemandConfiguration = d_4s(r, r.delimited(end), depth, m.onDemandConfiguration); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3533,12 +2432,12 @@ function d_4f(r: Reader, end: number, depth: number, m: any = z_4f()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChain.OnDemandConfiguration
-function d_4g(r: Reader, end: number, depth: number, m: any = z_4g()): any {
+function d_4s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.FilterChain.OnDemandConfiguration" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rebuildTimeout = d_9h(r, r.delimited(end), depth, m.rebuildTimeout); break;
+      case 1: wt(t, 2); m.rebuildTimeout = d_1i(r, r.delimited(end), depth, m.rebuildTimeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3546,18 +2445,18 @@ function d_4g(r: Reader, end: number, depth: number, m: any = z_4g()): any {
   return m;
 }
 // envoy.config.listener.v3.FilterChainMatch
-function d_4h(r: Reader, end: number, depth: number, m: any = z_4h()): any {
+function d_4r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.FilterChainMatch", prefixRanges: [], addressSuffix: "", directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [], serverNames: [], transportProtocol: "", applicationProtocols: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 8: wt(t, 2); m.destinationPort = uw(d_9l, r, end, depth, m.destinationPort, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.prefixRanges.push(d_23(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.destinationPort = uw(d_1c, r, end, depth, m.destinationPort, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.prefixRanges.push(d_2z(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.addressSuffix = r.string(end, true); break;
-      case 5: wt(t, 2); m.suffixLen = uw(d_9l, r, end, depth, m.suffixLen, "google.protobuf.UInt32Value"); break;
-      case 13: wt(t, 2); m.directSourcePrefixRanges.push(d_23(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.suffixLen = uw(d_1c, r, end, depth, m.suffixLen, "google.protobuf.UInt32Value"); break;
+      case 13: wt(t, 2); m.directSourcePrefixRanges.push(d_2z(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 0); m.sourceType = r.int32(); break;
-      case 6: wt(t, 2); m.sourcePrefixRanges.push(d_23(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.sourcePrefixRanges.push(d_2z(r, r.delimited(end), depth, undefined)); break;
       case 7: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.sourcePorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.sourcePorts.push(r.uint32()); } break;
       case 11: wt(t, 2); m.serverNames.push(r.string(end, true)); break;
       case 9: wt(t, 2); m.transportProtocol = r.string(end, true); break;
@@ -3569,41 +2468,41 @@ function d_4h(r: Reader, end: number, depth: number, m: any = z_4h()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener
-function d_2(r: Reader, end: number, depth: number, m: any = z_2()): any {
+function d_2(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Listener", name: "", additionalAddresses: [], statPrefix: "", filterChains: [], drainType: 0, listenerFilters: [], continueOnListenerFiltersTimeout: false, socketOptions: [], trafficDirection: 0, reusePort: false, accessLog: [], listenerSpecifier: { case: undefined }, enableMptcp: false, ignoreGlobalConnLimit: false, bypassOverloadManager: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.address = d_1w(r, r.delimited(end), depth, m.address); break;
-      case 33: wt(t, 2); m.additionalAddresses.push(d_4c(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.address = d_1p(r, r.delimited(end), depth, m.address); break;
+      case 33: wt(t, 2); m.additionalAddresses.push(d_4o(r, r.delimited(end), depth, undefined)); break;
       case 28: wt(t, 2); m.statPrefix = r.string(end, true); break;
-      case 3: wt(t, 2); m.filterChains.push(d_4f(r, r.delimited(end), depth, undefined)); break;
-      case 32: wt(t, 2); m.filterChainMatcher = d_aa(r, r.delimited(end), depth, m.filterChainMatcher); break;
-      case 4: wt(t, 2); m.useOriginalDst = uw(d_9f, r, end, depth, m.useOriginalDst, "google.protobuf.BoolValue"); break;
-      case 25: wt(t, 2); m.defaultFilterChain = d_4f(r, r.delimited(end), depth, m.defaultFilterChain); break;
-      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_9l, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 6: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
-      case 7: wt(t, 2); m.deprecatedV1 = d_4k(r, r.delimited(end), depth, m.deprecatedV1); break;
+      case 3: wt(t, 2); m.filterChains.push(d_4t(r, r.delimited(end), depth, undefined)); break;
+      case 32: wt(t, 2); m.filterChainMatcher = d_4u(r, r.delimited(end), depth, m.filterChainMatcher); break;
+      case 4: wt(t, 2); m.useOriginalDst = uw(d_18, r, end, depth, m.useOriginalDst, "google.protobuf.BoolValue"); break;
+      case 25: wt(t, 2); m.defaultFilterChain = d_4t(r, r.delimited(end), depth, m.defaultFilterChain); break;
+      case 5: wt(t, 2); m.perConnectionBufferLimitBytes = uw(d_1c, r, end, depth, m.perConnectionBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 6: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
+      case 7: wt(t, 2); m.deprecatedV1 = d_4v(r, r.delimited(end), depth, m.deprecatedV1); break;
       case 8: wt(t, 0); m.drainType = r.int32(); break;
-      case 9: wt(t, 2); m.listenerFilters.push(d_4m(r, r.delimited(end), depth, undefined)); break;
-      case 15: wt(t, 2); m.listenerFiltersTimeout = d_9h(r, r.delimited(end), depth, m.listenerFiltersTimeout); break;
+      case 9: wt(t, 2); m.listenerFilters.push(d_4w(r, r.delimited(end), depth, undefined)); break;
+      case 15: wt(t, 2); m.listenerFiltersTimeout = d_1i(r, r.delimited(end), depth, m.listenerFiltersTimeout); break;
       case 17: wt(t, 0); m.continueOnListenerFiltersTimeout = r.bool(); break;
-      case 10: wt(t, 2); m.transparent = uw(d_9f, r, end, depth, m.transparent, "google.protobuf.BoolValue"); break;
-      case 11: wt(t, 2); m.freebind = uw(d_9f, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.socketOptions.push(d_3v(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.tcpFastOpenQueueLength = uw(d_9l, r, end, depth, m.tcpFastOpenQueueLength, "google.protobuf.UInt32Value"); break;
+      case 10: wt(t, 2); m.transparent = uw(d_18, r, end, depth, m.transparent, "google.protobuf.BoolValue"); break;
+      case 11: wt(t, 2); m.freebind = uw(d_18, r, end, depth, m.freebind, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.socketOptions.push(d_2x(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.tcpFastOpenQueueLength = uw(d_1c, r, end, depth, m.tcpFastOpenQueueLength, "google.protobuf.UInt32Value"); break;
       case 16: wt(t, 0); m.trafficDirection = r.int32(); break;
-      case 18: wt(t, 2); m.udpListenerConfig = d_4q(r, r.delimited(end), depth, m.udpListenerConfig); break;
-      case 19: wt(t, 2); m.apiListener = d_4d(r, r.delimited(end), depth, m.apiListener); break;
-      case 20: wt(t, 2); m.connectionBalanceConfig = d_4i(r, r.delimited(end), depth, m.connectionBalanceConfig); break;
+      case 18: wt(t, 2); m.udpListenerConfig = d_4x(r, r.delimited(end), depth, m.udpListenerConfig); break;
+      case 19: wt(t, 2); m.apiListener = d_4p(r, r.delimited(end), depth, m.apiListener); break;
+      case 20: wt(t, 2); m.connectionBalanceConfig = d_4y(r, r.delimited(end), depth, m.connectionBalanceConfig); break;
       case 21: wt(t, 0); m.reusePort = r.bool(); break;
-      case 29: wt(t, 2); m.enableReusePort = uw(d_9f, r, end, depth, m.enableReusePort, "google.protobuf.BoolValue"); break;
-      case 22: wt(t, 2); m.accessLog.push(d_p(r, r.delimited(end), depth, undefined)); break;
-      case 24: wt(t, 2); m.tcpBacklogSize = uw(d_9l, r, end, depth, m.tcpBacklogSize, "google.protobuf.UInt32Value"); break;
-      case 34: wt(t, 2); m.maxConnectionsToAcceptPerSocketEvent = uw(d_9l, r, end, depth, m.maxConnectionsToAcceptPerSocketEvent, "google.protobuf.UInt32Value"); break;
-      case 26: wt(t, 2); m.bindToPort = uw(d_9f, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
-      case 27: wt(t, 2); m.listenerSpecifier = { case: "internalListener", value: d_4l(r, r.delimited(end), depth, (m.listenerSpecifier.case === "internalListener" ? m.listenerSpecifier.value : undefined)) }; break;
+      case 29: wt(t, 2); m.enableReusePort = uw(d_18, r, end, depth, m.enableReusePort, "google.protobuf.BoolValue"); break;
+      case 22: wt(t, 2); m.accessLog.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 24: wt(t, 2); m.tcpBacklogSize = uw(d_1c, r, end, depth, m.tcpBacklogSize, "google.protobuf.UInt32Value"); break;
+      case 34: wt(t, 2); m.maxConnectionsToAcceptPerSocketEvent = uw(d_1c, r, end, depth, m.maxConnectionsToAcceptPerSocketEvent, "google.protobuf.UInt32Value"); break;
+      case 26: wt(t, 2); m.bindToPort = uw(d_18, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
+      case 27: wt(t, 2); m.listenerSpecifier = { case: "internalListener", value: d_4z(r, r.delimited(end), depth, (m.listenerSpecifier.case === "internalListener" ? m.listenerSpecifier.value : undefined)) }; break;
       case 30: wt(t, 0); m.enableMptcp = r.bool(); break;
       case 31: wt(t, 0); m.ignoreGlobalConnLimit = r.bool(); break;
       case 35: wt(t, 0); m.bypassOverloadManager = r.bool(); break;
@@ -3614,12 +2513,12 @@ function d_2(r: Reader, end: number, depth: number, m: any = z_2()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.ConnectionBalanceConfig
-function d_4i(r: Reader, end: number, depth: number, m: any = z_4i()): any {
+function d_4y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", balanceType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.balanceType = { case: "exactBalance", value: d_4j(r, r.delimited(end), depth, (m.balanceType.case === "exactBalance" ? m.balanceType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.balanceType = { case: "exactBalance", value: d_50(r, r.delimited(end), depth, (m.balanceType.case === "exactBalance" ? m.balanceType.value : undefined)) }; break;
       case 2: wt(t, 2); m.balanceType = { case: "extendBalance", value: d_6(r, r.delimited(end), depth, (m.balanceType.case === "extendBalance" ? m.balanceType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3628,7 +2527,7 @@ function d_4i(r: Reader, end: number, depth: number, m: any = z_4i()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance
-function d_4j(r: Reader, end: number, depth: number, m: any = z_4j()): any {
+function d_50(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3641,12 +2540,12 @@ function d_4j(r: Reader, end: number, depth: number, m: any = z_4j()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.DeprecatedV1
-function d_4k(r: Reader, end: number, depth: number, m: any = z_4k()): any {
+function d_4v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Listener.DeprecatedV1" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.bindToPort = uw(d_9f, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.bindToPort = uw(d_18, r, end, depth, m.bindToPort, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3654,7 +2553,7 @@ function d_4k(r: Reader, end: number, depth: number, m: any = z_4k()): any {
   return m;
 }
 // envoy.config.listener.v3.Listener.InternalListenerConfig
-function d_4l(r: Reader, end: number, depth: number, m: any = z_4l()): any {
+function d_4z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.Listener.InternalListenerConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3667,15 +2566,15 @@ function d_4l(r: Reader, end: number, depth: number, m: any = z_4l()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilter
-function d_4m(r: Reader, end: number, depth: number, m: any = z_4m()): any {
+function d_4w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.ListenerFilter", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2c(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.filterDisabled = d_4n(r, r.delimited(end), depth, m.filterDisabled); break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2i(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.filterDisabled = d_51(r, r.delimited(end), depth, m.filterDisabled); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3683,16 +2582,16 @@ function d_4m(r: Reader, end: number, depth: number, m: any = z_4m()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilterChainMatchPredicate
-function d_4n(r: Reader, end: number, depth: number, m: any = z_4n()): any {
+function d_51(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", rule: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rule = { case: "orMatch", value: d_4o(r, r.delimited(end), depth, (m.rule.case === "orMatch" ? m.rule.value : undefined)) }; break;
-      case 2: wt(t, 2); m.rule = { case: "andMatch", value: d_4o(r, r.delimited(end), depth, (m.rule.case === "andMatch" ? m.rule.value : undefined)) }; break;
-      case 3: wt(t, 2); m.rule = { case: "notMatch", value: d_4n(r, r.delimited(end), depth, (m.rule.case === "notMatch" ? m.rule.value : undefined)) }; break;
+      case 1: wt(t, 2); m.rule = { case: "orMatch", value: d_52(r, r.delimited(end), depth, (m.rule.case === "orMatch" ? m.rule.value : undefined)) }; break;
+      case 2: wt(t, 2); m.rule = { case: "andMatch", value: d_52(r, r.delimited(end), depth, (m.rule.case === "andMatch" ? m.rule.value : undefined)) }; break;
+      case 3: wt(t, 2); m.rule = { case: "notMatch", value: d_51(r, r.delimited(end), depth, (m.rule.case === "notMatch" ? m.rule.value : undefined)) }; break;
       case 4: wt(t, 0); m.rule = { case: "anyMatch", value: r.bool() }; break;
-      case 5: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_8t(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
+      case 5: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_53(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3700,12 +2599,12 @@ function d_4n(r: Reader, end: number, depth: number, m: any = z_4n()): any {
   return m;
 }
 // envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet
-function d_4o(r: Reader, end: number, depth: number, m: any = z_4o()): any {
+function d_52(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", rules: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rules.push(d_4n(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.rules.push(d_51(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3713,21 +2612,21 @@ function d_4o(r: Reader, end: number, depth: number, m: any = z_4o()): any {
   return m;
 }
 // envoy.config.listener.v3.QuicProtocolOptions
-function d_4p(r: Reader, end: number, depth: number, m: any = z_4p()): any {
+function d_54(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.QuicProtocolOptions" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.quicProtocolOptions = d_3i(r, r.delimited(end), depth, m.quicProtocolOptions); break;
-      case 2: wt(t, 2); m.idleTimeout = d_9h(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.cryptoHandshakeTimeout = d_9h(r, r.delimited(end), depth, m.cryptoHandshakeTimeout); break;
-      case 4: wt(t, 2); m.enabled = d_3p(r, r.delimited(end), depth, m.enabled); break;
-      case 5: wt(t, 2); m.packetsToReadToConnectionCountRatio = uw(d_9l, r, end, depth, m.packetsToReadToConnectionCountRatio, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.quicProtocolOptions = d_41(r, r.delimited(end), depth, m.quicProtocolOptions); break;
+      case 2: wt(t, 2); m.idleTimeout = d_1i(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.cryptoHandshakeTimeout = d_1i(r, r.delimited(end), depth, m.cryptoHandshakeTimeout); break;
+      case 4: wt(t, 2); m.enabled = d_4a(r, r.delimited(end), depth, m.enabled); break;
+      case 5: wt(t, 2); m.packetsToReadToConnectionCountRatio = uw(d_1c, r, end, depth, m.packetsToReadToConnectionCountRatio, "google.protobuf.UInt32Value"); break;
       case 6: wt(t, 2); m.cryptoStreamConfig = d_6(r, r.delimited(end), depth, m.cryptoStreamConfig); break;
       case 7: wt(t, 2); m.proofSourceConfig = d_6(r, r.delimited(end), depth, m.proofSourceConfig); break;
       case 8: wt(t, 2); m.connectionIdGeneratorConfig = d_6(r, r.delimited(end), depth, m.connectionIdGeneratorConfig); break;
       case 9: wt(t, 2); m.serverPreferredAddressConfig = d_6(r, r.delimited(end), depth, m.serverPreferredAddressConfig); break;
-      case 10: wt(t, 2); m.sendDisableActiveMigration = uw(d_9f, r, end, depth, m.sendDisableActiveMigration, "google.protobuf.BoolValue"); break;
+      case 10: wt(t, 2); m.sendDisableActiveMigration = uw(d_18, r, end, depth, m.sendDisableActiveMigration, "google.protobuf.BoolValue"); break;
       case 11: wt(t, 2); m.connectionDebugVisitorConfig = d_6(r, r.delimited(end), depth, m.connectionDebugVisitorConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3736,13 +2635,13 @@ function d_4p(r: Reader, end: number, depth: number, m: any = z_4p()): any {
   return m;
 }
 // envoy.config.listener.v3.UdpListenerConfig
-function d_4q(r: Reader, end: number, depth: number, m: any = z_4q()): any {
+function d_4x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.listener.v3.UdpListenerConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 5: wt(t, 2); m.downstreamSocketConfig = d_40(r, r.delimited(end), depth, m.downstreamSocketConfig); break;
-      case 7: wt(t, 2); m.quicOptions = d_4p(r, r.delimited(end), depth, m.quicOptions); break;
+      case 5: wt(t, 2); m.downstreamSocketConfig = d_4e(r, r.delimited(end), depth, m.downstreamSocketConfig); break;
+      case 7: wt(t, 2); m.quicOptions = d_54(r, r.delimited(end), depth, m.quicOptions); break;
       case 8: wt(t, 2); m.udpPacketPacketWriterConfig = d_6(r, r.delimited(end), depth, m.udpPacketPacketWriterConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -3751,22 +2650,22 @@ function d_4q(r: Reader, end: number, depth: number, m: any = z_4q()): any {
   return m;
 }
 // envoy.config.rbac.v3.Permission
-function d_4r(r: Reader, end: number, depth: number, m: any = z_4r()): any {
+function d_57(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Permission", rule: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rule = { case: "andRules", value: d_4s(r, r.delimited(end), depth, (m.rule.case === "andRules" ? m.rule.value : undefined)) }; break;
-      case 2: wt(t, 2); m.rule = { case: "orRules", value: d_4s(r, r.delimited(end), depth, (m.rule.case === "orRules" ? m.rule.value : undefined)) }; break;
+      case 1: wt(t, 2); m.rule = { case: "andRules", value: d_55(r, r.delimited(end), depth, (m.rule.case === "andRules" ? m.rule.value : undefined)) }; break;
+      case 2: wt(t, 2); m.rule = { case: "orRules", value: d_55(r, r.delimited(end), depth, (m.rule.case === "orRules" ? m.rule.value : undefined)) }; break;
       case 3: wt(t, 0); m.rule = { case: "any", value: r.bool() }; break;
-      case 4: wt(t, 2); m.rule = { case: "header", value: d_55(r, r.delimited(end), depth, (m.rule.case === "header" ? m.rule.value : undefined)) }; break;
-      case 10: wt(t, 2); m.rule = { case: "urlPath", value: d_85(r, r.delimited(end), depth, (m.rule.case === "urlPath" ? m.rule.value : undefined)) }; break;
-      case 5: wt(t, 2); m.rule = { case: "destinationIp", value: d_23(r, r.delimited(end), depth, (m.rule.case === "destinationIp" ? m.rule.value : undefined)) }; break;
+      case 4: wt(t, 2); m.rule = { case: "header", value: d_16(r, r.delimited(end), depth, (m.rule.case === "header" ? m.rule.value : undefined)) }; break;
+      case 10: wt(t, 2); m.rule = { case: "urlPath", value: d_56(r, r.delimited(end), depth, (m.rule.case === "urlPath" ? m.rule.value : undefined)) }; break;
+      case 5: wt(t, 2); m.rule = { case: "destinationIp", value: d_2z(r, r.delimited(end), depth, (m.rule.case === "destinationIp" ? m.rule.value : undefined)) }; break;
       case 6: wt(t, 0); m.rule = { case: "destinationPort", value: r.uint32() }; break;
-      case 11: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_8t(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
-      case 7: wt(t, 2); m.rule = { case: "metadata", value: d_82(r, r.delimited(end), depth, (m.rule.case === "metadata" ? m.rule.value : undefined)) }; break;
-      case 8: wt(t, 2); m.rule = { case: "notRule", value: d_4r(r, r.delimited(end), depth, (m.rule.case === "notRule" ? m.rule.value : undefined)) }; break;
-      case 9: wt(t, 2); m.rule = { case: "requestedServerName", value: d_89(r, r.delimited(end), depth, (m.rule.case === "requestedServerName" ? m.rule.value : undefined)) }; break;
+      case 11: wt(t, 2); m.rule = { case: "destinationPortRange", value: d_53(r, r.delimited(end), depth, (m.rule.case === "destinationPortRange" ? m.rule.value : undefined)) }; break;
+      case 7: wt(t, 2); m.rule = { case: "metadata", value: d_17(r, r.delimited(end), depth, (m.rule.case === "metadata" ? m.rule.value : undefined)) }; break;
+      case 8: wt(t, 2); m.rule = { case: "notRule", value: d_57(r, r.delimited(end), depth, (m.rule.case === "notRule" ? m.rule.value : undefined)) }; break;
+      case 9: wt(t, 2); m.rule = { case: "requestedServerName", value: d_3v(r, r.delimited(end), depth, (m.rule.case === "requestedServerName" ? m.rule.value : undefined)) }; break;
       case 12: wt(t, 2); m.rule = { case: "matcher", value: d_6(r, r.delimited(end), depth, (m.rule.case === "matcher" ? m.rule.value : undefined)) }; break;
       case 13: wt(t, 2); m.rule = { case: "uriTemplate", value: d_6(r, r.delimited(end), depth, (m.rule.case === "uriTemplate" ? m.rule.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -3776,12 +2675,12 @@ function d_4r(r: Reader, end: number, depth: number, m: any = z_4r()): any {
   return m;
 }
 // envoy.config.rbac.v3.Permission.Set
-function d_4s(r: Reader, end: number, depth: number, m: any = z_4s()): any {
+function d_55(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Permission.Set", rules: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rules.push(d_4r(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.rules.push(d_57(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3789,15 +2688,15 @@ function d_4s(r: Reader, end: number, depth: number, m: any = z_4s()): any {
   return m;
 }
 // envoy.config.rbac.v3.Policy
-function d_4t(r: Reader, end: number, depth: number, m: any = z_4t()): any {
+function d_5b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Policy", permissions: [], principals: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.permissions.push(d_4r(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.principals.push(d_4u(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.condition = d_8z(r, r.delimited(end), depth, m.condition); break;
-      case 4: wt(t, 2); m.checkedCondition = d_8x(r, r.delimited(end), depth, m.checkedCondition); break;
+      case 1: wt(t, 2); m.permissions.push(d_57(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.principals.push(d_58(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.condition = d_59(r, r.delimited(end), depth, m.condition); break;
+      case 4: wt(t, 2); m.checkedCondition = d_5a(r, r.delimited(end), depth, m.checkedCondition); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3805,23 +2704,23 @@ function d_4t(r: Reader, end: number, depth: number, m: any = z_4t()): any {
   return m;
 }
 // envoy.config.rbac.v3.Principal
-function d_4u(r: Reader, end: number, depth: number, m: any = z_4u()): any {
+function d_58(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Principal", identifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.identifier = { case: "andIds", value: d_4w(r, r.delimited(end), depth, (m.identifier.case === "andIds" ? m.identifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.identifier = { case: "orIds", value: d_4w(r, r.delimited(end), depth, (m.identifier.case === "orIds" ? m.identifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.identifier = { case: "andIds", value: d_5c(r, r.delimited(end), depth, (m.identifier.case === "andIds" ? m.identifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.identifier = { case: "orIds", value: d_5c(r, r.delimited(end), depth, (m.identifier.case === "orIds" ? m.identifier.value : undefined)) }; break;
       case 3: wt(t, 0); m.identifier = { case: "any", value: r.bool() }; break;
-      case 4: wt(t, 2); m.identifier = { case: "authenticated", value: d_4v(r, r.delimited(end), depth, (m.identifier.case === "authenticated" ? m.identifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.identifier = { case: "sourceIp", value: d_23(r, r.delimited(end), depth, (m.identifier.case === "sourceIp" ? m.identifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.identifier = { case: "directRemoteIp", value: d_23(r, r.delimited(end), depth, (m.identifier.case === "directRemoteIp" ? m.identifier.value : undefined)) }; break;
-      case 11: wt(t, 2); m.identifier = { case: "remoteIp", value: d_23(r, r.delimited(end), depth, (m.identifier.case === "remoteIp" ? m.identifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.identifier = { case: "header", value: d_55(r, r.delimited(end), depth, (m.identifier.case === "header" ? m.identifier.value : undefined)) }; break;
-      case 9: wt(t, 2); m.identifier = { case: "urlPath", value: d_85(r, r.delimited(end), depth, (m.identifier.case === "urlPath" ? m.identifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.identifier = { case: "metadata", value: d_82(r, r.delimited(end), depth, (m.identifier.case === "metadata" ? m.identifier.value : undefined)) }; break;
-      case 12: wt(t, 2); m.identifier = { case: "filterState", value: d_80(r, r.delimited(end), depth, (m.identifier.case === "filterState" ? m.identifier.value : undefined)) }; break;
-      case 8: wt(t, 2); m.identifier = { case: "notId", value: d_4u(r, r.delimited(end), depth, (m.identifier.case === "notId" ? m.identifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.identifier = { case: "authenticated", value: d_5d(r, r.delimited(end), depth, (m.identifier.case === "authenticated" ? m.identifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.identifier = { case: "sourceIp", value: d_2z(r, r.delimited(end), depth, (m.identifier.case === "sourceIp" ? m.identifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.identifier = { case: "directRemoteIp", value: d_2z(r, r.delimited(end), depth, (m.identifier.case === "directRemoteIp" ? m.identifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.identifier = { case: "remoteIp", value: d_2z(r, r.delimited(end), depth, (m.identifier.case === "remoteIp" ? m.identifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.identifier = { case: "header", value: d_16(r, r.delimited(end), depth, (m.identifier.case === "header" ? m.identifier.value : undefined)) }; break;
+      case 9: wt(t, 2); m.identifier = { case: "urlPath", value: d_56(r, r.delimited(end), depth, (m.identifier.case === "urlPath" ? m.identifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.identifier = { case: "metadata", value: d_17(r, r.delimited(end), depth, (m.identifier.case === "metadata" ? m.identifier.value : undefined)) }; break;
+      case 12: wt(t, 2); m.identifier = { case: "filterState", value: d_5e(r, r.delimited(end), depth, (m.identifier.case === "filterState" ? m.identifier.value : undefined)) }; break;
+      case 8: wt(t, 2); m.identifier = { case: "notId", value: d_58(r, r.delimited(end), depth, (m.identifier.case === "notId" ? m.identifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3829,12 +2728,12 @@ function d_4u(r: Reader, end: number, depth: number, m: any = z_4u()): any {
   return m;
 }
 // envoy.config.rbac.v3.Principal.Authenticated
-function d_4v(r: Reader, end: number, depth: number, m: any = z_4v()): any {
+function d_5d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Principal.Authenticated" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.principalName = d_89(r, r.delimited(end), depth, m.principalName); break;
+      case 2: wt(t, 2); m.principalName = d_3v(r, r.delimited(end), depth, m.principalName); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3842,12 +2741,12 @@ function d_4v(r: Reader, end: number, depth: number, m: any = z_4v()): any {
   return m;
 }
 // envoy.config.rbac.v3.Principal.Set
-function d_4w(r: Reader, end: number, depth: number, m: any = z_4w()): any {
+function d_5c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.Principal.Set", ids: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.ids.push(d_4u(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.ids.push(d_58(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3855,14 +2754,14 @@ function d_4w(r: Reader, end: number, depth: number, m: any = z_4w()): any {
   return m;
 }
 // envoy.config.rbac.v3.RBAC
-function d_4x(r: Reader, end: number, depth: number, m: any = z_4x()): any {
+function d_5g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.RBAC", action: 0, policies: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.action = r.int32(); break;
-      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_4t(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.policies, String(k ?? ""), v ?? z_4t()); } break;
-      case 3: wt(t, 2); m.auditLoggingOptions = d_4y(r, r.delimited(end), depth, m.auditLoggingOptions); break;
+      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_5b(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.policies, String(k ?? ""), v ?? z_5b()); } break;
+      case 3: wt(t, 2); m.auditLoggingOptions = d_5f(r, r.delimited(end), depth, m.auditLoggingOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3870,13 +2769,13 @@ function d_4x(r: Reader, end: number, depth: number, m: any = z_4x()): any {
   return m;
 }
 // envoy.config.rbac.v3.RBAC.AuditLoggingOptions
-function d_4y(r: Reader, end: number, depth: number, m: any = z_4y()): any {
+function d_5f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.RBAC.AuditLoggingOptions", auditCondition: 0, loggerConfigs: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.auditCondition = r.int32(); break;
-      case 2: wt(t, 2); m.loggerConfigs.push(d_4z(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.loggerConfigs.push(d_5h(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3884,7 +2783,7 @@ function d_4y(r: Reader, end: number, depth: number, m: any = z_4y()): any {
   return m;
 }
 // envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig
-function d_4z(r: Reader, end: number, depth: number, m: any = z_4z()): any {
+function d_5h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig", isOptional: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3898,7 +2797,7 @@ function d_4z(r: Reader, end: number, depth: number, m: any = z_4z()): any {
   return m;
 }
 // envoy.config.route.v3.ClusterSpecifierPlugin
-function d_50(r: Reader, end: number, depth: number, m: any = z_50()): any {
+function d_5i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.ClusterSpecifierPlugin", isOptional: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -3912,21 +2811,21 @@ function d_50(r: Reader, end: number, depth: number, m: any = z_50()): any {
   return m;
 }
 // envoy.config.route.v3.CorsPolicy
-function d_51(r: Reader, end: number, depth: number, m: any = z_51()): any {
+function d_5j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.CorsPolicy", allowOriginStringMatch: [], allowMethods: "", allowHeaders: "", exposeHeaders: "", maxAge: "", enabledSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 11: wt(t, 2); m.allowOriginStringMatch.push(d_89(r, r.delimited(end), depth, undefined)); break;
+      case 11: wt(t, 2); m.allowOriginStringMatch.push(d_3v(r, r.delimited(end), depth, undefined)); break;
       case 2: wt(t, 2); m.allowMethods = r.string(end, true); break;
       case 3: wt(t, 2); m.allowHeaders = r.string(end, true); break;
       case 4: wt(t, 2); m.exposeHeaders = r.string(end, true); break;
       case 5: wt(t, 2); m.maxAge = r.string(end, true); break;
-      case 6: wt(t, 2); m.allowCredentials = uw(d_9f, r, end, depth, m.allowCredentials, "google.protobuf.BoolValue"); break;
-      case 9: wt(t, 2); m.enabledSpecifier = { case: "filterEnabled", value: d_3q(r, r.delimited(end), depth, (m.enabledSpecifier.case === "filterEnabled" ? m.enabledSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.shadowEnabled = d_3q(r, r.delimited(end), depth, m.shadowEnabled); break;
-      case 12: wt(t, 2); m.allowPrivateNetworkAccess = uw(d_9f, r, end, depth, m.allowPrivateNetworkAccess, "google.protobuf.BoolValue"); break;
-      case 13: wt(t, 2); m.forwardNotMatchingPreflights = uw(d_9f, r, end, depth, m.forwardNotMatchingPreflights, "google.protobuf.BoolValue"); break;
+      case 6: wt(t, 2); m.allowCredentials = uw(d_18, r, end, depth, m.allowCredentials, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.enabledSpecifier = { case: "filterEnabled", value: d_4b(r, r.delimited(end), depth, (m.enabledSpecifier.case === "filterEnabled" ? m.enabledSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.shadowEnabled = d_4b(r, r.delimited(end), depth, m.shadowEnabled); break;
+      case 12: wt(t, 2); m.allowPrivateNetworkAccess = uw(d_18, r, end, depth, m.allowPrivateNetworkAccess, "google.protobuf.BoolValue"); break;
+      case 13: wt(t, 2); m.forwardNotMatchingPreflights = uw(d_18, r, end, depth, m.forwardNotMatchingPreflights, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3934,13 +2833,13 @@ function d_51(r: Reader, end: number, depth: number, m: any = z_51()): any {
   return m;
 }
 // envoy.config.route.v3.Decorator
-function d_52(r: Reader, end: number, depth: number, m: any = z_52()): any {
+function d_5k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.Decorator", operation: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.operation = r.string(end, true); break;
-      case 2: wt(t, 2); m.propagate = uw(d_9f, r, end, depth, m.propagate, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.propagate = uw(d_18, r, end, depth, m.propagate, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3948,13 +2847,13 @@ function d_52(r: Reader, end: number, depth: number, m: any = z_52()): any {
   return m;
 }
 // envoy.config.route.v3.DirectResponseAction
-function d_53(r: Reader, end: number, depth: number, m: any = z_53()): any {
+function d_5l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.DirectResponseAction", status: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.status = r.uint32(); break;
-      case 2: wt(t, 2); m.body = d_26(r, r.delimited(end), depth, m.body); break;
+      case 2: wt(t, 2); m.body = d_2t(r, r.delimited(end), depth, m.body); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3962,12 +2861,12 @@ function d_53(r: Reader, end: number, depth: number, m: any = z_53()): any {
   return m;
 }
 // envoy.config.route.v3.FilterAction
-function d_54(r: Reader, end: number, depth: number, m: any = z_54()): any {
+function d_5m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.FilterAction" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.action = d_9e(r, r.delimited(end), depth, m.action); break;
+      case 1: wt(t, 2); m.action = d_p(r, r.delimited(end), depth, m.action); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -3975,20 +2874,20 @@ function d_54(r: Reader, end: number, depth: number, m: any = z_54()): any {
   return m;
 }
 // envoy.config.route.v3.HeaderMatcher
-function d_55(r: Reader, end: number, depth: number, m: any = z_55()): any {
+function d_16(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.HeaderMatcher", name: "", headerMatchSpecifier: { case: undefined }, invertMatch: false, treatMissingHeaderAsEmpty: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 4: wt(t, 2); m.headerMatchSpecifier = { case: "exactMatch", value: r.string(end, true) }; break;
-      case 11: wt(t, 2); m.headerMatchSpecifier = { case: "safeRegexMatch", value: d_87(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "safeRegexMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.headerMatchSpecifier = { case: "rangeMatch", value: d_8u(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "rangeMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.headerMatchSpecifier = { case: "safeRegexMatch", value: d_5n(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "safeRegexMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.headerMatchSpecifier = { case: "rangeMatch", value: d_3u(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "rangeMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
       case 7: wt(t, 0); m.headerMatchSpecifier = { case: "presentMatch", value: r.bool() }; break;
       case 9: wt(t, 2); m.headerMatchSpecifier = { case: "prefixMatch", value: r.string(end, true) }; break;
       case 10: wt(t, 2); m.headerMatchSpecifier = { case: "suffixMatch", value: r.string(end, true) }; break;
       case 12: wt(t, 2); m.headerMatchSpecifier = { case: "containsMatch", value: r.string(end, true) }; break;
-      case 13: wt(t, 2); m.headerMatchSpecifier = { case: "stringMatch", value: d_89(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "stringMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
+      case 13: wt(t, 2); m.headerMatchSpecifier = { case: "stringMatch", value: d_3v(r, r.delimited(end), depth, (m.headerMatchSpecifier.case === "stringMatch" ? m.headerMatchSpecifier.value : undefined)) }; break;
       case 8: wt(t, 0); m.invertMatch = r.bool(); break;
       case 14: wt(t, 0); m.treatMissingHeaderAsEmpty = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -3998,13 +2897,13 @@ function d_55(r: Reader, end: number, depth: number, m: any = z_55()): any {
   return m;
 }
 // envoy.config.route.v3.HedgePolicy
-function d_56(r: Reader, end: number, depth: number, m: any = z_56()): any {
+function d_5o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.HedgePolicy", hedgeOnPerTryTimeout: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.initialRequests = uw(d_9l, r, end, depth, m.initialRequests, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.additionalRequestChance = d_8p(r, r.delimited(end), depth, m.additionalRequestChance); break;
+      case 1: wt(t, 2); m.initialRequests = uw(d_1c, r, end, depth, m.initialRequests, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.additionalRequestChance = d_19(r, r.delimited(end), depth, m.additionalRequestChance); break;
       case 3: wt(t, 0); m.hedgeOnPerTryTimeout = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4013,12 +2912,12 @@ function d_56(r: Reader, end: number, depth: number, m: any = z_56()): any {
   return m;
 }
 // envoy.config.route.v3.InternalRedirectPolicy
-function d_57(r: Reader, end: number, depth: number, m: any = z_57()): any {
+function d_5p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.InternalRedirectPolicy", redirectResponseCodes: [], predicates: [], allowCrossSchemeRedirect: false, responseHeadersToCopy: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxInternalRedirects = uw(d_9l, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.maxInternalRedirects = uw(d_1c, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
       case 2: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.redirectResponseCodes.push(r.uint32()); r.done(e); } else { wt(t, 0); m.redirectResponseCodes.push(r.uint32()); } break;
       case 3: wt(t, 2); m.predicates.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.allowCrossSchemeRedirect = r.bool(); break;
@@ -4030,7 +2929,7 @@ function d_57(r: Reader, end: number, depth: number, m: any = z_57()): any {
   return m;
 }
 // envoy.config.route.v3.NonForwardingAction
-function d_58(r: Reader, end: number, depth: number, m: any = z_58()): any {
+function d_5q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.NonForwardingAction" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4043,13 +2942,13 @@ function d_58(r: Reader, end: number, depth: number, m: any = z_58()): any {
   return m;
 }
 // envoy.config.route.v3.QueryParameterMatcher
-function d_59(r: Reader, end: number, depth: number, m: any = z_59()): any {
+function d_5r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.QueryParameterMatcher", name: "", queryParameterMatchSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 5: wt(t, 2); m.queryParameterMatchSpecifier = { case: "stringMatch", value: d_89(r, r.delimited(end), depth, (m.queryParameterMatchSpecifier.case === "stringMatch" ? m.queryParameterMatchSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.queryParameterMatchSpecifier = { case: "stringMatch", value: d_3v(r, r.delimited(end), depth, (m.queryParameterMatchSpecifier.case === "stringMatch" ? m.queryParameterMatchSpecifier.value : undefined)) }; break;
       case 6: wt(t, 0); m.queryParameterMatchSpecifier = { case: "presentMatch", value: r.bool() }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4058,15 +2957,15 @@ function d_59(r: Reader, end: number, depth: number, m: any = z_59()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit
-function d_5a(r: Reader, end: number, depth: number, m: any = z_5a()): any {
+function d_5u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit", disableKey: "", actions: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.stage = uw(d_9l, r, end, depth, m.stage, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.stage = uw(d_1c, r, end, depth, m.stage, "google.protobuf.UInt32Value"); break;
       case 2: wt(t, 2); m.disableKey = r.string(end, true); break;
-      case 3: wt(t, 2); m.actions.push(d_5b(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.limit = d_5m(r, r.delimited(end), depth, m.limit); break;
+      case 3: wt(t, 2); m.actions.push(d_5s(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.limit = d_5t(r, r.delimited(end), depth, m.limit); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4074,22 +2973,22 @@ function d_5a(r: Reader, end: number, depth: number, m: any = z_5a()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action
-function d_5b(r: Reader, end: number, depth: number, m: any = z_5b()): any {
+function d_5s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action", actionSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.actionSpecifier = { case: "sourceCluster", value: d_5l(r, r.delimited(end), depth, (m.actionSpecifier.case === "sourceCluster" ? m.actionSpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.actionSpecifier = { case: "destinationCluster", value: d_5c(r, r.delimited(end), depth, (m.actionSpecifier.case === "destinationCluster" ? m.actionSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.actionSpecifier = { case: "requestHeaders", value: d_5k(r, r.delimited(end), depth, (m.actionSpecifier.case === "requestHeaders" ? m.actionSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.actionSpecifier = { case: "remoteAddress", value: d_5j(r, r.delimited(end), depth, (m.actionSpecifier.case === "remoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.actionSpecifier = { case: "genericKey", value: d_5e(r, r.delimited(end), depth, (m.actionSpecifier.case === "genericKey" ? m.actionSpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.actionSpecifier = { case: "headerValueMatch", value: d_5f(r, r.delimited(end), depth, (m.actionSpecifier.case === "headerValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
-      case 7: wt(t, 2); m.actionSpecifier = { case: "dynamicMetadata", value: d_5d(r, r.delimited(end), depth, (m.actionSpecifier.case === "dynamicMetadata" ? m.actionSpecifier.value : undefined)) }; break;
-      case 8: wt(t, 2); m.actionSpecifier = { case: "metadata", value: d_5h(r, r.delimited(end), depth, (m.actionSpecifier.case === "metadata" ? m.actionSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.actionSpecifier = { case: "sourceCluster", value: d_5v(r, r.delimited(end), depth, (m.actionSpecifier.case === "sourceCluster" ? m.actionSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.actionSpecifier = { case: "destinationCluster", value: d_5w(r, r.delimited(end), depth, (m.actionSpecifier.case === "destinationCluster" ? m.actionSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.actionSpecifier = { case: "requestHeaders", value: d_5x(r, r.delimited(end), depth, (m.actionSpecifier.case === "requestHeaders" ? m.actionSpecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.actionSpecifier = { case: "remoteAddress", value: d_5y(r, r.delimited(end), depth, (m.actionSpecifier.case === "remoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.actionSpecifier = { case: "genericKey", value: d_5z(r, r.delimited(end), depth, (m.actionSpecifier.case === "genericKey" ? m.actionSpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.actionSpecifier = { case: "headerValueMatch", value: d_60(r, r.delimited(end), depth, (m.actionSpecifier.case === "headerValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.actionSpecifier = { case: "dynamicMetadata", value: d_61(r, r.delimited(end), depth, (m.actionSpecifier.case === "dynamicMetadata" ? m.actionSpecifier.value : undefined)) }; break;
+      case 8: wt(t, 2); m.actionSpecifier = { case: "metadata", value: d_62(r, r.delimited(end), depth, (m.actionSpecifier.case === "metadata" ? m.actionSpecifier.value : undefined)) }; break;
       case 9: wt(t, 2); m.actionSpecifier = { case: "extension", value: d_6(r, r.delimited(end), depth, (m.actionSpecifier.case === "extension" ? m.actionSpecifier.value : undefined)) }; break;
-      case 10: wt(t, 2); m.actionSpecifier = { case: "maskedRemoteAddress", value: d_5g(r, r.delimited(end), depth, (m.actionSpecifier.case === "maskedRemoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
-      case 11: wt(t, 2); m.actionSpecifier = { case: "queryParameterValueMatch", value: d_5i(r, r.delimited(end), depth, (m.actionSpecifier.case === "queryParameterValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.actionSpecifier = { case: "maskedRemoteAddress", value: d_63(r, r.delimited(end), depth, (m.actionSpecifier.case === "maskedRemoteAddress" ? m.actionSpecifier.value : undefined)) }; break;
+      case 11: wt(t, 2); m.actionSpecifier = { case: "queryParameterValueMatch", value: d_64(r, r.delimited(end), depth, (m.actionSpecifier.case === "queryParameterValueMatch" ? m.actionSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4097,7 +2996,7 @@ function d_5b(r: Reader, end: number, depth: number, m: any = z_5b()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.DestinationCluster
-function d_5c(r: Reader, end: number, depth: number, m: any = z_5c()): any {
+function d_5w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.DestinationCluster" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4110,13 +3009,13 @@ function d_5c(r: Reader, end: number, depth: number, m: any = z_5c()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.DynamicMetaData
-function d_5d(r: Reader, end: number, depth: number, m: any = z_5d()): any {
+function d_61(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", descriptorKey: "", defaultValue: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.descriptorKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.metadataKey = d_8c(r, r.delimited(end), depth, m.metadataKey); break;
+      case 2: wt(t, 2); m.metadataKey = d_2g(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4125,7 +3024,7 @@ function d_5d(r: Reader, end: number, depth: number, m: any = z_5d()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.GenericKey
-function d_5e(r: Reader, end: number, depth: number, m: any = z_5e()): any {
+function d_5z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.GenericKey", descriptorValue: "", descriptorKey: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4139,15 +3038,15 @@ function d_5e(r: Reader, end: number, depth: number, m: any = z_5e()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.HeaderValueMatch
-function d_5f(r: Reader, end: number, depth: number, m: any = z_5f()): any {
+function d_60(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", descriptorKey: "", descriptorValue: "", headers: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 4: wt(t, 2); m.descriptorKey = r.string(end, true); break;
       case 1: wt(t, 2); m.descriptorValue = r.string(end, true); break;
-      case 2: wt(t, 2); m.expectMatch = uw(d_9f, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.headers.push(d_55(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.expectMatch = uw(d_18, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.headers.push(d_16(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4155,13 +3054,13 @@ function d_5f(r: Reader, end: number, depth: number, m: any = z_5f()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress
-function d_5g(r: Reader, end: number, depth: number, m: any = z_5g()): any {
+function d_63(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.v4PrefixMaskLen = uw(d_9l, r, end, depth, m.v4PrefixMaskLen, "google.protobuf.UInt32Value"); break;
-      case 2: wt(t, 2); m.v6PrefixMaskLen = uw(d_9l, r, end, depth, m.v6PrefixMaskLen, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.v4PrefixMaskLen = uw(d_1c, r, end, depth, m.v4PrefixMaskLen, "google.protobuf.UInt32Value"); break;
+      case 2: wt(t, 2); m.v6PrefixMaskLen = uw(d_1c, r, end, depth, m.v6PrefixMaskLen, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4169,13 +3068,13 @@ function d_5g(r: Reader, end: number, depth: number, m: any = z_5g()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.MetaData
-function d_5h(r: Reader, end: number, depth: number, m: any = z_5h()): any {
+function d_62(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.MetaData", descriptorKey: "", defaultValue: "", source: 0, skipIfAbsent: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.descriptorKey = r.string(end, true); break;
-      case 2: wt(t, 2); m.metadataKey = d_8c(r, r.delimited(end), depth, m.metadataKey); break;
+      case 2: wt(t, 2); m.metadataKey = d_2g(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       case 4: wt(t, 0); m.source = r.int32(); break;
       case 5: wt(t, 0); m.skipIfAbsent = r.bool(); break;
@@ -4186,15 +3085,15 @@ function d_5h(r: Reader, end: number, depth: number, m: any = z_5h()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch
-function d_5i(r: Reader, end: number, depth: number, m: any = z_5i()): any {
+function d_64(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", descriptorKey: "", descriptorValue: "", queryParameters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 4: wt(t, 2); m.descriptorKey = r.string(end, true); break;
       case 1: wt(t, 2); m.descriptorValue = r.string(end, true); break;
-      case 2: wt(t, 2); m.expectMatch = uw(d_9f, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.queryParameters.push(d_59(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.expectMatch = uw(d_18, r, end, depth, m.expectMatch, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.queryParameters.push(d_5r(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4202,7 +3101,7 @@ function d_5i(r: Reader, end: number, depth: number, m: any = z_5i()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.RemoteAddress
-function d_5j(r: Reader, end: number, depth: number, m: any = z_5j()): any {
+function d_5y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.RemoteAddress" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4215,7 +3114,7 @@ function d_5j(r: Reader, end: number, depth: number, m: any = z_5j()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.RequestHeaders
-function d_5k(r: Reader, end: number, depth: number, m: any = z_5k()): any {
+function d_5x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", headerName: "", descriptorKey: "", skipIfAbsent: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4230,7 +3129,7 @@ function d_5k(r: Reader, end: number, depth: number, m: any = z_5k()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Action.SourceCluster
-function d_5l(r: Reader, end: number, depth: number, m: any = z_5l()): any {
+function d_5v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Action.SourceCluster" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4243,12 +3142,12 @@ function d_5l(r: Reader, end: number, depth: number, m: any = z_5l()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Override
-function d_5m(r: Reader, end: number, depth: number, m: any = z_5m()): any {
+function d_5t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Override", overrideSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.overrideSpecifier = { case: "dynamicMetadata", value: d_5n(r, r.delimited(end), depth, (m.overrideSpecifier.case === "dynamicMetadata" ? m.overrideSpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.overrideSpecifier = { case: "dynamicMetadata", value: d_65(r, r.delimited(end), depth, (m.overrideSpecifier.case === "dynamicMetadata" ? m.overrideSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4256,12 +3155,12 @@ function d_5m(r: Reader, end: number, depth: number, m: any = z_5m()): any {
   return m;
 }
 // envoy.config.route.v3.RateLimit.Override.DynamicMetadata
-function d_5n(r: Reader, end: number, depth: number, m: any = z_5n()): any {
+function d_65(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.metadataKey = d_8c(r, r.delimited(end), depth, m.metadataKey); break;
+      case 1: wt(t, 2); m.metadataKey = d_2g(r, r.delimited(end), depth, m.metadataKey); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4269,7 +3168,7 @@ function d_5n(r: Reader, end: number, depth: number, m: any = z_5n()): any {
   return m;
 }
 // envoy.config.route.v3.RedirectAction
-function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
+function d_67(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RedirectAction", schemeRewriteSpecifier: { case: undefined }, hostRedirect: "", portRedirect: 0, pathRewriteSpecifier: { case: undefined }, responseCode: 0, stripQuery: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4280,7 +3179,7 @@ function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
       case 8: wt(t, 0); m.portRedirect = r.uint32(); break;
       case 2: wt(t, 2); m.pathRewriteSpecifier = { case: "pathRedirect", value: r.string(end, true) }; break;
       case 5: wt(t, 2); m.pathRewriteSpecifier = { case: "prefixRewrite", value: r.string(end, true) }; break;
-      case 9: wt(t, 2); m.pathRewriteSpecifier = { case: "regexRewrite", value: d_86(r, r.delimited(end), depth, (m.pathRewriteSpecifier.case === "regexRewrite" ? m.pathRewriteSpecifier.value : undefined)) }; break;
+      case 9: wt(t, 2); m.pathRewriteSpecifier = { case: "regexRewrite", value: d_66(r, r.delimited(end), depth, (m.pathRewriteSpecifier.case === "regexRewrite" ? m.pathRewriteSpecifier.value : undefined)) }; break;
       case 3: wt(t, 0); m.responseCode = r.int32(); break;
       case 6: wt(t, 0); m.stripQuery = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -4290,24 +3189,24 @@ function d_5o(r: Reader, end: number, depth: number, m: any = z_5o()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy
-function d_5p(r: Reader, end: number, depth: number, m: any = z_5p()): any {
+function d_6c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy", retryOn: "", retryHostPredicate: [], retryOptionsPredicates: [], hostSelectionRetryMaxAttempts: 0n, retriableStatusCodes: [], retriableHeaders: [], retriableRequestHeaders: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.retryOn = r.string(end, true); break;
-      case 2: wt(t, 2); m.numRetries = uw(d_9l, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.perTryTimeout = d_9h(r, r.delimited(end), depth, m.perTryTimeout); break;
-      case 13: wt(t, 2); m.perTryIdleTimeout = d_9h(r, r.delimited(end), depth, m.perTryIdleTimeout); break;
-      case 4: wt(t, 2); m.retryPriority = d_5u(r, r.delimited(end), depth, m.retryPriority); break;
-      case 5: wt(t, 2); m.retryHostPredicate.push(d_5t(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.numRetries = uw(d_1c, r, end, depth, m.numRetries, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.perTryTimeout = d_1i(r, r.delimited(end), depth, m.perTryTimeout); break;
+      case 13: wt(t, 2); m.perTryIdleTimeout = d_1i(r, r.delimited(end), depth, m.perTryIdleTimeout); break;
+      case 4: wt(t, 2); m.retryPriority = d_68(r, r.delimited(end), depth, m.retryPriority); break;
+      case 5: wt(t, 2); m.retryHostPredicate.push(d_69(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 2); m.retryOptionsPredicates.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.hostSelectionRetryMaxAttempts = r.int64(); break;
       case 7: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.retriableStatusCodes.push(r.uint32()); r.done(e); } else { wt(t, 0); m.retriableStatusCodes.push(r.uint32()); } break;
-      case 8: wt(t, 2); m.retryBackOff = d_5s(r, r.delimited(end), depth, m.retryBackOff); break;
-      case 11: wt(t, 2); m.rateLimitedRetryBackOff = d_5q(r, r.delimited(end), depth, m.rateLimitedRetryBackOff); break;
-      case 9: wt(t, 2); m.retriableHeaders.push(d_55(r, r.delimited(end), depth, undefined)); break;
-      case 10: wt(t, 2); m.retriableRequestHeaders.push(d_55(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.retryBackOff = d_6a(r, r.delimited(end), depth, m.retryBackOff); break;
+      case 11: wt(t, 2); m.rateLimitedRetryBackOff = d_6b(r, r.delimited(end), depth, m.rateLimitedRetryBackOff); break;
+      case 9: wt(t, 2); m.retriableHeaders.push(d_16(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.retriableRequestHeaders.push(d_16(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4315,13 +3214,13 @@ function d_5p(r: Reader, end: number, depth: number, m: any = z_5p()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff
-function d_5q(r: Reader, end: number, depth: number, m: any = z_5q()): any {
+function d_6b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", resetHeaders: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.resetHeaders.push(d_5r(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.maxInterval = d_9h(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.resetHeaders.push(d_6d(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.maxInterval = d_1i(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4329,7 +3228,7 @@ function d_5q(r: Reader, end: number, depth: number, m: any = z_5q()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.ResetHeader
-function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
+function d_6d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy.ResetHeader", name: "", format: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4343,13 +3242,13 @@ function d_5r(r: Reader, end: number, depth: number, m: any = z_5r()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryBackOff
-function d_5s(r: Reader, end: number, depth: number, m: any = z_5s()): any {
+function d_6a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy.RetryBackOff" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.baseInterval = d_9h(r, r.delimited(end), depth, m.baseInterval); break;
-      case 2: wt(t, 2); m.maxInterval = d_9h(r, r.delimited(end), depth, m.maxInterval); break;
+      case 1: wt(t, 2); m.baseInterval = d_1i(r, r.delimited(end), depth, m.baseInterval); break;
+      case 2: wt(t, 2); m.maxInterval = d_1i(r, r.delimited(end), depth, m.maxInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4357,13 +3256,13 @@ function d_5s(r: Reader, end: number, depth: number, m: any = z_5s()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryHostPredicate
-function d_5t(r: Reader, end: number, depth: number, m: any = z_5t()): any {
+function d_69(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4371,13 +3270,13 @@ function d_5t(r: Reader, end: number, depth: number, m: any = z_5t()): any {
   return m;
 }
 // envoy.config.route.v3.RetryPolicy.RetryPriority
-function d_5u(r: Reader, end: number, depth: number, m: any = z_5u()): any {
+function d_68(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RetryPolicy.RetryPriority", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4385,27 +3284,27 @@ function d_5u(r: Reader, end: number, depth: number, m: any = z_5u()): any {
   return m;
 }
 // envoy.config.route.v3.Route
-function d_5v(r: Reader, end: number, depth: number, m: any = z_5v()): any {
+function d_6h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.Route", name: "", action: { case: undefined }, typedPerFilterConfig: {}, requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], statPrefix: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 14: wt(t, 2); m.name = r.string(end, true); break;
-      case 1: wt(t, 2); m.match = d_68(r, r.delimited(end), depth, m.match); break;
-      case 2: wt(t, 2); m.action = { case: "route", value: d_5w(r, r.delimited(end), depth, (m.action.case === "route" ? m.action.value : undefined)) }; break;
-      case 3: wt(t, 2); m.action = { case: "redirect", value: d_5o(r, r.delimited(end), depth, (m.action.case === "redirect" ? m.action.value : undefined)) }; break;
-      case 7: wt(t, 2); m.action = { case: "directResponse", value: d_53(r, r.delimited(end), depth, (m.action.case === "directResponse" ? m.action.value : undefined)) }; break;
-      case 17: wt(t, 2); m.action = { case: "filterAction", value: d_54(r, r.delimited(end), depth, (m.action.case === "filterAction" ? m.action.value : undefined)) }; break;
-      case 18: wt(t, 2); m.action = { case: "nonForwardingAction", value: d_58(r, r.delimited(end), depth, (m.action.case === "nonForwardingAction" ? m.action.value : undefined)) }; break;
-      case 4: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
-      case 5: wt(t, 2); m.decorator = d_52(r, r.delimited(end), depth, m.decorator); break;
-      case 13: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_9e()); } break;
-      case 9: wt(t, 2); m.requestHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.match = d_6e(r, r.delimited(end), depth, m.match); break;
+      case 2: wt(t, 2); m.action = { case: "route", value: d_6f(r, r.delimited(end), depth, (m.action.case === "route" ? m.action.value : undefined)) }; break;
+      case 3: wt(t, 2); m.action = { case: "redirect", value: d_67(r, r.delimited(end), depth, (m.action.case === "redirect" ? m.action.value : undefined)) }; break;
+      case 7: wt(t, 2); m.action = { case: "directResponse", value: d_5l(r, r.delimited(end), depth, (m.action.case === "directResponse" ? m.action.value : undefined)) }; break;
+      case 17: wt(t, 2); m.action = { case: "filterAction", value: d_5m(r, r.delimited(end), depth, (m.action.case === "filterAction" ? m.action.value : undefined)) }; break;
+      case 18: wt(t, 2); m.action = { case: "nonForwardingAction", value: d_5q(r, r.delimited(end), depth, (m.action.case === "nonForwardingAction" ? m.action.value : undefined)) }; break;
+      case 4: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
+      case 5: wt(t, 2); m.decorator = d_5k(r, r.delimited(end), depth, m.decorator); break;
+      case 13: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_p()); } break;
+      case 9: wt(t, 2); m.requestHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 15: wt(t, 2); m.tracing = d_6f(r, r.delimited(end), depth, m.tracing); break;
-      case 16: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_9l, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 15: wt(t, 2); m.tracing = d_6g(r, r.delimited(end), depth, m.tracing); break;
+      case 16: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_1c, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
       case 19: wt(t, 2); m.statPrefix = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4414,45 +3313,45 @@ function d_5v(r: Reader, end: number, depth: number, m: any = z_5v()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction
-function d_5w(r: Reader, end: number, depth: number, m: any = z_5w()): any {
+function d_6f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction", clusterSpecifier: { case: undefined }, clusterNotFoundResponseCode: 0, prefixRewrite: "", hostRewriteSpecifier: { case: undefined }, appendXForwardedHost: false, requestMirrorPolicies: [], priority: 0, rateLimits: [], hashPolicy: [], upgradeConfigs: [], internalRedirectAction: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.clusterSpecifier = { case: "cluster", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.clusterSpecifier = { case: "clusterHeader", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_6j(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_6i(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
       case 37: wt(t, 2); m.clusterSpecifier = { case: "clusterSpecifierPlugin", value: r.string(end, true) }; break;
-      case 39: wt(t, 2); m.clusterSpecifier = { case: "inlineClusterSpecifierPlugin", value: d_50(r, r.delimited(end), depth, (m.clusterSpecifier.case === "inlineClusterSpecifierPlugin" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 39: wt(t, 2); m.clusterSpecifier = { case: "inlineClusterSpecifierPlugin", value: d_5i(r, r.delimited(end), depth, (m.clusterSpecifier.case === "inlineClusterSpecifierPlugin" ? m.clusterSpecifier.value : undefined)) }; break;
       case 20: wt(t, 0); m.clusterNotFoundResponseCode = r.int32(); break;
-      case 4: wt(t, 2); m.metadataMatch = d_3c(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 4: wt(t, 2); m.metadataMatch = d_21(r, r.delimited(end), depth, m.metadataMatch); break;
       case 5: wt(t, 2); m.prefixRewrite = r.string(end, true); break;
-      case 32: wt(t, 2); m.regexRewrite = d_86(r, r.delimited(end), depth, m.regexRewrite); break;
+      case 32: wt(t, 2); m.regexRewrite = d_66(r, r.delimited(end), depth, m.regexRewrite); break;
       case 41: wt(t, 2); m.pathRewritePolicy = d_6(r, r.delimited(end), depth, m.pathRewritePolicy); break;
       case 6: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteLiteral", value: r.string(end, true) }; break;
-      case 7: wt(t, 2); m.hostRewriteSpecifier = { case: "autoHostRewrite", value: d_9f(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "autoHostRewrite" ? m.hostRewriteSpecifier.value : undefined)) }; break;
+      case 7: wt(t, 2); m.hostRewriteSpecifier = { case: "autoHostRewrite", value: d_18(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "autoHostRewrite" ? m.hostRewriteSpecifier.value : undefined)) }; break;
       case 29: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteHeader", value: r.string(end, true) }; break;
-      case 35: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewritePathRegex", value: d_86(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "hostRewritePathRegex" ? m.hostRewriteSpecifier.value : undefined)) }; break;
+      case 35: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewritePathRegex", value: d_66(r, r.delimited(end), depth, (m.hostRewriteSpecifier.case === "hostRewritePathRegex" ? m.hostRewriteSpecifier.value : undefined)) }; break;
       case 38: wt(t, 0); m.appendXForwardedHost = r.bool(); break;
-      case 8: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
-      case 24: wt(t, 2); m.idleTimeout = d_9h(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 8: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
+      case 24: wt(t, 2); m.idleTimeout = d_1i(r, r.delimited(end), depth, m.idleTimeout); break;
       case 40: wt(t, 2); m.earlyDataPolicy = d_6(r, r.delimited(end), depth, m.earlyDataPolicy); break;
-      case 9: wt(t, 2); m.retryPolicy = d_5p(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 33: wt(t, 2); m.retryPolicyTypedConfig = d_9e(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
-      case 30: wt(t, 2); m.requestMirrorPolicies.push(d_65(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.retryPolicy = d_6c(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 33: wt(t, 2); m.retryPolicyTypedConfig = d_p(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
+      case 30: wt(t, 2); m.requestMirrorPolicies.push(d_6j(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 0); m.priority = r.int32(); break;
-      case 13: wt(t, 2); m.rateLimits.push(d_5a(r, r.delimited(end), depth, undefined)); break;
-      case 14: wt(t, 2); m.includeVhRateLimits = uw(d_9f, r, end, depth, m.includeVhRateLimits, "google.protobuf.BoolValue"); break;
-      case 15: wt(t, 2); m.hashPolicy.push(d_5x(r, r.delimited(end), depth, undefined)); break;
-      case 17: wt(t, 2); m.cors = d_51(r, r.delimited(end), depth, m.cors); break;
-      case 23: wt(t, 2); m.maxGrpcTimeout = d_9h(r, r.delimited(end), depth, m.maxGrpcTimeout); break;
-      case 28: wt(t, 2); m.grpcTimeoutOffset = d_9h(r, r.delimited(end), depth, m.grpcTimeoutOffset); break;
-      case 25: wt(t, 2); m.upgradeConfigs.push(d_66(r, r.delimited(end), depth, undefined)); break;
-      case 34: wt(t, 2); m.internalRedirectPolicy = d_57(r, r.delimited(end), depth, m.internalRedirectPolicy); break;
+      case 13: wt(t, 2); m.rateLimits.push(d_5u(r, r.delimited(end), depth, undefined)); break;
+      case 14: wt(t, 2); m.includeVhRateLimits = uw(d_18, r, end, depth, m.includeVhRateLimits, "google.protobuf.BoolValue"); break;
+      case 15: wt(t, 2); m.hashPolicy.push(d_6k(r, r.delimited(end), depth, undefined)); break;
+      case 17: wt(t, 2); m.cors = d_5j(r, r.delimited(end), depth, m.cors); break;
+      case 23: wt(t, 2); m.maxGrpcTimeout = d_1i(r, r.delimited(end), depth, m.maxGrpcTimeout); break;
+      case 28: wt(t, 2); m.grpcTimeoutOffset = d_1i(r, r.delimited(end), depth, m.grpcTimeoutOffset); break;
+      case 25: wt(t, 2); m.upgradeConfigs.push(d_6l(r, r.delimited(end), depth, undefined)); break;
+      case 34: wt(t, 2); m.internalRedirectPolicy = d_5p(r, r.delimited(end), depth, m.internalRedirectPolicy); break;
       case 26: wt(t, 0); m.internalRedirectAction = r.int32(); break;
-      case 31: wt(t, 2); m.maxInternalRedirects = uw(d_9l, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
-      case 27: wt(t, 2); m.hedgePolicy = d_56(r, r.delimited(end), depth, m.hedgePolicy); break;
-      case 36: wt(t, 2); m.maxStreamDuration = d_64(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 31: wt(t, 2); m.maxInternalRedirects = uw(d_1c, r, end, depth, m.maxInternalRedirects, "google.protobuf.UInt32Value"); break;
+      case 27: wt(t, 2); m.hedgePolicy = d_5o(r, r.delimited(end), depth, m.hedgePolicy); break;
+      case 36: wt(t, 2); m.maxStreamDuration = d_6m(r, r.delimited(end), depth, m.maxStreamDuration); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4460,16 +3359,16 @@ function d_5w(r: Reader, end: number, depth: number, m: any = z_5w()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy
-function d_5x(r: Reader, end: number, depth: number, m: any = z_5x()): any {
+function d_6k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy", policySpecifier: { case: undefined }, terminal: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policySpecifier = { case: "header", value: d_62(r, r.delimited(end), depth, (m.policySpecifier.case === "header" ? m.policySpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.policySpecifier = { case: "cookie", value: d_5z(r, r.delimited(end), depth, (m.policySpecifier.case === "cookie" ? m.policySpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.policySpecifier = { case: "connectionProperties", value: d_5y(r, r.delimited(end), depth, (m.policySpecifier.case === "connectionProperties" ? m.policySpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.policySpecifier = { case: "queryParameter", value: d_63(r, r.delimited(end), depth, (m.policySpecifier.case === "queryParameter" ? m.policySpecifier.value : undefined)) }; break;
-      case 6: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_61(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.policySpecifier = { case: "header", value: d_6n(r, r.delimited(end), depth, (m.policySpecifier.case === "header" ? m.policySpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.policySpecifier = { case: "cookie", value: d_6o(r, r.delimited(end), depth, (m.policySpecifier.case === "cookie" ? m.policySpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.policySpecifier = { case: "connectionProperties", value: d_6p(r, r.delimited(end), depth, (m.policySpecifier.case === "connectionProperties" ? m.policySpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.policySpecifier = { case: "queryParameter", value: d_6q(r, r.delimited(end), depth, (m.policySpecifier.case === "queryParameter" ? m.policySpecifier.value : undefined)) }; break;
+      case 6: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_6r(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
       case 4: wt(t, 0); m.terminal = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4478,7 +3377,7 @@ function d_5x(r: Reader, end: number, depth: number, m: any = z_5x()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
-function d_5y(r: Reader, end: number, depth: number, m: any = z_5y()): any {
+function d_6p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", sourceIp: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4491,15 +3390,15 @@ function d_5y(r: Reader, end: number, depth: number, m: any = z_5y()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.Cookie
-function d_5z(r: Reader, end: number, depth: number, m: any = z_5z()): any {
+function d_6o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", name: "", path: "", attributes: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.ttl = d_9h(r, r.delimited(end), depth, m.ttl); break;
+      case 2: wt(t, 2); m.ttl = d_1i(r, r.delimited(end), depth, m.ttl); break;
       case 3: wt(t, 2); m.path = r.string(end, true); break;
-      case 4: wt(t, 2); m.attributes.push(d_60(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.attributes.push(d_6s(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4507,7 +3406,7 @@ function d_5z(r: Reader, end: number, depth: number, m: any = z_5z()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute
-function d_60(r: Reader, end: number, depth: number, m: any = z_60()): any {
+function d_6s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", name: "", value: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4521,7 +3420,7 @@ function d_60(r: Reader, end: number, depth: number, m: any = z_60()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-function d_61(r: Reader, end: number, depth: number, m: any = z_61()): any {
+function d_6r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", key: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4534,13 +3433,13 @@ function d_61(r: Reader, end: number, depth: number, m: any = z_61()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.Header
-function d_62(r: Reader, end: number, depth: number, m: any = z_62()): any {
+function d_6n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.Header", headerName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.headerName = r.string(end, true); break;
-      case 2: wt(t, 2); m.regexRewrite = d_86(r, r.delimited(end), depth, m.regexRewrite); break;
+      case 2: wt(t, 2); m.regexRewrite = d_66(r, r.delimited(end), depth, m.regexRewrite); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4548,7 +3447,7 @@ function d_62(r: Reader, end: number, depth: number, m: any = z_62()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
-function d_63(r: Reader, end: number, depth: number, m: any = z_63()): any {
+function d_6q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4561,14 +3460,14 @@ function d_63(r: Reader, end: number, depth: number, m: any = z_63()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.MaxStreamDuration
-function d_64(r: Reader, end: number, depth: number, m: any = z_64()): any {
+function d_6m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.MaxStreamDuration" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxStreamDuration = d_9h(r, r.delimited(end), depth, m.maxStreamDuration); break;
-      case 2: wt(t, 2); m.grpcTimeoutHeaderMax = d_9h(r, r.delimited(end), depth, m.grpcTimeoutHeaderMax); break;
-      case 3: wt(t, 2); m.grpcTimeoutHeaderOffset = d_9h(r, r.delimited(end), depth, m.grpcTimeoutHeaderOffset); break;
+      case 1: wt(t, 2); m.maxStreamDuration = d_1i(r, r.delimited(end), depth, m.maxStreamDuration); break;
+      case 2: wt(t, 2); m.grpcTimeoutHeaderMax = d_1i(r, r.delimited(end), depth, m.grpcTimeoutHeaderMax); break;
+      case 3: wt(t, 2); m.grpcTimeoutHeaderOffset = d_1i(r, r.delimited(end), depth, m.grpcTimeoutHeaderOffset); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4576,15 +3475,15 @@ function d_64(r: Reader, end: number, depth: number, m: any = z_64()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.RequestMirrorPolicy
-function d_65(r: Reader, end: number, depth: number, m: any = z_65()): any {
+function d_6j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", cluster: "", clusterHeader: "", disableShadowHostSuffixAppend: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.cluster = r.string(end, true); break;
       case 5: wt(t, 2); m.clusterHeader = r.string(end, true); break;
-      case 3: wt(t, 2); m.runtimeFraction = d_3q(r, r.delimited(end), depth, m.runtimeFraction); break;
-      case 4: wt(t, 2); m.traceSampled = uw(d_9f, r, end, depth, m.traceSampled, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.runtimeFraction = d_4b(r, r.delimited(end), depth, m.runtimeFraction); break;
+      case 4: wt(t, 2); m.traceSampled = uw(d_18, r, end, depth, m.traceSampled, "google.protobuf.BoolValue"); break;
       case 6: wt(t, 0); m.disableShadowHostSuffixAppend = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4593,14 +3492,14 @@ function d_65(r: Reader, end: number, depth: number, m: any = z_65()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.UpgradeConfig
-function d_66(r: Reader, end: number, depth: number, m: any = z_66()): any {
+function d_6l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig", upgradeType: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.upgradeType = r.string(end, true); break;
-      case 2: wt(t, 2); m.enabled = uw(d_9f, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
-      case 3: wt(t, 2); m.connectConfig = d_67(r, r.delimited(end), depth, m.connectConfig); break;
+      case 2: wt(t, 2); m.enabled = uw(d_18, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
+      case 3: wt(t, 2); m.connectConfig = d_6t(r, r.delimited(end), depth, m.connectConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4608,12 +3507,12 @@ function d_66(r: Reader, end: number, depth: number, m: any = z_66()): any {
   return m;
 }
 // envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig
-function d_67(r: Reader, end: number, depth: number, m: any = z_67()): any {
+function d_6t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", allowPost: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.proxyProtocolConfig = d_3f(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
+      case 1: wt(t, 2); m.proxyProtocolConfig = d_3w(r, r.delimited(end), depth, m.proxyProtocolConfig); break;
       case 2: wt(t, 0); m.allowPost = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4622,28 +3521,28 @@ function d_67(r: Reader, end: number, depth: number, m: any = z_67()): any {
   return m;
 }
 // envoy.config.route.v3.RouteConfiguration
-function d_3(r: Reader, end: number, depth: number, m: any = z_3()): any {
+function d_3(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteConfiguration", name: "", virtualHosts: [], internalOnlyHeaders: [], responseHeadersToAdd: [], responseHeadersToRemove: [], requestHeadersToAdd: [], requestHeadersToRemove: [], mostSpecificHeaderMutationsWins: false, clusterSpecifierPlugins: [], requestMirrorPolicies: [], ignorePortInHostMatching: false, ignorePathParametersInPathMatching: false, typedPerFilterConfig: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.virtualHosts.push(d_6i(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.vhds = d_6g(r, r.delimited(end), depth, m.vhds); break;
+      case 2: wt(t, 2); m.virtualHosts.push(d_6u(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.vhds = d_6v(r, r.delimited(end), depth, m.vhds); break;
       case 3: wt(t, 2); m.internalOnlyHeaders.push(r.string(end, true)); break;
-      case 4: wt(t, 2); m.responseHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.responseHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 5: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.requestHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 8: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
       case 10: wt(t, 0); m.mostSpecificHeaderMutationsWins = r.bool(); break;
-      case 7: wt(t, 2); m.validateClusters = uw(d_9f, r, end, depth, m.validateClusters, "google.protobuf.BoolValue"); break;
-      case 11: wt(t, 2); m.maxDirectResponseBodySizeBytes = uw(d_9l, r, end, depth, m.maxDirectResponseBodySizeBytes, "google.protobuf.UInt32Value"); break;
-      case 12: wt(t, 2); m.clusterSpecifierPlugins.push(d_50(r, r.delimited(end), depth, undefined)); break;
-      case 13: wt(t, 2); m.requestMirrorPolicies.push(d_65(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.validateClusters = uw(d_18, r, end, depth, m.validateClusters, "google.protobuf.BoolValue"); break;
+      case 11: wt(t, 2); m.maxDirectResponseBodySizeBytes = uw(d_1c, r, end, depth, m.maxDirectResponseBodySizeBytes, "google.protobuf.UInt32Value"); break;
+      case 12: wt(t, 2); m.clusterSpecifierPlugins.push(d_5i(r, r.delimited(end), depth, undefined)); break;
+      case 13: wt(t, 2); m.requestMirrorPolicies.push(d_6j(r, r.delimited(end), depth, undefined)); break;
       case 14: wt(t, 0); m.ignorePortInHostMatching = r.bool(); break;
       case 15: wt(t, 0); m.ignorePathParametersInPathMatching = r.bool(); break;
-      case 16: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_9e()); } break;
-      case 17: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
+      case 16: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_p()); } break;
+      case 17: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4651,24 +3550,24 @@ function d_3(r: Reader, end: number, depth: number, m: any = z_3()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch
-function d_68(r: Reader, end: number, depth: number, m: any = z_68()): any {
+function d_6e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteMatch", pathSpecifier: { case: undefined }, headers: [], queryParameters: [], dynamicMetadata: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.pathSpecifier = { case: "prefix", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.pathSpecifier = { case: "path", value: r.string(end, true) }; break;
-      case 10: wt(t, 2); m.pathSpecifier = { case: "safeRegex", value: d_87(r, r.delimited(end), depth, (m.pathSpecifier.case === "safeRegex" ? m.pathSpecifier.value : undefined)) }; break;
-      case 12: wt(t, 2); m.pathSpecifier = { case: "connectMatcher", value: d_69(r, r.delimited(end), depth, (m.pathSpecifier.case === "connectMatcher" ? m.pathSpecifier.value : undefined)) }; break;
+      case 10: wt(t, 2); m.pathSpecifier = { case: "safeRegex", value: d_5n(r, r.delimited(end), depth, (m.pathSpecifier.case === "safeRegex" ? m.pathSpecifier.value : undefined)) }; break;
+      case 12: wt(t, 2); m.pathSpecifier = { case: "connectMatcher", value: d_6w(r, r.delimited(end), depth, (m.pathSpecifier.case === "connectMatcher" ? m.pathSpecifier.value : undefined)) }; break;
       case 14: wt(t, 2); m.pathSpecifier = { case: "pathSeparatedPrefix", value: r.string(end, true) }; break;
       case 15: wt(t, 2); m.pathSpecifier = { case: "pathMatchPolicy", value: d_6(r, r.delimited(end), depth, (m.pathSpecifier.case === "pathMatchPolicy" ? m.pathSpecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.caseSensitive = uw(d_9f, r, end, depth, m.caseSensitive, "google.protobuf.BoolValue"); break;
-      case 9: wt(t, 2); m.runtimeFraction = d_3q(r, r.delimited(end), depth, m.runtimeFraction); break;
-      case 6: wt(t, 2); m.headers.push(d_55(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.queryParameters.push(d_59(r, r.delimited(end), depth, undefined)); break;
-      case 8: wt(t, 2); m.grpc = d_6a(r, r.delimited(end), depth, m.grpc); break;
-      case 11: wt(t, 2); m.tlsContext = d_6b(r, r.delimited(end), depth, m.tlsContext); break;
-      case 13: wt(t, 2); m.dynamicMetadata.push(d_82(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.caseSensitive = uw(d_18, r, end, depth, m.caseSensitive, "google.protobuf.BoolValue"); break;
+      case 9: wt(t, 2); m.runtimeFraction = d_4b(r, r.delimited(end), depth, m.runtimeFraction); break;
+      case 6: wt(t, 2); m.headers.push(d_16(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.queryParameters.push(d_5r(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.grpc = d_6x(r, r.delimited(end), depth, m.grpc); break;
+      case 11: wt(t, 2); m.tlsContext = d_6y(r, r.delimited(end), depth, m.tlsContext); break;
+      case 13: wt(t, 2); m.dynamicMetadata.push(d_17(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4676,7 +3575,7 @@ function d_68(r: Reader, end: number, depth: number, m: any = z_68()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.ConnectMatcher
-function d_69(r: Reader, end: number, depth: number, m: any = z_69()): any {
+function d_6w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteMatch.ConnectMatcher" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4689,7 +3588,7 @@ function d_69(r: Reader, end: number, depth: number, m: any = z_69()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions
-function d_6a(r: Reader, end: number, depth: number, m: any = z_6a()): any {
+function d_6x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4702,13 +3601,13 @@ function d_6a(r: Reader, end: number, depth: number, m: any = z_6a()): any {
   return m;
 }
 // envoy.config.route.v3.RouteMatch.TlsContextMatchOptions
-function d_6b(r: Reader, end: number, depth: number, m: any = z_6b()): any {
+function d_6y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.presented = uw(d_9f, r, end, depth, m.presented, "google.protobuf.BoolValue"); break;
-      case 2: wt(t, 2); m.validated = uw(d_9f, r, end, depth, m.validated, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.presented = uw(d_18, r, end, depth, m.presented, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.validated = uw(d_18, r, end, depth, m.validated, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4716,7 +3615,7 @@ function d_6b(r: Reader, end: number, depth: number, m: any = z_6b()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration
-function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
+function d_70(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration", onDemand: false, name: "", routeConfigurationName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4725,7 +3624,7 @@ function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.routeConfigurationName = r.string(end, true); break;
       case 5: wt(t, 2); m.routeConfiguration = d_3(r, r.delimited(end), depth, m.routeConfiguration); break;
-      case 3: wt(t, 2); m.key = d_6d(r, r.delimited(end), depth, m.key); break;
+      case 3: wt(t, 2); m.key = d_6z(r, r.delimited(end), depth, m.key); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4733,12 +3632,12 @@ function d_6c(r: Reader, end: number, depth: number, m: any = z_6c()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration.Key
-function d_6d(r: Reader, end: number, depth: number, m: any = z_6d()): any {
+function d_6z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key", fragments: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.fragments.push(d_6e(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.fragments.push(d_71(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4746,7 +3645,7 @@ function d_6d(r: Reader, end: number, depth: number, m: any = z_6d()): any {
   return m;
 }
 // envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment
-function d_6e(r: Reader, end: number, depth: number, m: any = z_6e()): any {
+function d_71(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", type: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4759,15 +3658,15 @@ function d_6e(r: Reader, end: number, depth: number, m: any = z_6e()): any {
   return m;
 }
 // envoy.config.route.v3.Tracing
-function d_6f(r: Reader, end: number, depth: number, m: any = z_6f()): any {
+function d_6g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.Tracing", customTags: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clientSampling = d_8p(r, r.delimited(end), depth, m.clientSampling); break;
-      case 2: wt(t, 2); m.randomSampling = d_8p(r, r.delimited(end), depth, m.randomSampling); break;
-      case 3: wt(t, 2); m.overallSampling = d_8p(r, r.delimited(end), depth, m.overallSampling); break;
-      case 4: wt(t, 2); m.customTags.push(d_8j(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.clientSampling = d_19(r, r.delimited(end), depth, m.clientSampling); break;
+      case 2: wt(t, 2); m.randomSampling = d_19(r, r.delimited(end), depth, m.randomSampling); break;
+      case 3: wt(t, 2); m.overallSampling = d_19(r, r.delimited(end), depth, m.overallSampling); break;
+      case 4: wt(t, 2); m.customTags.push(d_72(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4775,12 +3674,12 @@ function d_6f(r: Reader, end: number, depth: number, m: any = z_6f()): any {
   return m;
 }
 // envoy.config.route.v3.Vhds
-function d_6g(r: Reader, end: number, depth: number, m: any = z_6g()): any {
+function d_6v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.Vhds" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.configSource = d_24(r, r.delimited(end), depth, m.configSource); break;
+      case 1: wt(t, 2); m.configSource = d_25(r, r.delimited(end), depth, m.configSource); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4788,12 +3687,12 @@ function d_6g(r: Reader, end: number, depth: number, m: any = z_6g()): any {
   return m;
 }
 // envoy.config.route.v3.VirtualCluster
-function d_6h(r: Reader, end: number, depth: number, m: any = z_6h()): any {
+function d_73(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.VirtualCluster", headers: [], name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 4: wt(t, 2); m.headers.push(d_55(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.headers.push(d_16(r, r.delimited(end), depth, undefined)); break;
       case 2: wt(t, 2); m.name = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4802,33 +3701,33 @@ function d_6h(r: Reader, end: number, depth: number, m: any = z_6h()): any {
   return m;
 }
 // envoy.config.route.v3.VirtualHost
-function d_6i(r: Reader, end: number, depth: number, m: any = z_6i()): any {
+function d_6u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.VirtualHost", name: "", domains: [], routes: [], requireTls: 0, virtualClusters: [], rateLimits: [], requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, includeRequestAttemptCount: false, includeAttemptCountInResponse: false, includeIsTimeoutRetryHeader: false, requestMirrorPolicies: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.domains.push(r.string(end, true)); break;
-      case 3: wt(t, 2); m.routes.push(d_5v(r, r.delimited(end), depth, undefined)); break;
-      case 21: wt(t, 2); m.matcher = d_aa(r, r.delimited(end), depth, m.matcher); break;
+      case 3: wt(t, 2); m.routes.push(d_6h(r, r.delimited(end), depth, undefined)); break;
+      case 21: wt(t, 2); m.matcher = d_4u(r, r.delimited(end), depth, m.matcher); break;
       case 4: wt(t, 0); m.requireTls = r.int32(); break;
-      case 5: wt(t, 2); m.virtualClusters.push(d_6h(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.rateLimits.push(d_5a(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.requestHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.virtualClusters.push(d_73(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.rateLimits.push(d_5u(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.requestHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 13: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.responseHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 8: wt(t, 2); m.cors = d_51(r, r.delimited(end), depth, m.cors); break;
-      case 15: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_9e()); } break;
+      case 8: wt(t, 2); m.cors = d_5j(r, r.delimited(end), depth, m.cors); break;
+      case 15: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_p()); } break;
       case 14: wt(t, 0); m.includeRequestAttemptCount = r.bool(); break;
       case 19: wt(t, 0); m.includeAttemptCountInResponse = r.bool(); break;
-      case 16: wt(t, 2); m.retryPolicy = d_5p(r, r.delimited(end), depth, m.retryPolicy); break;
-      case 20: wt(t, 2); m.retryPolicyTypedConfig = d_9e(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
-      case 17: wt(t, 2); m.hedgePolicy = d_56(r, r.delimited(end), depth, m.hedgePolicy); break;
+      case 16: wt(t, 2); m.retryPolicy = d_6c(r, r.delimited(end), depth, m.retryPolicy); break;
+      case 20: wt(t, 2); m.retryPolicyTypedConfig = d_p(r, r.delimited(end), depth, m.retryPolicyTypedConfig); break;
+      case 17: wt(t, 2); m.hedgePolicy = d_5o(r, r.delimited(end), depth, m.hedgePolicy); break;
       case 23: wt(t, 0); m.includeIsTimeoutRetryHeader = r.bool(); break;
-      case 18: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_9l, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
-      case 22: wt(t, 2); m.requestMirrorPolicies.push(d_65(r, r.delimited(end), depth, undefined)); break;
-      case 24: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
+      case 18: wt(t, 2); m.perRequestBufferLimitBytes = uw(d_1c, r, end, depth, m.perRequestBufferLimitBytes, "google.protobuf.UInt32Value"); break;
+      case 22: wt(t, 2); m.requestMirrorPolicies.push(d_6j(r, r.delimited(end), depth, undefined)); break;
+      case 24: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4836,13 +3735,13 @@ function d_6i(r: Reader, end: number, depth: number, m: any = z_6i()): any {
   return m;
 }
 // envoy.config.route.v3.WeightedCluster
-function d_6j(r: Reader, end: number, depth: number, m: any = z_6j()): any {
+function d_6i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.WeightedCluster", clusters: [], runtimeKeyPrefix: "", randomValueSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clusters.push(d_6k(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.totalWeight = uw(d_9l, r, end, depth, m.totalWeight, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.clusters.push(d_74(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.totalWeight = uw(d_1c, r, end, depth, m.totalWeight, "google.protobuf.UInt32Value"); break;
       case 2: wt(t, 2); m.runtimeKeyPrefix = r.string(end, true); break;
       case 4: wt(t, 2); m.randomValueSpecifier = { case: "headerName", value: r.string(end, true) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -4852,20 +3751,20 @@ function d_6j(r: Reader, end: number, depth: number, m: any = z_6j()): any {
   return m;
 }
 // envoy.config.route.v3.WeightedCluster.ClusterWeight
-function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
+function d_74(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.route.v3.WeightedCluster.ClusterWeight", name: "", clusterHeader: "", requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [], typedPerFilterConfig: {}, hostRewriteSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 12: wt(t, 2); m.clusterHeader = r.string(end, true); break;
-      case 2: wt(t, 2); m.weight = uw(d_9l, r, end, depth, m.weight, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.metadataMatch = d_3c(r, r.delimited(end), depth, m.metadataMatch); break;
-      case 4: wt(t, 2); m.requestHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.weight = uw(d_1c, r, end, depth, m.weight, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.metadataMatch = d_21(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 4: wt(t, 2); m.requestHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 9: wt(t, 2); m.requestHeadersToRemove.push(r.string(end, true)); break;
-      case 5: wt(t, 2); m.responseHeadersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.responseHeadersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.responseHeadersToRemove.push(r.string(end, true)); break;
-      case 10: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9e(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_9e()); } break;
+      case 10: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_p(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typedPerFilterConfig, String(k ?? ""), v ?? z_p()); } break;
       case 11: wt(t, 2); m.hostRewriteSpecifier = { case: "hostRewriteLiteral", value: r.string(end, true) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -4874,13 +3773,13 @@ function d_6k(r: Reader, end: number, depth: number, m: any = z_6k()): any {
   return m;
 }
 // envoy.config.trace.v3.Tracing.Http
-function d_6l(r: Reader, end: number, depth: number, m: any = z_6l()): any {
+function d_75(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.config.trace.v3.Tracing.Http", name: "", configType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4888,14 +3787,14 @@ function d_6l(r: Reader, end: number, depth: number, m: any = z_6l()): any {
   return m;
 }
 // envoy.extensions.filters.common.fault.v3.FaultDelay
-function d_6m(r: Reader, end: number, depth: number, m: any = z_6m()): any {
+function d_77(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.common.fault.v3.FaultDelay", faultDelaySecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 3: wt(t, 2); m.faultDelaySecifier = { case: "fixedDelay", value: d_9h(r, r.delimited(end), depth, (m.faultDelaySecifier.case === "fixedDelay" ? m.faultDelaySecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.faultDelaySecifier = { case: "headerDelay", value: d_6n(r, r.delimited(end), depth, (m.faultDelaySecifier.case === "headerDelay" ? m.faultDelaySecifier.value : undefined)) }; break;
-      case 4: wt(t, 2); m.percentage = d_8p(r, r.delimited(end), depth, m.percentage); break;
+      case 3: wt(t, 2); m.faultDelaySecifier = { case: "fixedDelay", value: d_1i(r, r.delimited(end), depth, (m.faultDelaySecifier.case === "fixedDelay" ? m.faultDelaySecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.faultDelaySecifier = { case: "headerDelay", value: d_76(r, r.delimited(end), depth, (m.faultDelaySecifier.case === "headerDelay" ? m.faultDelaySecifier.value : undefined)) }; break;
+      case 4: wt(t, 2); m.percentage = d_19(r, r.delimited(end), depth, m.percentage); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4903,7 +3802,7 @@ function d_6m(r: Reader, end: number, depth: number, m: any = z_6m()): any {
   return m;
 }
 // envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay
-function d_6n(r: Reader, end: number, depth: number, m: any = z_6n()): any {
+function d_76(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4916,14 +3815,14 @@ function d_6n(r: Reader, end: number, depth: number, m: any = z_6n()): any {
   return m;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit
-function d_6o(r: Reader, end: number, depth: number, m: any = z_6o()): any {
+function d_7a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit", limitType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.limitType = { case: "fixedLimit", value: d_6p(r, r.delimited(end), depth, (m.limitType.case === "fixedLimit" ? m.limitType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.limitType = { case: "headerLimit", value: d_6q(r, r.delimited(end), depth, (m.limitType.case === "headerLimit" ? m.limitType.value : undefined)) }; break;
-      case 2: wt(t, 2); m.percentage = d_8p(r, r.delimited(end), depth, m.percentage); break;
+      case 1: wt(t, 2); m.limitType = { case: "fixedLimit", value: d_78(r, r.delimited(end), depth, (m.limitType.case === "fixedLimit" ? m.limitType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.limitType = { case: "headerLimit", value: d_79(r, r.delimited(end), depth, (m.limitType.case === "headerLimit" ? m.limitType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.percentage = d_19(r, r.delimited(end), depth, m.percentage); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4931,7 +3830,7 @@ function d_6o(r: Reader, end: number, depth: number, m: any = z_6o()): any {
   return m;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit.FixedLimit
-function d_6p(r: Reader, end: number, depth: number, m: any = z_6p()): any {
+function d_78(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit.FixedLimit", limitKbps: 0n }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4944,7 +3843,7 @@ function d_6p(r: Reader, end: number, depth: number, m: any = z_6p()): any {
   return m;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit.HeaderLimit
-function d_6q(r: Reader, end: number, depth: number, m: any = z_6q()): any {
+function d_79(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.common.fault.v3.FaultRateLimit.HeaderLimit" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4957,15 +3856,15 @@ function d_6q(r: Reader, end: number, depth: number, m: any = z_6q()): any {
   return m;
 }
 // envoy.extensions.filters.http.fault.v3.FaultAbort
-function d_6r(r: Reader, end: number, depth: number, m: any = z_6r()): any {
+function d_7c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.fault.v3.FaultAbort", errorType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 2: wt(t, 0); m.errorType = { case: "httpStatus", value: r.uint32() }; break;
       case 5: wt(t, 0); m.errorType = { case: "grpcStatus", value: r.uint32() }; break;
-      case 4: wt(t, 2); m.errorType = { case: "headerAbort", value: d_6s(r, r.delimited(end), depth, (m.errorType.case === "headerAbort" ? m.errorType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.percentage = d_8p(r, r.delimited(end), depth, m.percentage); break;
+      case 4: wt(t, 2); m.errorType = { case: "headerAbort", value: d_7b(r, r.delimited(end), depth, (m.errorType.case === "headerAbort" ? m.errorType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.percentage = d_19(r, r.delimited(end), depth, m.percentage); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -4973,7 +3872,7 @@ function d_6r(r: Reader, end: number, depth: number, m: any = z_6r()): any {
   return m;
 }
 // envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort
-function d_6s(r: Reader, end: number, depth: number, m: any = z_6s()): any {
+function d_7b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -4986,18 +3885,18 @@ function d_6s(r: Reader, end: number, depth: number, m: any = z_6s()): any {
   return m;
 }
 // envoy.extensions.filters.http.fault.v3.HTTPFault
-function d_i(r: Reader, end: number, depth: number, m: any = z_i()): any {
+function d_i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.fault.v3.HTTPFault", upstreamCluster: "", headers: [], downstreamNodes: [], delayPercentRuntime: "", abortPercentRuntime: "", delayDurationRuntime: "", abortHttpStatusRuntime: "", maxActiveFaultsRuntime: "", responseRateLimitPercentRuntime: "", abortGrpcStatusRuntime: "", disableDownstreamClusterStats: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.delay = d_6m(r, r.delimited(end), depth, m.delay); break;
-      case 2: wt(t, 2); m.abort = d_6r(r, r.delimited(end), depth, m.abort); break;
+      case 1: wt(t, 2); m.delay = d_77(r, r.delimited(end), depth, m.delay); break;
+      case 2: wt(t, 2); m.abort = d_7c(r, r.delimited(end), depth, m.abort); break;
       case 3: wt(t, 2); m.upstreamCluster = r.string(end, true); break;
-      case 4: wt(t, 2); m.headers.push(d_55(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.headers.push(d_16(r, r.delimited(end), depth, undefined)); break;
       case 5: wt(t, 2); m.downstreamNodes.push(r.string(end, true)); break;
-      case 6: wt(t, 2); m.maxActiveFaults = uw(d_9l, r, end, depth, m.maxActiveFaults, "google.protobuf.UInt32Value"); break;
-      case 7: wt(t, 2); m.responseRateLimit = d_6o(r, r.delimited(end), depth, m.responseRateLimit); break;
+      case 6: wt(t, 2); m.maxActiveFaults = uw(d_1c, r, end, depth, m.maxActiveFaults, "google.protobuf.UInt32Value"); break;
+      case 7: wt(t, 2); m.responseRateLimit = d_7a(r, r.delimited(end), depth, m.responseRateLimit); break;
       case 8: wt(t, 2); m.delayPercentRuntime = r.string(end, true); break;
       case 9: wt(t, 2); m.abortPercentRuntime = r.string(end, true); break;
       case 10: wt(t, 2); m.delayDurationRuntime = r.string(end, true); break;
@@ -5014,16 +3913,16 @@ function d_i(r: Reader, end: number, depth: number, m: any = z_i()): any {
   return m;
 }
 // envoy.extensions.filters.http.rbac.v3.RBAC
-function d_h(r: Reader, end: number, depth: number, m: any = z_h()): any {
+function d_h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.rbac.v3.RBAC", rulesStatPrefix: "", shadowRulesStatPrefix: "", trackPerRuleStats: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rules = d_4x(r, r.delimited(end), depth, m.rules); break;
+      case 1: wt(t, 2); m.rules = d_5g(r, r.delimited(end), depth, m.rules); break;
       case 6: wt(t, 2); m.rulesStatPrefix = r.string(end, true); break;
-      case 4: wt(t, 2); m.matcher = d_aa(r, r.delimited(end), depth, m.matcher); break;
-      case 2: wt(t, 2); m.shadowRules = d_4x(r, r.delimited(end), depth, m.shadowRules); break;
-      case 5: wt(t, 2); m.shadowMatcher = d_aa(r, r.delimited(end), depth, m.shadowMatcher); break;
+      case 4: wt(t, 2); m.matcher = d_4u(r, r.delimited(end), depth, m.matcher); break;
+      case 2: wt(t, 2); m.shadowRules = d_5g(r, r.delimited(end), depth, m.shadowRules); break;
+      case 5: wt(t, 2); m.shadowMatcher = d_4u(r, r.delimited(end), depth, m.shadowMatcher); break;
       case 3: wt(t, 2); m.shadowRulesStatPrefix = r.string(end, true); break;
       case 7: wt(t, 0); m.trackPerRuleStats = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -5033,20 +3932,20 @@ function d_h(r: Reader, end: number, depth: number, m: any = z_h()): any {
   return m;
 }
 // envoy.extensions.filters.http.router.v3.Router
-function d_a(r: Reader, end: number, depth: number, m: any = z_a()): any {
+function d_a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.router.v3.Router", startChildSpan: false, upstreamLog: [], suppressEnvoyHeaders: false, strictCheckHeaders: [], respectExpectedRqTimeout: false, suppressGrpcRequestFailureCodeStats: false, upstreamHttpFilters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.dynamicStats = uw(d_9f, r, end, depth, m.dynamicStats, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.dynamicStats = uw(d_18, r, end, depth, m.dynamicStats, "google.protobuf.BoolValue"); break;
       case 2: wt(t, 0); m.startChildSpan = r.bool(); break;
-      case 3: wt(t, 2); m.upstreamLog.push(d_p(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.upstreamLogOptions = d_6t(r, r.delimited(end), depth, m.upstreamLogOptions); break;
+      case 3: wt(t, 2); m.upstreamLog.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.upstreamLogOptions = d_7d(r, r.delimited(end), depth, m.upstreamLogOptions); break;
       case 4: wt(t, 0); m.suppressEnvoyHeaders = r.bool(); break;
       case 5: wt(t, 2); m.strictCheckHeaders.push(r.string(end, true)); break;
       case 6: wt(t, 0); m.respectExpectedRqTimeout = r.bool(); break;
       case 7: wt(t, 0); m.suppressGrpcRequestFailureCodeStats = r.bool(); break;
-      case 8: wt(t, 2); m.upstreamHttpFilters.push(d_71(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.upstreamHttpFilters.push(d_7e(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5054,13 +3953,13 @@ function d_a(r: Reader, end: number, depth: number, m: any = z_a()): any {
   return m;
 }
 // envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions
-function d_6t(r: Reader, end: number, depth: number, m: any = z_6t()): any {
+function d_7d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", flushUpstreamLogOnUpstreamStream: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.flushUpstreamLogOnUpstreamStream = r.bool(); break;
-      case 2: wt(t, 2); m.upstreamLogFlushInterval = d_9h(r, r.delimited(end), depth, m.upstreamLogFlushInterval); break;
+      case 2: wt(t, 2); m.upstreamLogFlushInterval = d_1i(r, r.delimited(end), depth, m.upstreamLogFlushInterval); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5068,12 +3967,12 @@ function d_6t(r: Reader, end: number, depth: number, m: any = z_6t()): any {
   return m;
 }
 // envoy.extensions.filters.http.wasm.v3.Wasm
-function d_9(r: Reader, end: number, depth: number, m: any = z_9()): any {
+function d_9(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.http.wasm.v3.Wasm" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.config = d_7k(r, r.delimited(end), depth, m.config); break;
+      case 1: wt(t, 2); m.config = d_7f(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5081,66 +3980,66 @@ function d_9(r: Reader, end: number, depth: number, m: any = z_9()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-function d_7(r: Reader, end: number, depth: number, m: any = z_7()): any {
+function d_7(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", codecType: 0, statPrefix: "", routeSpecifier: { case: undefined }, httpFilters: [], serverName: "", serverHeaderTransformation: 0, accessLog: [], flushAccessLogOnNewRequest: false, xffNumTrustedHops: 0, originalIpDetectionExtensions: [], earlyHeaderMutationExtensions: [], skipXffAppend: false, via: "", preserveExternalRequestId: false, alwaysSetRequestIdInResponse: false, forwardClientCertDetails: 0, proxy100Continue: false, representIpv4RemoteAddressAsIpv4MappedIpv6: false, upgradeConfigs: [], mergeSlashes: false, pathWithEscapedSlashesAction: 0, stripMatchingHostPort: false, stripPortMode: { case: undefined }, stripTrailingHostDot: false, appendXForwardedPort: false, appendLocalOverload: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.codecType = r.int32(); break;
       case 2: wt(t, 2); m.statPrefix = r.string(end, true); break;
-      case 3: wt(t, 2); m.routeSpecifier = { case: "rds", value: d_73(r, r.delimited(end), depth, (m.routeSpecifier.case === "rds" ? m.routeSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.routeSpecifier = { case: "rds", value: d_7g(r, r.delimited(end), depth, (m.routeSpecifier.case === "rds" ? m.routeSpecifier.value : undefined)) }; break;
       case 4: wt(t, 2); m.routeSpecifier = { case: "routeConfig", value: d_3(r, r.delimited(end), depth, (m.routeSpecifier.case === "routeConfig" ? m.routeSpecifier.value : undefined)) }; break;
-      case 31: wt(t, 2); m.routeSpecifier = { case: "scopedRoutes", value: d_78(r, r.delimited(end), depth, (m.routeSpecifier.case === "scopedRoutes" ? m.routeSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.httpFilters.push(d_71(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.addUserAgent = uw(d_9f, r, end, depth, m.addUserAgent, "google.protobuf.BoolValue"); break;
-      case 7: wt(t, 2); m.tracing = d_6z(r, r.delimited(end), depth, m.tracing); break;
-      case 35: wt(t, 2); m.commonHttpProtocolOptions = d_37(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
-      case 8: wt(t, 2); m.httpProtocolOptions = d_31(r, r.delimited(end), depth, m.httpProtocolOptions); break;
-      case 9: wt(t, 2); m.http2ProtocolOptions = d_34(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
-      case 44: wt(t, 2); m.http3ProtocolOptions = d_36(r, r.delimited(end), depth, m.http3ProtocolOptions); break;
+      case 31: wt(t, 2); m.routeSpecifier = { case: "scopedRoutes", value: d_7h(r, r.delimited(end), depth, (m.routeSpecifier.case === "scopedRoutes" ? m.routeSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.httpFilters.push(d_7e(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.addUserAgent = uw(d_18, r, end, depth, m.addUserAgent, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.tracing = d_7i(r, r.delimited(end), depth, m.tracing); break;
+      case 35: wt(t, 2); m.commonHttpProtocolOptions = d_1l(r, r.delimited(end), depth, m.commonHttpProtocolOptions); break;
+      case 8: wt(t, 2); m.httpProtocolOptions = d_1m(r, r.delimited(end), depth, m.httpProtocolOptions); break;
+      case 9: wt(t, 2); m.http2ProtocolOptions = d_1n(r, r.delimited(end), depth, m.http2ProtocolOptions); break;
+      case 44: wt(t, 2); m.http3ProtocolOptions = d_42(r, r.delimited(end), depth, m.http3ProtocolOptions); break;
       case 10: wt(t, 2); m.serverName = r.string(end, true); break;
       case 34: wt(t, 0); m.serverHeaderTransformation = r.int32(); break;
-      case 48: wt(t, 2); m.schemeHeaderTransformation = d_3s(r, r.delimited(end), depth, m.schemeHeaderTransformation); break;
-      case 29: wt(t, 2); m.maxRequestHeadersKb = uw(d_9l, r, end, depth, m.maxRequestHeadersKb, "google.protobuf.UInt32Value"); break;
-      case 24: wt(t, 2); m.streamIdleTimeout = d_9h(r, r.delimited(end), depth, m.streamIdleTimeout); break;
-      case 28: wt(t, 2); m.requestTimeout = d_9h(r, r.delimited(end), depth, m.requestTimeout); break;
-      case 41: wt(t, 2); m.requestHeadersTimeout = d_9h(r, r.delimited(end), depth, m.requestHeadersTimeout); break;
-      case 12: wt(t, 2); m.drainTimeout = d_9h(r, r.delimited(end), depth, m.drainTimeout); break;
-      case 26: wt(t, 2); m.delayedCloseTimeout = d_9h(r, r.delimited(end), depth, m.delayedCloseTimeout); break;
-      case 13: wt(t, 2); m.accessLog.push(d_p(r, r.delimited(end), depth, undefined)); break;
-      case 54: wt(t, 2); m.accessLogFlushInterval = d_9h(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 48: wt(t, 2); m.schemeHeaderTransformation = d_4c(r, r.delimited(end), depth, m.schemeHeaderTransformation); break;
+      case 29: wt(t, 2); m.maxRequestHeadersKb = uw(d_1c, r, end, depth, m.maxRequestHeadersKb, "google.protobuf.UInt32Value"); break;
+      case 24: wt(t, 2); m.streamIdleTimeout = d_1i(r, r.delimited(end), depth, m.streamIdleTimeout); break;
+      case 28: wt(t, 2); m.requestTimeout = d_1i(r, r.delimited(end), depth, m.requestTimeout); break;
+      case 41: wt(t, 2); m.requestHeadersTimeout = d_1i(r, r.delimited(end), depth, m.requestHeadersTimeout); break;
+      case 12: wt(t, 2); m.drainTimeout = d_1i(r, r.delimited(end), depth, m.drainTimeout); break;
+      case 26: wt(t, 2); m.delayedCloseTimeout = d_1i(r, r.delimited(end), depth, m.delayedCloseTimeout); break;
+      case 13: wt(t, 2); m.accessLog.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 54: wt(t, 2); m.accessLogFlushInterval = d_1i(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 55: wt(t, 0); m.flushAccessLogOnNewRequest = r.bool(); break;
-      case 56: wt(t, 2); m.accessLogOptions = d_6u(r, r.delimited(end), depth, m.accessLogOptions); break;
-      case 14: wt(t, 2); m.useRemoteAddress = uw(d_9f, r, end, depth, m.useRemoteAddress, "google.protobuf.BoolValue"); break;
+      case 56: wt(t, 2); m.accessLogOptions = d_7j(r, r.delimited(end), depth, m.accessLogOptions); break;
+      case 14: wt(t, 2); m.useRemoteAddress = uw(d_18, r, end, depth, m.useRemoteAddress, "google.protobuf.BoolValue"); break;
       case 19: wt(t, 0); m.xffNumTrustedHops = r.uint32(); break;
       case 46: wt(t, 2); m.originalIpDetectionExtensions.push(d_6(r, r.delimited(end), depth, undefined)); break;
       case 52: wt(t, 2); m.earlyHeaderMutationExtensions.push(d_6(r, r.delimited(end), depth, undefined)); break;
-      case 25: wt(t, 2); m.internalAddressConfig = d_6v(r, r.delimited(end), depth, m.internalAddressConfig); break;
+      case 25: wt(t, 2); m.internalAddressConfig = d_7k(r, r.delimited(end), depth, m.internalAddressConfig); break;
       case 21: wt(t, 0); m.skipXffAppend = r.bool(); break;
       case 22: wt(t, 2); m.via = r.string(end, true); break;
-      case 15: wt(t, 2); m.generateRequestId = uw(d_9f, r, end, depth, m.generateRequestId, "google.protobuf.BoolValue"); break;
+      case 15: wt(t, 2); m.generateRequestId = uw(d_18, r, end, depth, m.generateRequestId, "google.protobuf.BoolValue"); break;
       case 32: wt(t, 0); m.preserveExternalRequestId = r.bool(); break;
       case 37: wt(t, 0); m.alwaysSetRequestIdInResponse = r.bool(); break;
       case 16: wt(t, 0); m.forwardClientCertDetails = r.int32(); break;
-      case 17: wt(t, 2); m.setCurrentClientCertDetails = d_6y(r, r.delimited(end), depth, m.setCurrentClientCertDetails); break;
+      case 17: wt(t, 2); m.setCurrentClientCertDetails = d_7l(r, r.delimited(end), depth, m.setCurrentClientCertDetails); break;
       case 18: wt(t, 0); m.proxy100Continue = r.bool(); break;
       case 20: wt(t, 0); m.representIpv4RemoteAddressAsIpv4MappedIpv6 = r.bool(); break;
-      case 23: wt(t, 2); m.upgradeConfigs.push(d_70(r, r.delimited(end), depth, undefined)); break;
-      case 30: wt(t, 2); m.normalizePath = uw(d_9f, r, end, depth, m.normalizePath, "google.protobuf.BoolValue"); break;
+      case 23: wt(t, 2); m.upgradeConfigs.push(d_7m(r, r.delimited(end), depth, undefined)); break;
+      case 30: wt(t, 2); m.normalizePath = uw(d_18, r, end, depth, m.normalizePath, "google.protobuf.BoolValue"); break;
       case 33: wt(t, 0); m.mergeSlashes = r.bool(); break;
       case 45: wt(t, 0); m.pathWithEscapedSlashesAction = r.int32(); break;
-      case 36: wt(t, 2); m.requestIdExtension = d_74(r, r.delimited(end), depth, m.requestIdExtension); break;
-      case 38: wt(t, 2); m.localReplyConfig = d_72(r, r.delimited(end), depth, m.localReplyConfig); break;
+      case 36: wt(t, 2); m.requestIdExtension = d_7n(r, r.delimited(end), depth, m.requestIdExtension); break;
+      case 38: wt(t, 2); m.localReplyConfig = d_7o(r, r.delimited(end), depth, m.localReplyConfig); break;
       case 39: wt(t, 0); m.stripMatchingHostPort = r.bool(); break;
       case 42: wt(t, 0); m.stripPortMode = { case: "stripAnyHostPort", value: r.bool() }; break;
-      case 40: wt(t, 2); m.streamErrorOnInvalidHttpMessage = uw(d_9f, r, end, depth, m.streamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
-      case 43: wt(t, 2); m.pathNormalizationOptions = d_6w(r, r.delimited(end), depth, m.pathNormalizationOptions); break;
+      case 40: wt(t, 2); m.streamErrorOnInvalidHttpMessage = uw(d_18, r, end, depth, m.streamErrorOnInvalidHttpMessage, "google.protobuf.BoolValue"); break;
+      case 43: wt(t, 2); m.pathNormalizationOptions = d_7p(r, r.delimited(end), depth, m.pathNormalizationOptions); break;
       case 47: wt(t, 0); m.stripTrailingHostDot = r.bool(); break;
-      case 49: wt(t, 2); m.proxyStatusConfig = d_6x(r, r.delimited(end), depth, m.proxyStatusConfig); break;
+      case 49: wt(t, 2); m.proxyStatusConfig = d_7q(r, r.delimited(end), depth, m.proxyStatusConfig); break;
       case 50: wt(t, 2); m.typedHeaderValidationConfig = d_6(r, r.delimited(end), depth, m.typedHeaderValidationConfig); break;
       case 51: wt(t, 0); m.appendXForwardedPort = r.bool(); break;
       case 57: wt(t, 0); m.appendLocalOverload = r.bool(); break;
-      case 53: wt(t, 2); m.addProxyProtocolConnectionState = uw(d_9f, r, end, depth, m.addProxyProtocolConnectionState, "google.protobuf.BoolValue"); break;
+      case 53: wt(t, 2); m.addProxyProtocolConnectionState = uw(d_18, r, end, depth, m.addProxyProtocolConnectionState, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5148,12 +4047,12 @@ function d_7(r: Reader, end: number, depth: number, m: any = z_7()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions
-function d_6u(r: Reader, end: number, depth: number, m: any = z_6u()): any {
+function d_7j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", flushAccessLogOnNewRequest: false, flushLogOnTunnelSuccessfullyEstablished: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.accessLogFlushInterval = d_9h(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 1: wt(t, 2); m.accessLogFlushInterval = d_1i(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 2: wt(t, 0); m.flushAccessLogOnNewRequest = r.bool(); break;
       case 3: wt(t, 0); m.flushLogOnTunnelSuccessfullyEstablished = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -5163,13 +4062,13 @@ function d_6u(r: Reader, end: number, depth: number, m: any = z_6u()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig
-function d_6v(r: Reader, end: number, depth: number, m: any = z_6v()): any {
+function d_7k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", unixSockets: false, cidrRanges: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.unixSockets = r.bool(); break;
-      case 2: wt(t, 2); m.cidrRanges.push(d_23(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.cidrRanges.push(d_2z(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5177,13 +4076,13 @@ function d_6v(r: Reader, end: number, depth: number, m: any = z_6v()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions
-function d_6w(r: Reader, end: number, depth: number, m: any = z_6w()): any {
+function d_7p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.forwardingTransformation = d_7v(r, r.delimited(end), depth, m.forwardingTransformation); break;
-      case 2: wt(t, 2); m.httpFilterTransformation = d_7v(r, r.delimited(end), depth, m.httpFilterTransformation); break;
+      case 1: wt(t, 2); m.forwardingTransformation = d_7r(r, r.delimited(end), depth, m.forwardingTransformation); break;
+      case 2: wt(t, 2); m.httpFilterTransformation = d_7r(r, r.delimited(end), depth, m.httpFilterTransformation); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5191,7 +4090,7 @@ function d_6w(r: Reader, end: number, depth: number, m: any = z_6w()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig
-function d_6x(r: Reader, end: number, depth: number, m: any = z_6x()): any {
+function d_7q(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", removeDetails: false, removeConnectionTerminationDetails: false, removeResponseFlags: false, setRecommendedResponseCode: false, proxyName: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5209,12 +4108,12 @@ function d_6x(r: Reader, end: number, depth: number, m: any = z_6x()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails
-function d_6y(r: Reader, end: number, depth: number, m: any = z_6y()): any {
+function d_7l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", cert: false, chain: false, dns: false, uri: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.subject = uw(d_9f, r, end, depth, m.subject, "google.protobuf.BoolValue"); break;
+      case 1: wt(t, 2); m.subject = uw(d_18, r, end, depth, m.subject, "google.protobuf.BoolValue"); break;
       case 3: wt(t, 0); m.cert = r.bool(); break;
       case 6: wt(t, 0); m.chain = r.bool(); break;
       case 4: wt(t, 0); m.dns = r.bool(); break;
@@ -5226,19 +4125,19 @@ function d_6y(r: Reader, end: number, depth: number, m: any = z_6y()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing
-function d_6z(r: Reader, end: number, depth: number, m: any = z_6z()): any {
+function d_7i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", verbose: false, customTags: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 3: wt(t, 2); m.clientSampling = d_8v(r, r.delimited(end), depth, m.clientSampling); break;
-      case 4: wt(t, 2); m.randomSampling = d_8v(r, r.delimited(end), depth, m.randomSampling); break;
-      case 5: wt(t, 2); m.overallSampling = d_8v(r, r.delimited(end), depth, m.overallSampling); break;
+      case 3: wt(t, 2); m.clientSampling = d_1e(r, r.delimited(end), depth, m.clientSampling); break;
+      case 4: wt(t, 2); m.randomSampling = d_1e(r, r.delimited(end), depth, m.randomSampling); break;
+      case 5: wt(t, 2); m.overallSampling = d_1e(r, r.delimited(end), depth, m.overallSampling); break;
       case 6: wt(t, 0); m.verbose = r.bool(); break;
-      case 7: wt(t, 2); m.maxPathTagLength = uw(d_9l, r, end, depth, m.maxPathTagLength, "google.protobuf.UInt32Value"); break;
-      case 8: wt(t, 2); m.customTags.push(d_8j(r, r.delimited(end), depth, undefined)); break;
-      case 9: wt(t, 2); m.provider = d_6l(r, r.delimited(end), depth, m.provider); break;
-      case 10: wt(t, 2); m.spawnUpstreamSpan = uw(d_9f, r, end, depth, m.spawnUpstreamSpan, "google.protobuf.BoolValue"); break;
+      case 7: wt(t, 2); m.maxPathTagLength = uw(d_1c, r, end, depth, m.maxPathTagLength, "google.protobuf.UInt32Value"); break;
+      case 8: wt(t, 2); m.customTags.push(d_72(r, r.delimited(end), depth, undefined)); break;
+      case 9: wt(t, 2); m.provider = d_75(r, r.delimited(end), depth, m.provider); break;
+      case 10: wt(t, 2); m.spawnUpstreamSpan = uw(d_18, r, end, depth, m.spawnUpstreamSpan, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5246,14 +4145,14 @@ function d_6z(r: Reader, end: number, depth: number, m: any = z_6z()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig
-function d_70(r: Reader, end: number, depth: number, m: any = z_70()): any {
+function d_7m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", upgradeType: "", filters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.upgradeType = r.string(end, true); break;
-      case 2: wt(t, 2); m.filters.push(d_71(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.enabled = uw(d_9f, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
+      case 2: wt(t, 2); m.filters.push(d_7e(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.enabled = uw(d_18, r, end, depth, m.enabled, "google.protobuf.BoolValue"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5261,14 +4160,14 @@ function d_70(r: Reader, end: number, depth: number, m: any = z_70()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter
-function d_71(r: Reader, end: number, depth: number, m: any = z_71()): any {
+function d_7e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", name: "", configType: { case: undefined }, isOptional: false, disabled: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_9e(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2c(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configType = { case: "typedConfig", value: d_p(r, r.delimited(end), depth, (m.configType.case === "typedConfig" ? m.configType.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configType = { case: "configDiscovery", value: d_2i(r, r.delimited(end), depth, (m.configType.case === "configDiscovery" ? m.configType.value : undefined)) }; break;
       case 6: wt(t, 0); m.isOptional = r.bool(); break;
       case 7: wt(t, 0); m.disabled = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -5278,13 +4177,13 @@ function d_71(r: Reader, end: number, depth: number, m: any = z_71()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig
-function d_72(r: Reader, end: number, depth: number, m: any = z_72()): any {
+function d_7o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", mappers: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.mappers.push(d_75(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.bodyFormat = d_3x(r, r.delimited(end), depth, m.bodyFormat); break;
+      case 1: wt(t, 2); m.mappers.push(d_7s(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.bodyFormat = d_4d(r, r.delimited(end), depth, m.bodyFormat); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5292,12 +4191,12 @@ function d_72(r: Reader, end: number, depth: number, m: any = z_72()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.Rds
-function d_73(r: Reader, end: number, depth: number, m: any = z_73()): any {
+function d_7g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", routeConfigName: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.configSource = d_24(r, r.delimited(end), depth, m.configSource); break;
+      case 1: wt(t, 2); m.configSource = d_25(r, r.delimited(end), depth, m.configSource); break;
       case 2: wt(t, 2); m.routeConfigName = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5306,12 +4205,12 @@ function d_73(r: Reader, end: number, depth: number, m: any = z_73()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension
-function d_74(r: Reader, end: number, depth: number, m: any = z_74()): any {
+function d_7n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.typedConfig = d_9e(r, r.delimited(end), depth, m.typedConfig); break;
+      case 1: wt(t, 2); m.typedConfig = d_p(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5319,16 +4218,16 @@ function d_74(r: Reader, end: number, depth: number, m: any = z_74()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper
-function d_75(r: Reader, end: number, depth: number, m: any = z_75()): any {
+function d_7s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", headersToAdd: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.filter = d_q(r, r.delimited(end), depth, m.filter); break;
-      case 2: wt(t, 2); m.statusCode = uw(d_9l, r, end, depth, m.statusCode, "google.protobuf.UInt32Value"); break;
-      case 3: wt(t, 2); m.body = d_26(r, r.delimited(end), depth, m.body); break;
-      case 4: wt(t, 2); m.bodyFormatOverride = d_3x(r, r.delimited(end), depth, m.bodyFormatOverride); break;
-      case 5: wt(t, 2); m.headersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.filter = d_o(r, r.delimited(end), depth, m.filter); break;
+      case 2: wt(t, 2); m.statusCode = uw(d_1c, r, end, depth, m.statusCode, "google.protobuf.UInt32Value"); break;
+      case 3: wt(t, 2); m.body = d_2t(r, r.delimited(end), depth, m.body); break;
+      case 4: wt(t, 2); m.bodyFormatOverride = d_4d(r, r.delimited(end), depth, m.bodyFormatOverride); break;
+      case 5: wt(t, 2); m.headersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5336,12 +4235,12 @@ function d_75(r: Reader, end: number, depth: number, m: any = z_75()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds
-function d_76(r: Reader, end: number, depth: number, m: any = z_76()): any {
+function d_7t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", srdsResourcesLocator: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.scopedRdsConfigSource = d_24(r, r.delimited(end), depth, m.scopedRdsConfigSource); break;
+      case 1: wt(t, 2); m.scopedRdsConfigSource = d_25(r, r.delimited(end), depth, m.scopedRdsConfigSource); break;
       case 2: wt(t, 2); m.srdsResourcesLocator = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5350,12 +4249,12 @@ function d_76(r: Reader, end: number, depth: number, m: any = z_76()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList
-function d_77(r: Reader, end: number, depth: number, m: any = z_77()): any {
+function d_7u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", scopedRouteConfigurations: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.scopedRouteConfigurations.push(d_6c(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.scopedRouteConfigurations.push(d_70(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5363,16 +4262,16 @@ function d_77(r: Reader, end: number, depth: number, m: any = z_77()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes
-function d_78(r: Reader, end: number, depth: number, m: any = z_78()): any {
+function d_7h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", name: "", configSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.scopeKeyBuilder = d_79(r, r.delimited(end), depth, m.scopeKeyBuilder); break;
-      case 3: wt(t, 2); m.rdsConfigSource = d_24(r, r.delimited(end), depth, m.rdsConfigSource); break;
-      case 4: wt(t, 2); m.configSpecifier = { case: "scopedRouteConfigurationsList", value: d_77(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRouteConfigurationsList" ? m.configSpecifier.value : undefined)) }; break;
-      case 5: wt(t, 2); m.configSpecifier = { case: "scopedRds", value: d_76(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRds" ? m.configSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.scopeKeyBuilder = d_7v(r, r.delimited(end), depth, m.scopeKeyBuilder); break;
+      case 3: wt(t, 2); m.rdsConfigSource = d_25(r, r.delimited(end), depth, m.rdsConfigSource); break;
+      case 4: wt(t, 2); m.configSpecifier = { case: "scopedRouteConfigurationsList", value: d_7u(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRouteConfigurationsList" ? m.configSpecifier.value : undefined)) }; break;
+      case 5: wt(t, 2); m.configSpecifier = { case: "scopedRds", value: d_7t(r, r.delimited(end), depth, (m.configSpecifier.case === "scopedRds" ? m.configSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5380,12 +4279,12 @@ function d_78(r: Reader, end: number, depth: number, m: any = z_78()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder
-function d_79(r: Reader, end: number, depth: number, m: any = z_79()): any {
+function d_7v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", fragments: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.fragments.push(d_7a(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.fragments.push(d_7w(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5393,12 +4292,12 @@ function d_79(r: Reader, end: number, depth: number, m: any = z_79()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder
-function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
+function d_7w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", type: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "headerValueExtractor", value: d_7b(r, r.delimited(end), depth, (m.type.case === "headerValueExtractor" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "headerValueExtractor", value: d_7x(r, r.delimited(end), depth, (m.type.case === "headerValueExtractor" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5406,7 +4305,7 @@ function d_7a(r: Reader, end: number, depth: number, m: any = z_7a()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor
-function d_7b(r: Reader, end: number, depth: number, m: any = z_7b()): any {
+function d_7x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", name: "", elementSeparator: "", extractType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5414,7 +4313,7 @@ function d_7b(r: Reader, end: number, depth: number, m: any = z_7b()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.elementSeparator = r.string(end, true); break;
       case 3: wt(t, 0); m.extractType = { case: "index", value: r.uint32() }; break;
-      case 4: wt(t, 2); m.extractType = { case: "element", value: d_7c(r, r.delimited(end), depth, (m.extractType.case === "element" ? m.extractType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.extractType = { case: "element", value: d_7y(r, r.delimited(end), depth, (m.extractType.case === "element" ? m.extractType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5422,7 +4321,7 @@ function d_7b(r: Reader, end: number, depth: number, m: any = z_7b()): any {
   return m;
 }
 // envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement
-function d_7c(r: Reader, end: number, depth: number, m: any = z_7c()): any {
+function d_7y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", separator: "", key: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5436,27 +4335,27 @@ function d_7c(r: Reader, end: number, depth: number, m: any = z_7c()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-function d_8(r: Reader, end: number, depth: number, m: any = z_8()): any {
+function d_8(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", statPrefix: "", clusterSpecifier: { case: undefined }, accessLog: [], hashPolicy: [], flushAccessLogOnConnected: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.statPrefix = r.string(end, true); break;
       case 2: wt(t, 2); m.clusterSpecifier = { case: "cluster", value: r.string(end, true) }; break;
-      case 10: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_7g(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
-      case 14: wt(t, 2); m.onDemand = d_7d(r, r.delimited(end), depth, m.onDemand); break;
-      case 9: wt(t, 2); m.metadataMatch = d_3c(r, r.delimited(end), depth, m.metadataMatch); break;
-      case 8: wt(t, 2); m.idleTimeout = d_9h(r, r.delimited(end), depth, m.idleTimeout); break;
-      case 3: wt(t, 2); m.downstreamIdleTimeout = d_9h(r, r.delimited(end), depth, m.downstreamIdleTimeout); break;
-      case 4: wt(t, 2); m.upstreamIdleTimeout = d_9h(r, r.delimited(end), depth, m.upstreamIdleTimeout); break;
-      case 5: wt(t, 2); m.accessLog.push(d_p(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.maxConnectAttempts = uw(d_9l, r, end, depth, m.maxConnectAttempts, "google.protobuf.UInt32Value"); break;
-      case 11: wt(t, 2); m.hashPolicy.push(d_8q(r, r.delimited(end), depth, undefined)); break;
-      case 12: wt(t, 2); m.tunnelingConfig = d_7f(r, r.delimited(end), depth, m.tunnelingConfig); break;
-      case 13: wt(t, 2); m.maxDownstreamConnectionDuration = d_9h(r, r.delimited(end), depth, m.maxDownstreamConnectionDuration); break;
-      case 15: wt(t, 2); m.accessLogFlushInterval = d_9h(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 10: wt(t, 2); m.clusterSpecifier = { case: "weightedClusters", value: d_7z(r, r.delimited(end), depth, (m.clusterSpecifier.case === "weightedClusters" ? m.clusterSpecifier.value : undefined)) }; break;
+      case 14: wt(t, 2); m.onDemand = d_80(r, r.delimited(end), depth, m.onDemand); break;
+      case 9: wt(t, 2); m.metadataMatch = d_21(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 8: wt(t, 2); m.idleTimeout = d_1i(r, r.delimited(end), depth, m.idleTimeout); break;
+      case 3: wt(t, 2); m.downstreamIdleTimeout = d_1i(r, r.delimited(end), depth, m.downstreamIdleTimeout); break;
+      case 4: wt(t, 2); m.upstreamIdleTimeout = d_1i(r, r.delimited(end), depth, m.upstreamIdleTimeout); break;
+      case 5: wt(t, 2); m.accessLog.push(d_q(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.maxConnectAttempts = uw(d_1c, r, end, depth, m.maxConnectAttempts, "google.protobuf.UInt32Value"); break;
+      case 11: wt(t, 2); m.hashPolicy.push(d_81(r, r.delimited(end), depth, undefined)); break;
+      case 12: wt(t, 2); m.tunnelingConfig = d_82(r, r.delimited(end), depth, m.tunnelingConfig); break;
+      case 13: wt(t, 2); m.maxDownstreamConnectionDuration = d_1i(r, r.delimited(end), depth, m.maxDownstreamConnectionDuration); break;
+      case 15: wt(t, 2); m.accessLogFlushInterval = d_1i(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 16: wt(t, 0); m.flushAccessLogOnConnected = r.bool(); break;
-      case 17: wt(t, 2); m.accessLogOptions = d_7e(r, r.delimited(end), depth, m.accessLogOptions); break;
+      case 17: wt(t, 2); m.accessLogOptions = d_83(r, r.delimited(end), depth, m.accessLogOptions); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5464,14 +4363,14 @@ function d_8(r: Reader, end: number, depth: number, m: any = z_8()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand
-function d_7d(r: Reader, end: number, depth: number, m: any = z_7d()): any {
+function d_80(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", resourcesLocator: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.odcdsConfig = d_24(r, r.delimited(end), depth, m.odcdsConfig); break;
+      case 1: wt(t, 2); m.odcdsConfig = d_25(r, r.delimited(end), depth, m.odcdsConfig); break;
       case 2: wt(t, 2); m.resourcesLocator = r.string(end, true); break;
-      case 3: wt(t, 2); m.timeout = d_9h(r, r.delimited(end), depth, m.timeout); break;
+      case 3: wt(t, 2); m.timeout = d_1i(r, r.delimited(end), depth, m.timeout); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5479,12 +4378,12 @@ function d_7d(r: Reader, end: number, depth: number, m: any = z_7d()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions
-function d_7e(r: Reader, end: number, depth: number, m: any = z_7e()): any {
+function d_83(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", flushAccessLogOnConnected: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.accessLogFlushInterval = d_9h(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
+      case 1: wt(t, 2); m.accessLogFlushInterval = d_1i(r, r.delimited(end), depth, m.accessLogFlushInterval); break;
       case 2: wt(t, 0); m.flushAccessLogOnConnected = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5493,14 +4392,14 @@ function d_7e(r: Reader, end: number, depth: number, m: any = z_7e()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig
-function d_7f(r: Reader, end: number, depth: number, m: any = z_7f()): any {
+function d_82(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", hostname: "", usePost: false, headersToAdd: [], propagateResponseHeaders: false, postPath: "", propagateResponseTrailers: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.hostname = r.string(end, true); break;
       case 2: wt(t, 0); m.usePost = r.bool(); break;
-      case 3: wt(t, 2); m.headersToAdd.push(d_2s(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.headersToAdd.push(d_3n(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 0); m.propagateResponseHeaders = r.bool(); break;
       case 5: wt(t, 2); m.postPath = r.string(end, true); break;
       case 6: wt(t, 0); m.propagateResponseTrailers = r.bool(); break;
@@ -5511,12 +4410,12 @@ function d_7f(r: Reader, end: number, depth: number, m: any = z_7f()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster
-function d_7g(r: Reader, end: number, depth: number, m: any = z_7g()): any {
+function d_7z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", clusters: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clusters.push(d_7h(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.clusters.push(d_84(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5524,14 +4423,14 @@ function d_7g(r: Reader, end: number, depth: number, m: any = z_7g()): any {
   return m;
 }
 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight
-function d_7h(r: Reader, end: number, depth: number, m: any = z_7h()): any {
+function d_84(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", name: "", weight: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 0); m.weight = r.uint32(); break;
-      case 3: wt(t, 2); m.metadataMatch = d_3c(r, r.delimited(end), depth, m.metadataMatch); break;
+      case 3: wt(t, 2); m.metadataMatch = d_21(r, r.delimited(end), depth, m.metadataMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5539,12 +4438,12 @@ function d_7h(r: Reader, end: number, depth: number, m: any = z_7h()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.CapabilityRestrictionConfig
-function d_7i(r: Reader, end: number, depth: number, m: any = z_7i()): any {
+function d_86(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.wasm.v3.CapabilityRestrictionConfig", allowedCapabilities: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_7l(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.allowedCapabilities, String(k ?? ""), v ?? z_7l()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_85(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.allowedCapabilities, String(k ?? ""), v ?? z_85()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5552,7 +4451,7 @@ function d_7i(r: Reader, end: number, depth: number, m: any = z_7i()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.EnvironmentVariables
-function d_7j(r: Reader, end: number, depth: number, m: any = z_7j()): any {
+function d_87(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.wasm.v3.EnvironmentVariables", hostEnvKeys: [], keyValues: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5566,17 +4465,17 @@ function d_7j(r: Reader, end: number, depth: number, m: any = z_7j()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.PluginConfig
-function d_7k(r: Reader, end: number, depth: number, m: any = z_7k()): any {
+function d_7f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.wasm.v3.PluginConfig", name: "", rootId: "", vm: { case: undefined }, failOpen: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.rootId = r.string(end, true); break;
-      case 3: wt(t, 2); m.vm = { case: "vmConfig", value: d_7m(r, r.delimited(end), depth, (m.vm.case === "vmConfig" ? m.vm.value : undefined)) }; break;
-      case 4: wt(t, 2); m.configuration = d_9e(r, r.delimited(end), depth, m.configuration); break;
+      case 3: wt(t, 2); m.vm = { case: "vmConfig", value: d_88(r, r.delimited(end), depth, (m.vm.case === "vmConfig" ? m.vm.value : undefined)) }; break;
+      case 4: wt(t, 2); m.configuration = d_p(r, r.delimited(end), depth, m.configuration); break;
       case 5: wt(t, 0); m.failOpen = r.bool(); break;
-      case 6: wt(t, 2); m.capabilityRestrictionConfig = d_7i(r, r.delimited(end), depth, m.capabilityRestrictionConfig); break;
+      case 6: wt(t, 2); m.capabilityRestrictionConfig = d_86(r, r.delimited(end), depth, m.capabilityRestrictionConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5584,7 +4483,7 @@ function d_7k(r: Reader, end: number, depth: number, m: any = z_7k()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.SanitizationConfig
-function d_7l(r: Reader, end: number, depth: number, m: any = z_7l()): any {
+function d_85(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.wasm.v3.SanitizationConfig" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5597,18 +4496,18 @@ function d_7l(r: Reader, end: number, depth: number, m: any = z_7l()): any {
   return m;
 }
 // envoy.extensions.wasm.v3.VmConfig
-function d_7m(r: Reader, end: number, depth: number, m: any = z_7m()): any {
+function d_88(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.extensions.wasm.v3.VmConfig", vmId: "", runtime: "", allowPrecompiled: false, nackOnCodeCacheMiss: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.vmId = r.string(end, true); break;
       case 2: wt(t, 2); m.runtime = r.string(end, true); break;
-      case 3: wt(t, 2); m.code = d_1z(r, r.delimited(end), depth, m.code); break;
-      case 4: wt(t, 2); m.configuration = d_9e(r, r.delimited(end), depth, m.configuration); break;
+      case 3: wt(t, 2); m.code = d_2v(r, r.delimited(end), depth, m.code); break;
+      case 4: wt(t, 2); m.configuration = d_p(r, r.delimited(end), depth, m.configuration); break;
       case 5: wt(t, 0); m.allowPrecompiled = r.bool(); break;
       case 6: wt(t, 0); m.nackOnCodeCacheMiss = r.bool(); break;
-      case 7: wt(t, 2); m.environmentVariables = d_7j(r, r.delimited(end), depth, m.environmentVariables); break;
+      case 7: wt(t, 2); m.environmentVariables = d_87(r, r.delimited(end), depth, m.environmentVariables); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5616,18 +4515,18 @@ function d_7m(r: Reader, end: number, depth: number, m: any = z_7m()): any {
   return m;
 }
 // envoy.service.discovery.v3.DeltaDiscoveryResponse
-function d_1(r: Reader, end: number, depth: number, m: any = z_1()): any {
+function d_1(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DeltaDiscoveryResponse", systemVersionInfo: "", resources: [], typeUrl: "", removedResources: [], removedResourceNames: [], nonce: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.systemVersionInfo = r.string(end, true); break;
-      case 2: wt(t, 2); m.resources.push(d_7r(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.resources.push(d_89(r, r.delimited(end), depth, undefined)); break;
       case 4: wt(t, 2); m.typeUrl = r.string(end, true); break;
       case 6: wt(t, 2); m.removedResources.push(r.string(end, true)); break;
-      case 8: wt(t, 2); m.removedResourceNames.push(d_7u(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.removedResourceNames.push(d_8a(r, r.delimited(end), depth, undefined)); break;
       case 5: wt(t, 2); m.nonce = r.string(end, true); break;
-      case 7: wt(t, 2); m.controlPlane = d_25(r, r.delimited(end), depth, m.controlPlane); break;
+      case 7: wt(t, 2); m.controlPlane = d_33(r, r.delimited(end), depth, m.controlPlane); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5635,17 +4534,17 @@ function d_1(r: Reader, end: number, depth: number, m: any = z_1()): any {
   return m;
 }
 // envoy.service.discovery.v3.DiscoveryResponse
-function d_0(r: Reader, end: number, depth: number, m: any = z_0()): any {
+function d_0(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DiscoveryResponse", versionInfo: "", resources: [], canary: false, typeUrl: "", nonce: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.versionInfo = r.string(end, true); break;
-      case 2: wt(t, 2); m.resources.push(d_9e(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.resources.push(d_p(r, r.delimited(end), depth, undefined)); break;
       case 3: wt(t, 0); m.canary = r.bool(); break;
       case 4: wt(t, 2); m.typeUrl = r.string(end, true); break;
       case 5: wt(t, 2); m.nonce = r.string(end, true); break;
-      case 6: wt(t, 2); m.controlPlane = d_25(r, r.delimited(end), depth, m.controlPlane); break;
+      case 6: wt(t, 2); m.controlPlane = d_33(r, r.delimited(end), depth, m.controlPlane); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5653,15 +4552,15 @@ function d_0(r: Reader, end: number, depth: number, m: any = z_0()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints
-function d_7n(r: Reader, end: number, depth: number, m: any = z_7n()): any {
+function d_8d(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints", type: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "constraint", value: d_7p(r, r.delimited(end), depth, (m.type.case === "constraint" ? m.type.value : undefined)) }; break;
-      case 2: wt(t, 2); m.type = { case: "orConstraints", value: d_7o(r, r.delimited(end), depth, (m.type.case === "orConstraints" ? m.type.value : undefined)) }; break;
-      case 3: wt(t, 2); m.type = { case: "andConstraints", value: d_7o(r, r.delimited(end), depth, (m.type.case === "andConstraints" ? m.type.value : undefined)) }; break;
-      case 4: wt(t, 2); m.type = { case: "notConstraints", value: d_7n(r, r.delimited(end), depth, (m.type.case === "notConstraints" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "constraint", value: d_8b(r, r.delimited(end), depth, (m.type.case === "constraint" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "orConstraints", value: d_8c(r, r.delimited(end), depth, (m.type.case === "orConstraints" ? m.type.value : undefined)) }; break;
+      case 3: wt(t, 2); m.type = { case: "andConstraints", value: d_8c(r, r.delimited(end), depth, (m.type.case === "andConstraints" ? m.type.value : undefined)) }; break;
+      case 4: wt(t, 2); m.type = { case: "notConstraints", value: d_8d(r, r.delimited(end), depth, (m.type.case === "notConstraints" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5669,12 +4568,12 @@ function d_7n(r: Reader, end: number, depth: number, m: any = z_7n()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList
-function d_7o(r: Reader, end: number, depth: number, m: any = z_7o()): any {
+function d_8c(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.ConstraintList", constraints: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.constraints.push(d_7n(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.constraints.push(d_8d(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5682,14 +4581,14 @@ function d_7o(r: Reader, end: number, depth: number, m: any = z_7o()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint
-function d_7p(r: Reader, end: number, depth: number, m: any = z_7p()): any {
+function d_8b(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint", key: "", constraintType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.key = r.string(end, true); break;
       case 2: wt(t, 2); m.constraintType = { case: "value", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.constraintType = { case: "exists", value: d_7q(r, r.delimited(end), depth, (m.constraintType.case === "exists" ? m.constraintType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.constraintType = { case: "exists", value: d_8e(r, r.delimited(end), depth, (m.constraintType.case === "exists" ? m.constraintType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5697,7 +4596,7 @@ function d_7p(r: Reader, end: number, depth: number, m: any = z_7p()): any {
   return m;
 }
 // envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists
-function d_7q(r: Reader, end: number, depth: number, m: any = z_7q()): any {
+function d_8e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.DynamicParameterConstraints.SingleConstraint.Exists" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5710,19 +4609,19 @@ function d_7q(r: Reader, end: number, depth: number, m: any = z_7q()): any {
   return m;
 }
 // envoy.service.discovery.v3.Resource
-function d_7r(r: Reader, end: number, depth: number, m: any = z_7r()): any {
+function d_89(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.Resource", name: "", aliases: [], version: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 3: wt(t, 2); m.name = r.string(end, true); break;
-      case 8: wt(t, 2); m.resourceName = d_7u(r, r.delimited(end), depth, m.resourceName); break;
+      case 8: wt(t, 2); m.resourceName = d_8a(r, r.delimited(end), depth, m.resourceName); break;
       case 4: wt(t, 2); m.aliases.push(r.string(end, true)); break;
       case 1: wt(t, 2); m.version = r.string(end, true); break;
-      case 2: wt(t, 2); m.resource = d_9e(r, r.delimited(end), depth, m.resource); break;
-      case 6: wt(t, 2); m.ttl = d_9h(r, r.delimited(end), depth, m.ttl); break;
-      case 7: wt(t, 2); m.cacheControl = d_7s(r, r.delimited(end), depth, m.cacheControl); break;
-      case 9: wt(t, 2); m.metadata = d_3c(r, r.delimited(end), depth, m.metadata); break;
+      case 2: wt(t, 2); m.resource = d_p(r, r.delimited(end), depth, m.resource); break;
+      case 6: wt(t, 2); m.ttl = d_1i(r, r.delimited(end), depth, m.ttl); break;
+      case 7: wt(t, 2); m.cacheControl = d_8f(r, r.delimited(end), depth, m.cacheControl); break;
+      case 9: wt(t, 2); m.metadata = d_21(r, r.delimited(end), depth, m.metadata); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5730,7 +4629,7 @@ function d_7r(r: Reader, end: number, depth: number, m: any = z_7r()): any {
   return m;
 }
 // envoy.service.discovery.v3.Resource.CacheControl
-function d_7s(r: Reader, end: number, depth: number, m: any = z_7s()): any {
+function d_8f(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.Resource.CacheControl", doNotCache: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5743,13 +4642,13 @@ function d_7s(r: Reader, end: number, depth: number, m: any = z_7s()): any {
   return m;
 }
 // envoy.service.discovery.v3.ResourceName
-function d_7u(r: Reader, end: number, depth: number, m: any = z_7u()): any {
+function d_8a(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.service.discovery.v3.ResourceName", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.dynamicParameterConstraints = d_7n(r, r.delimited(end), depth, m.dynamicParameterConstraints); break;
+      case 2: wt(t, 2); m.dynamicParameterConstraints = d_8d(r, r.delimited(end), depth, m.dynamicParameterConstraints); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5757,12 +4656,12 @@ function d_7u(r: Reader, end: number, depth: number, m: any = z_7u()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation
-function d_7v(r: Reader, end: number, depth: number, m: any = z_7v()): any {
+function d_7r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.http.v3.PathTransformation", operations: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.operations.push(d_7w(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.operations.push(d_8g(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5770,13 +4669,13 @@ function d_7v(r: Reader, end: number, depth: number, m: any = z_7v()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation
-function d_7w(r: Reader, end: number, depth: number, m: any = z_7w()): any {
+function d_8g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.http.v3.PathTransformation.Operation", operationSpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.operationSpecifier = { case: "normalizePathRfc3986", value: d_7y(r, r.delimited(end), depth, (m.operationSpecifier.case === "normalizePathRfc3986" ? m.operationSpecifier.value : undefined)) }; break;
-      case 3: wt(t, 2); m.operationSpecifier = { case: "mergeSlashes", value: d_7x(r, r.delimited(end), depth, (m.operationSpecifier.case === "mergeSlashes" ? m.operationSpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.operationSpecifier = { case: "normalizePathRfc3986", value: d_8h(r, r.delimited(end), depth, (m.operationSpecifier.case === "normalizePathRfc3986" ? m.operationSpecifier.value : undefined)) }; break;
+      case 3: wt(t, 2); m.operationSpecifier = { case: "mergeSlashes", value: d_8i(r, r.delimited(end), depth, (m.operationSpecifier.case === "mergeSlashes" ? m.operationSpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5784,7 +4683,7 @@ function d_7w(r: Reader, end: number, depth: number, m: any = z_7w()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation.MergeSlashes
-function d_7x(r: Reader, end: number, depth: number, m: any = z_7x()): any {
+function d_8i(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5797,7 +4696,7 @@ function d_7x(r: Reader, end: number, depth: number, m: any = z_7x()): any {
   return m;
 }
 // envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986
-function d_7y(r: Reader, end: number, depth: number, m: any = z_7y()): any {
+function d_8h(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5810,12 +4709,12 @@ function d_7y(r: Reader, end: number, depth: number, m: any = z_7y()): any {
   return m;
 }
 // envoy.type.matcher.v3.DoubleMatcher
-function d_7z(r: Reader, end: number, depth: number, m: any = z_7z()): any {
+function d_8k(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.DoubleMatcher", matchPattern: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "range", value: d_8o(r, r.delimited(end), depth, (m.matchPattern.case === "range" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "range", value: d_8j(r, r.delimited(end), depth, (m.matchPattern.case === "range" ? m.matchPattern.value : undefined)) }; break;
       case 2: wt(t, 1); m.matchPattern = { case: "exact", value: r.double() }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5824,13 +4723,13 @@ function d_7z(r: Reader, end: number, depth: number, m: any = z_7z()): any {
   return m;
 }
 // envoy.type.matcher.v3.FilterStateMatcher
-function d_80(r: Reader, end: number, depth: number, m: any = z_80()): any {
+function d_5e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.FilterStateMatcher", key: "", matcher: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.key = r.string(end, true); break;
-      case 2: wt(t, 2); m.matcher = { case: "stringMatch", value: d_89(r, r.delimited(end), depth, (m.matcher.case === "stringMatch" ? m.matcher.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matcher = { case: "stringMatch", value: d_3v(r, r.delimited(end), depth, (m.matcher.case === "stringMatch" ? m.matcher.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5838,12 +4737,12 @@ function d_80(r: Reader, end: number, depth: number, m: any = z_80()): any {
   return m;
 }
 // envoy.type.matcher.v3.ListMatcher
-function d_81(r: Reader, end: number, depth: number, m: any = z_81()): any {
+function d_8m(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.ListMatcher", matchPattern: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "oneOf", value: d_8a(r, r.delimited(end), depth, (m.matchPattern.case === "oneOf" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "oneOf", value: d_8l(r, r.delimited(end), depth, (m.matchPattern.case === "oneOf" ? m.matchPattern.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5851,14 +4750,14 @@ function d_81(r: Reader, end: number, depth: number, m: any = z_81()): any {
   return m;
 }
 // envoy.type.matcher.v3.MetadataMatcher
-function d_82(r: Reader, end: number, depth: number, m: any = z_82()): any {
+function d_17(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.MetadataMatcher", filter: "", path: [], invert: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.filter = r.string(end, true); break;
-      case 2: wt(t, 2); m.path.push(d_83(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.value = d_8a(r, r.delimited(end), depth, m.value); break;
+      case 2: wt(t, 2); m.path.push(d_8n(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.value = d_8l(r, r.delimited(end), depth, m.value); break;
       case 4: wt(t, 0); m.invert = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5867,7 +4766,7 @@ function d_82(r: Reader, end: number, depth: number, m: any = z_82()): any {
   return m;
 }
 // envoy.type.matcher.v3.MetadataMatcher.PathSegment
-function d_83(r: Reader, end: number, depth: number, m: any = z_83()): any {
+function d_8n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", segment: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5880,12 +4779,12 @@ function d_83(r: Reader, end: number, depth: number, m: any = z_83()): any {
   return m;
 }
 // envoy.type.matcher.v3.OrMatcher
-function d_84(r: Reader, end: number, depth: number, m: any = z_84()): any {
+function d_8o(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.OrMatcher", valueMatchers: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.valueMatchers.push(d_8a(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.valueMatchers.push(d_8l(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5893,12 +4792,12 @@ function d_84(r: Reader, end: number, depth: number, m: any = z_84()): any {
   return m;
 }
 // envoy.type.matcher.v3.PathMatcher
-function d_85(r: Reader, end: number, depth: number, m: any = z_85()): any {
+function d_56(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.PathMatcher", rule: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.rule = { case: "path", value: d_89(r, r.delimited(end), depth, (m.rule.case === "path" ? m.rule.value : undefined)) }; break;
+      case 1: wt(t, 2); m.rule = { case: "path", value: d_3v(r, r.delimited(end), depth, (m.rule.case === "path" ? m.rule.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5906,12 +4805,12 @@ function d_85(r: Reader, end: number, depth: number, m: any = z_85()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatchAndSubstitute
-function d_86(r: Reader, end: number, depth: number, m: any = z_86()): any {
+function d_66(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.RegexMatchAndSubstitute", substitution: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.pattern = d_87(r, r.delimited(end), depth, m.pattern); break;
+      case 1: wt(t, 2); m.pattern = d_5n(r, r.delimited(end), depth, m.pattern); break;
       case 2: wt(t, 2); m.substitution = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5920,12 +4819,12 @@ function d_86(r: Reader, end: number, depth: number, m: any = z_86()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatcher
-function d_87(r: Reader, end: number, depth: number, m: any = z_87()): any {
+function d_5n(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_88(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_8p(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
       case 2: wt(t, 2); m.regex = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5934,12 +4833,12 @@ function d_87(r: Reader, end: number, depth: number, m: any = z_87()): any {
   return m;
 }
 // envoy.type.matcher.v3.RegexMatcher.GoogleRE2
-function d_88(r: Reader, end: number, depth: number, m: any = z_88()): any {
+function d_8p(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.maxProgramSize = uw(d_9l, r, end, depth, m.maxProgramSize, "google.protobuf.UInt32Value"); break;
+      case 1: wt(t, 2); m.maxProgramSize = uw(d_1c, r, end, depth, m.maxProgramSize, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5947,7 +4846,7 @@ function d_88(r: Reader, end: number, depth: number, m: any = z_88()): any {
   return m;
 }
 // envoy.type.matcher.v3.StringMatcher
-function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
+function d_3v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5955,9 +4854,9 @@ function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
       case 1: wt(t, 2); m.matchPattern = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchPattern = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchPattern = { case: "suffix", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_87(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
+      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_5n(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
       case 7: wt(t, 2); m.matchPattern = { case: "contains", value: r.string(end, true) }; break;
-      case 8: wt(t, 2); m.matchPattern = { case: "custom", value: d_a9(r, r.delimited(end), depth, (m.matchPattern.case === "custom" ? m.matchPattern.value : undefined)) }; break;
+      case 8: wt(t, 2); m.matchPattern = { case: "custom", value: d_8q(r, r.delimited(end), depth, (m.matchPattern.case === "custom" ? m.matchPattern.value : undefined)) }; break;
       case 6: wt(t, 0); m.ignoreCase = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -5966,18 +4865,18 @@ function d_89(r: Reader, end: number, depth: number, m: any = z_89()): any {
   return m;
 }
 // envoy.type.matcher.v3.ValueMatcher
-function d_8a(r: Reader, end: number, depth: number, m: any = z_8a()): any {
+function d_8l(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.ValueMatcher", matchPattern: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchPattern = { case: "nullMatch", value: d_8b(r, r.delimited(end), depth, (m.matchPattern.case === "nullMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matchPattern = { case: "doubleMatch", value: d_7z(r, r.delimited(end), depth, (m.matchPattern.case === "doubleMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matchPattern = { case: "stringMatch", value: d_89(r, r.delimited(end), depth, (m.matchPattern.case === "stringMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchPattern = { case: "nullMatch", value: d_8r(r, r.delimited(end), depth, (m.matchPattern.case === "nullMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matchPattern = { case: "doubleMatch", value: d_8k(r, r.delimited(end), depth, (m.matchPattern.case === "doubleMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matchPattern = { case: "stringMatch", value: d_3v(r, r.delimited(end), depth, (m.matchPattern.case === "stringMatch" ? m.matchPattern.value : undefined)) }; break;
       case 4: wt(t, 0); m.matchPattern = { case: "boolMatch", value: r.bool() }; break;
       case 5: wt(t, 0); m.matchPattern = { case: "presentMatch", value: r.bool() }; break;
-      case 6: wt(t, 2); m.matchPattern = { case: "listMatch", value: d_81(r, r.delimited(end), depth, (m.matchPattern.case === "listMatch" ? m.matchPattern.value : undefined)) }; break;
-      case 7: wt(t, 2); m.matchPattern = { case: "orMatch", value: d_84(r, r.delimited(end), depth, (m.matchPattern.case === "orMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 6: wt(t, 2); m.matchPattern = { case: "listMatch", value: d_8m(r, r.delimited(end), depth, (m.matchPattern.case === "listMatch" ? m.matchPattern.value : undefined)) }; break;
+      case 7: wt(t, 2); m.matchPattern = { case: "orMatch", value: d_8o(r, r.delimited(end), depth, (m.matchPattern.case === "orMatch" ? m.matchPattern.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -5985,7 +4884,7 @@ function d_8a(r: Reader, end: number, depth: number, m: any = z_8a()): any {
   return m;
 }
 // envoy.type.matcher.v3.ValueMatcher.NullMatch
-function d_8b(r: Reader, end: number, depth: number, m: any = z_8b()): any {
+function d_8r(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.matcher.v3.ValueMatcher.NullMatch" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -5998,13 +4897,13 @@ function d_8b(r: Reader, end: number, depth: number, m: any = z_8b()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKey
-function d_8c(r: Reader, end: number, depth: number, m: any = z_8c()): any {
+function d_2g(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKey", key: "", path: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.key = r.string(end, true); break;
-      case 2: wt(t, 2); m.path.push(d_8d(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.path.push(d_8s(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6012,7 +4911,7 @@ function d_8c(r: Reader, end: number, depth: number, m: any = z_8c()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKey.PathSegment
-function d_8d(r: Reader, end: number, depth: number, m: any = z_8d()): any {
+function d_8s(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKey.PathSegment", segment: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6025,15 +4924,15 @@ function d_8d(r: Reader, end: number, depth: number, m: any = z_8d()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind
-function d_8e(r: Reader, end: number, depth: number, m: any = z_8e()): any {
+function d_8x(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKind", kind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.kind = { case: "request", value: d_8h(r, r.delimited(end), depth, (m.kind.case === "request" ? m.kind.value : undefined)) }; break;
-      case 2: wt(t, 2); m.kind = { case: "route", value: d_8i(r, r.delimited(end), depth, (m.kind.case === "route" ? m.kind.value : undefined)) }; break;
-      case 3: wt(t, 2); m.kind = { case: "cluster", value: d_8f(r, r.delimited(end), depth, (m.kind.case === "cluster" ? m.kind.value : undefined)) }; break;
-      case 4: wt(t, 2); m.kind = { case: "host", value: d_8g(r, r.delimited(end), depth, (m.kind.case === "host" ? m.kind.value : undefined)) }; break;
+      case 1: wt(t, 2); m.kind = { case: "request", value: d_8t(r, r.delimited(end), depth, (m.kind.case === "request" ? m.kind.value : undefined)) }; break;
+      case 2: wt(t, 2); m.kind = { case: "route", value: d_8u(r, r.delimited(end), depth, (m.kind.case === "route" ? m.kind.value : undefined)) }; break;
+      case 3: wt(t, 2); m.kind = { case: "cluster", value: d_8v(r, r.delimited(end), depth, (m.kind.case === "cluster" ? m.kind.value : undefined)) }; break;
+      case 4: wt(t, 2); m.kind = { case: "host", value: d_8w(r, r.delimited(end), depth, (m.kind.case === "host" ? m.kind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6041,7 +4940,7 @@ function d_8e(r: Reader, end: number, depth: number, m: any = z_8e()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Cluster
-function d_8f(r: Reader, end: number, depth: number, m: any = z_8f()): any {
+function d_8v(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKind.Cluster" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6054,7 +4953,7 @@ function d_8f(r: Reader, end: number, depth: number, m: any = z_8f()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Host
-function d_8g(r: Reader, end: number, depth: number, m: any = z_8g()): any {
+function d_8w(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKind.Host" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6067,7 +4966,7 @@ function d_8g(r: Reader, end: number, depth: number, m: any = z_8g()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Request
-function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
+function d_8t(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKind.Request" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6080,7 +4979,7 @@ function d_8h(r: Reader, end: number, depth: number, m: any = z_8h()): any {
   return m;
 }
 // envoy.type.metadata.v3.MetadataKind.Route
-function d_8i(r: Reader, end: number, depth: number, m: any = z_8i()): any {
+function d_8u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.metadata.v3.MetadataKind.Route" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6093,16 +4992,16 @@ function d_8i(r: Reader, end: number, depth: number, m: any = z_8i()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag
-function d_8j(r: Reader, end: number, depth: number, m: any = z_8j()): any {
+function d_72(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.tracing.v3.CustomTag", tag: "", type: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.tag = r.string(end, true); break;
-      case 2: wt(t, 2); m.type = { case: "literal", value: d_8m(r, r.delimited(end), depth, (m.type.case === "literal" ? m.type.value : undefined)) }; break;
-      case 3: wt(t, 2); m.type = { case: "environment", value: d_8k(r, r.delimited(end), depth, (m.type.case === "environment" ? m.type.value : undefined)) }; break;
-      case 4: wt(t, 2); m.type = { case: "requestHeader", value: d_8l(r, r.delimited(end), depth, (m.type.case === "requestHeader" ? m.type.value : undefined)) }; break;
-      case 5: wt(t, 2); m.type = { case: "metadata", value: d_8n(r, r.delimited(end), depth, (m.type.case === "metadata" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "literal", value: d_8y(r, r.delimited(end), depth, (m.type.case === "literal" ? m.type.value : undefined)) }; break;
+      case 3: wt(t, 2); m.type = { case: "environment", value: d_8z(r, r.delimited(end), depth, (m.type.case === "environment" ? m.type.value : undefined)) }; break;
+      case 4: wt(t, 2); m.type = { case: "requestHeader", value: d_90(r, r.delimited(end), depth, (m.type.case === "requestHeader" ? m.type.value : undefined)) }; break;
+      case 5: wt(t, 2); m.type = { case: "metadata", value: d_91(r, r.delimited(end), depth, (m.type.case === "metadata" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6110,7 +5009,7 @@ function d_8j(r: Reader, end: number, depth: number, m: any = z_8j()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Environment
-function d_8k(r: Reader, end: number, depth: number, m: any = z_8k()): any {
+function d_8z(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.tracing.v3.CustomTag.Environment", name: "", defaultValue: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6124,7 +5023,7 @@ function d_8k(r: Reader, end: number, depth: number, m: any = z_8k()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Header
-function d_8l(r: Reader, end: number, depth: number, m: any = z_8l()): any {
+function d_90(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.tracing.v3.CustomTag.Header", name: "", defaultValue: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6138,7 +5037,7 @@ function d_8l(r: Reader, end: number, depth: number, m: any = z_8l()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Literal
-function d_8m(r: Reader, end: number, depth: number, m: any = z_8m()): any {
+function d_8y(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.tracing.v3.CustomTag.Literal", value: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6151,13 +5050,13 @@ function d_8m(r: Reader, end: number, depth: number, m: any = z_8m()): any {
   return m;
 }
 // envoy.type.tracing.v3.CustomTag.Metadata
-function d_8n(r: Reader, end: number, depth: number, m: any = z_8n()): any {
+function d_91(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.tracing.v3.CustomTag.Metadata", defaultValue: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.kind = d_8e(r, r.delimited(end), depth, m.kind); break;
-      case 2: wt(t, 2); m.metadataKey = d_8c(r, r.delimited(end), depth, m.metadataKey); break;
+      case 1: wt(t, 2); m.kind = d_8x(r, r.delimited(end), depth, m.kind); break;
+      case 2: wt(t, 2); m.metadataKey = d_2g(r, r.delimited(end), depth, m.metadataKey); break;
       case 3: wt(t, 2); m.defaultValue = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6166,7 +5065,7 @@ function d_8n(r: Reader, end: number, depth: number, m: any = z_8n()): any {
   return m;
 }
 // envoy.type.v3.DoubleRange
-function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
+function d_8j(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.DoubleRange", start: 0, end: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6180,7 +5079,7 @@ function d_8o(r: Reader, end: number, depth: number, m: any = z_8o()): any {
   return m;
 }
 // envoy.type.v3.FractionalPercent
-function d_8p(r: Reader, end: number, depth: number, m: any = z_8p()): any {
+function d_19(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.FractionalPercent", numerator: 0, denominator: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6194,13 +5093,13 @@ function d_8p(r: Reader, end: number, depth: number, m: any = z_8p()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy
-function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
+function d_81(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.HashPolicy", policySpecifier: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.policySpecifier = { case: "sourceIp", value: d_8s(r, r.delimited(end), depth, (m.policySpecifier.case === "sourceIp" ? m.policySpecifier.value : undefined)) }; break;
-      case 2: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_8r(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
+      case 1: wt(t, 2); m.policySpecifier = { case: "sourceIp", value: d_92(r, r.delimited(end), depth, (m.policySpecifier.case === "sourceIp" ? m.policySpecifier.value : undefined)) }; break;
+      case 2: wt(t, 2); m.policySpecifier = { case: "filterState", value: d_93(r, r.delimited(end), depth, (m.policySpecifier.case === "filterState" ? m.policySpecifier.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6208,7 +5107,7 @@ function d_8q(r: Reader, end: number, depth: number, m: any = z_8q()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy.FilterState
-function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
+function d_93(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.HashPolicy.FilterState", key: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6221,7 +5120,7 @@ function d_8r(r: Reader, end: number, depth: number, m: any = z_8r()): any {
   return m;
 }
 // envoy.type.v3.HashPolicy.SourceIp
-function d_8s(r: Reader, end: number, depth: number, m: any = z_8s()): any {
+function d_92(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.HashPolicy.SourceIp" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6234,7 +5133,7 @@ function d_8s(r: Reader, end: number, depth: number, m: any = z_8s()): any {
   return m;
 }
 // envoy.type.v3.Int32Range
-function d_8t(r: Reader, end: number, depth: number, m: any = z_8t()): any {
+function d_53(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.Int32Range", start: 0, end: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6248,7 +5147,7 @@ function d_8t(r: Reader, end: number, depth: number, m: any = z_8t()): any {
   return m;
 }
 // envoy.type.v3.Int64Range
-function d_8u(r: Reader, end: number, depth: number, m: any = z_8u()): any {
+function d_3u(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.Int64Range", start: 0n, end: 0n }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6262,7 +5161,7 @@ function d_8u(r: Reader, end: number, depth: number, m: any = z_8u()): any {
   return m;
 }
 // envoy.type.v3.Percent
-function d_8v(r: Reader, end: number, depth: number, m: any = z_8v()): any {
+function d_1e(r: Reader, end: number, depth: number, m: any = { $typeName: "envoy.type.v3.Percent", value: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6275,15 +5174,15 @@ function d_8v(r: Reader, end: number, depth: number, m: any = z_8v()): any {
   return m;
 }
 // google.api.expr.v1alpha1.CheckedExpr
-function d_8x(r: Reader, end: number, depth: number, m: any = z_8x()): any {
+function d_5a(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.CheckedExpr", referenceMap: {}, typeMap: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_97(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.referenceMap, String(k ?? 0n), v ?? z_97()); } break;
-      case 3: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_99(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typeMap, String(k ?? 0n), v ?? z_99()); } break;
-      case 5: wt(t, 2); m.sourceInfo = d_98(r, r.delimited(end), depth, m.sourceInfo); break;
-      case 4: wt(t, 2); m.expr = d_8z(r, r.delimited(end), depth, m.expr); break;
+      case 2: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_94(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.referenceMap, String(k ?? 0n), v ?? z_94()); } break;
+      case 3: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_95(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.typeMap, String(k ?? 0n), v ?? z_95()); } break;
+      case 5: wt(t, 2); m.sourceInfo = d_96(r, r.delimited(end), depth, m.sourceInfo); break;
+      case 4: wt(t, 2); m.expr = d_59(r, r.delimited(end), depth, m.expr); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6291,7 +5190,7 @@ function d_8x(r: Reader, end: number, depth: number, m: any = z_8x()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Constant
-function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
+function d_98(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Constant", constantKind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6303,8 +5202,8 @@ function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
       case 5: wt(t, 1); m.constantKind = { case: "doubleValue", value: r.double() }; break;
       case 6: wt(t, 2); m.constantKind = { case: "stringValue", value: r.string(end, true) }; break;
       case 7: wt(t, 2); m.constantKind = { case: "bytesValue", value: r.bytes(end) }; break;
-      case 8: wt(t, 2); m.constantKind = { case: "durationValue", value: d_9h(r, r.delimited(end), depth, (m.constantKind.case === "durationValue" ? m.constantKind.value : undefined)) }; break;
-      case 9: wt(t, 2); m.constantKind = { case: "timestampValue", value: d_9k(r, r.delimited(end), depth, (m.constantKind.case === "timestampValue" ? m.constantKind.value : undefined)) }; break;
+      case 8: wt(t, 2); m.constantKind = { case: "durationValue", value: d_1i(r, r.delimited(end), depth, (m.constantKind.case === "durationValue" ? m.constantKind.value : undefined)) }; break;
+      case 9: wt(t, 2); m.constantKind = { case: "timestampValue", value: d_97(r, r.delimited(end), depth, (m.constantKind.case === "timestampValue" ? m.constantKind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6312,19 +5211,19 @@ function d_8y(r: Reader, end: number, depth: number, m: any = z_8y()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr
-function d_8z(r: Reader, end: number, depth: number, m: any = z_8z()): any {
+function d_59(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr", id: 0n, exprKind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 2: wt(t, 0); m.id = r.int64(); break;
-      case 3: wt(t, 2); m.exprKind = { case: "constExpr", value: d_8y(r, r.delimited(end), depth, (m.exprKind.case === "constExpr" ? m.exprKind.value : undefined)) }; break;
-      case 4: wt(t, 2); m.exprKind = { case: "identExpr", value: d_95(r, r.delimited(end), depth, (m.exprKind.case === "identExpr" ? m.exprKind.value : undefined)) }; break;
-      case 5: wt(t, 2); m.exprKind = { case: "selectExpr", value: d_96(r, r.delimited(end), depth, (m.exprKind.case === "selectExpr" ? m.exprKind.value : undefined)) }; break;
-      case 6: wt(t, 2); m.exprKind = { case: "callExpr", value: d_90(r, r.delimited(end), depth, (m.exprKind.case === "callExpr" ? m.exprKind.value : undefined)) }; break;
-      case 7: wt(t, 2); m.exprKind = { case: "listExpr", value: d_92(r, r.delimited(end), depth, (m.exprKind.case === "listExpr" ? m.exprKind.value : undefined)) }; break;
-      case 8: wt(t, 2); m.exprKind = { case: "structExpr", value: d_93(r, r.delimited(end), depth, (m.exprKind.case === "structExpr" ? m.exprKind.value : undefined)) }; break;
-      case 9: wt(t, 2); m.exprKind = { case: "comprehensionExpr", value: d_91(r, r.delimited(end), depth, (m.exprKind.case === "comprehensionExpr" ? m.exprKind.value : undefined)) }; break;
+      case 3: wt(t, 2); m.exprKind = { case: "constExpr", value: d_98(r, r.delimited(end), depth, (m.exprKind.case === "constExpr" ? m.exprKind.value : undefined)) }; break;
+      case 4: wt(t, 2); m.exprKind = { case: "identExpr", value: d_99(r, r.delimited(end), depth, (m.exprKind.case === "identExpr" ? m.exprKind.value : undefined)) }; break;
+      case 5: wt(t, 2); m.exprKind = { case: "selectExpr", value: d_9a(r, r.delimited(end), depth, (m.exprKind.case === "selectExpr" ? m.exprKind.value : undefined)) }; break;
+      case 6: wt(t, 2); m.exprKind = { case: "callExpr", value: d_9b(r, r.delimited(end), depth, (m.exprKind.case === "callExpr" ? m.exprKind.value : undefined)) }; break;
+      case 7: wt(t, 2); m.exprKind = { case: "listExpr", value: d_9c(r, r.delimited(end), depth, (m.exprKind.case === "listExpr" ? m.exprKind.value : undefined)) }; break;
+      case 8: wt(t, 2); m.exprKind = { case: "structExpr", value: d_9d(r, r.delimited(end), depth, (m.exprKind.case === "structExpr" ? m.exprKind.value : undefined)) }; break;
+      case 9: wt(t, 2); m.exprKind = { case: "comprehensionExpr", value: d_9e(r, r.delimited(end), depth, (m.exprKind.case === "comprehensionExpr" ? m.exprKind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6332,14 +5231,14 @@ function d_8z(r: Reader, end: number, depth: number, m: any = z_8z()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.Call
-function d_90(r: Reader, end: number, depth: number, m: any = z_90()): any {
+function d_9b(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.Call", function: "", args: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.target = d_8z(r, r.delimited(end), depth, m.target); break;
+      case 1: wt(t, 2); m.target = d_59(r, r.delimited(end), depth, m.target); break;
       case 2: wt(t, 2); m.function = r.string(end, true); break;
-      case 3: wt(t, 2); m.args.push(d_8z(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.args.push(d_59(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6347,18 +5246,18 @@ function d_90(r: Reader, end: number, depth: number, m: any = z_90()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.Comprehension
-function d_91(r: Reader, end: number, depth: number, m: any = z_91()): any {
+function d_9e(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.Comprehension", iterVar: "", accuVar: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.iterVar = r.string(end, true); break;
-      case 2: wt(t, 2); m.iterRange = d_8z(r, r.delimited(end), depth, m.iterRange); break;
+      case 2: wt(t, 2); m.iterRange = d_59(r, r.delimited(end), depth, m.iterRange); break;
       case 3: wt(t, 2); m.accuVar = r.string(end, true); break;
-      case 4: wt(t, 2); m.accuInit = d_8z(r, r.delimited(end), depth, m.accuInit); break;
-      case 5: wt(t, 2); m.loopCondition = d_8z(r, r.delimited(end), depth, m.loopCondition); break;
-      case 6: wt(t, 2); m.loopStep = d_8z(r, r.delimited(end), depth, m.loopStep); break;
-      case 7: wt(t, 2); m.result = d_8z(r, r.delimited(end), depth, m.result); break;
+      case 4: wt(t, 2); m.accuInit = d_59(r, r.delimited(end), depth, m.accuInit); break;
+      case 5: wt(t, 2); m.loopCondition = d_59(r, r.delimited(end), depth, m.loopCondition); break;
+      case 6: wt(t, 2); m.loopStep = d_59(r, r.delimited(end), depth, m.loopStep); break;
+      case 7: wt(t, 2); m.result = d_59(r, r.delimited(end), depth, m.result); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6366,12 +5265,12 @@ function d_91(r: Reader, end: number, depth: number, m: any = z_91()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.CreateList
-function d_92(r: Reader, end: number, depth: number, m: any = z_92()): any {
+function d_9c(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.CreateList", elements: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.elements.push(d_8z(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.elements.push(d_59(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6379,13 +5278,13 @@ function d_92(r: Reader, end: number, depth: number, m: any = z_92()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.CreateStruct
-function d_93(r: Reader, end: number, depth: number, m: any = z_93()): any {
+function d_9d(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.CreateStruct", messageName: "", entries: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.messageName = r.string(end, true); break;
-      case 2: wt(t, 2); m.entries.push(d_94(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.entries.push(d_9f(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6393,15 +5292,15 @@ function d_93(r: Reader, end: number, depth: number, m: any = z_93()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.CreateStruct.Entry
-function d_94(r: Reader, end: number, depth: number, m: any = z_94()): any {
+function d_9f(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.CreateStruct.Entry", id: 0n, keyKind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 0); m.id = r.int64(); break;
       case 2: wt(t, 2); m.keyKind = { case: "fieldKey", value: r.string(end, true) }; break;
-      case 3: wt(t, 2); m.keyKind = { case: "mapKey", value: d_8z(r, r.delimited(end), depth, (m.keyKind.case === "mapKey" ? m.keyKind.value : undefined)) }; break;
-      case 4: wt(t, 2); m.value = d_8z(r, r.delimited(end), depth, m.value); break;
+      case 3: wt(t, 2); m.keyKind = { case: "mapKey", value: d_59(r, r.delimited(end), depth, (m.keyKind.case === "mapKey" ? m.keyKind.value : undefined)) }; break;
+      case 4: wt(t, 2); m.value = d_59(r, r.delimited(end), depth, m.value); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6409,7 +5308,7 @@ function d_94(r: Reader, end: number, depth: number, m: any = z_94()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.Ident
-function d_95(r: Reader, end: number, depth: number, m: any = z_95()): any {
+function d_99(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.Ident", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6422,12 +5321,12 @@ function d_95(r: Reader, end: number, depth: number, m: any = z_95()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Expr.Select
-function d_96(r: Reader, end: number, depth: number, m: any = z_96()): any {
+function d_9a(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Expr.Select", field: "", testOnly: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.operand = d_8z(r, r.delimited(end), depth, m.operand); break;
+      case 1: wt(t, 2); m.operand = d_59(r, r.delimited(end), depth, m.operand); break;
       case 2: wt(t, 2); m.field = r.string(end, true); break;
       case 3: wt(t, 0); m.testOnly = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -6437,14 +5336,14 @@ function d_96(r: Reader, end: number, depth: number, m: any = z_96()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Reference
-function d_97(r: Reader, end: number, depth: number, m: any = z_97()): any {
+function d_94(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Reference", name: "", overloadId: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 3: wt(t, 2); m.overloadId.push(r.string(end, true)); break;
-      case 4: wt(t, 2); m.value = d_8y(r, r.delimited(end), depth, m.value); break;
+      case 4: wt(t, 2); m.value = d_98(r, r.delimited(end), depth, m.value); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6452,7 +5351,7 @@ function d_97(r: Reader, end: number, depth: number, m: any = z_97()): any {
   return m;
 }
 // google.api.expr.v1alpha1.SourceInfo
-function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
+function d_96(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.SourceInfo", syntaxVersion: "", location: "", lineOffsets: [], positions: {}, macroCalls: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6461,7 +5360,7 @@ function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
       case 2: wt(t, 2); m.location = r.string(end, true); break;
       case 3: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.lineOffsets.push(r.int32()); r.done(e); } else { wt(t, 0); m.lineOffsets.push(r.int32()); } break;
       case 4: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 0); v = r.int32(); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.positions, String(k ?? 0n), v ?? 0); } break;
-      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_8z(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.macroCalls, String(k ?? 0n), v ?? z_8z()); } break;
+      case 5: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 0); k = r.int64(); break; case 2: wt(t2, 2); v = d_59(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.macroCalls, String(k ?? 0n), v ?? z_59()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6469,24 +5368,24 @@ function d_98(r: Reader, end: number, depth: number, m: any = z_98()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Type
-function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
+function d_95(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Type", typeKind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.typeKind = { case: "dyn", value: d_9i(r, r.delimited(end), depth, (m.typeKind.case === "dyn" ? m.typeKind.value : undefined)) }; break;
+      case 1: wt(t, 2); m.typeKind = { case: "dyn", value: d_3f(r, r.delimited(end), depth, (m.typeKind.case === "dyn" ? m.typeKind.value : undefined)) }; break;
       case 2: wt(t, 0); m.typeKind = { case: "null", value: r.int32() }; break;
       case 3: wt(t, 0); m.typeKind = { case: "primitive", value: r.int32() }; break;
       case 4: wt(t, 0); m.typeKind = { case: "wrapper", value: r.int32() }; break;
       case 5: wt(t, 0); m.typeKind = { case: "wellKnown", value: r.int32() }; break;
-      case 6: wt(t, 2); m.typeKind = { case: "listType", value: d_9c(r, r.delimited(end), depth, (m.typeKind.case === "listType" ? m.typeKind.value : undefined)) }; break;
-      case 7: wt(t, 2); m.typeKind = { case: "mapType", value: d_9d(r, r.delimited(end), depth, (m.typeKind.case === "mapType" ? m.typeKind.value : undefined)) }; break;
-      case 8: wt(t, 2); m.typeKind = { case: "function", value: d_9b(r, r.delimited(end), depth, (m.typeKind.case === "function" ? m.typeKind.value : undefined)) }; break;
+      case 6: wt(t, 2); m.typeKind = { case: "listType", value: d_9g(r, r.delimited(end), depth, (m.typeKind.case === "listType" ? m.typeKind.value : undefined)) }; break;
+      case 7: wt(t, 2); m.typeKind = { case: "mapType", value: d_9h(r, r.delimited(end), depth, (m.typeKind.case === "mapType" ? m.typeKind.value : undefined)) }; break;
+      case 8: wt(t, 2); m.typeKind = { case: "function", value: d_9i(r, r.delimited(end), depth, (m.typeKind.case === "function" ? m.typeKind.value : undefined)) }; break;
       case 9: wt(t, 2); m.typeKind = { case: "messageType", value: r.string(end, true) }; break;
       case 10: wt(t, 2); m.typeKind = { case: "typeParam", value: r.string(end, true) }; break;
-      case 11: wt(t, 2); m.typeKind = { case: "type", value: d_99(r, r.delimited(end), depth, (m.typeKind.case === "type" ? m.typeKind.value : undefined)) }; break;
-      case 12: wt(t, 2); m.typeKind = { case: "error", value: d_9i(r, r.delimited(end), depth, (m.typeKind.case === "error" ? m.typeKind.value : undefined)) }; break;
-      case 14: wt(t, 2); m.typeKind = { case: "abstractType", value: d_9a(r, r.delimited(end), depth, (m.typeKind.case === "abstractType" ? m.typeKind.value : undefined)) }; break;
+      case 11: wt(t, 2); m.typeKind = { case: "type", value: d_95(r, r.delimited(end), depth, (m.typeKind.case === "type" ? m.typeKind.value : undefined)) }; break;
+      case 12: wt(t, 2); m.typeKind = { case: "error", value: d_3f(r, r.delimited(end), depth, (m.typeKind.case === "error" ? m.typeKind.value : undefined)) }; break;
+      case 14: wt(t, 2); m.typeKind = { case: "abstractType", value: d_9j(r, r.delimited(end), depth, (m.typeKind.case === "abstractType" ? m.typeKind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6494,13 +5393,13 @@ function d_99(r: Reader, end: number, depth: number, m: any = z_99()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Type.AbstractType
-function d_9a(r: Reader, end: number, depth: number, m: any = z_9a()): any {
+function d_9j(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Type.AbstractType", name: "", parameterTypes: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.parameterTypes.push(d_99(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.parameterTypes.push(d_95(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6508,13 +5407,13 @@ function d_9a(r: Reader, end: number, depth: number, m: any = z_9a()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Type.FunctionType
-function d_9b(r: Reader, end: number, depth: number, m: any = z_9b()): any {
+function d_9i(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Type.FunctionType", argTypes: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.resultType = d_99(r, r.delimited(end), depth, m.resultType); break;
-      case 2: wt(t, 2); m.argTypes.push(d_99(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.resultType = d_95(r, r.delimited(end), depth, m.resultType); break;
+      case 2: wt(t, 2); m.argTypes.push(d_95(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6522,12 +5421,12 @@ function d_9b(r: Reader, end: number, depth: number, m: any = z_9b()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Type.ListType
-function d_9c(r: Reader, end: number, depth: number, m: any = z_9c()): any {
+function d_9g(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Type.ListType" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.elemType = d_99(r, r.delimited(end), depth, m.elemType); break;
+      case 1: wt(t, 2); m.elemType = d_95(r, r.delimited(end), depth, m.elemType); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6535,13 +5434,13 @@ function d_9c(r: Reader, end: number, depth: number, m: any = z_9c()): any {
   return m;
 }
 // google.api.expr.v1alpha1.Type.MapType
-function d_9d(r: Reader, end: number, depth: number, m: any = z_9d()): any {
+function d_9h(r: Reader, end: number, depth: number, m: any = { $typeName: "google.api.expr.v1alpha1.Type.MapType" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.keyType = d_99(r, r.delimited(end), depth, m.keyType); break;
-      case 2: wt(t, 2); m.valueType = d_99(r, r.delimited(end), depth, m.valueType); break;
+      case 1: wt(t, 2); m.keyType = d_95(r, r.delimited(end), depth, m.keyType); break;
+      case 2: wt(t, 2); m.valueType = d_95(r, r.delimited(end), depth, m.valueType); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6549,7 +5448,7 @@ function d_9d(r: Reader, end: number, depth: number, m: any = z_9d()): any {
   return m;
 }
 // google.protobuf.Any
-function d_9e(r: Reader, end: number, depth: number, m: any = z_9e()): any {
+function d_p(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Any", typeUrl: "", value: new Uint8Array(0) }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6563,7 +5462,7 @@ function d_9e(r: Reader, end: number, depth: number, m: any = z_9e()): any {
   return m;
 }
 // google.protobuf.BoolValue
-function d_9f(r: Reader, end: number, depth: number, m: any = z_9f()): any {
+function d_18(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.BoolValue", value: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6576,7 +5475,7 @@ function d_9f(r: Reader, end: number, depth: number, m: any = z_9f()): any {
   return m;
 }
 // google.protobuf.DoubleValue
-function d_9g(r: Reader, end: number, depth: number, m: any = z_9g()): any {
+function d_2h(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.DoubleValue", value: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6589,7 +5488,7 @@ function d_9g(r: Reader, end: number, depth: number, m: any = z_9g()): any {
   return m;
 }
 // google.protobuf.Duration
-function d_9h(r: Reader, end: number, depth: number, m: any = z_9h()): any {
+function d_1i(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Duration", seconds: 0n, nanos: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6603,7 +5502,7 @@ function d_9h(r: Reader, end: number, depth: number, m: any = z_9h()): any {
   return m;
 }
 // google.protobuf.Empty
-function d_9i(r: Reader, end: number, depth: number, m: any = z_9i()): any {
+function d_3f(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Empty" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6616,12 +5515,12 @@ function d_9i(r: Reader, end: number, depth: number, m: any = z_9i()): any {
   return m;
 }
 // google.protobuf.ListValue
-function d_9j(r: Reader, end: number, depth: number, m: any = z_9j()): any {
+function d_9l(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.ListValue", values: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.values.push(d_9n(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.values.push(d_9k(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6629,7 +5528,7 @@ function d_9j(r: Reader, end: number, depth: number, m: any = z_9j()): any {
   return m;
 }
 // google.protobuf.StringValue
-function d_d(r: Reader, end: number, depth: number, m: any = z_d()): any {
+function d_d(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.StringValue", value: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6642,12 +5541,12 @@ function d_d(r: Reader, end: number, depth: number, m: any = z_d()): any {
   return m;
 }
 // google.protobuf.Struct
-function d_o(r: Reader, end: number, depth: number, m: any = z_o()): any {
+function d_9m(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Struct", fields: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9n(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.fields, String(k ?? ""), v ?? z_9n()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_9k(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.fields, String(k ?? ""), v ?? z_9k()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6655,7 +5554,7 @@ function d_o(r: Reader, end: number, depth: number, m: any = z_o()): any {
   return m;
 }
 // google.protobuf.Timestamp
-function d_9k(r: Reader, end: number, depth: number, m: any = z_9k()): any {
+function d_97(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6669,7 +5568,7 @@ function d_9k(r: Reader, end: number, depth: number, m: any = z_9k()): any {
   return m;
 }
 // google.protobuf.UInt32Value
-function d_9l(r: Reader, end: number, depth: number, m: any = z_9l()): any {
+function d_1c(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.UInt32Value", value: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6682,7 +5581,7 @@ function d_9l(r: Reader, end: number, depth: number, m: any = z_9l()): any {
   return m;
 }
 // google.protobuf.UInt64Value
-function d_9m(r: Reader, end: number, depth: number, m: any = z_9m()): any {
+function d_2c(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.UInt64Value", value: 0n }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6695,7 +5594,7 @@ function d_9m(r: Reader, end: number, depth: number, m: any = z_9m()): any {
   return m;
 }
 // google.protobuf.Value
-function d_9n(r: Reader, end: number, depth: number, m: any = z_9n()): any {
+function d_9k(r: Reader, end: number, depth: number, m: any = { $typeName: "google.protobuf.Value", kind: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6704,8 +5603,8 @@ function d_9n(r: Reader, end: number, depth: number, m: any = z_9n()): any {
       case 2: wt(t, 1); m.kind = { case: "numberValue", value: r.double() }; break;
       case 3: wt(t, 2); m.kind = { case: "stringValue", value: r.string(end, true) }; break;
       case 4: wt(t, 0); m.kind = { case: "boolValue", value: r.bool() }; break;
-      case 5: wt(t, 2); m.kind = { case: "structValue", value: d_o(r, r.delimited(end), depth, (m.kind.case === "structValue" ? m.kind.value : undefined)) }; break;
-      case 6: wt(t, 2); m.kind = { case: "listValue", value: d_9j(r, r.delimited(end), depth, (m.kind.case === "listValue" ? m.kind.value : undefined)) }; break;
+      case 5: wt(t, 2); m.kind = { case: "structValue", value: d_9m(r, r.delimited(end), depth, (m.kind.case === "structValue" ? m.kind.value : undefined)) }; break;
+      case 6: wt(t, 2); m.kind = { case: "listValue", value: d_9l(r, r.delimited(end), depth, (m.kind.case === "listValue" ? m.kind.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6713,7 +5612,7 @@ function d_9n(r: Reader, end: number, depth: number, m: any = z_9n()): any {
   return m;
 }
 // istio.security.Address
-function d_9o(r: Reader, end: number, depth: number, m: any = z_9o()): any {
+function d_9n(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Address", address: new Uint8Array(0), length: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6727,7 +5626,7 @@ function d_9o(r: Reader, end: number, depth: number, m: any = z_9o()): any {
   return m;
 }
 // istio.security.Authorization
-function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
+function d_f(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Authorization", name: "", namespace: "", scope: 0, action: 0, rules: [], dryRun: false, extensions: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6736,9 +5635,9 @@ function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
       case 2: wt(t, 2); m.namespace = r.string(end, true); break;
       case 3: wt(t, 0); m.scope = r.int32(); break;
       case 4: wt(t, 0); m.action = r.int32(); break;
-      case 5: wt(t, 2); m.rules.push(d_9s(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.rules.push(d_9o(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 0); m.dryRun = r.bool(); break;
-      case 7: wt(t, 2); m.extensions.push(d_9q(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.extensions.push(d_9p(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6746,12 +5645,12 @@ function d_f(r: Reader, end: number, depth: number, m: any = z_f()): any {
   return m;
 }
 // istio.security.Clause
-function d_9p(r: Reader, end: number, depth: number, m: any = z_9p()): any {
+function d_9r(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Clause", matches: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 2: wt(t, 2); m.matches.push(d_9r(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.matches.push(d_9q(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6759,13 +5658,13 @@ function d_9p(r: Reader, end: number, depth: number, m: any = z_9p()): any {
   return m;
 }
 // istio.security.Extension
-function d_9q(r: Reader, end: number, depth: number, m: any = z_9q()): any {
+function d_9p(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Extension", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.config = d_9e(r, r.delimited(end), depth, m.config); break;
+      case 2: wt(t, 2); m.config = d_p(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6773,24 +5672,24 @@ function d_9q(r: Reader, end: number, depth: number, m: any = z_9q()): any {
   return m;
 }
 // istio.security.Match
-function d_9r(r: Reader, end: number, depth: number, m: any = z_9r()): any {
+function d_9q(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Match", namespaces: [], notNamespaces: [], principals: [], notPrincipals: [], sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [], serviceAccounts: [], notServiceAccounts: [], extensions: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.namespaces.push(d_9u(r, r.delimited(end), depth, undefined)); break;
-      case 2: wt(t, 2); m.notNamespaces.push(d_9u(r, r.delimited(end), depth, undefined)); break;
-      case 3: wt(t, 2); m.principals.push(d_9u(r, r.delimited(end), depth, undefined)); break;
-      case 4: wt(t, 2); m.notPrincipals.push(d_9u(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.sourceIps.push(d_9o(r, r.delimited(end), depth, undefined)); break;
-      case 6: wt(t, 2); m.notSourceIps.push(d_9o(r, r.delimited(end), depth, undefined)); break;
-      case 7: wt(t, 2); m.destinationIps.push(d_9o(r, r.delimited(end), depth, undefined)); break;
-      case 8: wt(t, 2); m.notDestinationIps.push(d_9o(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.namespaces.push(d_9s(r, r.delimited(end), depth, undefined)); break;
+      case 2: wt(t, 2); m.notNamespaces.push(d_9s(r, r.delimited(end), depth, undefined)); break;
+      case 3: wt(t, 2); m.principals.push(d_9s(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.notPrincipals.push(d_9s(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.sourceIps.push(d_9n(r, r.delimited(end), depth, undefined)); break;
+      case 6: wt(t, 2); m.notSourceIps.push(d_9n(r, r.delimited(end), depth, undefined)); break;
+      case 7: wt(t, 2); m.destinationIps.push(d_9n(r, r.delimited(end), depth, undefined)); break;
+      case 8: wt(t, 2); m.notDestinationIps.push(d_9n(r, r.delimited(end), depth, undefined)); break;
       case 9: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.destinationPorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.destinationPorts.push(r.uint32()); } break;
       case 10: if ((t & 7) === 2) { const e = r.delimited(end); while (r.pos < e) m.notDestinationPorts.push(r.uint32()); r.done(e); } else { wt(t, 0); m.notDestinationPorts.push(r.uint32()); } break;
       case 11: wt(t, 2); m.serviceAccounts.push(d_9t(r, r.delimited(end), depth, undefined)); break;
       case 12: wt(t, 2); m.notServiceAccounts.push(d_9t(r, r.delimited(end), depth, undefined)); break;
-      case 13: wt(t, 2); m.extensions.push(d_9q(r, r.delimited(end), depth, undefined)); break;
+      case 13: wt(t, 2); m.extensions.push(d_9p(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6798,12 +5697,12 @@ function d_9r(r: Reader, end: number, depth: number, m: any = z_9r()): any {
   return m;
 }
 // istio.security.Rule
-function d_9s(r: Reader, end: number, depth: number, m: any = z_9s()): any {
+function d_9o(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.Rule", clauses: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.clauses.push(d_9p(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.clauses.push(d_9r(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6811,7 +5710,7 @@ function d_9s(r: Reader, end: number, depth: number, m: any = z_9s()): any {
   return m;
 }
 // istio.security.ServiceAccountMatch
-function d_9t(r: Reader, end: number, depth: number, m: any = z_9t()): any {
+function d_9t(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.ServiceAccountMatch", namespace: "", serviceAccount: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6825,7 +5724,7 @@ function d_9t(r: Reader, end: number, depth: number, m: any = z_9t()): any {
   return m;
 }
 // istio.security.StringMatch
-function d_9u(r: Reader, end: number, depth: number, m: any = z_9u()): any {
+function d_9s(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.security.StringMatch", matchType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6833,7 +5732,7 @@ function d_9u(r: Reader, end: number, depth: number, m: any = z_9u()): any {
       case 1: wt(t, 2); m.matchType = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchType = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchType = { case: "suffix", value: r.string(end, true) }; break;
-      case 4: wt(t, 2); m.matchType = { case: "presence", value: d_9i(r, r.delimited(end), depth, (m.matchType.case === "presence" ? m.matchType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.matchType = { case: "presence", value: d_3f(r, r.delimited(end), depth, (m.matchType.case === "presence" ? m.matchType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6841,7 +5740,7 @@ function d_9u(r: Reader, end: number, depth: number, m: any = z_9u()): any {
   return m;
 }
 // istio.v1.auth.IstioCertificateResponse
-function d_g(r: Reader, end: number, depth: number, m: any = z_g()): any {
+function d_g(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.v1.auth.IstioCertificateResponse", certChain: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6854,13 +5753,13 @@ function d_g(r: Reader, end: number, depth: number, m: any = z_g()): any {
   return m;
 }
 // istio.workload.Address
-function d_e(r: Reader, end: number, depth: number, m: any = z_e()): any {
+function d_e(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Address", type: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.type = { case: "workload", value: d_a6(r, r.delimited(end), depth, (m.type.case === "workload" ? m.type.value : undefined)) }; break;
-      case 2: wt(t, 2); m.type = { case: "service", value: d_a4(r, r.delimited(end), depth, (m.type.case === "service" ? m.type.value : undefined)) }; break;
+      case 1: wt(t, 2); m.type = { case: "workload", value: d_9u(r, r.delimited(end), depth, (m.type.case === "workload" ? m.type.value : undefined)) }; break;
+      case 2: wt(t, 2); m.type = { case: "service", value: d_9v(r, r.delimited(end), depth, (m.type.case === "service" ? m.type.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6868,7 +5767,7 @@ function d_e(r: Reader, end: number, depth: number, m: any = z_e()): any {
   return m;
 }
 // istio.workload.ApplicationTunnel
-function d_9v(r: Reader, end: number, depth: number, m: any = z_9v()): any {
+function d_9w(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.ApplicationTunnel", protocol: 0, port: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6882,13 +5781,13 @@ function d_9v(r: Reader, end: number, depth: number, m: any = z_9v()): any {
   return m;
 }
 // istio.workload.Extension
-function d_9w(r: Reader, end: number, depth: number, m: any = z_9w()): any {
+function d_9x(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Extension", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.config = d_9e(r, r.delimited(end), depth, m.config); break;
+      case 2: wt(t, 2); m.config = d_p(r, r.delimited(end), depth, m.config); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6896,13 +5795,13 @@ function d_9w(r: Reader, end: number, depth: number, m: any = z_9w()): any {
   return m;
 }
 // istio.workload.GatewayAddress
-function d_9x(r: Reader, end: number, depth: number, m: any = z_9x()): any {
+function d_a0(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.GatewayAddress", destination: { case: undefined }, hboneMtlsPort: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.destination = { case: "hostname", value: d_a0(r, r.delimited(end), depth, (m.destination.case === "hostname" ? m.destination.value : undefined)) }; break;
-      case 2: wt(t, 2); m.destination = { case: "address", value: d_a1(r, r.delimited(end), depth, (m.destination.case === "address" ? m.destination.value : undefined)) }; break;
+      case 1: wt(t, 2); m.destination = { case: "hostname", value: d_9y(r, r.delimited(end), depth, (m.destination.case === "hostname" ? m.destination.value : undefined)) }; break;
+      case 2: wt(t, 2); m.destination = { case: "address", value: d_9z(r, r.delimited(end), depth, (m.destination.case === "address" ? m.destination.value : undefined)) }; break;
       case 3: wt(t, 0); m.hboneMtlsPort = r.uint32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -6911,7 +5810,7 @@ function d_9x(r: Reader, end: number, depth: number, m: any = z_9x()): any {
   return m;
 }
 // istio.workload.LoadBalancing
-function d_9y(r: Reader, end: number, depth: number, m: any = z_9y()): any {
+function d_a1(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.LoadBalancing", routingPreference: [], mode: 0, healthPolicy: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6926,7 +5825,7 @@ function d_9y(r: Reader, end: number, depth: number, m: any = z_9y()): any {
   return m;
 }
 // istio.workload.Locality
-function d_9z(r: Reader, end: number, depth: number, m: any = z_9z()): any {
+function d_a2(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Locality", region: "", zone: "", subzone: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6941,7 +5840,7 @@ function d_9z(r: Reader, end: number, depth: number, m: any = z_9z()): any {
   return m;
 }
 // istio.workload.NamespacedHostname
-function d_a0(r: Reader, end: number, depth: number, m: any = z_a0()): any {
+function d_9y(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.NamespacedHostname", namespace: "", hostname: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6955,7 +5854,7 @@ function d_a0(r: Reader, end: number, depth: number, m: any = z_a0()): any {
   return m;
 }
 // istio.workload.NetworkAddress
-function d_a1(r: Reader, end: number, depth: number, m: any = z_a1()): any {
+function d_9z(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.NetworkAddress", network: "", address: new Uint8Array(0) }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6970,7 +5869,7 @@ function d_a1(r: Reader, end: number, depth: number, m: any = z_a1()): any {
   return m;
 }
 // istio.workload.Port
-function d_a2(r: Reader, end: number, depth: number, m: any = z_a2()): any {
+function d_a3(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Port", servicePort: 0, targetPort: 0, appProtocol: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -6985,12 +5884,12 @@ function d_a2(r: Reader, end: number, depth: number, m: any = z_a2()): any {
   return m;
 }
 // istio.workload.PortList
-function d_a3(r: Reader, end: number, depth: number, m: any = z_a3()): any {
+function d_a4(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.PortList", ports: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.ports.push(d_a2(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.ports.push(d_a3(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -6998,7 +5897,7 @@ function d_a3(r: Reader, end: number, depth: number, m: any = z_a3()): any {
   return m;
 }
 // istio.workload.Service
-function d_a4(r: Reader, end: number, depth: number, m: any = z_a4()): any {
+function d_9v(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Service", name: "", namespace: "", hostname: "", addresses: [], ports: [], subjectAltNames: [], ipFamilies: 0, extensions: [], canonical: false, ingressUseWaypoint: false, weightedWaypoints: [], visibility: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7006,13 +5905,13 @@ function d_a4(r: Reader, end: number, depth: number, m: any = z_a4()): any {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
       case 2: wt(t, 2); m.namespace = r.string(end, true); break;
       case 3: wt(t, 2); m.hostname = r.string(end, true); break;
-      case 4: wt(t, 2); m.addresses.push(d_a1(r, r.delimited(end), depth, undefined)); break;
-      case 5: wt(t, 2); m.ports.push(d_a2(r, r.delimited(end), depth, undefined)); break;
+      case 4: wt(t, 2); m.addresses.push(d_9z(r, r.delimited(end), depth, undefined)); break;
+      case 5: wt(t, 2); m.ports.push(d_a3(r, r.delimited(end), depth, undefined)); break;
       case 6: wt(t, 2); m.subjectAltNames.push(r.string(end, true)); break;
-      case 7: wt(t, 2); m.waypoint = d_9x(r, r.delimited(end), depth, m.waypoint); break;
-      case 8: wt(t, 2); m.loadBalancing = d_9y(r, r.delimited(end), depth, m.loadBalancing); break;
+      case 7: wt(t, 2); m.waypoint = d_a0(r, r.delimited(end), depth, m.waypoint); break;
+      case 8: wt(t, 2); m.loadBalancing = d_a1(r, r.delimited(end), depth, m.loadBalancing); break;
       case 9: wt(t, 0); m.ipFamilies = r.int32(); break;
-      case 10: wt(t, 2); m.extensions.push(d_9w(r, r.delimited(end), depth, undefined)); break;
+      case 10: wt(t, 2); m.extensions.push(d_9x(r, r.delimited(end), depth, undefined)); break;
       case 11: wt(t, 0); m.canonical = r.bool(); break;
       case 12: wt(t, 0); m.ingressUseWaypoint = r.bool(); break;
       case 13: wt(t, 2); m.weightedWaypoints.push(d_a5(r, r.delimited(end), depth, undefined)); break;
@@ -7024,12 +5923,12 @@ function d_a4(r: Reader, end: number, depth: number, m: any = z_a4()): any {
   return m;
 }
 // istio.workload.WeightedWaypoint
-function d_a5(r: Reader, end: number, depth: number, m: any = z_a5()): any {
+function d_a5(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.WeightedWaypoint", weight: 0 }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.destination = d_9x(r, r.delimited(end), depth, m.destination); break;
+      case 1: wt(t, 2); m.destination = d_a0(r, r.delimited(end), depth, m.destination); break;
       case 2: wt(t, 0); m.weight = r.uint32(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -7038,7 +5937,7 @@ function d_a5(r: Reader, end: number, depth: number, m: any = z_a5()): any {
   return m;
 }
 // istio.workload.Workload
-function d_a6(r: Reader, end: number, depth: number, m: any = z_a6()): any {
+function d_9u(r: Reader, end: number, depth: number, m: any = { $typeName: "istio.workload.Workload", uid: "", name: "", namespace: "", addresses: [], hostname: "", network: "", tunnelProtocol: 0, trustDomain: "", serviceAccount: "", node: "", canonicalName: "", canonicalRevision: "", workloadType: 0, workloadName: "", nativeTunnel: false, services: {}, authorizationPolicies: [], status: 0, clusterId: "", networkMode: 0, extensions: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7052,23 +5951,23 @@ function d_a6(r: Reader, end: number, depth: number, m: any = z_a6()): any {
       case 5: wt(t, 0); m.tunnelProtocol = r.int32(); break;
       case 6: wt(t, 2); m.trustDomain = r.string(end, true); break;
       case 7: wt(t, 2); m.serviceAccount = r.string(end, true); break;
-      case 8: wt(t, 2); m.waypoint = d_9x(r, r.delimited(end), depth, m.waypoint); break;
-      case 19: wt(t, 2); m.networkGateway = d_9x(r, r.delimited(end), depth, m.networkGateway); break;
+      case 8: wt(t, 2); m.waypoint = d_a0(r, r.delimited(end), depth, m.waypoint); break;
+      case 19: wt(t, 2); m.networkGateway = d_a0(r, r.delimited(end), depth, m.networkGateway); break;
       case 9: wt(t, 2); m.node = r.string(end, true); break;
       case 10: wt(t, 2); m.canonicalName = r.string(end, true); break;
       case 11: wt(t, 2); m.canonicalRevision = r.string(end, true); break;
       case 12: wt(t, 0); m.workloadType = r.int32(); break;
       case 13: wt(t, 2); m.workloadName = r.string(end, true); break;
       case 14: wt(t, 0); m.nativeTunnel = r.bool(); break;
-      case 23: wt(t, 2); m.applicationTunnel = d_9v(r, r.delimited(end), depth, m.applicationTunnel); break;
-      case 22: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_a3(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.services, String(k ?? ""), v ?? z_a3()); } break;
+      case 23: wt(t, 2); m.applicationTunnel = d_9w(r, r.delimited(end), depth, m.applicationTunnel); break;
+      case 22: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_a4(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.services, String(k ?? ""), v ?? z_a4()); } break;
       case 16: wt(t, 2); m.authorizationPolicies.push(r.string(end, true)); break;
       case 17: wt(t, 0); m.status = r.int32(); break;
       case 18: wt(t, 2); m.clusterId = r.string(end, true); break;
-      case 24: wt(t, 2); m.locality = d_9z(r, r.delimited(end), depth, m.locality); break;
+      case 24: wt(t, 2); m.locality = d_a2(r, r.delimited(end), depth, m.locality); break;
       case 25: wt(t, 0); m.networkMode = r.int32(); break;
-      case 26: wt(t, 2); m.extensions.push(d_9w(r, r.delimited(end), depth, undefined)); break;
-      case 27: wt(t, 2); m.capacity = uw(d_9l, r, end, depth, m.capacity, "google.protobuf.UInt32Value"); break;
+      case 26: wt(t, 2); m.extensions.push(d_9x(r, r.delimited(end), depth, undefined)); break;
+      case 27: wt(t, 2); m.capacity = uw(d_1c, r, end, depth, m.capacity, "google.protobuf.UInt32Value"); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7076,7 +5975,7 @@ function d_a6(r: Reader, end: number, depth: number, m: any = z_a6()): any {
   return m;
 }
 // udpa.type.v1.TypedStruct
-function d_c(r: Reader, end: number, depth: number, m: any = z_c()): any {
+function d_c(r: Reader, end: number, depth: number, m: any = { $typeName: "udpa.type.v1.TypedStruct", typeUrl: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7090,7 +5989,7 @@ function d_c(r: Reader, end: number, depth: number, m: any = z_c()): any {
   return m;
 }
 // xds.core.v3.Authority
-function d_a7(r: Reader, end: number, depth: number, m: any = z_a7()): any {
+function d_30(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.core.v3.Authority", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7103,13 +6002,13 @@ function d_a7(r: Reader, end: number, depth: number, m: any = z_a7()): any {
   return m;
 }
 // xds.core.v3.TypedExtensionConfig
-function d_a9(r: Reader, end: number, depth: number, m: any = z_a9()): any {
+function d_8q(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.core.v3.TypedExtensionConfig", name: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
       case 1: wt(t, 2); m.name = r.string(end, true); break;
-      case 2: wt(t, 2); m.typedConfig = d_9e(r, r.delimited(end), depth, m.typedConfig); break;
+      case 2: wt(t, 2); m.typedConfig = d_p(r, r.delimited(end), depth, m.typedConfig); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7117,14 +6016,14 @@ function d_a9(r: Reader, end: number, depth: number, m: any = z_a9()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher
-function d_aa(r: Reader, end: number, depth: number, m: any = z_aa()): any {
+function d_4u(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher", matcherType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matcherType = { case: "matcherList", value: d_ab(r, r.delimited(end), depth, (m.matcherType.case === "matcherList" ? m.matcherType.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matcherType = { case: "matcherTree", value: d_ag(r, r.delimited(end), depth, (m.matcherType.case === "matcherTree" ? m.matcherType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.onNoMatch = d_ai(r, r.delimited(end), depth, m.onNoMatch); break;
+      case 1: wt(t, 2); m.matcherType = { case: "matcherList", value: d_a6(r, r.delimited(end), depth, (m.matcherType.case === "matcherList" ? m.matcherType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matcherType = { case: "matcherTree", value: d_a7(r, r.delimited(end), depth, (m.matcherType.case === "matcherTree" ? m.matcherType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.onNoMatch = d_a8(r, r.delimited(end), depth, m.onNoMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7132,12 +6031,12 @@ function d_aa(r: Reader, end: number, depth: number, m: any = z_aa()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList
-function d_ab(r: Reader, end: number, depth: number, m: any = z_ab()): any {
+function d_a6(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherList", matchers: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchers.push(d_ac(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.matchers.push(d_a9(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7145,13 +6044,13 @@ function d_ab(r: Reader, end: number, depth: number, m: any = z_ab()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher
-function d_ac(r: Reader, end: number, depth: number, m: any = z_ac()): any {
+function d_a9(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.predicate = d_ad(r, r.delimited(end), depth, m.predicate); break;
-      case 2: wt(t, 2); m.onMatch = d_ai(r, r.delimited(end), depth, m.onMatch); break;
+      case 1: wt(t, 2); m.predicate = d_aa(r, r.delimited(end), depth, m.predicate); break;
+      case 2: wt(t, 2); m.onMatch = d_a8(r, r.delimited(end), depth, m.onMatch); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7159,15 +6058,15 @@ function d_ac(r: Reader, end: number, depth: number, m: any = z_ac()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate
-function d_ad(r: Reader, end: number, depth: number, m: any = z_ad()): any {
+function d_aa(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", matchType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.matchType = { case: "singlePredicate", value: d_af(r, r.delimited(end), depth, (m.matchType.case === "singlePredicate" ? m.matchType.value : undefined)) }; break;
-      case 2: wt(t, 2); m.matchType = { case: "orMatcher", value: d_ae(r, r.delimited(end), depth, (m.matchType.case === "orMatcher" ? m.matchType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matchType = { case: "andMatcher", value: d_ae(r, r.delimited(end), depth, (m.matchType.case === "andMatcher" ? m.matchType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.matchType = { case: "notMatcher", value: d_ad(r, r.delimited(end), depth, (m.matchType.case === "notMatcher" ? m.matchType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.matchType = { case: "singlePredicate", value: d_ab(r, r.delimited(end), depth, (m.matchType.case === "singlePredicate" ? m.matchType.value : undefined)) }; break;
+      case 2: wt(t, 2); m.matchType = { case: "orMatcher", value: d_ac(r, r.delimited(end), depth, (m.matchType.case === "orMatcher" ? m.matchType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matchType = { case: "andMatcher", value: d_ac(r, r.delimited(end), depth, (m.matchType.case === "andMatcher" ? m.matchType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.matchType = { case: "notMatcher", value: d_aa(r, r.delimited(end), depth, (m.matchType.case === "notMatcher" ? m.matchType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7175,12 +6074,12 @@ function d_ad(r: Reader, end: number, depth: number, m: any = z_ad()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList
-function d_ae(r: Reader, end: number, depth: number, m: any = z_ae()): any {
+function d_ac(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", predicate: [] }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.predicate.push(d_ad(r, r.delimited(end), depth, undefined)); break;
+      case 1: wt(t, 2); m.predicate.push(d_aa(r, r.delimited(end), depth, undefined)); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7188,14 +6087,14 @@ function d_ae(r: Reader, end: number, depth: number, m: any = z_ae()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate
-function d_af(r: Reader, end: number, depth: number, m: any = z_af()): any {
+function d_ab(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", matcher: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.input = d_a9(r, r.delimited(end), depth, m.input); break;
-      case 2: wt(t, 2); m.matcher = { case: "valueMatch", value: d_al(r, r.delimited(end), depth, (m.matcher.case === "valueMatch" ? m.matcher.value : undefined)) }; break;
-      case 3: wt(t, 2); m.matcher = { case: "customMatch", value: d_a9(r, r.delimited(end), depth, (m.matcher.case === "customMatch" ? m.matcher.value : undefined)) }; break;
+      case 1: wt(t, 2); m.input = d_8q(r, r.delimited(end), depth, m.input); break;
+      case 2: wt(t, 2); m.matcher = { case: "valueMatch", value: d_ad(r, r.delimited(end), depth, (m.matcher.case === "valueMatch" ? m.matcher.value : undefined)) }; break;
+      case 3: wt(t, 2); m.matcher = { case: "customMatch", value: d_8q(r, r.delimited(end), depth, (m.matcher.case === "customMatch" ? m.matcher.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7203,15 +6102,15 @@ function d_af(r: Reader, end: number, depth: number, m: any = z_af()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree
-function d_ag(r: Reader, end: number, depth: number, m: any = z_ag()): any {
+function d_a7(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree", treeType: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.input = d_a9(r, r.delimited(end), depth, m.input); break;
-      case 2: wt(t, 2); m.treeType = { case: "exactMatchMap", value: d_ah(r, r.delimited(end), depth, (m.treeType.case === "exactMatchMap" ? m.treeType.value : undefined)) }; break;
-      case 3: wt(t, 2); m.treeType = { case: "prefixMatchMap", value: d_ah(r, r.delimited(end), depth, (m.treeType.case === "prefixMatchMap" ? m.treeType.value : undefined)) }; break;
-      case 4: wt(t, 2); m.treeType = { case: "customMatch", value: d_a9(r, r.delimited(end), depth, (m.treeType.case === "customMatch" ? m.treeType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.input = d_8q(r, r.delimited(end), depth, m.input); break;
+      case 2: wt(t, 2); m.treeType = { case: "exactMatchMap", value: d_ae(r, r.delimited(end), depth, (m.treeType.case === "exactMatchMap" ? m.treeType.value : undefined)) }; break;
+      case 3: wt(t, 2); m.treeType = { case: "prefixMatchMap", value: d_ae(r, r.delimited(end), depth, (m.treeType.case === "prefixMatchMap" ? m.treeType.value : undefined)) }; break;
+      case 4: wt(t, 2); m.treeType = { case: "customMatch", value: d_8q(r, r.delimited(end), depth, (m.treeType.case === "customMatch" ? m.treeType.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7219,12 +6118,12 @@ function d_ag(r: Reader, end: number, depth: number, m: any = z_ag()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree.MatchMap
-function d_ah(r: Reader, end: number, depth: number, m: any = z_ah()): any {
+function d_ae(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", map: {} }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_ai(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.map, String(k ?? ""), v ?? z_ai()); } break;
+      case 1: wt(t, 2); { const e = r.delimited(end); let k: any, v: any; while (r.pos < e) { const t2 = r.tag(); switch (t2 >>> 3) { case 1: wt(t2, 2); k = r.string(e, true); break; case 2: wt(t2, 2); v = d_a8(r, r.delimited(e), depth, v); break; default: r.skip(t2, e, MAX_DEPTH - depth); } } r.done(e); setOwn(m.map, String(k ?? ""), v ?? z_a8()); } break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7232,13 +6131,13 @@ function d_ah(r: Reader, end: number, depth: number, m: any = z_ah()): any {
   return m;
 }
 // xds.type.matcher.v3.Matcher.OnMatch
-function d_ai(r: Reader, end: number, depth: number, m: any = z_ai()): any {
+function d_a8(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.Matcher.OnMatch", onMatch: { case: undefined } }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.onMatch = { case: "matcher", value: d_aa(r, r.delimited(end), depth, (m.onMatch.case === "matcher" ? m.onMatch.value : undefined)) }; break;
-      case 2: wt(t, 2); m.onMatch = { case: "action", value: d_a9(r, r.delimited(end), depth, (m.onMatch.case === "action" ? m.onMatch.value : undefined)) }; break;
+      case 1: wt(t, 2); m.onMatch = { case: "matcher", value: d_4u(r, r.delimited(end), depth, (m.onMatch.case === "matcher" ? m.onMatch.value : undefined)) }; break;
+      case 2: wt(t, 2); m.onMatch = { case: "action", value: d_8q(r, r.delimited(end), depth, (m.onMatch.case === "action" ? m.onMatch.value : undefined)) }; break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
   }
@@ -7246,12 +6145,12 @@ function d_ai(r: Reader, end: number, depth: number, m: any = z_ai()): any {
   return m;
 }
 // xds.type.matcher.v3.RegexMatcher
-function d_aj(r: Reader, end: number, depth: number, m: any = z_aj()): any {
+function d_ag(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.RegexMatcher", engineType: { case: undefined }, regex: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
     switch (t >>> 3) {
-      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_ak(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
+      case 1: wt(t, 2); m.engineType = { case: "googleRe2", value: d_af(r, r.delimited(end), depth, (m.engineType.case === "googleRe2" ? m.engineType.value : undefined)) }; break;
       case 2: wt(t, 2); m.regex = r.string(end, true); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
     }
@@ -7260,7 +6159,7 @@ function d_aj(r: Reader, end: number, depth: number, m: any = z_aj()): any {
   return m;
 }
 // xds.type.matcher.v3.RegexMatcher.GoogleRE2
-function d_ak(r: Reader, end: number, depth: number, m: any = z_ak()): any {
+function d_af(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.RegexMatcher.GoogleRE2" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7273,7 +6172,7 @@ function d_ak(r: Reader, end: number, depth: number, m: any = z_ak()): any {
   return m;
 }
 // xds.type.matcher.v3.StringMatcher
-function d_al(r: Reader, end: number, depth: number, m: any = z_al()): any {
+function d_ad(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.matcher.v3.StringMatcher", matchPattern: { case: undefined }, ignoreCase: false }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7281,7 +6180,7 @@ function d_al(r: Reader, end: number, depth: number, m: any = z_al()): any {
       case 1: wt(t, 2); m.matchPattern = { case: "exact", value: r.string(end, true) }; break;
       case 2: wt(t, 2); m.matchPattern = { case: "prefix", value: r.string(end, true) }; break;
       case 3: wt(t, 2); m.matchPattern = { case: "suffix", value: r.string(end, true) }; break;
-      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_aj(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
+      case 5: wt(t, 2); m.matchPattern = { case: "safeRegex", value: d_ag(r, r.delimited(end), depth, (m.matchPattern.case === "safeRegex" ? m.matchPattern.value : undefined)) }; break;
       case 7: wt(t, 2); m.matchPattern = { case: "contains", value: r.string(end, true) }; break;
       case 6: wt(t, 0); m.ignoreCase = r.bool(); break;
       default: r.skip(t, end, MAX_DEPTH - depth);
@@ -7291,7 +6190,7 @@ function d_al(r: Reader, end: number, depth: number, m: any = z_al()): any {
   return m;
 }
 // xds.type.v3.TypedStruct
-function d_b(r: Reader, end: number, depth: number, m: any = z_b()): any {
+function d_b(r: Reader, end: number, depth: number, m: any = { $typeName: "xds.type.v3.TypedStruct", typeUrl: "" }): any {
   depth = deeper(depth);
   while (r.pos < end) {
     const t = r.tag();
@@ -7306,32 +6205,32 @@ function d_b(r: Reader, end: number, depth: number, m: any = z_b()): any {
 }
 
 // envoy.config.core.v3.Address
-function e_1w(w: Writer, m: any): void {
-  if (m.address?.case === "socketAddress") { w.tag(1, 2).fork(); e_3u(w, m.address.value); w.join(); }
-  if (m.address?.case === "pipe") { w.tag(2, 2).fork(); e_3e(w, m.address.value); w.join(); }
-  if (m.address?.case === "envoyInternalAddress") { w.tag(3, 2).fork(); e_29(w, m.address.value); w.join(); }
+function e_1p(w: Writer, m: any): void {
+  if (m.address?.case === "socketAddress") { w.tag(1, 2).fork(); e_2m(w, m.address.value); w.join(); }
+  if (m.address?.case === "pipe") { w.tag(2, 2).fork(); e_2n(w, m.address.value); w.join(); }
+  if (m.address?.case === "envoyInternalAddress") { w.tag(3, 2).fork(); e_2o(w, m.address.value); w.join(); }
 }
 // envoy.config.core.v3.BuildVersion
-function e_22(w: Writer, m: any): void {
-  if (m.version !== undefined) { w.tag(1, 2).fork(); e_8w(w, m.version); w.join(); }
-  if (m.metadata !== undefined) { w.tag(2, 2).fork(); e_o(w, jsonToStruct(m.metadata)); w.join(); }
+function e_ah(w: Writer, m: any): void {
+  if (m.version !== undefined) { w.tag(1, 2).fork(); e_ak(w, m.version); w.join(); }
+  if (m.metadata !== undefined) { w.tag(2, 2).fork(); e_9m(w, jsonToStruct(m.metadata)); w.join(); }
 }
 // envoy.config.core.v3.EnvoyInternalAddress
-function e_29(w: Writer, m: any): void {
+function e_2o(w: Writer, m: any): void {
   if (m.addressNameSpecifier?.case === "serverListenerName") { w.tag(1, 2).string(m.addressNameSpecifier.value); }
   if (m.endpointId !== undefined && m.endpointId !== "") { w.tag(2, 2).string(m.endpointId); }
 }
 // envoy.config.core.v3.Extension
-function e_2b(w: Writer, m: any): void {
+function e_ai(w: Writer, m: any): void {
   if (m.name !== undefined && m.name !== "") { w.tag(1, 2).string(m.name); }
   if (m.category !== undefined && m.category !== "") { w.tag(2, 2).string(m.category); }
   if (m.typeDescriptor !== undefined && m.typeDescriptor !== "") { w.tag(3, 2).string(m.typeDescriptor); }
-  if (m.version !== undefined) { w.tag(4, 2).fork(); e_22(w, m.version); w.join(); }
+  if (m.version !== undefined) { w.tag(4, 2).fork(); e_ah(w, m.version); w.join(); }
   if (m.disabled !== undefined && m.disabled !== false) { w.tag(5, 0).bool(m.disabled); }
   for (const x of m.typeUrls ?? []) { w.tag(6, 2).string(x); }
 }
 // envoy.config.core.v3.Locality
-function e_3b(w: Writer, m: any): void {
+function e_45(w: Writer, m: any): void {
   if (m.region !== undefined && m.region !== "") { w.tag(1, 2).string(m.region); }
   if (m.zone !== undefined && m.zone !== "") { w.tag(2, 2).string(m.zone); }
   if (m.subZone !== undefined && m.subZone !== "") { w.tag(3, 2).string(m.subZone); }
@@ -7340,23 +6239,23 @@ function e_3b(w: Writer, m: any): void {
 function e_m(w: Writer, m: any): void {
   if (m.id !== undefined && m.id !== "") { w.tag(1, 2).string(m.id); }
   if (m.cluster !== undefined && m.cluster !== "") { w.tag(2, 2).string(m.cluster); }
-  if (m.metadata !== undefined) { w.tag(3, 2).fork(); e_o(w, jsonToStruct(m.metadata)); w.join(); }
-  if (m.locality !== undefined) { w.tag(4, 2).fork(); e_3b(w, m.locality); w.join(); }
+  if (m.metadata !== undefined) { w.tag(3, 2).fork(); e_9m(w, jsonToStruct(m.metadata)); w.join(); }
+  if (m.locality !== undefined) { w.tag(4, 2).fork(); e_45(w, m.locality); w.join(); }
   if (m.userAgentName !== undefined && m.userAgentName !== "") { w.tag(6, 2).string(m.userAgentName); }
   if (m.userAgentVersionType?.case === "userAgentVersion") { w.tag(7, 2).string(m.userAgentVersionType.value); }
-  if (m.userAgentVersionType?.case === "userAgentBuildVersion") { w.tag(8, 2).fork(); e_22(w, m.userAgentVersionType.value); w.join(); }
-  for (const x of m.extensions ?? []) { w.tag(9, 2).fork(); e_2b(w, x); w.join(); }
+  if (m.userAgentVersionType?.case === "userAgentBuildVersion") { w.tag(8, 2).fork(); e_ah(w, m.userAgentVersionType.value); w.join(); }
+  for (const x of m.extensions ?? []) { w.tag(9, 2).fork(); e_ai(w, x); w.join(); }
   for (const x of m.clientFeatures ?? []) { w.tag(10, 2).string(x); }
-  for (const x of m.listeningAddresses ?? []) { w.tag(11, 2).fork(); e_1w(w, x); w.join(); }
-  for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(12, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_a8(w, x); w.join(); w.join(); }
+  for (const x of m.listeningAddresses ?? []) { w.tag(11, 2).fork(); e_1p(w, x); w.join(); }
+  for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(12, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_al(w, x); w.join(); w.join(); }
 }
 // envoy.config.core.v3.Pipe
-function e_3e(w: Writer, m: any): void {
+function e_2n(w: Writer, m: any): void {
   if (m.path !== undefined && m.path !== "") { w.tag(1, 2).string(m.path); }
   if (m.mode !== undefined && m.mode != 0) { w.tag(2, 0).uint32(m.mode); }
 }
 // envoy.config.core.v3.SocketAddress
-function e_3u(w: Writer, m: any): void {
+function e_2m(w: Writer, m: any): void {
   if (m.protocol !== undefined && m.protocol !== 0) { w.tag(1, 0).int32(m.protocol); }
   if (m.address !== undefined && m.address !== "") { w.tag(2, 2).string(m.address); }
   if (m.portSpecifier?.case === "portValue") { w.tag(3, 0).uint32(m.portSpecifier.value); }
@@ -7373,8 +6272,8 @@ function e_k(w: Writer, m: any): void {
   for (const [k, x] of Object.entries(m.initialResourceVersions ?? {})) { w.tag(5, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
   if (m.responseNonce !== undefined && m.responseNonce !== "") { w.tag(6, 2).string(m.responseNonce); }
   if (m.errorDetail !== undefined) { w.tag(7, 2).fork(); e_n(w, m.errorDetail); w.join(); }
-  for (const x of m.resourceLocatorsSubscribe ?? []) { w.tag(8, 2).fork(); e_7t(w, x); w.join(); }
-  for (const x of m.resourceLocatorsUnsubscribe ?? []) { w.tag(9, 2).fork(); e_7t(w, x); w.join(); }
+  for (const x of m.resourceLocatorsSubscribe ?? []) { w.tag(8, 2).fork(); e_aj(w, x); w.join(); }
+  for (const x of m.resourceLocatorsUnsubscribe ?? []) { w.tag(9, 2).fork(); e_aj(w, x); w.join(); }
 }
 // envoy.service.discovery.v3.DiscoveryRequest
 function e_j(w: Writer, m: any): void {
@@ -7384,60 +6283,60 @@ function e_j(w: Writer, m: any): void {
   if (m.typeUrl !== undefined && m.typeUrl !== "") { w.tag(4, 2).string(m.typeUrl); }
   if (m.responseNonce !== undefined && m.responseNonce !== "") { w.tag(5, 2).string(m.responseNonce); }
   if (m.errorDetail !== undefined) { w.tag(6, 2).fork(); e_n(w, m.errorDetail); w.join(); }
-  for (const x of m.resourceLocators ?? []) { w.tag(7, 2).fork(); e_7t(w, x); w.join(); }
+  for (const x of m.resourceLocators ?? []) { w.tag(7, 2).fork(); e_aj(w, x); w.join(); }
 }
 // envoy.service.discovery.v3.ResourceLocator
-function e_7t(w: Writer, m: any): void {
+function e_aj(w: Writer, m: any): void {
   if (m.name !== undefined && m.name !== "") { w.tag(1, 2).string(m.name); }
   for (const [k, x] of Object.entries(m.dynamicParameters ?? {})) { w.tag(2, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
 }
 // envoy.type.v3.SemanticVersion
-function e_8w(w: Writer, m: any): void {
+function e_ak(w: Writer, m: any): void {
   if (m.majorNumber !== undefined && m.majorNumber != 0) { w.tag(1, 0).uint32(m.majorNumber); }
   if (m.minorNumber !== undefined && m.minorNumber != 0) { w.tag(2, 0).uint32(m.minorNumber); }
   if (m.patch !== undefined && m.patch != 0) { w.tag(3, 0).uint32(m.patch); }
 }
 // google.protobuf.Any
-function e_9e(w: Writer, m: any): void {
+function e_p(w: Writer, m: any): void {
   if (m.typeUrl !== undefined && m.typeUrl !== "") { w.tag(1, 2).string(m.typeUrl); }
   if (m.value !== undefined && m.value.length > 0) { w.tag(2, 2).bytes(m.value); }
 }
 // google.protobuf.ListValue
-function e_9j(w: Writer, m: any): void {
-  for (const x of m.values ?? []) { w.tag(1, 2).fork(); e_9n(w, x); w.join(); }
+function e_9l(w: Writer, m: any): void {
+  for (const x of m.values ?? []) { w.tag(1, 2).fork(); e_9k(w, x); w.join(); }
 }
 // google.protobuf.Struct
-function e_o(w: Writer, m: any): void {
-  for (const [k, x] of Object.entries(m.fields ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_9n(w, x); w.join(); w.join(); }
+function e_9m(w: Writer, m: any): void {
+  for (const [k, x] of Object.entries(m.fields ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).fork(); e_9k(w, x); w.join(); w.join(); }
 }
 // google.protobuf.Value
-function e_9n(w: Writer, m: any): void {
+function e_9k(w: Writer, m: any): void {
   if (m.kind?.case === "nullValue") { w.tag(1, 0).int32(m.kind.value); }
   if (m.kind?.case === "numberValue") { w.tag(2, 1).double(m.kind.value); }
   if (m.kind?.case === "stringValue") { w.tag(3, 2).string(m.kind.value); }
   if (m.kind?.case === "boolValue") { w.tag(4, 0).bool(m.kind.value); }
-  if (m.kind?.case === "structValue") { w.tag(5, 2).fork(); e_o(w, m.kind.value); w.join(); }
-  if (m.kind?.case === "listValue") { w.tag(6, 2).fork(); e_9j(w, m.kind.value); w.join(); }
+  if (m.kind?.case === "structValue") { w.tag(5, 2).fork(); e_9m(w, m.kind.value); w.join(); }
+  if (m.kind?.case === "listValue") { w.tag(6, 2).fork(); e_9l(w, m.kind.value); w.join(); }
 }
 // google.rpc.Status
 function e_n(w: Writer, m: any): void {
   if (m.code !== undefined && m.code != 0) { w.tag(1, 0).int32(m.code); }
   if (m.message !== undefined && m.message !== "") { w.tag(2, 2).string(m.message); }
-  for (const x of m.details ?? []) { w.tag(3, 2).fork(); e_9e(w, x); w.join(); }
+  for (const x of m.details ?? []) { w.tag(3, 2).fork(); e_p(w, x); w.join(); }
 }
 // istio.v1.auth.IstioCertificateRequest
 function e_l(w: Writer, m: any): void {
   if (m.csr !== undefined && m.csr !== "") { w.tag(1, 2).string(m.csr); }
   if (m.validityDuration !== undefined && m.validityDuration != 0) { w.tag(3, 0).int64(m.validityDuration); }
-  if (m.metadata !== undefined) { w.tag(4, 2).fork(); e_o(w, jsonToStruct(m.metadata)); w.join(); }
+  if (m.metadata !== undefined) { w.tag(4, 2).fork(); e_9m(w, jsonToStruct(m.metadata)); w.join(); }
 }
 // xds.core.v3.ContextParams
-function e_a8(w: Writer, m: any): void {
+function e_al(w: Writer, m: any): void {
   for (const [k, x] of Object.entries(m.params ?? {})) { w.tag(1, 2).fork(); w.tag(1, 2).string(k); w.tag(2, 2).string(x as any); w.join(); }
 }
 
 // envoy.config.core.v3.CidrRange
-function j_23(m: any): any {
+function j_2z(m: any): any {
   const o: any = {};
   if (m.addressPrefix !== "") o["addressPrefix"] = m.addressPrefix;
   if (m.prefixLen !== undefined) o["prefixLen"] = m.prefixLen;
@@ -7451,150 +6350,150 @@ function j_6(m: any): any {
   return o;
 }
 // envoy.config.rbac.v3.Permission
-function j_4r(m: any): any {
+function j_57(m: any): any {
   const o: any = {};
-  if (m.rule.case === "andRules") o["andRules"] = j_4s(m.rule.value);
-  if (m.rule.case === "orRules") o["orRules"] = j_4s(m.rule.value);
+  if (m.rule.case === "andRules") o["andRules"] = j_55(m.rule.value);
+  if (m.rule.case === "orRules") o["orRules"] = j_55(m.rule.value);
   if (m.rule.case === "any") o["any"] = m.rule.value;
-  if (m.rule.case === "header") o["header"] = j_55(m.rule.value);
-  if (m.rule.case === "destinationIp") o["destinationIp"] = j_23(m.rule.value);
+  if (m.rule.case === "header") o["header"] = j_16(m.rule.value);
+  if (m.rule.case === "destinationIp") o["destinationIp"] = j_2z(m.rule.value);
   if (m.rule.case === "destinationPort") o["destinationPort"] = m.rule.value;
-  if (m.rule.case === "metadata") o["metadata"] = j_82(m.rule.value);
-  if (m.rule.case === "notRule") o["notRule"] = j_4r(m.rule.value);
-  if (m.rule.case === "requestedServerName") o["requestedServerName"] = j_89(m.rule.value);
-  if (m.rule.case === "urlPath") o["urlPath"] = j_85(m.rule.value);
-  if (m.rule.case === "destinationPortRange") o["destinationPortRange"] = j_8t(m.rule.value);
+  if (m.rule.case === "metadata") o["metadata"] = j_17(m.rule.value);
+  if (m.rule.case === "notRule") o["notRule"] = j_57(m.rule.value);
+  if (m.rule.case === "requestedServerName") o["requestedServerName"] = j_3v(m.rule.value);
+  if (m.rule.case === "urlPath") o["urlPath"] = j_56(m.rule.value);
+  if (m.rule.case === "destinationPortRange") o["destinationPortRange"] = j_53(m.rule.value);
   if (m.rule.case === "matcher") o["matcher"] = j_6(m.rule.value);
   if (m.rule.case === "uriTemplate") o["uriTemplate"] = j_6(m.rule.value);
   return o;
 }
 // envoy.config.rbac.v3.Permission.Set
-function j_4s(m: any): any {
+function j_55(m: any): any {
   const o: any = {};
-  if (m.rules.length) o["rules"] = m.rules.map((x: any) => j_4r(x));
+  if (m.rules.length) o["rules"] = m.rules.map((x: any) => j_57(x));
   return o;
 }
 // envoy.config.rbac.v3.Policy
-function j_4t(m: any): any {
+function j_5b(m: any): any {
   const o: any = {};
-  if (m.permissions.length) o["permissions"] = m.permissions.map((x: any) => j_4r(x));
-  if (m.principals.length) o["principals"] = m.principals.map((x: any) => j_4u(x));
-  if (m.condition !== undefined) o["condition"] = j_8z(m.condition);
-  if (m.checkedCondition !== undefined) o["checkedCondition"] = j_8x(m.checkedCondition);
+  if (m.permissions.length) o["permissions"] = m.permissions.map((x: any) => j_57(x));
+  if (m.principals.length) o["principals"] = m.principals.map((x: any) => j_58(x));
+  if (m.condition !== undefined) o["condition"] = j_59(m.condition);
+  if (m.checkedCondition !== undefined) o["checkedCondition"] = j_5a(m.checkedCondition);
   return o;
 }
 // envoy.config.rbac.v3.Principal
-function j_4u(m: any): any {
+function j_58(m: any): any {
   const o: any = {};
-  if (m.identifier.case === "andIds") o["andIds"] = j_4w(m.identifier.value);
-  if (m.identifier.case === "orIds") o["orIds"] = j_4w(m.identifier.value);
+  if (m.identifier.case === "andIds") o["andIds"] = j_5c(m.identifier.value);
+  if (m.identifier.case === "orIds") o["orIds"] = j_5c(m.identifier.value);
   if (m.identifier.case === "any") o["any"] = m.identifier.value;
-  if (m.identifier.case === "authenticated") o["authenticated"] = j_4v(m.identifier.value);
-  if (m.identifier.case === "sourceIp") o["sourceIp"] = j_23(m.identifier.value);
-  if (m.identifier.case === "header") o["header"] = j_55(m.identifier.value);
-  if (m.identifier.case === "metadata") o["metadata"] = j_82(m.identifier.value);
-  if (m.identifier.case === "notId") o["notId"] = j_4u(m.identifier.value);
-  if (m.identifier.case === "urlPath") o["urlPath"] = j_85(m.identifier.value);
-  if (m.identifier.case === "directRemoteIp") o["directRemoteIp"] = j_23(m.identifier.value);
-  if (m.identifier.case === "remoteIp") o["remoteIp"] = j_23(m.identifier.value);
-  if (m.identifier.case === "filterState") o["filterState"] = j_80(m.identifier.value);
+  if (m.identifier.case === "authenticated") o["authenticated"] = j_5d(m.identifier.value);
+  if (m.identifier.case === "sourceIp") o["sourceIp"] = j_2z(m.identifier.value);
+  if (m.identifier.case === "header") o["header"] = j_16(m.identifier.value);
+  if (m.identifier.case === "metadata") o["metadata"] = j_17(m.identifier.value);
+  if (m.identifier.case === "notId") o["notId"] = j_58(m.identifier.value);
+  if (m.identifier.case === "urlPath") o["urlPath"] = j_56(m.identifier.value);
+  if (m.identifier.case === "directRemoteIp") o["directRemoteIp"] = j_2z(m.identifier.value);
+  if (m.identifier.case === "remoteIp") o["remoteIp"] = j_2z(m.identifier.value);
+  if (m.identifier.case === "filterState") o["filterState"] = j_5e(m.identifier.value);
   return o;
 }
 // envoy.config.rbac.v3.Principal.Authenticated
-function j_4v(m: any): any {
+function j_5d(m: any): any {
   const o: any = {};
-  if (m.principalName !== undefined) o["principalName"] = j_89(m.principalName);
+  if (m.principalName !== undefined) o["principalName"] = j_3v(m.principalName);
   return o;
 }
 // envoy.config.rbac.v3.Principal.Set
-function j_4w(m: any): any {
+function j_5c(m: any): any {
   const o: any = {};
-  if (m.ids.length) o["ids"] = m.ids.map((x: any) => j_4u(x));
+  if (m.ids.length) o["ids"] = m.ids.map((x: any) => j_58(x));
   return o;
 }
 // envoy.config.rbac.v3.RBAC
-function j_4x(m: any): any {
+function j_5g(m: any): any {
   const o: any = {};
   if (m.action !== 0) o["action"] = (n_envoy_config_rbac_v3_RBAC_Action[m.action] ?? m.action);
-  if (Object.keys(m.policies).length) { const r: any = {}; for (const k of Object.keys(m.policies)) setOwn(r, k, j_4t(m.policies[k])); o["policies"] = r; }
-  if (m.auditLoggingOptions !== undefined) o["auditLoggingOptions"] = j_4y(m.auditLoggingOptions);
+  if (Object.keys(m.policies).length) { const r: any = {}; for (const k of Object.keys(m.policies)) setOwn(r, k, j_5b(m.policies[k])); o["policies"] = r; }
+  if (m.auditLoggingOptions !== undefined) o["auditLoggingOptions"] = j_5f(m.auditLoggingOptions);
   return o;
 }
 // envoy.config.rbac.v3.RBAC.AuditLoggingOptions
-function j_4y(m: any): any {
+function j_5f(m: any): any {
   const o: any = {};
   if (m.auditCondition !== 0) o["auditCondition"] = (n_envoy_config_rbac_v3_RBAC_AuditLoggingOptions_AuditCondition[m.auditCondition] ?? m.auditCondition);
-  if (m.loggerConfigs.length) o["loggerConfigs"] = m.loggerConfigs.map((x: any) => j_4z(x));
+  if (m.loggerConfigs.length) o["loggerConfigs"] = m.loggerConfigs.map((x: any) => j_5h(x));
   return o;
 }
 // envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig
-function j_4z(m: any): any {
+function j_5h(m: any): any {
   const o: any = {};
   if (m.auditLogger !== undefined) o["auditLogger"] = j_6(m.auditLogger);
   if (m.isOptional !== false) o["isOptional"] = m.isOptional;
   return o;
 }
 // envoy.config.route.v3.HeaderMatcher
-function j_55(m: any): any {
+function j_16(m: any): any {
   const o: any = {};
   if (m.name !== "") o["name"] = m.name;
   if (m.headerMatchSpecifier.case === "exactMatch") o["exactMatch"] = m.headerMatchSpecifier.value;
-  if (m.headerMatchSpecifier.case === "rangeMatch") o["rangeMatch"] = j_8u(m.headerMatchSpecifier.value);
+  if (m.headerMatchSpecifier.case === "rangeMatch") o["rangeMatch"] = j_3u(m.headerMatchSpecifier.value);
   if (m.headerMatchSpecifier.case === "presentMatch") o["presentMatch"] = m.headerMatchSpecifier.value;
   if (m.invertMatch !== false) o["invertMatch"] = m.invertMatch;
   if (m.headerMatchSpecifier.case === "prefixMatch") o["prefixMatch"] = m.headerMatchSpecifier.value;
   if (m.headerMatchSpecifier.case === "suffixMatch") o["suffixMatch"] = m.headerMatchSpecifier.value;
-  if (m.headerMatchSpecifier.case === "safeRegexMatch") o["safeRegexMatch"] = j_87(m.headerMatchSpecifier.value);
+  if (m.headerMatchSpecifier.case === "safeRegexMatch") o["safeRegexMatch"] = j_5n(m.headerMatchSpecifier.value);
   if (m.headerMatchSpecifier.case === "containsMatch") o["containsMatch"] = m.headerMatchSpecifier.value;
-  if (m.headerMatchSpecifier.case === "stringMatch") o["stringMatch"] = j_89(m.headerMatchSpecifier.value);
+  if (m.headerMatchSpecifier.case === "stringMatch") o["stringMatch"] = j_3v(m.headerMatchSpecifier.value);
   if (m.treatMissingHeaderAsEmpty !== false) o["treatMissingHeaderAsEmpty"] = m.treatMissingHeaderAsEmpty;
   return o;
 }
 // envoy.extensions.filters.common.fault.v3.FaultDelay
-function j_6m(m: any): any {
+function j_77(m: any): any {
   const o: any = {};
   if (m.faultDelaySecifier.case === "fixedDelay") o["fixedDelay"] = durationJson(m.faultDelaySecifier.value);
-  if (m.percentage !== undefined) o["percentage"] = j_8p(m.percentage);
-  if (m.faultDelaySecifier.case === "headerDelay") o["headerDelay"] = j_6n(m.faultDelaySecifier.value);
+  if (m.percentage !== undefined) o["percentage"] = j_19(m.percentage);
+  if (m.faultDelaySecifier.case === "headerDelay") o["headerDelay"] = j_76(m.faultDelaySecifier.value);
   return o;
 }
 // envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay
-function j_6n(m: any): any {
+function j_76(m: any): any {
   const o: any = {};
 
   return o;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit
-function j_6o(m: any): any {
+function j_7a(m: any): any {
   const o: any = {};
-  if (m.limitType.case === "fixedLimit") o["fixedLimit"] = j_6p(m.limitType.value);
-  if (m.percentage !== undefined) o["percentage"] = j_8p(m.percentage);
-  if (m.limitType.case === "headerLimit") o["headerLimit"] = j_6q(m.limitType.value);
+  if (m.limitType.case === "fixedLimit") o["fixedLimit"] = j_78(m.limitType.value);
+  if (m.percentage !== undefined) o["percentage"] = j_19(m.percentage);
+  if (m.limitType.case === "headerLimit") o["headerLimit"] = j_79(m.limitType.value);
   return o;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit.FixedLimit
-function j_6p(m: any): any {
+function j_78(m: any): any {
   const o: any = {};
   if (m.limitKbps != 0) o["limitKbps"] = m.limitKbps.toString();
   return o;
 }
 // envoy.extensions.filters.common.fault.v3.FaultRateLimit.HeaderLimit
-function j_6q(m: any): any {
+function j_79(m: any): any {
   const o: any = {};
 
   return o;
 }
 // envoy.extensions.filters.http.fault.v3.FaultAbort
-function j_6r(m: any): any {
+function j_7c(m: any): any {
   const o: any = {};
   if (m.errorType.case === "httpStatus") o["httpStatus"] = m.errorType.value;
-  if (m.percentage !== undefined) o["percentage"] = j_8p(m.percentage);
-  if (m.errorType.case === "headerAbort") o["headerAbort"] = j_6s(m.errorType.value);
+  if (m.percentage !== undefined) o["percentage"] = j_19(m.percentage);
+  if (m.errorType.case === "headerAbort") o["headerAbort"] = j_7b(m.errorType.value);
   if (m.errorType.case === "grpcStatus") o["grpcStatus"] = m.errorType.value;
   return o;
 }
 // envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort
-function j_6s(m: any): any {
+function j_7b(m: any): any {
   const o: any = {};
 
   return o;
@@ -7602,13 +6501,13 @@ function j_6s(m: any): any {
 // envoy.extensions.filters.http.fault.v3.HTTPFault
 function j_i(m: any): any {
   const o: any = {};
-  if (m.delay !== undefined) o["delay"] = j_6m(m.delay);
-  if (m.abort !== undefined) o["abort"] = j_6r(m.abort);
+  if (m.delay !== undefined) o["delay"] = j_77(m.delay);
+  if (m.abort !== undefined) o["abort"] = j_7c(m.abort);
   if (m.upstreamCluster !== "") o["upstreamCluster"] = m.upstreamCluster;
-  if (m.headers.length) o["headers"] = m.headers.map((x: any) => j_55(x));
+  if (m.headers.length) o["headers"] = m.headers.map((x: any) => j_16(x));
   if (m.downstreamNodes.length) o["downstreamNodes"] = m.downstreamNodes.map((x: any) => x);
   if (m.maxActiveFaults !== undefined) o["maxActiveFaults"] = m.maxActiveFaults;
-  if (m.responseRateLimit !== undefined) o["responseRateLimit"] = j_6o(m.responseRateLimit);
+  if (m.responseRateLimit !== undefined) o["responseRateLimit"] = j_7a(m.responseRateLimit);
   if (m.delayPercentRuntime !== "") o["delayPercentRuntime"] = m.delayPercentRuntime;
   if (m.abortPercentRuntime !== "") o["abortPercentRuntime"] = m.abortPercentRuntime;
   if (m.delayDurationRuntime !== "") o["delayDurationRuntime"] = m.delayDurationRuntime;
@@ -7623,144 +6522,144 @@ function j_i(m: any): any {
 // envoy.extensions.filters.http.rbac.v3.RBAC
 function j_h(m: any): any {
   const o: any = {};
-  if (m.rules !== undefined) o["rules"] = j_4x(m.rules);
-  if (m.shadowRules !== undefined) o["shadowRules"] = j_4x(m.shadowRules);
+  if (m.rules !== undefined) o["rules"] = j_5g(m.rules);
+  if (m.shadowRules !== undefined) o["shadowRules"] = j_5g(m.shadowRules);
   if (m.shadowRulesStatPrefix !== "") o["shadowRulesStatPrefix"] = m.shadowRulesStatPrefix;
-  if (m.matcher !== undefined) o["matcher"] = j_aa(m.matcher);
-  if (m.shadowMatcher !== undefined) o["shadowMatcher"] = j_aa(m.shadowMatcher);
+  if (m.matcher !== undefined) o["matcher"] = j_4u(m.matcher);
+  if (m.shadowMatcher !== undefined) o["shadowMatcher"] = j_4u(m.shadowMatcher);
   if (m.rulesStatPrefix !== "") o["rulesStatPrefix"] = m.rulesStatPrefix;
   if (m.trackPerRuleStats !== false) o["trackPerRuleStats"] = m.trackPerRuleStats;
   return o;
 }
 // envoy.type.matcher.v3.DoubleMatcher
-function j_7z(m: any): any {
+function j_8k(m: any): any {
   const o: any = {};
-  if (m.matchPattern.case === "range") o["range"] = j_8o(m.matchPattern.value);
+  if (m.matchPattern.case === "range") o["range"] = j_8j(m.matchPattern.value);
   if (m.matchPattern.case === "exact") o["exact"] = floatJson(m.matchPattern.value);
   return o;
 }
 // envoy.type.matcher.v3.FilterStateMatcher
-function j_80(m: any): any {
+function j_5e(m: any): any {
   const o: any = {};
   if (m.key !== "") o["key"] = m.key;
-  if (m.matcher.case === "stringMatch") o["stringMatch"] = j_89(m.matcher.value);
+  if (m.matcher.case === "stringMatch") o["stringMatch"] = j_3v(m.matcher.value);
   return o;
 }
 // envoy.type.matcher.v3.ListMatcher
-function j_81(m: any): any {
+function j_8m(m: any): any {
   const o: any = {};
-  if (m.matchPattern.case === "oneOf") o["oneOf"] = j_8a(m.matchPattern.value);
+  if (m.matchPattern.case === "oneOf") o["oneOf"] = j_8l(m.matchPattern.value);
   return o;
 }
 // envoy.type.matcher.v3.MetadataMatcher
-function j_82(m: any): any {
+function j_17(m: any): any {
   const o: any = {};
   if (m.filter !== "") o["filter"] = m.filter;
-  if (m.path.length) o["path"] = m.path.map((x: any) => j_83(x));
-  if (m.value !== undefined) o["value"] = j_8a(m.value);
+  if (m.path.length) o["path"] = m.path.map((x: any) => j_8n(x));
+  if (m.value !== undefined) o["value"] = j_8l(m.value);
   if (m.invert !== false) o["invert"] = m.invert;
   return o;
 }
 // envoy.type.matcher.v3.MetadataMatcher.PathSegment
-function j_83(m: any): any {
+function j_8n(m: any): any {
   const o: any = {};
   if (m.segment.case === "key") o["key"] = m.segment.value;
   return o;
 }
 // envoy.type.matcher.v3.OrMatcher
-function j_84(m: any): any {
+function j_8o(m: any): any {
   const o: any = {};
-  if (m.valueMatchers.length) o["valueMatchers"] = m.valueMatchers.map((x: any) => j_8a(x));
+  if (m.valueMatchers.length) o["valueMatchers"] = m.valueMatchers.map((x: any) => j_8l(x));
   return o;
 }
 // envoy.type.matcher.v3.PathMatcher
-function j_85(m: any): any {
+function j_56(m: any): any {
   const o: any = {};
-  if (m.rule.case === "path") o["path"] = j_89(m.rule.value);
+  if (m.rule.case === "path") o["path"] = j_3v(m.rule.value);
   return o;
 }
 // envoy.type.matcher.v3.RegexMatcher
-function j_87(m: any): any {
+function j_5n(m: any): any {
   const o: any = {};
-  if (m.engineType.case === "googleRe2") o["googleRe2"] = j_88(m.engineType.value);
+  if (m.engineType.case === "googleRe2") o["googleRe2"] = j_8p(m.engineType.value);
   if (m.regex !== "") o["regex"] = m.regex;
   return o;
 }
 // envoy.type.matcher.v3.RegexMatcher.GoogleRE2
-function j_88(m: any): any {
+function j_8p(m: any): any {
   const o: any = {};
   if (m.maxProgramSize !== undefined) o["maxProgramSize"] = m.maxProgramSize;
   return o;
 }
 // envoy.type.matcher.v3.StringMatcher
-function j_89(m: any): any {
+function j_3v(m: any): any {
   const o: any = {};
   if (m.matchPattern.case === "exact") o["exact"] = m.matchPattern.value;
   if (m.matchPattern.case === "prefix") o["prefix"] = m.matchPattern.value;
   if (m.matchPattern.case === "suffix") o["suffix"] = m.matchPattern.value;
-  if (m.matchPattern.case === "safeRegex") o["safeRegex"] = j_87(m.matchPattern.value);
+  if (m.matchPattern.case === "safeRegex") o["safeRegex"] = j_5n(m.matchPattern.value);
   if (m.ignoreCase !== false) o["ignoreCase"] = m.ignoreCase;
   if (m.matchPattern.case === "contains") o["contains"] = m.matchPattern.value;
-  if (m.matchPattern.case === "custom") o["custom"] = j_a9(m.matchPattern.value);
+  if (m.matchPattern.case === "custom") o["custom"] = j_8q(m.matchPattern.value);
   return o;
 }
 // envoy.type.matcher.v3.ValueMatcher
-function j_8a(m: any): any {
+function j_8l(m: any): any {
   const o: any = {};
-  if (m.matchPattern.case === "nullMatch") o["nullMatch"] = j_8b(m.matchPattern.value);
-  if (m.matchPattern.case === "doubleMatch") o["doubleMatch"] = j_7z(m.matchPattern.value);
-  if (m.matchPattern.case === "stringMatch") o["stringMatch"] = j_89(m.matchPattern.value);
+  if (m.matchPattern.case === "nullMatch") o["nullMatch"] = j_8r(m.matchPattern.value);
+  if (m.matchPattern.case === "doubleMatch") o["doubleMatch"] = j_8k(m.matchPattern.value);
+  if (m.matchPattern.case === "stringMatch") o["stringMatch"] = j_3v(m.matchPattern.value);
   if (m.matchPattern.case === "boolMatch") o["boolMatch"] = m.matchPattern.value;
   if (m.matchPattern.case === "presentMatch") o["presentMatch"] = m.matchPattern.value;
-  if (m.matchPattern.case === "listMatch") o["listMatch"] = j_81(m.matchPattern.value);
-  if (m.matchPattern.case === "orMatch") o["orMatch"] = j_84(m.matchPattern.value);
+  if (m.matchPattern.case === "listMatch") o["listMatch"] = j_8m(m.matchPattern.value);
+  if (m.matchPattern.case === "orMatch") o["orMatch"] = j_8o(m.matchPattern.value);
   return o;
 }
 // envoy.type.matcher.v3.ValueMatcher.NullMatch
-function j_8b(m: any): any {
+function j_8r(m: any): any {
   const o: any = {};
 
   return o;
 }
 // envoy.type.v3.DoubleRange
-function j_8o(m: any): any {
+function j_8j(m: any): any {
   const o: any = {};
   if (!Object.is(m.start, 0)) o["start"] = floatJson(m.start);
   if (!Object.is(m.end, 0)) o["end"] = floatJson(m.end);
   return o;
 }
 // envoy.type.v3.FractionalPercent
-function j_8p(m: any): any {
+function j_19(m: any): any {
   const o: any = {};
   if (m.numerator != 0) o["numerator"] = m.numerator;
   if (m.denominator !== 0) o["denominator"] = (n_envoy_type_v3_FractionalPercent_DenominatorType[m.denominator] ?? m.denominator);
   return o;
 }
 // envoy.type.v3.Int32Range
-function j_8t(m: any): any {
+function j_53(m: any): any {
   const o: any = {};
   if (m.start != 0) o["start"] = m.start;
   if (m.end != 0) o["end"] = m.end;
   return o;
 }
 // envoy.type.v3.Int64Range
-function j_8u(m: any): any {
+function j_3u(m: any): any {
   const o: any = {};
   if (m.start != 0) o["start"] = m.start.toString();
   if (m.end != 0) o["end"] = m.end.toString();
   return o;
 }
 // google.api.expr.v1alpha1.CheckedExpr
-function j_8x(m: any): any {
+function j_5a(m: any): any {
   const o: any = {};
-  if (Object.keys(m.referenceMap).length) { const r: any = {}; for (const k of Object.keys(m.referenceMap)) setOwn(r, k, j_97(m.referenceMap[k])); o["referenceMap"] = r; }
-  if (Object.keys(m.typeMap).length) { const r: any = {}; for (const k of Object.keys(m.typeMap)) setOwn(r, k, j_99(m.typeMap[k])); o["typeMap"] = r; }
-  if (m.expr !== undefined) o["expr"] = j_8z(m.expr);
-  if (m.sourceInfo !== undefined) o["sourceInfo"] = j_98(m.sourceInfo);
+  if (Object.keys(m.referenceMap).length) { const r: any = {}; for (const k of Object.keys(m.referenceMap)) setOwn(r, k, j_94(m.referenceMap[k])); o["referenceMap"] = r; }
+  if (Object.keys(m.typeMap).length) { const r: any = {}; for (const k of Object.keys(m.typeMap)) setOwn(r, k, j_95(m.typeMap[k])); o["typeMap"] = r; }
+  if (m.expr !== undefined) o["expr"] = j_59(m.expr);
+  if (m.sourceInfo !== undefined) o["sourceInfo"] = j_96(m.sourceInfo);
   return o;
 }
 // google.api.expr.v1alpha1.Constant
-function j_8y(m: any): any {
+function j_98(m: any): any {
   const o: any = {};
   if (m.constantKind.case === "nullValue") o["nullValue"] = null;
   if (m.constantKind.case === "boolValue") o["boolValue"] = m.constantKind.value;
@@ -7774,236 +6673,236 @@ function j_8y(m: any): any {
   return o;
 }
 // google.api.expr.v1alpha1.Expr
-function j_8z(m: any): any {
+function j_59(m: any): any {
   const o: any = {};
   if (m.id != 0) o["id"] = m.id.toString();
-  if (m.exprKind.case === "constExpr") o["constExpr"] = j_8y(m.exprKind.value);
-  if (m.exprKind.case === "identExpr") o["identExpr"] = j_95(m.exprKind.value);
-  if (m.exprKind.case === "selectExpr") o["selectExpr"] = j_96(m.exprKind.value);
-  if (m.exprKind.case === "callExpr") o["callExpr"] = j_90(m.exprKind.value);
-  if (m.exprKind.case === "listExpr") o["listExpr"] = j_92(m.exprKind.value);
-  if (m.exprKind.case === "structExpr") o["structExpr"] = j_93(m.exprKind.value);
-  if (m.exprKind.case === "comprehensionExpr") o["comprehensionExpr"] = j_91(m.exprKind.value);
+  if (m.exprKind.case === "constExpr") o["constExpr"] = j_98(m.exprKind.value);
+  if (m.exprKind.case === "identExpr") o["identExpr"] = j_99(m.exprKind.value);
+  if (m.exprKind.case === "selectExpr") o["selectExpr"] = j_9a(m.exprKind.value);
+  if (m.exprKind.case === "callExpr") o["callExpr"] = j_9b(m.exprKind.value);
+  if (m.exprKind.case === "listExpr") o["listExpr"] = j_9c(m.exprKind.value);
+  if (m.exprKind.case === "structExpr") o["structExpr"] = j_9d(m.exprKind.value);
+  if (m.exprKind.case === "comprehensionExpr") o["comprehensionExpr"] = j_9e(m.exprKind.value);
   return o;
 }
 // google.api.expr.v1alpha1.Expr.Call
-function j_90(m: any): any {
+function j_9b(m: any): any {
   const o: any = {};
-  if (m.target !== undefined) o["target"] = j_8z(m.target);
+  if (m.target !== undefined) o["target"] = j_59(m.target);
   if (m.function !== "") o["function"] = m.function;
-  if (m.args.length) o["args"] = m.args.map((x: any) => j_8z(x));
+  if (m.args.length) o["args"] = m.args.map((x: any) => j_59(x));
   return o;
 }
 // google.api.expr.v1alpha1.Expr.Comprehension
-function j_91(m: any): any {
+function j_9e(m: any): any {
   const o: any = {};
   if (m.iterVar !== "") o["iterVar"] = m.iterVar;
-  if (m.iterRange !== undefined) o["iterRange"] = j_8z(m.iterRange);
+  if (m.iterRange !== undefined) o["iterRange"] = j_59(m.iterRange);
   if (m.accuVar !== "") o["accuVar"] = m.accuVar;
-  if (m.accuInit !== undefined) o["accuInit"] = j_8z(m.accuInit);
-  if (m.loopCondition !== undefined) o["loopCondition"] = j_8z(m.loopCondition);
-  if (m.loopStep !== undefined) o["loopStep"] = j_8z(m.loopStep);
-  if (m.result !== undefined) o["result"] = j_8z(m.result);
+  if (m.accuInit !== undefined) o["accuInit"] = j_59(m.accuInit);
+  if (m.loopCondition !== undefined) o["loopCondition"] = j_59(m.loopCondition);
+  if (m.loopStep !== undefined) o["loopStep"] = j_59(m.loopStep);
+  if (m.result !== undefined) o["result"] = j_59(m.result);
   return o;
 }
 // google.api.expr.v1alpha1.Expr.CreateList
-function j_92(m: any): any {
+function j_9c(m: any): any {
   const o: any = {};
-  if (m.elements.length) o["elements"] = m.elements.map((x: any) => j_8z(x));
+  if (m.elements.length) o["elements"] = m.elements.map((x: any) => j_59(x));
   return o;
 }
 // google.api.expr.v1alpha1.Expr.CreateStruct
-function j_93(m: any): any {
+function j_9d(m: any): any {
   const o: any = {};
   if (m.messageName !== "") o["messageName"] = m.messageName;
-  if (m.entries.length) o["entries"] = m.entries.map((x: any) => j_94(x));
+  if (m.entries.length) o["entries"] = m.entries.map((x: any) => j_9f(x));
   return o;
 }
 // google.api.expr.v1alpha1.Expr.CreateStruct.Entry
-function j_94(m: any): any {
+function j_9f(m: any): any {
   const o: any = {};
   if (m.id != 0) o["id"] = m.id.toString();
   if (m.keyKind.case === "fieldKey") o["fieldKey"] = m.keyKind.value;
-  if (m.keyKind.case === "mapKey") o["mapKey"] = j_8z(m.keyKind.value);
-  if (m.value !== undefined) o["value"] = j_8z(m.value);
+  if (m.keyKind.case === "mapKey") o["mapKey"] = j_59(m.keyKind.value);
+  if (m.value !== undefined) o["value"] = j_59(m.value);
   return o;
 }
 // google.api.expr.v1alpha1.Expr.Ident
-function j_95(m: any): any {
+function j_99(m: any): any {
   const o: any = {};
   if (m.name !== "") o["name"] = m.name;
   return o;
 }
 // google.api.expr.v1alpha1.Expr.Select
-function j_96(m: any): any {
+function j_9a(m: any): any {
   const o: any = {};
-  if (m.operand !== undefined) o["operand"] = j_8z(m.operand);
+  if (m.operand !== undefined) o["operand"] = j_59(m.operand);
   if (m.field !== "") o["field"] = m.field;
   if (m.testOnly !== false) o["testOnly"] = m.testOnly;
   return o;
 }
 // google.api.expr.v1alpha1.Reference
-function j_97(m: any): any {
+function j_94(m: any): any {
   const o: any = {};
   if (m.name !== "") o["name"] = m.name;
   if (m.overloadId.length) o["overloadId"] = m.overloadId.map((x: any) => x);
-  if (m.value !== undefined) o["value"] = j_8y(m.value);
+  if (m.value !== undefined) o["value"] = j_98(m.value);
   return o;
 }
 // google.api.expr.v1alpha1.SourceInfo
-function j_98(m: any): any {
+function j_96(m: any): any {
   const o: any = {};
   if (m.syntaxVersion !== "") o["syntaxVersion"] = m.syntaxVersion;
   if (m.location !== "") o["location"] = m.location;
   if (m.lineOffsets.length) o["lineOffsets"] = m.lineOffsets.map((x: any) => x);
   if (Object.keys(m.positions).length) { const r: any = {}; for (const k of Object.keys(m.positions)) setOwn(r, k, m.positions[k]); o["positions"] = r; }
-  if (Object.keys(m.macroCalls).length) { const r: any = {}; for (const k of Object.keys(m.macroCalls)) setOwn(r, k, j_8z(m.macroCalls[k])); o["macroCalls"] = r; }
+  if (Object.keys(m.macroCalls).length) { const r: any = {}; for (const k of Object.keys(m.macroCalls)) setOwn(r, k, j_59(m.macroCalls[k])); o["macroCalls"] = r; }
   return o;
 }
 // google.api.expr.v1alpha1.Type
-function j_99(m: any): any {
+function j_95(m: any): any {
   const o: any = {};
-  if (m.typeKind.case === "dyn") o["dyn"] = j_9i(m.typeKind.value);
+  if (m.typeKind.case === "dyn") o["dyn"] = j_3f(m.typeKind.value);
   if (m.typeKind.case === "null") o["null"] = null;
   if (m.typeKind.case === "primitive") o["primitive"] = (n_google_api_expr_v1alpha1_Type_PrimitiveType[m.typeKind.value] ?? m.typeKind.value);
   if (m.typeKind.case === "wrapper") o["wrapper"] = (n_google_api_expr_v1alpha1_Type_PrimitiveType[m.typeKind.value] ?? m.typeKind.value);
   if (m.typeKind.case === "wellKnown") o["wellKnown"] = (n_google_api_expr_v1alpha1_Type_WellKnownType[m.typeKind.value] ?? m.typeKind.value);
-  if (m.typeKind.case === "listType") o["listType"] = j_9c(m.typeKind.value);
-  if (m.typeKind.case === "mapType") o["mapType"] = j_9d(m.typeKind.value);
-  if (m.typeKind.case === "function") o["function"] = j_9b(m.typeKind.value);
+  if (m.typeKind.case === "listType") o["listType"] = j_9g(m.typeKind.value);
+  if (m.typeKind.case === "mapType") o["mapType"] = j_9h(m.typeKind.value);
+  if (m.typeKind.case === "function") o["function"] = j_9i(m.typeKind.value);
   if (m.typeKind.case === "messageType") o["messageType"] = m.typeKind.value;
   if (m.typeKind.case === "typeParam") o["typeParam"] = m.typeKind.value;
-  if (m.typeKind.case === "type") o["type"] = j_99(m.typeKind.value);
-  if (m.typeKind.case === "error") o["error"] = j_9i(m.typeKind.value);
-  if (m.typeKind.case === "abstractType") o["abstractType"] = j_9a(m.typeKind.value);
+  if (m.typeKind.case === "type") o["type"] = j_95(m.typeKind.value);
+  if (m.typeKind.case === "error") o["error"] = j_3f(m.typeKind.value);
+  if (m.typeKind.case === "abstractType") o["abstractType"] = j_9j(m.typeKind.value);
   return o;
 }
 // google.api.expr.v1alpha1.Type.AbstractType
-function j_9a(m: any): any {
+function j_9j(m: any): any {
   const o: any = {};
   if (m.name !== "") o["name"] = m.name;
-  if (m.parameterTypes.length) o["parameterTypes"] = m.parameterTypes.map((x: any) => j_99(x));
+  if (m.parameterTypes.length) o["parameterTypes"] = m.parameterTypes.map((x: any) => j_95(x));
   return o;
 }
 // google.api.expr.v1alpha1.Type.FunctionType
-function j_9b(m: any): any {
+function j_9i(m: any): any {
   const o: any = {};
-  if (m.resultType !== undefined) o["resultType"] = j_99(m.resultType);
-  if (m.argTypes.length) o["argTypes"] = m.argTypes.map((x: any) => j_99(x));
+  if (m.resultType !== undefined) o["resultType"] = j_95(m.resultType);
+  if (m.argTypes.length) o["argTypes"] = m.argTypes.map((x: any) => j_95(x));
   return o;
 }
 // google.api.expr.v1alpha1.Type.ListType
-function j_9c(m: any): any {
+function j_9g(m: any): any {
   const o: any = {};
-  if (m.elemType !== undefined) o["elemType"] = j_99(m.elemType);
+  if (m.elemType !== undefined) o["elemType"] = j_95(m.elemType);
   return o;
 }
 // google.api.expr.v1alpha1.Type.MapType
-function j_9d(m: any): any {
+function j_9h(m: any): any {
   const o: any = {};
-  if (m.keyType !== undefined) o["keyType"] = j_99(m.keyType);
-  if (m.valueType !== undefined) o["valueType"] = j_99(m.valueType);
+  if (m.keyType !== undefined) o["keyType"] = j_95(m.keyType);
+  if (m.valueType !== undefined) o["valueType"] = j_95(m.valueType);
   return o;
 }
 // google.protobuf.Empty
-function j_9i(m: any): any {
+function j_3f(m: any): any {
   const o: any = {};
 
   return o;
 }
 // xds.core.v3.TypedExtensionConfig
-function j_a9(m: any): any {
+function j_8q(m: any): any {
   const o: any = {};
   if (m.name !== "") o["name"] = m.name;
   if (m.typedConfig !== undefined) o["typedConfig"] = anyJson(m.typedConfig);
   return o;
 }
 // xds.type.matcher.v3.Matcher
-function j_aa(m: any): any {
+function j_4u(m: any): any {
   const o: any = {};
-  if (m.matcherType.case === "matcherList") o["matcherList"] = j_ab(m.matcherType.value);
-  if (m.matcherType.case === "matcherTree") o["matcherTree"] = j_ag(m.matcherType.value);
-  if (m.onNoMatch !== undefined) o["onNoMatch"] = j_ai(m.onNoMatch);
+  if (m.matcherType.case === "matcherList") o["matcherList"] = j_a6(m.matcherType.value);
+  if (m.matcherType.case === "matcherTree") o["matcherTree"] = j_a7(m.matcherType.value);
+  if (m.onNoMatch !== undefined) o["onNoMatch"] = j_a8(m.onNoMatch);
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherList
-function j_ab(m: any): any {
+function j_a6(m: any): any {
   const o: any = {};
-  if (m.matchers.length) o["matchers"] = m.matchers.map((x: any) => j_ac(x));
+  if (m.matchers.length) o["matchers"] = m.matchers.map((x: any) => j_a9(x));
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher
-function j_ac(m: any): any {
+function j_a9(m: any): any {
   const o: any = {};
-  if (m.predicate !== undefined) o["predicate"] = j_ad(m.predicate);
-  if (m.onMatch !== undefined) o["onMatch"] = j_ai(m.onMatch);
+  if (m.predicate !== undefined) o["predicate"] = j_aa(m.predicate);
+  if (m.onMatch !== undefined) o["onMatch"] = j_a8(m.onMatch);
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate
-function j_ad(m: any): any {
+function j_aa(m: any): any {
   const o: any = {};
-  if (m.matchType.case === "singlePredicate") o["singlePredicate"] = j_af(m.matchType.value);
-  if (m.matchType.case === "orMatcher") o["orMatcher"] = j_ae(m.matchType.value);
-  if (m.matchType.case === "andMatcher") o["andMatcher"] = j_ae(m.matchType.value);
-  if (m.matchType.case === "notMatcher") o["notMatcher"] = j_ad(m.matchType.value);
+  if (m.matchType.case === "singlePredicate") o["singlePredicate"] = j_ab(m.matchType.value);
+  if (m.matchType.case === "orMatcher") o["orMatcher"] = j_ac(m.matchType.value);
+  if (m.matchType.case === "andMatcher") o["andMatcher"] = j_ac(m.matchType.value);
+  if (m.matchType.case === "notMatcher") o["notMatcher"] = j_aa(m.matchType.value);
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList
-function j_ae(m: any): any {
+function j_ac(m: any): any {
   const o: any = {};
-  if (m.predicate.length) o["predicate"] = m.predicate.map((x: any) => j_ad(x));
+  if (m.predicate.length) o["predicate"] = m.predicate.map((x: any) => j_aa(x));
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate
-function j_af(m: any): any {
+function j_ab(m: any): any {
   const o: any = {};
-  if (m.input !== undefined) o["input"] = j_a9(m.input);
-  if (m.matcher.case === "valueMatch") o["valueMatch"] = j_al(m.matcher.value);
-  if (m.matcher.case === "customMatch") o["customMatch"] = j_a9(m.matcher.value);
+  if (m.input !== undefined) o["input"] = j_8q(m.input);
+  if (m.matcher.case === "valueMatch") o["valueMatch"] = j_ad(m.matcher.value);
+  if (m.matcher.case === "customMatch") o["customMatch"] = j_8q(m.matcher.value);
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree
-function j_ag(m: any): any {
+function j_a7(m: any): any {
   const o: any = {};
-  if (m.input !== undefined) o["input"] = j_a9(m.input);
-  if (m.treeType.case === "exactMatchMap") o["exactMatchMap"] = j_ah(m.treeType.value);
-  if (m.treeType.case === "prefixMatchMap") o["prefixMatchMap"] = j_ah(m.treeType.value);
-  if (m.treeType.case === "customMatch") o["customMatch"] = j_a9(m.treeType.value);
+  if (m.input !== undefined) o["input"] = j_8q(m.input);
+  if (m.treeType.case === "exactMatchMap") o["exactMatchMap"] = j_ae(m.treeType.value);
+  if (m.treeType.case === "prefixMatchMap") o["prefixMatchMap"] = j_ae(m.treeType.value);
+  if (m.treeType.case === "customMatch") o["customMatch"] = j_8q(m.treeType.value);
   return o;
 }
 // xds.type.matcher.v3.Matcher.MatcherTree.MatchMap
-function j_ah(m: any): any {
+function j_ae(m: any): any {
   const o: any = {};
-  if (Object.keys(m.map).length) { const r: any = {}; for (const k of Object.keys(m.map)) setOwn(r, k, j_ai(m.map[k])); o["map"] = r; }
+  if (Object.keys(m.map).length) { const r: any = {}; for (const k of Object.keys(m.map)) setOwn(r, k, j_a8(m.map[k])); o["map"] = r; }
   return o;
 }
 // xds.type.matcher.v3.Matcher.OnMatch
-function j_ai(m: any): any {
+function j_a8(m: any): any {
   const o: any = {};
-  if (m.onMatch.case === "matcher") o["matcher"] = j_aa(m.onMatch.value);
-  if (m.onMatch.case === "action") o["action"] = j_a9(m.onMatch.value);
+  if (m.onMatch.case === "matcher") o["matcher"] = j_4u(m.onMatch.value);
+  if (m.onMatch.case === "action") o["action"] = j_8q(m.onMatch.value);
   return o;
 }
 // xds.type.matcher.v3.RegexMatcher
-function j_aj(m: any): any {
+function j_ag(m: any): any {
   const o: any = {};
-  if (m.engineType.case === "googleRe2") o["googleRe2"] = j_ak(m.engineType.value);
+  if (m.engineType.case === "googleRe2") o["googleRe2"] = j_af(m.engineType.value);
   if (m.regex !== "") o["regex"] = m.regex;
   return o;
 }
 // xds.type.matcher.v3.RegexMatcher.GoogleRE2
-function j_ak(m: any): any {
+function j_af(m: any): any {
   const o: any = {};
 
   return o;
 }
 // xds.type.matcher.v3.StringMatcher
-function j_al(m: any): any {
+function j_ad(m: any): any {
   const o: any = {};
   if (m.matchPattern.case === "exact") o["exact"] = m.matchPattern.value;
   if (m.matchPattern.case === "prefix") o["prefix"] = m.matchPattern.value;
   if (m.matchPattern.case === "suffix") o["suffix"] = m.matchPattern.value;
-  if (m.matchPattern.case === "safeRegex") o["safeRegex"] = j_aj(m.matchPattern.value);
+  if (m.matchPattern.case === "safeRegex") o["safeRegex"] = j_ag(m.matchPattern.value);
   if (m.ignoreCase !== false) o["ignoreCase"] = m.ignoreCase;
   if (m.matchPattern.case === "contains") o["contains"] = m.matchPattern.value;
   return o;

@@ -125,7 +125,12 @@ export function toJson${name}(m: ${name}): JsonValue {
 `);
   }
   const json = closure(Object.values(TO_JSON));
-  const zeros = closure([...dec, ...enc]);
+  const decoders = dec.map(decoder).join("");
+  // Zero-value functions only for what is built outside a decoder's default (create*, map values).
+  const used = new Set(
+    [...`${api.join("")}${decoders}`.matchAll(/\bz_(\w+)\(\)/g)].map((x) => x[1]),
+  );
+  const zeros = closure([...dec, ...enc]).filter((m) => used.has(fn(m)));
   const enums = Object.entries(ENUMS).map(([name, e]) =>
     `/** ${e.typeName} */\nexport const ${name} = {\n${
       e.values.map((v) => `  ${v.localName}: ${v.number},`).join("\n")
@@ -165,7 +170,7 @@ function js(r: Reader, end: number, depth: number, prev: any): any {
 }
 ${enums.join("\n")}
 ${zeros.map(zero).join("")}
-${dec.map(decoder).join("")}
+${decoders}
 ${enc.map(encoder).join("")}
 ${jsonEmitters(json)}`;
 }
