@@ -1,7 +1,7 @@
 /** `configDir` in weft.yaml is read relative to the file that names it (as `parseConfigText`'s
  * `baseDir` says), not to the directory weft was started from: `weft run --config
  * /etc/weft/weft.yaml` with `configDir: istio/` reads /etc/weft/istio/. */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assert, assertEquals } from "../../tests/support/assert.ts";
