@@ -7,7 +7,7 @@ import { load as parseYaml } from "js-yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
-import { Checker, deepFreeze, isObj, Problems } from "../istio/mod.ts";
+import { Checker, deepFreeze, exceedsNodes, isObj, Problems } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
@@ -19,6 +19,8 @@ export type ValidationResult =
   | { ok: false; problems: readonly string[] };
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** Values a weft.yaml may expand to (a 10 000-workload file holds ~150 000). */
+const MAX_CONFIG_NODES = 1_000_000;
 const TOP = [
   "node",
   "ca",
@@ -51,6 +53,11 @@ export function parseConfigText(
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }
   raw ??= {};
+  // An alias-free file has fewer values than characters: more means aliases expanding (a bomb).
+  const maxNodes = Math.max(MAX_CONFIG_NODES, text.length);
+  if (exceedsNodes(raw, maxNodes)) {
+    return { ok: false, problems: [`(yaml): aliases expand to more than ${maxNodes} values`] };
+  }
   if (nodeName !== undefined && isObj(raw)) {
     raw = { ...raw, node: { ...(isObj(raw.node) ? raw.node : {}), name: nodeName } };
   }

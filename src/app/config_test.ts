@@ -327,3 +327,18 @@ Deno.test("config: xds.address is host:port, a DNS name as --xds and WEFT_XDS_AD
     assert(!bad.ok && bad.problems.some((p) => p.startsWith("xds.address: ")), address);
   }
 });
+
+Deno.test("config: a YAML alias bomb is refused at parse, not walked or stringified", () => {
+  // 100 aliases (js-yaml's maxAliases) still make 10^9 values once expanded: node.metadata and
+  // pluginConfig are free-form, so without a bound validation walks them all and a proxy-wasm
+  // filter's JSON of them runs out of memory.
+  const lines = ["node:", "  metadata:", "    A0: &a0 [x, x, x, x, x, x, x, x, x, x]"];
+  for (let i = 1; i < 9; i++) {
+    lines.push(`    A${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]`);
+  }
+  const t0 = performance.now();
+  const r = parseConfigText(lines.join("\n"));
+  assert(!r.ok, "refused");
+  assert(r.problems.some((p) => p.startsWith("(yaml): ") && /alias/.test(p)), r.problems.join());
+  assert(performance.now() - t0 < 2000, "bounded work");
+});
