@@ -7,9 +7,11 @@
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
  *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), `./weft run` with the three filters, the same with the
- *   filters as third-party builds (instrumented at load), `./weft run` over xDS whose workload has
- *   an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC over LDS)
+ *   over xDS (the DaemonSet node's shape), the same with its workload certificate by CSR from the
+ *   control plane's CA (ca.mode xds: no CA key on the node), `./weft run` with the three filters,
+ *   the same with the filters as third-party builds (instrumented at load), `./weft run` over xDS
+ *   whose workload has an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC
+ *   over LDS)
  * Each weft binary row says whether issue #13's goal (idle RSS per node ≤ 48 MB) is met.
  * Each row: VmRSS and its split — RssAnon (heap, JIT code, stacks: the process's own) and
  * RssFile (pages of the bun executable touched so far: clean, shared, reclaimable).
@@ -21,6 +23,7 @@
  * the first and second requests through the binary's three-filter node, after its idle settle),
  * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row).
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
   IP as L4_IP,
@@ -64,6 +67,8 @@ const XDS_ADDRESS = `${IP.client}:15010`;
 const XDS_AUTHZ = `${IP.client}:15012`;
 /** A third, serving the same mesh without the policy (the L7 listener without a filter). */
 const XDS_HTTP = `${IP.client}:15014`;
+/** Node bench-a's bearer token for the CA service (its SHA-256 is in the mesh's nodeTokens). */
+const CSR_TOKEN = "bench-a-token";
 const enc = new TextEncoder();
 const out = (m: string): void => void Deno.stdout.writeSync(enc.encode(`${m}\n`));
 const note = (m: string): void => void Deno.stderr.writeSync(enc.encode(`[bench:idle] ${m}\n`));
@@ -163,6 +168,15 @@ async function main(): Promise<void> {
       `${dir}/weft-xds.yaml`,
       `${weftConfig(dir, "a")}xds:\n  address: ${XDS_ADDRESS}\n`,
     );
+    // The DaemonSet node with no CA key: its workload certificate by CSR from the control
+    // plane's CA (ca.mode xds, istiod's CreateCertificate), its token registered in the mesh.
+    Deno.writeTextFileSync(`${dir}/node.token`, CSR_TOKEN);
+    Deno.writeTextFileSync(
+      `${dir}/weft-xds-csr.yaml`,
+      `${
+        weftConfig(dir, "a").replace(/ca:\n {2}mode: files\n.*\n.*\n/, "ca:\n  mode: xds\n")
+      }xds:\n  address: ${XDS_ADDRESS}\n  tokenFile: ${dir}/node.token\n`,
+    );
     Deno.writeTextFileSync(
       `${dir}/weft-xds-authz.yaml`,
       `${
@@ -258,6 +272,13 @@ async function main(): Promise<void> {
         `binary: ${BINARY} run over xDS`,
         BINARY,
         ["run", "--config", `${dir}/weft-xds.yaml`],
+        ready,
+        xdsApplied,
+      );
+      await run(
+        `binary: ${BINARY} run over xDS, its certificate by CSR from the control plane's CA`,
+        BINARY,
+        ["run", "--config", `${dir}/weft-xds-csr.yaml`],
         ready,
         xdsApplied,
       );
@@ -498,7 +519,14 @@ function xdsMesh(kind: "tcp" | "http" | "authz" = "tcp"): string {
     vips: [IP.vip],
     ports: [{ port: 80, targetPort: 8080 }],
   };
-  if (kind === "tcp") return meshManifests({ workloads: [client], services: [echo] });
+  if (kind === "tcp") {
+    const token = createHash("sha256").update(CSR_TOKEN).digest("hex");
+    return meshManifests({
+      workloads: [client],
+      services: [echo],
+      nodeTokens: { "bench-a": token },
+    });
+  }
   return meshManifests({
     workloads: [client, {
       // node bench-z's workload: an HTTP service behind an L7 AuthorizationPolicy, so that node

@@ -69,6 +69,10 @@ Deno.test("admin: dashboard, config_dump, logging, metrics, readiness, reload, q
     assertMatch(m1.type, /text\/plain/);
     assertMatch(m1.body, /istio_build\{component="weft",tag="[^"]+"\} 1/);
     assertMatch(m2.body, /# TYPE istio_tcp_connections_opened_total counter/);
+    // config_dump counts the metric families without rendering them: as many as TYPE lines.
+    const families = m2.body.split("\n").filter((l) => l.startsWith("# TYPE")).length;
+    assert(families > 5, `${families} families rendered`);
+    assertEquals(JSON.parse((await text(`${admin}/config_dump`)).body).metricsFamilies, families);
     assertEquals(
       await text(`http://${p.ready.readiness}/healthz/ready`).then((r) => r.status),
       200,

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT } from "./support/weft_proc.ts";
+import { CertificateAuthority } from "../src/tls/mod.ts";
+import { bunPath, ROOT } from "./support/weft_proc.ts";
 
 interface InfoModule {
   readonly specifier: string;
@@ -161,3 +162,72 @@ Deno.test("a node with component filters only loads no proxy-wasm host: the filt
   );
   assert.deepEqual(bad, [], "l7_host.ts statically reaches the proxy-wasm host or node:http/url");
 });
+
+Deno.test("a node that gets its certificates by CSR makes the key, the CSR and checks the answer with node:crypto and DER: csr.ts statically reaches no x509 loader", async () => {
+  // @peculiar/x509 (~200 modules) and WebCrypto's first use (~0.6-0.8 MB of Bun's native code)
+  // were paid by every DaemonSet node with ca.mode xds (bench:idle's CSR row).
+  const mods = await staticClosure(join(ROOT, "src/tls/csr.ts"));
+  assert.ok(mods.size > 5, `csr.ts: the graph was read (${mods.size} modules)`);
+  const bad = [...mods].filter((m) =>
+    /\/src\/tls\/(x509_loader|_x509|_reflect)\.ts$/.test(m) ||
+    /@peculiar\/|reflect-metadata/.test(m)
+  );
+  assert.deepEqual(bad, [], "src/tls/csr.ts statically reaches @peculiar/x509 or its loader");
+});
+
+for (const runtime of ["deno", "bun"] as const) {
+  const bun = runtime === "bun" ? bunPath() : undefined;
+  Deno.test({
+    name: `a CSR node on ${runtime} touches neither crypto.subtle nor @peculiar/x509: createCsr, ` +
+      "the control plane's CA signing it, leafFromChain" +
+      (runtime === "bun" && !bun ? " (skipped: bun is not installed)" : ""),
+    ignore: runtime === "bun" && !bun,
+  }, async () => {
+    const child = new Deno.Command(runtime === "bun" ? bun! : Deno.execPath(), {
+      args: runtime === "bun"
+        ? ["tests/support/csr_child.ts"]
+        : ["run", "-A", "tests/support/csr_child.ts"],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    const line = async (): Promise<string> => {
+      while (!buf.includes("\n")) {
+        const r = await lines.read();
+        if (r.done) throw new Error(`child ended early: ${buf}`);
+        buf += r.value;
+      }
+      const i = buf.indexOf("\n");
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      return l;
+    };
+    const stderr = new Response(child.stderr).text();
+    try {
+      const { csrPem } = JSON.parse(await line()) as { csrPem: string };
+      // The control plane's CA (this process: it loads x509 to read the CSR) signs it.
+      const ca = await CertificateAuthority.generate();
+      const id = "spiffe://cluster.local/ns/default/sa/web";
+      const chain = await ca.signCsr(csrPem, { identity: id });
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(JSON.stringify(chain)));
+      await w.close();
+      const got = JSON.parse(await line());
+      assert.deepEqual(got, {
+        watched: true,
+        identity: id,
+        subtleReads: 0,
+        subtleCalls: 0,
+        reflectPolyfill: false,
+      }, await stderr);
+    } finally {
+      await lines.cancel().catch(() => {});
+      const status = await child.status;
+      await stderr;
+      assert.equal(status.code, 0, await stderr);
+    }
+  });
+}

@@ -435,7 +435,8 @@ export class NodeAgent {
         : undefined,
       filters: this.l7.summary(),
       config: this.config,
-      metricsFamilies: metrics.render().split("\n").filter((l) => l.startsWith("# TYPE")).length,
+      // counted, not rendered: rendering every metric on each call only to count its TYPE lines
+      metricsFamilies: metrics.familyCount,
     };
   }
 }

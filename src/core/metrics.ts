@@ -240,6 +240,10 @@ export class Registry {
   get(name: string): Family | undefined {
     return this.families.get(name);
   }
+  /** How many families render() would write (one TYPE line each), without rendering them. */
+  get familyCount(): number {
+    return this.families.size;
+  }
   /** Prometheus text exposition format 0.0.4. */
   render(): string {
     const out: string[] = [];

@@ -69,6 +69,9 @@ Deno.test("metrics: the exposition text is byte-identical through inc, bind, add
   const r = new Registry();
   exercise(r);
   assert.equal(r.render(), EXPECTED);
+  // /config_dump's metricsFamilies: the count of TYPE lines, without rendering.
+  assert.equal(r.familyCount, EXPECTED.split("\n").filter((l) => l.startsWith("# TYPE")).length);
+  assert.equal(r.familyCount, 5);
 });
 
 Deno.test("metrics: bound counters and gauges read back through get and sum", () => {

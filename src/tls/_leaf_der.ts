@@ -9,19 +9,19 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { CaDer } from "./_ca_der.ts";
 
-const OID_ECDSA_SHA256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+export const OID_ECDSA_SHA256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 const OID_RSA_SHA256 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
 const OID_BASIC_CONSTRAINTS = [0x55, 0x1d, 0x13];
 const OID_KEY_USAGE = [0x55, 0x1d, 0x0f];
 const OID_EKU = [0x55, 0x1d, 0x25];
-const OID_SAN = [0x55, 0x1d, 0x11];
+export const OID_SAN = [0x55, 0x1d, 0x11];
 const OID_AKI = [0x55, 0x1d, 0x23];
 const OID_SERVER_AUTH = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 const OID_CLIENT_AUTH = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 
-type Bytes = Uint8Array | readonly number[];
+export type Bytes = Uint8Array | readonly number[];
 
-function tlv(tag: number, ...parts: Bytes[]): Uint8Array<ArrayBuffer> {
+export function tlv(tag: number, ...parts: Bytes[]): Uint8Array<ArrayBuffer> {
   const len = parts.reduce((n, p) => n + p.length, 0);
   const head = len < 0x80
     ? [tag, len]
@@ -40,10 +40,10 @@ function tlv(tag: number, ...parts: Bytes[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-const seq = (...parts: Bytes[]): Uint8Array<ArrayBuffer> => tlv(0x30, ...parts);
-const oid = (o: readonly number[]): Uint8Array => tlv(0x06, o);
-const octets = (...parts: Bytes[]): Uint8Array => tlv(0x04, ...parts);
-const CRITICAL = [0x01, 0x01, 0xff];
+export const seq = (...parts: Bytes[]): Uint8Array<ArrayBuffer> => tlv(0x30, ...parts);
+export const oid = (o: readonly number[]): Uint8Array => tlv(0x06, o);
+export const octets = (...parts: Bytes[]): Uint8Array => tlv(0x04, ...parts);
+export const CRITICAL = [0x01, 0x01, 0xff];
 
 /** A DER INTEGER from big-endian magnitude bytes: minimal, positive. */
 function uint(b: Uint8Array): Uint8Array {
