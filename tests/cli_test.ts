@@ -29,6 +29,7 @@ Deno.test("cli: a wrong flag is a usage error (exit 2) naming the flag", async (
       [["run", "--bogus"], /unknown flag --bogus/],
       [["run", "--config"], /--config needs a value/],
       [["validate", "--dev"], /unknown flag --dev/],
+      [["run", "--xds", "nope"], /--xds must be "host:port".*, got "nope"/],
       [["nope"], /unknown command/],
     ] as const
   ) {
@@ -55,6 +56,11 @@ Deno.test("cli: a missing or unreadable config, or an unusable state dir, exits 
       { argv: ["run"], env: { WEFT_CONFIG: missing }, want: new RegExp(`${missing}: .*ENOENT`) },
       { argv: ["run", "--config", dir], want: new RegExp(`${dir}: .*EISDIR`) },
       { argv: ["validate"], env: { WEFT_CONFIG: missing }, want: new RegExp(missing) },
+      {
+        argv: ["run", "--config", good],
+        env: { WEFT_XDS_ADDRESS: "cp:port" },
+        want: /WEFT_XDS_ADDRESS must be "host:port".*, got "cp:port"/,
+      },
       {
         argv: ["run", "--config", good, "--state-dir", join(blocker, "state")],
         want: new RegExp(`state dir ${join(blocker, "state", "ca")}: .*(ENOTDIR|EEXIST)`),

@@ -6,9 +6,9 @@
  * WEFT_NODE_NAME, WEFT_XDS_ADDRESS).
  */
 import { access, constants, mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { env, errorMessage, logger } from "../core/mod.ts";
-import { parseConfigText } from "./config.ts";
+import { hostPortProblem, parseConfigText } from "./config.ts";
 import { DEFAULT_CONFIG_YAML, XDS_DEFAULT_CONFIG_YAML } from "./default_config.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { out } from "./out.ts";
@@ -20,9 +20,11 @@ const USAGE = `weft — a per-node service-mesh proxy
 Usage:
   weft run [--config weft.yaml] [--state-dir dir] [--xds host:port] [--node name] [--dev]
                          run the node agent (embedded default config when --config is absent;
-                         with --xds alone: config and certificates from the control plane)
+                         with --xds alone: config and certificates from the control plane;
+                         --dev: rebuild and reload a filter when its sources change)
   weft validate [weft.yaml]
-                         check a config; prints every problem with its path, exit 1 if any
+                         check a config (the file, else --config / WEFT_CONFIG); prints every
+                         problem with its path, exit 1 if any
   weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
                      [--ca-dir .weft/ca] [--tls [--client-auth mtls|token] | --insecure-plaintext]
                          serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
@@ -43,19 +45,21 @@ Usage:
                          primary network config (waits up to --wait for it, then exit 1)
   weft cni uninstall [--cni-bin-dir dir] [--cni-conf-dir dir] [--name weft-cni]
                          take weft's entry out of the network configs, then remove the binary
-  weft plugin new <name> --lang c|js [--dir plugins]
-                         scaffold an L7 filter plugin
-  weft plugin build <dir>
-                         build a plugin from source (developer tool: needs clang)
+  weft plugin new <name> [--lang c|js] [--dir plugins]
+                         scaffold an L7 filter plugin (C by default)
+  weft plugin build <dir> [--force]
+                         build a plugin from source, cached by its sources' hash (developer
+                         tool: needs clang; --force rebuilds)
   weft version [--json]  version, git commit, build date and runtime
   weft help              this text
 
 Environment: WEFT_CONFIG (--config), WEFT_STATE_DIR (--state-dir: the dev CA lives in
 <dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), WEFT_PLUGIN_DIR (prebuilt
 first-party plugins), WEFT_LOG (log level), WEFT_CNI_BIN_DIR, WEFT_CNI_CONF_DIR, WEFT_CNI_SOCKET,
-WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags). Flags win over the environment, which wins over
-the config file.
-Exit codes: 0 success (or a clean drain after SIGTERM), 1 bad config / state dir / start-up
+WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags). Flags win over the environment, which
+wins over the config file.
+Exit codes: 0 success (or a clean drain after SIGTERM/SIGINT or POST /quitquitquit), 1 bad
+config / state dir / start-up
 failure (reported before any port is bound), 2 usage error.
 `;
 
@@ -145,7 +149,8 @@ export async function loadConfig(
       return undefined;
     }
   }
-  const r = parseConfigText(text, opts.nodeName);
+  // A relative `configDir` is read beside the file that names it.
+  const r = parseConfigText(text, opts.nodeName, path ? dirname(path) : ".");
   if (!r.ok) {
     out.err(`Cannot load config ${path ?? "(embedded default)"}: ${r.problems.length} problem(s):`);
     for (const p of r.problems) out.err(`  ${p}`);
@@ -170,6 +175,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case "run": {
         const xds = setting(f, "xds", "WEFT_XDS_ADDRESS");
+        const xdsProblem = xds === undefined ? undefined : hostPortProblem(xds);
+        if (xdsProblem) {
+          const fromFlag = f.values.has("xds");
+          out.err(`Cannot run weft run: ${fromFlag ? "--xds" : "WEFT_XDS_ADDRESS"} ${xdsProblem}`);
+          return fromFlag ? EXIT.usage : EXIT.failed;
+        }
         const configPath = setting(f, "config", "WEFT_CONFIG");
         const loaded = await loadConfig(configPath, {
           xdsDefault: xds !== undefined && configPath === undefined,

@@ -7,7 +7,7 @@ import { load as parseYaml } from "js-yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
-import { Checker, deepFreeze, isObj, Problems } from "../istio/mod.ts";
+import { Checker, deepFreeze, exceedsNodes, isObj, Problems } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
@@ -19,6 +19,8 @@ export type ValidationResult =
   | { ok: false; problems: readonly string[] };
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** Values a weft.yaml may expand to (a 10 000-workload file holds ~150 000). */
+const MAX_CONFIG_NODES = 1_000_000;
 const TOP = [
   "node",
   "ca",
@@ -51,6 +53,11 @@ export function parseConfigText(
     return { ok: false, problems: [`(yaml): ${(err as Error).message.split("\n")[0]}`] };
   }
   raw ??= {};
+  // An alias-free file has fewer values than characters: more means aliases expanding (a bomb).
+  const maxNodes = Math.max(MAX_CONFIG_NODES, text.length);
+  if (exceedsNodes(raw, maxNodes)) {
+    return { ok: false, problems: [`(yaml): aliases expand to more than ${maxNodes} values`] };
+  }
   if (nodeName !== undefined && isObj(raw)) {
     raw = { ...raw, node: { ...(isObj(raw.node) ? raw.node : {}), name: nodeName } };
   }
@@ -178,7 +185,9 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     "tokenFile",
     "rootCertFile",
   ]);
-  const xdsAddress = x.address === undefined ? undefined : addr(c, "xds.address", x.address, "");
+  const xdsAddress = x.address === undefined ? undefined : c.str("xds.address", x.address);
+  const xdsProblem = xdsAddress === undefined ? undefined : hostPortProblem(xdsAddress);
+  if (xdsProblem) problems.add("xds.address", xdsProblem);
   const xds = {
     address: xdsAddress,
     mode: c.oneOf("xds.mode", x.mode, ["delta", "sotw"], "delta"),
@@ -309,6 +318,18 @@ export function addr(c: Checker, path: string, v: unknown, def: string): string 
   }
   return s;
 }
+
+/** The control plane's address: "host:port" with an IP or a DNS name (a Kubernetes Service), as
+ * `xds.address`, `--xds` and `WEFT_XDS_ADDRESS` take it; a problem text, or undefined when good. */
+export function hostPortProblem(s: string): string | undefined {
+  const hp = splitHostPort(s);
+  const hostOk = hp !== undefined && (parseIp(hp.host) !== undefined || DNS_HOST.test(hp.host));
+  if (hp && hostOk && hp.port >= 1) return undefined;
+  return `must be "host:port" (an IP, IPv6 as [addr]:port, or a DNS name; port 1-65535), got "${s}"`;
+}
+
+const DNS_HOST =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 function dupes(p: Problems, path: string, keys: string[], what: string): void {
   const seen = new Map<string, number>();

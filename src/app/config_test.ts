@@ -315,3 +315,30 @@ Deno.test("config: node.metadata is Envoy's node metadata (a Struct), checked", 
     assert(!bad.ok && bad.problems.some((p) => p.startsWith("node.metadata")), String(metadata));
   }
 });
+
+Deno.test("config: xds.address is host:port, a DNS name as --xds and WEFT_XDS_ADDRESS take", () => {
+  for (const address of ["127.0.0.1:15010", "weft-control-plane.istio-system.svc:15010"]) {
+    const ok = validateConfig({ xds: { address } });
+    assert(ok.ok, `${address}: ${JSON.stringify(!ok.ok && ok.problems)}`);
+    assertEquals(ok.config.xds.address, address);
+  }
+  for (const address of ["nope", "cp:0x1", "Bad_Host:15010", "cp:99999", ":15010"]) {
+    const bad = validateConfig({ xds: { address } });
+    assert(!bad.ok && bad.problems.some((p) => p.startsWith("xds.address: ")), address);
+  }
+});
+
+Deno.test("config: a YAML alias bomb is refused at parse, not walked or stringified", () => {
+  // 100 aliases (js-yaml's maxAliases) still make 10^9 values once expanded: node.metadata and
+  // pluginConfig are free-form, so without a bound validation walks them all and a proxy-wasm
+  // filter's JSON of them runs out of memory.
+  const lines = ["node:", "  metadata:", "    A0: &a0 [x, x, x, x, x, x, x, x, x, x]"];
+  for (let i = 1; i < 9; i++) {
+    lines.push(`    A${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]`);
+  }
+  const t0 = performance.now();
+  const r = parseConfigText(lines.join("\n"));
+  assert(!r.ok, "refused");
+  assert(r.problems.some((p) => p.startsWith("(yaml): ") && /alias/.test(p)), r.problems.join());
+  assert(performance.now() - t0 < 2000, "bounded work");
+});

@@ -1,5 +1,5 @@
 /**
- * `weft plugin new <name> --lang c|js [--dir plugins]` scaffolds a filter on the weft:filter world;
+ * `weft plugin new <name> [--lang c|js] [--dir plugins]` scaffolds a filter on the weft:filter world;
  * `weft plugin build <dir>` builds one (same as `deno task plugin:build <dir>`).
  */
 import { errorMessage } from "../core/mod.ts";
@@ -14,7 +14,7 @@ export async function runPluginCmd(f: Flags): Promise<number> {
     if (sub === "new" && arg) {
       const lang = (f.values.get("lang") ?? "c") as PluginLang;
       const root = scaffoldPlugin(arg, lang, f.values.get("dir") ?? "plugins");
-      out.line(`created ${root} (${lang}); build it with: deno task plugin:build ${root}`);
+      out.line(`created ${root} (${lang}); build it with: weft plugin build ${root}`);
       out.line(`wire it in: add it to a service's plugins in weft.yaml (see ${root}/README.md)`);
       return 0;
     }
@@ -28,6 +28,8 @@ export async function runPluginCmd(f: Flags): Promise<number> {
     out.err(errorMessage(err));
     return 1;
   }
-  out.err("usage: weft plugin new <name> --lang c|js [--dir plugins] | weft plugin build <dir>");
+  out.err(
+    "usage: weft plugin new <name> [--lang c|js] [--dir plugins] | weft plugin build <dir> [--force]",
+  );
   return 2;
 }

@@ -23,7 +23,7 @@ Deno.test("scaffold README: the weft.yaml snippet validates and wires the filter
       const ref = svc.inboundFilters[0]!;
       assertEquals(ref.type, "weft.component");
       assertEquals(ref.url, `file://${root}/build/probe_${lang}.wasm`);
-      assert(readme.includes(`deno task plugin:build ${root}`));
+      assert(readme.includes(`weft plugin build ${root}`));
     }
   } finally {
     rmSync(dir, { recursive: true });

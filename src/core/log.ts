@@ -78,7 +78,19 @@ export class Logger {
 
   log(level: LogLevel, msg: string, fields?: Fields): void {
     if (!this.enabled(level)) return;
-    const rec = { ts: new Date().toISOString(), level, scope: this.scope, msg, ...fields };
+    const ts = new Date().toISOString();
+    const rec = { ts, level, scope: this.scope, msg, ...fields };
+    // A field named like the record's own keys never replaces them (it would hide the logger's
+    // scope from `/logging` users and log filters).
+    if (
+      fields !== undefined &&
+      ("ts" in fields || "level" in fields || "scope" in fields || "msg" in fields)
+    ) {
+      rec.ts = ts;
+      rec.level = level;
+      rec.scope = this.scope;
+      rec.msg = msg;
+    }
     state.sink(JSON.stringify(rec, replacer), level);
   }
   trace(msg: string, fields?: Fields): void {

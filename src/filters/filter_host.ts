@@ -72,7 +72,7 @@ export class FilterHost implements FilterResolver {
       if (wanted.has(key)) continue;
       this.filters.delete(key);
       m.retire();
-      log.info("filter retired", { filter: m.name, scope: m.ref.scope ?? "" });
+      log.info("filter retired", { filter: m.name, filterScope: m.ref.scope ?? "" });
     }
   }
 
@@ -173,7 +173,7 @@ export class FilterHost implements FilterResolver {
     countFilterError(ref.name, "config");
     log.warn("filter generation rejected", {
       filter: ref.name,
-      scope: ref.scope ?? "",
+      filterScope: ref.scope ?? "",
       code: errorCode(e),
       err: errorMessage(e),
     });
@@ -191,7 +191,7 @@ export class FilterHost implements FilterResolver {
     filterMetrics.reloads.inc({ filter: ref.name, result: "ok" });
     log.info("filter loaded", {
       filter: ref.name,
-      scope: ref.scope ?? "",
+      filterScope: ref.scope ?? "",
       generation: m.generation,
       loadMs: Math.round(performance.now() - t0),
     });

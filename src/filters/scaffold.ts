@@ -61,7 +61,8 @@ conventions).
 ## Build
 
 \`\`\`sh
-deno task plugin:build __ROOT__      # → __ROOT__/build/__NAME__.wasm (cached by source hash)
+weft plugin build __ROOT__      # → __ROOT__/build/__NAME__.wasm (cached by source hash;
+                                # in a weft checkout: deno task plugin:build __ROOT__)
 \`\`\`
 
 ## Wire it in

@@ -219,3 +219,18 @@ export function isIpAddress(s: string): boolean {
   }
   return parts === 3 && digits > 0 || parseIp(s) !== undefined;
 }
+
+/** Whether `v` holds more than `maxNodes` values once YAML aliases are expanded. js-yaml's
+ * `maxAliases` caps alias uses, not what they expand to: 100 aliases nest into 10^9 values, which a
+ * validator walking a free-form field (node metadata, pluginConfig) or a JSON encoding of it would
+ * visit one by one. Stops counting at the bound, so it costs at most `maxNodes` visits. */
+export function exceedsNodes(v: unknown, maxNodes: number): boolean {
+  let left = maxNodes;
+  const walk = (x: unknown): boolean => {
+    if (--left < 0) return true;
+    if (typeof x !== "object" || x === null) return false;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (walk(y)) return true;
+    return false;
+  };
+  return walk(v);
+}
