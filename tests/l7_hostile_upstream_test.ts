@@ -116,18 +116,41 @@ add("a bad chunk mid-response closes the client, the upstream connection is drop
   assert.equal(await p.idle(), 0);
 });
 
-// weft answers 503 "upstream reset" here (the head read fails like a reset before the response
-// started); Envoy's router says 502 for an upstream protocol error. The client is answered and
-// the upstream connection dropped either way.
-add("an upstream head beyond the head limit: answered, the upstream dropped", (c) => {
-  if (!c.text.includes("\r\n\r\n")) return;
-  c.s.write(`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70 * 1024)}\r\ncontent-length: 2\r\n\r\nok`);
+// A head the codec refuses is an upstream protocol error: Envoy's router answers 502 UPE
+// (`upstream_reset_before_response_started{protocol_error}`), not the 503 of a reset, and a
+// reused connection is not tried again as if it had gone stale.
+for (
+  const [what, head] of [
+    ["beyond the head limit", `HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70 * 1024)}\r\n`],
+    ["with a bare LF", "HTTP/1.1 200 OK\nx-a: 1\r\n"],
+  ] as const
+) {
+  add(`an upstream head ${what}: 502, the upstream dropped`, (c) => {
+    if (!c.text.includes("\r\n\r\n")) return;
+    c.s.write(`${head}content-length: 2\r\n\r\nok`);
+  }, async (p, up) => {
+    const c = await client(p.port);
+    c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.seen(/^HTTP\/1\.1 502 [^]*\r\n\r\nupstream protocol error/, "a 502");
+    await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
+    assert.equal(up.accepted(), 1); // not tried again on a fresh connection
+    c.s.destroy();
+  });
+}
+
+add("a reused connection whose next head is refused: 502, not tried again as stale", (c) => {
+  answerEach(c, (i) => i === 0 ? OK : "HTTP/1.1 200 OK\nx-a: 1\r\ncontent-length: 2\r\n\r\nok");
 }, async (p, up) => {
   const c = await client(p.port);
-  c.s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-  await c.seen(/^HTTP\/1\.1 50[23] [^]*\r\n\r\n/, "a 502 or 503");
-  await within(5_000, "the upstream connection closed", waitFor(() => up.open() === 0));
-  c.s.destroy();
+  try {
+    c.s.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.seen(/^HTTP\/1\.1 200 [^]*\r\n\r\n/, "the first answer");
+    c.s.write("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.seen(/HTTP\/1\.1 502 [^]*\r\n\r\nupstream protocol error/, "a 502");
+    assert.equal(up.accepted(), 1);
+  } finally {
+    c.s.destroy();
+  }
 });
 
 add("1xx responses before the final one are skipped", (c) => {

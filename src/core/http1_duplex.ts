@@ -10,6 +10,40 @@
 import type { Buffer } from "node:buffer";
 import type { LocalResponse } from "./filter_api.ts";
 import type { Upstream } from "./http1_upstream.ts";
+import { WeftError } from "./errors.ts";
+
+/** Envoy's answer when the upstream ends or resets before a response head (503 UC/UF). */
+export const UPSTREAM_RESET: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "upstream reset",
+  details: "upstream_reset_before_response_started",
+});
+
+/** Envoy's answer when the upstream sends a head its codec refuses (too large, a bare LF, a bad
+ * start line): 502 UPE, `upstream_reset_before_response_started{protocol_error}`. */
+export const UPSTREAM_PROTOCOL_ERROR: LocalResponse = Object.freeze({
+  status: 502,
+  headers: [],
+  body: "upstream protocol error",
+  details: "upstream_reset_before_response_started{protocol_error}",
+});
+
+/** The response head on `u`, or null when none came: the connection ended or failed, or the codec
+ * refused what came (then `u.protocolError`). Never rejects. */
+export function readUpstreamHead(u: Upstream): Promise<Buffer | null> {
+  return u.reader.readHead().catch((e: unknown) => {
+    // The codec's own errors (http1_codec.ts `bad`) are WeftErrors with an http_ code; a
+    // transport failure (ECONNRESET, a destroyed socket) is not.
+    if (e instanceof WeftError && e.code.startsWith("http_")) u.protocolError = true;
+    return null;
+  });
+}
+
+/** What to answer when no response head came on `u`. */
+export function noHeadReply(u: Upstream): LocalResponse {
+  return u.protocolError ? UPSTREAM_PROTOCOL_ERROR : UPSTREAM_RESET;
+}
 
 /** How sending a request body ended: `local` (a streaming filter answered) or `err` (it was cut:
  * a downstream error, an upstream gone, a trailer hook's reply); neither when it went out whole. */
@@ -28,7 +62,6 @@ export type SendOrHead =
 
 const toSent = (local: LocalResponse | undefined): Sent => ({ local });
 const toFailed = (err: unknown): Sent => ({ err });
-const NO_HEAD = (): null => null;
 
 /** Whichever comes first of the request's end (`sending`) and the response head on `u`. Neither
  * Promise it holds ever rejects. */
@@ -37,7 +70,7 @@ export async function sendOrHead(
   u: Upstream,
 ): Promise<SendOrHead> {
   const sent = sending.then(toSent, toFailed);
-  const head = u.reader.readHead().catch(NO_HEAD);
+  const head = readUpstreamHead(u);
   const first = await Promise.race([sent, head.then((h) => ({ h }))]);
   if ("h" in first) return { kind: "head", head: first.h, sending: sent };
   return { kind: "sent", sent: first as Sent, head };

@@ -10,13 +10,21 @@
  */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
+import type { HttpFilter, HttpRequestContext, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import { claim, type Upstream } from "./http1_upstream.ts";
 import { replyLocal, UPSTREAM_GONE } from "./http_io.ts";
 import { type Outgoing, receivedRequestHead, sendRequest } from "./http1_request_send.ts";
-import { restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
+import {
+  noHeadReply,
+  readUpstreamHead,
+  restSent,
+  sendOrHead,
+  type Sent,
+  sentWhole,
+  UPSTREAM_RESET,
+} from "./http1_duplex.ts";
 import { setBufferedLength } from "./body_buffer.ts";
 import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
@@ -148,14 +156,13 @@ export async function forwardRequest(
         u.stream.destroy();
         return replyLocal(p, down, ctx, state, sent, false);
       } else {
-        try {
-          resRaw = await u.reader.readHead();
-        } catch {
-          resRaw = null;
-        }
+        resRaw = await readUpstreamHead(u);
       }
       // A reused keep-alive connection may have been closed by the upstream: retry once, fresh.
-      if (resRaw || !u.reused || reqFraming.kind !== "none" || buffered || attempt > 0) break;
+      if (
+        resRaw || !u.reused || u.protocolError || reqFraming.kind !== "none" || buffered ||
+        attempt > 0
+      ) break;
       u.stream.destroy();
     }
     if (!resRaw) {
@@ -166,7 +173,7 @@ export async function forwardRequest(
         down,
         ctx,
         state,
-        UPSTREAM_RESET,
+        noHeadReply(up),
         !sending && keepAlive && !p.draining(),
       );
     }
@@ -187,13 +194,6 @@ export async function forwardRequest(
     chain.onDone(ctx);
   }
 }
-
-const UPSTREAM_RESET: LocalResponse = Object.freeze({
-  status: 503,
-  headers: [],
-  body: "upstream reset",
-  details: "upstream_reset_before_response_started",
-});
 
 /** Sending the request failed before any response: a trailer hook's reply, the upstream gone
  * (503, Envoy's reset before the response started), or the downstream's own error (rethrown:

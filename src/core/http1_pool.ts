@@ -97,6 +97,7 @@ export class Http1UpstreamPool {
       reused: false,
       hold: undefined,
       owner: undefined,
+      protocolError: false,
       idleSince: 0,
       onIdleEvent: undefined,
     };

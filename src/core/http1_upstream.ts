@@ -26,6 +26,9 @@ export interface Upstream {
   hold?: Promise<boolean> | undefined;
   /** The downstream whose request it serves now (ConnState.up); none once released. */
   owner?: Duplex | undefined;
+  /** Its response head was refused by the codec (readUpstreamHead, http1_duplex.ts): an upstream
+   * protocol error, answered 502 and never retried as a stale connection. */
+  protocolError?: boolean;
 }
 
 /** `u` serves the current request of `down`: destroyed if `down` closes before it is released. */

@@ -8,7 +8,7 @@
  * framing is in doubt.
  */
 import type { Buffer } from "node:buffer";
-import { restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
+import { noHeadReply, restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
@@ -115,7 +115,7 @@ export async function forwardH1(
     }
     // A reused keep-alive connection the upstream had closed: a request without a body goes
     // once more on a fresh one (as the HTTP/1.1 downstream path does).
-    if (!resHead && up.reused && plan.empty && attempt === 0) {
+    if (!resHead && up.reused && !up.protocolError && plan.empty && attempt === 0) {
       up.stream.destroy();
       continue;
     }
@@ -188,13 +188,9 @@ async function respondFrom(
       res = raw && parseHead(raw);
     }
     if (!res) {
-      respondLocal(stream, {
-        status: 503,
-        headers: [],
-        body: "upstream reset",
-        details: "upstream_reset_before_response_started",
-      });
-      return 503;
+      const reply = noHeadReply(up);
+      respondLocal(stream, reply);
+      return reply.status;
     }
     const status = Number(res.line[1]);
     const resHeaders = new HeaderList(res.headers);

@@ -20,7 +20,7 @@ import { bufferBody } from "./body_buffer.ts";
 import type { LocalResponse } from "./filter_api.ts";
 import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
-import { sendOrHead, type Sent } from "./http1_duplex.ts";
+import { noHeadReply, readUpstreamHead, sendOrHead, type Sent } from "./http1_duplex.ts";
 import { metrics } from "./metrics.ts";
 import type { RetryPolicy, RoutePolicy } from "./route_policy.ts";
 
@@ -70,12 +70,6 @@ const CONNECT_FAILURE: LocalResponse = Object.freeze({
   body: "upstream connect error",
   details: "upstream_connect_failure",
 });
-const RESET: LocalResponse = Object.freeze({
-  status: 503,
-  headers: [],
-  body: "upstream reset",
-  details: "upstream_reset_before_response_started",
-});
 
 type Failure = "connect-failure" | "reset" | "per-try-timeout";
 
@@ -116,7 +110,7 @@ async function headWithin(
   ms: number | undefined,
   read: Promise<Buffer | null> | undefined,
 ): Promise<Buffer | null | "late"> {
-  const reading = read ?? up.reader.readHead().catch(() => null);
+  const reading = read ?? readUpstreamHead(up);
   if (ms === undefined) return await reading;
   let late = false;
   const timer = setTimeout(() => {
@@ -199,7 +193,7 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
       if (head === "late") timeoutsTotal.inc({ kind: "route" });
       return {
         kind: "local",
-        response: head === "late" ? UPSTREAM_TIMEOUT : RESET,
+        response: head === "late" ? UPSTREAM_TIMEOUT : noHeadReply(up),
         keepAlive: false,
       };
     }
@@ -207,7 +201,9 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
     if (head === "late") timeoutsTotal.inc({ kind: "per_try" });
     const failure: Failure = head === "late" ? "per-try-timeout" : "reset";
     // A reused keep-alive connection may have been closed by the upstream: one fresh try more.
-    if (failure === "reset" && up.reused && steps.replayable && !staleRetried) {
+    if (
+      failure === "reset" && up.reused && !up.protocolError && steps.replayable && !staleRetried
+    ) {
       staleRetried = true;
       n--;
       continue;
@@ -215,7 +211,7 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
     if (last || !retriable(retry!.retryOn, failure)) {
       return failure === "per-try-timeout"
         ? timedOut()
-        : { kind: "local", response: RESET, keepAlive: true };
+        : { kind: "local", response: noHeadReply(up), keepAlive: true };
     }
     if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();
     retriesTotal.inc({ reason: failure });
