@@ -43,7 +43,7 @@ export interface H2Backend {
   readonly h2Upstream: H2UpstreamPool | undefined;
   /** Largest body buffered for body filters (body_buffer.ts). */
   readonly maxBufferedBodyBytes: number;
-  /** The request's route policy (timeout, retries) for HTTP/1.1 upstreams (route_exchange.ts). */
+  /** The request's route policy (timeout, retries; route_exchange.ts, http2_upstream.ts). */
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
   /** Largest request body held for a retry. */
   readonly maxReplayBytes?: number;
@@ -140,6 +140,7 @@ async function serveStream(
         chain,
         plan,
         b.maxBufferedBodyBytes,
+        b.routePolicy?.(ctx),
       )
       : await forwardH1(b, stream, ctx, verdict.route, chain, plan);
     b.count(status, ctx);

@@ -8,10 +8,12 @@ import type { Duplex } from "node:stream";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
-import { H2Session, type H2Stream } from "./h2/mod.ts";
+import { ErrorCode, H2ProtocolError, H2Session, type H2Stream } from "./h2/mod.ts";
 import { h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
 import { answer, HOP_BY_HOP as HOP, type RequestPlan, respondLocal } from "./http2_phases.ts";
+import type { RoutePolicy } from "./route_policy.ts";
+import { routeTimedOut, UPSTREAM_TIMEOUT } from "./route_exchange.ts";
 
 const HOP_BY_HOP = new Set([...HOP, "host"]);
 
@@ -56,6 +58,13 @@ export class H2UpstreamPool {
   }
 }
 
+const CONNECT_FAILURE: LocalResponse = {
+  status: 503,
+  headers: [],
+  body: "upstream connect error",
+  details: "upstream_connect_failure",
+};
+
 const upstreamReset: LocalResponse = {
   status: 503,
   headers: [],
@@ -65,7 +74,10 @@ const upstreamReset: LocalResponse = {
 
 /** Forwards one h2 downstream stream over an HTTP/2 upstream session: the request body goes on
  * as `plan` says while the response is awaited (gRPC streams both ways at once), then the
- * response phase (http2_phases.ts `answer`). Returns the status sent downstream. */
+ * response phase (http2_phases.ts `answer`). With a route `policy` its timeout runs from the end
+ * of the request (Envoy's RouteAction.timeout: from the downstream end-of-stream until the
+ * response is complete): expiring before the response head resets the upstream stream (CANCEL)
+ * and answers 504, after it resets both streams. Returns the status sent downstream. */
 export async function forwardH2(
   pool: H2UpstreamPool,
   stream: H2Stream,
@@ -74,17 +86,13 @@ export async function forwardH2(
   chain: FilterChain,
   plan: RequestPlan,
   maxBufferedBodyBytes: number,
+  policy?: RoutePolicy,
 ): Promise<number> {
   let session: H2Session;
   try {
     session = await pool.session(route);
   } catch {
-    respondLocal(stream, {
-      status: 503,
-      headers: [],
-      body: "upstream connect error",
-      details: "upstream_connect_failure",
-    });
+    respondLocal(stream, CONNECT_FAILURE);
     return 503;
   }
   const h: [string, string][] = [
@@ -102,14 +110,34 @@ export async function forwardH2(
     respondLocal(stream, upstreamReset);
     return 503;
   }
+  // The route timeout: armed once the request is complete, disarmed when the response is.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let expired = false;
+  let late: (e: Error) => void = () => {};
+  const lateP = new Promise<never>((_, reject) => (late = reject));
+  lateP.catch(() => {});
+  const arm = (): void => {
+    if (policy?.timeoutMs === undefined || timer !== undefined || expired) return;
+    timer = setTimeout(() => {
+      expired = true;
+      routeTimedOut();
+      up.destroy(); // RST_STREAM CANCEL
+      // A reset, never a clean END_STREAM on a cut response.
+      if (stream.headersSent) {
+        stream.destroy(new H2ProtocolError(ErrorCode.CANCEL, "route timeout"));
+      }
+      late(new Error("route timeout"));
+    }, policy.timeoutMs);
+  };
   // A streaming request filter may answer locally mid-body: the upstream stream is then reset
   // and the local reply answers the downstream (or, after the response started, resets it).
   let local: LocalResponse | undefined;
-  if (!plan.empty) {
+  if (plan.empty) arm();
+  else {
     const { src, buffered, streamers, onTrailers } = plan;
     sendBody(h2Sink(up), src, buffered, streamers, requestChunkCall(ctx), ctx, onTrailers).then(
       (l) => {
-        if (!l) return;
+        if (!l) return arm();
         local = l;
         up.destroy();
         if (stream.headersSent) stream.destroy();
@@ -121,28 +149,43 @@ export async function forwardH2(
     stream.once("close", () => reject(new Error("downstream closed")))
   );
   gone.catch(() => {});
-  let status: number;
   try {
-    response.catch(() => {}); // answered by the race below, or moot once the downstream left
-    ({ status } = await Promise.race([response, gone]));
-  } catch {
-    up.destroy();
-    const r = local ?? upstreamReset;
-    respondLocal(stream, r);
-    return r.status;
-  }
-  const resHeaders = new HeaderList();
-  for (const [k, v] of up.headerList) if (!k.startsWith(":")) resHeaders.add(k, v);
-  try {
-    return await answer(stream, ctx, chain, maxBufferedBodyBytes, {
-      status,
-      headers: resHeaders,
-      src: h2HasBody(up) ? h2Reader(up) : undefined,
-      declaredLength: Number(resHeaders.get("content-length") ?? 0) || 0,
-      drop: () => up.destroy(),
-    });
-  } catch (e) {
-    up.destroy();
-    throw e;
+    let status: number;
+    try {
+      response.catch(() => {}); // answered by the race below, or moot once the downstream left
+      ({ status } = await Promise.race([response, gone, lateP]));
+    } catch {
+      up.destroy();
+      const r = local ?? (expired ? UPSTREAM_TIMEOUT : upstreamReset);
+      stream.resume();
+      respondLocal(stream, r);
+      return r.status;
+    }
+    const resHeaders = new HeaderList();
+    for (const [k, v] of up.headerList) if (!k.startsWith(":")) resHeaders.add(k, v);
+    try {
+      return await Promise.race([
+        answer(stream, ctx, chain, maxBufferedBodyBytes, {
+          status,
+          headers: resHeaders,
+          src: h2HasBody(up) ? h2Reader(up) : undefined,
+          declaredLength: Number(resHeaders.get("content-length") ?? 0) || 0,
+          drop: () => up.destroy(),
+        }),
+        lateP,
+      ]);
+    } catch (e) {
+      up.destroy();
+      if (!expired) throw e;
+      // Out of time while the response was being answered: before its head went out, the 504
+      // answers; after it, the stream is reset (the timer did).
+      if (stream.headersSent) return status;
+      stream.resume();
+      respondLocal(stream, UPSTREAM_TIMEOUT);
+      return UPSTREAM_TIMEOUT.status;
+    }
+  } finally {
+    clearTimeout(timer);
+    expired = true; // no timer is armed after the exchange
   }
 }

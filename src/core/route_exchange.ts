@@ -219,6 +219,11 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
   throw new Error("unreachable: every try returns or continues");
 }
 
+/** Counts a route timeout (the HTTP/2 upstream path's own timer, http2_upstream.ts). */
+export function routeTimedOut(): void {
+  timeoutsTotal.inc({ kind: "route" });
+}
+
 function timedOut(): ExchangeResult {
   timeoutsTotal.inc({ kind: "route" });
   return { kind: "local", response: UPSTREAM_TIMEOUT, keepAlive: true };

@@ -1,0 +1,240 @@
+/**
+ * Route timeout and retries on HTTP/2 end to end, runnable on Deno and Bun: a node:http2 h2c
+ * upstream that is slow, fails or refuses on purpose (per `x-key` try counts, the RST_STREAM
+ * codes it saw), weft's HttpProxy (upstreamProtocol "h2") in front of it with a route policy the
+ * check sets, and an h2c node:http2 client. `CHECKS` hold the scenarios; run as a script
+ * (`bun tests/support/h2_policy_rig.ts`) it runs them all and prints `{"ok": [names]}`.
+ */
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import net from "node:net";
+import process from "node:process";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { FilterChain, HttpProxy, metrics, type RoutePolicy } from "../../src/core/mod.ts";
+import { TEST_PEER } from "./filter_context.ts";
+import { closeSession, h2Call } from "./h2c_client.ts";
+
+export interface PolicyRig {
+  readonly url: string;
+  /** Tries seen per `x-key`. */
+  readonly tries: Map<string, number>;
+  /** RST_STREAM codes of upstream streams the proxy reset (8 = CANCEL). */
+  readonly resets: number[];
+  policy: RoutePolicy | undefined;
+  close(): Promise<void>;
+}
+
+/** Upstream: waits `x-delay` ms before the head (`x-body-delay`: before the body); fails the
+ * first `x-fail` tries of its `x-key` with `x-status` (a number; `grpc-14`: a trailers-only gRPC
+ * reply with that grpc-status; `refuse`: GOAWAY with last_stream_id below the stream), then
+ * answers 200 with the try number. */
+export async function startPolicyRig(): Promise<PolicyRig> {
+  const tries = new Map<string, number>();
+  const resets: number[] = [];
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const upstream = http2.createServer();
+  upstream.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  upstream.on("stream", (s, headers) => {
+    const stream = s as http2.ServerHttp2Stream;
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    stream.on("close", () => {
+      for (const t of timers) clearTimeout(t);
+      if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+        resets.push(stream.rstCode);
+      }
+    });
+    stream.on("error", () => {});
+    stream.resume();
+    stream.on("end", () => {
+      const key = String(headers["x-key"] ?? headers[":path"]);
+      const n = (tries.get(key) ?? 0) + 1;
+      tries.set(key, n);
+      if (n <= Number(headers["x-fail"] ?? 0)) {
+        const how = String(headers["x-status"] ?? "503");
+        if (how === "refuse") {
+          // last_stream_id below this stream: the client must treat it as refused.
+          return stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, (stream.id ?? 1) - 2);
+        }
+        if (how.startsWith("grpc-")) {
+          return stream.respond({
+            ":status": 200,
+            "content-type": "application/grpc",
+            "grpc-status": how.slice(5),
+            "grpc-message": `failed try ${n}`,
+          }, { endStream: true });
+        }
+        stream.respond({ ":status": Number(how) });
+        return void stream.end(`failed try ${n}`);
+      }
+      const grpc = String(headers["content-type"] ?? "").startsWith("application/grpc");
+      const head = () => {
+        stream.respond(
+          { ":status": 200, "content-type": grpc ? "application/grpc" : "text/plain" },
+          grpc ? { waitForTrailers: true } : {},
+        );
+        if (grpc) stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        const body = (): void => void stream.end(`try ${n}`);
+        const bodyDelay = Number(headers["x-body-delay"] ?? 0);
+        if (bodyDelay) {
+          stream.write("started ");
+          timers.push(setTimeout(body, bodyDelay));
+        } else body();
+      };
+      const delay = Number(headers["x-delay"] ?? 0);
+      if (delay) timers.push(setTimeout(head, delay));
+      else head();
+    });
+  });
+  const upPort = await listen(upstream);
+  const rig: PolicyRig = {
+    url: "",
+    tries,
+    resets,
+    policy: undefined,
+    close: async () => {},
+  };
+  const chain = new FilterChain([]);
+  const proxy = new HttpProxy({
+    chain: () => chain,
+    direction: "outbound",
+    upstreamProtocol: "h2",
+    routePolicy: () => rig.policy,
+    dialUpstream: () =>
+      new Promise<Duplex>((ok, fail) => {
+        const s = net.connect(upPort, "127.0.0.1");
+        s.once("connect", () => ok(s));
+        s.once("error", fail);
+      }),
+  });
+  const sockets = new Set<net.Socket>();
+  const front = net.createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
+  });
+  const port = await listen(front);
+  return Object.assign(rig, {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      proxy.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => front.close(r));
+      for (const s of sessions) s.destroy();
+      await new Promise((r) => upstream.close(r));
+    },
+  });
+}
+
+function listen(server: net.Server | http2.Http2Server): Promise<number> {
+  return new Promise((r) =>
+    server.listen(0, "127.0.0.1", () => r((server.address() as AddressInfo).port))
+  );
+}
+
+/** A counter's value from the process's registry (0 when absent). */
+export function counter(name: string, labels: string): number {
+  const line = metrics.render().split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+const TIMEOUTS = "weft_http_upstream_timeouts_total";
+const until = async (ok: () => boolean, ms = 2000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+};
+
+/** A GET whose end is awaited by 'close', with the RST_STREAM code it ended with (0: none). */
+function cutCall(
+  s: http2.ClientHttp2Session,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string; rstCode: number }> {
+  return new Promise((resolve) => {
+    const req = s.request({ ":path": path, ...headers }, { endStream: true });
+    let status = 0;
+    let body = "";
+    req.on("response", (h) => (status = Number(h[":status"])));
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (body += c));
+    req.on("error", () => {});
+    req.on("close", () => resolve({ status, body, rstCode: req.rstCode ?? 0 }));
+  });
+}
+
+type Check = (rig: PolicyRig, s: http2.ClientHttp2Session) => Promise<void>;
+
+export const CHECKS: Record<string, Check> = {
+  "route timeout: 504 within the timeout, the upstream stream reset, the session usable": async (
+    rig,
+    s,
+  ) => {
+    rig.policy = { match: [], timeoutMs: 300, retries: undefined };
+    const before = counter(TIMEOUTS, 'kind="route"');
+    const t0 = performance.now();
+    const r = await h2Call(s, "/slow", { method: "GET", headers: { "x-delay": "3000" } });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 504);
+    assert.equal(r.body, "upstream request timeout");
+    assert.ok(took >= 280 && took < 1500, `answered after ${took.toFixed(0)} ms`);
+    await until(() => rig.resets.length > 0);
+    assert.deepEqual(rig.resets, [http2.constants.NGHTTP2_CANCEL], "upstream stream cancelled");
+    assert.equal(counter(TIMEOUTS, 'kind="route"'), before + 1);
+    // The same downstream session and the same upstream session serve the next requests.
+    const fast = await h2Call(s, "/fast", { method: "GET", headers: { "x-delay": "50" } });
+    assert.equal(fast.status, 200);
+    const body = await h2Call(s, "/post", { body: ["abc"], headers: { "x-delay": "20" } });
+    assert.equal(body.status, 200);
+    assert.equal(body.body, "try 1");
+  },
+  "route timeout: after the response head, both streams are reset": async (rig, s) => {
+    rig.policy = { match: [], timeoutMs: 300, retries: undefined };
+    const t0 = performance.now();
+    const r = await cutCall(s, "/slow-body", { "x-body-delay": "3000" });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, "started ", "the body stops where the upstream was");
+    assert.equal(r.rstCode, http2.constants.NGHTTP2_CANCEL, "downstream stream reset");
+    assert.ok(took >= 280 && took < 1500, `reset after ${took.toFixed(0)} ms`);
+    await until(() => rig.resets.length > 0);
+    assert.deepEqual(rig.resets, [http2.constants.NGHTTP2_CANCEL]);
+    assert.equal((await h2Call(s, "/after", { method: "GET" })).status, 200);
+  },
+  "route timeout: a gRPC response within it passes with its trailers": async (rig, s) => {
+    rig.policy = { match: [], timeoutMs: 1000, retries: undefined };
+    const r = await h2Call(s, "/pkg.Svc/M", {
+      headers: { "content-type": "application/grpc", "x-delay": "50" },
+      body: ["\0\0\0\0\0"],
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.trailers["grpc-status"], "0");
+    assert.deepEqual(rig.resets, []);
+  },
+};
+
+/** Runs `check` against a fresh rig and client session. */
+export async function runCheck(check: Check): Promise<void> {
+  const rig = await startPolicyRig();
+  const s = http2.connect(rig.url);
+  s.on("error", () => {});
+  try {
+    await check(rig, s);
+  } finally {
+    await closeSession(s);
+    await rig.close();
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+if ((import.meta as any).main) {
+  const ok: string[] = [];
+  for (const [name, check] of Object.entries(CHECKS)) {
+    await runCheck(check);
+    ok.push(name);
+  }
+  process.stdout.write(`${JSON.stringify({ ok })}\n`);
+  process.exit(0);
+}
