@@ -141,6 +141,7 @@ async function serveStream(
         plan,
         b.maxBufferedBodyBytes,
         b.routePolicy?.(ctx),
+        b.maxReplayBytes,
       )
       : await forwardH1(b, stream, ctx, verdict.route, chain, plan);
     b.count(status, ctx);

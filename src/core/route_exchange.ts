@@ -71,7 +71,24 @@ const CONNECT_FAILURE: LocalResponse = Object.freeze({
   details: "upstream_connect_failure",
 });
 
-type Failure = "connect-failure" | "reset" | "per-try-timeout";
+/** Why a try got no response; "refused-stream" comes from HTTP/2 upstreams only (RST_STREAM
+ * REFUSED_STREAM, or a GOAWAY whose last_stream_id is below the stream: RFC 9113 §8.7). */
+export type Failure = "connect-failure" | "reset" | "refused-stream" | "per-try-timeout";
+
+/** Envoy's gRPC retry conditions (x-envoy-retry-grpc-on) and the grpc-status each names. */
+export const GRPC_RETRY_CONDITIONS: Readonly<Record<string, number>> = {
+  "cancelled": 1,
+  "deadline-exceeded": 4,
+  "resource-exhausted": 8,
+  "internal": 13,
+  "unavailable": 14,
+};
+
+/** The gRPC condition of `retryOn` that allows another try after a headers-only response with
+ * this grpc-status, or undefined. */
+export function grpcRetriable(retryOn: readonly string[], grpcStatus: number): string | undefined {
+  return retryOn.find((c) => GRPC_RETRY_CONDITIONS[c] === grpcStatus);
+}
 
 /** Whether `retryOn` allows another try after this failure or response status. */
 export function retriable(retryOn: readonly string[], what: Failure | number): boolean {
@@ -85,6 +102,7 @@ export function retriable(retryOn: readonly string[], what: Failure | number): b
       if (c === "5xx" || c === "gateway-error") return true;
       if (c === "reset" && what !== "connect-failure") return true;
       if (c === "connect-failure" && what === "connect-failure") return true;
+      if (c === "refused-stream" && what === "refused-stream") return true;
     }
   }
   return false;
@@ -219,9 +237,15 @@ export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promi
   throw new Error("unreachable: every try returns or continues");
 }
 
-/** Counts a route timeout (the HTTP/2 upstream path's own timer, http2_upstream.ts). */
-export function routeTimedOut(): void {
-  timeoutsTotal.inc({ kind: "route" });
+/** Counts a route or per-try timeout (the HTTP/2 upstream path's own timers,
+ * http2_upstream.ts). */
+export function countTimeout(kind: "route" | "per_try"): void {
+  timeoutsTotal.inc({ kind });
+}
+
+/** Counts a retry by what was retried (the HTTP/2 upstream path). */
+export function countRetry(reason: string): void {
+  retriesTotal.inc({ reason });
 }
 
 function timedOut(): ExchangeResult {
@@ -230,7 +254,7 @@ function timedOut(): ExchangeResult {
 }
 
 /** Waits before the next try; false when the route timeout would pass first. */
-async function backoff(
+export async function backoff(
   n: number,
   baseMs: number | undefined,
   left: () => number | undefined,

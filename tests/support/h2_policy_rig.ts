@@ -6,6 +6,8 @@
  * (`bun tests/support/h2_policy_rig.ts`) it runs them all and prints `{"ok": [names]}`.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { ErrorCode, frame, FrameType, goawayFrame, PREFACE } from "../../src/core/h2/frames.ts";
 import http2 from "node:http2";
 import net from "node:net";
 import process from "node:process";
@@ -22,7 +24,42 @@ export interface PolicyRig {
   /** RST_STREAM codes of upstream streams the proxy reset (8 = CANCEL). */
   readonly resets: number[];
   policy: RoutePolicy | undefined;
+  /** The next upstream connection goes to a raw HTTP/2 server that answers the first request
+   * with GOAWAY(last_stream_id 0): the stream is refused (RFC 9113 §6.8). */
+  refuseNextDial: boolean;
   close(): Promise<void>;
+}
+
+/** A raw HTTP/2 server: SETTINGS, then GOAWAY(0, NO_ERROR) on the first HEADERS frame. */
+async function startRefuser(): Promise<{ port: number; close(): Promise<void> }> {
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    socks.add(sock);
+    sock.on("close", () => socks.delete(sock));
+    sock.on("error", () => {});
+    sock.write(frame(FrameType.SETTINGS, 0, 0));
+    let buf = Buffer.alloc(0);
+    let at = PREFACE.length;
+    sock.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= at + 9) {
+        const len = buf.readUIntBE(at, 3);
+        if (buf[at + 3] === FrameType.HEADERS) {
+          sock.write(goawayFrame(0, ErrorCode.NO_ERROR));
+          return;
+        }
+        at += 9 + len;
+      }
+    });
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: async () => {
+      for (const s of socks) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
 
 /** Upstream: waits `x-delay` ms before the head (`x-body-delay`: before the body); fails the
@@ -48,16 +85,21 @@ export async function startPolicyRig(): Promise<PolicyRig> {
       }
     });
     stream.on("error", () => {});
-    stream.resume();
+    let got = 0;
+    stream.on("data", (c: Uint8Array) => (got += c.length));
     stream.on("end", () => {
       const key = String(headers["x-key"] ?? headers[":path"]);
       const n = (tries.get(key) ?? 0) + 1;
       tries.set(key, n);
       if (n <= Number(headers["x-fail"] ?? 0)) {
         const how = String(headers["x-status"] ?? "503");
+        if (how === "stall") return; // never answers (a per-try timeout)
         if (how === "refuse") {
           // last_stream_id below this stream: the client must treat it as refused.
-          return stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, (stream.id ?? 1) - 2);
+          return stream.session?.goaway(
+            http2.constants.NGHTTP2_NO_ERROR,
+            Math.max(0, (stream.id ?? 1) - 2),
+          );
         }
         if (how.startsWith("grpc-")) {
           return stream.respond({
@@ -73,7 +115,11 @@ export async function startPolicyRig(): Promise<PolicyRig> {
       const grpc = String(headers["content-type"] ?? "").startsWith("application/grpc");
       const head = () => {
         stream.respond(
-          { ":status": 200, "content-type": grpc ? "application/grpc" : "text/plain" },
+          {
+            ":status": 200,
+            "content-type": grpc ? "application/grpc" : "text/plain",
+            "x-got": String(got),
+          },
           grpc ? { waitForTrailers: true } : {},
         );
         if (grpc) stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
@@ -90,11 +136,13 @@ export async function startPolicyRig(): Promise<PolicyRig> {
     });
   });
   const upPort = await listen(upstream);
+  const refuser = await startRefuser();
   const rig: PolicyRig = {
     url: "",
     tries,
     resets,
     policy: undefined,
+    refuseNextDial: false,
     close: async () => {},
   };
   const chain = new FilterChain([]);
@@ -105,7 +153,9 @@ export async function startPolicyRig(): Promise<PolicyRig> {
     routePolicy: () => rig.policy,
     dialUpstream: () =>
       new Promise<Duplex>((ok, fail) => {
-        const s = net.connect(upPort, "127.0.0.1");
+        const refuse = rig.refuseNextDial;
+        rig.refuseNextDial = false;
+        const s = net.connect(refuse ? refuser.port : upPort, "127.0.0.1");
         s.once("connect", () => ok(s));
         s.once("error", fail);
       }),
@@ -125,6 +175,7 @@ export async function startPolicyRig(): Promise<PolicyRig> {
       await new Promise((r) => front.close(r));
       for (const s of sessions) s.destroy();
       await new Promise((r) => upstream.close(r));
+      await refuser.close();
     },
   });
 }
@@ -214,6 +265,127 @@ export const CHECKS: Record<string, Check> = {
     assert.deepEqual(rig.resets, []);
   },
 };
+
+const RETRIES = "weft_http_upstream_retries_total";
+
+Object.assign(
+  CHECKS,
+  {
+    "retries: 503 once then 200 is 200 with retries, 503 without": async (rig, s) => {
+      const hdr = { "x-fail": "1", "x-status": "503" };
+      rig.policy = { match: [], timeoutMs: undefined, retries: undefined };
+      const once = await h2Call(s, "/no-retry", { method: "GET", headers: hdr });
+      assert.equal(once.status, 503);
+      assert.equal(rig.tries.get("/no-retry"), 1);
+      rig.policy = {
+        match: [],
+        timeoutMs: 2000,
+        retries: { attempts: 2, perTryTimeoutMs: undefined, retryOn: ["5xx"] },
+      };
+      const before = counter(RETRIES, 'reason="503"');
+      // A body in two DATA frames without a content-length: held whole and sent again.
+      const r = await h2Call(s, "/retry", { headers: hdr, body: ["hello ", "world"] });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "try 2");
+      assert.equal(r.headers["x-got"], "11", "the body replayed whole");
+      assert.equal(rig.tries.get("/retry"), 2);
+      assert.equal(counter(RETRIES, 'reason="503"'), before + 1);
+      // Not named by retryOn: answered as is.
+      rig.policy = {
+        match: [],
+        timeoutMs: undefined,
+        retries: { attempts: 2, perTryTimeoutMs: undefined, retryOn: ["gateway-error"] },
+      };
+      const notNamed = await h2Call(s, "/no-match", {
+        method: "GET",
+        headers: { "x-fail": "1", "x-status": "500" },
+      });
+      assert.equal(notNamed.status, 500);
+    },
+    "retries: a trailers-only grpc-status 14 is retried on unavailable": async (rig, s) => {
+      rig.policy = {
+        match: [],
+        timeoutMs: undefined,
+        retries: { attempts: 2, perTryTimeoutMs: undefined, retryOn: ["unavailable"] },
+      };
+      const before = counter(RETRIES, 'reason="unavailable"');
+      const grpc = { "content-type": "application/grpc", "x-fail": "1", "x-status": "grpc-14" };
+      const r = await h2Call(s, "/pkg.Svc/Get", { headers: grpc, body: ["\0\0\0\0\x02hi"] });
+      assert.equal(r.status, 200);
+      assert.equal(r.trailers["grpc-status"], "0");
+      assert.equal(r.body, "try 2");
+      assert.equal(r.headers["x-got"], "7");
+      assert.equal(counter(RETRIES, 'reason="unavailable"'), before + 1);
+      // grpc-status 13 is not `unavailable`: the trailers-only answer passes.
+      const other = await h2Call(s, "/pkg.Svc/Other", {
+        headers: { ...grpc, "x-status": "grpc-13" },
+        body: ["\0\0\0\0\0"],
+      });
+      assert.equal(other.headers["grpc-status"], "13");
+      assert.equal(rig.tries.get("/pkg.Svc/Other"), 1);
+    },
+    "retries: a refused stream (RST_STREAM, or a GOAWAY below it) is retried on refused-stream":
+      async (rig, s) => {
+        rig.policy = {
+          match: [],
+          timeoutMs: undefined,
+          retries: { attempts: 1, perTryTimeoutMs: undefined, retryOn: ["refused-stream"] },
+        };
+        const before = counter(RETRIES, 'reason="refused-stream"');
+        rig.refuseNextDial = true;
+        const r = await h2Call(s, "/goaway", { method: "GET" });
+        assert.equal(r.status, 200);
+        assert.equal(r.body, "try 1", "the next session served it");
+        const rst = await h2Call(s, "/rst", {
+          method: "GET",
+          headers: { "x-fail": "1", "x-status": "refuse" },
+        });
+        assert.equal(rst.status, 200);
+        assert.equal(rst.body, "try 2");
+        assert.equal(counter(RETRIES, 'reason="refused-stream"'), before + 2);
+        // Without the condition: 503 upstream reset.
+        rig.policy = {
+          match: [],
+          timeoutMs: undefined,
+          retries: { attempts: 1, perTryTimeoutMs: undefined, retryOn: ["connect-failure"] },
+        };
+        const no = await h2Call(s, "/rst2", {
+          method: "GET",
+          headers: { "x-fail": "1", "x-status": "refuse" },
+        });
+        assert.equal(no.status, 503);
+      },
+    "retries: a per-try timeout, then the route timeout bounds every try": async (rig, s) => {
+      rig.policy = {
+        match: [],
+        timeoutMs: 2000,
+        retries: { attempts: 2, perTryTimeoutMs: 200, retryOn: ["reset"] },
+      };
+      const before = counter(TIMEOUTS, 'kind="per_try"');
+      const r = await h2Call(s, "/stall", {
+        method: "GET",
+        headers: { "x-fail": "1", "x-status": "stall" },
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "try 2");
+      assert.equal(counter(TIMEOUTS, 'kind="per_try"'), before + 1);
+      rig.policy = {
+        match: [],
+        timeoutMs: 500,
+        retries: { attempts: 5, perTryTimeoutMs: 200, retryOn: ["reset"] },
+      };
+      const t0 = performance.now();
+      const out = await h2Call(s, "/stall-all", {
+        method: "GET",
+        headers: { "x-fail": "9", "x-status": "stall" },
+      });
+      const took = performance.now() - t0;
+      assert.equal(out.status, 504);
+      assert.ok(took >= 380 && took < 1500, `504 after ${took.toFixed(0)} ms`);
+      assert.equal((await h2Call(s, "/ok", { method: "GET" })).status, 200);
+    },
+  } satisfies Record<string, Check>,
+);
 
 /** Runs `check` against a fresh rig and client session. */
 export async function runCheck(check: Check): Promise<void> {

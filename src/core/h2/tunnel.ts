@@ -402,7 +402,9 @@ export class H2Session extends H2Base implements StreamHost {
     this.blocked.delete(s);
     // CANCEL is how a peer drops a stream it no longer needs (a client going away): its own code.
     const err = new WeftError(
-      code === ErrorCode.CANCEL ? "h2_stream_cancel" : "h2_stream_reset",
+      code === ErrorCode.CANCEL ? "h2_stream_cancel" : code === ErrorCode.REFUSED_STREAM // never processed: safe to try again (RFC 9113 §8.7)
+        ? "h2_stream_refused"
+        : "h2_stream_reset",
       `Cannot continue HTTP/2 stream: peer reset it (code ${code})`,
     );
     this.pendingOpens.get(streamId)?.reject(err);
