@@ -254,6 +254,25 @@ export const CHECKS: Record<string, Check> = {
     assert.deepEqual(rig.resets, [http2.constants.NGHTTP2_CANCEL]);
     assert.equal((await h2Call(s, "/after", { method: "GET" })).status, 200);
   },
+  "route timeout: it starts when the request is complete, not before": async (rig, s) => {
+    rig.policy = { match: [], timeoutMs: 300, retries: undefined };
+    // The body takes 500 ms to arrive; the answer comes 100 ms after its end: within the timeout.
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = s.request({ ":path": "/trickle", ":method": "POST", "x-delay": "100" });
+      let status = 0;
+      let body = "";
+      req.on("response", (h) => (status = Number(h[":status"])));
+      req.setEncoding("utf8");
+      req.on("data", (c: string) => (body += c));
+      req.on("end", () => resolve({ status, body }));
+      req.on("error", reject);
+      req.write("first ");
+      setTimeout(() => req.end("last"), 500);
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, "try 1");
+    assert.deepEqual(rig.resets, []);
+  },
   "route timeout: a gRPC response within it passes with its trailers": async (rig, s) => {
     rig.policy = { match: [], timeoutMs: 1000, retries: undefined };
     const r = await h2Call(s, "/pkg.Svc/M", {
@@ -301,6 +320,29 @@ Object.assign(
         headers: { "x-fail": "1", "x-status": "500" },
       });
       assert.equal(notNamed.status, 500);
+    },
+    "retries: a body over the replay limit goes once, whole": async (rig, s) => {
+      rig.policy = {
+        match: [],
+        timeoutMs: 5000,
+        retries: { attempts: 2, perTryTimeoutMs: undefined, retryOn: ["5xx"] },
+      };
+      // Pieces of 64 KiB, 1 MiB + 192 KiB in all: over the 1 MiB replay limit.
+      const piece = "x".repeat(64 * 1024);
+      const body = Array.from({ length: 19 }, () => piece);
+      const ok = await h2Call(s, "/big", { body });
+      assert.equal(ok.status, 200);
+      assert.equal(
+        ok.headers["x-got"],
+        String(19 * 64 * 1024),
+        "what was read first, then the rest",
+      );
+      const failed = await h2Call(s, "/big-fail", {
+        body,
+        headers: { "x-fail": "1", "x-status": "503" },
+      });
+      assert.equal(failed.status, 503, "not retried: the body cannot be sent again");
+      assert.equal(rig.tries.get("/big-fail"), 1);
     },
     "retries: a trailers-only grpc-status 14 is retried on unavailable": async (rig, s) => {
       rig.policy = {
