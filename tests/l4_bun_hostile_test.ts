@@ -9,6 +9,7 @@ import { connect, type Socket } from "node:net";
 import { assert, assertEquals } from "./support/assert.ts";
 import { closed, metricSum, roundTrip, scrape, startMesh } from "./support/mesh.ts";
 import { bunPath } from "./support/weft_proc.ts";
+import { within } from "./support/within.ts";
 
 const BUN = bunPath();
 
@@ -18,17 +19,6 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
     if (performance.now() > until) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-function within<T>(what: string, p: Promise<T>, ms = 10_000): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((
-      _,
-      fail,
-    ) => (t = setTimeout(() => fail(new Error(`${what}: not within ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(t));
 }
 
 function rssMiB(pid: number): number {
@@ -80,9 +70,9 @@ Deno.test({
       const workloadEnd = new Promise<void>((r) => w3.once("end", () => r()));
       const clientEnd = new Promise<void>((r) => c3.once("end", () => r()));
       w3.end();
-      await within("the workload's FIN at the client", clientEnd);
+      await within(10_000, "the workload's FIN at the client", clientEnd);
       c3.end(small); // the client's direction is still open after the workload's FIN
-      await within("the client's FIN at the workload", workloadEnd);
+      await within(10_000, "the client's FIN at the workload", workloadEnd);
       assertEquals(afterFin, small.length);
       await closed(c3);
 

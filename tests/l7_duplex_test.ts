@@ -15,23 +15,9 @@ import { Buffer } from "node:buffer";
 import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
 import { startNodeProxy } from "./support/node_l7.ts";
+import { within } from "./support/within.ts";
 
 const BUN = bunPath();
-
-/** `p`, or a failure naming `what` after `ms`. */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A raw upstream. A chunked request is answered at once with a head and a first chunk
  * ("early"), and ended when its last chunk arrives; any other request gets "ok". With `reset`,

@@ -15,6 +15,7 @@ import net from "node:net";
 import { Buffer } from "node:buffer";
 import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
+import { within } from "./support/within.ts";
 
 const BUN = bunPath();
 
@@ -60,22 +61,6 @@ function get(port: number, path: string, agent?: http.Agent): Promise<[number, s
     });
     req.on("error", reject);
   });
-}
-
-/** `p`, or a failure naming `phase` after `ms`: a lost response fails the test instead of hanging
- * the suite. */
-async function within<T>(ms: number, phase: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new Error(`${phase}: no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 Deno.test({

@@ -13,23 +13,9 @@ import { bunPath } from "./support/weft_proc.ts";
 import { startBunProxy } from "./support/bun_l7.ts";
 import { startNodeProxy } from "./support/node_l7.ts";
 import { type RawClient, rawClient } from "./support/raw_http_client.ts";
+import { within } from "./support/within.ts";
 
 const BUN = bunPath();
-
-/** `p`, or a failure naming `what` after `ms`. */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new Error(`${what}: not within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Upstream {
   port: number;

@@ -33,7 +33,11 @@ export function reportUnhandled(kind: UnhandledKind, err: unknown): void {
   const stack = err instanceof Error ? err.stack ?? "" : "";
   if (kind === "exception" && WORKER_STACK.test(stack)) {
     unhandled.inc({ kind: "worker" });
-    log.warn("worker thread error", { code: errorCode(err), error: errorMessage(err) });
+    log.warn("worker thread error", {
+      code: errorCode(err),
+      error: errorMessage(err),
+      effect: "jco's WASI shim worker did not start on Bun; the process and its filters run on",
+    });
     return;
   }
   unhandled.inc({ kind });

@@ -11,19 +11,8 @@ import { bunPath } from "./weft_proc.ts";
 import { startBunProxy } from "./bun_l7.ts";
 import { startNodeProxy } from "./node_l7.ts";
 
-export async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "./within.ts";
+export { within };
 
 /** One upstream connection as a script sees it: everything received so far (latin1). */
 export interface UpConn {
