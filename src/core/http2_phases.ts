@@ -13,7 +13,7 @@ import type { FilterChain } from "./filter_chain.ts";
 import type { HeaderList } from "./header_map.ts";
 import type { HeaderMap } from "./filter_api.ts";
 import type { Trailer } from "./http1_codec.ts";
-import type { H2Stream } from "./h2/mod.ts";
+import { ErrorCode, H2ProtocolError, type H2Stream } from "./h2/mod.ts";
 import { type BodyReader, h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import {
   bufferFrom,
@@ -32,6 +32,13 @@ import {
   setStreamedFraming,
 } from "./body_stream.ts";
 import { requestTrailers, responseTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
+
+/** Cut `stream`'s response short: RST_STREAM CANCEL. A destroy without an error would end the
+ * stream cleanly (END_STREAM) once the client has ended its side (h2/tunnel.ts), and the client
+ * would take the part it got for the whole response. */
+export function cutStream(stream: H2Stream, why: string): void {
+  stream.destroy(new H2ProtocolError(ErrorCode.CANCEL, why));
+}
 
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
@@ -190,7 +197,7 @@ export async function answer(
   if (local) {
     logResponseReset(ctx, local.details);
     up.drop();
-    stream.destroy();
+    cutStream(stream, "a response filter answered mid-body");
   }
   return resCtx.status;
 }

@@ -17,7 +17,7 @@ import type { Upstream } from "./http1_upstream.ts";
 import { exactLength, h1Reader, h1Sink, writeH2 } from "./body_source.ts";
 import { bufferFrom } from "./body_buffer.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
-import { answer, HOP_BY_HOP, type RequestPlan, respondLocal } from "./http2_phases.ts";
+import { answer, cutStream, HOP_BY_HOP, type RequestPlan, respondLocal } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { exchange, guardResponse } from "./route_exchange.ts";
 import type { H2Stream } from "./h2/mod.ts";
@@ -78,7 +78,7 @@ export async function forwardH1(
     }
     const disarm = guardResponse(r.leftMs, () => {
       r.up.stream.destroy();
-      stream.destroy();
+      cutStream(stream, "route timeout");
     });
     try {
       return await respondAlongside(b, stream, ctx, chain, r.up, r.head, r.sending);

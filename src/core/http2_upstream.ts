@@ -12,7 +12,13 @@ import { HeaderList } from "./header_map.ts";
 import { ErrorCode, H2ProtocolError, H2Session, type H2Stream } from "./h2/mod.ts";
 import { type BodyReader, h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
-import { answer, HOP_BY_HOP as HOP, type RequestPlan, respondLocal } from "./http2_phases.ts";
+import {
+  answer,
+  cutStream,
+  HOP_BY_HOP as HOP,
+  type RequestPlan,
+  respondLocal,
+} from "./http2_phases.ts";
 import type { RetryPolicy, RoutePolicy } from "./route_policy.ts";
 import {
   backoff,
@@ -192,7 +198,7 @@ export async function forwardH2(
                 if (!l) return arm();
                 local = l;
                 cur.destroy();
-                if (stream.headersSent) stream.destroy();
+                if (stream.headersSent) cutStream(stream, "a request filter answered");
               },
               () => cur.destroy(),
             );

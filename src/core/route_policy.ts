@@ -29,8 +29,10 @@ export interface RequestMatch {
   readonly sourceLabels?: Readonly<Record<string, string>>;
 }
 
-/** Envoy retry_on conditions weft implements (router filter `x-envoy-retry-on`), plus plain
- * status codes (`retriable-status-codes`). */
+/** Envoy retry_on conditions weft implements (router filter `x-envoy-retry-on`, and the gRPC ones
+ * of `x-envoy-retry-grpc-on`, read from the grpc-status of a headers-only response on HTTP/2
+ * upstreams: route_exchange.ts GRPC_RETRY_CONDITIONS), plus plain status codes
+ * (`retriable-status-codes`). */
 export const RETRY_CONDITIONS = [
   "5xx",
   "gateway-error",
@@ -38,6 +40,11 @@ export const RETRY_CONDITIONS = [
   "connect-failure",
   "refused-stream",
   "retriable-4xx",
+  "cancelled",
+  "deadline-exceeded",
+  "internal",
+  "resource-exhausted",
+  "unavailable",
 ] as const;
 
 export interface RetryPolicy {

@@ -133,9 +133,21 @@ ${http}`,
       route: [{ destination: { host: r } }]
     - timeout: 0s
       retries: { attempts: 0, retryOn: 5xx }
+      route: [{ destination: { host: r } }]
+    - retries: { attempts: 2, retryOn: "unavailable,cancelled,deadline-exceeded,internal,resource-exhausted,retriable-status-codes,503" }
       route: [{ destination: { host: r } }]`)]);
   assert.deepEqual(ok.problems, []);
-  const [a, b, c] = ok.resources.virtualServices[0]!.http;
+  const [a, b, c, d] = ok.resources.virtualServices[0]!.http;
+  // gRPC conditions (Envoy's x-envoy-retry-grpc-on names) are valid Istio and kept.
+  assert.deepEqual(d!.retries?.retryOn, [
+    "unavailable",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "retriable-status-codes",
+    "503",
+  ]);
   assert.equal(a!.timeoutMs, 1500);
   assert.deepEqual(a!.retries, {
     attempts: 3,
@@ -143,16 +155,26 @@ ${http}`,
     retryOn: ["gateway-error", "reset", "409"],
     backoffMs: 10,
   });
-  // Istio's default conditions, less its gRPC-status ones.
-  assert.deepEqual(b!.retries?.retryOn, ["connect-failure", "refused-stream", "503"]);
+  // Istio's default conditions.
+  assert.deepEqual(b!.retries?.retryOn, [
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "503",
+  ]);
   assert.deepEqual([c!.timeoutMs, c!.retries], [undefined, undefined]);
   const bad = loadIstioDocuments([
-    vs(`    - retries: { attempts: -1, perTryTimeout: 0s, retryOn: "unavailable,5xx" }
+    vs(`    - retries: { attempts: -1, perTryTimeout: 0s, retryOn: "envoy-ratelimited,5xx" }
       route: [{ destination: { host: r } }]`),
   ]);
   const where = "vs.yaml#0 VirtualService ns/r: spec.http[0].retries";
   for (
-    const w of [`${where}.attempts:`, `${where}.perTryTimeout:`, `${where}.retryOn: "unavailable"`]
+    const w of [
+      `${where}.attempts:`,
+      `${where}.perTryTimeout:`,
+      `${where}.retryOn: "envoy-ratelimited"`,
+    ]
   ) {
     assert.ok(bad.problems.some((p) => p.startsWith(w)), `missing ${w} in ${bad.problems}`);
   }

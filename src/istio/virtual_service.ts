@@ -7,6 +7,7 @@
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
 import { meta } from "./meta.ts";
+import { RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpMatch,
@@ -85,18 +86,13 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
   };
 }
 
-/** Envoy retry_on conditions weft's L7 proxy implements (src/core/route_exchange.ts). */
-const RETRY_ON = [
-  "5xx",
-  "gateway-error",
-  "reset",
-  "connect-failure",
-  "refused-stream",
-  "retriable-4xx",
-];
-/** What Istio sends when a VirtualService sets retries without retryOn, less its gRPC-status
- * conditions (unavailable, cancelled: weft does not read grpc-status to retry). */
-const DEFAULT_RETRY_ON = ["connect-failure", "refused-stream", "503"];
+/** Envoy retry_on conditions weft's L7 proxy implements (src/core/route_policy.ts; the gRPC ones
+ * act on HTTP/2 upstreams), and `retriable-status-codes`, which Istio accepts beside the status
+ * codes it enables (those codes are listed in retryOn themselves, so the name adds nothing). */
+const RETRY_ON: readonly string[] = [...RETRY_CONDITIONS, "retriable-status-codes"];
+/** What Istio sends when a VirtualService sets retries without retryOn
+ * ("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes" with 503). */
+const DEFAULT_RETRY_ON = ["connect-failure", "refused-stream", "unavailable", "cancelled", "503"];
 
 /** Istio HTTPRetry. `attempts: 0` turns retries off. */
 function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefined {

@@ -122,7 +122,9 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
 function routePolicy(r: MeshRoute) {
   const retries = r.retries;
   const codes = retries?.retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number) ?? [];
-  const named = retries?.retryOn.filter((c) => !/^\d{3}$/.test(c)) ?? [];
+  // `retriable-status-codes` written in retryOn is added once below, with the codes.
+  const named =
+    retries?.retryOn.filter((c) => !/^\d{3}$/.test(c) && c !== "retriable-status-codes") ?? [];
   return {
     timeout: durationOf(r.timeoutMs ?? 0),
     ...(retries

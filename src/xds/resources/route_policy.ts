@@ -1,8 +1,9 @@
 /**
  * RouteAction `timeout` and `retry_policy` → the data path's per-route policy
  * (src/core/route_policy.ts), and a rule's match → the policy's request match. Conditions weft's
- * proxy does not implement (istiod's default sends gRPC-status ones: unavailable, cancelled) are
- * left out rather than NACKed, so the rest of the policy applies.
+ * proxy does not implement (e.g. envoy-ratelimited, retriable-headers) are left out rather than
+ * NACKed, so the rest of the policy applies; istiod's default gRPC-status ones (unavailable,
+ * cancelled) are kept and act on HTTP/2 upstreams.
  */
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { RouteAction } from "../gen/envoy/config/route/v3/route_components_pb.ts";

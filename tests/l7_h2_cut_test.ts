@@ -1,0 +1,82 @@
+/**
+ * A response cut short on an h2c downstream reaches the client as a stream reset, never as a clean
+ * end: weft's HTTP/2 ends a stream (END_STREAM) when it is destroyed without an error after the
+ * peer ended its side (src/core/h2/tunnel.ts), so every L7 site that cuts a response must destroy
+ * with an error code. Here the route timeout fires after a chunked HTTP/1.1 upstream sent its head
+ * and part of its body (http2_to_http1.ts guardResponse): without a reset the client would take
+ * the part for the whole response.
+ */
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { FilterChain, HttpProxy, type RoutePolicy } from "../src/core/mod.ts";
+import { TEST_PEER } from "./support/filter_context.ts";
+import { closeSession } from "./support/h2c_client.ts";
+import { within } from "./support/within.ts";
+
+const listen = (s: net.Server): Promise<number> =>
+  new Promise((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+
+Deno.test("h2c downstream: a response cut by the route timeout after its head is a reset (CANCEL), not a clean end", async () => {
+  const upSockets = new Set<net.Socket>();
+  const upstream = net.createServer((s) => {
+    upSockets.add(s);
+    s.on("close", () => upSockets.delete(s));
+    s.on("error", () => {});
+    s.once("data", () => {
+      // Head and a first chunk, then nothing more (the rest never comes).
+      s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n7\r\npartial\r\n");
+    });
+  });
+  const upPort = await listen(upstream);
+  const policy: RoutePolicy = { match: [], timeoutMs: 300, retries: undefined };
+  const proxy = new HttpProxy({
+    chain: () => new FilterChain([]),
+    direction: "outbound",
+    routePolicy: () => policy,
+    dialUpstream: () =>
+      new Promise<Duplex>((ok, fail) => {
+        const s = net.connect(upPort, "127.0.0.1");
+        s.once("connect", () => ok(s));
+        s.once("error", fail);
+      }),
+  });
+  const front = net.createServer((s) => {
+    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
+  });
+  const frontSockets = new Set<net.Socket>();
+  front.on("connection", (s) => {
+    frontSockets.add(s);
+    s.on("close", () => frontSockets.delete(s));
+  });
+  const port = await listen(front);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  try {
+    // The stream's fate as the client sees it once it closes: its RST_STREAM code (NO_ERROR when
+    // it ended cleanly) and what it read.
+    const got = await within(
+      5_000,
+      "the cut response",
+      new Promise<{ rstCode: number | undefined; body: string }>((resolve) => {
+        const req = session.request({ ":path": "/", ":method": "GET" });
+        let body = "";
+        req.setEncoding("utf8");
+        req.on("data", (c: string) => (body += c));
+        req.on("error", () => {});
+        req.on("close", () => resolve({ rstCode: req.rstCode, body }));
+        req.end();
+      }),
+    );
+    assert.deepEqual(got, { rstCode: http2.constants.NGHTTP2_CANCEL, body: "partial" });
+  } finally {
+    await closeSession(session);
+    proxy.close();
+    for (const s of frontSockets) s.destroy();
+    for (const s of upSockets) s.destroy();
+    await new Promise((r) => front.close(r));
+    await new Promise((r) => upstream.close(r));
+  }
+});
