@@ -80,3 +80,77 @@ Deno.test("h2c downstream: a response cut by the route timeout after its head is
     await new Promise((r) => upstream.close(r));
   }
 });
+
+Deno.test("h2c downstream: a gRPC request's local reply (route timeout) is trailers-only grpc-status 14, as Envoy's", async () => {
+  const upSockets = new Set<net.Socket>();
+  const upstream = net.createServer((s) => {
+    upSockets.add(s);
+    s.on("close", () => upSockets.delete(s));
+    s.on("error", () => {});
+    s.resume(); // reads the request, never answers
+  });
+  const upPort = await listen(upstream);
+  const policy: RoutePolicy = { match: [], timeoutMs: 200, retries: undefined };
+  const proxy = new HttpProxy({
+    chain: () => new FilterChain([]),
+    direction: "outbound",
+    routePolicy: () => policy,
+    dialUpstream: () =>
+      new Promise<Duplex>((ok, fail) => {
+        const s = net.connect(upPort, "127.0.0.1");
+        s.once("connect", () => ok(s));
+        s.once("error", fail);
+      }),
+  });
+  const frontSockets = new Set<net.Socket>();
+  const front = net.createServer((s) => {
+    frontSockets.add(s);
+    s.on("close", () => frontSockets.delete(s));
+    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
+  });
+  const port = await listen(front);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  try {
+    const got = await within(
+      5_000,
+      "the gRPC reply",
+      new Promise<Record<string, unknown>>((resolve) => {
+        const req = session.request({
+          ":path": "/pkg.Svc/Call",
+          ":method": "POST",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        let head: http2.IncomingHttpHeaders = {};
+        let bytes = 0;
+        req.on("response", (h) => (head = h));
+        req.on("data", (c: Uint8Array) => (bytes += c.length));
+        req.on("error", () => {});
+        req.on("close", () =>
+          resolve({
+            status: head[":status"],
+            grpcStatus: head["grpc-status"],
+            grpcMessage: head["grpc-message"],
+            bytes,
+            rstCode: req.rstCode,
+          }));
+        req.end(new Uint8Array([0, 0, 0, 0, 0]));
+      }),
+    );
+    assert.deepEqual(got, {
+      status: 200,
+      grpcStatus: "14",
+      grpcMessage: "upstream%20request%20timeout",
+      bytes: 0,
+      rstCode: http2.constants.NGHTTP2_NO_ERROR,
+    });
+  } finally {
+    await closeSession(session);
+    proxy.close();
+    for (const s of frontSockets) s.destroy();
+    for (const s of upSockets) s.destroy();
+    await new Promise((r) => front.close(r));
+    await new Promise((r) => upstream.close(r));
+  }
+});

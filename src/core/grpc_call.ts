@@ -11,7 +11,7 @@
  */
 import { errorCode, errorMessage } from "./errors.ts";
 import type { H2Session, H2Stream } from "./h2/mod.ts";
-import { GrpcCode, type GrpcStatus } from "./grpc_status.ts";
+import { GrpcCode, type GrpcStatus, httpToGrpc } from "./grpc_status.ts";
 
 export interface GrpcCallHandlers {
   /** Response headers (initial metadata), once, before any message; a Trailers-Only response
@@ -35,16 +35,6 @@ export interface GrpcCallOptions {
 
 const RESERVED = new Set(["content-type", "te", "grpc-timeout", "user-agent"]);
 const EMPTY = new Uint8Array(0);
-
-/** HTTP status of a response without grpc-status → gRPC code (http-grpc-status-mapping.md). */
-function httpToGrpc(status: number): number {
-  if (status === 400) return GrpcCode.INTERNAL;
-  if (status === 401) return GrpcCode.UNAUTHENTICATED;
-  if (status === 403) return GrpcCode.PERMISSION_DENIED;
-  if (status === 404) return GrpcCode.UNIMPLEMENTED;
-  if ([429, 502, 503, 504].includes(status)) return GrpcCode.UNAVAILABLE;
-  return GrpcCode.UNKNOWN;
-}
 
 /** The 5-byte length prefix and the message. */
 export function grpcFrame(message: Uint8Array): Uint8Array {

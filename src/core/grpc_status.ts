@@ -14,6 +14,19 @@ export const GrpcCode = Object.freeze({
   UNAUTHENTICATED: 16,
 });
 
+/** HTTP status of a response without grpc-status → gRPC code (gRPC's
+ * http-grpc-status-mapping.md; Envoy's Grpc::Utility::httpToGrpcStatus). */
+export function httpToGrpc(status: number): number {
+  if (status === 400) return GrpcCode.INTERNAL;
+  if (status === 401) return GrpcCode.UNAUTHENTICATED;
+  if (status === 403) return GrpcCode.PERMISSION_DENIED;
+  if (status === 404) return GrpcCode.UNIMPLEMENTED;
+  if (status === 429 || status === 502 || status === 503 || status === 504) {
+    return GrpcCode.UNAVAILABLE;
+  }
+  return GrpcCode.UNKNOWN;
+}
+
 const CODE_NAMES = [
   "OK",
   "CANCELLED",

@@ -14,6 +14,7 @@ import type { HeaderList } from "./header_map.ts";
 import type { HeaderMap } from "./filter_api.ts";
 import type { Trailer } from "./http1_codec.ts";
 import { ErrorCode, H2ProtocolError, type H2Stream } from "./h2/mod.ts";
+import { httpToGrpc } from "./grpc_status.ts";
 import { type BodyReader, h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import {
   bufferFrom,
@@ -68,9 +69,26 @@ export function respondLocal(stream: H2Stream, r: LocalResponse): void {
   for (const [k, v] of r.headers) h.push([k.toLowerCase(), v]);
   if (r.grpcStatus !== undefined) {
     h.push(["content-type", "application/grpc"], ["grpc-status", String(r.grpcStatus)]);
+  } else if (isGrpcRequest(stream)) {
+    // Envoy's local reply to a gRPC request: trailers-only (HTTP 200, no body, END_STREAM on the
+    // HEADERS), grpc-status from the HTTP status by gRPC's mapping (503/504 → UNAVAILABLE) and the
+    // reply's text as grpc-message. A body would be read as a malformed gRPC message.
+    h.push(["content-type", "application/grpc"], ["grpc-status", String(httpToGrpc(r.status))]);
+    const text = typeof r.body === "string" ? r.body : Buffer.from(r.body).toString("utf8");
+    if (text) h.push(["grpc-message", encodeURIComponent(text)]);
+    stream.respond(200, h, true);
+    return;
   }
   stream.respond(r.grpcStatus !== undefined ? 200 : r.status, h);
   stream.end(typeof r.body === "string" ? r.body : Buffer.from(r.body));
+}
+
+/** Whether the request on `stream` is gRPC (content-type application/grpc, +proto, +json …). */
+function isGrpcRequest(stream: H2Stream): boolean {
+  for (const [k, v] of stream.headerList) {
+    if (k === "content-type") return v.startsWith("application/grpc");
+  }
+  return false;
 }
 
 function declaredLength(h: HeaderMap): number {
