@@ -185,8 +185,12 @@ Deno.test("h2c to an HTTP/2 upstream keeps trailers (gRPC) and applies the chain
     assert.equal(echoed.body, "msg");
     assert.equal(r.trailers["grpc-status"], "0");
     assert.equal(r.headers["x-weft-path"], "/pkg.Svc/Method"); // response phase ran
+    // A filter's 403 to a gRPC request is Envoy's gRPC local reply: trailers-only, HTTP 200,
+    // grpc-status 7 (PERMISSION_DENIED), no body.
     const denied = await call("/deny");
-    assert.equal(denied.status, 403);
+    assert.equal(denied.status, 200);
+    assert.equal(denied.headers["grpc-status"], "7");
+    assert.equal(denied.body, "");
   } finally {
     await new Promise<void>((r) => session.close(() => r()));
     await h.close();
