@@ -115,6 +115,14 @@ Deno.test("admin: binding admin or metrics off loopback needs listeners.allowNon
     const bad = await runWeft(["validate", path]);
     assertEquals(bad.code, 1);
     assertMatch(bad.stderr, /listeners\.admin: 0\.0\.0\.0:15000 is not a loopback address/);
+    // SOCKS5 authenticates no one (a client is the workload at its source address): the same rule.
+    await Deno.writeTextFile(path, stringify({ listeners: { socks5: "0.0.0.0:15080" } }));
+    const socks = await runWeft(["validate", path]);
+    assertEquals(socks.code, 1);
+    assertMatch(
+      socks.stderr,
+      /listeners\.socks5: 0\.0\.0\.0:15080 is not a loopback address; anyone who reaches it can send traffic into the mesh/,
+    );
     await Deno.writeTextFile(
       path,
       stringify({ listeners: { metrics: "0.0.0.0:15020", allowNonLoopback: true } }),

@@ -80,14 +80,27 @@ export function refuseAdmin(req: Request, status: 403 | 421, reason: string): Re
   return new Response(text, { status, headers: { "content-type": "text/plain" } });
 }
 
-/** Validation: admin and metrics stay on loopback unless explicitly allowed (warns loudly). */
+/** What anyone who reaches a listener bound off loopback can do. */
+const EXPOSURE = {
+  admin: "anyone who reaches it can read the config and stop the node",
+  metrics: "anyone who reaches it can read the node's traffic figures",
+  // SOCKS5 has no authentication: a client is taken for the workload at its source address.
+  socks5: "anyone who reaches it can send traffic into the mesh as a local workload",
+} as const;
+
+/** Validation: admin, metrics and SOCKS5 stay on loopback unless explicitly allowed (warns
+ * loudly). */
 export function offLoopback(
-  listeners: { admin: string; metrics: string },
-): { path: string; address: string }[] {
-  const out: { path: string; address: string }[] = [];
-  for (const [name, a] of [["admin", listeners.admin], ["metrics", listeners.metrics]] as const) {
+  listeners: { admin: string; metrics: string; socks5?: string },
+): { path: string; address: string; risk: string }[] {
+  const out: { path: string; address: string; risk: string }[] = [];
+  for (const name of ["admin", "metrics", "socks5"] as const) {
+    const a = listeners[name];
+    if (!a) continue; // SOCKS5 off
     const hp = splitHostPort(a);
-    if (hp && !isLoopback(hp.host)) out.push({ path: `listeners.${name}`, address: a });
+    if (hp && !isLoopback(hp.host)) {
+      out.push({ path: `listeners.${name}`, address: a, risk: EXPOSURE[name] });
+    }
   }
   return out;
 }

@@ -140,8 +140,8 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     for (const o of offLoopback(listeners)) {
       problems.add(
         o.path,
-        `${o.address} is not a loopback address; anyone who reaches it can read the config and ` +
-          "stop the node (set listeners.allowNonLoopback: true to expose it anyway)",
+        `${o.address} is not a loopback address; ${o.risk} ` +
+          "(set listeners.allowNonLoopback: true to expose it anyway)",
       );
     }
   }

@@ -32,7 +32,8 @@ export interface ListenersConfig {
   /** Bind a listener on every service VIP:port (outbound capture). Several nodes on one laptop
    * share the loopback: only the nodes whose workloads call services should capture. */
   readonly captureServiceVips: boolean;
-  /** Admin (15000) and metrics (15020) may bind off loopback only with this opt-in. */
+  /** Admin (15000), metrics (15020) and SOCKS5 (15080) may bind off loopback only with this
+   * opt-in. */
   readonly allowNonLoopback: boolean;
 }
 

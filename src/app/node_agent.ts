@@ -232,10 +232,7 @@ export class NodeAgent {
     bound.at = { host: admin.hostname, port: admin.port };
     this.servers.push(admin);
     for (const o of offLoopback(this.config.listeners)) {
-      log.warn(
-        "ADMIN EXPOSED OFF LOOPBACK: anyone who reaches it can read the config and stop the node",
-        o,
-      );
+      log.warn(`${o.path.slice("listeners.".length).toUpperCase()} EXPOSED OFF LOOPBACK`, o);
     }
     this.servers.push(await serveOn(this.config.listeners.metrics, metricsApp()));
     this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
