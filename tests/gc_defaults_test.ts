@@ -13,6 +13,11 @@ import { assertEquals } from "./support/assert.ts";
 import { bunPath, LISTENERS, loopbackBlock, startWeft, weftBin } from "./support/weft_proc.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
+/** The environment the process `pid` runs with (after any execve: the running image's). */
+async function environOf(pid: number): Promise<string[]> {
+  return (await Deno.readTextFile(`/proc/${pid}/environ`)).split("\0");
+}
+
 async function node(
   env: Record<string, string>,
   runtime?: string,
@@ -33,8 +38,7 @@ async function node(
     try {
       const r = await fetch(`http://${p.ready.admin}/config_dump`);
       const dump = (await r.json()) as { node: { gc?: unknown } };
-      const environ = (await Deno.readTextFile(`/proc/${p.child.pid}/environ`)).split("\0");
-      return { ready: p.ready.gc, dump: dump.node.gc, environ };
+      return { ready: p.ready.gc, dump: dump.node.gc, environ: await environOf(p.child.pid) };
     } finally {
       await p.stop();
     }
@@ -103,7 +107,7 @@ Deno.test(
         "127.0.0.1:0",
       ]);
       try {
-        const environ = (await Deno.readTextFile(`/proc/${cp.child.pid}/environ`)).split("\0");
+        const environ = await environOf(cp.child.pid);
         assertEquals(cp.ready.gc, {
           bunGcTimer: "off",
           source: "weft default",

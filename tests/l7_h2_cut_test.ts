@@ -19,19 +19,18 @@ import { within } from "./support/within.ts";
 const listen = (s: net.Server): Promise<number> =>
   new Promise((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
 
-Deno.test("h2c downstream: a response cut by the route timeout after its head is a reset (CANCEL), not a clean end", async () => {
+/** An HTTP/1.1 upstream (`onRequest` answers each connection's first bytes, or not at all), weft's
+ * HttpProxy in front of it with a route `timeoutMs`, and an h2c client session to the proxy. */
+async function startCutRig(timeoutMs: number, onRequest: (s: net.Socket) => void) {
   const upSockets = new Set<net.Socket>();
   const upstream = net.createServer((s) => {
     upSockets.add(s);
     s.on("close", () => upSockets.delete(s));
     s.on("error", () => {});
-    s.once("data", () => {
-      // Head and a first chunk, then nothing more (the rest never comes).
-      s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n7\r\npartial\r\n");
-    });
+    s.once("data", () => onRequest(s));
   });
   const upPort = await listen(upstream);
-  const policy: RoutePolicy = { match: [], timeoutMs: 300, retries: undefined };
+  const policy: RoutePolicy = { match: [], timeoutMs, retries: undefined };
   const proxy = new HttpProxy({
     chain: () => new FilterChain([]),
     direction: "outbound",
@@ -43,17 +42,33 @@ Deno.test("h2c downstream: a response cut by the route timeout after its head is
         s.once("error", fail);
       }),
   });
-  const front = net.createServer((s) => {
-    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
-  });
   const frontSockets = new Set<net.Socket>();
-  front.on("connection", (s) => {
+  const front = net.createServer((s) => {
     frontSockets.add(s);
     s.on("close", () => frontSockets.delete(s));
+    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
   });
   const port = await listen(front);
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on("error", () => {});
+  return {
+    session,
+    close: async () => {
+      await closeSession(session);
+      proxy.close();
+      for (const s of frontSockets) s.destroy();
+      for (const s of upSockets) s.destroy();
+      await new Promise((r) => front.close(r));
+      await new Promise((r) => upstream.close(r));
+    },
+  };
+}
+
+Deno.test("h2c downstream: a response cut by the route timeout after its head is a reset (CANCEL), not a clean end", async () => {
+  // Head and a first chunk, then nothing more (the rest never comes).
+  const { session, close } = await startCutRig(300, (s) => {
+    s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n7\r\npartial\r\n");
+  });
   try {
     // The stream's fate as the client sees it once it closes: its RST_STREAM code (NO_ERROR when
     // it ended cleanly) and what it read.
@@ -72,45 +87,12 @@ Deno.test("h2c downstream: a response cut by the route timeout after its head is
     );
     assert.deepEqual(got, { rstCode: http2.constants.NGHTTP2_CANCEL, body: "partial" });
   } finally {
-    await closeSession(session);
-    proxy.close();
-    for (const s of frontSockets) s.destroy();
-    for (const s of upSockets) s.destroy();
-    await new Promise((r) => front.close(r));
-    await new Promise((r) => upstream.close(r));
+    await close();
   }
 });
 
 Deno.test("h2c downstream: a gRPC request's local reply (route timeout) is trailers-only grpc-status 14, as Envoy's", async () => {
-  const upSockets = new Set<net.Socket>();
-  const upstream = net.createServer((s) => {
-    upSockets.add(s);
-    s.on("close", () => upSockets.delete(s));
-    s.on("error", () => {});
-    s.resume(); // reads the request, never answers
-  });
-  const upPort = await listen(upstream);
-  const policy: RoutePolicy = { match: [], timeoutMs: 200, retries: undefined };
-  const proxy = new HttpProxy({
-    chain: () => new FilterChain([]),
-    direction: "outbound",
-    routePolicy: () => policy,
-    dialUpstream: () =>
-      new Promise<Duplex>((ok, fail) => {
-        const s = net.connect(upPort, "127.0.0.1");
-        s.once("connect", () => ok(s));
-        s.once("error", fail);
-      }),
-  });
-  const frontSockets = new Set<net.Socket>();
-  const front = net.createServer((s) => {
-    frontSockets.add(s);
-    s.on("close", () => frontSockets.delete(s));
-    proxy.handle(s, TEST_PEER).catch(() => s.destroy());
-  });
-  const port = await listen(front);
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  session.on("error", () => {});
+  const { session, close } = await startCutRig(200, (s) => s.resume()); // never answers
   try {
     const got = await within(
       5_000,
@@ -146,11 +128,6 @@ Deno.test("h2c downstream: a gRPC request's local reply (route timeout) is trail
       rstCode: http2.constants.NGHTTP2_NO_ERROR,
     });
   } finally {
-    await closeSession(session);
-    proxy.close();
-    for (const s of frontSockets) s.destroy();
-    for (const s of upSockets) s.destroy();
-    await new Promise((r) => front.close(r));
-    await new Promise((r) => upstream.close(r));
+    await close();
   }
 });

@@ -9,7 +9,7 @@ import type { Duplex } from "node:stream";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
-import { ErrorCode, H2ProtocolError, H2Session, type H2Stream } from "./h2/mod.ts";
+import { H2Session, type H2Stream } from "./h2/mod.ts";
 import { type BodyReader, h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import { requestChunkCall, sendBody } from "./body_stream.ts";
 import {
@@ -138,10 +138,7 @@ export async function forwardH2(
       expired = true;
       countTimeout("route");
       up?.destroy(); // RST_STREAM CANCEL
-      // A reset, never a clean END_STREAM on a cut response.
-      if (stream.headersSent) {
-        stream.destroy(new H2ProtocolError(ErrorCode.CANCEL, "route timeout"));
-      }
+      if (stream.headersSent) cutStream(stream, "route timeout");
       late(new Error("route timeout"));
     }, policy.timeoutMs);
   };
