@@ -107,6 +107,16 @@ function operationMatches(o: PolicyOperation, peer: Peer): Tri {
   return httpOnly ? "n/a" : "yes";
 }
 
+/** The `when` keys L4 evaluates (conditionMatches); any other needs HTTP. */
+const L4_KEYS: ReadonlySet<string> = new Set([
+  "source.principal",
+  "source.namespace",
+  "source.serviceAccount",
+  "source.ip",
+  "destination.ip",
+  "destination.port",
+]);
+
 function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
   let value: string | undefined;
   switch (c.key) {
@@ -131,14 +141,39 @@ function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
     case "destination.port":
       value = String(peer.attrs.destinationPort);
       break;
+    case "source.serviceAccount":
+      return field(
+          c.values,
+          c.notValues,
+          (p) => p.includes(serviceAccountOf(peer.principal) ?? "\0"),
+        )
+        ? "yes"
+        : "no";
     default:
       return "n/a"; // request.headers[..], request.auth.* and the like need L7
   }
   return field(c.values, c.notValues, (p) => anyMatch(p, value)) ? "yes" : "no";
 }
 
+const some = (...fs: (readonly string[] | undefined)[]): boolean =>
+  fs.some((f) => f !== undefined && f.length > 0);
+
+/** Whether any part of the rule needs HTTP. Istio drops such a rule whole from an ALLOW policy
+ * on TCP (istio/istio authz builder: a rule whose generation fails is skipped; ztunnel's
+ * conversion does the same), even when another `from` or `to` entry of it is plain L4. */
+function needsHttp(rule: PolicyRule): boolean {
+  return (rule.from ?? []).some(({ source: s }) =>
+    some(s.remoteIpBlocks, s.notRemoteIpBlocks, s.requestPrincipals, s.notRequestPrincipals)
+  ) ||
+    (rule.to ?? []).some(({ operation: o }) =>
+      some(o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths)
+    ) ||
+    (rule.when ?? []).some((c) => !L4_KEYS.has(c.key));
+}
+
 /** Does the rule match at L4? `wide` = DENY semantics for fields L4 cannot evaluate. */
 function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
+  if (!wide && needsHttp(rule)) return false;
   const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
   if (
     rule.from && rule.from.length > 0 && !rule.from.some((f) => tri(sourceMatches(f.source, peer)))

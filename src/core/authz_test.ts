@@ -140,6 +140,54 @@ const table: [string, AuthorizationPolicy[], ReturnType<typeof attrs>, boolean][
     false,
   ],
   [
+    "ALLOW rule with an HTTP-only from entry is dropped whole at L4 (Istio skips the rule)",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{
+          from: [{ source: { requestPrincipals: ["*"] } }, { source: { namespaces: ["default"] } }],
+        }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "ALLOW rule with an HTTP-only to entry is dropped whole at L4",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ to: [{ operation: { methods: ["GET"] } }, { operation: { ports: ["8080"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "ALLOW: the dropped rule leaves the policy's other rules",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ to: [{ operation: { paths: ["/x"] } }] }, {
+          to: [{ operation: { ports: ["8080"] } }],
+        }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "when source.serviceAccount at L4",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ when: [{ key: "source.serviceAccount", values: ["default/sleep"] }] }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
     "HTTP-only field widens DENY at L4",
     [
       pol({
