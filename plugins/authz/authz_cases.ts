@@ -149,15 +149,30 @@ spec:
   },
   {
     id: "A17",
-    title: "hosts match case-insensitively (also without the authority's port)",
+    // An exact host is the exact authority: "example.com" does not match "example.com:8080"
+    // (Istio security best practices, "Writing host match policies": add "example.com:*").
+    title: "hosts match case-insensitively, the authority as sent (port included)",
     policies: `
 metadata: {name: p, namespace: default}
-spec: {rules: [{to: [{operation: {hosts: ["Example.COM", "*.svc.cluster.local"]}}]}]}`,
+spec: {rules: [{to: [{operation: {hosts: ["Example.COM", "*.svc.cluster.local", "api.io:*"]}}]}]}`,
     requests: [
       [{ authority: "example.com" }, "allow"],
-      [{ authority: "EXAMPLE.com:8080" }, "allow"],
+      [{ authority: "EXAMPLE.com:8080" }, "deny", "none"],
       [{ authority: "reviews.default.SVC.cluster.local" }, "allow"],
+      [{ authority: "reviews.default.svc.cluster.local:80" }, "deny", "none"],
+      [{ authority: "API.io:443" }, "allow"],
       [{ authority: "other.com" }, "deny", "none"],
+    ],
+  },
+  {
+    id: "A17-notHosts",
+    title: "notHosts in a DENY: a port on the authority does not make it the listed host",
+    policies: `
+metadata: {name: p, namespace: default}
+spec: {action: DENY, rules: [{to: [{operation: {notHosts: ["good.com"]}}]}]}`,
+    requests: [
+      [{ authority: "GOOD.com" }, "allow"],
+      [{ authority: "good.com:80" }, "deny", "ns[default]-policy[p]-rule[0]"],
     ],
   },
   {

@@ -132,14 +132,9 @@ static int source_ok(req *r, const authz_source *s) {
   return 1;
 }
 
-static int host_hit(const strlist *l, int present, wstr host) {
-  if (any_str(l, present, host, 1)) return 1;
-  /* Also try the authority without its port: "Example.com:8080" vs hosts ["example.com"]. */
-  for (uint32_t i = host.n; present && i > 0; i--)
-    if (host.p[i - 1] == ':') return host.p[host.n - 1] != ']' && any_str(l, 1, (wstr){host.p, i - 1}, 1);
-    else if (host.p[i - 1] == ']') break;
-  return 0;
-}
+/* The authority as sent, case-insensitively: Istio compiles hosts to `:authority` matchers with
+ * ignore_case, so "example.com" does not match "example.com:8080" (write "example.com:*"). */
+static int host_hit(const strlist *l, int present, wstr host) { return any_str(l, present, host, 1); }
 
 static wstr path_only(req *r, int *present) {
   wstr p;
