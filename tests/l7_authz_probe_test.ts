@@ -44,11 +44,29 @@ spec:
   rules:
     - to: [{operation: {paths: ["/role*"]}}]
       when: [{key: "request.headers[x-role]", values: ["admin"]}]
+---
+# Attached by targetRefs (ambient's waypoint form): enforced in front of that service only.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-by-ref, namespace: default}
+spec:
+  targetRefs: [{kind: Service, group: "", name: echo}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/by-ref*"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-other-service, namespace: default}
+spec:
+  targetRefs: [{kind: Service, group: "", name: other}]
+  action: DENY
+  rules: [{}]
 `;
 
 /** [request line + extra fields, expected status, path the workload saw (200 only)]. */
 const PROBES: readonly [string, number, string?][] = [
   ["GET /public/x HTTP/1.1", 200, "/public/x"],
+  ["GET /by-ref/x HTTP/1.1", 403],
   ["GET /admin/x HTTP/1.1", 403],
   ["GET /public/../admin/x HTTP/1.1", 403],
   ["GET /public/%2e%2e/admin HTTP/1.1", 403],

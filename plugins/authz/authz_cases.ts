@@ -148,6 +148,38 @@ spec:
     ],
   },
   {
+    id: "A16-template",
+    title: "paths with {*} / {**} are Envoy URI templates (one segment / the rest)",
+    policies: `
+metadata: {name: p, namespace: default}
+spec:
+  rules:
+  - to: [{operation: {paths: ["/users/{*}/orders", "/files/{**}", "/docs/{*}.pdf"]}}]`,
+    requests: [
+      [{ path: "/users/42/orders" }, "allow"],
+      [{ path: "/users/42/orders?x=1" }, "allow"],
+      [{ path: "/users//orders" }, "deny", "none"],
+      [{ path: "/users/4/2/orders" }, "deny", "none"],
+      [{ path: "/files/a/b/c.txt" }, "allow"],
+      [{ path: "/files/" }, "allow"],
+      [{ path: "/files" }, "deny", "none"],
+      [{ path: "/docs/a.pdf" }, "allow"],
+      [{ path: "/docs/a/b.pdf" }, "deny", "none"],
+      [{ path: "/docs/.pdf" }, "deny", "none"],
+    ],
+  },
+  {
+    id: "A16-template-deny",
+    title: "a DENY on a URI template with notPaths",
+    policies: `
+metadata: {name: d, namespace: default}
+spec: {action: DENY, rules: [{to: [{operation: {notPaths: ["/api/{*}/health"]}}]}]}`,
+    requests: [
+      [{ path: "/api/v1/health" }, "allow"],
+      [{ path: "/api/v1/admin" }, "deny", "ns[default]-policy[d]-rule[0]"],
+    ],
+  },
+  {
     id: "A17",
     // An exact host is the exact authority: "example.com" does not match "example.com:8080"
     // (Istio security best practices, "Writing host match policies": add "example.com:*").

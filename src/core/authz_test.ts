@@ -177,6 +177,12 @@ const table: [string, AuthorizationPolicy[], ReturnType<typeof attrs>, boolean][
     true,
   ],
   [
+    "a policy attached by targetRefs is not enforced at L4 (ztunnel never gets it)",
+    [pol({ action: "DENY", rules: [{}], targetServices: ["echo"] })],
+    attrs(sleep),
+    true,
+  ],
+  [
     "when source.serviceAccount at L4",
     [
       pol({

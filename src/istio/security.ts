@@ -56,7 +56,19 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     "rules",
   ]);
   const selector = workloadSelector(c, "spec.selector", spec.selector);
-  targetRefs(c, spec);
+  const refs = targetRefs(c, spec);
+  if (refs.length > 0 && selector !== undefined) {
+    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
+  }
+  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
+  refs.forEach((r, i) => {
+    if (r.kind === "Gateway") {
+      c.problems.add(
+        `spec.targetRefs[${i}].kind`,
+        "Gateway is not supported: weft runs no gateway (attach to a Service)",
+      );
+    }
+  });
   const action = c.oneOf("spec.action", spec.action, ["ALLOW", "DENY", "AUDIT", "CUSTOM"], "ALLOW");
   if (action === "CUSTOM" || spec.provider !== undefined) {
     c.problems.add(
@@ -76,6 +88,7 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     action: action === "CUSTOM" ? "DENY" : action,
     dryRun,
     rules,
+    ...(refs.length > 0 ? { targetServices: refs.map((r) => r.name) } : {}),
   };
   return { kind: "AuthorizationPolicy", meta: m, policy };
 }
@@ -154,7 +167,21 @@ function sourceCheck(c: Checker, path: string, key: string, v: string): void {
   }
 }
 
+/** Istio: a path holding `{*}` or `{**}` is an Envoy URI template; then only those operators,
+ * `{**}` last, no bare `*` (plugins/authz matches it). */
+function templateProblem(v: string): string | undefined {
+  if (!/\{\*\*?\}/.test(v)) return undefined;
+  const ops = v.match(/\{\*\*?\}/g) ?? [];
+  if (ops.slice(0, -1).includes("{**}")) return "{**} must be the last operator of a URI template";
+  if (/[*{}]/.test(v.replace(/\{\*\*?\}/g, ""))) return "a URI template may use only {*} and {**}";
+  return undefined;
+}
+
 function operationCheck(c: Checker, path: string, key: string, v: string): void {
+  if (key === "paths" || key === "notPaths") {
+    const why = templateProblem(v);
+    if (why) c.problems.add(path, `${why}, got "${v}"`);
+  }
   if (key === "ports" || key === "notPorts") {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
