@@ -55,25 +55,84 @@ export class FilterHost implements FilterResolver {
       wanted.set(k, ref);
     }
     const built: { key: string; ref: FilterRef; next: HttpFilter; sha: string; t0: number }[] = [];
+    const unfetched: { key: string; ref: FilterRef; err: unknown }[] = [];
     try {
       for (const [key, ref] of wanted) {
         const m = this.filters.get(key);
         if (m && !(m.current instanceof UnavailableFilter) && sameRef(m.ref, ref)) continue;
+        if (m && this.retries.has(key) && sameRef(m.ref, ref)) continue; // still being fetched
         const t0 = performance.now();
-        const { next, sha } = await this.build(ref);
-        built.push({ key, ref, next, sha, t0 });
+        try {
+          const { next, sha } = await this.build(ref);
+          built.push({ key, ref, next, sha, t0 });
+        } catch (e) {
+          if (!isFetchFailure(ref, e)) throw e;
+          unfetched.push({ key, ref, err: e });
+        }
       }
     } catch (e) {
       for (const b of built) b.next.close?.();
       throw e;
     }
     for (const b of built) this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    for (const u of unfetched) this.standIn(u.key, u.ref, u.err);
     for (const [key, m] of this.filters) {
       if (wanted.has(key)) continue;
       this.filters.delete(key);
+      this.stopRetry(key);
       m.retire();
       log.info("filter retired", { filter: m.name, filterScope: m.ref.scope ?? "" });
     }
+  }
+
+  /** A module that cannot be fetched (Istio's fetch failure; a config or load error is not one):
+   * a filter with a good generation keeps it; one without is served as Istio's stand-in (403 deny
+   * all, or skipped under FAIL_OPEN: managed_filter.ts) so the node still becomes ready
+   * (istio#53279). Either way the fetch is retried with backoff (istio#46033: no pull retry)
+   * until it works or the ref goes. */
+  private standIn(key: string, ref: FilterRef, err: unknown): void {
+    const m = this.filters.get(key);
+    if (!m || m.current instanceof UnavailableFilter) {
+      const u = new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(err), true);
+      if (m) {
+        m.ref = ref;
+        m.swap(u);
+      } else this.filters.set(key, new ManagedFilter(ref, u));
+      log.error("filter unavailable", {
+        filter: ref.name,
+        filterScope: ref.scope ?? "",
+        failPolicy: ref.failPolicy,
+        code: errorCode(err),
+        err: errorMessage(err),
+      });
+    }
+    this.scheduleRetry(key, ref, 0);
+  }
+
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
+
+  private scheduleRetry(key: string, ref: FilterRef, attempt: number): void {
+    this.stopRetry(key);
+    const delayMs = Math.min(FETCH_RETRY_BASE_MS * 2 ** attempt, FETCH_RETRY_MAX_MS);
+    this.retries.set(
+      key,
+      setTimeout(() => {
+        this.retries.delete(key);
+        const m = this.filters.get(key);
+        if (!m || !sameRef(m.ref, ref)) return; // superseded or gone
+        this.load(ref).catch((e) => {
+          if (this.filters.get(key) === m && isFetchFailure(ref, e)) {
+            this.scheduleRetry(key, ref, attempt + 1);
+          }
+        });
+      }, delayMs),
+    );
+  }
+
+  private stopRetry(key: string): void {
+    const t = this.retries.get(key);
+    if (t !== undefined) clearTimeout(t);
+    this.retries.delete(key);
   }
 
   /** Loads `ref` once; when the module cannot be fetched or loaded at start-up, the filter is
@@ -86,7 +145,7 @@ export class FilterHost implements FilterResolver {
     } catch (e) {
       const u = new ManagedFilter(
         ref,
-        new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e)),
+        new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e), true),
       );
       this.filters.set(filterKey(ref), u);
       log.error("filter unavailable", {
@@ -114,6 +173,10 @@ export class FilterHost implements FilterResolver {
     try {
       await this.load(ref);
     } catch (e) {
+      const m = this.filters.get(filterKey(ref));
+      if (m?.current instanceof UnavailableFilter) {
+        m.swap(new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e), true));
+      }
       log.error("filter unavailable", {
         filter: ref.name,
         code: errorCode(e),
@@ -226,6 +289,7 @@ export class FilterHost implements FilterResolver {
 
   /** Close every generation (timers, VMs); the host is unusable afterwards. */
   close(): void {
+    for (const key of [...this.retries.keys()]) this.stopRetry(key);
     for (const m of this.filters.values()) m.close();
     this.filters.clear();
   }
@@ -241,6 +305,18 @@ export class FilterHost implements FilterResolver {
       failPolicy: m.failPolicy,
     }));
   }
+}
+
+/** Retry of a module fetch: 1 s, doubling, at most a minute apart (Envoy's remote-source
+ * backoff shape). */
+const FETCH_RETRY_BASE_MS = 1000;
+const FETCH_RETRY_MAX_MS = 60_000;
+
+/** A module that could not be fetched (or failed its sha256), as opposed to one that loaded and
+ * was refused: only a ref with a url (a user WasmPlugin) has something to fetch. */
+function isFetchFailure(ref: FilterRef, e: unknown): boolean {
+  const code = errorCode(e);
+  return ref.url !== undefined && (code === "filter_fetch" || code === "filter_sha256");
 }
 
 function sameRef(a: FilterRef, b: FilterRef): boolean {
