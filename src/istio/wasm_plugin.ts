@@ -1,5 +1,5 @@
 /** extensions.istio.io WasmPlugin. */
-import { type Checker, INT32_MAX, type Raw } from "./check.ts";
+import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { meta, targetRefs, workloadSelector } from "./meta.ts";
 import type { WasmPlugin } from "./types.ts";
 
@@ -27,7 +27,11 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   if (url.startsWith("oci://")) {
     c.problems.add("spec.url", "oci:// images are not supported by weft; use file:// or https://");
   } else if (url && !/^(file:\/\/|https?:\/\/)/.test(url)) {
-    c.problems.add("spec.url", `must be file://, http:// or https://, got ${JSON.stringify(url)}`);
+    c.problems.add(
+      "spec.url",
+      `must be file://, http:// or https:// (no scheme means oci://, which weft does not ` +
+        `support), got ${JSON.stringify(url)}`,
+    );
   }
   c.oneOf("spec.imagePullPolicy", spec.imagePullPolicy, [
     "UNSPECIFIED_POLICY",
@@ -86,11 +90,29 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   const sha = spec.sha256 === undefined
     ? undefined
     : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
+  const selector = workloadSelector(c, "spec.selector", spec.selector);
+  const refs = targetRefs(c, spec);
+  if (refs.length > 0 && selector !== undefined) {
+    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
+  }
+  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
+  refs.forEach((r, i) => {
+    if (r.kind === "Gateway") {
+      c.problems.add(
+        `spec.targetRefs[${i}].kind`,
+        "Gateway is not supported: weft runs no gateway (attach to a Service)",
+      );
+    }
+  });
+  if (spec.pluginConfig !== undefined && spec.pluginConfig !== null && !isObj(spec.pluginConfig)) {
+    // A google.protobuf.Struct in Istio: a mapping, handed to the plugin as JSON text.
+    c.problems.add("spec.pluginConfig", "must be a mapping (a protobuf Struct)");
+  }
   return {
     kind: "WasmPlugin",
     meta: m,
-    selector: workloadSelector(c, "spec.selector", spec.selector),
-    targetRefs: targetRefs(c, spec),
+    selector,
+    targetRefs: refs,
     url,
     sha256: sha,
     abi: abi === "component" ? "component" : "proxy-wasm",
