@@ -6,9 +6,21 @@
  * so `/public/../admin`, `/%61dmin`, `\` and absolute-form targets cannot dodge a DENY on
  * `/admin*`; `%00` and a lower-case method get 400. Runs on Deno, and on Bun when installed.
  */
+import http2 from "node:http2";
+import { parseAllDocuments } from "yaml";
 import { assertEquals } from "./support/assert.ts";
+import {
+  authorizationPolicyFromIstio,
+  authzConfigFromPolicies,
+} from "../src/filters/first_party/mod.ts";
+import { loadPlugin, prepare } from "../plugins/_common/plugin_harness.ts";
+import { AUTHZ_SOURCES } from "../plugins/authz/build.ts";
+import { startL7 } from "./support/l7_harness.ts";
+import { closeSession, h2Call } from "./support/h2c_client.ts";
 import { bunPath } from "./support/weft_proc.ts";
 import { withTwoNodes } from "./support/two_node_http.ts";
+
+await prepare("authz", AUTHZ_SOURCES);
 
 const POLICIES = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -101,4 +113,38 @@ Deno.test({
   name: "l7 authz probes: path normalisation, methods, repeated headers (Bun)",
   ignore: bunPath() === undefined,
   fn: async () => await probeAuthz(bunPath()),
+});
+
+Deno.test("l7 authz probes over h2c: the same normalisation before the authz plugin", async () => {
+  const authz = await loadPlugin(
+    "authz",
+    AUTHZ_SOURCES,
+    authzConfigFromPolicies(
+      // deny-admin only: this harness's client has no identity.
+      parseAllDocuments(POLICIES).slice(0, 1).map((d) => authorizationPolicyFromIstio(d.toJS())),
+    ),
+    "h2c-authz",
+  );
+  const h = await startL7([authz]);
+  const s = http2.connect(h.url);
+  try {
+    const call = (path: string, method = "GET") => h2Call(s, path, { method });
+    const cases: [string, string, number, string?][] = [
+      ["/public/x", "GET", 200, "/public/x"],
+      ["/public/../admin/x", "GET", 403],
+      ["/%61dmin", "GET", 403],
+      ["/public\\..\\admin", "GET", 403],
+      ["/admin/../public/%7Ey?a=%61", "GET", 200, "/public/~y?a=%61"],
+      ["/x%00", "GET", 400],
+      ["/public/x", "get", 400],
+    ];
+    for (const [path, method, status, url] of cases) {
+      const r = await call(path, method);
+      assertEquals(r.status, status, `${method} ${path}: ${r.body}`);
+      if (url) assertEquals(JSON.parse(r.body).url, url);
+    }
+  } finally {
+    await closeSession(s);
+    await h.close();
+  }
 });
