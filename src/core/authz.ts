@@ -208,6 +208,40 @@ export function policiesFor(
   return policiesApplying(snapshot, workload);
 }
 
+const targetedCache = new WeakMap<Snapshot, Map<string, readonly AuthorizationPolicy[]>>();
+
+/** Policies attached by targetRefs to a service this connection reaches (the workload backs it
+ * on this port). An HTTP service's are enforced by its L7 chain (an L7 port never comes here);
+ * a TCP service's here, as a waypoint's TCP chain would. Cached per snapshot. */
+function targetedPolicies(
+  snap: Snapshot,
+  w: Workload,
+  port: number,
+): readonly AuthorizationPolicy[] {
+  let bySnap = targetedCache.get(snap);
+  if (!bySnap) targetedCache.set(snap, bySnap = new Map());
+  const key = `${w.address}|${port}`;
+  let out = bySnap.get(key);
+  if (out === undefined) {
+    const any = snap.policies.some((p) => p.targetServices !== undefined);
+    const names = new Set(
+      any
+        ? snap.services.filter((s) =>
+          s.namespace === w.namespace && s.ports.some((p) => p.targetPort === port) &&
+          s.endpoints.some((e) => e.address === w.address)
+        ).map((s) => s.name)
+        : [],
+    );
+    out = names.size === 0
+      ? []
+      : snap.policies.filter((p) =>
+        p.namespace === w.namespace && (p.targetServices ?? []).some((n) => names.has(n))
+      );
+    bySnap.set(key, out);
+  }
+  return out;
+}
+
 export function authorizeL4(
   snapshot: Snapshot,
   workload: Workload,
@@ -215,7 +249,9 @@ export function authorizeL4(
 ): AuthzDecision {
   const principal = stripSpiffe(attrs.sourcePrincipal);
   const peer: Peer = { principal, namespace: namespaceOf(principal), attrs };
-  const policies = indexOf(snapshot).policiesFor(workload);
+  const bySelector = indexOf(snapshot).policiesFor(workload);
+  const targeted = targetedPolicies(snapshot, workload, attrs.destinationPort);
+  const policies = targeted.length === 0 ? bySelector : [...bySelector, ...targeted];
   const dryRun: string[] = [];
   for (const p of policies) {
     if (!p.dryRun || p.action === "AUDIT") continue;

@@ -282,3 +282,28 @@ Deno.test("L4 authz: reports the deciding policy id", () => {
   );
   assertEquals(d.policy, "ns[default]-policy[deny-all]-rule[0]");
 });
+
+Deno.test("L4 authz: targetRefs on a TCP service applies to connections to that service's port only", () => {
+  const db = {
+    name: "db",
+    namespace: "default",
+    hostname: "db.default.svc.cluster.local",
+    vips: [],
+    subsets: [],
+    inboundFilters: [],
+    outboundFilters: [],
+    ports: [{ port: 5432, targetPort: 8080, protocol: "TCP", name: "tcp" }],
+    endpoints: [{ workload: "echo", namespace: "default", address: echo.address }],
+  };
+  const s = {
+    ...snap([pol({ action: "DENY", rules: [{}], targetServices: ["db"] })]),
+    services: [db],
+  } as unknown as Snapshot;
+  assertEquals(authorizeL4(s, echo, attrs(sleep, 8080)).allowed, false, "the db port");
+  assertEquals(authorizeL4(s, echo, attrs(sleep, 9090)).allowed, true, "another port");
+  const other = {
+    ...snap([pol({ action: "DENY", rules: [{}], targetServices: ["other"] })]),
+    services: [db],
+  } as unknown as Snapshot;
+  assertEquals(authorizeL4(other, echo, attrs(sleep, 8080)).allowed, true, "another service");
+});

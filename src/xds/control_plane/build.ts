@@ -35,7 +35,13 @@ import {
   listener,
   workloadPolicies,
 } from "./build_listener.ts";
-import { addressInputs, addressKeys, buildAddresses, policiesByWorkload } from "./build_address.ts";
+import {
+  addressInputs,
+  addressKeys,
+  buildAddresses,
+  policiesByWorkload,
+  tcpTargets,
+} from "./build_address.ts";
 
 export { lbEndpointBytes, workloadAddressBytes, workloadUid } from "./build_wire.ts";
 export { inboundListenerName } from "./build_listener.ts";
@@ -278,7 +284,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     out.set(ADDRESS, prevAddresses as Map<string, Built>);
   } else buildAddresses(mesh, put, bound());
   for (const p of mesh.authorizationPolicies) {
-    if (l7Only(p)) continue;
+    if (l7Only(p) && tcpTargets(mesh, p).length === 0) continue;
     put(
       AUTHORIZATION,
       `${p.namespace}/${p.name}`,

@@ -82,7 +82,8 @@ export function authorizationOf(mesh: Mesh, p: AuthorizationPolicy): istioSecuri
     if (ops.length) clauses.push({ matches: ops });
     rules.push({ clauses });
   }
-  const scope = p.selector
+  // A targetRefs policy reaches L4 only bound to a TCP service's workloads (build_address.ts).
+  const scope = p.selector || p.targetServices
     ? istioSecurity.Scope.WORKLOAD_SELECTOR
     : p.namespace === mesh.rootNamespace
     ? istioSecurity.Scope.GLOBAL

@@ -361,3 +361,34 @@ spec:
   const nodeA = buildNode(mesh, "node-a");
   assert.ok(!nodeA.get(AUTHORIZATION)?.has("default/echo-by-ref"));
 });
+
+Deno.test("AuthorizationPolicy targetRefs on a TCP service: an L4 Authorization bound to its workloads", () => {
+  const yaml = `${meshYaml(10)}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: db-by-ref, namespace: default }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: db }]
+  action: DENY
+  rules: [{ from: [{ source: { notNamespaces: [default] } }] }]
+`;
+  const node = buildNode(parseMesh(yaml), "node-b");
+  assert.ok(node.get(AUTHORIZATION)?.has("default/db-by-ref"));
+  const db = fromBinary(
+    IstioAddressSchema,
+    node.get(ADDRESS)!.get("cluster.local//Pod/default/db-1")!.any.value,
+  );
+  assert.ok(
+    db.type.case === "workload" &&
+      db.type.value.authorizationPolicies.includes("default/db-by-ref"),
+  );
+  const echo = fromBinary(
+    IstioAddressSchema,
+    node.get(ADDRESS)!.get("cluster.local//Pod/default/echo-2")!.any.value,
+  );
+  assert.ok(
+    echo.type.case === "workload" &&
+      !echo.type.value.authorizationPolicies.includes("default/db-by-ref"),
+  );
+});
