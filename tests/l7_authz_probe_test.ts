@@ -83,6 +83,7 @@ const PROBES: readonly [string, number, string?][] = [
   ["GET /ADMIN HTTP/1.1", 200, "/ADMIN"],
   ["GET /x%00y HTTP/1.1", 400],
   ["get /public/x HTTP/1.1", 400],
+  ["GET admin/x HTTP/1.1", 400],
   ["POST /public/x HTTP/1.1\r\nContent-Length: 0", 403],
   ["GET /role HTTP/1.1\r\nx-role: admin", 200, "/role"],
   ["GET /role HTTP/1.1\r\nx-role: guest", 403],

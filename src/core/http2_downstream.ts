@@ -88,7 +88,7 @@ async function serveStream(
   const method = String(raw[":method"] ?? "GET");
   const authority = String(raw[":authority"] ?? headers.get("host") ?? "");
   const rawPath = String(raw[":path"] ?? "/");
-  const path = normalizePath(rawPath);
+  const path = normalizePath(rawPath, method);
   const ctx: HttpRequestContext = {
     direction: b.direction,
     method,
@@ -113,7 +113,9 @@ async function serveStream(
     return respondLocal(stream, {
       status: 400,
       headers: [["content-type", "text/plain"]],
-      body: path === undefined ? "%00 in the request path" : "method not in upper case",
+      body: path === undefined
+        ? "a request path with %00, or not a path"
+        : "method not in upper case",
       details: "path_normalization_failed",
     });
   }

@@ -8,9 +8,12 @@
  * Envoy does, so `GET http://h/admin` cannot dodge a path rule.
  */
 
-/** The normalised target, or undefined when the request must be refused with 400. */
-export function normalizePath(target: string): string | undefined {
-  if (target.charCodeAt(0) !== 0x2f) return target; // "*" (OPTIONS) or authority-form: no path
+/** The normalised target, or undefined when the request must be refused with 400: `%00`, or a
+ * target that is neither a path nor `*` (authority-form belongs to CONNECT, handled before). */
+export function normalizePath(target: string, method = "GET"): string | undefined {
+  if (target.charCodeAt(0) !== 0x2f) {
+    return target === "*" || method === "CONNECT" ? target : undefined;
+  }
   let end = target.length;
   for (let i = 0; i < target.length; i++) {
     const c = target.charCodeAt(i);

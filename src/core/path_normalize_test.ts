@@ -23,10 +23,12 @@ Deno.test("normalizePath: Istio BASE", () => {
     ["/a%2", "/a%2"],
     ["/a%zz", "/a%zz"],
     ["*", "*"],
-    ["host:443", "host:443"],
+    ["admin/../x", undefined],
+    ["host:443", undefined],
     ["/", "/"],
   ];
   for (const [input, want] of cases) assert.equal(normalizePath(input), want, input);
+  assert.equal(normalizePath("host:443", "CONNECT"), "host:443");
 });
 
 Deno.test("splitAbsoluteForm: RFC 9112 §3.2.2", () => {

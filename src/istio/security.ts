@@ -76,7 +76,10 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
       "CUSTOM (external authorization through a provider) is not supported by weft",
     );
   }
-  const dryRun = m.annotations["istio.io/dry-run"] === "true";
+  // istiod reads the annotation with Go's strconv.ParseBool (anything else: enforced).
+  const dryRun = ["1", "t", "T", "true", "TRUE", "True"].includes(
+    m.annotations["istio.io/dry-run"] ?? "",
+  );
   if (dryRun && action === "AUDIT") {
     c.problems.add("metadata.annotations", "istio.io/dry-run applies to ALLOW and DENY only");
   }

@@ -103,6 +103,13 @@ Deno.test("AuthorizationPolicy: Istio's valid forms load", () => {
     "{targetRef: {kind: Service, group: '', name: echo}, rules: [{}]}",
   ];
   for (const spec of ok) assert.deepEqual(problems(doc(spec)), [], spec);
+  for (const [value, dry] of [["true", true], ["True", true], ["1", true], ["false", false]]) {
+    const d = loadIstioDocuments([{
+      file: "p.yaml",
+      text: doc("{action: DENY, rules: [{}]}", `istio.io/dry-run: '${value}'`),
+    }]);
+    assert.equal(d.resources.authorizationPolicies[0]!.policy.dryRun, dry, String(value));
+  }
   const r = loadIstioDocuments([{
     file: "p.yaml",
     text: doc("{targetRefs: [{kind: Service, group: '', name: echo}], rules: [{}]}"),
