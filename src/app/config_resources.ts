@@ -148,7 +148,9 @@ export function wasmPluginsFor(
   const out: PluginConfig[] = [];
   for (const p of plugins) {
     if (p.meta.namespace !== svc.namespace && p.meta.namespace !== "istio-system") continue;
-    const byRef = p.targetRefs.length > 0 && p.targetRefs.some((t) => t.name === svc.name);
+    // targetRefs name a Service of the plugin's own namespace (even from the root namespace).
+    const byRef = p.targetRefs.length > 0 && p.meta.namespace === svc.namespace &&
+      p.targetRefs.some((t) => t.name === svc.name);
     const bySelector = p.targetRefs.length === 0 &&
       (!p.selector ||
         (svc.endpoints.length > 0 &&
