@@ -107,7 +107,19 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
     out.from = c.list(`${path}.from`, o.from).map((f, i) => {
       const p = `${path}.from[${i}]`;
       const fo = c.obj(p, f, ["source"]);
-      return { source: fields(c, `${p}.source`, fo.source, SOURCE, sourceCheck) };
+      const source = fields(c, `${p}.source`, fo.source, SOURCE, sourceCheck);
+      const sa = source.serviceAccounts
+        ? "serviceAccounts"
+        : source.notServiceAccounts
+        ? "notServiceAccounts"
+        : undefined;
+      if (
+        sa && (source.principals || source.notPrincipals || source.namespaces ||
+          source.notNamespaces)
+      ) {
+        c.problems.add(`${p}.source.${sa}`, "cannot be set with principals or namespaces (Istio)");
+      }
+      return { source };
     });
   }
   if (o.to !== undefined) {

@@ -61,6 +61,14 @@ Deno.test("AuthorizationPolicy: invalid values are refused with their path", () 
     ["{action: CUSTOM, provider: {name: ext}, rules: [{}]}", /spec\.action: CUSTOM/],
     ["{rules: {}}", /spec\.rules: must be a list/],
     [
+      "{rules: [{from: [{source: {serviceAccounts: [ns/sa], namespaces: [ns]}}]}]}",
+      /source\.serviceAccounts: cannot be set with principals or namespaces/,
+    ],
+    [
+      "{rules: [{from: [{source: {serviceAccounts: ['ns/*']}}]}]}",
+      /source\.serviceAccounts\[0\]: must be "namespace\/serviceaccount"/,
+    ],
+    [
       "{selector: {matchLabels: {app: a}}, targetRefs: [{kind: Service, name: a}], rules: [{}]}",
       /spec\.targetRefs: is mutually exclusive with spec\.selector/,
     ],
