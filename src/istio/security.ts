@@ -136,6 +136,10 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
       const key = c.str(`${p}.key`, wo.key);
       if (key && !WHEN_KEYS.some((re) => re.test(key))) {
         c.problems.add(`${p}.key`, `unknown condition key "${key}"`);
+      } else if (key === "connection.sni" || key.startsWith("experimental.")) {
+        // Never silently unenforced: weft's filter host offers no SNI nor Envoy filter metadata,
+        // so such a DENY would never match (the xDS path refuses them too).
+        c.problems.add(`${p}.key`, `"${key}" is not enforceable by weft`);
       }
       const cond: { key: string; values?: string[]; notValues?: string[] } = { key };
       if (wo.values !== undefined) cond.values = c.strList(`${p}.values`, wo.values);

@@ -61,6 +61,10 @@ Deno.test("AuthorizationPolicy: invalid values are refused with their path", () 
     ["{action: CUSTOM, provider: {name: ext}, rules: [{}]}", /spec\.action: CUSTOM/],
     ["{rules: {}}", /spec\.rules: must be a list/],
     [
+      "{action: DENY, rules: [{when: [{key: connection.sni, values: [evil]}]}]}",
+      /when\[0\]\.key: "connection\.sni" is not enforceable by weft/,
+    ],
+    [
       "{rules: [{from: [{source: {serviceAccounts: [ns/sa], namespaces: [ns]}}]}]}",
       /source\.serviceAccounts: cannot be set with principals or namespaces/,
     ],
