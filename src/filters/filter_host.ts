@@ -10,6 +10,7 @@ import { countFilterError, filterMetrics } from "./filter_metrics.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
+import { FetchRetries, isFetchFailure } from "./fetch_retry.ts";
 
 export { ManagedFilter };
 
@@ -60,7 +61,8 @@ export class FilterHost implements FilterResolver {
       for (const [key, ref] of wanted) {
         const m = this.filters.get(key);
         if (m && !(m.current instanceof UnavailableFilter) && sameRef(m.ref, ref)) continue;
-        if (m && this.retries.has(key) && sameRef(m.ref, ref)) continue; // still being fetched
+        const pending = this.retries.pendingRef(key);
+        if (pending && sameRef(pending, ref)) continue; // still being fetched, with backoff
         const t0 = performance.now();
         try {
           const { next, sha } = await this.build(ref);
@@ -74,12 +76,16 @@ export class FilterHost implements FilterResolver {
       for (const b of built) b.next.close?.();
       throw e;
     }
-    for (const b of built) this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    this.wanted = wanted;
+    for (const b of built) {
+      this.retries.stop(b.key);
+      this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    }
     for (const u of unfetched) this.standIn(u.key, u.ref, u.err);
     for (const [key, m] of this.filters) {
       if (wanted.has(key)) continue;
       this.filters.delete(key);
-      this.stopRetry(key);
+      this.retries.stop(key);
       m.retire();
       log.info("filter retired", { filter: m.name, filterScope: m.ref.scope ?? "" });
     }
@@ -109,30 +115,26 @@ export class FilterHost implements FilterResolver {
     this.scheduleRetry(key, ref, 0);
   }
 
-  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The refs of the last apply (a fetch retry installs only what is still wanted). */
+  private wanted: ReadonlyMap<string, FilterRef> = new Map();
+  private readonly retries = new FetchRetries();
 
-  private scheduleRetry(key: string, ref: FilterRef, attempt: number): void {
-    this.stopRetry(key);
-    const delayMs = Math.min(FETCH_RETRY_BASE_MS * 2 ** attempt, FETCH_RETRY_MAX_MS);
-    this.retries.set(
-      key,
-      setTimeout(() => {
-        this.retries.delete(key);
-        const m = this.filters.get(key);
-        if (!m || !sameRef(m.ref, ref)) return; // superseded or gone
-        this.load(ref).catch((e) => {
-          if (this.filters.get(key) === m && isFetchFailure(ref, e)) {
-            this.scheduleRetry(key, ref, attempt + 1);
-          }
-        });
-      }, delayMs),
-    );
-  }
-
-  private stopRetry(key: string): void {
-    const t = this.retries.get(key);
-    if (t !== undefined) clearTimeout(t);
-    this.retries.delete(key);
+  private scheduleRetry(key: string, ref: FilterRef, n: number): void {
+    this.retries.schedule(key, ref, n, () => {
+      const m = this.filters.get(key);
+      if (!m) return; // no longer configured
+      const t0 = performance.now();
+      const stillWanted = () =>
+        this.filters.get(key) === m && this.retries.pendingRef(key) === undefined &&
+        sameRef(this.wanted.get(key) ?? ref, ref);
+      this.build(ref).then(({ next, sha }) => {
+        // A newer apply may have installed another generation while this one was fetched.
+        if (stillWanted()) this.install(key, ref, next, sha, t0);
+        else next.close?.();
+      }, (e) => {
+        if (stillWanted() && isFetchFailure(ref, e)) this.scheduleRetry(key, ref, n + 1);
+      });
+    });
   }
 
   /** Loads `ref` once; when the module cannot be fetched or loaded at start-up, the filter is
@@ -289,7 +291,7 @@ export class FilterHost implements FilterResolver {
 
   /** Close every generation (timers, VMs); the host is unusable afterwards. */
   close(): void {
-    for (const key of [...this.retries.keys()]) this.stopRetry(key);
+    this.retries.stopAll();
     for (const m of this.filters.values()) m.close();
     this.filters.clear();
   }
@@ -305,18 +307,6 @@ export class FilterHost implements FilterResolver {
       failPolicy: m.failPolicy,
     }));
   }
-}
-
-/** Retry of a module fetch: 1 s, doubling, at most a minute apart (Envoy's remote-source
- * backoff shape). */
-const FETCH_RETRY_BASE_MS = 1000;
-const FETCH_RETRY_MAX_MS = 60_000;
-
-/** A module that could not be fetched (or failed its sha256), as opposed to one that loaded and
- * was refused: only a ref with a url (a user WasmPlugin) has something to fetch. */
-function isFetchFailure(ref: FilterRef, e: unknown): boolean {
-  const code = errorCode(e);
-  return ref.url !== undefined && (code === "filter_fetch" || code === "filter_sha256");
 }
 
 function sameRef(a: FilterRef, b: FilterRef): boolean {

@@ -114,6 +114,18 @@ Deno.test("filter host: a module that cannot be fetched is Istio's stand-in, ret
       await new Promise((r) => setTimeout(r, 50));
     }
     assertEquals(await header(h, close), "c");
+    // An update whose module cannot be fetched keeps the good generation, then takes the new
+    // one when it comes.
+    const next = `${dir}/next.wasm`;
+    const update = { ...probe("s", "c2", "close"), url: next };
+    await h.apply([good, update, open as FilterRef]);
+    assertEquals(await header(h, update), "c", "the last good generation serves");
+    await Deno.copyFile(src, next);
+    const t1 = Date.now();
+    while (await header(h, update) !== "c2") {
+      assert(Date.now() - t1 < 5000, "the update is retried within 5 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } finally {
     h.close();
     restore();
