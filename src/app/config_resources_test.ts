@@ -35,3 +35,24 @@ Deno.test("WasmPlugin attachment: targetRefs name a Service of the plugin's name
   ]);
   assert.deepEqual(names("other"), ["mesh/inbound"]);
 });
+
+Deno.test("WasmPlugin match: entries of different modes and ports, any one selects", () => {
+  const r = loadIstioDocuments([{
+    file: "w.yaml",
+    text: plugin(
+      "default",
+      `{url: 'file:///x.wasm', match: [{mode: CLIENT, ports: [{number: 80}]},
+        {mode: SERVER, ports: [{number: 9090}]}]}`,
+      "split",
+    ),
+  }]);
+  assert.deepEqual(r.problems, []);
+  const on = (port: number) =>
+    wasmPluginsFor(
+      { name: "s", namespace: "default", ports: [{ port }], endpoints: [{ labels: {} }] },
+      r.resources.wasmPlugins,
+    ).map((p) => `${p.name}/${p.direction}`);
+  assert.deepEqual(on(80), ["split/outbound"]);
+  assert.deepEqual(on(9090), ["split/inbound"]);
+  assert.deepEqual(on(7070), []);
+});

@@ -55,11 +55,8 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     // HOST: the value comes from the proxy's own environment (Istio); weft resolves it at load.
     env[name] = from === "HOST" ? `$HOST:${name}` : c.str(`${p}.value`, o.value, "");
   });
-  // No match: Istio applies the plugin to all traffic.
-  let mode: WasmPlugin["mode"] = "CLIENT_AND_SERVER";
-  const ports: number[] = [];
-  const matches = c.list("spec.match", spec.match);
-  matches.forEach((x, i) => {
+  // No match: Istio applies the plugin to all traffic; otherwise to what any entry selects.
+  const match = c.list("spec.match", spec.match).map((x, i) => {
     const p = `spec.match[${i}]`;
     const o = c.obj(p, x, ["mode", "ports"]);
     const md = c.oneOf(
@@ -68,12 +65,11 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
       ["UNDEFINED", "CLIENT", "SERVER", "CLIENT_AND_SERVER"],
       "CLIENT_AND_SERVER",
     );
-    if (i === 0) mode = md === "UNDEFINED" ? "CLIENT_AND_SERVER" : md;
-    else if (md !== mode) c.problems.add(`${p}.mode`, "weft takes one mode per WasmPlugin");
-    c.list(`${p}.ports`, o.ports).forEach((pp, j) => {
+    const ports = c.list(`${p}.ports`, o.ports).map((pp, j) => {
       const po = c.obj(`${p}.ports[${j}]`, pp, ["number"]);
-      ports.push(c.int(`${p}.ports[${j}].number`, po.number, undefined, 1, 65535));
+      return c.int(`${p}.ports[${j}].number`, po.number, undefined, 1, 65535);
     });
+    return { mode: md === "UNDEFINED" ? "CLIENT_AND_SERVER" as const : md, ports };
   });
   const ph = c.oneOf("spec.phase", spec.phase, [
     "AUTHN",
@@ -125,8 +121,7 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
       "FAIL_OPEN",
       "FAIL_RELOAD",
     ], "FAIL_CLOSE"),
-    mode,
-    ports,
+    match,
     env,
   };
 }

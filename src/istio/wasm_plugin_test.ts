@@ -60,9 +60,12 @@ Deno.test("WasmPlugin: Istio's forms load, defaults as documented", () => {
   const w = r.resources.wasmPlugins[0]!;
   assert.equal(w.failStrategy, "FAIL_CLOSE", "FAIL_CLOSE by default");
   assert.equal(w.pluginName, "w", "pluginName defaults to the resource name");
-  assert.deepEqual([w.phase, w.priority, w.mode, w.ports], ["AUTHZ", 10, "SERVER", [8080]]);
+  assert.deepEqual([w.phase, w.priority, w.match], ["AUTHZ", 10, [{
+    mode: "SERVER",
+    ports: [8080],
+  }]]);
   assert.deepEqual(w.env, { A: "x", HOME: "$HOST:HOME" });
   const d = loadIstioDocuments([{ file: "w.yaml", text: doc("{url: 'file:///x.wasm'}") }]);
   const dw = d.resources.wasmPlugins[0]!;
-  assert.deepEqual([dw.phase, dw.priority, dw.mode], ["UNSPECIFIED", 0, "CLIENT_AND_SERVER"]);
+  assert.deepEqual([dw.phase, dw.priority, dw.match], ["UNSPECIFIED", 0, []]);
 });
