@@ -76,6 +76,7 @@ const PROBES: readonly [string, number, string?][] = [
   ["GET /admin?x=1 HTTP/1.1", 403],
   ["GET /admin#frag HTTP/1.1", 403],
   ["GET http://echo.default/admin/x HTTP/1.1", 403],
+  ["GET http://x@echo.default/public/x HTTP/1.1", 400],
   ["GET /admin/../public/y HTTP/1.1", 200, "/public/y"],
   ["GET /%70ublic/%7Ea?q=%61 HTTP/1.1", 200, "/public/~a?q=%61"],
   // BASE keeps %2F and //: Istio evaluates and forwards them as sent.

@@ -123,6 +123,8 @@ export function parseRequest(
   // Istio refuses a method not in upper case (400): `get` must not slip past `methods: [GET]`.
   if (/[a-z]/.test(method)) throw bad("method not in upper case");
   const absolute = splitAbsoluteForm(rawTarget);
+  // RFC 9110 §4.2.4: userinfo in an http(s) URI is refused (`http://good@evil/`).
+  if (absolute?.authority.includes("@")) throw bad("userinfo in the request target");
   const target = normalizePath(absolute ? absolute.path : rawTarget, method);
   if (target === undefined) throw bad("a request path with %00, or not a path");
   // One pass for the fields the proxy itself reads (first value, or all for framing).
