@@ -83,7 +83,9 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
   if (dryRun && action === "AUDIT") {
     c.problems.add("metadata.annotations", "istio.io/dry-run applies to ALLOW and DENY only");
   }
-  const rules = c.list("spec.rules", spec.rules).map((r, i) => rule(c, `spec.rules[${i}]`, r));
+  const rawRules = c.list("spec.rules", spec.rules);
+  if (rawRules.length > 512) c.problems.add("spec.rules", "must have at most 512 entries");
+  const rules = rawRules.map((r, i) => rule(c, `spec.rules[${i}]`, r, m.namespace));
   const policy: AuthorizationPolicy = {
     name: m.name,
     namespace: m.namespace,
@@ -96,7 +98,7 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
   return { kind: "AuthorizationPolicy", meta: m, policy };
 }
 
-function rule(c: Checker, path: string, v: unknown): PolicyRule {
+function rule(c: Checker, path: string, v: unknown, namespace: string): PolicyRule {
   const o = c.obj(path, v, ["from", "to", "when"]);
   const out: {
     from?: NonNullable<PolicyRule["from"]>;
@@ -104,7 +106,9 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
     when?: PolicyCondition[];
   } = {};
   if (o.from !== undefined) {
-    out.from = c.list(`${path}.from`, o.from).map((f, i) => {
+    const from = c.list(`${path}.from`, o.from);
+    if (from.length > 512) c.problems.add(`${path}.from`, "must have at most 512 entries");
+    out.from = from.map((f, i) => {
       const p = `${path}.from[${i}]`;
       const fo = c.obj(p, f, ["source"]);
       const source = fields(c, `${p}.source`, fo.source, SOURCE, sourceCheck);
@@ -119,7 +123,7 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
       ) {
         c.problems.add(`${p}.source.${sa}`, "cannot be set with principals or namespaces (Istio)");
       }
-      return { source };
+      return { source: withSaNamespace(source, namespace) };
     });
   }
   if (o.to !== undefined) {
@@ -171,9 +175,26 @@ function fields<K extends string>(
       return s;
     });
     if (list.length === 0) c.problems.add(`${path}.${k}`, "must not be empty");
+    if (/serviceaccounts$/i.test(k) && list.length > 16) {
+      c.problems.add(`${path}.${k}`, "must have at most 16 entries");
+    }
     out[k] = list;
   }
   if (Object.keys(out).length === 0) c.problems.add(path, "needs at least one field");
+  return out;
+}
+
+/** `<serviceaccount>` alone names one in the policy's namespace (istio/api). */
+function withSaNamespace(
+  s: Partial<Record<(typeof SOURCE)[number], string[]>>,
+  namespace: string,
+): Partial<Record<(typeof SOURCE)[number], string[]>> {
+  const full = (l: string[] | undefined) =>
+    l?.map((v) => v.includes("/") ? v : `${namespace}/${v}`);
+  if (!s.serviceAccounts && !s.notServiceAccounts) return s;
+  const out = { ...s };
+  if (s.serviceAccounts) out.serviceAccounts = full(s.serviceAccounts)!;
+  if (s.notServiceAccounts) out.notServiceAccounts = full(s.notServiceAccounts)!;
   return out;
 }
 
@@ -181,8 +202,10 @@ function sourceCheck(c: Checker, path: string, key: string, v: string): void {
   if (/ipblocks$/i.test(key) && !isValidCidr(v)) {
     c.problems.add(path, `must be an IP or CIDR, got "${v}"`);
   }
-  if (/serviceaccounts$/i.test(key) && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(v)) {
-    c.problems.add(path, `must be "namespace/serviceaccount", got "${v}"`);
+  if (
+    /serviceaccounts$/i.test(key) && (!/^([a-z0-9.-]+\/)?[a-z0-9.-]+$/.test(v) || v.length > 320)
+  ) {
+    c.problems.add(path, `must be "namespace/serviceaccount" or "serviceaccount", got "${v}"`);
   }
 }
 

@@ -73,6 +73,12 @@ Deno.test("AuthorizationPolicy: invalid values are refused with their path", () 
       /source\.serviceAccounts\[0\]: must be "namespace\/serviceaccount"/,
     ],
     [
+      `{rules: [{from: [{source: {notServiceAccounts: [${
+        Array.from({ length: 17 }, (_, i) => `s${i}`).join(",")
+      }]}}]}]}`,
+      /source\.notServiceAccounts: must have at most 16 entries/,
+    ],
+    [
       "{selector: {matchLabels: {app: a}}, targetRefs: [{kind: Service, name: a}], rules: [{}]}",
       /spec\.targetRefs: is mutually exclusive with spec\.selector/,
     ],
@@ -127,4 +133,14 @@ Deno.test("AuthorizationPolicy: Istio's valid forms load", () => {
     text: doc("{targetRefs: [{kind: Service, group: '', name: echo}], rules: [{}]}"),
   }]);
   assert.deepEqual(r.resources.authorizationPolicies[0]!.policy.targetServices, ["echo"]);
+  // `<serviceaccount>` alone: the policy's namespace (istio/api Source.service_accounts).
+  const sa = loadIstioDocuments([{
+    file: "p.yaml",
+    text: doc("{rules: [{from: [{source: {serviceAccounts: [sleep, other/api]}}]}]}"),
+  }]);
+  assert.deepEqual(sa.problems, []);
+  assert.deepEqual(
+    sa.resources.authorizationPolicies[0]!.policy.rules[0]!.from![0]!.source.serviceAccounts,
+    ["default/sleep", "other/api"],
+  );
 });

@@ -52,6 +52,9 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     const o = c.obj(p, e, ["name", "value", "valueFrom"]);
     const from = c.oneOf(`${p}.valueFrom`, o.valueFrom, ["INLINE", "HOST"], "INLINE");
     const name = c.str(`${p}.name`, o.name);
+    if (from === "HOST" && o.value !== undefined) {
+      c.problems.add(`${p}.value`, "may only be set when valueFrom is INLINE (istio/api)");
+    }
     // HOST: the value comes from the proxy's own environment (Istio); weft resolves it at load.
     env[name] = from === "HOST" ? `$HOST:${name}` : c.str(`${p}.value`, o.value, "");
   });
@@ -83,7 +86,8 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   if (abi !== "proxy-wasm" && abi !== "component") {
     c.problems.add("metadata.annotations.weft.dev/wasm-abi", "must be proxy-wasm or component");
   }
-  const sha = spec.sha256 === undefined
+  // istio/api: "" or 64 lowercase hex digits.
+  const sha = spec.sha256 === undefined || spec.sha256 === ""
     ? undefined
     : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
   const selector = workloadSelector(c, "spec.selector", spec.selector);
@@ -114,7 +118,13 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     abi: abi === "component" ? "component" : "proxy-wasm",
     phase,
     priority: c.int("spec.priority", spec.priority, 0, -INT32_MAX - 1, INT32_MAX),
-    pluginName: c.str("spec.pluginName", spec.pluginName, m.name),
+    pluginName: c.str(
+      "spec.pluginName",
+      spec.pluginName,
+      m.name,
+      /^.{1,256}$/s,
+      "1-256 characters",
+    ),
     pluginConfig: spec.pluginConfig ?? {},
     failStrategy: c.oneOf("spec.failStrategy", spec.failStrategy, [
       "FAIL_CLOSE",

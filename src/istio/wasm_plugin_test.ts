@@ -40,6 +40,11 @@ Deno.test("WasmPlugin: refused with its path", () => {
       /ports\[0\]\.number: must be an integer 1-65535/,
     ],
     ["{url: 'file:///x.wasm', unknownField: 1}", /spec\.unknownField: unknown field/],
+    [
+      "{url: 'file:///x.wasm', vmConfig: {env: [{name: HOME, valueFrom: HOST, value: x}]}}",
+      /vmConfig\.env\[0\]\.value: may only be set when valueFrom is INLINE/,
+    ],
+    ["{url: 'file:///x.wasm', pluginName: ''}", /spec\.pluginName: must be 1-256 characters/],
   ];
   for (const [spec, want] of bad) {
     const got = problems(spec);
@@ -65,7 +70,11 @@ Deno.test("WasmPlugin: Istio's forms load, defaults as documented", () => {
     ports: [8080],
   }]]);
   assert.deepEqual(w.env, { A: "x", HOME: "$HOST:HOME" });
-  const d = loadIstioDocuments([{ file: "w.yaml", text: doc("{url: 'file:///x.wasm'}") }]);
+  const d = loadIstioDocuments([{
+    file: "w.yaml",
+    text: doc("{url: 'file:///x.wasm', sha256: ''}"),
+  }]);
+  assert.deepEqual(d.problems, [], "an empty sha256 is no pin");
   const dw = d.resources.wasmPlugins[0]!;
   assert.deepEqual([dw.phase, dw.priority, dw.match], ["UNSPECIFIED", 0, []]);
 });
