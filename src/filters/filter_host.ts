@@ -133,6 +133,9 @@ export class FilterHost implements FilterResolver {
         else next.close?.();
       }, (e) => {
         if (stillWanted() && isFetchFailure(ref, e)) this.scheduleRetry(key, ref, n + 1);
+      }).catch((e) => {
+        // install() threw: the serving generation stays; nothing may reject unhandled.
+        log.error("filter retry failed", { filter: ref.name, err: errorMessage(e) });
       });
     });
   }
