@@ -66,6 +66,52 @@ export function parseBaggage(b: string | undefined): { workload?: string; namesp
   return out;
 }
 
+/** Connection-specific fields a valid HTTP/2 request never carries (RFC 9113 §8.2.2). */
+const CONNECTION_FIELDS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Why a CONNECT head is not a plain RFC 9113 §8.5 CONNECT (undefined: it is): `:method` and
+ * `:authority` once each and no other pseudo-header (`:scheme`, `:path`, `:protocol` — weft does
+ * not offer extended CONNECT — `:status` or unknown ones), pseudo-headers first, lower-case
+ * names, no connection-specific fields (§8.2). ztunnel's HTTP/2 layer (h2) refuses such a
+ * malformed request before `serve_connect` runs; weft answers it 400, like a bad method.
+ */
+export function malformedConnect(list: readonly (readonly [string, string])[]): string | undefined {
+  let regular = false;
+  const seen = new Set<string>();
+  for (const [k, v] of list) {
+    if (k !== k.toLowerCase()) return `upper-case field name ${k}`;
+    if (k.startsWith(":")) {
+      if (regular) return `pseudo-header ${k} after a regular field`;
+      if (k !== ":method" && k !== ":authority") return `pseudo-header ${k} on CONNECT`;
+      if (seen.has(k)) return `repeated ${k}`;
+      seen.add(k);
+      continue;
+    }
+    regular = true;
+    if (CONNECTION_FIELDS.has(k)) return `connection-specific field ${k}`;
+    if (k === "te" && v !== "trailers") return "te other than trailers";
+  }
+  return undefined;
+}
+
+/** Response `baggage` describing the destination workload (ztunnel's ENABLE_RESPONSE_BAGGAGE,
+ * on by default): the same keys the client sends about its source. */
+function responseBaggage(w: Workload): string {
+  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
+  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
+  if (app) parts.push(`service.name=${app}`);
+  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
+  if (ver) parts.push(`service.version=${ver}`);
+  return parts.join(",");
+}
+
 function serviceHost(forwarded: string | undefined): string | undefined {
   return /(?:^|;)\s*host=([^;,\s]+)/.exec(forwarded ?? "")?.[1];
 }
@@ -80,7 +126,7 @@ interface SessionPeer {
 /** A pending CONNECT: answer with `respond`; `stream` dies if the peer resets it first. */
 interface ConnectCall {
   readonly headers: Headers;
-  readonly respond: (status: number) => H2Stream | null;
+  readonly respond: (status: number, headers?: Headers) => H2Stream | null;
   readonly stream: H2Stream;
 }
 
@@ -92,6 +138,9 @@ interface ConnectCall {
 export class HboneServer {
   private server: tls.Server | undefined;
   private sessions = new Set<H2Session>();
+  /** Every accepted TCP connection until it closes, handshake done or not (close() ends them). */
+  private sockets = new Set<Socket>();
+  private stopping = false;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private deps: InboundDeps, private workload: Workload, private port: number) {}
@@ -116,6 +165,10 @@ export class HboneServer {
       minVersion: "TLSv1.3",
     });
     this.server = server;
+    server.on("connection", (sock: Socket) => {
+      this.sockets.add(sock);
+      sock.once("close", () => this.sockets.delete(sock));
+    });
     this.guardAccept(server);
     this.handshakeDeadline(server, handshakeMs);
     server.on("secureConnection", (s: TLSSocket) => this.accept(s));
@@ -197,7 +250,8 @@ export class HboneServer {
   private accept(sock: TLSSocket): void {
     sock.on("error", () => {}); // the session (or the destroy below) owns the socket's end
     const identity = this.verifiedPeer(sock);
-    if (identity === undefined) {
+    // A handshake that completes after drain/close starts no session: it would outlive them.
+    if (identity === undefined || this.stopping) {
       sock.destroy();
       return;
     }
@@ -211,7 +265,13 @@ export class HboneServer {
 
   /** HTTP/2 layer: one session per verified connection; each CONNECT is handled on its own. */
   serveSession(sock: Duplex, peer: SessionPeer): H2Session {
-    const session = new H2Session(sock, "server", { ...H2_OPTIONS, maxConcurrentStreams: 200 });
+    // ztunnel's server settings (hbone.md §5): 200 concurrent streams, 64 KiB header list (the
+    // client side keeps 16 KiB).
+    const session = new H2Session(sock, "server", {
+      ...H2_OPTIONS,
+      maxConcurrentStreams: 200,
+      maxHeaderListBytes: 64 * 1024,
+    });
     this.sessions.add(session);
     session.onConnect((headers, respond, stream) =>
       this.onConnect(peer, { headers, respond, stream })
@@ -229,6 +289,7 @@ export class HboneServer {
     const { headers, stream } = call;
     const srcAddr = joinHostPort(peer.ip, peer.port);
     const authority = headers[":authority"] ?? "";
+    const malformed = malformedConnect(stream.headerList);
     const info = emptyInfo("inbound", srcAddr, authority);
     info.mtls = true;
     info.srcIdentity = peer.identity;
@@ -247,12 +308,18 @@ export class HboneServer {
       return this.reply(call, 503);
     }
     const hp = splitHostPort(authority);
-    if (headers[":method"] !== "CONNECT" || !hp) {
+    if (headers[":method"] !== "CONNECT" || !hp || malformed) {
       this.reply(call, 400);
-      return conn.fail("refused", "bad method or authority", true);
+      return conn.fail("refused", malformed ?? "bad method or authority", true);
     }
     const snap = this.deps.snapshot();
     const idx = indexOf(snap);
+    // The workload this listener serves is gone from the snapshot (ztunnel: unknown local
+    // workload, 503), whatever the authority names.
+    if (!idx.workloadByIp.has(this.workload.address)) {
+      this.reply(call, 503);
+      return conn.fail("refused", `local workload ${this.workload.name} is not known`, true);
+    }
     const wl = idx.workloadByIp.get(hp.host);
     // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
     if (!wl || wl.address !== this.workload.address) {
@@ -285,7 +352,7 @@ export class HboneServer {
     if (l7) {
       // CONNECT answered at once; the HTTP proxy reads the HBONE stream itself (one copy per
       // byte) and authorizes each request with its inbound chain.
-      const s = call.respond(200);
+      const s = call.respond(200, { baggage: responseBaggage(wl) });
       if (!s) return conn.fail("error", "client went away", true);
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = recheck;
@@ -310,7 +377,9 @@ export class HboneServer {
     );
     upstream.then((up) => {
       // The client reset the stream while we dialled (rapid reset): drop the upstream.
-      const s = stream.destroyed || conn.done ? null : call.respond(200);
+      const s = stream.destroyed || conn.done
+        ? null
+        : call.respond(200, { baggage: responseBaggage(wl) });
       if (!s) {
         up.destroy();
         return conn.fail("error", "client went away", true);
@@ -326,6 +395,7 @@ export class HboneServer {
 
   /** Listener closes now; every session gets GOAWAY and keeps its open streams. */
   drain(): Promise<void> {
+    this.stopping = true;
     const closed = this.closeListener();
     for (const s of this.sessions) void s.close().catch(() => {});
     return closed;
@@ -341,7 +411,10 @@ export class HboneServer {
 
   /** Force-close everything. */
   async close(): Promise<void> {
+    this.stopping = true;
     for (const s of this.sessions) s.destroy();
+    // Connections still in their handshake too: the listener's close waits for every one.
+    for (const s of this.sockets) s.destroy();
     await this.closeListener();
   }
 

@@ -1,0 +1,304 @@
+/**
+ * What an attacker tries on 15008, frame by frame (hbone.md §5–§7): a real node's HBONE listener
+ * with real mTLS, driven by a hand-written HTTP/2 client so malformed requests reach the server
+ * exactly as sent (node:http2 refuses to send most of them).
+ */
+import assert from "node:assert/strict";
+import * as tls from "node:tls";
+import { startMesh } from "./_l4_test_kit.ts";
+import { malformedConnect } from "./hbone_server.ts";
+import { encodeHeaders, HpackDecoder } from "./h2/hpack.ts";
+import {
+  ErrorCode,
+  Flag,
+  frame,
+  FrameReader,
+  FrameType,
+  headersFrames,
+  parseSettings,
+  pingFrame,
+  PREFACE,
+  readU32,
+  Setting,
+  settingsFrame,
+} from "./h2/frames.ts";
+
+const CLIENT = "spiffe://cluster.local/ns/default/sa/client";
+
+interface Got {
+  type: number;
+  flags: number;
+  id: number;
+  payload: Uint8Array;
+}
+
+/** A raw HTTP/2 client over mTLS: every frame the server sends is kept in `frames`. */
+class Raw {
+  readonly frames: Got[] = [];
+  readonly closed: Promise<void>;
+  private waiters: (() => void)[] = [];
+  private decoder = new HpackDecoder(4096);
+  data = new Uint8Array(0);
+
+  constructor(readonly sock: tls.TLSSocket) {
+    const reader = new FrameReader({
+      frame: (type, flags, id, payload) => {
+        this.frames.push({ type, flags, id, payload: payload.slice() });
+        for (const w of this.waiters.splice(0)) w();
+      },
+      data: (_id, piece) => {
+        const d = new Uint8Array(this.data.length + piece.length);
+        d.set(this.data);
+        d.set(piece, this.data.length);
+        this.data = d;
+        for (const w of this.waiters.splice(0)) w();
+      },
+    }, 1 << 24);
+    sock.on("data", (c: Uint8Array) => reader.push(c));
+    sock.on("error", () => {});
+    this.closed = new Promise((r) => sock.once("close", () => r()));
+    this.closed.then(() => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  static async open(
+    ip: string,
+    material: { certChainPem: string; keyPem: string; rootsPem: string },
+  ): Promise<Raw> {
+    const sock = tls.connect({
+      host: ip,
+      port: 15008,
+      cert: material.certChainPem,
+      key: material.keyPem,
+      ca: material.rootsPem,
+      ALPNProtocols: ["h2"],
+      checkServerIdentity: () => undefined,
+    });
+    await new Promise<void>((resolve, reject) => {
+      sock.once("secureConnect", () => resolve());
+      sock.once("error", reject);
+    });
+    const raw = new Raw(sock);
+    sock.write(PREFACE);
+    sock.write(settingsFrame(new Map()));
+    return raw;
+  }
+
+  send(b: Uint8Array): void {
+    this.sock.write(b);
+  }
+
+  headers(id: number, list: [string, string][], endStream = false): void {
+    this.send(headersFrames(id, encodeHeaders(list), endStream, 16384));
+  }
+
+  /** Waits (bounded) until `pred` holds over the frames seen so far, or the socket closed. */
+  async until<T>(pred: () => T | undefined, ms = 3000): Promise<T | undefined> {
+    const end = performance.now() + ms;
+    for (;;) {
+      const v = pred();
+      if (v !== undefined) return v;
+      if (this.sock.destroyed || performance.now() > end) return undefined;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 50);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  /** The :status the server answered on `id`, "reset:<code>" or undefined (no answer). */
+  answer(id: number): Promise<string | undefined> {
+    return this.until(() => {
+      const f = this.frames.find((f) =>
+        f.id === id && (f.type === FrameType.HEADERS || f.type === FrameType.RST_STREAM)
+      );
+      if (!f) return undefined;
+      if (f.type === FrameType.RST_STREAM) return `reset:${readU32(f.payload)}`;
+      const list = this.decoder.decode(f.payload, 1 << 20);
+      return list.find(([k]) => k === ":status")?.[1] +
+        (list.find(([k]) => k === "baggage") ? `|${list.find(([k]) => k === "baggage")![1]}` : "");
+    });
+  }
+
+  goaway(): Promise<number | undefined> {
+    return this.until(() => {
+      const f = this.frames.find((f) => f.type === FrameType.GOAWAY);
+      return f ? readU32(f.payload, 4) : undefined;
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+Deno.test("malformedConnect: only :method and :authority, pseudo-headers first, no connection fields", () => {
+  const ok: [string, string][] = [[":method", "CONNECT"], [":authority", "1.2.3.4:80"]];
+  assert.equal(malformedConnect(ok), undefined);
+  assert.equal(malformedConnect([...ok, ["baggage", "a=b"], ["te", "trailers"]]), undefined);
+  for (
+    const bad of [
+      [...ok, [":path", "/"]],
+      [...ok, [":scheme", "https"]],
+      [...ok, [":protocol", "websocket"]],
+      [...ok, [":status", "200"]],
+      [...ok, [":foo", "x"]],
+      [[":method", "CONNECT"], ["x", "1"], [":authority", "1.2.3.4:80"]],
+      [...ok, [":authority", "5.6.7.8:80"]],
+      [...ok, ["Baggage", "a=b"]],
+      [...ok, ["connection", "close"]],
+      [...ok, ["transfer-encoding", "chunked"]],
+      [...ok, ["te", "gzip"]],
+    ] as [string, string][][]
+  ) assert.notEqual(malformedConnect(bad), undefined, JSON.stringify(bad));
+});
+
+Deno.test("HBONE 15008 probes: malformed CONNECTs get 400, data before the 200 is delivered, floods get GOAWAY", async () => {
+  const m = await startMesh(51);
+  const mat = await m.ids.material(CLIENT);
+  const auth = `${m.serverIp}:${m.echo.port}`;
+  const conns: Raw[] = [];
+  const open = async (): Promise<Raw> => {
+    const r = await Raw.open(m.serverIp, mat);
+    conns.push(r);
+    return r;
+  };
+  try {
+    // Server SETTINGS: ztunnel's 200 streams and 64 KiB header list.
+    const r = await open();
+    const settings = await r.until(() =>
+      r.frames.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK))
+    );
+    const s = parseSettings(settings!.payload);
+    assert.equal(s.get(Setting.MAX_CONCURRENT_STREAMS), 200);
+    assert.equal(s.get(Setting.MAX_HEADER_LIST_SIZE), 64 * 1024);
+
+    // Extra or unknown pseudo-headers, repeated :authority, connection fields: 400, no tunnel.
+    const bad: [string, string][][] = [
+      [[":method", "CONNECT"], [":authority", auth], [":path", "/"]],
+      [[":method", "CONNECT"], [":scheme", "https"], [":authority", auth]],
+      [[":method", "CONNECT"], [":authority", auth], [":protocol", "websocket"]],
+      [[":method", "CONNECT"], [":authority", auth], [":x", "1"]],
+      [[":method", "CONNECT"], [":authority", auth], [":authority", auth]],
+      [[":method", "CONNECT"], ["x-a", "1"], [":authority", auth]],
+      [[":method", "CONNECT"], [":authority", auth], ["connection", "keep-alive"]],
+      [[":method", "CONNECT"]],
+      [[":method", "CONNECT"], [":authority", ""]],
+      [[":method", "CONNECT"], [":authority", `${m.serverIp}:99999`]],
+      [[":method", "POST"], [":scheme", "https"], [":path", "/"], [":authority", auth]],
+    ];
+    let id = 1;
+    for (const list of bad) {
+      r.headers(id, list);
+      assert.equal(await r.answer(id), "400", JSON.stringify(list));
+      id += 2;
+    }
+    // The session still serves: a valid CONNECT with data sent before the 200 reaches the
+    // upstream (it is held, not dropped), and the 200 carries the destination's baggage.
+    r.headers(id, [[":method", "CONNECT"], [":authority", auth]]);
+    r.send(frame(FrameType.DATA, 0, id, new TextEncoder().encode("early")));
+    const ok = await r.answer(id);
+    assert.match(ok ?? "", /^200\|k8s\.namespace\.name=default,k8s\.deployment\.name=server/);
+    const echoed = await r.until(() =>
+      new TextDecoder().decode(r.data) === "early" ? true : undefined
+    );
+    assert.equal(echoed, true, `echo of early data: ${new TextDecoder().decode(r.data)}`);
+    // Reusing a closed stream id: RST_STREAM(STREAM_CLOSED), nothing opened.
+    r.headers(1, [[":method", "CONNECT"], [":authority", auth]]);
+    assert.equal(await r.answer(1), "400"); // the first answer on id 1 is still the 400
+    assert.ok(
+      await r.until(() =>
+        r.frames.find((f) =>
+          f.id === 1 && f.type === FrameType.RST_STREAM &&
+          readU32(f.payload) === ErrorCode.STREAM_CLOSED
+        )
+      ),
+    );
+    // Reusing the open tunnel's id for a second CONNECT: that stream is reset (PROTOCOL_ERROR).
+    r.headers(id, [[":method", "CONNECT"], [":authority", auth]]);
+    assert.equal(await r.answer(id), "200|" + ok!.split("|")[1]);
+    assert.ok(
+      await r.until(() =>
+        r.frames.find((f) =>
+          f.id === id && f.type === FrameType.RST_STREAM &&
+          readU32(f.payload) === ErrorCode.PROTOCOL_ERROR
+        )
+      ),
+    );
+    // An even (server-initiated) id from a client is a connection error.
+    r.headers(id - 1, [[":method", "CONNECT"], [":authority", auth]]);
+    assert.equal(await r.goaway(), ErrorCode.PROTOCOL_ERROR);
+    await r.closed;
+
+    // CONTINUATION flood: one header block that never ends.
+    const c = await open();
+    c.send(frame(FrameType.HEADERS, 0, 1, encodeHeaders([[":method", "CONNECT"]])));
+    for (let i = 0; i < 200 && !c.sock.destroyed; i++) {
+      c.send(frame(FrameType.CONTINUATION, 0, 1, encodeHeaders([["x-pad", "y".repeat(16)]])));
+    }
+    assert.equal(await c.goaway(), ErrorCode.ENHANCE_YOUR_CALM);
+
+    // A header block above the 64 KiB header list.
+    const h = await open();
+    h.headers(1, [[":method", "CONNECT"], [":authority", auth], ["x-big", "z".repeat(70_000)]]);
+    assert.equal(await h.goaway(), ErrorCode.ENHANCE_YOUR_CALM);
+
+    // PING and SETTINGS floods.
+    const p = await open();
+    for (let i = 0; i < 300; i++) p.send(pingFrame(new Uint8Array(8), false));
+    assert.equal(await p.goaway(), ErrorCode.ENHANCE_YOUR_CALM);
+    const st = await open();
+    for (let i = 0; i < 300; i++) st.send(settingsFrame(new Map()));
+    assert.equal(await st.goaway(), ErrorCode.ENHANCE_YOUR_CALM);
+
+    // Window-update abuse: the connection window above 2^31-1.
+    const w = await open();
+    w.send(frame(FrameType.WINDOW_UPDATE, 0, 0, u32(0x7fffffff)));
+    assert.equal(await w.goaway(), ErrorCode.FLOW_CONTROL_ERROR);
+
+    // After all of it a fresh client still gets its tunnel.
+    const f = await open();
+    f.headers(1, [[":method", "CONNECT"], [":authority", auth]]);
+    assert.match((await f.answer(1)) ?? "", /^200/);
+  } finally {
+    for (const c of conns) c.close();
+    await Promise.all(conns.map((c) => c.closed));
+    await m.close();
+  }
+});
+
+Deno.test("HBONE 15008: removing a workload closes its sessions at once; the update does not wait", async () => {
+  const m = await startMesh(52);
+  const mat = await m.ids.material(CLIENT);
+  const r = await Raw.open(m.serverIp, mat);
+  // Also one connection still in its TLS handshake (it never sends a ClientHello).
+  const { connect } = await import("node:net");
+  const half = connect(15008, m.serverIp);
+  half.on("error", () => {});
+  try {
+    await new Promise((res) => half.once("connect", res));
+    const t0 = performance.now();
+    await m.b.update(m.snapB({ version: "2", workloads: [] }));
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2000, `update took ${ms.toFixed(0)} ms`);
+    r.headers(1, [[":method", "CONNECT"], [":authority", `${m.serverIp}:${m.echo.port}`]]);
+    const got = await r.answer(1);
+    assert.ok(!got?.startsWith("200"), String(got));
+    await r.closed;
+  } finally {
+    r.close();
+    half.destroy();
+    await r.closed;
+    await m.close();
+  }
+});
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
