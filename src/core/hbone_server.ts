@@ -13,7 +13,7 @@ import type { AuthzDecision, L4Attributes } from "./authz.ts";
 import type { Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider } from "./transport.ts";
 import { type ConnTable, dialTcp } from "./l4_conn.ts";
-import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
+import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
@@ -55,13 +55,26 @@ export interface InboundDeps {
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
-export function parseBaggage(b: string | undefined): { workload?: string; namespace?: string } {
-  const out: { workload?: string; namespace?: string } = {};
+export interface Baggage {
+  workload?: string;
+  namespace?: string;
+  /** service.name / service.version: the source's canonical service and revision. */
+  service?: string;
+  version?: string;
+  cluster?: string;
+}
+
+/** The keys ztunnel reads from a CONNECT's `baggage` (telemetry only, never authorization). */
+export function parseBaggage(b: string | undefined): Baggage {
+  const out: Baggage = {};
   for (const part of (b ?? "").split(",")) {
     const [k, v] = part.trim().split("=", 2) as [string, string | undefined];
     if (!v) continue;
     if (k === "k8s.namespace.name") out.namespace = v;
     else if (/^k8s\.(deployment|cronjob|pod|job)\.name$/.test(k)) out.workload = v;
+    else if (k === "service.name") out.service = v;
+    else if (k === "service.version") out.version = v;
+    else if (k === "k8s.cluster.name") out.cluster = v;
   }
   return out;
 }
@@ -293,9 +306,6 @@ export class HboneServer {
     const info = emptyInfo("inbound", srcAddr, authority);
     info.mtls = true;
     info.srcIdentity = peer.identity;
-    const bag = parseBaggage(headers.baggage);
-    info.srcWorkload = bag.workload;
-    info.srcNamespace = bag.namespace;
     const host = serviceHost(headers.forwarded);
     stream.headerList = NO_HEADERS; // read through `headers`; not kept for the tunnel's life
     info.dstService = host;
@@ -326,9 +336,19 @@ export class HboneServer {
       this.reply(call, 400);
       return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
     }
-    info.dstWorkload = wl.name;
-    info.dstNamespace = wl.namespace;
-    info.dstIdentity = wl.identity;
+    setEnd(info, "dst", wl);
+    // The source as ztunnel finds it: the workload at the peer's IP when it holds the peer's
+    // certified identity, else what the client's baggage says (telemetry only).
+    const from = idx.workloadByIp.get(peer.ip);
+    if (from && from.identity === peer.identity) setEnd(info, "src", from);
+    else {
+      const bag = parseBaggage(headers.baggage);
+      info.srcWorkload = bag.workload;
+      info.srcNamespace = bag.namespace;
+      info.srcCanonical = bag.service ?? bag.workload;
+      info.srcRevision = bag.version ?? (bag.workload ? "latest" : undefined);
+      info.srcCluster = bag.cluster;
+    }
     const svc = host ? idx.serviceByHost.get(host) : undefined;
     info.dstServiceName = svc?.name;
     info.dstServiceNamespace = svc?.namespace;

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import * as tls from "node:tls";
-import { startMesh } from "./_l4_test_kit.ts";
+import { dial, roundTrip, startMesh } from "./_l4_test_kit.ts";
+import { l4Metrics } from "./l4_telemetry.ts";
 import { malformedConnect } from "./hbone_server.ts";
 import { encodeHeaders, HpackDecoder } from "./h2/hpack.ts";
 import {
@@ -293,6 +294,37 @@ Deno.test("HBONE 15008: removing a workload closes its sessions at once; the upd
     r.close();
     half.destroy();
     await r.closed;
+    await m.close();
+  }
+});
+
+Deno.test("istio_tcp_* carry canonical service/revision, app/version and cluster labels on both reporters", async () => {
+  const m = await startMesh(54);
+  try {
+    const s = await dial(m.vip, 80, m.clientIp);
+    const got = await roundTrip(s, new TextEncoder().encode("hi"));
+    assert.equal(new TextDecoder().decode(got), "hi");
+    const common = {
+      source_workload: "client",
+      source_canonical_service: "client",
+      source_canonical_revision: "latest",
+      source_app: "client",
+      source_version: "latest",
+      source_cluster: "unknown",
+      destination_workload: "server",
+      destination_canonical_service: "server",
+      destination_canonical_revision: "latest",
+      destination_app: "server",
+      destination_version: "latest",
+      destination_cluster: "unknown",
+      connection_security_policy: "mutual_tls",
+    };
+    // Node B learns the source from the CONNECT's baggage (the client is not in its snapshot).
+    assert.ok(l4Metrics.opened.sum({ ...common, reporter: "destination" }) >= 1);
+    // Node A knows both ends from its snapshot (the endpoint has no labels: its name).
+    const { connection_security_policy: _, ...outbound } = common;
+    assert.ok(l4Metrics.opened.sum({ ...outbound, reporter: "source" }) >= 1);
+  } finally {
     await m.close();
   }
 });
