@@ -18,7 +18,7 @@ import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
 import { joinHostPort, splitHostPort } from "./ip.ts";
 import { indexOf } from "./snapshot_index.ts";
-import { hboneContext } from "./hbone_tls.ts";
+import { hboneContext, negotiatedSuite } from "./hbone_tls.ts";
 import {
   capPendingHandshakes,
   HANDSHAKE_TIMEOUT_MS,
@@ -222,6 +222,10 @@ export class HboneServer {
       refuse: (reason) => l4Metrics.refused.inc({ direction: "inbound", reason }),
     });
     this.verifiedPeer = verifyBeforeSession(server, (sock) => {
+      const suite = negotiatedSuite(sock);
+      if (suite) {
+        return { ok: false, reason: "handshake_failed", message: `cipher suite ${suite} refused` };
+      }
       const raw = sock.getPeerCertificate?.(false)?.raw;
       return raw
         ? this.deps.identity.verifyClient(new Uint8Array(raw))

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import * as tls from "node:tls";
 import { dial, roundTrip, startMesh } from "./_l4_test_kit.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
+import { dialHbone } from "./hbone_client.ts";
+import { createTestCa, TestIdentityProvider } from "./test_identity.ts";
 import { malformedConnect } from "./hbone_server.ts";
 import { encodeHeaders, HpackDecoder } from "./h2/hpack.ts";
 import {
@@ -328,6 +330,172 @@ Deno.test("istio_tcp_* carry canonical service/revision, app/version and cluster
     await m.close();
   }
 });
+
+Deno.test("HBONE TLS: TLS 1.3 AES-GCM suites only (no ChaCha20), no TLS 1.2, ALPN h2 only", async () => {
+  const m = await startMesh(56);
+  const mat = await m.ids.material(CLIENT);
+  const hello = (extra: tls.ConnectionOptions): Promise<string> =>
+    new Promise((resolve) => {
+      const s = tls.connect({
+        host: m.serverIp,
+        port: 15008,
+        cert: mat.certChainPem,
+        key: mat.keyPem,
+        ca: mat.rootsPem,
+        ALPNProtocols: ["h2"],
+        checkServerIdentity: () => undefined,
+        ...extra,
+      }, () => {
+        resolve(`${s.getProtocol()} ${s.getCipher().standardName ?? s.getCipher().name}`);
+        s.destroy();
+      });
+      s.on("error", () => resolve("refused"));
+    });
+  try {
+    assert.equal(await hello({}), "TLSv1.3 TLS_AES_256_GCM_SHA384");
+    assert.equal(await hello({ maxVersion: "TLSv1.2" }), "refused");
+    // node:tls cannot offer TLS 1.3 suites selectively (Deno and Bun ignore `ciphers`): openssl.
+    const refusedBefore = l4Metrics.refused.get({
+      direction: "inbound",
+      reason: "tls_handshake_failed",
+    });
+    const sclient = async (suite: string): Promise<string> => {
+      const out = await new Deno.Command("openssl", {
+        args: [
+          "s_client",
+          "-connect",
+          `${m.serverIp}:15008`,
+          "-cert",
+          files.cert,
+          "-key",
+          files.key,
+          "-CAfile",
+          files.ca,
+          "-alpn",
+          "h2",
+          "-ciphersuites",
+          suite,
+          "-brief",
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    };
+    const dir = Deno.makeTempDirSync();
+    const files = { cert: `${dir}/c.pem`, key: `${dir}/k.pem`, ca: `${dir}/ca.pem` };
+    Deno.writeTextFileSync(files.cert, mat.certChainPem);
+    Deno.writeTextFileSync(files.key, mat.keyPem);
+    Deno.writeTextFileSync(files.ca, mat.rootsPem);
+    try {
+      if (!hasOpenssl()) {
+        console.warn("skip ChaCha20 probe: openssl missing (deno task setup installs it)");
+      } else {
+        assert.match(await sclient("TLS_AES_128_GCM_SHA256"), /TLS_AES_128_GCM_SHA256/);
+        assert.equal(
+          l4Metrics.refused.get({ direction: "inbound", reason: "tls_handshake_failed" }),
+          refusedBefore,
+        );
+        await sclient("TLS_CHACHA20_POLY1305_SHA256");
+        assert.equal(
+          l4Metrics.refused.get({ direction: "inbound", reason: "tls_handshake_failed" }),
+          refusedBefore + 1,
+        );
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+    assert.equal(await hello({ ALPNProtocols: ["http/1.1"] }), "refused");
+  } finally {
+    await m.close();
+  }
+});
+
+Deno.test("HBONE client refuses a server that picks ChaCha20 (openssl s_server)", async (t) => {
+  if (!hasOpenssl()) {
+    console.warn("skip: openssl missing (deno task setup installs it)");
+    return;
+  }
+  const ids = new TestIdentityProvider(await createTestCa());
+  const server = "spiffe://cluster.local/ns/default/sa/server";
+  const mat = await ids.material(server);
+  const dir = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(`${dir}/c.pem`, mat.certChainPem);
+  Deno.writeTextFileSync(`${dir}/k.pem`, mat.keyPem);
+  Deno.writeTextFileSync(`${dir}/ca.pem`, mat.rootsPem);
+  const ip = "127.77.59.3";
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const dial = async (suite: string): Promise<string> => {
+    const child = new Deno.Command("openssl", {
+      args: [
+        "s_server",
+        "-accept",
+        `${ip}:${port}`,
+        "-cert",
+        `${dir}/c.pem`,
+        "-key",
+        `${dir}/k.pem`,
+        "-CAfile",
+        `${dir}/ca.pem`,
+        "-Verify",
+        "1",
+        "-alpn",
+        "h2",
+        "-ciphersuites",
+        suite,
+        "-quiet",
+      ],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      let last = "not started";
+      for (let i = 0; i < 50; i++) {
+        try {
+          const s = await dialHbone(ids, {
+            srcIdentity: CLIENT,
+            srcIp: undefined,
+            dstIdentity: server,
+            hboneAddr: `${ip}:${port}`,
+          }, 2000);
+          s.destroy();
+          await s.closed;
+          return "ok";
+        } catch (e) {
+          last = (e as Error).message;
+          if (!/ECONNREFUSED|refused/i.test(last) || /cipher/.test(last)) return last;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return last;
+    } finally {
+      child.kill();
+      await child.status;
+      await child.stdin.close().catch(() => {});
+    }
+  };
+  try {
+    await t.step("AES-128-GCM: accepted", async () => {
+      assert.equal(await dial("TLS_AES_128_GCM_SHA256"), "ok");
+    });
+    await t.step("ChaCha20: refused", async () => {
+      assert.match(await dial("TLS_CHACHA20_POLY1305_SHA256"), /cipher suite TLS_CHACHA20/);
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+function hasOpenssl(): boolean {
+  try {
+    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
 
 function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
