@@ -10,6 +10,7 @@ import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
 import { hboneClientTls, negotiatedSuite } from "./hbone_tls.ts";
+import { TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { H2Session, type H2SessionOptions, type Headers, NO_HEADERS } from "./h2/mod.ts";
 
 /** PING keepalive of HBONE sessions (hbone.md §10): every 10 s, fail after 20 s. */
@@ -104,6 +105,7 @@ export async function dialHbone(
       sock.once("error", onError);
     });
     sock.setNoDelay(true);
+    if (!pre) sock.setKeepAlive(true, TCP_KEEPALIVE_MS); // an in-pod socket: its dialer's choice
     const suite = negotiatedSuite(sock);
     if (suite) {
       identity.recordRejection?.("client", "handshake_failed");

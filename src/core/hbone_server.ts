@@ -12,7 +12,7 @@ import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
 import type { Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider } from "./transport.ts";
-import { type ConnTable, dialTcp } from "./l4_conn.ts";
+import { type ConnTable, dialTcp, TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
@@ -179,6 +179,7 @@ export class HboneServer {
     });
     this.server = server;
     server.on("connection", (sock: Socket) => {
+      sock.setKeepAlive(true, TCP_KEEPALIVE_MS);
       this.sockets.add(sock);
       sock.once("close", () => this.sockets.delete(sock));
     });

@@ -488,6 +488,59 @@ Deno.test("HBONE client refuses a server that picks ChaCha20 (openssl s_server)"
   }
 });
 
+Deno.test("TCP keepalive (180 s idle) on every socket of a tunnel: capture, HBONE both ends, upstream", async () => {
+  if (!hasCommand("ss")) {
+    console.warn("skip: ss (iproute2) missing");
+    return;
+  }
+  const m = await startMesh(60);
+  try {
+    const s = await dial(m.vip, 80, m.clientIp);
+    s.write("x");
+    await new Promise((r) => s.once("data", r));
+    const echo = new RegExp(`:${m.echo.port}$`);
+    const any = /./;
+    const want: [string, RegExp, RegExp][] = [
+      ["capture side", /^127\.77\.60\.100:80$/, any],
+      ["HBONE client", any, /^127\.77\.60\.3:15008$/],
+      ["HBONE server", /^127\.77\.60\.3:15008$/, any],
+      ["upstream", any, echo],
+    ];
+    // ss shows one timer per socket; a retransmit timer may hide keepalive for a moment: poll.
+    const seen = new Set<string>();
+    let lines: string[] = [];
+    for (let i = 0; i < 30 && seen.size < want.length; i++) {
+      const out = await new Deno.Command("ss", { args: ["-tnoH", "state", "established"] })
+        .output();
+      lines = new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
+        l.includes("127.77.60.")
+      );
+      for (const [name, local, peer] of want) {
+        if (
+          lines.some((l) => {
+            const [, , a, b] = l.trim().split(/\s+/);
+            return local.test(a ?? "") && peer.test(b ?? "") && /timer:\(keepalive,/.test(l);
+          })
+        ) seen.add(name);
+      }
+      if (seen.size < want.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual([...seen].sort(), want.map(([n]) => n).sort(), lines.join("\n"));
+    s.destroy();
+  } finally {
+    await m.close();
+  }
+});
+
+function hasCommand(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
 function hasOpenssl(): boolean {
   try {
     return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
