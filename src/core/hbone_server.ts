@@ -1,8 +1,10 @@
 /**
  * HBONE server for one local workload on <workload ip>:<hbonePort>, presenting that workload's
  * identity (no SNI: the listening address decides the certificate, ztunnel's in-pod mode). Runs
- * ztunnel's checks in order (hbone.md §7): CONNECT only and a parsable authority (400), a local
- * destination on this listener (400), authorization (401), upstream connect (503), then 200.
+ * ztunnel's checks in order (hbone.md §7): a plain CONNECT (no other pseudo-headers) with a
+ * parsable authority (400), the listener's workload still known (503), a destination on this
+ * listener (400; a service-hostname authority maps to its target port here, else 503),
+ * authorization (401), upstream connect (503), then 200 with the destination's `baggage`.
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -10,13 +12,13 @@ import { type L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
-import type { Snapshot, Workload } from "./snapshot.ts";
+import type { Service, Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider } from "./transport.ts";
 import { type ConnTable, dialTcp, TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
-import { joinHostPort, splitHostPort } from "./ip.ts";
+import { joinHostPort, parseIp, splitHostPort } from "./ip.ts";
 import { indexOf } from "./snapshot_index.ts";
 import { hboneContext, negotiatedSuite } from "./hbone_tls.ts";
 import {
@@ -335,7 +337,23 @@ export class HboneServer {
       this.reply(call, 503);
       return conn.fail("refused", `local workload ${this.workload.name} is not known`, true);
     }
-    const wl = idx.workloadByIp.get(hp.host);
+    // `host:port` authority (ztunnel's HboneAddress::SvcHostname, the outer tunnel through an
+    // east-west gateway): the service's port maps to this workload's target port; a service that
+    // does not exist, lacks the port or does not have this workload as an endpoint is 503.
+    let target = hp;
+    let byName: Service | undefined;
+    if (!parseIp(hp.host)) {
+      byName = idx.serviceByHost.get(hp.host);
+      const sp = byName?.ports.find((p) => p.port === hp.port);
+      const mine = byName?.endpoints.some((e) => e.address === this.workload.address);
+      if (!byName || !sp || !mine) {
+        this.reply(call, 503);
+        return conn.fail("refused", `no local endpoint of ${authority}`, true);
+      }
+      target = { host: this.workload.address, port: sp.targetPort || sp.port };
+      info.dstService = byName.hostname;
+    }
+    const wl = idx.workloadByIp.get(target.host);
     // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
     if (!wl || wl.address !== this.workload.address) {
       this.reply(call, 400);
@@ -354,18 +372,19 @@ export class HboneServer {
       info.srcRevision = bag.version ?? (bag.workload ? "latest" : undefined);
       info.srcCluster = bag.cluster;
     }
-    const svc = host ? idx.serviceByHost.get(host) : undefined;
+    const svc = byName ?? (host ? idx.serviceByHost.get(host) : undefined);
     info.dstServiceName = svc?.name;
     info.dstServiceNamespace = svc?.namespace;
+    const svcHost = byName?.hostname ?? host;
     const attrs: L4Attributes = {
       sourcePrincipal: peer.identity,
       sourceIp: peer.ip,
-      destinationIp: hp.host,
-      destinationPort: hp.port,
+      destinationIp: target.host,
+      destinationPort: target.port,
     };
     // An L7 port is authorized per request by its inbound chain (the authz plugin applies the
     // same AuthorizationPolicies with their HTTP fields); L4 rules would drop those rules.
-    const l7 = this.deps.l7?.inbound(wl, hp.port, host);
+    const l7 = this.deps.l7?.inbound(wl, target.port, svcHost);
     const decision = l7 ? undefined : this.deps.authorize(snap, wl, attrs);
     if (decision && !decision.allowed) {
       this.reply(call, 401);
@@ -385,9 +404,9 @@ export class HboneServer {
         sourcePrincipal: peer.identity,
         sourceAddress: peer.ip,
         sourcePort: peer.port,
-        destinationAddress: hp.host,
-        destinationPort: hp.port,
-        service: this.deps.l7!.inboundService(wl, hp.port, host),
+        destinationAddress: target.host,
+        destinationPort: target.port,
+        service: this.deps.l7!.inboundService(wl, target.port, svcHost),
         workload: wl,
         mtls: true,
         local: wl,
@@ -395,8 +414,8 @@ export class HboneServer {
       return conn.serve((down) => l7(down, p));
     }
     const upstream = (this.deps.dial ?? dialTcp)(
-      hp.host,
-      hp.port,
+      target.host,
+      target.port,
       snap.timeouts.connectMs,
       peer.ip,
     );

@@ -267,6 +267,20 @@ Deno.test("HBONE 15008 probes: malformed CONNECTs get 400, data before the 200 i
     const f = await open();
     f.headers(1, [[":method", "CONNECT"], [":authority", auth]]);
     assert.match((await f.answer(1)) ?? "", /^200/);
+
+    // A service hostname authority (east-west gateway's outer tunnel): the service port maps to
+    // this workload's target port; unknown services and ports are 503.
+    f.headers(3, [[":method", "CONNECT"], [":authority", "echo.default.svc.cluster.local:80"]]);
+    assert.match((await f.answer(3)) ?? "", /^200/);
+    f.send(frame(FrameType.DATA, 0, 3, new TextEncoder().encode("by-name")));
+    assert.ok(
+      await f.until(() => new TextDecoder().decode(f.data) === "by-name" ? true : undefined),
+      new TextDecoder().decode(f.data),
+    );
+    f.headers(5, [[":method", "CONNECT"], [":authority", "nope.default.svc.cluster.local:80"]]);
+    assert.equal(await f.answer(5), "503");
+    f.headers(7, [[":method", "CONNECT"], [":authority", "echo.default.svc.cluster.local:81"]]);
+    assert.equal(await f.answer(7), "503");
   } finally {
     for (const c of conns) c.close();
     await Promise.all(conns.map((c) => c.closed));
