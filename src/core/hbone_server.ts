@@ -362,7 +362,8 @@ export class HboneServer {
     setEnd(info, "dst", wl);
     // The source as ztunnel finds it: the workload at the peer's IP when it holds the peer's
     // certified identity, else what the client's baggage says (telemetry only).
-    const from = idx.workloadByIp.get(peer.ip);
+    // Not through a gateway (a hostname authority): the peer IP is no workload's (ztunnel#515).
+    const from = byName ? undefined : idx.workloadByIp.get(peer.ip);
     if (from && from.identity === peer.identity) setEnd(info, "src", from);
     else {
       const bag = parseBaggage(headers.baggage);

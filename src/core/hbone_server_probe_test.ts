@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import * as tls from "node:tls";
-import { dial, roundTrip, startMesh } from "./_l4_test_kit.ts";
+import { closed, denyAll, dial, roundTrip, startMesh } from "./_l4_test_kit.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { dialHbone } from "./hbone_client.ts";
 import { createTestCa, TestIdentityProvider } from "./test_identity.ts";
@@ -541,6 +541,41 @@ Deno.test("TCP keepalive (180 s idle) on every socket of a tunnel: capture, HBON
     }
     assert.deepEqual([...seen].sort(), want.map(([n]) => n).sort(), lines.join("\n"));
     s.destroy();
+  } finally {
+    await m.close();
+  }
+});
+
+Deno.test("denied and unreachable connections are opened then closed with DENY / CONNECT flags", async () => {
+  const m = await startMesh(61);
+  const mat = await m.ids.material(CLIENT);
+  const closedWith = (reporter: string, flag: string): number =>
+    l4Metrics.closed.sum({ reporter, response_flags: flag, destination_workload: "server" });
+  const openedAt = (reporter: string): number =>
+    l4Metrics.opened.sum({ reporter, destination_workload: "server" });
+  try {
+    // Upstream connect failure (nothing on port 1): 503 and CONNECT.
+    const [o0, c0] = [openedAt("destination"), closedWith("destination", "CONNECT")];
+    const r = await Raw.open(m.serverIp, mat);
+    r.headers(1, [[":method", "CONNECT"], [":authority", `${m.serverIp}:1`]]);
+    assert.equal(await r.answer(1), "503");
+    r.close();
+    await r.closed;
+    assert.equal(openedAt("destination") - o0, 1);
+    assert.equal(closedWith("destination", "CONNECT") - c0, 1);
+    // Authorization deny: 401 on B, DENY on both reporters.
+    await m.b.update(m.snapB({ version: "2", policies: [denyAll()] }));
+    const [d0, s0, o1] = [
+      closedWith("destination", "DENY"),
+      closedWith("source", "DENY"),
+      openedAt("destination"),
+    ];
+    const s = await dial(m.vip, 80, m.clientIp);
+    s.write("x");
+    await closed(s);
+    assert.equal(closedWith("destination", "DENY") - d0, 1);
+    assert.equal(openedAt("destination") - o1, 1);
+    assert.equal(closedWith("source", "DENY") - s0, 1);
   } finally {
     await m.close();
   }

@@ -243,7 +243,12 @@ export function recordClose(
   const key = flags === "-" && openKey !== undefined
     ? openKey
     : l4Metrics.closed.keyOf(tcpLabels(info, flags));
-  if (opened) {
+  // ztunnel tracks a connection from the moment its ends are known (before authorization and
+  // the upstream connect), so a denied or unreachable one is opened and then closed with its
+  // response flag (istio_tcp_connections_closed_total{response_flags="DENY"|"CONNECT"}).
+  const tracked = !opened && (outcome === "denied" || outcome === "connect_failed");
+  if (tracked) l4Metrics.opened.incKey(l4Metrics.opened.keyOf(tcpLabels(info, "-")));
+  if (opened || tracked) {
     l4Metrics.closed.incKey(key);
     if (bytesRecv) l4Metrics.received.incKey(key, bytesRecv);
     if (bytesSent) l4Metrics.sent.incKey(key, bytesSent);
