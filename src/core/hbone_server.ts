@@ -19,6 +19,7 @@ import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
 import { joinHostPort, parseIp, splitHostPort } from "./ip.ts";
+import { proxyV2Header } from "./proxy_protocol.ts";
 import { indexOf } from "./snapshot_index.ts";
 import { hboneContext, negotiatedSuite } from "./hbone_tls.ts";
 import {
@@ -353,12 +354,21 @@ export class HboneServer {
       target = { host: this.workload.address, port: sp.targetPort || sp.port };
       info.dstService = byName.hostname;
     }
-    const wl = idx.workloadByIp.get(target.host);
-    // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
+    let wl = idx.workloadByIp.get(target.host);
+    // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch), unless
+    // that workload has its own application tunnel: it gets the target in the PROXY header.
     if (!wl || wl.address !== this.workload.address) {
-      this.reply(call, 400);
-      return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
+      const local = idx.workloadByIp.get(this.workload.address);
+      if (!local?.applicationTunnel) {
+        this.reply(call, 400);
+        return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
+      }
+      wl = local;
     }
+    const tunnel = wl.applicationTunnel;
+    // Where the bytes go (and what authorization sees as the destination, as ztunnel's
+    // resolve_inbound_target): an application tunnel's own address and port, else the target.
+    const upstreamAt = tunnel ? { host: wl.address, port: tunnel.port ?? target.port } : target;
     setEnd(info, "dst", wl);
     // The source as ztunnel finds it: the workload at the peer's IP when it holds the peer's
     // certified identity, else what the client's baggage says (telemetry only).
@@ -380,8 +390,8 @@ export class HboneServer {
     const attrs: L4Attributes = {
       sourcePrincipal: peer.identity,
       sourceIp: peer.ip,
-      destinationIp: target.host,
-      destinationPort: target.port,
+      destinationIp: upstreamAt.host,
+      destinationPort: upstreamAt.port,
     };
     // An L7 port is authorized per request by its inbound chain (the authz plugin applies the
     // same AuthorizationPolicies with their HTTP fields); L4 rules would drop those rules.
@@ -414,9 +424,14 @@ export class HboneServer {
       });
       return conn.serve((down) => l7(down, p));
     }
+    // Application tunnel (PROXY): the workload's own address and tunnel port, then a PROXY v2
+    // header naming original source → tunnel target, with the peer identity in TLV 0xD0.
+    const header = tunnel
+      ? proxyV2Header(peer, { ip: target.host, port: target.port }, peer.identity)
+      : undefined;
     const upstream = (this.deps.dial ?? dialTcp)(
-      target.host,
-      target.port,
+      upstreamAt.host,
+      upstreamAt.port,
       snap.timeouts.connectMs,
       peer.ip,
     );
@@ -431,6 +446,7 @@ export class HboneServer {
       }
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = recheck;
+      if (header) up.write(header); // before any payload: attach starts the copy
       conn.attach(up);
     }, (e) => {
       this.reply(call, 503);

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import * as tls from "node:tls";
-import { closed, denyAll, dial, roundTrip, startMesh } from "./_l4_test_kit.ts";
+import { closed, denyAll, dial, roundTrip, startMesh, workload } from "./_l4_test_kit.ts";
+import * as net from "node:net";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { dialHbone } from "./hbone_client.ts";
 import { createTestCa, TestIdentityProvider } from "./test_identity.ts";
@@ -578,6 +579,58 @@ Deno.test("denied and unreachable connections are opened then closed with DENY /
     assert.equal(closedWith("source", "DENY") - s0, 1);
   } finally {
     await m.close();
+  }
+});
+
+Deno.test("application tunnel PROXY: v2 header (source → tunnel target, TLV 0xD0 identity) before the payload, on the tunnel port", async () => {
+  const m = await startMesh(62);
+  const mat = await m.ids.material(CLIENT);
+  const got: Uint8Array[] = [];
+  let gotAll!: () => void;
+  const all = new Promise<void>((r) => gotAll = r);
+  const pp = net.createServer((c) => {
+    c.on("data", (d: Uint8Array) => {
+      got.push(d);
+      if (Buffer.concat(got).includes(Buffer.from("payload"))) gotAll();
+    });
+    c.on("error", () => {});
+  });
+  await new Promise<void>((r) => pp.listen(0, m.serverIp, r));
+  const ppPort = (pp.address() as net.AddressInfo).port;
+  const r = await Raw.open(m.serverIp, mat);
+  try {
+    await m.b.update(m.snapB({
+      version: "2",
+      workloads: [{
+        ...workload("server", m.serverIp, [m.echo.port]),
+        applicationTunnel: { protocol: "PROXY", port: ppPort },
+      }],
+    }));
+    r.headers(1, [[":method", "CONNECT"], [":authority", `${m.serverIp}:${m.echo.port}`]]);
+    assert.match((await r.answer(1)) ?? "", /^200/);
+    r.send(frame(FrameType.DATA, 0, 1, new TextEncoder().encode("payload")));
+    await all;
+    const b = Buffer.concat(got);
+    assert.deepEqual([...b.subarray(0, 12)], [13, 10, 13, 10, 0, 13, 10, 81, 85, 73, 84, 10]);
+    assert.equal(b[12], 0x21); // v2, PROXY
+    assert.equal(b[13], 0x11); // TCP over IPv4
+    const len = b.readUInt16BE(14);
+    const src = [...b.subarray(16, 20)].join(".");
+    const dst = [...b.subarray(20, 24)].join(".");
+    assert.equal(src, r.sock.localAddress!.replace(/^::ffff:/, ""));
+    assert.equal(dst, m.serverIp);
+    assert.equal(b.readUInt16BE(24), r.sock.localPort);
+    assert.equal(b.readUInt16BE(26), m.echo.port);
+    assert.equal(b[28], 0xd0);
+    const idLen = b.readUInt16BE(29);
+    assert.equal(b.subarray(31, 31 + idLen).toString(), CLIENT);
+    assert.equal(len, 12 + 3 + idLen);
+    assert.equal(b.subarray(16 + len).toString(), "payload");
+  } finally {
+    r.close();
+    await r.closed;
+    await m.close();
+    await new Promise((res) => pp.close(res));
   }
 });
 
