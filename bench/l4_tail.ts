@@ -1,7 +1,7 @@
 /**
  * Where the open loop's slow requests go: one evenly spaced open loop at a fixed rate
  * (bench/seq_client.ts `trace`, Bun) through nginx direct, the haproxy mTLS pair and the weft pair,
- * in turn, with JavaScriptCore's collection log (BUN_JSC_logGC=1) on the client and on both weft
+ * in turn (haproxy as two processes, one per side, as the weft nodes are), with JavaScriptCore's collection log (BUN_JSC_logGC=1) on the client and on both weft
  * nodes. Each log line is stamped when it arrives here (the end of the collection, ms since the
  * epoch, as the client stamps its requests), so every request slower than the threshold is put
  * in the first class that explains it:
@@ -46,6 +46,7 @@ const ROUNDS = Number(opt("rounds", "1"));
 const HAPROXY = !argv.includes("--no-haproxy");
 const SCHED = argv.includes("--sched");
 const DUMP_GC = argv.includes("--dump-gc");
+const GREP = argv.includes("--grep") ? new RegExp(opt("grep", ".")) : undefined;
 const EXTRA = Object.fromEntries(
   opt("env", "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]),
 );
@@ -64,6 +65,8 @@ interface Gc {
 /** JSC logGC lines of one process, stamped on arrival. */
 class GcLog {
   events: Gc[] = [];
+  /** Lines matching --grep (e.g. JSC's compile reports with --env BUN_JSC_reportCompileTimes=1). */
+  grep: string[] = [];
   /** The raw lines (--dump-gc). */
   lines: string[] = [];
   #buf = "";
@@ -72,6 +75,7 @@ class GcLog {
     const lines = (this.#buf + text).split("\n");
     this.#buf = lines.pop() ?? "";
     for (const l of lines) {
+      if (GREP && GREP.test(l)) this.grep.push(l);
       if (!l.includes("Collection") || !l.includes(" END]")) continue;
       const pause = Number(/ p=([\d.]+)ms/.exec(l)?.[1] ?? 0);
       const cycle = Number(/cycle ([\d.]+)ms/.exec(l)?.[1] ?? pause);
@@ -294,8 +298,14 @@ try {
   nginxPid = procs[0]!.pid;
   await waitPort(IP.server, PORT.http);
   if (HAPROXY) {
-    Deno.writeTextFileSync(`${dir}/haproxy.cfg`, haproxyConf(dir, `${IP.server}:${PORT.http}`));
-    procs.push(await spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]));
+    // Two processes, one per node as weft runs (bench/l4.ts runs both ends in one process).
+    const cfg = haproxyConf(dir, `${IP.server}:${PORT.http}`);
+    const head = cfg.slice(0, cfg.indexOf("frontend c"));
+    const [c, srv] = cfg.slice(head.length).split(/(?=frontend s\n)/) as [string, string];
+    for (const [side, body] of [["s", srv], ["c", c]] as const) {
+      Deno.writeTextFileSync(`${dir}/haproxy-${side}.cfg`, head + body);
+      procs.push(await spawn("haproxy", ["-db", "-f", `${dir}/haproxy-${side}.cfg`]));
+    }
     await waitPort(IP.haproxyC, PORT.tunnelIn);
   }
   const nodeGc: [string, GcLog][] = [];
@@ -324,6 +334,9 @@ try {
     ["weft", `http://${IP.vip}:80/`],
   ];
   for (const [, url] of targets) await trace(url, 1); // warm-up: connections, JIT
+  for (const [n, g] of nodeGc) {
+    if (g.grep.length > 0) say(`${n}: ${g.grep.splice(0).length} --grep lines before the rounds`);
+  }
   say(
     `open loop ${RATE} req/s, ${SECONDS} s per target; slow = latency > direct p50 + ${OVER} ms`,
   );
