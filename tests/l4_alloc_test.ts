@@ -2,11 +2,11 @@
  * A regression guard on what the L4 HBONE path allocates per request (bench/l4_alloc.ts): two
  * NodeProxy nodes on Bun, sequential small requests on one keep-alive connection through the
  * tunnel, and a census of the JS heap cells each node allocated meanwhile. Each request costs
- * 11 cells per node today (5 Uint8Array: two socket reads, the DATA frame, the payload view, the
- * response body; 2 Array; 1 ArrayBuffer, Object, Immediate and scope each); a closure or record
- * added on the path per request or per write shows here as one more, and every cell brings the
- * next eden collection nearer (bench/l4_tail.ts). A count, not a timing: collections during the
- * window only lower it. Skipped without bun or openssl.
+ * 13 cells per node today (5 Uint8Array: socket reads, the DATA frame, the payload view; 3 scopes;
+ * 2 Array; 1 ArrayBuffer, Object and Immediate each); a closure or record added on the path per
+ * request or per write shows here as one more, and every cell brings the next eden collection
+ * nearer (bench/l4_tail.ts). A count, not a timing: collections during the window only lower it.
+ * Skipped without bun or openssl.
  */
 import { assert } from "./support/assert.ts";
 import { bunPath } from "./support/weft_proc.ts";
@@ -14,8 +14,8 @@ import { bunPath } from "./support/weft_proc.ts";
 const BUN = bunPath();
 const OPENSSL = new Deno.Command("sh", { args: ["-c", "command -v openssl"], stdout: "null" })
   .outputSync().success;
-/** Cells per request and node allowed: today's 11 plus one of slack. */
-const MAX_CELLS = 12;
+/** Cells per request and node allowed: today's 13 plus one of slack. */
+const MAX_CELLS = 14;
 
 Deno.test({
   name: "L4 HBONE path: JS heap cells allocated per request per node stay bounded",

@@ -104,7 +104,7 @@ export class NativeSocket extends EventEmitter {
   write(chunk: Uint8Array | string, cb?: (err?: Error | null) => void): boolean {
     if (this.destroyed || this.writableEnded) {
       socketErrors.inc({ kind: "write_after_end" });
-      if (cb) callLater(cb, new Error("Cannot write: the socket is closed"));
+      if (cb) queueMicrotask(() => cb(new Error("Cannot write: the socket is closed")));
       return false;
     }
     const b = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
@@ -117,7 +117,7 @@ export class NativeSocket extends EventEmitter {
         if (n < b.length) this.enqueue(b.subarray(n));
       }
     }
-    if (cb) callLater(cb, null);
+    if (cb) queueMicrotask(() => cb(null));
     if (this.queued >= HIGH_WATER) {
       this.writableNeedDrain = true;
       return false;
@@ -308,13 +308,6 @@ export class NativeSocket extends EventEmitter {
   asDuplex(): Duplex {
     return this as unknown as Duplex;
   }
-}
-
-/** `cb(err)` in a microtask. Its own function: a closure written inside `write` would make every
- * call of it allocate a scope for `cb` (JavaScriptCore creates a function's captured variables at
- * entry), one garbage cell per write on the data path (bench/l4_alloc.ts). */
-function callLater(cb: (err?: Error | null) => void, err: Error | null): void {
-  queueMicrotask(() => cb(err));
 }
 
 const handlers = {

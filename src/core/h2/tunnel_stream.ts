@@ -119,17 +119,12 @@ export class H2Stream extends Duplex {
     ) return this.write(chunk);
     this.bytesWritten += chunk.length;
     this.#direct++;
-    this.#host.writeData(this, chunk, this.#directDone ?? this.#makeDirectDone());
+    this.#host.writeData(this, chunk, this.#directDone ??= (err) => this.#onDirectDone(err));
     return true;
   }
 
   /** Completion of a `send`: one function per stream that sends, made on its first write. */
   #directDone: ((err?: Error | null) => void) | undefined;
-  /** Apart from `send`: an arrow function inside it would make each call allocate a scope for
-   * `this` (JavaScriptCore creates captured variables at entry), a cell per write. */
-  #makeDirectDone(): (err?: Error | null) => void {
-    return this.#directDone = (err) => this.#onDirectDone(err);
-  }
   #onDirectDone(err?: Error | null): void {
     this.#direct--;
     if (err) return void this.destroy(err);
