@@ -1,24 +1,28 @@
 /**
  * Where the open loop's slow requests go: one evenly spaced open loop at a fixed rate
- * (bench/seq_client.ts `trace`, Bun) through nginx direct, the haproxy mTLS pair and the weft pair,
- * in turn (haproxy as two processes, one per side, as the weft nodes are), with JavaScriptCore's collection log (BUN_JSC_logGC=1) on the client and on both weft
+ * (bench/seq_client.ts `trace`, Bun) through nginx direct, the haproxy mTLS pair (two processes,
+ * one per side, as the weft nodes are; bench/l4.ts runs both sides in one) and the weft pair, in
+ * turn, with JavaScriptCore's collection log (BUN_JSC_logGC=1) on the client and on both weft
  * nodes. Each log line is stamped when it arrives here (the end of the collection, ms since the
- * epoch, as the client stamps its requests), so every request slower than the threshold is put
- * in the first class that explains it:
- *   new conn    it opened a connection (through weft: a new HBONE stream, node B's dial);
- *   client late the client sent it late (its loop was busy: send lag > 0.3 ms);
- *   client GC   a client collection ran while it was in flight;
- *   node A GC / node B GC   a collection of that weft node ran while it was in flight;
- *   unexplained none of those (scheduling on the shared box, the kernel, nginx).
- * With --sched (root, perf), `perf sched record -k mono` runs during each target and a slow
- * request not explained above goes to the process (client, node A/B, nginx, haproxy) whose main
- * thread waited longest in the run queue (> 0.2 ms, `perf sched timehist`'s sch delay) while it
- * was in flight: "runq <process>". perf's clock is put on the epoch through /proc/timer_list.
- * Usage: deno run -A bench/l4_tail.ts [--binary ./weft | --tree .] [--seconds 10] [--rate 1000]
- *   [--over 1] (slow = latency > this run's direct p50 + over ms) [--env K=V,K2=V2] (weft nodes)
- *   [--no-haproxy] [--rounds 1]
- * The line per target: p50/p99, the slow requests by class, and the collections of each process
- * (count, pause sum, pauses > 1 ms, max).
+ * epoch, as the client stamps its requests). A request is slow when it took more than the direct
+ * run's p50 + `--over` ms from its scheduled start; it goes to the first class that explains it:
+ *   client late  only the client's own send lag made it slow (from its actual send it was not);
+ *   new conn     it opened a connection (through weft: a new HBONE stream, node B's dial);
+ *   node A GC / node B GC   a collection of that weft node overlapped it;
+ *   client GC    a client collection overlapped it;
+ *   runq <proc>  (--sched) the main thread that waited longest in the run queue while it was in
+ *                flight (> 0.2 ms, `perf sched timehist`'s sch delay; perf's clock put on the
+ *                epoch through /proc/timer_list): client, node A/B, nginx or haproxy;
+ *   unexplained  none of those.
+ * "touched by" counts, without the order, the slow requests (from the send) that a node
+ * collection or any run-queue wait overlapped at all. Each target also prints the CPU and
+ * run-queue wait of every thread group of the client, nginx's worker, haproxy and the nodes over
+ * the run (/proc/<pid>/task/<tid>/schedstat; threads that come and go make a group's delta
+ * approximate). Usage:
+ *   deno run -A bench/l4_tail.ts [--binary ./weft | --tree .] [--seconds 10] [--rate 1000]
+ *     [--over 1] [--env K=V,K2=V2] (weft nodes) [--no-haproxy] [--rounds 1] [--sched]
+ *     [--dump-gc] (the nodes' collection lines) [--grep RE] (node lines matching RE, e.g. JSC's
+ *     compile reports with --env BUN_JSC_reportCompileTimes=1)
  */
 import {
   haproxyConf,
