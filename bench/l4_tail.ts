@@ -21,6 +21,8 @@
  * approximate). Usage:
  *   deno run -A bench/l4_tail.ts [--binary ./weft | --tree .] [--seconds 10] [--rate 1000]
  *     [--over 1] [--env K=V,K2=V2] (weft nodes) [--no-haproxy] [--rounds 1] [--sched]
+ *     [--slice-us N] (a second weft run per round, "weft slice", with both nodes' main threads on
+ *     an N µs EEVDF slice set from outside, the two runs alternating their order)
  *     [--dump-gc] (the nodes' collection lines) [--grep RE] (node lines matching RE, e.g. JSC's
  *     compile reports with --env BUN_JSC_reportCompileTimes=1)
  */
@@ -50,6 +52,8 @@ const ROUNDS = Number(opt("rounds", "1"));
 const HAPROXY = !argv.includes("--no-haproxy");
 const SCHED = argv.includes("--sched");
 const DUMP_GC = argv.includes("--dump-gc");
+/** --slice-us N: a second weft run per round with the nodes' main threads on an N µs EEVDF slice. */
+const SLICE_US = Number(opt("slice-us", "0"));
 const GREP = argv.includes("--grep") ? new RegExp(opt("grep", ".")) : undefined;
 const EXTRA = Object.fromEntries(
   opt("env", "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]),
@@ -129,6 +133,27 @@ function schedDelta(a: Sched, b: Sched): string {
     parts.push(`${k} ${(cpu - c0).toFixed(0)}/${(wait - w0).toFixed(0)} ms (${n - n0})`);
   }
   return `cpu/runqueue wait: ${parts.join(", ") || "-"}`;
+}
+
+/**
+ * The EEVDF slice of thread `tid` (sched_setattr with sched_runtime on SCHED_OTHER, Linux ≥ 6.12;
+ * 0 = the default slice): a shorter slice gives the thread an earlier deadline when it wakes, so
+ * it preempts a longer-slice task instead of waiting for that task's slice to end.
+ */
+function setSlice(tid: number, ns: number): void {
+  const libc = Deno.dlopen("libc.so.6", {
+    syscall: { parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
+  });
+  try {
+    const attr = new ArrayBuffer(56);
+    const v = new DataView(attr);
+    v.setUint32(0, 56, true); // size
+    v.setBigUint64(24, BigInt(ns), true); // sched_runtime
+    const r = libc.symbols.syscall(314n, BigInt(tid), new Uint8Array(attr), 0n);
+    if (r !== 0n) throw new Error(`sched_setattr(${tid}) failed`);
+  } finally {
+    libc.close();
+  }
 }
 
 /** ms to add to CLOCK_MONOTONIC (perf -k mono, /proc/timer_list's "now at") for the epoch. */
@@ -336,6 +361,7 @@ try {
       ? [["haproxy", `http://${IP.haproxyC}:${PORT.tunnelIn}/`] as [string, string]]
       : []),
     ["weft", `http://${IP.vip}:80/`],
+    ...(SLICE_US > 0 ? [["weft slice", `http://${IP.vip}:80/`] as [string, string]] : []),
   ];
   for (const [, url] of targets) await trace(url, 1); // warm-up: connections, JIT
   for (const [n, g] of nodeGc) {
@@ -348,7 +374,14 @@ try {
     let limit = NaN;
     let directP50 = NaN;
     let directP99 = NaN;
-    for (const [name, url] of targets) {
+    // With --slice-us the two weft runs alternate their order from round to round.
+    const order = SLICE_US > 0 && r % 2 === 0
+      ? [...targets.slice(0, -2), targets.at(-1)!, targets.at(-2)!]
+      : targets;
+    for (const [name, url] of order) {
+      if (SLICE_US > 0) {
+        for (const [, pid] of pids) setSlice(pid, name === "weft slice" ? SLICE_US * 1000 : 0);
+      }
       const t0 = now();
       const s0 = pids.map(([, pid]) => sched(pid));
       const peers = peerPids(name);
@@ -386,7 +419,7 @@ try {
         directP50 = p50;
         directP99 = p99;
       }
-      const nodes = name === "weft" ? nodeGc : [];
+      const nodes = name.startsWith("weft") ? nodeGc : [];
       const c = classify(samples, limit, gc, nodes, waits);
       const slow = Object.values(c).reduce((a, b) => a + b, 0);
       const added = name === "direct"
