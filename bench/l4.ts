@@ -269,8 +269,9 @@ async function latencySection(hap: boolean): Promise<void> {
         p50: x.p50 - d.p50,
         p99: x.p99 - d.p99,
         rps: x.rps,
-        sendP50: (x.sendP50 ?? NaN) - (d.sendP50 ?? NaN),
-        sendP99: (x.sendP99 ?? NaN) - (d.sendP99 ?? NaN),
+        ...(x.sendP50 !== undefined && d.sendP50 !== undefined
+          ? { sendP50: x.sendP50 - d.sendP50, sendP99: x.sendP99! - d.sendP99! }
+          : {}),
       });
       const a = added[name] ??= { weft: [], haproxy: [] };
       a.weft.push(plus(w));
