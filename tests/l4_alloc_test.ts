@@ -14,8 +14,8 @@ import { bunPath } from "./support/weft_proc.ts";
 const BUN = bunPath();
 const OPENSSL = new Deno.Command("sh", { args: ["-c", "command -v openssl"], stdout: "null" })
   .outputSync().success;
-/** Cells per request and node allowed: today's 13 plus one of slack. */
-const MAX_CELLS = 14;
+/** Cells per request and node allowed: today's 13 plus two of slack (timers firing in a slow, loaded window). */
+const MAX_CELLS = 15;
 
 Deno.test({
   name: "L4 HBONE path: JS heap cells allocated per request per node stay bounded",
