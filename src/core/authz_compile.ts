@@ -43,11 +43,11 @@ export class L4Peer {
     return this.#sa;
   }
   get source(): Ip | undefined {
-    if (this.#src === null) this.#src = parseIp(this.sourceIp);
+    if (this.#src === null) this.#src = peerIp(this.sourceIp);
     return this.#src;
   }
   get destination(): Ip | undefined {
-    if (this.#dst === null) this.#dst = parseIp(this.destinationIp);
+    if (this.#dst === null) this.#dst = peerIp(this.destinationIp);
     return this.#dst;
   }
   get port(): string {
@@ -56,6 +56,28 @@ export class L4Peer {
 }
 
 type Ip = { v: 4 | 6; bytes: Uint8Array };
+
+/** parseIp, with canonical dotted-quad IPv4 (what every runtime's isIPv4 accepts: four 0–255
+ * without leading zeros) parsed here: node:net's isIPv4 alone costs ~0.5 µs on Deno. */
+export function peerIp(text: string): Ip | undefined {
+  const bytes = new Uint8Array(4);
+  let part = 0, value = 0, digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 && digits > 0 && value <= 255 && part < 3) {
+      bytes[part++] = value;
+      value = digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits === 1 && value === 0)) {
+      value = value * 10 + c - 48;
+      digits++;
+    } else {
+      return parseIp(text);
+    }
+  }
+  if (part !== 3 || digits === 0 || value > 255) return parseIp(text);
+  bytes[3] = value;
+  return { v: 4, bytes };
+}
 
 const EXACT = 0, PREFIX = 1, SUFFIX = 2, PRESENT = 3;
 /** Istio string match, classified once: exact, `abc*` prefix, `*abc` suffix, `*` presence. */

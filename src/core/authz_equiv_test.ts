@@ -6,6 +6,8 @@
 import { assertEquals } from "../../tests/support/assert.ts";
 import { referenceAuthorizeL4 } from "../../tests/support/authz_l4_reference.ts";
 import { authorizeL4 } from "./authz.ts";
+import { peerIp } from "./authz_compile.ts";
+import { parseIp } from "./ip.ts";
 import type { AuthorizationPolicy, PolicyRule, Snapshot, Workload } from "./snapshot.ts";
 
 const echo: Workload = {
@@ -93,7 +95,18 @@ const principals = [
   "cluster.local/ns/default/sa/sleep",
   "spiffe://td/ns//sa/x",
 ];
-const ips = ["127.0.1.2", "10.1.2.3", "::1", "::ffff:127.0.1.2", "fd00::5", "127.0.1.200", "nope"];
+const ips = [
+  "127.0.1.2",
+  "10.1.2.3",
+  "::1",
+  "::ffff:127.0.1.2",
+  "fd00::5",
+  "127.0.1.200",
+  "nope",
+  "127.0.1.02",
+  "127.0.1.256",
+  "0.0.0.0",
+];
 
 function generate(r: () => number): AuthorizationPolicy[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -199,4 +212,31 @@ Deno.test("L4 authz: the compiled check decides exactly as the direct evaluation
   assertEquals(decisions, 12_000);
   assertEquals(allowed > 2000 && decisions - allowed > 2000, true, `allowed ${allowed}`);
   assertEquals(withDryRun > 500, true, `with dry-run verdicts ${withDryRun}`);
+});
+
+Deno.test("L4 authz: the connection's IPv4 fast path parses as parseIp does", () => {
+  const r = rng(7);
+  const chars = "0123456789.:af";
+  const texts = [
+    ...ips,
+    "1.2.3",
+    "1.2.3.4.5",
+    "01.2.3.4",
+    "1.2.3.4 ",
+    "",
+    ".1.2.3",
+    "1..2.3",
+    "255.255.255.255",
+    "999.1.1.1",
+    "1.2.3.1000",
+    "300.2.3.4",
+    "1.2.3.-4",
+  ];
+  for (let i = 0; i < 20_000; i++) {
+    const len = 1 + Math.floor(r() * 15);
+    texts.push(Array.from({ length: len }, () => chars[Math.floor(r() * chars.length)]).join(""));
+    const q = () => String(Math.floor(r() * 300)).padStart(r() < 0.1 ? 2 : 1, "0");
+    texts.push(`${q()}.${q()}.${q()}.${q()}`);
+  }
+  for (const t of texts) assertEquals(peerIp(t), parseIp(t), JSON.stringify(t));
 });
