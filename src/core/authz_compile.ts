@@ -55,12 +55,14 @@ export class L4Peer {
   }
 }
 
-type Ip = { v: 4 | 6; bytes: Uint8Array };
+/** An address as the matchers compare it: IPv4 (4 bytes) or IPv6 (16). */
+type Ip = { readonly v: 4 | 6; readonly bytes: ArrayLike<number> };
 
-/** parseIp, with canonical dotted-quad IPv4 (what every runtime's isIPv4 accepts: four 0–255
- * without leading zeros) parsed here: node:net's isIPv4 alone costs ~0.5 µs on Deno. */
+/** parseIp, with a canonical dotted quad (four 0–255 without leading zeros, which every runtime's
+ * isIPv4 accepts) parsed here into a plain array: parseIp's typed array and split/map cost ~0.6 µs
+ * per address on Deno, this ~0.05. Anything else goes to parseIp. */
 export function peerIp(text: string): Ip | undefined {
-  const bytes = new Uint8Array(4);
+  const bytes = [0, 0, 0, 0];
   let part = 0, value = 0, digits = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -116,7 +118,7 @@ function anyPattern(ps: readonly Pattern[], value: string | undefined): boolean 
 /** A CIDR (or bare address) parsed once; `bits` < 0 when it can match nothing. */
 interface Cidr {
   readonly v: number;
-  readonly bytes: Uint8Array;
+  readonly bytes: ArrayLike<number>;
   readonly bits: number;
 }
 
