@@ -6,7 +6,8 @@
  */
 import { indexOf, policiesApplying } from "./snapshot_index.ts";
 import type { AuthorizationPolicy, Snapshot, Workload } from "./snapshot.ts";
-import { L4Peer, matchingRule } from "./authz_compile.ts";
+import { matchingRule } from "./authz_compile.ts";
+import { L4Peer } from "./authz_peer.ts";
 
 export interface L4Attributes {
   /** Verified peer identity (spiffe://...), undefined for plaintext. */

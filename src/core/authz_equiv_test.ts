@@ -6,7 +6,7 @@
 import { assertEquals } from "../../tests/support/assert.ts";
 import { referenceAuthorizeL4 } from "../../tests/support/authz_l4_reference.ts";
 import { authorizeL4 } from "./authz.ts";
-import { peerIp } from "./authz_compile.ts";
+import { peerIp } from "./authz_peer.ts";
 import { parseIp } from "./ip.ts";
 import type { AuthorizationPolicy, PolicyRule, Snapshot, Workload } from "./snapshot.ts";
 
