@@ -206,7 +206,8 @@ export class HboneServer {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       const listen = (): void => {
-        server.listen(this.port, this.workload.address, () => {
+        // SO_REUSEPORT, as ztunnel: an upgraded process binds while this one drains (hbone.md §11).
+        server.listen({ port: this.port, host: this.workload.address, reusePort: true }, () => {
           server.off("error", reject);
           resolve();
         });

@@ -634,6 +634,22 @@ Deno.test("application tunnel PROXY: v2 header (source → tunnel target, TLV 0x
   }
 });
 
+Deno.test("listeners bind with SO_REUSEPORT: a second listener (an upgraded process's) binds 15008 and the capture port meanwhile", async () => {
+  const m = await startMesh(63, {}, {});
+  const bind = (host: string, port: number): Promise<string> =>
+    new Promise((resolve) => {
+      const s = net.createServer();
+      s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+      s.listen({ port, host, reusePort: true }, () => s.close(() => resolve("bound")));
+    });
+  try {
+    assert.equal(await bind(m.serverIp, 15008), "bound");
+    assert.equal(await bind(m.vip, 80), "bound");
+  } finally {
+    await m.close();
+  }
+});
+
 function hasCommand(cmd: string): boolean {
   try {
     return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })

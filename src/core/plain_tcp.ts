@@ -49,9 +49,9 @@ export function listenTcp(
           new WeftError("listen_failed", `Cannot listen on ${addr}: ${e.message}`, { cause: e }),
         ),
     );
+    // SO_REUSEPORT (ztunnel's upgrade handover): a new process binds while the old one drains.
     server.listen(
-      hp.port,
-      hp.host,
+      { port: hp.port, host: hp.host, reusePort: true },
       () => resolve({ close: () => new Promise((r) => server.close(() => r())) }),
     );
   });
