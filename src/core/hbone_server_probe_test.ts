@@ -28,6 +28,8 @@ import {
 } from "./h2/frames.ts";
 
 const CLIENT = "spiffe://cluster.local/ns/default/sa/client";
+/** openssl (installed by deno task setup) drives the ChaCha20 probes; they skip without it. */
+const HAS_OPENSSL = hasOpenssl();
 
 interface Got {
   type: number;
@@ -404,9 +406,8 @@ Deno.test("HBONE TLS: TLS 1.3 AES-GCM suites only (no ChaCha20), no TLS 1.2, ALP
     Deno.writeTextFileSync(files.key, mat.keyPem);
     Deno.writeTextFileSync(files.ca, mat.rootsPem);
     try {
-      if (!hasOpenssl()) {
-        console.warn("skip ChaCha20 probe: openssl missing (deno task setup installs it)");
-      } else {
+      // Skipped without openssl (deno task setup installs it).
+      if (HAS_OPENSSL) {
         assert.match(await sclient("TLS_AES_128_GCM_SHA256"), /TLS_AES_128_GCM_SHA256/);
         assert.equal(
           l4Metrics.refused.get({ direction: "inbound", reason: "tls_handshake_failed" }),
@@ -427,11 +428,10 @@ Deno.test("HBONE TLS: TLS 1.3 AES-GCM suites only (no ChaCha20), no TLS 1.2, ALP
   }
 });
 
-Deno.test("HBONE client refuses a server that picks ChaCha20 (openssl s_server)", async (t) => {
-  if (!hasOpenssl()) {
-    console.warn("skip: openssl missing (deno task setup installs it)");
-    return;
-  }
+Deno.test({
+  name: "HBONE client refuses a server that picks ChaCha20 (openssl s_server; skipped without it)",
+  ignore: !HAS_OPENSSL,
+}, async (t) => {
   const ids = new TestIdentityProvider(await createTestCa());
   const server = "spiffe://cluster.local/ns/default/sa/server";
   const mat = await ids.material(server);
@@ -503,11 +503,11 @@ Deno.test("HBONE client refuses a server that picks ChaCha20 (openssl s_server)"
   }
 });
 
-Deno.test("TCP keepalive (180 s idle) on every socket of a tunnel: capture, HBONE both ends, upstream", async () => {
-  if (!hasCommand("ss")) {
-    console.warn("skip: ss (iproute2) missing");
-    return;
-  }
+Deno.test({
+  name:
+    "TCP keepalive (180 s idle) on every socket of a tunnel: capture, HBONE both ends, upstream",
+  ignore: !hasCommand("ss"), // iproute2, installed by deno task setup
+}, async () => {
   const m = await startMesh(60);
   try {
     const s = await dial(m.vip, 80, m.clientIp);
