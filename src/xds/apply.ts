@@ -21,6 +21,8 @@ export interface ApplyResult {
   readonly errors: readonly string[];
   /** Names present in the response (accepted or rejected). */
   readonly seen: ReadonlySet<string>;
+  /** Some resource was rejected before its name could be read (SotW). */
+  readonly unnamed: boolean;
 }
 
 export function applyResources(
@@ -32,7 +34,10 @@ export function applyResources(
   const type = RESOURCE_TYPES.get(typeUrl);
   const errors: string[] = [];
   const seen = new Set<string>();
-  if (!type) return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen };
+  let unnamed = false;
+  if (!type) {
+    return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen, unnamed };
+  }
   const held = store.of(typeUrl);
   const decoded: { name: string; version: string; value: unknown }[] = [];
   const dup = new Set<string>();
@@ -41,6 +46,7 @@ export function applyResources(
     if (!it.any) {
       errors.push(`${label}: resource body is missing`);
       if (it.name) seen.add(it.name);
+      else unnamed = true;
       continue;
     }
     try {
@@ -53,6 +59,7 @@ export function applyResources(
       decoded.push({ name: d.name, version: it.version, value: d.value });
     } catch (err) {
       if (it.name) seen.add(it.name);
+      else unnamed = true;
       errors.push(`${label}: ${errorMessage(err)}`);
     }
   }
@@ -67,7 +74,7 @@ export function applyResources(
     changed = true;
   }
   if (changed) store.touch(typeUrl);
-  return { changed, errors, seen };
+  return { changed, errors, seen, unnamed };
 }
 
 export function removeResources(

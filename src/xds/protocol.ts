@@ -146,24 +146,35 @@ export class AdsStreamProtocol {
     return changed;
   }
 
+  /** A response of a type this stream never subscribed to (a server bug or an attacker) is
+   * NACKed and nothing in it is applied; undefined when the type was subscribed. */
+  private notSubscribed(t: string): string | undefined {
+    if (this.subscribed.has(t)) return undefined;
+    return RESOURCE_TYPES.has(t) ? `type ${t} was not subscribed` : `unknown type URL ${t}`;
+  }
+
   onSotw(res: DiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
     this.pending.delete(t);
     this.nonces.set(t, res.nonce);
     const wildcard = WILDCARD_TYPES.has(t);
     const asked = this.subscribed.get(t) ?? new Set<string>();
+    const unasked = this.notSubscribed(t);
     const r = applyResources(
       this.state.store,
       t,
       res.resources.map((any) => ({ name: undefined, version: res.versionInfo, any })),
-      (n) => wildcard || asked.has(n),
+      (n) => !unasked && (wildcard || asked.has(n)),
     );
     let changed = r.changed;
-    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t)) {
+    // Full state, but only when every resource's name is known: a resource rejected before
+    // its name could be read may be one we hold, which keeps its last good value (§4.3).
+    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t) && !unasked && !r.unnamed) {
       const gone = [...this.state.store.of(t).keys()].filter((n) => !r.seen.has(n));
       changed = removeResources(this.state.store, t, gone) || changed;
     }
-    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    const errors = unasked ? [unasked, ...r.errors.filter((e) => e !== unasked)] : r.errors;
+    const nack = errors.length ? errors.join("; ") : undefined;
     if (!nack) this.state.accepted.set(t, res.versionInfo);
     this.send(createDiscoveryRequest({
       typeUrl: t,
@@ -179,17 +190,22 @@ export class AdsStreamProtocol {
   onDelta(res: DeltaDiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
     this.pending.delete(t);
+    const wildcard = WILDCARD_TYPES.has(t);
+    const asked = this.subscribed.get(t) ?? new Set<string>();
+    const unasked = this.notSubscribed(t);
     const r = applyResources(
       this.state.store,
       t,
       res.resources.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
-      () => true,
+      // Names never asked for are not kept: RDS/EDS/ECDS are explicit subscriptions.
+      (n) => !unasked && (wildcard || asked.has(n)),
     );
     let changed = r.changed;
-    if (RESOURCE_TYPES.has(t)) {
+    if (RESOURCE_TYPES.has(t) && !unasked) {
       changed = removeResources(this.state.store, t, res.removedResources) || changed;
     }
-    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    const errors = unasked ? [unasked, ...r.errors.filter((e) => e !== unasked)] : r.errors;
+    const nack = errors.length ? errors.join("; ") : undefined;
     this.send(createDeltaDiscoveryRequest({
       typeUrl: t,
       responseNonce: res.nonce,

@@ -72,7 +72,8 @@ export class AdsServerStream {
   }
 
   onSotw(req: DiscoveryRequest): void {
-    if (!this.nodeId) this.nodeId = req.node?.id ?? "";
+    // Identity comes from the first message only (§10); a later node cannot change it.
+    if (this.nodeId === undefined) this.nodeId = req.node?.id ?? "";
     log.debug("sotw request", {
       type: req.typeUrl,
       names: req.resourceNames,
@@ -126,7 +127,7 @@ export class AdsServerStream {
   }
 
   onDelta(req: DeltaDiscoveryRequest): void {
-    if (!this.nodeId) this.nodeId = req.node?.id ?? "";
+    if (this.nodeId === undefined) this.nodeId = req.node?.id ?? "";
     const s = this.sub(req.typeUrl);
     s.syncedWith = undefined; // the subscription or what the client holds may change here
     for (const [n, v] of Object.entries(req.initialResourceVersions)) s.held.set(n, v);
@@ -138,10 +139,14 @@ export class AdsServerStream {
         forced.add(n);
       }
     }
+    const dropped: string[] = [];
     for (const n of req.resourceNamesUnsubscribe) {
       if (n === "*") s.wildcard = false;
-      else s.names.delete(n);
+      else if (s.names.delete(n)) dropped.push(n);
     }
+    // A name unsubscribed but still covered by the wildcard is answered in `resources`
+    // (one not covered lands in removed_resources below), xds.md §5.
+    if (s.wildcard) { for (const n of dropped) forced.add(n); }
     if (!s.everSubscribed && req.resourceNamesSubscribe.length === 0 && !req.responseNonce) {
       s.wildcard = true;
     }

@@ -117,3 +117,32 @@ Deno.test("server delta: wildcard, forced resend of subscribed names, missing â†
   assert.equal(fresh.s.nacks, 1);
   assert.equal(fresh.take().length, 0);
 });
+
+Deno.test("server delta: a name unsubscribed but still under the wildcard is sent again; one not covered is removed", () => {
+  const { s, take } = setup("delta");
+  const c = "outbound|5432||db.default.svc.cluster.local";
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesSubscribe: ["*", c] }));
+  const [r1] = take() as DeltaDiscoveryResponse[];
+  s.onDelta(delta({ typeUrl: CLUSTER, responseNonce: r1!.nonce }));
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesUnsubscribe: [c] }));
+  const [r2] = take() as DeltaDiscoveryResponse[];
+  assert.deepEqual(r2!.resources.map((r) => r.name), [c], "covered by '*': in resources");
+  assert.deepEqual(r2!.removedResources, []);
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesUnsubscribe: ["*"] }));
+  const [r3] = take() as DeltaDiscoveryResponse[];
+  assert.equal(r3!.resources.length, 0);
+  assert.equal(r3!.removedResources.length, 4, "nothing subscribed any more: all removed");
+});
+
+Deno.test("server: the node is read from the first message only, even when that one has none", () => {
+  for (const mode of ["sotw", "delta"] as const) {
+    const { s } = setup(mode);
+    const first = { typeUrl: CLUSTER, resourceNamesSubscribe: ["*"], resourceNames: ["*"] };
+    if (mode === "sotw") s.onSotw(sotw({ typeUrl: CLUSTER }));
+    else s.onDelta(delta(first));
+    const later = { typeUrl: LISTENER, node: { id: "someone-else" } };
+    if (mode === "sotw") s.onSotw(sotw(later));
+    else s.onDelta(delta(later));
+    assert.equal(s.nodeId, "", `${mode}: a later node does not change the stream's identity`);
+  }
+});
