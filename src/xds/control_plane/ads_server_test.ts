@@ -146,3 +146,27 @@ Deno.test("server: the node is read from the first message only, even when that 
     assert.equal(s.nodeId, "", `${mode}: a later node does not change the stream's identity`);
   }
 });
+
+Deno.test("server sotw: a removed cluster leaves only after listeners and routes were pushed (make-before-break)", () => {
+  const full = buildNode(parseMesh(meshYaml(10)), "node-a");
+  let res: NodeResources = full;
+  const out: DiscoveryResponse[] = [];
+  const s = new AdsServerStream("sotw", () => res, (m) => out.push(m as DiscoveryResponse));
+  s.onSotw(sotw({ typeUrl: CLUSTER, node: { id: "node-a" } }));
+  s.onSotw(sotw({ typeUrl: LISTENER }));
+  const [c1, l1] = out.splice(0);
+  s.onSotw(sotw({ typeUrl: CLUSTER, versionInfo: c1!.versionInfo, responseNonce: c1!.nonce }));
+  s.onSotw(sotw({ typeUrl: LISTENER, versionInfo: l1!.versionInfo, responseNonce: l1!.nonce }));
+  const gone = "outbound|5432||db.default.svc.cluster.local";
+  const clusters = new Map(full.get(CLUSTER)!);
+  clusters.delete(gone);
+  const listeners = new Map([...full.get(LISTENER)!].filter(([n]) => !n.startsWith("db.")));
+  res = new Map([...full, [CLUSTER, clusters], [LISTENER, listeners]]);
+  s.pushAll();
+  const pushed = out.splice(0);
+  // The clusters with the stale one kept are what the client has: no first CDS push.
+  assert.deepEqual(pushed.map((r) => r.typeUrl), [LISTENER, CLUSTER], "listeners first");
+  assert.equal(pushed[1]!.resources.length, c1!.resources.length - 1, "then the cluster goes");
+  s.pushAll();
+  assert.equal(out.length, 0, "nothing more to send");
+});
