@@ -30,6 +30,8 @@ export function applyResources(
   typeUrl: string,
   items: readonly Incoming[],
   accept: (name: string) => boolean,
+  /** A check across resources (e.g. ECDS type_urls named by listeners): a reason rejects. */
+  check?: (name: string, value: unknown) => string | undefined,
 ): ApplyResult {
   const type = RESOURCE_TYPES.get(typeUrl);
   const errors: string[] = [];
@@ -56,6 +58,8 @@ export function applyResources(
       }
       if (seen.has(d.name)) dup.add(d.name);
       seen.add(d.name);
+      const why = check?.(d.name, d.value);
+      if (why !== undefined) throw new Error(why);
       decoded.push({ name: d.name, version: it.version, value: d.value });
     } catch (err) {
       if (it.name) seen.add(it.name);

@@ -19,6 +19,8 @@ import {
 import { applyResources, removeResources } from "./apply.ts";
 import { RESOURCE_TYPES } from "./resources/registry.ts";
 import type { ResourceStore } from "./store.ts";
+import type { ExtensionValue } from "./resources/extension_config.ts";
+import type { ListenerValue } from "./resources/listener.ts";
 import {
   CLUSTER,
   EXTENSION_CONFIG,
@@ -57,6 +59,23 @@ export class ProtocolState {
     }
     return want; // clusters named by routes need no subscription: CDS is wildcard
   }
+
+  /** ECDS: a config whose type is not among the `type_urls` every listener naming it allows is
+   * rejected (Envoy's config_fail), so the last good config stays (xds.md §13). */
+  readonly check = (typeUrl: string) => (name: string, value: unknown): string | undefined => {
+    if (typeUrl !== EXTENSION_CONFIG) return undefined;
+    const t = (value as ExtensionValue).typeUrl;
+    for (const [, l] of this.store.values<ListenerValue>(LISTENER)) {
+      if (l.kind !== "http") continue;
+      for (const e of l.chain) {
+        if (e.kind !== "ecds" || e.name !== name || e.typeUrls.length === 0) continue;
+        if (!e.typeUrls.includes(t)) {
+          return `config type ${t} is not one of the type_urls (${e.typeUrls.join(", ")})`;
+        }
+      }
+    }
+    return undefined;
+  };
 }
 
 export interface ResponseOutcome {
@@ -165,6 +184,7 @@ export class AdsStreamProtocol {
       t,
       res.resources.map((any) => ({ name: undefined, version: res.versionInfo, any })),
       (n) => !unasked && (wildcard || asked.has(n)),
+      this.state.check(t),
     );
     let changed = r.changed;
     // Full state, but only when every resource's name is known: a resource rejected before
@@ -199,6 +219,7 @@ export class AdsStreamProtocol {
       res.resources.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
       // Names never asked for are not kept: RDS/EDS/ECDS are explicit subscriptions.
       (n) => !unasked && (wildcard || asked.has(n)),
+      this.state.check(t),
     );
     let changed = r.changed;
     if (RESOURCE_TYPES.has(t) && !unasked) {

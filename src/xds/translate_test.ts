@@ -8,10 +8,12 @@ import { applyResources, removeResources } from "./apply.ts";
 import { buildNode } from "./control_plane/build.ts";
 import { parseMesh } from "./control_plane/mesh.ts";
 import {
+  DeltaDiscoveryResponseSchema,
   HttpConnectionManagerSchema,
   HTTPFaultSchema,
   IstioAddressSchema,
   ListenerSchema,
+  NodeSchema,
   RBACSchema,
   RouteConfigurationSchema,
   RouterSchema,
@@ -21,6 +23,8 @@ import {
 import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
 import { FILTER_TYPES } from "./resources/http_filters.ts";
 import { ResourceStore } from "./store.ts";
+import { AdsStreamProtocol, ProtocolState } from "./protocol.ts";
+import type { ExtensionValue } from "./resources/extension_config.ts";
 import { Translator } from "./translate.ts";
 import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
 
@@ -259,6 +263,49 @@ Deno.test("translate: an ECDS config of a type the listener does not allow count
   assert.deepEqual(r.errors, []);
   const snap = new Translator(BASE).build(store, "1");
   assert.ok(!snap.services.some((s) => s.name === "plug"), "type_urls allow only Wasm");
+});
+
+Deno.test("ECDS: an update of a type the listener's type_urls exclude is NACKed; the last good config stays", () => {
+  const sent: unknown[] = [];
+  const state = new ProtocolState(new ResourceStore());
+  const p = new AdsStreamProtocol(
+    "delta",
+    create(NodeSchema, { id: "node-a" }),
+    state,
+    (m) => sent.push(m),
+  );
+  p.start();
+  const res = (t: string) =>
+    [...built.get(t)!].map(([name, b]) => ({ name, version: b.version, resource: b.any }));
+  p.onDelta(
+    create(DeltaDiscoveryResponseSchema, {
+      typeUrl: LISTENER,
+      nonce: "1",
+      resources: res(LISTENER),
+    }),
+  );
+  const hdr = "extensions.istio.io/wasmplugin/default.hdr";
+  const good = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: EXTENSION_CONFIG,
+    nonce: "2",
+    resources: res(EXTENSION_CONFIG),
+  }));
+  assert.equal(good.nack, undefined);
+  const wasmType = state.store.get<ExtensionValue>(EXTENSION_CONFIG, hdr)!.typeUrl;
+  const rbacAsHdr = anyPack(
+    TypedExtensionConfigSchema,
+    create(TypedExtensionConfigSchema, {
+      name: hdr,
+      typedConfig: anyPack(RBACSchema, create(RBACSchema)),
+    }),
+  );
+  const bad = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: EXTENSION_CONFIG,
+    nonce: "3",
+    resources: [{ name: hdr, version: "x", resource: rbacAsHdr }],
+  }));
+  assert.match(bad.nack!, /is not one of the type_urls/);
+  assert.equal(state.store.get<ExtensionValue>(EXTENSION_CONFIG, hdr)!.typeUrl, wasmType);
 });
 
 Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scoped instance", () => {
