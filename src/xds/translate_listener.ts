@@ -91,6 +91,12 @@ export function fragment(
       const ext = held && (e.typeUrls.length === 0 || e.typeUrls.includes(held.typeUrl))
         ? held
         : undefined;
+      const dflt = e.defaultConfig;
+      if (!ext && dflt && (dflt.withoutWarming || expired)) {
+        // Envoy's default_config: stands in until the ECDS config arrives.
+        if (dflt.ref) filters.push({ ...dflt.ref, priority: -filters.length });
+        continue;
+      }
       if (!ext && !e.optional && !expired) return undefined;
       if (!ext && !e.optional) filters.push(missingConfig(e.name, -filters.length));
       if (ext?.ref) filters.push({ ...ext.ref, priority: -filters.length });

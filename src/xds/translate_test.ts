@@ -176,6 +176,84 @@ Deno.test("translate: after initial_fetch_timeout a listener serves without what
   assert.equal(tr.nextDeadline(), undefined);
 });
 
+Deno.test("ECDS default_config: at once without warming, else after initial_fetch_timeout; never without a default", () => {
+  const RBAC_URL = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+  const denyAll = anyPack(RBACSchema, create(RBACSchema, { rules: {} }));
+  const listener = (withoutWarming: boolean, dflt: Any | undefined) =>
+    anyPack(
+      ListenerSchema,
+      create(ListenerSchema, {
+        name: "echo.default.svc.cluster.local:80",
+        apiListener: {
+          apiListener: anyPack(
+            HttpConnectionManagerSchema,
+            create(HttpConnectionManagerSchema, {
+              routeSpecifier: {
+                case: "rds",
+                value: {
+                  routeConfigName: "echo.default.svc.cluster.local:80",
+                  configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+                },
+              },
+              httpFilters: [
+                {
+                  name: "extensions.istio.io/wasmplugin/default.gone",
+                  configType: {
+                    case: "configDiscovery",
+                    value: {
+                      configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+                      ...(dflt ? { defaultConfig: dflt } : {}),
+                      applyDefaultConfigWithoutWarming: withoutWarming,
+                      typeUrls: [RBAC_URL],
+                    },
+                  },
+                },
+                {
+                  name: "envoy.filters.http.router",
+                  configType: {
+                    case: "typedConfig",
+                    value: anyPack(RouterSchema, create(RouterSchema)),
+                  },
+                },
+              ],
+            }),
+          ),
+        },
+      }),
+    );
+  for (const withoutWarming of [true, false]) {
+    let clock = 0;
+    const store = new ResourceStore();
+    for (const t of [CLUSTER, ENDPOINT, ROUTE]) put(store, t);
+    const r = applyResources(store, LISTENER, [
+      { name: undefined, version: "1", any: listener(withoutWarming, denyAll) },
+    ], () => true);
+    assert.deepEqual(r.errors, []);
+    const tr = new Translator(BASE, 100, () => clock);
+    const echo = () => tr.build(store, String(clock)).services.find((s) => s.name === "echo");
+    if (!withoutWarming) {
+      assert.equal(echo(), undefined, "warming until initial_fetch_timeout");
+      clock = 100;
+    }
+    assert.deepEqual(echo()!.outboundFilters.map((f) => f.type)[0], FILTER_TYPES.authz);
+    // Istio's FAIL_CLOSE stand-in: ALLOW rules with no policy deny everything.
+    assert.deepEqual(echo()!.outboundFilters[0]!.config, { rules: {} });
+  }
+  const store = new ResourceStore();
+  const bad = applyResources(store, LISTENER, [
+    { name: undefined, version: "1", any: listener(true, undefined) },
+  ], () => true);
+  assert.match(bad.errors[0]!, /apply_default_config_without_warming needs default_config/);
+  const wrongType = applyResources(store, LISTENER, [
+    {
+      name: undefined,
+      version: "1",
+      any: listener(true, anyPack(RouterSchema, create(RouterSchema))),
+    },
+  ], () => true);
+  assert.match(wrongType.errors[0]!, /not in type_urls/);
+});
+
 Deno.test("translate: Istio Address services get endpoints from the workloads naming them", () => {
   const store = new ResourceStore();
   const ip = (s: string) => new Uint8Array(s.split(".").map(Number));

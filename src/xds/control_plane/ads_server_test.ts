@@ -170,3 +170,16 @@ Deno.test("server sotw: a removed cluster leaves only after listeners and routes
   s.pushAll();
   assert.equal(out.length, 0, "nothing more to send");
 });
+
+Deno.test("server delta: ztunnel on-demand (subscribe and unsubscribe '*' at once) gets nothing, then what it names", () => {
+  const { s, take } = setup("delta");
+  s.onDelta(
+    delta({ typeUrl: CLUSTER, resourceNamesSubscribe: ["*"], resourceNamesUnsubscribe: ["*"] }),
+  );
+  const [r1] = take() as DeltaDiscoveryResponse[];
+  assert.equal(r1!.resources.length, 0, "subscribed to nothing");
+  const c = "outbound|5432||db.default.svc.cluster.local";
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesSubscribe: [c] }));
+  const [r2] = take() as DeltaDiscoveryResponse[];
+  assert.deepEqual(r2!.resources.map((r) => r.name), [c]);
+});
