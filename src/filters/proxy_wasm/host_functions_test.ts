@@ -3,7 +3,13 @@
  * source) exercises one area per request, chosen by its `x-test` header.
  */
 import { assert, assertEquals } from "../../../tests/support/assert.ts";
-import { ref, request, response, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
+import {
+  ref,
+  request,
+  response,
+  testFilter,
+  testFilterMainVoid,
+} from "../../../tests/support/proxy_wasm_kit.ts";
 import { HeaderList, metrics, setLogSink } from "../../core/mod.ts";
 import type { FilterOutcome, HttpRequestContext } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
@@ -320,4 +326,14 @@ Deno.test("proxy_done twice: the second is NOT_FOUND and on_log runs once", asyn
     await Promise.resolve();
     assertEquals(logged(), before + 1);
   });
+});
+
+Deno.test("reactor start: _initialize, then __main_void when there is no main", async () => {
+  await withFilter(
+    (f) => {
+      assertEquals(f.currentVm!.export("test_init_steps")!(), 12);
+    },
+    {},
+    await testFilterMainVoid(),
+  );
 });

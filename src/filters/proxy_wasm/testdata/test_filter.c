@@ -74,6 +74,15 @@ IMPORT(proxy_get_configuration) uint32_t proxy_get_configuration(char **p, size_
 
 #define S(lit) lit, sizeof lit - 1
 
+#ifdef REACTOR_MAIN_VOID
+/* A reactor whose main is __main_void (what newer wasi-libc emits): the host runs
+ * _initialize, then __main_void; test_init_steps shows the order (12). */
+static uint32_t init_steps;
+EXPORT(_initialize) void initialize(void) { init_steps = init_steps * 10 + 1; }
+EXPORT(__main_void) int main_void(void) { init_steps = init_steps * 10 + 2; return 0; }
+EXPORT(test_init_steps) uint32_t test_init_steps(void) { return init_steps; }
+#endif
+
 static char mode[32];
 static size_t mode_len;
 static uint32_t ticks_metric, tick_count;
