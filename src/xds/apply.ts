@@ -23,6 +23,8 @@ export interface ApplyResult {
   readonly seen: ReadonlySet<string>;
   /** Some resource was rejected before its name could be read (SotW). */
   readonly unnamed: boolean;
+  /** Names accepted (applied, or already held at that version). */
+  readonly accepted: ReadonlySet<string>;
 }
 
 export function applyResources(
@@ -38,7 +40,8 @@ export function applyResources(
   const seen = new Set<string>();
   let unnamed = false;
   if (!type) {
-    return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen, unnamed };
+    const accepted = new Set<string>();
+    return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen, unnamed, accepted };
   }
   const held = store.of(typeUrl);
   const decoded: { name: string; version: string; value: unknown }[] = [];
@@ -70,15 +73,17 @@ export function applyResources(
   emptyPool();
   let changed = false;
   for (const name of dup) errors.push(`${name}: named twice in one response`);
+  const accepted = new Set<string>();
   for (const d of decoded) {
     if (dup.has(d.name) || !accept(d.name)) continue;
+    accepted.add(d.name);
     const old = held.get(d.name);
     if (old && old.version === d.version && d.version !== "") continue;
     held.set(d.name, { version: d.version, value: d.value });
     changed = true;
   }
   if (changed) store.touch(typeUrl);
-  return { changed, errors, seen, unnamed };
+  return { changed, errors, seen, unnamed, accepted };
 }
 
 export function removeResources(

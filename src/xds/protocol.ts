@@ -41,7 +41,49 @@ const INVALID_ARGUMENT = 3;
 /** State that outlives a stream: accepted SotW versions per type (resent on reconnect). */
 export class ProtocolState {
   readonly accepted = new Map<string, string>();
-  constructor(readonly store: ResourceStore, readonly types: readonly string[] = TYPE_ORDER) {}
+  /** Delta `Resource.ttl`: per type, name → when the resource expires (performance.now ms). */
+  private readonly ttl = new Map<string, Map<string, number>>();
+  constructor(
+    readonly store: ResourceStore,
+    readonly types: readonly string[] = TYPE_ORDER,
+    readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Note a resource's TTL (xds.md §12): `ttlMs` undefined clears it. */
+  setTtl(typeUrl: string, name: string, ttlMs: number | undefined): void {
+    let m = this.ttl.get(typeUrl);
+    if (ttlMs === undefined) {
+      m?.delete(name);
+      return;
+    }
+    if (!m) this.ttl.set(typeUrl, m = new Map());
+    m.set(name, this.now() + ttlMs);
+  }
+
+  hasTtl(typeUrl: string, name: string): boolean {
+    return this.ttl.get(typeUrl)?.has(name) ?? false;
+  }
+
+  /** Remove the resources whose TTL ran out; true when something was removed. */
+  expire(): boolean {
+    const now = this.now();
+    let changed = false;
+    for (const [t, m] of this.ttl) {
+      const gone = [...m].filter(([, at]) => at <= now).map(([n]) => n);
+      for (const n of gone) m.delete(n);
+      changed = removeResources(this.store, t, gone) || changed;
+    }
+    return changed;
+  }
+
+  /** When the next TTL runs out (performance.now ms), if any. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined;
+    for (const m of this.ttl.values()) {
+      for (const at of m.values()) if (next === undefined || at < next) next = at;
+    }
+    return next;
+  }
 
   /** Names of an explicit type (RDS, ECDS from listeners; EDS from clusters) that what we
    * hold references. */
@@ -213,16 +255,30 @@ export class AdsStreamProtocol {
     const wildcard = WILDCARD_TYPES.has(t);
     const asked = this.subscribed.get(t) ?? new Set<string>();
     const unasked = this.notSubscribed(t);
+    const held = this.state.store.of(t);
+    // A TTL heartbeat: a held name, its version, a TTL and no body (§12) only renews the TTL.
+    const beat = (x: DeltaDiscoveryResponse["resources"][number]): boolean =>
+      !unasked && x.resource === undefined && x.ttl !== undefined &&
+      held.get(x.name)?.version === x.version && this.state.hasTtl(t, x.name);
+    const items = res.resources.filter((x) => !beat(x));
+    for (const x of res.resources) if (beat(x)) this.state.setTtl(t, x.name, ttlMs(x.ttl!));
     const r = applyResources(
       this.state.store,
       t,
-      res.resources.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
+      items.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
       // Names never asked for are not kept: RDS/EDS/ECDS are explicit subscriptions.
       (n) => !unasked && (wildcard || asked.has(n)),
       this.state.check(t),
     );
     let changed = r.changed;
     if (RESOURCE_TYPES.has(t) && !unasked) {
+      for (const x of items) {
+        // What was applied now carries its TTL (or none); a rejected one keeps its old state.
+        if (r.accepted.has(x.name)) {
+          this.state.setTtl(t, x.name, x.ttl ? ttlMs(x.ttl) : undefined);
+        }
+      }
+      for (const n of res.removedResources) this.state.setTtl(t, n, undefined);
       changed = removeResources(this.state.store, t, res.removedResources) || changed;
     }
     const errors = unasked ? [unasked, ...r.errors.filter((e) => e !== unasked)] : r.errors;
@@ -235,4 +291,8 @@ export class AdsStreamProtocol {
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };
   }
+}
+
+function ttlMs(d: { seconds: bigint; nanos: number }): number {
+  return Number(d.seconds) * 1000 + d.nanos / 1e6;
 }

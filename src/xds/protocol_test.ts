@@ -337,3 +337,45 @@ Deno.test("delta: resources of an explicit type that were not asked for are not 
   }));
   assert.deepEqual([...state.store.of(ROUTE).keys()], asked);
 });
+
+Deno.test("delta TTL: a resource expires unless a heartbeat (same version, no body) renews it", () => {
+  let clock = 0;
+  const state = new ProtocolState(new ResourceStore(), undefined, () => clock);
+  const sent: Outgoing[] = [];
+  const p = new AdsStreamProtocol("delta", node, state, (m) => sent.push(m));
+  p.start();
+  const [c0, c1] = names(CLUSTER);
+  const any = (n: string) => built.get(CLUSTER)!.get(n)!.any;
+  const ttl = { seconds: 1n, nanos: 0 };
+  p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t1",
+    resources: [{ name: c0!, version: "1", resource: any(c0!), ttl }, {
+      name: c1!,
+      version: "1",
+      resource: any(c1!),
+    }],
+  }));
+  assert.equal(state.nextExpiry(), 1000);
+  clock = 800;
+  const hb = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t2",
+    resources: [{ name: c0!, version: "1", ttl }],
+  }));
+  assert.equal(hb.nack, undefined, "a heartbeat is not a missing body");
+  assert.equal(hb.changed, false);
+  clock = 1500;
+  assert.equal(state.expire(), false, "renewed to 1800");
+  clock = 1900;
+  assert.equal(state.expire(), true);
+  assert.deepEqual([...state.store.of(CLUSTER).keys()], [c1], "no TTL: kept");
+  // A body-less resource that is not a heartbeat (no TTL held for it) is still rejected.
+  const bad = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t3",
+    resources: [{ name: c1!, version: "1", ttl }],
+  }));
+  assert.match(bad.nack!, /resource body is missing/);
+  assert.equal(state.nextExpiry(), undefined);
+});
