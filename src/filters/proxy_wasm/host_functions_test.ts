@@ -303,8 +303,9 @@ Deno.test("bad arguments: unknown map/buffer types, pointers past memory, wrong 
       // memory → INVALID_MEMORY_ACCESS; log level 9, effective context 12345 → BAD_ARGUMENT;
       // proxy_done with nothing deferred → NOT_FOUND; fd_write(7) → BADF; a 4 GiB key →
       // INVALID_MEMORY_ACCESS; continue_stream(7) → BAD_ARGUMENT; VM_CONFIGURATION outside
-      // on_vm_start → NOT_FOUND; clock 5 → NOTSUP; send_local_response in on_vm_start → OK.
-      assertEquals(req.requestHeaders.get("x-abuse"), "2,2,2,2,2,2,6,6,6,2,2,1,8,6,2,1,58,0");
+      // on_vm_start → NOT_FOUND; clock 5 → NOTSUP; send_local_response in on_vm_start → OK;
+      // fd_write with 50 M iovecs → INVAL.
+      assertEquals(req.requestHeaders.get("x-abuse"), "2,2,2,2,2,2,6,6,6,2,2,1,8,6,2,1,58,0,28");
       assert(f.currentVm !== undefined, "the VM is still alive");
       const again = request({ "x-test": "abuse" });
       await run(f, again);

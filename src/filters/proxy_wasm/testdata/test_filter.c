@@ -399,7 +399,7 @@ static void abuse_sequence(void) {
   size_t l = 0;
   uint32_t u = 0;
   char *const far = (char *)0xfffffff0u;
-  uint32_t st[20];
+  uint32_t st[24];
   size_t n = 0;
   st[n++] = proxy_get_header_map_pairs(99, &p, &l);
   st[n++] = proxy_get_header_map_value(99, S("a"), &p, &l);
@@ -421,6 +421,7 @@ static void abuse_sequence(void) {
   uint64_t t = 0;
   st[n++] = clock_time_get_legacy(5, 1, &t);
   st[n++] = vm_start_local_status;
+  st[n++] = fd_write(1, 0, 50000000u, &u); /* 50 M iovecs (400 MB) from address 0 */
   for (size_t i = 0; i < n; i++) {
     if (i) out[k++] = ',';
     k += utoa(st[i], out + k);
