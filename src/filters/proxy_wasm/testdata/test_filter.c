@@ -247,8 +247,11 @@ void on_grpc_initial(uint32_t root, uint32_t token, uint32_t n) {
   if (token == grpc_token) grpc_md_count = n;
 }
 
+static uint32_t grpc_deliveries;
+EXPORT(test_grpc_deliveries) uint32_t test_grpc_deliveries(void) { return grpc_deliveries; }
 EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token, uint32_t size) {
   (void)root;
+  grpc_deliveries++;
   if (token != grpc_token) return;
   char *b = 0;
   size_t bl = 0;
@@ -264,6 +267,7 @@ EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token
 
 EXPORT(proxy_on_grpc_close) void on_grpc_close(uint32_t root, uint32_t token, uint32_t status) {
   (void)root;
+  grpc_deliveries++;
   if (token != grpc_token) return;
   proxy_set_effective_context(grpc_ctx);
   uint32_t code = 99;
@@ -344,9 +348,12 @@ static uint32_t callout(uint32_t ctx) {
   return PAUSE;
 }
 
+static uint32_t callout_responses;
+EXPORT(test_callout_responses) uint32_t test_callout_responses(void) { return callout_responses; }
 EXPORT(proxy_on_http_call_response)
 void on_http_call_response(uint32_t root, uint32_t token, uint32_t nh, uint32_t bs, uint32_t nt) {
   (void)root; (void)nt;
+  callout_responses++;
   if (token != pending_token) return;
   proxy_set_effective_context(pending_ctx);
   char *st = 0, *body = 0;
