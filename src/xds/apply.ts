@@ -23,6 +23,8 @@ export interface ApplyResult {
   readonly seen: ReadonlySet<string>;
   /** Some resource was rejected before its name could be read (SotW). */
   readonly unnamed: boolean;
+  /** Some name came twice (the response as a whole is malformed). */
+  readonly duplicates: boolean;
   /** Names accepted (applied, or already held at that version). */
   readonly accepted: ReadonlySet<string>;
 }
@@ -41,7 +43,8 @@ export function applyResources(
   let unnamed = false;
   if (!type) {
     const accepted = new Set<string>();
-    return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen, unnamed, accepted };
+    const errors = [`unknown type URL ${typeUrl}`];
+    return { changed: false, errors, seen, unnamed, accepted, duplicates: false };
   }
   const held = store.of(typeUrl);
   const decoded: { name: string; version: string; value: unknown }[] = [];
@@ -83,7 +86,7 @@ export function applyResources(
     changed = true;
   }
   if (changed) store.touch(typeUrl);
-  return { changed, errors, seen, unnamed, accepted };
+  return { changed, errors, seen, unnamed, accepted, duplicates: dup.size > 0 };
 }
 
 export function removeResources(

@@ -229,9 +229,11 @@ export class AdsStreamProtocol {
       this.state.check(t),
     );
     let changed = r.changed;
-    // Full state, but only when every resource's name is known: a resource rejected before
-    // its name could be read may be one we hold, which keeps its last good value (§4.3).
-    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t) && !unasked && !r.unnamed) {
+    // Full state, but only from a well-formed response: a resource rejected before its name
+    // could be read may be one we hold, and a name sent twice makes the set ambiguous (Envoy
+    // rejects such a response whole); what is held keeps its last good value (§4.3, §4.11).
+    const wellFormed = !r.unnamed && !r.duplicates;
+    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t) && !unasked && wellFormed) {
       const gone = [...this.state.store.of(t).keys()].filter((n) => !r.seen.has(n));
       changed = removeResources(this.state.store, t, gone) || changed;
     }
