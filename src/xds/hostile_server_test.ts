@@ -46,7 +46,8 @@ Deno.test("xds client vs a hostile control plane: NACKs, stream-only failures, r
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
-  server.on("stream", (s, headers) => {
+  server.on("stream", (raw, headers) => {
+    const s = raw as http2.ServerHttp2Stream;
     assert.equal(headers[":path"], ADS_SOTW_PATH);
     s.respond({ ":status": 200, "content-type": "application/grpc" });
     const requests: DiscoveryRequest[] = [];
