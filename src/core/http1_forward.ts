@@ -29,7 +29,15 @@ import { setBufferedLength } from "./body_buffer.ts";
 import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 import type { RoutePolicy } from "./route_policy.ts";
-import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
+import {
+  bufferForReplay,
+  exchange,
+  guardResponse,
+  type Resume,
+  retriable,
+  statusOf,
+} from "./route_exchange.ts";
+import { dialedHost } from "./endpoints.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -41,7 +49,7 @@ export interface ForwardDeps {
   readonly maxBody: number;
   draining(): boolean;
   count(status: number, ctx: HttpRequestContext): void;
-  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream>;
   /** A kept connection usable now, if any (saves a Promise per request). */
   idle?(route: RouteChoice | undefined): Upstream | undefined;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
@@ -99,7 +107,15 @@ export async function forwardRequest(
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
-    if (policy) {
+    // Retries alone (Istio's default on every route) keep the fast path for a request whose body
+    // is already in memory or absent: its first try is made here as without a policy, and only
+    // a failure the policy retries hands the rest to the exchange (route_exchange.ts `Resume`).
+    // A timeout, a per-try timeout or a body still to be read take the exchange from the start.
+    if (
+      policy &&
+      (policy.timeoutMs !== undefined || policy.retries?.perTryTimeoutMs !== undefined ||
+        (reqFraming.kind !== "none" && buffered === undefined))
+    ) {
       return await forwardWithPolicy(
         p,
         down,
@@ -112,14 +128,29 @@ export async function forwardRequest(
         reqTrailers,
       );
     }
+    const retry = policy?.retries;
+    const retryLater = (reason: string, u: Upstream | undefined, host?: string) =>
+      forwardWithPolicy(p, down, o, policy!, route, keepAlive, chain, state, reqTrailers, {
+        reason,
+        host: host ?? (u && dialedHost.get(u.stream)),
+      });
     let up: Upstream;
     let resRaw: Buffer | null = null;
     let sending: Promise<Sent> | undefined;
     for (let attempt = 0;; attempt++) {
+      let tried: Set<string> | undefined;
       try {
-        up = claim(state, down, p.idle?.(route) ?? await p.acquire(route));
+        up = claim(
+          state,
+          down,
+          p.idle?.(route) ??
+            await p.acquire(route, retry?.previousHosts ? (tried = new Set()) : undefined),
+        );
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
+        if (retry && retry.attempts > 0 && retriable(retry.retryOn, "connect-failure")) {
+          return await retryLater("connect-failure", undefined, tried?.values().next().value);
+        }
         return replyLocal(p, down, ctx, state, {
           status: 503,
           headers: [],
@@ -164,6 +195,17 @@ export async function forwardRequest(
         attempt > 0
       ) break;
       u.stream.destroy();
+    }
+    if (retry && !sending && retry.attempts > 0) {
+      // The first try's answer (or none) may be one the policy retries.
+      const status = resRaw ? statusOf(resRaw) : 0;
+      const why = resRaw
+        ? (retriable(retry.retryOn, status) ? String(status) : undefined)
+        : (retriable(retry.retryOn, "reset") ? "reset" : undefined);
+      if (why !== undefined) {
+        up.stream.destroy(); // the answer is not wanted: closing beats draining it
+        return await retryLater(why, up);
+      }
     }
     if (!resRaw) {
       up.stream.destroy();
@@ -225,6 +267,7 @@ async function forwardWithPolicy(
   chain: FilterChain,
   state: ConnState,
   reqTrailers: Trailer[],
+  resume?: Resume,
 ): Promise<boolean> {
   const ctx = o.ctx;
   const replay = ctx.requestBody ??
@@ -234,10 +277,10 @@ async function forwardWithPolicy(
   let r: Awaited<ReturnType<typeof exchange>>;
   try {
     r = await exchange(policy, {
-      acquire: () => p.acquire(route).then((u) => claim(state, down, u)),
+      acquire: (tried) => p.acquire(route, tried).then((u) => claim(state, down, u)),
       send: (u) => sendRequest(o, u, replay),
       replayable: replay !== undefined || o.reqFraming.kind === "none",
-    });
+    }, resume);
   } catch (e) {
     return sendFailed(p, down, ctx, state, e); // a trailer hook answered, the upstream went
   }

@@ -35,7 +35,7 @@ export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 export interface H2Backend {
   readonly direction: HttpRequestContext["direction"];
   chain(): FilterChain;
-  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream>;
   release(up: Upstream): void;
   count(status: number, ctx: HttpRequestContext): void;
   nextRequestId(): string;

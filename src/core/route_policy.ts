@@ -2,8 +2,12 @@
  * Per-route request policy of an L7 service: Istio VirtualService `http` routes' `timeout` and
  * `retries` (Envoy RouteAction `timeout` and `retry_policy`). Routes are tried in order and the
  * first whose match fits the request is the request's route, as in Envoy: its policy applies
- * (a route with neither keeps weft's single attempt). Matches are plain data (config layers
- * build them); regular expressions are compiled once per match object.
+ * (a route with neither keeps weft's single attempt). Routes a VirtualService sets no `retries` on
+ * carry Istio's default retry policy (`DEFAULT_RETRY_POLICY`, or MeshConfig
+ * `defaultHttpRetryPolicy`), marked `defaultRetries`: it applies on a port the L7 proxy serves for
+ * another reason (filters, a route's own timeout or retries) but does not send a port there by
+ * itself, as ztunnel forwards bytes and leaves retries to an L7 proxy. Matches are plain data
+ * (config layers build them); regular expressions are compiled once per match object.
  */
 import type { HttpRequestContext } from "./filter_api.ts";
 
@@ -55,7 +59,24 @@ export interface RetryPolicy {
   readonly retryOn: readonly string[];
   /** Back-off base interval (Envoy's default 25 ms; the cap is 10 times it). */
   readonly backoffBaseMs?: number;
+  /** Envoy's `previous_hosts` retry host predicate (Istio's default, `retryIgnorePreviousHosts`):
+   * a retry prefers an endpoint no earlier try of the request used, when the service has one. */
+  readonly previousHosts?: boolean;
 }
+
+/** Istio's retry policy for a route whose VirtualService sets no `retries` (istio/istio
+ * pilot/pkg/networking/core/route/retry/retry.go, DefaultPolicy): 2 retries on
+ * `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with the
+ * previous_hosts predicate (host selection up to 5 attempts). Its retriable_status_codes list is
+ * empty since Istio 1.24 ("exclude unsafe 503 from default RetryPolicy", istio/istio#52111):
+ * an upstream's own 503 is not retried by default, only failures before a response (the
+ * reference's S14 lists the same four conditions; older Istio retried 503 too). */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  attempts: 2,
+  perTryTimeoutMs: undefined,
+  retryOn: Object.freeze(["connect-failure", "refused-stream", "unavailable", "cancelled"]),
+  previousHosts: true,
+});
 
 export interface RoutePolicy {
   /** Empty = every request. */
@@ -63,6 +84,20 @@ export interface RoutePolicy {
   /** Whole request, every try included; undefined = none (Istio's default). */
   readonly timeoutMs: number | undefined;
   readonly retries: RetryPolicy | undefined;
+  /** `retries` is the mesh's default, not the route's own: it applies when the port is served by
+   * the L7 proxy anyway and does not make it so (l7_dispatch.ts `l7Outbound`). */
+  readonly defaultRetries?: boolean;
+}
+
+/** A route with only the default retry policy, for services with no VirtualService routes. */
+export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_POLICY): RoutePolicy {
+  return Object.freeze({ match: [], timeoutMs: undefined, retries, defaultRetries: true });
+}
+
+/** Whether a route's policy is its own (a timeout, or retries it set): such a route needs the L7
+ * proxy; a default retry policy alone does not. */
+export function ownPolicy(r: RoutePolicy): boolean {
+  return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries);
 }
 
 /** What a request carries that routes match on, besides its context. */

@@ -9,7 +9,7 @@ import { loadAll } from "js-yaml";
 import { Checker, deepFreeze, isObj, Problems, type Raw } from "./check.ts";
 import { DNS_NAME, meta } from "./meta.ts";
 import { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
-import { parseVirtualService } from "./virtual_service.ts";
+import { parseHttpRetry, parseVirtualService } from "./virtual_service.ts";
 import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./destination.ts";
 import { parseWasmPlugin } from "./wasm_plugin.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
@@ -255,6 +255,7 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     "hbonePort",
     "nodeAgentServiceAccount",
     "nodeTokens",
+    "defaultHttpRetryPolicy",
   ]);
   const tokens = c.labels("spec.nodeTokens", spec.nodeTokens);
   for (const [node, h] of Object.entries(tokens)) {
@@ -288,6 +289,9 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
       "a service account name",
     ),
     nodeTokens: tokens,
+    defaultHttpRetryPolicy: spec.defaultHttpRetryPolicy === undefined
+      ? undefined
+      : parseHttpRetry(c, "spec.defaultHttpRetryPolicy", spec.defaultHttpRetryPolicy),
   };
 }
 

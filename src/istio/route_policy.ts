@@ -2,9 +2,10 @@
  * VirtualService http routes (as parsed here) → the data path's per-route policies (timeout,
  * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
  */
-import type { RequestMatch, RouteStringMatch } from "../core/mod.ts";
+import type { RequestMatch, RetryPolicy, RouteStringMatch } from "../core/mod.ts";
 import type { RoutePolicy } from "../core/mod.ts";
-import type { HttpMatch, HttpRoute, IstioStringMatch } from "./types.ts";
+import { DEFAULT_RETRY_POLICY } from "../core/mod.ts";
+import type { HttpMatch, HttpRetry, HttpRoute, IstioStringMatch } from "./types.ts";
 
 function one(m: IstioStringMatch): RouteStringMatch | null {
   if (m.exact !== undefined) return { exact: m.exact };
@@ -72,17 +73,43 @@ export function routesForSource(
   return out;
 }
 
-/** Every route in order (first match wins), or undefined when none has a timeout or retries. */
-export function routePolicies(routes: readonly HttpRoute[]): RoutePolicy[] | undefined {
-  if (!routes.some((r) => r.timeoutMs !== undefined || r.retries !== undefined)) return undefined;
-  return routes.map((r) => ({
-    match: r.match.map(requestMatchOf),
-    timeoutMs: r.timeoutMs,
-    retries: r.retries && {
-      attempts: r.retries.attempts,
-      perTryTimeoutMs: r.retries.perTryTimeoutMs,
-      retryOn: r.retries.retryOn,
-      ...(r.retries.backoffMs !== undefined ? { backoffBaseMs: r.retries.backoffMs } : {}),
-    },
-  }));
+/** What applies to a route, as istiod's ConvertPolicy (istio/istio
+ * pilot/pkg/networking/core/route/retry/retry.go): the route's own `retries`, else MeshConfig
+ * `defaultHttpRetryPolicy` (it replaces the built-in default whole, no field merge), else the
+ * built-in default (src/core DEFAULT_RETRY_POLICY); `attempts: 0` turns retries off; an unset
+ * `retryOn` keeps the default conditions; previous_hosts unless `retryIgnorePreviousHosts: false`. */
+export function effectiveRetry(
+  own: HttpRetry | undefined,
+  meshDefault: HttpRetry | undefined,
+): RetryPolicy | undefined {
+  const r = own ?? meshDefault;
+  if (!r) return DEFAULT_RETRY_POLICY;
+  if (r.attempts <= 0) return undefined;
+  return Object.freeze({
+    attempts: r.attempts,
+    perTryTimeoutMs: r.perTryTimeoutMs,
+    retryOn: r.retryOn ?? DEFAULT_RETRY_POLICY.retryOn,
+    ...(r.backoffMs !== undefined ? { backoffBaseMs: r.backoffMs } : {}),
+    previousHosts: r.ignorePreviousHosts ?? true,
+  });
+}
+
+/** Every route in order (first match wins), each with its timeout and the retries that apply
+ * (`effectiveRetry`; those not set by the route itself are marked `defaultRetries`); no routes
+ * is Istio's default route (every request, the default retries); undefined when nothing
+ * applies. */
+export function routePolicies(
+  routes: readonly HttpRoute[],
+  meshDefault?: HttpRetry,
+): RoutePolicy[] | undefined {
+  const list: RoutePolicy[] = (routes.length ? routes : [undefined]).map((r) => {
+    const retries = effectiveRetry(r?.retries, meshDefault);
+    return Object.freeze({
+      match: r ? r.match.map(requestMatchOf) : [],
+      timeoutMs: r?.timeoutMs,
+      retries,
+      ...(r?.retries === undefined && retries ? { defaultRetries: true } : {}),
+    });
+  });
+  return list.some((r) => r.timeoutMs !== undefined || r.retries) ? list : undefined;
 }

@@ -78,14 +78,18 @@ export interface HttpRoute {
   readonly retries: HttpRetry | undefined;
 }
 
+/** Istio HTTPRetry as written (a VirtualService's `retries`, MeshConfig
+ * `defaultHttpRetryPolicy`); route_policy.ts `effectiveRetry` turns it into what applies. */
 export interface HttpRetry {
-  /** Retries after the first try. */
+  /** Retries after the first try; 0 turns retries off. */
   readonly attempts: number;
   readonly perTryTimeoutMs: number | undefined;
-  /** Envoy retry_on conditions and status codes ("503"). */
-  readonly retryOn: readonly string[];
+  /** Envoy retry_on conditions and status codes ("503"); undefined = Istio's default conditions. */
+  readonly retryOn: readonly string[] | undefined;
   /** Base interval of the jittered exponential back-off; undefined = Envoy's 25 ms. */
   readonly backoffMs: number | undefined;
+  /** `retryIgnorePreviousHosts`; undefined = Istio's default (true). */
+  readonly ignorePreviousHosts: boolean | undefined;
 }
 
 export interface TcpRoute {
@@ -211,6 +215,8 @@ export interface MeshConfig {
   /** Bearer tokens (SHA-256 hex of the token) per node, for the CA service (istiod checks a
    * Kubernetes token and the node authorizer; weft checks a configured credential). */
   readonly nodeTokens: Readonly<Record<string, string>>;
+  /** `defaultHttpRetryPolicy`: the retries of every HTTP route whose VirtualService sets none. */
+  readonly defaultHttpRetryPolicy: HttpRetry | undefined;
 }
 
 export interface NamedPolicy {

@@ -70,7 +70,7 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
   c.unsupported(path, o, NOT_IMPLEMENTED);
   const retries = o.retries === undefined
     ? undefined
-    : retryPolicy(c, `${path}.retries`, o.retries);
+    : parseHttpRetry(c, `${path}.retries`, o.retries);
   const route = destinations(c, `${path}.route`, o.route);
   if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
   // Istio: `0s` (or unset) = no timeout.
@@ -90,12 +90,11 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
  * act on HTTP/2 upstreams), and `retriable-status-codes`, which Istio accepts beside the status
  * codes it enables (those codes are listed in retryOn themselves, so the name adds nothing). */
 const RETRY_ON: readonly string[] = [...RETRY_CONDITIONS, "retriable-status-codes"];
-/** What Istio sends when a VirtualService sets retries without retryOn
- * ("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes" with 503). */
-const DEFAULT_RETRY_ON = ["connect-failure", "refused-stream", "unavailable", "cancelled", "503"];
 
-/** Istio HTTPRetry. `attempts: 0` turns retries off. */
-function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefined {
+/** Istio HTTPRetry, as written: `attempts: 0` (or unset) turns retries off, an unset `retryOn`
+ * takes Istio's default conditions (route_policy.ts `effectiveRetry`). For VirtualService
+ * `retries` and MeshConfig `defaultHttpRetryPolicy`. */
+export function parseHttpRetry(c: Checker, path: string, v: unknown): HttpRetry {
   const r = c.obj(path, v, [
     "attempts",
     "perTryTimeout",
@@ -104,7 +103,7 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
     "retryIgnorePreviousHosts",
     "backoff",
   ]);
-  const attempts = c.int(`${path}.attempts`, r.attempts, undefined, 0, 100);
+  const attempts = c.int(`${path}.attempts`, r.attempts, 0, 0, 100);
   const perTry = r.perTryTimeout === undefined
     ? undefined
     : c.duration(`${path}.perTryTimeout`, r.perTryTimeout, 0);
@@ -115,18 +114,17 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
   if (backoff !== undefined && backoff < 1) {
     c.problems.add(`${path}.backoff`, "must be at least 1ms");
   }
-  // Locality-aware retries need localities weft does not have; another host per try is what
-  // weft's endpoint picking does anyway (ignore previous hosts: Istio's default, true).
+  // Locality-aware retries need localities weft does not have.
   if (r.retryRemoteLocalities !== undefined) {
     c.bool(`${path}.retryRemoteLocalities`, r.retryRemoteLocalities, false);
   }
-  if (r.retryIgnorePreviousHosts !== undefined) {
-    c.bool(`${path}.retryIgnorePreviousHosts`, r.retryIgnorePreviousHosts, true);
-  }
-  const on = r.retryOn === undefined
-    ? DEFAULT_RETRY_ON
+  const ignorePrevious = r.retryIgnorePreviousHosts === undefined
+    ? undefined
+    : c.bool(`${path}.retryIgnorePreviousHosts`, r.retryIgnorePreviousHosts, true);
+  const written = r.retryOn === undefined
+    ? undefined
     : c.str(`${path}.retryOn`, r.retryOn).split(",").map((x) => x.trim()).filter((x) => x);
-  for (const x of on) {
+  for (const x of written ?? []) {
     const code = /^\d{3}$/.test(x) ? Number(x) : undefined;
     if (RETRY_ON.includes(x) || (code !== undefined && code >= 100 && code <= 599)) continue;
     c.problems.add(
@@ -134,12 +132,20 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
       `"${x}" is not supported by weft (use ${RETRY_ON.join(", ")} or HTTP status codes)`,
     );
   }
-  if (attempts === 0) return undefined;
+  if (
+    attempts === 0 &&
+    (perTry !== undefined || written !== undefined || r.retryRemoteLocalities !== undefined)
+  ) {
+    // istio/istio pkg/config/validation ValidateHTTPRetry says the same.
+    c.problems.add(path, "http retry policy configured when attempts are set to 0 (disabled)");
+  }
   return {
     attempts,
     perTryTimeoutMs: perTry,
-    retryOn: on,
+    // Istio: an empty retryOn is the same as none (the default conditions).
+    retryOn: written?.length ? written : undefined,
     backoffMs: backoff,
+    ignorePreviousHosts: ignorePrevious,
   };
 }
 

@@ -122,6 +122,7 @@ export function fragment(
         match: [requestMatchOfRule((r as RouteRule).match, l.port)],
         timeoutMs: (r as RouteRule).policy?.timeoutMs,
         retries: (r as RouteRule).policy?.retries,
+        ...((r as RouteRule).policy?.defaultRetries ? { defaultRetries: true } : {}),
       }))
       : undefined,
   };

@@ -2,7 +2,13 @@
  * weighted clusters), the HTTPFault filter and WasmPlugin ECDS configs. */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { RouteSchema } from "../gen/envoy/config/route/v3/route_components_pb.ts";
-import { type Any, anyPack, DurationSchema, StringValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type Any,
+  anyPack,
+  AnySchema,
+  DurationSchema,
+  StringValueSchema,
+} from "@bufbuild/protobuf/wkt";
 import {
   HTTPFaultSchema,
   type RouteConfiguration,
@@ -11,7 +17,9 @@ import {
   WasmSchema,
 } from "../proto.ts";
 import { COMPONENT_RUNTIME } from "../resources/http_filters.ts";
-import type { HttpFault, HttpMatch, IstioStringMatch } from "../../istio/mod.ts";
+import type { HttpFault, HttpMatch, HttpRetry, IstioStringMatch } from "../../istio/mod.ts";
+import { effectiveRetry } from "../../istio/mod.ts";
+import { DEFAULT_RETRY_POLICY } from "../../core/mod.ts";
 import type { MeshPlugin, MeshRoute, MeshService } from "./mesh.ts";
 
 export function clusterName(s: MeshService, port: number, subset = ""): string {
@@ -97,7 +105,7 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
       action: {
         case: "route" as const,
         value: {
-          ...routePolicy(r),
+          ...routePolicy(r, s.defaultRetry),
           clusterSpecifier: r.route.length === 1
             ? { case: "cluster" as const, value: cluster(r.route[0]!) }
             : {
@@ -116,31 +124,52 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
   });
 }
 
+/** Envoy's previous_hosts retry host predicate as istiod names it (an empty config message). */
+const PREVIOUS_HOSTS = {
+  name: "envoy.retry_host_predicates.previous_hosts",
+  configType: {
+    case: "typedConfig" as const,
+    value: create(AnySchema, {
+      typeUrl:
+        "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+      value: new Uint8Array(),
+    }),
+  },
+};
+
 /** Istio's route `timeout` (istiod sends 0s, disabled, when unset: Envoy's own default is 15 s)
- * and `retries` as Envoy's RouteAction fields; status codes in retryOn become
- * retriable-status-codes, as istiod converts them. */
-function routePolicy(r: MeshRoute) {
-  const retries = r.retries;
+ * and the retries that apply (the route's, else MeshConfig `defaultHttpRetryPolicy`, else
+ * Istio's default: istio/mod.ts `effectiveRetry`) as Envoy's RouteAction fields, on every route
+ * as istiod's ConvertPolicy emits them: status codes in retryOn become retriable-status-codes,
+ * the default conditions keep `retriable-status-codes` with no codes (Istio ≥ 1.24), the
+ * previous_hosts predicate with host selection up to 5 attempts. */
+function routePolicy(r: MeshRoute, meshDefault: HttpRetry | undefined) {
+  const retries = effectiveRetry(r.retries, meshDefault);
   const codes = retries?.retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number) ?? [];
-  // `retriable-status-codes` written in retryOn is added once below, with the codes.
-  const named =
-    retries?.retryOn.filter((c) => !/^\d{3}$/.test(c) && c !== "retriable-status-codes") ?? [];
+  const named = retries?.retryOn.filter((c) => !/^\d{3}$/.test(c)) ?? [];
+  // istiod adds `retriable-status-codes` when codes are listed, and its default names it bare.
+  const bare = retries?.retryOn === DEFAULT_RETRY_POLICY.retryOn;
+  const on = codes.length || bare
+    ? [...named.filter((c) => c !== "retriable-status-codes"), "retriable-status-codes"]
+    : named;
   return {
     timeout: durationOf(r.timeoutMs ?? 0),
     ...(retries
       ? {
         retryPolicy: {
-          retryOn: [...named, ...(codes.length ? ["retriable-status-codes"] : [])].join(","),
+          retryOn: on.join(","),
           numRetries: retries.attempts,
           retriableStatusCodes: codes,
+          hostSelectionRetryMaxAttempts: 5n,
+          retryHostPredicate: retries.previousHosts ? [PREVIOUS_HOSTS] : [],
           ...(retries.perTryTimeoutMs !== undefined
             ? { perTryTimeout: durationOf(retries.perTryTimeoutMs) }
             : {}),
-          ...(retries.backoffMs !== undefined
+          ...(retries.backoffBaseMs !== undefined
             ? {
               retryBackOff: {
-                baseInterval: durationOf(retries.backoffMs),
-                maxInterval: durationOf(retries.backoffMs * 10),
+                baseInterval: durationOf(retries.backoffBaseMs),
+                maxInterval: durationOf(retries.backoffBaseMs * 10),
               },
             }
             : {}),

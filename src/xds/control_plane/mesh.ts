@@ -87,6 +87,9 @@ export interface MeshService {
     readonly route: readonly MeshRouteDestination[];
   }[];
   readonly plugins: readonly MeshPlugin[];
+  /** MeshConfig `defaultHttpRetryPolicy`: the retries of routes that set none (undefined =
+   * Istio's built-in default); build_routes.ts emits what applies on every route. */
+  readonly defaultRetry?: HttpRetry | undefined;
 }
 
 export interface Mesh {
@@ -326,13 +329,21 @@ function collectServices(
     const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
     const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
     const plugins = r.wasmPlugins.filter((p) => pluginApplies(p, s));
-    const inputs = [...from.get(s.hostname)!, vs, subsets.get(s.hostname), ...plugins];
+    const defaultRetry = r.meshConfig?.defaultHttpRetryPolicy;
+    const inputs = [
+      ...from.get(s.hostname)!,
+      vs,
+      subsets.get(s.hostname),
+      defaultRetry,
+      ...plugins,
+    ];
     return reuseService(next, s.hostname, inputs, () => ({
       ...s,
       subsets: subsets.get(s.hostname) ?? [],
       http,
       tcp,
       plugins: plugins.map(meshPlugin),
+      ...(defaultRetry ? { defaultRetry } : {}),
     }));
   });
   lastServices = next;

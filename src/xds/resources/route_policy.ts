@@ -19,7 +19,15 @@ import type { HeaderMatch, RouteMatch } from "./route.ts";
 export interface RulePolicy {
   readonly timeoutMs: number | undefined;
   readonly retries: RetryPolicy | undefined;
+  /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
+   * no retries): it does not by itself send the port through the L7 proxy. */
+  readonly defaultRetries?: boolean;
 }
+
+/** istiod's retry_on when no retries are set (istio/istio route/retry/retry.go). */
+const ISTIO_DEFAULT_ON =
+  "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+const PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts";
 
 function ms(d: Duration | undefined): number | undefined {
   if (!d) return undefined;
@@ -34,6 +42,7 @@ export function rulePolicyOf(a: RouteAction, what: string): RulePolicy | undefin
   const timeoutMs = t ? t : undefined; // 0 = disabled (istiod's default)
   const rp = a.retryPolicy;
   let retries: RetryPolicy | undefined;
+  let defaulted = false;
   if (rp) {
     const on: string[] = [];
     for (const c of rp.retryOn.split(",").map((x) => x.trim())) {
@@ -43,16 +52,22 @@ export function rulePolicyOf(a: RouteAction, what: string): RulePolicy | undefin
     const attempts = rp.numRetries ?? 1; // Envoy's default
     const perTry = ms(rp.perTryTimeout);
     const base = ms(rp.retryBackOff?.baseInterval);
+    const previousHosts = rp.retryHostPredicate.some((p) => p.name === PREVIOUS_HOSTS);
     if (attempts > 0 && on.length > 0) {
       retries = {
         attempts: Math.min(attempts, 100),
         perTryTimeoutMs: perTry ? perTry : undefined,
         retryOn: on,
         ...(base ? { backoffBaseMs: base } : {}),
+        ...(previousHosts ? { previousHosts } : {}),
       };
+      defaulted = attempts === 2 && rp.retryOn === ISTIO_DEFAULT_ON &&
+        // Istio before 1.24 also listed 503 in its default.
+        rp.retriableStatusCodes.every((c) => c === 503) && !perTry && !base;
     }
   }
-  return timeoutMs === undefined && retries === undefined ? undefined : { timeoutMs, retries };
+  if (timeoutMs === undefined && retries === undefined) return undefined;
+  return defaulted ? { timeoutMs, retries, defaultRetries: true } : { timeoutMs, retries };
 }
 
 function one(m: HeaderMatch): RouteStringMatch | null {
