@@ -129,11 +129,6 @@ export async function forwardRequest(
       );
     }
     const retry = policy?.retries;
-    const retryLater = (reason: string, u: Upstream | undefined, host?: string) =>
-      forwardWithPolicy(p, down, o, policy!, route, keepAlive, chain, state, reqTrailers, {
-        reason,
-        host: host ?? (u && dialedHost.get(u.stream)),
-      });
     let up: Upstream;
     let resRaw: Buffer | null = null;
     let sending: Promise<Sent> | undefined;
@@ -149,7 +144,20 @@ export async function forwardRequest(
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
         if (retry && retry.attempts > 0 && retriable(retry.retryOn, "connect-failure")) {
-          return await retryLater("connect-failure", undefined, tried?.values().next().value);
+          const host: string | undefined = tried?.values().next().value;
+          const resume = { reason: "connect-failure", host };
+          return await forwardWithPolicy(
+            p,
+            down,
+            o,
+            policy!,
+            route,
+            keepAlive,
+            chain,
+            state,
+            reqTrailers,
+            resume,
+          );
         }
         return replyLocal(p, down, ctx, state, {
           status: 503,
@@ -198,13 +206,22 @@ export async function forwardRequest(
     }
     if (retry && !sending && retry.attempts > 0) {
       // The first try's answer (or none) may be one the policy retries.
-      const status = resRaw ? statusOf(resRaw) : 0;
-      const why = resRaw
-        ? (retriable(retry.retryOn, status) ? String(status) : undefined)
-        : (retriable(retry.retryOn, "reset") ? "reset" : undefined);
+      const why = retryReason(retry.retryOn, resRaw);
       if (why !== undefined) {
         up.stream.destroy(); // the answer is not wanted: closing beats draining it
-        return await retryLater(why, up);
+        const resume = { reason: why, host: dialedHost.get(up.stream) };
+        return await forwardWithPolicy(
+          p,
+          down,
+          o,
+          policy!,
+          route,
+          keepAlive,
+          chain,
+          state,
+          reqTrailers,
+          resume,
+        );
       }
     }
     if (!resRaw) {
@@ -253,6 +270,13 @@ function sendFailed(
 }
 
 const NONE: Trailer[] = [];
+
+/** Why the first try's answer (a head, or none) is retried under `retryOn`, or undefined. */
+function retryReason(retryOn: readonly string[], head: Buffer | null): string | undefined {
+  if (!head) return retriable(retryOn, "reset") ? "reset" : undefined;
+  const status = statusOf(head);
+  return retriable(retryOn, status) ? String(status) : undefined;
+}
 const NO_STREAMERS: HttpFilter[] = [];
 
 /** The route's timeout and retries (route_exchange.ts); a body is held for replay only when its

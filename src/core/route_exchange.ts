@@ -132,8 +132,10 @@ export function backoffMs(retry: number, baseMs = 25, random = Math.random): num
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function statusOf(head: Buffer): number {
-  // "HTTP/1.1 503 ..." — upstreamHead() checks the head strictly afterwards.
-  return Number(head.subarray(9, 12).toString("latin1"));
+  // "HTTP/1.1 503 ..." — upstreamHead() checks the head strictly afterwards (a malformed one
+  // reads as some number here and is refused there). Digits read in place: no string made.
+  const a = head[9]! - 48, b = head[10]! - 48, c = head[11]! - 48;
+  return (a >>> 0) > 9 || (b >>> 0) > 9 || (c >>> 0) > 9 ? NaN : a * 100 + b * 10 + c;
 }
 
 /** The response head (`read`, already begun, or read now), or "late" when `ms` passes first (the
