@@ -38,6 +38,7 @@ import {
   statusOf,
 } from "./route_exchange.ts";
 import { dialedHost } from "./endpoints.ts";
+import { injectFault } from "./route_fault.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -107,6 +108,16 @@ export async function forwardRequest(
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    if (policy?.fault) {
+      // The route's fault, before the upstream and its timeout (route_fault.ts).
+      const f = injectFault(policy.fault);
+      const abort = f instanceof Promise ? await f : f;
+      if (abort) {
+        // A request body not yet read stays on the connection: close after answering.
+        const whole = reqFraming.kind === "none" || buffered !== undefined;
+        return replyLocal(p, down, ctx, state, abort, keepAlive && !p.draining() && whole);
+      }
+    }
     // Retries alone (Istio's default on every route) keep the fast path for a request whose body
     // is already in memory or absent: its first try is made here as without a policy, and only
     // a failure the policy retries hands the rest to the exchange (route_exchange.ts `Resume`).

@@ -25,6 +25,7 @@ import {
   respondLocal,
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
+import { injectFault } from "./route_fault.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
 
@@ -123,6 +124,17 @@ async function serveStream(
       b.count(verdict.response.status, ctx);
       return respondLocal(stream, verdict.response);
     }
+    const policy = b.routePolicy?.(ctx);
+    if (policy?.fault) {
+      // The route's fault, before the upstream and its timeout (route_fault.ts).
+      const f = injectFault(policy.fault);
+      const abort = f instanceof Promise ? await f : f;
+      if (abort) {
+        stream.resume();
+        b.count(abort.status, ctx);
+        return respondLocal(stream, abort);
+      }
+    }
     let plan: RequestPlan;
     try {
       plan = await planRequest(stream, ctx, chain, reqTrailers, !b.h2Upstream);
@@ -140,7 +152,7 @@ async function serveStream(
         chain,
         plan,
         b.maxBufferedBodyBytes,
-        b.routePolicy?.(ctx),
+        policy,
         b.maxReplayBytes,
       )
       : await forwardH1(b, stream, ctx, verdict.route, chain, plan);

@@ -78,6 +78,18 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   previousHosts: true,
 });
 
+/** A route's fault injection (Istio VirtualService `fault`, Envoy's per-route HTTPFault): a delay
+ * and an abort drawn independently, the abort after the delay (route_fault.ts). */
+export interface RouteFault {
+  readonly delay?: { readonly ms: number; readonly perMillion: number };
+  /** `grpcStatus` set: Envoy's gRPC abort (HTTP 200 with that grpc-status). */
+  readonly abort?: {
+    readonly httpStatus: number;
+    readonly grpcStatus?: number;
+    readonly perMillion: number;
+  };
+}
+
 export interface RoutePolicy {
   /** Empty = every request. */
   readonly match: readonly RequestMatch[];
@@ -87,6 +99,8 @@ export interface RoutePolicy {
   /** `retries` is the mesh's default, not the route's own: it applies when the port is served by
    * the L7 proxy anyway and does not make it so (l7_dispatch.ts `l7Outbound`). */
   readonly defaultRetries?: boolean;
+  /** Faults to inject on this route's requests before they go upstream. */
+  readonly fault?: RouteFault;
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */
@@ -97,7 +111,8 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
 /** Whether a route's policy is its own (a timeout, or retries it set): such a route needs the L7
  * proxy; a default retry policy alone does not. */
 export function ownPolicy(r: RoutePolicy): boolean {
-  return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries);
+  return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
+    r.fault !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -175,7 +190,7 @@ export function requestMatches(m: RequestMatch, ctx: HttpRequestContext, at: Rou
   return true;
 }
 
-/** The request's route (the first that matches) if it has a timeout or retries. */
+/** The request's route (the first that matches) if it has a timeout, retries or a fault. */
 export function routePolicyFor(
   routes: readonly RoutePolicy[] | undefined,
   ctx: HttpRequestContext,
@@ -184,7 +199,7 @@ export function routePolicyFor(
   if (!routes) return undefined;
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
-      return r.timeoutMs !== undefined || r.retries !== undefined ? r : undefined;
+      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault ? r : undefined;
     }
   }
   return undefined;

@@ -2,10 +2,10 @@
  * VirtualService http routes (as parsed here) → the data path's per-route policies (timeout,
  * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
  */
-import type { RequestMatch, RetryPolicy, RouteStringMatch } from "../core/mod.ts";
+import type { RequestMatch, RetryPolicy, RouteFault, RouteStringMatch } from "../core/mod.ts";
 import type { RoutePolicy } from "../core/mod.ts";
 import { DEFAULT_RETRY_POLICY } from "../core/mod.ts";
-import type { HttpMatch, HttpRetry, HttpRoute, IstioStringMatch } from "./types.ts";
+import type { HttpFault, HttpMatch, HttpRetry, HttpRoute, IstioStringMatch } from "./types.ts";
 
 function one(m: IstioStringMatch): RouteStringMatch | null {
   if (m.exact !== undefined) return { exact: m.exact };
@@ -94,7 +94,25 @@ export function effectiveRetry(
   });
 }
 
-/** Every route in order (first match wins), each with its timeout and the retries that apply
+/** Istio's `fault` → the route's fault; percent 0–100 → per million (istiod's translateFault:
+ * `percentage.value` × 10 000 over MILLION). */
+export function routeFaultOf(f: HttpFault): RouteFault {
+  const pm = (percent: number) => Math.round(percent * 10_000);
+  return Object.freeze({
+    ...(f.delay ? { delay: { ms: f.delay.fixedDelayMs, perMillion: pm(f.delay.percent) } } : {}),
+    ...(f.abort
+      ? {
+        abort: {
+          httpStatus: f.abort.httpStatus ?? 200,
+          ...(f.abort.grpcStatus !== undefined ? { grpcStatus: f.abort.grpcStatus } : {}),
+          perMillion: pm(f.abort.percent),
+        },
+      }
+      : {}),
+  });
+}
+
+/** Every route in order (first match wins), each with its timeout, its fault and the retries that apply
  * (`effectiveRetry`; those not set by the route itself are marked `defaultRetries`); no routes
  * is Istio's default route (every request, the default retries); undefined when nothing
  * applies. */
@@ -109,7 +127,8 @@ export function routePolicies(
       timeoutMs: r?.timeoutMs,
       retries,
       ...(r?.retries === undefined && retries ? { defaultRetries: true } : {}),
+      ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
     });
   });
-  return list.some((r) => r.timeoutMs !== undefined || r.retries) ? list : undefined;
+  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault) ? list : undefined;
 }

@@ -95,7 +95,14 @@ export function fragment(
       if (!ext && !e.optional) filters.push(missingConfig(e.name, -filters.length));
       if (ext?.ref) filters.push({ ...ext.ref, priority: -filters.length });
     }
-    if (split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset)) {
+    // The split also answers Envoy's 404 when a request can match no route (no catch-all).
+    const catchAll = (m: RouteRule["match"]): boolean =>
+      (m.prefix === "" || m.prefix === "/") && !m.ignoreUriCase && !m.method && !m.authority &&
+      !m.scheme && !m.headers && !m.withoutHeaders && !m.queryParams;
+    if (
+      split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset) ||
+      (split.length > 0 && !split.some((r) => catchAll(r.match)))
+    ) {
       filters.push(trafficSplit(split, clusters, l.hostname, -1000));
     }
   }
@@ -123,6 +130,7 @@ export function fragment(
         timeoutMs: (r as RouteRule).policy?.timeoutMs,
         retries: (r as RouteRule).policy?.retries,
         ...((r as RouteRule).policy?.defaultRetries ? { defaultRetries: true } : {}),
+        ...((r as RouteRule).policy?.fault ? { fault: (r as RouteRule).policy!.fault } : {}),
       }))
       : undefined,
   };

@@ -11,6 +11,7 @@ import {
   type RequestMatch,
   RETRY_CONDITIONS,
   type RetryPolicy,
+  type RouteFault,
   type RouteStringMatch,
 } from "../../core/mod.ts";
 import { invalid } from "./resource_type.ts";
@@ -19,6 +20,9 @@ import type { HeaderMatch, RouteMatch } from "./route.ts";
 export interface RulePolicy {
   readonly timeoutMs: number | undefined;
   readonly retries: RetryPolicy | undefined;
+  /** The route's HTTPFault (typed_per_filter_config) when it is what istiod's translateFault
+   * writes (a fixed delay and/or an HTTP or gRPC abort, percentages, nothing else). */
+  readonly fault?: RouteFault;
   /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
    * no retries): it does not by itself send the port through the L7 proxy. */
   readonly defaultRetries?: boolean;
@@ -36,7 +40,63 @@ function ms(d: Duration | undefined): number | undefined {
 
 const KNOWN: readonly string[] = RETRY_CONDITIONS;
 
-export function rulePolicyOf(a: RouteAction, what: string): RulePolicy | undefined {
+const PER = { HUNDRED: 10_000, TEN_THOUSAND: 100, MILLION: 1 } as const;
+
+/** Proto-JSON Duration ("0.300s") → ms. */
+function jsonMs(v: unknown): number | undefined {
+  const m = typeof v === "string" ? /^(\d+(?:\.\d+)?)s$/.exec(v) : null;
+  return m ? Number(m[1]) * 1000 : undefined;
+}
+
+/** A per-route HTTPFault (proto JSON, as http_filters.ts decodes it) as a route fault, or
+ * undefined when it uses more than istiod's translateFault writes (headers, header-controlled
+ * faults, max_active_faults, rate limits): such a fault stays a gated filter (route_scope.ts). */
+export function routeFaultOf(cfg: unknown): RouteFault | undefined {
+  type Pct = { numerator?: number; denominator?: keyof typeof PER };
+  const c = cfg as {
+    delay?: { fixedDelay?: string; percentage?: Pct; [k: string]: unknown };
+    abort?: { httpStatus?: number; grpcStatus?: number; percentage?: Pct; [k: string]: unknown };
+    [k: string]: unknown;
+  };
+  if (!c || Object.keys(c).some((k) => k !== "delay" && k !== "abort")) return undefined;
+  // F1: an unset percentage is numerator 0 (never fires); above the denominator, always.
+  const pm = (p: Pct | undefined) =>
+    Math.min(1_000_000, (p?.numerator ?? 0) * (PER[p?.denominator ?? "HUNDRED"] ?? NaN));
+  const d = c.delay, ab = c.abort;
+  const delayMs = jsonMs(d?.fixedDelay);
+  if (
+    d &&
+    (delayMs === undefined || Object.keys(d).some((k) => k !== "fixedDelay" && k !== "percentage"))
+  ) {
+    return undefined;
+  }
+  const abortKeys = ["httpStatus", "grpcStatus", "percentage"];
+  if (
+    ab && ((ab.httpStatus === undefined) === (ab.grpcStatus === undefined) ||
+      Object.keys(ab).some((k) => !abortKeys.includes(k)))
+  ) return undefined;
+  if (!d && !ab) return undefined;
+  const out: RouteFault = {
+    ...(d ? { delay: { ms: delayMs!, perMillion: pm(d.percentage) } } : {}),
+    ...(ab
+      ? {
+        abort: {
+          httpStatus: ab.httpStatus ?? 200,
+          ...(ab.grpcStatus !== undefined ? { grpcStatus: ab.grpcStatus } : {}),
+          perMillion: pm(ab.percentage),
+        },
+      }
+      : {}),
+  };
+  const nums = [out.delay?.perMillion ?? 0, out.abort?.perMillion ?? 0];
+  return nums.every((n) => Number.isFinite(n) && n >= 0) ? out : undefined;
+}
+
+export function rulePolicyOf(
+  a: RouteAction,
+  what: string,
+  fault?: RouteFault,
+): RulePolicy | undefined {
   const t = ms(a.timeout);
   if (t !== undefined && (!Number.isFinite(t) || t < 0)) throw invalid(what, "negative timeout");
   const timeoutMs = t ? t : undefined; // 0 = disabled (istiod's default)
@@ -66,8 +126,13 @@ export function rulePolicyOf(a: RouteAction, what: string): RulePolicy | undefin
         rp.retriableStatusCodes.every((c) => c === 503) && !perTry && !base;
     }
   }
-  if (timeoutMs === undefined && retries === undefined) return undefined;
-  return defaulted ? { timeoutMs, retries, defaultRetries: true } : { timeoutMs, retries };
+  if (timeoutMs === undefined && retries === undefined && !fault) return undefined;
+  return {
+    timeoutMs,
+    retries,
+    ...(defaulted ? { defaultRetries: true } : {}),
+    ...(fault ? { fault } : {}),
+  };
 }
 
 function one(m: HeaderMatch): RouteStringMatch | null {

@@ -1,0 +1,53 @@
+/**
+ * Fault injection on the request's route (Istio VirtualService `fault`, Envoy's per-route
+ * HTTPFault; l7-semantics §3): the outbound proxy applies the fault of the route the request
+ * takes (route_policy.ts, first match wins, as Envoy reads a route's typed_per_filter_config),
+ * before the request goes upstream and before the route's timeout starts, as Envoy's fault filter
+ * runs before the router. The delay is drawn first, then the abort independently (F4, F14); a
+ * delay alone continues (F6); the abort is `fault filter abort` with details
+ * `fault_filter_abort`, or for a gRPC status HTTP 200 with that grpc-status (F5). Percentages are
+ * per million (Istio's `percentage.value` × 10 000, F15). The request body is not read meanwhile
+ * (back-pressure).
+ */
+import type { LocalResponse } from "./filter_api.ts";
+import { metrics } from "./metrics.ts";
+import type { RouteFault } from "./route_policy.ts";
+
+const injected = metrics.counter(
+  "weft_http_faults_injected_total",
+  "Faults injected by route fault policies (Envoy's fault.delays_injected/aborts_injected).",
+  ["kind"],
+);
+
+const fires = (perMillion: number, random: () => number): boolean =>
+  perMillion > 0 && random() * 1_000_000 < perMillion;
+
+const ABORT_BODY = "fault filter abort";
+
+function abortReply(a: NonNullable<RouteFault["abort"]>): LocalResponse {
+  return a.grpcStatus !== undefined
+    ? {
+      status: 200,
+      headers: [["grpc-message", ABORT_BODY]],
+      body: "",
+      details: "fault_filter_abort",
+      grpcStatus: a.grpcStatus,
+    }
+    : { status: a.httpStatus, headers: [], body: ABORT_BODY, details: "fault_filter_abort" };
+}
+
+/** The abort reply, if the fault aborts this request; a Promise only when a delay fires. */
+export function injectFault(
+  f: RouteFault,
+  random: () => number = Math.random,
+): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+  const abort = (): LocalResponse | undefined => {
+    if (!f.abort || !fires(f.abort.perMillion, random)) return undefined;
+    injected.inc({ kind: "abort" });
+    return abortReply(f.abort);
+  };
+  if (!f.delay || !fires(f.delay.perMillion, random)) return abort();
+  injected.inc({ kind: "delay" });
+  const ms = f.delay.ms;
+  return new Promise((resolve) => setTimeout(() => resolve(abort()), ms));
+}
