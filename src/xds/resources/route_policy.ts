@@ -39,6 +39,7 @@ function ms(d: Duration | undefined): number | undefined {
 }
 
 const KNOWN: readonly string[] = RETRY_CONDITIONS;
+const ENVOY_DEFAULT_TIMEOUT_MS = 15_000;
 
 const PER = { HUNDRED: 10_000, TEN_THOUSAND: 100, MILLION: 1 } as const;
 
@@ -99,7 +100,9 @@ export function rulePolicyOf(
 ): RulePolicy | undefined {
   const t = ms(a.timeout);
   if (t !== undefined && (!Number.isFinite(t) || t < 0)) throw invalid(what, "negative timeout");
-  const timeoutMs = t ? t : undefined; // 0 = disabled (istiod's default)
+  // 0 = disabled (istiod sends it on every route: Istio's default); absent = Envoy's own default,
+  // 15 s (RouteAction.timeout, l7-semantics S7), as a control plane other than istiod may leave it.
+  const timeoutMs = a.timeout === undefined ? ENVOY_DEFAULT_TIMEOUT_MS : t ? t : undefined;
   const rp = a.retryPolicy;
   let retries: RetryPolicy | undefined;
   let defaulted = false;

@@ -21,6 +21,7 @@ Deno.test("xds route policy: istiod's default retry_on keeps its gRPC conditions
 
 Deno.test("xds route policy: istiod's default (no VirtualService retries) is marked default, with previous_hosts", () => {
   const action = {
+    timeout: { seconds: 0n, nanos: 0 }, // istiod's: no timeout
     retryPolicy: {
       retryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
       retriableStatusCodes: [],
@@ -48,4 +49,12 @@ Deno.test("xds route policy: istiod's default (no VirtualService retries) is mar
     },
   } as unknown as RouteAction;
   assert.equal(rulePolicyOf(own, "route r")?.defaultRetries, undefined);
+});
+
+Deno.test("xds route policy: an absent RouteAction timeout is Envoy's 15 s; 0s (istiod's) is none", () => {
+  const at = (timeout?: { seconds: bigint; nanos: number }) =>
+    rulePolicyOf({ ...(timeout ? { timeout } : {}) } as unknown as RouteAction, "r")?.timeoutMs;
+  assert.equal(at(), 15_000);
+  assert.equal(at({ seconds: 0n, nanos: 0 }), undefined);
+  assert.equal(at({ seconds: 2n, nanos: 500_000_000 }), 2_500);
 });
