@@ -3,7 +3,8 @@
  * matches (404), through real weft processes: weft.yaml on Deno and on Bun, and an xDS node fed
  * by the embedded control plane (istiod's per-route HTTPFault, path-matched routes included).
  * Each route's fault applies only to the requests that take that route, before the upstream and
- * before the route's timeout; an injected abort is never retried.
+ * before the route's timeout; an injected abort is never retried. Routes that answer themselves
+ * (S12: `redirect`, `directResponse`) take their requests in the same first-match order.
  */
 import { request } from "node:http";
 import { stringify } from "yaml";
@@ -20,6 +21,7 @@ interface Reply {
   body: string;
   ms: number;
   grpcStatus: string | undefined;
+  location: string | undefined;
 }
 
 function call(
@@ -42,6 +44,7 @@ function call(
             body,
             ms: performance.now() - t0,
             grpcStatus: res.headers["grpc-status"] as string | undefined,
+            location: res.headers.location,
           }));
       },
     );
@@ -88,6 +91,9 @@ function faultRoutes(host: string) {
       route: route(host),
     },
     { match: at("/plain"), route: route(host) },
+    { match: at("/moved"), redirect: { uri: "/new", authority: "example.com", redirectCode: 302 } },
+    { match: at("/secure"), redirect: { scheme: "https" } },
+    { match: at("/direct"), directResponse: { status: 429, body: { string: "slow down" } } },
   ];
 }
 
@@ -116,6 +122,15 @@ async function checkFaults(vip: string, from: string, hits: () => number): Promi
   // Other routes are untouched by those faults; no route matches → Envoy's 404.
   assertEquals((await call(vip, "/plain", from)).status, 200);
   assertEquals((await call(vip, "/other", from)).status, 404);
+  // S12: redirect (the request's query kept, Envoy's path_redirect) and direct response.
+  const before2 = hits();
+  const moved = await call(vip, "/moved/x?a=1", from);
+  assertEquals([moved.status, moved.location], [302, "http://example.com/new?a=1"]);
+  const secure = await call(vip, "/secure", from);
+  assertEquals([secure.status, secure.location], [301, `https://${vip}/secure`]);
+  const direct = await call(vip, "/direct", from);
+  assertEquals([direct.status, direct.body], [429, "slow down"]);
+  assertEquals(hits(), before2, "routes that answer themselves never reach the upstream");
 }
 
 async function weftYaml(runtime: string | undefined): Promise<void> {
@@ -185,7 +200,9 @@ Deno.test("xds: per-route faults (path-matched routes too) from the control plan
       name: "echo",
       vips: [ip(100)],
       ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-      http: faultRoutes("echo").map((r) => ({ ...r, route: [{ destination: {} }] })),
+      http: faultRoutes("echo").map((r) =>
+        "route" in r ? { ...r, route: [{ destination: {} }] } : r
+      ),
     }],
   };
   let x: XdsMesh | undefined;

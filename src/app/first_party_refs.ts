@@ -100,7 +100,21 @@ function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: str
       // Destination hosts are FQDNs already (config_service.ts). A request no route matches gets
       // Envoy's 404 (route_not_found), as from istiod's routes; a source left with no routes
       // (sourceLabels) takes the service as a whole, istiod's default route.
-      splitConfigFromRoutes(routes, svc.namespace, routes.length ? { noMatch: "notFound" } : {}),
+      splitConfigFromRoutes(
+        // A route that answers itself (redirect, directResponse) still takes its requests: it
+        // names the service, and the proxy's route policy replies before any upstream.
+        routes.map((r) =>
+          r.route.length ? r : {
+            ...r,
+            route: [{
+              destination: { host: svc.hostname, subset: undefined, port: undefined },
+              weight: 1,
+            }],
+          }
+        ),
+        svc.namespace,
+        routes.length ? { noMatch: "notFound" } : {},
+      ),
       "UNSPECIFIED",
       -1_000_000,
     ),

@@ -38,7 +38,7 @@ import {
   statusOf,
 } from "./route_exchange.ts";
 import { dialedHost } from "./endpoints.ts";
-import { injectFault } from "./route_fault.ts";
+import { beforeUpstream } from "./route_fault.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -108,9 +108,9 @@ export async function forwardRequest(
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
-    if (policy?.fault) {
-      // The route's fault, before the upstream and its timeout (route_fault.ts).
-      const f = injectFault(policy.fault);
+    if (policy?.fault || policy?.reply) {
+      // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
+      const f = beforeUpstream(policy, ctx);
       const abort = f instanceof Promise ? await f : f;
       if (abort) {
         // A request body not yet read stays on the connection: close after answering.

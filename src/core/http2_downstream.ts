@@ -25,7 +25,7 @@ import {
   respondLocal,
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
-import { injectFault } from "./route_fault.ts";
+import { beforeUpstream } from "./route_fault.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
 
@@ -125,9 +125,9 @@ async function serveStream(
       return respondLocal(stream, verdict.response);
     }
     const policy = b.routePolicy?.(ctx);
-    if (policy?.fault) {
-      // The route's fault, before the upstream and its timeout (route_fault.ts).
-      const f = injectFault(policy.fault);
+    if (policy?.fault || policy?.reply) {
+      // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
+      const f = beforeUpstream(policy, ctx);
       const abort = f instanceof Promise ? await f : f;
       if (abort) {
         stream.resume();

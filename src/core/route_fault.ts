@@ -9,9 +9,9 @@
  * per million (Istio's `percentage.value` × 10 000, F15). The request body is not read meanwhile
  * (back-pressure).
  */
-import type { LocalResponse } from "./filter_api.ts";
+import type { HttpRequestContext, LocalResponse } from "./filter_api.ts";
 import { metrics } from "./metrics.ts";
-import type { RouteFault } from "./route_policy.ts";
+import type { RouteFault, RoutePolicy, RouteReply } from "./route_policy.ts";
 
 const injected = metrics.counter(
   "weft_http_faults_injected_total",
@@ -50,4 +50,50 @@ export function injectFault(
   injected.inc({ kind: "delay" });
   const ms = f.delay.ms;
   return new Promise((resolve) => setTimeout(() => resolve(abort()), ms));
+}
+
+/** The reply of a route that answers itself: Envoy's direct_response (the body as text/plain) or
+ * redirect (`location` built from the request with the route's replacements: path with the
+ * request's query kept unless the new one has its own, authority, scheme, port). */
+export function routeReply(r: RouteReply, ctx: HttpRequestContext): LocalResponse {
+  if (r.kind === "direct") {
+    return {
+      status: r.status,
+      headers: r.body ? [["content-type", "text/plain"]] : [],
+      body: r.body,
+      details: "direct_response",
+    };
+  }
+  const q = ctx.path.indexOf("?");
+  const path = r.uri === undefined
+    ? ctx.path
+    : r.uri.includes("?") || q < 0
+    ? r.uri
+    : r.uri + ctx.path.slice(q);
+  const scheme = r.scheme ?? ctx.scheme;
+  let host = r.authority ?? ctx.authority;
+  const bare = host.replace(/:\d+$/, "");
+  const requestPort = /:(\d+)$/.exec(ctx.authority)?.[1];
+  if (r.port !== undefined) host = `${bare}:${r.port}`;
+  else if (r.requestPort && requestPort !== undefined) host = `${bare}:${requestPort}`;
+  else if (r.scheme !== undefined && r.scheme !== ctx.scheme) host = bare; // the new scheme's default
+  return {
+    status: r.code,
+    headers: [["location", `${scheme}://${host}${path}`]],
+    body: "",
+    details: "direct_response",
+  };
+}
+
+/** What the request's route does before the upstream: its fault (a delay, an abort), then its own
+ * reply (redirect, direct response). A local reply ends the request; a Promise only when a
+ * delay fires. */
+export function beforeUpstream(
+  policy: RoutePolicy,
+  ctx: HttpRequestContext,
+): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+  const reply = policy.reply;
+  const f = policy.fault ? injectFault(policy.fault) : undefined;
+  if (f instanceof Promise) return reply ? f.then((a) => a ?? routeReply(reply, ctx)) : f;
+  return f ?? (reply ? routeReply(reply, ctx) : undefined);
 }

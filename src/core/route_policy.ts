@@ -90,6 +90,21 @@ export interface RouteFault {
   };
 }
 
+/** A route that answers itself (Istio `redirect` / `directResponse`, Envoy's RouteAction
+ * redirect / direct_response): route_fault.ts `routeReply`. */
+export type RouteReply =
+  | { readonly kind: "direct"; readonly status: number; readonly body: string }
+  | {
+    readonly kind: "redirect";
+    readonly code: number;
+    readonly uri?: string;
+    readonly authority?: string;
+    readonly scheme?: string;
+    readonly port?: number;
+    /** Keep the request's port (Istio derivePort FROM_REQUEST_PORT). */
+    readonly requestPort?: boolean;
+  };
+
 export interface RoutePolicy {
   /** Empty = every request. */
   readonly match: readonly RequestMatch[];
@@ -101,6 +116,8 @@ export interface RoutePolicy {
   readonly defaultRetries?: boolean;
   /** Faults to inject on this route's requests before they go upstream. */
   readonly fault?: RouteFault;
+  /** The route answers the request itself (after its fault). */
+  readonly reply?: RouteReply;
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */
@@ -112,7 +129,7 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
  * proxy; a default retry policy alone does not. */
 export function ownPolicy(r: RoutePolicy): boolean {
   return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
-    r.fault !== undefined;
+    r.fault !== undefined || r.reply !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -199,7 +216,9 @@ export function routePolicyFor(
   if (!routes) return undefined;
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
-      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault ? r : undefined;
+      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply
+        ? r
+        : undefined;
     }
   }
   return undefined;

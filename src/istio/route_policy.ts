@@ -2,7 +2,13 @@
  * VirtualService http routes (as parsed here) → the data path's per-route policies (timeout,
  * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
  */
-import type { RequestMatch, RetryPolicy, RouteFault, RouteStringMatch } from "../core/mod.ts";
+import type {
+  RequestMatch,
+  RetryPolicy,
+  RouteFault,
+  RouteReply,
+  RouteStringMatch,
+} from "../core/mod.ts";
 import type { RoutePolicy } from "../core/mod.ts";
 import { DEFAULT_RETRY_POLICY } from "../core/mod.ts";
 import type { HttpFault, HttpMatch, HttpRetry, HttpRoute, IstioStringMatch } from "./types.ts";
@@ -112,6 +118,22 @@ export function routeFaultOf(f: HttpFault): RouteFault {
   });
 }
 
+/** A route's `redirect` or `directResponse` as the reply the proxy makes for it. */
+export function routeReplyOf(r: HttpRoute): RouteReply | undefined {
+  if (r.directResponse) return Object.freeze({ kind: "direct", ...r.directResponse });
+  const d = r.redirect;
+  if (!d) return undefined;
+  return Object.freeze({
+    kind: "redirect",
+    code: d.redirectCode,
+    ...(d.uri !== undefined ? { uri: d.uri } : {}),
+    ...(d.authority !== undefined ? { authority: d.authority } : {}),
+    ...(d.scheme !== undefined ? { scheme: d.scheme } : {}),
+    ...(d.port !== undefined ? { port: d.port } : {}),
+    ...(d.derivePort === "FROM_REQUEST_PORT" ? { requestPort: true } : {}),
+  });
+}
+
 /** Every route in order (first match wins), each with its timeout, its fault and the retries that apply
  * (`effectiveRetry`; those not set by the route itself are marked `defaultRetries`); no routes
  * is Istio's default route (every request, the default retries); undefined when nothing
@@ -122,13 +144,17 @@ export function routePolicies(
 ): RoutePolicy[] | undefined {
   const list: RoutePolicy[] = (routes.length ? routes : [undefined]).map((r) => {
     const retries = effectiveRetry(r?.retries, meshDefault);
+    const reply = r && routeReplyOf(r);
     return Object.freeze({
       match: r ? r.match.map(requestMatchOf) : [],
       timeoutMs: r?.timeoutMs,
       retries,
       ...(r?.retries === undefined && retries ? { defaultRetries: true } : {}),
       ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
+      ...(reply ? { reply } : {}),
     });
   });
-  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault) ? list : undefined;
+  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault || r.reply)
+    ? list
+    : undefined;
 }

@@ -74,8 +74,23 @@ export interface HttpRoute {
   readonly fault: HttpFault | undefined;
   /** `timeout`; undefined = none. */
   readonly timeoutMs: number | undefined;
-  /** `retries`; undefined = none (also `attempts: 0`). */
+  /** `retries` as written; undefined = not set (Istio's default applies). */
   readonly retries: HttpRetry | undefined;
+  /** `redirect` (then `route` is empty). */
+  readonly redirect?: HttpRedirect | undefined;
+  /** `directResponse` (then `route` is empty). */
+  readonly directResponse?: { readonly status: number; readonly body: string } | undefined;
+}
+
+/** Istio HTTPRedirect. */
+export interface HttpRedirect {
+  readonly uri: string | undefined;
+  readonly authority: string | undefined;
+  readonly scheme: string | undefined;
+  readonly port: number | undefined;
+  readonly derivePort: "FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT" | undefined;
+  /** Default 301. */
+  readonly redirectCode: number;
 }
 
 /** Istio HTTPRetry as written (a VirtualService's `retries`, MeshConfig

@@ -1,7 +1,7 @@
 /**
- * networking.istio.io VirtualService: http routes (match, weighted destinations, fault with
- * `percentage` or the deprecated `percent`, timeout, retries) and simple tcp routes. Fields weft
- * has no mechanism for (mirror, rewrite, redirect, gRPC-status retry conditions, ...) are
+ * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
+ * directResponse, fault with `percentage` or the deprecated `percent`, timeout, retries) and
+ * simple tcp routes. Fields weft has no mechanism for (mirror, rewrite, delegate, ...) are
  * rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
@@ -11,6 +11,7 @@ import { RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpMatch,
+  HttpRedirect,
   HttpRetry,
   HttpRoute,
   IstioStringMatch,
@@ -20,8 +21,6 @@ import type {
 } from "./types.ts";
 
 const NOT_IMPLEMENTED = [
-  "redirect",
-  "directResponse",
   "delegate",
   "rewrite",
   "mirror",
@@ -65,6 +64,8 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     "fault",
     "timeout",
     "retries",
+    "redirect",
+    "directResponse",
     ...NOT_IMPLEMENTED,
   ]);
   c.unsupported(path, o, NOT_IMPLEMENTED);
@@ -72,7 +73,17 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     ? undefined
     : parseHttpRetry(c, `${path}.retries`, o.retries);
   const route = destinations(c, `${path}.route`, o.route);
-  if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  const redirect = o.redirect === undefined
+    ? undefined
+    : parseRedirect(c, `${path}.redirect`, o.redirect);
+  const directResponse = o.directResponse === undefined
+    ? undefined
+    : parseDirectResponse(c, `${path}.directResponse`, o.directResponse);
+  const alternatives = [route.length > 0, redirect, directResponse].filter((x) => x).length;
+  if (alternatives === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  if (alternatives > 1) {
+    c.problems.add(path, "set one of route, redirect, directResponse (as Istio)");
+  }
   // Istio: `0s` (or unset) = no timeout.
   const timeout = o.timeout === undefined ? 0 : c.duration(`${path}.timeout`, o.timeout, 0);
   const timeoutMs = timeout > 0 ? timeout : undefined;
@@ -83,7 +94,54 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     fault: o.fault === undefined ? undefined : parseFault(c, `${path}.fault`, o.fault),
     timeoutMs,
     retries,
+    ...(redirect ? { redirect } : {}),
+    ...(directResponse ? { directResponse } : {}),
   };
+}
+
+/** Istio HTTPRedirect: `uri`, `authority`, `scheme`, `port` or `derivePort`, `redirectCode`
+ * (default 301). */
+function parseRedirect(c: Checker, path: string, v: unknown): HttpRedirect {
+  const o = c.obj(path, v, ["uri", "authority", "scheme", "port", "derivePort", "redirectCode"]);
+  if (o.port !== undefined && o.derivePort !== undefined) {
+    c.problems.add(path, "set port or derivePort, not both");
+  }
+  return {
+    uri: c.optStr(`${path}.uri`, o.uri),
+    authority: c.optStr(`${path}.authority`, o.authority),
+    scheme: c.optStr(`${path}.scheme`, o.scheme),
+    port: o.port === undefined ? undefined : c.int(`${path}.port`, o.port, undefined, 1, 65535),
+    derivePort: o.derivePort === undefined
+      ? undefined
+      : c.oneOf<"FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT">(`${path}.derivePort`, o.derivePort, [
+        "FROM_PROTOCOL_DEFAULT",
+        "FROM_REQUEST_PORT",
+      ], "FROM_PROTOCOL_DEFAULT"),
+    redirectCode: c.int(`${path}.redirectCode`, o.redirectCode, 301, 300, 399),
+  };
+}
+
+/** Istio HTTPDirectResponse: `status` and `body` ({string} or {bytes}, base64). */
+function parseDirectResponse(
+  c: Checker,
+  path: string,
+  v: unknown,
+): { status: number; body: string } {
+  const o = c.obj(path, v, ["status", "body"]);
+  const status = c.int(`${path}.status`, o.status, undefined, 200, 599);
+  const b = c.obj(`${path}.body`, o.body, ["string", "bytes"]);
+  if (b.string !== undefined && b.bytes !== undefined) {
+    c.problems.add(`${path}.body`, "set string or bytes, not both");
+  }
+  let body = b.string === undefined ? "" : c.str(`${path}.body.string`, b.string);
+  if (b.bytes !== undefined) {
+    try {
+      body = atob(c.str(`${path}.body.bytes`, b.bytes));
+    } catch {
+      c.problems.add(`${path}.body.bytes`, "must be base64");
+    }
+  }
+  return { status, body };
 }
 
 /** Envoy retry_on conditions weft's L7 proxy implements (src/core/route_policy.ts; the gRPC ones

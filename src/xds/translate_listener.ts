@@ -131,6 +131,7 @@ export function fragment(
         retries: (r as RouteRule).policy?.retries,
         ...((r as RouteRule).policy?.defaultRetries ? { defaultRetries: true } : {}),
         ...((r as RouteRule).policy?.fault ? { fault: (r as RouteRule).policy!.fault } : {}),
+        ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
       }))
       : undefined,
   };

@@ -102,7 +102,7 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
       typedPerFilterConfig:
         (r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}) as Record<string, Any>,
       match: routeMatch(m),
-      action: {
+      action: ownAction(r, port) ?? {
         case: "route" as const,
         value: {
           ...routePolicy(r, s.defaultRetry),
@@ -122,6 +122,43 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
     name: listenerName(s, port),
     virtualHosts: [{ name: listenerName(s, port), domains, routes }],
   });
+}
+
+/** Istio's redirect codes → Envoy's RedirectResponseCode (istiod's translateRedirect; others are
+ * refused by validation here). */
+const REDIRECT_CODES: Record<number, number> = { 301: 0, 302: 1, 303: 2, 307: 3, 308: 4 };
+
+/** A route that answers itself: Istio `redirect` → RouteAction redirect, `directResponse` →
+ * direct_response (istiod's translation); undefined for a routed one. */
+function ownAction(r: MeshRoute, port: number) {
+  if (r.directResponse) {
+    return {
+      case: "directResponse" as const,
+      value: {
+        status: r.directResponse.status,
+        ...(r.directResponse.body
+          ? { body: { specifier: { case: "inlineString" as const, value: r.directResponse.body } } }
+          : {}),
+      },
+    };
+  }
+  const d = r.redirect;
+  if (!d) return undefined;
+  const p = d.port ?? (d.derivePort === "FROM_REQUEST_PORT" ? port : undefined);
+  return {
+    case: "redirect" as const,
+    value: {
+      responseCode: REDIRECT_CODES[d.redirectCode] ?? 0,
+      ...(d.uri !== undefined
+        ? { pathRewriteSpecifier: { case: "pathRedirect" as const, value: d.uri } }
+        : {}),
+      ...(d.authority !== undefined ? { hostRedirect: d.authority } : {}),
+      ...(p !== undefined ? { portRedirect: p } : {}),
+      ...(d.scheme !== undefined
+        ? { schemeRewriteSpecifier: { case: "schemeRedirect" as const, value: d.scheme } }
+        : {}),
+    },
+  };
 }
 
 /** Envoy's previous_hosts retry host predicate as istiod names it (an empty config message). */

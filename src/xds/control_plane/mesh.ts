@@ -16,6 +16,7 @@ import {
   type HttpFault,
   type HttpMatch,
   type HttpRetry,
+  type HttpRoute,
   type IstioResources,
   labelsMatch,
   loadIstioDocuments,
@@ -52,6 +53,9 @@ export interface MeshRoute {
   readonly fault: HttpFault | undefined;
   readonly timeoutMs: number | undefined;
   readonly retries: HttpRetry | undefined;
+  /** Istio `redirect` / `directResponse` (then `route` is empty). */
+  readonly redirect?: HttpRoute["redirect"];
+  readonly directResponse?: HttpRoute["directResponse"];
 }
 
 export interface MeshPlugin {
@@ -429,6 +433,8 @@ function httpRoutes(
     fault: h.fault,
     timeoutMs: h.timeoutMs,
     retries: h.retries,
+    ...(h.redirect ? { redirect: h.redirect } : {}),
+    ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
   }));
 }

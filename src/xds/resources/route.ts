@@ -16,7 +16,7 @@ import { errorMessage, type RouteFault } from "../../core/mod.ts";
 import { FILTER_TYPES, filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
-import { routeFaultOf, type RulePolicy, rulePolicyOf } from "./route_policy.ts";
+import { routeFaultOf, routeReplyOfAction, type RulePolicy, rulePolicyOf } from "./route_policy.ts";
 
 /** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
 export type HeaderMatch =
@@ -163,7 +163,14 @@ function overridesOf(
 }
 
 function ruleOf(r: Route, what: string): RouteRule | undefined {
-  if (r.action.case !== "route") return undefined; // redirect/direct_response: not routed by weft
+  const reply = routeReplyOfAction(r, what);
+  if (reply) {
+    // Redirect / direct_response: no cluster; the route policy answers (src/core/route_fault.ts).
+    const { overrides, fault } = overridesOf(r, what);
+    const policy = rulePolicyOf(undefined, what, fault, reply)!;
+    return { match: matchOf(r, what), clusters: [], overrides, policy };
+  }
+  if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action
   const spec = r.action.value.clusterSpecifier;
   const { overrides, fault } = overridesOf(r, what);
   const policy = rulePolicyOf(r.action.value, what, fault);

@@ -12,8 +12,10 @@ import {
   RETRY_CONDITIONS,
   type RetryPolicy,
   type RouteFault,
+  type RouteReply,
   type RouteStringMatch,
 } from "../../core/mod.ts";
+import type { Route } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { invalid } from "./resource_type.ts";
 import type { HeaderMatch, RouteMatch } from "./route.ts";
 
@@ -23,6 +25,8 @@ export interface RulePolicy {
   /** The route's HTTPFault (typed_per_filter_config) when it is what istiod's translateFault
    * writes (a fixed delay and/or an HTTP or gRPC abort, percentages, nothing else). */
   readonly fault?: RouteFault;
+  /** RouteAction redirect / direct_response: the route answers itself. */
+  readonly reply?: RouteReply;
   /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
    * no retries): it does not by itself send the port through the L7 proxy. */
   readonly defaultRetries?: boolean;
@@ -93,11 +97,68 @@ export function routeFaultOf(cfg: unknown): RouteFault | undefined {
   return nums.every((n) => Number.isFinite(n) && n >= 0) ? out : undefined;
 }
 
+const REDIRECT_STATUS = [301, 302, 303, 307, 308];
+
+/** A route whose action is a redirect or a direct response, as the reply the proxy makes; the
+ * redirect rewrites weft cannot make (prefix_rewrite, regex_rewrite, strip_query) are refused. */
+export function routeReplyOfAction(r: Route, what: string): RouteReply | undefined {
+  const a = r.action;
+  if (a.case === "directResponse") {
+    const b = a.value.body?.specifier;
+    if (b && b.case !== "inlineString" && b.case !== "inlineBytes") {
+      throw invalid(what, `direct_response body ${b.case} is not supported (inline only)`);
+    }
+    const body = !b
+      ? ""
+      : typeof b.value === "string"
+      ? b.value
+      : new TextDecoder().decode(b.value);
+    if (a.value.status < 200 || a.value.status > 599) {
+      throw invalid(what, `direct_response status ${a.value.status} is out of range`);
+    }
+    return { kind: "direct", status: a.value.status, body };
+  }
+  if (a.case !== "redirect") return undefined;
+  const v = a.value;
+  const path = v.pathRewriteSpecifier;
+  if ((path.case && path.case !== "pathRedirect") || v.stripQuery) {
+    throw invalid(what, "redirect prefix_rewrite, regex_rewrite and strip_query are not supported");
+  }
+  const code = REDIRECT_STATUS[v.responseCode];
+  if (code === undefined) throw invalid(what, `redirect response code ${v.responseCode} unknown`);
+  const sc = v.schemeRewriteSpecifier;
+  const scheme = sc.case === "schemeRedirect"
+    ? sc.value
+    : sc.case === "httpsRedirect" && sc.value
+    ? "https"
+    : undefined;
+  return {
+    kind: "redirect",
+    code,
+    ...(path.case === "pathRedirect" ? { uri: path.value } : {}),
+    ...(v.hostRedirect ? { authority: v.hostRedirect } : {}),
+    ...(scheme ? { scheme } : {}),
+    ...(v.portRedirect ? { port: v.portRedirect } : {}),
+  };
+}
+
 export function rulePolicyOf(
-  a: RouteAction,
+  a: RouteAction | undefined,
   what: string,
   fault?: RouteFault,
+  reply?: RouteReply,
 ): RulePolicy | undefined {
+  if (!a) {
+    // A route that answers itself: no upstream, so no timeout or retries.
+    return reply || fault
+      ? {
+        timeoutMs: undefined,
+        retries: undefined,
+        ...(fault ? { fault } : {}),
+        ...(reply ? { reply } : {}),
+      }
+      : undefined;
+  }
   const t = ms(a.timeout);
   if (t !== undefined && (!Number.isFinite(t) || t < 0)) throw invalid(what, "negative timeout");
   // 0 = disabled (istiod sends it on every route: Istio's default); absent = Envoy's own default,
@@ -129,12 +190,13 @@ export function rulePolicyOf(
         rp.retriableStatusCodes.every((c) => c === 503) && !perTry && !base;
     }
   }
-  if (timeoutMs === undefined && retries === undefined && !fault) return undefined;
+  if (timeoutMs === undefined && retries === undefined && !fault && !reply) return undefined;
   return {
     timeoutMs,
     retries,
     ...(defaulted ? { defaultRetries: true } : {}),
     ...(fault ? { fault } : {}),
+    ...(reply ? { reply } : {}),
   };
 }
 
