@@ -387,3 +387,30 @@ Deno.test("config: default retries on every service's routes; MeshConfig default
   });
   assert(!both.ok && both.problems.some((p) => p.startsWith("meshConfig.defaultHttpRetryPolicy")));
 });
+
+Deno.test("config: the traffic split leaves out match blocks for ports the service does not serve (S10 port)", async () => {
+  const { firstPartyChains } = await import("./first_party_refs.ts");
+  const r = validateConfig({
+    services: [{
+      name: "web",
+      vips: ["127.10.9.1"],
+      ports: [{ port: 80, protocol: "HTTP" }],
+      endpoints: [{ address: "127.0.9.1", tunnel: "NONE", labels: { v: "2" } }],
+      subsets: [{ name: "v2", labels: { v: "2" } }],
+      http: [
+        { match: [{ port: 81 }], route: [{ destination: { host: "web", subset: "v2" } }] },
+        {
+          match: [{ port: 81 }, { port: 80, uri: { prefix: "/a" } }],
+          route: [{ destination: { host: "web" } }],
+        },
+        { route: [{ destination: { host: "web" } }] },
+      ],
+    }],
+  });
+  assert(r.ok, JSON.stringify(!r.ok && r.problems));
+  const split = firstPartyChains(r.config.services[0]!, r.config).outbound.at(-1)!.config as {
+    routes: { name: string; match?: unknown[] }[];
+  };
+  // The port-81-only route is gone; the second keeps only its port-80 block.
+  assertEquals(split.routes.map((x) => x.match), [[{ uri: { prefix: "/a" } }], undefined]);
+});

@@ -92,7 +92,12 @@ export function firstPartyChains(
 /** A route list's traffic-split ref. Its faults are not a filter here: a route's fault applies
  * only to the requests that take that route (Envoy's per-route HTTPFault), which the proxy's route
  * policy decides with the route (src/core/route_fault.ts). */
-function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: string): FilterRef[] {
+function routeRefs(svc: ServiceConfig, all: readonly HttpRoute[], suffix: string): FilterRef[] {
+  // The split plugin sees no port: match blocks naming a port the service does not serve HTTP
+  // on are left out here (istiod builds routes per port and drops them the same way); the route
+  // policy matches `port` per request.
+  const ports = svc.ports.filter((p) => p.protocol !== "TCP").map((p) => p.port);
+  const routes = routesForPorts(all, ports);
   return [
     ref(
       `${svc.name}.${svc.namespace}.traffic-split${suffix}`,
@@ -119,6 +124,22 @@ function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: str
       -1_000_000,
     ),
   ];
+}
+
+/** Routes without the match blocks whose `port` is none of `ports`; a route left without blocks
+ * goes (as routesForSource does for sourceLabels). With one HTTP port this is exact; with several,
+ * a block naming one of them applies to all in the split (the route policy still checks it). */
+function routesForPorts(routes: readonly HttpRoute[], ports: readonly number[]): HttpRoute[] {
+  const out: HttpRoute[] = [];
+  for (const r of routes) {
+    if (r.match.length === 0 || r.match.every((m) => m.port === undefined)) {
+      out.push(r);
+      continue;
+    }
+    const kept = r.match.filter((m) => m.port === undefined || ports.includes(m.port));
+    if (kept.length) out.push({ ...r, match: kept });
+  }
+  return out;
 }
 
 /** xDS names first-party filters per filter type ("traffic-split"); the filter host keys
