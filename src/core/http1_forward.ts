@@ -39,6 +39,7 @@ import {
 } from "./route_exchange.ts";
 import { dialedHost } from "./endpoints.ts";
 import { beforeUpstream } from "./route_fault.ts";
+import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -117,6 +118,9 @@ export async function forwardRequest(
         const whole = reqFraming.kind === "none" || buffered !== undefined;
         return replyLocal(p, down, ctx, state, abort, keepAlive && !p.draining() && whole);
       }
+    }
+    if (policy?.mirrors && (reqFraming.kind === "none" || buffered !== undefined)) {
+      mirrorRequest(policy.mirrors, ctx, buffered, (r) => p.acquire(r));
     }
     // Retries alone (Istio's default on every route) keep the fast path for a request whose body
     // is already in memory or absent: its first try is made here as without a policy, and only
@@ -309,6 +313,9 @@ async function forwardWithPolicy(
     (policy.retries && !o.streamers.length
       ? await bufferForReplay(o.reader, o.reqFraming, p.maxBody, [...reqTrailers])
       : undefined);
+  if (policy.mirrors && !resume && ctx.requestBody === undefined && replay !== undefined) {
+    mirrorRequest(policy.mirrors, ctx, replay, (r) => p.acquire(r)); // held here for a retry
+  }
   let r: Awaited<ReturnType<typeof exchange>>;
   try {
     r = await exchange(policy, {

@@ -26,6 +26,7 @@ import {
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { beforeUpstream } from "./route_fault.ts";
+import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
 
@@ -142,6 +143,9 @@ async function serveStream(
       if (!(e instanceof TrailersReply)) throw e;
       b.count(e.response.status, ctx);
       return respondLocal(stream, e.response);
+    }
+    if (policy?.mirrors && (plan.empty || plan.buffered)) {
+      mirrorRequest(policy.mirrors, ctx, plan.buffered?.body, (r) => b.acquire(r));
     }
     const status = b.h2Upstream
       ? await forwardH2(

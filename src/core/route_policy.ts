@@ -9,7 +9,7 @@
  * itself, as ztunnel forwards bytes and leaves retries to an L7 proxy. Matches are plain data
  * (config layers build them); regular expressions are compiled once per match object.
  */
-import type { HttpRequestContext } from "./filter_api.ts";
+import type { HttpRequestContext, RouteChoice } from "./filter_api.ts";
 
 export type RouteStringMatch =
   | { readonly exact: string }
@@ -105,6 +105,13 @@ export type RouteReply =
     readonly requestPort?: boolean;
   };
 
+/** A route's request mirror (Istio `mirror`/`mirrors`, Envoy request_mirror_policies). */
+export interface RouteMirror {
+  readonly route: RouteChoice;
+  /** Share of requests mirrored, per million (absent percentage = all). */
+  readonly perMillion: number;
+}
+
 export interface RoutePolicy {
   /** Empty = every request. */
   readonly match: readonly RequestMatch[];
@@ -118,6 +125,8 @@ export interface RoutePolicy {
   readonly fault?: RouteFault;
   /** The route answers the request itself (after its fault). */
   readonly reply?: RouteReply;
+  /** Copies of the request sent elsewhere, not awaited (route_mirror.ts). */
+  readonly mirrors?: readonly RouteMirror[];
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */
@@ -129,7 +138,7 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
  * proxy; a default retry policy alone does not. */
 export function ownPolicy(r: RoutePolicy): boolean {
   return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
-    r.fault !== undefined || r.reply !== undefined;
+    r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -216,7 +225,8 @@ export function routePolicyFor(
   if (!routes) return undefined;
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
-      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply
+      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
+          r.mirrors
         ? r
         : undefined;
     }

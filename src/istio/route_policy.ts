@@ -145,6 +145,10 @@ export function routePolicies(
   const list: RoutePolicy[] = (routes.length ? routes : [undefined]).map((r) => {
     const retries = effectiveRetry(r?.retries, meshDefault);
     const reply = r && routeReplyOf(r);
+    const mirrors = r?.mirrors?.map((m) => ({
+      route: { service: m.destination.host, subset: m.destination.subset },
+      perMillion: Math.round(m.percent * 10_000),
+    }));
     return Object.freeze({
       match: r ? r.match.map(requestMatchOf) : [],
       timeoutMs: r?.timeoutMs,
@@ -152,9 +156,10 @@ export function routePolicies(
       ...(r?.retries === undefined && retries ? { defaultRetries: true } : {}),
       ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
       ...(reply ? { reply } : {}),
+      ...(mirrors?.length ? { mirrors } : {}),
     });
   });
-  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault || r.reply)
+  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors)
     ? list
     : undefined;
 }

@@ -80,6 +80,14 @@ export interface HttpRoute {
   readonly redirect?: HttpRedirect | undefined;
   /** `directResponse` (then `route` is empty). */
   readonly directResponse?: { readonly status: number; readonly body: string } | undefined;
+  /** `mirror` + `mirrorPercentage` (or the deprecated `mirrorPercent`), or `mirrors`. */
+  readonly mirrors?: readonly HttpMirror[] | undefined;
+}
+
+export interface HttpMirror {
+  readonly destination: RouteDestination["destination"];
+  /** 0–100; absent in the VirtualService = 100. */
+  readonly percent: number;
 }
 
 /** Istio HTTPRedirect. */

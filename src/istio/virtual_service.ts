@@ -1,7 +1,7 @@
 /**
  * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
- * directResponse, fault with `percentage` or the deprecated `percent`, timeout, retries) and
- * simple tcp routes. Fields weft has no mechanism for (mirror, rewrite, delegate, ...) are
+ * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
+ * retries) and simple tcp routes. Fields weft has no mechanism for (rewrite, delegate, ...) are
  * rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
@@ -11,6 +11,7 @@ import { RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpMatch,
+  HttpMirror,
   HttpRedirect,
   HttpRetry,
   HttpRoute,
@@ -23,10 +24,6 @@ import type {
 const NOT_IMPLEMENTED = [
   "delegate",
   "rewrite",
-  "mirror",
-  "mirrors",
-  "mirrorPercentage",
-  "mirrorPercent",
   "corsPolicy",
   "headers",
 ];
@@ -66,6 +63,10 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     "retries",
     "redirect",
     "directResponse",
+    "mirror",
+    "mirrors",
+    "mirrorPercentage",
+    "mirrorPercent",
     ...NOT_IMPLEMENTED,
   ]);
   c.unsupported(path, o, NOT_IMPLEMENTED);
@@ -96,7 +97,55 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     retries,
     ...(redirect ? { redirect } : {}),
     ...(directResponse ? { directResponse } : {}),
+    ...mirrorsOf(c, path, o),
   };
+}
+
+/** `mirror` (+ `mirrorPercentage` {value} or the deprecated int `mirrorPercent`; absent = 100 %)
+ * or `mirrors` [{destination, percentage}], as Istio (one or the other). */
+function mirrorsOf(c: Checker, path: string, o: Raw): { mirrors?: HttpMirror[] } {
+  const dest = (p: string, v: unknown): HttpMirror["destination"] => {
+    const d = c.obj(p, v, ["host", "subset", "port"]);
+    const port = c.obj(`${p}.port`, d.port, ["number"]);
+    return {
+      host: c.str(`${p}.host`, d.host),
+      subset: c.optStr(`${p}.subset`, d.subset),
+      port: port.number === undefined
+        ? undefined
+        : c.int(`${p}.port.number`, port.number, undefined, 1, 65535),
+    };
+  };
+  const pct = (p: string, v: unknown): number => {
+    const x = c.obj(p, v, ["value"]);
+    return c.num(`${p}.value`, x.value, 100, 0, 100);
+  };
+  if (o.mirror !== undefined && o.mirrors !== undefined) {
+    c.problems.add(path, "set mirror or mirrors, not both");
+  }
+  if (o.mirror !== undefined) {
+    if (o.mirrorPercentage !== undefined && o.mirrorPercent !== undefined) {
+      c.problems.add(`${path}.mirrorPercent`, "set mirrorPercentage or mirrorPercent");
+    }
+    const percent = o.mirrorPercentage !== undefined
+      ? pct(`${path}.mirrorPercentage`, o.mirrorPercentage)
+      : o.mirrorPercent !== undefined
+      ? c.int(`${path}.mirrorPercent`, o.mirrorPercent, 100, 0, 100)
+      : 100;
+    return { mirrors: [{ destination: dest(`${path}.mirror`, o.mirror), percent }] };
+  }
+  if (o.mirrorPercentage !== undefined || o.mirrorPercent !== undefined) {
+    c.problems.add(path, "mirrorPercentage needs mirror");
+  }
+  if (o.mirrors === undefined) return {};
+  const list = c.list(`${path}.mirrors`, o.mirrors).map((m, i) => {
+    const p = `${path}.mirrors[${i}]`;
+    const mo = c.obj(p, m, ["destination", "percentage"]);
+    return {
+      destination: dest(`${p}.destination`, mo.destination),
+      percent: mo.percentage === undefined ? 100 : pct(`${p}.percentage`, mo.percentage),
+    };
+  });
+  return { mirrors: list };
 }
 
 /** Istio HTTPRedirect: `uri`, `authority`, `scheme`, `port` or `derivePort`, `redirectCode`

@@ -132,6 +132,7 @@ export function fragment(
         ...((r as RouteRule).policy?.defaultRetries ? { defaultRetries: true } : {}),
         ...((r as RouteRule).policy?.fault ? { fault: (r as RouteRule).policy!.fault } : {}),
         ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
+        ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
       }))
       : undefined,
   };

@@ -86,6 +86,9 @@ export function meshDocs(mesh: R): R[] {
                 }
                 : {}),
               ...(r.redirect ? { redirect: r.redirect } : {}),
+              ...(r.mirror ? { mirror: r.mirror } : {}),
+              ...(r.mirrors ? { mirrors: r.mirrors } : {}),
+              ...(r.mirrorPercentage ? { mirrorPercentage: r.mirrorPercentage } : {}),
               ...(r.directResponse ? { directResponse: r.directResponse } : {}),
               ...(r.fault ? { fault: r.fault } : {}),
               ...(r.timeout ? { timeout: r.timeout } : {}),

@@ -106,6 +106,11 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
         case: "route" as const,
         value: {
           ...routePolicy(r, s.defaultRetry),
+          // Istio's mirror(s): request_mirror_policies, the percentage per million.
+          requestMirrorPolicies: (r.mirrors ?? []).map((mr) => ({
+            cluster: `outbound|${mr.port ?? port}|${mr.subset ?? ""}|${mr.host}`,
+            runtimeFraction: { defaultValue: percent(mr.percent) },
+          })),
           clusterSpecifier: r.route.length === 1
             ? { case: "cluster" as const, value: cluster(r.route[0]!) }
             : {

@@ -56,6 +56,13 @@ export interface MeshRoute {
   /** Istio `redirect` / `directResponse` (then `route` is empty). */
   readonly redirect?: HttpRoute["redirect"];
   readonly directResponse?: HttpRoute["directResponse"];
+  /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
+  readonly mirrors?: readonly {
+    readonly host: string;
+    readonly subset: string | undefined;
+    readonly port: number | undefined;
+    readonly percent: number;
+  }[];
 }
 
 export interface MeshPlugin {
@@ -435,6 +442,18 @@ function httpRoutes(
     retries: h.retries,
     ...(h.redirect ? { redirect: h.redirect } : {}),
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
+    ...(h.mirrors
+      ? {
+        mirrors: destinationsOf(
+          vs,
+          `spec.http[${i}].mirror`,
+          h.mirrors.map((m) => ({ destination: m.destination, weight: 0 })),
+          subsets,
+          byHost,
+          problems,
+        ).map((d, j) => ({ ...d, percent: h.mirrors![j]!.percent })),
+      }
+      : {}),
     route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
   }));
 }

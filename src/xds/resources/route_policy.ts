@@ -12,6 +12,7 @@ import {
   RETRY_CONDITIONS,
   type RetryPolicy,
   type RouteFault,
+  type RouteMirror,
   type RouteReply,
   type RouteStringMatch,
 } from "../../core/mod.ts";
@@ -27,6 +28,8 @@ export interface RulePolicy {
   readonly fault?: RouteFault;
   /** RouteAction redirect / direct_response: the route answers itself. */
   readonly reply?: RouteReply;
+  /** request_mirror_policies. */
+  readonly mirrors?: readonly RouteMirror[];
   /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
    * no retries): it does not by itself send the port through the L7 proxy. */
   readonly defaultRetries?: boolean;
@@ -142,6 +145,29 @@ export function routeReplyOfAction(r: Route, what: string): RouteReply | undefin
   };
 }
 
+/** request_mirror_policies → mirrors: the cluster name's service and subset (Istio's
+ * `outbound|<port>|<subset>|<fqdn>`; another name is taken as a service host), the runtime
+ * fraction's default (absent = every request, S7). cluster_header is refused. */
+export function mirrorsOf(a: RouteAction, what: string): RouteMirror[] {
+  return a.requestMirrorPolicies.map((m) => {
+    if (!m.cluster) {
+      throw invalid(what, "request mirror without a cluster (cluster_header unsupported)");
+    }
+    const parts = m.cluster.split("|");
+    const [service, subset] = parts.length === 4
+      ? [parts[3]!, parts[2] || undefined]
+      : [m.cluster, undefined];
+    const f = m.runtimeFraction?.defaultValue;
+    const perMillion = f
+      ? Math.min(1_000_000, f.numerator * ([10_000, 100, 1][f.denominator] ?? NaN))
+      : 1_000_000;
+    if (!Number.isFinite(perMillion)) {
+      throw invalid(what, "request mirror fraction: unknown denominator");
+    }
+    return { route: { service, subset }, perMillion };
+  });
+}
+
 export function rulePolicyOf(
   a: RouteAction | undefined,
   what: string,
@@ -190,13 +216,17 @@ export function rulePolicyOf(
         rp.retriableStatusCodes.every((c) => c === 503) && !perTry && !base;
     }
   }
-  if (timeoutMs === undefined && retries === undefined && !fault && !reply) return undefined;
+  const mirrors = a.requestMirrorPolicies?.length ? mirrorsOf(a, what) : undefined;
+  if (timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors) {
+    return undefined;
+  }
   return {
     timeoutMs,
     retries,
     ...(defaulted ? { defaultRetries: true } : {}),
     ...(fault ? { fault } : {}),
     ...(reply ? { reply } : {}),
+    ...(mirrors ? { mirrors } : {}),
   };
 }
 
