@@ -69,6 +69,7 @@ const STANDALONE = [
   "VirtualService",
   "DestinationRule",
   "MeshConfig (its defaultHttpRetryPolicy)",
+  "HTTPRoute (GAMMA: parentRefs a Service)",
 ];
 
 function readDir(dir: string): SourceText[] {

@@ -1,5 +1,6 @@
 /** Istio and Kubernetes objects after validation: frozen, defaulted, in Istio's own names. */
 import type { AuthorizationPolicy } from "../core/mod.ts";
+import type { GatewayHttpRoute } from "./http_route.ts";
 
 export interface ObjectMeta {
   readonly name: string;
@@ -259,7 +260,8 @@ export type IstioObject =
   | KubeService
   | Pod
   | EndpointSlice
-  | MeshConfig;
+  | MeshConfig
+  | GatewayHttpRoute;
 
 /** Every object of a set of files, by kind, in file order. */
 export interface IstioResources {

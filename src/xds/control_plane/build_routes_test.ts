@@ -101,3 +101,36 @@ Deno.test("control plane: MeshConfig defaultHttpRetryPolicy replaces the default
     undefined,
   ]);
 });
+
+Deno.test("control plane: an HTTPRoute on a Service (GAMMA) becomes its routes, in Gateway API precedence", () => {
+  const base = meshManifestsFromYaml(compactMeshYaml(10));
+  const route = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r, namespace: default }
+spec:
+  parentRefs: [{ kind: Service, name: web, port: 80 }]
+  rules:
+    - matches: [{ path: { value: /a } }]
+      backendRefs: [{ name: web, port: 80, weight: 3 }, { name: echo, port: 80 }]
+    - matches: [{ path: { type: Exact, value: /a/b } }]
+      backendRefs: [{ name: web, port: 80 }]
+    - matches: [{ path: { value: /none } }]
+`;
+  const rc = routesOf(`${base}\n---\n${web.split("---")[0]}\n---\n${route}`, "web");
+  const rs = rc.virtualHosts[0]!.routes;
+  const path = (r: (typeof rs)[number]) => r.match?.pathSpecifier;
+  assert.deepEqual(rs.map((r) => [path(r)?.case, r.action.case]), [
+    ["path", "route"], // the exact match first
+    ["safeRegex", "directResponse"], // then the longer prefix (/none: no backends, 500)
+    ["safeRegex", "route"], // /a as whole path elements
+  ]);
+  const w = rs[2]!.action.case === "route" ? rs[2]!.action.value.clusterSpecifier : undefined;
+  assert.deepEqual(
+    w?.case === "weightedClusters" ? w.value.clusters.map((c) => [c.name, c.weight]) : [],
+    [["outbound|80||web.default.svc.cluster.local", 3], [
+      "outbound|80||echo.default.svc.cluster.local",
+      1,
+    ]],
+  );
+});
