@@ -127,8 +127,6 @@ function backendRef(c: Checker, path: string, v: unknown, ns: string, extra: str
   };
 }
 
-const UNSUPPORTED_FILTERS = ["URLRewrite", "RequestHeaderModifier", "ResponseHeaderModifier"];
-
 function filters(c: Checker, path: string, v: unknown, ns: string) {
   let redirect: HttpRedirect | undefined;
   const mirrors: HttpMirror[] = [];
