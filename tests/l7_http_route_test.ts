@@ -127,6 +127,14 @@ async function run(runtime: string | undefined): Promise<void> {
         },
       ]),
       httpRoute("older", "2026-01-01T00:00:00Z", [
+        {
+          matches: [{ path: { value: "/rw" } }],
+          filters: [{
+            type: "URLRewrite",
+            urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+          }],
+          backendRefs: [backend("svc-a")],
+        },
         { matches: [{ path: { value: "/hdr" } }], backendRefs: [backend("svc-a")] },
         { matches: [{ path: { value: "/api" }, method: "POST" }], backendRefs: [backend("svc-b")] },
         {
@@ -167,6 +175,9 @@ async function run(runtime: string | undefined): Promise<void> {
     // S22: timeouts.request.
     const slow = await call(vip, "/slow", from, { headers: {} });
     assertEquals(slow.status, 200); // the workload answers at once
+    // S21: URLRewrite ReplacePrefixMatch "/" drops the matched path element.
+    assertEquals(JSON.parse((await call(vip, "/rw/x?y=1", from)).body).path, "/x?y=1");
+    assertEquals(JSON.parse((await call(vip, "/rw", from)).body).path, "/");
     // S20: no match → 404.
     assertEquals((await call(vip, "/elsewhere", from)).status, 404);
   } finally {

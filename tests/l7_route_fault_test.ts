@@ -91,6 +91,11 @@ function faultRoutes(host: string) {
       route: route(host),
     },
     { match: at("/plain"), route: route(host) },
+    {
+      match: at("/rw"),
+      rewrite: { uri: "/new", authority: "rewritten.example" },
+      route: route(host),
+    },
     { match: at("/moved"), redirect: { uri: "/new", authority: "example.com", redirectCode: 302 } },
     { match: at("/secure"), redirect: { scheme: "https" } },
     { match: at("/direct"), directResponse: { status: 429, body: { string: "slow down" } } },
@@ -122,6 +127,10 @@ async function checkFaults(vip: string, from: string, hits: () => number): Promi
   // Other routes are untouched by those faults; no route matches → Envoy's 404.
   assertEquals((await call(vip, "/plain", from)).status, 200);
   assertEquals((await call(vip, "/other", from)).status, 404);
+  // S12: rewrite — the matched prefix and the authority, the query kept.
+  const rw = await call(vip, "/rw/x?q=1", from);
+  const seen = JSON.parse(rw.body);
+  assertEquals([rw.status, seen.path, seen.headers.host], [200, "/new/x?q=1", "rewritten.example"]);
   // S12: redirect (the request's query kept, Envoy's path_redirect) and direct response.
   const before2 = hits();
   const moved = await call(vip, "/moved/x?a=1", from);

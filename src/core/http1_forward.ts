@@ -38,7 +38,7 @@ import {
   statusOf,
 } from "./route_exchange.ts";
 import { dialedHost } from "./endpoints.ts";
-import { beforeUpstream } from "./route_fault.ts";
+import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
@@ -103,12 +103,13 @@ export async function forwardRequest(
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
     const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : NO_STREAMERS;
     if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-    const reqHead = receivedRequestHead(ctx) ??
-      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
-    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    if (policy?.rewrite) rewriteRequest(policy, ctx);
+    const reqHead = receivedRequestHead(ctx) ??
+      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
     if (policy?.fault || policy?.reply) {
       // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
       const f = beforeUpstream(policy, ctx);

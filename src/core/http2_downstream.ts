@@ -25,7 +25,7 @@ import {
   respondLocal,
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
-import { beforeUpstream } from "./route_fault.ts";
+import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { TrailersReply } from "./trailers.ts";
@@ -126,6 +126,7 @@ async function serveStream(
       return respondLocal(stream, verdict.response);
     }
     const policy = b.routePolicy?.(ctx);
+    if (policy?.rewrite) rewriteRequest(policy, ctx);
     if (policy?.fault || policy?.reply) {
       // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
       const f = beforeUpstream(policy, ctx);
@@ -159,7 +160,7 @@ async function serveStream(
         policy,
         b.maxReplayBytes,
       )
-      : await forwardH1(b, stream, ctx, verdict.route, chain, plan);
+      : await forwardH1(b, stream, ctx, verdict.route, chain, plan, policy);
     b.count(status, ctx);
   } finally {
     chain.onDone(ctx);

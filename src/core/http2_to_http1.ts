@@ -51,8 +51,8 @@ export async function forwardH1(
   route: RouteChoice | undefined,
   chain: FilterChain,
   first: RequestPlan,
+  policy: RoutePolicy | undefined = b.routePolicy?.(ctx),
 ): Promise<number> {
-  const policy = b.routePolicy?.(ctx);
   const plan = policy?.retries ? await holdForReplay(b, ctx, first) : first;
   const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
   if (!ctx.requestHeaders.has("host")) out.unshift(["host", ctx.authority]);

@@ -97,3 +97,32 @@ export function beforeUpstream(
   if (f instanceof Promise) return reply ? f.then((a) => a ?? routeReply(reply, ctx)) : f;
   return f ?? (reply ? routeReply(reply, ctx) : undefined);
 }
+
+/** Applies the route's rewrite to the request before it goes upstream: the uri prefix the
+ * request matched (the first of the route's prefix matches the path starts with), or the whole
+ * path, keeping the query (Envoy's prefix_rewrite); the authority and Host
+ * (host_rewrite_literal). */
+export function rewriteRequest(policy: RoutePolicy, ctx: HttpRequestContext): void {
+  const rw = policy.rewrite;
+  if (!rw) return;
+  const c = ctx as { path: string; authority: string };
+  if (rw.uri !== undefined) {
+    const q = ctx.path.indexOf("?");
+    const path = q < 0 ? ctx.path : ctx.path.slice(0, q);
+    const query = q < 0 ? "" : ctx.path.slice(q);
+    let prefix = rw.prefix !== undefined && path.startsWith(rw.prefix) ? rw.prefix : undefined;
+    for (const m of rw.prefix !== undefined ? [] : policy.match) {
+      const u = m.uri;
+      if (u && "prefix" in u && path.startsWith(u.prefix)) {
+        prefix = u.prefix;
+        break;
+      }
+    }
+    const next = prefix !== undefined ? rw.uri + path.slice(prefix.length) : rw.uri;
+    c.path = (next.startsWith("/") ? next : "/" + next) + query;
+  }
+  if (rw.authority !== undefined) {
+    c.authority = rw.authority;
+    if (ctx.requestHeaders.has("host")) ctx.requestHeaders.set("host", rw.authority);
+  }
+}

@@ -112,6 +112,18 @@ export interface RouteMirror {
   readonly perMillion: number;
 }
 
+/** A route's request rewrite (Istio `rewrite`, Gateway API URLRewrite, Envoy prefix_rewrite and
+ * host_rewrite_literal): route_fault.ts `rewriteRequest`. */
+export interface RouteRewrite {
+  /** Replaces `prefix` (or the route's matched uri prefix), else the whole path; the query
+   * stays. */
+  readonly uri?: string;
+  /** The prefix `uri` replaces, when not the route's prefix match (Gateway API
+   * ReplacePrefixMatch, RouteAction regex_rewrite `^<prefix>`). */
+  readonly prefix?: string;
+  readonly authority?: string;
+}
+
 export interface RoutePolicy {
   /** Empty = every request. */
   readonly match: readonly RequestMatch[];
@@ -127,6 +139,8 @@ export interface RoutePolicy {
   readonly reply?: RouteReply;
   /** Copies of the request sent elsewhere, not awaited (route_mirror.ts). */
   readonly mirrors?: readonly RouteMirror[];
+  /** The request as it goes upstream (and to mirrors): path and authority rewritten. */
+  readonly rewrite?: RouteRewrite;
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */
@@ -138,7 +152,8 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
  * proxy; a default retry policy alone does not. */
 export function ownPolicy(r: RoutePolicy): boolean {
   return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
-    r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined;
+    r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined ||
+    r.rewrite !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -226,7 +241,7 @@ export function routePolicyFor(
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
       return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
-          r.mirrors
+          r.mirrors || r.rewrite
         ? r
         : undefined;
     }

@@ -7,8 +7,8 @@
  * and the match order), so the first match wins as in a VirtualService and a request no rule
  * matches gets 404. backendRefs weights are relative (default 1, 0 = none); a rule without a
  * backend that can take traffic answers 500; filters RequestRedirect and RequestMirror are
- * supported, `timeouts.request` is the route timeout (`0s` = none). Gateway parents, URLRewrite,
- * header modifiers, `timeouts.backendRequest`, `retry` and `sessionPersistence` are refused with
+ * supported, `timeouts.request` is the route timeout (`0s` = none), URLRewrite (hostname, full
+ * path or prefix). Gateway parents, header modifiers, `timeouts.backendRequest`, `retry` and `sessionPersistence` are refused with
  * their path. Invalid references to unknown Services are reported by whoever resolves hosts (the
  * weft.yaml loader, the control plane) instead of answering 500 for their share.
  */
@@ -39,6 +39,9 @@ interface GatewayRule {
   readonly matches: readonly { match: HttpMatch; path: PathMatch }[];
   readonly route: readonly RouteDestination[];
   readonly redirect: HttpRedirect | undefined;
+  readonly rewrite: { uri?: string; authority?: string } | undefined;
+  /** The rewrite's uri replaces the matched PathPrefix (ReplacePrefixMatch). */
+  readonly prefixMatch: boolean;
   readonly mirrors: readonly HttpMirror[];
   readonly timeoutMs: number | undefined;
 }
@@ -129,10 +132,18 @@ function backendRef(c: Checker, path: string, v: unknown, ns: string, extra: str
 
 function filters(c: Checker, path: string, v: unknown, ns: string) {
   let redirect: HttpRedirect | undefined;
+  let rewrite: { uri?: string; authority?: string } | undefined;
+  let prefixMatch = false;
   const mirrors: HttpMirror[] = [];
   c.list(path, v).forEach((x, i) => {
     const p = `${path}[${i}]`;
-    const o = c.obj(p, x, ["type", "requestRedirect", "requestMirror", ...UNSUPPORTED_KEYS]);
+    const o = c.obj(p, x, [
+      "type",
+      "requestRedirect",
+      "requestMirror",
+      "urlRewrite",
+      ...UNSUPPORTED_KEYS,
+    ]);
     const type = c.str(`${p}.type`, o.type);
     if (type === "RequestRedirect") {
       const r = c.obj(`${p}.requestRedirect`, o.requestRedirect, [
@@ -186,11 +197,38 @@ function filters(c: Checker, path: string, v: unknown, ns: string) {
         percent = Math.min(100, (100 * num) / den);
       }
       mirrors.push({ destination: b.destination, percent });
+    } else if (type === "URLRewrite") {
+      const r = c.obj(`${p}.urlRewrite`, o.urlRewrite, ["hostname", "path"]);
+      let uri: string | undefined;
+      if (r.path !== undefined) {
+        const rp = c.obj(`${p}.urlRewrite.path`, r.path, [
+          "type",
+          "replaceFullPath",
+          "replacePrefixMatch",
+        ]);
+        prefixMatch = rp.type === "ReplacePrefixMatch";
+        if (!prefixMatch && rp.type !== "ReplaceFullPath") {
+          c.problems.add(
+            `${p}.urlRewrite.path.type`,
+            "must be ReplaceFullPath or ReplacePrefixMatch",
+          );
+        }
+        uri = c.str(
+          `${p}.urlRewrite.path.${prefixMatch ? "replacePrefixMatch" : "replaceFullPath"}`,
+          prefixMatch ? rp.replacePrefixMatch : rp.replaceFullPath,
+        );
+      }
+      const authority = c.optStr(`${p}.urlRewrite.hostname`, r.hostname);
+      rewrite = {
+        ...(uri !== undefined ? { uri } : {}),
+        ...(authority !== undefined ? { authority } : {}),
+      };
     } else {
       c.problems.add(`${p}.type`, `${type} is not supported by weft`);
     }
   });
-  return { redirect, mirrors };
+  if (rewrite && redirect) c.problems.add(path, "URLRewrite and RequestRedirect are exclusive");
+  return { redirect, mirrors, rewrite, prefixMatch };
 }
 const UNSUPPORTED_KEYS = [
   "urlRewrite",
@@ -250,11 +288,23 @@ export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
       matches,
       route,
       redirect: f.redirect,
+      rewrite: f.rewrite,
+      prefixMatch: f.prefixMatch,
       mirrors: f.mirrors,
       timeoutMs: timeout > 0 ? timeout : undefined,
     };
   });
   return { kind: "HTTPRoute", meta: m, created, parents, rules };
+}
+
+/** A rule's URLRewrite for one of its matches: ReplacePrefixMatch replaces that match's prefix
+ * (whole path elements; a trailing "/" of the replacement is not doubled). */
+function rewriteFor(rule: GatewayRule, p: PathMatch) {
+  const rw = rule.rewrite!;
+  if (!rule.prefixMatch || rw.uri === undefined) return rw;
+  const prefix = p.type === "PathPrefix" ? p.value.replace(/\/+$/, "") : undefined;
+  if (prefix === undefined) return rw;
+  return { ...rw, uri: rw.uri === "/" && prefix !== "" ? "" : rw.uri, prefix };
 }
 
 /** The key a (route, rule, match) sorts by: Gateway API's precedence, most specific first. */
@@ -299,6 +349,7 @@ export function gatewayVirtualServices(routes: readonly GatewayHttpRoute[]): Vir
               // No backend can take the traffic (none, or all weight 0): 500 (S19).
               ...(answers500 ? { directResponse: { status: 500, body: "" } } : {}),
               ...(rule.mirrors.length ? { mirrors: rule.mirrors } : {}),
+              ...(rule.rewrite ? { rewrite: rewriteFor(rule, path) } : {}),
             },
           });
         });

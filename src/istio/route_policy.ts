@@ -157,9 +157,12 @@ export function routePolicies(
       ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
       ...(reply ? { reply } : {}),
       ...(mirrors?.length ? { mirrors } : {}),
+      ...(r?.rewrite ? { rewrite: r.rewrite } : {}),
     });
   });
-  return list.some((r) => r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors)
+  return list.some((r) =>
+      r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite
+    )
     ? list
     : undefined;
 }

@@ -81,6 +81,10 @@ export interface HttpRoute {
   readonly redirect?: HttpRedirect | undefined;
   /** `directResponse` (then `route` is empty). */
   readonly directResponse?: { readonly status: number; readonly body: string } | undefined;
+  /** `rewrite` (uri, authority); `prefix`: what `uri` replaces (Gateway API ReplacePrefixMatch). */
+  readonly rewrite?:
+    | { readonly uri?: string; readonly authority?: string; readonly prefix?: string }
+    | undefined;
   /** `mirror` + `mirrorPercentage` (or the deprecated `mirrorPercent`), or `mirrors`. */
   readonly mirrors?: readonly HttpMirror[] | undefined;
 }

@@ -1,8 +1,8 @@
 /**
  * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
  * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
- * retries) and simple tcp routes. Fields weft has no mechanism for (rewrite, delegate, ...) are
- * rejected with their path.
+ * retries, `rewrite` (uri, authority)) and simple tcp routes. Fields weft has no mechanism for
+ * (uriRegexRewrite, delegate, ...) are rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
@@ -23,7 +23,6 @@ import type {
 
 const NOT_IMPLEMENTED = [
   "delegate",
-  "rewrite",
   "corsPolicy",
   "headers",
 ];
@@ -67,6 +66,7 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     "mirrors",
     "mirrorPercentage",
     "mirrorPercent",
+    "rewrite",
     ...NOT_IMPLEMENTED,
   ]);
   c.unsupported(path, o, NOT_IMPLEMENTED);
@@ -98,6 +98,31 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     ...(redirect ? { redirect } : {}),
     ...(directResponse ? { directResponse } : {}),
     ...mirrorsOf(c, path, o),
+    ...rewriteOf(c, path, o),
+  };
+}
+
+/** Istio HTTPRewrite: `uri` (replaces the matched prefix, or the path), `authority`;
+ * `uriRegexRewrite` is refused. It cannot go with `redirect`. */
+function rewriteOf(
+  c: Checker,
+  path: string,
+  o: Raw,
+): { rewrite?: { uri?: string; authority?: string } } {
+  if (o.rewrite === undefined) return {};
+  const p = `${path}.rewrite`;
+  const r = c.obj(p, o.rewrite, ["uri", "authority", "uriRegexRewrite"]);
+  c.unsupported(p, r, ["uriRegexRewrite"]);
+  if (o.redirect !== undefined) {
+    c.problems.add(p, "rewrite cannot be used with redirect (as Istio)");
+  }
+  const uri = c.optStr(`${p}.uri`, r.uri);
+  const authority = c.optStr(`${p}.authority`, r.authority);
+  return {
+    rewrite: {
+      ...(uri !== undefined ? { uri } : {}),
+      ...(authority !== undefined ? { authority } : {}),
+    },
   };
 }
 

@@ -133,6 +133,7 @@ export function fragment(
         ...((r as RouteRule).policy?.fault ? { fault: (r as RouteRule).policy!.fault } : {}),
         ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
         ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
+        ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
       }))
       : undefined,
   };

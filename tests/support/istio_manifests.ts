@@ -87,6 +87,7 @@ export function meshDocs(mesh: R): R[] {
                 : {}),
               ...(r.redirect ? { redirect: r.redirect } : {}),
               ...(r.mirror ? { mirror: r.mirror } : {}),
+              ...(r.rewrite ? { rewrite: r.rewrite } : {}),
               ...(r.mirrors ? { mirrors: r.mirrors } : {}),
               ...(r.mirrorPercentage ? { mirrorPercentage: r.mirrorPercentage } : {}),
               ...(r.directResponse ? { directResponse: r.directResponse } : {}),

@@ -106,6 +106,7 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
         case: "route" as const,
         value: {
           ...routePolicy(r, s.defaultRetry),
+          ...rewriteAction(r, m),
           // Istio's mirror(s): request_mirror_policies, the percentage per million.
           requestMirrorPolicies: (r.mirrors ?? []).map((mr) => ({
             cluster: `outbound|${mr.port ?? port}|${mr.subset ?? ""}|${mr.host}`,
@@ -127,6 +128,33 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
     name: listenerName(s, port),
     virtualHosts: [{ name: listenerName(s, port), domains, routes }],
   });
+}
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Istio `rewrite` → RouteAction: `uri` as prefix_rewrite on a prefix match (Envoy swaps the
+ * matched prefix), else as regex_rewrite of `^<prefix>` (Gateway API ReplacePrefixMatch) or of the
+ * whole path; `authority` as host_rewrite_literal. */
+function rewriteAction(r: MeshRoute, m: HttpMatch | undefined) {
+  const rw = r.rewrite;
+  if (!rw) return {};
+  const uri = rw.uri;
+  const prefix = rw.prefix ?? m?.uri?.prefix;
+  return {
+    ...(uri === undefined
+      ? {}
+      : rw.prefix === undefined && m?.uri?.prefix !== undefined
+      ? { prefixRewrite: uri }
+      : {
+        regexRewrite: {
+          pattern: { regex: prefix !== undefined ? `^${escapeRe(prefix)}` : "^.*$" },
+          substitution: uri,
+        },
+      }),
+    ...(rw.authority !== undefined
+      ? { hostRewriteSpecifier: { case: "hostRewriteLiteral" as const, value: rw.authority } }
+      : {}),
+  };
 }
 
 /** Istio's redirect codes → Envoy's RedirectResponseCode (istiod's translateRedirect; others are

@@ -56,6 +56,7 @@ export interface MeshRoute {
   /** Istio `redirect` / `directResponse` (then `route` is empty). */
   readonly redirect?: HttpRoute["redirect"];
   readonly directResponse?: HttpRoute["directResponse"];
+  readonly rewrite?: HttpRoute["rewrite"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -442,6 +443,7 @@ function httpRoutes(
     retries: h.retries,
     ...(h.redirect ? { redirect: h.redirect } : {}),
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
+    ...(h.rewrite ? { rewrite: h.rewrite } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(

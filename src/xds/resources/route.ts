@@ -173,7 +173,7 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
   if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action
   const spec = r.action.value.clusterSpecifier;
   const { overrides, fault } = overridesOf(r, what);
-  const policy = rulePolicyOf(r.action.value, what, fault);
+  const policy = rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what));
   const withPolicy = <T extends object>(rule: T) => (policy ? { ...rule, policy } : rule);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");

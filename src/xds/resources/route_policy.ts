@@ -14,6 +14,7 @@ import {
   type RouteFault,
   type RouteMirror,
   type RouteReply,
+  type RouteRewrite,
   type RouteStringMatch,
 } from "../../core/mod.ts";
 import type { Route } from "../gen/envoy/config/route/v3/route_components_pb.ts";
@@ -30,6 +31,8 @@ export interface RulePolicy {
   readonly reply?: RouteReply;
   /** request_mirror_policies. */
   readonly mirrors?: readonly RouteMirror[];
+  /** prefix_rewrite / regex_rewrite / host_rewrite_literal. */
+  readonly rewrite?: RouteRewrite;
   /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
    * no retries): it does not by itself send the port through the L7 proxy. */
   readonly defaultRetries?: boolean;
@@ -168,11 +171,63 @@ export function mirrorsOf(a: RouteAction, what: string): RouteMirror[] {
   });
 }
 
+/** A literal regex prefix `^<escaped text>` → the text, or undefined. */
+function literalPrefix(re: string): string | undefined {
+  if (!re.startsWith("^")) return undefined;
+  let out = "";
+  for (let i = 1; i < re.length; i++) {
+    const ch = re[i]!;
+    if (ch === "\\") {
+      const n = re[++i];
+      if (n === undefined || /[A-Za-z0-9]/.test(n)) return undefined;
+      out += n;
+    } else if (/[.*+?^${}()|[\]]/.test(ch)) return undefined;
+    else out += ch;
+  }
+  return out;
+}
+
+/** The RouteAction's path and host rewrite, with the route's own prefix match (`matchPrefix`;
+ * undefined for a path or regex match). Rewrites weft cannot make are refused. */
+export function rewriteOf(
+  a: RouteAction,
+  what: string,
+  matchPrefix: string | undefined,
+  exactPath: boolean,
+): RouteRewrite | undefined {
+  let uri: string | undefined, prefix: string | undefined;
+  if (a.prefixRewrite) {
+    if (matchPrefix === undefined && !exactPath) {
+      throw invalid(what, "prefix_rewrite needs a prefix or path match");
+    }
+    uri = a.prefixRewrite;
+    prefix = matchPrefix;
+  } else if (a.regexRewrite) {
+    const re = a.regexRewrite.pattern?.regex ?? "";
+    uri = a.regexRewrite.substitution;
+    if (re !== "^.*$" && re !== ".*") {
+      prefix = literalPrefix(re);
+      if (prefix === undefined) {
+        throw invalid(what, `regex_rewrite ${JSON.stringify(re)}: only ^<literal prefix> or ^.*$`);
+      }
+    }
+  }
+  const h = a.hostRewriteSpecifier;
+  const authority = h.case === "hostRewriteLiteral" ? h.value : undefined;
+  if (uri === undefined && authority === undefined) return undefined;
+  return {
+    ...(uri !== undefined ? { uri } : {}),
+    ...(prefix !== undefined ? { prefix } : {}),
+    ...(authority !== undefined ? { authority } : {}),
+  };
+}
+
 export function rulePolicyOf(
   a: RouteAction | undefined,
   what: string,
   fault?: RouteFault,
   reply?: RouteReply,
+  match?: { readonly prefix?: string; readonly path?: string },
 ): RulePolicy | undefined {
   if (!a) {
     // A route that answers itself: no upstream, so no timeout or retries.
@@ -217,7 +272,12 @@ export function rulePolicyOf(
     }
   }
   const mirrors = a.requestMirrorPolicies?.length ? mirrorsOf(a, what) : undefined;
-  if (timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors) {
+  const rewrite = a.hostRewriteSpecifier
+    ? rewriteOf(a, what, match?.prefix, match?.path !== undefined)
+    : undefined;
+  if (
+    timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors && !rewrite
+  ) {
     return undefined;
   }
   return {
@@ -227,6 +287,7 @@ export function rulePolicyOf(
     ...(fault ? { fault } : {}),
     ...(reply ? { reply } : {}),
     ...(mirrors ? { mirrors } : {}),
+    ...(rewrite ? { rewrite } : {}),
   };
 }
 
