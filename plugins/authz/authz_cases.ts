@@ -148,16 +148,63 @@ spec:
     ],
   },
   {
-    id: "A17",
-    title: "hosts match case-insensitively (also without the authority's port)",
+    id: "A16-template",
+    title: "paths with {*} / {**} are Envoy URI templates (one segment / the rest)",
     policies: `
 metadata: {name: p, namespace: default}
-spec: {rules: [{to: [{operation: {hosts: ["Example.COM", "*.svc.cluster.local"]}}]}]}`,
+spec:
+  rules:
+  - to: [{operation: {paths: ["/users/{*}/orders", "/files/{**}", "/docs/{*}.pdf"]}}]`,
+    requests: [
+      [{ path: "/users/42/orders" }, "allow"],
+      [{ path: "/users/42/orders?x=1" }, "allow"],
+      [{ path: "/users//orders" }, "deny", "none"],
+      [{ path: "/users/4/2/orders" }, "deny", "none"],
+      [{ path: "/files/a/b/c.txt" }, "allow"],
+      [{ path: "/files/" }, "allow"],
+      [{ path: "/files" }, "deny", "none"],
+      [{ path: "/docs/a.pdf" }, "allow"],
+      [{ path: "/docs/a/b.pdf" }, "deny", "none"],
+      [{ path: "/docs/.pdf" }, "deny", "none"],
+    ],
+  },
+  {
+    id: "A16-template-deny",
+    title: "a DENY on a URI template with notPaths",
+    policies: `
+metadata: {name: d, namespace: default}
+spec: {action: DENY, rules: [{to: [{operation: {notPaths: ["/api/{*}/health"]}}]}]}`,
+    requests: [
+      [{ path: "/api/v1/health" }, "allow"],
+      [{ path: "/api/v1/admin" }, "deny", "ns[default]-policy[d]-rule[0]"],
+    ],
+  },
+  {
+    id: "A17",
+    // An exact host is the exact authority: "example.com" does not match "example.com:8080"
+    // (Istio security best practices, "Writing host match policies": add "example.com:*").
+    title: "hosts match case-insensitively, the authority as sent (port included)",
+    policies: `
+metadata: {name: p, namespace: default}
+spec: {rules: [{to: [{operation: {hosts: ["Example.COM", "*.svc.cluster.local", "api.io:*"]}}]}]}`,
     requests: [
       [{ authority: "example.com" }, "allow"],
-      [{ authority: "EXAMPLE.com:8080" }, "allow"],
+      [{ authority: "EXAMPLE.com:8080" }, "deny", "none"],
       [{ authority: "reviews.default.SVC.cluster.local" }, "allow"],
+      [{ authority: "reviews.default.svc.cluster.local:80" }, "deny", "none"],
+      [{ authority: "API.io:443" }, "allow"],
       [{ authority: "other.com" }, "deny", "none"],
+    ],
+  },
+  {
+    id: "A17-notHosts",
+    title: "notHosts in a DENY: a port on the authority does not make it the listed host",
+    policies: `
+metadata: {name: p, namespace: default}
+spec: {action: DENY, rules: [{to: [{operation: {notHosts: ["good.com"]}}]}]}`,
+    requests: [
+      [{ authority: "GOOD.com" }, "allow"],
+      [{ authority: "good.com:80" }, "deny", "ns[default]-policy[p]-rule[0]"],
     ],
   },
   {

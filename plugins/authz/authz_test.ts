@@ -162,6 +162,11 @@ Deno.test("authz config errors reject the generation (CUSTOM, unknown when key, 
     ],
     [{ name: "p", rules: [{ to: [{ ports: ["http"] }] }] }, /ports\[0\]: must be a port 1-65535/],
     [{ name: "p", action: "CUSTOM" }, /CUSTOM/],
+    [
+      { name: "p", rules: [{ to: [{ paths: ["/a/{**}/{*}"] }] }] },
+      /paths\[0\]: \{\*\*\} must be the last operator/,
+    ],
+    [{ name: "p", rules: [{ to: [{ paths: ["/a/{*}*"] }] }] }, /only \{\*\} and \{\*\*\}/],
   ] as const;
   for (const [policy, re] of bad) {
     await assert.rejects(loadPlugin("authz", AUTHZ_SOURCES, { policies: [policy] }), re);

@@ -141,6 +141,21 @@ function refuseOthers(c: Checker, r: IstioResources): void {
   }
 }
 
+/** Whether some `spec.match` entry selects this direction (CLIENT → outbound, SERVER → inbound,
+ * CLIENT_AND_SERVER → both) on one of the service's ports (no ports: any); no entry: all. */
+function selects(
+  p: WasmPlugin,
+  direction: "inbound" | "outbound",
+  ports: readonly { port: number }[],
+): boolean {
+  if (p.match.length === 0) return true;
+  const mode = direction === "outbound" ? "CLIENT" : "SERVER";
+  return p.match.some((m) =>
+    (m.mode === mode || m.mode === "CLIENT_AND_SERVER") &&
+    (m.ports.length === 0 || ports.some((x) => m.ports.includes(x.port)))
+  );
+}
+
 /** The service's WasmPlugins as weft.yaml plugin entries: CLIENT → outbound, SERVER → inbound,
  * CLIENT_AND_SERVER (or no match) → both. */
 export function wasmPluginsFor(
@@ -155,18 +170,15 @@ export function wasmPluginsFor(
   const out: PluginConfig[] = [];
   for (const p of plugins) {
     if (p.meta.namespace !== svc.namespace && p.meta.namespace !== "istio-system") continue;
-    const byRef = p.targetRefs.length > 0 && p.targetRefs.some((t) => t.name === svc.name);
+    // targetRefs name a Service of the plugin's own namespace (even from the root namespace).
+    const byRef = p.targetRefs.length > 0 && p.meta.namespace === svc.namespace &&
+      p.targetRefs.some((t) => t.name === svc.name);
     const bySelector = p.targetRefs.length === 0 &&
       (!p.selector ||
         (svc.endpoints.length > 0 &&
           svc.endpoints.every((e) => labelsMatch(e.labels, p.selector!))));
     if (!byRef && !bySelector) continue;
-    if (p.ports.length > 0 && !svc.ports.some((x) => p.ports.includes(x.port))) continue;
-    const directions: ("inbound" | "outbound")[] = p.mode === "CLIENT"
-      ? ["outbound"]
-      : p.mode === "SERVER"
-      ? ["inbound"]
-      : ["outbound", "inbound"];
+    const directions = (["outbound", "inbound"] as const).filter((d) => selects(p, d, svc.ports));
     for (const direction of directions) {
       out.push({
         pluginName: p.pluginName,

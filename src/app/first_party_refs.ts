@@ -52,7 +52,11 @@ export function firstPartyChains(
   const local = localBackends(svc, cfg.workloads);
   if (local.length > 0) {
     const seen = new Set<string>();
-    const policies = local.flatMap((w) => policiesFor(snap, w)).filter((p) => {
+    // Selector policies of the local backends, and those attached to this service by targetRefs.
+    const targeted = cfg.authorizationPolicies.filter((p) =>
+      p.namespace === svc.namespace && p.targetServices?.includes(svc.name)
+    );
+    const policies = [...local.flatMap((w) => policiesFor(snap, w)), ...targeted].filter((p) => {
       const k = `${p.namespace}/${p.name}`;
       return seen.has(k) ? false : (seen.add(k), true);
     });

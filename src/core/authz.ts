@@ -107,6 +107,16 @@ function operationMatches(o: PolicyOperation, peer: Peer): Tri {
   return httpOnly ? "n/a" : "yes";
 }
 
+/** The `when` keys L4 evaluates (conditionMatches); any other needs HTTP. */
+const L4_KEYS: ReadonlySet<string> = new Set([
+  "source.principal",
+  "source.namespace",
+  "source.serviceAccount",
+  "source.ip",
+  "destination.ip",
+  "destination.port",
+]);
+
 function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
   let value: string | undefined;
   switch (c.key) {
@@ -131,14 +141,39 @@ function conditionMatches(c: PolicyCondition, peer: Peer): Tri {
     case "destination.port":
       value = String(peer.attrs.destinationPort);
       break;
+    case "source.serviceAccount":
+      return field(
+          c.values,
+          c.notValues,
+          (p) => p.includes(serviceAccountOf(peer.principal) ?? "\0"),
+        )
+        ? "yes"
+        : "no";
     default:
       return "n/a"; // request.headers[..], request.auth.* and the like need L7
   }
   return field(c.values, c.notValues, (p) => anyMatch(p, value)) ? "yes" : "no";
 }
 
+const some = (...fs: (readonly string[] | undefined)[]): boolean =>
+  fs.some((f) => f !== undefined && f.length > 0);
+
+/** Whether any part of the rule needs HTTP. Istio drops such a rule whole from an ALLOW policy
+ * on TCP (istio/istio authz builder: a rule whose generation fails is skipped; ztunnel's
+ * conversion does the same), even when another `from` or `to` entry of it is plain L4. */
+function needsHttp(rule: PolicyRule): boolean {
+  return (rule.from ?? []).some(({ source: s }) =>
+    some(s.remoteIpBlocks, s.notRemoteIpBlocks, s.requestPrincipals, s.notRequestPrincipals)
+  ) ||
+    (rule.to ?? []).some(({ operation: o }) =>
+      some(o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths)
+    ) ||
+    (rule.when ?? []).some((c) => !L4_KEYS.has(c.key));
+}
+
 /** Does the rule match at L4? `wide` = DENY semantics for fields L4 cannot evaluate. */
 function ruleMatches(rule: PolicyRule, peer: Peer, wide: boolean): boolean {
+  if (!wide && needsHttp(rule)) return false;
   const tri = (t: Tri): boolean => t === "yes" || (t === "n/a" && wide);
   if (
     rule.from && rule.from.length > 0 && !rule.from.some((f) => tri(sourceMatches(f.source, peer)))
@@ -173,6 +208,40 @@ export function policiesFor(
   return policiesApplying(snapshot, workload);
 }
 
+const targetedCache = new WeakMap<Snapshot, Map<string, readonly AuthorizationPolicy[]>>();
+
+/** Policies attached by targetRefs to a service this connection reaches (the workload backs it
+ * on this port). An HTTP service's are enforced by its L7 chain (an L7 port never comes here);
+ * a TCP service's here, as a waypoint's TCP chain would. Cached per snapshot. */
+function targetedPolicies(
+  snap: Snapshot,
+  w: Workload,
+  port: number,
+): readonly AuthorizationPolicy[] {
+  let bySnap = targetedCache.get(snap);
+  if (!bySnap) targetedCache.set(snap, bySnap = new Map());
+  const key = `${w.address}|${port}`;
+  let out = bySnap.get(key);
+  if (out === undefined) {
+    const any = snap.policies.some((p) => p.targetServices !== undefined);
+    const names = new Set(
+      any
+        ? snap.services.filter((s) =>
+          s.namespace === w.namespace && s.ports.some((p) => p.targetPort === port) &&
+          s.endpoints.some((e) => e.address === w.address)
+        ).map((s) => s.name)
+        : [],
+    );
+    out = names.size === 0
+      ? []
+      : snap.policies.filter((p) =>
+        p.namespace === w.namespace && (p.targetServices ?? []).some((n) => names.has(n))
+      );
+    bySnap.set(key, out);
+  }
+  return out;
+}
+
 export function authorizeL4(
   snapshot: Snapshot,
   workload: Workload,
@@ -180,7 +249,9 @@ export function authorizeL4(
 ): AuthzDecision {
   const principal = stripSpiffe(attrs.sourcePrincipal);
   const peer: Peer = { principal, namespace: namespaceOf(principal), attrs };
-  const policies = indexOf(snapshot).policiesFor(workload);
+  const bySelector = indexOf(snapshot).policiesFor(workload);
+  const targeted = targetedPolicies(snapshot, workload, attrs.destinationPort);
+  const policies = targeted.length === 0 ? bySelector : [...bySelector, ...targeted];
   const dryRun: string[] = [];
   for (const p of policies) {
     if (!p.dryRun || p.action === "AUDIT") continue;

@@ -140,6 +140,60 @@ const table: [string, AuthorizationPolicy[], ReturnType<typeof attrs>, boolean][
     false,
   ],
   [
+    "ALLOW rule with an HTTP-only from entry is dropped whole at L4 (Istio skips the rule)",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{
+          from: [{ source: { requestPrincipals: ["*"] } }, { source: { namespaces: ["default"] } }],
+        }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "ALLOW rule with an HTTP-only to entry is dropped whole at L4",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ to: [{ operation: { methods: ["GET"] } }, { operation: { ports: ["8080"] } }] }],
+      }),
+    ],
+    attrs(sleep),
+    false,
+  ],
+  [
+    "ALLOW: the dropped rule leaves the policy's other rules",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ to: [{ operation: { paths: ["/x"] } }] }, {
+          to: [{ operation: { ports: ["8080"] } }],
+        }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "a policy attached by targetRefs is not enforced at L4 (ztunnel never gets it)",
+    [pol({ action: "DENY", rules: [{}], targetServices: ["echo"] })],
+    attrs(sleep),
+    true,
+  ],
+  [
+    "when source.serviceAccount at L4",
+    [
+      pol({
+        action: "ALLOW",
+        rules: [{ when: [{ key: "source.serviceAccount", values: ["default/sleep"] }] }],
+      }),
+    ],
+    attrs(sleep),
+    true,
+  ],
+  [
     "HTTP-only field widens DENY at L4",
     [
       pol({
@@ -227,4 +281,29 @@ Deno.test("L4 authz: reports the deciding policy id", () => {
     attrs(sleep),
   );
   assertEquals(d.policy, "ns[default]-policy[deny-all]-rule[0]");
+});
+
+Deno.test("L4 authz: targetRefs on a TCP service applies to connections to that service's port only", () => {
+  const db = {
+    name: "db",
+    namespace: "default",
+    hostname: "db.default.svc.cluster.local",
+    vips: [],
+    subsets: [],
+    inboundFilters: [],
+    outboundFilters: [],
+    ports: [{ port: 5432, targetPort: 8080, protocol: "TCP", name: "tcp" }],
+    endpoints: [{ workload: "echo", namespace: "default", address: echo.address }],
+  };
+  const s = {
+    ...snap([pol({ action: "DENY", rules: [{}], targetServices: ["db"] })]),
+    services: [db],
+  } as unknown as Snapshot;
+  assertEquals(authorizeL4(s, echo, attrs(sleep, 8080)).allowed, false, "the db port");
+  assertEquals(authorizeL4(s, echo, attrs(sleep, 9090)).allowed, true, "another port");
+  const other = {
+    ...snap([pol({ action: "DENY", rules: [{}], targetServices: ["other"] })]),
+    services: [db],
+  } as unknown as Snapshot;
+  assertEquals(authorizeL4(other, echo, attrs(sleep, 8080)).allowed, true, "another service");
 });

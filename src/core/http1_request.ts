@@ -27,6 +27,7 @@ import {
 } from "./http1_codec.ts";
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
 import { replyLocal } from "./http_io.ts";
+import { normalizePath, splitAbsoluteForm } from "./path_normalize.ts";
 import type { ConnState, ResponseDeps } from "./http1_response.ts";
 import {
   connectionTokens,
@@ -118,7 +119,14 @@ export function parseRequest(
 } {
   const { line, headers } = parseHeadList(raw);
   checkRequestLine(line, raw);
-  const [method, target, version] = line;
+  const [method, rawTarget, version] = line;
+  // Istio refuses a method not in upper case (400): `get` must not slip past `methods: [GET]`.
+  if (/[a-z]/.test(method)) throw bad("method not in upper case");
+  const absolute = splitAbsoluteForm(rawTarget);
+  // RFC 9110 §4.2.4: userinfo in an http(s) URI is refused (`http://good@evil/`).
+  if (absolute?.authority.includes("@")) throw bad("userinfo in the request target");
+  const target = normalizePath(absolute ? absolute.path : rawTarget, method);
+  if (target === undefined) throw bad("a request path with %00, or not a path");
   // One pass for the fields the proxy itself reads (first value, or all for framing).
   let hosts = 0;
   let host: string | undefined;
@@ -161,6 +169,11 @@ export function parseRequest(
   }
   if (hosts > 1 || (version === "HTTP/1.1" && hosts !== 1)) {
     throw bad("HTTP/1.1 requires exactly one Host header");
+  }
+  if (absolute) {
+    // RFC 9112 §3.2.2: the target's authority replaces Host.
+    host = absolute.authority;
+    headers.set("host", host);
   }
   const framing = framingFrom(te, cl, false);
   if (framing.kind === "length") headers.set("content-length", String(framing.length));

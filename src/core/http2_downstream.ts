@@ -28,6 +28,7 @@ import type { RoutePolicy } from "./route_policy.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
+import { normalizePath } from "./path_normalize.ts";
 import { TrailersReply } from "./trailers.ts";
 
 const log = logger("http_proxy");
@@ -88,10 +89,12 @@ async function serveStream(
   for (const [k, v] of stream.headerList) if (!k.startsWith(":")) headers.add(k, v);
   const method = String(raw[":method"] ?? "GET");
   const authority = String(raw[":authority"] ?? headers.get("host") ?? "");
+  const rawPath = String(raw[":path"] ?? "/");
+  const path = normalizePath(rawPath, method);
   const ctx: HttpRequestContext = {
     direction: b.direction,
     method,
-    path: String(raw[":path"] ?? "/"),
+    path: path ?? rawPath,
     authority,
     scheme: String(raw[":scheme"] ?? "http"),
     protocol: "HTTP/2",
@@ -105,6 +108,19 @@ async function serveStream(
   const malformed = badContentLength(headers)
     ? "a malformed content-length"
     : connectionSpecific(headers);
+  // Istio's request normalisation (path_normalize.ts): refused with 400, as on HTTP/1.1.
+  if (!malformed && (path === undefined || /[a-z]/.test(method))) {
+    stream.resume();
+    b.count(400, ctx);
+    return respondLocal(stream, {
+      status: 400,
+      headers: [["content-type", "text/plain"]],
+      body: path === undefined
+        ? "a request path with %00, or not a path"
+        : "method not in upper case",
+      details: "path_normalization_failed",
+    });
+  }
   if (malformed) {
     // RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
     log.debug("malformed h2 request", { requestId: ctx.requestId, reason: malformed });

@@ -212,6 +212,10 @@ export interface AuthorizationPolicy {
   readonly dryRun: boolean;
   /** undefined/empty = matches nothing (spec: {}). */
   readonly rules: readonly PolicyRule[];
+  /** `targetRefs` (Service or ServiceEntry names in the policy's namespace): enforced by the L7
+   * chain in front of those services (weft's waypoint), never by workload selector nor at L4
+   * (ambient: ztunnel does not get such policies). */
+  readonly targetServices?: readonly string[];
 }
 
 export interface Timeouts {

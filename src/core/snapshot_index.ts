@@ -109,6 +109,7 @@ export function policiesApplying(
   w: Workload,
 ): AuthorizationPolicy[] {
   return snap.policies.filter((x) =>
+    x.targetServices === undefined &&
     (x.namespace === w.namespace || x.namespace === snap.rootNamespace) &&
     (x.selector === undefined || Object.entries(x.selector).every(([k, v]) => w.labels[k] === v))
   );

@@ -10,6 +10,7 @@ import { countFilterError, filterMetrics } from "./filter_metrics.ts";
 import { sha256Hex } from "./component/component_loader.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
+import { FetchRetries, isFetchFailure } from "./fetch_retry.ts";
 
 export { ManagedFilter };
 
@@ -55,25 +56,88 @@ export class FilterHost implements FilterResolver {
       wanted.set(k, ref);
     }
     const built: { key: string; ref: FilterRef; next: HttpFilter; sha: string; t0: number }[] = [];
+    const unfetched: { key: string; ref: FilterRef; err: unknown }[] = [];
     try {
       for (const [key, ref] of wanted) {
         const m = this.filters.get(key);
         if (m && !(m.current instanceof UnavailableFilter) && sameRef(m.ref, ref)) continue;
+        const pending = this.retries.pendingRef(key);
+        if (pending && sameRef(pending, ref)) continue; // still being fetched, with backoff
         const t0 = performance.now();
-        const { next, sha } = await this.build(ref);
-        built.push({ key, ref, next, sha, t0 });
+        try {
+          const { next, sha } = await this.build(ref);
+          built.push({ key, ref, next, sha, t0 });
+        } catch (e) {
+          if (!isFetchFailure(ref, e)) throw e;
+          unfetched.push({ key, ref, err: e });
+        }
       }
     } catch (e) {
       for (const b of built) b.next.close?.();
       throw e;
     }
-    for (const b of built) this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    this.wanted = wanted;
+    for (const b of built) {
+      this.retries.stop(b.key);
+      this.install(b.key, b.ref, b.next, b.sha, b.t0);
+    }
+    for (const u of unfetched) this.standIn(u.key, u.ref, u.err);
     for (const [key, m] of this.filters) {
       if (wanted.has(key)) continue;
       this.filters.delete(key);
+      this.retries.stop(key);
       m.retire();
       log.info("filter retired", { filter: m.name, filterScope: m.ref.scope ?? "" });
     }
+  }
+
+  /** A module that cannot be fetched (Istio's fetch failure; a config or load error is not one):
+   * a filter with a good generation keeps it; one without is served as Istio's stand-in (403 deny
+   * all, or skipped under FAIL_OPEN: managed_filter.ts) so the node still becomes ready
+   * (istio#53279). Either way the fetch is retried with backoff (istio#46033: no pull retry)
+   * until it works or the ref goes. */
+  private standIn(key: string, ref: FilterRef, err: unknown): void {
+    const m = this.filters.get(key);
+    if (!m || m.current instanceof UnavailableFilter) {
+      const u = new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(err), true);
+      if (m) {
+        m.ref = ref;
+        m.swap(u);
+      } else this.filters.set(key, new ManagedFilter(ref, u));
+      log.error("filter unavailable", {
+        filter: ref.name,
+        filterScope: ref.scope ?? "",
+        failPolicy: ref.failPolicy,
+        code: errorCode(err),
+        err: errorMessage(err),
+      });
+    }
+    this.scheduleRetry(key, ref, 0);
+  }
+
+  /** The refs of the last apply (a fetch retry installs only what is still wanted). */
+  private wanted: ReadonlyMap<string, FilterRef> = new Map();
+  private readonly retries = new FetchRetries();
+
+  private scheduleRetry(key: string, ref: FilterRef, n: number): void {
+    this.retries.schedule(key, ref, n, () => {
+      const m = this.filters.get(key);
+      if (!m) return; // no longer configured
+      const t0 = performance.now();
+      const stillWanted = () =>
+        this.filters.get(key) === m && this.retries.pendingRef(key) === undefined &&
+        sameRef(this.wanted.get(key) ?? ref, ref);
+      this.build(ref).then(({ next, sha }) => {
+        // A newer apply may have installed another generation while this one was fetched.
+        if (stillWanted()) this.install(key, ref, next, sha, t0);
+        else next.close?.();
+      }, (e) => {
+        if (stillWanted() && isFetchFailure(ref, e)) this.scheduleRetry(key, ref, n + 1);
+      }).catch((e) => {
+        // install() threw: the serving generation stays; nothing may reject unhandled.
+        log.error("filter retry failed", { filter: ref.name, err: errorMessage(e) });
+      });
+    });
   }
 
   /** Loads `ref` once; when the module cannot be fetched or loaded at start-up, the filter is
@@ -86,7 +150,7 @@ export class FilterHost implements FilterResolver {
     } catch (e) {
       const u = new ManagedFilter(
         ref,
-        new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e)),
+        new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e), true),
       );
       this.filters.set(filterKey(ref), u);
       log.error("filter unavailable", {
@@ -114,6 +178,10 @@ export class FilterHost implements FilterResolver {
     try {
       await this.load(ref);
     } catch (e) {
+      const m = this.filters.get(filterKey(ref));
+      if (m?.current instanceof UnavailableFilter) {
+        m.swap(new UnavailableFilter(ref.name, ref.failPolicy, errorMessage(e), true));
+      }
       log.error("filter unavailable", {
         filter: ref.name,
         code: errorCode(e),
@@ -226,6 +294,7 @@ export class FilterHost implements FilterResolver {
 
   /** Close every generation (timers, VMs); the host is unusable afterwards. */
   close(): void {
+    this.retries.stopAll();
     for (const m of this.filters.values()) m.close();
     this.filters.clear();
   }

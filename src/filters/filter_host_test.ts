@@ -69,8 +69,11 @@ Deno.test("filter host: apply is all-or-nothing", async () => {
     const a = probe("s", "v1");
     await h.apply([a]);
     const a2 = probe("s", "v2");
-    const broken = { ...probe("s", "x", "broken"), url: "/nonexistent/filter.wasm" };
-    await assertRejects(() => h.apply([a2, broken]), /cannot read/);
+    const junk = await Deno.makeTempFile({ suffix: ".wasm" });
+    await Deno.writeTextFile(junk, "not wasm");
+    const broken = { ...probe("s", "x", "broken"), url: junk };
+    await assertRejects(() => h.apply([a2, broken]));
+    await Deno.remove(junk);
     assertEquals(await header(h, a), "v1", "nothing swapped when one filter fails");
     assertEquals(h.get("broken", "s"), undefined);
     await h.apply([a2]);
@@ -78,6 +81,55 @@ Deno.test("filter host: apply is all-or-nothing", async () => {
   } finally {
     h.close();
     restore();
+  }
+});
+
+Deno.test("filter host: a module that cannot be fetched is Istio's stand-in, retried until it comes", async () => {
+  await built();
+  const restore = quiet();
+  const h = host();
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = probe("s", "v1");
+    const later = `${dir}/later.wasm`;
+    const close = { ...probe("s", "c", "close"), url: later };
+    const open = { ...probe("s", "o", "open"), url: `${dir}/never.wasm`, failPolicy: "FAIL_OPEN" };
+    await h.apply([good, close, open as FilterRef]); // does not throw: the node gets ready
+    assertEquals(await header(h, good), "v1");
+    const denied = await h.resolve(close).onRequest(request({}));
+    assertEquals(denied.action === "respond" && denied.response, {
+      status: 403,
+      headers: [["content-type", "text/plain"]],
+      body: "RBAC: access denied",
+      details: "rbac_access_denied_matched_policy[none]",
+    });
+    const skipped = await h.resolve(open as FilterRef).onRequest(request({}));
+    assert(skipped.action === "failed", "FAIL_OPEN: the chain skips it");
+    // The module appears: the retry (1 s) loads it and swaps it in.
+    const src = good.url!.startsWith("file://") ? new URL(good.url!).pathname : good.url!;
+    await Deno.copyFile(src, later);
+    const t0 = Date.now();
+    while (h.get("close", "s")?.current.constructor.name === "UnavailableFilter") {
+      assert(Date.now() - t0 < 5000, "retried within 5 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertEquals(await header(h, close), "c");
+    // An update whose module cannot be fetched keeps the good generation, then takes the new
+    // one when it comes.
+    const next = `${dir}/next.wasm`;
+    const update = { ...probe("s", "c2", "close"), url: next };
+    await h.apply([good, update, open as FilterRef]);
+    assertEquals(await header(h, update), "c", "the last good generation serves");
+    await Deno.copyFile(src, next);
+    const t1 = Date.now();
+    while (await header(h, update) !== "c2") {
+      assert(Date.now() - t1 < 5000, "the update is retried within 5 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    h.close();
+    restore();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

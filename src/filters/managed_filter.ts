@@ -18,7 +18,22 @@ import type {
 const PASS: BodyOutcome = Object.freeze({ action: "continue" });
 const EMPTY = new Uint8Array(0);
 
-/** Stands in while a filter cannot be loaded: every call fails, so its fail policy decides. */
+/** Istio's stand-in for a module that could not be fetched (istio/istio pkg/wasm convert.go,
+ * istio#53363): the filter's name is served as an RBAC filter that denies everything. */
+const FETCH_FAILED_DENY: FilterOutcome = Object.freeze({
+  action: "respond",
+  response: Object.freeze({
+    status: 403,
+    headers: Object.freeze([["content-type", "text/plain"]] as const),
+    body: "RBAC: access denied",
+    details: "rbac_access_denied_matched_policy[none]",
+  }),
+});
+
+/** Stands in while a filter cannot be loaded: every call fails, so its fail policy decides
+ * (FAIL_OPEN skips it). Once its module could not be fetched or built (`fetchFailed`), a
+ * FAIL_CLOSE or FAIL_RELOAD filter answers as Istio's deny-all RBAC stand-in: 403
+ * `RBAC: access denied`; a trap at run time stays Envoy's 503 (filter_chain.ts). */
 export class UnavailableFilter implements HttpFilter {
   readonly wantsRequestBody = false;
   readonly wantsResponseBody = false;
@@ -26,8 +41,10 @@ export class UnavailableFilter implements HttpFilter {
     readonly name: string,
     readonly failPolicy: FilterRef["failPolicy"],
     private readonly why: string,
+    private readonly fetchFailed = false,
   ) {}
   onRequest(): FilterOutcome {
+    if (this.fetchFailed && this.failPolicy !== "FAIL_OPEN") return FETCH_FAILED_DENY;
     return { action: "failed", kind: "unavailable", message: this.why };
   }
   onResponse(): FilterOutcome {

@@ -78,6 +78,18 @@ export function localPath(url: string): string | undefined {
   return url;
 }
 
+/** A fetch never holds a load (and readiness) longer than this. */
+const FETCH_TIMEOUT_MS = 30_000;
+
+async function download(url: string): Promise<Uint8Array> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`HTTP ${res.status}`);
+  }
+  return new Uint8Array(await res.arrayBuffer());
+}
+
 /** Reads a ref's module bytes (from its url, or from its factory when it has none) and checks
  * its sha256 when the ref pins one. */
 export async function fetchModule(ref: FilterRef, factory?: FilterFactory): Promise<Uint8Array> {
@@ -86,9 +98,7 @@ export async function fetchModule(ref: FilterRef, factory?: FilterFactory): Prom
   let bytes: Uint8Array;
   try {
     const p = localPath(ref.url);
-    bytes = p !== undefined
-      ? await readFile(p)
-      : new Uint8Array(await (await fetch(ref.url)).arrayBuffer());
+    bytes = p !== undefined ? await readFile(p) : await download(ref.url);
   } catch (e) {
     throw new WeftError("filter_fetch", `Cannot load filter ${ref.name}: cannot read ${ref.url}`, {
       cause: e,

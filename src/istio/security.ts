@@ -56,7 +56,19 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     "rules",
   ]);
   const selector = workloadSelector(c, "spec.selector", spec.selector);
-  targetRefs(c, spec);
+  const refs = targetRefs(c, spec);
+  if (refs.length > 0 && selector !== undefined) {
+    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
+  }
+  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
+  refs.forEach((r, i) => {
+    if (r.kind === "Gateway") {
+      c.problems.add(
+        `spec.targetRefs[${i}].kind`,
+        "Gateway is not supported: weft runs no gateway (attach to a Service)",
+      );
+    }
+  });
   const action = c.oneOf("spec.action", spec.action, ["ALLOW", "DENY", "AUDIT", "CUSTOM"], "ALLOW");
   if (action === "CUSTOM" || spec.provider !== undefined) {
     c.problems.add(
@@ -64,11 +76,16 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
       "CUSTOM (external authorization through a provider) is not supported by weft",
     );
   }
-  const dryRun = m.annotations["istio.io/dry-run"] === "true";
+  // istiod reads the annotation with Go's strconv.ParseBool (anything else: enforced).
+  const dryRun = ["1", "t", "T", "true", "TRUE", "True"].includes(
+    m.annotations["istio.io/dry-run"] ?? "",
+  );
   if (dryRun && action === "AUDIT") {
     c.problems.add("metadata.annotations", "istio.io/dry-run applies to ALLOW and DENY only");
   }
-  const rules = c.list("spec.rules", spec.rules).map((r, i) => rule(c, `spec.rules[${i}]`, r));
+  const rawRules = c.list("spec.rules", spec.rules);
+  if (rawRules.length > 512) c.problems.add("spec.rules", "must have at most 512 entries");
+  const rules = rawRules.map((r, i) => rule(c, `spec.rules[${i}]`, r, m.namespace));
   const policy: AuthorizationPolicy = {
     name: m.name,
     namespace: m.namespace,
@@ -76,11 +93,12 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     action: action === "CUSTOM" ? "DENY" : action,
     dryRun,
     rules,
+    ...(refs.length > 0 ? { targetServices: refs.map((r) => r.name) } : {}),
   };
   return { kind: "AuthorizationPolicy", meta: m, policy };
 }
 
-function rule(c: Checker, path: string, v: unknown): PolicyRule {
+function rule(c: Checker, path: string, v: unknown, namespace: string): PolicyRule {
   const o = c.obj(path, v, ["from", "to", "when"]);
   const out: {
     from?: NonNullable<PolicyRule["from"]>;
@@ -88,10 +106,24 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
     when?: PolicyCondition[];
   } = {};
   if (o.from !== undefined) {
-    out.from = c.list(`${path}.from`, o.from).map((f, i) => {
+    const from = c.list(`${path}.from`, o.from);
+    if (from.length > 512) c.problems.add(`${path}.from`, "must have at most 512 entries");
+    out.from = from.map((f, i) => {
       const p = `${path}.from[${i}]`;
       const fo = c.obj(p, f, ["source"]);
-      return { source: fields(c, `${p}.source`, fo.source, SOURCE, sourceCheck) };
+      const source = fields(c, `${p}.source`, fo.source, SOURCE, sourceCheck);
+      const sa = source.serviceAccounts
+        ? "serviceAccounts"
+        : source.notServiceAccounts
+        ? "notServiceAccounts"
+        : undefined;
+      if (
+        sa && (source.principals || source.notPrincipals || source.namespaces ||
+          source.notNamespaces)
+      ) {
+        c.problems.add(`${p}.source.${sa}`, "cannot be set with principals or namespaces (Istio)");
+      }
+      return { source: withSaNamespace(source, namespace) };
     });
   }
   if (o.to !== undefined) {
@@ -108,6 +140,10 @@ function rule(c: Checker, path: string, v: unknown): PolicyRule {
       const key = c.str(`${p}.key`, wo.key);
       if (key && !WHEN_KEYS.some((re) => re.test(key))) {
         c.problems.add(`${p}.key`, `unknown condition key "${key}"`);
+      } else if (key === "connection.sni" || key.startsWith("experimental.")) {
+        // Never silently unenforced: weft's filter host offers no SNI nor Envoy filter metadata,
+        // so such a DENY would never match (the xDS path refuses them too).
+        c.problems.add(`${p}.key`, `"${key}" is not enforceable by weft`);
       }
       const cond: { key: string; values?: string[]; notValues?: string[] } = { key };
       if (wo.values !== undefined) cond.values = c.strList(`${p}.values`, wo.values);
@@ -139,9 +175,26 @@ function fields<K extends string>(
       return s;
     });
     if (list.length === 0) c.problems.add(`${path}.${k}`, "must not be empty");
+    if (/serviceaccounts$/i.test(k) && list.length > 16) {
+      c.problems.add(`${path}.${k}`, "must have at most 16 entries");
+    }
     out[k] = list;
   }
   if (Object.keys(out).length === 0) c.problems.add(path, "needs at least one field");
+  return out;
+}
+
+/** `<serviceaccount>` alone names one in the policy's namespace (istio/api). */
+function withSaNamespace(
+  s: Partial<Record<(typeof SOURCE)[number], string[]>>,
+  namespace: string,
+): Partial<Record<(typeof SOURCE)[number], string[]>> {
+  const full = (l: string[] | undefined) =>
+    l?.map((v) => v.includes("/") ? v : `${namespace}/${v}`);
+  if (!s.serviceAccounts && !s.notServiceAccounts) return s;
+  const out = { ...s };
+  if (s.serviceAccounts) out.serviceAccounts = full(s.serviceAccounts)!;
+  if (s.notServiceAccounts) out.notServiceAccounts = full(s.notServiceAccounts)!;
   return out;
 }
 
@@ -149,12 +202,28 @@ function sourceCheck(c: Checker, path: string, key: string, v: string): void {
   if (/ipblocks$/i.test(key) && !isValidCidr(v)) {
     c.problems.add(path, `must be an IP or CIDR, got "${v}"`);
   }
-  if (/serviceaccounts$/i.test(key) && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(v)) {
-    c.problems.add(path, `must be "namespace/serviceaccount", got "${v}"`);
+  if (
+    /serviceaccounts$/i.test(key) && (!/^([a-z0-9.-]+\/)?[a-z0-9.-]+$/.test(v) || v.length > 320)
+  ) {
+    c.problems.add(path, `must be "namespace/serviceaccount" or "serviceaccount", got "${v}"`);
   }
 }
 
+/** Istio: a path holding `{*}` or `{**}` is an Envoy URI template; then only those operators,
+ * `{**}` last, no bare `*` (plugins/authz matches it). */
+function templateProblem(v: string): string | undefined {
+  if (!/\{\*\*?\}/.test(v)) return undefined;
+  const ops = v.match(/\{\*\*?\}/g) ?? [];
+  if (ops.slice(0, -1).includes("{**}")) return "{**} must be the last operator of a URI template";
+  if (/[*{}]/.test(v.replace(/\{\*\*?\}/g, ""))) return "a URI template may use only {*} and {**}";
+  return undefined;
+}
+
 function operationCheck(c: Checker, path: string, key: string, v: string): void {
+  if (key === "paths" || key === "notPaths") {
+    const why = templateProblem(v);
+    if (why) c.problems.add(path, `${why}, got "${v}"`);
+  }
   if (key === "ports" || key === "notPorts") {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < 1 || n > 65535) {

@@ -160,9 +160,12 @@ export interface WasmPlugin {
   readonly pluginName: string;
   readonly pluginConfig: unknown;
   readonly failStrategy: "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
-  /** CLIENT = outbound, SERVER = inbound (Istio's WorkloadMode). */
-  readonly mode: "CLIENT" | "SERVER" | "CLIENT_AND_SERVER";
-  readonly ports: readonly number[];
+  /** `spec.match`: the plugin applies to traffic any entry selects (empty: all traffic). CLIENT =
+   * outbound, SERVER = inbound (Istio's WorkloadMode); no ports = every port. */
+  readonly match: readonly {
+    readonly mode: "CLIENT" | "SERVER" | "CLIENT_AND_SERVER";
+    readonly ports: readonly number[];
+  }[];
   readonly env: Readonly<Record<string, string>>;
 }
 

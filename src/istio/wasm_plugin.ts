@@ -1,5 +1,5 @@
 /** extensions.istio.io WasmPlugin. */
-import { type Checker, INT32_MAX, type Raw } from "./check.ts";
+import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { meta, targetRefs, workloadSelector } from "./meta.ts";
 import type { WasmPlugin } from "./types.ts";
 
@@ -27,7 +27,11 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   if (url.startsWith("oci://")) {
     c.problems.add("spec.url", "oci:// images are not supported by weft; use file:// or https://");
   } else if (url && !/^(file:\/\/|https?:\/\/)/.test(url)) {
-    c.problems.add("spec.url", `must be file://, http:// or https://, got ${JSON.stringify(url)}`);
+    c.problems.add(
+      "spec.url",
+      `must be file://, http:// or https:// (no scheme means oci://, which weft does not ` +
+        `support), got ${JSON.stringify(url)}`,
+    );
   }
   c.oneOf("spec.imagePullPolicy", spec.imagePullPolicy, [
     "UNSPECIFIED_POLICY",
@@ -48,14 +52,14 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     const o = c.obj(p, e, ["name", "value", "valueFrom"]);
     const from = c.oneOf(`${p}.valueFrom`, o.valueFrom, ["INLINE", "HOST"], "INLINE");
     const name = c.str(`${p}.name`, o.name);
+    if (from === "HOST" && o.value !== undefined) {
+      c.problems.add(`${p}.value`, "may only be set when valueFrom is INLINE (istio/api)");
+    }
     // HOST: the value comes from the proxy's own environment (Istio); weft resolves it at load.
     env[name] = from === "HOST" ? `$HOST:${name}` : c.str(`${p}.value`, o.value, "");
   });
-  // No match: Istio applies the plugin to all traffic.
-  let mode: WasmPlugin["mode"] = "CLIENT_AND_SERVER";
-  const ports: number[] = [];
-  const matches = c.list("spec.match", spec.match);
-  matches.forEach((x, i) => {
+  // No match: Istio applies the plugin to all traffic; otherwise to what any entry selects.
+  const match = c.list("spec.match", spec.match).map((x, i) => {
     const p = `spec.match[${i}]`;
     const o = c.obj(p, x, ["mode", "ports"]);
     const md = c.oneOf(
@@ -64,12 +68,11 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
       ["UNDEFINED", "CLIENT", "SERVER", "CLIENT_AND_SERVER"],
       "CLIENT_AND_SERVER",
     );
-    if (i === 0) mode = md === "UNDEFINED" ? "CLIENT_AND_SERVER" : md;
-    else if (md !== mode) c.problems.add(`${p}.mode`, "weft takes one mode per WasmPlugin");
-    c.list(`${p}.ports`, o.ports).forEach((pp, j) => {
+    const ports = c.list(`${p}.ports`, o.ports).map((pp, j) => {
       const po = c.obj(`${p}.ports[${j}]`, pp, ["number"]);
-      ports.push(c.int(`${p}.ports[${j}].number`, po.number, undefined, 1, 65535));
+      return c.int(`${p}.ports[${j}].number`, po.number, undefined, 1, 65535);
     });
+    return { mode: md === "UNDEFINED" ? "CLIENT_AND_SERVER" as const : md, ports };
   });
   const ph = c.oneOf("spec.phase", spec.phase, [
     "AUTHN",
@@ -83,28 +86,52 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   if (abi !== "proxy-wasm" && abi !== "component") {
     c.problems.add("metadata.annotations.weft.dev/wasm-abi", "must be proxy-wasm or component");
   }
-  const sha = spec.sha256 === undefined
+  // istio/api: "" or 64 lowercase hex digits.
+  const sha = spec.sha256 === undefined || spec.sha256 === ""
     ? undefined
     : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
+  const selector = workloadSelector(c, "spec.selector", spec.selector);
+  const refs = targetRefs(c, spec);
+  if (refs.length > 0 && selector !== undefined) {
+    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
+  }
+  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
+  refs.forEach((r, i) => {
+    if (r.kind === "Gateway") {
+      c.problems.add(
+        `spec.targetRefs[${i}].kind`,
+        "Gateway is not supported: weft runs no gateway (attach to a Service)",
+      );
+    }
+  });
+  if (spec.pluginConfig !== undefined && spec.pluginConfig !== null && !isObj(spec.pluginConfig)) {
+    // A google.protobuf.Struct in Istio: a mapping, handed to the plugin as JSON text.
+    c.problems.add("spec.pluginConfig", "must be a mapping (a protobuf Struct)");
+  }
   return {
     kind: "WasmPlugin",
     meta: m,
-    selector: workloadSelector(c, "spec.selector", spec.selector),
-    targetRefs: targetRefs(c, spec),
+    selector,
+    targetRefs: refs,
     url,
     sha256: sha,
     abi: abi === "component" ? "component" : "proxy-wasm",
     phase,
     priority: c.int("spec.priority", spec.priority, 0, -INT32_MAX - 1, INT32_MAX),
-    pluginName: c.str("spec.pluginName", spec.pluginName, m.name),
+    pluginName: c.str(
+      "spec.pluginName",
+      spec.pluginName,
+      m.name,
+      /^.{1,256}$/s,
+      "1-256 characters",
+    ),
     pluginConfig: spec.pluginConfig ?? {},
     failStrategy: c.oneOf("spec.failStrategy", spec.failStrategy, [
       "FAIL_CLOSE",
       "FAIL_OPEN",
       "FAIL_RELOAD",
     ], "FAIL_CLOSE"),
-    mode,
-    ports,
+    match,
     env,
   };
 }

@@ -42,15 +42,33 @@ static int ports(cfgctx *c, const jval *obj, const char *key, strlist *out) {
   return 1;
 }
 
+/* A path holding `{*}` or `{**}` is an Envoy URI template (Istio): only those operators, `{**}`
+ * the last one, no bare `*`. Any other path is an Istio string match. */
+static const char *template_error(wstr t) {
+  int glob_seen = 0;
+  for (uint32_t k = 0; k < t.n; k++) {
+    uint32_t op = authz_template_op(t, k);
+    if (op != 0) {
+      if (glob_seen) return "{**} must be the last operator of a URI template: ";
+      glob_seen = op == 4;
+      k += op - 1;
+    } else if (t.p[k] == '*' || t.p[k] == '{' || t.p[k] == '}') {
+      return "a URI template may use only {*} and {**}: ";
+    }
+  }
+  return 0;
+}
+
 static int paths(cfgctx *c, const jval *obj, const char *key, strlist *out) {
   if (!cfg_strlist(c, obj, key, out)) return 0;
-  for (uint32_t i = 0; i < out->n; i++)
-    for (uint32_t k = 0; k < out->v[i].n; k++)
-      if (out->v[i].p[k] == '{') {
-        cfg_push_key(c, key);
-        cfg_push_index(c, i);
-        return cfg_fail(c, "URI templates ({*}, {**}) are not supported: ", out->v[i]);
-      }
+  for (uint32_t i = 0; i < out->n; i++) {
+    const char *err = authz_is_template(out->v[i]) ? template_error(out->v[i]) : 0;
+    if (err) {
+      cfg_push_key(c, key);
+      cfg_push_index(c, i);
+      return cfg_fail(c, err, out->v[i]);
+    }
+  }
   return 1;
 }
 

@@ -132,12 +132,51 @@ static int source_ok(req *r, const authz_source *s) {
   return 1;
 }
 
-static int host_hit(const strlist *l, int present, wstr host) {
-  if (any_str(l, present, host, 1)) return 1;
-  /* Also try the authority without its port: "Example.com:8080" vs hosts ["example.com"]. */
-  for (uint32_t i = host.n; present && i > 0; i--)
-    if (host.p[i - 1] == ':') return host.p[host.n - 1] != ']' && any_str(l, 1, (wstr){host.p, i - 1}, 1);
-    else if (host.p[i - 1] == ']') break;
+/* The authority as sent, case-insensitively: Istio compiles hosts to `:authority` matchers with
+ * ignore_case, so "example.com" does not match "example.com:8080" (write "example.com:*"). */
+static int host_hit(const strlist *l, int present, wstr host) { return any_str(l, present, host, 1); }
+
+/* 3 for `{*}`, 4 for `{**}` at t[k], else 0. */
+uint32_t authz_template_op(wstr t, uint32_t k) {
+  if (k + 3 <= t.n && t.p[k] == '{' && t.p[k + 1] == '*' && t.p[k + 2] == '}') return 3;
+  if (k + 4 <= t.n && t.p[k] == '{' && t.p[k + 1] == '*' && t.p[k + 2] == '*' && t.p[k + 3] == '}') return 4;
+  return 0;
+}
+
+int authz_is_template(wstr t) {
+  for (uint32_t k = 0; k < t.n; k++)
+    if (authz_template_op(t, k)) return 1;
+  return 0;
+}
+
+/* Envoy's URI template (validated at configure): `{*}` one path segment (1+ characters, no
+ * `/`), `{**}` the rest of the path (0+ characters, `/` included), other characters literal. */
+static int template_match(wstr t, wstr v) {
+  while (t.n > 0) {
+    uint32_t op = authz_template_op(t, 0);
+    if (op == 4) {
+      wstr tail = {t.p + 4, t.n - 4}; /* literal only: {**} is the last operator */
+      return v.n >= tail.n && wstr_has_suffix(v, tail);
+    }
+    if (op == 3) {
+      wstr rest = {t.p + 3, t.n - 3};
+      uint32_t seg = 0;
+      while (seg < v.n && v.p[seg] != '/') seg++;
+      for (uint32_t k = seg; k >= 1; k--)
+        if (template_match(rest, (wstr){v.p + k, v.n - k})) return 1;
+      return 0;
+    }
+    if (v.n == 0 || t.p[0] != v.p[0]) return 0;
+    t = (wstr){t.p + 1, t.n - 1};
+    v = (wstr){v.p + 1, v.n - 1};
+  }
+  return v.n == 0;
+}
+
+static int any_path(const strlist *l, int present, wstr v) {
+  if (!present) return 0;
+  for (uint32_t i = 0; i < l->n; i++)
+    if (authz_is_template(l->v[i]) ? template_match(l->v[i], v) : istio_match(l->v[i], v, 0)) return 1;
   return 0;
 }
 
@@ -169,8 +208,8 @@ static int op_ok(req *r, const authz_operation *o) {
   }
   if (o->paths.n || o->not_paths.n) {
     v = path_only(r, &has);
-    if (!POS(o->paths, any_str(&o->paths, has, v, 0))) return 0;
-    if (!NEG(o->not_paths, any_str(&o->not_paths, has, v, 0))) return 0;
+    if (!POS(o->paths, any_path(&o->paths, has, v))) return 0;
+    if (!NEG(o->not_paths, any_path(&o->not_paths, has, v))) return 0;
   }
   return 1;
 }

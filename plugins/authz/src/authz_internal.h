@@ -68,5 +68,8 @@ struct authz_config {
 };
 
 int authz_config_policies(cfgctx *c, const jval *root, authz_config *cfg);
+/* URI templates in paths (authz_eval.c): 3 for `{*}`, 4 for `{**}` at t[k], else 0. */
+uint32_t authz_template_op(wstr t, uint32_t k);
+int authz_is_template(wstr t);
 
 #endif

@@ -7,9 +7,54 @@
 static arena cfg_arena;
 static authz_config *cfg;
 
+/* Every request header, fetched once per hook when a policy reads a header (the per-hook heap
+ * keeps it valid until the hook returns). */
+static weft_str all_headers;
+static int have_all_headers;
+
+/* Istio/Envoy match `request.headers[<name>]` against all the field's values joined with ","
+ * (Envoy HeaderUtility::getAllOfHeaderAsString): repeated `x-role: admin` and `x-role: guest`
+ * read "admin,guest", so the first value alone must not decide. `name` is lower-cased at
+ * configure; the host's list has lower-case names. */
 static int env_header(void *ctx, wstr name, wstr *out) {
   (void)ctx;
-  return glue_header(name, out); /* lower-cased at configure */
+  if (!have_all_headers) {
+    all_headers = weft_get_headers(WEFT_REQUEST_HEADERS);
+    have_all_headers = 1;
+  }
+  const char *end = all_headers.ptr + all_headers.len;
+  uint32_t n = 0, total = 0;
+  wstr first = WSTR_NONE;
+  for (int pass = 0; pass < 2; pass++) {
+    char *dst = 0;
+    if (pass == 1) {
+      if (n <= 1) break;
+      dst = (char *)weft_alloc(total + n - 1);
+      *out = (wstr){dst, total + n - 1};
+    }
+    uint32_t seen = 0;
+    for (const char *q = all_headers.ptr; q < end;) {
+      const char *k = q;
+      while (q < end && *q) q++;
+      wstr key = {k, (uint32_t)(q - k)};
+      const char *v = ++q;
+      while (q < end && *q) q++;
+      wstr val = {v, (uint32_t)(q - v)};
+      q++;
+      if (!wstr_eq(key, name)) continue;
+      if (pass == 0) {
+        if (n++ == 0) first = val;
+        total += val.n;
+      } else {
+        if (seen++ > 0) *dst++ = ',';
+        weft_memcpy(dst, val.p, val.n);
+        dst += val.n;
+      }
+    }
+  }
+  if (n == 0) return 0;
+  if (n == 1) *out = first;
+  return 1;
 }
 
 static const wstr PROPS[AT_COUNT] = {
@@ -59,6 +104,7 @@ static void dry_run(const authz_result *r) {
 
 weft_action weft_on_request_headers(void) {
   authz_env env = {0, env_header, env_attr};
+  have_all_headers = 0;
   authz_result r;
   counters_tick();
   authz_evaluate(cfg, &env, &r);

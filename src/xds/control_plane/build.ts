@@ -35,7 +35,13 @@ import {
   listener,
   workloadPolicies,
 } from "./build_listener.ts";
-import { addressInputs, addressKeys, buildAddresses, policiesByWorkload } from "./build_address.ts";
+import {
+  addressInputs,
+  addressKeys,
+  buildAddresses,
+  policiesByWorkload,
+  tcpTargets,
+} from "./build_address.ts";
 
 export { lbEndpointBytes, workloadAddressBytes, workloadUid } from "./build_wire.ts";
 export { inboundListenerName } from "./build_listener.ts";
@@ -233,7 +239,9 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   const bound = (): Map<MeshWorkload, string[]> => boundMemo ??= policiesByWorkload(mesh);
   // Inbound L7 authorization: per HTTP service and node hosting its workloads, when a policy
   // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
-  const anyHttp = mesh.authorizationPolicies.some(isHttpPolicy);
+  // A policy attached by targetRefs is enforced only here (never at L4), whatever its fields.
+  const l7Only = (p: AuthorizationPolicy): boolean => p.targetServices !== undefined;
+  const anyHttp = mesh.authorizationPolicies.some((p) => isHttpPolicy(p) || l7Only(p));
   const byNamespace = new Map<string, AuthorizationPolicy[]>();
   const byId = new Map<string, AuthorizationPolicy>();
   for (const p of anyHttp ? mesh.authorizationPolicies : []) {
@@ -253,10 +261,13 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound())) {
         m.set(`${p.namespace}/${p.name}`, p);
       }
+      for (const p of byNamespace.get(s.namespace) ?? []) {
+        if (p.targetServices?.includes(s.name)) m.set(`${p.namespace}/${p.name}`, p);
+      }
     }
     for (const [node, m] of byNode) {
       const policies = [...m.values()];
-      if (!policies.some(isHttpPolicy)) continue;
+      if (!policies.some((p) => isHttpPolicy(p) || l7Only(p))) continue;
       idx.inbound.push(inboundListenerName(s, node));
       put(
         LISTENER,
@@ -274,6 +285,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     out.set(ADDRESS, prevAddresses as Map<string, Built>);
   } else buildAddresses(mesh, put, bound());
   for (const p of mesh.authorizationPolicies) {
+    if (l7Only(p) && tcpTargets(mesh, p).length === 0) continue;
     put(
       AUTHORIZATION,
       `${p.namespace}/${p.name}`,

@@ -19,6 +19,7 @@ import {
 } from "./build_select.ts";
 import { anyOf, ipBytes, type PortLists, workloadAddressBytes, workloadUid } from "./build_wire.ts";
 import type { Mesh, MeshService, MeshWorkload } from "./mesh.ts";
+import type { AuthorizationPolicy } from "../../core/mod.ts";
 
 const APP_PROTOCOL: Record<string, number> = { HTTP: 1, HTTP2: 2, GRPC: 3 };
 
@@ -41,10 +42,30 @@ function servicesByWorkload(mesh: Mesh): Map<MeshWorkload, { lists: PortLists; k
   return out;
 }
 
+/** The TCP-only services (no HTTP port) a policy's targetRefs name, in its namespace. */
+export function tcpTargets(mesh: Mesh, p: AuthorizationPolicy): MeshService[] {
+  if (!p.targetServices) return [];
+  return mesh.services.filter((s) =>
+    s.namespace === p.namespace && p.targetServices!.includes(s.name) &&
+    s.ports.every((port) => port.protocol === "TCP")
+  );
+}
+
 /** workload → "ns/name" of the selector policies bound to it. */
 export function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
   const out = new Map<MeshWorkload, string[]>();
   for (const [w, names] of mesh.policyBindings) out.set(w, [...names]);
+  // A policy attached by targetRefs to a TCP-only service binds that service's workloads at L4
+  // (an HTTP service's is enforced by its inbound L7 listener: build.ts).
+  for (const p of mesh.authorizationPolicies) {
+    for (const s of tcpTargets(mesh, p)) {
+      for (const w of selected(mesh, s)) {
+        let l = out.get(w);
+        if (!l) out.set(w, l = []);
+        if (!l.includes(`${p.namespace}/${p.name}`)) l.push(`${p.namespace}/${p.name}`);
+      }
+    }
+  }
   for (const p of mesh.authorizationPolicies) {
     const sel = p.selector;
     if (!sel) continue;
@@ -86,7 +107,12 @@ export function addressInputs(mesh: Mesh): string {
     key([
       mesh.trustDomain,
       mesh.services.map(serviceAddressKey),
-      mesh.authorizationPolicies.map((p) => [p.namespace, p.name, p.selector ?? null]),
+      mesh.authorizationPolicies.map((p) => [
+        p.namespace,
+        p.name,
+        p.selector ?? null,
+        p.targetServices ?? null,
+      ]),
       [...mesh.policyBindings].map(([w, names]) => [workloadKey(w), names]),
     ])
   }`;

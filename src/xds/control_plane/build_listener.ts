@@ -139,7 +139,9 @@ export function workloadPolicies(
   const out = [w.namespace, mesh.rootNamespace]
     .filter((ns, i) => i === 0 || ns !== w.namespace)
     .flatMap((ns) => byNamespace.get(ns) ?? [])
-    .filter((p) => p.selector === undefined || matches(w.labels, p.selector));
+    .filter((p) =>
+      p.targetServices === undefined && (p.selector === undefined || matches(w.labels, p.selector))
+    );
   for (const id of bound.get(w) ?? []) {
     const p = byId.get(id);
     if (p && !out.includes(p)) out.push(p);

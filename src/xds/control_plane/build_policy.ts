@@ -5,6 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { AuthorizationPolicy, PolicyOperation, PolicySource } from "../../core/mod.ts";
+import { parseIp } from "../../core/mod.ts";
 import { IstioAuthorizationSchema, istioSecurity } from "../proto.ts";
 import type { Mesh } from "./mesh.ts";
 
@@ -22,10 +23,13 @@ function sm(v: string): Sm {
   return { matchType: { case: "exact", value: v } };
 }
 
+/** "10.0.0.0/8", "2001:db8::/32" or a bare address (its full length), IPv4 or IPv6. The parser
+ * validated it (src/istio/security.ts). */
 function cidr(v: string): { address: Uint8Array; length: number } {
   const [ip, len] = v.split("/");
-  const bytes = new Uint8Array((ip ?? "").split(".").map(Number));
-  return { address: bytes, length: len === undefined ? 32 : Number(len) };
+  const parsed = parseIp(ip ?? "");
+  const bytes = parsed?.bytes ?? new Uint8Array(4);
+  return { address: bytes, length: len === undefined ? bytes.length * 8 : Number(len) };
 }
 
 /** `ns/sa` → a principal suffix match (the trust domain is any). */
@@ -78,7 +82,8 @@ export function authorizationOf(mesh: Mesh, p: AuthorizationPolicy): istioSecuri
     if (ops.length) clauses.push({ matches: ops });
     rules.push({ clauses });
   }
-  const scope = p.selector
+  // A targetRefs policy reaches L4 only bound to a TCP service's workloads (build_address.ts).
+  const scope = p.selector || p.targetServices
     ? istioSecurity.Scope.WORKLOAD_SELECTOR
     : p.namespace === mesh.rootNamespace
     ? istioSecurity.Scope.GLOBAL

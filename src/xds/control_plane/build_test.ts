@@ -7,7 +7,7 @@ import {
   ListenerSchema,
   TcpProxySchema,
 } from "../proto.ts";
-import { ADDRESS, ENDPOINT, LISTENER } from "../type_urls.ts";
+import { ADDRESS, AUTHORIZATION, ENDPOINT, LISTENER } from "../type_urls.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { buildNode, lbEndpointBytes, workloadAddressBytes } from "./build.ts";
 import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
@@ -333,4 +333,62 @@ spec: { selector: { matchLabels: { app: echo } }, rules: [{ to: [{ operation: { 
     prev = built;
   }
   assert.ok([...prev!.get(LISTENER)!.keys()].every((n) => !n.startsWith("inbound|")));
+});
+
+Deno.test("AuthorizationPolicy targetRefs: enforced by the service's inbound L7 listener only, never as an L4 Authorization", () => {
+  const yaml = `${meshYaml(10)}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: echo-by-ref, namespace: default }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: echo }]
+  rules: [{ from: [{ source: { namespaces: [default] } }] }]
+`;
+  const mesh = parseMesh(yaml);
+  const node = buildNode(mesh, "node-b");
+  assert.ok(!node.get(AUTHORIZATION)?.has("default/echo-by-ref"), "no L4 Authorization for it");
+  assert.ok(node.get(AUTHORIZATION)?.has("default/echo-allow"), "selector policies stay L4 too");
+  // The RBAC policy ids sit in the listener's bytes as protobuf strings.
+  const text = (b: { any: { value: Uint8Array } }) => new TextDecoder().decode(b.any.value);
+  const holding = [...(node.get(LISTENER)?.entries() ?? [])]
+    .filter(([, b]) => text(b).includes("ns[default]-policy[echo-by-ref]-rule[0]"));
+  // echo has a workload on each node: each node's inbound listener for it carries the policy.
+  assert.deepEqual(holding.map(([name]) => name).sort(), [
+    "inbound|node-a|echo.default.svc.cluster.local",
+    "inbound|node-b|echo.default.svc.cluster.local",
+  ]);
+  const nodeA = buildNode(mesh, "node-a");
+  assert.ok(!nodeA.get(AUTHORIZATION)?.has("default/echo-by-ref"));
+});
+
+Deno.test("AuthorizationPolicy targetRefs on a TCP service: an L4 Authorization bound to its workloads", () => {
+  const yaml = `${meshYaml(10)}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: db-by-ref, namespace: default }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: db }]
+  action: DENY
+  rules: [{ from: [{ source: { notNamespaces: [default] } }] }]
+`;
+  const node = buildNode(parseMesh(yaml), "node-b");
+  assert.ok(node.get(AUTHORIZATION)?.has("default/db-by-ref"));
+  const db = fromBinary(
+    IstioAddressSchema,
+    node.get(ADDRESS)!.get("cluster.local//Pod/default/db-1")!.any.value,
+  );
+  assert.ok(
+    db.type.case === "workload" &&
+      db.type.value.authorizationPolicies.includes("default/db-by-ref"),
+  );
+  const echo = fromBinary(
+    IstioAddressSchema,
+    node.get(ADDRESS)!.get("cluster.local//Pod/default/echo-2")!.any.value,
+  );
+  assert.ok(
+    echo.type.case === "workload" &&
+      !echo.type.value.authorizationPolicies.includes("default/db-by-ref"),
+  );
 });

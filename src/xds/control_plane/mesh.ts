@@ -156,7 +156,7 @@ export function meshFromResources(r: IstioResources): Mesh {
   const workloads = collectWorkloads(r, td);
   const services = collectServices(r, workloads, td, problems, warnings);
   for (const p of r.wasmPlugins) {
-    if (p.mode === "SERVER") {
+    if (p.match.some((m) => m.mode === "SERVER")) {
       problems.push(
         `WasmPlugin ${p.meta.namespace}/${p.meta.name}: spec.match[].mode: SERVER plugins are ` +
           "not supported by weft's control plane (it serves client-side chains); use CLIENT",
