@@ -5,7 +5,8 @@
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
  *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
  *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99;
- *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun); per round
+ *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun), also timed
+ *   from each request's actual send (the client's own timer lag left out); per round
  *   direct, haproxy and weft run back to back, and the summary rows give the median added p50/p99
  *   of weft and of haproxy over the rounds, weft's against haproxy's and against the goal
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
@@ -268,6 +269,9 @@ async function latencySection(hap: boolean): Promise<void> {
         p50: x.p50 - d.p50,
         p99: x.p99 - d.p99,
         rps: x.rps,
+        ...(x.sendP50 !== undefined && d.sendP50 !== undefined
+          ? { sendP50: x.sendP50 - d.sendP50, sendP99: x.sendP99! - d.sendP99! }
+          : {}),
       });
       const a = added[name] ??= { weft: [], haproxy: [] };
       a.weft.push(plus(w));
@@ -278,6 +282,15 @@ async function latencySection(hap: boolean): Promise<void> {
         `${fmtLat(d)} · ${h ? fmtLat(h) : "-"} · ${fmtLat(w)} (weft ${Math.round(w.rps)} req/s)`,
         `added: haproxy ${h ? fmtAdded(plus(h)) : "-"}, weft ${fmtAdded(plus(w))} [load ${load()}]`,
       );
+      if (w.sendP50 !== undefined) {
+        // The open loop from each request's actual send: the client's own timer lag left out.
+        const fmtSend = (x: Latency): string => `${signed(x.sendP50!)}/${signed(x.sendP99!)}`;
+        row(
+          `1k req/s ${name}, round ${r}: added from the send`,
+          `haproxy ${h ? fmtSend(plus(h)) : "-"}, weft ${fmtSend(plus(w))}`,
+          `direct from the send ${d.sendP50!.toFixed(2)}/${d.sendP99!.toFixed(2)} ms`,
+        );
+      }
     }
   }
   for (const [name] of probes) {
@@ -287,6 +300,17 @@ async function latencySection(hap: boolean): Promise<void> {
     const h50 = median(a.haproxy.map((x) => x.p50));
     const h99 = median(a.haproxy.map((x) => x.p99));
     const met = (x: number, goal: number): string => x <= goal ? "met" : "not met";
+    if (a.weft[0]?.sendP50 !== undefined) {
+      const m = (xs: Latency[], k: "sendP50" | "sendP99"): string =>
+        signed(median(xs.map((x) => x[k]!)));
+      row(
+        `1k req/s ${name}: added from the send${ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : ""}`,
+        `weft ${m(a.weft, "sendP50")}/${m(a.weft, "sendP99")} ms, haproxy pair ${
+          m(a.haproxy, "sendP50")
+        }/${m(a.haproxy, "sendP99")} ms`,
+        "the client's timer lag left out (bench/l4_tail.ts)",
+      );
+    }
     row(
       `1k req/s ${name}: added p50/p99${ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : ""}`,
       `weft ${signed(p50)}/${signed(p99)} ms, haproxy pair ${signed(h50)}/${signed(h99)} ms`,

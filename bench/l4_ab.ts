@@ -188,8 +188,11 @@ try {
         const d = await openLoop(`http://${IP.server}:${PORT.http}/`, SECONDS);
         cpu(1);
         const w = await openLoop(url, SECONDS);
+        const sent = `from the send +${(w.sendP50! - d.sendP50!).toFixed(2)}/+${
+          (w.sendP99! - d.sendP99!).toFixed(2)
+        }`;
         parts.push(
-          `open +${(w.p50 - d.p50).toFixed(2)}/+${(w.p99 - d.p99).toFixed(2)}${
+          `open +${(w.p50 - d.p50).toFixed(2)}/+${(w.p99 - d.p99).toFixed(2)} (${sent})${
             cpu(w.rps * SECONDS)
           }${tally()}`,
         );

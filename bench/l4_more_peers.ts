@@ -53,6 +53,9 @@ export interface Latency {
   readonly p50: number;
   readonly p99: number;
   readonly rps: number;
+  /** The open loop's requests timed from their actual send (without the client's timer lag). */
+  readonly sendP50?: number;
+  readonly sendP99?: number;
 }
 
 /** `hey` at a fixed total rate (10 connections × rate/10 each), latencies in ms. */
@@ -83,6 +86,12 @@ export async function openLoop(url: string, seconds: number, rate = 1000): Promi
     stderr: "null",
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim();
-  const r = JSON.parse(text.split("\n").pop() || "{}") as { p50?: number; p99?: number };
-  return { p50: r.p50 ?? NaN, p99: r.p99 ?? NaN, rps: rate };
+  const r = JSON.parse(text.split("\n").pop() || "{}") as Partial<Latency>;
+  return {
+    p50: r.p50 ?? NaN,
+    p99: r.p99 ?? NaN,
+    rps: rate,
+    sendP50: r.sendP50 ?? NaN,
+    sendP99: r.sendP99 ?? NaN,
+  };
 }

@@ -250,8 +250,9 @@ export async function spawn(
       const text = dec.decode(chunk, { stream: true });
       opts.onText?.(text);
       if (!opts.readyText) continue;
+      // Checked before trimming: a chunk may carry the ready line and more than the 4 KiB kept.
+      if ((tail + text).includes(opts.readyText)) seen();
       tail = (tail + text).slice(-4096);
-      if (tail.includes(opts.readyText)) seen();
     }
   };
   void watch(child.stdout);
