@@ -11,6 +11,7 @@ import type {
   Snapshot,
   Workload,
 } from "./snapshot.ts";
+import { type CompiledPolicy, compilePolicy } from "./authz_compile.ts";
 
 export interface ServiceMatch {
   readonly svc: Service;
@@ -32,6 +33,18 @@ export interface SnapshotIndex {
   readonly inboundChains: ReadonlyMap<string, readonly ServiceMatch[]>;
   /** Authorization policies that apply to a local workload (computed once per workload). */
   policiesFor(w: Workload): readonly AuthorizationPolicy[];
+  /** What the L4 check evaluates for a connection to `w` on `port`: the policies by selector
+   * then those attached by targetRefs to a TCP service `w` backs on that port, compiled and
+   * split by role (computed once per workload and port). */
+  l4Policies(w: Workload, port: number): L4Policies;
+}
+
+/** The policies of one L4 check, each list in evaluation order. */
+export interface L4Policies {
+  /** Dry-run ALLOW and DENY policies (logged, never deciding); AUDIT ones are left out. */
+  readonly dryRun: readonly CompiledPolicy[];
+  readonly deny: readonly CompiledPolicy[];
+  readonly allow: readonly CompiledPolicy[];
 }
 
 const cache = new WeakMap<Snapshot, SnapshotIndex>();
@@ -88,6 +101,14 @@ function build(snap: Snapshot): SnapshotIndex {
     }
   }
   const policies = new Map<Workload, readonly AuthorizationPolicy[]>();
+  const policiesFor = (w: Workload): readonly AuthorizationPolicy[] => {
+    let p = policies.get(w);
+    if (!p) policies.set(w, p = policiesApplying(snap, w));
+    return p;
+  };
+  const anyTargeted = (snap.policies ?? []).some((p) => p.targetServices !== undefined);
+  const l4 = new Map<Workload, L4Policies>();
+  const l4ByPort = new Map<Workload, Map<number, L4Policies>>();
   return {
     workloadByIp,
     workloadByName,
@@ -95,12 +116,51 @@ function build(snap: Snapshot): SnapshotIndex {
     serviceByHost,
     endpointByIp,
     inboundChains,
-    policiesFor(w) {
-      let p = policies.get(w);
-      if (!p) policies.set(w, p = policiesApplying(snap, w));
-      return p;
+    policiesFor,
+    l4Policies(w, port) {
+      if (!anyTargeted) {
+        let out = l4.get(w);
+        if (!out) l4.set(w, out = split(policiesFor(w)));
+        return out;
+      }
+      let byPort = l4ByPort.get(w);
+      if (!byPort) l4ByPort.set(w, byPort = new Map());
+      let out = byPort.get(port);
+      if (!out) {
+        const targeted = targetedPolicies(snap, w, port);
+        const own = policiesFor(w);
+        byPort.set(port, out = split(targeted.length === 0 ? own : [...own, ...targeted]));
+      }
+      return out;
     },
   };
+}
+
+function split(policies: readonly AuthorizationPolicy[]): L4Policies {
+  const of = (keep: (p: AuthorizationPolicy) => boolean): CompiledPolicy[] =>
+    policies.filter(keep).map(compilePolicy);
+  return {
+    dryRun: of((p) => p.dryRun && p.action !== "AUDIT"),
+    deny: of((p) => !p.dryRun && p.action === "DENY"),
+    allow: of((p) => !p.dryRun && p.action === "ALLOW"),
+  };
+}
+
+/** Policies attached by targetRefs to a service this connection reaches (the workload backs it
+ * on this port). An HTTP service's are enforced by its L7 chain (an L7 port never comes here);
+ * a TCP service's by the L4 check, as a waypoint's TCP chain would. */
+function targetedPolicies(snap: Snapshot, w: Workload, port: number): AuthorizationPolicy[] {
+  const names = new Set(
+    (snap.services ?? []).filter((s) =>
+      s.namespace === w.namespace && s.ports.some((p) => p.targetPort === port) &&
+      s.endpoints.some((e) => e.address === w.address)
+    ).map((s) => s.name),
+  );
+  return names.size === 0
+    ? []
+    : snap.policies.filter((p) =>
+      p.namespace === w.namespace && (p.targetServices ?? []).some((n) => names.has(n))
+    );
 }
 
 /** Policies that apply to a workload: its namespace's and the root namespace's, by selector. */

@@ -386,7 +386,7 @@ Deno.test("ECDS: an update of a type the listener's type_urls exclude is NACKed;
   assert.equal(state.store.get<ExtensionValue>(EXTENSION_CONFIG, hdr)!.typeUrl, wasmType);
 });
 
-Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scoped instance", () => {
+Deno.test("translate: a per-route fault (Istio's placement) is the route's own, not a filter", () => {
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT]) put(store, t);
   const rc = fromBinary(
@@ -407,12 +407,11 @@ Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scop
     any: anyPack(RouteConfigurationSchema, rc),
   }], () => true);
   const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
-  const faults = echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
-  // The listener's fault filter is empty (control plane), so only the route's instance runs.
-  assert.deepEqual(faults.map((f) => [f.name, f.config]), [[
-    "envoy.filters.http.fault.route-0",
-    { abort: { httpStatus: 418, percentage: { numerator: 100 } }, headers: [] },
-  ]]);
+  // The listener's fault filter is empty (control plane) and the route carries the fault.
+  assert.deepEqual(echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault), []);
+  assert.deepEqual(echo.routes?.[0]?.fault, {
+    abort: { httpStatus: 418, perMillion: 1_000_000 },
+  });
 });
 
 function translateMesh(yaml: string) {
@@ -444,19 +443,20 @@ services:
       - route: [{ destination: { subset: v1 } }]
 `;
 
-Deno.test("translate: a fault on a header-matched route is gated by that match", () => {
-  const { errors, snap } = translateMesh(RATINGS("{ headers: { end-user: { exact: jason } } }"));
-  assert.deepEqual(errors, []);
-  const faults = snap.services[0]!.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
-  assert.equal(faults.length, 1);
-  assert.deepEqual((faults[0]!.config as { headers: unknown }).headers, [
-    { name: "end-user", stringMatch: { exact: "jason" } },
-  ]);
-});
-
-Deno.test("translate: a per-route fault weft cannot scope is NACKed, not spread", () => {
-  const { errors } = translateMesh(RATINGS("{ uri: { prefix: /admin } }"));
-  assert.match(errors.join("\n"), /per-route filter config.*path/);
+Deno.test("translate: a fault on a matched route (headers or path) applies with that route", () => {
+  for (
+    const first of ["{ headers: { end-user: { exact: jason } } }", "{ uri: { prefix: /admin } }"]
+  ) {
+    const { errors, snap } = translateMesh(RATINGS(first));
+    assert.deepEqual(errors, []);
+    const svc = snap.services[0]!;
+    assert.deepEqual(svc.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault), []);
+    assert.deepEqual(svc.routes?.map((r) => r.fault), [
+      { abort: { httpStatus: 500, perMillion: 1_000_000 } },
+      undefined,
+    ]);
+    assert.equal(svc.routes?.[0]?.match[0]?.headers !== undefined, first.includes("headers"));
+  }
 });
 
 Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {

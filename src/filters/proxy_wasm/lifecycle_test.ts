@@ -263,6 +263,26 @@ Deno.test("unimplemented imports are reported before the VM starts, even when it
   }
 });
 
+Deno.test("a VM start that never returns is stopped by the start-up budget, not the per-request one", async () => {
+  const logs = quietLogs();
+  try {
+    const t0 = performance.now();
+    await assertRejects(
+      () =>
+        createProxyWasmFilter(ref("loops-at-start", wasm, {}), {
+          vmConfig: "loop",
+          callBudgetMs: 20,
+        }),
+      /exceeded 1000 ms/,
+    );
+    const took = performance.now() - t0;
+    // Lifecycle calls get 1 s (a busy node must not refuse a sound plugin), then stop.
+    assert(took >= 1000 && took < 10_000, `stopped after ${took.toFixed(0)} ms`);
+  } finally {
+    logs.restore();
+  }
+});
+
 Deno.test("a stream paused forever fails as timeout after pauseTimeoutMs", async () => {
   const f = await createProxyWasmFilter(ref("hold", wasm, {}), { pauseTimeoutMs: 20 });
   try {

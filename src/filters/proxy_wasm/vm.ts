@@ -27,6 +27,8 @@ import {
 export { type Callback, type CompiledPlugin, GuestFailure, StartExit, type StreamState };
 
 const ROOT_ID = 1;
+/** Wall-clock budget of each lifecycle call while a VM starts (see `ProxyWasmVm.start`). */
+const START_BUDGET_MS = 1000;
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...args: any[]) => any;
@@ -55,6 +57,9 @@ export class ProxyWasmVm {
   /** Deadline of the current top-level call; 0 = not armed yet (armed at the first check, so
    * calls that never run out of fuel never read the clock). */
   private deadline = 0;
+  /** Budget of the current top-level call: `callBudgetMs`, or `START_BUDGET_MS` while the
+   * lifecycle runs (`start`). */
+  private budgetMs: number;
   private readonly ex: Record<string, Fn | undefined>;
 
   private constructor(
@@ -62,6 +67,7 @@ export class ProxyWasmVm {
     readonly generation: number,
     private readonly onDeath: (vm: ProxyWasmVm, f: GuestFailure, streams: number) => void,
   ) {
+    this.budgetMs = Math.max(plugin.settings.callBudgetMs, START_BUDGET_MS);
     const { imports, unimplemented } = buildImports(this, plugin.imports);
     this.unimplemented = unimplemented;
     // Listed before instantiation: a module that fails to start is exactly when it matters.
@@ -109,6 +115,18 @@ export class ProxyWasmVm {
   ): ProxyWasmVm {
     const vm = new ProxyWasmVm(plugin, generation, onDeath);
     const name = plugin.settings.name;
+    // The lifecycle (initialisers, on_vm_start, on_configure) runs once per generation, often
+    // parsing a whole configuration: it gets a start-up budget, not the per-request one, so a
+    // busy node does not refuse a sound plugin (Envoy bounds neither). A runaway start is still
+    // stopped, as "timeout". The constructor armed it (a start section runs at instantiation).
+    try {
+      return ProxyWasmVm.lifecycle(vm, plugin, name);
+    } finally {
+      vm.budgetMs = plugin.settings.callBudgetMs;
+    }
+  }
+
+  private static lifecycle(vm: ProxyWasmVm, plugin: CompiledPlugin, name: string): ProxyWasmVm {
     vm.run("start", undefined, () => {
       if (vm.ex["_initialize"]) {
         vm.ex["_initialize"]();
@@ -215,9 +233,9 @@ export class ProxyWasmVm {
   /** `weft:sandbox.check`, called by instrumented code when its fuel runs out. */
   readonly sandboxCheck = (): number => {
     const now = performance.now();
-    if (this.deadline === 0) this.deadline = now + this.settings.callBudgetMs;
+    if (this.deadline === 0) this.deadline = now + this.budgetMs;
     else if (now > this.deadline) {
-      throw new GuestFailure("timeout", `guest call exceeded ${this.settings.callBudgetMs} ms`);
+      throw new GuestFailure("timeout", `guest call exceeded ${this.budgetMs} ms`);
     }
     return DEFAULT_FUEL;
   };

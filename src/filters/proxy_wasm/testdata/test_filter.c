@@ -150,6 +150,8 @@ EXPORT(proxy_on_vm_start) uint32_t on_vm_start(uint32_t ctx, uint32_t size) {
     return 0;
   /* "trap": die during VM start (the import report must already be out). */
   if (len && cfg[0] == 't') __builtin_trap();
+  /* "loop": never return from VM start (the start-up budget must stop it). */
+  if (len && cfg[0] == 'l') for (volatile int i = 0;; i++) {}
 #else
   (void)size;
 #endif
