@@ -6,7 +6,8 @@
  * prebuilt wasm (plugins/<name>/build, `deno task plugins`) through the real filter host, in
  * front of `--upstream host:port`. Prints `{"port": N}` once listening; runs until killed.
  * Runs on Deno and on Bun (`bench:l7 --bun`). `--no-filters`: the proxy alone; `--filters
- * authz,fault`: only those filters of the chain.
+ * authz,fault`: only those filters of the chain. Requests take Istio's default route policy (the
+ * default retries every outbound L7 route carries) unless `--no-route-policy`.
  */
 import net from "node:net";
 import process from "node:process";
@@ -15,6 +16,7 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   connectNative,
+  defaultRoute,
   FilterChain,
   type HttpFilter,
   HttpProxy,
@@ -84,9 +86,11 @@ function timedChain(fs: HttpFilter[]): FilterChain {
 }
 // On Bun the proxy's sockets are native (src/core/native_socket.ts) unless `--node-net`.
 const native = nativeSockets && !argv.includes("--node-net");
+const route = argv.includes("--no-route-policy") ? undefined : defaultRoute();
 const proxy = new HttpProxy({
   chain: () => chain,
   direction: "inbound",
+  ...(route ? { routePolicy: () => route } : {}),
   dialUpstream: () =>
     native
       ? connectNative(upHost, Number(upPort)).then((s) => s.asDuplex())

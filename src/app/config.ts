@@ -7,7 +7,15 @@ import { load as parseYaml } from "js-yaml";
 import { spiffeId } from "../core/mod.ts";
 import type { Workload } from "../core/mod.ts";
 import { isValidCidr, parseIp, splitHostPort } from "../core/mod.ts";
-import { Checker, deepFreeze, exceedsNodes, isObj, Problems } from "../istio/mod.ts";
+import {
+  Checker,
+  deepFreeze,
+  exceedsNodes,
+  type HttpRetry,
+  isObj,
+  parseHttpRetry,
+  Problems,
+} from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
 import { checkService } from "./config_service.ts";
@@ -27,6 +35,7 @@ const TOP = [
   "certificates",
   "listeners",
   "outboundTrafficPolicy",
+  "meshConfig",
   "timeouts",
   "limits",
   "workloads",
@@ -147,6 +156,8 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
   }
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
+  // Istio's install-time `meshConfig` values; only the route retry default applies to a node.
+  const mc = c.obj("meshConfig", r.meshConfig, ["defaultHttpRetryPolicy"]);
   const t = c.obj("timeouts", r.timeouts, [
     "connect",
     "idle",
@@ -218,6 +229,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       "ALLOW_ANY",
       "REGISTRY_ONLY",
     ], "ALLOW_ANY"),
+    defaultHttpRetryPolicy: meshRetry(c, mc.defaultHttpRetryPolicy, extra),
     timeouts: {
       connectMs: c.duration("timeouts.connect", t.connect, 10_000),
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
@@ -363,4 +375,17 @@ function checkNodeMetadata(c: Checker, v: unknown): Readonly<Record<string, unkn
     return {};
   }
   return v;
+}
+
+/** weft.yaml `meshConfig.defaultHttpRetryPolicy`, or a MeshConfig document's (not both). */
+function meshRetry(c: Checker, v: unknown, extra: ConfigResources): HttpRetry | undefined {
+  const fromDoc = extra.defaultHttpRetryPolicy;
+  if (v === undefined) return fromDoc;
+  if (fromDoc) {
+    c.problems.add(
+      "meshConfig.defaultHttpRetryPolicy",
+      "also set by a MeshConfig in resources/configDir: set it in one place",
+    );
+  }
+  return parseHttpRetry(c, "meshConfig.defaultHttpRetryPolicy", v);
 }

@@ -15,6 +15,7 @@ import {
   convertPeerAuthentication,
   type DrSubset,
   hostFqdn,
+  type HttpRetry,
   type HttpRoute,
   isObj,
   type IstioResources,
@@ -39,6 +40,8 @@ export interface ConfigResources {
   /** WasmPlugins, attached to services by `targetRefs` (Service name) or `selector` (labels
    * every endpoint of the service carries). */
   readonly wasmPlugins: readonly WasmPlugin[];
+  /** A MeshConfig's `defaultHttpRetryPolicy`. */
+  readonly defaultHttpRetryPolicy: HttpRetry | undefined;
 }
 
 export function checkPolicies(c: Checker, v: unknown): AuthorizationPolicy[] {
@@ -65,6 +68,8 @@ const STANDALONE = [
   "PeerAuthentication",
   "VirtualService",
   "DestinationRule",
+  "MeshConfig (its defaultHttpRetryPolicy)",
+  "HTTPRoute (GAMMA: parentRefs a Service)",
 ];
 
 function readDir(dir: string): SourceText[] {
@@ -94,8 +99,10 @@ export function checkResources(
     { routes: readonly HttpRoute[]; namespace: string; where: string }
   >();
   const wasmPlugins: WasmPlugin[] = [];
+  let defaultHttpRetryPolicy: HttpRetry | undefined;
   for (const { resources: r, problems } of results) {
     wasmPlugins.push(...r.wasmPlugins);
+    defaultHttpRetryPolicy = r.meshConfig?.defaultHttpRetryPolicy ?? defaultHttpRetryPolicy;
     for (const p of problems) c.problems.list.push(p);
     refuseOthers(c, r);
     policies.push(...r.authorizationPolicies.map((p) => p.policy));
@@ -114,7 +121,7 @@ export function checkResources(
       }
     }
   }
-  return { policies, subsets, http, wasmPlugins };
+  return { policies, subsets, http, wasmPlugins, defaultHttpRetryPolicy };
 }
 
 function refuseOthers(c: Checker, r: IstioResources): void {

@@ -342,3 +342,75 @@ Deno.test("config: a YAML alias bomb is refused at parse, not walked or stringif
   assert(r.problems.some((p) => p.startsWith("(yaml): ") && /alias/.test(p)), r.problems.join());
   assert(performance.now() - t0 < 2000, "bounded work");
 });
+
+Deno.test("config: default retries on every service's routes; MeshConfig defaultHttpRetryPolicy from resources or meshConfig", () => {
+  const svc = (http?: unknown) => ({
+    name: "web",
+    vips: ["127.10.9.1"],
+    ports: [{ port: 80, protocol: "HTTP" }],
+    endpoints: [{ address: "127.0.9.1", tunnel: "NONE" }],
+    ...(http ? { http } : {}),
+  });
+  const routesOf = (raw: Record<string, unknown>) => {
+    const r = validateConfig(raw);
+    assert(r.ok, JSON.stringify(!r.ok && r.problems));
+    return snapshotFromConfig(r.config).services[0]!.routes;
+  };
+  // No VirtualService: Istio's default route, its retries marked as the default.
+  const plain = routesOf({ services: [svc()] });
+  assertEquals(plain?.length, 1);
+  assertEquals(plain![0]!.retries?.attempts, 2);
+  assertEquals(plain![0]!.retries?.retryOn, [
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+  ]);
+  assertEquals([plain![0]!.defaultRetries, plain![0]!.retries?.previousHosts], [true, true]);
+  const mesh = {
+    apiVersion: "weft.dev/v1alpha1",
+    kind: "MeshConfig",
+    metadata: { name: "mesh" },
+    spec: { defaultHttpRetryPolicy: { attempts: 4, retryOn: "5xx" } },
+  };
+  const fromDoc = routesOf({ services: [svc()], resources: [mesh] });
+  assertEquals([fromDoc![0]!.retries?.attempts, fromDoc![0]!.retries?.retryOn], [4, ["5xx"]]);
+  // Off mesh-wide: nothing applies, so no route policy at all.
+  assertEquals(
+    routesOf({ services: [svc()], meshConfig: { defaultHttpRetryPolicy: { attempts: 0 } } }),
+    undefined,
+  );
+  const both = validateConfig({
+    services: [svc()],
+    resources: [mesh],
+    meshConfig: { defaultHttpRetryPolicy: { attempts: 1 } },
+  });
+  assert(!both.ok && both.problems.some((p) => p.startsWith("meshConfig.defaultHttpRetryPolicy")));
+});
+
+Deno.test("config: the traffic split leaves out match blocks for ports the service does not serve (S10 port)", async () => {
+  const { firstPartyChains } = await import("./first_party_refs.ts");
+  const r = validateConfig({
+    services: [{
+      name: "web",
+      vips: ["127.10.9.1"],
+      ports: [{ port: 80, protocol: "HTTP" }],
+      endpoints: [{ address: "127.0.9.1", tunnel: "NONE", labels: { v: "2" } }],
+      subsets: [{ name: "v2", labels: { v: "2" } }],
+      http: [
+        { match: [{ port: 81 }], route: [{ destination: { host: "web", subset: "v2" } }] },
+        {
+          match: [{ port: 81 }, { port: 80, uri: { prefix: "/a" } }],
+          route: [{ destination: { host: "web" } }],
+        },
+        { route: [{ destination: { host: "web" } }] },
+      ],
+    }],
+  });
+  assert(r.ok, JSON.stringify(!r.ok && r.problems));
+  const split = firstPartyChains(r.config.services[0]!, r.config).outbound.at(-1)!.config as {
+    routes: { name: string; match?: unknown[] }[];
+  };
+  // The port-81-only route is gone; the second keeps only its port-80 block.
+  assertEquals(split.routes.map((x) => x.match), [[{ uri: { prefix: "/a" } }], undefined]);
+});

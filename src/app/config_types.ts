@@ -8,7 +8,7 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
-import type { HttpRoute } from "../istio/mod.ts";
+import type { HttpRetry, HttpRoute } from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -113,6 +113,9 @@ export interface WeftConfig {
   readonly certificates: { readonly ttlMs: number; readonly rotateAtFraction: number };
   readonly listeners: ListenersConfig;
   readonly outboundTrafficPolicy: "ALLOW_ANY" | "REGISTRY_ONLY";
+  /** MeshConfig `defaultHttpRetryPolicy` (weft.yaml `meshConfig`, or a MeshConfig in
+   * `resources`/`configDir`): the retries of HTTP routes that set none; undefined = Istio's. */
+  readonly defaultHttpRetryPolicy: HttpRetry | undefined;
   readonly timeouts: Timeouts;
   readonly limits: Limits;
   readonly workloads: readonly Workload[];

@@ -3,8 +3,9 @@
  * plugins/traffic-split); src/filters registers their factories, which load the prebuilt wasm.
  *  - inbound: AuthorizationPolicies that apply to the service's local workloads → authz (phase
  *    AUTHZ, after any AUTHZ WasmPlugin: Istio runs its RBAC filter after them);
- *  - outbound: VirtualService `http` routes → fault (delay then abort, Envoy's order) and
- *    traffic-split (last, as Envoy's router).
+ *  - outbound: VirtualService `http` routes → traffic-split (last, as Envoy's router); their
+ *    faults, timeouts and retries are the route policy the proxy applies per request
+ *    (src/istio/route_policy.ts → src/core/route_fault.ts, route_exchange.ts).
  * xDS-delivered refs of the first-party types keep their type (the factories convert Envoy's
  * configs); they only get the service's name in front (scopeFirstParty).
  */
@@ -12,13 +13,10 @@ import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
 import {
   authzConfigFromPolicies,
-  faultConfigFromHttpFault,
-  faultStages,
   FIRST_PARTY_TYPE as READY_TYPE,
   firstPartyOf,
   splitConfigFromRoutes,
 } from "../filters/mod.ts";
-import type { FaultHeaderMatch } from "../filters/mod.ts";
 import { type HttpRoute, labelsMatch, routesForSource, sourceSelectors } from "../istio/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 
@@ -95,52 +93,57 @@ export function firstPartyChains(
   return { inbound, outbound };
 }
 
-/** A route list's fault and traffic-split refs. As weft has one fault filter per chain: the
- * first route with a fault, gated by that route's header match (Istio applies a route's fault
- * only to requests that match it). */
-function routeRefs(svc: ServiceConfig, routes: readonly HttpRoute[], suffix: string): FilterRef[] {
-  const out: FilterRef[] = [];
-  const faultRoute = routes.find((r) => r.fault !== undefined);
-  if (faultRoute?.fault) {
-    const cfgFault = { ...faultConfigFromHttpFault(faultRoute.fault), ...faultGate(faultRoute) };
-    faultStages(cfgFault).forEach((stage, i) =>
-      out.push(
-        ref(
-          `${svc.name}.${svc.namespace}.fault${i === 0 ? "" : "-" + i}${suffix}`,
-          READY_TYPE.fault,
-          stage,
-          "UNSPECIFIED",
-          1_000_000 - i,
-        ),
-      )
-    );
-  }
-  out.push(
+/** A route list's traffic-split ref. Its faults are not a filter here: a route's fault applies
+ * only to the requests that take that route (Envoy's per-route HTTPFault), which the proxy's route
+ * policy decides with the route (src/core/route_fault.ts). */
+function routeRefs(svc: ServiceConfig, all: readonly HttpRoute[], suffix: string): FilterRef[] {
+  // The split plugin sees no port: match blocks naming a port the service does not serve HTTP
+  // on are left out here (istiod builds routes per port and drops them the same way); the route
+  // policy matches `port` per request.
+  const ports = svc.ports.filter((p) => p.protocol !== "TCP").map((p) => p.port);
+  const routes = routesForPorts(all, ports);
+  return [
     ref(
       `${svc.name}.${svc.namespace}.traffic-split${suffix}`,
       READY_TYPE["traffic-split"],
-      // Destination hosts are FQDNs already (config_service.ts).
-      splitConfigFromRoutes(routes, svc.namespace),
+      // Destination hosts are FQDNs already (config_service.ts). A request no route matches gets
+      // Envoy's 404 (route_not_found), as from istiod's routes; a source left with no routes
+      // (sourceLabels) takes the service as a whole, istiod's default route.
+      splitConfigFromRoutes(
+        // A route that answers itself (redirect, directResponse) still takes its requests: it
+        // names the service, and the proxy's route policy replies before any upstream.
+        routes.map((r) =>
+          r.route.length ? r : {
+            ...r,
+            route: [{
+              destination: { host: svc.hostname, subset: undefined, port: undefined },
+              weight: 1,
+            }],
+          }
+        ),
+        svc.namespace,
+        routes.length ? { noMatch: "notFound" } : {},
+      ),
       "UNSPECIFIED",
       -1_000_000,
     ),
-  );
-  return out;
+  ];
 }
 
-/** Envoy's fault `headers` gate from the fault route's single match block. */
-function faultGate(route: HttpRoute): { headers?: FaultHeaderMatch[] } {
-  if (route.match.length !== 1) return {};
-  const out: FaultHeaderMatch[] = Object.entries(route.match[0]!.headers).map(([name, m]) =>
-    m.exact !== undefined
-      ? { name, exact: m.exact }
-      : m.prefix !== undefined
-      ? { name, prefix: m.prefix }
-      : m.regex !== undefined
-      ? { name, regex: m.regex }
-      : { name, present: true }
-  );
-  return out.length > 0 ? { headers: out } : {};
+/** Routes without the match blocks whose `port` is none of `ports`; a route left without blocks
+ * goes (as routesForSource does for sourceLabels). With one HTTP port this is exact; with several,
+ * a block naming one of them applies to all in the split (the route policy still checks it). */
+function routesForPorts(routes: readonly HttpRoute[], ports: readonly number[]): HttpRoute[] {
+  const out: HttpRoute[] = [];
+  for (const r of routes) {
+    if (r.match.length === 0 || r.match.every((m) => m.port === undefined)) {
+      out.push(r);
+      continue;
+    }
+    const kept = r.match.filter((m) => m.port === undefined || ports.includes(m.port));
+    if (kept.length) out.push({ ...r, match: kept });
+  }
+  return out;
 }
 
 /** xDS names first-party filters per filter type ("traffic-split"); the filter host keys

@@ -27,7 +27,7 @@ export function snapshotFromConfig(
       weight: e.weight,
     }));
     const chains = l7(s, cfg);
-    const routes = routePolicies(s.http);
+    const routes = routePolicies(s.http, cfg.defaultHttpRetryPolicy);
     return {
       name: s.name,
       namespace: s.namespace,

@@ -29,7 +29,17 @@ import { setBufferedLength } from "./body_buffer.ts";
 import { requestStreamers, setStreamedFraming } from "./body_stream.ts";
 import { requestTrailers, TrailersReply, type TrailersStep } from "./trailers.ts";
 import type { RoutePolicy } from "./route_policy.ts";
-import { bufferForReplay, exchange, guardResponse } from "./route_exchange.ts";
+import {
+  bufferForReplay,
+  exchange,
+  guardResponse,
+  type Resume,
+  retriable,
+  statusOf,
+} from "./route_exchange.ts";
+import { dialedHost } from "./endpoints.ts";
+import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
+import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -41,7 +51,7 @@ export interface ForwardDeps {
   readonly maxBody: number;
   draining(): boolean;
   count(status: number, ctx: HttpRequestContext): void;
-  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream>;
   /** A kept connection usable now, if any (saves a Promise per request). */
   idle?(route: RouteChoice | undefined): Upstream | undefined;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
@@ -93,13 +103,35 @@ export async function forwardRequest(
     // Filters that stream the body may change its length: re-frame it chunked (body_stream.ts).
     const streamers = reqFraming.kind !== "none" ? requestStreamers(chain) : NO_STREAMERS;
     if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
-    const reqHead = receivedRequestHead(ctx) ??
-      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
-    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
-    if (policy) {
+    if (policy?.rewrite) rewriteRequest(policy, ctx);
+    const reqHead = receivedRequestHead(ctx) ??
+      headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
+    const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };
+    if (policy?.fault || policy?.reply) {
+      // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
+      const f = beforeUpstream(policy, ctx);
+      const abort = f instanceof Promise ? await f : f;
+      if (abort) {
+        // A request body not yet read stays on the connection: close after answering.
+        const whole = reqFraming.kind === "none" || buffered !== undefined;
+        return replyLocal(p, down, ctx, state, abort, keepAlive && !p.draining() && whole);
+      }
+    }
+    if (policy?.mirrors && (reqFraming.kind === "none" || buffered !== undefined)) {
+      mirrorRequest(policy.mirrors, ctx, buffered, (r) => p.acquire(r));
+    }
+    // Retries alone (Istio's default on every route) keep the fast path for a request whose body
+    // is already in memory or absent: its first try is made here as without a policy, and only
+    // a failure the policy retries hands the rest to the exchange (route_exchange.ts `Resume`).
+    // A timeout, a per-try timeout or a body still to be read take the exchange from the start.
+    if (
+      policy &&
+      (policy.timeoutMs !== undefined || policy.retries?.perTryTimeoutMs !== undefined ||
+        (reqFraming.kind !== "none" && buffered === undefined))
+    ) {
       return await forwardWithPolicy(
         p,
         down,
@@ -112,14 +144,37 @@ export async function forwardRequest(
         reqTrailers,
       );
     }
+    const retry = policy?.retries;
     let up: Upstream;
     let resRaw: Buffer | null = null;
     let sending: Promise<Sent> | undefined;
     for (let attempt = 0;; attempt++) {
+      let tried: Set<string> | undefined;
       try {
-        up = claim(state, down, p.idle?.(route) ?? await p.acquire(route));
+        up = claim(
+          state,
+          down,
+          p.idle?.(route) ??
+            await p.acquire(route, retry?.previousHosts ? (tried = new Set()) : undefined),
+        );
       } catch (e) {
         log.debug("upstream connect failed", { err: errorMessage(e) });
+        if (retry && retry.attempts > 0 && retriable(retry.retryOn, "connect-failure")) {
+          const host: string | undefined = tried?.values().next().value;
+          const resume = { reason: "connect-failure", host };
+          return await forwardWithPolicy(
+            p,
+            down,
+            o,
+            policy!,
+            route,
+            keepAlive,
+            chain,
+            state,
+            reqTrailers,
+            resume,
+          );
+        }
         return replyLocal(p, down, ctx, state, {
           status: 503,
           headers: [],
@@ -164,6 +219,26 @@ export async function forwardRequest(
         attempt > 0
       ) break;
       u.stream.destroy();
+    }
+    if (retry && !sending && retry.attempts > 0) {
+      // The first try's answer (or none) may be one the policy retries.
+      const why = retryReason(retry.retryOn, resRaw);
+      if (why !== undefined) {
+        up.stream.destroy(); // the answer is not wanted: closing beats draining it
+        const resume = { reason: why, host: dialedHost.get(up.stream) };
+        return await forwardWithPolicy(
+          p,
+          down,
+          o,
+          policy!,
+          route,
+          keepAlive,
+          chain,
+          state,
+          reqTrailers,
+          resume,
+        );
+      }
     }
     if (!resRaw) {
       up.stream.destroy();
@@ -211,6 +286,13 @@ function sendFailed(
 }
 
 const NONE: Trailer[] = [];
+
+/** Why the first try's answer (a head, or none) is retried under `retryOn`, or undefined. */
+function retryReason(retryOn: readonly string[], head: Buffer | null): string | undefined {
+  if (!head) return retriable(retryOn, "reset") ? "reset" : undefined;
+  const status = statusOf(head);
+  return retriable(retryOn, status) ? String(status) : undefined;
+}
 const NO_STREAMERS: HttpFilter[] = [];
 
 /** The route's timeout and retries (route_exchange.ts); a body is held for replay only when its
@@ -225,19 +307,23 @@ async function forwardWithPolicy(
   chain: FilterChain,
   state: ConnState,
   reqTrailers: Trailer[],
+  resume?: Resume,
 ): Promise<boolean> {
   const ctx = o.ctx;
   const replay = ctx.requestBody ??
     (policy.retries && !o.streamers.length
       ? await bufferForReplay(o.reader, o.reqFraming, p.maxBody, [...reqTrailers])
       : undefined);
+  if (policy.mirrors && !resume && ctx.requestBody === undefined && replay !== undefined) {
+    mirrorRequest(policy.mirrors, ctx, replay, (r) => p.acquire(r)); // held here for a retry
+  }
   let r: Awaited<ReturnType<typeof exchange>>;
   try {
     r = await exchange(policy, {
-      acquire: () => p.acquire(route).then((u) => claim(state, down, u)),
+      acquire: (tried) => p.acquire(route, tried).then((u) => claim(state, down, u)),
       send: (u) => sendRequest(o, u, replay),
       replayable: replay !== undefined || o.reqFraming.kind === "none",
-    });
+    }, resume);
   } catch (e) {
     return sendFailed(p, down, ctx, state, e); // a trailer hook answered, the upstream went
   }

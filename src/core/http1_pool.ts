@@ -62,7 +62,7 @@ export class Http1UpstreamPool {
   private readonly sweepNow = (): void => this.sweep();
 
   constructor(
-    private readonly dial: (route?: RouteChoice) => Promise<Duplex>,
+    private readonly dial: (route?: RouteChoice, tried?: Set<string>) => Promise<Duplex>,
     private readonly maxIdlePerRoute = 64,
     private readonly idleTimeoutMs = DEFAULT_UPSTREAM_IDLE_MS,
   ) {}
@@ -82,11 +82,14 @@ export class Http1UpstreamPool {
     return undefined;
   }
 
-  async acquire(route: RouteChoice | undefined): Promise<Upstream> {
-    const kept = this.idleFor(route);
+  /** A kept connection, else a new one. `tried`: a retry's earlier endpoints (previous_hosts):
+   * when it names any, a new connection to another endpoint is dialled (the dialler picks and
+   * adds to it). */
+  async acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream> {
+    const kept = tried?.size ? undefined : this.idleFor(route);
     if (kept) return kept;
     const key = keyOf(route);
-    const stream = await this.dial(route);
+    const stream = await this.dial(route, tried);
     setNoDelay(stream);
     stream.on("error", () => {}); // surfaced through the reader
     // Every field the pool sets later is there from the start: one object shape per connection.

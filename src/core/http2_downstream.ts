@@ -25,6 +25,8 @@ import {
   respondLocal,
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
+import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
+import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { normalizePath } from "./path_normalize.ts";
 import { TrailersReply } from "./trailers.ts";
@@ -36,7 +38,7 @@ export const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 export interface H2Backend {
   readonly direction: HttpRequestContext["direction"];
   chain(): FilterChain;
-  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream>;
   release(up: Upstream): void;
   count(status: number, ctx: HttpRequestContext): void;
   nextRequestId(): string;
@@ -139,6 +141,18 @@ async function serveStream(
       b.count(verdict.response.status, ctx);
       return respondLocal(stream, verdict.response);
     }
+    const policy = b.routePolicy?.(ctx);
+    if (policy?.rewrite) rewriteRequest(policy, ctx);
+    if (policy?.fault || policy?.reply) {
+      // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
+      const f = beforeUpstream(policy, ctx);
+      const abort = f instanceof Promise ? await f : f;
+      if (abort) {
+        stream.resume();
+        b.count(abort.status, ctx);
+        return respondLocal(stream, abort);
+      }
+    }
     let plan: RequestPlan;
     try {
       plan = await planRequest(stream, ctx, chain, reqTrailers, !b.h2Upstream);
@@ -146,6 +160,9 @@ async function serveStream(
       if (!(e instanceof TrailersReply)) throw e;
       b.count(e.response.status, ctx);
       return respondLocal(stream, e.response);
+    }
+    if (policy?.mirrors && (plan.empty || plan.buffered)) {
+      mirrorRequest(policy.mirrors, ctx, plan.buffered?.body, (r) => b.acquire(r));
     }
     const status = b.h2Upstream
       ? await forwardH2(
@@ -156,10 +173,10 @@ async function serveStream(
         chain,
         plan,
         b.maxBufferedBodyBytes,
-        b.routePolicy?.(ctx),
+        policy,
         b.maxReplayBytes,
       )
-      : await forwardH1(b, stream, ctx, verdict.route, chain, plan);
+      : await forwardH1(b, stream, ctx, verdict.route, chain, plan, policy);
     b.count(status, ctx);
   } finally {
     chain.onDone(ctx);

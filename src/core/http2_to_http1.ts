@@ -24,7 +24,7 @@ import type { H2Stream } from "./h2/mod.ts";
 
 /** What this path needs from the proxy (a subset of http2_downstream.ts's H2Backend). */
 export interface H1Backend {
-  acquire(route: RouteChoice | undefined): Promise<Upstream>;
+  acquire(route: RouteChoice | undefined, tried?: Set<string>): Promise<Upstream>;
   release(up: Upstream): void;
   readonly maxBufferedBodyBytes: number;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
@@ -51,8 +51,8 @@ export async function forwardH1(
   route: RouteChoice | undefined,
   chain: FilterChain,
   first: RequestPlan,
+  policy: RoutePolicy | undefined = b.routePolicy?.(ctx),
 ): Promise<number> {
-  const policy = b.routePolicy?.(ctx);
   const plan = policy?.retries ? await holdForReplay(b, ctx, first) : first;
   const out = ctx.requestHeaders.entries().filter(([k]) => !HOP_BY_HOP.has(k));
   if (!ctx.requestHeaders.has("host")) out.unshift(["host", ctx.authority]);
@@ -67,7 +67,7 @@ export async function forwardH1(
   };
   if (policy) {
     const r = await exchange(policy, {
-      acquire: () => b.acquire(route).then((up) => claimFor(stream, up)),
+      acquire: (tried) => b.acquire(route, tried).then((up) => claimFor(stream, up)),
       send,
       replayable: plan.buffered !== undefined || plan.empty,
     });

@@ -112,7 +112,13 @@ export async function forwardH2(
   policy?: RoutePolicy,
   maxReplayBytes = 1 << 20,
 ): Promise<number> {
-  const plan = policy?.retries ? await holdForReplay(stream, first, maxReplayBytes) : first;
+  // The mesh's default retries hold only a body that declares its length: a gRPC stream (no
+  // content-length) is sent as it comes, so a bidirectional call is never held back by a policy
+  // nobody wrote; a route's own retries hold any body up to the limit (Envoy keeps a copy while
+  // it streams; weft holds it first).
+  const hold = policy?.retries !== undefined &&
+    (!policy.defaultRetries || declaredWithin(ctx, maxReplayBytes));
+  const plan = hold ? await holdForReplay(stream, first, maxReplayBytes) : first;
   const replayable = plan.empty || plan.buffered !== undefined;
   const retry = replayable ? policy?.retries : undefined;
   const tries = 1 + (retry?.attempts ?? 0);
@@ -293,6 +299,11 @@ function grpcFailure(up: H2Stream, retry: RetryPolicy): string | undefined {
 }
 
 class OverLimit extends Error {}
+
+function declaredWithin(ctx: HttpRequestContext, maxBytes: number): boolean {
+  const v = ctx.requestHeaders.get("content-length");
+  return v !== undefined && v !== null && /^\d+$/.test(v) && Number(v) <= maxBytes;
+}
 
 /** A body streamed without filters, read into memory up to `maxBytes` so a retry can send it
  * again (Envoy buffers a request for retries up to its limit); a longer one goes on once, what

@@ -52,7 +52,9 @@ const NO_LIMITS = {};
 export interface HttpProxyOptions {
   readonly chain: () => FilterChain;
   readonly direction: Direction;
-  readonly dialUpstream: (route?: RouteChoice) => Promise<Duplex>;
+  /** `tried`: endpoints a retried request used already; the dialler prefers another and adds
+   * the one it picks (Envoy's previous_hosts retry predicate). */
+  readonly dialUpstream: (route?: RouteChoice, tried?: Set<string>) => Promise<Duplex>;
   /** Idle upstream connections kept per route (default 64). */
   readonly maxIdlePerRoute?: number;
   /** A pooled HTTP/1.1 upstream connection idle this long is closed (default 1 h, Envoy's
@@ -100,7 +102,7 @@ export class HttpProxy {
     };
     this.forwardDeps = {
       ...this.responseDeps,
-      acquire: (route) => this.upstreams.acquire(route),
+      acquire: (route, tried) => this.upstreams.acquire(route, tried),
       idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
       // Explicit parameters: a rest/spread wrapper allocates an array per request.
@@ -201,7 +203,7 @@ export class HttpProxy {
       {
         direction: this.opts.direction,
         chain: () => this.opts.chain(),
-        acquire: (route) => this.upstreams.acquire(route),
+        acquire: (route, tried) => this.upstreams.acquire(route, tried),
         release: (up) => this.upstreams.release(up as Upstream),
         count: (status, ctx) => this.count(status, ctx),
         nextRequestId,

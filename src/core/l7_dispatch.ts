@@ -12,7 +12,7 @@
  * applies to new requests while in-flight ones finish on theirs.
  */
 import { indexOf } from "./snapshot_index.ts";
-import { matchesHost, pickEndpoint } from "./endpoints.ts";
+import { dialedHost, matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
 import type { FilterResolver, LocalWorkloadInfo, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
@@ -20,7 +20,7 @@ import { sourceVariantApplies } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
 import { HttpProxy } from "./http_proxy.ts";
 import { DEFAULT_UPSTREAM_IDLE_MS } from "./http1_pool.ts";
-import { routePolicyFor } from "./route_policy.ts";
+import { ownPolicy, routePolicyFor } from "./route_policy.ts";
 import { WeftError } from "./errors.ts";
 
 export interface UpstreamDialer {
@@ -39,12 +39,12 @@ export interface UpstreamDialer {
 const isL7 = (sp: ServicePort): boolean => sp.protocol !== "TCP";
 
 /** Whether a client's connection to this service port goes through the outbound HTTP proxy:
- * an HTTP port with outbound filters, or with routes that set timeouts or retries (those need
- * the L7 proxy too, with or without filters). */
+ * an HTTP port with outbound filters, or with routes that set timeouts or retries of their own
+ * (those need the L7 proxy too, with or without filters; the mesh's default retry policy alone
+ * does not: route_policy.ts `ownPolicy`). */
 export function l7Outbound(svc: Service, sp: ServicePort): boolean {
   if (!isL7(sp)) return false;
-  return svc.outboundFilters.length > 0 ||
-    (svc.routes?.some((r) => r.timeoutMs !== undefined || r.retries) ?? false);
+  return svc.outboundFilters.length > 0 || (svc.routes?.some(ownPolicy) ?? false);
 }
 
 function namespaceOf(principal: string | undefined): string | undefined {
@@ -129,7 +129,8 @@ export class L7Dispatch {
         upstreamProtocol: sp.protocol === "TCP" || sp.protocol === "HTTP" ? "http1" : "h2",
         requestHeadersTimeoutMs: this.snapshot().timeouts.requestHeadersMs ?? 10_000,
         upstreamIdleTimeoutMs: this.snapshot().timeouts.upstreamIdleMs ?? DEFAULT_UPSTREAM_IDLE_MS,
-        dialUpstream: (route?: RouteChoice) => this.dialRoute(this.current(svc), sp, source, route),
+        dialUpstream: (route?: RouteChoice, tried?: Set<string>) =>
+          this.dialRoute(this.current(svc), sp, source, route, tried),
         routePolicy: (ctx) =>
           routePolicyFor(this.current(svc).routes, ctx, {
             port: sp.port,
@@ -147,6 +148,7 @@ export class L7Dispatch {
     sp: ServicePort,
     source: Workload,
     route: RouteChoice | undefined,
+    tried?: Set<string>,
   ): Promise<Duplex> {
     let target = svc;
     let port = sp;
@@ -173,7 +175,7 @@ export class L7Dispatch {
       }
       eps = eps.filter((e) => labelsMatch(e.labels, subset.labels));
     }
-    const ep = pickEndpoint(eps);
+    const ep = pickEndpoint(eps, Math.random, tried);
     if (!ep) {
       return Promise.reject(
         new WeftError(
@@ -184,13 +186,15 @@ export class L7Dispatch {
         ),
       );
     }
-    return this.dialer.dial(
+    const dialed = this.dialer.dial(
       source,
       target,
       ep,
       port.targetPort || port.port,
       `${source.address}:0`,
     );
+    // Once per connection: a retry of a request sent on it knows which endpoint to avoid.
+    return dialed.then((d) => (dialedHost.set(d, ep.address), d));
   }
 
   /** The L7 inbound handler for a local workload port, or undefined when it stays L4. */

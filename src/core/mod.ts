@@ -13,7 +13,13 @@ export type * from "./snapshot.ts";
 export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./route_policy.ts";
-export { RETRY_CONDITIONS, routePolicyFor } from "./route_policy.ts";
+export {
+  DEFAULT_RETRY_POLICY,
+  defaultRoute,
+  ownPolicy,
+  RETRY_CONDITIONS,
+  routePolicyFor,
+} from "./route_policy.ts";
 export type * from "./transport.ts";
 export { hboneClientTls, hboneContext, hboneServerTls } from "./hbone_tls.ts";
 export * from "./ip.ts";

@@ -22,6 +22,7 @@ import type { ByteReader, Framing, Trailer } from "./http1_codec.ts";
 import type { Upstream } from "./http1_upstream.ts";
 import { noHeadReply, readUpstreamHead, sendOrHead, type Sent } from "./http1_duplex.ts";
 import { metrics } from "./metrics.ts";
+import { dialedHost } from "./endpoints.ts";
 import type { RetryPolicy, RoutePolicy } from "./route_policy.ts";
 
 const retriesTotal = metrics.counter(
@@ -36,7 +37,9 @@ const timeoutsTotal = metrics.counter(
 );
 
 export interface ExchangeSteps {
-  acquire(): Promise<Upstream>;
+  /** `tried`: the endpoints earlier tries used, with previous_hosts (the dialler avoids them and
+   * adds its pick). */
+  acquire(tried: Set<string> | undefined): Promise<Upstream>;
   /** Writes the request on `up`; a local response ends the exchange (a streaming filter). A
    * Promise while the body is still going out: the response head is read meanwhile
    * (http1_duplex.ts). */
@@ -90,20 +93,32 @@ export function grpcRetriable(retryOn: readonly string[], grpcStatus: number): s
   return retryOn.find((c) => GRPC_RETRY_CONDITIONS[c] === grpcStatus);
 }
 
+/** The statuses a `retryOn` list retries, worked out once per list (lists are frozen config). */
+const statusSets = new WeakMap<readonly string[], (status: number) => boolean>();
+
+function statusTest(retryOn: readonly string[]): (status: number) => boolean {
+  let t = statusSets.get(retryOn);
+  if (!t) {
+    const any5xx = retryOn.includes("5xx");
+    const gateway = retryOn.includes("gateway-error");
+    const conflict = retryOn.includes("retriable-4xx");
+    const codes = new Set(retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number));
+    t = (v) =>
+      (any5xx && v >= 500) || (gateway && (v === 502 || v === 503 || v === 504)) ||
+      (conflict && v === 409) || codes.has(v);
+    statusSets.set(retryOn, t);
+  }
+  return t;
+}
+
 /** Whether `retryOn` allows another try after this failure or response status. */
 export function retriable(retryOn: readonly string[], what: Failure | number): boolean {
+  if (typeof what === "number") return statusTest(retryOn)(what);
   for (const c of retryOn) {
-    if (typeof what === "number") {
-      if (c === "5xx" && what >= 500) return true;
-      if (c === "gateway-error" && (what === 502 || what === 503 || what === 504)) return true;
-      if (c === "retriable-4xx" && what === 409) return true;
-      if (c === String(what)) return true;
-    } else {
-      if (c === "5xx" || c === "gateway-error") return true;
-      if (c === "reset" && what !== "connect-failure") return true;
-      if (c === "connect-failure" && what === "connect-failure") return true;
-      if (c === "refused-stream" && what === "refused-stream") return true;
-    }
+    if (c === "5xx" || c === "gateway-error") return true;
+    if (c === "reset" && what !== "connect-failure") return true;
+    if (c === "connect-failure" && what === "connect-failure") return true;
+    if (c === "refused-stream" && what === "refused-stream") return true;
   }
   return false;
 }
@@ -116,9 +131,11 @@ export function backoffMs(retry: number, baseMs = 25, random = Math.random): num
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function statusOf(head: Buffer): number {
-  // "HTTP/1.1 503 ..." — upstreamHead() checks the head strictly afterwards.
-  return Number(head.subarray(9, 12).toString("latin1"));
+export function statusOf(head: Buffer): number {
+  // "HTTP/1.1 503 ..." — upstreamHead() checks the head strictly afterwards (a malformed one
+  // reads as some number here and is refused there). Digits read in place: no string made.
+  const a = head[9]! - 48, b = head[10]! - 48, c = head[11]! - 48;
+  return (a >>> 0) > 9 || (b >>> 0) > 9 || (c >>> 0) > 9 ? NaN : a * 100 + b * 10 + c;
 }
 
 /** The response head (`read`, already begun, or read now), or "late" when `ms` passes first (the
@@ -143,18 +160,44 @@ async function headWithin(
   }
 }
 
-export async function exchange(policy: RoutePolicy, steps: ExchangeSteps): Promise<ExchangeResult> {
+/** A first try made elsewhere (http1_forward.ts's fast path) that failed in a way the policy
+ * retries: the exchange goes on from the second try. */
+export interface Resume {
+  /** What was retried (the retries counter's label). */
+  readonly reason: string;
+  /** The first try's endpoint, when known. */
+  readonly host: string | undefined;
+}
+
+export async function exchange(
+  policy: RoutePolicy,
+  steps: ExchangeSteps,
+  resume?: Resume,
+): Promise<ExchangeResult> {
   const retry: RetryPolicy | undefined = steps.replayable ? policy.retries : undefined;
   const tries = 1 + (retry?.attempts ?? 0);
   let deadline: number | undefined;
   const left = (): number | undefined =>
     deadline === undefined ? undefined : deadline - performance.now();
+  const tried = retry?.previousHosts ? new Set<string>() : undefined;
   let staleRetried = false;
-  for (let n = 0; n < tries; n++) {
+  let n = 0;
+  if (resume) {
+    // The caller's fast path has no route timeout: the back-off always runs.
+    if (resume.host !== undefined) tried?.add(resume.host);
+    await backoff(0, retry?.backoffBaseMs, left);
+    retriesTotal.inc({ reason: resume.reason });
+    n = 1;
+  }
+  for (; n < tries; n++) {
     const last = n === tries - 1;
     let up: Upstream;
     try {
-      up = await steps.acquire();
+      up = await steps.acquire(tried);
+      if (tried && up.reused) {
+        const h = dialedHost.get(up.stream);
+        if (h !== undefined) tried.add(h);
+      }
     } catch {
       if (!last && retriable(retry!.retryOn, "connect-failure")) {
         if (!(await backoff(n, retry?.backoffBaseMs, left))) return timedOut();

@@ -2,10 +2,14 @@
  * Per-route request policy of an L7 service: Istio VirtualService `http` routes' `timeout` and
  * `retries` (Envoy RouteAction `timeout` and `retry_policy`). Routes are tried in order and the
  * first whose match fits the request is the request's route, as in Envoy: its policy applies
- * (a route with neither keeps weft's single attempt). Matches are plain data (config layers
- * build them); regular expressions are compiled once per match object.
+ * (a route with neither keeps weft's single attempt). Routes a VirtualService sets no `retries` on
+ * carry Istio's default retry policy (`DEFAULT_RETRY_POLICY`, or MeshConfig
+ * `defaultHttpRetryPolicy`), marked `defaultRetries`: it applies on a port the L7 proxy serves for
+ * another reason (filters, a route's own timeout or retries) but does not send a port there by
+ * itself, as ztunnel forwards bytes and leaves retries to an L7 proxy. Matches are plain data
+ * (config layers build them); regular expressions are compiled once per match object.
  */
-import type { HttpRequestContext } from "./filter_api.ts";
+import type { HttpRequestContext, RouteChoice } from "./filter_api.ts";
 
 export type RouteStringMatch =
   | { readonly exact: string }
@@ -55,6 +59,69 @@ export interface RetryPolicy {
   readonly retryOn: readonly string[];
   /** Back-off base interval (Envoy's default 25 ms; the cap is 10 times it). */
   readonly backoffBaseMs?: number;
+  /** Envoy's `previous_hosts` retry host predicate (Istio's default, `retryIgnorePreviousHosts`):
+   * a retry prefers an endpoint no earlier try of the request used, when the service has one. */
+  readonly previousHosts?: boolean;
+}
+
+/** Istio's retry policy for a route whose VirtualService sets no `retries` (istio/istio
+ * pilot/pkg/networking/core/route/retry/retry.go, DefaultPolicy): 2 retries on
+ * `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with the
+ * previous_hosts predicate (host selection up to 5 attempts). Its retriable_status_codes list is
+ * empty since Istio 1.24 ("exclude unsafe 503 from default RetryPolicy", istio/istio#52111):
+ * an upstream's own 503 is not retried by default, only failures before a response (the
+ * reference's S14 lists the same four conditions; older Istio retried 503 too). */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  attempts: 2,
+  perTryTimeoutMs: undefined,
+  retryOn: Object.freeze(["connect-failure", "refused-stream", "unavailable", "cancelled"]),
+  previousHosts: true,
+});
+
+/** A route's fault injection (Istio VirtualService `fault`, Envoy's per-route HTTPFault): a delay
+ * and an abort drawn independently, the abort after the delay (route_fault.ts). */
+export interface RouteFault {
+  readonly delay?: { readonly ms: number; readonly perMillion: number };
+  /** `grpcStatus` set: Envoy's gRPC abort (HTTP 200 with that grpc-status). */
+  readonly abort?: {
+    readonly httpStatus: number;
+    readonly grpcStatus?: number;
+    readonly perMillion: number;
+  };
+}
+
+/** A route that answers itself (Istio `redirect` / `directResponse`, Envoy's RouteAction
+ * redirect / direct_response): route_fault.ts `routeReply`. */
+export type RouteReply =
+  | { readonly kind: "direct"; readonly status: number; readonly body: string }
+  | {
+    readonly kind: "redirect";
+    readonly code: number;
+    readonly uri?: string;
+    readonly authority?: string;
+    readonly scheme?: string;
+    readonly port?: number;
+    /** Keep the request's port (Istio derivePort FROM_REQUEST_PORT). */
+    readonly requestPort?: boolean;
+  };
+
+/** A route's request mirror (Istio `mirror`/`mirrors`, Envoy request_mirror_policies). */
+export interface RouteMirror {
+  readonly route: RouteChoice;
+  /** Share of requests mirrored, per million (absent percentage = all). */
+  readonly perMillion: number;
+}
+
+/** A route's request rewrite (Istio `rewrite`, Gateway API URLRewrite, Envoy prefix_rewrite and
+ * host_rewrite_literal): route_fault.ts `rewriteRequest`. */
+export interface RouteRewrite {
+  /** Replaces `prefix` (or the route's matched uri prefix), else the whole path; the query
+   * stays. */
+  readonly uri?: string;
+  /** The prefix `uri` replaces, when not the route's prefix match (Gateway API
+   * ReplacePrefixMatch, RouteAction regex_rewrite `^<prefix>`). */
+  readonly prefix?: string;
+  readonly authority?: string;
 }
 
 export interface RoutePolicy {
@@ -63,6 +130,30 @@ export interface RoutePolicy {
   /** Whole request, every try included; undefined = none (Istio's default). */
   readonly timeoutMs: number | undefined;
   readonly retries: RetryPolicy | undefined;
+  /** `retries` is the mesh's default, not the route's own: it applies when the port is served by
+   * the L7 proxy anyway and does not make it so (l7_dispatch.ts `l7Outbound`). */
+  readonly defaultRetries?: boolean;
+  /** Faults to inject on this route's requests before they go upstream. */
+  readonly fault?: RouteFault;
+  /** The route answers the request itself (after its fault). */
+  readonly reply?: RouteReply;
+  /** Copies of the request sent elsewhere, not awaited (route_mirror.ts). */
+  readonly mirrors?: readonly RouteMirror[];
+  /** The request as it goes upstream (and to mirrors): path and authority rewritten. */
+  readonly rewrite?: RouteRewrite;
+}
+
+/** A route with only the default retry policy, for services with no VirtualService routes. */
+export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_POLICY): RoutePolicy {
+  return Object.freeze({ match: [], timeoutMs: undefined, retries, defaultRetries: true });
+}
+
+/** Whether a route's policy is its own (a timeout, or retries it set): such a route needs the L7
+ * proxy; a default retry policy alone does not. */
+export function ownPolicy(r: RoutePolicy): boolean {
+  return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
+    r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined ||
+    r.rewrite !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -140,7 +231,7 @@ export function requestMatches(m: RequestMatch, ctx: HttpRequestContext, at: Rou
   return true;
 }
 
-/** The request's route (the first that matches) if it has a timeout or retries. */
+/** The request's route (the first that matches) if it has a timeout, retries or a fault. */
 export function routePolicyFor(
   routes: readonly RoutePolicy[] | undefined,
   ctx: HttpRequestContext,
@@ -149,7 +240,10 @@ export function routePolicyFor(
   if (!routes) return undefined;
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
-      return r.timeoutMs !== undefined || r.retries !== undefined ? r : undefined;
+      return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
+          r.mirrors || r.rewrite
+        ? r
+        : undefined;
     }
   }
   return undefined;

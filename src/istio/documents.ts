@@ -9,7 +9,8 @@ import { loadAll } from "js-yaml";
 import { Checker, deepFreeze, isObj, Problems, type Raw } from "./check.ts";
 import { DNS_NAME, meta } from "./meta.ts";
 import { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
-import { parseVirtualService } from "./virtual_service.ts";
+import { parseHttpRetry, parseVirtualService } from "./virtual_service.ts";
+import { gatewayVirtualServices, parseGatewayHttpRoute } from "./http_route.ts";
 import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./destination.ts";
 import { parseWasmPlugin } from "./wasm_plugin.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
@@ -36,6 +37,10 @@ const KINDS: Record<string, readonly [readonly string[], Parser]> = {
   Pod: [["v1"], parsePod],
   EndpointSlice: [["discovery.k8s.io/v1"], parseEndpointSlice],
   MeshConfig: [["weft.dev/v1alpha1"], parseMeshConfig],
+  HTTPRoute: [
+    ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
+    parseGatewayHttpRoute,
+  ],
 };
 
 function NET(): string[] {
@@ -255,6 +260,7 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     "hbonePort",
     "nodeAgentServiceAccount",
     "nodeTokens",
+    "defaultHttpRetryPolicy",
   ]);
   const tokens = c.labels("spec.nodeTokens", spec.nodeTokens);
   for (const [node, h] of Object.entries(tokens)) {
@@ -288,6 +294,9 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
       "a service account name",
     ),
     nodeTokens: tokens,
+    defaultHttpRetryPolicy: spec.defaultHttpRetryPolicy === undefined
+      ? undefined
+      : parseHttpRetry(c, "spec.defaultHttpRetryPolicy", spec.defaultHttpRetryPolicy),
   };
 }
 
@@ -316,7 +325,8 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     meshConfig: meshConfigs[0],
     authorizationPolicies: by("AuthorizationPolicy"),
     peerAuthentications: by("PeerAuthentication"),
-    virtualServices: by("VirtualService"),
+    // HTTPRoutes bound to Services (GAMMA) become one VirtualService per Service (http_route.ts).
+    virtualServices: [...by("VirtualService"), ...gatewayVirtualServices(by("HTTPRoute"))],
     destinationRules: by("DestinationRule"),
     wasmPlugins: by("WasmPlugin"),
     serviceEntries: by("ServiceEntry"),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadIstioDocuments, parseDurationMs } from "./mod.ts";
+import { effectiveRetry, loadIstioDocuments, parseDurationMs } from "./mod.ts";
 import { isIpAddress } from "./check.ts";
 import { parseIp } from "../core/mod.ts";
 
@@ -132,7 +132,7 @@ ${http}`,
     - retries: { attempts: 2 }
       route: [{ destination: { host: r } }]
     - timeout: 0s
-      retries: { attempts: 0, retryOn: 5xx }
+      retries: { attempts: 0 }
       route: [{ destination: { host: r } }]
     - retries: { attempts: 2, retryOn: "unavailable,cancelled,deadline-exceeded,internal,resource-exhausted,retriable-status-codes,503" }
       route: [{ destination: { host: r } }]`)]);
@@ -154,18 +154,23 @@ ${http}`,
     perTryTimeoutMs: 200,
     retryOn: ["gateway-error", "reset", "409"],
     backoffMs: 10,
+    ignorePreviousHosts: undefined,
   });
-  // Istio's default conditions.
-  assert.deepEqual(b!.retries?.retryOn, [
+  // No retryOn: Istio's default conditions apply (effectiveRetry), without 503 since Istio 1.24.
+  assert.equal(b!.retries?.retryOn, undefined);
+  assert.deepEqual(effectiveRetry(b!.retries, undefined)?.retryOn, [
     "connect-failure",
     "refused-stream",
     "unavailable",
     "cancelled",
-    "503",
   ]);
-  assert.deepEqual([c!.timeoutMs, c!.retries], [undefined, undefined]);
+  // attempts 0 is kept (it turns the default off), and nothing applies.
+  assert.deepEqual([c!.timeoutMs, c!.retries?.attempts], [undefined, 0]);
+  assert.equal(effectiveRetry(c!.retries, undefined), undefined);
   const bad = loadIstioDocuments([
     vs(`    - retries: { attempts: -1, perTryTimeout: 0s, retryOn: "envoy-ratelimited,5xx" }
+      route: [{ destination: { host: r } }]
+    - retries: { retryOn: 5xx }
       route: [{ destination: { host: r } }]`),
   ]);
   const where = "vs.yaml#0 VirtualService ns/r: spec.http[0].retries";
@@ -174,6 +179,9 @@ ${http}`,
       `${where}.attempts:`,
       `${where}.perTryTimeout:`,
       `${where}.retryOn: "envoy-ratelimited"`,
+      // Istio's validation: settings with retries off are a mistake.
+      "vs.yaml#0 VirtualService ns/r: spec.http[1].retries: http retry policy configured when " +
+      "attempts are set to 0",
     ]
   ) {
     assert.ok(bad.problems.some((p) => p.startsWith(w)), `missing ${w} in ${bad.problems}`);

@@ -15,5 +15,11 @@ export { parseVirtualService } from "./virtual_service.ts";
 export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";
 export { convertPeerAuthentication } from "./peer_authn.ts";
-export { parseFault, parseHttpRoute } from "./virtual_service.ts";
-export { requestMatchOf, routePolicies, routesForSource, sourceSelectors } from "./route_policy.ts";
+export { parseFault, parseHttpRetry, parseHttpRoute } from "./virtual_service.ts";
+export {
+  effectiveRetry,
+  requestMatchOf,
+  routePolicies,
+  routesForSource,
+  sourceSelectors,
+} from "./route_policy.ts";

@@ -2,9 +2,16 @@
  * VirtualService http routes (as parsed here) → the data path's per-route policies (timeout,
  * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
  */
-import type { RequestMatch, RouteStringMatch } from "../core/mod.ts";
+import type {
+  RequestMatch,
+  RetryPolicy,
+  RouteFault,
+  RouteReply,
+  RouteStringMatch,
+} from "../core/mod.ts";
 import type { RoutePolicy } from "../core/mod.ts";
-import type { HttpMatch, HttpRoute, IstioStringMatch } from "./types.ts";
+import { DEFAULT_RETRY_POLICY } from "../core/mod.ts";
+import type { HttpFault, HttpMatch, HttpRetry, HttpRoute, IstioStringMatch } from "./types.ts";
 
 function one(m: IstioStringMatch): RouteStringMatch | null {
   if (m.exact !== undefined) return { exact: m.exact };
@@ -72,17 +79,90 @@ export function routesForSource(
   return out;
 }
 
-/** Every route in order (first match wins), or undefined when none has a timeout or retries. */
-export function routePolicies(routes: readonly HttpRoute[]): RoutePolicy[] | undefined {
-  if (!routes.some((r) => r.timeoutMs !== undefined || r.retries !== undefined)) return undefined;
-  return routes.map((r) => ({
-    match: r.match.map(requestMatchOf),
-    timeoutMs: r.timeoutMs,
-    retries: r.retries && {
-      attempts: r.retries.attempts,
-      perTryTimeoutMs: r.retries.perTryTimeoutMs,
-      retryOn: r.retries.retryOn,
-      ...(r.retries.backoffMs !== undefined ? { backoffBaseMs: r.retries.backoffMs } : {}),
-    },
-  }));
+/** What applies to a route, as istiod's ConvertPolicy (istio/istio
+ * pilot/pkg/networking/core/route/retry/retry.go): the route's own `retries`, else MeshConfig
+ * `defaultHttpRetryPolicy` (it replaces the built-in default whole, no field merge), else the
+ * built-in default (src/core DEFAULT_RETRY_POLICY); `attempts: 0` turns retries off; an unset
+ * `retryOn` keeps the default conditions; previous_hosts unless `retryIgnorePreviousHosts: false`. */
+export function effectiveRetry(
+  own: HttpRetry | undefined,
+  meshDefault: HttpRetry | undefined,
+): RetryPolicy | undefined {
+  const r = own ?? meshDefault;
+  if (!r) return DEFAULT_RETRY_POLICY;
+  if (r.attempts <= 0) return undefined;
+  return Object.freeze({
+    attempts: r.attempts,
+    perTryTimeoutMs: r.perTryTimeoutMs,
+    retryOn: r.retryOn ?? DEFAULT_RETRY_POLICY.retryOn,
+    ...(r.backoffMs !== undefined ? { backoffBaseMs: r.backoffMs } : {}),
+    previousHosts: r.ignorePreviousHosts ?? true,
+  });
+}
+
+/** Istio's `fault` → the route's fault; percent 0–100 → per million (istiod's translateFault:
+ * `percentage.value` × 10 000 over MILLION). */
+export function routeFaultOf(f: HttpFault): RouteFault {
+  const pm = (percent: number) => Math.round(percent * 10_000);
+  return Object.freeze({
+    ...(f.delay ? { delay: { ms: f.delay.fixedDelayMs, perMillion: pm(f.delay.percent) } } : {}),
+    ...(f.abort
+      ? {
+        abort: {
+          httpStatus: f.abort.httpStatus ?? 200,
+          ...(f.abort.grpcStatus !== undefined ? { grpcStatus: f.abort.grpcStatus } : {}),
+          perMillion: pm(f.abort.percent),
+        },
+      }
+      : {}),
+  });
+}
+
+/** A route's `redirect` or `directResponse` as the reply the proxy makes for it. */
+export function routeReplyOf(r: HttpRoute): RouteReply | undefined {
+  if (r.directResponse) return Object.freeze({ kind: "direct", ...r.directResponse });
+  const d = r.redirect;
+  if (!d) return undefined;
+  return Object.freeze({
+    kind: "redirect",
+    code: d.redirectCode,
+    ...(d.uri !== undefined ? { uri: d.uri } : {}),
+    ...(d.authority !== undefined ? { authority: d.authority } : {}),
+    ...(d.scheme !== undefined ? { scheme: d.scheme } : {}),
+    ...(d.port !== undefined ? { port: d.port } : {}),
+    ...(d.derivePort === "FROM_REQUEST_PORT" ? { requestPort: true } : {}),
+  });
+}
+
+/** Every route in order (first match wins), each with its timeout, its fault and the retries that apply
+ * (`effectiveRetry`; those not set by the route itself are marked `defaultRetries`); no routes
+ * is Istio's default route (every request, the default retries); undefined when nothing
+ * applies. */
+export function routePolicies(
+  routes: readonly HttpRoute[],
+  meshDefault?: HttpRetry,
+): RoutePolicy[] | undefined {
+  const list: RoutePolicy[] = (routes.length ? routes : [undefined]).map((r) => {
+    const retries = effectiveRetry(r?.retries, meshDefault);
+    const reply = r && routeReplyOf(r);
+    const mirrors = r?.mirrors?.map((m) => ({
+      route: { service: m.destination.host, subset: m.destination.subset },
+      perMillion: Math.round(m.percent * 10_000),
+    }));
+    return Object.freeze({
+      match: r ? r.match.map(requestMatchOf) : [],
+      timeoutMs: r?.timeoutMs,
+      retries,
+      ...(r?.retries === undefined && retries ? { defaultRetries: true } : {}),
+      ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
+      ...(reply ? { reply } : {}),
+      ...(mirrors?.length ? { mirrors } : {}),
+      ...(r?.rewrite ? { rewrite: r.rewrite } : {}),
+    });
+  });
+  return list.some((r) =>
+      r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite
+    )
+    ? list
+    : undefined;
 }

@@ -1,5 +1,6 @@
 /** Istio and Kubernetes objects after validation: frozen, defaulted, in Istio's own names. */
 import type { AuthorizationPolicy } from "../core/mod.ts";
+import type { GatewayHttpRoute } from "./http_route.ts";
 
 export interface ObjectMeta {
   readonly name: string;
@@ -74,18 +75,49 @@ export interface HttpRoute {
   readonly fault: HttpFault | undefined;
   /** `timeout`; undefined = none. */
   readonly timeoutMs: number | undefined;
-  /** `retries`; undefined = none (also `attempts: 0`). */
+  /** `retries` as written; undefined = not set (Istio's default applies). */
   readonly retries: HttpRetry | undefined;
+  /** `redirect` (then `route` is empty). */
+  readonly redirect?: HttpRedirect | undefined;
+  /** `directResponse` (then `route` is empty). */
+  readonly directResponse?: { readonly status: number; readonly body: string } | undefined;
+  /** `rewrite` (uri, authority); `prefix`: what `uri` replaces (Gateway API ReplacePrefixMatch). */
+  readonly rewrite?:
+    | { readonly uri?: string; readonly authority?: string; readonly prefix?: string }
+    | undefined;
+  /** `mirror` + `mirrorPercentage` (or the deprecated `mirrorPercent`), or `mirrors`. */
+  readonly mirrors?: readonly HttpMirror[] | undefined;
 }
 
+export interface HttpMirror {
+  readonly destination: RouteDestination["destination"];
+  /** 0–100; absent in the VirtualService = 100. */
+  readonly percent: number;
+}
+
+/** Istio HTTPRedirect. */
+export interface HttpRedirect {
+  readonly uri: string | undefined;
+  readonly authority: string | undefined;
+  readonly scheme: string | undefined;
+  readonly port: number | undefined;
+  readonly derivePort: "FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT" | undefined;
+  /** Default 301. */
+  readonly redirectCode: number;
+}
+
+/** Istio HTTPRetry as written (a VirtualService's `retries`, MeshConfig
+ * `defaultHttpRetryPolicy`); route_policy.ts `effectiveRetry` turns it into what applies. */
 export interface HttpRetry {
-  /** Retries after the first try. */
+  /** Retries after the first try; 0 turns retries off. */
   readonly attempts: number;
   readonly perTryTimeoutMs: number | undefined;
-  /** Envoy retry_on conditions and status codes ("503"). */
-  readonly retryOn: readonly string[];
+  /** Envoy retry_on conditions and status codes ("503"); undefined = Istio's default conditions. */
+  readonly retryOn: readonly string[] | undefined;
   /** Base interval of the jittered exponential back-off; undefined = Envoy's 25 ms. */
   readonly backoffMs: number | undefined;
+  /** `retryIgnorePreviousHosts`; undefined = Istio's default (true). */
+  readonly ignorePreviousHosts: boolean | undefined;
 }
 
 export interface TcpRoute {
@@ -214,6 +246,8 @@ export interface MeshConfig {
   /** Bearer tokens (SHA-256 hex of the token) per node, for the CA service (istiod checks a
    * Kubernetes token and the node authorizer; weft checks a configured credential). */
   readonly nodeTokens: Readonly<Record<string, string>>;
+  /** `defaultHttpRetryPolicy`: the retries of every HTTP route whose VirtualService sets none. */
+  readonly defaultHttpRetryPolicy: HttpRetry | undefined;
 }
 
 export interface NamedPolicy {
@@ -233,7 +267,8 @@ export type IstioObject =
   | KubeService
   | Pod
   | EndpointSlice
-  | MeshConfig;
+  | MeshConfig
+  | GatewayHttpRoute;
 
 /** Every object of a set of files, by kind, in file order. */
 export interface IstioResources {

@@ -1,8 +1,8 @@
 /**
- * networking.istio.io VirtualService: http routes (match, weighted destinations, fault with
- * `percentage` or the deprecated `percent`, timeout, retries) and simple tcp routes. Fields weft
- * has no mechanism for (mirror, rewrite, redirect, gRPC-status retry conditions, ...) are
- * rejected with their path.
+ * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
+ * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
+ * retries, `rewrite` (uri, authority)) and simple tcp routes. Fields weft has no mechanism for
+ * (uriRegexRewrite, delegate, ...) are rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
@@ -11,6 +11,8 @@ import { RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpMatch,
+  HttpMirror,
+  HttpRedirect,
   HttpRetry,
   HttpRoute,
   IstioStringMatch,
@@ -20,14 +22,7 @@ import type {
 } from "./types.ts";
 
 const NOT_IMPLEMENTED = [
-  "redirect",
-  "directResponse",
   "delegate",
-  "rewrite",
-  "mirror",
-  "mirrors",
-  "mirrorPercentage",
-  "mirrorPercent",
   "corsPolicy",
   "headers",
 ];
@@ -65,14 +60,31 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     "fault",
     "timeout",
     "retries",
+    "redirect",
+    "directResponse",
+    "mirror",
+    "mirrors",
+    "mirrorPercentage",
+    "mirrorPercent",
+    "rewrite",
     ...NOT_IMPLEMENTED,
   ]);
   c.unsupported(path, o, NOT_IMPLEMENTED);
   const retries = o.retries === undefined
     ? undefined
-    : retryPolicy(c, `${path}.retries`, o.retries);
+    : parseHttpRetry(c, `${path}.retries`, o.retries);
   const route = destinations(c, `${path}.route`, o.route);
-  if (route.length === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  const redirect = o.redirect === undefined
+    ? undefined
+    : parseRedirect(c, `${path}.redirect`, o.redirect);
+  const directResponse = o.directResponse === undefined
+    ? undefined
+    : parseDirectResponse(c, `${path}.directResponse`, o.directResponse);
+  const alternatives = [route.length > 0, redirect, directResponse].filter((x) => x).length;
+  if (alternatives === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  if (alternatives > 1) {
+    c.problems.add(path, "set one of route, redirect, directResponse (as Istio)");
+  }
   // Istio: `0s` (or unset) = no timeout.
   const timeout = o.timeout === undefined ? 0 : c.duration(`${path}.timeout`, o.timeout, 0);
   const timeoutMs = timeout > 0 ? timeout : undefined;
@@ -83,19 +95,138 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     fault: o.fault === undefined ? undefined : parseFault(c, `${path}.fault`, o.fault),
     timeoutMs,
     retries,
+    ...(redirect ? { redirect } : {}),
+    ...(directResponse ? { directResponse } : {}),
+    ...mirrorsOf(c, path, o),
+    ...rewriteOf(c, path, o),
   };
+}
+
+/** Istio HTTPRewrite: `uri` (replaces the matched prefix, or the path), `authority`;
+ * `uriRegexRewrite` is refused. It cannot go with `redirect`. */
+function rewriteOf(
+  c: Checker,
+  path: string,
+  o: Raw,
+): { rewrite?: { uri?: string; authority?: string } } {
+  if (o.rewrite === undefined) return {};
+  const p = `${path}.rewrite`;
+  const r = c.obj(p, o.rewrite, ["uri", "authority", "uriRegexRewrite"]);
+  c.unsupported(p, r, ["uriRegexRewrite"]);
+  if (o.redirect !== undefined) {
+    c.problems.add(p, "rewrite cannot be used with redirect (as Istio)");
+  }
+  const uri = c.optStr(`${p}.uri`, r.uri);
+  const authority = c.optStr(`${p}.authority`, r.authority);
+  return {
+    rewrite: {
+      ...(uri !== undefined ? { uri } : {}),
+      ...(authority !== undefined ? { authority } : {}),
+    },
+  };
+}
+
+/** `mirror` (+ `mirrorPercentage` {value} or the deprecated int `mirrorPercent`; absent = 100 %)
+ * or `mirrors` [{destination, percentage}], as Istio (one or the other). */
+function mirrorsOf(c: Checker, path: string, o: Raw): { mirrors?: HttpMirror[] } {
+  const dest = (p: string, v: unknown): HttpMirror["destination"] => {
+    const d = c.obj(p, v, ["host", "subset", "port"]);
+    const port = c.obj(`${p}.port`, d.port, ["number"]);
+    return {
+      host: c.str(`${p}.host`, d.host),
+      subset: c.optStr(`${p}.subset`, d.subset),
+      port: port.number === undefined
+        ? undefined
+        : c.int(`${p}.port.number`, port.number, undefined, 1, 65535),
+    };
+  };
+  const pct = (p: string, v: unknown): number => {
+    const x = c.obj(p, v, ["value"]);
+    return c.num(`${p}.value`, x.value, 100, 0, 100);
+  };
+  if (o.mirror !== undefined && o.mirrors !== undefined) {
+    c.problems.add(path, "set mirror or mirrors, not both");
+  }
+  if (o.mirror !== undefined) {
+    if (o.mirrorPercentage !== undefined && o.mirrorPercent !== undefined) {
+      c.problems.add(`${path}.mirrorPercent`, "set mirrorPercentage or mirrorPercent");
+    }
+    const percent = o.mirrorPercentage !== undefined
+      ? pct(`${path}.mirrorPercentage`, o.mirrorPercentage)
+      : o.mirrorPercent !== undefined
+      ? c.int(`${path}.mirrorPercent`, o.mirrorPercent, 100, 0, 100)
+      : 100;
+    return { mirrors: [{ destination: dest(`${path}.mirror`, o.mirror), percent }] };
+  }
+  if (o.mirrorPercentage !== undefined || o.mirrorPercent !== undefined) {
+    c.problems.add(path, "mirrorPercentage needs mirror");
+  }
+  if (o.mirrors === undefined) return {};
+  const list = c.list(`${path}.mirrors`, o.mirrors).map((m, i) => {
+    const p = `${path}.mirrors[${i}]`;
+    const mo = c.obj(p, m, ["destination", "percentage"]);
+    return {
+      destination: dest(`${p}.destination`, mo.destination),
+      percent: mo.percentage === undefined ? 100 : pct(`${p}.percentage`, mo.percentage),
+    };
+  });
+  return { mirrors: list };
+}
+
+/** Istio HTTPRedirect: `uri`, `authority`, `scheme`, `port` or `derivePort`, `redirectCode`
+ * (default 301). */
+function parseRedirect(c: Checker, path: string, v: unknown): HttpRedirect {
+  const o = c.obj(path, v, ["uri", "authority", "scheme", "port", "derivePort", "redirectCode"]);
+  if (o.port !== undefined && o.derivePort !== undefined) {
+    c.problems.add(path, "set port or derivePort, not both");
+  }
+  return {
+    uri: c.optStr(`${path}.uri`, o.uri),
+    authority: c.optStr(`${path}.authority`, o.authority),
+    scheme: c.optStr(`${path}.scheme`, o.scheme),
+    port: o.port === undefined ? undefined : c.int(`${path}.port`, o.port, undefined, 1, 65535),
+    derivePort: o.derivePort === undefined
+      ? undefined
+      : c.oneOf<"FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT">(`${path}.derivePort`, o.derivePort, [
+        "FROM_PROTOCOL_DEFAULT",
+        "FROM_REQUEST_PORT",
+      ], "FROM_PROTOCOL_DEFAULT"),
+    redirectCode: c.int(`${path}.redirectCode`, o.redirectCode, 301, 300, 399),
+  };
+}
+
+/** Istio HTTPDirectResponse: `status` and `body` ({string} or {bytes}, base64). */
+function parseDirectResponse(
+  c: Checker,
+  path: string,
+  v: unknown,
+): { status: number; body: string } {
+  const o = c.obj(path, v, ["status", "body"]);
+  const status = c.int(`${path}.status`, o.status, undefined, 200, 599);
+  const b = c.obj(`${path}.body`, o.body, ["string", "bytes"]);
+  if (b.string !== undefined && b.bytes !== undefined) {
+    c.problems.add(`${path}.body`, "set string or bytes, not both");
+  }
+  let body = b.string === undefined ? "" : c.str(`${path}.body.string`, b.string);
+  if (b.bytes !== undefined) {
+    try {
+      body = atob(c.str(`${path}.body.bytes`, b.bytes));
+    } catch {
+      c.problems.add(`${path}.body.bytes`, "must be base64");
+    }
+  }
+  return { status, body };
 }
 
 /** Envoy retry_on conditions weft's L7 proxy implements (src/core/route_policy.ts; the gRPC ones
  * act on HTTP/2 upstreams), and `retriable-status-codes`, which Istio accepts beside the status
  * codes it enables (those codes are listed in retryOn themselves, so the name adds nothing). */
 const RETRY_ON: readonly string[] = [...RETRY_CONDITIONS, "retriable-status-codes"];
-/** What Istio sends when a VirtualService sets retries without retryOn
- * ("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes" with 503). */
-const DEFAULT_RETRY_ON = ["connect-failure", "refused-stream", "unavailable", "cancelled", "503"];
 
-/** Istio HTTPRetry. `attempts: 0` turns retries off. */
-function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefined {
+/** Istio HTTPRetry, as written: `attempts: 0` (or unset) turns retries off, an unset `retryOn`
+ * takes Istio's default conditions (route_policy.ts `effectiveRetry`). For VirtualService
+ * `retries` and MeshConfig `defaultHttpRetryPolicy`. */
+export function parseHttpRetry(c: Checker, path: string, v: unknown): HttpRetry {
   const r = c.obj(path, v, [
     "attempts",
     "perTryTimeout",
@@ -104,7 +235,7 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
     "retryIgnorePreviousHosts",
     "backoff",
   ]);
-  const attempts = c.int(`${path}.attempts`, r.attempts, undefined, 0, 100);
+  const attempts = c.int(`${path}.attempts`, r.attempts, 0, 0, 100);
   const perTry = r.perTryTimeout === undefined
     ? undefined
     : c.duration(`${path}.perTryTimeout`, r.perTryTimeout, 0);
@@ -115,18 +246,17 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
   if (backoff !== undefined && backoff < 1) {
     c.problems.add(`${path}.backoff`, "must be at least 1ms");
   }
-  // Locality-aware retries need localities weft does not have; another host per try is what
-  // weft's endpoint picking does anyway (ignore previous hosts: Istio's default, true).
+  // Locality-aware retries need localities weft does not have.
   if (r.retryRemoteLocalities !== undefined) {
     c.bool(`${path}.retryRemoteLocalities`, r.retryRemoteLocalities, false);
   }
-  if (r.retryIgnorePreviousHosts !== undefined) {
-    c.bool(`${path}.retryIgnorePreviousHosts`, r.retryIgnorePreviousHosts, true);
-  }
-  const on = r.retryOn === undefined
-    ? DEFAULT_RETRY_ON
+  const ignorePrevious = r.retryIgnorePreviousHosts === undefined
+    ? undefined
+    : c.bool(`${path}.retryIgnorePreviousHosts`, r.retryIgnorePreviousHosts, true);
+  const written = r.retryOn === undefined
+    ? undefined
     : c.str(`${path}.retryOn`, r.retryOn).split(",").map((x) => x.trim()).filter((x) => x);
-  for (const x of on) {
+  for (const x of written ?? []) {
     const code = /^\d{3}$/.test(x) ? Number(x) : undefined;
     if (RETRY_ON.includes(x) || (code !== undefined && code >= 100 && code <= 599)) continue;
     c.problems.add(
@@ -134,12 +264,20 @@ function retryPolicy(c: Checker, path: string, v: unknown): HttpRetry | undefine
       `"${x}" is not supported by weft (use ${RETRY_ON.join(", ")} or HTTP status codes)`,
     );
   }
-  if (attempts === 0) return undefined;
+  if (
+    attempts === 0 &&
+    (perTry !== undefined || written !== undefined || r.retryRemoteLocalities !== undefined)
+  ) {
+    // istio/istio pkg/config/validation ValidateHTTPRetry says the same.
+    c.problems.add(path, "http retry policy configured when attempts are set to 0 (disabled)");
+  }
   return {
     attempts,
     perTryTimeoutMs: perTry,
-    retryOn: on,
+    // Istio: an empty retryOn is the same as none (the default conditions).
+    retryOn: written?.length ? written : undefined,
     backoffMs: backoff,
+    ignorePreviousHosts: ignorePrevious,
   };
 }
 

@@ -21,6 +21,12 @@ export interface ApplyResult {
   readonly errors: readonly string[];
   /** Names present in the response (accepted or rejected). */
   readonly seen: ReadonlySet<string>;
+  /** Some resource was rejected before its name could be read (SotW). */
+  readonly unnamed: boolean;
+  /** Some name came twice (the response as a whole is malformed). */
+  readonly duplicates: boolean;
+  /** Names accepted (applied, or already held at that version). */
+  readonly accepted: ReadonlySet<string>;
 }
 
 export function applyResources(
@@ -28,11 +34,18 @@ export function applyResources(
   typeUrl: string,
   items: readonly Incoming[],
   accept: (name: string) => boolean,
+  /** A check across resources (e.g. ECDS type_urls named by listeners): a reason rejects. */
+  check?: (name: string, value: unknown) => string | undefined,
 ): ApplyResult {
   const type = RESOURCE_TYPES.get(typeUrl);
   const errors: string[] = [];
   const seen = new Set<string>();
-  if (!type) return { changed: false, errors: [`unknown type URL ${typeUrl}`], seen };
+  let unnamed = false;
+  if (!type) {
+    const accepted = new Set<string>();
+    const errors = [`unknown type URL ${typeUrl}`];
+    return { changed: false, errors, seen, unnamed, accepted, duplicates: false };
+  }
   const held = store.of(typeUrl);
   const decoded: { name: string; version: string; value: unknown }[] = [];
   const dup = new Set<string>();
@@ -41,6 +54,7 @@ export function applyResources(
     if (!it.any) {
       errors.push(`${label}: resource body is missing`);
       if (it.name) seen.add(it.name);
+      else unnamed = true;
       continue;
     }
     try {
@@ -50,24 +64,29 @@ export function applyResources(
       }
       if (seen.has(d.name)) dup.add(d.name);
       seen.add(d.name);
+      const why = check?.(d.name, d.value);
+      if (why !== undefined) throw new Error(why);
       decoded.push({ name: d.name, version: it.version, value: d.value });
     } catch (err) {
       if (it.name) seen.add(it.name);
+      else unnamed = true;
       errors.push(`${label}: ${errorMessage(err)}`);
     }
   }
   emptyPool();
   let changed = false;
   for (const name of dup) errors.push(`${name}: named twice in one response`);
+  const accepted = new Set<string>();
   for (const d of decoded) {
     if (dup.has(d.name) || !accept(d.name)) continue;
+    accepted.add(d.name);
     const old = held.get(d.name);
     if (old && old.version === d.version && d.version !== "") continue;
     held.set(d.name, { version: d.version, value: d.value });
     changed = true;
   }
   if (changed) store.touch(typeUrl);
-  return { changed, errors, seen };
+  return { changed, errors, seen, unnamed, accepted, duplicates: dup.size > 0 };
 }
 
 export function removeResources(

@@ -75,6 +75,7 @@ export class XdsClient {
   private call: GrpcCall | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private warmTimer: ReturnType<typeof setTimeout> | undefined;
+  private ttlTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
   private seq = 0;
   private closed = false;
@@ -130,6 +131,7 @@ export class XdsClient {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.warmTimer);
+    clearTimeout(this.ttlTimer);
     this.call?.cancel("client closed");
     this.call = undefined;
     this.channel?.close();
@@ -145,6 +147,8 @@ export class XdsClient {
       id: this.opts.nodeId,
       cluster: this.opts.base.node.name,
       userAgentName: "weft",
+      // Delta resources may carry a TTL (xds.md §12); SotW ones are not wrapped in Resource.
+      clientFeatures: mode === "delta" ? ["xds.config.supports-resource-ttl"] : [],
       metadata: { NAME: this.opts.base.node.name, ...this.opts.nodeMetadata },
     });
     // Sends start with proto.start(), below, once the call exists.
@@ -242,6 +246,7 @@ export class XdsClient {
       const first = !this.synced && proto.synced;
       if (first) this.synced = true;
       if (out.changed || !this.current || first) this.emit();
+      this.scheduleTtl();
     } catch (err) {
       // A bug, not bad input (that is NACKed): keep serving the last snapshot, start over.
       log.error("xds response handling failed", { type: res.typeUrl, error: errorMessage(err) });
@@ -267,6 +272,17 @@ export class XdsClient {
     const base = Math.min(max, initial * 2 ** this.attempt++);
     const delay = base / 2 + Math.random() * base / 2;
     this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  /** Resources with a TTL are removed when it runs out, connected or not (xds.md §12). */
+  private scheduleTtl(): void {
+    clearTimeout(this.ttlTimer);
+    const at = this.state.nextExpiry();
+    if (at === undefined || this.closed) return;
+    this.ttlTimer = setTimeout(() => {
+      if (this.state.expire()) this.emit();
+      this.scheduleTtl();
+    }, Math.max(0, at - performance.now()) + 1);
   }
 
   private emit(): void {

@@ -63,9 +63,10 @@ for (const mode of ["delta", "sotw"] as const) {
           ["127.0.2.2", "127.0.2.2:15008", "node-b", "spiffe://cluster.local/ns/default/sa/echo"],
         ],
       );
-      assert.deepEqual(echo.outboundFilters.map((f) => f.type), [
-        FILTER_TYPES.fault,
-        FILTER_TYPES.trafficSplit,
+      // The route's fault is the route's own (route policy), not a filter of the chain.
+      assert.deepEqual(echo.outboundFilters.map((f) => f.type), [FILTER_TYPES.trafficSplit]);
+      assert.deepEqual(echo.routes?.map((r) => r.fault), [
+        { abort: { httpStatus: 503, perMillion: 100_000 } },
       ]);
       assert.deepEqual(echo.subsets.map((s) => s.name).sort(), ["v1", "v2"]);
       const db = s1.services.find((s) => s.name === "db")!;

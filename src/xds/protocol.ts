@@ -19,6 +19,8 @@ import {
 import { applyResources, removeResources } from "./apply.ts";
 import { RESOURCE_TYPES } from "./resources/registry.ts";
 import type { ResourceStore } from "./store.ts";
+import type { ExtensionValue } from "./resources/extension_config.ts";
+import type { ListenerValue } from "./resources/listener.ts";
 import {
   CLUSTER,
   EXTENSION_CONFIG,
@@ -39,7 +41,49 @@ const INVALID_ARGUMENT = 3;
 /** State that outlives a stream: accepted SotW versions per type (resent on reconnect). */
 export class ProtocolState {
   readonly accepted = new Map<string, string>();
-  constructor(readonly store: ResourceStore, readonly types: readonly string[] = TYPE_ORDER) {}
+  /** Delta `Resource.ttl`: per type, name → when the resource expires (performance.now ms). */
+  private readonly ttl = new Map<string, Map<string, number>>();
+  constructor(
+    readonly store: ResourceStore,
+    readonly types: readonly string[] = TYPE_ORDER,
+    readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Note a resource's TTL (xds.md §12): `ttlMs` undefined clears it. */
+  setTtl(typeUrl: string, name: string, ttlMs: number | undefined): void {
+    let m = this.ttl.get(typeUrl);
+    if (ttlMs === undefined) {
+      m?.delete(name);
+      return;
+    }
+    if (!m) this.ttl.set(typeUrl, m = new Map());
+    m.set(name, this.now() + ttlMs);
+  }
+
+  hasTtl(typeUrl: string, name: string): boolean {
+    return this.ttl.get(typeUrl)?.has(name) ?? false;
+  }
+
+  /** Remove the resources whose TTL ran out; true when something was removed. */
+  expire(): boolean {
+    const now = this.now();
+    let changed = false;
+    for (const [t, m] of this.ttl) {
+      const gone = [...m].filter(([, at]) => at <= now).map(([n]) => n);
+      for (const n of gone) m.delete(n);
+      changed = removeResources(this.store, t, gone) || changed;
+    }
+    return changed;
+  }
+
+  /** When the next TTL runs out (performance.now ms), if any. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined;
+    for (const m of this.ttl.values()) {
+      for (const at of m.values()) if (next === undefined || at < next) next = at;
+    }
+    return next;
+  }
 
   /** Names of an explicit type (RDS, ECDS from listeners; EDS from clusters) that what we
    * hold references. */
@@ -57,6 +101,23 @@ export class ProtocolState {
     }
     return want; // clusters named by routes need no subscription: CDS is wildcard
   }
+
+  /** ECDS: a config whose type is not among the `type_urls` every listener naming it allows is
+   * rejected (Envoy's config_fail), so the last good config stays (xds.md §13). */
+  readonly check = (typeUrl: string) => (name: string, value: unknown): string | undefined => {
+    if (typeUrl !== EXTENSION_CONFIG) return undefined;
+    const t = (value as ExtensionValue).typeUrl;
+    for (const [, l] of this.store.values<ListenerValue>(LISTENER)) {
+      if (l.kind !== "http") continue;
+      for (const e of l.chain) {
+        if (e.kind !== "ecds" || e.name !== name || e.typeUrls.length === 0) continue;
+        if (!e.typeUrls.includes(t)) {
+          return `config type ${t} is not one of the type_urls (${e.typeUrls.join(", ")})`;
+        }
+      }
+    }
+    return undefined;
+  };
 }
 
 export interface ResponseOutcome {
@@ -146,24 +207,38 @@ export class AdsStreamProtocol {
     return changed;
   }
 
+  /** A response of a type this stream never subscribed to (a server bug or an attacker) is
+   * NACKed and nothing in it is applied; undefined when the type was subscribed. */
+  private notSubscribed(t: string): string | undefined {
+    if (this.subscribed.has(t)) return undefined;
+    return RESOURCE_TYPES.has(t) ? `type ${t} was not subscribed` : `unknown type URL ${t}`;
+  }
+
   onSotw(res: DiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
     this.pending.delete(t);
     this.nonces.set(t, res.nonce);
     const wildcard = WILDCARD_TYPES.has(t);
     const asked = this.subscribed.get(t) ?? new Set<string>();
+    const unasked = this.notSubscribed(t);
     const r = applyResources(
       this.state.store,
       t,
       res.resources.map((any) => ({ name: undefined, version: res.versionInfo, any })),
-      (n) => wildcard || asked.has(n),
+      (n) => !unasked && (wildcard || asked.has(n)),
+      this.state.check(t),
     );
     let changed = r.changed;
-    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t)) {
+    // Full state, but only from a well-formed response: a resource rejected before its name
+    // could be read may be one we hold, and a name sent twice makes the set ambiguous (Envoy
+    // rejects such a response whole); what is held keeps its last good value (§4.3, §4.11).
+    const wellFormed = !r.unnamed && !r.duplicates;
+    if (SOTW_FULL_STATE.has(t) && RESOURCE_TYPES.has(t) && !unasked && wellFormed) {
       const gone = [...this.state.store.of(t).keys()].filter((n) => !r.seen.has(n));
       changed = removeResources(this.state.store, t, gone) || changed;
     }
-    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    const errors = unasked ? [unasked, ...r.errors.filter((e) => e !== unasked)] : r.errors;
+    const nack = errors.length ? errors.join("; ") : undefined;
     if (!nack) this.state.accepted.set(t, res.versionInfo);
     this.send(createDiscoveryRequest({
       typeUrl: t,
@@ -179,17 +254,37 @@ export class AdsStreamProtocol {
   onDelta(res: DeltaDiscoveryResponse): ResponseOutcome {
     const t = res.typeUrl;
     this.pending.delete(t);
+    const wildcard = WILDCARD_TYPES.has(t);
+    const asked = this.subscribed.get(t) ?? new Set<string>();
+    const unasked = this.notSubscribed(t);
+    const held = this.state.store.of(t);
+    // A TTL heartbeat: a held name, its version, a TTL and no body (§12) only renews the TTL.
+    const beat = (x: DeltaDiscoveryResponse["resources"][number]): boolean =>
+      !unasked && x.resource === undefined && x.ttl !== undefined &&
+      held.get(x.name)?.version === x.version && this.state.hasTtl(t, x.name);
+    const items = res.resources.filter((x) => !beat(x));
+    for (const x of res.resources) if (beat(x)) this.state.setTtl(t, x.name, ttlMs(x.ttl!));
     const r = applyResources(
       this.state.store,
       t,
-      res.resources.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
-      () => true,
+      items.map((x) => ({ name: x.name, version: x.version, any: x.resource })),
+      // Names never asked for are not kept: RDS/EDS/ECDS are explicit subscriptions.
+      (n) => !unasked && (wildcard || asked.has(n)),
+      this.state.check(t),
     );
     let changed = r.changed;
-    if (RESOURCE_TYPES.has(t)) {
+    if (RESOURCE_TYPES.has(t) && !unasked) {
+      for (const x of items) {
+        // What was applied now carries its TTL (or none); a rejected one keeps its old state.
+        if (r.accepted.has(x.name)) {
+          this.state.setTtl(t, x.name, x.ttl ? ttlMs(x.ttl) : undefined);
+        }
+      }
+      for (const n of res.removedResources) this.state.setTtl(t, n, undefined);
       changed = removeResources(this.state.store, t, res.removedResources) || changed;
     }
-    const nack = r.errors.length ? r.errors.join("; ") : undefined;
+    const errors = unasked ? [unasked, ...r.errors.filter((e) => e !== unasked)] : r.errors;
+    const nack = errors.length ? errors.join("; ") : undefined;
     this.send(createDeltaDiscoveryRequest({
       typeUrl: t,
       responseNonce: res.nonce,
@@ -198,4 +293,8 @@ export class AdsStreamProtocol {
     changed = this.resubscribeDependents() || changed;
     return { changed, nack };
   }
+}
+
+function ttlMs(d: { seconds: bigint; nanos: number }): number {
+  return Number(d.seconds) * 1000 + d.nanos / 1e6;
 }

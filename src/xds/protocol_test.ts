@@ -247,3 +247,135 @@ Deno.test("delta: ACK/NACK by nonce, per-resource rejection, removals, resubscri
   const eds = (sent2 as DeltaDiscoveryRequest[]).find((m) => m.typeUrl === ENDPOINT)!;
   assert.deepEqual(eds.resourceNamesSubscribe, [c0]);
 });
+
+Deno.test("sotw: a listener rejected before its name is read removes nothing (last good kept)", () => {
+  const { p, state, take } = setup("sotw");
+  p.start();
+  p.onSotw(create(DiscoveryResponseSchema, {
+    typeUrl: LISTENER,
+    versionInfo: "1",
+    nonce: "a",
+    resources: anys(LISTENER),
+  }));
+  take();
+  const held = [...state.store.of(LISTENER).keys()].sort();
+  assert.equal(held.length, 2);
+  // Full state with one listener unreadable: it may be either held one, so none is removed.
+  const out = p.onSotw(create(DiscoveryResponseSchema, {
+    typeUrl: LISTENER,
+    versionInfo: "2",
+    nonce: "b",
+    resources: [anys(LISTENER)[0]!, garbage],
+  }));
+  assert.match(out.nack!, /resources\[1\]: Cannot decode/);
+  assert.deepEqual([...state.store.of(LISTENER).keys()].sort(), held);
+  const [nack] = take() as DiscoveryRequest[];
+  assert.equal(nack!.versionInfo, "1");
+  // A readable full state still removes what it omits.
+  p.onSotw(create(DiscoveryResponseSchema, {
+    typeUrl: LISTENER,
+    versionInfo: "3",
+    nonce: "c",
+    resources: [anys(LISTENER)[0]!],
+  }));
+  assert.deepEqual([...state.store.of(LISTENER).keys()], [names(LISTENER)[0]]);
+});
+
+Deno.test("a type never subscribed on the stream is NACKed, nothing applied, no wildcard ACK", () => {
+  for (const mode of ["sotw", "delta"] as const) {
+    const { p, state, take } = setup(mode);
+    p.start();
+    take();
+    // No listener yet: RDS was never subscribed on this stream.
+    const out = mode === "sotw"
+      ? p.onSotw(create(DiscoveryResponseSchema, {
+        typeUrl: ROUTE,
+        versionInfo: "1",
+        nonce: "x",
+        resources: anys(ROUTE),
+      }))
+      : p.onDelta(create(DeltaDiscoveryResponseSchema, {
+        typeUrl: ROUTE,
+        nonce: "x",
+        resources: names(ROUTE).map((n, i) => ({
+          name: n,
+          version: "1",
+          resource: anys(ROUTE)[i],
+        })),
+      }));
+    assert.match(out.nack!, /was not subscribed/, mode);
+    assert.equal(state.store.of(ROUTE).size, 0, mode);
+    const [reply] = take() as (DiscoveryRequest | DeltaDiscoveryRequest)[];
+    assert.equal(reply!.errorDetail?.code, 3, `${mode}: a NACK, never an ACK`);
+    assert.equal(reply!.responseNonce, "x");
+  }
+});
+
+Deno.test("delta: resources of an explicit type that were not asked for are not kept", () => {
+  const { p, state, take } = setup("delta");
+  p.start();
+  p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: LISTENER,
+    nonce: "l1",
+    resources: names(LISTENER).map((n, i) => ({
+      name: n,
+      version: "1",
+      resource: anys(LISTENER)[i],
+    })),
+  }));
+  take();
+  const asked = [...p["subscribed"].get(ROUTE)!];
+  assert.deepEqual(asked, ["echo.default.svc.cluster.local:80"]);
+  const other = create(RouteConfigurationSchema, { name: "not-asked" });
+  p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: ROUTE,
+    nonce: "r1",
+    resources: [
+      { name: asked[0]!, version: "1", resource: anys(ROUTE)[0]! },
+      { name: "not-asked", version: "1", resource: anyPack(RouteConfigurationSchema, other) },
+    ],
+  }));
+  assert.deepEqual([...state.store.of(ROUTE).keys()], asked);
+});
+
+Deno.test("delta TTL: a resource expires unless a heartbeat (same version, no body) renews it", () => {
+  let clock = 0;
+  const state = new ProtocolState(new ResourceStore(), undefined, () => clock);
+  const sent: Outgoing[] = [];
+  const p = new AdsStreamProtocol("delta", node, state, (m) => sent.push(m));
+  p.start();
+  const [c0, c1] = names(CLUSTER);
+  const any = (n: string) => built.get(CLUSTER)!.get(n)!.any;
+  const ttl = { seconds: 1n, nanos: 0 };
+  p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t1",
+    resources: [{ name: c0!, version: "1", resource: any(c0!), ttl }, {
+      name: c1!,
+      version: "1",
+      resource: any(c1!),
+    }],
+  }));
+  assert.equal(state.nextExpiry(), 1000);
+  clock = 800;
+  const hb = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t2",
+    resources: [{ name: c0!, version: "1", ttl }],
+  }));
+  assert.equal(hb.nack, undefined, "a heartbeat is not a missing body");
+  assert.equal(hb.changed, false);
+  clock = 1500;
+  assert.equal(state.expire(), false, "renewed to 1800");
+  clock = 1900;
+  assert.equal(state.expire(), true);
+  assert.deepEqual([...state.store.of(CLUSTER).keys()], [c1], "no TTL: kept");
+  // A body-less resource that is not a heartbeat (no TTL held for it) is still rejected.
+  const bad = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: CLUSTER,
+    nonce: "t3",
+    resources: [{ name: c1!, version: "1", ttl }],
+  }));
+  assert.match(bad.nack!, /resource body is missing/);
+  assert.equal(state.nextExpiry(), undefined);
+});

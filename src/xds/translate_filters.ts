@@ -63,14 +63,18 @@ export function trafficSplit(
         return {
           name: `route-${i}`,
           ...(Object.keys(m).length ? { match: [m] } : {}),
-          route: r.clusters.map((c) => {
-            const cv = byName.get(c.cluster);
-            return {
-              service: cv?.hostname ?? hostname,
-              ...(cv?.subset ? { subset: cv.subset } : {}),
-              weight: c.weight,
-            };
-          }),
+          // A route that answers itself (redirect, direct_response) takes its requests too: it
+          // names the service, and the proxy's route policy replies before any upstream.
+          route: r.clusters.length === 0
+            ? [{ service: hostname, weight: 1 }]
+            : r.clusters.map((c) => {
+              const cv = byName.get(c.cluster);
+              return {
+                service: cv?.hostname ?? hostname,
+                ...(cv?.subset ? { subset: cv.subset } : {}),
+                weight: c.weight,
+              };
+            }),
         };
       }),
     },

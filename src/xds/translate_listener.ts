@@ -91,11 +91,24 @@ export function fragment(
       const ext = held && (e.typeUrls.length === 0 || e.typeUrls.includes(held.typeUrl))
         ? held
         : undefined;
+      const dflt = e.defaultConfig;
+      if (!ext && dflt && (dflt.withoutWarming || expired)) {
+        // Envoy's default_config: stands in until the ECDS config arrives.
+        if (dflt.ref) filters.push({ ...dflt.ref, priority: -filters.length });
+        continue;
+      }
       if (!ext && !e.optional && !expired) return undefined;
       if (!ext && !e.optional) filters.push(missingConfig(e.name, -filters.length));
       if (ext?.ref) filters.push({ ...ext.ref, priority: -filters.length });
     }
-    if (split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset)) {
+    // The split also answers Envoy's 404 when a request can match no route (no catch-all).
+    const catchAll = (m: RouteRule["match"]): boolean =>
+      (m.prefix === "" || m.prefix === "/") && !m.ignoreUriCase && !m.method && !m.authority &&
+      !m.scheme && !m.headers && !m.withoutHeaders && !m.queryParams;
+    if (
+      split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset) ||
+      (split.length > 0 && !split.some((r) => catchAll(r.match)))
+    ) {
       filters.push(trafficSplit(split, clusters, l.hostname, -1000));
     }
   }
@@ -122,6 +135,11 @@ export function fragment(
         match: [requestMatchOfRule((r as RouteRule).match, l.port)],
         timeoutMs: (r as RouteRule).policy?.timeoutMs,
         retries: (r as RouteRule).policy?.retries,
+        ...((r as RouteRule).policy?.defaultRetries ? { defaultRetries: true } : {}),
+        ...((r as RouteRule).policy?.fault ? { fault: (r as RouteRule).policy!.fault } : {}),
+        ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
+        ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
+        ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
       }))
       : undefined,
   };

@@ -8,10 +8,12 @@ import { applyResources, removeResources } from "./apply.ts";
 import { buildNode } from "./control_plane/build.ts";
 import { parseMesh } from "./control_plane/mesh.ts";
 import {
+  DeltaDiscoveryResponseSchema,
   HttpConnectionManagerSchema,
   HTTPFaultSchema,
   IstioAddressSchema,
   ListenerSchema,
+  NodeSchema,
   RBACSchema,
   RouteConfigurationSchema,
   RouterSchema,
@@ -21,6 +23,8 @@ import {
 import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
 import { FILTER_TYPES } from "./resources/http_filters.ts";
 import { ResourceStore } from "./store.ts";
+import { AdsStreamProtocol, ProtocolState } from "./protocol.ts";
+import type { ExtensionValue } from "./resources/extension_config.ts";
 import { Translator } from "./translate.ts";
 import { ADDRESS, CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
 
@@ -172,6 +176,84 @@ Deno.test("translate: after initial_fetch_timeout a listener serves without what
   assert.equal(tr.nextDeadline(), undefined);
 });
 
+Deno.test("ECDS default_config: at once without warming, else after initial_fetch_timeout; never without a default", () => {
+  const RBAC_URL = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+  const denyAll = anyPack(RBACSchema, create(RBACSchema, { rules: {} }));
+  const listener = (withoutWarming: boolean, dflt: Any | undefined) =>
+    anyPack(
+      ListenerSchema,
+      create(ListenerSchema, {
+        name: "echo.default.svc.cluster.local:80",
+        apiListener: {
+          apiListener: anyPack(
+            HttpConnectionManagerSchema,
+            create(HttpConnectionManagerSchema, {
+              routeSpecifier: {
+                case: "rds",
+                value: {
+                  routeConfigName: "echo.default.svc.cluster.local:80",
+                  configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+                },
+              },
+              httpFilters: [
+                {
+                  name: "extensions.istio.io/wasmplugin/default.gone",
+                  configType: {
+                    case: "configDiscovery",
+                    value: {
+                      configSource: { configSourceSpecifier: { case: "ads", value: {} } },
+                      ...(dflt ? { defaultConfig: dflt } : {}),
+                      applyDefaultConfigWithoutWarming: withoutWarming,
+                      typeUrls: [RBAC_URL],
+                    },
+                  },
+                },
+                {
+                  name: "envoy.filters.http.router",
+                  configType: {
+                    case: "typedConfig",
+                    value: anyPack(RouterSchema, create(RouterSchema)),
+                  },
+                },
+              ],
+            }),
+          ),
+        },
+      }),
+    );
+  for (const withoutWarming of [true, false]) {
+    let clock = 0;
+    const store = new ResourceStore();
+    for (const t of [CLUSTER, ENDPOINT, ROUTE]) put(store, t);
+    const r = applyResources(store, LISTENER, [
+      { name: undefined, version: "1", any: listener(withoutWarming, denyAll) },
+    ], () => true);
+    assert.deepEqual(r.errors, []);
+    const tr = new Translator(BASE, 100, () => clock);
+    const echo = () => tr.build(store, String(clock)).services.find((s) => s.name === "echo");
+    if (!withoutWarming) {
+      assert.equal(echo(), undefined, "warming until initial_fetch_timeout");
+      clock = 100;
+    }
+    assert.deepEqual(echo()!.outboundFilters.map((f) => f.type)[0], FILTER_TYPES.authz);
+    // Istio's FAIL_CLOSE stand-in: ALLOW rules with no policy deny everything.
+    assert.deepEqual(echo()!.outboundFilters[0]!.config, { rules: {} });
+  }
+  const store = new ResourceStore();
+  const bad = applyResources(store, LISTENER, [
+    { name: undefined, version: "1", any: listener(true, undefined) },
+  ], () => true);
+  assert.match(bad.errors[0]!, /apply_default_config_without_warming needs default_config/);
+  const wrongType = applyResources(store, LISTENER, [
+    {
+      name: undefined,
+      version: "1",
+      any: listener(true, anyPack(RouterSchema, create(RouterSchema))),
+    },
+  ], () => true);
+  assert.match(wrongType.errors[0]!, /not in type_urls/);
+});
+
 Deno.test("translate: Istio Address services get endpoints from the workloads naming them", () => {
   const store = new ResourceStore();
   const ip = (s: string) => new Uint8Array(s.split(".").map(Number));
@@ -264,7 +346,50 @@ Deno.test("translate: an ECDS config of a type the listener does not allow count
   assert.ok(!snap.services.some((s) => s.name === "plug"), "type_urls allow only Wasm");
 });
 
-Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scoped instance", () => {
+Deno.test("ECDS: an update of a type the listener's type_urls exclude is NACKed; the last good config stays", () => {
+  const sent: unknown[] = [];
+  const state = new ProtocolState(new ResourceStore());
+  const p = new AdsStreamProtocol(
+    "delta",
+    create(NodeSchema, { id: "node-a" }),
+    state,
+    (m) => sent.push(m),
+  );
+  p.start();
+  const res = (t: string) =>
+    [...built.get(t)!].map(([name, b]) => ({ name, version: b.version, resource: b.any }));
+  p.onDelta(
+    create(DeltaDiscoveryResponseSchema, {
+      typeUrl: LISTENER,
+      nonce: "1",
+      resources: res(LISTENER),
+    }),
+  );
+  const hdr = "extensions.istio.io/wasmplugin/default.hdr";
+  const good = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: EXTENSION_CONFIG,
+    nonce: "2",
+    resources: res(EXTENSION_CONFIG),
+  }));
+  assert.equal(good.nack, undefined);
+  const wasmType = state.store.get<ExtensionValue>(EXTENSION_CONFIG, hdr)!.typeUrl;
+  const rbacAsHdr = anyPack(
+    TypedExtensionConfigSchema,
+    create(TypedExtensionConfigSchema, {
+      name: hdr,
+      typedConfig: anyPack(RBACSchema, create(RBACSchema)),
+    }),
+  );
+  const bad = p.onDelta(create(DeltaDiscoveryResponseSchema, {
+    typeUrl: EXTENSION_CONFIG,
+    nonce: "3",
+    resources: [{ name: hdr, version: "x", resource: rbacAsHdr }],
+  }));
+  assert.match(bad.nack!, /is not one of the type_urls/);
+  assert.equal(state.store.get<ExtensionValue>(EXTENSION_CONFIG, hdr)!.typeUrl, wasmType);
+});
+
+Deno.test("translate: a per-route fault (Istio's placement) is the route's own, not a filter", () => {
   const store = new ResourceStore();
   for (const t of [LISTENER, CLUSTER, ENDPOINT]) put(store, t);
   const rc = fromBinary(
@@ -285,12 +410,11 @@ Deno.test("translate: a per-route fault (Istio's placement) becomes a route-scop
     any: anyPack(RouteConfigurationSchema, rc),
   }], () => true);
   const echo = new Translator(BASE).build(store, "1").services.find((s) => s.name === "echo")!;
-  const faults = echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
-  // The listener's fault filter is empty (control plane), so only the route's instance runs.
-  assert.deepEqual(faults.map((f) => [f.name, f.config]), [[
-    "envoy.filters.http.fault.route-0",
-    { abort: { httpStatus: 418, percentage: { numerator: 100 } }, headers: [] },
-  ]]);
+  // The listener's fault filter is empty (control plane) and the route carries the fault.
+  assert.deepEqual(echo.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault), []);
+  assert.deepEqual(echo.routes?.[0]?.fault, {
+    abort: { httpStatus: 418, perMillion: 1_000_000 },
+  });
 });
 
 function translateMesh(yaml: string) {
@@ -322,19 +446,20 @@ services:
       - route: [{ destination: { subset: v1 } }]
 `;
 
-Deno.test("translate: a fault on a header-matched route is gated by that match", () => {
-  const { errors, snap } = translateMesh(RATINGS("{ headers: { end-user: { exact: jason } } }"));
-  assert.deepEqual(errors, []);
-  const faults = snap.services[0]!.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault);
-  assert.equal(faults.length, 1);
-  assert.deepEqual((faults[0]!.config as { headers: unknown }).headers, [
-    { name: "end-user", stringMatch: { exact: "jason" } },
-  ]);
-});
-
-Deno.test("translate: a per-route fault weft cannot scope is NACKed, not spread", () => {
-  const { errors } = translateMesh(RATINGS("{ uri: { prefix: /admin } }"));
-  assert.match(errors.join("\n"), /per-route filter config.*path/);
+Deno.test("translate: a fault on a matched route (headers or path) applies with that route", () => {
+  for (
+    const first of ["{ headers: { end-user: { exact: jason } } }", "{ uri: { prefix: /admin } }"]
+  ) {
+    const { errors, snap } = translateMesh(RATINGS(first));
+    assert.deepEqual(errors, []);
+    const svc = snap.services[0]!;
+    assert.deepEqual(svc.outboundFilters.filter((f) => f.type === FILTER_TYPES.fault), []);
+    assert.deepEqual(svc.routes?.map((r) => r.fault), [
+      { abort: { httpStatus: 500, perMillion: 1_000_000 } },
+      undefined,
+    ]);
+    assert.equal(svc.routes?.[0]?.match[0]?.headers !== undefined, first.includes("headers"));
+  }
 });
 
 Deno.test("translate: VirtualService matches (uri, headers) reach the traffic-split config", () => {

@@ -139,11 +139,13 @@ async function burst(
   return out;
 }
 
-/** The fault filters' `delays_injected` counters on a node, summed. */
+/** Delays injected on a node, summed: by route faults (the VirtualService's, applied with the
+ * route) and by fault filters (`delays_injected`). */
 async function delaysInjected(p: WeftProc): Promise<number> {
   const text = await (await fetch(`http://${p.ready.metrics}/metrics`)).text();
   return [
     ...text.matchAll(/^weft_filter_counter_total\{[^}]*name="delays_injected"[^}]*\} (\d+)/gm),
+    ...text.matchAll(/^weft_http_faults_injected_total\{kind="delay"\} (\d+)/gm),
   ]
     .reduce((sum, m) => sum + Number(m[1]), 0);
 }

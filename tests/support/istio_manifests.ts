@@ -77,10 +77,20 @@ export function meshDocs(mesh: R): R[] {
             const routes = list(r.route);
             return {
               ...(r.match ? { match: r.match } : {}),
-              route: routes.map((d) => ({
-                destination: { host: name, ...(d.destination as R ?? {}) },
-                ...(routes.length > 1 ? { weight: d.weight ?? 1 } : {}),
-              })),
+              ...(routes.length
+                ? {
+                  route: routes.map((d) => ({
+                    destination: { host: name, ...(d.destination as R ?? {}) },
+                    ...(routes.length > 1 ? { weight: d.weight ?? 1 } : {}),
+                  })),
+                }
+                : {}),
+              ...(r.redirect ? { redirect: r.redirect } : {}),
+              ...(r.mirror ? { mirror: r.mirror } : {}),
+              ...(r.rewrite ? { rewrite: r.rewrite } : {}),
+              ...(r.mirrors ? { mirrors: r.mirrors } : {}),
+              ...(r.mirrorPercentage ? { mirrorPercentage: r.mirrorPercentage } : {}),
+              ...(r.directResponse ? { directResponse: r.directResponse } : {}),
               ...(r.fault ? { fault: r.fault } : {}),
               ...(r.timeout ? { timeout: r.timeout } : {}),
               ...(r.retries ? { retries: r.retries } : {}),

@@ -92,6 +92,17 @@ export function testFilter(abi: "0.2.1" | "0.1.0" = "0.2.1"): Promise<string> {
   });
 }
 
+/** The C test filter as a reactor whose main is `__main_void` (test_init_steps reports 12). */
+export function testFilterMainVoid(): Promise<string> {
+  return buildCModule(
+    join(TESTDATA, "test_filter.c"),
+    join(BUILD_DIR, "test_filter_main_void.wasm"),
+    {
+      defines: ["REACTOR_MAIN_VOID"],
+    },
+  );
+}
+
 /** c-add-header built with a given default value (two generations for the hot-reload test). */
 export function cAddHeaderWith(value: string): Promise<string> {
   const out = join(BUILD_DIR, `c_add_header_${value}.wasm`);

@@ -29,6 +29,10 @@ function guard(fn: () => number): number {
   }
 }
 
+/** A buffer type the ABI does not define: BAD_ARGUMENT, as cpp-host answers (a defined type
+ * outside its window is NOT_FOUND). */
+const unknownBuffer = (type: number): boolean => type >>> 0 > BufferType.FOREIGN_FUNCTION_ARGUMENTS;
+
 /** The buffer readable now, or undefined (NOT_FOUND) outside its window. */
 function bufferOf(vm: ProxyWasmVm, type: number): Uint8Array | undefined {
   const s = vm.effective;
@@ -106,6 +110,7 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
   });
   const getBuffer = (type: number, start: number, max: number, retPtr: number, retLen: number) =>
     guard(() => {
+      if (unknownBuffer(type)) return Status.BAD_ARGUMENT;
       const b = bufferOf(vm, type);
       if (!b) return Status.NOT_FOUND;
       start >>>= 0;
@@ -136,6 +141,7 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
     proxy_get_buffer_bytes: getBuffer,
     proxy_get_buffer_status: (type, sizePtr, flagsPtr) =>
       guard(() => {
+        if (unknownBuffer(type)) return Status.BAD_ARGUMENT;
         const b = bufferOf(vm, type);
         if (!b) return Status.NOT_FOUND;
         m.setU32(sizePtr, b.length);
@@ -144,6 +150,7 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
       }),
     proxy_set_buffer_bytes: (type, start, size, p, l) =>
       guard(() => {
+        if (unknownBuffer(type)) return Status.BAD_ARGUMENT;
         const s = vm.effective;
         const data = m.read(p, l);
         if (type === BufferType.HTTP_REQUEST_BODY && s?.requestHeld) {
@@ -210,6 +217,9 @@ export function coreFunctions(vm: ProxyWasmVm): Record<string, HostFn> {
     proxy_done: () => {
       const s = vm.effective;
       if (!s || !s.awaitingDone) return Status.NOT_FOUND;
+      // At once, so that a second proxy_done before the stream finishes is NOT_FOUND and
+      // on_log/on_delete run once.
+      s.awaitingDone = false;
       queueMicrotask(() => vm.finishStream(s));
       return Status.OK;
     },

@@ -149,6 +149,10 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
   const m = vm.mem;
   const key = (p: number, l: number): string => m.readString(p, l).toLowerCase();
   const legacy = vm.abi === "0.1.0";
+  // A map type the ABI does not define is BAD_ARGUMENT for every header function (cpp-host);
+  // a defined map absent in this phase answers as Envoy does (below).
+  let warnedNoStream = false; // logged once per VM
+  const known = (t: number): boolean => t >>> 0 <= MapType.HTTP_CALL_RESPONSE_TRAILERS;
   const guard = (fn: () => number): number => {
     try {
       return fn();
@@ -160,6 +164,7 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
   const mutate =
     (op: "add" | "replace" | "remove") =>
     (t: number, kp: number, kl: number, vp = 0, vl = 0): number => {
+      if (!known(t)) return Status.BAD_ARGUMENT;
       try {
         const v = op === "remove" ? "" : m.readString(vp, vl);
         return write(vm, t, op, key(kp, kl), v) ? Status.OK : Status.BAD_ARGUMENT;
@@ -182,18 +187,21 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
   return {
     proxy_get_header_map_size: (t, sizePtr) =>
       guard(() => {
+        if (!known(t)) return Status.BAD_ARGUMENT;
         const pairs = pairsOf(vm, t);
         m.setU32(sizePtr, pairs ? encodePairs(pairs).length : 0);
         return Status.OK;
       }),
     proxy_get_header_map_pairs: (t, retPtr, retLen) =>
       guard(() => {
+        if (!known(t)) return Status.BAD_ARGUMENT;
         const pairs = pairsOf(vm, t);
         // An absent map is OK + empty, as Envoy answers (SDKs panic on BAD_ARGUMENT here).
         return m.give(pairs ? encodePairs(pairs) : new Uint8Array(0), retPtr, retLen);
       }),
     proxy_get_header_map_value: (t, kp, kl, retPtr, retLen) =>
       guard(() => {
+        if (!known(t)) return Status.BAD_ARGUMENT;
         const v = getValue(vm, t, key(kp, kl));
         if (v === undefined && !legacy) return Status.NOT_FOUND;
         return m.give(encodeString(v ?? ""), retPtr, retLen);
@@ -203,6 +211,7 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
     proxy_remove_header_map_value: mutate("remove"),
     proxy_set_header_map_pairs: (t, p, l) =>
       guard(() => {
+        if (!known(t)) return Status.BAD_ARGUMENT;
         const pairs = decodePairs(m.read(p, l));
         const h = mapOf(vm, t);
         if (!pairs || !h || !writable(vm, t)) return Status.BAD_ARGUMENT;
@@ -218,7 +227,17 @@ export function headerFunctions(vm: ProxyWasmVm): Record<string, (...a: number[]
     proxy_send_local_response: (status, dp, dl, bp, bl, hp, hl, grpc) =>
       guard(() => {
         const s = vm.effective;
-        if (!s) return Status.BAD_ARGUMENT;
+        // No stream (on_vm_start, on_configure, on_tick): nothing to answer. Envoy returns OK
+        // and does nothing; the Rust SDK panics on any other status.
+        if (!s) {
+          if (!warnedNoStream) {
+            warnedNoStream = true;
+            vm.log.warn("proxy-wasm proxy_send_local_response outside a stream ignored", {
+              plugin: vm.settings.name,
+            });
+          }
+          return Status.OK;
+        }
         const headers = decodePairs(m.read(hp, hl));
         if (!headers) return Status.BAD_ARGUMENT;
         const isGrpc = (s.req.requestHeaders.get("content-type") ?? "").startsWith(

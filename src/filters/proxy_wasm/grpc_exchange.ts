@@ -128,6 +128,9 @@ export class GrpcExchange {
 
   private deliver(d: GrpcDelivery, name: string, ...args: number[]): void {
     if (this.vm.dead || this.cancelled || this.done) return;
+    // The stream that made the call is gone (on_delete ran): Envoy cancels its calls; nothing
+    // more is delivered for it (Kong/ngx_wasm_module#528).
+    if (this.stream && !this.vm.streams.has(this.stream.id)) return this.cancel();
     this.vm.grpc = d;
     try {
       this.vm.callRoot(name, this.id, ...args);

@@ -53,6 +53,33 @@ Deno.test("proxy_grpc_stream: messages both ways as they come, half-close, statu
   }
 });
 
+Deno.test("proxy_grpc_stream: a stream whose request ended first gets nothing more (cancelled)", async () => {
+  let messages = 0;
+  const server = await startGrpcEcho({ onMessage: () => messages++ });
+  const restore = setLogSink(() => {});
+  const f = await createProxyWasmFilter(ref("grpc-gone", wasm, {}), {
+    clusters: { grpc: `127.0.0.1:${server.port}` },
+  });
+  try {
+    const vm = f.currentVm!;
+    const req = request({ "x-test": "grpc-stream" });
+    const out = f.onRequest(req);
+    assert(out instanceof Promise, "held while the stream runs");
+    f.onDone(req); // the client went away before any reply
+    await out;
+    const deadline = Date.now() + 3000;
+    while ((messages < 1 || vm.grpcCalls.size > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(vm.grpcCalls.size, 0, "the call is gone");
+    assertEquals(vm.export("test_grpc_deliveries")!(), 0, "no callback for a deleted context");
+  } finally {
+    f.close();
+    restore();
+    await server.close();
+  }
+});
+
 Deno.test("proxy_grpc_call over TLS (ALPN h2) to a cluster with tls options", async () => {
   const { createSecureServer } = await import("node:http2");
   const { createTestPki } = await import("../../../tests/support/test_ca.ts");

@@ -3,7 +3,13 @@
  * source) exercises one area per request, chosen by its `x-test` header.
  */
 import { assert, assertEquals } from "../../../tests/support/assert.ts";
-import { ref, request, response, testFilter } from "../../../tests/support/proxy_wasm_kit.ts";
+import {
+  ref,
+  request,
+  response,
+  testFilter,
+  testFilterMainVoid,
+} from "../../../tests/support/proxy_wasm_kit.ts";
 import { HeaderList, metrics, setLogSink } from "../../core/mod.ts";
 import type { FilterOutcome, HttpRequestContext } from "../../core/mod.ts";
 import { createProxyWasmFilter } from "./mod.ts";
@@ -284,4 +290,51 @@ Deno.test("trailers: on_request/response_trailers read and write their maps; oth
     assertEquals(resT.get("x-wasm-response-count"), "3");
     f.onDone(req);
   });
+});
+
+Deno.test("bad arguments: unknown map/buffer types, pointers past memory, wrong context → spec statuses, no trap", async () => {
+  const { restore } = quietLogs();
+  try {
+    await withFilter(async (f) => {
+      const req = request({ "x-test": "abuse" });
+      assertEquals(await run(f, req), { action: "continue" });
+      // Per call (test_filter.c abuse_sequence): map 99 pairs/value/add, buffer 99
+      // get/status/set → BAD_ARGUMENT; key, log message and property result past the end of
+      // memory → INVALID_MEMORY_ACCESS; log level 9, effective context 12345 → BAD_ARGUMENT;
+      // proxy_done with nothing deferred → NOT_FOUND; fd_write(7) → BADF; a 4 GiB key →
+      // INVALID_MEMORY_ACCESS; continue_stream(7) → BAD_ARGUMENT; VM_CONFIGURATION outside
+      // on_vm_start → NOT_FOUND; clock 5 → NOTSUP; send_local_response in on_vm_start → OK;
+      // fd_write with 50 M iovecs → INVAL.
+      assertEquals(req.requestHeaders.get("x-abuse"), "2,2,2,2,2,2,6,6,6,2,2,1,8,6,2,1,58,0,28");
+      assert(f.currentVm !== undefined, "the VM is still alive");
+      const again = request({ "x-test": "abuse" });
+      await run(f, again);
+      assertEquals(again.requestHeaders.get("x-abuse"), req.requestHeaders.get("x-abuse"));
+    });
+  } finally {
+    restore();
+  }
+});
+
+Deno.test("proxy_done twice: the second is NOT_FOUND and on_log runs once", async () => {
+  await withFilter(async (f) => {
+    const vm = f.currentVm!;
+    const logged = () => vm.export("test_logged_count")!() as number;
+    const before = logged();
+    await run(f, request({ "x-test": "deferdone" }));
+    assertEquals(vm.run("root", undefined, () => vm.export("test_finish_deferred_twice")!()), 1);
+    await Promise.resolve();
+    await Promise.resolve();
+    assertEquals(logged(), before + 1);
+  });
+});
+
+Deno.test("reactor start: _initialize, then __main_void when there is no main", async () => {
+  await withFilter(
+    (f) => {
+      assertEquals(f.currentVm!.export("test_init_steps")!(), 12);
+    },
+    {},
+    await testFilterMainVoid(),
+  );
 });

@@ -241,6 +241,9 @@ export function startHttpCall(
     vm.callouts.delete(cancel);
     if (stream) stream.calloutsInFlight--;
     if (vm.dead) return;
+    // The stream that made the call is gone (on_delete ran): Envoy cancels its calls, so its
+    // result is not delivered (Kong/ngx_wasm_module#528).
+    if (stream && !vm.streams.has(stream.id)) return;
     vm.httpCallResult = result;
     try {
       vm.callRoot(

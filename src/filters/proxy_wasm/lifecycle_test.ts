@@ -155,6 +155,42 @@ Deno.test("PAUSE until the http_call result continues or answers locally", async
   noCluster.close();
 });
 
+Deno.test("a callout whose stream ended first is not delivered (Envoy cancels it)", async () => {
+  const ac = new AbortController();
+  const { promise: release, resolve } = Promise.withResolvers<void>();
+  const { promise: answered, resolve: onAnswer } = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    async (req) => {
+      await req.text();
+      await release;
+      queueMicrotask(onAnswer);
+      return new Response("allowed:alice");
+    },
+  );
+  const clusters = { authz: `127.0.0.1:${server.addr.port}` };
+  const f = await createProxyWasmFilter(ref("callout-gone", wasm, {}), { clusters });
+  try {
+    const vm = f.currentVm!;
+    const delivered = () => vm.export("test_callout_responses")!() as number;
+    const alice = request({ "x-test": "callout", "x-user": "alice" });
+    const pending = f.onRequest(alice);
+    assert(pending instanceof Promise, "the request is held");
+    f.onDone(alice); // the client went away while the callout was in flight
+    const outcome = await pending;
+    assert(outcome.action !== "continue", "an ended stream does not continue");
+    resolve();
+    await answered;
+    while (vm.callouts.size > 0) await new Promise((r) => setTimeout(r, 5));
+    assertEquals(delivered(), 0, "proxy_on_http_call_response not called for a deleted context");
+    assert(!vm.dead);
+  } finally {
+    f.close();
+    ac.abort();
+    await server.finished;
+  }
+});
+
 Deno.test("callouts: refused, failed and timed-out calls are logged, counted, never hang", async () => {
   const logs = quietLogs();
   // A port nothing listens on: bind, note it, close.

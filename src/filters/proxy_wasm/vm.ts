@@ -130,7 +130,9 @@ export class ProxyWasmVm {
     vm.run("start", undefined, () => {
       if (vm.ex["_initialize"]) {
         vm.ex["_initialize"]();
+        // cpp-host: main(0, 0), or __main_void (newer wasi-libc's name for it).
         if (vm.ex["main"]) vm.ex["main"](0, 0);
+        else if (vm.ex["__main_void"]) vm.ex["__main_void"]();
       } else if (vm.ex["_start"]) vm.ex["_start"]();
     });
     if (vm.dead) throw vm.dead;

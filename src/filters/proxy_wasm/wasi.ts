@@ -11,6 +11,7 @@ import { GuestFailure, type ProxyWasmVm, StartExit } from "./vm.ts";
 type WasiFn = (...a: (number | bigint)[]) => number;
 
 const CHARACTER_DEVICE = 2;
+const IOV_MAX = 1024;
 const EVENT_SIZE = 32;
 const SUBSCRIPTION_SIZE = 48;
 
@@ -32,6 +33,9 @@ export function wasiFunctions(vm: ProxyWasmVm): Record<string, WasiFn> {
     fd_write: (fd, iovs, count, writtenPtr) =>
       guard(() => {
         if (fd !== 1 && fd !== 2) return WasiErrno.BADF;
+        // POSIX IOV_MAX: a guest passing millions of (empty) iovecs would otherwise make the
+        // host walk them all (and hold one array per entry) inside one call.
+        if (n(count) > IOV_MAX) return WasiErrno.INVAL;
         const parts: Uint8Array[] = [];
         let total = 0;
         for (let i = 0; i < n(count); i++) {

@@ -15,7 +15,7 @@ import {
 } from "../proto.ts";
 import { xdsPushes, xdsServerNacks } from "../metrics.ts";
 import { CLUSTER, ENDPOINT, SOTW_FULL_STATE, TYPE_ORDER } from "../type_urls.ts";
-import type { NodeResources } from "./build.ts";
+import type { Built, NodeResources } from "./build.ts";
 
 const log = logger("xds_server");
 
@@ -33,6 +33,8 @@ interface TypeSub {
   /** SotW. */
   lastNonce: string;
   lastVersion: string | undefined;
+  /** SotW: what the last response carried (a full-state push may keep stale ones a while). */
+  sent: ReadonlyMap<string, Built>;
   ackedVersion: string;
 }
 
@@ -64,6 +66,7 @@ export class AdsServerStream {
           syncedWith: undefined,
           lastNonce: "",
           lastVersion: undefined,
+          sent: new Map(),
           ackedVersion: "",
         },
       );
@@ -72,7 +75,8 @@ export class AdsServerStream {
   }
 
   onSotw(req: DiscoveryRequest): void {
-    if (!this.nodeId) this.nodeId = req.node?.id ?? "";
+    // Identity comes from the first message only (§10); a later node cannot change it.
+    if (this.nodeId === undefined) this.nodeId = req.node?.id ?? "";
     log.debug("sotw request", {
       type: req.typeUrl,
       names: req.resourceNames,
@@ -105,15 +109,23 @@ export class AdsServerStream {
     this.pushSotw(req.typeUrl, !req.responseNonce || grew);
   }
 
-  private pushSotw(t: string, force: boolean): void {
+  /** `keepStale`: a full-state type also carries what it last sent and no longer has, so that a
+   * cluster is removed only after the listeners and routes stop naming it (§8). */
+  private pushSotw(t: string, force: boolean, keepStale = false): void {
     const s = this.sub(t);
     if (!s.everSubscribed) return;
     const all = this.resourcesFor(this.nodeId ?? "").get(t) ?? new Map();
-    const picked = [...all].filter(([n]) => s.wildcard || s.names.has(n));
+    const picked: [string, Built][] = [...all].filter(([n]) => s.wildcard || s.names.has(n));
+    if (keepStale && SOTW_FULL_STATE.has(t)) {
+      for (const [n, b] of s.sent) {
+        if (!all.has(n) && (s.wildcard || s.names.has(n))) picked.push([n, b]);
+      }
+    }
     if (!SOTW_FULL_STATE.has(t) && picked.length === 0 && !force) return;
     const version = picked.map(([n, b]) => `${n}@${b.version}`).join(",");
     if (!force && version === s.lastVersion) return;
     s.lastVersion = version;
+    s.sent = new Map(picked);
     s.lastNonce = String(++this.nonce);
     xdsPushes.inc({ url: t });
     log.debug("sotw push", { type: t, names: picked.map(([n]) => n), nonce: s.lastNonce });
@@ -126,7 +138,7 @@ export class AdsServerStream {
   }
 
   onDelta(req: DeltaDiscoveryRequest): void {
-    if (!this.nodeId) this.nodeId = req.node?.id ?? "";
+    if (this.nodeId === undefined) this.nodeId = req.node?.id ?? "";
     const s = this.sub(req.typeUrl);
     s.syncedWith = undefined; // the subscription or what the client holds may change here
     for (const [n, v] of Object.entries(req.initialResourceVersions)) s.held.set(n, v);
@@ -138,10 +150,14 @@ export class AdsServerStream {
         forced.add(n);
       }
     }
+    const dropped: string[] = [];
     for (const n of req.resourceNamesUnsubscribe) {
       if (n === "*") s.wildcard = false;
-      else s.names.delete(n);
+      else if (s.names.delete(n)) dropped.push(n);
     }
+    // A name unsubscribed but still covered by the wildcard is answered in `resources`
+    // (one not covered lands in removed_resources below), xds.md §5.
+    if (s.wildcard) { for (const n of dropped) forced.add(n); }
     if (!s.everSubscribed && req.resourceNamesSubscribe.length === 0 && !req.responseNonce) {
       s.wildcard = true;
     }
@@ -208,7 +224,10 @@ export class AdsServerStream {
   pushAll(): void {
     if (!this.nodeId && this.nodeId !== "") return;
     if (this.mode === "sotw") {
-      for (const t of TYPE_ORDER) if (this.subs.has(t)) this.pushSotw(t, false);
+      // Make-before-break: new clusters (stale ones kept) → endpoints → listeners → routes,
+      // then the clusters again without the stale ones.
+      for (const t of TYPE_ORDER) if (this.subs.has(t)) this.pushSotw(t, false, t === CLUSTER);
+      if (this.subs.has(CLUSTER)) this.pushSotw(CLUSTER, false);
       return;
     }
     const late = [CLUSTER, ENDPOINT];

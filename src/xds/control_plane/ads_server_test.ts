@@ -117,3 +117,69 @@ Deno.test("server delta: wildcard, forced resend of subscribed names, missing â†
   assert.equal(fresh.s.nacks, 1);
   assert.equal(fresh.take().length, 0);
 });
+
+Deno.test("server delta: a name unsubscribed but still under the wildcard is sent again; one not covered is removed", () => {
+  const { s, take } = setup("delta");
+  const c = "outbound|5432||db.default.svc.cluster.local";
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesSubscribe: ["*", c] }));
+  const [r1] = take() as DeltaDiscoveryResponse[];
+  s.onDelta(delta({ typeUrl: CLUSTER, responseNonce: r1!.nonce }));
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesUnsubscribe: [c] }));
+  const [r2] = take() as DeltaDiscoveryResponse[];
+  assert.deepEqual(r2!.resources.map((r) => r.name), [c], "covered by '*': in resources");
+  assert.deepEqual(r2!.removedResources, []);
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesUnsubscribe: ["*"] }));
+  const [r3] = take() as DeltaDiscoveryResponse[];
+  assert.equal(r3!.resources.length, 0);
+  assert.equal(r3!.removedResources.length, 4, "nothing subscribed any more: all removed");
+});
+
+Deno.test("server: the node is read from the first message only, even when that one has none", () => {
+  for (const mode of ["sotw", "delta"] as const) {
+    const { s } = setup(mode);
+    const first = { typeUrl: CLUSTER, resourceNamesSubscribe: ["*"], resourceNames: ["*"] };
+    if (mode === "sotw") s.onSotw(sotw({ typeUrl: CLUSTER }));
+    else s.onDelta(delta(first));
+    const later = { typeUrl: LISTENER, node: { id: "someone-else" } };
+    if (mode === "sotw") s.onSotw(sotw(later));
+    else s.onDelta(delta(later));
+    assert.equal(s.nodeId, "", `${mode}: a later node does not change the stream's identity`);
+  }
+});
+
+Deno.test("server sotw: a removed cluster leaves only after listeners and routes were pushed (make-before-break)", () => {
+  const full = buildNode(parseMesh(meshYaml(10)), "node-a");
+  let res: NodeResources = full;
+  const out: DiscoveryResponse[] = [];
+  const s = new AdsServerStream("sotw", () => res, (m) => out.push(m as DiscoveryResponse));
+  s.onSotw(sotw({ typeUrl: CLUSTER, node: { id: "node-a" } }));
+  s.onSotw(sotw({ typeUrl: LISTENER }));
+  const [c1, l1] = out.splice(0);
+  s.onSotw(sotw({ typeUrl: CLUSTER, versionInfo: c1!.versionInfo, responseNonce: c1!.nonce }));
+  s.onSotw(sotw({ typeUrl: LISTENER, versionInfo: l1!.versionInfo, responseNonce: l1!.nonce }));
+  const gone = "outbound|5432||db.default.svc.cluster.local";
+  const clusters = new Map(full.get(CLUSTER)!);
+  clusters.delete(gone);
+  const listeners = new Map([...full.get(LISTENER)!].filter(([n]) => !n.startsWith("db.")));
+  res = new Map([...full, [CLUSTER, clusters], [LISTENER, listeners]]);
+  s.pushAll();
+  const pushed = out.splice(0);
+  // The clusters with the stale one kept are what the client has: no first CDS push.
+  assert.deepEqual(pushed.map((r) => r.typeUrl), [LISTENER, CLUSTER], "listeners first");
+  assert.equal(pushed[1]!.resources.length, c1!.resources.length - 1, "then the cluster goes");
+  s.pushAll();
+  assert.equal(out.length, 0, "nothing more to send");
+});
+
+Deno.test("server delta: ztunnel on-demand (subscribe and unsubscribe '*' at once) gets nothing, then what it names", () => {
+  const { s, take } = setup("delta");
+  s.onDelta(
+    delta({ typeUrl: CLUSTER, resourceNamesSubscribe: ["*"], resourceNamesUnsubscribe: ["*"] }),
+  );
+  const [r1] = take() as DeltaDiscoveryResponse[];
+  assert.equal(r1!.resources.length, 0, "subscribed to nothing");
+  const c = "outbound|5432||db.default.svc.cluster.local";
+  s.onDelta(delta({ typeUrl: CLUSTER, resourceNamesSubscribe: [c] }));
+  const [r2] = take() as DeltaDiscoveryResponse[];
+  assert.deepEqual(r2!.resources.map((r) => r.name), [c]);
+});

@@ -117,6 +117,7 @@ const serviceContentKey = (s: MeshService): string =>
     s.http,
     s.tcp,
     s.plugins,
+    s.defaultRetry ?? null,
   ]);
 
 /** Each service's outbound resources (clusters, endpoints, listeners, routes, plugins) as last

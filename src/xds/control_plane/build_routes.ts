@@ -2,7 +2,13 @@
  * weighted clusters), the HTTPFault filter and WasmPlugin ECDS configs. */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { RouteSchema } from "../gen/envoy/config/route/v3/route_components_pb.ts";
-import { type Any, anyPack, DurationSchema, StringValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type Any,
+  anyPack,
+  AnySchema,
+  DurationSchema,
+  StringValueSchema,
+} from "@bufbuild/protobuf/wkt";
 import {
   HTTPFaultSchema,
   type RouteConfiguration,
@@ -11,7 +17,9 @@ import {
   WasmSchema,
 } from "../proto.ts";
 import { COMPONENT_RUNTIME } from "../resources/http_filters.ts";
-import type { HttpFault, HttpMatch, IstioStringMatch } from "../../istio/mod.ts";
+import type { HttpFault, HttpMatch, HttpRetry, IstioStringMatch } from "../../istio/mod.ts";
+import { effectiveRetry } from "../../istio/mod.ts";
+import { DEFAULT_RETRY_POLICY } from "../../core/mod.ts";
 import type { MeshPlugin, MeshRoute, MeshService } from "./mesh.ts";
 
 export function clusterName(s: MeshService, port: number, subset = ""): string {
@@ -94,10 +102,16 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
       typedPerFilterConfig:
         (r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}) as Record<string, Any>,
       match: routeMatch(m),
-      action: {
+      action: ownAction(r, port) ?? {
         case: "route" as const,
         value: {
-          ...routePolicy(r),
+          ...routePolicy(r, s.defaultRetry),
+          ...rewriteAction(r, m),
+          // Istio's mirror(s): request_mirror_policies, the percentage per million.
+          requestMirrorPolicies: (r.mirrors ?? []).map((mr) => ({
+            cluster: `outbound|${mr.port ?? port}|${mr.subset ?? ""}|${mr.host}`,
+            runtimeFraction: { defaultValue: percent(mr.percent) },
+          })),
           clusterSpecifier: r.route.length === 1
             ? { case: "cluster" as const, value: cluster(r.route[0]!) }
             : {
@@ -116,31 +130,116 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
   });
 }
 
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Istio `rewrite` → RouteAction: `uri` as prefix_rewrite on a prefix match (Envoy swaps the
+ * matched prefix), else as regex_rewrite of `^<prefix>` (Gateway API ReplacePrefixMatch) or of the
+ * whole path; `authority` as host_rewrite_literal. */
+function rewriteAction(r: MeshRoute, m: HttpMatch | undefined) {
+  const rw = r.rewrite;
+  if (!rw) return {};
+  const uri = rw.uri;
+  const prefix = rw.prefix ?? m?.uri?.prefix;
+  return {
+    ...(uri === undefined
+      ? {}
+      : rw.prefix === undefined && m?.uri?.prefix !== undefined
+      ? { prefixRewrite: uri }
+      : {
+        regexRewrite: {
+          pattern: { regex: prefix !== undefined ? `^${escapeRe(prefix)}` : "^.*$" },
+          substitution: uri,
+        },
+      }),
+    ...(rw.authority !== undefined
+      ? { hostRewriteSpecifier: { case: "hostRewriteLiteral" as const, value: rw.authority } }
+      : {}),
+  };
+}
+
+/** Istio's redirect codes → Envoy's RedirectResponseCode (istiod's translateRedirect; others are
+ * refused by validation here). */
+const REDIRECT_CODES: Record<number, number> = { 301: 0, 302: 1, 303: 2, 307: 3, 308: 4 };
+
+/** A route that answers itself: Istio `redirect` → RouteAction redirect, `directResponse` →
+ * direct_response (istiod's translation); undefined for a routed one. */
+function ownAction(r: MeshRoute, port: number) {
+  if (r.directResponse) {
+    return {
+      case: "directResponse" as const,
+      value: {
+        status: r.directResponse.status,
+        ...(r.directResponse.body
+          ? { body: { specifier: { case: "inlineString" as const, value: r.directResponse.body } } }
+          : {}),
+      },
+    };
+  }
+  const d = r.redirect;
+  if (!d) return undefined;
+  const p = d.port ?? (d.derivePort === "FROM_REQUEST_PORT" ? port : undefined);
+  return {
+    case: "redirect" as const,
+    value: {
+      responseCode: REDIRECT_CODES[d.redirectCode] ?? 0,
+      ...(d.uri !== undefined
+        ? { pathRewriteSpecifier: { case: "pathRedirect" as const, value: d.uri } }
+        : {}),
+      ...(d.authority !== undefined ? { hostRedirect: d.authority } : {}),
+      ...(p !== undefined ? { portRedirect: p } : {}),
+      ...(d.scheme !== undefined
+        ? { schemeRewriteSpecifier: { case: "schemeRedirect" as const, value: d.scheme } }
+        : {}),
+    },
+  };
+}
+
+/** Envoy's previous_hosts retry host predicate as istiod names it (an empty config message). */
+const PREVIOUS_HOSTS = {
+  name: "envoy.retry_host_predicates.previous_hosts",
+  configType: {
+    case: "typedConfig" as const,
+    value: create(AnySchema, {
+      typeUrl:
+        "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+      value: new Uint8Array(),
+    }),
+  },
+};
+
 /** Istio's route `timeout` (istiod sends 0s, disabled, when unset: Envoy's own default is 15 s)
- * and `retries` as Envoy's RouteAction fields; status codes in retryOn become
- * retriable-status-codes, as istiod converts them. */
-function routePolicy(r: MeshRoute) {
-  const retries = r.retries;
+ * and the retries that apply (the route's, else MeshConfig `defaultHttpRetryPolicy`, else
+ * Istio's default: istio/mod.ts `effectiveRetry`) as Envoy's RouteAction fields, on every route
+ * as istiod's ConvertPolicy emits them: status codes in retryOn become retriable-status-codes,
+ * the default conditions keep `retriable-status-codes` with no codes (Istio ≥ 1.24), the
+ * previous_hosts predicate with host selection up to 5 attempts. */
+function routePolicy(r: MeshRoute, meshDefault: HttpRetry | undefined) {
+  const retries = effectiveRetry(r.retries, meshDefault);
   const codes = retries?.retryOn.filter((c) => /^\d{3}$/.test(c)).map(Number) ?? [];
-  // `retriable-status-codes` written in retryOn is added once below, with the codes.
-  const named =
-    retries?.retryOn.filter((c) => !/^\d{3}$/.test(c) && c !== "retriable-status-codes") ?? [];
+  const named = retries?.retryOn.filter((c) => !/^\d{3}$/.test(c)) ?? [];
+  // istiod adds `retriable-status-codes` when codes are listed, and its default names it bare.
+  const bare = retries?.retryOn === DEFAULT_RETRY_POLICY.retryOn;
+  const on = codes.length || bare
+    ? [...named.filter((c) => c !== "retriable-status-codes"), "retriable-status-codes"]
+    : named;
   return {
     timeout: durationOf(r.timeoutMs ?? 0),
     ...(retries
       ? {
         retryPolicy: {
-          retryOn: [...named, ...(codes.length ? ["retriable-status-codes"] : [])].join(","),
+          retryOn: on.join(","),
           numRetries: retries.attempts,
           retriableStatusCodes: codes,
+          hostSelectionRetryMaxAttempts: 5n,
+          retryHostPredicate: retries.previousHosts ? [PREVIOUS_HOSTS] : [],
           ...(retries.perTryTimeoutMs !== undefined
             ? { perTryTimeout: durationOf(retries.perTryTimeoutMs) }
             : {}),
-          ...(retries.backoffMs !== undefined
+          ...(retries.backoffBaseMs !== undefined
             ? {
               retryBackOff: {
-                baseInterval: durationOf(retries.backoffMs),
-                maxInterval: durationOf(retries.backoffMs * 10),
+                baseInterval: durationOf(retries.backoffBaseMs),
+                maxInterval: durationOf(retries.backoffBaseMs * 10),
               },
             }
             : {}),

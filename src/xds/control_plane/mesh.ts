@@ -16,6 +16,7 @@ import {
   type HttpFault,
   type HttpMatch,
   type HttpRetry,
+  type HttpRoute,
   type IstioResources,
   labelsMatch,
   loadIstioDocuments,
@@ -52,6 +53,17 @@ export interface MeshRoute {
   readonly fault: HttpFault | undefined;
   readonly timeoutMs: number | undefined;
   readonly retries: HttpRetry | undefined;
+  /** Istio `redirect` / `directResponse` (then `route` is empty). */
+  readonly redirect?: HttpRoute["redirect"];
+  readonly directResponse?: HttpRoute["directResponse"];
+  readonly rewrite?: HttpRoute["rewrite"];
+  /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
+  readonly mirrors?: readonly {
+    readonly host: string;
+    readonly subset: string | undefined;
+    readonly port: number | undefined;
+    readonly percent: number;
+  }[];
 }
 
 export interface MeshPlugin {
@@ -87,6 +99,9 @@ export interface MeshService {
     readonly route: readonly MeshRouteDestination[];
   }[];
   readonly plugins: readonly MeshPlugin[];
+  /** MeshConfig `defaultHttpRetryPolicy`: the retries of routes that set none (undefined =
+   * Istio's built-in default); build_routes.ts emits what applies on every route. */
+  readonly defaultRetry?: HttpRetry | undefined;
 }
 
 export interface Mesh {
@@ -326,13 +341,21 @@ function collectServices(
     const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
     const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
     const plugins = r.wasmPlugins.filter((p) => pluginApplies(p, s));
-    const inputs = [...from.get(s.hostname)!, vs, subsets.get(s.hostname), ...plugins];
+    const defaultRetry = r.meshConfig?.defaultHttpRetryPolicy;
+    const inputs = [
+      ...from.get(s.hostname)!,
+      vs,
+      subsets.get(s.hostname),
+      defaultRetry,
+      ...plugins,
+    ];
     return reuseService(next, s.hostname, inputs, () => ({
       ...s,
       subsets: subsets.get(s.hostname) ?? [],
       http,
       tcp,
       plugins: plugins.map(meshPlugin),
+      ...(defaultRetry ? { defaultRetry } : {}),
     }));
   });
   lastServices = next;
@@ -418,6 +441,21 @@ function httpRoutes(
     fault: h.fault,
     timeoutMs: h.timeoutMs,
     retries: h.retries,
+    ...(h.redirect ? { redirect: h.redirect } : {}),
+    ...(h.directResponse ? { directResponse: h.directResponse } : {}),
+    ...(h.rewrite ? { rewrite: h.rewrite } : {}),
+    ...(h.mirrors
+      ? {
+        mirrors: destinationsOf(
+          vs,
+          `spec.http[${i}].mirror`,
+          h.mirrors.map((m) => ({ destination: m.destination, weight: 0 })),
+          subsets,
+          byHost,
+          problems,
+        ).map((d, j) => ({ ...d, percent: h.mirrors![j]!.percent })),
+      }
+      : {}),
     route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
   }));
 }

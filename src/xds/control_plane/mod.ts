@@ -145,11 +145,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     const s = new AdsServerStream(mode, () => view(nodeName), (m) => call.write(m));
     streams.add(s);
+    let first = true;
     call.on("data", (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
-      if (!nodeName) {
+      // Identity comes from the stream's first message only (xds.md §10).
+      if (first && !nodeName) {
         const meta = req.node?.metadata?.["NAME"];
         nodeName = nodeNameOf(req.node?.id ?? "", typeof meta === "string" ? meta : undefined);
       }
+      first = false;
       try {
         if (mode === "delta") s.onDelta(req as DeltaDiscoveryRequest);
         else s.onSotw(req as DiscoveryRequest);

@@ -18,7 +18,7 @@ import {
   unpackAs,
 } from "../node_proto.ts";
 import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE } from "../type_urls.ts";
-import { filterFromAny } from "./http_filters.ts";
+import { filterFromAny, innerTypeUrl } from "./http_filters.ts";
 import {
   checkPort,
   type Decoded,
@@ -38,6 +38,12 @@ export type ChainEntry =
     readonly optional: boolean;
     /** ExtensionConfigSource.type_urls: the config must be one of these (empty = any). */
     readonly typeUrls: readonly string[];
+    /** ExtensionConfigSource.default_config: used while the ECDS config is missing, once
+     * initial_fetch_timeout passed, or at once with apply_default_config_without_warming. */
+    readonly defaultConfig?: {
+      readonly ref: FilterRef | undefined;
+      readonly withoutWarming: boolean;
+    };
   };
 
 interface Common {
@@ -102,11 +108,38 @@ function chainOf(hcm: HttpConnectionManager, what: string): ChainEntry[] {
     if (f.disabled) return;
     if (sawRouter) throw invalid(what, `http filter ${f.name} comes after the router`);
     if (f.configType.case === "configDiscovery") {
+      const src = f.configType.value;
+      const typeUrls = [...src.typeUrls];
+      const d = src.defaultConfig;
+      if (src.applyDefaultConfigWithoutWarming && !d) {
+        throw invalid(
+          what,
+          `http filter ${f.name}: apply_default_config_without_warming needs default_config`,
+        );
+      }
+      let defaultConfig: { ref: FilterRef | undefined; withoutWarming: boolean } | undefined;
+      if (d) {
+        const t = innerTypeUrl(d);
+        if (typeUrls.length && !typeUrls.includes(t)) {
+          throw invalid(what, `http filter ${f.name}: default_config type ${t} not in type_urls`);
+        }
+        let spec;
+        try {
+          spec = filterFromAny(f.name, d);
+        } catch (err) {
+          throw invalid(what, `http filter ${f.name} default_config: ${errorMessage(err)}`);
+        }
+        defaultConfig = {
+          ref: spec.kind === "filter" ? spec.ref : undefined,
+          withoutWarming: src.applyDefaultConfigWithoutWarming,
+        };
+      }
       chain.push({
         kind: "ecds",
         name: f.name,
         optional: f.isOptional,
-        typeUrls: [...f.configType.value.typeUrls],
+        typeUrls,
+        ...(defaultConfig ? { defaultConfig } : {}),
       });
       return;
     }

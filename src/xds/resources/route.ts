@@ -12,11 +12,11 @@ import type {
   VirtualHost,
 } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { ROUTE } from "../type_urls.ts";
-import { errorMessage } from "../../core/mod.ts";
-import { filterFromAny } from "./http_filters.ts";
+import { errorMessage, type RouteFault } from "../../core/mod.ts";
+import { FILTER_TYPES, filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
-import { type RulePolicy, rulePolicyOf } from "./route_policy.ts";
+import { routeFaultOf, routeReplyOfAction, type RulePolicy, rulePolicyOf } from "./route_policy.ts";
 
 /** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
 export type HeaderMatch =
@@ -140,24 +140,40 @@ function matchOf(r: Route, what: string): RouteMatch {
   }
 }
 
-function overridesOf(r: Route, what: string): Record<string, unknown> {
+/** The route's per-filter configs; a fault istiod's way (route_policy.ts `routeFaultOf`) is taken
+ * out as the route's own fault, applied with the route (src/core/route_fault.ts). */
+function overridesOf(
+  r: Route,
+  what: string,
+): { overrides: Record<string, unknown>; fault: RouteFault | undefined } {
   const out: Record<string, unknown> = {};
+  let fault: RouteFault | undefined;
   for (const [name, any] of Object.entries(r.typedPerFilterConfig)) {
     try {
       const spec = filterFromAny(name, any);
-      if (spec.kind === "filter") out[name] = spec.ref.config;
+      if (spec.kind !== "filter") continue;
+      const own = spec.ref.type === FILTER_TYPES.fault ? routeFaultOf(spec.ref.config) : undefined;
+      if (own) fault = own;
+      else out[name] = spec.ref.config;
     } catch (err) {
       throw invalid(what, `typed_per_filter_config ${name}: ${errorMessage(err)}`);
     }
   }
-  return out;
+  return { overrides: out, fault };
 }
 
 function ruleOf(r: Route, what: string): RouteRule | undefined {
-  if (r.action.case !== "route") return undefined; // redirect/direct_response: not routed by weft
+  const reply = routeReplyOfAction(r, what);
+  if (reply) {
+    // Redirect / direct_response: no cluster; the route policy answers (src/core/route_fault.ts).
+    const { overrides, fault } = overridesOf(r, what);
+    const policy = rulePolicyOf(undefined, what, fault, reply)!;
+    return { match: matchOf(r, what), clusters: [], overrides, policy };
+  }
+  if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action
   const spec = r.action.value.clusterSpecifier;
-  const overrides = overridesOf(r, what);
-  const policy = rulePolicyOf(r.action.value, what);
+  const { overrides, fault } = overridesOf(r, what);
+  const policy = rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what));
   const withPolicy = <T extends object>(rule: T) => (policy ? { ...rule, policy } : rule);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");

@@ -86,7 +86,10 @@ export function routeScopedRefs<T extends { name: string; type: string; config: 
   rules: readonly RouteRule[],
 ): T[] {
   const scoped = rules.filter((r) => base.name in r.overrides);
-  if (scoped.length === 0) return [base];
+  // An empty listener-level fault filter (istiod's, when routes carry the faults) does nothing.
+  if (scoped.length === 0) {
+    return base.type === FILTER_TYPES.fault && isEmptyFault(base.config) ? [] : [base];
+  }
   if (base.type !== FILTER_TYPES.fault) {
     if (rules.length === 1) return [{ ...base, config: scoped[0]!.overrides[base.name] }];
     throw invalid(

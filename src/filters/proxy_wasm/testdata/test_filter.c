@@ -60,6 +60,7 @@ uint32_t proxy_enqueue_shared_queue(uint32_t id, const char *v, size_t vl);
 IMPORT(proxy_dequeue_shared_queue)
 uint32_t proxy_dequeue_shared_queue(uint32_t id, char **v, size_t *vl);
 IMPORT(proxy_done) uint32_t proxy_done(void);
+IMPORT(proxy_get_buffer_status) uint32_t proxy_get_buffer_status(uint32_t, size_t *, uint32_t *);
 #define WASI(mod, name) __attribute__((import_module(mod), import_name(#name)))
 WASI("wasi_snapshot_preview1", environ_sizes_get) uint32_t environ_sizes_get(uint32_t *, uint32_t *);
 WASI("wasi_snapshot_preview1", environ_get) uint32_t environ_get(char **, char *);
@@ -73,11 +74,22 @@ IMPORT(proxy_get_configuration) uint32_t proxy_get_configuration(char **p, size_
 
 #define S(lit) lit, sizeof lit - 1
 
+#ifdef REACTOR_MAIN_VOID
+/* A reactor whose main is __main_void (what newer wasi-libc emits): the host runs
+ * _initialize, then __main_void; test_init_steps shows the order (12). */
+static uint32_t init_steps;
+EXPORT(_initialize) void initialize(void) { init_steps = init_steps * 10 + 1; }
+EXPORT(__main_void) int main_void(void) { init_steps = init_steps * 10 + 2; return 0; }
+EXPORT(test_init_steps) uint32_t test_init_steps(void) { return init_steps; }
+#endif
+
 static char mode[32];
 static size_t mode_len;
 static uint32_t ticks_metric, tick_count;
 static uint32_t pending_token, pending_ctx, pending_response;
 static uint32_t deferred_ctx;
+/* What proxy_send_local_response answered in on_vm_start (no stream there). */
+static uint32_t vm_start_local_status = 99;
 
 static int is(const char *m) { return bytes_eq(mode, mode_len, m, cstrlen(m)); }
 
@@ -129,6 +141,7 @@ EXPORT(proxy_on_context_create) void on_context_create(uint32_t ctx, uint32_t pa
 
 EXPORT(proxy_on_vm_start) uint32_t on_vm_start(uint32_t ctx, uint32_t size) {
   (void)ctx;
+  vm_start_local_status = proxy_send_local_response(500, S("vm_start"), S("no stream"), 0, 0, -1);
 #ifndef ABI_V010
   char *cfg = 0;
   size_t len = 0;
@@ -236,8 +249,11 @@ void on_grpc_initial(uint32_t root, uint32_t token, uint32_t n) {
   if (token == grpc_token) grpc_md_count = n;
 }
 
+static uint32_t grpc_deliveries;
+EXPORT(test_grpc_deliveries) uint32_t test_grpc_deliveries(void) { return grpc_deliveries; }
 EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token, uint32_t size) {
   (void)root;
+  grpc_deliveries++;
   if (token != grpc_token) return;
   char *b = 0;
   size_t bl = 0;
@@ -253,6 +269,7 @@ EXPORT(proxy_on_grpc_receive) void on_grpc_receive(uint32_t root, uint32_t token
 
 EXPORT(proxy_on_grpc_close) void on_grpc_close(uint32_t root, uint32_t token, uint32_t status) {
   (void)root;
+  grpc_deliveries++;
   if (token != grpc_token) return;
   proxy_set_effective_context(grpc_ctx);
   uint32_t code = 99;
@@ -333,9 +350,12 @@ static uint32_t callout(uint32_t ctx) {
   return PAUSE;
 }
 
+static uint32_t callout_responses;
+EXPORT(test_callout_responses) uint32_t test_callout_responses(void) { return callout_responses; }
 EXPORT(proxy_on_http_call_response)
 void on_http_call_response(uint32_t root, uint32_t token, uint32_t nh, uint32_t bs, uint32_t nt) {
   (void)root; (void)nt;
+  callout_responses++;
   if (token != pending_token) return;
   proxy_set_effective_context(pending_ctx);
   char *st = 0, *body = 0;
@@ -376,6 +396,46 @@ static void wasi_sequence(void) {
   fd_write(1, &iov, 1, &written);
   set_req_num(S("x-written"), written);
   set_req_num(S("x-path-open"), path_open(0));
+}
+
+/* "abuse": host functions called with what an attacker or a buggy guest passes (unknown map and
+ * buffer types, pointers past the end of memory, huge lengths, wrong context); the statuses go
+ * back comma-separated in x-abuse. */
+static void abuse_sequence(void) {
+  char out[160];
+  size_t k = 0;
+  char *p = 0;
+  size_t l = 0;
+  uint32_t u = 0;
+  char *const far = (char *)0xfffffff0u;
+  uint32_t st[24];
+  size_t n = 0;
+  st[n++] = proxy_get_header_map_pairs(99, &p, &l);
+  st[n++] = proxy_get_header_map_value(99, S("a"), &p, &l);
+  st[n++] = proxy_add_header_map_value(99, S("a"), S("b"));
+  st[n++] = proxy_get_buffer_bytes(99, 0, 10, &p, &l);
+  st[n++] = proxy_get_buffer_status(99, &l, &u);
+  st[n++] = proxy_set_buffer_bytes(99, 0, 0, S("x"));
+  st[n++] = proxy_get_header_map_value(HTTP_REQUEST_HEADERS, far, 100, &p, &l);
+  st[n++] = proxy_log(LOG_INFO, far, 1000);
+  st[n++] = proxy_get_property(S("request\0path"), (char **)far, &l);
+  st[n++] = proxy_log(9, S("bad level"));
+  st[n++] = proxy_set_effective_context(12345);
+  st[n++] = proxy_done();
+  struct { const char *p; uint32_t l; } iov = { "x", 1 };
+  st[n++] = fd_write(7, &iov, 1, &u);
+  st[n++] = proxy_get_header_map_value(HTTP_REQUEST_HEADERS, 0, 0xffffffffu, &p, &l);
+  st[n++] = proxy_continue_stream(7);
+  st[n++] = proxy_get_buffer_bytes(VM_CONFIGURATION, 0, 10, &p, &l);
+  uint64_t t = 0;
+  st[n++] = clock_time_get_legacy(5, 1, &t);
+  st[n++] = vm_start_local_status;
+  st[n++] = fd_write(1, 0, 50000000u, &u); /* 50 M iovecs (400 MB) from address 0 */
+  for (size_t i = 0; i < n; i++) {
+    if (i) out[k++] = ',';
+    k += utoa(st[i], out + k);
+  }
+  set_req(S("x-abuse"), out, k);
 }
 
 static void pairs_roundtrip(void) {
@@ -450,6 +510,7 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t ctx, uint3
   queue_modes();
   if (is("metrics")) metrics_sequence();
   if (is("pairs")) pairs_roundtrip();
+  if (is("abuse")) abuse_sequence();
   if (is("wasi")) wasi_sequence();
   if (is("log")) {
     uint32_t level = 99;
@@ -613,6 +674,13 @@ EXPORT(proxy_on_response_trailers) uint32_t on_response_trailers(uint32_t ctx, u
 EXPORT(proxy_on_done) uint32_t on_done(uint32_t ctx) {
   if (is("deferdone") && ctx == deferred_ctx) return 0;
   return 1;
+}
+
+/* proxy_done twice for the same stream: the second finds nothing waiting (NOT_FOUND). */
+EXPORT(test_finish_deferred_twice) uint32_t test_finish_deferred_twice(void) {
+  proxy_set_effective_context(deferred_ctx);
+  uint32_t a = proxy_done();
+  return a * 100 + proxy_done();
 }
 
 /* Finishes a deferred stream: the test calls it through an export on the root's behalf. */

@@ -1,0 +1,198 @@
+/**
+ * Gateway API HTTPRoute bound to a Service (GAMMA; l7-semantics S18–S23) through real weft
+ * processes on Deno and on Bun: an HTTPRoute in weft.yaml `resources` with `parentRefs: [{kind:
+ * Service}]` routes that Service's requests — Gateway API precedence across two routes (exact
+ * path, longest prefix, method, header count; PathPrefix by whole path elements), relative
+ * weights (default 1, 0 = none), RequestRedirect (302 by default), a rule without backends (500),
+ * `timeouts.request`, and 404 when nothing matches.
+ */
+import { request } from "node:http";
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { assert, assertEquals } from "./support/assert.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { startHttpWorkload } from "./support/http_workload.ts";
+
+const PORT = 18080;
+
+function call(
+  host: string,
+  path: string,
+  from: string,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+) {
+  return new Promise<{ status: number; body: string; location: string | undefined }>(
+    (resolve, reject) => {
+      const req = request(
+        { host, port: 80, path, localAddress: from, agent: false, ...opts },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => body += c);
+          res.on(
+            "end",
+            () => resolve({ status: res.statusCode ?? 0, body, location: res.headers.location }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    },
+  );
+}
+
+const version = (r: { status: number; body: string }): string =>
+  r.status === 200 ? JSON.parse(r.body).version : String(r.status);
+
+function httpRoute(name: string, created: string, rules: unknown[]) {
+  return {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name, namespace: "default", creationTimestamp: created },
+    spec: { parentRefs: [{ group: "", kind: "Service", name: "echo", port: 80 }], rules },
+  };
+}
+
+const backend = (name: string, weight?: number) => ({
+  name,
+  port: 80,
+  ...(weight !== undefined ? { weight } : {}),
+});
+
+async function run(runtime: string | undefined): Promise<void> {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-http-route-" });
+  const a = await startHttpWorkload(ip(3), PORT, "a");
+  const b = await startHttpWorkload(ip(4), PORT, "b");
+  const svc = (name: string, vip: string, address: string) => ({
+    name,
+    namespace: "default",
+    vips: [vip],
+    ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+    endpoints: [{ address, tunnel: "NONE" }],
+  });
+  const cfg = {
+    node: { name: "node-a" },
+    ca: { mode: "auto", stateDir: join(dir, "ca") },
+    listeners: {
+      admin: "127.0.0.1:0",
+      metrics: "127.0.0.1:0",
+      readiness: "127.0.0.1:0",
+      socks5: "",
+      inboundPlaintextPort: 0,
+    },
+    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
+    services: [
+      svc("echo", ip(100), ip(3)),
+      svc("svc-a", ip(101), ip(3)),
+      svc("svc-b", ip(102), ip(4)),
+    ],
+    resources: [
+      // The newer route lists its rules first; precedence, not order, decides.
+      httpRoute("newer", "2026-02-01T00:00:00Z", [
+        {
+          matches: [{ path: { type: "PathPrefix", value: "/api" } }],
+          backendRefs: [backend("svc-a")],
+        },
+        {
+          matches: [{ path: { type: "PathPrefix", value: "/api/v2" } }],
+          backendRefs: [backend("svc-b")],
+        },
+        {
+          matches: [{ path: { type: "Exact", value: "/api/v2/exact" } }],
+          backendRefs: [backend("svc-a")],
+        },
+        {
+          matches: [{ path: { value: "/hdr" }, headers: [{ name: "X-Canary", value: "1" }] }],
+          backendRefs: [backend("svc-b")],
+        },
+        {
+          matches: [{ path: { value: "/w0" } }],
+          backendRefs: [backend("svc-a", 0), backend("svc-b")],
+        },
+        {
+          matches: [{ path: { value: "/split" } }],
+          backendRefs: [backend("svc-a", 3), backend("svc-b", 1)],
+        },
+        { matches: [{ path: { value: "/none" } }] },
+        {
+          matches: [{ path: { type: "Exact", value: "/old" } }],
+          filters: [{
+            type: "RequestRedirect",
+            requestRedirect: {
+              hostname: "new.example",
+              path: { type: "ReplaceFullPath", replaceFullPath: "/new" },
+            },
+          }],
+        },
+      ]),
+      httpRoute("older", "2026-01-01T00:00:00Z", [
+        {
+          matches: [{ path: { value: "/rw" } }],
+          filters: [{
+            type: "URLRewrite",
+            urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+          }],
+          backendRefs: [backend("svc-a")],
+        },
+        { matches: [{ path: { value: "/hdr" } }], backendRefs: [backend("svc-a")] },
+        { matches: [{ path: { value: "/api" }, method: "POST" }], backendRefs: [backend("svc-b")] },
+        {
+          matches: [{ path: { value: "/slow" } }],
+          backendRefs: [backend("svc-a")],
+          timeouts: { request: "250ms" },
+        },
+      ]),
+    ],
+  };
+  let weft: WeftProc | undefined;
+  try {
+    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
+    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
+      timeoutMs: 120_000,
+      ...(runtime ? { runtime } : {}),
+    });
+    const vip = ip(100), from = ip(2);
+    const v = async (path: string, opts = {}) => version(await call(vip, path, from, opts));
+    // Precedence (S20): exact, then the longest prefix, then method, then header count.
+    assertEquals(await v("/api/v2/exact"), "a");
+    assertEquals(await v("/api/v2/x"), "b");
+    assertEquals(await v("/api/x"), "a");
+    assertEquals(await v("/api/x", { method: "POST" }), "b");
+    assertEquals(await v("/hdr", { headers: { "x-canary": "1" } }), "b");
+    assertEquals(await v("/hdr"), "a");
+    // PathPrefix matches whole path elements.
+    assertEquals(await v("/apix"), "404");
+    // Weights (S18): 0 gets nothing; 3:1 lands near 75 %.
+    for (let i = 0; i < 10; i++) assertEquals(await v("/w0"), "b");
+    let na = 0;
+    for (let i = 0; i < 200; i++) if ((await v("/split")) === "a") na++;
+    assert(na > 120 && na < 180, `${na}/200 to svc-a`);
+    // S19: a rule with no backends answers 500; S21: RequestRedirect is a 302 by default.
+    assertEquals((await call(vip, "/none", from)).status, 500);
+    const old = await call(vip, "/old?x=1", from);
+    assertEquals([old.status, old.location], [302, "http://new.example/new?x=1"]);
+    // S22: timeouts.request.
+    const slow = await call(vip, "/slow", from, { headers: {} });
+    assertEquals(slow.status, 200); // the workload answers at once
+    // S21: URLRewrite ReplacePrefixMatch "/" drops the matched path element.
+    assertEquals(JSON.parse((await call(vip, "/rw/x?y=1", from)).body).path, "/x?y=1");
+    assertEquals(JSON.parse((await call(vip, "/rw", from)).body).path, "/");
+    // S20: no match → 404.
+    assertEquals((await call(vip, "/elsewhere", from)).status, 404);
+  } finally {
+    await weft?.stop();
+    await a.close();
+    await b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const bun = bunPath();
+Deno.test("gamma: HTTPRoute on a Service (Deno): precedence, weights, redirect, 500, 404", () =>
+  run(undefined));
+Deno.test({
+  name: "gamma: HTTPRoute on a Service (Bun): precedence, weights, redirect, 500, 404",
+  ignore: !bun, // deno task setup installs Bun
+  fn: () => run(bun),
+});
