@@ -1,7 +1,7 @@
 /** Services: VIPs, ports, endpoints, DestinationRule subsets, VirtualService http routes, plugins. */
 import { env, spiffeId } from "../core/mod.ts";
 import type { CalloutCluster } from "../core/mod.ts";
-import { parseIp, splitHostPort } from "../core/mod.ts";
+import { logger, parseIp, splitHostPort } from "../core/mod.ts";
 import { type Checker, hostFqdn, type HttpRoute, isObj, parseHttpRoute } from "../istio/mod.ts";
 import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
@@ -10,6 +10,8 @@ import type {
   ServiceConfig,
   ServicePortConfig,
 } from "./config_types.ts";
+
+const log = logger("config");
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -73,10 +75,12 @@ export function checkService(
     withFqdnHosts(route, attached?.namespace ?? namespace, (d, j) => {
       const sub = d.destination.subset;
       if (sub !== undefined && !subsets.some((s) => s.name === sub)) {
-        c.problems.add(
-          `${routePath}[${i}].route[${j}].destination.subset`,
-          `subset "${sub}" is not defined in this service's subsets`,
-        );
+        // As Istio: accepted (istioctl analyze warns); its share answers 503 NC at request time.
+        log.warn("config warning", {
+          path: `${routePath}[${i}].route[${j}].destination.subset`,
+          warning: `subset "${sub}" is not defined in this service's subsets: its share of ` +
+            "requests gets 503 (no cluster)",
+        });
       }
     })
   );

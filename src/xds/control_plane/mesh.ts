@@ -338,7 +338,7 @@ function collectServices(
   const out = base.map((s) => {
     const vs = routes.get(s.hostname);
     // Routes are checked against the other services on every load, reused or not.
-    const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
+    const http = vs ? httpRoutes(vs, subsets, byHost, problems, warnings) : [];
     const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
     const plugins = r.wasmPlugins.filter((p) => pluginApplies(p, s));
     const defaultRetry = r.meshConfig?.defaultHttpRetryPolicy;
@@ -390,6 +390,7 @@ function destinationsOf(
   subsets: ReadonlyMap<string, MeshService["subsets"]>,
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
+  subsetIssues: string[] = problems,
 ): MeshRouteDestination[] {
   return route.map((d, j) => {
     const host = hostFqdn(d.destination.host, vs.meta.namespace);
@@ -400,7 +401,10 @@ function destinationsOf(
     }
     const sub = d.destination.subset;
     if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
-      problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
+      subsetIssues.push(
+        `${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule` +
+          (subsetIssues === problems ? "" : "; its share of requests gets 503 (no cluster)"),
+      );
     }
     return { host, subset: sub, port: d.destination.port, weight: d.weight };
   });
@@ -424,6 +428,7 @@ function httpRoutes(
   subsets: ReadonlyMap<string, MeshService["subsets"]>,
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
+  warnings: string[],
 ): MeshRoute[] {
   vs.http.forEach((h, i) =>
     h.match.forEach((m, j) => {
@@ -456,7 +461,9 @@ function httpRoutes(
         ).map((d, j) => ({ ...d, percent: h.mirrors![j]!.percent })),
       }
       : {}),
-    route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
+    // As Istio: an undefined subset is accepted (istioctl analyze warns) and points at a cluster
+    // no node has, so its share answers 503 NC at request time.
+    route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems, warnings),
   }));
 }
 
