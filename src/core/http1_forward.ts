@@ -56,7 +56,7 @@ export interface ForwardDeps {
   idle?(route: RouteChoice | undefined): Upstream | undefined;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
   /** A chosen route with no service or subset behind it → its local answer (http_proxy.ts). */
-  routeReply?(route: RouteChoice): LocalResponse | undefined;
+  routeReply?(route: RouteChoice, status?: number): LocalResponse | undefined;
   respond(
     down: Duplex,
     up: Upstream,
@@ -122,7 +122,7 @@ export async function forwardRequest(
         return replyLocal(p, down, ctx, state, abort, keepAlive && !p.draining() && whole);
       }
     }
-    const missing = route && p.routeReply?.(route);
+    const missing = route && p.routeReply?.(route, policy?.clusterNotFoundStatus);
     if (missing) {
       // Envoy's router answers a missing cluster itself (503 NC), without retries.
       const whole = reqFraming.kind === "none" || buffered !== undefined;

@@ -49,7 +49,7 @@ export interface H2Backend {
   /** The request's route policy (timeout, retries; route_exchange.ts, http2_upstream.ts). */
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
   /** A chosen route with no service or subset behind it → its local answer (http_proxy.ts). */
-  routeReply?(route: RouteChoice): LocalResponse | undefined;
+  routeReply?(route: RouteChoice, status?: number): LocalResponse | undefined;
   /** Largest request body held for a retry. */
   readonly maxReplayBytes?: number;
 }
@@ -155,7 +155,7 @@ async function serveStream(
         return respondLocal(stream, abort);
       }
     }
-    const missing = verdict.route && b.routeReply?.(verdict.route);
+    const missing = verdict.route && b.routeReply?.(verdict.route, policy?.clusterNotFoundStatus);
     if (missing) {
       stream.resume();
       b.count(missing.status, ctx);

@@ -78,8 +78,8 @@ export interface HttpProxyOptions {
   /** The request's route policy (timeout, retries: route_exchange.ts), read per request. */
   readonly routePolicy?: (ctx: HttpRequestContext) => RoutePolicy | undefined;
   /** The local answer for a route a filter chose that names no known service or subset
-   * (Envoy's 503 NC `cluster_not_found`), or undefined to forward. */
-  readonly routeReply?: (route: RouteChoice) => LocalResponse | undefined;
+   * (Envoy's 503 NC `cluster_not_found`; `status`: the route policy's own), or undefined. */
+  readonly routeReply?: (route: RouteChoice, status?: number) => LocalResponse | undefined;
 }
 
 export class HttpProxy {
@@ -114,7 +114,7 @@ export class HttpProxy {
       acquire: (route, tried) => this.upstreams.acquire(route, tried),
       idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
-      routeReply: (route) => this.opts.routeReply?.(route),
+      routeReply: (route, status) => this.opts.routeReply?.(route, status),
       // Explicit parameters: a rest/spread wrapper allocates an array per request.
       respond: (down, up, resRaw, ctx, keepAlive, chain, state) =>
         respondH1(this.responseDeps, down, up, resRaw, ctx, keepAlive, chain, state),
@@ -220,7 +220,7 @@ export class HttpProxy {
         h2Upstream: this.h2Pool,
         maxBufferedBodyBytes: this.maxBody,
         routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
-        routeReply: (route) => this.opts.routeReply?.(route),
+        routeReply: (route, status) => this.opts.routeReply?.(route, status),
         maxReplayBytes: this.maxBody,
       },
       peer,

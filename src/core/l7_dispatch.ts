@@ -70,15 +70,27 @@ export const CLUSTER_NOT_FOUND: LocalResponse = Object.freeze({
   details: "cluster_not_found",
 });
 
-/** The local answer for a route naming no known service or subset, or undefined. */
-export function missingRoute(snap: Snapshot, route: RouteChoice): LocalResponse | undefined {
+/** The same for a Gateway API backend that is not valid (its share gets 500). */
+const INVALID_BACKEND: LocalResponse = Object.freeze({ ...CLUSTER_NOT_FOUND, status: 500 });
+
+/** The local answer for a route naming no known service or subset (`status`: the route's
+ * `clusterNotFoundStatus`, default 503), or undefined. */
+export function missingRoute(
+  snap: Snapshot,
+  route: RouteChoice,
+  status = 503,
+): LocalResponse | undefined {
   const hosts = indexOf(snap).serviceByHost;
   const svc = hosts.get(route.service) ?? hosts.get(route.service.toLowerCase().replace(/\.$/, ""));
   if (svc && (route.subset === undefined || svc.subsets.some((s) => s.name === route.subset))) {
     return undefined;
   }
   clusterNotFound.inc();
-  return CLUSTER_NOT_FOUND;
+  return status === 503
+    ? CLUSTER_NOT_FOUND
+    : status === 500
+    ? INVALID_BACKEND
+    : { ...CLUSTER_NOT_FOUND, status };
 }
 
 function namespaceOf(principal: string | undefined): string | undefined {
@@ -170,7 +182,7 @@ export class L7Dispatch {
             port: sp.port,
             sourceLabels: source.labels,
           }),
-        routeReply: (route) => missingRoute(this.snapshot(), route),
+        routeReply: (route, status) => missingRoute(this.snapshot(), route, status),
       });
       this.proxies.set(key, proxy);
     }

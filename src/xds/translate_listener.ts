@@ -147,6 +147,9 @@ export function fragment(
         ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
         ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
         ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
+        ...((r as RouteRule).policy?.clusterNotFoundStatus
+          ? { clusterNotFoundStatus: (r as RouteRule).policy!.clusterNotFoundStatus }
+          : {}),
       }))
       : undefined,
   };

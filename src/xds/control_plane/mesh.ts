@@ -64,6 +64,8 @@ export interface MeshRoute {
     readonly port: number | undefined;
     readonly percent: number;
   }[];
+  /** 500 for a Gateway API route (an invalid backendRef's share); absent = Envoy's 503. */
+  readonly clusterNotFoundStatus?: 500;
 }
 
 export interface MeshPlugin {
@@ -391,13 +393,17 @@ function destinationsOf(
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
   subsetIssues: string[] = problems,
+  hostIssues: string[] = problems,
 ): MeshRouteDestination[] {
   return route.map((d, j) => {
     const host = hostFqdn(d.destination.host, vs.meta.namespace);
     const path =
       `VirtualService ${vs.meta.namespace}/${vs.meta.name}: ${where}.route[${j}].destination`;
     if (!byHost.has(host)) {
-      problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
+      hostIssues.push(
+        `${path}.host: ${host} matches no Service or ServiceEntry` +
+          (hostIssues === problems ? "" : "; its share of requests gets 500 (invalid backend)"),
+      );
     }
     const sub = d.destination.subset;
     if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
@@ -463,7 +469,19 @@ function httpRoutes(
       : {}),
     // As Istio: an undefined subset is accepted (istioctl analyze warns) and points at a cluster
     // no node has, so its share answers 503 NC at request time.
-    route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems, warnings),
+    // Gateway API (S19): a backendRef to a Service that does not exist is accepted (status
+    // ResolvedRefs=False, BackendNotFound) and the share that would go to it gets 500.
+    ...(h.clusterNotFoundStatus ? { clusterNotFoundStatus: h.clusterNotFoundStatus } : {}),
+    route: destinationsOf(
+      vs,
+      `spec.http[${i}]`,
+      h.route,
+      subsets,
+      byHost,
+      problems,
+      warnings,
+      h.clusterNotFoundStatus ? warnings : problems,
+    ),
   }));
 }
 

@@ -1,9 +1,12 @@
 /**
- * S17 (l7-semantics §4.3): a VirtualService destination whose subset no DestinationRule defines
- * is accepted, as Istio does (istioctl analyze only warns), and points at a cluster that does
- * not exist, so Envoy answers its share of requests 503 NC (`cluster_not_found`) while the other
- * weighted destinations keep their share. Through real weft processes: weft.yaml on Deno and on
- * Bun, and an xDS node fed by the embedded control plane (whose RDS names a cluster CDS lacks).
+ * Destinations that do not exist are a share of error answers, not a load error, through real
+ * weft processes: weft.yaml on Deno and on Bun, and an xDS node fed by the embedded control
+ * plane (whose RDS names a cluster CDS lacks).
+ * - S17 (l7-semantics §4.3): a VirtualService destination whose subset no DestinationRule
+ *   defines is accepted, as Istio does (istioctl analyze only warns), and points at a cluster
+ *   that does not exist, so Envoy answers its share 503 NC (`cluster_not_found`).
+ * - S19 (§4.4): an HTTPRoute backendRef to a Service that does not exist: its share gets 500.
+ * The other weighted destinations keep their share; the missing ones never reach an upstream.
  */
 import { request } from "node:http";
 import { stringify } from "yaml";
@@ -45,30 +48,56 @@ const ROUTES = [
   { route: [{ destination: { host: "echo", subset: "v1" } }] },
 ];
 
-async function check(vip: string, from: string, hits: () => number): Promise<void> {
+/** `/none` goes only to the missing destination, `/half` half to it and half to one that
+ * exists; `status`: the missing share's answer (503 NC for a subset, 500 for a backendRef). */
+async function check(
+  vip: string,
+  from: string,
+  hits: () => number,
+  status: number,
+): Promise<void> {
   assertEquals((await call(vip, "/ok", from)).status, 200);
-  // Only v9: every request 503 NC, none reaches the upstream, none retried (Istio's default
+  // Every request answered locally, none reaches the upstream, none retried (Istio's default
   // retries cover connect failures, not a missing cluster).
   const before = hits();
   for (let i = 0; i < 10; i++) {
     const r = await call(vip, "/none", from);
-    assertEquals([r.status, r.body], [503, ""]);
+    assertEquals([r.status, r.body], [status, ""]);
   }
   assertEquals(hits(), before, "a missing cluster never reaches an upstream");
-  // 50/50: the v9 share is 503, v1 still serves its share (binomial sd 5 over 100).
-  let ok = 0, nc = 0;
+  // 50/50: the missing share is `status`, the other still serves its share (binomial sd 5).
+  let ok = 0, missing = 0;
   const start = hits();
   for (let i = 0; i < N; i++) {
     const s = (await call(vip, "/half", from)).status;
     if (s === 200) ok++;
-    else if (s === 503) nc++;
+    else if (s === status) missing++;
   }
-  assertEquals(ok + nc, N);
-  assert(ok > 25 && ok < 75, `${ok}/${N} served by v1, ${nc} answered 503`);
+  assertEquals(ok + missing, N);
+  assert(ok > 25 && ok < 75, `${ok}/${N} served, ${missing} answered ${status}`);
   assertEquals(hits() - start, ok);
 }
 
-async function weftYaml(runtime: string | undefined): Promise<void> {
+/** An HTTPRoute on the echo Service: `/half` splits between echo and the Service "ghost" that
+ * does not exist, `/none` goes only to ghost, anything else to echo. */
+const GHOST_ROUTE = {
+  apiVersion: "gateway.networking.k8s.io/v1",
+  kind: "HTTPRoute",
+  metadata: { name: "ghost", namespace: "default" },
+  spec: {
+    parentRefs: [{ group: "", kind: "Service", name: "echo", port: 80 }],
+    rules: [
+      {
+        matches: [{ path: { value: "/half" } }],
+        backendRefs: [{ name: "echo", port: 80 }, { name: "ghost", port: 80 }],
+      },
+      { matches: [{ path: { value: "/none" } }], backendRefs: [{ name: "ghost", port: 80 }] },
+      { backendRefs: [{ name: "echo", port: 80 }] },
+    ],
+  },
+};
+
+async function weftYaml(runtime: string | undefined, gateway: boolean): Promise<void> {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-undefined-subset-" });
   const up = await startHttpWorkload(ip(3), PORT, "v1");
@@ -90,8 +119,9 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
       ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
       endpoints: [{ address: ip(3), tunnel: "NONE", labels: { version: "v1" } }],
       subsets: [{ name: "v1", labels: { version: "v1" } }],
-      http: ROUTES,
+      ...(gateway ? {} : { http: ROUTES }),
     }],
+    ...(gateway ? { resources: [GHOST_ROUTE] } : {}),
   };
   let weft: WeftProc | undefined;
   try {
@@ -100,10 +130,12 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
       timeoutMs: 120_000,
       ...(runtime ? { runtime } : {}),
     });
-    // Accepted with a warning naming the path, as istioctl analyze.
-    const w = await weft.waitFor((l) => l.msg === "config warning");
-    assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
-    await check(ip(100), ip(2), () => up.hits());
+    if (!gateway) {
+      // Accepted with a warning naming the path, as istioctl analyze.
+      const w = await weft.waitFor((l) => l.msg === "config warning");
+      assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
+    }
+    await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
   } finally {
     await weft?.stop();
     await up.close();
@@ -113,14 +145,21 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
 
 const bun = bunPath();
 Deno.test("S17 (Deno, weft.yaml): an undefined subset is accepted and its share answers 503 NC", () =>
-  weftYaml(undefined));
+  weftYaml(undefined, false));
 Deno.test({
   name: "S17 (Bun, weft.yaml): an undefined subset is accepted and its share answers 503 NC",
   ignore: !bun, // deno task setup installs Bun
-  fn: () => weftYaml(bun),
+  fn: () => weftYaml(bun, false),
+});
+Deno.test("S19 (Deno, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500", () =>
+  weftYaml(undefined, true));
+Deno.test({
+  name: "S19 (Bun, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500",
+  ignore: !bun,
+  fn: () => weftYaml(bun, true),
 });
 
-Deno.test("S17 (xds): the control plane accepts an undefined subset; the node answers 503 NC", async () => {
+async function xds(gateway: boolean): Promise<void> {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-undefined-subset-xds-" });
   const up = await startHttpWorkload(ip(3), PORT, "v1");
@@ -140,21 +179,30 @@ Deno.test("S17 (xds): the control plane accepts an undefined subset; the node an
       vips: [ip(100)],
       ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
       subsets: [{ name: "v1", labels: { version: "v1" } }],
-      http: ROUTES,
+      ...(gateway ? {} : { http: ROUTES }),
     }],
+    ...(gateway ? { resources: [GHOST_ROUTE] } : {}),
   };
   let x: XdsMesh | undefined;
   try {
     x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
     const [a, b] = x.nodes as [WeftProc, WeftProc];
     const w = await x.cp.waitFor((l) => l.msg === "mesh warning");
-    assert(String(w.warning).includes('.subset: "v9" is not a subset of'), String(w.warning));
+    const expect = gateway
+      ? ".host: ghost.default.svc.cluster.local matches no Service"
+      : '.subset: "v9" is not a subset of';
+    assert(String(w.warning).includes(expect), String(w.warning));
     await x.waitReady(a);
     await x.waitReady(b);
-    await check(ip(100), ip(2), () => up.hits());
+    await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
   } finally {
     await x?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
+
+Deno.test("S17 (xds): the control plane accepts an undefined subset; the node answers 503 NC", () =>
+  xds(false));
+Deno.test("S19 (xds): an HTTPRoute backendRef to a missing Service: the node answers 500", () =>
+  xds(true));
