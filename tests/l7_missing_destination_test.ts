@@ -130,11 +130,16 @@ async function weftYaml(runtime: string | undefined, gateway: boolean): Promise<
       timeoutMs: 120_000,
       ...(runtime ? { runtime } : {}),
     });
-    if (!gateway) {
-      // Accepted with a warning naming the path, as istioctl analyze.
-      const w = await weft.waitFor((l) => l.msg === "config warning");
-      assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
-    }
+    // Accepted with a warning naming the path, as istioctl analyze.
+    const w = await weft.waitFor((l) => l.msg === "config warning");
+    if (gateway) {
+      // The HTTPRoute's rules are the service's routes in precedence order: /half is first.
+      assertEquals([w.path, w.route], [
+        "services[0].http[0].route[1].destination.host",
+        "default.ghost.0.0",
+      ]);
+      assert(String(w.warning).includes("gets 500"), String(w.warning));
+    } else assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
     await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
   } finally {
     await weft?.stop();

@@ -310,3 +310,25 @@ function checkClusters(c: Checker, path: string, v: unknown): Record<string, Cal
   }
   return out;
 }
+
+/** As istioctl analyze (IST0101): a route destination naming no service here is accepted with a
+ * warning; its share answers 503 NC, or 500 for a Gateway API backendRef (S19), at request time. */
+export function warnUnknownHosts(
+  services: readonly Pick<ServiceConfig, "hostname" | "http">[],
+): void {
+  const known = new Set(services.map((s) => s.hostname));
+  services.forEach((s, i) =>
+    s.http.forEach((r, k) =>
+      r.route.forEach((d, j) => {
+        if (known.has(d.destination.host)) return;
+        log.warn("config warning", {
+          path: `services[${i}].http[${k}].route[${j}].destination.host`,
+          ...(r.name ? { route: r.name } : {}),
+          warning: `${d.destination.host} matches no service: its share of requests gets ${
+            r.clusterNotFoundStatus ?? 503
+          }`,
+        });
+      })
+    )
+  );
+}
