@@ -18,6 +18,7 @@ const NEED: Record<string, string> = {
   nsenter: "util-linux",
   tcpdump: "tcpdump",
   curl: "curl",
+  openssl: "openssl", // src/core/hbone_server_probe_test.ts (a ChaCha20-only client)
   socat: "socat",
   wrk: "wrk",
   hey: "hey",

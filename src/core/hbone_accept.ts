@@ -11,6 +11,7 @@ import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import type { PeerVerdict, TlsMaterial } from "./transport.ts";
 import { metrics } from "./metrics.ts";
+import { hboneContext } from "./hbone_tls.ts";
 
 /** Defaults: ztunnel/Envoy-like 10 s handshake budget; pending handshakes per listener. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -26,14 +27,13 @@ export function hboneTlsOptions(m: TlsMaterial, handshakeTimeoutMs = HANDSHAKE_T
   cert: string;
   key: string;
   ca: string;
+  ciphers: string;
   requestCert: true;
   rejectUnauthorized: true;
   handshakeTimeout: number;
 } {
   return {
-    cert: m.certChainPem,
-    key: m.keyPem,
-    ca: m.rootsPem,
+    ...hboneContext(m),
     requestCert: true,
     rejectUnauthorized: true,
     handshakeTimeout: handshakeTimeoutMs,

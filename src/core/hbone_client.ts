@@ -9,7 +9,8 @@ import type { IdentityProvider } from "./transport.ts";
 import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
-import { hboneClientTls } from "./hbone_tls.ts";
+import { hboneClientTls, negotiatedSuite } from "./hbone_tls.ts";
+import { TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { H2Session, type H2SessionOptions, type Headers, NO_HEADERS } from "./h2/mod.ts";
 
 /** PING keepalive of HBONE sessions (hbone.md §10): every 10 s, fail after 20 s. */
@@ -104,6 +105,15 @@ export async function dialHbone(
       sock.once("error", onError);
     });
     sock.setNoDelay(true);
+    if (!pre) sock.setKeepAlive(true, TCP_KEEPALIVE_MS); // an in-pod socket: its dialer's choice
+    const suite = negotiatedSuite(sock);
+    if (suite) {
+      identity.recordRejection?.("client", "handshake_failed");
+      throw new WeftError(
+        "hbone_cipher_refused",
+        `Cannot dial HBONE: ${target.hboneAddr} chose cipher suite ${suite} (AES-GCM only)`,
+      );
+    }
     const raw = sock.getPeerCertificate(false)?.raw;
     if (!raw) {
       throw new WeftError("hbone_no_peer_cert", "Cannot dial HBONE: server sent no certificate");

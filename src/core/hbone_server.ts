@@ -1,8 +1,10 @@
 /**
  * HBONE server for one local workload on <workload ip>:<hbonePort>, presenting that workload's
  * identity (no SNI: the listening address decides the certificate, ztunnel's in-pod mode). Runs
- * ztunnel's checks in order (hbone.md §7): CONNECT only and a parsable authority (400), a local
- * destination on this listener (400), authorization (401), upstream connect (503), then 200.
+ * ztunnel's checks in order (hbone.md §7): a plain CONNECT (no other pseudo-headers) with a
+ * parsable authority (400), the listener's workload still known (503), a destination on this
+ * listener (400; a service-hostname authority maps to its target port here, else 503),
+ * authorization (401), upstream connect (503), then 200 with the destination's `baggage`.
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -10,15 +12,16 @@ import { type L7Dispatch, peerInfo } from "./l7_dispatch.ts";
 import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
-import type { Snapshot, Workload } from "./snapshot.ts";
+import type { Service, Snapshot, Workload } from "./snapshot.ts";
 import type { IdentityProvider } from "./transport.ts";
-import { type ConnTable, dialTcp } from "./l4_conn.ts";
-import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
+import { type ConnTable, dialTcp, TCP_KEEPALIVE_MS } from "./l4_conn.ts";
+import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
-import { joinHostPort, splitHostPort } from "./ip.ts";
+import { joinHostPort, parseIp, splitHostPort } from "./ip.ts";
+import { proxyV2Header } from "./proxy_protocol.ts";
 import { indexOf } from "./snapshot_index.ts";
-import { hboneContext } from "./hbone_tls.ts";
+import { hboneContext, negotiatedSuite } from "./hbone_tls.ts";
 import {
   capPendingHandshakes,
   HANDSHAKE_TIMEOUT_MS,
@@ -55,15 +58,74 @@ export interface InboundDeps {
 }
 
 /** k8s.namespace.name / k8s.<kind>.name from a baggage header (telemetry only). */
-export function parseBaggage(b: string | undefined): { workload?: string; namespace?: string } {
-  const out: { workload?: string; namespace?: string } = {};
+export interface Baggage {
+  workload?: string;
+  namespace?: string;
+  /** service.name / service.version: the source's canonical service and revision. */
+  service?: string;
+  version?: string;
+  cluster?: string;
+}
+
+/** The keys ztunnel reads from a CONNECT's `baggage` (telemetry only, never authorization). */
+export function parseBaggage(b: string | undefined): Baggage {
+  const out: Baggage = {};
   for (const part of (b ?? "").split(",")) {
     const [k, v] = part.trim().split("=", 2) as [string, string | undefined];
     if (!v) continue;
     if (k === "k8s.namespace.name") out.namespace = v;
     else if (/^k8s\.(deployment|cronjob|pod|job)\.name$/.test(k)) out.workload = v;
+    else if (k === "service.name") out.service = v;
+    else if (k === "service.version") out.version = v;
+    else if (k === "k8s.cluster.name") out.cluster = v;
   }
   return out;
+}
+
+/** Connection-specific fields a valid HTTP/2 request never carries (RFC 9113 §8.2.2). */
+const CONNECTION_FIELDS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Why a CONNECT head is not a plain RFC 9113 §8.5 CONNECT (undefined: it is): `:method` and
+ * `:authority` once each and no other pseudo-header (`:scheme`, `:path`, `:protocol` — weft does
+ * not offer extended CONNECT — `:status` or unknown ones), pseudo-headers first, lower-case
+ * names, no connection-specific fields (§8.2). ztunnel's HTTP/2 layer (h2) refuses such a
+ * malformed request before `serve_connect` runs; weft answers it 400, like a bad method.
+ */
+export function malformedConnect(list: readonly (readonly [string, string])[]): string | undefined {
+  let regular = false;
+  const seen = new Set<string>();
+  for (const [k, v] of list) {
+    if (k !== k.toLowerCase()) return `upper-case field name ${k}`;
+    if (k.startsWith(":")) {
+      if (regular) return `pseudo-header ${k} after a regular field`;
+      if (k !== ":method" && k !== ":authority") return `pseudo-header ${k} on CONNECT`;
+      if (seen.has(k)) return `repeated ${k}`;
+      seen.add(k);
+      continue;
+    }
+    regular = true;
+    if (CONNECTION_FIELDS.has(k)) return `connection-specific field ${k}`;
+    if (k === "te" && v !== "trailers") return "te other than trailers";
+  }
+  return undefined;
+}
+
+/** Response `baggage` describing the destination workload (ztunnel's ENABLE_RESPONSE_BAGGAGE,
+ * on by default): the same keys the client sends about its source. */
+function responseBaggage(w: Workload): string {
+  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
+  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
+  if (app) parts.push(`service.name=${app}`);
+  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
+  if (ver) parts.push(`service.version=${ver}`);
+  return parts.join(",");
 }
 
 function serviceHost(forwarded: string | undefined): string | undefined {
@@ -80,7 +142,7 @@ interface SessionPeer {
 /** A pending CONNECT: answer with `respond`; `stream` dies if the peer resets it first. */
 interface ConnectCall {
   readonly headers: Headers;
-  readonly respond: (status: number) => H2Stream | null;
+  readonly respond: (status: number, headers?: Headers) => H2Stream | null;
   readonly stream: H2Stream;
 }
 
@@ -92,6 +154,9 @@ interface ConnectCall {
 export class HboneServer {
   private server: tls.Server | undefined;
   private sessions = new Set<H2Session>();
+  /** Every accepted TCP connection until it closes, handshake done or not (close() ends them). */
+  private sockets = new Set<Socket>();
+  private stopping = false;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private deps: InboundDeps, private workload: Workload, private port: number) {}
@@ -116,6 +181,11 @@ export class HboneServer {
       minVersion: "TLSv1.3",
     });
     this.server = server;
+    server.on("connection", (sock: Socket) => {
+      sock.setKeepAlive(true, TCP_KEEPALIVE_MS);
+      this.sockets.add(sock);
+      sock.once("close", () => this.sockets.delete(sock));
+    });
     this.guardAccept(server);
     this.handshakeDeadline(server, handshakeMs);
     server.on("secureConnection", (s: TLSSocket) => this.accept(s));
@@ -136,7 +206,8 @@ export class HboneServer {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       const listen = (): void => {
-        server.listen(this.port, this.workload.address, () => {
+        // SO_REUSEPORT, as ztunnel: an upgraded process binds while this one drains (hbone.md §11).
+        server.listen({ port: this.port, host: this.workload.address, reusePort: true }, () => {
           server.off("error", reject);
           resolve();
         });
@@ -156,6 +227,10 @@ export class HboneServer {
       refuse: (reason) => l4Metrics.refused.inc({ direction: "inbound", reason }),
     });
     this.verifiedPeer = verifyBeforeSession(server, (sock) => {
+      const suite = negotiatedSuite(sock);
+      if (suite) {
+        return { ok: false, reason: "handshake_failed", message: `cipher suite ${suite} refused` };
+      }
       const raw = sock.getPeerCertificate?.(false)?.raw;
       return raw
         ? this.deps.identity.verifyClient(new Uint8Array(raw))
@@ -197,7 +272,8 @@ export class HboneServer {
   private accept(sock: TLSSocket): void {
     sock.on("error", () => {}); // the session (or the destroy below) owns the socket's end
     const identity = this.verifiedPeer(sock);
-    if (identity === undefined) {
+    // A handshake that completes after drain/close starts no session: it would outlive them.
+    if (identity === undefined || this.stopping) {
       sock.destroy();
       return;
     }
@@ -211,7 +287,13 @@ export class HboneServer {
 
   /** HTTP/2 layer: one session per verified connection; each CONNECT is handled on its own. */
   serveSession(sock: Duplex, peer: SessionPeer): H2Session {
-    const session = new H2Session(sock, "server", { ...H2_OPTIONS, maxConcurrentStreams: 200 });
+    // ztunnel's server settings (hbone.md §5): 200 concurrent streams, 64 KiB header list (the
+    // client side keeps 16 KiB).
+    const session = new H2Session(sock, "server", {
+      ...H2_OPTIONS,
+      maxConcurrentStreams: 200,
+      maxHeaderListBytes: 64 * 1024,
+    });
     this.sessions.add(session);
     session.onConnect((headers, respond, stream) =>
       this.onConnect(peer, { headers, respond, stream })
@@ -229,12 +311,10 @@ export class HboneServer {
     const { headers, stream } = call;
     const srcAddr = joinHostPort(peer.ip, peer.port);
     const authority = headers[":authority"] ?? "";
+    const malformed = malformedConnect(stream.headerList);
     const info = emptyInfo("inbound", srcAddr, authority);
     info.mtls = true;
     info.srcIdentity = peer.identity;
-    const bag = parseBaggage(headers.baggage);
-    info.srcWorkload = bag.workload;
-    info.srcNamespace = bag.namespace;
     const host = serviceHost(headers.forwarded);
     stream.headerList = NO_HEADERS; // read through `headers`; not kept for the tunnel's life
     info.dstService = host;
@@ -247,33 +327,76 @@ export class HboneServer {
       return this.reply(call, 503);
     }
     const hp = splitHostPort(authority);
-    if (headers[":method"] !== "CONNECT" || !hp) {
+    if (headers[":method"] !== "CONNECT" || !hp || malformed) {
       this.reply(call, 400);
-      return conn.fail("refused", "bad method or authority", true);
+      return conn.fail("refused", malformed ?? "bad method or authority", true);
     }
     const snap = this.deps.snapshot();
     const idx = indexOf(snap);
-    const wl = idx.workloadByIp.get(hp.host);
-    // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch).
-    if (!wl || wl.address !== this.workload.address) {
-      this.reply(call, 400);
-      return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
+    // The workload this listener serves is gone from the snapshot (ztunnel: unknown local
+    // workload, 503), whatever the authority names.
+    if (!idx.workloadByIp.has(this.workload.address)) {
+      this.reply(call, 503);
+      return conn.fail("refused", `local workload ${this.workload.name} is not known`, true);
     }
-    info.dstWorkload = wl.name;
-    info.dstNamespace = wl.namespace;
-    info.dstIdentity = wl.identity;
-    const svc = host ? idx.serviceByHost.get(host) : undefined;
+    // `host:port` authority (ztunnel's HboneAddress::SvcHostname, the outer tunnel through an
+    // east-west gateway): the service's port maps to this workload's target port; a service that
+    // does not exist, lacks the port or does not have this workload as an endpoint is 503.
+    let target = hp;
+    let byName: Service | undefined;
+    if (!parseIp(hp.host)) {
+      byName = idx.serviceByHost.get(hp.host);
+      const sp = byName?.ports.find((p) => p.port === hp.port);
+      const mine = byName?.endpoints.some((e) => e.address === this.workload.address);
+      if (!byName || !sp || !mine) {
+        this.reply(call, 503);
+        return conn.fail("refused", `no local endpoint of ${authority}`, true);
+      }
+      target = { host: this.workload.address, port: sp.targetPort || sp.port };
+      info.dstService = byName.hostname;
+    }
+    let wl = idx.workloadByIp.get(target.host);
+    // The tunnel target must be the workload this listener serves (ztunnel's IPMismatch), unless
+    // that workload has its own application tunnel: it gets the target in the PROXY header.
+    if (!wl || wl.address !== this.workload.address) {
+      const local = idx.workloadByIp.get(this.workload.address);
+      if (!local?.applicationTunnel) {
+        this.reply(call, 400);
+        return conn.fail("refused", `unknown destination workload ${hp.host}`, true);
+      }
+      wl = local;
+    }
+    const tunnel = wl.applicationTunnel;
+    // Where the bytes go (and what authorization sees as the destination, as ztunnel's
+    // resolve_inbound_target): an application tunnel's own address and port, else the target.
+    const upstreamAt = tunnel ? { host: wl.address, port: tunnel.port ?? target.port } : target;
+    setEnd(info, "dst", wl);
+    // The source as ztunnel finds it: the workload at the peer's IP when it holds the peer's
+    // certified identity, else what the client's baggage says (telemetry only).
+    // Not through a gateway (a hostname authority): the peer IP is no workload's (ztunnel#515).
+    const from = byName ? undefined : idx.workloadByIp.get(peer.ip);
+    if (from && from.identity === peer.identity) setEnd(info, "src", from);
+    else {
+      const bag = parseBaggage(headers.baggage);
+      info.srcWorkload = bag.workload;
+      info.srcNamespace = bag.namespace;
+      info.srcCanonical = bag.service ?? bag.workload;
+      info.srcRevision = bag.version ?? (bag.workload ? "latest" : undefined);
+      info.srcCluster = bag.cluster;
+    }
+    const svc = byName ?? (host ? idx.serviceByHost.get(host) : undefined);
     info.dstServiceName = svc?.name;
     info.dstServiceNamespace = svc?.namespace;
+    const svcHost = byName?.hostname ?? host;
     const attrs: L4Attributes = {
       sourcePrincipal: peer.identity,
       sourceIp: peer.ip,
-      destinationIp: hp.host,
-      destinationPort: hp.port,
+      destinationIp: upstreamAt.host,
+      destinationPort: upstreamAt.port,
     };
     // An L7 port is authorized per request by its inbound chain (the authz plugin applies the
     // same AuthorizationPolicies with their HTTP fields); L4 rules would drop those rules.
-    const l7 = this.deps.l7?.inbound(wl, hp.port, host);
+    const l7 = this.deps.l7?.inbound(wl, target.port, svcHost);
     const decision = l7 ? undefined : this.deps.authorize(snap, wl, attrs);
     if (decision && !decision.allowed) {
       this.reply(call, 401);
@@ -285,7 +408,7 @@ export class HboneServer {
     if (l7) {
       // CONNECT answered at once; the HTTP proxy reads the HBONE stream itself (one copy per
       // byte) and authorizes each request with its inbound chain.
-      const s = call.respond(200);
+      const s = call.respond(200, { baggage: responseBaggage(wl) });
       if (!s) return conn.fail("error", "client went away", true);
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = recheck;
@@ -293,30 +416,38 @@ export class HboneServer {
         sourcePrincipal: peer.identity,
         sourceAddress: peer.ip,
         sourcePort: peer.port,
-        destinationAddress: hp.host,
-        destinationPort: hp.port,
-        service: this.deps.l7!.inboundService(wl, hp.port, host),
+        destinationAddress: target.host,
+        destinationPort: target.port,
+        service: this.deps.l7!.inboundService(wl, target.port, svcHost),
         workload: wl,
         mtls: true,
         local: wl,
       });
       return conn.serve((down) => l7(down, p));
     }
+    // Application tunnel (PROXY): the workload's own address and tunnel port, then a PROXY v2
+    // header naming original source → tunnel target, with the peer identity in TLV 0xD0.
+    const header = tunnel
+      ? proxyV2Header(peer, { ip: target.host, port: target.port }, peer.identity)
+      : undefined;
     const upstream = (this.deps.dial ?? dialTcp)(
-      hp.host,
-      hp.port,
+      upstreamAt.host,
+      upstreamAt.port,
       snap.timeouts.connectMs,
       peer.ip,
     );
     upstream.then((up) => {
       // The client reset the stream while we dialled (rapid reset): drop the upstream.
-      const s = stream.destroyed || conn.done ? null : call.respond(200);
+      const s = stream.destroyed || conn.done
+        ? null
+        : call.respond(200, { baggage: responseBaggage(wl) });
       if (!s) {
         up.destroy();
         return conn.fail("error", "client went away", true);
       }
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = recheck;
+      if (header) up.write(header); // before any payload: attach starts the copy
       conn.attach(up);
     }, (e) => {
       this.reply(call, 503);
@@ -326,6 +457,7 @@ export class HboneServer {
 
   /** Listener closes now; every session gets GOAWAY and keeps its open streams. */
   drain(): Promise<void> {
+    this.stopping = true;
     const closed = this.closeListener();
     for (const s of this.sessions) void s.close().catch(() => {});
     return closed;
@@ -341,7 +473,10 @@ export class HboneServer {
 
   /** Force-close everything. */
   async close(): Promise<void> {
+    this.stopping = true;
     for (const s of this.sessions) s.destroy();
+    // Connections still in their handshake too: the listener's close waits for every one.
+    for (const s of this.sockets) s.destroy();
     await this.closeListener();
   }
 

@@ -8,7 +8,7 @@ import { indexOf } from "./snapshot_index.ts";
 import type { Socket } from "node:net";
 import type { InboundDeps } from "./hbone_server.ts";
 import { dialTcp } from "./l4_conn.ts";
-import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
+import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { joinHostPort } from "./ip.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -35,9 +35,10 @@ export function handlePlaintextInbound(
     joinHostPort(srcIp, sock.remotePort ?? 0),
     joinHostPort(wl.address, port),
   );
-  info.dstWorkload = wl.name;
-  info.dstNamespace = wl.namespace;
-  info.dstIdentity = wl.identity;
+  setEnd(info, "dst", wl);
+  // No peer identity on plaintext: the source is whatever workload holds that IP, if any.
+  const from = indexOf(snap).workloadByIp.get(srcIp);
+  if (from) setEnd(info, "src", from);
   const conn = deps.conns.create(info, sock);
   if (!conn) return refuse("max_connections");
   const attrs = {

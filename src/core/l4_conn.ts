@@ -349,6 +349,10 @@ export class ConnTable {
 }
 
 /** TCP connect with a timeout; the socket is half-close capable and Nagle-free. */
+/** TCP keepalive idle time on every proxied socket (ztunnel's KEEPALIVE_TIME, 180 s; hbone.md
+ * §5). node:net sets only the idle time; the probe interval and count stay the kernel's. */
+export const TCP_KEEPALIVE_MS = 180_000;
+
 export function dialTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port, allowHalfOpen: true, noDelay: true });
@@ -364,6 +368,7 @@ export function dialTcp(host: string, port: number, timeoutMs: number): Promise<
     s.once("connect", () => {
       clearTimeout(timer);
       s.off("error", onError);
+      s.setKeepAlive(true, TCP_KEEPALIVE_MS);
       resolve(s);
     });
     const onError = (e: Error): void => {

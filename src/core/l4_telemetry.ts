@@ -9,11 +9,21 @@ import { logger } from "./log.ts";
 const TCP_LABELS = [
   "reporter",
   "source_workload",
+  "source_canonical_service",
+  "source_canonical_revision",
   "source_workload_namespace",
   "source_principal",
+  "source_app",
+  "source_version",
+  "source_cluster",
   "destination_workload",
+  "destination_canonical_service",
+  "destination_canonical_revision",
   "destination_workload_namespace",
   "destination_principal",
+  "destination_app",
+  "destination_version",
+  "destination_cluster",
   "destination_service",
   "destination_service_namespace",
   "destination_service_name",
@@ -82,7 +92,56 @@ export interface ConnInfo {
   dstWorkload: string | undefined;
   dstNamespace: string | undefined;
   dstIdentity: string | undefined;
+  /** Istio canonical service / revision / cluster of each end (istio_tcp_* labels). */
+  srcCanonical: string | undefined;
+  srcRevision: string | undefined;
+  srcCluster: string | undefined;
+  dstCanonical: string | undefined;
+  dstRevision: string | undefined;
+  dstCluster: string | undefined;
   mtls: boolean;
+}
+
+/** Istio's canonical service and revision of a workload from its labels (what istiod puts in
+ * `Workload.canonical_name` / `canonical_revision`, and weft's xDS intake stores as `app` /
+ * `version`): the canonical-name label, app.kubernetes.io/name, app, else the workload name;
+ * the canonical-revision label, app.kubernetes.io/version, version, else "latest". */
+export function canonicalOf(
+  labels: Readonly<Record<string, string>>,
+  name: string,
+): { service: string; revision: string } {
+  return {
+    service: labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"] ??
+      labels.app ?? name,
+    revision: labels["service.istio.io/canonical-revision"] ??
+      labels["app.kubernetes.io/version"] ?? labels.version ?? "latest",
+  };
+}
+
+/** Fill the source (or destination) workload fields of `info` from a known workload. */
+export function setEnd(
+  info: ConnInfo,
+  end: "src" | "dst",
+  w: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly identity?: string | undefined;
+  },
+): void {
+  const c = canonicalOf(w.labels, w.name);
+  if (end === "src") {
+    info.srcWorkload = w.name;
+    info.srcNamespace = w.namespace;
+    info.srcCanonical = c.service;
+    info.srcRevision = c.revision;
+  } else {
+    info.dstWorkload = w.name;
+    info.dstNamespace = w.namespace;
+    info.dstCanonical = c.service;
+    info.dstRevision = c.revision;
+    if (w.identity !== undefined) info.dstIdentity = w.identity;
+  }
 }
 
 export function emptyInfo(
@@ -104,6 +163,12 @@ export function emptyInfo(
     dstWorkload: undefined,
     dstNamespace: undefined,
     dstIdentity: undefined,
+    srcCanonical: undefined,
+    srcRevision: undefined,
+    srcCluster: undefined,
+    dstCanonical: undefined,
+    dstRevision: undefined,
+    dstCluster: undefined,
     mtls: false,
   };
 }
@@ -116,11 +181,21 @@ export function tcpLabels(info: ConnInfo, flags: string): Record<string, string>
   return {
     reporter: info.direction === "outbound" ? "source" : "destination",
     source_workload: info.srcWorkload ?? "unknown",
+    source_canonical_service: info.srcCanonical ?? "unknown",
+    source_canonical_revision: info.srcRevision ?? "unknown",
     source_workload_namespace: info.srcNamespace ?? "unknown",
     source_principal: stripSpiffe(info.srcIdentity),
+    source_app: info.srcCanonical ?? "unknown",
+    source_version: info.srcRevision ?? "unknown",
+    source_cluster: info.srcCluster ?? "unknown",
     destination_workload: info.dstWorkload ?? "unknown",
+    destination_canonical_service: info.dstCanonical ?? "unknown",
+    destination_canonical_revision: info.dstRevision ?? "unknown",
     destination_workload_namespace: info.dstNamespace ?? "unknown",
     destination_principal: stripSpiffe(info.dstIdentity),
+    destination_app: info.dstCanonical ?? "unknown",
+    destination_version: info.dstRevision ?? "unknown",
+    destination_cluster: info.dstCluster ?? "unknown",
     destination_service: info.dstService ?? "unknown",
     destination_service_namespace: info.dstServiceNamespace ?? "unknown",
     destination_service_name: info.dstServiceName ?? "unknown",
@@ -168,7 +243,12 @@ export function recordClose(
   const key = flags === "-" && openKey !== undefined
     ? openKey
     : l4Metrics.closed.keyOf(tcpLabels(info, flags));
-  if (opened) {
+  // ztunnel tracks a connection from the moment its ends are known (before authorization and
+  // the upstream connect), so a denied or unreachable one is opened and then closed with its
+  // response flag (istio_tcp_connections_closed_total{response_flags="DENY"|"CONNECT"}).
+  const tracked = !opened && (outcome === "denied" || outcome === "connect_failed");
+  if (tracked) l4Metrics.opened.incKey(l4Metrics.opened.keyOf(tcpLabels(info, "-")));
+  if (opened || tracked) {
     l4Metrics.closed.incKey(key);
     if (bytesRecv) l4Metrics.received.incKey(key, bytesRecv);
     if (bytesSent) l4Metrics.sent.incKey(key, bytesSent);

@@ -12,7 +12,7 @@ import type { Socket } from "node:net";
 import type { Endpoint, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import type { HbonePool } from "./hbone_pool.ts";
 import type { ConnTable } from "./l4_conn.ts";
-import { emptyInfo, l4Metrics } from "./l4_telemetry.ts";
+import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { joinHostPort } from "./ip.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { SocksReply } from "./socks5.ts";
@@ -171,8 +171,7 @@ async function outbound(
   };
   const src = resolveSource(snap, clientIp, deps.defaultSource());
   if (!src) return refuse("unknown_source");
-  info.srcWorkload = src.name;
-  info.srcNamespace = src.namespace;
+  setEnd(info, "src", src);
   info.srcIdentity = src.identity;
   const route = routeOutbound(snap, host, port, deps.selfPorts());
   if (route.kind === "refuse") return refuse(route.reason);
@@ -207,8 +206,8 @@ async function outbound(
     }
   }
   if (route.endpoint) {
-    info.dstWorkload = route.endpoint.workload;
-    info.dstNamespace = route.endpoint.namespace;
+    const ep = route.endpoint;
+    setEnd(info, "dst", { name: ep.workload, namespace: ep.namespace, labels: ep.labels });
   }
   info.dstAddr = joinHostPort(route.host, route.port);
   const conn = deps.conns.create(info, sock);

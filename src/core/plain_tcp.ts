@@ -10,7 +10,7 @@ import { splitHostPort } from "./ip.ts";
 import { errorMessage, WeftError } from "./errors.ts";
 import type { Duplex } from "node:stream";
 import { connectNative, listenNative, type NativeSocket, nativeSockets } from "./native_socket.ts";
-import { dialTcp } from "./l4_conn.ts";
+import { dialTcp, TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { env } from "./runtime.ts";
 
 export interface TcpListener {
@@ -38,6 +38,7 @@ export function listenTcp(
   if (opts.native ?? nativeListeners()) return listenNativeTcp(addr, hp.host, hp.port, onConn);
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
     s.setNoDelay(true);
+    s.setKeepAlive(true, TCP_KEEPALIVE_MS);
     onConn(s);
   });
   return new Promise((resolve, reject) => {
@@ -48,9 +49,9 @@ export function listenTcp(
           new WeftError("listen_failed", `Cannot listen on ${addr}: ${e.message}`, { cause: e }),
         ),
     );
+    // SO_REUSEPORT (ztunnel's upgrade handover): a new process binds while the old one drains.
     server.listen(
-      hp.port,
-      hp.host,
+      { port: hp.port, host: hp.host, reusePort: true },
       () => resolve({ close: () => new Promise((r) => server.close(() => r())) }),
     );
   });

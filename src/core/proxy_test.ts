@@ -34,7 +34,7 @@ Deno.test("client VIP → HBONE → server → echo: bytes round-trip with half-
   );
   assert.match(
     text,
-    /istio_tcp_received_bytes_total\{reporter="destination",source_workload="client",source_workload_namespace="default",source_principal="cluster.local\/ns\/default\/sa\/client",destination_workload="server".*connection_security_policy="mutual_tls",response_flags="-"\} 262144/,
+    /istio_tcp_received_bytes_total\{reporter="destination",source_workload="client",.*source_workload_namespace="default",source_principal="cluster.local\/ns\/default\/sa\/client",.*destination_workload="server".*connection_security_policy="mutual_tls",response_flags="-"\} 262144/,
   );
 });
 

@@ -33,6 +33,9 @@ export interface Workload {
   readonly ports: readonly number[];
   readonly labels: Readonly<Record<string, string>>;
   readonly mtlsMode: MtlsMode;
+  /** xDS `Workload.application_tunnel` with protocol PROXY: inbound HBONE tunnels reach the
+   * workload on `port` (else the target port) after a PROXY v2 header (hbone.md §8). */
+  readonly applicationTunnel?: { readonly protocol: "PROXY"; readonly port: number | undefined };
 }
 
 export type AppProtocol = "TCP" | "HTTP" | "HTTP2" | "GRPC";

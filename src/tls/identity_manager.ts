@@ -49,6 +49,17 @@ export interface CertificateSummary {
   readonly certChainPem: string | undefined;
   readonly rootCertsPem: string;
   readonly lastError: string | undefined;
+  /** ztunnel's /config_dump shape (`certChain` / `rootCerts`, each entry with its PEM; the leaf
+   * with serialNumber, validFrom and expirationTime), for tools that read ztunnel's dump. */
+  readonly certChain: readonly CertDumpEntry[];
+  readonly rootCerts: readonly CertDumpEntry[];
+}
+
+export interface CertDumpEntry {
+  readonly pem: string;
+  readonly serialNumber?: string;
+  readonly validFrom?: string;
+  readonly expirationTime?: string;
 }
 
 interface Entry {
@@ -152,6 +163,15 @@ export class WorkloadIdentityManager implements IdentityProvider {
       certChainPem: e.leaf?.chainPem,
       rootCertsPem: this.opts.ca.rootPem,
       lastError: e.lastError,
+      certChain: e.leaf
+        ? [{
+          pem: e.leaf.chainPem,
+          serialNumber: e.leaf.serial,
+          validFrom: e.leaf.notBefore.toISOString(),
+          expirationTime: e.leaf.notAfter.toISOString(),
+        }]
+        : [],
+      rootCerts: [{ pem: this.opts.ca.rootPem }],
     }));
   }
 

@@ -34,6 +34,14 @@ Deno.test("material: issued on first use, single-flight per identity, cached", a
     assert.ok(!text.includes("PRIVATE KEY"), "summary must never carry a key");
     assert.equal(rows[0]!.serial, all[0]!.serial);
     assert.equal(rows[0]!.notAfter, all[0]!.notAfter.toISOString());
+    // ztunnel's config_dump shape: certChain / rootCerts entries with PEM, serial and validity.
+    assert.deepEqual(rows[0]!.certChain.map((c) => [c.serialNumber, c.expirationTime]), [[
+      all[0]!.serial,
+      all[0]!.notAfter.toISOString(),
+    ]]);
+    assert.equal(rows[0]!.certChain[0]!.validFrom, rows[0]!.notBefore);
+    assert.match(rows[0]!.certChain[0]!.pem, /BEGIN CERTIFICATE/);
+    assert.match(rows[0]!.rootCerts[0]!.pem, /BEGIN CERTIFICATE/);
     assert.equal(
       tlsMetrics.expiry.get({ identity: WEB }),
       Math.floor(all[0]!.notAfter.getTime() / 1000),

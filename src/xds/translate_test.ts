@@ -257,7 +257,7 @@ Deno.test("ECDS default_config: at once without warming, else after initial_fetc
 Deno.test("translate: Istio Address services get endpoints from the workloads naming them", () => {
   const store = new ResourceStore();
   const ip = (s: string) => new Uint8Array(s.split(".").map(Number));
-  const workload = (name: string, addr: string, node: string, status = 0) =>
+  const workload = (name: string, addr: string, node: string, status = 0, tunnelPort = 0) =>
     anyPack(
       IstioAddressSchema,
       create(IstioAddressSchema, {
@@ -273,6 +273,7 @@ Deno.test("translate: Istio Address services get endpoints from the workloads na
             node,
             status,
             capacity: 2,
+            ...(tunnelPort ? { applicationTunnel: { protocol: 1, port: tunnelPort } } : {}),
             services: {
               "default/ratings.default.svc.cluster.local": {
                 ports: [{ servicePort: 9080, targetPort: 9080 }],
@@ -299,7 +300,7 @@ Deno.test("translate: Istio Address services get endpoints from the workloads na
   );
   const r = applyResources(store, ADDRESS, [
     { name: undefined, version: "1", any: service },
-    { name: undefined, version: "1", any: workload("r1", "127.0.9.1", "node-a") },
+    { name: undefined, version: "1", any: workload("r1", "127.0.9.1", "node-a", 0, 15088) },
     { name: undefined, version: "1", any: workload("r2", "127.0.9.2", "node-b") },
     { name: undefined, version: "1", any: workload("r3", "127.0.9.3", "node-b", 1) },
   ], () => true);
@@ -322,6 +323,8 @@ Deno.test("translate: Istio Address services get endpoints from the workloads na
     ["r1"],
     "only this node's workloads are local",
   );
+  // application_tunnel {protocol PROXY, port} reaches the data path (hbone.md §8).
+  assert.deepEqual(snap.workloads[0]!.applicationTunnel, { protocol: "PROXY", port: 15088 });
 });
 
 Deno.test("translate: an ECDS config of a type the listener does not allow counts as missing", () => {

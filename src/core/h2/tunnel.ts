@@ -335,6 +335,21 @@ export class H2Session extends H2Base implements StreamHost {
       return this.onRequest(hb.streamId, headers, endStream, list);
     }
     const s = this.streams.get(hb.streamId);
+    if (this.role === "server") {
+      if (hb.streamId % 2 === 0) {
+        throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, `bad client stream id ${hb.streamId}`);
+      }
+      // A client reusing a stream id (RFC 9113 §5.1.1): a closed one is refused as h2 does
+      // (RST_STREAM STREAM_CLOSED, spending the reset budget); on an open one only trailers
+      // (END_STREAM) may follow the request head, anything else is malformed (§8.1).
+      if (!s) {
+        this.guard.count("reset");
+        return this.answer(rstStreamFrame(hb.streamId, ErrorCode.STREAM_CLOSED));
+      }
+      if (!endStream) {
+        return void s.destroy(new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, "second request head"));
+      }
+    }
     if (!s) return;
     const open = this.pendingOpens.get(s.id);
     if (open) {

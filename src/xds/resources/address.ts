@@ -116,6 +116,11 @@ export const addressType: ResourceType<AddressValue> = {
           ports: [...ports].sort((x, y) => x - y),
           labels: pooledMap(labels),
           mtlsMode: "PERMISSIVE",
+          ...(w.applicationTunnel?.protocol === 1 // ApplicationTunnel.Protocol.PROXY
+            ? {
+              applicationTunnel: { protocol: "PROXY", port: w.applicationTunnel.port || undefined },
+            }
+            : {}),
         },
       },
     };
