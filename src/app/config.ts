@@ -18,7 +18,7 @@ import {
 } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
 import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
-import { checkService } from "./config_service.ts";
+import { checkService, warnUnknownHosts } from "./config_service.ts";
 import { offLoopback } from "./admin_guard.ts";
 import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
 
@@ -182,6 +182,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     checkService(c, `services[${i}]`, s, node.trustDomain, extra)
   );
   dupes(problems, "services", services.map((s) => `${s.namespace}/${s.name}`), "name");
+  warnUnknownHosts(services);
   const vipPorts = services.flatMap((s) =>
     s.vips.flatMap((v) => s.ports.map((p) => `${v}:${p.port}`))
   );

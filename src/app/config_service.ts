@@ -1,7 +1,7 @@
 /** Services: VIPs, ports, endpoints, DestinationRule subsets, VirtualService http routes, plugins. */
 import { env, spiffeId } from "../core/mod.ts";
 import type { CalloutCluster } from "../core/mod.ts";
-import { parseIp, splitHostPort } from "../core/mod.ts";
+import { logger, parseIp, splitHostPort } from "../core/mod.ts";
 import { type Checker, hostFqdn, type HttpRoute, isObj, parseHttpRoute } from "../istio/mod.ts";
 import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
@@ -10,6 +10,8 @@ import type {
   ServiceConfig,
   ServicePortConfig,
 } from "./config_types.ts";
+
+const log = logger("config");
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -73,10 +75,12 @@ export function checkService(
     withFqdnHosts(route, attached?.namespace ?? namespace, (d, j) => {
       const sub = d.destination.subset;
       if (sub !== undefined && !subsets.some((s) => s.name === sub)) {
-        c.problems.add(
-          `${routePath}[${i}].route[${j}].destination.subset`,
-          `subset "${sub}" is not defined in this service's subsets`,
-        );
+        // As Istio: accepted (istioctl analyze warns); its share answers 503 NC at request time.
+        log.warn("config warning", {
+          path: `${routePath}[${i}].route[${j}].destination.subset`,
+          warning: `subset "${sub}" is not defined in this service's subsets: its share of ` +
+            "requests gets 503 (no cluster)",
+        });
       }
     })
   );
@@ -305,4 +309,26 @@ function checkClusters(c: Checker, path: string, v: unknown): Record<string, Cal
     };
   }
   return out;
+}
+
+/** As istioctl analyze (IST0101): a route destination naming no service here is accepted with a
+ * warning; its share answers 503 NC, or 500 for a Gateway API backendRef (S19), at request time. */
+export function warnUnknownHosts(
+  services: readonly Pick<ServiceConfig, "hostname" | "http">[],
+): void {
+  const known = new Set(services.map((s) => s.hostname));
+  services.forEach((s, i) =>
+    s.http.forEach((r, k) =>
+      r.route.forEach((d, j) => {
+        if (known.has(d.destination.host)) return;
+        log.warn("config warning", {
+          path: `services[${i}].http[${k}].route[${j}].destination.host`,
+          ...(r.name ? { route: r.name } : {}),
+          warning: `${d.destination.host} matches no service: its share of requests gets ${
+            r.clusterNotFoundStatus ?? 503
+          }`,
+        });
+      })
+    )
+  );
 }

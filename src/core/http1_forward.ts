@@ -10,7 +10,7 @@
  */
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import type { HttpFilter, HttpRequestContext, RouteChoice } from "./filter_api.ts";
+import type { HttpFilter, HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { type ByteReader, type Framing, headBytes, type Trailer } from "./http1_codec.ts";
 import { claim, type Upstream } from "./http1_upstream.ts";
@@ -55,6 +55,8 @@ export interface ForwardDeps {
   /** A kept connection usable now, if any (saves a Promise per request). */
   idle?(route: RouteChoice | undefined): Upstream | undefined;
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
+  /** A chosen route with no service or subset behind it → its local answer (http_proxy.ts). */
+  routeReply?(route: RouteChoice, status?: number): LocalResponse | undefined;
   respond(
     down: Duplex,
     up: Upstream,
@@ -119,6 +121,12 @@ export async function forwardRequest(
         const whole = reqFraming.kind === "none" || buffered !== undefined;
         return replyLocal(p, down, ctx, state, abort, keepAlive && !p.draining() && whole);
       }
+    }
+    const missing = route && p.routeReply?.(route, policy?.clusterNotFoundStatus);
+    if (missing) {
+      // Envoy's router answers a missing cluster itself (503 NC), without retries.
+      const whole = reqFraming.kind === "none" || buffered !== undefined;
+      return replyLocal(p, down, ctx, state, missing, keepAlive && !p.draining() && whole);
     }
     if (policy?.mirrors && (reqFraming.kind === "none" || buffered !== undefined)) {
       mirrorRequest(policy.mirrors, ctx, buffered, (r) => p.acquire(r));

@@ -7,7 +7,7 @@
  * (gRPC: trailers pass through); body phases and the response phase: http2_phases.ts.
  */
 import type { Duplex } from "node:stream";
-import type { HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type { HttpRequestContext, LocalResponse, PeerInfo, RouteChoice } from "./filter_api.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { HeaderList } from "./header_map.ts";
 import type { Trailer } from "./http1_codec.ts";
@@ -48,6 +48,8 @@ export interface H2Backend {
   readonly maxBufferedBodyBytes: number;
   /** The request's route policy (timeout, retries; route_exchange.ts, http2_upstream.ts). */
   routePolicy?(ctx: HttpRequestContext): RoutePolicy | undefined;
+  /** A chosen route with no service or subset behind it → its local answer (http_proxy.ts). */
+  routeReply?(route: RouteChoice, status?: number): LocalResponse | undefined;
   /** Largest request body held for a retry. */
   readonly maxReplayBytes?: number;
 }
@@ -152,6 +154,12 @@ async function serveStream(
         b.count(abort.status, ctx);
         return respondLocal(stream, abort);
       }
+    }
+    const missing = verdict.route && b.routeReply?.(verdict.route, policy?.clusterNotFoundStatus);
+    if (missing) {
+      stream.resume();
+      b.count(missing.status, ctx);
+      return respondLocal(stream, missing);
     }
     let plan: RequestPlan;
     try {

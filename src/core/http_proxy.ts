@@ -25,7 +25,13 @@ import { serveH2 } from "./http2_downstream.ts";
 import type { H2Session } from "./h2/mod.ts";
 import { H2UpstreamPool } from "./http2_upstream.ts";
 import { DOWNSTREAM_GONE, isH2, setNoDelay, writeLocal } from "./http_io.ts";
-import type { Direction, HttpRequestContext, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  Direction,
+  HttpRequestContext,
+  LocalResponse,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import type { FilterChain } from "./filter_chain.ts";
 import { bad, ByteReader, httpErrorStatus } from "./http1_codec.ts";
@@ -71,6 +77,9 @@ export interface HttpProxyOptions {
   readonly requestHeadersTimeoutMs?: number;
   /** The request's route policy (timeout, retries: route_exchange.ts), read per request. */
   readonly routePolicy?: (ctx: HttpRequestContext) => RoutePolicy | undefined;
+  /** The local answer for a route a filter chose that names no known service or subset
+   * (Envoy's 503 NC `cluster_not_found`; `status`: the route policy's own), or undefined. */
+  readonly routeReply?: (route: RouteChoice, status?: number) => LocalResponse | undefined;
 }
 
 export class HttpProxy {
@@ -105,6 +114,7 @@ export class HttpProxy {
       acquire: (route, tried) => this.upstreams.acquire(route, tried),
       idle: (route) => this.upstreams.idleFor(route),
       routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
+      routeReply: (route, status) => this.opts.routeReply?.(route, status),
       // Explicit parameters: a rest/spread wrapper allocates an array per request.
       respond: (down, up, resRaw, ctx, keepAlive, chain, state) =>
         respondH1(this.responseDeps, down, up, resRaw, ctx, keepAlive, chain, state),
@@ -210,6 +220,7 @@ export class HttpProxy {
         h2Upstream: this.h2Pool,
         maxBufferedBodyBytes: this.maxBody,
         routePolicy: (ctx) => this.opts.routePolicy?.(ctx),
+        routeReply: (route, status) => this.opts.routeReply?.(route, status),
         maxReplayBytes: this.maxBody,
       },
       peer,

@@ -14,7 +14,13 @@
 import { indexOf } from "./snapshot_index.ts";
 import { dialedHost, matchesHost, pickEndpoint } from "./endpoints.ts";
 import type { Duplex } from "node:stream";
-import type { FilterResolver, LocalWorkloadInfo, PeerInfo, RouteChoice } from "./filter_api.ts";
+import type {
+  FilterResolver,
+  LocalResponse,
+  LocalWorkloadInfo,
+  PeerInfo,
+  RouteChoice,
+} from "./filter_api.ts";
 import type { Endpoint, FilterRef, Service, ServicePort, Snapshot, Workload } from "./snapshot.ts";
 import { sourceVariantApplies } from "./snapshot.ts";
 import { FilterChain, orderFilterRefs } from "./filter_chain.ts";
@@ -22,6 +28,7 @@ import { HttpProxy } from "./http_proxy.ts";
 import { DEFAULT_UPSTREAM_IDLE_MS } from "./http1_pool.ts";
 import { ownPolicy, routePolicyFor } from "./route_policy.ts";
 import { WeftError } from "./errors.ts";
+import { metrics } from "./metrics.ts";
 
 export interface UpstreamDialer {
   /** Open a byte stream to `ep` on `port` for `source` (HBONE when the endpoint is in the mesh). */
@@ -45,6 +52,45 @@ const isL7 = (sp: ServicePort): boolean => sp.protocol !== "TCP";
 export function l7Outbound(svc: Service, sp: ServicePort): boolean {
   if (!isL7(sp)) return false;
   return svc.outboundFilters.length > 0 || (svc.routes?.some(ownPolicy) ?? false);
+}
+
+const clusterNotFound = metrics.counter(
+  "weft_http_cluster_not_found_total",
+  "Requests routed to a service or subset the node does not have (503 NC, cluster_not_found)",
+  [],
+);
+
+/** Envoy's answer for a route whose cluster does not exist: 503, response flag NC, details
+ * `cluster_not_found`, no body and no retry. Istio routes a VirtualService destination whose
+ * subset no DestinationRule defines to such a cluster (`outbound|<port>|<subset>|<fqdn>`). */
+export const CLUSTER_NOT_FOUND: LocalResponse = Object.freeze({
+  status: 503,
+  headers: [],
+  body: "",
+  details: "cluster_not_found",
+});
+
+/** The same for a Gateway API backend that is not valid (its share gets 500). */
+const INVALID_BACKEND: LocalResponse = Object.freeze({ ...CLUSTER_NOT_FOUND, status: 500 });
+
+/** The local answer for a route naming no known service or subset (`status`: the route's
+ * `clusterNotFoundStatus`, default 503), or undefined. */
+export function missingRoute(
+  snap: Snapshot,
+  route: RouteChoice,
+  status = 503,
+): LocalResponse | undefined {
+  const hosts = indexOf(snap).serviceByHost;
+  const svc = hosts.get(route.service) ?? hosts.get(route.service.toLowerCase().replace(/\.$/, ""));
+  if (svc && (route.subset === undefined || svc.subsets.some((s) => s.name === route.subset))) {
+    return undefined;
+  }
+  clusterNotFound.inc();
+  return status === 503
+    ? CLUSTER_NOT_FOUND
+    : status === 500
+    ? INVALID_BACKEND
+    : { ...CLUSTER_NOT_FOUND, status };
 }
 
 function namespaceOf(principal: string | undefined): string | undefined {
@@ -136,6 +182,7 @@ export class L7Dispatch {
             port: sp.port,
             sourceLabels: source.labels,
           }),
+        routeReply: (route, status) => missingRoute(this.snapshot(), route, status),
       });
       this.proxies.set(key, proxy);
     }

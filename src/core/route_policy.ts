@@ -141,6 +141,10 @@ export interface RoutePolicy {
   readonly mirrors?: readonly RouteMirror[];
   /** The request as it goes upstream (and to mirrors): path and authority rewritten. */
   readonly rewrite?: RouteRewrite;
+  /** The status for a destination the node has no service or subset for (Envoy's
+   * RouteAction `cluster_not_found_response_code`): 503 when absent; a Gateway API route's invalid
+   * backend answers 500. */
+  readonly clusterNotFoundStatus?: 404 | 500 | 503;
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */

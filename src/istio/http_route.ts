@@ -9,8 +9,8 @@
  * backend that can take traffic answers 500; filters RequestRedirect and RequestMirror are
  * supported, `timeouts.request` is the route timeout (`0s` = none), URLRewrite (hostname, full
  * path or prefix). Gateway parents, header modifiers, `timeouts.backendRequest`, `retry` and `sessionPersistence` are refused with
- * their path. Invalid references to unknown Services are reported by whoever resolves hosts (the
- * weft.yaml loader, the control plane) instead of answering 500 for their share.
+ * their path. A backendRef to an unknown Service is accepted (the control plane warns) and the
+ * share that would go to it answers 500 at request time (`clusterNotFoundStatus`).
  */
 import { type Checker, INT32_MAX, type Raw } from "./check.ts";
 import { meta } from "./meta.ts";
@@ -348,6 +348,10 @@ export function gatewayVirtualServices(routes: readonly GatewayHttpRoute[]): Vir
               ...(rule.redirect ? { redirect: rule.redirect } : {}),
               // No backend can take the traffic (none, or all weight 0): 500 (S19).
               ...(answers500 ? { directResponse: { status: 500, body: "" } } : {}),
+              // A backendRef to a Service that does not exist: its share gets 500 (S19).
+              ...(rule.route.length && !rule.redirect
+                ? { clusterNotFoundStatus: 500 as const }
+                : {}),
               ...(rule.mirrors.length ? { mirrors: rule.mirrors } : {}),
               ...(rule.rewrite ? { rewrite: rewriteFor(rule, path) } : {}),
             },

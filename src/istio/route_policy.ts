@@ -158,10 +158,12 @@ export function routePolicies(
       ...(reply ? { reply } : {}),
       ...(mirrors?.length ? { mirrors } : {}),
       ...(r?.rewrite ? { rewrite: r.rewrite } : {}),
+      ...(r?.clusterNotFoundStatus ? { clusterNotFoundStatus: r.clusterNotFoundStatus } : {}),
     });
   });
   return list.some((r) =>
-      r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite
+      r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite ||
+      r.clusterNotFoundStatus
     )
     ? list
     : undefined;

@@ -87,6 +87,9 @@ export interface HttpRoute {
     | undefined;
   /** `mirror` + `mirrorPercentage` (or the deprecated `mirrorPercent`), or `mirrors`. */
   readonly mirrors?: readonly HttpMirror[] | undefined;
+  /** The status for the share of a destination that does not exist: absent = 503 (Envoy's NC,
+   * a VirtualService's undefined subset); 500 for a Gateway API route's invalid backendRef (S19). */
+  readonly clusterNotFoundStatus?: 500 | undefined;
 }
 
 export interface HttpMirror {

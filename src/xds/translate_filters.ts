@@ -69,9 +69,10 @@ export function trafficSplit(
             ? [{ service: hostname, weight: 1 }]
             : r.clusters.map((c) => {
               const cv = byName.get(c.cluster);
+              if (!cv) return { ...missingCluster(c.cluster), weight: c.weight };
               return {
-                service: cv?.hostname ?? hostname,
-                ...(cv?.subset ? { subset: cv.subset } : {}),
+                service: cv.hostname,
+                ...(cv.subset ? { subset: cv.subset } : {}),
                 weight: c.weight,
               };
             }),
@@ -82,4 +83,15 @@ export function trafficSplit(
     phase: "UNSPECIFIED",
     priority,
   };
+}
+
+/** The route choice of a cluster the node does not hold: Istio's `outbound|<port>|<subset>|<fqdn>`
+ * names its service and subset, any other name stands for itself; the proxy answers either
+ * with 503 NC when the snapshot has no such service or subset (core `missingRoute`). */
+function missingCluster(name: string): { service: string; subset?: string } {
+  const parts = name.split("|");
+  if (parts.length === 4 && parts[3]) {
+    return { service: parts[3], ...(parts[2] ? { subset: parts[2] } : {}) };
+  }
+  return { service: name };
 }

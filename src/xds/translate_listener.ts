@@ -57,8 +57,15 @@ export function fragment(
   const clusters: ClusterValue[] = [];
   const eps = new Map<string, Endpoint>();
   let targetPort = l.targetPort;
+  let missing = false;
   for (const cn of clusterNames) {
     const c = store.get<ClusterValue>(CLUSTER, cn);
+    if (!c && l.kind === "http" && store.generation(CLUSTER) > 0) {
+      // As Envoy: a route naming a cluster CDS does not hold is accepted and its share answers
+      // 503 NC `cluster_not_found` at request time (src/core l7_dispatch.ts `missingRoute`).
+      missing = true;
+      continue;
+    }
     const cla = c?.inline ??
       (c?.edsName ? store.get<AssignmentValue>(ENDPOINT, c.edsName) : undefined);
     if (!c || !cla) {
@@ -106,7 +113,7 @@ export function fragment(
       (m.prefix === "" || m.prefix === "/") && !m.ignoreUriCase && !m.method && !m.authority &&
       !m.scheme && !m.headers && !m.withoutHeaders && !m.queryParams;
     if (
-      split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset) ||
+      split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset) || missing ||
       (split.length > 0 && !split.some((r) => catchAll(r.match)))
     ) {
       filters.push(trafficSplit(split, clusters, l.hostname, -1000));
@@ -140,6 +147,9 @@ export function fragment(
         ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
         ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
         ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
+        ...((r as RouteRule).policy?.clusterNotFoundStatus
+          ? { clusterNotFoundStatus: (r as RouteRule).policy!.clusterNotFoundStatus }
+          : {}),
       }))
       : undefined,
   };

@@ -136,6 +136,8 @@ export function meshDocs(mesh: R): R[] {
       },
     });
   }
+  // Any other manifests as written (an HTTPRoute, ...).
+  for (const d of list(mesh.resources)) docs.push(d as R);
   return docs;
 }
 

@@ -1,7 +1,10 @@
 /** Mesh services → per-port HTTP pieces: RouteConfiguration (VirtualService http routes as
  * weighted clusters), the HTTPFault filter and WasmPlugin ECDS configs. */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { RouteSchema } from "../gen/envoy/config/route/v3/route_components_pb.ts";
+import {
+  RouteAction_ClusterNotFoundResponseCode,
+  RouteSchema,
+} from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import {
   type Any,
   anyPack,
@@ -107,6 +110,14 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
         value: {
           ...routePolicy(r, s.defaultRetry),
           ...rewriteAction(r, m),
+          // Gateway API: an invalid backend's share answers 500 (Envoy's response to a route
+          // naming a cluster it does not have; 503 by default).
+          ...(r.clusterNotFoundStatus === 500
+            ? {
+              clusterNotFoundResponseCode:
+                RouteAction_ClusterNotFoundResponseCode.INTERNAL_SERVER_ERROR,
+            }
+            : {}),
           // Istio's mirror(s): request_mirror_policies, the percentage per million.
           requestMirrorPolicies: (r.mirrors ?? []).map((mr) => ({
             cluster: `outbound|${mr.port ?? port}|${mr.subset ?? ""}|${mr.host}`,

@@ -64,6 +64,8 @@ export interface MeshRoute {
     readonly port: number | undefined;
     readonly percent: number;
   }[];
+  /** 500 for a Gateway API route (an invalid backendRef's share); absent = Envoy's 503. */
+  readonly clusterNotFoundStatus?: 500;
 }
 
 export interface MeshPlugin {
@@ -338,7 +340,7 @@ function collectServices(
   const out = base.map((s) => {
     const vs = routes.get(s.hostname);
     // Routes are checked against the other services on every load, reused or not.
-    const http = vs ? httpRoutes(vs, subsets, byHost, problems) : [];
+    const http = vs ? httpRoutes(vs, subsets, byHost, problems, warnings) : [];
     const tcp = vs ? tcpRoutes(vs, subsets, byHost, problems) : [];
     const plugins = r.wasmPlugins.filter((p) => pluginApplies(p, s));
     const defaultRetry = r.meshConfig?.defaultHttpRetryPolicy;
@@ -390,17 +392,25 @@ function destinationsOf(
   subsets: ReadonlyMap<string, MeshService["subsets"]>,
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
+  subsetIssues: string[] = problems,
+  hostIssues: string[] = problems,
 ): MeshRouteDestination[] {
   return route.map((d, j) => {
     const host = hostFqdn(d.destination.host, vs.meta.namespace);
     const path =
       `VirtualService ${vs.meta.namespace}/${vs.meta.name}: ${where}.route[${j}].destination`;
     if (!byHost.has(host)) {
-      problems.push(`${path}.host: ${host} matches no Service or ServiceEntry`);
+      hostIssues.push(
+        `${path}.host: ${host} matches no Service or ServiceEntry` +
+          (hostIssues === problems ? "" : "; its share of requests gets 500 (invalid backend)"),
+      );
     }
     const sub = d.destination.subset;
     if (sub !== undefined && !(subsets.get(host) ?? []).some((s) => s.name === sub)) {
-      problems.push(`${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule`);
+      subsetIssues.push(
+        `${path}.subset: "${sub}" is not a subset of ${host} in any DestinationRule` +
+          (subsetIssues === problems ? "" : "; its share of requests gets 503 (no cluster)"),
+      );
     }
     return { host, subset: sub, port: d.destination.port, weight: d.weight };
   });
@@ -424,6 +434,7 @@ function httpRoutes(
   subsets: ReadonlyMap<string, MeshService["subsets"]>,
   byHost: ReadonlyMap<string, unknown>,
   problems: string[],
+  warnings: string[],
 ): MeshRoute[] {
   vs.http.forEach((h, i) =>
     h.match.forEach((m, j) => {
@@ -456,7 +467,21 @@ function httpRoutes(
         ).map((d, j) => ({ ...d, percent: h.mirrors![j]!.percent })),
       }
       : {}),
-    route: destinationsOf(vs, `spec.http[${i}]`, h.route, subsets, byHost, problems),
+    // As Istio: an undefined subset is accepted (istioctl analyze warns) and points at a cluster
+    // no node has, so its share answers 503 NC at request time.
+    // Gateway API (S19): a backendRef to a Service that does not exist is accepted (status
+    // ResolvedRefs=False, BackendNotFound) and the share that would go to it gets 500.
+    ...(h.clusterNotFoundStatus ? { clusterNotFoundStatus: h.clusterNotFoundStatus } : {}),
+    route: destinationsOf(
+      vs,
+      `spec.http[${i}]`,
+      h.route,
+      subsets,
+      byHost,
+      problems,
+      warnings,
+      h.clusterNotFoundStatus ? warnings : problems,
+    ),
   }));
 }
 

@@ -36,6 +36,8 @@ export interface RulePolicy {
   /** The retry policy is istiod's default (what it sends on a route whose VirtualService sets
    * no retries): it does not by itself send the port through the L7 proxy. */
   readonly defaultRetries?: boolean;
+  /** RouteAction `cluster_not_found_response_code` when not Envoy's default 503. */
+  readonly clusterNotFoundStatus?: 404 | 500;
 }
 
 /** istiod's retry_on when no retries are set (istio/istio route/retry/retry.go). */
@@ -275,8 +277,11 @@ export function rulePolicyOf(
   const rewrite = a.hostRewriteSpecifier
     ? rewriteOf(a, what, match?.prefix, match?.path !== undefined)
     : undefined;
+  // SERVICE_UNAVAILABLE (0) = 503, NOT_FOUND (1), INTERNAL_SERVER_ERROR (2).
+  const clusterNotFoundStatus = ([undefined, 404, 500] as const)[a.clusterNotFoundResponseCode];
   if (
-    timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors && !rewrite
+    timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors &&
+    !rewrite && !clusterNotFoundStatus
   ) {
     return undefined;
   }
@@ -288,6 +293,7 @@ export function rulePolicyOf(
     ...(reply ? { reply } : {}),
     ...(mirrors ? { mirrors } : {}),
     ...(rewrite ? { rewrite } : {}),
+    ...(clusterNotFoundStatus ? { clusterNotFoundStatus } : {}),
   };
 }
 
