@@ -39,6 +39,7 @@ import {
 } from "./route_exchange.ts";
 import { dialedHost } from "./endpoints.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
+import { applyRequestHeaders } from "./route_headers.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
@@ -109,6 +110,10 @@ export async function forwardRequest(
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
+    const rh = policy?.headers;
+    if (rh) applyRequestHeaders(rh, route, ctx);
+    // A plain property store: the response of this request, not a previous one's, gets ops.
+    state.routeHeaders = rh ? [rh, route] : undefined;
     const reqHead = receivedRequestHead(ctx) ??
       headBytes(`${ctx.method} ${ctx.path} HTTP/1.1`, ctx.requestHeaders);
     const o: Outgoing = { reader, ctx, reqFraming, reqHead, bufTrailers, streamers, onReqTrailers };

@@ -9,7 +9,8 @@
  */
 import type { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
-import type { HttpFilter, HttpRequestContext } from "./filter_api.ts";
+import type { HttpFilter, HttpRequestContext, RouteChoice } from "./filter_api.ts";
+import { applyResponseHeaders, type RouteHeaders } from "./route_headers.ts";
 import type { FilterChain, ResponseVerdict } from "./filter_chain.ts";
 import { bad, type ByteReader, type Framing, framingFrom } from "./http1_codec.ts";
 import type { HeaderList } from "./header_map.ts";
@@ -56,6 +57,9 @@ export interface ConnState {
    * Envoy resets the upstream request on a downstream disconnect, instead of it waiting on an
    * upstream that answers late or never. */
   up: Upstream | undefined;
+  /** The current request's route header operations and the destination it took, when the
+   * route has any: the response's are applied to the upstream's head (route_headers.ts). */
+  routeHeaders: readonly [RouteHeaders, RouteChoice | undefined] | undefined;
 }
 
 /** What the response phase needs from its proxy. */
@@ -152,6 +156,8 @@ function respondHead(
   } catch (e) {
     throw bad(`upstream: ${errorMessage(e)}`, "http_upstream_bad_message");
   }
+  const rh = state.routeHeaders;
+  if (rh) applyResponseHeaders(rh[0], rh[1], res.headers);
   const r: Resp = {
     res,
     resCtx: {

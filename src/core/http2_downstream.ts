@@ -26,6 +26,7 @@ import {
 } from "./http2_phases.ts";
 import type { RoutePolicy } from "./route_policy.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
+import { applyRequestHeaders } from "./route_headers.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { normalizePath } from "./path_normalize.ts";
@@ -145,6 +146,7 @@ async function serveStream(
     }
     const policy = b.routePolicy?.(ctx);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
+    if (policy?.headers) applyRequestHeaders(policy.headers, verdict.route, ctx);
     if (policy?.fault || policy?.reply) {
       // The route's fault and own reply, before the upstream and its timeout (route_fault.ts).
       const f = beforeUpstream(policy, ctx);

@@ -7,6 +7,7 @@
  * (`answer`) onto the stream. The upstream connection is reused only when nothing about its
  * framing is in doubt.
  */
+import { applyResponseHeaders, type RouteHeaders } from "./route_headers.ts";
 import type { Buffer } from "node:buffer";
 import { noHeadReply, restSent, sendOrHead, type Sent, sentWhole } from "./http1_duplex.ts";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
@@ -81,7 +82,17 @@ export async function forwardH1(
       cutStream(stream, "route timeout");
     });
     try {
-      return await respondAlongside(b, stream, ctx, chain, r.up, r.head, r.sending);
+      return await respondAlongside(
+        b,
+        stream,
+        ctx,
+        chain,
+        r.up,
+        r.head,
+        r.sending,
+        policy.headers,
+        route,
+      );
     } finally {
       disarm();
     }
@@ -119,7 +130,17 @@ export async function forwardH1(
       up.stream.destroy();
       continue;
     }
-    return await respondAlongside(b, stream, ctx, chain, up, resHead, sending);
+    return await respondAlongside(
+      b,
+      stream,
+      ctx,
+      chain,
+      up,
+      resHead,
+      sending,
+      undefined,
+      route,
+    );
   }
 }
 
@@ -145,10 +166,12 @@ async function respondAlongside(
   up: Upstream,
   head: Buffer | null,
   sending: Promise<Sent> | undefined,
+  rh: RouteHeaders | undefined,
+  route: RouteChoice | undefined,
 ): Promise<number> {
-  if (!sending) return await respondFrom(b, stream, ctx, chain, up, head);
+  if (!sending) return await respondFrom(b, stream, ctx, chain, up, head, rh, route);
   up.hold = sending.then(sentWhole);
-  const status = await respondFrom(b, stream, ctx, chain, up, head);
+  const status = await respondFrom(b, stream, ctx, chain, up, head, rh, route);
   if (head && !(await restSent(sending, up))) stream.destroy();
   return status;
 }
@@ -178,6 +201,8 @@ async function respondFrom(
   chain: FilterChain,
   up: Upstream,
   first: Buffer | null,
+  rh: RouteHeaders | undefined,
+  route: RouteChoice | undefined,
 ): Promise<number> {
   let keep = false;
   try {
@@ -198,6 +223,7 @@ async function respondFrom(
     const framing = noBody
       ? { kind: "none" as const }
       : framingOf((n) => resHeaders.getAll(n), true);
+    if (rh) applyResponseHeaders(rh, route, resHeaders);
     const sent = await answer(stream, ctx, chain, b.maxBufferedBodyBytes, {
       status,
       headers: resHeaders,

@@ -4,6 +4,7 @@
  * to end, including trailers (grpc-status), with the same body phases as every other path. Used
  * when HttpProxyOptions.upstreamProtocol is "h2".
  */
+import { applyResponseHeaders } from "./route_headers.ts";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
@@ -264,6 +265,7 @@ export async function forwardH2(
   async function respond(resUp: H2Stream, status: number): Promise<number> {
     const resHeaders = new HeaderList();
     for (const [k, v] of resUp.headerList) if (!k.startsWith(":")) resHeaders.add(k, v);
+    if (policy?.headers) applyResponseHeaders(policy.headers, route, resHeaders);
     try {
       return await Promise.race([
         answer(stream, ctx, chain, maxBufferedBodyBytes, {

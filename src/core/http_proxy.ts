@@ -153,6 +153,7 @@ export class HttpProxy {
       closing: false,
       reader,
       up: undefined,
+      routeHeaders: undefined,
     };
     // A client gone mid-exchange (reset, or closed both ways) frees its upstream connection now
     // (ConnState.up); a half-close (FIN) is no close and still gets its response.

@@ -13,6 +13,7 @@ export type * from "./snapshot.ts";
 export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./route_policy.ts";
+export type * from "./route_headers.ts";
 export {
   DEFAULT_RETRY_POLICY,
   defaultRoute,

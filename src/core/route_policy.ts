@@ -10,6 +10,7 @@
  * (config layers build them); regular expressions are compiled once per match object.
  */
 import type { HttpRequestContext, RouteChoice } from "./filter_api.ts";
+import type { RouteHeaders } from "./route_headers.ts";
 
 export type RouteStringMatch =
   | { readonly exact: string }
@@ -141,6 +142,9 @@ export interface RoutePolicy {
   readonly mirrors?: readonly RouteMirror[];
   /** The request as it goes upstream (and to mirrors): path and authority rewritten. */
   readonly rewrite?: RouteRewrite;
+  /** Header operations on the request and the response, the route's and its destinations'
+   * (route_headers.ts). */
+  readonly headers?: RouteHeaders;
   /** The status for a destination the node has no service or subset for (Envoy's
    * RouteAction `cluster_not_found_response_code`): 503 when absent; a Gateway API route's invalid
    * backend answers 500. */
@@ -157,7 +161,7 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
 export function ownPolicy(r: RoutePolicy): boolean {
   return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
     r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined ||
-    r.rewrite !== undefined;
+    r.rewrite !== undefined || r.headers !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -245,7 +249,7 @@ export function routePolicyFor(
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
       return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
-          r.mirrors || r.rewrite
+          r.mirrors || r.rewrite || r.headers
         ? r
         : undefined;
     }

@@ -3,10 +3,13 @@
  * retries; src/core/route_policy.ts), for weft.yaml services and for xDS nodes alike.
  */
 import type {
+  DestinationHeaderOps,
   RequestMatch,
   RetryPolicy,
   RouteFault,
+  RouteHeaders,
   RouteReply,
+  RouteRewrite,
   RouteStringMatch,
 } from "../core/mod.ts";
 import type { RoutePolicy } from "../core/mod.ts";
@@ -145,6 +148,7 @@ export function routePolicies(
   const list: RoutePolicy[] = (routes.length ? routes : [undefined]).map((r) => {
     const retries = effectiveRetry(r?.retries, meshDefault);
     const reply = r && routeReplyOf(r);
+    const headers = r && routeHeadersOf(r);
     const mirrors = r?.mirrors?.map((m) => ({
       route: { service: m.destination.host, subset: m.destination.subset },
       perMillion: Math.round(m.percent * 10_000),
@@ -157,14 +161,49 @@ export function routePolicies(
       ...(r?.fault ? { fault: routeFaultOf(r.fault) } : {}),
       ...(reply ? { reply } : {}),
       ...(mirrors?.length ? { mirrors } : {}),
-      ...(r?.rewrite ? { rewrite: r.rewrite } : {}),
+      ...rewriteOf(r),
+      ...(headers ? { headers } : {}),
       ...(r?.clusterNotFoundStatus ? { clusterNotFoundStatus: r.clusterNotFoundStatus } : {}),
     });
   });
   return list.some((r) =>
       r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite ||
-      r.clusterNotFoundStatus
+      r.clusterNotFoundStatus || r.headers
     )
     ? list
     : undefined;
+}
+
+/** The route's `rewrite`, with the authority its request `headers` set (`host`/`:authority`,
+ * istiod's host rewrite) when the rewrite names none. */
+function rewriteOf(r: HttpRoute | undefined): { rewrite?: RouteRewrite } {
+  const a = r?.headers?.authority;
+  if (a === undefined || r?.rewrite?.authority !== undefined) {
+    return r?.rewrite ? { rewrite: r.rewrite } : {};
+  }
+  return { rewrite: Object.freeze({ ...r?.rewrite, authority: a }) };
+}
+
+/** The route's and its destinations' header operations (Envoy route and ClusterWeight
+ * `*_headers_to_add/remove`); undefined when there are none. Destination hosts are FQDNs here
+ * (the config layers resolved them). */
+export function routeHeadersOf(r: HttpRoute): RouteHeaders | undefined {
+  const destinations: DestinationHeaderOps[] = r.route.flatMap((d) => {
+    const h = d.headers;
+    if (!h) return [];
+    return [Object.freeze({
+      service: d.destination.host,
+      subset: d.destination.subset,
+      ...(h.request ? { request: h.request } : {}),
+      ...(h.response ? { response: h.response } : {}),
+      ...(h.authority !== undefined ? { authority: h.authority } : {}),
+    })];
+  });
+  const own = r.headers;
+  if (!own?.request && !own?.response && destinations.length === 0) return undefined;
+  return Object.freeze({
+    ...(own?.request ? { request: own.request } : {}),
+    ...(own?.response ? { response: own.response } : {}),
+    ...(destinations.length ? { destinations } : {}),
+  });
 }

@@ -2,6 +2,8 @@
 import type { AuthorizationPolicy } from "../core/mod.ts";
 import type { GatewayHttpRoute } from "./http_route.ts";
 
+import type { HeaderOps } from "../core/mod.ts";
+
 export interface ObjectMeta {
   readonly name: string;
   readonly namespace: string;
@@ -56,6 +58,16 @@ export interface Destination {
 export interface RouteDestination {
   readonly destination: Destination;
   readonly weight: number;
+  /** `headers` for this destination (when the split picks it). */
+  readonly headers?: HttpHeaders | undefined;
+}
+
+/** VirtualService `headers`: request and response operations; a request `set`/`add` of
+ * `host`/`:authority` as `authority` (istiod's host rewrite). */
+export interface HttpHeaders {
+  readonly request?: HeaderOps;
+  readonly response?: HeaderOps;
+  readonly authority?: string;
 }
 
 /** Percent 0–100 (Istio `percentage.value`, or the deprecated integer `percent`). */
@@ -87,6 +99,8 @@ export interface HttpRoute {
     | undefined;
   /** `mirror` + `mirrorPercentage` (or the deprecated `mirrorPercent`), or `mirrors`. */
   readonly mirrors?: readonly HttpMirror[] | undefined;
+  /** The route's own `headers` (its destinations carry theirs). */
+  readonly headers?: HttpHeaders | undefined;
   /** The status for the share of a destination that does not exist: absent = 503 (Envoy's NC,
    * a VirtualService's undefined subset); 500 for a Gateway API route's invalid backendRef (S19). */
   readonly clusterNotFoundStatus?: 500 | undefined;

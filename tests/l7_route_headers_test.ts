@@ -1,0 +1,164 @@
+/**
+ * Istio VirtualService `headers` through real weft processes (weft.yaml on Deno and on Bun,
+ * HTTP/1.1 and h2c clients): route-level `set` replaces, `add` appends, `remove` deletes, on the
+ * request the upstream receives and on the response the client gets; destination-level
+ * operations follow the split's pick (v1 or v2), applied before the route's so the route wins on
+ * a conflict (Envoy's `most_specific_header_mutations_wins` default, l7-semantics S6).
+ */
+import { request } from "node:http";
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { assertEquals } from "./support/assert.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { startHttpWorkload } from "./support/http_workload.ts";
+
+const PORT = 18080;
+const N = 40;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** What the upstream received and who it was. */
+  seen: { version: string; headers: Record<string, string> };
+}
+
+const SENT = { "x-set": "client", "x-add": "first", "x-gone": "bye", "x-shared": "client" };
+
+function call(host: string, from: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host, port: 80, path: "/split", localAddress: from, agent: false, headers: SENT },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => body += c);
+        res.on(
+          "end",
+          () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, seen: JSON.parse(body) }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function callH2(host: string, from: string): Promise<Reply> {
+  const { default: http2 } = await import("node:http2");
+  const { h2Call, closeSession } = await import("./support/h2c_client.ts");
+  const { connect } = await import("node:net");
+  const s = http2.connect(`http://${host}:80`, {
+    createConnection: () => connect({ host, port: 80, localAddress: from }),
+  });
+  try {
+    const r = await h2Call(s, "/split", { method: "GET", headers: SENT });
+    return {
+      status: r.status,
+      headers: r.headers as Reply["headers"],
+      seen: JSON.parse(r.body),
+    };
+  } finally {
+    await closeSession(s);
+  }
+}
+
+const ROUTES = [{
+  match: [{ uri: { prefix: "/split" } }],
+  headers: {
+    request: {
+      set: { "x-set": "route", "x-shared": "route" },
+      add: { "x-add": "more" },
+      remove: ["x-gone"],
+    },
+    response: { set: { "x-route": "yes", "x-shared": "route" }, remove: ["content-type"] },
+  },
+  route: ["v1", "v2"].map((v) => ({
+    destination: { host: "echo", subset: v },
+    weight: 50,
+    headers: {
+      request: { set: { "x-dest": v, "x-shared": v } },
+      response: { add: { "x-dest": v }, set: { "x-shared": v } },
+    },
+  })),
+}];
+
+/** Every answer carries the operations of the route and of the destination that served it. */
+function checkReply(r: Reply): void {
+  assertEquals(r.status, 200);
+  const v = r.seen.version;
+  const h = r.seen.headers;
+  assertEquals(h["x-set"], "route", "set replaces");
+  assertEquals(h["x-add"], "first, more", "add appends");
+  assertEquals(h["x-gone"], undefined, "remove deletes");
+  assertEquals(h["x-dest"], v, "the picked destination's ops");
+  assertEquals(h["x-shared"], "route", "route-level applies after the destination's");
+  assertEquals(r.headers["content-type"], undefined, "response remove");
+  assertEquals(r.headers["x-route"], "yes");
+  assertEquals(r.headers["x-dest"], v);
+  assertEquals(r.headers["x-shared"], "route");
+}
+
+async function run(runtime: string | undefined): Promise<void> {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-route-headers-" });
+  const v1 = await startHttpWorkload(ip(3), PORT, "v1");
+  const v2 = await startHttpWorkload(ip(4), PORT, "v2");
+  const cfg = {
+    node: { name: "node-a" },
+    ca: { mode: "auto", stateDir: join(dir, "ca") },
+    listeners: {
+      admin: "127.0.0.1:0",
+      metrics: "127.0.0.1:0",
+      readiness: "127.0.0.1:0",
+      socks5: "",
+      inboundPlaintextPort: 0,
+    },
+    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
+    services: [{
+      name: "echo",
+      namespace: "default",
+      vips: [ip(100)],
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      endpoints: [
+        { address: ip(3), tunnel: "NONE", labels: { version: "v1" } },
+        { address: ip(4), tunnel: "NONE", labels: { version: "v2" } },
+      ],
+      subsets: [{ name: "v1", labels: { version: "v1" } }, {
+        name: "v2",
+        labels: { version: "v2" },
+      }],
+      http: ROUTES,
+    }],
+  };
+  let weft: WeftProc | undefined;
+  try {
+    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
+    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
+      timeoutMs: 120_000,
+      ...(runtime ? { runtime } : {}),
+    });
+    const seen = new Set<string>();
+    for (let i = 0; i < N; i++) {
+      const r = await call(ip(100), ip(2));
+      checkReply(r);
+      seen.add(r.seen.version);
+    }
+    assertEquals([...seen].sort(), ["v1", "v2"], "both destinations picked");
+    checkReply(await callH2(ip(100), ip(2)));
+  } finally {
+    await weft?.stop();
+    await v1.close();
+    await v2.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const bun = bunPath();
+Deno.test("VirtualService headers (Deno, weft.yaml): route and destination ops, HTTP/1.1 and h2c", () =>
+  run(undefined));
+Deno.test({
+  name: "VirtualService headers (Bun, weft.yaml): route and destination ops, HTTP/1.1 and h2c",
+  ignore: !bun,
+  fn: () => run(bun),
+});
