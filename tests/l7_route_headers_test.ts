@@ -3,7 +3,8 @@
  * HTTP/1.1 and h2c clients): route-level `set` replaces, `add` appends, `remove` deletes, on the
  * request the upstream receives and on the response the client gets; destination-level
  * operations follow the split's pick (v1 or v2), applied before the route's so the route wins on
- * a conflict (Envoy's `most_specific_header_mutations_wins` default, l7-semantics S6).
+ * a conflict (Envoy's `most_specific_header_mutations_wins` default, l7-semantics S6). The same
+ * through the embedded control plane (RDS Route and ClusterWeight header fields) and an xDS node.
  */
 import { request } from "node:http";
 import { stringify } from "yaml";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
 import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 const N = 40;
@@ -68,7 +70,7 @@ const ROUTES = [{
   headers: {
     request: {
       set: { "x-set": "route", "x-shared": "route" },
-      add: { "x-add": "more" },
+      add: { "x-add": "more", "x-pct": "100%%" },
       remove: ["x-gone"],
     },
     response: { set: { "x-route": "yes", "x-shared": "route" }, remove: ["content-type"] },
@@ -91,12 +93,24 @@ function checkReply(r: Reply): void {
   assertEquals(h["x-set"], "route", "set replaces");
   assertEquals(h["x-add"], "first, more", "add appends");
   assertEquals(h["x-gone"], undefined, "remove deletes");
+  assertEquals(h["x-pct"], "100%", "%% is a literal %, as Envoy");
   assertEquals(h["x-dest"], v, "the picked destination's ops");
   assertEquals(h["x-shared"], "route", "route-level applies after the destination's");
   assertEquals(r.headers["content-type"], undefined, "response remove");
   assertEquals(r.headers["x-route"], "yes");
   assertEquals(r.headers["x-dest"], v);
   assertEquals(r.headers["x-shared"], "route");
+}
+
+async function checkAll(vip: string, from: string): Promise<void> {
+  const seen = new Set<string>();
+  for (let i = 0; i < N; i++) {
+    const r = await call(vip, from);
+    checkReply(r);
+    seen.add(r.seen.version);
+  }
+  assertEquals([...seen].sort(), ["v1", "v2"], "both destinations picked");
+  checkReply(await callH2(vip, from));
 }
 
 async function run(runtime: string | undefined): Promise<void> {
@@ -138,14 +152,7 @@ async function run(runtime: string | undefined): Promise<void> {
       timeoutMs: 120_000,
       ...(runtime ? { runtime } : {}),
     });
-    const seen = new Set<string>();
-    for (let i = 0; i < N; i++) {
-      const r = await call(ip(100), ip(2));
-      checkReply(r);
-      seen.add(r.seen.version);
-    }
-    assertEquals([...seen].sort(), ["v1", "v2"], "both destinations picked");
-    checkReply(await callH2(ip(100), ip(2)));
+    await checkAll(ip(100), ip(2));
   } finally {
     await weft?.stop();
     await v1.close();
@@ -161,4 +168,46 @@ Deno.test({
   name: "VirtualService headers (Bun, weft.yaml): route and destination ops, HTTP/1.1 and h2c",
   ignore: !bun,
   fn: () => run(bun),
+});
+
+Deno.test("VirtualService headers (xds): the control plane's RDS header fields, read by a node", async () => {
+  const ip = loopbackBlock();
+  const dir = await Deno.makeTempDir({ prefix: "weft-route-headers-xds-" });
+  const v1 = await startHttpWorkload(ip(3), PORT, "v1");
+  const v2 = await startHttpWorkload(ip(4), PORT, "v2");
+  const mesh = {
+    workloads: [
+      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
+      ...[["v1", 3], ["v2", 4]].map(([v, n]) => ({
+        name: `echo-${v}`,
+        serviceAccount: "echo",
+        address: ip(n as number),
+        node: "node-b",
+        labels: { app: "echo", version: v as string },
+      })),
+    ],
+    services: [{
+      name: "echo",
+      vips: [ip(100)],
+      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+      subsets: [{ name: "v1", labels: { version: "v1" } }, {
+        name: "v2",
+        labels: { version: "v2" },
+      }],
+      http: ROUTES,
+    }],
+  };
+  let x: XdsMesh | undefined;
+  try {
+    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
+    const [a, b] = x.nodes as [WeftProc, WeftProc];
+    await x.waitReady(a);
+    await x.waitReady(b);
+    await checkAll(ip(100), ip(2));
+  } finally {
+    await x?.stop();
+    await v1.close();
+    await v2.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -37,6 +37,9 @@ export interface RouteHeaders {
   readonly request?: HeaderOps;
   readonly response?: HeaderOps;
   readonly destinations?: readonly DestinationHeaderOps[];
+  /** The route has this one destination: its operations apply whatever the split answered (a
+   * route to one destination may not run the split at all). */
+  readonly single?: boolean;
 }
 
 function applyOps(ops: HeaderOps | undefined, h: HeaderMap): void {
@@ -54,7 +57,9 @@ export function destinationOps(
   route: RouteChoice | undefined,
 ): DestinationHeaderOps | undefined {
   const ds = rh.destinations;
-  if (!ds || !route) return undefined;
+  if (!ds) return undefined;
+  if (rh.single) return ds[0];
+  if (!route) return undefined;
   const service = bare(route.service);
   return ds.find((d) => bare(d.service) === service && d.subset === route.subset);
 }

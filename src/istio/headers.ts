@@ -4,7 +4,8 @@
  * As istiod, a request `set`/`add` of `host` or `:authority` becomes the authority rewrite
  * (Envoy's host_rewrite_literal), since Envoy refuses to change pseudo-headers and `host` through
  * header operations; every other `:`-prefixed name, a removal of `host`, and a response `host`
- * (istiod drops it silently) are refused with their path.
+ * (istiod drops it silently) are refused with their path. An empty value is dropped, as Envoy
+ * drops it without `keep_empty_value` (which istiod does not set).
  */
 import { type Checker, isObj, type Raw } from "./check.ts";
 import type { HeaderOps } from "../core/mod.ts";
@@ -31,12 +32,17 @@ function pairs(
     const p = `${path}.${k}`;
     const value = c.str(p, raw);
     if (/[\r\n\0]/.test(value)) c.problems.add(p, "a header value cannot hold CR, LF or NUL");
+    if (value.replaceAll("%%", "").includes("%")) {
+      // Envoy reads %…% as a command operator (%DOWNSTREAM_REMOTE_ADDRESS%, …); `%%` is a `%`.
+      c.problems.add(p, "Envoy's %-formatted values are not supported by weft (write %% for %)");
+    }
     const name = k.toLowerCase();
-    if (request && AUTHORITY.has(name)) authority(value);
+    if (request && AUTHORITY.has(name)) authority(value.replaceAll("%%", "%"));
     else if (name.startsWith(":") || name === "host") {
       c.problems.add(p, "pseudo-headers and host cannot be changed by header operations");
     } else if (!TOKEN.test(name)) c.problems.add(p, "not a valid header name");
-    else out.push([name, value]);
+    // Envoy drops an empty value (istiod does not set keep_empty_value); `%%` is a `%`.
+    else if (value !== "") out.push([name, value.replaceAll("%%", "%")]);
   }
   return out;
 }

@@ -205,5 +205,6 @@ export function routeHeadersOf(r: HttpRoute): RouteHeaders | undefined {
     ...(own?.request ? { request: own.request } : {}),
     ...(own?.response ? { response: own.response } : {}),
     ...(destinations.length ? { destinations } : {}),
+    ...(destinations.length && r.route.length === 1 ? { single: true } : {}),
   });
 }

@@ -4,8 +4,10 @@
  * resources; src/xds/translate.ts decides when a listener is warm and memoises.
  */
 import type {
+  DestinationHeaderOps,
   Endpoint,
   FilterRef,
+  RouteHeaders,
   RoutePolicy,
   Service,
   ServicePort,
@@ -147,6 +149,7 @@ export function fragment(
         ...((r as RouteRule).policy?.reply ? { reply: (r as RouteRule).policy!.reply } : {}),
         ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
         ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
+        ...routeHeadersOf(r as RouteRule, clusters),
         ...((r as RouteRule).policy?.clusterNotFoundStatus
           ? { clusterNotFoundStatus: (r as RouteRule).policy!.clusterNotFoundStatus }
           : {}),
@@ -252,4 +255,32 @@ export function merge(
     out.push(service);
   }
   return out;
+}
+
+/** A rule's header operations with its weighted clusters' named as the split's choices name
+ * destinations (the cluster's service and subset; Istio's cluster name for one the node lacks). */
+function routeHeadersOf(
+  r: RouteRule,
+  clusters: readonly ClusterValue[],
+): { headers?: RouteHeaders } {
+  const h = r.policy?.headers;
+  if (!h) return {};
+  const destinations: DestinationHeaderOps[] = (h.clusters ?? []).map((c) => {
+    const cv = clusters.find((x) => x.name === c.cluster);
+    const istio = /^outbound\|\d*\|([^|]*)\|(.+)$/.exec(c.cluster);
+    const { cluster: _c, ...ops } = c;
+    return Object.freeze({
+      service: cv?.hostname ?? istio?.[2] ?? c.cluster,
+      subset: cv ? cv.subset : istio?.[1] || undefined,
+      ...ops,
+    });
+  });
+  return {
+    headers: Object.freeze({
+      ...(h.request ? { request: h.request } : {}),
+      ...(h.response ? { response: h.response } : {}),
+      ...(destinations.length ? { destinations } : {}),
+      ...(destinations.length && r.clusters.length === 1 ? { single: true } : {}),
+    }),
+  };
 }

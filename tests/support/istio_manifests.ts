@@ -82,6 +82,7 @@ export function meshDocs(mesh: R): R[] {
                   route: routes.map((d) => ({
                     destination: { host: name, ...(d.destination as R ?? {}) },
                     ...(routes.length > 1 ? { weight: d.weight ?? 1 } : {}),
+                    ...(d.headers ? { headers: d.headers } : {}),
                   })),
                 }
                 : {}),
@@ -94,6 +95,7 @@ export function meshDocs(mesh: R): R[] {
               ...(r.fault ? { fault: r.fault } : {}),
               ...(r.timeout ? { timeout: r.timeout } : {}),
               ...(r.retries ? { retries: r.retries } : {}),
+              ...(r.headers ? { headers: r.headers } : {}),
             };
           }),
         },

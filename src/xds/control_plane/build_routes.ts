@@ -22,7 +22,8 @@ import {
 import { COMPONENT_RUNTIME } from "../resources/http_filters.ts";
 import type { HttpFault, HttpMatch, HttpRetry, IstioStringMatch } from "../../istio/mod.ts";
 import { effectiveRetry } from "../../istio/mod.ts";
-import { DEFAULT_RETRY_POLICY } from "../../core/mod.ts";
+import { DEFAULT_RETRY_POLICY, type HeaderOps } from "../../core/mod.ts";
+import { HeaderValueOption_HeaderAppendAction as HeaderAppendAction } from "../gen/envoy/config/core/v3/base_pb.ts";
 import type { MeshPlugin, MeshRoute, MeshService } from "./mesh.ts";
 
 export function clusterName(s: MeshService, port: number, subset = ""): string {
@@ -105,6 +106,7 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
       typedPerFilterConfig:
         (r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}) as Record<string, Any>,
       match: routeMatch(m),
+      ...headerFields(r.headers),
       action: ownAction(r, port) ?? {
         case: "route" as const,
         value: {
@@ -123,12 +125,25 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
             cluster: `outbound|${mr.port ?? port}|${mr.subset ?? ""}|${mr.host}`,
             runtimeFraction: { defaultValue: percent(mr.percent) },
           })),
-          clusterSpecifier: r.route.length === 1
+          // A destination with its own headers needs a ClusterWeight to carry them.
+          clusterSpecifier: r.route.length === 1 && !r.route[0]!.headers
             ? { case: "cluster" as const, value: cluster(r.route[0]!) }
             : {
               case: "weightedClusters" as const,
               value: {
-                clusters: r.route.map((d) => ({ name: cluster(d), weight: d.weight })),
+                clusters: r.route.map((d) => ({
+                  name: cluster(d),
+                  weight: d.weight,
+                  ...headerFields(d.headers),
+                  ...(d.headers?.authority !== undefined
+                    ? {
+                      hostRewriteSpecifier: {
+                        case: "hostRewriteLiteral" as const,
+                        value: d.headers.authority,
+                      },
+                    }
+                    : {}),
+                })),
               },
             },
         },
@@ -147,7 +162,9 @@ const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
  * matched prefix), else as regex_rewrite of `^<prefix>` (Gateway API ReplacePrefixMatch) or of the
  * whole path; `authority` as host_rewrite_literal. */
 function rewriteAction(r: MeshRoute, m: HttpMatch | undefined) {
-  const rw = r.rewrite;
+  // istiod: a request `set`/`add` of host/:authority in `headers` is the host rewrite too.
+  const authority = r.rewrite?.authority ?? r.headers?.authority;
+  const rw = r.rewrite ?? (authority !== undefined ? { authority } : undefined);
   if (!rw) return {};
   const uri = rw.uri;
   const prefix = rw.prefix ?? m?.uri?.prefix;
@@ -162,8 +179,8 @@ function rewriteAction(r: MeshRoute, m: HttpMatch | undefined) {
           substitution: uri,
         },
       }),
-    ...(rw.authority !== undefined
-      ? { hostRewriteSpecifier: { case: "hostRewriteLiteral" as const, value: rw.authority } }
+    ...(authority !== undefined
+      ? { hostRewriteSpecifier: { case: "hostRewriteLiteral" as const, value: authority } }
       : {}),
   };
 }
@@ -363,4 +380,27 @@ export function pluginExtension(s: MeshService, p: MeshPlugin): Any {
       typedConfig: anyPack(WasmSchema, wasm),
     }),
   );
+}
+
+/** Istio `headers` → Envoy's `*_headers_to_add` / `*_headers_to_remove` (Route or ClusterWeight),
+ * as istiod: `set` as OVERWRITE_IF_EXISTS_OR_ADD, then `add` as APPEND_IF_EXISTS_OR_ADD; a `%`
+ * is escaped (`%%`) since the values are literal. */
+function headerFields(h: MeshRoute["headers"]) {
+  const toAdd = (o: HeaderOps | undefined) => [
+    ...(o?.set ?? []).map(([key, value]) => ({
+      header: { key, value: value.replaceAll("%", "%%") },
+      appendAction: HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    })),
+    ...(o?.add ?? []).map(([key, value]) => ({
+      header: { key, value: value.replaceAll("%", "%%") },
+      appendAction: HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD,
+    })),
+  ];
+  if (!h) return {};
+  return {
+    requestHeadersToAdd: toAdd(h.request),
+    requestHeadersToRemove: [...(h.request?.remove ?? [])],
+    responseHeadersToAdd: toAdd(h.response),
+    responseHeadersToRemove: [...(h.response?.remove ?? [])],
+  };
 }

@@ -44,6 +44,8 @@ export interface MeshRouteDestination {
   readonly subset: string | undefined;
   readonly port: number | undefined;
   readonly weight: number;
+  /** Istio `headers` of this destination (ClusterWeight header fields). */
+  readonly headers?: HttpRoute["headers"];
 }
 
 export interface MeshRoute {
@@ -57,6 +59,8 @@ export interface MeshRoute {
   readonly redirect?: HttpRoute["redirect"];
   readonly directResponse?: HttpRoute["directResponse"];
   readonly rewrite?: HttpRoute["rewrite"];
+  /** Istio `headers` of the route (Route header fields). */
+  readonly headers?: HttpRoute["headers"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -412,7 +416,13 @@ function destinationsOf(
           (subsetIssues === problems ? "" : "; its share of requests gets 503 (no cluster)"),
       );
     }
-    return { host, subset: sub, port: d.destination.port, weight: d.weight };
+    return {
+      host,
+      subset: sub,
+      port: d.destination.port,
+      weight: d.weight,
+      ...(d.headers ? { headers: d.headers } : {}),
+    };
   });
 }
 
@@ -455,6 +465,7 @@ function httpRoutes(
     ...(h.redirect ? { redirect: h.redirect } : {}),
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     ...(h.rewrite ? { rewrite: h.rewrite } : {}),
+    ...(h.headers ? { headers: h.headers } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(

@@ -17,6 +17,7 @@ import { FILTER_TYPES, filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
 import { routeFaultOf, routeReplyOfAction, type RulePolicy, rulePolicyOf } from "./route_policy.ts";
+import { ruleHeadersOf } from "./route_headers.ts";
 
 /** `{exact}` | `{prefix}` | `{regex}`; `{}` = the header is present. */
 export type HeaderMatch =
@@ -173,7 +174,19 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
   if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action
   const spec = r.action.value.clusterSpecifier;
   const { overrides, fault } = overridesOf(r, what);
-  const policy = rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what));
+  const headers = ruleHeadersOf(
+    r,
+    spec.case === "weightedClusters"
+      ? spec.value.clusters.map((c) => ({
+        ...c,
+        authority: c.hostRewriteSpecifier.case === "hostRewriteLiteral"
+          ? c.hostRewriteSpecifier.value
+          : undefined,
+      }))
+      : [],
+    what,
+  );
+  const policy = rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what), headers);
   const withPolicy = <T extends object>(rule: T) => (policy ? { ...rule, policy } : rule);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");

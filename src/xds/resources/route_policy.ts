@@ -19,6 +19,7 @@ import {
 } from "../../core/mod.ts";
 import type { Route } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { invalid } from "./resource_type.ts";
+import type { RuleHeaders } from "./route_headers.ts";
 import type { HeaderMatch, RouteMatch } from "./route.ts";
 
 export interface RulePolicy {
@@ -38,6 +39,8 @@ export interface RulePolicy {
   readonly defaultRetries?: boolean;
   /** RouteAction `cluster_not_found_response_code` when not Envoy's default 503. */
   readonly clusterNotFoundStatus?: 404 | 500;
+  /** Route and weighted-cluster header operations (route_headers.ts). */
+  readonly headers?: RuleHeaders;
 }
 
 /** istiod's retry_on when no retries are set (istio/istio route/retry/retry.go). */
@@ -230,6 +233,7 @@ export function rulePolicyOf(
   fault?: RouteFault,
   reply?: RouteReply,
   match?: { readonly prefix?: string; readonly path?: string },
+  headers?: RuleHeaders,
 ): RulePolicy | undefined {
   if (!a) {
     // A route that answers itself: no upstream, so no timeout or retries.
@@ -281,7 +285,7 @@ export function rulePolicyOf(
   const clusterNotFoundStatus = ([undefined, 404, 500] as const)[a.clusterNotFoundResponseCode];
   if (
     timeoutMs === undefined && retries === undefined && !fault && !reply && !mirrors &&
-    !rewrite && !clusterNotFoundStatus
+    !rewrite && !clusterNotFoundStatus && !headers
   ) {
     return undefined;
   }
@@ -294,6 +298,7 @@ export function rulePolicyOf(
     ...(mirrors ? { mirrors } : {}),
     ...(rewrite ? { rewrite } : {}),
     ...(clusterNotFoundStatus ? { clusterNotFoundStatus } : {}),
+    ...(headers ? { headers } : {}),
   };
 }
 
