@@ -8,11 +8,19 @@
  * unless `keep_empty_value`, as Envoy.
  */
 import type { HeaderOps } from "../../core/mod.ts";
-import {
-  type HeaderValueOption,
-  HeaderValueOption_HeaderAppendAction as Action,
-} from "../gen/envoy/config/core/v3/base_pb.ts";
+import type { HeaderValueOption } from "../gen/envoy/config/core/v3/base_pb.ts";
 import { invalid } from "./resource_type.ts";
+
+/** HeaderValueOption.HeaderAppendAction values (the generated enum module would pull the
+ * protobuf-es descriptors into a node: tests/lazy_imports_test.ts). */
+const APPEND_IF_EXISTS_OR_ADD = 0;
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+const ACTION_NAMES = [
+  "APPEND_IF_EXISTS_OR_ADD",
+  "ADD_IF_ABSENT",
+  "OVERWRITE_IF_EXISTS_OR_ADD",
+  "OVERWRITE_IF_EXISTS",
+];
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const decoder = new TextDecoder();
@@ -51,13 +59,16 @@ export function headerOpsOf(
     if (value === "" && !o.keepEmptyValue) continue;
     const overwrite = o.append !== undefined
       ? !o.append
-      : o.appendAction === Action.OVERWRITE_IF_EXISTS_OR_ADD
+      : o.appendAction === OVERWRITE_IF_EXISTS_OR_ADD
       ? true
-      : o.appendAction === Action.APPEND_IF_EXISTS_OR_ADD
+      : o.appendAction === APPEND_IF_EXISTS_OR_ADD
       ? false
       : undefined;
     if (overwrite === undefined) {
-      throw invalid(what, `${field}_to_add ${name}: append_action ${Action[o.appendAction]}`);
+      throw invalid(
+        what,
+        `${field}_to_add ${name}: append_action ${ACTION_NAMES[o.appendAction] ?? o.appendAction}`,
+      );
     }
     (overwrite ? set : add).push([name, value.replaceAll("%%", "%")]);
   }
