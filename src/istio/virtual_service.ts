@@ -1,7 +1,8 @@
 /**
  * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
  * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
- * retries, `rewrite` (uri, authority)) and simple tcp routes. Fields weft has no mechanism for
+ * retries, `rewrite` (uri, authority), `headers` on routes and destinations (headers.ts)) and
+ * simple tcp routes. Fields weft has no mechanism for
  * (uriRegexRewrite, delegate, ...) are rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";

@@ -75,12 +75,18 @@ export function splitConfigFromVirtualService(
   }
   // The plugin only chooses destinations: a route that answers itself is the proxy's route
   // policy (src/core/route_fault.ts), which this standalone converter does not feed.
-  const own = parsed.http.flatMap((r, i) =>
-    (["redirect", "directResponse"] as const).filter((k) => r[k]).map((k) =>
+  const own = parsed.http.flatMap((r, i) => [
+    ...(["redirect", "directResponse"] as const).filter((k) => r[k]).map((k) =>
       `spec.http[${i}].${k}: not supported by the traffic-split plugin alone (weft's proxy ` +
       "applies it as the route's own reply)"
-    )
-  );
+    ),
+    ...(r.headers || r.route.some((d) => d.headers)
+      ? [
+        `spec.http[${i}].headers: not supported by the traffic-split plugin alone (weft's proxy ` +
+        "applies them on the route)",
+      ]
+      : []),
+  ]);
   if (own.length) {
     throw problemsError(`VirtualService ${parsed.meta.namespace}/${parsed.meta.name}`, own);
   }
