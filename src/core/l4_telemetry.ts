@@ -279,7 +279,5 @@ export function recordClose(
 
 /** Count the connection opened; returns its label key for `recordClose`. */
 export function recordOpen(info: ConnInfo): string {
-  const key = l4Metrics.opened.keyOf(tcpLabels(info, "-"));
-  l4Metrics.opened.incKey(key);
-  return key;
+  return l4Metrics.opened.incKeyShared(l4Metrics.opened.keyOf(tcpLabels(info, "-")));
 }

@@ -45,6 +45,8 @@ function fmtNum(v: number): string {
 /** The value of one label set. */
 interface Cell {
   v: number;
+  /** The label key as the family stores it (see `Counter.incKeyShared`). */
+  readonly k: string;
 }
 
 export class Counter extends Family {
@@ -55,7 +57,7 @@ export class Counter extends Family {
   /** The cell of one label key, made (rendered in first-use order) on first use. */
   private cell(k: string): Cell {
     let c = this.values.get(k);
-    if (c === undefined) this.values.set(k, c = { v: 0 });
+    if (c === undefined) this.values.set(k, c = { v: 0, k });
     return c;
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -64,6 +66,14 @@ export class Counter extends Family {
   /** `inc` by a key from `keyOf` (of this family or one with the same label names). */
   incKey(key: string, by = 1): void {
     this.cell(key).v += by;
+  }
+  /** `incKey` by one, returning the key as the family stores it: a caller that holds the key for
+   * a long time (an L4 connection, for its close) then shares one string with every other holder
+   * of the same labels instead of keeping its own (~0.5 KB for istio_tcp_*'s 26 labels). */
+  incKeyShared(key: string): string {
+    const c = this.cell(key);
+    c.v += 1;
+    return c.k;
   }
   get(labels: Labels = {}): number {
     return this.values.get(this.keyOf(labels))?.v ?? 0;
@@ -101,7 +111,7 @@ export class Gauge extends Family {
   }
   private cell(k: string): Cell {
     let c = this.values.get(k);
-    if (c === undefined) this.values.set(k, c = { v: 0 });
+    if (c === undefined) this.values.set(k, c = { v: 0, k });
     return c;
   }
   set(labels: Labels, v: number): void {
