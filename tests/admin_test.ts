@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { loopbackBlock, runWeft, startWeft } from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, runWeft, startWeft } from "./support/weft_proc.ts";
 
 const ADMIN = { "x-weft-admin": "1" };
 
@@ -33,13 +33,7 @@ Deno.test("admin: dashboard, config_dump, logging, metrics, readiness, reload, q
   const cfg = {
     node: { name: "admin-node" },
     ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: {
-      admin: "127.0.0.1:0",
-      metrics: "127.0.0.1:0",
-      readiness: "127.0.0.1:0",
-      socks5: "",
-      inboundPlaintextPort: 0,
-    },
+    listeners: LISTENERS,
     workloads: [{ name: "web", serviceAccount: "web", address: ip(2) }],
   };
   await Deno.writeTextFile(join(dir, "weft.yaml"), stringify(cfg));

@@ -12,7 +12,13 @@ import { createServer, request, type Server } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  bunPath,
+  LISTENERS,
+  loopbackBlock,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 
 const PORT = 18080;
 
@@ -106,13 +112,7 @@ function config(
   return {
     node: { name: "node-a" },
     ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: {
-      admin: "127.0.0.1:0",
-      metrics: "127.0.0.1:0",
-      readiness: "127.0.0.1:0",
-      socks5: "",
-      inboundPlaintextPort: 0,
-    },
+    listeners: LISTENERS,
     ...(meshConfig ? { meshConfig } : {}),
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
     services,

@@ -10,7 +10,13 @@ import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  bunPath,
+  LISTENERS,
+  loopbackBlock,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
@@ -121,13 +127,7 @@ async function run(runtime: string | undefined): Promise<void> {
   const cfg = {
     node: { name: "node-a" },
     ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: {
-      admin: "127.0.0.1:0",
-      metrics: "127.0.0.1:0",
-      readiness: "127.0.0.1:0",
-      socks5: "",
-      inboundPlaintextPort: 0,
-    },
+    listeners: LISTENERS,
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
     services: [{
       name: "echo",

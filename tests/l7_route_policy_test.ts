@@ -10,7 +10,7 @@ import { connect } from "node:http2";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
-import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 
@@ -74,13 +74,7 @@ Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, res
   const cfg = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
     ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: {
-      admin: "127.0.0.1:0",
-      metrics: "127.0.0.1:0",
-      readiness: "127.0.0.1:0",
-      socks5: "",
-      inboundPlaintextPort: 0,
-    },
+    listeners: LISTENERS,
     workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
     services: [{
       name: "echo",
@@ -260,13 +254,7 @@ Deno.test("l7: VirtualService sourceLabels — each local source workload gets i
   const cfg = {
     node: { name: "node-a" },
     ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: {
-      admin: "127.0.0.1:0",
-      metrics: "127.0.0.1:0",
-      readiness: "127.0.0.1:0",
-      socks5: "",
-      inboundPlaintextPort: 0,
-    },
+    listeners: LISTENERS,
     workloads: [
       { name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) },
       {
