@@ -8,17 +8,12 @@
  * - S19 (§4.4): an HTTPRoute backendRef to a Service that does not exist: its share gets 500.
  * The other weighted destinations keep their share; the missing ones never reach an upstream.
  */
+import { echoNodeConfig } from "./support/echo_node.ts";
 import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
@@ -107,22 +102,13 @@ async function weftYaml(runtime: string | undefined, gateway: boolean): Promise<
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-undefined-subset-" });
   const up = await startHttpWorkload(ip(3), PORT, "v1");
-  const cfg = {
-    node: { name: "node-a" },
-    ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [ip(100)],
-      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-      endpoints: [{ address: ip(3), tunnel: "NONE", labels: { version: "v1" } }],
-      subsets: [{ name: "v1", labels: { version: "v1" } }],
-      ...(gateway ? {} : { http: ROUTES }),
-    }],
+  const cfg = echoNodeConfig(dir, ip, PORT, {
+    endpoints: [{ address: ip(3), tunnel: "NONE", labels: { version: "v1" } }],
+    subsets: [{ name: "v1", labels: { version: "v1" } }],
+    ...(gateway ? {} : { http: ROUTES }),
+  }, {
     ...(gateway ? { resources: [GHOST_ROUTE] } : {}),
-  };
+  });
   let weft: WeftProc | undefined;
   try {
     await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));

@@ -6,17 +6,12 @@
  * before the route's timeout; an injected abort is never retried. Routes that answer themselves
  * (S12: `redirect`, `directResponse`) take their requests in the same first-match order.
  */
+import { echoNodeConfig } from "./support/echo_node.ts";
 import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
@@ -152,20 +147,10 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-fault-" });
   const up = await startHttpWorkload(ip(3), PORT, "v1");
-  const cfg = {
-    node: { name: "node-a" },
-    ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [ip(100)],
-      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-      endpoints: [{ address: ip(3), tunnel: "NONE" }],
-      http: faultRoutes("echo"),
-    }],
-  };
+  const cfg = echoNodeConfig(dir, ip, PORT, {
+    endpoints: [{ address: ip(3), tunnel: "NONE" }],
+    http: faultRoutes("echo"),
+  });
   let weft: WeftProc | undefined;
   try {
     await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));

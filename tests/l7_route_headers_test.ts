@@ -6,17 +6,12 @@
  * a conflict (Envoy's `most_specific_header_mutations_wins` default, l7-semantics S6). The same
  * through the embedded control plane (RDS Route and ClusterWeight header fields) and an xDS node.
  */
+import { echoNodeConfig } from "./support/echo_node.ts";
 import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
@@ -124,27 +119,17 @@ async function run(runtime: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-route-headers-" });
   const v1 = await startHttpWorkload(ip(3), PORT, "v1");
   const v2 = await startHttpWorkload(ip(4), PORT, "v2");
-  const cfg = {
-    node: { name: "node-a" },
-    ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{
-      name: "echo",
-      namespace: "default",
-      vips: [ip(100)],
-      ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-      endpoints: [
-        { address: ip(3), tunnel: "NONE", labels: { version: "v1" } },
-        { address: ip(4), tunnel: "NONE", labels: { version: "v2" } },
-      ],
-      subsets: [{ name: "v1", labels: { version: "v1" } }, {
-        name: "v2",
-        labels: { version: "v2" },
-      }],
-      http: ROUTES,
+  const cfg = echoNodeConfig(dir, ip, PORT, {
+    endpoints: [
+      { address: ip(3), tunnel: "NONE", labels: { version: "v1" } },
+      { address: ip(4), tunnel: "NONE", labels: { version: "v2" } },
+    ],
+    subsets: [{ name: "v1", labels: { version: "v1" } }, {
+      name: "v2",
+      labels: { version: "v2" },
     }],
-  };
+    http: ROUTES,
+  });
   let weft: WeftProc | undefined;
   try {
     await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));

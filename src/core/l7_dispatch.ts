@@ -169,6 +169,9 @@ export class L7Dispatch {
     const key = `out|${source.namespace}/${source.name}|${svc.hostname}|${sp.port}`;
     let proxy = this.proxies.get(key);
     if (!proxy) {
+      // What routes match on besides the request: fixed for this proxy (one per source and
+      // port), so built once rather than per request (every L7 request has a route now).
+      const at = { port: sp.port, sourceLabels: source.labels };
       proxy = new HttpProxy({
         direction: "outbound",
         chain: this.chainOf(forSource(source, () => this.current(svc).outboundFilters)),
@@ -177,11 +180,7 @@ export class L7Dispatch {
         upstreamIdleTimeoutMs: this.snapshot().timeouts.upstreamIdleMs ?? DEFAULT_UPSTREAM_IDLE_MS,
         dialUpstream: (route?: RouteChoice, tried?: Set<string>) =>
           this.dialRoute(this.current(svc), sp, source, route, tried),
-        routePolicy: (ctx) =>
-          routePolicyFor(this.current(svc).routes, ctx, {
-            port: sp.port,
-            sourceLabels: source.labels,
-          }),
+        routePolicy: (ctx) => routePolicyFor(this.current(svc).routes, ctx, at),
         routeReply: (route, status) => missingRoute(this.snapshot(), route, status),
       });
       this.proxies.set(key, proxy);
