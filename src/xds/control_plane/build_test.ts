@@ -138,6 +138,7 @@ spec:
   location: MESH_EXTERNAL
   resolution: STATIC
   endpoints: [{ address: 192.0.2.11 }]
+  subjectAltNames: [spiffe://cluster.local/ns/ext/sa/api]
 `);
   const b = buildNode(mesh, "node-a");
   const l = fromBinary(
@@ -160,6 +161,15 @@ spec:
     b.get(ADDRESS)!.get("cluster.local//Pod/default/ext-0")!.any.value,
   );
   assert.equal(ext.type.case === "workload" && ext.type.value.tunnelProtocol, 0);
+  // ServiceEntry subjectAltNames → the WDS Service's subject_alt_names (ztunnel's upstream_sans).
+  const extSvc = fromBinary(
+    IstioAddressSchema,
+    b.get(ADDRESS)!.get("default/api.example.com")!.any.value,
+  );
+  assert.deepEqual(
+    extSvc.type.case === "service" && extSvc.type.value.subjectAltNames,
+    ["spiffe://cluster.local/ns/ext/sa/api"],
+  );
 });
 
 Deno.test("ClusterLoadAssignment assembled from cached endpoint bytes decodes as Envoy expects", () => {
