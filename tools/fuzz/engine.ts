@@ -107,6 +107,7 @@ export function mutate(
         if (dict.length) b.splice(at, int(3), ...dict[int(dict.length)]!);
         break;
       case 7: {
+        if (corpus.length === 0) break;
         const other = corpus[int(corpus.length)]!;
         const from = int(other.length + 1);
         b = [...b.slice(0, at), ...other.slice(from, from + int(other.length + 1))];
