@@ -78,6 +78,8 @@ export function parseSocks(b: Uint8Array): Parse & { greetingLen?: number } {
   return { done: end + 2, req: { host, port, addressType }, greetingLen: g };
 }
 
+const ignore = (): void => {};
+
 function replyBytes(code: number): Uint8Array {
   return Uint8Array.of(5, code, 0, 1, 0, 0, 0, 0, 0, 0);
 }
@@ -90,6 +92,9 @@ export function socksHandshake(sock: Socket, timeoutMs: number): Promise<SocksRe
     const timer = setTimeout(() => fail(new Error("handshake timed out")), timeoutMs);
     const fail = (e: Error, code?: number): void => {
       cleanup();
+      // The refusal is written to a peer that may already be gone (RST): its EPIPE/ECONNRESET
+      // must not reach the process as an unhandled 'error' event (found by bench/fuzz.ts).
+      sock.on("error", ignore);
       if (code !== undefined && code >= 0 && !sock.destroyed) {
         if (!greeted) sock.write(Uint8Array.of(5, 0));
         sock.end(replyBytes(code));
@@ -130,7 +135,10 @@ export function socksHandshake(sock: Socket, timeoutMs: number): Promise<SocksRe
         reply(code: number): void {
           if (sock.destroyed) return;
           if (code === 0) sock.write(replyBytes(0));
-          else sock.end(replyBytes(code));
+          else {
+            sock.on("error", ignore);
+            sock.end(replyBytes(code));
+          }
         },
       });
     };

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import type * as net from "node:net";
+import * as net from "node:net";
 import { closed, dial, roundTrip, startEcho, startMesh } from "./_l4_test_kit.ts";
-import { parseSocks } from "./socks5.ts";
+import { parseSocks, socksHandshake } from "./socks5.ts";
+import { loopbackBlock } from "../../tests/support/weft_proc.ts";
 import { splitHostPort } from "./ip.ts";
 
 function request(host: string, port: number): Uint8Array {
@@ -79,5 +80,41 @@ Deno.test("socks5: CONNECT by service hostname and by IP tunnels over HBONE; reg
   } finally {
     await other.close();
     await m.close();
+  }
+});
+
+Deno.test("socks5: a client that resets right after a refused request does not reach the process as an unhandled socket error", async () => {
+  // bench/fuzz.ts found it: the refusal was written after the handshake dropped its 'error'
+  // listener, so the peer's RST surfaced as an uncaught ECONNRESET/EPIPE.
+  const host = loopbackBlock()(1);
+  let handshakes = 0;
+  const refused: Promise<unknown>[] = [];
+  const server = net.createServer((s) => {
+    handshakes++;
+    refused.push(socksHandshake(s, 2000).then((r) => r.reply(2), () => {}));
+  });
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const bad = [
+      Uint8Array.of(5, 1, 0, 5, 2, 0, 1, 1, 2, 3, 4, 0, 80), // BIND: refused with code 7
+      Uint8Array.of(5, 1, 2), // no no-auth method: refused with 0xff
+      Uint8Array.of(5, 1, 0, 5, 1, 0, 9, 0, 0), // address type 9
+      Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 1, 2, 3, 4, 0, 80), // accepted, then refused by reply(2)
+    ];
+    for (let i = 0; i < 60; i++) {
+      const c = net.connect({ host, port });
+      c.on("error", () => {});
+      await new Promise((r) => c.once("connect", r));
+      c.write(bad[i % bad.length]!);
+      // Give the server the bytes, then reset while its refusal is on the way.
+      await new Promise((r) => setTimeout(r, i % 3));
+      c.resetAndDestroy();
+    }
+    while (handshakes < 60 || refused.length < 60) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(refused);
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await new Promise((r) => server.close(r));
   }
 });
