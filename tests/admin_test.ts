@@ -2,7 +2,14 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { LISTENERS, loopbackBlock, runWeft, startWeft } from "./support/weft_proc.ts";
+import {
+  bunPath,
+  LISTENERS,
+  loopbackBlock,
+  runWeft,
+  startWeft,
+  weftBin,
+} from "./support/weft_proc.ts";
 
 const ADMIN = { "x-weft-admin": "1" };
 
@@ -12,14 +19,15 @@ async function status(url: string, init: RequestInit): Promise<number> {
   return r.status;
 }
 
-/** One raw HTTP/1.1 request (so Host can be anything); resolves with the status code. */
+/** One raw HTTP/1.1 request (so Host can be anything); resolves with the status code (0: no
+ * answer). */
 async function rawStatus(addr: string, head: string): Promise<number> {
   const [hostname, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.split(":").pop())];
   const conn = await Deno.connect({ hostname, port });
   try {
     await conn.write(new TextEncoder().encode(head));
     const buf = new Uint8Array(4096);
-    const n = await conn.read(buf);
+    const n = await conn.read(buf).catch(() => 0);
     const line = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0] ?? "";
     return Number(line.split(" ")[1]);
   } finally {
@@ -125,4 +133,54 @@ Deno.test("admin: binding admin or metrics off loopback needs listeners.allowNon
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+for (const runtime of ["deno", "bun"] as const) {
+  const bun = runtime === "bun" ? bunPath() : undefined;
+  Deno.test({
+    name: `admin (${runtime}): an empty Host or odd methods are refused without a stack trace`,
+    // Bun: skipped without a bun binary, and with WEFT_BIN (the binary runs one runtime).
+    ignore: runtime === "bun" && (!bun || weftBin() !== undefined),
+  }, async () => {
+    // bench/fuzz.ts found it on Bun: an empty Host gives the handler a relative URL, the guard's
+    // `new URL(req.url)` threw, and Bun.serve printed the stack to stderr.
+    const dir = await Deno.makeTempDir({ prefix: "weft-admin-" });
+    const cfg = {
+      node: { name: "admin-node" },
+      ca: { mode: "auto", stateDir: join(dir, "ca") },
+      listeners: LISTENERS,
+      workloads: [{ name: "web", serviceAccount: "web", address: loopbackBlock()(2) }],
+    };
+    await Deno.writeTextFile(join(dir, "weft.yaml"), stringify(cfg));
+    const p = await startWeft(
+      ["run", "--config", join(dir, "weft.yaml")],
+      bun ? { runtime: bun } : {},
+    );
+    try {
+      for (const addr of [p.ready.admin, p.ready.metrics, p.ready.readiness]) {
+        for (const path of ["/", "/metrics", "/healthz/live", "/logging?level=debug"]) {
+          for (const method of ["GET", "HEAD", "POST", "BREW"]) {
+            const s = await rawStatus(addr, `${method} ${path} HTTP/1.1\r\nHost: \r\n\r\n`);
+            assert(!(s >= 200 && s < 300 && addr === p.ready.admin), `${method} ${path}: ${s}`);
+          }
+        }
+      }
+      assertEquals(await rawStatus(p.ready.admin, `GET / HTTP/1.1\r\nHost: \r\n\r\n`), 421);
+    } finally {
+      await p.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+    const stray = p.stderrText().split("\n").filter((l) => l.trim() && !l.startsWith("{"));
+    assertEquals(stray, [], "stderr holds only JSON log records");
+  });
+}
+
+Deno.test("admin: a handler that throws is answered 500 and logged, not left to the runtime", async () => {
+  const { guardedFetch } = await import("../src/app/admin.ts");
+  const f = guardedFetch(() => {
+    throw new TypeError("boom");
+  });
+  const r = await f(new Request("http://127.0.0.1/x"));
+  assertEquals(r.status, 500);
+  await r.body?.cancel();
 });

@@ -98,8 +98,34 @@ export function readinessApp(src: AdminSource): Hono {
   return app;
 }
 
+const handlerFailures = metrics.counter(
+  "weft_admin_handler_failures_total",
+  "Admin/metrics/readiness requests whose handling threw (answered 500)",
+  [],
+);
+
+/** A request the handler (or hono itself) throws on is answered 500 and logged here, never left
+ * to the runtime, which prints the stack to stderr (Bun.serve, Deno.serve): a peer's bytes must
+ * not make the node write stack traces (found by bench/fuzz.ts: an empty Host on Bun). */
+export function guardedFetch(
+  fetch: (req: Request) => Response | Promise<Response>,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    try {
+      return await fetch(req);
+    } catch (err) {
+      handlerFailures.inc({});
+      log.warn("admin request failed", {
+        method: req.method,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return new Response("Cannot serve the request: internal error\n", { status: 500 });
+    }
+  };
+}
+
 export async function serveOn(address: string, app: Hono): Promise<HttpServerHandle> {
   const hp = splitHostPort(address);
   if (!hp) throw new Error(`Cannot serve: bad address "${address}"`);
-  return await serveHttp(hp.host, hp.port, app.fetch);
+  return await serveHttp(hp.host, hp.port, guardedFetch(app.fetch));
 }

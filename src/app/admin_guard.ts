@@ -64,13 +64,22 @@ export function adminRefusal(
   return undefined;
 }
 
+/** The path of a request URL; Bun hands a relative URL when the Host header is empty. */
+function pathOf(url: string): string {
+  try {
+    return new URL(url, "http://admin.invalid").pathname;
+  } catch {
+    return url.slice(0, 200);
+  }
+}
+
 /** Count and log one refusal, and build its response. */
 export function refuseAdmin(req: Request, status: 403 | 421, reason: string): Response {
   refused.inc({ reason });
   log.warn("admin request refused", {
     reason,
     method: req.method,
-    path: new URL(req.url).pathname,
+    path: pathOf(req.url),
     host: req.headers.get("host") ?? "",
     origin: req.headers.get("origin") ?? "",
   });
