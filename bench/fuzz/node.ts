@@ -4,7 +4,9 @@
  * plaintext inbound 15006 on the server workload's IP, SOCKS5, two captured service VIPs (an
  * HTTP/1.1 service and a GRPC service, both through the L7 proxy: outbound routes with a fault
  * rule, an inbound L7 AuthorizationPolicy), admin/metrics/readiness — and the upstream workloads
- * (an HTTP/1.1 echo and an h2c echo) in the driver's process. Certificates come from the test
+ * (an HTTP/1.1 echo and an h2c echo) in the driver's process. The L7 AuthorizationPolicy selects
+ * the HTTP/1.1 workload only: at L4 (plaintext inbound) a DENY with HTTP fields denies every
+ * connection, as ztunnel does, so the plaintext target aims at the h2c workload. Certificates come from the test
  * PKI, so the driver can present a mesh identity on 15008.
  */
 import http from "node:http";
@@ -150,6 +152,7 @@ const AUTHZ = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: deny-admin, namespace: default }
 spec:
+  selector: { matchLabels: { app: web } }
   action: DENY
   rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
 `;

@@ -116,8 +116,11 @@ export function liveTargets(n: FuzzNode): Map<string, LiveTarget> {
           new Uint8Array(0),
         ]);
         return {
-          transport: { kind: "tcp", host: n.webIp, port: 15006, localAddress: n.clientIp },
-          pieces: [mutate(pp, rand, [], [], 4096), http1Input(rand)],
+          transport: { kind: "tcp", host: n.grpcIp, port: 15006, localAddress: n.clientIp },
+          pieces: [
+            mutate(pp, rand, [], [], 4096),
+            rand() < 0.5 ? http1Input(rand) : h2Input(cSeeds, rand),
+          ],
         };
       },
     },
