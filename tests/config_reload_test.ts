@@ -54,7 +54,17 @@ Deno.test("reload: an unloadable plugin or an invalid edit keeps the last good c
     assert(String(refused.error).includes("refuses to start"), String(refused.error));
     // An edit that does not validate.
     await m.writeB({ ...m.nodeB, node: { name: "node-b", hbonePort: 0 } });
-    await m.b!.waitFor((l) => l.msg === "config update rejected; keeping the last good config");
+    const rejected = await m.b!.waitFor((l) =>
+      l.msg === "config update rejected; keeping the last good config"
+    );
+    // The problems are in the JSON record, by path; stderr holds no text lines (bench/fuzz.ts
+    // found every problem printed there as plain text by the running node).
+    assert(
+      (rejected.problems as string[]).some((p) => p.startsWith("node.hbonePort")),
+      JSON.stringify(rejected),
+    );
+    const stray = m.b!.stderrText().split("\n").filter((l) => l.trim() && !l.startsWith("{"));
+    assertEquals(stray, []);
     // The old tunnel and a new one still carry traffic.
     assertEquals(await roundTrip(s, data), data);
     const s2 = await m.dial();

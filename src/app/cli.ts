@@ -138,19 +138,30 @@ export function parseFlags(argv: readonly string[], withValue: readonly string[]
 
 export async function loadConfig(
   path: string | undefined,
-  opts: { xdsDefault?: boolean; nodeName?: string | undefined } = {},
+  opts: {
+    xdsDefault?: boolean;
+    nodeName?: string | undefined;
+    /** A running node's live edit: problems go here (into its JSON log record), not to stderr
+     * as text. */
+    problems?: string[];
+  } = {},
 ): Promise<WeftConfig | undefined> {
   let text = opts.xdsDefault ? XDS_DEFAULT_CONFIG_YAML : DEFAULT_CONFIG_YAML;
   if (path) {
     try {
       text = await readFile(path, "utf8");
     } catch (err) {
-      out.err(`Cannot read config ${path}: ${errorMessage(err)}`);
+      if (opts.problems) opts.problems.push(`Cannot read config ${path}: ${errorMessage(err)}`);
+      else out.err(`Cannot read config ${path}: ${errorMessage(err)}`);
       return undefined;
     }
   }
   // A relative `configDir` is read beside the file that names it.
   const r = parseConfigText(text, opts.nodeName, path ? dirname(path) : ".");
+  if (!r.ok && opts.problems) {
+    opts.problems.push(...r.problems);
+    return undefined;
+  }
   if (!r.ok) {
     out.err(`Cannot load config ${path ?? "(embedded default)"}: ${r.problems.length} problem(s):`);
     for (const p of r.problems) out.err(`  ${p}`);

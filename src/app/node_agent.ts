@@ -335,10 +335,17 @@ export class NodeAgent {
   async reloadConfig(path: string): Promise<boolean> {
     try {
       const { loadConfig } = await import("./cli.ts");
-      const cfg = await loadConfig(path);
+      const problems: string[] = [];
+      const cfg = await loadConfig(path, { problems });
       if (!cfg) {
         configReloads.inc({ result: "invalid" });
-        log.warn("config update rejected; keeping the last good config", { path });
+        // The problems ride in the record (stderr stays one JSON object per line); capped, as a
+        // mutated file can name thousands.
+        log.warn("config update rejected; keeping the last good config", {
+          path,
+          problems: problems.slice(0, 50),
+          problemCount: problems.length,
+        });
         return false;
       }
       await Promise.all(cfg.workloads.map((w) => this.identity.material(w.identity)));
