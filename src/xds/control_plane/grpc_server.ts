@@ -98,3 +98,35 @@ export function serverCredentials(
     clientCerts,
   );
 }
+
+type StreamListener = (
+  stream: { destroyed: boolean; on(e: "error", f: () => void): void },
+  ...rest: unknown[]
+) => void;
+
+/** grpc-js answers an unknown method or a bad content-type with `stream.respond` as soon as the
+ * runtime announces a stream; Deno's node:http2 can announce one already destroyed (the peer's
+ * connection error arrived in the same packet: a SETTINGS frame on a stream after a HEADERS),
+ * and respond then throws ERR_HTTP2_INVALID_STREAM out of the 'stream' event (found by
+ * bench/fuzz.ts --target xds). A destroyed stream can carry nothing: skip it before grpc-js
+ * sees it. Reaches grpc-js's `http2Servers` (1.14); without it nothing changes. Call after bind. */
+export function skipDestroyedStreams(server: grpc.Server): void {
+  const inner = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  for (const h2 of inner?.keys() ?? []) {
+    const emitter = h2 as {
+      listeners(e: "stream"): StreamListener[];
+      removeAllListeners(e: "stream"): void;
+      on(e: "stream", f: StreamListener): void;
+    };
+    if (typeof emitter.listeners !== "function") continue;
+    const originals = emitter.listeners("stream");
+    emitter.removeAllListeners("stream");
+    emitter.on("stream", function (this: unknown, stream, ...rest) {
+      if (stream.destroyed) {
+        stream.on("error", () => {});
+        return;
+      }
+      for (const f of originals) f.call(this, stream, ...rest);
+    });
+  }
+}

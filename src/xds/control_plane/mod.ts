@@ -9,7 +9,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { errorMessage, logger, WeftError } from "../../core/mod.ts";
 import type { CertificateAuthority } from "../../tls/mod.ts";
-import { ADS_SERVICE, CA_SERVICE, CHANNEL_OPTIONS, serverCredentials } from "./grpc_server.ts";
+import {
+  ADS_SERVICE,
+  CA_SERVICE,
+  CHANNEL_OPTIONS,
+  serverCredentials,
+  skipDestroyedStreams,
+} from "./grpc_server.ts";
 import type { XdsTlsMaterial } from "../grpc_transport.ts";
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
 import type { DocumentCache } from "../../istio/mod.ts";
@@ -198,6 +204,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           : resolve(p),
     )
   );
+  skipDestroyedStreams(server);
   const host = opts.address.slice(0, opts.address.lastIndexOf(":"));
 
   const reload = async (): Promise<boolean> => {
