@@ -2,7 +2,7 @@
 /**
  * Live fuzzing of a real weft process (a tool, not part of the suite):
  *
- *   deno run -A bench/fuzz.ts --target hbone|http1|h2c|plain|socks5|admin|all \
+ *   deno run -A bench/fuzz.ts --target hbone|http1|h2c|plain|socks5|admin|all|xds|config \
  *     [--seconds 60] [--seed S] [--conc 4] [--bun]      (WEFT_BIN=./weft: the binary)
  *   deno run -A bench/fuzz.ts --target hbone --replay .weft/fuzz/live/<dir>   (one input at a time)
  *
@@ -15,8 +15,9 @@
  */
 import { prng } from "../tools/fuzz/engine.ts";
 import { bunPath } from "../tests/support/weft_proc.ts";
-import { type FuzzNode, startFuzzNode } from "./fuzz/node.ts";
-import { liveTargets } from "./fuzz/targets.ts";
+import { startFuzzNode, type Subject } from "./fuzz/node.ts";
+import { type LiveTarget, liveTargets } from "./fuzz/targets.ts";
+import { startXdsSubject } from "./fuzz/xds_target.ts";
 import { deliver, pickDelivery } from "./fuzz/wire.ts";
 import { runConfigCampaign } from "./fuzz/config_campaign.ts";
 
@@ -44,7 +45,7 @@ interface Saved {
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (x) => parseInt(x, 16));
 
-async function health(node: FuzzNode, seen: number): Promise<string[]> {
+async function health(node: Subject, seen: number): Promise<string[]> {
   const problems: string[] = [];
   if (!node.alive()) problems.push("weft exited");
   else {
@@ -59,9 +60,8 @@ async function health(node: FuzzNode, seen: number): Promise<string[]> {
   return problems;
 }
 
-async function campaign(node: FuzzNode, name: string): Promise<number> {
-  const t = liveTargets(node).get(name);
-  if (!t) throw new Error(`no target ${name}`);
+async function campaign(node: Subject, t: LiveTarget): Promise<number> {
+  const name = t.name;
   const rand = prng(seed);
   const ring: Saved[] = [];
   const stats = { inputs: 0, closedByWeft: 0, refusedConnect: 0, oracle: 0 };
@@ -128,12 +128,16 @@ async function campaign(node: FuzzNode, name: string): Promise<number> {
 }
 
 /** Send saved inputs one at a time, checking after each: the first that makes a finding. */
-async function replayDir(node: FuzzNode, dir: string): Promise<number> {
+async function replayDir(
+  node: Subject,
+  targets: Map<string, LiveTarget>,
+  dir: string,
+): Promise<number> {
   const saved = (await Deno.readTextFile(`${dir}/inputs.jsonl`)).split("\n").filter(Boolean)
     .map((l) => JSON.parse(l) as Saved);
   const rand = prng(seed);
   for (const [i, s] of saved.entries()) {
-    const t = liveTargets(node).get(s.t)!;
+    const t = targets.get(s.t)!;
     const transport = t.next(rand).transport;
     await deliver(transport, s.p.map(unhex), s.d, rand);
     await new Promise((r) => setTimeout(r, 300));
@@ -157,13 +161,32 @@ if (target === "config") {
 console.log(
   `weft live fuzz: ${runtime}, target ${target}, ${seconds} s, seed ${seed}, conc ${conc}`,
 );
-const node = await startFuzzNode({ bun });
 let found = 0;
+if (target === "xds") {
+  // The embedded control plane's ADS port (weft control-plane).
+  const cp = await startXdsSubject(bun);
+  const targets = new Map([[cp.target.name, cp.target]]);
+  try {
+    found = replay ? await replayDir(cp, targets, replay) : await campaign(cp, cp.target);
+  } finally {
+    await cp.stop().catch((e) => {
+      found++;
+      console.log(`  FINDING at stop: ${(e as Error).message.slice(0, 600)}`);
+    });
+  }
+  Deno.exit(found > 0 ? 1 : 0);
+}
+const node = await startFuzzNode({ bun });
+const targets = liveTargets(node);
 try {
-  if (replay) found = await replayDir(node, replay);
+  if (replay) found = await replayDir(node, targets, replay);
   else {
-    const names = target === "all" ? [...liveTargets(node).keys()] : target.split(",");
-    for (const name of names) found += await campaign(node, name);
+    const names = target === "all" ? [...targets.keys()] : target.split(",");
+    for (const name of names) {
+      const t = targets.get(name);
+      if (!t) throw new Error(`no target ${name} (${[...targets.keys()].join(", ")}, xds, config)`);
+      found += await campaign(node, t);
+    }
   }
 } finally {
   await node.stop().catch((e) => {

@@ -26,7 +26,18 @@ import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 export const WEB_PORT = 18080;
 export const GRPC_PORT = 18081;
 
-export interface FuzzNode {
+/** What a campaign watches: a real weft process under attack. */
+export interface Subject {
+  rssBytes(): number;
+  /** Lines on weft's stderr/stdout that are a finding: the guard's unhandled-error record, a
+   * stack trace, a panic, anything not JSON. */
+  suspicious(): string[];
+  /** A legitimate request: ms taken, or an error message. */
+  legit(timeoutMs?: number): Promise<number | string>;
+  alive(): boolean;
+}
+
+export interface FuzzNode extends Subject {
   readonly proc: WeftProc;
   readonly pki: TestPki;
   readonly client: PemFiles;
