@@ -328,15 +328,23 @@ function mutateFrames(frames: Frame[], rand: Rand, seeds: readonly Frame[][]): v
   }
 }
 
+const MAX_FRAMES = 4000;
+const MAX_BYTES = 1 << 20;
+
 /** An input: the preface (mostly intact), the mutated frames, sometimes byte-mutated whole. */
 export function h2Input(seeds: readonly Frame[][], rand: Rand): Uint8Array {
-  const frames = pick(rand, seeds).map((f) => ({ ...f }));
+  let frames = pick(rand, seeds).map((f) => ({ ...f }));
   const rounds = 1 + int(rand, 4);
-  for (let r = 0; r < rounds; r++) mutateFrames(frames, rand, seeds);
+  for (let r = 0; r < rounds; r++) {
+    mutateFrames(frames, rand, seeds);
+    // Bounded inputs: floods of floods would grow without end.
+    if (frames.length > MAX_FRAMES) frames = frames.slice(0, MAX_FRAMES);
+  }
   let bytes = cat(
     rand() < 0.97 ? PREFACE : enc("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"),
     encodeFrames(frames),
   );
-  if (rand() < 0.2) bytes = mutate(bytes, rand, [], HPACK_DICT, 1 << 20);
+  if (bytes.length > MAX_BYTES) bytes = bytes.subarray(0, MAX_BYTES);
+  if (rand() < 0.2) bytes = mutate(bytes, rand, [], HPACK_DICT, MAX_BYTES);
   return bytes;
 }

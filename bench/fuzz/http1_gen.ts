@@ -73,11 +73,14 @@ const DICT = [
   ...LINES.map((l) => l + "\r\n"),
 ].map(enc);
 
+const MAX_TEXT = 256 * 1024;
+
 /** One mutated HTTP/1.1 input. */
 export function http1Input(rand: Rand): Uint8Array {
   let text = pick(rand, HTTP1_SEEDS);
   const rounds = 1 + int(rand, 3);
   for (let r = 0; r < rounds; r++) {
+    if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
     const head = text.indexOf("\r\n\r\n");
     const lines = (head >= 0 ? text.slice(0, head) : text).split("\r\n");
     const body = head >= 0 ? text.slice(head + 4) : "";
@@ -87,7 +90,10 @@ export function http1Input(rand: Rand): Uint8Array {
         break;
       case 1: { // duplicate a header (many times: header count limits)
         const i = 1 + int(rand, Math.max(1, lines.length - 1));
-        if (lines[i]) lines.splice(i, 0, ...Array(pick(rand, [1, 2, 120, 1000])).fill(lines[i]));
+        const n = pick(rand, [1, 2, 120, 1000]);
+        if (lines[i] && lines[i]!.length * n < MAX_TEXT) {
+          lines.splice(i, 0, ...Array(n).fill(lines[i]));
+        }
         break;
       }
       case 2: // a huge header or request target
@@ -136,7 +142,7 @@ export function http1Input(rand: Rand): Uint8Array {
         );
         continue;
       case 6: // pipelining: repeat the whole request
-        text = text + text;
+        if (text.length < MAX_TEXT / 2) text = text + text;
         continue;
       case 7: // line endings
         text = text.replaceAll("\r\n", pick(rand, ["\n", "\r", "\r\r\n", "\r\n "]));
@@ -145,8 +151,10 @@ export function http1Input(rand: Rand): Uint8Array {
         break;
     }
     text = `${lines.join("\r\n")}\r\n\r\n${body}`;
+    // Inputs stay bounded (a doubled request of huge headers would grow without end).
+    if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
   }
-  let bytes: Uint8Array = enc(text);
+  let bytes: Uint8Array = enc(text.slice(0, MAX_TEXT));
   if (rand() < 0.3) bytes = mutate(bytes, rand, HTTP1_SEEDS.map(enc), DICT, 256 * 1024);
   return bytes;
 }
