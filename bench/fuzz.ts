@@ -20,6 +20,7 @@ import { type LiveTarget, liveTargets } from "./fuzz/targets.ts";
 import { startXdsSubject } from "./fuzz/xds_target.ts";
 import { deliver, pickDelivery } from "./fuzz/wire.ts";
 import { runConfigCampaign } from "./fuzz/config_campaign.ts";
+import { runXdsClientCampaign } from "./fuzz/xds_client_campaign.ts";
 
 const argv = [...Deno.args];
 const flag = (name: string): string | undefined => {
@@ -157,6 +158,9 @@ async function replayDir(
 
 if (target === "config") {
   Deno.exit(await runConfigCampaign({ seconds, seed, bun }) > 0 ? 1 : 0);
+}
+if (target === "xds-client") {
+  Deno.exit(await runXdsClientCampaign({ seconds, seed, bun }) > 0 ? 1 : 0);
 }
 console.log(
   `weft live fuzz: ${runtime}, target ${target}, ${seconds} s, seed ${seed}, conc ${conc}`,

@@ -246,7 +246,16 @@ export function legitRequest(
   timeoutMs: number,
 ): Promise<number | string> {
   const t0 = performance.now();
-  return new Promise((resolve) => {
+  return new Promise((resolve0) => {
+    // A hard bound besides the socket's idle timeout: the check itself must never hang.
+    const hard = setTimeout(() => {
+      req.destroy();
+      resolve(`no answer within ${timeoutMs} ms`);
+    }, timeoutMs);
+    const resolve = (r: number | string) => {
+      clearTimeout(hard);
+      resolve0(r);
+    };
     const req = http.request({
       host: vip,
       port: 80,
