@@ -449,6 +449,14 @@ function httpRoutes(
   problems: string[],
   warnings: string[],
 ): MeshRoute[] {
+  vs.http.forEach((h, i) => {
+    if (h.cors) {
+      problems.push(
+        `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].corsPolicy: not ` +
+          "supported by weft's control plane yet; a weft.yaml node supports it",
+      );
+    }
+  });
   vs.http.forEach((h, i) =>
     h.match.forEach((m, j) => {
       if (m.sourceLabels) {
