@@ -6,7 +6,8 @@
  * is untouched, a disallowed preflight is forwarded (FORWARD, the default) or answered without
  * allow-origin (IGNORE), a request without Origin is untouched; HTTP/1.1 and h2c. Config from
  * weft.yaml `services[].http` (FORWARD), an Istio VirtualService in `resources` (IGNORE) and an
- * HTTPRoute in `resources` (origin "*", IGNORE as istiod converts it).
+ * HTTPRoute in `resources` (origin "*", IGNORE as istiod converts it). The same policy through
+ * the embedded control plane (RDS typed_per_filter_config CorsPolicy) and an xDS node.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
 import { request } from "node:http";
@@ -15,6 +16,7 @@ import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
 import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { type HttpWorkload, startHttpWorkload } from "./support/http_workload.ts";
+import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 
@@ -218,4 +220,44 @@ Deno.test({
   name: "route CORS (Bun, weft.yaml): preflights local, actual decorated, FORWARD/IGNORE",
   ignore: !bun,
   fn: () => run(bun),
+});
+
+Deno.test({
+  name: "route CORS (xds): the control plane's per-route CorsPolicy, read by a node",
+  fn: async () => {
+    const ip = loopbackBlock();
+    const dir = await Deno.makeTempDir({ prefix: "weft-route-cors-xds-" });
+    const w = await startHttpWorkload(ip(3), PORT, "echo");
+    const mesh = {
+      workloads: [
+        { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
+        {
+          name: "echo",
+          serviceAccount: "echo",
+          address: ip(3),
+          node: "node-b",
+          labels: { app: "echo" },
+        },
+      ],
+      services: [{
+        name: "echo",
+        vips: [ip(100)],
+        ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
+        http: [{ corsPolicy: ECHO_CORS, route: [{ destination: { host: "echo" } }] }],
+      }],
+    };
+    let x: XdsMesh | undefined;
+    try {
+      x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
+      const [a, b] = x.nodes as [WeftProc, WeftProc];
+      await x.waitReady(a);
+      await x.waitReady(b);
+      await checkEcho(ip(100), ip(2), w, false);
+      await checkEcho(ip(100), ip(2), w, true);
+    } finally {
+      await x?.stop();
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

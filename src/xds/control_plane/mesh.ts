@@ -61,6 +61,8 @@ export interface MeshRoute {
   readonly rewrite?: HttpRoute["rewrite"];
   /** Istio `headers` of the route (Route header fields). */
   readonly headers?: HttpRoute["headers"];
+  /** Istio `corsPolicy` (typed_per_filter_config CorsPolicy: build_cors.ts). */
+  readonly cors?: HttpRoute["cors"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -449,14 +451,6 @@ function httpRoutes(
   problems: string[],
   warnings: string[],
 ): MeshRoute[] {
-  vs.http.forEach((h, i) => {
-    if (h.cors) {
-      problems.push(
-        `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].corsPolicy: not ` +
-          "supported by weft's control plane yet; a weft.yaml node supports it",
-      );
-    }
-  });
   vs.http.forEach((h, i) =>
     h.match.forEach((m, j) => {
       if (m.sourceLabels) {
@@ -477,6 +471,7 @@ function httpRoutes(
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     ...(h.rewrite ? { rewrite: h.rewrite } : {}),
     ...(h.headers ? { headers: h.headers } : {}),
+    ...(h.cors ? { cors: h.cors } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(
