@@ -79,8 +79,10 @@ export function parseCorsPolicy(
 ): RouteCors {
   const o = c.obj(path, v, KEYS);
   const allowOrigins: RouteStringMatch[] = [];
-  if (o.allowOrigins !== undefined) {
-    c.list(`${path}.allowOrigins`, o.allowOrigins).forEach((x, i) => {
+  // istiod: `allowOrigins` when it has entries (an empty list decodes as none), else `allowOrigin`.
+  const origins = c.list(`${path}.allowOrigins`, o.allowOrigins);
+  if (origins.length) {
+    origins.forEach((x, i) => {
       const p = `${path}.allowOrigins[${i}]`;
       const m = routeMatch(stringMatch(c, p, x));
       if (m) allowOrigins.push(m);
