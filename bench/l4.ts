@@ -5,8 +5,9 @@
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
  *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
  *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99;
- *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun), also timed
- *   from each request's actual send (the client's own timer lag left out); per round
+ *   the same at 1k req/s as an evenly spaced open loop (bench/openloop.ts: a C client with
+ *   absolute-deadline sends; bench/seq_client.ts on Bun only as a labelled fallback without a C
+ *   compiler), also timed from each request's actual send, with the client's own send lag; per round
  *   direct, haproxy and weft run back to back, and the summary rows give the median added p50/p99
  *   of weft and of haproxy over the rounds, weft's against haproxy's and against the goal
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
@@ -252,7 +253,7 @@ const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFi
 
 /**
  * Added latency at 1k req/s, two probes: hey (10 workers at 100 req/s each, which tick together:
- * bursts of 10) and the evenly spaced open loop (bench/seq_client.ts). In each round nginx
+ * bursts of 10) and the evenly spaced open loop (bench/openloop.ts, the C client). In each round nginx
  * direct, the haproxy pair and the weft pair run back to back; added = pair − direct of the same
  * round. The summary gives the medians over the rounds, weft's against haproxy's and the goal
  * (added p50 ≤ 0.25 ms, p99 ≤ 1 ms for the two hops).
@@ -289,6 +290,14 @@ async function latencySection(hap: boolean): Promise<void> {
           `1k req/s ${name}, round ${r}: added from the send`,
           `haproxy ${h ? fmtSend(plus(h)) : "-"}, weft ${fmtSend(plus(w))}`,
           `direct from the send ${d.sendP50!.toFixed(2)}/${d.sendP99!.toFixed(2)} ms`,
+        );
+        // The client's own send lag (a precise client keeps it far below the goal) and p99.9.
+        const lag = (x: Latency): string => x.lagP99?.toFixed(3) ?? "-";
+        const p999 = (x: Latency): string => x.p999?.toFixed(2) ?? "-";
+        row(
+          `1k req/s ${name}, round ${r}: client ${w.client}, its send lag p99 direct · haproxy · weft`,
+          `${lag(d)} · ${h ? lag(h) : "-"} · ${lag(w)} ms`,
+          `p99.9 ${p999(d)} · ${h ? p999(h) : "-"} · ${p999(w)} ms`,
         );
       }
     }
