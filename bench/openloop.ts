@@ -75,7 +75,11 @@ export function openLoopBinary(): Promise<string | undefined> {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
     }
-    console.error(`[openloop] no C compiler (clang, cc): falling back to ${FALLBACK}`);
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `[openloop] no C compiler (clang, cc): falling back to ${FALLBACK}\n`,
+      ),
+    );
     return undefined;
   })();
 }
