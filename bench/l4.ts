@@ -292,7 +292,8 @@ async function latencySection(hap: boolean): Promise<void> {
           `direct from the send ${d.sendP50!.toFixed(2)}/${d.sendP99!.toFixed(2)} ms`,
         );
         // The client's own send lag (a precise client keeps it far below the goal) and p99.9.
-        const lag = (x: Latency): string => x.lagP99?.toFixed(3) ?? "-";
+        const lag = (x: Latency): string =>
+          `${x.lagP99?.toFixed(3) ?? "-"} (timer ${x.timerP99?.toFixed(3) ?? "-"})`;
         const p999 = (x: Latency): string => x.p999?.toFixed(2) ?? "-";
         row(
           `1k req/s ${name}, round ${r}: client ${w.client}, its send lag p99 direct · haproxy · weft`,

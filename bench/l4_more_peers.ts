@@ -60,6 +60,7 @@ export interface Latency {
   /** The open loop's p99.9 from the scheduled start, its own send lag p99, and which client. */
   readonly p999?: number;
   readonly lagP99?: number;
+  readonly timerP99?: number;
   readonly client?: string;
 }
 
@@ -94,6 +95,7 @@ export async function openLoop(url: string, seconds: number, rate = 1000): Promi
     sendP99: r.sendP99,
     p999: r.p999,
     lagP99: r.lagP99,
+    timerP99: r.timerP99,
     client: r.client,
   };
 }

@@ -13,12 +13,18 @@
  * one request in flight per connection, the most recently freed idle connection first, a new one
  * opened when none is idle (up to --max-conns, default 64; beyond that requests queue and their
  * wait counts). Each request is timed from its scheduled start (no coordinated omission) and from
- * its actual send (the write), and its send lag (send - scheduled) is kept. Prints one JSON line:
- *   p50 p90 p99 p999 max avg (from the scheduled start, ms), sendP50 sendP90 sendP99 sendP999
- *   sendMax (from the send), lagP50 lagP99 lagMax, sent failed conns, cpuUserMs cpuSysMs, nvcsw
- *   nivcsw (the client's own CPU and context switches over the measured run), and with --trace
- *   `samples`: [scheduled start (ms since the epoch), latency ms, send lag ms, new connection 0/1]
- *   per request, as bench/seq_client.ts `trace` prints them.
+ * its actual send (the write). Prints one JSON line (ms; P50 P90 P99 P999 Max of each):
+ *   p50 ... max, avg   from the scheduled start;
+ *   sendP50 ...        from the send;
+ *   lagP50 ...         send − scheduled start: the client's own lateness plus any wait for a
+ *                      connection (a new one's connect, or all --max-conns busy);
+ *   timerP50 ...       the moment the client dispatched it − scheduled start: the client's own
+ *                      timer precision and run-queue wait only;
+ *   sent failed conns newConns, cpuMs runqMs (the thread's CPU and run-queue wait over the measured
+ *   run, /proc/thread-self/schedstat), nvcsw nivcsw, spinUs, policy (other|slice|fifo);
+ * and with --trace `samples`: [scheduled start (ms since the epoch), latency ms, send lag ms, new
+ * connection 0/1] per request, as bench/seq_client.ts `trace` prints them.
+ * --slice-us N: SCHED_OTHER with an N µs EEVDF slice; --fifo: SCHED_FIFO priority 1 (root).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -69,7 +75,7 @@ static int *idle; /* stack of idle connection indexes, most recently freed on to
 static int nidle;
 static int *queue; /* requests due while every connection was busy */
 static int qhead, qtail;
-static int64_t *sched_at, *sent_at, *done_at;
+static int64_t *sched_at, *disp_at, *sent_at, *done_at;
 static unsigned char *fresh_of;
 static int completed, failed;
 
@@ -129,6 +135,7 @@ static void write_request(Conn *c) {
 
 /* Starts request `i` on an idle connection, a new one, or queues it. */
 static void dispatch(int i) {
+  disp_at[i] = now_ns();
   int k;
   if (nidle > 0) {
     k = idle[--nidle];
@@ -357,13 +364,14 @@ int main(int argc, char **argv) {
   int cap = total + warmup;
   sched_at = calloc((size_t)cap, sizeof *sched_at);
   sent_at = calloc((size_t)cap, sizeof *sent_at);
+  disp_at = calloc((size_t)cap, sizeof *disp_at);
   done_at = calloc((size_t)cap, sizeof *done_at);
   fresh_of = calloc((size_t)cap, 1);
   queue = calloc((size_t)cap, sizeof *queue);
   conns = calloc((size_t)max_conns, sizeof *conns);
   if (conns) for (int k = 0; k < max_conns; k++) conns[k].fd = -1;
   idle = calloc((size_t)max_conns, sizeof *idle);
-  if (!sched_at || !sent_at || !done_at || !fresh_of || !queue || !conns || !idle) die("calloc");
+  if (!sched_at || !disp_at || !sent_at || !done_at || !fresh_of || !queue || !conns || !idle) die("calloc");
   ep = epoll_create1(EPOLL_CLOEXEC);
   tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (ep < 0 || tfd < 0) die("epoll/timerfd");
@@ -422,7 +430,7 @@ int main(int argc, char **argv) {
 
   int n = 0;
   double *lat = malloc(sizeof(double) * (size_t)total), *from_send = malloc(sizeof(double) * (size_t)total),
-         *lag = malloc(sizeof(double) * (size_t)total);
+         *lag = malloc(sizeof(double) * (size_t)total), *timer = malloc(sizeof(double) * (size_t)total);
   double sum = 0;
   int nfresh = 0;
   for (int i = 0; i < total; i++) {
@@ -430,6 +438,7 @@ int main(int argc, char **argv) {
     lat[n] = (double)(done_at[i] - sched_at[i]) / 1e6;
     from_send[n] = (double)(done_at[i] - sent_at[i]) / 1e6;
     lag[n] = (double)(sent_at[i] - sched_at[i]) / 1e6;
+    timer[n] = (double)(disp_at[i] - sched_at[i]) / 1e6;
     sum += lat[n];
     nfresh += fresh_of[i];
     n++;
@@ -451,6 +460,7 @@ int main(int argc, char **argv) {
   stats("", lat, n);
   stats("send", from_send, n);
   stats("lag", lag, n);
+  stats("timer", timer, n);
   printf("\"avg\":%.4f,\"sent\":%d,\"failed\":%d,\"warmupFailed\":%d,\"conns\":%d,\"newConns\":%d,"
          "\"cpuMs\":%.1f,\"runqMs\":%.1f,\"nvcsw\":%ld,\"nivcsw\":%ld,\"spinUs\":%lld,"
          "\"policy\":\"%s\"}\n",

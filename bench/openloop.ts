@@ -31,6 +31,10 @@ export interface OpenLoopResult {
   readonly lagP50: number;
   readonly lagP99: number;
   readonly lagMax: number;
+  /** Its dispatch − scheduled start: the client's timer precision and run-queue wait alone (no
+   * wait for a connection), ms; NaN from the Bun fallback. */
+  readonly timerP99: number;
+  readonly timerMax: number;
   readonly sent: number;
   readonly failed: number;
   /** The client's CPU and run-queue wait over the measured run, ms (C client only). */
@@ -150,6 +154,8 @@ export async function openLoop(
     lagP50: at(lags, 0.5),
     lagP99: at(lags, 0.99),
     lagMax: lags.at(-1) ?? NaN,
+    timerP99: NaN,
+    timerMax: NaN,
     sent: r.sent ?? 0,
     failed: r.failed ?? 0,
     client: FALLBACK,
