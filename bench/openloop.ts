@@ -66,14 +66,14 @@ export function openLoopBinary(): Promise<string | undefined> {
     for (const cc of ["clang", "cc"]) {
       try {
         const r = await new Deno.Command(cc, {
-          args: ["-O2", "-Wall", "-o", `${out}.tmp`, SOURCE],
+          args: ["-O2", "-Wall", "-o", `${out}.${Deno.pid}.tmp`, SOURCE],
           stdout: "null",
           stderr: "piped",
         }).output();
         if (!r.success) {
           throw new Error(`${cc} bench/openloop.c: ${new TextDecoder().decode(r.stderr)}`);
         }
-        Deno.renameSync(`${out}.tmp`, out);
+        Deno.renameSync(`${out}.${Deno.pid}.tmp`, out);
         return out;
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -100,7 +100,8 @@ export async function openLoop(
   url: string,
   seconds: number,
   rate = 1000,
-  opts: { trace?: boolean; env?: Record<string, string> } = {},
+  /** `flags`: the C client's flags instead of clientFlags(). */
+  opts: { trace?: boolean; env?: Record<string, string>; flags?: string[] } = {},
 ): Promise<OpenLoopResult> {
   const bin = await openLoopBinary();
   const [cmd, args] = bin
@@ -108,7 +109,7 @@ export async function openLoop(
       url,
       String(rate),
       String(seconds),
-      ...clientFlags(),
+      ...(opts.flags ?? clientFlags()),
       ...(opts.trace ? ["--trace"] : []),
     ]]
     : [
