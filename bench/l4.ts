@@ -16,7 +16,8 @@
  * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; --weft-only (no peers),
  * --tunnels-only (only the idle-tunnels row); --only <sections> (comma-separated: throughput
  * (iperf3, peak RSS), wrk, latency, bare, tunnels, idle; peers run as the chosen sections need
- * them); --rounds N (latency rounds, default 1); default is
+ * them); --rounds N (latency rounds, default 1); --warm N (seconds of wrk through each pair
+ * before the latency rounds when the wrk section does not run, default 5; 0 = none); default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
 import * as net from "node:net";
@@ -45,6 +46,10 @@ const opt = (name: string, dflt: number): number => {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
 const SECONDS = opt("seconds", 5);
+/** Seconds of wrk through each pair before the latency rounds when the wrk section did not run:
+ * a fresh node's JIT tier-up (~0.4 s of compile CPU per node in its first half minute at 1k req/s,
+ * docs/MEASUREMENTS.md) is then behind it, as on a node that has carried traffic for a while. */
+const WARM = opt("warm", 5);
 /** Extra V8 flags for the weft nodes (e.g. --v8 "--max-semi-space-size=1"), to compare. */
 const V8 = argv.includes("--v8") ? argv[argv.indexOf("--v8") + 1] : undefined;
 const TUNNELS = opt("tunnels", 10_000);
@@ -259,6 +264,11 @@ const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFi
  * (added p50 ≤ 0.25 ms, p99 ≤ 1 ms for the two hops).
  */
 async function latencySection(hap: boolean): Promise<void> {
+  if (WARM > 0 && !want("wrk")) {
+    await wrk(URL_WEFT, WARM);
+    if (hap) await wrk(URL_HAPROXY, WARM);
+    note(`latency: ${WARM} s of wrk through each pair first (--warm)`);
+  }
   const probes = [["hey", fixedRate], ["open loop", openLoop]] as const;
   const added: Record<string, { weft: Latency[]; haproxy: Latency[] }> = {};
   for (let r = 1; r <= ROUNDS; r++) {
