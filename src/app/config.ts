@@ -272,14 +272,16 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
 }
 
 function checkCa(c: Checker, v: unknown): WeftConfig["ca"] {
-  const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile"]);
+  const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile", "crlFile"]);
   const mode = c.oneOf("ca.mode", o.mode, ["auto", "files", "xds"], "auto");
   const ca = {
     mode,
     stateDir: c.str("ca.stateDir", o.stateDir, ".weft/ca"),
     certFile: c.optStr("ca.certFile", o.certFile),
     keyFile: c.optStr("ca.keyFile", o.keyFile),
+    crlFile: c.optStr("ca.crlFile", o.crlFile),
   };
+  if (ca.crlFile === "") c.problems.add("ca.crlFile", "must be a file path (omit it for no CRL)");
   if (mode === "files") {
     if (!ca.certFile) c.problems.add("ca.certFile", "is required when ca.mode is files");
     if (!ca.keyFile) c.problems.add("ca.keyFile", "is required when ca.mode is files");

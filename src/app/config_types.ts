@@ -19,6 +19,9 @@ export interface CaConfig {
   /** files: PEM root certificate and key. */
   readonly certFile: string | undefined;
   readonly keyFile: string | undefined;
+  /** Certificate revocation lists for HBONE peers (ztunnel's CRL_PATH, which overrides it): a
+   * PEM of X509 CRL blocks or one DER CRL, watched for changes. */
+  readonly crlFile: string | undefined;
 }
 
 export interface ListenersConfig {
