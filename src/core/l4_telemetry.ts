@@ -275,6 +275,7 @@ export function recordClose(
     bytes_recv: bytesRecv,
     duration: `${Math.round(durationMs)}ms`,
     outcome,
+    ...(flags !== "-" ? { response_flags: flags } : {}),
     ...(detail ? { detail } : {}),
   });
 }
