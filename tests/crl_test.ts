@@ -15,7 +15,7 @@ import { closed, type Mesh, metricSum, roundTrip, scrape, startMesh } from "./su
 import { bunPath, type WeftProc } from "./support/weft_proc.ts";
 import { createTestPki, type PemFiles } from "./support/test_ca.ts";
 import { CertificateAuthority } from "../src/tls/mod.ts";
-import { caSigner, type CrlSigner, crlPem, makeCrl, serialOf } from "./support/test_crl.ts";
+import { caSigner, crlPem, type CrlSigner, makeCrl, serialOf } from "./support/test_crl.ts";
 
 const BUN = bunPath();
 const ID = "spiffe://cluster.local/ns/default/sa/";
@@ -85,7 +85,9 @@ async function poll(proc: WeftProc, ok: (text: string) => boolean, what: string)
     if (ok(text)) return text;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${what}\n${text.split("\n").filter((l) => /crl|revoked|CERT_/.test(l)).join("\n")}`);
+  throw new Error(
+    `${what}\n${text.split("\n").filter((l) => /crl|revoked|CERT_/.test(l)).join("\n")}`,
+  );
 }
 
 /** Write the CRL file as a Kubernetes volume update does: beside it, then renamed over it. */
@@ -143,7 +145,8 @@ async function refusedAndAccepted(runtime?: string): Promise<void> {
   }
 }
 
-Deno.test("crl: a revoked client is refused at the handshake and counted; others pass; an unknown CA's CRL is not consulted", () => refusedAndAccepted());
+Deno.test("crl: a revoked client is refused at the handshake and counted; others pass; an unknown CA's CRL is not consulted", () =>
+  refusedAndAccepted());
 
 Deno.test({
   name: "crl (Bun): the same on nodes running on Bun",
@@ -175,7 +178,9 @@ async function liveRevocation(runtime?: string): Promise<void> {
     // Revoke T2's client: node B closes that inbound connection; T1 stays up.
     const otherSerial = await serialOf(other.certPem);
     let t0 = performance.now();
-    const t2Closed = new Promise<number>((r) => t2.session.once("close", () => r(performance.now())));
+    const t2Closed = new Promise<number>((r) =>
+      t2.session.once("close", () => r(performance.now()))
+    );
     await replaceCrl(crlPath, crlPem(await makeCrl(signer, [otherSerial], { crlNumber: 2 })));
     const inboundMs = (await t2Closed) - t0;
     assertEquals(await roundTrip(t1, d1), d1, "the other tunnel stays up");
@@ -232,7 +237,8 @@ async function liveRevocation(runtime?: string): Promise<void> {
   }
 }
 
-Deno.test("crl: a rewrite closes the revoked peer's live tunnels (inbound, then outbound) with CERT_REVOKED; another tunnel stays", () => liveRevocation());
+Deno.test("crl: a rewrite closes the revoked peer's live tunnels (inbound, then outbound) with CERT_REVOKED; another tunnel stays", () =>
+  liveRevocation());
 
 Deno.test({
   name: "crl (Bun): live revocation on nodes running on Bun",
