@@ -216,3 +216,42 @@ Deno.test("crl store: a chain that cannot be read is admitted untracked and coun
     return Promise.resolve();
   });
 });
+
+Deno.test("crl store: a Kubernetes volume update (the ..data symlink swapped) is picked up", async () => {
+  const ca = await CertificateAuthority.generate({ name: "crl volume" });
+  const a = await meshLeaf(ca, "a");
+  const dir = await mkdtemp(join(tmpdir(), "weft-crl-vol-"));
+  try {
+    // kubelet's layout: crl.pem → ..data/crl.pem, ..data → ..<timestamp>/ (swapped by rename).
+    await Deno.mkdir(join(dir, "..v1"));
+    await writeFile(join(dir, "..v1", "crl.pem"), "");
+    await Deno.symlink("..v1", join(dir, "..data"));
+    await Deno.symlink(join("..data", "crl.pem"), join(dir, "crl.pem"));
+    const s = await CrlStore.open({
+      path: join(dir, "crl.pem"),
+      roots: () => ca.rootPem,
+      pollMs: 5000, // the directory watch, not the poll, must see it
+      debounceMs: 50,
+    });
+    try {
+      const adm = s.admit(a.chain, "destination");
+      assert.ok(adm.ok);
+      let closed = false;
+      adm.track(() => closed = true);
+      await Deno.mkdir(join(dir, "..v2"));
+      await writeFile(
+        join(dir, "..v2", "crl.pem"),
+        crlPem(await makeCrl(await caSigner(ca), [a.serial])),
+      );
+      await Deno.symlink("..v2", join(dir, "..data_tmp"));
+      await rename(join(dir, "..data_tmp"), join(dir, "..data"));
+      const t0 = Date.now();
+      while (!closed && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(closed, "the tracked connection must be closed after the swap");
+    } finally {
+      s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
