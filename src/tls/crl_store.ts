@@ -9,9 +9,7 @@
  * revoked is closed by its owner's callback at once. Loaded with `import()` only when a CRL is
  * configured (tests/lazy_imports_test.ts).
  */
-import { type FSWatcher, watch } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import {
   type CrlReporter,
@@ -23,7 +21,15 @@ import {
   WeftError,
 } from "../core/mod.ts";
 import { crlDersOf, parseCrlDer, type ParsedCrl } from "./_crl_der.ts";
-import { buildPath, type CertInfo, CrlSet, pathStatus, readCertInfo } from "./_crl_check.ts";
+import { watchFile } from "./_file_watch.ts";
+import {
+  buildPath,
+  type CertInfo,
+  CrlSet,
+  pathStatus,
+  readCertInfo,
+  verifySigned,
+} from "./_crl_check.ts";
 
 const log = logger("crl");
 
@@ -78,10 +84,7 @@ export class CrlStore implements PeerRevocation {
   private readonly tracked = new Set<Tracked>();
   private lastError: string | undefined;
   private loadedAt: Date | undefined;
-  private stamp = "";
-  private watcher: FSWatcher | undefined;
-  private poll: ReturnType<typeof setInterval> | undefined;
-  private debounce: ReturnType<typeof setTimeout> | undefined;
+  private stopWatch: (() => void) | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
   private closed = false;
   private rootsPem = "";
@@ -95,8 +98,14 @@ export class CrlStore implements PeerRevocation {
    * one is a warning (ztunnel: it may be mounted later). */
   static async open(opts: CrlStoreOptions): Promise<CrlStore> {
     const s = new CrlStore(opts);
+    // Watching first: a change while the first load runs is not missed. reload() never rejects.
+    s.stopWatch = watchFile(opts.path, () => void s.reload(), {
+      pollMs: opts.pollMs ?? 2000,
+      debounceMs: opts.debounceMs ?? 100,
+    });
     const r = await s.load();
     if (r === "invalid") {
+      s.close();
       throw new WeftError("crl_invalid", `Cannot load CRL file ${opts.path}: ${s.lastError}`, {
         hint: "a PEM file of X509 CRL blocks or one DER CRL (v2, with nextUpdate and cRLNumber)",
       });
@@ -104,7 +113,6 @@ export class CrlStore implements PeerRevocation {
     if (r === "missing") {
       log.warn("crl file not found; enforcing once it appears", { path: opts.path });
     }
-    s.watch();
     return s;
   }
 
@@ -167,10 +175,7 @@ export class CrlStore implements PeerRevocation {
 
   close(): void {
     this.closed = true;
-    this.watcher?.close();
-    this.watcher = undefined;
-    clearInterval(this.poll);
-    clearTimeout(this.debounce);
+    this.stopWatch?.();
     this.tracked.clear();
   }
 
@@ -190,12 +195,9 @@ export class CrlStore implements PeerRevocation {
     const path = this.opts.path;
     let data: Uint8Array;
     try {
-      const st = await stat(path);
-      this.stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
       data = new Uint8Array(await readFile(path));
     } catch (err) {
       if ((err as { code?: string }).code !== "ENOENT") return this.invalid(errorMessage(err));
-      this.stamp = "missing";
       crlMetrics.reloads.inc({ result: "missing" });
       return "missing"; // keep what was loaded (ztunnel keeps its last set too)
     }
@@ -228,8 +230,33 @@ export class CrlStore implements PeerRevocation {
       revoked: crls.reduce((n, c) => n + c.revoked.size, 0),
       generation: this.generation,
     });
+    this.warnUnverified(crls);
     this.recheck([...this.tracked]);
     return "success";
+  }
+
+  /** A CRL in a mesh root's name that this root's key does not verify refuses the root's peers
+   * (webpki): say so at load, not only per refused connection. */
+  private warnUnverified(crls: readonly ParsedCrl[]): void {
+    let roots: CertInfo[];
+    try {
+      roots = this.roots();
+    } catch {
+      return;
+    }
+    crls.forEach((c, i) => {
+      const named = roots.filter((r) => r.subjectHex === c.issuerHex);
+      const ok = named.some((r) =>
+        verifySigned(c.tbs, c.algorithm, c.signature, r.spki, r.spkiHex) === true
+      );
+      if (named.length > 0 && !ok) {
+        log.warn(
+          "crl names a mesh root but does not verify with its key: that root's peers " +
+            "are refused (crl_invalid) while it is loaded",
+          { path: this.opts.path, crl: i + 1 },
+        );
+      }
+    });
   }
 
   private invalid(message: string): LoadResult {
@@ -262,33 +289,5 @@ export class CrlStore implements PeerRevocation {
         log.error("closing a revoked connection failed", { error: errorMessage(err) });
       }
     }
-  }
-
-  private watch(): void {
-    const kick = (): void => {
-      clearTimeout(this.debounce);
-      // reload() never rejects.
-      this.debounce = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 100);
-    };
-    try {
-      // Any event in the directory: a ConfigMap update renames "..data", not the file.
-      this.watcher = watch(dirname(this.opts.path), kick);
-      this.watcher.on("error", (err) => {
-        log.warn("crl directory watch failed; polling", { error: errorMessage(err) });
-        this.watcher?.close();
-        this.watcher = undefined;
-      });
-    } catch (err) {
-      log.warn("cannot watch the crl directory; polling", { error: errorMessage(err) });
-    }
-    this.poll = setInterval(() => {
-      stat(this.opts.path).then(
-        (st) => `${st.ino}:${st.size}:${st.mtimeMs}`,
-        () => "missing",
-      ).then((s) => {
-        if (s !== this.stamp && !this.closed) kick();
-      });
-    }, this.opts.pollMs ?? 2000);
-    (this.poll as unknown as { unref?: () => void }).unref?.();
   }
 }
