@@ -12,7 +12,14 @@ import { CertificateAuthority } from "./ca.ts";
 import { crlDersOf, parseCrlDer } from "./_crl_der.ts";
 import { CrlStore } from "./crl_store.ts";
 import { metrics, type RevocationAdmission } from "../core/mod.ts";
-import { caSigner, chainPki, crlPem, makeCrl, serialOf } from "../../tests/support/test_crl.ts";
+import {
+  caSigner,
+  chainPki,
+  crlPem,
+  idp,
+  makeCrl,
+  serialOf,
+} from "../../tests/support/test_crl.ts";
 
 const ID = "spiffe://cluster.local/ns/default/sa/";
 
@@ -254,4 +261,34 @@ Deno.test("crl store: a Kubernetes volume update (the ..data symlink swapped) is
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+Deno.test("crl store: an issuingDistributionPoint scopes the CRL (webpki): CA-only skips leaves, user-only applies; indirect is refused", async () => {
+  const pki = await chainPki();
+  const a = await pki.leaf(ID + "a", "0a11");
+  const uri = "http://crl.example/mesh.crl";
+  const caOnly = await makeCrl(pki.intermediate, [a.serial], {
+    idp: idp(uri, { onlyCaCerts: true }),
+  });
+  await withStore(pki.rootPem, crlPem(caOnly), (s) => {
+    assert.equal(refused(s.admit(a.chain, "source")), undefined, "not authoritative for a leaf");
+    return Promise.resolve();
+  });
+  const userOnly = await makeCrl(pki.intermediate, [a.serial], {
+    idp: idp(uri, { onlyUserCerts: true }),
+  });
+  await withStore(pki.rootPem, crlPem(userOnly), (s) => {
+    assert.equal(refused(s.admit(a.chain, "source")), "revoked");
+    return Promise.resolve();
+  });
+  // The intermediate itself is not a user certificate: a user-only CRL of the root skips it.
+  const rootUserOnly = await makeCrl(pki.root, [pki.intermediateSerial], {
+    idp: idp(uri, { onlyUserCerts: true }),
+  });
+  await withStore(pki.rootPem, crlPem(rootUserOnly), (s) => {
+    assert.equal(refused(s.admit(a.chain, "source")), undefined);
+    return Promise.resolve();
+  });
+  const indirect = await makeCrl(pki.root, [], { idp: idp(uri, { indirect: true }) });
+  assert.throws(() => parseCrlDer(indirect), /indirect/);
 });

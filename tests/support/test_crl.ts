@@ -35,6 +35,35 @@ export interface CrlOptions {
   readonly nextUpdate?: Date;
   readonly omitCrlNumber?: boolean;
   readonly delta?: boolean;
+  /** An issuingDistributionPoint (idp() below), written critical as RFC 5280 asks. */
+  readonly idp?: Uint8Array<ArrayBuffer>;
+}
+
+function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  if (len > 127) throw new Error("test DER: short lengths only");
+  const out = new Uint8Array(2 + len);
+  out[0] = tag;
+  out[1] = len;
+  let o = 2;
+  for (const p of parts) out.set(p, o), o += p.length;
+  return out;
+}
+
+/** issuingDistributionPoint DER: a fullName URI and the scope flags. */
+export function idp(
+  uri: string,
+  flags: { onlyUserCerts?: boolean; onlyCaCerts?: boolean; indirect?: boolean } = {},
+): Uint8Array<ArrayBuffer> {
+  const TRUE = new Uint8Array([0xff]);
+  const name = tlv(0xa0, tlv(0xa0, tlv(0x86, new TextEncoder().encode(uri))));
+  return tlv(
+    0x30,
+    name,
+    ...(flags.onlyUserCerts ? [tlv(0x81, TRUE)] : []),
+    ...(flags.onlyCaCerts ? [tlv(0x82, TRUE)] : []),
+    ...(flags.indirect ? [tlv(0x84, TRUE)] : []),
+  );
 }
 
 function derInteger(n: number): Uint8Array<ArrayBuffer> {
@@ -62,6 +91,7 @@ export async function makeCrl(
     extensions.push(new x509.Extension("1.3.6.1.4.1.99999.1", false, new Uint8Array([5, 0])));
   }
   if (opts.delta) extensions.push(new x509.Extension("2.5.29.27", true, derInteger(1)));
+  if (opts.idp) extensions.push(new x509.Extension("2.5.29.28", true, opts.idp));
   const crl = await x509.X509CrlGenerator.create({
     issuer: new x509.Name(new Uint8Array(signer.name)),
     thisUpdate: new Date(Date.now() - 60_000),
