@@ -169,6 +169,16 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
+  for (const p of r.authorizationPolicies) {
+    if (p.policy.action === "CUSTOM") {
+      // Never silently unenforced: the xDS shape (shadow RBAC + ext_authz) is not built yet.
+      problems.push(
+        `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.action: CUSTOM is ` +
+          "enforced by weft.yaml nodes (meshConfig.extensionProviders), not yet served by " +
+          "weft's control plane",
+      );
+    }
+  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
