@@ -8,6 +8,9 @@ export const COMPONENT_TYPE = "weft.component";
 /** A proxy-wasm (ABI 0.2.x) module loaded from the ref's url. */
 export const PROXY_WASM_TYPE = "weft.proxy_wasm";
 
+/** The external authorization filter (AuthorizationPolicy CUSTOM, src/filters/ext_authz). */
+export const EXT_AUTHZ_TYPE = "weft.ext_authz";
+
 /** The first-party plugins (plugins/<name>), shipped prebuilt with weft. */
 export const FIRST_PARTY = ["authz", "fault", "traffic-split"] as const;
 export type FirstParty = typeof FIRST_PARTY[number];
