@@ -115,8 +115,8 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       assertEquals([r.status, r.body], [403, "RBAC: access denied"]);
       assertEquals(httpAuthz.seen.at(-1)!.url, "/check/ext/forbidden");
 
-      // Errors: timeout (1 s), 5xx, garbage → 403 with no body.
-      for (const path of ["/ext/slow", "/ext/boom", "/ext/garbage"]) {
+      // Errors: timeout (1 s), 5xx, garbage, a reset, an answer over the cap → 403, no body.
+      for (const path of ["/ext/slow", "/ext/boom", "/ext/garbage", "/ext/reset", "/ext/huge"]) {
         r = await send(`GET ${path} HTTP/1.1`);
         assertEquals([path, r.status, r.body], [path, 403, ""]);
       }
@@ -135,6 +135,8 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       r = await send("GET /ext/deny HTTP/1.1", 1);
       assertEquals([r.status, r.body], [418, "grpc denied"]);
       assertEquals(headersOf(r.text).includes("x-reason: grpc-no"), true, r.text);
+      assertEquals(headersOf(r.text).includes("x-injected"), false, r.text);
+      assertEquals((await send("GET /ext/garbage HTTP/1.1", 1)).status, 403);
 
       // Authorizer down: statusOnError 503; failOpen lets the request through.
       assertEquals((await send("GET /ext/x HTTP/1.1", 2)).status, 503);
@@ -152,7 +154,8 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
         );
       assertEquals(count("echo.default.ext-authz", "ok"), 2);
       assertEquals(count("echo.default.ext-authz", "denied"), 1);
-      assertEquals(count("echo.default.ext-authz", "error"), 3);
+      assertEquals(count("echo.default.ext-authz", "error"), 5);
+      assertEquals(count("echo1.default.ext-authz", "error"), 1);
       assertEquals(count("echo.default.ext-authz", "disabled"), 1);
       assertEquals(count("echo3.default.ext-authz", "failure_mode_allowed"), 1);
       assertEquals(count("echo4.default.ext-authz", "bad_provider"), 1);

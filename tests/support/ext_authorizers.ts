@@ -2,11 +2,13 @@
  * Real external authorizers for the ext_authz tests, on loopback:
  *  - HTTP (node:http), Envoy's HTTP ext_authz protocol: by the checked path, `/deny` answers 401
  *    with x-reason/x-other headers and a body; `/slow` never answers; `/boom` answers 503;
- *    `/garbage` writes bytes that are no HTTP and closes; anything else answers 200 with x-user,
+ *    `/garbage` writes bytes that are no HTTP and closes; `/reset` drops the connection; `/huge`
+ *    denies with a 2 MiB body (over the 1 MiB cap); anything else answers 200 with x-user,
  *    x-hidden, x-seen and `x-envoy-auth-headers-to-remove: x-strip`.
  *  - gRPC (grpc-js on node:http2): `envoy.service.auth.v3.Authorization/Check`, CheckRequest
  *    decoded and CheckResponse encoded with @bufbuild/protobuf's wire codec (not weft's):
- *    `/deny` → DeniedHttpResponse 418 with x-reason and a body; else OK with x-user: bob.
+ *    `/deny` → DeniedHttpResponse 418 with x-reason, a header name no HTTP allows and a body;
+ *    `/garbage` → bytes that are no CheckResponse; else OK with x-user: bob.
  * Each records what it was asked.
  */
 import { createServer, type IncomingHttpHeaders } from "node:http";
@@ -37,6 +39,14 @@ export async function startHttpAuthorizer(): Promise<HttpAuthorizer> {
     if (url.includes("/slow")) return; // held until the test closes the server
     if (url.includes("/garbage")) {
       req.socket.end("\x00\x01 not http at all\r\n\r\n");
+      return;
+    }
+    if (url.includes("/reset")) {
+      req.socket.destroy();
+      return;
+    }
+    if (url.includes("/huge")) {
+      res.writeHead(401).end(new Uint8Array(2 << 20).fill(97));
       return;
     }
     if (url.includes("/boom")) {
@@ -144,11 +154,15 @@ function header(w: BinaryWriter, field: number, key: string, value: string): voi
 
 function checkResponse(seen: SeenGrpc): Uint8Array {
   const w = new BinaryWriter();
+  if (seen.path.includes("/garbage")) {
+    return Uint8Array.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1]);
+  }
   if (seen.path.includes("/deny")) {
     w.tag(1, WireType.LengthDelimited).fork().tag(1, WireType.Varint).int32(7).join();
     w.tag(2, WireType.LengthDelimited).fork();
     w.tag(1, WireType.LengthDelimited).fork().tag(1, WireType.Varint).int32(418).join();
     header(w, 2, "x-reason", "grpc-no");
+    header(w, 2, "bad name\r\nx-injected", "1");
     w.tag(3, WireType.LengthDelimited).string("grpc denied");
     w.join();
   } else {

@@ -236,9 +236,15 @@ function headerOption(r: Reader): HeaderOption {
   return { key: key.toLowerCase(), value, append };
 }
 
+/** RFC 9110 field names (lower-cased) and values: what the authorizer names must be valid HTTP
+ * before it reaches a request or a response; anything else is dropped. */
+const NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const VALUE = /^[^\0\r\n]*$/;
+
 function headerList(list: HeaderOption[], r: Reader): void {
   if (list.length >= MAX_FIELDS) throw new Error("too many headers");
-  list.push(headerOption(r.sub()));
+  const h = headerOption(r.sub());
+  if (NAME.test(h.key) && VALUE.test(h.value)) list.push(h);
 }
 
 export function decodeCheckResponse(bytes: Uint8Array): CheckResult {
