@@ -60,6 +60,11 @@ data:
       envoyExtAuthzHttp: {service: 127.0.0.1, port: ${dead}, statusOnError: "503"}
     - name: down-open
       envoyExtAuthzGrpc: {service: 127.0.0.1, port: ${dead}, failOpen: true}
+    - name: mesh-authz
+      envoyExtAuthzHttp:
+        service: ext-authz.foo.svc.cluster.local
+        port: 9000
+        includeRequestBodyInCheck: {maxRequestBytes: 4, allowPartialMessage: true}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -69,7 +74,9 @@ spec:
   rules: [{to: [{operation: {paths: ["/ext/forbidden"]}}]}]
 ${custom("c0", "echo", "http-authz")}${custom("c1", "echo1", "grpc-authz")}${
     custom("c2", "echo2", "down-closed")
-  }${custom("c3", "echo3", "down-open")}${custom("c4", "echo4", "no-such-provider")}`;
+  }${custom("c3", "echo3", "down-open")}${custom("c4", "echo4", "no-such-provider")}${
+    custom("c5", "echo5", "mesh-authz")
+  }`;
 }
 
 const headersOf = (text: string): string => text.slice(0, text.indexOf("\r\n\r\n")).toLowerCase();
@@ -79,7 +86,17 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
   const grpcAuthz = await startGrpcAuthorizer();
   try {
     const istio = istioYaml(httpAuthz.port, grpcAuthz.port, await deadPort());
-    await withTwoNodes({ runtime, istio, services: [{}, {}, {}, {}, {}] }, async ({ b, send }) => {
+    await withTwoNodes({
+      runtime,
+      istio,
+      services: [{}, {}, {}, {}, {}, {}, {
+        // The mesh-authz provider's service: a weft service whose endpoint is the authorizer.
+        name: "ext-authz",
+        namespace: "foo",
+        ports: [{ port: 9000, targetPort: httpAuthz.port, protocol: "HTTP" }],
+        endpoints: [{ address: "127.0.0.1", tunnel: "NONE" }],
+      }],
+    }, async ({ b, send }) => {
       // Not matched by the CUSTOM rules: never reaches the authorizer.
       let r = await send("GET /public HTTP/1.1");
       assertEquals(r.status, 200);
@@ -145,6 +162,15 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       // An unknown provider: istiod denies every request of the workload.
       r = await send("GET /public HTTP/1.1", 4);
       assertEquals([r.status, r.body], [403, "RBAC: access denied"]);
+
+      // A provider that is a mesh service (reached through the node's dialer), with the body:
+      // 4 bytes of it (allowPartialMessage), Content-Length to match.
+      r = await send("POST /ext/body HTTP/1.1\r\nContent-Length: 5", 5, "hello");
+      assertEquals(r.status, 200, r.text);
+      const withBody = httpAuthz.seen.at(-1)!;
+      assertEquals([withBody.url, withBody.body], ["/ext/body", "hell"]);
+      assertEquals(withBody.headers["content-length"], "4");
+      assertEquals(JSON.parse(r.body).body, "hello");
 
       const metrics = await (await fetch(`http://${b.ready.metrics}/metrics`)).text();
       const count = (filter: string, result: string) =>

@@ -11,7 +11,12 @@
  *    `/garbage` → bytes that are no CheckResponse; else OK with x-user: bob.
  * Each records what it was asked.
  */
-import { createServer, type IncomingHttpHeaders } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
@@ -21,6 +26,7 @@ export interface SeenHttp {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
+  body: string;
 }
 
 export interface HttpAuthorizer {
@@ -33,8 +39,18 @@ export async function startHttpAuthorizer(): Promise<HttpAuthorizer> {
   const seen: SeenHttp[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
-    seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
-    req.resume();
+    const s: SeenHttp = {
+      method: req.method ?? "",
+      url: req.url ?? "",
+      headers: req.headers,
+      body: "",
+    };
+    seen.push(s);
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (s.body += c));
+    req.on("end", () => answer(req, res));
+  });
+  const answer = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "";
     if (url.includes("/slow")) return; // held until the test closes the server
     if (url.includes("/garbage")) {
@@ -64,7 +80,7 @@ export async function startHttpAuthorizer(): Promise<HttpAuthorizer> {
       "x-seen": "yes",
       "x-envoy-auth-headers-to-remove": "x-strip",
     }).end();
-  });
+  };
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
