@@ -4,11 +4,14 @@
  * the CUSTOM policies' rules as the shadow-RBAC gate (Istio: an RBAC filter with shadow rules and
  * stat prefix `istio_ext_authz_` in front of ext_authz). The gate is the authz plugin with those
  * rules as DENY policies: a request is sent to the authorizer exactly when the plugin would deny
- * it, so CUSTOM matching is ALLOW/DENY matching, by the same code.
+ * it, so CUSTOM matching is ALLOW/DENY matching, by the same code. Over xDS the gate comes as
+ * istiod's shadow RBAC rules (extAuthzConfigFromXds).
  */
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { type ExtAuthzProvider, providerFor } from "../../istio/mod.ts";
 import { authzConfigFromPolicies, type AuthzPluginConfig } from "../first_party/authz_config.ts";
+import { authzConfigFromEnvoyRbac } from "../first_party/rbac_config.ts";
+import { problemsError } from "../first_party/convert_util.ts";
 
 export interface ExtAuthzFilterConfig {
   readonly provider: ExtAuthzProvider | undefined;
@@ -39,4 +42,50 @@ export function extAuthzConfig(
     };
   }
   return { provider: picked, error: undefined, gate };
+}
+
+const PROVIDER_KEYS = [
+  "name",
+  "kind",
+  "service",
+  "port",
+  "timeoutMs",
+  "failOpen",
+  "statusOnError",
+  "pathPrefix",
+  "includeRequestHeadersInCheck",
+  "includeAdditionalHeadersInCheck",
+  "includeRequestBodyInCheck",
+  "headersToUpstreamOnAllow",
+  "headersToDownstreamOnDeny",
+  "headersToDownstreamOnAllow",
+];
+
+/** An xDS node's `{provider, rbac}` (src/xds/resources/ext_authz.ts) → the filter's config: the
+ * gate from the RBAC rules (checked as any RBAC config), the provider's shape checked (it came
+ * from an untrusted control plane, through weft's own decoder). Throws a `config_invalid`
+ * WeftError: the update is NACKed. */
+export function extAuthzConfigFromXds(raw: unknown): ExtAuthzFilterConfig {
+  const o = (raw ?? {}) as { provider?: Record<string, unknown>; rbac?: unknown };
+  const p = o.provider ?? {};
+  const problems: string[] = [];
+  for (const k of Object.keys(p)) {
+    if (!PROVIDER_KEYS.includes(k)) problems.push(`provider.${k}: unknown`);
+  }
+  if (p.kind !== "http" && p.kind !== "grpc") problems.push("provider.kind: must be http or grpc");
+  if (typeof p.service !== "string" || p.service === "") {
+    problems.push("provider.service: required");
+  }
+  const port = p.port as number;
+  if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    problems.push("provider.port: 1-65535");
+  }
+  if (!(typeof p.timeoutMs === "number" && p.timeoutMs >= 0)) problems.push("provider.timeoutMs");
+  if (o.rbac === undefined) problems.push("rbac: the gate's rules are required");
+  if (problems.length > 0) throw problemsError("ext_authz config", problems);
+  return {
+    provider: p as unknown as ExtAuthzProvider,
+    error: undefined,
+    gate: authzConfigFromEnvoyRbac(o.rbac),
+  };
 }

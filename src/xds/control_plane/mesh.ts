@@ -12,6 +12,7 @@ import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
   deepFreeze,
   type DocumentCache,
+  type ExtAuthzProvider,
   hostFqdn,
   type HttpFault,
   type HttpMatch,
@@ -123,6 +124,8 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name. */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
   readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
@@ -171,16 +174,6 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
-  for (const p of r.authorizationPolicies) {
-    if (p.policy.action === "CUSTOM") {
-      // Never silently unenforced: the xDS shape (shadow RBAC + ext_authz) is not built yet.
-      problems.push(
-        `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.action: CUSTOM is ` +
-          "enforced by weft.yaml nodes (meshConfig.extensionProviders), not yet served by " +
-          "weft's control plane",
-      );
-    }
-  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
@@ -202,6 +195,7 @@ export function meshFromResources(r: IstioResources): Mesh {
       ...r.authorizationPolicies.map((p) => p.policy),
       ...peer.policies,
     ]),
+    extensionProviders: mc?.extensionProviders ?? [],
     policyBindings: peer.bindings,
     counts: Object.freeze(counts),
     warnings: Object.freeze(warnings),
