@@ -114,6 +114,7 @@ export function checkResources(
     wasmPlugins.push(...r.wasmPlugins);
     defaultHttpRetryPolicy = r.meshConfig?.defaultHttpRetryPolicy ?? defaultHttpRetryPolicy;
     for (const p of problems) c.problems.list.push(p);
+    for (const w of r.warnings ?? []) log.warn("config warning", { warning: w });
     refuseOthers(c, r);
     policies.push(...r.authorizationPolicies.map((p) => p.policy));
     policies.push(...r.peerAuthentications.flatMap(convertPeerAuthentication));

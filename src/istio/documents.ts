@@ -17,6 +17,7 @@ import { parseExtensionProviders } from "./ext_authz.ts";
 import { parseMeshConfigMap } from "./mesh_configmap.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
 import type { IstioObject, IstioResources, MeshConfig } from "./types.ts";
+import { mergeDelegates } from "./delegate.ts";
 
 type Parser = (c: Checker, doc: Raw) => IstioObject;
 
@@ -331,6 +332,7 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     }
     return ([] as IstioObject[]).concat(...lists) as Extract<IstioObject, { kind: K }>[];
   };
+  const warnings: string[] = [];
   const meshConfigs = by("MeshConfig");
   if (meshConfigs.length > 1) problems.add("MeshConfig", "at most one MeshConfig");
   return {
@@ -338,7 +340,10 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     authorizationPolicies: by("AuthorizationPolicy"),
     peerAuthentications: by("PeerAuthentication"),
     // HTTPRoutes bound to Services (GAMMA) become one VirtualService per Service (http_route.ts).
-    virtualServices: [...by("VirtualService"), ...gatewayVirtualServices(by("HTTPRoute"))],
+    virtualServices: [
+      ...mergeDelegates(by("VirtualService"), warnings),
+      ...gatewayVirtualServices(by("HTTPRoute")),
+    ],
     destinationRules: by("DestinationRule"),
     wasmPlugins: by("WasmPlugin"),
     serviceEntries: by("ServiceEntry"),
@@ -346,5 +351,6 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     services: by("Service"),
     pods: by("Pod"),
     endpointSlices: by("EndpointSlice"),
+    ...(warnings.length ? { warnings } : {}),
   };
 }
