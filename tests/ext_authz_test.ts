@@ -55,7 +55,7 @@ data:
         headersToDownstreamOnDeny: [x-reason]
         headersToDownstreamOnAllow: [x-seen]
     - name: grpc-authz
-      envoyExtAuthzGrpc: {service: 127.0.0.1, port: ${grpcPort}, timeout: 2s}
+      envoyExtAuthzGrpc: {service: 127.0.0.1, port: ${grpcPort}, timeout: 1s}
     - name: down-closed
       envoyExtAuthzHttp: {service: 127.0.0.1, port: ${dead}, statusOnError: "503"}
     - name: down-open
@@ -154,6 +154,7 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       assertEquals(headersOf(r.text).includes("x-reason: grpc-no"), true, r.text);
       assertEquals(headersOf(r.text).includes("x-injected"), false, r.text);
       assertEquals((await send("GET /ext/garbage HTTP/1.1", 1)).status, 403);
+      assertEquals((await send("GET /ext/slow HTTP/1.1", 1)).status, 403); // past the 1 s timeout
 
       // Authorizer down: statusOnError 503; failOpen lets the request through.
       assertEquals((await send("GET /ext/x HTTP/1.1", 2)).status, 503);
@@ -181,7 +182,7 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       assertEquals(count("echo.default.ext-authz", "ok"), 2);
       assertEquals(count("echo.default.ext-authz", "denied"), 1);
       assertEquals(count("echo.default.ext-authz", "error"), 5);
-      assertEquals(count("echo1.default.ext-authz", "error"), 1);
+      assertEquals(count("echo1.default.ext-authz", "error"), 2);
       assertEquals(count("echo.default.ext-authz", "disabled"), 1);
       assertEquals(count("echo3.default.ext-authz", "failure_mode_allowed"), 1);
       assertEquals(count("echo4.default.ext-authz", "bad_provider"), 1);

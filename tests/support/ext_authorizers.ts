@@ -8,7 +8,7 @@
  *  - gRPC (grpc-js on node:http2): `envoy.service.auth.v3.Authorization/Check`, CheckRequest
  *    decoded and CheckResponse encoded with @bufbuild/protobuf's wire codec (not weft's):
  *    `/deny` → DeniedHttpResponse 418 with x-reason, a header name no HTTP allows and a body;
- *    `/garbage` → bytes that are no CheckResponse; else OK with x-user: bob.
+ *    `/garbage` → bytes that are no CheckResponse; `/slow` never answers; else OK with x-user: bob.
  * Each records what it was asked.
  */
 import {
@@ -212,7 +212,7 @@ export async function startGrpcAuthorizer(): Promise<GrpcAuthorizer> {
     ) => {
       const s = decodeCheck(call.request);
       seen.push(s);
-      cb(null, checkResponse(s));
+      if (!s.path.includes("/slow")) cb(null, checkResponse(s)); // `/slow`: never answered
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
