@@ -18,6 +18,6 @@ export function registerXdsFilterChecks(): void {
   // Checked as decoded, before the gate is paired in (src/xds/resources/ext_authz.ts).
   registerFilterConfigCheck(
     EXT_AUTHZ_XDS_TYPE,
-    (c) => void extAuthzConfigFromXds({ rbac: {}, ...(c as object) }),
+    (c) => void extAuthzConfigFromXds(c),
   );
 }

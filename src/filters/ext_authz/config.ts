@@ -44,6 +44,13 @@ export function extAuthzConfig(
   return { provider: picked, error: undefined, gate };
 }
 
+const CHECK_ALL = {
+  rules: {
+    action: "DENY",
+    policies: { all: { permissions: [{ any: true }], principals: [{ any: true }] } },
+  },
+};
+
 const PROVIDER_KEYS = [
   "name",
   "kind",
@@ -81,11 +88,12 @@ export function extAuthzConfigFromXds(raw: unknown): ExtAuthzFilterConfig {
     problems.push("provider.port: 1-65535");
   }
   if (!(typeof p.timeoutMs === "number" && p.timeoutMs >= 0)) problems.push("provider.timeoutMs");
-  if (o.rbac === undefined) problems.push("rbac: the gate's rules are required");
   if (problems.length > 0) throw problemsError("ext_authz config", problems);
   return {
     provider: p as unknown as ExtAuthzProvider,
     error: undefined,
-    gate: authzConfigFromEnvoyRbac(o.rbac),
+    // No gate (an ext_authz without istiod's shadow RBAC before it, or from ECDS): Envoy checks
+    // every request.
+    gate: authzConfigFromEnvoyRbac(o.rbac ?? CHECK_ALL),
   };
 }
