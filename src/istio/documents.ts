@@ -13,8 +13,11 @@ import { parseHttpRetry, parseVirtualService } from "./virtual_service.ts";
 import { gatewayVirtualServices, parseGatewayHttpRoute } from "./http_route.ts";
 import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./destination.ts";
 import { parseWasmPlugin } from "./wasm_plugin.ts";
+import { parseExtensionProviders } from "./ext_authz.ts";
+import { parseMeshConfigMap } from "./mesh_configmap.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
 import type { IstioObject, IstioResources, MeshConfig } from "./types.ts";
+import { mergeDelegates } from "./delegate.ts";
 
 type Parser = (c: Checker, doc: Raw) => IstioObject;
 
@@ -37,6 +40,8 @@ const KINDS: Record<string, readonly [readonly string[], Parser]> = {
   Pod: [["v1"], parsePod],
   EndpointSlice: [["discovery.k8s.io/v1"], parseEndpointSlice],
   MeshConfig: [["weft.dev/v1alpha1"], parseMeshConfig],
+  // Istio's own form: the `istio` ConfigMap (istio-system) with MeshConfig YAML in `data.mesh`.
+  ConfigMap: [["v1"], parseMeshConfigMap],
   HTTPRoute: [
     ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
     parseGatewayHttpRoute,
@@ -242,6 +247,8 @@ function parseDoc(problems: Problems, where: string, doc: unknown, out: IstioObj
   const c = new Checker(problems);
   const top = kind === "EndpointSlice"
     ? ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"]
+    : kind === "ConfigMap"
+    ? ["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"]
     : ["apiVersion", "kind", "metadata", "spec", "status"];
   c.obj("", doc, top);
   if (doc.status !== undefined && kind !== "Pod" && !isObj(doc.status)) {
@@ -261,6 +268,7 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     "nodeAgentServiceAccount",
     "nodeTokens",
     "defaultHttpRetryPolicy",
+    "extensionProviders",
   ]);
   const tokens = c.labels("spec.nodeTokens", spec.nodeTokens);
   for (const [node, h] of Object.entries(tokens)) {
@@ -297,6 +305,11 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     defaultHttpRetryPolicy: spec.defaultHttpRetryPolicy === undefined
       ? undefined
       : parseHttpRetry(c, "spec.defaultHttpRetryPolicy", spec.defaultHttpRetryPolicy),
+    extensionProviders: parseExtensionProviders(
+      c,
+      "spec.extensionProviders",
+      spec.extensionProviders,
+    ),
   };
 }
 
@@ -319,6 +332,7 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     }
     return ([] as IstioObject[]).concat(...lists) as Extract<IstioObject, { kind: K }>[];
   };
+  const warnings: string[] = [];
   const meshConfigs = by("MeshConfig");
   if (meshConfigs.length > 1) problems.add("MeshConfig", "at most one MeshConfig");
   return {
@@ -326,7 +340,10 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     authorizationPolicies: by("AuthorizationPolicy"),
     peerAuthentications: by("PeerAuthentication"),
     // HTTPRoutes bound to Services (GAMMA) become one VirtualService per Service (http_route.ts).
-    virtualServices: [...by("VirtualService"), ...gatewayVirtualServices(by("HTTPRoute"))],
+    virtualServices: [
+      ...mergeDelegates(by("VirtualService"), warnings),
+      ...gatewayVirtualServices(by("HTTPRoute")),
+    ],
     destinationRules: by("DestinationRule"),
     wasmPlugins: by("WasmPlugin"),
     serviceEntries: by("ServiceEntry"),
@@ -334,5 +351,6 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     services: by("Service"),
     pods: by("Pod"),
     endpointSlices: by("EndpointSlice"),
+    ...(warnings.length ? { warnings } : {}),
   };
 }

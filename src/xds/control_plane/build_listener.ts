@@ -3,7 +3,7 @@
  * fault, WasmPlugin and router filters; TCP as tcp_proxy, weighted by VirtualService tcp routes)
  * and the inbound L7 authorization listener per HTTP service and node (build_rbac.ts).
  */
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, createRegistry, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import {
   HttpConnectionManagerSchema,
@@ -11,9 +11,14 @@ import {
   RBACSchema,
   RouterSchema,
   TcpProxySchema,
+  UriTemplateMatchConfigSchema,
 } from "../proto.ts";
+
+/** The Any types inside RBAC as istiod writes it (`{*}`/`{**}` paths as URI templates). */
+const RBAC_TYPES = { registry: createRegistry(UriTemplateMatchConfigSchema) };
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { rbacFilters } from "./build_rbac.ts";
+import type { RbacOrAny } from "./build_ext_authz.ts";
 import {
   clusterName,
   faultFilter,
@@ -22,6 +27,7 @@ import {
   pluginResourceName,
 } from "./build_routes.ts";
 import { matches } from "./build_select.ts";
+import { corsFilter } from "./build_cors.ts";
 import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
 
 function httpManager(s: MeshService, port: number) {
@@ -35,6 +41,8 @@ function httpManager(s: MeshService, port: number) {
       configType: { case: "typedConfig" as const, value: fault },
     });
   }
+  const cors = corsFilter(s);
+  if (cors) filters.push(cors);
   for (const p of orderedPlugins(s)) {
     filters.push({
       name: pluginResourceName(s, p),
@@ -158,6 +166,7 @@ export function inboundListener(
   node: string,
   port: MeshService["ports"][number],
   policies: readonly AuthorizationPolicy[],
+  custom: readonly RbacOrAny[] = [],
 ) {
   const name = inboundListenerName(s, node);
   const typed = (name: string, value: Any) => ({
@@ -165,10 +174,19 @@ export function inboundListener(
     configType: { case: "typedConfig" as const, value },
   });
   const filters = [
+    // CUSTOM first (its shadow RBAC gate and ext_authz, build_ext_authz.ts), as istiod orders them.
+    ...custom.map((f) =>
+      typed(
+        f.name,
+        "any" in f
+          ? f.any
+          : anyPack(RBACSchema, fromJson(RBACSchema, f.rbac as JsonValue, RBAC_TYPES)),
+      )
+    ),
     ...rbacFilters(policies).map((f) =>
       typed(
         "envoy.filters.http.rbac",
-        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
+        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue, RBAC_TYPES)),
       )
     ),
     typed("envoy.filters.http.router", anyPack(RouterSchema, create(RouterSchema))),

@@ -12,6 +12,7 @@ import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
   deepFreeze,
   type DocumentCache,
+  type ExtAuthzProvider,
   hostFqdn,
   type HttpFault,
   type HttpMatch,
@@ -61,6 +62,8 @@ export interface MeshRoute {
   readonly rewrite?: HttpRoute["rewrite"];
   /** Istio `headers` of the route (Route header fields). */
   readonly headers?: HttpRoute["headers"];
+  /** Istio `corsPolicy` (typed_per_filter_config CorsPolicy: build_cors.ts). */
+  readonly cors?: HttpRoute["cors"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -123,6 +126,8 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name. */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
   readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
@@ -160,7 +165,7 @@ export function meshFromResources(r: IstioResources): Mesh {
   const td = mc?.trustDomain ?? "cluster.local";
   const rootNamespace = mc?.rootNamespace ?? "istio-system";
   const problems: string[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...(r.warnings ?? [])];
   const workloads = collectWorkloads(r, td);
   const services = collectServices(r, workloads, td, problems, warnings);
   for (const p of r.wasmPlugins) {
@@ -192,6 +197,7 @@ export function meshFromResources(r: IstioResources): Mesh {
       ...r.authorizationPolicies.map((p) => p.policy),
       ...peer.policies,
     ]),
+    extensionProviders: mc?.extensionProviders ?? [],
     policyBindings: peer.bindings,
     counts: Object.freeze(counts),
     warnings: Object.freeze(warnings),
@@ -469,6 +475,7 @@ function httpRoutes(
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     ...(h.rewrite ? { rewrite: h.rewrite } : {}),
     ...(h.headers ? { headers: h.headers } : {}),
+    ...(h.cors ? { cors: h.cors } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(
