@@ -72,7 +72,8 @@ function upstreams(webIp: string, grpcIp: string): Promise<() => Promise<void>> 
   });
   web.on("clientError", (_e, s) => s.destroy());
   const grpc = http2.createServer();
-  grpc.on("stream", (st, h) => {
+  grpc.on("stream", (raw, h) => {
+    const st = raw as http2.ServerHttp2Stream;
     st.on("error", () => {});
     st.on("data", () => {});
     st.on("end", () => {

@@ -93,7 +93,8 @@ export async function runXdsClientCampaign(
   const server = http2.createServer();
   server.on("sessionError", () => {});
   server.on("session", (ss) => ss.on("error", () => {}));
-  server.on("stream", (s) => {
+  server.on("stream", (raw) => {
+    const s = raw as http2.ServerHttp2Stream;
     stats.streams++;
     s.on("error", () => {});
     s.respond({ ":status": 200, "content-type": "application/grpc" });
