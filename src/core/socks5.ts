@@ -92,9 +92,6 @@ export function socksHandshake(sock: Socket, timeoutMs: number): Promise<SocksRe
     const timer = setTimeout(() => fail(new Error("handshake timed out")), timeoutMs);
     const fail = (e: Error, code?: number): void => {
       cleanup();
-      // The refusal is written to a peer that may already be gone (RST): its EPIPE/ECONNRESET
-      // must not reach the process as an unhandled 'error' event (found by bench/fuzz.ts).
-      sock.on("error", ignore);
       if (code !== undefined && code >= 0 && !sock.destroyed) {
         if (!greeted) sock.write(Uint8Array.of(5, 0));
         sock.end(replyBytes(code));
@@ -107,6 +104,12 @@ export function socksHandshake(sock: Socket, timeoutMs: number): Promise<SocksRe
       sock.off("data", onData);
       sock.off("error", onErr);
       sock.off("end", onEnd);
+      // The socket keeps a listener after the handshake: a write already made (the greeting's
+      // answer, a refusal) to a peer that reset fails later, when the socket may be destroyed
+      // and no owner took it (reply() on a destroyed socket does nothing), and its
+      // EPIPE/ECONNRESET must not reach the process as an unhandled 'error' event (found by
+      // bench/fuzz.ts). An owner's own 'error' listener still gets every error.
+      sock.on("error", ignore);
     };
     const onErr = (e: Error): void => fail(e);
     const onEnd = (): void => fail(new Error("client closed during handshake"));
@@ -135,10 +138,7 @@ export function socksHandshake(sock: Socket, timeoutMs: number): Promise<SocksRe
         reply(code: number): void {
           if (sock.destroyed) return;
           if (code === 0) sock.write(replyBytes(0));
-          else {
-            sock.on("error", ignore);
-            sock.end(replyBytes(code));
-          }
+          else sock.end(replyBytes(code));
         },
       });
     };
