@@ -6,7 +6,8 @@
  * against nginx, A, B, nginx, A, B, ... (L7_BENCH_SECONDS each, default 5) and prints each
  * tree's ratio to nginx over the same rounds, with the load average. `--deno`: the proxies run
  * on Deno (default Bun, the shipped runtime). Other `--` arguments (e.g. `--no-filters`) go to
- * both proxy servers. Loopback only, bounded duration.
+ * both proxy servers. A tree may carry environment for its proxy: `path?K=V,K2=V2` (the same tree
+ * twice with and without a JSC option, say). Loopback only, bounded duration.
  */
 import { join } from "node:path";
 import { proxyReadyLine, startNginxPair, type Wrk, wrk as wrkFor } from "./peers.ts";
@@ -23,12 +24,25 @@ const load = (): string => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
 const nginx = await startNginxPair("weft-l7-ab-");
 const wrk = (url: string): Promise<Wrk> => wrkFor(url, SECONDS);
 
-async function proxy(tree: string): Promise<{ port: number; child: Deno.ChildProcess }> {
+/** `tree?K=V,K2=V2`: the tree's proxy runs with that environment added (a JSC option, say). */
+function treeEnv(spec: string): [string, Record<string, string>] {
+  const [tree, vars] = spec.split("?", 2) as [string, string | undefined];
+  const env: Record<string, string> = {};
+  for (const kv of vars ? vars.split(",") : []) {
+    const i = kv.indexOf("=");
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return [tree, env];
+}
+
+async function proxy(spec: string): Promise<{ port: number; child: Deno.ChildProcess }> {
+  const [tree, env] = treeEnv(spec);
   const server = join(tree, "bench/l7/l7_proxy_server.ts");
   const args = [server, "--upstream", `127.0.0.1:${nginx.upPort}`, ...passOn];
   const child = new Deno.Command(DENO ? Deno.execPath() : "bun", {
     args: DENO ? ["run", "-A", ...args] : args,
     cwd: tree,
+    env: { ...Deno.env.toObject(), ...env },
     stdout: "piped",
   }).spawn();
   const line = await proxyReadyLine(child, `the proxy of ${tree}`);
