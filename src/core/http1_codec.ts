@@ -445,7 +445,10 @@ export function checkRequestLine(first: [string, string, string], raw: Buffer): 
   if (!isToken(method, 0, method.length)) throw bad("bad method");
   if (target === "" || hasSpaceOrControl(target)) throw bad("bad request target");
   // The first CRLF: the first LF when a CR precedes it (always so for a head from readHead).
-  let lineEnd = raw.indexOf(0x0a);
+  // A byte loop: the request line is short, and Buffer#indexOf is a host call on Bun.
+  let lineEnd = 0;
+  while (lineEnd < raw.length && raw[lineEnd] !== 0x0a) lineEnd++;
+  if (lineEnd === raw.length) lineEnd = -1;
   if (lineEnd > 0 && raw[lineEnd - 1] === 0x0d) lineEnd--;
   else lineEnd = raw.indexOf("\r\n");
   if (lineEnd !== method.length + target.length + version.length + 2) {
