@@ -108,6 +108,8 @@ export interface MeshService {
   /** MeshConfig `defaultHttpRetryPolicy`: the retries of routes that set none (undefined =
    * Istio's built-in default); build_routes.ts emits what applies on every route. */
   readonly defaultRetry?: HttpRetry | undefined;
+  /** ServiceEntry `subjectAltNames`: sent as the WDS Service's `subject_alt_names`. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export interface Mesh {
@@ -158,7 +160,7 @@ export function meshFromResources(r: IstioResources): Mesh {
   const td = mc?.trustDomain ?? "cluster.local";
   const rootNamespace = mc?.rootNamespace ?? "istio-system";
   const problems: string[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...(r.warnings ?? [])];
   const workloads = collectWorkloads(r, td);
   const services = collectServices(r, workloads, td, problems, warnings);
   for (const p of r.wasmPlugins) {
@@ -310,6 +312,7 @@ function collectServices(
         ports: se.ports,
         selector,
         endpointIps: undefined,
+        ...(se.subjectAltNames.length > 0 ? { subjectAltNames: se.subjectAltNames } : {}),
       });
     }
   }
