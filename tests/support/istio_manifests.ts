@@ -17,6 +17,7 @@ export function meshDocs(mesh: R): R[] {
     "hbonePort",
     "nodeAgentServiceAccount",
     "nodeTokens",
+    "extensionProviders",
   ];
   if (settings.some((k) => mesh[k] !== undefined)) {
     docs.push({
@@ -134,6 +135,7 @@ export function meshDocs(mesh: R): R[] {
       spec: {
         ...(p.selector ? { selector: { matchLabels: p.selector } } : {}),
         ...(p.action ? { action: p.action } : {}),
+        ...(p.provider ? { provider: p.provider } : {}),
         ...(p.rules ? { rules: p.rules } : {}),
       },
     });

@@ -18,6 +18,7 @@ import {
 } from "../type_urls.ts";
 import { authorizationOf } from "./build_policy.ts";
 import { isHttpPolicy } from "./build_rbac.ts";
+import { extAuthzFilters } from "./build_ext_authz.ts";
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import {
   clusterName,
@@ -241,7 +242,10 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
   // A policy attached by targetRefs is enforced only here (never at L4), whatever its fields.
   const l7Only = (p: AuthorizationPolicy): boolean => p.targetServices !== undefined;
-  const anyHttp = mesh.authorizationPolicies.some((p) => isHttpPolicy(p) || l7Only(p));
+  // CUSTOM policies run in the HTTP chain only (ext_authz; ztunnel ignores them, as in Istio).
+  const l7 = (p: AuthorizationPolicy): boolean =>
+    isHttpPolicy(p) || l7Only(p) || p.action === "CUSTOM";
+  const anyHttp = mesh.authorizationPolicies.some(l7);
   const byNamespace = new Map<string, AuthorizationPolicy[]>();
   const byId = new Map<string, AuthorizationPolicy>();
   for (const p of anyHttp ? mesh.authorizationPolicies : []) {
@@ -267,13 +271,16 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     }
     for (const [node, m] of byNode) {
       const policies = [...m.values()];
-      if (!policies.some((p) => isHttpPolicy(p) || l7Only(p))) continue;
+      if (!policies.some(l7)) continue;
+      const ext = policies.some((p) => p.action === "CUSTOM")
+        ? extAuthzFilters(mesh, policies)
+        : [];
       idx.inbound.push(inboundListenerName(s, node));
       put(
         LISTENER,
         inboundListenerName(s, node),
-        key([s.hostname, s.name, s.namespace, http.targetPort, policies]),
-        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies)),
+        key([s.hostname, s.name, s.namespace, http.targetPort, policies, ext]),
+        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies, ext)),
       );
     }
   }
@@ -285,6 +292,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     out.set(ADDRESS, prevAddresses as Map<string, Built>);
   } else buildAddresses(mesh, put, bound());
   for (const p of mesh.authorizationPolicies) {
+    if (p.action === "CUSTOM") continue;
     if (l7Only(p) && tcpTargets(mesh, p).length === 0) continue;
     put(
       AUTHORIZATION,

@@ -18,6 +18,7 @@ import {
 const RBAC_TYPES = { registry: createRegistry(UriTemplateMatchConfigSchema) };
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { rbacFilters } from "./build_rbac.ts";
+import type { RbacOrAny } from "./build_ext_authz.ts";
 import {
   clusterName,
   faultFilter,
@@ -162,6 +163,7 @@ export function inboundListener(
   node: string,
   port: MeshService["ports"][number],
   policies: readonly AuthorizationPolicy[],
+  custom: readonly RbacOrAny[] = [],
 ) {
   const name = inboundListenerName(s, node);
   const typed = (name: string, value: Any) => ({
@@ -169,6 +171,15 @@ export function inboundListener(
     configType: { case: "typedConfig" as const, value },
   });
   const filters = [
+    // CUSTOM first (its shadow RBAC gate and ext_authz, build_ext_authz.ts), as istiod orders them.
+    ...custom.map((f) =>
+      typed(
+        f.name,
+        "any" in f
+          ? f.any
+          : anyPack(RBACSchema, fromJson(RBACSchema, f.rbac as JsonValue, RBAC_TYPES)),
+      )
+    ),
     ...rbacFilters(policies).map((f) =>
       typed(
         "envoy.filters.http.rbac",

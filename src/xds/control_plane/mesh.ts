@@ -12,6 +12,7 @@ import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
   deepFreeze,
   type DocumentCache,
+  type ExtAuthzProvider,
   hostFqdn,
   type HttpFault,
   type HttpMatch,
@@ -123,6 +124,8 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name. */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
   readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
@@ -192,6 +195,7 @@ export function meshFromResources(r: IstioResources): Mesh {
       ...r.authorizationPolicies.map((p) => p.policy),
       ...peer.policies,
     ]),
+    extensionProviders: mc?.extensionProviders ?? [],
     policyBindings: peer.bindings,
     counts: Object.freeze(counts),
     warnings: Object.freeze(warnings),

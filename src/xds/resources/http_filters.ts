@@ -1,7 +1,8 @@
 /**
  * HTTP filter configs (inline `typed_config` or an ECDS `TypedExtensionConfig`) → weft FilterRefs.
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
- * proxy-wasm filter by URL + sha256, Router → end of chain. TypedStruct wrappers are unwrapped.
+ * proxy-wasm filter by URL + sha256, ExtAuthz → the ext_authz filter (ext_authz.ts), Router → end
+ * of chain. TypedStruct wrappers are unwrapped.
  */
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
@@ -22,6 +23,7 @@ import {
   type Wasm,
 } from "../node_proto.ts";
 import type { FilterJson, JsonValue, KnownFilter } from "./filter_json.ts";
+import { EXT_AUTHZ_TYPE_URL, extAuthzRef } from "./ext_authz.ts";
 
 /** FilterRef.type values weft's filter host registers (src/filters maps them to code). */
 export const FILTER_TYPES = {
@@ -197,6 +199,9 @@ function decodeFilter(name: string, any: Any): FilterSpec {
 }
 
 function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
+  if (any.typeUrl === EXT_AUTHZ_TYPE_URL) {
+    return { kind: "filter", ref: extAuthzRef(name, any.value) };
+  }
   const known = decodeKnown(any);
   if (known.typeName === TYPE_NAMES.router) return { kind: "router" };
   if (known.msg) return { kind: "filter", ref: wasmRef(name, known.msg) };

@@ -18,7 +18,8 @@ import {
   unpackAs,
 } from "../node_proto.ts";
 import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE } from "../type_urls.ts";
-import { filterFromAny, innerTypeUrl } from "./http_filters.ts";
+import { FILTER_TYPES, filterFromAny, innerTypeUrl } from "./http_filters.ts";
+import { pairExtAuthz } from "./ext_authz.ts";
 import {
   checkPort,
   type Decoded,
@@ -155,7 +156,7 @@ function chainOf(hcm: HttpConnectionManager, what: string): ChainEntry[] {
     }
   });
   if (!sawRouter) throw invalid(what, "http filters must end with envoy.filters.http.router");
-  return chain;
+  return pairExtAuthz(chain, FILTER_TYPES.authz);
 }
 
 function httpValue(hcm: HttpConnectionManager, common: Common, what: string): ListenerValue {
