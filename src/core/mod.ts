@@ -14,6 +14,7 @@ export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./route_policy.ts";
 export type * from "./route_headers.ts";
+export type * from "./route_cors.ts";
 export {
   DEFAULT_RETRY_POLICY,
   defaultRoute,

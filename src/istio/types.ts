@@ -2,7 +2,7 @@
 import type { AuthorizationPolicy } from "../core/mod.ts";
 import type { GatewayHttpRoute } from "./http_route.ts";
 
-import type { HeaderOps } from "../core/mod.ts";
+import type { HeaderOps, RouteCors } from "../core/mod.ts";
 
 export interface ObjectMeta {
   readonly name: string;
@@ -101,6 +101,8 @@ export interface HttpRoute {
   readonly mirrors?: readonly HttpMirror[] | undefined;
   /** The route's own `headers` (its destinations carry theirs). */
   readonly headers?: HttpHeaders | undefined;
+  /** `corsPolicy` (or a Gateway API CORS filter), as the data path runs it (cors.ts). */
+  readonly cors?: RouteCors | undefined;
   /** The status for the share of a destination that does not exist: absent = 503 (Envoy's NC,
    * a VirtualService's undefined subset); 500 for a Gateway API route's invalid backendRef (S19). */
   readonly clusterNotFoundStatus?: 500 | undefined;

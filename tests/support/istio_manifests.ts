@@ -97,6 +97,7 @@ export function meshDocs(mesh: R): R[] {
               ...(r.timeout ? { timeout: r.timeout } : {}),
               ...(r.retries ? { retries: r.retries } : {}),
               ...(r.headers ? { headers: r.headers } : {}),
+              ...(r.corsPolicy ? { corsPolicy: r.corsPolicy } : {}),
             };
           }),
         },

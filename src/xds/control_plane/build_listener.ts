@@ -27,6 +27,7 @@ import {
   pluginResourceName,
 } from "./build_routes.ts";
 import { matches } from "./build_select.ts";
+import { corsFilter } from "./build_cors.ts";
 import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
 
 function httpManager(s: MeshService, port: number) {
@@ -40,6 +41,8 @@ function httpManager(s: MeshService, port: number) {
       configType: { case: "typedConfig" as const, value: fault },
     });
   }
+  const cors = corsFilter(s);
+  if (cors) filters.push(cors);
   for (const p of orderedPlugins(s)) {
     filters.push({
       name: pluginResourceName(s, p),

@@ -62,6 +62,8 @@ export interface MeshRoute {
   readonly rewrite?: HttpRoute["rewrite"];
   /** Istio `headers` of the route (Route header fields). */
   readonly headers?: HttpRoute["headers"];
+  /** Istio `corsPolicy` (typed_per_filter_config CorsPolicy: build_cors.ts). */
+  readonly cors?: HttpRoute["cors"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -473,6 +475,7 @@ function httpRoutes(
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     ...(h.rewrite ? { rewrite: h.rewrite } : {}),
     ...(h.headers ? { headers: h.headers } : {}),
+    ...(h.cors ? { cors: h.cors } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(

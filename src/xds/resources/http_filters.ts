@@ -2,12 +2,14 @@
  * HTTP filter configs (inline `typed_config` or an ECDS `TypedExtensionConfig`) → weft FilterRefs.
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
  * proxy-wasm filter by URL + sha256, ExtAuthz → the ext_authz filter (ext_authz.ts), Router → end
- * of chain. TypedStruct wrappers are unwrapped.
+ * of chain, Cors → nothing at the listener (its policies ride on routes: route_cors.ts).
+ * TypedStruct wrappers are unwrapped.
  */
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   type Any,
+  decodeCors,
   decodeHTTPFault,
   decodeRBAC,
   decodeRouter,
@@ -39,6 +41,8 @@ export const COMPONENT_RUNTIME = "weft.component";
 
 export type FilterSpec =
   | { readonly kind: "router" }
+  /** Envoy's cors filter: it acts through the route's CorsPolicy, which the route carries. */
+  | { readonly kind: "cors" }
   | { readonly kind: "filter"; readonly ref: FilterRef };
 
 const KNOWN: readonly string[] = [
@@ -46,6 +50,7 @@ const KNOWN: readonly string[] = [
   TYPE_NAMES.fault,
   TYPE_NAMES.wasm,
   TYPE_NAMES.router,
+  TYPE_NAMES.cors,
 ];
 
 /** Wrappers whose configs are read from JSON, which needs protobuf-es's JSON mapping and the
@@ -94,6 +99,10 @@ function decodeKnown(any: Any): KnownFilter {
     if (any.typeUrl !== typeUrlOf(typeName)) continue;
     if (typeName === TYPE_NAMES.router) {
       unpackAs(any, typeName, decodeRouter);
+      return { typeName };
+    }
+    if (typeName === TYPE_NAMES.cors) {
+      unpackAs(any, typeName, decodeCors);
       return { typeName };
     }
     if (typeName === TYPE_NAMES.wasm) {
@@ -204,6 +213,7 @@ function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
   }
   const known = decodeKnown(any);
   if (known.typeName === TYPE_NAMES.router) return { kind: "router" };
+  if (known.typeName === TYPE_NAMES.cors) return { kind: "cors" };
   if (known.msg) return { kind: "filter", ref: wasmRef(name, known.msg) };
   const rbac = known.typeName === TYPE_NAMES.rbac;
   return {

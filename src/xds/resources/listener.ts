@@ -150,7 +150,9 @@ function chainOf(hcm: HttpConnectionManager, what: string): ChainEntry[] {
     try {
       const spec = filterFromAny(f.name, f.configType.value);
       if (spec.kind === "router") sawRouter = true;
-      else chain.push({ kind: "inline", ref: { ...spec.ref, priority: -i } });
+      else if (spec.kind === "filter") {
+        chain.push({ kind: "inline", ref: { ...spec.ref, priority: -i } });
+      }
     } catch (err) {
       if (!f.isOptional) throw invalid(what, `http filter ${f.name}: ${errorMessage(err)}`);
     }
