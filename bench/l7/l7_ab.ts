@@ -5,7 +5,7 @@
  * and one nginx reverse proxy, all in front of the same nginx upstream, then runs wrk -t2 -c32
  * against nginx, A, B, nginx, A, B, ... (L7_BENCH_SECONDS each, default 5) and prints each
  * tree's ratio to nginx over the same rounds, with the load average, and each proxy's CPU time
- * (user + system) per request over its rounds, which a loaded box moves less than req/s.
+ * (user + system) per request over its rounds.
  * `--deno`: the proxies run on Deno (default Bun, the shipped runtime). Other `--` arguments
  * (e.g. `--no-filters`) go to both proxy servers. A tree may carry environment for its proxy:
  * `path?K=V,K2=V2` (the same tree twice with and without a JSC option, say). Loopback only,
@@ -66,7 +66,7 @@ try {
   await wrk(`http://127.0.0.1:${a.port}/warmup`);
   await wrk(`http://127.0.0.1:${b.port}/warmup`);
   const sums = { n: 0, a: 0, b: 0 };
-  // CPU per request of each proxy (user + system, from /proc): steadier than req/s on a loaded box.
+  // CPU per request of each proxy (user + system, from /proc).
   const cpu = { a: { ms: 0, req: 0 }, b: { ms: 0, req: 0 } };
   const pidOf = { a: a.child.pid, b: b.child.pid };
   for (let i = 0; i < ROUNDS; i++) {
