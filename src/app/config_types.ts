@@ -8,7 +8,7 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
-import type { HttpRetry, HttpRoute } from "../istio/mod.ts";
+import type { HttpRetry, HttpRoute, RequestAuthentication } from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -121,6 +121,8 @@ export interface WeftConfig {
   readonly workloads: readonly Workload[];
   readonly services: readonly ServiceConfig[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** RequestAuthentications from `resources`/`configDir` (JWT verification, inbound). */
+  readonly requestAuthentications?: readonly RequestAuthentication[];
   /** xDS control plane address; when set, workloads/services/policies come from it. */
   readonly xds: {
     readonly address: string | undefined;

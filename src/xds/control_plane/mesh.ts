@@ -169,6 +169,14 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
+  for (const ra of r.requestAuthentications ?? []) {
+    // Never silently unenforced: the control plane emits no jwt_authn filter yet (weft.yaml's
+    // standalone mode verifies JWTs: src/filters/jwt).
+    problems.push(
+      `RequestAuthentication ${ra.meta.namespace}/${ra.meta.name}: not served over xDS by weft's ` +
+        "control plane yet; load it from a node's weft.yaml (resources or configDir)",
+    );
+  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
