@@ -12,7 +12,12 @@ export { loadIstioDocuments, parseIstioObjects, SUPPORTED_KINDS } from "./docume
 export type { DocumentCache, LoadResult, SourceText } from "./documents.ts";
 export { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
 export { parseVirtualService } from "./virtual_service.ts";
-export { jwksProblem, parseJwtRules, parseRequestAuthentication } from "./request_authn.ts";
+export {
+  jwksProblem,
+  jwtRuleToIstio,
+  parseJwtRules,
+  parseRequestAuthentication,
+} from "./request_authn.ts";
 export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";
 export { convertPeerAuthentication } from "./peer_authn.ts";

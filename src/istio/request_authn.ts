@@ -157,3 +157,22 @@ export function jwksProblem(text: string): string | undefined {
   }
   return undefined;
 }
+
+/** A parsed rule back in Istio's shape (the jwt_authn filter's ref config, parsed again there). */
+export function jwtRuleToIstio(r: JwtRule): Raw {
+  return {
+    issuer: r.issuer,
+    audiences: r.audiences,
+    ...(r.jwks !== undefined ? { jwks: r.jwks } : {}),
+    ...(r.jwksUri !== undefined ? { jwksUri: r.jwksUri } : {}),
+    fromHeaders: r.fromHeaders,
+    fromParams: r.fromParams,
+    fromCookies: r.fromCookies,
+    forwardOriginalToken: r.forwardOriginalToken,
+    ...(r.outputPayloadToHeader !== undefined
+      ? { outputPayloadToHeader: r.outputPayloadToHeader }
+      : {}),
+    outputClaimToHeaders: r.outputClaimToHeaders,
+    timeout: `${r.timeoutMs}ms`,
+  };
+}
