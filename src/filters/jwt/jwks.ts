@@ -135,7 +135,7 @@ export class JwksSource {
     this.timer = setTimeout(() => {
       this.refresh().catch(() => {}); // refresh never rejects; the handler is for the rule
     }, ok ? JWKS_REFRESH_MS : JWKS_RETRY_MS);
-    (this.timer as { unref?: () => void }).unref?.();
+    unref(this.timer);
   }
 }
 
@@ -150,4 +150,11 @@ async function fetchJwks(uri: string, timeoutMs: number): Promise<Jwks> {
   const parsed = parseJwks(text);
   if ("error" in parsed) throw new Error(parsed.error);
   return parsed.keys;
+}
+
+/** A refresh timer never keeps the process alive (Node/Bun: unref; Deno: Deno.unrefTimer). */
+function unref(t: ReturnType<typeof setTimeout>): void {
+  (t as { unref?: () => void }).unref?.();
+  const d = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
+  if (d && typeof t === "number") d.unrefTimer(t);
 }
