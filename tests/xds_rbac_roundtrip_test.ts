@@ -117,3 +117,18 @@ Deno.test("RBAC round trip: a STRICT PeerAuthentication's DENY (no identity) and
     }],
   }]]]);
 });
+
+Deno.test("RBAC round trip: `{*}`/`{**}` paths travel as Envoy URI templates (istiod's uri_template)", () => {
+  const paths = ["/api/{*}/items", "/files/{**}", "/exact"];
+  const [f] = envoyRbacFilters([policy({
+    action: "DENY",
+    rules: [{ to: [{ operation: { paths, notPaths: ["/files/{*}/public"] } }] }],
+  })]);
+  const text = JSON.stringify(f!.config);
+  assert.match(text, /"pathTemplate":"\/api\/\*\/items"/);
+  assert.match(text, /"pathTemplate":"\/files\/\*\*"/);
+  assert.match(text, /"urlPath":\{"path":\{"exact":"\/exact"\}\}/);
+  assert.deepEqual(authzConfigFromEnvoyRbac(f!.config).policies[0]!.rules, [{
+    to: [{ operation: { paths, notPaths: ["/files/{*}/public"] } }],
+  }]);
+});

@@ -33,6 +33,7 @@ export function checkService(
     "subsets",
     "http",
     "plugins",
+    "subjectAltNames",
   ]);
   const name = c.str(`${path}.name`, o.name, undefined, NAME, "a DNS-1123 name");
   const namespace = c.str(`${path}.namespace`, o.namespace, "default", NAME, "a namespace name");
@@ -46,6 +47,16 @@ export function checkService(
       c.problems.add(
         o.vips !== undefined ? `${path}.vips[${i}]` : `${path}.address`,
         `must be an IP address, got "${a}"`,
+      );
+    }
+  });
+  // Identities an endpoint may present besides its own (ServiceEntry subjectAltNames).
+  const subjectAltNames = c.strList(`${path}.subjectAltNames`, o.subjectAltNames);
+  subjectAltNames.forEach((s, i) => {
+    if (!/^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/.test(s)) {
+      c.problems.add(
+        `${path}.subjectAltNames[${i}]`,
+        `must be spiffe://<trust domain>/ns/<namespace>/sa/<service account>, got "${s}"`,
       );
     }
   });
@@ -112,6 +123,7 @@ export function checkService(
     subsets,
     http,
     plugins,
+    ...(subjectAltNames.length > 0 ? { subjectAltNames } : {}),
   };
 }
 

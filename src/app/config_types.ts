@@ -94,6 +94,8 @@ export interface ServiceConfig {
    * (compiled into the traffic-split and fault plugins' configs). */
   readonly http: readonly HttpRoute[];
   readonly plugins: readonly PluginConfig[];
+  /** Identities its HBONE endpoints may present besides their own (hbone.md §4). */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export interface WeftConfig {

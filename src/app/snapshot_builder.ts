@@ -39,6 +39,7 @@ export function snapshotFromConfig(
       outboundFilters: chains.outbound,
       inboundFilters: chains.inbound,
       ...(routes ? { routes } : {}),
+      ...(s.subjectAltNames ? { subjectAltNames: s.subjectAltNames } : {}),
     };
   });
   return Object.freeze({

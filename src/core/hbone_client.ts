@@ -37,6 +37,9 @@ export interface DialTarget {
    * any. */
   readonly srcIp: string | undefined;
   readonly dstIdentity: string;
+  /** Further identities the server may present: the service's `subject_alt_names` when the
+   * target was reached through a service (ztunnel's `upstream_sans`, hbone.md §4). */
+  readonly dstSans?: readonly string[] | undefined;
   /** ip:port of the peer's HBONE listener. */
   readonly hboneAddr: string;
   /** In-pod mode: makes the TCP connection from inside the source pod (its IP, weft's mark);
@@ -118,12 +121,17 @@ export async function dialHbone(
     if (!raw) {
       throw new WeftError("hbone_no_peer_cert", "Cannot dial HBONE: server sent no certificate");
     }
-    const verdict = identity.verifyServer(new Uint8Array(raw), [target.dstIdentity]);
+    const expected = target.dstSans?.length
+      ? [target.dstIdentity, ...target.dstSans]
+      : [target.dstIdentity];
+    const verdict = identity.verifyServer(new Uint8Array(raw), expected);
     if (!verdict.ok) {
       identity.recordRejection?.("client", verdict.reason);
       throw new WeftError(
         "hbone_identity_mismatch",
-        `Cannot dial HBONE: server ${target.hboneAddr} is not ${target.dstIdentity}: ${verdict.message}`,
+        `Cannot dial HBONE: server ${target.hboneAddr} is not ${
+          expected.join(" or ")
+        }: ${verdict.message}`,
       );
     }
     return new H2Session(sock, "client", H2_OPTIONS);

@@ -48,7 +48,9 @@ export class HbonePool {
   constructor(private identity: IdentityProvider, private limits: () => PoolLimits) {}
 
   static keyOf(t: DialTarget): string {
-    return `${t.srcIdentity}|${t.srcIp ?? ""}|${t.dstIdentity}|${t.hboneAddr}`;
+    // ztunnel's WorkloadKey holds the whole list of expected SANs (hbone.md §10).
+    const sans = t.dstSans?.length ? `,${t.dstSans.join(",")}` : "";
+    return `${t.srcIdentity}|${t.srcIp ?? ""}|${t.dstIdentity}${sans}|${t.hboneAddr}`;
   }
 
   /** Open a CONNECT stream to `target`, reusing a pooled connection when one has room. */

@@ -222,7 +222,7 @@ async function outbound(
       host: route.host,
       port: route.port,
       hbone: route.kind === "hbone"
-        ? { addr: route.hboneAddr, identity: route.dstIdentity }
+        ? { addr: route.hboneAddr, identity: route.dstIdentity, sans: svc?.subjectAltNames }
         : undefined,
       clientAddr: info.srcAddr,
       serviceHost: svc?.hostname,

@@ -101,7 +101,7 @@ export class NodeProxy {
             host: ep.address,
             port,
             hbone: ep.hboneAddress !== undefined && ep.identity !== undefined
-              ? { addr: ep.hboneAddress, identity: ep.identity }
+              ? { addr: ep.hboneAddress, identity: ep.identity, sans: svc.subjectAltNames }
               : undefined,
             clientAddr,
             serviceHost: svc.hostname,

@@ -161,6 +161,10 @@ export interface Service {
   /** The VirtualService's http routes in order, for their timeout and retries (the outbound L7
    * proxy applies the first that matches); absent = none. */
   readonly routes?: readonly RoutePolicy[];
+  /** Identities an endpoint reached through this service may also present (ztunnel's
+   * `Service.subject_alt_names`, Istio ServiceEntry `subjectAltNames`; hbone.md §4), besides its
+   * own workload identity. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export type StringMatch = string; // Istio form: exact, "abc*", "*abc", "*"

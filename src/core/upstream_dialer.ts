@@ -21,7 +21,14 @@ export interface UpstreamTarget {
   readonly host: string;
   readonly port: number;
   /** Set for mesh endpoints: their HBONE address and the identity they must present. */
-  readonly hbone: { readonly addr: string; readonly identity: string } | undefined;
+  readonly hbone:
+    | {
+      readonly addr: string;
+      readonly identity: string;
+      /** The service's `subject_alt_names` (hbone.md §4), when reached through a service. */
+      readonly sans?: readonly string[] | undefined;
+    }
+    | undefined;
   /** The original client ip:port (the `forwarded` header's `for`). */
   readonly clientAddr: string;
   readonly serviceHost: string | undefined;
@@ -45,6 +52,7 @@ export function dialUpstream(deps: DialerDeps, src: Workload, t: UpstreamTarget)
       srcIp: viaPod || !snap.capture?.inpod ? src.address : undefined,
       connect: viaPod,
       dstIdentity: t.hbone.identity,
+      dstSans: t.hbone.sans,
       hboneAddr: t.hbone.addr,
     },
     {

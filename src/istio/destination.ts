@@ -154,7 +154,7 @@ export function parseServiceEntry(c: Checker, doc: Raw): ServiceEntry {
   const hosts = c.strList("spec.hosts", spec.hosts);
   if (hosts.length === 0) c.problems.add("spec.hosts", "needs at least one host");
   c.strList("spec.exportTo", spec.exportTo);
-  c.strList("spec.subjectAltNames", spec.subjectAltNames);
+  const subjectAltNames = c.strList("spec.subjectAltNames", spec.subjectAltNames);
   const ports = c.list("spec.ports", spec.ports).map((x, i): ServicePortSpec => {
     const p = `spec.ports[${i}]`;
     const o = c.obj(p, x, ["number", "protocol", "name", "targetPort"]);
@@ -196,6 +196,7 @@ export function parseServiceEntry(c: Checker, doc: Raw): ServiceEntry {
       ip(c, `spec.addresses[${i}]`, a)
     ),
     ports,
+    subjectAltNames,
     location: c.oneOf(
       "spec.location",
       spec.location,

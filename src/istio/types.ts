@@ -221,6 +221,9 @@ export interface ServiceEntry {
   readonly resolution: "NONE" | "STATIC" | "DNS" | "DNS_ROUND_ROBIN";
   readonly endpoints: readonly WorkloadEntrySpec[];
   readonly workloadSelector: Readonly<Record<string, string>> | undefined;
+  /** Identities its endpoints may present besides their own (ztunnel's
+   * `Service.subject_alt_names`). */
+  readonly subjectAltNames: readonly string[];
 }
 
 export interface WorkloadEntry {

@@ -44,6 +44,7 @@ export type {
 } from "./gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.ts";
 export { TcpProxySchema } from "./gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.ts";
 export { RBACSchema } from "./gen/envoy/extensions/filters/http/rbac/v3/rbac_pb.ts";
+export { UriTemplateMatchConfigSchema } from "./gen/envoy/extensions/path/match/uri_template/v3/uri_template_match_pb.ts";
 export { HTTPFaultSchema } from "./gen/envoy/extensions/filters/http/fault/v3/fault_pb.ts";
 export { WasmSchema } from "./gen/envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
 export { RouterSchema } from "./gen/envoy/extensions/filters/http/router/v3/router_pb.ts";

@@ -76,11 +76,20 @@ export class AddressTranslation {
   /** Services known only from Istio Address resources (ztunnel's workload API): endpoints are
    * the healthy workloads naming them. Services from LDS win for the same hostname. */
   withAddressServices(services: Service[]): Service[] {
-    const have = new Set(services.map((s) => s.hostname));
+    const have = new Map(services.map((s, i) => [s.hostname, i]));
     const memo = this.addressMemo!;
     for (const i of memo.serviceAt) {
       const a = memo.values[i]!;
-      if (a.kind !== "service" || have.has(a.hostname)) continue;
+      if (a.kind !== "service") continue;
+      const at = have.get(a.hostname);
+      if (at !== undefined) {
+        // The LDS service keeps its routes and endpoints; the Address's SANs still widen the
+        // identities its endpoints may present (ztunnel reads them from the Service, hbone.md §4).
+        if (a.subjectAltNames.length > 0) {
+          services[at] = Object.freeze({ ...services[at]!, subjectAltNames: a.subjectAltNames });
+        }
+        continue;
+      }
       let svc = memo.services.get(a);
       if (!svc) {
         memo.byService ??= this.endpointsByService(memo.store);
@@ -94,6 +103,7 @@ export class AddressTranslation {
           subsets: Object.freeze([]),
           outboundFilters: Object.freeze([]),
           inboundFilters: Object.freeze([]),
+          ...(a.subjectAltNames.length > 0 ? { subjectAltNames: a.subjectAltNames } : {}),
         });
         memo.services.set(a, svc);
       }

@@ -294,6 +294,7 @@ Deno.test("translate: Istio Address services get endpoints from the workloads na
           hostname: "ratings.default.svc.cluster.local",
           addresses: [{ network: "", address: ip("127.10.9.1") }],
           ports: [{ servicePort: 9080, targetPort: 9080, appProtocol: 1 }],
+          subjectAltNames: ["spiffe://cluster.local/ns/default/sa/ratings-v2"],
         },
       },
     }),
@@ -308,6 +309,8 @@ Deno.test("translate: Istio Address services get endpoints from the workloads na
   const snap = new Translator(BASE).build(store, "1");
   const ratings = snap.services.find((s) => s.name === "ratings")!;
   assert.deepEqual(ratings.vips, ["127.10.9.1"]);
+  // subject_alt_names: identities its endpoints may present besides their own (hbone.md §4).
+  assert.deepEqual(ratings.subjectAltNames, ["spiffe://cluster.local/ns/default/sa/ratings-v2"]);
   assert.deepEqual(ratings.ports, [{
     port: 9080,
     targetPort: 9080,
@@ -694,4 +697,42 @@ Deno.test("translate: an incremental build (cached fragments and Addresses) equa
   const fresh = new Translator(BASE).build(store, "3");
   assert.deepEqual(updated, fresh);
   assert.notDeepEqual(updated.services, first.services);
+});
+
+Deno.test("translate: a ServiceEntry's subjectAltNames reach the node's service over xDS (LDS service and Address merged)", () => {
+  const b = buildNode(
+    parseMesh(`${meshYaml(10)}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api }
+spec:
+  hosts: [api.internal]
+  addresses: [127.10.7.1]
+  ports: [{ number: 8080, protocol: TCP, name: tcp }]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{ address: 127.0.7.1, serviceAccount: api, labels: { weft.dev/node: node-b } }]
+  subjectAltNames: [spiffe://cluster.local/ns/default/sa/api-canary]
+`),
+    "node-a",
+  );
+  const store = new ResourceStore();
+  for (const t of [ADDRESS, LISTENER, CLUSTER, ENDPOINT, ROUTE]) {
+    const r = applyResources(
+      store,
+      t,
+      [...b.get(t)!.values()].map((x) => ({ name: undefined, version: x.version, any: x.any })),
+      () => true,
+    );
+    assert.deepEqual(r.errors, []);
+  }
+  const api = new Translator(BASE).build(store, "1").services.find((s) =>
+    s.hostname === "api.internal"
+  );
+  assert.ok(api, "the ServiceEntry is a service of the node");
+  assert.deepEqual(api.endpoints.map((e) => e.identity), [
+    "spiffe://cluster.local/ns/default/sa/api",
+  ]);
+  assert.deepEqual(api.subjectAltNames, ["spiffe://cluster.local/ns/default/sa/api-canary"]);
 });

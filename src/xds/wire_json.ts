@@ -1,11 +1,33 @@
 /**
  * The proto3-JSON forms of well-known types for the node's generated JSON writers
  * (gen/node_codec.ts `toJson*`), written as protobuf-es's toJson writes them (same checks, same
- * errors): Any (no type registry on the node: only an empty Any converts), Duration, Timestamp,
- * Struct/Value/ListValue, floats, bytes.
+ * errors): Any (no type registry on the node: an empty Any, and the one Any istiod puts inside an
+ * RBAC permission, Envoy's UriTemplateMatchConfig), Duration, Timestamp, Struct/Value/ListValue,
+ * floats, bytes.
  */
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 import { setOwn } from "./wire_struct.ts";
+import { Reader, WireError } from "./wire.ts";
+
+/** istiod writes an AuthorizationPolicy path with `{*}`/`{**}` as an RBAC `uri_template`. */
+export const URI_TEMPLATE_TYPE_URL =
+  "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig";
+
+/** UriTemplateMatchConfig has one field, `path_template = 1` (string). */
+function uriTemplateJson(value: Uint8Array): Json {
+  const r = new Reader(value);
+  let pathTemplate = "";
+  while (r.pos < r.len) {
+    const t = r.tag();
+    if (t >>> 3 === 1) {
+      if ((t & 7) !== 2) throw new WireError("path_template has the wrong wire type");
+      pathTemplate = r.string(r.len, true);
+    } else r.skip(t, r.len, 8);
+  }
+  const o: { [k: string]: Json } = { "@type": URI_TEMPLATE_TYPE_URL };
+  if (pathTemplate !== "") o["pathTemplate"] = pathTemplate;
+  return o;
+}
 
 const DURATION_MAX_S = 315576000000;
 const TIMESTAMP_MS_MIN = Date.parse("0001-01-01T00:00:00Z");
@@ -26,8 +48,9 @@ export function base64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-export function anyJson(m: { $typeName: string; typeUrl: string }): Json {
+export function anyJson(m: { $typeName: string; typeUrl: string; value?: Uint8Array }): Json {
   if (m.typeUrl === "") return {};
+  if (m.typeUrl === URI_TEMPLATE_TYPE_URL && m.value) return uriTemplateJson(m.value);
   throw new Error(
     `cannot encode message ${m.$typeName} to JSON: "${m.typeUrl}" is not in the type registry`,
   );

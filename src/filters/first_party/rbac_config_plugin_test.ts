@@ -12,6 +12,9 @@ import {
 } from "../../../plugins/_common/plugin_harness.ts";
 import { AUTHZ_SOURCES } from "../../../plugins/authz/build.ts";
 import { authzConfigFromEnvoyRbac } from "./rbac_config.ts";
+import { createRegistry, fromJson, toBinary } from "@bufbuild/protobuf";
+import { RBACSchema, UriTemplateMatchConfigSchema } from "../../xds/proto.ts";
+import { decodeRBAC, toJsonRBAC } from "../../xds/gen/node_codec.ts";
 
 await prepare("authz", AUTHZ_SOURCES);
 
@@ -184,4 +187,69 @@ Deno.test("Envoy RBAC serviceAccounts regex, source IPs and case-insensitive hos
   for (const [spec, want] of cases) {
     assert.equal(await run([filter], spec), want, JSON.stringify(spec));
   }
+});
+
+Deno.test("Envoy RBAC uri_template (istiod's `{*}`/`{**}` paths) through the node's codec and the plugin", async () => {
+  // As istiod writes `paths: ["/api/{*}/items", "/files/{**}"]` (a DENY) — Envoy's URI template
+  // matcher inside the permission; the node decodes the bytes with its own codec, writes the
+  // proto3 JSON and converts it for the plugin.
+  const template = (t: string) => ({
+    uriTemplate: {
+      name: "uri-template",
+      typedConfig: {
+        "@type":
+          "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig",
+        pathTemplate: t,
+      },
+    },
+  });
+  const rbac = {
+    rules: {
+      action: "DENY",
+      policies: {
+        "ns[default]-policy[tpl]-rule[0]": {
+          permissions: [{
+            andRules: {
+              rules: [{ orRules: { rules: [template("/api/*/items"), template("/files/**")] } }],
+            },
+          }],
+          principals: [any],
+        },
+      },
+    },
+  };
+  const bytes = toBinary(
+    RBACSchema,
+    fromJson(RBACSchema, rbac, { registry: createRegistry(UriTemplateMatchConfigSchema) }),
+  );
+  const json = toJsonRBAC(decodeRBAC(bytes));
+  const chain = [await load(json)];
+  const deny = denied("ns[default]-policy[tpl]-rule[0]");
+  const cases: [string, string][] = [
+    ["/api/v1/items", deny],
+    ["/api/v1/v2/items", "allow"],
+    ["/api/items", "allow"],
+    ["/files/a/b/c", deny],
+    ["/files", "allow"],
+    ["/other", "allow"],
+  ];
+  for (const [path, want] of cases) assert.equal(await run(chain, { path }), want, path);
+  // Named variables are the same operators; a partial segment is not expressible (a problem).
+  assert.equal(
+    JSON.stringify(authzConfigFromEnvoyRbac({
+      rules: {
+        action: "DENY",
+        policies: { p: { permissions: [template("/a/{id}/b/{rest=**}")], principals: [any] } },
+      },
+    })).includes("/a/{*}/b/{**}"),
+    true,
+  );
+  assert.throws(() =>
+    authzConfigFromEnvoyRbac({
+      rules: {
+        action: "DENY",
+        policies: { p: { permissions: [template("/a/x*")], principals: [any] } },
+      },
+    })
+  );
 });

@@ -135,6 +135,36 @@ function port(v: unknown, path: string): string {
 
 const MAX_RANGE_PORTS = 1024;
 
+const URI_TEMPLATE_TYPE =
+  "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig";
+
+/** istiod writes an AuthorizationPolicy path holding `{*}`/`{**}` as Envoy's URI template
+ * matcher (`*` one segment, `**` the rest; istio/istio authz model `PathTemplateMatcher`). Back to
+ * Istio's form for the plugin: `*` and `{var}`/`{var=*}` → `{*}`, `**` and `{var=**}` → `{**}`
+ * (last segment only, as the plugin and Istio's validation require); literal segments stay. */
+function uriTemplatePath(v: unknown, path: string): string {
+  const f = fields(v, ["name", "typedConfig"], path);
+  const tc = fields(f.get("typedConfig"), ["@type", "pathTemplate"], `${path}.typedConfig`);
+  if (tc.get("@type") !== URI_TEMPLATE_TYPE) {
+    fail(`${path}.typedConfig`, `must be ${URI_TEMPLATE_TYPE.slice(20)}`);
+  }
+  const tpl = tc.get("pathTemplate");
+  const where = `${path}.typedConfig.pathTemplate`;
+  if (typeof tpl !== "string" || !tpl.startsWith("/")) {
+    fail(where, "must be a path starting with /");
+  }
+  const segs = (tpl as string).split("/").slice(1);
+  const out = segs.map((s, i) => {
+    const op = /^\{[A-Za-z][A-Za-z0-9_]*(=(\*\*?))?\}$/.exec(s);
+    const kind = s === "*" || s === "**" ? s : op ? (op[2] ?? "*") : undefined;
+    if (kind === "**" && i !== segs.length - 1) fail(where, "** must be the last segment");
+    if (kind !== undefined) return kind === "**" ? "{**}" : "{*}";
+    if (/[*{}=]/.test(s)) fail(where, `segment "${s}" is not expressible in weft authz`);
+    return s;
+  });
+  return "/" + out.join("/");
+}
+
 function permissionLeaf(kind: string, v: unknown, path: string): Group {
   switch (kind) {
     case "header": {
@@ -152,6 +182,8 @@ function permissionLeaf(kind: string, v: unknown, path: string): Group {
       const f = fields(v, ["path"], path);
       return op("paths", [stringForm(f.get("path"), `${path}.path`)]);
     }
+    case "uriTemplate":
+      return op("paths", [uriTemplatePath(v, path)]);
     case "destinationPort":
       return op("ports", [port(v, path)]);
     case "destinationPortRange": {

@@ -95,6 +95,7 @@ function serviceAddress(s: MeshService) {
           targetPort: p.targetPort,
           appProtocol: APP_PROTOCOL[p.protocol] ?? 0,
         })),
+        subjectAltNames: [...(s.subjectAltNames ?? [])],
       },
     },
   });
@@ -122,7 +123,15 @@ const serviceAddressKeys = new WeakMap<MeshService, string>();
 function serviceAddressKey(s: MeshService): string {
   let k = serviceAddressKeys.get(s);
   if (k === undefined) {
-    k = key([s.name, s.namespace, s.hostname, s.vips, s.ports, selectorKey(s)]);
+    k = key([
+      s.name,
+      s.namespace,
+      s.hostname,
+      s.vips,
+      s.ports,
+      selectorKey(s),
+      s.subjectAltNames ?? [],
+    ]);
     serviceAddressKeys.set(s, k);
   }
   return k;
@@ -149,7 +158,7 @@ export function buildAddresses(
     put(
       ADDRESS,
       `${s.namespace}/${s.hostname}`,
-      key([s.name, s.vips, s.ports]),
+      key([s.name, s.vips, s.ports, s.subjectAltNames ?? []]),
       () => anyPack(IstioAddressSchema, serviceAddress(s)),
     );
   }

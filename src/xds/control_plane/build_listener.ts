@@ -3,7 +3,7 @@
  * fault, WasmPlugin and router filters; TCP as tcp_proxy, weighted by VirtualService tcp routes)
  * and the inbound L7 authorization listener per HTTP service and node (build_rbac.ts).
  */
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, createRegistry, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import {
   HttpConnectionManagerSchema,
@@ -11,7 +11,11 @@ import {
   RBACSchema,
   RouterSchema,
   TcpProxySchema,
+  UriTemplateMatchConfigSchema,
 } from "../proto.ts";
+
+/** The Any types inside RBAC as istiod writes it (`{*}`/`{**}` paths as URI templates). */
+const RBAC_TYPES = { registry: createRegistry(UriTemplateMatchConfigSchema) };
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { rbacFilters } from "./build_rbac.ts";
 import {
@@ -168,7 +172,7 @@ export function inboundListener(
     ...rbacFilters(policies).map((f) =>
       typed(
         "envoy.filters.http.rbac",
-        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue)),
+        anyPack(RBACSchema, fromJson(RBACSchema, f.config as JsonValue, RBAC_TYPES)),
       )
     ),
     typed("envoy.filters.http.router", anyPack(RouterSchema, create(RouterSchema))),

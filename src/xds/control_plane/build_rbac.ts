@@ -18,6 +18,9 @@ import type {
 
 type Json = Record<string, unknown>;
 
+const URI_TEMPLATE_TYPE_URL =
+  "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig";
+
 /** Istio form (exact, `abc*`, `*abc`, `*`) → envoy.type.matcher.v3.StringMatcher. */
 function strMatch(v: string, ignoreCase = false): Json {
   const ic = ignoreCase ? { ignoreCase: true } : {};
@@ -56,7 +59,20 @@ function opLeaves(field: string, values: readonly string[]): Json[] {
     case "hosts":
       return values.map((h) => ({ header: header(":authority", h, true) }));
     case "paths":
-      return values.map((p) => ({ urlPath: { path: strMatch(p) } }));
+      return values.map((p) =>
+        // istiod: a path with `{*}`/`{**}` is Envoy's URI template matcher (`*`, `**`).
+        /\{\*\*?\}/.test(p)
+          ? {
+            uriTemplate: {
+              name: "uri-template",
+              typedConfig: {
+                "@type": URI_TEMPLATE_TYPE_URL,
+                pathTemplate: p.replaceAll("{**}", "**").replaceAll("{*}", "*"),
+              },
+            },
+          }
+          : { urlPath: { path: strMatch(p) } }
+      );
     default:
       return values.map((p) => ({ destinationPort: Number(p) }));
   }

@@ -7,7 +7,11 @@ import {
   ListenerSchema,
   TcpProxySchema,
 } from "../proto.ts";
-import { ADDRESS, AUTHORIZATION, ENDPOINT, LISTENER } from "../type_urls.ts";
+import { ADDRESS, AUTHORIZATION, CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../type_urls.ts";
+import { ResourceStore } from "../store.ts";
+import { applyResources } from "../apply.ts";
+import { Translator } from "../translate.ts";
+import { BASE } from "../_test_fixtures.ts";
 import { meshYaml } from "../_test_fixtures.ts";
 import { buildNode, lbEndpointBytes, workloadAddressBytes } from "./build.ts";
 import { LbEndpointSchema } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
@@ -138,6 +142,7 @@ spec:
   location: MESH_EXTERNAL
   resolution: STATIC
   endpoints: [{ address: 192.0.2.11 }]
+  subjectAltNames: [spiffe://cluster.local/ns/ext/sa/api]
 `);
   const b = buildNode(mesh, "node-a");
   const l = fromBinary(
@@ -160,6 +165,15 @@ spec:
     b.get(ADDRESS)!.get("cluster.local//Pod/default/ext-0")!.any.value,
   );
   assert.equal(ext.type.case === "workload" && ext.type.value.tunnelProtocol, 0);
+  // ServiceEntry subjectAltNames → the WDS Service's subject_alt_names (ztunnel's upstream_sans).
+  const extSvc = fromBinary(
+    IstioAddressSchema,
+    b.get(ADDRESS)!.get("default/api.example.com")!.any.value,
+  );
+  assert.deepEqual(
+    extSvc.type.case === "service" && extSvc.type.value.subjectAltNames,
+    ["spiffe://cluster.local/ns/ext/sa/api"],
+  );
 });
 
 Deno.test("ClusterLoadAssignment assembled from cached endpoint bytes decodes as Envoy expects", () => {
@@ -391,4 +405,39 @@ spec:
     echo.type.case === "workload" &&
       !echo.type.value.authorizationPolicies.includes("default/db-by-ref"),
   );
+});
+
+Deno.test("AuthorizationPolicy `{*}`/`{**}` paths: the inbound listener's RBAC holds Envoy URI templates the node reads back", () => {
+  const yaml = `${meshYaml(10)}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: tpl, namespace: default }
+spec:
+  selector: { matchLabels: { app: echo } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/api/{*}/items", "/files/{**}"] } }] }]
+`;
+  const node = buildNode(parseMesh(yaml), "node-b");
+  const listener = node.get(LISTENER)!.get("inbound|node-b|echo.default.svc.cluster.local")!;
+  const text = new TextDecoder().decode(listener.any.value);
+  assert.ok(text.includes("/api/*/items") && text.includes("/files/**"), "as pathTemplate");
+  assert.ok(text.includes("envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig"));
+  // The node's decoder and converter take it back to Istio's form.
+  const store = new ResourceStore();
+  for (const t of [LISTENER, CLUSTER, ENDPOINT, ROUTE]) {
+    const r = applyResources(
+      store,
+      t,
+      [...node.get(t)!.values()].map((x) => ({ name: undefined, version: x.version, any: x.any })),
+      () => true,
+    );
+    assert.deepEqual(r.errors, [], t);
+  }
+  const echo = new Translator({ ...BASE, node: { ...BASE.node, name: "node-b" } }).build(store, "1")
+    .services.find((x) => x.name === "echo")!;
+  // The node's proto3 JSON of the RBAC (the authz filter converts it: rbac_config_plugin_test).
+  const deny = JSON.stringify(echo.inboundFilters[0]!.config);
+  assert.match(deny, /"pathTemplate":"\/api\/\*\/items"/);
+  assert.match(deny, /"pathTemplate":"\/files\/\*\*"/);
 });

@@ -108,6 +108,8 @@ export interface MeshService {
   /** MeshConfig `defaultHttpRetryPolicy`: the retries of routes that set none (undefined =
    * Istio's built-in default); build_routes.ts emits what applies on every route. */
   readonly defaultRetry?: HttpRetry | undefined;
+  /** ServiceEntry `subjectAltNames`: sent as the WDS Service's `subject_alt_names`. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export interface Mesh {
@@ -318,6 +320,7 @@ function collectServices(
         ports: se.ports,
         selector,
         endpointIps: undefined,
+        ...(se.subjectAltNames.length > 0 ? { subjectAltNames: se.subjectAltNames } : {}),
       });
     }
   }

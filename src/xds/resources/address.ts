@@ -33,6 +33,8 @@ export type AddressValue =
     readonly hostname: string;
     readonly vips: readonly string[];
     readonly ports: readonly ServicePort[];
+    /** `subject_alt_names`: identities its endpoints may present besides their own (hbone.md §4). */
+    readonly subjectAltNames: readonly string[];
   };
 
 const APP_PROTOCOLS: Record<number, ServicePort["protocol"]> = { 1: "HTTP", 2: "HTTP2", 3: "GRPC" };
@@ -79,6 +81,7 @@ export const addressType: ResourceType<AddressValue> = {
           hostname: s.hostname,
           vips: s.addresses.map((n) => ipToString(n.address)),
           ports,
+          subjectAltNames: Object.freeze(s.subjectAltNames.filter((x) => x !== "")),
         },
       };
     }

@@ -3,13 +3,14 @@
  * (http_filters.ts loadFilterJson; the xDS client awaits it before a response naming a
  * TypedStruct): TypedStruct-wrapped configs are read from JSON, checked against their schema
  * (protobuf-es's fromJson), and RBAC/HTTPFault ones written back as proto3 JSON. Imports only these
- * four schemas' files. (RBAC and HTTPFault sent as themselves use the generated codec.)
+ * four schemas' files (and the URI template matcher's). (RBAC and HTTPFault sent as themselves use the generated codec.)
  */
-import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { createRegistry, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { RBACSchema } from "../gen/envoy/extensions/filters/http/rbac/v3/rbac_pb.ts";
 import { HTTPFaultSchema } from "../gen/envoy/extensions/filters/http/fault/v3/fault_pb.ts";
 import { WasmSchema } from "../gen/envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
 import { RouterSchema } from "../gen/envoy/extensions/filters/http/router/v3/router_pb.ts";
+import { UriTemplateMatchConfigSchema } from "../gen/envoy/extensions/path/match/uri_template/v3/uri_template_match_pb.ts";
 import type { Wasm } from "../node_proto.ts";
 
 export type { JsonValue };
@@ -25,6 +26,9 @@ export interface FilterJson {
   /** A TypedStruct's JSON for one of the four known types, checked against its schema. */
   fromTypedStruct(typeName: string, json: JsonValue): KnownFilter;
 }
+
+/** The Any an RBAC permission may hold (istiod's `{*}`/`{**}` paths as URI templates). */
+const ANY_TYPES = { registry: createRegistry(UriTemplateMatchConfigSchema) };
 
 const SCHEMAS = new Map<string, typeof RBACSchema | typeof HTTPFaultSchema>(
   [RBACSchema, HTTPFaultSchema].map((s) => [s.typeName, s]),
@@ -44,6 +48,6 @@ export const FILTER_JSON: FilterJson = {
     }
     if (typeName === WasmSchema.typeName) return { typeName, msg: fromJson(WasmSchema, json) };
     const s = schemaOf(typeName);
-    return { typeName, config: toJson(s, fromJson(s, json)) };
+    return { typeName, config: toJson(s, fromJson(s, json, ANY_TYPES), ANY_TYPES) };
   },
 };
