@@ -4,7 +4,6 @@ import type { FilterRef, HttpFilter } from "../../core/mod.ts";
 import { WeftError } from "../../core/mod.ts";
 import { Checker, isObj, parseJwtRules, Problems } from "../../istio/mod.ts";
 import type { FilterFactory } from "../registry.ts";
-import { JwtAuthnFilter } from "./jwt_authn_filter.ts";
 
 const NO_MODULE = new Uint8Array(0);
 
@@ -23,6 +22,8 @@ export function jwtAuthnFactory(): FilterFactory {
           `Cannot load filter ${ref.name}: ${problems.list.join("; ")}`,
         );
       }
+      // Loaded with the first RequestAuthentication: a node without one never evaluates it.
+      const { JwtAuthnFilter } = await import("./jwt_authn_filter.ts");
       return await JwtAuthnFilter.create(ref.name, ref.failPolicy, rules);
     },
   };
