@@ -85,6 +85,13 @@ export const JWKS_REFRESH_MS = 600_000;
 export const JWKS_RETRY_MS = 30_000;
 const MAX_JWKS_BYTES = 1 << 20;
 
+/** How often a fetched set is refreshed, and a failed fetch retried. */
+export interface JwksTiming {
+  readonly refreshMs: number;
+  readonly retryMs: number;
+}
+const DEFAULT_TIMING: JwksTiming = { refreshMs: JWKS_REFRESH_MS, retryMs: JWKS_RETRY_MS };
+
 /** The current key set of one jwtRule: inline, or fetched and kept fresh. */
 export class JwksSource {
   private current: Jwks;
@@ -95,6 +102,7 @@ export class JwksSource {
     readonly uri: string | undefined,
     private readonly timeoutMs: number,
     initial: Jwks,
+    private readonly timing: JwksTiming = DEFAULT_TIMING,
   ) {
     this.current = initial;
   }
@@ -104,8 +112,12 @@ export class JwksSource {
   }
 
   /** Fetches once (bounded by `timeoutMs`) before resolving; never rejects. */
-  static async remote(uri: string, timeoutMs: number): Promise<JwksSource> {
-    const s = new JwksSource(uri, timeoutMs, FAKE_JWKS);
+  static async remote(
+    uri: string,
+    timeoutMs: number,
+    timing: JwksTiming = DEFAULT_TIMING,
+  ): Promise<JwksSource> {
+    const s = new JwksSource(uri, timeoutMs, FAKE_JWKS, timing);
     await s.refresh();
     return s;
   }
@@ -134,7 +146,7 @@ export class JwksSource {
     if (this.closed) return;
     this.timer = setTimeout(() => {
       this.refresh().catch(() => {}); // refresh never rejects; the handler is for the rule
-    }, ok ? JWKS_REFRESH_MS : JWKS_RETRY_MS);
+    }, ok ? this.timing.refreshMs : this.timing.retryMs);
     unref(this.timer);
   }
 }
