@@ -278,8 +278,11 @@ function principalLeaf(kind: string, v: unknown, path: string): Group {
       return when(`request.headers[${h.name}]`, [h.value], h.invert);
     }
     case "metadata": {
-      // Istio's requestPrincipals / request.auth.* read `istio_authn` metadata. weft verifies no
-      // JWTs, so such a match never holds (and its negation always does) whatever the value.
+      // Istio's requestPrincipals / request.auth.* read `istio_authn` metadata. An xDS node runs
+      // no jwt_authn filter (weft's control plane does not serve RequestAuthentication yet, and
+      // an istiod jwt_authn filter is NACKed as an unknown type), so no request carries a
+      // verified JWT: such a match never holds (and its negation always does) whatever the
+      // value. Mapping the value is needed before xDS nodes verify JWTs.
       if (fields(v, ["filter", "path", "value", "invert"], path).get("filter") !== "istio_authn") {
         fail(path, "only istio_authn (JWT) metadata is expressible");
       }
