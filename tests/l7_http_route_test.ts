@@ -4,7 +4,8 @@
  * Service}]` routes that Service's requests — Gateway API precedence across two routes (exact
  * path, longest prefix, method, header count; PathPrefix by whole path elements), relative
  * weights (default 1, 0 = none), RequestRedirect (302 by default), a rule without backends (500),
- * `timeouts.request`, and 404 when nothing matches.
+ * `timeouts.request`, Request/ResponseHeaderModifier on a rule and a backendRef, and 404 when
+ * nothing matches.
  */
 import { request } from "node:http";
 import { stringify } from "yaml";
@@ -27,7 +28,9 @@ function call(
   from: string,
   opts: { method?: string; headers?: Record<string, string> } = {},
 ) {
-  return new Promise<{ status: number; body: string; location: string | undefined }>(
+  return new Promise<
+    { status: number; body: string; location: string | undefined; headers: Record<string, unknown> }
+  >(
     (resolve, reject) => {
       const req = request(
         { host, port: 80, path, localAddress: from, agent: false, ...opts },
@@ -37,7 +40,13 @@ function call(
           res.on("data", (c: string) => body += c);
           res.on(
             "end",
-            () => resolve({ status: res.statusCode ?? 0, body, location: res.headers.location }),
+            () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body,
+                location: res.headers.location,
+                headers: res.headers,
+              }),
           );
         },
       );
@@ -136,6 +145,34 @@ async function run(runtime: string | undefined): Promise<void> {
           backendRefs: [backend("svc-a")],
         },
         { matches: [{ path: { value: "/hdr" } }], backendRefs: [backend("svc-a")] },
+        {
+          // S21: header modifiers on the rule and on a backendRef.
+          matches: [{ path: { value: "/hm" } }],
+          filters: [
+            {
+              type: "RequestHeaderModifier",
+              requestHeaderModifier: {
+                set: [{ name: "X-Set", value: "s" }],
+                add: [{ name: "x-add", value: "a" }],
+                remove: ["x-gone"],
+              },
+            },
+            {
+              type: "ResponseHeaderModifier",
+              responseHeaderModifier: {
+                set: [{ name: "x-resp", value: "r" }],
+                remove: ["x-powered-by"],
+              },
+            },
+          ],
+          backendRefs: [{
+            ...backend("svc-b"),
+            filters: [{
+              type: "RequestHeaderModifier",
+              requestHeaderModifier: { set: [{ name: "x-backend", value: "b" }] },
+            }],
+          }],
+        },
         { matches: [{ path: { value: "/api" }, method: "POST" }], backendRefs: [backend("svc-b")] },
         {
           matches: [{ path: { value: "/slow" } }],
@@ -178,6 +215,18 @@ async function run(runtime: string | undefined): Promise<void> {
     // S21: URLRewrite ReplacePrefixMatch "/" drops the matched path element.
     assertEquals(JSON.parse((await call(vip, "/rw/x?y=1", from)).body).path, "/x?y=1");
     assertEquals(JSON.parse((await call(vip, "/rw", from)).body).path, "/");
+    // S21: RequestHeaderModifier / ResponseHeaderModifier (rule and backendRef).
+    const hm = await call(vip, "/hm", from, {
+      headers: { "x-set": "client", "x-add": "client", "x-gone": "1" },
+    });
+    const seen = JSON.parse(hm.body).headers as Record<string, string>;
+    assertEquals([seen["x-set"], seen["x-add"], seen["x-gone"], seen["x-backend"]], [
+      "s",
+      "client, a",
+      undefined,
+      "b",
+    ]);
+    assertEquals(hm.headers["x-resp"], "r");
     // S20: no match → 404.
     assertEquals((await call(vip, "/elsewhere", from)).status, 404);
   } finally {

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { AuthorizationPolicy } from "../core/mod.ts";
-import { env } from "../core/mod.ts";
+import { env, logger } from "../core/mod.ts";
 import type { PluginConfig } from "./config_types.ts";
 import {
   type Checker,
@@ -27,6 +27,8 @@ import {
   type SourceText,
   type WasmPlugin,
 } from "../istio/mod.ts";
+
+const log = logger("config");
 
 export interface ConfigResources {
   readonly policies: readonly AuthorizationPolicy[];
@@ -108,6 +110,7 @@ export function checkResources(
     wasmPlugins.push(...r.wasmPlugins);
     defaultHttpRetryPolicy = r.meshConfig?.defaultHttpRetryPolicy ?? defaultHttpRetryPolicy;
     for (const p of problems) c.problems.list.push(p);
+    for (const w of r.warnings ?? []) log.warn("config warning", { warning: w });
     refuseOthers(c, r);
     policies.push(...r.authorizationPolicies.map((p) => p.policy));
     policies.push(...r.peerAuthentications.flatMap(convertPeerAuthentication));

@@ -16,6 +16,7 @@ import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./d
 import { parseWasmPlugin } from "./wasm_plugin.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
 import type { IstioObject, IstioResources, MeshConfig } from "./types.ts";
+import { mergeDelegates } from "./delegate.ts";
 
 type Parser = (c: Checker, doc: Raw) => IstioObject;
 
@@ -324,6 +325,7 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     }
     return ([] as IstioObject[]).concat(...lists) as Extract<IstioObject, { kind: K }>[];
   };
+  const warnings: string[] = [];
   const meshConfigs = by("MeshConfig");
   if (meshConfigs.length > 1) problems.add("MeshConfig", "at most one MeshConfig");
   return {
@@ -332,7 +334,10 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     peerAuthentications: by("PeerAuthentication"),
     requestAuthentications: by("RequestAuthentication"),
     // HTTPRoutes bound to Services (GAMMA) become one VirtualService per Service (http_route.ts).
-    virtualServices: [...by("VirtualService"), ...gatewayVirtualServices(by("HTTPRoute"))],
+    virtualServices: [
+      ...mergeDelegates(by("VirtualService"), warnings),
+      ...gatewayVirtualServices(by("HTTPRoute")),
+    ],
     destinationRules: by("DestinationRule"),
     wasmPlugins: by("WasmPlugin"),
     serviceEntries: by("ServiceEntry"),
@@ -340,5 +345,6 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     services: by("Service"),
     pods: by("Pod"),
     endpointSlices: by("EndpointSlice"),
+    ...(warnings.length ? { warnings } : {}),
   };
 }

@@ -5,7 +5,9 @@
  * (Envoy's host_rewrite_literal), since Envoy refuses to change pseudo-headers and `host` through
  * header operations; every other `:`-prefixed name, a removal of `host`, and a response `host`
  * (istiod drops it silently) are refused with their path. An empty value is dropped, as Envoy
- * drops it without `keep_empty_value` (which istiod does not set).
+ * drops it without `keep_empty_value` (which istiod does not set). Gateway API's
+ * RequestHeaderModifier/ResponseHeaderModifier (`set`/`add` as lists of `{name, value}`) take the
+ * same path, as istiod converts them (pilot/pkg/config/kube/gateway `createHeadersFilter`).
  */
 import { type Checker, isObj, type Raw } from "./check.ts";
 import type { HeaderOps } from "../core/mod.ts";
@@ -23,13 +25,21 @@ function pairs(
   authority: (v: string) => void,
 ): [string, string][] {
   if (v === undefined || v === null) return [];
-  if (!isObj(v)) {
+  // Gateway API HTTPHeaderFilter: a list of {name, value} (istiod turns it into this mapping).
+  const entries: [string, unknown, string][] = Array.isArray(v)
+    ? v.map((x, i) => {
+      const o = c.obj(`${path}[${i}]`, x, ["name", "value"]);
+      return [c.str(`${path}[${i}].name`, o.name), o.value, `${path}[${i}].value`];
+    })
+    : isObj(v)
+    ? Object.entries(v).map(([k, raw]) => [k, raw, `${path}.${k}`])
+    : [];
+  if (!Array.isArray(v) && !isObj(v)) {
     c.problems.add(path, "must be a mapping of header name to value");
     return [];
   }
   const out: [string, string][] = [];
-  for (const [k, raw] of Object.entries(v)) {
-    const p = `${path}.${k}`;
+  for (const [k, raw, p] of entries) {
     const value = c.str(p, raw);
     if (/[\r\n\0]/.test(value)) c.problems.add(p, "a header value cannot hold CR, LF or NUL");
     if (value.replaceAll("%%", "").includes("%")) {
@@ -47,7 +57,7 @@ function pairs(
   return out;
 }
 
-function ops(
+export function ops(
   c: Checker,
   path: string,
   v: unknown,

@@ -6,18 +6,24 @@
  * header matches; then more query matches; then the oldest route, its `namespace/name`, the rule
  * and the match order), so the first match wins as in a VirtualService and a request no rule
  * matches gets 404. backendRefs weights are relative (default 1, 0 = none); a rule without a
- * backend that can take traffic answers 500; filters RequestRedirect and RequestMirror are
- * supported, `timeouts.request` is the route timeout (`0s` = none), URLRewrite (hostname, full
- * path or prefix). Gateway parents, header modifiers, `timeouts.backendRequest`, `retry` and `sessionPersistence` are refused with
- * their path. A backendRef to an unknown Service is accepted (the control plane warns) and the
+ * backend that can take traffic answers 500; filters RequestRedirect, RequestMirror, URLRewrite
+ * (hostname, full path or prefix) and RequestHeaderModifier/ResponseHeaderModifier (on the rule
+ * and on a backendRef) are supported; `timeouts.request` is the route timeout (`0s` = none);
+ * `retry` and `timeouts.backendRequest` convert as istiod's (pilot/pkg/config/kube/gateway
+ * conversion.go): retry = connection errors + `codes`, attempts default 2, `backoff`; the
+ * backend request timeout is the per-try timeout with a `retry`, else the route timeout. Gateway
+ * parents, ExtensionRef/CORS filters and `sessionPersistence` are refused with their path. A backendRef to an unknown Service is accepted (the control plane warns) and the
  * share that would go to it answers 500 at request time (`clusterNotFoundStatus`).
  */
 import { type Checker, INT32_MAX, type Raw } from "./check.ts";
 import { meta } from "./meta.ts";
+import { ops as headerOps } from "./headers.ts";
 import type {
+  HttpHeaders,
   HttpMatch,
   HttpMirror,
   HttpRedirect,
+  HttpRetry,
   HttpRoute,
   IstioStringMatch,
   ObjectMeta,
@@ -44,6 +50,8 @@ interface GatewayRule {
   readonly prefixMatch: boolean;
   readonly mirrors: readonly HttpMirror[];
   readonly timeoutMs: number | undefined;
+  readonly retries: HttpRetry | undefined;
+  readonly headers: HttpHeaders | undefined;
 }
 
 type PathMatch = { type: "Exact" | "PathPrefix" | "RegularExpression"; value: string };
@@ -130,7 +138,84 @@ function backendRef(c: Checker, path: string, v: unknown, ns: string, extra: str
   };
 }
 
+/** RequestHeaderModifier / ResponseHeaderModifier as a VirtualService's `headers` (istiod's
+ * createHeadersFilter: the lists become the mapping; a request `host` is the authority rewrite). */
+function headerFilter(
+  c: Checker,
+  p: string,
+  o: Raw,
+  type: string,
+  into: HeaderDraft,
+): boolean {
+  if (type === "RequestHeaderModifier") {
+    if (into.seenRequest) {
+      c.problems.add(`${p}.type`, "at most one RequestHeaderModifier (Gateway API)");
+    }
+    into.seenRequest = true;
+    const r = headerOps(
+      c,
+      `${p}.requestHeaderModifier`,
+      o.requestHeaderModifier ?? {},
+      true,
+      (a) => {
+        into.authority = a;
+      },
+    );
+    if (r) into.request = r;
+    return true;
+  }
+  if (type === "ResponseHeaderModifier") {
+    if (into.seenResponse) {
+      c.problems.add(`${p}.type`, "at most one ResponseHeaderModifier (Gateway API)");
+    }
+    into.seenResponse = true;
+    const r = headerOps(
+      c,
+      `${p}.responseHeaderModifier`,
+      o.responseHeaderModifier ?? {},
+      false,
+      () => {},
+    );
+    if (r) into.response = r;
+    return true;
+  }
+  return false;
+}
+
+interface HeaderDraft {
+  seenRequest?: boolean;
+  seenResponse?: boolean;
+  request?: HttpHeaders["request"] | undefined;
+  response?: HttpHeaders["response"] | undefined;
+  authority?: string | undefined;
+}
+
+function headersOf(h: HeaderDraft): HttpHeaders | undefined {
+  if (!h.request && !h.response && h.authority === undefined) return undefined;
+  return Object.freeze({
+    ...(h.request ? { request: h.request } : {}),
+    ...(h.response ? { response: h.response } : {}),
+    ...(h.authority !== undefined ? { authority: h.authority } : {}),
+  });
+}
+
+/** A backendRef's own filters: only the header modifiers (istiod refuses others). */
+function backendFilters(c: Checker, path: string, v: unknown): HttpHeaders | undefined {
+  const h: HeaderDraft = {};
+  c.list(path, v).forEach((x, i) => {
+    const p = `${path}[${i}]`;
+    const o = c.obj(p, x, ["type", "requestHeaderModifier", "responseHeaderModifier", ...OTHERS]);
+    const type = c.str(`${p}.type`, o.type);
+    if (!headerFilter(c, p, o, type, h)) {
+      c.problems.add(`${p}.type`, `${type} is not supported on a backendRef (istiod: unsupported)`);
+    }
+  });
+  return headersOf(h);
+}
+const OTHERS = ["requestRedirect", "requestMirror", "urlRewrite", "extensionRef", "cors"];
+
 function filters(c: Checker, path: string, v: unknown, ns: string) {
+  const headers: HeaderDraft = {};
   let redirect: HttpRedirect | undefined;
   let rewrite: { uri?: string; authority?: string } | undefined;
   let prefixMatch = false;
@@ -142,10 +227,15 @@ function filters(c: Checker, path: string, v: unknown, ns: string) {
       "requestRedirect",
       "requestMirror",
       "urlRewrite",
-      ...UNSUPPORTED_KEYS,
+      "requestHeaderModifier",
+      "responseHeaderModifier",
+      "extensionRef",
+      "cors",
     ]);
     const type = c.str(`${p}.type`, o.type);
-    if (type === "RequestRedirect") {
+    if (headerFilter(c, p, o, type, headers)) {
+      // handled
+    } else if (type === "RequestRedirect") {
       const r = c.obj(`${p}.requestRedirect`, o.requestRedirect, [
         "scheme",
         "hostname",
@@ -228,14 +318,30 @@ function filters(c: Checker, path: string, v: unknown, ns: string) {
     }
   });
   if (rewrite && redirect) c.problems.add(path, "URLRewrite and RequestRedirect are exclusive");
-  return { redirect, mirrors, rewrite, prefixMatch };
+  return { redirect, mirrors, rewrite, prefixMatch, headers: headersOf(headers) };
 }
-const UNSUPPORTED_KEYS = [
-  "urlRewrite",
-  "requestHeaderModifier",
-  "responseHeaderModifier",
-  "extensionRef",
-];
+
+/** Gateway API `retry` (GEP-1731) as istiod converts it: connection errors always retried plus
+ * the listed status `codes` (400–599), `attempts` default 2 (0 = none), `backoff` the base. */
+function retryOf(c: Checker, path: string, v: unknown): HttpRetry | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = c.obj(path, v, ["codes", "attempts", "backoff"]);
+  const codes = c.list(`${path}.codes`, o.codes).map((x, i) =>
+    c.int(`${path}.codes[${i}]`, x, undefined, 400, 599)
+  );
+  const attempts = c.int(`${path}.attempts`, o.attempts, 2, 0, INT32_MAX);
+  const backoff = o.backoff === undefined ? undefined : c.duration(`${path}.backoff`, o.backoff, 0);
+  return {
+    attempts,
+    perTryTimeoutMs: undefined,
+    // istiod: "connect-failure,refused-stream,unavailable,cancelled" + the codes; none at 0.
+    retryOn: attempts === 0
+      ? []
+      : ["connect-failure", "refused-stream", "unavailable", "cancelled", ...codes.map(String)],
+    backoffMs: backoff !== undefined && backoff > 0 ? backoff : undefined,
+    ignorePreviousHosts: undefined,
+  };
+}
 
 export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
   const m = meta(c, doc.metadata);
@@ -268,7 +374,7 @@ export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
       "retry",
       "sessionPersistence",
     ]);
-    c.unsupported(path, o, ["retry", "sessionPersistence"]);
+    c.unsupported(path, o, ["sessionPersistence"]);
     const port = parents.length === 1 ? parents[0]!.port : undefined;
     const rawMatches = o.matches === undefined ? [{}] : c.list(`${path}.matches`, o.matches);
     const matches = rawMatches.map((x, j) => ruleMatch(c, `${path}.matches[${j}]`, x, port));
@@ -276,14 +382,32 @@ export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
     const route = c.list(`${path}.backendRefs`, o.backendRefs).map((b, j) => {
       const p = `${path}.backendRefs[${j}]`;
       const { o: bo, destination } = backendRef(c, p, b, m.namespace, ["filters"]);
-      c.unsupported(p, bo, ["filters"]);
-      return { destination, weight: c.int(`${p}.weight`, bo.weight, 1, 0, 1_000_000) };
+      const headers = backendFilters(c, `${p}.filters`, bo.filters);
+      return {
+        destination,
+        weight: c.int(`${p}.weight`, bo.weight, 1, 0, 1_000_000),
+        ...(headers ? { headers } : {}),
+      };
     }).filter((d) => d.weight > 0);
     const t = c.obj(`${path}.timeouts`, o.timeouts, ["request", "backendRequest"]);
-    c.unsupported(`${path}.timeouts`, t, ["backendRequest"]);
-    const timeout = t.request === undefined
+    const request = t.request === undefined
       ? 0
       : c.duration(`${path}.timeouts.request`, t.request, 0);
+    const backend = t.backendRequest === undefined
+      ? 0
+      : c.duration(`${path}.timeouts.backendRequest`, t.backendRequest, 0);
+    if (request > 0 && backend > request) {
+      // Gateway API's validation: "backendRequest timeout cannot be longer than request timeout".
+      c.problems.add(`${path}.timeouts.backendRequest`, "cannot be longer than timeouts.request");
+    }
+    let retries = retryOf(c, `${path}.retry`, o.retry);
+    let timeout = request;
+    // istiod: the backend request timeout is the per-try timeout when a retry is set, else the
+    // route's timeout.
+    if (backend > 0) {
+      if (retries) retries = { ...retries, perTryTimeoutMs: backend };
+      else timeout = backend;
+    }
     return {
       matches,
       route,
@@ -292,6 +416,8 @@ export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
       prefixMatch: f.prefixMatch,
       mirrors: f.mirrors,
       timeoutMs: timeout > 0 ? timeout : undefined,
+      retries,
+      headers: f.headers,
     };
   });
   return { kind: "HTTPRoute", meta: m, created, parents, rules };
@@ -344,7 +470,8 @@ export function gatewayVirtualServices(routes: readonly GatewayHttpRoute[]): Vir
               route: rule.redirect ? [] : rule.route,
               fault: undefined,
               timeoutMs: rule.timeoutMs,
-              retries: undefined,
+              retries: rule.retries,
+              ...(rule.headers ? { headers: rule.headers } : {}),
               ...(rule.redirect ? { redirect: rule.redirect } : {}),
               // No backend can take the traffic (none, or all weight 0): 500 (S19).
               ...(answers500 ? { directResponse: { status: 500, body: "" } } : {}),

@@ -104,6 +104,8 @@ export interface HttpRoute {
   /** The status for the share of a destination that does not exist: absent = 503 (Envoy's NC,
    * a VirtualService's undefined subset); 500 for a Gateway API route's invalid backendRef (S19). */
   readonly clusterNotFoundStatus?: 500 | undefined;
+  /** `delegate` (S12): replaced by the delegate VirtualService's routes (delegate.ts) before use. */
+  readonly delegate?: { readonly name: string; readonly namespace: string | undefined } | undefined;
 }
 
 export interface HttpMirror {
@@ -334,4 +336,6 @@ export interface IstioResources {
   readonly services: readonly KubeService[];
   readonly pods: readonly Pod[];
   readonly endpointSlices: readonly EndpointSlice[];
+  /** Accepted but partly ignored (a missing or conflicting VirtualService delegate). */
+  readonly warnings?: readonly string[];
 }

@@ -2,8 +2,9 @@
  * networking.istio.io VirtualService: http routes (match, weighted destinations, redirect,
  * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
  * retries, `rewrite` (uri, authority), `headers` on routes and destinations (headers.ts)) and
- * simple tcp routes. Fields weft has no mechanism for
- * (uriRegexRewrite, delegate, ...) are rejected with their path.
+ * simple tcp routes, `delegate` (one level; merged by delegate.ts: a VirtualService without hosts
+ * is a delegate). Fields weft has no mechanism for (uriRegexRewrite, corsPolicy, ...) are rejected
+ * with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
@@ -25,7 +26,6 @@ import type {
 } from "./types.ts";
 
 const NOT_IMPLEMENTED = [
-  "delegate",
   "corsPolicy",
 ];
 
@@ -33,16 +33,28 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
   const m = meta(c, doc.metadata);
   const spec = c.obj("spec", doc.spec, ["hosts", "gateways", "http", "tcp", "tls", "exportTo"]);
   const hosts = c.strList("spec.hosts", spec.hosts);
-  if (hosts.length === 0) c.problems.add("spec.hosts", "needs at least one host");
+  // No hosts: a delegate VirtualService (istio/api validation: no gateways, tcp or tls there).
+  const isDelegate = hosts.length === 0;
   const gateways = c.strList("spec.gateways", spec.gateways);
+  if (isDelegate && gateways.length) {
+    c.problems.add("spec.gateways", "a delegate VirtualService (no hosts) cannot set gateways");
+  }
+  if (isDelegate && c.list("spec.tcp", spec.tcp).length) {
+    c.problems.add("spec.tcp", "a delegate VirtualService (no hosts) cannot have tcp routes");
+  }
   if (gateways.some((g) => g !== "mesh")) {
     c.problems.add("spec.gateways", 'weft has no gateways: only "mesh" is supported');
   }
   c.strList("spec.exportTo", spec.exportTo);
   c.unsupported("spec", spec, ["tls"], "TLS routes are not supported by weft");
   const http = c.list("spec.http", spec.http).map((r, i) =>
-    parseHttpRoute(c, `spec.http[${i}]`, r)
+    parseHttpRoute(c, `spec.http[${i}]`, r, true)
   );
+  http.forEach((r, i) => {
+    if (isDelegate && r.delegate) {
+      c.problems.add(`spec.http[${i}].delegate`, "only one level of delegation (as Istio)");
+    }
+  });
   const tcp = c.list("spec.tcp", spec.tcp).map((r, i) => tcpRoute(c, `spec.tcp[${i}]`, r));
   if (http.length === 0 && tcp.length === 0) c.problems.add("spec", "needs http or tcp routes");
   return {
@@ -54,8 +66,14 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
   };
 }
 
-export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute {
+export function parseHttpRoute(
+  c: Checker,
+  path: string,
+  v: unknown,
+  allowDelegate = false,
+): HttpRoute {
   const o = c.obj(path, v, [
+    "delegate",
     "name",
     "match",
     "route",
@@ -83,8 +101,14 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
   const directResponse = o.directResponse === undefined
     ? undefined
     : parseDirectResponse(c, `${path}.directResponse`, o.directResponse);
+  const delegate = delegateOf(c, path, o, allowDelegate);
+  if (delegate && (route.length > 0 || redirect)) {
+    c.problems.add(`${path}.delegate`, "cannot be set with route or redirect (as Istio)");
+  }
   const alternatives = [route.length > 0, redirect, directResponse].filter((x) => x).length;
-  if (alternatives === 0) c.problems.add(`${path}.route`, "needs at least one destination");
+  if (alternatives === 0 && !delegate) {
+    c.problems.add(`${path}.route`, "needs at least one destination");
+  }
   if (alternatives > 1) {
     c.problems.add(path, "set one of route, redirect, directResponse (as Istio)");
   }
@@ -103,6 +127,25 @@ export function parseHttpRoute(c: Checker, path: string, v: unknown): HttpRoute 
     ...mirrorsOf(c, path, o),
     ...rewriteOf(c, path, o),
     ...headersOf(c, path, o),
+    ...(delegate ? { delegate } : {}),
+  };
+}
+
+function delegateOf(
+  c: Checker,
+  path: string,
+  o: Raw,
+  allowed: boolean,
+): HttpRoute["delegate"] {
+  if (o.delegate === undefined) return undefined;
+  if (!allowed) {
+    c.problems.add(`${path}.delegate`, "only a VirtualService document can delegate");
+    return undefined;
+  }
+  const d = c.obj(`${path}.delegate`, o.delegate, ["name", "namespace"]);
+  return {
+    name: c.str(`${path}.delegate.name`, d.name),
+    namespace: c.optStr(`${path}.delegate.namespace`, d.namespace),
   };
 }
 

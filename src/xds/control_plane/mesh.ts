@@ -160,7 +160,7 @@ export function meshFromResources(r: IstioResources): Mesh {
   const td = mc?.trustDomain ?? "cluster.local";
   const rootNamespace = mc?.rootNamespace ?? "istio-system";
   const problems: string[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...(r.warnings ?? [])];
   const workloads = collectWorkloads(r, td);
   const services = collectServices(r, workloads, td, problems, warnings);
   for (const p of r.wasmPlugins) {
