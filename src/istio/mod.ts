@@ -17,6 +17,7 @@ export {
   jwtRuleToIstio,
   parseJwtRules,
   parseRequestAuthentication,
+  requestAuthnsFor,
 } from "./request_authn.ts";
 export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";

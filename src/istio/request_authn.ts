@@ -5,6 +5,7 @@
  */
 import { type Checker, isObj, type Raw } from "./check.ts";
 import { meta, targetRefs, workloadSelector } from "./meta.ts";
+import { labelsMatch } from "./select.ts";
 import type { JwtRule, RequestAuthentication } from "./types.ts";
 
 const RULE_KEYS = [
@@ -175,4 +176,32 @@ export function jwtRuleToIstio(r: JwtRule): Raw {
     outputClaimToHeaders: r.outputClaimToHeaders,
     timeout: `${r.timeoutMs}ms`,
   };
+}
+
+/** The RequestAuthentications that apply to a service's workloads, in istiod's scope: the root
+ * namespace's apply everywhere, a namespace's to its workloads (narrowed by `selector`),
+ * `targetRefs` to the named Service of their namespace; ordered root first, then namespace-wide,
+ * then selected, then targeted (their jwtRules are merged in that order). */
+export function requestAuthnsFor(
+  all: readonly RequestAuthentication[],
+  svc: { readonly name: string; readonly namespace: string },
+  workloads: readonly {
+    readonly namespace: string;
+    readonly labels: Readonly<Record<string, string>>;
+  }[],
+  rootNamespace: string,
+): RequestAuthentication[] {
+  const rank = (ra: RequestAuthentication): number => {
+    if (ra.targetServices.length > 0) {
+      return ra.meta.namespace === svc.namespace && ra.targetServices.includes(svc.name) ? 3 : -1;
+    }
+    const applies = workloads.some((w) =>
+      (ra.meta.namespace === rootNamespace || ra.meta.namespace === w.namespace) &&
+      (ra.selector === undefined || labelsMatch(w.labels, ra.selector))
+    );
+    if (!applies) return -1;
+    return ra.meta.namespace === rootNamespace ? 0 : ra.selector === undefined ? 1 : 2;
+  };
+  return all.map((ra) => [rank(ra), ra] as const).filter(([r]) => r >= 0)
+    .sort((a, b) => a[0] - b[0]).map(([, ra]) => ra);
 }

@@ -145,7 +145,13 @@ const CASES: [string, unknown[], unknown[], unknown][] = [
       orIds({ directRemoteIp: cidr("10.0.0.0", 8) }, { directRemoteIp: cidr("::1", 128) }),
       notId(orIds({ remoteIp: cidr("192.168.0.0", 16) })),
       notId(
-        orIds({ metadata: { filter: "istio_authn", path: [{ key: "request.auth.principal" }] } }),
+        orIds({
+          metadata: {
+            filter: "istio_authn",
+            path: [{ key: "request.auth.principal" }],
+            value: { stringMatch: { safeRegex: { regex: ".+" } } },
+          },
+        }),
       ),
     )],
     {

@@ -278,15 +278,24 @@ function principalLeaf(kind: string, v: unknown, path: string): Group {
       return when(`request.headers[${h.name}]`, [h.value], h.invert);
     }
     case "metadata": {
-      // Istio's requestPrincipals / request.auth.* read `istio_authn` metadata. An xDS node runs
-      // no jwt_authn filter (weft's control plane does not serve RequestAuthentication yet, and
-      // an istiod jwt_authn filter is NACKed as an unknown type), so no request carries a
-      // verified JWT: such a match never holds (and its negation always does) whatever the
-      // value. Mapping the value is needed before xDS nodes verify JWTs.
-      if (fields(v, ["filter", "path", "value", "invert"], path).get("filter") !== "istio_authn") {
+      // Istio's requestPrincipals / request.auth.principal read `istio_authn` metadata: the
+      // `<iss>/<sub>` of the JWT the node's jwt_authn filter verified (RequestAuthentication).
+      const f = fields(v, ["filter", "path", "value", "invert"], path);
+      if (f.get("filter") !== "istio_authn") {
         fail(path, "only istio_authn (JWT) metadata is expressible");
       }
-      return src("requestPrincipals", ["*"], (v as { invert?: unknown }).invert === true);
+      const keys = Array.isArray(f.get("path"))
+        ? (f.get("path") as unknown[]).map((k) => (k as { key?: unknown })?.key)
+        : [];
+      if (keys.length !== 1 || keys[0] !== "request.auth.principal") {
+        fail(`${path}.path`, "only [request.auth.principal] is expressible");
+      }
+      const value = fields(f.get("value"), ["stringMatch"], `${path}.value`).get("stringMatch");
+      return src(
+        "requestPrincipals",
+        [stringForm(value, `${path}.value.stringMatch`)],
+        f.get("invert") === true,
+      );
     }
     default:
       return fail(path, "principal kind not expressible in weft authz");

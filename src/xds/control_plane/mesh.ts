@@ -20,6 +20,7 @@ import {
   type IstioResources,
   labelsMatch,
   loadIstioDocuments,
+  type RequestAuthentication,
   type SourceText,
   type VirtualService,
   type WasmPlugin,
@@ -123,6 +124,9 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** RequestAuthentications: a jwt_authn filter on the inbound listener of the HTTP services
+   * whose workloads they select (build_listener.ts). */
+  readonly requestAuthentications: readonly RequestAuthentication[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
   readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
@@ -171,12 +175,19 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
-  for (const ra of r.requestAuthentications ?? []) {
-    // Never silently unenforced: the control plane emits no jwt_authn filter yet (weft.yaml's
-    // standalone mode verifies JWTs: src/filters/jwt).
-    problems.push(
-      `RequestAuthentication ${ra.meta.namespace}/${ra.meta.name}: not served over xDS by weft's ` +
-        "control plane yet; load it from a node's weft.yaml (resources or configDir)",
+  for (const p of r.authorizationPolicies) {
+    p.policy.rules.forEach((rule, i) =>
+      (rule.when ?? []).forEach((c, j) => {
+        // Envoy RBAC reads these from jwt_authn's payload metadata, which the authz plugin's
+        // conversion does not express yet; request.auth.principal and requestPrincipals travel.
+        if (/^request\.auth\.(audiences|presenter|claims)/.test(c.key)) {
+          problems.push(
+            `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.rules[${i}].when[${j}]` +
+              `.key: "${c.key}" is not served over xDS by weft's control plane yet (weft.yaml ` +
+              "nodes enforce it)",
+          );
+        }
+      })
     );
   }
   if (problems.length > 0) throw meshError(problems);
@@ -201,6 +212,7 @@ export function meshFromResources(r: IstioResources): Mesh {
       ...peer.policies,
     ]),
     policyBindings: peer.bindings,
+    requestAuthentications: r.requestAuthentications ?? [],
     counts: Object.freeze(counts),
     warnings: Object.freeze(warnings),
   });

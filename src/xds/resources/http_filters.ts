@@ -22,6 +22,8 @@ import {
   type Wasm,
 } from "../node_proto.ts";
 import type { FilterJson, JsonValue, KnownFilter } from "./filter_json.ts";
+import { decodeJwtAuthn, JWT_AUTHN_TYPE_URL } from "./jwt_authn.ts";
+import { Checker, parseJwtRules, Problems } from "../../istio/mod.ts";
 
 /** FilterRef.type values weft's filter host registers (src/filters maps them to code). */
 export const FILTER_TYPES = {
@@ -30,6 +32,7 @@ export const FILTER_TYPES = {
   trafficSplit: "weft.traffic_split",
   component: "weft.component",
   proxyWasm: "weft.proxy_wasm",
+  jwtAuthn: "weft.jwt_authn",
 } as const;
 
 /** `vm_config.runtime` naming a WIT component instead of a proxy-wasm module. */
@@ -196,7 +199,37 @@ function decodeFilter(name: string, any: Any): FilterSpec {
   return spec;
 }
 
+/** Envoy's jwt_authn as istiod writes it for RequestAuthentication → the host's jwt_authn filter
+ * (AUTHN phase, before RBAC), its rules validated as weft.yaml's before the ACK. */
+function jwtAuthnRef(name: string, any: Any): FilterRef {
+  let config: { jwtRules: Record<string, unknown>[] };
+  try {
+    config = decodeJwtAuthn(any.value);
+  } catch (cause) {
+    throw new WeftError("xds_bad_filter", `Cannot use HTTP filter ${name}: ${errorMessage(cause)}`);
+  }
+  const problems = new Problems();
+  parseJwtRules(new Checker(problems), "jwt_authn", config.jwtRules);
+  if (!problems.ok) {
+    throw new WeftError(
+      "xds_bad_filter",
+      `Cannot use HTTP filter ${name}: ${problems.list.join("; ")}`,
+    );
+  }
+  return {
+    name,
+    type: FILTER_TYPES.jwtAuthn,
+    url: undefined,
+    sha256: undefined,
+    config,
+    failPolicy: "FAIL_CLOSE",
+    phase: "AUTHN",
+    priority: 0,
+  };
+}
+
 function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
+  if (any.typeUrl === JWT_AUTHN_TYPE_URL) return { kind: "filter", ref: jwtAuthnRef(name, any) };
   const known = decodeKnown(any);
   if (known.typeName === TYPE_NAMES.router) return { kind: "router" };
   if (known.msg) return { kind: "filter", ref: wasmRef(name, known.msg) };
@@ -227,5 +260,5 @@ export function innerTypeUrl(any: Any): string {
 
 /** The type URLs an ECDS `type_urls` list may name that weft can run. */
 export function knownFilterTypeUrls(): string[] {
-  return KNOWN.map(typeUrlOf);
+  return [...KNOWN.map(typeUrlOf), JWT_AUTHN_TYPE_URL];
 }
