@@ -159,12 +159,12 @@ const CASES: [string, unknown[], unknown[], unknown][] = [
         source: {
           ipBlocks: ["10.0.0.0/8", "::1/128"],
           notRemoteIpBlocks: ["192.168.0.0/16"],
-          notRequestPrincipals: ["*"],
         },
       }],
       to: [{ operation: { ports: ["443"] } }],
       when: [
         { key: "destination.ip", values: ["10.1.0.0/16"] },
+        { key: "request.auth.principal", notValues: ["*"] },
       ],
     },
   ],

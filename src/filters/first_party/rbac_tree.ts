@@ -291,8 +291,10 @@ function principalLeaf(kind: string, v: unknown, path: string): Group {
         fail(`${path}.path`, "only [request.auth.principal] is expressible");
       }
       const value = fields(f.get("value"), ["stringMatch"], `${path}.value`).get("stringMatch");
-      return src(
-        "requestPrincipals",
+      // As a `when` condition (the plugin reads both forms the same way): several of them AND,
+      // where two requestPrincipals lists could not.
+      return when(
+        "request.auth.principal",
         [stringForm(value, `${path}.value.stringMatch`)],
         f.get("invert") === true,
       );
