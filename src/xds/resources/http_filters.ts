@@ -1,7 +1,8 @@
 /**
  * HTTP filter configs (inline `typed_config` or an ECDS `TypedExtensionConfig`) → weft FilterRefs.
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
- * proxy-wasm filter by URL + sha256, Router → end of chain. TypedStruct wrappers are unwrapped.
+ * proxy-wasm filter by URL + sha256, jwt_authn (istiod's shape, resources/jwt_authn.ts) → the
+ * host's jwt_authn filter, Router → end of chain. TypedStruct wrappers are unwrapped.
  */
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
