@@ -28,7 +28,11 @@ import {
   encodeDeltaDiscoveryRequest,
   encodeDiscoveryRequest,
 } from "./node_proto.ts";
-import { loadFilterJson, TYPED_STRUCT_TYPE_NAMES } from "./resources/http_filters.ts";
+import {
+  JWT_AUTHN_TYPE_NAME,
+  loadFilterJson,
+  TYPED_STRUCT_TYPE_NAMES,
+} from "./resources/http_filters.ts";
 import { TYPE_NAMES } from "./node_proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
@@ -308,7 +312,7 @@ const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION
 type Needles = readonly { bytes: Uint8Array; anchor: number }[];
 const needles = (names: readonly string[]): Needles =>
   names.map((n) => ({ bytes: new TextEncoder().encode(n), anchor: n.search(/[A-Z]/) }));
-const CHECKED = needles([TYPE_NAMES.rbac, TYPE_NAMES.fault]);
+const CHECKED = needles([TYPE_NAMES.rbac, TYPE_NAMES.fault, JWT_AUTHN_TYPE_NAME]);
 const TYPED_STRUCT = needles(TYPED_STRUCT_TYPE_NAMES);
 
 export function mentionsCheckedFilter(hay: Uint8Array): boolean {
