@@ -5,8 +5,9 @@
  *   idle RSS of a node · peak RSS during the throughput run · memory per idle tunnel (N held)
  *   the Rust HBONE pair (ztunnel's h2 + rustls stack) when WEFT_BENCH_RUST_PAIR names its binary
  *   fixed-rate latency (hey, 1k req/s): nginx direct · haproxy pair · weft pair, added p50/p99;
- *   the same at 1k req/s as an evenly spaced open loop (bench/seq_client.ts on Bun), also timed
- *   from each request's actual send (the client's own timer lag left out); per round
+ *   the same at 1k req/s as an evenly spaced open loop (bench/openloop.ts: a C client with
+ *   absolute-deadline sends; bench/seq_client.ts on Bun only as a labelled fallback without a C
+ *   compiler), also timed from each request's actual send, with the client's own send lag; per round
  *   direct, haproxy and weft run back to back, and the summary rows give the median added p50/p99
  *   of weft and of haproxy over the rounds, weft's against haproxy's and against the goal
  * Options: --bun (run the weft nodes on Bun), --binary [path] (run the shipped `weft` binary,
@@ -15,7 +16,8 @@
  * weft nodes as bench/l4_node.ts: NodeProxy alone, without admin/xDS/L7; --weft-only (no peers),
  * --tunnels-only (only the idle-tunnels row); --only <sections> (comma-separated: throughput
  * (iperf3, peak RSS), wrk, latency, bare, tunnels, idle; peers run as the chosen sections need
- * them); --rounds N (latency rounds, default 1); default is
+ * them); --rounds N (latency rounds, default 1); --warm N (seconds of wrk through each pair
+ * before the latency rounds when the wrk section does not run, default 5; 0 = none); default is
  * `deno run -A src/main.ts run --config <generated yaml>`).
  */
 import * as net from "node:net";
@@ -44,6 +46,10 @@ const opt = (name: string, dflt: number): number => {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
 const SECONDS = opt("seconds", 5);
+/** Seconds of wrk through each pair before the latency rounds when the wrk section did not run:
+ * a fresh node's JIT tier-up (~0.4 s of compile CPU per node in its first half minute at 1k req/s,
+ * docs/MEASUREMENTS.md) is then behind it, as on a node that has carried traffic for a while. */
+const WARM = opt("warm", 5);
 /** Extra V8 flags for the weft nodes (e.g. --v8 "--max-semi-space-size=1"), to compare. */
 const V8 = argv.includes("--v8") ? argv[argv.indexOf("--v8") + 1] : undefined;
 const TUNNELS = opt("tunnels", 10_000);
@@ -252,12 +258,17 @@ const signed = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFi
 
 /**
  * Added latency at 1k req/s, two probes: hey (10 workers at 100 req/s each, which tick together:
- * bursts of 10) and the evenly spaced open loop (bench/seq_client.ts). In each round nginx
+ * bursts of 10) and the evenly spaced open loop (bench/openloop.ts, the C client). In each round nginx
  * direct, the haproxy pair and the weft pair run back to back; added = pair − direct of the same
  * round. The summary gives the medians over the rounds, weft's against haproxy's and the goal
  * (added p50 ≤ 0.25 ms, p99 ≤ 1 ms for the two hops).
  */
 async function latencySection(hap: boolean): Promise<void> {
+  if (WARM > 0 && !want("wrk")) {
+    await wrk(URL_WEFT, WARM);
+    if (hap) await wrk(URL_HAPROXY, WARM);
+    note(`latency: ${WARM} s of wrk through each pair first (--warm)`);
+  }
   const probes = [["hey", fixedRate], ["open loop", openLoop]] as const;
   const added: Record<string, { weft: Latency[]; haproxy: Latency[] }> = {};
   for (let r = 1; r <= ROUNDS; r++) {
@@ -289,6 +300,15 @@ async function latencySection(hap: boolean): Promise<void> {
           `1k req/s ${name}, round ${r}: added from the send`,
           `haproxy ${h ? fmtSend(plus(h)) : "-"}, weft ${fmtSend(plus(w))}`,
           `direct from the send ${d.sendP50!.toFixed(2)}/${d.sendP99!.toFixed(2)} ms`,
+        );
+        // The client's own send lag (a precise client keeps it far below the goal) and p99.9.
+        const lag = (x: Latency): string =>
+          `${x.lagP99?.toFixed(3) ?? "-"} (timer ${x.timerP99?.toFixed(3) ?? "-"})`;
+        const p999 = (x: Latency): string => x.p999?.toFixed(2) ?? "-";
+        row(
+          `1k req/s ${name}, round ${r}: client ${w.client}, its send lag p99 direct · haproxy · weft`,
+          `${lag(d)} · ${h ? lag(h) : "-"} · ${lag(w)} ms`,
+          `p99.9 ${p999(d)} · ${h ? p999(h) : "-"} · ${p999(w)} ms`,
         );
       }
     }

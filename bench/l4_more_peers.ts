@@ -4,6 +4,7 @@
  * (hey at a total rate, p50/p99).
  */
 import { IP, NET, PORT, type Proc, spawn } from "./l4_peers.ts";
+import { openLoop as runOpenLoop } from "./openloop.ts";
 
 export const RUST_IP = { client: `${NET}.0.30`, server: `${NET}.0.31` } as const;
 
@@ -56,6 +57,11 @@ export interface Latency {
   /** The open loop's requests timed from their actual send (without the client's timer lag). */
   readonly sendP50?: number;
   readonly sendP99?: number;
+  /** The open loop's p99.9 from the scheduled start, its own send lag p99, and which client. */
+  readonly p999?: number;
+  readonly lagP99?: number;
+  readonly timerP99?: number;
+  readonly client?: string;
 }
 
 /** `hey` at a fixed total rate (10 connections × rate/10 each), latencies in ms. */
@@ -75,23 +81,21 @@ export async function fixedRate(url: string, seconds: number, rate = 1000): Prom
   };
 }
 
-/** An open loop at `rate` req/s with evenly spaced requests (bench/seq_client.ts "rate" on Bun:
- * keep-alive pool, each request timed from its scheduled start). Unlike hey, whose 10 workers tick
- * together (bursts of 10 every 10 ms), no request waits behind its siblings. */
+/** An open loop at `rate` req/s with evenly spaced requests (bench/openloop.ts: the C client,
+ * absolute-deadline sends over a keep-alive pool, each request timed from its scheduled start;
+ * bench/seq_client.ts on Bun only as a labelled fallback without a C compiler). Unlike hey, whose
+ * 10 workers tick together (bursts of 10 every 10 ms), no request waits behind its siblings. */
 export async function openLoop(url: string, seconds: number, rate = 1000): Promise<Latency> {
-  const client = new URL("./seq_client.ts", import.meta.url).pathname;
-  const out = await new Deno.Command("bun", {
-    args: [client, "rate", url, String(rate), String(seconds)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  const r = JSON.parse(text.split("\n").pop() || "{}") as Partial<Latency>;
+  const r = await runOpenLoop(url, seconds, rate);
   return {
-    p50: r.p50 ?? NaN,
-    p99: r.p99 ?? NaN,
+    p50: r.p50,
+    p99: r.p99,
     rps: rate,
-    sendP50: r.sendP50 ?? NaN,
-    sendP99: r.sendP99 ?? NaN,
+    sendP50: r.sendP50,
+    sendP99: r.sendP99,
+    p999: r.p999,
+    lagP99: r.lagP99,
+    timerP99: r.timerP99,
+    client: r.client,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Where the open loop's slow requests go: one evenly spaced open loop at a fixed rate
- * (bench/seq_client.ts `trace`, Bun) through nginx direct, the haproxy mTLS pair (two processes,
+ * (bench/openloop.c `--trace`, the C client; bench/seq_client.ts `trace` on Bun as a labelled
+ * fallback without a C compiler) through nginx direct, the haproxy mTLS pair (two processes,
  * one per side, as the weft nodes are; bench/l4.ts runs both sides in one) and the weft pair, in
  * turn, with JavaScriptCore's collection log (BUN_JSC_logGC=1) on the client and on both weft
  * nodes. Each log line is stamped when it arrives here (the end of the collection, ms since the
@@ -47,6 +48,7 @@ import {
   setSlice,
   type Wait,
 } from "./l4_tail_probes.ts";
+import { clientFlags, FALLBACK, openLoopBinary } from "./openloop.ts";
 
 const argv = Deno.args;
 const opt = (n: string, d: string): string => {
@@ -74,18 +76,28 @@ const load = (): string => Deno.readTextFileSync("/proc/loadavg").split(" ").sli
 
 type Sample = [start: number, ms: number, lagMs: number, fresh: number];
 
-/** The open loop through `url`, with the client's own collections logged. */
+/** The open loop through `url`: bench/openloop.c (C) when a compiler is there, else
+ * bench/seq_client.ts on Bun (labelled, with its own collections logged). */
 async function trace(
   url: string,
   seconds: number,
-): Promise<{ samples: Sample[]; gc: GcLog; sched: string; pid: number }> {
+): Promise<{ samples: Sample[]; gc: GcLog; sched: string; pid: number; extra: string }> {
   const gc = new GcLog();
-  const client = new URL("./seq_client.ts", import.meta.url).pathname;
+  const bin = await openLoopBinary();
+  const [cmd, args] = bin
+    ? [bin, [url, String(RATE), String(seconds), ...clientFlags(), "--trace"]]
+    : ["bun", [
+      new URL("./seq_client.ts", import.meta.url).pathname,
+      "trace",
+      url,
+      String(RATE),
+      String(seconds),
+    ]];
   let out = "";
-  const p = await spawn("bun", [client, "trace", url, String(RATE), String(seconds)], {
-    env: { ...Deno.env.toObject(), BUN_JSC_logGC: "1" },
+  const p = await spawn(cmd, args, {
+    env: { ...Deno.env.toObject(), ...(bin ? {} : { BUN_JSC_logGC: "1" }) },
     onText: (t) => {
-      if (t.includes('"samples"') || out !== "") out += t;
+      if (bin || t.includes('"samples"') || out !== "") out += t;
       else gc.feed(t);
     },
   });
@@ -101,8 +113,18 @@ async function trace(
   clearInterval(poll);
   await new Promise((r) => setTimeout(r, 50)); // the pipes' last chunks
   const line = out.split("\n").find((l) => l.startsWith("{")) ?? "{}";
-  const r = JSON.parse(line) as { samples?: Sample[] };
-  return { samples: r.samples ?? [], gc, sched: schedDelta(before, last), pid: p.pid };
+  const r = JSON.parse(line) as {
+    samples?: Sample[];
+    cpuMs?: number;
+    runqMs?: number;
+    policy?: string;
+  };
+  const extra = bin
+    ? `client c (${r.policy}): cpu ${r.cpuMs?.toFixed(0)} ms, run-queue wait ${
+      r.runqMs?.toFixed(0)
+    } ms`
+    : `client ${FALLBACK}`;
+  return { samples: r.samples ?? [], gc, sched: schedDelta(before, last), pid: p.pid, extra };
 }
 
 const quantile = (xs: number[], q: number): number =>
@@ -265,7 +287,10 @@ try {
         }).spawn()
         : undefined;
       if (perf) await new Promise((r) => setTimeout(r, 500)); // perf attaches
-      const { samples, gc, sched: clientSched, pid: clientPid } = await trace(url, SECONDS);
+      const { samples, gc, sched: clientSched, pid: clientPid, extra } = await trace(
+        url,
+        SECONDS,
+      );
       perf?.kill("SIGINT");
       await perf?.status;
       const waits = perf
@@ -308,6 +333,7 @@ try {
       );
       const t = Object.entries(touched).map(([k, n]) => `${k} ${n}`).join(", ");
       if (t) say(`   slow from the send touched by: ${t}`);
+      say(`   ${extra}`);
       say(`   client: ${gc.summary(t0, t1)}; ${clientSched}`);
       for (const [i, [n]] of peers.entries()) say(`   ${n}: ${schedDelta(p0[i]!, p1[i]!)}`);
       for (const [i, [n, g]] of nodes.entries()) {

@@ -51,11 +51,34 @@ Deno.test("cli: a missing or unreadable config, or an unusable state dir, exits 
     const missing = join(dir, "nope.yaml");
     const blocker = join(dir, "a-file");
     await Deno.writeTextFile(blocker, "");
+    // A CRL that does not parse (ztunnel's CRL_PATH, or ca.crlFile) stops the start.
+    const badCrl = join(dir, "crl.pem");
+    await Deno.writeTextFile(badCrl, "not a valid CRL");
+    const crlCfg = join(dir, "crl.yaml");
+    await Deno.writeTextFile(
+      crlCfg,
+      stringify({
+        listeners: LISTENERS,
+        ca: { crlFile: badCrl },
+        workloads: [{ name: "w", address: ip(2) }],
+      }),
+    );
+    const state = { WEFT_STATE_DIR: join(dir, "state") };
     const cases: { argv: string[]; env?: Record<string, string>; want: RegExp }[] = [
       { argv: ["run", "--config", missing], want: new RegExp(`${missing}: .*ENOENT`) },
       { argv: ["run"], env: { WEFT_CONFIG: missing }, want: new RegExp(`${missing}: .*ENOENT`) },
       { argv: ["run", "--config", dir], want: new RegExp(`${dir}: .*EISDIR`) },
       { argv: ["validate"], env: { WEFT_CONFIG: missing }, want: new RegExp(missing) },
+      {
+        argv: ["run", "--config", good],
+        env: { ...state, CRL_PATH: badCrl },
+        want: new RegExp(`Cannot load CRL file ${badCrl}: CRL 1: `),
+      },
+      {
+        argv: ["run", "--config", crlCfg],
+        env: state,
+        want: new RegExp(`Cannot load CRL file ${badCrl}: CRL 1: `),
+      },
       {
         argv: ["run", "--config", good],
         env: { WEFT_XDS_ADDRESS: "cp:port" },

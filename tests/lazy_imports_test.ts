@@ -51,6 +51,7 @@ const HEAVY = [
   /\/src\/xds\//,
   /\/src\/filters\//,
   /\/src\/tls\/_x509\.ts$/,
+  /\/src\/tls\/(crl_store|_crl_der|_crl_check|_file_watch)\.ts$/, // only with a CRL (CRL_PATH / ca.crlFile)
   /\/yaml@|\/node_modules\/yaml\//, // weft.yaml is parsed with js-yaml (src/app/config.ts)
   /@grpc\/grpc-js/,
   /@bufbuild\/protobuf/,

@@ -149,7 +149,7 @@ spec: {rules: [{to: [{operation: {methods: ["GET"]}}]}]}`,
 Deno.test("authz config errors reject the generation (CUSTOM, unknown when key, bad CIDR)", async () => {
   assert.throws(
     () => authorizationPolicyFromIstio({ metadata: { name: "c" }, spec: { action: "CUSTOM" } }),
-    /CUSTOM \(external authorization through a provider\) is not supported by weft/,
+    /spec\.provider\.name: is required with action CUSTOM/,
   );
   const bad = [
     [

@@ -54,7 +54,8 @@ Usage:
   weft help              this text
 
 Environment: WEFT_CONFIG (--config), WEFT_STATE_DIR (--state-dir: the dev CA lives in
-<dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), WEFT_PLUGIN_DIR (prebuilt
+<dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), CRL_PATH (ca.crlFile: CRLs
+for HBONE peers, watched), WEFT_PLUGIN_DIR (prebuilt
 first-party plugins), WEFT_LOG (log level), WEFT_CNI_BIN_DIR, WEFT_CNI_CONF_DIR, WEFT_CNI_SOCKET,
 WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags). Flags win over the environment, which
 wins over the config file.
@@ -188,10 +189,18 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         });
         if (!loaded) return EXIT.failed;
         const stateDir = setting(f, "state-dir", "WEFT_STATE_DIR");
-        const config = stateDir === undefined ? loaded : Object.freeze({
-          ...loaded,
-          ca: Object.freeze({ ...loaded.ca, stateDir: join(stateDir, "ca") }),
-        });
+        // ztunnel's CRL_PATH beats ca.crlFile, as every environment variable beats the file.
+        const crlFile = env("CRL_PATH") || loaded.ca.crlFile;
+        const config = stateDir === undefined && crlFile === loaded.ca.crlFile
+          ? loaded
+          : Object.freeze({
+            ...loaded,
+            ca: Object.freeze({
+              ...loaded.ca,
+              ...(stateDir === undefined ? {} : { stateDir: join(stateDir, "ca") }),
+              crlFile,
+            }),
+          });
         if (config.ca.mode === "auto") {
           const problem = await checkStateDir(config.ca.stateDir);
           if (problem) {

@@ -17,7 +17,12 @@ import {
   Problems,
 } from "../istio/mod.ts";
 import type { WeftConfig } from "./config_types.ts";
-import { checkPolicies, checkResources, type ConfigResources } from "./config_resources.ts";
+import {
+  checkPolicies,
+  checkResources,
+  type ConfigResources,
+  meshProviders,
+} from "./config_resources.ts";
 import { checkService, warnUnknownHosts } from "./config_service.ts";
 import { offLoopback } from "./admin_guard.ts";
 import { checkInpod, INPOD_KEY } from "./config_inpod.ts";
@@ -157,7 +162,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
 
   const otp = c.obj("outboundTrafficPolicy", r.outboundTrafficPolicy, ["mode"]);
   // Istio's install-time `meshConfig` values; only the route retry default applies to a node.
-  const mc = c.obj("meshConfig", r.meshConfig, ["defaultHttpRetryPolicy"]);
+  const mc = c.obj("meshConfig", r.meshConfig, ["defaultHttpRetryPolicy", "extensionProviders"]);
   const t = c.obj("timeouts", r.timeouts, [
     "connect",
     "idle",
@@ -231,6 +236,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
       "REGISTRY_ONLY",
     ], "ALLOW_ANY"),
     defaultHttpRetryPolicy: meshRetry(c, mc.defaultHttpRetryPolicy, extra),
+    extensionProviders: meshProviders(c, mc.extensionProviders, extra, policies),
     timeouts: {
       connectMs: c.duration("timeouts.connect", t.connect, 10_000),
       idleMs: c.duration("timeouts.idle", t.idle, 3_600_000),
@@ -273,14 +279,16 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
 }
 
 function checkCa(c: Checker, v: unknown): WeftConfig["ca"] {
-  const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile"]);
+  const o = c.obj("ca", v, ["mode", "stateDir", "certFile", "keyFile", "crlFile"]);
   const mode = c.oneOf("ca.mode", o.mode, ["auto", "files", "xds"], "auto");
   const ca = {
     mode,
     stateDir: c.str("ca.stateDir", o.stateDir, ".weft/ca"),
     certFile: c.optStr("ca.certFile", o.certFile),
     keyFile: c.optStr("ca.keyFile", o.keyFile),
+    crlFile: c.optStr("ca.crlFile", o.crlFile),
   };
+  if (ca.crlFile === "") c.problems.add("ca.crlFile", "must be a file path (omit it for no CRL)");
   if (mode === "files") {
     if (!ca.certFile) c.problems.add("ca.certFile", "is required when ca.mode is files");
     if (!ca.keyFile) c.problems.add("ca.keyFile", "is required when ca.mode is files");

@@ -14,6 +14,7 @@ import {
   type Checker,
   convertPeerAuthentication,
   type DrSubset,
+  type ExtAuthzProvider,
   hostFqdn,
   type HttpRetry,
   type HttpRoute,
@@ -22,6 +23,7 @@ import {
   labelsMatch,
   loadIstioDocuments,
   parseAuthorizationPolicy,
+  parseExtensionProviders,
   parseIstioObjects,
   type RequestAuthentication,
   type SourceText,
@@ -46,6 +48,8 @@ export interface ConfigResources {
   readonly wasmPlugins: readonly WasmPlugin[];
   /** A MeshConfig's `defaultHttpRetryPolicy`. */
   readonly defaultHttpRetryPolicy: HttpRetry | undefined;
+  /** A MeshConfig's (or the istio ConfigMap's) ext_authz `extensionProviders`. */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
 }
 
 export function checkPolicies(c: Checker, v: unknown): AuthorizationPolicy[] {
@@ -73,7 +77,7 @@ const STANDALONE = [
   "RequestAuthentication",
   "VirtualService",
   "DestinationRule",
-  "MeshConfig (its defaultHttpRetryPolicy)",
+  "MeshConfig or the istio ConfigMap (defaultHttpRetryPolicy, extensionProviders)",
   "HTTPRoute (GAMMA: parentRefs a Service)",
 ];
 
@@ -106,7 +110,11 @@ export function checkResources(
   >();
   const wasmPlugins: WasmPlugin[] = [];
   let defaultHttpRetryPolicy: HttpRetry | undefined;
+  let extensionProviders: readonly ExtAuthzProvider[] = [];
   for (const { resources: r, problems } of results) {
+    if (r.meshConfig?.extensionProviders.length) {
+      extensionProviders = r.meshConfig.extensionProviders;
+    }
     wasmPlugins.push(...r.wasmPlugins);
     defaultHttpRetryPolicy = r.meshConfig?.defaultHttpRetryPolicy ?? defaultHttpRetryPolicy;
     for (const p of problems) c.problems.list.push(p);
@@ -129,7 +137,15 @@ export function checkResources(
       }
     }
   }
-  return { policies, requestAuthentications, subsets, http, wasmPlugins, defaultHttpRetryPolicy };
+  return {
+    policies,
+    requestAuthentications,
+    subsets,
+    http,
+    wasmPlugins,
+    defaultHttpRetryPolicy,
+    extensionProviders,
+  };
 }
 
 function refuseOthers(c: Checker, r: IstioResources): void {
@@ -215,4 +231,33 @@ export function wasmPluginsFor(
     }
   }
   return out;
+}
+
+/** weft.yaml `meshConfig.extensionProviders`, or a MeshConfig document's (not both). A CUSTOM
+ * policy naming none of them is logged (istiod: the workload then denies every request). */
+export function meshProviders(
+  c: Checker,
+  v: unknown,
+  extra: ConfigResources,
+  policies: readonly AuthorizationPolicy[],
+): readonly ExtAuthzProvider[] {
+  let providers = extra.extensionProviders;
+  if (v !== undefined) {
+    if (providers.length > 0) {
+      c.problems.add(
+        "meshConfig.extensionProviders",
+        "also set by a MeshConfig in resources/configDir: set them in one place",
+      );
+    }
+    providers = parseExtensionProviders(c, "meshConfig.extensionProviders", v);
+  }
+  for (const p of policies) {
+    if (p.action !== "CUSTOM" || providers.some((x) => x.name === p.provider)) continue;
+    log.warn("config warning", {
+      path: `AuthorizationPolicy ${p.namespace}/${p.name}: spec.provider.name`,
+      warning: `no extension provider "${p.provider}" in meshConfig.extensionProviders: ` +
+        "the workloads it selects deny every request (as istiod)",
+    });
+  }
+  return providers;
 }

@@ -423,3 +423,16 @@ Deno.test("config: the traffic split leaves out match blocks for ports the servi
   // The port-81-only route is gone; the second keeps only its port-80 block.
   assertEquals(split.routes.map((x) => x.match), [[{ uri: { prefix: "/a" } }], undefined]);
 });
+
+Deno.test("config: ca.crlFile is an optional path, reported with its path when wrong", () => {
+  const none = validateConfig({});
+  assert(none.ok);
+  assertEquals(none.config.ca.crlFile, undefined);
+  const set = validateConfig({ ca: { crlFile: "/etc/weft/crl/ca.crl" } });
+  assert(set.ok);
+  assertEquals(set.config.ca.crlFile, "/etc/weft/crl/ca.crl");
+  for (const bad of ["", 5]) {
+    const r = validateConfig({ ca: { crlFile: bad } });
+    assert(!r.ok && r.problems.some((p) => p.startsWith("ca.crlFile")), JSON.stringify(r));
+  }
+});

@@ -8,7 +8,12 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
-import type { HttpRetry, HttpRoute, RequestAuthentication } from "../istio/mod.ts";
+import type {
+  ExtAuthzProvider,
+  HttpRetry,
+  HttpRoute,
+  RequestAuthentication,
+} from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -19,6 +24,9 @@ export interface CaConfig {
   /** files: PEM root certificate and key. */
   readonly certFile: string | undefined;
   readonly keyFile: string | undefined;
+  /** Certificate revocation lists for HBONE peers (ztunnel's CRL_PATH, which overrides it): a
+   * PEM of X509 CRL blocks or one DER CRL, watched for changes. */
+  readonly crlFile: string | undefined;
 }
 
 export interface ListenersConfig {
@@ -125,6 +133,9 @@ export interface WeftConfig {
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   /** RequestAuthentications from `resources`/`configDir` (JWT verification, inbound). */
   readonly requestAuthentications?: readonly RequestAuthentication[];
+  /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name (weft.yaml
+   * `meshConfig`, or a MeshConfig / istio ConfigMap in `resources`/`configDir`). */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** xDS control plane address; when set, workloads/services/policies come from it. */
   readonly xds: {
     readonly address: string | undefined;

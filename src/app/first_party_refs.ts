@@ -2,7 +2,9 @@
  * weft.yaml → FilterRefs for the first-party plugins (plugins/authz, plugins/fault,
  * plugins/traffic-split); src/filters registers their factories, which load the prebuilt wasm.
  *  - inbound: AuthorizationPolicies that apply to the service's local workloads → authz (phase
- *    AUTHZ, after any AUTHZ WasmPlugin: Istio runs its RBAC filter after them);
+ *    AUTHZ, after any AUTHZ WasmPlugin: Istio runs its RBAC filter after them); their CUSTOM
+ *    ones → ext_authz, first of all (W12: before AUTHN WasmPlugins), with the provider
+ *    MeshConfig extensionProviders names;
  *  - outbound: VirtualService `http` routes → traffic-split (last, as Envoy's router); their
  *    faults, timeouts and retries are the route policy the proxy applies per request
  *    (src/istio/route_policy.ts → src/core/route_fault.ts, route_exchange.ts).
@@ -13,6 +15,8 @@ import { policiesFor } from "../core/mod.ts";
 import type { FailPolicy, FilterRef, Snapshot, Workload } from "../core/mod.ts";
 import {
   authzConfigFromPolicies,
+  EXT_AUTHZ_TYPE,
+  extAuthzConfig,
   FIRST_PARTY_TYPE as READY_TYPE,
   firstPartyOf,
   splitConfigFromRoutes,
@@ -31,6 +35,9 @@ function ref(
 ): FilterRef {
   return { name, type, url: undefined, sha256: undefined, config, failPolicy, phase, priority };
 }
+
+/** Istio's WasmPlugin priority is an int32: ext_authz runs before every AUTHN plugin. */
+const EXT_AUTHZ_PRIORITY = 2_147_483_647;
 
 const isHttp = (svc: ServiceConfig): boolean => svc.ports.some((p) => p.protocol !== "TCP");
 
@@ -63,7 +70,19 @@ export function firstPartyChains(
       const k = `${p.namespace}/${p.name}`;
       return seen.has(k) ? false : (seen.add(k), true);
     });
-    if (policies.length > 0) {
+    if (policies.some((p) => p.action === "CUSTOM")) {
+      const hosts = new Set(cfg.services.map((s) => s.hostname));
+      inbound.push(
+        ref(
+          `${svc.name}.${svc.namespace}.ext-authz`,
+          EXT_AUTHZ_TYPE,
+          extAuthzConfig(policies, cfg.extensionProviders, (h) => hosts.has(h)),
+          "AUTHN",
+          EXT_AUTHZ_PRIORITY,
+        ),
+      );
+    }
+    if (policies.some((p) => p.action !== "CUSTOM")) {
       inbound.push(
         ref(
           `${svc.name}.${svc.namespace}.authz`,

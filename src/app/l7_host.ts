@@ -6,7 +6,13 @@
  * prebuilt (src/filters registers their factories).
  */
 import type { FilterRef, FilterResolver, Service, ServiceDial, Snapshot } from "../core/mod.ts";
-import { defaultRegistry, FilterHost, registerProxyWasm, watchFilters } from "../filters/mod.ts";
+import {
+  defaultRegistry,
+  FilterHost,
+  registerExtAuthz,
+  registerProxyWasm,
+  watchFilters,
+} from "../filters/mod.ts";
 import type { FilterWatcher } from "../filters/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
 import { firstPartyChains, scopeFirstParty } from "./first_party_refs.ts";
@@ -79,6 +85,13 @@ export class L7Host {
           ? this.opts.dialService(name, port, local)
           : Promise.reject(new Error("no mesh dialer wired")),
     });
+    registerExtAuthz(
+      registry,
+      (name, port, local) =>
+        this.opts.dialService
+          ? this.opts.dialService(name, port, local)
+          : Promise.reject(new Error("no mesh dialer wired")),
+    );
     this.host = new FilterHost(registry);
   }
 

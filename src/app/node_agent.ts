@@ -23,8 +23,8 @@ import {
   settleAfterStart,
 } from "../core/mod.ts";
 import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
-import { openCa, WorkloadIdentityManager } from "../tls/mod.ts";
-import type { LeafIssuer } from "../tls/mod.ts";
+import { openCa, openCrl, WorkloadIdentityManager } from "../tls/mod.ts";
+import type { CrlStore, LeafIssuer } from "../tls/mod.ts";
 // The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
 import type { XdsClient } from "../xds/mod.ts";
 import type { PodAgent } from "../inpod/mod.ts";
@@ -102,6 +102,7 @@ export class NodeAgent {
   private xdsPending = 0;
 
   private pods: PodAgent | undefined;
+  private crl: CrlStore | undefined;
 
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const cfg = opts.config;
@@ -154,6 +155,11 @@ export class NodeAgent {
       ttlMs: cfg.certificates.ttlMs,
       rotateAtFraction: cfg.certificates.rotateAtFraction,
     });
+    // CRLs before any listener: a file that does not parse stops the start (exit 1).
+    const crl = cfg.ca.crlFile
+      ? await openCrl({ path: cfg.ca.crlFile, roots: () => identity.rootsPem })
+      : undefined;
+    identity.revocation = crl;
     // Readiness means certificates exist: issue every local identity before binding.
     await Promise.all(cfg.workloads.map((w) => identity.material(w.identity)));
     const l7 = new L7Wiring({
@@ -167,6 +173,8 @@ export class NodeAgent {
     const proxy = new NodeProxy({ snapshot, identity, filters: l7.resolver() });
     l7.setServiceDialer(proxy.dialService); // proxy-wasm callouts to services travel the mesh
     const agent = new NodeAgent(cfg, identity, proxy, l7);
+    agent.crl = crl;
+    if (crl) agent.cleanups.push(() => crl.close());
     agent.xdsToken = xdsToken;
     agent.xdsRoots = xdsRoots;
     try {
@@ -420,6 +428,7 @@ export class NodeAgent {
       services: s.services,
       policies: s.policies,
       certificates: this.identity.certificates(),
+      crl: this.crl?.summary(),
       connections: this.proxy.connections(200),
       proxy: this.proxy.stats(),
       pods: this.config.inpod ? this.proxy.enrolledPods() : undefined,

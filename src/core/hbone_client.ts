@@ -9,7 +9,7 @@ import type { IdentityProvider } from "./transport.ts";
 import { errorMessage, WeftError } from "./errors.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
-import { hboneClientTls, negotiatedSuite } from "./hbone_tls.ts";
+import { certRevokedError, hboneClientTls, negotiatedSuite, peerChainDer } from "./hbone_tls.ts";
 import { TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { H2Session, type H2SessionOptions, type Headers, NO_HEADERS } from "./h2/mod.ts";
 
@@ -134,7 +134,22 @@ export async function dialHbone(
         }: ${verdict.message}`,
       );
     }
-    return new H2Session(sock, "client", H2_OPTIONS);
+    // CRLs (hbone.md §4): the server's whole chain, leaf and intermediates.
+    const adm = identity.revocation?.admit(peerChainDer(sock), "source");
+    if (adm && !adm.ok) {
+      identity.recordRejection?.("client", adm.reason);
+      throw new WeftError(
+        adm.reason === "revoked" ? "hbone_peer_revoked" : "hbone_crl_invalid",
+        `Cannot dial HBONE: server ${target.hboneAddr}: ${adm.message}`,
+      );
+    }
+    const session = new H2Session(sock, "client", H2_OPTIONS);
+    if (adm) {
+      // Revoked later by a CRL update: every tunnel on it is reset at once (as ztunnel).
+      const untrack = adm.track(() => session.destroy(certRevokedError("outbound")));
+      session.closed.then(untrack);
+    }
+    return session;
   } catch (e) {
     sock.destroy();
     throw e;

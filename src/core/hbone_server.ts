@@ -13,7 +13,7 @@ import * as tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import type { AuthzDecision, L4Attributes } from "./authz.ts";
 import type { Service, Snapshot, Workload } from "./snapshot.ts";
-import type { IdentityProvider } from "./transport.ts";
+import type { IdentityProvider, RevocationAdmission } from "./transport.ts";
 import { type ConnTable, dialTcp, TCP_KEEPALIVE_MS } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { H2_OPTIONS } from "./hbone_client.ts";
@@ -21,7 +21,7 @@ import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts"
 import { joinHostPort, parseIp, splitHostPort } from "./ip.ts";
 import { proxyV2Header } from "./proxy_protocol.ts";
 import { indexOf } from "./snapshot_index.ts";
-import { hboneContext, negotiatedSuite } from "./hbone_tls.ts";
+import { certRevokedError, hboneContext, negotiatedSuite, peerChainDer } from "./hbone_tls.ts";
 import {
   capPendingHandshakes,
   HANDSHAKE_TIMEOUT_MS,
@@ -232,9 +232,15 @@ export class HboneServer {
         return { ok: false, reason: "handshake_failed", message: `cipher suite ${suite} refused` };
       }
       const raw = sock.getPeerCertificate?.(false)?.raw;
-      return raw
-        ? this.deps.identity.verifyClient(new Uint8Array(raw))
-        : { ok: false, reason: "no_client_cert", message: "no client certificate" };
+      if (!raw) return { ok: false, reason: "no_client_cert", message: "no client certificate" };
+      const v = this.deps.identity.verifyClient(new Uint8Array(raw));
+      const crl = this.deps.identity.revocation;
+      if (!v.ok || !crl) return v;
+      // CRLs (hbone.md §4): the client's whole chain, leaf and intermediates.
+      const adm = crl.admit(peerChainDer(sock), "destination");
+      if (!adm.ok) return adm;
+      this.admitted.set(sock, adm);
+      return v;
     }, (v) => {
       this.deps.identity.recordRejection?.("server", v.reason);
       l4Metrics.refused.inc({ direction: "inbound", reason: `tls_${v.reason}` });
@@ -243,6 +249,8 @@ export class HboneServer {
   }
 
   private verifiedPeer: (sock: TLSSocket) => string | undefined = () => undefined;
+  /** CRL admissions of verified sockets, until accept() tracks their session. */
+  private admitted = new WeakMap<TLSSocket, Extract<RevocationAdmission, { ok: true }>>();
 
   /** A connection whose TLS handshake has not completed within `ms` is closed and counted. */
   private handshakeDeadline(server: tls.Server, ms: number): void {
@@ -278,11 +286,18 @@ export class HboneServer {
       return;
     }
     sock.setNoDelay(true);
-    this.serveSession(sock, {
+    const session = this.serveSession(sock, {
       identity,
       ip: sock.remoteAddress ?? "unknown",
       port: sock.remotePort ?? 0,
     });
+    const adm = this.admitted.get(sock);
+    if (adm) {
+      this.admitted.delete(sock);
+      // Revoked later by a CRL update: a security event, so no graceful drain (as ztunnel).
+      const untrack = adm.track(() => session.destroy(certRevokedError("inbound")));
+      session.closed.then(untrack);
+    }
   }
 
   /** HTTP/2 layer: one session per verified connection; each CONNECT is handled on its own. */

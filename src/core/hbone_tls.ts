@@ -6,8 +6,15 @@
  * SAN) with `checkServerIdentity` (default: none, the caller verifies the SPIFFE id after the
  * handshake). src/tls builds on these.
  */
-import type { ConnectionOptions, PeerCertificate, TlsOptions, TLSSocket } from "node:tls";
+import type {
+  ConnectionOptions,
+  DetailedPeerCertificate,
+  PeerCertificate,
+  TlsOptions,
+  TLSSocket,
+} from "node:tls";
 import type { TlsMaterial } from "./transport.ts";
+import { WeftError } from "./errors.ts";
 
 /** ztunnel's TLS 1.3 suites (hbone.md §3): AES-GCM only, no ChaCha20. node:tls takes TLS 1.3
  * suite names in `ciphers` (Deno, Bun and Node alike). */
@@ -53,4 +60,28 @@ export function hboneClientTls(
     ALPNProtocols: ["h2"],
     checkServerIdentity,
   };
+}
+
+/** The peer's certificates as DER, leaf first, as node:tls verified them: getPeerCertificate(true)
+ * links each to its issuer up to the root (Deno 2.9.6 and Bun 1.4.5 alike). Only read when CRLs
+ * are configured. */
+export function peerChainDer(sock: TLSSocket): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const seen = new Set<unknown>();
+  let c = sock.getPeerCertificate?.(true) as DetailedPeerCertificate | undefined;
+  while (c?.raw && !seen.has(c) && out.length < 10) {
+    seen.add(c);
+    out.push(new Uint8Array(c.raw));
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
+/** What a revoked HBONE connection is destroyed with: every tunnel on it reads the code and
+ * records `response_flags="CERT_REVOKED"` (l4_conn.ts). */
+export function certRevokedError(side: "inbound" | "outbound"): WeftError {
+  return new WeftError(
+    "cert_revoked",
+    `Cannot continue ${side} HBONE connection: the peer certificate was revoked by a CRL update`,
+  );
 }

@@ -19,6 +19,8 @@ export interface ExchangeRequest {
   /** Lower-case names; `host` included; no framing or connection fields (set here). */
   readonly headers: readonly (readonly [string, string])[];
   readonly body: Uint8Array;
+  /** Send `content-length` even for an empty GET or HEAD (Envoy's ext_authz check requests). */
+  readonly alwaysLength?: boolean;
 }
 
 export interface ExchangeResponse {
@@ -41,7 +43,7 @@ export async function httpExchange(
     const h: [string, string][] = req.headers.filter(([k]) => !FRAMING.has(k)).map((
       [k, v],
     ) => [k, v]);
-    if (req.body.length || !["GET", "HEAD"].includes(req.method)) {
+    if (req.body.length || req.alwaysLength || !["GET", "HEAD"].includes(req.method)) {
       h.push(["content-length", String(req.body.length)]);
     }
     h.push(["connection", "close"]);

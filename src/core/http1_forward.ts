@@ -40,6 +40,7 @@ import {
 import { dialedHost } from "./endpoints.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { applyRequestHeaders } from "./route_headers.ts";
+import { withCors } from "./route_cors.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
@@ -108,7 +109,9 @@ export async function forwardRequest(
     if (streamers.length) setStreamedFraming(ctx.requestHeaders, true);
     // An upgrade goes once, without the route's retries or timeout: the timeout guard spans the
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
-    const policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    let policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
+    // CORS reads the request as it came, before the route's rewrite and header operations.
+    if (policy?.cors) policy = withCors(policy, ctx);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
     const rh = policy?.headers;
     if (rh) applyRequestHeaders(rh, route, ctx);

@@ -27,6 +27,7 @@ import {
 import type { RoutePolicy } from "./route_policy.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { applyRequestHeaders } from "./route_headers.ts";
+import { withCors } from "./route_cors.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { normalizePath } from "./path_normalize.ts";
@@ -144,7 +145,9 @@ async function serveStream(
       b.count(verdict.response.status, ctx);
       return respondLocal(stream, verdict.response);
     }
-    const policy = b.routePolicy?.(ctx);
+    let policy = b.routePolicy?.(ctx);
+    // CORS reads the request as it came, before the route's rewrite and header operations.
+    if (policy?.cors) policy = withCors(policy, ctx);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
     if (policy?.headers) applyRequestHeaders(policy.headers, verdict.route, ctx);
     if (policy?.fault || policy?.reply) {

@@ -189,7 +189,8 @@ function onSideError(this: Duplex, e: Error): void {
   if (this === c.downstream && c.counters && (e as { code?: string }).code === "h2_stream_cancel") {
     return;
   }
-  c.note("error", e.message);
+  // The HBONE connection under this tunnel was closed because a CRL revoked its peer.
+  c.note((e as { code?: string }).code === "cert_revoked" ? "cert_revoked" : "error", e.message);
 }
 
 function onSideData(this: Duplex, chunk: Uint8Array): void {

@@ -213,7 +213,8 @@ export type Outcome =
   | "error"
   | "drained"
   | "idle_timeout"
-  | "policy_revoked";
+  | "policy_revoked"
+  | "cert_revoked";
 
 const FLAGS: Record<Outcome, string> = {
   ok: "-",
@@ -224,6 +225,7 @@ const FLAGS: Record<Outcome, string> = {
   drained: "-",
   idle_timeout: "-",
   policy_revoked: "DENY",
+  cert_revoked: "CERT_REVOKED",
 };
 
 /** Emit metrics and the access record for a finished connection. `openKey` is what `recordOpen`
@@ -273,6 +275,7 @@ export function recordClose(
     bytes_recv: bytesRecv,
     duration: `${Math.round(durationMs)}ms`,
     outcome,
+    ...(flags !== "-" ? { response_flags: flags } : {}),
     ...(detail ? { detail } : {}),
   });
 }

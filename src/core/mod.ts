@@ -14,6 +14,7 @@ export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
 export type * from "./filter_api.ts";
 export type * from "./route_policy.ts";
 export type * from "./route_headers.ts";
+export type * from "./route_cors.ts";
 export {
   DEFAULT_RETRY_POLICY,
   defaultRoute,
@@ -39,7 +40,7 @@ export { dialGrpc, GrpcChannel } from "./grpc_channel.ts";
 export type { GrpcChannelOptions, GrpcTarget } from "./grpc_channel.ts";
 export { GrpcCall, grpcFrame } from "./grpc_call.ts";
 export type { GrpcCallHandlers, GrpcCallOptions } from "./grpc_call.ts";
-export { GrpcCode, grpcCodeName, GrpcError } from "./grpc_status.ts";
+export { GrpcCode, grpcCodeName, GrpcError, httpToGrpc } from "./grpc_status.ts";
 export type { GrpcStatus } from "./grpc_status.ts";
 export { httpExchange } from "./http1_client.ts";
 export type { ExchangeRequest, ExchangeResponse } from "./http1_client.ts";

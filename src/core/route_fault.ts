@@ -12,6 +12,8 @@
 import type { HttpRequestContext, LocalResponse } from "./filter_api.ts";
 import { metrics } from "./metrics.ts";
 import type { RouteFault, RoutePolicy, RouteReply } from "./route_policy.ts";
+import { applyOps, type HeaderOps } from "./route_headers.ts";
+import { HeaderList } from "./header_map.ts";
 
 const injected = metrics.counter(
   "weft_http_faults_injected_total",
@@ -56,10 +58,11 @@ export function injectFault(
  * redirect (`location` built from the request with the route's replacements: path with the
  * request's query kept unless the new one has its own, authority, scheme, port). */
 export function routeReply(r: RouteReply, ctx: HttpRequestContext): LocalResponse {
+  if (r.kind === "local") return r.response;
   if (r.kind === "direct") {
     return {
       status: r.status,
-      headers: r.body ? [["content-type", "text/plain"]] : [],
+      headers: withAfter(r.body ? [["content-type", "text/plain"]] : [], r.after),
       body: r.body,
       details: "direct_response",
     };
@@ -79,10 +82,21 @@ export function routeReply(r: RouteReply, ctx: HttpRequestContext): LocalRespons
   else if (r.scheme !== undefined && r.scheme !== ctx.scheme) host = bare; // the new scheme's default
   return {
     status: r.code,
-    headers: [["location", `${scheme}://${host}${path}`]],
+    headers: withAfter([["location", `${scheme}://${host}${path}`]], r.after),
     body: "",
     details: "direct_response",
   };
+}
+
+/** A reply's headers with `after` applied over them (a CORS request's, route_cors.ts). */
+function withAfter(
+  headers: readonly (readonly [string, string])[],
+  after: HeaderOps | undefined,
+): readonly (readonly [string, string])[] {
+  if (!after) return headers;
+  const h = new HeaderList(headers);
+  applyOps(after, h);
+  return h.entries();
 }
 
 /** What the request's route does before the upstream: its fault (a delay, an abort), then its own

@@ -40,9 +40,12 @@ export interface RouteHeaders {
   /** The route has this one destination: its operations apply whatever the split answered (a
    * route to one destination may not run the split at all). */
   readonly single?: boolean;
+  /** Response operations applied last: a CORS request's headers (route_cors.ts), set by Envoy's
+   * cors filter after the router's operations. */
+  readonly after?: HeaderOps;
 }
 
-function applyOps(ops: HeaderOps | undefined, h: HeaderMap): void {
+export function applyOps(ops: HeaderOps | undefined, h: HeaderMap): void {
   if (!ops) return;
   if (ops.remove) { for (const n of ops.remove) h.remove(n); }
   if (ops.set) { for (const [n, v] of ops.set) h.set(n, v); }
@@ -91,4 +94,5 @@ export function applyResponseHeaders(
 ): void {
   applyOps(destinationOps(rh, route)?.response, h);
   applyOps(rh.response, h);
+  applyOps(rh.after, h);
 }

@@ -9,8 +9,9 @@
  * itself, as ztunnel forwards bytes and leaves retries to an L7 proxy. Matches are plain data
  * (config layers build them); regular expressions are compiled once per match object.
  */
-import type { HttpRequestContext, RouteChoice } from "./filter_api.ts";
-import type { RouteHeaders } from "./route_headers.ts";
+import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
+import type { HeaderOps, RouteHeaders } from "./route_headers.ts";
+import type { RouteCors } from "./route_cors.ts";
 
 export type RouteStringMatch =
   | { readonly exact: string }
@@ -92,11 +93,19 @@ export interface RouteFault {
 }
 
 /** A route that answers itself (Istio `redirect` / `directResponse`, Envoy's RouteAction
- * redirect / direct_response): route_fault.ts `routeReply`. */
+ * redirect / direct_response): route_fault.ts `routeReply`. `after`: response headers set last
+ * (a CORS request's, route_cors.ts); `local`: a CORS preflight's answer. */
 export type RouteReply =
-  | { readonly kind: "direct"; readonly status: number; readonly body: string }
+  | {
+    readonly kind: "direct";
+    readonly status: number;
+    readonly body: string;
+    readonly after?: HeaderOps;
+  }
+  | { readonly kind: "local"; readonly response: LocalResponse }
   | {
     readonly kind: "redirect";
+    readonly after?: HeaderOps;
     readonly code: number;
     readonly uri?: string;
     readonly authority?: string;
@@ -149,6 +158,8 @@ export interface RoutePolicy {
    * RouteAction `cluster_not_found_response_code`): 503 when absent; a Gateway API route's invalid
    * backend answers 500. */
   readonly clusterNotFoundStatus?: 404 | 500 | 503;
+  /** The route's CORS policy (route_cors.ts). */
+  readonly cors?: RouteCors;
 }
 
 /** A route with only the default retry policy, for services with no VirtualService routes. */
@@ -161,7 +172,7 @@ export function defaultRoute(retries: RetryPolicy | undefined = DEFAULT_RETRY_PO
 export function ownPolicy(r: RoutePolicy): boolean {
   return r.timeoutMs !== undefined || (r.retries !== undefined && !r.defaultRetries) ||
     r.fault !== undefined || r.reply !== undefined || r.mirrors !== undefined ||
-    r.rewrite !== undefined || r.headers !== undefined;
+    r.rewrite !== undefined || r.headers !== undefined || r.cors !== undefined;
 }
 
 /** What a request carries that routes match on, besides its context. */
@@ -249,7 +260,7 @@ export function routePolicyFor(
   for (const r of routes) {
     if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
       return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
-          r.mirrors || r.rewrite || r.headers
+          r.mirrors || r.rewrite || r.headers || r.cors
         ? r
         : undefined;
     }

@@ -215,7 +215,11 @@ export interface AuthorizationPolicy {
   readonly namespace: string;
   /** matchLabels; undefined = every workload in the namespace (root namespace = mesh-wide). */
   readonly selector: Readonly<Record<string, string>> | undefined;
-  readonly action: "ALLOW" | "DENY" | "AUDIT";
+  /** CUSTOM: requests matching the rules are checked by the external authorizer `provider`
+   * (an L7 ext_authz filter); L4 ignores CUSTOM policies, as ztunnel does. */
+  readonly action: "ALLOW" | "DENY" | "AUDIT" | "CUSTOM";
+  /** CUSTOM only: the MeshConfig extensionProviders name. */
+  readonly provider?: string;
   readonly dryRun: boolean;
   /** undefined/empty = matches nothing (spec: {}). */
   readonly rules: readonly PolicyRule[];

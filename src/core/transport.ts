@@ -28,10 +28,38 @@ export type TlsRejectReason =
   | "bad_san"
   | "trust_domain_mismatch"
   | "identity_mismatch"
-  | "handshake_failed";
+  | "handshake_failed"
+  /** A certificate of the peer's chain is listed by a CRL (CRL_PATH / ca.crlFile). */
+  | "revoked"
+  /** The CRL for an issuer of the peer's chain does not verify (as webpki refuses it). */
+  | "crl_invalid";
+
+/** Which end counts a CRL verdict (ztunnel's `reporter` label): we are the client ("source")
+ * or the server ("destination"). */
+export type CrlReporter = "source" | "destination";
+
+/** A verified peer chain checked against the CRLs: refused, or admitted with a way to track the
+ * connection so a later CRL that revokes it closes it. */
+export type RevocationAdmission =
+  | { readonly ok: false; readonly reason: TlsRejectReason; readonly message: string }
+  | {
+    readonly ok: true;
+    /** `revoked` runs once if a reloaded CRL revokes the chain; returns the untrack function
+     * (call it when the connection closes). */
+    track(revoked: () => void): () => void;
+  };
+
+/** CRL enforcement (hbone.md §4, §11), present only when a CRL is configured. */
+export interface PeerRevocation {
+  /** `chain`: the peer's certificates as DER, leaf first (what node:tls verified). Counts
+   * istio_crl_policy_rejections_total / istio_crl_untracked_connections_total itself. */
+  admit(chain: readonly Uint8Array[], reporter: CrlReporter): RevocationAdmission;
+}
 
 export interface IdentityProvider {
   readonly trustDomain: string;
+  /** Set when CRLs are configured: every HBONE peer chain is admitted through it. */
+  readonly revocation?: PeerRevocation | undefined;
   /** Current material for a local identity (spiffe://...); issues it on first use. */
   material(identity: string): Promise<TlsMaterial>;
   /** Server side: the client leaf (DER) already passed chain validation; check SAN shape and

@@ -8,6 +8,12 @@ export const COMPONENT_TYPE = "weft.component";
 /** A proxy-wasm (ABI 0.2.x) module loaded from the ref's url. */
 export const PROXY_WASM_TYPE = "weft.proxy_wasm";
 
+/** The external authorization filter (AuthorizationPolicy CUSTOM, src/filters/ext_authz). */
+export const EXT_AUTHZ_TYPE = "weft.ext_authz";
+/** The same from xDS: `{provider, rbac}`, the gate as Envoy RBAC JSON (src/xds/resources/
+ * ext_authz.ts pairs istiod's shadow RBAC filter with envoy.filters.http.ext_authz). */
+export const EXT_AUTHZ_XDS_TYPE = "weft.ext_authz.xds";
+
 /** The first-party plugins (plugins/<name>), shipped prebuilt with weft. */
 export const FIRST_PARTY = ["authz", "fault", "traffic-split"] as const;
 export type FirstParty = typeof FIRST_PARTY[number];

@@ -22,6 +22,10 @@ export {
   firstPartyOf,
 } from "./filter_types.ts";
 export type { FirstParty } from "./filter_types.ts";
+export { EXT_AUTHZ_TYPE, EXT_AUTHZ_XDS_TYPE } from "./filter_types.ts";
+export { registerExtAuthz } from "./ext_authz/register.ts";
+export { extAuthzConfig, extAuthzConfigFromXds } from "./ext_authz/config.ts";
+export type { ExtAuthzFilterConfig } from "./ext_authz/config.ts";
 export { firstPartyWasm } from "./first_party/wasm_locator.ts";
 export type { LocatedWasm } from "./first_party/wasm_locator.ts";
 export { FilterHost, ManagedFilter } from "./filter_host.ts";

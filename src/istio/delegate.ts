@@ -115,7 +115,7 @@ function inNamespace(r: HttpRoute, ns: string): HttpRoute {
 function mergeRoute(root: HttpRoute, leaf: HttpRoute): HttpRoute | undefined {
   const match = mergeMatches(root.match, leaf.match);
   if (!match) return undefined;
-  const pick = <K extends "rewrite" | "directResponse" | "mirrors" | "headers">(k: K) =>
+  const pick = <K extends "rewrite" | "directResponse" | "mirrors" | "headers" | "cors">(k: K) =>
     leaf[k] !== undefined ? { [k]: leaf[k] } : root[k] !== undefined ? { [k]: root[k] } : {};
   return {
     ...leaf,
@@ -128,6 +128,7 @@ function mergeRoute(root: HttpRoute, leaf: HttpRoute): HttpRoute | undefined {
     ...pick("directResponse"),
     ...pick("mirrors"),
     ...pick("headers"),
+    ...pick("cors"),
   };
 }
 

@@ -14,6 +14,8 @@ import { parseHttpRetry, parseVirtualService } from "./virtual_service.ts";
 import { gatewayVirtualServices, parseGatewayHttpRoute } from "./http_route.ts";
 import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./destination.ts";
 import { parseWasmPlugin } from "./wasm_plugin.ts";
+import { parseExtensionProviders } from "./ext_authz.ts";
+import { parseMeshConfigMap } from "./mesh_configmap.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
 import type { IstioObject, IstioResources, MeshConfig } from "./types.ts";
 import { mergeDelegates } from "./delegate.ts";
@@ -43,6 +45,8 @@ const KINDS: Record<string, readonly [readonly string[], Parser]> = {
   Pod: [["v1"], parsePod],
   EndpointSlice: [["discovery.k8s.io/v1"], parseEndpointSlice],
   MeshConfig: [["weft.dev/v1alpha1"], parseMeshConfig],
+  // Istio's own form: the `istio` ConfigMap (istio-system) with MeshConfig YAML in `data.mesh`.
+  ConfigMap: [["v1"], parseMeshConfigMap],
   HTTPRoute: [
     ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
     parseGatewayHttpRoute,
@@ -248,6 +252,8 @@ function parseDoc(problems: Problems, where: string, doc: unknown, out: IstioObj
   const c = new Checker(problems);
   const top = kind === "EndpointSlice"
     ? ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"]
+    : kind === "ConfigMap"
+    ? ["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"]
     : ["apiVersion", "kind", "metadata", "spec", "status"];
   c.obj("", doc, top);
   if (doc.status !== undefined && kind !== "Pod" && !isObj(doc.status)) {
@@ -267,6 +273,7 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     "nodeAgentServiceAccount",
     "nodeTokens",
     "defaultHttpRetryPolicy",
+    "extensionProviders",
   ]);
   const tokens = c.labels("spec.nodeTokens", spec.nodeTokens);
   for (const [node, h] of Object.entries(tokens)) {
@@ -303,6 +310,11 @@ function parseMeshConfig(c: Checker, doc: Raw): MeshConfig {
     defaultHttpRetryPolicy: spec.defaultHttpRetryPolicy === undefined
       ? undefined
       : parseHttpRetry(c, "spec.defaultHttpRetryPolicy", spec.defaultHttpRetryPolicy),
+    extensionProviders: parseExtensionProviders(
+      c,
+      "spec.extensionProviders",
+      spec.extensionProviders,
+    ),
   };
 }
 

@@ -12,12 +12,15 @@
  * `retry` and `timeouts.backendRequest` convert as istiod's (pilot/pkg/config/kube/gateway
  * conversion.go): retry = connection errors + `codes`, attempts default 2, `backoff`; the
  * backend request timeout is the per-try timeout with a `retry`, else the route timeout. Gateway
- * parents, ExtensionRef/CORS filters and `sessionPersistence` are refused with their path. A backendRef to an unknown Service is accepted (the control plane warns) and the
+ * `CORS` converts as istiod's createCorsFilter (cors.ts). Gateway
+ * parents, ExtensionRef filters and `sessionPersistence` are refused with their path. A backendRef to an unknown Service is accepted (the control plane warns) and the
  * share that would go to it answers 500 at request time (`clusterNotFoundStatus`).
  */
 import { type Checker, INT32_MAX, type Raw } from "./check.ts";
 import { meta } from "./meta.ts";
 import { ops as headerOps } from "./headers.ts";
+import { corsFilterOf } from "./cors.ts";
+import type { RouteCors } from "../core/mod.ts";
 import type {
   HttpHeaders,
   HttpMatch,
@@ -52,6 +55,7 @@ interface GatewayRule {
   readonly timeoutMs: number | undefined;
   readonly retries: HttpRetry | undefined;
   readonly headers: HttpHeaders | undefined;
+  readonly cors: RouteCors | undefined;
 }
 
 type PathMatch = { type: "Exact" | "PathPrefix" | "RegularExpression"; value: string };
@@ -219,6 +223,7 @@ function filters(c: Checker, path: string, v: unknown, ns: string) {
   let redirect: HttpRedirect | undefined;
   let rewrite: { uri?: string; authority?: string } | undefined;
   let prefixMatch = false;
+  let cors: RouteCors | undefined;
   const mirrors: HttpMirror[] = [];
   c.list(path, v).forEach((x, i) => {
     const p = `${path}[${i}]`;
@@ -313,12 +318,15 @@ function filters(c: Checker, path: string, v: unknown, ns: string) {
         ...(uri !== undefined ? { uri } : {}),
         ...(authority !== undefined ? { authority } : {}),
       };
+    } else if (type === "CORS") {
+      if (cors) c.problems.add(`${p}.type`, "at most one CORS filter (Gateway API)");
+      cors = corsFilterOf(c, `${p}.cors`, o.cors);
     } else {
       c.problems.add(`${p}.type`, `${type} is not supported by weft`);
     }
   });
   if (rewrite && redirect) c.problems.add(path, "URLRewrite and RequestRedirect are exclusive");
-  return { redirect, mirrors, rewrite, prefixMatch, headers: headersOf(headers) };
+  return { redirect, mirrors, rewrite, prefixMatch, headers: headersOf(headers), cors };
 }
 
 /** Gateway API `retry` (GEP-1731) as istiod converts it: connection errors always retried plus
@@ -418,6 +426,7 @@ export function parseGatewayHttpRoute(c: Checker, doc: Raw): GatewayHttpRoute {
       timeoutMs: timeout > 0 ? timeout : undefined,
       retries,
       headers: f.headers,
+      cors: f.cors,
     };
   });
   return { kind: "HTTPRoute", meta: m, created, parents, rules };
@@ -472,6 +481,7 @@ export function gatewayVirtualServices(routes: readonly GatewayHttpRoute[]): Vir
               timeoutMs: rule.timeoutMs,
               retries: rule.retries,
               ...(rule.headers ? { headers: rule.headers } : {}),
+              ...(rule.cors ? { cors: rule.cors } : {}),
               ...(rule.redirect ? { redirect: rule.redirect } : {}),
               // No backend can take the traffic (none, or all weight 0): 500 (S19).
               ...(answers500 ? { directResponse: { status: 500, body: "" } } : {}),

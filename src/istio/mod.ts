@@ -19,6 +19,7 @@ export {
   parseRequestAuthentication,
   requestAuthnsFor,
 } from "./request_authn.ts";
+export { EXT_AUTHZ_DEFAULT_TIMEOUT_MS, parseExtensionProviders, providerFor } from "./ext_authz.ts";
 export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";
 export { convertPeerAuthentication } from "./peer_authn.ts";

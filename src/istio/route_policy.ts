@@ -164,11 +164,12 @@ export function routePolicies(
       ...rewriteOf(r),
       ...(headers ? { headers } : {}),
       ...(r?.clusterNotFoundStatus ? { clusterNotFoundStatus: r.clusterNotFoundStatus } : {}),
+      ...(r?.cors ? { cors: r.cors } : {}),
     });
   });
   return list.some((r) =>
       r.timeoutMs !== undefined || r.retries || r.fault || r.reply || r.mirrors || r.rewrite ||
-      r.clusterNotFoundStatus || r.headers
+      r.clusterNotFoundStatus || r.headers || r.cors
     )
     ? list
     : undefined;

@@ -70,17 +70,21 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     }
   });
   const action = c.oneOf("spec.action", spec.action, ["ALLOW", "DENY", "AUDIT", "CUSTOM"], "ALLOW");
-  if (action === "CUSTOM" || spec.provider !== undefined) {
-    c.problems.add(
-      "spec.action",
-      "CUSTOM (external authorization through a provider) is not supported by weft",
-    );
+  // istiod's validation: a provider goes with CUSTOM and only with it. Whether the name is a
+  // MeshConfig extensionProviders entry is decided per workload later (as istiod does).
+  const prov = c.obj("spec.provider", spec.provider, ["name"]);
+  const provider = prov.name === undefined ? undefined : c.str("spec.provider.name", prov.name);
+  if (action === "CUSTOM" && !provider) {
+    c.problems.add("spec.provider.name", "is required with action CUSTOM (as in Istio)");
+  }
+  if (action !== "CUSTOM" && spec.provider !== undefined) {
+    c.problems.add("spec.provider", "is only allowed with action CUSTOM (as in Istio)");
   }
   // istiod reads the annotation with Go's strconv.ParseBool (anything else: enforced).
   const dryRun = ["1", "t", "T", "true", "TRUE", "True"].includes(
     m.annotations["istio.io/dry-run"] ?? "",
   );
-  if (dryRun && action === "AUDIT") {
+  if (dryRun && (action === "AUDIT" || action === "CUSTOM")) {
     c.problems.add("metadata.annotations", "istio.io/dry-run applies to ALLOW and DENY only");
   }
   const rawRules = c.list("spec.rules", spec.rules);
@@ -90,7 +94,8 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     name: m.name,
     namespace: m.namespace,
     selector,
-    action: action === "CUSTOM" ? "DENY" : action,
+    action,
+    ...(action === "CUSTOM" && provider ? { provider } : {}),
     dryRun,
     rules,
     ...(refs.length > 0 ? { targetServices: refs.map((r) => r.name) } : {}),

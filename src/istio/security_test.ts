@@ -58,7 +58,7 @@ Deno.test("AuthorizationPolicy: invalid values are refused with their path", () 
       "{rules: [{to: [{operation: {notPaths: ['/a', '/a/{*}*']}}]}]}",
       /notPaths\[1\]: a URI template may use only/,
     ],
-    ["{action: CUSTOM, provider: {name: ext}, rules: [{}]}", /spec\.action: CUSTOM/],
+    ["{action: CUSTOM, rules: [{}]}", /spec\.provider\.name: is required with action CUSTOM/],
     ["{rules: {}}", /spec\.rules: must be a list/],
     [
       "{action: DENY, rules: [{when: [{key: connection.sni, values: [evil]}]}]}",

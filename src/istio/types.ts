@@ -2,7 +2,7 @@
 import type { AuthorizationPolicy } from "../core/mod.ts";
 import type { GatewayHttpRoute } from "./http_route.ts";
 
-import type { HeaderOps } from "../core/mod.ts";
+import type { HeaderOps, RouteCors } from "../core/mod.ts";
 
 export interface ObjectMeta {
   readonly name: string;
@@ -101,6 +101,8 @@ export interface HttpRoute {
   readonly mirrors?: readonly HttpMirror[] | undefined;
   /** The route's own `headers` (its destinations carry theirs). */
   readonly headers?: HttpHeaders | undefined;
+  /** `corsPolicy` (or a Gateway API CORS filter), as the data path runs it (cors.ts). */
+  readonly cors?: RouteCors | undefined;
   /** The status for the share of a destination that does not exist: absent = 503 (Envoy's NC,
    * a VirtualService's undefined subset); 500 for a Gateway API route's invalid backendRef (S19). */
   readonly clusterNotFoundStatus?: 500 | undefined;
@@ -270,6 +272,40 @@ export interface MeshConfig {
   readonly nodeTokens: Readonly<Record<string, string>>;
   /** `defaultHttpRetryPolicy`: the retries of every HTTP route whose VirtualService sets none. */
   readonly defaultHttpRetryPolicy: HttpRetry | undefined;
+  /** `extensionProviders` weft implements (envoyExtAuthzHttp, envoyExtAuthzGrpc): the external
+   * authorizers AuthorizationPolicy CUSTOM names (src/istio/ext_authz.ts). */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
+}
+
+/** A MeshConfig `extensionProviders[]` entry of kind envoyExtAuthzHttp / envoyExtAuthzGrpc,
+ * defaulted as istiod builds Envoy's ext_authz filter (pilot/pkg/security/authz/builder). */
+export interface ExtAuthzProvider {
+  readonly name: string;
+  readonly kind: "http" | "grpc";
+  /** A service hostname (`ext-authz.foo.svc.cluster.local`), `namespace/hostname`, or an IP
+   * literal (reached directly, for a laptop authorizer on loopback). */
+  readonly service: string;
+  readonly port: number;
+  /** istiod's default: 600 s. */
+  readonly timeoutMs: number;
+  readonly failOpen: boolean;
+  /** Status of the local reply when the authorizer fails (default 403). */
+  readonly statusOnError: number | undefined;
+  /** HTTP only: prepended to the request path of the check. */
+  readonly pathPrefix: string;
+  /** HTTP only: request header patterns (`x-foo`, `x-*`, `*-id`, case-insensitive) copied into
+   * the check, besides Host, Method, Path, Content-Length and Authorization. */
+  readonly includeRequestHeadersInCheck: readonly string[];
+  readonly includeAdditionalHeadersInCheck: Readonly<Record<string, string>>;
+  readonly includeRequestBodyInCheck: {
+    readonly maxRequestBytes: number;
+    readonly allowPartialMessage: boolean;
+    readonly packAsBytes: boolean;
+  } | undefined;
+  readonly headersToUpstreamOnAllow: readonly string[];
+  /** Empty: every header of the authorizer's answer goes to the client on deny (Envoy). */
+  readonly headersToDownstreamOnDeny: readonly string[];
+  readonly headersToDownstreamOnAllow: readonly string[];
 }
 
 /** One `jwtRules` entry of a RequestAuthentication (istio/api security/v1beta1 jwt.proto). */

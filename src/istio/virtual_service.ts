@@ -3,13 +3,14 @@
  * directResponse, mirror(s), fault with `percentage` or the deprecated `percent`, timeout,
  * retries, `rewrite` (uri, authority), `headers` on routes and destinations (headers.ts)) and
  * simple tcp routes, `delegate` (one level; merged by delegate.ts: a VirtualService without hosts
- * is a delegate). Fields weft has no mechanism for (uriRegexRewrite, corsPolicy, ...) are rejected
- * with their path.
+ * is a delegate), `corsPolicy` (cors.ts). Fields weft has no mechanism for (uriRegexRewrite, ...)
+ * are rejected with their path.
  */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { GRPC_CODES } from "./grpc_status.ts";
 import { meta } from "./meta.ts";
 import { parseHeaders } from "./headers.ts";
+import { parseCorsPolicy } from "./cors.ts";
 import { RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
@@ -24,10 +25,6 @@ import type {
   TcpRoute,
   VirtualService,
 } from "./types.ts";
-
-const NOT_IMPLEMENTED = [
-  "corsPolicy",
-];
 
 export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
   const m = meta(c, doc.metadata);
@@ -88,9 +85,8 @@ export function parseHttpRoute(
     "mirrorPercent",
     "rewrite",
     "headers",
-    ...NOT_IMPLEMENTED,
+    "corsPolicy",
   ]);
-  c.unsupported(path, o, NOT_IMPLEMENTED);
   const retries = o.retries === undefined
     ? undefined
     : parseHttpRetry(c, `${path}.retries`, o.retries);
@@ -127,6 +123,9 @@ export function parseHttpRoute(
     ...mirrorsOf(c, path, o),
     ...rewriteOf(c, path, o),
     ...headersOf(c, path, o),
+    ...(o.corsPolicy !== undefined
+      ? { cors: parseCorsPolicy(c, `${path}.corsPolicy`, o.corsPolicy, corsOrigin) }
+      : {}),
     ...(delegate ? { delegate } : {}),
   };
 }
@@ -387,6 +386,9 @@ function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): I
   }
   return out;
 }
+
+const corsOrigin = (c: Checker, path: string, v: unknown): IstioStringMatch =>
+  stringMatch(c, path, v, false);
 
 /** Header names are case-insensitive (lower-cased here); query parameter names are not. */
 function matchMap(

@@ -9,6 +9,7 @@ import type { ConnectionOptions, TlsOptions } from "node:tls";
 import {
   type IdentityProvider,
   logger,
+  type PeerRevocation,
   type PeerVerdict,
   type TlsMaterial,
   type TlsRejectReason,
@@ -75,6 +76,8 @@ type RotateListener = (identity: string, material: TlsMaterial) => void;
 
 export class WorkloadIdentityManager implements IdentityProvider {
   readonly trustDomain: string;
+  /** CRL enforcement (src/tls/crl_store.ts), set by the app when a CRL file is configured. */
+  revocation: PeerRevocation | undefined;
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<RotateListener>();
   private readonly ttlMs: number;
@@ -117,6 +120,11 @@ export class WorkloadIdentityManager implements IdentityProvider {
     }
     const entry = e ?? this.newEntry(identity);
     return this.issue(identity, entry, entry.leaf !== undefined);
+  }
+
+  /** The current mesh roots (PEM): what peer chains end at. */
+  get rootsPem(): string {
+    return this.opts.ca.rootPem;
   }
 
   /** Chain (to the current mesh roots) and validity first, then the SAN checks. */

@@ -67,3 +67,14 @@ export {
 } from "./verify.ts";
 export { createCsr, type CsrAndKey, leafFromChain } from "./csr.ts";
 export { loadX509 } from "./x509_loader.ts";
+import type { CrlStore, CrlStoreOptions } from "./crl_store.ts";
+export type { CrlStore, CrlStoreOptions };
+
+/** CRL enforcement (CRL_PATH / ca.crlFile): loaded with `import()` so a node without a CRL
+ * evaluates none of it. Rejects with a WeftError when the file does not parse. */
+export async function openCrl(
+  opts: CrlStoreOptions,
+): Promise<CrlStore> {
+  const { CrlStore } = await import("./crl_store.ts");
+  return await CrlStore.open(opts);
+}

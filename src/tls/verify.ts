@@ -171,6 +171,8 @@ const REASONS: ReadonlySet<string> = new Set<TlsRejectReason>([
   "trust_domain_mismatch",
   "identity_mismatch",
   "handshake_failed",
+  "revoked",
+  "crl_invalid",
 ]);
 
 /**

@@ -312,7 +312,12 @@ const FILTER_CARRIERS: ReadonlySet<string> = new Set([LISTENER, ROUTE, EXTENSION
 type Needles = readonly { bytes: Uint8Array; anchor: number }[];
 const needles = (names: readonly string[]): Needles =>
   names.map((n) => ({ bytes: new TextEncoder().encode(n), anchor: n.search(/[A-Z]/) }));
-const CHECKED = needles([TYPE_NAMES.rbac, TYPE_NAMES.fault, JWT_AUTHN_TYPE_NAME]);
+const CHECKED = needles([
+  TYPE_NAMES.rbac,
+  TYPE_NAMES.fault,
+  "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+  JWT_AUTHN_TYPE_NAME,
+]);
 const TYPED_STRUCT = needles(TYPED_STRUCT_TYPE_NAMES);
 
 export function mentionsCheckedFilter(hay: Uint8Array): boolean {

@@ -19,6 +19,8 @@ export const TYPE_NAMES = {
   fault: "envoy.extensions.filters.http.fault.v3.HTTPFault",
   wasm: "envoy.extensions.filters.http.wasm.v3.Wasm",
   router: "envoy.extensions.filters.http.router.v3.Router",
+  cors: "envoy.extensions.filters.http.cors.v3.Cors",
+  corsPolicy: "envoy.extensions.filters.http.cors.v3.CorsPolicy",
   typedStruct: "xds.type.v3.TypedStruct",
   udpaTypedStruct: "udpa.type.v1.TypedStruct",
   stringValue: "google.protobuf.StringValue",

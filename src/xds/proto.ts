@@ -48,6 +48,10 @@ export { UriTemplateMatchConfigSchema } from "./gen/envoy/extensions/path/match/
 export { HTTPFaultSchema } from "./gen/envoy/extensions/filters/http/fault/v3/fault_pb.ts";
 export { WasmSchema } from "./gen/envoy/extensions/filters/http/wasm/v3/wasm_pb.ts";
 export { RouterSchema } from "./gen/envoy/extensions/filters/http/router/v3/router_pb.ts";
+export {
+  CorsPolicySchema,
+  CorsSchema,
+} from "./gen/envoy/extensions/filters/http/cors/v3/cors_pb.ts";
 export { TypedStructSchema } from "./gen/xds/type/v3/typed_struct_pb.ts";
 export { TypedStructSchema as UdpaTypedStructSchema } from "./gen/udpa/type/v1/typed_struct_pb.ts";
 export { StatusSchema } from "./gen/google/rpc/status_pb.ts";

@@ -150,6 +150,7 @@ export function fragment(
         ...((r as RouteRule).policy?.mirrors ? { mirrors: (r as RouteRule).policy!.mirrors } : {}),
         ...((r as RouteRule).policy?.rewrite ? { rewrite: (r as RouteRule).policy!.rewrite } : {}),
         ...routeHeadersOf(r as RouteRule, clusters),
+        ...((r as RouteRule).policy?.cors ? { cors: (r as RouteRule).policy!.cors } : {}),
         ...((r as RouteRule).policy?.clusterNotFoundStatus
           ? { clusterNotFoundStatus: (r as RouteRule).policy!.clusterNotFoundStatus }
           : {}),

@@ -17,6 +17,7 @@ export function meshDocs(mesh: R): R[] {
     "hbonePort",
     "nodeAgentServiceAccount",
     "nodeTokens",
+    "extensionProviders",
   ];
   if (settings.some((k) => mesh[k] !== undefined)) {
     docs.push({
@@ -96,6 +97,7 @@ export function meshDocs(mesh: R): R[] {
               ...(r.timeout ? { timeout: r.timeout } : {}),
               ...(r.retries ? { retries: r.retries } : {}),
               ...(r.headers ? { headers: r.headers } : {}),
+              ...(r.corsPolicy ? { corsPolicy: r.corsPolicy } : {}),
             };
           }),
         },
@@ -134,6 +136,7 @@ export function meshDocs(mesh: R): R[] {
       spec: {
         ...(p.selector ? { selector: { matchLabels: p.selector } } : {}),
         ...(p.action ? { action: p.action } : {}),
+        ...(p.provider ? { provider: p.provider } : {}),
         ...(p.rules ? { rules: p.rules } : {}),
       },
     });

@@ -38,6 +38,8 @@ export interface MeshOptions {
   readonly env?: Record<string, string>;
   /** Start node B (default true); false leaves its addresses free for an impostor. */
   readonly startB?: boolean;
+  /** A test PKI made beforehand (certificates known before the nodes start); disposed by stop. */
+  readonly pki?: TestPki;
 }
 
 /** weft.yaml for the two nodes: A hosts "sleep" and captures "echo" on `vip`; B hosts "echo".
@@ -93,7 +95,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const clientIp = ip(2);
   const echoIp = ip(3);
   const vip = ip(100);
-  const pki = await createTestPki();
+  const pki = opts.pki ?? await createTestPki();
   const echo = await startEcho(echoIp);
   const ca = { mode: "files", certFile: pki.rootsPath, keyFile: pki.caKeyPath };
   const common = {

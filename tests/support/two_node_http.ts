@@ -14,8 +14,9 @@ const PORT = 18080;
 export interface TwoNodes {
   /** Node B (the inbound side). */
   readonly b: WeftProc;
-  /** One raw HTTP/1.1 request (head text without Host) to service `i`'s VIP from the client. */
-  send(req: string, service?: number): Promise<RawResult>;
+  /** One raw HTTP/1.1 request (head text without Host, then `body`) to service `i`'s VIP from
+   * the client. */
+  send(req: string, service?: number, body?: string): Promise<RawResult>;
 }
 
 export interface RawResult {
@@ -92,8 +93,13 @@ export async function withTwoNodes(
     procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], o));
     await fn({
       b,
-      send: (req, i = 0) =>
-        rawOnce(ip(100 + i), 80, `${req}\r\nHost: echo\r\nConnection: close\r\n\r\n`, ip(2)),
+      send: (req, i = 0, body = "") =>
+        rawOnce(
+          ip(100 + i),
+          80,
+          `${req}\r\nHost: echo\r\nConnection: close\r\n\r\n${body}`,
+          ip(2),
+        ),
     });
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

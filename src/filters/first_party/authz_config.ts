@@ -1,7 +1,7 @@
 /**
  * Istio AuthorizationPolicy → the JSON config of the first-party `authz` plugin
  * (plugins/authz). Called by the bootstrap YAML loader and by the xDS translator.
- * CUSTOM (ext_authz) is out of scope: such policies are rejected.
+ * CUSTOM policies are left out: the ext_authz filter (src/filters/ext_authz) enforces them.
  */
 import type { AuthorizationPolicy, PolicyRule } from "../../core/mod.ts";
 import { Checker, isObj, parseAuthorizationPolicy, Problems } from "../../istio/mod.ts";
@@ -26,9 +26,9 @@ export interface AuthzPluginConfig {
 export function authzConfigFromPolicies(
   policies: readonly AuthorizationPolicy[],
 ): AuthzPluginConfig {
-  const out = policies.map((p): AuthzPluginPolicy => ({
+  const out = policies.filter((p) => p.action !== "CUSTOM").map((p): AuthzPluginPolicy => ({
     name: `ns[${p.namespace}]-policy[${p.name}]`,
-    action: p.action,
+    action: p.action as AuthzPluginPolicy["action"],
     dryRun: p.dryRun,
     rules: p.rules,
   }));

@@ -29,7 +29,7 @@ Deno.test("authorizationPolicyFromIstio: every problem with its path", () => {
     (e: Error & { code?: string }) => {
       assert.equal(e.code, "config_invalid");
       assert.match(e.message, /metadata\.name: is required/);
-      assert.match(e.message, /spec\.action: CUSTOM/);
+      assert.match(e.message, /spec\.provider\.name: is required with action CUSTOM/);
       assert.match(e.message, /spec\.rules\[0\]\.from\[0\]\.source\.principal: unknown field/);
       assert.match(e.message, /spec\.rules\[0\]\.when\[0\]: needs values or notValues/);
       return true;

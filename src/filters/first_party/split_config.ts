@@ -86,6 +86,12 @@ export function splitConfigFromVirtualService(
         "applies them on the route)",
       ]
       : []),
+    ...(r.cors
+      ? [
+        `spec.http[${i}].corsPolicy: not supported by the traffic-split plugin alone (weft's ` +
+        "proxy applies it on the route)",
+      ]
+      : []),
   ]);
   if (own.length) {
     throw problemsError(`VirtualService ${parsed.meta.namespace}/${parsed.meta.name}`, own);

@@ -18,6 +18,7 @@ import {
 } from "../type_urls.ts";
 import { authorizationOf } from "./build_policy.ts";
 import { isHttpPolicy } from "./build_rbac.ts";
+import { extAuthzFilters } from "./build_ext_authz.ts";
 import type { AuthorizationPolicy } from "../../core/mod.ts";
 import { requestAuthnsFor } from "../../istio/mod.ts";
 import {
@@ -242,7 +243,10 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
   // of those workloads has HTTP conditions (the rest stays L4, as Authorization resources).
   // A policy attached by targetRefs is enforced only here (never at L4), whatever its fields.
   const l7Only = (p: AuthorizationPolicy): boolean => p.targetServices !== undefined;
-  const anyHttp = mesh.authorizationPolicies.some((p) => isHttpPolicy(p) || l7Only(p));
+  // CUSTOM policies run in the HTTP chain only (ext_authz; ztunnel ignores them, as in Istio).
+  const l7 = (p: AuthorizationPolicy): boolean =>
+    isHttpPolicy(p) || l7Only(p) || p.action === "CUSTOM";
+  const anyHttp = mesh.authorizationPolicies.some(l7);
   const byNamespace = new Map<string, AuthorizationPolicy[]>();
   const byId = new Map<string, AuthorizationPolicy>();
   for (const p of anyHttp ? mesh.authorizationPolicies : []) {
@@ -278,13 +282,16 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
         ? requestAuthnsFor(mesh.requestAuthentications, s, onNode.get(node)!, mesh.rootNamespace)
           .flatMap((ra) => ra.jwtRules)
         : [];
-      if (!policies.some((p) => isHttpPolicy(p) || l7Only(p)) && jwtRules.length === 0) continue;
+      if (!policies.some(l7) && jwtRules.length === 0) continue;
+      const ext = policies.some((p) => p.action === "CUSTOM")
+        ? extAuthzFilters(mesh, policies)
+        : [];
       idx.inbound.push(inboundListenerName(s, node));
       put(
         LISTENER,
         inboundListenerName(s, node),
-        key([s.hostname, s.name, s.namespace, http.targetPort, policies, jwtRules]),
-        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies, jwtRules)),
+        key([s.hostname, s.name, s.namespace, http.targetPort, policies, ext, jwtRules]),
+        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies, ext, jwtRules)),
       );
     }
   }
@@ -296,6 +303,7 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     out.set(ADDRESS, prevAddresses as Map<string, Built>);
   } else buildAddresses(mesh, put, bound());
   for (const p of mesh.authorizationPolicies) {
+    if (p.action === "CUSTOM") continue;
     if (l7Only(p) && tcpTargets(mesh, p).length === 0) continue;
     put(
       AUTHORIZATION,

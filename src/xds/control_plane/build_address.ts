@@ -58,6 +58,7 @@ export function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
   // A policy attached by targetRefs to a TCP-only service binds that service's workloads at L4
   // (an HTTP service's is enforced by its inbound L7 listener: build.ts).
   for (const p of mesh.authorizationPolicies) {
+    if (p.action === "CUSTOM") continue;
     for (const s of tcpTargets(mesh, p)) {
       for (const w of selected(mesh, s)) {
         let l = out.get(w);
@@ -68,7 +69,7 @@ export function policiesByWorkload(mesh: Mesh): Map<MeshWorkload, string[]> {
   }
   for (const p of mesh.authorizationPolicies) {
     const sel = p.selector;
-    if (!sel) continue;
+    if (!sel || p.action === "CUSTOM") continue; // L7 only (ext_authz), as ztunnel
     const first = Object.entries(sel)[0];
     const candidates = first ? indexOf(mesh).get(`${first[0]}=${first[1]}`) ?? [] : mesh.workloads;
     for (const w of candidates) {

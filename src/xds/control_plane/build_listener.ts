@@ -21,6 +21,7 @@ import type { AuthorizationPolicy } from "../../core/mod.ts";
 import type { JwtRule } from "../../istio/mod.ts";
 import { rbacFilters } from "./build_rbac.ts";
 import { encodeJwtAuthn, JWT_AUTHN_TYPE_URL } from "../resources/jwt_authn.ts";
+import type { RbacOrAny } from "./build_ext_authz.ts";
 import {
   clusterName,
   faultFilter,
@@ -29,6 +30,7 @@ import {
   pluginResourceName,
 } from "./build_routes.ts";
 import { matches } from "./build_select.ts";
+import { corsFilter } from "./build_cors.ts";
 import type { Mesh, MeshRouteDestination, MeshService, MeshWorkload } from "./mesh.ts";
 
 function httpManager(s: MeshService, port: number) {
@@ -42,6 +44,8 @@ function httpManager(s: MeshService, port: number) {
       configType: { case: "typedConfig" as const, value: fault },
     });
   }
+  const cors = corsFilter(s);
+  if (cors) filters.push(cors);
   for (const p of orderedPlugins(s)) {
     filters.push({
       name: pluginResourceName(s, p),
@@ -165,6 +169,7 @@ export function inboundListener(
   node: string,
   port: MeshService["ports"][number],
   policies: readonly AuthorizationPolicy[],
+  custom: readonly RbacOrAny[] = [],
   jwtRules: readonly JwtRule[] = [],
 ) {
   const name = inboundListenerName(s, node);
@@ -173,6 +178,15 @@ export function inboundListener(
     configType: { case: "typedConfig" as const, value },
   });
   const filters = [
+    // CUSTOM first (its shadow RBAC gate and ext_authz, build_ext_authz.ts), as istiod orders them.
+    ...custom.map((f) =>
+      typed(
+        f.name,
+        "any" in f
+          ? f.any
+          : anyPack(RBACSchema, fromJson(RBACSchema, f.rbac as JsonValue, RBAC_TYPES)),
+      )
+    ),
     // jwt_authn before RBAC, as istiod's inbound chain (RequestAuthentication).
     ...(jwtRules.length > 0
       ? [typed(

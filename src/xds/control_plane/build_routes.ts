@@ -25,6 +25,8 @@ import { effectiveRetry } from "../../istio/mod.ts";
 import { DEFAULT_RETRY_POLICY, type HeaderOps } from "../../core/mod.ts";
 import { HeaderValueOption_HeaderAppendAction as HeaderAppendAction } from "../gen/envoy/config/core/v3/base_pb.ts";
 import type { MeshPlugin, MeshRoute, MeshService } from "./mesh.ts";
+import { corsPolicyAny } from "./build_cors.ts";
+import { CORS_FILTER_NAME } from "../resources/route_cors.ts";
 
 export function clusterName(s: MeshService, port: number, subset = ""): string {
   return `outbound|${port}|${subset}|${s.hostname}`;
@@ -103,8 +105,10 @@ export function routeConfig(s: MeshService, port: number): RouteConfiguration {
   const routes: MessageInitShape<typeof RouteSchema>[] = rules.flatMap((r) => {
     const matches = r.match.length ? r.match : [undefined];
     return matches.filter((m) => m?.port === undefined || m.port === port).map((m) => ({
-      typedPerFilterConfig:
-        (r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}) as Record<string, Any>,
+      typedPerFilterConfig: {
+        ...(r.fault ? { "envoy.filters.http.fault": faultAny(r.fault) } : {}),
+        ...(r.cors ? { [CORS_FILTER_NAME]: corsPolicyAny(r.cors) } : {}),
+      } as Record<string, Any>,
       match: routeMatch(m),
       ...headerFields(r.headers),
       action: ownAction(r, port) ?? {

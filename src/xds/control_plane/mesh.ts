@@ -12,6 +12,7 @@ import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
   deepFreeze,
   type DocumentCache,
+  type ExtAuthzProvider,
   hostFqdn,
   type HttpFault,
   type HttpMatch,
@@ -62,6 +63,8 @@ export interface MeshRoute {
   readonly rewrite?: HttpRoute["rewrite"];
   /** Istio `headers` of the route (Route header fields). */
   readonly headers?: HttpRoute["headers"];
+  /** Istio `corsPolicy` (typed_per_filter_config CorsPolicy: build_cors.ts). */
+  readonly cors?: HttpRoute["cors"];
   /** Istio `mirror`/`mirrors`, hosts as FQDNs. */
   readonly mirrors?: readonly {
     readonly host: string;
@@ -127,6 +130,8 @@ export interface Mesh {
   /** RequestAuthentications: a jwt_authn filter on the inbound listener of the HTTP services
    * whose workloads they select (build_listener.ts). */
   readonly requestAuthentications: readonly RequestAuthentication[];
+  /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name. */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
   readonly policyBindings: ReadonlyMap<MeshWorkload, readonly string[]>;
   /** Objects per kind, for the load log ("never silently empty"). */
@@ -211,6 +216,7 @@ export function meshFromResources(r: IstioResources): Mesh {
       ...r.authorizationPolicies.map((p) => p.policy),
       ...peer.policies,
     ]),
+    extensionProviders: mc?.extensionProviders ?? [],
     policyBindings: peer.bindings,
     requestAuthentications: r.requestAuthentications ?? [],
     counts: Object.freeze(counts),
@@ -489,6 +495,7 @@ function httpRoutes(
     ...(h.directResponse ? { directResponse: h.directResponse } : {}),
     ...(h.rewrite ? { rewrite: h.rewrite } : {}),
     ...(h.headers ? { headers: h.headers } : {}),
+    ...(h.cors ? { cors: h.cors } : {}),
     ...(h.mirrors
       ? {
         mirrors: destinationsOf(

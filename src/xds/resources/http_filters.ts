@@ -2,12 +2,15 @@
  * HTTP filter configs (inline `typed_config` or an ECDS `TypedExtensionConfig`) → weft FilterRefs.
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
  * proxy-wasm filter by URL + sha256, jwt_authn (istiod's shape, resources/jwt_authn.ts) → the
- * host's jwt_authn filter, Router → end of chain. TypedStruct wrappers are unwrapped.
+ * host's jwt_authn filter, ExtAuthz → the ext_authz filter (ext_authz.ts), Router → end of chain,
+ * Cors → nothing at the listener (its policies ride on routes: route_cors.ts). TypedStruct
+ * wrappers are unwrapped.
  */
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
 import {
   type Any,
+  decodeCors,
   decodeHTTPFault,
   decodeRBAC,
   decodeRouter,
@@ -24,6 +27,7 @@ import {
 } from "../node_proto.ts";
 import type { FilterJson, JsonValue, KnownFilter } from "./filter_json.ts";
 import { decodeJwtAuthn, JWT_AUTHN_TYPE_URL } from "./jwt_authn.ts";
+import { EXT_AUTHZ_TYPE_URL, extAuthzRef } from "./ext_authz.ts";
 
 /** FilterRef.type values weft's filter host registers (src/filters maps them to code). */
 export const FILTER_TYPES = {
@@ -40,6 +44,8 @@ export const COMPONENT_RUNTIME = "weft.component";
 
 export type FilterSpec =
   | { readonly kind: "router" }
+  /** Envoy's cors filter: it acts through the route's CorsPolicy, which the route carries. */
+  | { readonly kind: "cors" }
   | { readonly kind: "filter"; readonly ref: FilterRef };
 
 const KNOWN: readonly string[] = [
@@ -47,6 +53,7 @@ const KNOWN: readonly string[] = [
   TYPE_NAMES.fault,
   TYPE_NAMES.wasm,
   TYPE_NAMES.router,
+  TYPE_NAMES.cors,
 ];
 
 /** Wrappers whose configs are read from JSON, which needs protobuf-es's JSON mapping and the
@@ -98,6 +105,10 @@ function decodeKnown(any: Any): KnownFilter {
     if (any.typeUrl !== typeUrlOf(typeName)) continue;
     if (typeName === TYPE_NAMES.router) {
       unpackAs(any, typeName, decodeRouter);
+      return { typeName };
+    }
+    if (typeName === TYPE_NAMES.cors) {
+      unpackAs(any, typeName, decodeCors);
       return { typeName };
     }
     if (typeName === TYPE_NAMES.wasm) {
@@ -220,14 +231,19 @@ function jwtAuthnRef(name: string, any: Any): FilterRef {
     config,
     failPolicy: "FAIL_CLOSE",
     phase: "AUTHN",
-    priority: 0,
+    // After ext_authz and AUTHN WasmPlugins, before RBAC (istiod's inbound order, W12).
+    priority: -1_000_000,
   };
 }
 
 function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
   if (any.typeUrl === JWT_AUTHN_TYPE_URL) return { kind: "filter", ref: jwtAuthnRef(name, any) };
+  if (any.typeUrl === EXT_AUTHZ_TYPE_URL) {
+    return { kind: "filter", ref: extAuthzRef(name, any.value) };
+  }
   const known = decodeKnown(any);
   if (known.typeName === TYPE_NAMES.router) return { kind: "router" };
+  if (known.typeName === TYPE_NAMES.cors) return { kind: "cors" };
   if (known.msg) return { kind: "filter", ref: wasmRef(name, known.msg) };
   const rbac = known.typeName === TYPE_NAMES.rbac;
   return {

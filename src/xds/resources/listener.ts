@@ -18,7 +18,8 @@ import {
   unpackAs,
 } from "../node_proto.ts";
 import { CLUSTER, EXTENSION_CONFIG, LISTENER, ROUTE } from "../type_urls.ts";
-import { filterFromAny, innerTypeUrl } from "./http_filters.ts";
+import { FILTER_TYPES, filterFromAny, innerTypeUrl } from "./http_filters.ts";
+import { pairExtAuthz } from "./ext_authz.ts";
 import {
   checkPort,
   type Decoded,
@@ -149,13 +150,15 @@ function chainOf(hcm: HttpConnectionManager, what: string): ChainEntry[] {
     try {
       const spec = filterFromAny(f.name, f.configType.value);
       if (spec.kind === "router") sawRouter = true;
-      else chain.push({ kind: "inline", ref: { ...spec.ref, priority: -i } });
+      else if (spec.kind === "filter") {
+        chain.push({ kind: "inline", ref: { ...spec.ref, priority: -i } });
+      }
     } catch (err) {
       if (!f.isOptional) throw invalid(what, `http filter ${f.name}: ${errorMessage(err)}`);
     }
   });
   if (!sawRouter) throw invalid(what, "http filters must end with envoy.filters.http.router");
-  return chain;
+  return pairExtAuthz(chain, FILTER_TYPES.authz);
 }
 
 function httpValue(hcm: HttpConnectionManager, common: Common, what: string): ListenerValue {

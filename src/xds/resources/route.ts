@@ -1,9 +1,11 @@
 /** RDS: RouteConfiguration → virtual hosts with ordered rules, each a weighted cluster split. */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import {
+  decodeCorsPolicy,
   decodeRouteConfiguration,
   type RouteConfiguration,
   TYPE_NAMES,
+  typeUrlOf,
   unpackAs,
 } from "../node_proto.ts";
 import type {
@@ -12,7 +14,8 @@ import type {
   VirtualHost,
 } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { ROUTE } from "../type_urls.ts";
-import { errorMessage, type RouteFault } from "../../core/mod.ts";
+import { errorMessage, type RouteCors, type RouteFault } from "../../core/mod.ts";
+import { routeCorsOf } from "./route_cors.ts";
 import { FILTER_TYPES, filterFromAny } from "./http_filters.ts";
 import { type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { type EnvoyHeaderGate, withGates } from "./route_scope.ts";
@@ -146,10 +149,15 @@ function matchOf(r: Route, what: string): RouteMatch {
 function overridesOf(
   r: Route,
   what: string,
-): { overrides: Record<string, unknown>; fault: RouteFault | undefined } {
+): { overrides: Record<string, unknown>; fault: RouteFault | undefined; cors?: RouteCors } {
   const out: Record<string, unknown> = {};
   let fault: RouteFault | undefined;
+  let cors: RouteCors | undefined;
   for (const [name, any] of Object.entries(r.typedPerFilterConfig)) {
+    if (any.typeUrl === typeUrlOf(TYPE_NAMES.corsPolicy)) {
+      cors = routeCorsOf(unpackAs(any, TYPE_NAMES.corsPolicy, decodeCorsPolicy), what);
+      continue;
+    }
     try {
       const spec = filterFromAny(name, any);
       if (spec.kind !== "filter") continue;
@@ -160,20 +168,29 @@ function overridesOf(
       throw invalid(what, `typed_per_filter_config ${name}: ${errorMessage(err)}`);
     }
   }
-  return { overrides: out, fault };
+  return { overrides: out, fault, ...(cors ? { cors } : {}) };
+}
+
+/** The rule's policy with its CORS policy (route_cors.ts), which needs the L7 proxy alone. */
+function withCors<P extends RulePolicy | undefined>(
+  policy: P,
+  cors: RouteCors | undefined,
+): P | RulePolicy {
+  if (!cors) return policy;
+  return { ...(policy ?? { timeoutMs: undefined, retries: undefined }), cors };
 }
 
 function ruleOf(r: Route, what: string): RouteRule | undefined {
   const reply = routeReplyOfAction(r, what);
   if (reply) {
     // Redirect / direct_response: no cluster; the route policy answers (src/core/route_fault.ts).
-    const { overrides, fault } = overridesOf(r, what);
-    const policy = rulePolicyOf(undefined, what, fault, reply)!;
+    const { overrides, fault, cors } = overridesOf(r, what);
+    const policy = withCors(rulePolicyOf(undefined, what, fault, reply)!, cors);
     return { match: matchOf(r, what), clusters: [], overrides, policy };
   }
   if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action
   const spec = r.action.value.clusterSpecifier;
-  const { overrides, fault } = overridesOf(r, what);
+  const { overrides, fault, cors } = overridesOf(r, what);
   const headers = ruleHeadersOf(
     r,
     spec.case === "weightedClusters"
@@ -186,7 +203,10 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
       : [],
     what,
   );
-  const policy = rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what), headers);
+  const policy = withCors(
+    rulePolicyOf(r.action.value, what, fault, undefined, matchOf(r, what), headers),
+    cors,
+  );
   const withPolicy = <T extends object>(rule: T) => (policy ? { ...rule, policy } : rule);
   if (spec.case === "cluster") {
     if (!spec.value) throw invalid(what, "route cluster name is empty");

@@ -11,6 +11,7 @@ import {
   type RequestMatch,
   RETRY_CONDITIONS,
   type RetryPolicy,
+  type RouteCors,
   type RouteFault,
   type RouteMirror,
   type RouteReply,
@@ -41,6 +42,8 @@ export interface RulePolicy {
   readonly clusterNotFoundStatus?: 404 | 500;
   /** Route and weighted-cluster header operations (route_headers.ts). */
   readonly headers?: RuleHeaders;
+  /** The route's CorsPolicy (typed_per_filter_config, route_cors.ts). */
+  readonly cors?: RouteCors;
 }
 
 /** istiod's retry_on when no retries are set (istio/istio route/retry/retry.go). */

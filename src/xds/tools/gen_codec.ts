@@ -35,6 +35,8 @@ export const DECODE: Readonly<Record<string, DescMessage>> = {
   IstioCertificateResponse: P.IstioCertificateResponseSchema,
   RBAC: P.RBACSchema,
   HTTPFault: P.HTTPFaultSchema,
+  Cors: P.CorsSchema,
+  CorsPolicy: P.CorsPolicySchema,
 };
 
 /** Filter configs the node turns into proto3 JSON (FilterRef.config): export name → message. */
