@@ -132,3 +132,28 @@ Deno.test("RBAC round trip: `{*}`/`{**}` paths travel as Envoy URI templates (is
     to: [{ operation: { paths, notPaths: ["/files/{*}/public"] } }],
   }]);
 });
+
+Deno.test("RBAC round trip: requestPrincipals (and request.auth.principal) keep their values", () => {
+  const out = roundTrip([policy({
+    name: "jwt",
+    rules: [{
+      from: [{
+        source: { requestPrincipals: ["https://a/*", "*"], notRequestPrincipals: ["*/banned"] },
+      }],
+      when: [{ key: "request.auth.principal", values: ["https://a/alice"] }],
+    }],
+  })]);
+  assert.deepEqual(out, [["ALLOW", [{
+    name: "ns[default]-policy[jwt]",
+    action: "ALLOW",
+    dryRun: false,
+    rules: [{
+      from: [{ source: {} }], // the plugin's empty source matches every peer
+      when: [
+        { key: "request.auth.principal", values: ["https://a/*", "*"] },
+        { key: "request.auth.principal", notValues: ["*/banned"] },
+        { key: "request.auth.principal", values: ["https://a/alice"] },
+      ],
+    }],
+  }]]]);
+});

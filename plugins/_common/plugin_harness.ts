@@ -8,6 +8,7 @@ import type {
   HttpFilter,
   HttpRequestContext,
   PeerInfo,
+  RequestAuth,
 } from "../../src/core/mod.ts";
 import { HeaderList } from "../../src/core/mod.ts";
 import { ComponentFilter, loadComponent } from "../../src/filters/mod.ts";
@@ -66,6 +67,8 @@ export interface RequestSpec {
   readonly sourceAddress?: string;
   readonly destinationAddress?: string;
   readonly destinationPort?: number;
+  /** The JWT the host's jwt_authn filter verified (RequestAuthentication). */
+  readonly requestAuth?: RequestAuth;
 }
 
 let nextId = 0;
@@ -102,6 +105,7 @@ export function request(spec: RequestSpec = {}): HttpRequestContext {
     requestId: `req-${nextId++}`,
     filterState: new Map(),
     requestBody: undefined,
+    ...(spec.requestAuth ? { requestAuth: spec.requestAuth } : {}),
   };
 }
 

@@ -43,3 +43,27 @@ export const BENCH_DENIED = request({
   path: "/api/items",
   principal: "spiffe://cluster.local/ns/z/sa/q",
 });
+
+/** A typical edge policy over a verified JWT (RequestAuthentication): requestPrincipals and a
+ * claim condition. */
+export const BENCH_JWT_POLICIES = `
+metadata: {name: require-jwt, namespace: default}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ["https://issuer.example/*"]}}]
+    to: [{operation: {paths: ["/api/*"]}}]
+    when: [{key: "request.auth.claims[groups]", values: ["readers"]}]
+`;
+
+/** Allowed by require-jwt: the JWT the host's jwt_authn filter verified. */
+export const BENCH_JWT_ALLOWED = request({
+  method: "GET",
+  path: "/api/items?id=3",
+  principal: "spiffe://cluster.local/ns/frontend/sa/web",
+  requestAuth: {
+    principal: "https://issuer.example/alice",
+    audiences: ["api"],
+    presenter: undefined,
+    claims: { iss: "https://issuer.example", sub: "alice", groups: ["staff", "readers"] },
+  },
+});

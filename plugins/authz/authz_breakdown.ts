@@ -19,7 +19,13 @@ import { instantiateDirect } from "../../src/filters/component/direct_abi.ts";
 import type { LoadedComponent } from "../../src/filters/component/component_loader.ts";
 import { pluginBytes } from "../_common/plugin_harness.ts";
 import { AUTHZ_SOURCES } from "./build.ts";
-import { BENCH_ALLOWED, BENCH_DENIED, BENCH_POLICIES } from "./authz_bench_policies.ts";
+import {
+  BENCH_ALLOWED,
+  BENCH_DENIED,
+  BENCH_JWT_ALLOWED,
+  BENCH_JWT_POLICIES,
+  BENCH_POLICIES,
+} from "./authz_bench_policies.ts";
 
 let hostCalls = 0;
 
@@ -91,6 +97,7 @@ const CLASSES: Record<string, string> = {
   "ipBlocks": one(`from: [{source: {ipBlocks: ["192.168.0.0/16"]}}]`),
   "hosts+ports": one(`to: [{operation: {hosts: ["*.example.com"], ports: ["9090"]}}]`),
   "allow-all (continue)": one(`{}`),
+  "jwt: requestPrincipals + list claim": BENCH_JWT_POLICIES,
 };
 
 const allowed = BENCH_ALLOWED;
@@ -111,7 +118,8 @@ for (const [cls, yaml] of Object.entries(CLASSES)) {
   const fi = await ComponentFilter.create(`i-${cls}`, "FAIL_CLOSE", inst, cfg);
   const fr = await ComponentFilter.create(`r-${cls}`, "FAIL_CLOSE", raw, cfg);
   const fc = await ComponentFilter.create(`c-${cls}`, "FAIL_CLOSE", counted, cfg);
-  for (const [rl, rq] of [["allowed", allowed], ["denied", denied]] as const) {
+  const ok = cls.startsWith("jwt") ? BENCH_JWT_ALLOWED : allowed;
+  for (const [rl, rq] of [["allowed", ok], ["denied", denied]] as const) {
     hostCalls = 0;
     const out = fc.onRequest(rq) as { action: string };
     const calls = hostCalls;

@@ -4,6 +4,7 @@
  * and, for denials, the effective policy id reported in the response details.
  */
 import type { RequestSpec } from "../_common/plugin_harness.ts";
+import type { RequestAuth } from "../../src/core/mod.ts";
 
 export interface AuthzCase {
   readonly id: string;
@@ -339,7 +340,7 @@ spec: {action: DENY, rules: [{to: [{operation: {paths: ["/nope"]}}]}, {to: [{ope
   },
   {
     id: "A18-jwt",
-    title: "no JWT verification in weft: requestPrincipals/request.auth.* are absent",
+    title: "without a verified JWT, requestPrincipals/request.auth.* are absent",
     policies: `
 metadata: {name: p, namespace: default}
 spec:
@@ -347,6 +348,67 @@ spec:
   - from: [{source: {requestPrincipals: ["*"]}}]
   - when: [{key: "request.auth.claims[groups]", notValues: ["admin"]}]
     to: [{operation: {methods: ["GET"]}}]`,
-    requests: [[{ method: "GET" }, "allow"], [{ method: "POST" }, "deny", "none"]],
+    requests: [
+      [{ method: "GET" }, "allow"],
+      [{ method: "POST" }, "deny", "none"],
+      // A client header named like the attribute is no JWT.
+      [{ method: "POST", headers: { "request.auth.principal": "x/y" } }, "deny", "none"],
+    ],
+  },
+  {
+    id: "A18-jwt-principal",
+    title: "requestPrincipals match <iss>/<sub> of the verified JWT (exact, *, iss/*, not*)",
+    policies: `
+metadata: {name: p, namespace: default}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ["https://issuer.example/*"], notRequestPrincipals: ["*/banned"]}}]
+    to: [{operation: {methods: ["GET"]}}]
+  - from: [{source: {requestPrincipals: ["other/alice"]}}]`,
+    requests: [
+      [{ requestAuth: jwt("https://issuer.example", "bob") }, "allow"],
+      [{ requestAuth: jwt("https://issuer.example", "banned") }, "deny", "none"],
+      [{ method: "POST", requestAuth: jwt("https://issuer.example", "bob") }, "deny", "none"],
+      [{ method: "POST", requestAuth: jwt("other", "alice") }, "allow"],
+      [{ requestAuth: jwt("other", "bob") }, "deny", "none"],
+      [{}, "deny", "none"],
+    ],
+  },
+  {
+    id: "A18-jwt-when",
+    title: "request.auth.principal/audiences/presenter/claims[..] (string, list, nested) match",
+    policies: `
+metadata: {name: p, namespace: default}
+spec:
+  rules:
+  - when:
+    - {key: request.auth.principal, values: ["iss/*"]}
+    - {key: request.auth.audiences, values: ["api"]}
+    - {key: request.auth.presenter, values: ["web*"]}
+    - {key: "request.auth.claims[groups]", values: ["admin"]}
+    - {key: "request.auth.claims[realm][role]", values: ["*ops"]}
+    - {key: "request.auth.claims[tier]", notValues: ["free"]}`,
+    requests: [
+      [{ requestAuth: jwt("iss", "a") }, "allow"],
+      [{ requestAuth: jwt("iss", "a", { groups: ["dev"] }) }, "deny", "none"],
+      [{ requestAuth: jwt("iss", "a", { groups: "admin" }) }, "allow"],
+      [{ requestAuth: jwt("iss", "a", { realm: { role: "dev" } }) }, "deny", "none"],
+      [{ requestAuth: jwt("iss", "a", { tier: "free" }) }, "deny", "none"],
+      [{ requestAuth: jwt("iss", "a", { tier: ["gold", "free"] }) }, "deny", "none"],
+      [{ requestAuth: { ...jwt("iss", "a"), audiences: ["web", "other"] } }, "deny", "none"],
+      [{ requestAuth: { ...jwt("iss", "a"), presenter: undefined } }, "deny", "none"],
+      [{ requestAuth: jwt("other", "a") }, "deny", "none"],
+    ],
   },
 ];
+
+/** A verified JWT as the jwt_authn filter hands it on: groups [x, admin], realm.role secops. */
+function jwt(iss: string, sub: string, claims: Record<string, unknown> = {}): RequestAuth {
+  const all = { iss, sub, groups: ["x", "admin"], realm: { role: "secops" }, ...claims };
+  return {
+    principal: `${iss}/${sub}`,
+    audiences: ["other", "api"],
+    presenter: "webapp",
+    claims: all,
+  };
+}

@@ -266,6 +266,7 @@ export function validateConfig(raw: unknown, baseDir = "."): ValidationResult {
     workloads,
     services,
     authorizationPolicies: policies,
+    requestAuthentications: extra.requestAuthentications,
     xds,
     inpod: checkInpod(c, r.inpod),
   };

@@ -2,7 +2,7 @@
  * weft.yaml's Istio objects: `authorizationPolicies` (Kubernetes form {metadata, spec}),
  * `resources` (inline manifests) and `configDir` (a directory of multi-document YAML files), all
  * parsed by src/istio. Standalone mode takes AuthorizationPolicy, PeerAuthentication,
- * VirtualService, DestinationRule and WasmPlugin; workloads and services stay in weft.yaml's own
+ * RequestAuthentication, VirtualService, DestinationRule and WasmPlugin; workloads and services stay in weft.yaml's own
  * lists.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -25,6 +25,7 @@ import {
   parseAuthorizationPolicy,
   parseExtensionProviders,
   parseIstioObjects,
+  type RequestAuthentication,
   type SourceText,
   type WasmPlugin,
 } from "../istio/mod.ts";
@@ -33,6 +34,7 @@ const log = logger("config");
 
 export interface ConfigResources {
   readonly policies: readonly AuthorizationPolicy[];
+  readonly requestAuthentications: readonly RequestAuthentication[];
   /** FQDN → DestinationRule subsets. */
   readonly subsets: ReadonlyMap<string, readonly DrSubset[]>;
   /** FQDN → the VirtualService's `http` routes (parsed by src/istio) and where they come from
@@ -72,6 +74,7 @@ export function checkPolicies(c: Checker, v: unknown): AuthorizationPolicy[] {
 const STANDALONE = [
   "AuthorizationPolicy",
   "PeerAuthentication",
+  "RequestAuthentication",
   "VirtualService",
   "DestinationRule",
   "MeshConfig or the istio ConfigMap (defaultHttpRetryPolicy, extensionProviders)",
@@ -99,6 +102,7 @@ export function checkResources(
     }
   }
   const policies: AuthorizationPolicy[] = [];
+  const requestAuthentications: RequestAuthentication[] = [];
   const subsets = new Map<string, readonly DrSubset[]>();
   const http = new Map<
     string,
@@ -118,6 +122,7 @@ export function checkResources(
     refuseOthers(c, r);
     policies.push(...r.authorizationPolicies.map((p) => p.policy));
     policies.push(...r.peerAuthentications.flatMap(convertPeerAuthentication));
+    requestAuthentications.push(...r.requestAuthentications);
     for (const dr of r.destinationRules) {
       subsets.set(hostFqdn(dr.host, dr.meta.namespace), dr.subsets);
     }
@@ -132,7 +137,15 @@ export function checkResources(
       }
     }
   }
-  return { policies, subsets, http, wasmPlugins, defaultHttpRetryPolicy, extensionProviders };
+  return {
+    policies,
+    requestAuthentications,
+    subsets,
+    http,
+    wasmPlugins,
+    defaultHttpRetryPolicy,
+    extensionProviders,
+  };
 }
 
 function refuseOthers(c: Checker, r: IstioResources): void {

@@ -8,7 +8,12 @@ import type {
   Timeouts,
   Workload,
 } from "../core/mod.ts";
-import type { ExtAuthzProvider, HttpRetry, HttpRoute } from "../istio/mod.ts";
+import type {
+  ExtAuthzProvider,
+  HttpRetry,
+  HttpRoute,
+  RequestAuthentication,
+} from "../istio/mod.ts";
 
 export interface CaConfig {
   /** auto: dev CA in stateDir; files: root cert + key; xds: workload certificates by CSR from
@@ -126,6 +131,8 @@ export interface WeftConfig {
   readonly workloads: readonly Workload[];
   readonly services: readonly ServiceConfig[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** RequestAuthentications from `resources`/`configDir` (JWT verification, inbound). */
+  readonly requestAuthentications?: readonly RequestAuthentication[];
   /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name (weft.yaml
    * `meshConfig`, or a MeshConfig / istio ConfigMap in `resources`/`configDir`). */
   readonly extensionProviders: readonly ExtAuthzProvider[];

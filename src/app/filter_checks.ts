@@ -1,15 +1,18 @@
 /**
  * Registers the config checks of the filter types xDS can deliver (core's registry), so the
  * control path converts and validates them before it ACKs: HTTPFault and RBAC through the
- * first-party converters, ExtAuthz's provider through the ext_authz filter's. Loaded (dynamically) only by nodes that take config from xDS.
+ * first-party converters, ExtAuthz's provider through the ext_authz filter's, jwt_authn's rules
+ * through src/istio's parser. Loaded (dynamically) only by nodes that take config from xDS.
  */
-import { registerFilterConfigCheck } from "../core/mod.ts";
+import { registerFilterConfigCheck, WeftError } from "../core/mod.ts";
+import { Checker, isObj, parseJwtRules, Problems } from "../istio/mod.ts";
 import {
   authzConfigFromEnvoyRbac,
   EXT_AUTHZ_XDS_TYPE,
   extAuthzConfigFromXds,
   faultConfigFromEnvoy,
   FIRST_PARTY_XDS_TYPE,
+  JWT_AUTHN_TYPE,
 } from "../filters/mod.ts";
 
 export function registerXdsFilterChecks(): void {
@@ -20,4 +23,12 @@ export function registerXdsFilterChecks(): void {
     EXT_AUTHZ_XDS_TYPE,
     (c) => void extAuthzConfigFromXds(c),
   );
+  // jwt_authn (RequestAuthentication): its rules as weft.yaml's parser takes them.
+  registerFilterConfigCheck(JWT_AUTHN_TYPE, (c) => {
+    const problems = new Problems();
+    parseJwtRules(new Checker(problems), "jwtRules", isObj(c) ? c.jwtRules : undefined);
+    if (!problems.ok) {
+      throw new WeftError("config_invalid", `Cannot use jwt_authn: ${problems.list.join("; ")}`);
+    }
+  });
 }

@@ -23,6 +23,7 @@ import {
 } from "../filters/mod.ts";
 import { type HttpRoute, labelsMatch, routesForSource, sourceSelectors } from "../istio/mod.ts";
 import type { ServiceConfig, WeftConfig } from "./config_types.ts";
+import { jwtAuthnRef } from "./request_authn_refs.ts";
 
 function ref(
   name: string,
@@ -58,6 +59,8 @@ export function firstPartyChains(
   } as Snapshot;
   const local = localBackends(svc, cfg.workloads);
   if (local.length > 0) {
+    const jwt = jwtAuthnRef(svc, local, cfg);
+    if (jwt) inbound.push(jwt);
     const seen = new Set<string>();
     // Selector policies of the local backends, and those attached to this service by targetRefs.
     const targeted = cfg.authorizationPolicies.filter((p) =>

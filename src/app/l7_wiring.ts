@@ -13,10 +13,12 @@ import type { L7Host, L7HostOptions } from "./l7_host.ts";
 const isHttp = (svc: ServiceConfig): boolean => svc.ports.some((p) => p.protocol !== "TCP");
 
 /** Whether weft.yaml may give `svc` a filter chain: WasmPlugins, or an HTTP service with routes
- * or under some AuthorizationPolicy (a superset of what firstPartyChains turns into refs). */
+ * or under some AuthorizationPolicy or RequestAuthentication (a superset of what firstPartyChains turns into refs). */
 export function serviceMayHaveFilters(svc: ServiceConfig, cfg: WeftConfig): boolean {
   return svc.plugins.length > 0 ||
-    (isHttp(svc) && (svc.http.length > 0 || cfg.authorizationPolicies.length > 0));
+    (isHttp(svc) &&
+      (svc.http.length > 0 || cfg.authorizationPolicies.length > 0 ||
+        (cfg.requestAuthentications?.length ?? 0) > 0));
 }
 
 function snapshotHasFilters(s: Snapshot): boolean {

@@ -49,6 +49,18 @@ export interface LocalWorkloadInfo {
 
 export type Direction = "inbound" | "outbound";
 
+/** The JWT the host's jwt_authn filter verified (Envoy's jwt_authn payload metadata, which Istio's
+ * `request.auth.*` attributes read). Only that filter sets it: no request header and no guest
+ * call writes it, so a client cannot forge it and it never reaches the upstream. */
+export interface RequestAuth {
+  /** `<iss>/<sub>`; undefined without both. */
+  readonly principal: string | undefined;
+  readonly audiences: readonly string[];
+  /** `azp`. */
+  readonly presenter: string | undefined;
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
 export interface HttpRequestContext {
   readonly direction: Direction;
   readonly method: string;
@@ -62,6 +74,8 @@ export interface HttpRequestContext {
   readonly requestId: string;
   /** Per-request state shared by the filters of one chain across phases. */
   readonly filterState: Map<string, unknown>;
+  /** Set by the jwt_authn filter when a JWT verified (RequestAuthentication). */
+  requestAuth?: RequestAuth;
   /** Buffered request body, only for filters that opted into bodies. */
   requestBody: Uint8Array | undefined;
   /** Trailers follow the buffered request body: its body hook then has end_of_stream false and

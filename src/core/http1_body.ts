@@ -146,8 +146,37 @@ function isDigits(s: string, max: number): boolean {
 
 /** Largest chunk accepted (16 hex digits could overflow a double; Envoy/hyper refuse overflow). */
 export const MAX_CHUNK_BYTES = 2 ** 40;
-// deno-lint-ignore no-control-regex -- control characters are what is refused
-const CHUNK_LINE = /^([0-9A-Fa-f]{1,11})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n$/;
+
+/** The size of a chunk-size line (RFC 9112 §7.1: 1-11 hex digits, then optional extensions
+ * after `;` with no control character but HTAB, then CRLF), or -1 when malformed. A char scan,
+ * no regex call per chunk. */
+export function chunkSize(line: string): number {
+  const n = line.length;
+  if (n < 3 || line.charCodeAt(n - 2) !== 0x0d || line.charCodeAt(n - 1) !== 0x0a) return -1;
+  let size = 0;
+  let i = 0;
+  for (; i < n - 2 && i < 12; i++) {
+    const c = line.charCodeAt(i);
+    const d = c >= 0x30 && c <= 0x39
+      ? c - 0x30
+      : c >= 0x61 && c <= 0x66
+      ? c - 0x57
+      : c >= 0x41 && c <= 0x46
+      ? c - 0x37
+      : -1;
+    if (d < 0) break;
+    size = size * 16 + d;
+  }
+  if (i === 0 || i > 11) return -1;
+  if (i === n - 2) return size;
+  while (i < n - 2 && (line.charCodeAt(i) === 0x20 || line.charCodeAt(i) === 0x09)) i++;
+  if (line.charCodeAt(i) !== 0x3b) return -1; // ;
+  for (i++; i < n - 2; i++) {
+    const c = line.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return -1;
+  }
+  return size;
+}
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 // deno-lint-ignore no-control-regex -- control characters are what is refused
@@ -181,10 +210,8 @@ export async function* bodyChunks(
       }
     case "chunked":
       for (;;) {
-        const line = (await r.readLine()).toString("latin1");
-        const m = CHUNK_LINE.exec(line);
-        if (!m) throw bad("bad chunk size line");
-        const size = parseInt(m[1]!, 16);
+        const size = chunkSize((await r.readLine()).toString("latin1"));
+        if (size < 0) throw bad("bad chunk size line");
         if (size > MAX_CHUNK_BYTES) throw bad("chunk too large");
         if (size === 0) return await trailers(r);
         let left = size;

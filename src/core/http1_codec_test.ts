@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { PassThrough } from "node:stream";
 import { ByteReader, headBytes, parseHead, parseHeadList } from "./http1_codec.ts";
 import { HeaderList } from "./header_map.ts";
+import { chunkSize } from "./http1_body.ts";
 
 const RAW = Buffer.from(
   "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  3 \r\nConnection: keep-alive\r\n" +
@@ -223,4 +224,22 @@ Deno.test("ByteReader.watch: a pooled connection's watch fires once at data, end
   s.emit("data", Buffer.from(HEAD));
   assert.equal((await p)!.toString(), HEAD);
   assert.equal(fired, 0);
+});
+
+Deno.test("chunkSize: the chunk-size line grammar (RFC 9112 §7.1) as the regex it replaced", () => {
+  // deno-lint-ignore no-control-regex -- control characters are what is refused
+  const grammar = /^([0-9A-Fa-f]{1,11})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n$/;
+  const want = (l: string): number => {
+    const m = grammar.exec(l);
+    return m ? parseInt(m[1]!, 16) : -1;
+  };
+  const parts = ["0", "a", "F", "g", " ", "\t", ";", "=", "\r", "\x01", "\x7f", "\xff"];
+  const long = ["fffffffffff", "fffffffffff0"];
+  const check = (s: string, depth: number): void => {
+    for (const tail of ["\r\n", "\n", ""]) assert.equal(chunkSize(s + tail), want(s + tail), s);
+    if (depth > 0) { for (const p of [...parts, ...long]) check(s + p, depth - 1); }
+  };
+  check("", 3);
+  assert.equal(chunkSize("1a;name=value\r\n"), 26);
+  assert.equal(chunkSize("fffffffffff\r\n"), 0xfffffffffff);
 });

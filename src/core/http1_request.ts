@@ -27,7 +27,7 @@ import {
 } from "./http1_codec.ts";
 import { bufferBody, REQUEST_TOO_LARGE, wantsRequestBody } from "./body_buffer.ts";
 import { replyLocal } from "./http_io.ts";
-import { normalizePath, splitAbsoluteForm } from "./path_normalize.ts";
+import { hasLowerCase, normalizePath, splitAbsoluteForm } from "./path_normalize.ts";
 import type { ConnState, ResponseDeps } from "./http1_response.ts";
 import {
   connectionTokens,
@@ -121,7 +121,7 @@ export function parseRequest(
   checkRequestLine(line, raw);
   const [method, rawTarget, version] = line;
   // Istio refuses a method not in upper case (400): `get` must not slip past `methods: [GET]`.
-  if (/[a-z]/.test(method)) throw bad("method not in upper case");
+  if (hasLowerCase(method)) throw bad("method not in upper case");
   const absolute = splitAbsoluteForm(rawTarget);
   // RFC 9110 §4.2.4: userinfo in an http(s) URI is refused (`http://good@evil/`).
   if (absolute?.authority.includes("@")) throw bad("userinfo in the request target");

@@ -30,7 +30,7 @@ import { applyRequestHeaders } from "./route_headers.ts";
 import { withCors } from "./route_cors.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
-import { normalizePath } from "./path_normalize.ts";
+import { hasLowerCase, normalizePath } from "./path_normalize.ts";
 import { TrailersReply } from "./trailers.ts";
 
 const log = logger("http_proxy");
@@ -113,7 +113,7 @@ async function serveStream(
     ? "a malformed content-length"
     : connectionSpecific(headers);
   // Istio's request normalisation (path_normalize.ts): refused with 400, as on HTTP/1.1.
-  if (!malformed && (path === undefined || /[a-z]/.test(method))) {
+  if (!malformed && (path === undefined || hasLowerCase(method))) {
     stream.resume();
     b.count(400, ctx);
     return respondLocal(stream, {

@@ -14,20 +14,33 @@ export function normalizePath(target: string, method = "GET"): string | undefine
   if (target.charCodeAt(0) !== 0x2f) {
     return target === "*" || method === "CONNECT" ? target : undefined;
   }
-  let end = target.length;
-  for (let i = 0; i < target.length; i++) {
-    const c = target.charCodeAt(i);
-    if (c === 0x3f || c === 0x23) { // ? or #
-      end = i;
-      break;
-    }
-  }
-  const path = target.slice(0, end);
+  const end = pathEnd(target);
   // Fast path: nothing to decode, no backslash, no dot segment (the common request).
-  if (!/[%\\]|\/\.\.?(?:\/|$)/.test(path)) return target;
+  if (end < 0) return target;
+  const path = target.slice(0, end);
   const decoded = decodeUnreserved(path);
   if (decoded === undefined) return undefined;
   return removeDotSegments(decoded.replaceAll("\\", "/")) + target.slice(end);
+}
+
+/** One scan of the path part of `target` (up to `?` or `#`): -1 when it has nothing to
+ * normalise (no `%`, no backslash, no `.` or `..` segment: the common request, no string made), else
+ * where the path ends. */
+export function pathEnd(target: string): number {
+  const n = target.length;
+  let work = false;
+  for (let i = 0; i < n; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) return work ? i : -1; // ? or #
+    if (c === 0x25 || c === 0x5c) work = true; // % or backslash
+    else if (c === 0x2e && target.charCodeAt(i - 1) === 0x2f) { // "/." ...
+      let j = i + 1;
+      if (target.charCodeAt(j) === 0x2e) j++; // "/.."
+      const after = target.charCodeAt(j); // NaN past the end
+      if (j === n || after === 0x2f || after === 0x3f || after === 0x23) work = true;
+    }
+  }
+  return work ? n : -1;
 }
 
 /** Percent-decodes ALPHA / DIGIT / "-" / "." / "_" / "~" once; undefined on `%00`. */
@@ -70,8 +83,21 @@ function removeDotSegments(path: string): string {
 export function splitAbsoluteForm(
   target: string,
 ): { authority: string; path: string } | undefined {
+  // An origin-form target (the common request) starts with "/": no regex run.
+  const c = target.charCodeAt(0);
+  if (c !== 0x68 && c !== 0x48) return undefined; // h or H
   const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
   if (!m) return undefined;
   const rest = m[2]!;
   return { authority: m[1]!, path: rest.startsWith("/") ? rest : `/${rest}` };
+}
+
+/** A letter a-z in `s`: Istio refuses a method in lower case (a short token: one scan, no
+ * regex call per request). */
+export function hasLowerCase(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return true;
+  }
+  return false;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { normalizePath, splitAbsoluteForm } from "./path_normalize.ts";
+import { normalizePath, pathEnd, splitAbsoluteForm } from "./path_normalize.ts";
 
 // Istio's normalization page (BASE, the default) as examples.
 Deno.test("normalizePath: Istio BASE", () => {
@@ -40,4 +40,25 @@ Deno.test("splitAbsoluteForm: RFC 9112 §3.2.2", () => {
   assert.deepEqual(splitAbsoluteForm("http://h?q"), { authority: "h", path: "/?q" });
   assert.equal(splitAbsoluteForm("/x"), undefined);
   assert.equal(splitAbsoluteForm("ftp://h/x"), undefined);
+});
+
+Deno.test("normalizePath: the fast scan finds every path that needs work", () => {
+  // Against the rule it replaces: a `%`, a backslash, or a `.`/`..` segment in the path part.
+  const needsWork = (t: string): boolean => {
+    const q = t.search(/[?#]/);
+    return /[%\\]|\/\.\.?(?:\/|$)/.test(q < 0 ? t : t.slice(0, q));
+  };
+  const parts = ["/", ".", "..", "a", "%41", "\\", "?", "#", "/.", "...", "x."];
+  const seen = new Set<string>();
+  for (const a of parts) {
+    for (const b of parts) {
+      for (const c of parts) {
+        const t = `/${a}${b}${c}`;
+        if (seen.has(t)) continue;
+        seen.add(t);
+        assert.equal(pathEnd(t) >= 0, needsWork(t), t);
+        if (!needsWork(t)) assert.equal(normalizePath(t), t, t);
+      }
+    }
+  }
 });

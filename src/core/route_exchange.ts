@@ -96,7 +96,13 @@ export function grpcRetriable(retryOn: readonly string[], grpcStatus: number): s
 /** The statuses a `retryOn` list retries, worked out once per list (lists are frozen config). */
 const statusSets = new WeakMap<readonly string[], (status: number) => boolean>();
 
+/** The last list looked up: every request of a route (and every route on Istio's default policy)
+ * passes the same frozen list, so the common response costs one comparison, not a WeakMap read. */
+let lastList: readonly string[] | undefined;
+let lastTest: (status: number) => boolean = () => false;
+
 function statusTest(retryOn: readonly string[]): (status: number) => boolean {
+  if (retryOn === lastList) return lastTest;
   let t = statusSets.get(retryOn);
   if (!t) {
     const any5xx = retryOn.includes("5xx");
@@ -108,6 +114,8 @@ function statusTest(retryOn: readonly string[]): (status: number) => boolean {
       (conflict && v === 409) || codes.has(v);
     statusSets.set(retryOn, t);
   }
+  lastList = retryOn;
+  lastTest = t;
   return t;
 }
 

@@ -236,6 +236,9 @@ export function requestMatches(m: RequestMatch, ctx: HttpRequestContext, at: Rou
   if (m.method && !stringMatches(m.method, ctx.method)) return false;
   if (m.authority && !stringMatches(m.authority, ctx.authority)) return false;
   if (m.scheme && !stringMatches(m.scheme, ctx.scheme)) return false;
+  if (m.headers === undefined && m.withoutHeaders === undefined && m.queryParams === undefined) {
+    return true; // the common match (a uri, a method, a port): no closure made per request
+  }
   const header = (n: string) => ctx.requestHeaders.get(n) ?? undefined;
   if (m.headers && !mapMatches(m.headers, header)) return false;
   if (m.withoutHeaders) {
@@ -258,7 +261,7 @@ export function routePolicyFor(
 ): RoutePolicy | undefined {
   if (!routes) return undefined;
   for (const r of routes) {
-    if (r.match.length === 0 || r.match.some((m) => requestMatches(m, ctx, at))) {
+    if (anyMatches(r.match, ctx, at)) {
       return r.timeoutMs !== undefined || r.retries !== undefined || r.fault || r.reply ||
           r.mirrors || r.rewrite || r.headers || r.cors
         ? r
@@ -266,4 +269,15 @@ export function routePolicyFor(
     }
   }
   return undefined;
+}
+
+/** No match list (a catch-all route) or one of its matches (a loop: no closure per request). */
+function anyMatches(
+  match: readonly RequestMatch[],
+  ctx: HttpRequestContext,
+  at: RouteInput,
+): boolean {
+  if (match.length === 0) return true;
+  for (let i = 0; i < match.length; i++) if (requestMatches(match[i]!, ctx, at)) return true;
+  return false;
 }

@@ -41,3 +41,7 @@ export function firstPartyOf(type: string): { name: FirstParty; fromXds: boolean
   }
   return undefined;
 }
+
+/** The host-native jwt_authn filter (RequestAuthentication; src/filters/jwt): config
+ * `{jwtRules}` as src/istio parses them. */
+export const JWT_AUTHN_TYPE = "weft.jwt_authn";

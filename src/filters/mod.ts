@@ -52,7 +52,7 @@ export function loadPluginBuilder(): Promise<typeof import("./plugin_build.ts")>
 }
 // The proxy-wasm host itself loads with the first proxy-wasm filter (proxy_wasm/register.ts).
 export { proxyWasmFactory, registerProxyWasm } from "./proxy_wasm/register.ts";
-export { PROXY_WASM_TYPE } from "./filter_types.ts";
+export { JWT_AUTHN_TYPE, PROXY_WASM_TYPE } from "./filter_types.ts";
 export type { ProxyWasmHostOptions } from "./proxy_wasm/options.ts";
 export type { WasmPluginSpec } from "./proxy_wasm/loader.ts";
 export { scaffoldPlugin } from "./scaffold.ts";

@@ -16,7 +16,8 @@ import {
   type SandboxOptions,
 } from "./component/component_filter.ts";
 import { registerFirstParty } from "./first_party/factories.ts";
-import { COMPONENT_TYPE } from "./filter_types.ts";
+import { COMPONENT_TYPE, JWT_AUTHN_TYPE } from "./filter_types.ts";
+import { jwtAuthnFactory } from "./jwt/factory.ts";
 
 export { COMPONENT_TYPE } from "./filter_types.ts";
 
@@ -68,6 +69,7 @@ export function defaultRegistry(sandbox: SandboxOptions = DEFAULT_SANDBOX): Filt
   const r = new FilterRegistry();
   r.register(COMPONENT_TYPE, componentFactory(sandbox));
   registerFirstParty(r, sandbox);
+  r.register(JWT_AUTHN_TYPE, jwtAuthnFactory());
   return r;
 }
 

@@ -9,6 +9,7 @@ import { loadAll } from "js-yaml";
 import { Checker, deepFreeze, isObj, Problems, type Raw } from "./check.ts";
 import { DNS_NAME, meta } from "./meta.ts";
 import { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
+import { parseRequestAuthentication } from "./request_authn.ts";
 import { parseHttpRetry, parseVirtualService } from "./virtual_service.ts";
 import { gatewayVirtualServices, parseGatewayHttpRoute } from "./http_route.ts";
 import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./destination.ts";
@@ -30,6 +31,10 @@ const KINDS: Record<string, readonly [readonly string[], Parser]> = {
   PeerAuthentication: [
     ["security.istio.io/v1", "security.istio.io/v1beta1"],
     parsePeerAuthentication,
+  ],
+  RequestAuthentication: [
+    ["security.istio.io/v1", "security.istio.io/v1beta1"],
+    parseRequestAuthentication,
   ],
   VirtualService: [NET(), parseVirtualService],
   DestinationRule: [NET(), parseDestinationRule],
@@ -339,6 +344,7 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     meshConfig: meshConfigs[0],
     authorizationPolicies: by("AuthorizationPolicy"),
     peerAuthentications: by("PeerAuthentication"),
+    requestAuthentications: by("RequestAuthentication"),
     // HTTPRoutes bound to Services (GAMMA) become one VirtualService per Service (http_route.ts).
     virtualServices: [
       ...mergeDelegates(by("VirtualService"), warnings),

@@ -12,6 +12,13 @@ export { loadIstioDocuments, parseIstioObjects, SUPPORTED_KINDS } from "./docume
 export type { DocumentCache, LoadResult, SourceText } from "./documents.ts";
 export { parseAuthorizationPolicy, parsePeerAuthentication } from "./security.ts";
 export { parseVirtualService } from "./virtual_service.ts";
+export {
+  jwksProblem,
+  jwtRuleToIstio,
+  parseJwtRules,
+  parseRequestAuthentication,
+  requestAuthnsFor,
+} from "./request_authn.ts";
 export { EXT_AUTHZ_DEFAULT_TIMEOUT_MS, parseExtensionProviders, providerFor } from "./ext_authz.ts";
 export { parseDestinationRule } from "./destination.ts";
 export { hostFqdn, labelsMatch } from "./select.ts";

@@ -308,6 +308,35 @@ export interface ExtAuthzProvider {
   readonly headersToDownstreamOnAllow: readonly string[];
 }
 
+/** One `jwtRules` entry of a RequestAuthentication (istio/api security/v1beta1 jwt.proto). */
+export interface JwtRule {
+  readonly issuer: string;
+  /** Empty: any audience. */
+  readonly audiences: readonly string[];
+  /** Inline JWKS (JSON text); wins over jwksUri, as istiod. */
+  readonly jwks: string | undefined;
+  readonly jwksUri: string | undefined;
+  /** Lower-case names; none of the three lists set = `Authorization: Bearer` and `access_token`. */
+  readonly fromHeaders: readonly { readonly name: string; readonly prefix: string }[];
+  readonly fromParams: readonly string[];
+  readonly fromCookies: readonly string[];
+  readonly forwardOriginalToken: boolean;
+  /** Lower-case header name. */
+  readonly outputPayloadToHeader: string | undefined;
+  readonly outputClaimToHeaders: readonly { readonly header: string; readonly claim: string }[];
+  /** JWKS fetch timeout. */
+  readonly timeoutMs: number;
+}
+
+export interface RequestAuthentication {
+  readonly kind: "RequestAuthentication";
+  readonly meta: ObjectMeta;
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  /** `targetRefs` Service names (empty: by selector or namespace). */
+  readonly targetServices: readonly string[];
+  readonly jwtRules: readonly JwtRule[];
+}
+
 export interface NamedPolicy {
   readonly kind: "AuthorizationPolicy";
   readonly meta: ObjectMeta;
@@ -317,6 +346,7 @@ export interface NamedPolicy {
 export type IstioObject =
   | NamedPolicy
   | PeerAuthentication
+  | RequestAuthentication
   | VirtualService
   | DestinationRule
   | WasmPlugin
@@ -333,6 +363,7 @@ export interface IstioResources {
   readonly meshConfig: MeshConfig | undefined;
   readonly authorizationPolicies: readonly NamedPolicy[];
   readonly peerAuthentications: readonly PeerAuthentication[];
+  readonly requestAuthentications: readonly RequestAuthentication[];
   readonly virtualServices: readonly VirtualService[];
   readonly destinationRules: readonly DestinationRule[];
   readonly wasmPlugins: readonly WasmPlugin[];

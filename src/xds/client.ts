@@ -28,7 +28,11 @@ import {
   encodeDeltaDiscoveryRequest,
   encodeDiscoveryRequest,
 } from "./node_proto.ts";
-import { loadFilterJson, TYPED_STRUCT_TYPE_NAMES } from "./resources/http_filters.ts";
+import {
+  JWT_AUTHN_TYPE_NAME,
+  loadFilterJson,
+  TYPED_STRUCT_TYPE_NAMES,
+} from "./resources/http_filters.ts";
 import { TYPE_NAMES } from "./node_proto.ts";
 import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
@@ -312,6 +316,7 @@ const CHECKED = needles([
   TYPE_NAMES.rbac,
   TYPE_NAMES.fault,
   "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+  JWT_AUTHN_TYPE_NAME,
 ]);
 const TYPED_STRUCT = needles(TYPED_STRUCT_TYPE_NAMES);
 

@@ -15,6 +15,10 @@ typedef enum {
   AT_DEST_IP,
   AT_DEST_PORT,
   AT_SNI,
+  /* The JWT the host's jwt_authn filter verified (RequestAuthentication); absent without one. */
+  AT_AUTH_PRINCIPAL, /* request.auth.principal: "<iss>/<sub>" */
+  AT_AUTH_AUDIENCES, /* request.auth.audiences: each audience, separated by NUL */
+  AT_AUTH_PRESENTER, /* request.auth.presenter: azp */
   AT_CONTENT_TYPE,
   AT_COUNT
 } authz_attr;
@@ -24,6 +28,9 @@ typedef struct {
   /* Returns 1 and sets *out when present (several values joined with ","), else 0. */
   int (*header)(void *ctx, wstr lower_name, wstr *out);
   int (*attr)(void *ctx, authz_attr which, wstr *out);
+  /* Any host property by name (request.auth.claims[a][b]: a string claim, or a list claim's
+   * strings separated by NUL). */
+  int (*prop)(void *ctx, wstr name, wstr *out);
 } authz_env;
 
 typedef struct authz_config authz_config;

@@ -75,7 +75,6 @@ static int paths(cfgctx *c, const jval *obj, const char *key, strlist *out) {
 static int source(cfgctx *c, const jval *j, authz_source *s) {
   if (json_get(j, "source") != 0 && j->len == 1) j = json_get(j, "source");
   if (!cfg_expect(c, j, J_OBJ, "must be an object") || !cfg_known_keys(c, j, SOURCE_KEYS)) return 0;
-  strlist sink;
   return cfg_strlist(c, j, "principals", &s->principals) &&
          cfg_strlist(c, j, "notPrincipals", &s->not_principals) &&
          cfg_strlist(c, j, "namespaces", &s->namespaces) &&
@@ -83,7 +82,7 @@ static int source(cfgctx *c, const jval *j, authz_source *s) {
          cfg_strlist(c, j, "serviceAccounts", &s->service_accounts) &&
          cfg_strlist(c, j, "notServiceAccounts", &s->not_service_accounts) &&
          cfg_strlist(c, j, "requestPrincipals", &s->request_principals) &&
-         cfg_strlist(c, j, "notRequestPrincipals", &sink) &&
+         cfg_strlist(c, j, "notRequestPrincipals", &s->not_request_principals) &&
          cidrs(c, j, "ipBlocks", &s->ip_blocks) && cidrs(c, j, "notIpBlocks", &s->not_ip_blocks) &&
          cidrs(c, j, "remoteIpBlocks", &s->remote_ip_blocks) &&
          cidrs(c, j, "notRemoteIpBlocks", &s->not_remote_ip_blocks);
@@ -105,8 +104,8 @@ static int parse_cond_kind(wstr key, authz_condition *out) {
       {"source.namespace", CK_SOURCE_NS},   {"source.principal", CK_SOURCE_PRINCIPAL},
       {"source.serviceAccount", CK_SOURCE_SA}, {"destination.ip", CK_DEST_IP},
       {"destination.port", CK_DEST_PORT},   {"connection.sni", CK_SNI},
-      {"request.auth.principal", CK_ABSENT}, {"request.auth.audiences", CK_ABSENT},
-      {"request.auth.presenter", CK_ABSENT}};
+      {"request.auth.principal", CK_AUTH_PRINCIPAL}, {"request.auth.audiences", CK_AUTH_AUDIENCES},
+      {"request.auth.presenter", CK_AUTH_PRESENTER}};
   for (uint32_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
     if (wstr_eq_cstr(key, fixed[i].k)) { out->kind = fixed[i].kind; return 1; }
   wstr hp = WSTR_LIT("request.headers[");
@@ -116,7 +115,19 @@ static int parse_cond_kind(wstr key, authz_condition *out) {
     return 1;
   }
   wstr cp = WSTR_LIT("request.auth.claims[");
-  if (wstr_has_prefix(key, cp) && key.p[key.n - 1] == ']') { out->kind = CK_ABSENT; return 1; }
+  if (wstr_has_prefix(key, cp) && key.n > cp.n + 1 && key.p[key.n - 1] == ']') {
+    /* Istio: one or more non-empty [name] segments (nested claims). */
+    for (uint32_t i = cp.n - 1; i < key.n;) {
+      if (key.p[i] != '[') return 0;
+      uint32_t e = i + 1;
+      while (e < key.n && key.p[e] != ']' && key.p[e] != '[') e++;
+      if (e >= key.n || key.p[e] != ']' || e == i + 1) return 0;
+      i = e + 1;
+    }
+    out->kind = CK_AUTH_CLAIM;
+    out->prop = key;
+    return 1;
+  }
   return 0;
 }
 
@@ -125,6 +136,11 @@ static int condition(cfgctx *c, arena *a, const jval *j, authz_condition *k) {
   const jval *key = json_get(j, "key");
   if (key == 0 || key->t != J_STR) return cfg_fail(c, "key: required string", WSTR_NONE);
   if (!parse_cond_kind(key->s, k)) return cfg_fail(c, "key: unknown or unsupported condition ", key->s);
+  if (k->kind == CK_AUTH_CLAIM) {
+    char *p = arena_strdup(a, k->prop); /* the key's text lives in the config JSON only */
+    if (p == 0) return cfg_fail(c, "out of memory", WSTR_NONE);
+    k->prop.p = p;
+  }
   if (k->kind == CK_HEADER) {
     char *low = arena_strdup(a, k->header);
     if (low == 0) return cfg_fail(c, "out of memory", WSTR_NONE);

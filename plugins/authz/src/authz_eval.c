@@ -95,6 +95,18 @@ static int any_cidr(const cidrlist *l, const cidr *ip) {
   return 0;
 }
 
+/* A list attribute ("a\0b\0c"): some element matches some pattern. */
+static int any_in_list(const strlist *l, int present, wstr v) {
+  if (!present) return 0;
+  uint32_t s = 0;
+  for (uint32_t i = 0; i <= v.n; i++) {
+    if (i < v.n && v.p[i] != 0) continue;
+    if (any_str(l, 1, (wstr){v.p + s, i - s}, 0)) return 1;
+    s = i + 1;
+  }
+  return 0;
+}
+
 /* A field constrains only when listed: positive lists need a hit, not-lists need none. */
 #define POS(list, hit) ((list).n == 0 || (hit))
 #define NEG(list, hit) ((list).n == 0 || !(hit))
@@ -119,8 +131,13 @@ static int source_ok(req *r, const authz_source *s) {
     for (uint32_t i = 0; i < s->not_service_accounts.n && !nhit; i++) nhit = sa_matches(r, s->not_service_accounts.v[i]);
     if (!POS(s->service_accounts, hit) || !NEG(s->not_service_accounts, nhit)) return 0;
   }
-  /* No verified JWT in weft: requestPrincipals never match (notRequestPrincipals always do). */
-  if (s->request_principals.n) return 0;
+  /* `<iss>/<sub>` of the JWT the host verified; absent without one (never matches). */
+  if (s->request_principals.n || s->not_request_principals.n) {
+    wstr p = WSTR_NONE;
+    int hp = attr(r, AT_AUTH_PRINCIPAL, &p);
+    if (!POS(s->request_principals, any_str(&s->request_principals, hp, p, 0))) return 0;
+    if (!NEG(s->not_request_principals, any_str(&s->not_request_principals, hp, p, 0))) return 0;
+  }
   if (s->ip_blocks.n || s->not_ip_blocks.n || s->remote_ip_blocks.n || s->not_remote_ip_blocks.n) {
     const cidr *ip = ip_of(r, 0);
     if (!POS(s->ip_blocks, any_cidr(&s->ip_blocks, ip))) return 0;
@@ -236,7 +253,14 @@ static int cond_ok(req *r, const authz_condition *k) {
     case CK_SOURCE_NS: has = namespace_of(r, &v); break;
     case CK_SOURCE_PRINCIPAL: has = principal(r, &v); break;
     case CK_SNI: has = attr(r, AT_SNI, &v); break;
-    case CK_ABSENT: has = 0; break;
+    case CK_AUTH_PRINCIPAL: has = attr(r, AT_AUTH_PRINCIPAL, &v); break;
+    case CK_AUTH_PRESENTER: has = attr(r, AT_AUTH_PRESENTER, &v); break;
+    case CK_AUTH_AUDIENCES:
+    case CK_AUTH_CLAIM:
+      has = k->kind == CK_AUTH_AUDIENCES ? attr(r, AT_AUTH_AUDIENCES, &v)
+                                         : r->env->prop(r->env->ctx, k->prop, &v);
+      return POS(k->values, any_in_list(&k->values, has, v)) &&
+             NEG(k->not_values, any_in_list(&k->not_values, has, v));
   }
   return POS(k->values, any_str(&k->values, has, v, 0)) && NEG(k->not_values, any_str(&k->not_values, has, v, 0));
 }

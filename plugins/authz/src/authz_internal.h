@@ -12,7 +12,7 @@ typedef struct {
 
 typedef struct {
   strlist principals, not_principals, namespaces, not_namespaces;
-  strlist service_accounts, not_service_accounts, request_principals;
+  strlist service_accounts, not_service_accounts, request_principals, not_request_principals;
   cidrlist ip_blocks, not_ip_blocks, remote_ip_blocks, not_remote_ip_blocks;
 } authz_source;
 
@@ -29,12 +29,16 @@ typedef enum {
   CK_DEST_IP,
   CK_DEST_PORT,
   CK_SNI,
-  CK_ABSENT /* request.auth.*: weft verifies no JWTs, so the attribute is always absent */
+  CK_AUTH_PRINCIPAL,
+  CK_AUTH_AUDIENCES, /* a list: any audience may match */
+  CK_AUTH_PRESENTER,
+  CK_AUTH_CLAIM /* `prop` names it; a string or a list of strings (any element may match) */
 } cond_kind;
 
 typedef struct {
   cond_kind kind;
   wstr header; /* lower-case, CK_HEADER */
+  wstr prop;   /* CK_AUTH_CLAIM: the key itself, request.auth.claims[..] */
   strlist values, not_values;
   cidrlist cidrs, not_cidrs; /* CK_*_IP */
 } authz_condition;

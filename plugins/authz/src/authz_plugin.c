@@ -62,12 +62,18 @@ static const wstr PROPS[AT_COUNT] = {
     WSTR_LIT("request.host"),     WSTR_LIT("source.principal"),
     WSTR_LIT("source.address"),   WSTR_LIT("destination.address"),
     WSTR_LIT("destination.port"), WSTR_LIT("connection.requested_server_name"),
-    WSTR_NONE};
+    WSTR_LIT("request.auth.principal"), WSTR_LIT("request.auth.audiences"),
+    WSTR_LIT("request.auth.presenter"), WSTR_NONE};
 
 static int env_attr(void *ctx, authz_attr which, wstr *out) {
   (void)ctx;
   if (which == AT_CONTENT_TYPE) return glue_header(WSTR_LIT("content-type"), out);
   return glue_property(PROPS[which], out);
+}
+
+static int env_prop(void *ctx, wstr name, wstr *out) {
+  (void)ctx;
+  return glue_property(name, out);
 }
 
 int weft_configure(weft_str config, weft_str *error) {
@@ -103,7 +109,7 @@ static void dry_run(const authz_result *r) {
 }
 
 weft_action weft_on_request_headers(void) {
-  authz_env env = {0, env_header, env_attr};
+  authz_env env = {0, env_header, env_attr, env_prop};
   have_all_headers = 0;
   authz_result r;
   counters_tick();

@@ -41,7 +41,33 @@ const PROPERTIES: ReadonlyMap<string, PropertyGetter> = new Map<string, Property
   ["connection.mtls", (r) => r.peer.mtls ? "true" : "false"],
   ["direction", (r) => r.direction],
   ["response.code", (_r, res) => res ? String(res.status) : undefined],
+  // The JWT the host's jwt_authn filter verified (never a header: a client cannot forge it).
+  ["request.auth.principal", (r) => r.requestAuth?.principal],
+  ["request.auth.audiences", (r) => r.requestAuth && listText(r.requestAuth.audiences)],
+  ["request.auth.presenter", (r) => r.requestAuth?.presenter],
 ]);
+
+const CLAIMS_PREFIX = "request.auth.claims[";
+
+/** A list attribute: its strings separated by NUL (a NUL cannot be in an HTTP field anyway). */
+function listText(l: readonly unknown[]): string | undefined {
+  const strs = l.filter((x): x is string => typeof x === "string");
+  return strs.length > 0 ? strs.join("\0") : undefined;
+}
+
+/** `request.auth.claims[a][b]`: a string claim, or a list claim's strings (Istio matches string
+ * and list-of-string claims; other types never match). */
+function claimOf(req: HttpRequestContext, name: string): string | undefined {
+  const auth = req.requestAuth;
+  if (!auth) return undefined;
+  let v: unknown = auth.claims;
+  for (const m of name.slice(CLAIMS_PREFIX.length - 1).matchAll(/\[([^\]]+)\]/g)) {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+    v = Object.hasOwn(v, m[1]!) ? (v as Record<string, unknown>)[m[1]!] : undefined;
+  }
+  if (typeof v === "string") return v;
+  return Array.isArray(v) ? listText(v) : undefined;
+}
 
 /** 0 = request headers, 1 = response headers, 2/3 = request/response trailers (0.3.0; the WIT
  * enum order). */
@@ -130,6 +156,7 @@ export class HostBridge {
     // One Map lookup (the name's hash is cached on the string) instead of a 20-way string switch.
     const get = PROPERTIES.get(name);
     if (get !== undefined) return get(req, this.res);
+    if (name.startsWith(CLAIMS_PREFIX)) return claimOf(req, name);
     if (name.startsWith(STATE_PREFIX)) {
       const v = req.filterState.get(name.slice(STATE_PREFIX.length));
       return typeof v === "string" ? v : undefined;

@@ -145,7 +145,13 @@ const CASES: [string, unknown[], unknown[], unknown][] = [
       orIds({ directRemoteIp: cidr("10.0.0.0", 8) }, { directRemoteIp: cidr("::1", 128) }),
       notId(orIds({ remoteIp: cidr("192.168.0.0", 16) })),
       notId(
-        orIds({ metadata: { filter: "istio_authn", path: [{ key: "request.auth.principal" }] } }),
+        orIds({
+          metadata: {
+            filter: "istio_authn",
+            path: [{ key: "request.auth.principal" }],
+            value: { stringMatch: { safeRegex: { regex: ".+" } } },
+          },
+        }),
       ),
     )],
     {
@@ -153,12 +159,12 @@ const CASES: [string, unknown[], unknown[], unknown][] = [
         source: {
           ipBlocks: ["10.0.0.0/8", "::1/128"],
           notRemoteIpBlocks: ["192.168.0.0/16"],
-          notRequestPrincipals: ["*"],
         },
       }],
       to: [{ operation: { ports: ["443"] } }],
       when: [
         { key: "destination.ip", values: ["10.1.0.0/16"] },
+        { key: "request.auth.principal", notValues: ["*"] },
       ],
     },
   ],

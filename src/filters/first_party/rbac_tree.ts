@@ -278,12 +278,26 @@ function principalLeaf(kind: string, v: unknown, path: string): Group {
       return when(`request.headers[${h.name}]`, [h.value], h.invert);
     }
     case "metadata": {
-      // Istio's requestPrincipals / request.auth.* read `istio_authn` metadata. weft verifies no
-      // JWTs, so such a match never holds (and its negation always does) whatever the value.
-      if (fields(v, ["filter", "path", "value", "invert"], path).get("filter") !== "istio_authn") {
+      // Istio's requestPrincipals / request.auth.principal read `istio_authn` metadata: the
+      // `<iss>/<sub>` of the JWT the node's jwt_authn filter verified (RequestAuthentication).
+      const f = fields(v, ["filter", "path", "value", "invert"], path);
+      if (f.get("filter") !== "istio_authn") {
         fail(path, "only istio_authn (JWT) metadata is expressible");
       }
-      return src("requestPrincipals", ["*"], (v as { invert?: unknown }).invert === true);
+      const keys = Array.isArray(f.get("path"))
+        ? (f.get("path") as unknown[]).map((k) => (k as { key?: unknown })?.key)
+        : [];
+      if (keys.length !== 1 || keys[0] !== "request.auth.principal") {
+        fail(`${path}.path`, "only [request.auth.principal] is expressible");
+      }
+      const value = fields(f.get("value"), ["stringMatch"], `${path}.value`).get("stringMatch");
+      // As a `when` condition (the plugin reads both forms the same way): several of them AND,
+      // where two requestPrincipals lists could not.
+      return when(
+        "request.auth.principal",
+        [stringForm(value, `${path}.value.stringMatch`)],
+        f.get("invert") === true,
+      );
     }
     default:
       return fail(path, "principal kind not expressible in weft authz");

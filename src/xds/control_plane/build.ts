@@ -20,6 +20,7 @@ import { authorizationOf } from "./build_policy.ts";
 import { isHttpPolicy } from "./build_rbac.ts";
 import { extAuthzFilters } from "./build_ext_authz.ts";
 import type { AuthorizationPolicy } from "../../core/mod.ts";
+import { requestAuthnsFor } from "../../istio/mod.ts";
 import {
   clusterName,
   listenerName,
@@ -254,14 +255,20 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     if (list) list.push(p);
     else byNamespace.set(p.namespace, [p]);
   }
-  for (const s of anyHttp ? mesh.services : []) {
+  // RequestAuthentication: a jwt_authn filter on the same inbound listener (istiod's order).
+  const anyJwt = mesh.requestAuthentications.length > 0;
+  for (const s of anyHttp || anyJwt ? mesh.services : []) {
     const http = s.ports.find((p) => p.protocol !== "TCP");
     if (!http) continue;
     const byNode = new Map<string, Map<string, AuthorizationPolicy>>();
+    const onNode = new Map<string, MeshWorkload[]>();
     for (const w of selected(mesh, s)) {
       if (!w.node) continue;
       let m = byNode.get(w.node);
       if (!m) byNode.set(w.node, m = new Map());
+      const ws = onNode.get(w.node);
+      if (ws) ws.push(w);
+      else onNode.set(w.node, [w]);
       for (const p of workloadPolicies(mesh, byNamespace, byId, w, bound())) {
         m.set(`${p.namespace}/${p.name}`, p);
       }
@@ -271,7 +278,11 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
     }
     for (const [node, m] of byNode) {
       const policies = [...m.values()];
-      if (!policies.some(l7)) continue;
+      const jwtRules = anyJwt
+        ? requestAuthnsFor(mesh.requestAuthentications, s, onNode.get(node)!, mesh.rootNamespace)
+          .flatMap((ra) => ra.jwtRules)
+        : [];
+      if (!policies.some(l7) && jwtRules.length === 0) continue;
       const ext = policies.some((p) => p.action === "CUSTOM")
         ? extAuthzFilters(mesh, policies)
         : [];
@@ -279,8 +290,8 @@ function buildShared(mesh: Mesh, prev?: NodeResources): NodeResources {
       put(
         LISTENER,
         inboundListenerName(s, node),
-        key([s.hostname, s.name, s.namespace, http.targetPort, policies, ext]),
-        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies, ext)),
+        key([s.hostname, s.name, s.namespace, http.targetPort, policies, ext, jwtRules]),
+        () => anyPack(ListenerSchema, inboundListener(s, node, http, policies, ext, jwtRules)),
       );
     }
   }

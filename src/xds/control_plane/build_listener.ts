@@ -1,10 +1,11 @@
 /**
  * Listener resources: the outbound listener per service port (HTTP as api_listener with the
  * fault, WasmPlugin and router filters; TCP as tcp_proxy, weighted by VirtualService tcp routes)
- * and the inbound L7 authorization listener per HTTP service and node (build_rbac.ts).
+ * and the inbound L7 authorization listener per HTTP service and node (build_rbac.ts; jwt_authn
+ * for RequestAuthentication, resources/jwt_authn.ts).
  */
 import { create, createRegistry, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import { type Any, anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import {
   HttpConnectionManagerSchema,
   ListenerSchema,
@@ -17,7 +18,9 @@ import {
 /** The Any types inside RBAC as istiod writes it (`{*}`/`{**}` paths as URI templates). */
 const RBAC_TYPES = { registry: createRegistry(UriTemplateMatchConfigSchema) };
 import type { AuthorizationPolicy } from "../../core/mod.ts";
+import type { JwtRule } from "../../istio/mod.ts";
 import { rbacFilters } from "./build_rbac.ts";
+import { encodeJwtAuthn, JWT_AUTHN_TYPE_URL } from "../resources/jwt_authn.ts";
 import type { RbacOrAny } from "./build_ext_authz.ts";
 import {
   clusterName,
@@ -167,6 +170,7 @@ export function inboundListener(
   port: MeshService["ports"][number],
   policies: readonly AuthorizationPolicy[],
   custom: readonly RbacOrAny[] = [],
+  jwtRules: readonly JwtRule[] = [],
 ) {
   const name = inboundListenerName(s, node);
   const typed = (name: string, value: Any) => ({
@@ -183,6 +187,13 @@ export function inboundListener(
           : anyPack(RBACSchema, fromJson(RBACSchema, f.rbac as JsonValue, RBAC_TYPES)),
       )
     ),
+    // jwt_authn before RBAC, as istiod's inbound chain (RequestAuthentication).
+    ...(jwtRules.length > 0
+      ? [typed(
+        "envoy.filters.http.jwt_authn",
+        create(AnySchema, { typeUrl: JWT_AUTHN_TYPE_URL, value: encodeJwtAuthn(jwtRules) }),
+      )]
+      : []),
     ...rbacFilters(policies).map((f) =>
       typed(
         "envoy.filters.http.rbac",

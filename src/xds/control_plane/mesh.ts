@@ -21,6 +21,7 @@ import {
   type IstioResources,
   labelsMatch,
   loadIstioDocuments,
+  type RequestAuthentication,
   type SourceText,
   type VirtualService,
   type WasmPlugin,
@@ -126,6 +127,9 @@ export interface Mesh {
   readonly workloads: readonly MeshWorkload[];
   readonly services: readonly MeshService[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** RequestAuthentications: a jwt_authn filter on the inbound listener of the HTTP services
+   * whose workloads they select (build_listener.ts). */
+  readonly requestAuthentications: readonly RequestAuthentication[];
   /** MeshConfig `extensionProviders` (ext_authz) that CUSTOM policies name. */
   readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Policies bound to workloads by name (converted PeerAuthentications), beyond selectors. */
@@ -176,6 +180,21 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
+  for (const p of r.authorizationPolicies) {
+    p.policy.rules.forEach((rule, i) =>
+      (rule.when ?? []).forEach((c, j) => {
+        // Envoy RBAC reads these from jwt_authn's payload metadata, which the authz plugin's
+        // conversion does not express yet; request.auth.principal and requestPrincipals travel.
+        if (/^request\.auth\.(audiences|presenter|claims)/.test(c.key)) {
+          problems.push(
+            `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.rules[${i}].when[${j}]` +
+              `.key: "${c.key}" is not served over xDS by weft's control plane yet (weft.yaml ` +
+              "nodes enforce it)",
+          );
+        }
+      })
+    );
+  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
@@ -199,6 +218,7 @@ export function meshFromResources(r: IstioResources): Mesh {
     ]),
     extensionProviders: mc?.extensionProviders ?? [],
     policyBindings: peer.bindings,
+    requestAuthentications: r.requestAuthentications ?? [],
     counts: Object.freeze(counts),
     warnings: Object.freeze(warnings),
   });

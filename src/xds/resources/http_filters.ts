@@ -1,9 +1,10 @@
 /**
  * HTTP filter configs (inline `typed_config` or an ECDS `TypedExtensionConfig`) → weft FilterRefs.
  * Known types: RBAC → the authz plugin, HTTPFault → the fault plugin, Wasm → a component or
- * proxy-wasm filter by URL + sha256, ExtAuthz → the ext_authz filter (ext_authz.ts), Router → end
- * of chain, Cors → nothing at the listener (its policies ride on routes: route_cors.ts).
- * TypedStruct wrappers are unwrapped.
+ * proxy-wasm filter by URL + sha256, jwt_authn (istiod's shape, resources/jwt_authn.ts) → the
+ * host's jwt_authn filter, ExtAuthz → the ext_authz filter (ext_authz.ts), Router → end of chain,
+ * Cors → nothing at the listener (its policies ride on routes: route_cors.ts). TypedStruct
+ * wrappers are unwrapped.
  */
 import type { FilterRef, FilterRuntime } from "../../core/mod.ts";
 import { checkFilterConfig, env, errorMessage, WeftError } from "../../core/mod.ts";
@@ -25,6 +26,7 @@ import {
   type Wasm,
 } from "../node_proto.ts";
 import type { FilterJson, JsonValue, KnownFilter } from "./filter_json.ts";
+import { decodeJwtAuthn, JWT_AUTHN_TYPE_URL } from "./jwt_authn.ts";
 import { EXT_AUTHZ_TYPE_URL, extAuthzRef } from "./ext_authz.ts";
 
 /** FilterRef.type values weft's filter host registers (src/filters maps them to code). */
@@ -34,6 +36,7 @@ export const FILTER_TYPES = {
   trafficSplit: "weft.traffic_split",
   component: "weft.component",
   proxyWasm: "weft.proxy_wasm",
+  jwtAuthn: "weft.jwt_authn",
 } as const;
 
 /** `vm_config.runtime` naming a WIT component instead of a proxy-wasm module. */
@@ -56,6 +59,9 @@ const KNOWN: readonly string[] = [
 /** Wrappers whose configs are read from JSON, which needs protobuf-es's JSON mapping and the
  * wrapped type's schema (filter_json.ts). RBAC and HTTPFault sent as themselves become proto3 JSON
  * through the generated codec (toJsonRBAC, toJsonHTTPFault) without it. */
+/** Filter type names whose configs are checked by src/filters (loaded lazily, before the ACK). */
+export { JWT_AUTHN_TYPE_NAME } from "./jwt_authn.ts";
+
 export const TYPED_STRUCT_TYPE_NAMES: readonly string[] = [
   TYPE_NAMES.typedStruct,
   TYPE_NAMES.udpaTypedStruct,
@@ -207,7 +213,31 @@ function decodeFilter(name: string, any: Any): FilterSpec {
   return spec;
 }
 
+/** Envoy's jwt_authn as istiod writes it for RequestAuthentication → the host's jwt_authn filter
+ * (AUTHN phase, before RBAC); its rules are validated as weft.yaml's before the ACK by the filter
+ * check src/app/filter_checks.ts registers (src/istio stays out of a node's xDS graph). */
+function jwtAuthnRef(name: string, any: Any): FilterRef {
+  let config: { jwtRules: Record<string, unknown>[] };
+  try {
+    config = decodeJwtAuthn(any.value);
+  } catch (cause) {
+    throw new WeftError("xds_bad_filter", `Cannot use HTTP filter ${name}: ${errorMessage(cause)}`);
+  }
+  return {
+    name,
+    type: FILTER_TYPES.jwtAuthn,
+    url: undefined,
+    sha256: undefined,
+    config,
+    failPolicy: "FAIL_CLOSE",
+    phase: "AUTHN",
+    // After ext_authz and AUTHN WasmPlugins, before RBAC (istiod's inbound order, W12).
+    priority: -1_000_000,
+  };
+}
+
 function decodeFilterUnchecked(name: string, any: Any): FilterSpec {
+  if (any.typeUrl === JWT_AUTHN_TYPE_URL) return { kind: "filter", ref: jwtAuthnRef(name, any) };
   if (any.typeUrl === EXT_AUTHZ_TYPE_URL) {
     return { kind: "filter", ref: extAuthzRef(name, any.value) };
   }
@@ -242,5 +272,5 @@ export function innerTypeUrl(any: Any): string {
 
 /** The type URLs an ECDS `type_urls` list may name that weft can run. */
 export function knownFilterTypeUrls(): string[] {
-  return KNOWN.map(typeUrlOf);
+  return [...KNOWN.map(typeUrlOf), JWT_AUTHN_TYPE_URL];
 }
