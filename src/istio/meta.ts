@@ -62,3 +62,26 @@ export function targetRefs(c: Checker, spec: Raw): { kind: string; name: string 
     };
   });
 }
+
+/** A policy's `selector` or `targetRefs` (≤ 16, not both; no Gateway: weft runs none), as
+ * istio/api validates them for AuthorizationPolicy, RequestAuthentication and WasmPlugin. */
+export function policyTarget(
+  c: Checker,
+  spec: Raw,
+): { selector: Record<string, string> | undefined; refs: { kind: string; name: string }[] } {
+  const selector = workloadSelector(c, "spec.selector", spec.selector);
+  const refs = targetRefs(c, spec);
+  if (refs.length > 0 && selector !== undefined) {
+    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
+  }
+  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
+  refs.forEach((r, i) => {
+    if (r.kind === "Gateway") {
+      c.problems.add(
+        `spec.targetRefs[${i}].kind`,
+        "Gateway is not supported: weft runs no gateway (attach to a Service)",
+      );
+    }
+  });
+  return { selector, refs };
+}

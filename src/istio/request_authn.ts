@@ -4,7 +4,7 @@
  * with its path; the filter host's jwt_authn filter (src/filters/jwt) takes the parsed rules.
  */
 import { type Checker, isObj, type Raw } from "./check.ts";
-import { meta, targetRefs, workloadSelector } from "./meta.ts";
+import { meta, policyTarget } from "./meta.ts";
 import { labelsMatch } from "./select.ts";
 import type { JwtRule, RequestAuthentication } from "./types.ts";
 
@@ -32,20 +32,7 @@ const CLAIM = /^[-_A-Za-z0-9.:/]+$/;
 export function parseRequestAuthentication(c: Checker, doc: Raw): RequestAuthentication {
   const m = meta(c, doc.metadata);
   const spec = c.obj("spec", doc.spec, ["selector", "targetRef", "targetRefs", "jwtRules"]);
-  const selector = workloadSelector(c, "spec.selector", spec.selector);
-  const refs = targetRefs(c, spec);
-  if (refs.length > 0 && selector !== undefined) {
-    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
-  }
-  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
-  refs.forEach((r, i) => {
-    if (r.kind === "Gateway") {
-      c.problems.add(
-        `spec.targetRefs[${i}].kind`,
-        "Gateway is not supported: weft runs no gateway (attach to a Service)",
-      );
-    }
-  });
+  const { selector, refs } = policyTarget(c, spec);
   const jwtRules = parseJwtRules(c, "spec.jwtRules", spec.jwtRules);
   return {
     kind: "RequestAuthentication",

@@ -6,7 +6,7 @@
 import type { AuthorizationPolicy, PolicyCondition, PolicyRule } from "../core/mod.ts";
 import { isValidCidr } from "../core/mod.ts";
 import { type Checker, isObj, type Raw } from "./check.ts";
-import { meta, targetRefs, workloadSelector } from "./meta.ts";
+import { meta, policyTarget, workloadSelector } from "./meta.ts";
 import type { MtlsMode, NamedPolicy, PeerAuthentication } from "./types.ts";
 
 const SOURCE = [
@@ -55,20 +55,7 @@ export function parseAuthorizationPolicy(c: Checker, doc: Raw): NamedPolicy {
     "provider",
     "rules",
   ]);
-  const selector = workloadSelector(c, "spec.selector", spec.selector);
-  const refs = targetRefs(c, spec);
-  if (refs.length > 0 && selector !== undefined) {
-    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
-  }
-  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
-  refs.forEach((r, i) => {
-    if (r.kind === "Gateway") {
-      c.problems.add(
-        `spec.targetRefs[${i}].kind`,
-        "Gateway is not supported: weft runs no gateway (attach to a Service)",
-      );
-    }
-  });
+  const { selector, refs } = policyTarget(c, spec);
   const action = c.oneOf("spec.action", spec.action, ["ALLOW", "DENY", "AUDIT", "CUSTOM"], "ALLOW");
   // istiod's validation: a provider goes with CUSTOM and only with it. Whether the name is a
   // MeshConfig extensionProviders entry is decided per workload later (as istiod does).

@@ -1,6 +1,6 @@
 /** extensions.istio.io WasmPlugin. */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
-import { meta, targetRefs, workloadSelector } from "./meta.ts";
+import { meta, policyTarget } from "./meta.ts";
 import type { WasmPlugin } from "./types.ts";
 
 export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
@@ -90,20 +90,7 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   const sha = spec.sha256 === undefined || spec.sha256 === ""
     ? undefined
     : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
-  const selector = workloadSelector(c, "spec.selector", spec.selector);
-  const refs = targetRefs(c, spec);
-  if (refs.length > 0 && selector !== undefined) {
-    c.problems.add("spec.targetRefs", "is mutually exclusive with spec.selector (as in Istio)");
-  }
-  if (refs.length > 16) c.problems.add("spec.targetRefs", "must have at most 16 entries");
-  refs.forEach((r, i) => {
-    if (r.kind === "Gateway") {
-      c.problems.add(
-        `spec.targetRefs[${i}].kind`,
-        "Gateway is not supported: weft runs no gateway (attach to a Service)",
-      );
-    }
-  });
+  const { selector, refs } = policyTarget(c, spec);
   if (spec.pluginConfig !== undefined && spec.pluginConfig !== null && !isObj(spec.pluginConfig)) {
     // A google.protobuf.Struct in Istio: a mapping, handed to the plugin as JSON text.
     c.problems.add("spec.pluginConfig", "must be a mapping (a protobuf Struct)");
