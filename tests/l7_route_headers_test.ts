@@ -67,6 +67,15 @@ async function callH2(host: string, from: string): Promise<Reply> {
 }
 
 const ROUTES = [{
+  // The route's response operations finalize weft's own replies too (Envoy's router does).
+  match: [{ uri: { exact: "/moved" } }],
+  redirect: { uri: "/new" },
+  headers: { response: { set: { "x-route": "moved" } } },
+}, {
+  match: [{ uri: { exact: "/teapot" } }],
+  directResponse: { status: 418, body: { string: "short and stout" } },
+  headers: { response: { set: { "x-route": "teapot" } } },
+}, {
   match: [{ uri: { prefix: "/split" } }],
   headers: {
     request: {
@@ -103,7 +112,22 @@ function checkReply(r: Reply): void {
   assertEquals(r.headers["x-shared"], "route");
 }
 
+function callPath(host: string, from: string, path: string) {
+  return new Promise<{ status: number; headers: Reply["headers"] }>((resolve, reject) => {
+    const req = request({ host, port: 80, path, localAddress: from, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 async function checkAll(vip: string, from: string): Promise<void> {
+  const moved = await callPath(vip, from, "/moved");
+  assertEquals([moved.status, moved.headers["x-route"]], [301, "moved"]);
+  const teapot = await callPath(vip, from, "/teapot");
+  assertEquals([teapot.status, teapot.headers["x-route"]], [418, "teapot"]);
   const seen = new Set<string>();
   for (let i = 0; i < N; i++) {
     const r = await call(vip, from);

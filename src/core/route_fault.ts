@@ -56,13 +56,19 @@ export function injectFault(
 
 /** The reply of a route that answers itself: Envoy's direct_response (the body as text/plain) or
  * redirect (`location` built from the request with the route's replacements: path with the
- * request's query kept unless the new one has its own, authority, scheme, port). */
-export function routeReply(r: RouteReply, ctx: HttpRequestContext): LocalResponse {
+ * request's query kept unless the new one has its own, authority, scheme, port). The route's
+ * response header operations apply to it, as Envoy's router finalizes a direct response's
+ * headers with the route's (`response_headers_to_add/remove`), then a CORS request's. */
+export function routeReply(
+  r: RouteReply,
+  ctx: HttpRequestContext,
+  routeOps?: HeaderOps,
+): LocalResponse {
   if (r.kind === "local") return r.response;
   if (r.kind === "direct") {
     return {
       status: r.status,
-      headers: withAfter(r.body ? [["content-type", "text/plain"]] : [], r.after),
+      headers: withAfter(r.body ? [["content-type", "text/plain"]] : [], routeOps, r.after),
       body: r.body,
       details: "direct_response",
     };
@@ -82,19 +88,22 @@ export function routeReply(r: RouteReply, ctx: HttpRequestContext): LocalRespons
   else if (r.scheme !== undefined && r.scheme !== ctx.scheme) host = bare; // the new scheme's default
   return {
     status: r.code,
-    headers: withAfter([["location", `${scheme}://${host}${path}`]], r.after),
+    headers: withAfter([["location", `${scheme}://${host}${path}`]], routeOps, r.after),
     body: "",
     details: "direct_response",
   };
 }
 
-/** A reply's headers with `after` applied over them (a CORS request's, route_cors.ts). */
+/** A reply's headers with the route's operations, then `after` (a CORS request's,
+ * route_cors.ts), applied over them. */
 function withAfter(
   headers: readonly (readonly [string, string])[],
+  routeOps: HeaderOps | undefined,
   after: HeaderOps | undefined,
 ): readonly (readonly [string, string])[] {
-  if (!after) return headers;
+  if (!after && !routeOps) return headers;
   const h = new HeaderList(headers);
+  applyOps(routeOps, h);
   applyOps(after, h);
   return h.entries();
 }
@@ -108,8 +117,9 @@ export function beforeUpstream(
 ): LocalResponse | undefined | Promise<LocalResponse | undefined> {
   const reply = policy.reply;
   const f = policy.fault ? injectFault(policy.fault) : undefined;
-  if (f instanceof Promise) return reply ? f.then((a) => a ?? routeReply(reply, ctx)) : f;
-  return f ?? (reply ? routeReply(reply, ctx) : undefined);
+  const ops = policy.headers?.response;
+  if (f instanceof Promise) return reply ? f.then((a) => a ?? routeReply(reply, ctx, ops)) : f;
+  return f ?? (reply ? routeReply(reply, ctx, ops) : undefined);
 }
 
 /** Applies the route's rewrite to the request before it goes upstream: the uri prefix the

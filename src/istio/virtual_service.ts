@@ -149,11 +149,9 @@ function delegateOf(
 }
 
 function headersOf(c: Checker, path: string, o: Raw): { headers?: HttpHeaders } {
+  // With redirect or directResponse, the response operations apply to weft's own reply, as
+  // Envoy's router finalizes a direct response with the route's headers (route_fault.ts).
   const headers = parseHeaders(c, `${path}.headers`, o.headers);
-  if (headers && (o.redirect !== undefined || o.directResponse !== undefined)) {
-    // weft's own replies (route_fault.ts) do not take them yet.
-    c.problems.add(`${path}.headers`, "not supported with redirect or directResponse by weft");
-  }
   return headers ? { headers } : {};
 }
 

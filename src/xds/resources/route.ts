@@ -185,7 +185,11 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
   if (reply) {
     // Redirect / direct_response: no cluster; the route policy answers (src/core/route_fault.ts).
     const { overrides, fault, cors } = overridesOf(r, what);
-    const policy = withCors(rulePolicyOf(undefined, what, fault, reply)!, cors);
+    const headers = ruleHeadersOf(r, [], what);
+    const policy = withCors(
+      rulePolicyOf(undefined, what, fault, reply, undefined, headers)!,
+      cors,
+    );
     return { match: matchOf(r, what), clusters: [], overrides, policy };
   }
   if (r.action.case !== "route") return undefined; // filter_action, non_forwarding_action

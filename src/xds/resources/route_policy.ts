@@ -246,6 +246,8 @@ export function rulePolicyOf(
         retries: undefined,
         ...(fault ? { fault } : {}),
         ...(reply ? { reply } : {}),
+        // The route's response operations finalize its own reply, as Envoy's router does.
+        ...(reply && headers ? { headers } : {}),
       }
       : undefined;
   }
