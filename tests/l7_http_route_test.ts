@@ -11,14 +11,9 @@ import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { threeServiceNodeConfig } from "./support/echo_node.ts";
 
 const PORT = 18080;
 
@@ -79,109 +74,91 @@ async function run(runtime: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-http-route-" });
   const a = await startHttpWorkload(ip(3), PORT, "a");
   const b = await startHttpWorkload(ip(4), PORT, "b");
-  const svc = (name: string, vip: string, address: string) => ({
-    name,
-    namespace: "default",
-    vips: [vip],
-    ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-    endpoints: [{ address, tunnel: "NONE" }],
-  });
-  const cfg = {
-    node: { name: "node-a" },
-    ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [
-      svc("echo", ip(100), ip(3)),
-      svc("svc-a", ip(101), ip(3)),
-      svc("svc-b", ip(102), ip(4)),
-    ],
-    resources: [
-      // The newer route lists its rules first; precedence, not order, decides.
-      httpRoute("newer", "2026-02-01T00:00:00Z", [
-        {
-          matches: [{ path: { type: "PathPrefix", value: "/api" } }],
-          backendRefs: [backend("svc-a")],
-        },
-        {
-          matches: [{ path: { type: "PathPrefix", value: "/api/v2" } }],
-          backendRefs: [backend("svc-b")],
-        },
-        {
-          matches: [{ path: { type: "Exact", value: "/api/v2/exact" } }],
-          backendRefs: [backend("svc-a")],
-        },
-        {
-          matches: [{ path: { value: "/hdr" }, headers: [{ name: "X-Canary", value: "1" }] }],
-          backendRefs: [backend("svc-b")],
-        },
-        {
-          matches: [{ path: { value: "/w0" } }],
-          backendRefs: [backend("svc-a", 0), backend("svc-b")],
-        },
-        {
-          matches: [{ path: { value: "/split" } }],
-          backendRefs: [backend("svc-a", 3), backend("svc-b", 1)],
-        },
-        { matches: [{ path: { value: "/none" } }] },
-        {
-          matches: [{ path: { type: "Exact", value: "/old" } }],
+  const cfg = threeServiceNodeConfig(dir, ip, PORT, [
+    // The newer route lists its rules first; precedence, not order, decides.
+    httpRoute("newer", "2026-02-01T00:00:00Z", [
+      {
+        matches: [{ path: { type: "PathPrefix", value: "/api" } }],
+        backendRefs: [backend("svc-a")],
+      },
+      {
+        matches: [{ path: { type: "PathPrefix", value: "/api/v2" } }],
+        backendRefs: [backend("svc-b")],
+      },
+      {
+        matches: [{ path: { type: "Exact", value: "/api/v2/exact" } }],
+        backendRefs: [backend("svc-a")],
+      },
+      {
+        matches: [{ path: { value: "/hdr" }, headers: [{ name: "X-Canary", value: "1" }] }],
+        backendRefs: [backend("svc-b")],
+      },
+      {
+        matches: [{ path: { value: "/w0" } }],
+        backendRefs: [backend("svc-a", 0), backend("svc-b")],
+      },
+      {
+        matches: [{ path: { value: "/split" } }],
+        backendRefs: [backend("svc-a", 3), backend("svc-b", 1)],
+      },
+      { matches: [{ path: { value: "/none" } }] },
+      {
+        matches: [{ path: { type: "Exact", value: "/old" } }],
+        filters: [{
+          type: "RequestRedirect",
+          requestRedirect: {
+            hostname: "new.example",
+            path: { type: "ReplaceFullPath", replaceFullPath: "/new" },
+          },
+        }],
+      },
+    ]),
+    httpRoute("older", "2026-01-01T00:00:00Z", [
+      {
+        matches: [{ path: { value: "/rw" } }],
+        filters: [{
+          type: "URLRewrite",
+          urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+        }],
+        backendRefs: [backend("svc-a")],
+      },
+      { matches: [{ path: { value: "/hdr" } }], backendRefs: [backend("svc-a")] },
+      {
+        // S21: header modifiers on the rule and on a backendRef.
+        matches: [{ path: { value: "/hm" } }],
+        filters: [
+          {
+            type: "RequestHeaderModifier",
+            requestHeaderModifier: {
+              set: [{ name: "X-Set", value: "s" }],
+              add: [{ name: "x-add", value: "a" }],
+              remove: ["x-gone"],
+            },
+          },
+          {
+            type: "ResponseHeaderModifier",
+            responseHeaderModifier: {
+              set: [{ name: "x-resp", value: "r" }],
+              remove: ["x-powered-by"],
+            },
+          },
+        ],
+        backendRefs: [{
+          ...backend("svc-b"),
           filters: [{
-            type: "RequestRedirect",
-            requestRedirect: {
-              hostname: "new.example",
-              path: { type: "ReplaceFullPath", replaceFullPath: "/new" },
-            },
+            type: "RequestHeaderModifier",
+            requestHeaderModifier: { set: [{ name: "x-backend", value: "b" }] },
           }],
-        },
-      ]),
-      httpRoute("older", "2026-01-01T00:00:00Z", [
-        {
-          matches: [{ path: { value: "/rw" } }],
-          filters: [{
-            type: "URLRewrite",
-            urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
-          }],
-          backendRefs: [backend("svc-a")],
-        },
-        { matches: [{ path: { value: "/hdr" } }], backendRefs: [backend("svc-a")] },
-        {
-          // S21: header modifiers on the rule and on a backendRef.
-          matches: [{ path: { value: "/hm" } }],
-          filters: [
-            {
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: {
-                set: [{ name: "X-Set", value: "s" }],
-                add: [{ name: "x-add", value: "a" }],
-                remove: ["x-gone"],
-              },
-            },
-            {
-              type: "ResponseHeaderModifier",
-              responseHeaderModifier: {
-                set: [{ name: "x-resp", value: "r" }],
-                remove: ["x-powered-by"],
-              },
-            },
-          ],
-          backendRefs: [{
-            ...backend("svc-b"),
-            filters: [{
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: { set: [{ name: "x-backend", value: "b" }] },
-            }],
-          }],
-        },
-        { matches: [{ path: { value: "/api" }, method: "POST" }], backendRefs: [backend("svc-b")] },
-        {
-          matches: [{ path: { value: "/slow" } }],
-          backendRefs: [backend("svc-a")],
-          timeouts: { request: "250ms" },
-        },
-      ]),
-    ],
-  };
+        }],
+      },
+      { matches: [{ path: { value: "/api" }, method: "POST" }], backendRefs: [backend("svc-b")] },
+      {
+        matches: [{ path: { value: "/slow" } }],
+        backendRefs: [backend("svc-a")],
+        timeouts: { request: "250ms" },
+      },
+    ]),
+  ]);
   let weft: WeftProc | undefined;
   try {
     await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));

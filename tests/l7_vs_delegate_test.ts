@@ -7,14 +7,9 @@ import { request } from "node:http";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { threeServiceNodeConfig } from "./support/echo_node.ts";
 
 const PORT = 18080;
 
@@ -42,56 +37,38 @@ async function run(runtime: string | undefined): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-vs-delegate-" });
   const a = await startHttpWorkload(ip(3), PORT, "a");
   const b = await startHttpWorkload(ip(4), PORT, "b");
-  const svc = (name: string, vip: string, address: string) => ({
-    name,
-    namespace: "default",
-    vips: [vip],
-    ports: [{ port: 80, targetPort: PORT, protocol: "HTTP" }],
-    endpoints: [{ address, tunnel: "NONE" }],
-  });
-  const cfg = {
-    node: { name: "node-a" },
-    ca: { mode: "auto", stateDir: join(dir, "ca") },
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [
-      svc("echo", ip(100), ip(3)),
-      svc("svc-a", ip(101), ip(3)),
-      svc("svc-b", ip(102), ip(4)),
-    ],
-    resources: [
-      {
-        apiVersion: "networking.istio.io/v1",
-        kind: "VirtualService",
-        metadata: { name: "root", namespace: "default" },
-        spec: {
-          hosts: ["echo"],
-          http: [
-            { match: [{ uri: { prefix: "/api" } }], delegate: { name: "api" } },
-            { route: [{ destination: { host: "svc-a" } }] },
-          ],
-        },
+  const cfg = threeServiceNodeConfig(dir, ip, PORT, [
+    {
+      apiVersion: "networking.istio.io/v1",
+      kind: "VirtualService",
+      metadata: { name: "root", namespace: "default" },
+      spec: {
+        hosts: ["echo"],
+        http: [
+          { match: [{ uri: { prefix: "/api" } }], delegate: { name: "api" } },
+          { route: [{ destination: { host: "svc-a" } }] },
+        ],
       },
-      {
-        apiVersion: "networking.istio.io/v1",
-        kind: "VirtualService",
-        metadata: { name: "api", namespace: "default" },
-        spec: {
-          http: [
-            {
-              match: [{ uri: { prefix: "/api/v2" } }],
-              route: [{ destination: { host: "svc-b" } }],
-            },
-            {
-              match: [{ headers: { "x-beta": { exact: "1" } } }],
-              route: [{ destination: { host: "svc-b" } }],
-            },
-            { route: [{ destination: { host: "svc-a" } }] },
-          ],
-        },
+    },
+    {
+      apiVersion: "networking.istio.io/v1",
+      kind: "VirtualService",
+      metadata: { name: "api", namespace: "default" },
+      spec: {
+        http: [
+          {
+            match: [{ uri: { prefix: "/api/v2" } }],
+            route: [{ destination: { host: "svc-b" } }],
+          },
+          {
+            match: [{ headers: { "x-beta": { exact: "1" } } }],
+            route: [{ destination: { host: "svc-b" } }],
+          },
+          { route: [{ destination: { host: "svc-a" } }] },
+        ],
       },
-    ],
-  };
+    },
+  ]);
   let weft: WeftProc | undefined;
   try {
     await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));

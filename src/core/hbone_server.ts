@@ -20,6 +20,7 @@ import { H2_OPTIONS } from "./hbone_client.ts";
 import { H2Session, type H2Stream, type Headers, NO_HEADERS } from "./h2/mod.ts";
 import { joinHostPort, parseIp, splitHostPort } from "./ip.ts";
 import { proxyV2Header } from "./proxy_protocol.ts";
+import { baggageFor } from "./upstream_dialer.ts";
 import { indexOf } from "./snapshot_index.ts";
 import { certRevokedError, hboneContext, negotiatedSuite, peerChainDer } from "./hbone_tls.ts";
 import {
@@ -115,17 +116,6 @@ export function malformedConnect(list: readonly (readonly [string, string])[]): 
     if (k === "te" && v !== "trailers") return "te other than trailers";
   }
   return undefined;
-}
-
-/** Response `baggage` describing the destination workload (ztunnel's ENABLE_RESPONSE_BAGGAGE,
- * on by default): the same keys the client sends about its source. */
-function responseBaggage(w: Workload): string {
-  const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
-  const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;
-  if (app) parts.push(`service.name=${app}`);
-  const ver = w.labels["app.kubernetes.io/version"] ?? w.labels.version;
-  if (ver) parts.push(`service.version=${ver}`);
-  return parts.join(",");
 }
 
 function serviceHost(forwarded: string | undefined): string | undefined {
@@ -423,7 +413,7 @@ export class HboneServer {
     if (l7) {
       // CONNECT answered at once; the HTTP proxy reads the HBONE stream itself (one copy per
       // byte) and authorizes each request with its inbound chain.
-      const s = call.respond(200, { baggage: responseBaggage(wl) });
+      const s = call.respond(200, { baggage: baggageFor(wl) });
       if (!s) return conn.fail("error", "client went away", true);
       l4Metrics.hboneResponses.inc({ side: "server", code: "200" });
       conn.recheck = recheck;
@@ -455,7 +445,7 @@ export class HboneServer {
       // The client reset the stream while we dialled (rapid reset): drop the upstream.
       const s = stream.destroyed || conn.done
         ? null
-        : call.respond(200, { baggage: responseBaggage(wl) });
+        : call.respond(200, { baggage: baggageFor(wl) });
       if (!s) {
         up.destroy();
         return conn.fail("error", "client went away", true);

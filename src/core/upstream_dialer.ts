@@ -64,6 +64,8 @@ export function dialUpstream(deps: DialerDeps, src: Workload, t: UpstreamTarget)
   );
 }
 
+/** W3C `baggage` about a workload (ztunnel's keys): the client sends its source's, the HBONE
+ * server answers with its destination's (ENABLE_RESPONSE_BAGGAGE). */
 export function baggageFor(w: Workload): string {
   const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.deployment.name=${w.name}`];
   const app = w.labels["app.kubernetes.io/name"] ?? w.labels.app;

@@ -28,3 +28,33 @@ export function echoNodeConfig(
     ...extra,
   };
 }
+
+/** The route tests' node with three HTTP services on plain TCP: `echo` (VIP ip(100)) and `svc-a`
+ * (ip(101)) on the workload at ip(3), `svc-b` (ip(102)) on the one at ip(4); `resources` are the
+ * Istio / Gateway API documents that route `echo`. */
+export function threeServiceNodeConfig(
+  dir: string,
+  ip: (host: number) => string,
+  targetPort: number,
+  resources: readonly unknown[],
+): Record<string, unknown> {
+  const svc = (name: string, vip: string, address: string) => ({
+    name,
+    namespace: "default",
+    vips: [vip],
+    ports: [{ port: 80, targetPort, protocol: "HTTP" }],
+    endpoints: [{ address, tunnel: "NONE" }],
+  });
+  return {
+    node: { name: "node-a" },
+    ca: { mode: "auto", stateDir: join(dir, "ca") },
+    listeners: LISTENERS,
+    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
+    services: [
+      svc("echo", ip(100), ip(3)),
+      svc("svc-a", ip(101), ip(3)),
+      svc("svc-b", ip(102), ip(4)),
+    ],
+    resources,
+  };
+}
