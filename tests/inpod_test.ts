@@ -84,7 +84,7 @@ Deno.test({
           assert.equal(r.code, 0, r.stdout);
           const res = JSON.parse(r.stdout);
           assert.equal(res.ips[0].address, `${p.ip}/32`);
-          assert.match(await nftTables(m, p.ns), /table ip weft_inpod/);
+          assert.match(await nftTables(m, p.ns), /table inet weft_inpod/);
           assert.match((await m.topo.run(p.ns, ["ip", "rule", "list"])).stdout, /lookup 133/);
           const ports = await listeningPorts(m, p.ns);
           for (const port of [15001, 15006, 15008]) assert.ok(ports.includes(port), `${port}`);

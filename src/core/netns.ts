@@ -1,7 +1,8 @@
 /**
  * Linux network namespaces for in-pod capture (ztunnel's in-pod mode), behind one small module:
  * entering a pod's namespace for the synchronous part of creating a socket, the original
- * destination of a redirected connection (SO_ORIGINAL_DST) and a dial made from inside a pod.
+ * destination of a redirected connection (SO_ORIGINAL_DST, IPv4 and IPv6) and a dial made from
+ * inside a pod.
  * Bun only: its node:net sockets expose their descriptor (`_handle.fd`) and can adopt a raw one
  * (`connect({ fd, fdIsRawSocket })`); Deno exposes neither, so in-pod mode refuses to start there.
  * libc is reached through bun:ffi, loaded with a dynamic import so Deno never resolves it.
@@ -9,10 +10,17 @@
 import { Socket } from "node:net";
 import { WeftError } from "./errors.ts";
 import { runtimeName } from "./runtime.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  decodeSockaddr,
+  encodeSockaddr,
+  ipFamily,
+  SOCKADDR_IN6_BYTES,
+} from "./sockaddr.ts";
 
 const CLONE_NEWNET = 0x40000000;
 const O_RDONLY_CLOEXEC = 0x80000;
-const AF_INET = 2;
 const SOCK_STREAM_NONBLOCK_CLOEXEC = 1 | 0x800 | 0x80000;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
@@ -20,6 +28,8 @@ const SO_MARK = 36;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const SOL_IP = 0;
+const SOL_IPV6 = 41;
+/** SO_ORIGINAL_DST (SOL_IP) and IP6T_SO_ORIGINAL_DST (SOL_IPV6) share the number. */
 const SO_ORIGINAL_DST = 80;
 const POLLOUT = 4;
 const EINPROGRESS = 115;
@@ -29,6 +39,7 @@ export const WEFT_SOCKET_MARK = 0x539;
  * weft's socket (connmark + a local routing table, src/inpod/nft_rules.ts). */
 export const WEFT_TRANSPARENT_MARK = 0x53a;
 const IP_TRANSPARENT = 19;
+const IPV6_TRANSPARENT = 75;
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...a: any[]) => any;
@@ -155,17 +166,23 @@ function fdOf(sock: Socket): number | undefined {
   return typeof fd === "number" && fd >= 0 ? fd : undefined;
 }
 
-/** The destination a client dialled before the pod's nftables redirect (IPv4). */
+/**
+ * The destination a client dialled before the pod's nftables redirect, from conntrack through the
+ * socket: IP6T_SO_ORIGINAL_DST for an IPv6 connection, SO_ORIGINAL_DST for an IPv4 one (also on
+ * a dual-stack socket, where the kernel answers it for a v4-mapped connection).
+ */
 export function originalDst(sock: Socket): { host: string; port: number } | undefined {
   const f = lib();
   const fd = fdOf(sock);
   if (fd === undefined) return undefined;
-  const buf = new Uint8Array(16);
-  const len = new Uint32Array([16]);
-  if (f.libc.getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, f.ptr(buf), f.ptr(len)) !== 0) {
+  const v6 = ipFamily(sock.localAddress ?? "") === 6;
+  const buf = new Uint8Array(SOCKADDR_IN6_BYTES);
+  const len = new Uint32Array([buf.length]);
+  const level = v6 ? SOL_IPV6 : SOL_IP;
+  if (f.libc.getsockopt(fd, level, SO_ORIGINAL_DST, f.ptr(buf), f.ptr(len)) !== 0) {
     return undefined;
   }
-  return { host: `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`, port: (buf[2]! << 8) | buf[3]! };
+  return decodeSockaddr(buf.subarray(0, len[0]));
 }
 
 /** Non-blocking check of a pending connect: undefined = still in progress, 0 = done, else errno. */
@@ -181,38 +198,30 @@ function connectState(f: Ffi, fd: number): number | undefined {
   return v[0]!;
 }
 
-function sockaddrIn(host: string, port: number): Uint8Array | undefined {
-  const octets = host.split(".").map(Number);
-  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
-  const sa = new Uint8Array(16);
-  sa[0] = AF_INET;
-  sa[2] = port >> 8;
-  sa[3] = port & 255;
-  sa.set(octets, 4);
-  return sa;
-}
-
 function setInt(f: Ffi, fd: number, level: number, opt: number, v: number): boolean {
   return f.libc.setsockopt(fd, level, opt, f.ptr(new Int32Array([v])), 4) === 0;
 }
 
-/** A marked, Nagle-free socket made in `ns`; bound to `source` (IP_TRANSPARENT) when given. */
-function podSocket(f: Ffi, ns: Netns, source: Uint8Array | undefined): number {
-  const fd = inNetns(ns, () => f.libc.socket(AF_INET, SOCK_STREAM_NONBLOCK_CLOEXEC, 0) as number);
+/** A marked, Nagle-free socket of `family` made in `ns`; bound to `source` (IP_TRANSPARENT or
+ * IPV6_TRANSPARENT) when given and of the same family. */
+function podSocket(f: Ffi, ns: Netns, family: 4 | 6, source: Uint8Array | undefined): number {
+  const af = family === 4 ? AF_INET : AF_INET6;
+  const fd = inNetns(ns, () => f.libc.socket(af, SOCK_STREAM_NONBLOCK_CLOEXEC, 0) as number);
   if (fd < 0) throw new WeftError("connect_failed", `Cannot create a socket in ${ns.path}`);
   // Before connect: the adopted socket never goes through node:net's own setNoDelay path.
   setInt(f, fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  const transparent = source !== undefined && setInt(f, fd, SOL_IP, IP_TRANSPARENT, 1) &&
-    f.libc.bind(fd, f.ptr(source), 16) === 0;
+  const [level, opt] = family === 4 ? [SOL_IP, IP_TRANSPARENT] : [SOL_IPV6, IPV6_TRANSPARENT];
+  const transparent = source !== undefined && source[0] === af && setInt(f, fd, level, opt, 1) &&
+    f.libc.bind(fd, f.ptr(source), source.length) === 0;
   setInt(f, fd, SOL_SOCKET, SO_MARK, transparent ? WEFT_TRANSPARENT_MARK : WEFT_SOCKET_MARK);
   return fd;
 }
 
 /**
- * TCP connection made from inside `ns` (IPv4), its socket marked so the pod's rules never
+ * TCP connection made from inside `ns` (IPv4 or IPv6), its socket marked so the pod's rules never
  * redirect it back to weft. With `sourceIp`, the connection keeps that address as its source
- * (IP_TRANSPARENT, as ztunnel delivers inbound traffic); without it, or if the kernel refuses,
- * the pod's own address. Resolves once connected.
+ * (IP_TRANSPARENT, as ztunnel delivers inbound traffic); without it, of the other family, or if
+ * the kernel refuses, the pod's own address. Resolves once connected.
  */
 export function dialInNetns(
   ns: Netns,
@@ -222,15 +231,18 @@ export function dialInNetns(
   sourceIp?: string,
 ): Promise<Socket> {
   const f = lib();
-  const sa = sockaddrIn(host, port);
-  if (!sa) return Promise.reject(new WeftError("connect_failed", `Cannot dial ${host}: not IPv4`));
+  const sa = encodeSockaddr(host, port);
+  const family = ipFamily(host);
+  if (!sa || !family) {
+    return Promise.reject(new WeftError("connect_failed", `Cannot dial ${host}: not an IP`));
+  }
   let fd: number;
   try {
-    fd = podSocket(f, ns, sourceIp ? sockaddrIn(sourceIp.replace(/^::ffff:/, ""), 0) : undefined);
+    fd = podSocket(f, ns, family, sourceIp ? encodeSockaddr(sourceIp, 0) : undefined);
   } catch (e) {
     return Promise.reject(e);
   }
-  const rc = f.libc.connect(fd, f.ptr(sa), 16) as number;
+  const rc = f.libc.connect(fd, f.ptr(sa), sa.length) as number;
   const err = rc === 0 ? 0 : errno(f);
   const fail = (code: number): WeftError => {
     f.libc.close(fd);
