@@ -260,31 +260,6 @@ Deno.test({
   },
 });
 
-Deno.test("inpod: Deno refuses in-pod mode at start with a clear error", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const cfg = `${dir}/weft.yaml`;
-    await Deno.writeTextFile(
-      cfg,
-      `inpod: { socket: ${dir}/zds.sock, stateDir: ${dir}/state }\nlisteners: { socks5: "" }\n`,
-    );
-    // Deno itself, even when WEFT_BIN points the other tests at the (Bun) binary.
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "run", "--config", cfg],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    const dec = new TextDecoder();
-    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr + r.stdout, /Cannot start in-pod capture.*run the node agent on Bun/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test({
   name: "inpod: the agent refuses to start without nsenter/nft/ip, naming them",
   ignore: bunPath() === undefined,

@@ -14,7 +14,9 @@ import type { ConnTable, L4Conn } from "./l4_conn.ts";
 import { HboneServer, type InboundDeps } from "./hbone_server.ts";
 import { handleOutbound, type OutboundDeps, type PodDial } from "./outbound.ts";
 import { handlePlaintextInbound } from "./inbound_plain.ts";
-import { closeNetns, dialInNetns, inNetns, type Netns, openNetns, originalDst } from "./netns.ts";
+import { dialInNetns } from "./netns_dial.ts";
+import { canMark, closeNetns, listenInNetns, type Netns, openNetns, originalDst } from "./netns.ts";
+import { dialTcp } from "./l4_conn.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { splitHostPort } from "./ip.ts";
 import { ipFamily } from "./sockaddr.ts";
@@ -73,13 +75,15 @@ function listenIn(
         new WeftError("listen_failed", `Cannot listen on :${port} in ${ns.path}: ${e.message}`),
       ));
     const opts = { port, host, ipv6Only: host === "::" };
-    inNetns(ns, () => server.listen(opts, () => resolve(server)));
+    listenInNetns(ns, () => server.listen(opts, () => resolve(server)), reject);
   });
 }
 
-/** The capture listeners' addresses: one per family the pod is served on. */
+/** The capture listeners' addresses: one per family the pod is served on; where the runtime
+ * has no IPv6-only listeners (Deno's node:net ignores ipv6Only), one dual-stack `::`. */
 function wildcards(addresses: readonly string[]): ("0.0.0.0" | "::")[] {
   const fam = new Set(addresses.map(ipFamily));
+  if (fam.has(6) && !canMark()) return ["::"];
   return [...(fam.has(4) ? ["0.0.0.0" as const] : []), ...(fam.has(6) ? ["::" as const] : [])];
 }
 
@@ -106,10 +110,19 @@ export class PodCaptures {
     private readonly conns: ConnTable,
   ) {}
 
-  /** Dials from inside the enrolled pod with this IP (source = the pod, marked 0x539). */
+  /** Dials from inside the enrolled pod with this IP (source = the pod, marked 0x539). Where
+   * sockets cannot be marked (Deno), only dials the pod's rules let through unmarked (to the
+   * HBONE port, to the pod itself) leave from the pod; the rest (passthrough) from the node,
+   * as the pod's rules would otherwise send them back to weft. */
   dialerFrom(podIp: string): PodDial | undefined {
     const pod = this.byIp.get(podIp);
-    return pod ? (host, port, ms, src) => dialInNetns(pod.ns, host, port, ms, src) : undefined;
+    if (!pod) return undefined;
+    if (canMark()) return (host, port, ms, src) => dialInNetns(pod.ns, host, port, ms, src);
+    const hbonePort = this.snapshot().node.hbonePort;
+    return (host, port, ms) =>
+      port === hbonePort || pod.workloads.has(host)
+        ? dialInNetns(pod.ns, host, port, ms)
+        : dialTcp(host, port, ms);
   }
 
   /** Enroll (or re-enroll) a pod: open its listeners inside its namespace. */
@@ -141,21 +154,13 @@ export class PodCaptures {
     try {
       for (const host of wildcards(addresses)) {
         pod.servers.push(
-          await listenIn(ns, host, OUTBOUND_CAPTURE_PORT, (s) => this.onOutbound(s)),
+          await listenIn(ns, host, OUTBOUND_CAPTURE_PORT, (s) => this.onOutbound(pod, s)),
         );
         pod.servers.push(
           await listenIn(ns, host, INBOUND_CAPTURE_PORT, (s) => this.onInbound(pod, s)),
         );
       }
-      for (const ip of addresses) {
-        const hbone = new HboneServer(
-          { ...this.inbound, bind: (listen) => inNetns(ns, listen) },
-          workloads.get(ip)!,
-          snap.node.hbonePort,
-        );
-        pod.hbone.push(hbone);
-        await hbone.start();
-      }
+      for (const ip of addresses) await this.startHbone(pod, workloads.get(ip)!, snap);
     } catch (e) {
       await this.closePod(pod);
       throw e;
@@ -171,8 +176,19 @@ export class PodCaptures {
     return this.view(pod);
   }
 
-  private onOutbound(s: net.Socket): void {
-    const dst = originalDst(s);
+  /** 15008 on one of the pod's addresses, presenting that address's workload identity. */
+  private async startHbone(pod: Pod, wl: Workload, snap: Snapshot): Promise<void> {
+    // A namespace that cannot be entered when Deno's deferred bind runs fails the start.
+    let bindFailed: (e: unknown) => void = () => {};
+    const failed = new Promise<never>((_, reject) => bindFailed = reject);
+    const bind = (listen: () => void): void => listenInNetns(pod.ns, listen, bindFailed);
+    const hbone = new HboneServer({ ...this.inbound, bind }, wl, snap.node.hbonePort);
+    pod.hbone.push(hbone);
+    await Promise.race([hbone.start(), failed]);
+  }
+
+  private onOutbound(pod: Pod, s: net.Socket): void {
+    const dst = originalDst(s, pod.ns);
     if (!dst) {
       l4Metrics.refused.inc({ direction: "outbound", reason: "no_original_dst" });
       s.destroy();
@@ -182,7 +198,7 @@ export class PodCaptures {
   }
 
   private onInbound(pod: Pod, s: net.Socket): void {
-    const dst = originalDst(s);
+    const dst = originalDst(s, pod.ns);
     const own = [OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, this.snapshot().node.hbonePort];
     if (!dst || own.includes(dst.port)) {
       // Delivering to one of weft's own ports in the pod would loop back into this listener.

@@ -15,6 +15,7 @@ import { buildTopology, type PodNs, type Topology } from "./topology.ts";
 import { bunPath } from "./inpod_mesh.ts";
 import {
   ensurePluginsBuilt,
+  MAIN,
   ROOT,
   startWeft,
   weftBin,
@@ -31,6 +32,10 @@ export interface DualPod extends PodNs {
 
 export interface DualStackMesh {
   readonly topo: Topology;
+  /** The runtime of the node agents. */
+  readonly runtime: "bun" | "deno";
+  /** Each node's IPv6 address on the wire between them. */
+  readonly wire6: readonly string[];
   readonly agents: WeftProc[];
   readonly vip: string;
   readonly vip6: string;
@@ -126,7 +131,10 @@ function nodeConfig(n: number, dir: string, all: Wl[], vip: string, vip6: string
   });
 }
 
-export async function startDualStackMesh(): Promise<DualStackMesh> {
+/** The mesh with its node agents on `runtime` (Bun, or WEFT_BIN when set; Deno from source). */
+export async function startDualStackMesh(
+  runtime: "bun" | "deno" = "bun",
+): Promise<DualStackMesh> {
   const bun = bunPath();
   if (!bun) throw new Error("bun is required for in-pod capture (deno task setup installs it)");
   const topo = await buildTopology([["client"], ["server", "outsider"]]);
@@ -153,8 +161,10 @@ export async function startDualStackMesh(): Promise<DualStackMesh> {
       ...wl("server", pod("server"), "STRICT"),
     ];
     const weft = (argv: readonly string[]): [string, string[]] =>
-      weftCommand(argv, weftBin() ? undefined : bun);
-    if (!weftBin()) await ensurePluginsBuilt();
+      runtime === "deno"
+        ? [Deno.execPath(), ["run", "-A", MAIN, ...argv]]
+        : weftCommand(argv, weftBin() ? undefined : bun);
+    if (runtime === "deno" || !weftBin()) await ensurePluginsBuilt();
     for (const n of [1, 2]) {
       const cfg = join(dir, `node${n}.yaml`);
       await writeFile(cfg, nodeConfig(n, dir, all, vip, vip6));
@@ -182,6 +192,8 @@ export async function startDualStackMesh(): Promise<DualStackMesh> {
     }
     return {
       topo,
+      runtime,
+      wire6: [`${prefix}::1`, `${prefix}::2`],
       agents,
       vip,
       vip6,
