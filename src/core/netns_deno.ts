@@ -79,8 +79,9 @@ export function duplexOfConn(conn: Deno.TcpConn): Duplex {
       const buf = new Uint8Array(READ_BYTES);
       conn.read(buf).then((n) => {
         reading = false;
-        if (n === null) d.push(null);
-        else if (d.push(buf.subarray(0, n))) d.read(0);
+        // A small read is copied, so it does not pin the whole read buffer while queued.
+        const chunk = n === null ? null : n < READ_BYTES / 4 ? buf.slice(0, n) : buf.subarray(0, n);
+        if (d.push(chunk) && chunk) d.read(0);
       }, (e) => d.destroy(e));
     },
     write(chunk: Uint8Array, _enc, cb): void {
