@@ -36,6 +36,15 @@ async function listeners(m: DualStackMesh, ns: string): Promise<string[]> {
   return out.split("\n").filter((l) => l.trim()).map((l) => l.trim().split(/\s+/)[3]!);
 }
 
+async function poolKeys(m: DualStackMesh, node: number): Promise<string[]> {
+  const dump = await run(m, m.topo.nodes[node - 1]!.ns, [
+    "curl",
+    "-s",
+    "http://127.0.0.1:15000/config_dump",
+  ]);
+  return (JSON.parse(dump || "{}").proxy?.pool ?? []).map((p: { key: string }) => p.key);
+}
+
 async function refused(m: DualStackMesh, node: number, reason: string): Promise<number> {
   const text = await run(m, m.topo.nodes[node - 1]!.ns, [
     "curl",
@@ -157,6 +166,30 @@ async function dualStack(t: Deno.TestContext, runtime: "bun" | "deno"): Promise<
       );
     });
 
+    await t.step("plaintext IPv6 to a PERMISSIVE pod: captured inbound, delivered", async () => {
+      const r = await m.curl(outsider, `http://[${client.ip6}]:${APP_PORT}/`);
+      assert.equal(r.code, 0, r.body);
+      assert.equal(r.body.trim(), `client saw ${bun ? outsider.ip6 : client.ip6}`);
+      const inb = await a1.waitFor((l) =>
+        l.msg === "connection complete" && l.direction === "inbound" &&
+        l["dst.addr"] === `[${client.ip6}]:${APP_PORT}`
+      );
+      assert.match(String(inb["src.addr"]), new RegExp(`^\\[${outsider.ip6}\\]:\\d+$`));
+      assert.equal(inb["dst.workload"], "client-v6");
+    });
+
+    await t.step("agent restart re-enrolls the pod with both addresses", async () => {
+      const b1 = await m.restartAgent(1);
+      assert.equal((await b1.waitFor((l) => l.msg === "pod channel ready")).pods, 1);
+      const ls = await listeners(m, client.ns);
+      assert.ok(ls.includes(`[${client.ip6}]:15008`) && ls.includes(`${client.ip}:15008`), `${ls}`);
+      const r = await m.curl(client, `http://[${server.ip6}]:${APP_PORT}/`);
+      assert.equal(r.code, 0, r.body);
+      assert.equal(r.body.trim(), `server saw ${seen(6)}`);
+      const pool = await poolKeys(m, 1);
+      assert.ok(pool.some((k) => k.includes(`|${client.ip6}|`)), `${pool}`);
+    });
+
     await t.step("plaintext IPv6 to a STRICT pod is captured inbound and refused", async () => {
       const before = await refused(m, 2, "strict_mtls");
       const r = await m.curl(outsider, `http://[${server.ip6}]:${APP_PORT}/`);
@@ -171,6 +204,9 @@ async function dualStack(t: Deno.TestContext, runtime: "bun" | "deno"): Promise<
       assert.doesNotMatch(await run(m, client.ns, ["ip", "-4", "rule", "list"]), /lookup 133/);
       const ls = await listeners(m, client.ns);
       assert.ok(!ls.some((l) => /:1500[168]$/.test(l)), `${ls}`);
+      // Its pooled HBONE connections (by either source address) are retired.
+      const pool = await poolKeys(m, 1);
+      assert.ok(!pool.some((k) => k.includes(`|${client.ip6}|`) || k.includes(`|${client.ip}|`)));
       // Not captured any more: plaintext IPv6 straight to the STRICT server is refused there.
       assert.notEqual((await m.curl(client, `http://[${server.ip6}]:${APP_PORT}/`)).code, 0);
     });

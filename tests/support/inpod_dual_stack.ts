@@ -2,8 +2,8 @@
  * A dual-stack in-pod mesh (root only): tests/support/topology.ts's two node namespaces and pods,
  * plus IPv6 on every link (ULA fd00:<x>::/48, `nodad` so addresses are usable at once), weft on
  * Bun in each node with in-pod capture, and pods enrolled through `weft cni` with both addresses
- * in the CNI prevResult. Pods: node 1 `client` (enrolled); node 2 `server` (enrolled, STRICT, an
- * HTTP app on 8080 on each address) and `outsider` (not in the mesh). Each enrolled pod's IPv6
+ * in the CNI prevResult. Pods, each with an HTTP app on 8080 on each address: node 1 `client`
+ * (enrolled, PERMISSIVE); node 2 `server` (enrolled, STRICT) and `outsider` (not in the mesh). Each enrolled pod's IPv6
  * address is a workload entry of its own (same service account, so the same identity). Services:
  * `web` (VIP 10.<x>.200.10:80) and `web6` (VIP [fd00:<x>:200::10]:80), both → server:8080.
  */
@@ -42,6 +42,8 @@ export interface DualStackMesh {
   pod(name: string): DualPod;
   cni(pod: DualPod, command: "ADD" | "DEL" | "CHECK"): Promise<{ code: number; stdout: string }>;
   curl(pod: DualPod, url: string): Promise<{ code: number; body: string }>;
+  /** Stop node n's agent and start it again (it re-enrolls its pods from its state file). */
+  restartAgent(node: number): Promise<WeftProc>;
   close(): Promise<void>;
 }
 
@@ -140,6 +142,7 @@ export async function startDualStackMesh(
   const topo = await buildTopology([["client"], ["server", "outsider"]]);
   const dir = await mkdtemp(join(tmpdir(), "weft-inpod6-"));
   const agents: WeftProc[] = [];
+  let restart: DualStackMesh["restartAgent"] = () => Promise.reject(new Error("not started"));
   const close = async (): Promise<void> => {
     await Promise.all(agents.map((a) => a.stop().catch(() => 0)));
     await topo.destroy();
@@ -165,21 +168,24 @@ export async function startDualStackMesh(
         ? [Deno.execPath(), ["run", "-A", MAIN, ...argv]]
         : weftCommand(argv, weftBin() ? undefined : bun);
     if (runtime === "deno" || !weftBin()) await ensurePluginsBuilt();
+    const start = (n: number): Promise<WeftProc> =>
+      startWeft(["run", "--config", join(dir, `node${n}.yaml`)], {
+        command: (argv) => {
+          const [program, args] = weft(argv);
+          return ["ip", ["netns", "exec", topo.nodes[n - 1]!.ns, program, ...args]];
+        },
+      });
     for (const n of [1, 2]) {
-      const cfg = join(dir, `node${n}.yaml`);
-      await writeFile(cfg, nodeConfig(n, dir, all, vip, vip6));
-      // Node 1 first: it creates the shared dev CA.
-      agents.push(
-        await startWeft(["run", "--config", cfg], {
-          command: (argv) => {
-            const [program, args] = weft(argv);
-            return ["ip", ["netns", "exec", topo.nodes[n - 1]!.ns, program, ...args]];
-          },
-        }),
-      );
+      await writeFile(join(dir, `node${n}.yaml`), nodeConfig(n, dir, all, vip, vip6));
+      agents.push(await start(n)); // node 1 first: it creates the shared dev CA
     }
+    restart = async (n) => {
+      await agents[n - 1]!.stop();
+      agents[n - 1] = await start(n);
+      return agents[n - 1]!;
+    };
     // The pods' unmodified app: one server per address (each reports the peer it saw).
-    for (const name of ["server", "outsider"]) {
+    for (const name of ["client", "server", "outsider"]) {
       for (const ip of [pod(name).ip, pod(name).ip6]) {
         await topo.serve(pod(name).ns, [
           bun,
@@ -198,6 +204,7 @@ export async function startDualStackMesh(
       vip,
       vip6,
       pod,
+      restartAgent: (n) => restart(n),
       cni: async (p, command) => {
         const conf = {
           cniVersion: "1.0.0",
