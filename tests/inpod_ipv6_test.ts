@@ -45,6 +45,26 @@ async function poolKeys(m: DualStackMesh, node: number): Promise<string[]> {
   return (JSON.parse(dump || "{}").proxy?.pool ?? []).map((p: { key: string }) => p.key);
 }
 
+/** Open connections on a node, from its admin endpoint. */
+async function openConnections(m: DualStackMesh, node: number): Promise<number> {
+  const dump = await run(m, m.topo.nodes[node - 1]!.ns, [
+    "curl",
+    "-s",
+    "http://127.0.0.1:15000/config_dump",
+  ]);
+  return (JSON.parse(dump || "{}").connections ?? []).filter((c: { state: string }) =>
+    c.state === "open"
+  ).length;
+}
+
+async function until(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function refused(m: DualStackMesh, node: number, reason: string): Promise<number> {
   const text = await run(m, m.topo.nodes[node - 1]!.ns, [
     "curl",
@@ -198,7 +218,24 @@ async function dualStack(t: Deno.TestContext, runtime: "bun" | "deno"): Promise<
     });
 
     await t.step("DEL removes the table, both policy routes and every listener", async () => {
+      // A captured IPv4 connection the client holds open for 15 s across the DEL: closed by it
+      // (on Deno its client address is v4-mapped, from the dual-stack listener). The margin
+      // covers a slow `weft cni` start on a loaded machine.
+      const holder = m.topo.run(client.ns, [
+        "sh",
+        "-c",
+        // The sleep is stopped once socat is done, so the step does not wait for it.
+        `t0=$(date +%s%N); p=$(mktemp); ` +
+        `(printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 15 & echo $! > $p; wait) | ` +
+        `(socat -t0.2 - TCP:${m.vip}:80; echo "held_ms $(( ($(date +%s%N) - t0) / 1000000 ))"; ` +
+        `kill $(cat $p) 2>/dev/null; rm -f $p)`,
+      ], { timeoutMs: 30_000 });
+      await until(async () => (await openConnections(m, 1)) > 0);
       assert.equal((await m.cni(client, "DEL")).code, 0);
+      const held = await holder;
+      assert.match(held.stdout, /server saw/);
+      const heldMs = Number(/held_ms (\d+)/.exec(held.stdout)?.[1]);
+      assert.ok(heldMs < 12_000, `the pod's connection was closed by DEL (held ${heldMs} ms)`);
       assert.doesNotMatch(await run(m, client.ns, ["nft", "list", "tables"]), /weft_inpod/);
       assert.doesNotMatch(await run(m, client.ns, ["ip", "-6", "rule", "list"]), /lookup 133/);
       assert.doesNotMatch(await run(m, client.ns, ["ip", "-4", "rule", "list"]), /lookup 133/);

@@ -5,8 +5,9 @@
  * A dual-stack pod gets 15001 and 15006 on 0.0.0.0 and on :: (IPv6 only, so IPv4 peers keep
  * their plain addresses) and one 15008 per address, each address naming its workload (as
  * ztunnel binds [::] in the pod and keys workloads by every address). The original destination
- * comes from SO_ORIGINAL_DST (IP6T_SO_ORIGINAL_DST for IPv6); deliveries to the pod's application
- * are dialled from inside the pod (src/core/netns.ts). The rules themselves belong to src/inpod.
+ * comes from SO_ORIGINAL_DST (IP6T_SO_ORIGINAL_DST for IPv6; on Deno from conntrack); deliveries
+ * to the pod's application are dialled from inside the pod (src/core/netns.ts, netns_dial.ts).
+ * The rules themselves belong to src/inpod.
  */
 import * as net from "node:net";
 import type { Snapshot, Workload } from "./snapshot.ts";
@@ -228,8 +229,9 @@ export class PodCaptures {
     this.pods.delete(uid);
     for (const ip of pod.addresses) if (this.byIp.get(ip) === pod) this.byIp.delete(ip);
     const ips = new Set(pod.addresses);
+    // A dual-stack listener (Deno) reports IPv4 peers as v4-mapped addresses.
     const has = (addr: string | undefined): boolean => {
-      const h = hostOf(addr);
+      const h = hostOf(addr)?.replace(/^::ffff:/i, "");
       return h !== undefined && ips.has(h);
     };
     const mine = (c: L4Conn): boolean =>
