@@ -149,6 +149,11 @@ async function dualStack(t: Deno.TestContext, runtime: "bun" | "deno"): Promise<
       );
       assert.equal(out["dst.hbone_addr"], `${server.ip}:15008`);
       assert.equal(out["src.workload"], "client");
+      // The client's plain IPv4 address (Deno's dual-stack listener reports it v4-mapped).
+      assert.match(
+        String(out["src.addr"]),
+        new RegExp(`^${client.ip.replaceAll(".", "\\.")}:\\d+$`),
+      );
       const inb = await a2.waitFor((l) =>
         l.msg === "connection complete" && l.direction === "inbound" &&
         l["dst.addr"] === `${server.ip}:${APP_PORT}`
@@ -219,7 +224,7 @@ async function dualStack(t: Deno.TestContext, runtime: "bun" | "deno"): Promise<
 
     await t.step("DEL removes the table, both policy routes and every listener", async () => {
       // A captured IPv4 connection the client holds open for 15 s across the DEL: closed by it
-      // (on Deno its client address is v4-mapped, from the dual-stack listener). The margin
+      // (on Deno it came through the dual-stack listener). The margin
       // covers a slow `weft cni` start on a loaded machine.
       const holder = m.topo.run(client.ns, [
         "sh",

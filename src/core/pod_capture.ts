@@ -68,6 +68,12 @@ function listenIn(
 ): Promise<net.Server> {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
     s.setNoDelay(true);
+    // A dual-stack listener (Deno) reports an IPv4 peer as ::ffff:a.b.c.d; the data path and its
+    // records know the pod by its plain IPv4 address.
+    const peer = s.remoteAddress;
+    if (peer?.startsWith("::ffff:")) {
+      Object.defineProperty(s, "remoteAddress", { value: peer.slice(7), configurable: true });
+    }
     onConn(s);
   });
   return new Promise((resolve, reject) => {
@@ -229,9 +235,8 @@ export class PodCaptures {
     this.pods.delete(uid);
     for (const ip of pod.addresses) if (this.byIp.get(ip) === pod) this.byIp.delete(ip);
     const ips = new Set(pod.addresses);
-    // A dual-stack listener (Deno) reports IPv4 peers as v4-mapped addresses.
     const has = (addr: string | undefined): boolean => {
-      const h = hostOf(addr)?.replace(/^::ffff:/i, "");
+      const h = hostOf(addr);
       return h !== undefined && ips.has(h);
     };
     const mine = (c: L4Conn): boolean =>
