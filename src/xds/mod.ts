@@ -28,6 +28,7 @@ export type {
   ServingCertificateOptions,
 };
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
+export { type BearerToken, tokenFromFile } from "./token_file.ts";
 
 /** The SPIFFE id the control plane serves with (and a node expects by default). */
 export function controlPlaneIdentity(trustDomain: string): string {
