@@ -12,7 +12,9 @@
 import type {
   ControlPlane,
   ControlPlaneOptions,
+  JwtVerifier,
   Mesh,
+  SaTokenOptions,
   ServingCertificate,
   ServingCertificateOptions,
 } from "./control_plane/mod.ts";
@@ -23,7 +25,9 @@ export { COMPONENT_RUNTIME, FILTER_TYPES } from "./resources/http_filters.ts";
 export type {
   ControlPlane,
   ControlPlaneOptions,
+  JwtVerifier,
   Mesh,
+  SaTokenOptions,
   ServingCertificate,
   ServingCertificateOptions,
 };
