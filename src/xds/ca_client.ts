@@ -46,11 +46,20 @@ export class RemoteCa implements LeafIssuer {
     const ttlS = BigInt(Math.ceil((opts.ttlMs ?? 24 * 3_600_000) / 1000));
     let chain: string[];
     try {
-      const reply = await this.channel.unary({
-        path: CA_PATH,
-        metadata: bearer(currentToken(this.opts.token)),
-        deadlineMs: this.opts.timeoutMs ?? 10_000,
-      }, encodeIstioCertificateRequest({ csr: csrPem, validityDuration: ttlS }));
+      const reply = await this.channel.unary(
+        {
+          path: CA_PATH,
+          metadata: bearer(currentToken(this.opts.token)),
+          deadlineMs: this.opts.timeoutMs ?? 10_000,
+        },
+        encodeIstioCertificateRequest({
+          csr: csrPem,
+          validityDuration: ttlS,
+          // ztunnel's way to ask istiod for another identity than the caller's (its NodeAuthorizer
+          // checks the node); weft's CA requires it to equal the CSR's SAN.
+          metadata: { ImpersonatedIdentity: identity },
+        }),
+      );
       chain = [...decodeIstioCertificateResponse(reply).certChain];
     } catch (err) {
       throw new WeftError(

@@ -53,7 +53,7 @@ interface Rig {
   readonly ec: SaTokenSigner;
   readonly dir: string;
   /** CreateCertificate for `identity` with `token`: null, or the gRPC error. */
-  ask(token: string, identity: string): Promise<GrpcError | null>;
+  ask(token: string, identity: string, impersonated?: string): Promise<GrpcError | null>;
   close(): Promise<void>;
 }
 
@@ -90,13 +90,17 @@ async function rig(): Promise<Rig> {
     rsa,
     ec,
     dir,
-    async ask(token, identity) {
+    async ask(token, identity, impersonated) {
       const c = controlPlaneChannel(cp.address, { rootsPem: ca.rootPem }, CP_ID);
       channels.push(c);
       const csr = (await createCsr(identity)).csrPem;
       const req = toBinary(
         IstioCertificateRequestSchema,
-        create(IstioCertificateRequestSchema, { csr, validityDuration: 3600n }),
+        create(IstioCertificateRequestSchema, {
+          csr,
+          validityDuration: 3600n,
+          ...(impersonated ? { metadata: { ImpersonatedIdentity: impersonated } } : {}),
+        }),
       );
       try {
         await c.unary({ path: CA_PATH, metadata: bearer(token), deadlineMs: 10_000 }, req);
@@ -123,6 +127,10 @@ Deno.test("sa tokens: a node agent's bound token gets its node's workloads, not 
   try {
     const a = r.rsa.token(agent("node-a"));
     assert.equal(await r.ask(a, ECHO), null, "echo-1 runs on node-a");
+    assert.equal(await r.ask(a, ECHO, ECHO), null, "ztunnel's ImpersonatedIdentity, the same id");
+    const mismatch = await r.ask(a, ECHO, DB);
+    assert.equal(mismatch?.code, GrpcCode.INVALID_ARGUMENT);
+    assert.match(mismatch!.message, /is not ImpersonatedIdentity/);
     const notHere = await r.ask(a, DB);
     assert.equal(notHere?.code, GrpcCode.PERMISSION_DENIED);
     assert.match(notHere!.message, /node node-a hosts no workload with identity .*sa\/default/);
