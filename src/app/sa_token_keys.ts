@@ -5,10 +5,13 @@
  * 60 s skew, signature), handed to src/xds as a function because that layer may not import
  * src/filters. Loaded only in jwt mode.
  */
+import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { WeftError } from "../core/mod.ts";
+import { errorMessage, logger, WeftError } from "../core/mod.ts";
 import { type Jwks, parseJwks, parseJwt, signatureProblem, timeProblem } from "../filters/mod.ts";
 import type { JwtVerifier } from "../xds/mod.ts";
+
+const log = logger("control_plane");
 
 /** What the API server signs service-account tokens with: RSA and ECDSA only. A symmetric or
  * "none" token is never a service-account token. */
@@ -40,13 +43,49 @@ export function saTokenVerifier(keys: Jwks): JwtVerifier {
   };
 }
 
-/** The verifier for the JWKS in `path`. */
-export async function saTokenVerifierFromFile(path: string): Promise<JwtVerifier> {
+/** The verifier for the JWKS in `path`, which is read again when the file changes (a ConfigMap
+ * update swaps it): checked on each use, at most once a second; a new file that does not parse
+ * keeps the last good keys (logged). A file missing or bad at start throws. */
+export async function saTokenVerifierFromFile(
+  path: string,
+  recheckMs = 1000,
+): Promise<JwtVerifier> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new WeftError("control_plane_config", `Cannot read the JWKS ${path}: ${String(err)}`);
   }
-  return saTokenVerifier(saIssuerKeys(text, path));
+  let verify = saTokenVerifier(saIssuerKeys(text, path));
+  let seen = stamp(path);
+  let checkedAt = Date.now();
+  return (token, nowS) => {
+    if (Date.now() - checkedAt >= recheckMs) {
+      checkedAt = Date.now();
+      const now = stamp(path);
+      if (now !== seen) {
+        seen = now;
+        try {
+          verify = saTokenVerifier(saIssuerKeys(readFileSync(path, "utf8"), path));
+          log.info("service-account issuer keys reloaded", { path });
+        } catch (err) {
+          log.error("service-account issuer keys not reloaded, keeping the last good ones", {
+            path,
+            error: errorMessage(err),
+          });
+        }
+      }
+    }
+    return verify(token, nowS);
+  };
+}
+
+/** What changes when the file is replaced or rewritten. */
+function stamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+  } catch (err) {
+    return `missing: ${errorMessage(err)}`;
+  }
 }
