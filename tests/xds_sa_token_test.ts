@@ -4,14 +4,21 @@
  * service-account token (tests/support/k8s_sa_tokens.ts signs it as kube-apiserver does). The
  * agent whose token is bound to node-b gets node-b's workload certificate; an agent that calls
  * itself node-b with a token bound to node-a is served (as node-a) but gets no node-b
- * certificate, and the control plane says why.
+ * certificate, and the control plane says why. The control plane runs on Bun when one is
+ * installed, the nodes on Deno.
  */
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { assert, assertEquals } from "./support/assert.ts";
 import { meshManifests } from "./support/istio_manifests.ts";
 import { K8S_ISSUER, SaTokenSigner } from "./support/k8s_sa_tokens.ts";
-import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import {
+  bunPath,
+  LISTENERS,
+  loopbackBlock,
+  startWeft,
+  type WeftProc,
+} from "./support/weft_proc.ts";
 
 const ECHO = "spiffe://cluster.local/ns/default/sa/echo";
 
@@ -54,7 +61,9 @@ Deno.test("xds over server TLS + service-account JWTs: the token's node decides 
       join(dir, "jwks.json"),
       "--jwt-issuer",
       K8S_ISSUER,
-    ]);
+      // The control plane on Bun when there is one (the verifier's node:crypto JWK keys), the
+      // node agents on Deno: both runtimes in one run (deploy_test runs the image's Bun agent).
+    ], { ...(bunPath() ? { runtime: bunPath()! } : {}) });
     procs.push(cp);
     assertEquals([cp.ready.clientAuth, cp.ready.jwtIssuer], ["jwt", K8S_ISSUER]);
     const node = (name: string, boundTo: string) => {
