@@ -19,12 +19,10 @@ import type { Mesh } from "./mesh.ts";
 import {
   accountOf,
   authRefusals,
-  bearerOf,
   CallerAuthenticator,
   callerNodeOf,
   denied,
   isRefusal,
-  nodeOfToken,
   type Refusal,
 } from "./sa_token.ts";
 
@@ -43,15 +41,6 @@ async function requestedIdentity(csrPem: string): Promise<string | undefined> {
   }
 }
 
-/** The node whose static token the call carries, or undefined. */
-export function callerNode(
-  md: grpc.Metadata,
-  tokens: Readonly<Record<string, string>>,
-): string | undefined {
-  const token = bearerOf(md);
-  return token === undefined ? undefined : nodeOfToken(token, tokens);
-}
-
 type CsrRequest = { csr: string; validityDuration: bigint; metadata?: unknown };
 
 function deny(cb: grpc.sendUnaryData<unknown>, r: Refusal): void {
@@ -66,18 +55,17 @@ export function createCertificateHandler(
   auth: CallerAuthenticator = new CallerAuthenticator(undefined),
 ): grpc.handleUnaryCall<CsrRequest, unknown> {
   return (call, cb) => {
-    requestedIdentity(call.request.csr).then(
-      (identity) => {
-        const refusal = authorize(identity, call, mesh(), auth);
-        if (refusal) return deny(cb, refusal);
-        sign(ca, call.request, identity!, cb);
-      },
-      (err) =>
-        deny(cb, {
-          code: grpc.status.INTERNAL,
-          reason: "internal",
-          details: `Cannot sign CSR: ${errorMessage(err)}`,
-        }),
+    // One owner for every failure before the answer (a thrown invariant included): INTERNAL.
+    requestedIdentity(call.request.csr).then((identity) => {
+      const refusal = authorize(identity, call, mesh(), auth);
+      if (refusal) return deny(cb, refusal);
+      sign(ca, call.request, identity!, cb);
+    }).catch((err) =>
+      deny(cb, {
+        code: grpc.status.INTERNAL,
+        reason: "internal",
+        details: `Cannot sign CSR: ${errorMessage(err)}`,
+      })
     );
   };
 }
