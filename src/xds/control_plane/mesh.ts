@@ -180,21 +180,6 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
-  for (const p of r.authorizationPolicies) {
-    p.policy.rules.forEach((rule, i) =>
-      (rule.when ?? []).forEach((c, j) => {
-        // Envoy RBAC reads these from jwt_authn's payload metadata, which the authz plugin's
-        // conversion does not express yet; request.auth.principal and requestPrincipals travel.
-        if (/^request\.auth\.(audiences|presenter|claims)/.test(c.key)) {
-          problems.push(
-            `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.rules[${i}].when[${j}]` +
-              `.key: "${c.key}" is not served over xDS by weft's control plane yet (weft.yaml ` +
-              "nodes enforce it)",
-          );
-        }
-      })
-    );
-  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};

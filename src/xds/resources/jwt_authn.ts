@@ -1,7 +1,7 @@
 /**
  * Envoy's `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication` in istiod's shape for a
  * RequestAuthentication (pilot/pkg/security/authn: one provider `origins-<i>` per jwtRule,
- * `payload_in_metadata` = issuer, a token optional — `requires_any{provider, allow_missing}` per
+ * `payload_in_metadata` = `payload`, a token optional — `requires_any{provider, allow_missing}` per
  * rule — and `bypass_cors_preflight`), written by the control plane and read back by a node into
  * the jwt_authn filter's `{jwtRules}` (Istio's field names). Hand-written on wire.ts (no codec
  * regeneration). A config the node cannot run as written is refused (NACK), never loosened.
@@ -44,7 +44,9 @@ function provider(w: Writer, r: JwtRule): void {
   }
   for (const p of r.fromParams) w.tag(7, LEN).string(p);
   if (r.outputPayloadToHeader) w.tag(8, LEN).string(r.outputPayloadToHeader);
-  w.tag(9, LEN).string(r.issuer); // payload_in_metadata
+  // payload_in_metadata: istiod's key (filters.EnvoyJwtFilterPayload), the first path segment of
+  // the RBAC JWT claim matchers (build_rbac.ts).
+  w.tag(9, LEN).string("payload");
   for (const c of r.fromCookies) w.tag(13, LEN).string(c);
   for (const c of r.outputClaimToHeaders) {
     w.tag(15, LEN).fork().tag(1, LEN).string(c.header).tag(2, LEN).string(c.claim).join();
