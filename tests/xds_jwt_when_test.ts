@@ -53,6 +53,8 @@ function mesh(ip: (n: number) => string, port: number, jwks: string) {
         { key: "request.auth.presenter", values: ["app*"] },
         { key: "request.auth.claims[groups]", values: ["admin"] },
         { key: "request.auth.claims[org][team]", values: ["red", "green"] },
+        // istiod's jwt_authn splits `scope` on spaces (normalize_payload_in_metadata).
+        { key: "request.auth.claims[scope]", values: ["write"] },
       ]),
       policy("deny", "DENY", [{ key: "request.auth.claims[level]", values: ["banned"] }]),
     ],
@@ -128,6 +130,7 @@ async function run(runtime: string | undefined): Promise<void> {
       azp: "app-1",
       groups: ["dev", "admin"],
       org: { team: "red" },
+      scope: "read  write",
       exp: now + 300,
     };
     const tok = (extra: object = {}) => sign({ ...good, ...extra });
@@ -151,6 +154,9 @@ async function run(runtime: string | undefined): Promise<void> {
     assertEquals(await get(ip, await tok({ groups: 7 })), denied);
     assertEquals(await get(ip, await tok({ org: { team: "blue" } })), denied);
     assertEquals(await get(ip, await tok({ org: "red" })), denied);
+    assertEquals(await get(ip, await tok({ scope: "read" })), denied);
+    assertEquals(await get(ip, await tok({ scope: "readwrite" })), denied);
+    assertEquals((await get(ip, await tok({ scope: ["write"] }))).status, 200);
     assertEquals(await get(ip, await tok({ level: "banned" })), denied);
     assertEquals((await get(ip, await tok({ level: ["ok"] }))).status, 200);
     assertEquals(await get(ip, await tok({ level: ["ok", "banned"] })), denied);
