@@ -27,4 +27,12 @@ metadata: {name: p, namespace: default}
 spec: {rules: [{when: [{key: "request.auth.claims[groups]", values: [admin]},
   {key: request.auth.audiences, values: [web]}, {key: request.auth.presenter, values: [app]}]}]}`));
   assert.equal(claims.authorizationPolicies.length, 1);
+  assert.throws(
+    () =>
+      meshFromResources(load(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: p, namespace: default}
+spec: {rules: [{when: [{key: "request.auth.claims[a[b]", values: [x]}]}]}`)),
+    /spec\.rules\[0\]\.when\[0\]\.key: "request\.auth\.claims\[a\[b\]": a claim name with "\[" is not served/,
+  );
 });

@@ -180,6 +180,24 @@ export function meshFromResources(r: IstioResources): Mesh {
       );
     }
   }
+  for (const p of r.authorizationPolicies) {
+    p.policy.rules.forEach((rule, i) =>
+      (rule.when ?? []).forEach((c, j) => {
+        // build_rbac.ts carries claim paths as metadata path keys; a name holding a bracket has
+        // no single reading (istiod's extractNameInNestedBrackets and the plugin's differ).
+        if (
+          c.key.startsWith("request.auth.claims") &&
+          !/^request\.auth\.claims(\[[^[\]]+\])+$/.test(c.key)
+        ) {
+          problems.push(
+            `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.rules[${i}].when[${j}]` +
+              `.key: "${c.key}": a claim name with "[" is not served over xDS by weft's control ` +
+              "plane (weft.yaml nodes enforce it)",
+          );
+        }
+      })
+    );
+  }
   if (problems.length > 0) throw meshError(problems);
   const peer = peerAuthnPolicies(r.peerAuthentications, workloads, rootNamespace);
   const counts: Record<string, number> = {};
