@@ -21,7 +21,8 @@
  * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
  * binary on the 10 000-workload mesh, 3 s after its sync), --first-request (only: the latency of
  * the first and second requests through the binary's three-filter node, after its idle settle),
- * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row).
+ * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row, and the resident
+ * pages of its file mappings: bench/idle_pages.ts names the code on them).
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -133,11 +134,44 @@ async function measure(
       const name = label.replace(/[^a-z0-9]+/gi, "_").slice(0, 80);
       Deno.mkdirSync(SMAPS, { recursive: true });
       Deno.copyFileSync(`/proc/${p.pid}/smaps`, `${SMAPS}/${name}.${p.pid}.smaps`);
+      Deno.writeTextFileSync(`${SMAPS}/${name}.${p.pid}.pages`, residentFilePages(p.pid));
     }
     return readStatus(p.pid);
   } finally {
     await p?.stop();
   }
+}
+
+/** The resident pages of the process's file mappings, one line each: the file's path and the
+ * page's file offset in hex (from /proc/PID/pagemap's present bit, bit 63). What --smaps saves
+ * beside smaps: bench/idle_pages.ts names the code on those pages from the executable's symbols. */
+function residentFilePages(pid: number): string {
+  const lines: string[] = [];
+  const pagemap = Deno.openSync(`/proc/${pid}/pagemap`);
+  try {
+    for (const m of Deno.readTextFileSync(`/proc/${pid}/maps`).split("\n")) {
+      const f = m.split(/\s+/);
+      if (f.length < 6 || !f[5]!.startsWith("/")) continue;
+      const [lo, hi] = f[0]!.split("-").map((x) => parseInt(x, 16)) as [number, number];
+      const off = parseInt(f[2]!, 16);
+      const n = (hi - lo) / 4096;
+      const buf = new Uint8Array(n * 8);
+      pagemap.seekSync((lo / 4096) * 8, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < buf.length) {
+        const r = pagemap.readSync(buf.subarray(got));
+        if (!r) break;
+        got += r;
+      }
+      const v = new DataView(buf.buffer);
+      for (let i = 0; i < n; i++) {
+        if (v.getUint8(i * 8 + 7) & 0x80) lines.push(`${f[5]} ${(off + i * 4096).toString(16)}`);
+      }
+    }
+  } finally {
+    pagemap.close();
+  }
+  return lines.join("\n") + "\n";
 }
 
 async function compile(src: string, outfile: string): Promise<void> {
