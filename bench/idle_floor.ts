@@ -6,8 +6,9 @@
  *   (source) · the same with the three first-party L7 filters (authz, fault, traffic-split) on
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
- *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), the same with its workload certificate by CSR from the
+ *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` (also with its
+ *   readiness endpoint polled as the xDS rows are) and `./weft run` over xDS (the DaemonSet node's
+ *   shape), the same with its workload certificate by CSR from the
  *   control plane's CA (ca.mode xds: no CA key on the node), `./weft run` with the three filters,
  *   the same with the filters as third-party builds (instrumented at load), `./weft run` over xDS
  *   whose workload has an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC
@@ -288,6 +289,16 @@ async function main(): Promise<void> {
       await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
       await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
       await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
+      // The same node, its readiness endpoint polled until it answers, as the xDS rows are
+      // (xdsApplied): serving those requests maps Bun's HTTP server code (+0.4–0.5 MB), part of
+      // what the xDS rows carry over the row above.
+      await run(
+        `binary: ${BINARY} run, its readiness probed as the xDS rows`,
+        BINARY,
+        ["run", "--config", config],
+        ready,
+        xdsApplied,
+      );
       await run(
         `binary: ${BINARY} run, the three first-party L7 filters`,
         BINARY,
