@@ -7,6 +7,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { stringify } from "yaml";
 import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -198,6 +199,39 @@ export function bunPath(): string | undefined {
   const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
   if (existsSync(local)) return local;
   return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
+}
+
+/** Registers one test per runtime: Deno always, Bun where a bun binary is installed (deno task
+ * setup installs one; without it the Bun test is ignored). `name` gets "Deno" or "Bun"; `fn`
+ * gets the bun binary, or undefined for Deno (startWeft's `runtime`). */
+export function testOnDenoAndBun(
+  name: (runtime: "Deno" | "Bun") => string,
+  fn: (runtime: string | undefined) => Promise<void>,
+): void {
+  Deno.test(name("Deno"), () => fn(undefined));
+  const bun = bunPath();
+  Deno.test({ name: name("Bun"), ignore: !bun, fn: () => fn(bun) });
+}
+
+/** `weft run` with `cfg` written as `dir`/a.yaml, on Deno or the given bun binary: runs `check`
+ * once weft is ready and stops weft afterwards, even on failure. */
+export async function withWeftYaml(
+  dir: string,
+  cfg: Record<string, unknown>,
+  runtime: string | undefined,
+  check: (weft: WeftProc) => Promise<void>,
+): Promise<void> {
+  const path = join(dir, "a.yaml");
+  await Deno.writeTextFile(path, stringify(cfg));
+  const weft = await startWeft(["run", "--config", path], {
+    timeoutMs: 120_000,
+    ...(runtime ? { runtime } : {}),
+  });
+  try {
+    await check(weft);
+  } finally {
+    await weft.stop();
+  }
 }
 
 /** A fresh loopback address block per test (127.<a>.<b>.x) so tests can bind :15008 freely. */
