@@ -9,15 +9,14 @@
  * connections.
  */
 import { createServer, request, type Server } from "node:http";
-import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
-  bunPath,
   LISTENERS,
   loopbackBlock,
-  startWeft,
+  testOnDenoAndBun,
   type WeftProc,
+  withWeftYaml,
 } from "./support/weft_proc.ts";
 
 const PORT = 18080;
@@ -138,20 +137,13 @@ function service(name: string, vip: string, endpoints: string[], extra: unknown[
 
 async function withWeft(
   runtime: string | undefined,
-  cfg: (dir: string) => unknown,
+  cfg: (dir: string) => Record<string, unknown>,
   body: (weft: WeftProc) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-default-retry-" });
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg(dir)));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    await body(weft);
+    await withWeftYaml(dir, cfg(dir), runtime, body);
   } finally {
-    await weft?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -238,17 +230,11 @@ async function meshDefault(runtime: string | undefined): Promise<void> {
   }
 }
 
-const bun = bunPath();
-for (const [rt, runtime] of [["Deno", undefined], ["Bun", bun]] as const) {
-  const ignore = rt === "Bun" && !bun; // deno task setup installs Bun
-  Deno.test({
-    name: `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
-    ignore,
-    fn: () => defaultPolicy(runtime),
-  });
-  Deno.test({
-    name: `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
-    ignore,
-    fn: () => meshDefault(runtime),
-  });
-}
+testOnDenoAndBun(
+  (rt) => `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
+  defaultPolicy,
+);
+testOnDenoAndBun(
+  (rt) => `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
+  meshDefault,
+);

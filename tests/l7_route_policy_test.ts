@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 
 const PORT = 18080;
@@ -190,14 +190,8 @@ Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction t
   const route = [{ destination: {} }];
   const mesh = {
     workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      {
-        name: "echo",
-        serviceAccount: "echo",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "echo" },
-      },
+      sleepOnNodeA(ip),
+      onNodeB("echo", ip(3), { app: "echo" }),
     ],
     services: [{
       name: "echo",
@@ -209,40 +203,36 @@ Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction t
       ],
     }],
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    await x.waitReady(a);
-    await x.waitReady(b);
-    const call = (path: string, headers: Record<string, string> = {}) =>
-      new Promise<{ status: number; body: string; ms: number }>((resolve, reject) => {
-        const t0 = performance.now();
-        const req = request(
-          { host: ip(100), port: 80, path, headers, localAddress: ip(2), agent: false },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => body += c);
-            res.on(
-              "end",
-              () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0 }),
-            );
-          },
-        );
-        req.on("error", reject);
-        req.end();
-      });
-    // The upstream would answer after 6 s; the 300 ms route timeout answers long before (the
-    // margin covers a first request's HBONE set-up on a loaded CI box).
-    const slow = await call("/slow?ms=6000");
-    assertEquals([slow.status, slow.body], [504, "upstream request timeout"]);
-    assert(slow.ms < 4500, `timed out after ${slow.ms} ms`);
-    const ok = await call("/retry", { "x-key": "x1", "x-fail": "2" });
-    assertEquals(ok.status, 200, ok.body);
-    assertEquals(JSON.parse(ok.body).try, 3);
+    await withTwoXdsNodes(dir, mesh, async () => {
+      const call = (path: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; body: string; ms: number }>((resolve, reject) => {
+          const t0 = performance.now();
+          const req = request(
+            { host: ip(100), port: 80, path, headers, localAddress: ip(2), agent: false },
+            (res) => {
+              let body = "";
+              res.setEncoding("utf8");
+              res.on("data", (c: string) => body += c);
+              res.on(
+                "end",
+                () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0 }),
+              );
+            },
+          );
+          req.on("error", reject);
+          req.end();
+        });
+      // The upstream would answer after 6 s; the 300 ms route timeout answers long before (the
+      // margin covers a first request's HBONE set-up on a loaded CI box).
+      const slow = await call("/slow?ms=6000");
+      assertEquals([slow.status, slow.body], [504, "upstream request timeout"]);
+      assert(slow.ms < 4500, `timed out after ${slow.ms} ms`);
+      const ok = await call("/retry", { "x-key": "x1", "x-fail": "2" });
+      assertEquals(ok.status, 200, ok.body);
+      assertEquals(JSON.parse(ok.body).try, 3);
+    });
   } finally {
-    await x?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
