@@ -8,7 +8,8 @@
  * the other routes carry only the default) → endpoints on loopback, one of them refusing
  * connections.
  */
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
@@ -60,38 +61,15 @@ interface Reply {
   body: string;
 }
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   headers: Record<string, string> = {},
   body?: Uint8Array,
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port: 80,
-        path,
-        method: body ? "POST" : "GET",
-        headers: body ? { ...headers, "content-length": String(body.length) } : headers,
-        localAddress: from,
-        agent: false,
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => text += c);
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on("error", reject);
-    if (body) {
-      // Streamed in 64 KiB pieces, as a client uploading a file.
-      for (let i = 0; i < body.length; i += 65536) req.write(body.subarray(i, i + 65536));
-    }
-    req.end();
-  });
+  const r = await callVip(host, path, from, body ? { headers, body } : { headers });
+  return { status: r.status, body: r.body };
 }
 
 async function retries(weft: WeftProc, reason: string): Promise<number> {

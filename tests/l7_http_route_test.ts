@@ -7,7 +7,7 @@
  * `timeouts.request`, Request/ResponseHeaderModifier on a rule and a backendRef, and 404 when
  * nothing matches.
  */
-import { request } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -15,38 +15,14 @@ import { threeServiceNodeConfig } from "./support/echo_node.ts";
 
 const PORT = 18080;
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   opts: { method?: string; headers?: Record<string, string> } = {},
 ) {
-  return new Promise<
-    { status: number; body: string; location: string | undefined; headers: Record<string, unknown> }
-  >(
-    (resolve, reject) => {
-      const req = request(
-        { host, port: 80, path, localAddress: from, agent: false, ...opts },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => body += c);
-          res.on(
-            "end",
-            () =>
-              resolve({
-                status: res.statusCode ?? 0,
-                body,
-                location: res.headers.location,
-                headers: res.headers,
-              }),
-          );
-        },
-      );
-      req.on("error", reject);
-      req.end();
-    },
-  );
+  const r = await callVip(host, path, from, opts);
+  return { ...r, location: r.headers.location };
 }
 
 const version = (r: { status: number; body: string }): string =>

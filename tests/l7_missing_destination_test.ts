@@ -9,7 +9,7 @@
  * The other weighted destinations keep their share; the missing ones never reach an upstream.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -18,17 +18,9 @@ import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 const PORT = 18080;
 const N = 100;
 
-function call(host: string, path: string, from: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port: 80, path, localAddress: from, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => body += c);
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
+async function call(host: string, path: string, from: string) {
+  const r = await callVip(host, path, from);
+  return { status: r.status, body: r.body };
 }
 
 /** `/half`: v1 and the undefined v9 at 50/50; `/none`: only v9; anything else: v1. */

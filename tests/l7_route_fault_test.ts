@@ -7,7 +7,7 @@
  * (S12: `redirect`, `directResponse`) take their requests in the same first-match order.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -23,33 +23,20 @@ interface Reply {
   location: string | undefined;
 }
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = request(
-      { host, port: 80, path, headers, localAddress: from, agent: false },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => body += c);
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body,
-            ms: performance.now() - t0,
-            grpcStatus: res.headers["grpc-status"] as string | undefined,
-            location: res.headers.location,
-          }));
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+  const r = await callVip(host, path, from, { headers });
+  return {
+    status: r.status,
+    body: r.body,
+    ms: r.ms,
+    grpcStatus: r.headers["grpc-status"] as string | undefined,
+    location: r.headers.location,
+  };
 }
 
 const route = (host: string) => [{ destination: { host } }];

@@ -7,7 +7,7 @@
  * through the embedded control plane (RDS Route and ClusterWeight header fields) and an xDS node.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { assertEquals } from "./support/assert.ts";
 import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
@@ -25,24 +25,9 @@ interface Reply {
 
 const SENT = { "x-set": "client", "x-add": "first", "x-gone": "bye", "x-shared": "client" };
 
-function call(host: string, from: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host, port: 80, path: "/split", localAddress: from, agent: false, headers: SENT },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => body += c);
-        res.on(
-          "end",
-          () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, seen: JSON.parse(body) }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+async function call(host: string, from: string): Promise<Reply> {
+  const r = await callVip(host, "/split", from, { headers: SENT });
+  return { status: r.status, headers: r.headers, seen: JSON.parse(r.body) };
 }
 
 async function callH2(host: string, from: string): Promise<Reply> {
@@ -110,15 +95,9 @@ function checkReply(r: Reply): void {
   assertEquals(r.headers["x-shared"], "route");
 }
 
-function callPath(host: string, from: string, path: string) {
-  return new Promise<{ status: number; headers: Reply["headers"] }>((resolve, reject) => {
-    const req = request({ host, port: 80, path, localAddress: from, agent: false }, (res) => {
-      res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
+async function callPath(host: string, from: string, path: string) {
+  const r = await callVip(host, path, from);
+  return { status: r.status, headers: r.headers };
 }
 
 async function checkAll(vip: string, from: string): Promise<void> {

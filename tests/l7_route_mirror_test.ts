@@ -4,7 +4,8 @@
  * plane. The mirror gets a copy (method, path, body; the authority's host suffixed `-shadow`), the
  * client gets the primary's answer, and `mirrorPercentage: 0` mirrors nothing.
  */
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
 import { LISTENERS, loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
@@ -52,31 +53,9 @@ function startShadow(host: string): Promise<{ seen: Seen[]; close(): Promise<voi
   });
 }
 
-function call(host: string, path: string, from: string, body?: string) {
-  return new Promise<{ status: number; version: string }>((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port: 80,
-        path,
-        method: body === undefined ? "GET" : "POST",
-        localAddress: from,
-        agent: false,
-        ...(body !== undefined ? { headers: { "content-length": String(body.length) } } : {}),
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => text += c);
-        res.on(
-          "end",
-          () => resolve({ status: res.statusCode ?? 0, version: JSON.parse(text).version }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+async function call(host: string, path: string, from: string, body?: string) {
+  const r = await callVip(host, path, from, body === undefined ? {} : { body });
+  return { status: r.status, version: JSON.parse(r.body).version as string };
 }
 
 async function until(ok: () => boolean, what: string): Promise<void> {

@@ -4,7 +4,7 @@
  * upstream in this process that is slow, fails or resets on purpose, counting the tries it sees
  * per request key.
  */
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { createHash } from "node:crypto";
 import { connect } from "node:http2";
 import { stringify } from "yaml";
@@ -13,6 +13,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { callVip } from "./support/vip_call.ts";
 
 const PORT = 18080;
 
@@ -206,23 +207,7 @@ Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction t
   try {
     await withTwoXdsNodes(dir, mesh, async () => {
       const call = (path: string, headers: Record<string, string> = {}) =>
-        new Promise<{ status: number; body: string; ms: number }>((resolve, reject) => {
-          const t0 = performance.now();
-          const req = request(
-            { host: ip(100), port: 80, path, headers, localAddress: ip(2), agent: false },
-            (res) => {
-              let body = "";
-              res.setEncoding("utf8");
-              res.on("data", (c: string) => body += c);
-              res.on(
-                "end",
-                () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0 }),
-              );
-            },
-          );
-          req.on("error", reject);
-          req.end();
-        });
+        callVip(ip(100), path, ip(2), { headers });
       // The upstream would answer after 6 s; the 300 ms route timeout answers long before (the
       // margin covers a first request's HBONE set-up on a loaded CI box).
       const slow = await call("/slow?ms=6000");
@@ -283,20 +268,8 @@ Deno.test("l7: VirtualService sourceLabels — each local source workload gets i
   let weft: WeftProc | undefined;
   try {
     weft = await startWeft(["run", "--config", join(dir, "a.yaml")], { timeoutMs: 120_000 });
-    const from = (local: string) =>
-      new Promise<string>((resolve, reject) => {
-        const req = request(
-          { host: ip(100), port: 80, path: "/x", localAddress: local, agent: false },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => body += c);
-            res.on("end", () => resolve(JSON.parse(body).version));
-          },
-        );
-        req.on("error", reject);
-        req.end();
-      });
+    const from = async (local: string) =>
+      JSON.parse((await callVip(ip(100), "/x", local)).body).version;
     for (let i = 0; i < 5; i++) {
       assertEquals(await from(ip(2)), "v1", "sleep has no canary label: the default route");
       assertEquals(await from(ip(6)), "v2", "canary-client matches sourceLabels");
