@@ -23,12 +23,22 @@ export function weftBin(): string | undefined {
 /** A PATH that reaches no compiler (nor anything else): the node agent needs none. */
 export const NO_TOOLS_PATH = "/nonexistent/weft-no-compiler";
 
+/**
+ * `deno run` for the processes the tests start. The test runner has set up node_modules (deno.json
+ * nodeModulesDir "auto") before any test runs, and Bun children read it as it is; in "auto" mode
+ * every child `deno run` takes the node_modules lock to check it again, so the children of
+ * parallel test files queued on that lock ("Blocking waiting for file lock on node_modules
+ * directory"): 4 concurrent starts took ~3.5 s against ~1.3 s, and on a loaded box a node missed
+ * its 30 s ready timeout (l4_tunnel in CI). "manual" reads node_modules without the lock.
+ */
+export const DENO_RUN: readonly string[] = ["run", "-A", "--node-modules-dir=manual"];
+
 /** Program and arguments for `weft <argv>`: the binary, Bun on the entry point, or Deno. */
 export function weftCommand(argv: readonly string[], runtime?: string): [string, string[]] {
   if (runtime) return [runtime, [MAIN, ...argv]];
   const bin = weftBin();
   if (bin) return [bin, [...argv]];
-  return [Deno.execPath(), ["run", "-A", MAIN, ...argv]];
+  return [Deno.execPath(), [...DENO_RUN, MAIN, ...argv]];
 }
 
 let prebuilt: Promise<void> | undefined;
@@ -36,7 +46,7 @@ let prebuilt: Promise<void> | undefined;
  * (a cached no-op after `deno task setup`). The binary embeds its own. */
 export function ensurePluginsBuilt(): Promise<void> {
   prebuilt ??= new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "tools/build_plugins.ts")],
+    args: [...DENO_RUN, join(ROOT, "tools/build_plugins.ts")],
     cwd: ROOT,
     stdout: "null",
     stderr: "piped",
