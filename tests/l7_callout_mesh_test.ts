@@ -10,7 +10,7 @@
 import { stringify } from "yaml";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { loopbackBlock, NO_TOOLS_PATH, testOnDenoAndBun } from "./support/weft_proc.ts";
+import { loopbackBlock, NO_TOOLS_PATH, onDenoAndBun } from "./support/weft_proc.ts";
 import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { testFilter } from "./support/proxy_wasm_kit.ts";
@@ -18,11 +18,13 @@ import { startGrpcEcho } from "./support/grpc_echo.ts";
 
 const PORT = 18080;
 
-testOnDenoAndBun(
-  (rt) =>
-    `callouts: a service cluster is reached through the mesh (HBONE) across two nodes (${rt.toLowerCase()})`,
-  (runtime) => calloutAcrossNodes(runtime),
-);
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `callouts: a service cluster is reached through the mesh (HBONE) across two nodes (${rt.toLowerCase()})`,
+    (runtime) => calloutAcrossNodes(runtime),
+  )
+) Deno.test(t);
 
 async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();

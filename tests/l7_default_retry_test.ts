@@ -15,7 +15,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import {
   LISTENERS,
   loopbackBlock,
-  testOnDenoAndBun,
+  onDenoAndBun,
   type WeftProc,
   withWeftYaml,
 } from "./support/weft_proc.ts";
@@ -208,11 +208,15 @@ async function meshDefault(runtime: string | undefined): Promise<void> {
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
-  defaultPolicy,
-);
-testOnDenoAndBun(
-  (rt) => `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
-  meshDefault,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
+    defaultPolicy,
+  )
+) Deno.test(t);
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
+    meshDefault,
+  )
+) Deno.test(t);

@@ -9,7 +9,7 @@
  */
 import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { threeServiceNodeConfig } from "./support/echo_node.ts";
 
@@ -184,7 +184,9 @@ async function run(runtime: string | undefined): Promise<void> {
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `gamma: HTTPRoute on a Service (${rt}): precedence, weights, redirect, 500, 404`,
-  run,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) => `gamma: HTTPRoute on a Service (${rt}): precedence, weights, redirect, 500, 404`,
+    run,
+  )
+) Deno.test(t);

@@ -11,7 +11,7 @@
 import { echoNodeConfig } from "./support/echo_node.ts";
 import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
@@ -119,15 +119,19 @@ async function weftYaml(runtime: string | undefined, gateway: boolean): Promise<
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `S17 (${rt}, weft.yaml): an undefined subset is accepted and its share answers 503 NC`,
-  (runtime) => weftYaml(runtime, false),
-);
-testOnDenoAndBun(
-  (rt) =>
-    `S19 (${rt}, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500`,
-  (runtime) => weftYaml(runtime, true),
-);
+for (
+  const t of onDenoAndBun(
+    (rt) => `S17 (${rt}, weft.yaml): an undefined subset is accepted and its share answers 503 NC`,
+    (runtime) => weftYaml(runtime, false),
+  )
+) Deno.test(t);
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `S19 (${rt}, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500`,
+    (runtime) => weftYaml(runtime, true),
+  )
+) Deno.test(t);
 
 async function xds(gateway: boolean): Promise<void> {
   const ip = loopbackBlock();

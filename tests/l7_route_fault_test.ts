@@ -9,7 +9,7 @@
 import { echoNodeConfig } from "./support/echo_node.ts";
 import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
@@ -144,10 +144,12 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `l7 route faults (${rt}, weft.yaml): each route's own fault, 404 without a match`,
-  weftYaml,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 route faults (${rt}, weft.yaml): each route's own fault, 404 without a match`,
+    weftYaml,
+  )
+) Deno.test(t);
 
 Deno.test("xds: per-route faults (path-matched routes too) from the control plane apply per route", async () => {
   const ip = loopbackBlock();

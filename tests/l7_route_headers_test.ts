@@ -9,7 +9,7 @@
 import { echoNodeConfig } from "./support/echo_node.ts";
 import { callVip } from "./support/vip_call.ts";
 import { assertEquals } from "./support/assert.ts";
-import { loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
@@ -140,10 +140,13 @@ async function run(runtime: string | undefined): Promise<void> {
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `VirtualService headers (${rt}, weft.yaml): route and destination ops, HTTP/1.1 and h2c`,
-  run,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `VirtualService headers (${rt}, weft.yaml): route and destination ops, HTTP/1.1 and h2c`,
+    run,
+  )
+) Deno.test(t);
 
 Deno.test("VirtualService headers (xds): the control plane's RDS header fields, read by a node", async () => {
   const ip = loopbackBlock();

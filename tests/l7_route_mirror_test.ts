@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
-import { LISTENERS, loopbackBlock, testOnDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
@@ -131,10 +131,12 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
   }
 }
 
-testOnDenoAndBun(
-  (rt) => `l7 route mirror (${rt}, weft.yaml): a copy to the mirror, the primary's answer`,
-  weftYaml,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 route mirror (${rt}, weft.yaml): a copy to the mirror, the primary's answer`,
+    weftYaml,
+  )
+) Deno.test(t);
 
 Deno.test("xds: VirtualService mirror reaches a node as request_mirror_policies and applies", async () => {
   const ip = loopbackBlock();

@@ -7,7 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import { assert, assertEquals } from "./support/assert.ts";
-import { loopbackBlock, testOnDenoAndBun } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun } from "./support/weft_proc.ts";
 import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { connect, field, rawUpstream, wsAccept, wsFrame } from "./support/ws_raw.ts";
@@ -89,8 +89,10 @@ spec:
   }
 }
 
-testOnDenoAndBun(
-  (rt) =>
-    `l7 (${rt} nodes): a WebSocket across two weft nodes over HBONE, with authorization on the way`,
-  webSocketAcrossNodes,
-);
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `l7 (${rt} nodes): a WebSocket across two weft nodes over HBONE, with authorization on the way`,
+    webSocketAcrossNodes,
+  )
+) Deno.test(t);

@@ -211,16 +211,19 @@ export function bunPath(): string | undefined {
   return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
 }
 
-/** Registers one test per runtime: Deno always, Bun where a bun binary is installed (deno task
- * setup installs one; without it the Bun test is ignored). `name` gets "Deno" or "Bun"; `fn`
- * gets the bun binary, or undefined for Deno (startWeft's `runtime`). */
-export function testOnDenoAndBun(
+/** One test per runtime, for the caller to register (`for (const t of onDenoAndBun(...))
+ * Deno.test(t)`, so each test's location stays in its own file): Deno always, Bun where a bun
+ * binary is installed (deno task setup installs one; without it the Bun test is ignored). `name`
+ * gets "Deno" or "Bun"; `fn` gets the bun binary, or undefined for Deno (startWeft's `runtime`). */
+export function onDenoAndBun(
   name: (runtime: "Deno" | "Bun") => string,
   fn: (runtime: string | undefined) => Promise<void>,
-): void {
-  Deno.test(name("Deno"), () => fn(undefined));
+): Deno.TestDefinition[] {
   const bun = bunPath();
-  Deno.test({ name: name("Bun"), ignore: !bun, fn: () => fn(bun) });
+  return [
+    { name: name("Deno"), fn: () => fn(undefined) },
+    { name: name("Bun"), ignore: !bun, fn: () => fn(bun) },
+  ];
 }
 
 /** `weft run` with `cfg` written as `dir`/a.yaml, on Deno or the given bun binary: runs `check`
