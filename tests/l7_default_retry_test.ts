@@ -8,7 +8,7 @@
  * the other routes carry only the default) → endpoints on loopback, one of them refusing
  * connections.
  */
-import { createServer, type Server } from "node:http";
+import { startFlakyUpstream } from "./support/flaky_upstream.ts";
 import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
@@ -21,40 +21,6 @@ import {
 } from "./support/weft_proc.ts";
 
 const PORT = 18080;
-
-/** Fails `x-fail` times per `x-key` with a 503, then answers 200 with the try number and the
- * request body's length. */
-function startUpstream(
-  host: string,
-): Promise<{ tries: Map<string, number>; close(): Promise<void> }> {
-  const tries = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
-    let bytes = 0;
-    req.on("data", (c: Buffer) => bytes += c.length);
-    req.on("end", () => {
-      const key = String(req.headers["x-key"] ?? "");
-      const n = (tries.get(key) ?? 0) + 1;
-      tries.set(key, n);
-      if (n <= Number(req.headers["x-fail"] ?? 0)) {
-        res.statusCode = 503;
-        return void res.end(`failed try ${n}`);
-      }
-      res.end(JSON.stringify({ try: n, bytes }));
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(PORT, host, () =>
-      resolve({
-        tries,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }));
-  });
-}
 
 interface Reply {
   status: number;
@@ -128,7 +94,7 @@ async function withWeft(
 
 async function defaultPolicy(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
-  const up = await startUpstream(ip(4)); // ip(3) and ip(5) listen on nothing: connections refused
+  const up = await startFlakyUpstream(ip(4), PORT); // ip(3) and ip(5) listen on nothing: connections refused
   const off = { match: [{ uri: { prefix: "/off" } }], retries: { attempts: 0 }, route: [] };
   try {
     await withWeft(runtime, (dir) =>
@@ -167,7 +133,7 @@ async function defaultPolicy(runtime: string | undefined): Promise<void> {
 
 async function meshDefault(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
-  const up = await startUpstream(ip(4));
+  const up = await startFlakyUpstream(ip(4), PORT);
   try {
     await withWeft(runtime, (dir) =>
       config(dir, ip, [

@@ -4,7 +4,6 @@
  * upstream in this process that is slow, fails or resets on purpose, counting the tries it sees
  * per request key.
  */
-import { createServer, type Server } from "node:http";
 import { createHash } from "node:crypto";
 import { connect } from "node:http2";
 import { stringify } from "yaml";
@@ -14,63 +13,14 @@ import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/we
 import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { callVip } from "./support/vip_call.ts";
+import { startFlakyUpstream } from "./support/flaky_upstream.ts";
 
 const PORT = 18080;
-
-/** /slow?ms=N answers after N ms; other paths fail `x-fail` times per `x-key` (status
- * `x-status`, or a reset for `x-status: reset`), then answer 200 with the try number and a
- * hash of the body received. */
-function startUpstream(
-  host: string,
-): Promise<{ tries: Map<string, number>; close(): Promise<void> }> {
-  const tries = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const url = new URL(req.url ?? "/", "http://x");
-      if (url.pathname === "/slow") {
-        const t = setTimeout(() => res.end("slow done"), Number(url.searchParams.get("ms")));
-        res.on("close", () => clearTimeout(t));
-        return;
-      }
-      const key = String(req.headers["x-key"] ?? "");
-      const n = (tries.get(key) ?? 0) + 1;
-      tries.set(key, n);
-      const fail = Number(req.headers["x-fail"] ?? 0);
-      if (n <= fail) {
-        const status = String(req.headers["x-status"] ?? "503");
-        if (status === "reset") return void req.socket.destroy();
-        if (status === "stall") return; // never answers (per-try timeout)
-        res.statusCode = Number(status);
-        return void res.end(`failed try ${n}`);
-      }
-      const body = Buffer.concat(chunks);
-      res.end(JSON.stringify({
-        try: n,
-        bytes: body.length,
-        sha: createHash("sha256").update(body).digest("hex"),
-      }));
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(PORT, host, () =>
-      resolve({
-        tries,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }));
-  });
-}
 
 Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, reset, per-try timeout) in a real weft node", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-policy-" });
-  const up = await startUpstream(ip(3));
+  const up = await startFlakyUpstream(ip(3), PORT);
   const route = [{ destination: { host: "echo" } }];
   const cfg = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
@@ -187,7 +137,7 @@ Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, res
 Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction timeout/retry_policy and apply", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-policy-xds-" });
-  const up = await startUpstream(ip(3));
+  const up = await startFlakyUpstream(ip(3), PORT);
   const route = [{ destination: {} }];
   const mesh = {
     workloads: [
