@@ -8,7 +8,13 @@ import { connect } from "node:net";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, NO_TOOLS_PATH } from "./support/weft_proc.ts";
-import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./support/two_nodes.ts";
+import {
+  DENY_ADMIN_YAML,
+  nodeAConfig,
+  nodeBConfig,
+  withNodesAB,
+  writeIstio,
+} from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 
@@ -73,18 +79,7 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
   );
   // Istio's own manifests, as a team keeps them: a directory of multi-document YAML.
   await writeIstio(dir, {
-    "policies.yaml": `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-admin
-  namespace: default
-spec:
-  action: DENY
-  rules:
-    - to:
-        - operation:
-            paths: ["/admin*"]
----
+    "policies.yaml": `${DENY_ADMIN_YAML}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:

@@ -8,7 +8,13 @@
 import { Buffer } from "node:buffer";
 import { assert, assertEquals } from "./support/assert.ts";
 import { loopbackBlock, onDenoAndBun } from "./support/weft_proc.ts";
-import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./support/two_nodes.ts";
+import {
+  DENY_ADMIN_YAML,
+  nodeAConfig,
+  nodeBConfig,
+  withNodesAB,
+  writeIstio,
+} from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { connect, field, rawUpstream, wsAccept, wsFrame } from "./support/ws_raw.ts";
 
@@ -29,18 +35,7 @@ async function webSocketAcrossNodes(runtime: string | undefined): Promise<void> 
     { name: "ws", namespace: "default", serviceAccount: "ws", address: ip(3) },
   ], [service]);
   await writeIstio(dir, {
-    "deny.yaml": `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-admin
-  namespace: default
-spec:
-  action: DENY
-  rules:
-    - to:
-        - operation:
-            paths: ["/admin*"]
-`,
+    "deny.yaml": DENY_ADMIN_YAML,
   });
   const nodeA = nodeAConfig(dir, ip, [{ ...service, vips: [ip(100)] }]);
   try {

@@ -48,6 +48,20 @@ export function nodeAConfig(
   };
 }
 
+/** An Istio AuthorizationPolicy for node B: DENY every path under /admin. */
+export const DENY_ADMIN_YAML = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-admin
+  namespace: default
+spec:
+  action: DENY
+  rules:
+    - to:
+        - operation:
+            paths: ["/admin*"]
+`;
+
 /** Node B's Istio YAML (`dir`/istio/<name>, one file per entry). */
 export async function writeIstio(dir: string, files: Record<string, string>): Promise<void> {
   await Deno.mkdir(join(dir, "istio"), { recursive: true });
