@@ -11,7 +11,7 @@ import { GRPC_CODES } from "./grpc_status.ts";
 import { meta } from "./meta.ts";
 import { parseHeaders } from "./headers.ts";
 import { parseCorsPolicy } from "./cors.ts";
-import { RETRY_CONDITIONS } from "../core/mod.ts";
+import { regexProblem, RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpHeaders,
@@ -374,10 +374,10 @@ function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): I
     if (o[k] === undefined) continue;
     const s = c.str(`${path}.${k}`, o[k]);
     if (k === "regex") {
-      try {
-        new RegExp(s);
-      } catch {
-        c.problems.add(`${path}.regex`, `invalid regular expression ${JSON.stringify(s)}`);
+      // istio/api validates with Go's regexp (RE2): no backreferences nor lookaround.
+      const why = regexProblem(s);
+      if (why) {
+        c.problems.add(`${path}.regex`, `invalid regular expression ${JSON.stringify(s)}: ${why}`);
       }
     }
     out[k] = s;
