@@ -42,7 +42,7 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
   if (gateways.some((g) => g !== "mesh")) {
     c.problems.add("spec.gateways", 'weft has no gateways: only "mesh" is supported');
   }
-  c.strList("spec.exportTo", spec.exportTo);
+  const exportTo = c.strList("spec.exportTo", spec.exportTo);
   c.unsupported("spec", spec, ["tls"], "TLS routes are not supported by weft");
   const http = c.list("spec.http", spec.http).map((r, i) =>
     parseHttpRoute(c, `spec.http[${i}]`, r, true)
@@ -58,6 +58,7 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
     kind: "VirtualService",
     meta: m,
     hosts,
+    ...(exportTo.length ? { exportTo } : {}),
     http,
     tcp,
   };
