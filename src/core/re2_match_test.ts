@@ -59,8 +59,12 @@ Deno.test("re2_match: whole-value answers as JavaScript's engine on the syntax b
   ];
   for (const p of patterns) {
     const m = full(p);
+    const vm = compileFullRegex(p, true) as (s: string) => boolean;
     const js = new RegExp(`^(?:${p})$`);
-    for (const s of inputs) assert.equal(m(s), js.test(s), `${p} on ${JSON.stringify(s)}`);
+    for (const s of inputs) {
+      assert.equal(m(s), js.test(s), `${p} on ${JSON.stringify(s)}`);
+      assert.equal(vm(s), js.test(s), `${p} on ${JSON.stringify(s)} (VM)`);
+    }
   }
   // RE2-only spellings.
   assert.equal(full("(?i)c\\.com.*")("C.COM/x"), true);
