@@ -232,18 +232,19 @@ export class JwtAuthnFilter implements HttpFilter {
 
 const CONTINUE: FilterOutcome = Object.freeze({ action: "continue" });
 
-/** Envoy's extractor: after the prefix (found anywhere in the value), the token is the run of
- * JWT characters (base64url and "."). */
+/** Envoy's extractor (extractor.cc extractJWT): the prefix is found anywhere in the value, the
+ * token starts at the first JWT character (base64url or ".") after it and runs to the end of the
+ * value, so whatever follows a token in the same header is part of it and fails with it ("Bearer
+ * <good>, Bearer <forged>" is no way to ride an unverified token past the filter); with no JWT
+ * character after the prefix the whole value is the token, as Envoy keeps it. No prefix: the
+ * whole value. */
 function fromHeader(value: string, prefix: string): string | undefined {
-  let start = 0;
-  if (prefix) {
-    const at = value.indexOf(prefix);
-    if (at < 0) return undefined;
-    start = at + prefix.length;
-  }
-  let end = start;
-  while (end < value.length && /[A-Za-z0-9_.=-]/.test(value[end]!)) end++;
-  return end > start ? value.slice(start, end) : undefined;
+  if (!prefix) return value || undefined;
+  const at = value.indexOf(prefix);
+  if (at < 0) return undefined;
+  let start = at + prefix.length;
+  while (start < value.length && !/[A-Za-z0-9_.-]/.test(value[start]!)) start++;
+  return start < value.length ? value.slice(start) : value;
 }
 
 function safeParams(q: string): URLSearchParams {

@@ -272,3 +272,27 @@ Deno.test("jwt_authn: an oct key that decodes to nothing is no key (no MAC with 
     f.close();
   }
 });
+
+Deno.test("jwt_authn: what follows a token in its header is part of it (no unverified token riding a good one)", async () => {
+  const a = await keyPair("ES256", "a");
+  const f = await JwtAuthnFilter.create(
+    "t",
+    "FAIL_CLOSE",
+    rules([{
+      issuer: "ia",
+      jwks: JSON.stringify({ keys: [a.jwk] }),
+      forwardOriginalToken: true,
+    }]),
+  );
+  const good = await a.sign({ iss: "ia", sub: "s" });
+  const forged = `${b64(JSON.stringify({ alg: "ES256" }))}.${
+    b64(JSON.stringify({ iss: "ia", sub: "admin" }))
+  }.AAAA`;
+  // Envoy's extractor takes the rest of the value: the whole of it must verify.
+  for (const v of [`Bearer ${good}, Bearer ${forged}`, `Bearer ${good} ${forged}`]) {
+    const out = body(f.onRequest(req("/", [["authorization", v]])));
+    assert.match(out, /^401 /, v);
+  }
+  assert.equal(body(f.onRequest(req("/", [["authorization", `Bearer  ${good}`]]))), "continue");
+  f.close();
+});
