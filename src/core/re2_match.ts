@@ -3,9 +3,11 @@
  * guarantee of time linear in the input (github.com/google/re2/wiki/Syntax). JavaScript's
  * backtracking engine takes exponential time on patterns such as `https://([a-z0-9]+)+\.x\.com`
  * with an input a client chooses (an Origin or a path of 40 characters held a node's event loop
- * for a minute), so route, header and CORS origin regexes run here: parsed to an NFA once,
- * simulated one character at a time (Thompson / Pike VM, every live state advanced together).
- * What RE2 refuses (backreferences, lookaround, `\C`, repeat counts over 1000, ...) is an error
+ * for a minute), so route, header and CORS origin regexes run here: parsed once (RE2 syntax,
+ * _re2_parse.ts); a pattern a backtracking engine still runs in linear time (one open-ended
+ * repeat, few optional parts: nearly every route regex) is re-emitted as JavaScript source of the
+ * same language and run by the built-in engine, any other is compiled to an NFA and simulated one
+ * character at a time (Thompson / Pike VM, every live state advanced together). What RE2 refuses (backreferences, lookaround, `\C`, repeat counts over 1000, ...) is an error
  * with RE2's reason; the few RE2 forms not implemented here (Unicode classes `\pN`, `\Q...\E`,
  * multi-line `(?m)`) fall back to JavaScript's engine.
  */
