@@ -7,9 +7,10 @@
  * _re2_parse.ts); a pattern a backtracking engine still runs in linear time (one open-ended
  * repeat, few optional parts: nearly every route regex) is re-emitted as JavaScript source of the
  * same language and run by the built-in engine, any other is compiled to an NFA and simulated one
- * character at a time (Thompson / Pike VM, every live state advanced together). What RE2 refuses (backreferences, lookaround, `\C`, repeat counts over 1000, ...) is an error
- * with RE2's reason; the few RE2 forms not implemented here (Unicode classes `\pN`, `\Q...\E`,
- * multi-line `(?m)`) fall back to JavaScript's engine.
+ * character at a time (Thompson / Pike VM, every live state advanced together). What RE2
+ * refuses (backreferences, lookaround, `\C`, repeat counts over 1000, ...) is an error with RE2's
+ * reason; the few RE2 forms not implemented here (Unicode classes `\pN`, `\Q...\E`, multi-line
+ * `(?m)`) fall back to JavaScript's engine.
  */
 
 import { Invalid, type Node, Parser, type Ranges, Unsupported } from "./_re2_parse.ts";
