@@ -45,8 +45,14 @@ export function gatewayHop(
   let gwSans: readonly string[] = [];
   const d = gw.destination;
   if (d.kind === "address") {
-    // A gateway named by IP must be a known workload of its network (ztunnel's find_upstream).
+    // A gateway named by IP is a known workload of its network, or a service whose address it is
+    // (its load balancer's), with the HBONE port (ztunnel's find_upstream).
     at = idx.endpointAt.get(`${d.network || snap.node.network}/${d.ip}`);
+    const vip = at ? undefined : idx.serviceByAddr.get(`${d.ip}|${gw.hboneMtlsPort}`);
+    if (vip) {
+      at = pickEndpoint(vip.svc.endpoints.filter((e) => e.address !== ""));
+      gwSans = vip.svc.subjectAltNames ?? [];
+    }
   } else {
     const s = idx.serviceByHost.get(d.hostname);
     if (s && s.namespace === d.namespace) {

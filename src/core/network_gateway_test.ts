@@ -69,6 +69,18 @@ const snap = baseSnapshot({
       ep("10.2.0.10", { network: "n2", networkGateway: byIp("10.2.0.99") }),
     ]),
     service("ew", "", [gwEp], [id("istio-system", "ew-sans")]),
+    // A gateway known by its service's address (a load balancer IP) on the HBONE port.
+    {
+      ...service("ew-lb", "192.0.2.80", [ep("10.2.0.51", {
+        namespace: "istio-system",
+        identity: id("istio-system", "ew-lb"),
+        network: "n2",
+      })]),
+      ports: [{ port: 15008, targetPort: 15008, protocol: "TCP", name: "tls-hbone" }],
+    },
+    service("bylb", "10.96.0.7", [
+      ep("10.2.0.11", { network: "n2", networkGateway: byIp("192.0.2.80") }),
+    ]),
   ],
 });
 const SELF = new Set([15008]);
@@ -96,6 +108,13 @@ Deno.test("network gateway: by hostname, on its hbone_mtls_port, with its servic
   assert.ok(r.kind === "hbone" && r.gateway);
   assert.equal(r.gateway.addr, "10.2.0.50:15009");
   assert.deepEqual(r.gateway.sans, [id("istio-system", "ew"), id("istio-system", "ew-sans")]);
+});
+
+Deno.test("network gateway: by the address of a gateway service (its load balancer's)", () => {
+  const r = routeOutbound(snap, "10.96.0.7", 80, SELF);
+  assert.ok(r.kind === "hbone" && r.gateway);
+  assert.equal(r.gateway.addr, "192.0.2.80:15008", "dialled at the gateway address itself");
+  assert.deepEqual(r.gateway.sans, [id("istio-system", "ew-lb")]);
 });
 
 Deno.test("network gateway: same network direct, no gateway skipped, unknown gateway refused", () => {
