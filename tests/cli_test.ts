@@ -149,7 +149,18 @@ Deno.test("cli: weft ca init makes the mesh CA once; --client-auth needs --tls a
       const [argv, re] of [
         [["ca"], /expected "init"/],
         [["control-plane", "--config", "x.yaml", "--client-auth", "token"], /needs --tls/],
-        [["control-plane", "--config", "x.yaml", "--tls", "--client-auth", "jwt"], /mtls or token/],
+        [
+          ["control-plane", "--config", "x.yaml", "--tls", "--client-auth", "sso"],
+          /mtls, token or jwt/,
+        ],
+        [
+          ["control-plane", "--config", "x.yaml", "--tls", "--client-auth", "jwt", "--jwks", "k"],
+          /jwt needs --jwt-issuer/,
+        ],
+        [
+          ["control-plane", "--config", "x.yaml", "--tls", "--jwks", "k"],
+          /needs --client-auth jwt/,
+        ],
       ] as const
     ) {
       const r = await runWeft([...argv]);

@@ -16,6 +16,7 @@ import { parseMesh } from "../src/xds/control_plane/mod.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { ContainerLauncher, containerSkipReason, ensureTestImage } from "./support/container.ts";
 import { validateManifest } from "./support/k8s_schema.ts";
+import { SaTokenSigner } from "./support/k8s_sa_tokens.ts";
 import { loopbackBlock, ROOT, runWeft, startWeft, type WeftProc } from "./support/weft_proc.ts";
 
 const DEPLOY = join(ROOT, "deploy");
@@ -159,12 +160,35 @@ Deno.test("deploy: the node agent is shaped like a node agent; its config valida
   assertEquals(mesh.nodeAgentIdentity, "spiffe://cluster.local/ns/istio-system/sa/weft-node");
 });
 
-const skip = containerSkipReason();
+/** Where the DaemonSet mounts its projected istio-token (weft.yaml xds.tokenFile's dir). */
+const TOKEN_DIR = "/var/run/secrets/tokens";
 
-async function sha256Hex(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+Deno.test("deploy: node agents authenticate with a projected service-account token the control plane verifies (--client-auth jwt)", () => {
+  const ds = find("DaemonSet", "weft-node");
+  const pod = ds.spec.template.spec;
+  const c = pod.containers.find((x: Doc) => x.name === "weft");
+  const tokenFile = parse(find("ConfigMap", "weft-node-config").data["weft.yaml"]).xds.tokenFile;
+  assertEquals(tokenFile, `${TOKEN_DIR}/istio-token`, "ztunnel's path");
+  const mount = c.volumeMounts.find((m: Doc) => m.mountPath === TOKEN_DIR);
+  assert(mount?.readOnly, "the token dir is mounted read-only");
+  const vol = pod.volumes.find((v: Doc) => v.name === mount.name);
+  assertEquals(vol.projected.sources, [{
+    serviceAccountToken: { audience: "istio-ca", expirationSeconds: 43200, path: "istio-token" },
+  }]);
+  const cp = find("Deployment", "weft-control-plane").spec.template.spec;
+  const args: string[] = cp.containers[0].args;
+  const flag = (name: string): string | undefined => args[args.indexOf(name) + 1];
+  assertEquals(flag("--client-auth"), "jwt");
+  assert(flag("--jwt-issuer")?.startsWith("https://"), "the service-account issuer");
+  const jwks = flag("--jwks")!;
+  const jwksMount = cp.containers[0].volumeMounts.find((m: Doc) => jwks.startsWith(m.mountPath));
+  assert(jwksMount, `${jwks} is on a mounted volume`);
+  assert(cp.volumes.find((v: Doc) => v.name === jwksMount.name)?.configMap, "a ConfigMap");
+  const trusted = cp.containers[0].env.find((e: Doc) => e.name === "CA_TRUSTED_NODE_ACCOUNTS");
+  assertEquals(trusted.value, `${ds.metadata.namespace}/${pod.serviceAccountName}`);
+});
+
+const skip = containerSkipReason();
 
 /** The DaemonSet's pod as a Pod for `podman kube play`: the test image, a node name instead of
  * the downward API, hostPaths moved under `dir`, listeners and the control plane address on
@@ -204,6 +228,12 @@ function nodeAgentPod(image: string, dir: string, ip: (n: number) => string, nam
   };
   for (const v of spec.volumes) {
     if (v.hostPath) v.hostPath.path = join(dir, "host", v.hostPath.path);
+    // podman has no service-account token projection: the test's token (signed as
+    // kube-apiserver signs it, bound to node-a) from a host dir at the same mount.
+    if (v.projected) {
+      delete v.projected;
+      v.hostPath = { path: join(dir, "host", TOKEN_DIR), type: "Directory" };
+    }
     if (v.configMap?.name === "weft-node-config") v.configMap.name = cm.metadata.name;
     if (v.configMap?.name === "weft-ca-root-cert") v.configMap.name = root.metadata.name;
   }
@@ -296,10 +326,11 @@ Deno.test({
     const cps = new ContainerLauncher(image.tag, [dir]);
     let cp: WeftProc | undefined;
     try {
-      // The manifest's mesh, plus this node's token and one Pod scheduled on it.
+      // The manifest's mesh plus one Pod scheduled on node-a; the agent's bound service-account
+      // token for node-a and the issuer's keys, as a cluster's API server would make them.
       const meshConfig = parse(find("ConfigMap", "weft-mesh").data["mesh.yaml"]);
-      const token = `token-${crypto.randomUUID()}`;
-      meshConfig.spec.nodeTokens = { "node-a": await sha256Hex(token) };
+      const signer = SaTokenSigner.generate("RS256");
+      await Deno.writeTextFile(join(dir, "jwks.json"), signer.jwks());
       const pod = {
         apiVersion: "v1",
         kind: "Pod",
@@ -311,19 +342,43 @@ Deno.test({
         join(dir, "mesh.yaml"),
         `${stringify(meshConfig)}---\n${stringify(pod)}`,
       );
-      // The node's token where the DaemonSet's weft.yaml reads it (its state hostPath).
       const state = join(dir, "host", "/var/lib/weft");
       await Deno.mkdir(state, { recursive: true, mode: 0o777 });
       await Deno.chmod(state, 0o777);
-      await Deno.writeTextFile(join(state, "node-token"), token, { mode: 0o644 });
+      // The token where the DaemonSet mounts its projected volume.
+      const tokens = join(dir, "host", TOKEN_DIR);
+      await Deno.mkdir(tokens, { recursive: true });
+      const ds = find("DaemonSet", "weft-node");
+      const deployed: string[] = find("Deployment", "weft-control-plane").spec.template.spec
+        .containers[0].args;
+      const issuer = deployed[deployed.indexOf("--jwt-issuer") + 1]!;
+      await Deno.writeTextFile(
+        join(tokens, "istio-token"),
+        signer.token({
+          namespace: ds.metadata.namespace,
+          serviceAccount: ds.spec.template.spec.serviceAccountName,
+          pod: name,
+          node: "node-a",
+          issuer,
+        }),
+        { mode: 0o644 },
+      );
       const cpArgs = ["control-plane", "--config", join(dir, "mesh.yaml")];
-      // As the Deployment runs it: server TLS, nodes authenticated by token.
-      const tlsArgs = ["--tls", "--client-auth", "token"];
+      // As the Deployment runs it: server TLS, nodes authenticated by service-account token.
+      const tlsArgs = [
+        "--tls",
+        "--client-auth",
+        "jwt",
+        "--jwks",
+        join(dir, "jwks.json"),
+        "--jwt-issuer",
+        issuer,
+      ];
       cp = await startWeft(
         [...cpArgs, "--address", `${ip(1)}:15010`, "--ca-dir", join(dir, "ca"), ...tlsArgs],
         { command: cps.command },
       );
-      assertEquals([cp.ready.tls, cp.ready.clientAuth], [true, "token"]);
+      assertEquals([cp.ready.tls, cp.ready.clientAuth], [true, "jwt"]);
       await Deno.writeTextFile(
         kubeFile,
         nodeAgentPod(image.tag, dir, ip, name).map((d) => stringify(d)).join("---\n"),

@@ -26,12 +26,18 @@ Usage:
                          check a config (the file, else --config / WEFT_CONFIG); prints every
                          problem with its path, exit 1 if any
   weft control-plane --config-dir DIR | --config FILE | FILE... [--address 127.0.0.1:15010]
-                     [--ca-dir .weft/ca] [--tls [--client-auth mtls|token] | --insecure-plaintext]
+                     [--ca-dir .weft/ca] [--tls [--client-auth mtls|token|jwt] | --insecure-plaintext]
+                     [--jwks FILE --jwt-issuer URL] [--trusted-node-accounts ns/sa,...]
                          serve xDS (ADS, delta and SotW) and the CA from Kubernetes-style Istio
                          manifests (every *.yaml under DIR, watched); --tls: TLS for xDS and
                          the CA (required unless --address is loopback or --insecure-plaintext),
                          nodes authenticated by client certificate (mtls, the default) or, as
-                         istiod does, by their node token over server TLS (token); the CA (and
+                         istiod does, by their node token over server TLS (token), or also by
+                         Kubernetes service-account tokens (jwt: audience istio-ca, verified
+                         against the issuer's keys in --jwks ("kubectl get --raw
+                         /openid/v1/jwks") and --jwt-issuer; node agents of the accounts in
+                         --trusted-node-accounts, env CA_TRUSTED_NODE_ACCOUNTS, default the
+                         mesh's node-agent account, act for their token's node); the CA (and
                          so the root nodes verify) is ca-cert.pem + ca-key.pem in --ca-dir
   weft ca init [--ca-dir .weft/ca]
                          make the mesh CA the control plane uses (ca-cert.pem, ca-key.pem; kept
@@ -57,7 +63,8 @@ Environment: WEFT_CONFIG (--config), WEFT_STATE_DIR (--state-dir: the dev CA liv
 <dir>/ca), WEFT_NODE_NAME (--node), WEFT_XDS_ADDRESS (--xds), CRL_PATH (ca.crlFile: CRLs
 for HBONE peers, watched), WEFT_PLUGIN_DIR (prebuilt
 first-party plugins), WEFT_LOG (log level), WEFT_CNI_BIN_DIR, WEFT_CNI_CONF_DIR, WEFT_CNI_SOCKET,
-WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags). Flags win over the environment, which
+WEFT_CNI_PLUGIN, WEFT_CNI_WAIT (the cni install flags), CA_TRUSTED_NODE_ACCOUNTS
+(--trusted-node-accounts). Flags win over the environment, which
 wins over the config file.
 Exit codes: 0 success (or a clean drain after SIGTERM/SIGINT or POST /quitquitquit), 1 bad
 config / state dir / start-up
@@ -70,7 +77,16 @@ const KNOWN: Record<string, { values: string[]; switches: string[] }> = {
   validate: { values: ["config"], switches: [] },
   ca: { values: ["ca-dir"], switches: [] },
   "control-plane": {
-    values: ["config", "config-dir", "address", "ca-dir", "client-auth"],
+    values: [
+      "config",
+      "config-dir",
+      "address",
+      "ca-dir",
+      "client-auth",
+      "jwks",
+      "jwt-issuer",
+      "trusted-node-accounts",
+    ],
     switches: ["tls", "insecure-plaintext"],
   },
   plugin: { values: ["lang", "dir"], switches: ["force"] },

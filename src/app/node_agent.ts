@@ -26,7 +26,7 @@ import type { HttpServerHandle, Snapshot } from "../core/mod.ts";
 import { openCa, openCrl, WorkloadIdentityManager } from "../tls/mod.ts";
 import type { CrlStore, LeafIssuer } from "../tls/mod.ts";
 // The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
-import type { XdsClient } from "../xds/mod.ts";
+import type { BearerToken, XdsClient } from "../xds/mod.ts";
 import type { PodAgent } from "../inpod/mod.ts";
 import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
 import type { AdminSource } from "./admin.ts";
@@ -94,7 +94,7 @@ export class NodeAgent {
 
   private reloading: Promise<void> = Promise.resolve();
   private xdsClient: XdsClient | undefined;
-  private xdsToken: string | undefined;
+  private xdsToken: BearerToken | undefined;
   private xdsRoots: string | undefined;
   private xdsApplied = false;
   private xdsSettled = false;
@@ -124,9 +124,11 @@ export class NodeAgent {
       );
     }
     // istiod's bootstrap shape: the control plane's root from a file (a ConfigMap), the node's
-    // token on every call.
+    // token on every call, read again for each stream and CSR (kubelet rotates a projected
+    // service-account token in place). A file missing at start stops the start.
+    if (cfg.xds.tokenFile) await readFile(cfg.xds.tokenFile, "utf8");
     const xdsToken = cfg.xds.tokenFile
-      ? (await readFile(cfg.xds.tokenFile, "utf8")).trim()
+      ? (await import("../xds/mod.ts")).tokenFromFile(cfg.xds.tokenFile)
       : undefined;
     const xdsRoots = cfg.xds.rootCertFile
       ? await readFile(cfg.xds.rootCertFile, "utf8")

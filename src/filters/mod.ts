@@ -58,3 +58,7 @@ export type { WasmPluginSpec } from "./proxy_wasm/loader.ts";
 export { scaffoldPlugin } from "./scaffold.ts";
 export type { PluginLang } from "./scaffold.ts";
 export * from "./first_party/mod.ts";
+// The jwt_authn filter's verifier, for the control plane's service-account tokens (src/app
+// wires it into src/xds, which may not import this layer).
+export { parseJwt, signatureProblem, timeProblem } from "./jwt/jwt_verify.ts";
+export { type Jwks, parseJwks } from "./jwt/jwks.ts";

@@ -13,6 +13,7 @@ import {
 } from "../tls/mod.ts";
 import { bearer, CA_PATH, controlPlaneChannel, type XdsTlsMaterial } from "./grpc_transport.ts";
 import { decodeIstioCertificateResponse, encodeIstioCertificateRequest } from "./node_proto.ts";
+import { type BearerToken, currentToken } from "./token_file.ts";
 
 export interface RemoteCaOptions {
   /** "host:port" of the control plane. */
@@ -20,8 +21,9 @@ export interface RemoteCaOptions {
   readonly tls?: XdsTlsMaterial;
   readonly serverIdentity?: string;
   readonly timeoutMs?: number;
-  /** The node's bearer token for the CA service (MeshConfig spec.nodeTokens holds its hash). */
-  readonly token?: string;
+  /** The node's bearer token for the CA service: a node token (MeshConfig spec.nodeTokens holds
+   * its hash) or a service-account JWT; a function (tokenFromFile) is asked again for every CSR. */
+  readonly token?: BearerToken;
 }
 
 export class RemoteCa implements LeafIssuer {
@@ -44,11 +46,20 @@ export class RemoteCa implements LeafIssuer {
     const ttlS = BigInt(Math.ceil((opts.ttlMs ?? 24 * 3_600_000) / 1000));
     let chain: string[];
     try {
-      const reply = await this.channel.unary({
-        path: CA_PATH,
-        metadata: bearer(this.opts.token),
-        deadlineMs: this.opts.timeoutMs ?? 10_000,
-      }, encodeIstioCertificateRequest({ csr: csrPem, validityDuration: ttlS }));
+      const reply = await this.channel.unary(
+        {
+          path: CA_PATH,
+          metadata: bearer(currentToken(this.opts.token)),
+          deadlineMs: this.opts.timeoutMs ?? 10_000,
+        },
+        encodeIstioCertificateRequest({
+          csr: csrPem,
+          validityDuration: ttlS,
+          // ztunnel's way to ask istiod for another identity than the caller's (its NodeAuthorizer
+          // checks the node); weft's CA requires it to equal the CSR's SAN.
+          metadata: { ImpersonatedIdentity: identity },
+        }),
+      );
       chain = [...decodeIstioCertificateResponse(reply).certChain];
     } catch (err) {
       throw new WeftError(

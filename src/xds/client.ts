@@ -38,6 +38,7 @@ import { xdsMessages, xdsNacks, xdsTerminations } from "./metrics.ts";
 import { ResourceStore } from "./store.ts";
 import { EXTENSION_CONFIG, LISTENER, ROUTE } from "./type_urls.ts";
 import { type SnapshotBase, Translator } from "./translate.ts";
+import { type BearerToken, currentToken } from "./token_file.ts";
 
 const log = logger("xds");
 
@@ -56,8 +57,9 @@ export interface XdsClientOptions {
   /** TLS to the control plane: mTLS with a certificate, or server-only TLS with `token`
    * (plaintext when absent: loopback only). */
   readonly tls?: XdsTlsMaterial;
-  /** Sent as `authorization: Bearer <token>` on the ADS stream. */
-  readonly token?: string;
+  /** Sent as `authorization: Bearer <token>` on each ADS stream; a function (tokenFromFile) is
+   * asked again for every stream, so a rotated token file is picked up on the next reconnect. */
+  readonly token?: BearerToken;
   /** With tls: the SPIFFE id the control plane must present. */
   readonly serverIdentity?: string;
   readonly maxBackoffMs?: number;
@@ -178,7 +180,7 @@ export class XdsClient {
     };
     const c: GrpcCall = this.channel.call({
       path: mode === "delta" ? ADS_DELTA_PATH : ADS_SOTW_PATH,
-      metadata: bearer(this.opts.token),
+      metadata: bearer(currentToken(this.opts.token)),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     }, {
       onMessage: handle,

@@ -12,7 +12,9 @@
 import type {
   ControlPlane,
   ControlPlaneOptions,
+  JwtVerifier,
   Mesh,
+  SaTokenOptions,
   ServingCertificate,
   ServingCertificateOptions,
 } from "./control_plane/mod.ts";
@@ -23,11 +25,14 @@ export { COMPONENT_RUNTIME, FILTER_TYPES } from "./resources/http_filters.ts";
 export type {
   ControlPlane,
   ControlPlaneOptions,
+  JwtVerifier,
   Mesh,
+  SaTokenOptions,
   ServingCertificate,
   ServingCertificateOptions,
 };
 export { RemoteCa, type RemoteCaOptions } from "./ca_client.ts";
+export { type BearerToken, tokenFromFile } from "./token_file.ts";
 
 /** The SPIFFE id the control plane serves with (and a node expects by default). */
 export function controlPlaneIdentity(trustDomain: string): string {

@@ -21,7 +21,15 @@ import type { DeltaDiscoveryRequest, DiscoveryRequest } from "../proto.ts";
 import type { DocumentCache } from "../../istio/mod.ts";
 import { AdsServerStream } from "./ads_server.ts";
 import { buildNode, type NodeResources } from "./build.ts";
-import { callerNode, createCertificateHandler } from "./ca_service.ts";
+import { createCertificateHandler } from "./ca_service.ts";
+import {
+  accountOf,
+  authRefusals,
+  CallerAuthenticator,
+  callerNodeOf,
+  isRefusal,
+  type SaTokenOptions,
+} from "./sa_token.ts";
 import { type Mesh, parseMeshSources } from "./mesh.ts";
 import { ServingCertificate } from "./serving_cert.ts";
 import { readSources, type TextCache, watchSources } from "./sources.ts";
@@ -31,6 +39,7 @@ export { parseMesh, parseMeshSources } from "./mesh.ts";
 export { rbacFilters as envoyRbacFilters } from "./build_rbac.ts";
 export type { Mesh } from "./mesh.ts";
 export { readSources } from "./sources.ts";
+export type { JwtVerifier, SaTokenOptions } from "./sa_token.ts";
 export { ServingCertificate, type ServingCertificateOptions } from "./serving_cert.ts";
 
 const log = logger("control_plane");
@@ -49,8 +58,11 @@ export interface ControlPlaneOptions {
   readonly tls?: XdsTlsMaterial | ServingCertificate;
   /** With `tls`: "mtls" (default) requires client certificates; "token" is istiod's shape:
    * server TLS only, every ADS stream and CSR authenticated by a node token (MeshConfig
-   * `spec.nodeTokens`). */
-  readonly clientAuth?: "mtls" | "token";
+   * `spec.nodeTokens`); "jwt" is the same with Kubernetes service-account tokens too
+   * (`serviceAccountTokens`, sa_token.ts), node tokens still accepted. */
+  readonly clientAuth?: "mtls" | "token" | "jwt";
+  /** How service-account JWTs are verified: required with clientAuth "jwt". */
+  readonly serviceAccountTokens?: SaTokenOptions;
 }
 
 export interface ControlPlane {
@@ -59,6 +71,8 @@ export interface ControlPlane {
   reload(): Promise<boolean>;
   /** Streams open now. */
   streams(): number;
+  /** The node each open stream serves (from its token when nodes authenticate by token). */
+  streamNodes(): string[];
   close(): Promise<void>;
 }
 
@@ -114,7 +128,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   logLoaded(mesh, paths);
   let cache = new Map<string, NodeResources>();
   const lastGood = new Map<string, NodeResources>();
-  const streams = new Set<AdsServerStream>();
+  const streams = new Map<AdsServerStream, () => string>();
   const view = (node: string): NodeResources => {
     let r = cache.get(node);
     if (r) return r;
@@ -133,24 +147,41 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  const byToken = opts.tls !== undefined && opts.clientAuth === "token";
+  if (opts.clientAuth === "jwt" && !opts.serviceAccountTokens) {
+    throw new WeftError(
+      "control_plane_config",
+      "Cannot start the control plane: client authentication jwt needs the service-account " +
+        "issuer and its keys",
+    );
+  }
+  const byToken = opts.tls !== undefined &&
+    (opts.clientAuth === "token" || opts.clientAuth === "jwt");
+  const auth = new CallerAuthenticator(
+    opts.clientAuth === "jwt" ? opts.serviceAccountTokens : undefined,
+  );
   const handle = (mode: "delta" | "sotw") => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
     let nodeName = "";
     if (byToken) {
-      // The token names the node: its claimed name is not trusted.
-      const node = callerNode(call.metadata, mesh.nodeTokens);
-      if (node === undefined) {
-        log.warn("ads stream refused: no valid node token", { peer: call.getPeer() });
-        call.emit("error", {
-          code: grpc.status.UNAUTHENTICATED,
-          details: "send authorization: Bearer <node token> (MeshConfig spec.nodeTokens)",
+      // The token names the node: its claimed name (node.id, metadata NAME) is not trusted.
+      const m = mesh;
+      const caller = auth.authenticate(call.metadata, m.nodeTokens);
+      const node = isRefusal(caller)
+        ? caller
+        : callerNodeOf(caller, auth, accountOf(m.nodeAgentIdentity));
+      if (typeof node !== "string") {
+        authRefusals.inc({ service: "ads", reason: node.reason });
+        log.warn("ads stream refused", {
+          peer: call.getPeer(),
+          reason: node.reason,
+          details: node.details,
         });
+        call.emit("error", { code: node.code, details: node.details });
         return;
       }
       nodeName = node;
     }
     const s = new AdsServerStream(mode, () => view(nodeName), (m) => call.write(m));
-    streams.add(s);
+    streams.set(s, () => nodeName);
     let first = true;
     call.on("data", (req: DiscoveryRequest | DeltaDiscoveryRequest) => {
       // Identity comes from the stream's first message only (xds.md §10).
@@ -184,7 +215,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   } as unknown as grpc.UntypedServiceImplementation);
   if (opts.ca) {
     server.addService(CA_SERVICE, {
-      CreateCertificate: createCertificateHandler(opts.ca, () => mesh),
+      CreateCertificate: createCertificateHandler(opts.ca, () => mesh, auth),
     } as unknown as grpc.UntypedServiceImplementation);
   }
   const port = await new Promise<number>((resolve, reject) =>
@@ -222,7 +253,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     logLoaded(mesh, paths);
     cache = new Map();
-    for (const s of streams) {
+    for (const s of streams.keys()) {
       try {
         s.pushAll();
       } catch (err) {
@@ -255,6 +286,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     address: `${host}:${port}`,
     reload,
     streams: () => streams.size,
+    streamNodes: () => [...streams.values()].map((node) => node()),
     close: async () => {
       unwatch();
       again = false;
