@@ -314,6 +314,7 @@ function collectServices(
   problems: string[],
   warnings: string[],
 ): MeshService[] {
+  let gateways: Map<string, GatewayAddress> | undefined;
   const slices = new Map<string, Set<string>>();
   for (const s of r.endpointSlices) {
     const key = `${s.meta.namespace}/${s.serviceName}`;
@@ -345,6 +346,8 @@ function collectServices(
   for (const se of r.serviceEntries) {
     const selector = se.workloadSelector ?? { "weft.dev/serviceentry": se.meta.name };
     se.endpoints.forEach((e, i) => {
+      const network = e.network || e.labels[NETWORK_LABEL] || "";
+      const gateway = network ? (gateways ??= networkGateways(r)).get(network) : undefined;
       workloads.push({
         name: `${se.meta.name}-${i}`,
         namespace: se.meta.namespace,
@@ -354,6 +357,8 @@ function collectServices(
         labels: { ...e.labels, ...selector },
         identity: spiffeId(td, se.meta.namespace, e.serviceAccount),
         hbone: se.location === "MESH_INTERNAL",
+        ...(network ? { network } : {}),
+        ...(gateway ? { networkGateway: gateway } : {}),
       });
     });
     for (const host of se.hosts) {

@@ -31,6 +31,17 @@ kind: WorkloadEntry
 metadata: { name: nogw, namespace: default }
 spec: { address: 10.3.0.7, network: n3, serviceAccount: echo, labels: { app: echo } }
 ---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ext, namespace: default }
+spec:
+  hosts: [ext.example.com]
+  addresses: [127.10.0.10]
+  ports: [{ number: 80, name: tcp, protocol: TCP }]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{ address: 10.2.0.8, network: n2, serviceAccount: ext }]
+---
 apiVersion: v1
 kind: Service
 metadata: { name: echo, namespace: default }
@@ -79,6 +90,10 @@ Deno.test("control plane: workloads carry their network and its east-west gatewa
   });
   assert.equal(by.get("nogw")!.network, "n3", "a network without a gateway: no gateway");
   assert.equal(by.get("nogw")!.networkGateway, undefined);
+  // A ServiceEntry endpoint of another network gets that network's gateway too.
+  const ext = snap.services.find((s) => s.hostname === "ext.example.com")!;
+  assert.equal(ext.endpoints[0]!.network, "n2");
+  assert.equal(ext.endpoints[0]!.networkGateway?.hboneMtlsPort, 15008);
   // A gateway address edit reaches the workloads of that network.
   const moved = nodeView("192.0.2.81").services.find((s) => s.name === "echo")!;
   const remote = moved.endpoints.find((e) => e.workload === "remote")!;
