@@ -1,6 +1,6 @@
 /** Services: VIPs, ports, endpoints, DestinationRule subsets, VirtualService http routes, plugins. */
 import { env, spiffeId } from "../core/mod.ts";
-import type { CalloutCluster } from "../core/mod.ts";
+import type { CalloutCluster, GatewayAddress } from "../core/mod.ts";
 import { logger, parseIp, splitHostPort } from "../core/mod.ts";
 import { type Checker, hostFqdn, type HttpRoute, isObj, parseHttpRoute } from "../istio/mod.ts";
 import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
@@ -170,6 +170,8 @@ function checkEndpoint(c: Checker, path: string, v: unknown, td: string): Endpoi
     "node",
     "labels",
     "weight",
+    "network",
+    "networkGateway",
   ]);
   const address = c.str(`${path}.address`, o.address);
   if (address && !parseIp(address)) {
@@ -200,6 +202,45 @@ function checkEndpoint(c: Checker, path: string, v: unknown, td: string): Endpoi
     node: c.optStr(`${path}.node`, o.node),
     labels: c.labels(`${path}.labels`, o.labels),
     weight: c.int(`${path}.weight`, o.weight, 1, 0, 1_000_000),
+    network: c.optStr(`${path}.network`, o.network),
+    networkGateway: o.networkGateway === undefined
+      ? undefined
+      : checkGateway(c, `${path}.networkGateway`, o.networkGateway),
+  };
+}
+
+/** ztunnel's GatewayAddress: `address: {network, ip}` or `hostname: {namespace, hostname}`
+ * (exactly one), `hboneMtlsPort` (default 15008). */
+function checkGateway(c: Checker, path: string, v: unknown): GatewayAddress | undefined {
+  const o = c.obj(path, v, ["address", "hostname", "hboneMtlsPort"]);
+  const hboneMtlsPort = c.int(`${path}.hboneMtlsPort`, o.hboneMtlsPort, 15008, 1, 65535);
+  if ((o.address === undefined) === (o.hostname === undefined)) {
+    c.problems.add(path, "needs exactly one of address or hostname");
+    return undefined;
+  }
+  if (o.address !== undefined) {
+    const a = c.obj(`${path}.address`, o.address, ["network", "ip"]);
+    const ip = c.str(`${path}.address.ip`, a.ip);
+    if (ip && !parseIp(ip)) {
+      c.problems.add(`${path}.address.ip`, `must be an IP address, got "${ip}"`);
+    }
+    const network = c.str(`${path}.address.network`, a.network, "");
+    return { destination: { kind: "address", network, ip }, hboneMtlsPort };
+  }
+  const h = c.obj(`${path}.hostname`, o.hostname, ["namespace", "hostname"]);
+  return {
+    destination: {
+      kind: "hostname",
+      namespace: c.str(
+        `${path}.hostname.namespace`,
+        h.namespace,
+        undefined,
+        NAME,
+        "a namespace name",
+      ),
+      hostname: c.str(`${path}.hostname.hostname`, h.hostname, undefined, NAME, "a host name"),
+    },
+    hboneMtlsPort,
   };
 }
 

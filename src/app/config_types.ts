@@ -3,6 +3,7 @@ import type { InpodConfig } from "./config_inpod.ts";
 import type {
   AuthorizationPolicy,
   CalloutCluster,
+  GatewayAddress,
   Limits,
   Subset,
   Timeouts,
@@ -56,6 +57,10 @@ export interface EndpointConfig {
   readonly node: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
   readonly weight: number;
+  /** Its network; undefined = the node's (`node.network`). */
+  readonly network: string | undefined;
+  /** East-west gateway of its network (double HBONE when that network is not the node's). */
+  readonly networkGateway: GatewayAddress | undefined;
 }
 
 export interface ServicePortConfig {

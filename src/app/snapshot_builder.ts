@@ -25,6 +25,8 @@ export function snapshotFromConfig(
       identity: e.tunnel === "HBONE" ? spiffeId(td, e.namespace, e.serviceAccount) : undefined,
       labels: e.labels,
       weight: e.weight,
+      ...(e.network !== undefined ? { network: e.network } : {}),
+      ...(e.networkGateway ? { networkGateway: e.networkGateway } : {}),
     }));
     const chains = l7(s, cfg);
     const routes = routePolicies(s.http, cfg.defaultHttpRetryPolicy);

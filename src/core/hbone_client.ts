@@ -157,12 +157,15 @@ export async function dialHbone(
 }
 
 export interface ConnectRequest {
-  /** Destination workload ip:port (IPv6 bracketed). */
+  /** Destination workload ip:port (IPv6 bracketed), or `<service hostname>:<service port>`
+   * through a network gateway. */
   readonly authority: string;
   /** The original client ip:port. */
   readonly clientAddr: string;
   readonly serviceHost: string | undefined;
   readonly baggage: string | undefined;
+  /** The inner CONNECT of double HBONE only: the origin network (`x-forwarded-network`). */
+  readonly network?: string | undefined;
 }
 
 function randomHex(bytes: number): string {
@@ -179,6 +182,7 @@ export function connectHeaders(req: ConnectRequest): Headers {
     traceparent: `00-${randomHex(16)}-${randomHex(8)}-00`,
   };
   if (req.baggage) h.baggage = req.baggage;
+  if (req.network !== undefined) h["x-forwarded-network"] = req.network;
   return h;
 }
 

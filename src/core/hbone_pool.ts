@@ -10,6 +10,7 @@ import { type ConnectRequest, dialHbone, type DialTarget, openConnect } from "./
 import type { H2Session } from "./h2/mod.ts";
 import { l4Metrics } from "./l4_telemetry.ts";
 import { WeftError } from "./errors.ts";
+import { openInnerTunnel } from "./hbone_double.ts";
 
 interface Pooled {
   readonly pool: HbonePool;
@@ -83,6 +84,25 @@ export class HbonePool {
     throw new WeftError(
       "hbone_pool_unavailable",
       "Cannot open HBONE stream: pool is draining or kept losing connections",
+    );
+  }
+
+  /** Double HBONE (hbone.md §9): the outer CONNECT on a pooled connection to the network
+   * gateway, the inner tunnel (TLS with `finalSans`, HTTP/2, CONNECT with `x-forwarded-network:
+   * <network>`) on a connection of its own inside it. */
+  async connectVia(
+    gateway: DialTarget,
+    req: ConnectRequest,
+    finalSans: readonly string[],
+    network: string,
+  ): Promise<Duplex> {
+    const outer = await this.connect(gateway, req);
+    return openInnerTunnel(
+      this.identity,
+      outer,
+      { srcIdentity: gateway.srcIdentity, finalSans, via: gateway.hboneAddr },
+      { ...req, network },
+      this.limits().connectMs,
     );
   }
 

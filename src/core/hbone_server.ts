@@ -378,8 +378,13 @@ export class HboneServer {
     setEnd(info, "dst", wl);
     // The source as ztunnel finds it: the workload at the peer's IP when it holds the peer's
     // certified identity, else what the client's baggage says (telemetry only).
-    // Not through a gateway (a hostname authority): the peer IP is no workload's (ztunnel#515).
-    const from = byName ? undefined : idx.workloadByIp.get(peer.ip);
+    // Through a gateway (a hostname authority, or the inner CONNECT of double HBONE naming
+    // another network in `x-forwarded-network`, as ztunnel's from_gateway): the peer IP is no
+    // workload's (ztunnel#515).
+    const xfn = headers["x-forwarded-network"];
+    const fromGateway = xfn !== undefined && xfn.toLowerCase() !== snap.node.network.toLowerCase();
+    if (fromGateway) info.srcNetwork = xfn;
+    const from = byName || fromGateway ? undefined : idx.workloadByIp.get(peer.ip);
     if (from && from.identity === peer.identity) setEnd(info, "src", from);
     else {
       const bag = parseBaggage(headers.baggage);

@@ -100,6 +100,8 @@ export interface ConnInfo {
   dstRevision: string | undefined;
   dstCluster: string | undefined;
   mtls: boolean;
+  /** Inbound through a network gateway: the origin network (`x-forwarded-network`). */
+  srcNetwork?: string | undefined;
 }
 
 /** Istio's canonical service and revision of a workload from its labels (what istiod puts in
@@ -264,6 +266,7 @@ export function recordClose(
     "src.workload": info.srcWorkload,
     "src.namespace": info.srcNamespace,
     "src.identity": info.srcIdentity,
+    ...(info.srcNetwork !== undefined ? { "src.network": info.srcNetwork } : {}),
     "dst.addr": info.dstAddr,
     "dst.hbone_addr": info.dstHboneAddr,
     "dst.service": info.dstService,

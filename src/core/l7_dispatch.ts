@@ -208,7 +208,8 @@ export class L7Dispatch {
       target = found;
       port = found.ports.find((p) => p.port === sp.port) ?? found.ports[0] ?? sp;
     }
-    let eps = target.endpoints;
+    // Endpoints of another network without a gateway are skipped (ztunnel's pick).
+    let eps = indexOf(this.snapshot()).reachable(target);
     if (route?.subset !== undefined) {
       const subset = target.subsets.find((s) => s.name === route.subset);
       if (!subset) {

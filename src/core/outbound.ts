@@ -14,6 +14,7 @@ import type { HbonePool } from "./hbone_pool.ts";
 import type { ConnTable } from "./l4_conn.ts";
 import { emptyInfo, l4Metrics, setEnd } from "./l4_telemetry.ts";
 import { joinHostPort } from "./ip.ts";
+import { type GatewayHop, gatewayHop, isRemote } from "./network_gateway.ts";
 import { errorCode, errorMessage } from "./errors.ts";
 import { SocksReply } from "./socks5.ts";
 import { logger } from "./log.ts";
@@ -29,6 +30,9 @@ export type Route =
     readonly dstIdentity: string;
     readonly service: Service | undefined;
     readonly endpoint: Endpoint;
+    /** The endpoint is on another network: `hboneAddr`/`dstIdentity` are its network gateway's
+     * (double HBONE, hbone.md §9). */
+    readonly gateway?: GatewayHop;
   }
   | {
     readonly kind: "direct";
@@ -66,9 +70,11 @@ export function routeOutbound(
   }
   const found = findService(snap, host, port);
   if (found) {
-    const ep = pickEndpoint(found.svc.endpoints);
+    // Endpoints of another network without a gateway are skipped (ztunnel's pick).
+    const ep = pickEndpoint(idx.reachable(found.svc));
     if (!ep) return { kind: "refuse", reason: "no_healthy_upstream", service: found.svc };
     const targetPort = found.sp.targetPort || port;
+    if (isRemote(snap, ep)) return throughGateway(snap, ep, port, targetPort, found.svc);
     return toEndpoint(ep, targetPort, found.svc);
   }
   const ep = idx.endpointByIp.get(host);
@@ -98,6 +104,29 @@ function toEndpoint(ep: Endpoint, port: number, svc: Service | undefined): Route
     dstIdentity: ep.identity,
     service: svc,
     endpoint: ep,
+  };
+}
+
+/** ztunnel's build_request_through_gateway: both CONNECTs name the service and its port (the
+ * captured port), the outer one goes to the gateway. */
+function throughGateway(
+  snap: Snapshot,
+  ep: Endpoint,
+  servicePort: number,
+  targetPort: number,
+  svc: Service,
+): Route {
+  const hop = gatewayHop(snap, svc, ep, servicePort);
+  if (typeof hop === "string") return { kind: "refuse", reason: hop, service: svc };
+  return {
+    kind: "hbone",
+    host: ep.address,
+    port: targetPort,
+    hboneAddr: hop.addr,
+    dstIdentity: hop.sans[0]!,
+    service: svc,
+    endpoint: ep,
+    gateway: hop,
   };
 }
 
@@ -205,24 +234,31 @@ async function outbound(
       return;
     }
   }
-  if (route.endpoint) {
+  const gw = route.kind === "hbone" ? route.gateway : undefined;
+  // Through a gateway the gateway picks the workload: the destination stays unknown.
+  if (route.endpoint && !gw) {
     const ep = route.endpoint;
     setEnd(info, "dst", { name: ep.workload, namespace: ep.namespace, labels: ep.labels });
   }
-  info.dstAddr = joinHostPort(route.host, route.port);
+  info.dstAddr = gw ? gw.addr : joinHostPort(route.host, route.port);
   const conn = deps.conns.create(info, sock);
   if (!conn) return refuse("max_connections", SocksReply.generalFailure);
   try {
     if (route.kind === "hbone") {
       info.mtls = true;
-      info.dstHboneAddr = route.hboneAddr;
-      info.dstIdentity = route.dstIdentity;
+      info.dstHboneAddr = gw ? gw.authority : route.hboneAddr;
+      if (!gw) info.dstIdentity = route.dstIdentity;
     }
     const up = await dialUpstream(deps, src, {
       host: route.host,
       port: route.port,
       hbone: route.kind === "hbone"
-        ? { addr: route.hboneAddr, identity: route.dstIdentity, sans: svc?.subjectAltNames }
+        ? {
+          addr: route.hboneAddr,
+          identity: route.dstIdentity,
+          sans: gw ? gw.sans.slice(1) : svc?.subjectAltNames,
+          gateway: gw,
+        }
         : undefined,
       clientAddr: info.srcAddr,
       serviceHost: svc?.hostname,

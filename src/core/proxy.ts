@@ -13,7 +13,7 @@ import { ConnTable, type L4Conn } from "./l4_conn.ts";
 import { HbonePool } from "./hbone_pool.ts";
 import { type Authorize, HboneServer, type InboundDeps } from "./hbone_server.ts";
 import { handleOutbound, type OutboundDeps } from "./outbound.ts";
-import { dialUpstream } from "./upstream_dialer.ts";
+import { dialUpstream, hboneFor } from "./upstream_dialer.ts";
 import { dialService, type ServiceDial } from "./service_dialer.ts";
 import type { FilterResolver } from "./filter_api.ts";
 import { upstreamsEnded } from "./http1_upstream.ts";
@@ -96,16 +96,23 @@ export class NodeProxy {
     this.l7 = opts.filters
       ? new L7Dispatch(opts.filters, () => this.snap, {
         // The same dialer as the L4 path (upstream_dialer.ts).
-        dial: (src, svc, ep, port, clientAddr) =>
-          dialUpstream(this.outbound, src, {
+        dial: (src, svc, ep, port, clientAddr) => {
+          // Another network's endpoint: the gateway's authority names the service port.
+          const sp = svc.ports.find((p) => (p.targetPort || p.port) === port)?.port ?? port;
+          const hbone = hboneFor(this.snap, svc, ep, sp);
+          if (typeof hbone === "string") {
+            return Promise.reject(
+              new WeftError(hbone, `Cannot dial ${svc.hostname}: endpoint unreachable (${hbone})`),
+            );
+          }
+          return dialUpstream(this.outbound, src, {
             host: ep.address,
             port,
-            hbone: ep.hboneAddress !== undefined && ep.identity !== undefined
-              ? { addr: ep.hboneAddress, identity: ep.identity, sans: svc.subjectAltNames }
-              : undefined,
+            hbone,
             clientAddr,
             serviceHost: svc.hostname,
-          }),
+          });
+        },
         dialLocal: (host, port) => {
           // From inside the pod in in-pod mode; otherwise on native sockets on Bun (plain_tcp.ts).
           const ms = this.snap.timeouts.connectMs;

@@ -8,7 +8,7 @@
 import type { Duplex } from "node:stream";
 import { indexOf } from "./snapshot_index.ts";
 import { pickEndpoint } from "./endpoints.ts";
-import { dialUpstream } from "./upstream_dialer.ts";
+import { dialUpstream, hboneFor } from "./upstream_dialer.ts";
 import { type OutboundDeps, resolveSource } from "./outbound.ts";
 import { WeftError } from "./errors.ts";
 
@@ -35,14 +35,14 @@ export function dialService(
   if (!src) {
     return fail(`Cannot dial ${service}: no local workload to call from`);
   }
-  const ep = pickEndpoint(svc.endpoints);
+  const ep = pickEndpoint(indexOf(snap).reachable(svc));
   if (!ep) return fail(`Cannot dial ${service}: no endpoint`);
+  const hbone = hboneFor(snap, svc, ep, sp.port);
+  if (typeof hbone === "string") return fail(`Cannot dial ${service}: ${hbone}`);
   return dialUpstream(deps, src, {
     host: ep.address,
     port: sp.targetPort || sp.port,
-    hbone: ep.hboneAddress !== undefined && ep.identity !== undefined
-      ? { addr: ep.hboneAddress, identity: ep.identity }
-      : undefined,
+    hbone,
     clientAddr: `${src.address}:0`,
     serviceHost: svc.hostname,
   });

@@ -61,6 +61,20 @@ export interface Endpoint {
   readonly identity: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
   readonly weight: number;
+  /** xDS `Workload.network`; undefined = the node's own network. */
+  readonly network?: string;
+  /** xDS `Workload.network_gateway` (field 19): on another network, the endpoint is reached by
+   * double HBONE through this east-west gateway (hbone.md §9); without one it is unreachable. */
+  readonly networkGateway?: GatewayAddress;
+}
+
+/** ztunnel's GatewayAddress: a gateway by IP (on its network) or by service hostname, and the
+ * port of its HBONE listener (default 15008). */
+export interface GatewayAddress {
+  readonly destination:
+    | { readonly kind: "address"; readonly network: string; readonly ip: string }
+    | { readonly kind: "hostname"; readonly namespace: string; readonly hostname: string };
+  readonly hboneMtlsPort: number;
 }
 
 export interface Subset {

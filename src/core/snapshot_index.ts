@@ -27,8 +27,14 @@ export interface SnapshotIndex {
   readonly serviceByAddr: ReadonlyMap<string, ServiceMatch>;
   /** Service by any of its host names (FQDN, name.ns.svc, name.ns, name). */
   readonly serviceByHost: ReadonlyMap<string, Service>;
-  /** Mesh endpoint by IP (first service that lists it). */
+  /** Mesh endpoint on this node's network by IP (first service that lists it). */
   readonly endpointByIp: ReadonlyMap<string, Endpoint>;
+  /** Endpoint by "network/ip", every network (ztunnel's NetworkAddress lookup: how a network
+   * gateway named by address is found). */
+  readonly endpointAt: ReadonlyMap<string, Endpoint>;
+  /** A service's endpoints this node can reach: on its network, or behind a network gateway
+   * (ztunnel skips the others when picking). The service's own list when all are local. */
+  reachable(svc: Service): readonly Endpoint[];
   /** Services with an inbound chain, by "endpoint ip|target port", in snapshot order. */
   readonly inboundChains: ReadonlyMap<string, readonly ServiceMatch[]>;
   /** Authorization policies that apply to a local workload (computed once per workload). */
@@ -73,6 +79,8 @@ function build(snap: Snapshot): SnapshotIndex {
   const serviceByAddr = new Map<string, ServiceMatch>();
   const serviceByHost = new Map<string, Service>();
   const endpointByIp = new Map<string, Endpoint>();
+  const endpointAt = new Map<string, Endpoint>();
+  const localNet = snap.node?.network ?? "";
   // First match wins, in snapshot order (the order the linear scan used to honour).
   for (const svc of snap.services ?? []) {
     const names = hostNames(svc);
@@ -84,9 +92,28 @@ function build(snap: Snapshot): SnapshotIndex {
       }
     }
     for (const ep of svc.endpoints) {
-      if (!endpointByIp.has(ep.address)) endpointByIp.set(ep.address, ep);
+      if (!ep.address) continue; // another network's, reached only through its gateway
+      const net = ep.network ?? localNet;
+      if (net === localNet && !endpointByIp.has(ep.address)) endpointByIp.set(ep.address, ep);
+      const at = `${net}/${ep.address}`;
+      if (!endpointAt.has(at)) endpointAt.set(at, ep);
     }
   }
+  const reachableBySvc = new Map<Service, readonly Endpoint[]>();
+  const reachable = (svc: Service): readonly Endpoint[] => {
+    let r = reachableBySvc.get(svc);
+    if (!r) {
+      // An address-less endpoint is only reachable through a gateway, and only from another
+      // network (ztunnel: WDS names gateways even for same-network workloads; never use them).
+      const ok = (e: Endpoint): boolean => {
+        const local = e.network === undefined || e.network === localNet;
+        return e.address ? local || e.networkGateway !== undefined : !local && !!e.networkGateway;
+      };
+      r = svc.endpoints.every(ok) ? svc.endpoints : svc.endpoints.filter(ok);
+      reachableBySvc.set(svc, r);
+    }
+    return r;
+  };
   const inboundChains = new Map<string, ServiceMatch[]>();
   for (const svc of snap.services ?? []) {
     if (svc.inboundFilters.length === 0) continue;
@@ -115,6 +142,8 @@ function build(snap: Snapshot): SnapshotIndex {
     serviceByAddr,
     serviceByHost,
     endpointByIp,
+    endpointAt,
+    reachable,
     inboundChains,
     policiesFor,
     l4Policies(w, port) {

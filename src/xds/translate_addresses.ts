@@ -65,7 +65,7 @@ export class AddressTranslation {
   private workloads(store: ResourceStore): Snapshot["workloads"][number][] {
     const out = [];
     for (const [, a] of store.values<AddressValue>(ADDRESS)) {
-      if (a.kind !== "workload" || a.node !== this.node.name) continue;
+      if (a.kind !== "workload" || a.node !== this.node.name || !a.workload.address) continue;
       out.push(
         Object.freeze({ ...a.workload, identity: identityOf(a, this.node.trustDomain) }),
       );
@@ -121,11 +121,14 @@ export class AddressTranslation {
         workload: w.name,
         namespace: w.namespace,
         address: w.address,
-        hboneAddress: a.hbone ? hostPort(w.address, this.node.hbonePort) : undefined,
+        hboneAddress: a.hbone && w.address ? hostPort(w.address, this.node.hbonePort) : undefined,
         node: a.node || undefined,
         identity: identityOf(a, this.node.trustDomain),
         labels: w.labels,
         weight: a.capacity,
+        // "" = unset: the node's own network (weft reads an unset network as local).
+        ...(a.network ? { network: a.network } : {}),
+        ...(a.networkGateway ? { networkGateway: a.networkGateway } : {}),
       });
       for (const key of a.services) {
         const list = byService.get(key);

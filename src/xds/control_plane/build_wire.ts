@@ -7,6 +7,7 @@
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { parseIp } from "../../core/mod.ts";
+import type { GatewayAddress } from "../../core/mod.ts";
 import type { Mesh, MeshWorkload } from "./mesh.ts";
 
 const LEN = 2;
@@ -220,8 +221,20 @@ export function lbEndpointBytes(mesh: Mesh, w: MeshWorkload, targetPort: number)
     ...(w.hbone ? { hbone: `${w.address}:${mesh.hbonePort}` } : {}),
     identity: w.identity,
     labels: w.labels,
+    ...(w.network ? { network: w.network } : {}),
+    ...(w.networkGateway ? { networkGateway: gatewayMeta(w.networkGateway) } : {}),
   });
   return wr.finish();
+}
+
+/** A network gateway as EDS endpoint metadata (string fields; read back by
+ * src/xds/resources/endpoint.ts). */
+function gatewayMeta(g: GatewayAddress): Record<string, string> {
+  const d = g.destination;
+  const port = String(g.hboneMtlsPort);
+  return d.kind === "address"
+    ? { network: d.network, ip: d.ip, port }
+    : { namespace: d.namespace, hostname: d.hostname, port };
 }
 
 /** ClusterLoadAssignment{cluster_name = 1, endpoints = 2: LocalityLbEndpoints{locality = 1 (empty:
@@ -263,9 +276,10 @@ export function workloadUid(mesh: Mesh, w: MeshWorkload): string {
   return `${mesh.trustDomain}//Pod/${w.namespace}/${w.name}`;
 }
 
-/** istio.workload.Address{workload = 1: Workload}: name 1, namespace 2, addresses 3,
+/** istio.workload.Address{workload = 1: Workload}: name 1, namespace 2, addresses 3, network 4,
  * tunnel_protocol 5, trust_domain 6, service_account 7, node 9, canonical_name 10,
- * canonical_revision 11, workload_name 13, authorization_policies 16, uid 20, services 22
+ * canonical_revision 11, workload_name 13, authorization_policies 16, network_gateway 19, uid 20,
+ * services 22
  * (map<string, PortList{ports 1: Port{service_port 1, target_port 2}}>). Proto3 defaults are left
  * out, as protobuf-es does. */
 export function workloadAddressBytes(
@@ -282,6 +296,7 @@ export function workloadAddressBytes(
   str(1, w.name);
   str(2, w.namespace);
   wr.tag(3, LEN).bytes(ipBytes(w.address));
+  str(4, w.network ?? "");
   if (w.hbone) wr.tag(5, VARINT).varint(1); // HBONE
   str(6, mesh.trustDomain);
   str(7, w.serviceAccount);
@@ -290,6 +305,26 @@ export function workloadAddressBytes(
   str(11, w.labels["version"] ?? "");
   str(13, w.name);
   for (const p of policies) wr.tag(16, LEN).string(p);
+  const gw = w.networkGateway;
+  if (gw) {
+    // GatewayAddress{hostname 1: NamespacedHostname{namespace 1, hostname 2} | address 2:
+    // NetworkAddress{network 1, address 2}, hbone_mtls_port 3}
+    const d = gw.destination;
+    wr.tag(19, LEN).fork();
+    if (d.kind === "hostname") {
+      wr.tag(1, LEN).fork();
+      str(1, d.namespace);
+      str(2, d.hostname);
+      wr.join();
+    } else {
+      wr.tag(2, LEN).fork();
+      str(1, d.network);
+      wr.tag(2, LEN).bytes(ipBytes(d.ip));
+      wr.join();
+    }
+    wr.tag(3, VARINT).varint(gw.hboneMtlsPort);
+    wr.join();
+  }
   str(20, workloadUid(mesh, w));
   for (const k of Object.keys(services)) {
     wr.tag(22, LEN).fork();

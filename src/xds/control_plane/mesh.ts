@@ -6,7 +6,7 @@
  * WasmPlugins attached by host; PeerAuthentication STRICT becomes a DENY policy for plaintext
  * peers, as istiod converts it for ztunnel.
  */
-import type { AuthorizationPolicy } from "../../core/mod.ts";
+import type { AuthorizationPolicy, GatewayAddress } from "../../core/mod.ts";
 import { spiffeId, WeftError } from "../../core/mod.ts";
 import { peerAuthnPolicies } from "./peer_authn.ts";
 import {
@@ -38,6 +38,10 @@ export interface MeshWorkload {
   readonly identity: string;
   /** false: reached over plain TCP (a MESH_EXTERNAL ServiceEntry endpoint), not HBONE. */
   readonly hbone: boolean;
+  /** Istio network (WorkloadEntry `network`, else the `topology.istio.io/network` label). */
+  readonly network?: string;
+  /** Its network's east-west gateway (Workload.network_gateway), when one is known. */
+  readonly networkGateway?: GatewayAddress;
 }
 
 export interface MeshRouteDestination {
@@ -229,10 +233,27 @@ export function meshFromResources(r: IstioResources): Mesh {
 
 /** Pods and WorkloadEntries of unchanged files are the same (frozen) objects across reloads; so
  * are the workloads made from them, which lets the xDS build reuse their resources cheaply. */
-const madeFrom = new WeakMap<object, { td: string; w: MeshWorkload }>();
+const madeFrom = new WeakMap<object, { td: string; gw: string; w: MeshWorkload }>();
+
+/** istiod's label naming a workload's (or a gateway Service's) network. */
+export const NETWORK_LABEL = "topology.istio.io/network";
+
+/** Each network's east-west gateway: a Service labelled with its network that has the HBONE port
+ * 15008, at its first address (the first such Service of a network wins). */
+export function networkGateways(r: IstioResources): Map<string, GatewayAddress> {
+  const out = new Map<string, GatewayAddress>();
+  for (const s of r.services) {
+    const net = s.meta.labels[NETWORK_LABEL];
+    const ip = s.clusterIps[0];
+    if (!net || !ip || out.has(net) || !s.ports.some((p) => p.port === 15008)) continue;
+    out.set(net, { destination: { kind: "address", network: net, ip }, hboneMtlsPort: 15008 });
+  }
+  return out;
+}
 
 function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
   const out: MeshWorkload[] = [];
+  const gateways = networkGateways(r);
   let source: object = {};
   const add = (
     name: string,
@@ -241,9 +262,13 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
     address: string,
     node: string,
     labels: Readonly<Record<string, string>>,
+    network = labels[NETWORK_LABEL] ?? "",
   ): void => {
+    const gateway = network ? gateways.get(network) : undefined;
+    // Reuse a workload only while its gateway is the same (a gateway Service edit rebuilds it).
+    const gw = gateway ? JSON.stringify(gateway) : "";
     const old = madeFrom.get(source);
-    if (old?.td === td) {
+    if (old?.td === td && old.gw === gw) {
       out.push(old.w);
       return;
     }
@@ -257,8 +282,10 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
       labels,
       identity,
       hbone: true,
+      ...(network ? { network } : {}),
+      ...(gateway ? { networkGateway: gateway } : {}),
     });
-    madeFrom.set(source, { td, w });
+    madeFrom.set(source, { td, gw, w });
     out.push(w);
   };
   for (const p of r.pods) {
@@ -277,6 +304,7 @@ function collectWorkloads(r: IstioResources, td: string): MeshWorkload[] {
       w.spec.address,
       labels["weft.dev/node"] ?? "",
       labels,
+      w.spec.network || labels[NETWORK_LABEL] || "",
     );
   }
   return out;
@@ -289,6 +317,7 @@ function collectServices(
   problems: string[],
   warnings: string[],
 ): MeshService[] {
+  let gateways: Map<string, GatewayAddress> | undefined;
   const slices = new Map<string, Set<string>>();
   for (const s of r.endpointSlices) {
     const key = `${s.meta.namespace}/${s.serviceName}`;
@@ -320,6 +349,8 @@ function collectServices(
   for (const se of r.serviceEntries) {
     const selector = se.workloadSelector ?? { "weft.dev/serviceentry": se.meta.name };
     se.endpoints.forEach((e, i) => {
+      const network = e.network || e.labels[NETWORK_LABEL] || "";
+      const gateway = network ? (gateways ??= networkGateways(r)).get(network) : undefined;
       workloads.push({
         name: `${se.meta.name}-${i}`,
         namespace: se.meta.namespace,
@@ -329,6 +360,8 @@ function collectServices(
         labels: { ...e.labels, ...selector },
         identity: spiffeId(td, se.meta.namespace, e.serviceAccount),
         hbone: se.location === "MESH_INTERNAL",
+        ...(network ? { network } : {}),
+        ...(gateway ? { networkGateway: gateway } : {}),
       });
     });
     for (const host of se.hosts) {

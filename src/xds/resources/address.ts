@@ -4,10 +4,11 @@
  * workloads; services reach it through LDS/CDS, so Address services are accepted and unused.
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
-import type { ServicePort, Workload } from "../../core/mod.ts";
+import type { GatewayAddress, ServicePort, Workload } from "../../core/mod.ts";
 import { spiffeId } from "../../core/mod.ts";
 import { decodeIstioAddress, TYPE_NAMES, unpackAs } from "../node_proto.ts";
 import { ADDRESS } from "../type_urls.ts";
+import type { GatewayAddress as PbGateway } from "../gen/istio/workload/workload_pb.ts";
 import { checkPort, type Decoded, invalid, type ResourceType } from "./resource_type.ts";
 import { pooled, pooledMap } from "../string_pool.ts";
 
@@ -25,6 +26,10 @@ export type AddressValue =
     readonly hbone: boolean;
     readonly healthy: boolean;
     readonly capacity: number;
+    /** `network` (4); "" = unset. */
+    readonly network: string;
+    /** `network_gateway` (19): how a node on another network reaches it (double HBONE). */
+    readonly networkGateway: GatewayAddress | undefined;
   }
   | {
     readonly kind: "service";
@@ -90,8 +95,10 @@ export const addressType: ResourceType<AddressValue> = {
     const what = `workload ${w.uid || w.name}`;
     if (!w.uid) throw invalid(what, "uid is empty");
     if (!w.name || !w.namespace) throw invalid(what, "name and namespace are required");
+    const networkGateway = gatewayOf(what, w.networkGateway);
     const first = w.addresses[0];
-    if (!first) throw invalid(what, "no address");
+    // istiod sends a workload of another network without addresses: only its gateway reaches it.
+    if (!first && !networkGateway) throw invalid(what, "no address");
     const ports = new Set<number>();
     for (const pl of Object.values(w.services)) {
       for (const p of pl.ports) ports.add(p.targetPort || p.servicePort);
@@ -111,11 +118,13 @@ export const addressType: ResourceType<AddressValue> = {
         hbone: w.tunnelProtocol === 1,
         healthy: w.status === 0,
         capacity: w.capacity ?? 1,
+        network: pooled(w.network),
+        networkGateway,
         workload: {
           name: w.name,
           namespace: pooled(w.namespace),
           serviceAccount: pooled(w.serviceAccount || "default"),
-          address: ipToString(first),
+          address: first ? ipToString(first) : "",
           ports: [...ports].sort((x, y) => x - y),
           labels: pooledMap(labels),
           mtlsMode: "PERMISSIVE",
@@ -130,6 +139,32 @@ export const addressType: ResourceType<AddressValue> = {
   },
   deps: () => [],
 };
+
+function gatewayOf(what: string, g: PbGateway | undefined): GatewayAddress | undefined {
+  const d = g?.destination;
+  if (!g || !d?.case) return undefined;
+  const hboneMtlsPort = g.hboneMtlsPort || 15008;
+  checkPort(`${what} network_gateway`, hboneMtlsPort);
+  if (d.case === "address") {
+    return Object.freeze({
+      destination: Object.freeze({
+        kind: "address" as const,
+        network: pooled(d.value.network),
+        ip: ipToString(d.value.address),
+      }),
+      hboneMtlsPort,
+    });
+  }
+  if (!d.value.hostname) throw invalid(what, "network_gateway hostname is empty");
+  return Object.freeze({
+    destination: Object.freeze({
+      kind: "hostname" as const,
+      namespace: pooled(d.value.namespace),
+      hostname: pooled(d.value.hostname),
+    }),
+    hboneMtlsPort,
+  });
+}
 
 /** Selector policies are bound by name on the workload; weft expresses that as a label the
  * translated policy selects on. */

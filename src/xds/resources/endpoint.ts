@@ -1,10 +1,12 @@
 /**
  * EDS: ClusterLoadAssignment → endpoints. weft reads each endpoint's node, HBONE address and
  * identity from `metadata.filter_metadata["weft"]` ({workload, namespace, node, hbone,
- * identity, labels}); an endpoint without `hbone` is outside the mesh (plaintext).
+ * identity, labels, network, networkGateway}); an endpoint without `hbone` is outside the mesh
+ * (plaintext).
  */
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { ClusterLoadAssignment } from "../node_proto.ts";
+import type { GatewayAddress } from "../../core/mod.ts";
 import { decodeClusterLoadAssignment, TYPE_NAMES, unpackAs } from "../node_proto.ts";
 import { ENDPOINT } from "../type_urls.ts";
 import {
@@ -28,6 +30,9 @@ export interface EndpointValue {
   readonly identity: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
   readonly weight: number;
+  /** Its Istio network and that network's east-west gateway (double HBONE). */
+  readonly network?: string;
+  readonly networkGateway?: GatewayAddress;
 }
 
 export interface AssignmentValue {
@@ -72,10 +77,36 @@ export function assignmentValue(cla: ClusterLoadAssignment, what: string): Assig
         identity,
         labels: strMap(md["labels"]),
         weight: (lb.loadBalancingWeight ?? 1) * (loc.loadBalancingWeight ?? 1),
+        ...networkOf(md, `${what}: endpoint ${ip}`),
       });
     }
   }
   return { cluster: cla.clusterName, endpoints };
+}
+
+/** `network` and `networkGateway` ({network, ip, port} or {namespace, hostname, port}) from
+ * weft's endpoint metadata (src/xds/control_plane/build_wire.ts writes them). */
+function networkOf(
+  md: Record<string, unknown>,
+  what: string,
+): { network?: string; networkGateway?: GatewayAddress } {
+  const network = pooledOrUndefined(str(md["network"]));
+  const raw = md["networkGateway"];
+  if (raw === undefined) return network ? { network } : {};
+  const g = strMap(raw);
+  const port = Number(g.port ?? "15008");
+  checkPort(`${what} network gateway`, port);
+  let destination: GatewayAddress["destination"];
+  if (g.ip !== undefined) {
+    if (!IP.test(g.ip)) throw invalid(what, `network gateway ${g.ip} is not an IP`);
+    destination = { kind: "address", network: pooled(g.network ?? ""), ip: g.ip };
+  } else if (g.hostname) {
+    destination = { kind: "hostname", namespace: pooled(g.namespace ?? ""), hostname: g.hostname };
+  } else throw invalid(what, "network gateway needs ip or hostname");
+  return {
+    ...(network ? { network } : {}),
+    networkGateway: Object.freeze({ destination: Object.freeze(destination), hboneMtlsPort: port }),
+  };
 }
 
 export const endpointType: ResourceType<AssignmentValue> = {
