@@ -178,7 +178,9 @@ Deno.test("fault F7/F8: header-controlled faults only when enabled, percentage a
 
 Deno.test("fault F9: max_active_faults bounds concurrent delays, counts overflow", async () => {
   const f = await fault({
-    delay: { fixedDelayMs: 40, percentage: { numerator: 100 } },
+    // Long enough that the third decision below always finds both delays still running, even
+    // on a loaded box (40 ms lost that race at load ~20).
+    delay: { fixedDelayMs: 600, percentage: { numerator: 100 } },
     maxActiveFaults: 2,
     counterBatch: 1,
   }, "fault-max");
@@ -187,7 +189,7 @@ Deno.test("fault F9: max_active_faults bounds concurrent delays, counts overflow
   const second = chain.onRequest(request());
   assert.equal(kind(await decide(f, request())), "continue"); // third: both slots busy
   await Promise.all([first, second]);
-  assert.equal(kind(await decide(f, request())), "delay:40"); // slots free again
+  assert.equal(kind(await decide(f, request())), "delay:600"); // slots free again
   assert.match(
     metrics.render(),
     /weft_filter_counter_total\{filter="fault-max",name="faults_overflow"\} 1/,
