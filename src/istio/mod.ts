@@ -31,3 +31,4 @@ export {
   routesForSource,
   sourceSelectors,
 } from "./route_policy.ts";
+export { isOciUrl, type OciRef, ociRefText, parseOciRef } from "./oci_ref.ts";

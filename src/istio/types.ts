@@ -188,6 +188,8 @@ export interface WasmPlugin {
     readonly ports: readonly number[];
   }[];
   readonly env: Readonly<Record<string, string>>;
+  /** `spec.imagePullSecret`: a kubernetes.io/dockerconfigjson Secret of the plugin's namespace. */
+  readonly imagePullSecret?: string | undefined;
 }
 
 export interface ServicePortSpec {

@@ -1,0 +1,147 @@
+/**
+ * A WasmPlugin's OCI module, through an on-disk cache by digest (l7-semantics W2–W4): the pull
+ * policy, pull secret and insecure registries as Istio's agent reads them. The policy and secret
+ * travel in the plugin's vm env as istiod sends them over ECDS (`ISTIO_META_WASM_IMAGE_PULL_*`);
+ * they are taken out before the plugin sees its env (`withoutPullEnv`).
+ *
+ * Environment: WEFT_WASM_CACHE_DIR (default `$WEFT_STATE_DIR/wasm`, else `.weft/wasm`);
+ * WEFT_WASM_INSECURE_REGISTRIES (or Istio's WASM_INSECURE_REGISTRIES): comma-separated hosts
+ * (`*` = all) pulled over plain HTTP; WEFT_WASM_MAX_BYTES (default 64 MiB) bounds a module, a
+ * layer and a decompressed layer.
+ */
+import type { FilterRef } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
+import { createHash } from "node:crypto";
+import process from "node:process";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type OciRef, ociRefText, parseOciRef } from "../istio/mod.ts";
+import { credentialsFor, DigestMismatch, pullWasm } from "./oci_pull.ts";
+
+export const PULL_SECRET_ENV = "ISTIO_META_WASM_IMAGE_PULL_SECRET";
+export const PULL_POLICY_ENV = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
+export const RESOURCE_VERSION_ENV = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION";
+const PULL_ENV = [PULL_SECRET_ENV, PULL_POLICY_ENV, RESOURCE_VERSION_ENV];
+
+const log = logger("filters");
+const DEFAULT_MAX_BYTES = 64 << 20;
+
+/** Thrown with a stable meaning: `sha256` when a pinned digest did not match, else a fetch. */
+export class OciFetchError extends Error {
+  constructor(message: string, readonly kind: "fetch" | "sha256", cause?: unknown) {
+    super(message, { cause });
+  }
+}
+
+function env(name: string): string | undefined {
+  return process.env[name];
+}
+
+export function cacheDir(): string {
+  return env("WEFT_WASM_CACHE_DIR") ?? join(env("WEFT_STATE_DIR") ?? ".weft", "wasm");
+}
+
+export function isInsecure(registry: string): boolean {
+  const list = env("WEFT_WASM_INSECURE_REGISTRIES") ?? env("WASM_INSECURE_REGISTRIES") ?? "";
+  return list.split(",").map((s) => s.trim()).some((h) => h === "*" || h === registry);
+}
+
+function maxBytes(): number {
+  const n = Number(env("WEFT_WASM_MAX_BYTES"));
+  return Number.isInteger(n) && n > 0 ? n : DEFAULT_MAX_BYTES;
+}
+
+/** IfNotPresent unless set; an unset policy on a `:latest` tag is Always (istio/api). */
+export function pullPolicy(ref: OciRef, set: string | undefined): "Always" | "IfNotPresent" {
+  if (set === "Always" || set === "IfNotPresent") return set;
+  return ref.digest === undefined && ref.tag === "latest" ? "Always" : "IfNotPresent";
+}
+
+/** The ref as its plugin sees it: without the pull settings in its env. */
+export function withoutPullEnv(ref: FilterRef): FilterRef {
+  const e = ref.runtime?.env;
+  if (!e || !PULL_ENV.some((k) => k in e)) return ref;
+  const rest = Object.fromEntries(Object.entries(e).filter(([k]) => !PULL_ENV.includes(k)));
+  return { ...ref, runtime: { ...ref.runtime, env: rest } };
+}
+
+const hex = (b: Uint8Array | string): string => createHash("sha256").update(b).digest("hex");
+
+async function cached(
+  dir: string,
+  key: string,
+  sha256: string | undefined,
+): Promise<Uint8Array | undefined> {
+  try {
+    const { module, digest } = JSON.parse(await readFile(join(dir, "refs", key), "utf8"));
+    if (typeof module !== "string" || !/^[0-9a-f]{64}$/.test(module)) return undefined;
+    if (sha256 && digest !== `sha256:${sha256.toLowerCase()}`) return undefined;
+    const bytes = await readFile(join(dir, "modules", `${module}.wasm`));
+    return hex(bytes) === module ? bytes : undefined; // a corrupt file is pulled again
+  } catch {
+    return undefined;
+  }
+}
+
+async function store(dir: string, key: string, bytes: Uint8Array, digest: string): Promise<void> {
+  const module = hex(bytes);
+  const tmp = `.tmp-${process.pid}-${crypto.randomUUID()}`;
+  await mkdir(join(dir, "modules"), { recursive: true });
+  await mkdir(join(dir, "refs"), { recursive: true });
+  await writeFile(join(dir, "modules", tmp), bytes);
+  await rename(join(dir, "modules", tmp), join(dir, "modules", `${module}.wasm`));
+  await writeFile(join(dir, "refs", tmp), JSON.stringify({ digest, module }));
+  await rename(join(dir, "refs", tmp), join(dir, "refs", key));
+}
+
+/** Pull counters per reference text, for tests and the admin summary. */
+export const ociPulls: Map<string, number> = new Map();
+
+/** The module of an `oci://` ref: from the cache under IfNotPresent, else pulled (and cached). */
+export async function fetchOciModule(ref: FilterRef, signal: AbortSignal): Promise<Uint8Array> {
+  const url = ref.url!;
+  let oci: OciRef;
+  try {
+    oci = parseOciRef(url);
+  } catch (e) {
+    throw new OciFetchError(`bad OCI reference ${url}: ${(e as Error).message}`, "fetch", e);
+  }
+  const e = ref.runtime?.env ?? {};
+  const policy = pullPolicy(oci, e[PULL_POLICY_ENV]);
+  const dir = cacheDir();
+  const text = ociRefText(oci);
+  const key = hex(text);
+  if (policy === "IfNotPresent") {
+    const hit = await cached(dir, key, ref.sha256);
+    if (hit) return hit;
+  }
+  const secret = e[PULL_SECRET_ENV];
+  let pulled;
+  try {
+    const credentials = secret ? credentialsFor(secret, oci.registry) : undefined;
+    ociPulls.set(text, (ociPulls.get(text) ?? 0) + 1);
+    pulled = await pullWasm(oci, {
+      credentials,
+      insecure: isInsecure(oci.registry),
+      maxBytes: maxBytes(),
+      signal,
+    });
+  } catch (err) {
+    const kind = err instanceof DigestMismatch ? "sha256" : "fetch";
+    throw new OciFetchError(`cannot pull ${text}: ${(err as Error).message}`, kind, err);
+  }
+  // W3: a WasmPlugin's sha256 names the image (Istio compares it with the manifest digest).
+  if (ref.sha256 && pulled.digest !== `sha256:${ref.sha256.toLowerCase()}`) {
+    throw new OciFetchError(
+      `${text} has digest ${pulled.digest}, not the sha256 the plugin pins`,
+      "sha256",
+    );
+  }
+  try {
+    await store(dir, key, pulled.module, pulled.digest);
+  } catch (err) {
+    // A full or read-only disk costs the cache, not the plugin.
+    log.warn("wasm cache write failed", { url, err: (err as Error).message });
+  }
+  return pulled.module;
+}

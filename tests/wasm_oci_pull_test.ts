@@ -1,0 +1,208 @@
+/**
+ * Pulling WasmPlugin modules from a real OCI registry (Debian's docker-registry, distribution
+ * 2.8) through the node's fetch path (l7-semantics W2–W4): Istio's two image formats, tag and
+ * digest references, digest and sha256 checks, the size bound, basic auth from a docker config
+ * JSON pull secret, and the on-disk cache under IfNotPresent and Always.
+ */
+import assert from "node:assert/strict";
+import type { FilterRef } from "../src/core/mod.ts";
+import { errorCode } from "../src/core/mod.ts";
+import { fetchModule } from "../src/filters/mod.ts";
+import { loopbackBlock } from "./support/weft_proc.ts";
+import { cAddHeaderWith } from "./support/proxy_wasm_kit.ts";
+import {
+  bcryptMissing,
+  pushArtifact,
+  pushBlob,
+  pushCompat,
+  pushManifest,
+  registryMissing,
+  startRegistry,
+} from "./support/oci_registry.ts";
+
+const missing = registryMissing();
+
+function ref(url: string, extra: Partial<FilterRef> = {}, env: Record<string, string> = {}) {
+  return {
+    name: "oci",
+    type: "weft.proxy_wasm",
+    url,
+    sha256: undefined,
+    config: {},
+    failPolicy: "FAIL_CLOSE",
+    phase: "UNSPECIFIED",
+    priority: 0,
+    runtime: { env },
+    ...extra,
+  } as FilterRef;
+}
+
+async function code(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (e) {
+    return errorCode(e);
+  }
+}
+
+async function withEnv(vars: Record<string, string>, fn: () => Promise<void>): Promise<void> {
+  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
+  try {
+    await fn();
+  } finally {
+    for (const [k, v] of Object.entries(old)) {
+      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    }
+  }
+}
+
+Deno.test({
+  name: "OCI pull: artifact and compat images, tag and digest, bounds, cache policy",
+  ignore: missing !== undefined,
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    const module = await Deno.readFile(await cAddHeaderWith("oci"));
+    const ip = loopbackBlock();
+    const reg = await startRegistry(ip(5));
+    const cache = await Deno.makeTempDir({ prefix: "weft-oci-cache-" });
+    try {
+      await withEnv({
+        WEFT_WASM_CACHE_DIR: cache,
+        WEFT_WASM_INSECURE_REGISTRIES: reg.host,
+        WEFT_WASM_MAX_BYTES: String(1 << 20),
+      }, async () => {
+        const art = await pushArtifact(reg, "wasm/artifact", "v1", module);
+        const compat = await pushCompat(reg, "wasm/compat", "v1", module);
+        const same = (b: Uint8Array) => assert.deepEqual(new Uint8Array(b), module);
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`)));
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/compat:v1`)));
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/compat@${compat}`)));
+        // W3: sha256 names the image digest; another one is a sha256 failure.
+        same(
+          await fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`, {
+            sha256: art.slice(7),
+          }, { ISTIO_META_WASM_IMAGE_PULL_POLICY: "Always" })),
+        );
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`, {
+            sha256: "f".repeat(64),
+          }, { ISTIO_META_WASM_IMAGE_PULL_POLICY: "Always" }))),
+          "filter_sha256",
+        );
+        // A digest the registry does not hold.
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact@sha256:${"e".repeat(64)}`))),
+          "filter_fetch",
+        );
+        // Plain HTTPS by default: this registry is plain HTTP, so without the insecure listing
+        // the pull fails.
+        await withEnv({ WEFT_WASM_INSECURE_REGISTRIES: "" }, async () => {
+          assert.equal(
+            await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`, {}, {
+              ISTIO_META_WASM_IMAGE_PULL_POLICY: "Always",
+            }))),
+            "filter_fetch",
+          );
+        });
+        // A layer over the bound (declared size), and one whose declared size lies.
+        const big = new Uint8Array((1 << 20) + 4096);
+        big.set(module.subarray(0, 8));
+        await pushArtifact(reg, "wasm/big", "v1", big);
+        assert.equal(await code(fetchModule(ref(`oci://${reg.host}/wasm/big:v1`))), "filter_fetch");
+        const cfg = new TextEncoder().encode("{}");
+        const cd = await pushBlob(reg, "wasm/liar", cfg);
+        const bd = await pushBlob(reg, "wasm/liar", big);
+        await pushManifest(reg, "wasm/liar", "v1", {
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: { mediaType: "application/vnd.module.wasm.config.v1+json", digest: cd, size: 2 },
+          layers: [{
+            mediaType: "application/vnd.module.wasm.content.layer.v1+wasm",
+            digest: bd,
+            size: 100,
+          }],
+        });
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/liar:v1`))),
+          "filter_fetch",
+        );
+        // Not a wasm image at all.
+        await pushCompat(reg, "wasm/notwasm", "v1", new TextEncoder().encode("hello"));
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/notwasm:v1`))),
+          "filter_fetch",
+        );
+
+        // Cache: with the registry gone, IfNotPresent is served from disk; Always (and an
+        // unset policy on :latest) pull again and fail.
+        await pushArtifact(reg, "wasm/artifact", "latest", module);
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/artifact`)));
+        await reg.stop();
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`)));
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/compat@${compat}`)));
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact:v1`, {}, {
+            ISTIO_META_WASM_IMAGE_PULL_POLICY: "Always",
+          }))),
+          "filter_fetch",
+        );
+        assert.equal(
+          await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact`))),
+          "filter_fetch",
+        );
+        same(
+          await fetchModule(ref(`oci://${reg.host}/wasm/artifact`, {}, {
+            ISTIO_META_WASM_IMAGE_PULL_POLICY: "IfNotPresent",
+          })),
+        );
+      });
+    } finally {
+      await reg.stop().catch(() => {});
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "OCI pull: basic auth from an imagePullSecret (docker config JSON)",
+  ignore: missing !== undefined || bcryptMissing() !== undefined,
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    const module = await Deno.readFile(await cAddHeaderWith("oci"));
+    const ip = loopbackBlock();
+    const auth = { username: "puller", password: "s3cret-pw" };
+    const reg = await startRegistry(ip(6), { auth });
+    const cache = await Deno.makeTempDir({ prefix: "weft-oci-cache-" });
+    try {
+      await withEnv(
+        { WEFT_WASM_CACHE_DIR: cache, WEFT_WASM_INSECURE_REGISTRIES: reg.host },
+        async () => {
+          await pushArtifact(reg, "wasm/private", "v1", module);
+          const url = `oci://${reg.host}/wasm/private:v1`;
+          assert.equal(await code(fetchModule(ref(url))), "filter_fetch");
+          const wrong = JSON.stringify({
+            auths: { [reg.host]: { auth: btoa("puller:wrong") } },
+          });
+          assert.equal(
+            await code(fetchModule(ref(url, {}, { ISTIO_META_WASM_IMAGE_PULL_SECRET: wrong }))),
+            "filter_fetch",
+          );
+          const secret = JSON.stringify({
+            auths: { [`http://${reg.host}`]: { auth: btoa(`${auth.username}:${auth.password}`) } },
+          });
+          assert.deepEqual(
+            await fetchModule(ref(url, {}, { ISTIO_META_WASM_IMAGE_PULL_SECRET: secret })),
+            module,
+          );
+        },
+      );
+    } finally {
+      await reg.stop();
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
+});
