@@ -110,12 +110,15 @@ export async function fetchOciModule(ref: FilterRef, signal: AbortSignal): Promi
   const policy = pullPolicy(oci, e[PULL_POLICY_ENV]);
   const dir = cacheDir();
   const text = ociRefText(oci);
-  const key = hex(text);
+  const secret = e[PULL_SECRET_ENV];
+  // The node serves many namespaces: an image pulled with one pull secret is cached for that
+  // secret only, so a plugin without it cannot load a private module from the cache (what
+  // Kubernetes' KEP-2535 does for container images).
+  const key = hex(`${text}\u0000${secret ? hex(secret) : ""}`);
   if (policy === "IfNotPresent") {
     const hit = await cached(dir, key, ref.sha256);
     if (hit) return hit;
   }
-  const secret = e[PULL_SECRET_ENV];
   let pulled;
   try {
     const credentials = secret ? credentialsFor(secret, oci.registry) : undefined;
