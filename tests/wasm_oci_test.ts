@@ -4,7 +4,7 @@
  * tag and by digest (a url without a scheme being OCI); a sha256 that does not match, an
  * unreachable registry and a layer over the size bound are fetch failures served by the fail
  * strategy (FAIL_CLOSE: 403 `RBAC: access denied`; FAIL_OPEN: bypassed) with the node ready
- * (l7-semantics W2–W4, W13–W17); a private registry needs the pull secret; with the registry
+ * (l7-semantics W2–W4, W13–W17); a private registry needs the WasmPlugin's imagePullSecret (a Secret in the config dir); with the registry
  * gone, a restarted node serves IfNotPresent plugins from its disk cache while an Always plugin
  * pulls again and fails.
  */
@@ -60,30 +60,27 @@ async function ociMesh(runtime: string | undefined): Promise<void> {
     Deno.env.set("WEFT_WASM_CACHE_DIR", cache);
     Deno.env.set("WEFT_WASM_INSECURE_REGISTRIES", `${h},${priv.host},${down}`);
     Deno.env.set("WEFT_WASM_MAX_BYTES", "200000");
-    const istio = plugin("artifact", "echo", `oci://${h}/wasm/artifact:v1`) +
+    const plugins = plugin("artifact", "echo", `oci://${h}/wasm/artifact:v1`) +
       plugin("compat", "echo1", `${h}/wasm/compat@${compat}`) +
       plugin("badsha", "echo2", `oci://${h}/wasm/artifact:v1`, `  sha256: ${"f".repeat(64)}\n`) +
       plugin("down-close", "echo3", `oci://${down}/wasm/x:v1`) +
       plugin("down-open", "echo4", `oci://${down}/wasm/x:v1`, "  failStrategy: FAIL_OPEN\n") +
       plugin("big", "echo5", `oci://${h}/wasm/big:v1`) +
       plugin("always", "echo6", `oci://${h}/wasm/artifact:v1`, "  imagePullPolicy: Always\n");
-    const secret = JSON.stringify({
+    const dockerConfig = JSON.stringify({
       auths: { [priv.host]: { auth: btoa(`${auth.username}:${auth.password}`) } },
     });
-    const privPlugin = (name: string, env: unknown[]) => ({
-      plugins: [{
-        name,
-        url: `oci://${priv.host}/wasm/private:v1`,
-        type: "proxy-wasm",
-        direction: "inbound",
-        vmConfig: { env },
-      }],
-    });
-    const services = [
-      ...Array.from({ length: 7 }, () => ({})),
-      privPlugin("private", [{ name: "ISTIO_META_WASM_IMAGE_PULL_SECRET", value: secret }]),
-      privPlugin("private-nosecret", []),
-    ];
+    const privUrl = `oci://${priv.host}/wasm/private:v1`;
+    const istio = plugins +
+      plugin("private", "echo7", privUrl, "  imagePullSecret: regcred\n") +
+      plugin("private-nosecret", "echo8", privUrl) +
+      `apiVersion: v1
+kind: Secret
+metadata: {name: regcred, namespace: default}
+type: kubernetes.io/dockerconfigjson
+data: {.dockerconfigjson: ${btoa(dockerConfig)}}
+`;
+    const services = Array.from({ length: 9 }, () => ({}));
     await withTwoNodes({ runtime, istio, services }, async ({ send }) => {
       const got = [];
       for (let i = 0; i < services.length; i++) got.push(seen(await send("GET /x HTTP/1.1", i)));

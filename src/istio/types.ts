@@ -345,7 +345,16 @@ export interface NamedPolicy {
   readonly policy: AuthorizationPolicy;
 }
 
+/** A `kubernetes.io/dockerconfigjson` Secret (a WasmPlugin's imagePullSecret). */
+export interface PullSecret {
+  readonly kind: "Secret";
+  readonly meta: ObjectMeta;
+  /** The docker config JSON text. */
+  readonly dockerConfig: string;
+}
+
 export type IstioObject =
+  | PullSecret
   | NamedPolicy
   | PeerAuthentication
   | RequestAuthentication
@@ -374,6 +383,8 @@ export interface IstioResources {
   readonly services: readonly KubeService[];
   readonly pods: readonly Pod[];
   readonly endpointSlices: readonly EndpointSlice[];
+  /** Image pull Secrets (WasmPlugin imagePullSecret). */
+  readonly pullSecrets: readonly PullSecret[];
   /** Accepted but partly ignored (a missing or conflicting VirtualService delegate). */
   readonly warnings?: readonly string[];
 }
