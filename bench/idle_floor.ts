@@ -6,8 +6,9 @@
  *   (source) · the same with the three first-party L7 filters (authz, fault, traffic-split) on
  *   its services · weft run taking its config over xDS from a `weft control-plane` (ADS stream open,
  *   on Bun and on Deno: the node's xDS and CA clients run on weft's own HTTP/2, without grpc-js)
- *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` and `./weft run`
- *   over xDS (the DaemonSet node's shape), the same with its workload certificate by CSR from the
+ *   · the same as compiled binaries: bare, TLS listener + servers, `./weft run` (also with its
+ *   readiness endpoint polled as the xDS rows are) and `./weft run` over xDS (the DaemonSet node's
+ *   shape), the same with its workload certificate by CSR from the
  *   control plane's CA (ca.mode xds: no CA key on the node), `./weft run` with the three filters,
  *   the same with the filters as third-party builds (instrumented at load), `./weft run` over xDS
  *   whose workload has an HTTP service (no policy) and one with an L7 AuthorizationPolicy (RBAC
@@ -21,7 +22,8 @@
  * --as-written (do not drop the binaries' page cache first: see evictPageCache), --big (also the
  * binary on the 10 000-workload mesh, 3 s after its sync), --first-request (only: the latency of
  * the first and second requests through the binary's three-filter node, after its idle settle),
- * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row).
+ * --smaps DIR (also save each run's /proc/PID/smaps there, named after its row, and the resident
+ * pages of its file mappings: bench/idle_pages.ts names the code on them).
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -133,11 +135,44 @@ async function measure(
       const name = label.replace(/[^a-z0-9]+/gi, "_").slice(0, 80);
       Deno.mkdirSync(SMAPS, { recursive: true });
       Deno.copyFileSync(`/proc/${p.pid}/smaps`, `${SMAPS}/${name}.${p.pid}.smaps`);
+      Deno.writeTextFileSync(`${SMAPS}/${name}.${p.pid}.pages`, residentFilePages(p.pid));
     }
     return readStatus(p.pid);
   } finally {
     await p?.stop();
   }
+}
+
+/** The resident pages of the process's file mappings, one line each: the file's path and the
+ * page's file offset in hex (from /proc/PID/pagemap's present bit, bit 63). What --smaps saves
+ * beside smaps: bench/idle_pages.ts names the code on those pages from the executable's symbols. */
+function residentFilePages(pid: number): string {
+  const lines: string[] = [];
+  const pagemap = Deno.openSync(`/proc/${pid}/pagemap`);
+  try {
+    for (const m of Deno.readTextFileSync(`/proc/${pid}/maps`).split("\n")) {
+      const f = m.split(/\s+/);
+      if (f.length < 6 || !f[5]!.startsWith("/")) continue;
+      const [lo, hi] = f[0]!.split("-").map((x) => parseInt(x, 16)) as [number, number];
+      const off = parseInt(f[2]!, 16);
+      const n = (hi - lo) / 4096;
+      const buf = new Uint8Array(n * 8);
+      pagemap.seekSync((lo / 4096) * 8, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < buf.length) {
+        const r = pagemap.readSync(buf.subarray(got));
+        if (!r) break;
+        got += r;
+      }
+      const v = new DataView(buf.buffer);
+      for (let i = 0; i < n; i++) {
+        if (v.getUint8(i * 8 + 7) & 0x80) lines.push(`${f[5]} ${(off + i * 4096).toString(16)}`);
+      }
+    }
+  } finally {
+    pagemap.close();
+  }
+  return lines.join("\n") + "\n";
 }
 
 async function compile(src: string, outfile: string): Promise<void> {
@@ -254,6 +289,16 @@ async function main(): Promise<void> {
       await run("binary: bare (a timer)", `${dir}/bare_bin`, []);
       await run("binary: node:tls listener + 3 Bun.serve", `${dir}/tls_serve_bin`, []);
       await run(`binary: ${BINARY} run`, BINARY, ["run", "--config", config], ready);
+      // The same node, its readiness endpoint polled until it answers, as the xDS rows are
+      // (xdsApplied): serving those requests maps Bun's HTTP server code (+0.4–0.5 MB), part of
+      // what the xDS rows carry over the row above.
+      await run(
+        `binary: ${BINARY} run, its readiness probed as the xDS rows`,
+        BINARY,
+        ["run", "--config", config],
+        ready,
+        xdsApplied,
+      );
       await run(
         `binary: ${BINARY} run, the three first-party L7 filters`,
         BINARY,

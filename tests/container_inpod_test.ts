@@ -111,7 +111,7 @@ Deno.test({
         const r = await m.cni(p, "ADD");
         assert.equal(r.code, 0, r.stdout);
         const tables = await m.topo.run(p.ns, ["nft", "list", "tables"]);
-        assert.match(tables.stdout, /table ip weft_inpod/, "rules installed by the container");
+        assert.match(tables.stdout, /table inet weft_inpod/, "rules installed by the container");
         // CHECK: the agent lists the pod's tables with the image's nsenter + nft.
         assert.equal((await m.cni(p, "CHECK")).code, 0);
       }

@@ -84,7 +84,7 @@ Deno.test({
           assert.equal(r.code, 0, r.stdout);
           const res = JSON.parse(r.stdout);
           assert.equal(res.ips[0].address, `${p.ip}/32`);
-          assert.match(await nftTables(m, p.ns), /table ip weft_inpod/);
+          assert.match(await nftTables(m, p.ns), /table inet weft_inpod/);
           assert.match((await m.topo.run(p.ns, ["ip", "rule", "list"])).stdout, /lookup 133/);
           const ports = await listeningPorts(m, p.ns);
           for (const port of [15001, 15006, 15008]) assert.ok(ports.includes(port), `${port}`);
@@ -258,31 +258,6 @@ Deno.test({
     }
     assert.deepEqual(await leftoverNamespaces(id), []);
   },
-});
-
-Deno.test("inpod: Deno refuses in-pod mode at start with a clear error", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const cfg = `${dir}/weft.yaml`;
-    await Deno.writeTextFile(
-      cfg,
-      `inpod: { socket: ${dir}/zds.sock, stateDir: ${dir}/state }\nlisteners: { socks5: "" }\n`,
-    );
-    // Deno itself, even when WEFT_BIN points the other tests at the (Bun) binary.
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "run", "--config", cfg],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    const dec = new TextDecoder();
-    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr + r.stdout, /Cannot start in-pod capture.*run the node agent on Bun/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test({

@@ -150,6 +150,30 @@ async function checkResources(ip: (n: number) => string, w: HttpWorkload): Promi
   assertEquals(w.hits(), before + 2, "only the actual requests reached the workload");
 }
 
+/** weft's own replies on CORS routes, as Envoy's cors filter (after fault, before the router)
+ * decorates them: the router's 503 (connect failure, missing cluster) and 504 (timeout) get the
+ * headers, a fault abort (made before the filter saw the request) and a disallowed origin none. */
+async function checkLocalReplies(ip: (n: number) => string, h2: boolean): Promise<void> {
+  const send = h2 ? callH2 : call;
+  const from = ip(2);
+  const decorated = (r: Reply, status: number, what: string) => {
+    assertEquals(r.status, status, what);
+    assertEquals(r.headers["access-control-allow-origin"], OK, what);
+    assertEquals(r.headers["access-control-allow-credentials"], "true", what);
+    assertEquals(r.headers["access-control-expose-headers"], "x-e", what);
+    assertEquals(r.headers["access-control-allow-methods"], undefined, what);
+  };
+  decorated(await send(ip(103), from, "GET", { origin: OK }), 503, "connect failure");
+  decorated(await send(ip(104), from, "GET", { origin: OK }), 504, "route timeout");
+  decorated(await send(ip(106), from, "GET", { origin: OK }), 503, "cluster not found");
+  const abort = await send(ip(105), from, "GET", { origin: OK });
+  assertEquals([abort.status, cors(abort)], [503, []], "a fault abort comes before cors");
+  const evil = await send(ip(103), from, "GET", { origin: EVIL });
+  assertEquals([evil.status, cors(evil)], [503, []], "a disallowed origin: untouched");
+  const none = await send(ip(104), from, "GET", {});
+  assertEquals([none.status, cors(none)], [504, []], "no Origin: untouched");
+}
+
 async function run(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-cors-" });
@@ -165,7 +189,25 @@ async function run(runtime: string | undefined): Promise<void> {
     endpoints: [{ address: ip(3), tunnel: "NONE" }],
     http: [{ corsPolicy: ECHO_CORS, route: [{ destination: { host: "echo" } }] }],
   });
-  (cfg.services as unknown[]).push(svc("vs", ip(101)), svc("gw", ip(102)));
+  // Local replies: nothing listens on ip(4); ip(5) accepts and never answers.
+  const hold = Deno.listen({ hostname: ip(5), port: PORT });
+  const held: Deno.Conn[] = [];
+  const holding = (async () => {
+    for await (const c of hold) held.push(c);
+  })();
+  const local = (name: string, n: number, http: Record<string, unknown>) => ({
+    ...svc(name, ip(100 + n)),
+    endpoints: [{ address: ip(n === 4 ? 5 : 4), tunnel: "NONE" }],
+    http: [{ corsPolicy: ECHO_CORS, route: [{ destination: { host: name } }], ...http }],
+  });
+  (cfg.services as unknown[]).push(
+    svc("vs", ip(101)),
+    svc("gw", ip(102)),
+    local("down", 3, {}),
+    local("slow", 4, { timeout: "0.3s" }),
+    local("faulty", 5, { fault: { abort: { httpStatus: 503, percentage: { value: 100 } } } }),
+    local("lost", 6, { route: [{ destination: { host: "nowhere" } }] }),
+  );
   cfg.resources = [
     {
       apiVersion: "networking.istio.io/v1",
@@ -206,8 +248,13 @@ async function run(runtime: string | undefined): Promise<void> {
     await checkEcho(ip(100), ip(2), w, false);
     await checkEcho(ip(100), ip(2), w, true);
     await checkResources(ip, w);
+    await checkLocalReplies(ip, false);
+    await checkLocalReplies(ip, true);
   } finally {
     await weft?.stop();
+    hold.close();
+    await holding.catch(() => {});
+    for (const c of held) c.close();
     await w.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -228,3 +228,54 @@ spec:
     { name: "v2", labels: { version: "v2", track: "canary" } },
   ]);
 });
+
+Deno.test("traffic-split: Envoy cluster_header (Istio cluster names of the listener's port)", async () => {
+  const f = await loadPlugin("traffic-split", SPLIT_SOURCES, {
+    clusterPort: 80,
+    routes: [{ route: [{ clusterHeader: "X-Cluster" }] }],
+  });
+  const pick = async (v?: string) =>
+    target(await decide(f, request({ headers: v === undefined ? {} : { "x-cluster": v } })));
+  assert.equal(await pick(`outbound|80|v2|${R}`), `${R}#v2`);
+  assert.equal(await pick(`outbound|80||${R}`), R);
+  // No cluster the route choice could name: the host answers 503 NC for it.
+  for (const v of [undefined, "", R, `outbound|81|v2|${R}`, `inbound|80|v2|${R}`, "a|b|c|d|e"]) {
+    assert.equal(await pick(v), "(no cluster)", String(v));
+  }
+});
+
+Deno.test("traffic-split: Envoy random_value_specifier header (value % total weight)", async () => {
+  const f = await loadPlugin("traffic-split", SPLIT_SOURCES, {
+    routes: [{
+      randomValueHeader: "x-rand",
+      route: [{ service: "a", weight: 3 }, { clusterHeader: "x-c", weight: 2 }],
+    }],
+  });
+  const pick = async (headers: Record<string, string>) =>
+    target(await decide(f, request({ headers })));
+  const c = `outbound|0|v1|${R}`;
+  const table: [string, string][] = [
+    ["0", "a"],
+    ["2", "a"],
+    [" +3 ", `${R}#v1`],
+    ["9", `${R}#v1`],
+    ["10", "a"],
+    [
+      "14",
+      `${R}#v1`,
+    ],
+  ];
+  for (const [v, want] of table) assert.equal(await pick({ "x-rand": v, "x-c": c }), want, v);
+  // An invalid value (sign, junk, overflow) falls back to a random draw: both get picked.
+  for (const v of ["-1", "1x", "18446744073709551616"]) {
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) seen.add(await pick({ "x-rand": v, "x-c": c }));
+    assert.equal(seen.size, 2, v);
+  }
+  await assert.rejects(
+    loadPlugin("traffic-split", SPLIT_SOURCES, {
+      routes: [{ route: [{ clusterHeader: "x", service: "a" }] }],
+    }),
+    /clusterHeader: takes no service or subset/,
+  );
+});

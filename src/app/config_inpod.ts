@@ -1,7 +1,7 @@
 /**
  * The `inpod:` section of weft.yaml (in-pod capture on a Linux node, issue 10), validated apart
  * from the rest of the bootstrap config. Absent = off; present = the node agent serves the pod
- * channel and opens each enrolled pod's listeners inside its network namespace (Bun only).
+ * channel and opens each enrolled pod's listeners inside its network namespace (Bun and Deno).
  */
 import type { Checker } from "../istio/mod.ts";
 

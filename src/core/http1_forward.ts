@@ -41,6 +41,7 @@ import { dialedHost } from "./endpoints.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { applyRequestHeaders } from "./route_headers.ts";
 import { withCors } from "./route_cors.ts";
+import { latchCors } from "./router_reply.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import type { ConnState } from "./http1_response.ts";
 import { errorCode, errorMessage } from "./errors.ts";
@@ -111,7 +112,7 @@ export async function forwardRequest(
     // whole response here, and after a 101 that is a tunnel living as long as its peers keep it.
     let policy = state.upgrade ? undefined : p.routePolicy?.(ctx);
     // CORS reads the request as it came, before the route's rewrite and header operations.
-    if (policy?.cors) policy = withCors(policy, ctx);
+    if (policy?.cors) latchCors(ctx, (policy = withCors(policy, ctx)).headers?.after);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
     const rh = policy?.headers;
     if (rh) applyRequestHeaders(rh, route, ctx);

@@ -28,6 +28,7 @@ import type { RoutePolicy } from "./route_policy.ts";
 import { beforeUpstream, rewriteRequest } from "./route_fault.ts";
 import { applyRequestHeaders } from "./route_headers.ts";
 import { withCors } from "./route_cors.ts";
+import { latchCors } from "./router_reply.ts";
 import { mirrorRequest } from "./route_mirror.ts";
 import { logger } from "./log.ts";
 import { hasLowerCase, normalizePath } from "./path_normalize.ts";
@@ -147,7 +148,7 @@ async function serveStream(
     }
     let policy = b.routePolicy?.(ctx);
     // CORS reads the request as it came, before the route's rewrite and header operations.
-    if (policy?.cors) policy = withCors(policy, ctx);
+    if (policy?.cors) latchCors(stream, (policy = withCors(policy, ctx)).headers?.after);
     if (policy?.rewrite) rewriteRequest(policy, ctx);
     if (policy?.headers) applyRequestHeaders(policy.headers, verdict.route, ctx);
     if (policy?.fault || policy?.reply) {

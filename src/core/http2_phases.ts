@@ -15,6 +15,7 @@ import type { HeaderMap } from "./filter_api.ts";
 import type { Trailer } from "./http1_codec.ts";
 import { ErrorCode, H2ProtocolError, type H2Stream } from "./h2/mod.ts";
 import { httpToGrpc } from "./grpc_status.ts";
+import { routerReply } from "./router_reply.ts";
 import { type BodyReader, h2HasBody, h2Reader, h2Sink } from "./body_source.ts";
 import {
   bufferFrom,
@@ -65,6 +66,7 @@ export interface RequestPlan {
 
 export function respondLocal(stream: H2Stream, r: LocalResponse): void {
   if (stream.destroyed || stream.headersSent) return;
+  r = routerReply(stream, r); // a CORS request's headers on the router's replies
   const h: [string, string][] = [];
   for (const [k, v] of r.headers) h.push([k.toLowerCase(), v]);
   if (r.grpcStatus !== undefined) {

@@ -6,6 +6,7 @@ import { type ByteReader, serializeHead } from "./http1_codec.ts";
 import { H2_PREFACE } from "./http2_downstream.ts";
 import { STATUS_TEXT } from "./status_text.ts";
 import { WeftError } from "./errors.ts";
+import { routerReply } from "./router_reply.ts";
 
 /** Reads just enough to tell an HTTP/2 connection preface from an HTTP/1.1 request line. */
 export async function isH2(reader: ByteReader): Promise<boolean> {
@@ -86,6 +87,7 @@ export function replyLocal(
   r: LocalResponse,
   keepAlive: boolean,
 ): boolean {
+  r = routerReply(ctx, r); // a CORS request's headers on the router's replies
   p.count(r.status, ctx);
   state.responding = true;
   return writeLocal(down, r, keepAlive);

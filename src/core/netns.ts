@@ -1,34 +1,35 @@
 /**
  * Linux network namespaces for in-pod capture (ztunnel's in-pod mode), behind one small module:
  * entering a pod's namespace for the synchronous part of creating a socket, the original
- * destination of a redirected connection (SO_ORIGINAL_DST) and a dial made from inside a pod.
- * Bun only: its node:net sockets expose their descriptor (`_handle.fd`) and can adopt a raw one
- * (`connect({ fd, fdIsRawSocket })`); Deno exposes neither, so in-pod mode refuses to start there.
- * libc is reached through bun:ffi, loaded with a dynamic import so Deno never resolves it.
+ * destination of a redirected connection (IPv4 and IPv6) and a dial made from inside a pod.
+ * On Bun (libc through bun:ffi) node:net sockets expose their descriptor (`_handle.fd`) and can
+ * adopt a raw one (`connect({ fd, fdIsRawSocket })`): SO_ORIGINAL_DST on the accepted socket, and
+ * dials from a socket made in the pod with SO_MARK (and IP_TRANSPARENT to keep a client's IP).
+ * On Deno (libc through Deno.dlopen, netns_deno.ts) sockets expose no descriptor: the original
+ * destination comes from conntrack over netlink, dials are `Deno.connect` inside the pod with no
+ * mark, so only those the pod's rules let through unmarked (to port 15008, to the pod itself)
+ * are made from the pod (canMark() false: callers dial the rest from the node), and a delivery
+ * keeps the pod's own address as its source. node:net's listen binds on a later tick in Deno,
+ * so listenInNetns stays in the namespace until that tick has run. Each runtime's FFI module is
+ * loaded with a dynamic import, so the other never resolves it.
  */
 import { Socket } from "node:net";
+import process from "node:process";
 import { WeftError } from "./errors.ts";
 import { runtimeName } from "./runtime.ts";
+import { decodeSockaddr, ipFamily, SOCKADDR_IN6_BYTES } from "./sockaddr.ts";
 
 const CLONE_NEWNET = 0x40000000;
 const O_RDONLY_CLOEXEC = 0x80000;
-const AF_INET = 2;
-const SOCK_STREAM_NONBLOCK_CLOEXEC = 1 | 0x800 | 0x80000;
-const SOL_SOCKET = 1;
-const SO_ERROR = 4;
-const SO_MARK = 36;
-const IPPROTO_TCP = 6;
-const TCP_NODELAY = 1;
 const SOL_IP = 0;
+const SOL_IPV6 = 41;
+/** SO_ORIGINAL_DST (SOL_IP) and IP6T_SO_ORIGINAL_DST (SOL_IPV6) share the number. */
 const SO_ORIGINAL_DST = 80;
-const POLLOUT = 4;
-const EINPROGRESS = 115;
 /** ztunnel's socket mark (0x539): the pod's rules let packets carrying it through. */
 export const WEFT_SOCKET_MARK = 0x539;
 /** Mark of deliveries that keep the client's IP: the pod's rules route their replies back to
  * weft's socket (connmark + a local routing table, src/inpod/nft_rules.ts). */
 export const WEFT_TRANSPARENT_MARK = 0x53a;
-const IP_TRANSPARENT = 19;
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...a: any[]) => any;
@@ -44,30 +45,38 @@ interface Libc {
   readonly poll: Fn;
   readonly __errno_location: Fn;
 }
-interface Ffi {
+/** @internal */
+export interface Ffi {
   readonly libc: Libc;
   readonly ptr: (b: ArrayBufferView) => unknown;
   readonly readI32: (p: unknown) => number;
   readonly selfFd: number;
+  /** Deno's FFI side (netns_deno.ts), undefined on Bun. */
+  readonly deno: typeof import("./netns_deno.ts") | undefined;
 }
 
 let ffi: Ffi | undefined;
 
 /** Why in-pod capture cannot run in this runtime, or undefined when it can. */
 export function netnsUnsupportedReason(): string | undefined {
-  if (runtimeName !== "bun") {
-    return `${runtimeName} exposes no socket descriptor, so the original destination of a ` +
-      "redirected connection (SO_ORIGINAL_DST) cannot be read; run the node agent on Bun " +
-      "(bun src/main.ts run, or the shipped binary)";
+  if (runtimeName === "node") {
+    return "Node's sockets expose no descriptor and it has no FFI for setns; run the node agent " +
+      "on Bun (bun src/main.ts run, or the shipped binary) or Deno";
   }
   return undefined;
 }
 
-/** Load libc through bun:ffi once; rejects with a clear error on other runtimes. */
+/** Load libc (bun:ffi or Deno.dlopen) once; rejects with a clear error on other runtimes. */
 export async function loadNetns(): Promise<void> {
   if (ffi) return;
   const why = netnsUnsupportedReason();
   if (why) throw new WeftError("inpod_unsupported", `Cannot enable in-pod capture: ${why}`);
+  if (runtimeName === "deno") {
+    const deno = await import("./netns_deno.ts");
+    const f = deno.loadDenoFfi();
+    ffi = { ...f, libc: f.libc as unknown as Libc, selfFd: openSelf(f.libc, f.ptr), deno };
+    return;
+  }
   const spec = "bun:ffi";
   const b = await import(spec);
   const T = b.FFIType;
@@ -85,21 +94,39 @@ export async function loadNetns(): Promise<void> {
   });
   const libc = lib.symbols as Libc;
   const ptr = (v: ArrayBufferView): unknown => b.ptr(v);
-  const selfFd = libc.open(ptr(cstr("/proc/self/ns/net")), O_RDONLY_CLOEXEC) as number;
-  if (selfFd < 0) throw new WeftError("netns_open_failed", "Cannot open /proc/self/ns/net");
-  ffi = { libc, ptr, readI32: (p) => b.read.i32(p, 0), selfFd };
+  ffi = {
+    libc,
+    ptr,
+    readI32: (p) => b.read.i32(p, 0),
+    selfFd: openSelf(libc, ptr),
+    deno: undefined,
+  };
+}
+
+function openSelf(libc: { open: Fn }, ptr: (b: ArrayBufferView) => unknown): number {
+  const fd = libc.open(ptr(cstr("/proc/self/ns/net")), O_RDONLY_CLOEXEC) as number;
+  if (fd < 0) throw new WeftError("netns_open_failed", "Cannot open /proc/self/ns/net");
+  return fd;
+}
+
+/** Whether dials from a pod can carry weft's socket mark (Bun); on Deno only dials the pod's
+ * rules let through unmarked may be made from the pod. */
+export function canMark(): boolean {
+  return lib().deno === undefined;
 }
 
 function cstr(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
 }
 
-function lib(): Ffi {
+/** @internal libc as loaded (netns_dial.ts). */
+export function lib(): Ffi {
   if (!ffi) throw new WeftError("inpod_not_loaded", "Cannot use netns: loadNetns() not called");
   return ffi;
 }
 
-function errno(f: Ffi): number {
+/** @internal */
+export function errno(f: Ffi): number {
   return f.readI32(f.libc.__errno_location());
 }
 
@@ -107,7 +134,13 @@ function errno(f: Ffi): number {
 export interface Netns {
   readonly path: string;
   readonly fd: number;
+  /** Deno: the pod's NETLINK_NETFILTER socket for conntrack lookups (-1 on Bun). */
+  readonly nl: number;
 }
+
+const AF_NETLINK = 16;
+const SOCK_RAW_CLOEXEC = 3 | 0x80000;
+const NETLINK_NETFILTER = 12;
 
 export function openNetns(path: string): Netns {
   const f = lib();
@@ -117,21 +150,59 @@ export function openNetns(path: string): Netns {
       cause: `errno ${errno(f)}`,
     });
   }
-  return { path, fd };
+  if (!f.deno) return { path, fd, nl: -1 };
+  // Conntrack is per namespace: the pod's lookups go through a socket made inside it.
+  const ns = { path, fd, nl: -1 };
+  const nl = inNetns(ns, () => f.libc.socket(AF_NETLINK, SOCK_RAW_CLOEXEC, NETLINK_NETFILTER));
+  if (nl < 0) {
+    f.libc.close(fd);
+    throw new WeftError("netns_open_failed", `Cannot open a conntrack socket in ${path}`, {
+      cause: `errno ${errno(f)}`,
+    });
+  }
+  return { ...ns, nl };
 }
 
 export function closeNetns(ns: Netns): void {
+  if (ns.nl >= 0) lib().libc.close(ns.nl);
   lib().libc.close(ns.fd);
+}
+
+/**
+ * Run `listen` (a node:net or node:tls `server.listen` call) so that its socket is bound inside
+ * `ns`. Bun binds during the call. Deno's node:net binds on the tick queue: the namespace is
+ * entered at the start of a fresh macrotask (so no earlier tick runs inside it), `listen` queues
+ * its bind, and the next tick returns. Entering is tried once synchronously, so a namespace
+ * that cannot be entered throws to the caller (later failures go to `onError`).
+ */
+export function listenInNetns(
+  ns: Netns,
+  listen: () => void,
+  onError: (e: unknown) => void,
+): void {
+  const f = lib();
+  if (!f.deno) return inNetns(ns, listen);
+  inNetns(ns, () => {});
+  setImmediate(() => {
+    try {
+      enter(f, ns);
+    } catch (e) {
+      return onError(e);
+    }
+    try {
+      listen();
+    } catch (e) {
+      onError(e);
+    } finally {
+      process.nextTick(() => back(f));
+    }
+  });
 }
 
 /** Run `fn` with this thread in `ns`; sockets created synchronously inside stay there. */
 export function inNetns<T>(ns: Netns, fn: () => T): T {
   const f = lib();
-  if (f.libc.setns(ns.fd, CLONE_NEWNET) !== 0) {
-    throw new WeftError("netns_enter_failed", `Cannot enter network namespace ${ns.path}`, {
-      cause: `errno ${errno(f)}`,
-    });
-  }
+  enter(f, ns);
   let result: T;
   try {
     result = fn();
@@ -141,6 +212,14 @@ export function inNetns<T>(ns: Netns, fn: () => T): T {
   }
   back(f);
   return result;
+}
+
+function enter(f: Ffi, ns: Netns): void {
+  if (f.libc.setns(ns.fd, CLONE_NEWNET) !== 0) {
+    throw new WeftError("netns_enter_failed", `Cannot enter network namespace ${ns.path}`, {
+      cause: `errno ${errno(f)}`,
+    });
+  }
 }
 
 /** Failing to come back would put every later socket in the pod: a broken invariant. */
@@ -155,106 +234,32 @@ function fdOf(sock: Socket): number | undefined {
   return typeof fd === "number" && fd >= 0 ? fd : undefined;
 }
 
-/** The destination a client dialled before the pod's nftables redirect (IPv4). */
-export function originalDst(sock: Socket): { host: string; port: number } | undefined {
+/**
+ * The destination a client dialled before the pod's nftables redirect, from conntrack through the
+ * socket: IP6T_SO_ORIGINAL_DST for an IPv6 connection, SO_ORIGINAL_DST for an IPv4 one (also on
+ * a dual-stack socket, where the kernel answers it for a v4-mapped connection).
+ */
+export function originalDst(
+  sock: Socket,
+  ns: Netns,
+): { host: string; port: number } | undefined {
   const f = lib();
+  if (f.deno) {
+    const { localAddress, localPort, remoteAddress, remotePort } = sock;
+    if (!localAddress || !localPort || !remoteAddress || !remotePort) return undefined;
+    return f.deno.conntrackOriginalDst(f.libc as unknown as { send: Fn; recv: Fn }, ns.nl, {
+      host: localAddress,
+      port: localPort,
+    }, { host: remoteAddress, port: remotePort });
+  }
   const fd = fdOf(sock);
   if (fd === undefined) return undefined;
-  const buf = new Uint8Array(16);
-  const len = new Uint32Array([16]);
-  if (f.libc.getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, f.ptr(buf), f.ptr(len)) !== 0) {
+  const v6 = ipFamily(sock.localAddress ?? "") === 6;
+  const buf = new Uint8Array(SOCKADDR_IN6_BYTES);
+  const len = new Uint32Array([buf.length]);
+  const level = v6 ? SOL_IPV6 : SOL_IP;
+  if (f.libc.getsockopt(fd, level, SO_ORIGINAL_DST, f.ptr(buf), f.ptr(len)) !== 0) {
     return undefined;
   }
-  return { host: `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`, port: (buf[2]! << 8) | buf[3]! };
-}
-
-/** Non-blocking check of a pending connect: undefined = still in progress, 0 = done, else errno. */
-function connectState(f: Ffi, fd: number): number | undefined {
-  const pfd = new Uint8Array(8);
-  new DataView(pfd.buffer).setInt32(0, fd, true);
-  new DataView(pfd.buffer).setInt16(4, POLLOUT, true);
-  const n = f.libc.poll(f.ptr(pfd), 1, 0) as number;
-  if (n === 0) return undefined;
-  const v = new Int32Array(1);
-  const len = new Uint32Array([4]);
-  f.libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, f.ptr(v), f.ptr(len));
-  return v[0]!;
-}
-
-function sockaddrIn(host: string, port: number): Uint8Array | undefined {
-  const octets = host.split(".").map(Number);
-  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
-  const sa = new Uint8Array(16);
-  sa[0] = AF_INET;
-  sa[2] = port >> 8;
-  sa[3] = port & 255;
-  sa.set(octets, 4);
-  return sa;
-}
-
-function setInt(f: Ffi, fd: number, level: number, opt: number, v: number): boolean {
-  return f.libc.setsockopt(fd, level, opt, f.ptr(new Int32Array([v])), 4) === 0;
-}
-
-/** A marked, Nagle-free socket made in `ns`; bound to `source` (IP_TRANSPARENT) when given. */
-function podSocket(f: Ffi, ns: Netns, source: Uint8Array | undefined): number {
-  const fd = inNetns(ns, () => f.libc.socket(AF_INET, SOCK_STREAM_NONBLOCK_CLOEXEC, 0) as number);
-  if (fd < 0) throw new WeftError("connect_failed", `Cannot create a socket in ${ns.path}`);
-  // Before connect: the adopted socket never goes through node:net's own setNoDelay path.
-  setInt(f, fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  const transparent = source !== undefined && setInt(f, fd, SOL_IP, IP_TRANSPARENT, 1) &&
-    f.libc.bind(fd, f.ptr(source), 16) === 0;
-  setInt(f, fd, SOL_SOCKET, SO_MARK, transparent ? WEFT_TRANSPARENT_MARK : WEFT_SOCKET_MARK);
-  return fd;
-}
-
-/**
- * TCP connection made from inside `ns` (IPv4), its socket marked so the pod's rules never
- * redirect it back to weft. With `sourceIp`, the connection keeps that address as its source
- * (IP_TRANSPARENT, as ztunnel delivers inbound traffic); without it, or if the kernel refuses,
- * the pod's own address. Resolves once connected.
- */
-export function dialInNetns(
-  ns: Netns,
-  host: string,
-  port: number,
-  timeoutMs: number,
-  sourceIp?: string,
-): Promise<Socket> {
-  const f = lib();
-  const sa = sockaddrIn(host, port);
-  if (!sa) return Promise.reject(new WeftError("connect_failed", `Cannot dial ${host}: not IPv4`));
-  let fd: number;
-  try {
-    fd = podSocket(f, ns, sourceIp ? sockaddrIn(sourceIp.replace(/^::ffff:/, ""), 0) : undefined);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  const rc = f.libc.connect(fd, f.ptr(sa), 16) as number;
-  const err = rc === 0 ? 0 : errno(f);
-  const fail = (code: number): WeftError => {
-    f.libc.close(fd);
-    return new WeftError(
-      code === -1 ? "connect_timeout" : "connect_failed",
-      `Cannot connect to ${host}:${port} in ${ns.path}: ${
-        code === -1 ? "timed out" : `errno ${code}`
-      }`,
-    );
-  };
-  if (err !== 0 && err !== EINPROGRESS) return Promise.reject(fail(err));
-  const deadline = performance.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      const state = err === 0 ? 0 : connectState(f, fd);
-      if (state === 0) {
-        const s = new Socket({ allowHalfOpen: true });
-        (s as unknown as { connect(o: unknown): void }).connect({ fd, fdIsRawSocket: true });
-        return resolve(s);
-      }
-      if (state !== undefined) return reject(fail(state));
-      if (performance.now() > deadline) return reject(fail(-1));
-      setTimeout(check, 1);
-    };
-    check();
-  });
+  return decodeSockaddr(buf.subarray(0, len[0]));
 }

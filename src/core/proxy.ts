@@ -164,9 +164,9 @@ export class NodeProxy {
 
   /** Close a pod's listeners and its connections (FIN, then closed after `graceMs`). */
   async removePod(uid: string, graceMs: number): Promise<boolean> {
-    const ip = this.pods.list().find((p) => p.uid === uid)?.address;
+    const ips = this.pods.list().find((p) => p.uid === uid)?.addresses ?? [];
     const removed = await this.pods.remove(uid, graceMs);
-    if (ip) this.pool.retireSource(ip);
+    for (const ip of ips) this.pool.retireSource(ip);
     return removed;
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { podRules } from "./nft_rules.ts";
+import { podRoutes, podRules } from "./nft_rules.ts";
 import { parseRequest } from "./zds.ts";
 import { runCni } from "./cni.ts";
 
@@ -8,16 +8,32 @@ Deno.test("podRules: TCP only, 15008 and marked packets excluded, node addresses
     outboundPort: 15001,
     inboundPort: 15006,
     hbonePort: 15008,
-    nodeAddresses: ["10.1.1.1", "not-an-ip"],
+    nodeAddresses: ["10.1.1.1", "fd00:1::1", "not-an-ip", "10.0.0.0/8"],
   });
   assert.match(r, /meta l4proto tcp redirect to :15001/);
   assert.match(r, /meta l4proto tcp redirect to :15006/);
   assert.equal(r.match(/tcp dport 15008 accept/g)?.length, 2);
   assert.equal(r.match(/meta mark \{ 0x539, 0x53a \} accept/g)?.length, 2);
   assert.match(r, /ip daddr \{ 10\.1\.1\.1 \} accept/);
-  assert.doesNotMatch(r, /not-an-ip|udp/);
-  // Idempotent: the table is created, dropped and recreated in one transaction.
-  assert.match(r, /^table ip weft_inpod \{\}\ndelete table ip weft_inpod\n/);
+  assert.match(r, /ip6 daddr \{ fd00:1::1 \} accept/);
+  assert.doesNotMatch(r, /not-an-ip|10\.0\.0\.0|udp/);
+  // One inet table for both families; idempotent: the table (and an older agent's IPv4-only
+  // one) is created, dropped and recreated in one transaction.
+  assert.match(
+    r,
+    /^table ip weft_inpod \{\}\ndelete table ip weft_inpod\ntable inet weft_inpod \{\}\ndelete table inet weft_inpod\ntable inet weft_inpod \{\n/,
+  );
+});
+
+Deno.test("podRoutes: one batch per family", () => {
+  assert.equal(
+    podRoutes("add"),
+    "rule add fwmark 0x53a lookup 133\nroute add local 0.0.0.0/0 dev lo table 133\n",
+  );
+  assert.equal(
+    podRoutes("del", 6),
+    "rule del fwmark 0x53a lookup 133\nroute del local ::/0 dev lo table 133\n",
+  );
 });
 
 Deno.test("ZDS requests: strict shapes", () => {

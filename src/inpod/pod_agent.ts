@@ -6,6 +6,7 @@
  * istio-cni's snapshot). Pods whose namespace is gone are dropped from the state.
  */
 import * as net from "node:net";
+import { isIPv6 } from "node:net";
 import {
   chmodSync,
   existsSync,
@@ -165,24 +166,26 @@ export class PodAgent {
     }
   }
 
-  /** Listeners first, then the rules that send traffic to them; an error string on failure. */
+  /** Listeners first, then the rules that send traffic to them; an error string on failure.
+   * Every pod IP (IPv4 and IPv6, a dual-stack pod has both) is offered; those a workload has are
+   * served, and the IPv6 policy route is added only for a pod served on IPv6. */
   private async add(a: AddWorkload): Promise<string | undefined> {
-    const address = a.ips.map((ip) => ip.replace(/\/\d+$/, "")).find((ip) => ip.includes("."));
-    if (!address) return `pod ${a.uid}: no IPv4 address (in-pod capture is IPv4 only)`;
+    const addresses = a.ips.map((ip) => ip.replace(/\/\d+$/, ""));
     try {
-      await this.host.enrollPod({ uid: a.uid, netnsPath: a.netns, address });
+      const view = await this.host.enrollPod({ uid: a.uid, netnsPath: a.netns, addresses });
       const hbonePort = this.host.snapshot.node.hbonePort;
+      const families = [...new Set(view.addresses.map((ip) => isIPv6(ip) ? 6 : 4))];
       await applyPodRules(a.netns, {
         outboundPort: this.opts.outboundPort,
         inboundPort: this.opts.inboundPort,
         hbonePort,
         nodeAddresses: a.nodeAddresses ?? [],
-      });
+      }, families);
+      this.records.set(a.uid, { ...a, address: view.address });
     } catch (e) {
       await this.host.removePod(a.uid, 0).catch(() => false);
       return errorMessage(e);
     }
-    this.records.set(a.uid, { ...a, address });
     return undefined;
   }
 

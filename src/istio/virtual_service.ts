@@ -421,7 +421,8 @@ function httpMatch(c: Checker, path: string, v: unknown): HttpMatch {
     "statPrefix",
   ]);
   // sourceLabels: weft.yaml nodes compile a chain variant per source (src/app/first_party_refs.ts);
-  // the control plane's route tables are shared by every node and refuse it (mesh.ts).
+  // the control plane's route tables are shared by every node: it drops them as istiod's waypoint
+  // routes do (mesh.ts sourceFree).
   c.unsupported(path, o, ["sourceNamespace", "gateways"]);
   const sm = (k: string): IstioStringMatch | undefined =>
     o[k] === undefined ? undefined : stringMatch(c, `${path}.${k}`, o[k], false);

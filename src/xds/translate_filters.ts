@@ -24,11 +24,13 @@ export function missingConfig(name: string, priority: number): FilterRef {
 
 /** Routes in the traffic-split plugin's own config shape (plugins/traffic-split README):
  * ordered routes, first match wins, weighted `{service, subset}` destinations, 404 on no match
- * (Envoy). */
+ * (Envoy). A `cluster_header` is a `clusterHeader` destination: the plugin reads Istio's
+ * `outbound|<port>|<subset>|<fqdn>` from the header, for this listener's `port`. */
 export function trafficSplit(
   rules: readonly RouteRule[],
   clusters: readonly ClusterValue[],
   hostname: string,
+  port: number,
   priority: number,
 ): FilterRef {
   const byName = new Map(clusters.map((c) => [c.name, c]));
@@ -47,6 +49,7 @@ export function trafficSplit(
     sha256: undefined,
     config: {
       noMatch: "notFound",
+      ...(rules.some((r) => r.clusters.some((c) => c.clusterHeader)) ? { clusterPort: port } : {}),
       routes: rules.map((r, i) => {
         const u = uri(r.match);
         const mm = r.match;
@@ -63,11 +66,13 @@ export function trafficSplit(
         return {
           name: `route-${i}`,
           ...(Object.keys(m).length ? { match: [m] } : {}),
+          ...(r.randomValueHeader ? { randomValueHeader: r.randomValueHeader } : {}),
           // A route that answers itself (redirect, direct_response) takes its requests too: it
           // names the service, and the proxy's route policy replies before any upstream.
           route: r.clusters.length === 0
             ? [{ service: hostname, weight: 1 }]
             : r.clusters.map((c) => {
+              if (c.clusterHeader) return { clusterHeader: c.clusterHeader, weight: c.weight };
               const cv = byName.get(c.cluster);
               if (!cv) return { ...missingCluster(c.cluster), weight: c.weight };
               return {

@@ -55,7 +55,12 @@ export function fragment(
     : route
     ? pickHost(route, l)?.rules ?? []
     : [];
-  const clusterNames = [...new Set(split.flatMap((r) => r.clusters.map((c) => c.cluster)))];
+  const clusterNames = [
+    ...new Set([
+      ...split.flatMap((r) => r.clusters.map((c) => c.cluster).filter((c) => c !== "")),
+      ...headerClusters(store, l, split),
+    ]),
+  ];
   const clusters: ClusterValue[] = [];
   const eps = new Map<string, Endpoint>();
   let targetPort = l.targetPort;
@@ -115,10 +120,11 @@ export function fragment(
       (m.prefix === "" || m.prefix === "/") && !m.ignoreUriCase && !m.method && !m.authority &&
       !m.scheme && !m.headers && !m.withoutHeaders && !m.queryParams;
     if (
-      split.some((r) => r.clusters.length > 1) || clusters.some((c) => c.subset) || missing ||
+      split.some((r) => r.clusters.length > 1 || r.clusters.some((c) => "clusterHeader" in c)) ||
+      clusters.some((c) => c.subset) || missing ||
       (split.length > 0 && !split.some((r) => catchAll(r.match)))
     ) {
-      filters.push(trafficSplit(split, clusters, l.hostname, -1000));
+      filters.push(trafficSplit(split, clusters, l.hostname, l.port, -1000));
     }
   }
   return {
@@ -159,6 +165,24 @@ export function fragment(
   };
 }
 
+/** A route that takes its cluster from a request header may name any subset cluster of this
+ * service and port (`outbound|<port>|<subset>|<hostname>`, CDS being wildcard): their endpoints
+ * and subsets join the fragment, so the split's choice finds them. Scans CDS only for such
+ * listeners. */
+function headerClusters(
+  store: ResourceStore,
+  l: ListenerValue,
+  split: readonly { readonly clusters: readonly object[] }[],
+): string[] {
+  if (!split.some((r) => r.clusters.some((c) => "clusterHeader" in c))) return [];
+  const pre = `outbound|${l.port}|`, post = `|${l.hostname}`;
+  const out: string[] = [];
+  for (const [name] of store.values(CLUSTER)) {
+    if (name.startsWith(pre) && name.endsWith(post) && name.split("|").length === 4) out.push(name);
+  }
+  return out;
+}
+
 /** Every stored value a listener's fragment reads (fragment() is a function of these). */
 export function dependencies(store: ResourceStore, l: ListenerValue): unknown[] {
   const out: unknown[] = [l];
@@ -171,11 +195,11 @@ export function dependencies(store: ResourceStore, l: ListenerValue): unknown[] 
     : route
     ? pickHost(route, l)?.rules ?? []
     : [];
-  for (const r of split) {
-    for (const c of r.clusters) {
-      const cv = store.get<ClusterValue>(CLUSTER, c.cluster);
-      out.push(cv, cv?.edsName ? store.get<AssignmentValue>(ENDPOINT, cv.edsName) : undefined);
-    }
+  const names = split.flatMap((r) => r.clusters.map((c) => c.cluster));
+  for (const name of [...names, ...headerClusters(store, l, split)]) {
+    if (name === "") continue; // a cluster_header: named per request
+    const cv = store.get<ClusterValue>(CLUSTER, name);
+    out.push(cv, cv?.edsName ? store.get<AssignmentValue>(ENDPOINT, cv.edsName) : undefined);
   }
   if (l.kind === "http") {
     for (const e of l.chain) {

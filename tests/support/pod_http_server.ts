@@ -16,7 +16,7 @@ const server = createServer((req, res) => {
   res.end(body);
 });
 server.keepAliveTimeout = 30_000;
-const udp = createSocket("udp4");
+const udp = createSocket(host?.includes(":") ? "udp6" : "udp4");
 udp.on("message", (msg, from) => udp.send(msg, from.port, from.address));
 udp.bind(
   Number(port),

@@ -39,8 +39,9 @@ typedef struct {
 } split_match;
 
 typedef struct {
-  const char *service;
-  const char *subset; /* 0 = whole service */
+  const char *service;        /* 0 when cluster_header is set */
+  const char *subset;         /* 0 = whole service */
+  const char *cluster_header; /* Envoy cluster_header: the cluster is this header's value */
   uint64_t weight;
   const char *metric; /* "<route>/<service>#<subset>" */
 } split_dest;
@@ -53,12 +54,16 @@ typedef struct {
   uint32_t ndests;
   uint64_t total_weight;
   const char *hash_header; /* sticky choice by this header's value; 0 = random */
+  /* Envoy random_value_specifier.header_name: a decimal uint64 in this header is the draw */
+  const char *random_header;
 } split_route;
 
 typedef struct {
   split_route *routes;
   uint32_t nroutes;
   int not_found; /* no route matched → 404 instead of continuing on the default route */
+  /* The listener port a cluster_header's Istio cluster name must carry (0 = any). */
+  uint32_t cluster_port;
   uint32_t counter_batch;
 } split_config;
 
@@ -68,6 +73,9 @@ typedef struct {
 } split_result;
 
 split_config *split_configure(arena *a, wstr json, const char **err);
+/* An Istio cluster name `outbound|<port>|<subset>|<fqdn>` → service and subset (subset.n == 0:
+ * none); 0 when the name has another shape or another port than `port` (when not 0). */
+int split_parse_cluster(wstr name, uint32_t port, wstr *service, wstr *subset);
 void split_choose(const split_config *cfg, const split_env *env, split_result *out);
 
 #endif

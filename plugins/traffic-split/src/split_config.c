@@ -1,12 +1,28 @@
 /* traffic-split config: JSON → compiled routes (regexes compiled once). */
 #include "split.h"
 
-static const char *const ROOT_KEYS[] = {"routes", "noMatch", "counterBatch", 0};
-static const char *const ROUTE_KEYS[] = {"name", "match", "route", "hashHeader", 0};
+static const char *const ROOT_KEYS[] = {"routes", "noMatch", "counterBatch", "clusterPort", 0};
+static const char *const ROUTE_KEYS[] = {"name", "match", "route", "hashHeader",
+                                         "randomValueHeader", 0};
 static const char *const MATCH_KEYS[] = {"name", "uri", "method", "authority", "scheme",
                                          "ignoreUriCase", "headers", "withoutHeaders",
                                          "queryParams", 0};
-static const char *const DEST_KEYS[] = {"service", "subset", "weight", 0};
+static const char *const DEST_KEYS[] = {"service", "subset", "weight", "clusterHeader", 0};
+
+/* A header name, lower-cased, NUL-terminated; 0 after cfg_fail. */
+static const char *header_name(cfgctx *c, const jval *j, const char *what) {
+  if (j->t != J_STR || j->s.n == 0) {
+    cfg_fail(c, what, WSTR_NONE);
+    return 0;
+  }
+  char *n = arena_strdup(c->a, j->s);
+  if (n == 0) {
+    cfg_fail(c, "out of memory", WSTR_NONE);
+    return 0;
+  }
+  for (uint32_t i = 0; i < j->s.n; i++) n[i] = lower_ascii(n[i]);
+  return n;
+}
 static const char *const SM_KEYS[] = {"exact", "prefix", "regex", 0};
 
 static int str_match(cfgctx *c, const jval *j, smatch *m, int allow_present, int icase) {
@@ -89,8 +105,16 @@ static int match_block(cfgctx *c, const jval *j, split_match *m) {
 static int dest(cfgctx *c, const jval *j, split_dest *d, int single) {
   if (!cfg_expect(c, j, J_OBJ, "must be an object") || !cfg_known_keys(c, j, DEST_KEYS)) return 0;
   const jval *s = json_get(j, "service");
-  if (s == 0 || s->t != J_STR || s->s.n == 0) return cfg_fail(c, "service: required non-empty string", WSTR_NONE);
-  d->service = arena_strdup(c->a, s->s);
+  const jval *ch = json_get(j, "clusterHeader");
+  if (ch != 0 && ch->t != J_NULL) {
+    if ((s != 0 && s->t != J_NULL) || json_get(j, "subset") != 0)
+      return cfg_fail(c, "clusterHeader: takes no service or subset", WSTR_NONE);
+    d->cluster_header = header_name(c, ch, "clusterHeader: must be a header name");
+    if (d->cluster_header == 0) return 0;
+  } else {
+    if (s == 0 || s->t != J_STR || s->s.n == 0) return cfg_fail(c, "service: required non-empty string", WSTR_NONE);
+    d->service = arena_strdup(c->a, s->s);
+  }
   const jval *sub = json_get(j, "subset");
   if (sub != 0 && sub->t != J_NULL) {
     if (sub->t != J_STR || sub->s.n == 0) return cfg_fail(c, "subset: must be a non-empty string", WSTR_NONE);
@@ -114,10 +138,14 @@ static int route(cfgctx *c, const jval *j, split_route *r, uint32_t index) {
   r->name = sb_cdup(&b);
   const jval *hh = json_get(j, "hashHeader");
   if (hh != 0 && hh->t != J_NULL) {
-    if (hh->t != J_STR || hh->s.n == 0) return cfg_fail(c, "hashHeader: must be a header name", WSTR_NONE);
-    char *n = arena_strdup(c->a, hh->s);
-    for (uint32_t i = 0; n && i < hh->s.n; i++) n[i] = lower_ascii(n[i]);
-    r->hash_header = n;
+    r->hash_header = header_name(c, hh, "hashHeader: must be a header name");
+    if (r->hash_header == 0) return 0;
+  }
+  const jval *rv = json_get(j, "randomValueHeader");
+  if (rv != 0 && rv->t != J_NULL) {
+    if (r->hash_header) return cfg_fail(c, "randomValueHeader: not with hashHeader", WSTR_NONE);
+    r->random_header = header_name(c, rv, "randomValueHeader: must be a header name");
+    if (r->random_header == 0) return 0;
   }
   const jval *ms = json_get(j, "match");
   if (ms != 0 && ms->t != J_NULL) {
@@ -148,7 +176,11 @@ static int route(cfgctx *c, const jval *j, split_route *r, uint32_t index) {
     sb_init(&m, c->a);
     sb_cstr(&m, r->name);
     sb_cstr(&m, "/");
-    sb_cstr(&m, d->service);
+    if (d->cluster_header) {
+      sb_cstr(&m, "header:");
+      sb_cstr(&m, d->cluster_header);
+    } else
+      sb_cstr(&m, d->service);
     if (d->subset) {
       sb_cstr(&m, "#");
       sb_cstr(&m, d->subset);
@@ -177,6 +209,13 @@ split_config *split_configure(arena *a, wstr text, const char **err) {
     *err = c.err;
     return 0;
   }
+  const jval *cp = json_get(root, "clusterPort");
+  int64_t port = 0;
+  if (cp != 0 && cp->t != J_NULL && !json_is_int(cp, 0, 65535, &port)) {
+    *err = "clusterPort: must be an integer 0-65535";
+    return 0;
+  }
+  cfg->cluster_port = (uint32_t)port;
   const jval *nm = json_get(root, "noMatch");
   if (nm != 0 && nm->t == J_STR && wstr_eq_cstr(nm->s, "notFound")) cfg->not_found = 1;
   else if (nm != 0 && !(nm->t == J_STR && wstr_eq_cstr(nm->s, "continue"))) {

@@ -112,12 +112,61 @@ static int route_ok(req *r, const split_route *rt) {
   return 0;
 }
 
+/* absl::SimpleAtoi for uint64 as Envoy reads random_value_specifier's header: ASCII whitespace
+ * around, an optional '+', decimal digits, no overflow. */
+static int parse_u64(wstr s, uint64_t *out) {
+  uint32_t i = 0, n = s.n;
+  while (i < n && (s.p[i] == ' ' || (s.p[i] >= '\t' && s.p[i] <= '\r'))) i++;
+  while (n > i && (s.p[n - 1] == ' ' || (s.p[n - 1] >= '\t' && s.p[n - 1] <= '\r'))) n--;
+  if (i < n && s.p[i] == '+') i++;
+  if (i >= n) return 0;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    char ch = s.p[i];
+    if (ch < '0' || ch > '9') return 0;
+    uint64_t d = (uint64_t)(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 1;
+}
+
+static uint32_t parse_port(const char *p, uint32_t n, int *ok) {
+  uint32_t v = 0;
+  *ok = n > 0 && n <= 5;
+  for (uint32_t i = 0; *ok && i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') *ok = 0;
+    else v = v * 10 + (uint32_t)(p[i] - '0');
+  }
+  if (v > 65535) *ok = 0;
+  return v;
+}
+
+int split_parse_cluster(wstr name, uint32_t port, wstr *service, wstr *subset) {
+  uint32_t bars[3], nb = 0;
+  for (uint32_t i = 0; i < name.n; i++) {
+    if (name.p[i] != '|') continue;
+    if (nb == 3) return 0;
+    bars[nb++] = i;
+  }
+  if (nb != 3 || !wstr_eq_cstr((wstr){name.p, bars[0]}, "outbound")) return 0;
+  int ok;
+  uint32_t p = parse_port(name.p + bars[0] + 1, bars[1] - bars[0] - 1, &ok);
+  if (!ok || (port != 0 && p != port)) return 0;
+  *subset = (wstr){name.p + bars[1] + 1, bars[2] - bars[1] - 1};
+  *service = (wstr){name.p + bars[2] + 1, name.n - bars[2] - 1};
+  return service->n > 0;
+}
+
 static const split_dest *pick(req *r, const split_route *rt) {
   if (rt->ndests == 1) return &rt->dests[0];
   uint64_t x;
   wstr hv;
   if (rt->hash_header != 0 && r->env->header(r->env->ctx, rt->hash_header, &hv)) x = fnv1a64(hv);
-  else x = r->env->random(r->env->ctx);
+  else if (!(rt->random_header != 0 && r->env->header(r->env->ctx, rt->random_header, &hv) &&
+             parse_u64(hv, &x)))
+    x = r->env->random(r->env->ctx); /* Envoy: a missing or invalid value falls back to random */
   x %= rt->total_weight;
   for (uint32_t i = 0; i < rt->ndests; i++) {
     if (x < rt->dests[i].weight) return &rt->dests[i];

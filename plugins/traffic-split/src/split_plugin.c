@@ -31,6 +31,26 @@ static uint64_t env_random(void *ctx) {
   return prng_next(&rng);
 }
 
+/* Stands for a cluster no route choice can name (a missing header, a name of another shape):
+ * not a hostname, so the host answers it as a missing cluster (503 NC). */
+static const char NO_CLUSTER[] = "(no cluster)";
+
+static const char *cdup(wstr s) {
+  char *out = (char *)weft_alloc(s.n + 1);
+  weft_memcpy(out, s.p, s.n);
+  out[s.n] = 0;
+  return out;
+}
+
+/* Envoy's cluster_header: the cluster named by the header's (first) value; a missing header is
+ * the empty name, which no cluster has. */
+static weft_action route_by_header(const char *name) {
+  wstr v, svc, subset;
+  if (!glue_header(wstr_cstr(name), &v) || !split_parse_cluster(v, cfg->cluster_port, &svc, &subset))
+    return weft_route(NO_CLUSTER, 0);
+  return weft_route(cdup(svc), subset.n ? cdup(subset) : 0);
+}
+
 int weft_configure(weft_str config, weft_str *error) {
   const char *err = 0;
   cfg = split_configure(&cfg_arena, (wstr){config.ptr, (uint32_t)config.len}, &err);
@@ -52,6 +72,7 @@ weft_action weft_on_request_headers(void) {
     return weft_continue();
   }
   counters_add(r.dest->metric);
+  if (r.dest->cluster_header) return route_by_header(r.dest->cluster_header);
   return weft_route(r.dest->service, r.dest->subset);
 }
 

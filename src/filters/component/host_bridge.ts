@@ -55,17 +55,31 @@ function listText(l: readonly unknown[]): string | undefined {
   return strs.length > 0 ? strs.join("\0") : undefined;
 }
 
+/** Top-level claims istiod always has Envoy's jwt_authn split on spaces before authorization
+ * reads them (`normalize_payload_in_metadata.space_delimited_claims`, pilot/pkg/security/authn
+ * buildSpaceDelimitedClaims; RequestAuthentication's own `spaceDelimitedClaims` is refused). */
+const SPACE_DELIMITED = new Set(["permission", "scope"]);
+
 /** `request.auth.claims[a][b]`: a string claim, or a list claim's strings (Istio matches string
- * and list-of-string claims; other types never match). */
+ * and list-of-string claims; other types never match). A space-delimited claim's words are a list,
+ * as Envoy's AuthenticatorImpl::setPayloadMetadata makes them (empty words skipped; no word at
+ * all leaves the string). */
 function claimOf(req: HttpRequestContext, name: string): string | undefined {
   const auth = req.requestAuth;
   if (!auth) return undefined;
   let v: unknown = auth.claims;
+  let depth = 0;
+  let first = "";
   for (const m of name.slice(CLAIMS_PREFIX.length - 1).matchAll(/\[([^\]]+)\]/g)) {
     if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+    if (depth++ === 0) first = m[1]!;
     v = Object.hasOwn(v, m[1]!) ? (v as Record<string, unknown>)[m[1]!] : undefined;
   }
-  if (typeof v === "string") return v;
+  if (typeof v === "string") {
+    if (depth !== 1 || !SPACE_DELIMITED.has(first)) return v;
+    const words = v.split(" ").filter((w) => w !== "");
+    return words.length > 0 ? words.join("\0") : v;
+  }
   return Array.isArray(v) ? listText(v) : undefined;
 }
 

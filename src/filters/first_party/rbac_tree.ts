@@ -250,6 +250,53 @@ function peerGroup(m: unknown, path: string): Group {
   return src("principals", [v.startsWith("spiffe://") ? v.slice(9) : v]);
 }
 
+const JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn";
+
+/** The value matchers of istiod's JWT claim matcher: one stringMatch, or an OR of them. */
+function claimValues(v: unknown, path: string): string[] {
+  const [kind, m] = oneof(v, path);
+  if (kind === "stringMatch") return [stringForm(m, `${path}.stringMatch`)];
+  if (kind !== "orMatch") fail(path, "must be a stringMatch or an orMatch of them");
+  const list = fields(m, ["valueMatchers"], `${path}.orMatch`).get("valueMatchers");
+  if (!Array.isArray(list) || list.length < 2) {
+    fail(`${path}.orMatch.valueMatchers`, "must list at least two matchers");
+  }
+  return (list as unknown[]).map((x, i) => {
+    const at = `${path}.orMatch.valueMatchers[${i}]`;
+    return stringForm(fields(x, ["stringMatch"], at).get("stringMatch"), `${at}.stringMatch`);
+  });
+}
+
+/** istiod's JWT claim matcher (authz model MetadataListValueMatcherForJWTClaims): jwt_authn's
+ * payload metadata at `[payload, c1, .., cn]`, value `orMatch[listMatch{oneOf: V}, V]` — a
+ * string claim or any element of a list claim matches V. That is exactly the plugin's
+ * `request.auth.claims[c1]..[cn]` (audiences and presenter are istiod's `aud`/`azp` claims).
+ * Other shapes (a list-only or string-only match, another metadata key) are refused. */
+function jwtClaimGroup(keys: unknown[], value: unknown, invert: boolean, path: string): Group {
+  const claims = keys.slice(1);
+  if (
+    keys[0] !== "payload" || claims.length === 0 ||
+    !claims.every((k) => typeof k === "string" && /^[^[\]]+$/.test(k))
+  ) {
+    fail(`${path}.path`, "must be [payload, <claim>, ...] with claim names free of [ and ]");
+  }
+  const vp = `${path}.value.orMatch.valueMatchers`;
+  const [kind, or] = oneof(value, `${path}.value`);
+  const both = kind === "orMatch" ? fields(or, ["valueMatchers"], `${path}.value.orMatch`) : null;
+  const pair = both?.get("valueMatchers");
+  if (!Array.isArray(pair) || pair.length !== 2) {
+    fail(`${path}.value`, "must be istiod's orMatch[listMatch{oneOf: V}, V] claim matcher");
+  }
+  const list = fields(pair[0], ["listMatch"], `${vp}[0]`).get("listMatch");
+  const oneOf = fields(list, ["oneOf"], `${vp}[0].listMatch`).get("oneOf");
+  const inList = claimValues(oneOf, `${vp}[0].listMatch.oneOf`);
+  const plain = claimValues(pair[1], `${vp}[1]`);
+  if (JSON.stringify(inList) !== JSON.stringify(plain)) {
+    fail(vp, "the list and string matchers must match the same values");
+  }
+  return when(`request.auth.claims${claims.map((c) => `[${c}]`).join("")}`, plain, invert);
+}
+
 function principalLeaf(kind: string, v: unknown, path: string): Group {
   switch (kind) {
     case "authenticated": {
@@ -281,12 +328,15 @@ function principalLeaf(kind: string, v: unknown, path: string): Group {
       // Istio's requestPrincipals / request.auth.principal read `istio_authn` metadata: the
       // `<iss>/<sub>` of the JWT the node's jwt_authn filter verified (RequestAuthentication).
       const f = fields(v, ["filter", "path", "value", "invert"], path);
-      if (f.get("filter") !== "istio_authn") {
-        fail(path, "only istio_authn (JWT) metadata is expressible");
-      }
       const keys = Array.isArray(f.get("path"))
         ? (f.get("path") as unknown[]).map((k) => (k as { key?: unknown })?.key)
         : [];
+      if (f.get("filter") === JWT_AUTHN_FILTER) {
+        return jwtClaimGroup(keys, f.get("value"), f.get("invert") === true, path);
+      }
+      if (f.get("filter") !== "istio_authn") {
+        fail(path, `only istio_authn and ${JWT_AUTHN_FILTER} (JWT) metadata is expressible`);
+      }
       if (keys.length !== 1 || keys[0] !== "request.auth.principal") {
         fail(`${path}.path`, "only [request.auth.principal] is expressible");
       }

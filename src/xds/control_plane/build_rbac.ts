@@ -18,6 +18,9 @@ import type {
 
 type Json = Record<string, unknown>;
 
+/** Envoy's jwt_authn filter name: the dynamic metadata namespace of the verified payload. */
+const JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn";
+
 const URI_TEMPLATE_TYPE_URL =
   "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig";
 
@@ -188,13 +191,41 @@ function conditionLeaves(key: string, values: readonly string[]): ["perm" | "id"
   }
 }
 
+/** The claim path of a JWT `when` key (`request.auth.audiences` is the `aud` claim and
+ * `request.auth.presenter` the `azp` claim, as istiod's generators read them), or undefined. */
+function jwtClaimPath(key: string): string[] | undefined {
+  if (key === "request.auth.audiences") return ["aud"];
+  if (key === "request.auth.presenter") return ["azp"];
+  const m = /^request\.auth\.claims((?:\[[^[\]]+\])+)$/.exec(key);
+  return m ? [...m[1]!.matchAll(/\[([^[\]]+)\]/g)].map((x) => x[1]!) : undefined;
+}
+
+/** istiod's JWT claim matcher (authz model MetadataListValueMatcherForJWTClaims, extended form):
+ * Envoy's jwt_authn payload metadata (`payload_in_metadata: payload`) at the claim path, matching
+ * a string claim, or any element of a list claim, against the OR of the values. One leaf for all
+ * values, as istiod's extended generators build it. */
+function jwtClaimLeaf(claims: readonly string[], values: readonly string[]): Json {
+  const each = values.map((v) => ({ stringMatch: strMatch(v) }));
+  const value = each.length === 1 ? each[0]! : { orMatch: { valueMatchers: each } };
+  return {
+    metadata: {
+      filter: JWT_AUTHN_FILTER,
+      path: ["payload", ...claims].map((key) => ({ key })),
+      value: { orMatch: { valueMatchers: [{ listMatch: { oneOf: value } }, value] } },
+    },
+  };
+}
+
 function conditions(when: readonly PolicyCondition[]): { perm: Json[]; id: Json[] } {
   const perm: Json[] = [];
   const id: Json[] = [];
   for (const c of when) {
+    const claims = jwtClaimPath(c.key);
     for (const [vals, negate] of [[c.values, false], [c.notValues, true]] as const) {
       if (!vals?.length) continue;
-      const [side, leaves] = conditionLeaves(c.key, vals);
+      const [side, leaves] = claims
+        ? ["id" as const, [jwtClaimLeaf(claims, vals)]]
+        : conditionLeaves(c.key, vals);
       const node = or(side === "perm" ? "orRules" : "orIds", leaves);
       const wrapped = negate ? (side === "perm" ? { notRule: node } : { notId: node }) : node;
       (side === "perm" ? perm : id).push(wrapped);

@@ -300,7 +300,7 @@ Deno.test("an incremental rebuild equals a build from scratch, and a route edit 
   assert.deepEqual(versions(b4), fresh(s2));
 });
 
-Deno.test("control plane: VirtualService sourceLabels is refused with its path (shared route tables)", () => {
+Deno.test("control plane: VirtualService sourceLabels matches are dropped as istiod's waypoint routes drop them", () => {
   const text = `apiVersion: v1
 kind: Service
 metadata: { name: r, namespace: ns }
@@ -313,10 +313,19 @@ spec:
   hosts: [r]
   http:
     - match: [{ sourceLabels: { app: canary } }]
-      route: [{ destination: { host: r } }]`;
-  assert.throws(
-    () => parseMesh(text),
-    /VirtualService ns\/r: spec\.http\[0\]\.match\[0\]\.sourceLabels: not supported by weft's control plane/,
+      route: [{ destination: { host: r, port: { number: 81 } } }]
+    - match: [{ sourceLabels: { app: canary }, uri: { prefix: /a } }, { uri: { prefix: /b } }]
+      route: [{ destination: { host: r, port: { number: 82 } } }]
+    - route: [{ destination: { host: r } }]`;
+  const mesh = parseMesh(text);
+  const http = mesh.services.find((s) => s.name === "r")!.http;
+  // The first route had only a sourceLabels block: gone; the second keeps its other block.
+  assert.equal(http.length, 2);
+  assert.deepEqual(http[0]!.match.map((m) => m.uri), [{ prefix: "/b" }]);
+  assert.equal(http[1]!.match.length, 0);
+  assert.deepEqual(
+    mesh.warnings.filter((w) => w.includes("sourceLabels")).map((w) => w.split(":")[1]),
+    [" spec.http[0].match[0].sourceLabels", " spec.http[1].match[0].sourceLabels"],
   );
 });
 

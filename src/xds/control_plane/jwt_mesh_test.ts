@@ -1,5 +1,5 @@
-/** The control plane and JWT fields: a RequestAuthentication is accepted into the mesh, a JWT
- * `when` key it cannot carry over xDS is refused with its path (never silently dropped). */
+/** The control plane and JWT fields: a RequestAuthentication and the JWT `when` keys are accepted
+ * into the mesh (build_rbac_test.ts checks their RBAC encoding). */
 import assert from "node:assert/strict";
 import { loadIstioDocuments } from "../../istio/mod.ts";
 import { meshFromResources } from "./mesh.ts";
@@ -10,7 +10,7 @@ const load = (text: string) => {
   return r.resources;
 };
 
-Deno.test("control plane: RequestAuthentication accepted; claims/audiences/presenter when keys refused", () => {
+Deno.test("control plane: RequestAuthentication accepted; claims/audiences/presenter when keys accepted", () => {
   const ok = meshFromResources(load(`apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: {name: ra, namespace: default}
@@ -21,12 +21,18 @@ kind: AuthorizationPolicy
 metadata: {name: p, namespace: default}
 spec: {rules: [{from: [{source: {requestPrincipals: ["i/*"]}}], when: [{key: request.auth.principal, values: ["i/a"]}]}]}`));
   assert.equal(ok.requestAuthentications.length, 1);
+  const claims = meshFromResources(load(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: p, namespace: default}
+spec: {rules: [{when: [{key: "request.auth.claims[groups]", values: [admin]},
+  {key: request.auth.audiences, values: [web]}, {key: request.auth.presenter, values: [app]}]}]}`));
+  assert.equal(claims.authorizationPolicies.length, 1);
   assert.throws(
     () =>
       meshFromResources(load(`apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: p, namespace: default}
-spec: {rules: [{when: [{key: "request.auth.claims[groups]", values: [admin]}]}]}`)),
-    /AuthorizationPolicy default\/p: spec\.rules\[0\]\.when\[0\]\.key: "request\.auth\.claims\[groups\]" is not served over xDS/,
+spec: {rules: [{when: [{key: "request.auth.claims[a[b]", values: [x]}]}]}`)),
+    /spec\.rules\[0\]\.when\[0\]\.key: "request\.auth\.claims\[a\[b\]": a claim name with "\[" is not served/,
   );
 });

@@ -191,13 +191,16 @@ export function meshFromResources(given: IstioResources): Mesh {
   for (const p of r.authorizationPolicies) {
     p.policy.rules.forEach((rule, i) =>
       (rule.when ?? []).forEach((c, j) => {
-        // Envoy RBAC reads these from jwt_authn's payload metadata, which the authz plugin's
-        // conversion does not express yet; request.auth.principal and requestPrincipals travel.
-        if (/^request\.auth\.(audiences|presenter|claims)/.test(c.key)) {
+        // build_rbac.ts carries claim paths as metadata path keys; a name holding a bracket has
+        // no single reading (istiod's extractNameInNestedBrackets and the plugin's differ).
+        if (
+          c.key.startsWith("request.auth.claims") &&
+          !/^request\.auth\.claims(\[[^[\]]+\])+$/.test(c.key)
+        ) {
           problems.push(
             `AuthorizationPolicy ${p.meta.namespace}/${p.meta.name}: spec.rules[${i}].when[${j}]` +
-              `.key: "${c.key}" is not served over xDS by weft's control plane yet (weft.yaml ` +
-              "nodes enforce it)",
+              `.key: "${c.key}": a claim name with "[" is not served over xDS by weft's control ` +
+              "plane (weft.yaml nodes enforce it)",
           );
         }
       })
@@ -476,6 +479,31 @@ function tcpRoutes(
   });
 }
 
+/** The http routes as istiod builds them for a waypoint (pilot/pkg/networking/core
+ * listener_waypoint.go `waypointInboundRoute`): a match block with sourceLabels is dropped, as
+ * "source label matching is not supported in ambient mode" (istio/istio#51565), and a route
+ * whose blocks all had them is dropped. weft's route tables are shared by every node, as a
+ * waypoint's by every source; weft.yaml nodes build them per source instead, as for sidecars.
+ * Each kept route keeps its index for the paths of later messages. */
+function sourceFree(vs: VirtualService, warnings: string[]): [HttpRoute, number][] {
+  const out: [HttpRoute, number][] = [];
+  vs.http.forEach((h, i) => {
+    const match = h.match.filter((m, j) => {
+      if (!m.sourceLabels || Object.keys(m.sourceLabels).length === 0) return true;
+      warnings.push(
+        `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].match[${j}]` +
+          ".sourceLabels: this match is dropped, as istiod drops it from waypoint routes " +
+          "(source labels are not supported in ambient mode, istio/istio#51565); weft.yaml " +
+          "nodes apply it per source",
+      );
+      return false;
+    });
+    if (h.match.length > 0 && match.length === 0) return;
+    out.push([match.length === h.match.length ? h : { ...h, match }, i]);
+  });
+  return out;
+}
+
 function httpRoutes(
   vs: VirtualService,
   subsets: ReadonlyMap<string, MeshService["subsets"]>,
@@ -483,18 +511,7 @@ function httpRoutes(
   problems: string[],
   warnings: string[],
 ): MeshRoute[] {
-  vs.http.forEach((h, i) =>
-    h.match.forEach((m, j) => {
-      if (m.sourceLabels) {
-        problems.push(
-          `VirtualService ${vs.meta.namespace}/${vs.meta.name}: spec.http[${i}].match[${j}]` +
-            ".sourceLabels: not supported by weft's control plane (its route tables are shared " +
-            "by every node); a weft.yaml node supports it",
-        );
-      }
-    })
-  );
-  return vs.http.map((h, i) => ({
+  return sourceFree(vs, warnings).map(([h, i]) => ({
     match: h.match,
     fault: h.fault,
     timeoutMs: h.timeoutMs,

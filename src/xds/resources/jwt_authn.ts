@@ -1,7 +1,7 @@
 /**
  * Envoy's `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication` in istiod's shape for a
  * RequestAuthentication (pilot/pkg/security/authn: one provider `origins-<i>` per jwtRule,
- * `payload_in_metadata` = issuer, a token optional — `requires_any{provider, allow_missing}` per
+ * `payload_in_metadata` = `payload`, a token optional — `requires_any{provider, allow_missing}` per
  * rule — and `bypass_cors_preflight`), written by the control plane and read back by a node into
  * the jwt_authn filter's `{jwtRules}` (Istio's field names). Hand-written on wire.ts (no codec
  * regeneration). A config the node cannot run as written is refused (NACK), never loosened.
@@ -11,6 +11,11 @@ import { Reader, WireError, Writer, wt } from "../wire.ts";
 
 export const JWT_AUTHN_TYPE_NAME = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
 export const JWT_AUTHN_TYPE_URL = `type.googleapis.com/${JWT_AUTHN_TYPE_NAME}`;
+
+/** The claims istiod always lists in normalize_payload_in_metadata (authn buildSpaceDelimitedClaims
+ * without RequestAuthentication `spaceDelimitedClaims`, which weft refuses); the authz plugin
+ * reads them split on spaces (src/filters/component/host_bridge.ts). */
+const SPACE_DELIMITED = ["permission", "scope"] as const;
 
 const LEN = 2;
 const VARINT = 0;
@@ -44,7 +49,13 @@ function provider(w: Writer, r: JwtRule): void {
   }
   for (const p of r.fromParams) w.tag(7, LEN).string(p);
   if (r.outputPayloadToHeader) w.tag(8, LEN).string(r.outputPayloadToHeader);
-  w.tag(9, LEN).string(r.issuer); // payload_in_metadata
+  // payload_in_metadata: istiod's key (filters.EnvoyJwtFilterPayload), the first path segment of
+  // the RBAC JWT claim matchers (build_rbac.ts).
+  w.tag(9, LEN).string("payload");
+  // normalize_payload_in_metadata: istiod's default space-delimited claims (sorted).
+  w.tag(18, LEN).fork();
+  for (const c of SPACE_DELIMITED) w.tag(1, LEN).string(c);
+  w.join();
   for (const c of r.fromCookies) w.tag(13, LEN).string(c);
   for (const c of r.outputClaimToHeaders) {
     w.tag(15, LEN).fork().tag(1, LEN).string(c.header).tag(2, LEN).string(c.claim).join();
@@ -217,12 +228,27 @@ function decodeProvider(r: Reader, end: number, p: string): Record<string, unkno
         if (v !== 0 && v !== 60) fail(`${p}.clock_skew_seconds`, "only 60 (the default)");
         break;
       }
+      case 18: { // normalize_payload_in_metadata: weft splits istiod's default set, no other
+        wt(t, LEN);
+        const got: string[] = [];
+        for (const [g, tg] of fields(r, e)) {
+          const ge = r.delimited(e);
+          if (g === 1) wt(tg, LEN), got.push(decode(r, ge));
+          else r.pos = ge;
+        }
+        if ([...new Set(got)].sort().join() !== SPACE_DELIMITED.join()) {
+          fail(
+            `${p}.normalize_payload_in_metadata.space_delimited_claims`,
+            `only istiod's default [${SPACE_DELIMITED.join(", ")}] is supported`,
+          );
+        }
+        break;
+      }
       case 9: // payload_in_metadata: the authz plugin reads the verified token anyway
       case 12: // jwt_cache_config
       case 14: // header_in_metadata
       case 16: // failed_status_in_metadata
       case 17: // clear_route_cache
-      case 18: // normalize_payload_in_metadata
         if (e) r.pos = e;
         else r.skip(t, end, 8);
         break;

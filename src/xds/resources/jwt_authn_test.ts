@@ -51,3 +51,19 @@ Deno.test("jwt_authn xDS: a config weft would run loosened is refused", () => {
     .bool(true).join().join();
   assert.throws(() => decodeJwtAuthn(x.finish()), /field 20: not supported/);
 });
+
+Deno.test("jwt_authn xDS: istiod's payload metadata (`payload`, space-delimited permission/scope)", () => {
+  const bytes = encodeJwtAuthn(rules([{ issuer: "https://a", jwks: JWKS }]));
+  const has = (sub: number[]) => bytes.some((_, i) => sub.every((b, j) => bytes[i + j] === b));
+  const text = (s: string) => [...new TextEncoder().encode(s)];
+  // payload_in_metadata (9) = "payload"; normalize_payload_in_metadata (18) {permission, scope}.
+  assert.ok(has([0x4a, 7, ...text("payload")]));
+  assert.ok(has([0x92, 0x01, 19, 0x0a, 10, ...text("permission"), 0x0a, 5, ...text("scope")]));
+  assert.equal(decodeJwtAuthn(bytes).jwtRules.length, 1);
+  // Another set of space-delimited claims would be matched differently: refused.
+  const w = new Writer();
+  w.tag(1, 2).fork().tag(1, 2).string("p").tag(2, 2).fork().tag(1, 2).string("i").tag(4, 2)
+    .fork().tag(3, 2).string(JWKS).join().tag(18, 2).fork().tag(1, 2).string("scope").join()
+    .join().join();
+  assert.throws(() => decodeJwtAuthn(w.finish()), /only istiod's default \[permission, scope\]/);
+});

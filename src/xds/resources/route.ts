@@ -101,8 +101,11 @@ function headersOf(r: Route, what: string): Omit<RouteMatch, "prefix" | "path" |
 }
 
 export interface WeightedCluster {
+  /** "" when `clusterHeader` names the cluster at request time. */
   readonly cluster: string;
   readonly weight: number;
+  /** Envoy `cluster_header`: the request header (lower-case) whose value is the cluster. */
+  readonly clusterHeader?: string;
 }
 
 export interface RouteRule {
@@ -116,6 +119,8 @@ export interface RouteRule {
   readonly gate?: readonly EnvoyHeaderGate[] | null;
   /** RouteAction `timeout` and `retry_policy` (route_policy.ts); absent = neither. */
   readonly policy?: RulePolicy;
+  /** WeightedCluster `random_value_specifier.header_name` (lower-case). */
+  readonly randomValueHeader?: string;
 }
 
 export interface VirtualHostValue {
@@ -220,20 +225,56 @@ function ruleOf(r: Route, what: string): RouteRule | undefined {
       overrides,
     });
   }
+  if (spec.case === "clusterHeader") {
+    // Envoy: the cluster is the header's first value; none or an unknown one answers as a
+    // missing cluster (503 NC, or cluster_not_found_response_code).
+    return withPolicy({
+      match: matchOf(r, what),
+      clusters: [{ cluster: "", weight: 1, clusterHeader: headerName(spec.value, what) }],
+      overrides,
+    });
+  }
   if (spec.case === "weightedClusters") {
-    const cs = spec.value.clusters.map((c) => {
-      if (!c.name) {
-        throw invalid(what, "weighted cluster without a name (cluster_header unsupported)");
+    const cs = spec.value.clusters.map((c): WeightedCluster => {
+      // ClusterWeight's cluster_specifier oneof: name or cluster_header (protoc-gen-validate).
+      if (!c.name === !c.clusterHeader) {
+        throw invalid(what, "weighted cluster needs exactly one of name and cluster_header");
       }
-      return { cluster: c.name, weight: c.weight ?? 0 };
+      const weight = c.weight ?? 0;
+      const ops = c.requestHeadersToAdd.length + c.requestHeadersToRemove.length +
+        c.responseHeadersToAdd.length + c.responseHeadersToRemove.length;
+      if (c.clusterHeader && (ops > 0 || c.hostRewriteSpecifier.case !== undefined)) {
+        // weft keys a destination's operations by the cluster the split names.
+        throw invalid(
+          what,
+          "header operations on a cluster_header weighted cluster are not supported",
+        );
+      }
+      return c.name
+        ? { cluster: c.name, weight }
+        : { cluster: "", weight, clusterHeader: headerName(c.clusterHeader, what) };
     });
     const sum = cs.reduce((a, c) => a + c.weight, 0);
     if (cs.length === 0 || sum <= 0 || sum > 0xffffffff) {
       throw invalid(what, `weighted_clusters weights must sum to 1..${0xffffffff}, got ${sum}`);
     }
-    return withPolicy({ match: matchOf(r, what), clusters: cs, overrides });
+    const rv = spec.value.randomValueSpecifier;
+    return withPolicy({
+      match: matchOf(r, what),
+      clusters: cs,
+      overrides,
+      ...(rv.case === "headerName" ? { randomValueHeader: headerName(rv.value, what) } : {}),
+    });
   }
   throw invalid(what, `route action ${spec.case ?? "(none)"} is not supported`);
+}
+
+/** A header name Envoy accepts in these fields (an HTTP token, not a pseudo-header). */
+function headerName(name: string, what: string): string {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+    throw invalid(what, `header name ${JSON.stringify(name)} is not a valid HTTP header name`);
+  }
+  return name.toLowerCase();
 }
 
 function vhostOf(v: VirtualHost, what: string): VirtualHostValue {
@@ -271,7 +312,7 @@ export const routeType: ResourceType<RouteValue> = {
 export function routeClusters(v: RouteValue): string[] {
   const out = new Set<string>();
   for (const vh of v.virtualHosts) {
-    for (const r of vh.rules) for (const c of r.clusters) out.add(c.cluster);
+    for (const r of vh.rules) for (const c of r.clusters) if (c.cluster) out.add(c.cluster);
   }
   return [...out];
 }
