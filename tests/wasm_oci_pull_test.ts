@@ -16,9 +16,11 @@ import {
   pushBlob,
   pushCompat,
   pushManifest,
+  type Registry,
   registryMissing,
   startRegistry,
 } from "./support/oci_registry.ts";
+import { openSslMissing, startTokenServer } from "./support/oci_token_server.ts";
 
 const missing = registryMissing();
 
@@ -209,6 +211,56 @@ Deno.test({
     } finally {
       await reg.stop();
       await Deno.remove(cache, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: `OCI pull: Bearer token auth (401 challenge → token realm with the pull secret)${
+    missing ?? openSslMissing() ? ` (skipped: ${missing ?? openSslMissing()})` : ""
+  }`,
+  ignore: missing !== undefined || openSslMissing() !== undefined,
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    const module = await Deno.readFile(await cAddHeaderWith("oci"));
+    const ip = loopbackBlock();
+    const dir = await Deno.makeTempDir({ prefix: "weft-oci-token-" });
+    const user = { username: "robot", password: "tok-pw" };
+    const tokens = await startTokenServer(ip(8), dir, user);
+    let reg: Registry | undefined;
+    try {
+      reg = await startRegistry(ip(7), { token: tokens });
+      // Push with a push-scoped token, fetched as any client would.
+      const t = await fetch(
+        `${tokens.realm}?service=${tokens.service}&scope=repository:wasm/tok:push,pull`,
+        { headers: { authorization: `Basic ${btoa(`${user.username}:${user.password}`)}` } },
+      );
+      reg.pushAuthorization = `Bearer ${(await t.json()).token}`;
+      await pushArtifact(reg, "wasm/tok", "v1", module);
+      const url = `oci://${reg.host}/wasm/tok:v1`;
+      await withEnv(
+        { WEFT_WASM_CACHE_DIR: dir, WEFT_WASM_INSECURE_REGISTRIES: reg.host },
+        async () => {
+          const before = tokens.issued();
+          // Anonymous: the token server refuses, so does the registry.
+          assert.equal(await code(fetchModule(ref(url))), "filter_fetch");
+          const secret = JSON.stringify({
+            auths: { [reg!.host]: { username: user.username, password: user.password } },
+          });
+          assert.deepEqual(
+            new Uint8Array(
+              await fetchModule(ref(url, {}, { ISTIO_META_WASM_IMAGE_PULL_SECRET: secret })),
+            ),
+            module,
+          );
+          assert.equal(tokens.issued(), before + 1, "one token for the pull");
+        },
+      );
+    } finally {
+      await reg?.stop();
+      await tokens.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -26,6 +26,8 @@ export interface Registry {
   /** host:port */
   readonly host: string;
   readonly auth: { username: string; password: string } | undefined;
+  /** The Authorization header pushes use instead (a Bearer token with push scope). */
+  pushAuthorization?: string;
   stop(): Promise<void>;
 }
 
@@ -51,7 +53,12 @@ export function bcryptMissing(): string | undefined {
 /** Starts a registry on `ip` (a free port of its own); ready when GET /v2/ answers. */
 export async function startRegistry(
   ip: string,
-  opts: { auth?: { username: string; password: string } } = {},
+  opts: {
+    auth?: { username: string; password: string };
+    /** Token auth (tests/support/oci_token_server.ts); pushes then need a token too, so the
+     * registry is given `push` credentials through the same server. */
+    token?: { realm: string; service: string; issuer: string; certFile: string };
+  } = {},
 ): Promise<Registry> {
   const dir = await Deno.makeTempDir({ prefix: "weft-oci-reg-" });
   let child: Deno.ChildProcess | undefined;
@@ -65,6 +72,11 @@ export async function startRegistry(
         if (!h) throw new Error("cannot make an htpasswd entry");
         await Deno.writeTextFile(join(dir, "htpasswd"), `${opts.auth.username}:${h}\n`);
         auth = `auth:\n  htpasswd:\n    realm: weft-test\n    path: ${join(dir, "htpasswd")}\n`;
+      }
+      if (opts.token) {
+        const t = opts.token;
+        auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n` +
+          `    issuer: ${t.issuer}\n    rootcertbundle: ${t.certFile}\n`;
       }
       await Deno.writeTextFile(
         join(dir, "config.yml"),
@@ -117,6 +129,7 @@ export async function startRegistry(
 }
 
 function authHeader(r: Registry): Record<string, string> {
+  if (r.pushAuthorization) return { authorization: r.pushAuthorization };
   return r.auth ? { authorization: `Basic ${btoa(`${r.auth.username}:${r.auth.password}`)}` } : {};
 }
 
