@@ -2,12 +2,14 @@
  * How the control plane carries an OCI WasmPlugin over xDS, as istiod does (l7-semantics W2–W4):
  * the url (a scheme-less one as `oci://`) in the ECDS Wasm config's remote http_uri, the sha256,
  * and the pull policy and the imagePullSecret's docker config in the VM env
- * (ISTIO_META_WASM_IMAGE_PULL_*), decoded by the node into the FilterRef its OCI pull reads.
+ * (ISTIO_META_WASM_IMAGE_PULL_*), decoded by the node into the FilterRef its OCI pull reads; and
+ * weft.yaml's own plugins list taking oci:// urls.
  */
 import assert from "node:assert/strict";
 import { buildNode } from "../src/xds/control_plane/build.ts";
 import { parseMesh } from "../src/xds/control_plane/mesh.ts";
 import { EXTENSION_CONFIG } from "../src/xds/type_urls.ts";
+import { validateConfig } from "../src/app/config.ts";
 import { extensionConfigType } from "../src/xds/resources/extension_config.ts";
 
 const DOCKER_CONFIG = JSON.stringify({ auths: { "reg.example:5000": { auth: btoa("u:p") } } });
@@ -68,5 +70,22 @@ Deno.test("OCI WasmPlugin over xDS: a malformed reference or Secret is refused w
   assert.throws(
     () => parseMesh(manifests(true).replace("kubernetes.io/dockerconfigjson", "Opaque")),
     /Secret ns\/regcred: type: weft reads only kubernetes.io\/dockerconfigjson Secrets/,
+  );
+});
+
+Deno.test("weft.yaml plugins: an oci:// url is taken; a malformed one is refused with its path", () => {
+  const withUrl = (url: string) =>
+    validateConfig({
+      services: [{ name: "a", ports: [80], plugins: [{ name: "p", url, type: "proxy-wasm" }] }],
+    });
+  const good = withUrl("oci://127.0.0.1:5000/wasm/p:v1");
+  assert.ok(good.ok, good.ok ? "" : good.problems.join("\n"));
+  const bad = withUrl("oci://127.0.0.1:5000/Wasm/p:v1");
+  assert.ok(!bad.ok);
+  assert.ok(
+    bad.problems.some((p) =>
+      p.startsWith("services[0].plugins[0].url: bad OCI image reference: bad repository")
+    ),
+    bad.problems.join("\n"),
   );
 });

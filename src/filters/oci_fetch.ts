@@ -94,9 +94,6 @@ async function store(dir: string, key: string, bytes: Uint8Array, digest: string
   await rename(join(dir, "refs", tmp), join(dir, "refs", key));
 }
 
-/** Pull counters per reference text, for tests and the admin summary. */
-export const ociPulls: Map<string, number> = new Map();
-
 /** The module of an `oci://` ref: from the cache under IfNotPresent, else pulled (and cached). */
 export async function fetchOciModule(ref: FilterRef, signal: AbortSignal): Promise<Uint8Array> {
   const url = ref.url!;
@@ -122,7 +119,6 @@ export async function fetchOciModule(ref: FilterRef, signal: AbortSignal): Promi
   let pulled;
   try {
     const credentials = secret ? credentialsFor(secret, oci.registry) : undefined;
-    ociPulls.set(text, (ociPulls.get(text) ?? 0) + 1);
     pulled = await pullWasm(oci, {
       credentials,
       insecure: isInsecure(oci.registry),
