@@ -264,3 +264,72 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `OCI pull: a blob redirected to another origin (a CDN) is followed without the credentials${
+    missing ? ` (skipped: ${missing})` : ""
+  }`,
+  ignore: missing !== undefined,
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    const module = await Deno.readFile(await cAddHeaderWith("oci"));
+    const ip = loopbackBlock();
+    const reg = await startRegistry(ip(5));
+    const cache = await Deno.makeTempDir({ prefix: "weft-oci-cache-" });
+    const basic = `Basic ${btoa("front:door")}`;
+    const cdnAuth: (string | null)[] = [];
+    // The CDN: serves blobs from the real registry, noting any Authorization it gets.
+    const cdn = Deno.serve({ hostname: ip(10), port: 0, onListen: () => {} }, async (req) => {
+      cdnAuth.push(req.headers.get("authorization"));
+      const u = new URL(req.url);
+      const r = await fetch(`http://${reg.host}${u.pathname}`);
+      return new Response(r.body, { status: r.status });
+    });
+    const cdnHost = `${ip(10)}:${(cdn.addr as Deno.NetAddr).port}`;
+    // The registry the plugin names: basic auth; manifests itself, blobs redirected to the CDN.
+    const front = Deno.serve({ hostname: ip(9), port: 0, onListen: () => {} }, async (req) => {
+      if (req.headers.get("authorization") !== basic) {
+        return new Response(null, {
+          status: 401,
+          headers: { "www-authenticate": 'Basic realm="x"' },
+        });
+      }
+      const u = new URL(req.url);
+      if (u.pathname.includes("/blobs/")) {
+        return new Response(null, {
+          status: 307,
+          headers: { location: `http://${cdnHost}${u.pathname}` },
+        });
+      }
+      const r = await fetch(`http://${reg.host}${u.pathname}`, {
+        headers: { accept: req.headers.get("accept") ?? "" },
+      });
+      return new Response(r.body, {
+        status: r.status,
+        headers: { "content-type": r.headers.get("content-type") ?? "" },
+      });
+    });
+    const frontHost = `${ip(9)}:${(front.addr as Deno.NetAddr).port}`;
+    try {
+      await pushArtifact(reg, "wasm/cdn", "v1", module);
+      await withEnv(
+        { WEFT_WASM_CACHE_DIR: cache, WEFT_WASM_INSECURE_REGISTRIES: frontHost },
+        async () => {
+          const secret = JSON.stringify({ auths: { [frontHost]: { auth: btoa("front:door") } } });
+          const got = await fetchModule(ref(`oci://${frontHost}/wasm/cdn:v1`, {}, {
+            ISTIO_META_WASM_IMAGE_PULL_SECRET: secret,
+          }));
+          assert.deepEqual(new Uint8Array(got), module);
+          assert.ok(cdnAuth.length >= 1, "the blob came from the CDN");
+          assert.deepEqual([...new Set(cdnAuth)], [null], "no credentials sent to the CDN");
+        },
+      );
+    } finally {
+      await front.shutdown();
+      await cdn.shutdown();
+      await reg.stop();
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
+});

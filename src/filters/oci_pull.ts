@@ -26,6 +26,8 @@ const TAR_LAYERS = new Set([
 ]);
 const MAX_MANIFEST_BYTES = 4 << 20;
 const MAX_TOKEN_BYTES = 64 << 10;
+const MAX_REDIRECTS = 5;
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
 
 export interface Credentials {
   readonly username: string;
@@ -119,25 +121,42 @@ class Session {
 
   /** GET with the current authorization; one 401 is answered by the registry's challenge. */
   async get(path: string, accept?: string): Promise<Response> {
-    const go = () =>
-      fetch(`${this.base}${path}`, {
-        signal: this.o.signal,
-        headers: {
-          ...(accept ? { accept } : {}),
-          ...(this.authorization ? { authorization: this.authorization } : {}),
-        },
-      });
-    let res = await go();
+    const url = new URL(`${this.base}${path}`);
+    let res = await this.hop(url, accept, true);
     if (res.status === 401) {
       await res.body?.cancel().catch(() => {});
       await this.authorize(challenge(res.headers.get("www-authenticate")));
-      res = await go();
+      res = await this.hop(url, accept, true);
+    }
+    // Redirects (blobs on a CDN) are followed here, not by fetch: at most MAX_REDIRECTS, never
+    // from https to http, and the registry's credentials only to the registry's own origin.
+    let at = url;
+    for (let n = 0; REDIRECT.has(res.status); n++) {
+      await res.body?.cancel().catch(() => {});
+      const loc = res.headers.get("location");
+      if (n >= MAX_REDIRECTS || !loc) throw new Error(`GET ${path}: too many or empty redirects`);
+      at = new URL(loc, at);
+      if (at.protocol !== "https:" && !(this.o.insecure && at.protocol === "http:")) {
+        throw new Error(`GET ${path}: redirect to ${at.protocol} refused`);
+      }
+      res = await this.hop(at, accept, at.origin === url.origin);
     }
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});
       throw new Error(`GET ${path}: HTTP ${res.status}`);
     }
     return res;
+  }
+
+  private hop(url: URL, accept: string | undefined, withAuth: boolean): Promise<Response> {
+    return fetch(url, {
+      signal: this.o.signal,
+      redirect: "manual",
+      headers: {
+        ...(accept ? { accept } : {}),
+        ...(withAuth && this.authorization ? { authorization: this.authorization } : {}),
+      },
+    });
   }
 
   private async authorize(c: { scheme: string; params: Record<string, string> }): Promise<void> {
