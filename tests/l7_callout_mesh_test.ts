@@ -8,31 +8,23 @@
  * caller's principal; a plaintext dial would bypass node B entirely.
  */
 import { stringify } from "yaml";
-import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  NO_TOOLS_PATH,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { loopbackBlock, NO_TOOLS_PATH, onDenoAndBun } from "./support/weft_proc.ts";
+import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { testFilter } from "./support/proxy_wasm_kit.ts";
 import { startGrpcEcho } from "./support/grpc_echo.ts";
 
 const PORT = 18080;
 
-for (const [label, runtime] of [["deno", undefined], ["bun", bunPath()]] as const) {
-  Deno.test({
-    name:
-      `callouts: a service cluster is reached through the mesh (HBONE) across two nodes (${label})`,
-    ignore: label === "bun" && runtime === undefined,
-    fn: () => calloutAcrossNodes(runtime),
-  });
-}
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `callouts: a service cluster is reached through the mesh (HBONE) across two nodes (${rt.toLowerCase()})`,
+    (runtime) => calloutAcrossNodes(runtime),
+  )
+) Deno.test(t);
 
 async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
@@ -40,7 +32,6 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
   const echo = await startHttpWorkload(ip(4), PORT, "echo");
   const authz = await startHttpWorkload(ip(3), PORT, "authz");
   const grpc = await startGrpcEcho({ host: ip(5), port: PORT });
-  const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const endpoint = (name: string, address: string) => ({
     workload: name,
     namespace: "default",
@@ -67,29 +58,20 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
       endpoints: [endpoint("grpc", ip(5))],
     },
   ];
-  const nodeB = {
-    node: { name: "node-b" },
-    ca,
-    listeners: { ...LISTENERS, captureServiceVips: false },
-    workloads: [
-      { name: "echo", namespace: "default", serviceAccount: "echo", address: ip(4) },
-      {
-        name: "authz",
-        namespace: "default",
-        serviceAccount: "authz",
-        address: ip(3),
-        labels: { app: "authz" },
-      },
-      { name: "grpc", namespace: "default", serviceAccount: "grpc", address: ip(5) },
-    ],
-    services,
-    configDir: join(dir, "istio"),
-  };
-  await Deno.mkdir(join(dir, "istio"));
+  const nodeB = nodeBConfig(dir, [
+    { name: "echo", namespace: "default", serviceAccount: "echo", address: ip(4) },
+    {
+      name: "authz",
+      namespace: "default",
+      serviceAccount: "authz",
+      address: ip(3),
+      labels: { app: "authz" },
+    },
+    { name: "grpc", namespace: "default", serviceAccount: "grpc", address: ip(5) },
+  ], services);
   // Node B admits the authz workload only from the caller's identity.
-  await Deno.writeTextFile(
-    join(dir, "istio", "authz.yaml"),
-    stringify({
+  await writeIstio(dir, {
+    "authz.yaml": stringify({
       apiVersion: "security.istio.io/v1",
       kind: "AuthorizationPolicy",
       metadata: { name: "authz-from-sleep", namespace: "default" },
@@ -99,7 +81,7 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
         rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/sleep"] } }] }],
       },
     }),
-  );
+  });
   const plugin = {
     name: "callout",
     url: `file://${await testFilter()}`,
@@ -107,62 +89,53 @@ async function calloutAcrossNodes(runtime: string | undefined): Promise<void> {
     direction: "outbound",
     clusters: { authz: { service: "authz", port: 80 }, grpc: { service: "grpc", port: 80 } },
   };
-  const nodeA = {
-    node: { name: "node-a", defaultSourceWorkload: "sleep" },
-    ca,
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{ ...services[0]!, vips: [ip(100)], plugins: [plugin] }, ...services.slice(1)],
-  };
-  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
-  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  const procs: WeftProc[] = [];
+  const nodeA = nodeAConfig(dir, ip, [
+    { ...services[0]!, vips: [ip(100)], plugins: [plugin] },
+    ...services.slice(1),
+  ]);
   try {
-    const env = { PATH: NO_TOOLS_PATH };
-    const opts = runtime ? { env, runtime } : { env };
-    procs.push(await startWeft(["run", "--config", join(dir, "b.yaml")], opts));
-    procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], opts));
-    const [b] = procs as [WeftProc, WeftProc];
-    const before = metricSum(
-      await scrape(b),
-      "istio_tcp_connections_opened_total",
-      'destination_workload="authz"',
-    );
-    assertEquals(before, 0);
-    const r = await fetch(`http://${ip(100)}:80/cb`, {
-      headers: { "x-test": "callout", "x-user": "alice" },
-    });
-    const text = await r.text();
-    assertEquals(r.status, 200, text);
-    // The filter put the callout's answer (the authz workload's JSON) on the forwarded request.
-    const answer = JSON.parse(JSON.parse(text).headers["x-authz-body"]);
-    assertEquals([answer.version, answer.method, answer.path], ["authz", "POST", "/check"]);
-    assertEquals(authz.hits(), 1);
-    const mB = await scrape(b);
-    assert(
-      metricSum(
-        mB,
-        "istio_tcp_connections_opened_total",
-        'destination_workload="authz"',
-        'source_principal="cluster.local/ns/default/sa/sleep"',
-      ) >= 1,
-      "node B terminated the callout's HBONE connection with the caller's identity",
-    );
-    // A gRPC stream (proxy_grpc_stream) to a service cluster takes the same way.
-    const g = await fetch(`http://${ip(100)}:80/g`, { headers: { "x-test": "grpc-stream" } });
-    const gh = JSON.parse(await g.text()).headers;
-    assertEquals([gh["x-grpc-message"], gh["x-grpc-status"]], ["pong:a,pong:b", "0"]);
-    assert(
-      metricSum(
+    const opts = { env: { PATH: NO_TOOLS_PATH }, runtime, timeoutMs: 30_000 };
+    await withNodesAB(dir, nodeA, nodeB, opts, async (_a, b) => {
+      const before = metricSum(
         await scrape(b),
         "istio_tcp_connections_opened_total",
-        'destination_workload="grpc"',
-        'source_principal="cluster.local/ns/default/sa/sleep"',
-      ) >= 1,
-      "the gRPC stream went through node B too",
-    );
+        'destination_workload="authz"',
+      );
+      assertEquals(before, 0);
+      const r = await fetch(`http://${ip(100)}:80/cb`, {
+        headers: { "x-test": "callout", "x-user": "alice" },
+      });
+      const text = await r.text();
+      assertEquals(r.status, 200, text);
+      // The filter put the callout's answer (the authz workload's JSON) on the forwarded request.
+      const answer = JSON.parse(JSON.parse(text).headers["x-authz-body"]);
+      assertEquals([answer.version, answer.method, answer.path], ["authz", "POST", "/check"]);
+      assertEquals(authz.hits(), 1);
+      const mB = await scrape(b);
+      assert(
+        metricSum(
+          mB,
+          "istio_tcp_connections_opened_total",
+          'destination_workload="authz"',
+          'source_principal="cluster.local/ns/default/sa/sleep"',
+        ) >= 1,
+        "node B terminated the callout's HBONE connection with the caller's identity",
+      );
+      // A gRPC stream (proxy_grpc_stream) to a service cluster takes the same way.
+      const g = await fetch(`http://${ip(100)}:80/g`, { headers: { "x-test": "grpc-stream" } });
+      const gh = JSON.parse(await g.text()).headers;
+      assertEquals([gh["x-grpc-message"], gh["x-grpc-status"]], ["pong:a,pong:b", "0"]);
+      assert(
+        metricSum(
+          await scrape(b),
+          "istio_tcp_connections_opened_total",
+          'destination_workload="grpc"',
+          'source_principal="cluster.local/ns/default/sa/sleep"',
+        ) >= 1,
+        "the gRPC stream went through node B too",
+      );
+    });
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
     await echo.close();
     await authz.close();
     await grpc.close();

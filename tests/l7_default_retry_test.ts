@@ -8,91 +8,34 @@
  * the other routes carry only the default) → endpoints on loopback, one of them refusing
  * connections.
  */
-import { createServer, request, type Server } from "node:http";
-import { stringify } from "yaml";
+import { startFlakyUpstream } from "./support/flaky_upstream.ts";
+import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
-  bunPath,
   LISTENERS,
   loopbackBlock,
-  startWeft,
+  onDenoAndBun,
   type WeftProc,
+  withWeftYaml,
 } from "./support/weft_proc.ts";
 
 const PORT = 18080;
-
-/** Fails `x-fail` times per `x-key` with a 503, then answers 200 with the try number and the
- * request body's length. */
-function startUpstream(
-  host: string,
-): Promise<{ tries: Map<string, number>; close(): Promise<void> }> {
-  const tries = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
-    let bytes = 0;
-    req.on("data", (c: Buffer) => bytes += c.length);
-    req.on("end", () => {
-      const key = String(req.headers["x-key"] ?? "");
-      const n = (tries.get(key) ?? 0) + 1;
-      tries.set(key, n);
-      if (n <= Number(req.headers["x-fail"] ?? 0)) {
-        res.statusCode = 503;
-        return void res.end(`failed try ${n}`);
-      }
-      res.end(JSON.stringify({ try: n, bytes }));
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(PORT, host, () =>
-      resolve({
-        tries,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }));
-  });
-}
 
 interface Reply {
   status: number;
   body: string;
 }
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   headers: Record<string, string> = {},
   body?: Uint8Array,
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port: 80,
-        path,
-        method: body ? "POST" : "GET",
-        headers: body ? { ...headers, "content-length": String(body.length) } : headers,
-        localAddress: from,
-        agent: false,
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => text += c);
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on("error", reject);
-    if (body) {
-      // Streamed in 64 KiB pieces, as a client uploading a file.
-      for (let i = 0; i < body.length; i += 65536) req.write(body.subarray(i, i + 65536));
-    }
-    req.end();
-  });
+  const r = await callVip(host, path, from, body ? { headers, body } : { headers });
+  return { status: r.status, body: r.body };
 }
 
 async function retries(weft: WeftProc, reason: string): Promise<number> {
@@ -138,27 +81,20 @@ function service(name: string, vip: string, endpoints: string[], extra: unknown[
 
 async function withWeft(
   runtime: string | undefined,
-  cfg: (dir: string) => unknown,
+  cfg: (dir: string) => Record<string, unknown>,
   body: (weft: WeftProc) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-default-retry-" });
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg(dir)));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    await body(weft);
+    await withWeftYaml(dir, cfg(dir), runtime, body);
   } finally {
-    await weft?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
 async function defaultPolicy(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
-  const up = await startUpstream(ip(4)); // ip(3) and ip(5) listen on nothing: connections refused
+  const up = await startFlakyUpstream(ip(4), PORT); // ip(3) and ip(5) listen on nothing: connections refused
   const off = { match: [{ uri: { prefix: "/off" } }], retries: { attempts: 0 }, route: [] };
   try {
     await withWeft(runtime, (dir) =>
@@ -197,7 +133,7 @@ async function defaultPolicy(runtime: string | undefined): Promise<void> {
 
 async function meshDefault(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
-  const up = await startUpstream(ip(4));
+  const up = await startFlakyUpstream(ip(4), PORT);
   try {
     await withWeft(runtime, (dir) =>
       config(dir, ip, [
@@ -238,17 +174,15 @@ async function meshDefault(runtime: string | undefined): Promise<void> {
   }
 }
 
-const bun = bunPath();
-for (const [rt, runtime] of [["Deno", undefined], ["Bun", bun]] as const) {
-  const ignore = rt === "Bun" && !bun; // deno task setup installs Bun
-  Deno.test({
-    name: `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
-    ignore,
-    fn: () => defaultPolicy(runtime),
-  });
-  Deno.test({
-    name: `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
-    ignore,
-    fn: () => meshDefault(runtime),
-  });
-}
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 default retries (${rt}): connect-failure to another endpoint, no 503, attempts 0`,
+    defaultPolicy,
+  )
+) Deno.test(t);
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 default retries (${rt}): MeshConfig defaultHttpRetryPolicy, own retries, bodies`,
+    meshDefault,
+  )
+) Deno.test(t);

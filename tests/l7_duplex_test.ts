@@ -245,73 +245,61 @@ async function clientLeavesMidResponse(port: number, upClosed: Promise<void>): P
   await within(10_000, "the upstream connection closed after the client left", upClosed);
 }
 
+/** One scenario on one runtime's proxy (Deno: node:net sockets; Bun: its native sockets) in
+ * front of its own upstream; a proxy that logged an unhandled error fails it. */
+function duplexTest<U extends { port: number; close(): Promise<void> }>(
+  runtime: "deno" | "bun",
+  what: string,
+  upstream: () => Promise<U>,
+  scenario: (proxyPort: number, up: U) => Promise<void>,
+): void {
+  Deno.test({
+    name: `duplex (${runtime}): ${what}`,
+    ignore: runtime === "bun" && BUN === undefined,
+    fn: async () => {
+      const up = await upstream();
+      const proxy = runtime === "bun"
+        ? await startBunProxy(up.port, 10_000)
+        : await startNodeProxy(up.port);
+      try {
+        await scenario(proxy.port, up);
+      } finally {
+        const out = await proxy.stop();
+        await up.close();
+        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
+      }
+    },
+  });
+}
+
 for (const runtime of ["deno", "bun"] as const) {
-  const start = (upPort: number) =>
-    runtime === "bun" ? startBunProxy(upPort, 10_000) : startNodeProxy(upPort);
-  Deno.test({
-    name: `duplex (${runtime}): a response that starts before the request body ends goes ` +
-      "downstream at once; the connection stays usable",
-    ignore: runtime === "bun" && BUN === undefined,
-    fn: async () => {
-      const up = await rawUpstream();
-      const proxy = await start(up.port);
-      try {
-        await responseBeforeRequestEnds(proxy.port);
-      } finally {
-        const out = await proxy.stop();
-        await up.close();
-        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
-      }
-    },
-  });
-  Deno.test({
-    name: `duplex (${runtime}): an upstream that resets mid-request body ends the exchange with ` +
-      "a 503 and a close, without waiting on the dead socket",
-    ignore: runtime === "bun" && BUN === undefined,
-    fn: async () => {
-      const up = await rawUpstream(true);
-      const proxy = await start(up.port);
-      try {
-        await upstreamResetMidRequest(proxy.port);
-      } finally {
-        const out = await proxy.stop();
-        await up.close();
-        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
-      }
-    },
-  });
-  Deno.test({
-    name: `duplex (${runtime}): a client that leaves mid-response gets the upstream connection ` +
-      "closed at once",
-    ignore: runtime === "bun" && BUN === undefined,
-    fn: async () => {
-      const up = await endlessUpstream();
-      const proxy = await start(up.port);
-      try {
-        await clientLeavesMidResponse(proxy.port, up.closed);
-      } finally {
-        const out = await proxy.stop();
-        await up.close();
-        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
-      }
-    },
-  });
-  Deno.test({
-    name: `duplex (${runtime}): an echo larger than the socket buffers of both directions ` +
-      "completes (the response streams while the request is sent)",
-    ignore: runtime === "bun" && BUN === undefined,
-    fn: async () => {
-      const up = await echoUpstream();
-      const proxy = await start(up.port);
-      try {
-        await bigEcho(proxy.port);
-      } finally {
-        const out = await proxy.stop();
-        await up.close();
-        assert.ok(!/unhandled/i.test(out), `the proxy logged: ${out}`);
-      }
-    },
-  });
+  duplexTest(
+    runtime,
+    "a response that starts before the request body ends goes downstream at once; the " +
+      "connection stays usable",
+    () => rawUpstream(),
+    responseBeforeRequestEnds,
+  );
+  duplexTest(
+    runtime,
+    "an upstream that resets mid-request body ends the exchange with a 503 and a close, " +
+      "without waiting on the dead socket",
+    () => rawUpstream(true),
+    upstreamResetMidRequest,
+  );
+  duplexTest(
+    runtime,
+    "a client that leaves mid-response gets the upstream connection closed at once",
+    endlessUpstream,
+    (port, up) => clientLeavesMidResponse(port, up.closed),
+  );
+  duplexTest(
+    runtime,
+    "an echo larger than the socket buffers of both directions completes (the response " +
+      "streams while the request is sent)",
+    echoUpstream,
+    bigEcho,
+  );
 }
 
 // The same under a route policy (route_exchange.ts: timeout and retries): a streamed body is not

@@ -7,48 +7,22 @@
  * `timeouts.request`, Request/ResponseHeaderModifier on a rule and a backendRef, and 404 when
  * nothing matches.
  */
-import { request } from "node:http";
-import { stringify } from "yaml";
-import { join } from "node:path";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { threeServiceNodeConfig } from "./support/echo_node.ts";
 
 const PORT = 18080;
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   opts: { method?: string; headers?: Record<string, string> } = {},
 ) {
-  return new Promise<
-    { status: number; body: string; location: string | undefined; headers: Record<string, unknown> }
-  >(
-    (resolve, reject) => {
-      const req = request(
-        { host, port: 80, path, localAddress: from, agent: false, ...opts },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => body += c);
-          res.on(
-            "end",
-            () =>
-              resolve({
-                status: res.statusCode ?? 0,
-                body,
-                location: res.headers.location,
-                headers: res.headers,
-              }),
-          );
-        },
-      );
-      req.on("error", reject);
-      req.end();
-    },
-  );
+  const r = await callVip(host, path, from, opts);
+  return { ...r, location: r.headers.location };
 }
 
 const version = (r: { status: number; body: string }): string =>
@@ -68,6 +42,48 @@ const backend = (name: string, weight?: number) => ({
   port: 80,
   ...(weight !== undefined ? { weight } : {}),
 });
+
+async function checkRoutes(vip: string, from: string): Promise<void> {
+  const v = async (path: string, opts = {}) => version(await call(vip, path, from, opts));
+  // Precedence (S20): exact, then the longest prefix, then method, then header count.
+  assertEquals(await v("/api/v2/exact"), "a");
+  assertEquals(await v("/api/v2/x"), "b");
+  assertEquals(await v("/api/x"), "a");
+  assertEquals(await v("/api/x", { method: "POST" }), "b");
+  assertEquals(await v("/hdr", { headers: { "x-canary": "1" } }), "b");
+  assertEquals(await v("/hdr"), "a");
+  // PathPrefix matches whole path elements.
+  assertEquals(await v("/apix"), "404");
+  // Weights (S18): 0 gets nothing; 3:1 lands near 75 %.
+  for (let i = 0; i < 10; i++) assertEquals(await v("/w0"), "b");
+  let na = 0;
+  for (let i = 0; i < 200; i++) if ((await v("/split")) === "a") na++;
+  assert(na > 120 && na < 180, `${na}/200 to svc-a`);
+  // S19: a rule with no backends answers 500; S21: RequestRedirect is a 302 by default.
+  assertEquals((await call(vip, "/none", from)).status, 500);
+  const old = await call(vip, "/old?x=1", from);
+  assertEquals([old.status, old.location], [302, "http://new.example/new?x=1"]);
+  // S22: timeouts.request.
+  const slow = await call(vip, "/slow", from, { headers: {} });
+  assertEquals(slow.status, 200); // the workload answers at once
+  // S21: URLRewrite ReplacePrefixMatch "/" drops the matched path element.
+  assertEquals(JSON.parse((await call(vip, "/rw/x?y=1", from)).body).path, "/x?y=1");
+  assertEquals(JSON.parse((await call(vip, "/rw", from)).body).path, "/");
+  // S21: RequestHeaderModifier / ResponseHeaderModifier (rule and backendRef).
+  const hm = await call(vip, "/hm", from, {
+    headers: { "x-set": "client", "x-add": "client", "x-gone": "1" },
+  });
+  const seen = JSON.parse(hm.body).headers as Record<string, string>;
+  assertEquals([seen["x-set"], seen["x-add"], seen["x-gone"], seen["x-backend"]], [
+    "s",
+    "client, a",
+    undefined,
+    "b",
+  ]);
+  assertEquals(hm.headers["x-resp"], "r");
+  // S20: no match → 404.
+  assertEquals((await call(vip, "/elsewhere", from)).status, 404);
+}
 
 async function run(runtime: string | undefined): Promise<void> {
   const ip = loopbackBlock();
@@ -159,66 +175,18 @@ async function run(runtime: string | undefined): Promise<void> {
       },
     ]),
   ]);
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    const vip = ip(100), from = ip(2);
-    const v = async (path: string, opts = {}) => version(await call(vip, path, from, opts));
-    // Precedence (S20): exact, then the longest prefix, then method, then header count.
-    assertEquals(await v("/api/v2/exact"), "a");
-    assertEquals(await v("/api/v2/x"), "b");
-    assertEquals(await v("/api/x"), "a");
-    assertEquals(await v("/api/x", { method: "POST" }), "b");
-    assertEquals(await v("/hdr", { headers: { "x-canary": "1" } }), "b");
-    assertEquals(await v("/hdr"), "a");
-    // PathPrefix matches whole path elements.
-    assertEquals(await v("/apix"), "404");
-    // Weights (S18): 0 gets nothing; 3:1 lands near 75 %.
-    for (let i = 0; i < 10; i++) assertEquals(await v("/w0"), "b");
-    let na = 0;
-    for (let i = 0; i < 200; i++) if ((await v("/split")) === "a") na++;
-    assert(na > 120 && na < 180, `${na}/200 to svc-a`);
-    // S19: a rule with no backends answers 500; S21: RequestRedirect is a 302 by default.
-    assertEquals((await call(vip, "/none", from)).status, 500);
-    const old = await call(vip, "/old?x=1", from);
-    assertEquals([old.status, old.location], [302, "http://new.example/new?x=1"]);
-    // S22: timeouts.request.
-    const slow = await call(vip, "/slow", from, { headers: {} });
-    assertEquals(slow.status, 200); // the workload answers at once
-    // S21: URLRewrite ReplacePrefixMatch "/" drops the matched path element.
-    assertEquals(JSON.parse((await call(vip, "/rw/x?y=1", from)).body).path, "/x?y=1");
-    assertEquals(JSON.parse((await call(vip, "/rw", from)).body).path, "/");
-    // S21: RequestHeaderModifier / ResponseHeaderModifier (rule and backendRef).
-    const hm = await call(vip, "/hm", from, {
-      headers: { "x-set": "client", "x-add": "client", "x-gone": "1" },
-    });
-    const seen = JSON.parse(hm.body).headers as Record<string, string>;
-    assertEquals([seen["x-set"], seen["x-add"], seen["x-gone"], seen["x-backend"]], [
-      "s",
-      "client, a",
-      undefined,
-      "b",
-    ]);
-    assertEquals(hm.headers["x-resp"], "r");
-    // S20: no match → 404.
-    assertEquals((await call(vip, "/elsewhere", from)).status, 404);
+    await withWeftYaml(dir, cfg, runtime, () => checkRoutes(ip(100), ip(2)));
   } finally {
-    await weft?.stop();
     await a.close();
     await b.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-const bun = bunPath();
-Deno.test("gamma: HTTPRoute on a Service (Deno): precedence, weights, redirect, 500, 404", () =>
-  run(undefined));
-Deno.test({
-  name: "gamma: HTTPRoute on a Service (Bun): precedence, weights, redirect, 500, 404",
-  ignore: !bun, // deno task setup installs Bun
-  fn: () => run(bun),
-});
+for (
+  const t of onDenoAndBun(
+    (rt) => `gamma: HTTPRoute on a Service (${rt}): precedence, weights, redirect, 500, 404`,
+    run,
+  )
+) Deno.test(t);

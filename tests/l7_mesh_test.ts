@@ -5,17 +5,16 @@
  * Istio's shapes; the nodes run with no compiler on PATH.
  */
 import { connect } from "node:net";
-import { stringify } from "yaml";
-import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { loopbackBlock, NO_TOOLS_PATH } from "./support/weft_proc.ts";
 import {
-  LISTENERS,
-  loopbackBlock,
-  NO_TOOLS_PATH,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+  DENY_ADMIN_YAML,
+  nodeAConfig,
+  nodeBConfig,
+  withNodesAB,
+  writeIstio,
+} from "./support/two_nodes.ts";
 import { metricSum, scrape } from "./support/mesh.ts";
 import { buildProxyWasmPlugins } from "../plugins/proxy-wasm/build.ts";
 
@@ -26,7 +25,6 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
   const dir = await Deno.makeTempDir({ prefix: "weft-l7-" });
   const v1 = await startHttpWorkload(ip(3), PORT, "v1");
   const v2 = await startHttpWorkload(ip(4), PORT, "v2");
-  const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const endpoints = [
     {
       workload: "echo-v1",
@@ -59,11 +57,9 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
     phase: "STATS",
     pluginConfig: { name: "x-weft-demo", value: "wasm" },
   };
-  const nodeB = {
-    node: { name: "node-b" },
-    ca,
-    listeners: { ...LISTENERS, captureServiceVips: false },
-    workloads: [
+  const nodeB = nodeBConfig(
+    dir,
+    [
       {
         name: "echo-v1",
         namespace: "default",
@@ -79,25 +75,11 @@ Deno.test("l7: authorization, traffic split, fault injection and a proxy-wasm fi
         labels: { app: "echo", version: "v2" },
       },
     ],
-    services: [{ ...service, plugins: [proxyWasm] }],
-    // Istio's own manifests, as a team keeps them: a directory of multi-document YAML.
-    configDir: join(dir, "istio"),
-  };
-  await Deno.mkdir(join(dir, "istio"));
-  await Deno.writeTextFile(
-    join(dir, "istio", "policies.yaml"),
-    `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-admin
-  namespace: default
-spec:
-  action: DENY
-  rules:
-    - to:
-        - operation:
-            paths: ["/admin*"]
----
+    [{ ...service, plugins: [proxyWasm] }],
+  );
+  // Istio's own manifests, as a team keeps them: a directory of multi-document YAML.
+  await writeIstio(dir, {
+    "policies.yaml": `${DENY_ADMIN_YAML}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
@@ -113,132 +95,116 @@ spec:
         - operation:
             methods: ["GET"]
 `,
-  );
-  const nodeA = {
-    node: { name: "node-a", defaultSourceWorkload: "sleep" },
-    timeouts: { drain: "30s" },
-    ca,
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: [{
-      ...service,
-      vips: [ip(100)],
-      subsets: [{ name: "v1", labels: { version: "v1" } }, {
-        name: "v2",
-        labels: { version: "v2" },
-      }],
-      http: [
-        {
-          match: [{ headers: { "x-fault": { exact: "1" } } }],
-          fault: { abort: { httpStatus: 503, percentage: { value: 100 } } },
-          route: [{ destination: { host: "echo", subset: "v1" } }],
-        },
-        {
-          match: [{ headers: { "x-canary": { exact: "1" } } }],
-          route: [{ destination: { host: "echo", subset: "v2" } }],
-        },
-        {
-          route: [{ destination: { host: "echo", subset: "v1" }, weight: 90 }, {
-            destination: { host: "echo", subset: "v2" },
-            weight: 10,
-          }],
-        },
-      ],
+  });
+  const nodeA = nodeAConfig(dir, ip, [{
+    ...service,
+    vips: [ip(100)],
+    subsets: [{ name: "v1", labels: { version: "v1" } }, {
+      name: "v2",
+      labels: { version: "v2" },
     }],
-  };
-  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
-  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  const procs: WeftProc[] = [];
+    http: [
+      {
+        match: [{ headers: { "x-fault": { exact: "1" } } }],
+        fault: { abort: { httpStatus: 503, percentage: { value: 100 } } },
+        route: [{ destination: { host: "echo", subset: "v1" } }],
+      },
+      {
+        match: [{ headers: { "x-canary": { exact: "1" } } }],
+        route: [{ destination: { host: "echo", subset: "v2" } }],
+      },
+      {
+        route: [{ destination: { host: "echo", subset: "v1" }, weight: 90 }, {
+          destination: { host: "echo", subset: "v2" },
+          weight: 10,
+        }],
+      },
+    ],
+  }], { timeouts: { drain: "30s" } });
   try {
     // No compiler at run time: the nodes run with a PATH that reaches no clang (nor anything).
     const env = { PATH: NO_TOOLS_PATH };
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "b.yaml")], { env, timeoutMs: 120_000 }),
-    );
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "a.yaml")], { env, timeoutMs: 120_000 }),
-    );
-    const [b, a] = procs as [WeftProc, WeftProc];
-    const url = (path: string) => `http://${ip(100)}:80${path}`;
-    const get = async (path: string, init: RequestInit = {}) => {
-      const r = await fetch(url(path), init);
-      return { status: r.status, body: await r.text() };
-    };
-    // Traffic split 90/10 (loose bounds here; the ±2 % check over 10 000 requests runs in
-    // plugins/traffic-split against the real host).
-    const counts = { v1: 0, v2: 0 };
-    for (let i = 0; i < 200; i++) {
-      const r = await get("/public/item");
-      assertEquals(r.status, 200, r.body);
-      counts[JSON.parse(r.body).version as "v1" | "v2"]++;
-    }
-    assert(counts.v1 >= 150 && counts.v2 >= 5, `split ${JSON.stringify(counts)}`);
-    // The proxy-wasm filter on node B added its header to the request the workload saw.
-    const seen = JSON.parse((await get("/public/hdr")).body);
-    assertEquals(seen.headers["x-weft-demo"], "wasm");
-    // Header match routes to the canary subset only.
-    for (let i = 0; i < 10; i++) {
-      assertEquals(
-        JSON.parse((await get("/public/x", { headers: { "x-canary": "1" } })).body).version,
-        "v2",
+    await withNodesAB(dir, nodeA, nodeB, { env }, async (a, b) => {
+      const url = (path: string) => `http://${ip(100)}:80${path}`;
+      const get = async (path: string, init: RequestInit = {}) => {
+        const r = await fetch(url(path), init);
+        return { status: r.status, body: await r.text() };
+      };
+      // Traffic split 90/10 (loose bounds here; the ±2 % check over 10 000 requests runs in
+      // plugins/traffic-split against the real host).
+      const counts = { v1: 0, v2: 0 };
+      for (let i = 0; i < 200; i++) {
+        const r = await get("/public/item");
+        assertEquals(r.status, 200, r.body);
+        counts[JSON.parse(r.body).version as "v1" | "v2"]++;
+      }
+      assert(counts.v1 >= 150 && counts.v2 >= 5, `split ${JSON.stringify(counts)}`);
+      // The proxy-wasm filter on node B added its header to the request the workload saw.
+      const seen = JSON.parse((await get("/public/hdr")).body);
+      assertEquals(seen.headers["x-weft-demo"], "wasm");
+      // Header match routes to the canary subset only.
+      for (let i = 0; i < 10; i++) {
+        assertEquals(
+          JSON.parse((await get("/public/x", { headers: { "x-canary": "1" } })).body).version,
+          "v2",
+        );
+      }
+      // Authorization at L7 on node B, with the verified peer identity.
+      const admin = await get("/admin/users");
+      assertEquals([admin.status, admin.body], [403, "RBAC: access denied"]);
+      const post = await get("/public/item", { method: "POST", body: "x" });
+      assertEquals(post.status, 403);
+      // Fault injection on node A (abort 100 % for requests matching the fault route).
+      const fault = await get("/public/item", { headers: { "x-fault": "1" } });
+      assertEquals([fault.status, fault.body], [503, "fault filter abort"]);
+      const mB = await scrape(b);
+      assert(metricSum(mB, "weft_filter_calls_total") > 0, "filter calls are counted on node B");
+      assert(
+        metricSum(mB, "weft_add_header_requests_total") > 0,
+        "the proxy-wasm plugin's own metric is exposed",
       );
-    }
-    // Authorization at L7 on node B, with the verified peer identity.
-    const admin = await get("/admin/users");
-    assertEquals([admin.status, admin.body], [403, "RBAC: access denied"]);
-    const post = await get("/public/item", { method: "POST", body: "x" });
-    assertEquals(post.status, 403);
-    // Fault injection on node A (abort 100 % for requests matching the fault route).
-    const fault = await get("/public/item", { headers: { "x-fault": "1" } });
-    assertEquals([fault.status, fault.body], [503, "fault filter abort"]);
-    const mB = await scrape(b);
-    assert(metricSum(mB, "weft_filter_calls_total") > 0, "filter calls are counted on node B");
-    assert(
-      metricSum(mB, "weft_add_header_requests_total") > 0,
-      "the proxy-wasm plugin's own metric is exposed",
-    );
-    // Strict codec through a real L7 listener and the L4 bridge: 400 and FIN, also after
-    // Connection: close (issue: no FIN within 6 s).
-    for (
-      const req of [
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 45\r\n\r\nhello",
-        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
-      ]
-    ) {
-      const r = await rawProbe(ip(100), 80, req, ip(2));
-      assertEquals([r.status, r.closed], [400, true], r.text);
-    }
-    const closeReq = "GET /public/item HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    const cr = await rawProbe(ip(100), 80, closeReq, ip(2));
-    assertEquals([cr.status, cr.closed], [200, true], cr.text);
-    const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
-    assert(
-      dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
-      JSON.stringify(dumpA.filters),
-    );
-    // Drain with an idle keep-alive HTTP connection: it is closed at once and the node exits
-    // long before the 30 s window.
-    const idle = connect({ host: ip(100), port: 80, localAddress: ip(2) });
-    idle.on("error", () => {});
-    await new Promise((r) => idle.once("connect", r));
-    const gotResponse = new Promise((r) => idle.once("data", r));
-    const idleClosed = new Promise((r) => idle.once("close", r));
-    idle.write("GET /public/item HTTP/1.1\r\nHost: x\r\n\r\n");
-    await gotResponse;
-    const t0 = performance.now();
-    a.child.kill("SIGTERM");
-    assertEquals((await a.exited).code, 0);
-    const drainMs = performance.now() - t0;
-    assert(drainMs < 10_000, `drain took ${Math.round(drainMs)} ms with only idle connections`);
-    await idleClosed;
-    idle.destroy();
-    // Node A ended its upstream HBONE streams cleanly before closing its sessions (END_STREAM
-    // both ways, then the connection): node B logged no failed connection for them.
-    await new Promise((r) => setTimeout(r, 300));
-    const failed = b.lines.filter((l) => l.scope === "access" && l.outcome === "error");
-    assertEquals(failed.length, 0, JSON.stringify(failed));
+      // Strict codec through a real L7 listener and the L4 bridge: 400 and FIN, also after
+      // Connection: close (issue: no FIN within 6 s).
+      for (
+        const req of [
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 45\r\n\r\nhello",
+          "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        ]
+      ) {
+        const r = await rawProbe(ip(100), 80, req, ip(2));
+        assertEquals([r.status, r.closed], [400, true], r.text);
+      }
+      const closeReq = "GET /public/item HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      const cr = await rawProbe(ip(100), 80, closeReq, ip(2));
+      assertEquals([cr.status, cr.closed], [200, true], cr.text);
+      const dumpA = await (await fetch(`http://${a.ready.admin}/config_dump`)).json();
+      assert(
+        dumpA.filters.some((f: { name: string }) => f.name === "echo.default.traffic-split"),
+        JSON.stringify(dumpA.filters),
+      );
+      // Drain with an idle keep-alive HTTP connection: it is closed at once and the node exits
+      // long before the 30 s window.
+      const idle = connect({ host: ip(100), port: 80, localAddress: ip(2) });
+      idle.on("error", () => {});
+      await new Promise((r) => idle.once("connect", r));
+      const gotResponse = new Promise((r) => idle.once("data", r));
+      const idleClosed = new Promise((r) => idle.once("close", r));
+      idle.write("GET /public/item HTTP/1.1\r\nHost: x\r\n\r\n");
+      await gotResponse;
+      const t0 = performance.now();
+      a.child.kill("SIGTERM");
+      assertEquals((await a.exited).code, 0);
+      const drainMs = performance.now() - t0;
+      assert(drainMs < 10_000, `drain took ${Math.round(drainMs)} ms with only idle connections`);
+      await idleClosed;
+      idle.destroy();
+      // Node A ended its upstream HBONE streams cleanly before closing its sessions (END_STREAM
+      // both ways, then the connection): node B logged no failed connection for them.
+      await new Promise((r) => setTimeout(r, 300));
+      const failed = b.lines.filter((l) => l.scope === "access" && l.outcome === "error");
+      assertEquals(failed.length, 0, JSON.stringify(failed));
+    });
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
     await v1.close();
     await v2.close();
     await Deno.remove(dir, { recursive: true });

@@ -9,28 +9,18 @@
  * The other weighted destinations keep their share; the missing ones never reach an upstream.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
-import { stringify } from "yaml";
-import { join } from "node:path";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 const N = 100;
 
-function call(host: string, path: string, from: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port: 80, path, localAddress: from, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => body += c);
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
+async function call(host: string, path: string, from: string) {
+  const r = await callVip(host, path, from);
+  return { status: r.status, body: r.body };
 }
 
 /** `/half`: v1 and the undefined v9 at 50/50; `/none`: only v9; anything else: v1. */
@@ -109,46 +99,39 @@ async function weftYaml(runtime: string | undefined, gateway: boolean): Promise<
   }, {
     ...(gateway ? { resources: [GHOST_ROUTE] } : {}),
   });
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
+    await withWeftYaml(dir, cfg, runtime, async (weft) => {
+      // Accepted with a warning naming the path, as istioctl analyze.
+      const w = await weft.waitFor((l) => l.msg === "config warning");
+      if (gateway) {
+        // The HTTPRoute's rules are the service's routes in precedence order: /half is first.
+        assertEquals([w.path, w.route], [
+          "services[0].http[0].route[1].destination.host",
+          "default.ghost.0.0",
+        ]);
+        assert(String(w.warning).includes("gets 500"), String(w.warning));
+      } else assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
+      await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
     });
-    // Accepted with a warning naming the path, as istioctl analyze.
-    const w = await weft.waitFor((l) => l.msg === "config warning");
-    if (gateway) {
-      // The HTTPRoute's rules are the service's routes in precedence order: /half is first.
-      assertEquals([w.path, w.route], [
-        "services[0].http[0].route[1].destination.host",
-        "default.ghost.0.0",
-      ]);
-      assert(String(w.warning).includes("gets 500"), String(w.warning));
-    } else assertEquals(w.path, "services[0].http[0].route[1].destination.subset");
-    await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
   } finally {
-    await weft?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-const bun = bunPath();
-Deno.test("S17 (Deno, weft.yaml): an undefined subset is accepted and its share answers 503 NC", () =>
-  weftYaml(undefined, false));
-Deno.test({
-  name: "S17 (Bun, weft.yaml): an undefined subset is accepted and its share answers 503 NC",
-  ignore: !bun, // deno task setup installs Bun
-  fn: () => weftYaml(bun, false),
-});
-Deno.test("S19 (Deno, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500", () =>
-  weftYaml(undefined, true));
-Deno.test({
-  name: "S19 (Bun, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500",
-  ignore: !bun,
-  fn: () => weftYaml(bun, true),
-});
+for (
+  const t of onDenoAndBun(
+    (rt) => `S17 (${rt}, weft.yaml): an undefined subset is accepted and its share answers 503 NC`,
+    (runtime) => weftYaml(runtime, false),
+  )
+) Deno.test(t);
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `S19 (${rt}, weft.yaml): an HTTPRoute backendRef to a missing Service: its share gets 500`,
+    (runtime) => weftYaml(runtime, true),
+  )
+) Deno.test(t);
 
 async function xds(gateway: boolean): Promise<void> {
   const ip = loopbackBlock();
@@ -156,14 +139,8 @@ async function xds(gateway: boolean): Promise<void> {
   const up = await startHttpWorkload(ip(3), PORT, "v1");
   const mesh = {
     workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      {
-        name: "echo",
-        serviceAccount: "echo",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "echo", version: "v1" },
-      },
+      sleepOnNodeA(ip),
+      onNodeB("echo", ip(3), { app: "echo", version: "v1" }),
     ],
     services: [{
       name: "echo",
@@ -174,20 +151,16 @@ async function xds(gateway: boolean): Promise<void> {
     }],
     ...(gateway ? { resources: [GHOST_ROUTE] } : {}),
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    const w = await x.cp.waitFor((l) => l.msg === "mesh warning");
-    const expect = gateway
-      ? ".host: ghost.default.svc.cluster.local matches no Service"
-      : '.subset: "v9" is not a subset of';
-    assert(String(w.warning).includes(expect), String(w.warning));
-    await x.waitReady(a);
-    await x.waitReady(b);
-    await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
+    await withTwoXdsNodes(dir, mesh, async (x) => {
+      const w = await x.cp.waitFor((l) => l.msg === "mesh warning");
+      const expect = gateway
+        ? ".host: ghost.default.svc.cluster.local matches no Service"
+        : '.subset: "v9" is not a subset of';
+      assert(String(w.warning).includes(expect), String(w.warning));
+      await check(ip(100), ip(2), () => up.hits(), gateway ? 500 : 503);
+    });
   } finally {
-    await x?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }

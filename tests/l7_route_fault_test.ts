@@ -7,13 +7,11 @@
  * (S12: `redirect`, `directResponse`) take their requests in the same first-match order.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
-import { stringify } from "yaml";
-import { join } from "node:path";
+import { callVip } from "./support/vip_call.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 
@@ -25,33 +23,20 @@ interface Reply {
   location: string | undefined;
 }
 
-function call(
+async function call(
   host: string,
   path: string,
   from: string,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = request(
-      { host, port: 80, path, headers, localAddress: from, agent: false },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => body += c);
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body,
-            ms: performance.now() - t0,
-            grpcStatus: res.headers["grpc-status"] as string | undefined,
-            location: res.headers.location,
-          }));
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+  const r = await callVip(host, path, from, { headers });
+  return {
+    status: r.status,
+    body: r.body,
+    ms: r.ms,
+    grpcStatus: r.headers["grpc-status"] as string | undefined,
+    location: r.headers.location,
+  };
 }
 
 const route = (host: string) => [{ destination: { host } }];
@@ -151,45 +136,27 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
     endpoints: [{ address: ip(3), tunnel: "NONE" }],
     http: faultRoutes("echo"),
   });
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    await checkFaults(ip(100), ip(2), () => up.hits());
+    await withWeftYaml(dir, cfg, runtime, () => checkFaults(ip(100), ip(2), () => up.hits()));
   } finally {
-    await weft?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-const bun = bunPath();
-Deno.test("l7 route faults (Deno, weft.yaml): each route's own fault, 404 without a match", () =>
-  weftYaml(undefined));
-Deno.test({
-  name: "l7 route faults (Bun, weft.yaml): each route's own fault, 404 without a match",
-  ignore: !bun, // deno task setup installs Bun
-  fn: () => weftYaml(bun),
-});
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 route faults (${rt}, weft.yaml): each route's own fault, 404 without a match`,
+    weftYaml,
+  )
+) Deno.test(t);
 
 Deno.test("xds: per-route faults (path-matched routes too) from the control plane apply per route", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-fault-xds-" });
   const up = await startHttpWorkload(ip(3), PORT, "v1");
   const mesh = {
-    workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      {
-        name: "echo",
-        serviceAccount: "echo",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "echo" },
-      },
-    ],
+    workloads: [sleepOnNodeA(ip), onNodeB("echo", ip(3), { app: "echo" })],
     services: [{
       name: "echo",
       vips: [ip(100)],
@@ -199,15 +166,9 @@ Deno.test("xds: per-route faults (path-matched routes too) from the control plan
       ),
     }],
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    await x.waitReady(a);
-    await x.waitReady(b);
-    await checkFaults(ip(100), ip(2), () => up.hits());
+    await withTwoXdsNodes(dir, mesh, () => checkFaults(ip(100), ip(2), () => up.hits()));
   } finally {
-    await x?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }

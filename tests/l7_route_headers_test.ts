@@ -7,13 +7,11 @@
  * through the embedded control plane (RDS Route and ClusterWeight header fields) and an xDS node.
  */
 import { echoNodeConfig } from "./support/echo_node.ts";
-import { request } from "node:http";
-import { stringify } from "yaml";
-import { join } from "node:path";
+import { callVip } from "./support/vip_call.ts";
 import { assertEquals } from "./support/assert.ts";
-import { bunPath, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 const N = 40;
@@ -27,24 +25,9 @@ interface Reply {
 
 const SENT = { "x-set": "client", "x-add": "first", "x-gone": "bye", "x-shared": "client" };
 
-function call(host: string, from: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host, port: 80, path: "/split", localAddress: from, agent: false, headers: SENT },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => body += c);
-        res.on(
-          "end",
-          () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, seen: JSON.parse(body) }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+async function call(host: string, from: string): Promise<Reply> {
+  const r = await callVip(host, "/split", from, { headers: SENT });
+  return { status: r.status, headers: r.headers, seen: JSON.parse(r.body) };
 }
 
 async function callH2(host: string, from: string): Promise<Reply> {
@@ -112,15 +95,9 @@ function checkReply(r: Reply): void {
   assertEquals(r.headers["x-shared"], "route");
 }
 
-function callPath(host: string, from: string, path: string) {
-  return new Promise<{ status: number; headers: Reply["headers"] }>((resolve, reject) => {
-    const req = request({ host, port: 80, path, localAddress: from, agent: false }, (res) => {
-      res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
+async function callPath(host: string, from: string, path: string) {
+  const r = await callVip(host, path, from);
+  return { status: r.status, headers: r.headers };
 }
 
 async function checkAll(vip: string, from: string): Promise<void> {
@@ -154,30 +131,22 @@ async function run(runtime: string | undefined): Promise<void> {
     }],
     http: ROUTES,
   });
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    await checkAll(ip(100), ip(2));
+    await withWeftYaml(dir, cfg, runtime, () => checkAll(ip(100), ip(2)));
   } finally {
-    await weft?.stop();
     await v1.close();
     await v2.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-const bun = bunPath();
-Deno.test("VirtualService headers (Deno, weft.yaml): route and destination ops, HTTP/1.1 and h2c", () =>
-  run(undefined));
-Deno.test({
-  name: "VirtualService headers (Bun, weft.yaml): route and destination ops, HTTP/1.1 and h2c",
-  ignore: !bun,
-  fn: () => run(bun),
-});
+for (
+  const t of onDenoAndBun(
+    (rt) =>
+      `VirtualService headers (${rt}, weft.yaml): route and destination ops, HTTP/1.1 and h2c`,
+    run,
+  )
+) Deno.test(t);
 
 Deno.test("VirtualService headers (xds): the control plane's RDS header fields, read by a node", async () => {
   const ip = loopbackBlock();
@@ -186,14 +155,9 @@ Deno.test("VirtualService headers (xds): the control plane's RDS header fields, 
   const v2 = await startHttpWorkload(ip(4), PORT, "v2");
   const mesh = {
     workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      ...[["v1", 3], ["v2", 4]].map(([v, n]) => ({
-        name: `echo-${v}`,
-        serviceAccount: "echo",
-        address: ip(n as number),
-        node: "node-b",
-        labels: { app: "echo", version: v as string },
-      })),
+      sleepOnNodeA(ip),
+      onNodeB("echo-v1", ip(3), { app: "echo", version: "v1" }),
+      onNodeB("echo-v2", ip(4), { app: "echo", version: "v2" }),
     ],
     services: [{
       name: "echo",
@@ -206,15 +170,9 @@ Deno.test("VirtualService headers (xds): the control plane's RDS header fields, 
       http: ROUTES,
     }],
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    await x.waitReady(a);
-    await x.waitReady(b);
-    await checkAll(ip(100), ip(2));
+    await withTwoXdsNodes(dir, mesh, () => checkAll(ip(100), ip(2)));
   } finally {
-    await x?.stop();
     await v1.close();
     await v2.close();
     await Deno.remove(dir, { recursive: true });

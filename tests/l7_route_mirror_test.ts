@@ -4,19 +4,13 @@
  * plane. The mirror gets a copy (method, path, body; the authority's host suffixed `-shadow`), the
  * client gets the primary's answer, and `mirrorPercentage: 0` mirrors nothing.
  */
-import { createServer, request, type Server } from "node:http";
-import { stringify } from "yaml";
+import { createServer, type Server } from "node:http";
+import { callVip } from "./support/vip_call.ts";
 import { join } from "node:path";
 import { assertEquals } from "./support/assert.ts";
-import {
-  bunPath,
-  LISTENERS,
-  loopbackBlock,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, onDenoAndBun, withWeftYaml } from "./support/weft_proc.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 
 const PORT = 18080;
 
@@ -59,31 +53,9 @@ function startShadow(host: string): Promise<{ seen: Seen[]; close(): Promise<voi
   });
 }
 
-function call(host: string, path: string, from: string, body?: string) {
-  return new Promise<{ status: number; version: string }>((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port: 80,
-        path,
-        method: body === undefined ? "GET" : "POST",
-        localAddress: from,
-        agent: false,
-        ...(body !== undefined ? { headers: { "content-length": String(body.length) } } : {}),
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => text += c);
-        res.on(
-          "end",
-          () => resolve({ status: res.statusCode ?? 0, version: JSON.parse(text).version }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+async function call(host: string, path: string, from: string, body?: string) {
+  const r = await callVip(host, path, from, body === undefined ? {} : { body });
+  return { status: r.status, version: JSON.parse(r.body).version as string };
 }
 
 async function until(ok: () => boolean, what: string): Promise<void> {
@@ -150,30 +122,21 @@ async function weftYaml(runtime: string | undefined): Promise<void> {
       svc("shadow", ip(101), ip(4)),
     ],
   };
-  let weft: WeftProc | undefined;
   try {
-    await Deno.writeTextFile(join(dir, "a.yaml"), stringify(cfg));
-    weft = await startWeft(["run", "--config", join(dir, "a.yaml")], {
-      timeoutMs: 120_000,
-      ...(runtime ? { runtime } : {}),
-    });
-    await check(ip(100), ip(2), shadow);
+    await withWeftYaml(dir, cfg, runtime, () => check(ip(100), ip(2), shadow));
   } finally {
-    await weft?.stop();
     await primary.close();
     await shadow.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-const bun = bunPath();
-Deno.test("l7 route mirror (Deno, weft.yaml): a copy to the mirror, the primary's answer", () =>
-  weftYaml(undefined));
-Deno.test({
-  name: "l7 route mirror (Bun, weft.yaml): a copy to the mirror, the primary's answer",
-  ignore: !bun, // deno task setup installs Bun
-  fn: () => weftYaml(bun),
-});
+for (
+  const t of onDenoAndBun(
+    (rt) => `l7 route mirror (${rt}, weft.yaml): a copy to the mirror, the primary's answer`,
+    weftYaml,
+  )
+) Deno.test(t);
 
 Deno.test("xds: VirtualService mirror reaches a node as request_mirror_policies and applies", async () => {
   const ip = loopbackBlock();
@@ -182,21 +145,9 @@ Deno.test("xds: VirtualService mirror reaches a node as request_mirror_policies 
   const shadow = await startShadow(ip(4));
   const mesh = {
     workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      {
-        name: "echo",
-        serviceAccount: "echo",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "echo" },
-      },
-      {
-        name: "shadow",
-        serviceAccount: "shadow",
-        address: ip(4),
-        node: "node-b",
-        labels: { app: "shadow" },
-      },
+      sleepOnNodeA(ip),
+      onNodeB("echo", ip(3), { app: "echo" }),
+      onNodeB("shadow", ip(4), { app: "shadow" }, "shadow"),
     ],
     services: [
       {
@@ -212,15 +163,9 @@ Deno.test("xds: VirtualService mirror reaches a node as request_mirror_policies 
       },
     ],
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    await x.waitReady(a);
-    await x.waitReady(b);
-    await check(ip(100), ip(2), shadow);
+    await withTwoXdsNodes(dir, mesh, () => check(ip(100), ip(2), shadow));
   } finally {
-    await x?.stop();
     await primary.close();
     await shadow.close();
     await Deno.remove(dir, { recursive: true });

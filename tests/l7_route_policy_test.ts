@@ -4,72 +4,23 @@
  * upstream in this process that is slow, fails or resets on purpose, counting the tries it sees
  * per request key.
  */
-import { createServer, request, type Server } from "node:http";
 import { createHash } from "node:crypto";
 import { connect } from "node:http2";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { assert, assertEquals } from "./support/assert.ts";
 import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, withTwoXdsNodes } from "./support/xds_nodes.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
+import { callVip } from "./support/vip_call.ts";
+import { startFlakyUpstream } from "./support/flaky_upstream.ts";
 
 const PORT = 18080;
-
-/** /slow?ms=N answers after N ms; other paths fail `x-fail` times per `x-key` (status
- * `x-status`, or a reset for `x-status: reset`), then answer 200 with the try number and a
- * hash of the body received. */
-function startUpstream(
-  host: string,
-): Promise<{ tries: Map<string, number>; close(): Promise<void> }> {
-  const tries = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const url = new URL(req.url ?? "/", "http://x");
-      if (url.pathname === "/slow") {
-        const t = setTimeout(() => res.end("slow done"), Number(url.searchParams.get("ms")));
-        res.on("close", () => clearTimeout(t));
-        return;
-      }
-      const key = String(req.headers["x-key"] ?? "");
-      const n = (tries.get(key) ?? 0) + 1;
-      tries.set(key, n);
-      const fail = Number(req.headers["x-fail"] ?? 0);
-      if (n <= fail) {
-        const status = String(req.headers["x-status"] ?? "503");
-        if (status === "reset") return void req.socket.destroy();
-        if (status === "stall") return; // never answers (per-try timeout)
-        res.statusCode = Number(status);
-        return void res.end(`failed try ${n}`);
-      }
-      const body = Buffer.concat(chunks);
-      res.end(JSON.stringify({
-        try: n,
-        bytes: body.length,
-        sha: createHash("sha256").update(body).digest("hex"),
-      }));
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(PORT, host, () =>
-      resolve({
-        tries,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }));
-  });
-}
 
 Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, reset, per-try timeout) in a real weft node", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-policy-" });
-  const up = await startUpstream(ip(3));
+  const up = await startFlakyUpstream(ip(3), PORT);
   const route = [{ destination: { host: "echo" } }];
   const cfg = {
     node: { name: "node-a", defaultSourceWorkload: "sleep" },
@@ -186,18 +137,12 @@ Deno.test("l7: VirtualService timeout (504) and retries (5xx, gateway-error, res
 Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction timeout/retry_policy and apply", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-route-policy-xds-" });
-  const up = await startUpstream(ip(3));
+  const up = await startFlakyUpstream(ip(3), PORT);
   const route = [{ destination: {} }];
   const mesh = {
     workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" },
-      {
-        name: "echo",
-        serviceAccount: "echo",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "echo" },
-      },
+      sleepOnNodeA(ip),
+      onNodeB("echo", ip(3), { app: "echo" }),
     ],
     services: [{
       name: "echo",
@@ -209,40 +154,20 @@ Deno.test("xds: VirtualService timeout and retries reach a node as RouteAction t
       ],
     }],
   };
-  let x: XdsMesh | undefined;
   try {
-    x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
-    const [a, b] = x.nodes as [WeftProc, WeftProc];
-    await x.waitReady(a);
-    await x.waitReady(b);
-    const call = (path: string, headers: Record<string, string> = {}) =>
-      new Promise<{ status: number; body: string; ms: number }>((resolve, reject) => {
-        const t0 = performance.now();
-        const req = request(
-          { host: ip(100), port: 80, path, headers, localAddress: ip(2), agent: false },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => body += c);
-            res.on(
-              "end",
-              () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0 }),
-            );
-          },
-        );
-        req.on("error", reject);
-        req.end();
-      });
-    // The upstream would answer after 6 s; the 300 ms route timeout answers long before (the
-    // margin covers a first request's HBONE set-up on a loaded CI box).
-    const slow = await call("/slow?ms=6000");
-    assertEquals([slow.status, slow.body], [504, "upstream request timeout"]);
-    assert(slow.ms < 4500, `timed out after ${slow.ms} ms`);
-    const ok = await call("/retry", { "x-key": "x1", "x-fail": "2" });
-    assertEquals(ok.status, 200, ok.body);
-    assertEquals(JSON.parse(ok.body).try, 3);
+    await withTwoXdsNodes(dir, mesh, async () => {
+      const call = (path: string, headers: Record<string, string> = {}) =>
+        callVip(ip(100), path, ip(2), { headers });
+      // The upstream would answer after 6 s; the 300 ms route timeout answers long before (the
+      // margin covers a first request's HBONE set-up on a loaded CI box).
+      const slow = await call("/slow?ms=6000");
+      assertEquals([slow.status, slow.body], [504, "upstream request timeout"]);
+      assert(slow.ms < 4500, `timed out after ${slow.ms} ms`);
+      const ok = await call("/retry", { "x-key": "x1", "x-fail": "2" });
+      assertEquals(ok.status, 200, ok.body);
+      assertEquals(JSON.parse(ok.body).try, 3);
+    });
   } finally {
-    await x?.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -293,20 +218,8 @@ Deno.test("l7: VirtualService sourceLabels — each local source workload gets i
   let weft: WeftProc | undefined;
   try {
     weft = await startWeft(["run", "--config", join(dir, "a.yaml")], { timeoutMs: 120_000 });
-    const from = (local: string) =>
-      new Promise<string>((resolve, reject) => {
-        const req = request(
-          { host: ip(100), port: 80, path: "/x", localAddress: local, agent: false },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => body += c);
-            res.on("end", () => resolve(JSON.parse(body).version));
-          },
-        );
-        req.on("error", reject);
-        req.end();
-      });
+    const from = async (local: string) =>
+      JSON.parse((await callVip(ip(100), "/x", local)).body).version;
     for (let i = 0; i < 5; i++) {
       assertEquals(await from(ip(2)), "v1", "sleep has no canary label: the default route");
       assertEquals(await from(ip(6)), "v2", "canary-client matches sourceLabels");

@@ -7,16 +7,10 @@
  */
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
-import {
-  LISTENERS,
-  loopbackBlock,
-  NO_TOOLS_PATH,
-  startWeft,
-  type WeftProc,
-} from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, NO_TOOLS_PATH } from "./support/weft_proc.ts";
+import { withNodesAB } from "./support/two_nodes.ts";
 import { FIXTURE_DIR } from "../tools/third_party_wasm.ts";
 
 const PORT = 18080;
@@ -176,65 +170,56 @@ Deno.test("third-party proxy-wasm filters unchanged on two weft nodes: callout, 
       vips: [ip(101)],
     }],
   };
-  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
-  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  const procs: WeftProc[] = [];
   try {
     const env = { PATH: NO_TOOLS_PATH };
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "b.yaml")], { env, timeoutMs: 120_000 }),
-    );
-    procs.push(
-      await startWeft(["run", "--config", join(dir, "a.yaml")], { env, timeoutMs: 120_000 }),
-    );
-    const [b] = procs as [WeftProc, WeftProc];
-    const get = async (path: string) => {
-      const r = await fetch(`http://${ip(100)}:80${path}`);
-      return { status: r.status, body: await r.text() };
-    };
-    // Allowed: the callout's reply hashes even; the workload answers.
-    const ok = await get("/item");
-    assertEquals(ok.status, 200, ok.body);
-    const seen = JSON.parse(ok.body);
-    // Node A's exchange sent its metadata; node B's exchange took the headers off the request.
-    assertEquals(seen.headers["x-envoy-peer-metadata"], undefined);
-    // Denied: an odd hash → the filter's own 403 local reply.
-    reply = bodyWithParity(false);
-    const denied = await get("/item");
-    assertEquals([denied.status, denied.body], [403, "access forbidden"]);
-    assert(callouts >= 2, `callouts made: ${callouts}`);
-    // Istio's stats filter on node B, fed by the exchanged peer metadata.
-    const text = await (await fetch(`http://${b.ready.metrics}/stats/prometheus`)).text();
-    assertMatch(text, /istio_requests_total\{reporter="destination",[^}]*response_code="200"/);
-    assertMatch(text, /istio_requests_total\{[^}]*response_code="403"/);
-    // Peer metadata exchanged from node A (its node metadata), the local side from node B's.
-    assertMatch(
-      text,
-      /istio_requests_total\{[^}]*source_workload="sleep",source_workload_namespace="default",source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep",source_app="sleep",source_version="v7"/,
-    );
-    assertMatch(text, /destination_workload="echo-v1",[^}]*destination_app="echo"/);
-    assertMatch(text, /destination_service="echo\.default\.svc\.cluster\.local"/);
-    assertMatch(text, /connection_security_policy="mutual_tls"/);
-    // Bodies through the API: validated, then rewritten before the workload sees them.
-    const post = async (body: string, headers: Record<string, string> = {}) => {
-      const r = await fetch(`http://${ip(101)}:80/v1/items`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body,
-      });
-      return { status: r.status, body: await r.text() };
-    };
-    const appended = await post('{"id":7}', { "buffer-operation": "append" });
-    assertEquals(appended.status, 200, appended.body);
-    assertEquals(JSON.parse(appended.body).body, '{"id":7}[this is appended body]');
-    const invalid = await post('{"name":"x"}');
-    assertEquals([invalid.status, invalid.body], [403, "invalid payload"]);
-    // http_headers logged what it saw, with Envoy's header model (:authority, no host).
-    const logs = b.lines.map((l) => JSON.stringify(l)).join("\n");
-    assertMatch(logs, /request header: :authority: /);
-    assert(!/request header: host: /.test(logs), "no host header beside :authority");
+    await withNodesAB(dir, nodeA, nodeB, { env }, async (_a, b) => {
+      const get = async (path: string) => {
+        const r = await fetch(`http://${ip(100)}:80${path}`);
+        return { status: r.status, body: await r.text() };
+      };
+      // Allowed: the callout's reply hashes even; the workload answers.
+      const ok = await get("/item");
+      assertEquals(ok.status, 200, ok.body);
+      const seen = JSON.parse(ok.body);
+      // Node A's exchange sent its metadata; node B's exchange took the headers off the request.
+      assertEquals(seen.headers["x-envoy-peer-metadata"], undefined);
+      // Denied: an odd hash → the filter's own 403 local reply.
+      reply = bodyWithParity(false);
+      const denied = await get("/item");
+      assertEquals([denied.status, denied.body], [403, "access forbidden"]);
+      assert(callouts >= 2, `callouts made: ${callouts}`);
+      // Istio's stats filter on node B, fed by the exchanged peer metadata.
+      const text = await (await fetch(`http://${b.ready.metrics}/stats/prometheus`)).text();
+      assertMatch(text, /istio_requests_total\{reporter="destination",[^}]*response_code="200"/);
+      assertMatch(text, /istio_requests_total\{[^}]*response_code="403"/);
+      // Peer metadata exchanged from node A (its node metadata), the local side from node B's.
+      assertMatch(
+        text,
+        /istio_requests_total\{[^}]*source_workload="sleep",source_workload_namespace="default",source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep",source_app="sleep",source_version="v7"/,
+      );
+      assertMatch(text, /destination_workload="echo-v1",[^}]*destination_app="echo"/);
+      assertMatch(text, /destination_service="echo\.default\.svc\.cluster\.local"/);
+      assertMatch(text, /connection_security_policy="mutual_tls"/);
+      // Bodies through the API: validated, then rewritten before the workload sees them.
+      const post = async (body: string, headers: Record<string, string> = {}) => {
+        const r = await fetch(`http://${ip(101)}:80/v1/items`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body,
+        });
+        return { status: r.status, body: await r.text() };
+      };
+      const appended = await post('{"id":7}', { "buffer-operation": "append" });
+      assertEquals(appended.status, 200, appended.body);
+      assertEquals(JSON.parse(appended.body).body, '{"id":7}[this is appended body]');
+      const invalid = await post('{"name":"x"}');
+      assertEquals([invalid.status, invalid.body], [403, "invalid payload"]);
+      // http_headers logged what it saw, with Envoy's header model (:authority, no host).
+      const logs = b.lines.map((l) => JSON.stringify(l)).join("\n");
+      assertMatch(logs, /request header: :authority: /);
+      assert(!/request header: host: /.test(logs), "no host header beside :authority");
+    });
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
     await echo.close();
     await new Promise((r) => httpbin.close(r));
     await Deno.remove(dir, { recursive: true });

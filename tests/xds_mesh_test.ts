@@ -11,7 +11,7 @@ import { connect, type Socket } from "node:net";
 import { assertEquals } from "./support/assert.ts";
 import { startEcho } from "./support/echo_server.ts";
 import { closed, roundTrip } from "./support/mesh.ts";
-import { loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
+import { LISTENERS, loopbackBlock, startWeft, type WeftProc } from "./support/weft_proc.ts";
 import { readyStatus, startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 function mesh(
@@ -105,6 +105,17 @@ Deno.test("xds: nodes configured and certified by the control plane; a mesh edit
   }
 });
 
+/** The node's /config_dump once `ready` holds for it (snapshots arrive type by type), polled
+ * every 100 ms for 20 s at most; the last dump otherwise, for the assertions to show. */
+async function configDumpWhen<T>(p: WeftProc, ready: (d: T) => boolean): Promise<T> {
+  let dump: T;
+  for (let i = 0;; i++) {
+    dump = await (await fetch(`http://${p.ready.admin}/config_dump`)).json();
+    if (ready(dump) || i >= 200) return dump;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 Deno.test("xds over mTLS: weft run with a local CA and xds.tls talks to weft control-plane --tls", async () => {
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-xds-mtls-" });
@@ -128,28 +139,21 @@ Deno.test("xds over mTLS: weft run with a local CA and xds.tls talks to weft con
     const cfg = {
       node: { name: "node-b" },
       ca: { mode: "auto", stateDir: caDir }, // the control plane's CA: the node signs its own agent identity
-      listeners: {
-        admin: "127.0.0.1:0",
-        metrics: "127.0.0.1:0",
-        readiness: "127.0.0.1:0",
-        socks5: "",
-        inboundPlaintextPort: 0,
-        captureServiceVips: false,
-      },
+      listeners: { ...LISTENERS, captureServiceVips: false },
       xds: { address: String(cp.ready.address), tls: true },
     };
     await Deno.writeTextFile(join(dir, "b.yaml"), stringify(cfg));
     const b = await startWeft(["run", "--config", join(dir, "b.yaml")]);
     procs.push(b);
     // Snapshots arrive type by type: wait until the node's workload came over the mTLS stream.
-    let dump: { workloads: { name: string }[]; xds: { connected: boolean } } | undefined;
-    for (let i = 0; i < 200; i++) {
-      dump = await (await fetch(`http://${b.ready.admin}/config_dump`)).json();
-      if (dump!.workloads.length > 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assertEquals(dump!.workloads.map((w) => w.name), ["echo"]);
-    assertEquals(dump!.xds.connected, true);
+    const dump = await configDumpWhen<
+      { workloads: { name: string }[]; xds: { connected: boolean } }
+    >(
+      b,
+      (d) => d.workloads.length > 0,
+    );
+    assertEquals(dump.workloads.map((w) => w.name), ["echo"]);
+    assertEquals(dump.xds.connected, true);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await Deno.remove(dir, { recursive: true });
@@ -190,14 +194,7 @@ Deno.test("xds over server TLS + node token (istiod's bootstrap): the root from 
     const node = (name: string, tokenFile: string) => ({
       node: { name },
       ca: { mode: "xds" }, // no CA key on the node: workload certificates by CSR
-      listeners: {
-        admin: "127.0.0.1:0",
-        metrics: "127.0.0.1:0",
-        readiness: "127.0.0.1:0",
-        socks5: "",
-        inboundPlaintextPort: 0,
-        captureServiceVips: false,
-      },
+      listeners: { ...LISTENERS, captureServiceVips: false },
       xds: {
         address: String(cp.ready.address),
         rootCertFile: join(caDir, "ca-cert.pem"),
@@ -207,14 +204,11 @@ Deno.test("xds over server TLS + node token (istiod's bootstrap): the root from 
     await Deno.writeTextFile(join(dir, "b.yaml"), stringify(node("node-b", join(dir, "token"))));
     const b = await startWeft(["run", "--config", join(dir, "b.yaml")]);
     procs.push(b);
-    let dump: { workloads: { name: string }[]; certificates: { identity: string }[] } | undefined;
-    for (let i = 0; i < 200; i++) {
-      dump = await (await fetch(`http://${b.ready.admin}/config_dump`)).json();
-      if (dump!.workloads.length > 0 && dump!.certificates.length > 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assertEquals(dump!.workloads.map((w) => w.name), ["echo"]);
-    assertEquals(dump!.certificates[0]!.identity, "spiffe://cluster.local/ns/default/sa/echo");
+    const dump = await configDumpWhen<
+      { workloads: { name: string }[]; certificates: { identity: string }[] }
+    >(b, (d) => d.workloads.length > 0 && d.certificates.length > 0);
+    assertEquals(dump.workloads.map((w) => w.name), ["echo"]);
+    assertEquals(dump.certificates[0]!.identity, "spiffe://cluster.local/ns/default/sa/echo");
     // A node with a wrong token gets no xDS stream: it never learns the mesh.
     await Deno.writeTextFile(join(dir, "bad-token"), "not-the-token");
     await Deno.writeTextFile(

@@ -1,6 +1,7 @@
 /**
- * The admin (15000, localhost), metrics (15020) and readiness (15021) servers, on hono.
- * They read state through `AdminSource`; nothing here touches the data path directly.
+ * The admin server (15000, localhost), on hono; the metrics (15020) and readiness (15021)
+ * listeners are plain_http_server.ts. They read state through `AdminSource`; nothing here touches
+ * the data path directly.
  */
 import { Hono } from "hono";
 import {
@@ -72,28 +73,6 @@ export function adminApp(src: AdminSource, bound: () => BoundAddress | undefined
     } catch (err) {
       return c.json({ error: (err as Error).message }, 409);
     }
-  });
-  return app;
-}
-
-export function metricsApp(): Hono {
-  const app = new Hono();
-  const handler = () =>
-    new Response(metrics.render(), {
-      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    });
-  app.get("/stats/prometheus", handler);
-  app.get("/metrics", handler);
-  return app;
-}
-
-export function readinessApp(src: AdminSource): Hono {
-  const app = new Hono();
-  // Liveness (a Kubernetes livenessProbe): the process answers; readiness is the probe below.
-  app.get("/healthz/live", (c) => c.text("live\n"));
-  app.get("/healthz/ready", (c) => {
-    const r = src.readiness();
-    return r.ready ? c.text("ready\n") : c.text(`not ready: ${r.waitingFor.join(", ")}\n`, 503);
   });
   return app;
 }

@@ -28,7 +28,8 @@ import type { CrlStore, LeafIssuer } from "../tls/mod.ts";
 // The control path (gRPC, protobuf) loads with a dynamic import only for --xds / ca.mode xds.
 import type { BearerToken, XdsClient } from "../xds/mod.ts";
 import type { PodAgent } from "../inpod/mod.ts";
-import { adminApp, metricsApp, readinessApp, serveOn } from "./admin.ts";
+import { adminApp, serveOn } from "./admin.ts";
+import { metricsRoutes, readinessRoutes, servePlainHttp } from "./plain_http_server.ts";
 import type { AdminSource } from "./admin.ts";
 import { offLoopback } from "./admin_guard.ts";
 import type { BoundAddress } from "./admin_guard.ts";
@@ -244,8 +245,8 @@ export class NodeAgent {
     for (const o of offLoopback(this.config.listeners)) {
       log.warn(`${o.path.slice("listeners.".length).toUpperCase()} EXPOSED OFF LOOPBACK`, o);
     }
-    this.servers.push(await serveOn(this.config.listeners.metrics, metricsApp()));
-    this.servers.push(await serveOn(this.config.listeners.readiness, readinessApp(src)));
+    this.servers.push(await servePlainHttp(this.config.listeners.metrics, metricsRoutes()));
+    this.servers.push(await servePlainHttp(this.config.listeners.readiness, readinessRoutes(src)));
   }
 
   /** Configuration from a control plane: every applied xDS response is one snapshot swap. */

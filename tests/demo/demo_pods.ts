@@ -23,26 +23,45 @@ function step(ok: boolean, text: string): void {
   print(`${ok ? "  ok " : "  XX "} ${text}`);
 }
 
-/** Capture the wire during `fn`; returns the raw pcap bytes. */
+/**
+ * Capture the wire during `fn`; returns the raw pcap bytes. tcpdump reads packets from the
+ * kernel's capture ring when it is scheduled, and SIGINT stops it without draining the ring: on a
+ * loaded box the exchange `fn` made could still sit there, so the capture looked empty. Before
+ * the stop, a plaintext barrier request (pod client → pod outsider, not in the mesh) crosses the
+ * same wire after `fn`; once its unique path is in the file (-U writes every packet as it is
+ * read), every packet before it is too.
+ */
 async function captureWire(m: InpodMesh, fn: () => Promise<unknown>): Promise<Uint8Array> {
   const file = join(m.dir, `wire-${crypto.randomUUID().slice(0, 6)}.pcap`);
+  // Its first line ("listening on wire0") is printed once the capture is active.
   const dump = await m.topo.serve(m.topo.nodes[0]!.ns, [
     "sh",
     "-c",
     `exec tcpdump -i wire0 --immediate-mode -U -Z root -n -s 0 -w ${file} tcp 2>&1`,
   ]);
-  await fn();
-  dump.kill("SIGINT");
-  await dump.status;
+  try {
+    await fn();
+    const barrier = `weft-capture-barrier-${crypto.randomUUID().slice(0, 8)}`;
+    const outsider = m.topo.pod("outsider");
+    const deadline = Date.now() + 20_000;
+    while (!contains(await readFile(file), barrier)) {
+      if (Date.now() > deadline) throw new Error("tcpdump never wrote the barrier request");
+      await curlOk(m, m.topo.pod("client"), `http://${outsider.ip}:${APP_PORT}/${barrier}`);
+    }
+  } finally {
+    dump.kill("SIGINT");
+    await dump.status;
+  }
   const bytes = await readFile(file);
   await rm(file);
   return new Uint8Array(bytes);
 }
 
-/** A request that went through (curl exit 0), up to 3 tries: on a loaded box one may time out,
- * and the capture around it must hold a completed exchange. */
-async function curlOk(m: InpodMesh, pod: PodNs, url: string): Promise<void> {
-  for (let i = 0; i < 3; i++) if ((await m.curl(pod, url)).code === 0) return;
+/** Whether a request went through (curl exit 0), up to 3 tries: on a loaded box one may time
+ * out, and the capture around it must hold a completed exchange. */
+async function curlOk(m: InpodMesh, pod: PodNs, url: string): Promise<boolean> {
+  for (let i = 0; i < 3; i++) if ((await m.curl(pod, url)).code === 0) return true;
+  return false;
 }
 
 function contains(hay: Uint8Array, needle: string): boolean {
@@ -106,16 +125,21 @@ async function main(): Promise<number> {
 
     print("\n3. the inter-node wire (tcpdump on node 1's wire0)");
     const marker = `weft-demo-${crypto.randomUUID().slice(0, 8)}`;
-    const meshPcap = await captureWire(m, () => curlOk(m, client, `http://${m.vip}/${marker}`));
+    let meshOk = false;
+    const meshPcap = await captureWire(m, async () => {
+      meshOk = await curlOk(m, client, `http://${m.vip}/${marker}`);
+    });
+    step(meshOk, "mesh request with the marker completed");
     step(
       tlsRecords(meshPcap) > 0 && !contains(meshPcap, marker),
       `mesh request: ${tlsRecords(meshPcap)} TLS application-data records, marker ` +
         `${contains(meshPcap, marker) ? "VISIBLE" : "not in the capture"}`,
     );
-    const plainPcap = await captureWire(
-      m,
-      () => curlOk(m, client, `http://${outsider.ip}:${APP_PORT}/${marker}`),
-    );
+    let plainOk = false;
+    const plainPcap = await captureWire(m, async () => {
+      plainOk = await curlOk(m, client, `http://${outsider.ip}:${APP_PORT}/${marker}`);
+    });
+    step(plainOk, "plaintext request with the marker completed");
     step(
       contains(plainPcap, marker),
       `control: plaintext passthrough to pod outsider (not in the mesh): marker ` +

@@ -1,9 +1,11 @@
 /** Starts tests/support/bun_l7_proxy.ts (weft's HttpProxy on Bun's native sockets) for tests
  * that drive it from Deno over TCP. */
 import { bunPath } from "./weft_proc.ts";
+import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 /** tests/support/bun_l7_proxy.ts on Bun in front of 127.0.0.1:upPort; idle() asks for its pooled
- * upstream connections; stop() returns its output (stdout + stderr). */
+ * upstream connections; stop() returns its output (stdout + stderr), or throws when the process
+ * guard logged an unhandled error. */
 export async function startBunProxy(
   upPort: number,
   headersTimeoutMs: number,
@@ -63,7 +65,12 @@ export async function startBunProxy(
       child.kill("SIGTERM");
       await child.status;
       await rest;
-      return out + await errText;
+      const all = out + await errText;
+      // The proxy runs weft's process guard: an error that escaped to it is a bug, and fails the
+      // test that caused it even where the test does not read the output (as startWeft's stop).
+      const escaped = all.split("\n").find((l) => l.includes(`"msg":"${UNHANDLED_ERROR_MSG}"`));
+      if (escaped) throw new Error(`the Bun proxy logged an unhandled error: ${escaped}`);
+      return all;
     },
   };
 }

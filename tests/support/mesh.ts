@@ -119,10 +119,23 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   await Deno.writeTextFile(configB, stringify(nodeB));
   const env = opts.env ?? {};
   const run = opts.runtime ? { env, runtime: opts.runtime } : { env };
-  const [a, b] = await Promise.all([
+  // Both nodes start together; when one cannot, the other is stopped and the rest released, so a
+  // failed start does not leave a process behind for the next test's sanitizers to find.
+  const started = await Promise.allSettled([
     startWeft(["run", "--config", configA], run),
     opts.startB === false ? undefined : startWeft(["run", "--config", configB], run),
   ]);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(started.map((r) => r.status === "fulfilled" ? r.value?.stop() : undefined));
+    await echo.close();
+    if (!opts.pki) await pki.dispose();
+    throw failed.reason;
+  }
+  const [a, b] = started.map((r) => (r as PromiseFulfilledResult<WeftProc | undefined>).value) as [
+    WeftProc,
+    WeftProc | undefined,
+  ];
   return {
     pki,
     a,

@@ -4,10 +4,9 @@
  * what it got. Each extra service is another VIP on A in front of the same workload.
  */
 import { connect } from "node:net";
-import { stringify } from "yaml";
-import { join } from "node:path";
 import { startHttpWorkload } from "./http_workload.ts";
-import { LISTENERS, loopbackBlock, NO_TOOLS_PATH, startWeft, type WeftProc } from "./weft_proc.ts";
+import { loopbackBlock, NO_TOOLS_PATH, type WeftProc } from "./weft_proc.ts";
+import { nodeAConfig, nodeBConfig, withNodesAB, writeIstio } from "./two_nodes.ts";
 
 const PORT = 18080;
 
@@ -38,7 +37,6 @@ export async function withTwoNodes(
   const ip = loopbackBlock();
   const dir = await Deno.makeTempDir({ prefix: "weft-2n-" });
   const echo = await startHttpWorkload(ip(3), PORT, "v1");
-  const ca = { mode: "auto", stateDir: join(dir, "ca") };
   const workload = {
     name: "echo",
     namespace: "default",
@@ -59,50 +57,30 @@ export async function withTwoNodes(
     }],
     ...extra,
   }));
-  await Deno.mkdir(join(dir, "istio"));
-  await Deno.writeTextFile(join(dir, "istio", "istio.yaml"), opts.istio ?? "");
-  const nodeB = {
-    node: { name: "node-b" },
-    ca,
-    listeners: { ...LISTENERS, captureServiceVips: false },
-    workloads: [workload],
-    services,
-    configDir: join(dir, "istio"),
-  };
-  const nodeA = {
-    node: { name: "node-a", defaultSourceWorkload: "sleep" },
-    ca,
-    listeners: LISTENERS,
-    workloads: [{ name: "sleep", namespace: "default", serviceAccount: "sleep", address: ip(2) }],
-    services: services.map((s, i) => {
+  await writeIstio(dir, { "istio.yaml": opts.istio ?? "" });
+  const nodeB = nodeBConfig(dir, [workload], services);
+  const nodeA = nodeAConfig(
+    dir,
+    ip,
+    services.map((s, i) => {
       const { plugins: _, ...rest } = s as Record<string, unknown>;
       return { ...rest, vips: [ip(100 + i)] };
     }),
-  };
-  await Deno.writeTextFile(join(dir, "a.yaml"), stringify(nodeA));
-  await Deno.writeTextFile(join(dir, "b.yaml"), stringify(nodeB));
-  const procs: WeftProc[] = [];
+  );
   try {
-    const o = {
-      env: { PATH: NO_TOOLS_PATH },
-      timeoutMs: 60_000,
-      ...(opts.runtime ? { runtime: opts.runtime } : {}),
-    };
-    const b = await startWeft(["run", "--config", join(dir, "b.yaml")], o);
-    procs.push(b);
-    procs.push(await startWeft(["run", "--config", join(dir, "a.yaml")], o));
-    await fn({
-      b,
-      send: (req, i = 0, body = "") =>
-        rawOnce(
-          ip(100 + i),
-          80,
-          `${req}\r\nHost: echo\r\nConnection: close\r\n\r\n${body}`,
-          ip(2),
-        ),
-    });
+    const o = { env: { PATH: NO_TOOLS_PATH }, timeoutMs: 60_000, runtime: opts.runtime };
+    await withNodesAB(dir, nodeA, nodeB, o, (_a, b) =>
+      fn({
+        b,
+        send: (req, i = 0, body = "") =>
+          rawOnce(
+            ip(100 + i),
+            80,
+            `${req}\r\nHost: echo\r\nConnection: close\r\n\r\n${body}`,
+            ip(2),
+          ),
+      }));
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
     await echo.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -7,6 +7,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { stringify } from "yaml";
 import { UNHANDLED_ERROR_MSG } from "../../src/core/mod.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -22,12 +23,22 @@ export function weftBin(): string | undefined {
 /** A PATH that reaches no compiler (nor anything else): the node agent needs none. */
 export const NO_TOOLS_PATH = "/nonexistent/weft-no-compiler";
 
+/**
+ * `deno run` for the processes the tests start. The test runner has set up node_modules (deno.json
+ * nodeModulesDir "auto") before any test runs, and Bun children read it as it is; in "auto" mode
+ * every child `deno run` takes the node_modules lock to check it again, so the children of
+ * parallel test files queued on that lock ("Blocking waiting for file lock on node_modules
+ * directory"): 4 concurrent starts took ~3.5 s against ~1.3 s, and on a loaded box a node missed
+ * its 30 s ready timeout (l4_tunnel in CI). "manual" reads node_modules without the lock.
+ */
+export const DENO_RUN: readonly string[] = ["run", "-A", "--node-modules-dir=manual"];
+
 /** Program and arguments for `weft <argv>`: the binary, Bun on the entry point, or Deno. */
 export function weftCommand(argv: readonly string[], runtime?: string): [string, string[]] {
   if (runtime) return [runtime, [MAIN, ...argv]];
   const bin = weftBin();
   if (bin) return [bin, [...argv]];
-  return [Deno.execPath(), ["run", "-A", MAIN, ...argv]];
+  return [Deno.execPath(), [...DENO_RUN, MAIN, ...argv]];
 }
 
 let prebuilt: Promise<void> | undefined;
@@ -35,7 +46,7 @@ let prebuilt: Promise<void> | undefined;
  * (a cached no-op after `deno task setup`). The binary embeds its own. */
 export function ensurePluginsBuilt(): Promise<void> {
   prebuilt ??= new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "tools/build_plugins.ts")],
+    args: [...DENO_RUN, join(ROOT, "tools/build_plugins.ts")],
     cwd: ROOT,
     stdout: "null",
     stderr: "piped",
@@ -198,6 +209,42 @@ export function bunPath(): string | undefined {
   const local = join(ROOT, ".weft/tools/node_modules/.bin/bun");
   if (existsSync(local)) return local;
   return spawnSync("sh", ["-c", "command -v bun"], { encoding: "utf8" }).stdout.trim() || undefined;
+}
+
+/** One test per runtime, for the caller to register (`for (const t of onDenoAndBun(...))
+ * Deno.test(t)`, so each test's location stays in its own file): Deno always, Bun where a bun
+ * binary is installed (deno task setup installs one; without it the Bun test is ignored). `name`
+ * gets "Deno" or "Bun"; `fn` gets the bun binary, or undefined for Deno (startWeft's `runtime`). */
+export function onDenoAndBun(
+  name: (runtime: "Deno" | "Bun") => string,
+  fn: (runtime: string | undefined) => Promise<void>,
+): Deno.TestDefinition[] {
+  const bun = bunPath();
+  return [
+    { name: name("Deno"), fn: () => fn(undefined) },
+    { name: name("Bun"), ignore: !bun, fn: () => fn(bun) },
+  ];
+}
+
+/** `weft run` with `cfg` written as `dir`/a.yaml, on Deno or the given bun binary: runs `check`
+ * once weft is ready and stops weft afterwards, even on failure. */
+export async function withWeftYaml(
+  dir: string,
+  cfg: Record<string, unknown>,
+  runtime: string | undefined,
+  check: (weft: WeftProc) => Promise<void>,
+): Promise<void> {
+  const path = join(dir, "a.yaml");
+  await Deno.writeTextFile(path, stringify(cfg));
+  const weft = await startWeft(["run", "--config", path], {
+    timeoutMs: 120_000,
+    ...(runtime ? { runtime } : {}),
+  });
+  try {
+    await check(weft);
+  } finally {
+    await weft.stop();
+  }
 }
 
 /** A fresh loopback address block per test (127.<a>.<b>.x) so tests can bind :15008 freely. */

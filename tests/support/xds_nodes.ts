@@ -149,3 +149,35 @@ export async function startXdsMesh(
     throw err;
   }
 }
+
+/** The client workload of the two-node tests: `sleep` at ip(2) on node-a. */
+export function sleepOnNodeA(ip: (host: number) => string): Record<string, unknown> {
+  return { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a" };
+}
+
+/** A server workload on node-b (service account `echo` unless given). */
+export function onNodeB(
+  name: string,
+  address: string,
+  labels: Record<string, string>,
+  serviceAccount = "echo",
+): Record<string, unknown> {
+  return { name, serviceAccount, address, node: "node-b", labels };
+}
+
+/** A control plane serving `mesh` and two nodes, node-a (which captures the service VIPs) and
+ * node-b: runs `check` once both are ready (xDS applied) and stops everything afterwards, even on
+ * failure. */
+export async function withTwoXdsNodes(
+  dir: string,
+  mesh: Record<string, unknown>,
+  check: (x: XdsMesh) => Promise<void>,
+): Promise<void> {
+  const x = await startXdsMesh(dir, mesh, ["node-a", "node-b"], ["node-a"]);
+  try {
+    for (const n of x.nodes) await x.waitReady(n);
+    await check(x);
+  } finally {
+    await x.stop();
+  }
+}

@@ -198,7 +198,8 @@ EXPORT(proxy_on_queue_ready) void on_queue_ready(uint32_t root, uint32_t id) {
   for (size_t i = 0; i < last_len; i++) last_item[i] = v[i];
 }
 
-/* gRPC: "grpc" calls test.Echo/Say on cluster "grpc" with metadata x-md: v and waits;
+/* gRPC: "grpc" calls test.Echo/Say on cluster "grpc" with metadata x-md: v and waits (a 10 s
+ * deadline: the first call on a loaded box spends seconds connecting);
  * "grpc-nowhere" names an undeclared cluster (PARSE_FAILURE). The reply becomes x-grpc-* request
  * headers, then the request continues. */
 static uint32_t grpc_ctx, grpc_token, grpc_md_count;
@@ -208,8 +209,8 @@ static size_t grpc_msg_len;
 static uint32_t grpc_start(uint32_t ctx, int nowhere) {
   static const char md[] = "\x01\0\0\0" "\x04\0\0\0\x01\0\0\0" "x-md\0v\0";
   uint32_t st = nowhere
-    ? proxy_grpc_call(S("nowhere"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token)
-    : proxy_grpc_call(S("grpc"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 2000, &grpc_token);
+    ? proxy_grpc_call(S("nowhere"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 10000, &grpc_token)
+    : proxy_grpc_call(S("grpc"), S("test.Echo"), S("Say"), md, sizeof md - 1, S("ping"), 10000, &grpc_token);
   if (st != OK) {
     set_req_num(S("x-grpc-call-status"), st);
     return CONTINUE;
