@@ -333,3 +333,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `OCI pull: the cache stays within its bound, least recently used out first${
+    missing ? ` (skipped: ${missing})` : ""
+  }`,
+  ignore: missing !== undefined,
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    const a = await Deno.readFile(await cAddHeaderWith("oci"));
+    const b = await Deno.readFile(await cAddHeaderWith("oci-b"));
+    const c = await Deno.readFile(await cAddHeaderWith("oci-c"));
+    const ip = loopbackBlock();
+    const reg = await startRegistry(ip(5));
+    const cache = await Deno.makeTempDir({ prefix: "weft-oci-cache-" });
+    try {
+      // Room for two modules, not three.
+      const bound = String(a.length + b.length + Math.floor(c.length / 2));
+      await withEnv({
+        WEFT_WASM_CACHE_DIR: cache,
+        WEFT_WASM_INSECURE_REGISTRIES: reg.host,
+        WEFT_WASM_CACHE_MAX_BYTES: bound,
+      }, async () => {
+        for (const [tag, m] of [["a", a], ["b", b], ["c", c]] as const) {
+          await pushArtifact(reg, "wasm/lru", tag, m);
+        }
+        const url = (tag: string) => `oci://${reg.host}/wasm/lru:${tag}`;
+        await fetchModule(ref(url("a")));
+        await new Promise((r) => setTimeout(r, 20)); // distinct mtimes
+        await fetchModule(ref(url("b")));
+        await new Promise((r) => setTimeout(r, 20));
+        await fetchModule(ref(url("a"))); // a cache hit: a is now the most recently used
+        await new Promise((r) => setTimeout(r, 20));
+        await fetchModule(ref(url("c"))); // over the bound: b goes
+        await reg.stop();
+        assert.deepEqual(new Uint8Array(await fetchModule(ref(url("a")))), a);
+        assert.deepEqual(new Uint8Array(await fetchModule(ref(url("c")))), c);
+        assert.equal(await code(fetchModule(ref(url("b")))), "filter_fetch");
+      });
+    } finally {
+      await reg.stop().catch(() => {});
+      await Deno.remove(cache, { recursive: true });
+    }
+  },
+});

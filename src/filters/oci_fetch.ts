@@ -7,13 +7,13 @@
  * Environment: WEFT_WASM_CACHE_DIR (default `$WEFT_STATE_DIR/wasm`, else `.weft/wasm`);
  * WEFT_WASM_INSECURE_REGISTRIES (or Istio's WASM_INSECURE_REGISTRIES): comma-separated hosts
  * (`*` = all) pulled over plain HTTP; WEFT_WASM_MAX_BYTES (default 64 MiB) bounds a module, a
- * layer and a decompressed layer.
+ * layer and a decompressed layer; WEFT_WASM_CACHE_MAX_BYTES (default 1 GiB) the cached modules.
  */
 import type { FilterRef } from "../core/mod.ts";
 import { logger } from "../core/mod.ts";
 import { createHash } from "node:crypto";
 import process from "node:process";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type OciRef, ociRefText, parseOciRef } from "../istio/mod.ts";
 import { credentialsFor, DigestMismatch, pullWasm } from "./oci_pull.ts";
@@ -25,6 +25,7 @@ const PULL_ENV = [PULL_SECRET_ENV, PULL_POLICY_ENV, RESOURCE_VERSION_ENV];
 
 const log = logger("filters");
 const DEFAULT_MAX_BYTES = 64 << 20;
+const DEFAULT_CACHE_MAX_BYTES = 1 << 30;
 
 /** Thrown with a stable meaning: `sha256` when a pinned digest did not match, else a fetch. */
 export class OciFetchError extends Error {
@@ -46,9 +47,13 @@ export function isInsecure(registry: string): boolean {
   return list.split(",").map((s) => s.trim()).some((h) => h === "*" || h === registry);
 }
 
+function positive(v: string | undefined, dflt: number): number {
+  const n = Number(v);
+  return v !== undefined && Number.isInteger(n) && n > 0 ? n : dflt;
+}
+
 function maxBytes(): number {
-  const n = Number(env("WEFT_WASM_MAX_BYTES"));
-  return Number.isInteger(n) && n > 0 ? n : DEFAULT_MAX_BYTES;
+  return positive(env("WEFT_WASM_MAX_BYTES"), DEFAULT_MAX_BYTES);
 }
 
 /** IfNotPresent unless set; an unset policy on a `:latest` tag is Always (istio/api). */
@@ -76,8 +81,12 @@ async function cached(
     const { module, digest } = JSON.parse(await readFile(join(dir, "refs", key), "utf8"));
     if (typeof module !== "string" || !/^[0-9a-f]{64}$/.test(module)) return undefined;
     if (sha256 && digest !== `sha256:${sha256.toLowerCase()}`) return undefined;
-    const bytes = await readFile(join(dir, "modules", `${module}.wasm`));
-    return hex(bytes) === module ? bytes : undefined; // a corrupt file is pulled again
+    const file = join(dir, "modules", `${module}.wasm`);
+    const bytes = await readFile(file);
+    if (hex(bytes) !== module) return undefined; // a corrupt file is pulled again
+    const now = new Date();
+    await utimes(file, now, now).catch(() => {}); // last use, for the size bound's eviction
+    return bytes;
   } catch {
     return undefined;
   }
@@ -92,6 +101,28 @@ async function store(dir: string, key: string, bytes: Uint8Array, digest: string
   await rename(join(dir, "modules", tmp), join(dir, "modules", `${module}.wasm`));
   await writeFile(join(dir, "refs", tmp), JSON.stringify({ digest, module }));
   await rename(join(dir, "refs", tmp), join(dir, "refs", key));
+  await evict(dir, `${module}.wasm`);
+}
+
+/** Keeps the modules within WEFT_WASM_CACHE_MAX_BYTES: the least recently used go first (never
+ * `keep`, the one just stored); references to a removed module then miss and pull again. */
+async function evict(dir: string, keep: string): Promise<void> {
+  const max = positive(env("WEFT_WASM_CACHE_MAX_BYTES"), DEFAULT_CACHE_MAX_BYTES);
+  const mods = join(dir, "modules");
+  const files = await Promise.all(
+    (await readdir(mods)).filter((f) => f.endsWith(".wasm")).map(async (f) => {
+      const st = await stat(join(mods, f));
+      return { f, size: st.size, used: st.mtimeMs };
+    }),
+  );
+  let total = files.reduce((a, x) => a + x.size, 0);
+  files.sort((a, b) => a.used - b.used);
+  for (const x of files) {
+    if (total <= max) break;
+    if (x.f === keep) continue;
+    await rm(join(mods, x.f), { force: true });
+    total -= x.size;
+  }
 }
 
 /** The module of an `oci://` ref: from the cache under IfNotPresent, else pulled (and cached). */
