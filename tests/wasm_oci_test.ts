@@ -4,9 +4,10 @@
  * tag and by digest (a url without a scheme being OCI); a sha256 that does not match, an
  * unreachable registry and a layer over the size bound are fetch failures served by the fail
  * strategy (FAIL_CLOSE: 403 `RBAC: access denied`; FAIL_OPEN: bypassed) with the node ready
- * (l7-semantics W2–W4, W13–W17); a private registry needs the WasmPlugin's imagePullSecret (a Secret in the config dir); with the registry
- * gone, a restarted node serves IfNotPresent plugins from its disk cache while an Always plugin
- * pulls again and fails.
+ * (l7-semantics W2–W4, W13–W17); a private registry needs the WasmPlugin's imagePullSecret (a
+ * Secret in the config dir); an HTTPS registry (the default) works with its CA given to the node;
+ * with the registries gone, a restarted node serves IfNotPresent plugins from its disk cache while
+ * an Always plugin pulls again and fails.
  */
 import { assertEquals } from "./support/assert.ts";
 import { bunPath, loopbackBlock } from "./support/weft_proc.ts";
@@ -20,8 +21,10 @@ import {
   registryMissing,
   startRegistry,
 } from "./support/oci_registry.ts";
+import { openSslMissing } from "./support/oci_token_server.ts";
+import { spawnSync } from "node:child_process";
 
-const missing = registryMissing() ?? bcryptMissing();
+const missing = registryMissing() ?? bcryptMissing() ?? openSslMissing();
 const HEADER = /\r\nx-weft-c-add-header: oci\r\n/i;
 
 function plugin(name: string, target: string, url: string, extra = ""): string {
@@ -44,11 +47,24 @@ async function ociMesh(runtime: string | undefined): Promise<void> {
   const auth = { username: "puller", password: "pw-oci" };
   const regs: Registry[] = [];
   const cache = await Deno.makeTempDir({ prefix: "weft-oci-cache-" });
+  const tmpDirs: string[] = [];
   try {
     const reg = await startRegistry(ip(5));
     regs.push(reg);
     const priv = await startRegistry(ip(6), { auth });
     regs.push(priv);
+    // An HTTPS registry (the default: not listed as insecure), its certificate trusted as an
+    // operator would: DENO_CERT (Deno) / NODE_EXTRA_CA_CERTS (Bun) in the node's environment.
+    const tlsDir = await Deno.makeTempDir({ prefix: "weft-oci-tls-" });
+    tmpDirs.push(tlsDir);
+    const caFile = `${tlsDir}/ca.crt`, certFile = `${tlsDir}/tls.crt`;
+    const keyFile = `${tlsDir}/tls.key`;
+    certFor(ip(8), caFile, certFile, keyFile);
+    const secure = await startRegistry(ip(8), { tls: { certFile, keyFile, caFile } });
+    regs.push(secure);
+    await pushArtifact(secure, "wasm/artifact", "v1", module);
+    Deno.env.set("DENO_CERT", caFile);
+    Deno.env.set("NODE_EXTRA_CA_CERTS", caFile);
     const down = `${ip(7)}:5000`; // nothing listens there
     const h = reg.host;
     await pushArtifact(reg, "wasm/artifact", "v1", module);
@@ -74,13 +90,14 @@ async function ociMesh(runtime: string | undefined): Promise<void> {
     const istio = plugins +
       plugin("private", "echo7", privUrl, "  imagePullSecret: regcred\n") +
       plugin("private-nosecret", "echo8", privUrl) +
+      plugin("https", "echo9", `oci://${secure.host}/wasm/artifact:v1`) +
       `apiVersion: v1
 kind: Secret
 metadata: {name: regcred, namespace: default}
 type: kubernetes.io/dockerconfigjson
 data: {.dockerconfigjson: ${btoa(dockerConfig)}}
 `;
-    const services = Array.from({ length: 9 }, () => ({}));
+    const services = Array.from({ length: 10 }, () => ({}));
     await withTwoNodes({ runtime, istio, services }, async ({ send }) => {
       const got = [];
       for (let i = 0; i < services.length; i++) got.push(seen(await send("GET /x HTTP/1.1", i)));
@@ -94,6 +111,7 @@ data: {.dockerconfigjson: ${btoa(dockerConfig)}}
         [200, true], // Always
         [200, true], // private registry with the pull secret
         [403, false], // ... without it
+        [200, true], // HTTPS registry
       ]);
     });
     // The registries go; restarted nodes keep the cache dir.
@@ -106,13 +124,67 @@ data: {.dockerconfigjson: ${btoa(dockerConfig)}}
     });
   } finally {
     for (
-      const k of ["WEFT_WASM_CACHE_DIR", "WEFT_WASM_INSECURE_REGISTRIES", "WEFT_WASM_MAX_BYTES"]
+      const k of [
+        "WEFT_WASM_CACHE_DIR",
+        "WEFT_WASM_INSECURE_REGISTRIES",
+        "WEFT_WASM_MAX_BYTES",
+        "DENO_CERT",
+        "NODE_EXTRA_CA_CERTS",
+      ]
     ) {
       Deno.env.delete(k);
     }
     await Promise.all(regs.map((r) => r.stop()));
     await Deno.remove(cache, { recursive: true });
+    for (const d of tmpDirs) await Deno.remove(d, { recursive: true });
   }
+}
+
+/** A test CA (written to `caFile`) and a server certificate for `ip` (IP SAN) it signs, by
+ * openssl(1) (rustls refuses a CA certificate as the server's own). */
+function certFor(ip: string, caFile: string, certFile: string, keyFile: string): void {
+  const caKey = `${caFile}.key`;
+  const run = (args: string[]) => {
+    if (spawnSync("openssl", args, { stdio: "ignore" }).status !== 0) {
+      throw new Error(`openssl ${args[0]} failed`);
+    }
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  run([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    caKey,
+    "-out",
+    caFile,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=weft-test-ca",
+  ]);
+  run(["req", ...ec, "-keyout", keyFile, "-out", `${certFile}.csr`, "-subj", "/CN=registry"]);
+  Deno.writeTextFileSync(
+    `${certFile}.ext`,
+    `subjectAltName=IP:${ip}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+  );
+  run([
+    "x509",
+    "-req",
+    "-in",
+    `${certFile}.csr`,
+    "-CA",
+    caFile,
+    "-CAkey",
+    caKey,
+    "-CAcreateserial",
+    "-out",
+    certFile,
+    "-days",
+    "1",
+    "-extfile",
+    `${certFile}.ext`,
+  ]);
 }
 
 Deno.test({

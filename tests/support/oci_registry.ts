@@ -25,6 +25,10 @@ export function registryMissing(): string | undefined {
 export interface Registry {
   /** host:port */
   readonly host: string;
+  /** http(s)://host:port */
+  readonly url: string;
+  /** Trusts the registry's certificate (HTTPS registries). */
+  readonly client: Deno.HttpClient | undefined;
   readonly auth: { username: string; password: string } | undefined;
   /** The Authorization header pushes use instead (a Bearer token with push scope). */
   pushAuthorization?: string;
@@ -58,6 +62,8 @@ export async function startRegistry(
     /** Token auth (tests/support/oci_token_server.ts); pushes then need a token too, so the
      * registry is given `push` credentials through the same server. */
     token?: { realm: string; service: string; issuer: string; certFile: string };
+    /** Serve HTTPS with this certificate and key (PEM files), issued by `caFile`. */
+    tls?: { certFile: string; keyFile: string; caFile: string };
   } = {},
 ): Promise<Registry> {
   const dir = await Deno.makeTempDir({ prefix: "weft-oci-reg-" });
@@ -82,7 +88,11 @@ export async function startRegistry(
         join(dir, "config.yml"),
         `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n` +
           `storage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n` +
-          `http:\n  addr: ${host}\n${auth}`,
+          `http:\n  addr: ${host}\n` +
+          (opts.tls
+            ? `  tls:\n    certificate: ${opts.tls.certFile}\n    key: ${opts.tls.keyFile}\n`
+            : "") +
+          auth,
       );
       child = new Deno.Command(REGISTRY_BIN, {
         args: ["serve", join(dir, "config.yml")],
@@ -90,13 +100,19 @@ export async function startRegistry(
         stderr: "null",
       }).spawn();
       const status = child.status;
+      const client = opts.tls
+        ? Deno.createHttpClient({ caCerts: [await Deno.readTextFile(opts.tls.caFile)] })
+        : undefined;
       const deadline = Date.now() + 10_000;
       let up = false;
       let exited = false;
       status.then(() => (exited = true), () => (exited = true));
       while (!up && !exited && Date.now() < deadline) {
         try {
-          const r = await fetch(`http://${host}/v2/`);
+          const r = await fetch(
+            `${opts.tls ? "https" : "http"}://${host}/v2/`,
+            client ? { client } : {},
+          );
           await r.body?.cancel();
           up = r.status === 200 || r.status === 401;
         } catch {
@@ -107,8 +123,11 @@ export async function startRegistry(
         const c = child;
         return {
           host,
+          url: `${opts.tls ? "https" : "http"}://${host}`,
+          client,
           auth: opts.auth,
           stop: async () => {
+            client?.close();
             try {
               c.kill("SIGTERM");
             } catch { /* already gone */ }
@@ -117,6 +136,7 @@ export async function startRegistry(
           },
         };
       }
+      client?.close();
       if (!exited) child.kill("SIGKILL");
       await status;
       child = undefined; // port taken (or slow): try another
@@ -136,15 +156,17 @@ function authHeader(r: Registry): Record<string, string> {
 /** Monolithic blob upload (POST then PUT ?digest=). */
 export async function pushBlob(r: Registry, repo: string, bytes: Uint8Array): Promise<string> {
   const digest = sha(bytes);
-  const start = await fetch(`http://${r.host}/v2/${repo}/blobs/uploads/`, {
+  const start = await fetch(`${r.url}/v2/${repo}/blobs/uploads/`, {
+    ...(r.client ? { client: r.client } : {}),
     method: "POST",
     headers: authHeader(r),
   });
   await start.body?.cancel();
   if (start.status !== 202) throw new Error(`blob upload start: HTTP ${start.status}`);
-  const loc = new URL(start.headers.get("location")!, `http://${r.host}`);
+  const loc = new URL(start.headers.get("location")!, r.url);
   loc.searchParams.set("digest", digest);
   const put = await fetch(loc, {
+    ...(r.client ? { client: r.client } : {}),
     method: "PUT",
     headers: { ...authHeader(r), "content-type": "application/octet-stream" },
     body: bytes as Uint8Array<ArrayBuffer>,
@@ -162,7 +184,8 @@ export async function pushManifest(
   manifest: Record<string, unknown>,
 ): Promise<string> {
   const body = new TextEncoder().encode(JSON.stringify(manifest));
-  const res = await fetch(`http://${r.host}/v2/${repo}/manifests/${tag}`, {
+  const res = await fetch(`${r.url}/v2/${repo}/manifests/${tag}`, {
+    ...(r.client ? { client: r.client } : {}),
     method: "PUT",
     headers: { ...authHeader(r), "content-type": String(manifest.mediaType) },
     body,
