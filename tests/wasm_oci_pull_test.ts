@@ -96,6 +96,29 @@ Deno.test({
           }, { ISTIO_META_WASM_IMAGE_PULL_POLICY: "Always" }))),
           "filter_sha256",
         );
+        // An OCI index: the linux/amd64 entry is taken (the arm64 one holds another module).
+        const other = await Deno.readFile(await cAddHeaderWith("oci-arm"));
+        const armDigest = await pushArtifact(reg, "wasm/multi", "arm", other);
+        const amdDigest = await pushArtifact(reg, "wasm/multi", "amd", module);
+        const entry = async (digest: string, architecture: string) => {
+          const head = await fetch(`${reg.url}/v2/wasm/multi/manifests/${digest}`, {
+            method: "HEAD",
+            headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+          });
+          await head.body?.cancel();
+          return {
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            digest,
+            size: Number(head.headers.get("content-length")),
+            platform: { os: "linux", architecture },
+          };
+        };
+        await pushManifest(reg, "wasm/multi", "v1", {
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          manifests: [await entry(armDigest, "arm64"), await entry(amdDigest, "amd64")],
+        });
+        same(await fetchModule(ref(`oci://${reg.host}/wasm/multi:v1`)));
         // A digest the registry does not hold.
         assert.equal(
           await code(fetchModule(ref(`oci://${reg.host}/wasm/artifact@sha256:${"e".repeat(64)}`))),
