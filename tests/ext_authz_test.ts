@@ -153,6 +153,19 @@ async function extAuthz(runtime: string | undefined): Promise<void> {
       assertEquals([r.status, r.body], [418, "grpc denied"]);
       assertEquals(headersOf(r.text).includes("x-reason: grpc-no"), true, r.text);
       assertEquals(headersOf(r.text).includes("x-injected"), false, r.text);
+      // An OK answer cannot reframe the upstream request or the client's response: framing and
+      // hop-by-hop headers it sets, adds or removes are ignored (as from an HTTP authorizer).
+      for (const path of ["/ext/frame-cl", "/ext/frame-rm"]) {
+        r = await send(`POST ${path} HTTP/1.1\r\nContent-Length: 5`, 1, "hello");
+        assertEquals(r.status, 200, r.text);
+        const echoed = JSON.parse(r.body);
+        assertEquals([echoed.body, echoed.headers["x-user"]], ["hello", "bob"], path);
+        assertEquals(echoed.headers["transfer-encoding"], undefined, path);
+        const head = headersOf(r.text);
+        assertEquals(head.includes("x-note: ok"), true, r.text);
+        assertEquals(head.includes("transfer-encoding"), false, r.text);
+        assertEquals(/content-length: (\d+)/.exec(head)?.[1], String(r.body.length), r.text);
+      }
       assertEquals((await send("GET /ext/garbage HTTP/1.1", 1)).status, 403);
       assertEquals((await send("GET /ext/slow HTTP/1.1", 1)).status, 403); // past the 1 s timeout
 

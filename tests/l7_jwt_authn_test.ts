@@ -63,6 +63,9 @@ function startJwks(
   );
 }
 
+/** A header value as node:http hands it (one char per byte) back to its bytes. */
+const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
 const close = (s: Server) => new Promise<void>((r) => s.close(() => r()));
 
 /** A port nothing listens on: bound once, then closed. */
@@ -85,7 +88,7 @@ spec:
     audiences: [weft-api]
     jwks: '${inlineJwks}'
     outputPayloadToHeader: x-jwt-payload
-    outputClaimToHeaders: [{header: x-jwt-sub, claim: sub}]
+    outputClaimToHeaders: [{header: x-jwt-sub, claim: sub}, {header: x-jwt-name, claim: name}]
   - issuer: https://remote.example
     jwksUri: ${remoteUri}
   - issuer: https://down.example
@@ -151,8 +154,19 @@ async function jwtProbes(runtime: string | undefined): Promise<void> {
         "alice",
       );
       assertEquals((await get("/api/x", await es.sign(claims()))).status, 200);
-      // access_token query parameter (Envoy's default location besides Authorization).
-      assertEquals((await get(`/api/x?access_token=${good}`)).status, 200);
+      // access_token query parameter (Envoy's default location besides Authorization); not
+      // forwarded (forwardOriginalToken false): the workload's path keeps only the other params.
+      r = await get(`/api/x?a=1&access_token=${good}`);
+      assertEquals(r.status, 200);
+      assertEquals(JSON.parse(r.body).path, "/api/x?a=1");
+      // A claim header carries the claim's UTF-8 bytes: chars whose low byte is CR/LF
+      // (U+010D U+010A) cannot split the upstream request head.
+      const name = "bob\u010d\u010aX-Injected: yes";
+      r = await get("/api/x", await rs.sign(claims({ name })));
+      assertEquals(r.status, 200, r.text);
+      const named = JSON.parse(r.body).headers;
+      assertEquals(named["x-injected"], undefined);
+      assertEquals(new TextDecoder().decode(latin1(named["x-jwt-name"])), name);
       // Within Envoy's 60 s clock skew.
       assertEquals((await get("/api/x", await rs.sign(claims({ exp: now - 20 })))).status, 200);
 
@@ -183,6 +197,9 @@ async function jwtProbes(runtime: string | undefined): Promise<void> {
       );
       // A good token cannot carry a bad one along.
       r = await get("/api/x", good, `\r\nAuthorization: Bearer ${await attacker.sign(claims())}`);
+      assertEquals(r.status, 401);
+      // Nor in the same header: what follows a token is part of it (Envoy's extractor).
+      r = await get("/api/x", `${good}, Bearer ${await attacker.sign(claims())}`);
       assertEquals(r.status, 401);
 
       // Claims conditions.

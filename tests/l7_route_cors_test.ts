@@ -71,7 +71,9 @@ const PREFLIGHT = {
 
 /** The route of `echo` (weft.yaml services[].http and the xDS mesh): FORWARD by default. */
 const ECHO_CORS = {
-  allowOrigins: [{ exact: OK }, { regex: "https://[a-z]+\\.allowed\\.example" }],
+  // Nested repeats, as operators write them: RE2 (Envoy) matches in linear time; a backtracking
+  // engine takes minutes on a 40-character hostile Origin.
+  allowOrigins: [{ exact: OK }, { regex: "https://([a-z0-9]+)+\\.allowed\\.example" }],
   allowMethods: ["GET", "POST", "PUT"],
   allowHeaders: ["x-a", "x-b"],
   exposeHeaders: ["x-e"],
@@ -122,6 +124,24 @@ async function checkEcho(vip: string, from: string, w: HttpWorkload, h2: boolean
   assertEquals(JSON.parse(fwd.body).method, "OPTIONS", "forwarded to the workload");
   assertEquals(cors(fwd), []);
   assertEquals(w.hits(), before + 4);
+  // A hostile Origin against the nested-repeat regex: answered (not allowed), and the node
+  // keeps serving meanwhile (a backtracking engine would hold its event loop for minutes).
+  const hostile = `https://${"a".repeat(48)}!`;
+  const [slow, ok] = await Promise.all([
+    within(20_000, send(vip, from, "GET", { origin: hostile })),
+    within(20_000, send(vip, from, "GET", { origin: OK })),
+  ]);
+  assertEquals([slow.status, cors(slow)], [200, []]);
+  assertEquals(ok.headers["access-control-allow-origin"], OK);
+}
+
+/** `p`, or a rejection after `ms` (a node that stops answering fails the test, not hangs it). */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
 /** `vs` (VirtualService, IGNORE) and `gw` (HTTPRoute, origin "*"). */
@@ -250,6 +270,10 @@ async function run(runtime: string | undefined): Promise<void> {
     await checkResources(ip, w);
     await checkLocalReplies(ip, false);
     await checkLocalReplies(ip, true);
+  } catch (e) {
+    await weft?.stop("SIGKILL"); // a node whose event loop is held never handles SIGTERM
+    weft = undefined;
+    throw e;
   } finally {
     await weft?.stop();
     hold.close();

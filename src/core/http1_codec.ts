@@ -547,11 +547,13 @@ function copyRun(src: Buffer, start: number, end: number, at: number): number {
   return at + src.copy(SCRATCH, at, start, end);
 }
 
-/** CR or LF in `s` (a char scan: no regex call per field). */
+/** CR, LF or NUL in `s`, or a char past U+00FF: header strings are one char per byte, and such
+ * a char would be cut down to its low byte on the wire (U+010D U+010A → CR LF, a header a filter
+ * never wrote). A char scan: no regex call per field. */
 function hasLineBreak(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c === 0x0d || c === 0x0a) return true;
+    if (c === 0x0d || c === 0x0a || c === 0 || c > 0xff) return true;
   }
   return false;
 }

@@ -61,6 +61,23 @@ Deno.test("headBytes: set, added and removed fields; line breaks never go out", 
   assert.equal(out[out.length - 5], 0xe9); // latin1, one byte
 });
 
+Deno.test("headBytes: a char past U+00FF is never cut down to CR/LF (no header injection)", () => {
+  // U+010D U+010A keep CR LF in their low bytes: a filter's value (a JWT claim, a wasm guest's
+  // UTF-8) must not split the head on its way out. Both serialisers are checked.
+  const h = parsed();
+  h.add("x-claim", "bob\u010d\u010aX-Injected: yes");
+  h.add("x-nul", "a\u0000b");
+  h.add("x-ok", "é");
+  const out = headBytes("GET / HTTP/1.1", h).toString("latin1");
+  assert(!out.includes("X-Injected"), out);
+  assert(!out.includes("x-nul"), out);
+  assert(out.includes("x-ok: é\r\n"), out);
+  const plain = headBytes("GET / HTTP/1.1", {
+    entries: () => [["x-claim", "bob\u010d\u010aX-Injected: yes"], ["x-ok", "1"]],
+  } as unknown as HeaderList).toString("latin1");
+  assert.equal(plain, "GET / HTTP/1.1\r\nx-ok: 1\r\n\r\n");
+});
+
 Deno.test("headBytes: a list without spans (h2, filters) serialises its pairs", () => {
   const h = new HeaderList([["Host", "a"], ["Connection", "x"]]);
   assert.equal(

@@ -22,6 +22,7 @@ export {
   RETRY_CONDITIONS,
   routePolicyFor,
 } from "./route_policy.ts";
+export { compileFullRegex, regexProblem } from "./re2_match.ts";
 export type * from "./transport.ts";
 export { hboneClientTls, hboneContext, hboneServerTls } from "./hbone_tls.ts";
 export * from "./ip.ts";

@@ -12,6 +12,7 @@
 import type { HttpRequestContext, LocalResponse, RouteChoice } from "./filter_api.ts";
 import type { HeaderOps, RouteHeaders } from "./route_headers.ts";
 import type { RouteCors } from "./route_cors.ts";
+import { compileFullRegex } from "./re2_match.ts";
 
 export type RouteStringMatch =
   | { readonly exact: string }
@@ -181,18 +182,16 @@ export interface RouteInput {
   readonly sourceLabels?: Readonly<Record<string, string>> | undefined;
 }
 
-const regexes = new WeakMap<object, RegExp>();
+const regexes = new WeakMap<object, (s: string) => boolean>();
+const NOTHING = (): boolean => false;
 
-function fullRegex(m: { readonly regex: string }): RegExp {
+function fullRegex(m: { readonly regex: string }): (s: string) => boolean {
   let re = regexes.get(m);
   if (!re) {
-    // Envoy's safe_regex matches the whole value; an invalid one (refused by config
-    // validation) matches nothing.
-    try {
-      re = new RegExp(`^(?:${m.regex})$`, "s");
-    } catch {
-      re = /(?!)/;
-    }
+    // Envoy's safe_regex: RE2, matching the whole value in time linear in it (re2_match.ts); an
+    // invalid one (refused by config validation) matches nothing.
+    const c = compileFullRegex(m.regex);
+    re = typeof c === "function" ? c : NOTHING;
     regexes.set(m, re);
   }
   return re;
@@ -203,7 +202,7 @@ export function stringMatches(m: RouteStringMatch, v: string, ignoreCase = false
   if ("prefix" in m) {
     return ignoreCase ? v.toLowerCase().startsWith(m.prefix.toLowerCase()) : v.startsWith(m.prefix);
   }
-  return fullRegex(m).test(v);
+  return fullRegex(m)(v);
 }
 
 function mapMatches(

@@ -147,3 +147,12 @@ Deno.test("HTTPRoute CORS: converted as istiod's createCorsFilter", () => {
     ]
   ) assert.ok(bad.problems.some((p) => p.startsWith(want)), `${want} in ${bad.problems}`);
 });
+
+Deno.test("corsPolicy: an origin regex RE2 refuses (backreference, lookaround) is refused with its path", () => {
+  for (const regex of ["(a)\\1", "(?=https://a).*", "(?<!evil)\\.example"]) {
+    const { problems } = parse({ allowOrigins: [{ regex }] });
+    assert.equal(problems.length, 1, regex);
+    assert.match(problems[0]!, /^spec\.http\[0\]\.corsPolicy\.allowOrigins\[0\]\.regex: /, regex);
+  }
+  assert.deepEqual(parse({ allowOrigins: [{ regex: "https://([a-z]+)+\\.x" }] }).problems, []);
+});

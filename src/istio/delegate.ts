@@ -6,8 +6,9 @@
  * without `hosts`), each delegate match ANDed with a root match it does not conflict with; the
  * root route's rewrite, directResponse, timeout, retries, fault, mirrors and headers apply where
  * the delegate route sets none; names join as `root-delegate`. A delegate that does not exist, or
- * a delegate route whose matches all conflict with the root's, drops that route with a warning
- * (istiod logs and skips it). Delegate VirtualServices themselves configure nothing.
+ * a delegate route whose matches all conflict with the root's, or a delegate not exported to the
+ * root's namespace (`exportTo`), drops that route with a warning (istiod logs and skips it).
+ * Delegate VirtualServices themselves configure nothing.
  */
 import { hostFqdn } from "./select.ts";
 import type { HttpMatch, HttpRoute, IstioStringMatch, VirtualService } from "./types.ts";
@@ -132,6 +133,14 @@ function mergeRoute(root: HttpRoute, leaf: HttpRoute): HttpRoute | undefined {
   };
 }
 
+/** istiod (virtualservice_controller.go): a delegate is used only by roots in namespaces it is
+ * exported to — "." its own, "*" all, "~" none; without exportTo, the mesh default (all). */
+function exportedTo(d: VirtualService, ns: string): boolean {
+  const e = d.exportTo;
+  if (!e || e.length === 0) return true;
+  return e.some((x) => x === "*" || x === ns || (x === "." && d.meta.namespace === ns));
+}
+
 /** Root VirtualServices with their delegations expanded; delegate ones (no hosts) left out. */
 export function mergeDelegates(
   virtualServices: readonly VirtualService[],
@@ -157,6 +166,12 @@ export function mergeDelegates(
       if (!d) {
         warnings.push(
           `${where}: spec.http[${i}].delegate: VirtualService ${key} not found; the route is ignored`,
+        );
+        return;
+      }
+      if (!exportedTo(d, vs.meta.namespace)) {
+        warnings.push(
+          `${where}: spec.http[${i}].delegate: VirtualService ${key} is not exported to namespace ${vs.meta.namespace}; the route is ignored`,
         );
         return;
       }

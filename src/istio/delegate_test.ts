@@ -91,3 +91,47 @@ spec:
     ]
   ) assert(at(p), `${p}: ${problems.join("\n")}`);
 });
+
+Deno.test("delegate: one exported elsewhere is not used by a root in another namespace (exportTo)", () => {
+  const delegate = (ns: string, exportTo: string) =>
+    `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: d, namespace: ${ns} }
+spec:
+  exportTo: ${exportTo}
+  http:
+    - route: [{ destination: { host: secret } }]
+`;
+  const root = (ns: string, to: string) =>
+    `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: r, namespace: ${ns} }
+spec:
+  hosts: [r.${ns}.svc.cluster.local]
+  http:
+    - delegate: { name: d, namespace: ${to} }
+`;
+  const { resources: r, problems } = load(
+    delegate("team", '["."]') + delegate("other", '["front", "x"]') +
+      delegate("open", '["*"]') + delegate("none", '["~"]') + root("front", "team") +
+      root("team", "team") + root("x2", "other") + root("front2", "open") + root("f3", "none"),
+  );
+  assert.deepEqual(problems, []);
+  const hostsOf = (ns: string) =>
+    r.virtualServices.find((v) => v.meta.namespace === ns)!.http.map((h) =>
+      h.route[0]?.destination.host
+    );
+  assert.deepEqual(hostsOf("front"), [], "team/d is exported to its own namespace only");
+  assert.deepEqual(hostsOf("team"), ["secret.team.svc.cluster.local"]);
+  assert.deepEqual(hostsOf("x2"), [], "other/d names front and x, not x2");
+  assert.deepEqual(hostsOf("front2"), ["secret.open.svc.cluster.local"]);
+  assert.deepEqual(hostsOf("f3"), []);
+  assert.ok(
+    (r.warnings ?? []).includes(
+      "VirtualService front/r: spec.http[0].delegate: VirtualService team/d is not exported to namespace front; the route is ignored",
+    ),
+    (r.warnings ?? []).join("\n"),
+  );
+});

@@ -20,7 +20,7 @@ import { type Checker, INT32_MAX, type Raw } from "./check.ts";
 import { meta } from "./meta.ts";
 import { ops as headerOps } from "./headers.ts";
 import { corsFilterOf } from "./cors.ts";
-import type { RouteCors } from "../core/mod.ts";
+import { regexProblem, type RouteCors } from "../core/mod.ts";
 import type {
   HttpHeaders,
   HttpMatch,
@@ -74,7 +74,14 @@ function pathMatch(c: Checker, path: string, v: unknown): PathMatch {
   if (type !== "RegularExpression" && !value.startsWith("/")) {
     c.problems.add(`${path}.value`, 'must start with "/"');
   }
+  if (type === "RegularExpression") checkRegex(c, `${path}.value`, value);
   return { type, value };
+}
+
+/** Envoy matches a RegularExpression with RE2: what RE2 refuses is refused with its path. */
+function checkRegex(c: Checker, path: string, value: string): void {
+  const why = regexProblem(value);
+  if (why) c.problems.add(path, `invalid regular expression: ${why}`);
 }
 
 /** PathPrefix matches whole path elements ("/foo" takes /foo and /foo/bar, not /foobar). */
@@ -98,6 +105,7 @@ function namedMatches(
     const type = c.oneOf(`${p}.type`, o.type, ["Exact", "RegularExpression"], "Exact");
     const name = c.str(`${p}.name`, o.name);
     const value = c.str(`${p}.value`, o.value);
+    if (type === "RegularExpression") checkRegex(c, `${p}.value`, value);
     out[lower ? name.toLowerCase() : name] = type === "Exact" ? { exact: value } : { regex: value };
   });
   return out;

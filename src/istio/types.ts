@@ -150,6 +150,9 @@ export interface VirtualService {
   readonly kind: "VirtualService";
   readonly meta: ObjectMeta;
   readonly hosts: readonly string[];
+  /** `spec.exportTo` ("." this namespace, "*" all, "~" none, or namespaces); empty = the mesh
+   * default, every namespace. Read for delegates (delegate.ts). */
+  readonly exportTo?: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
 }

@@ -11,7 +11,7 @@ import { GRPC_CODES } from "./grpc_status.ts";
 import { meta } from "./meta.ts";
 import { parseHeaders } from "./headers.ts";
 import { parseCorsPolicy } from "./cors.ts";
-import { RETRY_CONDITIONS } from "../core/mod.ts";
+import { regexProblem, RETRY_CONDITIONS } from "../core/mod.ts";
 import type {
   HttpFault,
   HttpHeaders,
@@ -42,7 +42,7 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
   if (gateways.some((g) => g !== "mesh")) {
     c.problems.add("spec.gateways", 'weft has no gateways: only "mesh" is supported');
   }
-  c.strList("spec.exportTo", spec.exportTo);
+  const exportTo = c.strList("spec.exportTo", spec.exportTo);
   c.unsupported("spec", spec, ["tls"], "TLS routes are not supported by weft");
   const http = c.list("spec.http", spec.http).map((r, i) =>
     parseHttpRoute(c, `spec.http[${i}]`, r, true)
@@ -58,6 +58,7 @@ export function parseVirtualService(c: Checker, doc: Raw): VirtualService {
     kind: "VirtualService",
     meta: m,
     hosts,
+    ...(exportTo.length ? { exportTo } : {}),
     http,
     tcp,
   };
@@ -374,10 +375,10 @@ function stringMatch(c: Checker, path: string, v: unknown, presence: boolean): I
     if (o[k] === undefined) continue;
     const s = c.str(`${path}.${k}`, o[k]);
     if (k === "regex") {
-      try {
-        new RegExp(s);
-      } catch {
-        c.problems.add(`${path}.regex`, `invalid regular expression ${JSON.stringify(s)}`);
+      // istio/api validates with Go's regexp (RE2): no backreferences nor lookaround.
+      const why = regexProblem(s);
+      if (why) {
+        c.problems.add(`${path}.regex`, `invalid regular expression ${JSON.stringify(s)}: ${why}`);
       }
     }
     out[k] = s;

@@ -257,12 +257,22 @@ export function crlDersOf(data: Uint8Array): Uint8Array[] {
   const text = new TextDecoder().decode(data);
   const out: Uint8Array[] = [];
   const block = /-----BEGIN ([A-Z0-9 ]+)-----([^-]*)-----END ([A-Z0-9 ]+)-----/g;
-  for (const m of text.matchAll(block)) {
+  const blocks = [...text.matchAll(block)];
+  // A BEGIN line without its END is a file cut short (still being written): an error, as
+  // rustls-pemfile's MissingSectionEnd, never a file with fewer (or no) CRLs.
+  const begins = (text.match(/-----BEGIN /g) ?? []).length;
+  if (begins !== (text.match(/-----END /g) ?? []).length) {
+    throw new Error("PEM block without its END line (file cut short?)");
+  }
+  for (const m of blocks) {
     if (m[1] !== m[3]) throw new Error(`PEM block "${m[1]}" ends as "${m[3]}"`);
     if (m[1] !== "X509 CRL") continue;
     const b64 = m[2]!.replace(/\s+/g, "");
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new Error("PEM CRL block is not base64");
     out.push(new Uint8Array(Buffer.from(b64, "base64")));
+  }
+  if (out.length !== (text.match(/-----BEGIN X509 CRL-----/g) ?? []).length) {
+    throw new Error("PEM CRL block without its END line (file cut short?)");
   }
   return out;
 }

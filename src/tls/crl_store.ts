@@ -64,6 +64,10 @@ export interface CrlStoreOptions {
   /** Fallback stat poll (default 2 s) and directory-event debounce (default 100 ms). */
   readonly pollMs?: number;
   readonly debounceMs?: number;
+  /** How long a file that would drop every CRL (empty, or no CRL block) must stay so before it
+   * is taken (default 1 s): a file truncated by a writer that has not written yet is no "no
+   * revocations". */
+  readonly settleMs?: number;
 }
 
 interface Tracked {
@@ -87,6 +91,8 @@ export class CrlStore implements PeerRevocation {
   private stopWatch: (() => void) | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Settle waits in progress (close() ends them). */
+  private readonly settling = new Set<() => void>();
   private rootsPem = "";
   private rootInfos: CertInfo[] = [];
 
@@ -175,6 +181,8 @@ export class CrlStore implements PeerRevocation {
 
   close(): void {
     this.closed = true;
+    for (const done of this.settling) done();
+    this.settling.clear();
     this.stopWatch?.();
     this.tracked.clear();
   }
@@ -217,6 +225,11 @@ export class CrlStore implements PeerRevocation {
     } catch (err) {
       return this.invalid(errorMessage(err));
     }
+    if (crls.length === 0 && (this.set?.crls.length ?? 0) > 0 && !(await this.settled(data))) {
+      crlMetrics.reloads.inc({ result: "unchanged" });
+      log.warn("crl file without CRLs changed again at once; keeping the last good CRLs", { path });
+      return "unchanged"; // the write that follows triggers the next load
+    }
     this.set = new CrlSet(crls);
     this.raw = data;
     this.generation++;
@@ -233,6 +246,28 @@ export class CrlStore implements PeerRevocation {
     this.warnUnverified(crls);
     this.recheck([...this.tracked]);
     return "success";
+  }
+
+  /** Whether the file still holds `data` after the settle time (it was not cut short by a
+   * writer: `> file` truncates first, writes after). */
+  private async settled(data: Uint8Array): Promise<boolean> {
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        this.settling.delete(done);
+        r();
+      }, this.opts.settleMs ?? 1000);
+      const done = () => {
+        clearTimeout(t);
+        r();
+      };
+      this.settling.add(done);
+    });
+    if (this.closed) return false;
+    try {
+      return Buffer.from(await readFile(this.opts.path)).equals(data);
+    } catch {
+      return false;
+    }
   }
 
   /** A CRL in a mesh root's name that this root's key does not verify refuses the root's peers

@@ -292,3 +292,59 @@ Deno.test("crl store: an issuingDistributionPoint scopes the CRL (webpki): CA-on
   const indirect = await makeCrl(pki.root, [], { idp: idp(uri, { indirect: true }) });
   assert.throws(() => parseCrlDer(indirect), /indirect/);
 });
+
+Deno.test("crl store: a file rewritten in place keeps the last good CRLs while it is written (truncated, cut short); an empty file that stays empty clears them", async () => {
+  const ca = await CertificateAuthority.generate({ name: "crl partial" });
+  const signer = await caSigner(ca);
+  const a = await meshLeaf(ca, "a");
+  const b = await meshLeaf(ca, "b");
+  const dir = await mkdtemp(join(tmpdir(), "weft-crl-partial-"));
+  const path = join(dir, "crl.pem");
+  const first = crlPem(await makeCrl(signer, [a.serial]));
+  await writeFile(path, first);
+  const s = await CrlStore.open({
+    path,
+    roots: () => ca.rootPem,
+    pollMs: 60_000, // reloads are driven here, not by the watcher
+    debounceMs: 60_000,
+    settleMs: 300,
+  });
+  try {
+    assert.equal(refused(s.admit(a.chain, "source")), "revoked");
+    // `cat new > crl.pem`: truncated first, then written (here in two pieces).
+    const next = crlPem(await makeCrl(signer, [a.serial, b.serial], { crlNumber: 2 })) +
+      ca.rootPem;
+    await writeFile(path, "");
+    const during = s.reload();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(refused(s.admit(a.chain, "source")), "revoked", "truncated: not open");
+    await writeFile(path, next.slice(0, next.length - ca.rootPem.length - 40));
+    assert.equal(await during, "unchanged", "the empty read changed before it settled");
+    assert.equal(await s.reload(), "invalid", "a PEM cut short is no CRL file");
+    assert.equal(refused(s.admit(a.chain, "source")), "revoked");
+    assert.equal(refused(s.admit(b.chain, "source")), undefined);
+    await writeFile(path, next);
+    assert.equal(await s.reload(), "success");
+    assert.equal(refused(s.admit(b.chain, "source")), "revoked");
+    // An empty file on purpose (ztunnel: no revocations) is taken once it stays so.
+    await writeFile(path, "");
+    assert.equal(await s.reload(), "success");
+    assert.equal(refused(s.admit(a.chain, "source")), undefined);
+  } finally {
+    s.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("crl file forms: a PEM whose last CRL block is cut short is refused, not read as fewer CRLs", async () => {
+  const ca = await CertificateAuthority.generate({ name: "crl cut" });
+  const der = await makeCrl(await caSigner(ca), ["0badcafe"]);
+  const pem = crlPem(der) + crlPem(der);
+  const enc = new TextEncoder();
+  for (const cut of [pem.length - 1 - "-----END X509 CRL-----".length, pem.length - 8, 30]) {
+    assert.throws(() => crlDersOf(enc.encode(pem.slice(0, cut))), /cut short/, String(cut));
+  }
+  assert.equal(crlDersOf(enc.encode(pem.trimEnd())).length, 2);
+  // Other PEM items (a root) around CRLs are still skipped.
+  assert.equal(crlDersOf(enc.encode(ca.rootPem + pem)).length, 2);
+});

@@ -8,7 +8,8 @@
  *  - gRPC (grpc-js on node:http2): `envoy.service.auth.v3.Authorization/Check`, CheckRequest
  *    decoded and CheckResponse encoded with @bufbuild/protobuf's wire codec (not weft's):
  *    `/deny` → DeniedHttpResponse 418 with x-reason, a header name no HTTP allows and a body;
- *    `/garbage` → bytes that are no CheckResponse; `/slow` never answers; else OK with x-user: bob.
+ *    `/garbage` → bytes that are no CheckResponse; `/slow` never answers; `/frame` → OK that sets
+ *    or removes framing and hop-by-hop headers upstream and downstream; else OK with x-user: bob.
  * Each records what it was asked.
  */
 import {
@@ -180,6 +181,20 @@ function checkResponse(seen: SeenGrpc): Uint8Array {
     header(w, 2, "x-reason", "grpc-no");
     header(w, 2, "bad name\r\nx-injected", "1");
     w.tag(3, WireType.LengthDelimited).string("grpc denied");
+    w.join();
+  } else if (seen.path.includes("/frame")) {
+    // An OK answer that tries to change the framing of the upstream request (set and removed)
+    // and of the client's response.
+    w.tag(1, WireType.LengthDelimited).fork().join();
+    w.tag(3, WireType.LengthDelimited).fork();
+    header(w, 2, "x-user", "bob");
+    header(w, 2, "transfer-encoding", "chunked");
+    header(w, 2, "connection", "close");
+    if (seen.path.includes("/frame-cl")) header(w, 2, "content-length", "0");
+    else w.tag(5, WireType.LengthDelimited).string("content-length");
+    header(w, 6, "content-length", "0");
+    header(w, 6, "transfer-encoding", "chunked");
+    header(w, 6, "x-note", "ok");
     w.join();
   } else {
     w.tag(1, WireType.LengthDelimited).fork().join(); // status{code: 0}

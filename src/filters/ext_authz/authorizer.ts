@@ -45,8 +45,10 @@ export type Verdict =
 
 const MAX_ANSWER_BYTES = 1 << 20;
 const CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check";
-/** Framing and hop-by-hop fields never copied from an authorizer's answer. */
-const HOP = new Set([
+/** Framing and hop-by-hop fields never copied from an authorizer's answer, nor set or removed on
+ * the request or response by it (HTTP or gRPC): weft frames each hop itself, and a pooled
+ * upstream connection must not be desynchronised by what one check answered. */
+export const HOP: ReadonlySet<string> = new Set([
   "content-length",
   "transfer-encoding",
   "connection",

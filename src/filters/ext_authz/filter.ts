@@ -22,7 +22,7 @@ import type {
   LocalResponse,
 } from "../../core/mod.ts";
 import { httpToGrpc, logger, metrics } from "../../core/mod.ts";
-import type { Authorizer, Verdict } from "./authorizer.ts";
+import { type Authorizer, HOP, type Verdict } from "./authorizer.ts";
 import type { ExtAuthzFilterConfig } from "./config.ts";
 
 const log = logger("ext_authz");
@@ -112,13 +112,18 @@ export class ExtAuthzFilter implements HttpFilter {
     if (v.kind === "ok") {
       results.inc({ filter: this.name, result: "ok" });
       const h = ctx.requestHeaders;
-      for (const k of v.removeUpstream) if (!k.startsWith(":") && k !== "host") h.remove(k);
+      // Envoy: no pseudo-header nor Host is removed; weft also keeps framing and hop-by-hop
+      // fields out of the authorizer's reach (its HTTP answers never carry them; a gRPC one may).
+      for (const k of v.removeUpstream) {
+        if (!k.startsWith(":") && k !== "host" && !HOP.has(k)) h.remove(k);
+      }
       for (const x of v.upstream) {
-        if (x.key === "" || x.key.startsWith(":")) continue;
+        if (x.key === "" || x.key.startsWith(":") || HOP.has(x.key)) continue;
         if (x.append) h.add(x.key, x.value);
         else h.set(x.key, x.value);
       }
-      if (v.downstream.length > 0) ctx.filterState.set(ON_ALLOW, v.downstream);
+      const down = v.downstream.filter(([k]) => !HOP.has(k));
+      if (down.length > 0) ctx.filterState.set(ON_ALLOW, down);
       return CONTINUE;
     }
     if (v.kind === "denied") {

@@ -210,7 +210,15 @@ Deno.test("Envoy RBAC uri_template (istiod's `{*}`/`{**}` paths) through the nod
         "ns[default]-policy[tpl]-rule[0]": {
           permissions: [{
             andRules: {
-              rules: [{ orRules: { rules: [template("/api/*/items"), template("/files/**")] } }],
+              rules: [{
+                orRules: {
+                  rules: [
+                    template("/api/*/items"),
+                    template("/files/**"),
+                    template("/**/admin/edit"), // istiod's "/{**}/admin/edit": literals after **
+                  ],
+                },
+              }],
             },
           }],
           principals: [any],
@@ -232,6 +240,9 @@ Deno.test("Envoy RBAC uri_template (istiod's `{*}`/`{**}` paths) through the nod
     ["/files/a/b/c", deny],
     ["/files", "allow"],
     ["/other", "allow"],
+    ["/x/y/admin/edit", deny],
+    ["/x/admin/edit", deny],
+    ["/x/admin/edit/more", "allow"],
   ];
   for (const [path, want] of cases) assert.equal(await run(chain, { path }), want, path);
   // Named variables are the same operators; a partial segment is not expressible (a problem).
@@ -244,12 +255,13 @@ Deno.test("Envoy RBAC uri_template (istiod's `{*}`/`{**}` paths) through the nod
     })).includes("/a/{*}/b/{**}"),
     true,
   );
-  assert.throws(() =>
-    authzConfigFromEnvoyRbac({
-      rules: {
-        action: "DENY",
-        policies: { p: { permissions: [template("/a/x*")], principals: [any] } },
-      },
-    })
-  );
+  for (const t of ["/a/x*", "/**/a/*", "/**/**"]) {
+    assert.throws(() =>
+      authzConfigFromEnvoyRbac({
+        rules: {
+          action: "DENY",
+          policies: { p: { permissions: [template(t)], principals: [any] } },
+        },
+      }), t);
+  }
 });

@@ -141,7 +141,8 @@ const URI_TEMPLATE_TYPE =
 /** istiod writes an AuthorizationPolicy path holding `{*}`/`{**}` as Envoy's URI template
  * matcher (`*` one segment, `**` the rest; istio/istio authz model `PathTemplateMatcher`). Back to
  * Istio's form for the plugin: `*` and `{var}`/`{var=*}` → `{*}`, `**` and `{var=**}` → `{**}`
- * (last segment only, as the plugin and Istio's validation require); literal segments stay. */
+ * (the last operator, as the plugin and Istio's validation require; literal segments may follow
+ * it, istiod's own "/{**}/path/template"); literal segments stay. */
 function uriTemplatePath(v: unknown, path: string): string {
   const f = fields(v, ["name", "typedConfig"], path);
   const tc = fields(f.get("typedConfig"), ["@type", "pathTemplate"], `${path}.typedConfig`);
@@ -154,10 +155,13 @@ function uriTemplatePath(v: unknown, path: string): string {
     fail(where, "must be a path starting with /");
   }
   const segs = (tpl as string).split("/").slice(1);
-  const out = segs.map((s, i) => {
+  let glob = false;
+  const out = segs.map((s) => {
     const op = /^\{[A-Za-z][A-Za-z0-9_]*(=(\*\*?))?\}$/.exec(s);
     const kind = s === "*" || s === "**" ? s : op ? (op[2] ?? "*") : undefined;
-    if (kind === "**" && i !== segs.length - 1) fail(where, "** must be the last segment");
+    // Envoy and Istio: no operator after `**`; literal segments may follow it ("/{**}/edit").
+    if (kind !== undefined && glob) fail(where, "** must be the last operator");
+    if (kind === "**") glob = true;
     if (kind !== undefined) return kind === "**" ? "{**}" : "{*}";
     if (/[*{}=]/.test(s)) fail(where, `segment "${s}" is not expressible in weft authz`);
     return s;

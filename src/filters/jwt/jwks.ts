@@ -54,9 +54,13 @@ function keyOf(k: unknown): Jwk | undefined {
   try {
     let key: KeyObject;
     if (kty === "oct") {
+      // jwks.cc extractJwkFromJwkOct: `k` must be base64url and decode to a non-empty key
+      // (Buffer would decode "" or "!!" to an empty key, which any token can be MACed with).
       const secret = str(o, "k");
-      if (secret === undefined) return undefined;
-      key = createSecretKey(Buffer.from(secret, "base64url"));
+      if (secret === undefined || !/^[A-Za-z0-9_-]+={0,2}$/.test(secret)) return undefined;
+      const bytes = Buffer.from(secret, "base64url");
+      if (bytes.length === 0) return undefined;
+      key = createSecretKey(bytes);
     } else if (kty === "RSA" || kty === "EC" || kty === "OKP") {
       // Only the public members: a private JWK in a JWKS must not become a signing key here.
       const pub: Record<string, string> = { kty };
@@ -157,11 +161,35 @@ async function fetchJwks(uri: string, timeoutMs: number): Promise<Jwks> {
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status}`);
   }
-  const text = await res.text();
-  if (text.length > MAX_JWKS_BYTES) throw new Error("JWKS larger than 1 MiB");
+  const text = await boundedText(res, MAX_JWKS_BYTES);
   const parsed = parseJwks(text);
   if ("error" in parsed) throw new Error(parsed.error);
   return parsed.keys;
+}
+
+/** The body as text, read no further than `maxBytes` (a huge answer is cut off and fails, never
+ * buffered whole). */
+async function boundedText(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  if (declared > maxBytes || !res.body) {
+    await res.body?.cancel();
+    if (declared > maxBytes) throw new Error("JWKS larger than 1 MiB");
+    return "";
+  }
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new Error("JWKS larger than 1 MiB");
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts).toString("utf8");
 }
 
 /** A refresh timer never keeps the process alive (Node/Bun: unref; Deno: Deno.unrefTimer). */

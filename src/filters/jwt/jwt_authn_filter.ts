@@ -7,6 +7,7 @@
  * `ctx.requestAuth` for the authz plugin (request.auth.*, requestPrincipals). Runs in the AUTHN
  * phase after AUTHN WasmPlugins, before AUTHZ ones and RBAC (istio/istio listener filter order).
  */
+import { Buffer } from "node:buffer";
 import type {
   FailPolicy,
   FilterOutcome,
@@ -141,14 +142,19 @@ export class JwtAuthnFilter implements HttpFilter {
     }
     const nowS = Math.floor(Date.now() / 1000);
     const good: [Rule, ParsedJwt, Location][] = [];
-    const seen = new Set<string>();
+    const parsed = new Map<string, ParsedJwt>();
     // Envoy: every token a request carries must verify, or a bad one could ride along a good one.
+    // Each location is its own token (the same token in two places is verified once but removed
+    // from both when the rule does not forward it).
     for (const [loc, token] of found) {
-      if (seen.has(token)) continue;
-      seen.add(token);
-      const jwt = parseJwt(token);
-      if (typeof jwt === "string") return this.deny(ctx, jwt);
-      const rule = this.rules.find((r) => r.issuer === jwt.iss && r.locations.has(keyOf(loc)));
+      let jwt: ParsedJwt | string | undefined = parsed.get(token);
+      if (jwt === undefined) {
+        jwt = parseJwt(token);
+        if (typeof jwt === "string") return this.deny(ctx, jwt);
+        parsed.set(token, jwt);
+      }
+      const iss = jwt.iss;
+      const rule = this.rules.find((r) => r.issuer === iss && r.locations.has(keyOf(loc)));
       if (!rule) return this.deny(ctx, "Jwt issuer is not configured");
       const why = timeProblem(jwt, nowS) ??
         (audiencesAllowed(jwt, rule.audiences) ? undefined : "Audiences in Jwt are not allowed") ??
@@ -157,7 +163,7 @@ export class JwtAuthnFilter implements HttpFilter {
       good.push([rule, jwt, loc]);
     }
     for (const [rule, jwt, loc] of good) {
-      if (!rule.forward && loc.kind === "header") h.remove(loc.name);
+      if (!rule.forward) removeToken(ctx, loc);
       if (rule.payloadHeader) h.set(rule.payloadHeader, jwt.payloadB64);
       for (const c of rule.claimHeaders) {
         const v = claimText(jwt.payload, c.claim);
@@ -226,18 +232,19 @@ export class JwtAuthnFilter implements HttpFilter {
 
 const CONTINUE: FilterOutcome = Object.freeze({ action: "continue" });
 
-/** Envoy's extractor: after the prefix (found anywhere in the value), the token is the run of
- * JWT characters (base64url and "."). */
+/** Envoy's extractor (extractor.cc extractJWT): the prefix is found anywhere in the value, the
+ * token starts at the first JWT character (base64url or ".") after it and runs to the end of the
+ * value, so whatever follows a token in the same header is part of it and fails with it ("Bearer
+ * <good>, Bearer <forged>" is no way to ride an unverified token past the filter); with no JWT
+ * character after the prefix the whole value is the token, as Envoy keeps it. No prefix: the
+ * whole value. */
 function fromHeader(value: string, prefix: string): string | undefined {
-  let start = 0;
-  if (prefix) {
-    const at = value.indexOf(prefix);
-    if (at < 0) return undefined;
-    start = at + prefix.length;
-  }
-  let end = start;
-  while (end < value.length && /[A-Za-z0-9_.=-]/.test(value[end]!)) end++;
-  return end > start ? value.slice(start, end) : undefined;
+  if (!prefix) return value || undefined;
+  const at = value.indexOf(prefix);
+  if (at < 0) return undefined;
+  let start = at + prefix.length;
+  while (start < value.length && !/[A-Za-z0-9_.-]/.test(value[start]!)) start++;
+  return start < value.length ? value.slice(start) : value;
 }
 
 function safeParams(q: string): URLSearchParams {
@@ -261,15 +268,44 @@ function cookieMap(values: readonly string[]): Map<string, string> {
   return m;
 }
 
+/** Envoy's JwtLocation::removeJwt for `forward: false`: a header location drops the header, a
+ * query parameter location drops every value of that parameter from :path (the other parameters
+ * stay as sent), a cookie location keeps the cookie (Envoy does not remove it either). */
+function removeToken(ctx: HttpRequestContext, loc: Location): void {
+  if (loc.kind === "header") ctx.requestHeaders.remove(loc.name);
+  else if (loc.kind === "param") {
+    const q = ctx.path.indexOf("?");
+    if (q < 0) return;
+    const kept = ctx.path.slice(q + 1).split("&").filter((kv) => {
+      const eq = kv.indexOf("=");
+      return paramName(eq < 0 ? kv : kv.slice(0, eq)) !== loc.name;
+    });
+    // The data path's request context: :path is written here as the route rewrite does.
+    (ctx as { path: string }).path = ctx.path.slice(0, q) +
+      (kept.length ? `?${kept.join("&")}` : "");
+  }
+}
+
+/** A query parameter's name as URLSearchParams decodes it ("+" is a space). */
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, " "));
+  } catch {
+    return raw;
+  }
+}
+
 /** A claim (nested by ".") as a header value: strings as they are, numbers and booleans as text
- * (Envoy's claim_to_headers takes no other types). */
+ * (Envoy's claim_to_headers takes no other types). Header values on weft's data path are byte
+ * strings (one char per byte, as received): a claim goes out as its UTF-8 bytes, as in Envoy, and
+ * a character past U+00FF can never be cut down to a byte such as CR or LF. */
 function claimText(payload: Readonly<Record<string, unknown>>, claim: string): string | undefined {
   let v: unknown = payload;
   for (const k of claim.split(".")) {
     if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
     v = (v as Record<string, unknown>)[k];
   }
-  if (typeof v === "string") return v;
+  if (typeof v === "string") return Buffer.from(v, "utf8").toString("latin1");
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return undefined;
 }

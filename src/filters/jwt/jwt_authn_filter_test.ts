@@ -216,3 +216,83 @@ Deno.test("jwt_authn: locations, issuers per rule, forwarding, output headers, C
   assert.equal(body(f.onRequest(pre)), "continue");
   f.close();
 });
+
+Deno.test("jwt_authn: forwardOriginalToken false strips the token from query params and every location", async () => {
+  const a = await keyPair("ES256", "a");
+  const f = await JwtAuthnFilter.create(
+    "t",
+    "FAIL_CLOSE",
+    rules([{ issuer: "ia", jwks: JSON.stringify({ keys: [a.jwk] }) }]),
+  );
+  const tok = await a.sign({ iss: "ia", sub: "s" });
+  let ctx = req(`/p?x=1&access_token=${tok}&y=%2F&access_token=${tok}`);
+  assert.equal(body(f.onRequest(ctx)), "continue");
+  assert.equal(ctx.path, "/p?x=1&y=%2F"); // Envoy's JwtParamLocation::removeJwt
+  ctx = req(`/p?access_token=${tok}`);
+  assert.equal(body(f.onRequest(ctx)), "continue");
+  assert.equal(ctx.path, "/p");
+  // The same token in the header and the query: removed from both, not only the first seen.
+  ctx = req(`/p?access%5Ftoken=${tok}`, [["authorization", `Bearer ${tok}`]]);
+  assert.equal(body(f.onRequest(ctx)), "continue");
+  assert.equal(ctx.requestHeaders.get("authorization"), undefined);
+  assert.equal(ctx.path, "/p");
+  f.close();
+});
+
+Deno.test("jwt_authn: a claim header goes out as the claim's UTF-8 bytes, never CR/LF", async () => {
+  const a = await keyPair("ES256", "a");
+  const f = await JwtAuthnFilter.create(
+    "t",
+    "FAIL_CLOSE",
+    rules([{
+      issuer: "ia",
+      jwks: JSON.stringify({ keys: [a.jwk] }),
+      outputClaimToHeaders: [{ header: "x-name", claim: "name" }],
+    }]),
+  );
+  const name = "bob\u010d\u010aX-Injected: yes é";
+  const ctx = req("/", [["authorization", `Bearer ${await a.sign({ iss: "ia", name })}`]]);
+  assert.equal(body(f.onRequest(ctx)), "continue");
+  const v = ctx.requestHeaders.get("x-name")!;
+  assert(![...v].some((c) => c.charCodeAt(0) > 0xff || c === "\r" || c === "\n"), v);
+  assert.equal(Buffer.from(v, "latin1").toString("utf8"), name);
+  f.close();
+});
+
+Deno.test("jwt_authn: an oct key that decodes to nothing is no key (no MAC with an empty secret)", async () => {
+  for (const k of ["", "!!!!", "A"]) {
+    const jwks = JSON.stringify({ keys: [{ kty: "oct", kid: "h", k }] });
+    const f = await JwtAuthnFilter.create("t", "FAIL_CLOSE", rules([{ issuer: "i", jwks }]));
+    const hs = `${b64(JSON.stringify({ alg: "HS256", kid: "h" }))}.${
+      b64(JSON.stringify({ iss: "i", sub: "h" }))
+    }`;
+    const mac = createHmac("sha256", Buffer.alloc(0)).update(hs).digest();
+    const out = body(f.onRequest(req("/", [["authorization", `Bearer ${hs}.${b64(mac)}`]])));
+    assert.notEqual(out, "continue", JSON.stringify(k));
+    f.close();
+  }
+});
+
+Deno.test("jwt_authn: what follows a token in its header is part of it (no unverified token riding a good one)", async () => {
+  const a = await keyPair("ES256", "a");
+  const f = await JwtAuthnFilter.create(
+    "t",
+    "FAIL_CLOSE",
+    rules([{
+      issuer: "ia",
+      jwks: JSON.stringify({ keys: [a.jwk] }),
+      forwardOriginalToken: true,
+    }]),
+  );
+  const good = await a.sign({ iss: "ia", sub: "s" });
+  const forged = `${b64(JSON.stringify({ alg: "ES256" }))}.${
+    b64(JSON.stringify({ iss: "ia", sub: "admin" }))
+  }.AAAA`;
+  // Envoy's extractor takes the rest of the value: the whole of it must verify.
+  for (const v of [`Bearer ${good}, Bearer ${forged}`, `Bearer ${good} ${forged}`]) {
+    const out = body(f.onRequest(req("/", [["authorization", v]])));
+    assert.match(out, /^401 /, v);
+  }
+  assert.equal(body(f.onRequest(req("/", [["authorization", `Bearer  ${good}`]]))), "continue");
+  f.close();
+});
