@@ -22,6 +22,8 @@ const NEED: Record<string, string> = {
   socat: "socat",
   wrk: "wrk",
   hey: "hey",
+  "docker-registry": "docker-registry", // tests/wasm_oci*_test.ts (a real OCI registry)
+  python3: "python3", // bcrypt (crypt(3)) for that registry's htpasswd in tests/support/oci_registry.ts
 };
 const HEADERS: Record<string, string> = {
   "/usr/include/wasm32-wasi/stdlib.h": "wasi-libc",

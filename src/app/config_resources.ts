@@ -25,9 +25,11 @@ import {
   parseAuthorizationPolicy,
   parseExtensionProviders,
   parseIstioObjects,
+  type PullSecret,
   type RequestAuthentication,
   type SourceText,
   type WasmPlugin,
+  withPullSecrets,
 } from "../istio/mod.ts";
 
 const log = logger("config");
@@ -109,6 +111,7 @@ export function checkResources(
     { routes: readonly HttpRoute[]; namespace: string; where: string }
   >();
   const wasmPlugins: WasmPlugin[] = [];
+  const pullSecrets: PullSecret[] = [];
   let defaultHttpRetryPolicy: HttpRetry | undefined;
   let extensionProviders: readonly ExtAuthzProvider[] = [];
   for (const { resources: r, problems } of results) {
@@ -116,6 +119,7 @@ export function checkResources(
       extensionProviders = r.meshConfig.extensionProviders;
     }
     wasmPlugins.push(...r.wasmPlugins);
+    pullSecrets.push(...r.pullSecrets);
     defaultHttpRetryPolicy = r.meshConfig?.defaultHttpRetryPolicy ?? defaultHttpRetryPolicy;
     for (const p of problems) c.problems.list.push(p);
     for (const w of r.warnings ?? []) log.warn("config warning", { warning: w });
@@ -142,7 +146,12 @@ export function checkResources(
     requestAuthentications,
     subsets,
     http,
-    wasmPlugins,
+    // As istiod: a WasmPlugin's imagePullSecret goes into its VM env for the node's OCI pull.
+    wasmPlugins: withPullSecrets(
+      wasmPlugins,
+      pullSecrets,
+      (warning) => log.warn("config warning", { warning }),
+    ),
     defaultHttpRetryPolicy,
     extensionProviders,
   };

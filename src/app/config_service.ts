@@ -2,7 +2,14 @@
 import { env, spiffeId } from "../core/mod.ts";
 import type { CalloutCluster, GatewayAddress } from "../core/mod.ts";
 import { logger, parseIp, splitHostPort } from "../core/mod.ts";
-import { type Checker, hostFqdn, type HttpRoute, isObj, parseHttpRoute } from "../istio/mod.ts";
+import {
+  type Checker,
+  hostFqdn,
+  type HttpRoute,
+  isObj,
+  parseHttpRoute,
+  parseOciRef,
+} from "../istio/mod.ts";
 import { type ConfigResources, wasmPluginsFor } from "./config_resources.ts";
 import type {
   EndpointConfig,
@@ -267,7 +274,12 @@ function checkPlugin(c: Checker, path: string, v: unknown): PluginConfig {
     c.problems.add(`${path}.url`, `unsupported URL "${url}"`);
   }
   if (url.startsWith("oci://")) {
-    c.problems.add(`${path}.url`, "oci:// images are not supported; use file:// or https://");
+    // Here a url without a scheme is a path; an image is always oci:// (a WasmPlugin's may omit it).
+    try {
+      parseOciRef(url);
+    } catch (e) {
+      c.problems.add(`${path}.url`, `bad OCI image reference: ${(e as Error).message}`);
+    }
   }
   return {
     name: c.str(`${path}.name`, o.name),

@@ -87,7 +87,7 @@ export interface FilterRef {
   readonly name: string;
   /** e.g. "weft.component" (WIT component), "weft.proxy_wasm", or a first-party plugin name. */
   readonly type: string;
-  /** file:// or https:// URL of the .wasm, or a path. */
+  /** file://, https:// or oci:// URL of the .wasm, or a path. */
   readonly url: string | undefined;
   readonly sha256: string | undefined;
   /** Passed to the filter's configure step as JSON. */

@@ -11,6 +11,7 @@ import { sha256Hex } from "./component/component_loader.ts";
 import { fetchModule, type FilterRegistry } from "./registry.ts";
 import { ManagedFilter, UnavailableFilter } from "./managed_filter.ts";
 import { FetchRetries, isFetchFailure } from "./fetch_retry.ts";
+import { withoutPullEnv } from "./oci_fetch.ts";
 
 export { ManagedFilter };
 
@@ -229,7 +230,8 @@ export class FilterHost implements FilterResolver {
       const factory = this.registry.factoryFor(ref);
       const bytes = await fetchModule(ref, factory);
       const sha = sha256Hex(bytes);
-      return { next: await factory.create(ref, bytes), sha };
+      // The pull secret and policy are the host's, not the plugin's (Istio's agent strips them).
+      return { next: await factory.create(withoutPullEnv(ref), bytes), sha };
     } catch (e) {
       this.rejected(ref, e);
       throw e;

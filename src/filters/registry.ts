@@ -9,6 +9,7 @@ import type { FilterRef, HttpFilter } from "../core/mod.ts";
 import { WeftError } from "../core/mod.ts";
 import { readFile } from "node:fs/promises";
 import { filePathOf } from "./file_url.ts";
+import { fetchOciModule, OciFetchError } from "./oci_fetch.ts";
 import { loadComponent, sha256Hex } from "./component/component_loader.ts";
 import {
   ComponentFilter,
@@ -80,7 +81,7 @@ export function localPath(url: string): string | undefined {
   return url;
 }
 
-/** A fetch never holds a load (and readiness) longer than this. */
+/** A fetch (or a whole OCI pull) never holds a load (and readiness) longer than this. */
 const FETCH_TIMEOUT_MS = 30_000;
 
 async function download(url: string): Promise<Uint8Array> {
@@ -100,13 +101,29 @@ export async function fetchModule(ref: FilterRef, factory?: FilterFactory): Prom
   let bytes: Uint8Array;
   try {
     const p = localPath(ref.url);
-    bytes = p !== undefined ? await readFile(p) : await download(ref.url);
+    bytes = p !== undefined
+      ? await readFile(p)
+      : ref.url.startsWith("oci://")
+      ? await fetchOciModule(ref, AbortSignal.timeout(FETCH_TIMEOUT_MS))
+      : await download(ref.url);
   } catch (e) {
-    throw new WeftError("filter_fetch", `Cannot load filter ${ref.name}: cannot read ${ref.url}`, {
-      cause: e,
-    });
+    if (e instanceof OciFetchError && e.kind === "sha256") {
+      throw new WeftError("filter_sha256", `Cannot load filter ${ref.name}: ${e.message}`, {
+        cause: e,
+      });
+    }
+    const why = e instanceof OciFetchError ? `: ${e.message}` : "";
+    throw new WeftError(
+      "filter_fetch",
+      `Cannot load filter ${ref.name}: cannot read ${ref.url}${why}`,
+      {
+        cause: e,
+      },
+    );
   }
-  if (ref.sha256 && sha256Hex(bytes) !== ref.sha256.toLowerCase()) {
+  // An OCI ref's sha256 is its image digest, checked by the pull (oci_fetch.ts).
+  const oci = ref.url.startsWith("oci://");
+  if (ref.sha256 && !oci && sha256Hex(bytes) !== ref.sha256.toLowerCase()) {
     throw new WeftError(
       "filter_sha256",
       `Cannot load filter ${ref.name}: sha256 of ${ref.url} does not match`,

@@ -16,6 +16,7 @@ import { parseDestinationRule, parseServiceEntry, parseWorkloadEntry } from "./d
 import { parseWasmPlugin } from "./wasm_plugin.ts";
 import { parseExtensionProviders } from "./ext_authz.ts";
 import { parseMeshConfigMap } from "./mesh_configmap.ts";
+import { parsePullSecret } from "./pull_secret.ts";
 import { parseEndpointSlice, parsePod, parseService } from "./kube.ts";
 import type { IstioObject, IstioResources, MeshConfig } from "./types.ts";
 import { mergeDelegates } from "./delegate.ts";
@@ -47,6 +48,7 @@ const KINDS: Record<string, readonly [readonly string[], Parser]> = {
   MeshConfig: [["weft.dev/v1alpha1"], parseMeshConfig],
   // Istio's own form: the `istio` ConfigMap (istio-system) with MeshConfig YAML in `data.mesh`.
   ConfigMap: [["v1"], parseMeshConfigMap],
+  Secret: [["v1"], parsePullSecret],
   HTTPRoute: [
     ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
     parseGatewayHttpRoute,
@@ -254,6 +256,8 @@ function parseDoc(problems: Problems, where: string, doc: unknown, out: IstioObj
     ? ["apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"]
     : kind === "ConfigMap"
     ? ["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"]
+    : kind === "Secret"
+    ? ["apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"]
     : ["apiVersion", "kind", "metadata", "spec", "status"];
   c.obj("", doc, top);
   if (doc.status !== undefined && kind !== "Pod" && !isObj(doc.status)) {
@@ -357,6 +361,7 @@ function resourcesOf(entries: readonly FileEntry[], problems: Problems): IstioRe
     services: by("Service"),
     pods: by("Pod"),
     endpointSlices: by("EndpointSlice"),
+    pullSecrets: by("Secret"),
     ...(warnings.length ? { warnings } : {}),
   };
 }

@@ -31,3 +31,5 @@ export {
   routesForSource,
   sourceSelectors,
 } from "./route_policy.ts";
+export { isOciUrl, type OciRef, ociRefText, parseOciRef } from "./oci_ref.ts";
+export { PULL_SECRET_ENV, withPullSecrets } from "./pull_secret.ts";

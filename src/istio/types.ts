@@ -191,6 +191,8 @@ export interface WasmPlugin {
     readonly ports: readonly number[];
   }[];
   readonly env: Readonly<Record<string, string>>;
+  /** `spec.imagePullSecret`: a kubernetes.io/dockerconfigjson Secret of the plugin's namespace. */
+  readonly imagePullSecret?: string | undefined;
 }
 
 export interface ServicePortSpec {
@@ -346,7 +348,16 @@ export interface NamedPolicy {
   readonly policy: AuthorizationPolicy;
 }
 
+/** A `kubernetes.io/dockerconfigjson` Secret (a WasmPlugin's imagePullSecret). */
+export interface PullSecret {
+  readonly kind: "Secret";
+  readonly meta: ObjectMeta;
+  /** The docker config JSON text. */
+  readonly dockerConfig: string;
+}
+
 export type IstioObject =
+  | PullSecret
   | NamedPolicy
   | PeerAuthentication
   | RequestAuthentication
@@ -375,6 +386,8 @@ export interface IstioResources {
   readonly services: readonly KubeService[];
   readonly pods: readonly Pod[];
   readonly endpointSlices: readonly EndpointSlice[];
+  /** Image pull Secrets (WasmPlugin imagePullSecret). */
+  readonly pullSecrets: readonly PullSecret[];
   /** Accepted but partly ignored (a missing or conflicting VirtualService delegate). */
   readonly warnings?: readonly string[];
 }

@@ -1,6 +1,7 @@
 /** extensions.istio.io WasmPlugin. */
 import { type Checker, INT32_MAX, isObj, type Raw } from "./check.ts";
 import { meta, policyTarget } from "./meta.ts";
+import { isOciUrl, parseOciRef } from "./oci_ref.ts";
 import type { WasmPlugin } from "./types.ts";
 
 export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
@@ -23,27 +24,22 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     "match",
     "type",
   ]);
-  const url = c.str("spec.url", spec.url);
-  if (url.startsWith("oci://")) {
-    c.problems.add("spec.url", "oci:// images are not supported by weft; use file:// or https://");
-  } else if (url && !/^(file:\/\/|https?:\/\/)/.test(url)) {
-    c.problems.add(
-      "spec.url",
-      `must be file://, http:// or https:// (no scheme means oci://, which weft does not ` +
-        `support), got ${JSON.stringify(url)}`,
-    );
-  }
-  c.oneOf("spec.imagePullPolicy", spec.imagePullPolicy, [
+  const url = ociUrl(c, c.str("spec.url", spec.url));
+  const pullPolicy = c.oneOf("spec.imagePullPolicy", spec.imagePullPolicy, [
     "UNSPECIFIED_POLICY",
     "IfNotPresent",
     "Always",
-  ], "IfNotPresent");
-  c.unsupported(
-    "spec",
-    spec,
-    ["imagePullSecret", "verificationKey"],
-    "OCI images are not supported by weft",
-  );
+  ], "UNSPECIFIED_POLICY");
+  const pullSecret = spec.imagePullSecret === undefined || spec.imagePullSecret === ""
+    ? undefined
+    : c.str(
+      "spec.imagePullSecret",
+      spec.imagePullSecret,
+      undefined,
+      /^[a-z0-9.-]{1,253}$/,
+      "a Secret name",
+    );
+  c.unsupported("spec", spec, ["verificationKey"], "weft does not verify image signatures");
   c.oneOf("spec.type", spec.type, ["UNSPECIFIED_PLUGIN_TYPE", "HTTP"], "HTTP");
   const vm = c.obj("spec.vmConfig", spec.vmConfig, ["env"]);
   const env: Record<string, string> = {};
@@ -90,6 +86,12 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
   const sha = spec.sha256 === undefined || spec.sha256 === ""
     ? undefined
     : c.str("spec.sha256", spec.sha256, undefined, /^[0-9a-f]{64}$/, "64 lowercase hex digits");
+  const pinned = /@sha256:([0-9a-f]{64})$/.exec(url)?.[1];
+  if (sha && pinned && sha !== pinned) {
+    c.problems.add("spec.sha256", "must match the url's @sha256: digest (l7-semantics W3)");
+  }
+  // Istio's agent reads the pull settings from the VM env (istiod's ISTIO_META_WASM_IMAGE_PULL_*).
+  if (pullPolicy !== "UNSPECIFIED_POLICY") env[PULL_POLICY_ENV] = pullPolicy;
   const { selector, refs } = policyTarget(c, spec);
   if (spec.pluginConfig !== undefined && spec.pluginConfig !== null && !isObj(spec.pluginConfig)) {
     // A google.protobuf.Struct in Istio: a mapping, handed to the plugin as JSON text.
@@ -120,5 +122,29 @@ export function parseWasmPlugin(c: Checker, doc: Raw): WasmPlugin {
     ], "FAIL_CLOSE"),
     match,
     env,
+    imagePullSecret: pullSecret,
   };
+}
+
+/** The pull policy as Istio's agent reads it from the plugin's VM env. */
+export const PULL_POLICY_ENV = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
+
+/** W2: `oci://`, `file://`, `http(s)://`; no scheme is OCI (returned as `oci://…`). A malformed
+ * image reference is a problem at `spec.url`. */
+function ociUrl(c: Checker, url: string): string {
+  if (url === "" || /^(file:\/\/|https?:\/\/)/.test(url)) return url;
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(url) && !url.startsWith("oci://")) {
+    c.problems.add(
+      "spec.url",
+      `must be oci://, file://, http:// or https://, got ${JSON.stringify(url)}`,
+    );
+    return url;
+  }
+  const oci = isOciUrl(url) && !url.startsWith("oci://") ? `oci://${url}` : url;
+  try {
+    parseOciRef(oci);
+  } catch (e) {
+    c.problems.add("spec.url", `bad OCI image reference: ${(e as Error).message}`);
+  }
+  return oci;
 }

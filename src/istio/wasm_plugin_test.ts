@@ -14,8 +14,15 @@ const problems = (spec: string): readonly string[] =>
 
 Deno.test("WasmPlugin: refused with its path", () => {
   const bad: [string, RegExp][] = [
-    ["{url: 'foo.bar:5000/baz:latest'}", /spec\.url: .*no scheme means oci:\/\//],
-    ["{url: 'oci://ghcr.io/x/y:1'}", /spec\.url: oci:\/\/ images are not supported/],
+    ["{url: 'oci://ghcr.io/X/y:1'}", /spec\.url: bad OCI image reference: bad repository/],
+    ["{url: 'ghcr.io/x/y:t@sha256:12'}", /spec\.url: bad OCI image reference: digest must be/],
+    ["{url: 'ftp://h/x.wasm'}", /spec\.url: must be oci:\/\/, file:\/\/, http:\/\/ or https:\/\//],
+    [
+      `{url: 'oci://h.io/x@sha256:${"a".repeat(64)}', sha256: '${"b".repeat(64)}'}`,
+      /spec\.sha256: must match the url's @sha256: digest/,
+    ],
+    ["{url: 'oci://h.io/x', imagePullPolicy: Sometimes}", /spec\.imagePullPolicy: must be one of/],
+    ["{url: 'oci://h.io/x', verificationKey: k}", /spec\.verificationKey: .*signatures/],
     ["{}", /spec\.url: is required/],
     [
       "{url: 'file:///x.wasm', selector: {matchLabels: {app: a}}, targetRefs: [{kind: Service, name: a}]}",
@@ -50,6 +57,18 @@ Deno.test("WasmPlugin: refused with its path", () => {
     const got = problems(spec);
     assert.ok(got.some((p) => want.test(p)), `${spec}\n${got.join("\n")}`);
   }
+});
+
+Deno.test("WasmPlugin: OCI urls (W2): no scheme is oci://; pull policy and secret kept", () => {
+  const r = loadIstioDocuments([{
+    file: "w.yaml",
+    text: doc(`{url: 'foo.bar:5000/baz:latest', imagePullPolicy: Always, imagePullSecret: reg}`),
+  }]);
+  assert.deepEqual(r.problems, []);
+  const p = r.resources.wasmPlugins[0]!;
+  assert.equal(p.url, "oci://foo.bar:5000/baz:latest");
+  assert.equal(p.env.ISTIO_META_WASM_IMAGE_PULL_POLICY, "Always");
+  assert.equal(p.imagePullSecret, "reg");
 });
 
 Deno.test("WasmPlugin: Istio's forms load, defaults as documented", () => {

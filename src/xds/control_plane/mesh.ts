@@ -25,6 +25,7 @@ import {
   type SourceText,
   type VirtualService,
   type WasmPlugin,
+  withPullSecrets,
 } from "../../istio/mod.ts";
 
 export interface MeshWorkload {
@@ -168,12 +169,19 @@ function meshError(problems: readonly string[]): WeftError {
   );
 }
 
-export function meshFromResources(r: IstioResources): Mesh {
+export function meshFromResources(given: IstioResources): Mesh {
+  const warnings: string[] = [...(given.warnings ?? [])];
+  // As istiod: a WasmPlugin's imagePullSecret travels in its VM env over ECDS.
+  const r = given.wasmPlugins.some((p) => p.imagePullSecret)
+    ? {
+      ...given,
+      wasmPlugins: withPullSecrets(given.wasmPlugins, given.pullSecrets, (w) => warnings.push(w)),
+    }
+    : given;
   const mc = r.meshConfig;
   const td = mc?.trustDomain ?? "cluster.local";
   const rootNamespace = mc?.rootNamespace ?? "istio-system";
   const problems: string[] = [];
-  const warnings: string[] = [...(r.warnings ?? [])];
   const workloads = collectWorkloads(r, td);
   const services = collectServices(r, workloads, td, problems, warnings);
   for (const p of r.wasmPlugins) {

@@ -137,12 +137,14 @@ function wasmRef(name: string, msg: Wasm): FilterRef {
     const f = code.value.specifier.value;
     url = f.includes("://") ? f : `file://${f}`;
   }
-  if (!url || !/^(file|https?):\/\//.test(url)) {
+  if (!url || !/^(file|https?|oci):\/\//.test(url)) {
     throw new WeftError(
       "xds_bad_filter",
-      `Cannot use wasm filter ${name}: code must be a file:// or https:// URL`,
+      `Cannot use wasm filter ${name}: code must be a file://, https:// or oci:// URL`,
     );
   }
+  // An oci:// image is pulled by the filter host; a malformed reference there is a fetch
+  // failure served by the fail strategy, as Istio's agent does (its ECDS rewrite to deny-all).
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) {
     throw new WeftError(
       "xds_bad_filter",
