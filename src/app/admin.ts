@@ -1,6 +1,6 @@
 /**
- * The admin server (15000, localhost), on hono; the metrics (15020) and readiness (15021)
- * listeners are plain_http_server.ts. They read state through `AdminSource`; nothing here touches
+ * The admin app (15000, localhost), on hono, served by plain_http_server.ts as the metrics (15020)
+ * and readiness (15021) routes are. They read state through `AdminSource`; nothing here touches
  * the data path directly.
  */
 import { Hono } from "hono";
@@ -10,12 +10,11 @@ import {
   logLevels,
   metrics,
   resetLogLevels,
-  serveHttp,
   setLogLevel,
 } from "../core/mod.ts";
 import type { HttpServerHandle, LogLevel } from "../core/mod.ts";
-import { splitHostPort } from "../core/mod.ts";
 import { dashboardHtml } from "./dashboard.ts";
+import { fetchHandler, servePlainHttp } from "./plain_http_server.ts";
 import { adminRefusal, refuseAdmin } from "./admin_guard.ts";
 import type { BoundAddress } from "./admin_guard.ts";
 
@@ -103,8 +102,7 @@ export function guardedFetch(
   };
 }
 
-export async function serveOn(address: string, app: Hono): Promise<HttpServerHandle> {
-  const hp = splitHostPort(address);
-  if (!hp) throw new Error(`Cannot serve: bad address "${address}"`);
-  return await serveHttp(hp.host, hp.port, guardedFetch(app.fetch));
+/** Serve `app` on `address` (host:port) with plain_http_server.ts; resolves once bound. */
+export function serveOn(address: string, app: Hono): Promise<HttpServerHandle> {
+  return servePlainHttp(address, fetchHandler(guardedFetch(app.fetch)));
 }

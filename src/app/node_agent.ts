@@ -29,7 +29,12 @@ import type { CrlStore, LeafIssuer } from "../tls/mod.ts";
 import type { BearerToken, XdsClient } from "../xds/mod.ts";
 import type { PodAgent } from "../inpod/mod.ts";
 import { adminApp, serveOn } from "./admin.ts";
-import { metricsRoutes, readinessRoutes, servePlainHttp } from "./plain_http_server.ts";
+import {
+  metricsRoutes,
+  readinessRoutes,
+  routesHandler,
+  servePlainHttp,
+} from "./plain_http_server.ts";
 import type { AdminSource } from "./admin.ts";
 import { offLoopback } from "./admin_guard.ts";
 import type { BoundAddress } from "./admin_guard.ts";
@@ -245,8 +250,9 @@ export class NodeAgent {
     for (const o of offLoopback(this.config.listeners)) {
       log.warn(`${o.path.slice("listeners.".length).toUpperCase()} EXPOSED OFF LOOPBACK`, o);
     }
-    this.servers.push(await servePlainHttp(this.config.listeners.metrics, metricsRoutes()));
-    this.servers.push(await servePlainHttp(this.config.listeners.readiness, readinessRoutes(src)));
+    const { metrics, readiness } = this.config.listeners;
+    this.servers.push(await servePlainHttp(metrics, routesHandler(metricsRoutes())));
+    this.servers.push(await servePlainHttp(readiness, routesHandler(readinessRoutes(src))));
   }
 
   /** Configuration from a control plane: every applied xDS response is one snapshot swap. */
