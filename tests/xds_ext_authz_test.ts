@@ -9,7 +9,7 @@ import { request } from "node:http";
 import { assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, type WeftProc } from "./support/weft_proc.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 import { startGrpcAuthorizer, startHttpAuthorizer } from "./support/ext_authorizers.ts";
 
 function mesh(ip: (n: number) => string, port: number, authz: number, grpc: number, p: string) {
@@ -28,16 +28,7 @@ function mesh(ip: (n: number) => string, port: number, authz: number, grpc: numb
       },
       { name: "grpc-authz", envoyExtAuthzGrpc: { service: "127.0.0.1", port: grpc } },
     ],
-    workloads: [
-      { name: "sleep", serviceAccount: "sleep", address: ip(2), node: "node-a", labels: {} },
-      {
-        name: "web",
-        serviceAccount: "web",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "web" },
-      },
-    ],
+    workloads: [sleepOnNodeA(ip), onNodeB("web", ip(3), { app: "web" }, "web")],
     services: [{
       name: "web",
       vips: [ip(100)],

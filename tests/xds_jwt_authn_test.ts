@@ -9,29 +9,14 @@ import { Buffer } from "node:buffer";
 import { assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, type WeftProc } from "./support/weft_proc.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 const b64 = (b: Uint8Array | string) => Buffer.from(b).toString("base64url");
 
 function mesh(ip: (n: number) => string, port: number, jwks: string) {
   return {
     trustDomain: "cluster.local",
-    workloads: [
-      {
-        name: "sleep",
-        serviceAccount: "sleep",
-        address: ip(2),
-        node: "node-a",
-        labels: { app: "sleep" },
-      },
-      {
-        name: "web",
-        serviceAccount: "web",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "web" },
-      },
-    ],
+    workloads: [sleepOnNodeA(ip), onNodeB("web", ip(3), { app: "web" }, "web")],
     services: [{
       name: "web",
       vips: [ip(100)],

@@ -10,7 +10,7 @@ import { request } from "node:http";
 import { assert, assertEquals } from "./support/assert.ts";
 import { startHttpWorkload } from "./support/http_workload.ts";
 import { loopbackBlock, type WeftProc } from "./support/weft_proc.ts";
-import { startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
+import { onNodeB, sleepOnNodeA, startXdsMesh, type XdsMesh } from "./support/xds_nodes.ts";
 
 const ALLOW = {
   name: "allow-get",
@@ -30,22 +30,7 @@ const DENY = {
 function mesh(ip: (n: number) => string, port: number, policies: unknown[]) {
   return {
     trustDomain: "cluster.local",
-    workloads: [
-      {
-        name: "sleep",
-        serviceAccount: "sleep",
-        address: ip(2),
-        node: "node-a",
-        labels: { app: "sleep" },
-      },
-      {
-        name: "web",
-        serviceAccount: "web",
-        address: ip(3),
-        node: "node-b",
-        labels: { app: "web" },
-      },
-    ],
+    workloads: [sleepOnNodeA(ip), onNodeB("web", ip(3), { app: "web" }, "web")],
     services: [{
       name: "web",
       vips: [ip(100)],
