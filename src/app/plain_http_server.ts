@@ -16,7 +16,7 @@
 import * as net from "node:net";
 import { Buffer } from "node:buffer";
 import type { HttpServerHandle } from "../core/mod.ts";
-import { metrics, splitHostPort, STATUS_TEXT } from "../core/mod.ts";
+import { checkRequestLine, metrics, parseHead, splitHostPort, STATUS_TEXT } from "../core/mod.ts";
 import type { AdminSource } from "./admin.ts";
 
 /** A probe's head is a few hundred bytes; kubelet sends ~150, curl ~100. */
@@ -52,30 +52,20 @@ const BAD: Answer = { status: 400, body: "Bad Request\n" };
 const NOT_FOUND: Answer = { status: 404, body: "404 Not Found" };
 const TOO_LARGE: Answer = { status: 431, body: "" };
 const NOT_IMPLEMENTED: Answer = { status: 501, body: "Not Implemented\n" };
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** `head` (without its final CRLF CRLF) read as a request, or undefined when it is malformed. */
-export function parseRequestHead(head: string): RequestHead | undefined {
-  const lines = head.split("\r\n");
-  const parts = lines[0]!.split(" ");
-  const [method, target, version] = parts;
-  if (
-    parts.length !== 3 || !method || !target || !/^HTTP\/1\.[01]$/.test(version!) ||
-    !TOKEN.test(method)
-  ) {
+/** `raw` (a request head with its final CRLF CRLF) read as a request by the data path's strict
+ * head parser (src/core/http1_codec.ts), or undefined when it is malformed. */
+export function parseRequestHead(raw: Buffer): RequestHead | undefined {
+  let head;
+  try {
+    head = parseHead(raw);
+    checkRequestLine(head.line, raw);
+  } catch {
     return undefined;
   }
+  const [method, target, version] = head.line;
   let keepAlive = version === "HTTP/1.1";
   let hasBody = false;
-  const headers: [string, string][] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    const colon = l.indexOf(":");
-    // An obsolete line fold, a line without a name or with a bare CR/LF: not a request to answer.
-    if (colon <= 0 || /[\r\n]/.test(l)) return undefined;
-    const name = l.slice(0, colon);
-    if (!TOKEN.test(name)) return undefined;
-    const value = l.slice(colon + 1).trim();
+  for (const [name, value] of head.headers) {
     const lower = name.toLowerCase();
     const v = value.toLowerCase();
     if (lower === "connection") {
@@ -84,10 +74,9 @@ export function parseRequestHead(head: string): RequestHead | undefined {
     } else if (lower === "transfer-encoding" || (lower === "content-length" && v !== "0")) {
       hasBody = true;
     }
-    headers.push([name, value]);
   }
   // The body is not read: the connection cannot be reused after it.
-  return { method, target, headers, keepAlive: keepAlive && !hasBody };
+  return { method, target, headers: head.headers, keepAlive: keepAlive && !hasBody };
 }
 
 /** GET and HEAD of fixed paths; other methods and paths 404. */
@@ -155,7 +144,9 @@ const FRAMING = new Set([
 ]);
 
 function responseBytes(a: Answer, head: boolean, keepAlive: boolean): Buffer {
-  const body = typeof a.body === "string" ? Buffer.from(a.body) : Buffer.from(a.body);
+  const body = typeof a.body === "string"
+    ? Buffer.from(a.body)
+    : Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength);
   let fields = "";
   let type = a.contentType ?? "text/plain; charset=UTF-8";
   for (const [k, v] of a.headers ?? []) {
@@ -210,9 +201,8 @@ function serveConnection(sock: net.Socket, handle: Handler, conns: Conns): void 
         // A leading empty line before a request line is allowed (RFC 9112 §2.2).
         let start = 0;
         while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-        const head = buf.subarray(start, end).toString("latin1");
+        const req = parseRequestHead(buf.subarray(start, end + END.length));
         buf = buf.subarray(end + END.length);
-        const req = parseRequestHead(head);
         if (!req) return finish(responseBytes(BAD, false, false));
         const a = await handle(req);
         if (done) return;

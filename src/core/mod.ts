@@ -9,6 +9,7 @@ export * from "./log.ts";
 export * from "./metrics.ts";
 export * from "./runtime.ts";
 export { STATUS_TEXT } from "./status_text.ts";
+export { checkRequestLine, parseHead } from "./http1_codec.ts";
 export { installProcessGuard, reportUnhandled, UNHANDLED_ERROR_MSG } from "./process_guard.ts";
 export type * from "./snapshot.ts";
 export { sourceVariantApplies, spiffeId } from "./snapshot.ts";
